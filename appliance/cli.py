@@ -1,0 +1,187 @@
+"""The `appliance` command line.
+
+Exit codes: 0 success; 2 invalid config or manifest (diagnostics on stderr, or JSON on stdout
+with `--format json`); 1 anything else (I/O, a missing engine binary). A user's mistake is a
+diagnostic, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from appliance.config.diagnostics import ConfigError, render_json, render_text
+
+app = typer.Typer(
+    name="appliance",
+    help="py_rt: compile, validate and inspect trading deployments declared in conf/.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class ShowFormat(str, Enum):
+    yaml = "yaml"
+    json = "json"
+
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Hydra overrides, e.g. deployment=prod_example risk.max_daily_loss=5000",
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="text for people, json for tools")]
+RootOpt = Annotated[
+    Path | None,
+    typer.Option("--root", help="project root (holds conf/); default: found from the cwd"),
+]
+
+
+def _root(root: Path | None) -> Path:
+    from appliance.config.compose import find_root
+
+    return root.resolve() if root else find_root()
+
+
+def _fail(err: ConfigError, fmt: Format) -> typer.Exit:
+    if fmt is Format.json:
+        typer.echo(render_json(err.diagnostics))
+    else:
+        typer.echo(render_text(err.diagnostics), err=True)
+    return typer.Exit(2)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@app.command()
+def compile(
+    overrides: Overrides = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="build directory (default: <root>/build)")
+    ] = None,
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """Compose, validate and render one manifest per engine into build/<deployment>/."""
+    from appliance.config.compiler import compile_config
+    from appliance.config.manifest import write_build
+
+    try:
+        project = _root(root)
+        result = compile_config(project, overrides or [])
+    except ConfigError as err:
+        raise _fail(err, fmt) from None
+    out_dir = (out or project / "build").resolve()
+    target = write_build(out_dir, result.deployment, result.manifests)
+    if fmt is Format.json:
+        typer.echo(json.dumps({
+            "ok": True,
+            "deployment": result.deployment,
+            "mode": result.spec.mode,
+            "out": _rel(target, project),
+            "manifests": [
+                {"host": m.host, "engine": m.engine_id, "file": _rel(target / m.filename, project),
+                 "content_sha256": m.content_sha256}
+                for m in result.manifests
+            ],
+        }, indent=2, sort_keys=True))
+        return
+    n = len(result.manifests)
+    typer.echo(f"compiled {result.deployment} ({result.spec.mode}): "
+               f"{n} engine{'s' if n != 1 else ''}")
+    for m in result.manifests:
+        typer.echo(f"  {m.host:<10} {m.engine_id:<10} {_rel(target / m.filename, project)}  "
+                   f"sha256:{m.content_sha256[:16]}")
+    typer.echo(f"index: {_rel(target / 'index.json', project)}")
+
+
+@app.command()
+def validate(overrides: Overrides = None, fmt: FormatOpt = Format.text,
+             root: RootOpt = None) -> None:
+    """Compile without writing anything: exit 0 when valid, 2 with every problem otherwise."""
+    from appliance.config.compiler import compile_config
+
+    try:
+        result = compile_config(_root(root), overrides or [])
+    except ConfigError as err:
+        raise _fail(err, fmt) from None
+    if fmt is Format.json:
+        typer.echo(json.dumps({"ok": True, "deployment": result.deployment,
+                               "engines": [m.engine_id for m in result.manifests]},
+                              indent=2, sort_keys=True))
+    else:
+        typer.echo(f"{result.deployment}: valid ({len(result.manifests)} engines, "
+                   f"mode {result.spec.mode})")
+
+
+@app.command()
+def show(
+    overrides: Overrides = None,
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f")] = ShowFormat.yaml,
+    root: RootOpt = None,
+) -> None:
+    """Print the composed config, secrets redacted, each value with the file it came from."""
+    from appliance.config import show as show_mod
+    from appliance.config.compose import compose
+
+    try:
+        composed = compose(_root(root), overrides or [])
+    except ConfigError as err:
+        raise _fail(err, Format.text) from None
+    typer.echo(show_mod.render_json(composed) if fmt is ShowFormat.json
+               else show_mod.render_yaml(composed), nl=False)
+
+
+@app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option("--out", help="default: <root>/schemas")] = None,
+    check: Annotated[bool, typer.Option("--check", help="fail if the files are stale")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Write the JSON Schema of every config group (and of the manifest) for editors."""
+    from appliance.config import schemas
+
+    try:
+        out_dir = out or _root(root) / "schemas"
+    except ConfigError as err:
+        raise _fail(err, Format.text) from None
+    if check:
+        stale = schemas.stale(out_dir)
+        if stale:
+            typer.echo(f"stale schemas in {out_dir}: {', '.join(stale)} "
+                       "(run `appliance schema`)", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"schemas in {out_dir} are up to date")
+        return
+    for path in schemas.write(out_dir):
+        typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

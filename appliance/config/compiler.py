@@ -1,0 +1,204 @@
+"""The config compiler: compose -> refuse literal secrets -> validate -> cross-check -> render.
+
+`compile_config` either returns one sealed manifest per engine or raises `ConfigError` with
+every diagnostic, each carrying the file it came from. It writes nothing; `write_build` does.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from appliance import __version__
+from appliance.config.checks import EngineRef, StrategyModel, View, run_checks
+from appliance.config.compose import Composed, compose
+from appliance.config.diagnostics import MISSING, ConfigError, Diagnostic, from_validation_error
+from appliance.config.manifest import BuiltManifest, dumps, load, seal
+from appliance.config.schema import (
+    NAME_PATTERN,
+    DeploymentSpec,
+    Exchange,
+    Host,
+    Risk,
+    Strategy,
+)
+from appliance.config.secrets import iter_leaves, secret_literal_reason
+
+SECTIONS = ("deployment", "hosts", "exchanges", "strategies", "risk")
+_STRATEGY = TypeAdapter[StrategyModel](Strategy)
+
+
+@dataclass
+class Compiled:
+    composed: Composed
+    deployment: str
+    spec: DeploymentSpec
+    manifests: list[BuiltManifest]
+
+
+def compile_config(root: Path, overrides: Sequence[str]) -> Compiled:
+    composed = compose(root, overrides)
+    validated = _validate(composed)
+    if isinstance(validated, list):
+        raise ConfigError([d.with_source(composed.source_of(d.path)) for d in validated])
+    spec, view = validated
+    provenance = _provenance(composed)
+    manifests = [
+        _render_engine(composed.deployment_name, spec, view, engine_id, provenance)
+        for engine_id in spec.engines
+    ]
+    return Compiled(composed, composed.deployment_name, spec, manifests)
+
+
+def _validate(composed: Composed) -> list[Diagnostic] | tuple[DeploymentSpec, View]:
+    data = composed.data
+    diags: list[Diagnostic] = []
+    for path, value in iter_leaves(data):
+        reason = secret_literal_reason(path, value)
+        if reason:
+            diags.append(Diagnostic(path, value, "secret.literal", reason))
+    for key in data:
+        if key not in SECTIONS:
+            diags.append(
+                Diagnostic(key, "(section)", "schema.extra_forbidden",
+                           f"unknown top-level section {key!r} (expected one of {SECTIONS})")
+            )
+    for key in SECTIONS:
+        if key not in data:
+            diags.append(Diagnostic(key, MISSING, "schema.missing", f"section {key!r} is missing"))
+
+    invalid: set[str] = set()
+    spec = _model(DeploymentSpec, data.get("deployment"), ["deployment"], diags)
+    hosts = _named(Host, "hosts", data, diags, invalid)
+    exchanges = _named(Exchange, "exchanges", data, diags, invalid)
+    strategies = _named(_STRATEGY, "strategies", data, diags, invalid)
+    risk = _model(Risk, data.get("risk"), ["risk"], diags) if "risk" in data else None
+
+    raw_mode = (data.get("deployment") or {}).get("mode") if isinstance(
+        data.get("deployment"), dict) else None
+    view = View(
+        mode=spec.mode if spec else str(raw_mode or "paper"),
+        engines={
+            k: EngineRef(e.host, list(e.exchanges), list(e.strategies))
+            for k, e in (spec.engines.items() if spec else [])
+        },
+        hosts=hosts,
+        exchanges=exchanges,
+        strategies=strategies,
+        risk=risk,
+        host_path=lambda key: f"hosts.{key}",
+        engine_path=lambda eid: f"deployment.engines.{eid}",
+        project_root=composed.root,
+        unvalidated=frozenset(invalid),
+    )
+    diags += run_checks(view)
+    if diags or spec is None or risk is None:
+        return diags
+    return spec, view
+
+
+def _model(model: Any, raw: Any, prefix: list[object], diags: list[Diagnostic]) -> Any:
+    if raw is None:
+        return None
+    adapter = model if isinstance(model, TypeAdapter) else None
+    try:
+        if adapter is not None:
+            return adapter.validate_python(raw)
+        assert issubclass(model, BaseModel)
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        diags.extend(from_validation_error(exc, prefix))
+        return None
+
+
+def _named(
+    model: Any, section: str, data: dict[str, Any], diags: list[Diagnostic], invalid: set[str]
+) -> dict[str, Any]:
+    raw = data.get(section)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        diags.append(Diagnostic(section, raw, "schema.dict_type", f"{section} must be a map"))
+        return {}
+    out = {}
+    for name, body in raw.items():
+        if not re.match(NAME_PATTERN, str(name)):
+            diags.append(
+                Diagnostic(f"{section}.{name}", name, "schema.name",
+                           f"name {name!r} must match {NAME_PATTERN}")
+            )
+            invalid.add(f"{section}.{name}")
+            continue
+        value = _model(model, body, [section, name], diags)
+        if value is None:
+            invalid.add(f"{section}.{name}")
+        else:
+            out[str(name)] = value
+    return out
+
+
+def _render_engine(
+    deployment: str,
+    spec: DeploymentSpec,
+    view: View,
+    engine_id: str,
+    provenance: dict[str, Any],
+) -> BuiltManifest:
+    engine = spec.engines[engine_id]
+    host = view.hosts[engine.host]
+    assert view.risk is not None
+    strategies = {name: view.strategies[name] for name in engine.strategies}
+    traded = {s for st in strategies.values() for s in st.instruments}
+    risk = view.risk.model_dump(mode="json")
+    risk["instruments"] = {k: v for k, v in risk["instruments"].items() if k in traded}
+    body = {
+        "deployment": {"name": deployment, "mode": spec.mode},
+        "engine": {
+            "id": engine_id,
+            "host": engine.host,
+            "bus": engine.bus.model_dump(mode="json"),
+            "journal": engine.journal.model_dump(mode="json"),
+        },
+        "host": {"name": engine.host, **host.model_dump(mode="json")},
+        "exchanges": {n: view.exchanges[n].model_dump(mode="json") for n in engine.exchanges},
+        "strategies": {n: st.model_dump(mode="json") for n, st in strategies.items()},
+        "risk": risk,
+    }
+    manifest = seal(body, provenance)
+    text = dumps(manifest)
+    # The compiler reads back what it wrote with the contract's own reader: a renderer bug
+    # becomes a refused compile, never a manifest the engine refuses.
+    load(text)
+    return BuiltManifest(engine_id, engine.host, text, manifest["content_sha256"])
+
+
+def _provenance(composed: Composed) -> dict[str, Any]:
+    commit, dirty = _git_state(composed.root)
+    return {
+        "compiler": f"appliance {__version__}",
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "choices": dict(sorted(composed.choices.items())),
+        "overrides": list(composed.overrides),
+    }
+
+
+def _git_state(root: Path) -> tuple[str | None, bool | None]:
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "conf"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit or None, bool(status.strip())

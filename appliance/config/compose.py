@@ -1,0 +1,196 @@
+"""Compose `conf/` with Hydra and record where every value came from.
+
+Hydra gives the composed tree and the chosen option of each group; per-key provenance is
+rebuilt by replaying the defaults tree (the same files, in the same order) and, last, the
+command-line overrides. A diagnostic then names `conf/risk/prod.yaml` or the override.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from appliance.config.diagnostics import ConfigError, Diagnostic
+
+
+@dataclass
+class Composed:
+    """A composed config: the plain tree, the group choices and each leaf's source file."""
+
+    root: Path
+    data: dict[str, Any]
+    choices: dict[str, str]
+    overrides: list[str]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deployment_name(self) -> str:
+        return self.choices.get("deployment", "custom")
+
+    def source_of(self, path: str) -> str | None:
+        """The file (or override) that set `path`, or the nearest enclosing key's source."""
+        probe = path
+        while probe:
+            if probe in self.sources:
+                return self.sources[probe]
+            for prefix in (probe + ".", probe + "["):
+                for key, src in self.sources.items():
+                    if key.startswith(prefix):
+                        return src
+            probe = _parent(probe)
+        return None
+
+
+def _parent(path: str) -> str:
+    if path.endswith("]"):
+        return path[: path.rindex("[")]
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: `$APPLIANCE_ROOT`, else the nearest parent holding conf/config.yaml."""
+    env = os.environ.get("APPLIANCE_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "conf" / "config.yaml").is_file():
+            return candidate
+    bundled = Path(__file__).resolve().parents[2]
+    if (bundled / "conf" / "config.yaml").is_file():
+        return bundled
+    raise ConfigError(
+        [
+            Diagnostic(
+                path="conf",
+                value=str(here),
+                rule="project.root",
+                message="no conf/config.yaml here or in any parent directory "
+                "(set APPLIANCE_ROOT or run inside a py_rt project)",
+            )
+        ]
+    )
+
+
+def compose(root: Path, overrides: Sequence[str]) -> Composed:
+    """Compose `root/conf` with Hydra overrides; user errors become diagnostics."""
+    # Hydra is imported here, not at module import, so `appliance --help` stays fast.
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    conf = (root / "conf").resolve()
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name="appliance"):
+            cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+        choices = {
+            str(k): str(v)
+            for k, v in cfg.hydra.runtime.choices.items()
+            if not str(k).startswith("hydra/") and v is not None
+        }
+        task = [str(o) for o in cfg.hydra.overrides.task]
+        with open_dict(cfg):
+            del cfg["hydra"]
+        data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            [
+                Diagnostic(
+                    path=_override_key(exc, overrides),
+                    value=list(overrides),
+                    rule="compose",
+                    message=message,
+                    source="command line" if overrides else "conf/config.yaml",
+                )
+            ]
+        ) from None
+    if not isinstance(data, dict):  # pragma: no cover - the root config is always a mapping
+        raise ConfigError([Diagnostic("", data, "compose", "the composed config is not a map")])
+    composed = Composed(root=root, data=data, choices=choices, overrides=task)
+    composed.sources = _replay_sources(conf, root, choices, task)
+    return composed
+
+
+def _override_key(exc: Exception, overrides: Sequence[str]) -> str:
+    text = str(exc)
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key and key in text:
+            return key
+    return "overrides"
+
+
+def _replay_sources(
+    conf: Path, root: Path, choices: dict[str, str], overrides: list[str]
+) -> dict[str, str]:
+    sources: dict[str, str] = {}
+    _walk(conf, root, "config", "", choices, sources)
+    for override in overrides:
+        if "=" not in override:
+            continue
+        key, _ = override.split("=", 1)
+        key = key.lstrip("+~")
+        if "@" in key or key in choices:
+            continue  # a group choice: its file is already attributed by the replay
+        replaced = sorted({sources.pop(k) for k in list(sources)
+                           if k == key or k.startswith(key + ".")})
+        note = f" (replaces {', '.join(replaced)})" if replaced else ""
+        sources[key] = f"command line override {override}{note}"
+    return sources
+
+
+def _walk(
+    conf: Path,
+    root: Path,
+    name: str,
+    package: str,
+    choices: dict[str, str],
+    sources: dict[str, str],
+) -> None:
+    path = conf / f"{name}.yaml"
+    try:
+        text = path.read_text()
+    except OSError:
+        return
+    if "# @package _global_" in text:
+        package = ""
+    loaded = yaml.safe_load(text) or {}
+    if not isinstance(loaded, dict):
+        return
+    body = {k: v for k, v in loaded.items() if k != "defaults"}
+    rel = path.relative_to(root).as_posix()
+    entries = list(loaded.get("defaults") or [])
+    if "_self_" not in entries:
+        entries.append("_self_")
+    for entry in entries:
+        if entry == "_self_":
+            _attribute(body, package, rel, sources)
+            continue
+        if not isinstance(entry, dict) or len(entry) != 1:
+            continue
+        ((raw_key, option),) = entry.items()
+        key = str(raw_key).removeprefix("override ").lstrip("/")
+        group, _, pkg = key.partition("@")
+        chosen = choices.get(key, option)
+        if chosen is None:
+            continue
+        child_package = pkg if pkg else group.replace("/", ".")
+        _walk(conf, root, f"{group}/{chosen}", child_package, choices, sources)
+
+
+def _attribute(tree: Any, prefix: str, rel: str, sources: dict[str, str]) -> None:
+    if isinstance(tree, dict) and tree:
+        for k, v in tree.items():
+            _attribute(v, f"{prefix}.{k}" if prefix else str(k), rel, sources)
+    else:
+        for existing in [k for k in sources if k.startswith(prefix + ".")]:
+            del sources[existing]
+        sources[prefix] = rel

@@ -1,0 +1,128 @@
+"""Diagnostics: what is wrong, where, by which rule, and which file it came from.
+
+Validation collects every problem before it reports (never only the first). A diagnostic is
+plain data so that the CLI can print it for people (text) or for tools (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from appliance.config.secrets import redact_value
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    path: str
+    value: Any
+    rule: str
+    message: str
+    source: str | None = None
+
+    def with_source(self, source: str | None) -> Diagnostic:
+        return replace(self, source=source)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["value"] = _jsonable(self.value)
+        return data
+
+
+class ConfigError(Exception):
+    """Raised with every diagnostic of a config (or manifest) that cannot be used."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]):
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(f"{d.path}: {d.message}" for d in self.diagnostics))
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
+
+
+def join_path(*parts: object) -> str:
+    """`hosts`, `ny4_a`, `cpu`, `cores`, 3 -> `hosts.ny4_a.cpu.cores[3]`."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out:
+            out += f".{part}"
+        else:
+            out = str(part)
+    return out
+
+
+def from_validation_error(exc: ValidationError, prefix: Sequence[object]) -> list[Diagnostic]:
+    """Turn a pydantic error into diagnostics whose paths are rooted at `prefix`."""
+    diagnostics = []
+    for err in exc.errors(include_url=False):
+        loc = [part for part in err["loc"] if not _is_union_tag(part)]
+        value = MISSING if err["type"] == "missing" else err.get("input")
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}"
+        elif err["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        diagnostics.append(
+            Diagnostic(
+                path=join_path(*prefix, *loc),
+                value=value,
+                rule=f"schema.{err['type']}",
+                message=message,
+            )
+        )
+    return diagnostics
+
+
+def _is_union_tag(part: object) -> bool:
+    # pydantic adds the discriminator's tag ("market_maker") to the location of union members.
+    return part in {"market_maker", "imbalance_taker"}
+
+
+def _jsonable(value: Any) -> Any:
+    if value is MISSING:
+        return None
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+def _show_value(value: Any) -> str:
+    if value is MISSING:
+        return "(missing)"
+    if isinstance(value, dict | list):
+        text = json.dumps(_jsonable(value), sort_keys=True)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return repr(value) if isinstance(value, str) else json.dumps(_jsonable(value))
+
+
+def render_text(diagnostics: Iterable[Diagnostic]) -> str:
+    lines: list[str] = []
+    items = list(diagnostics)
+    for d in items:
+        lines.append(f"error: {d.path}: {d.message}")
+        lines.append(f"    value: {_show_value(redact_value(d.path, d.value))}")
+        lines.append(f"    rule:  {d.rule}")
+        lines.append(f"    file:  {d.source or '(unknown)'}")
+    noun = "problem" if len(items) == 1 else "problems"
+    lines.append(f"{len(items)} {noun} found; nothing was written.")
+    return "\n".join(lines)
+
+
+def render_json(diagnostics: Iterable[Diagnostic]) -> str:
+    items = [
+        d.to_json() | {"value": _jsonable(redact_value(d.path, d.value))} for d in diagnostics
+    ]
+    return json.dumps({"ok": False, "diagnostics": items}, indent=2, sort_keys=True)

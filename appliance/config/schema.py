@@ -1,0 +1,352 @@
+"""Pydantic models of the config groups and of the manifest contract (docs/manifest.md).
+
+One set of models serves both: a config group option (`conf/host/ny4_a.yaml`) validates as
+`Host`, and the manifest embeds the very same shapes, so what the compiler checked is what
+the engine loads. Every model forbids extra fields and has no defaults: a deployment states
+every value it trades with.
+
+Decimals are `decimal.Decimal` inside Python and decimal strings in the manifest. In config
+YAML, integers and strings are accepted (and floats, through their shortest repr, which is the
+text the user wrote); in a manifest (validation context `{"manifest": True}`) only strings are.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+)
+
+MANIFEST_VERSION = 1
+
+# Shared with engine/manifest (Rust `Fixed`: i64 with 8 decimals).
+DECIMAL_PATTERN = r"^-?[0-9]{1,10}(\.[0-9]{1,8})?$"
+_DECIMAL_RE = re.compile(DECIMAL_PATTERN)
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+SYMBOL_PATTERN = r"^[A-Z0-9]{2,20}$"
+SECRET_REF_PATTERN = r"^(env:[A-Z_][A-Z0-9_]*|file:/[^\s]+)$"
+
+
+def format_decimal(value: Decimal) -> str:
+    """The canonical manifest form: plain notation, no trailing zeros, no negative zero."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+def _parse_decimal(value: Any, info: ValidationInfo) -> Decimal:
+    in_manifest = bool(info.context and info.context.get("manifest"))
+    if isinstance(value, bool):
+        raise ValueError("expected a decimal string, got a boolean")
+    if isinstance(value, Decimal):
+        text = format_decimal(value)
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, int) and not in_manifest:
+        text = str(value)
+    elif isinstance(value, float) and not in_manifest:
+        # repr is the shortest string that round-trips: the text written in the YAML file.
+        text = repr(value)
+        if "e" in text or "E" in text:
+            raise ValueError(f"{text} is in exponent notation; write it as a decimal string")
+    else:
+        raise ValueError(f"expected a decimal string, got {type(value).__name__} {value!r}")
+    if not _DECIMAL_RE.match(text):
+        raise ValueError(
+            f"{text!r} is not a decimal string (at most 10 integer and 8 fractional digits, "
+            "no exponent)"
+        )
+    try:
+        return Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - the regex admits only valid input
+        raise ValueError(f"{text!r} is not a decimal") from exc
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {format_decimal(value)}")
+    return value
+
+
+Dec = Annotated[
+    Decimal,
+    BeforeValidator(_parse_decimal),
+    PlainSerializer(format_decimal, return_type=str),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": DECIMAL_PATTERN}, {"type": "number"}]},
+        mode="validation",
+    ),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN}, mode="serialization"),
+]
+PosDec = Annotated[Dec, AfterValidator(_positive)]
+
+Core = Annotated[int, Field(ge=0, le=4095)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+SecretRef = Annotated[str, Field(pattern=SECRET_REF_PATTERN)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- host ---------------------------------------------------------------------------------
+
+
+class Cpu(Strict):
+    cores: list[Core] = Field(min_length=1)
+    isolated: list[Core]
+    housekeeping: list[Core] = Field(min_length=1)
+    smt_siblings: list[tuple[Core, Core]]
+    numa_nodes: list[list[Core]] = Field(min_length=1)
+
+
+class Nic(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=15)]
+    numa_node: Annotated[int, Field(ge=0)]
+
+
+class Memory(Strict):
+    hugepage_kb: Literal[2048, 1048576]
+    hugepages: Annotated[int, Field(ge=0)]
+    shm_budget_mb: Annotated[int, Field(ge=1)]
+
+
+class Threads(Strict):
+    feeds: dict[Name, Core | None]
+    strategy: Core | None
+    gateway: Core | None
+    housekeeping: Core | None
+
+
+class Ring(Strict):
+    slots: Annotated[int, Field(ge=1)]
+    slot_bytes: Annotated[int, Field(ge=1)]
+
+
+class Rings(Strict):
+    backing: Literal["shm", "hugetlbfs"]
+    market_data: Ring
+    orders: Ring
+    fills: Ring
+
+
+class Host(Strict):
+    """A config group option of `host`: one machine, its CPU layout and the engine's threads."""
+
+    address: Annotated[str, Field(min_length=1)]
+    cpu: Cpu
+    nic: Nic
+    memory: Memory
+    threads: Threads
+    rings: Rings
+
+
+# --- exchange -----------------------------------------------------------------------------
+
+
+class Endpoints(Strict):
+    ws: Annotated[str, Field(pattern=r"^wss?://\S+$")]
+    rest: Annotated[str, Field(pattern=r"^https?://\S+$")]
+
+
+class Credentials(Strict):
+    api_key: SecretRef
+    api_secret: SecretRef
+
+
+class RateLimits(Strict):
+    orders_per_10s: Annotated[int, Field(ge=1)]
+    orders_per_day: Annotated[int, Field(ge=1)]
+    request_weight_per_minute: Annotated[int, Field(ge=1)]
+
+
+class Instrument(Strict):
+    tick_size: PosDec
+    lot_size: PosDec
+    min_notional: PosDec
+    maker_fee_bps: Dec
+    taker_fee_bps: Dec
+
+
+class SimVenue(Strict):
+    capture: Annotated[str, Field(min_length=1)]
+    speed: PosDec
+    latency_us: Annotated[int, Field(ge=0)]
+
+
+class Exchange(Strict):
+    """A config group option of `exchange`: a venue, its endpoints and instruments."""
+
+    venue: Literal["binance_spot", "binance_usdm", "sim"]
+    market: Literal["spot", "usdm"]
+    endpoints: Endpoints
+    credentials: Credentials | None
+    rate_limits: RateLimits
+    on_gap: Literal["resync", "halt"]
+    instruments: dict[Symbol, Instrument] = Field(min_length=1)
+    sim: SimVenue | None
+
+
+# --- strategy -----------------------------------------------------------------------------
+
+
+class MarketMakerParams(Strict):
+    reference: Literal["mid", "microprice"]
+    half_spread_ticks: Annotated[int, Field(ge=1)]
+    quote_qty: PosDec
+    max_inventory: PosDec
+    inventory_skew_ticks: Annotated[int, Field(ge=0)]
+    requote_threshold_ticks: Annotated[int, Field(ge=0)]
+
+
+class ImbalanceTakerParams(Strict):
+    levels: Annotated[int, Field(ge=1, le=50)]
+    threshold: PosDec
+    order_qty: PosDec
+    max_slippage: PosDec
+    cooldown_ms: Annotated[int, Field(ge=0)]
+
+
+class _StrategyBase(Strict):
+    exchange: Name
+    instruments: list[Symbol] = Field(min_length=1)
+
+
+class MarketMaker(_StrategyBase):
+    kind: Literal["market_maker"]
+    params: MarketMakerParams
+
+
+class ImbalanceTaker(_StrategyBase):
+    kind: Literal["imbalance_taker"]
+    params: ImbalanceTakerParams
+
+
+Strategy = Annotated[MarketMaker | ImbalanceTaker, Field(discriminator="kind")]
+
+
+# --- risk ---------------------------------------------------------------------------------
+
+
+class KillSwitch(Strict):
+    enabled: bool
+    cancel_on_trigger: bool
+
+
+class OrderRate(Strict):
+    per_second: Annotated[int, Field(ge=1)]
+    burst: Annotated[int, Field(ge=1)]
+
+
+class InstrumentLimits(Strict):
+    max_position: PosDec
+    max_order_qty: PosDec
+    max_order_notional: PosDec
+    max_position_notional: PosDec
+    price_band_bps: Annotated[int, Field(ge=1, le=10000)]
+
+
+class Risk(Strict):
+    """The `risk` config group: global limits, loss limits, kill switch, per-instrument limits."""
+
+    kill_switch: KillSwitch
+    max_daily_loss: PosDec
+    max_drawdown: PosDec
+    max_gross_exposure: PosDec
+    reducing_at_pct: Annotated[int, Field(ge=1, le=100)]
+    max_open_orders: Annotated[int, Field(ge=1)]
+    order_rate: OrderRate
+    feed_stale_ms: Annotated[int, Field(ge=1)]
+    instruments: dict[Symbol, InstrumentLimits]
+
+
+# --- deployment ---------------------------------------------------------------------------
+
+
+class Bus(Strict):
+    events: Annotated[str, Field(pattern=r"^(tcp|ipc)://\S+$")]
+    control: Annotated[str, Field(pattern=r"^(tcp|ipc)://\S+$")]
+    hwm: Annotated[int, Field(ge=1000)]
+
+
+class Journal(Strict):
+    dir: Annotated[str, Field(min_length=1)]
+    fsync: Literal["always", "interval", "never"]
+    fsync_interval_ms: Annotated[int, Field(ge=1)]
+
+
+class EngineSpec(Strict):
+    host: Name
+    exchanges: list[Name] = Field(min_length=1)
+    strategies: list[Name] = Field(min_length=1)
+    bus: Bus
+    journal: Journal
+
+
+class DeploymentSpec(Strict):
+    """The `deployment` section: paper or live, and which host runs which engine."""
+
+    mode: Literal["paper", "live"]
+    engines: dict[Name, EngineSpec] = Field(min_length=1)
+
+
+# --- the manifest -------------------------------------------------------------------------
+
+
+class Provenance(Strict):
+    compiler: str
+    git_commit: str | None
+    git_dirty: bool | None
+    choices: dict[str, str]
+    overrides: list[str]
+
+
+class ManifestDeployment(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    mode: Literal["paper", "live"]
+
+
+class ManifestEngine(Strict):
+    id: Name
+    host: Name
+    bus: Bus
+    journal: Journal
+
+
+class ManifestHost(Host):
+    name: Name
+
+
+class Manifest(Strict):
+    """One engine's manifest: the contract `rt-engine` loads (docs/manifest.md)."""
+
+    manifest_version: Literal[1]
+    content_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    provenance: Provenance
+    deployment: ManifestDeployment
+    engine: ManifestEngine
+    host: ManifestHost
+    exchanges: dict[Name, Exchange] = Field(min_length=1)
+    strategies: dict[Name, Strategy] = Field(min_length=1)
+    risk: Risk
+
+
+# The config groups whose options are validated on their own (and get a JSON Schema).
+GROUP_TYPES: dict[str, Any] = {
+    "host": Host,
+    "exchange": Exchange,
+    "strategy": Strategy,
+    "risk": Risk,
+}
