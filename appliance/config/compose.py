@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from appliance.config.diagnostics import ConfigError, Diagnostic
+from appliance.config.secrets import redact_override
 
 
 @dataclass
@@ -95,17 +96,21 @@ def compose(root: Path, overrides: Sequence[str]) -> Composed:
             for k, v in cfg.hydra.runtime.choices.items()
             if not str(k).startswith("hydra/") and v is not None
         }
-        task = [str(o) for o in cfg.hydra.overrides.task]
+        task = [redact_override(str(o)) for o in cfg.hydra.overrides.task]
         with open_dict(cfg):
             del cfg["hydra"]
         data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        for override in overrides:
+            # Hydra quotes the offending override; never echo a literal secret back.
+            if redact_override(override) != override:
+                message = message.replace(override.partition("=")[2], "<redacted>")
         raise ConfigError(
             [
                 Diagnostic(
                     path=_override_key(exc, overrides),
-                    value=list(overrides),
+                    value=[redact_override(o) for o in overrides],
                     rule="compose",
                     message=message,
                     source="command line" if overrides else "conf/config.yaml",

@@ -77,3 +77,13 @@ def iter_leaves(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
             yield from iter_leaves(v, f"{path}[{i}]")
     else:
         yield path, tree
+
+
+def redact_override(override: str) -> str:
+    """`key=value` with the value redacted when it is a literal secret."""
+    key, sep, value = override.partition("=")
+    if not sep:
+        return override
+    path = key.lstrip("+~")
+    redacted = redact_value(path, value)
+    return f"{key}={redacted}" if redacted is not value else override

@@ -1,0 +1,57 @@
+"""The Python face of the Rust engine: the in-process extension and the `rt-engine` binary.
+
+Python code uses this module, never `appliance._engine` directly, so that the extension's
+errors map to Python exceptions in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from appliance import _engine
+
+ManifestError = _engine.ManifestError
+
+
+class EngineNotFound(RuntimeError):
+    pass
+
+
+def load_manifest(text: str) -> dict[str, Any]:
+    """Validate a manifest with the Rust contract; raises ManifestError naming the fields."""
+    return _engine.load_manifest(text)
+
+
+def manifest_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(_engine.manifest_schema())
+    return schema
+
+
+def engine_binary(root: Path | None = None) -> Path:
+    """`$RT_ENGINE_BIN`, else target/{release,debug}/rt-engine under the project, else PATH."""
+    env = os.environ.get("RT_ENGINE_BIN")
+    if env and Path(env).is_file():
+        return Path(env)
+    base = root or Path(__file__).resolve().parents[1]
+    for profile in ("release", "debug"):
+        candidate = base / "target" / profile / "rt-engine"
+        if candidate.is_file():
+            return candidate
+    found = shutil.which("rt-engine")
+    if found:
+        return Path(found)
+    raise EngineNotFound("rt-engine not found: build it with `cargo build -p rt-engine` "
+                         "or set RT_ENGINE_BIN")
+
+
+def check(manifest: Path, *, json_output: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `rt-engine check` on a manifest file."""
+    cmd = [str(engine_binary()), "check", "--manifest", str(manifest)]
+    if json_output:
+        cmd += ["--format", "json"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
