@@ -98,6 +98,9 @@ def _validate(composed: Composed) -> list[Diagnostic] | tuple[DeploymentSpec, Vi
         unvalidated=frozenset(invalid),
     )
     diags += run_checks(view)
+    # A literal secret is reported once, as such, not again as a malformed reference.
+    secret_paths = {d.path for d in diags if d.rule == "secret.literal"}
+    diags = [d for d in diags if d.rule == "secret.literal" or d.path not in secret_paths]
     if diags or spec is None or risk is None:
         return diags
     return spec, view

@@ -101,7 +101,7 @@ def compose(root: Path, overrides: Sequence[str]) -> Composed:
             del cfg["hydra"]
         data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = _hydra_message(exc)
         for override in overrides:
             # Hydra quotes the offending override; never echo a literal secret back.
             if redact_override(override) != override:
@@ -122,6 +122,22 @@ def compose(root: Path, overrides: Sequence[str]) -> Composed:
     composed = Composed(root=root, data=data, choices=choices, overrides=task)
     composed.sources = _replay_sources(conf, root, choices, task)
     return composed
+
+
+def _hydra_message(exc: BaseException) -> str:
+    """Hydra's first line, plus the part that says why (the cause, or the options there are)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    message = lines[0] if lines else type(exc).__name__
+    if "Available options" in str(exc):
+        start = next(i for i, ln in enumerate(lines) if ln.startswith("Available options"))
+        options = [ln for ln in lines[start + 1 :] if not ln.startswith(("Config search", "provider="))]
+        message += f" (available: {', '.join(options)})"
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        message = f"{message.rstrip('.')}: {str(cause).strip().splitlines()[0]}"
+    elif len(lines) > 1 and lines[1].startswith("To append"):
+        message += f" ({lines[1][0].lower()}{lines[1][1:]})"
+    return message
 
 
 def _override_key(exc: Exception, overrides: Sequence[str]) -> str:
