@@ -328,7 +328,8 @@ def _check_rings(base: str, host: Host) -> Iterator[Diagnostic]:
             f"{base}.rings",
             total,
             "ring.fits_budget",
-            f"the rings need {total} bytes but {host.rings.backing} has {budget} ({what})",
+            f"the rings need {total} bytes, over the {host.rings.backing} budget of {budget} "
+            f"bytes ({what})",
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from appliance.config.schema import SECRET_REF_PATTERN
 from appliance.config.secrets import redact_value
 
 
@@ -69,10 +70,23 @@ def from_validation_error(exc: ValidationError, prefix: Sequence[object]) -> lis
         loc = [part for part in err["loc"] if not _is_union_tag(part)]
         value = MISSING if err["type"] == "missing" else err.get("input")
         message = err["msg"]
-        if err["type"] == "extra_forbidden":
+        kind = err["type"]
+        if kind == "extra_forbidden":
             message = f"unknown field {loc[-1]!r}"
-        elif err["type"] == "value_error":
+        elif kind == "value_error":
             message = message.removeprefix("Value error, ")
+        elif kind == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("discriminator", "").strip("'")
+            loc = [*loc, tag] if tag else loc
+            value = err.get("ctx", {}).get("tag", value)
+            message = f"unknown kind {value!r} (expected {err.get('ctx', {}).get('expected_tags')})"
+        elif kind == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == (
+            SECRET_REF_PATTERN
+        ):
+            message = "must be a secret reference: env:NAME or file:/absolute/path"
+        elif kind in ("literal_error", "enum", "string_pattern_mismatch"):
+            shown = redact_value(join_path(*loc), value)
+            message = f"{message}, got {shown!r}"
         diagnostics.append(
             Diagnostic(
                 path=join_path(*prefix, *loc),
