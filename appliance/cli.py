@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,12 +27,12 @@ app = typer.Typer(
 )
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
 
 
-class ShowFormat(str, Enum):
+class ShowFormat(StrEnum):
     yaml = "yaml"
     json = "json"
 
@@ -44,7 +44,9 @@ Overrides = Annotated[
         show_default=False,
     ),
 ]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="text for people, json for tools")]
+FormatOpt = Annotated[
+    Format, typer.Option("--format", "-f", help="text for people, json for tools")
+]
 RootOpt = Annotated[
     Path | None,
     typer.Option("--root", help="project root (holds conf/); default: found from the cwd"),
@@ -93,30 +95,44 @@ def compile(
     out_dir = (out or project / "build").resolve()
     target = write_build(out_dir, result.deployment, result.manifests)
     if fmt is Format.json:
-        typer.echo(json.dumps({
-            "ok": True,
-            "deployment": result.deployment,
-            "mode": result.spec.mode,
-            "out": _rel(target, project),
-            "manifests": [
-                {"host": m.host, "engine": m.engine_id, "file": _rel(target / m.filename, project),
-                 "content_sha256": m.content_sha256}
-                for m in result.manifests
-            ],
-        }, indent=2, sort_keys=True))
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "deployment": result.deployment,
+                    "mode": result.spec.mode,
+                    "out": _rel(target, project),
+                    "manifests": [
+                        {
+                            "host": m.host,
+                            "engine": m.engine_id,
+                            "file": _rel(target / m.filename, project),
+                            "content_sha256": m.content_sha256,
+                        }
+                        for m in result.manifests
+                    ],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
         return
     n = len(result.manifests)
-    typer.echo(f"compiled {result.deployment} ({result.spec.mode}): "
-               f"{n} engine{'s' if n != 1 else ''}")
+    typer.echo(
+        f"compiled {result.deployment} ({result.spec.mode}): {n} engine{'s' if n != 1 else ''}"
+    )
     for m in result.manifests:
-        typer.echo(f"  {m.host:<10} {m.engine_id:<10} {_rel(target / m.filename, project)}  "
-                   f"sha256:{m.content_sha256[:16]}")
+        typer.echo(
+            f"  {m.host:<10} {m.engine_id:<10} {_rel(target / m.filename, project)}  "
+            f"sha256:{m.content_sha256[:16]}"
+        )
     typer.echo(f"index: {_rel(target / 'index.json', project)}")
 
 
 @app.command()
-def validate(overrides: Overrides = None, fmt: FormatOpt = Format.text,
-             root: RootOpt = None) -> None:
+def validate(
+    overrides: Overrides = None, fmt: FormatOpt = Format.text, root: RootOpt = None
+) -> None:
     """Compile without writing anything: exit 0 when valid, 2 with every problem otherwise."""
     from appliance.config.compiler import compile_config
 
@@ -125,12 +141,21 @@ def validate(overrides: Overrides = None, fmt: FormatOpt = Format.text,
     except ConfigError as err:
         raise _fail(err, fmt) from None
     if fmt is Format.json:
-        typer.echo(json.dumps({"ok": True, "deployment": result.deployment,
-                               "engines": [m.engine_id for m in result.manifests]},
-                              indent=2, sort_keys=True))
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "deployment": result.deployment,
+                    "engines": [m.engine_id for m in result.manifests],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
     else:
-        typer.echo(f"{result.deployment}: valid ({len(result.manifests)} engines, "
-                   f"mode {result.spec.mode})")
+        typer.echo(
+            f"{result.deployment}: valid ({len(result.manifests)} engines, mode {result.spec.mode})"
+        )
 
 
 @app.command()
@@ -147,8 +172,12 @@ def show(
         composed = compose(_root(root), overrides or [])
     except ConfigError as err:
         raise _fail(err, Format.text) from None
-    typer.echo(show_mod.render_json(composed) if fmt is ShowFormat.json
-               else show_mod.render_yaml(composed), nl=False)
+    typer.echo(
+        show_mod.render_json(composed)
+        if fmt is ShowFormat.json
+        else show_mod.render_yaml(composed),
+        nl=False,
+    )
 
 
 @app.command()
@@ -167,8 +196,9 @@ def schema(
     if check:
         stale = schemas.stale(out_dir)
         if stale:
-            typer.echo(f"stale schemas in {out_dir}: {', '.join(stale)} "
-                       "(run `appliance schema`)", err=True)
+            typer.echo(
+                f"stale schemas in {out_dir}: {', '.join(stale)} (run `appliance schema`)", err=True
+            )
             raise typer.Exit(1)
         typer.echo(f"schemas in {out_dir} are up to date")
         return

@@ -45,8 +45,9 @@ def engine_binary(root: Path | None = None) -> Path:
     found = shutil.which("rt-engine")
     if found:
         return Path(found)
-    raise EngineNotFound("rt-engine not found: build it with `cargo build -p rt-engine` "
-                         "or set RT_ENGINE_BIN")
+    raise EngineNotFound(
+        "rt-engine not found: build it with `cargo build -p rt-engine` or set RT_ENGINE_BIN"
+    )
 
 
 def check(manifest: Path, *, json_output: bool = False) -> subprocess.CompletedProcess[str]:

@@ -35,8 +35,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}"
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main() -> int:
@@ -50,9 +52,11 @@ def main() -> int:
             samples.append(time.perf_counter() - start)
     print(f"appliance compile deployment=prod_example, whole process, {RUNS} runs")
     print(f"  machine: {machine()}")
-    print(f"  first {samples[0] * 1000:.0f} ms  p50 {percentile(samples, 0.5) * 1000:.0f} ms  "
-          f"p99 {percentile(samples, 0.99) * 1000:.0f} ms  min {min(samples) * 1000:.0f} ms  "
-          f"max {max(samples) * 1000:.0f} ms  mean {statistics.mean(samples) * 1000:.0f} ms")
+    print(
+        f"  first {samples[0] * 1000:.0f} ms  p50 {percentile(samples, 0.5) * 1000:.0f} ms  "
+        f"p99 {percentile(samples, 0.99) * 1000:.0f} ms  min {min(samples) * 1000:.0f} ms  "
+        f"max {max(samples) * 1000:.0f} ms  mean {statistics.mean(samples) * 1000:.0f} ms"
+    )
     print("  goal: <= 1500 ms")
     return 0
 

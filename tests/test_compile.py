@@ -68,10 +68,16 @@ def test_three_broken_rules_give_three_diagnostics_and_no_output(
     assert run.exit_code == 2
     assert run.stdout == ""
     assert run.stderr.count("error: ") == 3
-    for needle in ("hosts.ny4_a.threads.strategy", "thread.hot_core_isolated",
-                   "hosts.ny4_a.rings.market_data.slots", "ring.power_of_two",
-                   "risk.instruments.BTCUSDT.max_order_notional", "risk.order_within_position",
-                   "replaces conf/host/ny4_a.yaml", "replaces conf/risk/prod.yaml"):
+    for needle in (
+        "hosts.ny4_a.threads.strategy",
+        "thread.hot_core_isolated",
+        "hosts.ny4_a.rings.market_data.slots",
+        "ring.power_of_two",
+        "risk.instruments.BTCUSDT.max_order_notional",
+        "risk.order_within_position",
+        "replaces conf/host/ny4_a.yaml",
+        "replaces conf/risk/prod.yaml",
+    ):
         assert needle in run.stderr
     assert not (project / "build").exists()
 
@@ -96,19 +102,21 @@ def test_diagnostics_name_the_file_a_value_came_from(project: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once(project: Path) -> None:
-    found = _diagnostics(project, [
-        "deployment=prod_example",
-        "hosts.ny4_a.threads.gateway=10",          # SMT sibling of 2? no: 10 is sibling of 2
-        "hosts.ny4_a.cpu.isolated=[2,3,4,5,6,7,10]",
-        "exchanges.binance_spot.instruments.BTCUSDT.tick_size=abc",
-        "strategies.mm_usdm_btc.params.quote_qty=0.0055",
-        "risk.order_rate.burst=2",
-        "+hosts.ny4_b.turbo=true",
-    ])
+    found = _diagnostics(
+        project,
+        [
+            "deployment=prod_example",
+            "hosts.ny4_a.threads.gateway=10",  # SMT sibling of 2? no: 10 is sibling of 2
+            "hosts.ny4_a.cpu.isolated=[2,3,4,5,6,7,10]",
+            "exchanges.binance_spot.instruments.BTCUSDT.tick_size=abc",
+            "strategies.mm_usdm_btc.params.quote_qty=0.0055",
+            "risk.order_rate.burst=2",
+            "+hosts.ny4_b.turbo=true",
+        ],
+    )
     rules = {(path, rule) for path, rule, _ in found}
     assert ("hosts.ny4_a.threads.gateway", "thread.smt_sibling") in rules
-    assert ("exchanges.binance_spot.instruments.BTCUSDT.tick_size",
-            "schema.value_error") in rules
+    assert ("exchanges.binance_spot.instruments.BTCUSDT.tick_size", "schema.value_error") in rules
     assert ("strategies.mm_usdm_btc.params.quote_qty", "strategy.lot_multiple") in rules
     assert ("risk.order_rate.burst", "risk.burst_at_least_rate") in rules
     assert ("hosts.ny4_b.turbo", "schema.extra_forbidden") in rules
@@ -117,32 +125,60 @@ def test_every_problem_is_reported_at_once(project: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "path", "rule"),
     [
-        (["hosts.local.threads.strategy=7"], "hosts.local.threads.strategy",
-         "thread.core_exists"),
+        (["hosts.local.threads.strategy=7"], "hosts.local.threads.strategy", "thread.core_exists"),
         (["deployment.mode=live"], "exchanges.sim_binance.venue", "live.no_sim"),
         (["deployment.mode=live"], "exchanges.sim_binance.credentials", "live.credentials"),
         (["deployment.mode=live"], "hosts.local.threads.strategy", "thread.pinned_in_live"),
-        (["hosts.local.rings.market_data.slots=1048576"], "hosts.local.rings",
-         "ring.fits_budget"),
-        (["hosts.local.rings.orders.slot_bytes=100"], "hosts.local.rings.orders.slot_bytes",
-         "ring.slot_bytes"),
-        (["strategies.mm_btcusdt.instruments=[ETHUSDT]"], "strategies.mm_btcusdt.instruments[0]",
-         "strategy.instrument_listed"),
-        (["strategies.mm_btcusdt.exchange=nowhere"], "strategies.mm_btcusdt.exchange",
-         "strategy.exchange_declared"),
-        (["strategies.mm_btcusdt.params.quote_qty=0.01"], "strategies.mm_btcusdt.params.quote_qty",
-         "strategy.within_risk"),
-        (["risk.instruments.BTCUSDT.max_order_qty=1"], "risk.instruments.BTCUSDT.max_order_qty",
-         "risk.order_within_position"),
-        (["exchanges.sim_binance.sim.capture=data/missing.gz"],
-         "exchanges.sim_binance.sim.capture", "sim.capture_exists"),
-        (["exchanges.sim_binance.market=usdm", "exchanges.sim_binance.venue=binance_spot",
-          "exchanges.sim_binance.sim=null"], "exchanges.sim_binance.market",
-         "exchange.venue_market"),
-        (["deployment.engines.paper_1.host=elsewhere"], "deployment.engines.paper_1.host",
-         "engine.host_declared"),
-        (["hosts.local.cpu.housekeeping=[0,5]"], "hosts.local.cpu.housekeeping",
-         "cpu.subset_of_cores"),
+        (["hosts.local.rings.market_data.slots=1048576"], "hosts.local.rings", "ring.fits_budget"),
+        (
+            ["hosts.local.rings.orders.slot_bytes=100"],
+            "hosts.local.rings.orders.slot_bytes",
+            "ring.slot_bytes",
+        ),
+        (
+            ["strategies.mm_btcusdt.instruments=[ETHUSDT]"],
+            "strategies.mm_btcusdt.instruments[0]",
+            "strategy.instrument_listed",
+        ),
+        (
+            ["strategies.mm_btcusdt.exchange=nowhere"],
+            "strategies.mm_btcusdt.exchange",
+            "strategy.exchange_declared",
+        ),
+        (
+            ["strategies.mm_btcusdt.params.quote_qty=0.01"],
+            "strategies.mm_btcusdt.params.quote_qty",
+            "strategy.within_risk",
+        ),
+        (
+            ["risk.instruments.BTCUSDT.max_order_qty=1"],
+            "risk.instruments.BTCUSDT.max_order_qty",
+            "risk.order_within_position",
+        ),
+        (
+            ["exchanges.sim_binance.sim.capture=data/missing.gz"],
+            "exchanges.sim_binance.sim.capture",
+            "sim.capture_exists",
+        ),
+        (
+            [
+                "exchanges.sim_binance.market=usdm",
+                "exchanges.sim_binance.venue=binance_spot",
+                "exchanges.sim_binance.sim=null",
+            ],
+            "exchanges.sim_binance.market",
+            "exchange.venue_market",
+        ),
+        (
+            ["deployment.engines.paper_1.host=elsewhere"],
+            "deployment.engines.paper_1.host",
+            "engine.host_declared",
+        ),
+        (
+            ["hosts.local.cpu.housekeeping=[0,5]"],
+            "hosts.local.cpu.housekeeping",
+            "cpu.subset_of_cores",
+        ),
         (["hosts.local.nic.numa_node=3"], "hosts.local.nic.numa_node", "nic.numa_node"),
         (["risk.max_daily_loss=0"], "risk.max_daily_loss", "schema.value_error"),
         (["risk.max_daily_loss=1e-9"], "risk.max_daily_loss", "schema.value_error"),
@@ -158,9 +194,13 @@ def test_a_literal_secret_is_refused_and_never_printed(
     project: Path, cli: Callable[..., Run]
 ) -> None:
     key = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
-    run = cli("compile", "deployment=prod_example",
-              f"exchanges.binance_spot.credentials.api_key={key}",
-              f"+exchanges.binance_spot.note={key[::-1]}", root=project)
+    run = cli(
+        "compile",
+        "deployment=prod_example",
+        f"exchanges.binance_spot.credentials.api_key={key}",
+        f"+exchanges.binance_spot.note={key[::-1]}",
+        root=project,
+    )
     assert run.exit_code == 2
     assert key not in run.stderr + run.stdout and key[::-1] not in run.stderr + run.stdout
     assert "exchanges.binance_spot.credentials.api_key" in run.stderr
@@ -171,16 +211,22 @@ def test_a_literal_secret_is_refused_and_never_printed(
 
 def test_show_redacts_and_names_sources(project: Path, cli: Callable[..., Run]) -> None:
     key = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
-    run = cli("show", "deployment=prod_example",
-              f"exchanges.binance_usdm.credentials.api_secret={key}", root=project)
+    run = cli(
+        "show",
+        "deployment=prod_example",
+        f"exchanges.binance_usdm.credentials.api_secret={key}",
+        root=project,
+    )
     assert run.exit_code == 0
     assert key not in run.stdout
     assert "env:BINANCE_SPOT_API_KEY" in run.stdout
     line = next(ln for ln in run.stdout.splitlines() if "max_daily_loss" in ln)
     assert line.endswith("# conf/risk/prod.yaml")
     data = json.loads(cli("show", "--format", "json", root=project).stdout)
-    assert data["values"]["risk.max_daily_loss"] == {"value": "200",
-                                                     "source": "conf/risk/conservative.yaml"}
+    assert data["values"]["risk.max_daily_loss"] == {
+        "value": "200",
+        "source": "conf/risk/conservative.yaml",
+    }
     assert data["values"]["deployment.mode"]["source"] == "conf/deployment/paper_local.yaml"
 
 
@@ -190,7 +236,10 @@ def test_json_diagnostics_for_tools(project: Path, cli: Callable[..., Run]) -> N
     data = json.loads(run.stdout)
     assert data["ok"] is False
     assert {d["rule"] for d in data["diagnostics"]} == {
-        "thread.hot_core_isolated", "ring.power_of_two", "risk.order_within_position"}
+        "thread.hot_core_isolated",
+        "ring.power_of_two",
+        "risk.order_within_position",
+    }
     for d in data["diagnostics"]:
         assert set(d) == {"path", "value", "rule", "message", "source"}
         assert d["source"].startswith("command line override")
@@ -198,9 +247,19 @@ def test_json_diagnostics_for_tools(project: Path, cli: Callable[..., Run]) -> N
 
 def test_bad_override_is_a_diagnostic_not_a_traceback(project: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "appliance.cli", "compile", "risk.no_such_key=1",
-         "--root", str(project)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "appliance.cli",
+            "compile",
+            "risk.no_such_key=1",
+            "--root",
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

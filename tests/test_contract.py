@@ -133,17 +133,20 @@ def _normalise(node: Any, defs: dict[str, Any]) -> Any:
         rest = [t for t in typ if t != "null"]
         inner = _normalise({**node, "type": rest[0]}, defs)
         return ("nullable", inner) if "null" in typ else inner
-    if "const" in node:
-        return ("enum", [node["const"]])
-    if "enum" in node:
-        values = node["enum"]
+    if "const" in node or "enum" in node:
+        values = node["enum"] if "enum" in node else [node["const"]]
         if all(isinstance(v, int) for v in values):
             return "integer"
         return ("enum", sorted(v for v in values if v is not None))
     if typ == "object":
         props = node.get("properties")
         if props is None:
-            return ("map", _normalise(node.get("additionalProperties", {}), defs))
+            # pydantic writes constrained keys as patternProperties, schemars as a plain map.
+            values = list(node.get("patternProperties", {}).values())
+            return (
+                "map",
+                _normalise(values[0] if values else node.get("additionalProperties", {}), defs),
+            )
         return (
             "object",
             {k: _normalise(v, defs) for k, v in sorted(props.items())},
@@ -157,7 +160,28 @@ def _normalise(node: Any, defs: dict[str, Any]) -> Any:
         return "decimal" if node.get("pattern") == DECIMAL_PATTERN else "string"
     if typ in ("integer", "boolean"):
         return typ
+    if not node or set(node) <= {"description", "title"}:
+        return "any"
     raise AssertionError(f"unexpected schema node {node}")
+
+
+def _differences(a: Any, b: Any, path: str = "$") -> list[str]:
+    if isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0] == "object":
+        out = []
+        for key in sorted(set(a[1]) | set(b[1])):
+            if key not in a[1] or key not in b[1]:
+                side = "pydantic" if key in a[1] else "schemars"
+                out.append(f"{path}.{key}: only in {side}")
+            else:
+                out += _differences(a[1][key], b[1][key], f"{path}.{key}")
+        if a[2] != b[2]:
+            out.append(f"{path}: required {a[2]} (pydantic) vs {b[2]} (schemars)")
+        if a[3] != b[3]:
+            out.append(f"{path}: closed {a[3]} (pydantic) vs {b[3]} (schemars)")
+        return out
+    if isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0] and len(a) == len(b) == 2:
+        return _differences(a[1], b[1], f"{path}/{a[0]}")
+    return [] if a == b else [f"{path}: {a!r} (pydantic) vs {b!r} (schemars)"]
 
 
 def test_pydantic_and_schemars_schemas_agree() -> None:
@@ -165,4 +189,5 @@ def test_pydantic_and_schemars_schemas_agree() -> None:
     rust = engine.manifest_schema()
     ours = _normalise(python, python.get("$defs", {}))
     theirs = _normalise(rust, rust.get("$defs", {}))
+    assert _differences(ours, theirs) == []
     assert ours == theirs

@@ -33,13 +33,48 @@ _BASE = {d: compile_config(ROOT, [f"deployment={d}"]).composed.data for d in DEP
 KEYS = {d: sorted(_keys(data)) for d, data in _BASE.items()}
 
 # Values as Hydra override text: the interesting edges of every field type in the contract.
-VALUES = st.sampled_from([
-    "0", "1", "2", "3", "7", "-1", "1000", "1024", "65536", "4294967296", "true", "false",
-    "null", "'0.01'", "'-0.5'", "'1e3'", "'abc'", "''", "'0.000000001'", "'12345678901'",
-    "'99999'", "0.3", "[]", "[0]", "[2,3]", "[0,1,2,3]", "{}", "paper", "live", "sim",
-    "binance_usdm", "market_maker", "imbalance_taker", "BTCUSDT", "'env:KEY'",
-    "'file:/etc/k'", "'tcp://127.0.0.1:1'", "hugetlbfs",
-])
+VALUES = st.sampled_from(
+    [
+        "0",
+        "1",
+        "2",
+        "3",
+        "7",
+        "-1",
+        "1000",
+        "1024",
+        "65536",
+        "4294967296",
+        "true",
+        "false",
+        "null",
+        "'0.01'",
+        "'-0.5'",
+        "'1e3'",
+        "'abc'",
+        "''",
+        "'0.000000001'",
+        "'12345678901'",
+        "'99999'",
+        "0.3",
+        "[]",
+        "[0]",
+        "[2,3]",
+        "[0,1,2,3]",
+        "{}",
+        "paper",
+        "live",
+        "sim",
+        "binance_usdm",
+        "market_maker",
+        "imbalance_taker",
+        "BTCUSDT",
+        "'env:KEY'",
+        "'file:/etc/k'",
+        "'tcp://127.0.0.1:1'",
+        "hugetlbfs",
+    ]
+)
 
 
 @st.composite

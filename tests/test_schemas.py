@@ -18,8 +18,8 @@ def test_schema_command_writes_every_group(tmp_path: Path, cli: Callable[..., Ru
     assert run.exit_code == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(
-        f"{g}.schema.json" for g in ("deployment", "exchange", "host", "manifest", "risk",
-                                     "strategy")
+        f"{g}.schema.json"
+        for g in ("deployment", "exchange", "host", "manifest", "risk", "strategy")
     )
     assert cli("schema", "--check", "--out", str(tmp_path)).exit_code == 0
     (tmp_path / "risk.schema.json").write_text("{}")

@@ -144,9 +144,7 @@ def _duplicates(values: list[int]) -> list[int]:
     return sorted(v for v, n in Counter(values).items() if n > 1)
 
 
-def _check_host(
-    view: View, key: str, host: Host, feeds: list[str] | None
-) -> Iterator[Diagnostic]:
+def _check_host(view: View, key: str, host: Host, feeds: list[str] | None) -> Iterator[Diagnostic]:
     base = view.host_path(key)
     cpu = host.cpu
     cores = set(cpu.cores)
@@ -199,8 +197,7 @@ def _check_host(
             f"{base}.nic.numa_node",
             host.nic.numa_node,
             "nic.numa_node",
-            f"NUMA node {host.nic.numa_node} does not exist (the host has "
-            f"{len(cpu.numa_nodes)})",
+            f"NUMA node {host.nic.numa_node} does not exist (the host has {len(cpu.numa_nodes)})",
         )
     yield from _check_threads(view, base, host, feeds)
     yield from _check_rings(base, host)
@@ -420,8 +417,7 @@ def _check_strategy(view: View, name: str, st: StrategyModel) -> Iterator[Diagno
                 ipath,
                 symbol,
                 "strategy.risk_limits",
-                f"{symbol} has no risk.instruments.{symbol} entry: nothing trades without "
-                "limits",
+                f"{symbol} has no risk.instruments.{symbol} entry: nothing trades without limits",
             )
         qtys: dict[str, Decimal]
         prices: dict[str, Decimal] = {}
@@ -436,8 +432,7 @@ def _check_strategy(view: View, name: str, st: StrategyModel) -> Iterator[Diagno
                     f"{base}.params.{field}",
                     _dec(qty),
                     "strategy.lot_multiple",
-                    f"{_dec(qty)} is not a multiple of {symbol}'s lot size "
-                    f"{_dec(inst.lot_size)}",
+                    f"{_dec(qty)} is not a multiple of {symbol}'s lot size {_dec(inst.lot_size)}",
                 )
         for field, price in prices.items():
             if not _multiple(price, inst.tick_size):
@@ -449,8 +444,9 @@ def _check_strategy(view: View, name: str, st: StrategyModel) -> Iterator[Diagno
                     f"{_dec(inst.tick_size)}",
                 )
         if view.project_root is not None and limits is not None:
-            yield from _check_strategy_within_risk(base, symbol, st, limits.max_order_qty,
-                                                   limits.max_position)
+            yield from _check_strategy_within_risk(
+                base, symbol, st, limits.max_order_qty, limits.max_position
+            )
     if isinstance(st, ImbalanceTaker) and st.params.threshold >= 1:
         yield _d(
             f"{base}.params.threshold",

@@ -66,8 +66,12 @@ def _validate(composed: Composed) -> list[Diagnostic] | tuple[DeploymentSpec, Vi
     for key in data:
         if key not in SECTIONS:
             diags.append(
-                Diagnostic(key, "(section)", "schema.extra_forbidden",
-                           f"unknown top-level section {key!r} (expected one of {SECTIONS})")
+                Diagnostic(
+                    key,
+                    "(section)",
+                    "schema.extra_forbidden",
+                    f"unknown top-level section {key!r} (expected one of {SECTIONS})",
+                )
             )
     for key in SECTIONS:
         if key not in data:
@@ -80,8 +84,11 @@ def _validate(composed: Composed) -> list[Diagnostic] | tuple[DeploymentSpec, Vi
     strategies = _named(_STRATEGY, "strategies", data, diags, invalid)
     risk = _model(Risk, data.get("risk"), ["risk"], diags) if "risk" in data else None
 
-    raw_mode = (data.get("deployment") or {}).get("mode") if isinstance(
-        data.get("deployment"), dict) else None
+    raw_mode = (
+        (data.get("deployment") or {}).get("mode")
+        if isinstance(data.get("deployment"), dict)
+        else None
+    )
     view = View(
         mode=spec.mode if spec else str(raw_mode or "paper"),
         engines={
@@ -133,8 +140,12 @@ def _named(
     for name, body in raw.items():
         if not re.match(NAME_PATTERN, str(name)):
             diags.append(
-                Diagnostic(f"{section}.{name}", name, "schema.name",
-                           f"name {name!r} must match {NAME_PATTERN}")
+                Diagnostic(
+                    f"{section}.{name}",
+                    name,
+                    "schema.name",
+                    f"name {name!r} must match {NAME_PATTERN}",
+                )
             )
             invalid.add(f"{section}.{name}")
             continue
@@ -196,11 +207,17 @@ def _git_state(root: Path) -> tuple[str | None, bool | None]:
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         status = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--", "conf"],
-            capture_output=True, text=True, check=True, timeout=10,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None, None

@@ -100,7 +100,9 @@ def compose(root: Path, overrides: Sequence[str]) -> Composed:
         with open_dict(cfg):
             del cfg["hydra"]
         data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except (HydraException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError, KeyError) as exc:
+        # Hydra raises plain ValueError for some bad overrides (`deployment=0`): all of these
+        # are about the user's input, and Hydra's own code is the only code in this block.
         message = _hydra_message(exc)
         for override in overrides:
             # Hydra quotes the offending override; never echo a literal secret back.
@@ -119,7 +121,8 @@ def compose(root: Path, overrides: Sequence[str]) -> Composed:
         ) from None
     if not isinstance(data, dict):  # pragma: no cover - the root config is always a mapping
         raise ConfigError([Diagnostic("", data, "compose", "the composed config is not a map")])
-    composed = Composed(root=root, data=data, choices=choices, overrides=task)
+    tree = {str(k): v for k, v in data.items()}
+    composed = Composed(root=root, data=tree, choices=choices, overrides=task)
     composed.sources = _replay_sources(conf, root, choices, task)
     return composed
 
@@ -130,7 +133,9 @@ def _hydra_message(exc: BaseException) -> str:
     message = lines[0] if lines else type(exc).__name__
     if "Available options" in str(exc):
         start = next(i for i, ln in enumerate(lines) if ln.startswith("Available options"))
-        options = [ln for ln in lines[start + 1 :] if not ln.startswith(("Config search", "provider="))]
+        options = [
+            ln for ln in lines[start + 1 :] if not ln.startswith(("Config search", "provider="))
+        ]
         message += f" (available: {', '.join(options)})"
     cause = exc.__cause__
     if cause is not None and str(cause).strip():
@@ -161,8 +166,9 @@ def _replay_sources(
         key = key.lstrip("+~")
         if "@" in key or key in choices:
             continue  # a group choice: its file is already attributed by the replay
-        replaced = sorted({sources.pop(k) for k in list(sources)
-                           if k == key or k.startswith(key + ".")})
+        replaced = sorted(
+            {sources.pop(k) for k in list(sources) if k == key or k.startswith(key + ".")}
+        )
         note = f" (replaces {', '.join(replaced)})" if replaced else ""
         sources[key] = f"command line override {override}{note}"
     return sources

@@ -136,7 +136,5 @@ def render_text(diagnostics: Iterable[Diagnostic]) -> str:
 
 
 def render_json(diagnostics: Iterable[Diagnostic]) -> str:
-    items = [
-        d.to_json() | {"value": _jsonable(redact_value(d.path, d.value))} for d in diagnostics
-    ]
+    items = [d.to_json() | {"value": _jsonable(redact_value(d.path, d.value))} for d in diagnostics]
     return json.dumps({"ok": False, "diagnostics": items}, indent=2, sort_keys=True)

@@ -120,8 +120,14 @@ def load(text: str) -> Manifest:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            [Diagnostic("", None, "manifest.json", f"not valid JSON at line {exc.lineno} "
-                        f"column {exc.colno}: {exc.msg}")]
+            [
+                Diagnostic(
+                    "",
+                    None,
+                    "manifest.json",
+                    f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                )
+            ]
         ) from None
     if not isinstance(raw, dict):
         raise ConfigError([Diagnostic("", raw, "manifest.json", "a manifest is a JSON object")])

@@ -91,6 +91,9 @@ Dec = Annotated[
 ]
 PosDec = Annotated[Dec, AfterValidator(_positive)]
 
+# Integer widths of the Rust contract types (engine/manifest): u32 and u64.
+U32_MAX = 2**32 - 1
+U64_MAX = 2**64 - 1
 Core = Annotated[int, Field(ge=0, le=4095)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
@@ -114,13 +117,13 @@ class Cpu(Strict):
 
 class Nic(Strict):
     name: Annotated[str, Field(min_length=1, max_length=15)]
-    numa_node: Annotated[int, Field(ge=0)]
+    numa_node: Annotated[int, Field(ge=0, le=U32_MAX)]
 
 
 class Memory(Strict):
     hugepage_kb: Literal[2048, 1048576]
-    hugepages: Annotated[int, Field(ge=0)]
-    shm_budget_mb: Annotated[int, Field(ge=1)]
+    hugepages: Annotated[int, Field(ge=0, le=U64_MAX)]
+    shm_budget_mb: Annotated[int, Field(ge=1, le=U64_MAX)]
 
 
 class Threads(Strict):
@@ -131,8 +134,8 @@ class Threads(Strict):
 
 
 class Ring(Strict):
-    slots: Annotated[int, Field(ge=1)]
-    slot_bytes: Annotated[int, Field(ge=1)]
+    slots: Annotated[int, Field(ge=1, le=U64_MAX)]
+    slot_bytes: Annotated[int, Field(ge=1, le=U64_MAX)]
 
 
 class Rings(Strict):
@@ -167,9 +170,9 @@ class Credentials(Strict):
 
 
 class RateLimits(Strict):
-    orders_per_10s: Annotated[int, Field(ge=1)]
-    orders_per_day: Annotated[int, Field(ge=1)]
-    request_weight_per_minute: Annotated[int, Field(ge=1)]
+    orders_per_10s: Annotated[int, Field(ge=1, le=U32_MAX)]
+    orders_per_day: Annotated[int, Field(ge=1, le=U32_MAX)]
+    request_weight_per_minute: Annotated[int, Field(ge=1, le=U32_MAX)]
 
 
 class Instrument(Strict):
@@ -183,7 +186,7 @@ class Instrument(Strict):
 class SimVenue(Strict):
     capture: Annotated[str, Field(min_length=1)]
     speed: PosDec
-    latency_us: Annotated[int, Field(ge=0)]
+    latency_us: Annotated[int, Field(ge=0, le=U64_MAX)]
 
 
 class Exchange(Strict):
@@ -204,11 +207,11 @@ class Exchange(Strict):
 
 class MarketMakerParams(Strict):
     reference: Literal["mid", "microprice"]
-    half_spread_ticks: Annotated[int, Field(ge=1)]
+    half_spread_ticks: Annotated[int, Field(ge=1, le=U32_MAX)]
     quote_qty: PosDec
     max_inventory: PosDec
-    inventory_skew_ticks: Annotated[int, Field(ge=0)]
-    requote_threshold_ticks: Annotated[int, Field(ge=0)]
+    inventory_skew_ticks: Annotated[int, Field(ge=0, le=U32_MAX)]
+    requote_threshold_ticks: Annotated[int, Field(ge=0, le=U32_MAX)]
 
 
 class ImbalanceTakerParams(Strict):
@@ -216,7 +219,7 @@ class ImbalanceTakerParams(Strict):
     threshold: PosDec
     order_qty: PosDec
     max_slippage: PosDec
-    cooldown_ms: Annotated[int, Field(ge=0)]
+    cooldown_ms: Annotated[int, Field(ge=0, le=U64_MAX)]
 
 
 class _StrategyBase(Strict):
@@ -246,8 +249,8 @@ class KillSwitch(Strict):
 
 
 class OrderRate(Strict):
-    per_second: Annotated[int, Field(ge=1)]
-    burst: Annotated[int, Field(ge=1)]
+    per_second: Annotated[int, Field(ge=1, le=U32_MAX)]
+    burst: Annotated[int, Field(ge=1, le=U32_MAX)]
 
 
 class InstrumentLimits(Strict):
@@ -266,9 +269,9 @@ class Risk(Strict):
     max_drawdown: PosDec
     max_gross_exposure: PosDec
     reducing_at_pct: Annotated[int, Field(ge=1, le=100)]
-    max_open_orders: Annotated[int, Field(ge=1)]
+    max_open_orders: Annotated[int, Field(ge=1, le=U32_MAX)]
     order_rate: OrderRate
-    feed_stale_ms: Annotated[int, Field(ge=1)]
+    feed_stale_ms: Annotated[int, Field(ge=1, le=U64_MAX)]
     instruments: dict[Symbol, InstrumentLimits]
 
 
@@ -278,13 +281,13 @@ class Risk(Strict):
 class Bus(Strict):
     events: Annotated[str, Field(pattern=r"^(tcp|ipc)://\S+$")]
     control: Annotated[str, Field(pattern=r"^(tcp|ipc)://\S+$")]
-    hwm: Annotated[int, Field(ge=1000)]
+    hwm: Annotated[int, Field(ge=1000, le=U32_MAX)]
 
 
 class Journal(Strict):
     dir: Annotated[str, Field(min_length=1)]
     fsync: Literal["always", "interval", "never"]
-    fsync_interval_ms: Annotated[int, Field(ge=1)]
+    fsync_interval_ms: Annotated[int, Field(ge=1, le=U32_MAX)]
 
 
 class EngineSpec(Strict):

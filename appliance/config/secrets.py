@@ -42,9 +42,7 @@ def secret_literal_reason(path: str, value: object) -> str | None:
     if value is None or is_reference(value):
         return None
     if is_secret_key(path) and isinstance(value, str | int) and str(value) != "":
-        return (
-            "a credential must be a reference (env:NAME or file:/path), not a literal value"
-        )
+        return "a credential must be a reference (env:NAME or file:/path), not a literal value"
     if looks_like_secret(value):
         return (
             "this looks like a literal API key or secret; put it in the environment or a "

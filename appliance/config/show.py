@@ -24,8 +24,9 @@ def render_yaml(composed: Composed) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _emit(tree: dict[str, Any], path: str, depth: int, composed: Composed,
-          lines: list[str]) -> None:
+def _emit(
+    tree: dict[str, Any], path: str, depth: int, composed: Composed, lines: list[str]
+) -> None:
     pad = "  " * depth
     for key, value in tree.items():
         child = f"{path}.{key}" if path else str(key)
@@ -47,8 +48,12 @@ def render_json(composed: Composed) -> str:
         for path, value in iter_leaves(redacted)
     }
     return json.dumps(
-        {"deployment": composed.deployment_name, "choices": composed.choices,
-         "overrides": composed.overrides, "values": values},
+        {
+            "deployment": composed.deployment_name,
+            "choices": composed.choices,
+            "overrides": composed.overrides,
+            "values": values,
+        },
         indent=2,
         sort_keys=True,
     )

@@ -1,0 +1,785 @@
+//! The serde types of a version 1 manifest, one per object in docs/manifest.md.
+//!
+//! Every struct refuses unknown fields. Nullable fields are `Option`s that must still be present
+//! (`deserialize_with = "nullable"` turns off serde's "missing means None"), so a key the
+//! compiler forgot is an error, not a silent default. Field-level rules that serde cannot express
+//! (positive decimals, integer ranges) and all cross-field rules live in `validate`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Fixed;
+
+/// A logical CPU number.
+pub type Core = u32;
+
+/// A present-but-possibly-null field: `null` is `None`, a missing key is an error.
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
+}
+
+/// The schema of a [`nullable`] field: `T` or null, and required (no serde default).
+fn nullable_schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<Option<T>>()
+}
+
+/// The only input of one engine instance.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "py_rt engine manifest (version 1)")]
+pub struct Manifest {
+    #[schemars(range(min = 1, max = 1))]
+    pub manifest_version: u32,
+    /// Lowercase hex SHA-256 of the canonical payload (without content_sha256 and provenance).
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub content_sha256: String,
+    pub provenance: Provenance,
+    pub deployment: Deployment,
+    pub engine: Engine,
+    pub host: Host,
+    pub exchanges: BTreeMap<String, Exchange>,
+    pub strategies: BTreeMap<String, Strategy>,
+    pub risk: Risk,
+}
+
+/// Where a manifest came from; outside the content hash.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub compiler: String,
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<String>")]
+    pub git_commit: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<bool>")]
+    pub git_dirty: Option<bool>,
+    /// Hydra group choices.
+    pub choices: BTreeMap<String, String>,
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    pub name: String,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Paper,
+    Live,
+}
+
+impl Mode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Paper => "paper",
+            Mode::Live => "live",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Engine {
+    pub id: String,
+    /// Must equal `host.name`.
+    pub host: String,
+    pub bus: Bus,
+    pub journal: Journal,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bus {
+    /// Events PUB endpoint, `tcp://...` or `ipc://...`.
+    pub events: String,
+    /// Control endpoint, `tcp://...` or `ipc://...`.
+    pub control: String,
+    #[schemars(range(min = 1000))]
+    pub hwm: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Journal {
+    pub dir: String,
+    pub fsync: Fsync,
+    #[schemars(range(min = 1))]
+    pub fsync_interval_ms: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    Always,
+    Interval,
+    Never,
+}
+
+impl Fsync {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Interval => "interval",
+            Fsync::Never => "never",
+        }
+    }
+}
+
+/// The host this engine runs on.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// Inventory name.
+    pub name: String,
+    /// Address Ansible reaches the host on.
+    pub address: String,
+    pub cpu: Cpu,
+    pub nic: Nic,
+    pub memory: Memory,
+    pub threads: Threads,
+    pub rings: Rings,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cpu {
+    /// Online logical CPUs.
+    pub cores: Vec<Core>,
+    /// The isolcpus set: hot threads run here.
+    pub isolated: Vec<Core>,
+    /// CPUs for the OS, IRQs and the housekeeping thread.
+    pub housekeeping: Vec<Core>,
+    /// Hyperthread pairs.
+    pub smt_siblings: Vec<[Core; 2]>,
+    /// Index = NUMA node id, value = its CPUs.
+    pub numa_nodes: Vec<Vec<Core>>,
+}
+
+/// The market-data NIC.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    pub name: String,
+    pub numa_node: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    /// 2048 or 1048576.
+    pub hugepage_kb: u64,
+    pub hugepages: u64,
+    #[schemars(range(min = 1))]
+    pub shm_budget_mb: u64,
+}
+
+/// Thread placement; a `null` core means "not pinned" (paper mode only).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Threads {
+    /// Exchange name -> core of its feed thread.
+    pub feeds: BTreeMap<String, Option<Core>>,
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<Core>")]
+    pub strategy: Option<Core>,
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<Core>")]
+    pub gateway: Option<Core>,
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<Core>")]
+    pub housekeeping: Option<Core>,
+}
+
+/// Whether a thread is on the latency path (isolated cores) or housekeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadRole {
+    Hot,
+    Housekeeping,
+}
+
+impl ThreadRole {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ThreadRole::Hot => "hot",
+            ThreadRole::Housekeeping => "housekeeping",
+        }
+    }
+}
+
+/// One engine thread and where the manifest puts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSlot<'a> {
+    /// `feed` (with the exchange), `strategy`, `gateway` or `housekeeping`.
+    pub label: &'static str,
+    /// The exchange of a feed thread.
+    pub exchange: Option<&'a str>,
+    pub core: Option<Core>,
+    pub role: ThreadRole,
+}
+
+impl ThreadSlot<'_> {
+    /// The manifest path of this thread's core, e.g. `host.threads.feeds.binance_spot`.
+    pub fn path(&self) -> String {
+        match self.exchange {
+            Some(exchange) => format!("host.threads.feeds.{exchange}"),
+            None => format!("host.threads.{}", self.label),
+        }
+    }
+}
+
+impl fmt::Display for ThreadSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.exchange {
+            Some(exchange) => write!(f, "{} {exchange}", self.label),
+            None => f.write_str(self.label),
+        }
+    }
+}
+
+impl Threads {
+    /// Every thread in a fixed order: feeds (by exchange name), strategy, gateway, housekeeping.
+    pub fn slots(&self) -> Vec<ThreadSlot<'_>> {
+        let feeds = self.feeds.iter().map(|(exchange, &core)| ThreadSlot {
+            label: "feed",
+            exchange: Some(exchange),
+            core,
+            role: ThreadRole::Hot,
+        });
+        let fixed = [
+            ("strategy", self.strategy, ThreadRole::Hot),
+            ("gateway", self.gateway, ThreadRole::Hot),
+            ("housekeeping", self.housekeeping, ThreadRole::Housekeeping),
+        ]
+        .map(|(label, core, role)| ThreadSlot {
+            label,
+            exchange: None,
+            core,
+            role,
+        });
+        feeds.chain(fixed).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rings {
+    pub backing: Backing,
+    pub market_data: Ring,
+    pub orders: Ring,
+    pub fills: Ring,
+}
+
+/// Header bytes in front of every ring's slots.
+pub const RING_HEADER_BYTES: u64 = 4096;
+
+impl Rings {
+    /// The three rings with their names, in a fixed order.
+    pub fn named(&self) -> [(&'static str, &Ring); 3] {
+        [
+            ("market_data", &self.market_data),
+            ("orders", &self.orders),
+            ("fills", &self.fills),
+        ]
+    }
+
+    /// Bytes all rings take, headers included (saturating: an absurd size stays absurd).
+    pub fn total_bytes(&self) -> u64 {
+        self.named()
+            .iter()
+            .fold(0, |sum, (_, ring)| sum.saturating_add(ring.bytes()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backing {
+    Shm,
+    Hugetlbfs,
+}
+
+impl Backing {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Backing::Shm => "shm",
+            Backing::Hugetlbfs => "hugetlbfs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ring {
+    /// A power of two, 2..2^24.
+    pub slots: u64,
+    /// A multiple of 64, 64..65536.
+    pub slot_bytes: u64,
+}
+
+impl Ring {
+    /// Slots times slot size plus the header.
+    pub fn bytes(&self) -> u64 {
+        self.slots
+            .saturating_mul(self.slot_bytes)
+            .saturating_add(RING_HEADER_BYTES)
+    }
+}
+
+impl Host {
+    /// The bytes the rings may take on their backing store.
+    pub fn ring_budget_bytes(&self) -> u64 {
+        match self.rings.backing {
+            Backing::Hugetlbfs => self
+                .memory
+                .hugepages
+                .saturating_mul(self.memory.hugepage_kb)
+                .saturating_mul(1024),
+            Backing::Shm => self.memory.shm_budget_mb.saturating_mul(1 << 20),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exchange {
+    pub venue: Venue,
+    /// Protocol dialect; must match a binance venue.
+    pub market: Market,
+    pub endpoints: Endpoints,
+    /// References only (`env:NAME`, `file:/absolute/path`), never secrets.
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<Credentials>")]
+    pub credentials: Option<Credentials>,
+    pub rate_limits: RateLimits,
+    pub on_gap: OnGap,
+    /// Symbol -> instrument; at least one.
+    pub instruments: BTreeMap<String, Instrument>,
+    /// Required iff the venue is `sim`.
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<SimVenue>")]
+    pub sim: Option<SimVenue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Venue {
+    BinanceSpot,
+    BinanceUsdm,
+    Sim,
+}
+
+impl Venue {
+    /// The market a real venue speaks; `None` for the simulator, which speaks either.
+    pub const fn required_market(self) -> Option<Market> {
+        match self {
+            Venue::BinanceSpot => Some(Market::Spot),
+            Venue::BinanceUsdm => Some(Market::Usdm),
+            Venue::Sim => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Venue::BinanceSpot => "binance_spot",
+            Venue::BinanceUsdm => "binance_usdm",
+            Venue::Sim => "sim",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Market {
+    Spot,
+    Usdm,
+}
+
+impl Market {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Market::Spot => "spot",
+            Market::Usdm => "usdm",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnGap {
+    Resync,
+    Halt,
+}
+
+impl OnGap {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OnGap::Resync => "resync",
+            OnGap::Halt => "halt",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    /// `ws://` or `wss://` URL.
+    pub ws: String,
+    /// `http://` or `https://` URL.
+    pub rest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    #[schemars(range(min = 1))]
+    pub orders_per_10s: u32,
+    #[schemars(range(min = 1))]
+    pub orders_per_day: u32,
+    #[schemars(range(min = 1))]
+    pub request_weight_per_minute: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Instrument {
+    /// Positive.
+    pub tick_size: Fixed,
+    /// Positive.
+    pub lot_size: Fixed,
+    /// Positive.
+    pub min_notional: Fixed,
+    /// Negative for a rebate.
+    pub maker_fee_bps: Fixed,
+    pub taker_fee_bps: Fixed,
+}
+
+/// Settings of the local exchange simulator.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimVenue {
+    /// Path of the recorded capture to replay.
+    pub capture: String,
+    /// Replay speed, positive ("1000000" for as fast as possible).
+    pub speed: Fixed,
+    pub latency_us: u64,
+}
+
+/// A strategy instance: a built-in kind, the exchange and instruments it trades, its parameters.
+///
+/// In JSON it is internally tagged by `kind`. Serde's derived internally tagged enums buffer the
+/// object before choosing a variant, which loses the error path inside `params`; the manual
+/// `Deserialize` below reads `kind` first (keys arrive sorted) and then deserializes `params` in
+/// place, so an error still names `strategies.<name>.params.<field>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Strategy {
+    pub exchange: String,
+    pub instruments: Vec<String>,
+    pub params: StrategyParams,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrategyParams {
+    MarketMaker(MarketMakerParams),
+    ImbalanceTaker(ImbalanceTakerParams),
+}
+
+impl StrategyParams {
+    pub const fn kind(&self) -> StrategyKind {
+        match self {
+            StrategyParams::MarketMaker(_) => StrategyKind::MarketMaker,
+            StrategyParams::ImbalanceTaker(_) => StrategyKind::ImbalanceTaker,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKind {
+    MarketMaker,
+    ImbalanceTaker,
+}
+
+impl StrategyKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::MarketMaker => "market_maker",
+            StrategyKind::ImbalanceTaker => "imbalance_taker",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarketMakerParams {
+    pub reference: Reference,
+    #[schemars(range(min = 1))]
+    pub half_spread_ticks: u32,
+    /// Positive, a multiple of the lot size.
+    pub quote_qty: Fixed,
+    /// Positive, a multiple of the lot size.
+    pub max_inventory: Fixed,
+    pub inventory_skew_ticks: u32,
+    pub requote_threshold_ticks: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Reference {
+    Mid,
+    Microprice,
+}
+
+impl Reference {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reference::Mid => "mid",
+            Reference::Microprice => "microprice",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImbalanceTakerParams {
+    #[schemars(range(min = 1, max = 50))]
+    pub levels: u32,
+    /// Strictly between 0 and 1.
+    pub threshold: Fixed,
+    /// Positive, a multiple of the lot size.
+    pub order_qty: Fixed,
+    /// Positive price distance, a multiple of the tick size.
+    pub max_slippage: Fixed,
+    pub cooldown_ms: u64,
+}
+
+// The JSON shape of `Strategy`, for the schema only.
+/// A strategy instance, tagged by `kind`; `params` depend on the kind.
+#[derive(JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(dead_code)] // never built: it exists to derive the schema of the tagged form
+enum StrategyShape {
+    MarketMaker {
+        exchange: String,
+        instruments: Vec<String>,
+        params: MarketMakerParams,
+    },
+    ImbalanceTaker {
+        exchange: String,
+        instruments: Vec<String>,
+        params: ImbalanceTakerParams,
+    },
+}
+
+impl JsonSchema for Strategy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Strategy".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        StrategyShape::json_schema(generator)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum StrategyKey {
+    Kind,
+    Exchange,
+    Instruments,
+    Params,
+}
+
+/// Deserializes `params` for a known kind.
+struct ParamsSeed(StrategyKind);
+
+impl<'de> DeserializeSeed<'de> for ParamsSeed {
+    type Value = StrategyParams;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<StrategyParams, D::Error> {
+        Ok(match self.0 {
+            StrategyKind::MarketMaker => {
+                StrategyParams::MarketMaker(MarketMakerParams::deserialize(deserializer)?)
+            }
+            StrategyKind::ImbalanceTaker => {
+                StrategyParams::ImbalanceTaker(ImbalanceTakerParams::deserialize(deserializer)?)
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Strategy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Strategy, D::Error> {
+        struct StrategyVisitor;
+
+        impl<'de> Visitor<'de> for StrategyVisitor {
+            type Value = Strategy;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a strategy object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strategy, A::Error> {
+                fn once<T, E: de::Error>(slot: &Option<T>, name: &'static str) -> Result<(), E> {
+                    match slot {
+                        Some(_) => Err(E::duplicate_field(name)),
+                        None => Ok(()),
+                    }
+                }
+
+                let mut kind = None;
+                let mut exchange = None;
+                let mut instruments = None;
+                let mut params = None;
+                // `params` seen before `kind` (only from a source with unsorted keys).
+                let mut early_params: Option<serde_json::Value> = None;
+                while let Some(key) = map.next_key()? {
+                    match key {
+                        StrategyKey::Kind => {
+                            once(&kind, "kind")?;
+                            kind = Some(map.next_value::<StrategyKind>()?);
+                        }
+                        StrategyKey::Exchange => {
+                            once(&exchange, "exchange")?;
+                            exchange = Some(map.next_value()?);
+                        }
+                        StrategyKey::Instruments => {
+                            once(&instruments, "instruments")?;
+                            instruments = Some(map.next_value()?);
+                        }
+                        StrategyKey::Params => {
+                            if params.is_some() || early_params.is_some() {
+                                return Err(de::Error::duplicate_field("params"));
+                            }
+                            match kind {
+                                Some(kind) => params = Some(map.next_value_seed(ParamsSeed(kind))?),
+                                None => early_params = Some(map.next_value()?),
+                            }
+                        }
+                    }
+                }
+                let kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
+                let params = match (params, early_params) {
+                    (Some(params), _) => params,
+                    (None, Some(value)) => ParamsSeed(kind)
+                        .deserialize(value)
+                        .map_err(|err| de::Error::custom(format_args!("params: {err}")))?,
+                    (None, None) => return Err(de::Error::missing_field("params")),
+                };
+                Ok(Strategy {
+                    exchange: exchange.ok_or_else(|| de::Error::missing_field("exchange"))?,
+                    instruments: instruments
+                        .ok_or_else(|| de::Error::missing_field("instruments"))?,
+                    params,
+                })
+            }
+        }
+
+        deserializer.deserialize_map(StrategyVisitor)
+    }
+}
+
+impl Serialize for Strategy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Strategy", 4)?;
+        out.serialize_field("exchange", &self.exchange)?;
+        out.serialize_field("instruments", &self.instruments)?;
+        out.serialize_field("kind", &self.params.kind())?;
+        match &self.params {
+            StrategyParams::MarketMaker(params) => out.serialize_field("params", params)?,
+            StrategyParams::ImbalanceTaker(params) => out.serialize_field("params", params)?,
+        }
+        out.end()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Risk {
+    pub kill_switch: KillSwitch,
+    /// Positive, quote currency.
+    pub max_daily_loss: Fixed,
+    /// Positive, quote currency.
+    pub max_drawdown: Fixed,
+    /// Positive, quote currency.
+    pub max_gross_exposure: Fixed,
+    /// Share of a loss limit at which the state goes ACTIVE -> REDUCING.
+    #[schemars(range(min = 1, max = 100))]
+    pub reducing_at_pct: u32,
+    #[schemars(range(min = 1))]
+    pub max_open_orders: u32,
+    pub order_rate: OrderRate,
+    #[schemars(range(min = 1))]
+    pub feed_stale_ms: u64,
+    /// Symbol -> limits.
+    pub instruments: BTreeMap<String, InstrumentLimits>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillSwitch {
+    /// false = the kill switch is disarmed.
+    pub enabled: bool,
+    pub cancel_on_trigger: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRate {
+    #[schemars(range(min = 1))]
+    pub per_second: u32,
+    /// At least `per_second`.
+    #[schemars(range(min = 1))]
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentLimits {
+    /// Positive; at least `max_order_qty`.
+    pub max_position: Fixed,
+    /// Positive.
+    pub max_order_qty: Fixed,
+    /// Positive.
+    pub max_order_notional: Fixed,
+    /// Positive; at least `max_order_notional`.
+    pub max_position_notional: Fixed,
+    #[schemars(range(min = 1, max = 10000))]
+    pub price_band_bps: u32,
+}
+
+impl Manifest {
+    /// `exchange:symbol` for every instrument of every exchange, sorted.
+    pub fn instrument_ids(&self) -> Vec<String> {
+        self.exchanges
+            .iter()
+            .flat_map(|(exchange, venue)| {
+                venue
+                    .instruments
+                    .keys()
+                    .map(move |symbol| format!("{exchange}:{symbol}"))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,1341 @@
+//! The semantic rules of docs/manifest.md, and the field-level rules serde cannot express.
+//!
+//! Validation never stops at the first problem: it walks the whole manifest and returns every
+//! violation, each naming the path, the offending value and the rule. Paths and messages are only
+//! formatted when a rule fails: a valid manifest allocates only a few small working sets here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Display};
+
+use crate::model::{
+    Backing, Core, Cpu, Exchange, Instrument, Manifest, Mode, Strategy, StrategyParams, ThreadRole,
+    Venue,
+};
+use crate::{Fixed, Violation};
+
+/// Slot counts are powers of two up to 2^24.
+const MAX_SLOTS: u64 = 1 << 24;
+const MIN_SLOT_BYTES: u64 = 64;
+const MAX_SLOT_BYTES: u64 = 65536;
+const HUGEPAGE_SIZES_KB: [u64; 2] = [2048, 1_048_576];
+const MIN_HWM: u64 = 1000;
+
+/// Every rule violation in `manifest`, in document order; empty if it is valid.
+pub fn validate(manifest: &Manifest) -> Vec<Violation> {
+    let mut check = Checker::default();
+    check.engine(manifest);
+    check.cpu(&manifest.host.cpu);
+    check.memory(manifest);
+    check.threads(manifest);
+    check.rings(manifest);
+    for (name, exchange) in &manifest.exchanges {
+        check.exchange(name, exchange, manifest.deployment.mode);
+    }
+    for (name, strategy) in &manifest.strategies {
+        check.strategy(name, strategy, manifest);
+    }
+    check.risk(manifest);
+    check.out
+}
+
+#[derive(Default)]
+struct Checker {
+    out: Vec<Violation>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: impl Display, message: impl Display) {
+        self.out
+            .push(Violation::new(path.to_string(), message.to_string()));
+    }
+
+    fn positive(&mut self, path: fmt::Arguments<'_>, value: Fixed) {
+        if !value.is_positive() {
+            self.fail(path, format_args!("{value} is not positive (must be > 0)"));
+        }
+    }
+
+    fn at_least(&mut self, path: fmt::Arguments<'_>, value: u64, min: u64) {
+        if value < min {
+            self.fail(path, format_args!("{value} is below the minimum {min}"));
+        }
+    }
+
+    fn within(&mut self, path: fmt::Arguments<'_>, value: u64, min: u64, max: u64) {
+        if !(min..=max).contains(&value) {
+            self.fail(
+                path,
+                format_args!("{value} is outside {min}..{max} (inclusive)"),
+            );
+        }
+    }
+
+    /// A positive quantity or price that must be a whole number of `step`s of each instrument.
+    fn multiple(
+        &mut self,
+        path: fmt::Arguments<'_>,
+        value: Fixed,
+        step_name: &str,
+        steps: &[(&str, &str, Fixed)],
+    ) {
+        if !value.is_positive() {
+            self.positive(path, value);
+            return;
+        }
+        // A non-positive step is reported at the instrument; "not a multiple of 0" adds nothing.
+        for &(exchange, symbol, step) in steps {
+            if step.is_positive() && !value.is_multiple_of(step) {
+                self.fail(
+                    path,
+                    format_args!(
+                        "{value} is not a multiple of {step_name} {step} of {exchange}:{symbol}"
+                    ),
+                );
+            }
+        }
+    }
+
+    fn engine(&mut self, m: &Manifest) {
+        let engine = &m.engine;
+        if engine.host != m.host.name {
+            self.fail(
+                "engine.host",
+                format_args!(
+                    "{:?} does not equal host.name {:?} (an engine runs on the host of its \
+                     manifest)",
+                    engine.host, m.host.name
+                ),
+            );
+        }
+        for (key, endpoint) in [
+            ("events", &engine.bus.events),
+            ("control", &engine.bus.control),
+        ] {
+            if !has_scheme(endpoint, &["tcp://", "ipc://"]) {
+                self.fail(
+                    format_args!("engine.bus.{key}"),
+                    format_args!("{endpoint:?} is not a tcp:// or ipc:// endpoint"),
+                );
+            }
+        }
+        self.at_least(
+            format_args!("engine.bus.hwm"),
+            engine.bus.hwm.into(),
+            MIN_HWM,
+        );
+        self.at_least(
+            format_args!("engine.journal.fsync_interval_ms"),
+            engine.journal.fsync_interval_ms.into(),
+            1,
+        );
+    }
+
+    /// Rule 3: the CPU sets are consistent with the online cores.
+    fn cpu(&mut self, cpu: &Cpu) {
+        let cores: BTreeSet<Core> = cpu.cores.iter().copied().collect();
+        self.no_duplicates(format_args!("host.cpu.cores"), &cpu.cores);
+        for (key, list) in [
+            ("isolated", &cpu.isolated),
+            ("housekeeping", &cpu.housekeeping),
+        ] {
+            self.no_duplicates(format_args!("host.cpu.{key}"), list);
+            self.all_cores(format_args!("host.cpu.{key}"), list, &cores, &cpu.cores);
+        }
+        for core in &cpu.housekeeping {
+            if cpu.isolated.contains(core) {
+                self.fail(
+                    "host.cpu.housekeeping",
+                    format_args!(
+                        "core {core} is also in cpu.isolated {:?} (the sets must be disjoint)",
+                        cpu.isolated
+                    ),
+                );
+            }
+        }
+        for (i, pair) in cpu.smt_siblings.iter().enumerate() {
+            self.no_duplicates(format_args!("host.cpu.smt_siblings[{i}]"), pair);
+            self.all_cores(
+                format_args!("host.cpu.smt_siblings[{i}]"),
+                pair,
+                &cores,
+                &cpu.cores,
+            );
+        }
+        for (i, node) in cpu.numa_nodes.iter().enumerate() {
+            self.no_duplicates(format_args!("host.cpu.numa_nodes[{i}]"), node);
+            self.all_cores(
+                format_args!("host.cpu.numa_nodes[{i}]"),
+                node,
+                &cores,
+                &cpu.cores,
+            );
+        }
+    }
+
+    fn no_duplicates(&mut self, path: fmt::Arguments<'_>, list: &[Core]) {
+        let mut seen = BTreeSet::new();
+        for core in list {
+            if !seen.insert(core) {
+                self.fail(
+                    path,
+                    format_args!("core {core} is listed twice in {list:?}"),
+                );
+            }
+        }
+    }
+
+    fn all_cores(
+        &mut self,
+        path: fmt::Arguments<'_>,
+        list: &[Core],
+        cores: &BTreeSet<Core>,
+        all: &[Core],
+    ) {
+        for core in list {
+            if !cores.contains(core) {
+                self.fail(
+                    path,
+                    format_args!("core {core} is not in cpu.cores {all:?}"),
+                );
+            }
+        }
+    }
+
+    fn memory(&mut self, m: &Manifest) {
+        let memory = &m.host.memory;
+        if !HUGEPAGE_SIZES_KB.contains(&memory.hugepage_kb) {
+            self.fail(
+                "host.memory.hugepage_kb",
+                format_args!(
+                    "{} is not a hugepage size (2048 or 1048576)",
+                    memory.hugepage_kb
+                ),
+            );
+        }
+        self.at_least(
+            format_args!("host.memory.shm_budget_mb"),
+            memory.shm_budget_mb,
+            1,
+        );
+    }
+
+    /// Rule 4: thread placement.
+    fn threads(&mut self, m: &Manifest) {
+        let host = &m.host;
+        let cpu = &host.cpu;
+        let threads = &host.threads;
+        for exchange in m.exchanges.keys() {
+            if !threads.feeds.contains_key(exchange) {
+                self.fail(
+                    "host.threads.feeds",
+                    format_args!("no feed thread for exchange {exchange} (one per exchange)"),
+                );
+            }
+        }
+        for exchange in threads.feeds.keys() {
+            if !m.exchanges.contains_key(exchange) {
+                self.fail(
+                    format_args!("host.threads.feeds.{exchange}"),
+                    format_args!(
+                        "{exchange} is not an exchange of this manifest {:?}",
+                        m.exchanges.keys().collect::<Vec<_>>()
+                    ),
+                );
+            }
+        }
+
+        let slots = threads.slots();
+        let mut used: BTreeMap<Core, usize> = BTreeMap::new();
+        for (index, slot) in slots.iter().enumerate() {
+            let Some(core) = slot.core else {
+                if m.deployment.mode == Mode::Live {
+                    self.fail(
+                        slot.path(),
+                        "not pinned (null) in live mode (live mode pins every thread)",
+                    );
+                }
+                continue;
+            };
+            if !cpu.cores.contains(&core) {
+                self.fail(
+                    slot.path(),
+                    format_args!(
+                        "core {core} is not in cpu.cores {:?} (the host has no such core)",
+                        cpu.cores
+                    ),
+                );
+            } else {
+                match slot.role {
+                    ThreadRole::Hot if !cpu.isolated.contains(&core) => self.fail(
+                        slot.path(),
+                        format_args!(
+                            "core {core} is not in cpu.isolated {:?} (hot threads must run on \
+                             isolated cores)",
+                            cpu.isolated
+                        ),
+                    ),
+                    ThreadRole::Housekeeping if !cpu.housekeeping.contains(&core) => self.fail(
+                        slot.path(),
+                        format_args!(
+                            "core {core} is not in cpu.housekeeping {:?} (the housekeeping thread \
+                             runs with the OS)",
+                            cpu.housekeeping
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
+            match used.get(&core) {
+                Some(&first) => self.fail(
+                    slot.path(),
+                    format_args!(
+                        "core {core} is already used by {} (one thread per core)",
+                        slots[first].path()
+                    ),
+                ),
+                None => {
+                    used.insert(core, index);
+                }
+            }
+        }
+
+        // Two hot threads on the two hyperthreads of one physical core share its pipeline.
+        for (i, a) in slots.iter().enumerate() {
+            for b in &slots[i + 1..] {
+                let (Some(ca), Some(cb)) = (a.core, b.core) else {
+                    continue;
+                };
+                if a.role != ThreadRole::Hot || b.role != ThreadRole::Hot {
+                    continue;
+                }
+                if cpu
+                    .smt_siblings
+                    .iter()
+                    .any(|&[x, y]| (x, y) == (ca, cb) || (y, x) == (ca, cb))
+                {
+                    self.fail(
+                        b.path(),
+                        format_args!(
+                            "core {cb} is the SMT sibling of core {ca} used by {} (hot threads \
+                             must not share a physical core)",
+                            a.path()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Rule 5: ring geometry and the memory budget.
+    fn rings(&mut self, m: &Manifest) {
+        let host = &m.host;
+        for (name, ring) in host.rings.named() {
+            if !(ring.slots.is_power_of_two() && (2..=MAX_SLOTS).contains(&ring.slots)) {
+                self.fail(
+                    format_args!("host.rings.{name}.slots"),
+                    format_args!("{} is not a power of two in 2..{MAX_SLOTS}", ring.slots),
+                );
+            }
+            if ring.slot_bytes % MIN_SLOT_BYTES != 0
+                || !(MIN_SLOT_BYTES..=MAX_SLOT_BYTES).contains(&ring.slot_bytes)
+            {
+                self.fail(
+                    format_args!("host.rings.{name}.slot_bytes"),
+                    format_args!(
+                        "{} is not a multiple of 64 in {MIN_SLOT_BYTES}..{MAX_SLOT_BYTES} \
+                         (slots are whole cache lines)",
+                        ring.slot_bytes
+                    ),
+                );
+            }
+        }
+        let (need, budget) = (host.rings.total_bytes(), host.ring_budget_bytes());
+        if need > budget {
+            let memory = &host.memory;
+            let source = match host.rings.backing {
+                Backing::Hugetlbfs => format!(
+                    "hugetlbfs budget is {budget} bytes (hugepages {} x hugepage_kb {} KiB)",
+                    memory.hugepages, memory.hugepage_kb
+                ),
+                Backing::Shm => format!(
+                    "shm budget is {budget} bytes (shm_budget_mb {})",
+                    memory.shm_budget_mb
+                ),
+            };
+            self.fail(
+                "host.rings",
+                format_args!(
+                    "the rings need {need} bytes (slots x slot_bytes + 4096 header bytes per \
+                     ring) but the {source}"
+                ),
+            );
+        }
+    }
+
+    /// Rule 6, and the exchange's own fields.
+    fn exchange(&mut self, name: &str, exchange: &Exchange, mode: Mode) {
+        let venue = exchange.venue;
+        if let Some(market) = venue.required_market() {
+            if exchange.market != market {
+                self.fail(
+                    format_args!("exchanges.{name}.market"),
+                    format_args!(
+                        "{} does not match venue {} (which speaks {})",
+                        exchange.market.as_str(),
+                        venue.as_str(),
+                        market.as_str()
+                    ),
+                );
+            }
+        }
+        match (&exchange.sim, venue) {
+            (None, Venue::Sim) => self.fail(
+                format_args!("exchanges.{name}.sim"),
+                "null but the venue is sim (a sim venue needs capture, speed, latency_us)",
+            ),
+            (Some(_), Venue::BinanceSpot | Venue::BinanceUsdm) => self.fail(
+                format_args!("exchanges.{name}.sim"),
+                format_args!(
+                    "set but the venue is {} (sim settings are for sim only)",
+                    venue.as_str()
+                ),
+            ),
+            (Some(sim), Venue::Sim) => {
+                self.positive(format_args!("exchanges.{name}.sim.speed"), sim.speed)
+            }
+            (None, _) => {}
+        }
+        match &exchange.credentials {
+            Some(credentials) => {
+                for (key, value) in [
+                    ("api_key", &credentials.api_key),
+                    ("api_secret", &credentials.api_secret),
+                ] {
+                    if !is_secret_reference(value) {
+                        self.fail(
+                            format_args!("exchanges.{name}.credentials.{key}"),
+                            format_args!(
+                                "{} is not a reference (env:NAME with NAME [A-Z_][A-Z0-9_]*, or \
+                                 file:/absolute/path); secrets never go into a manifest",
+                                shown_credential(value)
+                            ),
+                        );
+                    }
+                }
+            }
+            None if mode == Mode::Live => self.fail(
+                format_args!("exchanges.{name}.credentials"),
+                "null in live mode (live trading needs credentials)",
+            ),
+            None => {}
+        }
+        if mode == Mode::Live && venue == Venue::Sim {
+            self.fail(
+                format_args!("exchanges.{name}.venue"),
+                "sim in live mode (live trading needs a real venue)",
+            );
+        }
+        let endpoints = &exchange.endpoints;
+        if !has_scheme(&endpoints.ws, &["ws://", "wss://"]) {
+            self.fail(
+                format_args!("exchanges.{name}.endpoints.ws"),
+                format_args!("{:?} is not a ws:// or wss:// URL", endpoints.ws),
+            );
+        }
+        if !has_scheme(&endpoints.rest, &["http://", "https://"]) {
+            self.fail(
+                format_args!("exchanges.{name}.endpoints.rest"),
+                format_args!("{:?} is not an http:// or https:// URL", endpoints.rest),
+            );
+        }
+        let limits = &exchange.rate_limits;
+        for (key, value) in [
+            ("orders_per_10s", limits.orders_per_10s),
+            ("orders_per_day", limits.orders_per_day),
+            (
+                "request_weight_per_minute",
+                limits.request_weight_per_minute,
+            ),
+        ] {
+            self.at_least(
+                format_args!("exchanges.{name}.rate_limits.{key}"),
+                value.into(),
+                1,
+            );
+        }
+        if exchange.instruments.is_empty() {
+            self.fail(
+                format_args!("exchanges.{name}.instruments"),
+                "empty (an exchange needs at least one instrument)",
+            );
+        }
+        for (symbol, instrument) in &exchange.instruments {
+            let Instrument {
+                tick_size,
+                lot_size,
+                min_notional,
+                ..
+            } = *instrument;
+            for (key, value) in [
+                ("tick_size", tick_size),
+                ("lot_size", lot_size),
+                ("min_notional", min_notional),
+            ] {
+                self.positive(
+                    format_args!("exchanges.{name}.instruments.{symbol}.{key}"),
+                    value,
+                );
+            }
+        }
+    }
+
+    /// Rule 7, and the parameters of each kind.
+    fn strategy(&mut self, name: &str, strategy: &Strategy, m: &Manifest) {
+        let exchange = m.exchanges.get(&strategy.exchange);
+        if exchange.is_none() {
+            self.fail(
+                format_args!("strategies.{name}.exchange"),
+                format_args!(
+                    "{} is not in exchanges {:?}",
+                    strategy.exchange,
+                    m.exchanges.keys().collect::<Vec<_>>()
+                ),
+            );
+        }
+        if strategy.instruments.is_empty() {
+            self.fail(
+                format_args!("strategies.{name}.instruments"),
+                "empty (a strategy trades at least one instrument)",
+            );
+        }
+        // (exchange, symbol, instrument) of each symbol that resolves, for the multiple checks.
+        let mut resolved = Vec::with_capacity(strategy.instruments.len());
+        for (i, symbol) in strategy.instruments.iter().enumerate() {
+            if let Some(exchange) = exchange {
+                match exchange.instruments.get(symbol) {
+                    Some(instrument) => resolved.push((symbol.as_str(), instrument)),
+                    None => self.fail(
+                        format_args!("strategies.{name}.instruments[{i}]"),
+                        format_args!(
+                            "{symbol} is not an instrument of exchange {} {:?}",
+                            strategy.exchange,
+                            exchange.instruments.keys().collect::<Vec<_>>()
+                        ),
+                    ),
+                }
+            }
+            if !m.risk.instruments.contains_key(symbol) {
+                self.fail(
+                    format_args!("strategies.{name}.instruments[{i}]"),
+                    format_args!("{symbol} has no risk.instruments entry (no limits, no trading)"),
+                );
+            }
+        }
+        let exchange_name = strategy.exchange.as_str();
+        let lots: Vec<_> = resolved
+            .iter()
+            .map(|&(symbol, inst)| (exchange_name, symbol, inst.lot_size))
+            .collect();
+        let ticks: Vec<_> = resolved
+            .iter()
+            .map(|&(symbol, inst)| (exchange_name, symbol, inst.tick_size))
+            .collect();
+        match &strategy.params {
+            StrategyParams::MarketMaker(p) => {
+                self.at_least(
+                    format_args!("strategies.{name}.params.half_spread_ticks"),
+                    p.half_spread_ticks.into(),
+                    1,
+                );
+                self.multiple(
+                    format_args!("strategies.{name}.params.quote_qty"),
+                    p.quote_qty,
+                    "lot_size",
+                    &lots,
+                );
+                self.multiple(
+                    format_args!("strategies.{name}.params.max_inventory"),
+                    p.max_inventory,
+                    "lot_size",
+                    &lots,
+                );
+            }
+            StrategyParams::ImbalanceTaker(p) => {
+                self.within(
+                    format_args!("strategies.{name}.params.levels"),
+                    p.levels.into(),
+                    1,
+                    50,
+                );
+                if !(Fixed::ZERO < p.threshold && p.threshold < Fixed::ONE) {
+                    self.fail(
+                        format_args!("strategies.{name}.params.threshold"),
+                        format_args!("{} is not strictly between 0 and 1", p.threshold),
+                    );
+                }
+                self.multiple(
+                    format_args!("strategies.{name}.params.order_qty"),
+                    p.order_qty,
+                    "lot_size",
+                    &lots,
+                );
+                self.multiple(
+                    format_args!("strategies.{name}.params.max_slippage"),
+                    p.max_slippage,
+                    "tick_size",
+                    &ticks,
+                );
+            }
+        }
+    }
+
+    /// Rule 8, and the risk fields.
+    fn risk(&mut self, m: &Manifest) {
+        let risk = &m.risk;
+        self.positive(format_args!("risk.max_daily_loss"), risk.max_daily_loss);
+        self.positive(format_args!("risk.max_drawdown"), risk.max_drawdown);
+        self.positive(
+            format_args!("risk.max_gross_exposure"),
+            risk.max_gross_exposure,
+        );
+        self.within(
+            format_args!("risk.reducing_at_pct"),
+            risk.reducing_at_pct.into(),
+            1,
+            100,
+        );
+        self.at_least(
+            format_args!("risk.max_open_orders"),
+            risk.max_open_orders.into(),
+            1,
+        );
+        let rate = risk.order_rate;
+        self.at_least(
+            format_args!("risk.order_rate.per_second"),
+            rate.per_second.into(),
+            1,
+        );
+        self.at_least(format_args!("risk.order_rate.burst"), rate.burst.into(), 1);
+        if rate.burst < rate.per_second {
+            self.fail(
+                "risk.order_rate.burst",
+                format_args!(
+                    "{} is below per_second {} (a burst allows at least one second's orders)",
+                    rate.burst, rate.per_second
+                ),
+            );
+        }
+        self.at_least(format_args!("risk.feed_stale_ms"), risk.feed_stale_ms, 1);
+        for (symbol, limits) in &risk.instruments {
+            for (key, value) in [
+                ("max_position", limits.max_position),
+                ("max_order_qty", limits.max_order_qty),
+                ("max_order_notional", limits.max_order_notional),
+                ("max_position_notional", limits.max_position_notional),
+            ] {
+                self.positive(format_args!("risk.instruments.{symbol}.{key}"), value);
+            }
+            self.within(
+                format_args!("risk.instruments.{symbol}.price_band_bps"),
+                limits.price_band_bps.into(),
+                1,
+                10_000,
+            );
+            if limits.max_order_qty > limits.max_position {
+                self.fail(
+                    format_args!("risk.instruments.{symbol}.max_order_qty"),
+                    format_args!(
+                        "{} exceeds max_position {} (one order may not exceed the position limit)",
+                        limits.max_order_qty, limits.max_position
+                    ),
+                );
+            }
+            if limits.max_order_notional > limits.max_position_notional {
+                self.fail(
+                    format_args!("risk.instruments.{symbol}.max_order_notional"),
+                    format_args!(
+                        "{} exceeds max_position_notional {} (one order may not exceed the \
+                         position limit)",
+                        limits.max_order_notional, limits.max_position_notional
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `scheme://` followed by something.
+fn has_scheme(url: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|scheme| {
+        url.strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty())
+    })
+}
+
+/// `env:NAME` (NAME `[A-Z_][A-Z0-9_]*`) or `file:/absolute/path`.
+pub(crate) fn is_secret_reference(value: &str) -> bool {
+    if let Some(name) = value.strip_prefix("env:") {
+        let mut chars = name.chars();
+        return chars
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    }
+    value
+        .strip_prefix("file:/")
+        .is_some_and(|rest| !rest.is_empty())
+}
+
+/// A malformed reference is shown; anything else may be a pasted secret and is not echoed.
+fn shown_credential(value: &str) -> String {
+    if value.starts_with("env:") || value.starts_with("file:") {
+        format!("{value:?}")
+    } else {
+        format!(
+            "a literal value ({} characters, not shown)",
+            value.chars().count()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../tests/contract/example.manifest.json");
+
+    fn example() -> Value {
+        serde_json::from_str(EXAMPLE).unwrap()
+    }
+
+    /// The violations of the example after `edit` (no hash involved: validation only).
+    fn violations(edit: impl FnOnce(&mut Value)) -> Vec<Violation> {
+        let mut value = example();
+        edit(&mut value);
+        let manifest: Manifest = serde_json::from_value(value).unwrap();
+        validate(&manifest)
+    }
+
+    /// Asserts that exactly one violation is reported, at `path`, and its message has `words`.
+    #[track_caller]
+    fn refused(edit: impl FnOnce(&mut Value), path: &str, words: &[&str]) {
+        let found = violations(edit);
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one violation at {path}, got {found:#?}"
+        );
+        assert_eq!(found[0].path, path, "{found:#?}");
+        for word in words {
+            assert!(
+                found[0].message.contains(word),
+                "{word:?} not in {:?}",
+                found[0].message
+            );
+        }
+    }
+
+    fn paper(v: &mut Value) {
+        v["deployment"]["mode"] = json!("paper");
+    }
+
+    /// A second exchange, USD-M futures on the simulator, with its feed thread on core 5.
+    fn add_sim_exchange(v: &mut Value) {
+        v["exchanges"]["sim_usdm"] = json!({
+            "credentials": null,
+            "endpoints": {"rest": "http://127.0.0.1:9001", "ws": "ws://127.0.0.1:9000"},
+            "instruments": {"ETHUSDT": {
+                "lot_size": "0.001", "maker_fee_bps": "-1", "min_notional": "5",
+                "taker_fee_bps": "4", "tick_size": "0.01"
+            }},
+            "market": "usdm",
+            "on_gap": "halt",
+            "rate_limits": {"orders_per_10s": 10, "orders_per_day": 1000,
+                            "request_weight_per_minute": 100},
+            "sim": {"capture": "data/capture.jsonl", "latency_us": 50, "speed": "1000000"},
+            "venue": "sim"
+        });
+        v["host"]["threads"]["feeds"]["sim_usdm"] = json!(5);
+    }
+
+    fn imbalance_taker(v: &mut Value) {
+        v["strategies"]["mm_btcusdt_spot"]["kind"] = json!("imbalance_taker");
+        v["strategies"]["mm_btcusdt_spot"]["params"] = json!({
+            "cooldown_ms": 250, "levels": 5, "max_slippage": "0.05", "order_qty": "0.001",
+            "threshold": "0.6"
+        });
+    }
+
+    #[test]
+    fn example_is_valid() {
+        assert_eq!(violations(|_| {}), []);
+        assert_eq!(violations(paper), []);
+        assert_eq!(violations(imbalance_taker), []);
+        assert_eq!(
+            violations(|v| {
+                paper(v);
+                add_sim_exchange(v);
+            }),
+            []
+        );
+    }
+
+    #[test]
+    fn engine_host_is_host_name() {
+        refused(
+            |v| v["engine"]["host"] = json!("ny4_b"),
+            "engine.host",
+            &["ny4_b", "ny4_a"],
+        );
+    }
+
+    #[test]
+    fn engine_fields() {
+        refused(
+            |v| v["engine"]["bus"]["events"] = json!("udp://x"),
+            "engine.bus.events",
+            &["tcp://"],
+        );
+        refused(
+            |v| v["engine"]["bus"]["hwm"] = json!(999),
+            "engine.bus.hwm",
+            &["999", "1000"],
+        );
+        refused(
+            |v| v["engine"]["journal"]["fsync_interval_ms"] = json!(0),
+            "engine.journal.fsync_interval_ms",
+            &["0"],
+        );
+    }
+
+    #[test]
+    fn cpu_sets() {
+        refused(
+            |v| {
+                v["host"]["cpu"]["isolated"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(16))
+            },
+            "host.cpu.isolated",
+            &["16"],
+        );
+        refused(
+            |v| v["host"]["cpu"]["housekeeping"] = json!([0, 1, 8, 9, 20]),
+            "host.cpu.housekeeping",
+            &["20", "cpu.cores"],
+        );
+        refused(
+            |v| v["host"]["cpu"]["housekeeping"] = json!([0, 1, 8, 9, 7]),
+            "host.cpu.housekeeping",
+            &["7", "disjoint"],
+        );
+        refused(
+            |v| v["host"]["cpu"]["smt_siblings"][1] = json!([1, 17]),
+            "host.cpu.smt_siblings[1]",
+            &["17"],
+        );
+        refused(
+            |v| v["host"]["cpu"]["smt_siblings"][1] = json!([1, 1]),
+            "host.cpu.smt_siblings[1]",
+            &["twice"],
+        );
+        refused(
+            |v| v["host"]["cpu"]["numa_nodes"] = json!([[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 99]]),
+            "host.cpu.numa_nodes[1]",
+            &["99"],
+        );
+        refused(
+            |v| {
+                v["host"]["cpu"]["cores"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(3))
+            },
+            "host.cpu.cores",
+            &["3", "twice"],
+        );
+    }
+
+    #[test]
+    fn memory_fields() {
+        refused(
+            |v| v["host"]["memory"]["hugepage_kb"] = json!(4096),
+            "host.memory.hugepage_kb",
+            &["4096"],
+        );
+        refused(
+            |v| v["host"]["memory"]["shm_budget_mb"] = json!(0),
+            "host.memory.shm_budget_mb",
+            &["0"],
+        );
+    }
+
+    #[test]
+    fn pinned_cores_exist() {
+        refused(
+            |v| v["host"]["threads"]["strategy"] = json!(99),
+            "host.threads.strategy",
+            &["core 99", "cpu.cores"],
+        );
+    }
+
+    #[test]
+    fn hot_threads_are_isolated() {
+        refused(
+            |v| v["host"]["threads"]["gateway"] = json!(9),
+            "host.threads.gateway",
+            &[
+                "core 9 is not in cpu.isolated [2, 3, 4, 5, 6, 7]",
+                "isolated cores",
+            ],
+        );
+        refused(
+            |v| v["host"]["threads"]["feeds"]["binance_spot"] = json!(13),
+            "host.threads.feeds.binance_spot",
+            &["core 13", "isolated"],
+        );
+    }
+
+    #[test]
+    fn housekeeping_thread_is_on_housekeeping_cores() {
+        refused(
+            |v| v["host"]["threads"]["housekeeping"] = json!(12),
+            "host.threads.housekeeping",
+            &["core 12", "cpu.housekeeping"],
+        );
+    }
+
+    #[test]
+    fn one_thread_per_core() {
+        refused(
+            |v| v["host"]["threads"]["gateway"] = json!(3),
+            "host.threads.gateway",
+            &["core 3", "host.threads.strategy"],
+        );
+    }
+
+    #[test]
+    fn hot_threads_avoid_smt_siblings() {
+        refused(
+            |v| {
+                v["host"]["cpu"]["isolated"] = json!([2, 3, 4, 5, 6, 7, 10]);
+                v["host"]["threads"]["strategy"] = json!(10);
+            },
+            "host.threads.strategy",
+            &[
+                "core 10",
+                "SMT sibling of core 2",
+                "host.threads.feeds.binance_spot",
+            ],
+        );
+        // The housekeeping thread may share a physical core with anything.
+        assert_eq!(
+            violations(|v| {
+                v["host"]["cpu"]["isolated"] = json!([2, 3, 4, 5, 6, 7, 8]);
+                v["host"]["cpu"]["housekeeping"] = json!([0, 1, 9]);
+                v["host"]["threads"]["strategy"] = json!(8);
+            }),
+            []
+        );
+    }
+
+    #[test]
+    fn live_mode_pins_every_thread() {
+        refused(
+            |v| v["host"]["threads"]["strategy"] = Value::Null,
+            "host.threads.strategy",
+            &["not pinned", "live"],
+        );
+        assert_eq!(
+            violations(|v| {
+                paper(v);
+                v["host"]["threads"]["strategy"] = Value::Null;
+                v["host"]["threads"]["feeds"]["binance_spot"] = Value::Null;
+            }),
+            []
+        );
+    }
+
+    #[test]
+    fn one_feed_per_exchange() {
+        refused(
+            |v| v["host"]["threads"]["feeds"] = json!({}),
+            "host.threads.feeds",
+            &["binance_spot"],
+        );
+        refused(
+            |v| v["host"]["threads"]["feeds"]["kraken"] = json!(5),
+            "host.threads.feeds.kraken",
+            &["not an exchange"],
+        );
+    }
+
+    #[test]
+    fn ring_geometry() {
+        refused(
+            |v| v["host"]["rings"]["orders"]["slots"] = json!(3000),
+            "host.rings.orders.slots",
+            &["3000", "power of two"],
+        );
+        refused(
+            |v| v["host"]["rings"]["orders"]["slots"] = json!(1),
+            "host.rings.orders.slots",
+            &["1 is not"],
+        );
+        refused(
+            |v| {
+                v["host"]["rings"]["fills"]["slots"] = json!(1 << 25);
+                v["host"]["memory"]["hugepages"] = json!(4096);
+            },
+            "host.rings.fills.slots",
+            &["33554432"],
+        );
+        refused(
+            |v| v["host"]["rings"]["fills"]["slot_bytes"] = json!(100),
+            "host.rings.fills.slot_bytes",
+            &["100", "multiple of 64"],
+        );
+        refused(
+            |v| v["host"]["rings"]["fills"]["slot_bytes"] = json!(131_072),
+            "host.rings.fills.slot_bytes",
+            &["131072"],
+        );
+    }
+
+    #[test]
+    fn rings_fit_the_budget() {
+        // 65536*128 + 2*4096*128 + 3*4096 = 9449472 bytes; 4 hugepages of 2 MiB hold 8388608.
+        refused(
+            |v| v["host"]["memory"]["hugepages"] = json!(4),
+            "host.rings",
+            &["9449472", "budget is 8388608"],
+        );
+        refused(
+            |v| {
+                v["host"]["rings"]["backing"] = json!("shm");
+                v["host"]["memory"]["shm_budget_mb"] = json!(8);
+            },
+            "host.rings",
+            &["9449472", "shm budget is 8388608"],
+        );
+        // Exactly full is fine: 9 MiB of shm holds 9437184 bytes, 12288 short; 10 MiB is enough.
+        assert_eq!(
+            violations(|v| {
+                v["host"]["rings"]["backing"] = json!("shm");
+                v["host"]["memory"]["shm_budget_mb"] = json!(10);
+            }),
+            []
+        );
+    }
+
+    #[test]
+    fn venue_matches_market() {
+        refused(
+            |v| v["exchanges"]["binance_spot"]["market"] = json!("usdm"),
+            "exchanges.binance_spot.market",
+            &["usdm", "binance_spot"],
+        );
+    }
+
+    #[test]
+    fn sim_settings_iff_sim_venue() {
+        refused(
+            |v| {
+                v["exchanges"]["binance_spot"]["sim"] =
+                    json!({"capture": "x", "latency_us": 0, "speed": "1"});
+            },
+            "exchanges.binance_spot.sim",
+            &["binance_spot"],
+        );
+        refused(
+            |v| {
+                paper(v);
+                add_sim_exchange(v);
+                v["exchanges"]["sim_usdm"]["sim"] = Value::Null;
+            },
+            "exchanges.sim_usdm.sim",
+            &["null"],
+        );
+        refused(
+            |v| {
+                paper(v);
+                add_sim_exchange(v);
+                v["exchanges"]["sim_usdm"]["sim"]["speed"] = json!("0");
+            },
+            "exchanges.sim_usdm.sim.speed",
+            &["positive"],
+        );
+    }
+
+    #[test]
+    fn credentials_are_references() {
+        refused(
+            |v| {
+                v["exchanges"]["binance_spot"]["credentials"]["api_secret"] =
+                    json!("hunter2hunter2");
+            },
+            "exchanges.binance_spot.credentials.api_secret",
+            &["not a reference", "14 characters"],
+        );
+        let found = violations(|v| {
+            v["exchanges"]["binance_spot"]["credentials"]["api_secret"] = json!("s3cr3t");
+        });
+        assert!(
+            !found[0].message.contains("s3cr3t"),
+            "a literal secret is echoed: {found:?}"
+        );
+        refused(
+            |v| v["exchanges"]["binance_spot"]["credentials"]["api_key"] = json!("env:lower"),
+            "exchanges.binance_spot.credentials.api_key",
+            &["\"env:lower\""],
+        );
+        for good in ["env:_X", "env:KEY_2", "file:/etc/keys/k"] {
+            assert!(is_secret_reference(good), "{good}");
+        }
+        for bad in [
+            "env:",
+            "env:2X",
+            "env:A-B",
+            "file:relative",
+            "file:/",
+            "FILE:/x",
+            "",
+        ] {
+            assert!(!is_secret_reference(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn live_mode_needs_credentials_and_real_venues() {
+        refused(
+            |v| v["exchanges"]["binance_spot"]["credentials"] = Value::Null,
+            "exchanges.binance_spot.credentials",
+            &["live"],
+        );
+        let found = violations(add_sim_exchange);
+        let paths: Vec<_> = found.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["exchanges.sim_usdm.credentials", "exchanges.sim_usdm.venue"]
+        );
+    }
+
+    #[test]
+    fn endpoints_and_rate_limits() {
+        refused(
+            |v| v["exchanges"]["binance_spot"]["endpoints"]["ws"] = json!("https://x"),
+            "exchanges.binance_spot.endpoints.ws",
+            &["wss://"],
+        );
+        refused(
+            |v| v["exchanges"]["binance_spot"]["endpoints"]["rest"] = json!("wss://x"),
+            "exchanges.binance_spot.endpoints.rest",
+            &["https://"],
+        );
+        refused(
+            |v| v["exchanges"]["binance_spot"]["rate_limits"]["orders_per_day"] = json!(0),
+            "exchanges.binance_spot.rate_limits.orders_per_day",
+            &["0"],
+        );
+    }
+
+    #[test]
+    fn instruments_are_positive() {
+        refused(
+            |v| {
+                v["exchanges"]["binance_spot"]["instruments"]["BTCUSDT"]["min_notional"] =
+                    json!("0")
+            },
+            "exchanges.binance_spot.instruments.BTCUSDT.min_notional",
+            &["0 is not positive"],
+        );
+        // Fees may be negative (rebates).
+        assert_eq!(
+            violations(|v| {
+                v["exchanges"]["binance_spot"]["instruments"]["BTCUSDT"]["maker_fee_bps"] =
+                    json!("-1.5");
+            }),
+            []
+        );
+    }
+
+    #[test]
+    fn exchange_has_instruments() {
+        let found = violations(|v| v["exchanges"]["binance_spot"]["instruments"] = json!({}));
+        assert_eq!(found[0].path, "exchanges.binance_spot.instruments");
+        // ... and the strategy's instrument is then missing from it.
+        assert_eq!(found[1].path, "strategies.mm_btcusdt_spot.instruments[0]");
+    }
+
+    #[test]
+    fn strategy_exchange_exists() {
+        refused(
+            |v| v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("kraken"),
+            "strategies.mm_btcusdt_spot.exchange",
+            &["kraken", "binance_spot"],
+        );
+    }
+
+    #[test]
+    fn strategy_instruments_exist_and_have_limits() {
+        refused(
+            |v| {
+                v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!(["BTCUSDT", "ETHUSDT"]);
+                v["risk"]["instruments"]["ETHUSDT"] = v["risk"]["instruments"]["BTCUSDT"].clone();
+            },
+            "strategies.mm_btcusdt_spot.instruments[1]",
+            &["ETHUSDT", "binance_spot"],
+        );
+        refused(
+            |v| v["risk"]["instruments"] = json!({}),
+            "strategies.mm_btcusdt_spot.instruments[0]",
+            &["BTCUSDT", "risk.instruments"],
+        );
+        refused(
+            |v| v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!([]),
+            "strategies.mm_btcusdt_spot.instruments",
+            &["empty"],
+        );
+    }
+
+    #[test]
+    fn market_maker_params() {
+        refused(
+            |v| v["strategies"]["mm_btcusdt_spot"]["params"]["quote_qty"] = json!("0.000015"),
+            "strategies.mm_btcusdt_spot.params.quote_qty",
+            &["0.000015", "lot_size 0.00001", "binance_spot:BTCUSDT"],
+        );
+        refused(
+            |v| v["strategies"]["mm_btcusdt_spot"]["params"]["max_inventory"] = json!("-0.05"),
+            "strategies.mm_btcusdt_spot.params.max_inventory",
+            &["-0.05 is not positive"],
+        );
+        refused(
+            |v| v["strategies"]["mm_btcusdt_spot"]["params"]["half_spread_ticks"] = json!(0),
+            "strategies.mm_btcusdt_spot.params.half_spread_ticks",
+            &["0"],
+        );
+    }
+
+    #[test]
+    fn imbalance_taker_params() {
+        let with = |key: &'static str, value: Value| {
+            move |v: &mut Value| {
+                imbalance_taker(v);
+                v["strategies"]["mm_btcusdt_spot"]["params"][key] = value;
+            }
+        };
+        let at = |key: &str| format!("strategies.mm_btcusdt_spot.params.{key}");
+        refused(
+            with("max_slippage", json!("0.015")),
+            &at("max_slippage"),
+            &["tick_size 0.01"],
+        );
+        refused(
+            with("order_qty", json!("0.0000101")),
+            &at("order_qty"),
+            &["lot_size"],
+        );
+        refused(with("levels", json!(0)), &at("levels"), &["1..50"]);
+        refused(with("levels", json!(51)), &at("levels"), &["51"]);
+        refused(
+            with("threshold", json!("1")),
+            &at("threshold"),
+            &["between 0 and 1"],
+        );
+        refused(
+            with("threshold", json!("0")),
+            &at("threshold"),
+            &["between 0 and 1"],
+        );
+    }
+
+    #[test]
+    fn risk_fields() {
+        refused(
+            |v| v["risk"]["max_drawdown"] = json!("0"),
+            "risk.max_drawdown",
+            &["positive"],
+        );
+        refused(
+            |v| v["risk"]["reducing_at_pct"] = json!(101),
+            "risk.reducing_at_pct",
+            &["101"],
+        );
+        refused(
+            |v| v["risk"]["max_open_orders"] = json!(0),
+            "risk.max_open_orders",
+            &["0"],
+        );
+        refused(
+            |v| v["risk"]["feed_stale_ms"] = json!(0),
+            "risk.feed_stale_ms",
+            &["0"],
+        );
+        refused(
+            |v| v["risk"]["instruments"]["BTCUSDT"]["price_band_bps"] = json!(0),
+            "risk.instruments.BTCUSDT.price_band_bps",
+            &["0"],
+        );
+        // A negative position limit is also below the order limit: both are reported.
+        let found =
+            violations(|v| v["risk"]["instruments"]["BTCUSDT"]["max_position"] = json!("-1"));
+        assert_eq!(
+            found[0].to_string(),
+            "risk.instruments.BTCUSDT.max_position: -1 is not positive (must be > 0)"
+        );
+        assert_eq!(found[1].path, "risk.instruments.BTCUSDT.max_order_qty");
+    }
+
+    #[test]
+    fn burst_covers_a_second() {
+        refused(
+            |v| v["risk"]["order_rate"]["burst"] = json!(5),
+            "risk.order_rate.burst",
+            &["5 is below per_second 10"],
+        );
+    }
+
+    #[test]
+    fn order_limits_within_position_limits() {
+        refused(
+            |v| v["risk"]["instruments"]["BTCUSDT"]["max_order_qty"] = json!("0.2"),
+            "risk.instruments.BTCUSDT.max_order_qty",
+            &["0.2 exceeds max_position 0.1"],
+        );
+        refused(
+            |v| v["risk"]["instruments"]["BTCUSDT"]["max_order_notional"] = json!("8000.01"),
+            "risk.instruments.BTCUSDT.max_order_notional",
+            &["8000.01 exceeds max_position_notional 8000"],
+        );
+    }
+
+    #[test]
+    fn every_violation_is_reported() {
+        let found = violations(|v| {
+            v["engine"]["host"] = json!("elsewhere");
+            v["host"]["threads"]["gateway"] = json!(9);
+            v["host"]["rings"]["orders"]["slots"] = json!(1000);
+            v["exchanges"]["binance_spot"]["credentials"] = Value::Null;
+            v["risk"]["order_rate"]["burst"] = json!(1);
+            v["risk"]["instruments"]["BTCUSDT"]["max_order_qty"] = json!("1");
+        });
+        let paths: Vec<_> = found.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "engine.host",
+                "host.threads.gateway",
+                "host.rings.orders.slots",
+                "exchanges.binance_spot.credentials",
+                "risk.order_rate.burst",
+                "risk.instruments.BTCUSDT.max_order_qty",
+            ]
+        );
+    }
+}
