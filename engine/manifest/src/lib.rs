@@ -283,9 +283,10 @@ mod tests {
         );
 
         let mut value = example();
+        let declared = value["content_sha256"].as_str().unwrap().to_owned();
         value["risk"]["max_daily_loss"] = json!("25000");
         let err = load(&value.to_string()).unwrap_err();
-        assert!(matches!(&err, ManifestError::Hash { found, .. } if found.starts_with("69a8dc55")));
+        assert!(matches!(&err, ManifestError::Hash { found, .. } if *found == declared));
 
         let mut value = example();
         value["content_sha256"] = json!(7);
