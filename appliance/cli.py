@@ -11,7 +11,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -204,6 +204,130 @@ def schema(
         return
     for path in schemas.write(out_dir):
         typer.echo(f"wrote {path}")
+
+
+class PlanFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+PlanFormatOpt = Annotated[PlanFormat, typer.Option("--format", "-f")]
+DetailedExit = Annotated[
+    bool,
+    typer.Option(
+        "--detailed-exitcode",
+        help="exit 0 no change, 2 changes, 3 changes that loosen risk (1 is an error)",
+    ),
+]
+
+
+def _emit_plan(plan: Any, fmt: PlanFormat, out: Path | None, detailed: bool) -> None:
+    from appliance.plan import render
+
+    text = {
+        PlanFormat.text: render.render_text,
+        PlanFormat.markdown: render.render_markdown,
+        PlanFormat.json: render.render_json,
+    }[fmt](plan)
+    typer.echo(text, nl=False)
+    if out is not None:
+        out.write_text(render.render_json(plan))
+        typer.echo(f"saved plan: {out}", err=True)
+    if detailed and plan.changes:
+        raise typer.Exit(3 if plan.has_loosen else 2)
+
+
+@app.command()
+def plan(
+    overrides: Overrides = None,
+    against: Annotated[
+        str | None,
+        typer.Option("--against", help="build dir or git ref (default: what was last applied)"),
+    ] = None,
+    fmt: PlanFormatOpt = PlanFormat.text,
+    out: Annotated[Path | None, typer.Option("--out", help="save the plan (JSON)")] = None,
+    detailed: DetailedExit = False,
+    root: RootOpt = None,
+) -> None:
+    """Compile and show what would change against what is deployed (or --against)."""
+    from appliance.config.compiler import compile_config
+    from appliance.plan import diff, sides
+    from appliance.plan.render import Plan
+
+    try:
+        project = _root(root)
+        compiled = compile_config(project, overrides or [])
+        before = (
+            sides.resolve(project, against, overrides or [], compiled.deployment)
+            if against
+            else sides.deployed(project, compiled.deployment)
+        )
+        after = sides.from_compiled(compiled)
+    except ConfigError as err:
+        raise _fail(err, Format.json if fmt is PlanFormat.json else Format.text) from None
+    result = Plan(compiled.deployment, before, after, diff.diff(before, after))
+    _emit_plan(result, fmt, out, detailed)
+
+
+@app.command("diff")
+def diff_cmd(
+    a: Annotated[str, typer.Argument(help="build dir or git ref (before)")],
+    b: Annotated[str, typer.Argument(help="build dir or git ref (after)")],
+    override: Annotated[
+        list[str] | None,
+        typer.Option("--override", "-o", help="Hydra override used to compile git refs"),
+    ] = None,
+    fmt: PlanFormatOpt = PlanFormat.text,
+    detailed: DetailedExit = False,
+    root: RootOpt = None,
+) -> None:
+    """Semantic diff of two builds or git refs."""
+    from appliance.plan import diff, sides
+    from appliance.plan.render import Plan
+
+    overrides = override or []
+    try:
+        project = _root(root)
+        deployment = next(
+            (o.split("=", 1)[1] for o in overrides if o.startswith("deployment=")), "paper_local"
+        )
+        before = sides.resolve(project, a, overrides, deployment)
+        after = sides.resolve(project, b, overrides, deployment)
+    except ConfigError as err:
+        raise _fail(err, Format.json if fmt is PlanFormat.json else Format.text) from None
+    _emit_plan(Plan(deployment, before, after, diff.diff(before, after)), fmt, None, detailed)
+
+
+@app.command()
+def backtest(
+    overrides: Overrides = None,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            help="recorded capture (.gz) or native file; repeatable; "
+            "default: the sim venue's capture",
+        ),
+    ] = None,
+    engine_id: Annotated[
+        str | None, typer.Option("--engine", help="engine id (default: the only one)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="report dir (default: reports/<deployment>)")
+    ] = None,
+    report: Annotated[bool, typer.Option(help="write the HTML and PNG report")] = True,
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """Backtest a deployment's strategies on recorded data with the engine's own Rust core."""
+    from appliance.research import cli_backtest
+
+    try:
+        project = _root(root)
+        cli_backtest.run(project, overrides or [], data, engine_id, out, report, fmt is Format.json)
+    except ConfigError as err:
+        raise _fail(err, fmt) from None
 
 
 def main() -> None:

@@ -55,6 +55,8 @@ class View:
     # Sections that exist but failed schema validation ("exchanges.binance_spot"): references
     # to them are not reported again as undeclared.
     unvalidated: frozenset[str] = frozenset()
+    # For a composed config: config path -> the file it came from (set by the compiler).
+    source_of: Callable[[str], str | None] | None = None
 
     def declared(self, section: str, name: str, present: bool) -> bool:
         return present or f"{section}.{name}" in self.unvalidated

@@ -49,6 +49,7 @@ def compile_config(root: Path, overrides: Sequence[str]) -> Compiled:
         raise ConfigError([d.with_source(composed.source_of(d.path)) for d in validated])
     spec, view = validated
     provenance = _provenance(composed)
+    view.source_of = composed.source_of
     manifests = [
         _render_engine(composed.deployment_name, spec, view, engine_id, provenance)
         for engine_id in spec.engines
@@ -189,7 +190,34 @@ def _render_engine(
     # The compiler reads back what it wrote with the contract's own reader: a renderer bug
     # becomes a refused compile, never a manifest the engine refuses.
     load(text)
-    return BuiltManifest(engine_id, engine.host, text, manifest["content_sha256"])
+    sources = _manifest_sources(body, view, engine_id, engine.host)
+    return BuiltManifest(engine_id, engine.host, text, manifest["content_sha256"], sources)
+
+
+def _config_path(path: str, engine_id: str, host: str) -> str:
+    """Where a manifest key lives in the composed config."""
+    head, _, rest = path.partition(".")
+    if head == "host":
+        return f"deployment.engines.{engine_id}.host" if rest == "name" else f"hosts.{host}.{rest}"
+    if head == "engine":
+        if rest in ("id", ""):
+            return f"deployment.engines.{engine_id}"
+        return f"deployment.engines.{engine_id}.{rest}"
+    if path == "deployment.name":
+        return "deployment"
+    return path
+
+
+def _manifest_sources(
+    body: dict[str, Any], view: View, engine_id: str, host: str
+) -> dict[str, str]:
+    lookup = view.source_of
+    out: dict[str, str] = {}
+    for path, _ in iter_leaves(body, lists_are_leaves=True):
+        src = lookup(_config_path(path, engine_id, host)) if lookup else None
+        if src:
+            out[path] = src
+    return out
 
 
 def _provenance(composed: Composed) -> dict[str, Any]:

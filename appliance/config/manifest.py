@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,12 @@ class BuiltManifest:
     host: str
     text: str
     content_sha256: str
+    # Manifest key path -> the config file (or override) it came from; for plans and reviews.
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sources_filename(self) -> str:
+        return f"{self.host}.sources.json"
 
     @property
     def filename(self) -> str:
@@ -92,6 +98,7 @@ def write_build(out_dir: Path, deployment: str, built: list[BuiltManifest]) -> P
     try:
         for b in built:
             (staging / b.filename).write_text(b.text)
+            (staging / b.sources_filename).write_text(dumps(b.sources))
         (staging / INDEX_NAME).write_text(render_index(deployment, built))
         for path in staging.iterdir():
             with path.open("rb") as fh:

@@ -66,11 +66,13 @@ def redact(tree: Any, path: str = "") -> Any:
     return redact_value(path, tree)
 
 
-def iter_leaves(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(tree, dict):
+def iter_leaves(
+    tree: Any, path: str = "", lists_are_leaves: bool = False
+) -> Iterator[tuple[str, Any]]:
+    if isinstance(tree, dict) and tree:
         for k, v in tree.items():
-            yield from iter_leaves(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(tree, list):
+            yield from iter_leaves(v, f"{path}.{k}" if path else str(k), lists_are_leaves)
+    elif isinstance(tree, list) and not lists_are_leaves:
         for i, v in enumerate(tree):
             yield from iter_leaves(v, f"{path}[{i}]")
     else:

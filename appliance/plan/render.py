@@ -1,0 +1,160 @@
+"""Plan output for people (terminal), for pull requests (Markdown) and for tools (JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.plan.diff import ABSENT, Change, ChangeClass, Side
+
+PLAN_VERSION = 1
+
+
+@dataclass
+class Plan:
+    deployment: str
+    before: Side
+    after: Side
+    changes: list[Change]
+
+    @property
+    def hosts(self) -> list[str]:
+        return sorted({c.host for c in self.changes})
+
+    @property
+    def has_loosen(self) -> bool:
+        return any(c.change_class is ChangeClass.LOOSEN for c in self.changes)
+
+    def summary_line(self) -> str:
+        if not self.changes:
+            return "no changes"
+        counts = Counter(c.change_class for c in self.changes)
+        critical = sum(
+            1 for c in self.changes if c.change_class is ChangeClass.LOOSEN and c.critical
+        )
+        parts = []
+        if counts[ChangeClass.LOOSEN]:
+            n = counts[ChangeClass.LOOSEN]
+            parts.append(
+                f"{n} change{'s loosen' if n != 1 else ' loosens'} risk"
+                + (f" ({critical} critical)" if critical else "")
+            )
+        for cls, word in (
+            (ChangeClass.TIGHTEN, "tighten risk"),
+            (ChangeClass.TOPOLOGY, "topology"),
+            (ChangeClass.ARTIFACT, "artifact"),
+            (ChangeClass.NEUTRAL, "neutral"),
+        ):
+            if counts[cls]:
+                parts.append(f"{counts[cls]} {word}")
+        hosts = len(self.hosts)
+        parts.append(f"{hosts} host{'s' if hosts != 1 else ''}")
+        if any(c.reboot for c in self.changes):
+            parts.append("reboot required")
+        elif any(c.restart for c in self.changes):
+            parts.append("restart required")
+        return " · ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        after_hashes = {h: m["content_sha256"] for h, m in sorted(self.after.manifests.items())}
+        before_hashes = {h: m["content_sha256"] for h, m in sorted(self.before.manifests.items())}
+        return {
+            "plan_version": PLAN_VERSION,
+            "deployment": self.deployment,
+            "against": self.before.label,
+            "summary": {
+                "line": self.summary_line(),
+                "changes": len(self.changes),
+                "by_class": dict(
+                    sorted(Counter(c.change_class.value for c in self.changes).items())
+                ),
+                "critical": sum(1 for c in self.changes if c.critical),
+                "hosts": self.hosts,
+                "restart": sorted({c.host for c in self.changes if c.restart}),
+                "reboot": sorted({c.host for c in self.changes if c.reboot}),
+            },
+            "manifests": {"before": before_hashes, "after": after_hashes},
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+
+def _value(value: Any) -> str:
+    if value == ABSENT:
+        return "(absent)"
+    if value is None:
+        return "null"
+    if isinstance(value, dict | list):
+        text = json.dumps(value, sort_keys=True)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _changed_json(plan: Plan) -> list[dict[str, Any]]:
+    return [c.to_json() for c in plan.changes]
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    lines = [
+        f"### Plan for `{plan.deployment}` against {plan.before.label}",
+        "",
+        f"**{plan.summary_line()}**",
+        "",
+    ]
+    if not plan.changes:
+        return "\n".join(lines) + "\n"
+    for host in plan.hosts:
+        rows = [c for c in _changed_json(plan) if c["host"] == host]
+        flags = []
+        if any(r["reboot"] for r in rows):
+            flags.append("reboot required")
+        elif any(r["restart"] for r in rows):
+            flags.append("engine restart required")
+        lines += [
+            f"#### host `{host}`" + (f" — {', '.join(flags)}" if flags else ""),
+            "",
+            "| class | entity | path | before | after | file |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            cls = r["change_class"] + (" ⚠ critical" if r["critical"] else "")
+            files = " → ".join(
+                dict.fromkeys(_short(f) for f in (r["source_before"], r["source_after"]) if f)
+            )
+            lines.append(
+                f"| {cls} | {r['entity']} | `{r['path']}` | `{_value(r['before'])}` | "
+                f"`{_value(r['after'])}` | {files} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _short(source: str) -> str:
+    """`command line override k=v (replaces conf/x.yaml)` -> `override k=v`."""
+    prefix = "command line override "
+    if source.startswith(prefix):
+        return f"override `{source[len(prefix) :].split(' (replaces ', 1)[0]}`"
+    return source
+
+
+def render_text(plan: Plan) -> str:
+    """Plain terminal text (rich renders the table when attached to a terminal)."""
+    lines = [f"plan for {plan.deployment} against {plan.before.label}: {plan.summary_line()}"]
+    for host in plan.hosts:
+        lines.append(f"host {host}")
+        for c in (c for c in plan.changes if c.host == host):
+            payload = c.to_json()
+            mark = "!" if c.critical else " "
+            lines.append(
+                f" {mark}{c.change_class.value:<9} {c.entity:<24} {c.path}: "
+                f"{_value(payload['before'])} -> {_value(payload['after'])}"
+            )
+            source = c.source_after or c.source_before
+            if source:
+                lines.append(f"{'':12}from {source}")
+    return "\n".join(lines) + "\n"
