@@ -5,8 +5,10 @@
 
 pub mod book;
 pub mod event;
+pub mod sync;
 pub mod types;
 
 pub use book::{BookError, OrderBook};
 pub use event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, SymbolId, Trade};
+pub use sync::{BookSync, DiffOutcome, SyncCounters, SyncRule, SyncState};
 pub use types::{notional, parse_units, Nanos, ParseDecimalError, Price, Qty, Side, SCALE};

@@ -1,0 +1,232 @@
+//! Market-data throughput on one core, real Binance captures (`shared/data/binance`):
+//!
+//! 1. **parse + apply**: every frame of the capture, pre-loaded in memory, decoded by the
+//!    Binance codec and applied through `BookSync` (diffs and the snapshot into the book; trades
+//!    and bookTickers decoded and handed on). Goal: >= 2M msg/s.
+//! 2. parse only, and as a reference serde_json validating the same frames into `IgnoredAny`
+//!    (its floor: no tree, no allocation) to show whether serde_json could meet the goal.
+//! 3. **native replay**: the capture converted to the native event file, loaded in memory,
+//!    replayed (events/s and rows/s), alone and with `BookSync` applying the diffs.
+//!
+//! Each figure is a pass over the whole file; warm-up passes first, then the passes are sorted
+//! and p50/p99 reported (as throughput, p99 is the slow tail). Plain `std::time::Instant`.
+//! Run with `cargo bench -p rt-venues --bench parse`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rt_core::{BookSync, MarketEvent, SyncRule};
+use rt_venues::{convert, Decoder, FrameReader, NativeReader};
+
+const WARM_UP: usize = 3;
+const PASSES: usize = 25;
+const GOAL_MSGS: f64 = 2e6;
+
+fn data_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../../../shared/data/binance");
+    if shared.is_dir() {
+        shared
+    } else {
+        root.join("../../data/binance")
+    }
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU", str::trim)
+        .to_owned();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    format!("{model}, {cores} logical CPUs")
+}
+
+/// All frames of a capture in one buffer: (local_ns, start, end).
+struct Frames {
+    bytes: Vec<u8>,
+    spans: Vec<(i64, usize, usize)>,
+}
+
+impl Frames {
+    fn load(path: &Path) -> Frames {
+        let mut reader = FrameReader::open(path).unwrap();
+        let mut frames = Frames {
+            bytes: Vec::new(),
+            spans: Vec::new(),
+        };
+        while let Some(frame) = reader.next_frame() {
+            let frame = frame.unwrap();
+            let start = frames.bytes.len();
+            frames.bytes.extend_from_slice(frame.bytes);
+            frames
+                .spans
+                .push((frame.local_ns, start, frames.bytes.len()));
+        }
+        frames
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> + '_ {
+        self.spans.iter().map(|&(ts, s, e)| (ts, &self.bytes[s..e]))
+    }
+}
+
+/// Runs `pass` (which returns how many items it handled) and prints p50/p99 items/s.
+fn sample(label: &str, unit: &str, mut pass: impl FnMut() -> u64) -> f64 {
+    for _ in 0..WARM_UP {
+        black_box(pass());
+    }
+    let mut rates = Vec::with_capacity(PASSES);
+    let mut items = 0;
+    for _ in 0..PASSES {
+        let start = Instant::now();
+        items = pass();
+        rates.push(items as f64 / start.elapsed().as_secs_f64());
+    }
+    // Sorted from the slowest pass: p99 of the throughput is the slow tail.
+    rates.sort_by(|a, b| b.total_cmp(a));
+    let p50 = rates[PASSES / 2];
+    let p99 = rates[(PASSES - 1) * 99 / 100];
+    println!(
+        "  {label:<44} p50 {:>7.2} M {unit}/s  p99 {:>7.2} M {unit}/s  ({items} {unit} a pass, p50 {:.2} ms)",
+        p50 / 1e6,
+        p99 / 1e6,
+        items as f64 / p50 * 1e3,
+    );
+    p50
+}
+
+fn parse_and_apply(frames: &Frames, rule: SyncRule) -> u64 {
+    let mut decoder = Decoder::new();
+    let mut sync = BookSync::new(rule);
+    let mut n = 0;
+    for (ts, frame) in frames.iter() {
+        n += 1;
+        match decoder.decode(frame, ts) {
+            Ok(Some(MarketEvent::Depth(d))) => {
+                black_box(sync.on_diff(&d));
+            }
+            Ok(Some(MarketEvent::Snapshot(s))) => sync.on_snapshot(&s),
+            Ok(Some(e)) => {
+                black_box(e);
+            }
+            Ok(None) | Err(_) => {}
+        }
+    }
+    assert!(sync.is_synced());
+    assert_eq!(sync.counters().gaps, 0);
+    n
+}
+
+fn parse_only(frames: &Frames) -> u64 {
+    let mut decoder = Decoder::new();
+    let mut n = 0;
+    for (ts, frame) in frames.iter() {
+        n += 1;
+        black_box(decoder.decode(frame, ts).ok().flatten());
+    }
+    n
+}
+
+fn serde_json_floor(frames: &Frames) -> u64 {
+    let mut n = 0;
+    for (_, frame) in frames.iter() {
+        n += 1;
+        black_box(serde_json::from_slice::<serde::de::IgnoredAny>(frame).unwrap());
+    }
+    n
+}
+
+fn native_replay(reader: &mut NativeReader, rule: Option<SyncRule>) -> u64 {
+    reader.rewind();
+    let mut sync = rule.map(BookSync::new);
+    let mut events = 0;
+    while let Some(event) = reader.next_event() {
+        let event = event.unwrap();
+        events += 1;
+        match (&mut sync, event) {
+            (Some(s), MarketEvent::Depth(d)) => {
+                black_box(s.on_diff(&d));
+            }
+            (Some(s), MarketEvent::Snapshot(snap)) => s.on_snapshot(&snap),
+            (_, e) => {
+                black_box(e);
+            }
+        }
+    }
+    events
+}
+
+fn main() {
+    println!("market-data bench on {}", machine());
+    let mut verdicts = Vec::new();
+    for (file, rule) in [
+        ("spot_btcusdt_20240808.gz", SyncRule::Spot),
+        ("usdm_btcusdt_20240808.gz", SyncRule::UsdM),
+    ] {
+        let path = data_dir().join(file);
+        if !path.exists() {
+            println!("{file}: absent, skipped");
+            continue;
+        }
+        let frames = Frames::load(&path);
+        println!(
+            "{file}: {} frames, {:.1} MB of JSON in memory; {PASSES} passes after {WARM_UP} warm-up",
+            frames.spans.len(),
+            frames.bytes.len() as f64 / 1e6
+        );
+        let p50 = sample("parse + BookSync apply (msg)", "msg", || {
+            parse_and_apply(&frames, rule)
+        });
+        verdicts.push((file, p50));
+        sample("parse only (msg)", "msg", || parse_only(&frames));
+        sample("serde_json -> IgnoredAny, floor (msg)", "msg", || {
+            serde_json_floor(&frames)
+        });
+
+        let native = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{file}.rtev"));
+        let t = Instant::now();
+        let stats = convert(&path, &native).unwrap();
+        println!(
+            "  converted to the native file in {:.2} s: {} events, {} rows ({} hftbacktest-style \
+             rows: depth levels + trades + snapshot levels)",
+            t.elapsed().as_secs_f64(),
+            stats.events,
+            stats.rows,
+            stats.hftbacktest_rows()
+        );
+        let mut reader = NativeReader::open(&native).unwrap();
+        let rows_per_event = stats.rows as f64 / stats.events as f64;
+        let ev = sample("native replay (events)", "events", || {
+            native_replay(&mut reader, None)
+        });
+        println!(
+            "  {:<44} p50 {:>7.2} M rows/s",
+            "native replay (rows)",
+            ev * rows_per_event / 1e6
+        );
+        let ev = sample("native replay + BookSync apply (events)", "events", || {
+            native_replay(&mut reader, Some(rule))
+        });
+        println!(
+            "  {:<44} p50 {:>7.2} M rows/s",
+            "native replay + BookSync apply (rows)",
+            ev * rows_per_event / 1e6
+        );
+    }
+    for (file, p50) in verdicts {
+        let verdict = if p50 >= GOAL_MSGS { "meets" } else { "MISSES" };
+        println!(
+            "{file}: parse + apply p50 {:.2} M msg/s {verdict} the goal >= 2 M msg/s",
+            p50 / 1e6
+        );
+    }
+}
