@@ -101,6 +101,14 @@ impl EventReader {
     pub fn is_native(&self) -> bool {
         matches!(self, EventReader::Native(_))
     }
+
+    /// (done, total) in bytes of a capture or rows of a native file, for progress bars.
+    pub fn progress(&self) -> (u64, u64) {
+        match self {
+            EventReader::Capture(r) => r.progress(),
+            EventReader::Native(r) => r.progress(),
+        }
+    }
 }
 
 impl EventSource for EventReader {

@@ -369,6 +369,11 @@ impl NativeReader {
         &self.symbols
     }
 
+    /// (rows read, total rows): progress reporting.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.next as u64, self.rows as u64)
+    }
+
     pub fn row_count(&self) -> u64 {
         self.rows as u64
     }

@@ -13,8 +13,10 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use flate2::bufread::MultiGzDecoder;
 use rt_core::{MarketEvent, Nanos};
@@ -45,6 +47,8 @@ pub struct Frame<'a> {
 /// Frames from one capture file, through one reusable buffer.
 pub struct FrameReader {
     input: Box<dyn BufRead + Send>,
+    /// Bytes of the file read so far (compressed bytes for a gzip file): progress reporting.
+    consumed: Arc<AtomicU64>,
     path: PathBuf,
     format: CaptureFormat,
     line: Vec<u8>,
@@ -80,7 +84,12 @@ impl FrameReader {
             source,
         };
         let file = File::open(path).map_err(io)?;
-        let mut raw = BufReader::with_capacity(READ_BUFFER, file);
+        let consumed = Arc::new(AtomicU64::new(0));
+        let counted = Counting {
+            inner: file,
+            consumed: Arc::clone(&consumed),
+        };
+        let mut raw = BufReader::with_capacity(READ_BUFFER, counted);
         let gzip = raw.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
         let input: Box<dyn BufRead + Send> = if gzip {
             Box::new(BufReader::with_capacity(
@@ -90,7 +99,14 @@ impl FrameReader {
         } else {
             Box::new(raw)
         };
-        FrameReader::from_reader(input, path)
+        let mut reader = FrameReader::from_reader(input, path)?;
+        reader.consumed = consumed;
+        Ok(reader)
+    }
+
+    /// Bytes of the underlying file read so far (for progress bars).
+    pub fn bytes_read(&self) -> u64 {
+        self.consumed.load(Ordering::Relaxed)
     }
 
     /// Reads a capture from any buffered reader (already decompressed); `path` names it in
@@ -98,6 +114,7 @@ impl FrameReader {
     pub fn from_reader(input: Box<dyn BufRead + Send>, path: &Path) -> Result<FrameReader, Error> {
         let mut reader = FrameReader {
             input,
+            consumed: Arc::new(AtomicU64::new(0)),
             path: path.to_owned(),
             format: CaptureFormat::TimestampNs,
             line: Vec::with_capacity(1 << 16),
@@ -289,6 +306,9 @@ pub struct CaptureStats {
 pub struct CaptureReader {
     frames: FrameReader,
     next_paths: VecDeque<PathBuf>,
+    /// Sizes of all files, and the bytes of the files already finished: progress reporting.
+    total_bytes: u64,
+    finished_bytes: u64,
     decoder: Decoder,
     skipped_before: u64,
     bad_lines: u64,
@@ -308,9 +328,16 @@ impl CaptureReader {
             line: 0,
             reason: "no capture file given",
         })?;
+        let total_bytes = std::iter::once(&first)
+            .chain(next_paths.iter())
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
         Ok(CaptureReader {
             frames: FrameReader::open(&first)?,
             next_paths,
+            total_bytes,
+            finished_bytes: 0,
             decoder: Decoder::new(),
             skipped_before: 0,
             bad_lines: 0,
@@ -341,6 +368,14 @@ impl CaptureReader {
         self.frames.path()
     }
 
+    /// (bytes read, total bytes) over all the files of this reader.
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            (self.finished_bytes + self.frames.bytes_read()).min(self.total_bytes),
+            self.total_bytes,
+        )
+    }
+
     /// The next market event. A malformed frame or line is returned as an error (and counted);
     /// reading may go on after it. Messages that are not market events are skipped.
     pub fn next_event(&mut self) -> Option<Result<MarketEvent<'_>, Error>> {
@@ -356,6 +391,7 @@ impl CaptureReader {
                 None => {
                     let next = self.next_paths.pop_front()?;
                     self.skipped_before += self.frames.skipped_lines();
+                    self.finished_bytes += self.frames.bytes_read();
                     match FrameReader::open(&next) {
                         Ok(frames) => self.frames = frames,
                         Err(e) => return Some(Err(e)),
@@ -426,5 +462,19 @@ mod tests {
         assert_eq!(parse_seconds(b"1.5"), Some(1_500_000_000));
         assert_eq!(parse_seconds(b"0.0000000019"), Some(1));
         assert_eq!(parse_seconds(b""), None);
+    }
+}
+
+/// A reader that counts the bytes it hands out.
+struct Counting<R> {
+    inner: R,
+    consumed: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
