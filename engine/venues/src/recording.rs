@@ -416,6 +416,20 @@ impl CaptureReader {
     }
 }
 
+/// A reader that counts the bytes it hands out.
+struct Counting<R> {
+    inner: R,
+    consumed: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,19 +476,5 @@ mod tests {
         assert_eq!(parse_seconds(b"1.5"), Some(1_500_000_000));
         assert_eq!(parse_seconds(b"0.0000000019"), Some(1));
         assert_eq!(parse_seconds(b""), None);
-    }
-}
-
-/// A reader that counts the bytes it hands out.
-struct Counting<R> {
-    inner: R,
-    consumed: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
     }
 }
