@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,19 @@ def check(manifest: Path, *, json_output: bool = False) -> subprocess.CompletedP
     if json_output:
         cmd += ["--format", "json"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+
+BacktestError = _engine.BacktestError
+
+
+def run_backtest(
+    manifest_text: str, files: list[str], progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Replay recorded files through the manifest's strategies (GIL released); raises
+    ManifestError or BacktestError."""
+    return _engine.run_backtest(manifest_text, files, progress)
+
+
+def convert_capture(src: str, dst: str) -> dict[str, int]:
+    """Convert a recorded capture to the native event file (fast replay); returns counts."""
+    return _engine.convert_capture(src, dst)

@@ -3,12 +3,32 @@
 //! No I/O and no wall clock: time arrives with events, so the same inputs always give the same
 //! outputs, whether they come from a WebSocket or from a recorded file.
 
+pub mod backtest;
 pub mod book;
 pub mod event;
+pub mod matching;
+pub mod portfolio;
+pub mod risk;
+pub mod strategy;
 pub mod sync;
 pub mod types;
 
+pub use backtest::{
+    Backtest, BacktestConfig, BacktestCounters, BacktestError, BacktestResult, BacktestSummary,
+    EquitySample, ExchangeConfig, ExchangeId, FillRecord, InstrumentConfig, InstrumentInfo,
+    LatencyModel, OrderRecord, PositionRecord, RiskEventRecord, StrategyConfig,
+};
 pub use book::{BookError, OrderBook};
 pub use event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, SymbolId, Trade};
+pub use matching::{Exec, ExecKind, Matcher, SimOrder, SimRequest};
+pub use portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio, Position};
+pub use risk::{
+    InstrumentLimits, InstrumentRisk, RejectReason, RiskCause, RiskConfig, RiskEngine, RiskState,
+    RiskTransition,
+};
+pub use strategy::{
+    Action, FillReport, NewOrder, OrderKind, OrderStatus, OrderUpdate, Strategy, StrategyContext,
+    StrategyError,
+};
 pub use sync::{BookSync, DiffOutcome, SyncCounters, SyncRule, SyncState};
 pub use types::{notional, parse_units, Nanos, ParseDecimalError, Price, Qty, Side, SCALE};

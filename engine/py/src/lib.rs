@@ -6,12 +6,21 @@
 //! - `load_manifest(text: str) -> dict`: loads a manifest exactly as `rt-engine` does and returns
 //!   a summary; raises `ManifestError` (a `ValueError`) listing every problem, one per line.
 //! - `manifest_schema() -> str`: the manifest's JSON Schema as JSON text.
+//! - `run_backtest(manifest_text, files, progress=None) -> dict`: replays recorded files through
+//!   the manifest's strategies with the core's backtest driver, the GIL released; returns
+//!   columns (lists) of orders, fills, equity and marks, plus summary and counters. Raises
+//!   `ManifestError` for a bad manifest and `BacktestError` (a `RuntimeError`) otherwise.
 //! - `__version__`: the crate version.
 
+use std::path::PathBuf;
+
 use pyo3::create_exception;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use rt_core::backtest::side_as_str;
+use rt_core::{Price, SCALE};
+use rt_venues::replay::{self, Replay, ReplayError};
 
 create_exception!(
     appliance._engine,
@@ -20,9 +29,355 @@ create_exception!(
     "A manifest the engine refuses. str(err) lists every problem, one per line: `path: message`."
 );
 
+create_exception!(
+    appliance._engine,
+    BacktestError,
+    PyRuntimeError,
+    "A backtest that could not run: its setup or its data files."
+);
+
 /// The one place where Rust errors become Python exceptions.
 fn to_py_err(err: rt_manifest::ManifestError) -> PyErr {
     ManifestError::new_err(err.to_string())
+}
+
+fn replay_err(err: ReplayError) -> PyErr {
+    BacktestError::new_err(err.to_string())
+}
+
+/// A 10^-8 fixed-point amount as a float, for analysis columns (exact values stay in Rust;
+/// the summary carries exact decimal strings).
+fn f(units: i64) -> f64 {
+    units as f64 / SCALE as f64
+}
+
+/// Exact decimal string of a 10^-8 amount.
+fn dec(units: i64) -> String {
+    Price(units).to_string()
+}
+
+/// Replays recorded files (captures or native files) through the manifest's strategies.
+/// `progress(done, total)` is called from time to time with bytes (or rows) read.
+#[pyfunction]
+#[pyo3(signature = (manifest_text, files, progress=None))]
+fn run_backtest<'py>(
+    py: Python<'py>,
+    manifest_text: &str,
+    files: Vec<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let manifest = rt_manifest::load(manifest_text).map_err(to_py_err)?;
+    let mut callback_error: Option<PyErr> = None;
+    let replay = py.detach(|| {
+        replay::run(&manifest, &files, 50_000, |done, total| {
+            if let (Some(cb), None) = (&progress, &callback_error) {
+                if let Err(err) = Python::attach(|py| cb.call1(py, (done, total))) {
+                    callback_error = Some(err);
+                }
+            }
+        })
+    });
+    if let Some(err) = callback_error {
+        return Err(err);
+    }
+    to_dict(py, &replay.map_err(replay_err)?)
+}
+
+/// Converts a recorded capture into the native event file; returns its counts.
+#[pyfunction]
+fn convert_capture<'py>(
+    py: Python<'py>,
+    src: PathBuf,
+    dst: PathBuf,
+) -> PyResult<Bound<'py, PyDict>> {
+    let stats = py
+        .detach(|| rt_venues::convert(&src, &dst))
+        .map_err(|e| BacktestError::new_err(e.to_string()))?;
+    let out = PyDict::new(py);
+    out.set_item("events", stats.events)?;
+    out.set_item("rows", stats.rows)?;
+    out.set_item("depth_diffs", stats.depth_diffs)?;
+    out.set_item("depth_levels", stats.depth_levels)?;
+    out.set_item("snapshots", stats.snapshots)?;
+    out.set_item("trades", stats.trades)?;
+    out.set_item("bbos", stats.bbos)?;
+    out.set_item("decode_errors", stats.decode_errors)?;
+    Ok(out)
+}
+
+fn to_dict<'py>(py: Python<'py>, replay: &Replay) -> PyResult<Bound<'py, PyDict>> {
+    let r = &replay.result;
+    let symbol = |id: u32| {
+        r.instruments
+            .get(id as usize)
+            .map_or_else(|| format!("#{id}"), |i| i.symbol.clone())
+    };
+    let strategy = |id: u32| {
+        r.strategies
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("#{id}"))
+    };
+    let out = PyDict::new(py);
+
+    let orders = PyDict::new(py);
+    orders.set_item("ts_ns", r.orders.iter().map(|o| o.ts).collect::<Vec<_>>())?;
+    orders.set_item(
+        "order_id",
+        r.orders.iter().map(|o| o.order_id).collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "strategy",
+        r.orders
+            .iter()
+            .map(|o| strategy(o.strategy))
+            .collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "client_id",
+        r.orders.iter().map(|o| o.client_id).collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "symbol",
+        r.orders
+            .iter()
+            .map(|o| symbol(o.instrument))
+            .collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "side",
+        r.orders
+            .iter()
+            .map(|o| side_as_str(o.side))
+            .collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "price",
+        r.orders.iter().map(|o| f(o.price.0)).collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "qty",
+        r.orders.iter().map(|o| f(o.qty.0)).collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "kind",
+        r.orders.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "status",
+        r.orders
+            .iter()
+            .map(|o| o.status.as_str())
+            .collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "filled_qty",
+        r.orders
+            .iter()
+            .map(|o| f(o.filled_qty.0))
+            .collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "reject_reason",
+        r.orders
+            .iter()
+            .map(|o| o.reject_reason.map(|x| x.as_str()))
+            .collect::<Vec<_>>(),
+    )?;
+    orders.set_item(
+        "updated_ts_ns",
+        r.orders.iter().map(|o| o.updated_ts).collect::<Vec<_>>(),
+    )?;
+    out.set_item("orders", orders)?;
+
+    let fills = PyDict::new(py);
+    fills.set_item("ts_ns", r.fills.iter().map(|x| x.ts).collect::<Vec<_>>())?;
+    fills.set_item(
+        "match_ts_ns",
+        r.fills.iter().map(|x| x.match_ts).collect::<Vec<_>>(),
+    )?;
+    fills.set_item(
+        "order_id",
+        r.fills.iter().map(|x| x.order_id).collect::<Vec<_>>(),
+    )?;
+    fills.set_item(
+        "strategy",
+        r.fills
+            .iter()
+            .map(|x| strategy(x.strategy))
+            .collect::<Vec<_>>(),
+    )?;
+    fills.set_item(
+        "symbol",
+        r.fills
+            .iter()
+            .map(|x| symbol(x.instrument))
+            .collect::<Vec<_>>(),
+    )?;
+    fills.set_item(
+        "side",
+        r.fills
+            .iter()
+            .map(|x| side_as_str(x.side))
+            .collect::<Vec<_>>(),
+    )?;
+    fills.set_item(
+        "price",
+        r.fills.iter().map(|x| f(x.price.0)).collect::<Vec<_>>(),
+    )?;
+    fills.set_item(
+        "qty",
+        r.fills.iter().map(|x| f(x.qty.0)).collect::<Vec<_>>(),
+    )?;
+    fills.set_item(
+        "liquidity",
+        r.fills
+            .iter()
+            .map(|x| if x.maker { "maker" } else { "taker" })
+            .collect::<Vec<_>>(),
+    )?;
+    fills.set_item("fee", r.fills.iter().map(|x| f(x.fee)).collect::<Vec<_>>())?;
+    out.set_item("fills", fills)?;
+
+    let equity = PyDict::new(py);
+    equity.set_item("ts_ns", r.equity.iter().map(|e| e.ts).collect::<Vec<_>>())?;
+    equity.set_item(
+        "equity",
+        r.equity.iter().map(|e| f(e.equity)).collect::<Vec<_>>(),
+    )?;
+    equity.set_item(
+        "realised_pnl",
+        r.equity
+            .iter()
+            .map(|e| f(e.realised_pnl))
+            .collect::<Vec<_>>(),
+    )?;
+    equity.set_item(
+        "unrealised_pnl",
+        r.equity
+            .iter()
+            .map(|e| f(e.unrealised_pnl))
+            .collect::<Vec<_>>(),
+    )?;
+    equity.set_item(
+        "fees",
+        r.equity.iter().map(|e| f(e.fees)).collect::<Vec<_>>(),
+    )?;
+    equity.set_item(
+        "gross_exposure",
+        r.equity
+            .iter()
+            .map(|e| f(e.gross_exposure))
+            .collect::<Vec<_>>(),
+    )?;
+    out.set_item("equity", equity)?;
+
+    let marks = PyDict::new(py);
+    marks.set_item(
+        "ts_ns",
+        replay.marks.iter().map(|m| m.ts).collect::<Vec<_>>(),
+    )?;
+    marks.set_item(
+        "symbol",
+        replay
+            .marks
+            .iter()
+            .map(|m| symbol(m.instrument))
+            .collect::<Vec<_>>(),
+    )?;
+    marks.set_item(
+        "mid",
+        replay.marks.iter().map(|m| f(m.mid.0)).collect::<Vec<_>>(),
+    )?;
+    marks.set_item(
+        "position",
+        replay
+            .marks
+            .iter()
+            .map(|m| f(m.position.0))
+            .collect::<Vec<_>>(),
+    )?;
+    out.set_item("marks", marks)?;
+
+    let risk = PyDict::new(py);
+    risk.set_item(
+        "ts_ns",
+        r.risk_events.iter().map(|e| e.ts).collect::<Vec<_>>(),
+    )?;
+    risk.set_item(
+        "from",
+        r.risk_events
+            .iter()
+            .map(|e| e.from.as_str())
+            .collect::<Vec<_>>(),
+    )?;
+    risk.set_item(
+        "to",
+        r.risk_events
+            .iter()
+            .map(|e| e.to.as_str())
+            .collect::<Vec<_>>(),
+    )?;
+    risk.set_item(
+        "cause",
+        r.risk_events
+            .iter()
+            .map(|e| e.cause.as_str())
+            .collect::<Vec<_>>(),
+    )?;
+    out.set_item("risk_events", risk)?;
+
+    let s = &r.summary;
+    let summary = PyDict::new(py);
+    summary.set_item("pnl", dec(s.pnl))?;
+    summary.set_item("realised_pnl", dec(s.realised_pnl))?;
+    summary.set_item("unrealised_pnl", dec(s.unrealised_pnl))?;
+    summary.set_item("fees", dec(s.fees))?;
+    summary.set_item("turnover", dec(s.turnover))?;
+    summary.set_item("max_drawdown", dec(s.max_drawdown))?;
+    summary.set_item("orders_placed", r.counters.orders_placed)?;
+    summary.set_item("orders_sent", s.orders_sent)?;
+    summary.set_item("orders_rejected", s.orders_rejected)?;
+    summary.set_item("fills", s.fills)?;
+    summary.set_item("fill_ratio", s.fill_ratio)?;
+    summary.set_item("open_orders", s.open_orders)?;
+    summary.set_item("final_risk_state", s.final_risk_state.as_str())?;
+    let positions = PyDict::new(py);
+    for (i, qty) in s.positions.iter().enumerate() {
+        positions.set_item(symbol(i as u32), qty.to_string())?;
+    }
+    summary.set_item("final_position", positions)?;
+    let rejections = PyDict::new(py);
+    for (reason, n) in &s.rejections {
+        rejections.set_item(reason.as_str(), n)?;
+    }
+    summary.set_item("rejections", rejections)?;
+    out.set_item("summary", summary)?;
+
+    let c = &r.counters;
+    let counters = PyDict::new(py);
+    for (name, value) in [
+        ("events", c.events),
+        ("rows", c.rows()),
+        ("book_updates", c.book_updates),
+        ("diffs_applied", c.diffs_applied),
+        ("diffs_stale", c.diffs_stale),
+        ("gaps", c.gaps),
+        ("invalid", c.invalid),
+        ("resyncs", c.resyncs),
+        ("trades", c.trades),
+        ("strategy_calls", c.strategy_calls),
+        ("orders_placed", c.orders_placed),
+        ("orders_rejected", c.orders_rejected),
+        ("fills", c.fills),
+        ("risk_transitions", c.risk_transitions),
+        ("records_dropped", c.records_dropped),
+        ("data_errors", replay.data_errors),
+    ] {
+        counters.set_item(name, value)?;
+    }
+    out.set_item("counters", counters)?;
+    Ok(out)
 }
 
 /// Loads and validates a manifest (JSON text) and returns its summary: engine_id, host, mode,
@@ -52,6 +407,9 @@ fn manifest_schema() -> String {
 fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(load_manifest, module)?)?;
     module.add_function(wrap_pyfunction!(manifest_schema, module)?)?;
+    module.add_function(wrap_pyfunction!(run_backtest, module)?)?;
+    module.add_function(wrap_pyfunction!(convert_capture, module)?)?;
+    module.add("BacktestError", module.py().get_type::<BacktestError>())?;
     module.add("ManifestError", module.py().get_type::<ManifestError>())?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -17,6 +17,7 @@ use rt_core::MarketEvent;
 pub mod binance;
 pub mod native;
 pub mod recording;
+pub mod replay;
 
 pub use binance::{DecodeCounters, DecodeError, Decoder};
 pub use native::{NativeReader, NativeWriter};

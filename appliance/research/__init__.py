@@ -1,0 +1,1 @@
+"""Research on the live engine's own code: backtests on recorded data and their reports."""

@@ -1,0 +1,138 @@
+"""`appliance backtest`: compile, run on recorded data with a progress bar, summarise, report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from appliance.config.compiler import compile_config
+from appliance.config.diagnostics import ConfigError, Diagnostic
+
+
+def _pick_engine(compiled: Any, engine_id: str | None) -> Any:
+    manifests = {m.engine_id: m for m in compiled.manifests}
+    if engine_id is None:
+        if len(manifests) == 1:
+            return next(iter(manifests.values()))
+        raise ConfigError(
+            [
+                Diagnostic(
+                    "--engine",
+                    None,
+                    "backtest.engine",
+                    f"this deployment runs {len(manifests)} engines; choose "
+                    f"one of {sorted(manifests)} with --engine",
+                )
+            ]
+        )
+    if engine_id not in manifests:
+        raise ConfigError(
+            [
+                Diagnostic(
+                    "--engine",
+                    engine_id,
+                    "backtest.engine",
+                    f"no engine {engine_id!r} (engines: {sorted(manifests)})",
+                )
+            ]
+        )
+    return manifests[engine_id]
+
+
+def _default_data(project: Path, manifest: dict[str, Any]) -> list[Path]:
+    captures = [ex["sim"]["capture"] for ex in manifest["exchanges"].values() if ex["sim"]]
+    if not captures:
+        raise ConfigError(
+            [
+                Diagnostic(
+                    "--data",
+                    None,
+                    "backtest.data",
+                    "no sim venue with a capture in this engine: pass --data",
+                )
+            ]
+        )
+    return [project / c for c in captures]
+
+
+def run(
+    project: Path,
+    overrides: Sequence[str],
+    data: Sequence[Path] | None,
+    engine_id: str | None,
+    out: Path | None,
+    report: bool,
+    as_json: bool,
+) -> None:
+    from appliance.research import backtest
+    from appliance.research import report as report_mod
+
+    compiled = compile_config(project, overrides)
+    built = _pick_engine(compiled, engine_id)
+    manifest = json.loads(built.text)
+    files = list(data) if data else _default_data(project, manifest)
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing:
+        raise ConfigError(
+            [Diagnostic("--data", m, "backtest.data", "no such file") for m in missing]
+        )
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("backtest"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("run", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = backtest.run(built.text, files, on_progress)
+    title = f"{compiled.deployment} / {built.engine_id} on {', '.join(result.data)}"
+    written: list[Path] = []
+    if report:
+        target = (out or project / "reports" / compiled.deployment).resolve()
+        target.mkdir(parents=True, exist_ok=True)
+        report_mod.write_html(
+            target / "report.html", title, result.summary, result.equity, result.fills
+        )
+        report_mod.write_png(target / "report.png", title, result.equity, result.fills)
+        result.fills.to_csv(target / "fills.csv", index=False)
+        result.orders.to_csv(target / "orders.csv", index=False)
+        result.equity.to_csv(target / "equity.csv", index=False)
+        (target / "summary.json").write_text(
+            json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n"
+        )
+        written = [target / n for n in ("report.html", "report.png", "summary.json")]
+    if as_json:
+        print(
+            json.dumps(
+                result.to_json() | {"report": [str(p) for p in written]}, indent=2, sort_keys=True
+            )
+        )
+        return
+    out_console = Console()
+    table = Table(title=title, show_header=False)
+    for key, value in result.summary.items():
+        table.add_row(key, _fmt(value))
+    out_console.print(table)
+    for path in written:
+        out_console.print(f"wrote {path}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in sorted(value.items())) or "none"
+    return str(value)

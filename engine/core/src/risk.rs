@@ -1,0 +1,1026 @@
+//! Pre-trade risk: the checks every order passes before it leaves, in backtests and live alike,
+//! and the account state machine ACTIVE -> REDUCING -> HALTED.
+//!
+//! [`RiskEngine::check`] runs the rules below in this order and returns the first that fails
+//! (so a rejection names one [`RejectReason`]); an order that passes is counted as open (its
+//! quantity on its side, one open order) until the engine reports it filled, cancelled,
+//! expired or rejected by the venue ([`RiskEngine::on_fill`], [`RiskEngine::on_order_closed`]).
+//! Cancels are never checked: they only ever reduce risk.
+//!
+//! 1. `Halted`: the state is HALTED (loss limit or kill switch).
+//! 2. `UnknownInstrument`: no limits configured for the instrument.
+//! 3. `InvalidQty` / `LotSize`: quantity not positive / not a multiple of the lot.
+//! 4. `FeedStale`: no market data for the instrument yet, or none for more than
+//!    `feed_stale_ms` of event time.
+//! 5. `NoReferencePrice`: no mid price (book not synced or one-sided).
+//! 6. `InvalidPrice` / `TickSize` / `PriceBand` (not for market orders): price not positive,
+//!    not a multiple of the tick, or `|price - mid| * 10^4 > price_band_bps * mid`.
+//! 7. `MaxOrderQty`, `MaxOrderNotional`, `MinNotional`: per-order size. A market order's
+//!    notional is taken at the band's far edge, `mid * (1 + price_band_bps / 10^4)`.
+//! 8. `ReduceOnly`: while REDUCING an order must reduce the position: its side opposite to the
+//!    position and `open on that side + qty <= |position|`.
+//! 9. `MaxPosition`: the position plus every open order on the order's side plus the order must
+//!    stay within `max_position` (a buy is checked against `+max`, a sell against `-max`), so no
+//!    combination of fills of accepted orders can take the position past the limit.
+//!    `MaxPositionNotional`: the same worst case valued at the mid.
+//!    `MaxGrossExposure`: the other instruments' `|position| * mark` plus this instrument's
+//!    worst case (either side fully filled) at the mid must stay within `max_gross_exposure`
+//!    (only checked when the order increases that worst case).
+//! 10. `MaxOpenOrders`: open orders across instruments below `max_open_orders`.
+//! 11. `RateLimit`: a token bucket on event time, `burst` tokens refilled at `per_second`;
+//!     only an order that passes every other rule takes a token.
+//!
+//! # States
+//!
+//! [`RiskEngine::on_equity`] follows the account equity. `daily loss = equity at the first
+//! observation of the UTC day - equity`, `drawdown = peak equity - equity`.
+//! - ACTIVE -> REDUCING when either reaches `reducing_at_pct`% of its limit; REDUCING ->
+//!   ACTIVE when both are back below (cause `Recovered`).
+//! - -> HALTED when either reaches its limit (cause `DailyLoss` or `Drawdown`), or on
+//!   [`RiskEngine::engage_kill_switch`] (cause `KillSwitch`; refused when the manifest
+//!   disarms the kill switch). HALTED is sticky: a `DailyLoss` halt is lifted at the next UTC
+//!   day (cause `NewDay`); a `Drawdown` or `KillSwitch` halt only by [`RiskEngine::resume`]
+//!   (an operator's decision, cause `Resumed`). While HALTED no order passes, and the driver
+//!   cancels every open order when `cancel_on_trigger` is set.
+
+use crate::portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio};
+use crate::strategy::{NewOrder, OrderKind};
+use crate::types::{Nanos, Price, Qty, Side};
+
+const NS_PER_SEC: i128 = 1_000_000_000;
+const DAY_NS: Nanos = 86_400 * 1_000_000_000;
+
+/// Why an order was refused: by the risk engine, by the engine itself or by the venue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    Halted,
+    UnknownInstrument,
+    InvalidQty,
+    LotSize,
+    FeedStale,
+    NoReferencePrice,
+    InvalidPrice,
+    TickSize,
+    PriceBand,
+    MaxOrderQty,
+    MaxOrderNotional,
+    MinNotional,
+    ReduceOnly,
+    MaxPosition,
+    MaxPositionNotional,
+    MaxGrossExposure,
+    MaxOpenOrders,
+    RateLimit,
+    /// Engine: the strategy reused the client id of one of its live orders.
+    DuplicateClientId,
+    /// Venue: a post-only order would have crossed the book.
+    PostOnlyWouldCross,
+    /// Venue: a market or IOC order found nothing to trade against.
+    NoLiquidity,
+    /// Venue (simulator): the book was not synced when the order arrived.
+    BookUnavailable,
+}
+
+impl RejectReason {
+    /// Every reason, in declaration order (`reason as usize` indexes this).
+    pub const ALL: [RejectReason; 22] = [
+        RejectReason::Halted,
+        RejectReason::UnknownInstrument,
+        RejectReason::InvalidQty,
+        RejectReason::LotSize,
+        RejectReason::FeedStale,
+        RejectReason::NoReferencePrice,
+        RejectReason::InvalidPrice,
+        RejectReason::TickSize,
+        RejectReason::PriceBand,
+        RejectReason::MaxOrderQty,
+        RejectReason::MaxOrderNotional,
+        RejectReason::MinNotional,
+        RejectReason::ReduceOnly,
+        RejectReason::MaxPosition,
+        RejectReason::MaxPositionNotional,
+        RejectReason::MaxGrossExposure,
+        RejectReason::MaxOpenOrders,
+        RejectReason::RateLimit,
+        RejectReason::DuplicateClientId,
+        RejectReason::PostOnlyWouldCross,
+        RejectReason::NoLiquidity,
+        RejectReason::BookUnavailable,
+    ];
+    pub const COUNT: usize = RejectReason::ALL.len();
+
+    /// A stable snake_case code (events, records, metrics).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Halted => "halted",
+            RejectReason::UnknownInstrument => "unknown_instrument",
+            RejectReason::InvalidQty => "invalid_qty",
+            RejectReason::LotSize => "lot_size",
+            RejectReason::FeedStale => "feed_stale",
+            RejectReason::NoReferencePrice => "no_reference_price",
+            RejectReason::InvalidPrice => "invalid_price",
+            RejectReason::TickSize => "tick_size",
+            RejectReason::PriceBand => "price_band",
+            RejectReason::MaxOrderQty => "max_order_qty",
+            RejectReason::MaxOrderNotional => "max_order_notional",
+            RejectReason::MinNotional => "min_notional",
+            RejectReason::ReduceOnly => "reduce_only",
+            RejectReason::MaxPosition => "max_position",
+            RejectReason::MaxPositionNotional => "max_position_notional",
+            RejectReason::MaxGrossExposure => "max_gross_exposure",
+            RejectReason::MaxOpenOrders => "max_open_orders",
+            RejectReason::RateLimit => "rate_limit",
+            RejectReason::DuplicateClientId => "duplicate_client_id",
+            RejectReason::PostOnlyWouldCross => "post_only_would_cross",
+            RejectReason::NoLiquidity => "no_liquidity",
+            RejectReason::BookUnavailable => "book_unavailable",
+        }
+    }
+
+    /// True for the reasons the risk engine gives (the rest come from the engine or venue).
+    pub const fn is_risk(self) -> bool {
+        (self as usize) <= (RejectReason::RateLimit as usize)
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The account's trading state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RiskState {
+    Active,
+    /// Only orders that reduce a position pass.
+    Reducing,
+    /// No order passes.
+    Halted,
+}
+
+impl RiskState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RiskState::Active => "active",
+            RiskState::Reducing => "reducing",
+            RiskState::Halted => "halted",
+        }
+    }
+}
+
+/// Why the state changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RiskCause {
+    DailyLoss,
+    Drawdown,
+    KillSwitch,
+    /// Losses fell back below the REDUCING threshold.
+    Recovered,
+    /// A new UTC day lifted a daily-loss halt.
+    NewDay,
+    /// An operator resumed trading.
+    Resumed,
+}
+
+impl RiskCause {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RiskCause::DailyLoss => "daily_loss",
+            RiskCause::Drawdown => "drawdown",
+            RiskCause::KillSwitch => "kill_switch",
+            RiskCause::Recovered => "recovered",
+            RiskCause::NewDay => "new_day",
+            RiskCause::Resumed => "resumed",
+        }
+    }
+}
+
+/// A state change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RiskTransition {
+    pub at: Nanos,
+    pub from: RiskState,
+    pub to: RiskState,
+    pub cause: RiskCause,
+}
+
+/// Per-instrument limits (the manifest's `risk.instruments.<symbol>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstrumentLimits {
+    pub max_position: Qty,
+    pub max_order_qty: Qty,
+    pub max_order_notional: Cash,
+    pub max_position_notional: Cash,
+    pub price_band_bps: u32,
+}
+
+impl InstrumentLimits {
+    pub fn from_manifest(limits: &rt_manifest::model::InstrumentLimits) -> InstrumentLimits {
+        InstrumentLimits {
+            max_position: Qty(limits.max_position.raw()),
+            max_order_qty: Qty(limits.max_order_qty.raw()),
+            max_order_notional: limits.max_order_notional.raw(),
+            max_position_notional: limits.max_position_notional.raw(),
+            price_band_bps: limits.price_band_bps,
+        }
+    }
+}
+
+/// An instrument as the risk engine sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstrumentRisk {
+    pub spec: InstrumentSpec,
+    pub limits: InstrumentLimits,
+}
+
+/// The risk section of the manifest, in engine units, for the engine's instrument table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RiskConfig {
+    /// `kill_switch.enabled`: false disarms [`RiskEngine::engage_kill_switch`].
+    pub kill_switch_enabled: bool,
+    pub cancel_on_trigger: bool,
+    pub max_daily_loss: Cash,
+    pub max_drawdown: Cash,
+    pub max_gross_exposure: Cash,
+    /// 1..=100.
+    pub reducing_at_pct: u32,
+    pub max_open_orders: u32,
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    pub feed_stale_ns: Nanos,
+    /// Indexed by [`InstrumentId`]; `None`: no limits, every order refused.
+    pub instruments: Vec<Option<InstrumentRisk>>,
+}
+
+impl RiskConfig {
+    /// `instruments[id]` = (symbol, spec) of the engine's instrument `id`; the limits are looked
+    /// up by symbol (the manifest keys `risk.instruments` by symbol).
+    pub fn from_manifest(
+        risk: &rt_manifest::model::Risk,
+        instruments: &[(&str, InstrumentSpec)],
+    ) -> RiskConfig {
+        RiskConfig {
+            kill_switch_enabled: risk.kill_switch.enabled,
+            cancel_on_trigger: risk.kill_switch.cancel_on_trigger,
+            max_daily_loss: risk.max_daily_loss.raw(),
+            max_drawdown: risk.max_drawdown.raw(),
+            max_gross_exposure: risk.max_gross_exposure.raw(),
+            reducing_at_pct: risk.reducing_at_pct,
+            max_open_orders: risk.max_open_orders,
+            rate_per_second: risk.order_rate.per_second,
+            rate_burst: risk.order_rate.burst,
+            feed_stale_ns: Nanos::try_from(risk.feed_stale_ms.saturating_mul(1_000_000))
+                .unwrap_or(Nanos::MAX),
+            instruments: instruments
+                .iter()
+                .map(|(symbol, spec)| {
+                    risk.instruments.get(*symbol).map(|l| InstrumentRisk {
+                        spec: *spec,
+                        limits: InstrumentLimits::from_manifest(l),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Open quantity per side of one instrument.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Open {
+    buy: i64,
+    sell: i64,
+}
+
+/// The pre-trade risk engine. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct RiskEngine {
+    config: RiskConfig,
+    state: RiskState,
+    halt_cause: Option<RiskCause>,
+    open: Vec<Open>,
+    open_orders: u32,
+    last_market_data: Vec<Option<Nanos>>,
+    /// Token bucket in 10^-9 tokens.
+    tokens: i128,
+    refilled_at: Option<Nanos>,
+    day: Option<i64>,
+    day_start_equity: Cash,
+    peak_equity: Option<Cash>,
+    max_drawdown_seen: Cash,
+}
+
+impl RiskEngine {
+    pub fn new(config: RiskConfig) -> RiskEngine {
+        let n = config.instruments.len();
+        let tokens = i128::from(config.rate_burst) * NS_PER_SEC;
+        RiskEngine {
+            config,
+            state: RiskState::Active,
+            halt_cause: None,
+            open: vec![Open::default(); n],
+            open_orders: 0,
+            last_market_data: vec![None; n],
+            tokens,
+            refilled_at: None,
+            day: None,
+            day_start_equity: 0,
+            peak_equity: None,
+            max_drawdown_seen: 0,
+        }
+    }
+
+    pub fn config(&self) -> &RiskConfig {
+        &self.config
+    }
+
+    #[inline]
+    pub fn state(&self) -> RiskState {
+        self.state
+    }
+
+    /// Why the state is HALTED, if it is.
+    pub fn halt_cause(&self) -> Option<RiskCause> {
+        self.halt_cause
+    }
+
+    pub fn cancel_on_trigger(&self) -> bool {
+        self.config.cancel_on_trigger
+    }
+
+    pub fn open_orders(&self) -> u32 {
+        self.open_orders
+    }
+
+    /// Open quantity of an instrument on one side.
+    pub fn open_qty(&self, instrument: InstrumentId, side: Side) -> Qty {
+        self.open.get(instrument as usize).map_or(Qty::ZERO, |o| {
+            Qty(match side {
+                Side::Buy => o.buy,
+                Side::Sell => o.sell,
+            })
+        })
+    }
+
+    /// The largest drawdown seen so far.
+    pub fn max_drawdown_seen(&self) -> Cash {
+        self.max_drawdown_seen
+    }
+
+    /// Market data for `instrument` arrived at `now` (feeds the staleness guard).
+    #[inline]
+    pub fn on_market_data(&mut self, instrument: InstrumentId, now: Nanos) {
+        if let Some(t) = self.last_market_data.get_mut(instrument as usize) {
+            *t = Some(now);
+        }
+    }
+
+    /// Checks an order at event time `now` against every rule; on success it counts as open.
+    /// `reference` is the instrument's mid price.
+    pub fn check(
+        &mut self,
+        now: Nanos,
+        order: &NewOrder,
+        reference: Option<Price>,
+        portfolio: &Portfolio,
+    ) -> Result<(), RejectReason> {
+        self.evaluate(now, order, reference, portfolio)?;
+        self.take_token(now)?;
+        let open = &mut self.open[order.instrument as usize];
+        match order.side {
+            Side::Buy => open.buy = open.buy.saturating_add(order.qty.0),
+            Side::Sell => open.sell = open.sell.saturating_add(order.qty.0),
+        }
+        self.open_orders += 1;
+        Ok(())
+    }
+
+    fn evaluate(
+        &self,
+        now: Nanos,
+        order: &NewOrder,
+        reference: Option<Price>,
+        portfolio: &Portfolio,
+    ) -> Result<(), RejectReason> {
+        if self.state == RiskState::Halted {
+            return Err(RejectReason::Halted);
+        }
+        let i = order.instrument as usize;
+        let Some(Some(instrument)) = self.config.instruments.get(i) else {
+            return Err(RejectReason::UnknownInstrument);
+        };
+        let (spec, limits) = (&instrument.spec, &instrument.limits);
+        let qty = order.qty.0;
+        if qty <= 0 {
+            return Err(RejectReason::InvalidQty);
+        }
+        if !order.qty.is_multiple_of(spec.lot) {
+            return Err(RejectReason::LotSize);
+        }
+        match self.last_market_data[i] {
+            Some(t) if now.saturating_sub(t) <= self.config.feed_stale_ns => {}
+            _ => return Err(RejectReason::FeedStale),
+        }
+        let Some(reference) = reference.filter(|r| r.0 > 0) else {
+            return Err(RejectReason::NoReferencePrice);
+        };
+        let r = i128::from(reference.0);
+        let band = i128::from(limits.price_band_bps);
+        let price = if order.kind == OrderKind::Market {
+            // The worst price the band admits.
+            r + r * band / 10_000
+        } else {
+            if order.price.0 <= 0 {
+                return Err(RejectReason::InvalidPrice);
+            }
+            if !order.price.is_multiple_of(spec.tick) {
+                return Err(RejectReason::TickSize);
+            }
+            let p = i128::from(order.price.0);
+            if (p - r).abs() * 10_000 > band * r {
+                return Err(RejectReason::PriceBand);
+            }
+            p
+        };
+        if qty > limits.max_order_qty.0 {
+            return Err(RejectReason::MaxOrderQty);
+        }
+        let scale = i128::from(crate::types::SCALE);
+        let notional = price * i128::from(qty) / scale;
+        if notional > i128::from(limits.max_order_notional) {
+            return Err(RejectReason::MaxOrderNotional);
+        }
+        if notional < i128::from(spec.min_notional) {
+            return Err(RejectReason::MinNotional);
+        }
+
+        let pos = i128::from(portfolio.qty(order.instrument).0);
+        let open = self.open[i];
+        let (open_buy, open_sell) = (i128::from(open.buy), i128::from(open.sell));
+        let q = i128::from(qty);
+        if self.state == RiskState::Reducing {
+            let reduces = match order.side {
+                Side::Buy => pos < 0 && open_buy + q <= -pos,
+                Side::Sell => pos > 0 && open_sell + q <= pos,
+            };
+            if !reduces {
+                return Err(RejectReason::ReduceOnly);
+            }
+        }
+        // Worst-case positions if every open order of a side (and this one) fills.
+        let (high, low) = match order.side {
+            Side::Buy => (pos + open_buy + q, pos - open_sell),
+            Side::Sell => (pos + open_buy, pos - open_sell - q),
+        };
+        let max_pos = i128::from(limits.max_position.0);
+        let worst = match order.side {
+            Side::Buy => high,
+            Side::Sell => -low,
+        };
+        if worst > max_pos {
+            return Err(RejectReason::MaxPosition);
+        }
+        if worst > 0 && worst * r / scale > i128::from(limits.max_position_notional) {
+            return Err(RejectReason::MaxPositionNotional);
+        }
+        let before = (pos + open_buy).abs().max((pos - open_sell).abs());
+        let after = high.abs().max(low.abs());
+        if after > before {
+            let others: i128 = portfolio
+                .positions()
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, p)| {
+                    p.mark()
+                        .map_or(0, |m| i128::from(p.qty().0).abs() * i128::from(m.0))
+                })
+                .sum();
+            if (others + after * r) / scale > i128::from(self.config.max_gross_exposure) {
+                return Err(RejectReason::MaxGrossExposure);
+            }
+        }
+        if self.open_orders >= self.config.max_open_orders {
+            return Err(RejectReason::MaxOpenOrders);
+        }
+        Ok(())
+    }
+
+    fn take_token(&mut self, now: Nanos) -> Result<(), RejectReason> {
+        let cap = i128::from(self.config.rate_burst) * NS_PER_SEC;
+        if let Some(t) = self.refilled_at {
+            if now > t {
+                let elapsed = i128::from(now) - i128::from(t);
+                self.tokens =
+                    (self.tokens + elapsed * i128::from(self.config.rate_per_second)).min(cap);
+            }
+        }
+        match self.refilled_at {
+            Some(t) if t >= now => {}
+            _ => self.refilled_at = Some(now),
+        }
+        if self.tokens < NS_PER_SEC {
+            return Err(RejectReason::RateLimit);
+        }
+        self.tokens -= NS_PER_SEC;
+        Ok(())
+    }
+
+    /// An open order executed `qty`.
+    pub fn on_fill(&mut self, instrument: InstrumentId, side: Side, qty: Qty) {
+        if let Some(o) = self.open.get_mut(instrument as usize) {
+            let slot = match side {
+                Side::Buy => &mut o.buy,
+                Side::Sell => &mut o.sell,
+            };
+            *slot = slot.saturating_sub(qty.0).max(0);
+        }
+    }
+
+    /// An open order reached a final state (filled, cancelled, expired, rejected by the venue)
+    /// with `leaves` unfilled.
+    pub fn on_order_closed(&mut self, instrument: InstrumentId, side: Side, leaves: Qty) {
+        self.on_fill(instrument, side, leaves);
+        self.open_orders = self.open_orders.saturating_sub(1);
+    }
+
+    /// Follows the account equity at event time `now`; returns the state change, if any.
+    pub fn on_equity(&mut self, now: Nanos, equity: Cash) -> Option<RiskTransition> {
+        let day = now.div_euclid(DAY_NS);
+        let mut new_day = false;
+        if self.day != Some(day) {
+            new_day = self.day.is_some();
+            self.day = Some(day);
+            self.day_start_equity = equity;
+        }
+        let peak = self.peak_equity.map_or(equity, |p| p.max(equity));
+        self.peak_equity = Some(peak);
+        let daily_loss = i128::from(self.day_start_equity) - i128::from(equity);
+        let drawdown = i128::from(peak) - i128::from(equity);
+        self.max_drawdown_seen = self
+            .max_drawdown_seen
+            .max(i64::try_from(drawdown).unwrap_or(i64::MAX));
+
+        let (max_loss, max_dd) = (
+            i128::from(self.config.max_daily_loss),
+            i128::from(self.config.max_drawdown),
+        );
+        let pct = i128::from(self.config.reducing_at_pct);
+        let (target, cause) = if daily_loss >= max_loss {
+            (RiskState::Halted, RiskCause::DailyLoss)
+        } else if drawdown >= max_dd {
+            (RiskState::Halted, RiskCause::Drawdown)
+        } else if daily_loss * 100 >= pct * max_loss {
+            (RiskState::Reducing, RiskCause::DailyLoss)
+        } else if drawdown * 100 >= pct * max_dd {
+            (RiskState::Reducing, RiskCause::Drawdown)
+        } else {
+            (RiskState::Active, RiskCause::Recovered)
+        };
+        if self.state == RiskState::Halted {
+            if !(new_day && self.halt_cause == Some(RiskCause::DailyLoss))
+                || target == RiskState::Halted
+            {
+                return None;
+            }
+            self.halt_cause = None;
+            let cause = if target == RiskState::Active {
+                RiskCause::NewDay
+            } else {
+                cause
+            };
+            return self.set_state(now, target, cause);
+        }
+        if target == self.state {
+            return None;
+        }
+        if target == RiskState::Halted {
+            self.halt_cause = Some(cause);
+        }
+        self.set_state(now, target, cause)
+    }
+
+    fn set_state(&mut self, now: Nanos, to: RiskState, cause: RiskCause) -> Option<RiskTransition> {
+        let from = self.state;
+        if from == to {
+            return None;
+        }
+        self.state = to;
+        Some(RiskTransition {
+            at: now,
+            from,
+            to,
+            cause,
+        })
+    }
+
+    /// Engages the kill switch: HALTED until [`RiskEngine::resume`]. Returns `None` (and does
+    /// nothing) when the manifest disarms the kill switch or the state is HALTED already (the
+    /// cause becomes `KillSwitch` either way when armed).
+    pub fn engage_kill_switch(&mut self, now: Nanos) -> Option<RiskTransition> {
+        if !self.config.kill_switch_enabled {
+            return None;
+        }
+        self.halt_cause = Some(RiskCause::KillSwitch);
+        self.set_state(now, RiskState::Halted, RiskCause::KillSwitch)
+    }
+
+    /// An operator lifts a halt: back to ACTIVE with the peak and the day's start reset to the
+    /// current equity (the next [`RiskEngine::on_equity`] measures losses from there).
+    pub fn resume(&mut self, now: Nanos, equity: Cash) -> Option<RiskTransition> {
+        self.halt_cause = None;
+        self.peak_equity = Some(equity);
+        self.day_start_equity = equity;
+        self.set_state(now, RiskState::Active, RiskCause::Resumed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::SCALE;
+
+    fn px(s: &str) -> Price {
+        Price::parse(s.as_bytes()).expect("a price")
+    }
+
+    fn q(s: &str) -> Qty {
+        match s.strip_prefix('-') {
+            Some(abs) => -Qty::parse(abs.as_bytes()).expect("a qty"),
+            None => Qty::parse(s.as_bytes()).expect("a qty"),
+        }
+    }
+
+    const ONE: Cash = SCALE;
+
+    fn config() -> RiskConfig {
+        let spec = InstrumentSpec {
+            tick: px("0.01"),
+            lot: q("0.001"),
+            min_notional: 5 * ONE,
+            maker_fee_bps: 0,
+            taker_fee_bps: 0,
+        };
+        let limits = InstrumentLimits {
+            max_position: q("0.1"),
+            max_order_qty: q("0.05"),
+            max_order_notional: 5_000 * ONE,
+            max_position_notional: 8_000 * ONE,
+            price_band_bps: 50,
+        };
+        RiskConfig {
+            kill_switch_enabled: true,
+            cancel_on_trigger: true,
+            max_daily_loss: 1_000 * ONE,
+            max_drawdown: 2_000 * ONE,
+            max_gross_exposure: 12_000 * ONE,
+            reducing_at_pct: 80,
+            max_open_orders: 3,
+            rate_per_second: 2,
+            rate_burst: 4,
+            feed_stale_ns: 1_000_000_000,
+            instruments: vec![
+                Some(InstrumentRisk { spec, limits }),
+                Some(InstrumentRisk { spec, limits }),
+                None,
+            ],
+        }
+    }
+
+    fn order(side: Side, price: &str, qty: &str) -> NewOrder {
+        NewOrder {
+            client_id: 1,
+            instrument: 0,
+            side,
+            price: px(price),
+            qty: q(qty),
+            kind: OrderKind::Limit,
+        }
+    }
+
+    const MID: Option<Price> = Some(Price(100_000 * SCALE));
+
+    fn engine() -> RiskEngine {
+        let mut r = RiskEngine::new(config());
+        r.on_market_data(0, 0);
+        r.on_market_data(1, 0);
+        r
+    }
+
+    #[test]
+    fn per_order_rules() {
+        let r = engine();
+        let pf = Portfolio::new(3);
+        let check = |o: NewOrder, reference: Option<Price>| r.evaluate(0, &o, reference, &pf);
+        assert_eq!(check(order(Side::Buy, "100000", "0.01"), MID), Ok(()));
+        let mut unknown = order(Side::Buy, "100000", "0.01");
+        unknown.instrument = 2;
+        assert_eq!(check(unknown, MID), Err(RejectReason::UnknownInstrument));
+        unknown.instrument = 9;
+        assert_eq!(check(unknown, MID), Err(RejectReason::UnknownInstrument));
+        assert_eq!(
+            check(order(Side::Buy, "100000", "0"), MID),
+            Err(RejectReason::InvalidQty)
+        );
+        assert_eq!(
+            check(order(Side::Buy, "100000", "0.0105"), MID),
+            Err(RejectReason::LotSize)
+        );
+        assert_eq!(
+            check(order(Side::Buy, "100000", "0.01"), None),
+            Err(RejectReason::NoReferencePrice)
+        );
+        assert_eq!(
+            check(order(Side::Buy, "0", "0.01"), MID),
+            Err(RejectReason::InvalidPrice)
+        );
+        assert_eq!(
+            check(order(Side::Buy, "100000.005", "0.01"), MID),
+            Err(RejectReason::TickSize)
+        );
+        // 50 bps of 100000 = 500: 100500 is on the edge, 100500.01 past it.
+        assert_eq!(check(order(Side::Buy, "100500", "0.01"), MID), Ok(()));
+        assert_eq!(check(order(Side::Sell, "99500", "0.01"), MID), Ok(()));
+        assert_eq!(
+            check(order(Side::Buy, "100500.01", "0.01"), MID),
+            Err(RejectReason::PriceBand)
+        );
+        assert_eq!(
+            check(order(Side::Sell, "99499.99", "0.01"), MID),
+            Err(RejectReason::PriceBand)
+        );
+        assert_eq!(
+            check(order(Side::Buy, "100000", "0.051"), MID),
+            Err(RejectReason::MaxOrderQty)
+        );
+        // 0.05 * 100000 = 5000 is the notional limit; 0.05 at 100000.01 exceeds it.
+        assert_eq!(check(order(Side::Buy, "100000", "0.05"), MID), Ok(()));
+        assert_eq!(
+            check(order(Side::Buy, "100000.01", "0.05"), MID),
+            Err(RejectReason::MaxOrderNotional)
+        );
+        // 5 USDT is the min notional; 4.99 is below.
+        assert_eq!(
+            check(order(Side::Buy, "5000", "0.001"), Some(px("5000"))),
+            Ok(())
+        );
+        assert_eq!(
+            check(order(Side::Buy, "4990", "0.001"), Some(px("4990"))),
+            Err(RejectReason::MinNotional)
+        );
+        // A market order is valued at the band edge: 0.05 * 100500 > 5000.
+        let mut market = order(Side::Buy, "0", "0.049");
+        market.kind = OrderKind::Market;
+        assert_eq!(check(market, MID), Ok(()));
+        market.qty = q("0.05");
+        assert_eq!(check(market, MID), Err(RejectReason::MaxOrderNotional));
+    }
+
+    #[test]
+    fn feed_staleness_in_event_time() {
+        let mut r = RiskEngine::new(config());
+        let pf = Portfolio::new(3);
+        let o = order(Side::Buy, "100000", "0.01");
+        assert_eq!(r.evaluate(0, &o, MID, &pf), Err(RejectReason::FeedStale));
+        r.on_market_data(0, 5_000_000_000);
+        assert_eq!(r.evaluate(6_000_000_000, &o, MID, &pf), Ok(()));
+        assert_eq!(
+            r.evaluate(6_000_000_001, &o, MID, &pf),
+            Err(RejectReason::FeedStale)
+        );
+    }
+
+    #[test]
+    fn position_limit_counts_open_orders_on_the_side() {
+        let mut r = engine();
+        r.config.max_open_orders = 100;
+        r.config.rate_burst = 100;
+        r.tokens = 100 * NS_PER_SEC;
+        let mut pf = Portfolio::new(3);
+        pf.on_fill(0, Side::Buy, px("100000"), q("0.06"), 0);
+        if let Some(i) = r.config.instruments[0].as_mut() {
+            i.limits.max_position_notional = 1_000_000 * ONE;
+        }
+        r.config.max_gross_exposure = 1_000_000 * ONE;
+        // 0.06 + 0.04 = 0.1 is allowed; then any more buying is not.
+        assert_eq!(
+            r.check(0, &order(Side::Buy, "100000", "0.04"), MID, &pf),
+            Ok(())
+        );
+        assert_eq!(
+            r.check(0, &order(Side::Buy, "100000", "0.001"), MID, &pf),
+            Err(RejectReason::MaxPosition)
+        );
+        // Sells are checked against -0.1: 0.06 - 0.05 - 0.05 = -0.04 fine.
+        for _ in 0..3 {
+            assert_eq!(
+                r.check(0, &order(Side::Sell, "100000", "0.05"), MID, &pf),
+                Ok(())
+            );
+        }
+        // A fourth could take it to 0.06 - 0.2 = -0.14.
+        assert_eq!(
+            r.check(0, &order(Side::Sell, "100000", "0.05"), MID, &pf),
+            Err(RejectReason::MaxPosition)
+        );
+        assert_eq!(r.open_qty(0, Side::Sell), q("0.15"));
+        // The buy cancelled frees its room.
+        r.on_order_closed(0, Side::Buy, q("0.04"));
+        assert_eq!(
+            r.check(0, &order(Side::Buy, "100000", "0.04"), MID, &pf),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn position_notional_gross_exposure_and_open_orders() {
+        let mut r = engine();
+        r.config.rate_burst = 100;
+        r.tokens = 100 * NS_PER_SEC;
+        let mut pf = Portfolio::new(3);
+        // 0.08 * 100000 = 8000 is the position notional limit.
+        pf.on_fill(0, Side::Buy, px("100000"), q("0.07"), 0);
+        assert_eq!(
+            r.check(0, &order(Side::Buy, "100000", "0.01"), MID, &pf),
+            Ok(())
+        );
+        assert_eq!(
+            r.check(0, &order(Side::Buy, "100000", "0.001"), MID, &pf),
+            Err(RejectReason::MaxPositionNotional)
+        );
+        // Instrument 0 long 0.07 at 100000 (7000, open orders of other instruments are not
+        // counted) + instrument 1 long 0.05 (5000) = 12000, the limit.
+        pf.on_fill(1, Side::Buy, px("100000"), q("0.05"), 0);
+        let mut o = order(Side::Sell, "100000", "0.001");
+        o.instrument = 1;
+        // Reducing instrument 1's worst case is fine...
+        assert_eq!(r.evaluate(0, &o, MID, &pf), Ok(()));
+        o.side = Side::Buy;
+        assert_eq!(
+            r.evaluate(0, &o, MID, &pf),
+            Err(RejectReason::MaxGrossExposure)
+        );
+        // Open orders: 1 open, limit 3.
+        assert_eq!(
+            r.check(0, &order(Side::Sell, "100000", "0.01"), MID, &pf),
+            Ok(())
+        );
+        assert_eq!(
+            r.check(0, &order(Side::Sell, "100000", "0.01"), MID, &pf),
+            Ok(())
+        );
+        assert_eq!(
+            r.check(0, &order(Side::Sell, "100000", "0.01"), MID, &pf),
+            Err(RejectReason::MaxOpenOrders)
+        );
+        assert_eq!(r.open_orders(), 3);
+    }
+
+    #[test]
+    fn rate_limit_is_a_token_bucket_on_event_time() {
+        let mut r = engine();
+        r.config.max_open_orders = 1000;
+        let pf = Portfolio::new(3);
+        let o = order(Side::Buy, "100000", "0.001");
+        let mut sell = o;
+        sell.side = Side::Sell;
+        // Burst 4 at t = 0.
+        for _ in 0..2 {
+            assert_eq!(r.check(0, &o, MID, &pf), Ok(()));
+            assert_eq!(r.check(0, &sell, MID, &pf), Ok(()));
+        }
+        assert_eq!(r.check(0, &o, MID, &pf), Err(RejectReason::RateLimit));
+        // 2 per second: one token after 0.5 s.
+        assert_eq!(
+            r.check(499_999_999, &o, MID, &pf),
+            Err(RejectReason::RateLimit)
+        );
+        assert_eq!(r.check(500_000_000, &o, MID, &pf), Ok(()));
+        assert_eq!(
+            r.check(500_000_000, &sell, MID, &pf),
+            Err(RejectReason::RateLimit)
+        );
+        // A rejected order (other rule) does not take a token; a long pause refills to burst.
+        r.on_market_data(0, 100_000_000_000);
+        assert_eq!(
+            r.check(100_000_000_000, &order(Side::Buy, "1", "0.001"), MID, &pf),
+            Err(RejectReason::PriceBand)
+        );
+        for _ in 0..2 {
+            assert_eq!(r.check(100_000_000_000, &o, MID, &pf), Ok(()));
+            assert_eq!(r.check(100_000_000_000, &sell, MID, &pf), Ok(()));
+        }
+        assert_eq!(
+            r.check(100_000_000_000, &o, MID, &pf),
+            Err(RejectReason::RateLimit)
+        );
+    }
+
+    #[test]
+    fn loss_limits_drive_the_states() {
+        let mut r = engine();
+        let t0 = 1_723_161_600_000_000_000; // 2024-08-09 00:00 UTC
+        r.on_market_data(0, t0);
+        assert_eq!(r.on_equity(t0, 10_000 * ONE), None);
+        // 80% of the 1000 daily loss: REDUCING.
+        let tr = r.on_equity(t0 + 1, 9_200 * ONE).expect("a transition");
+        assert_eq!(
+            (tr.from, tr.to, tr.cause),
+            (RiskState::Active, RiskState::Reducing, RiskCause::DailyLoss)
+        );
+        // Only reducing orders pass.
+        let mut pf = Portfolio::new(3);
+        pf.on_fill(0, Side::Buy, px("100000"), q("0.01"), 0);
+        assert_eq!(
+            r.evaluate(t0, &order(Side::Buy, "100000", "0.001"), MID, &pf),
+            Err(RejectReason::ReduceOnly)
+        );
+        assert_eq!(
+            r.evaluate(t0, &order(Side::Sell, "100000", "0.01"), MID, &pf),
+            Ok(())
+        );
+        assert_eq!(
+            r.evaluate(t0, &order(Side::Sell, "100000", "0.011"), MID, &pf),
+            Err(RejectReason::ReduceOnly)
+        );
+        // Recovery.
+        let tr = r.on_equity(t0 + 2, 9_300 * ONE).expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Active, RiskCause::Recovered));
+        // The full daily loss: HALTED; it stays halted even if the equity recovers.
+        let tr = r.on_equity(t0 + 3, 9_000 * ONE).expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Halted, RiskCause::DailyLoss));
+        assert_eq!(r.halt_cause(), Some(RiskCause::DailyLoss));
+        assert_eq!(r.on_equity(t0 + 4, 10_000 * ONE), None);
+        assert_eq!(
+            r.evaluate(t0, &order(Side::Sell, "100000", "0.01"), MID, &pf),
+            Err(RejectReason::Halted)
+        );
+        // Next UTC day: the daily-loss halt lifts (drawdown from the 10000 peak is 1000 < 1600).
+        let tr = r.on_equity(t0 + DAY_NS, 9_000 * ONE).expect("a transition");
+        assert_eq!(
+            (tr.from, tr.to, tr.cause),
+            (RiskState::Halted, RiskState::Active, RiskCause::NewDay)
+        );
+        // Drawdown: 80% of 2000 from the 10000 peak is 8400; 8000 halts.
+        let tr = r
+            .on_equity(t0 + DAY_NS + 1, 8_400 * ONE)
+            .expect("a transition");
+        assert_eq!(
+            (tr.to, tr.cause),
+            (RiskState::Reducing, RiskCause::Drawdown)
+        );
+        let tr = r
+            .on_equity(t0 + DAY_NS + 2, 8_000 * ONE)
+            .expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Halted, RiskCause::DailyLoss));
+        assert_eq!(r.max_drawdown_seen(), 2_000 * ONE);
+        // A drawdown halt is not lifted by a new day.
+        let mut r = engine();
+        r.on_equity(t0, 10_000 * ONE);
+        assert_eq!(r.on_equity(t0 + DAY_NS, 8_500 * ONE), None);
+        let tr = r
+            .on_equity(t0 + DAY_NS + 1, 8_000 * ONE)
+            .expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Halted, RiskCause::Drawdown));
+        assert_eq!(r.on_equity(t0 + 2 * DAY_NS, 8_000 * ONE), None);
+        let tr = r
+            .resume(t0 + 2 * DAY_NS, 8_000 * ONE)
+            .expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Active, RiskCause::Resumed));
+        assert_eq!(r.on_equity(t0 + 2 * DAY_NS + 1, 8_000 * ONE), None);
+    }
+
+    #[test]
+    fn kill_switch() {
+        let mut r = engine();
+        let tr = r.engage_kill_switch(5).expect("armed");
+        assert_eq!(
+            (tr.from, tr.to, tr.cause),
+            (RiskState::Active, RiskState::Halted, RiskCause::KillSwitch)
+        );
+        assert_eq!(r.on_equity(6, 0), None);
+        let pf = Portfolio::new(3);
+        assert_eq!(
+            r.check(7, &order(Side::Buy, "100000", "0.01"), MID, &pf),
+            Err(RejectReason::Halted)
+        );
+        let mut config = config();
+        config.kill_switch_enabled = false;
+        let mut r = RiskEngine::new(config);
+        assert_eq!(r.engage_kill_switch(5), None);
+        assert_eq!(r.state(), RiskState::Active);
+    }
+
+    #[test]
+    fn reasons_have_stable_distinct_codes() {
+        let mut codes: Vec<_> = RejectReason::ALL.iter().map(|r| r.as_str()).collect();
+        for (i, r) in RejectReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), RejectReason::COUNT);
+        assert!(RejectReason::RateLimit.is_risk());
+        assert!(!RejectReason::PostOnlyWouldCross.is_risk());
+    }
+}

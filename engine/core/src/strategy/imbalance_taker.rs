@@ -1,0 +1,454 @@
+//! A book-imbalance taker: buys when the bids outweigh the asks, sells in the opposite case.
+//!
+//! On every book update, per instrument: `B` and `A` are the total sizes of the best `levels`
+//! bid and ask levels, `imbalance = (B - A) / (B + A)` (compared without division:
+//! `(B - A) * 10^8 >= threshold * (B + A)`, all in `i128`). When `imbalance >= threshold` it
+//! sends an IOC buy limited at best ask + `max_slippage`; when `imbalance <= -threshold` an IOC
+//! sell limited at best bid - `max_slippage`. At most one order is in flight per instrument, and
+//! `cooldown_ms` of event time separate two orders (a rejection also waits at least
+//! [`REJECT_BACKOFF_NS`]). While risk is REDUCING it only trades towards flat, for at most the
+//! position; while HALTED it does nothing.
+
+use rt_manifest::model::ImbalanceTakerParams;
+
+use super::{
+    check_instruments, Action, ClientIds, FillReport, NewOrder, OrderKind, OrderUpdate, Strategy,
+    StrategyContext, StrategyError, REJECT_BACKOFF_NS,
+};
+use crate::book::OrderBook;
+use crate::portfolio::{floor_to, InstrumentId, InstrumentSpec};
+use crate::risk::RiskState;
+use crate::types::{Nanos, Price, Qty, Side, SCALE};
+
+/// The taker's parameters, in engine units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImbalanceTakerConfig {
+    /// Levels per side summed (1..=50).
+    pub levels: u32,
+    /// Fraction in 10^-8 units, strictly between 0 and 10^8.
+    pub threshold: i64,
+    pub order_qty: Qty,
+    pub max_slippage: Price,
+    pub cooldown_ns: Nanos,
+}
+
+impl ImbalanceTakerConfig {
+    pub fn from_manifest(params: &ImbalanceTakerParams) -> ImbalanceTakerConfig {
+        ImbalanceTakerConfig {
+            levels: params.levels,
+            threshold: params.threshold.raw(),
+            order_qty: Qty(params.order_qty.raw()),
+            max_slippage: Price(params.max_slippage.raw()),
+            cooldown_ns: Nanos::try_from(params.cooldown_ms.saturating_mul(1_000_000))
+                .unwrap_or(Nanos::MAX),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    spec: InstrumentSpec,
+    in_flight: Option<u64>,
+    next_at: Nanos,
+}
+
+/// See the module documentation.
+#[derive(Clone, Debug)]
+pub struct ImbalanceTaker {
+    config: ImbalanceTakerConfig,
+    instruments: Vec<InstrumentId>,
+    slots: Vec<Slot>,
+    ids: ClientIds,
+}
+
+impl ImbalanceTaker {
+    pub fn new(
+        config: ImbalanceTakerConfig,
+        instruments: &[InstrumentId],
+        specs: &[InstrumentSpec],
+    ) -> Result<ImbalanceTaker, StrategyError> {
+        check_instruments(instruments, specs)?;
+        let param = |field: &'static str, ok: bool, value: String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(StrategyError::Param {
+                    field,
+                    message: value,
+                })
+            }
+        };
+        param(
+            "levels",
+            (1..=50).contains(&config.levels),
+            format!("must be 1..50, found {}", config.levels),
+        )?;
+        param(
+            "threshold",
+            config.threshold > 0 && config.threshold < SCALE,
+            format!(
+                "must be strictly between 0 and 1, found {}",
+                Price(config.threshold)
+            ),
+        )?;
+        param(
+            "order_qty",
+            config.order_qty.0 > 0,
+            format!("must be positive, found {}", config.order_qty),
+        )?;
+        param(
+            "max_slippage",
+            config.max_slippage.0 > 0,
+            format!("must be positive, found {}", config.max_slippage),
+        )?;
+        param(
+            "cooldown_ms",
+            config.cooldown_ns >= 0,
+            format!("must not be negative, found {} ns", config.cooldown_ns),
+        )?;
+        Ok(ImbalanceTaker {
+            config,
+            instruments: instruments.to_vec(),
+            slots: specs
+                .iter()
+                .map(|&spec| Slot {
+                    spec,
+                    in_flight: None,
+                    next_at: Nanos::MIN,
+                })
+                .collect(),
+            ids: ClientIds::default(),
+        })
+    }
+
+    pub fn from_manifest(
+        params: &ImbalanceTakerParams,
+        instruments: &[InstrumentId],
+        specs: &[InstrumentSpec],
+    ) -> Result<ImbalanceTaker, StrategyError> {
+        ImbalanceTaker::new(
+            ImbalanceTakerConfig::from_manifest(params),
+            instruments,
+            specs,
+        )
+    }
+
+    pub fn config(&self) -> &ImbalanceTakerConfig {
+        &self.config
+    }
+
+    /// The side the book leans to, if past the threshold.
+    pub fn signal(&self, book: &OrderBook) -> Option<Side> {
+        let n = self.config.levels as usize;
+        let b = i128::from(book.total_qty(Side::Buy, n).0);
+        let a = i128::from(book.total_qty(Side::Sell, n).0);
+        let total = b + a;
+        if total <= 0 {
+            return None;
+        }
+        let lean = (b - a) * i128::from(SCALE);
+        let bar = i128::from(self.config.threshold) * total;
+        if lean >= bar {
+            Some(Side::Buy)
+        } else if -lean >= bar {
+            Some(Side::Sell)
+        } else {
+            None
+        }
+    }
+}
+
+impl Strategy for ImbalanceTaker {
+    fn kind(&self) -> &'static str {
+        "imbalance_taker"
+    }
+
+    fn instruments(&self) -> &[InstrumentId] {
+        &self.instruments
+    }
+
+    fn wants_trades(&self) -> bool {
+        false
+    }
+
+    fn on_book(&mut self, ctx: &StrategyContext, book: &OrderBook, out: &mut Vec<Action>) {
+        let Some(slot) = self.slots.get(ctx.slot) else {
+            return;
+        };
+        if ctx.risk_state == RiskState::Halted || slot.in_flight.is_some() || ctx.now < slot.next_at
+        {
+            return;
+        }
+        let lot = slot.spec.lot.0;
+        let Some(side) = self.signal(book) else {
+            return;
+        };
+        let pos = ctx.position.0;
+        let qty = match ctx.risk_state {
+            RiskState::Active => self.config.order_qty.0,
+            RiskState::Reducing if (side == Side::Buy) == (pos < 0) && pos != 0 => {
+                floor_to(pos.saturating_abs().min(self.config.order_qty.0), lot)
+            }
+            RiskState::Reducing | RiskState::Halted => 0,
+        };
+        let price = match side {
+            Side::Buy => book
+                .best_ask()
+                .map(|l| l.price.0.saturating_add(self.config.max_slippage.0)),
+            Side::Sell => book
+                .best_bid()
+                .map(|l| l.price.0 - self.config.max_slippage.0),
+        };
+        let (Some(price), true) = (price, qty > 0) else {
+            return;
+        };
+        if price <= 0 {
+            return;
+        }
+        let client_id = self.ids.next();
+        out.push(Action::Place(NewOrder {
+            client_id,
+            instrument: ctx.instrument,
+            side,
+            price: Price(price),
+            qty: Qty(qty),
+            kind: OrderKind::Ioc,
+        }));
+        let slot = &mut self.slots[ctx.slot];
+        slot.in_flight = Some(client_id);
+        slot.next_at = ctx.now.saturating_add(self.config.cooldown_ns);
+    }
+
+    fn on_fill(&mut self, _ctx: &StrategyContext, _fill: &FillReport, _out: &mut Vec<Action>) {}
+
+    fn on_order_update(
+        &mut self,
+        ctx: &StrategyContext,
+        update: &OrderUpdate,
+        _out: &mut Vec<Action>,
+    ) {
+        if !update.status.is_final() {
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(ctx.slot) else {
+            return;
+        };
+        if slot.in_flight == Some(update.client_id) {
+            slot.in_flight = None;
+            if update.reject_reason.is_some() {
+                slot.next_at = slot.next_at.max(ctx.now.saturating_add(REJECT_BACKOFF_NS));
+            }
+        }
+    }
+
+    fn on_book_lost(&mut self, ctx: &StrategyContext, _out: &mut Vec<Action>) {
+        if let Some(slot) = self.slots.get_mut(ctx.slot) {
+            slot.in_flight = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Level;
+    use crate::risk::RejectReason;
+    use crate::strategy::OrderStatus;
+
+    fn px(s: &str) -> Price {
+        Price::parse(s.as_bytes()).expect("a price")
+    }
+
+    fn q(s: &str) -> Qty {
+        match s.strip_prefix('-') {
+            Some(abs) => -Qty::parse(abs.as_bytes()).expect("a qty"),
+            None => Qty::parse(s.as_bytes()).expect("a qty"),
+        }
+    }
+
+    fn spec() -> InstrumentSpec {
+        InstrumentSpec {
+            tick: px("0.01"),
+            lot: q("0.001"),
+            min_notional: 0,
+            maker_fee_bps: 0,
+            taker_fee_bps: 0,
+        }
+    }
+
+    fn taker(levels: u32, threshold: &str, cooldown_ms: u64) -> ImbalanceTaker {
+        let config = ImbalanceTakerConfig {
+            levels,
+            threshold: px(threshold).0,
+            order_qty: q("0.005"),
+            max_slippage: px("0.05"),
+            cooldown_ns: Nanos::try_from(cooldown_ms * 1_000_000).expect("fits"),
+        };
+        ImbalanceTaker::new(config, &[3], &[spec()]).expect("valid")
+    }
+
+    /// Bids 100, 99.99, ... and asks 100.01, 100.02, ... with the given sizes.
+    fn book(bids: &[&str], asks: &[&str]) -> OrderBook {
+        let lv = |base: Price, step: i64, sizes: &[&str]| -> Vec<Level> {
+            sizes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Level::new(Price(base.0 + step * i as i64), q(s)))
+                .collect()
+        };
+        let mut b = OrderBook::new();
+        b.load_snapshot(
+            &lv(px("100"), -1_000_000, bids),
+            &lv(px("100.01"), 1_000_000, asks),
+        );
+        b
+    }
+
+    fn ctx(now: Nanos, position: &str, risk_state: RiskState) -> StrategyContext {
+        StrategyContext {
+            now,
+            instrument: 3,
+            slot: 0,
+            position: q(position),
+            risk_state,
+        }
+    }
+
+    fn placed(out: &[Action]) -> Vec<(Side, Price, Qty)> {
+        out.iter()
+            .map(|a| match a {
+                Action::Place(o) => {
+                    assert_eq!(o.kind, OrderKind::Ioc);
+                    (o.side, o.price, o.qty)
+                }
+                Action::Cancel(_) => panic!("the taker never cancels"),
+            })
+            .collect()
+    }
+
+    fn done(id: u64, status: OrderStatus, reason: Option<RejectReason>) -> OrderUpdate {
+        OrderUpdate {
+            client_id: id,
+            instrument: 3,
+            side: Side::Buy,
+            status,
+            leaves_qty: Qty::ZERO,
+            filled_qty: Qty::ZERO,
+            reject_reason: reason,
+        }
+    }
+
+    #[test]
+    fn imbalance_over_n_levels_against_the_threshold() {
+        let t = taker(2, "0.5", 0);
+        // 2 levels: B = 3 + 3 = 6, A = 1 + 1 = 2: (6 - 2) / 8 = 0.5 -> buy (>= threshold).
+        assert_eq!(
+            t.signal(&book(&["3", "3", "100"], &["1", "1"])),
+            Some(Side::Buy)
+        );
+        // B = 5, A = 2: 3 / 7 = 0.43 -> nothing.
+        assert_eq!(t.signal(&book(&["3", "2"], &["1", "1"])), None);
+        // Mirror: sell.
+        assert_eq!(t.signal(&book(&["1", "1"], &["3", "3"])), Some(Side::Sell));
+        // Only one level counted.
+        let t1 = taker(1, "0.5", 0);
+        assert_eq!(t1.signal(&book(&["1", "9"], &["1", "1"])), None);
+        assert_eq!(t1.signal(&OrderBook::new()), None);
+    }
+
+    #[test]
+    fn sends_an_ioc_limited_by_the_slippage_then_waits() {
+        let mut t = taker(1, "0.6", 100);
+        let mut out = Vec::new();
+        let long = book(&["4"], &["1"]);
+        t.on_book(&ctx(0, "0", RiskState::Active), &long, &mut out);
+        assert_eq!(placed(&out), [(Side::Buy, px("100.06"), q("0.005"))]);
+        // In flight: nothing more.
+        out.clear();
+        t.on_book(&ctx(1, "0", RiskState::Active), &long, &mut out);
+        assert!(out.is_empty());
+        // Done, but within the cooldown.
+        t.on_order_update(
+            &ctx(2, "0", RiskState::Active),
+            &done(1, OrderStatus::Filled, None),
+            &mut out,
+        );
+        t.on_book(
+            &ctx(99_999_999, "0.005", RiskState::Active),
+            &long,
+            &mut out,
+        );
+        assert!(out.is_empty());
+        // After the cooldown a sell signal sells at best bid - slippage.
+        t.on_book(
+            &ctx(100_000_000, "0.005", RiskState::Active),
+            &book(&["1"], &["4"]),
+            &mut out,
+        );
+        assert_eq!(placed(&out), [(Side::Sell, px("99.95"), q("0.005"))]);
+    }
+
+    #[test]
+    fn rejection_backs_off_and_risk_states_restrict() {
+        let mut t = taker(1, "0.6", 0);
+        let mut out = Vec::new();
+        let long = book(&["4"], &["1"]);
+        t.on_book(&ctx(0, "0", RiskState::Active), &long, &mut out);
+        t.on_order_update(
+            &ctx(5, "0", RiskState::Active),
+            &done(1, OrderStatus::Rejected, Some(RejectReason::MaxPosition)),
+            &mut out,
+        );
+        out.clear();
+        t.on_book(&ctx(6, "0", RiskState::Active), &long, &mut out);
+        assert!(out.is_empty());
+        // Reducing: a buy signal with a long position does nothing, with a short one buys
+        // back at most the position.
+        t.on_book(
+            &ctx(5 + REJECT_BACKOFF_NS, "0.002", RiskState::Reducing),
+            &long,
+            &mut out,
+        );
+        assert!(out.is_empty());
+        t.on_book(
+            &ctx(5 + REJECT_BACKOFF_NS, "-0.002", RiskState::Reducing),
+            &long,
+            &mut out,
+        );
+        assert_eq!(placed(&out), [(Side::Buy, px("100.06"), q("0.002"))]);
+        t.on_order_update(
+            &ctx(7, "0", RiskState::Active),
+            &done(2, OrderStatus::Expired, None),
+            &mut out,
+        );
+        out.clear();
+        t.on_book(
+            &ctx(REJECT_BACKOFF_NS * 2, "0", RiskState::Halted),
+            &long,
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn refuses_bad_params() {
+        let mut c = *taker(1, "0.5", 0).config();
+        c.threshold = SCALE;
+        assert!(matches!(
+            ImbalanceTaker::new(c, &[0], &[spec()]),
+            Err(StrategyError::Param {
+                field: "threshold",
+                ..
+            })
+        ));
+        c.threshold = 1;
+        c.levels = 51;
+        assert!(matches!(
+            ImbalanceTaker::new(c, &[0], &[spec()]),
+            Err(StrategyError::Param {
+                field: "levels",
+                ..
+            })
+        ));
+    }
+}

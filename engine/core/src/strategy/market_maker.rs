@@ -1,0 +1,798 @@
+//! A market maker with inventory skew: one post-only bid and one post-only ask per instrument
+//! around the mid or the microprice.
+//!
+//! On every book update, per instrument:
+//! - `skew = inventory_skew_ticks * position / max_inventory` ticks (truncated towards zero,
+//!   position clamped to +-max_inventory): a long position lowers both quotes, a short one
+//!   raises them;
+//! - bid = floor_to_tick(reference - (half_spread + skew) ticks), ask = ceil_to_tick(reference +
+//!   (half_spread - skew) ticks), then kept off the opposite best (a post-only order that would
+//!   cross is rejected) so the bid stays below the best ask and the ask above the best bid;
+//! - a side whose fill would take the position past +-max_inventory is not quoted (its working
+//!   order is cancelled); while risk is REDUCING only the side that reduces the position is
+//!   quoted, for at most the position; while HALTED nothing is quoted;
+//! - a working quote is replaced (cancel + new order) only when the desired price moved by at
+//!   least `requote_threshold_ticks` (any move when 0) or the desired size changed.
+//!
+//! Quantities are `quote_qty` (a multiple of the lot, checked by the manifest) or, when
+//! reducing, the position floored to the lot.
+
+use rt_manifest::model::{MarketMakerParams, Reference};
+
+use super::{
+    check_instruments, Action, ClientIds, FillReport, NewOrder, OrderKind, OrderUpdate, Strategy,
+    StrategyContext, StrategyError, REJECT_BACKOFF_NS,
+};
+use crate::book::OrderBook;
+use crate::event::Level;
+use crate::portfolio::{floor_to, InstrumentId, InstrumentSpec};
+use crate::risk::RiskState;
+use crate::types::{Nanos, Price, Qty, Side};
+
+/// A quote the strategy has placed and not yet given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Working {
+    client_id: u64,
+    price: Price,
+    qty: Qty,
+}
+
+/// Everything the desired quotes depend on (besides the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Inputs {
+    bid: Level,
+    ask: Level,
+    position: Qty,
+    risk_state: RiskState,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    spec: InstrumentSpec,
+    /// Indexed by [`side_index`]: bid, ask.
+    working: [Option<Working>; 2],
+    retry_at: [Nanos; 2],
+    /// The inputs of the last computation and the time until which the same inputs need no
+    /// action: forever when both sides were as desired (a working quote where one is wanted,
+    /// none where none is), until the earliest retry when a side waits out a rejection. Most
+    /// book updates (below the top) then cost one comparison. Cleared by any order event.
+    settled: Option<(Inputs, Nanos)>,
+}
+
+const fn side_index(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
+const SIDES: [Side; 2] = [Side::Buy, Side::Sell];
+
+/// The market maker's parameters, in engine units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketMakerConfig {
+    pub reference: Reference,
+    pub half_spread_ticks: u32,
+    pub quote_qty: Qty,
+    pub max_inventory: Qty,
+    pub inventory_skew_ticks: u32,
+    pub requote_threshold_ticks: u32,
+}
+
+impl MarketMakerConfig {
+    pub fn from_manifest(params: &MarketMakerParams) -> MarketMakerConfig {
+        MarketMakerConfig {
+            reference: params.reference,
+            half_spread_ticks: params.half_spread_ticks,
+            quote_qty: Qty(params.quote_qty.raw()),
+            max_inventory: Qty(params.max_inventory.raw()),
+            inventory_skew_ticks: params.inventory_skew_ticks,
+            requote_threshold_ticks: params.requote_threshold_ticks,
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Clone, Debug)]
+pub struct MarketMaker {
+    config: MarketMakerConfig,
+    instruments: Vec<InstrumentId>,
+    slots: Vec<Slot>,
+    ids: ClientIds,
+}
+
+impl MarketMaker {
+    pub fn new(
+        config: MarketMakerConfig,
+        instruments: &[InstrumentId],
+        specs: &[InstrumentSpec],
+    ) -> Result<MarketMaker, StrategyError> {
+        check_instruments(instruments, specs)?;
+        let positive = |field: &'static str, value: i64| {
+            if value > 0 {
+                Ok(())
+            } else {
+                Err(StrategyError::Param {
+                    field,
+                    message: format!("must be positive, found {value}"),
+                })
+            }
+        };
+        positive("quote_qty", config.quote_qty.0)?;
+        positive("max_inventory", config.max_inventory.0)?;
+        positive("half_spread_ticks", i64::from(config.half_spread_ticks))?;
+        Ok(MarketMaker {
+            config,
+            instruments: instruments.to_vec(),
+            slots: specs
+                .iter()
+                .map(|&spec| Slot {
+                    spec,
+                    working: [None; 2],
+                    retry_at: [Nanos::MIN; 2],
+                    settled: None,
+                })
+                .collect(),
+            ids: ClientIds::default(),
+        })
+    }
+
+    pub fn from_manifest(
+        params: &MarketMakerParams,
+        instruments: &[InstrumentId],
+        specs: &[InstrumentSpec],
+    ) -> Result<MarketMaker, StrategyError> {
+        MarketMaker::new(MarketMakerConfig::from_manifest(params), instruments, specs)
+    }
+
+    pub fn config(&self) -> &MarketMakerConfig {
+        &self.config
+    }
+
+    /// `inventory_skew_ticks * position / max_inventory`, truncated, the position clamped to
+    /// +-max_inventory (so |skew| <= inventory_skew_ticks).
+    fn skew(&self, position: i64) -> i64 {
+        let c = &self.config;
+        let max_inv = c.max_inventory.0;
+        let clamped = position.clamp(-max_inv, max_inv);
+        if clamped == 0 {
+            return 0;
+        }
+        match i64::from(c.inventory_skew_ticks).checked_mul(clamped) {
+            Some(product) => product / max_inv,
+            None => i64::try_from(
+                i128::from(c.inventory_skew_ticks) * i128::from(clamped) / i128::from(max_inv),
+            )
+            .unwrap_or(0),
+        }
+    }
+
+    /// The desired (price, qty) of both sides, `None` for a side not to quote.
+    fn desired(
+        &self,
+        ctx: &StrategyContext,
+        spec: &InstrumentSpec,
+        book: &OrderBook,
+    ) -> [Option<(Price, Qty)>; 2] {
+        let c = &self.config;
+        let (Some(best_bid), Some(best_ask)) = (book.best_bid(), book.best_ask()) else {
+            return [None, None];
+        };
+        let reference = match c.reference {
+            Reference::Mid => book.mid(),
+            Reference::Microprice => microprice(best_bid, best_ask),
+        };
+        let Some(reference) = reference else {
+            return [None, None];
+        };
+        let tick = spec.tick.0;
+        let pos = ctx.position.0;
+        let max_inv = c.max_inventory.0;
+        let skew = self.skew(pos);
+        let half = i64::from(c.half_spread_ticks);
+        // floor(reference - n ticks) = floor_to(reference) - n ticks, and likewise for ceil:
+        // one division for both sides.
+        let below = floor_to(reference.0, tick);
+        let above = if below == reference.0 {
+            below
+        } else {
+            below + tick
+        };
+        let bid = below
+            .saturating_sub((half + skew).saturating_mul(tick))
+            .min(best_ask.price.0 - tick);
+        let ask = above
+            .saturating_add((half - skew).saturating_mul(tick))
+            .max(best_bid.price.0 + tick);
+
+        let quote = c.quote_qty.0;
+        let (bid_qty, ask_qty) = match ctx.risk_state {
+            RiskState::Halted => (0, 0),
+            RiskState::Reducing => {
+                let reduce = floor_to(pos.saturating_abs().min(quote), spec.lot.0);
+                if pos < 0 {
+                    (reduce, 0)
+                } else {
+                    (0, reduce)
+                }
+            }
+            RiskState::Active => (
+                if pos.saturating_add(quote) <= max_inv {
+                    quote
+                } else {
+                    0
+                },
+                if pos.saturating_sub(quote) >= -max_inv {
+                    quote
+                } else {
+                    0
+                },
+            ),
+        };
+        [
+            (bid > 0 && bid_qty > 0).then_some((Price(bid), Qty(bid_qty))),
+            (ask > 0 && ask_qty > 0).then_some((Price(ask), Qty(ask_qty))),
+        ]
+    }
+}
+
+/// The size-weighted mid, exactly [`OrderBook::microprice`]:
+/// `(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)` equals
+/// `bid + (ask - bid) * bid_qty / (bid_qty + ask_qty)` (all positive, truncated), which fits an
+/// `i64` for any realistic spread and size; `i128` division is a slow library call.
+#[inline]
+fn microprice(bid: Level, ask: Level) -> Option<Price> {
+    let total = bid.qty.0.checked_add(ask.qty.0);
+    let lean = (ask.price.0 - bid.price.0).checked_mul(bid.qty.0);
+    match (total, lean) {
+        (Some(total), Some(lean)) if total > 0 && lean >= 0 => {
+            bid.price.0.checked_add(lean / total).map(Price)
+        }
+        _ => {
+            let total = i128::from(bid.qty.0) + i128::from(ask.qty.0);
+            if total <= 0 {
+                let mid = (i128::from(bid.price.0) + i128::from(ask.price.0)).div_euclid(2);
+                return i64::try_from(mid).ok().map(Price);
+            }
+            let num = i128::from(bid.price.0) * i128::from(ask.qty.0)
+                + i128::from(ask.price.0) * i128::from(bid.qty.0);
+            i64::try_from(num / total).ok().map(Price)
+        }
+    }
+}
+
+impl Strategy for MarketMaker {
+    fn kind(&self) -> &'static str {
+        "market_maker"
+    }
+
+    fn instruments(&self) -> &[InstrumentId] {
+        &self.instruments
+    }
+
+    fn wants_trades(&self) -> bool {
+        false
+    }
+
+    fn on_book(&mut self, ctx: &StrategyContext, book: &OrderBook, out: &mut Vec<Action>) {
+        // By reference: the common case below returns after comparing the cached inputs.
+        let Some(slot) = self.slots.get(ctx.slot) else {
+            return;
+        };
+        let inputs = match (book.best_bid(), book.best_ask()) {
+            (Some(mut bid), Some(mut ask)) => {
+                if self.config.reference == Reference::Mid {
+                    // The mid does not depend on the sizes.
+                    (bid.qty, ask.qty) = (Qty::ZERO, Qty::ZERO);
+                }
+                Some(Inputs {
+                    bid,
+                    ask,
+                    position: ctx.position,
+                    risk_state: ctx.risk_state,
+                })
+            }
+            _ => None,
+        };
+        if let (Some(now), Some((then, until))) = (inputs, slot.settled) {
+            if now == then && ctx.now < until {
+                return;
+            }
+        }
+        let (spec, working_now, retry_at) = (slot.spec, slot.working, slot.retry_at);
+        let desired = self.desired(ctx, &spec, book);
+        let threshold = i64::from(self.config.requote_threshold_ticks.max(1)) * spec.tick.0;
+        for side in SIDES {
+            let i = side_index(side);
+            let working = working_now[i];
+            let place = match (working, desired[i]) {
+                (None, Some(_)) => ctx.now >= retry_at[i],
+                (Some(w), Some((price, qty))) => {
+                    (w.price.0 - price.0).abs() >= threshold || w.qty != qty
+                }
+                (Some(_), None) | (None, None) => false,
+            };
+            let cancel = working.is_some() && (place || desired[i].is_none());
+            if let (true, Some(w)) = (cancel, working) {
+                out.push(Action::Cancel(w.client_id));
+                self.slots[ctx.slot].working[i] = None;
+            }
+            if let (true, Some((price, qty))) = (place, desired[i]) {
+                let client_id = self.ids.next();
+                out.push(Action::Place(NewOrder {
+                    client_id,
+                    instrument: ctx.instrument,
+                    side,
+                    price,
+                    qty,
+                    kind: OrderKind::PostOnly,
+                }));
+                self.slots[ctx.slot].working[i] = Some(Working {
+                    client_id,
+                    price,
+                    qty,
+                });
+            }
+        }
+        // After the loop a side differs from its wish only while waiting for a retry.
+        let slot = &mut self.slots[ctx.slot];
+        let until = (0..2)
+            .filter(|&i| slot.working[i].is_some() != desired[i].is_some())
+            .map(|i| slot.retry_at[i])
+            .min()
+            .unwrap_or(Nanos::MAX);
+        slot.settled = inputs.map(|inputs| (inputs, until));
+    }
+
+    fn on_fill(&mut self, ctx: &StrategyContext, fill: &FillReport, _out: &mut Vec<Action>) {
+        if let Some(slot) = self.slots.get_mut(ctx.slot) {
+            slot.settled = None;
+            if fill.leaves_qty.0 > 0 {
+                return;
+            }
+            let w = &mut slot.working[side_index(fill.side)];
+            if w.is_some_and(|w| w.client_id == fill.client_id) {
+                *w = None;
+            }
+        }
+    }
+
+    fn on_order_update(
+        &mut self,
+        ctx: &StrategyContext,
+        update: &OrderUpdate,
+        _out: &mut Vec<Action>,
+    ) {
+        let Some(slot) = self.slots.get_mut(ctx.slot) else {
+            return;
+        };
+        slot.settled = None;
+        if !update.status.is_final() {
+            return;
+        }
+        let i = side_index(update.side);
+        if slot.working[i].is_some_and(|w| w.client_id == update.client_id) {
+            slot.working[i] = None;
+            if update.reject_reason.is_some() {
+                slot.retry_at[i] = ctx.now.saturating_add(REJECT_BACKOFF_NS);
+            }
+        }
+    }
+
+    fn on_book_lost(&mut self, ctx: &StrategyContext, _out: &mut Vec<Action>) {
+        // The engine cancels the orders; start afresh when the book is back.
+        if let Some(slot) = self.slots.get_mut(ctx.slot) {
+            slot.working = [None; 2];
+            slot.settled = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Level;
+    use crate::risk::RejectReason;
+    use crate::strategy::OrderStatus;
+
+    fn spec() -> InstrumentSpec {
+        InstrumentSpec {
+            tick: Price(1_000_000), // 0.01
+            lot: Qty(1_000),        // 0.00001
+            min_notional: 5 * crate::types::SCALE,
+            maker_fee_bps: 0,
+            taker_fee_bps: 0,
+        }
+    }
+
+    fn px(s: &str) -> Price {
+        Price::parse(s.as_bytes()).expect("a price")
+    }
+
+    fn q(s: &str) -> Qty {
+        match s.strip_prefix('-') {
+            Some(abs) => -Qty::parse(abs.as_bytes()).expect("a qty"),
+            None => Qty::parse(s.as_bytes()).expect("a qty"),
+        }
+    }
+
+    fn config(reference: Reference) -> MarketMakerConfig {
+        MarketMakerConfig {
+            reference,
+            half_spread_ticks: 3,
+            quote_qty: q("0.002"),
+            max_inventory: q("0.01"),
+            inventory_skew_ticks: 4,
+            requote_threshold_ticks: 2,
+        }
+    }
+
+    fn book(bid: &str, bid_qty: &str, ask: &str, ask_qty: &str) -> OrderBook {
+        let mut b = OrderBook::new();
+        b.load_snapshot(
+            &[Level::new(px(bid), q(bid_qty))],
+            &[Level::new(px(ask), q(ask_qty))],
+        );
+        b
+    }
+
+    fn ctx(now: Nanos, position: &str, risk_state: RiskState) -> StrategyContext {
+        StrategyContext {
+            now,
+            instrument: 7,
+            slot: 0,
+            position: q(position),
+            risk_state,
+        }
+    }
+
+    fn places(out: &[Action]) -> Vec<(Side, Price, Qty)> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Place(o) => {
+                    assert_eq!(o.kind, OrderKind::PostOnly);
+                    assert_eq!(o.instrument, 7);
+                    Some((o.side, o.price, o.qty))
+                }
+                Action::Cancel(_) => None,
+            })
+            .collect()
+    }
+
+    fn cancels(out: &[Action]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Cancel(id) => Some(*id),
+                Action::Place(_) => None,
+            })
+            .collect()
+    }
+
+    fn mm(reference: Reference) -> MarketMaker {
+        MarketMaker::new(config(reference), &[7], &[spec()]).expect("valid")
+    }
+
+    #[test]
+    fn quotes_around_the_mid_rounded_to_the_tick() {
+        let mut s = mm(Reference::Mid);
+        let mut out = Vec::new();
+        // Mid 100.005: bid floor(100.005 - 0.03) = 99.97, ask ceil(100.005 + 0.03) = 100.04.
+        s.on_book(
+            &ctx(0, "0", RiskState::Active),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("99.97"), q("0.002")),
+                (Side::Sell, px("100.04"), q("0.002"))
+            ]
+        );
+    }
+
+    #[test]
+    fn microprice_leans_to_the_thin_side() {
+        let mut s = mm(Reference::Microprice);
+        let mut out = Vec::new();
+        // Bid size 3, ask size 1: microprice = (100 * 1 + 100.01 * 3) / 4 = 100.0075.
+        s.on_book(
+            &ctx(0, "0", RiskState::Active),
+            &book("100", "3", "100.01", "1"),
+            &mut out,
+        );
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("99.97"), q("0.002")),
+                (Side::Sell, px("100.04"), q("0.002"))
+            ]
+        );
+        let mut s = mm(Reference::Microprice);
+        out.clear();
+        // Microprice 100.0025 with a 1-tick half spread would give 99.99/100.02.
+        s.config.half_spread_ticks = 1;
+        s.on_book(
+            &ctx(0, "0", RiskState::Active),
+            &book("100", "1", "100.01", "3"),
+            &mut out,
+        );
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("99.99"), q("0.002")),
+                (Side::Sell, px("100.02"), q("0.002"))
+            ]
+        );
+    }
+
+    #[test]
+    fn inventory_skews_the_quotes() {
+        let mut s = mm(Reference::Mid);
+        let mut out = Vec::new();
+        // Long 0.005 of max 0.01: skew 4 * 0.5 = 2 ticks down.
+        s.on_book(
+            &ctx(0, "0.005", RiskState::Active),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("99.95"), q("0.002")),
+                (Side::Sell, px("100.02"), q("0.002"))
+            ]
+        );
+        // Short 0.0075: skew 4 * -0.75 = -3 ticks: up.
+        let mut s = mm(Reference::Mid);
+        out.clear();
+        s.on_book(
+            &ctx(0, "-0.0075", RiskState::Active),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("100"), q("0.002")),
+                (Side::Sell, px("100.07"), q("0.002"))
+            ]
+        );
+    }
+
+    #[test]
+    fn quotes_never_cross_the_opposite_best() {
+        let mut s = mm(Reference::Mid);
+        s.config.inventory_skew_ticks = 40;
+        let mut out = Vec::new();
+        // Short 0.01 (max): skew -40 ticks. The bid would be 100.375: kept at best ask - tick.
+        s.on_book(
+            &ctx(0, "-0.01", RiskState::Active),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        assert_eq!(places(&out), [(Side::Buy, px("100"), q("0.002"))]);
+    }
+
+    #[test]
+    fn stops_quoting_the_side_that_would_exceed_max_inventory() {
+        let mut s = mm(Reference::Mid);
+        let mut out = Vec::new();
+        s.on_book(
+            &ctx(0, "0.009", RiskState::Active),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        let p = places(&out);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, Side::Sell);
+        // At exactly max - quote the bid is still allowed.
+        let mut s = mm(Reference::Mid);
+        out.clear();
+        s.on_book(
+            &ctx(0, "-0.008", RiskState::Active),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        assert_eq!(places(&out).len(), 2);
+    }
+
+    #[test]
+    fn requotes_only_past_the_threshold() {
+        let mut s = mm(Reference::Mid);
+        let mut out = Vec::new();
+        s.on_book(
+            &ctx(0, "0", RiskState::Active),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        assert_eq!(places(&out).len(), 2);
+        // Mid moves one tick: below the 2-tick threshold, nothing.
+        out.clear();
+        s.on_book(
+            &ctx(1, "0", RiskState::Active),
+            &book("100.01", "1", "100.02", "1"),
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        // Two ticks from the working quotes: cancel both and requote.
+        s.on_book(
+            &ctx(2, "0", RiskState::Active),
+            &book("100.02", "1", "100.03", "1"),
+            &mut out,
+        );
+        assert_eq!(cancels(&out), [1, 2]);
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("99.99"), q("0.002")),
+                (Side::Sell, px("100.06"), q("0.002"))
+            ]
+        );
+    }
+
+    #[test]
+    fn reducing_quotes_only_the_reducing_side_and_halted_cancels() {
+        let mut s = mm(Reference::Mid);
+        let mut out = Vec::new();
+        s.on_book(
+            &ctx(0, "0.001", RiskState::Reducing),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        let p = places(&out);
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].0, p[0].2), (Side::Sell, q("0.001")));
+        out.clear();
+        s.on_book(
+            &ctx(1, "0.001", RiskState::Halted),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        assert_eq!(cancels(&out), [1]);
+        assert!(places(&out).is_empty());
+    }
+
+    #[test]
+    fn a_rejection_backs_off_and_a_fill_frees_the_side() {
+        let mut s = mm(Reference::Mid);
+        let mut out = Vec::new();
+        let b = book("100", "1", "100.01", "1");
+        s.on_book(&ctx(0, "0", RiskState::Active), &b, &mut out);
+        let update = OrderUpdate {
+            client_id: 1,
+            instrument: 7,
+            side: Side::Buy,
+            status: OrderStatus::Rejected,
+            leaves_qty: Qty::ZERO,
+            filled_qty: Qty::ZERO,
+            reject_reason: Some(RejectReason::RateLimit),
+        };
+        out.clear();
+        s.on_order_update(&ctx(10, "0", RiskState::Active), &update, &mut out);
+        s.on_book(&ctx(20, "0", RiskState::Active), &b, &mut out);
+        assert!(out.is_empty());
+        s.on_book(
+            &ctx(10 + REJECT_BACKOFF_NS, "0", RiskState::Active),
+            &b,
+            &mut out,
+        );
+        assert_eq!(places(&out), [(Side::Buy, px("99.97"), q("0.002"))]);
+        // The ask (id 2) fills completely: it is re-placed on the next book update.
+        out.clear();
+        let fill = FillReport {
+            client_id: 2,
+            instrument: 7,
+            side: Side::Sell,
+            price: px("100.04"),
+            qty: q("0.002"),
+            leaves_qty: Qty::ZERO,
+            maker: true,
+            fee: 0,
+        };
+        s.on_fill(&ctx(30, "-0.002", RiskState::Active), &fill, &mut out);
+        s.on_book(&ctx(31, "-0.002", RiskState::Active), &b, &mut out);
+        // Short 0.002: skew -0.8 -> 0 ticks; the bid (id 3) stays, a new ask (id 4) appears.
+        assert_eq!(places(&out), [(Side::Sell, px("100.04"), q("0.002"))]);
+        assert!(cancels(&out).is_empty());
+    }
+
+    #[test]
+    fn unchanged_inputs_are_skipped_but_a_due_retry_is_not() {
+        let mut s = mm(Reference::Microprice);
+        let mut out = Vec::new();
+        let b = book("100", "1", "100.01", "1");
+        s.on_book(&ctx(0, "0", RiskState::Active), &b, &mut out);
+        assert_eq!(places(&out).len(), 2);
+        assert!(s.slots[0].settled.is_some());
+        // The same top of book again: nothing, and nothing to compute.
+        out.clear();
+        s.on_book(&ctx(1, "0", RiskState::Active), &b, &mut out);
+        assert!(out.is_empty());
+        // A rejected bid: the same inputs are skipped only until its retry is due.
+        let update = OrderUpdate {
+            client_id: 1,
+            instrument: 7,
+            side: Side::Buy,
+            status: OrderStatus::Rejected,
+            leaves_qty: Qty::ZERO,
+            filled_qty: Qty::ZERO,
+            reject_reason: Some(RejectReason::RateLimit),
+        };
+        s.on_order_update(&ctx(2, "0", RiskState::Active), &update, &mut out);
+        s.on_book(&ctx(3, "0", RiskState::Active), &b, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(
+            s.slots[0].settled.map(|(_, until)| until),
+            Some(2 + REJECT_BACKOFF_NS)
+        );
+        s.on_book(
+            &ctx(2 + REJECT_BACKOFF_NS - 1, "0", RiskState::Active),
+            &b,
+            &mut out,
+        );
+        assert!(out.is_empty());
+        s.on_book(
+            &ctx(2 + REJECT_BACKOFF_NS, "0", RiskState::Active),
+            &b,
+            &mut out,
+        );
+        assert_eq!(places(&out), [(Side::Buy, px("99.97"), q("0.002"))]);
+        // A size change at the top moves the microprice: recomputed (here less than the
+        // requote threshold, so no action).
+        out.clear();
+        s.on_book(
+            &ctx(4 + REJECT_BACKOFF_NS, "0", RiskState::Active),
+            &book("100", "9", "100.01", "1"),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        assert_eq!(s.slots[0].settled.map(|(i, _)| i.bid.qty), Some(q("9")));
+    }
+
+    #[test]
+    fn microprice_matches_the_book() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: i64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as i64
+        };
+        for _ in 0..10_000 {
+            let bid = 1 + next(10_000_000_000_000);
+            let ask = bid + 1 + next(1_000_000_000);
+            let (bq, aq) = (1 + next(1_000_000_000_000), 1 + next(1_000_000_000_000));
+            let (b, a) = (
+                Level::new(Price(bid), Qty(bq)),
+                Level::new(Price(ask), Qty(aq)),
+            );
+            let mut book = OrderBook::new();
+            book.load_snapshot(&[b], &[a]);
+            assert_eq!(microprice(b, a), book.microprice(), "{b:?} {a:?}");
+        }
+        // Sizes so large the i64 path overflows.
+        let b = Level::new(Price(6_000_000_000_000), Qty(i64::MAX / 2));
+        let a = Level::new(Price(6_000_100_000_000), Qty(i64::MAX / 2));
+        let mut book = OrderBook::new();
+        book.load_snapshot(&[b], &[a]);
+        assert_eq!(microprice(b, a), book.microprice());
+    }
+
+    #[test]
+    fn refuses_bad_params() {
+        let mut c = config(Reference::Mid);
+        c.quote_qty = Qty::ZERO;
+        assert!(matches!(
+            MarketMaker::new(c, &[0], &[spec()]),
+            Err(StrategyError::Param {
+                field: "quote_qty",
+                ..
+            })
+        ));
+        assert_eq!(
+            MarketMaker::new(config(Reference::Mid), &[], &[]).err(),
+            Some(StrategyError::NoInstruments)
+        );
+    }
+}

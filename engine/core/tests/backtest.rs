@@ -1,0 +1,534 @@
+//! The backtest driver end to end: the example manifest's market maker on a synthetic market,
+//! determinism, latency, resync, the kill switch, and the accounting identities.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{example_manifest, random_walk, Scripted, Seen, Tape, SIZE_UNIT, TICK};
+use rt_core::{
+    Action, Backtest, BacktestConfig, BacktestResult, ExchangeConfig, InstrumentConfig,
+    InstrumentSpec, LatencyModel, Level, NewOrder, OrderKind, OrderStatus, Price, Qty,
+    RejectReason, RiskState, Side, SyncRule, SCALE,
+};
+
+const T0: i64 = 1_723_161_600_000_000_000; // 2024-08-09 00:00 UTC
+
+fn run(config: BacktestConfig, tape: &Tape) -> (BacktestResult, Option<Price>) {
+    let mut bt = Backtest::new(config).unwrap();
+    for i in 0..tape.len() {
+        bt.on_event(0, &tape.event(i));
+    }
+    let mid = bt.book(0).and_then(|b| b.mid());
+    (bt.finish(), mid)
+}
+
+fn example_config() -> BacktestConfig {
+    let mut config = BacktestConfig::from_manifest(&example_manifest());
+    config.exchanges[0].latency = LatencyModel::symmetric(1_000_000);
+    config
+}
+
+#[test]
+fn the_example_market_maker_trades_a_random_walk() {
+    let tape = random_walk(7, 100_000, T0);
+    let (result, mid) = run(example_config(), &tape);
+    let s = &result.summary;
+    let c = &result.counters;
+    assert_eq!(result.strategies, ["mm_btcusdt_spot"]);
+    assert_eq!(result.instruments.len(), 1);
+    assert_eq!(result.instruments[0].symbol, "BTCUSDT");
+    assert_eq!(c.events, 100_000);
+    assert_eq!(c.snapshots, 1);
+    assert_eq!(c.gaps + c.invalid + c.resyncs + c.unknown_symbol, 0);
+    assert_eq!(c.book_updates, c.diffs_applied + 1);
+    assert!(c.orders_sent > 100, "{c:?}");
+    assert!(s.fills > 10, "{s:?}");
+    // Post-only quotes only: every fill is a maker fill at 7.5 bps.
+    assert_eq!(s.maker_fills, s.fills);
+    assert_eq!(s.taker_fills, 0);
+    // Placed = sent + refused before sending; rejected = refused before + refused by the venue.
+    assert_eq!(
+        c.orders_sent,
+        c.orders_placed - c.orders_rejected + venue_rejects(c)
+    );
+    assert_eq!(result.orders.len() as u64, c.orders_placed);
+    assert_eq!(result.fills.len() as u64, s.fills);
+
+    // The accounting identity, recomputed from the fills alone: equity = cash flow +
+    // position * last mid - fees, exactly (floored once).
+    let mut cash: i128 = 0;
+    let mut position: i64 = 0;
+    let mut fees: i64 = 0;
+    for f in &result.fills {
+        let notional = i128::from(f.price.0) * i128::from(f.qty.0);
+        cash -= i128::from(f.side.sign()) * notional;
+        position += f.side.sign() * f.qty.0;
+        fees += f.fee;
+        // 7.5 bps, rounded up.
+        let exact = notional * 75 / 100_000;
+        let expected = (exact + i128::from(SCALE) - 1).div_euclid(i128::from(SCALE));
+        assert_eq!(i128::from(f.fee), expected);
+    }
+    assert_eq!(s.positions, [Qty(position)]);
+    let mark = i128::from(mid.expect("a synced book").0);
+    let equity =
+        (cash + i128::from(position) * mark).div_euclid(i128::from(SCALE)) - i128::from(fees);
+    assert_eq!(i128::from(s.pnl), equity);
+    assert_eq!(s.fees, fees);
+    // Realised and unrealised are floored separately, the equity once.
+    let parts = s.realised_pnl + s.unrealised_pnl - s.fees;
+    assert!(s.pnl == parts || s.pnl == parts + 1, "{s:?}");
+
+    // Never past the risk limit (0.1) nor the strategy's inventory (0.05) by more than one quote.
+    for p in &result.positions {
+        assert!(p.position.0.abs() <= 10_000_000, "{p:?}");
+    }
+    // Every order record is final or still working at the end, with a consistent fill.
+    for o in &result.orders {
+        match o.status {
+            OrderStatus::Filled => assert_eq!(o.filled_qty, o.qty),
+            OrderStatus::Rejected => assert!(o.reject_reason.is_some()),
+            _ => assert!(o.filled_qty <= o.qty),
+        }
+        assert!(o.updated_ts >= o.ts);
+    }
+    // The equity curve: one sample a second of event time, plus one per fill (and the last).
+    let span_s = (s.end_ns - s.start_ns) / 1_000_000_000;
+    assert!(
+        result.equity.len() as i64 >= span_s,
+        "{} samples over {span_s} s",
+        result.equity.len()
+    );
+    assert!(result.equity.windows(2).all(|w| w[0].ts <= w[1].ts));
+    assert_eq!(result.equity.last().map(|e| e.equity), Some(s.pnl));
+    assert!(s.fill_ratio > 0.0 && s.fill_ratio <= 1.0);
+}
+
+/// Rejections that happened after an order was sent (at the venue).
+fn venue_rejects(c: &rt_core::BacktestCounters) -> u64 {
+    [
+        RejectReason::PostOnlyWouldCross,
+        RejectReason::NoLiquidity,
+        RejectReason::BookUnavailable,
+    ]
+    .iter()
+    .map(|r| c.rejected_by_reason[*r as usize])
+    .sum()
+}
+
+#[test]
+fn same_events_same_result() {
+    let tape = random_walk(11, 30_000, T0);
+    let (a, _) = run(example_config(), &tape);
+    let (b, _) = run(example_config(), &tape);
+    assert!(a.summary.fills > 0);
+    assert_eq!(a, b);
+    // And a different market gives a different result (the test can fail).
+    let (c, _) = run(example_config(), &random_walk(12, 30_000, T0));
+    assert_ne!(a.fills, c.fills);
+}
+
+/// One instrument, tick 1, lot 1 unit, no fees; generous risk limits.
+fn plain_config(latency: LatencyModel) -> BacktestConfig {
+    let mut config = BacktestConfig::from_manifest(&example_manifest());
+    config.strategies.clear();
+    config.exchanges = vec![ExchangeConfig {
+        name: "binance_spot".into(),
+        rule: SyncRule::Spot,
+        latency,
+        instruments: vec![InstrumentConfig {
+            symbol: "BTCUSDT".into(),
+            spec: InstrumentSpec {
+                tick: Price(TICK),
+                lot: Qty(SIZE_UNIT),
+                min_notional: 0,
+                maker_fee_bps: 0,
+                taker_fee_bps: 0,
+            },
+        }],
+    }];
+    config
+}
+
+fn lv(price: &str, qty: &str) -> Level {
+    Level::new(
+        Price::parse(price.as_bytes()).unwrap(),
+        Qty::parse(qty.as_bytes()).unwrap(),
+    )
+}
+
+fn ioc_buy(client_id: u64, price: &str) -> Action {
+    Action::Place(NewOrder {
+        client_id,
+        instrument: 0,
+        side: Side::Buy,
+        price: Price::parse(price.as_bytes()).unwrap(),
+        qty: Qty::parse(b"0.001").unwrap(),
+        kind: OrderKind::Ioc,
+    })
+}
+
+const MS: i64 = 1_000_000;
+
+#[test]
+fn orders_reach_the_matcher_after_the_latency() {
+    // 1 ms each way (and 1 ms feed): an order sent at t reaches the matcher at t + 2 ms on
+    // the recording's clock; its fills are known at t + 2 ms.
+    let mut tape = Tape::default();
+    tape.push_snapshot(T0, 100, &[lv("60000", "1")], &[lv("60000.01", "1")]);
+    tape.push_depth(
+        T0 + MS,
+        101,
+        101,
+        &[],
+        &[lv("60000.01", "0"), lv("60000.02", "1")],
+    );
+    tape.push_depth(
+        T0 + 3 * MS,
+        102,
+        102,
+        &[],
+        &[lv("60000.02", "0"), lv("60000.03", "1")],
+    );
+    let run_with = |latency: LatencyModel| {
+        let mut bt = Backtest::new(plain_config(latency)).unwrap();
+        // On the first book (the snapshot at T0): an IOC buy limited at 60000.05.
+        let (s, log) = Scripted::new(0, vec![(0, ioc_buy(1, "60000.05"))]);
+        bt.add_strategy("scripted", Box::new(s)).unwrap();
+        for i in 0..tape.len() {
+            bt.on_event(0, &tape.event(i));
+        }
+        let result = bt.finish();
+        let log = log.lock().unwrap().clone();
+        (result, log)
+    };
+    let (zero, _) = run_with(LatencyModel::ZERO);
+    assert_eq!(zero.fills.len(), 1);
+    assert_eq!(zero.fills[0].price, Price::parse(b"60000.01").unwrap());
+    assert_eq!((zero.fills[0].ts, zero.fills[0].match_ts), (T0, T0));
+
+    let (slow, log) = run_with(LatencyModel::symmetric(MS));
+    assert_eq!(slow.fills.len(), 1);
+    // At T0 + 2 ms the book shows the ask at 60000.02 (the change at T0 + 3 ms comes later).
+    assert_eq!(slow.fills[0].price, Price::parse(b"60000.02").unwrap());
+    assert_eq!(slow.fills[0].match_ts, T0 + 2 * MS);
+    assert!(!slow.fills[0].maker);
+    // Reported with the next event (the driver runs on events): at T0 + 3 ms, before the book
+    // callback of that event.
+    assert_eq!(slow.fills[0].ts, T0 + 3 * MS);
+    let fill_at = log
+        .iter()
+        .position(|s| matches!(s, Seen::Fill { .. }))
+        .unwrap();
+    let last_book = log
+        .iter()
+        .rposition(|s| matches!(s, Seen::Book { .. }))
+        .unwrap();
+    assert!(fill_at < last_book, "{log:?}");
+    assert_eq!(slow.orders[0].status, OrderStatus::Filled);
+    assert_eq!(slow.orders[0].ts, T0);
+
+    // Entry latency alone (no feed delay): the order arrives at T0 + 1 ms, the time of the
+    // change to 60000.02; a request due with an event is handled before it.
+    let (entry, _) = run_with(LatencyModel {
+        order_entry_ns: MS,
+        response_ns: 0,
+        feed_ns: 0,
+    });
+    assert_eq!(entry.fills[0].price, Price::parse(b"60000.01").unwrap());
+    assert_eq!(entry.fills[0].match_ts, T0 + MS);
+}
+
+#[test]
+fn a_gap_cancels_orders_and_silences_the_strategy_until_resynced() {
+    let mut tape = Tape::default();
+    tape.push_snapshot(T0, 100, &[lv("60000", "1")], &[lv("60000.05", "1")]);
+    tape.push_depth(T0 + MS, 101, 101, &[lv("59999.99", "1")], &[]);
+    // Gap: 103 after 101.
+    tape.push_depth(T0 + 2 * MS, 103, 103, &[lv("59999.98", "1")], &[]);
+    tape.push_trade(
+        T0 + 3 * MS,
+        Price::parse(b"60000").unwrap(),
+        Qty::parse(b"0.5").unwrap(),
+        Side::Sell,
+    );
+    tape.push_depth(T0 + 4 * MS, 104, 104, &[lv("59999.97", "1")], &[]);
+    // A new snapshot bridged by the buffered 104.
+    tape.push_snapshot(
+        T0 + 5 * MS,
+        103,
+        &[lv("60000", "2")],
+        &[lv("60000.05", "1")],
+    );
+    tape.push_depth(T0 + 6 * MS, 105, 105, &[lv("59999.96", "1")], &[]);
+
+    let mut bt = Backtest::new(plain_config(LatencyModel::ZERO)).unwrap();
+    let rest = Action::Place(NewOrder {
+        client_id: 1,
+        instrument: 0,
+        side: Side::Buy,
+        price: Price::parse(b"59999").unwrap(),
+        qty: Qty::parse(b"0.001").unwrap(),
+        kind: OrderKind::PostOnly,
+    });
+    let (s, log) = Scripted::new(0, vec![(0, rest)]);
+    bt.add_strategy("scripted", Box::new(s)).unwrap();
+    for i in 0..tape.len() {
+        bt.on_event(0, &tape.event(i));
+    }
+    let result = bt.finish();
+    let log = log.lock().unwrap().clone();
+    let c = &result.counters;
+    assert_eq!((c.gaps, c.resyncs, c.snapshots), (1, 1, 2));
+    assert_eq!(result.orders[0].status, OrderStatus::Cancelled);
+    assert_eq!(c.orders_cancelled, 1);
+    // Book callbacks at T0, T0 + 1 ms, then nothing until the snapshot at T0 + 5 ms.
+    let books: Vec<i64> = log
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Book { now, .. } => Some(*now),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(books, [T0, T0 + MS, T0 + 5 * MS, T0 + 6 * MS]);
+    assert!(
+        !log.iter().any(|s| matches!(s, Seen::Trade { .. })),
+        "no trade while resyncing"
+    );
+    assert!(log.contains(&Seen::Lost { now: T0 + 2 * MS }));
+}
+
+#[test]
+fn the_kill_switch_halts_and_cancels_everything() {
+    let tape = random_walk(3, 5_000, T0);
+    let mut bt = Backtest::new(example_config()).unwrap();
+    for i in 0..2_000 {
+        bt.on_event(0, &tape.event(i));
+    }
+    bt.kill();
+    assert_eq!(bt.risk_state(), RiskState::Halted);
+    for i in 2_000..tape.len() {
+        bt.on_event(0, &tape.event(i));
+    }
+    let result = bt.finish();
+    assert_eq!(result.risk_events.len(), 1);
+    assert_eq!(result.risk_events[0].to, RiskState::Halted);
+    assert_eq!(result.summary.final_risk_state, RiskState::Halted);
+    let halted_at = result.risk_events[0].ts;
+    // Nothing sent after the halt (the market maker stops quoting), nothing left working.
+    assert!(result.orders.iter().all(|o| o.ts <= halted_at));
+    assert_eq!(result.summary.open_orders, 0);
+    let working: Vec<_> = result
+        .orders
+        .iter()
+        .filter(|o| !o.status.is_final())
+        .collect();
+    assert!(working.is_empty(), "{working:?}");
+}
+
+#[test]
+fn risk_rejections_reach_the_strategy_and_are_counted() {
+    let mut tape = Tape::default();
+    tape.push_snapshot(T0, 100, &[lv("60000", "1")], &[lv("60000.01", "1")]);
+    tape.push_depth(T0 + MS, 101, 101, &[lv("59999.99", "1")], &[]);
+    let mut bt = Backtest::new(plain_config(LatencyModel::ZERO)).unwrap();
+    // Far outside the 50 bps band, then too big (max_order_qty 0.01), then a duplicate id.
+    let script = vec![
+        (0, ioc_buy(1, "61000")),
+        (
+            0,
+            Action::Place(NewOrder {
+                client_id: 2,
+                instrument: 0,
+                side: Side::Sell,
+                price: Price::parse(b"60000").unwrap(),
+                qty: Qty::parse(b"0.02").unwrap(),
+                kind: OrderKind::Limit,
+            }),
+        ),
+        (
+            1,
+            Action::Place(NewOrder {
+                client_id: 3,
+                instrument: 0,
+                side: Side::Buy,
+                price: Price::parse(b"59990").unwrap(),
+                qty: Qty::parse(b"0.001").unwrap(),
+                kind: OrderKind::Limit,
+            }),
+        ),
+        (
+            1,
+            Action::Place(NewOrder {
+                client_id: 3,
+                instrument: 0,
+                side: Side::Buy,
+                price: Price::parse(b"59990").unwrap(),
+                qty: Qty::parse(b"0.001").unwrap(),
+                kind: OrderKind::Limit,
+            }),
+        ),
+        (1, Action::Cancel(77)),
+    ];
+    let (s, log) = Scripted::new(0, script);
+    bt.add_strategy("scripted", Box::new(s)).unwrap();
+    for i in 0..tape.len() {
+        bt.on_event(0, &tape.event(i));
+    }
+    let result = bt.finish();
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        result.summary.rejections,
+        [
+            (RejectReason::PriceBand, 1),
+            (RejectReason::MaxOrderQty, 1),
+            (RejectReason::DuplicateClientId, 1)
+        ]
+    );
+    assert_eq!(result.orders[2].status, OrderStatus::Accepted);
+    assert_eq!(result.counters.cancels_unknown, 1);
+    let rejected: Vec<_> = log
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Update { update, .. } if update.status == OrderStatus::Rejected => {
+                Some((update.client_id, update.reject_reason))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (1, Some(RejectReason::PriceBand)),
+            (2, Some(RejectReason::MaxOrderQty)),
+            (3, Some(RejectReason::DuplicateClientId))
+        ]
+    );
+}
+
+#[test]
+fn unknown_symbols_are_counted_and_symbol_tables_map() {
+    let tape = random_walk(5, 2_000, T0);
+    let mut bt = Backtest::new(example_config()).unwrap();
+    let x = bt.exchange_id("binance_spot").unwrap();
+    // The feed's symbol 0 is something else: every event is ignored.
+    bt.set_symbols(x, &["ETHUSDT"]).unwrap();
+    for i in 0..tape.len() {
+        bt.on_event(x, &tape.event(i));
+    }
+    assert_eq!(bt.counters().unknown_symbol, 2_000);
+    bt.set_symbols(x, &["BTCUSDT"]).unwrap();
+    bt.on_event(x, &tape.event(0));
+    assert_eq!(bt.counters().snapshots, 1);
+    assert!(bt.set_symbols(9, &["BTCUSDT"]).is_err());
+    assert_eq!(bt.exchange_id("nope"), None);
+}
+
+#[test]
+fn the_equity_curve_stays_bounded() {
+    let tape = random_walk(9, 50_000, T0);
+    let mut config = example_config();
+    config.max_equity_samples = 64;
+    config.equity_interval_ns = 10 * MS;
+    let (result, _) = run(config, &tape);
+    assert!(result.equity.len() <= 64, "{}", result.equity.len());
+    assert!(result.equity.len() >= 16);
+    assert!(result.equity.windows(2).all(|w| w[0].ts <= w[1].ts));
+}
+
+#[test]
+fn manifest_errors_name_the_strategy() {
+    let mut config = example_config();
+    config.strategies[0].strategy.instruments = vec!["ETHUSDT".into()];
+    let err = Backtest::new(config).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "strategies.mm_btcusdt_spot: instrument \"ETHUSDT\" is not on exchange \"binance_spot\""
+    );
+    let mut config = example_config();
+    config.equity_interval_ns = 0;
+    assert!(Backtest::new(config).is_err());
+}
+
+#[test]
+fn nothing_reaches_a_strategy_before_the_first_snapshot() {
+    let mut tape = Tape::default();
+    tape.push_depth(T0, 95, 99, &[lv("60000", "1")], &[]);
+    tape.push_depth(
+        T0 + MS,
+        100,
+        101,
+        &[lv("60000", "2")],
+        &[lv("60000.01", "1")],
+    );
+    tape.push_trade(
+        T0 + 2 * MS,
+        Price::parse(b"60000").unwrap(),
+        Qty::parse(b"1").unwrap(),
+        Side::Sell,
+    );
+    tape.push_snapshot(
+        T0 + 3 * MS,
+        100,
+        &[lv("60000", "1")],
+        &[lv("60000.02", "1")],
+    );
+    let mut bt = Backtest::new(plain_config(LatencyModel::ZERO)).unwrap();
+    let (s, log) = Scripted::new(0, vec![]);
+    bt.add_strategy("scripted", Box::new(s)).unwrap();
+    for i in 0..tape.len() {
+        bt.on_event(0, &tape.event(i));
+    }
+    let log = log.lock().unwrap().clone();
+    // One callback: the snapshot, with the buffered diff 100..101 replayed on top of it.
+    assert_eq!(
+        log,
+        [Seen::Book {
+            now: T0 + 3 * MS,
+            best_ask: Some(Price::parse(b"60000.01").unwrap())
+        }]
+    );
+    let c = bt.counters();
+    assert_eq!((c.diffs_buffered, c.book_updates, c.resyncs), (2, 1, 0));
+}
+
+#[test]
+fn resume_lifts_a_halt() {
+    let tape = random_walk(4, 3_000, T0);
+    let mut bt = Backtest::new(example_config()).unwrap();
+    for i in 0..1_000 {
+        bt.on_event(0, &tape.event(i));
+    }
+    bt.kill();
+    bt.resume();
+    assert_eq!(bt.risk_state(), RiskState::Active);
+    for i in 1_000..tape.len() {
+        bt.on_event(0, &tape.event(i));
+    }
+    let result = bt.finish();
+    let states: Vec<_> = result
+        .risk_events
+        .iter()
+        .map(|e| (e.to, e.cause.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (RiskState::Halted, "kill_switch"),
+            (RiskState::Active, "resumed")
+        ]
+    );
+    let resumed_at = result.risk_events[1].ts;
+    assert!(
+        result.orders.iter().any(|o| o.ts >= resumed_at),
+        "quoting again"
+    );
+}
+
+#[test]
+fn a_backtest_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<Backtest>();
+    send::<BacktestResult>();
+}

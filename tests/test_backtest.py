@@ -1,0 +1,113 @@
+"""Backtests from Python on the engine's Rust core, over the bundled real BTCUSDT capture."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from appliance import engine
+from appliance.config.compiler import compile_config
+from appliance.research import backtest
+from tests.conftest import ROOT, Run
+
+CAPTURE = ROOT / "data/binance/spot_btcusdt_20240808.gz"
+
+
+@pytest.fixture(scope="module")
+def manifest_text() -> str:
+    return compile_config(ROOT, []).manifests[0].text
+
+
+@pytest.fixture(scope="module")
+def result(manifest_text: str) -> backtest.BacktestResult:
+    return backtest.run(manifest_text, [CAPTURE])
+
+
+def test_market_maker_trades_on_real_data(result: backtest.BacktestResult) -> None:
+    assert result.counters["events"] == 41_249  # every line of the capture is an event
+    assert result.counters["gaps"] == 0 and result.counters["data_errors"] == 0
+    assert result.summary["orders_placed"] > 100
+    assert len(result.fills) > 50
+    assert set(result.fills["side"]) == {"buy", "sell"}
+    assert set(result.fills["liquidity"]) <= {"maker", "taker"}
+    # A market maker's fills are at its own quotes: within a few ticks of the mid.
+    assert (result.fills["price"] > 50_000).all()
+    limit = 0.05  # risk.instruments.BTCUSDT.max_position in conf/risk/conservative.yaml
+    assert result.equity["position"].abs().max() <= limit
+
+
+def test_two_runs_give_identical_results(
+    manifest_text: str, result: backtest.BacktestResult
+) -> None:
+    again = backtest.run(manifest_text, [CAPTURE])
+    pd.testing.assert_frame_equal(result.fills, again.fills)
+    pd.testing.assert_frame_equal(result.orders, again.orders)
+    pd.testing.assert_frame_equal(result.equity, again.equity)
+    assert result.summary == again.summary
+
+
+def test_native_file_replays_identically(
+    manifest_text: str, result: backtest.BacktestResult, tmp_path: Path
+) -> None:
+    native = tmp_path / "spot.native"
+    stats = engine.convert_capture(str(CAPTURE), str(native))
+    assert stats["events"] == 41_249 and stats["decode_errors"] == 0
+    replayed = backtest.run(manifest_text, [native])
+    pd.testing.assert_frame_equal(result.fills, replayed.fills)
+    assert result.summary == replayed.summary
+
+
+def test_progress_is_reported_to_the_end(manifest_text: str) -> None:
+    seen: list[tuple[int, int]] = []
+    backtest.run(manifest_text, [CAPTURE], lambda done, total: seen.append((done, total)))
+    size = CAPTURE.stat().st_size
+    assert seen[-1] == (size, size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_risk_refusals_are_counted_by_reason(tmp_path: Path) -> None:
+    text = (
+        compile_config(ROOT, ["risk.order_rate.per_second=1", "risk.order_rate.burst=1"])
+        .manifests[0]
+        .text
+    )
+    tight = backtest.run(text, [CAPTURE])
+    assert tight.summary["orders_rejected"] > 0
+    assert tight.summary["rejections"].get("rate_limit", 0) > 0
+    assert set(tight.orders.loc[tight.orders["status"] == "rejected", "reject_reason"]) <= set(
+        tight.summary["rejections"]
+    )
+
+
+def test_bad_data_file_is_an_error(manifest_text: str, tmp_path: Path) -> None:
+    with pytest.raises(engine.BacktestError, match="no-such"):
+        backtest.run(manifest_text, [tmp_path / "no-such.gz"])
+
+
+def test_cli_backtest_writes_the_report(project: Path, cli: Callable[..., Run]) -> None:
+    out = project / "reports"
+    run = cli("backtest", "--out", str(out), root=project)
+    assert run.exit_code == 0, run.stderr
+    for name in ("report.html", "report.png", "summary.json", "fills.csv", "orders.csv"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "report.png").read_bytes().startswith(b"\x89PNG")
+    html = (out / "report.html").read_text()
+    assert "plotly" in html.lower() and "max_drawdown" in html
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("pnl", "sharpe", "max_drawdown", "turnover", "fill_ratio", "fees", "rejections"):
+        assert key in summary["summary"]
+    assert "pnl" in run.stdout and "fill_ratio" in run.stdout
+    again = cli("backtest", "--no-report", "--format", "json", root=project)
+    assert json.loads(again.stdout)["summary"] == summary["summary"]
+
+
+def test_cli_backtest_needs_an_engine_choice_for_two(
+    project: Path, cli: Callable[..., Run]
+) -> None:
+    run = cli("backtest", "deployment=prod_example", "--data", str(CAPTURE), root=project)
+    assert run.exit_code == 2
+    assert "--engine" in run.stderr
