@@ -16,7 +16,7 @@ export MATURIN_NO_INSTALL_RUST := 1
 export MATURIN_PEP517_ARGS := --profile dev
 export RT_ENGINE_BIN := $(CURDIR)/target/debug/rt-engine
 
-.PHONY: setup demo test lint check-python check-rust bench clean
+.PHONY: setup demo test lint check-python check-rust bench bench-compare clean
 
 setup:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "py_rt needs Python 3.11+, found " + sys.version.split()[0])'
@@ -29,6 +29,7 @@ setup:
 demo: setup
 	$(BIN)/appliance compile
 	@for m in build/paper_local/*.manifest.json; do $(RT_ENGINE_BIN) check --manifest "$$m"; done
+	$(BIN)/appliance backtest
 
 check-rust:
 	cargo fmt --all -- --check
@@ -44,9 +45,23 @@ check-python:
 
 test: setup check-rust check-python
 
+SHARED_DATA ?= $(CURDIR)/../shared/data/binance
+
+# Benchmarks print p50/p99 and throughput with the machine they ran on.
 bench: setup
 	cargo bench -p rt-manifest
+	cargo bench -p rt-core --bench book --bench backtest
+	cargo bench -p rt-venues --bench parse
 	$(BIN)/python bench/compile_bench.py
+
+# Side by side with hftbacktest 2.4.4 (bench-only, in its own venv) on the USD-M capture; the
+# extension is rebuilt in release mode for a fair figure (`make setup` restores the dev build).
+bench-compare: setup
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet 'hftbacktest==2.4.4'
+	.venv-bench/bin/python bench/hftbacktest_side.py --data $(SHARED_DATA)/usdm_btcusdt_20240808.gz --out build/hftbacktest.json
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/maturin develop --release --quiet
+	$(BIN)/python bench/compare_hftbacktest.py --data $(SHARED_DATA)/usdm_btcusdt_20240808.gz --hftbacktest-json build/hftbacktest.json
 
 clean:
 	rm -rf build target $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,165 @@
+"""Side-by-side: py_rt's backtest against hftbacktest 2.4.4 on the same USD-M BTCUSDT capture.
+
+Our side, measured here:
+  (a) end to end, cold process: `appliance backtest` on the raw capture (interpreter start,
+      compile of the config, parse + book sync + market maker + risk + matching, summary);
+  (b) warm replay of an already-converted native file, in process, with the market maker
+      (the result's conversion to Python lists is included).
+hftbacktest's side comes from bench/hftbacktest_side.py (run with the bench venv, see
+`make bench-compare`), whose JSON this script reads.
+
+Events are counted the same way on both sides: depth level changes + trades + snapshot levels
+of the raw file (hftbacktest drops bookTicker lines; we process them too, at extra cost to us).
+The market makers are equivalent in kind, not identical in rules: both post-only, 0.005 lots,
+2 ticks around the mid, max position 0.05, 10 ms order latency; ours requotes when its price
+moves (requote threshold 1 tick), hftbacktest's every 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from appliance import engine  # noqa: E402
+from appliance.config.compiler import compile_config  # noqa: E402
+
+OVERRIDES = [
+    "exchanges.sim_binance.market=usdm",
+    "exchanges.sim_binance.sim.latency_us=10000",
+    "exchanges.sim_binance.instruments.BTCUSDT.tick_size='0.1'",
+    "exchanges.sim_binance.instruments.BTCUSDT.lot_size='0.001'",
+    "exchanges.sim_binance.instruments.BTCUSDT.min_notional='100'",
+    "exchanges.sim_binance.instruments.BTCUSDT.maker_fee_bps='2'",
+    "exchanges.sim_binance.instruments.BTCUSDT.taker_fee_bps='5'",
+    "strategies.mm_btcusdt.params.half_spread_ticks=2",
+    "strategies.mm_btcusdt.params.quote_qty='0.005'",
+    "strategies.mm_btcusdt.params.max_inventory='0.05'",
+    "strategies.mm_btcusdt.params.requote_threshold_ticks=1",
+    "risk.order_rate.per_second=100",
+    "risk.order_rate.burst=200",
+    "risk.max_open_orders=10",
+    "risk.max_daily_loss='100000'",
+    "risk.max_drawdown='100000'",
+    "risk.max_gross_exposure='1000000'",
+    "risk.instruments.BTCUSDT.max_position='0.05'",
+    "risk.instruments.BTCUSDT.max_order_qty='0.005'",
+    "risk.instruments.BTCUSDT.max_order_notional='1000'",
+    "risk.instruments.BTCUSDT.max_position_notional='10000'",
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--data", type=Path, default=ROOT.parent / "shared/data/binance/usdm_btcusdt_20240808.gz"
+    )
+    parser.add_argument("--hftbacktest-json", type=Path, default=None)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    data = args.data.resolve()
+    overrides = [*OVERRIDES, f"exchanges.sim_binance.sim.capture={data}"]
+    manifest = compile_config(ROOT, overrides).manifests[0].text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        native = Path(tmp) / "usdm.native"
+        start = time.perf_counter()
+        stats = engine.convert_capture(str(data), str(native))
+        convert_s = time.perf_counter() - start
+        events = stats["depth_levels"] + stats["trades"] + stats.get("snapshot_levels", 2000)
+        engine.run_backtest(manifest, [str(native)])  # warm-up
+        warm = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            result = engine.run_backtest(manifest, [str(native)])
+            warm.append(time.perf_counter() - start)
+        cold = []
+        exe = Path(sys.executable).with_name("appliance")
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run(
+                [
+                    str(exe),
+                    "backtest",
+                    *overrides,
+                    "--data",
+                    str(data),
+                    "--no-report",
+                    "--format",
+                    "json",
+                    "--root",
+                    str(ROOT),
+                ],
+                check=True,
+                capture_output=True,
+            )
+            cold.append(time.perf_counter() - start)
+    ours = {
+        "events": events,
+        "convert_s": convert_s,
+        "replay_mm_s": statistics.median(warm),
+        "replay_mm_samples": warm,
+        "cold_e2e_s": statistics.median(cold),
+        "cold_e2e_samples": cold,
+        "fills": result["summary"]["fills"],
+        "orders": result["summary"]["orders_sent"],
+    }
+    print(f"py_rt on {data.name}: {events:,} events (depth levels + trades + snapshot levels)")
+    print(f"  convert raw -> native       {convert_s * 1000:8.1f} ms")
+    print(
+        f"  replay native + MM (warm)   {ours['replay_mm_s'] * 1000:8.1f} ms  "
+        f"{events / ours['replay_mm_s'] / 1e6:6.2f}M events/s  "
+        f"({ours['orders']} orders, {ours['fills']} fills)"
+    )
+    print(f"  raw capture -> result, cold {ours['cold_e2e_s']:8.2f} s (whole CLI process)")
+    if args.hftbacktest_json and args.hftbacktest_json.is_file():
+        theirs = json.loads(args.hftbacktest_json.read_text())
+        _compare(ours, theirs)
+    return 0
+
+
+def _compare(ours: dict[str, float], theirs: dict[str, object]) -> None:
+    def find(obj: object, *keys: str) -> float | None:
+        for key in keys:
+            if not isinstance(obj, dict) or key not in obj:
+                return None
+            obj = obj[key]
+        return float(obj) if isinstance(obj, int | float) else None
+
+    print("hftbacktest (from its JSON), ratio = their time / our time:")
+    for label, path, mine in (
+        ("convert (warm)", ("convert", "warm_s", "median"), ours["convert_s"]),
+        (
+            "replay MM, ROI vector",
+            ("replay_warm", "roivec", "market_maker", "replay_s", "median"),
+            ours["replay_mm_s"],
+        ),
+        (
+            "replay MM, HashMap",
+            ("replay_warm", "hashmap", "market_maker", "replay_s", "median"),
+            ours["replay_mm_s"],
+        ),
+        (
+            "cold end to end, HashMap",
+            ("e2e_cold", "hashmap", "wall_s", "median"),
+            ours["cold_e2e_s"],
+        ),
+        ("cold end to end, ROI", ("e2e_cold", "roivec", "wall_s", "median"), ours["cold_e2e_s"]),
+    ):
+        value = find(theirs, *path)
+        if value is None:
+            print(f"  {label:<24} (not in the JSON: {'/'.join(path)})")
+        else:
+            print(f"  {label:<24} {value:8.3f} s vs ours {mine:8.3f} s  ratio {value / mine:5.1f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
