@@ -33,7 +33,13 @@ def test_default_compiles_to_one_manifest(project: Path, cli: Callable[..., Run]
     run = cli("compile", root=project)
     assert run.exit_code == 0, run.stderr
     build = project / "build" / "paper_local"
-    assert sorted(p.name for p in build.iterdir()) == ["index.json", "local.manifest.json"]
+    assert sorted(p.name for p in build.iterdir()) == [
+        "index.json",
+        "local.manifest.json",
+        "local.sources.json",
+    ]
+    sources = json.loads((build / "local.sources.json").read_text())
+    assert sources["risk.max_daily_loss"] == "conf/risk/conservative.yaml"
     manifest = json.loads((build / "local.manifest.json").read_text())
     assert manifest["deployment"] == {"mode": "paper", "name": "paper_local"}
     assert manifest["content_sha256"] == content_sha256(manifest)
@@ -48,7 +54,13 @@ def test_same_input_gives_byte_identical_output(project: Path, cli: Callable[...
     assert cli("compile", *overrides, root=project).exit_code == 0
     second = {p.name: p.read_bytes() for p in (project / "build/prod_example").iterdir()}
     assert first == second
-    assert set(first) == {"index.json", "ny4_a.manifest.json", "ny4_b.manifest.json"}
+    assert set(first) == {
+        "index.json",
+        "ny4_a.manifest.json",
+        "ny4_a.sources.json",
+        "ny4_b.manifest.json",
+        "ny4_b.sources.json",
+    }
 
 
 def test_override_reaches_the_manifest(project: Path) -> None:
