@@ -127,7 +127,8 @@ def run(
         table.add_row(key, _fmt(value))
     out_console.print(table)
     for path in written:
-        out_console.print(f"wrote {path}")
+        shown = path.relative_to(project) if path.is_relative_to(project) else path
+        out_console.print(f"wrote {shown}")
 
 
 def _fmt(value: Any) -> str:
