@@ -22,7 +22,7 @@ setup:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "py_rt needs Python 3.11+, found " + sys.version.split()[0])'
 	@command -v cargo >/dev/null || { echo "py_rt needs a Rust toolchain (cargo) on PATH" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.7,<2'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.7,<2' setuptools wheel
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -e '.[dev]'
 	cargo build --quiet -p rt-engine
 

@@ -1,0 +1,1 @@
+//! rt-ring: shared-memory SPSC rings (being written).

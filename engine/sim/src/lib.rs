@@ -1,0 +1,1 @@
+//! rt-sim: the sim venue (being written).
