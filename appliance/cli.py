@@ -330,6 +330,86 @@ def backtest(
         raise _fail(err, fmt) from None
 
 
+CtlArgs = Annotated[
+    list[str],
+    typer.Argument(
+        help="Hydra overrides, then status|pause|resume|flatten|kill or tighten LIMIT VALUE",
+        show_default=False,
+    ),
+]
+EngineOpt = Annotated[
+    str | None, typer.Option("--engine", help="engine id (default: the only one)")
+]
+
+
+@app.command()
+def ctl(
+    args: CtlArgs,
+    engine_id: EngineOpt = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="control endpoint (instead of compiling)")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait")] = 2.0,
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """Control a running engine: exit 0 ok, 1 unreachable, 2 refused by the engine."""
+    from appliance.bus import cli_bus
+
+    try:
+        cli_bus.ctl(root, args, engine_id, endpoint, timeout, fmt is Format.json)
+    except ConfigError as err:
+        raise _fail(err, fmt) from None
+
+
+@app.command()
+def monitor(
+    overrides: Overrides = None,
+    engine_id: EngineOpt = None,
+    events: Annotated[
+        str | None, typer.Option("--events", help="events endpoint (instead of compiling)")
+    ] = None,
+    control: Annotated[
+        str | None, typer.Option("--control", help="control endpoint for status")
+    ] = None,
+    hwm: Annotated[int, typer.Option("--hwm", help="receive HWM with --events")] = 100_000,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="seconds (default: until Ctrl-C)")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="print one snapshot and exit")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Live view of an engine: positions, P&L, orders, risk, latency, rates, feeds, bus loss."""
+    from appliance.bus import cli_bus
+
+    try:
+        cli_bus.monitor(root, overrides or [], engine_id, events, control, hwm, duration, once)
+    except ConfigError as err:
+        raise _fail(err, Format.text) from None
+
+
+@app.command()
+def run(
+    overrides: Overrides = None,
+    engine_id: EngineOpt = None,
+    duration: Annotated[
+        float, typer.Option("--duration", help="seconds to run (0: until Ctrl-C)")
+    ] = 30.0,
+    speed: Annotated[
+        str | None, typer.Option("--speed", help="sim replay speed factor (default: manifest)")
+    ] = None,
+    live: Annotated[bool, typer.Option("--live", help="allow a live deployment")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Compile, start the sim venues and this machine's engine, monitor, stop, summarise."""
+    from appliance.bus import cli_bus
+
+    try:
+        cli_bus.run(root, overrides or [], engine_id, duration or None, speed, live)
+    except ConfigError as err:
+        raise _fail(err, Format.text) from None
+
+
 def main() -> None:
     try:
         app()

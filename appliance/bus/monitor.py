@@ -1,0 +1,393 @@
+"""What `appliance monitor` and `appliance run` show: events folded into one engine's state.
+
+`EngineView` keeps the last heartbeat (P&L, counters, latency, positions, feeds), the last
+`Status` reply, open orders (from order updates), fills and risk changes seen, and message
+rates; `render` draws it as rich tables and `render_summary` as the end-of-run summary. It does
+no I/O, so tests feed it events directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from appliance.bus import bus_pb2 as pb
+from appliance.bus.client import Malformed, dec, enum_name
+
+# Order states after which an order is no longer open.
+_DONE = {pb.FILLED, pb.CANCELLED, pb.REJECTED, pb.EXPIRED}
+_STAGES = (
+    "frame_to_parsed",
+    "parsed_to_book",
+    "book_to_decision",
+    "decision_to_risk",
+    "risk_to_wire",
+    "tick_to_order",
+    "order_to_ack",
+)
+
+
+@dataclass
+class Rate:
+    """A counter's per-second rate between the last two samples."""
+
+    value: int = 0
+    at: float | None = None
+    per_s: float | None = None
+
+    def sample(self, value: int, at: float) -> None:
+        if self.at is not None and at > self.at and value >= self.value:
+            self.per_s = (value - self.value) / (at - self.at)
+        self.value, self.at = value, at
+
+
+@dataclass
+class EngineView:
+    engine_id: str = ""
+    endpoint: str = ""
+    heartbeat: pb.Heartbeat | None = None
+    heartbeat_at: float | None = None
+    status: pb.Status | None = None
+    status_error: str | None = None
+    open_orders: dict[int, pb.OrderUpdate] = field(default_factory=dict)
+    fills: int = 0
+    fill_qty: dict[str, Decimal] = field(default_factory=dict)
+    orders_seen: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
+    risk_changes: list[pb.RiskChange] = field(default_factory=list)
+    feeds: dict[str, pb.FeedState] = field(default_factory=dict)
+    positions: dict[tuple[str, str], pb.Position] = field(default_factory=dict)
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    rates: dict[str, Rate] = field(default_factory=dict)
+    events: int = 0
+    event_rate: Rate = field(default_factory=Rate)
+    lost: int = 0
+    gaps: int = 0
+    restarts: int = 0
+    malformed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    # ---- folding ----
+
+    def apply(self, event: pb.Event, now: float | None = None) -> None:
+        at = time.monotonic() if now is None else now
+        self.events += 1
+        if not self.engine_id:
+            self.engine_id = event.engine_id
+        body = event.WhichOneof("body")
+        if body == "heartbeat":
+            hb = event.heartbeat
+            self.heartbeat, self.heartbeat_at = hb, at
+            for name, value in hb.counters.items():
+                self.rates.setdefault(name, Rate()).sample(value, at)
+            self.event_rate.sample(self.events, at)
+            for pos in hb.positions:
+                self.positions[(pos.exchange, pos.symbol)] = pos
+            for feed in hb.feeds:
+                self.feeds[feed.exchange] = feed
+        elif body == "order":
+            order = event.order
+            self.orders_seen += 1
+            if order.status in _DONE:
+                self.open_orders.pop(order.order_id, None)
+            else:
+                self.open_orders[order.order_id] = order
+            if order.status == pb.REJECTED:
+                reason = order.reject_reason or "unspecified"
+                self.rejects[reason] = self.rejects.get(reason, 0) + 1
+                self.recent.append(
+                    f"rejected #{order.order_id} {order.symbol} {enum_name(order, 'side')}"
+                    f" {order.qty} @ {order.price}: {reason}"
+                )
+        elif body == "fill":
+            fill = event.fill
+            self.fills += 1
+            qty = dec(fill.qty) or Decimal(0)
+            self.fill_qty[fill.symbol] = self.fill_qty.get(fill.symbol, Decimal(0)) + qty
+            self.recent.append(
+                f"fill #{fill.order_id} {fill.symbol} {enum_name(fill, 'side')} {fill.qty}"
+                f" @ {fill.price} fee {fill.fee} {'maker' if fill.maker else 'taker'}"
+            )
+        elif body == "position":
+            pos = event.position
+            self.positions[(pos.exchange, pos.symbol)] = pos
+        elif body == "risk":
+            risk = event.risk
+            self.risk_changes.append(risk)
+            self.recent.append(
+                f"risk {enum_name(risk, 'from_state')} -> {enum_name(risk, 'to_state')}"
+                f" ({risk.cause or 'no cause given'})"
+            )
+        elif body == "feed":
+            self.feeds[event.feed.exchange] = event.feed
+
+    def apply_status(self, status: pb.Status) -> None:
+        self.status = status
+        if not self.engine_id:
+            self.engine_id = status.engine_id
+        for pos in status.positions:
+            self.positions[(pos.exchange, pos.symbol)] = pos
+        for feed in status.feeds:
+            self.feeds[feed.exchange] = feed
+
+    # ---- reading ----
+
+    @property
+    def risk_state(self) -> str:
+        if self.heartbeat is not None:
+            return enum_name(self.heartbeat, "risk_state")
+        if self.status is not None:
+            return enum_name(self.status, "risk_state")
+        return "unknown"
+
+    @property
+    def paused(self) -> bool | None:
+        if self.heartbeat is not None:
+            return self.heartbeat.paused
+        if self.status is not None:
+            return self.status.paused
+        return None
+
+    def counter(self, name: str) -> int | None:
+        if self.heartbeat is None or name not in self.heartbeat.counters:
+            return None
+        return int(self.heartbeat.counters[name])
+
+
+def _money(text: str) -> str:
+    try:
+        value = dec(text)
+    except Malformed:
+        return f"{text} (malformed)"
+    return "-" if value is None else f"{value:,f}"
+
+
+def _qty(text: str) -> str:
+    try:
+        value = dec(text)
+    except Malformed:
+        return f"{text} (malformed)"
+    return "-" if value is None else f"{value:f}"
+
+
+def _ns(value: int) -> str:
+    if value < 1_000:
+        return f"{value} ns"
+    if value < 1_000_000:
+        return f"{value / 1_000:.1f} µs"
+    return f"{value / 1_000_000:.2f} ms"
+
+
+def _uptime(ms: int) -> str:
+    s = ms // 1000
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+_RISK_STYLE = {"ACTIVE": "green", "REDUCING": "yellow", "HALTED": "bold red"}
+
+
+def header(view: EngineView, now: float | None = None) -> Text:
+    at = time.monotonic() if now is None else now
+    text = Text()
+    text.append(f"engine {view.engine_id or '?'}", style="bold")
+    if view.status is not None:
+        st = view.status
+        text.append(f"  {st.deployment} ({st.mode}) on {st.host}, pid {st.pid}")
+    text.append("  risk ")
+    state = view.risk_state
+    text.append(state, style=_RISK_STYLE.get(state, ""))
+    if view.paused:
+        text.append("  PAUSED", style="bold yellow")
+    if view.heartbeat is not None:
+        text.append(f"  up {_uptime(view.heartbeat.uptime_ms)}")
+        if view.heartbeat.manifest_sha256:
+            text.append(f"  manifest {view.heartbeat.manifest_sha256[:12]}")
+    if view.endpoint:
+        text.append(f"  bus {view.endpoint}", style="dim")
+    if view.lost:
+        text.append(
+            f"\nWARNING: {view.lost} bus message{'s' if view.lost != 1 else ''} lost "
+            f"({view.gaps} gap{'s' if view.gaps != 1 else ''} in seq): figures may be stale",
+            style="bold red",
+        )
+    if view.restarts:
+        text.append(f"\nengine restarted {view.restarts}x while watching", style="yellow")
+    if view.malformed:
+        text.append(f"\n{view.malformed} undecodable bus messages skipped", style="yellow")
+    if view.heartbeat_at is None:
+        text.append("\nwaiting for the first heartbeat ...", style="yellow")
+    elif at - view.heartbeat_at > 3.0:
+        text.append(
+            f"\nno heartbeat for {at - view.heartbeat_at:.0f} s (engine stalled or stopped?)",
+            style="bold red",
+        )
+    if view.status_error:
+        text.append(f"\nstatus: {view.status_error}", style="yellow")
+    return text
+
+
+def pnl_table(view: EngineView) -> Table:
+    table = Table(title="P&L", show_header=False, title_justify="left")
+    hb = view.heartbeat
+    equity = hb.equity if hb is not None else (view.status.equity if view.status else "")
+    table.add_row("equity", _money(equity))
+    table.add_row("realised", _money(hb.realised_pnl) if hb is not None else "-")
+    unreal = [dec(p.unrealised_pnl) for p in view.positions.values()]
+    known = [u for u in unreal if u is not None]
+    table.add_row("unrealised", f"{sum(known, Decimal(0)):,f}" if known else "-")
+    table.add_row("fees", _money(hb.fees) if hb is not None else "-")
+    fills = view.counter("fills")
+    table.add_row("fills", str(fills if fills is not None else view.fills))
+    open_n = hb.open_orders if hb is not None else len(view.open_orders)
+    table.add_row("open orders", str(open_n))
+    return table
+
+
+def positions_table(view: EngineView) -> Table:
+    table = Table(title="positions", title_justify="left")
+    for col in ("exchange", "symbol", "qty", "avg entry", "realised", "unrealised", "fees"):
+        table.add_column(col, justify="left" if col in ("exchange", "symbol") else "right")
+    for (exchange, symbol), p in sorted(view.positions.items()):
+        table.add_row(
+            exchange,
+            symbol,
+            _qty(p.qty),
+            _money(p.avg_entry_price),
+            _money(p.realised_pnl),
+            _money(p.unrealised_pnl),
+            _money(p.fees),
+        )
+    if not view.positions:
+        table.add_row("-", "-", "-", "-", "-", "-", "-")
+    return table
+
+
+def orders_table(view: EngineView, limit: int = 10) -> Table:
+    table = Table(title="open orders (seen on the bus)", title_justify="left")
+    for col in ("id", "strategy", "symbol", "side", "kind", "price", "qty", "filled", "status"):
+        table.add_column(col)
+    for oid in sorted(view.open_orders)[-limit:]:
+        o = view.open_orders[oid]
+        table.add_row(
+            str(oid),
+            o.strategy,
+            o.symbol,
+            enum_name(o, "side"),
+            enum_name(o, "kind"),
+            _money(o.price),
+            _qty(o.qty),
+            _qty(o.filled_qty),
+            enum_name(o, "status"),
+        )
+    if len(view.open_orders) > limit:
+        table.caption = f"{len(view.open_orders) - limit} more"
+    return table
+
+
+def latency_table(latency: list[pb.StageLatency] | None) -> Table:
+    table = Table(title="latency", title_justify="left")
+    for col in ("stage", "count", "p50", "p99", "max"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    rows = list(latency or [])
+    order = {name: i for i, name in enumerate(_STAGES)}
+    rows.sort(key=lambda s: (order.get(s.stage, len(order)), s.stage))
+    for s in rows:
+        table.add_row(s.stage, f"{s.count:,}", _ns(s.p50_ns), _ns(s.p99_ns), _ns(s.max_ns))
+    if not rows:
+        table.add_row("-", "-", "-", "-", "-")
+    return table
+
+
+def rates_table(view: EngineView) -> Table:
+    table = Table(title="counters", title_justify="left")
+    for col in ("counter", "total", "per s"):
+        table.add_column(col, justify="left" if col == "counter" else "right")
+    for name, rate in sorted(view.rates.items()):
+        per_s = "-" if rate.per_s is None else f"{rate.per_s:,.1f}"
+        table.add_row(name, f"{rate.value:,}", per_s)
+    bus = "-" if view.event_rate.per_s is None else f"{view.event_rate.per_s:,.1f}"
+    table.add_row("bus events (this monitor)", f"{view.events:,}", bus, style="dim")
+    return table
+
+
+def feeds_table(view: EngineView) -> Table:
+    table = Table(title="feeds", title_justify="left")
+    for col in ("exchange", "state", "reconnects", "gaps", "malformed", "overflows", "snapshots"):
+        table.add_column(col, justify="left" if col in ("exchange", "state") else "right")
+    for name, f in sorted(view.feeds.items()):
+        state = enum_name(f, "state")
+        table.add_row(
+            name,
+            Text(state, style="green" if state == "LIVE" else "yellow"),
+            str(f.reconnects),
+            str(f.gaps),
+            str(f.malformed),
+            str(f.ring_overflows),
+            str(f.snapshots),
+        )
+    if not view.feeds:
+        table.add_row("-", "-", "-", "-", "-", "-", "-")
+    return table
+
+
+def render(view: EngineView, now: float | None = None) -> RenderableType:
+    hb = view.heartbeat
+    parts: list[RenderableType] = [
+        header(view, now),
+        pnl_table(view),
+        positions_table(view),
+        orders_table(view),
+        latency_table(list(hb.latency) if hb is not None else None),
+        rates_table(view),
+        feeds_table(view),
+    ]
+    if view.recent:
+        parts.append(Text("recent:\n" + "\n".join(f"  {line}" for line in view.recent)))
+    return Group(*parts)
+
+
+def render_summary(view: EngineView, title: str) -> RenderableType:
+    """The end-of-run summary: P&L, fills, risk events, latency, bus health."""
+    hb = view.heartbeat
+    table = Table(title=title, show_header=False, title_justify="left")
+    equity = hb.equity if hb is not None else (view.status.equity if view.status else "")
+    table.add_row("equity", _money(equity))
+    table.add_row("realised_pnl", _money(hb.realised_pnl) if hb is not None else "-")
+    table.add_row("fees", _money(hb.fees) if hb is not None else "-")
+    fills = view.counter("fills")
+    table.add_row(
+        "fills",
+        f"{fills if fills is not None else view.fills} (engine), {view.fills} on the bus",
+    )
+    traded = ", ".join(f"{s}: {q:f}" for s, q in sorted(view.fill_qty.items())) or "none"
+    table.add_row("filled qty", traded)
+    sent = view.counter("orders_sent")
+    table.add_row("orders_sent", "-" if sent is None else str(sent))
+    rejects = ", ".join(f"{k}: {v}" for k, v in sorted(view.rejects.items())) or "none"
+    table.add_row("rejections", rejects)
+    positions = (
+        ", ".join(f"{sym}: {_qty(p.qty)}" for (_ex, sym), p in sorted(view.positions.items()))
+        or "none"
+    )
+    table.add_row("final positions", positions)
+    table.add_row("final risk state", view.risk_state)
+    risk = (
+        "; ".join(
+            f"{enum_name(r, 'from_state')} -> {enum_name(r, 'to_state')} ({r.cause})"
+            for r in view.risk_changes
+        )
+        or "none"
+    )
+    table.add_row("risk events", risk)
+    table.add_row(
+        "bus",
+        f"{view.events} events, {view.lost} lost in {view.gaps} gaps"
+        + (f", {view.malformed} malformed" if view.malformed else ""),
+    )
+    return Group(table, latency_table(list(hb.latency) if hb is not None else None))
