@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,13 @@ from appliance.config.schema import (
     Host,
     Risk,
     Strategy,
+    Target,
 )
 from appliance.config.secrets import iter_leaves, secret_literal_reason
 
 SECTIONS = ("deployment", "hosts", "exchanges", "strategies", "risk")
+# Optional: only `appliance apply` needs a target per engine host (appliance/deploy).
+OPTIONAL_SECTIONS = ("targets",)
 _STRATEGY = TypeAdapter[StrategyModel](Strategy)
 
 
@@ -40,6 +43,8 @@ class Compiled:
     deployment: str
     spec: DeploymentSpec
     manifests: list[BuiltManifest]
+    # Host name -> how `appliance apply` reaches it (the `targets` section; may be empty).
+    targets: dict[str, Target] = field(default_factory=dict)
 
 
 def compile_config(root: Path, overrides: Sequence[str]) -> Compiled:
@@ -47,17 +52,19 @@ def compile_config(root: Path, overrides: Sequence[str]) -> Compiled:
     validated = _validate(composed)
     if isinstance(validated, list):
         raise ConfigError([d.with_source(composed.source_of(d.path)) for d in validated])
-    spec, view = validated
+    spec, view, targets = validated
     provenance = _provenance(composed)
     view.source_of = composed.source_of
     manifests = [
         _render_engine(composed.deployment_name, spec, view, engine_id, provenance)
         for engine_id in spec.engines
     ]
-    return Compiled(composed, composed.deployment_name, spec, manifests)
+    return Compiled(composed, composed.deployment_name, spec, manifests, targets)
 
 
-def _validate(composed: Composed) -> list[Diagnostic] | tuple[DeploymentSpec, View]:
+def _validate(
+    composed: Composed,
+) -> list[Diagnostic] | tuple[DeploymentSpec, View, dict[str, Target]]:
     data = composed.data
     diags: list[Diagnostic] = []
     for path, value in iter_leaves(data):
@@ -65,13 +72,14 @@ def _validate(composed: Composed) -> list[Diagnostic] | tuple[DeploymentSpec, Vi
         if reason:
             diags.append(Diagnostic(path, value, "secret.literal", reason))
     for key in data:
-        if key not in SECTIONS:
+        if key not in SECTIONS + OPTIONAL_SECTIONS:
             diags.append(
                 Diagnostic(
                     key,
                     "(section)",
                     "schema.extra_forbidden",
-                    f"unknown top-level section {key!r} (expected one of {SECTIONS})",
+                    f"unknown top-level section {key!r} "
+                    f"(expected one of {SECTIONS + OPTIONAL_SECTIONS})",
                 )
             )
     for key in SECTIONS:
@@ -84,6 +92,8 @@ def _validate(composed: Composed) -> list[Diagnostic] | tuple[DeploymentSpec, Vi
     exchanges = _named(Exchange, "exchanges", data, diags, invalid)
     strategies = _named(_STRATEGY, "strategies", data, diags, invalid)
     risk = _model(Risk, data.get("risk"), ["risk"], diags) if "risk" in data else None
+    targets = _named(Target, "targets", data, diags, invalid)
+    diags += _check_targets(targets, data.get("hosts"))
 
     raw_mode = (
         (data.get("deployment") or {}).get("mode")
@@ -111,7 +121,74 @@ def _validate(composed: Composed) -> list[Diagnostic] | tuple[DeploymentSpec, Vi
     diags = [d for d in diags if d.rule == "secret.literal" or d.path not in secret_paths]
     if diags or spec is None or risk is None:
         return diags
-    return spec, view
+    return spec, view, targets
+
+
+def _check_targets(targets: dict[str, Target], hosts: Any) -> list[Diagnostic]:
+    declared = set(hosts) if isinstance(hosts, dict) else set()
+    out = []
+    for name, t in targets.items():
+        base = f"targets.{name}"
+        if name not in declared:
+            out.append(
+                Diagnostic(
+                    base,
+                    name,
+                    "target.host_declared",
+                    f"target {name!r} names no declared host (hosts: {sorted(declared)})",
+                )
+            )
+        if t.connection == "ssh":
+            for key in ("ssh_user", "ssh_port"):
+                if getattr(t, key) is None:
+                    out.append(
+                        Diagnostic(
+                            f"{base}.{key}",
+                            None,
+                            "target.ssh",
+                            f"{key} is required when connection is ssh",
+                        )
+                    )
+            if not t.root.startswith("/"):
+                out.append(
+                    Diagnostic(
+                        f"{base}.root",
+                        t.root,
+                        "target.root",
+                        "a relative root is a directory of this project: local connection only",
+                    )
+                )
+        else:
+            for key in ("ssh_user", "ssh_port"):
+                if getattr(t, key) is not None:
+                    out.append(
+                        Diagnostic(
+                            f"{base}.{key}",
+                            getattr(t, key),
+                            "target.local",
+                            f"{key} must be null when connection is local",
+                        )
+                    )
+        if t.root == "/" and t.service_user is None:
+            out.append(
+                Diagnostic(
+                    f"{base}.service_user",
+                    None,
+                    "target.service_user",
+                    "a real host (root /) runs the engine as a service user, never as the "
+                    "connecting (often root) user",
+                )
+            )
+        if t.root != "/" and t.service_manager == "systemd":
+            out.append(
+                Diagnostic(
+                    f"{base}.service_manager",
+                    t.service_manager,
+                    "target.service_manager",
+                    "systemd manages only units under /: a prefix root uses supervisor or auto",
+                )
+            )
+    return out
 
 
 def _model(model: Any, raw: Any, prefix: list[object], diags: list[Diagnostic]) -> Any:

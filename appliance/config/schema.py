@@ -305,6 +305,31 @@ class DeploymentSpec(Strict):
     engines: dict[Name, EngineSpec] = Field(min_length=1)
 
 
+# --- target (how `appliance apply` reaches a host; never part of a manifest) ----------------
+
+
+class Target(Strict):
+    """A config group option of `target`: where and how a host's engine is installed.
+
+    `root` is "/" on a real machine; any other path is a prefix directory that stands in for
+    the host's filesystem (relative paths are under the project root: `state/hosts/<host>`).
+    """
+
+    connection: Literal["local", "ssh"]
+    ssh_user: Name | None
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] | None
+    become: bool
+    root: Annotated[str, Field(min_length=1, pattern=r"^[^\s]+$")]
+    # auto: systemd when it is PID 1 on the host and root is "/", else appliance's supervisor.
+    service_manager: Literal["systemd", "supervisor", "auto"]
+    # The account the engine runs as (created by the engine role); null: the connecting user.
+    service_user: Name | None
+    # Write the kernel's runtime tuning (/sys, /proc, sysctl, bootloader): tuned hosts only.
+    tune_runtime: bool
+    # Verify also that the tuning is in effect (kernel arguments, THP, governor).
+    verify_tuning: bool
+
+
 # --- the manifest -------------------------------------------------------------------------
 
 
@@ -352,4 +377,5 @@ GROUP_TYPES: dict[str, Any] = {
     "exchange": Exchange,
     "strategy": Strategy,
     "risk": Risk,
+    "target": Target,
 }
