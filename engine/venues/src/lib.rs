@@ -2,6 +2,8 @@
 //!
 //! - [`binance`]: the Binance market-data codec (WebSocket frames and REST depth snapshots to
 //!   [`MarketEvent`]s, allocation-free). Book synchronisation is `rt_core::sync`.
+//! - [`binance_orders`]: Binance Spot order entry (signed REST requests, responses, the
+//!   user-data stream's `executionReport`), shared by the sim venue and the gateway.
 //! - [`recording`]: recorded captures (hftbacktest `*.gz`, cryptofeed `*.ws.1.0`).
 //! - [`native`]: the compact native event file and its reader.
 //!
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use rt_core::MarketEvent;
 
 pub mod binance;
+pub mod binance_orders;
 pub mod native;
 pub mod recording;
 pub mod replay;
