@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from appliance.config.diagnostics import ConfigError, render_json, render_text
+from appliance.deploy import cli_apply as _cli_apply
 
 app = typer.Typer(
     name="appliance",
@@ -331,7 +332,7 @@ def backtest(
 
 
 CtlArgs = Annotated[
-    list[str],
+    list[str] | None,
     typer.Argument(
         help="Hydra overrides, then status|pause|resume|flatten|kill or tighten LIMIT VALUE",
         show_default=False,
@@ -344,7 +345,7 @@ EngineOpt = Annotated[
 
 @app.command()
 def ctl(
-    args: CtlArgs,
+    args: CtlArgs = None,
     engine_id: EngineOpt = None,
     endpoint: Annotated[
         str | None, typer.Option("--endpoint", help="control endpoint (instead of compiling)")
@@ -357,7 +358,7 @@ def ctl(
     from appliance.bus import cli_bus
 
     try:
-        cli_bus.ctl(root, args, engine_id, endpoint, timeout, fmt is Format.json)
+        cli_bus.ctl(root, args or [], engine_id, endpoint, timeout, fmt is Format.json)
     except ConfigError as err:
         raise _fail(err, fmt) from None
 
@@ -408,6 +409,10 @@ def run(
         cli_bus.run(root, overrides or [], engine_id, duration or None, speed, live)
     except ConfigError as err:
         raise _fail(err, Format.text) from None
+
+
+# `appliance apply` (the Ansible roll-out) lives in appliance/deploy/cli_apply.py.
+app.command("apply")(_cli_apply.apply)
 
 
 def main() -> None:
