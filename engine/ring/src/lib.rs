@@ -269,6 +269,7 @@ fn decode_meta(meta: u64) -> (usize, u64) {
 
 /// The file behind a producer.
 #[derive(Debug)]
+#[cfg_attr(loom, allow(dead_code))] // no files under loom
 struct ProducerFile {
     path: PathBuf,
     backing: Option<Backing>,
@@ -426,6 +427,7 @@ impl Producer {
 
 /// The file behind a consumer.
 #[derive(Debug)]
+#[cfg_attr(loom, allow(dead_code))] // no files under loom
 struct ConsumerFile {
     path: PathBuf,
     /// (device, inode) of the mapped file.

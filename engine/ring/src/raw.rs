@@ -90,6 +90,7 @@ const _: () = {
 
 /// Why a mapping cannot hold a ring of the asked size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(loom, allow(dead_code))] // no mappings under loom
 pub(crate) enum RegionError {
     Slots,
     SlotBytes,
@@ -271,16 +272,14 @@ impl Region {
     /// As the mapped version.
     unsafe fn body_mut<R>(&self, position: u64, f: impl FnOnce(&mut [u8]) -> R) -> R {
         // SAFETY: the caller has exclusive access; loom's cell checks it.
-        self.slot(position)
-            .body
-            .with_mut(|p| f(unsafe { &mut **p }))
+        self.slot(position).body.with_mut(|p| f(unsafe { &mut *p }))
     }
 
     /// # Safety
     /// As the mapped version.
     unsafe fn body<R>(&self, position: u64, f: impl FnOnce(&[u8]) -> R) -> R {
         // SAFETY: no concurrent writer; loom's cell checks it.
-        self.slot(position).body.with(|p| f(unsafe { &**p }))
+        self.slot(position).body.with(|p| f(unsafe { &*p }))
     }
 }
 
