@@ -1,0 +1,270 @@
+"""The Ansible inventory and host vars of a deployment, rendered from a compile (conf/ stays
+the single source of truth: nothing here is typed by hand).
+
+Each engine host gets connection settings from its target (`targets.<host>`), the
+`host_tuning_*` inputs from the manifest's host section (CPU lists in the kernel's cpulist
+form, so verification compares exactly what /sys prints), and the `engine_*` inputs: the
+release id, the manifest's content hash, the control endpoint, the files to ship. Secrets
+never appear: a manifest holds only references (`env:NAME`, `file:/path`), and so do these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from appliance.config.compiler import Compiled
+from appliance.config.diagnostics import ConfigError, Diagnostic
+from appliance.config.schema import Target
+
+SUPERVISOR_SRC = Path(__file__).with_name("supervisor.py")
+GROUP = "py_rt_engines"
+HEADER = "# Rendered by `appliance apply` from conf/ (deployment {deployment}); do not edit.\n"
+
+
+def cpulist(cpus: Iterable[int]) -> str:
+    """The kernel's cpulist form: ascending, runs of two or more as ranges ("0-3,8")."""
+    ordered = sorted(set(cpus))
+    out: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def release_id(content_sha256: str, binary_sha256: str, captures: dict[str, str]) -> str:
+    """What a host runs: the manifest's content (not its provenance), the binary, the data."""
+    parts = [f"manifest {content_sha256}", f"binary {binary_sha256}"]
+    parts += [f"capture {dest} {sha}" for dest, sha in sorted(captures.items())]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class HostRelease:
+    host: str
+    engine_id: str
+    release: str
+    content_sha256: str
+    prefix: str
+    manager: str
+    vars: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    deployment: str
+    directory: Path
+    binary_sha256: str
+    hosts: list[HostRelease]
+
+    def by_host(self) -> dict[str, HostRelease]:
+        return {h.host: h for h in self.hosts}
+
+
+def _missing_target(host: str) -> Diagnostic:
+    return Diagnostic(
+        f"targets.{host}",
+        None,
+        "target.missing",
+        f"apply needs a target for host {host!r}: add `- /target@targets.{host}: local` "
+        "(or another conf/target option) to the deployment's defaults",
+    )
+
+
+def _prefix(project: Path, target: Target) -> str:
+    if target.root == "/":
+        return ""
+    root = Path(target.root)
+    return str((root if root.is_absolute() else project / root).resolve())
+
+
+def _check_paths(host: str, manifest: dict[str, Any], prefix: str) -> list[Diagnostic]:
+    """A prefix-root target must not make the engine write outside its root."""
+    if not prefix:
+        return []
+    out = []
+    journal = manifest["engine"]["journal"]["dir"]
+    paths = [("deployment.engines.{}.journal.dir".format(manifest["engine"]["id"]), journal)]
+    for name, ex in manifest["exchanges"].items():
+        if ex["sim"]:
+            paths.append((f"exchanges.{name}.sim.capture", ex["sim"]["capture"]))
+    for key, value in paths:
+        if value.startswith("/") or ".." in Path(value).parts:
+            out.append(
+                Diagnostic(
+                    key,
+                    value,
+                    "target.prefix_paths",
+                    f"host {host!r} is a prefix root ({prefix}): paths the engine uses must be "
+                    "relative and stay inside it",
+                )
+            )
+    return out
+
+
+def render(
+    project: Path,
+    compiled: Compiled,
+    build_dir: Path,
+    engine_binary: Path,
+    out_dir: Path,
+) -> Inventory:
+    """Write `out_dir/hosts.yml` and `out_dir/host_vars/<host>.yml` (atomically) and return
+    what each host is about to run. Raises ConfigError naming every host it cannot render."""
+    diags: list[Diagnostic] = []
+    binary_sha = file_sha256(engine_binary)
+    hosts: list[HostRelease] = []
+    for built in compiled.manifests:
+        target = compiled.targets.get(built.host)
+        if target is None:
+            diags.append(_missing_target(built.host))
+            continue
+        manifest = json.loads(built.text)
+        prefix = _prefix(project, target)
+        diags += _check_paths(built.host, manifest, prefix)
+        captures: dict[str, Path] = {}
+        for ex in manifest["exchanges"].values():
+            if ex["sim"]:
+                captures[ex["sim"]["capture"]] = (project / ex["sim"]["capture"]).resolve()
+        capture_shas = {d: file_sha256(p) for d, p in captures.items() if p.is_file()}
+        release = release_id(built.content_sha256, binary_sha, capture_shas)
+        hosts.append(
+            HostRelease(
+                host=built.host,
+                engine_id=built.engine_id,
+                release=release,
+                content_sha256=built.content_sha256,
+                prefix=prefix,
+                manager=target.service_manager,
+                vars=_host_vars(
+                    compiled,
+                    manifest,
+                    target,
+                    prefix,
+                    release,
+                    build_dir / built.filename,
+                    engine_binary,
+                    captures,
+                ),
+            )
+        )
+    if diags:
+        raise ConfigError([d.with_source(compiled.composed.source_of(d.path)) for d in diags])
+    _write(out_dir, compiled.deployment, hosts)
+    return Inventory(compiled.deployment, out_dir, binary_sha, hosts)
+
+
+def _host_vars(
+    compiled: Compiled,
+    manifest: dict[str, Any],
+    target: Target,
+    prefix: str,
+    release: str,
+    manifest_src: Path,
+    engine_binary: Path,
+    captures: dict[str, Path],
+) -> dict[str, Any]:
+    host = manifest["host"]
+    cpu = host["cpu"]
+    threads = host["threads"]
+    pinned = [c for c in [*threads["feeds"].values(), threads["strategy"], threads["gateway"]]]
+    pinned += [threads["housekeeping"]]
+    pinned_cores = {c for c in pinned if c is not None}
+    siblings = {str(c): cpulist([c]) for c in cpu["cores"]}
+    for a, b in cpu["smt_siblings"]:
+        siblings[str(a)] = siblings[str(b)] = cpulist([a, b])
+    local = target.connection == "local"
+    python = sys.executable if local else "/usr/bin/python3"
+    connection: dict[str, Any] = (
+        {"ansible_connection": "local"}
+        if local
+        else {
+            "ansible_connection": "ssh",
+            "ansible_host": host["address"],
+            "ansible_user": target.ssh_user,
+            "ansible_port": target.ssh_port,
+        }
+    )
+    connection |= {"ansible_become": target.become, "ansible_python_interpreter": python}
+    sims = sorted(n for n, ex in manifest["exchanges"].items() if ex["venue"] == "sim")
+    return connection | {
+        "host_tuning_prefix": prefix,
+        "host_tuning_python": python,
+        "host_tuning_apply_runtime": target.tune_runtime,
+        "host_tuning_verify_tuning": target.verify_tuning,
+        "host_tuning_cpus": cpulist(cpu["cores"]),
+        "host_tuning_isolated": cpulist(cpu["isolated"]),
+        "host_tuning_housekeeping": cpulist(cpu["housekeeping"]),
+        "host_tuning_numa_nodes": [cpulist(n) for n in cpu["numa_nodes"]],
+        "host_tuning_thread_siblings": siblings,
+        "host_tuning_nic_name": host["nic"]["name"],
+        "host_tuning_nic_numa_node": host["nic"]["numa_node"],
+        "host_tuning_hugepage_kb": host["memory"]["hugepage_kb"],
+        "host_tuning_hugepages": host["memory"]["hugepages"],
+        "engine_prefix": prefix,
+        "engine_python": python,
+        "engine_id": manifest["engine"]["id"],
+        "engine_deployment": compiled.deployment,
+        "engine_mode": manifest["deployment"]["mode"],
+        "engine_release": release,
+        "engine_content_sha256": manifest["content_sha256"],
+        "engine_manifest_src": str(manifest_src.resolve()),
+        "engine_binary_src": str(engine_binary.resolve()),
+        "engine_supervisor_src": str(SUPERVISOR_SRC),
+        "engine_captures": [{"src": str(p), "dest": d} for d, p in sorted(captures.items())],
+        "engine_sims": sims,
+        "engine_control_endpoint": manifest["engine"]["bus"]["control"],
+        "engine_cpu_affinity": " ".join(
+            str(c) for c in sorted(set(cpu["housekeeping"]) | pinned_cores)
+        ),
+        "engine_sim_cpu_affinity": " ".join(str(c) for c in sorted(cpu["housekeeping"])),
+        "engine_service_manager": target.service_manager,
+        "engine_service_user": target.service_user or "",
+    }
+
+
+def _write(out_dir: Path, deployment: str, hosts: list[HostRelease]) -> None:
+    header = HEADER.format(deployment=deployment)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        inventory = {"all": {"children": {GROUP: {"hosts": {h.host: None for h in hosts}}}}}
+        (staging / "hosts.yml").write_text(header + yaml.safe_dump(inventory, sort_keys=False))
+        (staging / "host_vars").mkdir()
+        for h in hosts:
+            (staging / "host_vars" / f"{h.host}.yml").write_text(
+                header + yaml.safe_dump(h.vars, sort_keys=True)
+            )
+        staging.chmod(0o755)
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")
+            out_dir.rename(old)
+        staging.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
