@@ -17,7 +17,6 @@ import typer
 
 from appliance.config.diagnostics import ConfigError, render_json, render_text
 from appliance.deploy import cli_apply as _cli_apply
-from appliance.deploy import cli_apply as _cli_apply
 
 app = typer.Typer(
     name="appliance",
@@ -410,10 +409,6 @@ def run(
         cli_bus.run(root, overrides or [], engine_id, duration or None, speed, live)
     except ConfigError as err:
         raise _fail(err, Format.text) from None
-
-
-# `appliance apply` (the Ansible roll-out) lives in appliance/deploy/cli_apply.py.
-app.command("apply")(_cli_apply.apply)
 
 
 # `appliance apply` (the Ansible roll-out) lives in appliance/deploy/cli_apply.py.
