@@ -74,6 +74,7 @@ def run_playbook(
     *,
     check: bool = False,
     tags: Sequence[str] = (),
+    limit: str | None = None,
     on_event: Callable[[Event], None] | None = None,
     timeout: int | None = None,
 ) -> RunResult:
@@ -130,6 +131,7 @@ def run_playbook(
         inventory=str(inventory_dir),
         envvars=envvars,
         cmdline=" ".join(cmdline) or None,
+        limit=limit,
         event_handler=handler,
         quiet=True,
         rotate_artifacts=5,

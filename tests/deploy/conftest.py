@@ -1,0 +1,56 @@
+"""Fixtures for the roll-out tests: a private HOME for Ansible, scratch projects, fake fleets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+ENGINE_BIN = Path(os.environ.get("RT_ENGINE_BIN") or ROOT / "target" / "debug" / "rt-engine")
+
+
+@pytest.fixture(scope="session")
+def ansible_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """HOME and ANSIBLE_HOME in a temp dir, so no run writes into the real home directory."""
+    home = tmp_path_factory.mktemp("ansible-home")
+    saved = {k: os.environ.get(k) for k in ("HOME", "ANSIBLE_HOME", "ANSIBLE_LOCAL_TEMP")}
+    env = {
+        "HOME": str(home),
+        "ANSIBLE_HOME": str(home / ".ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(home / ".ansible" / "tmp"),
+    }
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def scratch_project(root: Path) -> Path:
+    """A project root with a copy of conf/ (editable) and links to ansible/ and data/."""
+    root.mkdir(parents=True)
+    shutil.copytree(ROOT / "conf", root / "conf")
+    (root / "data").symlink_to(ROOT / "data")
+    (root / "ansible").symlink_to(ROOT / "ansible")
+    return root
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

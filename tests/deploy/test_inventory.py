@@ -1,0 +1,114 @@
+"""The inventory and host vars rendered from conf/ (no hand-written Ansible inputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from appliance.config.compiler import compile_config
+from appliance.config.diagnostics import ConfigError
+from appliance.config.manifest import write_build
+from appliance.deploy import inventory as inv
+from tests.conftest import ROOT, Run
+from tests.deploy.conftest import ENGINE_BIN
+
+
+@pytest.mark.parametrize(
+    ("cpus", "text"),
+    [([], ""), ([3], "3"), ([0, 1], "0-1"), ([0, 8], "0,8"), ([9, 8, 0, 1, 2, 3], "0-3,8-9")],
+)
+def test_cpulist_is_the_kernels_form(cpus: list[int], text: str) -> None:
+    assert inv.cpulist(cpus) == text
+
+
+def _render(project: Path, overrides: list[str]) -> inv.Inventory:
+    compiled = compile_config(project, overrides)
+    build = write_build(project / "build", compiled.deployment, compiled.manifests)
+    return inv.render(project, compiled, build, ENGINE_BIN, project / "state" / "inventory")
+
+
+def test_prod_hosts_get_their_layout_and_ssh_settings(project: Path) -> None:
+    rendered = _render(project, ["deployment=prod_example"])
+    hosts = yaml.safe_load((rendered.directory / "hosts.yml").read_text())
+    assert list(hosts["all"]["children"][inv.GROUP]["hosts"]) == ["ny4_a", "ny4_b"]
+    a = yaml.safe_load((rendered.directory / "host_vars" / "ny4_a.yml").read_text())
+    assert a["ansible_connection"] == "ssh" and a["ansible_host"] == "10.20.0.11"
+    assert (a["ansible_user"], a["ansible_port"], a["ansible_become"]) == ("deploy", 22, True)
+    assert a["host_tuning_cpus"] == "0-15"
+    assert a["host_tuning_isolated"] == "2-7"
+    assert a["host_tuning_housekeeping"] == "0-1,8-9"
+    assert a["host_tuning_thread_siblings"]["3"] == "3,11"
+    assert a["host_tuning_hugepages"] == 512
+    assert a["engine_prefix"] == "" and a["engine_service_user"] == "py_rt"
+    # Engine affinity: housekeeping CPUs plus every pinned thread's core.
+    assert a["engine_cpu_affinity"] == "0 1 2 3 4 8 9"
+    assert a["engine_sims"] == [] and a["engine_captures"] == []
+    b = yaml.safe_load((rendered.directory / "host_vars" / "ny4_b.yml").read_text())
+    assert b["host_tuning_numa_nodes"] == ["0-7", "8-15"]
+    assert b["host_tuning_thread_siblings"]["9"] == "9"
+
+
+def test_no_secret_values_reach_the_inventory(project: Path) -> None:
+    rendered = _render(project, ["deployment=prod_example"])
+    text = "".join(p.read_text() for p in rendered.directory.rglob("*.yml"))
+    # The manifests reference env:BINANCE_* credentials; the inventory does not even carry them.
+    assert "BINANCE" not in text and "api_key" not in text
+
+
+def test_paper_local_is_a_prefix_root_with_its_sim_venue(project: Path) -> None:
+    rendered = _render(project, [])
+    (host,) = rendered.hosts
+    assert host.prefix == str((project / "state" / "hosts" / "local").resolve())
+    v = host.vars
+    assert v["ansible_connection"] == "local"
+    assert v["engine_sims"] == ["sim_binance"]
+    assert v["engine_captures"] == [
+        {
+            "src": str((ROOT / "data/binance/spot_btcusdt_20240808.gz").resolve()),
+            "dest": "data/binance/spot_btcusdt_20240808.gz",
+        }
+    ]
+    assert v["engine_control_endpoint"] == "tcp://127.0.0.1:7102"
+    assert v["engine_content_sha256"] == host.content_sha256
+
+
+def test_the_release_ignores_provenance_but_not_content(project: Path) -> None:
+    first = _render(project, []).hosts[0].release
+    # Same content compiled again (the provenance's overrides differ): the same release.
+    same = _render(project, ["deployment=paper_local"]).hosts[0].release
+    assert same == first
+    other = _render(project, ["risk.max_open_orders=5"]).hosts[0].release
+    assert other != first
+
+
+def test_an_engine_host_without_a_target_is_refused(project: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _render(project, ["~targets"])
+    (diag,) = err.value.diagnostics
+    assert diag.path == "targets.local" and diag.rule == "target.missing"
+    assert "/target@targets.local: local" in diag.message
+
+
+def test_a_prefix_root_refuses_absolute_engine_paths(project: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        _render(project, ["deployment.engines.paper_1.journal.dir=/var/lib/journal"])
+    (diag,) = err.value.diagnostics
+    assert diag.path == "deployment.engines.paper_1.journal.dir"
+    assert diag.rule == "target.prefix_paths"
+    assert diag.source is not None and "override" in diag.source
+
+
+def test_bad_targets_are_config_errors(project: Path, cli: Callable[..., Run]) -> None:
+    run = cli(
+        "validate",
+        "deployment=prod_example",
+        "targets.ny4_a.connection=local",
+        "targets.ny4_b.service_user=null",
+        root=project,
+    )
+    assert run.exit_code == 2
+    assert "targets.ny4_a.ssh_user: ssh_user must be null when connection is local" in run.stderr
+    assert "rule:  target.service_user" in run.stderr
