@@ -3,4 +3,5 @@
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(loom)");
+    println!("cargo::rerun-if-changed=build.rs");
 }

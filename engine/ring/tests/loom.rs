@@ -26,6 +26,25 @@ use rt_ring::{Consumer, Pop, Producer, PushError, Ring};
 #[cfg(not(loom))]
 const STRESS_RUNS: usize = 2000;
 
+/// Bounds the spin loops on real threads (loom bounds its own runs): a lost message fails the
+/// test instead of hanging it.
+#[cfg(not(loom))]
+fn patience() -> impl FnMut() {
+    let started = std::time::Instant::now();
+    move || {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no progress in 20 s"
+        );
+        thread::yield_now();
+    }
+}
+
+#[cfg(loom)]
+fn patience() -> impl FnMut() {
+    thread::yield_now
+}
+
 #[cfg(loom)]
 fn check(scenario: impl Fn() + Sync + Send + 'static) {
     loom::model(scenario);
@@ -117,11 +136,12 @@ fn try_push_delivers_every_message_once_in_order() {
     check(|| {
         let (mut tx, mut rx) = Ring::in_memory(2, 64).unwrap();
         let producer = thread::spawn(move || {
+            let mut wait = patience();
             for i in 0..4 {
                 loop {
                     match tx.try_push(&message(i)) {
                         Ok(()) => break,
-                        Err(PushError::Full) => thread::yield_now(),
+                        Err(PushError::Full) => wait(),
                         Err(e) => panic!("{e}"),
                     }
                 }
@@ -130,9 +150,10 @@ fn try_push_delivers_every_message_once_in_order() {
         });
         let mut seen = Vec::new();
         let mut gaps = 0;
+        let mut wait = patience();
         while seen.len() < 4 {
             if !pop(&mut rx, &mut seen, &mut gaps) {
-                thread::yield_now();
+                wait();
             }
         }
         let overflow = producer.join().unwrap();
