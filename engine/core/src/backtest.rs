@@ -7,6 +7,16 @@
 //!             <- FillReport / OrderUpdate <- latency <- Exec
 //! ```
 //!
+//! # Live trading: external venues
+//!
+//! The live engine runs this same driver (the same book sync, strategies, risk engine, order
+//! tracking and portfolio) with its exchanges switched to *external* ([`Backtest::set_external`]):
+//! orders and cancels that pass risk are queued for the caller ([`Backtest::drain_requests`],
+//! sent by the gateway) instead of reaching the in-process matcher, and the venue's execution
+//! reports come back through [`Backtest::on_exec`]. [`Backtest::enable_event_log`] makes every
+//! order update, fill, position change and risk transition available to the caller
+//! ([`Backtest::drain_events`]) for the journal and the event bus.
+//!
 //! # Time and latency
 //!
 //! One clock: the events' `local_ns` (when the recorder received them), kept monotonic. The
@@ -432,6 +442,32 @@ pub const fn side_as_str(side: Side) -> &'static str {
     }
 }
 
+/// What the gateway must send to an external venue (see [`Backtest::set_external`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VenueRequest {
+    New {
+        exchange: ExchangeId,
+        instrument: InstrumentId,
+        request: SimRequest,
+    },
+    Cancel {
+        exchange: ExchangeId,
+        instrument: InstrumentId,
+        order_id: u64,
+    },
+}
+
+/// What happened, for the journal and the bus (see [`Backtest::enable_event_log`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraderEvent {
+    /// An order was sent or refused, or its status changed.
+    Order(OrderRecord),
+    Fill(FillRecord),
+    /// An instrument's position after a fill.
+    Position(PositionRecord),
+    Risk(RiskEventRecord),
+}
+
 /// An instrument's book, matcher and subscribers.
 #[derive(Debug)]
 struct Book {
@@ -474,6 +510,8 @@ struct Venue {
     instruments: Vec<(String, InstrumentId)>,
     requests: VecDeque<Request>,
     reports: VecDeque<Report>,
+    /// Orders go to the caller, not to the in-process matcher.
+    external: bool,
 }
 
 /// An order that passed risk and is not final yet.
@@ -485,6 +523,9 @@ struct LiveOrder {
     client_id: u64,
     instrument: InstrumentId,
     side: Side,
+    price: Price,
+    kind: OrderKind,
+    sent_ts: Nanos,
     qty: Qty,
     filled: Qty,
     cancel_sent: bool,
@@ -528,6 +569,14 @@ pub struct Backtest {
     equity: Vec<EquitySample>,
     risk_events: Vec<RiskEventRecord>,
     counters: BacktestCounters,
+    /// Requests for external venues, in sending order.
+    outbox: Vec<VenueRequest>,
+    /// `Some` when the caller asked for the event log.
+    log: Option<Vec<TraderEvent>>,
+    /// An operator paused trading: strategies are not called, nothing new is sent.
+    paused: bool,
+    /// Client ids of the engine's own (flatten) orders count down from here.
+    next_engine_client_id: u64,
 }
 
 impl Backtest {
@@ -578,6 +627,7 @@ impl Backtest {
                 instruments: own,
                 requests: VecDeque::with_capacity(64),
                 reports: VecDeque::with_capacity(64),
+                external: false,
             });
         }
         let table: Vec<(&str, InstrumentSpec)> = instruments
@@ -613,6 +663,10 @@ impl Backtest {
             equity: Vec::new(),
             risk_events: Vec::new(),
             counters: BacktestCounters::default(),
+            outbox: Vec::new(),
+            log: None,
+            paused: false,
+            next_engine_client_id: u64::MAX,
         };
         for s in &config.strategies {
             let (ids, specs) = backtest.resolve(s)?;
@@ -767,6 +821,213 @@ impl Backtest {
         self.pump();
     }
 
+    /// Switches an exchange to an external venue (live trading): see the module documentation.
+    pub fn set_external(&mut self, exchange: ExchangeId) -> Result<(), BacktestError> {
+        let venue = self
+            .venues
+            .get_mut(exchange)
+            .ok_or(BacktestError::ExchangeIndex(exchange))?;
+        venue.external = true;
+        Ok(())
+    }
+
+    /// Records every order update, fill, position change and risk transition from now on.
+    pub fn enable_event_log(&mut self) {
+        if self.log.is_none() {
+            self.log = Some(Vec::with_capacity(64));
+        }
+    }
+
+    /// Moves the logged events (oldest first) into `out`.
+    pub fn drain_events(&mut self, out: &mut Vec<TraderEvent>) {
+        if let Some(log) = self.log.as_mut() {
+            out.append(log);
+        }
+    }
+
+    /// Moves the requests for external venues (in sending order) into `out`.
+    pub fn drain_requests(&mut self, out: &mut Vec<VenueRequest>) {
+        out.append(&mut self.outbox);
+    }
+
+    /// Whether requests for external venues are waiting.
+    #[inline]
+    pub fn has_requests(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// An external venue's execution report for one of our orders, received at `now` on the
+    /// engine's clock. Reports for orders that are not live (already final, unknown) are
+    /// counted and otherwise ignored, so a replayed or duplicated report changes nothing.
+    pub fn on_exec(&mut self, now: Nanos, exec: Exec) {
+        self.advance(now);
+        self.deliver(exec);
+        self.pump();
+    }
+
+    /// Moves the clock to `now` (never backwards) without a market event: timers, requests
+    /// due and equity samples run as they would on an event.
+    pub fn advance(&mut self, now: Nanos) {
+        if now > self.clock {
+            self.clock = now;
+        }
+        self.pump();
+        if self.clock >= self.next_sample_at && self.start.is_some() {
+            self.sample_equity();
+        }
+    }
+
+    /// The live orders, as (order id, instrument, side, leaves): what an operator or a restart
+    /// reconciles with the venue.
+    pub fn open_orders(&self) -> impl Iterator<Item = (u64, InstrumentId, Side, Qty)> + '_ {
+        self.live
+            .iter()
+            .map(|o| (o.order_id, o.instrument, o.side, o.qty - o.filled))
+    }
+
+    /// Cancels every open order (operator pause or flatten); the strategies are told as the
+    /// cancels are confirmed.
+    pub fn cancel_everything(&mut self) {
+        self.cancel_all(None);
+        self.pump();
+    }
+
+    /// Pauses (cancels every open order; strategies are not called, so nothing new is sent)
+    /// or resumes trading. Books, positions and risk state are kept.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        if paused {
+            self.cancel_everything();
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Flattens the account: pauses, cancels every open order and sends, for every non-flat
+    /// instrument with a synced book, a market order for the opposite of its position,
+    /// checked by the risk engine like any other (a HALTED engine cancels but sends nothing).
+    /// Returns the number of closing orders sent.
+    pub fn flatten(&mut self) -> usize {
+        self.set_paused(true);
+        let mut sent = 0;
+        for i in 0..self.books.len() {
+            let instrument = InstrumentId::try_from(i).unwrap_or(InstrumentId::MAX);
+            let qty = self.portfolio.qty(instrument);
+            let Some(&(s, _, _)) = self.books[i].subs.first() else {
+                continue;
+            };
+            let Some(mid) = self.books[i].sync.book().mid() else {
+                continue;
+            };
+            if qty.0 == 0 || !self.books[i].synced {
+                continue;
+            }
+            let order = NewOrder {
+                client_id: self.next_engine_client_id,
+                instrument,
+                side: if qty.0 > 0 { Side::Sell } else { Side::Buy },
+                price: mid,
+                qty: Qty(qty.0.abs()),
+                kind: OrderKind::Market,
+            };
+            self.next_engine_client_id -= 1;
+            let before = self.counters.orders_sent;
+            self.place(s, &order);
+            if self.counters.orders_sent > before {
+                sent += 1;
+            }
+        }
+        self.pump();
+        sent
+    }
+
+    /// Tightens a risk limit (see [`RiskEngine::tighten`]); `symbol` names the instrument for
+    /// per-instrument limits.
+    pub fn tighten_risk(
+        &mut self,
+        symbol: Option<&str>,
+        limit: &str,
+        value: i64,
+    ) -> Result<(), crate::risk::TightenError> {
+        let instrument = match symbol {
+            None => None,
+            Some(sym) => Some(
+                self.instruments
+                    .iter()
+                    .find(|i| i.symbol == sym)
+                    .map(|i| i.id)
+                    .ok_or_else(|| {
+                        crate::risk::TightenError::UnknownLimit(format!(
+                            "instruments.{sym}.{limit}"
+                        ))
+                    })?,
+            ),
+        };
+        self.risk.tighten(instrument, limit, value)
+    }
+
+    /// The risk engine (limits, state, open orders).
+    pub fn risk(&self) -> &RiskEngine {
+        &self.risk
+    }
+
+    /// Order ids continue from `next` (at least): a restarted engine never reuses an id it
+    /// sent before.
+    pub fn set_next_order_id(&mut self, next: u64) {
+        self.next_order_id = self.next_order_id.max(next);
+    }
+
+    /// The id the next order will get.
+    pub fn next_order_id(&self) -> u64 {
+        self.next_order_id
+    }
+
+    /// Rebuilds a position from a journaled fill (restart): portfolio only, no strategy
+    /// callback, no record.
+    pub fn restore_fill(
+        &mut self,
+        instrument: InstrumentId,
+        side: Side,
+        price: Price,
+        qty: Qty,
+        fee: Cash,
+    ) -> Result<(), BacktestError> {
+        if instrument as usize >= self.books.len() {
+            return Err(BacktestError::InstrumentId {
+                strategy: "journal".to_owned(),
+                id: instrument,
+            });
+        }
+        self.portfolio.on_fill(instrument, side, price, qty, fee);
+        Ok(())
+    }
+
+    /// The names of the strategies, by index.
+    pub fn strategy_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.strategies.iter().map(|s| s.name.as_str())
+    }
+
+    /// An exchange's market-data stream was interrupted (disconnect, stall): every one of its
+    /// books loses sync (its orders are cancelled and its strategies told, as on a gap) until
+    /// a new snapshot arrives.
+    pub fn feed_lost(&mut self, exchange: ExchangeId) {
+        for i in 0..self.books.len() {
+            if self.books[i].exchange != exchange {
+                continue;
+            }
+            self.books[i].sync.invalidate();
+            let was_synced = self.books[i].synced;
+            self.books[i].synced = false;
+            if was_synced {
+                let instrument = InstrumentId::try_from(i).unwrap_or(InstrumentId::MAX);
+                self.book_lost(instrument);
+            }
+        }
+        self.pump();
+    }
+
     /// Feeds one market event of `exchange`.
     pub fn on_event(&mut self, exchange: ExchangeId, ev: &MarketEvent<'_>) {
         let header = ev.header();
@@ -790,6 +1051,7 @@ impl Backtest {
         let clock = self.clock;
         let mut changed = false;
         let mut is_trade = false;
+        let simulated = !self.venues[self.books[i].exchange].external;
         {
             let b = &mut self.books[i];
             match ev {
@@ -817,14 +1079,18 @@ impl Backtest {
                     b.sync.on_snapshot(s);
                     if b.sync.is_synced() && b.sync.counters().snapshots != loaded {
                         changed = true;
-                        b.matcher
-                            .on_book_reset(clock, b.sync.book(), &mut self.execs);
+                        if simulated {
+                            b.matcher
+                                .on_book_reset(clock, b.sync.book(), &mut self.execs);
+                        }
                     }
                 }
                 MarketEvent::Trade(t) => {
                     self.counters.trades += 1;
                     is_trade = true;
-                    b.matcher.on_trade(clock, t, &mut self.execs);
+                    if simulated {
+                        b.matcher.on_trade(clock, t, &mut self.execs);
+                    }
                 }
                 MarketEvent::Bbo(_) => self.counters.bbos += 1,
             }
@@ -856,7 +1122,7 @@ impl Backtest {
             }
         }
         self.pump();
-        if synced && (changed || is_trade) {
+        if synced && (changed || is_trade) && !self.paused {
             for k in 0..self.books[i].subs.len() {
                 let (s, slot, trades) = self.books[i].subs[k];
                 if is_trade && !trades {
@@ -1005,6 +1271,27 @@ impl Backtest {
             reject_reason: verdict.err(),
             updated_ts: self.clock,
         });
+        if let Some(log) = self.log.as_mut() {
+            log.push(TraderEvent::Order(OrderRecord {
+                ts: self.clock,
+                order_id,
+                strategy: u32::try_from(s).unwrap_or(u32::MAX),
+                client_id: order.client_id,
+                instrument: order.instrument,
+                side: order.side,
+                price: order.price,
+                qty: order.qty,
+                kind: order.kind,
+                status: if verdict.is_ok() {
+                    OrderStatus::Sent
+                } else {
+                    OrderStatus::Rejected
+                },
+                filled_qty: Qty::ZERO,
+                reject_reason: verdict.err(),
+                updated_ts: self.clock,
+            }));
+        }
         let slot = slot.unwrap_or(0);
         match verdict {
             Err(reason) => {
@@ -1033,6 +1320,9 @@ impl Backtest {
                     client_id: order.client_id,
                     instrument: order.instrument,
                     side: order.side,
+                    price: order.price,
+                    kind: order.kind,
+                    sent_ts: self.clock,
                     qty: order.qty,
                     filled: Qty::ZERO,
                     cancel_sent: false,
@@ -1053,7 +1343,23 @@ impl Backtest {
     }
 
     fn send(&mut self, instrument: InstrumentId, kind: RequestKind) {
-        let venue = &mut self.venues[self.books[instrument as usize].exchange];
+        let exchange = self.books[instrument as usize].exchange;
+        let venue = &mut self.venues[exchange];
+        if venue.external {
+            self.outbox.push(match kind {
+                RequestKind::New(request) => VenueRequest::New {
+                    exchange,
+                    instrument,
+                    request,
+                },
+                RequestKind::Cancel(order_id) => VenueRequest::Cancel {
+                    exchange,
+                    instrument,
+                    order_id,
+                },
+            });
+            return;
+        }
         venue.requests.push_back(Request {
             arrive_at: self.clock.saturating_add(venue.latency.to_matcher()),
             instrument,
@@ -1172,6 +1478,7 @@ impl Backtest {
             ExecKind::Accepted => {
                 let o = self.live[k];
                 self.set_status(o.record, OrderStatus::Accepted, o.filled);
+                self.log_order(&o, OrderStatus::Accepted, None);
                 self.notify_update(
                     o.strategy,
                     o.slot,
@@ -1249,6 +1556,9 @@ impl Backtest {
             maker,
             fee,
         };
+        if let Some(log) = self.log.as_mut() {
+            log.push(TraderEvent::Fill(fill));
+        }
         if self.fills.len() < self.max_records {
             self.fills.push(fill);
         } else {
@@ -1264,6 +1574,9 @@ impl Backtest {
             unrealised_pnl: p.unrealised(),
             fees: p.fees(),
         };
+        if let Some(log) = self.log.as_mut() {
+            log.push(TraderEvent::Position(position));
+        }
         if self.positions.len() < self.max_records {
             self.positions.push(position);
         } else {
@@ -1294,7 +1607,12 @@ impl Backtest {
                 self.counters.orders_filled += 1;
                 self.close(k, OrderStatus::Filled, None);
             }
-            _ => self.set_status(o.record, OrderStatus::PartiallyFilled, o.filled),
+            Some(k) => {
+                let o = self.live[k];
+                self.set_status(o.record, OrderStatus::PartiallyFilled, o.filled);
+                self.log_order(&o, OrderStatus::PartiallyFilled, None);
+            }
+            None => self.set_status(o.record, OrderStatus::PartiallyFilled, o.filled),
         }
     }
 
@@ -1304,6 +1622,7 @@ impl Backtest {
         let o = self.live.remove(k);
         let leaves = o.qty - o.filled;
         self.risk.on_order_closed(o.instrument, o.side, leaves);
+        self.log_order(&o, status, reason);
         if let Some(r) = o.record.and_then(|r| self.orders.get_mut(r)) {
             r.status = status;
             r.filled_qty = o.filled;
@@ -1323,6 +1642,26 @@ impl Backtest {
                 reject_reason: reason,
             },
         );
+    }
+
+    fn log_order(&mut self, o: &LiveOrder, status: OrderStatus, reason: Option<RejectReason>) {
+        if let Some(log) = self.log.as_mut() {
+            log.push(TraderEvent::Order(OrderRecord {
+                ts: o.sent_ts,
+                order_id: o.order_id,
+                strategy: u32::try_from(o.strategy).unwrap_or(u32::MAX),
+                client_id: o.client_id,
+                instrument: o.instrument,
+                side: o.side,
+                price: o.price,
+                qty: o.qty,
+                kind: o.kind,
+                status,
+                filled_qty: o.filled,
+                reject_reason: reason,
+                updated_ts: self.clock,
+            }));
+        }
     }
 
     fn notify_update(&mut self, s: usize, slot: usize, update: &OrderUpdate) {
@@ -1401,12 +1740,16 @@ impl Backtest {
 
     fn on_transition(&mut self, tr: RiskTransition) {
         self.counters.risk_transitions += 1;
-        self.risk_events.push(RiskEventRecord {
+        let record = RiskEventRecord {
             ts: tr.at,
             from: tr.from,
             to: tr.to,
             cause: tr.cause,
-        });
+        };
+        if let Some(log) = self.log.as_mut() {
+            log.push(TraderEvent::Risk(record));
+        }
+        self.risk_events.push(record);
         if tr.to == RiskState::Halted && self.risk.cancel_on_trigger() {
             self.cancel_all(None);
         }

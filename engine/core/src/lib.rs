@@ -16,7 +16,8 @@ pub mod types;
 pub use backtest::{
     Backtest, BacktestConfig, BacktestCounters, BacktestError, BacktestResult, BacktestSummary,
     EquitySample, ExchangeConfig, ExchangeId, FillRecord, InstrumentConfig, InstrumentInfo,
-    LatencyModel, OrderRecord, PositionRecord, RiskEventRecord, StrategyConfig,
+    LatencyModel, OrderRecord, PositionRecord, RiskEventRecord, StrategyConfig, TraderEvent,
+    VenueRequest,
 };
 pub use book::{BookError, OrderBook};
 pub use event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, SymbolId, Trade};
@@ -24,7 +25,7 @@ pub use matching::{Exec, ExecKind, Matcher, SimOrder, SimRequest};
 pub use portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio, Position};
 pub use risk::{
     InstrumentLimits, InstrumentRisk, RejectReason, RiskCause, RiskConfig, RiskEngine, RiskState,
-    RiskTransition,
+    RiskTransition, TightenError,
 };
 pub use strategy::{
     Action, FillReport, NewOrder, OrderKind, OrderStatus, OrderUpdate, Strategy, StrategyContext,

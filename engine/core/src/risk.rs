@@ -79,11 +79,13 @@ pub enum RejectReason {
     NoLiquidity,
     /// Venue (simulator): the book was not synced when the order arrived.
     BookUnavailable,
+    /// Venue: refused for a reason of its own (its error code is in the engine's log).
+    VenueRejected,
 }
 
 impl RejectReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [RejectReason; 22] = [
+    pub const ALL: [RejectReason; 23] = [
         RejectReason::Halted,
         RejectReason::UnknownInstrument,
         RejectReason::InvalidQty,
@@ -106,6 +108,7 @@ impl RejectReason {
         RejectReason::PostOnlyWouldCross,
         RejectReason::NoLiquidity,
         RejectReason::BookUnavailable,
+        RejectReason::VenueRejected,
     ];
     pub const COUNT: usize = RejectReason::ALL.len();
 
@@ -134,6 +137,7 @@ impl RejectReason {
             RejectReason::PostOnlyWouldCross => "post_only_would_cross",
             RejectReason::NoLiquidity => "no_liquidity",
             RejectReason::BookUnavailable => "book_unavailable",
+            RejectReason::VenueRejected => "venue_rejected",
         }
     }
 
@@ -147,6 +151,23 @@ impl std::fmt::Display for RejectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Why a run-time tightening was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TightenError {
+    #[error("unknown risk limit {0:?}")]
+    UnknownLimit(String),
+    #[error("instrument id {0} has no risk limits")]
+    UnknownInstrument(InstrumentId),
+    #[error("{limit}: {value} is negative")]
+    Negative { limit: String, value: i64 },
+    #[error("{limit}: {value} would loosen the limit (now {current}); only tightening is allowed at run time")]
+    WouldLoosen {
+        limit: String,
+        current: i64,
+        value: i64,
+    },
 }
 
 /// The account's trading state.
@@ -623,6 +644,70 @@ impl RiskEngine {
         }
         self.halt_cause = Some(RiskCause::KillSwitch);
         self.set_state(now, RiskState::Halted, RiskCause::KillSwitch)
+    }
+
+    /// Tightens one limit at run time (an operator's control command). `limit` names a field
+    /// of the manifest's risk section (`max_open_orders`, `max_gross_exposure`,
+    /// `max_daily_loss`, `max_drawdown`) or an instrument's (`max_position`, `max_order_qty`,
+    /// `max_order_notional`, `max_position_notional`, `price_band_bps`) with `instrument` set;
+    /// `value` is in engine units (fixed point for quantities and money). A value that would
+    /// loosen the limit is refused: loosening goes through a reviewed config change.
+    pub fn tighten(
+        &mut self,
+        instrument: Option<InstrumentId>,
+        limit: &str,
+        value: i64,
+    ) -> Result<(), TightenError> {
+        if value < 0 {
+            return Err(TightenError::Negative {
+                limit: limit.to_owned(),
+                value,
+            });
+        }
+        enum Target<'a> {
+            Wide(&'a mut i64),
+            Narrow(&'a mut u32),
+        }
+        let target = match instrument {
+            None => match limit {
+                "max_open_orders" => Target::Narrow(&mut self.config.max_open_orders),
+                "max_gross_exposure" => Target::Wide(&mut self.config.max_gross_exposure),
+                "max_daily_loss" => Target::Wide(&mut self.config.max_daily_loss),
+                "max_drawdown" => Target::Wide(&mut self.config.max_drawdown),
+                _ => return Err(TightenError::UnknownLimit(limit.to_owned())),
+            },
+            Some(id) => {
+                let Some(Some(risk)) = self.config.instruments.get_mut(id as usize) else {
+                    return Err(TightenError::UnknownInstrument(id));
+                };
+                let l = &mut risk.limits;
+                match limit {
+                    "max_position" => Target::Wide(&mut l.max_position.0),
+                    "max_order_qty" => Target::Wide(&mut l.max_order_qty.0),
+                    "max_order_notional" => Target::Wide(&mut l.max_order_notional),
+                    "max_position_notional" => Target::Wide(&mut l.max_position_notional),
+                    "price_band_bps" => Target::Narrow(&mut l.price_band_bps),
+                    _ => return Err(TightenError::UnknownLimit(limit.to_owned())),
+                }
+            }
+        };
+        let current = match &target {
+            Target::Wide(v) => **v,
+            Target::Narrow(v) => i64::from(**v),
+        };
+        if value > current {
+            return Err(TightenError::WouldLoosen {
+                limit: limit.to_owned(),
+                current,
+                value,
+            });
+        }
+        match target {
+            Target::Wide(v) => *v = value,
+            // value <= current, which fits a u32.
+            Target::Narrow(v) => *v = u32::try_from(value).unwrap_or(*v),
+        }
+        Ok(())
     }
 
     /// An operator lifts a halt: back to ACTIVE with the peak and the day's start reset to the

@@ -346,6 +346,13 @@ impl BookSync {
     }
 
     /// Clears the book; a synced book moves to `Resyncing`.
+    /// The stream was interrupted (a disconnect or a stall): diffs may have been missed, so the
+    /// book can no longer be trusted. Clears it (and any buffered diffs) and waits for a new
+    /// snapshot.
+    pub fn invalidate(&mut self) {
+        self.lose_sync();
+    }
+
     fn lose_sync(&mut self) {
         if self.state == SyncState::Synced {
             self.state = SyncState::Resyncing;

@@ -1,18 +1,35 @@
 //! rt-engine: the py_rt engine binary.
 //!
-//! `rt-engine check --manifest FILE` loads a manifest exactly as the engine will at start-up and
-//! prints what it would run (threads and cores, rings, venues, strategies, risk), or every reason
-//! the manifest is refused. `rt-engine schema` prints the manifest's JSON Schema.
+//! - `rt-engine check --manifest FILE` loads a manifest exactly as the engine will at start-up
+//!   and prints what it would run, or every reason the manifest is refused.
+//! - `rt-engine run --manifest FILE` trades it (see `engine`).
+//! - `rt-engine sim --manifest FILE --exchange NAME` runs the sim venue of an exchange.
+//! - `rt-engine ctl --endpoint E status|pause|resume|flatten|kill|tighten` talks to a
+//!   running engine's control socket (the roll-out's health gate).
+//! - `rt-engine schema` prints the manifest's JSON Schema.
 //!
-//! Exit codes: 0 accepted, 1 the file could not be read (or output failed), 2 refused (or a usage
-//! error, as clap reports it).
+//! Exit codes: 0 success; 1 I/O or an unreachable engine; 2 a refused manifest, a refused
+//! command or a usage error; 3 (ctl status) reachable but not as expected.
 
+mod bus;
+mod clock;
+mod ctl;
+mod engine;
+mod feed;
+mod gateway;
+mod http;
+mod journal;
+mod latency;
+mod shared;
 mod summary;
+mod sys;
+mod trader;
+mod wire;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -34,8 +51,74 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Trade a manifest: feeds, strategy, gateway, bus, journal, until SIGTERM.
+    Run {
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        /// Lock the process's memory (mlockall); an error in live mode if it fails.
+        #[arg(long)]
+        mlockall: bool,
+        /// Stop by itself after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Log feed state changes.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Run the sim venue of one exchange of a manifest (its venue must be `sim`).
+    Sim {
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        /// The exchange (manifest `exchanges.<name>`); default: the only sim exchange.
+        #[arg(long)]
+        exchange: Option<String>,
+        /// Replay speed: 1 real time, k times faster, 0 as fast as possible (default: the
+        /// manifest's `sim.speed`).
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Stop when the capture ends (default: keep serving, with no more market data).
+        #[arg(long)]
+        exit_at_end: bool,
+    },
+    /// Talk to a running engine's control socket; prints the reply as JSON.
+    Ctl {
+        /// The control endpoint (manifest `engine.bus.control`).
+        #[arg(long)]
+        endpoint: String,
+        /// Per-attempt timeout.
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        timeout_ms: u64,
+        #[command(subcommand)]
+        ask: CtlAsk,
+    },
     /// Print the JSON Schema (draft 2020-12) of the manifest.
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlAsk {
+    /// The engine's status; with expectations, the health gate.
+    Status {
+        /// Healthy only when this manifest hash is running.
+        #[arg(long, value_name = "SHA256")]
+        expect_hash: Option<String>,
+        /// Healthy only in this risk state.
+        #[arg(long, value_parser = ["active", "reducing", "halted"])]
+        expect_state: Option<String>,
+        /// Retry until healthy for up to this long (0: one attempt).
+        #[arg(long, default_value_t = 0, value_name = "MS")]
+        wait_ms: u64,
+    },
+    /// Cancel every open order and send no new ones until resumed.
+    Pause,
+    /// Trade again (also lifts a HALTED state).
+    Resume,
+    /// Cancel every open order and close every position.
+    Flatten,
+    /// Engage the kill switch: cancel everything, HALTED until resumed.
+    Kill,
+    /// Tighten a risk limit (a looser value is refused), e.g. `instruments.BTCUSDT.max_position 0.001`.
+    Tighten { limit: String, value: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,12 +145,88 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Check { manifest, format } => check(&manifest, format, &mut stdout),
+        Command::Run {
+            manifest,
+            mlockall,
+            duration,
+            verbose,
+        } => {
+            drop(stdout);
+            let duration = match duration {
+                Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+                Some(s) => anyhow::bail!("--duration: {s} is not a positive number of seconds"),
+                None => None,
+            };
+            let code = engine::run(&engine::RunOptions {
+                manifest_path: manifest,
+                mlockall,
+                duration,
+                verbose,
+            })?;
+            Ok(ExitCode::from(code))
+        }
+        Command::Sim {
+            manifest,
+            exchange,
+            speed,
+            exit_at_end,
+        } => {
+            drop(stdout);
+            sim(&manifest, exchange, speed, exit_at_end)
+        }
+        Command::Ctl {
+            endpoint,
+            timeout_ms,
+            ask,
+        } => {
+            drop(stdout);
+            let (ask, expect, wait) = match ask {
+                CtlAsk::Status {
+                    expect_hash,
+                    expect_state,
+                    wait_ms,
+                } => (
+                    ctl::Ask::Status,
+                    ctl::Expect {
+                        hash: expect_hash,
+                        state: expect_state,
+                    },
+                    wait_ms,
+                ),
+                CtlAsk::Pause => (ctl::Ask::Pause, ctl::Expect::default(), 0),
+                CtlAsk::Resume => (ctl::Ask::Resume, ctl::Expect::default(), 0),
+                CtlAsk::Flatten => (ctl::Ask::Flatten, ctl::Expect::default(), 0),
+                CtlAsk::Kill => (ctl::Ask::Kill, ctl::Expect::default(), 0),
+                CtlAsk::Tighten { limit, value } => (
+                    ctl::Ask::Tighten { limit, value },
+                    ctl::Expect::default(),
+                    0,
+                ),
+            };
+            Ok(ExitCode::from(ctl::run(
+                &endpoint,
+                &ask,
+                &expect,
+                Duration::from_millis(timeout_ms.max(1)),
+                Duration::from_millis(wait),
+            )))
+        }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&rt_manifest::schema())?;
             writeln!(stdout, "{schema}").context("cannot write to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn sim(
+    path: &Path,
+    exchange: Option<String>,
+    speed: Option<f64>,
+    exit_at_end: bool,
+) -> anyhow::Result<ExitCode> {
+    let _ = (path, exchange, speed, exit_at_end);
+    anyhow::bail!("the sim venue is being wired")
 }
 
 fn check(path: &Path, format: Format, out: &mut impl Write) -> anyhow::Result<ExitCode> {

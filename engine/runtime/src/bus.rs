@@ -1,0 +1,543 @@
+//! The event bus and the control socket (ZeroMQ, protobuf from `proto/bus.proto`), run by the
+//! housekeeping thread, which also journals risk changes and keeps the engine's view for
+//! status replies and heartbeats.
+//!
+//! Events: a PUB socket with the manifest's high-water mark; every message an `Event` with
+//! the engine id and a sequence number (1, 2, ...), so a subscriber detects loss. Heartbeats
+//! every second carry counters, positions, feed states and latency percentiles. Control: a REP
+//! socket; status is answered here, other commands go to the strategy thread, which answers
+//! within its next loop turn (bounded wait here).
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message as _;
+use rt_core::{OrderKind, OrderStatus, RiskState, Side, TraderEvent};
+
+use crate::clock::{now_ns, uptime_ms};
+use crate::journal::{Journal, Record};
+use crate::latency::{Stage, Stages};
+use crate::shared::{dec, FeedInfo, FeedStatus, Flags, Hk, Names, TraderView};
+use crate::trader::{Command, Reply};
+
+/// The generated bus messages.
+#[allow(clippy::all, clippy::pedantic, missing_debug_implementations)]
+pub mod pb {
+    include!(concat!(env!("OUT_DIR"), "/pyrt.bus.v1.rs"));
+}
+
+/// Why the bus could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bus: cannot {op} {endpoint}: {source}")]
+    Socket {
+        op: &'static str,
+        endpoint: String,
+        source: zmq::Error,
+    },
+}
+
+/// Identity of this engine on the bus.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub engine_id: String,
+    pub host: String,
+    pub deployment: String,
+    pub mode: String,
+    pub manifest_sha256: String,
+}
+
+/// The bus sockets, bound.
+pub struct Bus {
+    _ctx: zmq::Context,
+    events: zmq::Socket,
+    control: zmq::Socket,
+    endpoints: (String, String),
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("events", &self.endpoints.0)
+            .field("control", &self.endpoints.1)
+            .finish()
+    }
+}
+
+impl Bus {
+    /// Binds both sockets (before any thread starts: a port in use is a start-up error).
+    pub fn bind(events: &str, control: &str, hwm: u32) -> Result<Bus, BusError> {
+        let ctx = zmq::Context::new();
+        fn err(op: &'static str, endpoint: &str) -> impl FnOnce(zmq::Error) -> BusError {
+            let endpoint = endpoint.to_owned();
+            move |source| BusError::Socket {
+                op,
+                endpoint,
+                source,
+            }
+        }
+        let pub_socket = ctx.socket(zmq::PUB).map_err(err("create", events))?;
+        pub_socket
+            .set_sndhwm(i32::try_from(hwm).unwrap_or(i32::MAX))
+            .map_err(err("set the HWM of", events))?;
+        pub_socket
+            .set_linger(200)
+            .map_err(err("set linger on", events))?;
+        pub_socket.bind(events).map_err(err("bind", events))?;
+        let rep = ctx.socket(zmq::REP).map_err(err("create", control))?;
+        rep.set_linger(0).map_err(err("set linger on", control))?;
+        rep.bind(control).map_err(err("bind", control))?;
+        Ok(Bus {
+            _ctx: ctx,
+            events: pub_socket,
+            control: rep,
+            endpoints: (events.to_owned(), control.to_owned()),
+        })
+    }
+}
+
+/// Risk state on the wire.
+pub fn risk_kind(s: RiskState) -> i32 {
+    (match s {
+        RiskState::Active => pb::RiskStateKind::Active,
+        RiskState::Reducing => pb::RiskStateKind::Reducing,
+        RiskState::Halted => pb::RiskStateKind::Halted,
+    }) as i32
+}
+
+fn side_kind(s: Side) -> i32 {
+    (match s {
+        Side::Buy => pb::Side::Buy,
+        Side::Sell => pb::Side::Sell,
+    }) as i32
+}
+
+fn order_kind(k: OrderKind) -> i32 {
+    (match k {
+        OrderKind::Limit => pb::OrderKind::Limit,
+        OrderKind::Market => pb::OrderKind::Market,
+        OrderKind::Ioc => pb::OrderKind::Ioc,
+        OrderKind::PostOnly => pb::OrderKind::PostOnly,
+    }) as i32
+}
+
+fn status_kind(s: OrderStatus) -> i32 {
+    (match s {
+        OrderStatus::Sent => pb::OrderStatus::Sent,
+        OrderStatus::Accepted => pb::OrderStatus::Accepted,
+        OrderStatus::PartiallyFilled => pb::OrderStatus::PartiallyFilled,
+        OrderStatus::Filled => pb::OrderStatus::Filled,
+        OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
+        OrderStatus::Rejected => pb::OrderStatus::Rejected,
+        OrderStatus::Expired => pb::OrderStatus::Expired,
+    }) as i32
+}
+
+fn feed_kind(s: FeedStatus) -> i32 {
+    (match s {
+        FeedStatus::Connecting => pb::FeedStateKind::Connecting,
+        FeedStatus::Syncing => pb::FeedStateKind::Syncing,
+        FeedStatus::Live => pb::FeedStateKind::Live,
+        FeedStatus::Stale => pb::FeedStateKind::Stale,
+        FeedStatus::Resyncing => pb::FeedStateKind::Resyncing,
+    }) as i32
+}
+
+/// What the housekeeping thread prints at shutdown.
+#[derive(Debug, Default)]
+pub struct Final {
+    pub latency: Stages,
+    pub view: TraderView,
+    pub feeds: Vec<FeedInfo>,
+    pub gateway: Vec<(&'static str, u64)>,
+    pub fills: u64,
+    pub risk_events: Vec<String>,
+    pub events_published: u64,
+}
+
+/// The housekeeping loop: runs until every other thread is done (`rx` disconnected, or the
+/// trader done and `until_done` says so), then returns the totals.
+#[allow(clippy::too_many_arguments)]
+pub fn housekeeping(
+    bus: Bus,
+    id: Identity,
+    names: Names,
+    rx: Receiver<Hk>,
+    commands: Sender<(Command, Sender<Reply>)>,
+    journal: Arc<Mutex<Journal>>,
+    flags: Arc<Flags>,
+    verbose: bool,
+) -> Final {
+    let mut hk = Housekeeper {
+        bus,
+        id,
+        names,
+        seq: 0,
+        view: TraderView::default(),
+        feeds: HashMap::new(),
+        gateway: Vec::new(),
+        latency: Stages::new(),
+        fills: 0,
+        risk_events: Vec::new(),
+        journal,
+        verbose,
+    };
+    let mut next_heartbeat = now_ns();
+    let mut next_sync = now_ns();
+    loop {
+        // Control first: an operator's kill must not wait behind a burst of events.
+        let mut items = [hk.bus.control.as_poll_item(zmq::POLLIN)];
+        if zmq::poll(&mut items, 2).is_ok() && items[0].is_readable() {
+            hk.on_control(&commands, &rx);
+        }
+        let mut disconnected = false;
+        for _ in 0..10_000 {
+            match rx.try_recv() {
+                Ok(msg) => hk.on_message(msg),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
+            }
+        }
+        let now = now_ns();
+        if now >= next_heartbeat {
+            next_heartbeat = now + 1_000_000_000;
+            hk.heartbeat();
+        }
+        if now >= next_sync {
+            next_sync = now + 5_000_000;
+            hk.journal_tick();
+        }
+        if disconnected {
+            break;
+        }
+    }
+    hk.heartbeat();
+    if let Ok(mut j) = hk.journal.lock() {
+        if let Err(e) = j.sync() {
+            eprintln!("{e}");
+        }
+    }
+    let _ = flags;
+    // Give subscribers a moment to get the last messages (linger).
+    std::thread::sleep(Duration::from_millis(50));
+    Final {
+        latency: hk.latency.clone(),
+        view: hk.view.clone(),
+        feeds: hk.feeds.values().copied().collect(),
+        gateway: hk.gateway.clone(),
+        fills: hk.fills,
+        risk_events: hk.risk_events.clone(),
+        events_published: hk.seq,
+    }
+}
+
+struct Housekeeper {
+    bus: Bus,
+    id: Identity,
+    names: Names,
+    seq: u64,
+    view: TraderView,
+    feeds: HashMap<u32, FeedInfo>,
+    gateway: Vec<(&'static str, u64)>,
+    latency: Stages,
+    fills: u64,
+    risk_events: Vec<String>,
+    journal: Arc<Mutex<Journal>>,
+    verbose: bool,
+}
+
+impl Housekeeper {
+    fn publish(&mut self, body: pb::event::Body) {
+        self.seq += 1;
+        let ev = pb::Event {
+            engine_id: self.id.engine_id.clone(),
+            seq: self.seq,
+            ts_ns: now_ns(),
+            wall_ns: now_ns(),
+            body: Some(body),
+        };
+        // DONTWAIT: a slow subscriber never stalls the engine (PUB drops at the HWM; the
+        // sequence numbers show the loss).
+        let _ = self.bus.events.send(ev.encode_to_vec(), zmq::DONTWAIT);
+    }
+
+    fn journal_tick(&mut self) {
+        if let Ok(mut j) = self.journal.lock() {
+            if let Err(e) = j.tick() {
+                eprintln!("{e}");
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: Hk) {
+        match msg {
+            Hk::Trader(ev) => self.on_trader(ev),
+            Hk::View(v) => self.view = *v,
+            Hk::Feed(f) => {
+                let changed = self.feeds.get(&f.exchange).map(|o| o.status) != Some(f.status);
+                self.feeds.insert(f.exchange, f);
+                if changed {
+                    let body = pb::event::Body::Feed(self.feed_pb(&f));
+                    self.publish(body);
+                    if self.verbose {
+                        eprintln!("feed {}: {:?}", self.names.exchange(f.exchange), f.status);
+                    }
+                }
+            }
+            Hk::Latency(s) => self.latency.merge(&s),
+            Hk::Gateway(c) => self.gateway = c,
+            Hk::Log(line) => eprintln!("{line}"),
+        }
+    }
+
+    fn feed_pb(&self, f: &FeedInfo) -> pb::FeedState {
+        pb::FeedState {
+            exchange: self.names.exchange(f.exchange).to_owned(),
+            state: feed_kind(f.status),
+            reconnects: f.reconnects,
+            gaps: f.gaps,
+            malformed: f.malformed,
+            ring_overflows: f.ring_overflows,
+            snapshots: f.snapshots,
+        }
+    }
+
+    fn on_trader(&mut self, ev: TraderEvent) {
+        let body = match ev {
+            TraderEvent::Order(o) => {
+                let (exchange, symbol) = self.names.instrument(o.instrument);
+                pb::event::Body::Order(pb::OrderUpdate {
+                    order_id: o.order_id,
+                    strategy: self.names.strategy(o.strategy).to_owned(),
+                    exchange: exchange.to_owned(),
+                    symbol: symbol.to_owned(),
+                    side: side_kind(o.side),
+                    kind: order_kind(o.kind),
+                    price: dec(o.price.0),
+                    qty: dec(o.qty.0),
+                    filled_qty: dec(o.filled_qty.0),
+                    status: status_kind(o.status),
+                    reject_reason: o
+                        .reject_reason
+                        .map(|r| r.as_str().to_owned())
+                        .unwrap_or_default(),
+                })
+            }
+            TraderEvent::Fill(f) => {
+                self.fills += 1;
+                let (exchange, symbol) = self.names.instrument(f.instrument);
+                pb::event::Body::Fill(pb::Fill {
+                    order_id: f.order_id,
+                    strategy: self.names.strategy(f.strategy).to_owned(),
+                    exchange: exchange.to_owned(),
+                    symbol: symbol.to_owned(),
+                    side: side_kind(f.side),
+                    price: dec(f.price.0),
+                    qty: dec(f.qty.0),
+                    fee: dec(f.fee),
+                    maker: f.maker,
+                    leaves_qty: String::new(),
+                })
+            }
+            TraderEvent::Position(p) => {
+                let (exchange, symbol) = self.names.instrument(p.instrument);
+                pb::event::Body::Position(pb::Position {
+                    exchange: exchange.to_owned(),
+                    symbol: symbol.to_owned(),
+                    qty: dec(p.position.0),
+                    avg_entry_price: dec(p.avg_entry_price.0),
+                    realised_pnl: dec(p.realised_pnl),
+                    unrealised_pnl: dec(p.unrealised_pnl),
+                    fees: dec(p.fees),
+                })
+            }
+            TraderEvent::Risk(r) => {
+                let line = format!(
+                    "{} -> {} ({})",
+                    r.from.as_str(),
+                    r.to.as_str(),
+                    r.cause.as_str()
+                );
+                eprintln!("risk: {line}");
+                self.risk_events.push(line);
+                if let Ok(mut j) = self.journal.lock() {
+                    let _ = j.append(&Record::Risk {
+                        ts: r.ts,
+                        from: r.from.as_str().to_owned(),
+                        to: r.to.as_str().to_owned(),
+                        cause: r.cause.as_str().to_owned(),
+                    });
+                }
+                pb::event::Body::Risk(pb::RiskChange {
+                    from_state: risk_kind(r.from),
+                    to_state: risk_kind(r.to),
+                    cause: r.cause.as_str().to_owned(),
+                })
+            }
+        };
+        self.publish(body);
+    }
+
+    fn positions(&self) -> Vec<pb::Position> {
+        self.view
+            .positions
+            .iter()
+            .map(|p| {
+                let (exchange, symbol) = self.names.instrument(p.instrument);
+                pb::Position {
+                    exchange: exchange.to_owned(),
+                    symbol: symbol.to_owned(),
+                    qty: dec(p.qty),
+                    avg_entry_price: dec(p.avg_price),
+                    realised_pnl: dec(p.realised),
+                    unrealised_pnl: dec(p.unrealised),
+                    fees: dec(p.fees),
+                }
+            })
+            .collect()
+    }
+
+    fn feeds_pb(&self) -> Vec<pb::FeedState> {
+        let mut feeds: Vec<&FeedInfo> = self.feeds.values().collect();
+        feeds.sort_by_key(|f| f.exchange);
+        feeds.into_iter().map(|f| self.feed_pb(f)).collect()
+    }
+
+    fn heartbeat(&mut self) {
+        let mut counters: HashMap<String, u64> = self
+            .view
+            .counters
+            .iter()
+            .chain(self.gateway.iter())
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        let (md, snapshots, reconnects) = self.feeds.values().fold((0, 0, 0), |a, f| {
+            (a.0 + f.messages, a.1 + f.snapshots, a.2 + f.reconnects)
+        });
+        counters.insert("md_messages".to_owned(), md);
+        counters.insert("snapshots".to_owned(), snapshots);
+        counters.insert("reconnects".to_owned(), reconnects);
+        counters.insert("bus_events".to_owned(), self.seq);
+        let latency = Stage::ALL
+            .iter()
+            .map(|s| {
+                let f = self.latency.figures(*s);
+                pb::StageLatency {
+                    stage: s.name().to_owned(),
+                    count: f.count,
+                    p50_ns: f.p50_ns,
+                    p99_ns: f.p99_ns,
+                    max_ns: f.max_ns,
+                }
+            })
+            .collect();
+        let hb = pb::Heartbeat {
+            uptime_ms: uptime_ms(),
+            risk_state: self.view.risk_state.map_or(0, risk_kind),
+            paused: self.view.paused,
+            open_orders: self.view.open_orders,
+            equity: dec(self.view.equity),
+            realised_pnl: dec(self.view.realised),
+            fees: dec(self.view.fees),
+            counters,
+            latency,
+            positions: self.positions(),
+            feeds: self.feeds_pb(),
+            manifest_sha256: self.id.manifest_sha256.clone(),
+        };
+        self.publish(pb::event::Body::Heartbeat(hb));
+    }
+
+    fn status(&self) -> pb::Status {
+        pb::Status {
+            engine_id: self.id.engine_id.clone(),
+            host: self.id.host.clone(),
+            deployment: self.id.deployment.clone(),
+            mode: self.id.mode.clone(),
+            manifest_sha256: self.id.manifest_sha256.clone(),
+            risk_state: self.view.risk_state.map_or(0, risk_kind),
+            paused: self.view.paused,
+            uptime_ms: uptime_ms(),
+            open_orders: self.view.open_orders,
+            equity: dec(self.view.equity),
+            positions: self.positions(),
+            feeds: self.feeds_pb(),
+            last_event_seq: self.seq,
+            pid: std::process::id(),
+        }
+    }
+
+    fn on_control(&mut self, commands: &Sender<(Command, Sender<Reply>)>, rx: &Receiver<Hk>) {
+        let Ok(bytes) = self.bus.control.recv_bytes(zmq::DONTWAIT) else {
+            return;
+        };
+        use pb::control_request::Command as C;
+        let reply = match pb::ControlRequest::decode(bytes.as_slice()) {
+            Err(e) => pb::ControlReply {
+                ok: false,
+                error: format!("not a ControlRequest: {e}"),
+                status: Some(self.status()),
+            },
+            Ok(req) => {
+                let cmd = match req.command {
+                    None => Err("an empty ControlRequest (no command)".to_owned()),
+                    Some(C::Status(_)) => Ok(None),
+                    Some(C::Pause(_)) => Ok(Some(Command::Pause)),
+                    Some(C::Resume(_)) => Ok(Some(Command::Resume)),
+                    Some(C::Flatten(_)) => Ok(Some(Command::Flatten)),
+                    Some(C::Kill(_)) => Ok(Some(Command::Kill)),
+                    Some(C::Tighten(t)) => Ok(Some(Command::Tighten(t.limit, t.value))),
+                };
+                match cmd {
+                    Err(error) => pb::ControlReply {
+                        ok: false,
+                        error,
+                        status: Some(self.status()),
+                    },
+                    Ok(None) => pb::ControlReply {
+                        ok: true,
+                        error: String::new(),
+                        status: Some(self.status()),
+                    },
+                    Ok(Some(cmd)) => {
+                        eprintln!("control: {cmd:?}");
+                        let (tx, answer_rx) = std::sync::mpsc::channel();
+                        let answer = if commands.send((cmd, tx)).is_err() {
+                            Err("the strategy thread has stopped".to_owned())
+                        } else {
+                            // Meanwhile the strategy thread's events pile up in the channel;
+                            // they are published right after.
+                            answer_rx
+                                .recv_timeout(Duration::from_secs(2))
+                                .unwrap_or_else(|_| {
+                                    Err("the strategy thread did not answer within 2 s".to_owned())
+                                })
+                        };
+                        // The strategy thread sent its events and a fresh view before answering:
+                        // publish them, so the reply's status reflects the command.
+                        while let Ok(msg) = rx.try_recv() {
+                            self.on_message(msg);
+                        }
+                        let error = match &answer {
+                            Ok(_) => String::new(),
+                            Err(e) => e.clone(),
+                        };
+                        pb::ControlReply {
+                            ok: answer.is_ok(),
+                            error,
+                            status: Some(self.status()),
+                        }
+                    }
+                }
+            }
+        };
+        if let Err(e) = self.bus.control.send(reply.encode_to_vec(), 0) {
+            eprintln!("control: cannot reply: {e}");
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! `rt-engine run`: a manifest, live. Sets up the rings, the journal (and recovers from it),
+//! the bus, and the threads as the manifest declares them, each pinned to its core:
+//!
+//! ```text
+//! feed (one per exchange) --market-data ring--> strategy --orders ring--> gateway --> venue
+//!                                                   ^------fills ring-------'
+//! housekeeping (this thread): bus (events PUB, control REP), journal fsync timer, heartbeats
+//! ```
+//!
+//! A core that cannot be had is an error in live mode and a warning in paper mode. On SIGTERM
+//! or SIGINT: the strategy stops quoting and cancels its open orders (waiting up to 3 s for
+//! the venue), the journal is flushed, the latency table is printed, exit 0.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rt_core::{Backtest, Price, Qty, Side};
+use rt_manifest::model::{Backing, Mode};
+use rt_manifest::{Fixed, Manifest};
+use rt_ring::Ring;
+
+use crate::bus::{self, Bus, Identity};
+use crate::feed::{self, FeedConfig};
+use crate::gateway::{self, GatewayConfig, VenueConfig};
+use crate::journal::{self, Journal, Record};
+use crate::latency::human;
+use crate::shared::{dec, Flags, Names};
+use crate::trader;
+
+/// How a polling thread waits when it found nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spin {
+    /// Pinned to an isolated core: spin, never yield the core.
+    pub busy: bool,
+}
+
+impl Spin {
+    /// After `idle` empty turns: spin, then yield, then sleep 50 µs (a shared core).
+    #[inline]
+    pub fn idle(self, idle: u32) {
+        if self.busy || idle < 256 {
+            std::hint::spin_loop();
+        } else if idle < 2048 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// The same inside a current-thread tokio runtime (its other tasks run on yield).
+    pub async fn idle_async(self, idle: u32) {
+        if !self.busy && idle >= 2048 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Options of `rt-engine run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub manifest_path: PathBuf,
+    pub mlockall: bool,
+    /// Stop by itself after this long (tests, demos); `None`: until a signal.
+    pub duration: Option<Duration>,
+    pub verbose: bool,
+}
+
+/// Resolves a credential reference (`env:NAME`, `file:PATH`); the value is never printed.
+pub fn resolve_secret(reference: &str, what: &str) -> anyhow::Result<String> {
+    if let Some(name) = reference.strip_prefix("env:") {
+        std::env::var(name)
+            .with_context(|| format!("{what}: environment variable {name} is not set"))
+    } else if let Some(path) = reference.strip_prefix("file:") {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("{what}: cannot read {path}"))?;
+        Ok(text.trim().to_owned())
+    } else {
+        bail!("{what}: not a reference (env:NAME or file:PATH)")
+    }
+}
+
+fn ring_dir(backing: Backing) -> &'static Path {
+    match backing {
+        Backing::Shm => rt_ring::Backing::Shm.default_dir(),
+        Backing::Hugetlbfs => rt_ring::Backing::Hugetlbfs.default_dir(),
+    }
+}
+
+/// Pins the calling thread as the manifest says; returns whether it may busy-poll.
+fn pin(manifest: &Manifest, thread: &str, core: Option<u32>) -> Result<Spin, String> {
+    let Some(core) = core else {
+        return Ok(Spin { busy: false });
+    };
+    match rt_ring::pin_current_thread(core as usize) {
+        Ok(()) => Ok(Spin {
+            busy: manifest.host.cpu.isolated.contains(&core),
+        }),
+        Err(e) => Err(format!("thread {thread}: cannot pin to core {core}: {e}")),
+    }
+}
+
+fn start_pinned(
+    manifest: &Manifest,
+    thread: &str,
+    core: Option<u32>,
+    pins: &mpsc::Sender<Result<String, String>>,
+) -> Spin {
+    let result = pin(manifest, thread, core);
+    let spin = *result.as_ref().unwrap_or(&Spin { busy: false });
+    let _ = pins.send(result.map(|s| {
+        format!(
+            "thread {thread}: {}",
+            match core {
+                Some(c) if s.busy => format!("core {c} (isolated, busy-poll)"),
+                Some(c) => format!("core {c}"),
+                None => "unpinned".to_owned(),
+            }
+        )
+    }));
+    spin
+}
+
+/// Runs the engine; the exit code.
+pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
+    crate::clock::init();
+    let text = std::fs::read_to_string(&opts.manifest_path)
+        .with_context(|| format!("cannot read manifest {}", opts.manifest_path.display()))?;
+    let manifest = match rt_manifest::load(&text) {
+        Ok(m) => m,
+        Err(err) => {
+            eprintln!("error: {}: refused:", opts.manifest_path.display());
+            for p in err.violations() {
+                eprintln!("  - {p}");
+            }
+            return Ok(2);
+        }
+    };
+    let live = manifest.deployment.mode == Mode::Live;
+    let engine_id = manifest.engine.id.clone();
+    eprintln!(
+        "rt-engine {} on {}: deployment {} ({}), manifest {}",
+        engine_id,
+        manifest.host.name,
+        manifest.deployment.name,
+        manifest.deployment.mode.as_str(),
+        &manifest.content_sha256[..16]
+    );
+    if opts.mlockall {
+        match crate::sys::mlockall() {
+            Ok(()) => eprintln!("memory locked (mlockall)"),
+            Err(e) if live => bail!("mlockall: {e} (raise LimitMEMLOCK)"),
+            Err(e) => eprintln!("warning: mlockall: {e}; going on unlocked (paper mode)"),
+        }
+    }
+
+    // The trading core, exactly as a backtest builds it, with the venues external.
+    let mut bt = Backtest::from_manifest(&manifest)
+        .map_err(|e| anyhow::anyhow!("manifest {}: {e}", opts.manifest_path.display()))?;
+    let exchanges: Vec<String> = manifest.exchanges.keys().cloned().collect();
+    for x in 0..exchanges.len() {
+        bt.set_external(x).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    bt.enable_event_log();
+    let names = Names {
+        exchanges: exchanges.clone(),
+        instruments: bt
+            .instruments()
+            .iter()
+            .map(|i| {
+                let x = exchanges.iter().position(|e| *e == i.exchange).unwrap_or(0);
+                (x as u32, i.symbol.clone())
+            })
+            .collect(),
+        strategies: bt.strategy_names().map(str::to_owned).collect(),
+    };
+
+    // The journal: positions and order ids from the previous runs.
+    let journal_dir = PathBuf::from(&manifest.engine.journal.dir);
+    let recovery = journal::recover(&journal_dir)?;
+    let mut restored = 0;
+    for f in &recovery.fills {
+        let Some(id) = bt
+            .instruments()
+            .iter()
+            .find(|i| i.exchange == f.exchange && i.symbol == f.symbol)
+            .map(|i| i.id)
+        else {
+            bail!(
+                "journal {}: a fill on {}/{} which this manifest does not trade; \
+                 move the journal aside to start flat",
+                journal_dir.display(),
+                f.exchange,
+                f.symbol
+            );
+        };
+        let side = if f.side == "sell" {
+            Side::Sell
+        } else {
+            Side::Buy
+        };
+        let price = Fixed::parse(&f.price).context("journal: a fill's price")?;
+        let qty = Fixed::parse(&f.qty).context("journal: a fill's qty")?;
+        let fee = Fixed::parse(f.fee.trim_start_matches('-'))
+            .context("journal: a fill's fee")?
+            .raw();
+        let fee = if f.fee.starts_with('-') { -fee } else { fee };
+        bt.restore_fill(id, side, Price(price.raw()), Qty(qty.raw()), fee)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        restored += 1;
+    }
+    bt.set_next_order_id(recovery.next_order_id);
+    if recovery.records > 0 {
+        let positions: Vec<String> = bt
+            .instruments()
+            .iter()
+            .map(|i| format!("{} {}", i.symbol, bt.portfolio().qty(i.id)))
+            .collect();
+        eprintln!(
+            "journal {}: {} records, {restored} fills replayed -> positions {}; next order id {}{}{}",
+            journal_dir.display(),
+            recovery.records,
+            positions.join(", "),
+            recovery.next_order_id,
+            if recovery.clean_stop { "" } else { "; the previous run did not stop cleanly" },
+            if recovery.torn_tail { " (a torn last line was skipped)" } else { "" },
+        );
+        if !recovery.unfinished_orders.is_empty() {
+            eprintln!(
+                "journal: {} order(s) had no final report; the gateway cancels whatever the venue still holds before trading",
+                recovery.unfinished_orders.len()
+            );
+        }
+    }
+    let journal = Journal::open(
+        &journal_dir,
+        manifest.engine.journal.fsync,
+        manifest.engine.journal.fsync_interval_ms,
+    )?;
+    let journal = Arc::new(Mutex::new(journal));
+    if let Ok(mut j) = journal.lock() {
+        j.append(&Record::Start {
+            ts: crate::clock::now_ns(),
+            engine: engine_id.clone(),
+            manifest_sha256: manifest.content_sha256.clone(),
+            pid: std::process::id(),
+        })?;
+        j.sync()?;
+    }
+
+    // Rings.
+    let rings = &manifest.host.rings;
+    let mut backing = rings.backing;
+    if backing == Backing::Hugetlbfs && !ring_dir(backing).is_dir() {
+        if live {
+            bail!(
+                "host.rings.backing: hugetlbfs, but {} is not mounted",
+                ring_dir(backing).display()
+            );
+        }
+        eprintln!(
+            "warning: host.rings.backing: hugetlbfs is not mounted at {}; paper mode uses /dev/shm",
+            ring_dir(backing).display()
+        );
+        backing = Backing::Shm;
+    }
+    let dir = ring_dir(backing);
+    let rb = match backing {
+        Backing::Shm => rt_ring::Backing::Shm,
+        Backing::Hugetlbfs => rt_ring::Backing::Hugetlbfs,
+    };
+    let ring_path = |name: &str| dir.join(format!("py_rt.{engine_id}.{name}.ring"));
+    if (rings.market_data.slot_bytes as usize)
+        < crate::wire::MIN_CAPACITY + rt_ring::SLOT_HEADER_BYTES
+    {
+        bail!(
+            "host.rings.market_data.slot_bytes: {} is too small for market data (at least {})",
+            rings.market_data.slot_bytes,
+            (crate::wire::MIN_CAPACITY + rt_ring::SLOT_HEADER_BYTES).next_multiple_of(64)
+        );
+    }
+    let mut md_producers = Vec::new();
+    let mut md_consumers = Vec::new();
+    let mut ring_files = Vec::new();
+    for x in &exchanges {
+        let path = ring_path(&format!("md.{x}"));
+        let p = Ring::create_on(
+            rb,
+            &path,
+            rings.market_data.slots,
+            rings.market_data.slot_bytes,
+        )
+        .with_context(|| format!("host.rings.market_data ({x})"))?;
+        let c = Ring::open(&path).with_context(|| format!("host.rings.market_data ({x})"))?;
+        md_producers.push(p);
+        md_consumers.push(c);
+        ring_files.push(path);
+    }
+    let orders_path = ring_path("orders");
+    let orders_tx = Ring::create_on(
+        rb,
+        &orders_path,
+        rings.orders.slots,
+        rings.orders.slot_bytes,
+    )
+    .context("host.rings.orders")?;
+    let orders_rx = Ring::open(&orders_path).context("host.rings.orders")?;
+    let fills_path = ring_path("fills");
+    let fills_tx = Ring::create_on(rb, &fills_path, rings.fills.slots, rings.fills.slot_bytes)
+        .context("host.rings.fills")?;
+    let fills_rx = Ring::open(&fills_path).context("host.rings.fills")?;
+    ring_files.push(orders_path);
+    ring_files.push(fills_path);
+    eprintln!(
+        "rings in {}: market_data {}x{} B per exchange, orders {}x{} B, fills {}x{} B",
+        dir.display(),
+        rings.market_data.slots,
+        rings.market_data.slot_bytes,
+        rings.orders.slots,
+        rings.orders.slot_bytes,
+        rings.fills.slots,
+        rings.fills.slot_bytes
+    );
+
+    // Venue configs (credentials resolved here, never printed).
+    let mut feeds = Vec::new();
+    let mut venues = Vec::new();
+    for (x, (name, ex)) in manifest.exchanges.iter().enumerate() {
+        let symbols: Vec<String> = ex.instruments.keys().cloned().collect();
+        feeds.push(FeedConfig {
+            exchange: x as u32,
+            name: name.clone(),
+            ws: ex.endpoints.ws.clone(),
+            rest: ex.endpoints.rest.clone(),
+            market: ex.market,
+            symbols: symbols.clone(),
+            stale_ms: manifest.risk.feed_stale_ms,
+            snapshot_limit: 1000,
+        });
+        let credentials = match &ex.credentials {
+            Some(c) => Some((
+                resolve_secret(&c.api_key, &format!("exchanges.{name}.credentials.api_key"))?,
+                resolve_secret(
+                    &c.api_secret,
+                    &format!("exchanges.{name}.credentials.api_secret"),
+                )?,
+            )),
+            None if live => bail!("exchanges.{name}.credentials: live trading needs credentials"),
+            None => None,
+        };
+        venues.push(VenueConfig {
+            exchange: x as u32,
+            name: name.clone(),
+            rest: ex.endpoints.rest.clone(),
+            ws: ex.endpoints.ws.clone(),
+            credentials,
+            symbols,
+        });
+    }
+
+    let bus = Bus::bind(
+        &manifest.engine.bus.events,
+        &manifest.engine.bus.control,
+        manifest.engine.bus.hwm,
+    )?;
+    eprintln!(
+        "bus: events {} control {}",
+        manifest.engine.bus.events, manifest.engine.bus.control
+    );
+
+    let flags = Arc::new(Flags::new(exchanges.len()));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, flags.stop.clone())
+        .context("cannot install the SIGTERM handler")?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, flags.stop.clone())
+        .context("cannot install the SIGINT handler")?;
+    let (hk_tx, hk_rx) = mpsc::channel();
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let (pin_tx, pin_rx) = mpsc::channel();
+    let manifest = Arc::new(manifest);
+    let threads = &manifest.host.threads;
+
+    let mut handles = Vec::new();
+    for (cfg, ring) in feeds.into_iter().zip(md_producers) {
+        let core = threads.feeds.get(&cfg.name).copied().flatten();
+        let (m, f, hk, pins) = (
+            manifest.clone(),
+            flags.clone(),
+            hk_tx.clone(),
+            pin_tx.clone(),
+        );
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("feed-{}", cfg.name))
+                .spawn(move || {
+                    let _ = start_pinned(&m, &format!("feed {}", cfg.name), core, &pins);
+                    drop(pins);
+                    feed::run(cfg, ring, f, hk);
+                })?,
+        );
+    }
+    {
+        let (m, f, hk, pins) = (
+            manifest.clone(),
+            flags.clone(),
+            hk_tx.clone(),
+            pin_tx.clone(),
+        );
+        let core = threads.strategy;
+        handles.push(
+            std::thread::Builder::new()
+                .name("strategy".into())
+                .spawn(move || {
+                    let spin = start_pinned(&m, "strategy", core, &pins);
+                    drop(pins);
+                    trader::run(bt, md_consumers, fills_rx, orders_tx, cmd_rx, f, hk, spin);
+                })?,
+        );
+    }
+    {
+        let (m, f, hk, pins) = (
+            manifest.clone(),
+            flags.clone(),
+            hk_tx.clone(),
+            pin_tx.clone(),
+        );
+        let core = threads.gateway;
+        let cfg = GatewayConfig {
+            venues,
+            names: names.clone(),
+            client_prefix: client_prefix(&engine_id),
+        };
+        let j = journal.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name("gateway".into())
+                .spawn(move || {
+                    let spin = start_pinned(&m, "gateway", core, &pins);
+                    drop(pins);
+                    gateway::run(cfg, orders_rx, fills_tx, j, f, hk, spin);
+                })?,
+        );
+    }
+    let _ = start_pinned(&manifest, "housekeeping", threads.housekeeping, &pin_tx);
+    drop(pin_tx);
+    drop(hk_tx);
+    let mut pin_failed = false;
+    for result in pin_rx.iter() {
+        match result {
+            Ok(line) => eprintln!("{line}"),
+            Err(e) if live => {
+                eprintln!("error: {e} (live mode)");
+                pin_failed = true;
+            }
+            Err(e) => eprintln!("warning: {e}; going on unpinned (paper mode)"),
+        }
+    }
+    if pin_failed {
+        flags.stop.store(true, Ordering::Relaxed);
+    }
+    if let Some(d) = opts.duration {
+        let stop = flags.stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(d);
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+
+    let id = Identity {
+        engine_id: engine_id.clone(),
+        host: manifest.host.name.clone(),
+        deployment: manifest.deployment.name.clone(),
+        mode: manifest.deployment.mode.as_str().to_owned(),
+        manifest_sha256: manifest.content_sha256.clone(),
+    };
+    let fin = bus::housekeeping(
+        bus,
+        id,
+        names.clone(),
+        hk_rx,
+        cmd_tx,
+        journal.clone(),
+        flags.clone(),
+        opts.verbose,
+    );
+    for h in handles {
+        let _ = h.join();
+    }
+    if let Ok(mut j) = journal.lock() {
+        j.append(&Record::Stop {
+            ts: crate::clock::now_ns(),
+            open_orders: fin.view.open_orders,
+        })?;
+        j.sync()?;
+    }
+    for f in &ring_files {
+        let _ = std::fs::remove_file(f);
+    }
+    print_summary(&names, &fin);
+    Ok(if pin_failed { 2 } else { 0 })
+}
+
+/// Client order ids: `<engine id, at most 12 safe chars>-<order id>` (Binance allows 36).
+pub fn client_prefix(engine_id: &str) -> String {
+    let safe: String = engine_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(12)
+        .collect();
+    format!("{safe}-")
+}
+
+fn print_summary(names: &Names, fin: &bus::Final) {
+    let v = &fin.view;
+    println!("== rt-engine stopped ==");
+    println!(
+        "risk state {}, {}; open orders {}",
+        v.risk_state.map_or("?", |s| s.as_str()),
+        if v.paused { "paused" } else { "trading" },
+        v.open_orders
+    );
+    println!(
+        "P&L {} (realised {}, fees {}); fills {}",
+        dec(v.equity),
+        dec(v.realised),
+        dec(v.fees),
+        fin.fills
+    );
+    for p in &v.positions {
+        let (x, s) = names.instrument(p.instrument);
+        println!(
+            "position {x}/{s}: {} (avg {}, unrealised {})",
+            dec(p.qty),
+            dec(p.avg_price),
+            dec(p.unrealised)
+        );
+    }
+    if fin.risk_events.is_empty() {
+        println!("risk events: none");
+    } else {
+        for r in &fin.risk_events {
+            println!("risk event: {r}");
+        }
+    }
+    let counters: Vec<String> = v
+        .counters
+        .iter()
+        .chain(fin.gateway.iter())
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    println!("counters: {}", counters.join(" "));
+    for f in &fin.feeds {
+        println!(
+            "feed {}: {} messages, {} snapshots, {} reconnects, {} gaps, {} malformed, {} ring overflows",
+            names.exchange(f.exchange),
+            f.messages,
+            f.snapshots,
+            f.reconnects,
+            f.gaps,
+            f.malformed,
+            f.ring_overflows
+        );
+    }
+    println!("bus events published: {}", fin.events_published);
+    println!("latency:");
+    print!("{}", fin.latency.table());
+    let t = fin.latency.figures(crate::latency::Stage::TickToOrder);
+    if t.count > 0 {
+        println!(
+            "tick-to-order: p50 {} p99 {} over {} orders",
+            human(t.p50_ns),
+            human(t.p99_ns),
+            t.count
+        );
+    }
+}

@@ -1,0 +1,420 @@
+//! A feed thread: one exchange's market data, WebSocket -> decoder -> the market-data ring.
+//!
+//! Connects to the combined stream of its instruments (depth diffs, trades, best bid/offer),
+//! fetches a REST depth snapshot on connect and whenever the sequence breaks, and writes
+//! normalised events into its ring for the strategy thread, which owns the books and applies
+//! Binance's sync rules (`rt_core::sync`). The feed checks the id sequence only to know when
+//! to fetch a snapshot:
+//! - a gap between two diffs (spot: `U != previous u + 1`; USD-M: `pu != previous u`);
+//! - a full ring (the ring counts the loss and shows it to the reader as a gap);
+//! - a request from the strategy thread (its book could not bridge the last snapshot);
+//! - a reconnect.
+//!
+//! When the stream breaks or stalls (nothing for `feed_stale_ms`), the feed writes a
+//! feed-down marker (the strategy thread drops the exchange's books and cancels their
+//! orders) and reconnects with capped exponential backoff and jitter. A frame that does not
+//! decode is counted and skipped.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hyper::Method;
+use rt_core::{MarketEvent, Nanos};
+use rt_manifest::model::Market;
+use rt_ring::Producer;
+use rt_venues::Decoder;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::clock::now_ns;
+use crate::http::{Base, Client};
+use crate::latency::{Stage, Stages};
+use crate::shared::{FeedInfo, FeedStatus, Flags, Hk, HkSender};
+use crate::wire::{self, WriteOutcome};
+
+/// What a feed needs to know.
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    pub exchange: u32,
+    pub name: String,
+    pub ws: String,
+    pub rest: String,
+    pub market: Market,
+    /// The exchange's symbols; the decoder's ids follow this order.
+    pub symbols: Vec<String>,
+    pub stale_ms: u64,
+    /// Depth levels of a REST snapshot.
+    pub snapshot_limit: u32,
+}
+
+impl FeedConfig {
+    /// The combined-stream URL of every instrument's depth, trade and bookTicker streams.
+    pub fn stream_url(&self) -> String {
+        let trade = match self.market {
+            Market::Spot => "trade",
+            Market::Usdm => "aggTrade",
+        };
+        let streams: Vec<String> = self
+            .symbols
+            .iter()
+            .flat_map(|s| {
+                let s = s.to_ascii_lowercase();
+                [
+                    format!("{s}@depth@100ms"),
+                    format!("{s}@{trade}"),
+                    format!("{s}@bookTicker"),
+                ]
+            })
+            .collect();
+        format!(
+            "{}/stream?streams={}",
+            self.ws.trim_end_matches('/'),
+            streams.join("/")
+        )
+    }
+
+    fn snapshot_path(&self, symbol: &str) -> String {
+        let path = match self.market {
+            Market::Spot => "/api/v3/depth",
+            Market::Usdm => "/fapi/v1/depth",
+        };
+        format!("{path}?symbol={symbol}&limit={}", self.snapshot_limit)
+    }
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Runs the feed until `flags.stop`; returns its totals.
+pub fn run(cfg: FeedConfig, ring: Producer, flags: Arc<Flags>, hk: HkSender) -> FeedInfo {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = hk.send(Hk::Log(format!("feed {}: no runtime: {e}", cfg.name)));
+            return FeedInfo::default();
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let mut feed = Feed::new(cfg, ring, flags, hk);
+    local.block_on(&runtime, async move {
+        feed.run().await;
+        feed.info
+    })
+}
+
+struct Feed {
+    cfg: FeedConfig,
+    ring: Producer,
+    flags: Arc<Flags>,
+    hk: HkSender,
+    decoder: Decoder,
+    info: FeedInfo,
+    stages: Stages,
+    /// Last diff's final id per symbol (continuity check).
+    last_u: Vec<Option<u64>>,
+    need_snapshot: Vec<bool>,
+    /// No snapshot request before this time (a failed one is retried after a pause).
+    snapshot_after: Nanos,
+    rng: u64,
+}
+
+impl Feed {
+    fn new(cfg: FeedConfig, ring: Producer, flags: Arc<Flags>, hk: HkSender) -> Feed {
+        let n = cfg.symbols.len();
+        let decoder = Decoder::with_symbols(&cfg.symbols);
+        let info = FeedInfo {
+            exchange: cfg.exchange,
+            ..FeedInfo::default()
+        };
+        Feed {
+            rng: (now_ns() as u64) | 1,
+            cfg,
+            ring,
+            flags,
+            hk,
+            decoder,
+            info,
+            stages: Stages::new(),
+            last_u: vec![None; n],
+            need_snapshot: vec![true; n],
+            snapshot_after: 0,
+        }
+    }
+
+    fn log(&self, line: String) {
+        let _ = self
+            .hk
+            .send(Hk::Log(format!("feed {}: {line}", self.cfg.name)));
+    }
+
+    fn set_status(&mut self, status: FeedStatus) {
+        if self.info.status != status {
+            self.info.status = status;
+            self.report();
+        }
+    }
+
+    fn report(&mut self) {
+        self.info.ring_overflows = self.ring.overflow();
+        let _ = self.hk.send(Hk::Feed(self.info));
+    }
+
+    /// Jittered backoff: uniform in [d/2, d].
+    fn jitter(&mut self, d: Duration) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let ms = d.as_millis() as u64;
+        Duration::from_millis(ms / 2 + self.rng % (ms / 2 + 1))
+    }
+
+    async fn run(&mut self) {
+        let mut backoff = BACKOFF_MIN;
+        let url = self.cfg.stream_url();
+        let rest = match Base::parse(&self.cfg.rest) {
+            Ok(b) => b,
+            Err(e) => {
+                self.log(format!("{e}"));
+                return;
+            }
+        };
+        let mut http = Client::new(rest);
+        let mut first = true;
+        while !self.flags.stopping() {
+            if !first {
+                self.info.reconnects += 1;
+                let wait = self.jitter(backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                self.sleep_unless_stopped(wait).await;
+                if self.flags.stopping() {
+                    break;
+                }
+            }
+            first = false;
+            self.set_status(FeedStatus::Connecting);
+            let connect = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio_tungstenite::connect_async(url.as_str()),
+            )
+            .await;
+            let mut ws = match connect {
+                Ok(Ok((ws, _))) => ws,
+                Ok(Err(e)) => {
+                    self.log(format!("cannot connect to {url}: {e}"));
+                    continue;
+                }
+                Err(_) => {
+                    self.log(format!("connecting to {url} timed out"));
+                    continue;
+                }
+            };
+            self.set_status(FeedStatus::Syncing);
+            self.last_u.iter_mut().for_each(|u| *u = None);
+            self.need_snapshot.iter_mut().for_each(|n| *n = true);
+            let stale = Duration::from_millis(self.cfg.stale_ms.max(1));
+            let mut report_at = now_ns() + 1_000_000_000;
+            loop {
+                if self.flags.stopping() {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+                if self.flags.resync[self.cfg.exchange as usize].swap(false, Ordering::Relaxed) {
+                    self.need_snapshot.iter_mut().for_each(|n| *n = true);
+                    self.set_status(FeedStatus::Resyncing);
+                }
+                if let Some(k) = self.need_snapshot.iter().position(|n| *n) {
+                    // Frames arriving meanwhile wait in the socket; the strategy thread's
+                    // book buffers the diffs before the snapshot and replays them after it.
+                    if now_ns() >= self.snapshot_after {
+                        if self.fetch_snapshot(&mut http, k).await {
+                            backoff = BACKOFF_MIN;
+                        } else {
+                            self.snapshot_after = now_ns() + 500_000_000;
+                        }
+                    }
+                }
+                let next = tokio::time::timeout(stale, ws.next()).await;
+                match next {
+                    Err(_) => {
+                        self.log(format!(
+                            "no data for {} ms: stale, reconnecting",
+                            stale.as_millis()
+                        ));
+                        self.set_status(FeedStatus::Stale);
+                        self.feed_down();
+                        break;
+                    }
+                    Ok(None) => {
+                        self.log("stream closed, reconnecting".to_owned());
+                        self.feed_down();
+                        break;
+                    }
+                    Ok(Some(Err(e))) => {
+                        self.log(format!("stream error: {e}; reconnecting"));
+                        self.feed_down();
+                        break;
+                    }
+                    Ok(Some(Ok(msg))) => {
+                        let t0 = now_ns();
+                        match msg {
+                            Message::Text(text) => self.on_frame(text.as_bytes(), t0),
+                            Message::Binary(bytes) => self.on_frame(&bytes, t0),
+                            Message::Close(_) => {
+                                self.log("venue closed the stream, reconnecting".to_owned());
+                                self.feed_down();
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                if now_ns() >= report_at {
+                    report_at = now_ns() + 1_000_000_000;
+                    self.report();
+                    let _ = self.hk.send(Hk::Latency(Box::new(self.stages.take())));
+                }
+            }
+        }
+    }
+
+    async fn sleep_unless_stopped(&self, d: Duration) {
+        let end = tokio::time::Instant::now() + d;
+        while tokio::time::Instant::now() < end && !self.flags.stopping() {
+            tokio::time::sleep(Duration::from_millis(20).min(d)).await;
+        }
+    }
+
+    fn feed_down(&mut self) {
+        let t = now_ns();
+        self.ring
+            .with_slot_or_count(|buf| wire::write_feed_down(buf, t));
+        self.report();
+    }
+
+    /// Fetches and writes one symbol's snapshot; true when it arrived.
+    async fn fetch_snapshot(&mut self, http: &mut Client, k: usize) -> bool {
+        let path = self.cfg.snapshot_path(&self.cfg.symbols[k]);
+        let response = tokio::time::timeout(
+            Duration::from_secs(5),
+            http.request(Method::GET, &path, &[]),
+        )
+        .await;
+        let body = match response {
+            Ok(Ok(r)) if r.status == 200 => r.body,
+            Ok(Ok(r)) => {
+                self.log(format!(
+                    "snapshot {path}: HTTP {}: {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body[..r.body.len().min(200)])
+                ));
+                return false;
+            }
+            Ok(Err(e)) => {
+                self.log(format!("snapshot {path}: {e}"));
+                return false;
+            }
+            Err(_) => {
+                self.log(format!("snapshot {path}: timed out"));
+                return false;
+            }
+        };
+        let t = now_ns();
+        let symbol = k as u32;
+        let outcome = match self.decoder.decode_snapshot(&body, symbol, t) {
+            Ok(ev) => {
+                let ring = &mut self.ring;
+                wire::write_event(&ev, ring.capacity(), |fill| {
+                    ring.with_slot_or_count(|buf| fill(buf))
+                })
+            }
+            Err(e) => {
+                self.info.malformed += 1;
+                self.log(format!("snapshot {path}: {e}"));
+                return false;
+            }
+        };
+        if outcome == WriteOutcome::Dropped {
+            // Retried at once: the snapshot is what resyncs the book.
+            return false;
+        }
+        self.need_snapshot[k] = false;
+        self.info.snapshots += 1;
+        if self.need_snapshot.iter().all(|n| !n) {
+            self.set_status(FeedStatus::Live);
+        }
+        true
+    }
+
+    fn on_frame(&mut self, frame: &[u8], t0: Nanos) {
+        self.info.messages += 1;
+        let ev = match self.decoder.decode(frame, t0) {
+            Ok(Some(ev)) => ev,
+            Ok(None) => return,
+            Err(_) => {
+                self.info.malformed += 1;
+                return;
+            }
+        };
+        self.stages.record(Stage::FrameToParsed, now_ns() - t0);
+        let mut gap_symbol = None;
+        if let MarketEvent::Depth(d) = &ev {
+            let k = d.header.symbol as usize;
+            if let Some(last) = self.last_u.get_mut(k) {
+                let continuous = match (*last, self.cfg.market) {
+                    (None, _) => true,
+                    (Some(prev), Market::Spot) => d.first_id == prev.wrapping_add(1),
+                    (Some(prev), Market::Usdm) => d.prev_final_id == Some(prev),
+                };
+                if !continuous {
+                    gap_symbol = Some(k);
+                }
+                *last = Some(d.final_id);
+            }
+        }
+        let ring = &mut self.ring;
+        let outcome = wire::write_event(&ev, ring.capacity(), |fill| {
+            ring.with_slot_or_count(|buf| fill(buf))
+        });
+        if let Some(k) = gap_symbol {
+            self.info.gaps += 1;
+            self.need_snapshot[k] = true;
+            self.info.status = FeedStatus::Resyncing;
+        }
+        if outcome == WriteOutcome::Dropped {
+            // The reader sees a gap; every book of this feed may have lost a diff.
+            self.need_snapshot.iter_mut().for_each(|n| *n = true);
+            self.info.status = FeedStatus::Resyncing;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_url_names_every_stream() {
+        let cfg = FeedConfig {
+            exchange: 0,
+            name: "x".into(),
+            ws: "ws://127.0.0.1:1/".into(),
+            rest: "http://127.0.0.1:2".into(),
+            market: Market::Spot,
+            symbols: vec!["BTCUSDT".into()],
+            stale_ms: 100,
+            snapshot_limit: 1000,
+        };
+        assert_eq!(
+            cfg.stream_url(),
+            "ws://127.0.0.1:1/stream?streams=btcusdt@depth@100ms/btcusdt@trade/btcusdt@bookTicker"
+        );
+        assert_eq!(
+            cfg.snapshot_path("BTCUSDT"),
+            "/api/v3/depth?symbol=BTCUSDT&limit=1000"
+        );
+    }
+}

@@ -1,0 +1,647 @@
+//! The gateway thread: orders out to the venues, execution reports back.
+//!
+//! Binance Spot order entry (`rt_venues::binance_orders`): signed REST requests (HMAC-SHA256 of
+//! the query string, the key in `X-MBX-APIKEY`) over a few keep-alive connections per venue,
+//! and the user data stream (a listen key, then `executionReport` events over WebSocket) for
+//! every status change and fill. Before the engine trades, every open order the venue still
+//! holds for this account and symbol is cancelled (a restarted engine starts clean).
+//!
+//! Every order written and every report read is journaled here, before the strategy thread
+//! hears of it, so a fill seen is a fill kept. Reports go to the strategy thread through the
+//! fills ring; a venue's refusal of an order or a cancel becomes a report too.
+//!
+//! Client order ids are `<engine prefix><order id>`; reports for other ids are not ours and
+//! are ignored (counted).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hyper::Method;
+use rt_core::{Exec, ExecKind, Qty, RejectReason};
+use rt_ring::{Consumer, Pop, Producer};
+use rt_venues::binance_orders as bo;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::clock::now_ns;
+use crate::http::{Base, Client, HttpError};
+use crate::journal::{Journal, Record};
+use crate::latency::{Stage, Stages};
+use crate::shared::{dec, side_str, Flags, Hk, HkSender, Names};
+use crate::wire::{ExecMsg, OrderMsg};
+
+/// Connections (and so requests in flight) per venue.
+const CONNECTIONS: usize = 4;
+
+/// One venue's order entry.
+#[derive(Debug, Clone)]
+pub struct VenueConfig {
+    pub exchange: u32,
+    pub name: String,
+    pub rest: String,
+    pub ws: String,
+    /// (api key, api secret), resolved from their references; `None` sends unsigned requests
+    /// (the paper sim venue without credentials).
+    pub credentials: Option<(String, String)>,
+    pub symbols: Vec<String>,
+}
+
+/// What the gateway needs.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    pub venues: Vec<VenueConfig>,
+    pub names: Names,
+    /// Prefix of our client order ids.
+    pub client_prefix: String,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    orders: u64,
+    cancels: u64,
+    cancel_alls: u64,
+    reports: u64,
+    foreign_reports: u64,
+    venue_rejects: u64,
+    request_errors: u64,
+    reconciled_cancels: u64,
+    fills_ring_full: u64,
+}
+
+impl Counters {
+    fn named(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("gw_orders", self.orders),
+            ("gw_cancels", self.cancels),
+            ("gw_cancel_alls", self.cancel_alls),
+            ("gw_reports", self.reports),
+            ("gw_foreign_reports", self.foreign_reports),
+            ("gw_venue_rejects", self.venue_rejects),
+            ("gw_request_errors", self.request_errors),
+            ("gw_reconciled_cancels", self.reconciled_cancels),
+            ("gw_fills_ring_full", self.fills_ring_full),
+        ]
+    }
+}
+
+struct State {
+    fills: Producer,
+    journal: Arc<Mutex<Journal>>,
+    hk: HkSender,
+    names: Names,
+    prefix: String,
+    counters: Counters,
+    stages: Stages,
+    /// Order id -> when it was written (order_to_ack).
+    written: std::collections::HashMap<u64, i64>,
+}
+
+impl State {
+    fn journal(&self, record: &Record) {
+        let result = match self.journal.lock() {
+            Ok(mut j) => j.append(record),
+            Err(poisoned) => poisoned.into_inner().append(record),
+        };
+        if let Err(e) = result {
+            let _ = self.hk.send(Hk::Log(format!("gateway: {e}")));
+        }
+    }
+
+    /// Hands a report to the strategy thread. A full fills ring is waited out (briefly
+    /// yielding): a report is never dropped.
+    fn deliver(&mut self, msg: ExecMsg) -> bool {
+        let mut buf = [0u8; crate::wire::EXEC_BYTES];
+        let n = msg.write(&mut buf);
+        if self.fills.try_push(&buf[..n]).is_ok() {
+            return true;
+        }
+        self.counters.fills_ring_full += 1;
+        false
+    }
+
+    fn log(&self, line: String) {
+        let _ = self.hk.send(Hk::Log(format!("gateway: {line}")));
+    }
+}
+
+type Shared = Rc<RefCell<State>>;
+
+/// A request for a venue worker.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    msg: OrderMsg,
+}
+
+/// Runs the gateway until the strategy thread is done (it sends the last cancels).
+pub fn run(
+    cfg: GatewayConfig,
+    orders: Consumer,
+    fills: Producer,
+    journal: Arc<Mutex<Journal>>,
+    flags: Arc<Flags>,
+    hk: HkSender,
+    spin: crate::engine::Spin,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = hk.send(Hk::Log(format!("gateway: no runtime: {e}")));
+            return;
+        }
+    };
+    let state = Rc::new(RefCell::new(State {
+        fills,
+        journal,
+        hk: hk.clone(),
+        names: cfg.names.clone(),
+        prefix: cfg.client_prefix.clone(),
+        counters: Counters::default(),
+        stages: Stages::new(),
+        written: std::collections::HashMap::new(),
+    }));
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let mut queues = Vec::new();
+        for venue in &cfg.venues {
+            let base = match Base::parse(&venue.rest) {
+                Ok(b) => b,
+                Err(e) => {
+                    state.borrow().log(format!("{}: {e}", venue.name));
+                    flags.stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let mut client = Client::new(base.clone());
+            reconcile(&state, &mut client, venue).await;
+            // The user stream first: no report of an order may be missed.
+            let listen_key = match listen_key(&mut client, venue).await {
+                Ok(k) => k,
+                Err(e) => {
+                    state
+                        .borrow()
+                        .log(format!("{}: no user data stream: {e}", venue.name));
+                    flags.stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+            };
+            let url = format!("{}/ws/{listen_key}", venue.ws.trim_end_matches('/'));
+            let ws = match tokio_tungstenite::connect_async(url.as_str()).await {
+                Ok((ws, _)) => ws,
+                Err(e) => {
+                    state
+                        .borrow()
+                        .log(format!("{}: user stream {e}", venue.name));
+                    flags.stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+            };
+            tokio::task::spawn_local(user_stream(state.clone(), venue.clone(), ws, flags.clone()));
+            let (tx, rx) = mpsc::unbounded_channel::<Job>();
+            let rx = Rc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..CONNECTIONS {
+                tokio::task::spawn_local(worker(
+                    state.clone(),
+                    venue.clone(),
+                    Client::new(base.clone()),
+                    rx.clone(),
+                ));
+            }
+            queues.push((venue.exchange, tx));
+        }
+        flags.gateway_ready.store(true, Ordering::Release);
+        state.borrow().log(format!(
+            "ready: {} venue(s), user streams open",
+            queues.len()
+        ));
+
+        let mut orders = orders;
+        let mut idle: u32 = 0;
+        let mut report_at = now_ns() + 1_000_000_000;
+        loop {
+            let mut got = false;
+            loop {
+                match orders.try_pop(|b| OrderMsg::read(b)) {
+                    Pop::Message(Some(msg)) => {
+                        got = true;
+                        match queues.iter().find(|(x, _)| *x == msg.exchange) {
+                            Some((_, tx)) => {
+                                let _ = tx.send(Job { msg });
+                            }
+                            None => state
+                                .borrow()
+                                .log(format!("an order for unknown exchange {}", msg.exchange)),
+                        }
+                    }
+                    Pop::Message(None) => {
+                        got = true;
+                        state
+                            .borrow()
+                            .log("a malformed order slot, skipped".to_owned());
+                    }
+                    Pop::Gap { lost } => {
+                        got = true;
+                        // The strategy thread never drops orders (it waits for room).
+                        state
+                            .borrow()
+                            .log(format!("orders ring reported {lost} lost"));
+                    }
+                    Pop::Empty => break,
+                }
+            }
+            if now_ns() >= report_at {
+                report_at = now_ns() + 1_000_000_000;
+                let mut s = state.borrow_mut();
+                let _ = s.hk.send(Hk::Gateway(s.counters.named()));
+                let stages = s.stages.take();
+                let _ = s.hk.send(Hk::Latency(Box::new(stages)));
+            }
+            if flags.trader_done.load(Ordering::Acquire) && !got {
+                // The strategy thread sent its last cancels: give the workers (tasks of this
+                // thread) a moment to write them and read the answers.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                break;
+            }
+            if got {
+                idle = 0;
+                tokio::task::yield_now().await;
+            } else {
+                idle = idle.saturating_add(1);
+                spin.idle_async(idle).await;
+            }
+        }
+        let s = state.borrow();
+        let _ = s.hk.send(Hk::Gateway(s.counters.named()));
+    });
+}
+
+fn timing() -> bo::Timing {
+    bo::Timing::new(u64::try_from(now_ns() / 1_000_000).unwrap_or(0))
+}
+
+/// `query&signature=...` with credentials, the bare query without.
+fn signed(venue: &VenueConfig, query: &str) -> String {
+    match &venue.credentials {
+        Some((_, secret)) => bo::signed_query(query, secret.as_bytes()),
+        None => query.to_owned(),
+    }
+}
+
+fn key_header(venue: &VenueConfig) -> Vec<(&str, &str)> {
+    match &venue.credentials {
+        Some((key, _)) => vec![(bo::API_KEY_HEADER, key.as_str())],
+        None => Vec::new(),
+    }
+}
+
+async fn listen_key(client: &mut Client, venue: &VenueConfig) -> Result<String, String> {
+    let headers = key_header(venue);
+    let r = client
+        .request(Method::POST, bo::USER_DATA_STREAM_PATH, &headers)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = String::from_utf8_lossy(&r.body);
+    if r.status != 200 {
+        return Err(format!("HTTP {}: {body}", r.status));
+    }
+    bo::parse_listen_key(&body).map_err(|e| e.to_string())
+}
+
+/// Cancels every open order the venue holds on our symbols (a restart starts clean).
+async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) {
+    for symbol in &venue.symbols {
+        let query = bo::CancelOpenOrders {
+            symbol: symbol.clone(),
+            timing: timing(),
+        }
+        .to_query();
+        let path = format!("{}?{}", bo::OPEN_ORDERS_PATH, signed(venue, &query));
+        let headers = key_header(venue);
+        match client.request(Method::DELETE, &path, &headers).await {
+            Ok(r) if r.status == 200 => {
+                let n = bo::CancelResponse::parse_many(&String::from_utf8_lossy(&r.body))
+                    .map(|v| v.len())
+                    .unwrap_or(0);
+                let mut s = state.borrow_mut();
+                s.counters.reconciled_cancels += n as u64;
+                if n > 0 {
+                    s.log(format!(
+                        "{}: cancelled {n} open order(s) on {symbol} left by a previous run",
+                        venue.name
+                    ));
+                }
+            }
+            Ok(r) => {
+                // -2011 "Unknown order sent": nothing was open.
+                let body = String::from_utf8_lossy(&r.body).into_owned();
+                let nothing = bo::ApiError::parse(&body).is_ok_and(|e| e.code == -2011);
+                if !nothing {
+                    state.borrow().log(format!(
+                        "{}: reconcile {symbol}: HTTP {}: {body}",
+                        venue.name, r.status
+                    ));
+                }
+            }
+            Err(e) => state
+                .borrow()
+                .log(format!("{}: reconcile {symbol}: {e}", venue.name)),
+        }
+    }
+}
+
+async fn worker(
+    state: Shared,
+    venue: VenueConfig,
+    mut client: Client,
+    jobs: Rc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+) {
+    loop {
+        let job = {
+            let mut rx = jobs.lock().await;
+            rx.recv().await
+        };
+        let Some(job) = job else { return };
+        send(&state, &venue, &mut client, job.msg).await;
+    }
+}
+
+async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: OrderMsg) {
+    let (exchange, symbol) = {
+        let s = state.borrow();
+        let (x, sym) = s.names.instrument(msg.instrument);
+        (x.to_owned(), sym.to_owned())
+    };
+    let prefix = state.borrow().prefix.clone();
+    let headers = key_header(venue);
+    let (method, path) = if !msg.cancel {
+        let order = bo::NewOrder::from_kind(
+            &symbol,
+            msg.side,
+            msg.kind,
+            msg.price,
+            msg.qty,
+            Some(format!("{prefix}{}", msg.order_id)),
+            timing(),
+        );
+        (
+            Method::POST,
+            format!("{}?{}", bo::ORDER_PATH, signed(venue, &order.to_query())),
+        )
+    } else if msg.order_id == 0 {
+        let q = bo::CancelOpenOrders {
+            symbol: symbol.clone(),
+            timing: timing(),
+        }
+        .to_query();
+        (
+            Method::DELETE,
+            format!("{}?{}", bo::OPEN_ORDERS_PATH, signed(venue, &q)),
+        )
+    } else {
+        let q = bo::CancelOrder {
+            symbol: symbol.clone(),
+            order_id: None,
+            orig_client_order_id: Some(format!("{prefix}{}", msg.order_id)),
+            timing: timing(),
+        }
+        .to_query();
+        (
+            Method::DELETE,
+            format!("{}?{}", bo::ORDER_PATH, signed(venue, &q)),
+        )
+    };
+    let written = now_ns();
+    {
+        let mut s = state.borrow_mut();
+        if !msg.cancel {
+            s.stages.record(Stage::TickToOrder, written - msg.frame_ns);
+            s.stages
+                .record(Stage::DecisionToWire, written - msg.decided_ns);
+            s.counters.orders += 1;
+            s.written.insert(msg.order_id, written);
+            s.journal(&Record::Order {
+                ts: written,
+                id: msg.order_id,
+                exchange: exchange.clone(),
+                symbol: symbol.clone(),
+                side: side_str(msg.side).to_owned(),
+                kind: msg.kind.as_str().to_owned(),
+                price: dec(msg.price.0),
+                qty: dec(msg.qty.0),
+            });
+        } else if msg.order_id == 0 {
+            s.counters.cancel_alls += 1;
+        } else {
+            s.counters.cancels += 1;
+            s.journal(&Record::Cancel {
+                ts: written,
+                id: msg.order_id,
+            });
+        }
+    }
+    let result = client.request(method, &path, &headers).await;
+    let refused = match result {
+        Ok(r) if r.status == 200 => return,
+        Ok(r) => {
+            let body = String::from_utf8_lossy(&r.body).into_owned();
+            let api = bo::ApiError::parse(&body).ok();
+            state.borrow().log(format!(
+                "{}: {} {} refused: HTTP {}: {body}",
+                venue.name,
+                if msg.cancel { "cancel of" } else { "order" },
+                msg.order_id,
+                r.status
+            ));
+            api.map(|e| e.code)
+        }
+        Err(e) => {
+            state.borrow_mut().counters.request_errors += 1;
+            state
+                .borrow()
+                .log(format!("{}: order {}: {e}", venue.name, msg.order_id));
+            if matches!(e, HttpError::Connect { .. }) {
+                None
+            } else {
+                // The request may or may not have reached the venue: its user stream says.
+                return;
+            }
+        }
+    };
+    if msg.cancel && msg.order_id == 0 {
+        return;
+    }
+    let kind = if msg.cancel {
+        ExecKind::CancelRejected
+    } else {
+        state.borrow_mut().counters.venue_rejects += 1;
+        ExecKind::Rejected(match refused {
+            Some(-2010) if msg.kind == rt_core::OrderKind::PostOnly => {
+                RejectReason::PostOnlyWouldCross
+            }
+            _ => RejectReason::VenueRejected,
+        })
+    };
+    let exec = ExecMsg {
+        exchange: msg.exchange,
+        exec: Exec {
+            ts: now_ns(),
+            order_id: msg.order_id,
+            kind,
+            leaves: Qty::ZERO,
+        },
+        recv_ns: now_ns(),
+    };
+    report(state, exec, &exchange, &symbol, msg.side);
+}
+
+/// Journals a report and hands it to the strategy thread (waiting for room if need be).
+fn report(state: &Shared, exec: ExecMsg, exchange: &str, symbol: &str, side: rt_core::Side) {
+    let mut s = state.borrow_mut();
+    let (kind, price, qty, fee, maker) = match exec.exec.kind {
+        ExecKind::Accepted => ("accepted", None, None, None, None),
+        ExecKind::Rejected(_) => ("rejected", None, None, None, None),
+        ExecKind::Fill {
+            price,
+            qty,
+            maker,
+            fee,
+        } => (
+            "fill",
+            Some(dec(price.0)),
+            Some(dec(qty.0)),
+            Some(dec(fee)),
+            Some(maker),
+        ),
+        ExecKind::Cancelled => ("cancelled", None, None, None, None),
+        ExecKind::Expired => ("expired", None, None, None, None),
+        ExecKind::CancelRejected => ("cancel_rejected", None, None, None, None),
+    };
+    let reason = match exec.exec.kind {
+        ExecKind::Rejected(r) => Some(r.as_str().to_owned()),
+        _ => None,
+    };
+    s.journal(&Record::Exec {
+        ts: exec.recv_ns,
+        id: exec.exec.order_id,
+        exchange: exchange.to_owned(),
+        symbol: symbol.to_owned(),
+        side: side_str(side).to_owned(),
+        kind: kind.to_owned(),
+        price,
+        qty,
+        fee,
+        maker,
+        leaves: Some(dec(exec.exec.leaves.0)),
+        reason,
+    });
+    s.counters.reports += 1;
+    if matches!(exec.exec.kind, ExecKind::Accepted) {
+        if let Some(t) = s.written.get(&exec.exec.order_id).copied() {
+            s.stages.record(Stage::OrderToAck, exec.recv_ns - t);
+        }
+    }
+    if exec.exec.kind != ExecKind::Accepted
+        && !matches!(exec.exec.kind, ExecKind::Fill { .. } if exec.exec.leaves.0 > 0)
+    {
+        s.written.remove(&exec.exec.order_id);
+    }
+    while !s.deliver(exec) {
+        // The strategy thread drains this ring on every loop; a full one clears in
+        // microseconds. Never drop a report.
+        std::thread::yield_now();
+    }
+}
+
+/// Reads one venue's user data stream until the engine stops.
+async fn user_stream(
+    state: Shared,
+    venue: VenueConfig,
+    mut ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    flags: Arc<Flags>,
+) {
+    let prefix = state.borrow().prefix.clone();
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
+        let msg = match next {
+            Err(_) => {
+                if flags.trader_done.load(Ordering::Acquire) {
+                    return;
+                }
+                continue;
+            }
+            Ok(None) => {
+                state
+                    .borrow()
+                    .log(format!("{}: user data stream closed", venue.name));
+                return;
+            }
+            Ok(Some(Err(e))) => {
+                state
+                    .borrow()
+                    .log(format!("{}: user data stream: {e}", venue.name));
+                return;
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let recv = now_ns();
+        let text = match &msg {
+            Message::Text(t) => t.as_str().to_owned(),
+            Message::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => continue,
+        };
+        let er = match bo::ExecutionReport::parse(&text) {
+            Ok(Some(er)) => er,
+            Ok(None) => continue,
+            Err(e) => {
+                state
+                    .borrow()
+                    .log(format!("{}: bad executionReport: {e}", venue.name));
+                continue;
+            }
+        };
+        let cid = if er.exec_type == bo::ExecType::Canceled && !er.orig_client_order_id.is_empty() {
+            &er.orig_client_order_id
+        } else {
+            &er.client_order_id
+        };
+        let Some(order_id) = cid
+            .strip_prefix(prefix.as_str())
+            .and_then(|id| id.parse::<u64>().ok())
+        else {
+            state.borrow_mut().counters.foreign_reports += 1;
+            continue;
+        };
+        let leaves = Qty(er.quantity.0 - er.cum_qty.0);
+        let kind = match er.exec_type {
+            bo::ExecType::New => ExecKind::Accepted,
+            bo::ExecType::Trade => ExecKind::Fill {
+                price: er.last_price,
+                qty: er.last_qty,
+                maker: er.is_maker,
+                fee: er.commission,
+            },
+            bo::ExecType::Canceled => ExecKind::Cancelled,
+            bo::ExecType::Expired => ExecKind::Expired,
+            bo::ExecType::Rejected => ExecKind::Rejected(RejectReason::VenueRejected),
+        };
+        let exec = ExecMsg {
+            exchange: venue.exchange,
+            exec: Exec {
+                ts: recv,
+                order_id,
+                kind,
+                leaves,
+            },
+            recv_ns: recv,
+        };
+        report(&state, exec, &venue.name, &er.symbol, er.side);
+    }
+}

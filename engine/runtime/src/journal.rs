@@ -1,0 +1,415 @@
+//! The append-only journal: every order sent, every execution report received and every risk
+//! state change, one JSON object per line, in `journal.dir/journal.jsonl`.
+//!
+//! The gateway writes orders and executions the moment it sends or reads them (before the
+//! strategy thread hears of a fill), so a fill the engine has seen is on disk as soon as the
+//! fsync policy says: `always` (fsync after every record), `interval` (at most
+//! `fsync_interval_ms` after it), `never` (the OS decides). On start, [`recover`] rebuilds the
+//! positions from the fills and the next order id from the orders; a torn last line (a crash
+//! in the middle of a write) is skipped and counted, never fatal.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rt_manifest::model::Fsync;
+use serde::{Deserialize, Serialize};
+
+/// Why the journal cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {}: cannot {op}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("journal {}, line {line}: {reason}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Record {
+    /// The engine started with this manifest.
+    Start {
+        ts: i64,
+        engine: String,
+        manifest_sha256: String,
+        pid: u32,
+    },
+    /// An order was written to the venue.
+    Order {
+        ts: i64,
+        id: u64,
+        exchange: String,
+        symbol: String,
+        side: String,
+        kind: String,
+        price: String,
+        qty: String,
+    },
+    /// A cancel was written to the venue.
+    Cancel { ts: i64, id: u64 },
+    /// An execution report was read from the venue.
+    Exec {
+        ts: i64,
+        id: u64,
+        exchange: String,
+        symbol: String,
+        side: String,
+        /// accepted | fill | cancelled | expired | rejected | cancel_rejected
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        price: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        qty: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fee: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        maker: Option<bool>,
+        /// Quantity still working after this report.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leaves: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The risk state changed.
+    Risk {
+        ts: i64,
+        from: String,
+        to: String,
+        cause: String,
+    },
+    /// A clean shutdown: every open order was cancelled.
+    Stop { ts: i64, open_orders: u32 },
+}
+
+/// The journal writer.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    fsync: Fsync,
+    interval: Duration,
+    last_sync: Instant,
+    dirty: bool,
+    line: Vec<u8>,
+    records: u64,
+}
+
+pub const FILE_NAME: &str = "journal.jsonl";
+
+impl Journal {
+    /// Opens (creating) `dir/journal.jsonl` for appending.
+    pub fn open(dir: &Path, fsync: Fsync, interval_ms: u32) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
+            path: dir.to_owned(),
+            op: "create the directory",
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| JournalError::Io {
+                path: path.clone(),
+                op: "open for appending",
+                source,
+            })?;
+        Ok(Journal {
+            path,
+            file,
+            fsync,
+            interval: Duration::from_millis(u64::from(interval_ms)),
+            last_sync: Instant::now(),
+            dirty: false,
+            line: Vec::with_capacity(512),
+            records: 0,
+        })
+    }
+
+    /// Appends one record (one `write` call, so a crash leaves at most a torn last line),
+    /// then syncs as the policy says.
+    pub fn append(&mut self, record: &Record) -> Result<(), JournalError> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, record).map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            op: "encode a record",
+            source: std::io::Error::other(e),
+        })?;
+        self.line.push(b'\n');
+        self.file
+            .write_all(&self.line)
+            .map_err(|source| JournalError::Io {
+                path: self.path.clone(),
+                op: "append",
+                source,
+            })?;
+        self.records += 1;
+        self.dirty = true;
+        match self.fsync {
+            Fsync::Always => self.sync()?,
+            Fsync::Interval => {
+                if self.last_sync.elapsed() >= self.interval {
+                    self.sync()?;
+                }
+            }
+            Fsync::Never => {}
+        }
+        Ok(())
+    }
+
+    /// Syncs if the interval policy is due (the housekeeping thread calls this on a timer, so
+    /// a record never waits much longer than the interval).
+    pub fn tick(&mut self) -> Result<(), JournalError> {
+        if self.dirty && self.fsync == Fsync::Interval && self.last_sync.elapsed() >= self.interval
+        {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes to stable storage now (shutdown).
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        if self.dirty && self.fsync != Fsync::Never {
+            self.file.sync_data().map_err(|source| JournalError::Io {
+                path: self.path.clone(),
+                op: "fsync",
+                source,
+            })?;
+        }
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+}
+
+/// A fill, as recovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredFill {
+    pub exchange: String,
+    pub symbol: String,
+    pub side: String,
+    pub price: String,
+    pub qty: String,
+    pub fee: String,
+}
+
+/// What a journal tells a restarting engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub fills: Vec<RecoveredFill>,
+    /// One more than the largest order id ever sent (1 for a new journal).
+    pub next_order_id: u64,
+    /// Orders sent with no final report: the venue may still hold them (reconciled at start).
+    pub unfinished_orders: Vec<u64>,
+    pub records: u64,
+    /// A torn last line (a crash mid-write), skipped.
+    pub torn_tail: bool,
+    /// Whether the previous run ended with a clean stop.
+    pub clean_stop: bool,
+    pub starts: u64,
+}
+
+/// Reads `dir/journal.jsonl` (absent: a fresh start).
+pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
+    let path = dir.join(FILE_NAME);
+    let mut out = Recovery {
+        next_order_id: 1,
+        ..Recovery::default()
+    };
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path,
+                op: "open for reading",
+                source,
+            })
+        }
+    };
+    let mut open: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    let lines: Vec<std::io::Result<String>> = BufReader::new(file).lines().collect();
+    let n = lines.len();
+    for (k, line) in lines.into_iter().enumerate() {
+        let line_no = k as u64 + 1;
+        let line = line.map_err(|source| JournalError::Io {
+            path: path.clone(),
+            op: "read",
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(_) if k + 1 == n => {
+                out.torn_tail = true;
+                continue;
+            }
+            Err(e) => {
+                return Err(JournalError::Corrupt {
+                    path,
+                    line: line_no,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        out.records += 1;
+        out.clean_stop = matches!(record, Record::Stop { .. });
+        match record {
+            Record::Start { .. } => out.starts += 1,
+            Record::Order { id, .. } => {
+                out.next_order_id = out.next_order_id.max(id.saturating_add(1));
+                open.insert(id);
+            }
+            Record::Exec {
+                id,
+                exchange,
+                symbol,
+                side,
+                kind,
+                price,
+                qty,
+                fee,
+                leaves,
+                ..
+            } => match kind.as_str() {
+                "fill" => {
+                    if leaves
+                        .as_deref()
+                        .is_some_and(|l| l.trim_start_matches(['0', '.']).is_empty())
+                    {
+                        open.remove(&id);
+                    }
+                    let (Some(price), Some(qty)) = (price, qty) else {
+                        return Err(JournalError::Corrupt {
+                            path,
+                            line: line_no,
+                            reason: "a fill without price or qty".to_owned(),
+                        });
+                    };
+                    out.fills.push(RecoveredFill {
+                        exchange,
+                        symbol,
+                        side,
+                        price,
+                        qty,
+                        fee: fee.unwrap_or_else(|| "0".to_owned()),
+                    });
+                }
+                "cancelled" | "expired" | "rejected" => {
+                    open.remove(&id);
+                }
+                _ => {}
+            },
+            Record::Cancel { .. } | Record::Risk { .. } | Record::Stop { .. } => {}
+        }
+    }
+    out.unfinished_orders = open.into_iter().collect();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(id: u64, side: &str, qty: &str) -> Record {
+        Record::Exec {
+            ts: 1,
+            id,
+            exchange: "x".into(),
+            symbol: "BTCUSDT".into(),
+            side: side.into(),
+            kind: "fill".into(),
+            price: Some("100".into()),
+            qty: Some(qty.into()),
+            fee: Some("0.01".into()),
+            maker: Some(true),
+            leaves: Some("0.5".into()),
+            reason: None,
+        }
+    }
+
+    fn order(id: u64) -> Record {
+        Record::Order {
+            ts: 1,
+            id,
+            exchange: "x".into(),
+            symbol: "BTCUSDT".into(),
+            side: "buy".into(),
+            kind: "limit".into(),
+            price: "100".into(),
+            qty: "1".into(),
+        }
+    }
+
+    #[test]
+    fn recovers_fills_ids_and_open_orders_and_survives_a_torn_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Always, 10).expect("open");
+            j.append(&order(1)).expect("append");
+            j.append(&fill(1, "buy", "0.5")).expect("append");
+            j.append(&order(7)).expect("append");
+            j.append(&Record::Exec {
+                ts: 2,
+                id: 1,
+                exchange: "x".into(),
+                symbol: "BTCUSDT".into(),
+                side: "buy".into(),
+                kind: "cancelled".into(),
+                price: None,
+                qty: None,
+                fee: None,
+                maker: None,
+                leaves: None,
+                reason: None,
+            })
+            .expect("append");
+        }
+        // A crash in the middle of a write.
+        let path = dir.path().join(FILE_NAME);
+        let mut f = OpenOptions::new().append(true).open(&path).expect("reopen");
+        f.write_all(b"{\"t\":\"exec\",\"ts\":3,\"id\":7,\"exch")
+            .expect("write");
+        drop(f);
+        let r = recover(dir.path()).expect("recover");
+        assert_eq!(r.records, 4);
+        assert!(r.torn_tail);
+        assert_eq!(r.next_order_id, 8);
+        assert_eq!(r.unfinished_orders, vec![7]);
+        assert_eq!(r.fills.len(), 1);
+        assert_eq!(r.fills[0].qty, "0.5");
+        assert!(!r.clean_stop);
+    }
+
+    #[test]
+    fn a_corrupt_line_in_the_middle_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "{\"t\":\"stop\",\"ts\":1,\"open_orders\":0}\nnot json\n{\"t\":\"stop\",\"ts\":2,\"open_orders\":0}\n",
+        )
+        .expect("write");
+        let err = recover(dir.path()).expect_err("corrupt");
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_journal_is_a_fresh_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = recover(&dir.path().join("nothing")).expect("recover");
+        assert_eq!(r.next_order_id, 1);
+        assert!(r.fills.is_empty());
+    }
+}

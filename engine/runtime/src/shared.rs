@@ -1,0 +1,139 @@
+//! What the engine's threads share: stop and resync flags, the channel to the housekeeping
+//! thread, and the names behind the engine's numeric ids.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use rt_core::{Side, TraderEvent};
+
+use crate::latency::Stages;
+
+/// Flags the threads poll (Relaxed loads on the hot path: each is a hint, acted on once seen).
+#[derive(Debug)]
+pub struct Flags {
+    /// SIGTERM/SIGINT: wind down (an `Arc` so the signal handler can set it).
+    pub stop: Arc<AtomicBool>,
+    /// The strategy thread has cancelled what it could and exited: the others may stop.
+    pub trader_done: AtomicBool,
+    /// The gateway reconciled open orders with every venue and listens to its user streams.
+    pub gateway_ready: AtomicBool,
+    /// Per exchange: the strategy thread asks the feed for a fresh snapshot.
+    pub resync: Vec<AtomicBool>,
+}
+
+impl Flags {
+    pub fn new(exchanges: usize) -> Flags {
+        Flags {
+            stop: Arc::new(AtomicBool::new(false)),
+            trader_done: AtomicBool::new(false),
+            gateway_ready: AtomicBool::new(false),
+            resync: (0..exchanges).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    #[inline]
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// A feed's state, as the bus reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FeedStatus {
+    #[default]
+    Connecting,
+    Syncing,
+    Live,
+    Stale,
+    Resyncing,
+}
+
+/// A feed's running totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedInfo {
+    pub exchange: u32,
+    pub status: FeedStatus,
+    pub reconnects: u64,
+    pub gaps: u64,
+    pub malformed: u64,
+    pub ring_overflows: u64,
+    pub snapshots: u64,
+    pub messages: u64,
+}
+
+/// A position as the strategy thread last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositionView {
+    pub instrument: u32,
+    pub qty: i64,
+    pub avg_price: i64,
+    pub realised: i64,
+    pub unrealised: i64,
+    pub fees: i64,
+}
+
+/// The strategy thread's view, sent a few times a second (status replies, heartbeats).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TraderView {
+    pub risk_state: Option<rt_core::RiskState>,
+    pub paused: bool,
+    pub open_orders: u32,
+    pub equity: i64,
+    pub realised: i64,
+    pub fees: i64,
+    pub positions: Vec<PositionView>,
+    /// (name, value) running totals.
+    pub counters: Vec<(&'static str, u64)>,
+}
+
+/// Messages to the housekeeping thread.
+#[derive(Debug)]
+pub enum Hk {
+    Trader(TraderEvent),
+    View(Box<TraderView>),
+    Feed(FeedInfo),
+    Latency(Box<Stages>),
+    /// Gateway totals (name, value).
+    Gateway(Vec<(&'static str, u64)>),
+    /// A line for the engine's log (stderr), from any thread.
+    Log(String),
+}
+
+pub type HkSender = Sender<Hk>;
+
+/// The names behind numeric ids, for events and the journal.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub exchanges: Vec<String>,
+    /// Per instrument id: (exchange index, symbol).
+    pub instruments: Vec<(u32, String)>,
+    pub strategies: Vec<String>,
+}
+
+impl Names {
+    pub fn exchange(&self, x: u32) -> &str {
+        self.exchanges.get(x as usize).map_or("?", String::as_str)
+    }
+    pub fn instrument(&self, i: u32) -> (&str, &str) {
+        match self.instruments.get(i as usize) {
+            Some((x, s)) => (self.exchange(*x), s.as_str()),
+            None => ("?", "?"),
+        }
+    }
+    pub fn strategy(&self, s: u32) -> &str {
+        self.strategies.get(s as usize).map_or("?", String::as_str)
+    }
+}
+
+pub const fn side_str(side: Side) -> &'static str {
+    match side {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    }
+}
+
+/// A decimal string of a fixed-point value (10^-8 units).
+pub fn dec(units: i64) -> String {
+    rt_core::Qty(units).to_string()
+}

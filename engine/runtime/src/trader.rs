@@ -1,0 +1,408 @@
+//! The strategy thread: market data in, orders out, on the same driver as backtests.
+//!
+//! It busy-polls its rings (or spins then parks, see [`crate::engine::Spin`]): each feed's
+//! market-data ring (book sync, strategies and the risk check all run inside
+//! `Backtest::on_event`, with the exchanges set to external venues), the fills ring from the
+//! gateway (`Backtest::on_exec`), and operator commands. The orders the driver sends are
+//! written to the orders ring for the gateway, stamped with the time the triggering frame was
+//! read (tick-to-order). Everything that happened (orders, fills, positions, risk changes)
+//! goes to the housekeeping thread for the bus and the journal.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+
+use rt_core::{Backtest, MarketEvent, Nanos, TraderEvent, VenueRequest};
+use rt_manifest::Fixed;
+use rt_ring::{Consumer, Pop, Producer};
+
+use crate::clock::now_ns;
+use crate::engine::Spin;
+use crate::latency::{Stage, Stages};
+use crate::shared::{Flags, Hk, HkSender, PositionView, TraderView};
+use crate::wire::{Assembled, Assembler, ExecMsg, OrderMsg, ORDER_BYTES};
+
+/// An operator's command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Pause,
+    Resume,
+    Flatten,
+    Kill,
+    /// (limit path below `risk`, decimal value)
+    Tighten(String, String),
+}
+
+pub type Reply = Result<String, String>;
+
+/// Counters of the strategy thread.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    md_slots: u64,
+    md_events: u64,
+    ring_gaps: u64,
+    ring_lost: u64,
+    malformed_slots: u64,
+    feed_downs: u64,
+    execs: u64,
+    orders_out: u64,
+    cancels_out: u64,
+    orders_ring_waits: u64,
+}
+
+/// Runs the strategy thread until `flags.stop`; then cancels every open order (waiting a
+/// bounded time for the venue to confirm) and returns.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    mut bt: Backtest,
+    mut md: Vec<Consumer>,
+    mut fills: Consumer,
+    mut orders: Producer,
+    commands: Receiver<(Command, Sender<Reply>)>,
+    flags: Arc<Flags>,
+    hk: HkSender,
+    spin: Spin,
+) {
+    // Orders wait for the gateway to reconcile with the venues.
+    while !flags.gateway_ready.load(Ordering::Acquire) && !flags.stopping() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut asm: Vec<Assembler> = md.iter().map(|_| Assembler::new()).collect();
+    let mut requests: Vec<VenueRequest> = Vec::with_capacity(64);
+    let mut events: Vec<TraderEvent> = Vec::with_capacity(64);
+    let mut stages = Stages::new();
+    let mut c = Counters::default();
+    let mut idle: u32 = 0;
+    let mut next_view = 0;
+    let mut next_latency = now_ns() + 1_000_000_000;
+    let mut next_resync_check = 0;
+    let mut stop_deadline: Option<Nanos> = None;
+
+    loop {
+        let mut busy = false;
+        for (x, ring) in md.iter_mut().enumerate() {
+            // Bounded per turn so fills and commands are never starved by a burst.
+            for _ in 0..256 {
+                let a = &mut asm[x];
+                match ring.try_pop(|slot| a.on_slot(slot)) {
+                    Pop::Empty => break,
+                    Pop::Gap { lost } => {
+                        busy = true;
+                        c.ring_gaps += 1;
+                        c.ring_lost += lost;
+                        a.reset();
+                        flags.resync[x].store(true, Ordering::Relaxed);
+                    }
+                    Pop::Message(Assembled::Partial) => {
+                        busy = true;
+                        c.md_slots += 1;
+                    }
+                    Pop::Message(Assembled::Malformed) => {
+                        busy = true;
+                        c.malformed_slots += 1;
+                    }
+                    Pop::Message(Assembled::FeedDown { .. }) => {
+                        busy = true;
+                        c.feed_downs += 1;
+                        bt.feed_lost(x);
+                    }
+                    Pop::Message(Assembled::Event) => {
+                        busy = true;
+                        c.md_slots += 1;
+                        c.md_events += 1;
+                        let Some(ev) = a.event() else {
+                            c.malformed_slots += 1;
+                            continue;
+                        };
+                        let t_pop = now_ns();
+                        let frame_ns = ev.header().local_ns;
+                        stages.record(Stage::FrameToStrategy, t_pop - frame_ns);
+                        let is_snapshot = matches!(ev, MarketEvent::Snapshot(_));
+                        bt.on_event(x, &ev);
+                        if bt.has_requests() {
+                            let decided = now_ns();
+                            stages.record(Stage::BookStrategyRisk, decided - t_pop);
+                            send(
+                                &mut bt,
+                                &mut requests,
+                                &mut orders,
+                                frame_ns,
+                                decided,
+                                &mut c,
+                            );
+                        }
+                        if is_snapshot {
+                            next_resync_check = now_ns() + 200_000_000;
+                        }
+                    }
+                }
+            }
+        }
+        loop {
+            match fills.try_pop(|b| ExecMsg::read(b)) {
+                Pop::Message(Some(e)) => {
+                    busy = true;
+                    c.execs += 1;
+                    let now = now_ns();
+                    bt.on_exec(now, e.exec);
+                    if bt.has_requests() {
+                        send(
+                            &mut bt,
+                            &mut requests,
+                            &mut orders,
+                            e.recv_ns,
+                            now_ns(),
+                            &mut c,
+                        );
+                    }
+                }
+                Pop::Message(None) => c.malformed_slots += 1,
+                Pop::Gap { .. } => {} // the gateway never drops a report
+                Pop::Empty => break,
+            }
+        }
+        bt.drain_events(&mut events);
+        for ev in events.drain(..) {
+            let _ = hk.send(Hk::Trader(ev));
+        }
+
+        let now = now_ns();
+        if let Ok((cmd, reply)) = commands.try_recv() {
+            busy = true;
+            let answer = command(&mut bt, &cmd);
+            if bt.has_requests() {
+                send(&mut bt, &mut requests, &mut orders, now, now_ns(), &mut c);
+            }
+            bt.drain_events(&mut events);
+            for ev in events.drain(..) {
+                let _ = hk.send(Hk::Trader(ev));
+            }
+            let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
+            let _ = reply.send(answer);
+        }
+        if now >= next_view {
+            next_view = now + 250_000_000;
+            // Timers (staleness, equity samples) run on the clock even without data.
+            bt.advance(now);
+            if bt.has_requests() {
+                send(&mut bt, &mut requests, &mut orders, now, now_ns(), &mut c);
+            }
+            let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
+        }
+        if next_resync_check != 0 && now >= next_resync_check {
+            next_resync_check = 0;
+            // A snapshot that could not bridge the buffered diffs: ask for a newer one.
+            for (x, _) in md.iter().enumerate() {
+                let unsynced = bt
+                    .instruments()
+                    .iter()
+                    .filter(|i| bt.exchange_id(&i.exchange) == Some(x))
+                    .any(|i| bt.book(i.id).is_none_or(|b| b.best_bid().is_none()));
+                if unsynced {
+                    flags.resync[x].store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        if now >= next_latency {
+            next_latency = now + 1_000_000_000;
+            let _ = hk.send(Hk::Latency(Box::new(stages.take())));
+        }
+
+        if flags.stopping() {
+            match stop_deadline {
+                None => {
+                    // Stop quoting and cancel everything; wait (bounded) for the venue.
+                    stop_deadline = Some(now + 3_000_000_000);
+                    bt.set_paused(true);
+                    if bt.has_requests() {
+                        send(&mut bt, &mut requests, &mut orders, now, now_ns(), &mut c);
+                    }
+                }
+                Some(deadline) => {
+                    if bt.open_orders().next().is_none() || now >= deadline {
+                        bt.drain_events(&mut events);
+                        for ev in events.drain(..) {
+                            let _ = hk.send(Hk::Trader(ev));
+                        }
+                        let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
+                        let _ = hk.send(Hk::Latency(Box::new(stages.take())));
+                        let left = bt.open_orders().count();
+                        if left > 0 {
+                            let _ = hk.send(Hk::Log(format!(
+                                "strategy: {left} order(s) still open at the venue after 3 s"
+                            )));
+                        }
+                        flags.trader_done.store(true, Ordering::Release);
+                        return;
+                    }
+                }
+            }
+        }
+        if busy {
+            idle = 0;
+        } else {
+            idle = idle.saturating_add(1);
+            spin.idle(idle);
+        }
+    }
+}
+
+/// Writes the driver's requests to the orders ring. A full orders ring is waited out: an
+/// order or a cancel is never dropped (the gateway drains it continuously).
+fn send(
+    bt: &mut Backtest,
+    requests: &mut Vec<VenueRequest>,
+    orders: &mut Producer,
+    frame_ns: Nanos,
+    decided_ns: Nanos,
+    c: &mut Counters,
+) {
+    bt.drain_requests(requests);
+    for r in requests.drain(..) {
+        let msg = match r {
+            VenueRequest::New {
+                exchange,
+                instrument,
+                request,
+            } => {
+                c.orders_out += 1;
+                OrderMsg {
+                    cancel: false,
+                    exchange: exchange as u32,
+                    instrument,
+                    order_id: request.order_id,
+                    side: request.side,
+                    kind: request.kind,
+                    price: request.price,
+                    qty: request.qty,
+                    frame_ns,
+                    decided_ns,
+                }
+            }
+            VenueRequest::Cancel {
+                exchange,
+                instrument,
+                order_id,
+            } => {
+                c.cancels_out += 1;
+                OrderMsg {
+                    cancel: true,
+                    exchange: exchange as u32,
+                    instrument,
+                    order_id,
+                    side: rt_core::Side::Buy,
+                    kind: rt_core::OrderKind::Limit,
+                    price: rt_core::Price::ZERO,
+                    qty: rt_core::Qty::ZERO,
+                    frame_ns,
+                    decided_ns,
+                }
+            }
+        };
+        let mut buf = [0u8; ORDER_BYTES];
+        let n = msg.write(&mut buf);
+        while orders.try_push(&buf[..n]).is_err() {
+            c.orders_ring_waits += 1;
+            std::hint::spin_loop();
+        }
+    }
+}
+
+fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
+    match cmd {
+        Command::Pause => {
+            bt.set_paused(true);
+            Ok("paused: open orders cancelled, no new orders".to_owned())
+        }
+        Command::Resume => {
+            bt.set_paused(false);
+            if bt.risk_state() == rt_core::RiskState::Halted {
+                bt.resume();
+            }
+            Ok(format!("resumed: risk state {}", bt.risk_state().as_str()))
+        }
+        Command::Flatten => {
+            let n = bt.flatten();
+            Ok(format!(
+                "flattening: open orders cancelled, {n} closing order(s) sent; paused"
+            ))
+        }
+        Command::Kill => {
+            bt.kill();
+            bt.set_paused(true);
+            Ok(format!(
+                "killed: risk state {}, every open order cancelled",
+                bt.risk_state().as_str()
+            ))
+        }
+        Command::Tighten(limit, value) => {
+            let (symbol, field) = match limit.strip_prefix("instruments.") {
+                Some(rest) => match rest.split_once('.') {
+                    Some((sym, field)) => (Some(sym), field),
+                    None => return Err(format!("{limit}: expected instruments.<SYMBOL>.<limit>")),
+                },
+                None => (None, limit.as_str()),
+            };
+            let units = match field {
+                "max_open_orders" | "price_band_bps" => value
+                    .parse::<u32>()
+                    .map(i64::from)
+                    .map_err(|_| format!("{limit}: {value:?} is not a whole number"))?,
+                _ => Fixed::parse(value)
+                    .map_err(|e| format!("{limit}: {value:?}: {e}"))?
+                    .raw(),
+            };
+            bt.tighten_risk(symbol, field, units)
+                .map_err(|e| format!("risk.{limit}: {e}"))?;
+            Ok(format!("risk.{limit} tightened to {value}"))
+        }
+    }
+}
+
+fn view(bt: &Backtest, c: &Counters) -> TraderView {
+    let p = bt.portfolio();
+    let k = bt.counters();
+    TraderView {
+        risk_state: Some(bt.risk_state()),
+        paused: bt.is_paused(),
+        open_orders: u32::try_from(bt.open_orders().count()).unwrap_or(u32::MAX),
+        equity: p.equity(),
+        realised: p.realised(),
+        fees: p.fees(),
+        positions: bt
+            .instruments()
+            .iter()
+            .map(|i| {
+                let pos = p.position(i.id);
+                PositionView {
+                    instrument: i.id,
+                    qty: pos.qty().0,
+                    avg_price: pos.avg_entry_price().map_or(0, |x| x.0),
+                    realised: pos.realised(),
+                    unrealised: pos.unrealised(),
+                    fees: pos.fees(),
+                }
+            })
+            .collect(),
+        counters: vec![
+            ("md_slots", c.md_slots),
+            ("md_events", c.md_events),
+            ("ring_gaps", c.ring_gaps),
+            ("ring_lost", c.ring_lost),
+            ("malformed_slots", c.malformed_slots),
+            ("feed_downs", c.feed_downs),
+            ("execs", c.execs),
+            ("orders_out", c.orders_out),
+            ("cancels_out", c.cancels_out),
+            ("orders_ring_waits", c.orders_ring_waits),
+            ("book_updates", k.book_updates),
+            ("gaps", k.gaps),
+            ("resyncs", k.resyncs),
+            ("orders_placed", k.orders_placed),
+            ("orders_sent", k.orders_sent),
+            ("orders_rejected", k.orders_rejected),
+            ("fills", k.fills),
+            ("strategy_calls", k.strategy_calls),
+        ],
+    }
+}
