@@ -276,6 +276,11 @@ struct ProducerFile {
 }
 
 /// The writing end. One per ring: not Clone; Send, so it can move to its thread.
+///
+/// ```compile_fail
+/// let (tx, _rx) = rt_ring::Ring::in_memory(2, 64).unwrap();
+/// let _again = tx.clone();
+/// ```
 #[derive(Debug)]
 pub struct Producer {
     raw: RawProducer,
