@@ -1,0 +1,1115 @@
+//! The simulator's I/O: the replay engine task, the REST server (hyper) and the WebSocket
+//! server (tokio-tungstenite), on one current-thread tokio runtime.
+//!
+//! The engine task owns the replay schedule and is the only writer of the venue's books and
+//! matchers: it applies each capture line to the venue, then publishes it (one broadcast
+//! channel shared by every market-data connection), and it executes orders when their
+//! latency has elapsed, in time order with the frames. REST handlers read the venue (depth,
+//! open orders) under its mutex and send orders to the engine; faults go to the engine too
+//! and are acknowledged once applied.
+
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::TcpListener as StdListener;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rt_core::{MarketEvent, Nanos, SCALE};
+use rt_venues::binance_orders::{
+    self as bo, ApiError, CancelOpenOrders, CancelOrder, ExecutionReport, NewOrder,
+    OpenOrdersQuery, Params, SignedParams,
+};
+use rt_venues::{Decoder, FrameReader};
+use sha2::{Digest, Sha256};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as WsRequest};
+use tokio_tungstenite::tungstenite::http;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::venue::{RejectFault, Venue, DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT};
+use crate::{Config, Credentials, Fault, ScheduledFault, SimError, SimReport, Speed};
+
+/// Frames kept for market-data connections; a connection further behind is closed (Binance
+/// disconnects slow consumers too).
+const MD_CAPACITY: usize = 1 << 14;
+/// In as-fast-as-possible mode the replay waits while the slowest connection is this far
+/// behind.
+const MD_HIGH_WATER: usize = MD_CAPACITY / 2;
+const USER_CAPACITY: usize = 1 << 12;
+/// Capture lines read ahead of the replay.
+const READ_AHEAD: usize = 1024;
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+/// How often the stop flag is looked at.
+const STOP_POLL: Duration = Duration::from_millis(20);
+/// Time given to connections to send their close frames at shutdown.
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
+
+/// A frame as published: its stream, the combined form (as recorded) and the raw form (the
+/// `data` part).
+#[derive(Debug)]
+struct OutFrame {
+    /// Empty for a frame sent to every connection (an injected malformed frame).
+    stream: Box<str>,
+    combined: Utf8Bytes,
+    raw: Utf8Bytes,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    frames_replayed: AtomicU64,
+    frames_published: AtomicU64,
+    frames_sent: AtomicU64,
+    diffs_skipped: AtomicU64,
+    malformed_sent: AtomicU64,
+    decode_errors: AtomicU64,
+    ws_connections: AtomicU64,
+    ws_dropped: AtomicU64,
+    ws_lagged: AtomicU64,
+    http_requests: AtomicU64,
+    faults_applied: AtomicU64,
+    replay_finished: AtomicBool,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What the engine is asked to do.
+#[derive(Debug)]
+enum Cmd {
+    Order(NewOrder, oneshot::Sender<Result<String, ApiError>>),
+    Cancel(CancelOrder, oneshot::Sender<Result<String, ApiError>>),
+    CancelAll(CancelOpenOrders, oneshot::Sender<Result<String, ApiError>>),
+    Fault(Fault, oneshot::Sender<()>),
+}
+
+/// State shared by the engine and the servers.
+#[derive(Debug)]
+struct Shared {
+    exchange: String,
+    venue: Mutex<Venue>,
+    md_tx: broadcast::Sender<Arc<OutFrame>>,
+    user_tx: broadcast::Sender<Utf8Bytes>,
+    /// Bumped by a `drop` fault: every connection closes.
+    drop_tx: watch::Sender<u64>,
+    shutdown_tx: watch::Sender<bool>,
+    cmd_tx: mpsc::UnboundedSender<(Instant, Cmd)>,
+    listen_keys: Mutex<HashSet<String>>,
+    credentials: Option<Credentials>,
+    latency: Duration,
+    counters: Counters,
+    next_key: AtomicU64,
+}
+
+impl Shared {
+    fn venue(&self) -> MutexGuard<'_, Venue> {
+        // A panic while holding the lock cannot leave the venue half-updated in a way that
+        // matters more than stopping would: keep serving.
+        self.venue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn listen_keys(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.listen_keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish_reports(&self, reports: &mut Vec<ExecutionReport>) {
+        for r in reports.drain(..) {
+            // No receiver is not an error: nobody listens to the user stream.
+            let _ = self.user_tx.send(Utf8Bytes::from(r.to_json()));
+        }
+    }
+
+    fn report(&self) -> SimReport {
+        let c = &self.counters;
+        let v = self.venue().counters();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SimReport {
+            frames_replayed: get(&c.frames_replayed),
+            frames_published: get(&c.frames_published),
+            frames_sent: get(&c.frames_sent),
+            diffs_skipped: get(&c.diffs_skipped),
+            malformed_sent: get(&c.malformed_sent),
+            decode_errors: get(&c.decode_errors),
+            ws_connections: get(&c.ws_connections),
+            ws_dropped: get(&c.ws_dropped),
+            ws_lagged: get(&c.ws_lagged),
+            http_requests: get(&c.http_requests),
+            snapshots_served: v.snapshots_served,
+            orders: v.orders,
+            orders_rejected: v.orders_rejected,
+            cancels: v.cancels,
+            fills: v.fills,
+            exec_reports: v.exec_reports,
+            faults_applied: get(&c.faults_applied),
+            replay_finished: c.replay_finished.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One capture line, read ahead by the reader thread.
+#[derive(Debug)]
+struct Line {
+    local_ns: Nanos,
+    bytes: Vec<u8>,
+}
+
+pub(crate) fn run(
+    config: Config,
+    ws: StdListener,
+    rest: StdListener,
+    stop: Arc<AtomicBool>,
+) -> Result<SimReport, SimError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(SimError::Runtime)?;
+    let reader = FrameReader::open(&config.capture)?;
+    let (line_tx, line_rx) = mpsc::channel::<Line>(READ_AHEAD);
+    let reader_thread = std::thread::Builder::new()
+        .name("sim-capture".into())
+        .spawn(move || read_capture(reader, line_tx))
+        .map_err(SimError::Runtime)?;
+    let result = runtime.block_on(serve(config, ws, rest, line_rx, stop));
+    drop(runtime);
+    // The reader ends when the engine's receiver is gone (or at the end of the file).
+    match reader_thread.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if result.is_ok() => return Err(e),
+        Ok(Err(_)) => {}
+        Err(_) => return Err(SimError::Reader("the reader thread panicked".into())),
+    }
+    result
+}
+
+/// Reads the capture into the channel; stops early when the engine is gone.
+fn read_capture(mut reader: FrameReader, tx: mpsc::Sender<Line>) -> Result<(), SimError> {
+    while let Some(frame) = reader.next_frame() {
+        let frame = frame?;
+        let line = Line {
+            local_ns: frame.local_ns,
+            bytes: frame.bytes.to_vec(),
+        };
+        if tx.blocking_send(line).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn serve(
+    config: Config,
+    ws: StdListener,
+    rest: StdListener,
+    lines: mpsc::Receiver<Line>,
+    stop: Arc<AtomicBool>,
+) -> Result<SimReport, SimError> {
+    let ws = TcpListener::from_std(ws).map_err(SimError::Runtime)?;
+    let rest = TcpListener::from_std(rest).map_err(SimError::Runtime)?;
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let symbols: Vec<String> = config.exchange.instruments.keys().cloned().collect();
+    let shared = Arc::new(Shared {
+        exchange: config.exchange_name.clone(),
+        venue: Mutex::new(Venue::new(
+            config.exchange.market,
+            config.exchange.instruments.iter(),
+        )),
+        md_tx: broadcast::channel(MD_CAPACITY).0,
+        user_tx: broadcast::channel(USER_CAPACITY).0,
+        drop_tx: watch::channel(0).0,
+        shutdown_tx: watch::channel(false).0,
+        cmd_tx,
+        listen_keys: Mutex::new(HashSet::new()),
+        credentials: config.credentials.clone(),
+        latency: Duration::from_micros(config.latency_us),
+        counters: Counters::default(),
+        next_key: AtomicU64::new(1),
+    });
+    let ws_task = tokio::spawn(accept_ws(Arc::clone(&shared), ws));
+    let rest_task = tokio::spawn(accept_rest(Arc::clone(&shared), rest));
+    let mut engine = Engine {
+        shared: Arc::clone(&shared),
+        lines,
+        cmds: cmd_rx,
+        decoder: Decoder::with_symbols(&symbols),
+        speed: config.speed,
+        t0: Instant::now(),
+        first_ns: None,
+        offset: Duration::ZERO,
+        stall_until: None,
+        peeked: None,
+        eof: false,
+        pending: VecDeque::new(),
+        scheduled: {
+            let mut f = config.faults.clone();
+            f.sort_by_key(|f| f.at_frame);
+            f.into()
+        },
+        skip_diffs: 0,
+        drop_at: None,
+        published: 0,
+        last_ts: 0,
+        reports: Vec::new(),
+        exit_at_end: config.exit_at_end,
+    };
+    engine.run(&stop).await;
+    let _ = shared.shutdown_tx.send(true);
+    tokio::time::sleep(CLOSE_GRACE).await;
+    ws_task.abort();
+    rest_task.abort();
+    Ok(shared.report())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine
+
+struct Engine {
+    shared: Arc<Shared>,
+    lines: mpsc::Receiver<Line>,
+    cmds: mpsc::UnboundedReceiver<(Instant, Cmd)>,
+    decoder: Decoder,
+    speed: Speed,
+    /// When the replay started.
+    t0: Instant,
+    /// `local_ns` of the first line.
+    first_ns: Option<Nanos>,
+    /// Added to the schedule by stalls.
+    offset: Duration,
+    stall_until: Option<Instant>,
+    peeked: Option<Line>,
+    eof: bool,
+    /// Commands waiting for their latency, in arrival (= due) order.
+    pending: VecDeque<(Instant, Cmd)>,
+    scheduled: VecDeque<ScheduledFault>,
+    skip_diffs: u64,
+    /// Drop every connection once this many frames have been published.
+    drop_at: Option<u64>,
+    published: u64,
+    /// The latest capture time applied (the matcher's clock).
+    last_ts: Nanos,
+    reports: Vec<ExecutionReport>,
+    exit_at_end: bool,
+}
+
+enum Wake {
+    Line(Option<Line>),
+    Cmd(Option<(Instant, Cmd)>),
+    Timer,
+}
+
+impl Engine {
+    /// When a line recorded at `local_ns` is due.
+    fn due(&self, local_ns: Nanos) -> Instant {
+        let base = match (self.speed, self.first_ns) {
+            (Speed::Max, _) | (_, None) => Instant::now(),
+            (Speed::Factor(speed), Some(first)) => {
+                let elapsed = i128::from((local_ns - first).max(0));
+                let scaled = elapsed * i128::from(SCALE) / i128::from(speed.raw().max(1));
+                let scaled = u64::try_from(scaled).unwrap_or(u64::MAX);
+                self.t0 + self.offset + Duration::from_nanos(scaled)
+            }
+        };
+        match self.stall_until {
+            Some(until) if until > base => until,
+            _ => base,
+        }
+    }
+
+    /// The capture time now (the matcher's clock for orders): the schedule run backwards,
+    /// never before the last applied line.
+    fn capture_now(&self) -> Nanos {
+        let mapped = match (self.speed, self.first_ns) {
+            (Speed::Factor(speed), Some(first)) => {
+                let wall = Instant::now().saturating_duration_since(self.t0 + self.offset);
+                let scaled = i128::try_from(wall.as_nanos()).unwrap_or(i128::MAX / 4)
+                    * i128::from(speed.raw())
+                    / i128::from(SCALE);
+                first.saturating_add(i64::try_from(scaled).unwrap_or(i64::MAX / 2))
+            }
+            _ => self.last_ts,
+        };
+        mapped.max(self.last_ts)
+    }
+
+    async fn run(&mut self, stop: &AtomicBool) {
+        let mut poll = tokio::time::interval(STOP_POLL);
+        let far = Duration::from_secs(3600);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            while let Ok(cmd) = self.cmds.try_recv() {
+                self.take_cmd(cmd);
+            }
+            if self.peeked.is_none() && !self.eof {
+                match self.lines.try_recv() {
+                    Ok(line) => self.peeked = Some(line),
+                    Err(mpsc::error::TryRecvError::Disconnected) => self.end_of_capture(),
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                }
+            }
+            let now = Instant::now();
+            let frame_due = self.peeked.as_ref().map(|l| self.due(l.local_ns));
+            let cmd_due = self.pending.front().map(|(due, _)| *due);
+            // Orders first when they are due no later than the next frame.
+            if let Some(due) = cmd_due {
+                if due <= now && frame_due.map_or(true, |f| due <= f) {
+                    if let Some((_, cmd)) = self.pending.pop_front() {
+                        self.execute(cmd);
+                    }
+                    continue;
+                }
+            }
+            if let Some(due) = frame_due {
+                if due <= now {
+                    if self.speed == Speed::Max && self.shared.md_tx.len() > MD_HIGH_WATER {
+                        // Backpressure: let the connections catch up.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        continue;
+                    }
+                    if let Some(line) = self.peeked.take() {
+                        self.replay(line);
+                    }
+                    // Let the servers run between frames (one thread for everything).
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+            }
+            if self.eof && self.peeked.is_none() && self.pending.is_empty() && self.exit_at_end {
+                return;
+            }
+            let wake_at = [frame_due, cmd_due]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + far);
+            let need_line = self.peeked.is_none() && !self.eof;
+            let wake = tokio::select! {
+                cmd = self.cmds.recv() => Wake::Cmd(cmd),
+                line = self.lines.recv(), if need_line => Wake::Line(line),
+                _ = tokio::time::sleep_until(wake_at) => Wake::Timer,
+                _ = poll.tick() => Wake::Timer,
+            };
+            match wake {
+                Wake::Cmd(Some(cmd)) => self.take_cmd(cmd),
+                // The servers hold senders: this does not happen while they run.
+                Wake::Cmd(None) => return,
+                Wake::Line(Some(line)) => self.peeked = Some(line),
+                Wake::Line(None) => self.end_of_capture(),
+                Wake::Timer => {}
+            }
+        }
+    }
+
+    fn end_of_capture(&mut self) {
+        self.eof = true;
+        self.shared
+            .counters
+            .replay_finished
+            .store(true, Ordering::Relaxed);
+    }
+
+    /// Faults apply at once; order entry waits for its latency.
+    fn take_cmd(&mut self, (due, cmd): (Instant, Cmd)) {
+        match cmd {
+            Cmd::Fault(fault, ack) => {
+                self.apply_fault(&fault);
+                let _ = ack.send(());
+            }
+            cmd => self.pending.push_back((due, cmd)),
+        }
+    }
+
+    fn execute(&mut self, cmd: Cmd) {
+        let ts = self.capture_now();
+        let shared = Arc::clone(&self.shared);
+        let mut venue = shared.venue();
+        let (reply, result) = match cmd {
+            Cmd::Order(order, reply) => (reply, venue.new_order(ts, &order, &mut self.reports)),
+            Cmd::Cancel(cancel, reply) => (reply, venue.cancel(ts, &cancel, &mut self.reports)),
+            Cmd::CancelAll(cancel, reply) => {
+                (reply, venue.cancel_all(ts, &cancel, &mut self.reports))
+            }
+            Cmd::Fault(fault, ack) => {
+                drop(venue);
+                self.apply_fault(&fault);
+                let _ = ack.send(());
+                return;
+            }
+        };
+        drop(venue);
+        self.last_ts = ts;
+        // Reports first: Binance's user stream usually beats the REST answer.
+        shared.publish_reports(&mut self.reports);
+        let _ = reply.send(result);
+    }
+
+    fn apply_fault(&mut self, fault: &Fault) {
+        bump(&self.shared.counters.faults_applied);
+        match *fault {
+            Fault::Drop { after_frames: 0 } => self.drop_all(),
+            Fault::Drop { after_frames } => self.drop_at = Some(self.published + after_frames),
+            Fault::Gap { count } => self.skip_diffs += u64::from(count),
+            Fault::Malformed => {
+                // A frame cut in the middle of its data, on every connection.
+                let text = "{\"stream\":\"malformed\",\"data\":{\"e\":\"depthUpdate\",\"E\":17231";
+                let frame = OutFrame {
+                    stream: "".into(),
+                    combined: Utf8Bytes::from(text),
+                    raw: Utf8Bytes::from(&text[text.len() - 22..]),
+                };
+                bump(&self.shared.counters.malformed_sent);
+                let _ = self.shared.md_tx.send(Arc::new(frame));
+            }
+            Fault::Stall { ms } => {
+                let d = Duration::from_millis(ms);
+                let until = Instant::now() + d;
+                self.stall_until = Some(self.stall_until.map_or(until, |u| u.max(until)));
+                self.offset += d;
+            }
+            Fault::RejectOrders { count, code } => {
+                self.shared.venue().set_reject(Some(RejectFault {
+                    remaining: count,
+                    code,
+                }))
+            }
+            Fault::Clear => {
+                self.shared.venue().set_reject(None);
+                self.skip_diffs = 0;
+                self.drop_at = None;
+                self.stall_until = None;
+            }
+        }
+    }
+
+    fn drop_all(&mut self) {
+        self.shared.drop_tx.send_modify(|g| *g += 1);
+    }
+
+    /// Applies one capture line to the venue and publishes it.
+    fn replay(&mut self, line: Line) {
+        let shared = Arc::clone(&self.shared);
+        let counters = &shared.counters;
+        bump(&counters.frames_replayed);
+        if self.first_ns.is_none() {
+            self.first_ns = Some(line.local_ns);
+            // The schedule starts with the first line.
+            self.t0 = Instant::now();
+        }
+        let replayed = counters.frames_replayed.load(Ordering::Relaxed);
+        while self
+            .scheduled
+            .front()
+            .is_some_and(|f| f.at_frame < replayed)
+        {
+            if let Some(f) = self.scheduled.pop_front() {
+                self.apply_fault(&f.fault);
+            }
+        }
+        let ts = line.local_ns.max(self.last_ts);
+        self.last_ts = ts;
+        let bytes = trim(&line.bytes);
+        let mut venue = shared.venue();
+        let mut is_depth = false;
+        let mut is_snapshot = false;
+        match self.decoder.decode_in_place(bytes, line.local_ns) {
+            Ok(true) => {
+                if let Some(event) = self.decoder.event() {
+                    is_depth = matches!(event, MarketEvent::Depth(_));
+                    is_snapshot = matches!(event, MarketEvent::Snapshot(_));
+                    venue.on_event(ts, &event, &mut self.reports);
+                }
+            }
+            Ok(false) => {}
+            Err(_) => bump(&counters.decode_errors),
+        }
+        // Published while the venue is locked: a depth request sees the book and the stream
+        // at the same position.
+        if !is_snapshot {
+            if is_depth && self.skip_diffs > 0 {
+                self.skip_diffs -= 1;
+                bump(&counters.diffs_skipped);
+            } else if let Some(frame) = out_frame(line.bytes) {
+                bump(&counters.frames_published);
+                self.published += 1;
+                let _ = shared.md_tx.send(Arc::new(frame));
+            }
+        }
+        drop(venue);
+        shared.publish_reports(&mut self.reports);
+        if self.drop_at.is_some_and(|at| self.published >= at) {
+            self.drop_at = None;
+            self.drop_all();
+        }
+    }
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
+/// The stream name and both forms of a combined-stream frame; `None` for anything else.
+fn out_frame(mut bytes: Vec<u8>) -> Option<OutFrame> {
+    let len = trim(&bytes).len();
+    bytes.truncate(len);
+    let (stream, data) = envelope(&bytes)?;
+    let stream: Box<str> = std::str::from_utf8(&bytes[stream.0..stream.1]).ok()?.into();
+    let all = Bytes::from(bytes);
+    let raw = Utf8Bytes::try_from(all.slice(data.0..data.1)).ok()?;
+    let combined = Utf8Bytes::try_from(all).ok()?;
+    Some(OutFrame {
+        stream,
+        combined,
+        raw,
+    })
+}
+
+/// Byte ranges of the stream name and of the data object in
+/// `{"stream":"<name>","data":{...}}` (the recorder's layout).
+fn envelope(bytes: &[u8]) -> Option<((usize, usize), (usize, usize))> {
+    const STREAM: &[u8] = b"\"stream\":\"";
+    const DATA: &[u8] = b"\"data\":";
+    let find = |needle: &[u8], from: usize| {
+        bytes
+            .get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let s = find(STREAM, 0)? + STREAM.len();
+    let s_end = s + bytes.get(s..)?.iter().position(|&b| b == b'"')?;
+    let d = find(DATA, s_end)? + DATA.len();
+    let d = d + bytes
+        .get(d..)?
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())?;
+    // The data object runs to the envelope's closing brace.
+    let close = bytes.iter().rposition(|&b| b == b'}')?;
+    (close > d).then_some(((s, s_end), (d, close)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST
+
+async fn accept_rest(shared: Arc<Shared>, listener: TcpListener) {
+    let mut shutdown = shared.shutdown_tx.subscribe();
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(conn) => conn,
+                Err(_) => continue,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let shared = Arc::clone(&shared);
+                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn json_reply(status: StatusCode, body: String) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    resp
+}
+
+fn ok(body: String) -> Reply {
+    json_reply(StatusCode::OK, body)
+}
+
+fn api_error(e: &ApiError) -> Reply {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    json_reply(status, e.to_json())
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
+    bump(&shared.counters.http_requests);
+    match route(shared, req).await {
+        Ok(body) => ok(body),
+        Err(e) => api_error(&e),
+    }
+}
+
+async fn route(shared: &Shared, req: Request<Incoming>) -> Result<String, ApiError> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let api_key = req
+        .headers()
+        .get(bo::API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Err(ApiError::new(-1000, "the request body could not be read")),
+    };
+    let body = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::new(-1100, "Illegal characters found in the request body."))?;
+    let p = path.as_str();
+    match (&method, p) {
+        (&Method::GET, "/api/v3/ping") => Ok("{}".into()),
+        (&Method::GET, "/api/v3/time") => Ok(format!("{{\"serverTime\":{}}}", wall_ms())),
+        (&Method::GET, "/api/v3/depth") => depth(shared, &query),
+        (&Method::POST, bo::ORDER_PATH) => {
+            let params = authorize(shared, api_key.as_deref(), &query, body)?;
+            let order = NewOrder::parse(&params).map_err(|e| e.to_api_error())?;
+            order.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            engine_call(shared, |tx| Cmd::Order(order, tx)).await
+        }
+        (&Method::DELETE, bo::ORDER_PATH) => {
+            let params = authorize(shared, api_key.as_deref(), &query, body)?;
+            let cancel = CancelOrder::parse(&params).map_err(|e| e.to_api_error())?;
+            cancel.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            engine_call(shared, |tx| Cmd::Cancel(cancel, tx)).await
+        }
+        (&Method::DELETE, bo::OPEN_ORDERS_PATH) => {
+            let params = authorize(shared, api_key.as_deref(), &query, body)?;
+            let cancel = CancelOpenOrders::parse(&params).map_err(|e| e.to_api_error())?;
+            cancel.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            engine_call(shared, |tx| Cmd::CancelAll(cancel, tx)).await
+        }
+        (&Method::GET, bo::OPEN_ORDERS_PATH) => {
+            let params = authorize(shared, api_key.as_deref(), &query, body)?;
+            let q = OpenOrdersQuery::parse(&params).map_err(|e| e.to_api_error())?;
+            q.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            shared.venue().open_orders(q.symbol.as_deref())
+        }
+        (&Method::POST, bo::USER_DATA_STREAM_PATH) => {
+            check_api_key(shared, api_key.as_deref())?;
+            let key = new_listen_key(shared);
+            shared.listen_keys().insert(key.clone());
+            Ok(bo::format_listen_key(&key))
+        }
+        (&Method::PUT | &Method::DELETE, bo::USER_DATA_STREAM_PATH) => {
+            check_api_key(shared, api_key.as_deref())?;
+            let joined = [query.as_str(), body].join("&");
+            let mut params = Params::parse(&joined).map_err(|e| e.to_api_error())?;
+            let key = params
+                .take("listenKey")
+                .ok_or_else(|| bo::OrderError::Missing("listenKey").to_api_error())?;
+            let mut keys = shared.listen_keys();
+            let known = if method == Method::DELETE {
+                keys.remove(key.as_ref())
+            } else {
+                keys.contains(key.as_ref())
+            };
+            if known {
+                Ok("{}".into())
+            } else {
+                Err(ApiError::new(-1125, "This listenKey does not exist."))
+            }
+        }
+        (&Method::POST, "/sim/fault") => {
+            let fault = Fault::parse(&query).map_err(|e| ApiError::new(-1100, e.to_string()))?;
+            let (tx, rx) = oneshot::channel();
+            let text = fault.to_string();
+            shared
+                .cmd_tx
+                .send((Instant::now(), Cmd::Fault(fault, tx)))
+                .map_err(|_| stopping())?;
+            rx.await.map_err(|_| stopping())?;
+            Ok(format!("{{\"applied\":\"{text}\"}}"))
+        }
+        (&Method::GET, "/sim/status") => Ok(status_json(shared)),
+        _ => Err(ApiError::new(
+            -1000,
+            format!("no such endpoint: {method} {path} (the simulator serves Binance Spot's order entry, depth and user data stream)"),
+        )),
+    }
+}
+
+fn stopping() -> ApiError {
+    ApiError::new(-1001, "Internal error; the simulator is stopping.")
+}
+
+/// Sends a command to the engine, due after the order latency, and waits for its answer.
+async fn engine_call(
+    shared: &Shared,
+    make: impl FnOnce(oneshot::Sender<Result<String, ApiError>>) -> Cmd,
+) -> Result<String, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    shared
+        .cmd_tx
+        .send((Instant::now() + shared.latency, make(tx)))
+        .map_err(|_| stopping())?;
+    rx.await.map_err(|_| stopping())?
+}
+
+fn depth(shared: &Shared, query: &str) -> Result<String, ApiError> {
+    let mut p = Params::parse(query).map_err(|e| e.to_api_error())?;
+    let symbol = p
+        .take("symbol")
+        .ok_or_else(|| bo::OrderError::Missing("symbol").to_api_error())?;
+    let limit = match p.take("limit") {
+        None => DEFAULT_DEPTH_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_DEPTH_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::new(
+                    -1100,
+                    format!("Illegal characters found in parameter 'limit'; legal range is 1-{MAX_DEPTH_LIMIT}, got {l:?}."),
+                ))
+            }
+        },
+    };
+    p.finish().map_err(|e| e.to_api_error())?;
+    let symbol = symbol.into_owned();
+    shared.venue().depth(&symbol, limit)
+}
+
+fn check_api_key(shared: &Shared, key: Option<&str>) -> Result<(), ApiError> {
+    let Some(creds) = &shared.credentials else {
+        return Ok(());
+    };
+    match key {
+        None => Err(ApiError::new(-2014, "API-key format invalid.")),
+        // Compared in full: key equality is not secret (the key travels in clear).
+        Some(k) if k == creds.api_key => Ok(()),
+        Some(_) => Err(ApiError::new(
+            -2015,
+            "Invalid API-key, IP, or permissions for action.",
+        )),
+    }
+}
+
+/// Checks the key and the signature (when the manifest has credentials) and returns the
+/// request's parameters without the signature.
+fn authorize(
+    shared: &Shared,
+    api_key: Option<&str>,
+    query: &str,
+    body: &str,
+) -> Result<String, ApiError> {
+    let signed = SignedParams::split(query, body).map_err(|e| e.to_api_error())?;
+    if let Some(creds) = &shared.credentials {
+        check_api_key(shared, api_key)?;
+        signed.verify(&creds.secret).map_err(|e| match e {
+            bo::OrderError::BadSignature => {
+                ApiError::new(-1022, "Signature for this request is not valid.")
+            }
+            other => other.to_api_error(),
+        })?;
+    }
+    Ok(signed.params)
+}
+
+fn new_listen_key(shared: &Shared) -> String {
+    let n = shared.next_key.fetch_add(1, Ordering::Relaxed);
+    let mut h = Sha256::new();
+    h.update(shared.exchange.as_bytes());
+    h.update(n.to_le_bytes());
+    h.update(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+            .to_le_bytes(),
+    );
+    // 60 characters, like Binance's.
+    let mut key = hex::encode(h.finalize());
+    key.truncate(60);
+    key
+}
+
+fn status_json(shared: &Shared) -> String {
+    let r = shared.report();
+    let reject = shared.venue().reject().cloned();
+    format!(
+        "{{\"exchange\":\"{}\",\"frames_replayed\":{},\"frames_published\":{},\"frames_sent\":{},\
+         \"diffs_skipped\":{},\"malformed_sent\":{},\"decode_errors\":{},\"ws_connections\":{},\
+         \"ws_dropped\":{},\"ws_lagged\":{},\"http_requests\":{},\"snapshots_served\":{},\
+         \"orders\":{},\"orders_rejected\":{},\"cancels\":{},\"fills\":{},\"exec_reports\":{},\
+         \"faults_applied\":{},\"replay_finished\":{},\"rejecting_orders\":{}}}",
+        shared.exchange,
+        r.frames_replayed,
+        r.frames_published,
+        r.frames_sent,
+        r.diffs_skipped,
+        r.malformed_sent,
+        r.decode_errors,
+        r.ws_connections,
+        r.ws_dropped,
+        r.ws_lagged,
+        r.http_requests,
+        r.snapshots_served,
+        r.orders,
+        r.orders_rejected,
+        r.cancels,
+        r.fills,
+        r.exec_reports,
+        r.faults_applied,
+        r.replay_finished,
+        reject.is_some(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+
+/// What a connection receives.
+#[derive(Debug, Default)]
+struct Subscription {
+    /// Combined-stream envelope (`/stream`), or raw events (`/ws`).
+    combined: bool,
+    /// Market streams, lower case.
+    streams: Vec<String>,
+    /// Listen keys (user data).
+    user: Vec<String>,
+}
+
+impl Subscription {
+    fn add(&mut self, name: &str, shared: &Shared) {
+        if shared.listen_keys().contains(name) {
+            if !self.user.iter().any(|k| k == name) {
+                self.user.push(name.to_owned());
+            }
+        } else {
+            let name = name.to_ascii_lowercase();
+            if !self.streams.contains(&name) {
+                self.streams.push(name);
+            }
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        let lower = name.to_ascii_lowercase();
+        self.streams.retain(|s| *s != lower);
+        self.user.retain(|k| k != name);
+    }
+}
+
+/// `/stream?streams=a/b`, `/stream`, `/ws/<name>`, `/ws`.
+fn parse_ws_path(uri: &http::Uri, shared: &Shared) -> Result<Subscription, String> {
+    let mut sub = Subscription::default();
+    let path = uri.path();
+    if path == "/stream" || path == "/stream/" {
+        sub.combined = true;
+        for pair in uri.query().unwrap_or("").split('&') {
+            if let Some(list) = pair.strip_prefix("streams=") {
+                for name in list.split('/').filter(|n| !n.is_empty()) {
+                    sub.add(name, shared);
+                }
+            }
+        }
+    } else if path == "/ws" || path == "/ws/" {
+    } else if let Some(rest) = path.strip_prefix("/ws/") {
+        for name in rest.split('/').filter(|n| !n.is_empty()) {
+            sub.add(name, shared);
+        }
+    } else {
+        return Err(format!(
+            "no WebSocket endpoint at {path} (use /stream?streams=... or /ws/<stream>)"
+        ));
+    }
+    Ok(sub)
+}
+
+async fn accept_ws(shared: Arc<Shared>, listener: TcpListener) {
+    let mut shutdown = shared.shutdown_tx.subscribe();
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(conn) => conn,
+                Err(_) => continue,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(ws_connection(Arc::clone(&shared), stream));
+    }
+}
+
+// The handshake callback's error type is tungstenite's (an HTTP response).
+#[allow(clippy::result_large_err)]
+async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
+    let mut sub = None;
+    let callback = |req: &WsRequest, resp| match parse_ws_path(req.uri(), &shared) {
+        Ok(s) => {
+            sub = Some(s);
+            Ok(resp)
+        }
+        Err(msg) => {
+            let mut err = ErrorResponse::new(Some(msg));
+            *err.status_mut() = http::StatusCode::NOT_FOUND;
+            Err(err)
+        }
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    let Some(mut sub) = sub else {
+        return;
+    };
+    bump(&shared.counters.ws_connections);
+    // Subscribed before anything else: frames from now on are this connection's.
+    let mut md = shared.md_tx.subscribe();
+    let mut user = shared.user_tx.subscribe();
+    let mut drops = shared.drop_tx.subscribe();
+    let mut shutdown = shared.shutdown_tx.subscribe();
+    let (mut sink, mut incoming) = ws.split();
+    loop {
+        let out = tokio::select! {
+            frame = md.recv() => match frame {
+                Ok(f) => {
+                    let wanted = f.stream.is_empty() || sub.streams.iter().any(|s| **s == *f.stream);
+                    if !wanted {
+                        continue;
+                    }
+                    Message::Text(if sub.combined { f.combined.clone() } else { f.raw.clone() })
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    bump(&shared.counters.ws_lagged);
+                    let _ = sink.close().await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            event = user.recv(), if !sub.user.is_empty() => match event {
+                Ok(text) => {
+                    if sub.combined {
+                        // The envelope names the connection's (first) listen key.
+                        let key = &sub.user[0];
+                        let mut s = String::with_capacity(text.len() + key.len() + 24);
+                        s.push_str("{\"stream\":\"");
+                        s.push_str(key);
+                        s.push_str("\",\"data\":");
+                        s.push_str(text.as_str());
+                        s.push('}');
+                        Message::Text(Utf8Bytes::from(s))
+                    } else {
+                        Message::Text(text)
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    bump(&shared.counters.ws_lagged);
+                    let _ = sink.close().await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = drops.changed() => {
+                // No close frame: the connection just goes, as a network drop does.
+                bump(&shared.counters.ws_dropped);
+                return;
+            }
+            _ = shutdown.changed() => {
+                let _ = sink.close().await;
+                return;
+            }
+            msg = incoming.next() => match msg {
+                Some(Ok(Message::Text(text))) => match control_reply(&text, &mut sub, &shared) {
+                    Some(reply) => Message::Text(Utf8Bytes::from(reply)),
+                    None => continue,
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                // Pings are answered by tungstenite itself.
+                Some(Ok(_)) => continue,
+            },
+        };
+        if sink.send(out).await.is_err() {
+            return;
+        }
+        bump(&shared.counters.frames_sent);
+    }
+}
+
+/// Answers `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS` as Binance does.
+fn control_reply(text: &str, sub: &mut Subscription, shared: &Shared) -> Option<String> {
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(_) => return Some("{\"error\":{\"code\":3,\"msg\":\"Invalid JSON\"}}".into()),
+    };
+    let id = value.get("id").cloned().unwrap_or(serde_json::Value::Null);
+    let params: Vec<String> = value
+        .get("params")
+        .and_then(|p| p.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let result = match value.get("method").and_then(|m| m.as_str()) {
+        Some("SUBSCRIBE") => {
+            for p in &params {
+                sub.add(p, shared);
+            }
+            serde_json::Value::Null
+        }
+        Some("UNSUBSCRIBE") => {
+            for p in &params {
+                sub.remove(p);
+            }
+            serde_json::Value::Null
+        }
+        Some("LIST_SUBSCRIPTIONS") => serde_json::Value::from(
+            sub.streams
+                .iter()
+                .chain(&sub.user)
+                .cloned()
+                .collect::<Vec<_>>(),
+        ),
+        _ => {
+            return Some(
+                serde_json::json!({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": id})
+                    .to_string(),
+            )
+        }
+    };
+    Some(serde_json::json!({"result": result, "id": id}).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn envelopes_split_into_stream_and_data() {
+        let frame = br#"{"stream":"btcusdt@trade","data":{"e":"trade","p":"1"}}"#.to_vec();
+        let out = out_frame(frame).unwrap();
+        assert_eq!(&*out.stream, "btcusdt@trade");
+        assert_eq!(out.raw.as_str(), r#"{"e":"trade","p":"1"}"#);
+        assert!(out.combined.as_str().starts_with("{\"stream\""));
+        let spaced = b"{\"stream\": \"x\"}\n".to_vec();
+        assert!(out_frame(spaced).is_none());
+        assert!(out_frame(br#"{"lastUpdateId":1}"#.to_vec()).is_none());
+    }
+
+    #[test]
+    fn trims_line_ends() {
+        assert_eq!(trim(b"{}\r\n"), b"{}");
+        assert_eq!(trim(b"  "), b"");
+    }
+}

@@ -1,0 +1,806 @@
+//! The simulated exchange's state, without I/O: one book (kept by `BookSync` from the replayed
+//! capture) and one `Matcher` per symbol, the orders of the (single) account, and the Binance
+//! answers to order entry. The server drives it: replayed events in, requests in, JSON and
+//! `executionReport`s out.
+//!
+//! Time is the capture's clock (`local_ns` of the replayed frames, mapped through the replay
+//! schedule), so fills and reports carry times consistent with the market data they follow.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use rt_core::{
+    notional, BookSync, DiffOutcome, Exec, ExecKind, InstrumentSpec, MarketEvent, Matcher, Nanos,
+    OrderKind, Price, Qty, RejectReason, Side, SimRequest, SyncRule, SCALE,
+};
+use rt_manifest::model::{Instrument, Market};
+use rt_venues::binance_orders::{
+    format_open_orders, format_units, ApiError, CancelOpenOrders, CancelOrder, CancelResponse,
+    ExecType, ExecutionReport, FillInfo, NewOrder, NewOrderResponse, OrderInfo, OrderStatus,
+    OrderType,
+};
+
+/// Depth levels `GET /api/v3/depth` answers by default and at most.
+pub const DEFAULT_DEPTH_LIMIT: usize = 100;
+pub const MAX_DEPTH_LIMIT: usize = 5000;
+
+/// Quote assets recognised at the end of a symbol, longest first (the commission asset).
+const QUOTES: [&str; 12] = [
+    "FDUSD", "USDT", "USDC", "TUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "JPY",
+];
+
+/// The asset fees are charged in: the symbol's quote asset.
+pub fn quote_asset(symbol: &str) -> &str {
+    QUOTES
+        .iter()
+        .find(|q| symbol.len() > q.len() && symbol.ends_with(*q))
+        .map_or("USDT", |q| q)
+}
+
+/// Orders are refused with this code and message until `remaining` reaches zero (`None`:
+/// until cleared).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectFault {
+    pub remaining: Option<u32>,
+    pub code: i32,
+}
+
+/// The message Binance sends with a rejection code.
+pub fn reject_message(code: i32) -> &'static str {
+    match code {
+        -1015 => "Too many new orders; current limit is 100 orders per 10 SECONDS.",
+        -1003 => "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.",
+        -1001 => "Internal error; unable to process your request. Please try again.",
+        -2010 => "Account has insufficient balance for requested action.",
+        -1008 => {
+            "Server is currently overloaded with other requests. Please try again in a few minutes."
+        }
+        _ => "New order rejected (injected fault).",
+    }
+}
+
+#[derive(Clone, Debug)]
+struct OrderRec {
+    info: OrderInfo,
+}
+
+/// One symbol: its book, its matcher, its orders.
+#[derive(Debug)]
+struct SymbolState {
+    name: String,
+    quote: String,
+    spec: InstrumentSpec,
+    sync: BookSync,
+    matcher: Matcher,
+    orders: HashMap<u64, OrderRec>,
+    /// Client id -> order id, open orders only.
+    open_by_client: HashMap<String, u64>,
+    next_order_id: u64,
+    next_trade_id: u64,
+    next_cancel_id: u64,
+}
+
+/// Counters of the order side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VenueCounters {
+    pub orders: u64,
+    pub orders_rejected: u64,
+    pub cancels: u64,
+    pub fills: u64,
+    pub exec_reports: u64,
+    pub snapshots_served: u64,
+}
+
+/// The simulated exchange (see the module documentation).
+#[derive(Debug)]
+pub struct Venue {
+    symbols: Vec<SymbolState>,
+    reject: Option<RejectFault>,
+    counters: VenueCounters,
+    execs: Vec<Exec>,
+}
+
+fn ms(ts: Nanos) -> u64 {
+    u64::try_from(ts.div_euclid(1_000_000)).unwrap_or(0)
+}
+
+fn cash(value: i128) -> i64 {
+    i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX })
+}
+
+fn err(code: i32, msg: impl Into<String>) -> ApiError {
+    ApiError::new(code, msg)
+}
+
+impl Venue {
+    /// One symbol per instrument, in the given order (the decoder's symbol ids).
+    pub fn new<'a>(
+        market: Market,
+        instruments: impl IntoIterator<Item = (&'a String, &'a Instrument)>,
+    ) -> Venue {
+        let rule = match market {
+            Market::Spot => SyncRule::Spot,
+            Market::Usdm => SyncRule::UsdM,
+        };
+        let symbols = instruments
+            .into_iter()
+            .map(|(name, instrument)| {
+                let spec = InstrumentSpec::from_manifest(instrument);
+                SymbolState {
+                    name: name.clone(),
+                    quote: quote_asset(name).to_owned(),
+                    spec,
+                    sync: BookSync::new(rule),
+                    matcher: Matcher::new(spec),
+                    orders: HashMap::new(),
+                    open_by_client: HashMap::new(),
+                    next_order_id: 1,
+                    next_trade_id: 1,
+                    next_cancel_id: 1,
+                }
+            })
+            .collect();
+        Venue {
+            symbols,
+            reject: None,
+            counters: VenueCounters::default(),
+            execs: Vec::with_capacity(64),
+        }
+    }
+
+    pub fn counters(&self) -> VenueCounters {
+        self.counters
+    }
+
+    pub fn symbols(&self) -> impl Iterator<Item = &str> {
+        self.symbols.iter().map(|s| s.name.as_str())
+    }
+
+    pub fn set_reject(&mut self, reject: Option<RejectFault>) {
+        self.reject = reject;
+    }
+
+    pub fn reject(&self) -> Option<&RejectFault> {
+        self.reject.as_ref()
+    }
+
+    /// Whether the book of `symbol` is synced, and the update id it reflects.
+    pub fn book_state(&self, symbol: usize) -> Option<u64> {
+        self.symbols
+            .get(symbol)
+            .and_then(|s| s.sync.last_update_id())
+    }
+
+    fn symbol_index(&self, name: &str) -> Result<usize, ApiError> {
+        self.symbols
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| err(-1121, format!("Invalid symbol '{name}'.")))
+    }
+
+    /// A replayed market event at `ts` (capture clock). Returns the sync outcome of a depth
+    /// diff. Executions of resting orders become reports.
+    pub fn on_event(
+        &mut self,
+        ts: Nanos,
+        event: &MarketEvent<'_>,
+        reports: &mut Vec<ExecutionReport>,
+    ) -> Option<DiffOutcome> {
+        let symbol = event.header().symbol as usize;
+        let mut execs = std::mem::take(&mut self.execs);
+        execs.clear();
+        let Some(s) = self.symbols.get_mut(symbol) else {
+            self.execs = execs;
+            return None;
+        };
+        let mut outcome = None;
+        match event {
+            MarketEvent::Depth(diff) => {
+                let o = s.sync.on_diff(diff);
+                if o == DiffOutcome::Applied {
+                    s.matcher.on_depth(ts, diff, s.sync.book(), &mut execs);
+                }
+                outcome = Some(o);
+            }
+            MarketEvent::Snapshot(snap) => {
+                let was = s.sync.last_update_id();
+                s.sync.on_snapshot(snap);
+                if s.sync.is_synced() && s.sync.last_update_id() != was {
+                    s.matcher.on_book_reset(ts, s.sync.book(), &mut execs);
+                }
+            }
+            MarketEvent::Trade(trade) => s.matcher.on_trade(ts, trade, &mut execs),
+            MarketEvent::Bbo(_) => {}
+        }
+        self.apply_execs(symbol, ts, &execs, reports, None, None);
+        self.execs = execs;
+        outcome
+    }
+
+    /// `GET /api/v3/depth`: the book's best `limit` levels and the last applied diff's `u`.
+    pub fn depth(&mut self, symbol: &str, limit: usize) -> Result<String, ApiError> {
+        let i = self.symbol_index(symbol)?;
+        let s = &self.symbols[i];
+        let Some(last) = s.sync.last_update_id() else {
+            return Err(err(
+                -1001,
+                "Internal error; unable to process your request. Please try again. \
+                 (the simulator's book is not synced yet)",
+            ));
+        };
+        let book = s.sync.book();
+        let mut out = String::with_capacity(64 + limit * 64);
+        let _ = write!(out, "{{\"lastUpdateId\":{last},\"bids\":[");
+        for side in [Side::Buy, Side::Sell] {
+            if side == Side::Sell {
+                out.push_str("],\"asks\":[");
+            }
+            for (n, l) in book.levels(side).take(limit).enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                let _ = write!(
+                    out,
+                    "[\"{}\",\"{}\"]",
+                    format_units(l.price.0),
+                    format_units(l.qty.0)
+                );
+            }
+        }
+        out.push_str("]}");
+        self.counters.snapshots_served += 1;
+        Ok(out)
+    }
+
+    /// `POST /api/v3/order` reaching the matcher at `ts`.
+    pub fn new_order(
+        &mut self,
+        ts: Nanos,
+        order: &NewOrder,
+        reports: &mut Vec<ExecutionReport>,
+    ) -> Result<String, ApiError> {
+        self.counters.orders += 1;
+        let result = self.try_new_order(ts, order, reports);
+        if result.is_err() {
+            self.counters.orders_rejected += 1;
+        }
+        result
+    }
+
+    fn try_new_order(
+        &mut self,
+        ts: Nanos,
+        order: &NewOrder,
+        reports: &mut Vec<ExecutionReport>,
+    ) -> Result<String, ApiError> {
+        if let Some(reject) = self.reject.clone() {
+            let refuse = err(reject.code, reject_message(reject.code));
+            match reject.remaining {
+                None => return Err(refuse),
+                Some(0) => self.reject = None,
+                Some(n) => {
+                    self.reject = (n > 1).then_some(RejectFault {
+                        remaining: Some(n - 1),
+                        code: reject.code,
+                    });
+                    return Err(refuse);
+                }
+            }
+        }
+        let i = self.symbol_index(&order.symbol)?;
+        let s = &mut self.symbols[i];
+        let kind = order.kind();
+        let price = order.price.unwrap_or(Price::ZERO);
+        if kind != OrderKind::Market && !price.is_multiple_of(s.spec.tick) {
+            return Err(err(-1013, "Filter failure: PRICE_FILTER"));
+        }
+        if !order.quantity.is_multiple_of(s.spec.lot) {
+            return Err(err(-1013, "Filter failure: LOT_SIZE"));
+        }
+        let book = s.sync.is_synced().then(|| s.sync.book());
+        // A market order's notional is judged at the opposite best, as Binance does with the
+        // average price (the book is what the simulator has).
+        let reference = match kind {
+            OrderKind::Market => book
+                .and_then(|b| match order.side {
+                    Side::Buy => b.best_ask(),
+                    Side::Sell => b.best_bid(),
+                })
+                .map(|l| l.price),
+            _ => Some(price),
+        };
+        if let Some(reference) = reference {
+            if notional(reference, order.quantity) < i128::from(s.spec.min_notional) {
+                return Err(err(-1013, "Filter failure: NOTIONAL"));
+            }
+        }
+        let order_id = s.next_order_id;
+        let client_id = match &order.new_client_order_id {
+            Some(id) => {
+                if s.open_by_client.contains_key(id) {
+                    return Err(err(-2010, "Duplicate order sent."));
+                }
+                id.clone()
+            }
+            None => format!("sim{i}x{order_id}"),
+        };
+        let mut execs = std::mem::take(&mut self.execs);
+        execs.clear();
+        let req = SimRequest {
+            order_id,
+            side: order.side,
+            price,
+            qty: order.quantity,
+            kind,
+        };
+        s.matcher.submit(ts, &req, book, &mut execs);
+        if let Some(Exec {
+            kind: ExecKind::Rejected(reason),
+            ..
+        }) = execs.first()
+        {
+            let reason = *reason;
+            self.execs = execs;
+            return Err(match reason {
+                RejectReason::PostOnlyWouldCross => {
+                    err(-2010, "Order would immediately match and take.")
+                }
+                RejectReason::NoLiquidity => err(
+                    -2010,
+                    "Order rejected: no liquidity on the other side of the book.",
+                ),
+                RejectReason::BookUnavailable => err(
+                    -2010,
+                    "Order rejected: the simulator's book is not synced (try again).",
+                ),
+                other => err(-2010, format!("Order rejected: {}.", other.as_str())),
+            });
+        }
+        s.next_order_id += 1;
+        let info = OrderInfo {
+            symbol: s.name.clone(),
+            order_id,
+            client_order_id: client_id.clone(),
+            // A market order shows price 0, as on Binance.
+            price,
+            orig_qty: order.quantity,
+            executed_qty: Qty::ZERO,
+            cum_quote_qty: 0,
+            status: OrderStatus::New,
+            time_in_force: order.shown_time_in_force(),
+            order_type: order.order_type,
+            side: order.side,
+            time_ms: ms(ts),
+            update_time_ms: ms(ts),
+            is_working: false,
+        };
+        s.orders.insert(order_id, OrderRec { info });
+        s.open_by_client.insert(client_id, order_id);
+        let mut fills = Vec::new();
+        self.apply_execs(i, ts, &execs, reports, Some(&mut fills), None);
+        self.execs = execs;
+        let s = &self.symbols[i];
+        let info = &s.orders[&order_id].info;
+        Ok(NewOrderResponse::format(
+            order.resp_type(),
+            info,
+            ms(ts),
+            &fills,
+        ))
+    }
+
+    /// `DELETE /api/v3/order` reaching the matcher at `ts`.
+    pub fn cancel(
+        &mut self,
+        ts: Nanos,
+        req: &CancelOrder,
+        reports: &mut Vec<ExecutionReport>,
+    ) -> Result<String, ApiError> {
+        let i = self.symbol_index(&req.symbol)?;
+        let s = &mut self.symbols[i];
+        let order_id = match (req.order_id, &req.orig_client_order_id) {
+            (Some(id), _) => id,
+            (None, Some(client)) => match s.open_by_client.get(client) {
+                Some(&id) => id,
+                None => {
+                    // Not open: a known but finished order, or nothing.
+                    return Err(err(-2011, "Unknown order sent."));
+                }
+            },
+            (None, None) => return Err(err(
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )),
+        };
+        if let (Some(client), Some(rec)) = (&req.orig_client_order_id, s.orders.get(&order_id)) {
+            if rec.info.client_order_id != *client {
+                return Err(err(-2011, "Unknown order sent."));
+            }
+        }
+        let mut execs = std::mem::take(&mut self.execs);
+        execs.clear();
+        s.matcher.cancel(ts, order_id, &mut execs);
+        if execs.iter().any(|e| e.kind == ExecKind::CancelRejected) {
+            self.execs = execs;
+            return Err(err(-2011, "Unknown order sent."));
+        }
+        let cancel_id = format!("simcancel{}", s.next_cancel_id);
+        s.next_cancel_id += 1;
+        self.counters.cancels += 1;
+        self.apply_execs(i, ts, &execs, reports, None, Some(&cancel_id));
+        self.execs = execs;
+        let info = self.symbols[i].orders[&order_id].info.clone();
+        Ok(CancelResponse {
+            orig_client_order_id: info.client_order_id.clone(),
+            cancel_client_order_id: cancel_id,
+            transact_time_ms: ms(ts),
+            info,
+        }
+        .to_json())
+    }
+
+    /// `DELETE /api/v3/openOrders` reaching the matcher at `ts`.
+    pub fn cancel_all(
+        &mut self,
+        ts: Nanos,
+        req: &CancelOpenOrders,
+        reports: &mut Vec<ExecutionReport>,
+    ) -> Result<String, ApiError> {
+        let i = self.symbol_index(&req.symbol)?;
+        let s = &mut self.symbols[i];
+        if !s.matcher.has_resting() {
+            return Err(err(-2011, "Unknown order sent."));
+        }
+        let mut execs = std::mem::take(&mut self.execs);
+        execs.clear();
+        s.matcher.cancel_all(ts, &mut execs);
+        let mut cancels = Vec::with_capacity(execs.len());
+        for e in &execs {
+            let cancel_id = format!("simcancel{}", s.next_cancel_id);
+            s.next_cancel_id += 1;
+            cancels.push((e.order_id, cancel_id));
+        }
+        self.counters.cancels += cancels.len() as u64;
+        for (e, (_, cancel_id)) in execs.iter().zip(&cancels) {
+            self.apply_execs(
+                i,
+                ts,
+                std::slice::from_ref(e),
+                reports,
+                None,
+                Some(cancel_id),
+            );
+        }
+        self.execs = execs;
+        let s = &self.symbols[i];
+        let responses: Vec<CancelResponse> = cancels
+            .into_iter()
+            .map(|(order_id, cancel_id)| {
+                let info = s.orders[&order_id].info.clone();
+                CancelResponse {
+                    orig_client_order_id: info.client_order_id.clone(),
+                    cancel_client_order_id: cancel_id,
+                    transact_time_ms: ms(ts),
+                    info,
+                }
+            })
+            .collect();
+        Ok(CancelResponse::format_many(&responses))
+    }
+
+    /// `GET /api/v3/openOrders`: of one symbol or of all, oldest first.
+    pub fn open_orders(&self, symbol: Option<&str>) -> Result<String, ApiError> {
+        let indices: Vec<usize> = match symbol {
+            Some(name) => vec![self.symbol_index(name)?],
+            None => (0..self.symbols.len()).collect(),
+        };
+        let mut open: Vec<OrderInfo> = Vec::new();
+        for i in indices {
+            let s = &self.symbols[i];
+            for o in s.matcher.resting() {
+                if let Some(rec) = s.orders.get(&o.order_id) {
+                    open.push(rec.info.clone());
+                }
+            }
+        }
+        open.sort_by_key(|o| (o.time_ms, o.order_id));
+        Ok(format_open_orders(&open))
+    }
+
+    /// Folds executions into the orders and makes their reports. `fills` collects the trades
+    /// of a new order (FULL response); `cancel_id` is the cancel request's client id.
+    fn apply_execs(
+        &mut self,
+        i: usize,
+        ts: Nanos,
+        execs: &[Exec],
+        reports: &mut Vec<ExecutionReport>,
+        mut fills: Option<&mut Vec<FillInfo>>,
+        cancel_id: Option<&str>,
+    ) {
+        let s = &mut self.symbols[i];
+        for e in execs {
+            let Some(rec) = s.orders.get_mut(&e.order_id) else {
+                continue;
+            };
+            let info = &mut rec.info;
+            let mut last_qty = Qty::ZERO;
+            let mut last_price = Price::ZERO;
+            let mut commission = 0;
+            let mut trade_id = -1i64;
+            let mut maker = false;
+            let mut orig_client = String::new();
+            let mut client = info.client_order_id.clone();
+            let exec_type = match e.kind {
+                ExecKind::Accepted => {
+                    info.is_working =
+                        matches!(info.order_type, OrderType::Limit | OrderType::LimitMaker);
+                    ExecType::New
+                }
+                ExecKind::Fill {
+                    price,
+                    qty,
+                    maker: is_maker,
+                    fee,
+                } => {
+                    let id = s.next_trade_id;
+                    s.next_trade_id += 1;
+                    info.executed_qty = info.executed_qty + qty;
+                    info.cum_quote_qty =
+                        cash(i128::from(info.cum_quote_qty) + notional(price, qty));
+                    info.status = if e.leaves.is_zero() {
+                        OrderStatus::Filled
+                    } else {
+                        OrderStatus::PartiallyFilled
+                    };
+                    last_qty = qty;
+                    last_price = price;
+                    commission = fee;
+                    trade_id = i64::try_from(id).unwrap_or(i64::MAX);
+                    maker = is_maker;
+                    self.counters.fills += 1;
+                    if let Some(fills) = fills.as_deref_mut() {
+                        fills.push(FillInfo {
+                            price,
+                            qty,
+                            commission: fee,
+                            commission_asset: s.quote.clone(),
+                            trade_id: id,
+                        });
+                    }
+                    ExecType::Trade
+                }
+                ExecKind::Cancelled => {
+                    info.status = OrderStatus::Canceled;
+                    if let Some(id) = cancel_id {
+                        orig_client = std::mem::replace(&mut client, id.to_owned());
+                    }
+                    ExecType::Canceled
+                }
+                ExecKind::Expired => {
+                    info.status = OrderStatus::Expired;
+                    ExecType::Expired
+                }
+                ExecKind::Rejected(_) | ExecKind::CancelRejected => continue,
+            };
+            info.update_time_ms = ms(ts);
+            if !info.status.is_open() {
+                info.is_working = false;
+                s.open_by_client.remove(&info.client_order_id);
+            }
+            let last_quote = cash(notional(last_price, last_qty));
+            reports.push(ExecutionReport {
+                event_time_ms: ms(ts),
+                symbol: s.name.clone(),
+                client_order_id: client,
+                side: info.side,
+                order_type: info.order_type,
+                time_in_force: info.time_in_force,
+                quantity: info.orig_qty,
+                price: info.price,
+                orig_client_order_id: orig_client,
+                exec_type,
+                status: info.status,
+                reject_reason: "NONE".into(),
+                order_id: info.order_id,
+                last_qty,
+                cum_qty: info.executed_qty,
+                last_price,
+                commission,
+                commission_asset: (exec_type == ExecType::Trade).then(|| s.quote.clone()),
+                transaction_time_ms: ms(ts),
+                trade_id,
+                is_working: info.is_working,
+                is_maker: maker,
+                creation_time_ms: info.time_ms,
+                cum_quote_qty: info.cum_quote_qty,
+                last_quote_qty: last_quote,
+            });
+            self.counters.exec_reports += 1;
+        }
+    }
+}
+
+/// Price units per 1.0 (for tests and docs).
+pub const UNITS: i64 = SCALE;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rt_core::{Header, Level, Snapshot, Trade};
+    use rt_manifest::Fixed;
+    use rt_venues::binance_orders::{NewOrderResponse, Timing};
+
+    fn instrument() -> Instrument {
+        Instrument {
+            tick_size: Fixed::from_raw(1_000_000),
+            lot_size: Fixed::from_raw(1_000),
+            min_notional: Fixed::from_raw(5 * UNITS),
+            maker_fee_bps: Fixed::from_raw(10 * UNITS),
+            taker_fee_bps: Fixed::from_raw(10 * UNITS),
+        }
+    }
+
+    fn lv(price: i64, qty: i64) -> Level {
+        Level::new(Price::from_int(price), Qty(qty))
+    }
+
+    fn venue() -> Venue {
+        let name = "BTCUSDT".to_owned();
+        let inst = instrument();
+        let mut v = Venue::new(Market::Spot, [(&name, &inst)]);
+        let bids = [lv(60_000, 100_000_000), lv(59_999, 200_000_000)];
+        let asks = [lv(60_001, 50_000_000), lv(60_002, 100_000_000)];
+        let snap = MarketEvent::Snapshot(Snapshot {
+            header: Header::default(),
+            last_update_id: 100,
+            bids: &bids,
+            asks: &asks,
+        });
+        let mut reports = Vec::new();
+        v.on_event(1_000_000_000, &snap, &mut reports);
+        assert!(reports.is_empty());
+        v
+    }
+
+    fn order(kind: OrderKind, side: Side, price: i64, qty: i64, id: &str) -> NewOrder {
+        NewOrder::from_kind(
+            "BTCUSDT",
+            side,
+            kind,
+            Price::from_int(price),
+            Qty(qty),
+            Some(id.into()),
+            Timing::new(0),
+        )
+    }
+
+    #[test]
+    fn depth_answers_the_book_and_its_update_id() {
+        let mut v = venue();
+        let body = v.depth("BTCUSDT", 1).unwrap();
+        assert_eq!(
+            body,
+            "{\"lastUpdateId\":100,\"bids\":[[\"60000.00000000\",\"1.00000000\"]],\
+             \"asks\":[[\"60001.00000000\",\"0.50000000\"]]}"
+        );
+        assert_eq!(v.depth("ETHUSDT", 5).unwrap_err().code, -1121);
+    }
+
+    #[test]
+    fn a_resting_order_fills_from_trades_after_its_queue() {
+        let mut v = venue();
+        let mut reports = Vec::new();
+        let body = v
+            .new_order(
+                2_000_000_000,
+                &order(OrderKind::Limit, Side::Buy, 60_000, 10_000_000, "a"),
+                &mut reports,
+            )
+            .unwrap();
+        let resp = NewOrderResponse::parse(&body).unwrap();
+        assert_eq!(resp.info.unwrap().status, OrderStatus::New);
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].exec_type, ExecType::New);
+        reports.clear();
+        // 1.0 ahead of us; a sell of 1.05 at our price fills 0.05 (maker, 10 bps).
+        let trade = MarketEvent::Trade(Trade {
+            header: Header::default(),
+            id: 1,
+            price: Price::from_int(60_000),
+            qty: Qty(105_000_000),
+            aggressor: Side::Sell,
+        });
+        v.on_event(3_000_000_000, &trade, &mut reports);
+        assert_eq!(reports.len(), 1);
+        let r = &reports[0];
+        assert_eq!(
+            (r.exec_type, r.status),
+            (ExecType::Trade, OrderStatus::PartiallyFilled)
+        );
+        assert_eq!(r.last_qty, Qty(5_000_000));
+        assert!(r.is_maker);
+        // 60000 * 0.05 = 3000 USDT, 10 bps = 3 USDT.
+        assert_eq!(r.commission, 3 * UNITS);
+        assert_eq!(r.commission_asset.as_deref(), Some("USDT"));
+        assert_eq!(r.event_time_ms, 3_000);
+        let open = v.open_orders(Some("BTCUSDT")).unwrap();
+        assert!(open.contains("\"executedQty\":\"0.05000000\""));
+        // Cancel by client id: CANCELED report with C = the original id.
+        reports.clear();
+        let cancel = CancelOrder {
+            symbol: "BTCUSDT".into(),
+            order_id: None,
+            orig_client_order_id: Some("a".into()),
+            timing: Timing::new(0),
+        };
+        let body = v.cancel(4_000_000_000, &cancel, &mut reports).unwrap();
+        let c = CancelResponse::parse(&body).unwrap();
+        assert_eq!(c.info.status, OrderStatus::Canceled);
+        assert_eq!(reports[0].orig_client_order_id, "a");
+        assert_eq!(
+            v.cancel(4_000_000_000, &cancel, &mut reports)
+                .unwrap_err()
+                .code,
+            -2011
+        );
+        assert_eq!(v.open_orders(None).unwrap(), "[]");
+    }
+
+    #[test]
+    fn filters_post_only_and_rejections() {
+        let mut v = venue();
+        let mut reports = Vec::new();
+        let mut o = order(OrderKind::Limit, Side::Buy, 60_000, 10_000_000, "b");
+        o.price = Some(Price(6_000_000_500_000)); // 60000.005: off tick
+        assert_eq!(
+            v.new_order(0, &o, &mut reports).unwrap_err().msg,
+            "Filter failure: PRICE_FILTER"
+        );
+        let o = order(OrderKind::Limit, Side::Buy, 60_000, 10_000_500, "b");
+        assert_eq!(
+            v.new_order(0, &o, &mut reports).unwrap_err().msg,
+            "Filter failure: LOT_SIZE"
+        );
+        let o = order(OrderKind::Limit, Side::Buy, 60_000, 1_000, "b");
+        assert_eq!(
+            v.new_order(0, &o, &mut reports).unwrap_err().msg,
+            "Filter failure: NOTIONAL"
+        );
+        let o = order(OrderKind::PostOnly, Side::Buy, 60_001, 10_000_000, "b");
+        assert_eq!(
+            v.new_order(0, &o, &mut reports).unwrap_err().msg,
+            "Order would immediately match and take."
+        );
+        // A taker IOC: fills 0.5 at 60001, the rest expires.
+        let o = order(OrderKind::Ioc, Side::Buy, 60_001, 60_000_000, "c");
+        let resp = NewOrderResponse::parse(&v.new_order(0, &o, &mut reports).unwrap()).unwrap();
+        assert_eq!(resp.fills.len(), 1);
+        assert_eq!(resp.info.unwrap().status, OrderStatus::Expired);
+        let kinds: Vec<_> = reports.iter().map(|r| r.exec_type).collect();
+        assert_eq!(kinds, [ExecType::New, ExecType::Trade, ExecType::Expired]);
+        // Injected rejections: two, then orders pass again.
+        v.set_reject(Some(RejectFault {
+            remaining: Some(2),
+            code: -1015,
+        }));
+        let o = order(OrderKind::Limit, Side::Buy, 59_000, 10_000_000, "d");
+        assert_eq!(v.new_order(0, &o, &mut reports).unwrap_err().code, -1015);
+        assert_eq!(v.new_order(0, &o, &mut reports).unwrap_err().code, -1015);
+        assert!(v.new_order(0, &o, &mut reports).is_ok());
+        assert_eq!(
+            v.new_order(0, &o, &mut reports).unwrap_err().msg,
+            "Duplicate order sent."
+        );
+        assert_eq!(v.counters().orders, 9);
+        assert_eq!(v.counters().orders_rejected, 7);
+    }
+
+    #[test]
+    fn quote_assets() {
+        assert_eq!(quote_asset("BTCUSDT"), "USDT");
+        assert_eq!(quote_asset("ETHBTC"), "BTC");
+        assert_eq!(quote_asset("BTCFDUSD"), "FDUSD");
+    }
+}
