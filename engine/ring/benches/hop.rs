@@ -175,11 +175,12 @@ fn floor() -> Vec<u64> {
     let theirs = Arc::clone(&flags);
     let total = (WARM_UP + ROUND_TRIPS) as u64;
     let wait = |flag: &AtomicU64, value: u64| {
-        let started = Instant::now();
         let mut spins = 0u64;
+        let mut since = None;
         while flag.load(Ordering::Acquire) != value {
             spins += 1;
             if spins % (1 << 20) == 0 {
+                let started = *since.get_or_insert_with(Instant::now);
                 assert!(started.elapsed() < STALL, "the other side stalled");
             }
             std::hint::spin_loop();
