@@ -400,13 +400,16 @@ def run(
         str | None, typer.Option("--speed", help="sim replay speed factor (default: manifest)")
     ] = None,
     live: Annotated[bool, typer.Option("--live", help="allow a live deployment")] = False,
+    stop_timeout: Annotated[
+        float, typer.Option("--stop-timeout", help="seconds from SIGTERM to SIGKILL")
+    ] = 15.0,
     root: RootOpt = None,
 ) -> None:
     """Compile, start the sim venues and this machine's engine, monitor, stop, summarise."""
     from appliance.bus import cli_bus
 
     try:
-        cli_bus.run(root, overrides or [], engine_id, duration or None, speed, live)
+        cli_bus.run(root, overrides or [], engine_id, duration or None, speed, live, stop_timeout)
     except ConfigError as err:
         raise _fail(err, Format.text) from None
 

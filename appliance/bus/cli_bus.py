@@ -382,10 +382,14 @@ def monitor(
 _PR_SET_PDEATHSIG = 1
 
 
+_prctl: Any = None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Children get SIGTERM if this process dies, even by SIGKILL: no orphans."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    """Children get SIGTERM if this process dies, even by SIGKILL: no orphans. (prctl is
+    looked up in the parent: dlopen in a forked child of a threaded process may deadlock.)"""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 @dataclass
@@ -428,6 +432,10 @@ class Supervisor:
         self.children: list[Child] = []
 
     def start(self, name: str, argv: list[str]) -> Child:
+        global _prctl
+        if _prctl is None and sys.platform == "linux":
+            with contextlib.suppress(OSError, AttributeError):
+                _prctl = ctypes.CDLL(None, use_errno=True).prctl
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         handle = log.open("wb")
@@ -525,6 +533,7 @@ def run(
     duration: float | None,
     speed: str | None,
     allow_live: bool,
+    stop_timeout: float = 15.0,
     startup_timeout: float = 20.0,
 ) -> None:
     from appliance import engine as engine_mod
@@ -620,11 +629,11 @@ def run(
                 exit_code = 1
             else:
                 fetch_status(view, target.control)
-            code = _stop_engine(engine, view, sub)
+            code = _stop_engine(engine, view, sub, stop_timeout)
             if code != 0 and dead_msg is None:
+                how = f"code {code}" if code is not None else f"SIGKILL after {stop_timeout:g} s"
                 _err(
-                    f"error: rt-engine run exited with "
-                    f"{'SIGKILL after 15 s' if code is None else f'code {code}'} on SIGTERM; "
+                    f"error: rt-engine run did not stop cleanly on SIGTERM ({how}); "
                     f"last lines of {_rel(engine.log, project)}:\n{engine.tail()}"
                 )
                 exit_code = 1
@@ -642,9 +651,11 @@ def run(
         # Engine first (it cancels its orders), then the simulators; whatever is left is killed.
         for child in sup.children:
             if child.name.startswith("engine_"):
-                child.stop(15.0)
+                child.stop(stop_timeout)
         sup.stop_all()
-    console.print(render_summary(view, f"{target.deployment} / {target.engine_id}"))
+    if view.events:
+        console.print()
+        console.print(render_summary(view, f"{target.deployment} / {target.engine_id}"))
     console.print(f"logs: {_rel(log_dir, project)}/", markup=False)
     if exit_code:
         raise typer.Exit(exit_code)
@@ -654,12 +665,12 @@ class _StartupFailed(Exception):
     pass
 
 
-def _dead(sup: Supervisor, project: Path) -> str | None:
+def _dead(sup: Supervisor, project: Path, phase: str = "during the run") -> str | None:
     child = sup.dead()
     if child is None:
         return None
     return (
-        f"error: {child.name} exited with code {child.proc.returncode} during the run; "
+        f"error: {child.name} exited with code {child.proc.returncode} {phase}; "
         f"last lines of {_rel(child.log, project)}:\n{child.tail()}"
     )
 
@@ -687,7 +698,7 @@ def _wait_heartbeat(
 ) -> None:
     end = time.monotonic() + timeout
     while view.heartbeat is None:
-        dead = _dead(sup, project)
+        dead = _dead(sup, project, "at start")
         if dead is not None:
             raise _StartupFailed(dead.removeprefix("error: "))
         left = end - time.monotonic()
@@ -702,12 +713,15 @@ def _wait_heartbeat(
             view.apply(got.event)
 
 
-def _stop_engine(engine: Child, view: EngineView, sub: EventSubscriber) -> int | None:
-    """SIGTERM, reading the bus meanwhile (its cancels and last positions), up to 15 s."""
+def _stop_engine(
+    engine: Child, view: EngineView, sub: EventSubscriber, timeout: float
+) -> int | None:
+    """SIGTERM, reading the bus meanwhile (its cancels and last positions); SIGKILL after
+    `timeout` seconds. Returns the exit code (None: killed)."""
     if engine.proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             engine.proc.send_signal(signal.SIGTERM)
-    end = time.monotonic() + 15.0
+    end = time.monotonic() + timeout
     while engine.proc.poll() is None and time.monotonic() < end:
         got = sub.recv(0.05)
         if got is not None:

@@ -186,6 +186,10 @@ class EventSubscriber:
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.RCVHWM, hwm)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        # Retry a not-yet-bound endpoint quickly (an engine being started): what it publishes
+        # before the connection is up never reaches us, and is not counted as lost.
+        self._sock.setsockopt(zmq.RECONNECT_IVL, 20)
+        self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         try:
             self._sock.connect(endpoint)
         except zmq.ZMQError as err:

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from rich.columns import Columns
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -285,6 +286,8 @@ def orders_table(view: EngineView, limit: int = 10) -> Table:
             _qty(o.filled_qty),
             enum_name(o, "status"),
         )
+    if not view.open_orders:
+        table.add_row(*["-"] * 9)
     if len(view.open_orders) > limit:
         table.caption = f"{len(view.open_orders) - limit} more"
     return table
@@ -338,14 +341,18 @@ def feeds_table(view: EngineView) -> Table:
 
 def render(view: EngineView, now: float | None = None) -> RenderableType:
     hb = view.heartbeat
+    # side by side when the terminal is wide enough, one below the other otherwise
+    top = Columns([pnl_table(view), feeds_table(view)], padding=(0, 2))
+    middle = Columns(
+        [latency_table(list(hb.latency) if hb is not None else None), rates_table(view)],
+        padding=(0, 2),
+    )
     parts: list[RenderableType] = [
         header(view, now),
-        pnl_table(view),
+        top,
         positions_table(view),
         orders_table(view),
-        latency_table(list(hb.latency) if hb is not None else None),
-        rates_table(view),
-        feeds_table(view),
+        middle,
     ]
     if view.recent:
         parts.append(Text("recent:\n" + "\n".join(f"  {line}" for line in view.recent)))
@@ -376,6 +383,10 @@ def render_summary(view: EngineView, title: str) -> RenderableType:
         or "none"
     )
     table.add_row("final positions", positions)
+    open_now = f"{len(view.open_orders)} seen on the bus"
+    if hb is not None:
+        open_now = f"{hb.open_orders} (engine), " + open_now
+    table.add_row("open orders at exit", open_now)
     table.add_row("final risk state", view.risk_state)
     risk = (
         "; ".join(
