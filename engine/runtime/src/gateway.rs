@@ -227,7 +227,7 @@ pub fn run(
         loop {
             let mut got = false;
             loop {
-                match orders.try_pop(|b| OrderMsg::read(b)) {
+                match orders.try_pop(OrderMsg::read) {
                     Pop::Message(Some(msg)) => {
                         got = true;
                         match queues.iter().find(|(x, _)| *x == msg.exchange) {

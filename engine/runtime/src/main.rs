@@ -72,10 +72,14 @@ enum Command {
         /// The exchange (manifest `exchanges.<name>`); default: the only sim exchange.
         #[arg(long)]
         exchange: Option<String>,
-        /// Replay speed: 1 real time, k times faster, 0 as fast as possible (default: the
-        /// manifest's `sim.speed`).
+        /// Replay speed: 1 real time, k times faster, 0 or `max` as fast as possible
+        /// (default: the manifest's `sim.speed`).
         #[arg(long)]
-        speed: Option<f64>,
+        speed: Option<String>,
+        /// Inject a fault at a market-data frame count, e.g. `2000:kind=gap`,
+        /// `5000:kind=drop`, `1000:kind=stall&ms=3000` (repeatable).
+        #[arg(long = "fault", value_name = "FRAME:FAULT")]
+        faults: Vec<String>,
         /// Stop when the capture ends (default: keep serving, with no more market data).
         #[arg(long)]
         exit_at_end: bool,
@@ -169,10 +173,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             manifest,
             exchange,
             speed,
+            faults,
             exit_at_end,
         } => {
             drop(stdout);
-            sim(&manifest, exchange, speed, exit_at_end)
+            sim(&manifest, exchange, speed, &faults, exit_at_end)
         }
         Command::Ctl {
             endpoint,
@@ -222,11 +227,71 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn sim(
     path: &Path,
     exchange: Option<String>,
-    speed: Option<f64>,
+    speed: Option<String>,
+    faults: &[String],
     exit_at_end: bool,
 ) -> anyhow::Result<ExitCode> {
-    let _ = (path, exchange, speed, exit_at_end);
-    anyhow::bail!("the sim venue is being wired")
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read manifest {}", path.display()))?;
+    let manifest = match rt_manifest::load(&text) {
+        Ok(m) => m,
+        Err(err) => {
+            eprintln!("error: {}: refused:", path.display());
+            for p in err.violations() {
+                eprintln!("  - {p}");
+            }
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+    };
+    let exchange = match exchange {
+        Some(x) => x,
+        None => {
+            let sims: Vec<&String> = manifest
+                .exchanges
+                .iter()
+                .filter(|(_, x)| x.venue == rt_manifest::model::Venue::Sim)
+                .map(|(name, _)| name)
+                .collect();
+            match sims.as_slice() {
+                [one] => (*one).clone(),
+                [] => anyhow::bail!("{}: no exchange has venue sim", path.display()),
+                _ => anyhow::bail!(
+                    "{}: several sim exchanges ({}): choose one with --exchange",
+                    path.display(),
+                    sims.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+    };
+    let mut opts = rt_sim::SimOptions {
+        exit_at_end,
+        ..rt_sim::SimOptions::default()
+    };
+    if let Some(s) = speed {
+        opts.speed = Some(s.parse().map_err(|e| anyhow::anyhow!("--speed: {e}"))?);
+    }
+    for f in faults {
+        opts.faults
+            .push(f.parse().map_err(|e| anyhow::anyhow!("--fault: {e}"))?);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())
+        .context("cannot install the SIGTERM handler")?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())
+        .context("cannot install the SIGINT handler")?;
+    match rt_sim::run_blocking(&manifest, &exchange, opts, stop) {
+        Ok(report) => {
+            println!("sim {exchange} stopped: {report:?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: sim {exchange}: {e}");
+            Ok(ExitCode::from(EXIT_REFUSED))
+        }
+    }
 }
 
 fn check(path: &Path, format: Format, out: &mut impl Write) -> anyhow::Result<ExitCode> {

@@ -139,7 +139,7 @@ pub fn run(
             }
         }
         loop {
-            match fills.try_pop(|b| ExecMsg::read(b)) {
+            match fills.try_pop(ExecMsg::read) {
                 Pop::Message(Some(e)) => {
                     busy = true;
                     c.execs += 1;
@@ -197,7 +197,7 @@ pub fn run(
                     .instruments()
                     .iter()
                     .filter(|i| bt.exchange_id(&i.exchange) == Some(x))
-                    .any(|i| bt.book(i.id).is_none_or(|b| b.best_bid().is_none()));
+                    .any(|i| bt.book(i.id).map_or(true, |b| b.best_bid().is_none()));
                 if unsynced {
                     flags.resync[x].store(true, Ordering::Relaxed);
                 }
