@@ -271,7 +271,7 @@ def ctl(
             f"; engine {st.engine_id}: risk {enum_name(st, 'risk_state')}, "
             f"{'paused' if st.paused else 'not paused'}, {st.open_orders} open orders"
         )
-    console.print(line, markup=False)
+    typer.echo(line)
 
 
 # ---- monitor ----

@@ -23,12 +23,16 @@ from appliance.bus.client import Malformed, dec, enum_name
 
 # Order states after which an order is no longer open.
 _DONE = {pb.FILLED, pb.CANCELLED, pb.REJECTED, pb.EXPIRED}
+# Pipeline order for the latency table (names from bus.proto and the engine); others go last.
 _STAGES = (
     "frame_to_parsed",
+    "frame_to_strategy",
     "parsed_to_book",
     "book_to_decision",
+    "book_strategy_risk",
     "decision_to_risk",
     "risk_to_wire",
+    "decision_to_wire",
     "tick_to_order",
     "order_to_ack",
 )
@@ -301,7 +305,10 @@ def latency_table(latency: list[pb.StageLatency] | None) -> Table:
     order = {name: i for i, name in enumerate(_STAGES)}
     rows.sort(key=lambda s: (order.get(s.stage, len(order)), s.stage))
     for s in rows:
-        table.add_row(s.stage, f"{s.count:,}", _ns(s.p50_ns), _ns(s.p99_ns), _ns(s.max_ns))
+        if s.count == 0:
+            table.add_row(s.stage, "0", "-", "-", "-")
+        else:
+            table.add_row(s.stage, f"{s.count:,}", _ns(s.p50_ns), _ns(s.p99_ns), _ns(s.max_ns))
     if not rows:
         table.add_row("-", "-", "-", "-", "-")
     return table
@@ -311,9 +318,15 @@ def rates_table(view: EngineView) -> Table:
     table = Table(title="counters", title_justify="left")
     for col in ("counter", "total", "per s"):
         table.add_column(col, justify="left" if col == "counter" else "right")
+    zero = 0
     for name, rate in sorted(view.rates.items()):
+        if rate.value == 0:
+            zero += 1
+            continue
         per_s = "-" if rate.per_s is None else f"{rate.per_s:,.1f}"
         table.add_row(name, f"{rate.value:,}", per_s)
+    if zero:
+        table.caption = f"{zero} counters at 0 not shown"
     bus = "-" if view.event_rate.per_s is None else f"{view.event_rate.per_s:,.1f}"
     table.add_row("bus events (this monitor)", f"{view.events:,}", bus, style="dim")
     return table
