@@ -61,6 +61,9 @@ struct OutFrame {
     stream: Box<str>,
     combined: Utf8Bytes,
     raw: Utf8Bytes,
+    /// Not a frame: the connection drops here (a `drop` fault after N frames, in order with
+    /// the frames before it).
+    drop: bool,
 }
 
 #[derive(Debug, Default)]
@@ -99,7 +102,7 @@ struct Shared {
     venue: Mutex<Venue>,
     md_tx: broadcast::Sender<Arc<OutFrame>>,
     user_tx: broadcast::Sender<Utf8Bytes>,
-    /// Bumped by a `drop` fault: every connection closes.
+    /// Bumped by a `drop` fault (now): every connection closes at once.
     drop_tx: watch::Sender<u64>,
     shutdown_tx: watch::Sender<bool>,
     cmd_tx: mpsc::UnboundedSender<(Instant, Cmd)>,
@@ -306,10 +309,10 @@ enum Wake {
 }
 
 impl Engine {
-    /// When a line recorded at `local_ns` is due.
-    fn due(&self, local_ns: Nanos) -> Instant {
+    /// When a line recorded at `local_ns` is due (`now` for an unpaced one).
+    fn due(&self, local_ns: Nanos, now: Instant) -> Instant {
         let base = match (self.speed, self.first_ns) {
-            (Speed::Max, _) | (_, None) => Instant::now(),
+            (Speed::Max, _) | (_, None) => now,
             (Speed::Factor(speed), Some(first)) => {
                 let elapsed = i128::from((local_ns - first).max(0));
                 let scaled = elapsed * i128::from(SCALE) / i128::from(speed.raw().max(1));
@@ -357,7 +360,7 @@ impl Engine {
                 }
             }
             let now = Instant::now();
-            let frame_due = self.peeked.as_ref().map(|l| self.due(l.local_ns));
+            let frame_due = self.peeked.as_ref().map(|l| self.due(l.local_ns, now));
             let cmd_due = self.pending.front().map(|(due, _)| *due);
             // Orders first when they are due no later than the next frame.
             if let Some(due) = cmd_due {
@@ -465,6 +468,7 @@ impl Engine {
                     stream: "".into(),
                     combined: Utf8Bytes::from(text),
                     raw: Utf8Bytes::from(&text[text.len() - 22..]),
+                    drop: false,
                 };
                 bump(&self.shared.counters.malformed_sent);
                 let _ = self.shared.md_tx.send(Arc::new(frame));
@@ -490,6 +494,20 @@ impl Engine {
         }
     }
 
+    /// Publishes the in-order drop marker once `drop_at` frames have been published.
+    fn drop_marker(&mut self) {
+        if self.drop_at.is_some_and(|at| self.published >= at) {
+            self.drop_at = None;
+            let marker = OutFrame {
+                stream: "".into(),
+                combined: Utf8Bytes::from_static(""),
+                raw: Utf8Bytes::from_static(""),
+                drop: true,
+            };
+            let _ = self.shared.md_tx.send(Arc::new(marker));
+        }
+    }
+
     fn drop_all(&mut self) {
         self.shared.drop_tx.send_modify(|g| *g += 1);
     }
@@ -511,9 +529,17 @@ impl Engine {
             .is_some_and(|f| f.at_frame < replayed)
         {
             if let Some(f) = self.scheduled.pop_front() {
-                self.apply_fault(&f.fault);
+                match f.fault {
+                    // In order with the frames: the ones before it are all delivered.
+                    Fault::Drop { after_frames: 0 } => {
+                        bump(&counters.faults_applied);
+                        self.drop_at = Some(self.published);
+                    }
+                    other => self.apply_fault(&other),
+                }
             }
         }
+        self.drop_marker();
         let ts = line.local_ns.max(self.last_ts);
         self.last_ts = ts;
         let bytes = trim(&line.bytes);
@@ -545,10 +571,7 @@ impl Engine {
         }
         drop(venue);
         shared.publish_reports(&mut self.reports);
-        if self.drop_at.is_some_and(|at| self.published >= at) {
-            self.drop_at = None;
-            self.drop_all();
-        }
+        self.drop_marker();
     }
 }
 
@@ -573,6 +596,7 @@ fn out_frame(mut bytes: Vec<u8>) -> Option<OutFrame> {
         stream,
         combined,
         raw,
+        drop: false,
     })
 }
 
@@ -882,7 +906,7 @@ fn status_json(shared: &Shared) -> String {
 struct Subscription {
     /// Combined-stream envelope (`/stream`), or raw events (`/ws`).
     combined: bool,
-    /// Market streams, lower case.
+    /// Market streams (see [`stream_name`]).
     streams: Vec<String>,
     /// Listen keys (user data).
     user: Vec<String>,
@@ -895,7 +919,7 @@ impl Subscription {
                 self.user.push(name.to_owned());
             }
         } else {
-            let name = name.to_ascii_lowercase();
+            let name = stream_name(name);
             if !self.streams.contains(&name) {
                 self.streams.push(name);
             }
@@ -903,9 +927,18 @@ impl Subscription {
     }
 
     fn remove(&mut self, name: &str) {
-        let lower = name.to_ascii_lowercase();
-        self.streams.retain(|s| *s != lower);
+        let normal = stream_name(name);
+        self.streams.retain(|s| *s != normal);
         self.user.retain(|k| k != name);
+    }
+}
+
+/// A stream name as Binance spells it: the symbol in lower case, the channel as given
+/// (`BTCUSDT@bookTicker` -> `btcusdt@bookTicker`).
+fn stream_name(name: &str) -> String {
+    match name.split_once('@') {
+        Some((symbol, channel)) => format!("{}@{channel}", symbol.to_ascii_lowercase()),
+        None => name.to_ascii_lowercase(),
     }
 }
 
@@ -981,6 +1014,10 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     loop {
         let out = tokio::select! {
             frame = md.recv() => match frame {
+                Ok(f) if f.drop => {
+                    bump(&shared.counters.ws_dropped);
+                    return;
+                }
                 Ok(f) => {
                     let wanted = f.stream.is_empty() || sub.streams.iter().any(|s| **s == *f.stream);
                     if !wanted {
