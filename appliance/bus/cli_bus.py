@@ -41,7 +41,6 @@ from appliance.bus.client import (
     to_python,
 )
 from appliance.bus.monitor import EngineView, render, render_summary
-from appliance.config.diagnostics import ConfigError, Diagnostic
 
 CONTROL_TIMEOUT_S = 2.0
 ONCE_TIMEOUT_S = 5.0
@@ -116,25 +115,22 @@ def resolve_targets(root: Path, overrides: Sequence[str]) -> tuple[Any, list[Tar
     return compiled, targets
 
 
-def pick(targets: list[Target], engine_id: str | None, rule: str) -> Target:
+def pick(targets: list[Target], engine_id: str | None) -> Target:
+    """The engine to talk to: `--engine`, or the only one (a usage error otherwise)."""
     by_id = {t.engine_id: t for t in targets}
     if engine_id is None:
         if len(by_id) == 1:
             return targets[0]
-        raise ConfigError(
-            [
-                Diagnostic(
-                    "--engine",
-                    None,
-                    rule,
-                    f"this deployment runs {len(by_id)} engines; choose one of "
-                    f"{sorted(by_id)} with --engine",
-                )
-            ]
+        raise _fail(
+            f"{targets[0].deployment} runs {len(by_id)} engines: choose one of "
+            f"{', '.join(sorted(by_id))} with --engine",
+            2,
         )
     if engine_id not in by_id:
-        raise ConfigError(
-            [Diagnostic("--engine", engine_id, rule, f"no engine {engine_id!r} ({sorted(by_id)})")]
+        raise _fail(
+            f"no engine {engine_id!r} in {targets[0].deployment} "
+            f"(engines: {', '.join(sorted(by_id))})",
+            2,
         )
     return by_id[engine_id]
 
@@ -146,6 +142,37 @@ def _root(root: Path | None) -> Path:
 
 
 # ---- ctl ----
+
+
+def _is_loopback(endpoint: str) -> bool:
+    if endpoint.startswith("ipc://"):
+        return True
+    host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _refuse_remote_loopback(target: Target, endpoint: str) -> None:
+    """A loopback endpoint of an engine on another host would reach whatever engine listens
+    on *this* machine's loopback: refuse instead of talking to the wrong engine."""
+    if _is_loopback(endpoint) and not _is_this_machine(target.host_address):
+        raise _fail(
+            f"engine {target.engine_id} runs on {target.host} ({target.host_address}) and its "
+            f"bus endpoint {endpoint} is local to that host: run this there, or pass the "
+            "endpoint (e.g. an SSH tunnel) with --endpoint/--events",
+            2,
+        )
+
+
+def _check_identity(target: Target, reply: pb.ControlReply) -> None:
+    if not reply.HasField("status"):
+        return
+    st = reply.status
+    if (st.engine_id, st.deployment) != (target.engine_id, target.deployment):
+        raise _fail(
+            f"{target.control} answers as engine {st.engine_id} of {st.deployment}, not "
+            f"{target.engine_id} of {target.deployment}: nothing was sent",
+            2,
+        )
 
 
 def _parse_ctl(args: Sequence[str]) -> tuple[list[str], str, list[str]]:
@@ -218,17 +245,24 @@ def ctl(
     as_json: bool,
 ) -> None:
     overrides, command, rest = _parse_ctl(args)
+    if not timeout > 0:
+        raise _fail(f"--timeout must be a positive number of seconds, got {timeout:g}", 2)
     expected_sha: str | None = None
+    target: Target | None = None
     if endpoint is not None:
         if overrides or engine_id is not None:
             raise _fail("--endpoint replaces the deployment: give overrides/--engine or it", 2)
         target_ep = endpoint
     else:
         _compiled, targets = resolve_targets(_root(root), overrides)
-        target = pick(targets, engine_id, "ctl.engine")
+        target = pick(targets, engine_id)
+        _refuse_remote_loopback(target, target.control)
         target_ep, expected_sha = target.control, target.manifest_sha256
     request = make_request(command, *rest)
     try:
+        if target is not None and command != "status":
+            # Never pause/kill/flatten the wrong engine: ask who answers there first.
+            _check_identity(target, control(target_ep, make_request("status"), timeout))
         reply = control(target_ep, request, timeout)
     except Unreachable as err:
         if as_json:
@@ -315,9 +349,9 @@ def watch(
                 got = sub.recv(left)
                 while got is not None:
                     view.apply(got.event)
-                    got = sub.recv(0)
                     if time.monotonic() - last_draw > 0.25:
-                        break
+                        break  # redraw now; the rest is read on the next turn
+                    got = sub.recv(0)
                 _sync_bus(view, sub)
                 dead = alive()
                 if dead is not None:
@@ -344,7 +378,8 @@ def monitor(
 ) -> None:
     if events is None:
         _compiled, targets = resolve_targets(_root(root), overrides)
-        target = pick(targets, engine_id, "monitor.engine")
+        target = pick(targets, engine_id)
+        _refuse_remote_loopback(target, target.events)
         events, hwm = target.events, target.hwm
         control_ep = control_ep or target.control
     elif overrides or engine_id is not None:
@@ -549,9 +584,9 @@ def run(
                 "use --engine to choose one",
                 2,
             )
-        target = pick(local, None, "run.engine")
+        target = pick(local, None)
     else:
-        target = pick(targets, engine_id, "run.engine")
+        target = pick(targets, engine_id)
     if target.mode == "live" and not allow_live:
         raise _fail(
             f"{target.deployment} is a live deployment: it trades real money; "
@@ -641,9 +676,9 @@ def run(
                 if child is not engine:
                     child.stop(5.0)
             _sync_bus(view, sub)
-    except (KeyboardInterrupt, _Terminated):
+    except (KeyboardInterrupt, _Terminated) as err:
         _err("interrupted: stopping the engine and simulators")
-        exit_code = 130
+        exit_code = 143 if isinstance(err, _Terminated) else 130
     except _StartupFailed as err:
         _err(f"error: {err}")
         exit_code = 1

@@ -93,7 +93,44 @@ def test_ctl_commands_through_the_deployment(
     assert "tightened instruments.BTCUSDT.max_position to 0.01" in run.stdout
     run = cli("ctl", *_bus(quiet), "kill", root=project)
     assert "kill switch engaged" in run.stdout and "risk HALTED" in run.stdout
-    assert quiet.requests == ["pause", "tighten", "kill"]
+    # each command after a status that checks who answers
+    assert quiet.requests == ["status", "pause", "status", "tighten", "status", "kill"]
+
+
+def test_ctl_refuses_to_command_another_engine(project: Path, cli: Callable[..., Run]) -> None:
+    with FakeEngine("paper_9", heartbeat_s=None) as other:
+        run = cli("ctl", *_bus(other), "kill", root=project)
+        assert run.exit_code == 2
+        assert run.stderr == (
+            f"error: {other.control} answers as engine paper_9 of paper_local, not paper_1 of "
+            "paper_local: nothing was sent\n"
+        )
+        assert other.requests == ["status"]
+
+
+def test_ctl_refuses_a_remote_engines_loopback_endpoint(
+    project: Path, cli: Callable[..., Run]
+) -> None:
+    run = cli("ctl", "deployment=prod_example", "--engine", "spot_a", "kill", root=project)
+    assert run.exit_code == 2
+    assert run.stderr.startswith(
+        "error: engine spot_a runs on ny4_a (10.20.0.11) and its bus endpoint "
+        "tcp://127.0.0.1:7102 is local to that host"
+    )
+    run = cli("ctl", "deployment=prod_example", "status", root=project)
+    assert run.exit_code == 2
+    assert run.stderr == (
+        "error: prod_example runs 2 engines: choose one of spot_a, usdm_b with --engine\n"
+    )
+    run = cli("ctl", "--engine", "paper_2", "status", root=project)
+    assert run.exit_code == 2
+    assert run.stderr == "error: no engine 'paper_2' in paper_local (engines: paper_1)\n"
+
+
+def test_ctl_timeout_must_be_positive(cli: Callable[..., Run]) -> None:
+    run = cli("ctl", "--endpoint", DEAD, "--timeout", "0", "status")
+    assert run.exit_code == 2
+    assert run.stderr == "error: --timeout must be a positive number of seconds, got 0\n"
 
 
 def test_ctl_status_json(quiet: FakeEngine, cli: Callable[..., Run]) -> None:
@@ -214,3 +251,17 @@ def test_monitor_duration_is_bounded(cli: Callable[..., Run]) -> None:
     assert run.exit_code == 0, run.stderr
     assert 0.9 <= elapsed < 5
     assert "tick_to_order" in run.stdout
+
+
+def test_monitor_ends_cleanly_on_ctrl_c(cli: Callable[..., Run]) -> None:
+    import _thread
+    import threading
+
+    with FakeEngine(heartbeat_s=0.05) as fake:
+        timer = threading.Timer(0.8, _thread.interrupt_main)
+        timer.start()
+        run = cli("monitor", "--events", fake.events, "--control", fake.control)
+        timer.join()
+    assert run.exit_code == 0, run.stderr
+    assert "tick_to_order" in run.stdout
+    assert "Traceback" not in run.stderr

@@ -160,7 +160,7 @@ def test_remote_and_live_deployments(project: Path, cli: Callable[..., Run]) -> 
     assert "prod_example is a live deployment" in run.stderr
     run = cli("run", "deployment=prod_example", "--engine", "nope", root=project)
     assert run.exit_code == 2
-    assert "no engine 'nope'" in run.stderr
+    assert run.stderr == "error: no engine 'nope' in prod_example (engines: spot_a, usdm_b)\n"
 
 
 def test_missing_binary(
@@ -172,3 +172,73 @@ def test_missing_binary(
     run = cli("run", root=project)
     assert run.exit_code == 1
     assert run.stderr.startswith("error: rt-engine not found")
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ctrl_c_ends_the_run_cleanly(
+    project: Path, ports: list[str], cli: Callable[..., Run]
+) -> None:
+    import _thread
+    import threading
+
+    log = project / "state" / "run" / "paper_local" / "engine_paper_1.log"
+
+    def interrupt_when_running() -> None:
+        if _wait_for(lambda: log.is_file() and "running" in log.read_text(), 20):
+            time.sleep(0.7)
+            _thread.interrupt_main()
+
+    thread = threading.Thread(target=interrupt_when_running)
+    thread.start()
+    run = cli("run", *ports, "--duration", "0", root=project)  # 0: until Ctrl-C
+    thread.join()
+    assert run.exit_code == 0, run.stderr
+    assert "paper_local / paper_1" in run.stdout  # the summary after a clean stop
+    assert "tick_to_order" in log.read_text()
+    assert all(gone(p) for p in pids(run).values())
+
+
+def test_no_orphans_when_appliance_is_killed(
+    project: Path, ports: list[str], fake_binary: Path
+) -> None:
+    """SIGKILL cannot be caught: the children die with their parent (PR_SET_PDEATHSIG)."""
+    import signal
+    import subprocess
+
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
+    appliance = str(Path(sys.executable).with_name("appliance"))
+    proc = subprocess.Popen(
+        [appliance, "run", *ports, "--duration", "60", "--root", str(project)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    seen = ""
+    try:
+        end = time.monotonic() + 30
+        while "started engine" not in seen and time.monotonic() < end:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+        children = {
+            name.split()[0]: int(pid)
+            for name, pid in re.findall(r"started (sim \S+|engine \S+) \(pid (\d+)\)", seen)
+        }
+        assert set(children) == {"sim", "engine"}, seen
+        assert not any(gone(p) for p in children.values())
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc.stdout.close()
+    assert _wait_for(lambda: all(gone(p) for p in children.values()), 10), children
