@@ -630,3 +630,93 @@ fn fault_specs_from_the_command_line() {
     );
     let _ = API_KEY_HEADER;
 }
+
+#[tokio::test]
+async fn resting_quotes_fill_as_makers_from_the_replayed_market() {
+    // No credentials (paper_local): unsigned order entry; the combined user stream form.
+    let sim = Running::start(&manifest("40", 500, None), SimOptions::default());
+    bounded(async {
+        let (code, body) = http(sim.rest, "POST", "/api/v3/userDataStream", None, "").await;
+        assert_eq!(code, 200, "{body}");
+        let key = rt_venues::binance_orders::parse_listen_key(&body).unwrap();
+        let mut user = sim.ws(&format!("/stream?streams={key}")).await;
+        let (bid, ask) = touch(sim.rest).await;
+        // A bid and an ask at the touch, post-only: whichever way the market goes, one of them
+        // is traded through.
+        for (side, price, id) in [(Side::Buy, bid, "q-bid"), (Side::Sell, ask, "q-ask")] {
+            let query = order_query(OrderKind::PostOnly, side, price, Qty(100_000), id);
+            let (code, body) = http(
+                sim.rest,
+                "POST",
+                &format!("/api/v3/order?{query}"),
+                None,
+                "",
+            )
+            .await;
+            if code != 200 {
+                // The touch moved between the snapshot and the order: it would have crossed.
+                assert_eq!(ApiError::parse(&body).unwrap().code, -2010, "{body}");
+            }
+        }
+        let mut maker_fill = None;
+        while maker_fill.is_none() {
+            let text = next_text(&mut user).await.expect("user stream ended");
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(value["stream"], key.as_str());
+            let r = ExecutionReport::parse(&text).unwrap().unwrap();
+            if r.exec_type == ExecType::Trade {
+                maker_fill = Some(r);
+            }
+        }
+        let r = maker_fill.unwrap();
+        assert!(r.is_maker);
+        assert_eq!(r.last_price, r.price);
+        // The instrument's maker fee (7.5 bps in the example manifest): price * qty * 7.5 /
+        // 10^4, rounded up to 10^-8.
+        let expected = rt_core::portfolio::fee(r.last_price, r.last_qty, 750_000_000);
+        assert_eq!(r.commission, expected);
+    })
+    .await;
+    let report = sim.stop();
+    assert!(report.fills >= 1);
+}
+
+#[tokio::test]
+async fn a_late_client_joins_the_replay_where_it_is() {
+    let sim = Running::start(&manifest("20", 0, None), SimOptions::default());
+    bounded(async {
+        let event_ms = |text: &str| -> u64 {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            v["data"]["E"].as_u64().unwrap()
+        };
+        let mut early = sim.ws("/stream?streams=btcusdt@depth@100ms").await;
+        let first = event_ms(&next_text(&mut early).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let mut late = sim.ws("/stream?streams=btcusdt@depth@100ms").await;
+        let joined = event_ms(&next_text(&mut late).await.unwrap());
+        // One second at 20x is about 20 s of capture.
+        assert!(joined >= first + 15_000, "first {first}, joined {joined}");
+        assert!(joined <= first + 30_000, "first {first}, joined {joined}");
+    })
+    .await;
+    sim.stop();
+}
+
+#[test]
+fn run_blocking_serves_until_the_stop_signal() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let manifest = manifest("10", 0, None);
+    let thread = std::thread::spawn(move || {
+        rt_sim::run_blocking(&manifest, EXCHANGE, SimOptions::default(), flag)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    let report = thread.join().unwrap().unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(2));
+    assert!(report.frames_replayed > 10);
+    assert!(!report.replay_finished);
+}
