@@ -22,6 +22,7 @@ setup:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "py_rt needs Python 3.11+, found " + sys.version.split()[0])'
 	@command -v cargo >/dev/null || { echo "py_rt needs a Rust toolchain (cargo) on PATH" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# setuptools+wheel: antlr4 (a Hydra dependency) is an sdist, built without isolation here.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.7,<2' setuptools wheel
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -e '.[dev]'
 	cargo build --quiet -p rt-engine
@@ -35,6 +36,8 @@ check-rust:
 	cargo fmt --all -- --check
 	cargo clippy --quiet --workspace --all-targets -- -D warnings
 	cargo test --quiet --workspace
+	# The SPSC ring, model-checked with loom (its own target dir: --cfg loom rebuilds all).
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --quiet -p rt-ring --release --test loom
 
 check-python:
 	$(BIN)/ruff check appliance tests bench
