@@ -14,7 +14,10 @@
 //!   `lastUpdateId` = the last applied diff's `u`, so a client syncing by Binance's rules
 //!   bridges exactly; order entry (`POST`/`DELETE /api/v3/order`, `GET`/`DELETE
 //!   /api/v3/openOrders`) matched by rt-core's `Matcher` (one per symbol, queue-position model,
-//!   fees from the instrument) after `sim.latency_us`; `POST /api/v3/userDataStream` and the
+//!   fees from the instrument) after `sim.latency_us` on the capture clock (an order received
+//!   when the replay is at capture time `t` reaches the matcher at `t + latency`: after the
+//!   frames recorded before that, before the ones recorded at or after it, as in backtests; at
+//!   speed `k` that is `latency / k` of wall time); `POST /api/v3/userDataStream` and the
 //!   user data stream `/ws/<listenKey>` with `executionReport`s. Requests are verified with the
 //!   exchange's credentials when the manifest has them (HMAC-SHA256, `X-MBX-APIKEY`), and
 //!   accepted unsigned when it has none (paper_local).

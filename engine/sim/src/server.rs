@@ -4,7 +4,7 @@
 //! The engine task owns the replay schedule and is the only writer of the venue's books and
 //! matchers: it applies each capture line to the venue, then publishes it (one broadcast
 //! channel shared by every market-data connection), and it executes orders when their
-//! latency has elapsed, in time order with the frames. REST handlers read the venue (depth,
+//! latency has elapsed on the capture clock, in time order with the frames. REST handlers read the venue (depth,
 //! open orders) under its mutex and send orders to the engine; faults go to the engine too
 //! and are acknowledged once applied.
 
@@ -105,10 +105,9 @@ struct Shared {
     /// Bumped by a `drop` fault (now): every connection closes at once.
     drop_tx: watch::Sender<u64>,
     shutdown_tx: watch::Sender<bool>,
-    cmd_tx: mpsc::UnboundedSender<(Instant, Cmd)>,
+    cmd_tx: mpsc::UnboundedSender<Cmd>,
     listen_keys: Mutex<HashSet<String>>,
     credentials: Option<Credentials>,
-    latency: Duration,
     counters: Counters,
     next_key: AtomicU64,
 }
@@ -232,7 +231,6 @@ async fn serve(
         cmd_tx,
         listen_keys: Mutex::new(HashSet::new()),
         credentials: config.credentials.clone(),
-        latency: Duration::from_micros(config.latency_us),
         counters: Counters::default(),
         next_key: AtomicU64::new(1),
     });
@@ -251,6 +249,7 @@ async fn serve(
         peeked: None,
         eof: false,
         pending: VecDeque::new(),
+        latency_ns: i64::try_from(config.latency_us.saturating_mul(1_000)).unwrap_or(i64::MAX),
         scheduled: {
             let mut f = config.faults.clone();
             f.sort_by_key(|f| f.at_frame);
@@ -277,7 +276,7 @@ async fn serve(
 struct Engine {
     shared: Arc<Shared>,
     lines: mpsc::Receiver<Line>,
-    cmds: mpsc::UnboundedReceiver<(Instant, Cmd)>,
+    cmds: mpsc::UnboundedReceiver<Cmd>,
     decoder: Decoder,
     speed: Speed,
     /// When the replay started.
@@ -289,8 +288,11 @@ struct Engine {
     stall_until: Option<Instant>,
     peeked: Option<Line>,
     eof: bool,
-    /// Commands waiting for their latency, in arrival (= due) order.
-    pending: VecDeque<(Instant, Cmd)>,
+    /// Commands waiting for their latency, in arrival (= due) order, with the capture time
+    /// at which they reach the matcher.
+    pending: VecDeque<(Nanos, Cmd)>,
+    /// `sim.latency_us` on the capture clock.
+    latency_ns: Nanos,
     scheduled: VecDeque<ScheduledFault>,
     skip_diffs: u64,
     /// Drop every connection once this many frames have been published.
@@ -304,22 +306,28 @@ struct Engine {
 
 enum Wake {
     Line(Option<Line>),
-    Cmd(Option<(Instant, Cmd)>),
+    Cmd(Option<Cmd>),
     Timer,
 }
 
 impl Engine {
-    /// When a line recorded at `local_ns` is due (`now` for an unpaced one).
-    fn due(&self, local_ns: Nanos, now: Instant) -> Instant {
-        let base = match (self.speed, self.first_ns) {
+    /// The wall time at which the schedule reaches capture time `local_ns` (`now` when the
+    /// replay is not paced, or has not started).
+    fn wall_at(&self, local_ns: Nanos, now: Instant) -> Instant {
+        match (self.speed, self.first_ns) {
             (Speed::Max, _) | (_, None) => now,
             (Speed::Factor(speed), Some(first)) => {
-                let elapsed = i128::from((local_ns - first).max(0));
+                let elapsed = i128::from(local_ns.saturating_sub(first).max(0));
                 let scaled = elapsed * i128::from(SCALE) / i128::from(speed.raw().max(1));
                 let scaled = u64::try_from(scaled).unwrap_or(u64::MAX);
                 self.t0 + self.offset + Duration::from_nanos(scaled)
             }
-        };
+        }
+    }
+
+    /// When a line recorded at `local_ns` is due.
+    fn due(&self, local_ns: Nanos, now: Instant) -> Instant {
+        let base = self.wall_at(local_ns, now);
         match self.stall_until {
             Some(until) if until > base => until,
             _ => base,
@@ -361,15 +369,18 @@ impl Engine {
             }
             let now = Instant::now();
             let frame_due = self.peeked.as_ref().map(|l| self.due(l.local_ns, now));
-            let cmd_due = self.pending.front().map(|(due, _)| *due);
-            // Orders first when they are due no later than the next frame.
-            if let Some(due) = cmd_due {
-                if due <= now && frame_due.map_or(true, |f| due <= f) {
-                    if let Some((_, cmd)) = self.pending.pop_front() {
-                        self.execute(cmd);
-                    }
-                    continue;
+            // A request reaches the matcher at its capture time: after the frames recorded
+            // before it, before the frames recorded at or after it (as in backtests).
+            let cmd_due = match (self.pending.front(), &self.peeked) {
+                (Some((at, _)), Some(line)) if line.local_ns < *at => None,
+                (Some((at, _)), _) => Some(self.wall_at(*at, now)),
+                (None, _) => None,
+            };
+            if cmd_due.is_some_and(|due| due <= now) {
+                if let Some((at, cmd)) = self.pending.pop_front() {
+                    self.execute(at, cmd);
                 }
+                continue;
             }
             if let Some(due) = frame_due {
                 if due <= now {
@@ -420,19 +431,23 @@ impl Engine {
             .store(true, Ordering::Relaxed);
     }
 
-    /// Faults apply at once; order entry waits for its latency.
-    fn take_cmd(&mut self, (due, cmd): (Instant, Cmd)) {
+    /// Faults apply at once; order entry waits for its latency, on the capture clock.
+    fn take_cmd(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Fault(fault, ack) => {
                 self.apply_fault(&fault);
                 let _ = ack.send(());
             }
-            cmd => self.pending.push_back((due, cmd)),
+            cmd => {
+                let at = self.capture_now().saturating_add(self.latency_ns);
+                self.pending.push_back((at, cmd));
+            }
         }
     }
 
-    fn execute(&mut self, cmd: Cmd) {
-        let ts = self.capture_now();
+    /// Runs a request at capture time `at`.
+    fn execute(&mut self, at: Nanos, cmd: Cmd) {
+        let ts = at.max(self.last_ts);
         let shared = Arc::clone(&self.shared);
         let mut venue = shared.venue();
         let (reply, result) = match cmd {
@@ -761,7 +776,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<String, ApiErr
             let text = fault.to_string();
             shared
                 .cmd_tx
-                .send((Instant::now(), Cmd::Fault(fault, tx)))
+                .send(Cmd::Fault(fault, tx))
                 .map_err(|_| stopping())?;
             rx.await.map_err(|_| stopping())?;
             Ok(format!("{{\"applied\":\"{text}\"}}"))
@@ -778,16 +793,13 @@ fn stopping() -> ApiError {
     ApiError::new(-1001, "Internal error; the simulator is stopping.")
 }
 
-/// Sends a command to the engine, due after the order latency, and waits for its answer.
+/// Sends a command to the engine (which applies the order latency) and waits for its answer.
 async fn engine_call(
     shared: &Shared,
     make: impl FnOnce(oneshot::Sender<Result<String, ApiError>>) -> Cmd,
 ) -> Result<String, ApiError> {
     let (tx, rx) = oneshot::channel();
-    shared
-        .cmd_tx
-        .send((Instant::now() + shared.latency, make(tx)))
-        .map_err(|_| stopping())?;
+    shared.cmd_tx.send(make(tx)).map_err(|_| stopping())?;
     rx.await.map_err(|_| stopping())?
 }
 

@@ -145,7 +145,8 @@ async fn reports_until_done(ws: &mut Ws, client_id: &str) -> Vec<ExecutionReport
 #[tokio::test]
 async fn a_signed_order_is_accepted_matched_and_reported() {
     let keys = keys("orders");
-    let sim = Running::start(&manifest("5", 2_000, Some(&keys)), SimOptions::default());
+    // 0.5 s of order latency on the capture clock: 0.1 s of wall time at 5x.
+    let sim = Running::start(&manifest("5", 500_000, Some(&keys)), SimOptions::default());
     let secret = keys.secret.as_bytes();
     bounded(async {
         let (code, body) = http(
@@ -174,8 +175,11 @@ async fn a_signed_order_is_accepted_matched_and_reported() {
         )
         .await;
         assert_eq!(code, 200, "{body}");
-        // The order waited for its latency (2 ms) before reaching the matcher.
-        assert!(sent.elapsed() >= Duration::from_millis(2));
+        // The order waited for its latency before reaching the matcher: 0.5 s of capture
+        // time, 0.1 s of wall time at 5x.
+        let waited = sent.elapsed();
+        assert!(waited >= Duration::from_millis(95), "{waited:?}");
+        assert!(waited < Duration::from_millis(450), "{waited:?}");
         let resp = NewOrderResponse::parse(&body).unwrap();
         let info = resp.info.unwrap();
         assert_eq!(info.client_order_id, "ioc-1");
