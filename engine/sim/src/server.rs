@@ -1157,6 +1157,13 @@ mod tests {
     }
 
     #[test]
+    fn stream_names_keep_the_channel_case() {
+        assert_eq!(stream_name("BTCUSDT@bookTicker"), "btcusdt@bookTicker");
+        assert_eq!(stream_name("btcusdt@depth@100ms"), "btcusdt@depth@100ms");
+        assert_eq!(stream_name("ABC"), "abc");
+    }
+
+    #[test]
     fn trims_line_ends() {
         assert_eq!(trim(b"{}\r\n"), b"{}");
         assert_eq!(trim(b"  "), b"");

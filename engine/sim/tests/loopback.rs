@@ -644,6 +644,26 @@ async fn resting_quotes_fill_as_makers_from_the_replayed_market() {
         assert_eq!(code, 200, "{body}");
         let key = rt_venues::binance_orders::parse_listen_key(&body).unwrap();
         let mut user = sim.ws(&format!("/stream?streams={key}")).await;
+        // Keep-alive answers {}; an unknown key is Binance's -1125.
+        let (code, body) = http(
+            sim.rest,
+            "PUT",
+            &format!("/api/v3/userDataStream?listenKey={key}"),
+            None,
+            "",
+        )
+        .await;
+        assert_eq!((code, body.as_str()), (200, "{}"));
+        let (code, body) = http(
+            sim.rest,
+            "PUT",
+            "/api/v3/userDataStream?listenKey=nope",
+            None,
+            "",
+        )
+        .await;
+        assert_eq!(code, 400);
+        assert_eq!(ApiError::parse(&body).unwrap().code, -1125);
         let (bid, ask) = touch(sim.rest).await;
         // A bid and an ask at the touch, post-only: whichever way the market goes, one of them
         // is traded through.
