@@ -6,7 +6,7 @@
 //! Time is the capture's clock (`local_ns` of the replayed frames, mapped through the replay
 //! schedule), so fills and reports carry times consistent with the market data they follow.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 
 use rt_core::{
@@ -23,6 +23,10 @@ use rt_venues::binance_orders::{
 /// Depth levels `GET /api/v3/depth` answers by default and at most.
 pub const DEFAULT_DEPTH_LIMIT: usize = 100;
 pub const MAX_DEPTH_LIMIT: usize = 5000;
+
+/// Finished orders remembered per symbol (for responses and lookups); older ones are
+/// forgotten, as an exchange archives them.
+pub const FINISHED_KEPT: usize = 10_000;
 
 /// Quote assets recognised at the end of a symbol, longest first (the commission asset).
 const QUOTES: [&str; 12] = [
@@ -75,6 +79,8 @@ struct SymbolState {
     orders: HashMap<u64, OrderRec>,
     /// Client id -> order id, open orders only.
     open_by_client: HashMap<String, u64>,
+    /// Finished orders, oldest first (see [`FINISHED_KEPT`]).
+    finished: VecDeque<u64>,
     next_order_id: u64,
     next_trade_id: u64,
     next_cancel_id: u64,
@@ -134,6 +140,7 @@ impl Venue {
                     matcher: Matcher::new(spec),
                     orders: HashMap::new(),
                     open_by_client: HashMap::new(),
+                    finished: VecDeque::new(),
                     next_order_id: 1,
                     next_trade_id: 1,
                     next_cancel_id: 1,
@@ -584,7 +591,8 @@ impl Venue {
                 ExecKind::Rejected(_) | ExecKind::CancelRejected => continue,
             };
             info.update_time_ms = ms(ts);
-            if !info.status.is_open() {
+            let finished = !info.status.is_open();
+            if finished {
                 info.is_working = false;
                 s.open_by_client.remove(&info.client_order_id);
             }
@@ -617,6 +625,14 @@ impl Venue {
                 last_quote_qty: last_quote,
             });
             self.counters.exec_reports += 1;
+            if finished {
+                s.finished.push_back(e.order_id);
+                if s.finished.len() > FINISHED_KEPT {
+                    if let Some(old) = s.finished.pop_front() {
+                        s.orders.remove(&old);
+                    }
+                }
+            }
         }
     }
 }
@@ -795,6 +811,22 @@ mod tests {
         );
         assert_eq!(v.counters().orders, 9);
         assert_eq!(v.counters().orders_rejected, 7);
+    }
+
+    #[test]
+    fn finished_orders_are_forgotten_beyond_the_limit() {
+        let mut v = venue();
+        let mut reports = Vec::new();
+        // IOC sells above the bid: accepted, then expired at once.
+        let o = order(OrderKind::Ioc, Side::Sell, 61_000, 10_000_000, "x");
+        for _ in 0..FINISHED_KEPT + 5 {
+            v.new_order(0, &o, &mut reports).unwrap();
+            reports.clear();
+        }
+        assert_eq!(v.symbols[0].orders.len(), FINISHED_KEPT);
+        assert!(!v.symbols[0].orders.contains_key(&5));
+        assert!(v.symbols[0].orders.contains_key(&6));
+        assert!(v.symbols[0].open_by_client.is_empty());
     }
 
     #[test]
