@@ -132,11 +132,15 @@ def run(
     plan = Plan(deployment, before, after, diff.diff(before, after))
     err = Console(stderr=True)
     out = Console() if not as_json else Console(file=sys.stderr)
+    inv.check_targets(project, compiled)
     try:
         binary = engine_binary(project)
-    except EngineNotFound as exc:
-        err.print(f"error: {exc}")
-        return 1
+    except EngineNotFound:
+        try:  # the engine built next to this appliance package (a scratch project has none)
+            binary = engine_binary()
+        except EngineNotFound as exc:
+            typer.echo(f"error: {exc}", err=True)
+            return 1
     build_dir = write_build(project / "build", deployment, compiled.manifests)
     private_dir = project / "state" / "ansible" / deployment
     inventory = inv.render(project, compiled, build_dir, binary, private_dir / "inventory")
@@ -152,7 +156,7 @@ def run(
                 plan_file, deployment, _hashes(before.manifests), _hashes(after.manifests)
             )
         except ApplyRefused as exc:
-            err.print(f"error: {exc}", markup=False, highlight=False)
+            typer.echo(f"error: {exc}", err=True)
             return 1
     if not as_json:
         out.print(render_plan(plan), end="", markup=False, highlight=False)
@@ -167,7 +171,7 @@ def run(
             )
             return 1
         if not typer.confirm(f"Apply to {len(inventory.hosts)} host(s)?", default=False):
-            err.print("not applied")
+            typer.echo("not applied", err=True)
             return 1
 
     hosts = [h.host for h in inventory.hosts]

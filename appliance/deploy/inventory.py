@@ -124,6 +124,19 @@ def _check_paths(host: str, manifest: dict[str, Any], prefix: str) -> list[Diagn
     return out
 
 
+def check_targets(project: Path, compiled: Compiled) -> None:
+    """Every engine host has a target, and a prefix root keeps the engine's paths inside it."""
+    diags: list[Diagnostic] = []
+    for built in compiled.manifests:
+        target = compiled.targets.get(built.host)
+        if target is None:
+            diags.append(_missing_target(built.host))
+        else:
+            diags += _check_paths(built.host, json.loads(built.text), _prefix(project, target))
+    if diags:
+        raise ConfigError([d.with_source(compiled.composed.source_of(d.path)) for d in diags])
+
+
 def render(
     project: Path,
     compiled: Compiled,
@@ -133,17 +146,13 @@ def render(
 ) -> Inventory:
     """Write `out_dir/hosts.yml` and `out_dir/host_vars/<host>.yml` (atomically) and return
     what each host is about to run. Raises ConfigError naming every host it cannot render."""
-    diags: list[Diagnostic] = []
+    check_targets(project, compiled)
     binary_sha = file_sha256(engine_binary)
     hosts: list[HostRelease] = []
     for built in compiled.manifests:
-        target = compiled.targets.get(built.host)
-        if target is None:
-            diags.append(_missing_target(built.host))
-            continue
+        target = compiled.targets[built.host]
         manifest = json.loads(built.text)
         prefix = _prefix(project, target)
-        diags += _check_paths(built.host, manifest, prefix)
         captures: dict[str, Path] = {}
         for ex in manifest["exchanges"].values():
             if ex["sim"]:
@@ -170,8 +179,6 @@ def render(
                 ),
             )
         )
-    if diags:
-        raise ConfigError([d.with_source(compiled.composed.source_of(d.path)) for d in diags])
     _write(out_dir, compiled.deployment, hosts)
     return Inventory(compiled.deployment, out_dir, binary_sha, hosts)
 

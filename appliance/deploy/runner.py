@@ -9,6 +9,7 @@ per host. Nothing secret is passed: no extravars, only the rendered inventory.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ def run_playbook(
     import ansible_runner
 
     private_dir.mkdir(parents=True, exist_ok=True)
+    # ansible-runner saves its arguments under env/ (env/cmdline ...) and reads them back on
+    # the next run when none are given: a --check would stick. Each run states all of its own.
+    shutil.rmtree(private_dir / "env", ignore_errors=True)
     results = {h: HostResult(h) for h in hosts}
 
     def handler(event: Event) -> bool:

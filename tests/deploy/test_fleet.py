@@ -1,0 +1,329 @@
+"""A fake fleet of three local hosts (prefix roots under state/hosts/, distinct ports), rolled
+out with `appliance apply` and the real rt-engine: fresh install, a second run that changes
+nothing, check mode, a release whose health check fails on host 1 (rolled back there, hosts 2
+and 3 untouched, exit 1), and a run killed mid-deploy that converges when run again.
+
+The tests run in file order on one fleet; each leaves it converged on a known config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from appliance.deploy import supervisor
+from appliance.deploy.supervisor import Layout
+from tests.deploy.conftest import ENGINE_BIN, free_ports, scratch_project
+
+HOSTS = ["h1", "h2", "h3"]
+APPLIANCE = Path(sys.executable).parent / "appliance"
+RUN_TIMEOUT = 420
+
+pytestmark = pytest.mark.skipif(
+    subprocess.run([str(ENGINE_BIN), "ctl", "--help"], capture_output=True).returncode != 0,
+    reason="rt-engine has no ctl subcommand (build it: cargo build -p rt-engine)",
+)
+
+
+@dataclass
+class Fleet:
+    project: Path
+    env: dict[str, str]
+    ports: dict[str, dict[str, int]]
+    first: tuple[int, dict[str, Any], str] = (0, {}, "")
+
+    def prefix(self, host: str) -> Path:
+        return self.project / "state" / "hosts" / host
+
+    def layout(self, host: str) -> Layout:
+        return Layout.under(self.prefix(host))
+
+    def current(self, host: str) -> str:
+        return os.path.basename(os.path.realpath(self.prefix(host) / "opt/py-rt/current"))
+
+    def releases(self, host: str) -> set[str]:
+        return {p.name for p in (self.prefix(host) / "opt/py-rt/releases").iterdir()}
+
+    def units(self, host: str) -> list[str]:
+        engine = f"py-rt-e{host[1:]}"
+        return [f"{engine}-sim-sim_{host}", engine]
+
+    def status(self, host: str, unit: str) -> dict[str, Any]:
+        return supervisor.status(self.layout(host), unit)[1]
+
+    def apply(self, *overrides: str, check: bool = False) -> tuple[int, dict[str, Any], str]:
+        cmd = [str(APPLIANCE), "apply", "deployment=fleet3", *overrides]
+        cmd += ["--yes", "--format", "json", "--root", str(self.project)]
+        if check:
+            cmd.append("--check")
+        run = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        try:
+            out = json.loads(run.stdout)
+        except json.JSONDecodeError:
+            out = {}
+        return run.returncode, out, run.stderr
+
+    def health(self, host: str, endpoint: str, sha: str) -> subprocess.CompletedProcess[str]:
+        gate = ["--expect-hash", sha, "--expect-state", "active", "--wait-ms", "10000"]
+        return subprocess.run(
+            [str(ENGINE_BIN), "ctl", "--endpoint", endpoint, "status", *gate],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def deployed_hashes(self) -> dict[str, str]:
+        index = self.project / "state/deployed/fleet3/index.json"
+        data = json.loads(index.read_text())
+        return {h: m["content_sha256"] for h, m in data["manifests"].items()}
+
+    def snapshot(self, host: str) -> dict[str, Any]:
+        """What a rollout may change on a host: its files, links, units and processes (the
+        engines' own journals and logs are left out: they grow while the engines run)."""
+        out: dict[str, Any] = {}
+        root = self.prefix(host)
+        for top in ("opt", "etc"):
+            for path in sorted((root / top).rglob("*")):
+                rel = str(path.relative_to(root))
+                if path.is_symlink():
+                    out[rel] = ("link", os.readlink(path))
+                elif path.is_file():
+                    st = path.stat()
+                    out[rel] = ("file", st.st_size, st.st_mtime_ns)
+        for unit in self.units(host):
+            out[unit] = self.status(host, unit).get("main_pid")
+        return out
+
+
+def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
+    """conf/deployment/fleet3.yaml: three local hosts, each its own sim venue and ports."""
+    local = yaml.safe_load((project / "conf/host/local.yaml").read_text())
+    defaults: list[Any] = []
+    body: dict[str, Any] = {"exchanges": {}, "strategies": {}, "targets": {}}
+    engines = {}
+    for i, host in enumerate(HOSTS, 1):
+        spec = json.loads(json.dumps(local))
+        spec["threads"]["feeds"] = {f"sim_{host}": None}
+        (project / f"conf/host/fleet_{host}.yaml").write_text(
+            "# yaml-language-server: $schema=../../schemas/host.schema.json\n"
+            + yaml.safe_dump(spec, sort_keys=False)
+        )
+        p = ports[host]
+        defaults += [
+            {f"/host@hosts.{host}": f"fleet_{host}"},
+            {f"/exchange@exchanges.sim_{host}": "sim_binance_spot"},
+            {f"/strategy@strategies.mm_{host}": "mm_btcusdt_sim"},
+            {f"/target@targets.{host}": "local"},
+        ]
+        body["exchanges"][f"sim_{host}"] = {
+            "endpoints": {
+                "ws": f"ws://127.0.0.1:{p['ws']}",
+                "rest": f"http://127.0.0.1:{p['rest']}",
+            }
+        }
+        body["strategies"][f"mm_{host}"] = {"exchange": f"sim_{host}"}
+        body["targets"][host] = {"root": f"state/hosts/{host}"}
+        engines[f"e{i}"] = {
+            "host": host,
+            "exchanges": [f"sim_{host}"],
+            "strategies": [f"mm_{host}"],
+            "bus": {
+                "events": f"tcp://127.0.0.1:{p['events']}",
+                "control": f"tcp://127.0.0.1:{p['control']}",
+                "hwm": 100000,
+            },
+            "journal": {"dir": f"state/journal/e{i}", "fsync": "interval", "fsync_interval_ms": 50},
+        }
+    defaults += [{"/risk": "conservative"}, "_self_"]
+    doc = {"defaults": defaults, **body, "deployment": {"mode": "paper", "engines": engines}}
+    (project / "conf/deployment/fleet3.yaml").write_text(
+        "# @package _global_\n" + yaml.safe_dump(doc, sort_keys=False)
+    )
+
+
+def _stop_all(project: Path) -> None:
+    for root in (project / "state/hosts").glob("*"):
+        layout = Layout.under(root)
+        for unit in sorted(layout.units.glob("*.service")) if layout.units.is_dir() else []:
+            supervisor.stop(layout, unit.stem)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, ansible_env: dict[str, str]) -> Iterator[Fleet]:
+    project = scratch_project(tmp_path_factory.mktemp("fleet") / "project")
+    numbers = free_ports(4 * len(HOSTS))
+    ports = {
+        h: dict(zip(("ws", "rest", "events", "control"), numbers[4 * i : 4 * i + 4], strict=True))
+        for i, h in enumerate(HOSTS)
+    }
+    _conf(project, ports)
+    env = os.environ | ansible_env | {"RT_ENGINE_BIN": str(ENGINE_BIN), "NO_COLOR": "1"}
+    env.pop("APPLIANCE_ROOT", None)
+    fleet = Fleet(project, env, ports)
+    try:
+        fleet.first = fleet.apply()
+        yield fleet
+    finally:
+        _stop_all(project)
+
+
+def _endpoint(fleet: Fleet, host: str) -> str:
+    return f"tcp://127.0.0.1:{fleet.ports[host]['control']}"
+
+
+def test_fresh_install(fleet: Fleet) -> None:
+    rc, out, err = fleet.first
+    assert rc == 0, err + json.dumps(out, indent=1)
+    assert [out["hosts"][h]["status"] for h in HOSTS] == ["changed"] * 3
+    for host in HOSTS:
+        release = out["hosts"][host]["release"]
+        assert fleet.current(host) == release
+        for unit in fleet.units(host):
+            state = fleet.status(host, unit)
+            assert state["state"] == "running", (host, unit, state)
+            assert f"/releases/{release}/bin/rt-engine" in state["exec_realpath"]
+        sha = fleet.deployed_hashes()[host]
+        health = fleet.health(host, _endpoint(fleet, host), sha)
+        assert health.returncode == 0, health.stdout + health.stderr
+        assert json.loads(health.stdout.splitlines()[-1])["status"]["risk_state"] == "active"
+    assert out["recorded"] == "state/deployed/fleet3"
+
+
+def test_rendered_units_pass_systemd_analyze(fleet: Fleet) -> None:
+    for host in HOSTS:
+        units = [str(fleet.layout(host).unit_file(u)) for u in fleet.units(host)]
+        text = Path(units[1]).read_text()
+        assert "CPUAffinity=0 1" in text and "LimitMEMLOCK=infinity" in text
+        assert "Restart=on-failure" in text and "ProtectSystem=strict" in text
+        run = subprocess.run(
+            ["/usr/bin/systemd-analyze", "verify", "--recursive-errors=yes", "--man=no", *units],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0 and run.stderr == "", run.stderr
+
+
+def test_second_run_changes_nothing(fleet: Fleet) -> None:
+    before = {h: fleet.snapshot(h) for h in HOSTS}
+    rc, out, err = fleet.apply()
+    assert rc == 0, err
+    assert {h: out["hosts"][h]["changed"] for h in HOSTS} == dict.fromkeys(HOSTS, 0)
+    assert {h: out["hosts"][h]["status"] for h in HOSTS} == dict.fromkeys(HOSTS, "ok")
+    assert {h: fleet.snapshot(h) for h in HOSTS} == before
+
+
+def test_check_mode_changes_nothing(fleet: Fleet) -> None:
+    before = {h: fleet.snapshot(h) for h in HOSTS}
+    deployed = fleet.deployed_hashes()
+    rc, out, err = fleet.apply("risk.max_open_orders=8", check=True)
+    assert rc == 0, err
+    # It reports what it would change, on every host ...
+    assert all(out["hosts"][h]["changed"] > 0 for h in HOSTS), out["hosts"]
+    assert out["recorded"] is None
+    # ... and changes nothing.
+    assert {h: fleet.snapshot(h) for h in HOSTS} == before
+    assert fleet.deployed_hashes() == deployed
+
+
+def test_a_release_failing_its_health_check_on_host_1_is_rolled_back(fleet: Fleet) -> None:
+    """The new release moves h1's control socket to a port something else holds: its engine
+    cannot bind it and the health check gets no answer there. Every host's manifest changes
+    (a risk limit), so hosts 2 and 3 would be next if the rollout went on."""
+    before = {h: fleet.snapshot(h) for h in HOSTS}
+    old = {h: fleet.current(h) for h in HOSTS}
+    deployed = fleet.deployed_hashes()
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    port = squatter.getsockname()[1]
+    try:
+        rc, out, err = fleet.apply(
+            "risk.max_open_orders=8", f"deployment.engines.e1.bus.control=tcp://127.0.0.1:{port}"
+        )
+    finally:
+        squatter.close()
+    assert rc == 1, err
+    hosts = out["hosts"]
+    assert [hosts[h]["status"] for h in HOSTS] == ["rolled back", "not run", "not run"]
+    failure = hosts["h1"]["failure"]
+    assert "failed on h1: Wait for the engine to report healthy" in failure
+    assert f"rolled back to {old['h1']} (healthy)" in failure
+    # Host 1 runs its previous release again, healthy, with the previous manifest.
+    assert fleet.current("h1") == old["h1"]
+    state = fleet.status("h1", "py-rt-e1")
+    assert state["state"] == "running" and f"/releases/{old['h1']}/" in state["exec_realpath"]
+    health = fleet.health("h1", _endpoint(fleet, "h1"), deployed["h1"])
+    assert health.returncode == 0, health.stdout + health.stderr
+    # The failed release is on disk (for the post-mortem), not current.
+    assert hosts["h1"]["release"] in fleet.releases("h1")
+    # Hosts 2 and 3 were not touched at all.
+    for host in ("h2", "h3"):
+        assert fleet.snapshot(host) == before[host]
+    # Nothing is recorded as deployed.
+    assert fleet.deployed_hashes() == deployed
+    assert out["recorded"] is None
+
+
+def _ansible_playbooks(project: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"ansible-playbook" in cmdline and str(project).encode() in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_run_killed_mid_deploy_converges_when_run_again(fleet: Fleet) -> None:
+    change = [f"strategies.mm_{h}.params.half_spread_ticks=3" for h in HOSTS]
+    releases_h2 = fleet.releases("h2")
+    cmd = [str(APPLIANCE), "apply", "deployment=fleet3", *change, "--yes", "--format", "json"]
+    proc = subprocess.Popen(
+        [*cmd, "--root", str(fleet.project)],
+        env=fleet.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        # Kill it (controller and Ansible) while host 2 is half-way: its new release exists.
+        while fleet.releases("h2") == releases_h2:
+            assert proc.poll() is None, "the run ended before host 2 was reached"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for pid in _ansible_playbooks(fleet.project):
+            os.kill(pid, signal.SIGKILL)
+    rc, out, err = fleet.apply(*change)
+    assert rc == 0, err + json.dumps(out.get("hosts"), indent=1)
+    deployed = fleet.deployed_hashes()
+    for host in HOSTS:
+        release = out["hosts"][host]["release"]
+        assert fleet.current(host) == release
+        for unit in fleet.units(host):
+            assert f"/releases/{release}/" in fleet.status(host, unit)["exec_realpath"]
+        health = fleet.health(host, _endpoint(fleet, host), deployed[host])
+        assert health.returncode == 0, health.stdout + health.stderr
+    rc, out, err = fleet.apply(*change)
+    assert rc == 0, err
+    assert {h: out["hosts"][h]["changed"] for h in HOSTS} == dict.fromkeys(HOSTS, 0)
