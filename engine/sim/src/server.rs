@@ -695,13 +695,20 @@ fn wall_ms() -> u64 {
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
     bump(&shared.counters.http_requests);
-    match route(shared, req).await {
+    let mut not_found = false;
+    match route(shared, req, &mut not_found).await {
         Ok(body) => ok(body),
+        // No such endpoint: HTTP 404, as Binance answers.
+        Err(e) if not_found => json_reply(StatusCode::NOT_FOUND, e.to_json()),
         Err(e) => api_error(&e),
     }
 }
 
-async fn route(shared: &Shared, req: Request<Incoming>) -> Result<String, ApiError> {
+async fn route(
+    shared: &Shared,
+    req: Request<Incoming>,
+    not_found: &mut bool,
+) -> Result<String, ApiError> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -724,19 +731,28 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<String, ApiErr
         (&Method::POST, bo::ORDER_PATH) => {
             let params = authorize(shared, api_key.as_deref(), &query, body)?;
             let order = NewOrder::parse(&params).map_err(|e| e.to_api_error())?;
-            order.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            order
+                .timing
+                .check(wall_ms())
+                .map_err(|e| e.to_api_error())?;
             engine_call(shared, |tx| Cmd::Order(order, tx)).await
         }
         (&Method::DELETE, bo::ORDER_PATH) => {
             let params = authorize(shared, api_key.as_deref(), &query, body)?;
             let cancel = CancelOrder::parse(&params).map_err(|e| e.to_api_error())?;
-            cancel.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            cancel
+                .timing
+                .check(wall_ms())
+                .map_err(|e| e.to_api_error())?;
             engine_call(shared, |tx| Cmd::Cancel(cancel, tx)).await
         }
         (&Method::DELETE, bo::OPEN_ORDERS_PATH) => {
             let params = authorize(shared, api_key.as_deref(), &query, body)?;
             let cancel = CancelOpenOrders::parse(&params).map_err(|e| e.to_api_error())?;
-            cancel.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            cancel
+                .timing
+                .check(wall_ms())
+                .map_err(|e| e.to_api_error())?;
             engine_call(shared, |tx| Cmd::CancelAll(cancel, tx)).await
         }
         (&Method::GET, bo::OPEN_ORDERS_PATH) => {
@@ -782,10 +798,13 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Result<String, ApiErr
             Ok(format!("{{\"applied\":\"{text}\"}}"))
         }
         (&Method::GET, "/sim/status") => Ok(status_json(shared)),
-        _ => Err(ApiError::new(
-            -1000,
-            format!("no such endpoint: {method} {path} (the simulator serves Binance Spot's order entry, depth and user data stream)"),
-        )),
+        _ => {
+            *not_found = true;
+            Err(ApiError::new(
+                -1000,
+                format!("no such endpoint: {method} {path} (the simulator serves Binance Spot's order entry, depth and user data stream)"),
+            ))
+        }
     }
 }
 

@@ -103,7 +103,7 @@ async fn subscribe_messages_and_unknown_paths() {
         let err = tokio_tungstenite::connect_async(format!("ws://{}/nope", sim.ws)).await;
         assert!(err.is_err());
         let (code, body) = http(sim.rest, "GET", "/api/v3/nothing", None, "").await;
-        assert_eq!(code, 400);
+        assert_eq!(code, 404);
         assert!(body.contains("no such endpoint"), "{body}");
     })
     .await;
