@@ -376,6 +376,8 @@ def monitor(
     duration: float | None,
     once: bool,
 ) -> None:
+    if duration is not None and duration < 0:
+        raise _fail(f"--duration must not be negative, got {duration:g}", 2)
     if events is None:
         _compiled, targets = resolve_targets(_root(root), overrides)
         target = pick(targets, engine_id)
@@ -573,6 +575,8 @@ def run(
 ) -> None:
     from appliance import engine as engine_mod
 
+    if duration is not None and duration < 0:
+        raise _fail(f"--duration must not be negative, got {duration:g}", 2)
     project = _root(root)
     compiled, targets = resolve_targets(project, overrides)
     if engine_id is None:

@@ -265,3 +265,10 @@ def test_monitor_ends_cleanly_on_ctrl_c(cli: Callable[..., Run]) -> None:
     assert run.exit_code == 0, run.stderr
     assert "tick_to_order" in run.stdout
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("command", ["monitor", "run"])
+def test_negative_duration_is_a_usage_error(command: str, cli: Callable[..., Run]) -> None:
+    run = cli(command, "--duration", "-1")
+    assert run.exit_code == 2
+    assert run.stderr == "error: --duration must not be negative, got -1\n"
