@@ -423,6 +423,9 @@ impl Housekeeper {
         counters.insert("snapshots".to_owned(), snapshots);
         counters.insert("reconnects".to_owned(), reconnects);
         counters.insert("bus_events".to_owned(), self.seq);
+        for (reason, n) in &self.view.rejections {
+            counters.insert(format!("rejected.{reason}"), *n);
+        }
         let latency = Stage::ALL
             .iter()
             .map(|s| {

@@ -451,13 +451,17 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         Ok(r) => {
             let body = String::from_utf8_lossy(&r.body).into_owned();
             let api = bo::ApiError::parse(&body).ok();
-            state.borrow().log(format!(
-                "{}: {} {} refused: HTTP {}: {body}",
-                venue.name,
-                if msg.cancel { "cancel of" } else { "order" },
-                msg.order_id,
-                r.status
-            ));
+            let raced = msg.cancel && api.as_ref().is_some_and(|e| e.code == -2011);
+            // A cancel that crossed a fill (-2011 unknown order) is routine: not logged.
+            if !raced {
+                state.borrow().log(format!(
+                    "{}: {} {} refused: HTTP {}: {body}",
+                    venue.name,
+                    if msg.cancel { "cancel of" } else { "order" },
+                    msg.order_id,
+                    r.status
+                ));
+            }
             api.map(|e| e.code)
         }
         Err(e) => {

@@ -85,6 +85,8 @@ pub struct TraderView {
     pub positions: Vec<PositionView>,
     /// (name, value) running totals.
     pub counters: Vec<(&'static str, u64)>,
+    /// Orders refused, by reason code (risk, engine or venue).
+    pub rejections: Vec<(&'static str, u64)>,
 }
 
 /// Messages to the housekeeping thread.

@@ -404,5 +404,10 @@ fn view(bt: &Backtest, c: &Counters) -> TraderView {
             ("fills", k.fills),
             ("strategy_calls", k.strategy_calls),
         ],
+        rejections: k
+            .rejections()
+            .into_iter()
+            .map(|(r, n)| (r.as_str(), n))
+            .collect(),
     }
 }

@@ -225,6 +225,16 @@ fn write_levels(
     WriteOutcome::Written
 }
 
+/// Slots a record of `levels` levels takes in slots of `capacity` payload bytes.
+pub fn slots_for(levels: usize, capacity: usize) -> usize {
+    if capacity < MIN_CAPACITY {
+        return usize::MAX;
+    }
+    let first = (capacity - HEAD) / LEVEL;
+    let per_cont = (capacity - CONT_HEAD) / LEVEL;
+    1 + levels.saturating_sub(first).div_ceil(per_cont)
+}
+
 /// Writes the feed-down marker (one slot).
 pub fn write_feed_down(buf: &mut [u8], local_ns: Nanos) -> usize {
     buf[0] = FEED_DOWN;

@@ -1,0 +1,136 @@
+"""Bench: tick-to-order under replay, on the real network path.
+
+Starts the sim venue (replaying the bundled real BTCUSDT capture at `--speed`) and the
+engine (`rt-engine run`, release build if there is one) on loopback, lets them trade for
+`--seconds`, stops the engine with SIGTERM and prints its per-stage latency (HDR histograms
+the engine keeps: frame read -> parsed -> strategy thread -> book/strategy/risk -> order
+bytes handed to the venue connection = tick-to-order; order -> venue ack), the market-data
+rate and the machine. Goals (DESIGN.md section 5): tick-to-order p50 <= 5 us, p99 <= 20 us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from appliance.bus.client import EventSubscriber  # noqa: E402
+from appliance.config.compiler import compile_config  # noqa: E402
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def engine_bin() -> Path:
+    for profile in ("release", "debug"):
+        p = ROOT / "target" / profile / "rt-engine"
+        if p.is_file():
+            return p
+    raise SystemExit("build rt-engine first (cargo build --release -p rt-engine)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--speed", default="4")
+    args = ap.parse_args()
+    binary = engine_bin()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "project"
+        root.mkdir()
+        shutil.copytree(ROOT / "conf", root / "conf")
+        (root / "data").symlink_to(ROOT / "data")
+        ws, rest, ev, ctl = (free_port() for _ in range(4))
+        compiled = compile_config(
+            root,
+            [
+                f"exchanges.sim_binance.endpoints.ws=ws://127.0.0.1:{ws}",
+                f"exchanges.sim_binance.endpoints.rest=http://127.0.0.1:{rest}",
+                f"deployment.engines.paper_1.bus.events=tcp://127.0.0.1:{ev}",
+                f"deployment.engines.paper_1.bus.control=tcp://127.0.0.1:{ctl}",
+                f"deployment.engines.paper_1.journal.dir={tmp}/journal",
+                f"exchanges.sim_binance.sim.speed='{args.speed}'",
+            ],
+        )
+        manifest = root / "m.json"
+        manifest.write_text(compiled.manifests[0].text)
+        sim_log = open(root / "sim.log", "wb")  # noqa: SIM115
+        sim = subprocess.Popen(
+            [str(binary), "sim", "--manifest", str(manifest)],
+            cwd=root,
+            stdout=sim_log,
+            stderr=sim_log,
+        )
+        time.sleep(1.0)
+        sub = EventSubscriber(f"tcp://127.0.0.1:{ev}")
+        eng = subprocess.Popen(
+            [str(binary), "run", "--manifest", str(manifest)],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        last = None
+        end = time.monotonic() + args.seconds
+        while time.monotonic() < end:
+            r = sub.recv(0.5)
+            if r is not None and r.event.WhichOneof("body") == "heartbeat":
+                last = r.event.heartbeat
+        eng.send_signal(signal.SIGTERM)
+        out, _ = eng.communicate(timeout=30)
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(timeout=30)
+        sub.close()
+    print(f"machine: {machine()}")
+    print(
+        f"binary: {binary.relative_to(ROOT)}; replay speed {args.speed}x for {args.seconds:.0f} s"
+    )
+    if last is None:
+        print("no heartbeat received")
+        return 1
+    c = dict(last.counters)
+    up = max(last.uptime_ms / 1000, 1e-9)
+    print(
+        f"market data: {c.get('md_messages', 0)} messages ({c.get('md_messages', 0) / up:.0f}/s), "
+        f"orders sent {c.get('orders_sent', 0)}, fills {c.get('fills', 0)}"
+    )
+    print(f"{'stage':<20} {'count':>8} {'p50':>10} {'p99':>10} {'max':>10}")
+    for s in last.latency:
+        print(
+            f"{s.stage:<20} {s.count:>8} {s.p50_ns / 1e3:>8.1f}us {s.p99_ns / 1e3:>8.1f}us {s.max_ns / 1e3:>8.1f}us"
+        )
+    summary = {
+        s.stage: {"p50_ns": s.p50_ns, "p99_ns": s.p99_ns, "count": s.count} for s in last.latency
+    }
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "live_bench.json").write_text(json.dumps(summary, indent=2))
+    print(out.decode(errors="replace").split("latency:")[-1].strip())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""The live engine end to end: `rt-engine sim` + `rt-engine run` + a bus subscriber, over real
+loopback sockets, on the bundled real BTCUSDT capture (replayed faster than real time).
+
+Each test is bounded in time and kills what it started.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from appliance.bus import bus_pb2 as pb
+from tests.e2e.harness import Live, counters, feed, live, wait_for
+
+LIVE_STATE = pb.FeedStateKind.Value("LIVE")
+SENT = pb.OrderStatus.Value("SENT")
+
+
+def kinds(events: list[pb.Event], kind: str) -> list[pb.Event]:
+    return [e for e in events if e.WhichOneof("body") == kind]
+
+
+def wait_live(env: Live, timeout: float = 30) -> pb.Heartbeat:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        hb = env.heartbeat()
+        if hb.feeds and feed(hb).state == LIVE_STATE:
+            return hb
+    raise AssertionError(f"the feed did not go LIVE within {timeout} s")
+
+
+def test_orders_are_placed_filled_journaled_and_published(tmp_path: Path) -> None:
+    with live(tmp_path, speed="8") as env:
+        env.start_sim()
+        engine = env.start_engine()
+        wait_live(env)
+        env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a fill")
+        env.pump(1.5)
+        assert env.stop("engine") == 0, env.procs["engine"].text()
+        env.pump(0.5)
+
+        orders = kinds(env.seen, "order")
+        fills = kinds(env.seen, "fill")
+        assert any(o.order.status == SENT for o in orders)
+        assert fills, "no fill published"
+        # Nothing lost on the bus: sequence numbers are gapless.
+        assert env.sub is not None and env.sub.lost == 0
+        # Every published fill is journaled by the gateway.
+        journal = env.journal_records()
+        jfills = [r for r in journal if r["t"] == "exec" and r["kind"] == "fill"]
+        assert len(jfills) >= len(fills)
+        assert {(f.fill.order_id, f.fill.qty) for f in fills} <= {
+            (r["id"], str(Decimal(r["qty"]).normalize())) for r in jfills
+        } | {(r["id"], r["qty"]) for r in jfills}
+        assert journal[0]["t"] == "start" and journal[-1]["t"] == "stop"
+        assert journal[-1]["open_orders"] == 0, "a clean stop leaves no order open"
+        out = engine.text()
+        assert "== rt-engine stopped ==" in out and "tick_to_order" in out
+
+
+def test_an_injected_gap_is_detected_and_resynced(tmp_path: Path) -> None:
+    with live(tmp_path) as env:
+        env.start_sim()
+        env.start_engine()
+        hb = wait_live(env)
+        before = feed(hb)
+        env.fault("kind=gap")
+        wait_for(lambda: feed(env.heartbeat()).gaps > before.gaps, 20, "the feed to count the gap")
+        hb = wait_live(env)
+        after = feed(hb)
+        assert after.snapshots > before.snapshots, "a gap is resynced from a fresh snapshot"
+        assert counters(hb)["gaps"] >= 1 or counters(hb)["resyncs"] >= 1
+        assert env.stop("engine") == 0
+
+
+def test_a_malformed_frame_is_counted_and_skipped(tmp_path: Path) -> None:
+    with live(tmp_path) as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+        env.fault("kind=malformed")
+        wait_for(lambda: feed(env.heartbeat()).malformed >= 1, 20, "a malformed frame counted")
+        hb = env.heartbeat()
+        assert feed(hb).state == LIVE_STATE, "one bad frame does not cost the book"
+        assert feed(hb).reconnects == 0
+        assert env.stop("engine") == 0
+
+
+def test_a_dropped_connection_reconnects_resyncs_and_sends_nothing_meanwhile(
+    tmp_path: Path,
+) -> None:
+    with live(tmp_path) as env:
+        env.start_sim()
+        env.start_engine()
+        hb = wait_live(env)
+        before = feed(hb)
+        env.pump(2)
+        env.fault("kind=drop")
+        wait_for(lambda: feed(env.heartbeat()).reconnects > before.reconnects, 20, "a reconnect")
+        hb = wait_live(env)
+        assert feed(hb).snapshots > before.snapshots
+        env.pump(1)
+        # Between the feed going down and the book being live again, no order was sent.
+        down = False
+        for e in env.seen:
+            body = e.WhichOneof("body")
+            if body == "feed":
+                down = e.feed.state != LIVE_STATE
+            elif body == "order" and e.order.status == SENT:
+                assert not down, f"order {e.order.order_id} sent while the feed was down"
+        assert env.stop("engine") == 0
+
+
+def test_a_ring_overflow_is_counted_and_resynced(tmp_path: Path) -> None:
+    # The smallest ring that holds a snapshot: the as-fast-as-possible replay overflows it.
+    with live(tmp_path, "hosts.local.rings.market_data.slots=512", speed="1000000") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_for(
+            lambda: feed(env.heartbeat()).ring_overflows > 0, 40, "the market-data ring to overflow"
+        )
+        hb = env.heartbeat()
+        assert counters(hb).get("ring_gaps", 0) >= 1, "the reader saw the loss as a gap"
+        wait_for(lambda: feed(env.heartbeat()).snapshots >= 2, 30, "a resync from a snapshot")
+        assert env.stop("engine") == 0
+
+
+def test_a_ring_too_small_for_a_snapshot_is_refused_at_start(tmp_path: Path) -> None:
+    with live(tmp_path, "hosts.local.rings.market_data.slots=64") as env:
+        proc = env._spawn("engine", ["run", "--manifest", str(env.manifest_path)])
+        assert proc.popen.wait(30) == 1
+        assert "host.rings.market_data.slots: 64 slots" in proc.text()
+
+
+def test_sigkill_then_restart_recovers_positions_from_the_journal(tmp_path: Path) -> None:
+    with live(tmp_path, speed="8") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+        env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a fill")
+        env.pump(1)
+        assert env.stop("engine", signal.SIGKILL) == -signal.SIGKILL
+        journal = env.journal_records()
+        net = Decimal(0)
+        for r in journal:
+            if r["t"] == "exec" and r["kind"] == "fill":
+                q = Decimal(r["qty"])
+                net += q if r["side"] == "buy" else -q
+        assert net != 0 or any(r["t"] == "exec" for r in journal)
+        env.sub = None  # a fresh subscriber for the restarted engine
+        env.start_engine(name="engine2")
+        status = env.status_or_none()
+        assert status is not None
+        (pos,) = status.positions
+        assert Decimal(pos.qty) == net, f"recovered {pos.qty}, the journal says {net}"
+        text = env.procs["engine2"].text()
+        assert "fills replayed" in text and "did not stop cleanly" in text
+        assert env.stop("engine2") == 0
+
+
+def test_kill_cancels_every_open_order_and_nothing_follows(tmp_path: Path) -> None:
+    with live(tmp_path, speed="4") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+        wait_for(
+            lambda: (s := env.status_or_none()) is not None and s.open_orders > 0,
+            60,
+            "a resting order",
+        )
+        sent_at = time.monotonic()
+        reply = env.command("kill")
+        assert reply.ok, reply.error
+        wait_for(
+            lambda: (s := env.status_or_none()) is not None and s.open_orders == 0,
+            2,
+            "every order cancelled",
+            step=0.01,
+        )
+        took = time.monotonic() - sent_at
+        status = env.status_or_none()
+        assert status is not None and status.risk_state == pb.RiskStateKind.Value("HALTED")
+        mark = status.last_event_seq
+        env.pump(3)
+        late = [e for e in kinds(env.seen, "order") if e.seq > mark and e.order.status == SENT]
+        assert not late, f"orders sent after the kill: {late}"
+        assert took < 2
+        assert env.stop("engine") == 0
