@@ -121,7 +121,8 @@ def main() -> int:
     print(f"{'stage':<20} {'count':>8} {'p50':>10} {'p99':>10} {'max':>10}")
     for s in last.latency:
         print(
-            f"{s.stage:<20} {s.count:>8} {s.p50_ns / 1e3:>8.1f}us {s.p99_ns / 1e3:>8.1f}us {s.max_ns / 1e3:>8.1f}us"
+            f"{s.stage:<20} {s.count:>8} {s.p50_ns / 1e3:>8.1f}us {s.p99_ns / 1e3:>8.1f}us "
+            f"{s.max_ns / 1e3:>8.1f}us"
         )
     summary = {
         s.stage: {"p50_ns": s.p50_ns, "p99_ns": s.p99_ns, "count": s.count} for s in last.latency
