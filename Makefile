@@ -27,9 +27,13 @@ setup:
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -e '.[dev]'
 	cargo build --quiet -p rt-engine
 
+# The main job: compile paper_local, load it in Rust, trade it for a bounded time against the
+# sim venue over loopback (real recorded data), then backtest the same manifest in process.
+DEMO_SECONDS ?= 30
 demo: setup
 	$(BIN)/appliance compile
 	@for m in build/paper_local/*.manifest.json; do $(RT_ENGINE_BIN) check --manifest "$$m"; done
+	$(BIN)/appliance run --duration $(DEMO_SECONDS)
 	$(BIN)/appliance backtest
 
 check-rust:
@@ -55,7 +59,10 @@ bench: setup
 	cargo bench -p rt-manifest
 	cargo bench -p rt-core --bench book --bench backtest
 	cargo bench -p rt-venues --bench parse
+	cargo bench -p rt-ring --bench hop
 	$(BIN)/python bench/compile_bench.py
+	cargo build --release --quiet -p rt-engine
+	$(BIN)/python bench/live_bench.py --seconds 30 --speed 4
 
 # Side by side with hftbacktest 2.4.4 (bench-only, in its own venv) on the USD-M capture; the
 # extension is rebuilt in release mode for a fair figure (`make setup` restores the dev build).
