@@ -74,17 +74,17 @@ def test_run_starts_monitors_stops_and_summarises(
     assert run.exit_code == 0, run.stdout + run.stderr
     assert time.monotonic() - start < 30
     started = pids(run)
-    assert set(started) == {"sim", "engine"}
+    assert set(started) == {"sim", "engine"}, run.stdout
     assert all(gone(p) for p in started.values())
     out = run.stdout
     assert "compiled: build/paper_local/local.manifest.json" in out
     for expected in ("paper_local / paper_1", "10,000.5", "0.75", "tick_to_order", "4.2 µs"):
         assert expected in out, f"{expected!r} not in:\n{out}"
     assert re.search(r"fills\s+│ 1 \(engine\), 1 on the bus", out), out
-    assert "final risk state    │ ACTIVE" in out
+    assert "final risk state    │ ACTIVE" in out, out
     # the engine's cancel on SIGTERM and its last heartbeat were read before the summary
-    assert "open orders at exit │ 0 (engine), 0 seen on the bus" in out
-    assert re.search(r"bus\s+│ \d+ events, 0 lost in 0 gaps", out)
+    assert "open orders at exit │ 0 (engine), 0 seen on the bus" in out, out
+    assert re.search(r"bus\s+│ \d+ events, 0 lost in 0 gaps", out), out
     logs = project / "state" / "run" / "paper_local"
     engine_log = (logs / "engine_paper_1.log").read_text()
     sim_log = (logs / "sim_sim_binance.log").read_text()
@@ -94,7 +94,7 @@ def test_run_starts_monitors_stops_and_summarises(
     assert engine_stop < sim_stop, "the engine must stop before the venue it trades on"
     # a second run reuses the manifest it compiled
     again = cli("run", *ports, "--duration", "0.3", root=project)
-    assert again.exit_code == 0, again.stderr
+    assert again.exit_code == 0, again.stdout + again.stderr
     assert "up to date: build/paper_local/local.manifest.json" in again.stdout
 
 
