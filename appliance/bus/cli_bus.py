@@ -42,7 +42,6 @@ from appliance.bus.client import (
 )
 from appliance.bus.monitor import EngineView, render, render_summary
 
-CONTROL_TIMEOUT_S = 2.0
 ONCE_TIMEOUT_S = 5.0
 
 
@@ -348,7 +347,7 @@ def watch(
                 left = 0.25 if end is None else max(0.0, min(0.25, end - time.monotonic()))
                 got = sub.recv(left)
                 while got is not None:
-                    view.apply(got.event)
+                    view.apply(got.event, restarted=got.restarted)
                     if time.monotonic() - last_draw > 0.25:
                         break  # redraw now; the rest is read on the next turn
                     got = sub.recv(0)
@@ -401,7 +400,7 @@ def monitor(
                 while view.heartbeat is None and (left := end - time.monotonic()) > 0:
                     got = sub.recv(min(left, 0.25))
                     if got is not None:
-                        view.apply(got.event)
+                        view.apply(got.event, restarted=got.restarted)
             except KeyboardInterrupt:
                 return
             _sync_bus(view, sub)
@@ -749,7 +748,7 @@ def _wait_heartbeat(
             )
         got = sub.recv(min(left, 0.25))
         if got is not None:
-            view.apply(got.event)
+            view.apply(got.event, restarted=got.restarted)
 
 
 def _stop_engine(
@@ -764,7 +763,7 @@ def _stop_engine(
     while engine.proc.poll() is None and time.monotonic() < end:
         got = sub.recv(0.05)
         if got is not None:
-            view.apply(got.event)
+            view.apply(got.event, restarted=got.restarted)
     while (got := sub.recv(0.05)) is not None:
-        view.apply(got.event)
+        view.apply(got.event, restarted=got.restarted)
     return engine.stop(0.0)

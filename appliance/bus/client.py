@@ -161,7 +161,10 @@ class SeqTracker:
 @dataclass
 class Received:
     event: pb.Event
+    # messages of this engine lost just before this one
     lost_before: int
+    # seq went back: a new engine process (its state starts afresh)
+    restarted: bool = False
 
 
 class EventSubscriber:
@@ -227,7 +230,9 @@ class EventSubscriber:
                 self.malformed += 1
                 continue
             tracker = self.streams.setdefault(event.engine_id, SeqTracker())
-            return Received(event, tracker.see(event.seq))
+            restarts = tracker.restarts
+            missed = tracker.see(event.seq)
+            return Received(event, missed, tracker.restarts > restarts)
 
     def iter_for(self, duration: float, tick: float = 0.1) -> Iterator[Received | None]:
         """Events for `duration` seconds; yields None every `tick` without traffic."""

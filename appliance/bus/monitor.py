@@ -80,8 +80,14 @@ class EngineView:
 
     # ---- folding ----
 
-    def apply(self, event: pb.Event, now: float | None = None) -> None:
+    def apply(self, event: pb.Event, now: float | None = None, restarted: bool = False) -> None:
         at = time.monotonic() if now is None else now
+        if restarted:
+            # A new engine process: its orders and counters start afresh (positions come back
+            # from its journal and its next heartbeat).
+            self.open_orders.clear()
+            self.rates.clear()
+            self.recent.append("engine restarted (seq went back)")
         self.events += 1
         if not self.engine_id:
             self.engine_id = event.engine_id

@@ -1,0 +1,104 @@
+"""EngineView: how events fold into what the monitor and the run summary show."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+from rich.console import Console
+
+from appliance.bus import bus_pb2 as pb
+from appliance.bus.monitor import EngineView, render, render_summary
+
+
+def order(oid: int, status: int, reason: str = "") -> pb.Event:
+    return pb.Event(
+        engine_id="paper_1",
+        order=pb.OrderUpdate(
+            order_id=oid,
+            symbol="BTCUSDT",
+            side=pb.SELL,
+            kind=pb.LIMIT,
+            price="61000.5",
+            qty="0.002",
+            filled_qty="0",
+            status=status,  # type: ignore[arg-type]
+            reject_reason=reason,
+        ),
+    )
+
+
+def heartbeat(md: int, uptime_ms: int) -> pb.Event:
+    return pb.Event(
+        engine_id="paper_1",
+        heartbeat=pb.Heartbeat(
+            uptime_ms=uptime_ms,
+            risk_state=pb.REDUCING,
+            equity="-12.5",
+            realised_pnl="-10",
+            fees="2.5",
+            counters={"md_messages": md, "fills": 2},
+            positions=[pb.Position(exchange="x", symbol="BTCUSDT", qty="-0.002")],
+        ),
+    )
+
+
+def text(renderable: object) -> str:
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_order_lifecycle_rejections_and_fills() -> None:
+    view = EngineView()
+    view.apply(order(1, pb.ACCEPTED))
+    view.apply(order(2, pb.PARTIALLY_FILLED))
+    view.apply(order(3, pb.REJECTED, "price_band"))
+    view.apply(order(4, pb.REJECTED, "price_band"))
+    assert sorted(view.open_orders) == [1, 2]
+    view.apply(order(1, pb.CANCELLED))
+    view.apply(order(2, pb.FILLED))
+    assert view.open_orders == {}
+    for qty in ("0.001", "0.0015"):
+        view.apply(
+            pb.Event(fill=pb.Fill(order_id=2, symbol="BTCUSDT", side=pb.SELL, qty=qty, price="1"))
+        )
+    assert view.fills == 2
+    assert view.fill_qty == {"BTCUSDT": Decimal("0.0025")}
+    assert view.rejects == {"price_band": 2}
+    view.apply(pb.Event(risk=pb.RiskChange(from_state=pb.ACTIVE, to_state=pb.HALTED, cause="kill")))
+    summary = text(render_summary(view, "t"))
+    assert "price_band: 2" in summary
+    assert "ACTIVE -> HALTED (kill)" in summary
+    assert "BTCUSDT: 0.0025" in summary
+
+
+def test_rates_from_successive_heartbeats() -> None:
+    view = EngineView()
+    view.apply(heartbeat(1000, 1000), now=10.0)
+    assert view.rates["md_messages"].per_s is None
+    view.apply(heartbeat(1500, 2000), now=11.0)
+    assert view.rates["md_messages"].per_s == 500.0
+    assert view.risk_state == "REDUCING"
+    out = text(render(view, now=11.5))
+    assert "500.0" in out and "REDUCING" in out and "-12.5" in out
+    assert "no heartbeat" not in out
+    assert "no heartbeat for 5 s" in text(render(view, now=16.0))
+
+
+def test_a_restart_clears_orders_and_rates() -> None:
+    view = EngineView()
+    view.apply(order(1, pb.ACCEPTED))
+    view.apply(heartbeat(1000, 1000), now=1.0)
+    view.apply(heartbeat(10, 100), now=2.0, restarted=True)
+    assert view.open_orders == {}
+    assert view.rates["md_messages"].per_s is None
+    assert "engine restarted" in text(render(view, now=2.0))
+
+
+def test_lost_messages_are_a_visible_warning() -> None:
+    view = EngineView()
+    view.apply(heartbeat(1, 1), now=1.0)
+    assert "lost" not in text(render(view, now=1.0))
+    view.lost, view.gaps = 1, 1
+    assert "WARNING: 1 bus message lost (1 gap in seq)" in text(render(view, now=1.0))
