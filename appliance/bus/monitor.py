@@ -395,7 +395,15 @@ def render_summary(view: EngineView, title: str) -> RenderableType:
     table.add_row("filled qty", traded)
     sent = view.counter("orders_sent")
     table.add_row("orders_sent", "-" if sent is None else str(sent))
-    rejects = ", ".join(f"{k}: {v}" for k, v in sorted(view.rejects.items())) or "none"
+    # the engine's own totals (`rejected.<reason>` counters) when it sends them; else the
+    # rejections this process saw on the bus
+    engine_rejects = {
+        k.removeprefix("rejected."): int(v)
+        for k, v in (hb.counters.items() if hb is not None else [])
+        if k.startswith("rejected.")
+    }
+    by_reason = engine_rejects or view.rejects
+    rejects = ", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items())) or "none"
     table.add_row("rejections", rejects)
     positions = (
         ", ".join(f"{sym}: {_qty(p.qty)}" for (_ex, sym), p in sorted(view.positions.items()))

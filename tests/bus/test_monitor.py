@@ -102,3 +102,14 @@ def test_lost_messages_are_a_visible_warning() -> None:
     assert "lost" not in text(render(view, now=1.0))
     view.lost, view.gaps = 1, 1
     assert "WARNING: 1 bus message lost (1 gap in seq)" in text(render(view, now=1.0))
+
+
+def test_summary_prefers_the_engines_rejection_counters() -> None:
+    view = EngineView()
+    view.apply(order(3, pb.REJECTED, "price_band"))
+    assert "price_band: 1" in text(render_summary(view, "t"))
+    hb = heartbeat(1, 1)
+    hb.heartbeat.counters["rejected.price_band"] = 4
+    hb.heartbeat.counters["rejected.max_open_orders"] = 1
+    view.apply(hb)
+    assert "max_open_orders: 1, price_band: 4" in text(render_summary(view, "t"))
