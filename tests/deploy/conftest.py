@@ -34,6 +34,15 @@ def ansible_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             os.environ[key] = value
 
 
+@pytest.fixture(scope="session")
+def engine_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of rt-engine for the session: a rebuild during the run must not turn into a new
+    release between two applies that expect none."""
+    target = tmp_path_factory.mktemp("engine") / "rt-engine"
+    shutil.copy2(ENGINE_BIN, target)
+    return target
+
+
 def scratch_project(root: Path) -> Path:
     """A project root with a copy of conf/ (editable) and links to ansible/ and data/."""
     root.mkdir(parents=True)
