@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -72,25 +73,31 @@ class Live:
 
     # ---- processes ----
 
-    def _spawn(self, name: str, args: Sequence[str]) -> Proc:
+    def _spawn(self, name: str, args: Sequence[str], env: dict[str, str] | None = None) -> Proc:
         log = self.root / f"{name}.log"
         fh = log.open("ab")
         popen = subprocess.Popen(
-            [str(engine_binary(ROOT)), *args], cwd=self.root, stdout=fh, stderr=fh
+            [str(engine_binary(ROOT)), *args],
+            cwd=self.root,
+            stdout=fh,
+            stderr=fh,
+            env={**os.environ, **(env or {})},
         )
         fh.close()
         proc = Proc(name, popen, log)
         self.procs[name] = proc
         return proc
 
-    def start_sim(self, *extra: str) -> Proc:
-        proc = self._spawn("sim", ["sim", "--manifest", str(self.manifest_path), *extra])
+    def start_sim(self, *extra: str, env: dict[str, str] | None = None) -> Proc:
+        proc = self._spawn("sim", ["sim", "--manifest", str(self.manifest_path), *extra], env)
         wait_for(lambda: "listening" in proc.text() or not proc.alive(), 30, "the sim to listen")
         assert proc.alive(), f"sim exited:\n{proc.text()}"
         return proc
 
-    def start_engine(self, *extra: str, name: str = "engine") -> Proc:
-        proc = self._spawn(name, ["run", "--manifest", str(self.manifest_path), "-v", *extra])
+    def start_engine(
+        self, *extra: str, name: str = "engine", env: dict[str, str] | None = None
+    ) -> Proc:
+        proc = self._spawn(name, ["run", "--manifest", str(self.manifest_path), "-v", *extra], env)
         if self.sub is None:
             self.sub = EventSubscriber(self.events)
         wait_for(lambda: self.status_or_none() is not None or not proc.alive(), 30, "the engine")

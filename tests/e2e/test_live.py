@@ -6,6 +6,7 @@ Each test is bounded in time and kills what it started.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from decimal import Decimal
@@ -188,3 +189,34 @@ def test_kill_cancels_every_open_order_and_nothing_follows(tmp_path: Path) -> No
         assert not late, f"orders sent after the kill: {late}"
         assert took < 2
         assert env.stop("engine") == 0
+
+
+CREDENTIALS = (
+    "exchanges.sim_binance.credentials="
+    "{api_key:env:PYRT_E2E_API_KEY,api_secret:env:PYRT_E2E_API_SECRET}"
+)
+
+
+def test_signed_order_entry_and_a_wrong_secret_refused(tmp_path: Path) -> None:
+    # The sim verifies HMAC-SHA256 signatures with the exchange's credentials; the engine
+    # signs with its own copy. Random per-test values: test data, never real secrets.
+    key, secret = os.urandom(16).hex(), os.urandom(32).hex()
+    venue = {"PYRT_E2E_API_KEY": key, "PYRT_E2E_API_SECRET": secret}
+    with live(tmp_path, CREDENTIALS, speed="8") as env:
+        assert env.manifest["exchanges"]["sim_binance"]["credentials"]["api_secret"] == (
+            "env:PYRT_E2E_API_SECRET"
+        ), "the manifest holds the reference only"
+        env.start_sim(env=venue)
+        env.start_engine(env=venue)
+        wait_live(env)
+        env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a signed order's fill")
+        assert env.stop("engine") == 0
+        assert secret not in env.procs["engine"].text()
+
+        # The same engine with a wrong secret: the venue refuses its first signed request
+        # (reconciling open orders) and the engine stops before it trades.
+        wrong = {**venue, "PYRT_E2E_API_SECRET": os.urandom(32).hex()}
+        proc = env._spawn("engine_wrong", ["run", "--manifest", str(env.manifest_path)], wrong)
+        assert proc.popen.wait(30) == 2, proc.text()
+        assert "the venue refused our credentials (-1022" in proc.text(), proc.text()
+        assert "fills 0" in proc.text()

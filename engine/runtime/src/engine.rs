@@ -520,7 +520,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         let _ = std::fs::remove_file(f);
     }
     print_summary(&names, &fin);
-    Ok(if pin_failed { 2 } else { 0 })
+    Ok(if pin_failed || flags.fatal.load(Ordering::Relaxed) {
+        2
+    } else {
+        0
+    })
 }
 
 /// Client order ids: `<engine id, at most 12 safe chars>-<order id>` (Binance allows 36).

@@ -98,6 +98,7 @@ struct State {
     stages: Stages,
     /// Order id -> when it was written (order_to_ack).
     written: std::collections::HashMap<u64, i64>,
+    flags: Arc<Flags>,
 }
 
 impl State {
@@ -165,6 +166,7 @@ pub fn run(
         counters: Counters::default(),
         stages: Stages::new(),
         written: std::collections::HashMap::new(),
+        flags: flags.clone(),
     }));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
@@ -174,12 +176,18 @@ pub fn run(
                 Ok(b) => b,
                 Err(e) => {
                     state.borrow().log(format!("{}: {e}", venue.name));
-                    flags.stop.store(true, Ordering::Relaxed);
+                    flags.fail();
                     return;
                 }
             };
             let mut client = Client::new(base.clone());
-            reconcile(&state, &mut client, venue).await;
+            if let Err(e) = reconcile(&state, &mut client, venue).await {
+                state
+                    .borrow()
+                    .log(format!("{}: {e}; not trading", venue.name));
+                flags.fail();
+                return;
+            }
             // The user stream first: no report of an order may be missed.
             let listen_key = match listen_key(&mut client, venue).await {
                 Ok(k) => k,
@@ -313,8 +321,13 @@ async fn listen_key(client: &mut Client, venue: &VenueConfig) -> Result<String, 
     bo::parse_listen_key(&body).map_err(|e| e.to_string())
 }
 
-/// Cancels every open order the venue holds on our symbols (a restart starts clean).
-async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) {
+/// Binance's codes for a refused key, signature or permission.
+const AUTH_ERRORS: [i32; 3] = [-1022, -2014, -2015];
+
+/// Cancels every open order the venue holds on our symbols (a restart starts clean). An
+/// authentication refusal is an error: an engine whose orders the venue will refuse must not
+/// start trading.
+async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) -> Result<(), String> {
     for symbol in &venue.symbols {
         let query = bo::CancelOpenOrders {
             symbol: symbol.clone(),
@@ -340,7 +353,14 @@ async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) {
             Ok(r) => {
                 // -2011 "Unknown order sent": nothing was open.
                 let body = String::from_utf8_lossy(&r.body).into_owned();
-                let nothing = bo::ApiError::parse(&body).is_ok_and(|e| e.code == -2011);
+                let api = bo::ApiError::parse(&body).ok();
+                if let Some(e) = api.as_ref().filter(|e| AUTH_ERRORS.contains(&e.code)) {
+                    return Err(format!(
+                        "the venue refused our credentials ({} {}): check exchanges.{}.credentials",
+                        e.code, e.msg, venue.name
+                    ));
+                }
+                let nothing = api.is_some_and(|e| e.code == -2011);
                 if !nothing {
                     state.borrow().log(format!(
                         "{}: reconcile {symbol}: HTTP {}: {body}",
@@ -348,11 +368,10 @@ async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) {
                     ));
                 }
             }
-            Err(e) => state
-                .borrow()
-                .log(format!("{}: reconcile {symbol}: {e}", venue.name)),
+            Err(e) => return Err(format!("reconcile {symbol}: {e}")),
         }
     }
+    Ok(())
 }
 
 async fn worker(
@@ -462,7 +481,17 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
                     r.status
                 ));
             }
-            api.map(|e| e.code)
+            let code = api.map(|e| e.code);
+            if code.is_some_and(|c| AUTH_ERRORS.contains(&c)) {
+                // Every further request would be refused the same way: stop, do not spin.
+                let s = state.borrow();
+                s.log(format!(
+                    "{}: the venue refused our credentials: check exchanges.{}.credentials; stopping",
+                    venue.name, venue.name
+                ));
+                s.flags.fail();
+            }
+            code
         }
         Err(e) => {
             state.borrow_mut().counters.request_errors += 1;

@@ -20,6 +20,9 @@ pub struct Flags {
     pub gateway_ready: AtomicBool,
     /// Per exchange: the strategy thread asks the feed for a fresh snapshot.
     pub resync: Vec<AtomicBool>,
+    /// A thread could not go on (a venue refused our credentials, a socket could not open):
+    /// the engine stops and exits non-zero.
+    pub fatal: AtomicBool,
 }
 
 impl Flags {
@@ -29,7 +32,14 @@ impl Flags {
             trader_done: AtomicBool::new(false),
             gateway_ready: AtomicBool::new(false),
             resync: (0..exchanges).map(|_| AtomicBool::new(false)).collect(),
+            fatal: AtomicBool::new(false),
         }
+    }
+
+    /// Stops the engine because of an error.
+    pub fn fail(&self) {
+        self.fatal.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
     }
 
     #[inline]

@@ -352,8 +352,20 @@ fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
                     .map_err(|e| format!("{limit}: {value:?}: {e}"))?
                     .raw(),
             };
-            bt.tighten_risk(symbol, field, units)
-                .map_err(|e| format!("risk.{limit}: {e}"))?;
+            let integer = matches!(field, "max_open_orders" | "price_band_bps");
+            bt.tighten_risk(symbol, field, units).map_err(|e| match e {
+                // In the operator's units, not the engine's fixed point.
+                rt_core::TightenError::WouldLoosen { current, .. } => format!(
+                    "risk.{limit}: {value} would loosen the limit (now {}); only tightening is \
+                     allowed at run time",
+                    if integer {
+                        current.to_string()
+                    } else {
+                        crate::shared::dec(current)
+                    }
+                ),
+                other => format!("risk.{limit}: {other}"),
+            })?;
             Ok(format!("risk.{limit} tightened to {value}"))
         }
     }
