@@ -278,7 +278,9 @@ def start(layout: Layout, name: str, wait: float = 10.0) -> dict[str, Any]:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         state = _state(layout, name)
-        if state.get("state") == "running" and state.get("monitor_pid") == monitor.pid:
+        # As systemd's Type=exec: started once the main process was executed (whether it then
+        # stays up is for the caller's health check to tell).
+        if state.get("monitor_pid") == monitor.pid and state.get("execs", 0) >= 1:
             return status(layout, name)[1]
         if monitor.poll() is not None:
             break
@@ -381,12 +383,13 @@ def monitor(layout: Layout, name: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     starts: list[float] = []
     restarts = 0
+    execs = 0
     while True:
         now = time.monotonic()
         starts = [t for t in starts if now - t < unit.start_limit_interval] + [now]
         if len(starts) > unit.start_limit_burst:
             _log(f"start limit hit ({unit.start_limit_burst} in {unit.start_limit_interval}s)")
-            _record(layout, unit, "failed", None, restarts, exit_code=None)
+            _record(layout, unit, "failed", None, restarts, exit_code=None, execs=execs)
             layout.pidfile(name).unlink(missing_ok=True)
             return 1
         try:
@@ -403,8 +406,9 @@ def monitor(layout: Layout, name: str) -> int:
             _log(f"cannot execute {unit.exec_start[0]}: {exc}")
             code: int | None = 203  # systemd's EXIT_EXEC
         else:
+            execs += 1
             _log(f"started {shlex.join(unit.exec_start)} as pid {child.pid}")
-            _record(layout, unit, "running", child.pid, restarts, exit_code=None)
+            _record(layout, unit, "running", child.pid, restarts, exit_code=None, execs=execs)
             deadline: float | None = None
             while True:
                 try:
@@ -418,20 +422,28 @@ def monitor(layout: Layout, name: str) -> int:
                         child.kill()
             _log(f"pid {child.pid} exited with {code}")
         if stopping:
-            _record(layout, unit, "inactive", None, restarts, exit_code=code)
+            _record(layout, unit, "inactive", None, restarts, exit_code=code, execs=execs)
             layout.pidfile(name).unlink(missing_ok=True)
             return 0
         failed = code != 0
         if unit.restart == "always" or (failed and unit.restart in _RESTART_ON_FAILURE):
-            _record(layout, unit, "activating", None, restarts, exit_code=code)
+            _record(layout, unit, "activating", None, restarts, exit_code=code, execs=execs)
             time.sleep(unit.restart_sec)
             if stopping:
-                _record(layout, unit, "inactive", None, restarts, exit_code=code)
+                _record(layout, unit, "inactive", None, restarts, exit_code=code, execs=execs)
                 layout.pidfile(name).unlink(missing_ok=True)
                 return 0
             restarts += 1
             continue
-        _record(layout, unit, "failed" if failed else "inactive", None, restarts, exit_code=code)
+        _record(
+            layout,
+            unit,
+            "failed" if failed else "inactive",
+            None,
+            restarts,
+            exit_code=code,
+            execs=execs,
+        )
         layout.pidfile(name).unlink(missing_ok=True)
         return 1 if failed else 0
 
@@ -450,6 +462,7 @@ def _record(
     main_pid: int | None,
     restarts: int,
     exit_code: int | None,
+    execs: int = 0,
 ) -> None:
     _write_json(
         layout.statefile(unit.name),
@@ -459,6 +472,7 @@ def _record(
             "monitor_pid": os.getpid(),
             "main_pid": main_pid,
             "restarts": restarts,
+            "execs": execs,
             "last_exit_code": exit_code,
             # The file the main process runs, symlinks resolved: which release is live.
             "exec": unit.exec_start[0],
