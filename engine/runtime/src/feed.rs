@@ -196,11 +196,9 @@ impl Feed {
             }
             first = false;
             self.set_status(FeedStatus::Connecting);
-            let connect = tokio::time::timeout(
-                Duration::from_secs(5),
-                tokio_tungstenite::connect_async(url.as_str()),
-            )
-            .await;
+            let connect =
+                tokio::time::timeout(Duration::from_secs(5), crate::tls::connect_ws(url.as_str()))
+                    .await;
             let mut ws = match connect {
                 Ok(Ok((ws, _))) => ws,
                 Ok(Err(e)) => {

@@ -200,7 +200,7 @@ pub fn run(
                 }
             };
             let url = format!("{}/ws/{listen_key}", venue.ws.trim_end_matches('/'));
-            let ws = match tokio_tungstenite::connect_async(url.as_str()).await {
+            let ws = match crate::tls::connect_ws(url.as_str()).await {
                 Ok((ws, _)) => ws,
                 Err(e) => {
                     state

@@ -1,15 +1,22 @@
 //! A small HTTP/1.1 client over hyper for the venues' REST endpoints (depth snapshots, order
 //! entry): one keep-alive connection per client, reconnected when it breaks.
 //!
-//! Plain `http://` only: the sim venue on loopback. Real venues' `https://` endpoints are
-//! refused with a clear error (TLS for REST and WebSocket is not built into this engine yet).
+//! `http://` is plain TCP (the sim venue on loopback; default port 80). `https://` (real venues;
+//! default port 443) wraps the TCP stream in rustls (`tls.rs`: the `ring` provider, Mozilla's
+//! roots plus `RT_ENGINE_EXTRA_CA`), with the URL's host name as SNI and as the name the
+//! certificate must carry, before the HTTP/1.1 handshake. A TLS failure (an untrusted or
+//! mismatched certificate, a refused handshake) is an error naming the URL.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +35,10 @@ pub enum HttpError {
     },
     #[error("{authority}: bad request: {reason}")]
     Request { authority: String, reason: String },
+    #[error("{url}: TLS handshake failed: {source}")]
+    Tls { url: String, source: std::io::Error },
+    #[error("{url}: TLS: {reason}")]
+    TlsSetup { url: String, reason: String },
 }
 
 /// A response: status and body.
@@ -37,39 +48,76 @@ pub struct Response {
     pub body: Bytes,
 }
 
-/// `http://host:port` with an optional path prefix.
+/// `http://host[:port]` or `https://host[:port]` with an optional path prefix.
 #[derive(Debug, Clone)]
 pub struct Base {
+    /// As the URL writes it (the `Host` header).
     pub authority: String,
     pub prefix: String,
+    /// `https://`.
+    pub tls: bool,
+    /// The host without brackets or port: what to resolve, and the TLS server name.
+    pub host: String,
+    /// The URL's port, or 443 (https) / 80 (http).
+    pub port: u16,
 }
 
 impl Base {
     pub fn parse(url: &str) -> Result<Base, HttpError> {
-        if url.starts_with("https://") {
-            return Err(HttpError::Url {
-                url: url.to_owned(),
-                reason: "https endpoints need TLS, which this engine build does not include",
-            });
-        }
-        let rest = url.strip_prefix("http://").ok_or_else(|| HttpError::Url {
+        let bad = |reason| HttpError::Url {
             url: url.to_owned(),
-            reason: "not an http:// URL",
-        })?;
+            reason,
+        };
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(bad("not an http:// or https:// URL"));
+        };
         let (authority, prefix) = match rest.find('/') {
             Some(k) => (&rest[..k], rest[k..].trim_end_matches('/')),
             None => (rest, ""),
         };
-        if authority.is_empty() {
-            return Err(HttpError::Url {
-                url: url.to_owned(),
-                reason: "no host",
-            });
+        if authority.contains('@') {
+            return Err(bad("user info in the URL is not supported"));
         }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(p) => (host, Some(p)),
+                    None => return Err(bad("junk after ']'")),
+                },
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, p)) => (host, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| bad("bad port"))?,
+            None if tls => 443,
+            None => 80,
+        };
         Ok(Base {
             authority: authority.to_owned(),
             prefix: prefix.to_owned(),
+            tls,
+            host: host.to_owned(),
+            port,
         })
+    }
+
+    /// `http[s]://authority`, for messages.
+    pub fn origin(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority)
     }
 }
 
@@ -77,12 +125,28 @@ impl Base {
 #[derive(Debug)]
 pub struct Client {
     base: Base,
+    /// For `https://`: the TLS config (`None`: the process's shared one, `tls::shared`).
+    tls: Option<Arc<ClientConfig>>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Client {
     pub fn new(base: Base) -> Client {
-        Client { base, sender: None }
+        Client {
+            base,
+            tls: None,
+            sender: None,
+        }
+    }
+
+    /// A client whose `https://` connections use `config` instead of the shared config.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn with_tls_config(base: Base, config: Arc<ClientConfig>) -> Client {
+        Client {
+            base,
+            tls: Some(config),
+            sender: None,
+        }
     }
 
     async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, HttpError> {
@@ -91,29 +155,52 @@ impl Client {
             None => false,
         };
         if !ready {
-            let stream = TcpStream::connect(&self.base.authority)
+            let stream = TcpStream::connect((self.base.host.as_str(), self.base.port))
                 .await
                 .map_err(|source| HttpError::Connect {
                     authority: self.base.authority.clone(),
                     source,
                 })?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|source| HttpError::Protocol {
-                    authority: self.base.authority.clone(),
-                    source,
-                })?;
-            tokio::task::spawn_local(async move {
-                // Ends when the peer closes or the sender is dropped.
-                let _ = conn.await;
-            });
+            let sender = if self.base.tls {
+                let stream = self.tls_handshake(stream).await?;
+                http1_handshake(&self.base, stream).await?
+            } else {
+                http1_handshake(&self.base, stream).await?
+            };
             self.sender = Some(sender);
         }
         match self.sender.as_mut() {
             Some(s) => Ok(s),
             None => unreachable!("set above"),
         }
+    }
+
+    async fn tls_handshake(
+        &self,
+        stream: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HttpError> {
+        let setup = |reason: String| HttpError::TlsSetup {
+            url: self.base.origin(),
+            reason,
+        };
+        let config = match &self.tls {
+            Some(c) => c.clone(),
+            None => crate::tls::shared().map_err(setup)?,
+        };
+        let name = ServerName::try_from(self.base.host.clone()).map_err(|e| {
+            setup(format!(
+                "{:?} is not a valid server name: {e}",
+                self.base.host
+            ))
+        })?;
+        TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .map_err(|source| HttpError::Tls {
+                url: self.base.origin(),
+                source,
+            })
     }
 
     /// Sends one request and reads the whole response. `path_and_query` starts with `/`.
@@ -160,22 +247,63 @@ impl Client {
     }
 }
 
+/// The HTTP/1.1 handshake over a connected stream (plain or TLS); the connection task runs on
+/// the local set until the peer closes or the sender is dropped.
+async fn http1_handshake<T>(base: &Base, io: T) -> Result<SendRequest<Full<Bytes>>, HttpError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|source| HttpError::Protocol {
+            authority: base.authority.clone(),
+            source,
+        })?;
+    tokio::task::spawn_local(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_bases_and_refuses_tls_and_junk() {
+    fn parses_bases_and_refuses_junk() {
         let b = Base::parse("http://127.0.0.1:18080").expect("base");
         assert_eq!(b.authority, "127.0.0.1:18080");
         assert_eq!(b.prefix, "");
+        assert!(!b.tls);
+        assert_eq!((b.host.as_str(), b.port), ("127.0.0.1", 18080));
         let b = Base::parse("http://h:1/api/").expect("base");
         assert_eq!(b.prefix, "/api");
-        assert!(Base::parse("https://api.binance.com")
-            .expect_err("tls")
-            .to_string()
-            .contains("TLS"));
+        assert_eq!((b.host.as_str(), b.port), ("h", 1));
+        let b = Base::parse("http://h/api").expect("base");
+        assert_eq!((b.host.as_str(), b.port, b.tls), ("h", 80, false));
+
+        let b = Base::parse("https://api.binance.com").expect("https");
+        assert!(b.tls);
+        assert_eq!(b.authority, "api.binance.com");
+        assert_eq!((b.host.as_str(), b.port), ("api.binance.com", 443));
+        assert_eq!(b.origin(), "https://api.binance.com");
+        let b = Base::parse("https://fapi.binance.com:8443/fapi/").expect("https");
+        assert_eq!((b.host.as_str(), b.port), ("fapi.binance.com", 8443));
+        assert_eq!(b.prefix, "/fapi");
+        let b = Base::parse("https://[::1]:9443").expect("v6");
+        assert_eq!((b.host.as_str(), b.port), ("::1", 9443));
+        assert_eq!(b.authority, "[::1]:9443");
+        let b = Base::parse("http://[::1]").expect("v6");
+        assert_eq!((b.host.as_str(), b.port), ("::1", 80));
+
         assert!(Base::parse("ftp://x").is_err());
         assert!(Base::parse("http:///x").is_err());
+        assert!(Base::parse("https://:443").is_err());
+        assert!(Base::parse("http://h:port").is_err());
+        assert!(Base::parse("http://h:70000").is_err());
+        assert!(Base::parse("http://[::1").is_err());
+        assert!(Base::parse("http://u:p@h").is_err());
+        let e = Base::parse("wss://x").expect_err("scheme").to_string();
+        assert!(e.contains("wss://x") && e.contains("https://"), "{e}");
     }
 }

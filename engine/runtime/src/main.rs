@@ -23,6 +23,7 @@ mod latency;
 mod shared;
 mod summary;
 mod sys;
+mod tls;
 mod trader;
 mod wire;
 
@@ -135,6 +136,7 @@ enum Format {
 const EXIT_REFUSED: u8 = 2;
 
 fn main() -> ExitCode {
+    tls::install_provider();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -156,6 +158,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             verbose,
         } => {
             drop(stdout);
+            // The TLS config for https:// and wss:// venues, with RT_ENGINE_EXTRA_CA's CAs.
+            tls::shared().map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
             let duration = match duration {
                 Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
                 Some(s) => anyhow::bail!("--duration: {s} is not a positive number of seconds"),
