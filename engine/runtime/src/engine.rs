@@ -36,30 +36,34 @@ const SNAPSHOT_LIMIT: u32 = 1000;
 /// How a polling thread waits when it found nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spin {
-    /// Pinned to an isolated core: spin, never yield the core.
+    /// Pinned to an isolated core: spin, never give the core away.
     pub busy: bool,
 }
 
+/// Empty turns (each a poll of the rings, tens of ns) a thread on a shared core spins before
+/// it parks: a burst of market data is met spinning, a quiet market costs no CPU.
+const SPIN_TURNS: u32 = 1000;
+
 impl Spin {
-    /// After `idle` empty turns: spin, then yield, then sleep 10 µs (a shared core; the
-    /// thread's timer slack is cut to 1 µs at start, so the sleep is close to that).
+    /// After `idle` empty turns: spin on an isolated core; elsewhere spin briefly, then park
+    /// until a writer unparks the thread (at most 1 ms, so timers still run).
     #[inline]
     pub fn idle(self, idle: u32) {
-        if self.busy || idle < 256 {
+        if self.busy || idle < SPIN_TURNS {
             std::hint::spin_loop();
-        } else if idle < 2048 {
-            std::thread::yield_now();
         } else {
-            std::thread::sleep(Duration::from_micros(10));
+            std::thread::park_timeout(Duration::from_millis(1));
         }
     }
 
-    /// The same inside a current-thread tokio runtime (its other tasks run on yield).
-    pub async fn idle_async(self, idle: u32) {
-        if !self.busy && idle >= 2048 {
-            std::thread::sleep(Duration::from_micros(10));
+    /// The same inside a current-thread tokio runtime: yield on an isolated core (the
+    /// runtime polls its I/O every turn), otherwise await `wake` (at most 1 ms).
+    pub async fn idle_async(self, idle: u32, wake: &tokio::sync::Notify) {
+        if self.busy || idle < SPIN_TURNS {
+            tokio::task::yield_now().await;
+        } else {
+            let _ = tokio::time::timeout(Duration::from_millis(1), wake.notified()).await;
         }
-        tokio::task::yield_now().await;
     }
 }
 
@@ -114,7 +118,7 @@ fn start_pinned(
     pins: &mpsc::Sender<Result<String, String>>,
 ) -> Spin {
     let result = pin(manifest, thread, core);
-    // Short idle sleeps on shared cores: the default 50 µs timer slack would dominate them.
+    // Parks time out on shared cores: the default 50 µs timer slack would stretch them.
     let _ = crate::sys::set_timer_slack_ns(1_000);
     let spin = *result.as_ref().unwrap_or(&Spin { busy: false });
     let _ = pins.send(result.map(|s| {

@@ -290,6 +290,7 @@ impl Feed {
         let t = now_ns();
         self.ring
             .with_slot_or_count(|buf| wire::write_feed_down(buf, t));
+        self.flags.wake_strategy();
         self.report();
     }
 
@@ -335,6 +336,7 @@ impl Feed {
                 return false;
             }
         };
+        self.flags.wake_strategy();
         if outcome == WriteOutcome::Dropped {
             // Retried at once: the snapshot is what resyncs the book.
             return false;
@@ -377,6 +379,7 @@ impl Feed {
         let outcome = wire::write_event(&ev, ring.capacity(), |fill| {
             ring.with_slot_or_count(|buf| fill(buf))
         });
+        self.flags.wake_strategy();
         if let Some(k) = gap_symbol {
             self.info.gaps += 1;
             self.need_snapshot[k] = true;

@@ -149,6 +149,8 @@ pub fn run(
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Spinning on an isolated core: look at the sockets on every turn.
+        .event_interval(if spin.busy { 1 } else { 61 })
         .build()
     {
         Ok(r) => r,
@@ -281,7 +283,7 @@ pub fn run(
                 tokio::task::yield_now().await;
             } else {
                 idle = idle.saturating_add(1);
-                spin.idle_async(idle).await;
+                spin.idle_async(idle, &flags.gateway_wake).await;
             }
         }
         let s = state.borrow();
@@ -587,8 +589,10 @@ fn report(state: &Shared, exec: ExecMsg, exchange: &str, symbol: &str, side: rt_
     while !s.deliver(exec) {
         // The strategy thread drains this ring on every loop; a full one clears in
         // microseconds. Never drop a report.
+        s.flags.wake_strategy();
         std::thread::yield_now();
     }
+    s.flags.wake_strategy();
 }
 
 /// Reads one venue's user data stream until the engine stops.

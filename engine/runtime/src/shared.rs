@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rt_core::{Side, TraderEvent};
 
@@ -23,6 +23,15 @@ pub struct Flags {
     /// A thread could not go on (a venue refused our credentials, a socket could not open):
     /// the engine stops and exits non-zero.
     pub fatal: AtomicBool,
+    /// The strategy thread, when it parks between messages (not on an isolated core): the
+    /// feeds and the gateway unpark it after writing to its rings.
+    pub strategy: OnceLock<std::thread::Thread>,
+    /// The strategy thread busy-polls: nobody needs to wake it.
+    pub strategy_spins: AtomicBool,
+    /// Wakes the gateway's runtime when orders were written (it awaits this on a shared core).
+    pub gateway_wake: tokio::sync::Notify,
+    /// The gateway busy-polls: nobody needs to wake it.
+    pub gateway_spins: AtomicBool,
 }
 
 impl Flags {
@@ -33,6 +42,29 @@ impl Flags {
             gateway_ready: AtomicBool::new(false),
             resync: (0..exchanges).map(|_| AtomicBool::new(false)).collect(),
             fatal: AtomicBool::new(false),
+            strategy: OnceLock::new(),
+            strategy_spins: AtomicBool::new(false),
+            gateway_wake: tokio::sync::Notify::new(),
+            gateway_spins: AtomicBool::new(false),
+        }
+    }
+
+    /// After writing to the strategy thread's rings: wake it if it may be parked (an atomic
+    /// swap when it is awake, a futex wake when it sleeps).
+    #[inline]
+    pub fn wake_strategy(&self) {
+        if !self.strategy_spins.load(Ordering::Relaxed) {
+            if let Some(t) = self.strategy.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// After writing to the orders ring: wake the gateway if it may be waiting.
+    #[inline]
+    pub fn wake_gateway(&self) {
+        if !self.gateway_spins.load(Ordering::Relaxed) {
+            self.gateway_wake.notify_one();
         }
     }
 

@@ -129,6 +129,7 @@ pub fn run(
                                 frame_ns,
                                 decided,
                                 &mut c,
+                                &flags,
                             );
                         }
                         if is_snapshot {
@@ -153,6 +154,7 @@ pub fn run(
                             e.recv_ns,
                             now_ns(),
                             &mut c,
+                            &flags,
                         );
                     }
                 }
@@ -171,7 +173,15 @@ pub fn run(
             busy = true;
             let answer = command(&mut bt, &cmd);
             if bt.has_requests() {
-                send(&mut bt, &mut requests, &mut orders, now, now_ns(), &mut c);
+                send(
+                    &mut bt,
+                    &mut requests,
+                    &mut orders,
+                    now,
+                    now_ns(),
+                    &mut c,
+                    &flags,
+                );
             }
             bt.drain_events(&mut events);
             for ev in events.drain(..) {
@@ -185,7 +195,15 @@ pub fn run(
             // Timers (staleness, equity samples) run on the clock even without data.
             bt.advance(now);
             if bt.has_requests() {
-                send(&mut bt, &mut requests, &mut orders, now, now_ns(), &mut c);
+                send(
+                    &mut bt,
+                    &mut requests,
+                    &mut orders,
+                    now,
+                    now_ns(),
+                    &mut c,
+                    &flags,
+                );
             }
             let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
         }
@@ -215,7 +233,15 @@ pub fn run(
                     stop_deadline = Some(now + 3_000_000_000);
                     bt.set_paused(true);
                     if bt.has_requests() {
-                        send(&mut bt, &mut requests, &mut orders, now, now_ns(), &mut c);
+                        send(
+                            &mut bt,
+                            &mut requests,
+                            &mut orders,
+                            now,
+                            now_ns(),
+                            &mut c,
+                            &flags,
+                        );
                     }
                 }
                 Some(deadline) => {
@@ -256,6 +282,7 @@ fn send(
     frame_ns: Nanos,
     decided_ns: Nanos,
     c: &mut Counters,
+    flags: &Flags,
 ) {
     bt.drain_requests(requests);
     for r in requests.drain(..) {
@@ -303,9 +330,11 @@ fn send(
         let n = msg.write(&mut buf);
         while orders.try_push(&buf[..n]).is_err() {
             c.orders_ring_waits += 1;
+            flags.wake_gateway();
             std::hint::spin_loop();
         }
     }
+    flags.wake_gateway();
 }
 
 fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
