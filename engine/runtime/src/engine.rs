@@ -188,79 +188,6 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         strategies: bt.strategy_names().map(str::to_owned).collect(),
     };
 
-    // The journal: positions and order ids from the previous runs.
-    let journal_dir = PathBuf::from(&manifest.engine.journal.dir);
-    let recovery = journal::recover(&journal_dir)?;
-    let mut restored = 0;
-    for f in &recovery.fills {
-        let Some(id) = bt
-            .instruments()
-            .iter()
-            .find(|i| i.exchange == f.exchange && i.symbol == f.symbol)
-            .map(|i| i.id)
-        else {
-            bail!(
-                "journal {}: a fill on {}/{} which this manifest does not trade; \
-                 move the journal aside to start flat",
-                journal_dir.display(),
-                f.exchange,
-                f.symbol
-            );
-        };
-        let side = if f.side == "sell" {
-            Side::Sell
-        } else {
-            Side::Buy
-        };
-        let price = Fixed::parse(&f.price).context("journal: a fill's price")?;
-        let qty = Fixed::parse(&f.qty).context("journal: a fill's qty")?;
-        let fee = Fixed::parse(f.fee.trim_start_matches('-'))
-            .context("journal: a fill's fee")?
-            .raw();
-        let fee = if f.fee.starts_with('-') { -fee } else { fee };
-        bt.restore_fill(id, side, Price(price.raw()), Qty(qty.raw()), fee)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        restored += 1;
-    }
-    bt.set_next_order_id(recovery.next_order_id);
-    if recovery.records > 0 {
-        let positions: Vec<String> = bt
-            .instruments()
-            .iter()
-            .map(|i| format!("{} {}", i.symbol, bt.portfolio().qty(i.id)))
-            .collect();
-        eprintln!(
-            "journal {}: {} records, {restored} fills replayed -> positions {}; next order id {}{}{}",
-            journal_dir.display(),
-            recovery.records,
-            positions.join(", "),
-            recovery.next_order_id,
-            if recovery.clean_stop { "" } else { "; the previous run did not stop cleanly" },
-            if recovery.torn_tail { " (a torn last line was skipped)" } else { "" },
-        );
-        if !recovery.unfinished_orders.is_empty() {
-            eprintln!(
-                "journal: {} order(s) had no final report; the gateway cancels whatever the venue still holds before trading",
-                recovery.unfinished_orders.len()
-            );
-        }
-    }
-    let journal = Journal::open(
-        &journal_dir,
-        manifest.engine.journal.fsync,
-        manifest.engine.journal.fsync_interval_ms,
-    )?;
-    let journal = Arc::new(Mutex::new(journal));
-    if let Ok(mut j) = journal.lock() {
-        j.append(&Record::Start {
-            ts: crate::clock::now_ns(),
-            engine: engine_id.clone(),
-            manifest_sha256: manifest.content_sha256.clone(),
-            pid: std::process::id(),
-        })?;
-        j.sync()?;
-    }
-
     // Rings.
     let rings = &manifest.host.rings;
     let mut backing = rings.backing;
@@ -365,6 +292,14 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             stale_ms: manifest.risk.feed_stale_ms,
             snapshot_limit: SNAPSHOT_LIMIT,
         });
+        if ex.market == rt_manifest::model::Market::Usdm {
+            // Market data follows the USD-M rules (feed.rs); order entry does not exist yet.
+            bail!(
+                "exchanges.{name}.market: usdm: USD-M order entry (/fapi/v1/order and the \
+                 ORDER_TRADE_UPDATE user stream) is not implemented in this engine; it trades \
+                 spot venues"
+            );
+        }
         let credentials = match &ex.credentials {
             Some(c) => Some((
                 resolve_secret(&c.api_key, &format!("exchanges.{name}.credentials.api_key"))?,
@@ -384,6 +319,79 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             credentials,
             symbols,
         });
+    }
+
+    // The journal: positions and order ids from the previous runs.
+    let journal_dir = PathBuf::from(&manifest.engine.journal.dir);
+    let recovery = journal::recover(&journal_dir)?;
+    let mut restored = 0;
+    for f in &recovery.fills {
+        let Some(id) = bt
+            .instruments()
+            .iter()
+            .find(|i| i.exchange == f.exchange && i.symbol == f.symbol)
+            .map(|i| i.id)
+        else {
+            bail!(
+                "journal {}: a fill on {}/{} which this manifest does not trade; \
+                 move the journal aside to start flat",
+                journal_dir.display(),
+                f.exchange,
+                f.symbol
+            );
+        };
+        let side = if f.side == "sell" {
+            Side::Sell
+        } else {
+            Side::Buy
+        };
+        let price = Fixed::parse(&f.price).context("journal: a fill's price")?;
+        let qty = Fixed::parse(&f.qty).context("journal: a fill's qty")?;
+        let fee = Fixed::parse(f.fee.trim_start_matches('-'))
+            .context("journal: a fill's fee")?
+            .raw();
+        let fee = if f.fee.starts_with('-') { -fee } else { fee };
+        bt.restore_fill(id, side, Price(price.raw()), Qty(qty.raw()), fee)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        restored += 1;
+    }
+    bt.set_next_order_id(recovery.next_order_id);
+    if recovery.records > 0 {
+        let positions: Vec<String> = bt
+            .instruments()
+            .iter()
+            .map(|i| format!("{} {}", i.symbol, bt.portfolio().qty(i.id)))
+            .collect();
+        eprintln!(
+            "journal {}: {} records, {restored} fills replayed -> positions {}; next order id {}{}{}",
+            journal_dir.display(),
+            recovery.records,
+            positions.join(", "),
+            recovery.next_order_id,
+            if recovery.clean_stop { "" } else { "; the previous run did not stop cleanly" },
+            if recovery.torn_tail { " (a torn last line was skipped)" } else { "" },
+        );
+        if !recovery.unfinished_orders.is_empty() {
+            eprintln!(
+                "journal: {} order(s) had no final report; the gateway cancels whatever the venue still holds before trading",
+                recovery.unfinished_orders.len()
+            );
+        }
+    }
+    let journal = Journal::open(
+        &journal_dir,
+        manifest.engine.journal.fsync,
+        manifest.engine.journal.fsync_interval_ms,
+    )?;
+    let journal = Arc::new(Mutex::new(journal));
+    if let Ok(mut j) = journal.lock() {
+        j.append(&Record::Start {
+            ts: crate::clock::now_ns(),
+            engine: engine_id.clone(),
+            manifest_sha256: manifest.content_sha256.clone(),
+            pid: std::process::id(),
+        })?;
+        j.sync()?;
     }
 
     let bus = Bus::bind(
