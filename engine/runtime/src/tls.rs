@@ -101,10 +101,11 @@ pub async fn connect_ws_with(
     url: &str,
     config: Arc<ClientConfig>,
 ) -> Result<(WsStream, tungstenite::handshake::client::Response), tungstenite::Error> {
+    // disable_nagle: small frames (cancels, pings) must not wait for an ACK.
     tokio_tungstenite::connect_async_tls_with_config(
         url,
         None,
-        false,
+        true,
         Some(Connector::Rustls(config)),
     )
     .await
