@@ -6,7 +6,9 @@ Each test is bounded in time and kills what it started.
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 import signal
 import time
 from decimal import Decimal
@@ -98,7 +100,7 @@ def test_a_dropped_connection_reconnects_resyncs_and_sends_nothing_meanwhile(
         hb = wait_live(env)
         before = feed(hb)
         env.pump(2)
-        env.fault("kind=drop")
+        env.fault("kind=drop_market")
         wait_for(lambda: feed(env.heartbeat()).reconnects > before.reconnects, 20, "a reconnect")
         hb = wait_live(env)
         assert feed(hb).snapshots > before.snapshots
@@ -220,3 +222,29 @@ def test_signed_order_entry_and_a_wrong_secret_refused(tmp_path: Path) -> None:
         assert proc.popen.wait(30) == 2, proc.text()
         assert "the venue refused our credentials (-1022" in proc.text(), proc.text()
         assert "fills 0" in proc.text()
+
+
+def test_losing_the_user_data_stream_stops_the_engine_with_nothing_left_open(
+    tmp_path: Path,
+) -> None:
+    # Without its user stream the engine would not see fills: it stops (exit 2) rather than
+    # trade blind, and cancels what the venue holds on its way out.
+    with live(tmp_path, speed="4") as env:
+        env.start_sim()
+        engine = env.start_engine()
+        wait_live(env)
+        wait_for(
+            lambda: (s := env.status_or_none()) is not None and s.open_orders > 0,
+            60,
+            "a resting order",
+        )
+        env.fault("kind=drop")
+        assert engine.popen.wait(30) == 2, engine.text()
+        assert "user data stream" in engine.text() and "stopping" in engine.text()
+        with urllib.request.urlopen(
+            f"{env.rest}/api/v3/openOrders?symbol=BTCUSDT&timestamp={int(time.time() * 1000)}",
+            timeout=5,
+        ) as r:
+            assert json.loads(r.read()) == [], "orders left open at the venue"
+        records = env.journal_records()
+        assert records[-1]["t"] != "stop", "an unclean stop is not journaled as clean"

@@ -1512,8 +1512,10 @@ impl Backtest {
                 self.close(k, OrderStatus::Expired, None);
             }
             ExecKind::CancelRejected => {
-                // The order is still live here: its fill reports are on their way.
+                // The order is still live here: its fill reports are on their way, or the
+                // cancel may be sent again (a pause, a kill, the strategy).
                 self.counters.cancels_rejected += 1;
+                self.live[k].cancel_sent = false;
             }
         }
     }

@@ -168,7 +168,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     }
 
     // The trading core, exactly as a backtest builds it, with the venues external.
-    let mut bt = Backtest::from_manifest(&manifest)
+    // Live, the records go to the bus and the journal as they happen: none are kept in memory.
+    let mut config = rt_core::BacktestConfig::from_manifest(&manifest);
+    config.max_records = 0;
+    config.max_equity_samples = 1024;
+    let mut bt = Backtest::new(config)
         .map_err(|e| anyhow::anyhow!("manifest {}: {e}", opts.manifest_path.display()))?;
     let exchanges: Vec<String> = manifest.exchanges.keys().cloned().collect();
     for x in 0..exchanges.len() {
@@ -218,6 +222,18 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             rings.market_data.slot_bytes,
             (crate::wire::MIN_CAPACITY + rt_ring::SLOT_HEADER_BYTES).next_multiple_of(64)
         );
+    }
+    for (name, ring, need) in [
+        ("orders", &rings.orders, crate::wire::ORDER_BYTES),
+        ("fills", &rings.fills, crate::wire::EXEC_BYTES),
+    ] {
+        if (ring.slot_bytes as usize) < need + rt_ring::SLOT_HEADER_BYTES {
+            bail!(
+                "host.rings.{name}.slot_bytes: {} is too small for one message (at least {})",
+                ring.slot_bytes,
+                (need + rt_ring::SLOT_HEADER_BYTES).next_multiple_of(64)
+            );
+        }
     }
     // A full REST snapshot (both sides) must fit the ring at once, or the book never syncs.
     let snapshot_slots = crate::wire::slots_for(
@@ -447,6 +463,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                 .name("strategy".into())
                 .spawn(move || {
                     let spin = start_pinned(&m, "strategy", core, &pins);
+                    f.strategy_spins.store(spin.busy, Ordering::Relaxed);
+                    let _ = f.strategy.set(std::thread::current());
                     drop(pins);
                     trader::run(bt, md_consumers, fills_rx, orders_tx, cmd_rx, f, hk, spin);
                 })?,
@@ -471,6 +489,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                 .name("gateway".into())
                 .spawn(move || {
                     let spin = start_pinned(&m, "gateway", core, &pins);
+                    f.gateway_spins.store(spin.busy, Ordering::Relaxed);
                     drop(pins);
                     gateway::run(cfg, orders_rx, fills_tx, j, f, hk, spin);
                 })?,
@@ -521,22 +540,22 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     for h in handles {
         let _ = h.join();
     }
+    let fatal = flags.fatal.load(Ordering::Relaxed);
     if let Ok(mut j) = journal.lock() {
-        j.append(&Record::Stop {
-            ts: crate::clock::now_ns(),
-            open_orders: fin.view.open_orders,
-        })?;
+        // A clean stop only: no order left open and no fatal error (recovery says so).
+        if fin.view.open_orders == 0 && !fatal {
+            j.append(&Record::Stop {
+                ts: crate::clock::now_ns(),
+                open_orders: 0,
+            })?;
+        }
         j.sync()?;
     }
     for f in &ring_files {
         let _ = std::fs::remove_file(f);
     }
     print_summary(&names, &fin);
-    Ok(if pin_failed || flags.fatal.load(Ordering::Relaxed) {
-        2
-    } else {
-        0
-    })
+    Ok(if pin_failed || fatal { 2 } else { 0 })
 }
 
 /// Client order ids: `<engine id, at most 12 safe chars>-<order id>` (Binance allows 36).

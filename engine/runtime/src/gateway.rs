@@ -36,6 +36,8 @@ use crate::wire::{ExecMsg, OrderMsg};
 
 /// Connections (and so requests in flight) per venue.
 const CONNECTIONS: usize = 4;
+/// A REST request without an answer by then is given up (its outcome: the user stream).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One venue's order entry.
 #[derive(Debug, Clone)]
@@ -99,9 +101,21 @@ struct State {
     /// Order id -> when it was written (order_to_ack).
     written: std::collections::HashMap<u64, i64>,
     flags: Arc<Flags>,
+    /// Reports waiting for room in the fills ring, oldest first.
+    pending: std::collections::VecDeque<ExecMsg>,
 }
 
 impl State {
+    /// Hands over the reports that were waiting for room, in order.
+    fn flush(&mut self) {
+        while let Some(exec) = self.pending.front().copied() {
+            if !self.deliver(exec) {
+                return;
+            }
+            self.pending.pop_front();
+        }
+    }
+
     fn journal(&self, record: &Record) {
         let result = match self.journal.lock() {
             Ok(mut j) => j.append(record),
@@ -169,6 +183,7 @@ pub fn run(
         stages: Stages::new(),
         written: std::collections::HashMap::new(),
         flags: flags.clone(),
+        pending: std::collections::VecDeque::new(),
     }));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
@@ -213,17 +228,27 @@ pub fn run(
                 }
             };
             tokio::task::spawn_local(user_stream(state.clone(), venue.clone(), ws, flags.clone()));
-            let (tx, rx) = mpsc::unbounded_channel::<Job>();
-            let rx = Rc::new(tokio::sync::Mutex::new(rx));
+            // One queue per connection, chosen by order id: an order and its cancel travel
+            // down the same connection, in order (a cancel never overtakes its order).
+            let mut txs = Vec::with_capacity(CONNECTIONS);
             for _ in 0..CONNECTIONS {
+                let (tx, rx) = mpsc::unbounded_channel::<Job>();
                 tokio::task::spawn_local(worker(
                     state.clone(),
                     venue.clone(),
                     Client::new(base.clone()),
-                    rx.clone(),
+                    rx,
                 ));
+                txs.push(tx);
             }
-            queues.push((venue.exchange, tx));
+            tokio::task::spawn_local(keep_alive(
+                state.clone(),
+                venue.clone(),
+                Client::new(base.clone()),
+                listen_key.clone(),
+                flags.clone(),
+            ));
+            queues.push((venue.exchange, txs));
         }
         flags.gateway_ready.store(true, Ordering::Release);
         state.borrow().log(format!(
@@ -241,8 +266,9 @@ pub fn run(
                     Pop::Message(Some(msg)) => {
                         got = true;
                         match queues.iter().find(|(x, _)| *x == msg.exchange) {
-                            Some((_, tx)) => {
-                                let _ = tx.send(Job { msg });
+                            Some((_, txs)) => {
+                                let k = (msg.order_id % CONNECTIONS as u64) as usize;
+                                let _ = txs[k].send(Job { msg });
                             }
                             None => state
                                 .borrow()
@@ -263,6 +289,15 @@ pub fn run(
                             .log(format!("orders ring reported {lost} lost"));
                     }
                     Pop::Empty => break,
+                }
+            }
+            if !state.borrow().pending.is_empty() {
+                if flags.trader_done.load(Ordering::Acquire) {
+                    // Nobody reads the ring any more; the journal holds these reports.
+                    state.borrow_mut().pending.clear();
+                } else {
+                    state.borrow_mut().flush();
+                    got = true;
                 }
             }
             if now_ns() >= report_at {
@@ -362,11 +397,12 @@ async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) -> 
                         e.code, e.msg, venue.name
                     ));
                 }
-                let nothing = api.is_some_and(|e| e.code == -2011);
-                if !nothing {
-                    state.borrow().log(format!(
-                        "{}: reconcile {symbol}: HTTP {}: {body}",
-                        venue.name, r.status
+                // -2011 "Unknown order sent": nothing was open. Anything else: the venue may
+                // still hold orders of a previous run, so do not start.
+                if !api.is_some_and(|e| e.code == -2011) {
+                    return Err(format!(
+                        "cannot cancel the open orders on {symbol} left by a previous run: HTTP {}: {body}",
+                        r.status
                     ));
                 }
             }
@@ -380,15 +416,51 @@ async fn worker(
     state: Shared,
     venue: VenueConfig,
     mut client: Client,
-    jobs: Rc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
-    loop {
-        let job = {
-            let mut rx = jobs.lock().await;
-            rx.recv().await
-        };
-        let Some(job) = job else { return };
+    while let Some(job) = jobs.recv().await {
         send(&state, &venue, &mut client, job.msg).await;
+    }
+}
+
+/// Binance expires a listen key 60 minutes after its last keepalive: renew it every 30.
+async fn keep_alive(
+    state: Shared,
+    venue: VenueConfig,
+    mut client: Client,
+    listen_key: String,
+    flags: Arc<Flags>,
+) {
+    let every = Duration::from_secs(30 * 60);
+    let mut next = tokio::time::Instant::now() + every;
+    while !flags.stopping() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if tokio::time::Instant::now() < next {
+            continue;
+        }
+        next += every;
+        let path = format!("{}?listenKey={listen_key}", bo::USER_DATA_STREAM_PATH);
+        let headers = key_header(&venue);
+        let sent = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            client.request(Method::PUT, &path, &headers),
+        )
+        .await;
+        match sent {
+            Ok(Ok(r)) if r.status == 200 => {}
+            Ok(Ok(r)) => state.borrow().log(format!(
+                "{}: listen key keepalive: HTTP {}: {}",
+                venue.name,
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            )),
+            Ok(Err(e)) => state
+                .borrow()
+                .log(format!("{}: listen key keepalive: {e}", venue.name)),
+            Err(_) => state
+                .borrow()
+                .log(format!("{}: listen key keepalive timed out", venue.name)),
+        }
     }
 }
 
@@ -466,7 +538,26 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             });
         }
     }
-    let result = client.request(method, &path, &headers).await;
+    let result = match tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        client.request(method, &path, &headers),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => {
+            // The order may or may not have reached the venue: its user stream will say.
+            state.borrow_mut().counters.request_errors += 1;
+            state.borrow().log(format!(
+                "{}: {} {}: no answer within {} s",
+                venue.name,
+                if msg.cancel { "cancel of" } else { "order" },
+                msg.order_id,
+                REQUEST_TIMEOUT.as_secs()
+            ));
+            return;
+        }
+    };
     let refused = match result {
         Ok(r) if r.status == 200 => return,
         Ok(r) => {
@@ -586,11 +677,10 @@ fn report(state: &Shared, exec: ExecMsg, exchange: &str, symbol: &str, side: rt_
     {
         s.written.remove(&exec.exec.order_id);
     }
-    while !s.deliver(exec) {
-        // The strategy thread drains this ring on every loop; a full one clears in
-        // microseconds. Never drop a report.
-        s.flags.wake_strategy();
-        std::thread::yield_now();
+    // In order behind any report still waiting for room; the main loop retries (never a
+    // spin here: the strategy thread may itself be waiting for room in the orders ring).
+    if !s.pending.is_empty() || !s.deliver(exec) {
+        s.pending.push_back(exec);
     }
     s.flags.wake_strategy();
 }
@@ -615,15 +705,24 @@ async fn user_stream(
                 continue;
             }
             Ok(None) => {
-                state
-                    .borrow()
-                    .log(format!("{}: user data stream closed", venue.name));
+                if !flags.stopping() {
+                    // Without it no fill would be seen: stop rather than trade blind.
+                    state.borrow().log(format!(
+                        "{}: user data stream closed; stopping (no fill may go unseen)",
+                        venue.name
+                    ));
+                    flags.fail();
+                }
                 return;
             }
             Ok(Some(Err(e))) => {
-                state
-                    .borrow()
-                    .log(format!("{}: user data stream: {e}", venue.name));
+                if !flags.stopping() {
+                    state.borrow().log(format!(
+                        "{}: user data stream: {e}; stopping (no fill may go unseen)",
+                        venue.name
+                    ));
+                    flags.fail();
+                }
                 return;
             }
             Ok(Some(Ok(m))) => m,
@@ -656,7 +755,7 @@ async fn user_stream(
             state.borrow_mut().counters.foreign_reports += 1;
             continue;
         };
-        let leaves = Qty(er.quantity.0 - er.cum_qty.0);
+        let leaves = Qty(er.quantity.0.saturating_sub(er.cum_qty.0).max(0));
         let kind = match er.exec_type {
             bo::ExecType::New => ExecKind::Accepted,
             bo::ExecType::Trade => ExecKind::Fill {

@@ -91,6 +91,9 @@ pub fn run(
                         c.ring_gaps += 1;
                         c.ring_lost += lost;
                         a.reset();
+                        // Whatever was lost (diffs, a feed-down marker), the books of this
+                        // exchange cannot be trusted until the next snapshot.
+                        bt.feed_lost(x);
                         flags.resync[x].store(true, Ordering::Relaxed);
                     }
                     Pop::Message(Assembled::Partial) => {
@@ -172,6 +175,9 @@ pub fn run(
         if let Ok((cmd, reply)) = commands.try_recv() {
             busy = true;
             let answer = command(&mut bt, &cmd);
+            if matches!(cmd, Command::Kill | Command::Flatten | Command::Pause) {
+                cancel_everything_at_venues(&bt, &mut orders, &mut c, &flags);
+            }
             if bt.has_requests() {
                 send(
                     &mut bt,
@@ -232,6 +238,7 @@ pub fn run(
                     // Stop quoting and cancel everything; wait (bounded) for the venue.
                     stop_deadline = Some(now + 3_000_000_000);
                     bt.set_paused(true);
+                    cancel_everything_at_venues(&bt, &mut orders, &mut c, &flags);
                     if bt.has_requests() {
                         send(
                             &mut bt,
@@ -271,6 +278,43 @@ pub fn run(
             spin.idle(idle);
         }
     }
+}
+
+/// Asks the gateway to cancel, per instrument, whatever the venue holds for the account (one
+/// round trip, orders the engine may not know about included).
+fn cancel_everything_at_venues(
+    bt: &Backtest,
+    orders: &mut Producer,
+    c: &mut Counters,
+    flags: &Flags,
+) {
+    for i in bt.instruments() {
+        let Some(exchange) = bt.exchange_id(&i.exchange) else {
+            continue;
+        };
+        let msg = OrderMsg {
+            cancel: true,
+            exchange: exchange as u32,
+            instrument: i.id,
+            // 0: every open order of the instrument.
+            order_id: 0,
+            side: rt_core::Side::Buy,
+            kind: rt_core::OrderKind::Limit,
+            price: rt_core::Price::ZERO,
+            qty: rt_core::Qty::ZERO,
+            frame_ns: now_ns(),
+            decided_ns: now_ns(),
+        };
+        let mut buf = [0u8; ORDER_BYTES];
+        let n = msg.write(&mut buf);
+        while orders.try_push(&buf[..n]).is_err() {
+            c.orders_ring_waits += 1;
+            flags.wake_gateway();
+            std::hint::spin_loop();
+        }
+        c.cancels_out += 1;
+    }
+    flags.wake_gateway();
 }
 
 /// Writes the driver's requests to the orders ring. A full orders ring is waited out: an

@@ -12,6 +12,9 @@ pub enum Fault {
     /// `kind=drop[&after=N]`: drop every WebSocket connection (market and user data) without a
     /// close frame, now or once `N` more market-data frames have been sent.
     Drop { after_frames: u64 },
+    /// `kind=drop_market`: drop every market-data connection now, without a close frame; user
+    /// data streams stay up (a market-data outage alone).
+    DropMarket,
     /// `kind=gap[&count=N]`: do not send the next `N` (default 1) depth diffs; the sim's own
     /// book still applies them, so clients see a sequence gap and a fresh snapshot bridges it.
     Gap { count: u32 },
@@ -31,6 +34,7 @@ impl Fault {
     pub const fn kind(&self) -> &'static str {
         match self {
             Fault::Drop { .. } => "drop",
+            Fault::DropMarket => "drop_market",
             Fault::Gap { .. } => "gap",
             Fault::Malformed => "malformed",
             Fault::Stall { .. } => "stall",
@@ -56,17 +60,17 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, gap, malformed, stall, reject, clear)".into())
+            bad("no kind= (one of drop, drop_market, gap, malformed, stall, reject, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
             "gap" => &["count"],
-            "malformed" | "clear" => &[],
+            "malformed" | "clear" | "drop_market" => &[],
             "stall" => &["ms"],
             "reject" => &["count", "code"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, gap, malformed, stall, reject, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, gap, malformed, stall, reject, clear)"
                 )))
             }
         };
@@ -105,6 +109,7 @@ impl Fault {
                 Fault::Gap { count }
             }
             "malformed" => Fault::Malformed,
+            "drop_market" => Fault::DropMarket,
             "stall" => Fault::Stall {
                 ms: arg(&args, "ms", &bad)?
                     .ok_or_else(|| bad("kind=stall needs ms=<milliseconds>".into()))?,

@@ -104,6 +104,8 @@ struct Shared {
     user_tx: broadcast::Sender<Utf8Bytes>,
     /// Bumped by a `drop` fault (now): every connection closes at once.
     drop_tx: watch::Sender<u64>,
+    /// Bumped by a `drop_market` fault: market-data connections close, user streams stay.
+    drop_md_tx: watch::Sender<u64>,
     shutdown_tx: watch::Sender<bool>,
     cmd_tx: mpsc::UnboundedSender<Cmd>,
     listen_keys: Mutex<HashSet<String>>,
@@ -227,6 +229,7 @@ async fn serve(
         md_tx: broadcast::channel(MD_CAPACITY).0,
         user_tx: broadcast::channel(USER_CAPACITY).0,
         drop_tx: watch::channel(0).0,
+        drop_md_tx: watch::channel(0).0,
         shutdown_tx: watch::channel(false).0,
         cmd_tx,
         listen_keys: Mutex::new(HashSet::new()),
@@ -475,6 +478,7 @@ impl Engine {
         match *fault {
             Fault::Drop { after_frames: 0 } => self.drop_all(),
             Fault::Drop { after_frames } => self.drop_at = Some(self.published + after_frames),
+            Fault::DropMarket => self.shared.drop_md_tx.send_modify(|g| *g += 1),
             Fault::Gap { count } => self.skip_diffs += u64::from(count),
             Fault::Malformed => {
                 // A frame cut in the middle of its data, on every connection.
@@ -1040,6 +1044,9 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     let mut md = shared.md_tx.subscribe();
     let mut user = shared.user_tx.subscribe();
     let mut drops = shared.drop_tx.subscribe();
+    let mut md_drops = shared.drop_md_tx.subscribe();
+    // A connection that carries only a user data stream survives a `drop_market`.
+    let market = !sub.streams.is_empty() || sub.user.is_empty();
     let mut shutdown = shared.shutdown_tx.subscribe();
     let (mut sink, mut incoming) = ws.split();
     loop {
@@ -1088,6 +1095,10 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
             },
             _ = drops.changed() => {
                 // No close frame: the connection just goes, as a network drop does.
+                bump(&shared.counters.ws_dropped);
+                return;
+            }
+            _ = md_drops.changed(), if market => {
                 bump(&shared.counters.ws_dropped);
                 return;
             }
