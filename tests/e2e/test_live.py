@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 import signal
 import time
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
