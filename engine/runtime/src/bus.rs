@@ -267,10 +267,19 @@ impl Housekeeper {
     }
 
     fn journal_tick(&mut self) {
-        if let Ok(mut j) = self.journal.lock() {
-            if let Err(e) = j.tick() {
-                eprintln!("{e}");
+        let due = match self.journal.lock() {
+            Ok(mut j) => j.due_sync(),
+            Err(_) => return,
+        };
+        match due {
+            // fdatasync on a duplicate of the journal's descriptor: the same file, no lock held.
+            Ok(Some(handle)) => {
+                if let Err(e) = handle.sync_data() {
+                    eprintln!("journal: fsync: {e}");
+                }
             }
+            Ok(None) => {}
+            Err(e) => eprintln!("{e}"),
         }
     }
 

@@ -321,6 +321,16 @@ impl Feed {
                 return false;
             }
         };
+        // The feed is live once this snapshot is in the ring: say so *before* writing it, so
+        // that on the bus the feed's LIVE comes before any order the synced book leads to.
+        let last = self
+            .need_snapshot
+            .iter()
+            .enumerate()
+            .all(|(j, n)| j == k || !n);
+        if last {
+            self.set_status(FeedStatus::Live);
+        }
         let t = now_ns();
         let symbol = k as u32;
         let outcome = match self.decoder.decode_snapshot(&body, symbol, t) {
@@ -333,19 +343,18 @@ impl Feed {
             Err(e) => {
                 self.info.malformed += 1;
                 self.log(format!("snapshot {path}: {e}"));
+                self.set_status(FeedStatus::Resyncing);
                 return false;
             }
         };
         self.flags.wake_strategy();
         if outcome == WriteOutcome::Dropped {
-            // Retried at once: the snapshot is what resyncs the book.
+            // Retried shortly: the snapshot is what resyncs the book.
+            self.set_status(FeedStatus::Resyncing);
             return false;
         }
         self.need_snapshot[k] = false;
         self.info.snapshots += 1;
-        if self.need_snapshot.iter().all(|n| !n) {
-            self.set_status(FeedStatus::Live);
-        }
         true
     }
 

@@ -509,17 +509,13 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             format!("{}?{}", bo::ORDER_PATH, signed(venue, &q)),
         )
     };
-    let written = now_ns();
+    let journaled_at = now_ns();
     {
         let mut s = state.borrow_mut();
         if !msg.cancel {
-            s.stages.record(Stage::TickToOrder, written - msg.frame_ns);
-            s.stages
-                .record(Stage::DecisionToWire, written - msg.decided_ns);
             s.counters.orders += 1;
-            s.written.insert(msg.order_id, written);
             s.journal(&Record::Order {
-                ts: written,
+                ts: journaled_at,
                 id: msg.order_id,
                 exchange: exchange.clone(),
                 symbol: symbol.clone(),
@@ -533,10 +529,19 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         } else {
             s.counters.cancels += 1;
             s.journal(&Record::Cancel {
-                ts: written,
+                ts: journaled_at,
                 id: msg.order_id,
             });
         }
+    }
+    // Stamped after the journal write: the order is handed to the connection next.
+    let written = now_ns();
+    if !msg.cancel {
+        let mut s = state.borrow_mut();
+        s.stages.record(Stage::TickToOrder, written - msg.frame_ns);
+        s.stages
+            .record(Stage::DecisionToWire, written - msg.decided_ns);
+        s.written.insert(msg.order_id, written);
     }
     let result = match tokio::time::timeout(
         REQUEST_TIMEOUT,

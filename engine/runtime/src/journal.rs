@@ -157,24 +157,30 @@ impl Journal {
         self.dirty = true;
         match self.fsync {
             Fsync::Always => self.sync()?,
-            Fsync::Interval => {
-                if self.last_sync.elapsed() >= self.interval {
-                    self.sync()?;
-                }
-            }
-            Fsync::Never => {}
+            // The housekeeping thread syncs (`due_sync`), off the order path.
+            Fsync::Interval | Fsync::Never => {}
         }
         Ok(())
     }
 
-    /// Syncs if the interval policy is due (the housekeeping thread calls this on a timer, so
-    /// a record never waits much longer than the interval).
-    pub fn tick(&mut self) -> Result<(), JournalError> {
-        if self.dirty && self.fsync == Fsync::Interval && self.last_sync.elapsed() >= self.interval
+    /// With the interval policy, when a sync is due: a handle to sync *outside* the journal's
+    /// lock (so the gateway never waits for an fsync to append), the records now counted as
+    /// synced. The housekeeping thread calls this every few ms.
+    pub fn due_sync(&mut self) -> Result<Option<File>, JournalError> {
+        if !(self.dirty
+            && self.fsync == Fsync::Interval
+            && self.last_sync.elapsed() >= self.interval)
         {
-            self.sync()?;
+            return Ok(None);
         }
-        Ok(())
+        let handle = self.file.try_clone().map_err(|source| JournalError::Io {
+            path: self.path.clone(),
+            op: "duplicate the handle of",
+            source,
+        })?;
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        Ok(Some(handle))
     }
 
     /// Flushes to stable storage now (shutdown).
