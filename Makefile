@@ -60,6 +60,7 @@ bench: setup
 	cargo bench -p rt-core --bench book --bench backtest
 	cargo bench -p rt-venues --bench parse
 	cargo bench -p rt-ring --bench hop
+	cargo bench -p rt-venues --bench tick_to_order
 	$(BIN)/python bench/compile_bench.py
 	cargo build --release --quiet -p rt-engine
 	$(BIN)/python bench/live_bench.py --seconds 30 --speed 4

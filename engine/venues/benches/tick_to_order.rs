@@ -1,0 +1,166 @@
+//! Tick-to-order in process, on one thread: a recorded Binance frame in memory -> decoded
+//! (`Decoder`) -> book sync, market maker and pre-trade risk (`Backtest::on_event`, the live
+//! engine's driver with its exchange external) -> the order signed as Binance's REST query
+//! (`binance_orders`: query string + HMAC-SHA256). This is the engine's hot path without its
+//! two ring hops (`cargo bench -p rt-ring --bench hop`: ~50 ns each on a quiet machine) and
+//! without the network.
+//!
+//! The venue is instant and outside the timed region: every order is acknowledged and every
+//! cancel confirmed before the next frame, so the market maker keeps quoting. Samples are the
+//! frames that produced at least one new order; p50/p99 over all of them, several passes.
+//! Goal (DESIGN.md section 5): p50 <= 5 us, p99 <= 20 us.
+//! Run with `cargo bench -p rt-venues --bench tick_to_order`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+use rt_core::{Backtest, BacktestConfig, Exec, ExecKind, Qty, VenueRequest};
+use rt_venues::binance_orders::{signed_query, NewOrder, Timing};
+use rt_venues::{Decoder, FrameReader};
+
+const PASSES: usize = 5;
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU", str::trim)
+        .to_owned();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    format!("{model}, {cores} logical CPUs")
+}
+
+fn pct(sorted: &[u64], q: f64) -> u64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let manifest_text =
+        std::fs::read_to_string(root.join("tests/contract/example.manifest.json")).unwrap();
+    let manifest = rt_manifest::load(&manifest_text).unwrap();
+    let (exchange, ex) = manifest.exchanges.iter().next().unwrap();
+    let symbols: Vec<String> = ex.instruments.keys().cloned().collect();
+
+    let mut frames: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut reader =
+        FrameReader::open(&root.join("data/binance/spot_btcusdt_20240808.gz")).unwrap();
+    while let Some(f) = reader.next_frame() {
+        let f = f.unwrap();
+        frames.push((f.local_ns, f.bytes.to_vec()));
+    }
+    let secret = b"bench-only-secret-not-a-credential";
+
+    let mut samples: Vec<u64> = Vec::new();
+    let mut per_frame: Vec<u64> = Vec::new();
+    let mut signing: Vec<u64> = Vec::new();
+    let mut orders = 0u64;
+    for _ in 0..PASSES {
+        let mut config = BacktestConfig::from_manifest(&manifest);
+        config.max_records = 0;
+        let mut bt = Backtest::new(config).unwrap();
+        bt.set_external(0).unwrap();
+        bt.enable_event_log();
+        let mut decoder = Decoder::with_symbols(&symbols);
+        bt.set_symbols(0, decoder.symbols()).unwrap();
+        let mut requests: Vec<VenueRequest> = Vec::new();
+        let mut events = Vec::new();
+        let mut wire: Vec<String> = Vec::new();
+        for (local_ns, bytes) in &frames {
+            let t0 = Instant::now();
+            let Ok(Some(ev)) = decoder.decode(bytes, *local_ns) else {
+                continue;
+            };
+            bt.on_event(0, &ev);
+            bt.drain_requests(&mut requests);
+            let t_decided = Instant::now();
+            let mut new = 0;
+            for r in &requests {
+                if let VenueRequest::New {
+                    instrument,
+                    request,
+                    ..
+                } = r
+                {
+                    let order = NewOrder::from_kind(
+                        &symbols[*instrument as usize],
+                        request.side,
+                        request.kind,
+                        request.price,
+                        request.qty,
+                        Some(format!("paper_1-{}", request.order_id)),
+                        Timing::new(1_723_161_253_937),
+                    );
+                    wire.push(signed_query(&order.to_query(), secret));
+                    new += 1;
+                }
+            }
+            let dt = t0.elapsed().as_nanos() as u64;
+            per_frame.push(dt);
+            if new > 0 {
+                samples.push(dt);
+                signing.push(t_decided.elapsed().as_nanos() as u64);
+                orders += new;
+            }
+            black_box(&wire);
+            wire.clear();
+            // The instant venue (not timed).
+            for r in requests.drain(..) {
+                let (order_id, kind) = match r {
+                    VenueRequest::New { request, .. } => (request.order_id, ExecKind::Accepted),
+                    VenueRequest::Cancel { order_id, .. } => (order_id, ExecKind::Cancelled),
+                };
+                bt.on_exec(
+                    *local_ns,
+                    Exec {
+                        ts: *local_ns,
+                        order_id,
+                        kind,
+                        leaves: Qty::ZERO,
+                    },
+                );
+            }
+            bt.drain_requests(&mut requests);
+            requests.clear();
+            bt.drain_events(&mut events);
+            events.clear();
+        }
+    }
+    samples.sort_unstable();
+    per_frame.sort_unstable();
+    signing.sort_unstable();
+    println!("machine: {}", machine());
+    println!(
+        "data: {} frames of spot_btcusdt_20240808.gz, {PASSES} passes; manifest: example ({exchange})",
+        frames.len()
+    );
+    if samples.is_empty() {
+        println!("no frame produced an order");
+        return;
+    }
+    println!(
+        "tick-to-order (frame -> signed order bytes), {} samples, {orders} orders: p50 {} ns, p99 {} ns, max {} ns (goal p50 <= 5000, p99 <= 20000)",
+        samples.len(),
+        pct(&samples, 0.5),
+        pct(&samples, 0.99),
+        samples[samples.len() - 1]
+    );
+    println!(
+        "of which building and signing the orders' queries: p50 {} ns, p99 {} ns",
+        pct(&signing, 0.5),
+        pct(&signing, 0.99)
+    );
+    println!(
+        "every frame (decode + book + strategy + risk): p50 {} ns, p99 {} ns",
+        pct(&per_frame, 0.5),
+        pct(&per_frame, 0.99)
+    );
+}
