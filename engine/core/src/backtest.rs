@@ -1235,7 +1235,11 @@ impl Backtest {
             .instruments()
             .iter()
             .position(|&id| id == order.instrument);
+        // Paused: nothing new goes out, whichever callback a strategy places it from; the
+        // engine's own flatten orders (client ids counted down from u64::MAX) pass.
+        let engine_order = order.client_id > self.next_engine_client_id;
         let verdict = match slot {
+            _ if self.paused && !engine_order => Err(RejectReason::Paused),
             None => Err(RejectReason::UnknownInstrument),
             Some(_)
                 if self

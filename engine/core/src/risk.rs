@@ -81,11 +81,13 @@ pub enum RejectReason {
     BookUnavailable,
     /// Venue: refused for a reason of its own (its error code is in the engine's log).
     VenueRejected,
+    /// Engine: an operator paused trading (only the engine's own flatten orders pass).
+    Paused,
 }
 
 impl RejectReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [RejectReason; 23] = [
+    pub const ALL: [RejectReason; 24] = [
         RejectReason::Halted,
         RejectReason::UnknownInstrument,
         RejectReason::InvalidQty,
@@ -109,6 +111,7 @@ impl RejectReason {
         RejectReason::NoLiquidity,
         RejectReason::BookUnavailable,
         RejectReason::VenueRejected,
+        RejectReason::Paused,
     ];
     pub const COUNT: usize = RejectReason::ALL.len();
 
@@ -138,6 +141,7 @@ impl RejectReason {
             RejectReason::NoLiquidity => "no_liquidity",
             RejectReason::BookUnavailable => "book_unavailable",
             RejectReason::VenueRejected => "venue_rejected",
+            RejectReason::Paused => "paused",
         }
     }
 

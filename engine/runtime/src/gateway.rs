@@ -580,6 +580,12 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
                 ));
             }
             let code = api.map(|e| e.code);
+            // Binance: a 5xx (and -1006/-1007) means the outcome is unknown; the order may
+            // be live. It stays open here and the user stream reports what happened.
+            if r.status >= 500 || code.is_some_and(|c| c == -1006 || c == -1007) {
+                state.borrow_mut().counters.request_errors += 1;
+                return;
+            }
             if code.is_some_and(|c| AUTH_ERRORS.contains(&c)) {
                 // Every further request would be refused the same way: stop, do not spin.
                 let s = state.borrow();
