@@ -538,7 +538,9 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
     let written = now_ns();
     if !msg.cancel {
         let mut s = state.borrow_mut();
-        s.stages.record(Stage::TickToOrder, written - msg.frame_ns);
+        if msg.frame_ns != crate::trader::NO_TICK {
+            s.stages.record(Stage::TickToOrder, written - msg.frame_ns);
+        }
         s.stages
             .record(Stage::DecisionToWire, written - msg.decided_ns);
         s.written.insert(msg.order_id, written);

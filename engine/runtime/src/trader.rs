@@ -22,6 +22,10 @@ use crate::latency::{Stage, Stages};
 use crate::shared::{Flags, Hk, HkSender, PositionView, TraderView};
 use crate::wire::{Assembled, Assembler, ExecMsg, OrderMsg, ORDER_BYTES};
 
+/// `frame_ns` of an order no market-data frame led to (a report, a timer, a command): the
+/// gateway leaves it out of tick-to-order.
+pub const NO_TICK: Nanos = 0;
+
 /// An operator's command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -154,7 +158,7 @@ pub fn run(
                             &mut bt,
                             &mut requests,
                             &mut orders,
-                            e.recv_ns,
+                            NO_TICK,
                             now_ns(),
                             &mut c,
                             &flags,
@@ -183,7 +187,7 @@ pub fn run(
                     &mut bt,
                     &mut requests,
                     &mut orders,
-                    now,
+                    NO_TICK,
                     now_ns(),
                     &mut c,
                     &flags,
@@ -205,7 +209,7 @@ pub fn run(
                     &mut bt,
                     &mut requests,
                     &mut orders,
-                    now,
+                    NO_TICK,
                     now_ns(),
                     &mut c,
                     &flags,
@@ -244,7 +248,7 @@ pub fn run(
                             &mut bt,
                             &mut requests,
                             &mut orders,
-                            now,
+                            NO_TICK,
                             now_ns(),
                             &mut c,
                             &flags,
@@ -302,7 +306,7 @@ fn cancel_everything_at_venues(
             kind: rt_core::OrderKind::Limit,
             price: rt_core::Price::ZERO,
             qty: rt_core::Qty::ZERO,
-            frame_ns: now_ns(),
+            frame_ns: NO_TICK,
             decided_ns: now_ns(),
         };
         let mut buf = [0u8; ORDER_BYTES];
