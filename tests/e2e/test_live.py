@@ -120,7 +120,8 @@ def test_a_ring_overflow_is_counted_and_resynced(tmp_path: Path) -> None:
     # The smallest ring that holds a snapshot: the as-fast-as-possible replay overflows it.
     with live(tmp_path, "hosts.local.rings.market_data.slots=512", speed="1000000") as env:
         env.start_sim()
-        env.start_engine()
+        # The strategy thread stalls for 3 s at start: the replay fills its ring, for sure.
+        env.start_engine(env={"RT_ENGINE_FAULT_STRATEGY_STALL_MS": "3000"})
         wait_for(
             lambda: feed(env.heartbeat()).ring_overflows > 0, 40, "the market-data ring to overflow"
         )

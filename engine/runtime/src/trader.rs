@@ -71,6 +71,16 @@ pub fn run(
     while !flags.gateway_ready.load(Ordering::Acquire) && !flags.stopping() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    // Fault injection for tests: the strategy thread stalls once, so its ring fills up.
+    if let Some(ms) = std::env::var("RT_ENGINE_FAULT_STRATEGY_STALL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let _ = hk.send(Hk::Log(format!(
+            "strategy: stalling {ms} ms (fault injection)"
+        )));
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let mut asm: Vec<Assembler> = md.iter().map(|_| Assembler::new()).collect();
     let mut requests: Vec<VenueRequest> = Vec::with_capacity(64);
     let mut events: Vec<TraderEvent> = Vec::with_capacity(64);
