@@ -1256,7 +1256,7 @@ impl Backtest {
                     .check(self.clock, order, reference, &self.portfolio)
             }
         };
-        let record = self.push_order(OrderRecord {
+        let sent = OrderRecord {
             ts: self.clock,
             order_id,
             strategy: u32::try_from(s).unwrap_or(u32::MAX),
@@ -1274,27 +1274,10 @@ impl Backtest {
             filled_qty: Qty::ZERO,
             reject_reason: verdict.err(),
             updated_ts: self.clock,
-        });
+        };
+        let record = self.push_order(sent);
         if let Some(log) = self.log.as_mut() {
-            log.push(TraderEvent::Order(OrderRecord {
-                ts: self.clock,
-                order_id,
-                strategy: u32::try_from(s).unwrap_or(u32::MAX),
-                client_id: order.client_id,
-                instrument: order.instrument,
-                side: order.side,
-                price: order.price,
-                qty: order.qty,
-                kind: order.kind,
-                status: if verdict.is_ok() {
-                    OrderStatus::Sent
-                } else {
-                    OrderStatus::Rejected
-                },
-                filled_qty: Qty::ZERO,
-                reject_reason: verdict.err(),
-                updated_ts: self.clock,
-            }));
+            log.push(TraderEvent::Order(sent));
         }
         let slot = slot.unwrap_or(0);
         match verdict {
