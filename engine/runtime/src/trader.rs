@@ -180,10 +180,7 @@ pub fn run(
                 Pop::Empty => break,
             }
         }
-        bt.drain_events(&mut events);
-        for ev in events.drain(..) {
-            let _ = hk.send(Hk::Trader(ev));
-        }
+        publish(&mut bt, &mut events, &hk);
 
         let now = now_ns();
         if let Ok((cmd, reply)) = commands.try_recv() {
@@ -203,10 +200,7 @@ pub fn run(
                     &flags,
                 );
             }
-            bt.drain_events(&mut events);
-            for ev in events.drain(..) {
-                let _ = hk.send(Hk::Trader(ev));
-            }
+            publish(&mut bt, &mut events, &hk);
             let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
             let _ = reply.send(answer);
         }
@@ -267,10 +261,7 @@ pub fn run(
                 }
                 Some(deadline) => {
                     if bt.open_orders().next().is_none() || now >= deadline {
-                        bt.drain_events(&mut events);
-                        for ev in events.drain(..) {
-                            let _ = hk.send(Hk::Trader(ev));
-                        }
+                        publish(&mut bt, &mut events, &hk);
                         let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
                         let _ = hk.send(Hk::Latency(Box::new(stages.take())));
                         let left = bt.open_orders().count();
@@ -319,16 +310,30 @@ fn cancel_everything_at_venues(
             frame_ns: NO_TICK,
             decided_ns: now_ns(),
         };
-        let mut buf = [0u8; ORDER_BYTES];
-        let n = msg.write(&mut buf);
-        while orders.try_push(&buf[..n]).is_err() {
-            c.orders_ring_waits += 1;
-            flags.wake_gateway();
-            std::hint::spin_loop();
-        }
+        push_order(orders, &msg, c, flags);
         c.cancels_out += 1;
     }
     flags.wake_gateway();
+}
+
+/// Hands what happened (orders, fills, positions, risk changes) to the housekeeping thread.
+fn publish(bt: &mut Backtest, events: &mut Vec<TraderEvent>, hk: &HkSender) {
+    bt.drain_events(events);
+    for ev in events.drain(..) {
+        let _ = hk.send(Hk::Trader(ev));
+    }
+}
+
+/// Writes one request to the orders ring. A full ring is waited out (the gateway drains it
+/// continuously): an order or a cancel is never dropped.
+fn push_order(orders: &mut Producer, msg: &OrderMsg, c: &mut Counters, flags: &Flags) {
+    let mut buf = [0u8; ORDER_BYTES];
+    let n = msg.write(&mut buf);
+    while orders.try_push(&buf[..n]).is_err() {
+        c.orders_ring_waits += 1;
+        flags.wake_gateway();
+        std::hint::spin_loop();
+    }
 }
 
 /// Writes the driver's requests to the orders ring. A full orders ring is waited out: an
@@ -384,13 +389,7 @@ fn send(
                 }
             }
         };
-        let mut buf = [0u8; ORDER_BYTES];
-        let n = msg.write(&mut buf);
-        while orders.try_push(&buf[..n]).is_err() {
-            c.orders_ring_waits += 1;
-            flags.wake_gateway();
-            std::hint::spin_loop();
-        }
+        push_order(orders, &msg, c, flags);
     }
     flags.wake_gateway();
 }
