@@ -125,8 +125,12 @@ def test_a_ring_overflow_is_counted_and_resynced(tmp_path: Path) -> None:
         wait_for(
             lambda: feed(env.heartbeat()).ring_overflows > 0, 40, "the market-data ring to overflow"
         )
-        hb = env.heartbeat()
-        assert counters(hb).get("ring_gaps", 0) >= 1, "the reader saw the loss as a gap"
+        # The strategy thread reports its counters only once the stall is over: wait for them.
+        wait_for(
+            lambda: counters(env.heartbeat()).get("ring_gaps", 0) >= 1,
+            30,
+            "the reader to see the loss as a gap",
+        )
         wait_for(lambda: feed(env.heartbeat()).snapshots >= 2, 30, "a resync from a snapshot")
         assert env.stop("engine") == 0
 
