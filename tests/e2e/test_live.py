@@ -168,6 +168,85 @@ def test_sigkill_then_restart_recovers_positions_from_the_journal(tmp_path: Path
         assert env.stop("engine2") == 0
 
 
+HALTED = pb.RiskStateKind.Value("HALTED")
+ACTIVE = pb.RiskStateKind.Value("ACTIVE")
+
+
+def test_a_kill_a_pause_and_a_tightened_limit_survive_a_crash(tmp_path: Path) -> None:
+    with live(tmp_path, speed="4") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+        reply = env.command("tighten", "max_open_orders", "1")
+        assert reply.ok, reply.error
+        reply = env.command("kill")
+        assert reply.ok, reply.error
+        assert reply.status.risk_state == HALTED
+        # A crash right after the operator's kill: nothing of it may be lost.
+        assert env.stop("engine", signal.SIGKILL) == -signal.SIGKILL
+        controls = [r["command"] for r in env.journal_records() if r["t"] == "control"]
+        assert controls == ["tighten", "kill"]
+
+        env.sub = None
+        env.seen.clear()  # only what the restarted engine publishes
+        env.start_engine(name="engine2")
+        wait_for(
+            lambda: (s := env.status_or_none()) is not None and s.risk_state == HALTED,
+            10,
+            "the restarted engine to report HALTED",
+        )
+        status = env.status_or_none()
+        assert status is not None and status.paused
+        text = env.procs["engine2"].text()
+        assert "risk state HALTED (kill_switch) restored" in text, text
+        assert "re-applied: risk.max_open_orders tightened to 1" in text, text
+        wait_live(env)
+        env.pump(3)
+        sent = [e for e in kinds(env.seen, "order") if e.order.status == SENT]
+        assert not sent, f"a restarted, killed engine sent orders: {sent}"
+
+        # Only an operator's resume lifts it; the tightened limit still holds afterwards.
+        reply = env.command("resume")
+        assert reply.ok, reply.error
+        assert reply.status.risk_state == ACTIVE and not reply.status.paused
+        env.pump_until(
+            lambda e: e.WhichOneof("body") == "order" and e.order.status == SENT, 60, "an order"
+        )
+        most = 0
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            s = env.status_or_none()
+            if s is not None:
+                most = max(most, s.open_orders)
+            time.sleep(0.05)
+        assert most <= 1, f"{most} open orders with max_open_orders tightened to 1"
+        assert env.stop("engine2") == 0
+
+
+def test_a_new_manifest_drops_the_limits_tightened_under_the_old_one(tmp_path: Path) -> None:
+    with live(tmp_path, speed="4") as env:
+        env.start_sim()
+        env.start_engine()
+        reply = env.command("tighten", "max_open_orders", "1")
+        assert reply.ok, reply.error
+        assert env.stop("engine") == 0
+        # Another manifest (a reviewed change) writes a different hash into the journal's start.
+        manifest = json.loads(env.manifest_path.read_text())
+        journal = env.journal / "journal.jsonl"
+        lines = journal.read_text().splitlines()
+        start = json.loads(lines[0])
+        assert start["t"] == "start" and start["manifest_sha256"] == manifest["content_sha256"]
+        start["manifest_sha256"] = "0" * 64
+        journal.write_text("\n".join([json.dumps(start), *lines[1:]]) + "\n")
+        env.sub = None
+        # Journaled under the other hash, the tighten is not re-applied to this manifest.
+        env.start_engine(name="engine2")
+        text = env.procs["engine2"].text()
+        assert "1 limit(s) tightened under the previous manifest are dropped" in text, text
+        assert "re-applied" not in text
+        assert env.stop("engine2") == 0
+
+
 def test_kill_cancels_every_open_order_and_nothing_follows(tmp_path: Path) -> None:
     with live(tmp_path, speed="4") as env:
         env.start_sim()

@@ -794,6 +794,22 @@ impl Backtest {
         self.risk.state()
     }
 
+    /// Why the account is HALTED, if it is.
+    pub fn halt_cause(&self) -> Option<crate::risk::RiskCause> {
+        self.risk.halt_cause()
+    }
+
+    /// The loss limits' reference points (what a restart restores), once equity was observed.
+    pub fn risk_anchors(&self) -> Option<crate::risk::RiskAnchors> {
+        self.risk.anchors()
+    }
+
+    /// Restores the risk state a previous run recorded (a restarting live engine, before it
+    /// trades): see [`RiskEngine::restore`].
+    pub fn restore_risk(&mut self, restore: crate::risk::RiskRestore) {
+        self.risk.restore(restore);
+    }
+
     /// The clock: the latest event time seen.
     pub fn now(&self) -> Nanos {
         self.clock

@@ -24,8 +24,8 @@ pub use event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, SymbolId, 
 pub use matching::{Exec, ExecKind, Matcher, SimOrder, SimRequest};
 pub use portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio, Position};
 pub use risk::{
-    InstrumentLimits, InstrumentRisk, RejectReason, RiskCause, RiskConfig, RiskEngine, RiskState,
-    RiskTransition, TightenError,
+    InstrumentLimits, InstrumentRisk, RejectReason, RiskAnchors, RiskCause, RiskConfig, RiskEngine,
+    RiskRestore, RiskState, RiskTransition, TightenError,
 };
 pub use strategy::{
     Action, FillReport, NewOrder, OrderKind, OrderStatus, OrderUpdate, Strategy, StrategyContext,

@@ -192,6 +192,13 @@ impl RiskState {
             RiskState::Halted => "halted",
         }
     }
+
+    /// The inverse of [`RiskState::as_str`] (what the journal records).
+    pub fn parse(s: &str) -> Option<RiskState> {
+        [RiskState::Active, RiskState::Reducing, RiskState::Halted]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
 }
 
 /// Why the state changed.
@@ -219,6 +226,39 @@ impl RiskCause {
             RiskCause::Resumed => "resumed",
         }
     }
+
+    pub const ALL: [RiskCause; 6] = [
+        RiskCause::DailyLoss,
+        RiskCause::Drawdown,
+        RiskCause::KillSwitch,
+        RiskCause::Recovered,
+        RiskCause::NewDay,
+        RiskCause::Resumed,
+    ];
+
+    /// The inverse of [`RiskCause::as_str`] (what the journal records).
+    pub fn parse(s: &str) -> Option<RiskCause> {
+        RiskCause::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// What the loss limits are measured from: the UTC day (days since the epoch), the equity at
+/// its first observation, and the peak equity. A restarting engine restores them (with the
+/// state) so that a restart neither forgets the day's losses nor lifts a halt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RiskAnchors {
+    pub day: i64,
+    pub day_start_equity: Cash,
+    pub peak_equity: Cash,
+}
+
+/// The account state a restarting engine restores (see [`RiskEngine::restore`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RiskRestore {
+    pub state: RiskState,
+    /// Why it is HALTED (ignored for the other states).
+    pub halt_cause: Option<RiskCause>,
+    pub anchors: Option<RiskAnchors>,
 }
 
 /// A state change.
@@ -714,6 +754,33 @@ impl RiskEngine {
         Ok(())
     }
 
+    /// The loss limits' reference points, once equity has been observed.
+    pub fn anchors(&self) -> Option<RiskAnchors> {
+        Some(RiskAnchors {
+            day: self.day?,
+            day_start_equity: self.day_start_equity,
+            peak_equity: self.peak_equity?,
+        })
+    }
+
+    /// Restores the state and the anchors a previous run of the engine recorded, before any
+    /// equity is observed. The next [`RiskEngine::on_equity`] then measures the day's loss from
+    /// the recorded start of the day (a new UTC day starts afresh and lifts a daily-loss halt,
+    /// as it would have without the restart) and the drawdown from the recorded peak. A halt
+    /// without a recorded cause is kept until an operator resumes.
+    pub fn restore(&mut self, r: RiskRestore) {
+        self.state = r.state;
+        self.halt_cause = match r.state {
+            RiskState::Halted => Some(r.halt_cause.unwrap_or(RiskCause::KillSwitch)),
+            _ => None,
+        };
+        if let Some(a) = r.anchors {
+            self.day = Some(a.day);
+            self.day_start_equity = a.day_start_equity;
+            self.peak_equity = Some(a.peak_equity);
+        }
+    }
+
     /// An operator lifts a halt: back to ACTIVE with the peak and the day's start reset to the
     /// current equity (the next [`RiskEngine::on_equity`] measures losses from there).
     pub fn resume(&mut self, now: Nanos, equity: Cash) -> Option<RiskTransition> {
@@ -1003,6 +1070,94 @@ mod tests {
             r.check(100_000_000_000, &o, MID, &pf),
             Err(RejectReason::RateLimit)
         );
+    }
+
+    #[test]
+    fn a_restore_keeps_the_days_losses_the_peak_and_the_halt() {
+        // Limits: daily loss 1000, drawdown 2000, REDUCING at 80%.
+        let t0 = 1_723_161_600_000_000_000; // 2024-08-09 00:00 UTC
+        let mut before = engine();
+        before.on_equity(t0, 10_000 * ONE);
+        before.on_equity(t0 + 1, 10_500 * ONE);
+        before.on_equity(t0 + 2, 9_700 * ONE);
+        let anchors = before.anchors().expect("anchors");
+        assert_eq!(
+            anchors,
+            RiskAnchors {
+                day: t0.div_euclid(DAY_NS),
+                day_start_equity: 10_000 * ONE,
+                peak_equity: 10_500 * ONE,
+            }
+        );
+        assert_eq!(engine().anchors(), None);
+
+        // Same day after a restart: the 300 lost so far still count, so 700 more halt.
+        let mut r = engine();
+        r.restore(RiskRestore {
+            state: RiskState::Active,
+            halt_cause: None,
+            anchors: Some(anchors),
+        });
+        assert_eq!(r.on_equity(t0 + 10, 9_700 * ONE), None);
+        let tr = r.on_equity(t0 + 11, 9_000 * ONE).expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Halted, RiskCause::DailyLoss));
+        // Without the restore the same equity would be a fresh start, no loss at all.
+        let mut fresh = engine();
+        assert_eq!(fresh.on_equity(t0 + 11, 9_000 * ONE), None);
+
+        // A daily-loss halt restored on the same day stays; the next day lifts it.
+        let mut r = engine();
+        r.restore(RiskRestore {
+            state: RiskState::Halted,
+            halt_cause: Some(RiskCause::DailyLoss),
+            anchors: Some(anchors),
+        });
+        assert_eq!(r.state(), RiskState::Halted);
+        assert_eq!(r.on_equity(t0 + 20, 10_000 * ONE), None);
+        let tr = r
+            .on_equity(t0 + DAY_NS, 10_000 * ONE)
+            .expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Active, RiskCause::NewDay));
+
+        // A kill switch survives a new day; only an operator lifts it.
+        let mut r = engine();
+        r.restore(RiskRestore {
+            state: RiskState::Halted,
+            halt_cause: Some(RiskCause::KillSwitch),
+            anchors: Some(anchors),
+        });
+        assert_eq!(r.on_equity(t0 + 2 * DAY_NS, 10_000 * ONE), None);
+        assert_eq!(r.halt_cause(), Some(RiskCause::KillSwitch));
+        let tr = r
+            .resume(t0 + 2 * DAY_NS + 1, 10_000 * ONE)
+            .expect("resumed");
+        assert_eq!(tr.to, RiskState::Active);
+
+        // The drawdown is measured from the restored peak, across days.
+        let mut r = engine();
+        r.restore(RiskRestore {
+            state: RiskState::Active,
+            halt_cause: None,
+            anchors: Some(anchors),
+        });
+        let tr = r.on_equity(t0 + DAY_NS, 8_500 * ONE).expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Halted, RiskCause::Drawdown));
+    }
+
+    #[test]
+    fn states_and_causes_parse_back() {
+        for s in [RiskState::Active, RiskState::Reducing, RiskState::Halted] {
+            assert_eq!(RiskState::parse(s.as_str()), Some(s));
+        }
+        for c in RiskCause::ALL {
+            assert_eq!(RiskCause::parse(c.as_str()), Some(c));
+        }
+        let mut names: Vec<&str> = RiskCause::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), RiskCause::ALL.len(), "distinct names");
+        assert_eq!(RiskState::parse("HALTED"), None);
+        assert_eq!(RiskCause::parse("bored"), None);
     }
 
     #[test]

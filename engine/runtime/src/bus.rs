@@ -182,6 +182,7 @@ pub fn housekeeping(
         fills: 0,
         risk_events: Vec::new(),
         journal,
+        anchors_written: None,
         verbose,
     };
     let mut next_heartbeat = now_ns();
@@ -217,6 +218,7 @@ pub fn housekeeping(
         }
     }
     hk.heartbeat();
+    hk.journal_anchors(true);
     if let Ok(mut j) = hk.journal.lock() {
         if let Err(e) = j.sync() {
             eprintln!("{e}");
@@ -248,6 +250,8 @@ struct Housekeeper {
     fills: u64,
     risk_events: Vec<String>,
     journal: Arc<Mutex<Journal>>,
+    /// The anchors last journaled, and when.
+    anchors_written: Option<(rt_core::RiskAnchors, i64)>,
     verbose: bool,
 }
 
@@ -264,6 +268,63 @@ impl Housekeeper {
         // DONTWAIT: a slow subscriber never stalls the engine (PUB drops at the HWM; the
         // sequence numbers show the loss).
         let _ = self.bus.events.send(ev.encode_to_vec(), zmq::DONTWAIT);
+    }
+
+    /// Journals a command the engine carried out, synced before the operator hears back, so a
+    /// restart keeps a pause, a kill or a tightened limit.
+    fn journal_control(&mut self, cmd: &Command) {
+        let (command, limit, value) = match cmd {
+            Command::Pause => ("pause", None, None),
+            Command::Resume => ("resume", None, None),
+            Command::Flatten => ("flatten", None, None),
+            Command::Kill => ("kill", None, None),
+            Command::Tighten(l, v) => ("tighten", Some(l.clone()), Some(v.clone())),
+        };
+        if let Ok(mut j) = self.journal.lock() {
+            let written = j
+                .append(&Record::Control {
+                    ts: now_ns(),
+                    command: command.to_owned(),
+                    limit,
+                    value,
+                })
+                .and_then(|()| j.sync());
+            if let Err(e) = written {
+                eprintln!("{e}");
+            }
+        }
+    }
+
+    /// Journals the loss limits' anchors when the day or its start changed, or the peak did
+    /// (at most once a second unless `force`).
+    fn journal_anchors(&mut self, force: bool) {
+        let Some(a) = self.view.anchors else {
+            return;
+        };
+        let now = now_ns();
+        let due = match self.anchors_written {
+            None => true,
+            Some((w, at)) => {
+                w.day != a.day
+                    || w.day_start_equity != a.day_start_equity
+                    || (w.peak_equity != a.peak_equity && (force || now - at >= 1_000_000_000))
+            }
+        };
+        if !due {
+            return;
+        }
+        if let Ok(mut j) = self.journal.lock() {
+            if let Err(e) = j.append(&Record::Anchors {
+                ts: now,
+                day: a.day,
+                day_start_equity: dec(a.day_start_equity),
+                peak_equity: dec(a.peak_equity),
+            }) {
+                eprintln!("{e}");
+                return;
+            }
+        }
+        self.anchors_written = Some((a, now));
     }
 
     fn journal_tick(&mut self) {
@@ -286,7 +347,10 @@ impl Housekeeper {
     fn on_message(&mut self, msg: Hk) {
         match msg {
             Hk::Trader(ev) => self.on_trader(ev),
-            Hk::View(v) => self.view = *v,
+            Hk::View(v) => {
+                self.view = *v;
+                self.journal_anchors(false);
+            }
             Hk::Feed(f) => {
                 let changed = self.feeds.get(&f.exchange).map(|o| o.status) != Some(f.status);
                 self.feeds.insert(f.exchange, f);
@@ -519,7 +583,7 @@ impl Housekeeper {
                     Ok(Some(cmd)) => {
                         eprintln!("control: {cmd:?}");
                         let (tx, answer_rx) = std::sync::mpsc::channel();
-                        let answer = if commands.send((cmd, tx)).is_err() {
+                        let answer = if commands.send((cmd.clone(), tx)).is_err() {
                             Err("the strategy thread has stopped".to_owned())
                         } else {
                             // Meanwhile the strategy thread's events pile up in the channel;
@@ -536,7 +600,10 @@ impl Housekeeper {
                             self.on_message(msg);
                         }
                         let error = match &answer {
-                            Ok(_) => String::new(),
+                            Ok(_) => {
+                                self.journal_control(&cmd);
+                                String::new()
+                            }
                             Err(e) => e.clone(),
                         };
                         pb::ControlReply {

@@ -372,6 +372,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         restored += 1;
     }
     bt.set_next_order_id(recovery.next_order_id);
+    let restored_safety = restore_safety(&mut bt, &recovery, &manifest.content_sha256)
+        .with_context(|| format!("journal {}", journal_dir.display()))?;
     if recovery.records > 0 {
         let positions: Vec<String> = bt
             .instruments()
@@ -387,6 +389,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             if recovery.clean_stop { "" } else { "; the previous run did not stop cleanly" },
             if recovery.torn_tail { " (a torn last line was skipped)" } else { "" },
         );
+        for line in &restored_safety {
+            eprintln!("journal: {line}");
+        }
         if !recovery.unfinished_orders.is_empty() {
             eprintln!(
                 "journal: {} order(s) had no final report; the gateway cancels whatever the venue still holds before trading",
@@ -640,4 +645,87 @@ fn print_summary(names: &Names, fin: &bus::Final) {
             t.count
         );
     }
+}
+
+/// Restores from the journal what keeps a restart safe (see the journal module): the risk state
+/// and the loss limits' anchors, an operator's pause, and the limits an operator tightened
+/// while this same manifest ran. Returns one line per thing restored, for the log.
+fn restore_safety(
+    bt: &mut Backtest,
+    recovery: &journal::Recovery,
+    manifest_sha256: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let anchors = match &recovery.anchors {
+        None => None,
+        Some(a) => Some(rt_core::RiskAnchors {
+            day: a.day,
+            day_start_equity: journal::signed_units(&a.day_start_equity)
+                .map_err(|e| anyhow::anyhow!("the anchors' day_start_equity {e}"))?,
+            peak_equity: journal::signed_units(&a.peak_equity)
+                .map_err(|e| anyhow::anyhow!("the anchors' peak_equity {e}"))?,
+        }),
+    };
+    let (state, cause) = match &recovery.risk {
+        None => (rt_core::RiskState::Active, None),
+        Some(r) => (
+            rt_core::RiskState::parse(&r.state)
+                .ok_or_else(|| anyhow::anyhow!("an unknown risk state {:?}", r.state))?,
+            rt_core::RiskCause::parse(&r.cause),
+        ),
+    };
+    if anchors.is_some() || recovery.risk.is_some() {
+        bt.restore_risk(rt_core::RiskRestore {
+            state,
+            halt_cause: cause,
+            anchors,
+        });
+        let mut line = format!("risk state {}", state.as_str().to_uppercase());
+        if state == rt_core::RiskState::Halted {
+            line.push_str(&format!(
+                " ({}) restored: no order passes until {}",
+                cause.map_or("unknown cause", |c| c.as_str()),
+                if cause == Some(rt_core::RiskCause::DailyLoss) {
+                    "the next UTC day or `rt-engine ctl resume`"
+                } else {
+                    "`rt-engine ctl resume`"
+                }
+            ));
+        } else {
+            line.push_str(" restored");
+        }
+        if let Some(a) = anchors {
+            line.push_str(&format!(
+                "; the day's losses measured from {} and the drawdown from the peak {}",
+                crate::shared::dec(a.day_start_equity),
+                crate::shared::dec(a.peak_equity)
+            ));
+        }
+        lines.push(line);
+    }
+    if recovery.paused {
+        bt.set_paused(true);
+        lines.push(
+            "an operator paused trading and did not resume: paused until `rt-engine ctl resume`"
+                .to_owned(),
+        );
+    }
+    if !recovery.tightened.is_empty() {
+        if recovery.manifest_sha256.as_deref() == Some(manifest_sha256) {
+            for (limit, value) in &recovery.tightened {
+                let cmd = crate::trader::Command::Tighten(limit.clone(), value.clone());
+                match crate::trader::command(bt, &cmd) {
+                    Ok(done) => lines.push(format!("re-applied: {done}")),
+                    Err(e) => lines.push(format!("not re-applied: {e}")),
+                }
+            }
+        } else {
+            lines.push(format!(
+                "{} limit(s) tightened under the previous manifest are dropped: this manifest's \
+                 reviewed limits apply",
+                recovery.tightened.len()
+            ));
+        }
+    }
+    Ok(lines)
 }

@@ -7,6 +7,11 @@
 //! `fsync_interval_ms` after it), `never` (the OS decides). On start, [`recover`] rebuilds the
 //! positions from the fills and the next order id from the orders; a torn last line (a crash
 //! in the middle of a write) is skipped and counted, never fatal.
+//!
+//! It also restores what keeps a restart safe: the last risk state (a HALTED account stays
+//! halted), the loss limits' anchors (the day's start equity and the peak, so a restart does not
+//! forget the day's losses), whether an operator paused trading, and the limits an operator
+//! tightened while the same manifest runs (a new manifest's reviewed limits replace them).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -86,6 +91,25 @@ pub enum Record {
         from: String,
         to: String,
         cause: String,
+    },
+    /// The loss limits' reference points changed: a new UTC day (days since the epoch) or a
+    /// new equity peak. Written when the day or its start changes, and for a new peak at most
+    /// once a second (and at a clean stop).
+    Anchors {
+        ts: i64,
+        day: i64,
+        day_start_equity: String,
+        peak_equity: String,
+    },
+    /// An operator's command that the engine carried out (pause, resume, flatten, kill,
+    /// tighten).
+    Control {
+        ts: i64,
+        command: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
     },
     /// A clean shutdown: every open order was cancelled.
     Stop { ts: i64, open_orders: u32 },
@@ -223,6 +247,42 @@ pub struct Recovery {
     /// Whether the previous run ended with a clean stop.
     pub clean_stop: bool,
     pub starts: u64,
+    /// The last risk state change.
+    pub risk: Option<RecoveredRisk>,
+    /// The last anchors of the loss limits.
+    pub anchors: Option<RecoveredAnchors>,
+    /// An operator paused (pause, flatten or kill) and did not resume.
+    pub paused: bool,
+    /// The manifest the last run started with.
+    pub manifest_sha256: Option<String>,
+    /// (limit, value) tightened by an operator since that manifest first ran, in order.
+    pub tightened: Vec<(String, String)>,
+}
+
+/// A risk state change, as recovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredRisk {
+    pub ts: i64,
+    pub state: String,
+    pub cause: String,
+}
+
+/// The loss limits' anchors, as recovered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredAnchors {
+    pub day: i64,
+    pub day_start_equity: String,
+    pub peak_equity: String,
+}
+
+/// A signed decimal (`-12.5`) in units of 10^-8, as the journal writes money.
+pub fn signed_units(s: &str) -> Result<i64, String> {
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let units = rt_core::parse_units(digits.as_bytes()).map_err(|e| format!("{s:?}: {e}"))?;
+    Ok(if negative { -units } else { units })
 }
 
 /// Reads `dir/journal.jsonl` (absent: a fresh start).
@@ -273,7 +333,61 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
         out.records += 1;
         out.clean_stop = matches!(record, Record::Stop { .. });
         match record {
-            Record::Start { .. } => out.starts += 1,
+            Record::Start {
+                manifest_sha256, ..
+            } => {
+                out.starts += 1;
+                if out.manifest_sha256.as_deref() != Some(manifest_sha256.as_str()) {
+                    // A new manifest: its reviewed limits replace what an operator tightened.
+                    out.tightened.clear();
+                }
+                out.manifest_sha256 = Some(manifest_sha256);
+            }
+            Record::Risk { ts, to, cause, .. } => {
+                out.risk = Some(RecoveredRisk {
+                    ts,
+                    state: to,
+                    cause,
+                });
+            }
+            Record::Anchors {
+                day,
+                day_start_equity,
+                peak_equity,
+                ..
+            } => {
+                out.anchors = Some(RecoveredAnchors {
+                    day,
+                    day_start_equity,
+                    peak_equity,
+                });
+            }
+            Record::Control {
+                command,
+                limit,
+                value,
+                ..
+            } => match command.as_str() {
+                "pause" | "flatten" | "kill" => out.paused = true,
+                "resume" => out.paused = false,
+                "tighten" => {
+                    let (Some(limit), Some(value)) = (limit, value) else {
+                        return Err(JournalError::Corrupt {
+                            path,
+                            line: line_no,
+                            reason: "a tighten without limit or value".to_owned(),
+                        });
+                    };
+                    out.tightened.push((limit, value));
+                }
+                other => {
+                    return Err(JournalError::Corrupt {
+                        path,
+                        line: line_no,
+                        reason: format!("an unknown control command {other:?}"),
+                    })
+                }
+            },
             Record::Order { id, .. } => {
                 out.next_order_id = out.next_order_id.max(id.saturating_add(1));
                 open.insert(id);
@@ -318,7 +432,7 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                 }
                 _ => {}
             },
-            Record::Cancel { .. } | Record::Risk { .. } | Record::Stop { .. } => {}
+            Record::Cancel { .. } | Record::Stop { .. } => {}
         }
     }
     out.unfinished_orders = open.into_iter().collect();
@@ -397,6 +511,121 @@ mod tests {
         assert_eq!(r.fills.len(), 1);
         assert_eq!(r.fills[0].qty, "0.5");
         assert!(!r.clean_stop);
+    }
+
+    fn start(sha: &str) -> Record {
+        Record::Start {
+            ts: 1,
+            engine: "e".into(),
+            manifest_sha256: sha.into(),
+            pid: 1,
+        }
+    }
+
+    fn control(command: &str, tighten: Option<(&str, &str)>) -> Record {
+        Record::Control {
+            ts: 1,
+            command: command.into(),
+            limit: tighten.map(|t| t.0.to_owned()),
+            value: tighten.map(|t| t.1.to_owned()),
+        }
+    }
+
+    #[test]
+    fn recovers_the_risk_state_the_anchors_a_pause_and_the_tightened_limits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let records = [
+            start("aaa"),
+            control("tighten", Some(("max_open_orders", "2"))),
+            Record::Risk {
+                ts: 5,
+                from: "active".into(),
+                to: "reducing".into(),
+                cause: "daily_loss".into(),
+            },
+            Record::Anchors {
+                ts: 6,
+                day: 20_000,
+                day_start_equity: "-1.5".into(),
+                peak_equity: "3".into(),
+            },
+            control("kill", None),
+            Record::Risk {
+                ts: 7,
+                from: "reducing".into(),
+                to: "halted".into(),
+                cause: "kill_switch".into(),
+            },
+            Record::Stop {
+                ts: 8,
+                open_orders: 0,
+            },
+            // The same manifest again: the tightened limit is still in force.
+            start("aaa"),
+            control(
+                "tighten",
+                Some(("instruments.BTCUSDT.max_position", "0.01")),
+            ),
+        ];
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Never, 10).expect("open");
+            for r in &records {
+                j.append(r).expect("append");
+            }
+        }
+        let r = recover(dir.path()).expect("recover");
+        assert_eq!(
+            r.risk,
+            Some(RecoveredRisk {
+                ts: 7,
+                state: "halted".into(),
+                cause: "kill_switch".into()
+            })
+        );
+        let a = r.anchors.expect("anchors");
+        assert_eq!((a.day, a.day_start_equity.as_str()), (20_000, "-1.5"));
+        assert_eq!(signed_units(&a.day_start_equity), Ok(-150_000_000));
+        assert_eq!(signed_units(&a.peak_equity), Ok(300_000_000));
+        // What the engine writes (`dec`) reads back, negative or not.
+        for units in [-150_000_000, 0, 1, 123_456_789_012] {
+            assert_eq!(signed_units(&crate::shared::dec(units)), Ok(units));
+        }
+        assert!(r.paused);
+        assert_eq!(r.manifest_sha256.as_deref(), Some("aaa"));
+        assert_eq!(
+            r.tightened,
+            vec![
+                ("max_open_orders".to_owned(), "2".to_owned()),
+                (
+                    "instruments.BTCUSDT.max_position".to_owned(),
+                    "0.01".to_owned()
+                ),
+            ]
+        );
+
+        // A resume lifts the pause; a new manifest drops the tightened limits.
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Never, 10).expect("open");
+            j.append(&control("resume", None)).expect("append");
+            j.append(&start("bbb")).expect("append");
+        }
+        let r = recover(dir.path()).expect("recover");
+        assert!(!r.paused);
+        assert!(r.tightened.is_empty());
+        assert_eq!(r.manifest_sha256.as_deref(), Some("bbb"));
+    }
+
+    #[test]
+    fn an_unknown_control_command_is_an_error_naming_its_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "{\"t\":\"control\",\"ts\":1,\"command\":\"dance\"}\n{\"t\":\"stop\",\"ts\":2,\"open_orders\":0}\n",
+        )
+        .expect("write");
+        let err = recover(dir.path()).expect_err("corrupt");
+        assert!(err.to_string().contains("line 1"), "{err}");
+        assert!(err.to_string().contains("dance"), "{err}");
     }
 
     #[test]

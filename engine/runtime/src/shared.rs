@@ -129,6 +129,8 @@ pub struct TraderView {
     pub counters: Vec<(&'static str, u64)>,
     /// Orders refused, by reason code (risk, engine or venue).
     pub rejections: Vec<(&'static str, u64)>,
+    /// The loss limits' anchors (journaled, for a restart).
+    pub anchors: Option<rt_core::RiskAnchors>,
 }
 
 /// Messages to the housekeeping thread.

@@ -394,7 +394,8 @@ fn send(
     flags.wake_gateway();
 }
 
-fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
+/// Carries out an operator's command (also used at start to re-apply the journaled ones).
+pub fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
     match cmd {
         Command::Pause => {
             bt.set_paused(true);
@@ -462,6 +463,7 @@ fn view(bt: &Backtest, c: &Counters) -> TraderView {
     let k = bt.counters();
     TraderView {
         risk_state: Some(bt.risk_state()),
+        anchors: bt.risk_anchors(),
         paused: bt.is_paused(),
         open_orders: u32::try_from(bt.open_orders().count()).unwrap_or(u32::MAX),
         equity: p.equity(),
