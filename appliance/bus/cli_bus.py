@@ -391,7 +391,8 @@ def monitor(
         sub = EventSubscriber(events, hwm=hwm)
     except BusError as err:
         raise _fail(str(err), 1) from None
-    with sub:
+    with sub, contextlib.suppress(KeyboardInterrupt):
+        # Ctrl-C at any point (even before the watch loop starts) ends the monitor cleanly.
         fetch_status(view, control_ep)
         if once:
             limit = ONCE_TIMEOUT_S if duration is None else duration
