@@ -13,6 +13,7 @@ import time
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from appliance.bus import bus_pb2 as pb
 from tests.e2e.harness import Live, counters, feed, live, wait_for
@@ -150,15 +151,18 @@ def test_sigkill_then_restart_recovers_positions_from_the_journal(tmp_path: Path
         env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a fill")
         env.pump(1)
         assert env.stop("engine", signal.SIGKILL) == -signal.SIGKILL
-        journal = env.journal_records()
+        assert any(r["t"] == "exec" and r["kind"] == "fill" for r in env.journal_records())
+        env.sub = None  # a fresh subscriber for the restarted engine
+        env.start_engine(name="engine2")
+        # The journal as the restart read it: the fills seen before the kill, and those the
+        # catch-up with the venue found (made while the engine was down).
+        records = env.journal_records()
+        restart = max(i for i, r in enumerate(records) if r["t"] == "start")
         net = Decimal(0)
-        for r in journal:
+        for r in records[:restart]:
             if r["t"] == "exec" and r["kind"] == "fill":
                 q = Decimal(r["qty"])
                 net += q if r["side"] == "buy" else -q
-        assert net != 0 or any(r["t"] == "exec" for r in journal)
-        env.sub = None  # a fresh subscriber for the restarted engine
-        env.start_engine(name="engine2")
         status = env.status_or_none()
         assert status is not None
         (pos,) = status.positions
@@ -332,3 +336,81 @@ def test_losing_the_user_data_stream_stops_the_engine_with_nothing_left_open(
             assert json.loads(r.read()) == [], "orders left open at the venue"
         records = env.journal_records()
         assert records[-1]["t"] != "stop", "an unclean stop is not journaled as clean"
+        # Restarted (as a supervisor would), it catches up with the venue: whatever filled
+        # while its stream was down is in the journal, and nothing is left unfinished.
+        env.sub = None
+        env.start_engine(name="engine2")
+        assert env.stop("engine2") == 0
+        assert_journal_matches_venue(env)
+
+
+def sim_trades(env: Live) -> list[dict[str, Any]]:
+    """The account's trades as the venue has them: the oracle of the position."""
+    trades: list[dict[str, Any]] = []
+    while True:
+        from_id = trades[-1]["id"] + 1 if trades else 0
+        url = (
+            f"{env.rest}/api/v3/myTrades?symbol=BTCUSDT&fromId={from_id}&limit=1000"
+            f"&timestamp={int(time.time() * 1000)}"
+        )
+        with urllib.request.urlopen(url, timeout=5) as r:
+            page: list[dict[str, Any]] = json.loads(r.read())
+        trades.extend(page)
+        if len(page) < 1000:
+            return trades
+
+
+def assert_journal_matches_venue(env: Live) -> None:
+    """Every fill the venue made is in the journal, to the last lot: the position rebuilt from
+    it is the venue's."""
+    trades = sim_trades(env)
+    fills = [r for r in env.journal_records() if r["t"] == "exec" and r["kind"] == "fill"]
+    assert len(fills) == len(trades), f"journal {len(fills)} fills, venue {len(trades)}"
+
+    def net(rows: list[tuple[bool, str]]) -> Decimal:
+        return sum((Decimal(q) if buy else -Decimal(q) for buy, q in rows), Decimal(0))
+
+    venue_qty = net([(t["isBuyer"], t["qty"]) for t in trades])
+    journal_qty = net([(f["side"] == "buy", f["qty"]) for f in fills])
+    assert journal_qty == venue_qty, f"journal {journal_qty}, venue {venue_qty}"
+
+
+def test_fills_made_while_the_engine_was_down_are_caught_up_at_restart(tmp_path: Path) -> None:
+    with live(tmp_path, speed="4") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+        wait_for(
+            lambda: (s := env.status_or_none()) is not None and s.open_orders > 0,
+            60,
+            "a resting order",
+        )
+        assert env.stop("engine", signal.SIGKILL) == -signal.SIGKILL
+
+        def journaled_fills() -> int:
+            return sum(1 for r in env.journal_records() if r["t"] == "exec" and r["kind"] == "fill")
+
+        # The orders left resting at the venue keep trading with the replay meanwhile.
+        seen = journaled_fills()
+        wait_for(lambda: len(sim_trades(env)) > seen, 60, "a fill while the engine is down")
+
+        env.sub = None
+        env.start_engine(name="engine2")
+        text = env.procs["engine2"].text()
+        assert "catching up with the venue" in text, text
+        assert "fill(s) the engine had not seen" in text, text
+        caught = [
+            r
+            for r in env.journal_records()
+            if r["t"] == "exec" and str(r.get("reason", "")).startswith("caught_up trade")
+        ]
+        assert caught, "the missed fills are journaled"
+        status = env.status_or_none()
+        assert status is not None and len(status.positions) == 1
+        assert env.stop("engine2") == 0
+        assert_journal_matches_venue(env)
+        # Nothing is left unfinished: a second restart has nothing to catch up.
+        env.sub = None
+        env.start_engine(name="engine3")
+        assert "catching up" not in env.procs["engine3"].text()
+        assert env.stop("engine3") == 0

@@ -339,7 +339,33 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
 
     // The journal: positions and order ids from the previous runs.
     let journal_dir = PathBuf::from(&manifest.engine.journal.dir);
-    let recovery = journal::recover(&journal_dir)?;
+    let mut recovery = journal::recover(&journal_dir)?;
+    let mut caught_up = Vec::new();
+    if !recovery.unfinished_orders.is_empty() {
+        eprintln!(
+            "journal: {} order(s) had no final report; catching up with the venue before trading",
+            recovery.unfinished_orders.len()
+        );
+        let mut j = Journal::open(
+            &journal_dir,
+            manifest.engine.journal.fsync,
+            manifest.engine.journal.fsync_interval_ms,
+        )?;
+        let done = crate::catchup::catch_up(
+            &venues,
+            &client_prefix(&engine_id),
+            &recovery.unfinished_orders,
+            &mut j,
+        )
+        .map_err(|e| anyhow::anyhow!("catching up with the venue: {e}; not trading"))?;
+        drop(j);
+        caught_up = done.lines;
+        caught_up.push(format!(
+            "caught up: {} fill(s) the engine had not seen are journaled",
+            done.fills
+        ));
+        recovery = journal::recover(&journal_dir)?;
+    }
     let mut restored = 0;
     for f in &recovery.fills {
         let Some(id) = bt
@@ -392,11 +418,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         for line in &restored_safety {
             eprintln!("journal: {line}");
         }
-        if !recovery.unfinished_orders.is_empty() {
-            eprintln!(
-                "journal: {} order(s) had no final report; the gateway cancels whatever the venue still holds before trading",
-                recovery.unfinished_orders.len()
-            );
+        for line in &caught_up {
+            eprintln!("journal: {line}");
         }
     }
     let journal = Journal::open(

@@ -326,19 +326,19 @@ pub fn run(
     });
 }
 
-fn timing() -> bo::Timing {
+pub(crate) fn timing() -> bo::Timing {
     bo::Timing::new(u64::try_from(now_ns() / 1_000_000).unwrap_or(0))
 }
 
 /// `query&signature=...` with credentials, the bare query without.
-fn signed(venue: &VenueConfig, query: &str) -> String {
+pub(crate) fn signed(venue: &VenueConfig, query: &str) -> String {
     match &venue.credentials {
         Some((_, secret)) => bo::signed_query(query, secret.as_bytes()),
         None => query.to_owned(),
     }
 }
 
-fn key_header(venue: &VenueConfig) -> Vec<(&str, &str)> {
+pub(crate) fn key_header(venue: &VenueConfig) -> Vec<(&str, &str)> {
     match &venue.credentials {
         Some((key, _)) => vec![(bo::API_KEY_HEADER, key.as_str())],
         None => Vec::new(),
@@ -365,6 +365,25 @@ const AUTH_ERRORS: [i32; 3] = [-1022, -2014, -2015];
 /// authentication refusal is an error: an engine whose orders the venue will refuse must not
 /// start trading.
 async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) -> Result<(), String> {
+    for (symbol, n) in cancel_open_orders(client, venue).await? {
+        let mut s = state.borrow_mut();
+        s.counters.reconciled_cancels += n as u64;
+        if n > 0 {
+            s.log(format!(
+                "{}: cancelled {n} open order(s) on {symbol} left by a previous run",
+                venue.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `DELETE /api/v3/openOrders` on each of the venue's symbols: (symbol, orders cancelled).
+pub(crate) async fn cancel_open_orders(
+    client: &mut Client,
+    venue: &VenueConfig,
+) -> Result<Vec<(String, usize)>, String> {
+    let mut out = Vec::with_capacity(venue.symbols.len());
     for symbol in &venue.symbols {
         let query = bo::CancelOpenOrders {
             symbol: symbol.clone(),
@@ -378,25 +397,12 @@ async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) -> 
                 let n = bo::CancelResponse::parse_many(&String::from_utf8_lossy(&r.body))
                     .map(|v| v.len())
                     .unwrap_or(0);
-                let mut s = state.borrow_mut();
-                s.counters.reconciled_cancels += n as u64;
-                if n > 0 {
-                    s.log(format!(
-                        "{}: cancelled {n} open order(s) on {symbol} left by a previous run",
-                        venue.name
-                    ));
-                }
+                out.push((symbol.clone(), n));
             }
             Ok(r) => {
-                // -2011 "Unknown order sent": nothing was open.
                 let body = String::from_utf8_lossy(&r.body).into_owned();
                 let api = bo::ApiError::parse(&body).ok();
-                if let Some(e) = api.as_ref().filter(|e| AUTH_ERRORS.contains(&e.code)) {
-                    return Err(format!(
-                        "the venue refused our credentials ({} {}): check exchanges.{}.credentials",
-                        e.code, e.msg, venue.name
-                    ));
-                }
+                check_auth(api.as_ref(), venue)?;
                 // -2011 "Unknown order sent": nothing was open. Anything else: the venue may
                 // still hold orders of a previous run, so do not start.
                 if !api.is_some_and(|e| e.code == -2011) {
@@ -405,11 +411,23 @@ async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) -> 
                         r.status
                     ));
                 }
+                out.push((symbol.clone(), 0));
             }
             Err(e) => return Err(format!("reconcile {symbol}: {e}")),
         }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// An authentication refusal (a bad key, signature or permission) as the error to stop on.
+pub(crate) fn check_auth(api: Option<&bo::ApiError>, venue: &VenueConfig) -> Result<(), String> {
+    match api.filter(|e| AUTH_ERRORS.contains(&e.code)) {
+        Some(e) => Err(format!(
+            "the venue refused our credentials ({} {}): check exchanges.{}.credentials",
+            e.code, e.msg, venue.name
+        )),
+        None => Ok(()),
+    }
 }
 
 async fn worker(

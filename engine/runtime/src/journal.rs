@@ -239,8 +239,9 @@ pub struct Recovery {
     pub fills: Vec<RecoveredFill>,
     /// One more than the largest order id ever sent (1 for a new journal).
     pub next_order_id: u64,
-    /// Orders sent with no final report: the venue may still hold them (reconciled at start).
-    pub unfinished_orders: Vec<u64>,
+    /// Orders sent with no final report, by id: the venue may have filled or may still hold
+    /// them (caught up with the venue at start, see `catchup`).
+    pub unfinished_orders: Vec<UnfinishedOrder>,
     pub records: u64,
     /// A torn last line (a crash mid-write), skipped.
     pub torn_tail: bool,
@@ -257,6 +258,18 @@ pub struct Recovery {
     pub manifest_sha256: Option<String>,
     /// (limit, value) tightened by an operator since that manifest first ran, in order.
     pub tightened: Vec<(String, String)>,
+}
+
+/// An order with no final report in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedOrder {
+    pub id: u64,
+    pub exchange: String,
+    pub symbol: String,
+    pub side: String,
+    pub qty: String,
+    /// The quantity of its fills in the journal, in units of 10^-8.
+    pub filled: i64,
 }
 
 /// A risk state change, as recovered.
@@ -303,7 +316,8 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
             })
         }
     };
-    let mut open: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    let mut open: std::collections::BTreeMap<u64, UnfinishedOrder> =
+        std::collections::BTreeMap::new();
     let lines: Vec<std::io::Result<String>> = BufReader::new(file).lines().collect();
     let n = lines.len();
     for (k, line) in lines.into_iter().enumerate() {
@@ -388,9 +402,26 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                     })
                 }
             },
-            Record::Order { id, .. } => {
+            Record::Order {
+                id,
+                exchange,
+                symbol,
+                side,
+                qty,
+                ..
+            } => {
                 out.next_order_id = out.next_order_id.max(id.saturating_add(1));
-                open.insert(id);
+                open.insert(
+                    id,
+                    UnfinishedOrder {
+                        id,
+                        exchange,
+                        symbol,
+                        side,
+                        qty,
+                        filled: 0,
+                    },
+                );
             }
             Record::Exec {
                 id,
@@ -418,6 +449,14 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                             reason: "a fill without price or qty".to_owned(),
                         });
                     };
+                    if let Some(o) = open.get_mut(&id) {
+                        let units = signed_units(&qty).map_err(|e| JournalError::Corrupt {
+                            path: path.clone(),
+                            line: line_no,
+                            reason: format!("a fill's qty {e}"),
+                        })?;
+                        o.filled += units;
+                    }
                     out.fills.push(RecoveredFill {
                         exchange,
                         symbol,
@@ -435,7 +474,7 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
             Record::Cancel { .. } | Record::Stop { .. } => {}
         }
     }
-    out.unfinished_orders = open.into_iter().collect();
+    out.unfinished_orders = open.into_values().collect();
     Ok(out)
 }
 
@@ -481,6 +520,7 @@ mod tests {
             j.append(&order(1)).expect("append");
             j.append(&fill(1, "buy", "0.5")).expect("append");
             j.append(&order(7)).expect("append");
+            j.append(&fill(7, "buy", "0.25")).expect("append");
             j.append(&Record::Exec {
                 ts: 2,
                 id: 1,
@@ -504,11 +544,15 @@ mod tests {
             .expect("write");
         drop(f);
         let r = recover(dir.path()).expect("recover");
-        assert_eq!(r.records, 4);
+        assert_eq!(r.records, 5);
         assert!(r.torn_tail);
         assert_eq!(r.next_order_id, 8);
-        assert_eq!(r.unfinished_orders, vec![7]);
-        assert_eq!(r.fills.len(), 1);
+        let ids: Vec<u64> = r.unfinished_orders.iter().map(|o| o.id).collect();
+        assert_eq!(ids, vec![7]);
+        // Its journaled fills: what a catch-up with the venue starts from.
+        assert_eq!(r.unfinished_orders[0].filled, 25_000_000);
+        assert_eq!(r.unfinished_orders[0].qty, "1");
+        assert_eq!(r.fills.len(), 2);
         assert_eq!(r.fills[0].qty, "0.5");
         assert!(!r.clean_stop);
     }

@@ -12,6 +12,7 @@
 //! command or a usage error; 3 (ctl status) reachable but not as expected.
 
 mod bus;
+mod catchup;
 mod clock;
 mod ctl;
 mod engine;

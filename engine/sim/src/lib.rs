@@ -18,9 +18,13 @@
 //!   when the replay is at capture time `t` reaches the matcher at `t + latency`: after the
 //!   frames recorded before that, before the ones recorded at or after it, as in backtests; at
 //!   speed `k` that is `latency / k` of wall time); `POST /api/v3/userDataStream` and the
-//!   user data stream `/ws/<listenKey>` with `executionReport`s. Requests are verified with the
-//!   exchange's credentials when the manifest has them (HMAC-SHA256, `X-MBX-APIKEY`), and
-//!   accepted unsigned when it has none (paper_local).
+//!   user data stream `/ws/<listenKey>` with `executionReport`s; for recovering what a client
+//!   missed, `GET /api/v3/order` (an open order, or a finished one the venue still remembers;
+//!   `-2013` otherwise) and `GET /api/v3/myTrades` (the account's fills, with the trade ids,
+//!   commissions and maker flags their reports carried; `orderId`, `fromId`, `limit` as on
+//!   Binance). Requests are verified with the exchange's credentials when the manifest has
+//!   them (HMAC-SHA256, `X-MBX-APIKEY`), and accepted unsigned when it has none
+//!   (paper_local).
 //! - **Faults** ([`Fault`]), from [`SimOptions::faults`] or at runtime with
 //!   `POST /sim/fault?kind=...` on the REST port; `GET /sim/status` shows the counters.
 //!

@@ -5,7 +5,7 @@
 //! matchers: it applies each capture line to the venue, then publishes it (one broadcast
 //! channel shared by every market-data connection), and it executes orders when their
 //! latency has elapsed on the capture clock, in time order with the frames. REST handlers read the venue (depth,
-//! open orders) under its mutex and send orders to the engine; faults go to the engine too
+//! open orders, a queried order, the account's trades) under its mutex and send orders to the engine; faults go to the engine too
 //! and are acknowledged once applied.
 
 use std::collections::{HashSet, VecDeque};
@@ -22,8 +22,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rt_core::{MarketEvent, Nanos, SCALE};
 use rt_venues::binance_orders::{
-    self as bo, ApiError, CancelOpenOrders, CancelOrder, ExecutionReport, NewOrder,
-    OpenOrdersQuery, Params, SignedParams,
+    self as bo, ApiError, CancelOpenOrders, CancelOrder, ExecutionReport, MyTradesQuery, NewOrder,
+    OpenOrdersQuery, Params, QueryOrder, SignedParams,
 };
 use rt_venues::{Decoder, FrameReader};
 use sha2::{Digest, Sha256};
@@ -764,6 +764,18 @@ async fn route(
             let q = OpenOrdersQuery::parse(&params).map_err(|e| e.to_api_error())?;
             q.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
             shared.venue().open_orders(q.symbol.as_deref())
+        }
+        (&Method::GET, bo::ORDER_PATH) => {
+            let params = authorize(shared, api_key.as_deref(), &query, body)?;
+            let q = QueryOrder::parse(&params).map_err(|e| e.to_api_error())?;
+            q.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            shared.venue().query_order(&q)
+        }
+        (&Method::GET, bo::MY_TRADES_PATH) => {
+            let params = authorize(shared, api_key.as_deref(), &query, body)?;
+            let q = MyTradesQuery::parse(&params).map_err(|e| e.to_api_error())?;
+            q.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            shared.venue().my_trades(&q)
         }
         (&Method::POST, bo::USER_DATA_STREAM_PATH) => {
             check_api_key(shared, api_key.as_deref())?;

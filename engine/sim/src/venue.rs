@@ -3,6 +3,11 @@
 //! answers to order entry. The server drives it: replayed events in, requests in, JSON and
 //! `executionReport`s out.
 //!
+//! The account's fills are kept as trades ([`TRADES_KEPT`] per symbol) with the ids their
+//! `executionReport`s carry, and finished orders for a while ([`FINISHED_KEPT`]), so that a
+//! client that missed reports can recover them with `GET /api/v3/order` and
+//! `GET /api/v3/myTrades`, as on Binance.
+//!
 //! Time is the capture's clock (`local_ns` of the replayed frames, mapped through the replay
 //! schedule), so fills and reports carry times consistent with the market data they follow.
 
@@ -15,9 +20,9 @@ use rt_core::{
 };
 use rt_manifest::model::{Instrument, Market};
 use rt_venues::binance_orders::{
-    format_open_orders, format_units, ApiError, CancelOpenOrders, CancelOrder, CancelResponse,
-    ExecType, ExecutionReport, FillInfo, NewOrder, NewOrderResponse, OrderInfo, OrderStatus,
-    OrderType,
+    format_open_orders, format_units, my_trades_json, order_json, ApiError, CancelOpenOrders,
+    CancelOrder, CancelResponse, ExecType, ExecutionReport, FillInfo, MyTradesQuery, NewOrder,
+    NewOrderResponse, OrderInfo, OrderStatus, OrderType, QueryOrder, TradeInfo,
 };
 
 /// Depth levels `GET /api/v3/depth` answers by default and at most.
@@ -27,6 +32,10 @@ pub const MAX_DEPTH_LIMIT: usize = 5000;
 /// Finished orders remembered per symbol (for responses and lookups); older ones are
 /// forgotten, as an exchange archives them.
 pub const FINISHED_KEPT: usize = 10_000;
+
+/// The account's trades remembered per symbol for `GET /api/v3/myTrades`: the newest ones, the
+/// oldest forgotten first (each is about 200 bytes: at most some 20 MB a symbol).
+pub const TRADES_KEPT: usize = 100_000;
 
 /// Quote assets recognised at the end of a symbol, longest first (the commission asset).
 const QUOTES: [&str; 12] = [
@@ -81,6 +90,10 @@ struct SymbolState {
     open_by_client: HashMap<String, u64>,
     /// Finished orders, oldest first (see [`FINISHED_KEPT`]).
     finished: VecDeque<u64>,
+    /// The account's trades, ascending by id (= oldest first).
+    trades: VecDeque<TradeInfo>,
+    /// At most this many trades kept ([`TRADES_KEPT`]; smaller in tests).
+    trades_kept: usize,
     next_order_id: u64,
     next_trade_id: u64,
     next_cancel_id: u64,
@@ -141,6 +154,8 @@ impl Venue {
                     orders: HashMap::new(),
                     open_by_client: HashMap::new(),
                     finished: VecDeque::new(),
+                    trades: VecDeque::new(),
+                    trades_kept: TRADES_KEPT,
                     next_order_id: 1,
                     next_trade_id: 1,
                     next_cancel_id: 1,
@@ -514,6 +529,70 @@ impl Venue {
         Ok(format_open_orders(&open))
     }
 
+    /// `GET /api/v3/order`: an open order, or a finished one still remembered (see
+    /// [`FINISHED_KEPT`]), by id or client id (with both, the order found by id must carry
+    /// that client id). Otherwise Binance's `-2013 Order does not exist.`
+    pub fn query_order(&self, req: &QueryOrder) -> Result<String, ApiError> {
+        let i = self.symbol_index(&req.symbol)?;
+        let s = &self.symbols[i];
+        let missing = || err(-2013, "Order does not exist.");
+        let rec = match (req.order_id, &req.orig_client_order_id) {
+            (Some(id), client) => {
+                let rec = s.orders.get(&id).ok_or_else(missing)?;
+                if client
+                    .as_ref()
+                    .is_some_and(|c| *c != rec.info.client_order_id)
+                {
+                    return Err(missing());
+                }
+                rec
+            }
+            (None, Some(client)) => {
+                // An open order first; otherwise the newest finished one with that id (a
+                // client id can be used again once its order is finished).
+                let id = match s.open_by_client.get(client) {
+                    Some(&id) => Some(id),
+                    None => s.finished.iter().rev().copied().find(|id| {
+                        s.orders
+                            .get(id)
+                            .is_some_and(|r| r.info.client_order_id == *client)
+                    }),
+                };
+                id.and_then(|id| s.orders.get(&id)).ok_or_else(missing)?
+            }
+            (None, None) => return Err(err(
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )),
+        };
+        Ok(order_json(&rec.info))
+    }
+
+    /// `GET /api/v3/myTrades`: the account's trades of the symbol (those still kept, see
+    /// [`TRADES_KEPT`]), ascending by id, of one order when `orderId` is given. With `fromId`,
+    /// the first `limit` with id >= `fromId`; without it, the most recent `limit`, as Binance
+    /// answers.
+    pub fn my_trades(&self, req: &MyTradesQuery) -> Result<String, ApiError> {
+        let i = self.symbol_index(&req.symbol)?;
+        let s = &self.symbols[i];
+        let limit = usize::try_from(req.limit_or_default()).unwrap_or(usize::MAX);
+        let start = req
+            .from_id
+            .map_or(0, |from| s.trades.partition_point(|t| t.id < from));
+        let matching = s
+            .trades
+            .range(start..)
+            .filter(|t| req.order_id.map_or(true, |id| t.order_id == id));
+        let trades: Vec<TradeInfo> = if req.from_id.is_some() {
+            matching.take(limit).cloned().collect()
+        } else {
+            let mut newest: Vec<TradeInfo> = matching.rev().take(limit).cloned().collect();
+            newest.reverse();
+            newest
+        };
+        Ok(my_trades_json(&trades))
+    }
+
     /// Folds executions into the orders and makes their reports. `fills` collects the trades
     /// of a new order (FULL response); `cancel_id` is the cancel request's client id.
     fn apply_execs(
@@ -566,6 +645,22 @@ impl Venue {
                     trade_id = i64::try_from(id).unwrap_or(i64::MAX);
                     maker = is_maker;
                     self.counters.fills += 1;
+                    s.trades.push_back(TradeInfo {
+                        symbol: s.name.clone(),
+                        id,
+                        order_id: info.order_id,
+                        price,
+                        qty,
+                        quote_qty: cash(notional(price, qty)),
+                        commission: fee,
+                        commission_asset: s.quote.clone(),
+                        time_ms: ms(ts),
+                        is_buyer: info.side == Side::Buy,
+                        is_maker,
+                    });
+                    while s.trades.len() > s.trades_kept {
+                        s.trades.pop_front();
+                    }
                     if let Some(fills) = fills.as_deref_mut() {
                         fills.push(FillInfo {
                             price,
@@ -646,7 +741,7 @@ mod tests {
     use super::*;
     use rt_core::{Header, Level, Snapshot, Trade};
     use rt_manifest::Fixed;
-    use rt_venues::binance_orders::{NewOrderResponse, Timing};
+    use rt_venues::binance_orders::{parse_my_trades, parse_order, NewOrderResponse, Timing};
 
     fn instrument() -> Instrument {
         Instrument {
@@ -827,6 +922,228 @@ mod tests {
         assert!(!v.symbols[0].orders.contains_key(&5));
         assert!(v.symbols[0].orders.contains_key(&6));
         assert!(v.symbols[0].open_by_client.is_empty());
+    }
+
+    fn sell_trade(price: i64, qty: i64) -> MarketEvent<'static> {
+        MarketEvent::Trade(Trade {
+            header: Header::default(),
+            id: 1,
+            price: Price::from_int(price),
+            qty: Qty(qty),
+            aggressor: Side::Sell,
+        })
+    }
+
+    fn trades_of(
+        v: &Venue,
+        order_id: Option<u64>,
+        from_id: Option<u64>,
+        limit: Option<u32>,
+    ) -> Vec<TradeInfo> {
+        let q = MyTradesQuery {
+            symbol: "BTCUSDT".into(),
+            order_id,
+            from_id,
+            limit,
+            timing: Timing::new(0),
+        };
+        parse_my_trades(&v.my_trades(&q).unwrap()).unwrap()
+    }
+
+    fn query(v: &Venue, order_id: Option<u64>, client: Option<&str>) -> Result<OrderInfo, i32> {
+        let q = QueryOrder {
+            symbol: "BTCUSDT".into(),
+            order_id,
+            orig_client_order_id: client.map(str::to_owned),
+            timing: Timing::new(0),
+        };
+        v.query_order(&q)
+            .map(|body| parse_order(&body).unwrap())
+            .map_err(|e| e.code)
+    }
+
+    fn ids(trades: &[TradeInfo]) -> Vec<u64> {
+        trades.iter().map(|t| t.id).collect()
+    }
+
+    #[test]
+    fn fills_are_kept_as_trades_with_their_reports_ids() {
+        let mut v = venue();
+        let mut reports = Vec::new();
+        // A bid of 0.1 at 60000 behind 1.0, filled by two sells at its price.
+        let body = v
+            .new_order(
+                2_000_000_000,
+                &order(OrderKind::Limit, Side::Buy, 60_000, 10_000_000, "a"),
+                &mut reports,
+            )
+            .unwrap();
+        let a = NewOrderResponse::parse(&body).unwrap().order_id;
+        v.on_event(
+            3_000_000_000,
+            &sell_trade(60_000, 105_000_000),
+            &mut reports,
+        );
+        v.on_event(4_000_000_000, &sell_trade(60_000, 5_000_000), &mut reports);
+        let mut fills: Vec<ExecutionReport> = reports
+            .iter()
+            .filter(|r| r.exec_type == ExecType::Trade)
+            .cloned()
+            .collect();
+        assert_eq!(fills.len(), 2, "{reports:?}");
+        assert_eq!(fills[1].status, OrderStatus::Filled);
+        // A taker: an IOC buy of 0.01 through the ask.
+        reports.clear();
+        let body = v
+            .new_order(
+                5_000_000_000,
+                &order(OrderKind::Ioc, Side::Buy, 60_001, 1_000_000, "c"),
+                &mut reports,
+            )
+            .unwrap();
+        let c = NewOrderResponse::parse(&body).unwrap();
+        let taker_fill = reports
+            .iter()
+            .find(|r| r.exec_type == ExecType::Trade)
+            .unwrap()
+            .clone();
+        assert_eq!(c.fills[0].trade_id, 3);
+
+        let all = trades_of(&v, None, None, None);
+        assert_eq!(ids(&all), [1, 2, 3]);
+        fills.push(taker_fill);
+        assert_eq!(all.len(), fills.len());
+        for (t, r) in all.iter().zip(&fills) {
+            assert_eq!(i64::try_from(t.id).unwrap(), r.trade_id);
+            assert_eq!(t.order_id, r.order_id);
+            assert_eq!((t.price, t.qty), (r.last_price, r.last_qty));
+            assert_eq!(t.quote_qty, r.last_quote_qty);
+            assert_eq!(t.commission, r.commission);
+            assert_eq!(
+                Some(t.commission_asset.as_str()),
+                r.commission_asset.as_deref()
+            );
+            assert_eq!(t.is_maker, r.is_maker);
+            assert_eq!(t.time_ms, r.transaction_time_ms);
+            assert!(t.is_buyer);
+            assert_eq!(t.symbol, "BTCUSDT");
+        }
+        assert_eq!((all[0].qty, all[1].qty), (Qty(5_000_000), Qty(5_000_000)));
+        assert!(all[0].is_maker && all[1].is_maker && !all[2].is_maker);
+        // 60000 * 0.05 = 3000 USDT at 10 bps.
+        assert_eq!(all[0].commission, 3 * UNITS);
+        assert_eq!(all[0].quote_qty, 3_000 * UNITS);
+        assert_eq!((all[0].time_ms, all[1].time_ms), (3_000, 4_000));
+
+        // orderId, fromId and limit.
+        assert_eq!(ids(&trades_of(&v, Some(a), None, None)), [1, 2]);
+        assert_eq!(ids(&trades_of(&v, Some(c.order_id), None, None)), [3]);
+        assert_eq!(
+            ids(&trades_of(&v, Some(999), None, None)),
+            Vec::<u64>::new()
+        );
+        assert_eq!(ids(&trades_of(&v, None, Some(2), None)), [2, 3]);
+        assert_eq!(ids(&trades_of(&v, Some(a), Some(2), None)), [2]);
+        assert_eq!(ids(&trades_of(&v, None, Some(4), None)), Vec::<u64>::new());
+        // Without fromId the most recent, with it the first from there; ascending either way.
+        assert_eq!(ids(&trades_of(&v, None, None, Some(2))), [2, 3]);
+        assert_eq!(ids(&trades_of(&v, None, Some(0), Some(2))), [1, 2]);
+        assert_eq!(ids(&trades_of(&v, Some(a), None, Some(1))), [2]);
+        assert_eq!(ids(&trades_of(&v, Some(a), Some(0), Some(1))), [1]);
+        let q = MyTradesQuery {
+            symbol: "ETHUSDT".into(),
+            order_id: None,
+            from_id: None,
+            limit: None,
+            timing: Timing::new(0),
+        };
+        assert_eq!(v.my_trades(&q).unwrap_err().code, -1121);
+
+        // Queries: an open order, a filled one, unknown ones.
+        let body = v
+            .new_order(
+                6_000_000_000,
+                &order(OrderKind::Limit, Side::Buy, 59_000, 10_000_000, "far"),
+                &mut reports,
+            )
+            .unwrap();
+        let far = NewOrderResponse::parse(&body).unwrap().order_id;
+        let open = query(&v, None, Some("far")).unwrap();
+        assert_eq!(
+            (open.order_id, open.status, open.is_working),
+            (far, OrderStatus::New, true)
+        );
+        assert_eq!(query(&v, Some(far), None).unwrap(), open);
+        let filled = query(&v, None, Some("a")).unwrap();
+        assert_eq!(
+            (filled.order_id, filled.status, filled.executed_qty),
+            (a, OrderStatus::Filled, Qty(10_000_000))
+        );
+        assert_eq!(filled.cum_quote_qty, 6_000 * UNITS);
+        assert!(!filled.is_working);
+        assert_eq!((filled.time_ms, filled.update_time_ms), (2_000, 4_000));
+        assert_eq!(query(&v, Some(a), Some("a")).unwrap(), filled);
+        assert_eq!(
+            query(&v, Some(c.order_id), None).unwrap().status,
+            OrderStatus::Filled
+        );
+        assert_eq!(query(&v, Some(a), Some("far")), Err(-2013));
+        assert_eq!(query(&v, Some(999), None), Err(-2013));
+        assert_eq!(query(&v, None, Some("nope")), Err(-2013));
+        assert_eq!(query(&v, None, None), Err(-1102));
+        let q = QueryOrder {
+            symbol: "ETHUSDT".into(),
+            order_id: Some(a),
+            orig_client_order_id: None,
+            timing: Timing::new(0),
+        };
+        assert_eq!(v.query_order(&q).unwrap_err().code, -1121);
+        // The body is Binance's error.
+        let q = QueryOrder {
+            symbol: "BTCUSDT".into(),
+            order_id: Some(999),
+            orig_client_order_id: None,
+            timing: Timing::new(0),
+        };
+        assert_eq!(
+            v.query_order(&q).unwrap_err().to_json(),
+            "{\"code\":-2013,\"msg\":\"Order does not exist.\"}"
+        );
+    }
+
+    #[test]
+    fn a_client_id_used_again_finds_its_newest_order() {
+        let mut v = venue();
+        let mut reports = Vec::new();
+        // IOC sells above the bid: accepted, then expired at once.
+        let o = order(OrderKind::Ioc, Side::Sell, 61_000, 10_000_000, "x");
+        v.new_order(0, &o, &mut reports).unwrap();
+        v.new_order(0, &o, &mut reports).unwrap();
+        let found = query(&v, None, Some("x")).unwrap();
+        assert_eq!((found.order_id, found.status), (2, OrderStatus::Expired));
+        assert_eq!(query(&v, Some(1), Some("x")).unwrap().order_id, 1);
+    }
+
+    #[test]
+    fn the_oldest_trades_are_forgotten_beyond_the_limit() {
+        let mut v = venue();
+        v.symbols[0].trades_kept = 2;
+        let mut reports = Vec::new();
+        for n in 0..3 {
+            let o = order(
+                OrderKind::Ioc,
+                Side::Buy,
+                60_001,
+                1_000_000,
+                &format!("t{n}"),
+            );
+            v.new_order(0, &o, &mut reports).unwrap();
+        }
+        assert_eq!(v.counters().fills, 3);
+        assert_eq!(ids(&trades_of(&v, None, None, None)), [2, 3]);
+        assert_eq!(ids(&trades_of(&v, None, Some(0), None)), [2, 3]);
+        assert_eq!(ids(&trades_of(&v, Some(1), None, None)), Vec::<u64>::new());
+        assert_eq!(ids(&trades_of(&v, Some(3), None, None)), [3]);
     }
 
     #[test]

@@ -11,9 +11,9 @@ use common::*;
 use rt_core::{DiffOutcome, OrderKind, Price, Qty, Side};
 use rt_sim::{Fault, ScheduledFault, SimOptions, Speed};
 use rt_venues::binance_orders::{
-    signed_query, ApiError, CancelOpenOrders, CancelOrder, CancelResponse, ExecType,
-    ExecutionReport, NewOrder, NewOrderResponse, OpenOrdersQuery, OrderStatus, Timing,
-    API_KEY_HEADER,
+    parse_my_trades, parse_order, signed_query, ApiError, CancelOpenOrders, CancelOrder,
+    CancelResponse, ExecType, ExecutionReport, MyTradesQuery, NewOrder, NewOrderResponse,
+    OpenOrdersQuery, OrderStatus, QueryOrder, Timing, API_KEY_HEADER, MY_TRADES_PATH, ORDER_PATH,
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -298,6 +298,212 @@ async fn a_signed_order_is_accepted_matched_and_reported() {
     assert_eq!(report.orders_rejected, 1);
     assert!(report.fills >= 1);
     assert_eq!(report.cancels, 1);
+}
+
+fn query_order(order_id: Option<u64>, client: Option<&str>) -> String {
+    QueryOrder {
+        symbol: SYMBOL.into(),
+        order_id,
+        orig_client_order_id: client.map(str::to_owned),
+        timing: Timing::new(now_ms()),
+    }
+    .to_query()
+}
+
+fn my_trades(order_id: Option<u64>, from_id: Option<u64>, limit: Option<u32>) -> String {
+    MyTradesQuery {
+        symbol: SYMBOL.into(),
+        order_id,
+        from_id,
+        limit,
+        timing: Timing::new(now_ms()),
+    }
+    .to_query()
+}
+
+#[tokio::test]
+async fn fills_are_recovered_with_signed_order_and_trade_queries() {
+    let keys = keys("recover");
+    let sim = Running::start(&manifest("5", 0, Some(&keys)), SimOptions::default());
+    let secret = keys.secret.as_bytes();
+    let key = Some(keys.api_key.as_str());
+    bounded(async {
+        let get = |path: &'static str, query: String| async move {
+            http(
+                sim.rest,
+                "GET",
+                &format!("{path}?{}", signed_query(&query, secret)),
+                key,
+                "",
+            )
+            .await
+        };
+        let (code, body) = http(sim.rest, "POST", "/api/v3/userDataStream", key, "").await;
+        assert_eq!(code, 200, "{body}");
+        let listen_key = rt_venues::binance_orders::parse_listen_key(&body).unwrap();
+        let mut user = sim.ws(&format!("/ws/{listen_key}")).await;
+        let (bid, ask) = touch(sim.rest).await;
+
+        // A marketable IOC buy, filled on arrival; its reports are what a client may miss.
+        let price = Price(ask.0 + 10_000 * 1_000_000);
+        let query = order_query(OrderKind::Ioc, Side::Buy, price, Qty(100_000), "rec-1");
+        let (code, body) = http(
+            sim.rest,
+            "POST",
+            &format!("{ORDER_PATH}?{}", signed_query(&query, secret)),
+            key,
+            "",
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        let placed = NewOrderResponse::parse(&body).unwrap();
+        let reports = reports_until_done(&mut user, "rec-1").await;
+        let fills: Vec<&ExecutionReport> = reports
+            .iter()
+            .filter(|r| r.exec_type == ExecType::Trade)
+            .collect();
+        assert!(!fills.is_empty());
+
+        // The order, by client id and by id: FILLED, the whole quantity.
+        let (code, body) = get(ORDER_PATH, query_order(None, Some("rec-1"))).await;
+        assert_eq!(code, 200, "{body}");
+        let info = parse_order(&body).unwrap();
+        assert_eq!(info.order_id, placed.order_id);
+        assert_eq!(info.client_order_id, "rec-1");
+        assert_eq!(
+            (info.status, info.executed_qty),
+            (OrderStatus::Filled, Qty(100_000))
+        );
+        assert_eq!(info.cum_quote_qty, reports.last().unwrap().cum_quote_qty);
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(value["orderListId"], -1);
+        assert_eq!(value["selfTradePreventionMode"], "NONE");
+        let (code, by_id) = get(ORDER_PATH, query_order(Some(placed.order_id), None)).await;
+        assert_eq!(code, 200, "{by_id}");
+        assert_eq!(parse_order(&by_id).unwrap(), info);
+
+        // Its trades: the reports' trade ids, quantities, prices, commissions, maker flags.
+        let (code, body) = get(
+            MY_TRADES_PATH,
+            my_trades(Some(placed.order_id), Some(0), Some(1000)),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        let trades = parse_my_trades(&body).unwrap();
+        assert_eq!(trades.len(), fills.len());
+        for (t, r) in trades.iter().zip(&fills) {
+            assert_eq!(i64::try_from(t.id).unwrap(), r.trade_id);
+            assert_eq!(t.order_id, placed.order_id);
+            assert_eq!((t.price, t.qty), (r.last_price, r.last_qty));
+            assert_eq!(t.commission, r.commission);
+            assert_eq!(
+                Some(t.commission_asset.as_str()),
+                r.commission_asset.as_deref()
+            );
+            assert_eq!((t.is_maker, t.is_buyer), (false, true));
+            assert_eq!(t.time_ms, r.transaction_time_ms);
+        }
+        let qty: i64 = trades.iter().map(|t| t.qty.0).sum();
+        assert_eq!(qty, info.executed_qty.0);
+        // Default parameters: the most recent; the last trade alone with limit=1.
+        let (code, body) = get(MY_TRADES_PATH, my_trades(None, None, None)).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(parse_my_trades(&body).unwrap(), trades);
+        let (_, body) = get(MY_TRADES_PATH, my_trades(None, None, Some(1))).await;
+        assert_eq!(
+            parse_my_trades(&body).unwrap(),
+            trades[trades.len() - 1..].to_vec()
+        );
+        let last = trades.last().unwrap().id;
+        let (_, body) = get(MY_TRADES_PATH, my_trades(None, Some(last + 1), None)).await;
+        assert_eq!(body, "[]");
+
+        // An open order is found too; an unknown one is Binance's -2013.
+        let far = Price(bid.0 - 1_000 * 100_000_000);
+        let query = order_query(OrderKind::Limit, Side::Buy, far, Qty(100_000), "rec-2");
+        let (code, body) = http(
+            sim.rest,
+            "POST",
+            ORDER_PATH,
+            key,
+            &signed_query(&query, secret),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        let (code, body) = get(ORDER_PATH, query_order(None, Some("rec-2"))).await;
+        assert_eq!(code, 200, "{body}");
+        let open = parse_order(&body).unwrap();
+        assert_eq!((open.status, open.price), (OrderStatus::New, far));
+        assert!(open.is_working);
+        let (code, body) = get(ORDER_PATH, query_order(None, Some("never-sent"))).await;
+        assert_eq!(code, 400, "{body}");
+        assert_eq!(
+            ApiError::parse(&body).unwrap(),
+            ApiError::new(-2013, "Order does not exist.")
+        );
+        // Bad parameters are named.
+        let (code, body) = get(
+            ORDER_PATH,
+            format!("symbol={SYMBOL}&timestamp={}", now_ms()),
+        )
+        .await;
+        assert_eq!(code, 400);
+        let err = ApiError::parse(&body).unwrap();
+        assert_eq!(err.code, -1102);
+        assert!(err.msg.contains("'orderId'") && err.msg.contains("'origClientOrderId'"));
+        let (code, body) = get(
+            MY_TRADES_PATH,
+            format!("symbol={SYMBOL}&limit=1001&timestamp={}", now_ms()),
+        )
+        .await;
+        assert_eq!(code, 400);
+        let err = ApiError::parse(&body).unwrap();
+        assert_eq!(err.code, -1100);
+        assert!(err.msg.contains("'limit'"), "{}", err.msg);
+
+        // Refused as the other signed endpoints refuse: no signature, a wrong one, a
+        // tampered query, no key, a wrong key, a stale timestamp.
+        for (path, query) in [
+            (ORDER_PATH, query_order(None, Some("rec-1"))),
+            (MY_TRADES_PATH, my_trades(Some(placed.order_id), None, None)),
+        ] {
+            let signed = signed_query(&query, secret);
+            let cases = [
+                (query.clone(), key, 400, -1102),
+                (signed_query(&query, b"not-the-secret"), key, 400, -1022),
+                (
+                    signed.replacen(&format!("symbol={SYMBOL}"), "symbol=ETHUSDT", 1),
+                    key,
+                    400,
+                    -1022,
+                ),
+                (signed.clone(), None, 401, -2014),
+                (signed.clone(), Some("someone-else"), 401, -2015),
+            ];
+            for (q, key, status, code) in cases {
+                let (got, body) = http(sim.rest, "GET", &format!("{path}?{q}"), key, "").await;
+                assert_eq!(got, status, "{path}?{q}: {body}");
+                let err = ApiError::parse(&body).unwrap();
+                assert_eq!(err.code, code, "{path}?{q}: {body}");
+                assert!(!body.contains("rec-1"), "{body}");
+            }
+        }
+        let stale = QueryOrder {
+            symbol: SYMBOL.into(),
+            order_id: Some(placed.order_id),
+            orig_client_order_id: None,
+            timing: Timing::new(now_ms() - 60_000),
+        }
+        .to_query();
+        let (code, body) = get(ORDER_PATH, stale).await;
+        assert_eq!(code, 400);
+        assert_eq!(ApiError::parse(&body).unwrap().code, -1021);
+    })
+    .await;
+    let report = sim.stop();
+    // The queries matched nothing: two orders in all.
+    assert_eq!(report.orders, 2);
+    assert!(report.fills >= 1);
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //! (server side) and the engine's gateway (client side).
 //!
 //! - Requests: the parameters of `POST /api/v3/order` ([`NewOrder`]), `DELETE /api/v3/order`
-//!   ([`CancelOrder`]), `DELETE /api/v3/openOrders` ([`CancelOpenOrders`]) and
-//!   `GET /api/v3/openOrders` ([`OpenOrdersQuery`]): built into query strings
+//!   ([`CancelOrder`]), `GET /api/v3/order` ([`QueryOrder`]), `DELETE /api/v3/openOrders`
+//!   ([`CancelOpenOrders`]), `GET /api/v3/openOrders` ([`OpenOrdersQuery`]) and
+//!   `GET /api/v3/myTrades` ([`MyTradesQuery`]): built into query strings
 //!   (`to_query`) and parsed back (`parse`), with errors that name the bad parameter and map to
 //!   Binance's error codes ([`OrderError::code`]).
 //! - Signing: `signature` is the hex HMAC-SHA256 of the request's *total params* (the query
@@ -11,8 +12,10 @@
 //!   [`API_KEY_HEADER`] header. [`sign`], [`signed_query`], [`SignedParams::split`] and
 //!   [`verify`] (constant time).
 //! - Responses and events: the order response (ACK / RESULT / FULL), cancel responses, the
-//!   open-orders list, the user-data-stream `executionReport` event and error bodies
-//!   `{"code":-2010,"msg":"..."}`, formatted and parsed.
+//!   open-orders list and the queried order ([`order_json`], [`parse_order`]), the account's
+//!   trades ([`TradeInfo`], [`my_trades_json`], [`parse_my_trades`]), the user-data-stream
+//!   `executionReport` event and error bodies `{"code":-2010,"msg":"..."}`, formatted and
+//!   parsed.
 //!
 //! Prices, quantities and commissions are decimal strings on the wire and fixed point
 //! ([`Price`], [`Qty`], [`Cash`], 10^-8 units) here; nothing goes through a float. Formatted
@@ -28,10 +31,16 @@ use sha2::Sha256;
 
 /// The header that carries the API key.
 pub const API_KEY_HEADER: &str = "X-MBX-APIKEY";
-/// New order (`POST`), cancel (`DELETE`).
+/// New order (`POST`), cancel (`DELETE`), query (`GET`).
 pub const ORDER_PATH: &str = "/api/v3/order";
 /// List open orders (`GET`), cancel all of a symbol (`DELETE`).
 pub const OPEN_ORDERS_PATH: &str = "/api/v3/openOrders";
+/// The account's trades of a symbol (`GET`).
+pub const MY_TRADES_PATH: &str = "/api/v3/myTrades";
+/// Trades `GET /api/v3/myTrades` answers when the request has no `limit`.
+pub const DEFAULT_MY_TRADES_LIMIT: u32 = 500;
+/// Largest `limit` of `GET /api/v3/myTrades`.
+pub const MAX_MY_TRADES_LIMIT: u32 = 1000;
 /// Create (`POST`), keep alive (`PUT`), close (`DELETE`) a listen key.
 pub const USER_DATA_STREAM_PATH: &str = "/api/v3/userDataStream";
 /// `recvWindow` when a request sends none.
@@ -54,6 +63,10 @@ type HmacSha256 = Hmac<Sha256>;
 pub enum OrderError {
     #[error("mandatory parameter '{0}' was not sent, was empty/null, or malformed")]
     Missing(&'static str),
+    /// Neither of two parameters of which one is required (Binance: "Param 'orderId' or
+    /// 'origClientOrderId' must be sent, but both were empty/null!").
+    #[error("parameter '{0}' or '{1}' must be sent, but both were empty/null")]
+    MissingEither(&'static str, &'static str),
     #[error("parameter '{name}' has an invalid value {value:?}: {reason}")]
     Invalid {
         name: &'static str,
@@ -89,7 +102,7 @@ impl OrderError {
     /// Binance's error code for this error.
     pub fn code(&self) -> i32 {
         match self {
-            OrderError::Missing(_) => -1102,
+            OrderError::Missing(_) | OrderError::MissingEither(..) => -1102,
             OrderError::Invalid { name, reason, .. } => match *name {
                 "side" => -1117,
                 "type" => -1116,
@@ -826,21 +839,43 @@ pub struct CancelOrder {
     pub timing: Timing,
 }
 
+/// The parameters naming one order: `symbol`, then `orderId` and/or `origClientOrderId`.
+fn order_ref_query(
+    symbol: &str,
+    order_id: Option<u64>,
+    orig_client_order_id: Option<&str>,
+    timing: &Timing,
+) -> String {
+    let mut q = QueryBuilder::default();
+    q.put("symbol", symbol)
+        .put_opt("orderId", order_id.map(|id| id.to_string()).as_deref())
+        .put_opt("origClientOrderId", orig_client_order_id);
+    timing.put(&mut q);
+    q.0
+}
+
+/// Reads the parameters naming one order (see [`order_ref_query`]).
+fn order_ref(p: &mut Params<'_>) -> Result<(String, Option<u64>, Option<String>), OrderError> {
+    Ok((
+        p.symbol()?,
+        p.u64_opt("orderId")?,
+        p.client_id("origClientOrderId")?,
+    ))
+}
+
 impl CancelOrder {
     pub fn to_query(&self) -> String {
-        let mut q = QueryBuilder::default();
-        q.put("symbol", &self.symbol)
-            .put_opt("orderId", self.order_id.map(|id| id.to_string()).as_deref())
-            .put_opt("origClientOrderId", self.orig_client_order_id.as_deref());
-        self.timing.put(&mut q);
-        q.0
+        order_ref_query(
+            &self.symbol,
+            self.order_id,
+            self.orig_client_order_id.as_deref(),
+            &self.timing,
+        )
     }
 
     pub fn parse(params: &str) -> Result<CancelOrder, OrderError> {
         let mut p = Params::parse(params)?;
-        let symbol = p.symbol()?;
-        let order_id = p.u64_opt("orderId")?;
-        let orig_client_order_id = p.client_id("origClientOrderId")?;
+        let (symbol, order_id, orig_client_order_id) = order_ref(&mut p)?;
         // Accepted and ignored: the id of the cancel itself.
         p.client_id("newClientOrderId")?;
         let timing = p.timing()?;
@@ -902,6 +937,106 @@ impl OpenOrdersQuery {
         let timing = p.timing()?;
         p.finish()?;
         Ok(OpenOrdersQuery { symbol, timing })
+    }
+}
+
+/// `GET /api/v3/order`: one order, open or finished, by `orderId` or `origClientOrderId` (at
+/// least one; with both, the order found by id must carry that client id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryOrder {
+    pub symbol: String,
+    pub order_id: Option<u64>,
+    pub orig_client_order_id: Option<String>,
+    pub timing: Timing,
+}
+
+impl QueryOrder {
+    pub fn to_query(&self) -> String {
+        order_ref_query(
+            &self.symbol,
+            self.order_id,
+            self.orig_client_order_id.as_deref(),
+            &self.timing,
+        )
+    }
+
+    pub fn parse(params: &str) -> Result<QueryOrder, OrderError> {
+        let mut p = Params::parse(params)?;
+        let (symbol, order_id, orig_client_order_id) = order_ref(&mut p)?;
+        let timing = p.timing()?;
+        if order_id.is_none() && orig_client_order_id.is_none() {
+            return Err(OrderError::MissingEither("orderId", "origClientOrderId"));
+        }
+        p.finish()?;
+        Ok(QueryOrder {
+            symbol,
+            order_id,
+            orig_client_order_id,
+            timing,
+        })
+    }
+}
+
+/// `GET /api/v3/myTrades`: the account's trades of a symbol, ascending by trade id.
+///
+/// Binance's rules: with `fromId`, the trades with id >= `fromId`, oldest first; without it,
+/// the most recent ones. At most `limit` ([`DEFAULT_MY_TRADES_LIMIT`] when absent, at most
+/// [`MAX_MY_TRADES_LIMIT`]). `orderId` keeps the trades of one order (and combines with
+/// `fromId`). To read every trade of an order page by page, start from `fromId=0` and go on
+/// from the last id + 1 while pages come back full.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MyTradesQuery {
+    pub symbol: String,
+    pub order_id: Option<u64>,
+    pub from_id: Option<u64>,
+    /// `None`: [`DEFAULT_MY_TRADES_LIMIT`].
+    pub limit: Option<u32>,
+    pub timing: Timing,
+}
+
+impl MyTradesQuery {
+    pub fn to_query(&self) -> String {
+        let mut q = QueryBuilder::default();
+        q.put("symbol", &self.symbol)
+            .put_opt("orderId", self.order_id.map(|id| id.to_string()).as_deref())
+            .put_opt("fromId", self.from_id.map(|id| id.to_string()).as_deref())
+            .put_opt("limit", self.limit.map(|n| n.to_string()).as_deref());
+        self.timing.put(&mut q);
+        q.0
+    }
+
+    pub fn parse(params: &str) -> Result<MyTradesQuery, OrderError> {
+        let mut p = Params::parse(params)?;
+        let symbol = p.symbol()?;
+        let order_id = p.u64_opt("orderId")?;
+        let from_id = p.u64_opt("fromId")?;
+        let limit = match p.u64_opt("limit")? {
+            None => None,
+            Some(n) => match u32::try_from(n) {
+                Ok(n) if (1..=MAX_MY_TRADES_LIMIT).contains(&n) => Some(n),
+                _ => {
+                    return Err(OrderError::Invalid {
+                        name: "limit",
+                        value: n.to_string(),
+                        reason: "must be between 1 and 1000",
+                    })
+                }
+            },
+        };
+        let timing = p.timing()?;
+        p.finish()?;
+        Ok(MyTradesQuery {
+            symbol,
+            order_id,
+            from_id,
+            limit,
+            timing,
+        })
+    }
+
+    /// `limit`, or Binance's default.
+    pub fn limit_or_default(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_MY_TRADES_LIMIT)
     }
 }
 
@@ -1399,6 +1534,119 @@ pub fn parse_open_orders(body: &str) -> Result<Vec<OrderInfo>, OrderError> {
             r.info()?.ok_or(OrderError::Response {
                 what: "open orders",
                 reason: "field `status` is missing".into(),
+            })
+        })
+        .collect()
+}
+
+/// `GET /api/v3/order` answers the order in the shape of one element of
+/// `GET /api/v3/openOrders` (Binance documents both alike).
+pub fn order_json(info: &OrderInfo) -> String {
+    let mut out = String::with_capacity(448);
+    info.write_open(&mut out);
+    out
+}
+
+pub fn parse_order(body: &str) -> Result<OrderInfo, OrderError> {
+    let raw: RawOrder<'_> = json(body, "order")?;
+    raw.info()?.ok_or(OrderError::Response {
+        what: "order",
+        reason: "field `status` is missing".into(),
+    })
+}
+
+/// One trade of the account, as `GET /api/v3/myTrades` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TradeInfo {
+    pub symbol: String,
+    /// The trade id (`t` of the fill's `executionReport`, `tradeId` of a FULL response).
+    pub id: u64,
+    pub order_id: u64,
+    pub price: Price,
+    pub qty: Qty,
+    /// `quoteQty`: price * qty.
+    pub quote_qty: Cash,
+    pub commission: Cash,
+    pub commission_asset: String,
+    /// When it traded, ms.
+    pub time_ms: u64,
+    /// The account's order was the buy.
+    pub is_buyer: bool,
+    /// The account's order was the maker.
+    pub is_maker: bool,
+}
+
+impl TradeInfo {
+    fn write(&self, out: &mut String) {
+        out.push('{');
+        put_str(out, "symbol", &self.symbol);
+        put_num(out, "id", self.id);
+        put_num(out, "orderId", self.order_id);
+        put_num(out, "orderListId", -1);
+        put_dec(out, "price", self.price.0);
+        put_dec(out, "qty", self.qty.0);
+        put_dec(out, "quoteQty", self.quote_qty);
+        put_dec(out, "commission", self.commission);
+        put_str(out, "commissionAsset", &self.commission_asset);
+        put_num(out, "time", self.time_ms);
+        put_num(out, "isBuyer", self.is_buyer);
+        put_num(out, "isMaker", self.is_maker);
+        put_num(out, "isBestMatch", true);
+        close_object(out);
+    }
+}
+
+/// `GET /api/v3/myTrades` answers an array of trades.
+pub fn my_trades_json(trades: &[TradeInfo]) -> String {
+    let mut out = String::with_capacity(2 + trades.len() * 288);
+    out.push('[');
+    for (i, t) in trades.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        t.write(&mut out);
+    }
+    out.push(']');
+    out
+}
+
+pub fn parse_my_trades(body: &str) -> Result<Vec<TradeInfo>, OrderError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct RawTrade<'a> {
+        #[serde(borrow)]
+        symbol: Cow<'a, str>,
+        id: u64,
+        order_id: u64,
+        #[serde(borrow)]
+        price: Cow<'a, str>,
+        #[serde(borrow)]
+        qty: Cow<'a, str>,
+        #[serde(borrow)]
+        quote_qty: Cow<'a, str>,
+        #[serde(borrow)]
+        commission: Cow<'a, str>,
+        #[serde(borrow)]
+        commission_asset: Cow<'a, str>,
+        time: u64,
+        is_buyer: bool,
+        is_maker: bool,
+    }
+    let raw: Vec<RawTrade<'_>> = json(body, "my trades")?;
+    raw.into_iter()
+        .map(|t| {
+            Ok(TradeInfo {
+                price: Price(dec_field(&t.price, "price")?),
+                qty: Qty(dec_field(&t.qty, "qty")?),
+                quote_qty: dec_field(&t.quote_qty, "quoteQty")?,
+                commission: dec_field(&t.commission, "commission")?,
+                symbol: t.symbol.into_owned(),
+                id: t.id,
+                order_id: t.order_id,
+                commission_asset: t.commission_asset.into_owned(),
+                time_ms: t.time,
+                is_buyer: t.is_buyer,
+                is_maker: t.is_maker,
             })
         })
         .collect()
@@ -1984,6 +2232,129 @@ mod tests {
     }
 
     #[test]
+    fn query_order_and_my_trades_requests_round_trip() {
+        let timing = Timing {
+            timestamp_ms: 7,
+            recv_window_ms: Some(2000),
+        };
+        let by_client = QueryOrder {
+            symbol: "BTCUSDT".into(),
+            order_id: None,
+            orig_client_order_id: Some("rt:1/a_b".into()),
+            timing,
+        };
+        assert_eq!(
+            by_client.to_query(),
+            "symbol=BTCUSDT&origClientOrderId=rt%3A1%2Fa_b&recvWindow=2000&timestamp=7"
+        );
+        assert_eq!(QueryOrder::parse(&by_client.to_query()), Ok(by_client));
+        let both = QueryOrder {
+            symbol: "BTCUSDT".into(),
+            order_id: Some(42),
+            orig_client_order_id: Some("mm-42".into()),
+            timing: Timing::new(7),
+        };
+        assert_eq!(
+            both.to_query(),
+            "symbol=BTCUSDT&orderId=42&origClientOrderId=mm-42&timestamp=7"
+        );
+        assert_eq!(QueryOrder::parse(&both.to_query()), Ok(both));
+
+        let all = MyTradesQuery {
+            symbol: "BTCUSDT".into(),
+            order_id: Some(3),
+            from_id: Some(100),
+            limit: Some(1000),
+            timing,
+        };
+        assert_eq!(
+            all.to_query(),
+            "symbol=BTCUSDT&orderId=3&fromId=100&limit=1000&recvWindow=2000&timestamp=7"
+        );
+        assert_eq!(MyTradesQuery::parse(&all.to_query()), Ok(all));
+        let bare = MyTradesQuery {
+            symbol: "BTCUSDT".into(),
+            order_id: None,
+            from_id: None,
+            limit: None,
+            timing: Timing::new(7),
+        };
+        assert_eq!(bare.to_query(), "symbol=BTCUSDT&timestamp=7");
+        assert_eq!(bare.limit_or_default(), DEFAULT_MY_TRADES_LIMIT);
+        assert_eq!(MyTradesQuery::parse(&bare.to_query()), Ok(bare));
+        // fromId 0 is a value (every trade from the first), not an absent parameter.
+        let q = MyTradesQuery::parse("symbol=BTCUSDT&fromId=0&timestamp=7").unwrap();
+        assert_eq!(q.from_id, Some(0));
+    }
+
+    #[test]
+    fn query_order_needs_an_id_and_my_trades_a_limit_in_range() {
+        let err = QueryOrder::parse("symbol=BTCUSDT&timestamp=5").unwrap_err();
+        assert_eq!(
+            err,
+            OrderError::MissingEither("orderId", "origClientOrderId")
+        );
+        assert_eq!(err.code(), -1102);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("'orderId'") && msg.contains("'origClientOrderId'"),
+            "{msg}"
+        );
+        // Empty values count as absent.
+        assert_eq!(
+            QueryOrder::parse("symbol=BTCUSDT&orderId=&origClientOrderId=&timestamp=5"),
+            Err(err)
+        );
+        assert_eq!(
+            QueryOrder::parse("orderId=1&timestamp=5"),
+            Err(OrderError::Missing("symbol"))
+        );
+        assert_eq!(
+            QueryOrder::parse("symbol=BTCUSDT&orderId=1&timestamp=5&newClientOrderId=x"),
+            Err(OrderError::Unknown("newClientOrderId".into()))
+        );
+        assert_eq!(
+            QueryOrder::parse("symbol=BTCUSDT&orderId=-1&timestamp=5"),
+            Err(OrderError::Invalid {
+                name: "orderId",
+                value: "-1".into(),
+                reason: "not an unsigned integer",
+            })
+        );
+
+        for limit in ["0", "1001", "99999999999"] {
+            let err = MyTradesQuery::parse(&format!("symbol=BTCUSDT&limit={limit}&timestamp=5"))
+                .unwrap_err();
+            assert_eq!(
+                err,
+                OrderError::Invalid {
+                    name: "limit",
+                    value: limit.into(),
+                    reason: "must be between 1 and 1000",
+                }
+            );
+            assert_eq!(err.code(), -1100);
+            assert!(err.to_string().contains("'limit'"), "{err}");
+        }
+        assert!(matches!(
+            MyTradesQuery::parse("symbol=BTCUSDT&limit=ten&timestamp=5"),
+            Err(OrderError::Invalid { name: "limit", .. })
+        ));
+        for limit in [1, 500, 1000] {
+            let q = MyTradesQuery::parse(&format!("symbol=BTCUSDT&limit={limit}&timestamp=5"));
+            assert_eq!(q.unwrap().limit, Some(limit));
+        }
+        assert_eq!(
+            MyTradesQuery::parse("symbol=BTCUSDT&startTime=1&timestamp=5"),
+            Err(OrderError::Unknown("startTime".into()))
+        );
+        assert_eq!(
+            MyTradesQuery::parse("limit=5&timestamp=5"),
+            Err(OrderError::Missing("symbol"))
+        );
+    }
+
+    #[test]
     fn timestamps_follow_the_recv_window_rule() {
         let t = Timing::new(10_000);
         assert_eq!(t.check(10_000), Ok(()));
@@ -2135,6 +2506,177 @@ mod tests {
             CancelResponse::parse_many(&many),
             Ok(vec![expected.clone(), expected])
         );
+    }
+
+    #[test]
+    fn queried_orders_have_the_open_orders_shape() {
+        let mut filled = info();
+        filled.executed_qty = filled.orig_qty;
+        filled.cum_quote_qty = 18_000_000_000;
+        filled.status = OrderStatus::Filled;
+        filled.is_working = false;
+        filled.update_time_ms = 5000;
+        let text = order_json(&filled);
+        // The same object as an element of the open-orders list.
+        assert_eq!(
+            format_open_orders(std::slice::from_ref(&filled)),
+            format!("[{text}]")
+        );
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut documented = vec![
+            "symbol",
+            "orderId",
+            "orderListId",
+            "clientOrderId",
+            "price",
+            "origQty",
+            "executedQty",
+            "cummulativeQuoteQty",
+            "status",
+            "timeInForce",
+            "type",
+            "side",
+            "stopPrice",
+            "icebergQty",
+            "time",
+            "updateTime",
+            "isWorking",
+            "workingTime",
+            "origQuoteOrderQty",
+            "selfTradePreventionMode",
+        ];
+        documented.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, documented);
+        assert_eq!(parse_order(&text), Ok(filled));
+        assert_eq!(parse_order(&order_json(&info())), Ok(info()));
+        // Binance's documented example of the answer to `GET /api/v3/order`.
+        let documented = r#"{
+            "symbol": "LTCBTC",
+            "orderId": 1,
+            "orderListId": -1,
+            "clientOrderId": "myOrder1",
+            "price": "0.1",
+            "origQty": "1.0",
+            "executedQty": "0.0",
+            "cummulativeQuoteQty": "0.0",
+            "status": "NEW",
+            "timeInForce": "GTC",
+            "type": "LIMIT",
+            "side": "BUY",
+            "stopPrice": "0.0",
+            "icebergQty": "0.0",
+            "time": 1499827319559,
+            "updateTime": 1499827319559,
+            "isWorking": true,
+            "workingTime": 1499827319559,
+            "origQuoteOrderQty": "0.000000",
+            "selfTradePreventionMode": "NONE"
+        }"#;
+        let o = parse_order(documented).unwrap();
+        assert_eq!(
+            (o.order_id, o.client_order_id.as_str(), o.status),
+            (1, "myOrder1", OrderStatus::New)
+        );
+        assert_eq!((o.price, o.orig_qty), (Price(10_000_000), Qty::from_int(1)));
+        assert_eq!((o.time_ms, o.is_working), (1_499_827_319_559, true));
+        assert!(
+            parse_order("{\"symbol\":\"BTCUSDT\",\"orderId\":1,\"clientOrderId\":\"a\"}").is_err()
+        );
+        assert!(parse_order("[]").is_err());
+    }
+
+    fn trade(id: u64, is_buyer: bool, is_maker: bool) -> TradeInfo {
+        TradeInfo {
+            symbol: "BTCUSDT".into(),
+            id,
+            order_id: 17,
+            price: Price(6_183_763_000_000),
+            qty: Qty(100_000),
+            quote_qty: 6_183_763_000,
+            commission: if is_maker { -6_184 } else { 6_184 },
+            commission_asset: "USDT".into(),
+            time_ms: 1_723_161_253_001,
+            is_buyer,
+            is_maker,
+        }
+    }
+
+    #[test]
+    fn my_trades_round_trip_with_binance_field_names() {
+        let trades = vec![trade(9, true, true), trade(10, false, false)];
+        let text = my_trades_json(&trades);
+        assert_eq!(
+            &text[..text.find("},{").unwrap() + 1],
+            "[{\"symbol\":\"BTCUSDT\",\"id\":9,\"orderId\":17,\"orderListId\":-1,\
+             \"price\":\"61837.63000000\",\"qty\":\"0.00100000\",\"quoteQty\":\"61.83763000\",\
+             \"commission\":\"-0.00006184\",\"commissionAsset\":\"USDT\",\
+             \"time\":1723161253001,\"isBuyer\":true,\"isMaker\":true,\"isBestMatch\":true}"
+        );
+        assert_eq!(parse_my_trades(&text), Ok(trades));
+        assert_eq!(my_trades_json(&[]), "[]");
+        assert_eq!(parse_my_trades("[]"), Ok(vec![]));
+    }
+
+    #[test]
+    fn parses_binances_documented_my_trades_example() {
+        // The Response of "Account trade list (USER_DATA)", `GET /api/v3/myTrades`.
+        let body = r#"[
+  {
+    "symbol": "BNBBTC",
+    "id": 28457,
+    "orderId": 100234,
+    "orderListId": -1,
+    "price": "4.00000100",
+    "qty": "12.00000000",
+    "quoteQty": "48.000012",
+    "commission": "10.10000000",
+    "commissionAsset": "BNB",
+    "time": 1499865549590,
+    "isBuyer": true,
+    "isMaker": false,
+    "isBestMatch": true
+  }
+]"#;
+        assert_eq!(
+            parse_my_trades(body),
+            Ok(vec![TradeInfo {
+                symbol: "BNBBTC".into(),
+                id: 28457,
+                order_id: 100_234,
+                price: Price(400_000_100),
+                qty: Qty(1_200_000_000),
+                quote_qty: 4_800_001_200,
+                commission: 1_010_000_000,
+                commission_asset: "BNB".into(),
+                time_ms: 1_499_865_549_590,
+                is_buyer: true,
+                is_maker: false,
+            }])
+        );
+        // Fields this codec does not know are tolerated; a missing one or a float is not.
+        let extra = body.replace(
+            "\"isBestMatch\"",
+            "\"future\": {\"x\": [1]}, \"isBestMatch\"",
+        );
+        assert_eq!(parse_my_trades(&extra).unwrap().len(), 1);
+        assert!(parse_my_trades(&body.replace("\"orderId\": 100234,", "")).is_err());
+        let err = parse_my_trades(&body.replace("\"10.10000000\"", "\"1e1\"")).unwrap_err();
+        assert!(matches!(
+            err,
+            OrderError::Invalid {
+                name: "commission",
+                ..
+            }
+        ));
+        assert!(parse_my_trades(&body.replace("\"4.00000100\"", "4.000001")).is_err());
     }
 
     #[test]

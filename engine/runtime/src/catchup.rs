@@ -1,0 +1,252 @@
+//! Catching up with the venue at start: what became of the orders the journal leaves
+//! unfinished (the engine crashed, was killed, or lost its user data stream, so their last
+//! reports were never read).
+//!
+//! Before anything trades, for each venue with such orders:
+//! 1. every open order on the venue's symbols is cancelled (`DELETE /api/v3/openOrders`), so
+//!    nothing fills while the engine looks;
+//! 2. each unfinished order is looked up by its client order id (`GET /api/v3/order`);
+//! 3. when the venue executed more than the journal holds, its trades (`GET /api/v3/myTrades`
+//!    by the venue's order id, ascending) past the journaled quantity are journaled as fills,
+//!    with the venue's price, quantity, commission and maker flag;
+//! 4. the order's final state (cancelled, expired, rejected) is journaled, which closes it.
+//!
+//! The journal is then read again, so the positions rebuilt from it include those fills. An
+//! order the venue does not know (`-2013`: it never reached the venue, or the venue no longer
+//! remembers it) is closed as expired, and said so. Anything else the venue answers (an error,
+//! no answer, an order still working after the cancel) stops the start: an engine that does not
+//! know its position must not trade.
+
+use hyper::Method;
+use rt_venues::binance_orders as bo;
+
+use crate::clock::now_ns;
+use crate::gateway::{cancel_open_orders, check_auth, key_header, signed, timing, VenueConfig};
+use crate::http::{Base, Client};
+use crate::journal::{signed_units, Journal, Record, UnfinishedOrder};
+use crate::shared::dec;
+
+/// Trades asked for per `myTrades` request (Binance's maximum).
+const TRADES_PER_PAGE: u32 = 1000;
+
+/// What the catch-up did, one line per order, for the log.
+#[derive(Debug, Default)]
+pub struct CatchUp {
+    pub lines: Vec<String>,
+    /// Fills journaled that the engine had not seen.
+    pub fills: usize,
+}
+
+/// Catches up every unfinished order (see the module documentation), journaling what it
+/// learns. Runs before the engine's threads start.
+pub fn catch_up(
+    venues: &[VenueConfig],
+    prefix: &str,
+    unfinished: &[UnfinishedOrder],
+    journal: &mut Journal,
+) -> Result<CatchUp, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("no runtime: {e}"))?;
+    // The HTTP client drives its connections as local tasks.
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let mut out = CatchUp::default();
+        for venue in venues {
+            let orders: Vec<&UnfinishedOrder> = unfinished
+                .iter()
+                .filter(|o| o.exchange == venue.name)
+                .collect();
+            if orders.is_empty() {
+                continue;
+            }
+            let base = Base::parse(&venue.rest).map_err(|e| format!("{}: {e}", venue.name))?;
+            let mut client = Client::new(base);
+            for (symbol, n) in cancel_open_orders(&mut client, venue).await? {
+                if n > 0 {
+                    out.lines.push(format!(
+                        "{}: cancelled {n} open order(s) on {symbol} before catching up",
+                        venue.name
+                    ));
+                }
+            }
+            for order in orders {
+                let line = one(&mut client, venue, prefix, order, journal, &mut out.fills)
+                    .await
+                    .map_err(|e| format!("{}: order {}: {e}", venue.name, order.id))?;
+                out.lines
+                    .push(format!("{}: order {}: {line}", venue.name, order.id));
+            }
+        }
+        journal.sync().map_err(|e| e.to_string())?;
+        Ok(out)
+    })
+}
+
+/// Catches up one order; returns what happened, for the log.
+async fn one(
+    client: &mut Client,
+    venue: &VenueConfig,
+    prefix: &str,
+    order: &UnfinishedOrder,
+    journal: &mut Journal,
+    fills: &mut usize,
+) -> Result<String, String> {
+    let query = bo::QueryOrder {
+        symbol: order.symbol.clone(),
+        order_id: None,
+        orig_client_order_id: Some(format!("{prefix}{}", order.id)),
+        timing: timing(),
+    }
+    .to_query();
+    let (status, body) = get(client, venue, bo::ORDER_PATH, &query)
+        .await
+        .map_err(|e| format!("cannot query it: {e}"))?;
+    if status != 200 {
+        let api = bo::ApiError::parse(&body).ok();
+        check_auth(api.as_ref(), venue)?;
+        if api.as_ref().is_some_and(|e| e.code == -2013) {
+            let leaves = signed_units(&order.qty).unwrap_or(0) - order.filled;
+            close(journal, order, "expired", "unknown_at_venue", leaves)?;
+            return Ok(
+                "the venue does not know it (never reached it, or forgotten): closed as expired"
+                    .to_owned(),
+            );
+        }
+        return Err(format!("cannot query it: HTTP {status}: {body}"));
+    }
+    let info = bo::parse_order(&body).map_err(|e| format!("its query answer: {e}"))?;
+    let orig = info.orig_qty.0;
+    let executed = info.executed_qty.0;
+    let mut got = 0usize;
+    if executed > order.filled {
+        // The trades past what the journal holds, oldest first.
+        let mut cum: i64 = 0;
+        // From the first trade: without `fromId` Binance answers the most recent ones.
+        let mut from_id = Some(0);
+        loop {
+            let q = bo::MyTradesQuery {
+                symbol: order.symbol.clone(),
+                order_id: Some(info.order_id),
+                from_id,
+                limit: Some(TRADES_PER_PAGE),
+                timing: timing(),
+            }
+            .to_query();
+            let (status, body) = match get(client, venue, bo::MY_TRADES_PATH, &q).await {
+                Ok((200, body)) => (200, body),
+                Ok((status, body)) => (status, format!("HTTP {status}: {body}")),
+                Err(e) => (0, e),
+            };
+            if status != 200 {
+                return Err(format!("cannot read its trades: {body}"));
+            }
+            let trades = bo::parse_my_trades(&body).map_err(|e| format!("its trades: {e}"))?;
+            let page = trades.len();
+            for t in trades.iter().filter(|t| t.order_id == info.order_id) {
+                let before = cum;
+                cum += t.qty.0;
+                // Whatever of this trade the journal does not hold yet.
+                let new = cum - before.max(order.filled);
+                if new <= 0 {
+                    continue;
+                }
+                journal
+                    .append(&Record::Exec {
+                        ts: now_ns(),
+                        id: order.id,
+                        exchange: order.exchange.clone(),
+                        symbol: order.symbol.clone(),
+                        side: order.side.clone(),
+                        kind: "fill".to_owned(),
+                        price: Some(dec(t.price.0)),
+                        qty: Some(dec(new)),
+                        fee: Some(dec(t.commission)),
+                        maker: Some(t.is_maker),
+                        leaves: Some(dec((orig - cum).max(0))),
+                        reason: Some(format!("caught_up trade {}", t.id)),
+                    })
+                    .map_err(|e| e.to_string())?;
+                got += 1;
+            }
+            match trades.last() {
+                Some(last) if page == TRADES_PER_PAGE as usize => from_id = Some(last.id + 1),
+                _ => break,
+            }
+        }
+        if cum != executed {
+            return Err(format!(
+                "the venue executed {} but its trades add up to {}: the position cannot be known",
+                dec(executed),
+                dec(cum)
+            ));
+        }
+    }
+    *fills += got;
+    let found = if got > 0 {
+        format!(
+            "{got} fill(s) the engine had not seen, {} in all",
+            dec(executed)
+        )
+    } else {
+        "no fill the engine had not seen".to_owned()
+    };
+    match info.status {
+        bo::OrderStatus::Filled => Ok(format!("FILLED; {found}")),
+        bo::OrderStatus::Canceled | bo::OrderStatus::Expired | bo::OrderStatus::Rejected => {
+            let kind = match info.status {
+                bo::OrderStatus::Canceled => "cancelled",
+                bo::OrderStatus::Expired => "expired",
+                _ => "rejected",
+            };
+            close(journal, order, kind, "caught_up", orig - executed)?;
+            Ok(format!("{}; {found}", info.status.as_str()))
+        }
+        bo::OrderStatus::New | bo::OrderStatus::PartiallyFilled => Err(format!(
+            "still {} at the venue after every open order was cancelled",
+            info.status.as_str()
+        )),
+    }
+}
+
+/// A signed GET: (HTTP status, body).
+async fn get(
+    client: &mut Client,
+    venue: &VenueConfig,
+    path: &str,
+    query: &str,
+) -> Result<(u16, String), String> {
+    let path = format!("{path}?{}", signed(venue, query));
+    let r = client
+        .request(Method::GET, &path, &key_header(venue))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+}
+
+/// Journals an order's final report.
+fn close(
+    journal: &mut Journal,
+    order: &UnfinishedOrder,
+    kind: &str,
+    reason: &str,
+    leaves: i64,
+) -> Result<(), String> {
+    journal
+        .append(&Record::Exec {
+            ts: now_ns(),
+            id: order.id,
+            exchange: order.exchange.clone(),
+            symbol: order.symbol.clone(),
+            side: order.side.clone(),
+            kind: kind.to_owned(),
+            price: None,
+            qty: None,
+            fee: None,
+            maker: None,
+            leaves: Some(dec(leaves.max(0))),
+            reason: Some(reason.to_owned()),
+        })
+        .map_err(|e| e.to_string())
+}
