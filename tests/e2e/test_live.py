@@ -26,6 +26,14 @@ def kinds(events: list[pb.Event], kind: str) -> list[pb.Event]:
     return [e for e in events if e.WhichOneof("body") == kind]
 
 
+def wait_resting(env: Live, timeout: float = 60) -> None:
+    wait_for(
+        lambda: (s := env.status_or_none()) is not None and s.open_orders > 0,
+        timeout,
+        "a resting order",
+    )
+
+
 def wait_live(env: Live, timeout: float = 30) -> pb.Heartbeat:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -256,11 +264,7 @@ def test_kill_cancels_every_open_order_and_nothing_follows(tmp_path: Path) -> No
         env.start_sim()
         env.start_engine()
         wait_live(env)
-        wait_for(
-            lambda: (s := env.status_or_none()) is not None and s.open_orders > 0,
-            60,
-            "a resting order",
-        )
+        wait_resting(env)
         sent_at = time.monotonic()
         reply = env.command("kill")
         assert reply.ok, reply.error
@@ -312,36 +316,88 @@ def test_signed_order_entry_and_a_wrong_secret_refused(tmp_path: Path) -> None:
         assert "fills 0" in proc.text()
 
 
-def test_losing_the_user_data_stream_stops_the_engine_with_nothing_left_open(
-    tmp_path: Path,
-) -> None:
-    # Without its user stream the engine would not see fills: it stops (exit 2) rather than
-    # trade blind, and cancels what the venue holds on its way out.
+def test_a_lost_user_stream_reconnects_catches_up_and_trades_on(tmp_path: Path) -> None:
+    # While its user stream is down the engine cannot see fills: it refuses new orders,
+    # reconnects (a new listen key), catches up every working order over REST, and only then
+    # trades again. Nothing is lost: the journal ends equal to the venue's trades.
     with live(tmp_path, speed="4") as env:
         env.start_sim()
         engine = env.start_engine()
         wait_live(env)
-        wait_for(
-            lambda: (s := env.status_or_none()) is not None and s.open_orders > 0,
-            60,
-            "a resting order",
-        )
+        wait_resting(env)
         env.fault("kind=drop")
-        assert engine.popen.wait(30) == 2, engine.text()
-        assert "user data stream" in engine.text() and "stopping" in engine.text()
+        wait_for(lambda: "user data stream back after" in engine.text(), 30, "the reconnect")
+        assert engine.alive(), engine.text()
+        assert "refusing new orders while it reconnects" in engine.text()
+        wait_for(
+            lambda: counters(env.heartbeat()).get("gw_stream_reconnects", 0) >= 1,
+            10,
+            "the reconnect counted",
+        )
+        # Trading goes on: an order sent after the stream came back.
+        mark = len(env.seen)
+        env.pump_until(
+            lambda e: e.WhichOneof("body") == "order" and e.order.status == SENT,
+            60,
+            "an order after the reconnect",
+        )
+        assert len(env.seen) > mark
+        assert env.stop("engine") == 0
         with urllib.request.urlopen(
             f"{env.rest}/api/v3/openOrders?symbol=BTCUSDT&timestamp={int(time.time() * 1000)}",
             timeout=5,
         ) as r:
             assert json.loads(r.read()) == [], "orders left open at the venue"
+        assert_journal_matches_venue(env)
+
+
+def test_fills_made_while_the_user_stream_was_down_are_caught_up_in_place(
+    tmp_path: Path,
+) -> None:
+    # Quotes that are never moved (a requote threshold no price move reaches) keep resting at
+    # the venue while the account's stream is down, so the replay fills them meanwhile.
+    still = "strategies.mm_btcusdt.params.requote_threshold_ticks=1000000"
+    with live(tmp_path, still, speed="4") as env:
+        env.start_sim()
+        engine = env.start_engine()
+        wait_live(env)
+        wait_resting(env)
+        env.fault("kind=drop_user")
+        wait_for(lambda: "refusing new orders" in engine.text(), 10, "the loss noticed")
+
+        def journaled_fills() -> int:
+            return sum(1 for r in env.journal_records() if r["t"] == "exec" and r["kind"] == "fill")
+
+        wait_for(
+            lambda: len(sim_trades(env)) > journaled_fills(),
+            90,
+            "a fill the engine cannot see",
+            step=0.5,
+        )
+        env.fault("kind=clear")
+        wait_for(lambda: "user data stream back after" in engine.text(), 30, "the reconnect")
+        back = next(line for line in engine.text().splitlines() if "stream back after" in line)
+        caught = int(back.split("caught up ")[1].split(" fill")[0])
+        assert caught >= 1, back
+        assert engine.alive()
+        assert env.stop("engine") == 0
+        assert_journal_matches_venue(env)
+
+
+def test_a_user_stream_that_stays_lost_stops_the_engine(tmp_path: Path) -> None:
+    # A venue gone for good: the reconnect gives up after its deadline and the engine stops
+    # (exit 2) rather than trade without seeing its fills.
+    with live(tmp_path, speed="4") as env:
+        env.start_sim()
+        engine = env.start_engine()
+        wait_live(env)
+        assert env.stop("sim", signal.SIGKILL) == -signal.SIGKILL
+        assert engine.popen.wait(90) == 2, engine.text()
+        text = engine.text()
+        assert "user data stream lost" in text, text
+        assert "lost for 30 s" in text and "stopping (no fill may go unseen)" in text, text
         records = env.journal_records()
         assert records[-1]["t"] != "stop", "an unclean stop is not journaled as clean"
-        # Restarted (as a supervisor would), it catches up with the venue: whatever filled
-        # while its stream was down is in the journal, and nothing is left unfinished.
-        env.sub = None
-        env.start_engine(name="engine2")
-        assert env.stop("engine2") == 0
-        assert_journal_matches_venue(env)
 
 
 def sim_trades(env: Live) -> list[dict[str, Any]]:
@@ -380,11 +436,7 @@ def test_fills_made_while_the_engine_was_down_are_caught_up_at_restart(tmp_path:
         env.start_sim()
         env.start_engine()
         wait_live(env)
-        wait_for(
-            lambda: (s := env.status_or_none()) is not None and s.open_orders > 0,
-            60,
-            "a resting order",
-        )
+        wait_resting(env)
         assert env.stop("engine", signal.SIGKILL) == -signal.SIGKILL
 
         def journaled_fills() -> int:

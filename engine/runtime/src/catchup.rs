@@ -93,87 +93,44 @@ async fn one(
     journal: &mut Journal,
     fills: &mut usize,
 ) -> Result<String, String> {
-    let query = bo::QueryOrder {
-        symbol: order.symbol.clone(),
-        order_id: None,
-        orig_client_order_id: Some(format!("{prefix}{}", order.id)),
-        timing: timing(),
-    }
-    .to_query();
-    let (status, body) = get(client, venue, bo::ORDER_PATH, &query)
-        .await
-        .map_err(|e| format!("cannot query it: {e}"))?;
-    if status != 200 {
-        let api = bo::ApiError::parse(&body).ok();
-        check_auth(api.as_ref(), venue)?;
-        if api.as_ref().is_some_and(|e| e.code == -2013) {
-            let leaves = signed_units(&order.qty).unwrap_or(0) - order.filled;
-            close(journal, order, "expired", "unknown_at_venue", leaves)?;
-            return Ok(
-                "the venue does not know it (never reached it, or forgotten): closed as expired"
-                    .to_owned(),
-            );
-        }
-        return Err(format!("cannot query it: HTTP {status}: {body}"));
-    }
-    let info = bo::parse_order(&body).map_err(|e| format!("its query answer: {e}"))?;
+    let Some(info) = query_order(
+        client,
+        venue,
+        &order.symbol,
+        &format!("{prefix}{}", order.id),
+    )
+    .await?
+    else {
+        let leaves = signed_units(&order.qty).unwrap_or(0) - order.filled;
+        close(journal, order, "expired", "unknown_at_venue", leaves)?;
+        return Ok(
+            "the venue does not know it (never reached it, or forgotten): closed as expired"
+                .to_owned(),
+        );
+    };
     let orig = info.orig_qty.0;
     let executed = info.executed_qty.0;
     let mut got = 0usize;
     if executed > order.filled {
         // The trades past what the journal holds, oldest first.
         let mut cum: i64 = 0;
-        // From the first trade: without `fromId` Binance answers the most recent ones.
-        let mut from_id = Some(0);
-        loop {
-            let q = bo::MyTradesQuery {
-                symbol: order.symbol.clone(),
-                order_id: Some(info.order_id),
-                from_id,
-                limit: Some(TRADES_PER_PAGE),
-                timing: timing(),
+        for t in order_trades(client, venue, &order.symbol, info.order_id).await? {
+            let before = cum;
+            cum += t.qty.0;
+            // Whatever of this trade the journal does not hold yet.
+            let new = cum - before.max(order.filled);
+            if new <= 0 {
+                continue;
             }
-            .to_query();
-            let (status, body) = match get(client, venue, bo::MY_TRADES_PATH, &q).await {
-                Ok((200, body)) => (200, body),
-                Ok((status, body)) => (status, format!("HTTP {status}: {body}")),
-                Err(e) => (0, e),
-            };
-            if status != 200 {
-                return Err(format!("cannot read its trades: {body}"));
-            }
-            let trades = bo::parse_my_trades(&body).map_err(|e| format!("its trades: {e}"))?;
-            let page = trades.len();
-            for t in trades.iter().filter(|t| t.order_id == info.order_id) {
-                let before = cum;
-                cum += t.qty.0;
-                // Whatever of this trade the journal does not hold yet.
-                let new = cum - before.max(order.filled);
-                if new <= 0 {
-                    continue;
-                }
-                journal
-                    .append(&Record::Exec {
-                        ts: now_ns(),
-                        id: order.id,
-                        exchange: order.exchange.clone(),
-                        symbol: order.symbol.clone(),
-                        side: order.side.clone(),
-                        kind: "fill".to_owned(),
-                        price: Some(dec(t.price.0)),
-                        qty: Some(dec(new)),
-                        fee: Some(dec(t.commission)),
-                        maker: Some(t.is_maker),
-                        leaves: Some(dec((orig - cum).max(0))),
-                        reason: Some(format!("caught_up trade {}", t.id)),
-                    })
-                    .map_err(|e| e.to_string())?;
-                got += 1;
-            }
-            match trades.last() {
-                Some(last) if page == TRADES_PER_PAGE as usize => from_id = Some(last.id + 1),
-                _ => break,
-            }
+            let fill = exec_record(
+                order,
+                "fill",
+                Some((dec(t.price.0), dec(new), dec(t.commission), t.is_maker)),
+                orig - cum,
+                format!("caught_up trade {}", t.id),
+            );
+            journal.append(&fill).map_err(|e| e.to_string())?;
+            got += 1;
         }
         if cum != executed {
             return Err(format!(
@@ -210,6 +167,70 @@ async fn one(
     }
 }
 
+/// `GET /api/v3/order` by client order id: `None` when the venue does not know it (-2013).
+pub(crate) async fn query_order(
+    client: &mut Client,
+    venue: &VenueConfig,
+    symbol: &str,
+    client_order_id: &str,
+) -> Result<Option<bo::OrderInfo>, String> {
+    let query = bo::QueryOrder {
+        symbol: symbol.to_owned(),
+        order_id: None,
+        orig_client_order_id: Some(client_order_id.to_owned()),
+        timing: timing(),
+    }
+    .to_query();
+    let (status, body) = get(client, venue, bo::ORDER_PATH, &query)
+        .await
+        .map_err(|e| format!("cannot query it: {e}"))?;
+    if status != 200 {
+        let api = bo::ApiError::parse(&body).ok();
+        check_auth(api.as_ref(), venue)?;
+        if api.as_ref().is_some_and(|e| e.code == -2013) {
+            return Ok(None);
+        }
+        return Err(format!("cannot query it: HTTP {status}: {body}"));
+    }
+    bo::parse_order(&body)
+        .map(Some)
+        .map_err(|e| format!("its query answer: {e}"))
+}
+
+/// Every trade of one order (`GET /api/v3/myTrades` by the venue's order id), oldest first.
+pub(crate) async fn order_trades(
+    client: &mut Client,
+    venue: &VenueConfig,
+    symbol: &str,
+    order_id: u64,
+) -> Result<Vec<bo::TradeInfo>, String> {
+    let mut out: Vec<bo::TradeInfo> = Vec::new();
+    loop {
+        // From the first trade: without `fromId` Binance answers the most recent ones.
+        let from_id = out.last().map_or(0, |t| t.id + 1);
+        let q = bo::MyTradesQuery {
+            symbol: symbol.to_owned(),
+            order_id: Some(order_id),
+            from_id: Some(from_id),
+            limit: Some(TRADES_PER_PAGE),
+            timing: timing(),
+        }
+        .to_query();
+        let (status, body) = get(client, venue, bo::MY_TRADES_PATH, &q)
+            .await
+            .map_err(|e| format!("cannot read its trades: {e}"))?;
+        if status != 200 {
+            return Err(format!("cannot read its trades: HTTP {status}: {body}"));
+        }
+        let page = bo::parse_my_trades(&body).map_err(|e| format!("its trades: {e}"))?;
+        let full = page.len() == TRADES_PER_PAGE as usize;
+        out.extend(page.into_iter().filter(|t| t.order_id == order_id));
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
 /// A signed GET: (HTTP status, body).
 async fn get(
     client: &mut Client,
@@ -233,20 +254,34 @@ fn close(
     reason: &str,
     leaves: i64,
 ) -> Result<(), String> {
-    journal
-        .append(&Record::Exec {
-            ts: now_ns(),
-            id: order.id,
-            exchange: order.exchange.clone(),
-            symbol: order.symbol.clone(),
-            side: order.side.clone(),
-            kind: kind.to_owned(),
-            price: None,
-            qty: None,
-            fee: None,
-            maker: None,
-            leaves: Some(dec(leaves.max(0))),
-            reason: Some(reason.to_owned()),
-        })
-        .map_err(|e| e.to_string())
+    let record = exec_record(order, kind, None, leaves, reason.to_owned());
+    journal.append(&record).map_err(|e| e.to_string())
+}
+
+/// A report of `order` written by the catch-up; a fill has (price, qty, fee, maker).
+fn exec_record(
+    order: &UnfinishedOrder,
+    kind: &str,
+    fill: Option<(String, String, String, bool)>,
+    leaves: i64,
+    reason: String,
+) -> Record {
+    let (price, qty, fee, maker) = match fill {
+        Some((p, q, f, m)) => (Some(p), Some(q), Some(f), Some(m)),
+        None => (None, None, None, None),
+    };
+    Record::Exec {
+        ts: now_ns(),
+        id: order.id,
+        exchange: order.exchange.clone(),
+        symbol: order.symbol.clone(),
+        side: order.side.clone(),
+        kind: kind.to_owned(),
+        price,
+        qty,
+        fee,
+        maker,
+        leaves: Some(dec(leaves.max(0))),
+        reason: Some(reason),
+    }
 }

@@ -72,6 +72,9 @@ struct Counters {
     request_errors: u64,
     reconciled_cancels: u64,
     fills_ring_full: u64,
+    stream_reconnects: u64,
+    refused_stream_down: u64,
+    caught_up_fills: u64,
 }
 
 impl Counters {
@@ -86,6 +89,9 @@ impl Counters {
             ("gw_request_errors", self.request_errors),
             ("gw_reconciled_cancels", self.reconciled_cancels),
             ("gw_fills_ring_full", self.fills_ring_full),
+            ("gw_stream_reconnects", self.stream_reconnects),
+            ("gw_refused_stream_down", self.refused_stream_down),
+            ("gw_caught_up_fills", self.caught_up_fills),
         ]
     }
 }
@@ -103,6 +109,25 @@ struct State {
     flags: Arc<Flags>,
     /// Reports waiting for room in the fills ring, oldest first.
     pending: std::collections::VecDeque<ExecMsg>,
+    /// Orders sent and not finished, by id: what a user-stream reconnect catches up.
+    working: std::collections::HashMap<u64, Working>,
+    /// Exchanges whose user data stream is down (reconnecting): new orders are refused.
+    down: std::collections::HashSet<u32>,
+    /// (exchange, trade id) of fills a catch-up reported, so the stream does not report them
+    /// again (it may deliver them after the catch-up).
+    caught: std::collections::HashSet<(u32, i64)>,
+}
+
+/// What the gateway knows of an order it sent that has not finished.
+#[derive(Debug, Clone)]
+struct Working {
+    exchange: u32,
+    symbol: String,
+    side: rt_core::Side,
+    accepted: bool,
+    /// The venue's trade ids of the fills reported (a fill is reported once, whether the user
+    /// stream or a catch-up saw it first).
+    trades: Vec<i64>,
 }
 
 impl State {
@@ -184,6 +209,9 @@ pub fn run(
         written: std::collections::HashMap::new(),
         flags: flags.clone(),
         pending: std::collections::VecDeque::new(),
+        working: std::collections::HashMap::new(),
+        down: std::collections::HashSet::new(),
+        caught: std::collections::HashSet::new(),
     }));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
@@ -227,7 +255,14 @@ pub fn run(
                     return;
                 }
             };
-            tokio::task::spawn_local(user_stream(state.clone(), venue.clone(), ws, flags.clone()));
+            let listen_key = Rc::new(RefCell::new(listen_key));
+            tokio::task::spawn_local(user_stream(
+                state.clone(),
+                venue.clone(),
+                ws,
+                listen_key.clone(),
+                flags.clone(),
+            ));
             // One queue per connection, chosen by order id: an order and its cancel travel
             // down the same connection, in order (a cancel never overtakes its order).
             let mut txs = Vec::with_capacity(CONNECTIONS);
@@ -245,7 +280,7 @@ pub fn run(
                 state.clone(),
                 venue.clone(),
                 Client::new(base.clone()),
-                listen_key.clone(),
+                listen_key,
                 flags.clone(),
             ));
             queues.push((venue.exchange, txs));
@@ -446,7 +481,7 @@ async fn keep_alive(
     state: Shared,
     venue: VenueConfig,
     mut client: Client,
-    listen_key: String,
+    listen_key: Rc<RefCell<String>>,
     flags: Arc<Flags>,
 ) {
     let every = Duration::from_secs(30 * 60);
@@ -457,7 +492,11 @@ async fn keep_alive(
             continue;
         }
         next += every;
-        let path = format!("{}?listenKey={listen_key}", bo::USER_DATA_STREAM_PATH);
+        let path = format!(
+            "{}?listenKey={}",
+            bo::USER_DATA_STREAM_PATH,
+            listen_key.borrow()
+        );
         let headers = key_header(&venue);
         let sent = tokio::time::timeout(
             REQUEST_TIMEOUT,
@@ -488,6 +527,22 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         let (x, sym) = s.names.instrument(msg.instrument);
         (x.to_owned(), sym.to_owned())
     };
+    if !msg.cancel && state.borrow().down.contains(&msg.exchange) {
+        // Its fills could not be seen: refused before it leaves (cancels still go out).
+        state.borrow_mut().counters.refused_stream_down += 1;
+        let exec = ExecMsg {
+            exchange: msg.exchange,
+            exec: Exec {
+                ts: now_ns(),
+                order_id: msg.order_id,
+                kind: ExecKind::Rejected(RejectReason::VenueRejected),
+                leaves: Qty::ZERO,
+            },
+            recv_ns: now_ns(),
+        };
+        report(state, exec, &exchange, &symbol, msg.side, None);
+        return;
+    }
     let prefix = state.borrow().prefix.clone();
     let headers = key_header(venue);
     let (method, path) = if !msg.cancel {
@@ -562,6 +617,16 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         s.stages
             .record(Stage::DecisionToWire, written - msg.decided_ns);
         s.written.insert(msg.order_id, written);
+        s.working.insert(
+            msg.order_id,
+            Working {
+                exchange: msg.exchange,
+                symbol: symbol.clone(),
+                side: msg.side,
+                accepted: false,
+                trades: Vec::new(),
+            },
+        );
     }
     let result = match tokio::time::timeout(
         REQUEST_TIMEOUT,
@@ -654,12 +719,37 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         },
         recv_ns: now_ns(),
     };
-    report(state, exec, &exchange, &symbol, msg.side);
+    report(state, exec, &exchange, &symbol, msg.side, None);
 }
 
 /// Journals a report and hands it to the strategy thread (waiting for room if need be).
-fn report(state: &Shared, exec: ExecMsg, exchange: &str, symbol: &str, side: rt_core::Side) {
+fn report(
+    state: &Shared,
+    exec: ExecMsg,
+    exchange: &str,
+    symbol: &str,
+    side: rt_core::Side,
+    trade_id: Option<i64>,
+) {
     let mut s = state.borrow_mut();
+    let id = exec.exec.order_id;
+    let finished = match exec.exec.kind {
+        ExecKind::Accepted | ExecKind::CancelRejected => false,
+        ExecKind::Fill { .. } => exec.exec.leaves.0 <= 0,
+        ExecKind::Cancelled | ExecKind::Expired | ExecKind::Rejected(_) => true,
+    };
+    if finished {
+        s.working.remove(&id);
+    } else if let Some(w) = s.working.get_mut(&id) {
+        match exec.exec.kind {
+            ExecKind::Accepted => w.accepted = true,
+            ExecKind::Fill { .. } => {
+                w.accepted = true;
+                w.trades.extend(trade_id);
+            }
+            _ => {}
+        }
+    }
     let (kind, price, qty, fee, maker) = match exec.exec.kind {
         ExecKind::Accepted => ("accepted", None, None, None, None),
         ExecKind::Rejected(_) => ("rejected", None, None, None, None),
@@ -716,37 +806,64 @@ fn report(state: &Shared, exec: ExecMsg, exchange: &str, symbol: &str, side: rt_
     s.flags.wake_strategy();
 }
 
-/// Reads one venue's user data stream until the engine stops.
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long a venue's user data stream may stay lost (reconnect attempts with capped backoff)
+/// before the engine gives up and stops.
+const USER_STREAM_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Reads one venue's user data stream until the engine stops. When the stream is lost, new
+/// orders to the venue are refused (cancels still go out), the stream is reconnected (a new
+/// listen key) with capped exponential backoff and jitter, and every working order is caught
+/// up over REST before orders flow again: what filled or finished meanwhile is reported once.
+/// A stream still lost after [`USER_STREAM_DEADLINE`] stops the engine (no fill may go unseen).
 async fn user_stream(
     state: Shared,
     venue: VenueConfig,
-    mut ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    mut ws: Ws,
+    listen_key: Rc<RefCell<String>>,
     flags: Arc<Flags>,
 ) {
-    let prefix = state.borrow().prefix.clone();
     loop {
-        let next = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
-        let msg = match next {
-            Err(_) => {
-                if flags.trader_done.load(Ordering::Acquire) {
-                    return;
-                }
-                continue;
+        let Some(why) = read_stream(&state, &venue, &mut ws, &flags).await else {
+            return;
+        };
+        let lost_at = now_ns();
+        {
+            let mut s = state.borrow_mut();
+            s.down.insert(venue.exchange);
+            s.log(format!(
+                "{}: user data stream lost ({why}); refusing new orders while it reconnects",
+                venue.name
+            ));
+        }
+        match reconnect(&state, &venue, &flags).await {
+            Ok((new_ws, key, mut client)) => {
+                ws = new_ws;
+                *listen_key.borrow_mut() = key;
+                let caught = match catch_up_working(&state, &venue, &mut client).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        state.borrow().log(format!(
+                            "{}: cannot catch up after the user stream came back: {e}; stopping",
+                            venue.name
+                        ));
+                        state.borrow().flags.fail();
+                        return;
+                    }
+                };
+                let mut s = state.borrow_mut();
+                s.down.remove(&venue.exchange);
+                s.counters.stream_reconnects += 1;
+                s.counters.caught_up_fills += caught as u64;
+                s.log(format!(
+                    "{}: user data stream back after {} ms; caught up {caught} fill(s); trading",
+                    venue.name,
+                    (now_ns() - lost_at) / 1_000_000
+                ));
             }
-            Ok(None) => {
-                if !flags.stopping() {
-                    // Without it no fill would be seen: stop rather than trade blind.
-                    state.borrow().log(format!(
-                        "{}: user data stream closed; stopping (no fill may go unseen)",
-                        venue.name
-                    ));
-                    flags.fail();
-                }
-                return;
-            }
-            Ok(Some(Err(e))) => {
+            Err(e) => {
                 if !flags.stopping() {
                     state.borrow().log(format!(
                         "{}: user data stream: {e}; stopping (no fill may go unseen)",
@@ -755,6 +872,170 @@ async fn user_stream(
                     flags.fail();
                 }
                 return;
+            }
+        }
+    }
+}
+
+/// A new listen key and stream, retried with capped exponential backoff and jitter until
+/// [`USER_STREAM_DEADLINE`]; also returns a client for the catch-up.
+async fn reconnect(
+    state: &Shared,
+    venue: &VenueConfig,
+    flags: &Flags,
+) -> Result<(Ws, String, Client), String> {
+    let base = Base::parse(&venue.rest).map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now() + USER_STREAM_DEADLINE;
+    let mut backoff = Duration::from_millis(100);
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        if flags.stopping() {
+            return Err("the engine is stopping".to_owned());
+        }
+        let mut client = Client::new(base.clone());
+        let attempt = async {
+            let key = listen_key(&mut client, venue).await?;
+            let url = format!("{}/ws/{key}", venue.ws.trim_end_matches('/'));
+            let (ws, _) = crate::tls::connect_ws(url.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((ws, key))
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
+            Ok(Ok((ws, key))) => return Ok((ws, key, client)),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
+        }
+        // Jitter of up to a quarter of the wait, from the clock's low bits.
+        let jitter = backoff.as_millis() as i64 / 4;
+        let wait = backoff + Duration::from_millis((now_ns() % (jitter.max(1))) as u64);
+        state.borrow().log(format!(
+            "{}: user stream reconnect: {last}; again in {} ms",
+            venue.name,
+            wait.as_millis()
+        ));
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+    Err(format!(
+        "lost for {} s, the last attempt: {last}",
+        USER_STREAM_DEADLINE.as_secs()
+    ))
+}
+
+/// After a reconnect: what became of every working order on the venue while its stream was
+/// lost (`GET /api/v3/order`, and `GET /api/v3/myTrades` for its fills). Fills not reported
+/// yet (by trade id) and final states are reported; returns the fills reported.
+async fn catch_up_working(
+    state: &Shared,
+    venue: &VenueConfig,
+    client: &mut Client,
+) -> Result<usize, String> {
+    let prefix = state.borrow().prefix.clone();
+    let mut ids: Vec<u64> = state
+        .borrow()
+        .working
+        .iter()
+        .filter(|(_, w)| w.exchange == venue.exchange)
+        .map(|(id, _)| *id)
+        .collect();
+    ids.sort_unstable();
+    let mut fills = 0;
+    for id in ids {
+        let Some(w) = state.borrow().working.get(&id).cloned() else {
+            continue; // finished meanwhile (a report on the new stream)
+        };
+        let Some(info) =
+            crate::catchup::query_order(client, venue, &w.symbol, &format!("{prefix}{id}")).await?
+        else {
+            // Not known to the venue (yet): its order request is still in flight, or was
+            // refused, and its answer settles it.
+            continue;
+        };
+        let report_one = |kind: ExecKind, leaves: i64, trade: Option<i64>| {
+            let exec = ExecMsg {
+                exchange: venue.exchange,
+                exec: Exec {
+                    ts: now_ns(),
+                    order_id: id,
+                    kind,
+                    leaves: Qty(leaves.max(0)),
+                },
+                recv_ns: now_ns(),
+            };
+            report(state, exec, &venue.name, &w.symbol, w.side, trade);
+        };
+        if !w.accepted {
+            report_one(ExecKind::Accepted, info.orig_qty.0, None);
+        }
+        if info.executed_qty.0 > 0 {
+            let trades =
+                crate::catchup::order_trades(client, venue, &w.symbol, info.order_id).await?;
+            let mut cum = 0;
+            for t in &trades {
+                cum += t.qty.0;
+                let Ok(trade_id) = i64::try_from(t.id) else {
+                    continue;
+                };
+                let seen = state
+                    .borrow()
+                    .working
+                    .get(&id)
+                    .map_or(true, |w| w.trades.contains(&trade_id));
+                if seen {
+                    continue;
+                }
+                state.borrow_mut().caught.insert((venue.exchange, trade_id));
+                report_one(
+                    ExecKind::Fill {
+                        price: t.price,
+                        qty: t.qty,
+                        maker: t.is_maker,
+                        fee: t.commission,
+                    },
+                    info.orig_qty.0 - cum,
+                    Some(trade_id),
+                );
+                fills += 1;
+            }
+        }
+        let last = match info.status {
+            bo::OrderStatus::Canceled => Some(ExecKind::Cancelled),
+            bo::OrderStatus::Expired => Some(ExecKind::Expired),
+            bo::OrderStatus::Rejected => Some(ExecKind::Rejected(RejectReason::VenueRejected)),
+            _ => None,
+        };
+        if let Some(kind) = last {
+            if state.borrow().working.contains_key(&id) {
+                report_one(kind, 0, None);
+            }
+        }
+    }
+    Ok(fills)
+}
+
+/// Reads the stream until it is lost (`Some(why)`) or the engine stops (`None`).
+async fn read_stream(
+    state: &Shared,
+    venue: &VenueConfig,
+    ws: &mut Ws,
+    flags: &Flags,
+) -> Option<String> {
+    let prefix = state.borrow().prefix.clone();
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
+        let msg = match next {
+            Err(_) => {
+                if flags.trader_done.load(Ordering::Acquire) {
+                    return None;
+                }
+                continue;
+            }
+            Ok(None) => {
+                return (!flags.stopping()).then(|| "closed by the venue".to_owned());
+            }
+            Ok(Some(Err(e))) => {
+                return (!flags.stopping()).then(|| e.to_string());
             }
             Ok(Some(Ok(m))) => m,
         };
@@ -809,6 +1090,18 @@ async fn user_stream(
             },
             recv_ns: recv,
         };
-        report(&state, exec, &venue.name, &er.symbol, er.side);
+        let trade = (er.exec_type == bo::ExecType::Trade).then_some(er.trade_id);
+        if let Some(t) = trade {
+            // A catch-up after a reconnect may have reported it already.
+            let seen = state
+                .borrow()
+                .working
+                .get(&order_id)
+                .is_some_and(|w| w.trades.contains(&t));
+            if seen || state.borrow_mut().caught.remove(&(venue.exchange, t)) {
+                continue;
+            }
+        }
+        report(state, exec, &venue.name, &er.symbol, er.side, trade);
     }
 }

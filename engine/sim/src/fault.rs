@@ -15,6 +15,10 @@ pub enum Fault {
     /// `kind=drop_market`: drop every market-data connection now, without a close frame; user
     /// data streams stay up (a market-data outage alone).
     DropMarket,
+    /// `kind=drop_user`: drop every user data stream connection now, without a close frame,
+    /// and refuse new listen keys (`-1001`) until `kind=clear`; market data stays up (an
+    /// outage of the account's stream alone, for as long as the test needs).
+    DropUser,
     /// `kind=gap[&count=N]`: do not send the next `N` (default 1) depth diffs; the sim's own
     /// book still applies them, so clients see a sequence gap and a fresh snapshot bridges it.
     Gap { count: u32 },
@@ -26,7 +30,8 @@ pub enum Fault {
     /// `kind=reject[&count=N][&code=C]`: refuse the next `N` new orders (every new order when
     /// no count is given, until `kind=clear`) with Binance error code `C` (default -1015).
     RejectOrders { count: Option<u32>, code: i32 },
-    /// `kind=clear`: cancel pending faults (rejection, gaps not yet taken, a scheduled drop).
+    /// `kind=clear`: cancel pending faults (rejection, gaps not yet taken, a scheduled drop,
+    /// refused listen keys).
     Clear,
 }
 
@@ -35,6 +40,7 @@ impl Fault {
         match self {
             Fault::Drop { .. } => "drop",
             Fault::DropMarket => "drop_market",
+            Fault::DropUser => "drop_user",
             Fault::Gap { .. } => "gap",
             Fault::Malformed => "malformed",
             Fault::Stall { .. } => "stall",
@@ -60,17 +66,17 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, gap, malformed, stall, reject, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, gap, malformed, stall, reject, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
             "gap" => &["count"],
-            "malformed" | "clear" | "drop_market" => &[],
+            "malformed" | "clear" | "drop_market" | "drop_user" => &[],
             "stall" => &["ms"],
             "reject" => &["count", "code"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, gap, malformed, stall, reject, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, gap, malformed, stall, reject, clear)"
                 )))
             }
         };
@@ -110,6 +116,7 @@ impl Fault {
             }
             "malformed" => Fault::Malformed,
             "drop_market" => Fault::DropMarket,
+            "drop_user" => Fault::DropUser,
             "stall" => Fault::Stall {
                 ms: arg(&args, "ms", &bad)?
                     .ok_or_else(|| bad("kind=stall needs ms=<milliseconds>".into()))?,
@@ -195,6 +202,7 @@ mod tests {
             ("kind=gap", Fault::Gap { count: 1 }),
             ("kind=gap&count=3", Fault::Gap { count: 3 }),
             ("kind=malformed", Fault::Malformed),
+            ("kind=drop_user", Fault::DropUser),
             ("kind=stall&ms=250", Fault::Stall { ms: 250 }),
             (
                 "kind=reject",

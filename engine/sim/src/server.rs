@@ -106,6 +106,10 @@ struct Shared {
     drop_tx: watch::Sender<u64>,
     /// Bumped by a `drop_market` fault: market-data connections close, user streams stay.
     drop_md_tx: watch::Sender<u64>,
+    /// Bumped by a `drop_user` fault: user data stream connections close.
+    drop_user_tx: watch::Sender<u64>,
+    /// Set by a `drop_user` fault until `clear`: new listen keys are refused.
+    refuse_listen_keys: std::sync::atomic::AtomicBool,
     shutdown_tx: watch::Sender<bool>,
     cmd_tx: mpsc::UnboundedSender<Cmd>,
     listen_keys: Mutex<HashSet<String>>,
@@ -230,6 +234,8 @@ async fn serve(
         user_tx: broadcast::channel(USER_CAPACITY).0,
         drop_tx: watch::channel(0).0,
         drop_md_tx: watch::channel(0).0,
+        drop_user_tx: watch::channel(0).0,
+        refuse_listen_keys: std::sync::atomic::AtomicBool::new(false),
         shutdown_tx: watch::channel(false).0,
         cmd_tx,
         listen_keys: Mutex::new(HashSet::new()),
@@ -479,6 +485,12 @@ impl Engine {
             Fault::Drop { after_frames: 0 } => self.drop_all(),
             Fault::Drop { after_frames } => self.drop_at = Some(self.published + after_frames),
             Fault::DropMarket => self.shared.drop_md_tx.send_modify(|g| *g += 1),
+            Fault::DropUser => {
+                self.shared
+                    .refuse_listen_keys
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                self.shared.drop_user_tx.send_modify(|g| *g += 1);
+            }
             Fault::Gap { count } => self.skip_diffs += u64::from(count),
             Fault::Malformed => {
                 // A frame cut in the middle of its data, on every connection.
@@ -506,6 +518,9 @@ impl Engine {
             }
             Fault::Clear => {
                 self.shared.venue().set_reject(None);
+                self.shared
+                    .refuse_listen_keys
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
                 self.skip_diffs = 0;
                 self.drop_at = None;
                 self.stall_until = None;
@@ -779,6 +794,15 @@ async fn route(
         }
         (&Method::POST, bo::USER_DATA_STREAM_PATH) => {
             check_api_key(shared, api_key.as_deref())?;
+            if shared
+                .refuse_listen_keys
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(ApiError::new(
+                    -1001,
+                    "Internal error; unable to process your request. Please try again.",
+                ));
+            }
             let key = new_listen_key(shared);
             shared.listen_keys().insert(key.clone());
             Ok(bo::format_listen_key(&key))
@@ -1057,6 +1081,8 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     let mut user = shared.user_tx.subscribe();
     let mut drops = shared.drop_tx.subscribe();
     let mut md_drops = shared.drop_md_tx.subscribe();
+    let mut user_drops = shared.drop_user_tx.subscribe();
+    let user_conn = !sub.user.is_empty();
     // A connection that carries only a user data stream survives a `drop_market`.
     let market = !sub.streams.is_empty() || sub.user.is_empty();
     let mut shutdown = shared.shutdown_tx.subscribe();
@@ -1111,6 +1137,10 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
                 return;
             }
             _ = md_drops.changed(), if market => {
+                bump(&shared.counters.ws_dropped);
+                return;
+            }
+            _ = user_drops.changed(), if user_conn => {
                 bump(&shared.counters.ws_dropped);
                 return;
             }

@@ -705,6 +705,35 @@ async fn drop_faults_close_every_connection() {
 }
 
 #[tokio::test]
+async fn drop_user_closes_user_streams_and_refuses_listen_keys_until_cleared() {
+    let sim = Running::start(&manifest("10", 0, None), SimOptions::default());
+    bounded(async {
+        let (code, body) = http(sim.rest, "POST", "/api/v3/userDataStream", None, "").await;
+        assert_eq!(code, 200, "{body}");
+        let listen_key = rt_venues::binance_orders::parse_listen_key(&body).unwrap();
+        let mut user = sim.ws(&format!("/ws/{listen_key}")).await;
+        let mut market = sim.ws(&format!("/stream?streams={STREAMS}")).await;
+        assert!(next_text(&mut market).await.is_some());
+        post_fault(sim.rest, "kind=drop_user").await;
+        // The user stream goes; market data keeps flowing.
+        assert!(next_text(&mut user).await.is_none());
+        for _ in 0..5 {
+            assert!(next_text(&mut market).await.is_some());
+        }
+        // No new stream until the fault is cleared.
+        let (code, body) = http(sim.rest, "POST", "/api/v3/userDataStream", None, "").await;
+        assert_ne!(code, 200, "{body}");
+        assert_eq!(ApiError::parse(&body).unwrap().code, -1001);
+        post_fault(sim.rest, "kind=clear").await;
+        let (code, body) = http(sim.rest, "POST", "/api/v3/userDataStream", None, "").await;
+        assert_eq!(code, 200, "{body}");
+    })
+    .await;
+    let report = sim.stop();
+    assert_eq!(report.ws_dropped, 1);
+}
+
+#[tokio::test]
 async fn a_scheduled_drop_from_the_options() {
     let opts = SimOptions {
         faults: vec!["300:kind=drop".parse::<ScheduledFault>().unwrap()],
