@@ -384,6 +384,33 @@ def test_fills_made_while_the_user_stream_was_down_are_caught_up_in_place(
         assert_journal_matches_venue(env)
 
 
+def test_an_order_of_unknown_outcome_is_settled_by_asking_the_venue(tmp_path: Path) -> None:
+    # -1007 ("timeout waiting for response from backend server; send status unknown"): the
+    # order may or may not be live. The venue here refused it, so when asked it does not know
+    # the order, and the engine closes it instead of counting it open forever.
+    with live(tmp_path, speed="4") as env:
+        env.start_sim()
+        engine = env.start_engine()
+        wait_live(env)
+        wait_resting(env)
+        env.fault("kind=reject&count=1&code=-1007")
+        wait_for(
+            lambda: "the venue does not know it: rejected" in engine.text(),
+            60,
+            "the unknown outcome settled",
+        )
+        line = next(ln for ln in engine.text().splitlines() if "no clear answer" in ln)
+        order_id = int(line.split("order ")[1].split(":")[0])
+        closed = [
+            r
+            for r in env.journal_records()
+            if r["t"] == "exec" and r["id"] == order_id and r["kind"] == "rejected"
+        ]
+        assert closed, f"order {order_id} is not closed in the journal"
+        assert env.stop("engine") == 0
+        assert_journal_matches_venue(env)
+
+
 def test_a_user_stream_that_stays_lost_stops_the_engine(tmp_path: Path) -> None:
     # A venue gone for good: the reconnect gives up after its deadline and the engine stops
     # (exit 2) rather than trade without seeing its fills.

@@ -636,7 +636,15 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
     {
         Ok(r) => r,
         Err(_) => {
-            // The order may or may not have reached the venue: its user stream will say.
+            // The order may or may not have reached the venue: its user stream will say, or
+            // the venue when asked.
+            if !msg.cancel {
+                tokio::task::spawn_local(settle_unknown(
+                    state.clone(),
+                    venue.clone(),
+                    msg.order_id,
+                ));
+            }
             state.borrow_mut().counters.request_errors += 1;
             state.borrow().log(format!(
                 "{}: {} {}: no answer within {} s",
@@ -669,6 +677,13 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             // be live. It stays open here and the user stream reports what happened.
             if r.status >= 500 || code.is_some_and(|c| c == -1006 || c == -1007) {
                 state.borrow_mut().counters.request_errors += 1;
+                if !msg.cancel {
+                    tokio::task::spawn_local(settle_unknown(
+                        state.clone(),
+                        venue.clone(),
+                        msg.order_id,
+                    ));
+                }
                 return;
             }
             if code.is_some_and(|c| AUTH_ERRORS.contains(&c)) {
@@ -690,7 +705,15 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             if matches!(e, HttpError::Connect { .. }) {
                 None
             } else {
-                // The request may or may not have reached the venue: its user stream says.
+                // The request may or may not have reached the venue: its user stream says, or
+                // the venue when asked.
+                if !msg.cancel {
+                    tokio::task::spawn_local(settle_unknown(
+                        state.clone(),
+                        venue.clone(),
+                        msg.order_id,
+                    ));
+                }
                 return;
             }
         }
@@ -931,7 +954,6 @@ async fn catch_up_working(
     venue: &VenueConfig,
     client: &mut Client,
 ) -> Result<usize, String> {
-    let prefix = state.borrow().prefix.clone();
     let mut ids: Vec<u64> = state
         .borrow()
         .working
@@ -940,18 +962,58 @@ async fn catch_up_working(
         .map(|(id, _)| *id)
         .collect();
     ids.sort_unstable();
+    catch_up_orders(state, venue, client, &ids, false).await
+}
+
+/// How long after an order request of unknown outcome (no answer, a 5xx) the gateway asks the
+/// venue what became of it, unless a report settled it first.
+const SETTLE_AFTER: Duration = Duration::from_secs(2);
+
+/// Settles an order whose request had an unknown outcome: if no report arrived within
+/// [`SETTLE_AFTER`], the venue is asked; an order it does not know is reported rejected (it
+/// never reached the venue), one it knows is caught up. Without this, such an order would stay
+/// open forever and count against `max_open_orders`.
+async fn settle_unknown(state: Shared, venue: VenueConfig, id: u64) {
+    tokio::time::sleep(SETTLE_AFTER).await;
+    let unsettled = {
+        let s = state.borrow();
+        s.working.get(&id).is_some_and(|w| !w.accepted) && !s.down.contains(&venue.exchange)
+    };
+    if !unsettled {
+        return;
+    }
+    let Ok(base) = Base::parse(&venue.rest) else {
+        return;
+    };
+    let mut client = Client::new(base);
+    match catch_up_orders(&state, &venue, &mut client, &[id], true).await {
+        Ok(_) => {}
+        Err(e) => state.borrow().log(format!(
+            "{}: order {id}: cannot settle its unknown outcome: {e}",
+            venue.name
+        )),
+    }
+}
+
+/// Asks the venue about each order of `ids` still working and reports what it missed: an
+/// acceptance, fills not reported yet (by trade id), a final state. An order the venue does not
+/// know is left alone (its request may still be in flight), or reported rejected when
+/// `unknown_is_final`. Returns the fills reported.
+async fn catch_up_orders(
+    state: &Shared,
+    venue: &VenueConfig,
+    client: &mut Client,
+    ids: &[u64],
+    unknown_is_final: bool,
+) -> Result<usize, String> {
+    let prefix = state.borrow().prefix.clone();
     let mut fills = 0;
-    for id in ids {
+    for &id in ids {
         let Some(w) = state.borrow().working.get(&id).cloned() else {
-            continue; // finished meanwhile (a report on the new stream)
+            continue; // finished meanwhile (a report on the stream)
         };
-        let Some(info) =
-            crate::catchup::query_order(client, venue, &w.symbol, &format!("{prefix}{id}")).await?
-        else {
-            // Not known to the venue (yet): its order request is still in flight, or was
-            // refused, and its answer settles it.
-            continue;
-        };
+        let info =
+            crate::catchup::query_order(client, venue, &w.symbol, &format!("{prefix}{id}")).await?;
         let report_one = |kind: ExecKind, leaves: i64, trade: Option<i64>| {
             let exec = ExecMsg {
                 exchange: venue.exchange,
@@ -964,6 +1026,17 @@ async fn catch_up_working(
                 recv_ns: now_ns(),
             };
             report(state, exec, &venue.name, &w.symbol, w.side, trade);
+        };
+        let Some(info) = info else {
+            if unknown_is_final && state.borrow().working.contains_key(&id) {
+                state.borrow().log(format!(
+                    "{}: order {id}: its request had no clear answer and the venue does not \
+                     know it: rejected",
+                    venue.name
+                ));
+                report_one(ExecKind::Rejected(RejectReason::VenueRejected), 0, None);
+            }
+            continue;
         };
         if !w.accepted {
             report_one(ExecKind::Accepted, info.orig_qty.0, None);
