@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +50,38 @@ def cli() -> Callable[..., Run]:
         argv = list(args) + (["--root", str(root)] if root is not None else [])
         result = runner.invoke(app, argv, catch_exceptions=False)
         return Run(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture
+def ctrl_c(tmp_path: Path) -> Callable[..., Run]:
+    """Runs `appliance ARGS` as a process, presses Ctrl-C (a real SIGINT, as a terminal sends)
+    once `ready(stdout so far)` holds, and returns how it ended. Bounded: the process is killed
+    if it has not ended `timeout` s after the press."""
+
+    def run(*args: str, ready: Callable[[str], bool], timeout: float = 30) -> Run:
+        out_path, err_path = tmp_path / "ctrl_c.out", tmp_path / "ctrl_c.err"
+        env = os.environ | {"PYTHONUNBUFFERED": "1", "COLUMNS": "100", "LINES": "60"}
+        appliance = str(Path(sys.executable).with_name("appliance"))
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            proc = subprocess.Popen([appliance, *args], stdout=out, stderr=err, env=env)
+        try:
+            end = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < end:
+                if ready(out_path.read_text(errors="replace")):
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, f"ended before Ctrl-C:\n{err_path.read_text()}"
+            assert ready(out_path.read_text(errors="replace")), "never ready for Ctrl-C"
+            time.sleep(0.3)  # from the readiness sign into the loop that waits for Ctrl-C
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+        return Run(code, out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
 
     return run
 

@@ -110,6 +110,8 @@ def run(manifest: dict[str, Any]) -> int:
             manifest_sha256=str(manifest["content_sha256"]),
         )
 
+    # A slow start (seconds): what a Ctrl-C during `appliance run`'s start-up meets.
+    time.sleep(float(os.environ.get("FAKE_ENGINE_START_DELAY", "0")))
     print(f"engine {engine['id']}: running", flush=True)
     order = pb.OrderUpdate(
         order_id=1,
@@ -149,6 +151,8 @@ def run(manifest: dict[str, Any]) -> int:
                 equity="10000.5",
             )
             rep.send(pb.ControlReply(ok=True, status=status).SerializeToString())
+            # What tests wait on: `appliance run` asks for the status just before it watches.
+            print(f"control: {command} answered", flush=True)
         if time.monotonic() >= next_hb:
             if seq == 6:
                 send(pb.Event(order=order))

@@ -253,41 +253,21 @@ def test_monitor_duration_is_bounded(cli: Callable[..., Run]) -> None:
     assert "tick_to_order" in run.stdout
 
 
-def test_monitor_ends_cleanly_on_ctrl_c(cli: Callable[..., Run]) -> None:
-    import _thread
-    import threading
-    import time
-
+def test_monitor_ends_cleanly_on_ctrl_c(ctrl_c: Callable[..., Run]) -> None:
     with FakeEngine(heartbeat_s=0.05) as fake:
-        done = threading.Event()
-
-        def ctrl_c() -> None:
-            # Once the monitor has asked for the status it is about to draw; a Ctrl-C that
-            # lands before its watch loop could go unseen on a loaded machine, so press again
-            # until it returns (bounded).
-            end = time.monotonic() + 20
-            while "status" not in fake.requests and time.monotonic() < end:
-                time.sleep(0.05)
-            time.sleep(0.5)
-            while not done.is_set() and time.monotonic() < end:
-                _thread.interrupt_main()
-                done.wait(3.0)
-
-        presser = threading.Thread(target=ctrl_c)
-        presser.start()
-        start = time.monotonic()
-        # --duration bounds the test even if every Ctrl-C were lost; ending well before it
-        # shows that Ctrl-C ended the watch.
-        try:
-            run = cli(
-                "monitor", "--events", fake.events, "--control", fake.control, "--duration", "60"
-            )
-        finally:
-            done.set()
-            presser.join()
-        elapsed = time.monotonic() - start
+        # --duration only bounds the test; Ctrl-C ends the watch long before.
+        run = ctrl_c(
+            "monitor",
+            "--events",
+            fake.events,
+            "--control",
+            fake.control,
+            "--duration",
+            "120",
+            # Rich draws to a file only at the end: wait for the status it asks for first.
+            ready=lambda _out: "status" in fake.requests,
+        )
     assert run.exit_code == 0, run.stderr
-    assert elapsed < 30, f"Ctrl-C did not end the monitor ({elapsed:.1f} s)"
     assert "tick_to_order" in run.stdout
     assert "Traceback" not in run.stderr
 

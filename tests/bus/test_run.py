@@ -184,26 +184,44 @@ def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 def test_ctrl_c_ends_the_run_cleanly(
-    project: Path, ports: list[str], cli: Callable[..., Run]
+    project: Path, ports: list[str], ctrl_c: Callable[..., Run]
 ) -> None:
-    import _thread
-    import threading
-
     log = project / "state" / "run" / "paper_local" / "engine_paper_1.log"
-
-    def interrupt_when_running() -> None:
-        if _wait_for(lambda: log.is_file() and "running" in log.read_text(), 20):
-            time.sleep(0.7)
-            _thread.interrupt_main()
-
-    thread = threading.Thread(target=interrupt_when_running)
-    thread.start()
-    run = cli("run", *ports, "--duration", "0", root=project)  # 0: until Ctrl-C
-    thread.join()
+    run = ctrl_c(
+        "run",
+        *ports,
+        "--duration",
+        "0",  # 0: until Ctrl-C
+        "--root",
+        str(project),
+        # The status `run` asks for right before its watch loop; Ctrl-C during start-up
+        # aborts instead (exit 130, tested apart).
+        ready=lambda _out: log.is_file() and "control: status answered" in log.read_text(),
+    )
     assert run.exit_code == 0, run.stderr
     assert "paper_local / paper_1" in run.stdout  # the summary after a clean stop
     assert "tick_to_order" in log.read_text()
     assert all(gone(p) for p in pids(run).values())
+
+
+def test_ctrl_c_during_start_up_aborts_and_stops_what_started(
+    project: Path, ports: list[str], ctrl_c: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine takes 5 s to come up: the Ctrl-C lands while `run` waits for it.
+    monkeypatch.setenv("FAKE_ENGINE_START_DELAY", "5")
+    run = ctrl_c(
+        "run",
+        *ports,
+        "--duration",
+        "0",
+        "--root",
+        str(project),
+        ready=lambda out: "started engine" in out,
+    )
+    assert run.exit_code == 130, run.stderr
+    assert "interrupted: stopping the engine and simulators" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert pids(run) and all(gone(p) for p in pids(run).values())
 
 
 def test_no_orphans_when_appliance_is_killed(
