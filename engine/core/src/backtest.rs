@@ -1733,6 +1733,17 @@ impl Backtest {
 
     /// Shows the equity to the risk engine (and tracks the drawdown).
     fn check_equity(&mut self) {
+        // Equity is only as good as its marks: while an instrument with a position has no live
+        // book (before the first snapshot, during a resync), its mark is stale (a restarted
+        // engine's is the price of a journaled fill), so the loss limits wait for live marks.
+        let stale = self
+            .books
+            .iter()
+            .enumerate()
+            .any(|(i, b)| !b.synced && self.portfolio.qty(i as InstrumentId).0 != 0);
+        if stale {
+            return;
+        }
         let equity = self.portfolio.equity();
         self.peak_equity = self.peak_equity.max(equity);
         self.max_drawdown = self

@@ -53,6 +53,19 @@ pub fn catch_up(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let mut out = CatchUp::default();
+        let traded = |o: &UnfinishedOrder| {
+            venues
+                .iter()
+                .any(|v| v.name == o.exchange && v.symbols.contains(&o.symbol))
+        };
+        if let Some(o) = unfinished.iter().find(|o| !traded(o)) {
+            return Err(format!(
+                "order {} on {}/{} is unfinished, and this manifest does not trade {}/{}: its \
+                 fills cannot be caught up; run the previous manifest, or settle the order at \
+                 the venue and move the journal aside",
+                o.id, o.exchange, o.symbol, o.exchange, o.symbol
+            ));
+        }
         for venue in venues {
             let orders: Vec<&UnfinishedOrder> = unfinished
                 .iter()
@@ -93,14 +106,20 @@ async fn one(
     journal: &mut Journal,
     fills: &mut usize,
 ) -> Result<String, String> {
-    let Some(info) = query_order(
-        client,
-        venue,
-        &order.symbol,
-        &format!("{prefix}{}", order.id),
-    )
-    .await?
-    else {
+    // Under the engine id it was sent with (the id may have changed since).
+    let prefix = if order.engine.is_empty() {
+        prefix.to_owned()
+    } else {
+        crate::engine::client_prefix(&order.engine)
+    };
+    let client_id = format!("{prefix}{}", order.id);
+    let Some(info) = query_order(client, venue, &order.symbol, &client_id).await? else {
+        if order.accepted {
+            return Err(format!(
+                "the venue does not know it ({client_id}, -2013), yet it acknowledged it \
+                 before: its fills cannot be known"
+            ));
+        }
         let leaves = signed_units(&order.qty).unwrap_or(0) - order.filled;
         close(journal, order, "expired", "unknown_at_venue", leaves)?;
         return Ok(
@@ -111,6 +130,13 @@ async fn one(
     let orig = info.orig_qty.0;
     let executed = info.executed_qty.0;
     let mut got = 0usize;
+    if executed < order.filled {
+        return Err(format!(
+            "the journal holds {} filled but the venue executed {}",
+            dec(order.filled),
+            dec(executed)
+        ));
+    }
     if executed > order.filled {
         // The trades past what the journal holds, oldest first.
         let mut cum: i64 = 0;
@@ -122,10 +148,13 @@ async fn one(
             if new <= 0 {
                 continue;
             }
+            // The commission of the part not journaled yet (all of it for a whole trade).
+            let share = i128::from(t.commission) * i128::from(new) / i128::from(t.qty.0.max(1));
+            let fee = i64::try_from(share).unwrap_or(t.commission);
             let fill = exec_record(
                 order,
                 "fill",
-                Some((dec(t.price.0), dec(new), dec(t.commission), t.is_maker)),
+                Some((dec(t.price.0), dec(new), dec(fee), t.is_maker)),
                 orig - cum,
                 format!("caught_up trade {}", t.id),
             );
@@ -150,7 +179,13 @@ async fn one(
         "no fill the engine had not seen".to_owned()
     };
     match info.status {
-        bo::OrderStatus::Filled => Ok(format!("FILLED; {found}")),
+        bo::OrderStatus::Filled => {
+            if got == 0 {
+                // Every fill was journaled, only the last report (leaves 0) was not.
+                close(journal, order, "closed", "filled_at_venue", 0)?;
+            }
+            Ok(format!("FILLED; {found}"))
+        }
         bo::OrderStatus::Canceled | bo::OrderStatus::Expired | bo::OrderStatus::Rejected => {
             let kind = match info.status {
                 bo::OrderStatus::Canceled => "cancelled",
@@ -205,9 +240,9 @@ pub(crate) async fn order_trades(
     order_id: u64,
 ) -> Result<Vec<bo::TradeInfo>, String> {
     let mut out: Vec<bo::TradeInfo> = Vec::new();
+    // From the first trade: without `fromId` Binance answers the most recent ones.
+    let mut from_id = 0;
     loop {
-        // From the first trade: without `fromId` Binance answers the most recent ones.
-        let from_id = out.last().map_or(0, |t| t.id + 1);
         let q = bo::MyTradesQuery {
             symbol: symbol.to_owned(),
             order_id: Some(order_id),
@@ -224,9 +259,11 @@ pub(crate) async fn order_trades(
         }
         let page = bo::parse_my_trades(&body).map_err(|e| format!("its trades: {e}"))?;
         let full = page.len() == TRADES_PER_PAGE as usize;
+        let next = page.last().map(|t| t.id + 1);
         out.extend(page.into_iter().filter(|t| t.order_id == order_id));
-        if !full {
-            return Ok(out);
+        match next {
+            Some(n) if full && n > from_id => from_id = n,
+            _ => return Ok(out),
         }
     }
 }

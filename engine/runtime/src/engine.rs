@@ -365,6 +365,14 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             done.fills
         ));
         recovery = journal::recover(&journal_dir)?;
+        if let Some(o) = recovery.unfinished_orders.first() {
+            bail!(
+                "journal {}: order {} is still unfinished after catching up with the venue; \
+                 not trading",
+                journal_dir.display(),
+                o.id
+            );
+        }
     }
     let mut restored = 0;
     for f in &recovery.fills {
@@ -689,7 +697,7 @@ fn restore_safety(
                 .map_err(|e| anyhow::anyhow!("the anchors' peak_equity {e}"))?,
         }),
     };
-    let (state, cause) = match &recovery.risk {
+    let (mut state, mut cause) = match &recovery.risk {
         None => (rt_core::RiskState::Active, None),
         Some(r) => (
             rt_core::RiskState::parse(&r.state)
@@ -697,7 +705,13 @@ fn restore_safety(
             rt_core::RiskCause::parse(&r.cause),
         ),
     };
-    if anchors.is_some() || recovery.risk.is_some() {
+    if recovery.killed {
+        // A kill on an account that was HALTED already writes no risk record: the kill switch
+        // holds until an operator resumes, whatever halted it first.
+        state = rt_core::RiskState::Halted;
+        cause = Some(rt_core::RiskCause::KillSwitch);
+    }
+    if anchors.is_some() || recovery.risk.is_some() || recovery.killed {
         bt.restore_risk(rt_core::RiskRestore {
             state,
             halt_cause: cause,

@@ -113,9 +113,10 @@ struct State {
     working: std::collections::HashMap<u64, Working>,
     /// Exchanges whose user data stream is down (reconnecting): new orders are refused.
     down: std::collections::HashSet<u32>,
-    /// (exchange, trade id) of fills a catch-up reported, so the stream does not report them
-    /// again (it may deliver them after the catch-up).
-    caught: std::collections::HashSet<(u32, i64)>,
+    /// (order id, trade id) of fills a catch-up reported, so the stream does not report them
+    /// again (it may deliver them after the catch-up): the newest [`CAUGHT_KEPT`].
+    caught: std::collections::HashSet<(u64, i64)>,
+    caught_order: std::collections::VecDeque<(u64, i64)>,
 }
 
 /// What the gateway knows of an order it sent that has not finished.
@@ -125,12 +126,28 @@ struct Working {
     symbol: String,
     side: rt_core::Side,
     accepted: bool,
+    /// When its request was written.
+    sent_ns: i64,
     /// The venue's trade ids of the fills reported (a fill is reported once, whether the user
     /// stream or a catch-up saw it first).
     trades: Vec<i64>,
 }
 
+/// Fills a catch-up reported that are remembered against a late duplicate on the stream.
+const CAUGHT_KEPT: usize = 8192;
+
 impl State {
+    fn remember_caught(&mut self, order_id: u64, trade_id: i64) {
+        if self.caught.insert((order_id, trade_id)) {
+            self.caught_order.push_back((order_id, trade_id));
+        }
+        while self.caught_order.len() > CAUGHT_KEPT {
+            if let Some(old) = self.caught_order.pop_front() {
+                self.caught.remove(&old);
+            }
+        }
+    }
+
     /// Hands over the reports that were waiting for room, in order.
     fn flush(&mut self) {
         while let Some(exec) = self.pending.front().copied() {
@@ -212,6 +229,7 @@ pub fn run(
         working: std::collections::HashMap::new(),
         down: std::collections::HashSet::new(),
         caught: std::collections::HashSet::new(),
+        caught_order: std::collections::VecDeque::new(),
     }));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
@@ -624,6 +642,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
                 symbol: symbol.clone(),
                 side: msg.side,
                 accepted: false,
+                sent_ns: written,
                 trades: Vec::new(),
             },
         );
@@ -924,7 +943,8 @@ async fn reconnect(
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>((ws, key))
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(REQUEST_TIMEOUT.min(left), attempt).await {
             Ok(Ok((ws, key))) => return Ok((ws, key, client)),
             Ok(Err(e)) => last = e,
             Err(_) => last = format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
@@ -962,12 +982,14 @@ async fn catch_up_working(
         .map(|(id, _)| *id)
         .collect();
     ids.sort_unstable();
-    catch_up_orders(state, venue, client, &ids, false).await
+    catch_up_orders(state, venue, client, &ids).await
 }
 
 /// How long after an order request of unknown outcome (no answer, a 5xx) the gateway asks the
-/// venue what became of it, unless a report settled it first.
-const SETTLE_AFTER: Duration = Duration::from_secs(2);
+/// venue what became of it, unless a report settled it first: past Binance's default
+/// `recvWindow` (5 s, which our requests leave as is), so a request still on its way can no
+/// longer be accepted.
+const SETTLE_AFTER: Duration = Duration::from_secs(6);
 
 /// Settles an order whose request had an unknown outcome: if no report arrived within
 /// [`SETTLE_AFTER`], the venue is asked; an order it does not know is reported rejected (it
@@ -986,7 +1008,7 @@ async fn settle_unknown(state: Shared, venue: VenueConfig, id: u64) {
         return;
     };
     let mut client = Client::new(base);
-    match catch_up_orders(&state, &venue, &mut client, &[id], true).await {
+    match catch_up_orders(&state, &venue, &mut client, &[id]).await {
         Ok(_) => {}
         Err(e) => state.borrow().log(format!(
             "{}: order {id}: cannot settle its unknown outcome: {e}",
@@ -997,14 +1019,13 @@ async fn settle_unknown(state: Shared, venue: VenueConfig, id: u64) {
 
 /// Asks the venue about each order of `ids` still working and reports what it missed: an
 /// acceptance, fills not reported yet (by trade id), a final state. An order the venue does not
-/// know is left alone (its request may still be in flight), or reported rejected when
-/// `unknown_is_final`. Returns the fills reported.
+/// know is left alone while its request may still be on its way ([`SETTLE_AFTER`]), and
+/// reported rejected after that. Returns the fills reported.
 async fn catch_up_orders(
     state: &Shared,
     venue: &VenueConfig,
     client: &mut Client,
     ids: &[u64],
-    unknown_is_final: bool,
 ) -> Result<usize, String> {
     let prefix = state.borrow().prefix.clone();
     let mut fills = 0;
@@ -1028,7 +1049,8 @@ async fn catch_up_orders(
             report(state, exec, &venue.name, &w.symbol, w.side, trade);
         };
         let Some(info) = info else {
-            if unknown_is_final && state.borrow().working.contains_key(&id) {
+            let settled_out = now_ns() - w.sent_ns >= SETTLE_AFTER.as_nanos() as i64;
+            if settled_out && state.borrow().working.contains_key(&id) {
                 state.borrow().log(format!(
                     "{}: order {id}: its request had no clear answer and the venue does not \
                      know it: rejected",
@@ -1038,7 +1060,7 @@ async fn catch_up_orders(
             }
             continue;
         };
-        if !w.accepted {
+        if state.borrow().working.get(&id).is_some_and(|w| !w.accepted) {
             report_one(ExecKind::Accepted, info.orig_qty.0, None);
         }
         if info.executed_qty.0 > 0 {
@@ -1058,7 +1080,7 @@ async fn catch_up_orders(
                 if seen {
                     continue;
                 }
-                state.borrow_mut().caught.insert((venue.exchange, trade_id));
+                state.borrow_mut().remember_caught(id, trade_id);
                 report_one(
                     ExecKind::Fill {
                         price: t.price,
@@ -1070,6 +1092,14 @@ async fn catch_up_orders(
                     Some(trade_id),
                 );
                 fills += 1;
+            }
+            if cum != info.executed_qty.0 {
+                return Err(format!(
+                    "order {id}: the venue executed {} but its trades add up to {}: the position \
+                     cannot be known",
+                    dec(info.executed_qty.0),
+                    dec(cum)
+                ));
             }
         }
         let last = match info.status {
@@ -1171,7 +1201,7 @@ async fn read_stream(
                 .working
                 .get(&order_id)
                 .is_some_and(|w| w.trades.contains(&t));
-            if seen || state.borrow_mut().caught.remove(&(venue.exchange, t)) {
+            if seen || state.borrow_mut().caught.remove(&(order_id, t)) {
                 continue;
             }
         }

@@ -69,7 +69,8 @@ pub enum Record {
         exchange: String,
         symbol: String,
         side: String,
-        /// accepted | fill | cancelled | expired | rejected | cancel_rejected
+        /// accepted | fill | cancelled | expired | rejected | cancel_rejected | closed (the
+        /// start-up catch-up found it finished at the venue with nothing more to journal)
         kind: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         price: Option<String>,
@@ -139,6 +140,7 @@ impl Journal {
             source,
         })?;
         let path = dir.join(FILE_NAME);
+        repair_tail(&path)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -222,6 +224,60 @@ impl Journal {
     }
 }
 
+/// Makes the journal end with a whole line before anything is appended: a torn last line (a
+/// crash mid-write; [`recover`] skipped it) is cut off, and a whole record that only lacks its
+/// newline gets one. Otherwise the next record would be glued to the fragment.
+fn repair_tail(path: &Path) -> Result<(), JournalError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |op: &'static str| {
+        let path = path.to_owned();
+        move |source| JournalError::Io { path, op, source }
+    };
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("open to check its end")(e)),
+    };
+    let len = file.metadata().map_err(io("stat"))?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut byte = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1)).map_err(io("seek"))?;
+    file.read_exact(&mut byte).map_err(io("read its end"))?;
+    if byte[0] == b'\n' {
+        return Ok(());
+    }
+    // Back to the newline before the last line (or the start of the file).
+    let mut buf = [0u8; 4096];
+    let mut pos = len;
+    let mut start_of_last = 0;
+    while pos > 0 {
+        let from = pos.saturating_sub(buf.len() as u64);
+        let n = usize::try_from(pos - from).unwrap_or(0);
+        file.seek(SeekFrom::Start(from)).map_err(io("seek"))?;
+        file.read_exact(&mut buf[..n]).map_err(io("read its end"))?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            start_of_last = from + i as u64 + 1;
+            break;
+        }
+        pos = from;
+    }
+    let mut last = Vec::new();
+    file.seek(SeekFrom::Start(start_of_last))
+        .map_err(io("seek"))?;
+    file.read_to_end(&mut last).map_err(io("read its end"))?;
+    let last = last.as_slice();
+    if serde_json::from_slice::<Record>(last).is_ok() {
+        file.seek(SeekFrom::End(0)).map_err(io("seek"))?;
+        file.write_all(b"\n").map_err(io("end its last line"))?;
+    } else {
+        file.set_len(start_of_last)
+            .map_err(io("cut a torn last line"))?;
+    }
+    file.sync_data().map_err(io("fsync"))
+}
+
 /// A fill, as recovered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveredFill {
@@ -254,6 +310,9 @@ pub struct Recovery {
     pub anchors: Option<RecoveredAnchors>,
     /// An operator paused (pause, flatten or kill) and did not resume.
     pub paused: bool,
+    /// An operator engaged the kill switch and did not resume (also when the account was
+    /// HALTED already, which writes no risk record).
+    pub killed: bool,
     /// The manifest the last run started with.
     pub manifest_sha256: Option<String>,
     /// (limit, value) tightened by an operator since that manifest first ran, in order.
@@ -264,6 +323,10 @@ pub struct Recovery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnfinishedOrder {
     pub id: u64,
+    /// The engine id it was sent under (its client order id's prefix).
+    pub engine: String,
+    /// The venue acknowledged it (an accepted report or a fill).
+    pub accepted: bool,
     pub exchange: String,
     pub symbol: String,
     pub side: String,
@@ -318,6 +381,7 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
     };
     let mut open: std::collections::BTreeMap<u64, UnfinishedOrder> =
         std::collections::BTreeMap::new();
+    let mut current_engine = String::new();
     let lines: Vec<std::io::Result<String>> = BufReader::new(file).lines().collect();
     let n = lines.len();
     for (k, line) in lines.into_iter().enumerate() {
@@ -348,9 +412,12 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
         out.clean_stop = matches!(record, Record::Stop { .. });
         match record {
             Record::Start {
-                manifest_sha256, ..
+                manifest_sha256,
+                engine,
+                ..
             } => {
                 out.starts += 1;
+                current_engine = engine;
                 if out.manifest_sha256.as_deref() != Some(manifest_sha256.as_str()) {
                     // A new manifest: its reviewed limits replace what an operator tightened.
                     out.tightened.clear();
@@ -382,8 +449,15 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                 value,
                 ..
             } => match command.as_str() {
-                "pause" | "flatten" | "kill" => out.paused = true,
-                "resume" => out.paused = false,
+                "pause" | "flatten" => out.paused = true,
+                "kill" => {
+                    out.paused = true;
+                    out.killed = true;
+                }
+                "resume" => {
+                    out.paused = false;
+                    out.killed = false;
+                }
                 "tighten" => {
                     let (Some(limit), Some(value)) = (limit, value) else {
                         return Err(JournalError::Corrupt {
@@ -415,6 +489,8 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                     id,
                     UnfinishedOrder {
                         id,
+                        engine: current_engine.clone(),
+                        accepted: false,
                         exchange,
                         symbol,
                         side,
@@ -450,6 +526,7 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                         });
                     };
                     if let Some(o) = open.get_mut(&id) {
+                        o.accepted = true;
                         let units = signed_units(&qty).map_err(|e| JournalError::Corrupt {
                             path: path.clone(),
                             line: line_no,
@@ -466,8 +543,14 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                         fee: fee.unwrap_or_else(|| "0".to_owned()),
                     });
                 }
-                "cancelled" | "expired" | "rejected" => {
+                // `closed`: the catch-up found it finished at the venue with nothing to add.
+                "cancelled" | "expired" | "rejected" | "closed" => {
                     open.remove(&id);
+                }
+                "accepted" => {
+                    if let Some(o) = open.get_mut(&id) {
+                        o.accepted = true;
+                    }
                 }
                 _ => {}
             },
@@ -634,7 +717,7 @@ mod tests {
         for units in [-150_000_000, 0, 1, 123_456_789_012] {
             assert_eq!(signed_units(&crate::shared::dec(units)), Ok(units));
         }
-        assert!(r.paused);
+        assert!(r.paused && r.killed);
         assert_eq!(r.manifest_sha256.as_deref(), Some("aaa"));
         assert_eq!(
             r.tightened,
@@ -654,7 +737,7 @@ mod tests {
             j.append(&start("bbb")).expect("append");
         }
         let r = recover(dir.path()).expect("recover");
-        assert!(!r.paused);
+        assert!(!r.paused && !r.killed);
         assert!(r.tightened.is_empty());
         assert_eq!(r.manifest_sha256.as_deref(), Some("bbb"));
     }
@@ -670,6 +753,44 @@ mod tests {
         let err = recover(dir.path()).expect_err("corrupt");
         assert!(err.to_string().contains("line 1"), "{err}");
         assert!(err.to_string().contains("dance"), "{err}");
+    }
+
+    #[test]
+    fn appending_after_a_torn_tail_cuts_it_off_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Never, 10).expect("open");
+            j.append(&order(1)).expect("append");
+        }
+        let mut f = OpenOptions::new().append(true).open(&path).expect("reopen");
+        f.write_all(b"{\"t\":\"exec\",\"ts\":3,\"id\":1,\"exch")
+            .expect("write");
+        drop(f);
+        assert!(recover(dir.path()).expect("recover").torn_tail);
+        // The restart's catch-up appends two records: both must read back, whole.
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Never, 10).expect("open");
+            j.append(&fill(1, "buy", "0.5")).expect("append");
+            j.append(&order(2)).expect("append");
+        }
+        let r = recover(dir.path()).expect("no glued line in the middle");
+        assert!(!r.torn_tail);
+        assert_eq!(r.records, 3);
+        assert_eq!(r.fills.len(), 1);
+
+        // A whole record that only lacks its newline is kept, not cut.
+        let mut f = OpenOptions::new().append(true).open(&path).expect("reopen");
+        let line = serde_json::to_vec(&order(3)).expect("encode");
+        f.write_all(&line).expect("write");
+        drop(f);
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Never, 10).expect("open");
+            j.append(&order(4)).expect("append");
+        }
+        let r = recover(dir.path()).expect("recover");
+        assert_eq!(r.records, 5);
+        assert_eq!(r.next_order_id, 5);
     }
 
     #[test]
