@@ -411,6 +411,21 @@ def test_an_order_of_unknown_outcome_is_settled_by_asking_the_venue(tmp_path: Pa
         assert_journal_matches_venue(env)
 
 
+def test_a_half_open_user_stream_is_noticed_by_a_ping_and_replaced(tmp_path: Path) -> None:
+    # The venue's side of the account stream goes silent without closing it (as a half-open
+    # TCP connection does): only an unanswered ping shows it is gone.
+    with live(tmp_path, speed="4") as env:
+        env.start_sim()
+        engine = env.start_engine()
+        wait_live(env)
+        env.fault("kind=freeze_user")
+        wait_for(lambda: "no answer to a ping within 5 s" in engine.text(), 40, "the ping")
+        wait_for(lambda: "user data stream back after" in engine.text(), 30, "the reconnect")
+        assert engine.alive(), engine.text()
+        assert env.stop("engine") == 0
+        assert_journal_matches_venue(env)
+
+
 def test_a_user_stream_that_stays_lost_stops_the_engine(tmp_path: Path) -> None:
     # A venue gone for good: the reconnect gives up after its deadline and the engine stops
     # (exit 2) rather than trade without seeing its fills.

@@ -1117,6 +1117,12 @@ async fn catch_up_orders(
     Ok(fills)
 }
 
+/// A user stream quiet for this long is pinged...
+const PING_AFTER: Duration = Duration::from_secs(10);
+/// ...and lost when nothing (not even the pong) arrives this long after the ping: a half-open
+/// connection is otherwise silent forever.
+const PONG_DEADLINE: Duration = Duration::from_secs(5);
+
 /// Reads the stream until it is lost (`Some(why)`) or the engine stops (`None`).
 async fn read_stream(
     state: &Shared,
@@ -1124,13 +1130,30 @@ async fn read_stream(
     ws: &mut Ws,
     flags: &Flags,
 ) -> Option<String> {
+    use futures_util::SinkExt;
     let prefix = state.borrow().prefix.clone();
+    let mut heard = tokio::time::Instant::now();
+    let mut pinged: Option<tokio::time::Instant> = None;
     loop {
         let next = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
         let msg = match next {
             Err(_) => {
                 if flags.trader_done.load(Ordering::Acquire) {
                     return None;
+                }
+                match pinged {
+                    Some(at) if at.elapsed() >= PONG_DEADLINE => {
+                        return (!flags.stopping()).then(|| {
+                            format!("no answer to a ping within {} s", PONG_DEADLINE.as_secs())
+                        });
+                    }
+                    None if heard.elapsed() >= PING_AFTER => {
+                        if let Err(e) = ws.send(Message::Ping(Vec::new().into())).await {
+                            return (!flags.stopping()).then(|| format!("ping: {e}"));
+                        }
+                        pinged = Some(tokio::time::Instant::now());
+                    }
+                    _ => {}
                 }
                 continue;
             }
@@ -1140,7 +1163,11 @@ async fn read_stream(
             Ok(Some(Err(e))) => {
                 return (!flags.stopping()).then(|| e.to_string());
             }
-            Ok(Some(Ok(m))) => m,
+            Ok(Some(Ok(m))) => {
+                heard = tokio::time::Instant::now();
+                pinged = None;
+                m
+            }
         };
         let recv = now_ns();
         let text = match &msg {

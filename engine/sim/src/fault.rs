@@ -19,6 +19,10 @@ pub enum Fault {
     /// and refuse new listen keys (`-1001`) until `kind=clear`; market data stays up (an
     /// outage of the account's stream alone, for as long as the test needs).
     DropUser,
+    /// `kind=freeze_user`: every user data stream connection open now goes silent but stays
+    /// open (it sends nothing and answers nothing, not even a ping), as a half-open TCP
+    /// connection does; new connections work.
+    FreezeUser,
     /// `kind=gap[&count=N]`: do not send the next `N` (default 1) depth diffs; the sim's own
     /// book still applies them, so clients see a sequence gap and a fresh snapshot bridges it.
     Gap { count: u32 },
@@ -41,6 +45,7 @@ impl Fault {
             Fault::Drop { .. } => "drop",
             Fault::DropMarket => "drop_market",
             Fault::DropUser => "drop_user",
+            Fault::FreezeUser => "freeze_user",
             Fault::Gap { .. } => "gap",
             Fault::Malformed => "malformed",
             Fault::Stall { .. } => "stall",
@@ -66,17 +71,17 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, gap, malformed, stall, reject, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, stall, reject, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
             "gap" => &["count"],
-            "malformed" | "clear" | "drop_market" | "drop_user" => &[],
+            "malformed" | "clear" | "drop_market" | "drop_user" | "freeze_user" => &[],
             "stall" => &["ms"],
             "reject" => &["count", "code"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, gap, malformed, stall, reject, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, stall, reject, clear)"
                 )))
             }
         };
@@ -117,6 +122,7 @@ impl Fault {
             "malformed" => Fault::Malformed,
             "drop_market" => Fault::DropMarket,
             "drop_user" => Fault::DropUser,
+            "freeze_user" => Fault::FreezeUser,
             "stall" => Fault::Stall {
                 ms: arg(&args, "ms", &bad)?
                     .ok_or_else(|| bad("kind=stall needs ms=<milliseconds>".into()))?,
@@ -203,6 +209,7 @@ mod tests {
             ("kind=gap&count=3", Fault::Gap { count: 3 }),
             ("kind=malformed", Fault::Malformed),
             ("kind=drop_user", Fault::DropUser),
+            ("kind=freeze_user", Fault::FreezeUser),
             ("kind=stall&ms=250", Fault::Stall { ms: 250 }),
             (
                 "kind=reject",

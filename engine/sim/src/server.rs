@@ -108,6 +108,8 @@ struct Shared {
     drop_md_tx: watch::Sender<u64>,
     /// Bumped by a `drop_user` fault: user data stream connections close.
     drop_user_tx: watch::Sender<u64>,
+    /// Bumped by a `freeze_user` fault: user data stream connections go silent, left open.
+    freeze_user_tx: watch::Sender<u64>,
     /// Set by a `drop_user` fault until `clear`: new listen keys are refused.
     refuse_listen_keys: std::sync::atomic::AtomicBool,
     shutdown_tx: watch::Sender<bool>,
@@ -235,6 +237,7 @@ async fn serve(
         drop_tx: watch::channel(0).0,
         drop_md_tx: watch::channel(0).0,
         drop_user_tx: watch::channel(0).0,
+        freeze_user_tx: watch::channel(0).0,
         refuse_listen_keys: std::sync::atomic::AtomicBool::new(false),
         shutdown_tx: watch::channel(false).0,
         cmd_tx,
@@ -491,6 +494,7 @@ impl Engine {
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 self.shared.drop_user_tx.send_modify(|g| *g += 1);
             }
+            Fault::FreezeUser => self.shared.freeze_user_tx.send_modify(|g| *g += 1),
             Fault::Gap { count } => self.skip_diffs += u64::from(count),
             Fault::Malformed => {
                 // A frame cut in the middle of its data, on every connection.
@@ -1082,6 +1086,7 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     let mut drops = shared.drop_tx.subscribe();
     let mut md_drops = shared.drop_md_tx.subscribe();
     let mut user_drops = shared.drop_user_tx.subscribe();
+    let mut user_freezes = shared.freeze_user_tx.subscribe();
     let user_conn = !sub.user.is_empty();
     // A connection that carries only a user data stream survives a `drop_market`.
     let market = !sub.streams.is_empty() || sub.user.is_empty();
@@ -1142,6 +1147,12 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
             }
             _ = user_drops.changed(), if user_conn => {
                 bump(&shared.counters.ws_dropped);
+                return;
+            }
+            _ = user_freezes.changed(), if user_conn => {
+                // Half-open: nothing is read or written any more, and the socket stays open
+                // (both halves are held) until the sim stops.
+                let _ = shutdown.changed().await;
                 return;
             }
             _ = shutdown.changed() => {
