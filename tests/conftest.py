@@ -65,7 +65,16 @@ def ctrl_c(tmp_path: Path) -> Callable[..., Run]:
         env = os.environ | {"PYTHONUNBUFFERED": "1", "COLUMNS": "100", "LINES": "60"}
         appliance = str(Path(sys.executable).with_name("appliance"))
         with out_path.open("wb") as out, err_path.open("wb") as err:
-            proc = subprocess.Popen([appliance, *args], stdout=out, stderr=err, env=env)
+            # SIGINT back to its default in the child: a shell that starts a job in the
+            # background (a CI runner, `cmd &`) makes it ignored, and Python then installs no
+            # Ctrl-C handler at all.
+            proc = subprocess.Popen(
+                [appliance, *args],
+                stdout=out,
+                stderr=err,
+                env=env,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
         try:
             end = time.monotonic() + 60
             while proc.poll() is None and time.monotonic() < end:

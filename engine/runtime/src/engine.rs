@@ -354,6 +354,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         let done = crate::catchup::catch_up(
             &venues,
             &client_prefix(&engine_id),
+            live,
             &recovery.unfinished_orders,
             &mut j,
         )
