@@ -548,16 +548,8 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
     if !msg.cancel && state.borrow().down.contains(&msg.exchange) {
         // Its fills could not be seen: refused before it leaves (cancels still go out).
         state.borrow_mut().counters.refused_stream_down += 1;
-        let exec = ExecMsg {
-            exchange: msg.exchange,
-            exec: Exec {
-                ts: now_ns(),
-                order_id: msg.order_id,
-                kind: ExecKind::Rejected(RejectReason::VenueRejected),
-                leaves: Qty::ZERO,
-            },
-            recv_ns: now_ns(),
-        };
+        let kind = ExecKind::Rejected(RejectReason::VenueRejected);
+        let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
         report(state, exec, &exchange, &symbol, msg.side, None);
         return;
     }
@@ -647,6 +639,12 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             },
         );
     }
+    // An order request of unknown outcome: ask the venue later, unless a report settles it.
+    let settle_later = || {
+        if !msg.cancel {
+            tokio::task::spawn_local(settle_unknown(state.clone(), venue.clone(), msg.order_id));
+        }
+    };
     let result = match tokio::time::timeout(
         REQUEST_TIMEOUT,
         client.request(method, &path, &headers),
@@ -657,13 +655,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         Err(_) => {
             // The order may or may not have reached the venue: its user stream will say, or
             // the venue when asked.
-            if !msg.cancel {
-                tokio::task::spawn_local(settle_unknown(
-                    state.clone(),
-                    venue.clone(),
-                    msg.order_id,
-                ));
-            }
+            settle_later();
             state.borrow_mut().counters.request_errors += 1;
             state.borrow().log(format!(
                 "{}: {} {}: no answer within {} s",
@@ -696,13 +688,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             // be live. It stays open here and the user stream reports what happened.
             if r.status >= 500 || code.is_some_and(|c| c == -1006 || c == -1007) {
                 state.borrow_mut().counters.request_errors += 1;
-                if !msg.cancel {
-                    tokio::task::spawn_local(settle_unknown(
-                        state.clone(),
-                        venue.clone(),
-                        msg.order_id,
-                    ));
-                }
+                settle_later();
                 return;
             }
             if code.is_some_and(|c| AUTH_ERRORS.contains(&c)) {
@@ -726,13 +712,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             } else {
                 // The request may or may not have reached the venue: its user stream says, or
                 // the venue when asked.
-                if !msg.cancel {
-                    tokio::task::spawn_local(settle_unknown(
-                        state.clone(),
-                        venue.clone(),
-                        msg.order_id,
-                    ));
-                }
+                settle_later();
                 return;
             }
         }
@@ -751,17 +731,23 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             _ => RejectReason::VenueRejected,
         })
     };
-    let exec = ExecMsg {
-        exchange: msg.exchange,
-        exec: Exec {
-            ts: now_ns(),
-            order_id: msg.order_id,
-            kind,
-            leaves: Qty::ZERO,
-        },
-        recv_ns: now_ns(),
-    };
+    let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
     report(state, exec, &exchange, &symbol, msg.side, None);
+}
+
+/// A report the gateway makes itself (a refusal, a catch-up), stamped now.
+fn local_exec(exchange: u32, order_id: u64, kind: ExecKind, leaves: Qty) -> ExecMsg {
+    let now = now_ns();
+    ExecMsg {
+        exchange,
+        exec: Exec {
+            ts: now,
+            order_id,
+            kind,
+            leaves,
+        },
+        recv_ns: now,
+    }
 }
 
 /// Journals a report and hands it to the strategy thread (waiting for room if need be).
@@ -1036,16 +1022,7 @@ async fn catch_up_orders(
         let info =
             crate::catchup::query_order(client, venue, &w.symbol, &format!("{prefix}{id}")).await?;
         let report_one = |kind: ExecKind, leaves: i64, trade: Option<i64>| {
-            let exec = ExecMsg {
-                exchange: venue.exchange,
-                exec: Exec {
-                    ts: now_ns(),
-                    order_id: id,
-                    kind,
-                    leaves: Qty(leaves.max(0)),
-                },
-                recv_ns: now_ns(),
-            };
+            let exec = local_exec(venue.exchange, id, kind, Qty(leaves.max(0)));
             report(state, exec, &venue.name, &w.symbol, w.side, trade);
         };
         let Some(info) = info else {
