@@ -318,6 +318,13 @@ def backtest(
         Path | None, typer.Option("--out", help="report dir (default: reports/<deployment>)")
     ] = None,
     report: Annotated[bool, typer.Option(help="write the HTML and PNG report")] = True,
+    bucket: Annotated[
+        str,
+        typer.Option(
+            "--bucket",
+            help="return bucket of Sharpe/Sortino, a pandas offset alias (docs/metrics.md)",
+        ),
+    ] = "1min",
     fmt: FormatOpt = Format.text,
     root: RootOpt = None,
 ) -> None:
@@ -326,7 +333,16 @@ def backtest(
 
     try:
         project = _root(root)
-        cli_backtest.run(project, overrides or [], data, engine_id, out, report, fmt is Format.json)
+        cli_backtest.run(
+            project,
+            overrides or [],
+            data,
+            engine_id,
+            out,
+            report,
+            fmt is Format.json,
+            bucket=bucket,
+        )
     except ConfigError as err:
         raise _fail(err, fmt) from None
 

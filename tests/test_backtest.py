@@ -37,7 +37,11 @@ def test_market_maker_trades_on_real_data(result: backtest.BacktestResult) -> No
     # A market maker's fills are at its own quotes: within a few ticks of the mid.
     assert (result.fills["price"] > 50_000).all()
     limit = 0.05  # risk.instruments.BTCUSDT.max_position in conf/risk/conservative.yaml
-    assert result.equity["position"].abs().max() <= limit
+    assert result.marks["position"].abs().max() <= limit
+    assert result.equity["position.BTCUSDT"].abs().max() <= limit
+    assert set(result.marks["symbol"]) == {"BTCUSDT"}
+    assert result.risk_events.empty and result.summary["risk_events"] == 0
+    assert list(result.risk_events.columns) == ["ts_ns", "from", "to", "cause"]
 
 
 def test_two_runs_give_identical_results(
@@ -47,6 +51,8 @@ def test_two_runs_give_identical_results(
     pd.testing.assert_frame_equal(result.fills, again.fills)
     pd.testing.assert_frame_equal(result.orders, again.orders)
     pd.testing.assert_frame_equal(result.equity, again.equity)
+    pd.testing.assert_frame_equal(result.marks, again.marks)
+    pd.testing.assert_frame_equal(result.risk_events, again.risk_events)
     assert result.summary == again.summary
 
 
@@ -92,7 +98,8 @@ def test_cli_backtest_writes_the_report(project: Path, cli: Callable[..., Run]) 
     out = project / "reports"
     run = cli("backtest", "--out", str(out), root=project)
     assert run.exit_code == 0, run.stderr
-    for name in ("report.html", "report.png", "summary.json", "fills.csv", "orders.csv"):
+    names = ("report.html", "report.png", "summary.json", "fills.csv", "orders.csv", "marks.csv")
+    for name in names:
         assert (out / name).stat().st_size > 0
     assert (out / "report.png").read_bytes().startswith(b"\x89PNG")
     html = (out / "report.html").read_text()
@@ -100,6 +107,8 @@ def test_cli_backtest_writes_the_report(project: Path, cli: Callable[..., Run]) 
     summary = json.loads((out / "summary.json").read_text())
     for key in ("pnl", "sharpe", "max_drawdown", "turnover", "fill_ratio", "fees", "rejections"):
         assert key in summary["summary"]
+    assert summary["summary"]["return_bucket"] == "1min"
+    assert (out / "risk_events.csv").read_text().startswith("ts_ns,from,to,cause")
     assert "pnl" in run.stdout and "fill_ratio" in run.stdout
     again = cli("backtest", "--no-report", "--format", "json", root=project)
     assert json.loads(again.stdout)["summary"] == summary["summary"]
@@ -111,3 +120,22 @@ def test_cli_backtest_needs_an_engine_choice_for_two(
     run = cli("backtest", "deployment=prod_example", "--data", str(CAPTURE), root=project)
     assert run.exit_code == 2
     assert "--engine" in run.stderr
+
+
+def test_cli_backtest_bucket_sets_the_return_bucket(project: Path, cli: Callable[..., Run]) -> None:
+    run = cli("backtest", "--no-report", "--format", "json", "--bucket", "30s", root=project)
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout)["summary"]["return_bucket"] == "30s"
+
+
+@pytest.mark.parametrize(
+    ("bucket", "why"),
+    [("1ME", "not a fixed-length"), ("0s", "not a positive"), ("-1min", "not a positive")],
+)
+def test_cli_backtest_refuses_a_bad_bucket(
+    project: Path, cli: Callable[..., Run], bucket: str, why: str
+) -> None:
+    run = cli("backtest", "--no-report", "--bucket", bucket, root=project)
+    assert run.exit_code == 2
+    assert "--bucket" in run.stderr and why in run.stderr and "backtest.bucket" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -69,10 +69,17 @@ def run(
     out: Path | None,
     report: bool,
     as_json: bool,
+    bucket: str = "1min",
 ) -> None:
-    from appliance.research import backtest
+    from appliance.research import backtest, metrics
     from appliance.research import report as report_mod
 
+    try:
+        metrics.bucket_seconds(bucket)
+    except metrics.InvalidBucket as err:
+        raise ConfigError(
+            [Diagnostic("--bucket", bucket, "backtest.bucket", f"return bucket: {err}")]
+        ) from None
     compiled = compile_config(project, overrides)
     built = _pick_engine(compiled, engine_id)
     manifest = json.loads(built.text)
@@ -97,19 +104,20 @@ def run(
         def on_progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = backtest.run(built.text, files, on_progress)
+        result = backtest.run(built.text, files, on_progress, bucket=bucket)
     title = f"{compiled.deployment} / {built.engine_id} on {', '.join(result.data)}"
     written: list[Path] = []
     if report:
         target = (out or project / "reports" / compiled.deployment).resolve()
         target.mkdir(parents=True, exist_ok=True)
-        report_mod.write_html(
-            target / "report.html", title, result.summary, result.equity, result.fills
-        )
-        report_mod.write_png(target / "report.png", title, result.equity, result.fills)
+        frames = (result.equity, result.fills, result.marks, result.risk_events)
+        report_mod.write_html(target / "report.html", title, result.summary, *frames)
+        report_mod.write_png(target / "report.png", title, *frames)
         result.fills.to_csv(target / "fills.csv", index=False)
         result.orders.to_csv(target / "orders.csv", index=False)
         result.equity.to_csv(target / "equity.csv", index=False)
+        result.marks.to_csv(target / "marks.csv", index=False)
+        result.risk_events.to_csv(target / "risk_events.csv", index=False)
         (target / "summary.json").write_text(
             json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n"
         )
@@ -135,5 +143,5 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.6g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in sorted(value.items())) or "none"
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in sorted(value.items())) or "none"
     return str(value)
