@@ -47,13 +47,22 @@ class Compiled:
     targets: dict[str, Target] = field(default_factory=dict)
 
 
+GitState = tuple[str | None, bool | None]
+
+
 def compile_config(root: Path, overrides: Sequence[str]) -> Compiled:
-    composed = compose(root, overrides)
+    return compile_composed(compose(root, overrides))
+
+
+def compile_composed(composed: Composed, git_state: GitState | None = None) -> Compiled:
+    """Validate, cross-check and render an already composed config. `git_state` (commit,
+    dirty) is read from the repository when not given; a study passes it once for all trials.
+    """
     validated = _validate(composed)
     if isinstance(validated, list):
         raise ConfigError([d.with_source(composed.source_of(d.path)) for d in validated])
     spec, view, targets = validated
-    provenance = _provenance(composed)
+    provenance = _provenance(composed, git_state)
     view.source_of = composed.source_of
     manifests = [
         _render_engine(composed.deployment_name, spec, view, engine_id, provenance)
@@ -297,8 +306,8 @@ def _manifest_sources(
     return out
 
 
-def _provenance(composed: Composed) -> dict[str, Any]:
-    commit, dirty = _git_state(composed.root)
+def _provenance(composed: Composed, git_state: GitState | None) -> dict[str, Any]:
+    commit, dirty = git_state if git_state is not None else git_state_of(composed.root)
     return {
         "compiler": f"appliance {__version__}",
         "git_commit": commit,
@@ -308,7 +317,8 @@ def _provenance(composed: Composed) -> dict[str, Any]:
     }
 
 
-def _git_state(root: Path) -> tuple[str | None, bool | None]:
+def git_state_of(root: Path) -> GitState:
+    """The commit of `root` and whether conf/ differs from it (None, None outside git)."""
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],

@@ -7,6 +7,7 @@ command-line overrides. A diagnostic then names `conf/risk/prod.yaml` or the ove
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ class Composed:
     choices: dict[str, str]
     overrides: list[str]
     sources: dict[str, str] = field(default_factory=dict)
+    # The composed tree held `${...}` interpolations (resolved in `data`): a value override
+    # may change what they resolve to, so `with_values` refuses to take the shortcut.
+    interpolated: bool = False
 
     @property
     def deployment_name(self) -> str:
@@ -100,6 +104,7 @@ def compose(root: Path, overrides: Sequence[str]) -> Composed:
         with open_dict(cfg):
             del cfg["hydra"]
         data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        interpolated = "${" in repr(OmegaConf.to_container(cfg, resolve=False))
     except (HydraException, OmegaConfBaseException, ValueError, TypeError, KeyError) as exc:
         # Hydra raises plain ValueError for some bad overrides (`deployment=0`): all of these
         # are about the user's input, and Hydra's own code is the only code in this block.
@@ -122,9 +127,68 @@ def compose(root: Path, overrides: Sequence[str]) -> Composed:
     if not isinstance(data, dict):  # pragma: no cover - the root config is always a mapping
         raise ConfigError([Diagnostic("", data, "compose", "the composed config is not a map")])
     tree = {str(k): v for k, v in data.items()}
-    composed = Composed(root=root, data=tree, choices=choices, overrides=task)
+    composed = Composed(
+        root=root, data=tree, choices=choices, overrides=task, interpolated=interpolated
+    )
     composed.sources = _replay_sources(conf, root, choices, task)
     return composed
+
+
+def with_values(base: Composed, overrides: Sequence[str]) -> Composed | None:
+    """`base` with more value overrides applied, exactly as Hydra would compose them, without
+    composing again (a study compiles hundreds of trials of one deployment).
+
+    Only plain changes of existing leaf values qualify (`a.b=3`, `a.list=[x,y]`); anything
+    else (a group choice, `+`/`~`, a subtree, a sweep, interpolations in the tree) returns None
+    and the caller composes with Hydra. Overrides are parsed by Hydra's own parser, so values
+    have the types Hydra would give them.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+
+    if base.interpolated:
+        return None
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return None  # Hydra's compose reports it, with its own message
+    data = copy.deepcopy(base.data)
+    for override in parsed:
+        key = override.key_or_group
+        if (
+            override.type is not OverrideType.CHANGE
+            or override.package is not None
+            or override.is_sweep_override()
+            or key in base.choices
+        ):
+            return None
+        *parents, leaf = key.split(".")
+        node: Any = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict):
+            return None
+        node[leaf] = _plain(override.value())
+    added = [redact_override(o) for o in overrides]
+    composed = Composed(
+        root=base.root,
+        data=data,
+        choices=dict(base.choices),
+        overrides=[*base.overrides, *added],
+        interpolated=False,
+    )
+    composed.sources = _override_sources(dict(base.sources), added, base.choices)
+    return composed
+
+
+def _plain(value: Any) -> Any:
+    """Hydra's parsed value as plain data (as `OmegaConf.to_container` would give it)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _hydra_message(exc: BaseException) -> str:
@@ -159,6 +223,19 @@ def _replay_sources(
 ) -> dict[str, str]:
     sources: dict[str, str] = {}
     _walk(conf, root, "config", "", choices, sources)
+    for override in overrides:
+        # A group added on the command line (`+tuned=mm_paper_local`) is composed after the
+        # primary config's defaults: attribute its values to its file.
+        key, _, option = override.partition("=")
+        if key.startswith("+") and key[1:] in choices and "@" not in key:
+            group = key[1:]
+            _walk(conf, root, f"{group}/{option}", group.replace("/", "."), choices, sources)
+    return _override_sources(sources, overrides, choices)
+
+
+def _override_sources(
+    sources: dict[str, str], overrides: list[str], choices: dict[str, str]
+) -> dict[str, str]:
     for override in overrides:
         if "=" not in override:
             continue
