@@ -272,7 +272,8 @@ def summarise(
 
     `fills` should carry the markout columns (see `markouts`); they are computed here if not.
     The engine's own figures (pnl, fees, turnover, max_drawdown: exact decimal strings) are
-    passed through unchanged.
+    passed through unchanged. pnl_by_instrument lists every instrument of the engine (0.0 for
+    one without fills) and any other symbol with marks or fills.
     """
     marks = marks if marks is not None else pd.DataFrame(columns=["ts_ns", "symbol", "mid"])
     risk_events = risk_events if risk_events is not None else pd.DataFrame(columns=["ts_ns"])
@@ -301,7 +302,8 @@ def summarise(
         "sortino": sortino(returns, bucket),
         "max_drawdown_duration_s": max_drawdown_duration_s(equity),
         "return_bucket": bucket,
-        "pnl_by_instrument": pnl_by_instrument(fills, marks),
+        "pnl_by_instrument": dict.fromkeys(sorted(core["final_position"]), 0.0)
+        | pnl_by_instrument(fills, marks),
         "risk_events": len(risk_events),
         "duration_s": duration_s(equity, marks),
     }

@@ -354,7 +354,9 @@ def test_no_data_gives_none_not_nan() -> None:
     text = json.dumps(result.summary, allow_nan=False)
     for key in ("sharpe", "sortino", "markout_1s_bps", "markout_10s_bps", "duration_s"):
         assert result.summary[key] is None, key
-    assert result.summary["pnl_by_instrument"] == {} and "NaN" not in text
+    # every instrument of the engine is listed, even without fills or marks
+    assert result.summary["pnl_by_instrument"] == {"BTCUSDT": 0.0, "ETHUSDT": 0.0}
+    assert "NaN" not in text
     assert result.risk_events["ts_ns"].dtype == np.int64
 
 
