@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 __version__: str
+MANIFEST_VERSION: int
 
 class ManifestError(ValueError):
     """A manifest the Rust contract (engine/manifest) refuses; the message names every field."""

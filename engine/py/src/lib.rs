@@ -11,6 +11,7 @@
 //!   columns (lists) of orders, fills, equity and marks, plus summary and counters. Raises
 //!   `ManifestError` for a bad manifest and `BacktestError` (a `RuntimeError`) otherwise.
 //! - `__version__`: the crate version.
+//! - `MANIFEST_VERSION`: the manifest contract version this engine reads (`manifest_version`).
 
 use std::path::PathBuf;
 
@@ -412,6 +413,7 @@ fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("BacktestError", module.py().get_type::<BacktestError>())?;
     module.add("ManifestError", module.py().get_type::<ManifestError>())?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("MANIFEST_VERSION", rt_manifest::SUPPORTED_VERSION)?;
     Ok(())
 }
 
