@@ -13,10 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from appliance import engine
-from appliance.research.metrics import DEFAULT_BUCKET, bucket_seconds, markouts, summarise
+from appliance.research.metrics import (
+    DEFAULT_BUCKET,
+    bucket_seconds,
+    markouts,
+    rows_by_symbol,
+    summarise,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -69,30 +76,37 @@ def _typed(part: dict[str, Any], dtypes: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
+def _asof(stamps: Any, at: Any) -> Any:
+    """For each time in `at`, the position in sorted `stamps` of the last one at or before it
+    (-1 when there is none)."""
+    return np.searchsorted(stamps, at, side="right") - 1
+
+
 def _timeline(marks: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     """One row per time point (each equity sample and each mark, every instrument).
 
     Equity columns hold the latest equity sample at that time (0 before the first); per
     instrument, `mid.<SYMBOL>` (NaN before its first mark) and `position.<SYMBOL>` (0 before).
     """
-    samples = samples.sort_values("ts_ns", kind="stable").drop_duplicates("ts_ns", keep="last")
-    marks = marks.sort_values("ts_ns", kind="stable").drop_duplicates(
-        ["ts_ns", "symbol"], keep="last"
-    )
-    stamps = pd.concat([samples["ts_ns"], marks["ts_ns"]]).astype("int64")
-    index = pd.Index(stamps.unique(), dtype="int64").sort_values()
-    columns = [c for c in samples.columns if c != "ts_ns"] or list(EQUITY_COLUMNS)
-    frame = (
-        samples.set_index("ts_ns").reindex(index, columns=columns).ffill().fillna(0.0)
-        if not samples.empty
-        else pd.DataFrame(0.0, index=index, columns=columns)
-    )
-    for symbol in sorted(marks["symbol"].unique()):
-        own = marks[marks["symbol"] == symbol].set_index("ts_ns").reindex(index).ffill()
-        frame[f"mid.{symbol}"] = own["mid"].astype(float)
-        frame[f"position.{symbol}"] = own["position"].astype(float).fillna(0.0)
-    frame.index.name = "ts_ns"
-    return frame.reset_index()
+    sample_ts = samples["ts_ns"].to_numpy(dtype=np.int64)
+    mark_ts = marks["ts_ns"].to_numpy(dtype=np.int64)
+    index = np.unique(np.concatenate([sample_ts, mark_ts]))
+    order = np.argsort(sample_ts, kind="stable")
+    last = _asof(sample_ts[order], index)
+    frame: dict[str, Any] = {"ts_ns": index}
+    for column in [c for c in samples.columns if c != "ts_ns"] or EQUITY_COLUMNS:
+        values = samples[column].to_numpy(dtype=float)[order] if len(samples) else np.zeros(1)
+        frame[column] = np.where(last >= 0, values[np.maximum(last, 0)], 0.0)
+    mids = marks["mid"].to_numpy(dtype=float)
+    positions = marks["position"].to_numpy(dtype=float)
+    rows = rows_by_symbol(marks)
+    for symbol in sorted(rows):
+        own = rows[symbol]
+        last = _asof(mark_ts[own], index)
+        seen = last >= 0
+        frame[f"mid.{symbol}"] = np.where(seen, mids[own][np.maximum(last, 0)], np.nan)
+        frame[f"position.{symbol}"] = np.where(seen, positions[own][np.maximum(last, 0)], 0.0)
+    return pd.DataFrame(frame)
 
 
 def from_raw(

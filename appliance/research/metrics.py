@@ -25,6 +25,7 @@ SECONDS_PER_YEAR = 365 * 24 * 3600  # crypto trades 24 hours a day, 365 days a y
 DEFAULT_BUCKET = "1min"
 MARKOUT_HORIZONS_S: tuple[int, ...] = (1, 10)
 NS = 1_000_000_000
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
 class InvalidBucket(ValueError):
@@ -150,7 +151,7 @@ def max_drawdown_duration_s(equity: pd.DataFrame) -> float | None:
     return float(end - ts[peak_at]) / NS
 
 
-def side_sign(fills: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
+def side_sign(fills: pd.DataFrame) -> FloatArray:
     """+1 for a buy, -1 for a sell."""
     return np.where(fills["side"].to_numpy() == "buy", 1.0, -1.0)
 
@@ -162,6 +163,15 @@ def turnover(fills: pd.DataFrame) -> float:
     return float((fills["price"] * fills["qty"]).sum())
 
 
+def rows_by_symbol(frame: pd.DataFrame) -> dict[str, np.ndarray[Any, np.dtype[np.intp]]]:
+    """Row positions of each symbol, in time order (stable for equal timestamps)."""
+    if frame.empty:
+        return {}
+    order = np.argsort(frame["ts_ns"].to_numpy(dtype=np.int64), kind="stable")
+    symbols = frame["symbol"].to_numpy(dtype=object)[order]
+    return {str(s): order[symbols == s] for s in pd.unique(symbols)}
+
+
 def pnl_by_instrument(fills: pd.DataFrame, marks: pd.DataFrame) -> dict[str, float]:
     """P&L per symbol, net of that symbol's fees (quote currency), starting flat.
 
@@ -169,25 +179,25 @@ def pnl_by_instrument(fills: pd.DataFrame, marks: pd.DataFrame) -> dict[str, flo
     symbol's last mid (its last fill price when it has no mark), minus its fees. The values add
     up to the run's total P&L. Every symbol with a mark or a fill is listed.
     """
-    symbols = sorted(
-        set(marks["symbol"] if not marks.empty else [])
-        | set(fills["symbol"] if not fills.empty else [])
-    )
-    last_mid = _sorted(marks).groupby("symbol")["mid"].last().to_dict() if not marks.empty else {}
+    mark_rows = rows_by_symbol(marks)
+    fill_rows = rows_by_symbol(fills)
+    mids = marks["mid"].to_numpy(dtype=float) if not marks.empty else np.zeros(0)
+    if not fills.empty:
+        sign = side_sign(fills)
+        qty = fills["qty"].to_numpy(dtype=float)
+        price = fills["price"].to_numpy(dtype=float)
+        fee = fills["fee"].to_numpy(dtype=float)
     out: dict[str, float] = {}
-    for symbol in symbols:
-        own = fills[fills["symbol"] == symbol] if not fills.empty else fills
-        if own.empty:
+    for symbol in sorted(set(mark_rows) | set(fill_rows)):
+        rows = fill_rows.get(symbol)
+        if rows is None:
             out[symbol] = 0.0
             continue
-        own = _sorted(own)
-        sign = side_sign(own)
-        qty = own["qty"].to_numpy(dtype=float)
-        price = own["price"].to_numpy(dtype=float)
-        position = float((sign * qty).sum())
-        mark = float(last_mid.get(symbol, price[-1]))
-        cash = float((-sign * price * qty).sum())
-        out[symbol] = cash + position * mark - float(own["fee"].sum())
+        own_marks = mark_rows.get(symbol)
+        mark = mids[own_marks[-1]] if own_marks is not None else price[rows[-1]]
+        position = float((sign[rows] * qty[rows]).sum())
+        cash = float((-sign[rows] * price[rows] * qty[rows]).sum())
+        out[symbol] = cash + position * float(mark) - float(fee[rows].sum())
     return out
 
 
@@ -209,33 +219,26 @@ def markouts(
     markout_{h}s_bps = markout_{h}s / price * 10^4.
     """
     out = fills.copy()
-    names = [name for h in horizons_s for name in markout_columns(h)]
     if fills.empty:
+        names = [name for h in horizons_s for name in markout_columns(h)]
         return out.assign(**{name: pd.Series(dtype=float) for name in names})
-    right = _sorted(marks[["ts_ns", "symbol", "mid"]]) if not marks.empty else None
+    mark_rows = rows_by_symbol(marks)
+    mark_ts = marks["ts_ns"].to_numpy(dtype=np.int64) if not marks.empty else np.zeros(0, int)
+    mids = marks["mid"].to_numpy(dtype=float) if not marks.empty else np.zeros(0)
+    fill_symbols = fills["symbol"].to_numpy(dtype=object)
+    fill_ts = fills["ts_ns"].to_numpy(dtype=np.int64)
     sign = side_sign(fills)
     price = fills["price"].to_numpy(dtype=float)
     for h in horizons_s:
+        later: FloatArray = np.full(len(fills), np.nan)
+        for symbol, rows in mark_rows.items():
+            mine = np.flatnonzero(fill_symbols == symbol)
+            if not mine.size:
+                continue
+            at = np.searchsorted(mark_ts[rows], fill_ts[mine] + h * NS, side="left")
+            found = at < rows.size
+            later[mine[found]] = mids[rows[at[found]]]
         mid_col, quote_col, bps_col = markout_columns(h)
-        if right is None:
-            later = np.full(len(fills), np.nan)
-        else:
-            left = pd.DataFrame(
-                {
-                    "row": np.arange(len(fills)),
-                    "ts_ns": fills["ts_ns"].to_numpy(dtype=np.int64) + h * NS,
-                    "symbol": fills["symbol"].to_numpy(dtype=object),
-                }
-            ).sort_values("ts_ns", kind="stable")
-            merged = pd.merge_asof(
-                left,
-                right.assign(symbol=right["symbol"].to_numpy(dtype=object)),
-                on="ts_ns",
-                by="symbol",
-                direction="forward",
-            )
-            later = np.full(len(fills), np.nan)
-            later[merged["row"].to_numpy()] = merged["mid"].to_numpy(dtype=float)
         move = sign * (later - price)
         out[mid_col] = later
         out[quote_col] = move
