@@ -16,16 +16,40 @@ export MATURIN_NO_INSTALL_RUST := 1
 export MATURIN_PEP517_ARGS := --profile dev
 export RT_ENGINE_BIN := $(CURDIR)/target/debug/rt-engine
 
-.PHONY: setup demo test lint check-python check-rust bench bench-compare clean
+.PHONY: setup lock demo test lint check-python check-rust bench bench-compare clean
 
-setup:
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "py_rt needs Python 3.11+, found " + sys.version.split()[0])'
+# The Python dependency set, pinned with hashes as Cargo.lock pins the Rust one (`make lock`
+# regenerates both files from pyproject.toml and requirements-build.in). The package's extras:
+# research (backtest, optimize, reports), deploy (appliance apply), dev (tests, lints, uv); the
+# lock holds all of them, so both README commands get everything.
+LOCK := requirements.lock
+BUILD_LOCK := requirements-build.lock
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --universal \
+	--custom-compile-command 'make lock'
+
+setup: $(VENV)/.locked
 	@command -v cargo >/dev/null || { echo "py_rt needs a Rust toolchain (cargo) on PATH" >&2; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# setuptools+wheel: antlr4 (a Hydra dependency) is an sdist, built without isolation here.
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.7,<2' setuptools wheel
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -e '.[dev]'
+	# The package itself (its dependencies come from the lock), which builds the extension.
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	cargo build --quiet -p rt-engine
+
+# Installs the locks into the venv (only when they changed): the build tools first, then every
+# dependency, each file checked against its hash. Without build isolation: antlr4 (a Hydra
+# dependency) is an sdist, built with the locked setuptools and wheel.
+$(VENV)/.locked: $(BUILD_LOCK) $(LOCK)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "py_rt needs Python 3.11+, found " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --require-hashes -r $(BUILD_LOCK)
+	$(PIP) install --quiet --require-hashes --no-build-isolation -r $(LOCK)
+	touch $@
+
+# Re-pins after an edit of pyproject.toml's dependencies (kept versions stay unless they must
+# move); `make lock UPGRADE=--upgrade` moves everything to the newest allowed.
+UPGRADE ?=
+lock: $(VENV)/.locked
+	$(UV_COMPILE) $(UPGRADE) pyproject.toml --extra research --extra deploy --extra dev -o $(LOCK)
+	$(UV_COMPILE) $(UPGRADE) requirements-build.in -o $(BUILD_LOCK)
 
 # The main job: compile paper_local, load it in Rust, trade it for a bounded time against the
 # sim venue over loopback (real recorded data), then backtest the same manifest in process.

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from appliance._extras import require
 from appliance.config.diagnostics import ConfigError, render_json, render_text
 from appliance.deploy import cli_apply as _cli_apply
 
@@ -73,6 +74,36 @@ def _rel(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from appliance import __version__, engine
+    from appliance.config.schema import MANIFEST_VERSION
+
+    typer.echo(f"py-rt-appliance {__version__}")
+    typer.echo(f"engine (appliance._engine) {engine.VERSION}")
+    typer.echo(
+        f"manifest contract {MANIFEST_VERSION} (compiler writes {MANIFEST_VERSION}, "
+        f"engine reads {engine.MANIFEST_VERSION})"
+    )
+    raise typer.Exit()
+
+
+@app.callback()
+def _app(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="print the package, engine and manifest contract versions",
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 @app.command()
@@ -329,6 +360,7 @@ def backtest(
     root: RootOpt = None,
 ) -> None:
     """Backtest a deployment's strategies on recorded data with the engine's own Rust core."""
+    require("research", "pandas", "matplotlib", "plotly")
     from appliance.research import cli_backtest
 
     try:

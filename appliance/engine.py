@@ -17,6 +17,9 @@ from typing import Any
 from appliance import _engine
 
 ManifestError = _engine.ManifestError
+# The extension's crate version and the manifest contract version (`manifest_version`) it reads.
+VERSION: str = _engine.__version__
+MANIFEST_VERSION: int = _engine.MANIFEST_VERSION
 
 
 class EngineNotFound(RuntimeError):

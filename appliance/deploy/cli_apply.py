@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from appliance._extras import require
 from appliance.config.diagnostics import ConfigError, Diagnostic, render_json, render_text
 
 APPLY_RECORD = "apply.json"
@@ -115,6 +116,7 @@ def run(
     as_json: bool,
     timeout: int,
 ) -> int:
+    require("deploy", "ansible_runner", "ansible")
     from appliance.config.compiler import compile_config
     from appliance.config.manifest import write_build
     from appliance.deploy import inventory as inv
