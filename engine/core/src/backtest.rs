@@ -369,6 +369,9 @@ pub struct BacktestCounters {
     pub risk_transitions: u64,
     pub pump_overflows: u64,
     pub records_dropped: u64,
+    /// Events applied to the books before the trading start (see
+    /// [`Backtest::set_warmup_until`]); every other counter covers the events after it.
+    pub warmup_events: u64,
 }
 
 impl BacktestCounters {
@@ -577,6 +580,8 @@ pub struct Backtest {
     paused: bool,
     /// Client ids of the engine's own (flatten) orders count down from here.
     next_engine_client_id: u64,
+    /// Events received before this time only build the books (warm-up).
+    warmup_until: Option<Nanos>,
 }
 
 impl Backtest {
@@ -667,6 +672,7 @@ impl Backtest {
             log: None,
             paused: false,
             next_engine_client_id: u64::MAX,
+            warmup_until: None,
         };
         for s in &config.strategies {
             let (ids, specs) = backtest.resolve(s)?;
@@ -921,6 +927,40 @@ impl Backtest {
         self.paused
     }
 
+    /// Trading starts at `start` (a backtest's time window): events received before it only
+    /// build the books and the risk engine's feed clock. No strategy is called and nothing is
+    /// sent or sampled, so the run's start, its first equity sample and the loss limits'
+    /// reference points (daily start, peak) are taken at the first event at or after `start`.
+    /// There the counters start afresh, with `warmup_events` saying how many came before.
+    /// Call before the first event; events after `start` end the warm-up for good.
+    pub fn set_warmup_until(&mut self, start: Nanos) {
+        if self.start.is_none() {
+            self.warmup_until = Some(start);
+        }
+    }
+
+    /// Whether events are still only building the books (see [`Backtest::set_warmup_until`]).
+    pub fn is_warming_up(&self) -> bool {
+        self.warmup_until.is_some()
+    }
+
+    /// Whether an event received at `local_ns` is part of the warm-up; the first one that is
+    /// not ends it and restarts the counters.
+    fn warming(&mut self, local_ns: Nanos) -> bool {
+        match self.warmup_until {
+            Some(until) if local_ns < until => true,
+            Some(_) => {
+                self.warmup_until = None;
+                self.counters = BacktestCounters {
+                    warmup_events: self.counters.events,
+                    ..BacktestCounters::default()
+                };
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Flattens the account: pauses, cancels every open order and sends, for every non-flat
     /// instrument with a synced book, a market order for the opposite of its position,
     /// checked by the risk engine like any other (a HALTED engine cancels but sends nothing).
@@ -1047,11 +1087,12 @@ impl Backtest {
     /// Feeds one market event of `exchange`.
     pub fn on_event(&mut self, exchange: ExchangeId, ev: &MarketEvent<'_>) {
         let header = ev.header();
+        let warm = self.warmup_until.is_some() && self.warming(header.local_ns);
         self.counters.events += 1;
         if header.local_ns > self.clock {
             self.clock = header.local_ns;
         }
-        if self.start.is_none() {
+        if self.start.is_none() && !warm {
             self.start = Some(self.clock);
         }
         self.pump();
@@ -1131,14 +1172,14 @@ impl Backtest {
                 self.books[i].marked = mid;
                 if let Some(mid) = mid {
                     self.portfolio.mark(instrument, mid);
-                    if self.portfolio.qty(instrument).0 != 0 {
+                    if self.portfolio.qty(instrument).0 != 0 && !warm {
                         self.check_equity();
                     }
                 }
             }
         }
         self.pump();
-        if synced && (changed || is_trade) && !self.paused {
+        if synced && (changed || is_trade) && !self.paused && !warm {
             for k in 0..self.books[i].subs.len() {
                 let (s, slot, trades) = self.books[i].subs[k];
                 if is_trade && !trades {
@@ -1164,7 +1205,7 @@ impl Backtest {
             }
             self.pump();
         }
-        if self.clock >= self.next_sample_at {
+        if self.clock >= self.next_sample_at && !warm {
             self.sample_equity();
         }
     }

@@ -532,3 +532,50 @@ fn a_backtest_can_move_between_threads() {
     send::<Backtest>();
     send::<BacktestResult>();
 }
+
+#[test]
+fn a_warm_up_builds_the_books_and_trading_starts_at_the_window() {
+    let tape = random_walk(7, 20_000, T0);
+    let start = tape.event(10_000).header().local_ns;
+    let mut bt = Backtest::new(example_config()).unwrap();
+    bt.set_warmup_until(start);
+    let mut warm = 0u64;
+    for i in 0..tape.len() {
+        let event = tape.event(i);
+        if event.header().local_ns < start {
+            warm += 1;
+        }
+        bt.on_event(0, &event);
+        if i == 9_999 {
+            // Books are synced, nothing traded, no reference point taken yet.
+            assert!(bt.is_warming_up());
+            assert!(bt.book(0).and_then(|b| b.mid()).is_some());
+            assert_eq!(bt.counters().orders_placed, 0);
+            assert_eq!(bt.counters().strategy_calls, 0);
+            assert_eq!(bt.risk_anchors(), None);
+        }
+    }
+    assert!(!bt.is_warming_up());
+    let result = bt.finish();
+    let c = &result.counters;
+    assert!(warm > 0);
+    assert_eq!(c.warmup_events, warm);
+    assert_eq!(c.events + c.warmup_events, 20_000);
+    // Counters restart at the window: the snapshot was loaded during the warm-up.
+    assert_eq!(c.snapshots, 0);
+    assert!(c.orders_sent > 0, "{c:?}");
+    assert!(result.summary.start_ns >= start);
+    assert!(result.equity.first().is_some_and(|e| e.ts >= start));
+    assert!(result.orders.iter().all(|o| o.ts >= start));
+    assert!(result.fills.iter().all(|f| f.ts >= start));
+
+    // Trading from the middle differs from trading all along, and warm-up is deterministic.
+    let (all, _) = run(example_config(), &tape);
+    assert_ne!(all.orders.len(), result.orders.len());
+    let mut again = Backtest::new(example_config()).unwrap();
+    again.set_warmup_until(start);
+    for i in 0..tape.len() {
+        again.on_event(0, &tape.event(i));
+    }
+    assert_eq!(again.finish(), result);
+}

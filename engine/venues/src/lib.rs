@@ -7,14 +7,15 @@
 //! - [`recording`]: recorded captures (hftbacktest `*.gz`, cryptofeed `*.ws.1.0`).
 //! - [`native`]: the compact native event file and its reader.
 //!
-//! Open any of those by path with [`open_any`], iterate with [`EventReader::next_event`], and
-//! convert a capture to a native file with [`convert`].
+//! Open any of those by path with [`open_any`], iterate with [`EventReader::next_event`],
+//! convert a capture to a native file with [`convert`], and describe one (time range, counts,
+//! sequence gaps) with [`info`].
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use rt_core::MarketEvent;
+use rt_core::{MarketEvent, Nanos};
 
 pub mod binance;
 pub mod binance_orders;
@@ -168,6 +169,46 @@ impl ConvertStats {
     pub fn hftbacktest_rows(&self) -> u64 {
         self.depth_levels + self.trades + self.snapshot_levels
     }
+
+    /// Counts one event by kind.
+    fn count(&mut self, event: &MarketEvent<'_>) {
+        self.events += 1;
+        match event {
+            MarketEvent::Depth(d) => {
+                self.depth_diffs += 1;
+                self.depth_levels += (d.bids.len() + d.asks.len()) as u64;
+            }
+            MarketEvent::Snapshot(s) => {
+                self.snapshots += 1;
+                self.snapshot_levels += (s.bids.len() + s.asks.len()) as u64;
+            }
+            MarketEvent::Trade(_) => self.trades += 1,
+            MarketEvent::Bbo(_) => self.bbos += 1,
+        }
+    }
+}
+
+/// Reads a capture or native file to the end, skipping (and counting) frames that do not
+/// decode; stops at an I/O error or a corrupt native row.
+fn read_all(
+    reader: &mut EventReader,
+    stats: &mut ConvertStats,
+    mut each: impl FnMut(&MarketEvent<'_>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    while let Some(event) = reader.next_event() {
+        let event = match event {
+            Ok(event) => event,
+            Err(Error::Decode { .. } | Error::Capture { .. }) => {
+                stats.decode_errors += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        stats.count(&event);
+        each(&event)?;
+    }
+    stats.symbols = reader.symbols().len();
+    Ok(())
 }
 
 /// Converts a capture (or a native file) at `src` into a native file at `dst`. Frames that do
@@ -180,32 +221,105 @@ pub fn convert(src: &Path, dst: &Path) -> Result<ConvertStats, Error> {
         source,
     };
     let mut stats = ConvertStats::default();
-    while let Some(event) = reader.next_event() {
-        let event = match event {
-            Ok(event) => event,
-            Err(Error::Decode { .. } | Error::Capture { .. }) => {
-                stats.decode_errors += 1;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        stats.events += 1;
-        match &event {
-            MarketEvent::Depth(d) => {
-                stats.depth_diffs += 1;
-                stats.depth_levels += (d.bids.len() + d.asks.len()) as u64;
-            }
-            MarketEvent::Snapshot(s) => {
-                stats.snapshots += 1;
-                stats.snapshot_levels += (s.bids.len() + s.asks.len()) as u64;
-            }
-            MarketEvent::Trade(_) => stats.trades += 1,
-            MarketEvent::Bbo(_) => stats.bbos += 1,
-        }
-        writer.write_event(&event).map_err(io)?;
-    }
+    read_all(&mut reader, &mut stats, |event| {
+        writer.write_event(event).map_err(io)
+    })?;
     stats.rows = writer.rows();
-    stats.symbols = reader.symbols().len();
     writer.finish(reader.symbols()).map_err(io)?;
     Ok(stats)
+}
+
+/// The market a capture's depth diffs look like: USD-M futures diffs carry the previous final
+/// update id (`pu`), spot diffs do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarketGuess {
+    Spot,
+    Usdm,
+}
+
+impl MarketGuess {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MarketGuess::Spot => "spot",
+            MarketGuess::Usdm => "usdm",
+        }
+    }
+}
+
+/// What a data file holds, from [`info`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataInfo {
+    /// `native`, `hftbacktest` (`<ts_ns> <frame>` lines) or `cryptofeed`.
+    pub format: &'static str,
+    pub symbols: Vec<String>,
+    pub counts: ConvertStats,
+    /// Local receive time of the first and last events (the replay's clock).
+    pub first_local_ns: Option<Nanos>,
+    pub last_local_ns: Option<Nanos>,
+    /// The exchange's event time of the first and last events that carry one.
+    pub first_exchange_ns: Option<Nanos>,
+    pub last_exchange_ns: Option<Nanos>,
+    /// Depth diffs that do not follow the previous diff of their symbol (spot: first id =
+    /// previous final id + 1; USD-M: `pu` = previous final id), as the book sync would see
+    /// them. Duplicates (final id not past the previous one) are not gaps.
+    pub gaps: u64,
+    /// Events whose local time is before an earlier event's (the replay's clock holds still).
+    pub out_of_order: u64,
+    pub market: Option<MarketGuess>,
+}
+
+/// Reads a capture or native file once and describes it.
+pub fn info(path: &Path) -> Result<DataInfo, Error> {
+    let mut reader = open_any(path)?;
+    let mut out = DataInfo {
+        format: match &reader {
+            EventReader::Native(_) => "native",
+            EventReader::Capture(c) => match c.format() {
+                CaptureFormat::TimestampNs => "hftbacktest",
+                CaptureFormat::Cryptofeed => "cryptofeed",
+            },
+        },
+        ..DataInfo::default()
+    };
+    // Last final update id of each symbol's diffs.
+    let mut last_ids: Vec<Option<u64>> = Vec::new();
+    let mut counts = ConvertStats::default();
+    read_all(&mut reader, &mut counts, |event| {
+        let h = event.header();
+        if out.last_local_ns.is_some_and(|last| h.local_ns < last) {
+            out.out_of_order += 1;
+        }
+        out.first_local_ns.get_or_insert(h.local_ns);
+        out.last_local_ns = Some(out.last_local_ns.map_or(h.local_ns, |l| l.max(h.local_ns)));
+        if h.exchange_ns > 0 {
+            out.first_exchange_ns.get_or_insert(h.exchange_ns);
+            out.last_exchange_ns = Some(h.exchange_ns);
+        }
+        if let MarketEvent::Depth(d) = event {
+            let usdm = d.prev_final_id.is_some();
+            out.market = Some(if usdm {
+                MarketGuess::Usdm
+            } else {
+                MarketGuess::Spot
+            });
+            let i = h.symbol as usize;
+            if last_ids.len() <= i {
+                last_ids.resize(i + 1, None);
+            }
+            if let Some(last) = last_ids[i] {
+                let follows = match d.prev_final_id {
+                    Some(pu) => pu == last,
+                    None => last.checked_add(1) == Some(d.first_id),
+                };
+                if d.final_id > last && !follows {
+                    out.gaps += 1;
+                }
+            }
+            last_ids[i] = Some(last_ids[i].map_or(d.final_id, |l| l.max(d.final_id)));
+        }
+        Ok(())
+    })?;
+    out.symbols = reader.symbols().to_vec();
+    out.counts = counts;
+    Ok(out)
 }

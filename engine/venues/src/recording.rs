@@ -368,6 +368,11 @@ impl CaptureReader {
         self.frames.path()
     }
 
+    /// The line format of the file being read.
+    pub fn format(&self) -> CaptureFormat {
+        self.frames.format()
+    }
+
     /// (bytes read, total bytes) over all the files of this reader.
     pub fn progress(&self) -> (u64, u64) {
         (
