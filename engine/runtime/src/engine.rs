@@ -23,15 +23,12 @@ use rt_manifest::{Fixed, Manifest};
 use rt_ring::Ring;
 
 use crate::bus::{self, Bus, Identity};
-use crate::feed::{self, FeedConfig};
+use crate::feed::{self, FeedConfig, SNAPSHOT_LIMIT};
 use crate::gateway::{self, GatewayConfig, VenueConfig};
 use crate::journal::{self, Journal, Record};
 use crate::latency::human;
 use crate::shared::{dec, Flags, Names};
 use crate::trader;
-
-/// Levels a side of the REST depth snapshots the feeds fetch.
-const SNAPSHOT_LIMIT: u32 = 1000;
 
 /// How a polling thread waits when it found nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,17 +294,12 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     let mut feeds = Vec::new();
     let mut venues = Vec::new();
     for (x, (name, ex)) in manifest.exchanges.iter().enumerate() {
-        let symbols: Vec<String> = ex.instruments.keys().cloned().collect();
-        feeds.push(FeedConfig {
-            exchange: x as u32,
-            name: name.clone(),
-            ws: ex.endpoints.ws.clone(),
-            rest: ex.endpoints.rest.clone(),
-            market: ex.market,
-            symbols: symbols.clone(),
-            stale_ms: manifest.risk.feed_stale_ms,
-            snapshot_limit: SNAPSHOT_LIMIT,
-        });
+        feeds.push(FeedConfig::for_exchange(
+            x as u32,
+            name,
+            ex,
+            manifest.risk.feed_stale_ms,
+        ));
         if ex.market == rt_manifest::model::Market::Usdm {
             // Market data follows the USD-M rules (feed.rs); order entry does not exist yet.
             bail!(
@@ -333,7 +325,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             rest: ex.endpoints.rest.clone(),
             ws: ex.endpoints.ws.clone(),
             credentials,
-            symbols,
+            symbols: ex.instruments.keys().cloned().collect(),
         });
     }
 

@@ -14,15 +14,20 @@
 //! feed-down marker (the strategy thread drops the exchange's books and cancels their
 //! orders) and reconnects with capped exponential backoff and jitter. A frame that does not
 //! decode is counted and skipped.
+//!
+//! The connection logic ([`Feed`]) is generic over a [`Sink`], where its output goes: the
+//! engine's market-data ring ([`RingSink`], [`run`]) or a recorder writing every raw frame and
+//! snapshot body to files (`record.rs`, [`run_with`]). Monomorphised, so the engine's path pays
+//! nothing for the recorder's hooks.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hyper::Method;
 use rt_core::{MarketEvent, Nanos};
-use rt_manifest::model::Market;
+use rt_manifest::model::{Exchange, Market};
 use rt_ring::Producer;
 use rt_venues::Decoder;
 use tokio_tungstenite::tungstenite::Message;
@@ -48,7 +53,26 @@ pub struct FeedConfig {
     pub snapshot_limit: u32,
 }
 
+/// Depth levels of a REST snapshot (Binance's default for `/api/v3/depth` is 100; 1000 keeps
+/// the book deep enough for the strategies).
+pub const SNAPSHOT_LIMIT: u32 = 1000;
+
 impl FeedConfig {
+    /// The feed of exchange number `exchange` (`name`, `ex`) of a manifest: its endpoints and
+    /// instruments (the decoder's symbol ids follow the instruments' order).
+    pub fn for_exchange(exchange: u32, name: &str, ex: &Exchange, stale_ms: u64) -> FeedConfig {
+        FeedConfig {
+            exchange,
+            name: name.to_owned(),
+            ws: ex.endpoints.ws.clone(),
+            rest: ex.endpoints.rest.clone(),
+            market: ex.market,
+            symbols: ex.instruments.keys().cloned().collect(),
+            stale_ms,
+            snapshot_limit: SNAPSHOT_LIMIT,
+        }
+    }
+
     /// The combined-stream URL of every instrument's depth, trade and bookTicker streams.
     pub fn stream_url(&self) -> String {
         let trade = match self.market {
@@ -74,7 +98,7 @@ impl FeedConfig {
         )
     }
 
-    fn snapshot_path(&self, symbol: &str) -> String {
+    pub fn snapshot_path(&self, symbol: &str) -> String {
         let path = match self.market {
             Market::Spot => "/api/v3/depth",
             Market::Usdm => "/fapi/v1/depth",
@@ -86,31 +110,125 @@ impl FeedConfig {
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// Runs the feed until `flags.stop`; returns its totals.
+/// Where a feed's output goes. The feed owns the connection (WebSocket, REST snapshots,
+/// sequence checks, reconnects); the sink owns what happens to what arrives.
+pub trait Sink {
+    /// Wind down: the feed closes the stream and returns.
+    fn stopping(&self) -> bool;
+    /// A fresh snapshot of every symbol is wanted (asked once: the flag is taken).
+    fn take_resync(&mut self) -> bool;
+    /// A line for the log.
+    fn log(&self, line: String);
+    /// The feed's totals or state changed (and once a second).
+    fn report(&mut self, info: &mut FeedInfo);
+    /// Once a second: the latency recorded since the last call.
+    fn latency(&mut self, _stages: Stages) {}
+    /// Every data frame (text or binary) as received at `local_ns`, before it is decoded.
+    #[inline(always)]
+    fn on_raw(&mut self, _frame: &[u8], _local_ns: Nanos) {}
+    /// Symbol `symbol`'s REST snapshot: the raw body and its decoding. `false`: not delivered
+    /// (fetched again shortly).
+    fn on_snapshot(&mut self, symbol: usize, body: &[u8], event: &MarketEvent<'_>) -> bool;
+    /// A decoded event. `false`: it was lost (every book needs a new snapshot).
+    fn on_event(&mut self, event: &MarketEvent<'_>) -> bool;
+    /// The stream broke or stalled.
+    fn feed_down(&mut self, local_ns: Nanos);
+}
+
+/// The engine's sink: events into the market-data ring, state to the housekeeping thread.
+#[derive(Debug)]
+pub struct RingSink {
+    exchange: u32,
+    name: String,
+    ring: Producer,
+    flags: Arc<Flags>,
+    hk: HkSender,
+}
+
+impl Sink for RingSink {
+    #[inline]
+    fn stopping(&self) -> bool {
+        self.flags.stopping()
+    }
+
+    #[inline]
+    fn take_resync(&mut self) -> bool {
+        self.flags.resync[self.exchange as usize].swap(false, Ordering::Relaxed)
+    }
+
+    fn log(&self, line: String) {
+        let _ = self.hk.send(Hk::Log(format!("feed {}: {line}", self.name)));
+    }
+
+    fn report(&mut self, info: &mut FeedInfo) {
+        info.ring_overflows = self.ring.overflow();
+        let _ = self.hk.send(Hk::Feed(*info));
+    }
+
+    fn latency(&mut self, stages: Stages) {
+        let _ = self.hk.send(Hk::Latency(Box::new(stages)));
+    }
+
+    fn on_snapshot(&mut self, _symbol: usize, _body: &[u8], event: &MarketEvent<'_>) -> bool {
+        self.on_event(event)
+    }
+
+    #[inline]
+    fn on_event(&mut self, event: &MarketEvent<'_>) -> bool {
+        let ring = &mut self.ring;
+        let outcome = wire::write_event(event, ring.capacity(), |fill| {
+            ring.with_slot_or_count(|buf| fill(buf))
+        });
+        self.flags.wake_strategy();
+        outcome != WriteOutcome::Dropped
+    }
+
+    fn feed_down(&mut self, local_ns: Nanos) {
+        self.ring
+            .with_slot_or_count(|buf| wire::write_feed_down(buf, local_ns));
+        self.flags.wake_strategy();
+    }
+}
+
+/// Runs the engine's feed until `flags.stop`; returns its totals.
 pub fn run(cfg: FeedConfig, ring: Producer, flags: Arc<Flags>, hk: HkSender) -> FeedInfo {
+    let sink = RingSink {
+        exchange: cfg.exchange,
+        name: cfg.name.clone(),
+        ring,
+        flags,
+        hk,
+    };
+    run_with(cfg, sink).0
+}
+
+/// Runs a feed into any sink until `sink.stopping()`, on a runtime of the calling thread;
+/// returns its totals and the sink.
+pub fn run_with<S: Sink>(cfg: FeedConfig, sink: S) -> (FeedInfo, S) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            let _ = hk.send(Hk::Log(format!("feed {}: no runtime: {e}", cfg.name)));
-            return FeedInfo::default();
+            sink.log(format!("no runtime: {e}"));
+            return (FeedInfo::default(), sink);
         }
     };
     let local = tokio::task::LocalSet::new();
-    let mut feed = Feed::new(cfg, ring, flags, hk);
+    let mut feed = Feed::new(cfg, sink);
     local.block_on(&runtime, async move {
         feed.run().await;
-        feed.info
+        (feed.info, feed.sink)
     })
 }
 
-struct Feed {
+/// At most this long between two looks at `stopping()` while the stream is quiet.
+const POLL: Duration = Duration::from_millis(200);
+
+struct Feed<S: Sink> {
     cfg: FeedConfig,
-    ring: Producer,
-    flags: Arc<Flags>,
-    hk: HkSender,
+    sink: S,
     decoder: Decoder,
     info: FeedInfo,
     stages: Stages,
@@ -122,8 +240,8 @@ struct Feed {
     rng: u64,
 }
 
-impl Feed {
-    fn new(cfg: FeedConfig, ring: Producer, flags: Arc<Flags>, hk: HkSender) -> Feed {
+impl<S: Sink> Feed<S> {
+    fn new(cfg: FeedConfig, sink: S) -> Feed<S> {
         let n = cfg.symbols.len();
         let decoder = Decoder::with_symbols(&cfg.symbols);
         let info = FeedInfo {
@@ -133,9 +251,7 @@ impl Feed {
         Feed {
             rng: (now_ns() as u64) | 1,
             cfg,
-            ring,
-            flags,
-            hk,
+            sink,
             decoder,
             info,
             stages: Stages::new(),
@@ -146,9 +262,7 @@ impl Feed {
     }
 
     fn log(&self, line: String) {
-        let _ = self
-            .hk
-            .send(Hk::Log(format!("feed {}: {line}", self.cfg.name)));
+        self.sink.log(line);
     }
 
     fn set_status(&mut self, status: FeedStatus) {
@@ -159,8 +273,7 @@ impl Feed {
     }
 
     fn report(&mut self) {
-        self.info.ring_overflows = self.ring.overflow();
-        let _ = self.hk.send(Hk::Feed(self.info));
+        self.sink.report(&mut self.info);
     }
 
     /// Jittered backoff: uniform in [d/2, d].
@@ -184,13 +297,13 @@ impl Feed {
         };
         let mut http = Client::new(rest);
         let mut first = true;
-        while !self.flags.stopping() {
+        while !self.sink.stopping() {
             if !first {
                 self.info.reconnects += 1;
                 let wait = self.jitter(backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 self.sleep_unless_stopped(wait).await;
-                if self.flags.stopping() {
+                if self.sink.stopping() {
                     break;
                 }
             }
@@ -215,12 +328,13 @@ impl Feed {
             self.need_snapshot.iter_mut().for_each(|n| *n = true);
             let stale = Duration::from_millis(self.cfg.stale_ms.max(1));
             let mut report_at = now_ns() + 1_000_000_000;
+            let mut last_rx = Instant::now();
             loop {
-                if self.flags.stopping() {
+                if self.sink.stopping() {
                     let _ = ws.close(None).await;
                     return;
                 }
-                if self.flags.resync[self.cfg.exchange as usize].swap(false, Ordering::Relaxed) {
+                if self.sink.take_resync() {
                     self.need_snapshot.iter_mut().for_each(|n| *n = true);
                     self.set_status(FeedStatus::Resyncing);
                 }
@@ -235,8 +349,12 @@ impl Feed {
                         }
                     }
                 }
-                let next = tokio::time::timeout(stale, ws.next()).await;
+                // Waits in slices (a quiet stream must not delay a stop); stale counts from the
+                // last frame.
+                let wait = stale.saturating_sub(last_rx.elapsed()).min(POLL);
+                let next = tokio::time::timeout(wait, ws.next()).await;
                 match next {
+                    Err(_) if last_rx.elapsed() < stale => {}
                     Err(_) => {
                         self.log(format!(
                             "no data for {} ms: stale, reconnecting",
@@ -258,9 +376,16 @@ impl Feed {
                     }
                     Ok(Some(Ok(msg))) => {
                         let t0 = now_ns();
+                        last_rx = Instant::now();
                         match msg {
-                            Message::Text(text) => self.on_frame(text.as_bytes(), t0),
-                            Message::Binary(bytes) => self.on_frame(&bytes, t0),
+                            Message::Text(text) => {
+                                self.sink.on_raw(text.as_bytes(), t0);
+                                self.on_frame(text.as_bytes(), t0);
+                            }
+                            Message::Binary(bytes) => {
+                                self.sink.on_raw(&bytes, t0);
+                                self.on_frame(&bytes, t0);
+                            }
                             Message::Close(_) => {
                                 self.log("venue closed the stream, reconnecting".to_owned());
                                 self.feed_down();
@@ -273,7 +398,7 @@ impl Feed {
                 if now_ns() >= report_at {
                     report_at = now_ns() + 1_000_000_000;
                     self.report();
-                    let _ = self.hk.send(Hk::Latency(Box::new(self.stages.take())));
+                    self.sink.latency(self.stages.take());
                 }
             }
         }
@@ -281,16 +406,13 @@ impl Feed {
 
     async fn sleep_unless_stopped(&self, d: Duration) {
         let end = tokio::time::Instant::now() + d;
-        while tokio::time::Instant::now() < end && !self.flags.stopping() {
+        while tokio::time::Instant::now() < end && !self.sink.stopping() {
             tokio::time::sleep(Duration::from_millis(20).min(d)).await;
         }
     }
 
     fn feed_down(&mut self) {
-        let t = now_ns();
-        self.ring
-            .with_slot_or_count(|buf| wire::write_feed_down(buf, t));
-        self.flags.wake_strategy();
+        self.sink.feed_down(now_ns());
         self.report();
     }
 
@@ -333,13 +455,8 @@ impl Feed {
         }
         let t = now_ns();
         let symbol = k as u32;
-        let outcome = match self.decoder.decode_snapshot(&body, symbol, t) {
-            Ok(ev) => {
-                let ring = &mut self.ring;
-                wire::write_event(&ev, ring.capacity(), |fill| {
-                    ring.with_slot_or_count(|buf| fill(buf))
-                })
-            }
+        let delivered = match self.decoder.decode_snapshot(&body, symbol, t) {
+            Ok(ev) => self.sink.on_snapshot(k, &body, &ev),
             Err(e) => {
                 self.info.malformed += 1;
                 self.log(format!("snapshot {path}: {e}"));
@@ -347,8 +464,7 @@ impl Feed {
                 return false;
             }
         };
-        self.flags.wake_strategy();
-        if outcome == WriteOutcome::Dropped {
+        if !delivered {
             // Retried shortly: the snapshot is what resyncs the book.
             self.set_status(FeedStatus::Resyncing);
             return false;
@@ -384,17 +500,13 @@ impl Feed {
                 *last = Some(d.final_id);
             }
         }
-        let ring = &mut self.ring;
-        let outcome = wire::write_event(&ev, ring.capacity(), |fill| {
-            ring.with_slot_or_count(|buf| fill(buf))
-        });
-        self.flags.wake_strategy();
+        let delivered = self.sink.on_event(&ev);
         if let Some(k) = gap_symbol {
             self.info.gaps += 1;
             self.need_snapshot[k] = true;
             self.info.status = FeedStatus::Resyncing;
         }
-        if outcome == WriteOutcome::Dropped {
+        if !delivered {
             // The reader sees a gap; every book of this feed may have lost a diff.
             self.need_snapshot.iter_mut().for_each(|n| *n = true);
             self.info.status = FeedStatus::Resyncing;

@@ -4,6 +4,8 @@
 //!   and prints what it would run, or every reason the manifest is refused.
 //! - `rt-engine run --manifest FILE` trades it (see `engine`).
 //! - `rt-engine sim --manifest FILE --exchange NAME` runs the sim venue of an exchange.
+//! - `rt-engine record --manifest FILE --exchange NAME --out DIR` records an exchange's market
+//!   data to capture files (see `record`).
 //! - `rt-engine ctl --endpoint E status|pause|resume|flatten|kill|tighten` talks to a
 //!   running engine's control socket (the roll-out's health gate).
 //! - `rt-engine schema` prints the manifest's JSON Schema.
@@ -21,6 +23,7 @@ mod gateway;
 mod http;
 mod journal;
 mod latency;
+mod record;
 mod shared;
 mod summary;
 mod sys;
@@ -85,6 +88,27 @@ enum Command {
         /// Stop when the capture ends (default: keep serving, with no more market data).
         #[arg(long)]
         exit_at_end: bool,
+    },
+    /// Record an exchange's market data (raw frames and REST snapshots) to rotated gzip
+    /// captures in the format of data/, listed with their sha256 in DIR/manifest.json.
+    Record {
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        /// The exchange (manifest `exchanges.<name>`).
+        #[arg(long)]
+        exchange: String,
+        /// The directory of the files and their manifest.json.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Stop by itself after this many seconds (default: at SIGINT/SIGTERM).
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Start a new file after this many MB (10^6 bytes) compressed.
+        #[arg(long, value_name = "N")]
+        rotate_mb: Option<f64>,
+        /// Start a new file after this many minutes.
+        #[arg(long, value_name = "M")]
+        rotate_minutes: Option<f64>,
     },
     /// Talk to a running engine's control socket; prints the reply as JSON.
     Ctl {
@@ -184,6 +208,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             drop(stdout);
             sim(&manifest, exchange, speed, &faults, exit_at_end)
         }
+        Command::Record {
+            manifest,
+            exchange,
+            out,
+            duration,
+            rotate_mb,
+            rotate_minutes,
+        } => {
+            drop(stdout);
+            tls::shared().map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+            let positive = |v: Option<f64>, what: &str| match v {
+                Some(x) if x.is_finite() && x > 0.0 => Ok(Some(x)),
+                Some(x) => Err(format!("{what}: {x} is not a positive number")),
+                None => Ok(None),
+            };
+            let checked = (|| {
+                Ok::<_, String>((
+                    positive(duration, "--duration")?,
+                    positive(rotate_mb, "--rotate-mb")?,
+                    positive(rotate_minutes, "--rotate-minutes")?,
+                ))
+            })();
+            let (duration, rotate_mb, rotate_minutes) = match checked {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_REFUSED));
+                }
+            };
+            let Some(manifest) = load_or_refuse(&manifest)? else {
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            };
+            let rotation = record::Rotation {
+                max_bytes: rotate_mb.map(|mb| (mb * 1e6) as u64),
+                max_age_ns: rotate_minutes.map(|m| (m * 60e9) as i64),
+            };
+            record::run(
+                &manifest,
+                &record::RecordOptions {
+                    exchange,
+                    out,
+                    duration: duration.map(Duration::from_secs_f64),
+                    rotation,
+                },
+            )
+        }
         Command::Ctl {
             endpoint,
             timeout_ms,
@@ -229,6 +299,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Loads a manifest; `None` (the reasons printed) when it is refused.
+fn load_or_refuse(path: &Path) -> anyhow::Result<Option<rt_manifest::Manifest>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read manifest {}", path.display()))?;
+    match rt_manifest::load(&text) {
+        Ok(m) => Ok(Some(m)),
+        Err(err) => {
+            eprintln!("error: {}: refused:", path.display());
+            for p in err.violations() {
+                eprintln!("  - {p}");
+            }
+            Ok(None)
+        }
+    }
+}
+
 fn sim(
     path: &Path,
     exchange: Option<String>,
@@ -236,17 +322,8 @@ fn sim(
     faults: &[String],
     exit_at_end: bool,
 ) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read manifest {}", path.display()))?;
-    let manifest = match rt_manifest::load(&text) {
-        Ok(m) => m,
-        Err(err) => {
-            eprintln!("error: {}: refused:", path.display());
-            for p in err.violations() {
-                eprintln!("  - {p}");
-            }
-            return Ok(ExitCode::from(EXIT_REFUSED));
-        }
+    let Some(manifest) = load_or_refuse(path)? else {
+        return Ok(ExitCode::from(EXIT_REFUSED));
     };
     let exchange = match exchange {
         Some(x) => x,
