@@ -19,11 +19,23 @@ def manifest_schema() -> str:
 class BacktestError(RuntimeError):
     """A backtest that could not run (its setup or its data files)."""
 
+class WindowError(BacktestError):
+    """A backtest window that is empty or holds no events of the data (names both)."""
+
 def run_backtest(
-    manifest_text: str, files: list[str], progress: Callable[[int, int], None] | None = None
+    manifest_text: str,
+    files: list[str],
+    progress: Callable[[int, int], None] | None = None,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
 ) -> dict[str, Any]:
-    """Replay captures or native files through the manifest's strategies; columns of orders,
-    fills, equity, marks and risk_events, plus summary and counters."""
+    """Replay captures or native files (one stream) through the manifest's strategies, trading
+    in [start_ns, end_ns) of local receive time (earlier events warm the books up); columns of
+    orders, fills, equity, marks and risk_events, plus summary, counters and window."""
+
+def capture_info(path: str) -> dict[str, Any]:
+    """What a capture or native file holds: format, symbols, first/last local and exchange
+    times (ns or None), counts by kind, decode_errors, gaps, out_of_order, market."""
 
 def convert_capture(src: str, dst: str) -> dict[str, int]:
     """Convert a recorded capture into the native event file; returns its counts."""

@@ -63,14 +63,29 @@ def check(manifest: Path, *, json_output: bool = False) -> subprocess.CompletedP
 
 
 BacktestError = _engine.BacktestError
+WindowError = _engine.WindowError
 
 
 def run_backtest(
-    manifest_text: str, files: list[str], progress: Callable[[int, int], None] | None = None
+    manifest_text: str,
+    files: list[str],
+    progress: Callable[[int, int], None] | None = None,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
 ) -> dict[str, Any]:
-    """Replay recorded files through the manifest's strategies (GIL released); raises
-    ManifestError or BacktestError."""
-    return _engine.run_backtest(manifest_text, files, progress)
+    """Replay recorded files (one stream) through the manifest's strategies (GIL released),
+    trading in [start_ns, end_ns) of local receive time (UTC ns; None leaves a side open; events
+    before the start only build the books). Raises ManifestError, WindowError (a window with no
+    events of the data; a BacktestError) or BacktestError."""
+    return _engine.run_backtest(manifest_text, files, progress, start_ns, end_ns)
+
+
+def capture_info(path: str) -> dict[str, Any]:
+    """Read a capture or native file once: format, symbols, first/last local and exchange
+    times (ns, None without events), counts by kind, decode_errors, gaps (depth diffs that do
+    not follow the previous one), out_of_order, market (spot/usdm/None). Raises BacktestError
+    for a file that cannot be read."""
+    return _engine.capture_info(path)
 
 
 def convert_capture(src: str, dst: str) -> dict[str, int]:

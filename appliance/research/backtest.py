@@ -139,14 +139,20 @@ def run(
     progress: Progress | None = None,
     *,
     bucket: str = DEFAULT_BUCKET,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
 ) -> BacktestResult:
     """Run one backtest. `progress(done, total)` is called from time to time (bytes of input).
+
+    `data` is read as one stream (consecutive captures chain). Only `[start_ns, end_ns)` of the
+    events' local receive time (UTC ns; None leaves a side open) is traded: earlier events warm
+    the books up, reading stops at `end_ns`; a window without events raises engine.WindowError.
 
     `bucket` is the return bucket of the Sharpe and Sortino ratios (a pandas offset alias,
     docs/metrics.md); an invalid one raises metrics.InvalidBucket before anything runs.
     """
     bucket_seconds(bucket)
-    raw = engine.run_backtest(manifest_text, [str(p) for p in data], progress)
+    raw = engine.run_backtest(manifest_text, [str(p) for p in data], progress, start_ns, end_ns)
     return from_raw(
         raw, json.loads(manifest_text)["content_sha256"], [Path(p).name for p in data], bucket
     )

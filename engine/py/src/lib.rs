@@ -6,10 +6,16 @@
 //! - `load_manifest(text: str) -> dict`: loads a manifest exactly as `rt-engine` does and returns
 //!   a summary; raises `ManifestError` (a `ValueError`) listing every problem, one per line.
 //! - `manifest_schema() -> str`: the manifest's JSON Schema as JSON text.
-//! - `run_backtest(manifest_text, files, progress=None) -> dict`: replays recorded files through
-//!   the manifest's strategies with the core's backtest driver, the GIL released; returns
-//!   columns (lists) of orders, fills, equity and marks, plus summary and counters. Raises
-//!   `ManifestError` for a bad manifest and `BacktestError` (a `RuntimeError`) otherwise.
+//! - `run_backtest(manifest_text, files, progress=None, start_ns=None, end_ns=None) -> dict`:
+//!   replays recorded files (one stream) through the manifest's strategies with the core's
+//!   backtest driver, the GIL released, trading only in the window `[start_ns, end_ns)` of
+//!   local receive time (earlier events warm the books up); returns columns (lists) of orders,
+//!   fills, equity and marks, plus summary, counters and window (asked for, and the first and
+//!   last events traded). Raises `ManifestError` for a
+//!   bad manifest, `WindowError` (a `BacktestError`) for a window without data, and
+//!   `BacktestError` (a `RuntimeError`) otherwise.
+//! - `capture_info(path) -> dict`: what a capture or native file holds (format, symbols, time
+//!   range, counts by kind, decode errors, sequence gaps, market).
 //! - `__version__`: the crate version.
 //! - `MANIFEST_VERSION`: the manifest contract version this engine reads (`manifest_version`).
 
@@ -21,7 +27,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rt_core::backtest::side_as_str;
 use rt_core::{Price, SCALE};
-use rt_venues::replay::{self, Replay, ReplayError};
+use rt_venues::replay::{self, Replay, ReplayError, Window};
 
 create_exception!(
     appliance._engine,
@@ -37,13 +43,26 @@ create_exception!(
     "A backtest that could not run: its setup or its data files."
 );
 
+create_exception!(
+    appliance._engine,
+    WindowError,
+    BacktestError,
+    "A backtest window that is empty or holds no events of the data; the message names the \
+     window and the data's time range."
+);
+
 /// The one place where Rust errors become Python exceptions.
 fn to_py_err(err: rt_manifest::ManifestError) -> PyErr {
     ManifestError::new_err(err.to_string())
 }
 
 fn replay_err(err: ReplayError) -> PyErr {
-    BacktestError::new_err(err.to_string())
+    match err {
+        ReplayError::BadWindow(_) | ReplayError::EmptyWindow { .. } => {
+            WindowError::new_err(err.to_string())
+        }
+        _ => BacktestError::new_err(err.to_string()),
+    }
 }
 
 /// A 10^-8 fixed-point amount as a float, for analysis columns (exact values stay in Rust;
@@ -57,20 +76,24 @@ fn dec(units: i64) -> String {
     Price(units).to_string()
 }
 
-/// Replays recorded files (captures or native files) through the manifest's strategies.
+/// Replays recorded files (captures or native files) through the manifest's strategies,
+/// trading in `[start_ns, end_ns)` (either side open when `None`).
 /// `progress(done, total)` is called from time to time with bytes (or rows) read.
 #[pyfunction]
-#[pyo3(signature = (manifest_text, files, progress=None))]
+#[pyo3(signature = (manifest_text, files, progress=None, start_ns=None, end_ns=None))]
 fn run_backtest<'py>(
     py: Python<'py>,
     manifest_text: &str,
     files: Vec<PathBuf>,
     progress: Option<Py<PyAny>>,
+    start_ns: Option<i64>,
+    end_ns: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let manifest = rt_manifest::load(manifest_text).map_err(to_py_err)?;
+    let window = Window { start_ns, end_ns };
     let mut callback_error: Option<PyErr> = None;
     let replay = py.detach(|| {
-        replay::run(&manifest, &files, 50_000, |done, total| {
+        replay::run_window(&manifest, &files, window, 50_000, |done, total| {
             if let (Some(cb), None) = (&progress, &callback_error) {
                 if let Err(err) = Python::attach(|py| cb.call1(py, (done, total))) {
                     callback_error = Some(err);
@@ -81,7 +104,47 @@ fn run_backtest<'py>(
     if let Some(err) = callback_error {
         return Err(err);
     }
-    to_dict(py, &replay.map_err(replay_err)?)
+    let replay = replay.map_err(replay_err)?;
+    let out = to_dict(py, &replay)?;
+    // The window asked for, and the first and last events traded in it.
+    let w = PyDict::new(py);
+    w.set_item("start_ns", start_ns)?;
+    w.set_item("end_ns", end_ns)?;
+    w.set_item("first_event_ns", replay.result.summary.start_ns)?;
+    w.set_item("last_event_ns", replay.result.summary.end_ns)?;
+    out.set_item("window", w)?;
+    Ok(out)
+}
+
+/// Reads a capture or native file once and describes it: format, symbols, first and last
+/// local receive and exchange times (ns, `None` without events), counts by kind, decode
+/// errors, sequence gaps of the depth diffs, out-of-order events and the market the diffs look
+/// like (`spot`, `usdm` or `None`).
+#[pyfunction]
+fn capture_info(py: Python<'_>, path: PathBuf) -> PyResult<Bound<'_, PyDict>> {
+    let info = py
+        .detach(|| rt_venues::info(&path))
+        .map_err(|e| BacktestError::new_err(e.to_string()))?;
+    let c = &info.counts;
+    let out = PyDict::new(py);
+    out.set_item("format", info.format)?;
+    out.set_item("symbols", &info.symbols)?;
+    out.set_item("first_local_ns", info.first_local_ns)?;
+    out.set_item("last_local_ns", info.last_local_ns)?;
+    out.set_item("first_exchange_ns", info.first_exchange_ns)?;
+    out.set_item("last_exchange_ns", info.last_exchange_ns)?;
+    out.set_item("events", c.events)?;
+    out.set_item("depth_diffs", c.depth_diffs)?;
+    out.set_item("depth_levels", c.depth_levels)?;
+    out.set_item("snapshots", c.snapshots)?;
+    out.set_item("snapshot_levels", c.snapshot_levels)?;
+    out.set_item("trades", c.trades)?;
+    out.set_item("bbos", c.bbos)?;
+    out.set_item("decode_errors", c.decode_errors)?;
+    out.set_item("gaps", info.gaps)?;
+    out.set_item("out_of_order", info.out_of_order)?;
+    out.set_item("market", info.market.map(|m| m.as_str()))?;
+    Ok(out)
 }
 
 /// Converts a recorded capture into the native event file; returns its counts.
@@ -373,6 +436,7 @@ fn to_dict<'py>(py: Python<'py>, replay: &Replay) -> PyResult<Bound<'py, PyDict>
         ("fills", c.fills),
         ("risk_transitions", c.risk_transitions),
         ("records_dropped", c.records_dropped),
+        ("warmup_events", c.warmup_events),
         ("data_errors", replay.data_errors),
     ] {
         counters.set_item(name, value)?;
@@ -410,7 +474,9 @@ fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(manifest_schema, module)?)?;
     module.add_function(wrap_pyfunction!(run_backtest, module)?)?;
     module.add_function(wrap_pyfunction!(convert_capture, module)?)?;
+    module.add_function(wrap_pyfunction!(capture_info, module)?)?;
     module.add("BacktestError", module.py().get_type::<BacktestError>())?;
+    module.add("WindowError", module.py().get_type::<WindowError>())?;
     module.add("ManifestError", module.py().get_type::<ManifestError>())?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("MANIFEST_VERSION", rt_manifest::SUPPORTED_VERSION)?;
