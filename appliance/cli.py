@@ -462,6 +462,46 @@ def run(
         raise _fail(err, Format.text) from None
 
 
+@app.command()
+def record(
+    overrides: Overrides = None,
+    exchange: Annotated[
+        str | None, typer.Option("--exchange", help="exchange to record (default: the only one)")
+    ] = None,
+    engine_id: EngineOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="directory (default: state/recordings/<deployment>/)"),
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="seconds (default: until Ctrl-C)")
+    ] = None,
+    rotate_mb: Annotated[
+        float | None, typer.Option("--rotate-mb", help="new file after N MB compressed")
+    ] = None,
+    rotate_minutes: Annotated[
+        float | None, typer.Option("--rotate-minutes", help="new file after M minutes")
+    ] = None,
+    root: RootOpt = None,
+) -> None:
+    """Record an exchange's market data to captures (data/'s format) with a sha256 manifest."""
+    from appliance.research import cli_record
+
+    try:
+        cli_record.run(
+            _root(root),
+            overrides or [],
+            exchange,
+            engine_id,
+            out,
+            duration,
+            rotate_mb,
+            rotate_minutes,
+        )
+    except ConfigError as err:
+        raise _fail(err, Format.text) from None
+
+
 # `appliance apply` (the Ansible roll-out) lives in appliance/deploy/cli_apply.py.
 app.command("apply")(_cli_apply.apply)
 

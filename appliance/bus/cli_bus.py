@@ -8,20 +8,15 @@ config or usage, or a command the engine refused (its error text on stderr).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any
-from urllib.parse import urlsplit
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -41,6 +36,16 @@ from appliance.bus.client import (
     to_python,
 )
 from appliance.bus.monitor import EngineView, render, render_summary
+from appliance.bus.processes import (
+    Child,
+    StartupFailed,
+    Supervisor,
+    Terminated,
+    busy_sim_endpoint,
+    rel,
+    sigterm_raises,
+    start_sims,
+)
 
 ONCE_TIMEOUT_S = 5.0
 
@@ -416,104 +421,6 @@ def monitor(
 
 # ---- run ----
 
-_PR_SET_PDEATHSIG = 1
-
-
-_prctl: Any = None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Children get SIGTERM if this process dies, even by SIGKILL: no orphans. (prctl is
-    looked up in the parent: dlopen in a forked child of a threaded process may deadlock.)"""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    log: Path
-    proc: subprocess.Popen[bytes]
-    handle: IO[bytes]
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError as err:
-            return f"(cannot read {self.log}: {err})"
-        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-    def stop(self, grace: float, sig: int = signal.SIGTERM) -> int | None:
-        """Signal, wait `grace` seconds, then SIGKILL. Returns the exit code (None: killed)."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(sig)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                self.proc.wait()
-                self.handle.close()
-                return None
-        self.handle.close()
-        return self.proc.returncode
-
-
-class Supervisor:
-    """Starts processes with their output in log files and never leaves one behind."""
-
-    def __init__(self, cwd: Path, log_dir: Path) -> None:
-        self.cwd, self.log_dir = cwd, log_dir
-        self.children: list[Child] = []
-
-    def start(self, name: str, argv: list[str]) -> Child:
-        global _prctl
-        if _prctl is None and sys.platform == "linux":
-            with contextlib.suppress(OSError, AttributeError):
-                _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_dir / f"{name}.log"
-        handle = log.open("wb")
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us only; we stop them in order
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
-        except OSError:
-            handle.close()
-            raise
-        child = Child(name, argv, log, proc, handle)
-        self.children.append(child)
-        return child
-
-    def dead(self) -> Child | None:
-        return next((c for c in self.children if c.proc.poll() is not None), None)
-
-    def stop_all(self, grace: float = 5.0) -> None:
-        """SIGTERM to whatever still runs (newest first), SIGKILL after `grace` seconds."""
-        for child in reversed(self.children):
-            child.stop(grace)
-
-
-def _port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.hostname is None or parts.port is None:
-        raise BusError(f"no host:port in {url}")
-    return parts.hostname, parts.port
-
-
-def _listening(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
-
 
 def _is_this_machine(address: str) -> bool:
     """An address is ours when a socket can bind to it."""
@@ -531,25 +438,7 @@ def _is_this_machine(address: str) -> bool:
     return False
 
 
-class _Terminated(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """SIGTERM to `appliance run` unwinds like Ctrl-C, so the children are stopped in order."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _write_manifest(root: Path, compiled: Any, target: Target) -> tuple[Path, bool]:
+def write_manifest(root: Path, compiled: Any, target: Target) -> tuple[Path, bool]:
     from appliance.config.manifest import write_build
 
     path = root / "build" / target.deployment / target.filename
@@ -557,10 +446,6 @@ def _write_manifest(root: Path, compiled: Any, target: Target) -> tuple[Path, bo
         return path, False
     write_build(root / "build", compiled.deployment, compiled.manifests)
     return path, True
-
-
-def _rel(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def run(
@@ -602,9 +487,9 @@ def run(
     except engine_mod.EngineNotFound as err:
         raise _fail(str(err), 1) from None
     console = Console(highlight=False)
-    manifest_path, wrote = _write_manifest(project, compiled, target)
+    manifest_path, wrote = write_manifest(project, compiled, target)
     console.print(
-        f"{'compiled' if wrote else 'up to date'}: {_rel(manifest_path, project)} "
+        f"{'compiled' if wrote else 'up to date'}: {rel(manifest_path, project)} "
         f"(sha256:{target.manifest_sha256[:16]})",
         markup=False,
     )
@@ -624,11 +509,9 @@ def run(
         )
     except Unreachable:
         pass
-    for name, ex in sims.items():
-        for url in (ex["endpoints"]["ws"], ex["endpoints"]["rest"]):
-            host, port = _port(url)
-            if _listening(host, port):
-                raise _fail(f"{url} (sim venue {name}) is already in use: stop what holds it", 1)
+    busy = busy_sim_endpoint(sims)
+    if busy is not None:
+        raise _fail(busy, 1)
 
     log_dir = project / "state" / "run" / target.deployment
     sup = Supervisor(project, log_dir)
@@ -636,33 +519,22 @@ def run(
     exit_code = 0
     try:
         with (
-            _sigterm_raises(),
+            sigterm_raises(),
             EventSubscriber(target.events, hwm=target.hwm) as sub,
         ):
-            for name, ex in sims.items():
-                argv = [str(binary), "sim", "--manifest", str(manifest_path), "--exchange", name]
-                if speed is not None:
-                    argv += ["--speed", speed]
-                child = sup.start(f"sim_{name}", argv)
-                console.print(f"started sim {name} (pid {child.proc.pid})", markup=False)
-                _wait_ready(
-                    child,
-                    [_port(ex["endpoints"]["ws"]), _port(ex["endpoints"]["rest"])],
-                    startup_timeout,
-                    project,
-                )
+            start_sims(sup, binary, manifest_path, sims, speed, startup_timeout, project, console)
             engine = sup.start(
                 f"engine_{target.engine_id}",
                 [str(binary), "run", "--manifest", str(manifest_path)],
             )
             console.print(
                 f"started engine {target.engine_id} (pid {engine.proc.pid}); "
-                f"logs in {_rel(log_dir, project)}/",
+                f"logs in {rel(log_dir, project)}/",
                 markup=False,
             )
             _wait_heartbeat(view, sub, sup, startup_timeout, project)
             fetch_status(view, target.control)
-            dead_msg = watch(view, sub, console, duration, lambda: _dead(sup, project))
+            dead_msg = watch(view, sub, console, duration, lambda: sup.dead_message(project))
             if dead_msg is not None:
                 _err(dead_msg)
                 exit_code = 1
@@ -673,17 +545,17 @@ def run(
                 how = f"code {code}" if code is not None else f"SIGKILL after {stop_timeout:g} s"
                 _err(
                     f"error: rt-engine run did not stop cleanly on SIGTERM ({how}); "
-                    f"last lines of {_rel(engine.log, project)}:\n{engine.tail()}"
+                    f"last lines of {rel(engine.log, project)}:\n{engine.tail()}"
                 )
                 exit_code = 1
             for child in sup.children:
                 if child is not engine:
                     child.stop(5.0)
             _sync_bus(view, sub)
-    except (KeyboardInterrupt, _Terminated) as err:
+    except (KeyboardInterrupt, Terminated) as err:
         _err("interrupted: stopping the engine and simulators")
-        exit_code = 143 if isinstance(err, _Terminated) else 130
-    except _StartupFailed as err:
+        exit_code = 143 if isinstance(err, Terminated) else 130
+    except StartupFailed as err:
         _err(f"error: {err}")
         exit_code = 1
     finally:
@@ -695,41 +567,9 @@ def run(
     if view.events:
         console.print()
         console.print(render_summary(view, f"{target.deployment} / {target.engine_id}"))
-    console.print(f"logs: {_rel(log_dir, project)}/", markup=False)
+    console.print(f"logs: {rel(log_dir, project)}/", markup=False)
     if exit_code:
         raise typer.Exit(exit_code)
-
-
-class _StartupFailed(Exception):
-    pass
-
-
-def _dead(sup: Supervisor, project: Path, phase: str = "during the run") -> str | None:
-    child = sup.dead()
-    if child is None:
-        return None
-    return (
-        f"error: {child.name} exited with code {child.proc.returncode} {phase}; "
-        f"last lines of {_rel(child.log, project)}:\n{child.tail()}"
-    )
-
-
-def _wait_ready(child: Child, ports: list[tuple[str, int]], timeout: float, project: Path) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if child.proc.poll() is not None:
-            raise _StartupFailed(
-                f"{child.name} exited with code {child.proc.returncode} at start; "
-                f"last lines of {_rel(child.log, project)}:\n{child.tail()}"
-            )
-        if all(_listening(h, p) for h, p in ports):
-            return
-        time.sleep(0.05)
-    raise _StartupFailed(
-        f"{child.name} did not listen on "
-        f"{', '.join(f'{h}:{p}' for h, p in ports)} within {timeout:g} s; "
-        f"last lines of {_rel(child.log, project)}:\n{child.tail()}"
-    )
 
 
 def _wait_heartbeat(
@@ -737,15 +577,15 @@ def _wait_heartbeat(
 ) -> None:
     end = time.monotonic() + timeout
     while view.heartbeat is None:
-        dead = _dead(sup, project, "at start")
+        dead = sup.dead_message(project, "at start")
         if dead is not None:
-            raise _StartupFailed(dead.removeprefix("error: "))
+            raise StartupFailed(dead.removeprefix("error: "))
         left = end - time.monotonic()
         if left <= 0:
             engine = sup.children[-1]
-            raise _StartupFailed(
+            raise StartupFailed(
                 f"no heartbeat on {sub.endpoint} within {timeout:g} s; "
-                f"last lines of {_rel(engine.log, project)}:\n{engine.tail()}"
+                f"last lines of {rel(engine.log, project)}:\n{engine.tail()}"
             )
         got = sub.recv(min(left, 0.25))
         if got is not None:
