@@ -18,6 +18,7 @@ import typer
 from appliance._extras import require
 from appliance.config.diagnostics import ConfigError, render_json, render_text
 from appliance.deploy import cli_apply as _cli_apply
+from appliance.research import cli_data as _cli_data
 
 app = typer.Typer(
     name="appliance",
@@ -338,8 +339,8 @@ def backtest(
         list[Path] | None,
         typer.Option(
             "--data",
-            help="recorded capture (.gz) or native file; repeatable; "
-            "default: the sim venue's capture",
+            help="recorded capture (.gz) or native file; repeatable: consecutive files are "
+            "one stream; default: the sim venue's capture",
         ),
     ] = None,
     engine_id: Annotated[
@@ -356,6 +357,13 @@ def backtest(
             help="return bucket of Sharpe/Sortino, a pandas offset alias (docs/metrics.md)",
         ),
     ] = "1min",
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="trade from this UTC time, e.g. 2024-08-08T23:56:00Z"),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="trade until this UTC time (exclusive)")
+    ] = None,
     fmt: FormatOpt = Format.text,
     root: RootOpt = None,
 ) -> None:
@@ -374,6 +382,8 @@ def backtest(
             report,
             fmt is Format.json,
             bucket=bucket,
+            start=start,
+            end=end,
         )
     except ConfigError as err:
         raise _fail(err, fmt) from None
@@ -504,6 +514,8 @@ def record(
 
 # `appliance apply` (the Ansible roll-out) lives in appliance/deploy/cli_apply.py.
 app.command("apply")(_cli_apply.apply)
+# `appliance data ls|info|convert` (captures, the native cache) in appliance/research/cli_data.py.
+app.add_typer(_cli_data.app, name="data")
 
 
 def main() -> None:

@@ -70,8 +70,13 @@ def run(
     report: bool,
     as_json: bool,
     bucket: str = "1min",
+    *,
+    start: str | None = None,
+    end: str | None = None,
 ) -> None:
+    from appliance import engine
     from appliance.research import backtest, metrics
+    from appliance.research import data as data_mod
     from appliance.research import report as report_mod
 
     try:
@@ -80,6 +85,7 @@ def run(
         raise ConfigError(
             [Diagnostic("--bucket", bucket, "backtest.bucket", f"return bucket: {err}")]
         ) from None
+    window = data_mod.parse_window(start, end)
     compiled = compile_config(project, overrides)
     built = _pick_engine(compiled, engine_id)
     manifest = json.loads(built.text)
@@ -89,6 +95,8 @@ def run(
         raise ConfigError(
             [Diagnostic("--data", m, "backtest.data", "no such file") for m in missing]
         )
+    # Captures are replayed from their native files (converted once, cached by sha256).
+    natives = data_mod.prepare(project, files, window)
     console = Console(stderr=True)
     with Progress(
         TextColumn("backtest"),
@@ -104,7 +112,20 @@ def run(
         def on_progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = backtest.run(built.text, files, on_progress, bucket=bucket)
+        try:
+            result = backtest.run(
+                built.text,
+                natives,
+                on_progress,
+                bucket=bucket,
+                start_ns=window.start_ns,
+                end_ns=window.end_ns,
+            )
+        except engine.WindowError as err:
+            raise ConfigError(
+                [Diagnostic("--start", start, "window.overlaps_data", str(err))]
+            ) from None
+    result.data = [Path(f).name for f in files]
     title = f"{compiled.deployment} / {built.engine_id} on {', '.join(result.data)}"
     written: list[Path] = []
     if report:

@@ -1,0 +1,260 @@
+"""`appliance data ls|info|convert`: the recorded captures a project can backtest on, what
+they hold, and their native event files (converted once, cached by the capture's sha256 under
+state/data/native/; see appliance/research/data.py).
+
+Exit codes as for every command: 0 success, 2 a file that is missing or not a capture
+(diagnostics on stderr, or JSON on stdout with `--format json`), 1 an I/O error.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from appliance.config.diagnostics import ConfigError, Diagnostic, render_json, render_text
+
+app = typer.Typer(
+    name="data",
+    help="Recorded market data: list captures, describe one, convert to native files (cached).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Where `ls` looks by default, under the project root.
+DEFAULT_DIRS = ("data", "state/recordings")
+# Venues whose captures this engine decodes, recognised by a directory name in the path.
+VENUES = ("binance",)
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    Format, typer.Option("--format", "-f", help="text for people, json for tools")
+]
+RootOpt = Annotated[
+    Path | None,
+    typer.Option("--root", help="project root (holds conf/); default: found from the cwd"),
+]
+
+
+def _project(root: Path | None) -> Path:
+    from appliance.config.compose import find_root
+
+    return root.resolve() if root else find_root()
+
+
+def _exit(err: ConfigError, fmt: Format) -> typer.Exit:
+    if fmt is Format.json:
+        typer.echo(render_json(err.diagnostics))
+    else:
+        typer.echo(render_text(err.diagnostics), err=True)
+    return typer.Exit(2)
+
+
+def _io_error(err: OSError) -> typer.Exit:
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(1)
+
+
+def _shown(path: Path, project: Path) -> str:
+    resolved = path.resolve()
+    return str(resolved.relative_to(project)) if resolved.is_relative_to(project) else str(path)
+
+
+def describe(project: Path, files: list[Path], arg: str) -> list[dict[str, Any]]:
+    """`data.info` of every file; every missing or unreadable file is a diagnostic (all of
+    them reported together)."""
+    from appliance import engine
+    from appliance.research import data
+
+    records: list[dict[str, Any]] = []
+    problems: list[Diagnostic] = []
+    for f in files:
+        if not f.is_file():
+            problems.append(Diagnostic(arg, str(f), "data.exists", "no such file"))
+            continue
+        try:
+            record = data.info(project, f)
+        except engine.BacktestError as err:
+            problems.append(Diagnostic(arg, str(f), "data.capture", f"not readable: {err}"))
+            continue
+        if record["events"] == 0:
+            problems.append(
+                Diagnostic(
+                    arg,
+                    str(f),
+                    "data.capture",
+                    "not a capture: no market event decodes "
+                    f"({record['decode_errors']} undecodable lines)",
+                )
+            )
+            continue
+        venue = next((v for v in VENUES if v in f.resolve().parts), None)
+        records.append(record | {"file": _shown(f, project), "venue": venue})
+    if problems:
+        raise ConfigError(problems)
+    return records
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    h, rem = divmod(whole, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+@app.command("ls")
+def ls_cmd(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="files or directories (default: data/ and state/recordings/)", show_default=False
+        ),
+    ] = None,
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """List captures and native files: venue, market, symbols, time range, messages, gaps."""
+    from appliance.research import data
+
+    try:
+        project = _project(root)
+        given = list(paths) if paths else [project / d for d in DEFAULT_DIRS]
+        missing = [p for p in given if paths and not p.exists()]
+        if missing:
+            raise ConfigError(
+                [
+                    Diagnostic("PATH", str(p), "data.exists", "no such file or directory")
+                    for p in missing
+                ]
+            )
+        records = describe(project, data.discover(given), "PATH")
+    except ConfigError as err:
+        raise _exit(err, fmt) from None
+    except OSError as err:
+        raise _io_error(err) from None
+    rows = [_row(r) for r in records]
+    if fmt is Format.json:
+        typer.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} data files")
+    for column in ("file", "venue", "market", "symbols", "start (UTC)", "end (UTC)"):
+        table.add_column(column)
+    for column in ("duration", "messages", "gaps", "cached"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            r["file"],
+            r["venue"] or "-",
+            r["market"] or "-",
+            ", ".join(r["symbols"]),
+            r["start"] or "-",
+            r["end"] or "-",
+            _duration(r["duration_s"]),
+            f"{r['messages']:,}",
+            str(r["gaps"]),
+            "yes" if r["cached"] else "no",
+        )
+    Console(width=200).print(table)
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    from appliance.research import data
+
+    first, last = record["first_local_ns"], record["last_local_ns"]
+    return {
+        "file": record["file"],
+        "venue": record["venue"],
+        "market": record["market"],
+        "format": record["format"],
+        "symbols": record["symbols"],
+        "start": data.format_utc(first) if first is not None else None,
+        "end": data.format_utc(last) if last is not None else None,
+        "start_ns": first,
+        "end_ns": last,
+        "duration_s": (last - first) / data.NS if first is not None else 0.0,
+        "messages": record["events"],
+        "gaps": record["gaps"],
+        "cached": record["native"] is not None,
+        "sha256": record["sha256"],
+    }
+
+
+@app.command("info")
+def info_cmd(
+    file: Annotated[Path, typer.Argument(help="a capture or native file", show_default=False)],
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """Everything known about one data file: counts by kind, time ranges, gaps, sha256, cache."""
+    from appliance.research import data
+
+    try:
+        project = _project(root)
+        (record,) = describe(project, [file], "FILE")
+    except ConfigError as err:
+        raise _exit(err, fmt) from None
+    except OSError as err:
+        raise _io_error(err) from None
+    record["cache"] = _shown(data.cache_dir(project) / f"{record['sha256']}.native", project)
+    for key in ("first_local", "last_local", "first_exchange", "last_exchange"):
+        ns = record[f"{key}_ns"]
+        record[f"{key}_utc"] = data.format_utc(ns) if ns is not None else None
+    if fmt is Format.json:
+        typer.echo(json.dumps(record, indent=2, sort_keys=True))
+        return
+    width = max(len(k) for k in record)
+    for key in sorted(record):
+        value = record[key]
+        shown = ", ".join(value) if isinstance(value, list) else value
+        typer.echo(f"{key:<{width}}  {'-' if shown is None else shown}")
+
+
+@app.command("convert")
+def convert_cmd(
+    files: Annotated[list[Path], typer.Argument(help="captures to convert", show_default=False)],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="write here instead of the cache: a file for one capture, else a directory "
+            "(<name>.native)",
+        ),
+    ] = None,
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """Convert captures to native event files once (cached by sha256); print where they are."""
+    from appliance.research import data
+
+    try:
+        project = _project(root)
+        records = describe(project, files, "FILE")
+        done: list[dict[str, Any]] = []
+        for f, record in zip(files, records, strict=True):
+            if out is None:
+                target = data.native_for(project, f)
+            else:
+                directory = len(files) > 1 or out.is_dir()
+                target = out / f"{f.name.split('.')[0]}.native" if directory else out
+                data.write_native(f, target)
+            done.append({"file": record["file"], "native": _shown(target, project)})
+    except ConfigError as err:
+        raise _exit(err, fmt) from None
+    except OSError as err:
+        raise _io_error(err) from None
+    if fmt is Format.json:
+        typer.echo(json.dumps(done, indent=2, sort_keys=True))
+        return
+    for d in done:
+        typer.echo(f"{d['file']} -> {d['native']}")
