@@ -347,10 +347,12 @@ impl<S: Sink> Feed<S> {
                         } else {
                             self.snapshot_after = now_ns() + 500_000_000;
                         }
+                        // The stream was not read meanwhile: its silence counts from now.
+                        last_rx = Instant::now();
                     }
                 }
                 // Waits in slices (a quiet stream must not delay a stop); stale counts from the
-                // last frame.
+                // last frame (or snapshot request).
                 let wait = stale.saturating_sub(last_rx.elapsed()).min(POLL);
                 let next = tokio::time::timeout(wait, ws.next()).await;
                 match next {
