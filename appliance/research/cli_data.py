@@ -64,8 +64,10 @@ def _io_error(err: OSError) -> typer.Exit:
 
 
 def _shown(path: Path, project: Path) -> str:
-    resolved = path.resolve()
-    return str(resolved.relative_to(project)) if resolved.is_relative_to(project) else str(path)
+    for candidate in (path.absolute(), path.resolve()):
+        if candidate.is_relative_to(project):
+            return str(candidate.relative_to(project))
+    return str(path)
 
 
 def describe(project: Path, files: list[Path], arg: str) -> list[dict[str, Any]]:
