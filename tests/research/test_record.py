@@ -11,16 +11,18 @@ import itertools
 import json
 import os
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from appliance.bus.processes import listening
 from appliance.engine import convert_capture, engine_binary
 from appliance.research import backtest
 from tests.conftest import ROOT, Run
-from tests.e2e.harness import free_port
+from tests.e2e.harness import free_port, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +127,43 @@ def test_ctrl_c_closes_the_file_and_lists_it(
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_gap_and_a_reconnect_each_bring_a_snapshot(
+    project: Path, overrides: list[str], cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    """rt-engine record against a sim venue that skips a diff, then drops the connection."""
+    assert cli("compile", *overrides, root=project).exit_code == 0
+    manifest = project / "build" / "paper_local" / "local.manifest.json"
+    ws_port = int(overrides[0].rsplit(":", 1)[1])
+    binary = str(engine_binary(ROOT))
+    out = tmp_path / "rec"
+    with (tmp_path / "sim.log").open("wb") as log:
+        faults = ["--fault", "3000:kind=gap", "--fault", "6000:kind=drop"]
+        sim = subprocess.Popen(
+            [binary, "sim", "--manifest", str(manifest), *faults],
+            cwd=project,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: listening("127.0.0.1", ws_port), 20, "the sim venue")
+        where = ["--exchange", "sim_binance", "--out", str(out), "--duration", "4"]
+        rec = subprocess.run(
+            [binary, "record", "--manifest", str(manifest), *where],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    assert rec.returncode == 0, rec.stderr
+    assert re.search(r"stopped: 1 files, \d+ frames, 3 snapshots, 1 gaps, 1 reconnects", rec.stdout)
+    (entry,) = listed(out)
+    assert entry["snapshots"] == 3
+    check_file(out, entry, json.loads(manifest.read_text())["content_sha256"], tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -386,7 +386,8 @@ pub struct RecordSink {
     deadline: Option<Instant>,
     /// A file is due: the next snapshot starts a new one (since this receive time).
     rotate_pending: Option<Nanos>,
-    status: Option<FeedStatus>,
+    /// The feed's state and gap count last logged.
+    status: Option<(FeedStatus, u64)>,
     rewritten: u64,
     empty: u64,
     error: Option<RecordError>,
@@ -462,8 +463,9 @@ impl Sink for RecordSink {
     }
 
     fn report(&mut self, info: &mut FeedInfo) {
-        if self.status != Some(info.status) {
-            self.status = Some(info.status);
+        // Logged when the state changes or a gap was met (a snapshot follows in the file).
+        if self.status != Some((info.status, info.gaps)) {
+            self.status = Some((info.status, info.gaps));
             self.log(format!(
                 "{:?} (frames {}, snapshots {}, gaps {}, reconnects {})",
                 info.status, info.messages, info.snapshots, info.gaps, info.reconnects
