@@ -148,13 +148,31 @@ def info(project_root: Path, path: Path) -> dict[str, Any]:
     return record | {"path": str(path), "native": str(native) if native.is_file() else None}
 
 
-def time_range(infos: Sequence[dict[str, Any]]) -> tuple[int, int] | None:
-    """First and last local receive time (ns) of files read as one stream."""
+def range_of(infos: Sequence[dict[str, Any]]) -> tuple[int, int] | None:
+    """First and last local receive time (ns) of files (their `info` records) read as one
+    stream; None when they hold no events."""
     firsts = [i["first_local_ns"] for i in infos if i.get("first_local_ns") is not None]
     lasts = [i["last_local_ns"] for i in infos if i.get("last_local_ns") is not None]
     if not firsts:
         return None
     return min(firsts), max(lasts)
+
+
+def time_range(files: Sequence[Path], project_root: Path | None = None) -> tuple[int, int]:
+    """First and last local receive time (ns) of `files` read as one stream. Each capture is
+    converted once through the cache of `project_root` (default: the project holding the
+    file), so a later `native_for` parses nothing. ValueError when the files hold no events."""
+    from appliance.config.compose import find_root
+
+    infos = []
+    for f in files:
+        root = project_root or find_root(Path(f).resolve().parent)
+        native_for(root, Path(f))
+        infos.append(info(root, Path(f)))
+    found = range_of(infos)
+    if found is None:
+        raise ValueError(f"no events in {', '.join(str(f) for f in files)}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -253,7 +271,7 @@ def prepare(
     if problems:
         raise ConfigError(problems)
     if window != Window():
-        check_window(window, time_range(infos))
+        check_window(window, range_of(infos))
     return natives
 
 
@@ -284,6 +302,9 @@ def parse_utc(text: str) -> int:
         raise TimeFormatError(f"{text!r} is not a valid date and time: {err}") from None
     frac = int((m["frac"] or "0").ljust(9, "0"))
     return int(moment.timestamp()) * NS + frac
+
+
+parse_utc_ns = parse_utc
 
 
 def format_utc(ns: int) -> str:

@@ -215,3 +215,12 @@ def test_cli_backtest_window(project: Path, cli: Callable[..., Run]) -> None:
     assert backwards.exit_code == 2 and "window.start_before_end" in backwards.stderr
     garbage = cli("backtest", "--start", "noon", root=project)
     assert garbage.exit_code == 2 and "'noon'" in garbage.stderr
+
+
+def test_time_range_of_files_goes_through_the_cache(tmp_path: Path) -> None:
+    before = data.conversions
+    assert data.time_range([CAPTURE], tmp_path) == (FIRST, LAST)
+    assert data.conversions == before + 1
+    data.native_for(tmp_path, CAPTURE)  # already cached: nothing parsed again
+    assert data.conversions == before + 1
+    assert data.parse_utc_ns("2024-08-08 23:55") == data.parse_utc("2024-08-08T23:55:00Z")
