@@ -15,10 +15,17 @@ import typer
 DISTRIBUTION = "py-rt-appliance"
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent is missing
+        return False
+
+
 def require(extra: str, *modules: str) -> None:
     """At a command's entry: unless every module in `modules` can be imported, print one line
     naming `extra` and how to install it on stderr, and exit 1."""
-    absent = [name for name in modules if importlib.util.find_spec(name) is None]
+    absent = [name for name in modules if not _importable(name)]
     if absent:
         typer.echo(
             f"error: this command needs the '{extra}' extra ({', '.join(absent)} not "

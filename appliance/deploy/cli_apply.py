@@ -116,7 +116,8 @@ def run(
     as_json: bool,
     timeout: int,
 ) -> int:
-    require("deploy", "ansible_runner", "ansible")
+    # ansible.cli: ansible-core itself (a bare `ansible` could be the project's ansible/ dir)
+    require("deploy", "ansible_runner", "ansible.cli")
     from appliance.config.compiler import compile_config
     from appliance.config.manifest import write_build
     from appliance.deploy import inventory as inv
