@@ -389,6 +389,68 @@ def backtest(
         raise _fail(err, fmt) from None
 
 
+@app.command()
+def optimize(
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="study=NAME (conf/study/NAME.yaml), study.KEY=VALUE to override the study, "
+            "and fixed deployment overrides for every trial",
+            show_default=False,
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option("--trials", help="trials to run now (default: the study's n_trials)"),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="worker processes on this host")] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna RDB storage URL, e.g. postgresql://user@host/db "
+            "(default: sqlite under state/studies/)",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="the sampler's seed")] = None,
+    pick: Annotated[
+        int | None,
+        typer.Option("--pick", help="write the overlay for this completed trial instead"),
+    ] = None,
+    report: Annotated[bool, typer.Option(help="write the HTML and PNG study report")] = True,
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """Search a strategy's parameters on recorded data (Optuna), validate walk-forward, and
+    write the tuned overlay conf/tuned/<study>.yaml for `appliance plan +tuned=<study>`."""
+    from appliance._extras import require
+
+    require("research", "optuna", "pandas", "plotly", "matplotlib")
+    from appliance.research import cli_optimize
+
+    try:
+        project = _root(root)
+        cli_optimize.run(
+            project,
+            overrides or [],
+            trials,
+            workers,
+            storage,
+            seed,
+            pick,
+            report,
+            fmt is Format.json,
+        )
+    except ConfigError as err:
+        raise _fail(err, fmt) from None
+    except KeyboardInterrupt:
+        typer.echo(
+            "interrupted: workers stopped; the study resumes where it was with the same command",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+
+
 CtlArgs = Annotated[
     list[str] | None,
     typer.Argument(

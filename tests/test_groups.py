@@ -62,7 +62,12 @@ def test_paper_local_is_the_embedded_default() -> None:
     assert [ex["venue"] for ex in manifest["exchanges"].values()] == ["sim"]
 
 
-@pytest.mark.parametrize("path", sorted(CONF.glob("*/*.yaml")), ids=lambda p: str(p.name))
+# conf/tuned/ holds overlays the optimiser writes: any keys of a deployment, so no one schema.
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in CONF.glob("*/*.yaml") if p.parent.name != "tuned"),
+    ids=lambda p: str(p.name),
+)
 def test_every_conf_file_names_its_schema(path: Path) -> None:
     first_lines = path.read_text().splitlines()[:3]
     modeline = f"# yaml-language-server: $schema=../../schemas/{path.parent.name}.schema.json"

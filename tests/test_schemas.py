@@ -19,7 +19,16 @@ def test_schema_command_writes_every_group(tmp_path: Path, cli: Callable[..., Ru
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(
         f"{g}.schema.json"
-        for g in ("deployment", "exchange", "host", "manifest", "risk", "strategy", "target")
+        for g in (
+                "deployment",
+                "exchange",
+                "host",
+                "manifest",
+                "risk",
+                "strategy",
+                "study",
+                "target",
+            )
     )
     assert cli("schema", "--check", "--out", str(tmp_path)).exit_code == 0
     (tmp_path / "risk.schema.json").write_text("{}")

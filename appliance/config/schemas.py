@@ -41,6 +41,14 @@ def group_schemas() -> dict[str, dict[str, Any]]:
         "required": ["deployment"],
         "$defs": defs,
     }
+    # A study (conf/study/*.yaml) is research config: its model lives with the optimiser.
+    from appliance.research.study import Study
+
+    out["study.schema.json"] = {
+        "$schema": DRAFT,
+        "title": "py_rt study (conf/study/*.yaml): appliance optimize study=<name>",
+        **Study.model_json_schema(mode="validation"),
+    }
     out["manifest.schema.json"] = {
         "$schema": DRAFT,
         "title": "py_rt engine manifest, version 1 (docs/manifest.md)",
