@@ -115,7 +115,11 @@ def run(
 
             failed = optimize.run_workers(spec, workers, on_progress, study)
         if failed:
-            raise RuntimeError(f"{failed} of {workers} workers failed (their errors are above)")
+            console.print(
+                f"warning: {len(failed)} worker(s) ended abnormally (exit {failed}); "
+                "their trials in progress were failed and retried",
+                markup=False,
+            )
     elapsed = time.monotonic() - started
     evaluator = Evaluator(root, plan, base)
     if pick is not None and not _is_complete(study, pick):
@@ -146,7 +150,8 @@ def run(
         print(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
         return
     # Wide enough for the fold table when the output is a pipe or a file.
-    console = Console(width=max(Console().width, 120))
+    probe = Console()
+    console = probe if probe.is_terminal else Console(width=160)
     _print(console, plan, result, summary, objective.metric, root)
 
 

@@ -57,6 +57,7 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"optuna\..*")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"optuna\..*")
 
 
 def load(spec: Spec) -> tuple[StudyPlan, Any]:
@@ -262,18 +263,45 @@ def run_workers(
     workers: int,
     on_progress: Callable[[list[Any]], None],
     study: Any,
-) -> int:
-    """Start `workers` worker processes and watch the study until they end. Returns the number
-    of workers that failed. Ctrl-C stops every worker (a trial in progress is failed by its
-    heartbeat and retried when the study resumes)."""
-    env = dict(os.environ)
+) -> list[int]:
+    """Run `workers` worker processes until the study holds `spec.n_trials` trials, and watch
+    it (`on_progress`). A worker that dies mid-trial leaves that trial RUNNING with a stopped
+    heartbeat: after the grace period it is failed and enqueued again (Optuna's heartbeat and
+    `RetryHeartbeatStaleTrialCallback`), and one more worker runs what was enqueued. Returns
+    the exit codes of the workers that did not end cleanly. Ctrl-C stops every worker; their
+    trials are failed and retried the same way when the study resumes."""
+    import optuna
+    from optuna.trial import TrialState
+
+    failed: list[int] = []
+    count = workers
+    while True:
+        failed += [c for c in _run_round(spec, count, on_progress, study) if c != 0]
+        # Wait until no trial is RUNNING (a trial of a dead worker becomes stale and is failed;
+        # live workers elsewhere, sharing the storage, finish theirs).
+        while True:
+            optuna.storages.fail_stale_trials(study)
+            trials = study.get_trials(deepcopy=False)
+            on_progress(trials)
+            if not any(t.state == TrialState.RUNNING for t in trials):
+                break
+            time.sleep(1.0)
+        waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+        if not waiting or len(failed) > 3 * workers:
+            return failed
+        spec = Spec(**(asdict(spec) | {"n_trials": len(trials)}))
+        count = 1
+
+
+def _run_round(
+    spec: Spec, workers: int, on_progress: Callable[[list[Any]], None], study: Any
+) -> list[int]:
     procs = []
     for i in range(workers):
-        env_i = env | {"APPLIANCE_WORKER_INDEX": str(i)}
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "appliance.research.optimize", json.dumps(asdict(spec))],
-                env=env_i,
+                env=dict(os.environ) | {"APPLIANCE_WORKER_INDEX": str(i)},
                 stdin=subprocess.DEVNULL,
             )
         )
@@ -292,8 +320,7 @@ def run_workers(
                 p.kill()
                 p.wait()
         raise
-    on_progress(study.get_trials(deepcopy=False))
-    return sum(1 for p in procs if p.returncode != 0)
+    return [int(p.returncode) for p in procs]
 
 
 def _main(argv: Sequence[str]) -> int:

@@ -42,6 +42,14 @@ def _figures(plan: StudyPlan, study: Any, result: Any) -> list[tuple[str, Any]]:
 
     names = [o.metric for o in plan.study.objectives]
     target = None if len(names) == 1 else (lambda t: t.values[0])
+    # Importance evaluators look for what makes the target low: point them at the first
+    # objective's good side.
+    first_max = plan.directions[0] == "maximize"
+    low_is_good = (
+        None
+        if len(names) == 1
+        else ((lambda t: -t.values[0]) if first_max else (lambda t: t.values[0]))
+    )
     figs: list[tuple[str, Any]] = []
     builders: list[tuple[str, Any]] = [
         (
@@ -50,7 +58,11 @@ def _figures(plan: StudyPlan, study: Any, result: Any) -> list[tuple[str, Any]]:
         ),
         (
             "parameter importances",
-            lambda: vis.plot_param_importances(study, target=target, target_name=names[0]),
+            lambda: vis.plot_param_importances(
+                study,
+                target=low_is_good,
+                target_name=f"-{names[0]}" if first_max and low_is_good else names[0],
+            ),
         ),
         (
             "parallel coordinates",
