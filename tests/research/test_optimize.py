@@ -216,3 +216,18 @@ def test_storage_errors_never_echo_a_password() -> None:
     with pytest.raises(ConfigError) as err:
         optimize.open_storage("postgresql://u:secret@127.0.0.1:1/db")
     assert "secret" not in str(err.value.diagnostics)
+
+
+TUNED = sorted((ROOT / "conf" / "tuned").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TUNED, ids=[p.stem for p in TUNED])
+def test_every_shipped_overlay_compiles_with_its_deployment(path: Path) -> None:
+    from appliance.config.compiler import compile_config
+
+    text = path.read_text()
+    deployment = text.split("# tunes:    deployment ", 1)[1].split(",", 1)[0].split()[0]
+    compiled = compile_config(ROOT, [f"deployment={deployment}", f"+tuned={path.stem}"])
+    manifest = json.loads(compiled.manifests[0].text)
+    for key in _leaves(yaml.safe_load(text)):
+        assert str(_get(manifest, key)) == str(_get(yaml.safe_load(text), key))
