@@ -85,7 +85,7 @@ def run(
     url = storage_url or optimize.default_storage(root, name)
     storage = optimize.open_storage(url)
     study = optimize.create_study(plan, storage, plan.study.seed)
-    existing = len(optimize.finished(study))
+    existing = len(optimize.counted(study))
     wanted = plan.study.n_trials if trials is None else trials
     if trials is not None and trials < 0:
         raise ConfigError(

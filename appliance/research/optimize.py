@@ -82,6 +82,15 @@ def shown_storage(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+def engine_url(url: str) -> str:
+    """The SQLAlchemy URL of a storage URL: a PostgreSQL URL without a driver uses psycopg (3),
+    the driver the research extra installs (SQLAlchemy's default, psycopg2, is not)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
 def open_storage(url: str, create_dirs: bool = True) -> Any:
     """Optuna's RDB storage with a heartbeat; an unreachable URL is a diagnostic."""
     import optuna
@@ -97,7 +106,7 @@ def open_storage(url: str, create_dirs: bool = True) -> Any:
         kwargs = {"connect_args": {"connect_timeout": 10}}
     try:
         return optuna.storages.RDBStorage(
-            url,
+            engine_url(url),
             engine_kwargs=kwargs,
             heartbeat_interval=HEARTBEAT_S,
             grace_period=GRACE_S,
@@ -252,10 +261,11 @@ def worker(spec: Spec) -> None:
     )
 
 
-def finished(study: Any) -> list[Any]:
-    from optuna.trial import TrialState
+def counted(study: Any) -> list[Any]:
+    """The trials that count towards `n_trials`: all but those WAITING (an enqueued retry
+    must still run) and those RUNNING."""
 
-    return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.RUNNING]
+    return [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
 
 
 def run_workers(
@@ -325,7 +335,10 @@ def _run_round(
 
 def _main(argv: Sequence[str]) -> int:
     spec = Spec(**json.loads(argv[0]))
-    # SIGTERM from the parent ends this worker like Ctrl-C would.
+    # The parent owns Ctrl-C (a terminal sends SIGINT to the whole process group) and stops
+    # the workers with SIGTERM: the trial in progress is left to its heartbeat, so a resumed
+    # study fails and retries it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         worker(spec)

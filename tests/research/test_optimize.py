@@ -231,3 +231,56 @@ def test_every_shipped_overlay_compiles_with_its_deployment(path: Path) -> None:
     manifest = json.loads(compiled.manifests[0].text)
     for key in _leaves(yaml.safe_load(text)):
         assert str(_get(manifest, key)) == str(_get(yaml.safe_load(text), key))
+
+
+def test_ctrl_c_stops_the_workers_and_the_study_resumes(project: Path) -> None:
+    """Ctrl-C (a real SIGINT): exit 130, no worker left; the same command resumes the study,
+    and a trial the interruption left running is failed by its heartbeat and retried."""
+    import signal
+    import time
+
+    import optuna
+
+    db = project / "state" / "studies" / "mm_paper_local.db"
+    cmd = [sys.executable, "-m", "appliance.cli", "optimize", "study=mm_paper_local"]
+    cmd += ["--trials", "5000", "--workers", "2", "--no-report", "--root", str(project)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A background shell (as CI may be) ignores SIGINT: restore the default in the child.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if db.is_file() and sum(1 for r in _values(db) if r[1] == "COMPLETE") >= 4:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the study did not get going")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: workers stopped; the study resumes" in err
+    assert "Traceback" not in err
+    left = subprocess.run(
+        ["pgrep", "-f", f"appliance.research.optimize.*{project}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert left.stdout.strip() == "", "a worker outlived the interrupted command"
+    before = _values(db)
+    resumed = appliance(project, "optimize", "study=mm_paper_local", "--trials", "3", "--no-report")
+    assert resumed.returncode == 0, resumed.stderr
+    after = optuna.load_study(
+        study_name=optuna.get_all_study_names(f"sqlite:///{db}")[0], storage=f"sqlite:///{db}"
+    ).trials
+    assert len(after) >= len(before) + 3
+    assert not [t for t in after if t.state.name in ("RUNNING", "WAITING")]
+    interrupted = [t.number for t in after if t.state.name == "FAIL"]
+    retried = [t.system_attrs.get("failed_trial") for t in after]
+    assert all(n in retried for n in interrupted), (interrupted, retried)
