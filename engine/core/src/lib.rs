@@ -6,6 +6,7 @@
 pub mod backtest;
 pub mod book;
 pub mod event;
+pub mod features;
 pub mod matching;
 pub mod portfolio;
 pub mod risk;
@@ -21,6 +22,7 @@ pub use backtest::{
 };
 pub use book::{BookError, OrderBook};
 pub use event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, SymbolId, Trade};
+pub use features::{DepthImbalance, FeatureError, FeatureSet};
 pub use matching::{Exec, ExecKind, Matcher, SimOrder, SimRequest};
 pub use portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio, Position};
 pub use risk::{

@@ -7,6 +7,7 @@
 //! compiler implements the same contract independently; `tests/contract/` checks they agree.
 
 mod error;
+pub mod features;
 mod fixed;
 pub mod model;
 mod validate;

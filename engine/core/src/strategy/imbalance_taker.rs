@@ -1,8 +1,9 @@
 //! A book-imbalance taker: buys when the bids outweigh the asks, sells in the opposite case.
 //!
 //! On every book update, per instrument: `B` and `A` are the total sizes of the best `levels`
-//! bid and ask levels, `imbalance = (B - A) / (B + A)` (compared without division:
-//! `(B - A) * 10^8 >= threshold * (B + A)`, all in `i128`). When `imbalance >= threshold` it
+//! bid and ask levels, `imbalance = (B - A) / (B + A)` (the `book_imbalance` feature of
+//! `crate::features`, compared without division: `(B - A) * 10^8 >= threshold * (B + A)`, all
+//! in `i128`, by `DepthImbalance::leans`). When `imbalance >= threshold` it
 //! sends an IOC buy limited at best ask + `max_slippage`; when `imbalance <= -threshold` an IOC
 //! sell limited at best bid - `max_slippage`. At most one order is in flight per instrument, and
 //! `cooldown_ms` of event time separate two orders (a rejection also waits at least
@@ -16,6 +17,7 @@ use super::{
     StrategyContext, StrategyError, REJECT_BACKOFF_NS,
 };
 use crate::book::OrderBook;
+use crate::features::DepthImbalance;
 use crate::portfolio::{floor_to, InstrumentId, InstrumentSpec};
 use crate::risk::RiskState;
 use crate::types::{Nanos, Price, Qty, Side, SCALE};
@@ -138,23 +140,9 @@ impl ImbalanceTaker {
     }
 
     /// The side the book leans to, if past the threshold.
+    /// The rule is the `book_imbalance` feature's ([`DepthImbalance`]), decided exactly.
     pub fn signal(&self, book: &OrderBook) -> Option<Side> {
-        let n = self.config.levels as usize;
-        let b = i128::from(book.total_qty(Side::Buy, n).0);
-        let a = i128::from(book.total_qty(Side::Sell, n).0);
-        let total = b + a;
-        if total <= 0 {
-            return None;
-        }
-        let lean = (b - a) * i128::from(SCALE);
-        let bar = i128::from(self.config.threshold) * total;
-        if lean >= bar {
-            Some(Side::Buy)
-        } else if -lean >= bar {
-            Some(Side::Sell)
-        } else {
-            None
-        }
+        DepthImbalance::of(book, self.config.levels as usize).leans(self.config.threshold)
     }
 }
 
