@@ -39,3 +39,19 @@ def capture_info(path: str) -> dict[str, Any]:
 
 def convert_capture(src: str, dst: str) -> dict[str, int]:
     """Convert a recorded capture into the native event file; returns its counts."""
+
+class ModelError(RuntimeError):
+    """An ONNX model or ONNX Runtime library the engine refuses, or a failed run (names both)."""
+
+def onnx_predict(
+    model_path: str,
+    rows: Any,
+    library_path: str | None = None,
+    intra_threads: int = 1,
+    optimization: str = "all",
+) -> list[list[float]]:
+    """Evaluate rows (a list of float rows or a 2-D float32 array) one at a time through
+    rt-model, the engine's inference path (GIL released)."""
+
+def onnx_runtime_info(library_path: str | None = None) -> dict[str, Any]:
+    """The ONNX Runtime library found (path, version, api_version, min_version)."""

@@ -6,6 +6,7 @@ errors map to Python exceptions in one place.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -91,3 +92,52 @@ def capture_info(path: str) -> dict[str, Any]:
 def convert_capture(src: str, dst: str) -> dict[str, int]:
     """Convert a recorded capture to the native event file (fast replay); returns counts."""
     return _engine.convert_capture(src, dst)
+
+
+ModelError = _engine.ModelError
+
+
+def onnxruntime_library() -> Path | None:
+    """The ONNX Runtime shared library of the installed `onnxruntime` wheel
+    (`onnxruntime/capi/libonnxruntime.so.<version>`), found without importing onnxruntime;
+    None when the wheel is not installed. This is the library Python's `onnxruntime` runs, so
+    the engine loads the same one in development; hosts get a copy inside the release."""
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location, "capi").glob("libonnxruntime.so*"))
+        if found:
+            return found[-1]
+    return None
+
+
+def _library(library_path: str | os.PathLike[str] | None) -> str | None:
+    """The explicit path, else `$ORT_DYLIB_PATH` (left to the engine), else the wheel's."""
+    if library_path is not None:
+        return str(library_path)
+    if os.environ.get("ORT_DYLIB_PATH"):
+        return None
+    wheel = onnxruntime_library()
+    return str(wheel) if wheel else None
+
+
+def onnx_predict(
+    model_path: str | os.PathLike[str],
+    rows: Any,
+    *,
+    library_path: str | os.PathLike[str] | None = None,
+    intra_threads: int = 1,
+    optimization: str = "all",
+) -> list[list[float]]:
+    """Evaluate rows (list of rows or 2-D float32 numpy array) one at a time through the
+    engine's ONNX path (rt-model), as a strategy does. Raises ModelError."""
+    return _engine.onnx_predict(
+        str(model_path), rows, _library(library_path), intra_threads, optimization
+    )
+
+
+def onnx_runtime_info(library_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The ONNX Runtime library the engine would load (path, version, api_version,
+    min_version). Raises ModelError for a missing, foreign or too old library."""
+    return _engine.onnx_runtime_info(_library(library_path))

@@ -16,8 +16,13 @@
 //!   `BacktestError` (a `RuntimeError`) otherwise.
 //! - `capture_info(path) -> dict`: what a capture or native file holds (format, symbols, time
 //!   range, counts by kind, decode errors, sequence gaps, market).
+//! - `compute_features(...) -> dict`, `FeatureError`: feature rows over recorded data (`features.rs`).
+//! - `onnx_predict`, `onnx_runtime_info`, `ModelError`: ONNX inference through rt-model (`onnx.rs`).
 //! - `__version__`: the crate version.
 //! - `MANIFEST_VERSION`: the manifest contract version this engine reads (`manifest_version`).
+
+mod features;
+mod onnx;
 
 use std::path::PathBuf;
 
@@ -478,6 +483,8 @@ fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("BacktestError", module.py().get_type::<BacktestError>())?;
     module.add("WindowError", module.py().get_type::<WindowError>())?;
     module.add("ManifestError", module.py().get_type::<ManifestError>())?;
+    onnx::register(module)?;
+    features::register(module)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("MANIFEST_VERSION", rt_manifest::SUPPORTED_VERSION)?;
     Ok(())
