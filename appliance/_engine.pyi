@@ -55,3 +55,19 @@ def onnx_predict(
 
 def onnx_runtime_info(library_path: str | None = None) -> dict[str, Any]:
     """The ONNX Runtime library found (path, version, api_version, min_version)."""
+
+class FeatureError(ValueError):
+    """A feature declaration or request the engine refuses (names the key)."""
+
+def compute_features(
+    declaration_json: str,
+    manifest_text: str,
+    files: list[str],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    every_ns: int | None = None,
+    horizons_ns: list[int] = ...,
+    symbol: str | None = None,
+) -> dict[str, Any]:
+    """Feature rows over recorded files: names, symbol, rows, counters, and little-endian
+    column bytes: ts_ns (int64), mid (float64), features {name: float32}, labels {ns: float64}."""

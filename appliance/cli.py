@@ -390,6 +390,66 @@ def backtest(
 
 
 @app.command()
+def features(
+    overrides: Overrides = None,
+    set_name: Annotated[
+        str,
+        typer.Option("--set", help="feature set: conf/features/NAME.yaml (or a YAML file)"),
+    ] = "book_basic",
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            help="capture (.gz) or native file; repeatable (one stream); default: the sim "
+            "venue's capture",
+        ),
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="from this UTC time")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="until this UTC time")] = None,
+    every: Annotated[
+        str | None,
+        typer.Option("--every", help="a row every interval (100ms); default: every book update"),
+    ] = None,
+    horizon: Annotated[
+        list[str] | None,
+        typer.Option("--horizon", help="label: the mid's move over this horizon (1s); repeatable"),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Parquet file (default: build/features/<set>.parquet)"),
+    ] = None,
+    symbol: Annotated[
+        str | None,
+        typer.Option("--symbol", help="instrument (default: the first strategy instrument)"),
+    ] = None,
+    engine_id: Annotated[
+        str | None, typer.Option("--engine", help="engine id (default: the only one)")
+    ] = None,
+    root: RootOpt = None,
+) -> None:
+    """Compute a feature set over recorded data with the engine's own feature code (Parquet)."""
+    require("research", "pandas", "pyarrow")
+    from appliance.research import cli_features
+
+    try:
+        cli_features.run(
+            _root(root),
+            overrides or [],
+            set_name,
+            data,
+            start,
+            end,
+            every,
+            horizon or [],
+            out,
+            symbol,
+            engine_id,
+        )
+    except ConfigError as err:
+        raise _fail(err, Format.text) from None
+
+
+@app.command()
 def optimize(
     overrides: Annotated[
         list[str] | None,

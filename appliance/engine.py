@@ -141,3 +141,52 @@ def onnx_runtime_info(library_path: str | os.PathLike[str] | None = None) -> dic
     """The ONNX Runtime library the engine would load (path, version, api_version,
     min_version). Raises ModelError for a missing, foreign or too old library."""
     return _engine.onnx_runtime_info(_library(library_path))
+
+
+FeatureError = _engine.FeatureError
+
+
+def compute_features(
+    declaration_json: str,
+    manifest_text: str,
+    files: list[str],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    every_ns: int | None = None,
+    horizons_ns: list[int] | None = None,
+    symbol: str | None = None,
+) -> dict[str, Any]:
+    """Feature rows of one instrument over recorded files (one stream), computed by rt-core's
+    feature code in the backtest's replay, the GIL released. A row on every book update, or
+    every `every_ns` (multiples since the epoch) in [start_ns, end_ns) of local receive time.
+
+    Returns `names` (feature columns, declaration order), `symbol`, `rows`, `counters`,
+    `columns` (ts_ns int64, each feature float32, mid float64; numpy arrays) and `labels`
+    (horizon ns -> float64 array: mid(ts + h) - mid(ts), NaN past the data). Raises
+    FeatureError (a ValueError) for a bad declaration or request, ManifestError, WindowError
+    or BacktestError."""
+    import numpy as np
+
+    raw = _engine.compute_features(
+        declaration_json,
+        manifest_text,
+        files,
+        start_ns,
+        end_ns,
+        every_ns,
+        list(horizons_ns or []),
+        symbol,
+    )
+    columns: dict[str, Any] = {"ts_ns": np.frombuffer(raw["ts_ns"], dtype="<i8")}
+    for name in raw["names"]:
+        columns[name] = np.frombuffer(raw["features"][name], dtype="<f4")
+    columns["mid"] = np.frombuffer(raw["mid"], dtype="<f8")
+    labels = {int(h): np.frombuffer(b, dtype="<f8") for h, b in raw["labels"].items()}
+    return {
+        "names": list(raw["names"]),
+        "symbol": raw["symbol"],
+        "rows": int(raw["rows"]),
+        "counters": dict(raw["counters"]),
+        "columns": columns,
+        "labels": labels,
+    }

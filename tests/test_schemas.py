@@ -20,15 +20,16 @@ def test_schema_command_writes_every_group(tmp_path: Path, cli: Callable[..., Ru
     assert names == sorted(
         f"{g}.schema.json"
         for g in (
-                "deployment",
-                "exchange",
-                "host",
-                "manifest",
-                "risk",
-                "strategy",
-                "study",
-                "target",
-            )
+            "deployment",
+            "exchange",
+            "features",
+            "host",
+            "manifest",
+            "risk",
+            "strategy",
+            "study",
+            "target",
+        )
     )
     assert cli("schema", "--check", "--out", str(tmp_path)).exit_code == 0
     (tmp_path / "risk.schema.json").write_text("{}")

@@ -240,6 +240,121 @@ class ImbalanceTaker(_StrategyBase):
 Strategy = Annotated[MarketMaker | ImbalanceTaker, Field(discriminator="kind")]
 
 
+# --- features (conf/features/*.yaml; the Rust twin is rt_manifest::features) -------------
+
+FEATURE_MAX_LEVELS = 50
+FEATURE_MAX_WINDOW_MS = 86_400_000  # one day
+Levels = Annotated[int, Field(ge=1, le=FEATURE_MAX_LEVELS, strict=True)]
+WindowMs = Annotated[int, Field(ge=1, le=FEATURE_MAX_WINDOW_MS, strict=True)]
+
+
+class BookImbalance(Strict):
+    """(B - A) / (B + A) over the best `levels` levels of each side."""
+
+    name: Literal["book_imbalance"]
+    levels: Levels
+
+
+class MicropriceOffset(Strict):
+    """Microprice minus mid, in ticks."""
+
+    name: Literal["microprice_offset"]
+
+
+class Spread(Strict):
+    """Best ask minus best bid, in ticks."""
+
+    name: Literal["spread"]
+
+
+class MidReturn(Strict):
+    """mid(now) / mid(now - window) - 1 (event time)."""
+
+    name: Literal["mid_return"]
+    window_ms: WindowMs
+
+
+class TradeImbalance(Strict):
+    """(buy - sell) / (buy + sell) aggressor volume of the trades in the window."""
+
+    name: Literal["trade_imbalance"]
+    window_ms: WindowMs
+
+
+class RealizedVol(Strict):
+    """sqrt(sum of squared log mid changes) in the window."""
+
+    name: Literal["realized_vol"]
+    window_ms: WindowMs
+
+
+class TouchQty(Strict):
+    """Size at the best bid or ask (base units)."""
+
+    name: Literal["touch_qty"]
+    side: Literal["bid", "ask"]
+
+
+class Inventory(Strict):
+    """The strategy's position (base units, signed)."""
+
+    name: Literal["inventory"]
+
+
+FeatureSpec = Annotated[
+    BookImbalance
+    | MicropriceOffset
+    | Spread
+    | MidReturn
+    | TradeImbalance
+    | RealizedVol
+    | TouchQty
+    | Inventory,
+    Field(discriminator="name"),
+]
+FEATURE_NAMES = (
+    "book_imbalance",
+    "microprice_offset",
+    "spread",
+    "mid_return",
+    "trade_imbalance",
+    "realized_vol",
+    "touch_qty",
+    "inventory",
+)
+
+
+def feature_column(feature: BaseModel) -> str:
+    """The column of a feature: its name and parameters (`book_imbalance_5`,
+    `mid_return_1000ms`, `touch_qty_bid`), as rt_manifest::features::FeatureDecl::column."""
+    data = feature.model_dump()
+    name = data.pop("name")
+    if "levels" in data:
+        return f"{name}_{data['levels']}"
+    if "window_ms" in data:
+        return f"{name}_{data['window_ms']}ms"
+    if "side" in data:
+        return f"{name}_{data['side']}"
+    return str(name)
+
+
+def _unique_columns(features: list[Any]) -> list[Any]:
+    columns = [feature_column(f) for f in features]
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise ValueError(f"declared twice: {', '.join(twice)}")
+    return features
+
+
+class FeatureSetSpec(Strict):
+    """A config group option of `features`: the features, in column order."""
+
+    features: Annotated[list[FeatureSpec], Field(min_length=1), AfterValidator(_unique_columns)]
+
+    def columns(self) -> list[str]:
+        return [feature_column(f) for f in self.features]
+
+
 # --- risk ---------------------------------------------------------------------------------
 
 
@@ -378,4 +493,5 @@ GROUP_TYPES: dict[str, Any] = {
     "strategy": Strategy,
     "risk": Risk,
     "target": Target,
+    "features": FeatureSetSpec,
 }

@@ -19,6 +19,7 @@ use rt_core::{MarketEvent, Nanos};
 
 pub mod binance;
 pub mod binance_orders;
+pub mod features;
 pub mod native;
 pub mod recording;
 pub mod replay;
