@@ -83,6 +83,7 @@ bench: setup
 	cargo bench -p rt-manifest
 	cargo bench -p rt-core --bench book --bench backtest
 	cargo bench -p rt-venues --bench parse
+	cargo bench -p rt-venues --bench features
 	cargo bench -p rt-ring --bench hop
 	cargo bench -p rt-venues --bench tick_to_order
 	$(BIN)/python bench/compile_bench.py
