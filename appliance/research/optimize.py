@@ -268,6 +268,31 @@ def counted(study: Any) -> list[Any]:
     return [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
 
 
+def give_heartbeats(study: Any) -> list[int]:
+    """Give a heartbeat to each RUNNING trial that has none; returns their numbers.
+
+    Optuna fails a trial whose heartbeat is stale, but a worker killed after it created its
+    trial and before its heartbeat thread's first beat leaves a RUNNING trial with no heartbeat
+    at all, which Optuna never fails. Given one now (as its worker would have), it is failed
+    after the grace period and retried like any other. A live worker's trial is not disturbed:
+    its own heartbeat thread keeps that heartbeat fresh."""
+    import sqlalchemy
+    from optuna.trial import TrialState
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    running = {t._trial_id: t.number for t in study.get_trials(states=(TrialState.RUNNING,))}
+    if not running or not hasattr(backend, "record_heartbeat"):
+        return []
+    query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids")
+    query = query.bindparams(sqlalchemy.bindparam("ids", expanding=True))
+    with backend.engine.connect() as conn:
+        beating = {int(r[0]) for r in conn.execute(query, {"ids": list(running)})}
+    orphans = sorted(set(running) - beating)
+    for trial_id in orphans:
+        backend.record_heartbeat(trial_id)
+    return [running[i] for i in orphans]
+
+
 def run_workers(
     spec: Spec,
     workers: int,
@@ -290,6 +315,7 @@ def run_workers(
         # Wait until no trial is RUNNING (a trial of a dead worker becomes stale and is failed;
         # live workers elsewhere, sharing the storage, finish theirs).
         while True:
+            give_heartbeats(study)
             optuna.storages.fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
             on_progress(trials)
