@@ -286,6 +286,7 @@ def plan(
     """Compile and show what would change against what is deployed (or --against)."""
     from appliance.config.compiler import compile_config
     from appliance.plan import diff, sides
+    from appliance.plan.models import describer
     from appliance.plan.render import Plan
 
     try:
@@ -299,7 +300,8 @@ def plan(
         after = sides.from_compiled(compiled)
     except ConfigError as err:
         raise _fail(err, Format.json if fmt is PlanFormat.json else Format.text) from None
-    result = Plan(compiled.deployment, before, after, diff.diff(before, after))
+    changes = diff.diff(before, after, describer(project))
+    result = Plan(compiled.deployment, before, after, changes)
     _emit_plan(result, fmt, out, detailed)
 
 
@@ -317,6 +319,7 @@ def diff_cmd(
 ) -> None:
     """Semantic diff of two builds or git refs."""
     from appliance.plan import diff, sides
+    from appliance.plan.models import describer
     from appliance.plan.render import Plan
 
     overrides = override or []
@@ -329,7 +332,8 @@ def diff_cmd(
         after = sides.resolve(project, b, overrides, deployment)
     except ConfigError as err:
         raise _fail(err, Format.json if fmt is PlanFormat.json else Format.text) from None
-    _emit_plan(Plan(deployment, before, after, diff.diff(before, after)), fmt, None, detailed)
+    changes = diff.diff(before, after, describer(project))
+    _emit_plan(Plan(deployment, before, after, changes), fmt, None, detailed)
 
 
 @app.command()
@@ -509,6 +513,35 @@ def optimize(
             err=True,
         )
         raise typer.Exit(130) from None
+
+
+@app.command()
+def train(
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="model=NAME (conf/model/NAME.yaml), model.KEY=VALUE to override the model, "
+            "and deployment overrides",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="output dir (default: models/<name>)")
+    ] = None,
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """Train a model on features computed by the engine's Rust core, validate it walk-forward,
+    export it to ONNX (checked against the trained model) with its model.json."""
+    from appliance._extras import require
+
+    require("research", "pandas", "lightgbm", "sklearn", "onnx", "onnxruntime", "skl2onnx")
+    from appliance.research import cli_train
+
+    try:
+        cli_train.run(_root(root), overrides or [], out, fmt is Format.json)
+    except ConfigError as err:
+        raise _fail(err, fmt) from None
 
 
 CtlArgs = Annotated[

@@ -20,6 +20,8 @@ from appliance.config.schema import (
     Host,
     ImbalanceTaker,
     MarketMaker,
+    ModelTaker,
+    ModelTakerManifest,
     Ring,
     Risk,
     format_decimal,
@@ -28,7 +30,8 @@ from appliance.config.schema import (
 RING_HEADER_BYTES = 4096
 MAX_RING_SLOTS = 1 << 24
 
-StrategyModel = MarketMaker | ImbalanceTaker
+# A model strategy as configured (ModelTaker) or as a manifest carries it (its model resolved).
+StrategyModel = MarketMaker | ImbalanceTaker | ModelTaker | ModelTakerManifest
 
 
 @dataclass(frozen=True)
@@ -448,6 +451,22 @@ def _check_strategy(view: View, name: str, st: StrategyModel) -> Iterator[Diagno
         if view.project_root is not None and limits is not None:
             yield from _check_strategy_within_risk(
                 base, symbol, st, limits.max_order_qty, limits.max_position
+            )
+    if isinstance(st, ModelTaker | ModelTakerManifest):
+        if not st.params.sell_below < st.params.buy_above:
+            yield _d(
+                f"{base}.params.sell_below",
+                _dec(st.params.sell_below),
+                "strategy.model_thresholds",
+                f"sell_below must be below buy_above ({_dec(st.params.buy_above)}): "
+                "otherwise one signal would both buy and sell",
+            )
+        if len(st.instruments) != 1:
+            yield _d(
+                f"{base}.instruments",
+                st.instruments,
+                "strategy.model_instruments",
+                "a model strategy trades exactly one instrument (its features are one book's)",
             )
     if isinstance(st, ImbalanceTaker) and st.params.threshold >= 1:
         yield _d(

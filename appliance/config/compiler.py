@@ -25,6 +25,7 @@ from appliance.config.schema import (
     DeploymentSpec,
     Exchange,
     Host,
+    ModelTaker,
     Risk,
     Strategy,
     Target,
@@ -62,10 +63,13 @@ def compile_composed(composed: Composed, git_state: GitState | None = None) -> C
     if isinstance(validated, list):
         raise ConfigError([d.with_source(composed.source_of(d.path)) for d in validated])
     spec, view, targets = validated
+    resolved = _resolve_models(composed.root, spec, view)
+    if isinstance(resolved, list):
+        raise ConfigError([d.with_source(composed.source_of(d.path)) for d in resolved])
     provenance = _provenance(composed, git_state)
     view.source_of = composed.source_of
     manifests = [
-        _render_engine(composed.deployment_name, spec, view, engine_id, provenance)
+        _render_engine(composed.deployment_name, spec, view, engine_id, provenance, resolved)
         for engine_id in spec.engines
     ]
     return Compiled(composed, composed.deployment_name, spec, manifests, targets)
@@ -244,12 +248,32 @@ def _named(
     return out
 
 
+def _resolve_models(
+    root: Path, spec: DeploymentSpec, view: View
+) -> list[Diagnostic] | dict[str, dict[str, Any]]:
+    """Manifest params of every model strategy an engine runs (config/models.py)."""
+    used = {name for e in spec.engines.values() for name in e.strategies}
+    out: dict[str, dict[str, Any]] = {}
+    diags: list[Diagnostic] = []
+    for name in sorted(used):
+        st = view.strategies.get(name)
+        if isinstance(st, ModelTaker):
+            from appliance.config import models
+
+            params, problems = models.resolve(root, name, st)
+            diags += problems
+            if params is not None:
+                out[name] = params
+    return diags if diags else out
+
+
 def _render_engine(
     deployment: str,
     spec: DeploymentSpec,
     view: View,
     engine_id: str,
     provenance: dict[str, Any],
+    models: dict[str, dict[str, Any]],
 ) -> BuiltManifest:
     engine = spec.engines[engine_id]
     host = view.hosts[engine.host]
@@ -268,7 +292,10 @@ def _render_engine(
         },
         "host": {"name": engine.host, **host.model_dump(mode="json")},
         "exchanges": {n: view.exchanges[n].model_dump(mode="json") for n in engine.exchanges},
-        "strategies": {n: st.model_dump(mode="json") for n, st in strategies.items()},
+        "strategies": {
+            n: st.model_dump(mode="json") | ({"params": models[n]} if n in models else {})
+            for n, st in strategies.items()
+        },
         "risk": risk,
     }
     manifest = seal(body, provenance)

@@ -100,7 +100,7 @@ def from_validation_error(exc: ValidationError, prefix: Sequence[object]) -> lis
 
 def _is_union_tag(part: object) -> bool:
     # pydantic adds the discriminator's tag ("market_maker") to the location of union members.
-    return part in {"market_maker", "imbalance_taker"}
+    return part in {"market_maker", "imbalance_taker", "model_taker"}
 
 
 def _jsonable(value: Any) -> Any:

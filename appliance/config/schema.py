@@ -237,7 +237,32 @@ class ImbalanceTaker(_StrategyBase):
     params: ImbalanceTakerParams
 
 
-Strategy = Annotated[MarketMaker | ImbalanceTaker, Field(discriminator="kind")]
+class ModelTakerParams(Strict):
+    """A taker driven by an ONNX model's signal (conf/strategy): the compiler resolves `model`
+    (a directory `appliance train` wrote) and `features` into the manifest's `ModelRef` and
+    feature declarations."""
+
+    model: str = Field(
+        pattern=r"^[^\s]+$",
+        description="directory holding model.onnx and model.json (appliance train), "
+        "relative to the project root",
+    )
+    features: Name = Field(description="the feature set, conf/features/<name>.yaml")
+    buy_above: Dec = Field(description="buy when the model's signal is above this")
+    sell_below: Dec = Field(description="sell when the model's signal is below this")
+    order_qty: PosDec
+    max_slippage: PosDec
+    cooldown_ms: Annotated[int, Field(ge=0, le=U64_MAX)]
+    intra_op_threads: Annotated[int, Field(ge=1, le=64)]
+    optimization: Literal["disable", "basic", "extended", "all"]
+
+
+class ModelTaker(_StrategyBase):
+    kind: Literal["model_taker"]
+    params: ModelTakerParams
+
+
+Strategy = Annotated[MarketMaker | ImbalanceTaker | ModelTaker, Field(discriminator="kind")]
 
 
 # --- features (conf/features/*.yaml; the Rust twin is rt_manifest::features) -------------
@@ -353,6 +378,56 @@ class FeatureSetSpec(Strict):
 
     def columns(self) -> list[str]:
         return [feature_column(f) for f in self.features]
+
+
+# --- the model strategy as the manifest carries it (rt_manifest::model::ModelTakerParams) ----
+
+MODEL_MAX_OPSET = 20  # the ai.onnx opset of ONNX Runtime 1.17, the oldest the engine loads
+
+
+class ModelRef(Strict):
+    """The model file a strategy runs, pinned by its sha256, and its IO signature."""
+
+    path: str = Field(pattern=r"^[^\s]+$", description="model.onnx, relative to the engine's cwd")
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    input_name: str = Field(min_length=1)
+    input_width: Annotated[int, Field(ge=1, le=100_000)]
+    output_name: str = Field(min_length=1)
+    output_width: Annotated[int, Field(ge=1, le=100_000)]
+    opset: Annotated[int, Field(ge=1, le=MODEL_MAX_OPSET)]
+    intra_op_threads: Annotated[int, Field(ge=1, le=64)]
+    optimization: Literal["disable", "basic", "extended", "all"]
+
+
+def _model_rules(params: Any) -> Any:
+    if params.model.input_width != len(params.features.features):
+        raise ValueError(
+            f"the model takes {params.model.input_width} inputs but "
+            f"{len(params.features.features)} features are declared"
+        )
+    if not params.sell_below < params.buy_above:
+        raise ValueError("sell_below must be below buy_above")
+    return params
+
+
+class ModelTakerManifestParams(Strict):
+    model: ModelRef
+    features: FeatureSetSpec
+    buy_above: Dec
+    sell_below: Dec
+    order_qty: PosDec
+    max_slippage: PosDec
+    cooldown_ms: Annotated[int, Field(ge=0, le=U64_MAX)]
+
+
+class ModelTakerManifest(_StrategyBase):
+    kind: Literal["model_taker"]
+    params: Annotated[ModelTakerManifestParams, AfterValidator(_model_rules)]
+
+
+ManifestStrategy = Annotated[
+    MarketMaker | ImbalanceTaker | ModelTakerManifest, Field(discriminator="kind")
+]
 
 
 # --- risk ---------------------------------------------------------------------------------
@@ -482,7 +557,7 @@ class Manifest(Strict):
     engine: ManifestEngine
     host: ManifestHost
     exchanges: dict[Name, Exchange] = Field(min_length=1)
-    strategies: dict[Name, Strategy] = Field(min_length=1)
+    strategies: dict[Name, ManifestStrategy] = Field(min_length=1)
     risk: Risk
 
 

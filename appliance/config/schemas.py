@@ -49,6 +49,13 @@ def group_schemas() -> dict[str, dict[str, Any]]:
         "title": "py_rt study (conf/study/*.yaml): appliance optimize study=<name>",
         **Study.model_json_schema(mode="validation"),
     }
+    from appliance.research.model import ModelSpec
+
+    out["model.schema.json"] = {
+        "$schema": DRAFT,
+        "title": "py_rt model (conf/model/*.yaml): appliance train model=<name>",
+        **ModelSpec.model_json_schema(mode="validation"),
+    }
     out["manifest.schema.json"] = {
         "$schema": DRAFT,
         "title": "py_rt engine manifest, version 1 (docs/manifest.md)",

@@ -124,6 +124,7 @@ def run(
     from appliance.deploy.runner import run_playbook
     from appliance.engine import EngineNotFound, engine_binary
     from appliance.plan import diff, sides
+    from appliance.plan.models import describer
     from appliance.plan.render import Plan
     from appliance.plan.render import render_text as render_plan
 
@@ -132,7 +133,7 @@ def run(
     deployment = compiled.deployment
     before = sides.deployed(project, deployment)
     after = sides.from_compiled(compiled)
-    plan = Plan(deployment, before, after, diff.diff(before, after))
+    plan = Plan(deployment, before, after, diff.diff(before, after, describer(project)))
     err = Console(stderr=True)
     out = Console() if not as_json else Console(file=sys.stderr)
     inv.check_targets(project, compiled)

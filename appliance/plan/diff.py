@@ -8,6 +8,7 @@ artifacts, or is neutral, and whether the engine must restart or the host reboot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -58,6 +59,8 @@ class Change:
     reboot: bool
     source_before: str | None
     source_after: str | None
+    # What a reviewer needs beyond the two values (a model swap: the two models' metrics).
+    detail: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -134,6 +137,8 @@ def classify(path: str, before: Any, after: Any) -> tuple[ChangeClass, bool]:
         return (ChangeClass.TIGHTEN, False) if after == "paper" else (ChangeClass.NEUTRAL, False)
     if path == "engine.binary_sha256" or leaf in ("model_sha256",):
         return ChangeClass.ARTIFACT, False
+    if is_model_file(path):
+        return ChangeClass.ARTIFACT, False
     if parts[0] == "risk":
         if parts[1:2] == ["kill_switch"]:
             if before is True and after is False:
@@ -173,6 +178,20 @@ def classify(path: str, before: Any, after: Any) -> tuple[ChangeClass, bool]:
     return ChangeClass.NEUTRAL, False
 
 
+def is_model_file(path: str) -> bool:
+    """A strategy's model file (its sha256 pins the bytes the engine runs)."""
+    parts = path.split(".")
+    return (
+        parts[0] == "strategies"
+        and parts[-3:-1] == ["params", "model"]
+        and parts[-1]
+        in (
+            "sha256",
+            "path",
+        )
+    )
+
+
 def needs_reboot(path: str) -> bool:
     """Kernel arguments (isolcpus, nohz_full, rcu_nocbs, hugepages) change only at boot."""
     return path in ("host.cpu.isolated", "host.memory.hugepage_kb", "host.memory.hugepages")
@@ -203,7 +222,11 @@ def _scalars(values: list[Any]) -> bool:
     return all(not isinstance(v, dict | list) for v in values)
 
 
-def diff(before: Side, after: Side) -> list[Change]:
+def diff(
+    before: Side, after: Side, describe_model: Callable[[str], str] | None = None
+) -> list[Change]:
+    """Every change between two sides; `describe_model(sha256)` (plan/models.py) says what a
+    swapped model is, from the model.json files `appliance train` wrote."""
     changes: list[Change] = []
     for host in sorted(set(before.manifests) | set(after.manifests)):
         old = before.manifests.get(host)
@@ -242,6 +265,17 @@ def diff(before: Side, after: Side) -> list[Change]:
                     reboot=needs_reboot(path),
                     source_before=before.source(host, path) if b is not _ABSENT else None,
                     source_after=after.source(host, path) if a is not _ABSENT else None,
+                    detail=_model_detail(path, b, a, describe_model),
                 )
             )
     return changes
+
+
+def _model_detail(
+    path: str, before: Any, after: Any, describe: Callable[[str], str] | None
+) -> str | None:
+    if describe is None or not path.endswith(".params.model.sha256"):
+        return None
+    old = describe(str(before)) if before is not _ABSENT else "none"
+    new = describe(str(after)) if after is not _ABSENT else "none"
+    return f"model before: {old}; after: {new}"

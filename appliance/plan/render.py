@@ -130,6 +130,10 @@ def render_markdown(plan: Plan) -> str:
                 f"| {cls} | {r['entity']} | `{r['path']}` | `{_value(r['before'])}` | "
                 f"`{_value(r['after'])}` | {files} |"
             )
+        details = [r for r in rows if r.get("detail")]
+        if details:
+            lines.append("")
+            lines += [f"- `{r['path']}`: {r['detail']}" for r in details]
         lines.append("")
     return "\n".join(lines)
 
@@ -157,4 +161,6 @@ def render_text(plan: Plan) -> str:
             source = c.source_after or c.source_before
             if source:
                 lines.append(f"{'':12}from {source}")
+            if c.detail:
+                lines.append(f"{'':12}{c.detail}")
     return "\n".join(lines) + "\n"

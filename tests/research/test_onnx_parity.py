@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime  # type: ignore[import-untyped]
+import onnxruntime
 import pytest
-from skl2onnx import to_onnx  # type: ignore[import-untyped]
-from sklearn.ensemble import GradientBoostingRegressor  # type: ignore[import-untyped]
-from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
-from sklearn.neural_network import MLPRegressor  # type: ignore[import-untyped]
+from skl2onnx import to_onnx
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPRegressor
 
 from appliance import engine
 
@@ -78,7 +78,7 @@ def test_rust_matches_python_onnxruntime_on_10000_rows(name: str, models: dict[s
 def test_lightgbm_through_onnxmltools(tmp_path: Path) -> None:
     onnxmltools = pytest.importorskip("onnxmltools")
     lightgbm = pytest.importorskip("lightgbm")
-    from onnxmltools.convert.common.data_types import FloatTensorType  # type: ignore[import-untyped]
+    from onnxmltools.convert.common.data_types import FloatTensorType
 
     x, y = _data()
     booster = lightgbm.LGBMRegressor(n_estimators=40, num_leaves=15, verbose=-1).fit(x, y)
