@@ -25,6 +25,7 @@ def test_schema_command_writes_every_group(tmp_path: Path, cli: Callable[..., Ru
             "features",
             "host",
             "manifest",
+            "model",
             "risk",
             "strategy",
             "study",
