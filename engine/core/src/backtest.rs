@@ -67,8 +67,8 @@ use crate::matching::{Exec, ExecKind, Matcher, SimRequest};
 use crate::portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio};
 use crate::risk::{RejectReason, RiskConfig, RiskEngine, RiskState, RiskTransition};
 use crate::strategy::{
-    self, Action, FillReport, NewOrder, OrderKind, OrderStatus, OrderUpdate, Strategy,
-    StrategyContext, StrategyError,
+    self, Action, FillReport, ModelLoader, ModelStats, NewOrder, OrderKind, OrderStatus,
+    OrderUpdate, Strategy, StrategyContext, StrategyError,
 };
 use crate::sync::{BookSync, DiffOutcome, SyncRule};
 use crate::types::{Nanos, Price, Qty, Side};
@@ -372,6 +372,10 @@ pub struct BacktestCounters {
     /// Events applied to the books before the trading start (see
     /// [`Backtest::set_warmup_until`]); every other counter covers the events after it.
     pub warmup_events: u64,
+    /// Rows the strategies' models evaluated (filled in by [`Backtest::finish`]).
+    pub model_predictions: u64,
+    /// Model evaluations that failed; each skipped its tick.
+    pub model_errors: u64,
 }
 
 impl BacktestCounters {
@@ -586,8 +590,23 @@ pub struct Backtest {
 
 impl Backtest {
     /// Sets up the exchanges, instruments (ids in configuration order), books, strategies and
-    /// risk engine.
+    /// risk engine. A strategy with a model is refused: see [`Backtest::with_models`].
     pub fn new(config: BacktestConfig) -> Result<Backtest, BacktestError> {
+        Backtest::build(config, None)
+    }
+
+    /// [`Backtest::new`], the models of model strategies built by `models`.
+    pub fn with_models(
+        config: BacktestConfig,
+        models: &mut ModelLoader<'_>,
+    ) -> Result<Backtest, BacktestError> {
+        Backtest::build(config, Some(models))
+    }
+
+    fn build(
+        config: BacktestConfig,
+        mut models: Option<&mut ModelLoader<'_>>,
+    ) -> Result<Backtest, BacktestError> {
         if config.equity_interval_ns <= 0 {
             return Err(BacktestError::Setting {
                 field: "equity_interval_ns",
@@ -676,11 +695,15 @@ impl Backtest {
         };
         for s in &config.strategies {
             let (ids, specs) = backtest.resolve(s)?;
-            let built = strategy::from_manifest(&s.strategy, &ids, &specs).map_err(|source| {
-                BacktestError::Strategy {
-                    strategy: s.name.clone(),
-                    source,
+            let built = match models.as_deref_mut() {
+                Some(models) => {
+                    strategy::from_manifest_with(&s.name, &s.strategy, &ids, &specs, models)
                 }
+                None => strategy::from_manifest(&s.strategy, &ids, &specs),
+            }
+            .map_err(|source| BacktestError::Strategy {
+                strategy: s.name.clone(),
+                source,
             })?;
             backtest.add_strategy(&s.name, built)?;
         }
@@ -690,6 +713,22 @@ impl Backtest {
     /// [`BacktestConfig::from_manifest`] then [`Backtest::new`].
     pub fn from_manifest(manifest: &Manifest) -> Result<Backtest, BacktestError> {
         Backtest::new(BacktestConfig::from_manifest(manifest))
+    }
+
+    /// [`BacktestConfig::from_manifest`] then [`Backtest::with_models`].
+    pub fn from_manifest_with(
+        manifest: &Manifest,
+        models: &mut ModelLoader<'_>,
+    ) -> Result<Backtest, BacktestError> {
+        Backtest::with_models(BacktestConfig::from_manifest(manifest), models)
+    }
+
+    /// Predictions and failures of every strategy's model, summed.
+    pub fn model_stats(&self) -> ModelStats {
+        self.strategies
+            .iter()
+            .filter_map(|s| s.strategy.model_stats())
+            .fold(ModelStats::default(), ModelStats::plus)
     }
 
     /// The engine ids and specs of a manifest strategy's instruments.
@@ -1218,6 +1257,9 @@ impl Backtest {
             self.check_equity();
             self.push_equity_sample();
         }
+        let models = self.model_stats();
+        self.counters.model_predictions = models.predictions;
+        self.counters.model_errors = models.errors;
         let c = self.counters;
         let summary = BacktestSummary {
             start_ns: self.start.unwrap_or(0),

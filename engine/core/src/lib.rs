@@ -31,8 +31,8 @@ pub use risk::{
     RiskRestore, RiskState, RiskTransition, TightenError,
 };
 pub use strategy::{
-    Action, FillReport, NewOrder, OrderKind, OrderStatus, OrderUpdate, Strategy, StrategyContext,
-    StrategyError,
+    Action, FillReport, ModelLoader, ModelStats, NewOrder, OrderKind, OrderStatus, OrderUpdate,
+    Strategy, StrategyContext, StrategyError,
 };
 pub use sync::{BookSync, DiffOutcome, SyncCounters, SyncRule, SyncState};
 pub use types::{notional, parse_units, Nanos, ParseDecimalError, Price, Qty, Side, SCALE};

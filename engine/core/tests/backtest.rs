@@ -579,3 +579,120 @@ fn a_warm_up_builds_the_books_and_trading_starts_at_the_window() {
     }
     assert_eq!(again.finish(), result);
 }
+
+/// A deterministic stand-in for an ONNX model: the signal is the first feature.
+struct FirstFeature {
+    width: usize,
+    out: [f32; 1],
+}
+
+impl rt_core::model::Predictor for FirstFeature {
+    fn input_width(&self) -> usize {
+        self.width
+    }
+    fn output_width(&self) -> usize {
+        1
+    }
+    fn predict(&mut self, input: &[f32]) -> Result<&[f32], rt_core::model::PredictError> {
+        self.out[0] = input[0];
+        Ok(&self.out)
+    }
+}
+
+/// The example with its strategy replaced by a model taker on book imbalance (5 levels) and
+/// inventory, buying above 0.3 and selling below -0.3.
+fn model_taker_config() -> BacktestConfig {
+    use rt_manifest::features::{FeatureDecl, FeatureSetDecl};
+    use rt_manifest::model::{ModelRef, ModelTakerParams, Optimization, StrategyParams};
+    use rt_manifest::Fixed;
+    let mut config = example_config();
+    config.strategies[0].strategy.params = StrategyParams::ModelTaker(ModelTakerParams {
+        model: ModelRef {
+            path: "models/fake/model.onnx".into(),
+            sha256: "0".repeat(64),
+            input_name: "features".into(),
+            input_width: 2,
+            output_name: "signal".into(),
+            output_width: 1,
+            opset: 15,
+            intra_op_threads: 1,
+            optimization: Optimization::All,
+        },
+        features: FeatureSetDecl {
+            features: vec![
+                FeatureDecl::BookImbalance { levels: 5 },
+                FeatureDecl::Inventory {},
+            ],
+        },
+        buy_above: Fixed::parse("0.3").unwrap(),
+        sell_below: Fixed::parse("-0.3").unwrap(),
+        order_qty: Fixed::parse("0.001").unwrap(),
+        max_slippage: Fixed::parse("0.5").unwrap(),
+        cooldown_ms: 200,
+    });
+    config
+}
+
+#[test]
+fn a_model_taker_needs_a_loader_and_trades_with_one() {
+    let err = Backtest::new(model_taker_config()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "strategies.mm_btcusdt_spot: kind model_taker runs a model: this manifest's strategy \
+         needs a model loader (build the backtest with Backtest::from_manifest_with)"
+    );
+    let err = Backtest::with_models(model_taker_config(), &mut |_, _| Err("no such file".into()))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "strategies.mm_btcusdt_spot: params.model: no such file"
+    );
+    let err = Backtest::with_models(model_taker_config(), &mut |_, _| {
+        Ok(Box::new(FirstFeature {
+            width: 3,
+            out: [0.0],
+        }))
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "reads 3 and writes 1 values per row, the manifest declares \
+                                  input_width 2"
+        ),
+        "{err}"
+    );
+
+    let tape = random_walk(11, 30_000, T0);
+    let run_once = || {
+        let mut asked = Vec::new();
+        let mut bt = Backtest::with_models(model_taker_config(), &mut |name, model| {
+            asked.push((name.to_owned(), model.path.clone()));
+            Ok(Box::new(FirstFeature {
+                width: model.input_width as usize,
+                out: [0.0],
+            }))
+        })
+        .unwrap();
+        assert_eq!(
+            asked,
+            [(
+                "mm_btcusdt_spot".to_owned(),
+                "models/fake/model.onnx".to_owned()
+            )]
+        );
+        for i in 0..tape.len() {
+            bt.on_event(0, &tape.event(i));
+        }
+        bt.finish()
+    };
+    let a = run_once();
+    let c = &a.counters;
+    assert!(c.orders_sent > 10, "{c:?}");
+    assert!(a.summary.taker_fills > 0, "{:?}", a.summary);
+    assert_eq!(a.summary.maker_fills, 0, "IOC orders only take");
+    assert!(c.model_predictions >= c.orders_placed, "{c:?}");
+    assert_eq!(c.model_errors, 0);
+    // Every order is an IOC on the side of the imbalance.
+    assert!(a.orders.iter().all(|o| o.kind == OrderKind::Ioc));
+    assert_eq!(a, run_once(), "the same events give the same result");
+}

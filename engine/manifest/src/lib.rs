@@ -8,11 +8,13 @@
 
 mod error;
 pub mod features;
+pub mod files;
 mod fixed;
 pub mod model;
 mod validate;
 
 use std::io;
+use std::path::Path;
 
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -29,18 +31,29 @@ pub const SUPPORTED_VERSION: u64 = 1;
 /// Top-level keys outside the content hash.
 const UNHASHED_KEYS: [&str; 2] = ["content_sha256", "provenance"];
 
-/// Parses, verifies and validates a manifest.
+/// Parses, verifies and validates a manifest; the files it names (models) are resolved against
+/// the working directory. See [`load_with_base`].
+pub fn load(text: &str) -> Result<Manifest, ManifestError> {
+    load_with_base(text, Path::new("."))
+}
+
+/// Parses, verifies and validates a manifest, checking the files it names against `base`.
 ///
 /// Checks run in the order of the contract, and each stage trusts the previous one: JSON syntax,
-/// `manifest_version`, `content_sha256`, the shape of every field, then all semantic rules at
-/// once.
-pub fn load(text: &str) -> Result<Manifest, ManifestError> {
+/// `manifest_version`, `content_sha256`, the shape of every field, then all semantic rules and
+/// the named files (missing, or a SHA-256 other than the compiled one) at once.
+pub fn load_with_base(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
     let value: Value = serde_json::from_str(text).map_err(json_error)?;
-    from_value(value)
+    from_value_with_base(value, base)
 }
 
 /// [`load`] for a document already parsed as JSON.
 pub fn from_value(value: Value) -> Result<Manifest, ManifestError> {
+    from_value_with_base(value, Path::new("."))
+}
+
+/// [`load_with_base`] for a document already parsed as JSON.
+pub fn from_value_with_base(value: Value, base: &Path) -> Result<Manifest, ManifestError> {
     let Some(object) = value.as_object() else {
         return Err(ManifestError::Field {
             path: "(root)".into(),
@@ -83,12 +96,18 @@ pub fn from_value(value: Value) -> Result<Manifest, ManifestError> {
         }
     }
     let manifest: Manifest = serde_path_to_error::deserialize(value).map_err(field_error)?;
-    manifest.check()?;
-    Ok(manifest)
+    let mut violations = validate(&manifest);
+    violations.extend(files::check_files(&manifest, base));
+    if violations.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(ManifestError::Invalid(violations))
+    }
 }
 
 impl Manifest {
-    /// All semantic rules; `Err(ManifestError::Invalid)` lists every violation.
+    /// All semantic rules (no file is read); `Err(ManifestError::Invalid)` lists every
+    /// violation.
     pub fn check(&self) -> Result<(), ManifestError> {
         let violations = validate(self);
         if violations.is_empty() {
@@ -436,6 +455,105 @@ mod tests {
             .iter()
             .map(|variant| variant["properties"]["kind"]["const"].clone())
             .collect();
-        assert_eq!(kinds, [json!("market_maker"), json!("imbalance_taker")]);
+        assert_eq!(
+            kinds,
+            [
+                json!("market_maker"),
+                json!("imbalance_taker"),
+                json!("model_taker")
+            ]
+        );
+    }
+
+    /// The example with its strategy replaced by a model taker reading `path`.
+    fn with_model(path: &str, sha256: &str) -> Value {
+        let mut value = example();
+        value["strategies"]["mm_btcusdt_spot"] = json!({
+            "kind": "model_taker", "exchange": "binance_spot", "instruments": ["BTCUSDT"],
+            "params": {
+                "model": {"path": path, "sha256": sha256, "input_name": "features",
+                          "input_width": 2, "output_name": "signal", "output_width": 1,
+                          "opset": 15, "intra_op_threads": 1, "optimization": "all"},
+                "features": {"features": [{"name": "book_imbalance", "levels": 1},
+                                          {"name": "spread"}]},
+                "buy_above": "0.65", "sell_below": "0.35", "order_qty": "0.001",
+                "max_slippage": "0.5", "cooldown_ms": 1000
+            }
+        });
+        value
+    }
+
+    #[test]
+    fn model_files_are_checked_at_load_against_the_base() {
+        let dir = std::env::temp_dir().join(format!("rt-manifest-files-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("models")).unwrap();
+        let file = dir.join("models/m.onnx");
+        std::fs::write(&file, b"not really onnx").unwrap();
+        let sha = files::file_sha256(&file).unwrap();
+        // sha256 of the 15 bytes, by `printf 'not really onnx' | sha256sum`.
+        assert_eq!(
+            sha,
+            "566d60bdbce622616878c49421531dda7d25885168779a37fa6b87703f86ed3a"
+        );
+        let text = rehashed(with_model("models/m.onnx", &sha));
+        let manifest = load_with_base(&text, &dir).unwrap();
+        let model = manifest.strategies["mm_btcusdt_spot"]
+            .params
+            .model()
+            .unwrap();
+        assert_eq!(model.optimization, model::Optimization::All);
+        // Round trip: the serialised manifest has the same shape.
+        let back = serde_json::to_value(&manifest).unwrap();
+        assert_eq!(
+            back["strategies"],
+            with_model("models/m.onnx", &sha)["strategies"]
+        );
+        // An absolute path ignores the base.
+        let absolute = rehashed(with_model(file.to_str().unwrap(), &sha));
+        assert!(load_with_base(&absolute, Path::new("/nonexistent")).is_ok());
+
+        // Relative to another base: missing, named at .path.
+        let err = load_with_base(&text, Path::new("/nonexistent")).unwrap_err();
+        let v = err.violations();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].path, "strategies.mm_btcusdt_spot.params.model.path");
+        assert!(v[0].message.contains("no such file"), "{}", v[0].message);
+
+        // Edited after compilation: named at .sha256.
+        std::fs::write(&file, b"retrained").unwrap();
+        let err = load_with_base(&text, &dir).unwrap_err();
+        let v = err.violations();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].path, "strategies.mm_btcusdt_spot.params.model.sha256");
+        assert!(v[0].message.contains("changed after"), "{}", v[0].message);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn model_taker_shape_is_strict() {
+        let sha = "0".repeat(64);
+        let mut value = with_model("m.onnx", &sha);
+        value["strategies"]["mm_btcusdt_spot"]["params"]["model"]["turbo"] = json!(1);
+        let message = load(&rehashed(value)).unwrap_err().to_string();
+        assert!(
+            message.starts_with("strategies.mm_btcusdt_spot.params.model.turbo: unknown field"),
+            "{message}"
+        );
+        let mut value = with_model("m.onnx", &sha);
+        value["strategies"]["mm_btcusdt_spot"]["params"]["model"]["optimization"] = json!("max");
+        let message = load(&rehashed(value)).unwrap_err().to_string();
+        assert!(
+            message.starts_with(
+                "strategies.mm_btcusdt_spot.params.model.optimization: unknown variant `max`"
+            ),
+            "{message}"
+        );
+        let mut value = with_model("m.onnx", &sha);
+        value["strategies"]["mm_btcusdt_spot"]["params"]["buy_above"] = json!(0.6);
+        let message = load(&rehashed(value)).unwrap_err().to_string();
+        assert!(
+            message.starts_with("strategies.mm_btcusdt_spot.params.buy_above: invalid type"),
+            "{message}"
+        );
     }
 }

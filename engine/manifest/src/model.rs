@@ -13,6 +13,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::features::FeatureSetDecl;
 use crate::Fixed;
 
 /// A logical CPU number.
@@ -500,6 +501,7 @@ pub struct Strategy {
 pub enum StrategyParams {
     MarketMaker(MarketMakerParams),
     ImbalanceTaker(ImbalanceTakerParams),
+    ModelTaker(ModelTakerParams),
 }
 
 impl StrategyParams {
@@ -507,6 +509,15 @@ impl StrategyParams {
         match self {
             StrategyParams::MarketMaker(_) => StrategyKind::MarketMaker,
             StrategyParams::ImbalanceTaker(_) => StrategyKind::ImbalanceTaker,
+            StrategyParams::ModelTaker(_) => StrategyKind::ModelTaker,
+        }
+    }
+
+    /// The model this strategy runs, if its kind has one.
+    pub const fn model(&self) -> Option<&ModelRef> {
+        match self {
+            StrategyParams::ModelTaker(p) => Some(&p.model),
+            StrategyParams::MarketMaker(_) | StrategyParams::ImbalanceTaker(_) => None,
         }
     }
 }
@@ -516,6 +527,7 @@ impl StrategyParams {
 pub enum StrategyKind {
     MarketMaker,
     ImbalanceTaker,
+    ModelTaker,
 }
 
 impl StrategyKind {
@@ -523,6 +535,7 @@ impl StrategyKind {
         match self {
             StrategyKind::MarketMaker => "market_maker",
             StrategyKind::ImbalanceTaker => "imbalance_taker",
+            StrategyKind::ModelTaker => "model_taker",
         }
     }
 }
@@ -571,6 +584,74 @@ pub struct ImbalanceTakerParams {
     pub cooldown_ms: u64,
 }
 
+/// A taker trading on an ONNX model's signal: on every book update (and trade) of its one
+/// instrument it computes `features`, runs the model on that row and, when `output[0]` is
+/// above `buy_above`, buys (IOC at best ask + `max_slippage`); below `sell_below`, sells.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelTakerParams {
+    pub model: ModelRef,
+    /// The model's input columns, in order (`input_width` of them).
+    pub features: FeatureSetDecl,
+    /// Buy when the signal is strictly above this.
+    pub buy_above: Fixed,
+    /// Sell when the signal is strictly below this; below `buy_above`.
+    pub sell_below: Fixed,
+    /// Positive, a multiple of the lot size.
+    pub order_qty: Fixed,
+    /// Positive price distance, a multiple of the tick size.
+    pub max_slippage: Fixed,
+    pub cooldown_ms: u64,
+}
+
+/// An ONNX model file as the compiler checked it: where it is, its hash and its signature,
+/// and how the engine builds its session. The file is checked at load (see `crate::files`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    /// The `.onnx` file, relative to the engine's working directory, or absolute.
+    pub path: String,
+    /// Lowercase hex SHA-256 of the file.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub sha256: String,
+    pub input_name: String,
+    /// Features per row: the number of `features`.
+    #[schemars(range(min = 1))]
+    pub input_width: u32,
+    pub output_name: String,
+    /// Values per row out; the signal is the first.
+    #[schemars(range(min = 1))]
+    pub output_width: u32,
+    /// The model's `ai.onnx` opset.
+    #[schemars(range(min = 1, max = 21))]
+    pub opset: u32,
+    /// ONNX Runtime intra-op threads of the session.
+    #[schemars(range(min = 1, max = 64))]
+    pub intra_op_threads: u32,
+    pub optimization: Optimization,
+}
+
+/// ONNX Runtime's graph optimisation level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimization {
+    Disable,
+    Basic,
+    Extended,
+    All,
+}
+
+impl Optimization {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Optimization::Disable => "disable",
+            Optimization::Basic => "basic",
+            Optimization::Extended => "extended",
+            Optimization::All => "all",
+        }
+    }
+}
+
 // The JSON shape of `Strategy`, for the schema only.
 /// A strategy instance, tagged by `kind`; `params` depend on the kind.
 #[derive(JsonSchema)]
@@ -586,6 +667,11 @@ enum StrategyShape {
         exchange: String,
         instruments: Vec<String>,
         params: ImbalanceTakerParams,
+    },
+    ModelTaker {
+        exchange: String,
+        instruments: Vec<String>,
+        params: ModelTakerParams,
     },
 }
 
@@ -624,6 +710,9 @@ impl<'de> DeserializeSeed<'de> for ParamsSeed {
             }
             StrategyKind::ImbalanceTaker => {
                 StrategyParams::ImbalanceTaker(ImbalanceTakerParams::deserialize(deserializer)?)
+            }
+            StrategyKind::ModelTaker => {
+                StrategyParams::ModelTaker(ModelTakerParams::deserialize(deserializer)?)
             }
         })
     }
@@ -709,6 +798,7 @@ impl Serialize for Strategy {
         match &self.params {
             StrategyParams::MarketMaker(params) => out.serialize_field("params", params)?,
             StrategyParams::ImbalanceTaker(params) => out.serialize_field("params", params)?,
+            StrategyParams::ModelTaker(params) => out.serialize_field("params", params)?,
         }
         out.end()
     }

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Display};
 
 use crate::model::{
-    Backing, Core, Cpu, Exchange, Instrument, Manifest, Mode, Strategy, StrategyParams, ThreadRole,
-    Venue,
+    Backing, Core, Cpu, Exchange, Instrument, Manifest, Mode, ModelRef, Strategy, StrategyParams,
+    ThreadRole, Venue,
 };
 use crate::{Fixed, Violation};
 
@@ -19,6 +19,15 @@ const MIN_SLOT_BYTES: u64 = 64;
 const MAX_SLOT_BYTES: u64 = 65536;
 const HUGEPAGE_SIZES_KB: [u64; 2] = [2048, 1_048_576];
 const MIN_HWM: u64 = 1000;
+/// The newest `ai.onnx` opset a model may declare.
+pub const MAX_OPSET: u64 = 21;
+/// Most ONNX Runtime intra-op threads a model session may use.
+pub const MAX_INTRA_OP_THREADS: u64 = 64;
+
+/// 64 lowercase hex digits.
+pub(crate) fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 /// Every rule violation in `manifest`, in document order; empty if it is valid.
 pub fn validate(manifest: &Manifest) -> Vec<Violation> {
@@ -573,20 +582,112 @@ impl Checker {
                         format_args!("{} is not strictly between 0 and 1", p.threshold),
                     );
                 }
-                self.multiple(
-                    format_args!("strategies.{name}.params.order_qty"),
-                    p.order_qty,
-                    "lot_size",
-                    &lots,
-                );
-                self.multiple(
-                    format_args!("strategies.{name}.params.max_slippage"),
-                    p.max_slippage,
-                    "tick_size",
-                    &ticks,
-                );
+                self.taker_orders(name, p.order_qty, p.max_slippage, &lots, &ticks);
+            }
+            StrategyParams::ModelTaker(p) => {
+                if strategy.instruments.len() > 1 {
+                    self.fail(
+                        format_args!("strategies.{name}.instruments"),
+                        format_args!(
+                            "{} instruments: a model_taker trades exactly one",
+                            strategy.instruments.len()
+                        ),
+                    );
+                }
+                self.model(name, &p.model, p.features.features.len());
+                for v in p.features.violations() {
+                    self.fail(
+                        format_args!("strategies.{name}.params.features.{}", v.path),
+                        v.message,
+                    );
+                }
+                if p.sell_below >= p.buy_above {
+                    self.fail(
+                        format_args!("strategies.{name}.params.sell_below"),
+                        format_args!(
+                            "{} is not below buy_above {} (the no-trade band must not be empty)",
+                            p.sell_below, p.buy_above
+                        ),
+                    );
+                }
+                self.taker_orders(name, p.order_qty, p.max_slippage, &lots, &ticks);
             }
         }
+    }
+
+    /// The order size and slippage of a taker kind: whole lots and ticks of its instruments.
+    fn taker_orders(
+        &mut self,
+        name: &str,
+        order_qty: Fixed,
+        max_slippage: Fixed,
+        lots: &[(&str, &str, Fixed)],
+        ticks: &[(&str, &str, Fixed)],
+    ) {
+        self.multiple(
+            format_args!("strategies.{name}.params.order_qty"),
+            order_qty,
+            "lot_size",
+            lots,
+        );
+        self.multiple(
+            format_args!("strategies.{name}.params.max_slippage"),
+            max_slippage,
+            "tick_size",
+            ticks,
+        );
+    }
+
+    /// A model section's own rules (its file is checked at load, see `crate::files`).
+    fn model(&mut self, name: &str, model: &ModelRef, features: usize) {
+        let at = |field: &str| format!("strategies.{name}.params.model.{field}");
+        if model.path.trim().is_empty() {
+            self.fail(at("path"), "empty (the model's .onnx file)");
+        }
+        if !is_sha256(&model.sha256) {
+            self.fail(
+                at("sha256"),
+                format_args!(
+                    "{:?} is not a lowercase hex SHA-256 (64 characters)",
+                    model.sha256
+                ),
+            );
+        }
+        for (field, value) in [
+            ("input_name", &model.input_name),
+            ("output_name", &model.output_name),
+        ] {
+            if value.is_empty() {
+                self.fail(at(field), "empty (the model's tensor name)");
+            }
+        }
+        if u64::from(model.input_width) != features as u64 {
+            self.fail(
+                at("input_width"),
+                format_args!(
+                    "{} but params.features declares {features} features (the model reads one \
+                     row of the declared features)",
+                    model.input_width
+                ),
+            );
+        }
+        self.at_least(
+            format_args!("strategies.{name}.params.model.output_width"),
+            model.output_width.into(),
+            1,
+        );
+        self.within(
+            format_args!("strategies.{name}.params.model.opset"),
+            model.opset.into(),
+            1,
+            MAX_OPSET,
+        );
+        self.within(
+            format_args!("strategies.{name}.params.model.intra_op_threads"),
+            model.intra_op_threads.into(),
+            1,
+            MAX_INTRA_OP_THREADS,
+        );
     }
 
     /// Rule 8, and the risk fields.
@@ -1252,6 +1353,107 @@ mod tests {
             with("threshold", json!("0")),
             &at("threshold"),
             &["between 0 and 1"],
+        );
+    }
+
+    fn model_taker(v: &mut Value) {
+        v["strategies"]["mm_btcusdt_spot"] = json!({
+            "kind": "model_taker", "exchange": "binance_spot", "instruments": ["BTCUSDT"],
+            "params": {
+                "model": {"path": "m.onnx", "sha256": "ab".repeat(32), "input_name": "features",
+                          "input_width": 2, "output_name": "signal", "output_width": 1,
+                          "opset": 15, "intra_op_threads": 1, "optimization": "basic"},
+                "features": {"features": [{"name": "book_imbalance", "levels": 1},
+                                          {"name": "inventory"}]},
+                "buy_above": "0.6", "sell_below": "0.4", "order_qty": "0.001",
+                "max_slippage": "0.5", "cooldown_ms": 100
+            }
+        });
+    }
+
+    #[test]
+    fn model_taker_params() {
+        assert_eq!(violations(model_taker), []);
+        let with = |path: &'static [&'static str], value: Value| {
+            move |v: &mut Value| {
+                model_taker(v);
+                let mut node = &mut v["strategies"]["mm_btcusdt_spot"]["params"];
+                for key in path {
+                    node = &mut node[*key];
+                }
+                *node = value;
+            }
+        };
+        let at = |key: &str| format!("strategies.mm_btcusdt_spot.params.{key}");
+        refused(
+            with(&["model", "input_width"], json!(3)),
+            &at("model.input_width"),
+            &["3", "declares 2 features"],
+        );
+        refused(
+            with(&["sell_below"], json!("0.6")),
+            &at("sell_below"),
+            &["0.6 is not below buy_above 0.6"],
+        );
+        // A regression signal in bps: any range, only the order matters.
+        assert_eq!(
+            violations(|v| {
+                with(&["buy_above"], json!("-2"))(v);
+                v["strategies"]["mm_btcusdt_spot"]["params"]["sell_below"] = json!("-7.5");
+            }),
+            []
+        );
+        refused(
+            with(&["model", "sha256"], json!("AB".repeat(32))),
+            &at("model.sha256"),
+            &["lowercase hex"],
+        );
+        refused(
+            with(&["model", "opset"], json!(22)),
+            &at("model.opset"),
+            &["1..21"],
+        );
+        refused(
+            with(&["model", "intra_op_threads"], json!(0)),
+            &at("model.intra_op_threads"),
+            &["1..64"],
+        );
+        refused(
+            with(&["model", "output_width"], json!(0)),
+            &at("model.output_width"),
+            &["minimum 1"],
+        );
+        refused(
+            with(&["model", "path"], json!(" ")),
+            &at("model.path"),
+            &["empty"],
+        );
+        refused(
+            with(&["max_slippage"], json!("0.005")),
+            &at("max_slippage"),
+            &["tick_size 0.01"],
+        );
+        refused(
+            with(&["order_qty"], json!("0")),
+            &at("order_qty"),
+            &["not positive"],
+        );
+        refused(
+            with(
+                &["features"],
+                json!({"features": [{"name": "book_imbalance", "levels": 0},
+                                    {"name": "inventory"}]}),
+            ),
+            &at("features.features[0].levels"),
+            &["1..50"],
+        );
+        refused(
+            |v: &mut Value| {
+                model_taker(v);
+                v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!(["BTCUSDT", "BTCUSDT"]);
+            },
+            "strategies.mm_btcusdt_spot.instruments",
+            &["exactly one"],
         );
     }
 

@@ -7,11 +7,15 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use rt_manifest::{content_sha256, load, ManifestError};
+use rt_manifest::{content_sha256, load, load_with_base, ManifestError};
 use serde_json::Value;
 
 fn contract_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/contract")
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn read(name: &str) -> String {
@@ -111,7 +115,8 @@ fn corpus_of_bad_manifests_is_refused() {
             doc["content_sha256"] = Value::String(hash);
         }
         let text = serde_json::to_string_pretty(&doc).unwrap();
-        let err = match load(&text) {
+        // Paths in the corpus (model files) are relative to the repository, as pytest runs.
+        let err = match load_with_base(&text, &repo_root()) {
             Ok(_) => {
                 failures.push(format!("{name}: accepted"));
                 continue;

@@ -264,6 +264,23 @@ fn params_line(strategy: &rt_manifest::model::Strategy) -> String {
             "levels {}, threshold {}, order qty {}, max slippage {}, cooldown {} ms",
             p.levels, p.threshold, p.order_qty, p.max_slippage, p.cooldown_ms
         ),
+        StrategyParams::ModelTaker(p) => format!(
+            "model {} (sha256 {} verified, {} features in, {} out, opset {}, {} intra-op \
+             threads, optimization {}), buy above {}, sell below {}, order qty {}, max slippage \
+             {}, cooldown {} ms",
+            p.model.path,
+            &p.model.sha256[..p.model.sha256.len().min(12)],
+            p.model.input_width,
+            p.model.output_width,
+            p.model.opset,
+            p.model.intra_op_threads,
+            p.model.optimization.as_str(),
+            p.buy_above,
+            p.sell_below,
+            p.order_qty,
+            p.max_slippage,
+            p.cooldown_ms
+        ),
     }
 }
 

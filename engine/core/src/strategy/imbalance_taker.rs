@@ -7,19 +7,18 @@
 //! sends an IOC buy limited at best ask + `max_slippage`; when `imbalance <= -threshold` an IOC
 //! sell limited at best bid - `max_slippage`. At most one order is in flight per instrument, and
 //! `cooldown_ms` of event time separate two orders (a rejection also waits at least
-//! [`REJECT_BACKOFF_NS`]). While risk is REDUCING it only trades towards flat, for at most the
+//! [`REJECT_BACKOFF_NS`](super::REJECT_BACKOFF_NS)). While risk is REDUCING it only trades towards flat, for at most the
 //! position; while HALTED it does nothing.
 
 use rt_manifest::model::ImbalanceTakerParams;
 
+use super::taker::Taker;
 use super::{
-    check_instruments, Action, ClientIds, FillReport, NewOrder, OrderKind, OrderUpdate, Strategy,
-    StrategyContext, StrategyError, REJECT_BACKOFF_NS,
+    check_instruments, Action, FillReport, OrderUpdate, Strategy, StrategyContext, StrategyError,
 };
 use crate::book::OrderBook;
 use crate::features::DepthImbalance;
-use crate::portfolio::{floor_to, InstrumentId, InstrumentSpec};
-use crate::risk::RiskState;
+use crate::portfolio::{InstrumentId, InstrumentSpec};
 use crate::types::{Nanos, Price, Qty, Side, SCALE};
 
 /// The taker's parameters, in engine units.
@@ -47,20 +46,12 @@ impl ImbalanceTakerConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    spec: InstrumentSpec,
-    in_flight: Option<u64>,
-    next_at: Nanos,
-}
-
 /// See the module documentation.
 #[derive(Clone, Debug)]
 pub struct ImbalanceTaker {
     config: ImbalanceTakerConfig,
     instruments: Vec<InstrumentId>,
-    slots: Vec<Slot>,
-    ids: ClientIds,
+    taker: Taker,
 }
 
 impl ImbalanceTaker {
@@ -93,33 +84,16 @@ impl ImbalanceTaker {
                 Price(config.threshold)
             ),
         )?;
-        param(
-            "order_qty",
-            config.order_qty.0 > 0,
-            format!("must be positive, found {}", config.order_qty),
-        )?;
-        param(
-            "max_slippage",
-            config.max_slippage.0 > 0,
-            format!("must be positive, found {}", config.max_slippage),
-        )?;
-        param(
-            "cooldown_ms",
-            config.cooldown_ns >= 0,
-            format!("must not be negative, found {} ns", config.cooldown_ns),
+        let taker = Taker::new(
+            config.order_qty,
+            config.max_slippage,
+            config.cooldown_ns,
+            specs,
         )?;
         Ok(ImbalanceTaker {
             config,
             instruments: instruments.to_vec(),
-            slots: specs
-                .iter()
-                .map(|&spec| Slot {
-                    spec,
-                    in_flight: None,
-                    next_at: Nanos::MIN,
-                })
-                .collect(),
-            ids: ClientIds::default(),
+            taker,
         })
     }
 
@@ -160,51 +134,12 @@ impl Strategy for ImbalanceTaker {
     }
 
     fn on_book(&mut self, ctx: &StrategyContext, book: &OrderBook, out: &mut Vec<Action>) {
-        let Some(slot) = self.slots.get(ctx.slot) else {
-            return;
-        };
-        if ctx.risk_state == RiskState::Halted || slot.in_flight.is_some() || ctx.now < slot.next_at
-        {
+        if !self.taker.ready(ctx) {
             return;
         }
-        let lot = slot.spec.lot.0;
-        let Some(side) = self.signal(book) else {
-            return;
-        };
-        let pos = ctx.position.0;
-        let qty = match ctx.risk_state {
-            RiskState::Active => self.config.order_qty.0,
-            RiskState::Reducing if (side == Side::Buy) == (pos < 0) && pos != 0 => {
-                floor_to(pos.saturating_abs().min(self.config.order_qty.0), lot)
-            }
-            RiskState::Reducing | RiskState::Halted => 0,
-        };
-        let price = match side {
-            Side::Buy => book
-                .best_ask()
-                .map(|l| l.price.0.saturating_add(self.config.max_slippage.0)),
-            Side::Sell => book
-                .best_bid()
-                .map(|l| l.price.0 - self.config.max_slippage.0),
-        };
-        let (Some(price), true) = (price, qty > 0) else {
-            return;
-        };
-        if price <= 0 {
-            return;
+        if let Some(side) = self.signal(book) {
+            self.taker.take(ctx, book, side, out);
         }
-        let client_id = self.ids.next();
-        out.push(Action::Place(NewOrder {
-            client_id,
-            instrument: ctx.instrument,
-            side,
-            price: Price(price),
-            qty: Qty(qty),
-            kind: OrderKind::Ioc,
-        }));
-        let slot = &mut self.slots[ctx.slot];
-        slot.in_flight = Some(client_id);
-        slot.next_at = ctx.now.saturating_add(self.config.cooldown_ns);
     }
 
     fn on_fill(&mut self, _ctx: &StrategyContext, _fill: &FillReport, _out: &mut Vec<Action>) {}
@@ -215,54 +150,20 @@ impl Strategy for ImbalanceTaker {
         update: &OrderUpdate,
         _out: &mut Vec<Action>,
     ) {
-        if !update.status.is_final() {
-            return;
-        }
-        let Some(slot) = self.slots.get_mut(ctx.slot) else {
-            return;
-        };
-        if slot.in_flight == Some(update.client_id) {
-            slot.in_flight = None;
-            if update.reject_reason.is_some() {
-                slot.next_at = slot.next_at.max(ctx.now.saturating_add(REJECT_BACKOFF_NS));
-            }
-        }
+        self.taker.on_order_update(ctx, update);
     }
 
     fn on_book_lost(&mut self, ctx: &StrategyContext, _out: &mut Vec<Action>) {
-        if let Some(slot) = self.slots.get_mut(ctx.slot) {
-            slot.in_flight = None;
-        }
+        self.taker.on_book_lost(ctx);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Level;
-    use crate::risk::RejectReason;
-    use crate::strategy::OrderStatus;
-
-    fn px(s: &str) -> Price {
-        Price::parse(s.as_bytes()).expect("a price")
-    }
-
-    fn q(s: &str) -> Qty {
-        match s.strip_prefix('-') {
-            Some(abs) => -Qty::parse(abs.as_bytes()).expect("a qty"),
-            None => Qty::parse(s.as_bytes()).expect("a qty"),
-        }
-    }
-
-    fn spec() -> InstrumentSpec {
-        InstrumentSpec {
-            tick: px("0.01"),
-            lot: q("0.001"),
-            min_notional: 0,
-            maker_fee_bps: 0,
-            taker_fee_bps: 0,
-        }
-    }
+    use crate::risk::{RejectReason, RiskState};
+    use crate::strategy::taker::testkit::{book, ctx, done, placed, px, q, spec};
+    use crate::strategy::{OrderStatus, REJECT_BACKOFF_NS};
 
     fn taker(levels: u32, threshold: &str, cooldown_ms: u64) -> ImbalanceTaker {
         let config = ImbalanceTakerConfig {
@@ -273,57 +174,6 @@ mod tests {
             cooldown_ns: Nanos::try_from(cooldown_ms * 1_000_000).expect("fits"),
         };
         ImbalanceTaker::new(config, &[3], &[spec()]).expect("valid")
-    }
-
-    /// Bids 100, 99.99, ... and asks 100.01, 100.02, ... with the given sizes.
-    fn book(bids: &[&str], asks: &[&str]) -> OrderBook {
-        let lv = |base: Price, step: i64, sizes: &[&str]| -> Vec<Level> {
-            sizes
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Level::new(Price(base.0 + step * i as i64), q(s)))
-                .collect()
-        };
-        let mut b = OrderBook::new();
-        b.load_snapshot(
-            &lv(px("100"), -1_000_000, bids),
-            &lv(px("100.01"), 1_000_000, asks),
-        );
-        b
-    }
-
-    fn ctx(now: Nanos, position: &str, risk_state: RiskState) -> StrategyContext {
-        StrategyContext {
-            now,
-            instrument: 3,
-            slot: 0,
-            position: q(position),
-            risk_state,
-        }
-    }
-
-    fn placed(out: &[Action]) -> Vec<(Side, Price, Qty)> {
-        out.iter()
-            .map(|a| match a {
-                Action::Place(o) => {
-                    assert_eq!(o.kind, OrderKind::Ioc);
-                    (o.side, o.price, o.qty)
-                }
-                Action::Cancel(_) => panic!("the taker never cancels"),
-            })
-            .collect()
-    }
-
-    fn done(id: u64, status: OrderStatus, reason: Option<RejectReason>) -> OrderUpdate {
-        OrderUpdate {
-            client_id: id,
-            instrument: 3,
-            side: Side::Buy,
-            status,
-            leaves_qty: Qty::ZERO,
-            filled_qty: Qty::ZERO,
-            reject_reason: reason,
-        }
     }
 
     #[test]

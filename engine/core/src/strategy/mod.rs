@@ -19,9 +19,14 @@ use crate::types::{Nanos, Price, Qty, Side};
 
 pub mod imbalance_taker;
 pub mod market_maker;
+pub mod model_taker;
+mod taker;
 
 pub use imbalance_taker::ImbalanceTaker;
 pub use market_maker::MarketMaker;
+pub use model_taker::ModelTaker;
+
+use crate::model::Predictor;
 
 /// How an order executes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -196,7 +201,37 @@ pub trait Strategy: Send + std::fmt::Debug {
     fn on_book_lost(&mut self, ctx: &StrategyContext, out: &mut Vec<Action>) {
         let _ = (ctx, out);
     }
+
+    /// Predictions made and failed, for a strategy that runs a model; `None` otherwise.
+    fn model_stats(&self) -> Option<ModelStats> {
+        None
+    }
 }
+
+/// How a strategy's model fared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelStats {
+    /// Rows evaluated.
+    pub predictions: u64,
+    /// Evaluations that failed (the tick was skipped).
+    pub errors: u64,
+}
+
+impl ModelStats {
+    /// The sum of two strategies' stats.
+    pub fn plus(self, other: ModelStats) -> ModelStats {
+        ModelStats {
+            predictions: self.predictions + other.predictions,
+            errors: self.errors + other.errors,
+        }
+    }
+}
+
+/// Builds the model of a manifest strategy: called with the strategy's name and its model
+/// section, it returns the loaded model or why it cannot be loaded. rt-core does no I/O, so the
+/// backtest's caller and the live engine supply one (rt-model's ONNX Runtime in practice).
+pub type ModelLoader<'a> = dyn FnMut(&str, &rt_manifest::model::ModelRef) -> Result<Box<dyn Predictor + Send>, String>
+    + 'a;
 
 /// Why a strategy cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,14 +251,46 @@ pub enum StrategyError {
         field: &'static str,
         message: String,
     },
+    #[error("trades {count} instruments; this kind trades exactly one")]
+    OneInstrument { count: usize },
+    #[error(
+        "kind {0} runs a model: this manifest's strategy needs a model loader (build the \
+         backtest with Backtest::from_manifest_with)"
+    )]
+    NeedsModelLoader(&'static str),
+    #[error("params.model: {0}")]
+    Model(String),
 }
 
 /// Builds a manifest strategy of any built-in kind, for `instruments` (engine ids, in the
 /// order of `strategy.instruments`) described by `specs`.
+/// A kind with a model is refused ([`StrategyError::NeedsModelLoader`]): see
+/// [`from_manifest_with`].
 pub fn from_manifest(
     strategy: &rt_manifest::model::Strategy,
     instruments: &[InstrumentId],
     specs: &[InstrumentSpec],
+) -> Result<Box<dyn Strategy>, StrategyError> {
+    build(strategy, instruments, specs, None)
+}
+
+/// [`from_manifest`], with the model of a model kind from `models` (called with `name`, the
+/// strategy's manifest name).
+pub fn from_manifest_with(
+    name: &str,
+    strategy: &rt_manifest::model::Strategy,
+    instruments: &[InstrumentId],
+    specs: &[InstrumentSpec],
+    models: &mut ModelLoader<'_>,
+) -> Result<Box<dyn Strategy>, StrategyError> {
+    build(strategy, instruments, specs, Some((name, models)))
+}
+
+fn build(
+    strategy: &rt_manifest::model::Strategy,
+    instruments: &[InstrumentId],
+    specs: &[InstrumentSpec],
+    models: Option<(&str, &mut ModelLoader<'_>)>,
 ) -> Result<Box<dyn Strategy>, StrategyError> {
     use rt_manifest::model::StrategyParams;
     Ok(match &strategy.params {
@@ -232,6 +299,15 @@ pub fn from_manifest(
         }
         StrategyParams::ImbalanceTaker(p) => {
             Box::new(ImbalanceTaker::from_manifest(p, instruments, specs)?)
+        }
+        StrategyParams::ModelTaker(p) => {
+            let Some((name, models)) = models else {
+                return Err(StrategyError::NeedsModelLoader(
+                    strategy.params.kind().as_str(),
+                ));
+            };
+            let model = models(name, &p.model).map_err(StrategyError::Model)?;
+            Box::new(ModelTaker::from_manifest(p, model, instruments, specs)?)
         }
     })
 }
