@@ -28,10 +28,13 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
     start_ns: int | None = None,
     end_ns: int | None = None,
+    onnx_library: str | None = None,
 ) -> dict[str, Any]:
     """Replay captures or native files (one stream) through the manifest's strategies, trading
     in [start_ns, end_ns) of local receive time (earlier events warm the books up); columns of
-    orders, fills, equity, marks and risk_events, plus summary, counters and window."""
+    orders, fills, equity, marks and risk_events, plus summary, counters and window. Model
+    strategies load their ONNX models on `onnx_library` (None: ORT_DYLIB_PATH, then beside
+    the executable); a model that cannot be loaded raises ModelError."""
 
 def capture_info(path: str) -> dict[str, Any]:
     """What a capture or native file holds: format, symbols, first/last local and exchange

@@ -73,12 +73,18 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
     start_ns: int | None = None,
     end_ns: int | None = None,
+    onnx_library: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Replay recorded files (one stream) through the manifest's strategies (GIL released),
     trading in [start_ns, end_ns) of local receive time (UTC ns; None leaves a side open; events
-    before the start only build the books). Raises ManifestError, WindowError (a window with no
-    events of the data; a BacktestError) or BacktestError."""
-    return _engine.run_backtest(manifest_text, files, progress, start_ns, end_ns)
+    before the start only build the books). Model strategies run their ONNX models (paths
+    relative to the working directory) on `onnx_library`, by default `$ORT_DYLIB_PATH` or the
+    onnxruntime wheel's library. Raises ManifestError (a model file missing or changed
+    included), WindowError (a window with no events of the data; a BacktestError), ModelError
+    (a model or library that cannot be loaded or does not fit) or BacktestError."""
+    return _engine.run_backtest(
+        manifest_text, files, progress, start_ns, end_ns, _library(onnx_library)
+    )
 
 
 def capture_info(path: str) -> dict[str, Any]:

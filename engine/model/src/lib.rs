@@ -12,6 +12,7 @@
 //! downloaded at build time; the library is opened at run time by absolute path.
 
 pub mod library;
+mod manifest;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use rt_core::model::{PredictError, Predictor};
 use thiserror::Error;
 
 pub use library::{find_library, probe, RuntimeInfo, ENV_VAR, MIN_MINOR};
+pub use manifest::{load_model, manifest_loader};
 
 /// Everything that can go wrong loading or running a model; each message names the file.
 #[derive(Debug, Error)]
@@ -227,6 +229,16 @@ impl OnnxModel {
     /// The ONNX Runtime library this model runs on.
     pub fn runtime(&self) -> &RuntimeInfo {
         &self.runtime.info
+    }
+
+    /// The name of the model's input.
+    pub fn input_name(&self) -> &str {
+        self.names.input_name()
+    }
+
+    /// The name of the output read.
+    pub fn output_name(&self) -> &str {
+        self.names.output_name()
     }
 
     /// Features per row.

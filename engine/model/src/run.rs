@@ -31,6 +31,16 @@ impl Names {
             output: c(output)?,
         })
     }
+
+    /// The input name (valid UTF-8: it was built from a `&str`).
+    pub(crate) fn input_name(&self) -> &str {
+        self.input.to_str().unwrap_or_default()
+    }
+
+    /// The output name.
+    pub(crate) fn output_name(&self) -> &str {
+        self.output.to_str().unwrap_or_default()
+    }
 }
 
 /// Runs the session on `input`, writing into `output` (both shaped at load).

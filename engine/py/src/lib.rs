@@ -6,14 +6,17 @@
 //! - `load_manifest(text: str) -> dict`: loads a manifest exactly as `rt-engine` does and returns
 //!   a summary; raises `ManifestError` (a `ValueError`) listing every problem, one per line.
 //! - `manifest_schema() -> str`: the manifest's JSON Schema as JSON text.
-//! - `run_backtest(manifest_text, files, progress=None, start_ns=None, end_ns=None) -> dict`:
+//! - `run_backtest(manifest_text, files, progress=None, start_ns=None, end_ns=None,
+//!   onnx_library=None) -> dict`:
 //!   replays recorded files (one stream) through the manifest's strategies with the core's
 //!   backtest driver, the GIL released, trading only in the window `[start_ns, end_ns)` of
 //!   local receive time (earlier events warm the books up); returns columns (lists) of orders,
 //!   fills, equity and marks, plus summary, counters and window (asked for, and the first and
-//!   last events traded). Raises `ManifestError` for a
-//!   bad manifest, `WindowError` (a `BacktestError`) for a window without data, and
-//!   `BacktestError` (a `RuntimeError`) otherwise.
+//!   last events traded). Model strategies run their ONNX models through rt-model on
+//!   `onnx_library`. Raises `ManifestError` for a bad manifest (a model file missing or changed
+//!   included), `WindowError` (a `BacktestError`) for a window without data, `ModelError` for a
+//!   model or library that cannot be loaded or does not fit, and `BacktestError` (a
+//!   `RuntimeError`) otherwise.
 //! - `capture_info(path) -> dict`: what a capture or native file holds (format, symbols, time
 //!   range, counts by kind, decode errors, sequence gaps, market).
 //! - `compute_features(...) -> dict`, `FeatureError`: feature rows over recorded data (`features.rs`).
@@ -62,10 +65,17 @@ fn to_py_err(err: rt_manifest::ManifestError) -> PyErr {
 }
 
 fn replay_err(err: ReplayError) -> PyErr {
+    use rt_core::backtest::BacktestError as SetupError;
+    use rt_core::StrategyError;
     match err {
         ReplayError::BadWindow(_) | ReplayError::EmptyWindow { .. } => {
             WindowError::new_err(err.to_string())
         }
+        // A model that cannot be loaded, or that does not fit its strategy.
+        ReplayError::Setup(SetupError::Strategy {
+            source: StrategyError::Model(_),
+            ..
+        }) => onnx::ModelError::new_err(err.to_string()),
         _ => BacktestError::new_err(err.to_string()),
     }
 }
@@ -84,8 +94,10 @@ fn dec(units: i64) -> String {
 /// Replays recorded files (captures or native files) through the manifest's strategies,
 /// trading in `[start_ns, end_ns)` (either side open when `None`).
 /// `progress(done, total)` is called from time to time with bytes (or rows) read.
+/// Model strategies load their models (paths relative to the working directory) through
+/// rt-model on `onnx_library` (`None`: `ORT_DYLIB_PATH`, then beside the executable).
 #[pyfunction]
-#[pyo3(signature = (manifest_text, files, progress=None, start_ns=None, end_ns=None))]
+#[pyo3(signature = (manifest_text, files, progress=None, start_ns=None, end_ns=None, onnx_library=None))]
 fn run_backtest<'py>(
     py: Python<'py>,
     manifest_text: &str,
@@ -93,18 +105,27 @@ fn run_backtest<'py>(
     progress: Option<Py<PyAny>>,
     start_ns: Option<i64>,
     end_ns: Option<i64>,
+    onnx_library: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let manifest = rt_manifest::load(manifest_text).map_err(to_py_err)?;
     let window = Window { start_ns, end_ns };
     let mut callback_error: Option<PyErr> = None;
+    let mut models = rt_model::manifest_loader(PathBuf::from("."), onnx_library);
     let replay = py.detach(|| {
-        replay::run_window(&manifest, &files, window, 50_000, |done, total| {
-            if let (Some(cb), None) = (&progress, &callback_error) {
-                if let Err(err) = Python::attach(|py| cb.call1(py, (done, total))) {
-                    callback_error = Some(err);
+        replay::run_window_with(
+            &manifest,
+            &files,
+            window,
+            &mut models,
+            50_000,
+            |done, total| {
+                if let (Some(cb), None) = (&progress, &callback_error) {
+                    if let Err(err) = Python::attach(|py| cb.call1(py, (done, total))) {
+                        callback_error = Some(err);
+                    }
                 }
-            }
-        })
+            },
+        )
     });
     if let Some(err) = callback_error {
         return Err(err);
@@ -442,6 +463,8 @@ fn to_dict<'py>(py: Python<'py>, replay: &Replay) -> PyResult<Bound<'py, PyDict>
         ("risk_transitions", c.risk_transitions),
         ("records_dropped", c.records_dropped),
         ("warmup_events", c.warmup_events),
+        ("model_predictions", c.model_predictions),
+        ("model_errors", c.model_errors),
         ("data_errors", replay.data_errors),
     ] {
         counters.set_item(name, value)?;

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rt_core::backtest::{Backtest, BacktestError, BacktestResult};
-use rt_core::{Nanos, Price, Qty};
+use rt_core::{ModelLoader, Nanos, Price, Qty};
 use rt_manifest::Manifest;
 
 use crate::{open_any, Decoder, Error, EventReader};
@@ -151,6 +151,37 @@ pub fn run_window(
     files: &[PathBuf],
     window: Window,
     progress_every: u64,
+    progress: impl FnMut(u64, u64),
+) -> Result<Replay, ReplayError> {
+    replay(manifest, files, window, None, progress_every, progress)
+}
+
+/// [`run_window`] for a manifest whose strategies may run models: `models` builds each one
+/// (see `rt_core::strategy::ModelLoader`; `rt_model::manifest_loader` in practice).
+pub fn run_window_with(
+    manifest: &Manifest,
+    files: &[PathBuf],
+    window: Window,
+    models: &mut ModelLoader<'_>,
+    progress_every: u64,
+    progress: impl FnMut(u64, u64),
+) -> Result<Replay, ReplayError> {
+    replay(
+        manifest,
+        files,
+        window,
+        Some(models),
+        progress_every,
+        progress,
+    )
+}
+
+fn replay(
+    manifest: &Manifest,
+    files: &[PathBuf],
+    window: Window,
+    models: Option<&mut ModelLoader<'_>>,
+    progress_every: u64,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Replay, ReplayError> {
     if files.is_empty() {
@@ -164,7 +195,10 @@ pub fn run_window(
     if manifest.exchanges.len() != 1 {
         return Err(ReplayError::Exchanges(manifest.exchanges.len()));
     }
-    let mut backtest = Backtest::from_manifest(manifest)?;
+    let mut backtest = match models {
+        Some(models) => Backtest::from_manifest_with(manifest, models)?,
+        None => Backtest::from_manifest(manifest)?,
+    };
     if let Some(start) = window.start_ns {
         backtest.set_warmup_until(start);
     }
