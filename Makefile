@@ -16,7 +16,7 @@ export MATURIN_NO_INSTALL_RUST := 1
 export MATURIN_PEP517_ARGS := --profile dev
 export RT_ENGINE_BIN := $(CURDIR)/target/debug/rt-engine
 
-.PHONY: setup lock demo test lint check-python check-rust bench bench-compare bench-onnx clean
+.PHONY: setup lock demo test lint check-python check-rust bench bench-optimize bench-compare bench-onnx clean
 
 # The Python dependency set, pinned with hashes as Cargo.lock pins the Rust one (`make lock`
 # regenerates both files from pyproject.toml and requirements-build.in). The package's extras:
@@ -89,6 +89,12 @@ bench: setup
 	$(BIN)/python bench/compile_bench.py
 	cargo build --release --quiet -p rt-engine
 	$(BIN)/python bench/live_bench.py --seconds 30 --speed 4
+	$(BIN)/python bench/optimize_bench.py
+
+# appliance optimize on the bundled data: trials/min with 1 and 2 workers, where a trial's time
+# goes (outside the Rust replay: goal <= 10%), and how often the JSON capture is parsed (once).
+bench-optimize: setup
+	$(BIN)/python bench/optimize_bench.py
 
 # One-row ONNX inference: Rust (rt-model, timed in Rust) against Python's onnxruntime on the same
 # models and rows, with the machine; goals: Rust p50 <= 5 us, p99 <= 15 us, >= 2x Python.

@@ -105,7 +105,7 @@ def open_storage(url: str, create_dirs: bool = True) -> Any:
     elif url.startswith("postgresql"):
         kwargs = {"connect_args": {"connect_timeout": 10}}
     try:
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             engine_url(url),
             engine_kwargs=kwargs,
             heartbeat_interval=HEARTBEAT_S,
@@ -114,6 +114,18 @@ def open_storage(url: str, create_dirs: bool = True) -> Any:
                 max_retry=MAX_RETRY
             ),
         )
+        if url.startswith("sqlite"):
+            import sqlalchemy
+
+            # A trial writes the file a dozen times (parameters, folds, reports, state): in
+            # SQLite's default rollback-journal mode each commit waits for several fsyncs and
+            # blocks every reader. WAL with synchronous=NORMAL commits without an fsync (still
+            # atomic and consistent; a power cut may lose the last commits, which the heartbeat
+            # and resume already handle) and lets workers read while one writes. Local files
+            # only, which is what SQLite storage is for.
+            sqlalchemy.event.listen(storage.engine, "connect", _sqlite_wal)
+            storage.engine.dispose()  # connections made from now on get the pragmas
+        return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
@@ -127,6 +139,19 @@ def open_storage(url: str, create_dirs: bool = True) -> Any:
                 )
             ]
         ) from None
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    import sqlite3
+
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.OperationalError:
+        pass  # another connection holds a lock while switching: it keeps the current mode
+    finally:
+        cursor.close()
 
 
 def make_sampler(plan: StudyPlan, seed: int) -> Any:
