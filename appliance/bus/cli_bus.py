@@ -42,6 +42,7 @@ from appliance.bus.processes import (
     Supervisor,
     Terminated,
     busy_sim_endpoint,
+    engine_env,
     rel,
     sigterm_raises,
     start_sims,
@@ -526,6 +527,7 @@ def run(
             engine = sup.start(
                 f"engine_{target.engine_id}",
                 [str(binary), "run", "--manifest", str(manifest_path)],
+                env=engine_env(target.manifest),
             )
             console.print(
                 f"started engine {target.engine_id} (pid {engine.proc.pid}); "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -75,6 +76,19 @@ class Child:
         return self.proc.returncode
 
 
+def engine_env(manifest: Mapping[str, Any]) -> dict[str, str] | None:
+    """The environment of `rt-engine run` for `manifest`: when a strategy runs a model and
+    ORT_DYLIB_PATH is not set, the variable points at the onnxruntime wheel's library (the one
+    Python's onnxruntime runs); otherwise None (the child inherits ours)."""
+    models = any("model" in s.get("params", {}) for s in manifest.get("strategies", {}).values())
+    if not models or os.environ.get("ORT_DYLIB_PATH"):
+        return None
+    from appliance.engine import onnxruntime_library
+
+    library = onnxruntime_library()
+    return None if library is None else {**os.environ, "ORT_DYLIB_PATH": str(library)}
+
+
 class Supervisor:
     """Starts processes with their output in log files and never leaves one behind."""
 
@@ -82,7 +96,7 @@ class Supervisor:
         self.cwd, self.log_dir = cwd, log_dir
         self.children: list[Child] = []
 
-    def start(self, name: str, argv: list[str]) -> Child:
+    def start(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Child:
         global _prctl
         if _prctl is None and sys.platform == "linux":
             with contextlib.suppress(OSError, AttributeError):
@@ -94,6 +108,7 @@ class Supervisor:
             proc = subprocess.Popen(
                 argv,
                 cwd=self.cwd,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=handle,
                 stderr=subprocess.STDOUT,

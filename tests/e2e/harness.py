@@ -192,6 +192,7 @@ def live(tmp_path: Path, *overrides: str, speed: str = "8") -> Iterator[Live]:
     root.mkdir()
     shutil.copytree(ROOT / "conf", root / "conf")
     (root / "data").symlink_to(ROOT / "data")
+    (root / "models").symlink_to(ROOT / "models")  # model strategies (paper_model)
     ws, rest, ev, ctl = (free_port() for _ in range(4))
     journal = tmp_path / "journal"
     base = [

@@ -72,6 +72,8 @@ pub struct RunOptions {
     /// Stop by itself after this long (tests, demos); `None`: until a signal.
     pub duration: Option<Duration>,
     pub verbose: bool,
+    /// The ONNX Runtime library of model strategies (`None`: rt-model's discovery order).
+    pub onnxruntime: Option<PathBuf>,
 }
 
 /// Resolves a credential reference (`env:NAME`, `file:PATH`); the value is never printed.
@@ -169,8 +171,23 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     let mut config = rt_core::BacktestConfig::from_manifest(&manifest);
     config.max_records = 0;
     config.max_equity_samples = 1024;
-    let mut bt = Backtest::new(config)
-        .map_err(|e| anyhow::anyhow!("manifest {}: {e}", opts.manifest_path.display()))?;
+    // Model sessions are built here, once, before any thread starts; a model or library that
+    // cannot be loaded refuses the start like a bad manifest.
+    let mut models = crate::models::loader(opts.onnxruntime.clone());
+    let mut bt = match Backtest::with_models(config, &mut models) {
+        Ok(bt) => bt,
+        Err(
+            e @ rt_core::BacktestError::Strategy {
+                source: rt_core::StrategyError::Model(_),
+                ..
+            },
+        ) => {
+            eprintln!("error: {}: refused:", opts.manifest_path.display());
+            eprintln!("  - {e}");
+            return Ok(2);
+        }
+        Err(e) => bail!("manifest {}: {e}", opts.manifest_path.display()),
+    };
     let exchanges: Vec<String> = manifest.exchanges.keys().cloned().collect();
     for x in 0..exchanges.len() {
         bt.set_external(x).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,7 +1,8 @@
 //! rt-engine: the py_rt engine binary.
 //!
 //! - `rt-engine check --manifest FILE` loads a manifest exactly as the engine will at start-up
-//!   and prints what it would run, or every reason the manifest is refused.
+//!   (models included: `--onnxruntime PATH`, see `models`) and prints what it would run, or
+//!   every reason the manifest is refused.
 //! - `rt-engine run --manifest FILE` trades it (see `engine`).
 //! - `rt-engine sim --manifest FILE --exchange NAME` runs the sim venue of an exchange.
 //! - `rt-engine record --manifest FILE --exchange NAME --out DIR` records an exchange's market
@@ -23,6 +24,7 @@ mod gateway;
 mod http;
 mod journal;
 mod latency;
+mod models;
 mod record;
 mod shared;
 mod summary;
@@ -55,6 +57,10 @@ enum Command {
         manifest: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// The ONNX Runtime library for model strategies (default: ORT_DYLIB_PATH, then the
+        /// release's lib/ beside this executable).
+        #[arg(long, value_name = "PATH")]
+        onnxruntime: Option<PathBuf>,
     },
     /// Trade a manifest: feeds, strategy, gateway, bus, journal, until SIGTERM.
     Run {
@@ -69,6 +75,10 @@ enum Command {
         /// Log feed state changes.
         #[arg(long, short)]
         verbose: bool,
+        /// The ONNX Runtime library for model strategies (default: ORT_DYLIB_PATH, then the
+        /// release's lib/ beside this executable).
+        #[arg(long, value_name = "PATH")]
+        onnxruntime: Option<PathBuf>,
     },
     /// Run the sim venue of one exchange of a manifest (its venue must be `sim`).
     Sim {
@@ -175,12 +185,17 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
-        Command::Check { manifest, format } => check(&manifest, format, &mut stdout),
+        Command::Check {
+            manifest,
+            format,
+            onnxruntime,
+        } => check(&manifest, format, onnxruntime.as_deref(), &mut stdout),
         Command::Run {
             manifest,
             mlockall,
             duration,
             verbose,
+            onnxruntime,
         } => {
             drop(stdout);
             // The TLS config for https:// and wss:// venues, with RT_ENGINE_EXTRA_CA's CAs.
@@ -195,6 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 mlockall,
                 duration,
                 verbose,
+                onnxruntime,
             })?;
             Ok(ExitCode::from(code))
         }
@@ -376,15 +392,29 @@ fn sim(
     }
 }
 
-fn check(path: &Path, format: Format, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+fn check(
+    path: &Path,
+    format: Format,
+    onnxruntime: Option<&Path>,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read manifest {}", path.display()))?;
     let start = Instant::now();
     let loaded = rt_manifest::load(&text);
     let load_time = start.elapsed();
 
-    let manifest = match loaded {
-        Ok(manifest) => manifest,
+    // A model that cannot be loaded refuses the manifest like any other problem.
+    let loaded = loaded.and_then(|manifest| {
+        let models = models::check(&manifest, onnxruntime);
+        if models.problems.is_empty() {
+            Ok((manifest, models))
+        } else {
+            Err(rt_manifest::ManifestError::Invalid(models.problems))
+        }
+    });
+    let (manifest, models) = match loaded {
+        Ok(loaded) => loaded,
         Err(err) => {
             let problems = err.violations();
             // stderr always gets the human form; --format json adds a machine form on stdout.
@@ -401,8 +431,19 @@ fn check(path: &Path, format: Format, out: &mut impl Write) -> anyhow::Result<Ex
         }
     };
     let shown = match format {
-        Format::Text => summary::text(path, &manifest, load_time),
-        Format::Json => summary::json(path, &manifest, load_time).to_string(),
+        Format::Text => {
+            let mut text = summary::text(path, &manifest, load_time);
+            for line in &models.lines {
+                text.push_str(line);
+                text.push('\n');
+            }
+            text
+        }
+        Format::Json => {
+            let mut json = summary::json(path, &manifest, load_time);
+            json["models"] = models.json;
+            json.to_string()
+        }
     };
     writeln!(out, "{}", shown.trim_end()).context("cannot write to stdout")?;
     Ok(ExitCode::SUCCESS)
