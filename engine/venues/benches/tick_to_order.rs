@@ -9,6 +9,10 @@
 //! cancel confirmed before the next frame, so the market maker keeps quoting. Samples are the
 //! frames that produced at least one new order; p50/p99 over all of them, several passes.
 //! Goal (DESIGN.md section 5): p50 <= 5 us, p99 <= 20 us.
+//!
+//! With `ORT_DYLIB_PATH` set, the same is measured for the model strategy (the shipped
+//! models/direction_lgbm through rt-model: features, one ONNX inference per decision, IOC
+//! orders, cooldown 0) and printed beside it.
 //! Run with `cargo bench -p rt-venues --bench tick_to_order`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,11 +21,14 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use rt_core::{Backtest, BacktestConfig, Exec, ExecKind, Qty, VenueRequest};
+use rt_core::{Backtest, BacktestConfig, Exec, ExecKind, OrderKind, Qty, VenueRequest};
 use rt_venues::binance_orders::{signed_query, NewOrder, Timing};
 use rt_venues::{Decoder, FrameReader};
 
 const PASSES: usize = 5;
+
+#[path = "../tests/support/model_manifest.rs"]
+mod support;
 
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -58,23 +65,95 @@ fn main() {
         frames.push((f.local_ns, f.bytes.to_vec()));
     }
     let secret = b"bench-only-secret-not-a-credential";
-
-    let mut samples: Vec<u64> = Vec::new();
-    let mut per_frame: Vec<u64> = Vec::new();
-    let mut signing: Vec<u64> = Vec::new();
-    let mut orders = 0u64;
-    for _ in 0..PASSES {
+    println!("machine: {}", machine());
+    println!(
+        "data: {} frames of spot_btcusdt_20240808.gz, {PASSES} passes; manifest: example ({exchange})",
+        frames.len()
+    );
+    let mm = measure(&frames, &symbols, secret, &mut || {
         let mut config = BacktestConfig::from_manifest(&manifest);
         config.max_records = 0;
-        let mut bt = Backtest::new(config).unwrap();
+        Backtest::new(config).unwrap()
+    });
+    mm.print("market maker (example)");
+
+    // The model strategy: the shipped ONNX model through rt-model, when a library is given.
+    if std::env::var_os(rt_model::ENV_VAR).is_none() {
+        println!(
+            "model_taker: skipped (set {} to an ONNX Runtime library)",
+            rt_model::ENV_VAR
+        );
+        return;
+    }
+    let model = support::model_manifest(&root, 0);
+    let measured = measure(&frames, &symbols, secret, &mut || {
+        let mut config = BacktestConfig::from_manifest(&model);
+        config.max_records = 0;
+        let mut models = rt_model::manifest_loader(root.clone(), None);
+        Backtest::with_models(config, &mut models).unwrap()
+    });
+    measured.print("model_taker (models/direction_lgbm, 11 features, IOC)");
+}
+
+/// Latencies of one strategy over every pass, in ns.
+#[derive(Default)]
+struct Measured {
+    samples: Vec<u64>,
+    per_frame: Vec<u64>,
+    signing: Vec<u64>,
+    orders: u64,
+}
+
+impl Measured {
+    fn print(mut self, what: &str) {
+        self.samples.sort_unstable();
+        self.per_frame.sort_unstable();
+        self.signing.sort_unstable();
+        if self.samples.is_empty() {
+            println!("{what}: no frame produced an order");
+            return;
+        }
+        println!(
+            "{what}: tick-to-order (frame -> signed order bytes), {} samples, {} orders: p50 {} ns, p99 {} ns, max {} ns (goal p50 <= 5000, p99 <= 20000)",
+            self.samples.len(),
+            self.orders,
+            pct(&self.samples, 0.5),
+            pct(&self.samples, 0.99),
+            self.samples[self.samples.len() - 1]
+        );
+        println!(
+            "  of which building and signing the orders' queries: p50 {} ns, p99 {} ns",
+            pct(&self.signing, 0.5),
+            pct(&self.signing, 0.99)
+        );
+        println!(
+            "  every frame (decode + book + strategy + risk): p50 {} ns, p99 {} ns",
+            pct(&self.per_frame, 0.5),
+            pct(&self.per_frame, 0.99)
+        );
+    }
+}
+
+/// Replays the frames `PASSES` times through a fresh backtest from `make`, its exchange
+/// external and the venue instant (untimed): a new order is acknowledged (an IOC expired) and a
+/// cancel confirmed before the next frame.
+fn measure(
+    frames: &[(i64, Vec<u8>)],
+    symbols: &[String],
+    secret: &[u8],
+    make: &mut dyn FnMut() -> Backtest,
+) -> Measured {
+    let mut m = Measured::default();
+    for _ in 0..PASSES {
+        let mut bt = make();
         bt.set_external(0).unwrap();
         bt.enable_event_log();
-        let mut decoder = Decoder::with_symbols(&symbols);
+        let mut decoder = Decoder::with_symbols(symbols);
         bt.set_symbols(0, decoder.symbols()).unwrap();
         let mut requests: Vec<VenueRequest> = Vec::new();
         let mut events = Vec::new();
         let mut wire: Vec<String> = Vec::new();
-        for (local_ns, bytes) in &frames {
+        for (local_ns, bytes) in frames {
             let t0 = Instant::now();
             let Ok(Some(ev)) = decoder.decode(bytes, *local_ns) else {
                 continue;
@@ -104,17 +183,20 @@ fn main() {
                 }
             }
             let dt = t0.elapsed().as_nanos() as u64;
-            per_frame.push(dt);
+            m.per_frame.push(dt);
             if new > 0 {
-                samples.push(dt);
-                signing.push(t_decided.elapsed().as_nanos() as u64);
-                orders += new;
+                m.samples.push(dt);
+                m.signing.push(t_decided.elapsed().as_nanos() as u64);
+                m.orders += new;
             }
             black_box(&wire);
             wire.clear();
             // The instant venue (not timed).
             for r in requests.drain(..) {
                 let (order_id, kind) = match r {
+                    VenueRequest::New { request, .. } if request.kind == OrderKind::Ioc => {
+                        (request.order_id, ExecKind::Expired)
+                    }
                     VenueRequest::New { request, .. } => (request.order_id, ExecKind::Accepted),
                     VenueRequest::Cancel { order_id, .. } => (order_id, ExecKind::Cancelled),
                 };
@@ -134,33 +216,5 @@ fn main() {
             events.clear();
         }
     }
-    samples.sort_unstable();
-    per_frame.sort_unstable();
-    signing.sort_unstable();
-    println!("machine: {}", machine());
-    println!(
-        "data: {} frames of spot_btcusdt_20240808.gz, {PASSES} passes; manifest: example ({exchange})",
-        frames.len()
-    );
-    if samples.is_empty() {
-        println!("no frame produced an order");
-        return;
-    }
-    println!(
-        "tick-to-order (frame -> signed order bytes), {} samples, {orders} orders: p50 {} ns, p99 {} ns, max {} ns (goal p50 <= 5000, p99 <= 20000)",
-        samples.len(),
-        pct(&samples, 0.5),
-        pct(&samples, 0.99),
-        samples[samples.len() - 1]
-    );
-    println!(
-        "of which building and signing the orders' queries: p50 {} ns, p99 {} ns",
-        pct(&signing, 0.5),
-        pct(&signing, 0.99)
-    );
-    println!(
-        "every frame (decode + book + strategy + risk): p50 {} ns, p99 {} ns",
-        pct(&per_frame, 0.5),
-        pct(&per_frame, 0.99)
-    );
+    m
 }
