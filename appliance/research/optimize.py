@@ -3,7 +3,7 @@
 Optuna owns the search and the storage: SQLite under `state/studies/` by default, or any
 RDB URL (PostgreSQL) that workers on many hosts share. Storage is always an `RDBStorage` with a
 heartbeat, so a worker killed mid-trial leaves a trial that the next worker marks FAIL and
-retries (`RetryFailedTrialCallback`), never one stuck RUNNING. Each worker process evaluates
+retries (`RetryHeartbeatStaleTrialCallback`), never one stuck RUNNING. Each worker process evaluates
 trials with a `trial.Evaluator`; the parent only watches the storage (progress bar) and then
 runs the walk-forward validation (`walkforward`).
 """
@@ -214,8 +214,9 @@ def make_objective(plan: StudyPlan, evaluator: Any) -> Callable[[Any], Any]:
     objectives = [o.metric for o in plan.study.objectives]
 
     def objective(trial: Any) -> Any:
+        # Every storage write is a transaction: a trial writes its result once, at the end
+        # (or when it is pruned), plus one report per fold for the pruner.
         overrides = [p.override(suggest(trial, p)) for p in plan.params]
-        trial.set_user_attr("overrides", overrides)
         try:
             text = evaluator.manifest(overrides)
         except ConfigError as err:
@@ -223,22 +224,26 @@ def make_objective(plan: StudyPlan, evaluator: Any) -> Callable[[Any], Any]:
             raise InvalidTrial(
                 "; ".join(f"{d.path}: {d.message}" for d in err.diagnostics)
             ) from None
-        trial.set_user_attr("manifest_sha256", json.loads(text)["content_sha256"])
-        folds: list[dict[str, Any]] = []
+        result: dict[str, Any] = {
+            "manifest_sha256": json.loads(text)["content_sha256"],
+            "folds": [],
+        }
+        folds: list[dict[str, Any]] = result["folds"]
         for fold in plan.folds:
-            result, _ = evaluator.window(text, fold.train)
-            folds.append(result.to_json())
-            trial.set_user_attr("folds", folds)
+            window, _ = evaluator.window(text, fold.train)
+            folds.append(window.to_json())
             first = aggregate(objectives[0], [f["metrics"][objectives[0]] for f in folds])
             if len(objectives) == 1 and first is not None:
                 trial.report(first, fold.index)
                 if trial.should_prune():
+                    trial.set_user_attr("result", result)
                     raise optuna.TrialPruned(f"pruned after fold {fold.index}")
         totals = {m: aggregate(m, [f["metrics"][m] for f in folds]) for m in METRICS}
-        trial.set_user_attr("metrics", totals)
-        trial.set_user_attr(
-            "constraints", [c.violation(totals[c.metric]) for c in plan.constraints]
-        )
+        violations = [c.violation(totals[c.metric]) for c in plan.constraints]
+        result |= {"metrics": totals, "constraints": violations}
+        trial.set_user_attr("result", result)
+        for constraint, violation in zip(plan.constraints, violations, strict=True):
+            trial.set_constraint(constraint.text, violation)
         values = [totals[m] for m in objectives]
         if any(v is None for v in values):
             missing = [m for m, v in zip(objectives, values, strict=True) if v is None]
@@ -390,7 +395,9 @@ def _main(argv: Sequence[str]) -> int:
     # the workers with SIGTERM: the trial in progress is left to its heartbeat, so a resumed
     # study fails and retries it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Ended at once, like a crash: the trial in progress stays RUNNING with a stopped heartbeat
+    # (a clean exit would let Optuna record it as FAIL, and a FAIL is never retried).
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
     try:
         worker(spec)
     except ConfigError as err:

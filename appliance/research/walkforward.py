@@ -81,12 +81,24 @@ class Validation:
     notes: list[str] = field(default_factory=list)
 
 
+def result_of(trial: Any) -> dict[str, Any]:
+    """What a trial recorded (optimize.make_objective): manifest hash, folds, metrics and
+    constraint violations."""
+    result: dict[str, Any] = trial.user_attrs.get("result") or {}
+    return result
+
+
+def overrides_of(plan: StudyPlan, trial: Any) -> list[str]:
+    """The trial's parameters as the overrides it was compiled with."""
+    return [p.override(trial.params[p.key]) for p in plan.params]
+
+
 def feasible(trial: Any) -> bool:
-    return all(v <= 0 for v in trial.user_attrs.get("constraints", []))
+    return all(v <= 0 for v in result_of(trial).get("constraints", []))
 
 
 def _fold_value(trial: Any, fold: int, metric: str) -> float | None:
-    folds = trial.user_attrs.get("folds") or []
+    folds = result_of(trial).get("folds") or []
     if fold >= len(folds):
         return None
     value = folds[fold]["metrics"].get(metric)
@@ -149,15 +161,15 @@ def validate(
     for fold in plan.folds:
         choices = []
         srs = [
-            float(t.user_attrs["folds"][fold.index]["sr"])
+            float(result_of(t)["folds"][fold.index]["sr"])
             for t in usable
-            if t.user_attrs["folds"][fold.index]["sr"] is not None
+            if result_of(t)["folds"][fold.index]["sr"] is not None
         ]
         variance = _variance(srs)
         sr0 = expected_max_sharpe(variance, len(done))
         for trial in select(plan, usable, fold.index):
-            info = trial.user_attrs["folds"][fold.index]
-            text = evaluator.manifest(trial.user_attrs["overrides"])
+            info = result_of(trial)["folds"][fold.index]
+            text = evaluator.manifest(overrides_of(plan, trial))
             oos, oos_result = evaluator.window(text, fold.test)
             is_result = evaluator.window(text, fold.train)[1] if keep_results else None
             dsr = (
@@ -168,7 +180,7 @@ def validate(
             choices.append(
                 Choice(
                     trial=trial.number,
-                    overrides=list(trial.user_attrs["overrides"]),
+                    overrides=overrides_of(plan, trial),
                     in_sample={m: info["metrics"].get(m) for m in _shown(metrics)},
                     out_of_sample={m: oos.metrics.get(m) for m in _shown(metrics)},
                     dsr=dsr,
@@ -247,13 +259,13 @@ def _overlay_choice(
     notes.append(f"trial {pick} is not the choice of the last fold: the overlay takes it as asked")
     trial = study.trials[pick]
     fold = last.fold
-    text = evaluator.manifest(trial.user_attrs["overrides"])
+    text = evaluator.manifest(overrides_of(plan, trial))
     oos, oos_result = evaluator.window(text, fold.test)
-    info = trial.user_attrs["folds"][fold.index]
+    info = result_of(trial)["folds"][fold.index]
     metrics = _shown([o.metric for o in plan.study.objectives])
     return Choice(
         trial=trial.number,
-        overrides=list(trial.user_attrs["overrides"]),
+        overrides=overrides_of(plan, trial),
         in_sample={m: info["metrics"].get(m) for m in metrics},
         out_of_sample={m: oos.metrics.get(m) for m in metrics},
         dsr=None,
