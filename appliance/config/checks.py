@@ -452,6 +452,15 @@ def _check_strategy(view: View, name: str, st: StrategyModel) -> Iterator[Diagno
             yield from _check_strategy_within_risk(
                 base, symbol, st, limits.max_order_qty, limits.max_position
             )
+    if isinstance(st, ModelTakerManifest):
+        width, count = st.params.model.input_width, len(st.params.features.features)
+        if width != count:
+            yield _d(
+                f"{base}.params.model.input_width",
+                width,
+                "strategy.model_width",
+                f"the model takes {width} inputs but {count} features are declared",
+            )
     if isinstance(st, ModelTaker | ModelTakerManifest):
         if not st.params.sell_below < st.params.buy_above:
             yield _d(

@@ -301,8 +301,9 @@ def _render_engine(
     manifest = seal(body, provenance)
     text = dumps(manifest)
     # The compiler reads back what it wrote with the contract's own reader: a renderer bug
-    # becomes a refused compile, never a manifest the engine refuses.
-    load(text)
+    # becomes a refused compile, never a manifest the engine refuses (model paths are relative
+    # to the project root, which is the engine's working directory here).
+    load(text, view.project_root)
     sources = _manifest_sources(body, view, engine_id, engine.host)
     return BuiltManifest(engine_id, engine.host, text, manifest["content_sha256"], sources)
 

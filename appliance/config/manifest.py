@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from appliance.config.checks import EngineRef, View, run_checks
 from appliance.config.diagnostics import ConfigError, Diagnostic, from_validation_error
-from appliance.config.schema import MANIFEST_VERSION, Manifest
+from appliance.config.schema import MANIFEST_VERSION, Manifest, ModelTakerManifest
 
 INDEX_NAME = "index.json"
 
@@ -120,9 +120,10 @@ def write_build(out_dir: Path, deployment: str, built: list[BuiltManifest]) -> P
 # --- loading (the Python reader of the contract) -----------------------------------------
 
 
-def load(text: str) -> Manifest:
+def load(text: str, base: Path | None = None) -> Manifest:
     """Parse and validate a manifest exactly as the engine does; raise ConfigError with all
-    problems (paths as in the manifest: `host.threads.strategy`)."""
+    problems (paths as in the manifest: `host.threads.strategy`). Model files are checked
+    against their sha256 relative to `base` (default: the working directory, as rt-engine)."""
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -170,9 +171,40 @@ def load(text: str) -> Manifest:
     except ValidationError as exc:
         raise ConfigError(from_validation_error(exc, [])) from None
     problems = run_checks(manifest_view(manifest))
+    problems += _check_model_files(manifest, base or Path.cwd())
     if problems:
         raise ConfigError(problems)
     return manifest
+
+
+def _check_model_files(manifest: Manifest, base: Path) -> list[Diagnostic]:
+    """A model file must be there and be the file the manifest pins (rt_manifest::files)."""
+    from appliance.config.models import sha256_file
+
+    out = []
+    for name, st in manifest.strategies.items():
+        if not isinstance(st, ModelTakerManifest):
+            continue
+        ref = st.params.model
+        path = Path(ref.path) if Path(ref.path).is_absolute() else base / ref.path
+        where = f"strategies.{name}.params.model"
+        if not path.is_file():
+            out.append(
+                Diagnostic(f"{where}.path", ref.path, "manifest.model_file", f"no such file {path}")
+            )
+            continue
+        actual = sha256_file(path)
+        if actual != ref.sha256:
+            out.append(
+                Diagnostic(
+                    f"{where}.sha256",
+                    ref.sha256,
+                    "manifest.model_sha256",
+                    f"{ref.path} hashes to {actual}, not the sha256 the manifest pins: the file "
+                    "changed after compile",
+                )
+            )
+    return out
 
 
 def manifest_view(m: Manifest) -> View:

@@ -399,17 +399,6 @@ class ModelRef(Strict):
     optimization: Literal["disable", "basic", "extended", "all"]
 
 
-def _model_rules(params: Any) -> Any:
-    if params.model.input_width != len(params.features.features):
-        raise ValueError(
-            f"the model takes {params.model.input_width} inputs but "
-            f"{len(params.features.features)} features are declared"
-        )
-    if not params.sell_below < params.buy_above:
-        raise ValueError("sell_below must be below buy_above")
-    return params
-
-
 class ModelTakerManifestParams(Strict):
     model: ModelRef
     features: FeatureSetSpec
@@ -422,7 +411,9 @@ class ModelTakerManifestParams(Strict):
 
 class ModelTakerManifest(_StrategyBase):
     kind: Literal["model_taker"]
-    params: Annotated[ModelTakerManifestParams, AfterValidator(_model_rules)]
+    # The rules across fields (input width = feature count, sell_below < buy_above) are in
+    # checks.py, which the compiler and the manifest loader share.
+    params: ModelTakerManifestParams
 
 
 ManifestStrategy = Annotated[

@@ -289,6 +289,11 @@ def to_onnx(model: Any, width: int, spec: ModelSpec) -> bytes:
         default[0].version = max(default[0].version, TARGET_OPSET)
     else:
         proto.opset_import.append(helper.make_opsetid("", TARGET_OPSET))
+    # The converters list opsets in set order (it varies with the process's hash seed): sort
+    # them so the same training always gives the same bytes.
+    opsets = sorted((o.domain, o.version) for o in proto.opset_import)
+    del proto.opset_import[:]
+    proto.opset_import.extend(helper.make_opsetid(d, v) for d, v in opsets)
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info("signal", TensorProto.FLOAT, [None, 1]))
     onnx.checker.check_model(proto)

@@ -14,6 +14,7 @@ import pytest
 
 from appliance.config.compiler import compile_config
 from appliance.config.diagnostics import ConfigError
+from appliance.config.featureset import FeatureSource, load_set
 from appliance.config.schema import FeatureSetSpec
 from appliance.research import features
 from tests.conftest import ROOT, Run
@@ -82,7 +83,7 @@ def _lv(side: dict[float, float]) -> list[list[str]]:
 def test_values_equal_an_independent_pandas_computation(tmp_path: Path) -> None:
     capture = tmp_path / "tiny.gz"
     books = _capture(capture)
-    source = features.FeatureSource("basic", BASIC, "(test)")
+    source = FeatureSource("basic", BASIC, "(test)")
     frame = features.run_engine(source, _manifest(), [capture], horizons_ns=[NS])
     assert list(frame.columns) == ["ts_ns", *BASIC.columns(), "mid", "mid_move_1s"]
     assert BASIC.columns() == ["book_imbalance_2", "spread", "mid_return_1000ms", "touch_qty_bid"]
@@ -141,7 +142,7 @@ def bundled() -> pd.DataFrame:
 
 
 def test_the_bundled_capture_in_declaration_order_and_consistent(bundled: pd.DataFrame) -> None:
-    spec = features.load_set(ROOT, "book_basic").spec
+    spec = load_set(ROOT, "book_basic").spec
     assert list(bundled.columns) == ["ts_ns", *spec.columns(), "mid", "mid_move_1s"]
     assert len(spec.features) >= 8 and len(bundled) > 1000
     assert bundled["ts_ns"].is_monotonic_increasing
@@ -231,7 +232,7 @@ def test_bad_declarations_are_diagnostics(
     bad = tmp_path / "bad.yaml"
     bad.write_text(json.dumps({"features": [entry]}))
     with pytest.raises(ConfigError) as err:
-        features.load_set(ROOT, str(bad))
+        load_set(ROOT, str(bad))
     (diag,) = err.value.diagnostics
     assert (diag.path, diag.rule, diag.source) == (path, rule, str(bad))
     run = cli("features", "deployment=paper_taker", "--set", str(bad))

@@ -69,10 +69,13 @@ def test_training_writes_a_model_whose_signature_matches_its_features(project: P
 
 
 def test_training_is_deterministic(project: Path, tmp_path: Path) -> None:
-    run = appliance(project, "train", "model=direction_lgbm", "--out", str(tmp_path), "-f", "json")
-    assert run.returncode == 0, run.stderr
-    first = project / "models" / "direction_lgbm"
-    assert (tmp_path / "model.onnx").read_bytes() == (first / "model.onnx").read_bytes()
+    outs = [tmp_path / "one", tmp_path / "two"]
+    for out in outs:
+        run = appliance(project, "train", "model=direction_lgbm", "--out", str(out), "-f", "json")
+        assert run.returncode == 0, run.stderr
+    one, two = (_meta(o) for o in outs)
+    assert one["folds"] == two["folds"]
+    assert (outs[0] / "model.onnx").read_bytes() == (outs[1] / "model.onnx").read_bytes()
 
 
 def test_the_shipped_model_is_what_training_gives_now(project: Path) -> None:
