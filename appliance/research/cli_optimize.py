@@ -22,32 +22,33 @@ from appliance.config.diagnostics import ConfigError, Diagnostic
 from appliance.research.data import format_utc as _utc
 
 
-def split_overrides(args: Sequence[str]) -> tuple[str, list[str], list[str]]:
-    """`study=NAME` chooses the study; `study.KEY=V` overrides the study; anything else is a
-    fixed deployment override for every trial."""
+def split_overrides(args: Sequence[str], group: str = "study") -> tuple[str, list[str], list[str]]:
+    """`<group>=NAME` chooses the study (or model); `<group>.KEY=V` overrides it; anything else
+    is a fixed deployment override."""
     name = None
-    study: list[str] = []
+    own: list[str] = []
     deployment: list[str] = []
     for arg in args:
-        if arg.startswith("study="):
+        if arg.startswith(f"{group}="):
             name = arg.partition("=")[2]
-        elif arg.lstrip("+~").startswith("study."):
-            study.append(arg)
+        elif arg.lstrip("+~").startswith(f"{group}."):
+            own.append(arg)
         else:
             deployment.append(arg)
     if not name:
+        command = "optimize" if group == "study" else "train"
         raise ConfigError(
             [
                 Diagnostic(
-                    "study",
+                    group,
                     None,
-                    "study.choose",
-                    "choose a study: appliance optimize study=NAME (see conf/study/)",
+                    f"{group}.choose",
+                    f"choose one: appliance {command} {group}=NAME (see conf/{group}/)",
                     source="command line",
                 )
             ]
         )
-    return name, study, deployment
+    return name, own, deployment
 
 
 def run(

@@ -14,32 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from appliance.config.diagnostics import ConfigError, Diagnostic
-
-
-def split_overrides(args: Sequence[str]) -> tuple[str, list[str], list[str]]:
-    name = None
-    spec: list[str] = []
-    deployment: list[str] = []
-    for arg in args:
-        if arg.startswith("model="):
-            name = arg.partition("=")[2]
-        elif arg.lstrip("+~").startswith("model."):
-            spec.append(arg)
-        else:
-            deployment.append(arg)
-    if not name:
-        raise ConfigError(
-            [
-                Diagnostic(
-                    "model",
-                    None,
-                    "model.choose",
-                    "choose a model: appliance train model=NAME (see conf/model/)",
-                    source="command line",
-                )
-            ]
-        )
-    return name, spec, deployment
+from appliance.research.cli_optimize import split_overrides
 
 
 def run(root: Path, args: Sequence[str], out_dir: Path | None, as_json: bool) -> None:
@@ -50,7 +25,7 @@ def run(root: Path, args: Sequence[str], out_dir: Path | None, as_json: bool) ->
     from appliance.research import data, features
     from appliance.research import model as m
 
-    name, spec_overrides, deployment_overrides = split_overrides(args)
+    name, spec_overrides, deployment_overrides = split_overrides(args, "model")
     spec = m.load_spec(root, name, spec_overrides)
     source = f"conf/model/{name}.yaml"
     feature_set = load_set(root, spec.features)

@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,8 +21,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from appliance.config.diagnostics import ConfigError, Diagnostic, from_validation_error
-from appliance.research.study import Duration, StudyData, WalkForward, duration_ns, make_folds
+from appliance.config.diagnostics import ConfigError, from_validation_error
+from appliance.research.study import (
+    Duration,
+    StudyData,
+    WalkForward,
+    compose_option,
+    duration_ns,
+    make_folds,
+)
 
 MODEL_JSON_VERSION = 1
 # ONNX opset of the exported graphs (the highest onnxmltools converts LightGBM to): every
@@ -95,43 +101,8 @@ class FoldMetrics:
 
 def load_spec(root: Path, name: str, overrides: Sequence[str]) -> ModelSpec:
     """Compose `conf/model/<name>.yaml` with `model.*` overrides and validate it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    conf = (root / "conf").resolve()
     source = f"conf/model/{name}.yaml"
-    if not re.match(_NAME, name) or not (conf / "model" / f"{name}.yaml").is_file():
-        options = sorted(p.stem for p in (conf / "model").glob("*.yaml"))
-        raise ConfigError(
-            [
-                Diagnostic(
-                    "model",
-                    name,
-                    "model.exists",
-                    f"no model {name!r} in conf/model/ (models: {', '.join(options) or 'none'})",
-                    source="command line",
-                )
-            ]
-        )
-    try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name="model"):
-            cfg = hydra_compose(f"model/{name}", overrides=list(overrides))
-        raw = OmegaConf.to_container(cfg.model, resolve=True, throw_on_missing=True)
-    except (HydraException, OmegaConfBaseException, ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(
-            [
-                Diagnostic(
-                    "model",
-                    list(overrides),
-                    "model.compose",
-                    str(exc).strip().splitlines()[0],
-                    source="command line",
-                )
-            ]
-        ) from None
+    raw = compose_option(root, "model", name, overrides)
     try:
         return ModelSpec.model_validate(raw)
     except ValidationError as exc:
@@ -301,27 +272,13 @@ def to_onnx(model: Any, width: int, spec: ModelSpec) -> bytes:
 
 
 def signature(onnx_bytes: bytes) -> dict[str, Any]:
-    """Input/output names, shapes, dtypes and the opsets of an ONNX model (the `onnx` package)."""
+    """Input/output names, shapes, dtypes and the opsets of an ONNX model (the compiler's own
+    reading, config/models.py)."""
     import onnx
 
-    proto = onnx.load_from_string(onnx_bytes)
+    from appliance.config import models
 
-    def io(value: Any) -> dict[str, Any]:
-        t = value.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-        return {
-            "name": value.name,
-            "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
-            "shape": dims,
-        }
-
-    initialisers = {i.name for i in proto.graph.initializer}
-    return {
-        "inputs": [io(v) for v in proto.graph.input if v.name not in initialisers],
-        "outputs": [io(v) for v in proto.graph.output],
-        "opsets": {(o.domain or "ai.onnx"): int(o.version) for o in proto.opset_import},
-        "ir_version": int(proto.ir_version),
-    }
+    return models.signature(onnx.load_from_string(onnx_bytes))
 
 
 def onnx_signal(onnx_bytes: bytes, x: Any) -> Any:

@@ -9,8 +9,6 @@ holds no timestamp and no storage location: the same study, seed and data write 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +68,6 @@ def _metrics(values: dict[str, float | None]) -> str:
 
 def write(path: Path, text: str) -> None:
     """Atomically: a reader sees the old overlay or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from appliance.research.model import write_atomic
+
+    write_atomic(path, text.encode())

@@ -570,6 +570,17 @@ def load_study(
 
 
 def _compose_study(root: Path, name: str, overrides: Sequence[str]) -> tuple[Any, dict[str, str]]:
+    raw = compose_option(root, "study", name, overrides)
+    sources = {}
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~").removeprefix("study.").split(".")[0]
+        sources[key] = f"command line override {o}"
+    return raw, sources
+
+
+def compose_option(root: Path, group: str, name: str, overrides: Sequence[str]) -> Any:
+    """One option of a research group (`conf/<group>/<name>.yaml`: study, model) composed by
+    Hydra on its own, with `<group>.KEY=VALUE` overrides; its keys, as plain data."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -577,38 +588,34 @@ def _compose_study(root: Path, name: str, overrides: Sequence[str]) -> tuple[Any
     from omegaconf.errors import OmegaConfBaseException
 
     conf = (root / "conf").resolve()
-    if not re.match(_NAME, name) or not (conf / "study" / f"{name}.yaml").is_file():
-        options = sorted(p.stem for p in (conf / "study").glob("*.yaml"))
+    if not re.match(_NAME, name) or not (conf / group / f"{name}.yaml").is_file():
+        options = sorted(p.stem for p in (conf / group).glob("*.yaml"))
         raise ConfigError(
             [
                 Diagnostic(
-                    "study",
+                    group,
                     name,
-                    "study.exists",
-                    f"no study {name!r} in conf/study/ (studies: {', '.join(options) or 'none'})",
+                    f"{group}.exists",
+                    f"no {group} {name!r} in conf/{group}/ "
+                    f"(options: {', '.join(options) or 'none'})",
                     source="command line",
                 )
             ]
         )
     try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name="study"):
-            cfg = hydra_compose(f"study/{name}", overrides=list(overrides))
-        # The file is in the `study` group, so Hydra places its keys under `study`.
-        raw = OmegaConf.to_container(cfg.study, resolve=True, throw_on_missing=True)
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3", job_name=group):
+            cfg = hydra_compose(f"{group}/{name}", overrides=list(overrides))
+        # The file is in the group's directory, so Hydra places its keys under the group.
+        return OmegaConf.to_container(cfg[group], resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException, ValueError, TypeError, KeyError) as exc:
         raise ConfigError(
             [
                 Diagnostic(
-                    "study",
+                    group,
                     list(overrides),
-                    "study.compose",
+                    f"{group}.compose",
                     str(exc).strip().splitlines()[0],
                     source="command line",
                 )
             ]
         ) from None
-    sources = {}
-    for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~").removeprefix("study.").split(".")[0]
-        sources[key] = f"command line override {o}"
-    return raw, sources
