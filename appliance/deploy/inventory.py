@@ -4,8 +4,10 @@ the single source of truth: nothing here is typed by hand).
 Each engine host gets connection settings from its target (`targets.<host>`), the
 `host_tuning_*` inputs from the manifest's host section (CPU lists in the kernel's cpulist
 form, so verification compares exactly what /sys prints), and the `engine_*` inputs: the
-release id, the manifest's content hash, the control endpoint, the files to ship. Secrets
-never appear: a manifest holds only references (`env:NAME`, `file:/path`), and so do these.
+release id, the manifest's content hash, the control endpoint, the files to ship (the sim
+venues' captures, the models of model strategies and then the controller's ONNX Runtime
+library, each under the release where the engine resolves it from). Secrets never appear: a
+manifest holds only references (`env:NAME`, `file:/path`), and so do these.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import yaml
 
 from appliance.config.compiler import Compiled
 from appliance.config.diagnostics import ConfigError, Diagnostic
+from appliance.config.models import sha256_file
 from appliance.config.schema import Target
 
 SUPERVISOR_SRC = Path(__file__).with_name("supervisor.py")
@@ -46,19 +49,110 @@ def cpulist(cpus: Iterable[int]) -> str:
     return ",".join(out)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+# One sha256-of-a-file for the compiler and the roll-out.
+file_sha256 = sha256_file
 
 
-def release_id(content_sha256: str, binary_sha256: str, captures: dict[str, str]) -> str:
-    """What a host runs: the manifest's content (not its provenance), the binary, the data."""
+def release_id(
+    content_sha256: str,
+    binary_sha256: str,
+    captures: Mapping[str, str],
+    models: Mapping[str, str] | None = None,
+    library: tuple[str, str] | None = None,
+) -> str:
+    """What a host runs: the manifest's content (not its provenance), the binary, the data,
+    and for a model strategy its model files and the ONNX Runtime library (file name, sha256).
+    Without models the id is what it was before models existed."""
     parts = [f"manifest {content_sha256}", f"binary {binary_sha256}"]
     parts += [f"capture {dest} {sha}" for dest, sha in sorted(captures.items())]
+    parts += [f"model {dest} {sha}" for dest, sha in sorted((models or {}).items())]
+    if library is not None:
+        parts.append(f"onnxruntime {library[0]} {library[1]}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def model_paths(manifest: dict[str, Any]) -> dict[str, str]:
+    """`strategies.<name>.params.model.path` of every model strategy, by strategy name."""
+    out = {}
+    for name, strategy in sorted(manifest["strategies"].items()):
+        model = (strategy.get("params") or {}).get("model")
+        if isinstance(model, dict) and isinstance(model.get("path"), str):
+            out[name] = model["path"]
+    return out
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """The files a release ships besides the binary and the manifest: `dest` is relative to
+    the release directory, the same path relative to the engine's working directory (its
+    top-level entries are linked there to `current`), except `lib/` beside `bin/`."""
+
+    captures: dict[str, Path]
+    models: dict[str, Path]
+    library: Path | None
+
+    def release(self, content_sha256: str, binary_sha256: str) -> str:
+        captures = {d: file_sha256(p) for d, p in self.captures.items() if p.is_file()}
+        models = {d: file_sha256(p) for d, p in self.models.items()}
+        library = None
+        if self.library is not None:
+            library = (self.library.name, file_sha256(self.library))
+        return release_id(content_sha256, binary_sha256, captures, models, library)
+
+
+def _shipped(project: Path, manifest: dict[str, Any]) -> tuple[Shipped, list[Diagnostic]]:
+    captures: dict[str, Path] = {}
+    for ex in manifest["exchanges"].values():
+        if ex["sim"]:
+            captures[ex["sim"]["capture"]] = (project / ex["sim"]["capture"]).resolve()
+    models: dict[str, Path] = {}
+    diags: list[Diagnostic] = []
+    journal_top = Path(manifest["engine"]["journal"]["dir"]).parts[:1]
+    for name, path in model_paths(manifest).items():
+        key = f"strategies.{name}.params.model.path"
+        parts = Path(path).parts
+        if path.startswith("/") or ".." in parts or not parts or parts[:1] == journal_top:
+            diags.append(
+                Diagnostic(
+                    key,
+                    path,
+                    "deploy.model_path",
+                    "a model shipped in a release needs a path relative to the engine's working "
+                    "directory, inside it, and outside the journal's directory",
+                )
+            )
+            continue
+        src = (project / path).resolve()
+        want = manifest["strategies"][name]["params"]["model"].get("sha256")
+        if not src.is_file() or file_sha256(src) != want:
+            diags.append(
+                Diagnostic(
+                    key,
+                    path,
+                    "deploy.model_file",
+                    f"{src} is missing or no longer hashes to the compiled sha256 {want}: "
+                    "compile again",
+                )
+            )
+            continue
+        models[path] = src
+    library = None
+    if models:
+        from appliance.engine import onnxruntime_library
+
+        library = onnxruntime_library()
+        if library is None:
+            name = next(iter(model_paths(manifest)))
+            diags.append(
+                Diagnostic(
+                    f"strategies.{name}.params.model",
+                    None,
+                    "deploy.onnxruntime",
+                    "a model strategy's release ships the ONNX Runtime library, and the "
+                    "`onnxruntime` wheel is not installed here (pip install onnxruntime)",
+                )
+            )
+    return Shipped(captures, models, library), diags
 
 
 @dataclass(frozen=True)
@@ -110,6 +204,8 @@ def _check_paths(host: str, manifest: dict[str, Any], prefix: str) -> list[Diagn
     for name, ex in manifest["exchanges"].items():
         if ex["sim"]:
             paths.append((f"exchanges.{name}.sim.capture", ex["sim"]["capture"]))
+    for name, path in model_paths(manifest).items():
+        paths.append((f"strategies.{name}.params.model.path", path))
     for key, value in paths:
         if value.startswith("/") or ".." in Path(value).parts:
             out.append(
@@ -149,16 +245,16 @@ def render(
     check_targets(project, compiled)
     binary_sha = file_sha256(engine_binary)
     hosts: list[HostRelease] = []
+    diags: list[Diagnostic] = []
     for built in compiled.manifests:
-        target = compiled.targets[built.host]
         manifest = json.loads(built.text)
+        shipped, problems = _shipped(project, manifest)
+        if problems:
+            diags += problems
+            continue
+        target = compiled.targets[built.host]
         prefix = _prefix(project, target)
-        captures: dict[str, Path] = {}
-        for ex in manifest["exchanges"].values():
-            if ex["sim"]:
-                captures[ex["sim"]["capture"]] = (project / ex["sim"]["capture"]).resolve()
-        capture_shas = {d: file_sha256(p) for d, p in captures.items() if p.is_file()}
-        release = release_id(built.content_sha256, binary_sha, capture_shas)
+        release = shipped.release(built.content_sha256, binary_sha)
         hosts.append(
             HostRelease(
                 host=built.host,
@@ -175,10 +271,12 @@ def render(
                     release,
                     build_dir / built.filename,
                     engine_binary,
-                    captures,
+                    shipped,
                 ),
             )
         )
+    if diags:
+        raise ConfigError([d.with_source(compiled.composed.source_of(d.path)) for d in diags])
     _write(out_dir, compiled.deployment, hosts)
     return Inventory(compiled.deployment, out_dir, binary_sha, hosts)
 
@@ -191,7 +289,7 @@ def _host_vars(
     release: str,
     manifest_src: Path,
     engine_binary: Path,
-    captures: dict[str, Path],
+    shipped: Shipped,
 ) -> dict[str, Any]:
     host = manifest["host"]
     cpu = host["cpu"]
@@ -240,7 +338,11 @@ def _host_vars(
         "engine_manifest_src": str(manifest_src.resolve()),
         "engine_binary_src": str(engine_binary.resolve()),
         "engine_supervisor_src": str(SUPERVISOR_SRC),
-        "engine_captures": [{"src": str(p), "dest": d} for d, p in sorted(captures.items())],
+        "engine_captures": [
+            {"src": str(p), "dest": d} for d, p in sorted(shipped.captures.items())
+        ],
+        "engine_models": [{"src": str(p), "dest": d} for d, p in sorted(shipped.models.items())],
+        "engine_onnxruntime_src": str(shipped.library) if shipped.library else "",
         "engine_sims": sims,
         "engine_control_endpoint": manifest["engine"]["bus"]["control"],
         "engine_cpu_affinity": " ".join(

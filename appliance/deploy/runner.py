@@ -58,7 +58,12 @@ class RunResult:
 Event = dict[str, Any]
 
 
-def _message(res: dict[str, Any]) -> str:
+def _message(res: dict[str, Any], task: str = "") -> str:
+    # A command that failed: its own words (rt-engine check's refusal), not Ansible's generic
+    # "non-zero return code".
+    if res.get("msg") == "non-zero return code" and (res.get("stderr") or res.get("stdout")):
+        text = " ".join(str(res.get("stderr") or res.get("stdout")).split())
+        return f"{task} (rc {res.get('rc', '-')}): {text}" if task else text
     for key in ("msg", "stderr", "stdout"):
         value = res.get(key)
         if value:
@@ -95,7 +100,7 @@ def run_playbook(
             results[host].ran = True
             if kind == "runner_on_failed" and not data.get("ignore_errors"):
                 res = data.get("res") or {}
-                results[host].failure = _message(res)
+                results[host].failure = _message(res, str(data.get("task") or ""))
                 if data.get("task") == ROLLBACK_TASK:
                     results[host].rolled_back = "rolled back to" in _message(res)
             elif kind == "runner_on_unreachable":

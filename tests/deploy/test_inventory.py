@@ -112,3 +112,51 @@ def test_bad_targets_are_config_errors(project: Path, cli: Callable[..., Run]) -
     assert run.exit_code == 2
     assert "targets.ny4_a.ssh_user: ssh_user must be null when connection is local" in run.stderr
     assert "rule:  target.service_user" in run.stderr
+
+
+def test_release_ids_without_models_are_what_they_were() -> None:
+    """Pinned: ids computed before models could ship (hosts keep their releases)."""
+    assert inv.release_id("a" * 64, "b" * 64, {"data/x.gz": "c" * 64}) == "265f1ecbd0864551"
+    assert inv.release_id("a" * 64, "b" * 64, {}, {}, None) == "693834857b843fe9"
+
+
+def test_paper_model_ships_its_model_and_onnx_runtime(project: Path) -> None:
+    from appliance.engine import onnxruntime_library
+
+    (project / "models").symlink_to(ROOT / "models")
+    (host,) = _render(project, ["deployment=paper_model"]).hosts
+    v = host.vars
+    model = (ROOT / "models/direction_lgbm/model.onnx").resolve()
+    assert v["engine_models"] == [{"src": str(model), "dest": "models/direction_lgbm/model.onnx"}]
+    library = onnxruntime_library()
+    assert library is not None and v["engine_onnxruntime_src"] == str(library)
+    capture = ROOT / "data/binance/spot_btcusdt_20240808.gz"
+    shas = {
+        "manifest": host.content_sha256,
+        "binary": inv.file_sha256(ENGINE_BIN),
+        "capture": inv.file_sha256(capture),
+        "model": inv.file_sha256(model),
+        "library": inv.file_sha256(library),
+    }
+    captures = {"data/binance/spot_btcusdt_20240808.gz": shas["capture"]}
+    models = {"models/direction_lgbm/model.onnx": shas["model"]}
+    lib = (library.name, shas["library"])
+    assert host.release == inv.release_id(shas["manifest"], shas["binary"], captures, models, lib)
+    # Each of them is part of the id.
+    assert host.release != inv.release_id(shas["manifest"], shas["binary"], captures, models)
+    assert host.release != inv.release_id(shas["manifest"], shas["binary"], captures, {}, lib)
+    # A host without a model strategy ships neither, and its id has no part for them.
+    (local,) = _render(project, []).hosts
+    assert local.vars["engine_models"] == [] and local.vars["engine_onnxruntime_src"] == ""
+    assert local.release == inv.release_id(local.content_sha256, shas["binary"], captures)
+
+
+def test_a_model_path_outside_a_prefix_root_is_refused(project: Path) -> None:
+    (project / "models").symlink_to(ROOT / "models")
+    model = (ROOT / "models/direction_lgbm").resolve()
+    with pytest.raises(ConfigError) as err:
+        _render(
+            project, ["deployment=paper_model", f"strategies.model_btcusdt.params.model={model}"]
+        )
+    paths = {d.path for d in err.value.diagnostics}
+    assert "strategies.model_btcusdt.params.model.path" in paths
