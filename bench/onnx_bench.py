@@ -109,7 +109,8 @@ def main() -> int:
         raise SystemExit("onnxruntime is not installed (research extra)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        models = build_models(out) + args.model
+        # cargo runs the bench binary in the crate directory: pass absolute paths.
+        models = build_models(out) + [m.resolve() for m in args.model]
         pairs, python = [], []
         rng = np.random.default_rng(5)
         for model in models:
