@@ -194,7 +194,22 @@ def test_every_problem_is_reported_at_once(project: Path) -> None:
         (["hosts.local.nic.numa_node=3"], "hosts.local.nic.numa_node", "nic.numa_node"),
         (["risk.max_daily_loss=0"], "risk.max_daily_loss", "schema.value_error"),
         (["risk.max_daily_loss=1e-9"], "risk.max_daily_loss", "schema.value_error"),
-        (["risk.max_open_orders=abc"], "risk.max_open_orders", "schema.int_parsing"),
+        (["risk.max_open_orders=abc"], "risk.max_open_orders", "schema.int_type"),
+        # No silent coercion (issue 10): a YAML 1.1 word or 0/1 is not a boolean, and a
+        # boolean is not an integer; the kill switch must never be disarmed by `no`.
+        (["risk.kill_switch.enabled=no"], "risk.kill_switch.enabled", "schema.bool_type"),
+        (["risk.kill_switch.enabled=0"], "risk.kill_switch.enabled", "schema.bool_type"),
+        (
+            ["risk.kill_switch.cancel_on_trigger=off"],
+            "risk.kill_switch.cancel_on_trigger",
+            "schema.bool_type",
+        ),
+        (["risk.order_rate.per_second=true"], "risk.order_rate.per_second", "schema.int_type"),
+        (
+            ["deployment=paper_taker", "targets.local.become=yes"],
+            "targets.local.become",
+            "schema.bool_type",
+        ),
         (["~risk.feed_stale_ms"], "risk.feed_stale_ms", "schema.missing"),
     ],
 )

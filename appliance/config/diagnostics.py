@@ -84,6 +84,14 @@ def from_validation_error(exc: ValidationError, prefix: Sequence[object]) -> lis
             SECRET_REF_PATTERN
         ):
             message = "must be a secret reference: env:NAME or file:/absolute/path"
+        elif kind == "bool_type":
+            shown = redact_value(join_path(*loc), value)
+            message = f"expected a boolean (true or false), got {shown!r}"
+            if isinstance(value, str | int):
+                message += ": words such as yes/no/on/off and numbers are not booleans here"
+        elif kind == "int_type":
+            shown = redact_value(join_path(*loc), value)
+            message = f"expected an integer, got {type(value).__name__} {shown!r}"
         elif kind in ("literal_error", "enum", "string_pattern_mismatch"):
             shown = redact_value(join_path(*loc), value)
             message = f"{message}, got {shown!r}"

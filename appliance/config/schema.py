@@ -101,7 +101,9 @@ SecretRef = Annotated[str, Field(pattern=SECRET_REF_PATTERN)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a boolean only from a boolean, an integer only from an integer (YAML 1.1 words
+    # such as `no` or `off`, and 0/1, would otherwise silently become booleans).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --- host ---------------------------------------------------------------------------------
@@ -111,7 +113,8 @@ class Cpu(Strict):
     cores: list[Core] = Field(min_length=1)
     isolated: list[Core]
     housekeeping: list[Core] = Field(min_length=1)
-    smt_siblings: list[tuple[Core, Core]]
+    # YAML has no tuples: a pair arrives as a list (its items stay strict integers).
+    smt_siblings: list[Annotated[tuple[Core, Core], Field(strict=False)]]
     numa_nodes: list[list[Core]] = Field(min_length=1)
 
 
