@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import tempfile
 import time
@@ -24,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime  # type: ignore[import-untyped]
+
+# The machine line every bench script prints (bench/ is on sys.path when run).
+from compile_bench import machine
 from skl2onnx import to_onnx  # type: ignore[import-untyped]
 from sklearn.ensemble import GradientBoostingRegressor  # type: ignore[import-untyped]
 from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
@@ -33,21 +34,6 @@ from appliance import engine
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP = 2_000
-
-
-def machine() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def build_models(out: Path) -> list[Path]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# The machine line and percentiles every bench script prints (bench/ is on sys.path when run).
+from compile_bench import machine, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = int(os.environ.get("BENCH_TRIALS", "40"))
@@ -67,26 +69,6 @@ _wrap("convert_capture", lambda a: [a[0]])
 _wrap("capture_info", lambda a: [a[0]])
 _wrap("run_backtest", lambda a: list(a[1]))
 """
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def machine() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def copy_project(into: Path) -> Path:
@@ -256,7 +238,7 @@ def main() -> int:
             ("Rust replay (engine.run_backtest)", engine_s, timers["engine"].samples),
             ("result to DataFrames + summary (from_raw)", from_raw_s, timers["from_raw"].samples),
             ("rest of the windows (bucket stats)", window_rest, None),
-            ("rest of the objective (user attrs, report)", objective_rest, None),
+            ("objective: sampling, pruning, writes", objective_rest, None),
             ("Optuna (sampling, storage, heartbeat)", optuna_s, None),
         ]
         for label, spent, samples in rows:
