@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from typing import Any
 
 from appliance import engine
 from appliance.config.diagnostics import ConfigError, Diagnostic
+from appliance.config.models import sha256_file as file_sha256
 
 CACHE_DIR = Path("state/data/native")
 NATIVE_MAGIC = b"PYRTEVT\x01"
@@ -65,11 +65,7 @@ def sha256_file(path: Path) -> str:
     cached = _sha_memo.get(key)
     if cached is not None:
         return cached
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    _sha_memo[key] = digest.hexdigest()
+    _sha_memo[key] = file_sha256(path)
     return _sha_memo[key]
 
 
