@@ -7,7 +7,6 @@ diagnostic, never a traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from appliance import jsonout
 from appliance._extras import require
 from appliance.config.diagnostics import ConfigError, render_json, render_text
 from appliance.deploy import cli_apply as _cli_apply
@@ -62,12 +62,12 @@ def _root(root: Path | None) -> Path:
     return root.resolve() if root else find_root()
 
 
-def _fail(err: ConfigError, fmt: Format) -> typer.Exit:
+def _fail(err: ConfigError, fmt: Format, code: int = 2) -> typer.Exit:
     if fmt is Format.json:
         typer.echo(render_json(err.diagnostics))
     else:
         typer.echo(render_text(err.diagnostics), err=True)
-    return typer.Exit(2)
+    return typer.Exit(code)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -129,7 +129,7 @@ def compile(
     target = write_build(out_dir, result.deployment, result.manifests)
     if fmt is Format.json:
         typer.echo(
-            json.dumps(
+            jsonout.dumps(
                 {
                     "ok": True,
                     "deployment": result.deployment,
@@ -175,7 +175,7 @@ def validate(
         raise _fail(err, fmt) from None
     if fmt is Format.json:
         typer.echo(
-            json.dumps(
+            jsonout.dumps(
                 {
                     "ok": True,
                     "deployment": result.deployment,
@@ -250,9 +250,12 @@ DetailedExit = Annotated[
     bool,
     typer.Option(
         "--detailed-exitcode",
-        help="exit 0 no change, 2 changes, 3 changes that loosen risk (1 is an error)",
+        help="exit 0 no change, 1 error, 2 changes, 3 changes that need review (LOOSEN or "
+        "SECURITY)",
     ),
 ]
+# plan and diff: any error is 1 (2 means "changes" under --detailed-exitcode, as terraform's).
+PLAN_ERROR = 1
 
 
 def _emit_plan(plan: Any, fmt: PlanFormat, out: Path | None, detailed: bool) -> None:
@@ -268,7 +271,7 @@ def _emit_plan(plan: Any, fmt: PlanFormat, out: Path | None, detailed: bool) -> 
         out.write_text(render.render_json(plan))
         typer.echo(f"saved plan: {out}", err=True)
     if detailed and plan.changes:
-        raise typer.Exit(3 if plan.has_loosen else 2)
+        raise typer.Exit(3 if plan.needs_review else 2)
 
 
 @app.command()
@@ -299,7 +302,9 @@ def plan(
         )
         after = sides.from_compiled(compiled)
     except ConfigError as err:
-        raise _fail(err, Format.json if fmt is PlanFormat.json else Format.text) from None
+        raise _fail(
+            err, Format.json if fmt is PlanFormat.json else Format.text, PLAN_ERROR
+        ) from None
     changes = diff.diff(before, after, describer(project))
     result = Plan(compiled.deployment, before, after, changes)
     _emit_plan(result, fmt, out, detailed)
@@ -331,7 +336,9 @@ def diff_cmd(
         before = sides.resolve(project, a, overrides, deployment)
         after = sides.resolve(project, b, overrides, deployment)
     except ConfigError as err:
-        raise _fail(err, Format.json if fmt is PlanFormat.json else Format.text) from None
+        raise _fail(
+            err, Format.json if fmt is PlanFormat.json else Format.text, PLAN_ERROR
+        ) from None
     changes = diff.diff(before, after, describer(project))
     _emit_plan(Plan(deployment, before, after, changes), fmt, None, detailed)
 

@@ -60,10 +60,9 @@ def test_review_change_is_classified_and_exits_3(
     assert (limit["change_class"], limit["before"], limit["after"]) == ("LOOSEN", "2", "2.5")
     assert limit["source_before"] == "conf/risk/prod.yaml"
     assert by_path[("ny4_a", "host.threads.strategy")]["change_class"] == "TOPOLOGY"
-    assert (
-        by_path[("ny4_a", "strategies.mm_spot_btc.params.half_spread_ticks")]["change_class"]
-        == "NEUTRAL"
-    )
+    spread = by_path[("ny4_a", "strategies.mm_spot_btc.params.half_spread_ticks")]
+    assert spread["change_class"] == "TIGHTEN"  # quotes further from the touch
+    assert spread["reason"].startswith("a wider half spread")
     assert ("ny4_b", "risk.instruments.ETHUSDT.max_position") not in by_path  # ETH not on ny4_b
     assert plan["summary"]["hosts"] == ["ny4_a"]
     markdown = cli(
@@ -125,7 +124,7 @@ def test_diff_of_two_git_refs(project: Path, cli: Callable[..., Run]) -> None:
 
 def test_a_bad_ref_is_a_diagnostic(project: Path, cli: Callable[..., Run]) -> None:
     run = cli("diff", "no-such-ref", "HEAD", root=project)
-    assert run.exit_code == 2
+    assert run.exit_code == 1  # 2 is "changes" under --detailed-exitcode
     assert "no-such-ref" in run.stderr
 
 
@@ -138,19 +137,22 @@ def test_a_bad_ref_is_a_diagnostic(project: Path, cli: Callable[..., Run]) -> No
         ("risk.max_daily_loss", "200", "300", (ChangeClass.LOOSEN, True)),
         ("risk.instruments.BTCUSDT.price_band_bps", 50, 60, (ChangeClass.LOOSEN, False)),
         ("risk.instruments.BTCUSDT.price_band_bps", 50, 40, (ChangeClass.TIGHTEN, False)),
-        ("risk.instruments.BTCUSDT", {"max_position": "1"}, ABSENT, (ChangeClass.LOOSEN, False)),
+        ("risk.instruments.BTCUSDT", {"max_position": "1"}, ABSENT, (ChangeClass.TIGHTEN, False)),
         ("risk.instruments.BTCUSDT.max_position", "0.1", "0.3", (ChangeClass.LOOSEN, True)),
         ("exchanges.x.venue", "sim", "binance_spot", (ChangeClass.LOOSEN, True)),
         ("host.rings.orders.slots", 1024, 2048, (ChangeClass.TOPOLOGY, False)),
-        ("strategies.s", ABSENT, {"kind": "market_maker"}, (ChangeClass.TOPOLOGY, False)),
-        ("strategies.s.params.quote_qty", "0.001", "0.002", (ChangeClass.LOOSEN, False)),
-        ("exchanges.x.endpoints.ws", "wss://a", "wss://b", (ChangeClass.NEUTRAL, False)),
+        ("strategies.s", ABSENT, {"kind": "market_maker"}, (ChangeClass.LOOSEN, False)),
+        ("strategies.s.params.quote_qty", "0.001", "0.0015", (ChangeClass.LOOSEN, False)),
+        ("strategies.s.params.quote_qty", "0.001", "0.002", (ChangeClass.LOOSEN, True)),
+        ("exchanges.x.endpoints.ws", "wss://a", "wss://b", (ChangeClass.SECURITY, False)),
     ],
 )
 def test_classification(
     path: str, before: object, after: object, expected: tuple[ChangeClass, bool]
 ) -> None:
-    assert classify(path, before, after) == expected
+    verdict = classify(path, before, after)
+    assert (verdict.change_class, verdict.critical) == expected
+    assert verdict.reason
 
 
 def test_entities_are_named_by_identity() -> None:
@@ -160,3 +162,32 @@ def test_entities_are_named_by_identity() -> None:
     )
     assert entity_of("host.threads.feeds.binance_spot") == "thread feeds.binance_spot"
     assert entity_of("risk.instruments.ETHUSDT.max_position") == "risk limit ETHUSDT"
+
+
+@pytest.mark.parametrize(
+    ("args", "detailed", "plain"),
+    [
+        ([], 0, 0),  # no change
+        (["risk.max_daily_loss=1000"], 2, 0),  # tightens only
+        (["risk.max_daily_loss=3000"], 3, 0),  # loosens
+        (["exchanges.binance_usdm.credentials.api_key=env:OTHER_KEY"], 3, 0),  # SECURITY
+        (["risk.max_daily_loss=-5"], 1, 1),  # invalid config
+        (["--against", "no-such-ref"], 1, 1),  # bad git ref
+        (["--against", "README.md"], 1, 1),  # not a build, not a ref
+    ],
+)
+def test_plan_exit_codes(
+    built: Path,
+    project: Path,
+    cli: Callable[..., Run],
+    args: list[str],
+    detailed: int,
+    plain: int,
+) -> None:
+    against = [] if "--against" in args else ["--against", str(built)]
+    argv = ["plan", "deployment=prod_example", *args, *against]
+    run = cli(*argv, "--detailed-exitcode", root=project)
+    assert run.exit_code == detailed, run.stdout + run.stderr
+    assert cli(*argv, root=project).exit_code == plain
+    if detailed == 1:
+        assert "Traceback" not in run.stderr and run.stderr.strip()

@@ -14,15 +14,33 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from appliance.config.directions import Critical, Direction, FieldRule, rule_for
 from appliance.config.secrets import redact_value
 
 
 class ChangeClass(StrEnum):
     LOOSEN = "LOOSEN"
     TIGHTEN = "TIGHTEN"
+    # Credentials, keys and endpoints: always reviewed, whichever way they change.
+    SECURITY = "SECURITY"
     TOPOLOGY = "TOPOLOGY"
     ARTIFACT = "ARTIFACT"
     NEUTRAL = "NEUTRAL"
+
+
+# Classes a reviewer must approve: `plan --detailed-exitcode` exits 3 for them, and a live
+# apply needs a saved plan or --allow-loosen.
+REVIEW = (ChangeClass.LOOSEN, ChangeClass.SECURITY)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The class of one change, whether it also changes topology, and why."""
+
+    change_class: ChangeClass
+    critical: bool
+    reason: str
+    topology: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,10 +79,24 @@ class Change:
     source_after: str | None
     # What a reviewer needs beyond the two values (a model swap: the two models' metrics).
     detail: str | None = None
+    # Why the change got its class (from appliance/config/directions.py).
+    reason: str = ""
+    # The change also adds or removes an entity (a LOOSEN or TIGHTEN that is TOPOLOGY too).
+    topology: bool = False
+
+    @property
+    def classes(self) -> list[ChangeClass]:
+        extra = [ChangeClass.TOPOLOGY] if self.topology else []
+        return [self.change_class, *(c for c in extra if c is not self.change_class)]
+
+    @property
+    def label(self) -> str:
+        return "+".join(c.value for c in self.classes)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["change_class"] = self.change_class.value
+        data["classes"] = [c.value for c in self.classes]
         data["before"] = redact_value(self.path, self.before)
         data["after"] = redact_value(self.path, self.after)
         return data
@@ -74,24 +106,6 @@ class Change:
 ABSENT = "<absent>"
 _ABSENT: Any = ABSENT
 SKIP = {"content_sha256", "provenance"}
-# Risk limits where a larger value allows more risk.
-_RISK_MORE_IS_LOOSER = {
-    "max_daily_loss",
-    "max_drawdown",
-    "max_gross_exposure",
-    "max_open_orders",
-    "max_position",
-    "max_order_qty",
-    "max_order_notional",
-    "max_position_notional",
-    "price_band_bps",
-    "per_second",
-    "burst",
-    "feed_stale_ms",
-    "reducing_at_pct",
-}
-_CRITICAL_LIMITS = {"max_daily_loss", "max_drawdown", "max_gross_exposure"}
-_STRATEGY_SIZE = {"quote_qty", "max_inventory", "order_qty"}
 
 
 def entity_of(path: str) -> str:
@@ -127,55 +141,193 @@ def _number(value: Any) -> Decimal | None:
         return None
 
 
-def classify(path: str, before: Any, after: Any) -> tuple[ChangeClass, bool]:
-    """(class, critical) of one change."""
+def classify(
+    path: str,
+    before: Any,
+    after: Any,
+    traded: tuple[set[str], set[str]] = (set(), set()),
+) -> Verdict:
+    """The class of one change, by the field's entry in appliance/config/directions.py.
+    `traded` is the set of instruments the engine's strategies trade before and after (an
+    instrument's limits come and go with it)."""
+    found = rule_for(path)
+    if found is None:
+        return Verdict(ChangeClass.NEUTRAL, False, "not a manifest field (no direction entry)")
+    pattern, rule = found
+    handler = _HANDLERS[rule.direction]
+    return handler(path, pattern, rule, before, after, traded)
+
+
+_Handler = Callable[[str, str, FieldRule, Any, Any, tuple[set[str], set[str]]], Verdict]
+
+
+def _always(rule: FieldRule) -> bool:
+    return rule.critical is Critical.ALWAYS
+
+
+def _fixed(cls: ChangeClass, suffix: str = "") -> _Handler:
+    def handle(
+        path: str, pattern: str, rule: FieldRule, b: Any, a: Any, t: tuple[set[str], set[str]]
+    ) -> Verdict:
+        return Verdict(cls, _always(rule), rule.why + suffix)
+
+    return handle
+
+
+def _entity(
+    path: str, pattern: str, rule: FieldRule, b: Any, a: Any, traded: tuple[set[str], set[str]]
+) -> Verdict:
     parts = path.split(".")
-    leaf = parts[-1]
-    if path == "deployment.mode":
-        if before == "paper" and after == "live":
-            return ChangeClass.LOOSEN, True
-        return (ChangeClass.TIGHTEN, False) if after == "paper" else (ChangeClass.NEUTRAL, False)
-    if path == "engine.binary_sha256" or leaf in ("model_sha256",):
-        return ChangeClass.ARTIFACT, False
-    if is_model_file(path):
-        return ChangeClass.ARTIFACT, False
-    if parts[0] == "risk":
-        if parts[1:2] == ["kill_switch"]:
-            if before is True and after is False:
-                return ChangeClass.LOOSEN, leaf == "enabled"
-            if before is False and after is True:
-                return ChangeClass.TIGHTEN, False
-        if before is not _ABSENT and after is _ABSENT:
-            return ChangeClass.LOOSEN, len(parts) <= 2 or leaf in _CRITICAL_LIMITS
-        if leaf in _RISK_MORE_IS_LOOSER:
-            b, a = _number(before), _number(after)
-            if b is not None and a is not None and a != b:
-                if a > b:
-                    critical = leaf in _CRITICAL_LIMITS or (b > 0 and a >= 2 * b)
-                    return ChangeClass.LOOSEN, critical
-                return ChangeClass.TIGHTEN, False
-        return ChangeClass.NEUTRAL, False
-    if parts[0] == "exchanges" and leaf == "venue":
-        if before == "sim" and after not in (_ABSENT, "sim"):
-            return ChangeClass.LOOSEN, True
-        return ChangeClass.NEUTRAL, False
-    if parts[0] == "strategies" and leaf in _STRATEGY_SIZE:
-        b, a = _number(before), _number(after)
-        if b is not None and a is not None:
-            return (ChangeClass.LOOSEN if a > b else ChangeClass.TIGHTEN), False
-    if (
-        parts[0] == "host"
-        and len(parts) > 1
-        and parts[1] in ("threads", "rings", "cpu", "memory", "nic")
-    ):
-        return ChangeClass.TOPOLOGY, False
-    if (
-        len(parts) == 2
-        and parts[0] in ("exchanges", "strategies")
-        and (before is _ABSENT or after is _ABSENT)
-    ):
-        return ChangeClass.TOPOLOGY, False
-    return ChangeClass.NEUTRAL, False
+    if pattern == "strategies.*.exchange":
+        return Verdict(ChangeClass.LOOSEN, True, f"{rule.why} ({b} -> {a})", topology=True)
+    what = {
+        "exchanges.*": f"exchange {parts[1]}",
+        "strategies.*": f"strategy {parts[1]}",
+        "exchanges.*.instruments.*": f"instrument {parts[-1]} on exchange {parts[1]}",
+    }[pattern]
+    if pattern == "exchanges.*.instruments.*" and parts[-1] not in (traded[0] | traded[1]):
+        return Verdict(
+            ChangeClass.TOPOLOGY,
+            False,
+            f"{what} {'listed' if b is ABSENT else 'unlisted'}; no strategy trades it",
+        )
+    if b is ABSENT:
+        return Verdict(
+            ChangeClass.LOOSEN, False, f"{what} added to the engine: new exposure", topology=True
+        )
+    if a is ABSENT:
+        return Verdict(
+            ChangeClass.TIGHTEN,
+            False,
+            f"{what} removed from the engine: its exposure ends",
+            topology=True,
+        )
+    return Verdict(ChangeClass.TOPOLOGY, False, rule.why)
+
+
+def _member_set(
+    path: str, pattern: str, rule: FieldRule, b: Any, a: Any, traded: tuple[set[str], set[str]]
+) -> Verdict:
+    old = set(map(str, b)) if isinstance(b, list) else set()
+    new = set(map(str, a)) if isinstance(a, list) else set()
+    gained, lost = sorted(new - old), sorted(old - new)
+    said = "; ".join(
+        part
+        for part in (
+            f"{', '.join(gained)} added: new exposure" if gained else "",
+            f"{', '.join(lost)} removed: that exposure ends" if lost else "",
+        )
+        if part
+    )
+    cls = ChangeClass.LOOSEN if gained else ChangeClass.TIGHTEN
+    return Verdict(cls, False, said or rule.why, topology=True)
+
+
+def _limits(
+    path: str, pattern: str, rule: FieldRule, b: Any, a: Any, traded: tuple[set[str], set[str]]
+) -> Verdict:
+    symbol = path.split(".")[2]
+    if a is ABSENT:
+        if symbol in traded[1]:
+            return Verdict(
+                ChangeClass.LOOSEN,
+                True,
+                f"limits of {symbol} removed while a strategy still trades it",
+            )
+        return Verdict(
+            ChangeClass.TIGHTEN,
+            False,
+            f"limits of {symbol} leave with the instrument (no strategy trades it any more)",
+            topology=True,
+        )
+    if b is ABSENT and symbol in traded[1] and symbol not in traded[0]:
+        return Verdict(
+            ChangeClass.TOPOLOGY,
+            False,
+            f"limits of {symbol} arrive with the instrument (its exposure is classed where a "
+            "strategy adds it)",
+        )
+    if b is ABSENT:
+        return Verdict(ChangeClass.TIGHTEN, False, f"limits now apply to {symbol}")
+    return Verdict(ChangeClass.NEUTRAL, False, rule.why)
+
+
+def _ordered(
+    path: str, pattern: str, rule: FieldRule, b: Any, a: Any, traded: tuple[set[str], set[str]]
+) -> Verdict:
+    rank = {value: i for i, level in enumerate(rule.order) for value in level}
+    if b not in rank or a not in rank:
+        return Verdict(ChangeClass.TOPOLOGY, False, f"{rule.why} ({_show(b)} -> {_show(a)})")
+    if rank[a] > rank[b]:
+        return Verdict(
+            ChangeClass.LOOSEN,
+            _always(rule),
+            f"{rule.why}: {_show(b)} -> {_show(a)} is looser",
+        )
+    if rank[a] < rank[b]:
+        return Verdict(
+            ChangeClass.TIGHTEN, False, f"{rule.why}: {_show(b)} -> {_show(a)} is tighter"
+        )
+    return Verdict(ChangeClass.NEUTRAL, False, f"{rule.why}: {_show(b)} -> {_show(a)} is as tight")
+
+
+def _show(value: Any) -> str:
+    if value is ABSENT:
+        return "(absent)"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def loosening_factor(path: str, before: Any, after: Any) -> Decimal | None:
+    """How many times looser a numeric change makes a limit (after/before for a field where
+    higher is looser, before/after where higher is tighter); None when not numeric."""
+    found = rule_for(path)
+    b, a = _number(before), _number(after)
+    if found is None or b is None or a is None or b <= 0 or a <= 0:
+        return None
+    direction = found[1].direction
+    if direction is Direction.HIGHER_LOOSER:
+        return a / b
+    if direction is Direction.HIGHER_TIGHTER:
+        return b / a
+    return None
+
+
+def _numeric(
+    path: str, pattern: str, rule: FieldRule, b: Any, a: Any, traded: tuple[set[str], set[str]]
+) -> Verdict:
+    nb, na = _number(b), _number(a)
+    if nb is None or na is None or na == nb:
+        return Verdict(
+            ChangeClass.NEUTRAL, False, f"{rule.why} (the field comes or goes with its entity)"
+        )
+    higher_looser = rule.direction is Direction.HIGHER_LOOSER
+    looser = (na > nb) == higher_looser
+    word = "higher" if na > nb else "lower"
+    reason = f"{rule.why} ({word} is {'looser' if looser else 'tighter'})"
+    if not looser:
+        return Verdict(ChangeClass.TIGHTEN, False, reason)
+    factor = loosening_factor(path, b, a)
+    doubled = factor is not None and factor >= 2
+    critical = _always(rule) or (rule.critical is Critical.DOUBLE and doubled)
+    if factor is not None:
+        reason += (
+            f", x{factor.normalize():f}" if factor == factor.to_integral() else (f", x{factor:.2f}")
+        )
+    return Verdict(ChangeClass.LOOSEN, critical, reason)
+
+
+_HANDLERS: dict[Direction, _Handler] = {
+    Direction.HIGHER_LOOSER: _numeric,
+    Direction.HIGHER_TIGHTER: _numeric,
+    Direction.ORDERED: _ordered,
+    Direction.ENTITY: _entity,
+    Direction.MEMBER_SET: _member_set,
+    Direction.LIMITS: _limits,
+    Direction.SECURITY: _fixed(ChangeClass.SECURITY, " (always reviewed)"),
+    Direction.ARTIFACT: _fixed(ChangeClass.ARTIFACT),
+    Direction.TOPOLOGY: _fixed(ChangeClass.TOPOLOGY),
+    Direction.NEUTRAL: _fixed(ChangeClass.NEUTRAL),
+}
 
 
 def is_model_file(path: str) -> bool:
@@ -193,8 +345,10 @@ def is_model_file(path: str) -> bool:
 
 
 def needs_reboot(path: str) -> bool:
-    """Kernel arguments (isolcpus, nohz_full, rcu_nocbs, hugepages) change only at boot."""
-    return path in ("host.cpu.isolated", "host.memory.hugepage_kb", "host.memory.hugepages")
+    """Kernel arguments (isolcpus, nohz_full, irqaffinity, hugepages) change only at boot
+    (the `reboot` entries of appliance/config/directions.py)."""
+    found = rule_for(path)
+    return found is not None and found[1].reboot
 
 
 def _walk(before: Any, after: Any, path: str, out: list[tuple[str, Any, Any]]) -> None:
@@ -245,13 +399,15 @@ def diff(
                     reboot=False,
                     source_before=before.source(host, "host") if old else None,
                     source_after=after.source(host, "host") if new else None,
+                    reason=f"the host's engine {'starts' if old is None else 'stops'}",
                 )
             )
             continue
         raw: list[tuple[str, Any, Any]] = []
         _walk(old, new, "", raw)
+        traded = (_traded(old), _traded(new))
         for path, b, a in raw:
-            cls, critical = classify(path, b, a)
+            verdict = classify(path, b, a, traded)
             changes.append(
                 Change(
                     host=host,
@@ -259,16 +415,23 @@ def diff(
                     path=path,
                     before=b,
                     after=a,
-                    change_class=cls,
-                    critical=critical,
+                    change_class=verdict.change_class,
+                    critical=verdict.critical,
                     restart=True,
                     reboot=needs_reboot(path),
                     source_before=before.source(host, path) if b is not _ABSENT else None,
                     source_after=after.source(host, path) if a is not _ABSENT else None,
                     detail=_model_detail(path, b, a, describe_model),
+                    reason=verdict.reason,
+                    topology=verdict.topology,
                 )
             )
     return changes
+
+
+def _traded(manifest: dict[str, Any]) -> set[str]:
+    strategies = manifest.get("strategies") or {}
+    return {str(i) for s in strategies.values() for i in (s.get("instruments") or [])}
 
 
 def _model_detail(

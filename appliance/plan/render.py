@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.plan.diff import ABSENT, Change, ChangeClass, Side
+from appliance.plan.diff import ABSENT, REVIEW, Change, ChangeClass, Side
 
 PLAN_VERSION = 1
 
@@ -27,6 +27,11 @@ class Plan:
     def has_loosen(self) -> bool:
         return any(c.change_class is ChangeClass.LOOSEN for c in self.changes)
 
+    @property
+    def needs_review(self) -> bool:
+        """LOOSEN or SECURITY changes: exit 3 of `plan --detailed-exitcode`."""
+        return any(c.change_class in REVIEW for c in self.changes)
+
     def summary_line(self) -> str:
         if not self.changes:
             return "no changes"
@@ -41,14 +46,17 @@ class Plan:
                 f"{n} change{'s loosen' if n != 1 else ' loosens'} risk"
                 + (f" ({critical} critical)" if critical else "")
             )
+        topology = sum(1 for c in self.changes if ChangeClass.TOPOLOGY in c.classes)
         for cls, word in (
+            (ChangeClass.SECURITY, "security (review)"),
             (ChangeClass.TIGHTEN, "tighten risk"),
-            (ChangeClass.TOPOLOGY, "topology"),
             (ChangeClass.ARTIFACT, "artifact"),
             (ChangeClass.NEUTRAL, "neutral"),
         ):
             if counts[cls]:
                 parts.append(f"{counts[cls]} {word}")
+            if cls is ChangeClass.TIGHTEN and topology:
+                parts.append(f"{topology} topology")
         hosts = len(self.hosts)
         parts.append(f"{hosts} host{'s' if hosts != 1 else ''}")
         if any(c.reboot for c in self.changes):
@@ -118,17 +126,17 @@ def render_markdown(plan: Plan) -> str:
         lines += [
             f"#### host `{host}`" + (f" — {', '.join(flags)}" if flags else ""),
             "",
-            "| class | entity | path | before | after | file |",
-            "|---|---|---|---|---|---|",
+            "| class | entity | path | before | after | why | file |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in rows:
-            cls = r["change_class"] + (" ⚠ critical" if r["critical"] else "")
+            cls = "+".join(r["classes"]) + (" ⚠ critical" if r["critical"] else "")
             files = " → ".join(
                 dict.fromkeys(_short(f) for f in (r["source_before"], r["source_after"]) if f)
             )
             lines.append(
                 f"| {cls} | {r['entity']} | `{r['path']}` | `{_value(r['before'])}` | "
-                f"`{_value(r['after'])}` | {files} |"
+                f"`{_value(r['after'])}` | {_cell(r['reason'])} | {files} |"
             )
         details = [r for r in rows if r.get("detail")]
         if details:
@@ -136,6 +144,10 @@ def render_markdown(plan: Plan) -> str:
             lines += [f"- `{r['path']}`: {r['detail']}" for r in details]
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def _short(source: str) -> str:
@@ -155,12 +167,14 @@ def render_text(plan: Plan) -> str:
             payload = c.to_json()
             mark = "!" if c.critical else " "
             lines.append(
-                f" {mark}{c.change_class.value:<9} {c.entity:<24} {c.path}: "
+                f" {mark}{c.label:<16} {c.entity:<24} {c.path}: "
                 f"{_value(payload['before'])} -> {_value(payload['after'])}"
             )
+            if c.reason:
+                lines.append(f"{'':19}why: {c.reason}")
             source = c.source_after or c.source_before
             if source:
-                lines.append(f"{'':12}from {source}")
+                lines.append(f"{'':19}from {source}")
             if c.detail:
-                lines.append(f"{'':12}{c.detail}")
+                lines.append(f"{'':19}{c.detail}")
     return "\n".join(lines) + "\n"
