@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from appliance import jsonout
 from appliance.bus import bus_pb2 as pb
 from appliance.bus.client import (
     COMMANDS,
@@ -271,7 +272,7 @@ def ctl(
         reply = control(target_ep, request, timeout)
     except Unreachable as err:
         if as_json:
-            typer.echo(json.dumps({"ok": False, "endpoint": target_ep, "error": str(err)}))
+            typer.echo(jsonout.dumps({"ok": False, "endpoint": target_ep, "error": str(err)}))
         raise _fail(str(err), 1) from None
     except BusError as err:
         raise _fail(str(err), 1) from None
@@ -279,7 +280,7 @@ def ctl(
         body = {"command": command, "endpoint": target_ep, **to_python(reply)}
         if not reply.HasField("status"):
             body["status"] = None
-        typer.echo(json.dumps(body, indent=2, sort_keys=True, default=json_default))
+        typer.echo(jsonout.dumps(body, indent=2, sort_keys=True, default=json_default))
     if not reply.ok:
         raise _fail(f"the engine refused {command}: {reply.error or '(no reason given)'}", 2)
     if (

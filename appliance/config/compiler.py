@@ -17,9 +17,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from appliance import __version__
 from appliance.config.checks import EngineRef, StrategyModel, View, run_checks
-from appliance.config.compose import Composed, compose
+from appliance.config.compose import Composed, compose, with_source_texts
 from appliance.config.diagnostics import MISSING, ConfigError, Diagnostic, from_validation_error
 from appliance.config.manifest import BuiltManifest, dumps, load, seal
+from appliance.config.related import attribute
 from appliance.config.schema import (
     NAME_PATTERN,
     DeploymentSpec,
@@ -52,20 +53,25 @@ GitState = tuple[str | None, bool | None]
 
 
 def compile_config(root: Path, overrides: Sequence[str]) -> Compiled:
-    return compile_composed(compose(root, overrides))
+    # Every bad override is reported, with the problems of the config composed without them.
+    return compile_composed(compose(root, overrides, collect=True))
 
 
 def compile_composed(composed: Composed, git_state: GitState | None = None) -> Compiled:
     """Validate, cross-check and render an already composed config. `git_state` (commit,
     dirty) is read from the repository when not given; a study passes it once for all trials.
     """
-    validated = _validate(composed)
-    if isinstance(validated, list):
-        raise ConfigError([d.with_source(composed.source_of(d.path)) for d in validated])
-    spec, view, targets = validated
-    resolved = _resolve_models(composed.root, spec, view)
-    if isinstance(resolved, list):
-        raise ConfigError([d.with_source(composed.source_of(d.path)) for d in resolved])
+    diags, spec, view, targets = _validate(composed)
+    # Model files are checked for every model strategy that validated, whatever else failed.
+    resolved, problems = _resolve_models(composed.root, spec, view)
+    diags += problems
+    if diags or composed.errors or spec is None or view.risk is None:
+        raise ConfigError(
+            [
+                *composed.errors,
+                *(attribute(d, composed.data, composed.source_of) for d in diags),
+            ]
+        )
     provenance = _provenance(composed, git_state)
     view.source_of = composed.source_of
     manifests = [
@@ -77,8 +83,10 @@ def compile_composed(composed: Composed, git_state: GitState | None = None) -> C
 
 def _validate(
     composed: Composed,
-) -> list[Diagnostic] | tuple[DeploymentSpec, View, dict[str, Target]]:
-    data = composed.data
+) -> tuple[list[Diagnostic], DeploymentSpec | None, View, dict[str, Target]]:
+    # Numbers as written (`0.00001`, `1e3`), never as a float's repr: decimal fields take
+    # the source text, and refuse exponents and non-finite values whatever a float prints.
+    data = with_source_texts(composed.data, composed.texts)
     diags: list[Diagnostic] = []
     for path, value in iter_leaves(data):
         reason = secret_literal_reason(path, value)
@@ -132,9 +140,7 @@ def _validate(
     # A literal secret is reported once, as such, not again as a malformed reference.
     secret_paths = {d.path for d in diags if d.rule == "secret.literal"}
     diags = [d for d in diags if d.rule == "secret.literal" or d.path not in secret_paths]
-    if diags or spec is None or risk is None:
-        return diags
-    return spec, view, targets
+    return diags, spec, view, targets
 
 
 def _check_targets(targets: dict[str, Target], hosts: Any) -> list[Diagnostic]:
@@ -229,7 +235,7 @@ def _named(
         return {}
     out = {}
     for name, body in raw.items():
-        if not re.match(NAME_PATTERN, str(name)):
+        if not re.fullmatch(NAME_PATTERN, str(name)):
             diags.append(
                 Diagnostic(
                     f"{section}.{name}",
@@ -249,10 +255,15 @@ def _named(
 
 
 def _resolve_models(
-    root: Path, spec: DeploymentSpec, view: View
-) -> list[Diagnostic] | dict[str, dict[str, Any]]:
-    """Manifest params of every model strategy an engine runs (config/models.py)."""
-    used = {name for e in spec.engines.values() for name in e.strategies}
+    root: Path, spec: DeploymentSpec | None, view: View
+) -> tuple[dict[str, dict[str, Any]], list[Diagnostic]]:
+    """Manifest params of every model strategy an engine runs (config/models.py), or of
+    every declared one when the engines did not validate; and the problems found."""
+    used = (
+        {name for e in spec.engines.values() for name in e.strategies}
+        if spec is not None
+        else set(view.strategies)
+    )
     out: dict[str, dict[str, Any]] = {}
     diags: list[Diagnostic] = []
     for name in sorted(used):
@@ -264,7 +275,7 @@ def _resolve_models(
             diags += problems
             if params is not None:
                 out[name] = params
-    return diags if diags else out
+    return out, diags
 
 
 def _render_engine(

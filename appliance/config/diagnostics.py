@@ -6,15 +6,15 @@ plain data so that the CLI can print it for people (text) or for tools (JSON).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
 
+from appliance import jsonout
 from appliance.config.schema import SECRET_REF_PATTERN
-from appliance.config.secrets import redact_value
+from appliance.config.secrets import redact_text, redact_value
 
 
 @dataclass(frozen=True)
@@ -115,34 +115,52 @@ def _jsonable(value: Any) -> Any:
     if value is MISSING:
         return None
     try:
-        json.dumps(value)
+        jsonout.dumps(value)
     except (TypeError, ValueError):
         return repr(value)
-    return value
+    return jsonout.strict(value)
+
+
+def redacted(d: Diagnostic) -> Diagnostic:
+    """`d` as it may be printed: every field passes the same redaction, by content (a key
+    name, a message or a source quoting an override holds the literal as much as a value)."""
+    return Diagnostic(
+        path=redact_text(d.path),
+        value=redact_value(d.path, d.value),
+        rule=d.rule,
+        message=redact_text(d.message),
+        source=redact_text(d.source) if d.source is not None else None,
+    )
+
+
+def _one_line(text: str) -> str:
+    """A source or message on one line: control characters (a newline inside a quoted
+    override) are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _show_value(value: Any) -> str:
     if value is MISSING:
         return "(missing)"
     if isinstance(value, dict | list):
-        text = json.dumps(_jsonable(value), sort_keys=True)
+        text = jsonout.dumps(_jsonable(value), sort_keys=True)
         return text if len(text) <= 80 else text[:77] + "..."
-    return repr(value) if isinstance(value, str) else json.dumps(_jsonable(value))
+    return repr(value) if isinstance(value, str) else jsonout.dumps(_jsonable(value))
 
 
 def render_text(diagnostics: Iterable[Diagnostic]) -> str:
     lines: list[str] = []
-    items = list(diagnostics)
+    items = [redacted(d) for d in diagnostics]
     for d in items:
-        lines.append(f"error: {d.path}: {d.message}")
-        lines.append(f"    value: {_show_value(redact_value(d.path, d.value))}")
+        lines.append(f"error: {_one_line(d.path)}: {_one_line(d.message)}")
+        lines.append(f"    value: {_show_value(d.value)}")
         lines.append(f"    rule:  {d.rule}")
-        lines.append(f"    file:  {d.source or '(unknown)'}")
+        lines.append(f"    file:  {_one_line(d.source or '(unknown)')}")
     noun = "problem" if len(items) == 1 else "problems"
     lines.append(f"{len(items)} {noun} found; nothing was written.")
     return "\n".join(lines)
 
 
 def render_json(diagnostics: Iterable[Diagnostic]) -> str:
-    items = [d.to_json() | {"value": _jsonable(redact_value(d.path, d.value))} for d in diagnostics]
-    return json.dumps({"ok": False, "diagnostics": items}, indent=2, sort_keys=True)
+    items = [redacted(d).to_json() for d in diagnostics]
+    return jsonout.dumps({"ok": False, "diagnostics": items}, indent=2, sort_keys=True)

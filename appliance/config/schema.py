@@ -62,7 +62,7 @@ def _parse_decimal(value: Any, info: ValidationInfo) -> Decimal:
             raise ValueError(f"{text} is in exponent notation; write it as a decimal string")
     else:
         raise ValueError(f"expected a decimal string, got {type(value).__name__} {value!r}")
-    if not _DECIMAL_RE.match(text):
+    if not _DECIMAL_RE.fullmatch(text):
         raise ValueError(
             f"{text!r} is not a decimal string (at most 10 integer and 8 fractional digits, "
             "no exponent)"

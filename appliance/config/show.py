@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
 
+from appliance import jsonout
 from appliance.config.compose import Composed
-from appliance.config.secrets import iter_leaves, redact
+from appliance.config.secrets import iter_leaves, redact, redact_text
 
 COMMENT_COLUMN = 60
 
@@ -37,6 +37,7 @@ def _emit(
         text = f"{pad}{key}: {_scalar(value)}"
         source = composed.source_of(child)
         if source:
+            source = redact_text(source)
             text = f"{text.ljust(COMMENT_COLUMN - 1)} # {source}"
         lines.append(text)
 
@@ -44,10 +45,10 @@ def _emit(
 def render_json(composed: Composed) -> str:
     redacted = redact(composed.data)
     values = {
-        path: {"value": value, "source": composed.source_of(path)}
+        path: {"value": value, "source": redact_text(composed.source_of(path) or "") or None}
         for path, value in iter_leaves(redacted)
     }
-    return json.dumps(
+    return jsonout.dumps(
         {
             "deployment": composed.deployment_name,
             "choices": composed.choices,

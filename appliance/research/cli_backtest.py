@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from appliance import jsonout
 from appliance.config.compiler import compile_config
 from appliance.config.diagnostics import ConfigError, Diagnostic
 
@@ -140,12 +141,12 @@ def run(
         result.marks.to_csv(target / "marks.csv", index=False)
         result.risk_events.to_csv(target / "risk_events.csv", index=False)
         (target / "summary.json").write_text(
-            json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n"
+            jsonout.dumps(result.to_json(), indent=2, sort_keys=True) + "\n"
         )
         written = [target / n for n in ("report.html", "report.png", "summary.json")]
     if as_json:
         print(
-            json.dumps(
+            jsonout.dumps(
                 result.to_json() | {"report": [str(p) for p in written]}, indent=2, sort_keys=True
             )
         )

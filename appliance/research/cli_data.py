@@ -8,13 +8,13 @@ Exit codes as for every command: 0 success, 2 a file that is missing or not a ca
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from appliance import jsonout
 from appliance.config.diagnostics import ConfigError, Diagnostic, render_json, render_text
 
 app = typer.Typer(
@@ -144,7 +144,7 @@ def ls_cmd(
         raise _io_error(err) from None
     rows = [_row(r) for r in records]
     if fmt is Format.json:
-        typer.echo(json.dumps(rows, indent=2, sort_keys=True))
+        typer.echo(jsonout.dumps(rows, indent=2, sort_keys=True))
         return
     from rich.console import Console
     from rich.table import Table
@@ -213,7 +213,7 @@ def info_cmd(
         ns = record[f"{key}_ns"]
         record[f"{key}_utc"] = data.format_utc(ns) if ns is not None else None
     if fmt is Format.json:
-        typer.echo(json.dumps(record, indent=2, sort_keys=True))
+        typer.echo(jsonout.dumps(record, indent=2, sort_keys=True))
         return
     width = max(len(k) for k in record)
     for key in sorted(record):
@@ -256,7 +256,7 @@ def convert_cmd(
     except OSError as err:
         raise _io_error(err) from None
     if fmt is Format.json:
-        typer.echo(json.dumps(done, indent=2, sort_keys=True))
+        typer.echo(jsonout.dumps(done, indent=2, sort_keys=True))
         return
     for d in done:
         typer.echo(f"{d['file']} -> {d['native']}")
