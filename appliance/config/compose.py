@@ -404,7 +404,7 @@ def _node_texts(node: Any, path: str, out: dict[str, str]) -> None:
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _node_texts(item, f"{path}[{i}]", out)
-    elif isinstance(node, yaml.ScalarNode) and node.style is None:
+    elif isinstance(node, yaml.ScalarNode) and not node.style:  # plain: None, or "" (C)
         out[path] = node.value
 
 

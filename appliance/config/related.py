@@ -110,7 +110,8 @@ def attribute(
         return d
     own = source_of(d.path)
     if own is None or not own.startswith("command line"):
-        for other in RELATED.get(d.rule, lambda path, data: [])(d.path, data):
+        related = RELATED.get(d.rule)
+        for other in related(d.path, data) if related is not None else []:
             if other == d.path:
                 continue
             source = source_of(other)
