@@ -18,6 +18,7 @@ from appliance import jsonout
 from appliance._extras import require
 from appliance.config.diagnostics import ConfigError, render_json, render_text
 from appliance.deploy import cli_apply as _cli_apply
+from appliance.deploy import cli_fleet as _cli_fleet
 from appliance.research import cli_data as _cli_data
 
 app = typer.Typer(
@@ -282,7 +283,14 @@ def plan(
         typer.Option("--against", help="build dir or git ref (default: what was last applied)"),
     ] = None,
     fmt: PlanFormatOpt = PlanFormat.text,
-    out: Annotated[Path | None, typer.Option("--out", help="save the plan (JSON)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="save the plan (JSON) bound to the manifests, releases, targets, inventory "
+            "and roles: `appliance apply PLAN` runs exactly that or refuses",
+        ),
+    ] = None,
     detailed: DetailedExit = False,
     root: RootOpt = None,
 ) -> None:
@@ -307,6 +315,13 @@ def plan(
         ) from None
     changes = diff.diff(before, after, describer(project))
     result = Plan(compiled.deployment, before, after, changes)
+    if out is not None:
+        from appliance.plan.binding import compute
+
+        try:
+            result.binding = compute(project, compiled).to_json()
+        except ConfigError as err:
+            raise _fail(err, Format.text, PLAN_ERROR) from None
     _emit_plan(result, fmt, out, detailed)
 
 
@@ -676,6 +691,11 @@ def record(
 
 # `appliance apply` (the Ansible roll-out) lives in appliance/deploy/cli_apply.py.
 app.command("apply")(_cli_apply.apply)
+# `appliance status|rollback|verify|stop` (the fleet as the hosts report it): deploy/cli_fleet.py.
+app.command("status")(_cli_fleet.status)
+app.command("rollback")(_cli_fleet.rollback)
+app.command("verify")(_cli_fleet.verify)
+app.command("stop")(_cli_fleet.stop)
 # `appliance data ls|info|convert` (captures, the native cache) in appliance/research/cli_data.py.
 app.add_typer(_cli_data.app, name="data")
 

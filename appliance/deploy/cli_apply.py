@@ -19,7 +19,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,6 +28,9 @@ from rich.table import Table
 
 from appliance._extras import require
 from appliance.config.diagnostics import ConfigError, Diagnostic, render_json, render_text
+
+if TYPE_CHECKING:
+    from appliance.plan.binding import Binding
 
 APPLY_RECORD = "apply.json"
 
@@ -65,9 +68,14 @@ def split_args(args: list[str]) -> tuple[list[str], Path | None]:
 
 
 def check_saved_plan(
-    path: Path, deployment: str, before: dict[str, str], after: dict[str, str]
+    path: Path,
+    deployment: str,
+    before: dict[str, str],
+    after: dict[str, str],
+    binding: Binding | None = None,
 ) -> None:
-    """Refuse unless the saved plan reviewed exactly these manifests against this state."""
+    """Refuse unless the saved plan reviewed exactly these manifests against this state, and
+    (given what apply is about to run) binds the same releases, targets, inventory and roles."""
     try:
         saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -87,10 +95,34 @@ def check_saved_plan(
                     f"{host}: plan reviewed {side} {str(reviewed.get(host))[:16]}, "
                     f"{what} {str(now.get(host))[:16]}"
                 )
+    if binding is not None:
+        from appliance.plan.binding import Binding, differences
+
+        saved_binding = Binding.from_json(saved.get("binding"))
+        if saved_binding is None:
+            problems.append("the plan binds no releases (make it with `appliance plan --out`)")
+        else:
+            problems += differences(saved_binding, binding)
     if problems:
         raise ApplyRefused(
             f"saved plan {path} does not match; nothing was applied:\n  " + "\n  ".join(problems)
         )
+
+
+def review_gate(plan: Any, live: bool, saved: bool, allow_loosen: bool) -> str | None:
+    """Why apply must not run this plan now, or None. LOOSEN and SECURITY changes on a live
+    deployment need a saved (reviewed) plan or an explicit --allow-loosen; --yes is not
+    enough."""
+    if not (live and plan.needs_review) or saved or allow_loosen:
+        return None
+    review = [c for c in plan.changes if c.change_class.value in ("LOOSEN", "SECURITY")]
+    named = ", ".join(f"{c.host}:{c.path} ({c.change_class.value})" for c in review[:5])
+    more = f" and {len(review) - 5} more" if len(review) > 5 else ""
+    return (
+        f"{len(review)} change(s) on live deployment {plan.deployment} need review: "
+        f"{named}{more}; apply a saved plan (`appliance plan --out plan.json`, reviewed) or "
+        "pass --allow-loosen; --yes alone is not enough"
+    )
 
 
 def _hashes(manifests: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -115,6 +147,7 @@ def run(
     check: bool,
     as_json: bool,
     timeout: int,
+    allow_loosen: bool = False,
 ) -> int:
     # ansible.cli: ansible-core itself (a bare `ansible` could be the project's ansible/ dir)
     require("deploy", "ansible_runner", "ansible.cli")
@@ -124,6 +157,7 @@ def run(
     from appliance.deploy.runner import run_playbook
     from appliance.engine import EngineNotFound, engine_binary
     from appliance.plan import diff, sides
+    from appliance.plan.binding import of_inventory
     from appliance.plan.models import describer
     from appliance.plan.render import Plan
     from appliance.plan.render import render_text as render_plan
@@ -157,7 +191,11 @@ def run(
     if plan_file is not None:
         try:
             check_saved_plan(
-                plan_file, deployment, _hashes(before.manifests), _hashes(after.manifests)
+                plan_file,
+                deployment,
+                _hashes(before.manifests),
+                _hashes(after.manifests),
+                of_inventory(project, compiled, inventory),
             )
         except ApplyRefused as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -168,6 +206,10 @@ def run(
             out.print(f"release {host}: {old or '(none)'} -> {new}", markup=False, highlight=False)
         if not plan.changes and not release_changes:
             out.print("nothing to change; converging the hosts to it", markup=False)
+    refusal = review_gate(plan, compiled.spec.mode == "live", plan_file is not None, allow_loosen)
+    if refusal and not check:
+        typer.echo(f"error: {refusal}", err=True)
+        return 1
     if (plan.changes or release_changes) and not (yes or check or plan_file):
         if not sys.stdin.isatty():
             err.print(
@@ -315,6 +357,13 @@ def apply(
         ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="apply without asking")] = False,
+    allow_loosen: Annotated[
+        bool,
+        typer.Option(
+            "--allow-loosen",
+            help="apply LOOSEN or SECURITY changes to a live deployment without a saved plan",
+        ),
+    ] = False,
     check: Annotated[
         bool, typer.Option("--check", help="dry run: Ansible check mode, nothing changes")
     ] = False,
@@ -333,7 +382,15 @@ def apply(
     as_json = fmt == "json"
     try:
         project = root.resolve() if root else find_root()
-        code = run(project, args or [], yes=yes, check=check, as_json=as_json, timeout=timeout)
+        code = run(
+            project,
+            args or [],
+            yes=yes,
+            check=check,
+            as_json=as_json,
+            timeout=timeout,
+            allow_loosen=allow_loosen,
+        )
     except ConfigError as exc:
         raise _fail(exc, as_json) from None
     raise typer.Exit(code)

@@ -386,6 +386,7 @@ def diff(
         old = before.manifests.get(host)
         new = after.manifests.get(host)
         if old is None or new is None:
+            verdict = _host_verdict(old, new)
             changes.append(
                 Change(
                     host=host,
@@ -393,13 +394,14 @@ def diff(
                     path="host",
                     before=ABSENT if old is None else "deployed",
                     after=ABSENT if new is None else "deployed",
-                    change_class=ChangeClass.TOPOLOGY,
-                    critical=new is not None and new["deployment"]["mode"] == "live",
+                    change_class=verdict.change_class,
+                    critical=verdict.critical,
                     restart=True,
                     reboot=False,
                     source_before=before.source(host, "host") if old else None,
                     source_after=after.source(host, "host") if new else None,
-                    reason=f"the host's engine {'starts' if old is None else 'stops'}",
+                    reason=verdict.reason,
+                    topology=verdict.topology,
                 )
             )
             continue
@@ -427,6 +429,25 @@ def diff(
                 )
             )
     return changes
+
+
+def _host_verdict(old: dict[str, Any] | None, new: dict[str, Any] | None) -> Verdict:
+    """A whole engine host added or removed: on a live deployment that is an engine trading
+    real money starting (new exposure) or stopping; on paper only topology."""
+    manifest = new if new is not None else old
+    assert manifest is not None
+    live = manifest["deployment"]["mode"] == "live"
+    if not live:
+        return Verdict(
+            ChangeClass.TOPOLOGY,
+            False,
+            f"a paper engine {'starts' if old is None else 'stops'} (no real orders)",
+        )
+    if old is None:
+        return Verdict(
+            ChangeClass.LOOSEN, True, "a live engine starts trading: new exposure", topology=True
+        )
+    return Verdict(ChangeClass.TIGHTEN, False, "a live engine stops: its exposure ends", True)
 
 
 def _traded(manifest: dict[str, Any]) -> set[str]:

@@ -18,6 +18,8 @@ class Plan:
     before: Side
     after: Side
     changes: list[Change]
+    # What a saved plan binds (appliance/plan/binding.py), set by `plan --out`.
+    binding: dict[str, Any] | None = None
 
     @property
     def hosts(self) -> list[str]:
@@ -85,7 +87,7 @@ class Plan:
             },
             "manifests": {"before": before_hashes, "after": after_hashes},
             "changes": [c.to_json() for c in self.changes],
-        }
+        } | ({"binding": self.binding} if self.binding is not None else {})
 
 
 def _value(value: Any) -> str:
