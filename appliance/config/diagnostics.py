@@ -67,11 +67,20 @@ def from_validation_error(exc: ValidationError, prefix: Sequence[object]) -> lis
     """Turn a pydantic error into diagnostics whose paths are rooted at `prefix`."""
     diagnostics = []
     for err in exc.errors(include_url=False):
-        loc = [part for part in err["loc"] if not _is_union_tag(part)]
+        # pydantic marks an error in a dict's key (not its value) with a `[key]` location.
+        in_key = "[key]" in err["loc"]
+        loc = [part for part in err["loc"] if not _is_union_tag(part) and part != "[key]"]
         value = MISSING if err["type"] == "missing" else err.get("input")
         message = err["msg"]
         kind = err["type"]
-        if kind == "extra_forbidden":
+        if in_key:
+            message = f"the key {loc[-1]!r} is not allowed here: {message[0].lower()}{message[1:]}"
+        elif kind == "union_tag_not_found":
+            tag = err.get("ctx", {}).get("discriminator", "").strip("'")
+            loc = [*loc, tag] if tag else loc
+            value = MISSING
+            message = f"{tag!r} is missing: it says which kind of entry this is"
+        elif kind == "extra_forbidden":
             message = f"unknown field {loc[-1]!r}"
         elif kind == "value_error":
             message = message.removeprefix("Value error, ")
