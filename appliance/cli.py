@@ -296,7 +296,7 @@ def plan(
 ) -> None:
     """Compile and show what would change against what is deployed (or --against)."""
     from appliance.config.compiler import compile_config
-    from appliance.plan import diff, sides
+    from appliance.plan import binding, diff, policy, sides
     from appliance.plan.models import describer
     from appliance.plan.render import Plan
 
@@ -309,19 +309,15 @@ def plan(
             else sides.deployed(project, compiled.deployment)
         )
         after = sides.from_compiled(compiled)
+        changes = diff.diff(before, after, describer(project))
+        result = Plan(compiled.deployment, before, after, changes)
+        result.violations = policy.of_compiled(compiled, changes)
+        if out is not None:
+            result.binding = binding.compute(project, compiled).to_json()
     except ConfigError as err:
         raise _fail(
             err, Format.json if fmt is PlanFormat.json else Format.text, PLAN_ERROR
         ) from None
-    changes = diff.diff(before, after, describer(project))
-    result = Plan(compiled.deployment, before, after, changes)
-    if out is not None:
-        from appliance.plan.binding import compute
-
-        try:
-            result.binding = compute(project, compiled).to_json()
-        except ConfigError as err:
-            raise _fail(err, Format.text, PLAN_ERROR) from None
     _emit_plan(result, fmt, out, detailed)
 
 

@@ -26,6 +26,7 @@ def test_schema_command_writes_every_group(tmp_path: Path, cli: Callable[..., Ru
             "host",
             "manifest",
             "model",
+            "policy",
             "risk",
             "strategy",
             "study",

@@ -34,8 +34,9 @@ from appliance.config.schema import (
 from appliance.config.secrets import iter_leaves, secret_literal_reason
 
 SECTIONS = ("deployment", "hosts", "exchanges", "strategies", "risk")
-# Optional: only `appliance apply` needs a target per engine host (appliance/deploy).
-OPTIONAL_SECTIONS = ("targets",)
+# Optional: only `appliance apply` needs a target per engine host (appliance/deploy); the
+# change policy is read by `appliance plan` (appliance/plan/policy.py).
+OPTIONAL_SECTIONS = ("targets", "policy")
 _STRATEGY = TypeAdapter[StrategyModel](Strategy)
 
 

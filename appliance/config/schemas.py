@@ -56,6 +56,14 @@ def group_schemas() -> dict[str, dict[str, Any]]:
         "title": "py_rt model (conf/model/*.yaml): appliance train model=<name>",
         **ModelSpec.model_json_schema(mode="validation"),
     }
+    # The change policy (conf/policy/*.yaml) is read by `appliance plan`: its model lives there.
+    from appliance.plan.policy import Policy
+
+    out["policy.schema.json"] = {
+        "$schema": DRAFT,
+        "title": "py_rt change policy (conf/policy/*.yaml): checked by plan, enforced by apply",
+        **Policy.model_json_schema(mode="validation"),
+    }
     out["manifest.schema.json"] = {
         "$schema": DRAFT,
         "title": "py_rt engine manifest, version 1 (docs/manifest.md)",

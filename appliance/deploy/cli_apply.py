@@ -110,9 +110,13 @@ def check_saved_plan(
 
 
 def review_gate(plan: Any, live: bool, saved: bool, allow_loosen: bool) -> str | None:
-    """Why apply must not run this plan now, or None. LOOSEN and SECURITY changes on a live
-    deployment need a saved (reviewed) plan or an explicit --allow-loosen; --yes is not
-    enough."""
+    """Why apply must not run this plan now, or None. A policy violation blocks it; LOOSEN and
+    SECURITY changes on a live deployment need a saved (reviewed) plan or an explicit
+    --allow-loosen; --yes is not enough."""
+    if plan.violations:
+        return "the plan breaks the deployment's policy (conf/policy/): " + "; ".join(
+            v.message for v in plan.violations
+        )
     if not (live and plan.needs_review) or saved or allow_loosen:
         return None
     review = [c for c in plan.changes if c.change_class.value in ("LOOSEN", "SECURITY")]
@@ -156,7 +160,7 @@ def run(
     from appliance.deploy import inventory as inv
     from appliance.deploy.runner import run_playbook
     from appliance.engine import EngineNotFound, engine_binary
-    from appliance.plan import diff, sides
+    from appliance.plan import diff, policy, sides
     from appliance.plan.binding import of_inventory
     from appliance.plan.models import describer
     from appliance.plan.render import Plan
@@ -168,6 +172,7 @@ def run(
     before = sides.deployed(project, deployment)
     after = sides.from_compiled(compiled)
     plan = Plan(deployment, before, after, diff.diff(before, after, describer(project)))
+    plan.violations = policy.of_compiled(compiled, plan.changes)
     err = Console(stderr=True)
     out = Console() if not as_json else Console(file=sys.stderr)
     inv.check_targets(project, compiled)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.plan.diff import ABSENT, REVIEW, Change, ChangeClass, Side
@@ -20,6 +20,8 @@ class Plan:
     changes: list[Change]
     # What a saved plan binds (appliance/plan/binding.py), set by `plan --out`.
     binding: dict[str, Any] | None = None
+    # The rules of the deployment's policy these changes break (appliance/plan/policy.py).
+    violations: list[Any] = field(default_factory=list)
 
     @property
     def hosts(self) -> list[str]:
@@ -37,6 +39,9 @@ class Plan:
     def summary_line(self) -> str:
         if not self.changes:
             return "no changes"
+        return self._summary()
+
+    def _summary(self) -> str:
         counts = Counter(c.change_class for c in self.changes)
         critical = sum(
             1 for c in self.changes if c.change_class is ChangeClass.LOOSEN and c.critical
@@ -61,6 +66,9 @@ class Plan:
                 parts.append(f"{topology} topology")
         hosts = len(self.hosts)
         parts.append(f"{hosts} host{'s' if hosts != 1 else ''}")
+        if self.violations:
+            n = len(self.violations)
+            parts.append(f"{n} policy violation{'s' if n != 1 else ''}")
         if any(c.reboot for c in self.changes):
             parts.append("reboot required")
         elif any(c.restart for c in self.changes):
@@ -87,6 +95,7 @@ class Plan:
             },
             "manifests": {"before": before_hashes, "after": after_hashes},
             "changes": [c.to_json() for c in self.changes],
+            "violations": [v.to_json() for v in self.violations],
         } | ({"binding": self.binding} if self.binding is not None else {})
 
 
@@ -118,6 +127,10 @@ def render_markdown(plan: Plan) -> str:
     ]
     if not plan.changes:
         return "\n".join(lines) + "\n"
+    if plan.violations:
+        lines += ["#### Policy violations (apply refuses)", ""]
+        lines += [f"- **{v.rule}**: {v.message}" for v in plan.violations]
+        lines.append("")
     for host in plan.hosts:
         rows = [c for c in _changed_json(plan) if c["host"] == host]
         flags = []
@@ -163,6 +176,7 @@ def _short(source: str) -> str:
 def render_text(plan: Plan) -> str:
     """Plain terminal text (rich renders the table when attached to a terminal)."""
     lines = [f"plan for {plan.deployment} against {plan.before.label}: {plan.summary_line()}"]
+    lines += [f"policy violation ({v.rule}): {v.message}" for v in plan.violations]
     for host in plan.hosts:
         lines.append(f"host {host}")
         for c in (c for c in plan.changes if c.host == host):
