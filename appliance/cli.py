@@ -1,8 +1,9 @@
 """The `appliance` command line.
 
 Exit codes: 0 success; 2 invalid config or manifest (diagnostics on stderr, or JSON on stdout
-with `--format json`); 1 anything else (I/O, a missing engine binary). A user's mistake is a
-diagnostic, never a traceback.
+with `--format json`); 1 anything else (I/O, a missing engine binary). `plan` and `diff` differ:
+any error is 1 there, because `--detailed-exitcode` gives 2 to "changes" (and 3 to changes that
+need review). A user's mistake is a diagnostic, never a traceback.
 """
 
 from __future__ import annotations
