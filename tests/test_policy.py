@@ -109,14 +109,15 @@ def test_violations_are_listed_in_every_format(
     text = _plan(cli, project, built, "text", *args)
     assert text.exit_code == 3
     assert (
-        "policy violation (max_loosen_factor): risk.max_daily_loss loosened x2.40 in one apply "
+        "policy violation (max_loosen_factor, ny4_b): risk.max_daily_loss loosened x2.40 in one "
+        "apply "
         "(policy: at most x2)" in text.stdout
     )
     markdown = _plan(cli, project, built, "markdown", *args).stdout
     assert "#### Policy violations (apply refuses)" in markdown
     assert (
-        "- **frozen**: risk.kill_switch.enabled is frozen in live (risk.kill_switch.enabled)"
-        in markdown
+        "- **frozen** on `ny4_a`: risk.kill_switch.enabled is frozen in live "
+        "(risk.kill_switch.enabled)" in markdown
     )
 
 

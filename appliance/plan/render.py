@@ -129,7 +129,10 @@ def render_markdown(plan: Plan) -> str:
         return "\n".join(lines) + "\n"
     if plan.violations:
         lines += ["#### Policy violations (apply refuses)", ""]
-        lines += [f"- **{v.rule}**: {v.message}" for v in plan.violations]
+        lines += [
+            f"- **{v.rule}**" + (f" on `{v.host}`" if v.host else "") + f": {v.message}"
+            for v in plan.violations
+        ]
         lines.append("")
     for host in plan.hosts:
         rows = [c for c in _changed_json(plan) if c["host"] == host]
@@ -176,7 +179,10 @@ def _short(source: str) -> str:
 def render_text(plan: Plan) -> str:
     """Plain terminal text (rich renders the table when attached to a terminal)."""
     lines = [f"plan for {plan.deployment} against {plan.before.label}: {plan.summary_line()}"]
-    lines += [f"policy violation ({v.rule}): {v.message}" for v in plan.violations]
+    lines += [
+        f"policy violation ({v.rule}{', ' + v.host if v.host else ''}): {v.message}"
+        for v in plan.violations
+    ]
     for host in plan.hosts:
         lines.append(f"host {host}")
         for c in (c for c in plan.changes if c.host == host):
