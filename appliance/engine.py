@@ -32,6 +32,14 @@ def load_manifest(text: str) -> dict[str, Any]:
     return _engine.load_manifest(text)
 
 
+def validate_manifest(text: str, base: Path | None = None) -> list[dict[str, str]]:
+    """The semantic violations of a manifest by the Rust contract (the one implementation of
+    the manifest-level rules), each {path, rule, message}; empty when it is valid. With
+    `base`, the files it names are checked too. Raises ManifestError for a structural problem
+    (JSON, version, hash, a field of the wrong shape)."""
+    return _engine.validate_manifest(text, None if base is None else str(base))
+
+
 def manifest_schema() -> dict[str, Any]:
     schema: dict[str, Any] = json.loads(_engine.manifest_schema())
     return schema

@@ -8,20 +8,39 @@ use std::fmt;
 
 use crate::SUPPORTED_VERSION;
 
-/// One problem: where (`host.threads.gateway`) and what, with the value and the rule.
+/// One problem: where (`host.threads.gateway`), by which rule (`thread.hot_core_isolated`) and
+/// what, with the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     /// Dotted path of the key; empty when the problem is the whole document.
     pub path: String,
+    /// The stable id of the rule (docs/manifest.md, "Rules"), the same name the compiler's
+    /// diagnostics carry.
+    pub rule: &'static str,
     pub message: String,
 }
 
 impl Violation {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Violation {
+    /// The rule of a problem found while the engine loads something a manifest names (a model
+    /// session, ...), for callers that have no more specific rule.
+    pub const LOAD: &'static str = "engine.load";
+
+    /// A problem found by `rule`.
+    pub fn of(
+        rule: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Violation {
         Violation {
             path: path.into(),
+            rule,
             message: message.into(),
         }
+    }
+
+    /// A problem of rule [`Violation::LOAD`].
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Violation {
+        Violation::of(Violation::LOAD, path, message)
     }
 }
 
@@ -79,17 +98,22 @@ impl ManifestError {
     pub fn violations(&self) -> Vec<Violation> {
         match self {
             ManifestError::Invalid(violations) => violations.clone(),
-            ManifestError::Json { .. } => vec![Violation::new("", self.to_string())],
-            ManifestError::Version { found } => {
-                vec![Violation::new("manifest_version", version_message(found))]
+            ManifestError::Json { .. } => {
+                vec![Violation::of("manifest.json", "", self.to_string())]
             }
-            ManifestError::Hash { expected, found } => {
-                vec![Violation::new(
-                    "content_sha256",
-                    hash_message(expected, found),
-                )]
+            ManifestError::Version { found } => vec![Violation::of(
+                "manifest.version",
+                "manifest_version",
+                version_message(found),
+            )],
+            ManifestError::Hash { expected, found } => vec![Violation::of(
+                "manifest.hash",
+                "content_sha256",
+                hash_message(expected, found),
+            )],
+            ManifestError::Field { path, message } => {
+                vec![Violation::of("manifest.field", path, message)]
             }
-            ManifestError::Field { path, message } => vec![Violation::new(path, message)],
         }
     }
 }

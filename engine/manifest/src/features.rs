@@ -132,7 +132,8 @@ impl FeatureSetDecl {
     pub fn violations(&self) -> Vec<Violation> {
         let mut out = Vec::new();
         if self.features.is_empty() {
-            out.push(Violation::new(
+            out.push(Violation::of(
+                "features.not_empty",
                 "features",
                 "must declare at least one feature",
             ));
@@ -140,7 +141,8 @@ impl FeatureSetDecl {
         for (i, f) in self.features.iter().enumerate() {
             match f {
                 FeatureDecl::BookImbalance { levels } if !(1..=MAX_LEVELS).contains(levels) => {
-                    out.push(Violation::new(
+                    out.push(Violation::of(
+                        "features.range",
                         format!("features[{i}].levels"),
                         format!("must be 1..{MAX_LEVELS}, found {levels}"),
                     ));
@@ -150,7 +152,8 @@ impl FeatureSetDecl {
                 | FeatureDecl::RealizedVol { window_ms }
                     if !(1..=MAX_WINDOW_MS).contains(window_ms) =>
                 {
-                    out.push(Violation::new(
+                    out.push(Violation::of(
+                        "features.range",
                         format!("features[{i}].window_ms"),
                         format!("must be 1..{MAX_WINDOW_MS} (one day), found {window_ms}"),
                     ));
@@ -158,7 +161,8 @@ impl FeatureSetDecl {
                 _ => {}
             }
             if let Some(first) = self.features[..i].iter().position(|g| g == f) {
-                out.push(Violation::new(
+                out.push(Violation::of(
+                    "features.no_duplicates",
                     format!("features[{i}]"),
                     format!("{} is declared twice (also features[{first}])", f.column()),
                 ));

@@ -56,7 +56,8 @@ pub fn check_files(manifest: &Manifest, base: &Path) -> Vec<Violation> {
         let file = resolve(base, &model.path);
         match file_sha256(&file) {
             Ok(found) if found == model.sha256 => {}
-            Ok(found) => out.push(Violation::new(
+            Ok(found) => out.push(Violation::of(
+                "manifest.model_sha256",
                 at("sha256"),
                 format!(
                     "{} but {} hashes to {found} (the model file changed after the manifest \
@@ -65,7 +66,8 @@ pub fn check_files(manifest: &Manifest, base: &Path) -> Vec<Violation> {
                     file.display()
                 ),
             )),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => out.push(Violation::new(
+            Err(err) if err.kind() == io::ErrorKind::NotFound => out.push(Violation::of(
+                "manifest.model_file",
                 at("path"),
                 format!(
                     "{}: no such file (resolved as {})",
@@ -73,7 +75,8 @@ pub fn check_files(manifest: &Manifest, base: &Path) -> Vec<Violation> {
                     file.display()
                 ),
             )),
-            Err(err) => out.push(Violation::new(
+            Err(err) => out.push(Violation::of(
+                "manifest.model_file",
                 at("path"),
                 format!("{}: cannot be read: {err}", file.display()),
             )),

@@ -54,6 +54,25 @@ pub fn from_value(value: Value) -> Result<Manifest, ManifestError> {
 
 /// [`load_with_base`] for a document already parsed as JSON.
 pub fn from_value_with_base(value: Value, base: &Path) -> Result<Manifest, ManifestError> {
+    let manifest = parse_value(value)?;
+    let mut violations = validate(&manifest);
+    violations.extend(files::check_files(&manifest, base));
+    if violations.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(ManifestError::Invalid(violations))
+    }
+}
+
+/// The structural stages of [`load`] only: JSON syntax, `manifest_version`, `content_sha256`
+/// and the shape of every field, stopping at the first problem. The semantic rules are
+/// [`validate`]'s, which the caller runs on the result (the compiler collects them as
+/// diagnostics instead of a refusal).
+pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    parse_value(serde_json::from_str(text).map_err(json_error)?)
+}
+
+fn parse_value(value: Value) -> Result<Manifest, ManifestError> {
     let Some(object) = value.as_object() else {
         return Err(ManifestError::Field {
             path: "(root)".into(),
@@ -95,14 +114,7 @@ pub fn from_value_with_base(value: Value, base: &Path) -> Result<Manifest, Manif
             });
         }
     }
-    let manifest: Manifest = serde_path_to_error::deserialize(value).map_err(field_error)?;
-    let mut violations = validate(&manifest);
-    violations.extend(files::check_files(&manifest, base));
-    if violations.is_empty() {
-        Ok(manifest)
-    } else {
-        Err(ManifestError::Invalid(violations))
-    }
+    serde_path_to_error::deserialize(value).map_err(field_error)
 }
 
 impl Manifest {

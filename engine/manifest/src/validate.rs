@@ -1,15 +1,18 @@
 //! The semantic rules of docs/manifest.md, and the field-level rules serde cannot express.
 //!
 //! Validation never stops at the first problem: it walks the whole manifest and returns every
-//! violation, each naming the path, the offending value and the rule. Paths and messages are only
-//! formatted when a rule fails: a valid manifest allocates only a few small working sets here.
+//! violation, each naming the path, the offending value and the rule (a stable id such as
+//! `thread.hot_core_isolated`, listed in docs/manifest.md). This is the one implementation of the
+//! manifest-level rules: the compiler and the Python reader call it through `appliance._engine`.
+//! Paths and messages are only formatted when a rule fails: a valid manifest allocates only a few
+//! small working sets here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Display};
 
 use crate::model::{
-    Backing, Core, Cpu, Exchange, Instrument, Manifest, Mode, ModelRef, Strategy, StrategyParams,
-    ThreadRole, Venue,
+    Backing, Core, Cpu, Exchange, Instrument, InstrumentLimits, Manifest, Mode, ModelRef, Strategy,
+    StrategyParams, ThreadRole, Venue,
 };
 use crate::{Fixed, Violation};
 
@@ -34,6 +37,7 @@ pub fn validate(manifest: &Manifest) -> Vec<Violation> {
     let mut check = Checker::default();
     check.engine(manifest);
     check.cpu(&manifest.host.cpu);
+    check.nic(manifest);
     check.memory(manifest);
     check.threads(manifest);
     check.rings(manifest);
@@ -53,48 +57,67 @@ struct Checker {
 }
 
 impl Checker {
-    fn fail(&mut self, path: impl Display, message: impl Display) {
+    fn fail(&mut self, rule: &'static str, path: impl Display, message: impl Display) {
         self.out
-            .push(Violation::new(path.to_string(), message.to_string()));
+            .push(Violation::of(rule, path.to_string(), message.to_string()));
     }
 
-    fn positive(&mut self, path: fmt::Arguments<'_>, value: Fixed) {
+    fn positive(&mut self, rule: &'static str, path: fmt::Arguments<'_>, value: Fixed) {
         if !value.is_positive() {
-            self.fail(path, format_args!("{value} is not positive (must be > 0)"));
+            self.fail(
+                rule,
+                path,
+                format_args!("{value} is not positive (must be > 0)"),
+            );
         }
     }
 
-    fn at_least(&mut self, path: fmt::Arguments<'_>, value: u64, min: u64) {
+    fn at_least(&mut self, rule: &'static str, path: fmt::Arguments<'_>, value: u64, min: u64) {
         if value < min {
-            self.fail(path, format_args!("{value} is below the minimum {min}"));
+            self.fail(
+                rule,
+                path,
+                format_args!("{value} is below the minimum {min}"),
+            );
         }
     }
 
-    fn within(&mut self, path: fmt::Arguments<'_>, value: u64, min: u64, max: u64) {
+    fn within(
+        &mut self,
+        rule: &'static str,
+        path: fmt::Arguments<'_>,
+        value: u64,
+        min: u64,
+        max: u64,
+    ) {
         if !(min..=max).contains(&value) {
             self.fail(
+                rule,
                 path,
                 format_args!("{value} is outside {min}..{max} (inclusive)"),
             );
         }
     }
 
-    /// A positive quantity or price that must be a whole number of `step`s of each instrument.
+    /// A positive quantity or price that must be a whole number of `step`s of each instrument
+    /// (rule `rule`; a non-positive value is `strategy.param_range`).
     fn multiple(
         &mut self,
+        rule: &'static str,
         path: fmt::Arguments<'_>,
         value: Fixed,
         step_name: &str,
         steps: &[(&str, &str, Fixed)],
     ) {
         if !value.is_positive() {
-            self.positive(path, value);
+            self.positive("strategy.param_range", path, value);
             return;
         }
         // A non-positive step is reported at the instrument; "not a multiple of 0" adds nothing.
         for &(exchange, symbol, step) in steps {
             if step.is_positive() && !value.is_multiple_of(step) {
                 self.fail(
+                    rule,
                     path,
                     format_args!(
                         "{value} is not a multiple of {step_name} {step} of {exchange}:{symbol}"
@@ -108,6 +131,7 @@ impl Checker {
         let engine = &m.engine;
         if engine.host != m.host.name {
             self.fail(
+                "engine.host_is_host",
                 "engine.host",
                 format_args!(
                     "{:?} does not equal host.name {:?} (an engine runs on the host of its \
@@ -122,17 +146,20 @@ impl Checker {
         ] {
             if !has_scheme(endpoint, &["tcp://", "ipc://"]) {
                 self.fail(
+                    "engine.bus_endpoint",
                     format_args!("engine.bus.{key}"),
                     format_args!("{endpoint:?} is not a tcp:// or ipc:// endpoint"),
                 );
             }
         }
         self.at_least(
+            "engine.bus_hwm",
             format_args!("engine.bus.hwm"),
             engine.bus.hwm.into(),
             MIN_HWM,
         );
         self.at_least(
+            "engine.fsync_interval",
             format_args!("engine.journal.fsync_interval_ms"),
             engine.journal.fsync_interval_ms.into(),
             1,
@@ -142,17 +169,28 @@ impl Checker {
     /// Rule 3: the CPU sets are consistent with the online cores.
     fn cpu(&mut self, cpu: &Cpu) {
         let cores: BTreeSet<Core> = cpu.cores.iter().copied().collect();
-        self.no_duplicates(format_args!("host.cpu.cores"), &cpu.cores);
+        self.no_duplicates(
+            "cpu.no_duplicates",
+            format_args!("host.cpu.cores"),
+            &cpu.cores,
+        );
         for (key, list) in [
             ("isolated", &cpu.isolated),
             ("housekeeping", &cpu.housekeeping),
         ] {
-            self.no_duplicates(format_args!("host.cpu.{key}"), list);
-            self.all_cores(format_args!("host.cpu.{key}"), list, &cores, &cpu.cores);
+            self.no_duplicates("cpu.no_duplicates", format_args!("host.cpu.{key}"), list);
+            self.all_cores(
+                "cpu.subset_of_cores",
+                format_args!("host.cpu.{key}"),
+                list,
+                &cores,
+                &cpu.cores,
+            );
         }
         for core in &cpu.housekeeping {
             if cpu.isolated.contains(core) {
                 self.fail(
+                    "cpu.isolated_not_housekeeping",
                     "host.cpu.housekeeping",
                     format_args!(
                         "core {core} is also in cpu.isolated {:?} (the sets must be disjoint)",
@@ -162,8 +200,13 @@ impl Checker {
             }
         }
         for (i, pair) in cpu.smt_siblings.iter().enumerate() {
-            self.no_duplicates(format_args!("host.cpu.smt_siblings[{i}]"), pair);
+            self.no_duplicates(
+                "cpu.smt_pair",
+                format_args!("host.cpu.smt_siblings[{i}]"),
+                pair,
+            );
             self.all_cores(
+                "cpu.smt_pair",
                 format_args!("host.cpu.smt_siblings[{i}]"),
                 pair,
                 &cores,
@@ -171,8 +214,13 @@ impl Checker {
             );
         }
         for (i, node) in cpu.numa_nodes.iter().enumerate() {
-            self.no_duplicates(format_args!("host.cpu.numa_nodes[{i}]"), node);
+            self.no_duplicates(
+                "cpu.no_duplicates",
+                format_args!("host.cpu.numa_nodes[{i}]"),
+                node,
+            );
             self.all_cores(
+                "cpu.subset_of_cores",
                 format_args!("host.cpu.numa_nodes[{i}]"),
                 node,
                 &cores,
@@ -181,11 +229,12 @@ impl Checker {
         }
     }
 
-    fn no_duplicates(&mut self, path: fmt::Arguments<'_>, list: &[Core]) {
+    fn no_duplicates(&mut self, rule: &'static str, path: fmt::Arguments<'_>, list: &[Core]) {
         let mut seen = BTreeSet::new();
         for core in list {
             if !seen.insert(core) {
                 self.fail(
+                    rule,
                     path,
                     format_args!("core {core} is listed twice in {list:?}"),
                 );
@@ -195,6 +244,7 @@ impl Checker {
 
     fn all_cores(
         &mut self,
+        rule: &'static str,
         path: fmt::Arguments<'_>,
         list: &[Core],
         cores: &BTreeSet<Core>,
@@ -203,6 +253,7 @@ impl Checker {
         for core in list {
             if !cores.contains(core) {
                 self.fail(
+                    rule,
                     path,
                     format_args!("core {core} is not in cpu.cores {all:?}"),
                 );
@@ -210,10 +261,26 @@ impl Checker {
         }
     }
 
+    /// The market-data NIC sits on a NUMA node the host has.
+    fn nic(&mut self, m: &Manifest) {
+        let (nic, nodes) = (&m.host.nic, m.host.cpu.numa_nodes.len());
+        if nic.numa_node as usize >= nodes {
+            self.fail(
+                "nic.numa_node",
+                "host.nic.numa_node",
+                format_args!(
+                    "NUMA node {} does not exist (cpu.numa_nodes lists {nodes})",
+                    nic.numa_node
+                ),
+            );
+        }
+    }
+
     fn memory(&mut self, m: &Manifest) {
         let memory = &m.host.memory;
         if !HUGEPAGE_SIZES_KB.contains(&memory.hugepage_kb) {
             self.fail(
+                "memory.hugepage_size",
                 "host.memory.hugepage_kb",
                 format_args!(
                     "{} is not a hugepage size (2048 or 1048576)",
@@ -222,6 +289,7 @@ impl Checker {
             );
         }
         self.at_least(
+            "memory.shm_budget",
             format_args!("host.memory.shm_budget_mb"),
             memory.shm_budget_mb,
             1,
@@ -236,6 +304,7 @@ impl Checker {
         for exchange in m.exchanges.keys() {
             if !threads.feeds.contains_key(exchange) {
                 self.fail(
+                    "thread.feed_per_exchange",
                     "host.threads.feeds",
                     format_args!("no feed thread for exchange {exchange} (one per exchange)"),
                 );
@@ -244,6 +313,7 @@ impl Checker {
         for exchange in threads.feeds.keys() {
             if !m.exchanges.contains_key(exchange) {
                 self.fail(
+                    "thread.feed_per_exchange",
                     format_args!("host.threads.feeds.{exchange}"),
                     format_args!(
                         "{exchange} is not an exchange of this manifest {:?}",
@@ -259,6 +329,7 @@ impl Checker {
             let Some(core) = slot.core else {
                 if m.deployment.mode == Mode::Live {
                     self.fail(
+                        "thread.pinned_in_live",
                         slot.path(),
                         "not pinned (null) in live mode (live mode pins every thread)",
                     );
@@ -267,6 +338,7 @@ impl Checker {
             };
             if !cpu.cores.contains(&core) {
                 self.fail(
+                    "thread.core_exists",
                     slot.path(),
                     format_args!(
                         "core {core} is not in cpu.cores {:?} (the host has no such core)",
@@ -276,6 +348,7 @@ impl Checker {
             } else {
                 match slot.role {
                     ThreadRole::Hot if !cpu.isolated.contains(&core) => self.fail(
+                        "thread.hot_core_isolated",
                         slot.path(),
                         format_args!(
                             "core {core} is not in cpu.isolated {:?} (hot threads must run on \
@@ -284,6 +357,7 @@ impl Checker {
                         ),
                     ),
                     ThreadRole::Housekeeping if !cpu.housekeeping.contains(&core) => self.fail(
+                        "thread.housekeeping_core",
                         slot.path(),
                         format_args!(
                             "core {core} is not in cpu.housekeeping {:?} (the housekeeping thread \
@@ -296,6 +370,7 @@ impl Checker {
             }
             match used.get(&core) {
                 Some(&first) => self.fail(
+                    "thread.core_used_once",
                     slot.path(),
                     format_args!(
                         "core {core} is already used by {} (one thread per core)",
@@ -323,6 +398,7 @@ impl Checker {
                     .any(|&[x, y]| (x, y) == (ca, cb) || (y, x) == (ca, cb))
                 {
                     self.fail(
+                        "thread.smt_sibling",
                         b.path(),
                         format_args!(
                             "core {cb} is the SMT sibling of core {ca} used by {} (hot threads \
@@ -341,6 +417,7 @@ impl Checker {
         for (name, ring) in host.rings.named() {
             if !(ring.slots.is_power_of_two() && (2..=MAX_SLOTS).contains(&ring.slots)) {
                 self.fail(
+                    "ring.power_of_two",
                     format_args!("host.rings.{name}.slots"),
                     format_args!("{} is not a power of two in 2..{MAX_SLOTS}", ring.slots),
                 );
@@ -349,6 +426,7 @@ impl Checker {
                 || !(MIN_SLOT_BYTES..=MAX_SLOT_BYTES).contains(&ring.slot_bytes)
             {
                 self.fail(
+                    "ring.slot_bytes",
                     format_args!("host.rings.{name}.slot_bytes"),
                     format_args!(
                         "{} is not a multiple of 64 in {MIN_SLOT_BYTES}..{MAX_SLOT_BYTES} \
@@ -372,6 +450,7 @@ impl Checker {
                 ),
             };
             self.fail(
+                "ring.fits_budget",
                 "host.rings",
                 format_args!(
                     "the rings need {need} bytes (slots x slot_bytes + 4096 header bytes per \
@@ -387,6 +466,7 @@ impl Checker {
         if let Some(market) = venue.required_market() {
             if exchange.market != market {
                 self.fail(
+                    "exchange.venue_market",
                     format_args!("exchanges.{name}.market"),
                     format_args!(
                         "{} does not match venue {} (which speaks {})",
@@ -399,19 +479,23 @@ impl Checker {
         }
         match (&exchange.sim, venue) {
             (None, Venue::Sim) => self.fail(
+                "exchange.sim_section",
                 format_args!("exchanges.{name}.sim"),
                 "null but the venue is sim (a sim venue needs capture, speed, latency_us)",
             ),
             (Some(_), Venue::BinanceSpot | Venue::BinanceUsdm) => self.fail(
+                "exchange.sim_section",
                 format_args!("exchanges.{name}.sim"),
                 format_args!(
                     "set but the venue is {} (sim settings are for sim only)",
                     venue.as_str()
                 ),
             ),
-            (Some(sim), Venue::Sim) => {
-                self.positive(format_args!("exchanges.{name}.sim.speed"), sim.speed)
-            }
+            (Some(sim), Venue::Sim) => self.positive(
+                "exchange.sim_speed",
+                format_args!("exchanges.{name}.sim.speed"),
+                sim.speed,
+            ),
             (None, _) => {}
         }
         match &exchange.credentials {
@@ -422,6 +506,7 @@ impl Checker {
                 ] {
                     if !is_secret_reference(value) {
                         self.fail(
+                            "exchange.credential_reference",
                             format_args!("exchanges.{name}.credentials.{key}"),
                             format_args!(
                                 "{} is not a reference (env:NAME with NAME [A-Z_][A-Z0-9_]*, or \
@@ -433,6 +518,7 @@ impl Checker {
                 }
             }
             None if mode == Mode::Live => self.fail(
+                "live.credentials",
                 format_args!("exchanges.{name}.credentials"),
                 "null in live mode (live trading needs credentials)",
             ),
@@ -440,6 +526,7 @@ impl Checker {
         }
         if mode == Mode::Live && venue == Venue::Sim {
             self.fail(
+                "live.no_sim",
                 format_args!("exchanges.{name}.venue"),
                 "sim in live mode (live trading needs a real venue)",
             );
@@ -447,12 +534,14 @@ impl Checker {
         let endpoints = &exchange.endpoints;
         if !has_scheme(&endpoints.ws, &["ws://", "wss://"]) {
             self.fail(
+                "exchange.endpoint_scheme",
                 format_args!("exchanges.{name}.endpoints.ws"),
                 format_args!("{:?} is not a ws:// or wss:// URL", endpoints.ws),
             );
         }
         if !has_scheme(&endpoints.rest, &["http://", "https://"]) {
             self.fail(
+                "exchange.endpoint_scheme",
                 format_args!("exchanges.{name}.endpoints.rest"),
                 format_args!("{:?} is not an http:// or https:// URL", endpoints.rest),
             );
@@ -467,6 +556,7 @@ impl Checker {
             ),
         ] {
             self.at_least(
+                "exchange.rate_limit",
                 format_args!("exchanges.{name}.rate_limits.{key}"),
                 value.into(),
                 1,
@@ -474,6 +564,7 @@ impl Checker {
         }
         if exchange.instruments.is_empty() {
             self.fail(
+                "exchange.has_instruments",
                 format_args!("exchanges.{name}.instruments"),
                 "empty (an exchange needs at least one instrument)",
             );
@@ -491,6 +582,7 @@ impl Checker {
                 ("min_notional", min_notional),
             ] {
                 self.positive(
+                    "instrument.positive",
                     format_args!("exchanges.{name}.instruments.{symbol}.{key}"),
                     value,
                 );
@@ -503,6 +595,7 @@ impl Checker {
         let exchange = m.exchanges.get(&strategy.exchange);
         if exchange.is_none() {
             self.fail(
+                "strategy.exchange_declared",
                 format_args!("strategies.{name}.exchange"),
                 format_args!(
                     "{} is not in exchanges {:?}",
@@ -513,6 +606,7 @@ impl Checker {
         }
         if strategy.instruments.is_empty() {
             self.fail(
+                "strategy.has_instruments",
                 format_args!("strategies.{name}.instruments"),
                 "empty (a strategy trades at least one instrument)",
             );
@@ -524,6 +618,7 @@ impl Checker {
                 match exchange.instruments.get(symbol) {
                     Some(instrument) => resolved.push((symbol.as_str(), instrument)),
                     None => self.fail(
+                        "strategy.instrument_listed",
                         format_args!("strategies.{name}.instruments[{i}]"),
                         format_args!(
                             "{symbol} is not an instrument of exchange {} {:?}",
@@ -533,11 +628,13 @@ impl Checker {
                     ),
                 }
             }
-            if !m.risk.instruments.contains_key(symbol) {
-                self.fail(
+            match m.risk.instruments.get(symbol) {
+                Some(limits) => self.within_risk(name, symbol, &strategy.params, limits),
+                None => self.fail(
+                    "strategy.risk_limits",
                     format_args!("strategies.{name}.instruments[{i}]"),
                     format_args!("{symbol} has no risk.instruments entry (no limits, no trading)"),
-                );
+                ),
             }
         }
         let exchange_name = strategy.exchange.as_str();
@@ -552,17 +649,20 @@ impl Checker {
         match &strategy.params {
             StrategyParams::MarketMaker(p) => {
                 self.at_least(
+                    "strategy.param_range",
                     format_args!("strategies.{name}.params.half_spread_ticks"),
                     p.half_spread_ticks.into(),
                     1,
                 );
                 self.multiple(
+                    "strategy.lot_multiple",
                     format_args!("strategies.{name}.params.quote_qty"),
                     p.quote_qty,
                     "lot_size",
                     &lots,
                 );
                 self.multiple(
+                    "strategy.lot_multiple",
                     format_args!("strategies.{name}.params.max_inventory"),
                     p.max_inventory,
                     "lot_size",
@@ -571,6 +671,7 @@ impl Checker {
             }
             StrategyParams::ImbalanceTaker(p) => {
                 self.within(
+                    "strategy.param_range",
                     format_args!("strategies.{name}.params.levels"),
                     p.levels.into(),
                     1,
@@ -578,6 +679,7 @@ impl Checker {
                 );
                 if !(Fixed::ZERO < p.threshold && p.threshold < Fixed::ONE) {
                     self.fail(
+                        "strategy.threshold_range",
                         format_args!("strategies.{name}.params.threshold"),
                         format_args!("{} is not strictly between 0 and 1", p.threshold),
                     );
@@ -587,6 +689,7 @@ impl Checker {
             StrategyParams::ModelTaker(p) => {
                 if strategy.instruments.len() > 1 {
                     self.fail(
+                        "strategy.model_instruments",
                         format_args!("strategies.{name}.instruments"),
                         format_args!(
                             "{} instruments: a model_taker trades exactly one",
@@ -597,12 +700,14 @@ impl Checker {
                 self.model(name, &p.model, p.features.features.len());
                 for v in p.features.violations() {
                     self.fail(
+                        v.rule,
                         format_args!("strategies.{name}.params.features.{}", v.path),
                         v.message,
                     );
                 }
                 if p.sell_below >= p.buy_above {
                     self.fail(
+                        "strategy.model_thresholds",
                         format_args!("strategies.{name}.params.sell_below"),
                         format_args!(
                             "{} is not below buy_above {} (the no-trade band must not be empty)",
@@ -611,6 +716,45 @@ impl Checker {
                     );
                 }
                 self.taker_orders(name, p.order_qty, p.max_slippage, &lots, &ticks);
+            }
+        }
+    }
+
+    /// A strategy's orders fit the risk limits of `symbol`: risk would refuse every larger one.
+    fn within_risk(
+        &mut self,
+        name: &str,
+        symbol: &str,
+        params: &StrategyParams,
+        limits: &InstrumentLimits,
+    ) {
+        let (field, order) = match params {
+            StrategyParams::MarketMaker(p) => ("quote_qty", p.quote_qty),
+            StrategyParams::ImbalanceTaker(p) => ("order_qty", p.order_qty),
+            StrategyParams::ModelTaker(p) => ("order_qty", p.order_qty),
+        };
+        if order > limits.max_order_qty {
+            self.fail(
+                "strategy.within_risk",
+                format_args!("strategies.{name}.params.{field}"),
+                format_args!(
+                    "{order} exceeds risk.instruments.{symbol}.max_order_qty {} (risk would \
+                     refuse every order)",
+                    limits.max_order_qty
+                ),
+            );
+        }
+        if let StrategyParams::MarketMaker(p) = params {
+            if p.max_inventory > limits.max_position {
+                self.fail(
+                    "strategy.within_risk",
+                    format_args!("strategies.{name}.params.max_inventory"),
+                    format_args!(
+                        "{} exceeds risk.instruments.{symbol}.max_position {} (the inventory \
+                         the strategy aims for is over the position limit)",
+                        p.max_inventory, limits.max_position
+                    ),
+                );
             }
         }
     }
@@ -625,12 +769,14 @@ impl Checker {
         ticks: &[(&str, &str, Fixed)],
     ) {
         self.multiple(
+            "strategy.lot_multiple",
             format_args!("strategies.{name}.params.order_qty"),
             order_qty,
             "lot_size",
             lots,
         );
         self.multiple(
+            "strategy.tick_multiple",
             format_args!("strategies.{name}.params.max_slippage"),
             max_slippage,
             "tick_size",
@@ -642,10 +788,15 @@ impl Checker {
     fn model(&mut self, name: &str, model: &ModelRef, features: usize) {
         let at = |field: &str| format!("strategies.{name}.params.model.{field}");
         if model.path.trim().is_empty() {
-            self.fail(at("path"), "empty (the model's .onnx file)");
+            self.fail(
+                "strategy.model_path",
+                at("path"),
+                "empty (the model's .onnx file)",
+            );
         }
         if !is_sha256(&model.sha256) {
             self.fail(
+                "strategy.model_sha256",
                 at("sha256"),
                 format_args!(
                     "{:?} is not a lowercase hex SHA-256 (64 characters)",
@@ -658,11 +809,16 @@ impl Checker {
             ("output_name", &model.output_name),
         ] {
             if value.is_empty() {
-                self.fail(at(field), "empty (the model's tensor name)");
+                self.fail(
+                    "strategy.model_tensor",
+                    at(field),
+                    "empty (the model's tensor name)",
+                );
             }
         }
         if u64::from(model.input_width) != features as u64 {
             self.fail(
+                "strategy.model_width",
                 at("input_width"),
                 format_args!(
                     "{} but params.features declares {features} features (the model reads one \
@@ -672,17 +828,20 @@ impl Checker {
             );
         }
         self.at_least(
+            "strategy.model_range",
             format_args!("strategies.{name}.params.model.output_width"),
             model.output_width.into(),
             1,
         );
         self.within(
+            "strategy.model_range",
             format_args!("strategies.{name}.params.model.opset"),
             model.opset.into(),
             1,
             MAX_OPSET,
         );
         self.within(
+            "strategy.model_range",
             format_args!("strategies.{name}.params.model.intra_op_threads"),
             model.intra_op_threads.into(),
             1,
@@ -693,32 +852,42 @@ impl Checker {
     /// Rule 8, and the risk fields.
     fn risk(&mut self, m: &Manifest) {
         let risk = &m.risk;
-        self.positive(format_args!("risk.max_daily_loss"), risk.max_daily_loss);
-        self.positive(format_args!("risk.max_drawdown"), risk.max_drawdown);
-        self.positive(
-            format_args!("risk.max_gross_exposure"),
-            risk.max_gross_exposure,
-        );
+        for (key, value) in [
+            ("max_daily_loss", risk.max_daily_loss),
+            ("max_drawdown", risk.max_drawdown),
+            ("max_gross_exposure", risk.max_gross_exposure),
+        ] {
+            self.positive("risk.positive", format_args!("risk.{key}"), value);
+        }
         self.within(
+            "risk.range",
             format_args!("risk.reducing_at_pct"),
             risk.reducing_at_pct.into(),
             1,
             100,
         );
         self.at_least(
+            "risk.range",
             format_args!("risk.max_open_orders"),
             risk.max_open_orders.into(),
             1,
         );
         let rate = risk.order_rate;
         self.at_least(
+            "risk.range",
             format_args!("risk.order_rate.per_second"),
             rate.per_second.into(),
             1,
         );
-        self.at_least(format_args!("risk.order_rate.burst"), rate.burst.into(), 1);
+        self.at_least(
+            "risk.range",
+            format_args!("risk.order_rate.burst"),
+            rate.burst.into(),
+            1,
+        );
         if rate.burst < rate.per_second {
             self.fail(
+                "risk.burst_at_least_rate",
                 "risk.order_rate.burst",
                 format_args!(
                     "{} is below per_second {} (a burst allows at least one second's orders)",
@@ -726,7 +895,12 @@ impl Checker {
                 ),
             );
         }
-        self.at_least(format_args!("risk.feed_stale_ms"), risk.feed_stale_ms, 1);
+        self.at_least(
+            "risk.range",
+            format_args!("risk.feed_stale_ms"),
+            risk.feed_stale_ms,
+            1,
+        );
         for (symbol, limits) in &risk.instruments {
             for (key, value) in [
                 ("max_position", limits.max_position),
@@ -734,9 +908,14 @@ impl Checker {
                 ("max_order_notional", limits.max_order_notional),
                 ("max_position_notional", limits.max_position_notional),
             ] {
-                self.positive(format_args!("risk.instruments.{symbol}.{key}"), value);
+                self.positive(
+                    "risk.positive",
+                    format_args!("risk.instruments.{symbol}.{key}"),
+                    value,
+                );
             }
             self.within(
+                "risk.range",
                 format_args!("risk.instruments.{symbol}.price_band_bps"),
                 limits.price_band_bps.into(),
                 1,
@@ -744,6 +923,7 @@ impl Checker {
             );
             if limits.max_order_qty > limits.max_position {
                 self.fail(
+                    "risk.order_within_position",
                     format_args!("risk.instruments.{symbol}.max_order_qty"),
                     format_args!(
                         "{} exceeds max_position {} (one order may not exceed the position limit)",
@@ -753,6 +933,7 @@ impl Checker {
             }
             if limits.max_order_notional > limits.max_position_notional {
                 self.fail(
+                    "risk.order_within_position",
                     format_args!("risk.instruments.{symbol}.max_order_notional"),
                     format_args!(
                         "{} exceeds max_position_notional {} (one order may not exceed the \
@@ -1484,14 +1665,29 @@ mod tests {
             "risk.instruments.BTCUSDT.price_band_bps",
             &["0"],
         );
-        // A negative position limit is also below the order limit: both are reported.
+        // A negative position limit is also below the order limit and the strategy's inventory
+        // target: all three are reported.
         let found =
             violations(|v| v["risk"]["instruments"]["BTCUSDT"]["max_position"] = json!("-1"));
+        let rules: Vec<_> = found.iter().map(|v| (v.path.as_str(), v.rule)).collect();
         assert_eq!(
-            found[0].to_string(),
+            rules,
+            [
+                (
+                    "strategies.mm_btcusdt_spot.params.max_inventory",
+                    "strategy.within_risk"
+                ),
+                ("risk.instruments.BTCUSDT.max_position", "risk.positive"),
+                (
+                    "risk.instruments.BTCUSDT.max_order_qty",
+                    "risk.order_within_position"
+                ),
+            ]
+        );
+        assert_eq!(
+            found[1].to_string(),
             "risk.instruments.BTCUSDT.max_position: -1 is not positive (must be > 0)"
         );
-        assert_eq!(found[1].path, "risk.instruments.BTCUSDT.max_order_qty");
     }
 
     #[test]
@@ -1514,6 +1710,178 @@ mod tests {
             |v| v["risk"]["instruments"]["BTCUSDT"]["max_order_notional"] = json!("8000.01"),
             "risk.instruments.BTCUSDT.max_order_notional",
             &["8000.01 exceeds max_position_notional 8000"],
+        );
+    }
+
+    #[test]
+    fn orders_fit_the_risk_limits() {
+        refused(
+            |v| v["strategies"]["mm_btcusdt_spot"]["params"]["quote_qty"] = json!("0.02"),
+            "strategies.mm_btcusdt_spot.params.quote_qty",
+            &["0.02 exceeds risk.instruments.BTCUSDT.max_order_qty 0.01"],
+        );
+        refused(
+            |v| v["strategies"]["mm_btcusdt_spot"]["params"]["max_inventory"] = json!("0.2"),
+            "strategies.mm_btcusdt_spot.params.max_inventory",
+            &["0.2 exceeds risk.instruments.BTCUSDT.max_position 0.1"],
+        );
+        refused(
+            |v| {
+                imbalance_taker(v);
+                v["strategies"]["mm_btcusdt_spot"]["params"]["order_qty"] = json!("0.011");
+            },
+            "strategies.mm_btcusdt_spot.params.order_qty",
+            &["0.011 exceeds", "max_order_qty 0.01"],
+        );
+    }
+
+    #[test]
+    fn nic_is_on_a_numa_node_of_the_host() {
+        refused(
+            |v| v["host"]["nic"]["numa_node"] = json!(1),
+            "host.nic.numa_node",
+            &["NUMA node 1", "lists 1"],
+        );
+    }
+
+    /// Each fault gives exactly one violation, at `path`, of `rule`.
+    #[test]
+    fn every_violation_names_its_rule() {
+        type Edit = fn(&mut Value);
+        let cases: &[(Edit, &str, &str)] = &[
+            (
+                |v| v["engine"]["host"] = json!("x"),
+                "engine.host",
+                "engine.host_is_host",
+            ),
+            (
+                |v| {
+                    v["host"]["cpu"]["cores"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!(3))
+                },
+                "host.cpu.cores",
+                "cpu.no_duplicates",
+            ),
+            (
+                |v| {
+                    v["host"]["cpu"]["isolated"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!(16))
+                },
+                "host.cpu.isolated",
+                "cpu.subset_of_cores",
+            ),
+            (
+                |v| v["host"]["cpu"]["housekeeping"] = json!([0, 1, 8, 9, 7]),
+                "host.cpu.housekeeping",
+                "cpu.isolated_not_housekeeping",
+            ),
+            (
+                |v| v["host"]["cpu"]["smt_siblings"][1] = json!([1, 1]),
+                "host.cpu.smt_siblings[1]",
+                "cpu.smt_pair",
+            ),
+            (
+                |v| v["host"]["threads"]["strategy"] = json!(99),
+                "host.threads.strategy",
+                "thread.core_exists",
+            ),
+            (
+                |v| v["host"]["threads"]["gateway"] = json!(9),
+                "host.threads.gateway",
+                "thread.hot_core_isolated",
+            ),
+            (
+                |v| v["host"]["threads"]["housekeeping"] = json!(12),
+                "host.threads.housekeeping",
+                "thread.housekeeping_core",
+            ),
+            (
+                |v| v["host"]["threads"]["gateway"] = json!(3),
+                "host.threads.gateway",
+                "thread.core_used_once",
+            ),
+            (
+                |v| v["host"]["threads"]["strategy"] = Value::Null,
+                "host.threads.strategy",
+                "thread.pinned_in_live",
+            ),
+            (
+                |v| v["host"]["threads"]["feeds"] = json!({}),
+                "host.threads.feeds",
+                "thread.feed_per_exchange",
+            ),
+            (
+                |v| v["host"]["rings"]["orders"]["slots"] = json!(3000),
+                "host.rings.orders.slots",
+                "ring.power_of_two",
+            ),
+            (
+                |v| v["host"]["rings"]["fills"]["slot_bytes"] = json!(100),
+                "host.rings.fills.slot_bytes",
+                "ring.slot_bytes",
+            ),
+            (
+                |v| v["host"]["memory"]["hugepages"] = json!(4),
+                "host.rings",
+                "ring.fits_budget",
+            ),
+            (
+                |v| v["exchanges"]["binance_spot"]["market"] = json!("usdm"),
+                "exchanges.binance_spot.market",
+                "exchange.venue_market",
+            ),
+            (
+                |v| v["exchanges"]["binance_spot"]["credentials"] = Value::Null,
+                "exchanges.binance_spot.credentials",
+                "live.credentials",
+            ),
+            (
+                |v| v["strategies"]["mm_btcusdt_spot"]["params"]["quote_qty"] = json!("0.000015"),
+                "strategies.mm_btcusdt_spot.params.quote_qty",
+                "strategy.lot_multiple",
+            ),
+            (
+                |v| v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("kraken"),
+                "strategies.mm_btcusdt_spot.exchange",
+                "strategy.exchange_declared",
+            ),
+            (
+                |v| v["risk"]["order_rate"]["burst"] = json!(5),
+                "risk.order_rate.burst",
+                "risk.burst_at_least_rate",
+            ),
+            (
+                |v| v["risk"]["instruments"]["BTCUSDT"]["max_order_notional"] = json!("9000"),
+                "risk.instruments.BTCUSDT.max_order_notional",
+                "risk.order_within_position",
+            ),
+        ];
+        for (edit, path, rule) in cases {
+            let found = violations(edit);
+            let got: Vec<_> = found.iter().map(|v| (v.path.as_str(), v.rule)).collect();
+            assert_eq!(got, [(*path, *rule)], "{found:#?}");
+        }
+    }
+
+    #[test]
+    fn two_faults_on_one_host_are_both_reported() {
+        // A hot thread off the isolated cores and rings over the hugepage budget: two rules of
+        // the same host section, neither hiding the other.
+        let found = violations(|v| {
+            v["host"]["threads"]["gateway"] = json!(9);
+            v["host"]["memory"]["hugepages"] = json!(4);
+        });
+        let got: Vec<_> = found.iter().map(|v| (v.path.as_str(), v.rule)).collect();
+        assert_eq!(
+            got,
+            [
+                ("host.threads.gateway", "thread.hot_core_isolated"),
+                ("host.rings", "ring.fits_budget"),
+            ]
         );
     }
 

@@ -5,6 +5,11 @@
 //!
 //! - `load_manifest(text: str) -> dict`: loads a manifest exactly as `rt-engine` does and returns
 //!   a summary; raises `ManifestError` (a `ValueError`) listing every problem, one per line.
+//! - `validate_manifest(text: str, base: str | None = None) -> list[dict]`: the semantic rules
+//!   of the contract (`rt_manifest::validate`, the one implementation of the manifest-level
+//!   rules) as a list of `{"path", "rule", "message"}`, empty for a valid manifest; with `base`,
+//!   also the files the manifest names, resolved against it. Raises `ManifestError` for a
+//!   structural problem (JSON, version, hash, a field of the wrong shape).
 //! - `manifest_schema() -> str`: the manifest's JSON Schema as JSON text.
 //! - `run_backtest(manifest_text, files, progress=None, start_ns=None, end_ns=None,
 //!   onnx_library=None) -> dict`:
@@ -490,6 +495,33 @@ fn load_manifest<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyDict
     Ok(summary)
 }
 
+/// Every semantic violation of a manifest (JSON text), in document order, each as a dict of
+/// `path`, `rule` and `message`; the files it names are checked too when `base` is given.
+/// Structural problems raise `ManifestError`: there is no manifest to check the rules on.
+#[pyfunction]
+#[pyo3(signature = (text, base=None))]
+fn validate_manifest<'py>(
+    py: Python<'py>,
+    text: &str,
+    base: Option<PathBuf>,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let manifest = rt_manifest::parse(text).map_err(to_py_err)?;
+    let mut violations = rt_manifest::validate(&manifest);
+    if let Some(base) = base {
+        violations.extend(rt_manifest::files::check_files(&manifest, &base));
+    }
+    violations
+        .into_iter()
+        .map(|v| {
+            let item = PyDict::new(py);
+            item.set_item("path", v.path)?;
+            item.set_item("rule", v.rule)?;
+            item.set_item("message", v.message)?;
+            Ok(item)
+        })
+        .collect()
+}
+
 /// The JSON Schema (draft 2020-12) of a manifest, as JSON text.
 #[pyfunction]
 fn manifest_schema() -> String {
@@ -499,6 +531,7 @@ fn manifest_schema() -> String {
 #[pymodule]
 fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(load_manifest, module)?)?;
+    module.add_function(wrap_pyfunction!(validate_manifest, module)?)?;
     module.add_function(wrap_pyfunction!(manifest_schema, module)?)?;
     module.add_function(wrap_pyfunction!(run_backtest, module)?)?;
     module.add_function(wrap_pyfunction!(convert_capture, module)?)?;
@@ -520,6 +553,13 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../../tests/contract/example.manifest.json");
+
+    /// `text` with its content hash brought up to date.
+    fn rehash(text: &str) -> String {
+        let mut value: serde_json::Value = serde_json::from_str(text).unwrap();
+        value["content_sha256"] = rt_manifest::content_sha256(&value).into();
+        value.to_string()
+    }
 
     #[test]
     fn module_loads_manifests_and_raises_manifest_error() {
@@ -543,6 +583,19 @@ mod tests {
                 err.value(py).to_string(),
                 "not valid JSON at line 1 column 1: EOF while parsing an object"
             );
+            let validate = module.getattr("validate_manifest").unwrap();
+            assert_eq!(validate.call1((EXAMPLE,)).unwrap().to_string(), "[]");
+            let bad = EXAMPLE.replace("\"gateway\": 4", "\"gateway\": 9");
+            let bad = rehash(&bad);
+            let found = validate.call1((bad.as_str(),)).unwrap();
+            assert_eq!(
+                found.to_string(),
+                "[{'path': 'host.threads.gateway', 'rule': 'thread.hot_core_isolated', \
+                 'message': 'core 9 is not in cpu.isolated [2, 3, 4, 5, 6, 7] (hot threads must \
+                 run on isolated cores)'}]"
+            );
+            let err = validate.call1(("{",)).unwrap_err();
+            assert!(err.is_instance_of::<ManifestError>(py));
             let schema = module.getattr("manifest_schema").unwrap().call0().unwrap();
             assert!(schema
                 .to_string()
