@@ -135,7 +135,7 @@ def test_each_mismatch_is_named(
     assert not any(n in text for n in not_named), found
 
 
-@pytest.mark.parametrize("kind", ["binary", "roles"])
+@pytest.mark.parametrize("kind", ["binary"])
 def test_apply_refuses_a_plan_that_differs_naming_it(
     roles_project: Path, cli: Callable[..., Run], fake_engine: Path, tmp_path: Path, kind: str
 ) -> None:
