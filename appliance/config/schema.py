@@ -25,6 +25,7 @@ from pydantic import (
     PlainSerializer,
     ValidationInfo,
     WithJsonSchema,
+    model_validator,
 )
 
 MANIFEST_VERSION = 1
@@ -76,6 +77,12 @@ def _parse_decimal(value: Any, info: ValidationInfo) -> Decimal:
 def _positive(value: Decimal) -> Decimal:
     if value <= 0:
         raise ValueError(f"must be greater than 0, got {format_decimal(value)}")
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {format_decimal(value)}")
     return value
 
 
@@ -190,6 +197,17 @@ class SimVenue(Strict):
     capture: Annotated[str, Field(min_length=1)]
     speed: PosDec
     latency_us: Annotated[int, Field(ge=0, le=U64_MAX)]
+    # The asset the sim charges commissions in (received: base on a buy, quote on a sell, as
+    # Binance does without BNB; bnb: at bnb_price from bnb_balance, then the asset received).
+    commission_asset: Literal["quote", "base", "received", "bnb"] = "quote"
+    bnb_balance: Annotated[Dec, AfterValidator(_non_negative)] = Decimal(0)
+    bnb_price: Dec = Decimal(0)
+
+    @model_validator(mode="after")
+    def _bnb_priced(self) -> SimVenue:
+        if self.commission_asset == "bnb" and self.bnb_price <= 0:
+            raise ValueError("bnb_price must be greater than 0 when commission_asset is bnb")
+        return self
 
 
 class Exchange(Strict):
@@ -203,6 +221,15 @@ class Exchange(Strict):
     on_gap: Literal["resync", "halt"]
     instruments: dict[Symbol, Instrument] = Field(min_length=1)
     sim: SimVenue | None
+    # Commission asset -> its price in the quote asset, used when the engine has no book of
+    # <asset><quote> on this exchange (a BNB commission's value in P&L).
+    commission_reference_prices: dict[
+        Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")], PosDec
+    ] = Field(default_factory=dict)
+    # Binance's selfTradePreventionMode, sent with every order.
+    self_trade_prevention: Literal["none", "expire_taker", "expire_maker", "expire_both"] = (
+        "expire_maker"
+    )
 
 
 # --- strategy -----------------------------------------------------------------------------

@@ -921,8 +921,15 @@ impl Backtest {
     /// engine's clock. Reports for orders that are not live (already final, unknown) are
     /// counted and otherwise ignored, so a replayed or duplicated report changes nothing.
     pub fn on_exec(&mut self, now: Nanos, exec: Exec) {
+        self.on_exec_charged(now, exec, Qty::ZERO);
+    }
+
+    /// [`Backtest::on_exec`] for a fill whose commission the venue took in the instrument's
+    /// base asset: `base_commission` of it leaves the position with the fill (a spot buy of 1
+    /// BTC paying 0.001 BTC leaves 0.999). Ignored for anything but a fill.
+    pub fn on_exec_charged(&mut self, now: Nanos, exec: Exec, base_commission: Qty) {
         self.advance(now);
-        self.deliver(exec);
+        self.deliver(exec, base_commission);
         self.pump();
     }
 
@@ -1089,13 +1096,31 @@ impl Backtest {
         qty: Qty,
         fee: Cash,
     ) -> Result<(), BacktestError> {
+        self.journaled_instrument(instrument)?;
+        self.portfolio.on_fill(instrument, side, price, qty, fee);
+        Ok(())
+    }
+
+    /// `instrument` if the journal may name it (one of ours).
+    fn journaled_instrument(&self, instrument: InstrumentId) -> Result<(), BacktestError> {
         if instrument as usize >= self.books.len() {
             return Err(BacktestError::InstrumentId {
                 strategy: "journal".to_owned(),
                 id: instrument,
             });
         }
-        self.portfolio.on_fill(instrument, side, price, qty, fee);
+        Ok(())
+    }
+
+    /// A journaled commission the venue took in an instrument's base asset (see
+    /// [`Backtest::on_exec_charged`]), replayed at restart after its fill.
+    pub fn restore_base_commission(
+        &mut self,
+        instrument: InstrumentId,
+        qty: Qty,
+    ) -> Result<(), BacktestError> {
+        self.journaled_instrument(instrument)?;
+        self.portfolio.on_base_commission(instrument, qty);
         Ok(())
     }
 
@@ -1509,7 +1534,7 @@ impl Backtest {
                     self.venues[x].reports.pop_front();
                     self.queued -= 1;
                     progressed = true;
-                    self.deliver(r.exec);
+                    self.deliver(r.exec, Qty::ZERO);
                 }
             }
             if !progressed || self.queued == 0 {
@@ -1553,7 +1578,7 @@ impl Backtest {
     }
 
     /// An execution report reaches the strategy's side.
-    fn deliver(&mut self, exec: Exec) {
+    fn deliver(&mut self, exec: Exec, base_commission: Qty) {
         let Some(k) = self.live.iter().position(|o| o.order_id == exec.order_id) else {
             if exec.kind == ExecKind::CancelRejected {
                 self.counters.cancels_rejected += 1;
@@ -1584,7 +1609,7 @@ impl Backtest {
                 qty,
                 maker,
                 fee,
-            } => self.on_fill(k, exec.ts, price, qty, maker, fee),
+            } => self.on_fill(k, exec.ts, price, qty, maker, fee, base_commission),
             ExecKind::Rejected(reason) => {
                 self.count_reject(reason);
                 self.close(k, OrderStatus::Rejected, Some(reason));
@@ -1606,6 +1631,7 @@ impl Backtest {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_fill(
         &mut self,
         k: usize,
@@ -1614,6 +1640,7 @@ impl Backtest {
         qty: Qty,
         maker: bool,
         fee: Cash,
+        base_commission: Qty,
     ) {
         let o = &mut self.live[k];
         if o.filled.0 == 0 {
@@ -1624,6 +1651,10 @@ impl Backtest {
         let leaves = o.qty - o.filled;
         self.portfolio
             .on_fill(o.instrument, o.side, price, qty, fee);
+        if base_commission.0 > 0 {
+            self.portfolio
+                .on_base_commission(o.instrument, base_commission);
+        }
         self.risk.on_fill(o.instrument, o.side, qty);
         self.counters.fills += 1;
         if maker {

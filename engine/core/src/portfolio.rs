@@ -218,14 +218,35 @@ impl Position {
         self.fills
     }
 
-    /// Applies a fill. `fee` is what [`fee`] charged for it.
+    /// Applies a fill. `fee` is what [`fee`] charged for it (in the quote currency).
     fn fill(&mut self, side: Side, price: Price, qty: Qty, fee: Cash) {
+        self.turnover += i128::from(price.0) * i128::from(qty.0);
+        self.fees += i128::from(fee);
+        self.fills += 1;
+        self.trade(side, price, qty);
+        if self.mark.is_none() {
+            self.mark = Some(price);
+        }
+        self.revalue();
+    }
+
+    /// A commission the venue took in the base asset: `qty` of the instrument leaves the
+    /// position as if sold at price zero (a long position shrinks, its cost basis with it, and
+    /// the commission's value at cost is realised as a loss; flat or short, it grows the short
+    /// at zero cost). Not a fill: turnover and fill counts are unchanged.
+    fn debit(&mut self, qty: Qty) {
+        if qty.0 <= 0 {
+            return;
+        }
+        self.trade(Side::Sell, Price::ZERO, qty);
+        self.revalue();
+    }
+
+    /// Moves the position and its cost basis by a trade of `qty` at `price`.
+    fn trade(&mut self, side: Side, price: Price, qty: Qty) {
         let px = i128::from(price.0);
         let mut q = i128::from(qty.0) * i128::from(side.sign());
         let pos = i128::from(self.qty.0);
-        self.turnover += px * i128::from(qty.0);
-        self.fees += i128::from(fee);
-        self.fills += 1;
         if pos != 0 && (pos > 0) != (q > 0) {
             // Reducing (and maybe flipping): close `k` of the position.
             let k = q.abs().min(pos.abs());
@@ -247,10 +268,6 @@ impl Position {
             self.qty =
                 Qty(i64::try_from(open).unwrap_or(if open < 0 { i64::MIN } else { i64::MAX }));
         }
-        if self.mark.is_none() {
-            self.mark = Some(price);
-        }
-        self.revalue();
     }
 
     fn revalue(&mut self) {
@@ -326,6 +343,18 @@ impl Portfolio {
         self.realised += p.realised - r0;
         self.unrealised += p.unrealised - u0;
         self.fees += p.fees - f0;
+    }
+
+    /// A commission paid in the instrument's base asset (see [`Position`]'s `debit`): the
+    /// position shrinks by `qty` (an unknown instrument is ignored).
+    pub fn on_base_commission(&mut self, instrument: InstrumentId, qty: Qty) {
+        let Some(p) = self.positions.get_mut(instrument as usize) else {
+            return;
+        };
+        let (r0, u0) = (p.realised, p.unrealised);
+        p.debit(qty);
+        self.realised += p.realised - r0;
+        self.unrealised += p.unrealised - u0;
     }
 
     /// Marks an instrument to `price` (the mid). O(1).
@@ -418,6 +447,32 @@ mod tests {
         // Rebate of 1 bp: -0.00006000001 -> -0.00006 (towards zero, i.e. up).
         assert_eq!(fee(px("60000.01"), q("0.00001"), -100_000_000), -6_000);
         assert_eq!(fee(px("60000"), q("1"), 0), 0);
+    }
+
+    #[test]
+    fn a_commission_in_the_base_asset_shrinks_the_position_and_costs_its_value() {
+        let mut pf = Portfolio::new(1);
+        // Buy 1 at 60000, the venue keeps 0.001 of it as commission.
+        pf.on_fill(0, Side::Buy, px("60000"), q("1"), 0);
+        pf.on_base_commission(0, q("0.001"));
+        let p = pf.position(0);
+        assert_eq!(p.qty(), q("0.999"));
+        assert_eq!(p.fill_count(), 1);
+        assert_eq!(pf.turnover(), 60_000 * ONE);
+        // The commission's value at cost (0.001 * 60000 = 60) is lost, at any mark.
+        assert_eq!(pf.equity(), -60 * ONE);
+        pf.mark(0, px("61000"));
+        // 0.999 * 61000 - 60000 = 939.
+        assert_eq!(pf.equity(), 939 * ONE);
+        // Selling what is left closes the position: nothing of the commission is recovered.
+        pf.on_fill(0, Side::Sell, px("61000"), q("0.999"), 0);
+        assert_eq!(pf.qty(0), Qty::ZERO);
+        assert_eq!(pf.realised(), 939 * ONE);
+        assert_eq!(pf.equity(), 939 * ONE);
+        // A non-positive commission changes nothing; an unknown instrument is ignored.
+        pf.on_base_commission(0, Qty::ZERO);
+        pf.on_base_commission(7, q("1"));
+        assert_eq!(pf.qty(0), Qty::ZERO);
     }
 
     #[test]

@@ -371,6 +371,57 @@ pub struct Exchange {
     #[serde(deserialize_with = "nullable")]
     #[schemars(schema_with = "nullable_schema::<SimVenue>")]
     pub sim: Option<SimVenue>,
+    /// Commission asset -> its price in the quote asset (each positive): how a commission paid
+    /// in another asset than the instrument's (BNB) is valued when the engine has no book of
+    /// `<asset><quote>` on this exchange. Empty by default.
+    #[serde(default)]
+    pub commission_reference_prices: BTreeMap<String, Fixed>,
+    /// Binance's `selfTradePreventionMode`, sent with every order.
+    #[serde(default)]
+    pub self_trade_prevention: SelfTradePrevention,
+}
+
+/// Binance's self-trade prevention modes (`selfTradePreventionMode`): what the venue does when
+/// an order would trade against another order of the same account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfTradePrevention {
+    // No prevention: the two orders trade.
+    None,
+    // The incoming (taker) order expires.
+    ExpireTaker,
+    // The resting (maker) order expires; Binance's default.
+    #[default]
+    ExpireMaker,
+    // Both expire.
+    ExpireBoth,
+}
+
+impl SelfTradePrevention {
+    /// The wire name.
+    pub const fn as_binance(self) -> &'static str {
+        match self {
+            SelfTradePrevention::None => "NONE",
+            SelfTradePrevention::ExpireTaker => "EXPIRE_TAKER",
+            SelfTradePrevention::ExpireMaker => "EXPIRE_MAKER",
+            SelfTradePrevention::ExpireBoth => "EXPIRE_BOTH",
+        }
+    }
+}
+
+/// The asset the sim venue charges commissions in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SimCommission {
+    // The symbol's quote asset, on both sides.
+    #[default]
+    Quote,
+    // The symbol's base asset, on both sides.
+    Base,
+    // The asset received (base on a buy, quote on a sell), as Binance does without BNB.
+    Received,
+    // BNB at `bnb_price`, from `bnb_balance`; the asset received once the balance runs short.
+    Bnb,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -482,6 +533,16 @@ pub struct SimVenue {
     /// Replay speed, positive ("1000000" for as fast as possible).
     pub speed: Fixed,
     pub latency_us: u64,
+    /// The asset commissions are charged in (`quote` by default).
+    #[serde(default)]
+    pub commission_asset: SimCommission,
+    /// The account's BNB balance at start (non-negative; `commission_asset: bnb` pays from it).
+    #[serde(default)]
+    pub bnb_balance: Fixed,
+    /// BNB's price in the quote asset the sim converts commissions at (positive when
+    /// `commission_asset` is `bnb`).
+    #[serde(default)]
+    pub bnb_price: Fixed,
 }
 
 /// A strategy instance: a built-in kind, the exchange and instruments it trades, its parameters.

@@ -163,11 +163,21 @@ async fn one(
             }
             // The commission of the part not journaled yet (all of it for a whole trade).
             let share = i128::from(t.commission) * i128::from(new) / i128::from(t.qty.0.max(1));
-            let fee = i64::try_from(share).unwrap_or(t.commission);
+            let commission = i64::try_from(share).unwrap_or(t.commission);
+            let booked = crate::fees::book(&order.symbol, &t.commission_asset, commission, |a| {
+                venue.marks.price(venue.exchange, a)
+            });
             let fill = exec_record(
                 order,
                 "fill",
-                Some((dec(t.price.0), dec(new), dec(fee), t.is_maker)),
+                Some(CaughtFill {
+                    price: dec(t.price.0),
+                    qty: dec(new),
+                    fee: dec(booked.fee),
+                    maker: t.is_maker,
+                    commission: dec(commission),
+                    commission_asset: t.commission_asset.clone(),
+                }),
                 orig - cum,
                 format!("caught_up trade {}", t.id),
             );
@@ -308,17 +318,35 @@ fn close(
     journal.append(&record).map_err(|e| e.to_string())
 }
 
-/// A report of `order` written by the catch-up; a fill has (price, qty, fee, maker).
+/// A fill the catch-up found, as decimal strings.
+struct CaughtFill {
+    price: String,
+    qty: String,
+    /// In the quote asset, as booked (see `fees`).
+    fee: String,
+    maker: bool,
+    commission: String,
+    commission_asset: String,
+}
+
+/// A report of `order` written by the catch-up.
 fn exec_record(
     order: &UnfinishedOrder,
     kind: &str,
-    fill: Option<(String, String, String, bool)>,
+    fill: Option<CaughtFill>,
     leaves: i64,
     reason: String,
 ) -> Record {
-    let (price, qty, fee, maker) = match fill {
-        Some((p, q, f, m)) => (Some(p), Some(q), Some(f), Some(m)),
-        None => (None, None, None, None),
+    let (price, qty, fee, maker, commission, commission_asset) = match fill {
+        Some(f) => (
+            Some(f.price),
+            Some(f.qty),
+            Some(f.fee),
+            Some(f.maker),
+            Some(f.commission),
+            Some(f.commission_asset),
+        ),
+        None => (None, None, None, None, None, None),
     };
     Record::Exec {
         ts: now_ns(),
@@ -330,6 +358,8 @@ fn exec_record(
         price,
         qty,
         fee,
+        commission,
+        commission_asset,
         maker,
         leaves: Some(dec(leaves.max(0))),
         reason: Some(reason),

@@ -307,6 +307,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         rings.fills.slot_bytes
     );
 
+    // Commission assets' prices (see `fees`), before the venues that book by them.
+    let marks = Arc::new(fee_marks(&manifest, &bt));
     // Venue configs (credentials resolved here, never printed).
     let mut feeds = Vec::new();
     let mut venues = Vec::new();
@@ -343,6 +345,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             ws: ex.endpoints.ws.clone(),
             credentials,
             symbols: ex.instruments.keys().cloned().collect(),
+            marks: marks.clone(),
         });
     }
 
@@ -413,6 +416,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         let fee = if f.fee.starts_with('-') { -fee } else { fee };
         bt.restore_fill(id, side, Price(price.raw()), Qty(qty.raw()), fee)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let base = Fixed::parse(&f.base_commission).context("journal: a fill's commission")?;
+        if base.raw() > 0 {
+            bt.restore_base_commission(id, Qty(base.raw()))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         restored += 1;
     }
     bt.set_next_order_id(recovery.next_order_id);
@@ -512,7 +520,17 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                     f.strategy_spins.store(spin.busy, Ordering::Relaxed);
                     let _ = f.strategy.set(std::thread::current());
                     drop(pins);
-                    trader::run(bt, md_consumers, fills_rx, orders_tx, cmd_rx, f, hk, spin);
+                    trader::run(
+                        bt,
+                        md_consumers,
+                        fills_rx,
+                        orders_tx,
+                        cmd_rx,
+                        f,
+                        hk,
+                        spin,
+                        marks,
+                    );
                 })?,
         );
     }
@@ -775,4 +793,45 @@ fn restore_safety(
         }
     }
     Ok(lines)
+}
+
+/// Price sources of the commission assets of every exchange (see `fees`): each asset with a
+/// configured reference price, and BNB (Binance's fee asset), priced by the engine's book of
+/// `<asset><quote>` on that exchange when it has one, else by the reference.
+fn fee_marks(manifest: &rt_manifest::Manifest, bt: &Backtest) -> crate::fees::FeeMarks {
+    let mut sources = Vec::new();
+    for (x, (name, ex)) in manifest.exchanges.iter().enumerate() {
+        let Some(quote) = ex
+            .instruments
+            .keys()
+            .next()
+            .map(|s| rt_venues::assets::quote_asset(s))
+        else {
+            continue;
+        };
+        let mut assets: Vec<&str> = ex
+            .commission_reference_prices
+            .keys()
+            .map(String::as_str)
+            .collect();
+        if !assets.contains(&"BNB") {
+            assets.push("BNB");
+        }
+        for asset in assets {
+            let symbol = format!("{asset}{quote}");
+            let instrument = bt
+                .instruments()
+                .iter()
+                .find(|i| i.exchange == *name && i.symbol == symbol)
+                .map(|i| i.id);
+            let reference = ex
+                .commission_reference_prices
+                .get(asset)
+                .map_or(0, |p| p.raw());
+            if instrument.is_some() || reference > 0 {
+                sources.push((x as u32, asset.to_owned(), instrument, reference));
+            }
+        }
+    }
+    crate::fees::FeeMarks::new(sources)
 }

@@ -50,6 +50,8 @@ pub struct VenueConfig {
     /// (the paper sim venue without credentials).
     pub credentials: Option<(String, String)>,
     pub symbols: Vec<String>,
+    /// Prices of commission assets (shared by every venue; see `fees`).
+    pub marks: Arc<crate::fees::FeeMarks>,
 }
 
 /// What the gateway needs.
@@ -75,6 +77,9 @@ struct Counters {
     stream_reconnects: u64,
     refused_stream_down: u64,
     caught_up_fills: u64,
+    base_commissions: u64,
+    other_asset_commissions: u64,
+    unpriced_commissions: u64,
 }
 
 impl Counters {
@@ -92,6 +97,9 @@ impl Counters {
             ("gw_stream_reconnects", self.stream_reconnects),
             ("gw_refused_stream_down", self.refused_stream_down),
             ("gw_caught_up_fills", self.caught_up_fills),
+            ("gw_base_commissions", self.base_commissions),
+            ("gw_other_asset_commissions", self.other_asset_commissions),
+            ("gw_unpriced_commissions", self.unpriced_commissions),
         ]
     }
 }
@@ -550,7 +558,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         state.borrow_mut().counters.refused_stream_down += 1;
         let kind = ExecKind::Rejected(RejectReason::VenueRejected);
         let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
-        report(state, exec, &exchange, &symbol, msg.side, None);
+        report(state, exec, &exchange, &symbol, msg.side, None, None);
         return;
     }
     let prefix = state.borrow().prefix.clone();
@@ -732,7 +740,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         })
     };
     let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
-    report(state, exec, &exchange, &symbol, msg.side, None);
+    report(state, exec, &exchange, &symbol, msg.side, None, None);
 }
 
 /// A report the gateway makes itself (a refusal, a catch-up), stamped now.
@@ -747,6 +755,41 @@ fn local_exec(exchange: u32, order_id: u64, kind: ExecKind, leaves: Qty) -> Exec
             leaves,
         },
         recv_ns: now,
+        base_commission: Qty::ZERO,
+    }
+}
+
+/// A commission as the venue charged it: `amount` (10^-8) of `asset`.
+#[derive(Debug, Clone, Copy)]
+struct Charged<'a> {
+    asset: &'a str,
+    amount: i64,
+}
+
+impl Charged<'_> {
+    /// Books it (see `fees`): (the fee in the quote asset, what leaves the position), counted.
+    fn book(&self, state: &Shared, venue: &VenueConfig, symbol: &str) -> (rt_core::Cash, Qty) {
+        let booked = crate::fees::book(symbol, self.asset, self.amount, |a| {
+            venue.marks.price(venue.exchange, a)
+        });
+        let mut s = state.borrow_mut();
+        if booked.base.0 > 0 {
+            s.counters.base_commissions += 1;
+        } else if booked.unpriced {
+            s.counters.unpriced_commissions += 1;
+            s.log(format!(
+                "{}: a commission of {} {} on {symbol} has no price (no book, no \
+                 exchanges.{}.commission_reference_prices.{}): booked at 0",
+                venue.name,
+                dec(self.amount),
+                self.asset,
+                venue.name,
+                self.asset
+            ));
+        } else if self.amount != 0 && booked.fee != self.amount {
+            s.counters.other_asset_commissions += 1;
+        }
+        (booked.fee, booked.base)
     }
 }
 
@@ -758,6 +801,7 @@ fn report(
     symbol: &str,
     side: rt_core::Side,
     trade_id: Option<i64>,
+    charged: Option<Charged<'_>>,
 ) {
     let mut s = state.borrow_mut();
     let id = exec.exec.order_id;
@@ -811,6 +855,8 @@ fn report(
         price,
         qty,
         fee,
+        commission: charged.map(|c| dec(c.amount)),
+        commission_asset: charged.map(|c| c.asset.to_owned()),
         maker,
         leaves: Some(dec(exec.exec.leaves.0)),
         reason,
@@ -1023,7 +1069,7 @@ async fn catch_up_orders(
             crate::catchup::query_order(client, venue, &w.symbol, &format!("{prefix}{id}")).await?;
         let report_one = |kind: ExecKind, leaves: i64, trade: Option<i64>| {
             let exec = local_exec(venue.exchange, id, kind, Qty(leaves.max(0)));
-            report(state, exec, &venue.name, &w.symbol, w.side, trade);
+            report(state, exec, &venue.name, &w.symbol, w.side, trade, None);
         };
         let Some(info) = info else {
             let settled_out = now_ns() - w.sent_ns >= SETTLE_AFTER.as_nanos() as i64;
@@ -1058,15 +1104,31 @@ async fn catch_up_orders(
                     continue;
                 }
                 state.borrow_mut().remember_caught(id, trade_id);
-                report_one(
+                let charged = Charged {
+                    asset: &t.commission_asset,
+                    amount: t.commission,
+                };
+                let (fee, base) = charged.book(state, venue, &w.symbol);
+                let mut exec = local_exec(
+                    venue.exchange,
+                    id,
                     ExecKind::Fill {
                         price: t.price,
                         qty: t.qty,
                         maker: t.is_maker,
-                        fee: t.commission,
+                        fee,
                     },
-                    info.orig_qty.0 - cum,
+                    Qty((info.orig_qty.0 - cum).max(0)),
+                );
+                exec.base_commission = base;
+                report(
+                    state,
+                    exec,
+                    &venue.name,
+                    &w.symbol,
+                    w.side,
                     Some(trade_id),
+                    Some(charged),
                 );
                 fills += 1;
             }
@@ -1175,13 +1237,21 @@ async fn read_stream(
             continue;
         };
         let leaves = Qty(er.quantity.0.saturating_sub(er.cum_qty.0).max(0));
+        let charged = (er.exec_type == bo::ExecType::Trade).then(|| Charged {
+            asset: er.commission_asset.as_deref().unwrap_or(""),
+            amount: er.commission,
+        });
+        let (fee, base_commission) = match &charged {
+            Some(c) => c.book(state, venue, &er.symbol),
+            None => (0, Qty::ZERO),
+        };
         let kind = match er.exec_type {
             bo::ExecType::New => ExecKind::Accepted,
             bo::ExecType::Trade => ExecKind::Fill {
                 price: er.last_price,
                 qty: er.last_qty,
                 maker: er.is_maker,
-                fee: er.commission,
+                fee,
             },
             bo::ExecType::Canceled => ExecKind::Cancelled,
             bo::ExecType::Expired => ExecKind::Expired,
@@ -1196,6 +1266,7 @@ async fn read_stream(
                 leaves,
             },
             recv_ns: recv,
+            base_commission,
         };
         let trade = (er.exec_type == bo::ExecType::Trade).then_some(er.trade_id);
         if let Some(t) = trade {
@@ -1209,6 +1280,14 @@ async fn read_stream(
                 continue;
             }
         }
-        report(state, exec, &venue.name, &er.symbol, er.side, trade);
+        report(
+            state,
+            exec,
+            &venue.name,
+            &er.symbol,
+            er.side,
+            trade,
+            charged,
+        );
     }
 }

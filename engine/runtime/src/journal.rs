@@ -76,8 +76,15 @@ pub enum Record {
         price: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         qty: Option<String>,
+        /// The commission in the quote asset as booked (see `fees`): a quote commission, or
+        /// another asset's at its price; zero for a base-asset commission.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fee: Option<String>,
+        /// The commission as the venue charged it: the amount, in `commission_asset`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commission: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commission_asset: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         maker: Option<bool>,
         /// Quantity still working after this report.
@@ -287,6 +294,8 @@ pub struct RecoveredFill {
     pub price: String,
     pub qty: String,
     pub fee: String,
+    /// The commission the venue took in the instrument's base asset ("0" for none).
+    pub base_commission: String,
 }
 
 /// What a journal tells a restarting engine.
@@ -508,6 +517,8 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                 price,
                 qty,
                 fee,
+                commission,
+                commission_asset,
                 leaves,
                 ..
             } => match kind.as_str() {
@@ -534,6 +545,10 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                         })?;
                         o.filled += units;
                     }
+                    let base = commission_asset.as_deref().is_some_and(|a| {
+                        rt_venues::assets::CommissionAsset::of(&symbol, a)
+                            == rt_venues::assets::CommissionAsset::Base
+                    });
                     out.fills.push(RecoveredFill {
                         exchange,
                         symbol,
@@ -541,6 +556,10 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                         price,
                         qty,
                         fee: fee.unwrap_or_else(|| "0".to_owned()),
+                        base_commission: match commission {
+                            Some(c) if base => c,
+                            _ => "0".to_owned(),
+                        },
                     });
                 }
                 // `closed`: the catch-up found it finished at the venue with nothing to add.
@@ -566,6 +585,11 @@ mod tests {
     use super::*;
 
     fn fill(id: u64, side: &str, qty: &str) -> Record {
+        fill_charged(id, side, qty, ("0.01", "0.01", "USDT"))
+    }
+
+    /// A fill with its (fee booked, commission, commission asset).
+    fn fill_charged(id: u64, side: &str, qty: &str, charged: (&str, &str, &str)) -> Record {
         Record::Exec {
             ts: 1,
             id,
@@ -575,7 +599,9 @@ mod tests {
             kind: "fill".into(),
             price: Some("100".into()),
             qty: Some(qty.into()),
-            fee: Some("0.01".into()),
+            fee: Some(charged.0.into()),
+            commission: Some(charged.1.into()),
+            commission_asset: Some(charged.2.into()),
             maker: Some(true),
             leaves: Some("0.5".into()),
             reason: None,
@@ -603,7 +629,8 @@ mod tests {
             j.append(&order(1)).expect("append");
             j.append(&fill(1, "buy", "0.5")).expect("append");
             j.append(&order(7)).expect("append");
-            j.append(&fill(7, "buy", "0.25")).expect("append");
+            j.append(&fill_charged(7, "buy", "0.25", ("0", "0.00025", "BTC")))
+                .expect("append");
             j.append(&Record::Exec {
                 ts: 2,
                 id: 1,
@@ -614,6 +641,8 @@ mod tests {
                 price: None,
                 qty: None,
                 fee: None,
+                commission: None,
+                commission_asset: None,
                 maker: None,
                 leaves: None,
                 reason: None,
@@ -637,6 +666,9 @@ mod tests {
         assert_eq!(r.unfinished_orders[0].qty, "1");
         assert_eq!(r.fills.len(), 2);
         assert_eq!(r.fills[0].qty, "0.5");
+        // A quote commission is a fee; a base one leaves the position at restart too.
+        assert_eq!(r.fills[0].base_commission, "0");
+        assert_eq!(r.fills[1].base_commission, "0.00025");
         assert!(!r.clean_stop);
     }
 

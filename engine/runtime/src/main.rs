@@ -20,6 +20,7 @@ mod clock;
 mod ctl;
 mod engine;
 mod feed;
+mod fees;
 mod gateway;
 mod http;
 mod journal;

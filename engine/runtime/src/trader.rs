@@ -66,6 +66,7 @@ pub fn run(
     flags: Arc<Flags>,
     hk: HkSender,
     spin: Spin,
+    marks: Arc<crate::fees::FeeMarks>,
 ) {
     // Orders wait for the gateway to reconcile with the venues.
     while !flags.gateway_ready.load(Ordering::Acquire) && !flags.stopping() {
@@ -162,7 +163,7 @@ pub fn run(
                     busy = true;
                     c.execs += 1;
                     let now = now_ns();
-                    bt.on_exec(now, e.exec);
+                    bt.on_exec_charged(now, e.exec, e.base_commission);
                     if bt.has_requests() {
                         send(
                             &mut bt,
@@ -206,6 +207,14 @@ pub fn run(
         }
         if now >= next_view {
             next_view = now + 250_000_000;
+            // Commission assets' mids for the gateway (a BNB fee's value).
+            for (k, instrument) in marks.books() {
+                if let Some(b) = bt.book(instrument) {
+                    if let (Some(bid), Some(ask)) = (b.best_bid(), b.best_ask()) {
+                        marks.publish(k, rt_core::Price((bid.price.0 + ask.price.0) / 2));
+                    }
+                }
+            }
             // Timers (staleness, equity samples) run on the clock even without data.
             bt.advance(now);
             if bt.has_requests() {

@@ -476,6 +476,9 @@ pub struct ExecMsg {
     pub exec: rt_core::Exec,
     /// When the gateway read it off the wire.
     pub recv_ns: Nanos,
+    /// Of a fill: the commission the venue took in the instrument's base asset (it leaves the
+    /// position; see `fees`).
+    pub base_commission: Qty,
 }
 
 pub const EXEC_BYTES: usize = 72;
@@ -508,7 +511,7 @@ impl ExecMsg {
         put_i64(buf, 40, fee);
         put_i64(buf, 48, e.leaves.0);
         put_i64(buf, 56, self.recv_ns);
-        put_u64(buf, 64, 0);
+        put_i64(buf, 64, self.base_commission.0);
         EXEC_BYTES
     }
 
@@ -539,6 +542,7 @@ impl ExecMsg {
                 leaves: Qty(get_i64(buf, 48)),
             },
             recv_ns: get_i64(buf, 56),
+            base_commission: Qty(get_i64(buf, 64)),
         })
     }
 }
@@ -691,6 +695,7 @@ mod tests {
                     leaves: Qty(3),
                 },
                 recv_ns: 9,
+                base_commission: Qty(7),
             };
             let n = e.write(&mut buf);
             assert_eq!(ExecMsg::read(&buf[..n]), Some(e));

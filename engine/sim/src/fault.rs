@@ -4,6 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use rt_manifest::model::SimCommission;
+use rt_manifest::Fixed;
+
 use crate::SimError;
 
 /// One fault. The query form is `kind=<kind>` plus the kind's parameters.
@@ -34,6 +37,14 @@ pub enum Fault {
     /// `kind=reject[&count=N][&code=C]`: refuse the next `N` new orders (every new order when
     /// no count is given, until `kind=clear`) with Binance error code `C` (default -1015).
     RejectOrders { count: Option<u32>, code: i32 },
+    /// `kind=commission&asset=<quote|base|received|bnb>[&bnb_balance=D]`: charge the
+    /// commissions of fills from now on in that asset (see the manifest's
+    /// `sim.commission_asset`), with the BNB balance set to `D` when given.
+    Commission {
+        asset: SimCommission,
+        /// 10^-8 BNB.
+        bnb_balance: Option<i64>,
+    },
     /// `kind=clear`: cancel pending faults (rejection, gaps not yet taken, a scheduled drop,
     /// refused listen keys).
     Clear,
@@ -50,6 +61,7 @@ impl Fault {
             Fault::Malformed => "malformed",
             Fault::Stall { .. } => "stall",
             Fault::RejectOrders { .. } => "reject",
+            Fault::Commission { .. } => "commission",
             Fault::Clear => "clear",
         }
     }
@@ -71,7 +83,7 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, stall, reject, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, stall, reject, commission, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
@@ -79,9 +91,10 @@ impl Fault {
             "malformed" | "clear" | "drop_market" | "drop_user" | "freeze_user" => &[],
             "stall" => &["ms"],
             "reject" => &["count", "code"],
+            "commission" => &["asset", "bnb_balance"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, stall, reject, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, stall, reject, commission, clear)"
                 )))
             }
         };
@@ -139,6 +152,33 @@ impl Fault {
                     code,
                 }
             }
+            "commission" => {
+                let value = |key: &str| args.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+                let asset = match value("asset") {
+                    Some("quote") => SimCommission::Quote,
+                    Some("base") => SimCommission::Base,
+                    Some("received") => SimCommission::Received,
+                    Some("bnb") => SimCommission::Bnb,
+                    Some(other) => {
+                        return Err(bad(format!(
+                            "asset={other:?} (one of quote, base, received, bnb)"
+                        )))
+                    }
+                    None => return Err(bad("kind=commission needs asset=<asset>".into())),
+                };
+                let bnb_balance = match value("bnb_balance") {
+                    None => None,
+                    Some(v) => match Fixed::parse(v) {
+                        Ok(f) if f.raw() >= 0 => Some(f.raw()),
+                        _ => {
+                            return Err(bad(format!(
+                                "bnb_balance={v:?} is not a non-negative decimal"
+                            )))
+                        }
+                    },
+                };
+                Fault::Commission { asset, bnb_balance }
+            }
             _ => Fault::Clear,
         })
     }
@@ -156,6 +196,19 @@ impl fmt::Display for Fault {
                     write!(f, "&count={count}")?;
                 }
                 write!(f, "&code={code}")
+            }
+            Fault::Commission { asset, bnb_balance } => {
+                let name = match asset {
+                    SimCommission::Quote => "quote",
+                    SimCommission::Base => "base",
+                    SimCommission::Received => "received",
+                    SimCommission::Bnb => "bnb",
+                };
+                write!(f, "&asset={name}")?;
+                if let Some(b) = bnb_balance {
+                    write!(f, "&bnb_balance={}", Fixed::from_raw(*b))?;
+                }
+                Ok(())
             }
             _ => Ok(()),
         }
@@ -225,6 +278,20 @@ mod tests {
                     code: -2010,
                 },
             ),
+            (
+                "kind=commission&asset=bnb&bnb_balance=0.5",
+                Fault::Commission {
+                    asset: SimCommission::Bnb,
+                    bnb_balance: Some(50_000_000),
+                },
+            ),
+            (
+                "kind=commission&asset=base",
+                Fault::Commission {
+                    asset: SimCommission::Base,
+                    bnb_balance: None,
+                },
+            ),
             ("kind=clear", Fault::Clear),
         ];
         for (text, fault) in cases {
@@ -243,6 +310,9 @@ mod tests {
             ("kind=gap&ms=3", "takes no parameter \"ms\""),
             ("kind=gap&count=0", "count=0"),
             ("kind=reject&code=5", "negative"),
+            ("kind=commission", "needs asset="),
+            ("kind=commission&asset=eth", "asset=\"eth\""),
+            ("kind=commission&asset=bnb&bnb_balance=-1", "non-negative"),
         ] {
             let err = Fault::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

@@ -34,7 +34,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request a
 use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::venue::{RejectFault, Venue, DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT};
+use crate::venue::{CommissionSettings, RejectFault, Venue, DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT};
 use crate::{Config, Credentials, Fault, ScheduledFault, SimError, SimReport, Speed};
 
 /// Frames kept for market-data connections; a connection further behind is closed (Binance
@@ -228,10 +228,13 @@ async fn serve(
     let symbols: Vec<String> = config.exchange.instruments.keys().cloned().collect();
     let shared = Arc::new(Shared {
         exchange: config.exchange_name.clone(),
-        venue: Mutex::new(Venue::new(
-            config.exchange.market,
-            config.exchange.instruments.iter(),
-        )),
+        venue: Mutex::new({
+            let mut venue = Venue::new(config.exchange.market, config.exchange.instruments.iter());
+            if let Some(sim) = &config.exchange.sim {
+                venue.set_commission(CommissionSettings::from_manifest(sim));
+            }
+            venue
+        }),
         md_tx: broadcast::channel(MD_CAPACITY).0,
         user_tx: broadcast::channel(USER_CAPACITY).0,
         drop_tx: watch::channel(0).0,
@@ -519,6 +522,15 @@ impl Engine {
                     remaining: count,
                     code,
                 }))
+            }
+            Fault::Commission { asset, bnb_balance } => {
+                let mut venue = self.shared.venue();
+                let mut c = venue.commission();
+                c.asset = asset;
+                if let Some(b) = bnb_balance {
+                    c.bnb_balance = b;
+                }
+                venue.set_commission(c);
             }
             Fault::Clear => {
                 self.shared.venue().set_reject(None);

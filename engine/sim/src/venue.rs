@@ -18,7 +18,7 @@ use rt_core::{
     notional, BookSync, DiffOutcome, Exec, ExecKind, InstrumentSpec, MarketEvent, Matcher, Nanos,
     OrderKind, Price, Qty, RejectReason, Side, SimRequest, SyncRule, SCALE,
 };
-use rt_manifest::model::{Instrument, Market};
+use rt_manifest::model::{Instrument, Market, SimCommission};
 use rt_venues::binance_orders::{
     format_open_orders, format_units, my_trades_json, order_json, ApiError, CancelOpenOrders,
     CancelOrder, CancelResponse, ExecType, ExecutionReport, FillInfo, MyTradesQuery, NewOrder,
@@ -37,17 +37,48 @@ pub const FINISHED_KEPT: usize = 10_000;
 /// oldest forgotten first (each is about 200 bytes: at most some 20 MB a symbol).
 pub const TRADES_KEPT: usize = 100_000;
 
-/// Quote assets recognised at the end of a symbol, longest first (the commission asset).
-const QUOTES: [&str; 12] = [
-    "FDUSD", "USDT", "USDC", "TUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "JPY",
-];
+pub use rt_venues::assets::quote_asset;
 
-/// The asset fees are charged in: the symbol's quote asset.
-pub fn quote_asset(symbol: &str) -> &str {
-    QUOTES
-        .iter()
-        .find(|q| symbol.len() > q.len() && symbol.ends_with(*q))
-        .map_or("USDT", |q| q)
+/// How the venue charges commissions: in which asset, and the account's BNB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommissionSettings {
+    pub asset: SimCommission,
+    /// BNB left to pay commissions from (10^-8 BNB).
+    pub bnb_balance: i64,
+    /// BNB's price in the quote asset (10^-8), positive for [`SimCommission::Bnb`].
+    pub bnb_price: i64,
+}
+
+impl Default for CommissionSettings {
+    fn default() -> CommissionSettings {
+        CommissionSettings {
+            asset: SimCommission::Quote,
+            bnb_balance: 0,
+            bnb_price: 0,
+        }
+    }
+}
+
+impl CommissionSettings {
+    /// The manifest's sim settings.
+    pub fn from_manifest(sim: &rt_manifest::model::SimVenue) -> CommissionSettings {
+        CommissionSettings {
+            asset: sim.commission_asset,
+            bnb_balance: sim.bnb_balance.raw(),
+            bnb_price: sim.bnb_price.raw(),
+        }
+    }
+}
+
+/// `ceil(value * SCALE / price)`: a quote amount in units of an asset priced at `price`.
+fn in_asset(value: i64, price: i64) -> Option<i64> {
+    if price <= 0 {
+        return None;
+    }
+    let num = i128::from(value) * i128::from(SCALE);
+    let den = i128::from(price);
+    let q = num.div_euclid(den) + i128::from(num.rem_euclid(den) != 0);
+    i64::try_from(q).ok()
 }
 
 /// Orders are refused with this code and message until `remaining` reaches zero (`None`:
@@ -81,6 +112,7 @@ struct OrderRec {
 #[derive(Debug)]
 struct SymbolState {
     name: String,
+    base: String,
     quote: String,
     spec: InstrumentSpec,
     sync: BookSync,
@@ -115,6 +147,7 @@ pub struct VenueCounters {
 pub struct Venue {
     symbols: Vec<SymbolState>,
     reject: Option<RejectFault>,
+    commission: CommissionSettings,
     counters: VenueCounters,
     execs: Vec<Exec>,
 }
@@ -147,6 +180,9 @@ impl Venue {
                 let spec = InstrumentSpec::from_manifest(instrument);
                 SymbolState {
                     name: name.clone(),
+                    base: rt_venues::assets::split_symbol(name)
+                        .map_or(name.as_str(), |(b, _)| b)
+                        .to_owned(),
                     quote: quote_asset(name).to_owned(),
                     spec,
                     sync: BookSync::new(rule),
@@ -165,6 +201,7 @@ impl Venue {
         Venue {
             symbols,
             reject: None,
+            commission: CommissionSettings::default(),
             counters: VenueCounters::default(),
             execs: Vec::with_capacity(64),
         }
@@ -184,6 +221,40 @@ impl Venue {
 
     pub fn reject(&self) -> Option<&RejectFault> {
         self.reject.as_ref()
+    }
+
+    /// How commissions are charged from now on.
+    pub fn set_commission(&mut self, commission: CommissionSettings) {
+        self.commission = commission;
+    }
+
+    pub fn commission(&self) -> CommissionSettings {
+        self.commission
+    }
+
+    /// The commission of a fill whose quote-asset fee is `fee`, as (amount, asset), per the
+    /// settings; a BNB charge is taken from the balance (the asset received once it is short).
+    fn charge(&mut self, i: usize, side: Side, price: Price, fee: i64) -> (i64, String) {
+        let s = &self.symbols[i];
+        let base = |fee: i64| in_asset(fee, price.0).map(|b| (b, s.base.clone()));
+        let quote = (fee, s.quote.clone());
+        let received = || match side {
+            Side::Buy => base(fee).unwrap_or_else(|| quote.clone()),
+            Side::Sell => quote.clone(),
+        };
+        match self.commission.asset {
+            SimCommission::Quote => quote,
+            SimCommission::Base => base(fee).unwrap_or(quote),
+            SimCommission::Received => received(),
+            SimCommission::Bnb => match in_asset(fee, self.commission.bnb_price) {
+                Some(bnb) if bnb <= self.commission.bnb_balance => {
+                    let charged = (bnb, "BNB".to_owned());
+                    self.commission.bnb_balance -= bnb;
+                    charged
+                }
+                _ => received(),
+            },
+        }
     }
 
     /// Whether the book of `symbol` is synced, and the update id it reflects.
@@ -604,15 +675,25 @@ impl Venue {
         mut fills: Option<&mut Vec<FillInfo>>,
         cancel_id: Option<&str>,
     ) {
-        let s = &mut self.symbols[i];
         for e in execs {
+            let charged = match e.kind {
+                ExecKind::Fill { price, fee, .. } => {
+                    let Some(side) = self.symbols[i].orders.get(&e.order_id).map(|r| r.info.side)
+                    else {
+                        continue;
+                    };
+                    Some(self.charge(i, side, price, fee))
+                }
+                _ => None,
+            };
+            let s = &mut self.symbols[i];
             let Some(rec) = s.orders.get_mut(&e.order_id) else {
                 continue;
             };
             let info = &mut rec.info;
             let mut last_qty = Qty::ZERO;
             let mut last_price = Price::ZERO;
-            let mut commission = 0;
+            let (commission, commission_asset) = charged.unwrap_or((0, String::new()));
             let mut trade_id = -1i64;
             let mut maker = false;
             let mut orig_client = String::new();
@@ -627,7 +708,7 @@ impl Venue {
                     price,
                     qty,
                     maker: is_maker,
-                    fee,
+                    ..
                 } => {
                     let id = s.next_trade_id;
                     s.next_trade_id += 1;
@@ -641,7 +722,6 @@ impl Venue {
                     };
                     last_qty = qty;
                     last_price = price;
-                    commission = fee;
                     trade_id = i64::try_from(id).unwrap_or(i64::MAX);
                     maker = is_maker;
                     self.counters.fills += 1;
@@ -652,8 +732,8 @@ impl Venue {
                         price,
                         qty,
                         quote_qty: cash(notional(price, qty)),
-                        commission: fee,
-                        commission_asset: s.quote.clone(),
+                        commission,
+                        commission_asset: commission_asset.clone(),
                         time_ms: ms(ts),
                         is_buyer: info.side == Side::Buy,
                         is_maker,
@@ -665,8 +745,8 @@ impl Venue {
                         fills.push(FillInfo {
                             price,
                             qty,
-                            commission: fee,
-                            commission_asset: s.quote.clone(),
+                            commission,
+                            commission_asset: commission_asset.clone(),
                             trade_id: id,
                         });
                     }
@@ -710,7 +790,7 @@ impl Venue {
                 cum_qty: info.executed_qty,
                 last_price,
                 commission,
-                commission_asset: (exec_type == ExecType::Trade).then(|| s.quote.clone()),
+                commission_asset: (exec_type == ExecType::Trade).then_some(commission_asset),
                 transaction_time_ms: ms(ts),
                 trade_id,
                 is_working: info.is_working,
@@ -922,6 +1002,64 @@ mod tests {
         assert!(!v.symbols[0].orders.contains_key(&5));
         assert!(v.symbols[0].orders.contains_key(&6));
         assert!(v.symbols[0].open_by_client.is_empty());
+    }
+
+    /// (commission, asset) of a taker buy of 0.1 at 60001 (10 bps: 6.0001 USDT) and a taker
+    /// sell of 0.1 at 60000 (6 USDT), charged per `commission`.
+    fn charged(commission: CommissionSettings) -> (Vec<(i64, String)>, CommissionSettings) {
+        let mut v = venue();
+        v.set_commission(commission);
+        let mut out = Vec::new();
+        for (side, price, id) in [(Side::Buy, 60_001, "b"), (Side::Sell, 60_000, "s")] {
+            let mut reports = Vec::new();
+            v.new_order(
+                2_000_000_000,
+                &order(OrderKind::Limit, side, price, 10_000_000, id),
+                &mut reports,
+            )
+            .unwrap();
+            let fill = reports
+                .iter()
+                .find(|r| r.exec_type == ExecType::Trade)
+                .unwrap();
+            out.push((fill.commission, fill.commission_asset.clone().unwrap()));
+            // myTrades says the same.
+            let trades = trades_of(&v, Some(fill.order_id), None, None);
+            assert_eq!(trades[0].commission, fill.commission);
+            assert_eq!(
+                Some(&trades[0].commission_asset),
+                fill.commission_asset.as_ref()
+            );
+        }
+        (out, v.commission())
+    }
+
+    #[test]
+    fn commissions_are_charged_in_the_asset_the_settings_say() {
+        let settings = |asset, bnb_balance| CommissionSettings {
+            asset,
+            bnb_balance,
+            bnb_price: 600 * UNITS,
+        };
+        let usdt = |v: i64| (v, "USDT".to_owned());
+        let btc = |v: i64| (v, "BTC".to_owned());
+        let bnb = |v: i64| (v, "BNB".to_owned());
+        let (quote, _) = charged(settings(SimCommission::Quote, 0));
+        assert_eq!(quote, vec![usdt(600_010_000), usdt(600_000_000)]);
+        // 10 bps of 0.1 BTC on both sides.
+        let (base, _) = charged(settings(SimCommission::Base, 0));
+        assert_eq!(base, vec![btc(10_000), btc(10_000)]);
+        // What is received: BTC on the buy, USDT on the sell.
+        let (received, _) = charged(settings(SimCommission::Received, 0));
+        assert_eq!(received, vec![btc(10_000), usdt(600_000_000)]);
+        // BNB at 600: 6.0001 / 600 = 0.01000016(67), rounded up; 6 / 600 = 0.01.
+        let (paid, left) = charged(settings(SimCommission::Bnb, UNITS));
+        assert_eq!(paid, vec![bnb(1_000_017), bnb(1_000_000)]);
+        assert_eq!(left.bnb_balance, UNITS - 2_000_017);
+        // Too little BNB for the first: the asset received; then enough for the second.
+        let (short, left) = charged(settings(SimCommission::Bnb, 1_000_000));
+        assert_eq!(short, vec![btc(10_000), bnb(1_000_000)]);
+        assert_eq!(left.bnb_balance, 0);
     }
 
     fn sell_trade(price: i64, qty: i64) -> MarketEvent<'static> {

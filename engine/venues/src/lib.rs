@@ -1,5 +1,7 @@
 //! rt-venues: exchange protocols without I/O on the hot path.
 //!
+//! - [`assets`]: a Binance symbol's base and quote assets, and what a commission asset is to
+//!   the instrument it was paid on.
 //! - [`binance`]: the Binance market-data codec (WebSocket frames and REST depth snapshots to
 //!   [`MarketEvent`]s, allocation-free). Book synchronisation is `rt_core::sync`.
 //! - [`binance_orders`]: Binance Spot order entry (signed REST requests, responses, the
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use rt_core::{MarketEvent, Nanos};
 
+pub mod assets;
 pub mod binance;
 pub mod binance_orders;
 pub mod features;
