@@ -83,7 +83,7 @@ def test_tighten_only_exits_2(built: Path, project: Path, cli: Callable[..., Run
     )
     assert run.exit_code == 2
     assert "TIGHTEN" in run.stdout and "LOOSEN" not in run.stdout
-    assert "why: the loss at which trading stops (higher is tighter)" in run.stdout
+    assert "why: the loss at which trading stops (lower is tighter)" in run.stdout
 
 
 def test_saved_plan_records_the_reviewed_hashes(
