@@ -8,6 +8,8 @@
 //!   user-data stream's `executionReport`), shared by the sim venue and the gateway.
 //! - [`recording`]: recorded captures (hftbacktest `*.gz`, cryptofeed `*.ws.1.0`).
 //! - [`native`]: the compact native event file and its reader.
+//! - [`okx`], [`kraken`]: OKX v5 and Kraken v1 public market data, books verified against the
+//!   venues' own checksums ([`checksum`]); [`verify`] checks any capture against its oracle.
 //!
 //! Open any of those by path with [`open_any`], iterate with [`EventReader::next_event`],
 //! convert a capture to a native file with [`convert`], and describe one (time range, counts,
@@ -22,10 +24,15 @@ use rt_core::{MarketEvent, Nanos};
 pub mod assets;
 pub mod binance;
 pub mod binance_orders;
+pub mod checksum;
 pub mod features;
+pub mod kraken;
 pub mod native;
+pub mod okx;
 pub mod recording;
 pub mod replay;
+mod scan;
+pub mod verify;
 
 pub use binance::{DecodeCounters, DecodeError, Decoder};
 pub use native::{NativeReader, NativeWriter};
