@@ -45,6 +45,12 @@ def capture_info(path: str) -> dict[str, Any]:
     """What a capture or native file holds: format, symbols, first/last local and exchange
     times (ns or None), counts by kind, decode_errors, gaps, out_of_order, market."""
 
+def verify_capture(paths: list[str]) -> dict[str, Any]:
+    """Every instrument's book rebuilt and checked against the capture's own oracle (Binance
+    bookTicker checkpoints, OKX and Kraken checksums): venue, passed, decode_errors,
+    first_decode_error and instruments (instrument, oracle, messages, checked, matched, gaps,
+    resyncs, unverified, first_mismatch)."""
+
 def convert_capture(src: str, dst: str) -> dict[str, int]:
     """Convert a recorded capture into the native event file; returns its counts."""
 

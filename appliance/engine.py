@@ -103,6 +103,13 @@ def capture_info(path: str) -> dict[str, Any]:
     return _engine.capture_info(path)
 
 
+def verify_capture(paths: list[str]) -> dict[str, Any]:
+    """Rebuild every instrument's book of a capture and check it against the data's own oracle
+    (Binance bookTicker checkpoints, OKX and Kraken checksums). Raises BacktestError for a file
+    that cannot be read."""
+    return _engine.verify_capture(paths)
+
+
 def convert_capture(src: str, dst: str) -> dict[str, int]:
     """Convert a recorded capture to the native event file (fast replay); returns counts."""
     return _engine.convert_capture(src, dst)

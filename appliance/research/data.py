@@ -326,6 +326,23 @@ def discover(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
+def verify_only_venue(path: Path) -> str | None:
+    """`okx` or `kraken` for a capture of those venues (a cryptofeed file whose header names the
+    venue's URL): their books are checked by `appliance data verify`; replay and backtests read
+    Binance captures. None for anything else."""
+    if ".ws." not in path.name:
+        return None
+    try:
+        with path.open("rb") as f:
+            head = f.readline(512)
+    except OSError:
+        return None
+    for venue, host in (("okx", b"okx.com"), ("kraken", b"kraken.com")):
+        if host in head:
+            return venue
+    return None
+
+
 def _looks_like_data(path: Path) -> bool:
     name = path.name
     if name.endswith((".gz", ".native")) or ".ws." in name:

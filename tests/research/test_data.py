@@ -131,7 +131,14 @@ def test_format_utc_round_trips() -> None:
 def test_cli_data_ls_info_convert(project: Path, cli: Callable[..., Run]) -> None:
     listed = cli("data", "ls", "--format", "json", root=project)
     assert listed.exit_code == 0, listed.stderr
-    (row,) = json.loads(listed.stdout)
+    rows = json.loads(listed.stdout)
+    (row,) = [r for r in rows if r["replay"]]
+    # The bundled OKX and Kraken captures are listed as verified-only (appliance data verify).
+    assert sorted((r["venue"], r["file"]) for r in rows if not r["replay"]) == [
+        ("kraken", "data/kraken/cryptofeed_KRAKEN.ws.48.0"),
+        ("kraken", "data/kraken/cryptofeed_KRAKEN.ws.50.0"),
+        ("okx", "data/okx/cryptofeed_OKX.ws.1.0"),
+    ]
     assert row["file"] == "data/binance/spot_btcusdt_20240808.gz"
     assert (row["venue"], row["market"], row["symbols"]) == ("binance", "spot", ["BTCUSDT"])
     assert (row["start"], row["end"]) == (

@@ -178,6 +178,38 @@ fn capture_info(py: Python<'_>, path: PathBuf) -> PyResult<Bound<'_, PyDict>> {
     Ok(out)
 }
 
+/// Rebuilds every instrument's book of a capture (one file, or the chained files of one) and
+/// checks it against the oracle the data carries: Binance bookTicker checkpoints, OKX and
+/// Kraken checksums (rt_venues::verify). Returns the venue, decode errors and one dict per
+/// instrument; raises BacktestError when a file cannot be read.
+#[pyfunction]
+fn verify_capture(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Bound<'_, PyDict>> {
+    let v = py
+        .detach(|| rt_venues::verify::verify(&paths))
+        .map_err(|e| BacktestError::new_err(e.to_string()))?;
+    let out = PyDict::new(py);
+    out.set_item("venue", v.venue.name())?;
+    out.set_item("passed", v.passed())?;
+    out.set_item("decode_errors", v.decode_errors)?;
+    out.set_item("first_decode_error", v.first_decode_error)?;
+    let rows = pyo3::types::PyList::empty(py);
+    for i in &v.instruments {
+        let row = PyDict::new(py);
+        row.set_item("instrument", &i.instrument)?;
+        row.set_item("oracle", i.oracle)?;
+        row.set_item("messages", i.messages)?;
+        row.set_item("checked", i.checked)?;
+        row.set_item("matched", i.matched)?;
+        row.set_item("gaps", i.gaps)?;
+        row.set_item("resyncs", i.resyncs)?;
+        row.set_item("unverified", i.unverified)?;
+        row.set_item("first_mismatch", &i.first_mismatch)?;
+        rows.append(row)?;
+    }
+    out.set_item("instruments", rows)?;
+    Ok(out)
+}
+
 /// Converts a recorded capture into the native event file; returns its counts.
 #[pyfunction]
 fn convert_capture<'py>(
@@ -536,6 +568,7 @@ fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run_backtest, module)?)?;
     module.add_function(wrap_pyfunction!(convert_capture, module)?)?;
     module.add_function(wrap_pyfunction!(capture_info, module)?)?;
+    module.add_function(wrap_pyfunction!(verify_capture, module)?)?;
     module.add("BacktestError", module.py().get_type::<BacktestError>())?;
     module.add("WindowError", module.py().get_type::<WindowError>())?;
     module.add("ManifestError", module.py().get_type::<ManifestError>())?;
