@@ -7,6 +7,9 @@
 //!    (its floor: no tree, no allocation) to show whether serde_json could meet the goal.
 //! 3. **native replay**: the capture converted to the native event file, loaded in memory,
 //!    replayed (events/s and rows/s), alone and with `BookSync` applying the diffs.
+//! 4. **OKX and Kraken** (the bundled `data/okx`, `data/kraken` captures): parse + apply +
+//!    the venue's checksum verified on every message (goal >= 1M msg/s), and parse + apply
+//!    without the checksum (goal >= 2M msg/s). Every frame counts as a message.
 //!
 //! Each figure is a pass over the whole file; warm-up passes first, then the passes are sorted
 //! and p50/p99 reported (as throughput, p99 is the slow tail). Plain `std::time::Instant`.
@@ -19,11 +22,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rt_core::{BookSync, MarketEvent, SyncRule};
+use rt_venues::kraken::{KrakenBooks, KrakenDecoder};
+use rt_venues::okx::{OkxBooks, OkxDecoder};
 use rt_venues::{convert, Decoder, FrameReader, NativeReader};
 
 const WARM_UP: usize = 3;
 const PASSES: usize = 25;
 const GOAL_MSGS: f64 = 2e6;
+const GOAL_CHECKED_MSGS: f64 = 1e6;
 
 fn data_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -165,8 +171,67 @@ fn native_replay(reader: &mut NativeReader, rule: Option<SyncRule>) -> u64 {
     events
 }
 
+/// One pass of OKX frames: decode, apply, and the checksum every `check_every` messages
+/// (`u64::MAX`: never). Asserts that every checked message matched.
+fn okx_pass(frames: &Frames, check_every: u64) -> u64 {
+    let mut decoder = OkxDecoder::new();
+    let mut books = OkxBooks::new();
+    books.check_every = check_every;
+    let mut n = 0;
+    for (_, frame) in frames.iter() {
+        n += 1;
+        let f = decoder.decode(frame).unwrap();
+        black_box(books.apply(&f, &decoder));
+    }
+    assert!(books
+        .books()
+        .all(|(_, b)| b.counters.mismatched() == 0 && b.valid));
+    n
+}
+
+fn kraken_pass(frames: &Frames, check_every: u64) -> u64 {
+    let mut decoder = KrakenDecoder::new();
+    let mut books = KrakenBooks::new();
+    books.check_every = check_every;
+    let mut n = 0;
+    for (_, frame) in frames.iter() {
+        n += 1;
+        let f = decoder.decode(frame).unwrap();
+        black_box(books.apply(&f, &decoder));
+    }
+    assert!(books
+        .books()
+        .all(|(_, b)| b.counters.mismatched() == 0 && b.valid));
+    n
+}
+
+fn checksum_venues() -> Vec<(&'static str, f64, f64)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let mut out = Vec::new();
+    for (venue, file) in [
+        ("okx", "okx/cryptofeed_OKX.ws.1.0"),
+        ("kraken", "kraken/cryptofeed_KRAKEN.ws.50.0"),
+    ] {
+        let frames = Frames::load(&root.join(file));
+        println!(
+            "{file}: {} frames, {:.2} MB of JSON in memory; {PASSES} passes after {WARM_UP} warm-up",
+            frames.spans.len(),
+            frames.bytes.len() as f64 / 1e6
+        );
+        let pass = |every| match venue {
+            "okx" => okx_pass(&frames, every),
+            _ => kraken_pass(&frames, every),
+        };
+        let checked = sample("parse + apply + checksum every message", "msg", || pass(1));
+        let bare = sample("parse + apply, no checksum", "msg", || pass(u64::MAX));
+        out.push((venue, checked, bare));
+    }
+    out
+}
+
 fn main() {
     println!("market-data bench on {}", machine());
+    let venues = checksum_venues();
     let mut verdicts = Vec::new();
     for (file, rule) in [
         ("spot_btcusdt_20240808.gz", SyncRule::Spot),
@@ -227,6 +292,17 @@ fn main() {
         println!(
             "{file}: parse + apply p50 {:.2} M msg/s {verdict} the goal >= 2 M msg/s",
             p50 / 1e6
+        );
+    }
+    for (venue, checked, bare) in venues {
+        let meets = |p50: f64, goal: f64| if p50 >= goal { "meets" } else { "MISSES" };
+        println!(
+            "{venue}: parse + apply + checksum p50 {:.2} M msg/s {} the goal >= 1 M msg/s; \
+             without the checksum {:.2} M msg/s {} the goal >= 2 M msg/s",
+            checked / 1e6,
+            meets(checked, GOAL_CHECKED_MSGS),
+            bare / 1e6,
+            meets(bare, GOAL_MSGS)
         );
     }
 }

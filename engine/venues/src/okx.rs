@@ -418,8 +418,7 @@ impl OkxBooks {
         let Some(expected) = frame.checksum else {
             return Some(Checked::Unchecked);
         };
-        let every = self.check_every.max(1);
-        if book.counters.messages % every != 0 && every > 1 {
+        if book.counters.messages % self.check_every.max(1) != 0 {
             return Some(Checked::Unchecked);
         }
         book.counters.checked += 1;
