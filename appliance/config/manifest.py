@@ -2,7 +2,8 @@
 
 `render` turns a validated deployment into one canonical manifest per engine; `write_build`
 puts them in `build/<deployment>/` all at once or not at all; `load` is the Python reader of
-the contract, used to prove that Python and Rust refuse the same bad manifests.
+the contract: the structure in Python (pydantic), the semantic rules by the engine's own
+validator (`rule_diagnostics`), so both refuse the same bad manifests by construction.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -18,9 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from appliance.config.checks import EngineRef, View, run_checks
-from appliance.config.diagnostics import ConfigError, Diagnostic, from_validation_error
-from appliance.config.schema import MANIFEST_VERSION, Manifest, ModelTakerManifest
+from appliance.config.diagnostics import MISSING, ConfigError, Diagnostic, from_validation_error
+from appliance.config.schema import MANIFEST_VERSION, Manifest
 
 INDEX_NAME = "index.json"
 
@@ -170,57 +171,42 @@ def load(text: str, base: Path | None = None) -> Manifest:
         manifest = Manifest.model_validate_json(text, strict=True, context={"manifest": True})
     except ValidationError as exc:
         raise ConfigError(from_validation_error(exc, [])) from None
-    problems = run_checks(manifest_view(manifest))
-    problems += _check_model_files(manifest, base or Path.cwd())
+    problems = rule_diagnostics(text, raw, base or Path.cwd())
     if problems:
         raise ConfigError(problems)
     return manifest
 
 
-def _check_model_files(manifest: Manifest, base: Path) -> list[Diagnostic]:
-    """A model file must be there and be the file the manifest pins (rt_manifest::files)."""
-    from appliance.config.models import sha256_file
+def rule_diagnostics(
+    text: str, raw: dict[str, Any] | None = None, base: Path | None = None
+) -> list[Diagnostic]:
+    """The semantic rules of the contract on a manifest, as diagnostics with manifest paths
+    (`host.threads.strategy`), each with the value at its path in `raw` (the parsed `text`).
+    The rules have one implementation, the engine's (engine/manifest/src/validate.rs), called
+    in process; with `base`, the model files the manifest names are checked against it too."""
+    from appliance import engine
 
-    out = []
-    for name, st in manifest.strategies.items():
-        if not isinstance(st, ModelTakerManifest):
-            continue
-        ref = st.params.model
-        path = Path(ref.path) if Path(ref.path).is_absolute() else base / ref.path
-        where = f"strategies.{name}.params.model"
-        if not path.is_file():
-            out.append(
-                Diagnostic(f"{where}.path", ref.path, "manifest.model_file", f"no such file {path}")
-            )
-            continue
-        actual = sha256_file(path)
-        if actual != ref.sha256:
-            out.append(
-                Diagnostic(
-                    f"{where}.sha256",
-                    ref.sha256,
-                    "manifest.model_sha256",
-                    f"{ref.path} hashes to {actual}, not the sha256 the manifest pins: the file "
-                    "changed after compile",
-                )
-            )
-    return out
+    try:
+        found = engine.validate_manifest(text, base)
+    except engine.ManifestError as exc:
+        return [Diagnostic("", None, "manifest.structure", str(exc))]
+    if found and raw is None:
+        raw = json.loads(text)
+    return [Diagnostic(v["path"], value_at(raw, v["path"]), v["rule"], v["message"]) for v in found]
 
 
-def manifest_view(m: Manifest) -> View:
-    return View(
-        mode=m.deployment.mode,
-        engines={
-            m.engine.id: EngineRef(
-                host=m.engine.host,
-                exchanges=list(m.exchanges),
-                strategies=list(m.strategies),
-            )
-        },
-        hosts={m.host.name: m.host},
-        exchanges=dict(m.exchanges),
-        strategies=dict(m.strategies),
-        risk=m.risk,
-        host_path=lambda _key: "host",
-        engine_path=lambda _id: "engine",
-    )
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def value_at(tree: Any, path: str) -> Any:
+    """The value at a dotted path (`host.cpu.smt_siblings[1]`) of a JSON tree; MISSING if
+    there is none."""
+    node = tree
+    for key, index in _PART.findall(path):
+        if key and isinstance(node, dict) and key in node:
+            node = node[key]
+        elif index and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+        else:
+            return MISSING
+    return node
