@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Display};
 
 use crate::model::{
-    Backing, Core, Cpu, Exchange, Instrument, InstrumentLimits, Manifest, Mode, ModelRef, Strategy,
-    StrategyParams, ThreadRole, Venue,
+    Backing, Core, Cpu, Exchange, Instrument, InstrumentLimits, Manifest, Mode, ModelRef,
+    SimCommission, SimVenue, Strategy, StrategyParams, ThreadRole, Venue,
 };
 use crate::{Fixed, Violation};
 
@@ -491,12 +491,15 @@ impl Checker {
                     venue.as_str()
                 ),
             ),
-            (Some(sim), Venue::Sim) => self.positive(
-                "exchange.sim_speed",
-                format_args!("exchanges.{name}.sim.speed"),
-                sim.speed,
-            ),
+            (Some(sim), Venue::Sim) => self.sim(name, sim),
             (None, _) => {}
+        }
+        for (asset, price) in &exchange.commission_reference_prices {
+            self.positive(
+                "exchange.commission_price",
+                format_args!("exchanges.{name}.commission_reference_prices.{asset}"),
+                *price,
+            );
         }
         match &exchange.credentials {
             Some(credentials) => {
@@ -587,6 +590,33 @@ impl Checker {
                     value,
                 );
             }
+        }
+    }
+
+    /// A sim venue's settings: its replay speed and the BNB it pays commissions from.
+    fn sim(&mut self, name: &str, sim: &SimVenue) {
+        self.positive(
+            "exchange.sim_speed",
+            format_args!("exchanges.{name}.sim.speed"),
+            sim.speed,
+        );
+        if sim.bnb_balance < Fixed::ZERO {
+            self.fail(
+                "exchange.sim_bnb",
+                format_args!("exchanges.{name}.sim.bnb_balance"),
+                format_args!("{} is negative (a balance is 0 or more)", sim.bnb_balance),
+            );
+        }
+        if sim.commission_asset == SimCommission::Bnb && !sim.bnb_price.is_positive() {
+            self.fail(
+                "exchange.sim_bnb",
+                format_args!("exchanges.{name}.sim.bnb_price"),
+                format_args!(
+                    "{} is not positive but commission_asset is bnb (commissions are converted \
+                     at this price)",
+                    sim.bnb_price
+                ),
+            );
         }
     }
 
@@ -1351,6 +1381,38 @@ mod tests {
             },
             "exchanges.sim_usdm.sim.speed",
             &["positive"],
+        );
+    }
+
+    #[test]
+    fn commission_prices_and_bnb() {
+        refused(
+            |v| {
+                v["exchanges"]["binance_spot"]["commission_reference_prices"] = json!({"BNB": "0"});
+            },
+            "exchanges.binance_spot.commission_reference_prices.BNB",
+            &["0 is not positive"],
+        );
+        let bnb = |balance: &'static str, price: &'static str| {
+            move |v: &mut Value| {
+                paper(v);
+                add_sim_exchange(v);
+                let sim = &mut v["exchanges"]["sim_usdm"]["sim"];
+                sim["commission_asset"] = json!("bnb");
+                sim["bnb_balance"] = json!(balance);
+                sim["bnb_price"] = json!(price);
+            }
+        };
+        assert_eq!(violations(bnb("0", "600")), []);
+        refused(
+            bnb("1", "0"),
+            "exchanges.sim_usdm.sim.bnb_price",
+            &["0 is not positive", "bnb"],
+        );
+        refused(
+            bnb("-1", "600"),
+            "exchanges.sim_usdm.sim.bnb_balance",
+            &["-1 is negative"],
         );
     }
 
