@@ -51,8 +51,8 @@ def verify_capture(paths: list[str]) -> dict[str, Any]:
     first_decode_error and instruments (instrument, oracle, messages, checked, matched, gaps,
     resyncs, unverified, first_mismatch)."""
 
-def convert_capture(src: str, dst: str) -> dict[str, int]:
-    """Convert a recorded capture into the native event file; returns its counts."""
+def convert_capture(src: str, dst: str) -> dict[str, Any]:
+    """Convert a recorded capture into the native event file; returns its counts and venue."""
 
 class ModelError(RuntimeError):
     """An ONNX model or ONNX Runtime library the engine refuses, or a failed run (names both)."""

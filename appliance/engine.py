@@ -110,8 +110,9 @@ def verify_capture(paths: list[str]) -> dict[str, Any]:
     return _engine.verify_capture(paths)
 
 
-def convert_capture(src: str, dst: str) -> dict[str, int]:
-    """Convert a recorded capture to the native event file (fast replay); returns counts."""
+def convert_capture(src: str, dst: str) -> dict[str, Any]:
+    """Convert a recorded capture to the native event file (fast replay); returns counts and
+    the capture's venue."""
     return _engine.convert_capture(src, dst)
 
 

@@ -26,8 +26,8 @@ app = typer.Typer(
 
 # Where `ls` looks by default, under the project root.
 DEFAULT_DIRS = ("data", "state/recordings")
-# Venues whose captures this engine decodes, recognised by a directory name in the path.
-VENUES = ("binance",)
+# Venues whose captures this engine decodes: a native file's venue is read from its path.
+VENUES = ("binance", "okx", "kraken")
 
 
 class Format(StrEnum):
@@ -98,7 +98,8 @@ def describe(project: Path, files: list[Path], arg: str) -> list[dict[str, Any]]
                 )
             )
             continue
-        venue = next((v for v in VENUES if v in f.resolve().parts), None)
+        # A capture names its venue (its protocol); a native file's is read from its path.
+        venue = record.get("venue") or next((v for v in VENUES if v in f.resolve().parts), None)
         records.append(record | {"file": _shown(f, project), "venue": venue})
     if problems:
         raise ConfigError(problems)
@@ -137,20 +138,14 @@ def ls_cmd(
                     for p in missing
                 ]
             )
-        found = data.discover(given)
-        # OKX and Kraken captures: their books are verified, not replayed (yet).
-        checked_only = {f: v for f in found if (v := data.verify_only_venue(f))}
-        records = describe(project, [f for f in found if f not in checked_only], "PATH")
+        records = describe(project, data.discover(given), "PATH")
     except ConfigError as err:
         raise _exit(err, fmt) from None
     except OSError as err:
         raise _io_error(err) from None
-    rows = [_row(r) | {"replay": True} for r in records]
-    others = [
-        {"file": _shown(f, project), "venue": v, "replay": False} for f, v in checked_only.items()
-    ]
+    rows = [_row(r) for r in records]
     if fmt is Format.json:
-        typer.echo(jsonout.dumps(rows + others, indent=2, sort_keys=True))
+        typer.echo(jsonout.dumps(rows, indent=2, sort_keys=True))
         return
     from rich.console import Console
     from rich.table import Table
@@ -174,13 +169,6 @@ def ls_cmd(
             "yes" if r["cached"] else "no",
         )
     Console(width=200).print(table)
-    if others:
-        typer.echo(
-            f"also {len(others)} captures of venues replay does not read yet (check their books "
-            "with `appliance data verify`):"
-        )
-        for o in others:
-            typer.echo(f"  {o['file']} ({o['venue']})")
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:

@@ -102,12 +102,13 @@ def native_for(project_root: Path, capture: Path) -> Path:
             record = _describe(target, sha, capture.stat().st_size) | {
                 "format": _capture_format(capture),
                 "decode_errors": stats["decode_errors"],
+                "venue": stats["venue"],
             }
             _write_atomic(info_path, _info_text(record))
     return target
 
 
-def write_native(src: Path, target: Path) -> dict[str, int]:
+def write_native(src: Path, target: Path) -> dict[str, Any]:
     """Converts `src` (a capture, or a native file) to a native file at `target`, atomically;
     returns the conversion's counts."""
     global conversions
@@ -135,6 +136,8 @@ def info(project_root: Path, path: Path) -> dict[str, Any]:
     if info_path.is_file():
         with contextlib.suppress(ValueError, OSError):
             record = json.loads(info_path.read_text())
+    if record is not None and "venue" not in record:
+        record = None  # written before captures named their venue: describe it again
     if record is None:
         record = _describe(path, sha, path.stat().st_size)
         if record["events"]:  # not a capture: nothing worth keeping
@@ -324,23 +327,6 @@ def discover(paths: Sequence[Path]) -> list[Path]:
                 if f.is_file() and not f.name.startswith(".") and _looks_like_data(f)
             )
     return found
-
-
-def verify_only_venue(path: Path) -> str | None:
-    """`okx` or `kraken` for a capture of those venues (a cryptofeed file whose header names the
-    venue's URL): their books are checked by `appliance data verify`; replay and backtests read
-    Binance captures. None for anything else."""
-    if ".ws." not in path.name:
-        return None
-    try:
-        with path.open("rb") as f:
-            head = f.readline(512)
-    except OSError:
-        return None
-    for venue, host in (("okx", b"okx.com"), ("kraken", b"kraken.com")):
-        if host in head:
-            return venue
-    return None
 
 
 def _looks_like_data(path: Path) -> bool:

@@ -132,13 +132,17 @@ def test_cli_data_ls_info_convert(project: Path, cli: Callable[..., Run]) -> Non
     listed = cli("data", "ls", "--format", "json", root=project)
     assert listed.exit_code == 0, listed.stderr
     rows = json.loads(listed.stdout)
-    (row,) = [r for r in rows if r["replay"]]
-    # The bundled OKX and Kraken captures are listed as verified-only (appliance data verify).
-    assert sorted((r["venue"], r["file"]) for r in rows if not r["replay"]) == [
-        ("kraken", "data/kraken/cryptofeed_KRAKEN.ws.48.0"),
-        ("kraken", "data/kraken/cryptofeed_KRAKEN.ws.50.0"),
-        ("okx", "data/okx/cryptofeed_OKX.ws.1.0"),
+    # The bundled OKX and Kraken captures are listed with their venue, symbols and counts.
+    assert [(r["venue"], r["file"], r["symbols"]) for r in rows[1:]] == [
+        ("kraken", "data/kraken/cryptofeed_KRAKEN.ws.48.0", ["XMR/USD"]),
+        (
+            "kraken",
+            "data/kraken/cryptofeed_KRAKEN.ws.50.0",
+            ["ADA/XBT", "XBT/CHF", "OMG/USD", "ETH/CHF", "XMR/USD"],
+        ),
+        ("okx", "data/okx/cryptofeed_OKX.ws.1.0", ["UNI-USD-SWAP", "BTC-USDT"]),
     ]
+    row = rows[0]
     assert row["file"] == "data/binance/spot_btcusdt_20240808.gz"
     assert (row["venue"], row["market"], row["symbols"]) == ("binance", "spot", ["BTCUSDT"])
     assert (row["start"], row["end"]) == (

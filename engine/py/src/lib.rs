@@ -175,6 +175,7 @@ fn capture_info(py: Python<'_>, path: PathBuf) -> PyResult<Bound<'_, PyDict>> {
     out.set_item("gaps", info.gaps)?;
     out.set_item("out_of_order", info.out_of_order)?;
     out.set_item("market", info.market.map(|m| m.as_str()))?;
+    out.set_item("venue", info.venue.map(|v| v.name()))?;
     Ok(out)
 }
 
@@ -210,17 +211,21 @@ fn verify_capture(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Bound<'_, PyD
     Ok(out)
 }
 
-/// Converts a recorded capture into the native event file; returns its counts.
+/// Converts a recorded capture into the native event file; returns its counts and venue.
 #[pyfunction]
 fn convert_capture<'py>(
     py: Python<'py>,
     src: PathBuf,
     dst: PathBuf,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let stats = py
-        .detach(|| rt_venues::convert(&src, &dst))
+    let (stats, venue) = py
+        .detach(|| {
+            let venue = rt_venues::verify::detect_venue(&src)?;
+            rt_venues::convert(&src, &dst).map(|stats| (stats, venue))
+        })
         .map_err(|e| BacktestError::new_err(e.to_string()))?;
     let out = PyDict::new(py);
+    out.set_item("venue", venue.name())?;
     out.set_item("events", stats.events)?;
     out.set_item("rows", stats.rows)?;
     out.set_item("depth_diffs", stats.depth_diffs)?;

@@ -25,6 +25,7 @@ pub mod assets;
 pub mod binance;
 pub mod binance_orders;
 pub mod checksum;
+pub mod checksummed;
 pub mod features;
 pub mod kraken;
 pub mod native;
@@ -276,13 +277,21 @@ pub struct DataInfo {
     pub gaps: u64,
     /// Events whose local time is before an earlier event's (the replay's clock holds still).
     pub out_of_order: u64,
+    /// Binance spot or USD-M, from the diffs (None for other venues and native files).
     pub market: Option<MarketGuess>,
+    /// The venue whose protocol a capture holds (None for a native file).
+    pub venue: Option<verify::Venue>,
 }
 
 /// Reads a capture or native file once and describes it.
 pub fn info(path: &Path) -> Result<DataInfo, Error> {
     let mut reader = open_any(path)?;
+    let venue = match &reader {
+        EventReader::Native(_) => None,
+        EventReader::Capture(c) => Some(c.venue()),
+    };
     let mut out = DataInfo {
+        venue,
         format: match &reader {
             EventReader::Native(_) => "native",
             EventReader::Capture(c) => match c.format() {
@@ -308,11 +317,13 @@ pub fn info(path: &Path) -> Result<DataInfo, Error> {
         }
         if let MarketEvent::Depth(d) = event {
             let usdm = d.prev_final_id.is_some();
-            out.market = Some(if usdm {
-                MarketGuess::Usdm
-            } else {
-                MarketGuess::Spot
-            });
+            if venue != Some(verify::Venue::Okx) && venue != Some(verify::Venue::Kraken) {
+                out.market = Some(if usdm {
+                    MarketGuess::Usdm
+                } else {
+                    MarketGuess::Spot
+                });
+            }
             let i = h.symbol as usize;
             if last_ids.len() <= i {
                 last_ids.resize(i + 1, None);

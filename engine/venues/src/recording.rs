@@ -22,6 +22,8 @@ use flate2::bufread::MultiGzDecoder;
 use rt_core::{MarketEvent, Nanos};
 
 use crate::binance::{DecodeCounters, Decoder};
+use crate::checksummed::ChecksumDecoder;
+use crate::verify::Venue;
 use crate::Error;
 
 const READ_BUFFER: usize = 1 << 18;
@@ -309,9 +311,17 @@ pub struct CaptureReader {
     /// Sizes of all files, and the bytes of the files already finished: progress reporting.
     total_bytes: u64,
     finished_bytes: u64,
-    decoder: Decoder,
+    decoder: FrameDecoder,
     skipped_before: u64,
     bad_lines: u64,
+}
+
+/// The codec of the capture's venue.
+#[derive(Debug)]
+enum FrameDecoder {
+    Binance(Decoder),
+    /// OKX or Kraken: books checked against the venue's checksums.
+    Checksummed(Box<ChecksumDecoder>),
 }
 
 impl CaptureReader {
@@ -333,31 +343,53 @@ impl CaptureReader {
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
+        let decoder = match crate::verify::detect_venue(&first)? {
+            Venue::Binance => FrameDecoder::Binance(Decoder::new()),
+            venue => FrameDecoder::Checksummed(Box::new(ChecksumDecoder::new(venue))),
+        };
         Ok(CaptureReader {
             frames: FrameReader::open(&first)?,
             next_paths,
             total_bytes,
             finished_bytes: 0,
-            decoder: Decoder::new(),
+            decoder,
             skipped_before: 0,
             bad_lines: 0,
         })
     }
 
-    /// Uses a prepared decoder (e.g. one with the manifest's symbols).
+    /// Uses a prepared Binance decoder (e.g. one with the manifest's symbols); a capture of
+    /// another venue keeps its own.
     pub fn with_decoder(mut self, decoder: Decoder) -> CaptureReader {
-        self.decoder = decoder;
+        if let FrameDecoder::Binance(d) = &mut self.decoder {
+            *d = decoder;
+        }
         self
     }
 
     /// The symbol table so far (it grows as new symbols are met).
     pub fn symbols(&self) -> &[String] {
-        self.decoder.symbols()
+        match &self.decoder {
+            FrameDecoder::Binance(d) => d.symbols(),
+            FrameDecoder::Checksummed(d) => d.symbols(),
+        }
+    }
+
+    /// The venue whose protocol the capture holds.
+    pub fn venue(&self) -> Venue {
+        match &self.decoder {
+            FrameDecoder::Binance(_) => Venue::Binance,
+            FrameDecoder::Checksummed(d) => d.venue(),
+        }
     }
 
     pub fn stats(&self) -> CaptureStats {
+        let decode = match &self.decoder {
+            FrameDecoder::Binance(d) => d.counters(),
+            FrameDecoder::Checksummed(d) => d.counters(),
+        };
         CaptureStats {
-            decode: self.decoder.counters(),
+            decode,
             skipped_lines: self.skipped_before + self.frames.skipped_lines(),
             bad_lines: self.bad_lines,
         }
@@ -384,40 +416,54 @@ impl CaptureReader {
     /// The next market event. A malformed frame or line is returned as an error (and counted);
     /// reading may go on after it. Messages that are not market events are skipped.
     pub fn next_event(&mut self) -> Option<Result<MarketEvent<'_>, Error>> {
-        loop {
-            let frame = match self.frames.next_frame() {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => {
-                    if matches!(e, Error::Capture { .. }) {
-                        self.bad_lines += 1;
+        // A frame may hold several events (an OKX or Kraken message of trades).
+        let pending = match &mut self.decoder {
+            FrameDecoder::Checksummed(d) => d.next_pending(),
+            FrameDecoder::Binance(_) => false,
+        };
+        if !pending {
+            loop {
+                let frame = match self.frames.next_frame() {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => {
+                        if matches!(e, Error::Capture { .. }) {
+                            self.bad_lines += 1;
+                        }
+                        return Some(Err(e));
                     }
-                    return Some(Err(e));
-                }
-                None => {
-                    let next = self.next_paths.pop_front()?;
-                    self.skipped_before += self.frames.skipped_lines();
-                    self.finished_bytes += self.frames.bytes_read();
-                    match FrameReader::open(&next) {
-                        Ok(frames) => self.frames = frames,
-                        Err(e) => return Some(Err(e)),
+                    None => {
+                        let next = self.next_paths.pop_front()?;
+                        self.skipped_before += self.frames.skipped_lines();
+                        self.finished_bytes += self.frames.bytes_read();
+                        match FrameReader::open(&next) {
+                            Ok(frames) => self.frames = frames,
+                            Err(e) => return Some(Err(e)),
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            };
-            let line = frame.line;
-            match self.decoder.decode_in_place(frame.bytes, frame.local_ns) {
-                Ok(true) => break,
-                Ok(false) => continue,
-                Err(source) => {
-                    return Some(Err(Error::Decode {
-                        path: self.frames.path().to_owned(),
-                        line,
-                        source,
-                    }))
+                };
+                let line = frame.line;
+                let decoded = match &mut self.decoder {
+                    FrameDecoder::Binance(d) => d.decode_in_place(frame.bytes, frame.local_ns),
+                    FrameDecoder::Checksummed(d) => d.decode_in_place(frame.bytes, frame.local_ns),
+                };
+                match decoded {
+                    Ok(true) => break,
+                    Ok(false) => continue,
+                    Err(source) => {
+                        return Some(Err(Error::Decode {
+                            path: self.frames.path().to_owned(),
+                            line,
+                            source,
+                        }))
+                    }
                 }
             }
         }
-        self.decoder.event().map(Ok)
+        match &self.decoder {
+            FrameDecoder::Binance(d) => d.event().map(Ok),
+            FrameDecoder::Checksummed(d) => d.event().map(Ok),
+        }
     }
 }
 
