@@ -9,17 +9,23 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from appliance import __version__
-from appliance.config.checks import EngineRef, StrategyModel, View, run_checks
+from appliance.config.checks import (
+    EngineRef,
+    StrategyModel,
+    View,
+    check_references,
+    run_checks,
+)
 from appliance.config.compose import Composed, compose, with_source_texts
 from appliance.config.diagnostics import MISSING, ConfigError, Diagnostic, from_validation_error
-from appliance.config.manifest import BuiltManifest, dumps, load, seal
+from appliance.config.manifest import BuiltManifest, dumps, rule_diagnostics, seal
 from appliance.config.related import attribute
 from appliance.config.schema import (
     NAME_PATTERN,
@@ -66,6 +72,26 @@ def compile_composed(composed: Composed, git_state: GitState | None = None) -> C
     # Model files are checked for every model strategy that validated, whatever else failed.
     resolved, problems = _resolve_models(composed.root, spec, view)
     diags += problems
+    diags += check_references(composed.data, composed.root)
+    # The manifest-level rules are the engine's own (engine/manifest/src/validate.rs): every
+    # engine that can be rendered is, and its violations join the config-level ones (a rule
+    # both sides check, such as an instrument's listing, is reported once).
+    provenance = _provenance(composed, git_state)
+    view.source_of = composed.source_of
+    manifests: list[BuiltManifest] = []
+    reported = {(d.path, d.rule) for d in diags}
+    seen: set[tuple[str, str, str]] = set()
+    for engine_id in spec.engines if spec is not None else {}:
+        assert spec is not None
+        built, found = _render_engine(
+            composed.deployment_name, spec, view, engine_id, provenance, resolved
+        )
+        for d in found:
+            if (d.path, d.rule) not in reported and (d.path, d.rule, d.message) not in seen:
+                seen.add((d.path, d.rule, d.message))
+                diags.append(d)
+        if built is not None:
+            manifests.append(built)
     if diags or composed.errors or spec is None or view.risk is None:
         raise ConfigError(
             [
@@ -73,12 +99,6 @@ def compile_composed(composed: Composed, git_state: GitState | None = None) -> C
                 *(attribute(d, composed.data, composed.source_of) for d in diags),
             ]
         )
-    provenance = _provenance(composed, git_state)
-    view.source_of = composed.source_of
-    manifests = [
-        _render_engine(composed.deployment_name, spec, view, engine_id, provenance, resolved)
-        for engine_id in spec.engines
-    ]
     return Compiled(composed, composed.deployment_name, spec, manifests, targets)
 
 
@@ -286,14 +306,35 @@ def _render_engine(
     engine_id: str,
     provenance: dict[str, Any],
     models: dict[str, dict[str, Any]],
-) -> BuiltManifest:
+) -> tuple[BuiltManifest | None, list[Diagnostic]]:
+    """One engine's manifest, checked by the engine's own validator, and its violations at
+    config paths (no manifest when there are any, or when a section did not validate).
+
+    Every rule whose inputs validated still runs (issue 10, "every problem at once"): an
+    exchange that failed its schema is left out with the strategies on it (a feed thread for
+    it stays, so the thread rules still see every core), and so is a model strategy whose
+    model did not resolve; a host or a risk section that failed is stood in for by a neutral
+    one whose own violations are dropped. The schema's diagnostics name what was left out.
+    """
     engine = spec.engines[engine_id]
-    host = view.hosts[engine.host]
-    assert view.risk is not None
-    strategies = {name: view.strategies[name] for name in engine.strategies}
+    host = view.hosts.get(engine.host)
+    exchanges = {n: view.exchanges[n] for n in engine.exchanges if n in view.exchanges}
+    strategies = {
+        n: st
+        for n in engine.strategies
+        if (st := view.strategies.get(n)) is not None
+        and st.exchange in exchanges
+        and (n in models or not isinstance(st, ModelTaker))
+    }
     traded = {s for st in strategies.values() for s in st.instruments}
-    risk = view.risk.model_dump(mode="json")
-    risk["instruments"] = {k: v for k, v in risk["instruments"].items() if k in traded}
+    if view.risk is not None:
+        risk = view.risk.model_dump(mode="json")
+        risk["instruments"] = {k: v for k, v in risk["instruments"].items() if k in traded}
+    else:
+        risk = _stand_in_risk(traded)
+    host_body = (
+        host.model_dump(mode="json") if host is not None else _stand_in_host(engine.exchanges)
+    )
     body = {
         "deployment": {"name": deployment, "mode": spec.mode},
         "engine": {
@@ -302,8 +343,8 @@ def _render_engine(
             "bus": engine.bus.model_dump(mode="json"),
             "journal": engine.journal.model_dump(mode="json"),
         },
-        "host": {"name": engine.host, **host.model_dump(mode="json")},
-        "exchanges": {n: view.exchanges[n].model_dump(mode="json") for n in engine.exchanges},
+        "host": {"name": engine.host, **host_body},
+        "exchanges": {n: ex.model_dump(mode="json") for n, ex in exchanges.items()},
         "strategies": {
             n: st.model_dump(mode="json") | ({"params": models[n]} if n in models else {})
             for n, st in strategies.items()
@@ -312,12 +353,76 @@ def _render_engine(
     }
     manifest = seal(body, provenance)
     text = dumps(manifest)
-    # The compiler reads back what it wrote with the contract's own reader: a renderer bug
-    # becomes a refused compile, never a manifest the engine refuses (model paths are relative
-    # to the project root, which is the engine's working directory here).
-    load(text, view.project_root)
+    # The engine's validator reads what the compiler wrote: a renderer bug becomes a refused
+    # compile, never a manifest the engine refuses (model paths are relative to the project
+    # root, which is the engine's working directory here).
+    left_out = {f"host.threads.feeds.{n}" for n in engine.exchanges if n not in exchanges}
+    found = [
+        replace(d, path=_config_path(d.path, engine_id, engine.host))
+        for d in rule_diagnostics(text, manifest, view.project_root)
+        if d.path not in left_out
+        and not (host is None and (d.path.startswith("host.") or d.path == "engine.host"))
+        and not (view.risk is None and d.path.startswith("risk."))
+    ]
+    complete = (
+        host is not None
+        and view.risk is not None
+        and len(exchanges) == len(engine.exchanges)
+        and len(strategies) == len(engine.strategies)
+    )
+    if found or not complete:
+        return None, found
     sources = _manifest_sources(body, view, engine_id, engine.host)
-    return BuiltManifest(engine_id, engine.host, text, manifest["content_sha256"], sources)
+    return BuiltManifest(engine_id, engine.host, text, manifest["content_sha256"], sources), []
+
+
+def _stand_in_host(exchanges: list[str]) -> dict[str, Any]:
+    """A host that breaks no rule, for an engine whose host did not validate: the rules of
+    its exchanges, strategies and risk still run (its own violations are dropped)."""
+    ring = {"slots": 2, "slot_bytes": 64}
+    return {
+        "address": "stand-in",
+        "cpu": {
+            "cores": [0],
+            "isolated": [],
+            "housekeeping": [0],
+            "smt_siblings": [],
+            "numa_nodes": [[0]],
+        },
+        "nic": {"name": "stand-in", "numa_node": 0},
+        "memory": {"hugepage_kb": 2048, "hugepages": 0, "shm_budget_mb": 1},
+        "threads": {
+            "feeds": dict.fromkeys(exchanges),
+            "strategy": None,
+            "gateway": None,
+            "housekeeping": None,
+        },
+        "rings": {"backing": "shm", "market_data": ring, "orders": ring, "fills": ring},
+    }
+
+
+def _stand_in_risk(traded: set[str]) -> dict[str, Any]:
+    """Risk limits that refuse no order, for a risk section that did not validate: the
+    strategies' rules still run (its own violations are dropped)."""
+    most = "9999999999"
+    limits = {
+        "max_position": most,
+        "max_order_qty": most,
+        "max_order_notional": most,
+        "max_position_notional": most,
+        "price_band_bps": 10000,
+    }
+    return {
+        "kill_switch": {"enabled": True, "cancel_on_trigger": True},
+        "max_daily_loss": most,
+        "max_drawdown": most,
+        "max_gross_exposure": most,
+        "reducing_at_pct": 100,
+        "max_open_orders": 1,
+        "order_rate": {"per_second": 1, "burst": 1},
+        "feed_stale_ms": 1,
+        "instruments": {s: limits for s in sorted(traded)},
+    }
 
 
 def _config_path(path: str, engine_id: str, host: str) -> str:
