@@ -6,13 +6,17 @@ Each test is bounded in time and kills what it started.
 
 from __future__ import annotations
 
+import json
 import signal
+import time
+import urllib.error
+import urllib.request
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.harness import Live, counters, live, wait_for
-from tests.e2e.test_live import wait_live
+from tests.e2e.test_live import wait_live, wait_resting
 
 BNB_PRICE = Decimal("600")  # conf/exchange/sim_binance_spot.yaml: sim.bnb_price and the reference
 
@@ -113,3 +117,73 @@ def test_commissions_are_booked_in_the_asset_the_venue_charged(tmp_path: Path) -
         env.start_engine(name="engine2")
         assert position(env) == expected
         assert env.stop("engine2") == 0
+
+
+def sim_request(env: Live, method: str, path: str) -> Any:
+    """An unsigned request to the sim's REST API (paper: no credentials), as another client
+    of the same account would send it."""
+    stamp = f"timestamp={int(time.time() * 1000)}"
+    req = urllib.request.Request(f"{env.rest}{path}&{stamp}", method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return json.loads(e.read())
+
+
+def prevented(env: Live) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in env.journal_records()
+        if r["t"] == "exec" and r.get("reason") == "self_trade_prevention"
+    ]
+
+
+def test_a_self_trade_prevented_order_is_closed_not_left_open(tmp_path: Path) -> None:
+    with live(tmp_path, speed="4") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+        wait_resting(env)
+        prefix = "paper_1-"
+        # Another client of the same account sells IOC at one of our resting bids: the venue
+        # (EXPIRE_MAKER) expires our bid with TRADE_PREVENTION / EXPIRED_IN_MATCH.
+        end = time.monotonic() + 60
+        n = 0
+        expired = ""
+        while not expired:
+            assert time.monotonic() < end, "no self-trade prevention within 60 s"
+            opened = sim_request(env, "GET", "/api/v3/openOrders?symbol=BTCUSDT")
+            bids = [
+                o for o in opened if o["clientOrderId"].startswith(prefix) and o["side"] == "BUY"
+            ]
+            if not bids:
+                time.sleep(0.2)
+                continue
+            n += 1
+            sim_request(
+                env,
+                "POST",
+                "/api/v3/order?symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=IOC"
+                f"&quantity=0.001&price={bids[0]['price']}&newClientOrderId=manual{n}"
+                "&selfTradePreventionMode=EXPIRE_MAKER",
+            )
+            ours = bids[0]["clientOrderId"]
+            info = sim_request(env, "GET", f"/api/v3/order?symbol=BTCUSDT&origClientOrderId={ours}")
+            if info.get("status") == "EXPIRED_IN_MATCH":
+                expired = ours
+        # The engine no longer counts it open: a pause cancels the rest and nothing is left
+        # (an order left open would be refused by the venue as unknown, forever).
+        settle(env)
+        wait_for(lambda: bool(prevented(env)), 10, "the expiry journaled")
+        (record, *_) = prevented(env)
+        assert record["kind"] == "expired" and f"{prefix}{record['id']}" == expired
+        status = env.status_or_none()
+        assert status is not None and status.open_orders == 0
+        wait_for(
+            lambda: counters(env.heartbeat()).get("gw_self_trade_prevented", 0) >= 1,
+            20,
+            "the gateway to count the prevented match",
+        )
+        assert env.stop("engine") == 0
+        assert env.journal_records()[-1]["open_orders"] == 0

@@ -397,18 +397,6 @@ pub enum SelfTradePrevention {
     ExpireBoth,
 }
 
-impl SelfTradePrevention {
-    /// The wire name.
-    pub const fn as_binance(self) -> &'static str {
-        match self {
-            SelfTradePrevention::None => "NONE",
-            SelfTradePrevention::ExpireTaker => "EXPIRE_TAKER",
-            SelfTradePrevention::ExpireMaker => "EXPIRE_MAKER",
-            SelfTradePrevention::ExpireBoth => "EXPIRE_BOTH",
-        }
-    }
-}
-
 /// The asset the sim venue charges commissions in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -209,13 +209,17 @@ async fn one(
             }
             Ok(format!("FILLED; {found}"))
         }
-        bo::OrderStatus::Canceled | bo::OrderStatus::Expired | bo::OrderStatus::Rejected => {
-            let kind = match info.status {
-                bo::OrderStatus::Canceled => "cancelled",
-                bo::OrderStatus::Expired => "expired",
-                _ => "rejected",
+        bo::OrderStatus::Canceled
+        | bo::OrderStatus::Expired
+        | bo::OrderStatus::ExpiredInMatch
+        | bo::OrderStatus::Rejected => {
+            let (kind, reason) = match info.status {
+                bo::OrderStatus::Canceled => ("cancelled", "caught_up"),
+                bo::OrderStatus::Expired => ("expired", "caught_up"),
+                bo::OrderStatus::ExpiredInMatch => ("expired", crate::gateway::STP_REASON),
+                _ => ("rejected", "caught_up"),
             };
-            close(journal, order, kind, "caught_up", orig - executed)?;
+            close(journal, order, kind, reason, orig - executed)?;
             Ok(format!("{}; {found}", info.status.as_str()))
         }
         bo::OrderStatus::New | bo::OrderStatus::PartiallyFilled => Err(format!(

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rt_core::{Backtest, Price, Qty, Side};
-use rt_manifest::model::{Backing, Mode};
+use rt_manifest::model::{Backing, Mode, SelfTradePrevention};
 use rt_manifest::{Fixed, Manifest};
 use rt_ring::Ring;
+use rt_venues::binance_orders::StpMode;
 
 use crate::bus::{self, Bus, Identity};
 use crate::feed::{self, FeedConfig, SNAPSHOT_LIMIT};
@@ -345,6 +346,12 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             ws: ex.endpoints.ws.clone(),
             credentials,
             symbols: ex.instruments.keys().cloned().collect(),
+            stp: match ex.self_trade_prevention {
+                SelfTradePrevention::None => StpMode::None,
+                SelfTradePrevention::ExpireTaker => StpMode::ExpireTaker,
+                SelfTradePrevention::ExpireMaker => StpMode::ExpireMaker,
+                SelfTradePrevention::ExpireBoth => StpMode::ExpireBoth,
+            },
             marks: marks.clone(),
         });
     }

@@ -34,6 +34,9 @@ use crate::latency::{Stage, Stages};
 use crate::shared::{dec, side_str, Flags, Hk, HkSender, Names};
 use crate::wire::{ExecMsg, OrderMsg};
 
+/// The journal's reason of an order self-trade prevention expired.
+pub(crate) const STP_REASON: &str = "self_trade_prevention";
+
 /// Connections (and so requests in flight) per venue.
 const CONNECTIONS: usize = 4;
 /// A REST request without an answer by then is given up (its outcome: the user stream).
@@ -50,6 +53,8 @@ pub struct VenueConfig {
     /// (the paper sim venue without credentials).
     pub credentials: Option<(String, String)>,
     pub symbols: Vec<String>,
+    /// `selfTradePreventionMode` sent with every order.
+    pub stp: bo::StpMode,
     /// Prices of commission assets (shared by every venue; see `fees`).
     pub marks: Arc<crate::fees::FeeMarks>,
 }
@@ -78,6 +83,8 @@ struct Counters {
     refused_stream_down: u64,
     caught_up_fills: u64,
     base_commissions: u64,
+    self_trade_prevented: u64,
+    unreadable_reports: u64,
     other_asset_commissions: u64,
     unpriced_commissions: u64,
 }
@@ -98,6 +105,8 @@ impl Counters {
             ("gw_refused_stream_down", self.refused_stream_down),
             ("gw_caught_up_fills", self.caught_up_fills),
             ("gw_base_commissions", self.base_commissions),
+            ("gw_self_trade_prevented", self.self_trade_prevented),
+            ("gw_unreadable_reports", self.unreadable_reports),
             ("gw_other_asset_commissions", self.other_asset_commissions),
             ("gw_unpriced_commissions", self.unpriced_commissions),
         ]
@@ -558,13 +567,13 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         state.borrow_mut().counters.refused_stream_down += 1;
         let kind = ExecKind::Rejected(RejectReason::VenueRejected);
         let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
-        report(state, exec, &exchange, &symbol, msg.side, None, None);
+        report(state, exec, &exchange, &symbol, msg.side, Detail::default());
         return;
     }
     let prefix = state.borrow().prefix.clone();
     let headers = key_header(venue);
     let (method, path) = if !msg.cancel {
-        let order = bo::NewOrder::from_kind(
+        let mut order = bo::NewOrder::from_kind(
             &symbol,
             msg.side,
             msg.kind,
@@ -573,6 +582,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             Some(format!("{prefix}{}", msg.order_id)),
             timing(),
         );
+        order.self_trade_prevention_mode = Some(venue.stp);
         (
             Method::POST,
             format!("{}?{}", bo::ORDER_PATH, signed(venue, &order.to_query())),
@@ -740,7 +750,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         })
     };
     let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
-    report(state, exec, &exchange, &symbol, msg.side, None, None);
+    report(state, exec, &exchange, &symbol, msg.side, Detail::default());
 }
 
 /// A report the gateway makes itself (a refusal, a catch-up), stamped now.
@@ -757,6 +767,17 @@ fn local_exec(exchange: u32, order_id: u64, kind: ExecKind, leaves: Qty) -> Exec
         recv_ns: now,
         base_commission: Qty::ZERO,
     }
+}
+
+/// What a report carries besides the execution, for the journal and the de-duplication.
+#[derive(Debug, Clone, Copy, Default)]
+struct Detail<'a> {
+    /// The venue's trade id of a fill.
+    trade_id: Option<i64>,
+    /// A fill's commission as charged.
+    charged: Option<Charged<'a>>,
+    /// Why the order ended, when the kind does not say (`self_trade_prevention`).
+    reason: Option<&'static str>,
 }
 
 /// A commission as the venue charged it: `amount` (10^-8) of `asset`.
@@ -800,9 +821,13 @@ fn report(
     exchange: &str,
     symbol: &str,
     side: rt_core::Side,
-    trade_id: Option<i64>,
-    charged: Option<Charged<'_>>,
+    detail: Detail<'_>,
 ) {
+    let Detail {
+        trade_id,
+        charged,
+        reason: why,
+    } = detail;
     let mut s = state.borrow_mut();
     let id = exec.exec.order_id;
     let finished = match exec.exec.kind {
@@ -843,7 +868,7 @@ fn report(
     };
     let reason = match exec.exec.kind {
         ExecKind::Rejected(r) => Some(r.as_str().to_owned()),
-        _ => None,
+        _ => why.map(str::to_owned),
     };
     s.journal(&Record::Exec {
         ts: exec.recv_ns,
@@ -1067,9 +1092,13 @@ async fn catch_up_orders(
         };
         let info =
             crate::catchup::query_order(client, venue, &w.symbol, &format!("{prefix}{id}")).await?;
-        let report_one = |kind: ExecKind, leaves: i64, trade: Option<i64>| {
-            let exec = local_exec(venue.exchange, id, kind, Qty(leaves.max(0)));
-            report(state, exec, &venue.name, &w.symbol, w.side, trade, None);
+        let report_with = |kind: ExecKind, leaves: i64, base: Qty, detail: Detail<'_>| {
+            let mut exec = local_exec(venue.exchange, id, kind, Qty(leaves.max(0)));
+            exec.base_commission = base;
+            report(state, exec, &venue.name, &w.symbol, w.side, detail);
+        };
+        let report_one = |kind: ExecKind, leaves: i64| {
+            report_with(kind, leaves, Qty::ZERO, Detail::default());
         };
         let Some(info) = info else {
             let settled_out = now_ns() - w.sent_ns >= SETTLE_AFTER.as_nanos() as i64;
@@ -1079,12 +1108,12 @@ async fn catch_up_orders(
                      know it: rejected",
                     venue.name
                 ));
-                report_one(ExecKind::Rejected(RejectReason::VenueRejected), 0, None);
+                report_one(ExecKind::Rejected(RejectReason::VenueRejected), 0);
             }
             continue;
         };
         if state.borrow().working.get(&id).is_some_and(|w| !w.accepted) {
-            report_one(ExecKind::Accepted, info.orig_qty.0, None);
+            report_one(ExecKind::Accepted, info.orig_qty.0);
         }
         if info.executed_qty.0 > 0 {
             let trades =
@@ -1109,27 +1138,18 @@ async fn catch_up_orders(
                     amount: t.commission,
                 };
                 let (fee, base) = charged.book(state, venue, &w.symbol);
-                let mut exec = local_exec(
-                    venue.exchange,
-                    id,
-                    ExecKind::Fill {
-                        price: t.price,
-                        qty: t.qty,
-                        maker: t.is_maker,
-                        fee,
-                    },
-                    Qty((info.orig_qty.0 - cum).max(0)),
-                );
-                exec.base_commission = base;
-                report(
-                    state,
-                    exec,
-                    &venue.name,
-                    &w.symbol,
-                    w.side,
-                    Some(trade_id),
-                    Some(charged),
-                );
+                let fill = ExecKind::Fill {
+                    price: t.price,
+                    qty: t.qty,
+                    maker: t.is_maker,
+                    fee,
+                };
+                let detail = Detail {
+                    trade_id: Some(trade_id),
+                    charged: Some(charged),
+                    reason: None,
+                };
+                report_with(fill, info.orig_qty.0 - cum, base, detail);
                 fills += 1;
             }
             if cum != info.executed_qty.0 {
@@ -1142,14 +1162,21 @@ async fn catch_up_orders(
             }
         }
         let last = match info.status {
-            bo::OrderStatus::Canceled => Some(ExecKind::Cancelled),
-            bo::OrderStatus::Expired => Some(ExecKind::Expired),
-            bo::OrderStatus::Rejected => Some(ExecKind::Rejected(RejectReason::VenueRejected)),
+            bo::OrderStatus::Canceled => Some((ExecKind::Cancelled, None)),
+            bo::OrderStatus::Expired => Some((ExecKind::Expired, None)),
+            bo::OrderStatus::ExpiredInMatch => Some((ExecKind::Expired, Some(STP_REASON))),
+            bo::OrderStatus::Rejected => {
+                Some((ExecKind::Rejected(RejectReason::VenueRejected), None))
+            }
             _ => None,
         };
-        if let Some(kind) = last {
+        if let Some((kind, reason)) = last {
             if state.borrow().working.contains_key(&id) {
-                report_one(kind, 0, None);
+                let detail = Detail {
+                    reason,
+                    ..Detail::default()
+                };
+                report_with(kind, 0, Qty::ZERO, detail);
             }
         }
     }
@@ -1217,6 +1244,12 @@ async fn read_stream(
         let er = match bo::ExecutionReport::parse(&text) {
             Ok(Some(er)) => er,
             Ok(None) => continue,
+            // One of ours that cannot be read may be a fill or an end: never dropped, the
+            // stream counts as lost and every working order is caught up over REST.
+            Err(e) if text.contains(&format!("\"{prefix}")) => {
+                state.borrow_mut().counters.unreadable_reports += 1;
+                return Some(format!("a report of ours could not be read ({e})"));
+            }
             Err(e) => {
                 state
                     .borrow()
@@ -1229,12 +1262,15 @@ async fn read_stream(
         } else {
             &er.client_order_id
         };
-        let Some(order_id) = cid
-            .strip_prefix(prefix.as_str())
-            .and_then(|id| id.parse::<u64>().ok())
-        else {
+        let Some(id) = cid.strip_prefix(prefix.as_str()) else {
             state.borrow_mut().counters.foreign_reports += 1;
             continue;
+        };
+        let Ok(order_id) = id.parse::<u64>() else {
+            state.borrow_mut().counters.unreadable_reports += 1;
+            return Some(format!(
+                "a report of ours names order {cid:?}, not an id of ours"
+            ));
         };
         let leaves = Qty(er.quantity.0.saturating_sub(er.cum_qty.0).max(0));
         let charged = (er.exec_type == bo::ExecType::Trade).then(|| Charged {
@@ -1254,9 +1290,14 @@ async fn read_stream(
                 fee,
             },
             bo::ExecType::Canceled => ExecKind::Cancelled,
-            bo::ExecType::Expired => ExecKind::Expired,
+            // Self-trade prevention expired it (EXPIRED_IN_MATCH): finished, like an expiry.
+            bo::ExecType::Expired | bo::ExecType::TradePrevention => ExecKind::Expired,
             bo::ExecType::Rejected => ExecKind::Rejected(RejectReason::VenueRejected),
         };
+        let reason = (er.exec_type == bo::ExecType::TradePrevention).then(|| {
+            state.borrow_mut().counters.self_trade_prevented += 1;
+            STP_REASON
+        });
         let exec = ExecMsg {
             exchange: venue.exchange,
             exec: Exec {
@@ -1286,8 +1327,11 @@ async fn read_stream(
             &venue.name,
             &er.symbol,
             er.side,
-            trade,
-            charged,
+            Detail {
+                trade_id: trade,
+                charged,
+                reason,
+            },
         );
     }
 }

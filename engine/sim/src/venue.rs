@@ -22,7 +22,7 @@ use rt_manifest::model::{Instrument, Market, SimCommission};
 use rt_venues::binance_orders::{
     format_open_orders, format_units, my_trades_json, order_json, ApiError, CancelOpenOrders,
     CancelOrder, CancelResponse, ExecType, ExecutionReport, FillInfo, MyTradesQuery, NewOrder,
-    NewOrderResponse, OrderInfo, OrderStatus, OrderType, QueryOrder, TradeInfo,
+    NewOrderResponse, OrderInfo, OrderStatus, OrderType, QueryOrder, StpMode, TradeInfo,
 };
 
 /// Depth levels `GET /api/v3/depth` answers by default and at most.
@@ -129,6 +129,7 @@ struct SymbolState {
     next_order_id: u64,
     next_trade_id: u64,
     next_cancel_id: u64,
+    next_prevented_match_id: u64,
 }
 
 /// Counters of the order side.
@@ -140,6 +141,8 @@ pub struct VenueCounters {
     pub fills: u64,
     pub exec_reports: u64,
     pub snapshots_served: u64,
+    /// Orders of the account that self-trade prevention kept from trading with each other.
+    pub prevented_matches: u64,
 }
 
 /// The simulated exchange (see the module documentation).
@@ -195,6 +198,7 @@ impl Venue {
                     next_order_id: 1,
                     next_trade_id: 1,
                     next_cancel_id: 1,
+                    next_prevented_match_id: 0,
                 }
             })
             .collect();
@@ -417,6 +421,26 @@ impl Venue {
             }
             None => format!("sim{i}x{order_id}"),
         };
+        if self.prevent_self_trade(i, ts, order, reports) {
+            // Expired as the taker: accepted, then expired in the match, nothing traded.
+            let s = &mut self.symbols[i];
+            s.next_order_id += 1;
+            let mut info = new_info(&s.name, order_id, client_id, order, ts);
+            reports.push(report_of(&info, &s.name, ts, ExecType::New));
+            info.status = OrderStatus::ExpiredInMatch;
+            let mut expired = report_of(&info, &s.name, ts, ExecType::TradePrevention);
+            expired.prevented_match_id = Some(s.next_prevented_match_id);
+            expired.prevented_qty = order.quantity;
+            s.next_prevented_match_id += 1;
+            reports.push(expired);
+            self.counters.exec_reports += 2;
+            let body = NewOrderResponse::format(order.resp_type(), &info, ms(ts), &[]);
+            s.orders.insert(order_id, OrderRec { info });
+            s.archive(order_id);
+            return Ok(body);
+        }
+        let s = &mut self.symbols[i];
+        let book = s.sync.is_synced().then(|| s.sync.book());
         let mut execs = std::mem::take(&mut self.execs);
         execs.clear();
         let req = SimRequest {
@@ -450,23 +474,7 @@ impl Venue {
             });
         }
         s.next_order_id += 1;
-        let info = OrderInfo {
-            symbol: s.name.clone(),
-            order_id,
-            client_order_id: client_id.clone(),
-            // A market order shows price 0, as on Binance.
-            price,
-            orig_qty: order.quantity,
-            executed_qty: Qty::ZERO,
-            cum_quote_qty: 0,
-            status: OrderStatus::New,
-            time_in_force: order.shown_time_in_force(),
-            order_type: order.order_type,
-            side: order.side,
-            time_ms: ms(ts),
-            update_time_ms: ms(ts),
-            is_working: false,
-        };
+        let info = new_info(&s.name, order_id, client_id.clone(), order, ts);
         s.orders.insert(order_id, OrderRec { info });
         s.open_by_client.insert(client_id, order_id);
         let mut fills = Vec::new();
@@ -771,44 +779,163 @@ impl Venue {
                 info.is_working = false;
                 s.open_by_client.remove(&info.client_order_id);
             }
-            let last_quote = cash(notional(last_price, last_qty));
-            reports.push(ExecutionReport {
-                event_time_ms: ms(ts),
-                symbol: s.name.clone(),
-                client_order_id: client,
-                side: info.side,
-                order_type: info.order_type,
-                time_in_force: info.time_in_force,
-                quantity: info.orig_qty,
-                price: info.price,
-                orig_client_order_id: orig_client,
-                exec_type,
-                status: info.status,
-                reject_reason: "NONE".into(),
-                order_id: info.order_id,
-                last_qty,
-                cum_qty: info.executed_qty,
-                last_price,
-                commission,
-                commission_asset: (exec_type == ExecType::Trade).then_some(commission_asset),
-                transaction_time_ms: ms(ts),
-                trade_id,
-                is_working: info.is_working,
-                is_maker: maker,
-                creation_time_ms: info.time_ms,
-                cum_quote_qty: info.cum_quote_qty,
-                last_quote_qty: last_quote,
-            });
+            let mut report = report_of(info, &s.name, ts, exec_type);
+            report.client_order_id = client;
+            report.orig_client_order_id = orig_client;
+            report.last_qty = last_qty;
+            report.last_price = last_price;
+            report.last_quote_qty = cash(notional(last_price, last_qty));
+            report.commission = commission;
+            report.commission_asset = (exec_type == ExecType::Trade).then_some(commission_asset);
+            report.trade_id = trade_id;
+            report.is_maker = maker;
+            reports.push(report);
             self.counters.exec_reports += 1;
             if finished {
-                s.finished.push_back(e.order_id);
-                if s.finished.len() > FINISHED_KEPT {
-                    if let Some(old) = s.finished.pop_front() {
-                        s.orders.remove(&old);
-                    }
-                }
+                s.archive(e.order_id);
             }
         }
+    }
+
+    /// Self-trade prevention for a new order of the account (Binance's rules, the taker's
+    /// mode deciding): the account's open orders on the other side that it would trade with
+    /// (its limit reaches their price; a market order reaches any) expire as makers
+    /// (`EXPIRE_MAKER`, `EXPIRE_BOTH`) with a `TRADE_PREVENTION` report each; returns whether
+    /// the new order itself expires (`EXPIRE_TAKER`, `EXPIRE_BOTH` with any such order). The
+    /// sim does not match the account's orders with each other, so `NONE` changes nothing.
+    fn prevent_self_trade(
+        &mut self,
+        i: usize,
+        ts: Nanos,
+        order: &NewOrder,
+        reports: &mut Vec<ExecutionReport>,
+    ) -> bool {
+        let mode = order.self_trade_prevention_mode.unwrap_or(DEFAULT_STP_MODE);
+        if mode == StpMode::None {
+            return false;
+        }
+        let kind = order.kind();
+        let s = &mut self.symbols[i];
+        let limit = order.price.unwrap_or(Price::ZERO);
+        let mut makers: Vec<u64> = s
+            .open_by_client
+            .values()
+            .copied()
+            .filter(|id| {
+                s.orders.get(id).is_some_and(|r| {
+                    r.info.side != order.side
+                        && (kind == OrderKind::Market
+                            || match order.side {
+                                Side::Buy => r.info.price <= limit,
+                                Side::Sell => r.info.price >= limit,
+                            })
+                })
+            })
+            .collect();
+        if makers.is_empty() {
+            return false;
+        }
+        makers.sort_unstable();
+        self.counters.prevented_matches += makers.len() as u64;
+        if matches!(mode, StpMode::ExpireMaker | StpMode::ExpireBoth) {
+            let mut execs = Vec::new();
+            for id in makers {
+                execs.clear();
+                s.matcher.cancel(ts, id, &mut execs);
+                let match_id = s.next_prevented_match_id;
+                s.next_prevented_match_id += 1;
+                let Some(rec) = s.orders.get_mut(&id) else {
+                    continue;
+                };
+                let info = &mut rec.info;
+                info.status = OrderStatus::ExpiredInMatch;
+                info.is_working = false;
+                info.update_time_ms = ms(ts);
+                s.open_by_client.remove(&info.client_order_id);
+                let mut report = report_of(info, &s.name, ts, ExecType::TradePrevention);
+                report.prevented_match_id = Some(match_id);
+                report.prevented_qty = info.orig_qty - info.executed_qty;
+                reports.push(report);
+                self.counters.exec_reports += 1;
+                s.archive(id);
+            }
+        }
+        matches!(mode, StpMode::ExpireTaker | StpMode::ExpireBoth)
+    }
+}
+
+/// The mode of an order that names none: Binance's default on its spot symbols.
+pub const DEFAULT_STP_MODE: StpMode = StpMode::ExpireMaker;
+
+impl SymbolState {
+    /// Keeps a finished order for lookups (the newest [`FINISHED_KEPT`]).
+    fn archive(&mut self, order_id: u64) {
+        self.finished.push_back(order_id);
+        if self.finished.len() > FINISHED_KEPT {
+            if let Some(old) = self.finished.pop_front() {
+                self.orders.remove(&old);
+            }
+        }
+    }
+}
+
+/// A new order as the venue records it on arrival at `ts`.
+fn new_info(
+    symbol: &str,
+    order_id: u64,
+    client_order_id: String,
+    order: &NewOrder,
+    ts: Nanos,
+) -> OrderInfo {
+    OrderInfo {
+        symbol: symbol.to_owned(),
+        order_id,
+        client_order_id,
+        // A market order shows price 0, as on Binance.
+        price: order.price.unwrap_or(Price::ZERO),
+        orig_qty: order.quantity,
+        executed_qty: Qty::ZERO,
+        cum_quote_qty: 0,
+        status: OrderStatus::New,
+        time_in_force: order.shown_time_in_force(),
+        order_type: order.order_type,
+        side: order.side,
+        time_ms: ms(ts),
+        update_time_ms: ms(ts),
+        is_working: false,
+    }
+}
+
+/// An `executionReport` of `info` as it stands, without a trade.
+fn report_of(info: &OrderInfo, symbol: &str, ts: Nanos, exec_type: ExecType) -> ExecutionReport {
+    ExecutionReport {
+        event_time_ms: ms(ts),
+        symbol: symbol.to_owned(),
+        client_order_id: info.client_order_id.clone(),
+        side: info.side,
+        order_type: info.order_type,
+        time_in_force: info.time_in_force,
+        quantity: info.orig_qty,
+        price: info.price,
+        orig_client_order_id: String::new(),
+        exec_type,
+        status: info.status,
+        reject_reason: "NONE".into(),
+        order_id: info.order_id,
+        last_qty: Qty::ZERO,
+        cum_qty: info.executed_qty,
+        last_price: Price::ZERO,
+        commission: 0,
+        commission_asset: None,
+        transaction_time_ms: ms(ts),
+        trade_id: -1,
+        is_working: info.is_working,
+        is_maker: false,
+        creation_time_ms: info.time_ms,
+        cum_quote_qty: info.cum_quote_qty,
+        last_quote_qty: 0,
+        prevented_match_id: None,
+        prevented_qty: Qty::ZERO,
     }
 }
 
@@ -1032,6 +1159,79 @@ mod tests {
             );
         }
         (out, v.commission())
+    }
+
+    /// A resting buy of ours at 60000 ("maker"), then a sell at 59999 ("taker") of the same
+    /// account with `mode`: the reports of each, by client id.
+    fn self_trade(mode: Option<StpMode>) -> (Venue, Vec<ExecutionReport>) {
+        let mut v = venue();
+        let mut reports = Vec::new();
+        v.new_order(
+            2_000_000_000,
+            &order(OrderKind::Limit, Side::Buy, 60_000, 10_000_000, "maker"),
+            &mut reports,
+        )
+        .unwrap();
+        reports.clear();
+        let mut taker = order(OrderKind::Limit, Side::Sell, 59_999, 10_000_000, "taker");
+        taker.self_trade_prevention_mode = mode;
+        v.new_order(2_000_000_000, &taker, &mut reports).unwrap();
+        (v, reports)
+    }
+
+    fn kinds(reports: &[ExecutionReport], client: &str) -> Vec<(ExecType, OrderStatus)> {
+        reports
+            .iter()
+            .filter(|r| r.client_order_id == client)
+            .map(|r| (r.exec_type, r.status))
+            .collect()
+    }
+
+    #[test]
+    fn self_trade_prevention_expires_the_maker_the_taker_or_both() {
+        let prevented = (ExecType::TradePrevention, OrderStatus::ExpiredInMatch);
+        // EXPIRE_MAKER (also the default): our resting buy expires; the sell trades with the
+        // book's bid at 60000.
+        for mode in [Some(StpMode::ExpireMaker), None] {
+            let (v, r) = self_trade(mode);
+            assert_eq!(kinds(&r, "maker"), vec![prevented]);
+            let m = r.iter().find(|r| r.client_order_id == "maker").unwrap();
+            assert_eq!(m.prevented_qty, Qty(10_000_000));
+            assert_eq!(m.prevented_match_id, Some(0));
+            assert_eq!(
+                kinds(&r, "taker"),
+                vec![
+                    (ExecType::New, OrderStatus::New),
+                    (ExecType::Trade, OrderStatus::Filled)
+                ]
+            );
+            assert!(!v.open_orders(Some("BTCUSDT")).unwrap().contains("maker"));
+            assert_eq!(v.counters().prevented_matches, 1);
+            let q = query(&v, None, Some("maker")).unwrap();
+            assert_eq!(q.status, OrderStatus::ExpiredInMatch);
+        }
+        // EXPIRE_TAKER: the sell expires, our buy rests on.
+        let (v, r) = self_trade(Some(StpMode::ExpireTaker));
+        assert!(kinds(&r, "maker").is_empty());
+        assert_eq!(
+            kinds(&r, "taker"),
+            vec![(ExecType::New, OrderStatus::New), prevented]
+        );
+        assert!(v.open_orders(Some("BTCUSDT")).unwrap().contains("maker"));
+        assert_eq!(
+            query(&v, None, Some("taker")).unwrap().status,
+            OrderStatus::ExpiredInMatch
+        );
+        // EXPIRE_BOTH: both.
+        let (v, r) = self_trade(Some(StpMode::ExpireBoth));
+        assert_eq!(kinds(&r, "maker"), vec![prevented]);
+        assert_eq!(kinds(&r, "taker").last(), Some(&prevented));
+        assert_eq!(v.open_orders(Some("BTCUSDT")).unwrap(), "[]");
+        // NONE: the sim does not match the account's orders together; both stand.
+        let (v, r) = self_trade(Some(StpMode::None));
+        assert!(kinds(&r, "maker").is_empty());
+        assert_eq!(v.counters().prevented_matches, 0);
+        assert!(v.open_orders(Some("BTCUSDT")).unwrap().contains("maker"));
     }
 
     #[test]

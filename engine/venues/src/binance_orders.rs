@@ -224,6 +224,8 @@ pub enum OrderStatus {
     Canceled,
     Rejected,
     Expired,
+    /// Expired by self-trade prevention.
+    ExpiredInMatch,
 }
 
 /// Execution type of an `executionReport` (`x`).
@@ -234,6 +236,18 @@ pub enum ExecType {
     Rejected,
     Trade,
     Expired,
+    /// The order expired by self-trade prevention (its status: `EXPIRED_IN_MATCH`).
+    TradePrevention,
+}
+
+/// `selfTradePreventionMode`: what the venue does when an order would trade against another
+/// order of the same account (the taker's mode decides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StpMode {
+    None,
+    ExpireTaker,
+    ExpireMaker,
+    ExpireBoth,
 }
 
 macro_rules! wire_enum {
@@ -288,6 +302,7 @@ wire_enum!(OrderStatus, "status", "not an order status", {
     Canceled => "CANCELED",
     Rejected => "REJECTED",
     Expired => "EXPIRED",
+    ExpiredInMatch => "EXPIRED_IN_MATCH",
 });
 wire_enum!(ExecType, "x", "not an execution type", {
     New => "NEW",
@@ -295,6 +310,13 @@ wire_enum!(ExecType, "x", "not an execution type", {
     Rejected => "REJECTED",
     Trade => "TRADE",
     Expired => "EXPIRED",
+    TradePrevention => "TRADE_PREVENTION",
+});
+wire_enum!(StpMode, "selfTradePreventionMode", "expected NONE, EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH", {
+    None => "NONE",
+    ExpireTaker => "EXPIRE_TAKER",
+    ExpireMaker => "EXPIRE_MAKER",
+    ExpireBoth => "EXPIRE_BOTH",
 });
 
 /// `BUY` / `SELL`.
@@ -674,6 +696,8 @@ pub struct NewOrder {
     pub price: Option<Price>,
     pub new_client_order_id: Option<String>,
     pub new_order_resp_type: Option<RespType>,
+    /// `None`: the symbol's default mode.
+    pub self_trade_prevention_mode: Option<StpMode>,
     pub timing: Timing,
 }
 
@@ -691,6 +715,10 @@ impl NewOrder {
             .put_opt(
                 "newOrderRespType",
                 self.new_order_resp_type.map(RespType::as_str),
+            )
+            .put_opt(
+                "selfTradePreventionMode",
+                self.self_trade_prevention_mode.map(StpMode::as_str),
             );
         self.timing.put(&mut q);
         q.0
@@ -723,6 +751,10 @@ impl NewOrder {
         let new_order_resp_type = p
             .take("newOrderRespType")
             .map(|t| RespType::parse(&t))
+            .transpose()?;
+        let self_trade_prevention_mode = p
+            .take("selfTradePreventionMode")
+            .map(|t| StpMode::parse(&t))
             .transpose()?;
         let timing = p.timing()?;
         match order_type {
@@ -761,6 +793,7 @@ impl NewOrder {
             price,
             new_client_order_id,
             new_order_resp_type,
+            self_trade_prevention_mode,
             timing,
         })
     }
@@ -800,6 +833,7 @@ impl NewOrder {
             price,
             new_client_order_id: client_order_id,
             new_order_resp_type: None,
+            self_trade_prevention_mode: None,
             timing,
         }
     }
@@ -1726,6 +1760,10 @@ pub struct ExecutionReport {
     pub cum_quote_qty: Cash,
     /// `Y`: last quote quantity (`l * L`).
     pub last_quote_qty: Cash,
+    /// Self-trade prevention (only for an order it expired): `v`, the prevented match's id.
+    pub prevented_match_id: Option<u64>,
+    /// `A`: the quantity self-trade prevention expired over the order's life (0 without).
+    pub prevented_qty: Qty,
 }
 
 impl ExecutionReport {
@@ -1769,6 +1807,11 @@ impl ExecutionReport {
         put_dec(out, "Q", 0);
         put_num(out, "W", self.creation_time_ms);
         put_str(out, "V", "NONE");
+        if let Some(v) = self.prevented_match_id {
+            put_num(out, "v", v);
+            put_dec(out, "A", self.prevented_qty.0);
+            put_dec(out, "B", self.prevented_qty.0);
+        }
         close_object(out);
     }
 
@@ -1855,6 +1898,10 @@ impl ExecutionReport {
             cum_quote: Cow<'a, str>,
             #[serde(rename = "Y", borrow, default)]
             last_quote: Option<Cow<'a, str>>,
+            #[serde(default)]
+            v: Option<u64>,
+            #[serde(rename = "A", borrow, default)]
+            prevented: Option<Cow<'a, str>>,
         }
         let raw: Raw<'_> = if wrapped {
             json::<Wrapped<'_>>(frame, "executionReport")?.data
@@ -1890,6 +1937,11 @@ impl ExecutionReport {
                 Some(y) => dec_field(&y, "Y")?,
                 None => 0,
             },
+            prevented_match_id: raw.v,
+            prevented_qty: match raw.prevented {
+                Some(a) => Qty(dec_field(&a, "A")?),
+                None => Qty::ZERO,
+            },
         }))
     }
 }
@@ -1915,11 +1967,23 @@ mod tests {
             price: Some(Price(10_000_000)),
             new_client_order_id: None,
             new_order_resp_type: None,
+            self_trade_prevention_mode: None,
             timing: Timing {
                 timestamp_ms: 1_499_827_319_559,
                 recv_window_ms: Some(5000),
             },
         }
+    }
+
+    #[test]
+    fn self_trade_prevention_mode_is_sent_and_read_back() {
+        let mut order = doc_order();
+        order.self_trade_prevention_mode = Some(StpMode::ExpireMaker);
+        let q = order.to_query();
+        assert!(q.contains("&price=0.1&selfTradePreventionMode=EXPIRE_MAKER&recvWindow=5000"));
+        assert_eq!(NewOrder::parse(&q), Ok(order));
+        let bad = q.replace("EXPIRE_MAKER", "DECREMENTS");
+        assert!(NewOrder::parse(&bad).is_err());
     }
 
     #[test]
@@ -2397,6 +2461,8 @@ mod tests {
             creation_time_ms: 1_723_161_252_000,
             cum_quote_qty: 6_183_763_000,
             last_quote_qty: 6_183_763_000,
+            prevented_match_id: None,
+            prevented_qty: Qty::ZERO,
         }
     }
 
@@ -2428,7 +2494,18 @@ mod tests {
         new.trade_id = -1;
         let text = new.to_json();
         assert!(text.contains("\"N\":null"));
-        assert_eq!(ExecutionReport::parse(&text), Ok(Some(new)));
+        assert_eq!(ExecutionReport::parse(&text), Ok(Some(new.clone())));
+        // Self-trade prevention expired it: TRADE_PREVENTION / EXPIRED_IN_MATCH, v and A.
+        let mut prevented = new;
+        prevented.exec_type = ExecType::TradePrevention;
+        prevented.status = OrderStatus::ExpiredInMatch;
+        prevented.prevented_match_id = Some(3);
+        prevented.prevented_qty = Qty(200_000);
+        let text = prevented.to_json();
+        assert!(text.contains("\"x\":\"TRADE_PREVENTION\",\"X\":\"EXPIRED_IN_MATCH\""));
+        assert!(text.contains("\"v\":3,\"A\":\"0.00200000\",\"B\":\"0.00200000\""));
+        assert_eq!(ExecutionReport::parse(&text), Ok(Some(prevented)));
+        assert!(!OrderStatus::ExpiredInMatch.is_open());
         assert_eq!(
             ExecutionReport::parse("{\"e\":\"outboundAccountPosition\",\"E\":1}"),
             Ok(None)
