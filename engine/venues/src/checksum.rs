@@ -5,9 +5,6 @@
 //! keeps, per level, the price and size as received (inline, no allocation per level) beside the
 //! fixed-point key it is ordered by. The venue modules decide which text goes into the CRC.
 
-use std::cmp::Reverse;
-use std::collections::BTreeMap;
-
 use rt_core::{parse_units, Level, Price, Qty};
 
 use crate::binance::DecodeError;
@@ -80,67 +77,114 @@ impl TextLevel {
     }
 }
 
-/// Both sides of one instrument's book, best first, with each level's text.
+/// One side of a book: levels sorted so that the best is *last* (bids ascending, asks
+/// descending by price), so the changes a venue sends most (near the top) move few entries.
+#[derive(Default, Debug)]
+struct Side {
+    /// (key, price text, size text); the key is the price for asks negated, so both sides
+    /// are ascending with the best last.
+    levels: Vec<(i64, Text, Text)>,
+}
+
+impl Side {
+    fn set(&mut self, key: i64, texts: Option<(Text, Text)>) {
+        // Search from the top: most updates are near it.
+        let found = self.levels.binary_search_by(|l| l.0.cmp(&key));
+        match (found, texts) {
+            (Ok(i), Some((p, q))) => self.levels[i] = (key, p, q),
+            (Ok(i), None) => {
+                self.levels.remove(i);
+            }
+            (Err(i), Some((p, q))) => self.levels.insert(i, (key, p, q)),
+            (Err(_), None) => {}
+        }
+    }
+
+    fn best_first(&self) -> impl Iterator<Item = (&Text, &Text)> {
+        self.levels.iter().rev().map(|(_, p, q)| (p, q))
+    }
+
+    /// The side made of `levels` alone (a snapshot): one sort instead of an insert each.
+    fn load(&mut self, levels: &[TextLevel], key: impl Fn(i64) -> i64) {
+        self.levels.clear();
+        self.levels.extend(
+            levels
+                .iter()
+                .filter(|l| l.qty != 0)
+                .map(|l| (key(l.price), l.price_text, l.qty_text)),
+        );
+        // Stable: of two levels at one price the later one stays, as one `set` after another.
+        self.levels.sort_by_key(|l| l.0);
+        let mut i = 1;
+        while i < self.levels.len() {
+            if self.levels[i - 1].0 == self.levels[i].0 {
+                self.levels.remove(i - 1);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn truncate(&mut self, depth: usize) {
+        let excess = self.levels.len().saturating_sub(depth);
+        self.levels.drain(..excess);
+    }
+}
+
+/// Both sides of one instrument's book, with each level's text.
 #[derive(Default, Debug)]
 pub struct TextBook {
-    bids: BTreeMap<Reverse<i64>, (Text, Text)>,
-    asks: BTreeMap<i64, (Text, Text)>,
+    bids: Side,
+    asks: Side,
 }
 
 impl TextBook {
     pub fn clear(&mut self) {
-        self.bids.clear();
-        self.asks.clear();
+        self.bids.levels.clear();
+        self.asks.levels.clear();
+    }
+
+    /// The book made of a snapshot's levels.
+    pub fn load(&mut self, bids: &[TextLevel], asks: &[TextLevel]) {
+        self.bids.load(bids, |p| p);
+        self.asks.load(asks, |p| -p);
     }
 
     /// Sets (or, with a zero size, deletes) one level.
     pub fn set(&mut self, bid: bool, level: &TextLevel) {
-        let texts = (level.price_text, level.qty_text);
-        match (bid, level.qty == 0) {
-            (true, true) => {
-                self.bids.remove(&Reverse(level.price));
-            }
-            (true, false) => {
-                self.bids.insert(Reverse(level.price), texts);
-            }
-            (false, true) => {
-                self.asks.remove(&level.price);
-            }
-            (false, false) => {
-                self.asks.insert(level.price, texts);
-            }
+        let texts = (level.qty != 0).then_some((level.price_text, level.qty_text));
+        if bid {
+            self.bids.set(level.price, texts);
+        } else {
+            self.asks.set(-level.price, texts);
         }
     }
 
     /// Drops the levels beyond the best `depth` of each side.
     pub fn truncate(&mut self, depth: usize) {
-        while self.bids.len() > depth {
-            self.bids.pop_last();
-        }
-        while self.asks.len() > depth {
-            self.asks.pop_last();
-        }
+        self.bids.truncate(depth);
+        self.asks.truncate(depth);
     }
 
     /// Bids best (highest) first: (price text, size text).
-    pub fn bids(&self) -> impl Iterator<Item = &(Text, Text)> {
-        self.bids.values()
+    pub fn bids(&self) -> impl Iterator<Item = (&Text, &Text)> {
+        self.bids.best_first()
     }
 
     /// Asks best (lowest) first.
-    pub fn asks(&self) -> impl Iterator<Item = &(Text, Text)> {
-        self.asks.values()
+    pub fn asks(&self) -> impl Iterator<Item = (&Text, &Text)> {
+        self.asks.best_first()
     }
 
     pub fn depth(&self) -> (usize, usize) {
-        (self.bids.len(), self.asks.len())
+        (self.bids.levels.len(), self.asks.levels.len())
     }
 
     /// Best bid and ask prices in units, if any.
     pub fn top(&self) -> (Option<i64>, Option<i64>) {
         (
-            self.bids.keys().next().map(|r| r.0),
-            self.asks.keys().next().copied(),
+            self.bids.levels.last().map(|l| l.0),
+            self.asks.levels.last().map(|l| -l.0),
         )
     }
 
@@ -183,4 +227,49 @@ pub enum Checked {
     Mismatch { expected: u32, computed: u32 },
     /// Dropped: the book is invalid (waiting for a snapshot).
     Invalid,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn level(p: &str, q: &str) -> TextLevel {
+        TextLevel::parse(p.as_bytes(), q.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_loads_as_the_same_book_as_one_set_per_level() {
+        let bids = [
+            level("10", "1"),
+            level("9.5", "2"),
+            level("11", "0"),
+            level("10", "3"),
+        ];
+        let asks = [level("12", "1"), level("12.5", "4"), level("13", "2")];
+        let mut loaded = TextBook::default();
+        loaded.load(&bids, &asks);
+        let mut set = TextBook::default();
+        for l in &bids {
+            set.set(true, l);
+        }
+        for l in &asks {
+            set.set(false, l);
+        }
+        let texts = |b: &TextBook| {
+            let side = |it: &mut dyn Iterator<Item = (&Text, &Text)>| {
+                it.map(|(p, q)| format!("{p:?}:{q:?}")).collect::<Vec<_>>()
+            };
+            (side(&mut b.bids()), side(&mut b.asks()))
+        };
+        assert_eq!(texts(&loaded), texts(&set));
+        assert_eq!(loaded.top(), (Some(1_000_000_000), Some(1_200_000_000)));
+        assert_eq!(texts(&loaded).0, ["\"10\":\"3\"", "\"9.5\":\"2\""]);
+        loaded.truncate(1);
+        assert_eq!(loaded.depth(), (1, 1));
+        assert_eq!(loaded.top(), (Some(1_000_000_000), Some(1_200_000_000)));
+        assert!(!loaded.crossed());
+        loaded.set(true, &level("12", "1"));
+        assert!(loaded.crossed());
+    }
 }

@@ -355,7 +355,6 @@ impl KrakenBooks {
         let book = &mut self.books[id];
         book.counters.messages += 1;
         if frame.snapshot {
-            book.book.clear();
             book.counters.snapshots += 1;
             if book.counters.snapshots > 1 {
                 book.counters.resyncs += 1;
@@ -365,11 +364,15 @@ impl KrakenBooks {
             book.counters.unverified += 1;
             return Some(Checked::Invalid);
         }
-        for level in &decoder.bids {
-            book.book.set(true, level);
-        }
-        for level in &decoder.asks {
-            book.book.set(false, level);
+        if frame.snapshot {
+            book.book.load(&decoder.bids, &decoder.asks);
+        } else {
+            for level in &decoder.bids {
+                book.book.set(true, level);
+            }
+            for level in &decoder.asks {
+                book.book.set(false, level);
+            }
         }
         if frame.depth > 0 {
             book.book.truncate(frame.depth);

@@ -391,7 +391,6 @@ impl OkxBooks {
         let book = &mut self.books[id];
         book.counters.messages += 1;
         if frame.snapshot {
-            book.book.clear();
             book.counters.snapshots += 1;
             if book.counters.snapshots > 1 {
                 book.counters.resyncs += 1;
@@ -409,11 +408,15 @@ impl OkxBooks {
             }
         }
         book.last_seq = frame.seq_id.or(book.last_seq);
-        for level in &decoder.bids {
-            book.book.set(true, level);
-        }
-        for level in &decoder.asks {
-            book.book.set(false, level);
+        if frame.snapshot {
+            book.book.load(&decoder.bids, &decoder.asks);
+        } else {
+            for level in &decoder.bids {
+                book.book.set(true, level);
+            }
+            for level in &decoder.asks {
+                book.book.set(false, level);
+            }
         }
         let Some(expected) = frame.checksum else {
             return Some(Checked::Unchecked);
