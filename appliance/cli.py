@@ -19,6 +19,7 @@ from appliance import jsonout
 from appliance._extras import require
 from appliance.config.diagnostics import ConfigError, render_json, render_text
 from appliance.deploy import cli_apply as _cli_apply
+from appliance.deploy import cli_fleet as _cli_fleet
 from appliance.research import cli_data as _cli_data
 
 app = typer.Typer(
@@ -687,6 +688,11 @@ def record(
 
 # `appliance apply` (the Ansible roll-out) lives in appliance/deploy/cli_apply.py.
 app.command("apply")(_cli_apply.apply)
+# `appliance status|rollback|verify|stop` (the fleet as the hosts report it): deploy/cli_fleet.py.
+app.command("status")(_cli_fleet.status)
+app.command("rollback")(_cli_fleet.rollback)
+app.command("verify")(_cli_fleet.verify)
+app.command("stop")(_cli_fleet.stop)
 # `appliance data ls|info|convert` (captures, the native cache) in appliance/research/cli_data.py.
 app.add_typer(_cli_data.app, name="data")
 

@@ -1,13 +1,18 @@
 """`appliance apply`: compile, plan, confirm, roll out with Ansible, record what was deployed.
 
     appliance apply [OVERRIDES...] [PLAN.json] [--yes] [--check] [--format json]
+                    [--soak SECONDS] [--allow-reboot]
 
-The plan is the same semantic diff as `appliance plan`, against `state/deployed/<deployment>/`
-(what the last successful apply recorded). A saved plan (`appliance plan --out plan.json`)
-is applied only if the compile gives exactly the manifests it reviewed and the hosts still
-run what it was reviewed against; otherwise apply refuses. The rollout is `ansible/site.yml`
-(serial, health-gated, rolled back on failure) on the inventory rendered from conf/;
-`state/deployed/<deployment>/` is rewritten only when every host succeeded.
+The plan is the same semantic diff as `appliance plan`, against what the hosts run (each
+host's `current` release, read under the roll-out lock: appliance/deploy/fleet.py; a host
+that does not answer comes from the local record). A saved plan (`appliance plan --out
+plan.json`) is applied only if the compile gives exactly the manifests it reviewed and the
+hosts still run what it was reviewed against; otherwise apply refuses. The rollout is
+`ansible/site.yml` (serial, health gate then a soak of --soak seconds per host, rolled back
+on failure) on the inventory rendered from conf/. A host whose changes need a reboot stops
+the rollout before it switches, unless --allow-reboot (drain, reboot, verify the kernel,
+start). Afterwards `state/deployed/<deployment>/` is rewritten from what every host reports,
+so a rollout that stopped half-way records the hosts that switched.
 
 Exit codes: 0 deployed (or nothing to do), 1 the rollout failed or the plan was refused,
 2 invalid config.
@@ -15,6 +20,7 @@ Exit codes: 0 deployed (or nothing to do), 1 the rollout failed or the plan was 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -133,16 +139,6 @@ def _hashes(manifests: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {h: m["content_sha256"] for h, m in sorted(manifests.items())}
 
 
-def _deployed_releases(project: Path, deployment: str) -> dict[str, str]:
-    from appliance.plan.sides import DEPLOYED_DIR
-
-    try:
-        record = json.loads((project / DEPLOYED_DIR / deployment / APPLY_RECORD).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return {h: v["release"] for h, v in (record.get("hosts") or {}).items()}
-
-
 def run(
     project: Path,
     args: list[str],
@@ -151,15 +147,47 @@ def run(
     check: bool,
     as_json: bool,
     timeout: int,
+    soak: float | None = None,
+    allow_reboot: bool = False,
     allow_loosen: bool = False,
 ) -> int:
     # ansible.cli: ansible-core itself (a bare `ansible` could be the project's ansible/ dir)
     require("deploy", "ansible_runner", "ansible.cli")
-    from appliance.config.compiler import compile_config
-    from appliance.config.manifest import write_build
-    from appliance.deploy import inventory as inv
+    from appliance.deploy import fleet
+
+    with contextlib.ExitStack() as stack:
+        try:
+            return _run(
+                project,
+                args,
+                stack,
+                yes,
+                check,
+                as_json,
+                timeout,
+                soak,
+                allow_reboot,
+                allow_loosen,
+            )
+        except fleet.Refused as exc:
+            typer.echo(f"error: {exc}", err=True)
+            return 1
+
+
+def _run(
+    project: Path,
+    args: list[str],
+    stack: contextlib.ExitStack,
+    yes: bool,
+    check: bool,
+    as_json: bool,
+    timeout: int,
+    soak: float | None,
+    allow_reboot: bool,
+    allow_loosen: bool,
+) -> int:
+    from appliance.deploy import fleet
     from appliance.deploy.runner import run_playbook
-    from appliance.engine import EngineNotFound, engine_binary
     from appliance.plan import diff, policy, sides
     from appliance.plan.binding import of_inventory
     from appliance.plan.models import describer
@@ -167,27 +195,26 @@ def run(
     from appliance.plan.render import render_text as render_plan
 
     overrides, plan_file = split_args(args)
-    compiled = compile_config(project, overrides)
+    target = fleet.prepare(project, overrides)
+    compiled, inventory, private_dir = target.compiled, target.inventory, target.private_dir
     deployment = compiled.deployment
-    before = sides.deployed(project, deployment)
+    # What the hosts run: the plan's deployed side. Read without the lock (a refusal or a prompt
+    # must not hold the fleet, nor touch it); the lock is taken just before the roll-out, which
+    # is refused if a host moved meanwhile.
+    states = fleet.read(target)[0]
+    before, from_cache = fleet.deployed_side(project, deployment, states)
     after = sides.from_compiled(compiled)
     plan = Plan(deployment, before, after, diff.diff(before, after, describer(project)))
     plan.violations = policy.of_compiled(compiled, plan.changes)
     err = Console(stderr=True)
     out = Console() if not as_json else Console(file=sys.stderr)
-    inv.check_targets(project, compiled)
-    try:
-        binary = engine_binary(project)
-    except EngineNotFound:
-        try:  # the engine built next to this appliance package (a scratch project has none)
-            binary = engine_binary()
-        except EngineNotFound as exc:
-            typer.echo(f"error: {exc}", err=True)
-            return 1
-    build_dir = write_build(project / "build", deployment, compiled.manifests)
-    private_dir = project / "state" / "ansible" / deployment
-    inventory = inv.render(project, compiled, build_dir, binary, private_dir / "inventory")
-    deployed_releases = _deployed_releases(project, deployment)
+    for host in from_cache:
+        err.print(f"warning: {host} did not answer: its deployed side is the local record")
+    deployed_releases = {h: s.current for h, s in states.items() if s.current}
+    reboots: dict[str, list[str]] = {}
+    for change in plan.changes:
+        if change.reboot and change.path not in reboots.get(change.host, []):
+            reboots.setdefault(change.host, []).append(change.path)
     release_changes = {
         h.host: (deployed_releases.get(h.host), h.release)
         for h in inventory.hosts
@@ -209,6 +236,13 @@ def run(
         out.print(render_plan(plan), end="", markup=False, highlight=False)
         for host, (old, new) in release_changes.items():
             out.print(f"release {host}: {old or '(none)'} -> {new}", markup=False, highlight=False)
+        for host, paths in reboots.items():
+            then = (
+                "drain, reboot, verify the kernel, start"
+                if allow_reboot
+                else "the rollout stops before it (--allow-reboot to reboot it)"
+            )
+            out.print(f"reboot {host}: {', '.join(paths)}; {then}", markup=False, highlight=False)
         if not plan.changes and not release_changes:
             out.print("nothing to change; converging the hosts to it", markup=False)
     refusal = review_gate(plan, compiled.spec.mode == "live", plan_file is not None, allow_loosen)
@@ -225,6 +259,15 @@ def run(
             typer.echo("not applied", err=True)
             return 1
 
+    run_id = ""
+    if not check:
+        run_id, locked = stack.enter_context(fleet.locked(target, "apply"))
+        moved = fleet.moved(states, locked)
+        if moved:
+            raise fleet.Refused(
+                f"the fleet changed since this plan was made ({'; '.join(moved)}): "
+                "nothing was applied; run it again"
+            )
     hosts = [h.host for h in inventory.hosts]
     started = time.monotonic()
     with Progress(
@@ -255,6 +298,14 @@ def run(
             ):
                 err.print(f"{data.get('host')}: {data.get('task')} failed", markup=False)
 
+        extravars: dict[str, Any] = {
+            "py_rt_run": run_id,
+            "py_rt_by": fleet.by(),
+            "py_rt_reboot": reboots,
+            "py_rt_allow_reboot": allow_reboot,
+        }
+        if soak is not None:
+            extravars["py_rt_soak_seconds"] = soak
         result = run_playbook(
             project / "ansible",
             private_dir,
@@ -264,31 +315,15 @@ def run(
             check=check,
             on_event=on_event,
             timeout=timeout,
+            extravars=extravars,
         )
     elapsed = time.monotonic() - started
     recorded = None
-    if result.ok and not check:
-        recorded = write_build(project / sides.DEPLOYED_DIR, deployment, compiled.manifests)
-        (recorded / APPLY_RECORD).write_text(
-            json.dumps(
-                {
-                    "deployment": deployment,
-                    "applied_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "binary_sha256": inventory.binary_sha256,
-                    "hosts": {
-                        h.host: {
-                            "engine": h.engine_id,
-                            "release": h.release,
-                            "content_sha256": h.content_sha256,
-                        }
-                        for h in inventory.hosts
-                    },
-                },
-                indent=2,
-                sort_keys=True,
-            )
-            + "\n"
-        )
+    now = states
+    if not check:
+        # Each host as it is now (switched, rolled back, untouched), then the host locks freed.
+        now = fleet.unlock(target, run_id, "apply")
+        recorded = fleet.record(target, now, inventory.binary_sha256)
     releases = inventory.by_host()
     if as_json:
         typer.echo(
@@ -309,6 +344,7 @@ def run(
                             "failed": r.failed,
                             "rescued": r.rescued,
                             "failure": r.failure,
+                            "current": now[h].current if h in now else None,
                         }
                         for h, r in result.hosts.items()
                     },
@@ -342,10 +378,9 @@ def run(
         elif not r.ran:
             out.print(f"{h}: not run (the rollout stopped before it)", markup=False)
     if recorded is not None:
-        out.print(f"recorded {_rel(recorded, project)}", markup=False, highlight=False)
-    elif not check:
+        what = "" if result.ok else f" (the rollout failed; ansible log: {result.artifacts})"
         out.print(
-            f"not recorded: the rollout failed (ansible log: {result.artifacts})",
+            f"recorded {_rel(recorded, project)} from the hosts{what}",
             markup=False,
             highlight=False,
         )
@@ -374,6 +409,21 @@ def apply(
     ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
     timeout: Annotated[int, typer.Option(help="stop the rollout after this many seconds")] = 1800,
+    soak: Annotated[
+        float | None,
+        typer.Option(
+            help="seconds a new release must stay healthy on a host before the next one "
+            "(default: the engine role's engine_soak_seconds, 60)",
+            min=0,
+        ),
+    ] = None,
+    allow_reboot: Annotated[
+        bool,
+        typer.Option(
+            "--allow-reboot",
+            help="reboot hosts whose changes need it (drain, reboot, verify the kernel, start)",
+        ),
+    ] = False,
     root: Annotated[
         Path | None,
         typer.Option("--root", help="project root (holds conf/); default: found from the cwd"),
@@ -394,6 +444,8 @@ def apply(
             check=check,
             as_json=as_json,
             timeout=timeout,
+            soak=soak,
+            allow_reboot=allow_reboot,
             allow_loosen=allow_loosen,
         )
     except ConfigError as exc:

@@ -3,7 +3,8 @@
 ansible-runner starts `ansible-playbook` from PATH (this interpreter's bin/ goes first) in
 a private data dir under the project's state dir (`state/ansible/<deployment>/`, artifacts
 rotated). Events stream to a callback for progress; the play recap becomes a `HostResult`
-per host. Nothing secret is passed: no extravars, only the rendered inventory.
+per host. Nothing secret is passed: the rendered inventory, and as extra vars only the run's
+own bookkeeping (run id, lock action, soak time, reboot plan).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def run_playbook(
     limit: str | None = None,
     on_event: Callable[[Event], None] | None = None,
     timeout: int | None = None,
+    extravars: dict[str, Any] | None = None,
 ) -> RunResult:
     import ansible_runner
 
@@ -141,6 +143,7 @@ def run_playbook(
         envvars=envvars,
         cmdline=" ".join(cmdline) or None,
         limit=limit,
+        extravars=extravars or {},
         event_handler=handler,
         quiet=True,
         rotate_artifacts=5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -63,3 +64,16 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+@contextlib.contextmanager
+def held_port() -> Iterator[int]:
+    """A loopback port another process would find taken (bound and listening) meanwhile: an
+    engine told to use it for its control socket cannot start there."""
+    squatter = socket.socket()
+    try:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        yield squatter.getsockname()[1]
+    finally:
+        squatter.close()

@@ -40,7 +40,9 @@ def test_ansible_lint_production_profile(ansible_env: dict[str, str]) -> None:
     assert "Profile 'production' was required, and it passed" in run.stderr + run.stdout
 
 
-@pytest.mark.parametrize("playbook", ["site.yml", "rollback.yml", "verify.yml"])
+@pytest.mark.parametrize(
+    "playbook", ["site.yml", "rollback.yml", "verify.yml", "state.yml", "stop.yml"]
+)
 def test_playbook_syntax(playbook: str, ansible_env: dict[str, str]) -> None:
     run = subprocess.run(
         [str(BIN / "ansible-playbook"), "--syntax-check", "-i", "localhost,", playbook],

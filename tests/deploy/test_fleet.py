@@ -1,7 +1,11 @@
 """A fake fleet of three local hosts (prefix roots under state/hosts/, distinct ports), rolled
 out with `appliance apply` and the real rt-engine: fresh install, a second run that changes
 nothing, check mode, a release whose health check fails on host 1 (rolled back there, hosts 2
-and 3 untouched, exit 1), and a run killed mid-deploy that converges when run again.
+and 3 untouched, exit 1), a run killed mid-deploy that converges when run again (its host
+locks taken over), `appliance rollback`, a release that fails its soak on host 2 (host 1 keeps
+the new release and is recorded so, host 2 rolled back, host 3 untouched, as `appliance
+status` shows), the roll-out locks, `appliance verify` and `appliance stop`, and a change that
+needs a reboot (stopped before the host, then rebooted with --allow-reboot).
 
 The tests run in file order on one fleet; each leaves it converged on a known config.
 """
@@ -10,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +30,7 @@ import yaml
 
 from appliance.deploy import supervisor
 from appliance.deploy.supervisor import Layout
-from tests.deploy.conftest import free_ports, scratch_project
+from tests.deploy.conftest import free_ports, held_port, scratch_project
 
 HOSTS = ["h1", "h2", "h3"]
 APPLIANCE = Path(sys.executable).parent / "appliance"
@@ -59,9 +64,11 @@ class Fleet:
     def status(self, host: str, unit: str) -> dict[str, Any]:
         return supervisor.status(self.layout(host), unit)[1]
 
-    def apply(self, *overrides: str, check: bool = False) -> tuple[int, dict[str, Any], str]:
+    def apply(
+        self, *overrides: str, check: bool = False, soak: float = 0
+    ) -> tuple[int, dict[str, Any], str]:
         cmd = [str(APPLIANCE), "apply", "deployment=fleet3", *overrides]
-        cmd += ["--yes", "--format", "json", "--root", str(self.project)]
+        cmd += ["--yes", "--format", "json", "--root", str(self.project), "--soak", str(soak)]
         if check:
             cmd.append("--check")
         run = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
@@ -78,6 +85,16 @@ class Fleet:
             capture_output=True,
             text=True,
             timeout=60,
+        )
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`appliance ARGS deployment=fleet3 --root PROJECT`."""
+        return subprocess.run(
+            [str(APPLIANCE), *args, "deployment=fleet3", "--root", str(self.project)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
         )
 
     def deployed_hashes(self) -> dict[str, str]:
@@ -256,16 +273,10 @@ def test_a_release_failing_its_health_check_on_host_1_is_rolled_back(fleet: Flee
     before = {h: fleet.snapshot(h) for h in HOSTS}
     old = {h: fleet.current(h) for h in HOSTS}
     deployed = fleet.deployed_hashes()
-    squatter = socket.socket()
-    squatter.bind(("127.0.0.1", 0))
-    squatter.listen()
-    port = squatter.getsockname()[1]
-    try:
+    with held_port() as port:
         rc, out, err = fleet.apply(
             "risk.max_open_orders=8", f"deployment.engines.e1.bus.control=tcp://127.0.0.1:{port}"
         )
-    finally:
-        squatter.close()
     assert rc == 1, err
     hosts = out["hosts"]
     assert [hosts[h]["status"] for h in HOSTS] == ["rolled back", "not run", "not run"]
@@ -283,9 +294,9 @@ def test_a_release_failing_its_health_check_on_host_1_is_rolled_back(fleet: Flee
     # Hosts 2 and 3 were not touched at all.
     for host in ("h2", "h3"):
         assert fleet.snapshot(host) == before[host]
-    # Nothing is recorded as deployed.
+    # The record, rewritten from the hosts, still says what runs: the previous manifests.
     assert fleet.deployed_hashes() == deployed
-    assert out["recorded"] is None
+    assert out["recorded"] == "state/deployed/fleet3"
 
 
 def _ansible_playbooks(project: Path) -> list[int]:
@@ -305,7 +316,7 @@ def _ansible_playbooks(project: Path) -> list[int]:
 def test_a_run_killed_mid_deploy_converges_when_run_again(fleet: Fleet) -> None:
     change = [f"strategies.mm_{h}.params.half_spread_ticks=3" for h in HOSTS]
     releases_h2 = fleet.releases("h2")
-    cmd = [str(APPLIANCE), "apply", "deployment=fleet3", *change, "--yes", "--format", "json"]
+    cmd = [str(APPLIANCE), "apply", "deployment=fleet3", *change, "--yes", "--soak", "0"]
     proc = subprocess.Popen(
         [*cmd, "--root", str(fleet.project)],
         env=fleet.env,
@@ -340,26 +351,17 @@ def test_a_run_killed_mid_deploy_converges_when_run_again(fleet: Fleet) -> None:
     assert {h: out["hosts"][h]["changed"] for h in HOSTS} == dict.fromkeys(HOSTS, 0)
 
 
-def test_rollback_playbook_returns_a_host_to_its_previous_release(fleet: Fleet) -> None:
-    """ansible/rollback.yml on host 3 (after the last test moved every host forward)."""
-    from appliance.deploy.runner import run_playbook
-    from tests.conftest import ROOT
-
+def test_rollback_returns_a_host_to_its_previous_release(fleet: Fleet) -> None:
+    """`appliance rollback --host h3` (ansible/rollback.yml, after the last test moved every
+    host forward): health-gated, recorded on the host and in the local record."""
     links = fleet.prefix("h3") / "opt/py-rt"
     current = fleet.current("h3")
     previous = os.path.basename(os.path.realpath(links / "previous"))
     assert previous != current
     others = {h: fleet.snapshot(h) for h in ("h1", "h2")}
-    result = run_playbook(
-        ROOT / "ansible",
-        fleet.project / "state/ansible/fleet3",
-        "rollback.yml",
-        fleet.project / "state/ansible/fleet3/inventory",
-        ["h3"],
-        limit="h3",
-        timeout=RUN_TIMEOUT,
-    )
-    assert result.ok, result.hosts["h3"].failure
+    run = fleet.cli("rollback", "--host", "h3", "--yes")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"h3: rollback done (now on {previous}: ACTIVE" in run.stdout, run.stdout
     assert fleet.current("h3") == previous
     # The release left is the one to return to now, so rolling back again goes forward.
     assert os.path.basename(os.path.realpath(links / "previous")) == current
@@ -368,5 +370,157 @@ def test_rollback_playbook_returns_a_host_to_its_previous_release(fleet: Fleet) 
         assert f"/releases/{previous}/" in fleet.status("h3", unit)["exec_realpath"]
     health = fleet.health("h3", _endpoint(fleet, "h3"), manifest["content_sha256"])
     assert health.returncode == 0, health.stdout + health.stderr
+    host_record = json.loads((links / "apply.json").read_text())
+    assert host_record["event"] == "rolled back" and host_record["release"] == previous
+    assert host_record["failed_release"] == current
+    assert fleet.deployed_hashes()["h3"] == manifest["content_sha256"]
     # Hosts 1 and 2 were not part of it.
     assert {h: fleet.snapshot(h) for h in ("h1", "h2")} == others
+
+
+def _kill_when_switched(fleet: Fleet, host: str, old: str, stop: threading.Event) -> list[int]:
+    """Crash `host`'s engine once it runs a release other than `old` (its supervisor restarts
+    it: a restart during the soak)."""
+    unit = fleet.units(host)[1]
+    killed: list[int] = []
+    while not stop.is_set() and not killed:
+        state = fleet.status(host, unit)
+        pid = state.get("main_pid")
+        if state.get("state") == "running" and old not in str(state.get("exec_realpath")) and pid:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        time.sleep(0.05)
+    return killed
+
+
+def test_host_2_failing_its_soak_is_rolled_back_and_host_1_keeps_the_new_release(
+    fleet: Fleet,
+) -> None:
+    old = {h: fleet.current(h) for h in HOSTS}
+    old_hashes = fleet.deployed_hashes()
+    h3_before = fleet.snapshot("h3")
+    stop = threading.Event()
+    killed: list[int] = []
+    watcher = threading.Thread(
+        target=lambda: killed.extend(_kill_when_switched(fleet, "h2", old["h2"], stop))
+    )
+    watcher.start()
+    try:
+        rc, out, err = fleet.apply("risk.max_open_orders=7", soak=3)
+    finally:
+        stop.set()
+        watcher.join()
+    assert rc == 1, err
+    assert killed, "host 2's new engine was never seen running"
+    hosts = out["hosts"]
+    assert [hosts[h]["status"] for h in HOSTS] == ["changed", "rolled back", "not run"]
+    failure = hosts["h2"]["failure"]
+    assert "failed on h2: Soak the release" in failure, failure
+    assert "restart" in failure and f"rolled back to {old['h2']} (healthy)" in failure, failure
+    new_h1 = hosts["h1"]["release"]
+    assert new_h1 != old["h1"]
+    # Host 1 stays on the new release, host 2 is back on its previous one, host 3 untouched.
+    assert [fleet.current(h) for h in HOSTS] == [new_h1, old["h2"], old["h3"]]
+    assert [hosts[h]["current"] for h in HOSTS] == [new_h1, old["h2"], old["h3"]]
+    assert fleet.snapshot("h3") == h3_before
+    # The local record is what the hosts run: host 1 recorded on its new release.
+    record = json.loads((fleet.project / "state/deployed/fleet3/apply.json").read_text())
+    assert {h: record["hosts"][h]["release"] for h in HOSTS} == {
+        "h1": new_h1,
+        "h2": old["h2"],
+        "h3": old["h3"],
+    }
+    hashes = fleet.deployed_hashes()
+    assert hashes["h1"] != old_hashes["h1"]
+    assert (hashes["h2"], hashes["h3"]) == (old_hashes["h2"], old_hashes["h3"])
+    # appliance status shows exactly that, read from the hosts, with no drift from the record.
+    run = fleet.cli("status", "--format", "json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = {r["host"]: r for r in json.loads(run.stdout)["hosts"]}
+    assert {h: rows[h]["release"] for h in HOSTS} == {
+        "h1": new_h1,
+        "h2": old["h2"],
+        "h3": old["h3"],
+    }
+    assert rows["h1"]["last"]["event"] == "applied"
+    assert rows["h1"]["manifest_sha256"] == hashes["h1"]
+    assert rows["h2"]["last"]["event"] == "rolled back"
+    assert rows["h2"]["last"]["failed_release"] == hosts["h2"]["release"]
+    assert "Soak the release" in rows["h2"]["last"]["reason"]
+    assert rows["h3"]["last"]["release"] != hosts["h3"]["release"]
+    for h in HOSTS:
+        assert rows[h]["drift"] is None and rows[h]["reachable"], rows[h]
+        assert rows[h]["engine_status"]["risk_state"] == "active", rows[h]
+
+
+def test_the_roll_out_lock_stops_a_second_apply(fleet: Fleet) -> None:
+    from appliance.deploy.fleet import LocalLock
+
+    before = {h: fleet.snapshot(h) for h in HOSTS}
+    # Another apply on this controller (it holds the local lock).
+    other = LocalLock(fleet.project / "state/locks/fleet3.lock")
+    other.acquire("apply")
+    try:
+        rc, _, err = fleet.apply("risk.max_open_orders=6")
+    finally:
+        other.release()
+    assert rc == 1 and "another apply of this deployment runs here" in err, err
+    # Another controller's apply holding host 2.
+    lock = fleet.prefix("h2") / "opt/py-rt/lock"
+    lock.mkdir()
+    holder = {"run": "0123abcd", "by": "ops@elsewhere", "since": "2026-01-01T00:00:00Z"}
+    (lock / "holder.json").write_text(json.dumps(holder))
+    try:
+        rc, _, err = fleet.apply("risk.max_open_orders=6")
+        assert rc == 1, err
+        assert "h2 is locked by an apply run 0123abcd by ops@elsewhere" in err, err
+        assert not (fleet.prefix("h1") / "opt/py-rt/lock").exists()
+    finally:
+        shutil.rmtree(lock)
+    assert {h: fleet.snapshot(h) for h in HOSTS} == before
+
+
+def test_verify_then_stop(fleet: Fleet) -> None:
+    run = fleet.cli("verify")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines() == ["h1: ok", "h2: ok", "h3: ok"]
+    run = fleet.cli("stop", "--host", "h3", "--yes")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "h3: stop done (now on" in run.stdout and "not answering" in run.stdout, run.stdout
+    assert {fleet.status("h3", u)["state"] for u in fleet.units("h3")} == {"inactive"}
+    assert fleet.status("h1", "py-rt-e1")["state"] == "running"
+    run = fleet.cli("verify", "--host", "h3")
+    assert run.returncode == 1 and "h3: FAILED: not running" in run.stdout, run.stdout
+
+
+def test_a_change_that_needs_a_reboot_stops_before_the_host_then_reboots_when_allowed(
+    fleet: Fleet,
+) -> None:
+    """Housekeeping cores are a kernel argument (irqaffinity): the plan flags host 2 for a
+    reboot, apply stops before switching it and says how to proceed; with --allow-reboot it
+    drains host 2, reboots it (a prefix root is not rebooted: the step says so), verifies
+    the kernel, then switches and starts it, and goes on to host 3."""
+    # risk.max_open_orders=7 is where the soak test left host 1: it has nothing to change.
+    change = ["risk.max_open_orders=7", "hosts.h2.cpu.housekeeping=[0,1]"]
+    old = {h: fleet.current(h) for h in HOSTS}
+    rc, out, err = fleet.apply(*change)
+    assert rc == 1, err
+    assert out["plan"]["summary"]["reboot"] == ["h2"], out["plan"]["summary"]
+    hosts = out["hosts"]
+    assert [hosts[h]["status"] for h in HOSTS] == ["ok", "failed", "not run"]
+    failure = hosts["h2"]["failure"]
+    assert "h2 needs a reboot for host.cpu.housekeeping" in failure, failure
+    assert "nothing was switched on it" in failure and "--allow-reboot" in failure, failure
+    assert [fleet.current(h) for h in HOSTS] == [old[h] for h in HOSTS]
+
+    rc, out, err = fleet.apply(*change, "--allow-reboot")
+    assert rc == 0, err + json.dumps(out.get("hosts"), indent=1)
+    hosts = out["hosts"]
+    assert [hosts[h]["status"] for h in HOSTS] == ["ok", "changed", "changed"]
+    assert fleet.current("h2") == hosts["h2"]["release"] != old["h2"]
+    unit = fleet.layout("h2").unit_file("py-rt-e2").read_text()
+    assert "CPUAffinity=0 1\n" in unit
+    record = json.loads((fleet.prefix("h2") / "opt/py-rt/apply.json").read_text())
+    assert record["event"] == "applied" and record["release"] == hosts["h2"]["release"]
+    health = fleet.health("h2", _endpoint(fleet, "h2"), fleet.deployed_hashes()["h2"])
+    assert health.returncode == 0, health.stdout + health.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -54,7 +55,13 @@ def fake_tree(
     return sys_root, proc_root
 
 
-def verify(project: Path, sys_root: Path, proc_root: Path, *extra: str) -> RunResult:
+def verify(
+    project: Path,
+    sys_root: Path,
+    proc_root: Path,
+    *extra: str,
+    extravars: dict[str, Any] | None = None,
+) -> RunResult:
     """Render prod_example's inventory (ny4_a as a local target) and run verify.yml --tags host
     with the fake trees as /sys and /proc."""
     overrides = [
@@ -84,6 +91,7 @@ def verify(project: Path, sys_root: Path, proc_root: Path, *extra: str) -> RunRe
         tags=["host"],
         limit="ny4_a",
         timeout=180,
+        extravars=extravars,
     )
 
 
@@ -134,4 +142,21 @@ def test_verify_tuning_requires_the_kernel_arguments_and_thp_off(
     )
     sys_ok, proc_ok = fake_tree(tmp_path / "tuned", nodes=["0-15"], cmdline=tuned)
     result = verify(project, sys_ok, proc_ok, "targets.ny4_a.verify_tuning=true")
+    assert result.ok, result.hosts["ny4_a"].failure
+
+
+@pytest.mark.usefixtures("ansible_env")
+def test_the_boot_time_state_is_compared_only_after_the_planned_reboot(
+    project: Path, tmp_path: Path
+) -> None:
+    """A host whose isolated cores and hugepages are planned but not booted yet (no isolcpus,
+    no hugepages, no kernel arguments): verification fails it, unless apply planned its
+    reboot (py_rt_reboot), when only what needs no reboot is compared."""
+    sys_root, proc_root = fake_tree(tmp_path / "host", nodes=["0-15"], isolated="", hugepages=0)
+    tuning = "targets.ny4_a.verify_tuning=true"
+    failure = verify(project, sys_root, proc_root, tuning).hosts["ny4_a"].failure or ""
+    assert "isolated CPUs: expected 2-7, found (none)" in failure, failure
+    assert "kernel argument (reboot pending?)" in failure
+    planned = {"py_rt_reboot": {"ny4_a": ["host.cpu.isolated", "host.memory.hugepages"]}}
+    result = verify(project, sys_root, proc_root, tuning, extravars=planned)
     assert result.ok, result.hosts["ny4_a"].failure

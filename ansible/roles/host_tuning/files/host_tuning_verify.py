@@ -76,7 +76,10 @@ def verify(sys_root: Path, proc_root: Path, want: dict[str, Any]) -> Host:
     host = Host(sys_root, proc_root)
     cpu = sys_root / "devices/system/cpu"
     host.cpus("online CPUs", cpu / "online", want["cpus"])
-    host.cpus("isolated CPUs", cpu / "isolated", want["isolated"], missing_is_empty=True)
+    # Boot-time state (isolcpus, hugepages, kernel arguments) waits for a planned reboot.
+    booted = not want.get("reboot_pending", False)
+    if booted:
+        host.cpus("isolated CPUs", cpu / "isolated", want["isolated"], missing_is_empty=True)
     for cpu_id, siblings in sorted(want["thread_siblings"].items(), key=lambda kv: int(kv[0])):
         host.cpus(
             f"SMT siblings of CPU {cpu_id}",
@@ -103,7 +106,7 @@ def verify(sys_root: Path, proc_root: Path, want: dict[str, Any]) -> Host:
     pages = sys_root / f"kernel/mm/hugepages/hugepages-{kb}kB/nr_hugepages"
     text = host.read(pages)
     host.observed["hugepages"] = text
-    if want["hugepages"] > 0 or text is not None:
+    if booted and (want["hugepages"] > 0 or text is not None):
         if text is None:
             host.problem(f"{kb} kB hugepages", pages, want["hugepages"], "(no such page size)")
         elif int(text) < want["hugepages"]:
@@ -114,13 +117,13 @@ def verify(sys_root: Path, proc_root: Path, want: dict[str, Any]) -> Host:
         for k, _, v in (ln.partition(":") for ln in meminfo.splitlines())
         if v
     }
-    if info.get("Hugepagesize") == str(kb) and want["hugepages"] > 0:
+    if booted and info.get("Hugepagesize") == str(kb) and want["hugepages"] > 0:
         total = int(info.get("HugePages_Total", "0"))
         if total < want["hugepages"]:
             host.problem("HugePages_Total", proc_root / "meminfo", want["hugepages"], total)
     if want["verify_tuning"]:
         cmdline = (host.read(proc_root / "cmdline") or "").split()
-        for arg in want["kernel_args"]:
+        for arg in want["kernel_args"] if booted else []:
             if arg not in cmdline:
                 host.problem(
                     "kernel argument (reboot pending?)", proc_root / "cmdline", arg, "absent"

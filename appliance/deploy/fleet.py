@@ -1,0 +1,426 @@
+"""What the fleet runs, read from the hosts; the roll-out lock; the local record as a cache.
+
+Each host keeps its own truth under its install dir: `current` (the release it runs, with its
+manifest) and `apply.json` (which run switched it there, or rolled it back, when and why).
+`ansible/state.yml` reads that, the engine's own status and the services' restarts from
+every host. The controller's `state/deployed/<deployment>/` is rewritten from what the hosts
+report after every roll-out (also a partial one: each host as it is), so it is a cache, and
+`appliance status` shows where a host and the cache differ.
+
+Two applies cannot interleave: a local lock (flock on `state/locks/<deployment>.lock`, freed
+when its process dies) and a lock on every host (`<install>/lock`, a directory made with
+mkdir, naming its run). A host lock left by a run that died on this controller is taken over:
+the local lock file names the last run that held it, and a free flock means that run is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from appliance.config.compiler import Compiled
+from appliance.config.manifest import BuiltManifest, write_build
+from appliance.deploy.inventory import Inventory
+from appliance.deploy.runner import RunResult, run_playbook
+from appliance.plan.diff import Side
+
+APPLY_RECORD = "apply.json"
+STATE_TASK = "Report the host's state"
+LOCKS_DIR = Path("state") / "locks"
+DEPLOYED_DIR = Path("state") / "deployed"
+
+
+class Refused(Exception):
+    """Another run holds the lock, or the fleet cannot be read: nothing was changed."""
+
+
+@dataclass
+class Target:
+    """A compiled deployment rendered for Ansible: what every fleet command starts from."""
+
+    project: Path
+    compiled: Compiled
+    inventory: Inventory
+    private_dir: Path
+
+    @property
+    def deployment(self) -> str:
+        return self.compiled.deployment
+
+    @property
+    def hosts(self) -> list[str]:
+        return [h.host for h in self.inventory.hosts]
+
+
+def prepare(project: Path, overrides: Sequence[str]) -> Target:
+    """Compile, check the targets, write the build and render the inventory."""
+    from appliance.config.compiler import compile_config
+    from appliance.deploy import inventory as inv
+    from appliance.engine import EngineNotFound, engine_binary
+
+    compiled = compile_config(project, list(overrides))
+    inv.check_targets(project, compiled)
+    try:
+        binary = engine_binary(project)
+    except EngineNotFound:
+        try:  # the engine built next to this appliance package (a scratch project has none)
+            binary = engine_binary()
+        except EngineNotFound as exc:
+            raise Refused(str(exc)) from None
+    build_dir = write_build(project / "build", compiled.deployment, compiled.manifests)
+    private_dir = project / "state" / "ansible" / compiled.deployment
+    inventory = inv.render(project, compiled, build_dir, binary, private_dir / "inventory")
+    return Target(project, compiled, inventory, private_dir)
+
+
+@dataclass
+class HostState:
+    """One host as it reported itself (`reachable` False: it did not answer)."""
+
+    host: str
+    reachable: bool = False
+    current: str = ""
+    manifest_text: str = ""
+    record: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] | None = None
+    engine_error: str = ""
+    services: list[dict[str, Any]] = field(default_factory=list)
+    lock: dict[str, Any] = field(default_factory=dict)
+    manager: str = ""
+    error: str | None = None
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        if not self.manifest_text:
+            return None
+        data: dict[str, Any] = json.loads(self.manifest_text)
+        return data
+
+    @property
+    def content_sha256(self) -> str | None:
+        m = self.manifest
+        return str(m["content_sha256"]) if m else None
+
+    def engine_summary(self) -> str:
+        """`ACTIVE, feeds LIVE` (what the engine says), or why there is no answer."""
+        if not self.current:
+            return "nothing deployed"
+        if self.engine is None:
+            return "not answering"
+        feeds = self.engine.get("feeds") or []
+        states = sorted({str(f.get("state")) for f in feeds}) or ["none"]
+        paused = ", paused" if self.engine.get("paused") else ""
+        risk = str(self.engine.get("risk_state")).upper()
+        return f"{risk}{paused}, feeds {'/'.join(states)}"
+
+    def services_summary(self) -> str:
+        if not self.services:
+            return "-"
+        running = sum(1 for s in self.services if s.get("state") == "running")
+        restarts = sum(int(s.get("restarts") or 0) for s in self.services)
+        return f"{running}/{len(self.services)} running, {restarts} restarts"
+
+
+def _service(raw: dict[str, Any]) -> dict[str, Any]:
+    """The supervisor's status line, or systemd's unit properties, as unit/state/restarts."""
+    if "ActiveState" in raw:
+        return {
+            "unit": str(raw.get("Id", "")).removesuffix(".service"),
+            "state": "running" if raw.get("ActiveState") == "active" else raw.get("ActiveState"),
+            "restarts": int(raw.get("NRestarts") or 0),
+        }
+    return {k: raw.get(k) for k in ("unit", "state", "restarts")}
+
+
+def _parse(host: str, msg: dict[str, Any]) -> HostState:
+    engine = None
+    text = str(msg.get("engine") or "").strip()
+    if text:
+        with contextlib.suppress(ValueError, IndexError):
+            engine = json.loads(text.splitlines()[-1]).get("status")
+    record = msg.get("record")
+    lock = msg.get("lock")
+    return HostState(
+        host=host,
+        reachable=True,
+        current=str(msg.get("current") or ""),
+        manifest_text=str(msg.get("manifest") or ""),
+        record=record if isinstance(record, dict) else {},
+        engine=engine,
+        engine_error=" ".join(str(msg.get("engine_error") or "").split())[:200],
+        services=[_service(s) for s in msg.get("services") or [] if isinstance(s, dict)],
+        lock=lock if isinstance(lock, dict) else {},
+        manager=str(msg.get("manager") or ""),
+    )
+
+
+def by() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def read(
+    target: Target,
+    *,
+    action: str = "read",
+    run: str = "",
+    stale: Sequence[str] = (),
+    command: str = "",
+    hosts: Sequence[str] | None = None,
+    timeout: int = 300,
+) -> tuple[dict[str, HostState], RunResult]:
+    """Every host's state by `ansible/state.yml`; with action lock/unlock, the host locks too."""
+    names = list(hosts) if hosts is not None else target.hosts
+    states = {h: HostState(h) for h in names}
+
+    def on_event(event: dict[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and data.get("task") == STATE_TASK:
+            msg = (data.get("res") or {}).get("msg")
+            host = str(data.get("host"))
+            if isinstance(msg, dict) and host in states:
+                states[host] = _parse(host, msg)
+
+    extravars = {"py_rt_lock_action": action, "py_rt_stale_runs": list(stale)}
+    result = play(target, "state.yml", names, timeout, run, command or action, extravars, on_event)
+    for host, r in result.hosts.items():
+        if r.failure and host in states:
+            states[host].error = r.failure
+    return states, result
+
+
+def play(
+    target: Target,
+    playbook: str,
+    hosts: Sequence[str],
+    timeout: int,
+    run: str = "",
+    command: str = "",
+    extravars: dict[str, Any] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Run one of ansible/*.yml on `hosts` of the target, naming the run and its command."""
+    return run_playbook(
+        target.project / "ansible",
+        target.private_dir,
+        playbook,
+        target.inventory.directory,
+        list(hosts),
+        limit=",".join(hosts),
+        on_event=on_event,
+        timeout=timeout,
+        extravars={"py_rt_run": run, "py_rt_by": by(), "py_rt_command": command}
+        | (extravars or {}),
+    )
+
+
+@dataclass
+class LocalLock:
+    """flock on `state/locks/<deployment>.lock`; the file names the last run that held it."""
+
+    path: Path
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    stale: list[str] = field(default_factory=list)
+    _fh: IO[str] | None = None
+
+    def acquire(self, command: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = _json(fh.read())
+            fh.close()
+            raise Refused(
+                f"another {holder.get('command', 'apply')} of this deployment runs here "
+                f"(run {holder.get('run', '?')}, pid {holder.get('pid', '?')}, "
+                f"since {holder.get('since', '?')}); nothing was changed"
+            ) from None
+        fh.seek(0)
+        last = _json(fh.read()).get("run")
+        # The flock was free: the run named in the file is over (finished or killed).
+        self.stale = [str(last)] if last else []
+        fh.seek(0)
+        fh.truncate()
+        fh.write(
+            json.dumps(
+                {
+                    "run": self.run,
+                    "pid": os.getpid(),
+                    "by": by(),
+                    "command": command,
+                    "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            )
+            + "\n"
+        )
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def locked(target: Target, command: str) -> Iterator[tuple[str, dict[str, HostState]]]:
+    """Hold the local lock and every host's lock; yield the run id and the hosts' state read
+    while locking. The caller releases the host locks with `unlock` (reading the hosts as they
+    are then); if it leaves without (a refusal), they are released on the way out. A run that
+    dies leaves them to the next run from this controller, which takes them over."""
+    lock = LocalLock(target.project / LOCKS_DIR / f"{target.deployment}.lock")
+    lock.acquire(command)
+    taken = False
+    try:
+        states, result = read(
+            target, action="lock", run=lock.run, stale=lock.stale, command=command
+        )
+        refused = [s.error for s in states.values() if s.error]
+        if refused or not result.ok:
+            # Release what this run took before refusing.
+            read(target, action="unlock", run=lock.run, command=command)
+            raise Refused("; ".join(str(r) for r in refused) or f"ansible: {result.status}")
+        taken = True
+        yield lock.run, states
+    finally:
+        if taken and lock.run not in _UNLOCKED:
+            read(target, action="unlock", run=lock.run, command=command)
+        lock.release()
+
+
+# The runs whose host locks `unlock` released (so `locked` does not release them again).
+_UNLOCKED: set[str] = set()
+
+
+def unlock(target: Target, run: str, command: str) -> dict[str, HostState]:
+    """Release the host locks of `run` and read every host's state as it is now."""
+    states, _ = read(target, action="unlock", run=run, command=command)
+    _UNLOCKED.add(run)
+    return states
+
+
+def moved(planned: dict[str, HostState], now: dict[str, HostState]) -> list[str]:
+    """The hosts whose release or apply record changed between two reads."""
+    out = []
+    for host, was in sorted(planned.items()):
+        new = now.get(host)
+        if new is None or (was.current, was.record) != (new.current, new.record):
+            out.append(f"{host}: {was.current or '(none)'} -> {new.current if new else '?'}")
+    return out
+
+
+def cached(project: Path, deployment: str) -> tuple[Side, dict[str, Any]]:
+    """The local record: the manifests last read from the hosts, and its apply.json."""
+    from appliance.plan import sides
+
+    side = sides.deployed(project, deployment)
+    try:
+        record = json.loads((project / DEPLOYED_DIR / deployment / APPLY_RECORD).read_text())
+    except (OSError, ValueError):
+        record = {}
+    return side, record if isinstance(record, dict) else {}
+
+
+def deployed_side(
+    project: Path, deployment: str, states: dict[str, HostState]
+) -> tuple[Side, list[str]]:
+    """The deployed side of a plan, from the hosts; a host that did not answer comes from the
+    local record (named in the second value)."""
+    cache, _ = cached(project, deployment)
+    manifests: dict[str, dict[str, Any]] = {}
+    from_cache = []
+    for host, state in sorted(states.items()):
+        manifest = state.manifest
+        if state.reachable:
+            if manifest is not None:
+                manifests[host] = manifest
+        elif host in cache.manifests:
+            manifests[host] = cache.manifests[host]
+            from_cache.append(host)
+    sources = {h: cache.sources.get(h, {}) for h in manifests}
+    return Side(manifests, sources, "deployed (read from the hosts)"), from_cache
+
+
+def record(target: Target, states: dict[str, HostState], binary_sha256: str) -> Path:
+    """Rewrite `state/deployed/<deployment>/` from what each host reports (a host that did not
+    answer keeps its cached entry)."""
+    project, deployment = target.project, target.deployment
+    cache, old = cached(project, deployment)
+    compiled = {m.host: m for m in target.compiled.manifests}
+    built: list[BuiltManifest] = []
+    hosts: dict[str, Any] = {}
+    for host, state in sorted(states.items()):
+        text = state.manifest_text
+        entry = {"release": state.current, "source": "host", "record": state.record}
+        if not state.reachable:
+            if host not in cache.manifests:
+                continue
+            text = json.dumps(cache.manifests[host], indent=2, sort_keys=True) + "\n"
+            entry = dict((old.get("hosts") or {}).get(host) or {}) | {"source": "cache"}
+        if not text:
+            continue
+        manifest = json.loads(text)
+        sha = manifest["content_sha256"]
+        same = compiled.get(host)
+        sources = same.sources if same is not None and same.content_sha256 == sha else {}
+        built.append(
+            BuiltManifest(
+                manifest["engine"]["id"],
+                host,
+                text,
+                sha,
+                dict(sources or cache.sources.get(host, {})),
+            )
+        )
+        hosts[host] = entry | {"engine": manifest["engine"]["id"], "content_sha256": sha}
+    out = write_build(project / DEPLOYED_DIR, deployment, built)
+    (out / APPLY_RECORD).write_text(
+        json.dumps(
+            {
+                "deployment": deployment,
+                "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "binary_sha256": binary_sha256,
+                "hosts": hosts,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
+    return out
+
+
+def drift(state: HostState, cache: dict[str, Any]) -> str:
+    """How the host differs from the local record ("" when it does not)."""
+    entry = (cache.get("hosts") or {}).get(state.host)
+    if not state.reachable:
+        return "host did not answer"
+    if entry is None:
+        return "not in the record" if state.current else ""
+    if not state.current:
+        return f"record says {entry.get('release')}, host has nothing"
+    if entry.get("release") != state.current:
+        return f"record says {entry.get('release')}, host runs {state.current}"
+    if entry.get("content_sha256") != state.content_sha256:
+        return "manifest differs from the record"
+    return ""
