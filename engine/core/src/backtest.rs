@@ -519,6 +519,8 @@ struct Venue {
     reports: VecDeque<Report>,
     /// Orders go to the caller, not to the in-process matcher.
     external: bool,
+    /// One of its books left sync since the driver last asked ([`Backtest::take_snapshot_request`]).
+    wants_snapshot: bool,
 }
 
 /// An order that passed risk and is not final yet.
@@ -652,6 +654,7 @@ impl Backtest {
                 requests: VecDeque::with_capacity(64),
                 reports: VecDeque::with_capacity(64),
                 external: false,
+                wants_snapshot: false,
             });
         }
         let table: Vec<(&str, InstrumentSpec)> = instruments
@@ -873,8 +876,8 @@ impl Backtest {
         self.pump();
     }
 
-    /// An operator lifts a halt at the current clock: back to ACTIVE, losses measured from the
-    /// current equity (see [`RiskEngine::resume`]).
+    /// An operator lifts a halt at the current clock: back to ACTIVE, losses still measured
+    /// from the day's start and the peak (see [`RiskEngine::resume`]).
     pub fn resume(&mut self) {
         if let Some(tr) = self.risk.resume(self.clock, self.portfolio.equity()) {
             self.on_transition(tr);
@@ -1148,6 +1151,16 @@ impl Backtest {
         self.pump();
     }
 
+    /// Whether a book of `exchange` left sync (a sequence gap, a crossed book or a negative
+    /// size, as `BookSync` judged it) since the last call: a live driver then asks its feed
+    /// for a fresh snapshot at once. Taken: the next call says `false` until it happens again.
+    #[inline]
+    pub fn take_snapshot_request(&mut self, exchange: ExchangeId) -> bool {
+        self.venues
+            .get_mut(exchange)
+            .is_some_and(|v| std::mem::take(&mut v.wants_snapshot))
+    }
+
     /// Feeds one market event of `exchange`.
     pub fn on_event(&mut self, exchange: ExchangeId, ev: &MarketEvent<'_>) {
         let header = ev.header();
@@ -1222,12 +1235,20 @@ impl Backtest {
         if !self.execs.is_empty() {
             self.queue_execs(instrument);
         }
-        self.risk.on_market_data(instrument, clock);
+        // Only a book update refreshes the staleness guard: a frozen book with trades (or
+        // stale diffs) still flowing is stale.
+        if changed {
+            self.risk.on_market_data(instrument, clock);
+        }
 
         let was_synced = self.books[i].synced;
         let synced = self.books[i].sync.is_synced();
         self.books[i].synced = synced;
         if was_synced && !synced {
+            let x = self.books[i].exchange;
+            if let Some(v) = self.venues.get_mut(x) {
+                v.wants_snapshot = true;
+            }
             self.book_lost(instrument);
         }
         if synced && changed {

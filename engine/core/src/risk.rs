@@ -10,8 +10,9 @@
 //! 1. `Halted`: the state is HALTED (loss limit or kill switch).
 //! 2. `UnknownInstrument`: no limits configured for the instrument.
 //! 3. `InvalidQty` / `LotSize`: quantity not positive / not a multiple of the lot.
-//! 4. `FeedStale`: no market data for the instrument yet, or none for more than
-//!    `feed_stale_ms` of event time.
+//! 4. `FeedStale`: no book update for the instrument yet, or none for more than
+//!    `feed_stale_ms` of event time (the driver reports book updates only: trades flowing
+//!    over a frozen book do not keep it fresh).
 //! 5. `NoReferencePrice`: no mid price (book not synced or one-sided).
 //! 6. `InvalidPrice` / `TickSize` / `PriceBand` (not for market orders): price not positive,
 //!    not a multiple of the tick, or `|price - mid| * 10^4 > price_band_bps * mid`.
@@ -41,7 +42,9 @@
 //!   disarms the kill switch). HALTED is sticky: a `DailyLoss` halt is lifted at the next UTC
 //!   day (cause `NewDay`); a `Drawdown` or `KillSwitch` halt only by [`RiskEngine::resume`]
 //!   (an operator's decision, cause `Resumed`). While HALTED no order passes, and the driver
-//!   cancels every open order when `cancel_on_trigger` is set.
+//!   cancels every open order when `cancel_on_trigger` is set. A resume keeps the day's start
+//!   equity and the peak: it is not a fresh loss budget, so a loss still beyond its limit halts
+//!   again at the next equity update.
 
 use crate::portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio};
 use crate::strategy::{NewOrder, OrderKind};
@@ -432,7 +435,7 @@ impl RiskEngine {
         self.max_drawdown_seen
     }
 
-    /// Market data for `instrument` arrived at `now` (feeds the staleness guard).
+    /// The book of `instrument` was updated at `now` (feeds the staleness guard).
     #[inline]
     pub fn on_market_data(&mut self, instrument: InstrumentId, now: Nanos) {
         if let Some(t) = self.last_market_data.get_mut(instrument as usize) {
@@ -781,12 +784,14 @@ impl RiskEngine {
         }
     }
 
-    /// An operator lifts a halt: back to ACTIVE with the peak and the day's start reset to the
-    /// current equity (the next [`RiskEngine::on_equity`] measures losses from there).
+    /// An operator lifts a halt: back to ACTIVE. The day's start equity and the peak are kept
+    /// (the next [`RiskEngine::on_equity`] measures losses from them, as before the halt): a
+    /// resume the same day is not a fresh loss budget.
     pub fn resume(&mut self, now: Nanos, equity: Cash) -> Option<RiskTransition> {
         self.halt_cause = None;
-        self.peak_equity = Some(equity);
-        self.day_start_equity = equity;
+        if self.peak_equity.is_none() {
+            self.peak_equity = Some(equity);
+        }
         self.set_state(now, RiskState::Active, RiskCause::Resumed)
     }
 }
@@ -1231,7 +1236,34 @@ mod tests {
             .resume(t0 + 2 * DAY_NS, 8_000 * ONE)
             .expect("a transition");
         assert_eq!((tr.to, tr.cause), (RiskState::Active, RiskCause::Resumed));
-        assert_eq!(r.on_equity(t0 + 2 * DAY_NS + 1, 8_000 * ONE), None);
+        // The peak is kept: still 2000 below it, the next update halts again...
+        let tr = r
+            .on_equity(t0 + 2 * DAY_NS + 1, 8_000 * ONE)
+            .expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Halted, RiskCause::Drawdown));
+        // ...and once recovered to within the limits, a resume holds.
+        r.resume(t0 + 2 * DAY_NS + 2, 9_000 * ONE)
+            .expect("a transition");
+        assert_eq!(r.on_equity(t0 + 2 * DAY_NS + 3, 9_000 * ONE), None);
+        assert_eq!(r.state(), RiskState::Active);
+    }
+
+    #[test]
+    fn a_resume_after_a_daily_loss_halt_keeps_the_days_start() {
+        let t0 = 20_000 * DAY_NS;
+        let mut r = engine();
+        r.on_equity(t0, 10_000 * ONE);
+        let tr = r.on_equity(t0 + 1, 9_000 * ONE).expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Halted, RiskCause::DailyLoss));
+        r.resume(t0 + 2, 9_000 * ONE).expect("resumed");
+        // The same day, the same loss: halted again, not a fresh budget from 9000.
+        let tr = r.on_equity(t0 + 3, 9_000 * ONE).expect("a transition");
+        assert_eq!((tr.to, tr.cause), (RiskState::Halted, RiskCause::DailyLoss));
+        let a = r.anchors().expect("anchors");
+        assert_eq!(
+            (a.day_start_equity, a.peak_equity),
+            (10_000 * ONE, 10_000 * ONE)
+        );
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! Connects to the combined stream of its instruments (depth diffs, trades, best bid/offer),
 //! fetches a REST depth snapshot on connect and whenever the sequence breaks, and writes
 //! normalised events into its ring for the strategy thread, which owns the books and applies
-//! Binance's sync rules (`rt_core::sync`). The feed checks the id sequence only to know when
-//! to fetch a snapshot:
-//! - a gap between two diffs (spot: `U != previous u + 1`; USD-M: `pu != previous u`);
-//! - a full ring (the ring counts the loss and shows it to the reader as a gap);
-//! - a request from the strategy thread (its book could not bridge the last snapshot);
-//! - a reconnect.
+//! Binance's sync rules (`rt_core::sync`, the one place the id sequence is checked). The feed
+//! fetches a snapshot:
+//! - when the sink asks (`Sink::take_resync`): for the engine, the strategy thread's book left
+//!   sync (a sequence gap, a crossed book or a negative size: `BookSync`) or could not bridge
+//!   the last snapshot;
+//! - after a full ring (the ring counts the loss and shows it to the reader as a gap);
+//! - on a reconnect.
 //!
 //! When the stream breaks or stalls (nothing for `feed_stale_ms`), the feed writes a
 //! feed-down marker (the strategy thread drops the exchange's books and cancels their
@@ -162,6 +163,7 @@ impl Sink for RingSink {
 
     fn report(&mut self, info: &mut FeedInfo) {
         info.ring_overflows = self.ring.overflow();
+        info.gaps = self.flags.gaps[self.exchange as usize].load(Ordering::Relaxed);
         let _ = self.hk.send(Hk::Feed(*info));
     }
 
@@ -232,8 +234,6 @@ struct Feed<S: Sink> {
     decoder: Decoder,
     info: FeedInfo,
     stages: Stages,
-    /// Last diff's final id per symbol (continuity check).
-    last_u: Vec<Option<u64>>,
     need_snapshot: Vec<bool>,
     /// No snapshot request before this time (a failed one is retried after a pause).
     snapshot_after: Nanos,
@@ -255,7 +255,6 @@ impl<S: Sink> Feed<S> {
             decoder,
             info,
             stages: Stages::new(),
-            last_u: vec![None; n],
             need_snapshot: vec![true; n],
             snapshot_after: 0,
         }
@@ -324,7 +323,6 @@ impl<S: Sink> Feed<S> {
                 }
             };
             self.set_status(FeedStatus::Syncing);
-            self.last_u.iter_mut().for_each(|u| *u = None);
             self.need_snapshot.iter_mut().for_each(|n| *n = true);
             let stale = Duration::from_millis(self.cfg.stale_ms.max(1));
             let mut report_at = now_ns() + 1_000_000_000;
@@ -487,27 +485,7 @@ impl<S: Sink> Feed<S> {
             }
         };
         self.stages.record(Stage::FrameToParsed, now_ns() - t0);
-        let mut gap_symbol = None;
-        if let MarketEvent::Depth(d) = &ev {
-            let k = d.header.symbol as usize;
-            if let Some(last) = self.last_u.get_mut(k) {
-                let continuous = match (*last, self.cfg.market) {
-                    (None, _) => true,
-                    (Some(prev), Market::Spot) => d.first_id == prev.wrapping_add(1),
-                    (Some(prev), Market::Usdm) => d.prev_final_id == Some(prev),
-                };
-                if !continuous {
-                    gap_symbol = Some(k);
-                }
-                *last = Some(d.final_id);
-            }
-        }
         let delivered = self.sink.on_event(&ev);
-        if let Some(k) = gap_symbol {
-            self.info.gaps += 1;
-            self.need_snapshot[k] = true;
-            self.info.status = FeedStatus::Resyncing;
-        }
         if !delivered {
             // The reader sees a gap; every book of this feed may have lost a diff.
             self.need_snapshot.iter_mut().for_each(|n| *n = true);

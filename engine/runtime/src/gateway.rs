@@ -85,6 +85,7 @@ struct Counters {
     base_commissions: u64,
     self_trade_prevented: u64,
     unreadable_reports: u64,
+    listen_key_expiries: u64,
     other_asset_commissions: u64,
     unpriced_commissions: u64,
 }
@@ -107,6 +108,7 @@ impl Counters {
             ("gw_base_commissions", self.base_commissions),
             ("gw_self_trade_prevented", self.self_trade_prevented),
             ("gw_unreadable_reports", self.unreadable_reports),
+            ("gw_listen_key_expiries", self.listen_key_expiries),
             ("gw_other_asset_commissions", self.other_asset_commissions),
             ("gw_unpriced_commissions", self.unpriced_commissions),
         ]
@@ -1243,6 +1245,11 @@ async fn read_stream(
         };
         let er = match bo::ExecutionReport::parse(&text) {
             Ok(Some(er)) => er,
+            // Nothing more comes on an expired key: a new one, and a catch-up.
+            Ok(None) if bo::is_listen_key_expired(&text) => {
+                state.borrow_mut().counters.listen_key_expiries += 1;
+                return Some("the venue expired the listen key".to_owned());
+            }
             Ok(None) => continue,
             // One of ours that cannot be read may be a fill or an end: never dropped, the
             // stream counts as lost and every working order is caught up over REST.

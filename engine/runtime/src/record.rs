@@ -391,6 +391,12 @@ pub struct RecordSink {
     rewritten: u64,
     empty: u64,
     error: Option<RecordError>,
+    /// One book per symbol, kept only to know when the sequence breaks (Binance's rule, in
+    /// `rt_core::BookSync`): a snapshot is then fetched, so the file can be replayed.
+    books: Vec<rt_core::BookSync>,
+    /// A book left sync: a fresh snapshot of every symbol is wanted.
+    resync: bool,
+    gaps: u64,
 }
 
 impl std::fmt::Debug for RecordSink {
@@ -453,9 +459,10 @@ impl Sink for RecordSink {
     fn take_resync(&mut self) -> bool {
         if self.rotate_pending.is_none() && self.writer.rotation_due(now_ns()) {
             self.rotate_pending = Some(now_ns());
+            self.resync = false;
             return true;
         }
-        false
+        std::mem::take(&mut self.resync)
     }
 
     fn log(&self, line: String) {
@@ -463,6 +470,7 @@ impl Sink for RecordSink {
     }
 
     fn report(&mut self, info: &mut FeedInfo) {
+        info.gaps = self.gaps;
         // Logged when the state changes or a gap was met (a snapshot follows in the file).
         if self.status != Some((info.status, info.gaps)) {
             self.status = Some((info.status, info.gaps));
@@ -489,6 +497,9 @@ impl Sink for RecordSink {
         if self.rotate_pending.is_some() {
             self.rotate();
         }
+        if let (Some(book), MarketEvent::Snapshot(s)) = (self.books.get_mut(symbol), event) {
+            book.on_snapshot(s);
+        }
         let ts = match event {
             MarketEvent::Snapshot(s) => s.header.local_ns,
             _ => now_ns(),
@@ -508,11 +519,29 @@ impl Sink for RecordSink {
         true
     }
 
-    fn on_event(&mut self, _event: &MarketEvent<'_>) -> bool {
+    fn on_event(&mut self, event: &MarketEvent<'_>) -> bool {
+        if let MarketEvent::Depth(d) = event {
+            if let Some(book) = self.books.get_mut(d.header.symbol as usize) {
+                let was = book.is_synced();
+                book.on_diff(d);
+                if was && !book.is_synced() {
+                    self.gaps += 1;
+                    self.resync = true;
+                }
+            }
+        }
         true
     }
 
     fn feed_down(&mut self, _local_ns: Nanos) {}
+}
+
+/// Binance's sequencing rule of a market.
+fn sync_rule(market: rt_manifest::model::Market) -> rt_core::SyncRule {
+    match market {
+        rt_manifest::model::Market::Spot => rt_core::SyncRule::Spot,
+        rt_manifest::model::Market::Usdm => rt_core::SyncRule::UsdM,
+    }
 }
 
 /// A unit enum's name as the manifest spells it (`sim`, `spot`).
@@ -588,6 +617,13 @@ pub fn run(manifest: &Manifest, opts: &RecordOptions) -> anyhow::Result<ExitCode
         rewritten: 0,
         empty: 0,
         error: None,
+        books: cfg
+            .symbols
+            .iter()
+            .map(|_| rt_core::BookSync::new(sync_rule(cfg.market)))
+            .collect(),
+        resync: false,
+        gaps: 0,
     };
     let (info, mut sink) = feed::run_with(cfg, sink);
     if sink.error.is_none() {
@@ -804,6 +840,9 @@ mod tests {
             rewritten: 0,
             empty: 0,
             error: None,
+            books: Vec::new(),
+            resync: false,
+            gaps: 0,
         }
     }
 

@@ -20,6 +20,9 @@ pub struct Flags {
     pub gateway_ready: AtomicBool,
     /// Per exchange: the strategy thread asks the feed for a fresh snapshot.
     pub resync: Vec<AtomicBool>,
+    /// Per exchange: times one of its books left sync (a sequence gap or an invalid diff, as
+    /// `BookSync` judged it), counted by the strategy thread for the feed's heartbeat.
+    pub gaps: Vec<std::sync::atomic::AtomicU64>,
     /// A thread could not go on (a venue refused our credentials, a socket could not open):
     /// the engine stops and exits non-zero.
     pub fatal: AtomicBool,
@@ -41,6 +44,9 @@ impl Flags {
             trader_done: AtomicBool::new(false),
             gateway_ready: AtomicBool::new(false),
             resync: (0..exchanges).map(|_| AtomicBool::new(false)).collect(),
+            gaps: (0..exchanges)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
             fatal: AtomicBool::new(false),
             strategy: OnceLock::new(),
             strategy_spins: AtomicBool::new(false),

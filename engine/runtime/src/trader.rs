@@ -137,6 +137,12 @@ pub fn run(
                         stages.record(Stage::FrameToStrategy, t_pop - frame_ns);
                         let is_snapshot = matches!(ev, MarketEvent::Snapshot(_));
                         bt.on_event(x, &ev);
+                        if bt.take_snapshot_request(x) {
+                            // A book left sync (gap, crossed or negative diff): a snapshot now,
+                            // not at the next reconnect.
+                            flags.gaps[x].fetch_add(1, Ordering::Relaxed);
+                            flags.resync[x].store(true, Ordering::Relaxed);
+                        }
                         if bt.has_requests() {
                             let decided = now_ns();
                             stages.record(Stage::BookStrategyRisk, decided - t_pop);

@@ -31,6 +31,16 @@ pub enum Fault {
     Gap { count: u32 },
     /// `kind=malformed`: send one truncated frame on every market-data connection, now.
     Malformed,
+    /// `kind=crossed`: the next depth diff is sent with an extra bid above every ask (its ids
+    /// in sequence): a client's book would cross. The sim's own book applies the diff as
+    /// recorded, so a fresh snapshot repairs the client.
+    Crossed,
+    /// `kind=reorder`: the next two depth diffs are sent in the opposite order.
+    Reorder,
+    /// `kind=listen_key_expired`: every user data stream gets a `listenKeyExpired` event and
+    /// then no more events (the connection stays open and answers pings), as Binance does
+    /// when a listen key expires; a new listen key works.
+    ListenKeyExpired,
     /// `kind=stall&ms=N`: send no market data for `N` ms; the replay schedule shifts by as
     /// much (nothing is lost).
     Stall { ms: u64 },
@@ -59,6 +69,9 @@ impl Fault {
             Fault::FreezeUser => "freeze_user",
             Fault::Gap { .. } => "gap",
             Fault::Malformed => "malformed",
+            Fault::Crossed => "crossed",
+            Fault::Reorder => "reorder",
+            Fault::ListenKeyExpired => "listen_key_expired",
             Fault::Stall { .. } => "stall",
             Fault::RejectOrders { .. } => "reject",
             Fault::Commission { .. } => "commission",
@@ -83,18 +96,19 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, stall, reject, commission, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
             "gap" => &["count"],
-            "malformed" | "clear" | "drop_market" | "drop_user" | "freeze_user" => &[],
+            "malformed" | "clear" | "drop_market" | "drop_user" | "freeze_user" | "crossed"
+            | "reorder" | "listen_key_expired" => &[],
             "stall" => &["ms"],
             "reject" => &["count", "code"],
             "commission" => &["asset", "bnb_balance"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, stall, reject, commission, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, clear)"
                 )))
             }
         };
@@ -133,6 +147,9 @@ impl Fault {
                 Fault::Gap { count }
             }
             "malformed" => Fault::Malformed,
+            "crossed" => Fault::Crossed,
+            "reorder" => Fault::Reorder,
+            "listen_key_expired" => Fault::ListenKeyExpired,
             "drop_market" => Fault::DropMarket,
             "drop_user" => Fault::DropUser,
             "freeze_user" => Fault::FreezeUser,
@@ -261,6 +278,9 @@ mod tests {
             ("kind=gap", Fault::Gap { count: 1 }),
             ("kind=gap&count=3", Fault::Gap { count: 3 }),
             ("kind=malformed", Fault::Malformed),
+            ("kind=crossed", Fault::Crossed),
+            ("kind=reorder", Fault::Reorder),
+            ("kind=listen_key_expired", Fault::ListenKeyExpired),
             ("kind=drop_user", Fault::DropUser),
             ("kind=freeze_user", Fault::FreezeUser),
             ("kind=stall&ms=250", Fault::Stall { ms: 250 }),

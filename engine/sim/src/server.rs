@@ -110,6 +110,8 @@ struct Shared {
     drop_user_tx: watch::Sender<u64>,
     /// Bumped by a `freeze_user` fault: user data stream connections go silent, left open.
     freeze_user_tx: watch::Sender<u64>,
+    /// Bumped by a `listen_key_expired` fault: user data streams say so and go quiet.
+    expire_user_tx: watch::Sender<u64>,
     /// Set by a `drop_user` fault until `clear`: new listen keys are refused.
     refuse_listen_keys: std::sync::atomic::AtomicBool,
     shutdown_tx: watch::Sender<bool>,
@@ -241,6 +243,7 @@ async fn serve(
         drop_md_tx: watch::channel(0).0,
         drop_user_tx: watch::channel(0).0,
         freeze_user_tx: watch::channel(0).0,
+        expire_user_tx: watch::channel(0).0,
         refuse_listen_keys: std::sync::atomic::AtomicBool::new(false),
         shutdown_tx: watch::channel(false).0,
         cmd_tx,
@@ -271,6 +274,9 @@ async fn serve(
             f.into()
         },
         skip_diffs: 0,
+        cross_next: false,
+        reorder_next: false,
+        held: None,
         drop_at: None,
         published: 0,
         last_ts: 0,
@@ -310,6 +316,11 @@ struct Engine {
     latency_ns: Nanos,
     scheduled: VecDeque<ScheduledFault>,
     skip_diffs: u64,
+    /// A `crossed` fault: the next depth diff gets a bid above every ask.
+    cross_next: bool,
+    /// A `reorder` fault: the next depth diff is held back and sent after the one after it.
+    reorder_next: bool,
+    held: Option<OutFrame>,
     /// Drop every connection once this many frames have been published.
     drop_at: Option<u64>,
     published: u64,
@@ -498,6 +509,9 @@ impl Engine {
                 self.shared.drop_user_tx.send_modify(|g| *g += 1);
             }
             Fault::FreezeUser => self.shared.freeze_user_tx.send_modify(|g| *g += 1),
+            Fault::ListenKeyExpired => self.shared.expire_user_tx.send_modify(|g| *g += 1),
+            Fault::Crossed => self.cross_next = true,
+            Fault::Reorder => self.reorder_next = true,
             Fault::Gap { count } => self.skip_diffs += u64::from(count),
             Fault::Malformed => {
                 // A frame cut in the middle of its data, on every connection.
@@ -613,16 +627,47 @@ impl Engine {
             if is_depth && self.skip_diffs > 0 {
                 self.skip_diffs -= 1;
                 bump(&counters.diffs_skipped);
-            } else if let Some(frame) = out_frame(line.bytes) {
-                bump(&counters.frames_published);
-                self.published += 1;
-                let _ = shared.md_tx.send(Arc::new(frame));
+            } else {
+                let mut bytes = line.bytes;
+                if is_depth && std::mem::take(&mut self.cross_next) {
+                    bytes = crossed(&bytes);
+                }
+                if let Some(frame) = out_frame(bytes) {
+                    if is_depth && std::mem::take(&mut self.reorder_next) {
+                        self.held = Some(frame);
+                    } else {
+                        let held = if is_depth { self.held.take() } else { None };
+                        for frame in std::iter::once(frame).chain(held) {
+                            bump(&counters.frames_published);
+                            self.published += 1;
+                            let _ = shared.md_tx.send(Arc::new(frame));
+                        }
+                    }
+                }
             }
         }
         drop(venue);
         shared.publish_reports(&mut self.reports);
         self.drop_marker();
     }
+}
+
+/// A recorded depth diff with an extra bid level far above any ask (a `crossed` fault).
+fn crossed(bytes: &[u8]) -> Vec<u8> {
+    const BIDS: &[u8] = b"\"b\":[";
+    const LEVEL: &[u8] = b"[\"9999999.00\",\"1.00000000\"]";
+    let Some(at) = bytes.windows(BIDS.len()).position(|w| w == BIDS) else {
+        return bytes.to_vec();
+    };
+    let at = at + BIDS.len();
+    let mut out = Vec::with_capacity(bytes.len() + LEVEL.len() + 1);
+    out.extend_from_slice(&bytes[..at]);
+    out.extend_from_slice(LEVEL);
+    if bytes.get(at) != Some(&b']') {
+        out.push(b',');
+    }
+    out.extend_from_slice(&bytes[at..]);
+    out
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -1099,6 +1144,9 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     let mut md_drops = shared.drop_md_tx.subscribe();
     let mut user_drops = shared.drop_user_tx.subscribe();
     let mut user_freezes = shared.freeze_user_tx.subscribe();
+    let mut user_expiries = shared.expire_user_tx.subscribe();
+    // The listen key expired: no more events (pings are still answered).
+    let mut expired = false;
     let user_conn = !sub.user.is_empty();
     // A connection that carries only a user data stream survives a `drop_market`.
     let market = !sub.streams.is_empty() || sub.user.is_empty();
@@ -1125,7 +1173,7 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            event = user.recv(), if !sub.user.is_empty() => match event {
+            event = user.recv(), if !sub.user.is_empty() && !expired => match event {
                 Ok(text) => {
                     if sub.combined {
                         // The envelope names the connection's (first) listen key.
@@ -1160,6 +1208,17 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
             _ = user_drops.changed(), if user_conn => {
                 bump(&shared.counters.ws_dropped);
                 return;
+            }
+            _ = user_expiries.changed(), if user_conn && !expired => {
+                expired = true;
+                let ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                let event = format!(
+                    "{{\"e\":\"listenKeyExpired\",\"E\":{ms},\"listenKey\":\"{}\"}}",
+                    sub.user[0]
+                );
+                Message::Text(Utf8Bytes::from(event))
             }
             _ = user_freezes.changed(), if user_conn => {
                 // Half-open: nothing is read or written any more, and the socket stays open

@@ -1707,6 +1707,34 @@ pub fn parse_listen_key(body: &str) -> Result<String, OrderError> {
 // ---------------------------------------------------------------------------------------------
 // The user data stream
 
+/// Whether a user-data event (bare or in a combined-stream envelope) is `listenKeyExpired`:
+/// the stream delivers nothing more on that key, so the client must make a new one.
+pub fn is_listen_key_expired(frame: &str) -> bool {
+    user_event(frame).is_ok_and(|(kind, _)| kind.as_deref() == Some("listenKeyExpired"))
+}
+
+/// A user-data event's type (`e`) and whether it came in a combined-stream envelope
+/// (`{"stream":..,"data":{..}}`): a first light pass over the frame.
+fn user_event(frame: &str) -> Result<(Option<Cow<'_, str>>, bool), OrderError> {
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(borrow, default)]
+        e: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, default)]
+        e: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        data: Option<Kind<'a>>,
+    }
+    let head: Head<'_> = json(frame, "user data event")?;
+    Ok(match head.data {
+        Some(data) => (data.e, true),
+        None => (head.e, false),
+    })
+}
+
 /// An `executionReport` event of the user data stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecutionReport {
@@ -1824,30 +1852,13 @@ impl ExecutionReport {
     /// Parses an `executionReport`, bare or in a combined-stream envelope. `Ok(None)` for
     /// another user-data event (`outboundAccountPosition`, `balanceUpdate`, ...).
     pub fn parse(frame: &str) -> Result<Option<ExecutionReport>, OrderError> {
-        // Which event, and whether it is wrapped: a first light pass.
-        #[derive(Deserialize)]
-        struct Kind<'a> {
-            #[serde(borrow, default)]
-            e: Option<Cow<'a, str>>,
-        }
-        #[derive(Deserialize)]
-        struct Head<'a> {
-            #[serde(borrow, default)]
-            e: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            data: Option<Kind<'a>>,
-        }
         #[derive(Deserialize)]
         struct Wrapped<'a> {
             #[serde(borrow)]
             data: Raw<'a>,
         }
-        let head: Head<'_> = json(frame, "user data event")?;
-        let (kind, wrapped) = match &head.data {
-            Some(data) => (data.e.as_deref(), true),
-            None => (head.e.as_deref(), false),
-        };
-        if kind != Some("executionReport") {
+        let (kind, wrapped) = user_event(frame)?;
+        if kind.as_deref() != Some("executionReport") {
             return Ok(None);
         }
         #[derive(Deserialize)]
@@ -2506,6 +2517,14 @@ mod tests {
         assert!(text.contains("\"v\":3,\"A\":\"0.00200000\",\"B\":\"0.00200000\""));
         assert_eq!(ExecutionReport::parse(&text), Ok(Some(prevented)));
         assert!(!OrderStatus::ExpiredInMatch.is_open());
+        let expired = "{\"e\":\"listenKeyExpired\",\"E\":1,\"listenKey\":\"k\"}";
+        assert_eq!(ExecutionReport::parse(expired), Ok(None));
+        assert!(is_listen_key_expired(expired));
+        assert!(is_listen_key_expired(&format!(
+            "{{\"stream\":\"k\",\"data\":{expired}}}"
+        )));
+        assert!(!is_listen_key_expired(&text));
+        assert!(!is_listen_key_expired("not json"));
         assert_eq!(
             ExecutionReport::parse("{\"e\":\"outboundAccountPosition\",\"E\":1}"),
             Ok(None)
