@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance import jsonout
 from appliance.plan.diff import ABSENT, REVIEW, Change, ChangeClass, Side
 
 PLAN_VERSION = 1
@@ -115,7 +116,7 @@ def _changed_json(plan: Plan) -> list[dict[str, Any]]:
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n"
+    return jsonout.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n"
 
 
 def render_markdown(plan: Plan) -> str:
