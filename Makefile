@@ -16,7 +16,7 @@ export MATURIN_NO_INSTALL_RUST := 1
 export MATURIN_PEP517_ARGS := --profile dev
 export RT_ENGINE_BIN := $(CURDIR)/target/debug/rt-engine
 
-.PHONY: setup lock demo test lint check-python check-rust bench bench-optimize bench-compare bench-onnx clean
+.PHONY: setup lock demo test lint check-python check-rust bench bench-optimize bench-compare bench-onnx clean test-systemd
 
 # The Python dependency set, pinned with hashes as Cargo.lock pins the Rust one (`make lock`
 # regenerates both files from pyproject.toml and requirements-build.in). The package's extras:
@@ -79,6 +79,12 @@ check-python:
 	$(BIN)/pytest -q
 
 test: setup check-rust check-python
+
+# The production service path under real systemd as PID 1: a Debian root made with debootstrap
+# (cached under /var/tmp), booted with systemd-nspawn, `appliance apply` to "/" inside it with
+# the hardened units (tests/systemd). Needs root; minutes; not part of `make test`.
+test-systemd: setup
+	tests/systemd/nspawn.sh
 
 SHARED_DATA ?= $(CURDIR)/../shared/data/binance
 
