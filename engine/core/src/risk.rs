@@ -435,6 +435,14 @@ impl RiskEngine {
         self.max_drawdown_seen
     }
 
+    /// When the book of `instrument` was last updated (what the staleness guard measures from).
+    pub fn last_book_update(&self, instrument: InstrumentId) -> Option<Nanos> {
+        self.last_market_data
+            .get(instrument as usize)
+            .copied()
+            .flatten()
+    }
+
     /// The book of `instrument` was updated at `now` (feeds the staleness guard).
     #[inline]
     pub fn on_market_data(&mut self, instrument: InstrumentId, now: Nanos) {

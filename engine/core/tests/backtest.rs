@@ -8,7 +8,7 @@ mod common;
 use common::{example_manifest, random_walk, Scripted, Seen, Tape, SIZE_UNIT, TICK};
 use rt_core::{
     Action, Backtest, BacktestConfig, BacktestResult, ExchangeConfig, InstrumentConfig,
-    InstrumentSpec, LatencyModel, Level, NewOrder, OrderKind, OrderStatus, Price, Qty,
+    InstrumentSpec, LatencyModel, Level, MarketEvent, NewOrder, OrderKind, OrderStatus, Price, Qty,
     RejectReason, RiskState, Side, SyncRule, SCALE,
 };
 
@@ -695,4 +695,32 @@ fn a_model_taker_needs_a_loader_and_trades_with_one() {
     // Every order is an IOC on the side of the imbalance.
     assert!(a.orders.iter().all(|o| o.kind == OrderKind::Ioc));
     assert_eq!(a, run_once(), "the same events give the same result");
+}
+
+#[test]
+fn only_book_updates_keep_the_staleness_guard_fresh() {
+    let tape = random_walk(9, 2_000, T0);
+    let mut bt = Backtest::new(example_config()).unwrap();
+    let (mut trades, mut updates, mut clock) = (0, 0, i64::MIN);
+    for i in 0..tape.len() {
+        let ev = tape.event(i);
+        clock = clock.max(ev.header().local_ns);
+        let before = bt.risk().last_book_update(0);
+        let applied = bt.counters().diffs_applied;
+        bt.on_event(0, &ev);
+        let after = bt.risk().last_book_update(0);
+        match ev {
+            // A trade over an unchanged book does not make it fresh.
+            MarketEvent::Trade(_) => {
+                trades += 1;
+                assert_eq!(after, before, "event {i}: a trade refreshed the book's age");
+            }
+            MarketEvent::Depth(_) if bt.counters().diffs_applied > applied => {
+                updates += 1;
+                assert_eq!(after, Some(clock), "event {i}: a book update is fresh");
+            }
+            _ => {}
+        }
+    }
+    assert!(trades > 0 && updates > 0);
 }
