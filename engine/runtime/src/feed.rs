@@ -225,6 +225,17 @@ pub fn run_with<S: Sink>(cfg: FeedConfig, sink: S) -> (FeedInfo, S) {
     })
 }
 
+/// The first wait before a failed snapshot request is retried; each further failure doubles
+/// it up to [`SNAPSHOT_RETRY_MAX`] (with jitter), a success resets it: a venue refusing or
+/// failing snapshots is not asked every 500 ms.
+const SNAPSHOT_RETRY_MIN: Duration = Duration::from_millis(500);
+const SNAPSHOT_RETRY_MAX: Duration = Duration::from_secs(8);
+
+/// The wait after `retry` before the next failed snapshot request is retried.
+fn next_snapshot_retry(retry: Duration) -> Duration {
+    (retry * 2).clamp(SNAPSHOT_RETRY_MIN, SNAPSHOT_RETRY_MAX)
+}
+
 /// At most this long between two looks at `stopping()` while the stream is quiet.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -237,6 +248,8 @@ struct Feed<S: Sink> {
     need_snapshot: Vec<bool>,
     /// No snapshot request before this time (a failed one is retried after a pause).
     snapshot_after: Nanos,
+    /// The wait before the next retry of a failed snapshot request.
+    snapshot_retry: Duration,
     rng: u64,
 }
 
@@ -257,6 +270,7 @@ impl<S: Sink> Feed<S> {
             stages: Stages::new(),
             need_snapshot: vec![true; n],
             snapshot_after: 0,
+            snapshot_retry: SNAPSHOT_RETRY_MIN,
         }
     }
 
@@ -342,8 +356,11 @@ impl<S: Sink> Feed<S> {
                     if now_ns() >= self.snapshot_after {
                         if self.fetch_snapshot(&mut http, k).await {
                             backoff = BACKOFF_MIN;
+                            self.snapshot_retry = SNAPSHOT_RETRY_MIN;
                         } else {
-                            self.snapshot_after = now_ns() + 500_000_000;
+                            let wait = self.jitter(self.snapshot_retry);
+                            self.snapshot_after = now_ns() + wait.as_nanos() as i64;
+                            self.snapshot_retry = next_snapshot_retry(self.snapshot_retry);
                         }
                         // The stream was not read meanwhile: its silence counts from now.
                         last_rx = Instant::now();
@@ -497,6 +514,17 @@ impl<S: Sink> Feed<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_snapshots_are_retried_ever_more_slowly_up_to_a_cap() {
+        let mut retry = SNAPSHOT_RETRY_MIN;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            waits.push(retry.as_millis());
+            retry = next_snapshot_retry(retry);
+        }
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000]);
+    }
 
     #[test]
     fn stream_url_names_every_stream() {
