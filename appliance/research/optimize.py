@@ -292,10 +292,12 @@ def worker(spec: Spec) -> None:
 
 
 def counted(study: Any) -> list[Any]:
-    """The trials that count towards `n_trials`: all but those WAITING (an enqueued retry
-    must still run) and those RUNNING."""
+    """The trials that count towards `n_trials`, as the workers count them: all but those
+    WAITING (an enqueued retry must still run). A trial left RUNNING by an interrupted run
+    counts (it becomes FAIL and is retried), so `--trials N` on resume runs N more."""
+    from optuna.trial import TrialState
 
-    return [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
 
 
 def give_heartbeats(study: Any) -> list[int]:

@@ -6,6 +6,7 @@ study storage and the native-file cache land in a temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -255,8 +256,10 @@ def test_ctrl_c_stops_the_workers_and_the_study_resumes(project: Path) -> None:
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if db.is_file() and sum(1 for r in _values(db) if r[1] == "COMPLETE") >= 4:
-            break
+        # The file exists a moment before Optuna has created its tables.
+        with contextlib.suppress(sqlite3.OperationalError):
+            if db.is_file() and sum(1 for r in _values(db) if r[1] == "COMPLETE") >= 4:
+                break
         time.sleep(0.2)
     else:
         proc.kill()
