@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from appliance import jsonout
 from appliance._extras import require
 from appliance.config.diagnostics import ConfigError, Diagnostic, render_json, render_text
 
@@ -327,7 +328,7 @@ def _run(
     releases = inventory.by_host()
     if as_json:
         typer.echo(
-            json.dumps(
+            jsonout.dumps(
                 {
                     "ok": result.ok,
                     "deployment": deployment,

@@ -18,7 +18,6 @@ did not answer, drifts from the record, or another run holds the lock; 2 invalid
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from appliance import jsonout
 from appliance._extras import require
 from appliance.config.diagnostics import ConfigError, render_json, render_text
 
@@ -127,7 +127,7 @@ def _status(project: Path, overrides: list[str], as_json: bool) -> int:
     _, cache = fleet.cached(project, target.deployment)
     rows = status_rows(states, cache)
     if as_json:
-        typer.echo(json.dumps({"deployment": target.deployment, "hosts": rows}, indent=2))
+        typer.echo(jsonout.dumps({"deployment": target.deployment, "hosts": rows}, indent=2))
     else:
         table = Table(title=f"{target.deployment}: as the hosts report it")
         for column in ("host", "release", "manifest", "engine", "services", "last change"):
