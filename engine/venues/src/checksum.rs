@@ -8,6 +8,7 @@
 use rt_core::{parse_units, Level, Price, Qty};
 
 use crate::binance::DecodeError;
+use crate::scan::Scan;
 
 /// The longest price or size text a level keeps (OKX and Kraken send at most ~20 characters).
 pub const TEXT_CAP: usize = 31;
@@ -128,6 +129,29 @@ impl Side {
     fn truncate(&mut self, depth: usize) {
         let excess = self.levels.len().saturating_sub(depth);
         self.levels.drain(..excess);
+    }
+}
+
+/// `[["price","size",...], ..]` appended to `out`: each level's first two strings (OKX sends
+/// four, Kraken three or four; the rest is skipped).
+pub(crate) fn text_levels(s: &mut Scan<'_>, out: &mut Vec<TextLevel>) -> Result<(), DecodeError> {
+    s.expect(b'[', "'['")?;
+    if s.peek()? == b']' {
+        s.i += 1;
+        return Ok(());
+    }
+    loop {
+        s.expect(b'[', "'['")?;
+        let price = s.string()?;
+        s.expect(b',', "','")?;
+        let size = s.string()?;
+        out.push(TextLevel::parse(price, size)?);
+        while s.more(b']')? {
+            s.skip_value()?;
+        }
+        if !s.more(b']')? {
+            return Ok(());
+        }
     }
 }
 

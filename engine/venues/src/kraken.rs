@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use crate::binance::DecodeError;
-use crate::checksum::{CheckCounters, Checked, Text, TextBook, TextLevel};
+use crate::checksum::{text_levels, CheckCounters, Checked, Text, TextBook, TextLevel};
 use crate::okx::unsigned;
 use crate::scan::Scan;
 
@@ -84,18 +84,7 @@ impl KrakenDecoder {
         let mut strings: [&[u8]; 2] = [b"", b""];
         let mut n_strings = 0;
         let mut trade_list = false;
-        loop {
-            match s.next_byte()? {
-                b',' => {}
-                b']' => break,
-                byte => {
-                    return Err(DecodeError::Unexpected {
-                        byte,
-                        at: s.i - 1,
-                        expected: "',' or ']'",
-                    })
-                }
-            }
+        while s.more(b']')? {
             match s.peek()? {
                 b'{' => self.book_object(&mut s, &mut out)?,
                 b'[' => {
@@ -149,10 +138,10 @@ impl KrakenDecoder {
                     } else {
                         &mut self.bids
                     };
-                    levels(s, side)?;
+                    text_levels(s, side)?;
                 }
-                b"a" => levels(s, &mut self.asks)?,
-                b"b" => levels(s, &mut self.bids)?,
+                b"a" => text_levels(s, &mut self.asks)?,
+                b"b" => text_levels(s, &mut self.bids)?,
                 b"c" => {
                     let v = unsigned(s.scalar()?, "c")?;
                     out.checksum = Some(
@@ -162,16 +151,8 @@ impl KrakenDecoder {
                 }
                 _ => s.skip_value()?,
             }
-            match s.next_byte()? {
-                b',' => continue,
-                b'}' => return Ok(()),
-                byte => {
-                    return Err(DecodeError::Unexpected {
-                        byte,
-                        at: s.i - 1,
-                        expected: "',' or '}'",
-                    })
-                }
+            if !s.more(b'}')? {
+                return Ok(());
             }
         }
     }
@@ -190,77 +171,17 @@ impl KrakenDecoder {
             let volume = crate::checksum::units(s.string()?, "trade volume")?;
             let mut buy = false;
             let mut field = 2;
-            loop {
-                match s.next_byte()? {
-                    b',' => {
-                        if field == 3 && s.peek()? == b'"' {
-                            buy = s.string()? == b"b";
-                        } else {
-                            s.skip_value()?;
-                        }
-                        field += 1;
-                    }
-                    b']' => break,
-                    byte => {
-                        return Err(DecodeError::Unexpected {
-                            byte,
-                            at: s.i - 1,
-                            expected: "',' or ']'",
-                        })
-                    }
+            while s.more(b']')? {
+                if field == 3 && s.peek()? == b'"' {
+                    buy = s.string()? == b"b";
+                } else {
+                    s.skip_value()?;
                 }
+                field += 1;
             }
             self.trades.push(KrakenTrade { price, volume, buy });
-            match s.next_byte()? {
-                b',' => continue,
-                b']' => return Ok(()),
-                byte => {
-                    return Err(DecodeError::Unexpected {
-                        byte,
-                        at: s.i - 1,
-                        expected: "',' or ']'",
-                    })
-                }
-            }
-        }
-    }
-}
-
-/// `[["price","volume","time"(,"r")], ..]` appended to `out`.
-fn levels(s: &mut Scan<'_>, out: &mut Vec<TextLevel>) -> Result<(), DecodeError> {
-    s.expect(b'[', "'['")?;
-    if s.peek()? == b']' {
-        s.i += 1;
-        return Ok(());
-    }
-    loop {
-        s.expect(b'[', "'['")?;
-        let price = s.string()?;
-        s.expect(b',', "','")?;
-        let volume = s.string()?;
-        out.push(TextLevel::parse(price, volume)?);
-        loop {
-            match s.next_byte()? {
-                b',' => s.skip_value()?,
-                b']' => break,
-                byte => {
-                    return Err(DecodeError::Unexpected {
-                        byte,
-                        at: s.i - 1,
-                        expected: "',' or ']'",
-                    })
-                }
-            }
-        }
-        match s.next_byte()? {
-            b',' => continue,
-            b']' => return Ok(()),
-            byte => {
-                return Err(DecodeError::Unexpected {
-                    byte,
-                    at: s.i - 1,
-                    expected: "',' or ']'",
-                })
+            if !s.more(b']')? {
+                return Ok(());
             }
         }
     }

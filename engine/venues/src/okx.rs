@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use crate::binance::DecodeError;
-use crate::checksum::{CheckCounters, Checked, TextBook, TextLevel};
+use crate::checksum::{text_levels, CheckCounters, Checked, TextBook, TextLevel};
 use crate::scan::Scan;
 
 /// Levels per side in OKX's checksum.
@@ -132,16 +132,8 @@ impl OkxDecoder {
                 }
                 _ => s.skip_value()?,
             }
-            match s.next_byte()? {
-                b',' => continue,
-                b'}' => break,
-                byte => {
-                    return Err(DecodeError::Unexpected {
-                        byte,
-                        at: s.i - 1,
-                        expected: "',' or '}'",
-                    })
-                }
+            if !s.more(b'}')? {
+                break;
             }
         }
         if event || !data_seen {
@@ -171,16 +163,8 @@ impl OkxDecoder {
                 b"instId" => out.inst_id = s.string()?,
                 _ => s.skip_value()?,
             }
-            match s.next_byte()? {
-                b',' => continue,
-                b'}' => return Ok(()),
-                byte => {
-                    return Err(DecodeError::Unexpected {
-                        byte,
-                        at: s.i - 1,
-                        expected: "',' or '}'",
-                    })
-                }
+            if !s.more(b'}')? {
+                return Ok(());
             }
         }
     }
@@ -218,16 +202,8 @@ impl OkxDecoder {
                     ts_ms: d.ts.unwrap_or(0),
                 });
             }
-            match s.next_byte()? {
-                b',' => continue,
-                b']' => return Ok(()),
-                byte => {
-                    return Err(DecodeError::Unexpected {
-                        byte,
-                        at: s.i - 1,
-                        expected: "',' or ']'",
-                    })
-                }
+            if !s.more(b']')? {
+                return Ok(());
             }
         }
     }
@@ -242,8 +218,8 @@ impl OkxDecoder {
             let key = s.string()?;
             s.expect(b':', "':'")?;
             match key {
-                b"asks" => levels(s, &mut self.asks)?,
-                b"bids" => levels(s, &mut self.bids)?,
+                b"asks" => text_levels(s, &mut self.asks)?,
+                b"bids" => text_levels(s, &mut self.bids)?,
                 b"ts" => d.ts = Some(unsigned(s.scalar()?, "ts")?),
                 b"checksum" => d.checksum = Some(signed(s.scalar()?, "checksum")?),
                 b"seqId" => d.seq_id = Some(signed(s.scalar()?, "seqId")?),
@@ -257,57 +233,8 @@ impl OkxDecoder {
                 b"askSz" => d.ask_sz = Some(s.string()?),
                 _ => s.skip_value()?,
             }
-            match s.next_byte()? {
-                b',' => continue,
-                b'}' => return Ok(()),
-                byte => {
-                    return Err(DecodeError::Unexpected {
-                        byte,
-                        at: s.i - 1,
-                        expected: "',' or '}'",
-                    })
-                }
-            }
-        }
-    }
-}
-
-/// `[["px","sz","0","orders"], ..]`: the first two strings of each level are kept.
-fn levels(s: &mut Scan<'_>, out: &mut Vec<TextLevel>) -> Result<(), DecodeError> {
-    out.clear();
-    s.expect(b'[', "'['")?;
-    if s.peek()? == b']' {
-        s.i += 1;
-        return Ok(());
-    }
-    loop {
-        s.expect(b'[', "'['")?;
-        let px = s.string()?;
-        s.expect(b',', "','")?;
-        let sz = s.string()?;
-        out.push(TextLevel::parse(px, sz)?);
-        loop {
-            match s.next_byte()? {
-                b',' => s.skip_value()?,
-                b']' => break,
-                byte => {
-                    return Err(DecodeError::Unexpected {
-                        byte,
-                        at: s.i - 1,
-                        expected: "',' or ']'",
-                    })
-                }
-            }
-        }
-        match s.next_byte()? {
-            b',' => continue,
-            b']' => return Ok(()),
-            byte => {
-                return Err(DecodeError::Unexpected {
-                    byte,
-                    at: s.i - 1,
-                    expected: "',' or ']'",
-                })
+            if !s.more(b'}')? {
+                return Ok(());
             }
         }
     }

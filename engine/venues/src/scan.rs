@@ -299,6 +299,25 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// After a member of a list or object: `true` at a `,` (another member follows), `false`
+    /// at `close` (consumed either way).
+    #[inline]
+    pub(crate) fn more(&mut self, close: u8) -> Result<bool, DecodeError> {
+        match self.next_byte()? {
+            b',' => Ok(true),
+            c if c == close => Ok(false),
+            byte => Err(DecodeError::Unexpected {
+                byte,
+                at: self.i - 1,
+                expected: if close == b']' {
+                    "',' or ']'"
+                } else {
+                    "',' or '}'"
+                },
+            }),
+        }
+    }
+
     pub(crate) fn unexpected(&self, expected: &'static str) -> DecodeError {
         match self.b.get(self.i) {
             Some(&byte) => DecodeError::Unexpected {
