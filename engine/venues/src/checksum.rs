@@ -5,6 +5,8 @@
 //! keeps, per level, the price and size as received (inline, no allocation per level) beside the
 //! fixed-point key it is ordered by. The venue modules decide which text goes into the CRC.
 
+use std::collections::HashMap;
+
 use rt_core::{parse_units, Level, Price, Qty};
 
 use crate::binance::DecodeError;
@@ -215,6 +217,128 @@ impl TextBook {
     /// A crossed or locked book (best bid at or above best ask) cannot be the venue's.
     pub fn crossed(&self) -> bool {
         matches!(self.top(), (Some(b), Some(a)) if b >= a)
+    }
+}
+
+/// One book message as a venue codec decoded it.
+#[derive(Clone, Copy, Debug)]
+pub struct BookMessage<'a> {
+    pub snapshot: bool,
+    pub bids: &'a [TextLevel],
+    pub asks: &'a [TextLevel],
+    /// The subscribed depth the book is cut back to after each message (Kraken).
+    pub depth: Option<usize>,
+    /// The venue's sequence ids, when it sends them (OKX `seqId`/`prevSeqId`).
+    pub seq_id: Option<i64>,
+    pub prev_seq_id: Option<i64>,
+    /// The venue's checksum of its book after this message.
+    pub checksum: Option<u32>,
+}
+
+/// One instrument's book, checked message by message.
+#[derive(Default, Debug)]
+pub struct CheckedBook {
+    pub book: TextBook,
+    pub counters: CheckCounters,
+    /// Set by a snapshot, cleared by a mismatch or a sequence gap.
+    pub valid: bool,
+    /// Sequence gaps found (`prev_seq_id` not the last `seq_id`).
+    pub gaps: u64,
+    last_seq: Option<i64>,
+}
+
+/// Every instrument's book on one connection of a checksummed venue (OKX, Kraken): the rule
+/// both follow. A snapshot makes a book valid; a checksum mismatch or a sequence gap makes it
+/// invalid until the next snapshot, and the messages meanwhile are not applied.
+#[derive(Default, Debug)]
+pub struct CheckedBooks {
+    index: HashMap<Vec<u8>, usize>,
+    names: Vec<String>,
+    books: Vec<CheckedBook>,
+    buf: Vec<u8>,
+    /// Verify every n-th checksum of an instrument (1: every message, the default).
+    pub check_every: u64,
+}
+
+impl CheckedBooks {
+    pub fn new() -> CheckedBooks {
+        CheckedBooks {
+            check_every: 1,
+            ..CheckedBooks::default()
+        }
+    }
+
+    /// Instrument names in the order first seen, with their books.
+    pub fn books(&self) -> impl Iterator<Item = (&str, &CheckedBook)> {
+        self.names.iter().map(String::as_str).zip(&self.books)
+    }
+
+    /// Applies `msg` to the book of `name` and compares the venue's checksum with `checksum`
+    /// of the rebuilt book.
+    pub fn apply(
+        &mut self,
+        name: &[u8],
+        msg: &BookMessage<'_>,
+        checksum: fn(&TextBook, &mut Vec<u8>) -> u32,
+    ) -> Checked {
+        let id = match self.index.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = self.books.len();
+                self.index.insert(name.to_vec(), id);
+                self.names.push(String::from_utf8_lossy(name).into_owned());
+                self.books.push(CheckedBook::default());
+                id
+            }
+        };
+        let book = &mut self.books[id];
+        book.counters.messages += 1;
+        if msg.snapshot {
+            book.counters.snapshots += 1;
+            if book.counters.snapshots > 1 {
+                book.counters.resyncs += 1;
+            }
+            book.valid = true;
+        } else if !book.valid {
+            book.counters.unverified += 1;
+            return Checked::Invalid;
+        } else if let (Some(prev), Some(last)) = (msg.prev_seq_id, book.last_seq) {
+            if prev != last {
+                book.gaps += 1;
+                book.valid = false;
+                book.counters.unverified += 1;
+                return Checked::Invalid;
+            }
+        }
+        book.last_seq = msg.seq_id.or(book.last_seq);
+        if msg.snapshot {
+            book.book.load(msg.bids, msg.asks);
+        } else {
+            for level in msg.bids {
+                book.book.set(true, level);
+            }
+            for level in msg.asks {
+                book.book.set(false, level);
+            }
+        }
+        if let Some(depth) = msg.depth {
+            book.book.truncate(depth);
+        }
+        let Some(expected) = msg.checksum else {
+            return Checked::Unchecked;
+        };
+        if book.counters.messages % self.check_every.max(1) != 0 {
+            return Checked::Unchecked;
+        }
+        book.counters.checked += 1;
+        let computed = checksum(&book.book, &mut self.buf);
+        if computed == expected {
+            book.counters.matched += 1;
+            Checked::Verified
+        } else {
+            book.valid = false;
+            Checked::Mismatch { expected, computed }
+        }
     }
 }
 

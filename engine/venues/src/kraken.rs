@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use crate::binance::DecodeError;
-use crate::checksum::{text_levels, CheckCounters, Checked, Text, TextBook, TextLevel};
+use crate::checksum::{text_levels, BookMessage, Checked, CheckedBooks, Text, TextBook, TextLevel};
 use crate::okx::unsigned;
 use crate::scan::Scan;
 
@@ -226,35 +226,33 @@ pub fn asset_pairs(json: &str) -> Result<HashMap<String, PairDecimals>, String> 
     Ok(out)
 }
 
-/// One pair's checked book.
-#[derive(Default, Debug)]
-pub struct KrakenBook {
-    pub book: TextBook,
-    pub counters: CheckCounters,
-    pub valid: bool,
+/// Every pair's book on one Kraken connection, verified message by message (the rule is
+/// [`CheckedBooks`]'s; this reads Kraken frames into it).
+#[derive(Debug)]
+pub struct KrakenBooks(pub CheckedBooks);
+
+impl Default for KrakenBooks {
+    fn default() -> KrakenBooks {
+        KrakenBooks(CheckedBooks::new())
+    }
 }
 
-/// Every pair's book on one Kraken connection, verified message by message.
-#[derive(Default, Debug)]
-pub struct KrakenBooks {
-    index: HashMap<Vec<u8>, usize>,
-    names: Vec<String>,
-    books: Vec<KrakenBook>,
-    buf: Vec<u8>,
-    /// Verify every n-th checksum of a pair (1: every message, the default).
-    pub check_every: u64,
+impl std::ops::Deref for KrakenBooks {
+    type Target = CheckedBooks;
+    fn deref(&self) -> &CheckedBooks {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KrakenBooks {
+    fn deref_mut(&mut self) -> &mut CheckedBooks {
+        &mut self.0
+    }
 }
 
 impl KrakenBooks {
     pub fn new() -> KrakenBooks {
-        KrakenBooks {
-            check_every: 1,
-            ..KrakenBooks::default()
-        }
-    }
-
-    pub fn books(&self) -> impl Iterator<Item = (&str, &KrakenBook)> {
-        self.names.iter().map(String::as_str).zip(&self.books)
+        KrakenBooks::default()
     }
 
     /// Applies a decoded book frame (others are ignored: `None`).
@@ -262,57 +260,16 @@ impl KrakenBooks {
         if frame.kind != Kind::Book {
             return None;
         }
-        let id = match self.index.get(frame.pair) {
-            Some(&id) => id,
-            None => {
-                let id = self.books.len();
-                let name = String::from_utf8_lossy(frame.pair).into_owned();
-                self.index.insert(frame.pair.to_vec(), id);
-                self.books.push(KrakenBook::default());
-                self.names.push(name);
-                id
-            }
+        let msg = BookMessage {
+            snapshot: frame.snapshot,
+            bids: &decoder.bids,
+            asks: &decoder.asks,
+            depth: (frame.depth > 0).then_some(frame.depth),
+            seq_id: None,
+            prev_seq_id: None,
+            checksum: frame.checksum,
         };
-        let book = &mut self.books[id];
-        book.counters.messages += 1;
-        if frame.snapshot {
-            book.counters.snapshots += 1;
-            if book.counters.snapshots > 1 {
-                book.counters.resyncs += 1;
-            }
-            book.valid = true;
-        } else if !book.valid {
-            book.counters.unverified += 1;
-            return Some(Checked::Invalid);
-        }
-        if frame.snapshot {
-            book.book.load(&decoder.bids, &decoder.asks);
-        } else {
-            for level in &decoder.bids {
-                book.book.set(true, level);
-            }
-            for level in &decoder.asks {
-                book.book.set(false, level);
-            }
-        }
-        if frame.depth > 0 {
-            book.book.truncate(frame.depth);
-        }
-        let Some(expected) = frame.checksum else {
-            return Some(Checked::Unchecked);
-        };
-        if book.counters.messages % self.check_every.max(1) != 0 {
-            return Some(Checked::Unchecked);
-        }
-        book.counters.checked += 1;
-        let computed = checksum(&book.book, &mut self.buf);
-        if computed == expected {
-            book.counters.matched += 1;
-            Some(Checked::Verified)
-        } else {
-            book.valid = false;
-            Some(Checked::Mismatch { expected, computed })
-        }
+        Some(self.0.apply(frame.pair, &msg, checksum))
     }
 }
 

@@ -14,10 +14,8 @@
 //! Parsing uses the same bounds-checked scanner as the Binance codec, borrowing from the frame;
 //! level texts are kept inline, so a message allocates nothing once the buffers have grown.
 
-use std::collections::HashMap;
-
 use crate::binance::DecodeError;
-use crate::checksum::{text_levels, CheckCounters, Checked, TextBook, TextLevel};
+use crate::checksum::{text_levels, BookMessage, Checked, CheckedBooks, TextBook, TextLevel};
 use crate::scan::Scan;
 
 /// Levels per side in OKX's checksum.
@@ -264,39 +262,33 @@ pub(crate) fn unsigned(text: &[u8], field: &'static str) -> Result<u64, DecodeEr
     })
 }
 
-/// One instrument's checked book.
-#[derive(Default, Debug)]
-pub struct OkxBook {
-    pub book: TextBook,
-    pub counters: CheckCounters,
-    /// Set by a snapshot, cleared by a mismatch or a sequence gap.
-    pub valid: bool,
-    pub gaps: u64,
-    last_seq: Option<i64>,
+/// Every instrument's book on one OKX connection, verified message by message (the rule is
+/// [`CheckedBooks`]'s; this reads OKX frames into it).
+#[derive(Debug)]
+pub struct OkxBooks(pub CheckedBooks);
+
+impl Default for OkxBooks {
+    fn default() -> OkxBooks {
+        OkxBooks(CheckedBooks::new())
+    }
 }
 
-/// Every instrument's book on one OKX connection, verified message by message.
-#[derive(Default, Debug)]
-pub struct OkxBooks {
-    index: HashMap<Vec<u8>, usize>,
-    names: Vec<String>,
-    books: Vec<OkxBook>,
-    buf: Vec<u8>,
-    /// Verify every n-th checksum of an instrument (1: every message, the default).
-    pub check_every: u64,
+impl std::ops::Deref for OkxBooks {
+    type Target = CheckedBooks;
+    fn deref(&self) -> &CheckedBooks {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for OkxBooks {
+    fn deref_mut(&mut self) -> &mut CheckedBooks {
+        &mut self.0
+    }
 }
 
 impl OkxBooks {
     pub fn new() -> OkxBooks {
-        OkxBooks {
-            check_every: 1,
-            ..OkxBooks::default()
-        }
-    }
-
-    /// Instrument names in the order first seen, with their books.
-    pub fn books(&self) -> impl Iterator<Item = (&str, &OkxBook)> {
-        self.names.iter().map(String::as_str).zip(&self.books)
+        OkxBooks::default()
     }
 
     /// Applies a decoded `books` frame (other channels are ignored: `None`).
@@ -304,64 +296,17 @@ impl OkxBooks {
         if frame.channel != Channel::Books {
             return None;
         }
-        let id = match self.index.get(frame.inst_id) {
-            Some(&id) => id,
-            None => {
-                let id = self.books.len();
-                self.index.insert(frame.inst_id.to_vec(), id);
-                self.names
-                    .push(String::from_utf8_lossy(frame.inst_id).into_owned());
-                self.books.push(OkxBook::default());
-                id
-            }
+        let msg = BookMessage {
+            snapshot: frame.snapshot,
+            bids: &decoder.bids,
+            asks: &decoder.asks,
+            depth: None,
+            seq_id: frame.seq_id,
+            prev_seq_id: frame.prev_seq_id,
+            // OKX sends the CRC as a signed 32-bit integer: compare the bits.
+            checksum: frame.checksum.map(|c| c as i32 as u32),
         };
-        let book = &mut self.books[id];
-        book.counters.messages += 1;
-        if frame.snapshot {
-            book.counters.snapshots += 1;
-            if book.counters.snapshots > 1 {
-                book.counters.resyncs += 1;
-            }
-            book.valid = true;
-        } else if !book.valid {
-            book.counters.unverified += 1;
-            return Some(Checked::Invalid);
-        } else if let (Some(prev), Some(last)) = (frame.prev_seq_id, book.last_seq) {
-            if prev != last {
-                book.gaps += 1;
-                book.valid = false;
-                book.counters.unverified += 1;
-                return Some(Checked::Invalid);
-            }
-        }
-        book.last_seq = frame.seq_id.or(book.last_seq);
-        if frame.snapshot {
-            book.book.load(&decoder.bids, &decoder.asks);
-        } else {
-            for level in &decoder.bids {
-                book.book.set(true, level);
-            }
-            for level in &decoder.asks {
-                book.book.set(false, level);
-            }
-        }
-        let Some(expected) = frame.checksum else {
-            return Some(Checked::Unchecked);
-        };
-        if book.counters.messages % self.check_every.max(1) != 0 {
-            return Some(Checked::Unchecked);
-        }
-        book.counters.checked += 1;
-        let computed = checksum(&book.book, &mut self.buf);
-        // OKX sends the CRC as a signed 32-bit integer: compare the bits.
-        let expected = expected as i32 as u32;
-        if computed == expected {
-            book.counters.matched += 1;
-            Some(Checked::Verified)
-        } else {
-            book.valid = false;
-            Some(Checked::Mismatch { expected, computed })
-        }
+        Some(self.0.apply(frame.inst_id, &msg, checksum))
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use rt_core::{Bbo, BookSync, DiffOutcome, MarketEvent, SyncRule};
 
-use crate::checksum::{CheckCounters, Checked};
+use crate::checksum::{Checked, CheckedBooks};
 use crate::kraken::{KrakenBooks, KrakenDecoder};
 use crate::okx::{OkxBooks, OkxDecoder};
 use crate::{CaptureReader, Error, FrameReader};
@@ -197,29 +197,24 @@ fn checksummed(venue: Venue, paths: &[PathBuf]) -> Result<Verification, Error> {
             }
         }
     }
-    let report = |name: &str, c: &CheckCounters, gaps: u64| InstrumentCheck {
-        instrument: name.to_string(),
-        oracle: "checksum",
-        messages: c.messages,
-        checked: c.checked,
-        matched: c.matched,
-        gaps,
-        resyncs: c.resyncs,
-        unverified: c.unverified,
-        first_mismatch: first_mismatch.get(name).cloned(),
+    let books: &CheckedBooks = match venue {
+        Venue::Okx => &okx.1,
+        _ => &kraken.1,
     };
-    let instruments = match venue {
-        Venue::Okx => okx
-            .1
-            .books()
-            .map(|(n, b)| report(n, &b.counters, b.gaps))
-            .collect(),
-        _ => kraken
-            .1
-            .books()
-            .map(|(n, b)| report(n, &b.counters, 0))
-            .collect(),
-    };
+    let instruments = books
+        .books()
+        .map(|(name, b)| InstrumentCheck {
+            instrument: name.to_string(),
+            oracle: "checksum",
+            messages: b.counters.messages,
+            checked: b.counters.checked,
+            matched: b.counters.matched,
+            gaps: b.gaps,
+            resyncs: b.counters.resyncs,
+            unverified: b.counters.unverified,
+            first_mismatch: first_mismatch.get(name).cloned(),
+        })
+        .collect();
     Ok(Verification {
         venue,
         files: Vec::new(),
