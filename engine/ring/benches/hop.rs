@@ -5,7 +5,9 @@
 //! polls for it; one sample is one round trip timed with `std::time::Instant`, and a hop (one
 //! way) is half of it. Both sides are pinned, to CPUs 0 and 1 (a warning, and unpinned, if
 //! that fails). Once between two threads, once between two processes (this binary runs itself
-//! again as the echo child). Throughput: one producer streaming into one ring, one consumer.
+//! again as the echo child). Throughput: one producer streaming into one ring, one consumer,
+//! with the consumer handing read slots back one at a time and then in its default batches.
+//! `rtrb` (an in-process SPSC queue) runs the same ping-pong and stream for comparison.
 //! Messages are 32 bytes in 64-byte slots. Warm-up round trips first, then the samples are
 //! sorted for p50/p99/p99.9. For scale, the same round trip over two bare atomics (the floor:
 //! what moving a cache line between those CPUs costs). Run with
@@ -301,11 +303,17 @@ fn child(ping_path: &Path, pong_path: &Path) {
     echo(&mut ping, &mut pong);
 }
 
-fn throughput() {
+/// Streams STREAM messages through one ring; `batch` is the consumer's release batch (`None`:
+/// the default).
+fn throughput(batch: Option<u64>) {
     let path = ring_path("stream");
     let _files = Files(vec![path.clone()]);
     let mut tx = Ring::create(&path, SLOTS, SLOT_BYTES).unwrap();
     let mut rx = Ring::open(&path).unwrap();
+    if let Some(batch) = batch {
+        rx.set_release_batch(batch);
+    }
+    let release = rx.release_batch();
     let producer = std::thread::spawn(move || {
         pin(1, "the producer thread");
         for seq in 0..STREAM {
@@ -321,12 +329,89 @@ fn throughput() {
     }
     let elapsed = started.elapsed();
     producer.join().unwrap();
+    print_throughput(
+        &format!("ring, read slots handed back {release} at a time"),
+        elapsed,
+    );
+}
+
+fn print_throughput(what: &str, elapsed: Duration) {
     println!(
-        "throughput, one producer thread to one consumer thread: {:.1}M msg/s ({:.1} ns/msg, {} messages of {PAYLOAD} bytes)",
+        "throughput, one producer thread to one consumer thread, {what}: {:.1}M msg/s ({:.1} ns/msg, {} messages of {PAYLOAD} bytes)",
         STREAM as f64 / elapsed.as_secs_f64() / 1e6,
         elapsed.as_nanos() as f64 / STREAM as f64,
         STREAM
     );
+}
+
+/// The same stream through `rtrb` (a well-kept SPSC queue in process memory, not a shared
+/// file) with the same capacity and message size, for comparison.
+fn rtrb_throughput() {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; PAYLOAD]>::new(SLOTS as usize);
+    let producer = std::thread::spawn(move || {
+        pin(1, "the producer thread");
+        for seq in 0..STREAM {
+            let mut m = message(seq);
+            loop {
+                match tx.push(m) {
+                    Ok(()) => break,
+                    Err(rtrb::PushError::Full(back)) => {
+                        m = back;
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+    });
+    pin(0, "the consumer thread");
+    let started = Instant::now();
+    for seq in 0..STREAM {
+        let got = loop {
+            if let Ok(m) = rx.pop() {
+                break seq_of(&m);
+            }
+            std::hint::spin_loop();
+        };
+        debug_assert_eq!(got, seq);
+        black_box(got);
+    }
+    let elapsed = started.elapsed();
+    producer.join().unwrap();
+    print_throughput("rtrb 0.3 (in-process, for comparison)", elapsed);
+}
+
+/// The ping-pong of `ping_pong` over two `rtrb` queues between two threads.
+fn rtrb_between_threads() {
+    let (mut ping_tx, mut ping_rx) = rtrb::RingBuffer::<[u8; PAYLOAD]>::new(SLOTS as usize);
+    let (mut pong_tx, mut pong_rx) = rtrb::RingBuffer::<[u8; PAYLOAD]>::new(SLOTS as usize);
+    let total = (WARM_UP + ROUND_TRIPS) as u64;
+    let spin_pop = |rx: &mut rtrb::Consumer<[u8; PAYLOAD]>| loop {
+        if let Ok(m) = rx.pop() {
+            return seq_of(&m);
+        }
+        std::hint::spin_loop();
+    };
+    let echoer = std::thread::spawn(move || {
+        pin(1, "the echo thread");
+        for _ in 0..total {
+            let seq = spin_pop(&mut ping_rx);
+            // Never full: one message in flight.
+            pong_tx.push(message(seq)).unwrap();
+        }
+    });
+    pin(0, "the main thread");
+    let mut rtt = Vec::with_capacity(ROUND_TRIPS);
+    for seq in 0..total {
+        let started = Instant::now();
+        ping_tx.push(message(seq)).unwrap();
+        let back = spin_pop(&mut pong_rx);
+        if seq >= WARM_UP as u64 {
+            rtt.push(started.elapsed().as_nanos() as u64);
+        }
+        assert_eq!(back, seq);
+    }
+    echoer.join().unwrap();
+    report("rtrb 0.3, two threads (CPUs 0, 1), for comparison", rtt);
 }
 
 /// What one `Instant::now()` costs (each round-trip sample includes one).
@@ -358,5 +443,8 @@ fn main() {
     report("floor, two bare atomics, two threads (CPUs 0, 1)", floor());
     between_threads();
     between_processes();
-    throughput();
+    rtrb_between_threads();
+    throughput(Some(1));
+    throughput(None);
+    rtrb_throughput();
 }

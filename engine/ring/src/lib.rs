@@ -50,8 +50,11 @@
 //! No syscalls and no locks: the producer writes the slot and stores its stamp (Release); the
 //! consumer polls the stamp of its next slot (Acquire), which shares a cache line with the
 //! payload's first 48 bytes. Each side keeps its own position, the producer a cached copy of
-//! the consumer's head that it refreshes only when the ring looks full. The protocol and all
-//! of the crate's `unsafe` are in one module, `raw`.
+//! the consumer's head that it refreshes only when the ring looks full, and the consumer
+//! publishes its head in batches ([`Consumer::set_release_batch`]) and whenever it finds the
+//! ring empty, so that a producer streaming into a full ring does not pull the consumer's
+//! counter line across once per message. The protocol and all of the crate's `unsafe` are in
+//! one module, `raw`.
 //!
 //! # Model check
 //!
@@ -99,6 +102,13 @@ pub const MAX_SLOT_BYTES: u64 = 65536;
 
 /// Bits 16..64 of the metadata word: losses beyond this (2^48 - 1 in a row) are reported as this.
 const MAX_LOST: u64 = (1 << 48) - 1;
+
+/// The largest default [`Consumer::release_batch`].
+pub const MAX_RELEASE_BATCH: u64 = 64;
+
+fn default_release_batch(slots: u64) -> u64 {
+    (slots / 16).clamp(1, MAX_RELEASE_BATCH)
+}
 
 /// Where ring files live, as the manifest's `rings.backing` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -464,12 +474,35 @@ impl Consumer {
             .identity
             .slot_bytes
             .load(Ordering::Relaxed);
+        let slots = raw.region().header().identity.slots.load(Ordering::Relaxed);
+        let mut raw = raw;
+        raw.set_batch(default_release_batch(slots));
         Consumer {
             capacity: slot_bytes as usize - SLOT_HEADER_BYTES,
             raw,
             gap_reported: false,
             file,
         }
+    }
+
+    /// How many read slots this side hands back to the producer at once (see
+    /// [`Consumer::set_release_batch`]).
+    pub fn release_batch(&self) -> u64 {
+        self.raw.batch()
+    }
+
+    /// Hands read slots back to the producer (publishes the read position) every `batch`
+    /// messages (at least 1) instead of after each, and always as soon as the ring is found
+    /// empty or this end is dropped. A streaming producer then reads the consumer's counter
+    /// once per batch, not once per message. The default is `slots / 16`, between 1 and
+    /// [`MAX_RELEASE_BATCH`]: a ring of fewer than 32 slots releases every message.
+    ///
+    /// The price: the producer sees up to `batch - 1` slots as used that are already read (a
+    /// `push_or_count` on a ring that full drops), and a consumer process killed before it
+    /// published has up to `batch - 1` messages delivered again to the next consumer that
+    /// attaches (a clean drop publishes).
+    pub fn set_release_batch(&mut self, batch: u64) {
+        self.raw.set_batch(batch);
     }
 
     /// Reads the next message in place: calls `f` on its bytes and returns what `f` returned,
@@ -550,6 +583,8 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        // Every message read is handed back, so that a later consumer starts after it.
+        self.raw.publish();
         if let Some(f) = &self.file {
             // Detach, so that a later consumer may attach; only if still ours.
             let _ = self.raw.region().header().consumer.pid.compare_exchange(

@@ -19,6 +19,12 @@
 //! 48 bytes. The producer reads `head` only when its cached copy says the ring is full, and the
 //! consumer never reads `tail` in the hot path, so the counters' lines do not ping-pong.
 //!
+//! The consumer may also publish `head` in batches (every `batch` slots read, and whenever it
+//! finds the ring empty): a streaming producer that keeps the ring full then reads `head` once
+//! per batch instead of once per message, and the consumer's line stops bouncing between the
+//! two cores. Publishing later is always safe (the producer only waits longer); the cost is that
+//! a consumer that dies without publishing has its last reads delivered again to the next one.
+//!
 //! Whatever another process writes into the file, this side makes no out-of-bounds access:
 //! positions are masked and the caller clamps lengths. (Two producers or two consumers on one
 //! file would corrupt messages; `Ring::create` makes a fresh file per producer and `Ring::open`
@@ -357,13 +363,49 @@ pub(crate) struct RawConsumer {
     region: Arc<Region>,
     /// The next position to read (this side's copy of `head`).
     head: u64,
+    /// The `head` last stored in the header: slots from here to `head` are read and released
+    /// by this side, but the producer does not know it yet (it may not write them).
+    published: u64,
+    /// Store `head` once this many slots are released unpublished (>= 1).
+    batch: u64,
 }
 
 impl RawConsumer {
     /// For a region no other consumer reads.
     pub(crate) fn new(region: Arc<Region>) -> RawConsumer {
         let head = region.header().consumer.head.load(Ordering::Acquire);
-        RawConsumer { region, head }
+        RawConsumer {
+            region,
+            head,
+            published: head,
+            batch: 1,
+        }
+    }
+
+    /// Publish the read position every `batch` released slots (at least 1), and whenever the
+    /// ring is found empty. Until then the producer sees those slots as still in use.
+    pub(crate) fn set_batch(&mut self, batch: u64) {
+        self.batch = batch.max(1);
+        if self.head.wrapping_sub(self.published) >= self.batch {
+            self.publish();
+        }
+    }
+
+    pub(crate) fn batch(&self) -> u64 {
+        self.batch
+    }
+
+    /// Stores `head` in the header (Release): the producer may now reuse every slot read.
+    #[inline]
+    pub(crate) fn publish(&mut self) {
+        if self.published != self.head {
+            self.published = self.head;
+            self.region
+                .header()
+                .consumer
+                .head
+                .store(self.head, Ordering::Release);
+        }
     }
 
     pub(crate) fn region(&self) -> &Region {
@@ -380,19 +422,19 @@ impl RawConsumer {
     pub(crate) fn try_read<R>(&mut self, f: impl FnOnce(&[u8]) -> (R, bool)) -> Option<R> {
         let position = self.head;
         if self.region.stamp(position).load(Ordering::Acquire) != position + 1 {
+            // Nothing to read: hand every slot read back to the producer now.
+            self.publish();
             return None;
         }
         // SAFETY: stamp == position + 1 (Acquire) means the producer's writes of this lap
         // happen before these reads; it will not write the slot again before it reads a head
-        // above `position`, which this side stores only after `f` returns.
+        // above `position`, which this side stores only after `f` returns (in `publish`).
         let (out, release) = unsafe { self.region.body(position, f) };
         if release {
             self.head = position + 1;
-            self.region
-                .header()
-                .consumer
-                .head
-                .store(self.head, Ordering::Release);
+            if self.head.wrapping_sub(self.published) >= self.batch {
+                self.publish();
+            }
         }
         Some(out)
     }

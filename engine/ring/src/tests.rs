@@ -321,6 +321,57 @@ fn one_consumer_at_a_time() {
 }
 
 #[test]
+fn read_slots_are_handed_back_in_batches() {
+    let (mut tx, mut rx) = Ring::in_memory(64, 64).unwrap();
+    assert_eq!(rx.release_batch(), 4, "64 slots / 16");
+    for i in 0..64u8 {
+        tx.try_push(&[i]).unwrap();
+    }
+    assert_eq!(tx.try_push(b"x"), Err(PushError::Full));
+    // Three reads: not handed back yet, the producer still sees a full ring.
+    for i in 0..3u8 {
+        assert_eq!(pop_vec(&mut rx), msg(&[i]));
+    }
+    assert_eq!(tx.try_push(b"x"), Err(PushError::Full));
+    // The fourth completes the batch: four slots free at once.
+    assert_eq!(pop_vec(&mut rx), msg(&[3]));
+    for i in 64..68u8 {
+        tx.try_push(&[i]).unwrap();
+    }
+    assert_eq!(tx.try_push(b"x"), Err(PushError::Full));
+    // A consumer that drains the ring hands back everything as soon as it finds it empty.
+    for i in 4..68u8 {
+        assert_eq!(pop_vec(&mut rx), msg(&[i]));
+    }
+    assert_eq!(pop_vec(&mut rx), Pop::Empty);
+    for i in 0..64u8 {
+        tx.try_push(&[i]).unwrap();
+    }
+    assert_eq!(tx.try_push(b"x"), Err(PushError::Full));
+}
+
+#[test]
+fn a_dropped_consumer_hands_back_what_it_read() {
+    let path = TempPath::new("batch");
+    let mut tx = Ring::create(&path.0, 64, 64).unwrap();
+    let mut first = Ring::open(&path.0).unwrap();
+    for i in 0..5u8 {
+        tx.try_push(&[i]).unwrap();
+    }
+    // Two reads, fewer than the batch of 4: only this side knows them.
+    assert_eq!(pop_vec(&mut first), msg(&[0]));
+    assert_eq!(pop_vec(&mut first), msg(&[1]));
+    drop(first);
+    let mut second = Ring::open(&path.0).unwrap();
+    assert_eq!(
+        pop_vec(&mut second),
+        msg(&[2]),
+        "resumes after the first's reads"
+    );
+    assert_eq!(second.backlog(), 2);
+}
+
+#[test]
 fn a_dead_consumers_claim_is_taken_over() {
     let path = TempPath::new("stale");
     let _tx = Ring::create(&path.0, 4, 64).unwrap();
@@ -455,6 +506,9 @@ struct Model {
     pending_lost: u64,
     overflow: u64,
     gap_reported: bool,
+    /// The consumer's release batch, and the slots it read but has not handed back yet.
+    batch: usize,
+    unreleased: usize,
 }
 
 impl Model {
@@ -465,7 +519,7 @@ impl Model {
                 capacity: self.capacity,
             });
         }
-        if self.queue.len() == self.slots {
+        if self.queue.len() + self.unreleased == self.slots {
             return Err(PushError::Full);
         }
         self.queue.push_back((m.to_vec(), self.pending_lost));
@@ -484,7 +538,10 @@ impl Model {
 
     fn pop(&mut self) -> Pop<Vec<u8>> {
         match self.queue.front() {
-            None => Pop::Empty,
+            None => {
+                self.unreleased = 0;
+                Pop::Empty
+            }
             Some(&(_, lost)) if lost > 0 && !self.gap_reported => {
                 self.gap_reported = true;
                 Pop::Gap { lost }
@@ -492,6 +549,10 @@ impl Model {
             Some(_) => {
                 self.gap_reported = false;
                 let (m, _) = self.queue.pop_front().unwrap();
+                self.unreleased += 1;
+                if self.unreleased >= self.batch {
+                    self.unreleased = 0;
+                }
                 Pop::Message(m)
             }
         }
@@ -519,9 +580,15 @@ fn op(capacity: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
-fn case() -> impl Strategy<Value = (u64, Vec<Op>)> {
-    prop_oneof![Just(2u64), Just(4), Just(8)]
-        .prop_flat_map(|slots| (Just(slots), proptest::collection::vec(op(48), 0..300)))
+/// Ring size, the consumer's release batch (`None`: the default), operations.
+fn case() -> impl Strategy<Value = (u64, Option<u64>, Vec<Op>)> {
+    prop_oneof![Just(2u64), Just(4), Just(8), Just(32), Just(64)].prop_flat_map(|slots| {
+        (
+            Just(slots),
+            proptest::option::of(1..=slots + 1),
+            proptest::collection::vec(op(48), 0..300),
+        )
+    })
 }
 
 fn fill(m: &[u8]) -> impl FnOnce(&mut [u8]) -> usize + '_ {
@@ -535,8 +602,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn behaves_as_the_vecdeque_model((slots, ops) in case()) {
+    fn behaves_as_the_vecdeque_model((slots, batch, ops) in case()) {
         let (mut tx, mut rx) = Ring::in_memory(slots, 64).unwrap();
+        if let Some(batch) = batch {
+            rx.set_release_batch(batch);
+        }
         let mut model = Model {
             slots: slots as usize,
             capacity: 48,
@@ -544,6 +614,8 @@ proptest! {
             pending_lost: 0,
             overflow: 0,
             gap_reported: false,
+            batch: rx.release_batch() as usize,
+            unreleased: 0,
         };
         for op in &ops {
             match op {

@@ -1,4 +1,5 @@
-//! The ring's model check: a producer and a consumer thread over a 2-slot in-memory ring.
+//! The ring's model check: a producer and a consumer thread over a 2-slot in-memory ring (and a
+//! 4-slot one whose consumer hands slots back two at a time).
 //! Checked: no message lost (unless counted), duplicated, reordered or torn; every drop of
 //! `push_or_count` / `with_slot_or_count` counted exactly in the overflow counter; each run of
 //! drops reported by one `Pop::Gap { lost }` right before the next message, with `lost` the
@@ -133,40 +134,61 @@ fn drain(rx: &mut Consumer, seen: &mut Vec<Pop<usize>>, gaps: &mut u64) {
 /// `try_push` retried on Full: all messages arrive, in order, whole.
 #[test]
 fn try_push_delivers_every_message_once_in_order() {
-    check(|| {
-        let (mut tx, mut rx) = Ring::in_memory(2, 64).unwrap();
-        let producer = thread::spawn(move || {
-            let mut wait = patience();
-            for i in 0..4 {
-                loop {
-                    match tx.try_push(&message(i)) {
-                        Ok(()) => break,
-                        Err(PushError::Full) => wait(),
-                        Err(e) => panic!("{e}"),
-                    }
+    check(|| delivery_scenario(2, 1, 4));
+}
+
+/// The same with the consumer handing slots back two at a time (a 4-slot ring): the producer
+/// never overwrites a slot read but not yet handed back, and never waits forever for one.
+#[test]
+fn batched_release_delivers_every_message_once_in_order() {
+    check(|| delivery_scenario(4, 2, 5));
+}
+
+fn delivery_scenario(slots: u64, batch: u64, messages: usize) {
+    let (mut tx, mut rx) = Ring::in_memory(slots, 64).unwrap();
+    rx.set_release_batch(batch);
+    let producer = thread::spawn(move || {
+        let mut wait = patience();
+        for i in 0..messages {
+            loop {
+                match tx.try_push(&message(i)) {
+                    Ok(()) => break,
+                    Err(PushError::Full) => wait(),
+                    Err(e) => panic!("{e}"),
                 }
             }
-            tx.overflow()
-        });
-        let mut seen = Vec::new();
-        let mut gaps = 0;
-        let mut wait = patience();
-        while seen.len() < 4 {
-            if !pop(&mut rx, &mut seen, &mut gaps) {
-                wait();
-            }
         }
-        let overflow = producer.join().unwrap();
-        assert_eq!(rx.try_pop(id), Pop::Empty);
-        verify(&[true; 4], &seen, overflow);
-        assert_eq!(rx.overflow(), 0);
+        tx.overflow()
     });
+    let mut seen = Vec::new();
+    let mut gaps = 0;
+    let mut wait = patience();
+    while seen.len() < messages {
+        if !pop(&mut rx, &mut seen, &mut gaps) {
+            wait();
+        }
+    }
+    let overflow = producer.join().unwrap();
+    assert_eq!(rx.try_pop(id), Pop::Empty);
+    verify(&vec![true; messages], &seen, overflow);
+    assert_eq!(rx.overflow(), 0);
 }
 
 /// The non-blocking producer against a consumer reading concurrently: whatever the
 /// interleaving, the drops are counted and reported exactly.
 fn overflow_scenario(write: fn(&mut Producer, usize) -> bool, messages: usize, pops: usize) {
-    let (mut tx, mut rx) = Ring::in_memory(2, 64).unwrap();
+    batched_overflow_scenario(write, (2, 1), messages, pops);
+}
+
+/// As `overflow_scenario` on a ring of `slots` whose consumer hands slots back `batch` at a time.
+fn batched_overflow_scenario(
+    write: fn(&mut Producer, usize) -> bool,
+    (slots, batch): (u64, u64),
+    messages: usize,
+    pops: usize,
+) {
+    let (mut tx, mut rx) = Ring::in_memory(slots, 64).unwrap();
+    rx.set_release_batch(batch);
     let producer = thread::spawn(move || {
         let written: Vec<bool> = (0..messages).map(|i| write(&mut tx, i)).collect();
         (written, tx.overflow())
@@ -207,6 +229,11 @@ fn push_or_count_counts_drops_and_reports_a_gap() {
 #[test]
 fn zero_copy_writes_count_drops_and_report_a_gap() {
     check(|| overflow_scenario(mixed, 5, 3));
+}
+
+#[test]
+fn batched_release_counts_drops_and_reports_a_gap() {
+    check(|| batched_overflow_scenario(push_or_count, (4, 2), 7, 4));
 }
 
 /// Two runs of drops separated by writes: two gaps, each with its own count.
