@@ -281,44 +281,68 @@ def plan(
     overrides: Overrides = None,
     against: Annotated[
         str | None,
-        typer.Option("--against", help="build dir or git ref (default: what was last applied)"),
+        typer.Option(
+            "--against", help="build dir or git ref (default: what the hosts run, read now)"
+        ),
+    ] = None,
+    cached: Annotated[
+        bool,
+        typer.Option(
+            "--cached",
+            help="offline: plan against the local record (state/deployed/) without reading "
+            "the hosts; the plan says so",
+        ),
+    ] = False,
+    soak: Annotated[
+        int | None,
+        typer.Option(
+            help="seconds of soak per host, overriding deployment.rollout.soak_seconds (shown "
+            "in the plan and bound by --out: apply it with the same --soak)",
+            min=0,
+        ),
     ] = None,
     fmt: PlanFormatOpt = PlanFormat.text,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
-            help="save the plan (JSON) bound to the manifests, releases, targets, inventory "
-            "and roles: `appliance apply PLAN` runs exactly that or refuses",
+            help="save the plan (JSON) bound to the manifests, releases, targets, inventory, "
+            "roles and soak: `appliance apply PLAN` runs exactly that or refuses",
         ),
     ] = None,
     detailed: DetailedExit = False,
     root: RootOpt = None,
 ) -> None:
-    """Compile and show what would change against what is deployed (or --against)."""
+    """Compile and show what would change against what the hosts run (or --against)."""
     from appliance.config.compiler import compile_config
-    from appliance.plan import binding, diff, policy, sides
+    from appliance.deploy import fleet
+    from appliance.plan import binding, diff, policy, rollout, sides
     from appliance.plan.models import describer
     from appliance.plan.render import Plan
 
+    as_format = Format.json if fmt is PlanFormat.json else Format.text
     try:
         project = _root(root)
         compiled = compile_config(project, overrides or [])
-        before = (
-            sides.resolve(project, against, overrides or [], compiled.deployment)
-            if against
-            else sides.deployed(project, compiled.deployment)
-        )
+        if against:
+            before = sides.resolve(project, against, overrides or [], compiled.deployment)
+        elif cached:
+            before = fleet.cached_side(project, compiled.deployment)
+        else:
+            before = fleet.plan_side(project, compiled)
         after = sides.from_compiled(compiled)
         changes = diff.diff(before, after, describer(project))
         result = Plan(compiled.deployment, before, after, changes)
         result.violations = policy.of_compiled(compiled, changes)
+        result.rollout = rollout.of_compiled(compiled, soak)
         if out is not None:
-            result.binding = binding.compute(project, compiled).to_json()
+            bound = binding.compute(project, compiled, result.rollout.soak_seconds)
+            result.binding = bound.to_json()
     except ConfigError as err:
-        raise _fail(
-            err, Format.json if fmt is PlanFormat.json else Format.text, PLAN_ERROR
-        ) from None
+        raise _fail(err, as_format, PLAN_ERROR) from None
+    except fleet.Refused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(PLAN_ERROR) from None
     _emit_plan(result, fmt, out, detailed)
 
 

@@ -101,7 +101,8 @@ def test_saved_plan_records_the_reviewed_hashes(
 def test_nothing_deployed_means_hosts_are_added(project: Path, cli: Callable[..., Run]) -> None:
     run = cli("plan", "--format", "json", root=project)
     plan = json.loads(run.stdout)
-    assert plan["against"] == "nothing deployed"
+    # Read from the host (a local prefix root, read directly), not from a record.
+    assert plan["against"] == "nothing deployed (read from the hosts: local)"
     assert [(c["path"], c["change_class"]) for c in plan["changes"]] == [("host", "TOPOLOGY")]
 
 

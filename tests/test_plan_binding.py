@@ -65,8 +65,9 @@ def test_the_saved_plan_records_what_apply_would_run(
     compiled = compile_config(roles_project, [])
     build = roles_project / "build" / "paper_local"
     rendered = inv.render(roles_project, compiled, build, fake_engine, tmp_path / "inventory")
-    assert differences(binding, of_inventory(roles_project, compiled, rendered)) == []
-    assert compute(roles_project, compiled) == binding
+    assert binding.soak_seconds == 15  # paper_local's deployment.rollout.soak_seconds
+    assert differences(binding, of_inventory(roles_project, compiled, rendered, 15)) == []
+    assert compute(roles_project, compiled, 15) == binding
 
 
 def _edit_target(project: Path) -> None:
@@ -129,7 +130,8 @@ def test_each_mismatch_is_named(
     saved = Binding.from_json(_save(cli, roles_project, tmp_path / "plan.json")["binding"])
     assert saved is not None
     _change(what, roles_project, fake_engine)
-    found = differences(saved, compute(roles_project, compile_config(roles_project, overrides)))
+    compiled = compile_config(roles_project, overrides)
+    found = differences(saved, compute(roles_project, compiled, 15))
     text = "\n".join(found)
     assert all(n in text for n in named), found
     assert not any(n in text for n in not_named), found
@@ -145,6 +147,51 @@ def test_apply_refuses_a_plan_that_differs_naming_it(
     _change(what, roles_project, fake_engine)
     stderr = _refused(cli, roles_project, plan, *overrides)
     assert all(n in stderr for n in named), stderr
+
+
+def test_the_soak_is_bound_and_shown(
+    roles_project: Path, cli: Callable[..., Run], fake_engine: Path, tmp_path: Path
+) -> None:
+    """The soak is config (deployment.rollout.soak_seconds), shown in the plan with where it
+    came from; --soak overrides it, said so; a saved plan binds it, so apply PLAN with
+    another soak refuses."""
+    run = cli("plan", "deployment.rollout.soak_seconds=7", "-f", "json", root=roles_project)
+    assert run.exit_code == 0, run.stderr
+    rollout = json.loads(run.stdout)["rollout"]
+    assert rollout["soak_seconds"] == 7 and rollout["configured_soak_seconds"] is None
+    assert "deployment.rollout.soak_seconds=7" in rollout["source"]
+    run = cli("plan", "deployment.rollout.soak_seconds=7", "--soak", "2", root=roles_project)
+    assert run.exit_code == 0, run.stderr
+    assert (
+        "rollout: soak 2s per host before the next "
+        "(--soak overrides deployment.rollout.soak_seconds=7)" in run.stdout
+    )
+    run = cli("plan", "-f", "markdown", root=roles_project)
+    assert (
+        "Rollout: soak 15s per host before the next (deployment.rollout.soak_seconds, "
+        "conf/deployment/paper_local.yaml)" in run.stdout
+    ), run.stdout
+    plan = tmp_path / "plan.json"
+    saved = _save(cli, roles_project, plan, "deployment.rollout.soak_seconds=7")
+    assert saved["binding"]["soak_seconds"] == 7  # type: ignore[index]
+    stderr = _refused(cli, roles_project, plan, "--soak", "3")
+    assert "soak per host: plan 7s, now 3s" in stderr, stderr
+    stderr = _refused(cli, roles_project, plan)
+    assert "soak per host: plan 7s, now 15s" in stderr, stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-1", "greater than or equal to 0"), ("true", "integer"), ("2.5", "integer")],
+)
+def test_an_invalid_soak_is_a_diagnostic(
+    project: Path, cli: Callable[..., Run], value: str, message: str
+) -> None:
+    run = cli("plan", f"deployment.rollout.soak_seconds={value}", root=project)
+    assert run.exit_code == 1, run.stdout
+    assert "deployment.rollout.soak_seconds" in run.stderr and message in run.stderr, run.stderr
+    run = cli("plan", "+deployment.rollout.soak=1", root=project)  # a misspelt key
+    assert run.exit_code == 1 and "deployment.rollout.soak" in run.stderr, run.stderr
 
 
 def test_a_plan_without_a_binding_is_refused(

@@ -509,11 +509,23 @@ class EngineSpec(Strict):
     journal: Journal
 
 
+class Rollout(Strict):
+    """How `appliance apply` rolls the deployment out, host after host (never in a manifest:
+    a saved plan binds it instead)."""
+
+    soak_seconds: Annotated[int, Field(ge=0, le=86400)] = Field(
+        60,
+        description="seconds a new release must stay healthy on a host (running, feeds LIVE, "
+        "risk ACTIVE, no restart, the planned manifest) before the next host starts; 0: none",
+    )
+
+
 class DeploymentSpec(Strict):
     """The `deployment` section: paper or live, and which host runs which engine."""
 
     mode: Literal["paper", "live"]
     engines: dict[Name, EngineSpec] = Field(min_length=1)
+    rollout: Rollout = Field(default_factory=Rollout)
 
 
 # --- target (how `appliance apply` reaches a host; never part of a manifest) ----------------

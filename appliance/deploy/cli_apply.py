@@ -1,18 +1,20 @@
 """`appliance apply`: compile, plan, confirm, roll out with Ansible, record what was deployed.
 
     appliance apply [OVERRIDES...] [PLAN.json] [--yes] [--check] [--format json]
-                    [--soak SECONDS] [--allow-reboot]
+                    [--soak SECONDS] [--allow-reboot] [--break-lock]
 
-The plan is the same semantic diff as `appliance plan`, against what the hosts run (each
-host's `current` release, read under the roll-out lock: appliance/deploy/fleet.py; a host
-that does not answer comes from the local record). A saved plan (`appliance plan --out
-plan.json`) is applied only if the compile gives exactly the manifests it reviewed and the
-hosts still run what it was reviewed against; otherwise apply refuses. The rollout is
-`ansible/site.yml` (serial, health gate then a soak of --soak seconds per host, rolled back
-on failure) on the inventory rendered from conf/. A host whose changes need a reboot stops
-the rollout before it switches, unless --allow-reboot (drain, reboot, verify the kernel,
-start). Afterwards `state/deployed/<deployment>/` is rewritten from what every host reports,
-so a rollout that stopped half-way records the hosts that switched.
+The plan is the same semantic diff as `appliance plan`, against what the hosts run (each host's
+`current` release, read from the hosts, local prefix roots directly: appliance/deploy/fleet.py;
+a host that does not answer comes from the local record, with a warning, and the roll-out lock
+then refuses). A saved plan (`appliance plan --out plan.json`) is applied only if the compile
+gives exactly the manifests it reviewed and the hosts still run what it was reviewed against;
+otherwise apply refuses. The rollout is `ansible/site.yml` (serial, health gate then a soak per
+host, `deployment.rollout.soak_seconds` or --soak, rolled back on failure) on the inventory
+rendered from conf/. A host whose changes need a reboot stops the rollout before it switches,
+unless --allow-reboot (drain, reboot, verify the kernel, start). A roll-out lock another run
+holds refuses, naming its holder; --break-lock names each such lock, asks (unless --yes) and
+takes it over. Afterwards `state/deployed/<deployment>/` is rewritten from what every host
+reports, so a rollout that stopped half-way records the hosts that switched.
 
 Exit codes: 0 deployed (or nothing to do), 1 the rollout failed or the plan was refused,
 2 invalid config.
@@ -148,9 +150,10 @@ def run(
     check: bool,
     as_json: bool,
     timeout: int,
-    soak: float | None = None,
+    soak: int | None = None,
     allow_reboot: bool = False,
     allow_loosen: bool = False,
+    break_lock: bool = False,
 ) -> int:
     # ansible.cli: ansible-core itself (a bare `ansible` could be the project's ansible/ dir)
     require("deploy", "ansible_runner", "ansible.cli")
@@ -169,6 +172,7 @@ def run(
                 soak,
                 allow_reboot,
                 allow_loosen,
+                break_lock,
             )
         except fleet.Refused as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -183,13 +187,15 @@ def _run(
     check: bool,
     as_json: bool,
     timeout: int,
-    soak: float | None,
+    soak: int | None,
     allow_reboot: bool,
     allow_loosen: bool,
+    break_lock: bool,
 ) -> int:
     from appliance.deploy import fleet
+    from appliance.deploy.cli_fleet import break_confirmer
     from appliance.deploy.runner import run_playbook
-    from appliance.plan import diff, policy, sides
+    from appliance.plan import diff, policy, rollout, sides
     from appliance.plan.binding import of_inventory
     from appliance.plan.models import describer
     from appliance.plan.render import Plan
@@ -202,11 +208,12 @@ def _run(
     # What the hosts run: the plan's deployed side. Read without the lock (a refusal or a prompt
     # must not hold the fleet, nor touch it); the lock is taken just before the roll-out, which
     # is refused if a host moved meanwhile.
-    states = fleet.read(target)[0]
+    states, _ = fleet.observe(project, compiled, lambda: target)
     before, from_cache = fleet.deployed_side(project, deployment, states)
     after = sides.from_compiled(compiled)
     plan = Plan(deployment, before, after, diff.diff(before, after, describer(project)))
     plan.violations = policy.of_compiled(compiled, plan.changes)
+    plan.rollout = rollout.of_compiled(compiled, soak)
     err = Console(stderr=True)
     out = Console() if not as_json else Console(file=sys.stderr)
     for host in from_cache:
@@ -228,7 +235,7 @@ def _run(
                 deployment,
                 _hashes(before.manifests),
                 _hashes(after.manifests),
-                of_inventory(project, compiled, inventory),
+                of_inventory(project, compiled, inventory, plan.rollout.soak_seconds),
             )
         except ApplyRefused as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -262,7 +269,8 @@ def _run(
 
     run_id = ""
     if not check:
-        run_id, locked = stack.enter_context(fleet.locked(target, "apply"))
+        breaker = break_confirmer(yes) if break_lock else None
+        run_id, locked = stack.enter_context(fleet.locked(target, "apply", breaker))
         moved = fleet.moved(states, locked)
         if moved:
             raise fleet.Refused(
@@ -304,9 +312,8 @@ def _run(
             "py_rt_by": fleet.by(),
             "py_rt_reboot": reboots,
             "py_rt_allow_reboot": allow_reboot,
+            "py_rt_soak_seconds": plan.rollout.soak_seconds,
         }
-        if soak is not None:
-            extravars["py_rt_soak_seconds"] = soak
         result = run_playbook(
             project / "ansible",
             private_dir,
@@ -324,7 +331,7 @@ def _run(
     if not check:
         # Each host as it is now (switched, rolled back, untouched), then the host locks freed.
         now = fleet.unlock(target, run_id, "apply")
-        recorded = fleet.record(target, now, inventory.binary_sha256)
+        recorded = fleet.record(project, compiled, now, inventory.binary_sha256)
     releases = inventory.by_host()
     if as_json:
         typer.echo(
@@ -411,13 +418,22 @@ def apply(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
     timeout: Annotated[int, typer.Option(help="stop the rollout after this many seconds")] = 1800,
     soak: Annotated[
-        float | None,
+        int | None,
         typer.Option(
-            help="seconds a new release must stay healthy on a host before the next one "
-            "(default: the engine role's engine_soak_seconds, 60)",
+            help="seconds a new release must stay healthy on a host before the next one, "
+            "overriding deployment.rollout.soak_seconds (the plan shows it; a saved plan "
+            "binds it)",
             min=0,
         ),
     ] = None,
+    break_lock: Annotated[
+        bool,
+        typer.Option(
+            "--break-lock",
+            help="take over roll-out locks another run left on the hosts, each named first "
+            "(asks unless --yes)",
+        ),
+    ] = False,
     allow_reboot: Annotated[
         bool,
         typer.Option(
@@ -448,6 +464,7 @@ def apply(
             soak=soak,
             allow_reboot=allow_reboot,
             allow_loosen=allow_loosen,
+            break_lock=break_lock,
         )
     except ConfigError as exc:
         raise _fail(exc, as_json) from None

@@ -1,16 +1,17 @@
 """`appliance status|rollback|verify|stop`: the fleet as the hosts report it, and acting on it.
 
     appliance status   [OVERRIDES...] [--format json]
-    appliance rollback [OVERRIDES...] [--host H] [--yes]
+    appliance rollback [OVERRIDES...] [--host H] [--yes] [--break-lock]
     appliance verify   [OVERRIDES...] [--host H]
-    appliance stop     [OVERRIDES...] [--host H] [--yes]
+    appliance stop     [OVERRIDES...] [--host H] [--yes] [--break-lock]
 
-`status` reads every host (ansible/state.yml: release, manifest, apply record, the engine's
-own `ctl status`, the services) and compares it with the local record. `rollback` returns
-hosts to their previous release (ansible/rollback.yml, one at a time, health-gated: a release
-returned to that is not healthy fails it), `stop` stops the engines (SIGTERM: orders
-cancelled, journal flushed); both hold the roll-out lock and rewrite the local record from
-the hosts afterwards. `verify` runs ansible/verify.yml (read-only).
+`status` reads every host (ansible/state.yml: release, manifest, apply record, the engine's own
+`ctl status`, the services) and compares it with the local record. `rollback` returns hosts to
+their previous release (ansible/rollback.yml, one at a time, health-gated: a release returned
+to that is not healthy fails it), `stop` stops the engines (SIGTERM: orders cancelled, journal
+flushed); both hold the roll-out lock and rewrite the local record from the hosts afterwards. A
+lock another run holds refuses, naming its holder; --break-lock names each such lock, asks
+(unless --yes), and takes it over. `verify` runs ansible/verify.yml (read-only).
 
 Exit codes: 0 done (status: every host answered and matches the record), 1 a host failed,
 did not answer, drifts from the record, or another run holds the lock; 2 invalid config.
@@ -19,6 +20,7 @@ did not answer, drifts from the record, or another run holds the lock; 2 invalid
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,6 +46,14 @@ RootOpt = Annotated[
     typer.Option("--root", help="project root (holds conf/); default: found from the cwd"),
 ]
 TimeoutOpt = Annotated[int, typer.Option(help="give up after this many seconds")]
+BreakLockOpt = Annotated[
+    bool,
+    typer.Option(
+        "--break-lock",
+        help="take over roll-out locks another run left on the hosts, each named first "
+        "(asks unless --yes)",
+    ),
+]
 
 
 def _project(root: Path | None) -> Path:
@@ -159,6 +169,17 @@ def _confirm(what: str, yes: bool) -> bool:
     return typer.confirm(f"{what}?", default=False)
 
 
+def break_confirmer(yes: bool) -> Callable[[list[str]], bool]:
+    """For --break-lock: print each lock to be broken (its holder named), then ask."""
+
+    def confirm(named: list[str]) -> bool:
+        for line in named:
+            typer.echo(f"breaking a stale roll-out lock: {line}", err=True)
+        return _confirm(f"break the {len(named)} lock(s) named above", yes)
+
+    return confirm
+
+
 def _locked_run(
     project: Path,
     overrides: list[str],
@@ -167,6 +188,7 @@ def _locked_run(
     command: str,
     yes: bool,
     timeout: int,
+    break_lock: bool = False,
 ) -> int:
     """Lock, run `playbook` on the chosen hosts, unlock, record; print each host's outcome."""
     from appliance.deploy import fleet
@@ -175,10 +197,11 @@ def _locked_run(
     hosts = _hosts(target, wanted)
     if not _confirm(f"{command} {', '.join(hosts)} of {target.deployment}", yes):
         return 1
-    with fleet.locked(target, command) as (run_id, _states):
+    breaker = break_confirmer(yes) if break_lock else None
+    with fleet.locked(target, command, breaker) as (run_id, _states):
         result = fleet.play(target, playbook, hosts, timeout, run_id, command)
         now = fleet.unlock(target, run_id, command)
-        fleet.record(target, now, target.inventory.binary_sha256)
+        fleet.record(project, target.compiled, now, target.inventory.binary_sha256)
     out = Console(highlight=False)
     for host in hosts:
         r = result.hosts[host]
@@ -217,13 +240,14 @@ def rollback(
     host: HostOpt = None,
     yes: YesOpt = False,
     timeout: TimeoutOpt = 1800,
+    break_lock: BreakLockOpt = False,
     root: RootOpt = None,
 ) -> None:
     """Return hosts to their previous release, one at a time, each health-gated."""
     _guard(
         False,
         lambda: _locked_run(
-            _project(root), args or [], host, "rollback.yml", "rollback", yes, timeout
+            _project(root), args or [], host, "rollback.yml", "rollback", yes, timeout, break_lock
         ),
     )
 
@@ -233,12 +257,15 @@ def stop(
     host: HostOpt = None,
     yes: YesOpt = False,
     timeout: TimeoutOpt = 600,
+    break_lock: BreakLockOpt = False,
     root: RootOpt = None,
 ) -> None:
     """Stop the engines and their sim venues (orders cancelled, journal flushed)."""
     _guard(
         False,
-        lambda: _locked_run(_project(root), args or [], host, "stop.yml", "stop", yes, timeout),
+        lambda: _locked_run(
+            _project(root), args or [], host, "stop.yml", "stop", yes, timeout, break_lock
+        ),
     )
 
 

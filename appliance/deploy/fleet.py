@@ -9,15 +9,23 @@ report after every roll-out (also a partial one: each host as it is), so it is a
 
 Two applies cannot interleave: a local lock (flock on `state/locks/<deployment>.lock`, freed
 when its process dies) and a lock on every host (`<install>/lock`, a directory made with
-mkdir, naming its run). A host lock left by a run that died on this controller is taken over:
-the local lock file names the last run that held it, and a free flock means that run is over.
+mkdir). Both record their holder: user, host, pid, command, run id and when it started; a
+refusal names it. A host lock left by a run that died on this controller is taken over: the
+local lock file names the last run that held it, and a free flock means that run is over. One
+left by a run elsewhere stays until `--break-lock` names it, is confirmed, and takes it over.
+
+Hosts on a local prefix root (target connection local, root not "/") are read directly
+(`deployed` of the host helper, ansible/roles/engine/files/py_rt_host.py, the script the
+state playbook runs on a host): quick enough for every plan.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import getpass
+import importlib.util
 import json
 import os
 import socket
@@ -26,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any
 
 from appliance.config.compiler import Compiled
@@ -38,6 +47,7 @@ APPLY_RECORD = "apply.json"
 STATE_TASK = "Report the host's state"
 LOCKS_DIR = Path("state") / "locks"
 DEPLOYED_DIR = Path("state") / "deployed"
+HELPER = Path("ansible/roles/engine/files/py_rt_host.py")
 
 
 class Refused(Exception):
@@ -65,10 +75,15 @@ class Target:
 def prepare(project: Path, overrides: Sequence[str]) -> Target:
     """Compile, check the targets, write the build and render the inventory."""
     from appliance.config.compiler import compile_config
+
+    return prepare_compiled(project, compile_config(project, list(overrides)))
+
+
+def prepare_compiled(project: Path, compiled: Compiled) -> Target:
+    """`prepare` of a compile made already."""
     from appliance.deploy import inventory as inv
     from appliance.engine import EngineNotFound, engine_binary
 
-    compiled = compile_config(project, list(overrides))
     inv.check_targets(project, compiled)
     try:
         binary = engine_binary(project)
@@ -168,6 +183,88 @@ def by() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
+def holder(command: str) -> dict[str, Any]:
+    """Who takes a lock: this controller's user, host and pid, and the command it runs."""
+    return {
+        "user": getpass.getuser(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "by": by(),
+        "command": command,
+    }
+
+
+@functools.cache
+def _helper(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("py_rt_host", path)
+    if spec is None or spec.loader is None:
+        raise Refused(f"cannot load the host helper {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def host_helper(project: Path) -> ModuleType:
+    """The engine role's host helper (files/py_rt_host.py), for reading local prefix roots:
+    the project's, else the one beside this package (a project without ansible/)."""
+    path = project / HELPER
+    if not path.is_file():
+        path = Path(__file__).resolve().parents[2] / HELPER
+    return _helper(path.resolve())
+
+
+def holder_text(who: dict[str, Any]) -> str:
+    """`apply run R by user@host (pid P, started S)`: a lock's holder, in the words the host
+    helper's refusal uses (files/py_rt_host.py holder_text)."""
+    name = who.get("by") or f"{who.get('user', '?')}@{who.get('host', '?')}"
+    return (
+        f"{who.get('command') or 'apply'} run {who.get('run') or '(unknown)'} by {name} "
+        f"(pid {who.get('pid', '?')}, started {who.get('since', '?')})"
+    )
+
+
+def local_install(project: Path, compiled: Compiled, host: str) -> Path | None:
+    """The install dir of a host on a local prefix root (None: reached through Ansible)."""
+    from appliance.deploy.inventory import install_dir
+
+    target = compiled.targets.get(host)
+    if target is None or target.connection != "local" or target.root == "/":
+        return None
+    return install_dir(project, target)
+
+
+def observe(
+    project: Path, compiled: Compiled, target: Callable[[], Target]
+) -> tuple[dict[str, HostState], dict[str, str]]:
+    """What each host runs (release, manifest, apply record, lock), without the lock: local
+    prefix roots read directly, every other host by `ansible/state.yml` (`target()` makes the
+    inventory only then). The second value names each host's source ("host" read directly,
+    "ansible" read through Ansible)."""
+    helper = host_helper(project)
+    states: dict[str, HostState] = {}
+    via: dict[str, str] = {}
+    remote = []
+    for built in compiled.manifests:
+        install = local_install(project, compiled, built.host)
+        if install is None:
+            remote.append(built.host)
+            continue
+        states[built.host] = _parse(built.host, helper.deployed(install))
+        via[built.host] = "local prefix root"
+    if remote:
+        from appliance._extras import require
+
+        require("deploy", "ansible_runner", "ansible.cli")
+        read_states, result = read(target(), hosts=remote)
+        for host in remote:
+            state = read_states[host]
+            if not state.reachable and state.error is None:
+                state.error = f"ansible: {result.status}"
+            states[host] = state
+            via[host] = "ansible"
+    return states, via
+
+
 def read(
     target: Target,
     *,
@@ -218,14 +315,20 @@ def play(
         limit=",".join(hosts),
         on_event=on_event,
         timeout=timeout,
-        extravars={"py_rt_run": run, "py_rt_by": by(), "py_rt_command": command}
+        extravars={
+            "py_rt_run": run,
+            "py_rt_by": by(),
+            "py_rt_command": command,
+            "py_rt_holder": holder(command),
+        }
         | (extravars or {}),
     )
 
 
 @dataclass
 class LocalLock:
-    """flock on `state/locks/<deployment>.lock`; the file names the last run that held it."""
+    """flock on `state/locks/<deployment>.lock`; the file names the last run that held it
+    (user, host, pid, command, run, when it started)."""
 
     path: Path
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -239,12 +342,14 @@ class LocalLock:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
-            holder = _json(fh.read())
+            who = _json(fh.read())
             fh.close()
+            # A flock is held by a live process (it is freed when its holder dies): nothing
+            # to break.
             raise Refused(
-                f"another {holder.get('command', 'apply')} of this deployment runs here "
-                f"(run {holder.get('run', '?')}, pid {holder.get('pid', '?')}, "
-                f"since {holder.get('since', '?')}); nothing was changed"
+                f"another {who.get('command', 'apply')} of this deployment runs here: "
+                f"{holder_text(who)}; nothing was changed (a lock held by a live process "
+                "is not broken, --break-lock included)"
             ) from None
         fh.seek(0)
         last = _json(fh.read()).get("run")
@@ -252,18 +357,11 @@ class LocalLock:
         self.stale = [str(last)] if last else []
         fh.seek(0)
         fh.truncate()
-        fh.write(
-            json.dumps(
-                {
-                    "run": self.run,
-                    "pid": os.getpid(),
-                    "by": by(),
-                    "command": command,
-                    "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-            )
-            + "\n"
-        )
+        who = holder(command) | {
+            "run": self.run,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        fh.write(json.dumps(who, sort_keys=True) + "\n")
         fh.flush()
         self._fh = fh
 
@@ -282,18 +380,68 @@ def _json(text: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# Asks whether to break these locks (each named); False refuses.
+ConfirmBreak = Callable[[list[str]], bool]
+
+
+def _break(target: Target, lock: LocalLock, command: str, confirm: ConfirmBreak) -> list[str]:
+    """The runs whose host locks this run takes over, confirmed: each lock another run holds,
+    named first."""
+    states, result = read(target, run=lock.run, command=command)
+    unread = [f"{h}: {s.error or result.status}" for h, s in states.items() if not s.reachable]
+    if unread:
+        raise Refused("cannot read the locks to break: " + "; ".join(unread))
+    held = {
+        h: s.lock
+        for h, s in sorted(states.items())
+        if s.lock and str(s.lock.get("run") or "") not in lock.stale
+    }
+    if not held:
+        return []
+    named = [f"{h} is locked by {holder_text(who)}" for h, who in held.items()]
+    alive = [
+        line
+        for line, who in zip(named, held.values(), strict=True)
+        if who.get("host") == socket.gethostname() and _alive(who.get("pid"))
+    ]
+    if alive:
+        raise Refused(
+            "; ".join(alive) + ": that process is alive on this machine; a live run's lock is "
+            "not broken, --break-lock included"
+        )
+    if not confirm(named):
+        raise Refused("the locks were not broken: not confirmed; nothing was changed")
+    return sorted({str(who.get("run") or "") for who in held.values()})
+
+
 @contextlib.contextmanager
-def locked(target: Target, command: str) -> Iterator[tuple[str, dict[str, HostState]]]:
+def locked(
+    target: Target, command: str, break_lock: ConfirmBreak | None = None
+) -> Iterator[tuple[str, dict[str, HostState]]]:
     """Hold the local lock and every host's lock; yield the run id and the hosts' state read
     while locking. The caller releases the host locks with `unlock` (reading the hosts as they
     are then); if it leaves without (a refusal), they are released on the way out. A run that
-    dies leaves them to the next run from this controller, which takes them over."""
+    dies leaves them to the next run from this controller, which takes them over. With
+    `break_lock`, host locks other runs hold are named, confirmed by it, and taken over."""
     lock = LocalLock(target.project / LOCKS_DIR / f"{target.deployment}.lock")
     lock.acquire(command)
     taken = False
     try:
+        broken = _break(target, lock, command, break_lock) if break_lock else []
         states, result = read(
-            target, action="lock", run=lock.run, stale=lock.stale, command=command
+            target, action="lock", run=lock.run, stale=[*lock.stale, *broken], command=command
         )
         refused = [s.error for s in states.values() if s.error]
         if refused or not result.ok:
@@ -358,15 +506,71 @@ def deployed_side(
             manifests[host] = cache.manifests[host]
             from_cache.append(host)
     sources = {h: cache.sources.get(h, {}) for h in manifests}
-    return Side(manifests, sources, "deployed (read from the hosts)"), from_cache
+    read_now = [h for h, s in sorted(states.items()) if s.reachable]
+    label = f"read from the hosts: {', '.join(read_now) or 'none'}"
+    if from_cache:
+        label += f"; from the local record (did not answer): {', '.join(from_cache)}"
+    label = f"{'what the hosts run' if manifests else 'nothing deployed'} ({label})"
+    return Side(manifests, sources, label), from_cache
 
 
-def record(target: Target, states: dict[str, HostState], binary_sha256: str) -> Path:
+def plan_side(project: Path, compiled: Compiled) -> Side:
+    """The deployed side of `appliance plan`: read from every host (ansible/state.yml, or a
+    local prefix root directly), never from the local record alone; the record is refreshed
+    from what was read. A host that cannot be read is a diagnostic naming it and why."""
+    from appliance.config.diagnostics import ConfigError, Diagnostic
+
+    def target() -> Target:
+        return prepare_compiled(project, compiled)
+
+    states, _ = observe(project, compiled, target)
+    unread = [
+        Diagnostic(
+            f"targets.{host}",
+            host,
+            "plan.host_unreachable",
+            f"cannot read what host {host} runs: {state.error or 'it did not answer'}; "
+            "nothing was planned (`appliance plan --cached` plans against the local record, "
+            "labelled so)",
+        )
+        for host, state in sorted(states.items())
+        if not state.reachable
+    ]
+    if unread:
+        raise ConfigError(unread)
+    side, _ = deployed_side(project, compiled.deployment, states)
+    cache_dir = project / DEPLOYED_DIR / compiled.deployment
+    if side.manifests or cache_dir.exists():
+        record(project, compiled, states, None)
+        side = Side(side.manifests, side.sources, side.label + "; local record refreshed")
+    return side
+
+
+def cached_side(project: Path, deployment: str) -> Side:
+    """`appliance plan --cached`: the local record only, labelled as such."""
+    side, rec = cached(project, deployment)
+    when = rec.get("recorded_at", "never")
+    label = (
+        f"the LOCAL RECORD of {when} (--cached: the hosts were not read; "
+        "it may not be what they run)"
+    )
+    return Side(side.manifests, side.sources, label)
+
+
+def record(
+    project: Path,
+    compiled_now: Compiled,
+    states: dict[str, HostState],
+    binary_sha256: str | None,
+) -> Path:
     """Rewrite `state/deployed/<deployment>/` from what each host reports (a host that did not
-    answer keeps its cached entry)."""
-    project, deployment = target.project, target.deployment
+    answer keeps its cached entry). `binary_sha256` None keeps the recorded one (a plan
+    reads the hosts, it does not ship a binary)."""
+    deployment = compiled_now.deployment
     cache, old = cached(project, deployment)
-    compiled = {m.host: m for m in target.compiled.manifests}
+    if binary_sha256 is None:
+        binary_sha256 = str(old.get("binary_sha256") or "")
+    compiled = {m.host: m for m in compiled_now.manifests}
     built: list[BuiltManifest] = []
     hosts: dict[str, Any] = {}
     for host, state in sorted(states.items()):

@@ -194,6 +194,11 @@ def _prefix(project: Path, target: Target) -> str:
     return str((root if root.is_absolute() else project / root).resolve())
 
 
+def install_dir(project: Path, target: Target) -> Path:
+    """Where the engine role installs on a host (its `engine_install_dir`)."""
+    return Path(_prefix(project, target) or "/") / "opt" / "py-rt"
+
+
 def _check_paths(host: str, manifest: dict[str, Any], prefix: str) -> list[Diagnostic]:
     """A prefix-root target must not make the engine write outside its root."""
     if not prefix:

@@ -4,10 +4,10 @@ PLAN` runs exactly what was reviewed or nothing.
 A binding records the deployment, each host's manifest hash and release id (manifest, engine
 binary, captures, models, ONNX Runtime library: appliance/deploy/inventory.release_id), the
 engine binary's sha256, each host's target (how it is reached and where the engine goes), the
-hash of the rendered Ansible inventory and the content hash of `ansible/` (the roles, their
-templates such as the systemd units, and the playbooks). `appliance plan --out` writes it;
-`appliance apply PLAN` computes it again from what it is about to run and refuses on any
-difference, naming it.
+hash of the rendered Ansible inventory, the content hash of `ansible/` (the roles, their
+templates such as the systemd units, and the playbooks) and the roll-out's soak per host.
+`appliance plan --out` writes it; `appliance apply PLAN` computes it again from what it is
+about to run and refuses on any difference, naming it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from appliance.config.compiler import Compiled
 from appliance.config.diagnostics import ConfigError, Diagnostic
 from appliance.config.models import sha256_file
 
-BINDING_VERSION = 1
+BINDING_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Binding:
     targets: dict[str, str]
     inventory_sha256: str
     roles_sha256: str
+    soak_seconds: int
 
     def to_json(self) -> dict[str, Any]:
         return {"binding_version": BINDING_VERSION, **asdict(self)}
@@ -82,8 +83,9 @@ def _target_sha256(compiled: Compiled, host: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def of_inventory(project: Path, compiled: Compiled, inventory: Any) -> Binding:
-    """The binding of an inventory `appliance/deploy/inventory.render` wrote."""
+def of_inventory(project: Path, compiled: Compiled, inventory: Any, soak_seconds: int) -> Binding:
+    """The binding of an inventory `appliance/deploy/inventory.render` wrote, rolled out
+    with this soak."""
     return Binding(
         deployment=compiled.deployment,
         manifests={m.host: m.content_sha256 for m in compiled.manifests},
@@ -92,10 +94,11 @@ def of_inventory(project: Path, compiled: Compiled, inventory: Any) -> Binding:
         targets={m.host: _target_sha256(compiled, m.host) for m in compiled.manifests},
         inventory_sha256=tree_sha256(inventory.directory),
         roles_sha256=tree_sha256(project / "ansible"),
+        soak_seconds=soak_seconds,
     )
 
 
-def compute(project: Path, compiled: Compiled) -> Binding:
+def compute(project: Path, compiled: Compiled, soak_seconds: int) -> Binding:
     """What `appliance apply` would run for this compile, rendered in a scratch directory
     (the build directory is where apply writes it: the host vars name it)."""
     from appliance.deploy import inventory as inv
@@ -110,7 +113,7 @@ def compute(project: Path, compiled: Compiled) -> Binding:
     build_dir = project / "build" / compiled.deployment
     with tempfile.TemporaryDirectory(prefix="appliance-plan-") as tmp:
         inventory = inv.render(project, compiled, build_dir, binary, Path(tmp) / "inventory")
-        return of_inventory(project, compiled, inventory)
+        return of_inventory(project, compiled, inventory, soak_seconds)
 
 
 def differences(saved: Binding, now: Binding) -> list[str]:
@@ -141,4 +144,6 @@ def differences(saved: Binding, now: Binding) -> list[str]:
     ):
         if a != b:
             out.append(f"{what}: plan {short(a)}, now {short(b)}")
+    if saved.soak_seconds != now.soak_seconds:
+        out.append(f"soak per host: plan {saved.soak_seconds}s, now {now.soak_seconds}s")
     return out

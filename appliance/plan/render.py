@@ -23,6 +23,8 @@ class Plan:
     binding: dict[str, Any] | None = None
     # The rules of the deployment's policy these changes break (appliance/plan/policy.py).
     violations: list[Any] = field(default_factory=list)
+    # How apply rolls it out (appliance/plan/rollout.py): the soak per host and its source.
+    rollout: Any = None
 
     @property
     def hosts(self) -> list[str]:
@@ -97,7 +99,14 @@ class Plan:
             "manifests": {"before": before_hashes, "after": after_hashes},
             "changes": [c.to_json() for c in self.changes],
             "violations": [v.to_json() for v in self.violations],
-        } | ({"binding": self.binding} if self.binding is not None else {})
+        } | {
+            k: v
+            for k, v in (
+                ("binding", self.binding),
+                ("rollout", self.rollout.to_json() if self.rollout else None),
+            )
+            if v is not None
+        }
 
 
 def _value(value: Any) -> str:
@@ -126,6 +135,8 @@ def render_markdown(plan: Plan) -> str:
         f"**{plan.summary_line()}**",
         "",
     ]
+    if plan.rollout is not None:
+        lines += [f"Rollout: {plan.rollout.text()}", ""]
     if not plan.changes:
         return "\n".join(lines) + "\n"
     if plan.violations:
@@ -180,6 +191,8 @@ def _short(source: str) -> str:
 def render_text(plan: Plan) -> str:
     """Plain terminal text (rich renders the table when attached to a terminal)."""
     lines = [f"plan for {plan.deployment} against {plan.before.label}: {plan.summary_line()}"]
+    if plan.rollout is not None:
+        lines.append(f"rollout: {plan.rollout.text()}")
     lines += [
         f"policy violation ({v.rule}{', ' + v.host if v.host else ''}): {v.message}"
         for v in plan.violations

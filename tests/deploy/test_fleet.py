@@ -64,11 +64,10 @@ class Fleet:
     def status(self, host: str, unit: str) -> dict[str, Any]:
         return supervisor.status(self.layout(host), unit)[1]
 
-    def apply(
-        self, *overrides: str, check: bool = False, soak: float = 0
-    ) -> tuple[int, dict[str, Any], str]:
+    def apply(self, *overrides: str, check: bool = False) -> tuple[int, dict[str, Any], str]:
+        """`appliance apply` with the fleet's own soak (deployment.rollout.soak_seconds: 0)."""
         cmd = [str(APPLIANCE), "apply", "deployment=fleet3", *overrides]
-        cmd += ["--yes", "--format", "json", "--root", str(self.project), "--soak", str(soak)]
+        cmd += ["--yes", "--format", "json", "--root", str(self.project)]
         if check:
             cmd.append("--check")
         run = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
@@ -162,7 +161,9 @@ def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
             "journal": {"dir": f"state/journal/e{i}", "fsync": "interval", "fsync_interval_ms": 50},
         }
     defaults += [{"/risk": "conservative"}, "_self_"]
-    doc = {"defaults": defaults, **body, "deployment": {"mode": "paper", "engines": engines}}
+    # No soak unless a test asks for one (the soak test sets it in config).
+    deployment = {"mode": "paper", "rollout": {"soak_seconds": 0}, "engines": engines}
+    doc = {"defaults": defaults, **body, "deployment": deployment}
     (project / "conf/deployment/fleet3.yaml").write_text(
         "# @package _global_\n" + yaml.safe_dump(doc, sort_keys=False)
     )
@@ -316,7 +317,7 @@ def _ansible_playbooks(project: Path) -> list[int]:
 def test_a_run_killed_mid_deploy_converges_when_run_again(fleet: Fleet) -> None:
     change = [f"strategies.mm_{h}.params.half_spread_ticks=3" for h in HOSTS]
     releases_h2 = fleet.releases("h2")
-    cmd = [str(APPLIANCE), "apply", "deployment=fleet3", *change, "--yes", "--soak", "0"]
+    cmd = [str(APPLIANCE), "apply", "deployment=fleet3", *change, "--yes"]
     proc = subprocess.Popen(
         [*cmd, "--root", str(fleet.project)],
         env=fleet.env,
@@ -349,6 +350,70 @@ def test_a_run_killed_mid_deploy_converges_when_run_again(fleet: Fleet) -> None:
     rc, out, err = fleet.apply(*change)
     assert rc == 0, err
     assert {h: out["hosts"][h]["changed"] for h in HOSTS} == dict.fromkeys(HOSTS, 0)
+
+
+# Where test_a_run_killed_mid_deploy_converges_when_run_again left the fleet.
+CONVERGED = [f"strategies.mm_{h}.params.half_spread_ticks=3" for h in HOSTS]
+
+
+def _switch(links: Path, to: str) -> None:
+    tmp = links / "current.by-hand"
+    tmp.symlink_to(to)
+    tmp.replace(links / "current")
+
+
+def test_plan_reads_the_hosts_not_the_record(fleet: Fleet) -> None:
+    """Someone switches host 3 back by hand (its `current` link to `previous`) behind the
+    record's back: `appliance plan` reads the hosts, so the plan shows host 3's drift, says
+    where each side came from, and refreshes the record; --cached plans against the record
+    only, labelled so."""
+    links = fleet.prefix("h3") / "opt/py-rt"
+    current, previous = os.readlink(links / "current"), os.readlink(links / "previous")
+    recorded = fleet.deployed_hashes()
+    by_hand = json.loads((links / "previous/manifest.json").read_text())["content_sha256"]
+    assert by_hand != recorded["h3"]
+    _switch(links, previous)
+    try:
+        run = fleet.cli("plan", *CONVERGED, "--cached", "-f", "json", "--detailed-exitcode")
+        assert run.returncode == 0, run.stdout + run.stderr  # the record has not seen it
+        plan = json.loads(run.stdout)
+        assert plan["changes"] == [] and plan["against"].startswith("the LOCAL RECORD of ")
+        assert "--cached: the hosts were not read" in plan["against"]
+
+        run = fleet.cli("plan", *CONVERGED, "-f", "json", "--detailed-exitcode")
+        assert run.returncode in (2, 3), run.stdout + run.stderr
+        plan = json.loads(run.stdout)
+        assert plan["against"] == (
+            "what the hosts run (read from the hosts: h1, h2, h3; local record refreshed)"
+        )
+        assert plan["manifests"]["before"]["h3"] == by_hand
+        assert {c["host"] for c in plan["changes"]} == {"h3"}
+        assert "strategies.mm_h3.params.half_spread_ticks" in {c["path"] for c in plan["changes"]}
+        # The record now says what host 3 runs.
+        assert fleet.deployed_hashes() == recorded | {"h3": by_hand}
+    finally:
+        _switch(links, current)
+    run = fleet.cli("plan", *CONVERGED, "--detailed-exitcode")
+    assert run.returncode == 0 and "no changes" in run.stdout, run.stdout + run.stderr
+    assert fleet.deployed_hashes() == recorded
+
+
+def test_a_host_that_cannot_be_read_fails_the_plan(fleet: Fleet) -> None:
+    """Host 3 reached over SSH on a port nobody listens on: the plan is an error (exit 1, also
+    with --detailed-exitcode) naming the host and why, never a plan against the record."""
+    (closed,) = free_ports(1)
+    ssh = ["targets.h3.connection=ssh", "targets.h3.ssh_user=nobody"]
+    ssh.append(f"targets.h3.ssh_port={closed}")
+    for extra in ([], ["--detailed-exitcode"]):
+        run = fleet.cli("plan", *CONVERGED, *ssh, *extra)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert run.stdout == "", run.stdout
+        assert "error: targets.h3: cannot read what host h3 runs: " in run.stderr, run.stderr
+        assert "Connection refused" in run.stderr, run.stderr
+    # Offline, on purpose: the record, labelled as such.
+    run = fleet.cli("plan", *CONVERGED, *ssh, "--cached")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "against the LOCAL RECORD of " in run.stdout, run.stdout
 
 
 def test_rollback_returns_a_host_to_its_previous_release(fleet: Fleet) -> None:
@@ -406,12 +471,15 @@ def test_host_2_failing_its_soak_is_rolled_back_and_host_1_keeps_the_new_release
     )
     watcher.start()
     try:
-        rc, out, err = fleet.apply("risk.max_open_orders=7", soak=3)
+        rc, out, err = fleet.apply("risk.max_open_orders=7", "deployment.rollout.soak_seconds=3")
     finally:
         stop.set()
         watcher.join()
     assert rc == 1, err
     assert killed, "host 2's new engine was never seen running"
+    # The soak is the deployment's config, shown in the plan with where it came from.
+    assert out["plan"]["rollout"]["soak_seconds"] == 3, out["plan"]
+    assert "deployment.rollout.soak_seconds=3" in out["plan"]["rollout"]["source"]
     hosts = out["hosts"]
     assert [hosts[h]["status"] for h in HOSTS] == ["changed", "rolled back", "not run"]
     failure = hosts["h2"]["failure"]
@@ -454,30 +522,62 @@ def test_host_2_failing_its_soak_is_rolled_back_and_host_1_keeps_the_new_release
 
 
 def test_the_roll_out_lock_stops_a_second_apply(fleet: Fleet) -> None:
+    import getpass
+    import socket
+
     from appliance.deploy.fleet import LocalLock
 
     before = {h: fleet.snapshot(h) for h in HOSTS}
-    # Another apply on this controller (it holds the local lock).
+    # Another apply on this controller (it holds the local lock): refused, its holder named;
+    # a live holder's lock is not broken, --break-lock included.
     other = LocalLock(fleet.project / "state/locks/fleet3.lock")
     other.acquire("apply")
     try:
         rc, _, err = fleet.apply("risk.max_open_orders=6")
+        rc_break, _, err_break = fleet.apply("risk.max_open_orders=6", "--break-lock")
     finally:
         other.release()
-    assert rc == 1 and "another apply of this deployment runs here" in err, err
-    # Another controller's apply holding host 2.
+    assert rc == 1 and "another apply of this deployment runs here: apply run " in err, err
+    who = f"by {getpass.getuser()}@{socket.gethostname()} (pid {os.getpid()}, started "
+    assert f"run {other.run} {who}" in err, err
+    assert rc_break == 1 and "held by a live process is not broken" in err_break, err_break
+    assert {h: fleet.snapshot(h) for h in HOSTS} == before
+
+
+def test_a_stale_host_lock_blocks_apply_naming_its_holder_until_broken(fleet: Fleet) -> None:
+    """A lock another controller's run left on host 2 (that run is gone): apply refuses and
+    names its holder; --break-lock names it, takes it over and proceeds."""
+    before = {h: fleet.snapshot(h) for h in HOSTS}
     lock = fleet.prefix("h2") / "opt/py-rt/lock"
     lock.mkdir()
-    holder = {"run": "0123abcd", "by": "ops@elsewhere", "since": "2026-01-01T00:00:00Z"}
+    holder = {
+        "run": "0123abcd",
+        "user": "ops",
+        "host": "elsewhere",
+        "pid": 4242,
+        "command": "apply",
+        "since": "2026-01-01T00:00:00Z",
+    }
     (lock / "holder.json").write_text(json.dumps(holder))
+    named = "h2 is locked by apply run 0123abcd by ops@elsewhere (pid 4242, started 2026-01-01"
     try:
-        rc, _, err = fleet.apply("risk.max_open_orders=6")
+        rc, _, err = fleet.apply("risk.max_open_orders=7")
         assert rc == 1, err
-        assert "h2 is locked by an apply run 0123abcd by ops@elsewhere" in err, err
+        assert named in err and "--break-lock" in err, err
         assert not (fleet.prefix("h1") / "opt/py-rt/lock").exists()
+        assert {h: fleet.snapshot(h) for h in HOSTS} == before
+        # `appliance status` shows who holds it.
+        run = fleet.cli("status", "--format", "json")
+        rows = {r["host"]: r for r in json.loads(run.stdout)["hosts"]}
+        assert rows["h2"]["locked_by"] == "0123abcd", rows["h2"]
+        # --break-lock: named first, then taken over; hosts 2 and 3 move to 7 as host 1 is.
+        rc, out, err = fleet.apply("risk.max_open_orders=7", "--break-lock")
+        assert rc == 0, err + json.dumps(out.get("hosts"), indent=1)
+        assert f"breaking a stale roll-out lock: {named}" in err, err
+        assert [out["hosts"][h]["status"] for h in HOSTS] == ["ok", "changed", "changed"]
+        assert not lock.exists()  # taken over, then released by the run that broke it
     finally:
-        shutil.rmtree(lock)
-    assert {h: fleet.snapshot(h) for h in HOSTS} == before
+        shutil.rmtree(lock, ignore_errors=True)
 
 
 def test_verify_then_stop(fleet: Fleet) -> None:
@@ -500,7 +600,7 @@ def test_a_change_that_needs_a_reboot_stops_before_the_host_then_reboots_when_al
     reboot, apply stops before switching it and says how to proceed; with --allow-reboot it
     drains host 2, reboots it (a prefix root is not rebooted: the step says so), verifies
     the kernel, then switches and starts it, and goes on to host 3."""
-    # risk.max_open_orders=7 is where the soak test left host 1: it has nothing to change.
+    # risk.max_open_orders=7 is where the lock test left every host: only host 2 changes.
     change = ["risk.max_open_orders=7", "hosts.h2.cpu.housekeeping=[0,1]"]
     old = {h: fleet.current(h) for h in HOSTS}
     rc, out, err = fleet.apply(*change)
@@ -516,6 +616,7 @@ def test_a_change_that_needs_a_reboot_stops_before_the_host_then_reboots_when_al
     rc, out, err = fleet.apply(*change, "--allow-reboot")
     assert rc == 0, err + json.dumps(out.get("hosts"), indent=1)
     hosts = out["hosts"]
+    # Host 3 has no change of its own but was stopped (test_verify_then_stop): started again.
     assert [hosts[h]["status"] for h in HOSTS] == ["ok", "changed", "changed"]
     assert fleet.current("h2") == hosts["h2"]["release"] != old["h2"]
     unit = fleet.layout("h2").unit_file("py-rt-e2").read_text()

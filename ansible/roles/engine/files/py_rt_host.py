@@ -18,12 +18,14 @@ LIVE, the same process id as at the first check; every service is running and wa
 restarted. The first unhealthy check ends it: exit 1, the reason on stderr.
 
 state: {"install_dir": D, "action": "read"|"lock"|"unlock", "run": ID, "stale": [ID...],
-"holder": {...}, "host": NAME, "services": [...], "systemd_units": [...], "manager": M}.
-Prints the host's state as JSON: `current` (release id), `manifest` (text), `record` (the
-host's apply.json), `engine` (`rt-engine ctl status` output), `services`, `lock` (its
-holder). `lock` takes the roll-out lock, `D/lock`, a directory made with mkdir (atomic), and
-writes its holder; held by a run that is neither `run` nor in `stale` it exits 3 naming the
-holder. `unlock` removes the lock when `run` holds it.
+"holder": {"user", "host", "pid", "command"}, "host": NAME, "services": [...],
+"systemd_units": [...], "manager": M}. Prints the host's state as JSON: `current` (release
+id), `manifest` (text), `record` (the host's apply.json), `engine` (`rt-engine ctl status`
+output), `services`, `lock` (its holder). `lock` takes the roll-out lock, `D/lock`, a
+directory made with mkdir (atomic), and writes its holder (the controller's user, host, pid,
+command, this run and when it started); held by a run that is neither `run` nor in `stale`
+(a run over, or one `--break-lock` named) it exits 3 naming the holder. `unlock` removes the
+lock when `run` holds it. The controller reads a local prefix root with `deployed` directly.
 """
 
 from __future__ import annotations
@@ -132,10 +134,35 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def holder_text(holder: dict[str, Any]) -> str:
+    """Who holds a roll-out lock: `apply run R by user@host (pid P, started S)`."""
+    who = holder.get("by") or f"{holder.get('user', '?')}@{holder.get('host', '?')}"
+    return (
+        f"{holder.get('command') or 'apply'} run {holder.get('run') or '(unknown)'} by {who} "
+        f"(pid {holder.get('pid', '?')}, started {holder.get('since', '?')})"
+    )
+
+
+def deployed(install: Path) -> dict[str, Any]:
+    """What the host runs, from its install dir alone: `current` (release id), `manifest`
+    (its text), `record` (apply.json) and `lock` (the lock's holder, {} when free)."""
+    current = install / "current"
+    out: dict[str, Any] = {
+        "current": os.path.basename(os.path.realpath(current)) if current.is_symlink() else ""
+    }
+    try:
+        out["manifest"] = (current / "manifest.json").read_text()
+    except OSError:
+        out["manifest"] = ""
+    out["record"] = _read_json(install / "apply.json")
+    lock = install / "lock"
+    out["lock"] = (_read_json(lock / "holder.json") or {"run": ""}) if lock.is_dir() else {}
+    return out
+
+
 def state(spec: dict[str, Any]) -> int:
     install = Path(spec["install_dir"])
     lock = install / "lock"
-    current = install / "current"
     holder = _read_json(lock / "holder.json")
     changed = False
     run = str(spec.get("run") or "")
@@ -146,12 +173,10 @@ def state(spec: dict[str, Any]) -> int:
             took = True
         except FileExistsError:
             took = False
-        if not took and holder.get("run") not in [run, *spec.get("stale", [])]:
+        if not took and (holder.get("run") or "") not in [run, *spec.get("stale", [])]:
             print(
-                f"{spec['host']} is locked by {holder.get('command', 'an apply')} run "
-                f"{holder.get('run', '(holder unknown)')} by {holder.get('by', '?')} since "
-                f"{holder.get('since', '?')}: wait for it to finish (if it died on another "
-                f"machine, remove {lock})",
+                f"{spec['host']} is locked by {holder_text(holder)}: wait for it to finish; "
+                f"if that run is gone, --break-lock names it and removes {lock}",
                 file=sys.stderr,
             )
             return 3
@@ -165,21 +190,15 @@ def state(spec: dict[str, Any]) -> int:
         changed = True
     elif spec["action"] == "unlock" and run and holder.get("run") == run:
         shutil.rmtree(lock, ignore_errors=True)
-        holder = {}
         changed = True
-    out: dict[str, Any] = {"py_rt_state": 1, "changed": changed, "lock": holder}
+    out: dict[str, Any] = {"py_rt_state": 1, "changed": changed}
     out["manager"] = spec.get("manager", "")
-    out["current"] = os.path.basename(os.path.realpath(current)) if current.is_symlink() else ""
-    try:
-        out["manifest"] = (current / "manifest.json").read_text()
-    except OSError:
-        out["manifest"] = ""
-    out["record"] = _read_json(install / "apply.json")
+    out |= deployed(install)
     out["engine"] = out["engine_error"] = ""
     out["services"] = []
     if out["manifest"]:
         endpoint = json.loads(out["manifest"])["engine"]["bus"]["control"]
-        ctl = [str(current / "bin/rt-engine"), "ctl", "--endpoint", endpoint]
+        ctl = [str(install / "current/bin/rt-engine"), "ctl", "--endpoint", endpoint]
         try:
             res = subprocess.run(
                 [*ctl, "--timeout-ms", "1000", "status"],
