@@ -139,3 +139,30 @@ def test_cli_backtest_refuses_a_bad_bucket(
     assert run.exit_code == 2
     assert "--bucket" in run.stderr and why in run.stderr and "backtest.bucket" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def golden_text(result: backtest.BacktestResult) -> str:
+    """Everything a behaviour change would move, to the last digit: the summary (decimal P&L
+    strings as the core formats them, floats by repr), every order and every fill."""
+    lines = [
+        "# The default deployment (paper_local) backtested on the bundled",
+        "# data/binance/spot_btcusdt_20240808.gz. A change here is a change of behaviour:",
+        "# say why in the commit that refreshes it (UPDATE_SNAPSHOTS=1).",
+        "summary",
+    ]
+    lines += [f"  {key} {result.summary[key]!r}" for key in sorted(result.summary)]
+    for name, frame, columns in (
+        ("orders", result.orders, list(result.orders.columns)),
+        ("fills", result.fills, ["ts_ns", "order_id", "side", "price", "qty", "liquidity", "fee"]),
+    ):
+        lines.append(f"{name} ({len(frame)}): {' '.join(columns)}")
+        lines += [
+            "  " + " ".join(repr(v) for v in row) for row in frame[columns].itertuples(index=False)
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_golden_result_on_the_bundled_capture(
+    result: backtest.BacktestResult, snapshot: Callable[[str, str], None]
+) -> None:
+    snapshot("backtest_golden", golden_text(result))
