@@ -11,7 +11,9 @@ here is what a manifest cannot see (docs/manifest.md, "Rules"):
 - a strategy's exchange is declared, its instruments are listed on that exchange and have
   `risk.instruments` limits. These read the raw composed data, so that a section that failed
   its schema (an exchange holding a literal API key) does not hide them;
-- files the project must hold: a sim exchange's capture.
+- files the project must hold: a sim exchange's capture, and an OKX or Kraken exchange's
+  metadata file with the instruments it lists and their tick, lot, minimum size and contract
+  terms (appliance/config/venues.py; the manifest carries the file's hash).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from appliance.config.schema import (
     ModelTakerManifest,
     Risk,
 )
+from appliance.config.venues import check_metadata
 
 # A model strategy as configured (ModelTaker) or as a manifest carries it (its model resolved).
 StrategyModel = MarketMaker | ImbalanceTaker | ModelTaker | ModelTakerManifest
@@ -76,7 +79,11 @@ def check_references(data: Mapping[str, Any], root: Path) -> list[Diagnostic]:
     """The references of strategies to exchanges, instruments and risk limits, and the capture
     files of sim exchanges, read from the raw composed `data` (any section may have failed its
     schema; what is not the expected shape is the schema's to report)."""
-    return list(_check_strategy_references(data)) + list(_check_captures(data, root))
+    return [
+        *_check_strategy_references(data),
+        *_check_captures(data, root),
+        *check_metadata(data, root),
+    ]
 
 
 def _d(path: str, value: object, rule: str, message: str) -> Diagnostic:

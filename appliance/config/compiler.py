@@ -38,6 +38,7 @@ from appliance.config.schema import (
     Target,
 )
 from appliance.config.secrets import iter_leaves, secret_literal_reason
+from appliance.config.venues import manifest_exchange
 
 SECTIONS = ("deployment", "hosts", "exchanges", "strategies", "risk")
 # Optional: only `appliance apply` needs a target per engine host (appliance/deploy); the
@@ -344,7 +345,10 @@ def _render_engine(
             "journal": engine.journal.model_dump(mode="json"),
         },
         "host": {"name": engine.host, **host_body},
-        "exchanges": {n: ex.model_dump(mode="json") for n, ex in exchanges.items()},
+        "exchanges": {
+            n: manifest_exchange(ex.model_dump(mode="json"), view.project_root or Path("."))
+            for n, ex in exchanges.items()
+        },
         "strategies": {
             n: st.model_dump(mode="json") | ({"params": models[n]} if n in models else {})
             for n, st in strategies.items()

@@ -74,6 +74,7 @@ def _r(
 
 _MODEL_IO = "the model's signature; it changes only with the model file"
 _FILTER = "an exchange filter copied from exchangeInfo; the venue enforces it, not the engine"
+_LISTING = "the venue's listing of the instrument (OKX, Kraken metadata)"
 _FEE = "the venue's fee schedule: PnL accounting, no limit on what is traded"
 _CORES = "which cores the engine's threads run on"
 _RING = "ring sizing: capacity of the in-process queues, no limit on trading"
@@ -135,9 +136,9 @@ FIELDS: dict[str, FieldRule] = {
     "exchanges.*": _r(Direction.ENTITY, "an exchange the engine connects to"),
     "exchanges.*.venue": _r(
         Direction.ORDERED,
-        "sim replays a capture; a real venue takes real orders",
+        "sim replays a capture and Kraken is market data only; a real venue takes real orders",
         Critical.ALWAYS,
-        order=(("sim",), ("binance_spot", "binance_usdm")),
+        order=(("sim", "kraken"), ("binance_spot", "binance_usdm", "okx")),
     ),
     "exchanges.*.market": _r(_TOPO, "spot or futures: another product on the venue"),
     "exchanges.*.endpoints.ws": _r(_SEC, "where market data and user streams come from"),
@@ -145,6 +146,15 @@ FIELDS: dict[str, FieldRule] = {
     "exchanges.*.credentials": _r(_SEC, "the account the engine trades with", Critical.ALWAYS),
     "exchanges.*.credentials.api_key": _r(_SEC, "the account's API key", Critical.ALWAYS),
     "exchanges.*.credentials.api_secret": _r(_SEC, "the account's API secret", Critical.ALWAYS),
+    "exchanges.*.credentials.passphrase": _r(
+        _SEC, "the account's API passphrase (OKX)", Critical.ALWAYS
+    ),
+    "exchanges.*.metadata": _r(
+        _ART, "the venue's metadata file the instruments are checked against", Critical.ALWAYS
+    ),
+    "exchanges.*.metadata_sha256": _r(
+        _ART, "the venue's metadata changed: listings, filters, contract terms", Critical.ALWAYS
+    ),
     "exchanges.*.rate_limits.orders_per_10s": _r(
         _LOOSE, "the engine's own order budget under the venue's limit: more orders allowed"
     ),
@@ -165,6 +175,26 @@ FIELDS: dict[str, FieldRule] = {
     "exchanges.*.instruments.*.min_notional": _r(_N, _FILTER),
     "exchanges.*.instruments.*.maker_fee_bps": _r(_N, _FEE),
     "exchanges.*.instruments.*.taker_fee_bps": _r(_N, _FEE),
+    "exchanges.*.instruments.*.listing": _r(_TOPO, _LISTING),
+    "exchanges.*.instruments.*.listing.symbol": _r(
+        _TOPO, "another instrument of the venue under the same name", Critical.ALWAYS
+    ),
+    "exchanges.*.instruments.*.listing.type": _r(
+        _TOPO, "spot or a contract: another product", Critical.ALWAYS
+    ),
+    "exchanges.*.instruments.*.listing.min_size": _r(_N, _FILTER),
+    "exchanges.*.instruments.*.listing.contract": _r(_TOPO, _LISTING, Critical.ALWAYS),
+    "exchanges.*.instruments.*.listing.contract.value": _r(
+        _LOOSE, "more exposure per contract", Critical.DOUBLE
+    ),
+    "exchanges.*.instruments.*.listing.contract.multiplier": _r(
+        _LOOSE, "more exposure per contract", Critical.DOUBLE
+    ),
+    "exchanges.*.instruments.*.listing.contract.value_currency": _r(_TOPO, _LISTING),
+    "exchanges.*.instruments.*.listing.contract.type": _r(
+        _TOPO, "linear or inverse: P&L in another currency", Critical.ALWAYS
+    ),
+    "exchanges.*.instruments.*.listing.contract.settle_currency": _r(_TOPO, _LISTING),
     "exchanges.*.sim": _r(_ART, "the sim venue's replay (comes with venue sim)"),
     "exchanges.*.sim.capture": _r(_ART, "the recorded traffic the sim venue replays"),
     "exchanges.*.sim.speed": _r(_N, "replay speed of the sim venue (paper only)"),

@@ -174,9 +174,20 @@ class Endpoints(Strict):
     rest: Annotated[str, Field(pattern=r"^https?://\S+$")]
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
+# An optional field a manifest leaves out when it is null (Rust: `skip_serializing_if`), so the
+# manifests of venues that do not use it are unchanged by its existence.
+def _optional(description: str) -> Any:
+    return Field(default=None, exclude_if=_absent, description=description)
+
+
 class Credentials(Strict):
     api_key: SecretRef
     api_secret: SecretRef
+    passphrase: SecretRef | None = _optional("OKX's API passphrase, a reference; OKX only")
 
 
 class RateLimits(Strict):
@@ -185,12 +196,37 @@ class RateLimits(Strict):
     request_weight_per_minute: Annotated[int, Field(ge=1, le=U32_MAX)]
 
 
+Currency = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
+
+
+class Contract(Strict):
+    """A contract's terms as the venue lists them (OKX ctVal, ctMult, ctValCcy, ctType,
+    settleCcy): one contract is `value * multiplier` of `value_currency`."""
+
+    value: PosDec
+    multiplier: PosDec
+    value_currency: Currency
+    type: Literal["linear", "inverse"]
+    settle_currency: Currency
+
+
+class Listing(Strict):
+    """How an OKX or Kraken instrument is listed (docs/venues.md, "Declaring a venue"): the
+    config name is `symbol` without its `-` and `/` separators."""
+
+    symbol: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9/-]{1,39}$")]
+    type: Literal["spot", "swap", "futures"]
+    min_size: PosDec
+    contract: Contract | None
+
+
 class Instrument(Strict):
     tick_size: PosDec
     lot_size: PosDec
     min_notional: PosDec
     maker_fee_bps: Dec
     taker_fee_bps: Dec
+    listing: Listing | None = _optional("the venue's listing; OKX and Kraken only")
 
 
 class SimVenue(Strict):
@@ -213,7 +249,7 @@ class SimVenue(Strict):
 class Exchange(Strict):
     """A config group option of `exchange`: a venue, its endpoints and instruments."""
 
-    venue: Literal["binance_spot", "binance_usdm", "sim"]
+    venue: Literal["binance_spot", "binance_usdm", "sim", "okx", "kraken"]
     market: Literal["spot", "usdm"]
     endpoints: Endpoints
     credentials: Credentials | None
@@ -221,6 +257,15 @@ class Exchange(Strict):
     on_gap: Literal["resync", "halt"]
     instruments: dict[Symbol, Instrument] = Field(min_length=1)
     sim: SimVenue | None
+    # OKX and Kraken: the venue's metadata file (null: the bundled data/<venue>/ one); the
+    # compiler checks the instruments against it and writes its path and SHA-256.
+    metadata: Annotated[str, Field(pattern=r"^[^\s]+$")] | None = _optional(
+        "the venue's instrument metadata file (OKX instruments.json, Kraken asset_pairs.json), "
+        "relative to the project root; OKX and Kraken only"
+    )
+    metadata_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = _optional(
+        "SHA-256 of metadata, written by the compiler"
+    )
     # Commission asset -> its price in the quote asset, used when the engine has no book of
     # <asset><quote> on this exchange (a BNB commission's value in P&L).
     commission_reference_prices: dict[
@@ -230,6 +275,13 @@ class Exchange(Strict):
     self_trade_prevention: Literal["none", "expire_taker", "expire_maker", "expire_both"] = (
         "expire_maker"
     )
+
+    @model_validator(mode="after")
+    def _hash_is_compiled(self, info: ValidationInfo) -> Exchange:
+        in_manifest = bool(info.context and info.context.get("manifest"))
+        if self.metadata_sha256 is not None and not in_manifest:
+            raise ValueError("metadata_sha256 is written by the compiler, not in config")
+        return self
 
 
 # --- strategy -----------------------------------------------------------------------------

@@ -876,6 +876,15 @@ impl Backtest {
         self.pump();
     }
 
+    /// HALTED at the current clock for a reason outside the risk engine (see
+    /// [`RiskEngine::halt`]); open orders are cancelled when `cancel_on_trigger` is set.
+    pub fn halt(&mut self, cause: crate::risk::RiskCause) {
+        if let Some(tr) = self.risk.halt(self.clock, cause) {
+            self.on_transition(tr);
+        }
+        self.pump();
+    }
+
     /// An operator lifts a halt at the current clock: back to ACTIVE, losses still measured
     /// from the day's start and the peak (see [`RiskEngine::resume`]).
     pub fn resume(&mut self) {

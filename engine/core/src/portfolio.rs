@@ -582,6 +582,7 @@ mod tests {
             min_notional: rt_manifest::Fixed::parse("5").expect("decimal"),
             maker_fee_bps: rt_manifest::Fixed::parse("-1").expect("decimal"),
             taker_fee_bps: rt_manifest::Fixed::parse("7.5").expect("decimal"),
+            listing: None,
         };
         let spec = InstrumentSpec::from_manifest(&instrument);
         assert_eq!(spec.tick, px("0.01"));

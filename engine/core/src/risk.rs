@@ -86,11 +86,15 @@ pub enum RejectReason {
     VenueRejected,
     /// Engine: an operator paused trading (only the engine's own flatten orders pass).
     Paused,
+    /// Engine: the venue's request-weight or order-count limit would be exceeded, the venue
+    /// asked us to back off (HTTP 429) or banned us (HTTP 418); refused before it is sent.
+    /// Not the risk engine's own order-rate bucket ([`RejectReason::RateLimit`]).
+    VenueRateLimit,
 }
 
 impl RejectReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [RejectReason; 24] = [
+    pub const ALL: [RejectReason; 25] = [
         RejectReason::Halted,
         RejectReason::UnknownInstrument,
         RejectReason::InvalidQty,
@@ -115,6 +119,7 @@ impl RejectReason {
         RejectReason::BookUnavailable,
         RejectReason::VenueRejected,
         RejectReason::Paused,
+        RejectReason::VenueRateLimit,
     ];
     pub const COUNT: usize = RejectReason::ALL.len();
 
@@ -145,6 +150,7 @@ impl RejectReason {
             RejectReason::BookUnavailable => "book_unavailable",
             RejectReason::VenueRejected => "venue_rejected",
             RejectReason::Paused => "paused",
+            RejectReason::VenueRateLimit => "venue_rate_limit",
         }
     }
 
@@ -216,6 +222,8 @@ pub enum RiskCause {
     NewDay,
     /// An operator resumed trading.
     Resumed,
+    /// The venue banned our IP (HTTP 418): order entry stops until an operator resumes.
+    VenueBan,
 }
 
 impl RiskCause {
@@ -227,16 +235,18 @@ impl RiskCause {
             RiskCause::Recovered => "recovered",
             RiskCause::NewDay => "new_day",
             RiskCause::Resumed => "resumed",
+            RiskCause::VenueBan => "venue_ban",
         }
     }
 
-    pub const ALL: [RiskCause; 6] = [
+    pub const ALL: [RiskCause; 7] = [
         RiskCause::DailyLoss,
         RiskCause::Drawdown,
         RiskCause::KillSwitch,
         RiskCause::Recovered,
         RiskCause::NewDay,
         RiskCause::Resumed,
+        RiskCause::VenueBan,
     ];
 
     /// The inverse of [`RiskCause::as_str`] (what the journal records).
@@ -699,6 +709,17 @@ impl RiskEngine {
         }
         self.halt_cause = Some(RiskCause::KillSwitch);
         self.set_state(now, RiskState::Halted, RiskCause::KillSwitch)
+    }
+
+    /// HALTED for a reason outside the risk engine (the venue banned us, `VenueBan`): like the
+    /// kill switch but whatever the manifest says of it, lifted only by
+    /// [`RiskEngine::resume`]. `None` when HALTED already (the cause is kept).
+    pub fn halt(&mut self, now: Nanos, cause: RiskCause) -> Option<RiskTransition> {
+        if self.state == RiskState::Halted {
+            return None;
+        }
+        self.halt_cause = Some(cause);
+        self.set_state(now, RiskState::Halted, cause)
     }
 
     /// Tightens one limit at run time (an operator's control command). `limit` names a field
@@ -1306,5 +1327,28 @@ mod tests {
         assert_eq!(codes.len(), RejectReason::COUNT);
         assert!(RejectReason::RateLimit.is_risk());
         assert!(!RejectReason::PostOnlyWouldCross.is_risk());
+        assert!(!RejectReason::VenueRateLimit.is_risk());
+        assert_eq!(RejectReason::VenueRateLimit.as_str(), "venue_rate_limit");
+    }
+
+    #[test]
+    fn a_venue_ban_halts_even_with_the_kill_switch_disarmed_until_resumed() {
+        let mut config = config();
+        config.kill_switch_enabled = false;
+        let mut r = RiskEngine::new(config);
+        let tr = r.halt(5, RiskCause::VenueBan).expect("halts");
+        assert_eq!(
+            (tr.from, tr.to, tr.cause),
+            (RiskState::Active, RiskState::Halted, RiskCause::VenueBan)
+        );
+        assert_eq!(r.halt(6, RiskCause::VenueBan), None, "once");
+        assert_eq!(r.halt_cause(), Some(RiskCause::VenueBan));
+        assert_eq!(RiskCause::parse("venue_ban"), Some(RiskCause::VenueBan));
+        // Not lifted by equity or a new day: only by an operator.
+        assert_eq!(r.on_equity(7, 0), None);
+        assert_eq!(r.on_equity(7 + DAY_NS, 0), None);
+        assert_eq!(r.state(), RiskState::Halted);
+        let tr = r.resume(8 + DAY_NS, 0).expect("resumed");
+        assert_eq!((tr.to, tr.cause), (RiskState::Active, RiskCause::Resumed));
     }
 }

@@ -371,6 +371,15 @@ pub struct Exchange {
     #[serde(deserialize_with = "nullable")]
     #[schemars(schema_with = "nullable_schema::<SimVenue>")]
     pub sim: Option<SimVenue>,
+    /// The venue's own instrument metadata file the instruments were checked against (OKX
+    /// `instruments.json`, Kraken `asset_pairs.json`), relative to the engine's working
+    /// directory; OKX and Kraken only, absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+    /// SHA-256 of `metadata` when it was compiled: a change of the venue's metadata changes the
+    /// manifest (and shows in a plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_sha256: Option<String>,
     /// Commission asset -> its price in the quote asset (each positive): how a commission paid
     /// in another asset than the instrument's (BNB) is valued when the engine has no book of
     /// `<asset><quote>` on this exchange. Empty by default.
@@ -418,6 +427,11 @@ pub enum Venue {
     BinanceSpot,
     BinanceUsdm,
     Sim,
+    // OKX v5: market data decoded in rt-venues; no order entry and no engine feed yet
+    // (plain comments: doc comments would split the schema's enum).
+    Okx,
+    // Kraken WebSocket v1: market data only.
+    Kraken,
 }
 
 impl Venue {
@@ -426,6 +440,8 @@ impl Venue {
         match self {
             Venue::BinanceSpot => Some(Market::Spot),
             Venue::BinanceUsdm => Some(Market::Usdm),
+            // One endpoint for every instrument type (each instrument's `listing` says which).
+            Venue::Okx | Venue::Kraken => Some(Market::Spot),
             Venue::Sim => None,
         }
     }
@@ -435,7 +451,15 @@ impl Venue {
             Venue::BinanceSpot => "binance_spot",
             Venue::BinanceUsdm => "binance_usdm",
             Venue::Sim => "sim",
+            Venue::Okx => "okx",
+            Venue::Kraken => "kraken",
         }
+    }
+
+    /// OKX and Kraken: venues whose instruments are checked against the venue's own metadata
+    /// file and carry a `listing`.
+    pub const fn has_metadata(self) -> bool {
+        matches!(self, Venue::Okx | Venue::Kraken)
     }
 }
 
@@ -485,6 +509,9 @@ pub struct Endpoints {
 pub struct Credentials {
     pub api_key: String,
     pub api_secret: String,
+    /// OKX's API passphrase (a reference, like the key and the secret); OKX only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -510,6 +537,67 @@ pub struct Instrument {
     /// Negative for a rebate.
     pub maker_fee_bps: Fixed,
     pub taker_fee_bps: Fixed,
+    /// How the venue lists the instrument (OKX and Kraken; absent on Binance and the sim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing: Option<Listing>,
+}
+
+/// An instrument as its venue's metadata describes it, beyond tick, lot and minimum notional.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Listing {
+    /// The venue's own symbol (`BTC-USDT`, `UNI-USD-SWAP`, `XBT/CHF`); the config name is this
+    /// symbol without its `-` and `/` separators.
+    pub symbol: String,
+    #[serde(rename = "type")]
+    pub kind: InstrumentType,
+    /// The smallest order size (OKX `minSz`, Kraken `ordermin`), positive.
+    pub min_size: Fixed,
+    /// Present iff the instrument is a contract (swap or futures).
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<Contract>")]
+    pub contract: Option<Contract>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InstrumentType {
+    Spot,
+    Swap,
+    Futures,
+}
+
+impl InstrumentType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InstrumentType::Spot => "spot",
+            InstrumentType::Swap => "swap",
+            InstrumentType::Futures => "futures",
+        }
+    }
+}
+
+/// A contract's terms (OKX `ctVal`, `ctMult`, `ctType`, `settleCcy`): one contract is
+/// `value * multiplier` of `value_currency`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    /// Positive.
+    pub value: Fixed,
+    /// Positive.
+    pub multiplier: Fixed,
+    pub value_currency: String,
+    #[serde(rename = "type")]
+    pub kind: ContractType,
+    /// The currency margin and P&L are settled in.
+    pub settle_currency: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractType {
+    Linear,
+    Inverse,
 }
 
 /// Settings of the local exchange simulator.

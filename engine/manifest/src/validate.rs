@@ -16,6 +16,8 @@ use crate::model::{
 };
 use crate::{Fixed, Violation};
 
+mod venues;
+
 /// Slot counts are powers of two up to 2^24.
 const MAX_SLOTS: u64 = 1 << 24;
 const MIN_SLOT_BYTES: u64 = 64;
@@ -483,7 +485,8 @@ impl Checker {
                 format_args!("exchanges.{name}.sim"),
                 "null but the venue is sim (a sim venue needs capture, speed, latency_us)",
             ),
-            (Some(_), Venue::BinanceSpot | Venue::BinanceUsdm) => self.fail(
+            (Some(sim), Venue::Sim) => self.sim(name, sim),
+            (Some(_), _) => self.fail(
                 "exchange.sim_section",
                 format_args!("exchanges.{name}.sim"),
                 format_args!(
@@ -491,7 +494,6 @@ impl Checker {
                     venue.as_str()
                 ),
             ),
-            (Some(sim), Venue::Sim) => self.sim(name, sim),
             (None, _) => {}
         }
         for (asset, price) in &exchange.commission_reference_prices {
@@ -503,22 +505,8 @@ impl Checker {
         }
         match &exchange.credentials {
             Some(credentials) => {
-                for (key, value) in [
-                    ("api_key", &credentials.api_key),
-                    ("api_secret", &credentials.api_secret),
-                ] {
-                    if !is_secret_reference(value) {
-                        self.fail(
-                            "exchange.credential_reference",
-                            format_args!("exchanges.{name}.credentials.{key}"),
-                            format_args!(
-                                "{} is not a reference (env:NAME with NAME [A-Z_][A-Z0-9_]*, or \
-                                 file:/absolute/path); secrets never go into a manifest",
-                                shown_credential(value)
-                            ),
-                        );
-                    }
-                }
+                self.credential_reference(name, "api_key", &credentials.api_key);
+                self.credential_reference(name, "api_secret", &credentials.api_secret);
             }
             None if mode == Mode::Live => self.fail(
                 "live.credentials",
@@ -591,6 +579,22 @@ impl Checker {
                 );
             }
         }
+        self.venue_exchange(name, exchange);
+    }
+
+    /// Credential `key` of exchange `name` is a reference, never a secret.
+    fn credential_reference(&mut self, name: &str, key: &str, value: &str) {
+        if !is_secret_reference(value) {
+            self.fail(
+                "exchange.credential_reference",
+                format_args!("exchanges.{name}.credentials.{key}"),
+                format_args!(
+                    "{} is not a reference (env:NAME with NAME [A-Z_][A-Z0-9_]*, or \
+                     file:/absolute/path); secrets never go into a manifest",
+                    shown_credential(value)
+                ),
+            );
+        }
     }
 
     /// A sim venue's settings: its replay speed and the BNB it pays commissions from.
@@ -623,6 +627,9 @@ impl Checker {
     /// Rule 7, and the parameters of each kind.
     fn strategy(&mut self, name: &str, strategy: &Strategy, m: &Manifest) {
         let exchange = m.exchanges.get(&strategy.exchange);
+        if let Some(exchange) = exchange {
+            self.venue_strategy(name, strategy, exchange);
+        }
         if exchange.is_none() {
             self.fail(
                 "strategy.exchange_declared",

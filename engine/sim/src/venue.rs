@@ -957,6 +957,7 @@ mod tests {
             min_notional: Fixed::from_raw(5 * UNITS),
             maker_fee_bps: Fixed::from_raw(10 * UNITS),
             taker_fee_bps: Fixed::from_raw(10 * UNITS),
+            listing: None,
         }
     }
 

@@ -1,0 +1,484 @@
+//! The manifest rules of the venues beside Binance (OKX, Kraken): what an exchange on such a
+//! venue must state (its metadata file and hash, each instrument's `listing`, OKX's
+//! passphrase), what Binance and the sim must not, and what this version of the engine cannot
+//! do with them yet, refused with a rule id rather than left to fail at run time:
+//!
+//! - no engine feed reads OKX or Kraken streams (`engine/runtime/src/feed.rs` speaks Binance's
+//!   combined streams and REST snapshots only): `exchange.venue_feed`;
+//! - OKX order entry is not built: `strategy.okx_order_entry`;
+//! - Kraken is market data only: `strategy.kraken_market_data_only`;
+//! - strategies, risk and P&L count quantities in the base asset and notional as price times
+//!   quantity: an inverse contract, or a linear one whose contract is not one unit, does not fit
+//!   them: `strategy.instrument_type`.
+//!
+//! Comparing the instruments with the venue's metadata file itself reads that file: the
+//! compiler does it (appliance/config/venues.py), and `files.rs` checks its hash.
+
+use crate::model::{ContractType, Exchange, InstrumentType, Listing, Strategy, Venue};
+use crate::Fixed;
+
+use super::Checker;
+
+/// The config name of a venue symbol: the symbol without its `-` and `/` separators.
+fn config_name(venue_symbol: &str) -> String {
+    venue_symbol
+        .chars()
+        .filter(|c| !matches!(c, '-' | '/'))
+        .collect()
+}
+
+impl Checker {
+    /// The venue-specific rules of exchange `name`.
+    pub(super) fn venue_exchange(&mut self, name: &str, exchange: &Exchange) {
+        let venue = exchange.venue;
+        let base = format!("exchanges.{name}");
+        if let Some(passphrase) = exchange
+            .credentials
+            .as_ref()
+            .and_then(|c| c.passphrase.as_deref())
+        {
+            if venue != Venue::Okx {
+                self.fail(
+                    "exchange.credential_passphrase",
+                    format_args!("{base}.credentials.passphrase"),
+                    format_args!(
+                        "set but venue {} takes no passphrase (OKX only)",
+                        venue.as_str()
+                    ),
+                );
+            } else {
+                self.credential_reference(name, "passphrase", passphrase);
+            }
+        }
+        if !venue.has_metadata() {
+            for (key, set) in [
+                ("metadata", exchange.metadata.is_some()),
+                ("metadata_sha256", exchange.metadata_sha256.is_some()),
+            ] {
+                if set {
+                    self.fail(
+                        "exchange.venue_metadata",
+                        format_args!("{base}.{key}"),
+                        format_args!(
+                            "set but venue {} has no metadata file in this version (OKX and \
+                             Kraken only)",
+                            venue.as_str()
+                        ),
+                    );
+                }
+            }
+            for (symbol, instrument) in &exchange.instruments {
+                if instrument.listing.is_some() {
+                    self.fail(
+                        "instrument.listing",
+                        format_args!("{base}.instruments.{symbol}.listing"),
+                        format_args!(
+                            "set but venue {} instruments carry no listing in this version \
+                             (OKX and Kraken only)",
+                            venue.as_str()
+                        ),
+                    );
+                }
+            }
+            return;
+        }
+        self.fail(
+            "exchange.venue_feed",
+            format_args!("{base}.venue"),
+            format_args!(
+                "{}: no engine feed reads this venue's streams yet (rt-engine's feed speaks \
+                 Binance's combined streams and REST snapshots only); its captures are verified, \
+                 described and converted by `appliance data`, but an engine cannot subscribe to \
+                 it in this version",
+                venue.as_str()
+            ),
+        );
+        if !exchange
+            .metadata
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty())
+        {
+            self.fail(
+                "exchange.venue_metadata",
+                format_args!("{base}.metadata"),
+                format_args!(
+                    "missing: an exchange on {} names the venue's metadata file its instruments \
+                     were checked against",
+                    venue.as_str()
+                ),
+            );
+        }
+        match exchange.metadata_sha256.as_deref() {
+            Some(sha) if super::is_sha256(sha) => {}
+            Some(sha) => self.fail(
+                "exchange.venue_metadata",
+                format_args!("{base}.metadata_sha256"),
+                format_args!("{sha:?} is not a lowercase hex SHA-256"),
+            ),
+            None => self.fail(
+                "exchange.venue_metadata",
+                format_args!("{base}.metadata_sha256"),
+                "missing: the compiler writes the metadata file's SHA-256",
+            ),
+        }
+        if venue == Venue::Okx {
+            if let Some(credentials) = &exchange.credentials {
+                if credentials.passphrase.is_none() {
+                    self.fail(
+                        "exchange.credential_passphrase",
+                        format_args!("{base}.credentials.passphrase"),
+                        "missing: OKX signs with an API key, a secret and a passphrase",
+                    );
+                }
+            }
+        }
+        if venue == Venue::Kraken && exchange.credentials.is_some() {
+            self.fail(
+                "exchange.market_data_only",
+                format_args!("{base}.credentials"),
+                "set but Kraken is market data only in this version (no orders, no account)",
+            );
+        }
+        for (symbol, instrument) in &exchange.instruments {
+            let at = format!("{base}.instruments.{symbol}.listing");
+            match &instrument.listing {
+                None => self.fail(
+                    "instrument.listing",
+                    &at,
+                    format_args!(
+                        "missing: an instrument on {} states the venue's symbol, type and \
+                         minimum size",
+                        venue.as_str()
+                    ),
+                ),
+                Some(listing) => self.listing(venue, symbol, &at, listing),
+            }
+        }
+    }
+
+    fn listing(&mut self, venue: Venue, symbol: &str, at: &str, listing: &Listing) {
+        let expected = config_name(&listing.symbol);
+        if listing.symbol.is_empty() || expected != symbol {
+            self.fail(
+                "instrument.venue_symbol",
+                format_args!("{at}.symbol"),
+                format_args!(
+                    "{:?} does not map to {symbol} (the config name is the venue's symbol \
+                     without its - and / separators: {expected:?})",
+                    listing.symbol
+                ),
+            );
+        }
+        self.positive(
+            "instrument.positive",
+            format_args!("{at}.min_size"),
+            listing.min_size,
+        );
+        if venue == Venue::Kraken && listing.kind != InstrumentType::Spot {
+            self.fail(
+                "instrument.contract",
+                format_args!("{at}.type"),
+                format_args!("{} but Kraken's pairs are spot", listing.kind.as_str()),
+            );
+        }
+        match (&listing.contract, listing.kind) {
+            (None, InstrumentType::Swap | InstrumentType::Futures) => self.fail(
+                "instrument.contract",
+                format_args!("{at}.contract"),
+                format_args!(
+                    "null but the instrument is a {} (a contract states its value, multiplier, \
+                     linear or inverse, and settle currency)",
+                    listing.kind.as_str()
+                ),
+            ),
+            (Some(_), InstrumentType::Spot) => self.fail(
+                "instrument.contract",
+                format_args!("{at}.contract"),
+                "set but the instrument is spot (contract terms are for swaps and futures)",
+            ),
+            (Some(contract), _) => {
+                self.positive(
+                    "instrument.contract",
+                    format_args!("{at}.contract.value"),
+                    contract.value,
+                );
+                self.positive(
+                    "instrument.contract",
+                    format_args!("{at}.contract.multiplier"),
+                    contract.multiplier,
+                );
+                for (key, value) in [
+                    ("value_currency", &contract.value_currency),
+                    ("settle_currency", &contract.settle_currency),
+                ] {
+                    if value.is_empty() {
+                        self.fail(
+                            "instrument.contract",
+                            format_args!("{at}.contract.{key}"),
+                            "empty (a currency such as USD or BTC)",
+                        );
+                    }
+                }
+            }
+            (None, InstrumentType::Spot) => {}
+        }
+    }
+
+    /// What this version cannot do with a strategy on an OKX or Kraken exchange.
+    pub(super) fn venue_strategy(&mut self, name: &str, strategy: &Strategy, exchange: &Exchange) {
+        match exchange.venue {
+            Venue::Okx => self.fail(
+                "strategy.okx_order_entry",
+                format_args!("strategies.{name}.exchange"),
+                format_args!(
+                    "{}: OKX order entry (login, request signing, the orders channel) is not \
+                     available yet in this version, and every strategy kind sends orders",
+                    strategy.exchange
+                ),
+            ),
+            Venue::Kraken => self.fail(
+                "strategy.kraken_market_data_only",
+                format_args!("strategies.{name}.exchange"),
+                format_args!(
+                    "{}: Kraken is market data only in this version (signals, recording, \
+                     backtests of captures); no strategy may send orders on it",
+                    strategy.exchange
+                ),
+            ),
+            Venue::BinanceSpot | Venue::BinanceUsdm | Venue::Sim => {}
+        }
+        for (i, symbol) in strategy.instruments.iter().enumerate() {
+            let Some(contract) = exchange
+                .instruments
+                .get(symbol)
+                .and_then(|inst| inst.listing.as_ref())
+                .and_then(|listing| listing.contract.as_ref())
+            else {
+                continue;
+            };
+            let unit = i128::from(contract.value.raw()) * i128::from(contract.multiplier.raw())
+                == i128::from(Fixed::SCALE) * i128::from(Fixed::SCALE);
+            if contract.kind == ContractType::Inverse || !unit {
+                let kind = match contract.kind {
+                    ContractType::Linear => "linear",
+                    ContractType::Inverse => "inverse",
+                };
+                self.fail(
+                    "strategy.instrument_type",
+                    format_args!("strategies.{name}.instruments[{i}]"),
+                    format_args!(
+                        "{symbol} is a {kind} contract of {} x {} {} settled in {}: strategies, \
+                         risk and P&L count quantities in the base asset and notional as price \
+                         x quantity, so they trade spot and one-unit linear instruments only",
+                        contract.value,
+                        contract.multiplier,
+                        contract.value_currency,
+                        contract.settle_currency
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::{json, Value};
+
+    use crate::model::Manifest;
+    use crate::validate::validate;
+
+    const EXAMPLE: &str = include_str!("../../../../tests/contract/example.manifest.json");
+
+    /// The example with a second exchange `okx` (OKX, BTC-USDT spot and the UNI-USD-SWAP
+    /// inverse swap, as OKX's instruments.json lists them), its feed on core 5.
+    fn with_okx() -> Value {
+        let mut v: Value = serde_json::from_str(EXAMPLE).unwrap();
+        let mut okx = v["exchanges"]["binance_spot"].clone();
+        okx["venue"] = json!("okx");
+        okx["endpoints"] = json!({"ws": "wss://ws.okx.com:8443/ws/v5/public",
+                                  "rest": "https://www.okx.com"});
+        okx["credentials"] = json!({"api_key": "env:OKX_API_KEY",
+                                    "api_secret": "env:OKX_API_SECRET",
+                                    "passphrase": "env:OKX_API_PASSPHRASE"});
+        okx["metadata"] = json!("data/okx/instruments.json");
+        okx["metadata_sha256"] = json!("0".repeat(64));
+        okx["instruments"] = json!({
+            "BTCUSDT": {"tick_size": "0.1", "lot_size": "0.00000001", "min_notional": "1",
+                        "maker_fee_bps": "8", "taker_fee_bps": "10",
+                        "listing": {"symbol": "BTC-USDT", "type": "spot", "min_size": "0.00001",
+                                    "contract": null}},
+            "UNIUSDSWAP": {"tick_size": "0.001", "lot_size": "1", "min_notional": "1",
+                           "maker_fee_bps": "2", "taker_fee_bps": "5",
+                           "listing": {"symbol": "UNI-USD-SWAP", "type": "swap", "min_size": "1",
+                                       "contract": {"value": "10", "multiplier": "1",
+                                                    "value_currency": "USD", "type": "inverse",
+                                                    "settle_currency": "UNI"}}}
+        });
+        v["exchanges"]["okx"] = okx;
+        v["host"]["threads"]["feeds"]["okx"] = json!(5);
+        v
+    }
+
+    fn found(v: Value) -> Vec<(String, &'static str)> {
+        let manifest: Manifest = serde_json::from_value(v).unwrap();
+        validate(&manifest)
+            .into_iter()
+            .map(|x| (x.path, x.rule))
+            .collect()
+    }
+
+    fn pair(path: &str, rule: &'static str) -> (String, &'static str) {
+        (path.to_owned(), rule)
+    }
+
+    /// Asserts that each (path, rule) of `wants` is among the violations of `v`.
+    #[track_caller]
+    fn reports(v: Value, wants: &[(&str, &'static str)]) {
+        let got = found(v);
+        for &(path, rule) in wants {
+            assert!(
+                got.contains(&pair(path, rule)),
+                "{path} {rule} not in {got:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_okx_exchange_is_refused_only_because_no_engine_feed_reads_it() {
+        assert_eq!(
+            found(with_okx()),
+            [pair("exchanges.okx.venue", "exchange.venue_feed")]
+        );
+    }
+
+    #[test]
+    fn okx_states_its_metadata_listing_and_passphrase() {
+        let mut v = with_okx();
+        let okx = &mut v["exchanges"]["okx"];
+        okx.as_object_mut().unwrap().remove("metadata");
+        okx["metadata_sha256"] = json!("ABC");
+        okx["credentials"]["passphrase"] = json!("hunter2-literal");
+        okx["instruments"]["BTCUSDT"]["listing"]["symbol"] = json!("ETH-USDT");
+        okx["instruments"]["UNIUSDSWAP"]["listing"]["contract"] = Value::Null;
+        okx["instruments"]["UNIUSDSWAP"]["listing"]["min_size"] = json!("0");
+        reports(
+            v,
+            &[
+                (
+                    "exchanges.okx.credentials.passphrase",
+                    "exchange.credential_reference",
+                ),
+                ("exchanges.okx.metadata", "exchange.venue_metadata"),
+                ("exchanges.okx.metadata_sha256", "exchange.venue_metadata"),
+                (
+                    "exchanges.okx.instruments.BTCUSDT.listing.symbol",
+                    "instrument.venue_symbol",
+                ),
+                (
+                    "exchanges.okx.instruments.UNIUSDSWAP.listing.contract",
+                    "instrument.contract",
+                ),
+                (
+                    "exchanges.okx.instruments.UNIUSDSWAP.listing.min_size",
+                    "instrument.positive",
+                ),
+            ],
+        );
+        let mut v = with_okx();
+        v["exchanges"]["okx"]["credentials"]
+            .as_object_mut()
+            .unwrap()
+            .remove("passphrase");
+        v["exchanges"]["okx"]["instruments"]["BTCUSDT"]
+            .as_object_mut()
+            .unwrap()
+            .remove("listing");
+        reports(
+            v,
+            &[
+                (
+                    "exchanges.okx.credentials.passphrase",
+                    "exchange.credential_passphrase",
+                ),
+                (
+                    "exchanges.okx.instruments.BTCUSDT.listing",
+                    "instrument.listing",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn binance_takes_no_listing_metadata_or_passphrase() {
+        let mut v = with_okx();
+        let listing = v["exchanges"]["okx"]["instruments"]["BTCUSDT"]["listing"].clone();
+        let spot = &mut v["exchanges"]["binance_spot"];
+        spot["instruments"]["BTCUSDT"]["listing"] = listing;
+        spot["metadata"] = json!("data/okx/instruments.json");
+        spot["credentials"]["passphrase"] = json!("env:X");
+        reports(
+            v,
+            &[
+                (
+                    "exchanges.binance_spot.credentials.passphrase",
+                    "exchange.credential_passphrase",
+                ),
+                ("exchanges.binance_spot.metadata", "exchange.venue_metadata"),
+                (
+                    "exchanges.binance_spot.instruments.BTCUSDT.listing",
+                    "instrument.listing",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn strategies_on_okx_or_kraken_are_refused_saying_why() {
+        let mut v = with_okx();
+        v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
+        reports(
+            v,
+            &[(
+                "strategies.mm_btcusdt_spot.exchange",
+                "strategy.okx_order_entry",
+            )],
+        );
+        let mut v = with_okx();
+        v["exchanges"]["okx"]["venue"] = json!("kraken");
+        v["exchanges"]["okx"]["credentials"] = Value::Null;
+        v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
+        let manifest: Manifest = serde_json::from_value(v).unwrap();
+        let kraken: Vec<_> = validate(&manifest)
+            .into_iter()
+            .filter(|x| x.rule == "strategy.kraken_market_data_only")
+            .collect();
+        assert_eq!(kraken.len(), 1);
+        assert!(kraken[0]
+            .message
+            .contains("Kraken is market data only in this version"));
+    }
+
+    #[test]
+    fn an_inverse_contract_does_not_fit_a_strategy() {
+        let mut v = with_okx();
+        v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
+        v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!(["UNIUSDSWAP"]);
+        reports(
+            v,
+            &[(
+                "strategies.mm_btcusdt_spot.instruments[0]",
+                "strategy.instrument_type",
+            )],
+        );
+    }
+
+    #[test]
+    fn config_names_drop_the_separators() {
+        assert_eq!(super::config_name("BTC-USDT"), "BTCUSDT");
+        assert_eq!(super::config_name("UNI-USD-SWAP"), "UNIUSDSWAP");
+        assert_eq!(super::config_name("XBT/CHF"), "XBTCHF");
+    }
+}

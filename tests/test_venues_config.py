@@ -1,0 +1,269 @@
+"""OKX and Kraken declared like every exchange and checked against the venues' own metadata
+(issue 16, point 4; docs/venues.md): each bad input is a diagnostic with path, value, rule and
+file, exit 2, nothing written; what the engine cannot do with these venues yet is refused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from appliance import engine
+from appliance.config.directions import rule_for
+from appliance.config.manifest import content_sha256, dumps
+from appliance.config.schema import Exchange
+from appliance.config.venues import config_name, load_metadata, manifest_exchange
+from appliance.plan.diff import ChangeClass, classify
+from tests.conftest import CONTRACT, ROOT, Run
+
+PASSPHRASE = "Tr4dingPassphrase2026xQ"
+STRATEGY = """\
+exchange: {exchange}
+instruments: [{symbol}]
+kind: imbalance_taker
+params: {{levels: 5, threshold: "0.6", order_qty: "1", max_slippage: "0.5", cooldown_ms: 250}}
+"""
+
+
+def _deployment(
+    project: Path, name: str, engine_exchanges: str = "[sim_binance]", strategy: str = ""
+) -> None:
+    """paper_local with the OKX and Kraken exchanges declared (by default no engine uses them),
+    and with `strategy` (conf/strategy/<strategy>.yaml) run by its engine if given."""
+    text = (project / "conf/deployment/paper_local.yaml").read_text()
+    added = f"  - /strategy@strategies.{strategy}: {strategy}\n" if strategy else ""
+    text = text.replace(
+        "  - /exchange@exchanges.sim_binance: sim_binance_spot\n",
+        "  - /exchange@exchanges.sim_binance: sim_binance_spot\n"
+        "  - /exchange@exchanges.okx: okx\n"
+        "  - /exchange@exchanges.kraken: kraken\n" + added,
+    ).replace("exchanges: [sim_binance]", f"exchanges: {engine_exchanges}")
+    if strategy:
+        text = text.replace("strategies: [mm_btcusdt]", f"strategies: [mm_btcusdt, {strategy}]")
+    (project / f"conf/deployment/{name}.yaml").write_text(text)
+
+
+def _edit_exchange(project: Path, venue: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    path = project / f"conf/exchange/{venue}.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _refused(cli: Callable[..., Run], project: Path, *args: str) -> list[dict[str, Any]]:
+    """The diagnostics of `appliance compile ARGS` (exit 2, nothing written)."""
+    run = cli("compile", *args, "--format", "json", root=project)
+    assert run.exit_code == 2, run.stdout + run.stderr
+    assert not (project / "build").exists()
+    assert "Traceback" not in run.stdout + run.stderr
+    data = json.loads(run.stdout)
+    assert data["ok"] is False
+    diags: list[dict[str, Any]] = data["diagnostics"]
+    return diags
+
+
+def _one(diags: list[dict[str, Any]], path: str, rule: str) -> dict[str, Any]:
+    found = [d for d in diags if d["path"] == path and d["rule"] == rule]
+    assert len(found) == 1, (
+        f"({path}, {rule}) not once in {[(d['path'], d['rule']) for d in diags]}"
+    )
+    return found[0]
+
+
+def _only(
+    cli: Callable[..., Run], project: Path, path: str, rule: str, value: str, file: str
+) -> str:
+    """The message of the one diagnostic of `appliance compile deployment=venues`, which must
+    be at `path`, by `rule`, with `value`, attributed to `file`."""
+    diags = _refused(cli, project, "deployment=venues")
+    d = _one(diags, path, rule)
+    assert (d["value"], len(diags)) == (value, 1)
+    assert d["source"].endswith(file)
+    message: str = d["message"]
+    return message
+
+
+@pytest.fixture
+def venues(project: Path) -> Path:
+    _deployment(project, "venues")
+    return project
+
+
+def test_okx_and_kraken_as_shipped_match_their_metadata(
+    venues: Path, cli: Callable[..., Run]
+) -> None:
+    run = cli("validate", "deployment=venues", root=venues)
+    assert run.exit_code == 0, run.stdout + run.stderr
+
+
+def test_an_unknown_venue(venues: Path, cli: Callable[..., Run]) -> None:
+    _edit_exchange(venues, "okx", lambda d: d.update(venue="bitmex"))
+    path, rule = "exchanges.okx.venue", "schema.literal_error"
+    message = _only(cli, venues, path, rule, "bitmex", "conf/exchange/okx.yaml")
+    assert "'okx'" in message and "'kraken'" in message
+
+
+def test_an_instrument_the_venue_does_not_list(venues: Path, cli: Callable[..., Run]) -> None:
+    def add(d: dict[str, Any]) -> None:
+        eth = dict(d["instruments"]["BTCUSDT"])
+        eth["listing"] = dict(eth["listing"], symbol="ETH-USDT")
+        d["instruments"]["ETHUSDT"] = eth
+
+    _edit_exchange(venues, "okx", add)
+    path, rule = "exchanges.okx.instruments.ETHUSDT", "instrument.venue_listed"
+    message = _only(cli, venues, path, rule, "ETHUSDT", "conf/exchange/okx.yaml")
+    assert "BTC-USDT (BTCUSDT)" in message and "data/okx/instruments.json" in message
+
+
+def test_a_tick_size_that_differs_from_the_venue(venues: Path, cli: Callable[..., Run]) -> None:
+    _edit_exchange(venues, "kraken", lambda d: d["instruments"]["XBTCHF"].update(tick_size="0.01"))
+    path, rule = "exchanges.kraken.instruments.XBTCHF.tick_size", "instrument.venue_filter"
+    message = _only(cli, venues, path, rule, "0.01", "conf/exchange/kraken.yaml")
+    assert "XBT/CHF" in message and "tick_size 0.1 (its pair_decimals)" in message
+
+
+def test_lot_min_size_and_contract_terms_are_checked(venues: Path, cli: Callable[..., Run]) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        d["instruments"]["BTCUSDT"]["lot_size"] = "0.0001"
+        swap = d["instruments"]["UNIUSDSWAP"]["listing"]
+        swap["min_size"] = "2"
+        swap["contract"]["value"] = "100"
+        swap["contract"]["type"] = "linear"
+
+    _edit_exchange(venues, "okx", edit)
+    found = {(d["path"], d["rule"]) for d in _refused(cli, venues, "deployment=venues")}
+    base = "exchanges.okx.instruments"
+    assert found == {
+        (f"{base}.BTCUSDT.lot_size", "instrument.venue_filter"),
+        (f"{base}.UNIUSDSWAP.listing.min_size", "instrument.venue_filter"),
+        (f"{base}.UNIUSDSWAP.listing.contract.value", "instrument.venue_contract"),
+        (f"{base}.UNIUSDSWAP.listing.contract.type", "instrument.venue_contract"),
+    }
+
+
+def test_an_okx_passphrase_given_as_a_literal(venues: Path, cli: Callable[..., Run]) -> None:
+    _edit_exchange(venues, "okx", lambda d: d["credentials"].update(passphrase=PASSPHRASE))
+    run = cli("compile", "deployment=venues", "--format", "json", root=venues)
+    assert run.exit_code == 2
+    assert PASSPHRASE not in run.stdout + run.stderr
+    assert not (venues / "build").exists()
+    diags = json.loads(run.stdout)["diagnostics"]
+    d = _one(diags, "exchanges.okx.credentials.passphrase", "secret.literal")
+    assert d["source"].endswith("conf/exchange/okx.yaml")
+    assert len(diags) == 1
+
+
+def test_an_order_sending_strategy_on_kraken(project: Path, cli: Callable[..., Run]) -> None:
+    _deployment(project, "venues", "[sim_binance, kraken]", "imb_kraken")
+    path = project / "conf/strategy/imb_kraken.yaml"
+    path.write_text(STRATEGY.format(exchange="kraken", symbol="XBTCHF"))
+    diags = _refused(
+        cli,
+        project,
+        "deployment=venues",
+        "+risk.instruments.XBTCHF={max_position:'1',max_order_qty:'1',"
+        "max_order_notional:'100000',max_position_notional:'100000',price_band_bps:100}",
+    )
+    d = _one(diags, "strategies.imb_kraken.exchange", "strategy.kraken_market_data_only")
+    assert d["value"] == "kraken"
+    assert "Kraken is market data only in this version" in d["message"]
+    assert d["source"].endswith("conf/strategy/imb_kraken.yaml")
+    # The engine cannot read Kraken's books either: said once, at the exchange.
+    feed = _one(diags, "exchanges.kraken.venue", "exchange.venue_feed")
+    assert "no engine feed reads this venue" in feed["message"]
+
+
+def test_an_okx_strategy_is_refused_honestly(project: Path, cli: Callable[..., Run]) -> None:
+    _deployment(project, "venues", "[sim_binance, okx]", "imb_okx")
+    (project / "conf/strategy/imb_okx.yaml").write_text(
+        STRATEGY.format(exchange="okx", symbol="UNIUSDSWAP")
+    )
+    diags = _refused(
+        cli,
+        project,
+        "deployment=venues",
+        "+risk.instruments.UNIUSDSWAP={max_position:'10',max_order_qty:'10',"
+        "max_order_notional:'100000',max_position_notional:'100000',price_band_bps:100}",
+    )
+    d = _one(diags, "strategies.imb_okx.exchange", "strategy.okx_order_entry")
+    assert "OKX order entry" in d["message"] and "not available yet" in d["message"]
+    t = _one(diags, "strategies.imb_okx.instruments[0]", "strategy.instrument_type")
+    assert "inverse" in t["message"]
+    _one(diags, "exchanges.okx.venue", "exchange.venue_feed")
+
+
+def test_market_data_only_use_of_okx_is_refused_too(project: Path, cli: Callable[..., Run]) -> None:
+    # No strategy on OKX: the engine would only read its books, which no feed can do yet.
+    _deployment(project, "venues", "[sim_binance, okx]")
+    diags = _refused(cli, project, "deployment=venues", "+hosts.local.threads.feeds.okx=null")
+    assert [(d["path"], d["rule"]) for d in diags] == [
+        ("exchanges.okx.venue", "exchange.venue_feed")
+    ]
+
+
+# --- the manifest contract -------------------------------------------------------------------
+
+
+def _example_with_okx(root: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((CONTRACT / "example.manifest.json").read_text())
+    okx = yaml.safe_load((ROOT / "conf/exchange/okx.yaml").read_text())
+    manifest["exchanges"]["okx"] = manifest_exchange(
+        Exchange.model_validate(okx).model_dump(mode="json"), root
+    )
+    manifest["host"]["threads"]["feeds"]["okx"] = 5
+    manifest["content_sha256"] = content_sha256(manifest)
+    return manifest
+
+
+def test_the_manifest_pins_the_venue_metadata_by_hash(tmp_path: Path) -> None:
+    data = tmp_path / "data/okx"
+    data.mkdir(parents=True)
+    (data / "instruments.json").write_bytes((ROOT / "data/okx/instruments.json").read_bytes())
+    manifest = _example_with_okx(tmp_path)
+    okx = manifest["exchanges"]["okx"]
+    assert okx["metadata"] == "data/okx/instruments.json"
+    assert len(okx["metadata_sha256"]) == 64
+    assert okx["credentials"]["passphrase"] == "env:OKX_API_PASSPHRASE"
+    assert okx["instruments"]["UNIUSDSWAP"]["listing"]["contract"]["type"] == "inverse"
+    # Binance's exchange and instruments carry none of the new keys: their manifests are as
+    # before.
+    assert "metadata" not in manifest["exchanges"]["binance_spot"]
+    assert "listing" not in manifest["exchanges"]["binance_spot"]["instruments"]["BTCUSDT"]
+    rules = {(v["path"], v["rule"]) for v in engine.validate_manifest(dumps(manifest), tmp_path)}
+    assert rules == {("exchanges.okx.venue", "exchange.venue_feed")}
+    # The venue lists a new tick: the engine refuses the manifest compiled before.
+    (data / "instruments.json").write_text(
+        (ROOT / "data/okx/instruments.json").read_text().replace('"0.001"', '"0.0001"')
+    )
+    rules = {(v["path"], v["rule"]) for v in engine.validate_manifest(dumps(manifest), tmp_path)}
+    assert ("exchanges.okx.metadata_sha256", "manifest.metadata_sha256") in rules
+
+
+def test_plan_classes_metadata_and_endpoint_changes() -> None:
+    new_metadata = classify("exchanges.okx.metadata_sha256", "a" * 64, "b" * 64)
+    assert (new_metadata.change_class, new_metadata.critical) == (ChangeClass.ARTIFACT, True)
+    endpoint = classify("exchanges.okx.endpoints.ws", "wss://a", "wss://b")
+    assert endpoint.change_class is ChangeClass.SECURITY
+    passphrase = classify("exchanges.okx.credentials.passphrase", "env:A", "env:B")
+    assert (passphrase.change_class, passphrase.critical) == (ChangeClass.SECURITY, True)
+    bigger = classify("exchanges.okx.instruments.X.listing.contract.value", "10", "100")
+    assert (bigger.change_class, bigger.critical) == (ChangeClass.LOOSEN, True)
+    assert rule_for("exchanges.okx.instruments.X.listing.min_size") is not None
+    to_okx = classify("exchanges.x.venue", "kraken", "okx")
+    assert to_okx.change_class is ChangeClass.LOOSEN
+
+
+def test_names_map_to_venue_symbols_one_way() -> None:
+    okx = load_metadata("okx", ROOT / "data/okx/instruments.json")
+    kraken = load_metadata("kraken", ROOT / "data/kraken/asset_pairs.json")
+    assert {n: i.symbol for n, i in okx.items()} == {
+        "BTCUSDT": "BTC-USDT",
+        "UNIUSDSWAP": "UNI-USD-SWAP",
+    }
+    assert kraken["XMRUSD"].symbol == "XMR/USD"  # AssetPairs key XXMRZUSD
+    assert str(kraken["XBTCHF"].tick_size) == "0.1"
+    assert config_name("XBT/CHF") == "XBTCHF"
