@@ -32,10 +32,10 @@ from pathlib import Path
 import pytest
 
 from appliance.research import optimize
+from tests import debian
 from tests.research.test_optimize import project  # noqa: F401  (the fixture)
 
 PG_TOOLS = ("initdb", "pg_ctl", "postgres", "createdb")
-APT_TIMEOUT_S = 900
 # Long enough trials that both workers are in one most of the time: 7 folds, none pruned.
 STUDY = [
     "study=mm_paper_local",
@@ -60,23 +60,6 @@ def _pg_bindir() -> Path | None:
     return None
 
 
-def _install_postgresql() -> None:
-    """Debian's `postgresql`, as root only; a failure fails the test (never a silent skip)."""
-    env = dict(os.environ) | {"DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
-    ):
-        try:
-            done = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=APT_TIMEOUT_S, env=env, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.fail(f"cannot install PostgreSQL ({' '.join(cmd)}): {exc}")
-        if done.returncode != 0:
-            pytest.fail(f"cannot install PostgreSQL ({' '.join(cmd)}): {done.stderr[-2000:]}")
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -88,12 +71,7 @@ def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on 127.0.0.1; yields a URL of an empty database."""
     bindir = _pg_bindir()
     if bindir is None:
-        if os.geteuid() != 0:
-            pytest.fail(
-                "PostgreSQL's server binaries (initdb, pg_ctl, postgres) are not installed and "
-                "this test is not root: install Debian's `postgresql` package"
-            )
-        _install_postgresql()
+        debian.install("postgresql")
         bindir = _pg_bindir()
         if bindir is None:
             pytest.fail("the `postgresql` package is installed but initdb/pg_ctl are not found")
