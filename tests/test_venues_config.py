@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from appliance import engine
+from appliance.config.compiler import compile_config
 from appliance.config.directions import rule_for
 from appliance.config.manifest import content_sha256, dumps
 from appliance.config.schema import Exchange
@@ -267,3 +268,14 @@ def test_names_map_to_venue_symbols_one_way() -> None:
     assert kraken["XMRUSD"].symbol == "XMR/USD"  # AssetPairs key XXMRZUSD
     assert str(kraken["XBTCHF"].tick_size) == "0.1"
     assert config_name("XBT/CHF") == "XBTCHF"
+
+
+def test_binance_manifests_carry_none_of_the_venue_keys() -> None:
+    # The new keys are left out when null, so every Binance and sim manifest (and its hash) is
+    # what it was before OKX and Kraken existed.
+    for deployment in ("paper_local", "prod_example"):
+        compiled = compile_config(ROOT, [f"deployment={deployment}"])
+        for built in compiled.manifests:
+            text = built.text
+            for key in ('"listing"', '"metadata"', '"metadata_sha256"', '"passphrase"'):
+                assert key not in text, (deployment, key)
