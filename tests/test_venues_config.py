@@ -178,6 +178,17 @@ def test_an_order_sending_strategy_on_kraken(project: Path, cli: Callable[..., R
     assert "no engine feed reads this venue" in feed["message"]
 
 
+def test_the_refusal_names_the_venue_set_on_the_command_line(
+    project: Path, cli: Callable[..., Run]
+) -> None:
+    _deployment(project, "venues", "[sim_binance, kraken]", "imb_kraken")
+    path = project / "conf/strategy/imb_kraken.yaml"
+    path.write_text(STRATEGY.format(exchange="kraken", symbol="XBTCHF"))
+    diags = _refused(cli, project, "deployment=venues", "exchanges.kraken.venue=kraken")
+    d = _one(diags, "exchanges.kraken.venue", "strategy.kraken_market_data_only")
+    assert d["source"].startswith("command line override exchanges.kraken.venue=kraken")
+
+
 def test_an_okx_strategy_is_refused_honestly(project: Path, cli: Callable[..., Run]) -> None:
     _deployment(project, "venues", "[sim_binance, okx]", "imb_okx")
     (project / "conf/strategy/imb_okx.yaml").write_text(

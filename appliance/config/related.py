@@ -74,6 +74,19 @@ def _within_risk(path: str, data: dict[str, Any]) -> list[str]:
     return [f"risk.instruments.{s}.{k}" for s in symbols for k in keys]
 
 
+def _venue(path: str, data: dict[str, Any]) -> list[str]:
+    exchange, _ = _strategy_instruments(path, data)
+    return [f"exchanges.{exchange}.venue"]
+
+
+def _contract(path: str, data: dict[str, Any]) -> list[str]:
+    exchange, symbols = _strategy_instruments(path, data)
+    keys = ("type", "value", "multiplier")
+    return [
+        f"exchanges.{exchange}.instruments.{s}.listing.contract.{k}" for s in symbols for k in keys
+    ]
+
+
 # rule -> (path of the diagnostic, composed data) -> the other keys the rule read.
 RELATED: dict[str, Callable[[str, dict[str, Any]], list[str]]] = {
     "ring.fits_budget": _rings,
@@ -89,6 +102,9 @@ RELATED: dict[str, Callable[[str, dict[str, Any]], list[str]]] = {
     "strategy.tick_multiple": _tick,
     "strategy.within_risk": _within_risk,
     "strategy.model_thresholds": lambda path, data: _sibling(path, "buy_above"),
+    "strategy.okx_order_entry": _venue,
+    "strategy.kraken_market_data_only": _venue,
+    "strategy.instrument_type": _contract,
 }
 
 
