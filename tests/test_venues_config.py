@@ -14,8 +14,9 @@ import yaml
 
 from appliance import engine
 from appliance.config.compiler import compile_config
+from appliance.config.diagnostics import ConfigError
 from appliance.config.directions import rule_for
-from appliance.config.manifest import content_sha256, dumps
+from appliance.config.manifest import content_sha256, dumps, load
 from appliance.config.schema import Exchange
 from appliance.config.venues import config_name, load_metadata, manifest_exchange
 from appliance.plan.diff import ChangeClass, classify
@@ -247,6 +248,10 @@ def test_the_manifest_pins_the_venue_metadata_by_hash(tmp_path: Path) -> None:
     assert "listing" not in manifest["exchanges"]["binance_spot"]["instruments"]["BTCUSDT"]
     rules = {(v["path"], v["rule"]) for v in engine.validate_manifest(dumps(manifest), tmp_path)}
     assert rules == {("exchanges.okx.venue", "exchange.venue_feed")}
+    # The Python reader takes the same shape (the manifest mode admits the compiled hash).
+    with pytest.raises(ConfigError) as info:
+        load(dumps(manifest), tmp_path)
+    assert [(d.path, d.rule) for d in info.value.diagnostics] == sorted(rules)
     # The venue lists a new tick: the engine refuses the manifest compiled before.
     (data / "instruments.json").write_text(
         (ROOT / "data/okx/instruments.json").read_text().replace('"0.001"', '"0.0001"')
