@@ -121,6 +121,18 @@ def test_an_instrument_the_venue_does_not_list(venues: Path, cli: Callable[..., 
     assert "BTC-USDT (BTCUSDT)" in message and "data/okx/instruments.json" in message
 
 
+def test_an_instrument_the_venue_lists_as_not_trading(
+    venues: Path, cli: Callable[..., Run]
+) -> None:
+    rows = json.loads((ROOT / "data/okx/instruments.json").read_text())
+    rows[1]["state"] = "suspend"
+    (venues / "okx_instruments.json").write_text(json.dumps(rows))
+    _edit_exchange(venues, "okx", lambda d: d.update(metadata="okx_instruments.json"))
+    path, rule = "exchanges.okx.instruments.UNIUSDSWAP", "instrument.venue_listed"
+    message = _only(cli, venues, path, rule, "UNIUSDSWAP", "conf/exchange/okx.yaml")
+    assert "UNI-USD-SWAP in okx_instruments.json as 'suspend', not trading" in message
+
+
 def test_a_tick_size_that_differs_from_the_venue(venues: Path, cli: Callable[..., Run]) -> None:
     _edit_exchange(venues, "kraken", lambda d: d["instruments"]["XBTCHF"].update(tick_size="0.01"))
     path, rule = "exchanges.kraken.instruments.XBTCHF.tick_size", "instrument.venue_filter"

@@ -56,6 +56,8 @@ class VenueInstrument:
     # value, multiplier, value_currency, type, settle_currency; None for spot.
     contract: dict[str, Any] | None
     fields: Mapping[str, str]
+    # The venue's trading state (OKX `state`, Kraken `status`) when it is not live/online.
+    halted: str | None = None
 
 
 def config_name(venue_symbol: str) -> str:
@@ -118,6 +120,7 @@ def _okx(data: Any) -> Iterator[VenueInstrument]:
             lot_size=_dec(row["lotSz"]),
             min_size=_dec(row["minSz"]),
             contract=contract,
+            halted=_halted(row.get("state"), "live"),
             fields={
                 "tick_size": "tickSz",
                 "lot_size": "lotSz",
@@ -144,12 +147,18 @@ def _kraken(data: Any) -> Iterator[VenueInstrument]:
             lot_size=Decimal(1).scaleb(-pair["lot_decimals"]),
             min_size=_dec(pair["ordermin"]),
             contract=None,
+            halted=_halted(pair.get("status"), "online"),
             fields={
                 "tick_size": "pair_decimals" if tick is None else "tick_size",
                 "lot_size": "lot_decimals",
                 "min_size": "ordermin",
             },
         )
+
+
+def _halted(state: object, live: str) -> str | None:
+    """The state of an instrument that does not trade (None when it trades or is not said)."""
+    return None if state is None or state == live else str(state)
 
 
 def manifest_exchange(dumped: dict[str, Any], root: Path) -> dict[str, Any]:
@@ -220,6 +229,13 @@ def _check_instrument(
             "config name is the venue's symbol without - and /)",
         )
         return
+    if found.halted is not None:
+        yield _d(
+            base,
+            symbol,
+            "instrument.venue_listed",
+            f"{venue} lists {found.symbol} in {file} as {found.halted!r}, not trading",
+        )
     where = f"{venue} lists {found.symbol} in {file} with"
     listing = body.get("listing")
     listing = listing if isinstance(listing, dict) else {}
