@@ -16,7 +16,7 @@ export MATURIN_NO_INSTALL_RUST := 1
 export MATURIN_PEP517_ARGS := --profile dev
 export RT_ENGINE_BIN := $(CURDIR)/target/debug/rt-engine
 
-.PHONY: setup lock demo test lint check-python check-rust bench bench-optimize bench-compare bench-onnx clean test-systemd
+.PHONY: setup lock demo test lint check-python check-rust bench bench-optimize bench-compare bench-onnx clean test-systemd fuzz fuzz-okx-kraken
 
 # The Python dependency set, pinned with hashes as Cargo.lock pins the Rust one (`make lock`
 # regenerates both files from pyproject.toml and requirements-build.in). The package's extras:
@@ -85,6 +85,20 @@ test: setup check-rust check-python
 # the hardened units (tests/systemd). Needs root; minutes; not part of `make test`.
 test-systemd: setup
 	tests/systemd/nspawn.sh
+
+# Coverage-guided fuzzing of every decoder (engine/fuzz, AFL++ through cargo-afl on the stable
+# toolchain; installs cargo-afl and AFL++ under target/fuzz-tools the first time). Each target runs
+# FUZZ_SECONDS, one after another, and the executions, time, crashes and hangs of each are printed
+# (exit 1 on any crash or hang). `cargo test` runs the targets over their seeds; this is not part
+# of `make test`. `make fuzz FUZZ_TARGETS="okx kraken"` runs some of them.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= binance_market binance_user_stream binance_rest okx kraken manifest journal
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" engine/fuzz/fuzz.sh
+
+# The OKX and Kraken decoders and their checked books alone.
+fuzz-okx-kraken:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="okx kraken" engine/fuzz/fuzz.sh
 
 SHARED_DATA ?= $(CURDIR)/../shared/data/binance
 
