@@ -7,6 +7,7 @@ use std::str::FromStr;
 use rt_manifest::model::SimCommission;
 use rt_manifest::Fixed;
 
+use crate::limits::RateLimitFault;
 use crate::SimError;
 
 /// One fault. The query form is `kind=<kind>` plus the kind's parameters.
@@ -55,8 +56,19 @@ pub enum Fault {
         /// 10^-8 BNB.
         bnb_balance: Option<i64>,
     },
+    /// `kind=rate_limit[&weight_limit=N][&orders_10s_limit=N][&orders_1d_limit=N]`
+    /// `[&used_weight=N][&used_orders_10s=N][&used_orders_1d=N][&retry_after_s=S][&ban_s=S]`:
+    /// set or squeeze the REST limits (request weight per minute, new orders per 10 s and per
+    /// day; from the manifest's `rate_limits` at start), raise the current usage (another
+    /// client on the same IP or account), answer a 429 with `Retry-After: S` instead of the
+    /// time to the window's end (0: the window's end again), make an IP ban last `S` seconds
+    /// (default 120).
+    RateLimit(RateLimitFault),
+    /// `kind=ban[&s=S]`: ban the IP now (HTTP 418 to every venue request) for `S` seconds
+    /// (default: the ban's length, see `rate_limit`).
+    Ban { s: Option<u64> },
     /// `kind=clear`: cancel pending faults (rejection, gaps not yet taken, a scheduled drop,
-    /// refused listen keys).
+    /// refused listen keys, an IP ban or a 429's back-off).
     Clear,
 }
 
@@ -75,6 +87,8 @@ impl Fault {
             Fault::Stall { .. } => "stall",
             Fault::RejectOrders { .. } => "reject",
             Fault::Commission { .. } => "commission",
+            Fault::RateLimit(_) => "rate_limit",
+            Fault::Ban { .. } => "ban",
             Fault::Clear => "clear",
         }
     }
@@ -96,7 +110,7 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, rate_limit, ban, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
@@ -106,9 +120,11 @@ impl Fault {
             "stall" => &["ms"],
             "reject" => &["count", "code"],
             "commission" => &["asset", "bnb_balance"],
+            "rate_limit" => &RATE_LIMIT_ARGS,
+            "ban" => &["s"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, rate_limit, ban, clear)"
                 )))
             }
         };
@@ -196,6 +212,31 @@ impl Fault {
                 };
                 Fault::Commission { asset, bnb_balance }
             }
+            "rate_limit" => {
+                let f = RateLimitFault {
+                    weight_limit: arg(&args, "weight_limit", &bad)?,
+                    orders_10s_limit: arg(&args, "orders_10s_limit", &bad)?,
+                    orders_1d_limit: arg(&args, "orders_1d_limit", &bad)?,
+                    used_weight: arg(&args, "used_weight", &bad)?,
+                    used_orders_10s: arg(&args, "used_orders_10s", &bad)?,
+                    used_orders_1d: arg(&args, "used_orders_1d", &bad)?,
+                    retry_after_s: arg(&args, "retry_after_s", &bad)?,
+                    ban_s: arg(&args, "ban_s", &bad)?,
+                };
+                if f == RateLimitFault::default() {
+                    return Err(bad(format!(
+                        "kind=rate_limit needs one of {}",
+                        RATE_LIMIT_ARGS.join(", ")
+                    )));
+                }
+                if [f.weight_limit, f.orders_10s_limit, f.orders_1d_limit].contains(&Some(0)) {
+                    return Err(bad("a limit of 0 refuses everything; use kind=ban".into()));
+                }
+                Fault::RateLimit(f)
+            }
+            "ban" => Fault::Ban {
+                s: arg(&args, "s", &bad)?,
+            },
             _ => Fault::Clear,
         })
     }
@@ -227,10 +268,41 @@ impl fmt::Display for Fault {
                 }
                 Ok(())
             }
+            Fault::RateLimit(r) => {
+                let fields = [
+                    r.weight_limit.map(u64::from),
+                    r.orders_10s_limit.map(u64::from),
+                    r.orders_1d_limit.map(u64::from),
+                    r.used_weight.map(u64::from),
+                    r.used_orders_10s.map(u64::from),
+                    r.used_orders_1d.map(u64::from),
+                    r.retry_after_s,
+                    r.ban_s,
+                ];
+                for (name, value) in RATE_LIMIT_ARGS.iter().zip(fields) {
+                    if let Some(v) = value {
+                        write!(f, "&{name}={v}")?;
+                    }
+                }
+                Ok(())
+            }
+            Fault::Ban { s: Some(s) } => write!(f, "&s={s}"),
             _ => Ok(()),
         }
     }
 }
+
+/// The parameters of `kind=rate_limit`, in [`RateLimitFault`]'s order.
+const RATE_LIMIT_ARGS: [&str; 8] = [
+    "weight_limit",
+    "orders_10s_limit",
+    "orders_1d_limit",
+    "used_weight",
+    "used_orders_10s",
+    "used_orders_1d",
+    "retry_after_s",
+    "ban_s",
+];
 
 impl FromStr for Fault {
     type Err = SimError;
@@ -312,6 +384,18 @@ mod tests {
                     bnb_balance: None,
                 },
             ),
+            (
+                "kind=rate_limit&weight_limit=10&used_orders_1d=5&retry_after_s=3&ban_s=7",
+                Fault::RateLimit(RateLimitFault {
+                    weight_limit: Some(10),
+                    used_orders_1d: Some(5),
+                    retry_after_s: Some(3),
+                    ban_s: Some(7),
+                    ..RateLimitFault::default()
+                }),
+            ),
+            ("kind=ban", Fault::Ban { s: None }),
+            ("kind=ban&s=30", Fault::Ban { s: Some(30) }),
             ("kind=clear", Fault::Clear),
         ];
         for (text, fault) in cases {
@@ -333,6 +417,10 @@ mod tests {
             ("kind=commission", "needs asset="),
             ("kind=commission&asset=eth", "asset=\"eth\""),
             ("kind=commission&asset=bnb&bnb_balance=-1", "non-negative"),
+            ("kind=rate_limit", "needs one of weight_limit"),
+            ("kind=rate_limit&weight_limit=0", "kind=ban"),
+            ("kind=rate_limit&ban=1", "takes no parameter \"ban\""),
+            ("kind=ban&s=x", "s=\"x\" is not a valid number"),
         ] {
             let err = Fault::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

@@ -25,6 +25,10 @@
 //!   Binance). Requests are verified with the exchange's credentials when the manifest has
 //!   them (HMAC-SHA256, `X-MBX-APIKEY`), and accepted unsigned when it has none
 //!   (paper_local).
+//! - **Rate limits** as Binance's (`limits`): every REST answer carries the used weight
+//!   (`X-MBX-USED-WEIGHT-1M`), order answers the order counts (`X-MBX-ORDER-COUNT-10S`,
+//!   `-1D`); past the manifest's `rate_limits` a request gets HTTP 429 with `Retry-After`, and
+//!   one asking again before then HTTP 418 (an IP ban, `Retry-After` until it ends).
 //! - **Faults** ([`Fault`]), from [`SimOptions::faults`] or at runtime with
 //!   `POST /sim/fault?kind=...` on the REST port; `GET /sim/status` shows the counters.
 //!
@@ -42,10 +46,12 @@ use rt_manifest::model::{Exchange, Venue as VenueKind};
 use rt_manifest::{Fixed, Manifest};
 
 mod fault;
+mod limits;
 mod server;
 pub mod venue;
 
 pub use fault::{Fault, ScheduledFault};
+pub use limits::RateLimitFault;
 
 /// Speeds at or above this factor replay as fast as possible (the manifest's convention:
 /// `speed: "1000000"`).

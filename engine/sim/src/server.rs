@@ -21,6 +21,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rt_core::{MarketEvent, Nanos, SCALE};
+use rt_venues::binance_limits as bl;
 use rt_venues::binance_orders::{
     self as bo, ApiError, CancelOpenOrders, CancelOrder, ExecutionReport, MyTradesQuery, NewOrder,
     OpenOrdersQuery, Params, QueryOrder, SignedParams,
@@ -34,6 +35,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request a
 use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::limits::{Meter, Verdict};
 use crate::venue::{CommissionSettings, RejectFault, Venue, DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT};
 use crate::{Config, Credentials, Fault, ScheduledFault, SimError, SimReport, Speed};
 
@@ -120,6 +122,8 @@ struct Shared {
     credentials: Option<Credentials>,
     counters: Counters,
     next_key: AtomicU64,
+    /// The REST rate limits (weights, order counts, 429/418).
+    meter: Mutex<Meter>,
 }
 
 impl Shared {
@@ -127,6 +131,10 @@ impl Shared {
         // A panic while holding the lock cannot leave the venue half-updated in a way that
         // matters more than stopping would: keep serving.
         self.venue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn meter(&self) -> MutexGuard<'_, Meter> {
+        self.meter.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn listen_keys(&self) -> MutexGuard<'_, HashSet<String>> {
@@ -251,6 +259,9 @@ async fn serve(
         credentials: config.credentials.clone(),
         counters: Counters::default(),
         next_key: AtomicU64::new(1),
+        meter: Mutex::new(Meter::new(bl::Limits::from_manifest(
+            &config.exchange.rate_limits,
+        ))),
     });
     let ws_task = tokio::spawn(accept_ws(Arc::clone(&shared), ws));
     let rest_task = tokio::spawn(accept_rest(Arc::clone(&shared), rest));
@@ -546,7 +557,13 @@ impl Engine {
                 }
                 venue.set_commission(c);
             }
+            Fault::RateLimit(r) => self.shared.meter().apply(wall_ms(), &r),
+            Fault::Ban { s } => self
+                .shared
+                .meter()
+                .ban(wall_ms(), s.map(|s| s.saturating_mul(1000))),
             Fault::Clear => {
+                self.shared.meter().clear();
                 self.shared.venue().set_reject(None);
                 self.shared
                     .refuse_listen_keys
@@ -775,13 +792,56 @@ fn wall_ms() -> u64 {
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
     bump(&shared.counters.http_requests);
-    let mut not_found = false;
-    match route(shared, req, &mut not_found).await {
-        Ok(body) => ok(body),
-        // No such endpoint: HTTP 404, as Binance answers.
-        Err(e) if not_found => json_reply(StatusCode::NOT_FOUND, e.to_json()),
-        Err(e) => api_error(&e),
+    // Venue requests are weighed (the sim's admin endpoints are not).
+    let verdict = (!req.uri().path().starts_with("/sim/")).then(|| {
+        shared.meter().admit(
+            wall_ms(),
+            req.method().as_str(),
+            req.uri().path(),
+            req.uri().query().unwrap_or(""),
+        )
+    });
+    let mut reply = match verdict {
+        Some(Verdict::Refuse {
+            status,
+            ref error,
+            retry_after_s,
+            usage,
+        }) => {
+            let mut reply = json_reply(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
+                error.to_json(),
+            );
+            set_header(&mut reply, bl::RETRY_AFTER, retry_after_s);
+            set_header(&mut reply, bl::USED_WEIGHT_1M, usage.weight_1m);
+            return reply;
+        }
+        _ => {
+            let mut not_found = false;
+            match route(shared, req, &mut not_found).await {
+                Ok(body) => ok(body),
+                // No such endpoint: HTTP 404, as Binance answers.
+                Err(e) if not_found => json_reply(StatusCode::NOT_FOUND, e.to_json()),
+                Err(e) => api_error(&e),
+            }
+        }
+    };
+    if let Some(Verdict::Pass { usage, order }) = verdict {
+        set_header(&mut reply, bl::USED_WEIGHT_1M, usage.weight_1m);
+        if order {
+            set_header(&mut reply, bl::ORDER_COUNT_10S, usage.orders_10s);
+            set_header(&mut reply, bl::ORDER_COUNT_1D, usage.orders_1d);
+        }
     }
+    reply
+}
+
+fn set_header(reply: &mut Reply, name: &'static str, value: impl Into<u64>) {
+    let value: u64 = value.into();
+    reply.headers_mut().insert(
+        hyper::header::HeaderName::from_static(name),
+        hyper::header::HeaderValue::from(value),
+    );
 }
 
 async fn route(
@@ -1001,7 +1061,28 @@ fn new_listen_key(shared: &Shared) -> String {
 fn status_json(shared: &Shared) -> String {
     let r = shared.report();
     let reject = shared.venue().reject().cloned();
-    format!(
+    let (counts, usage, limits) = {
+        let mut m = shared.meter();
+        (m.counts(), m.usage(wall_ms()), m.limits())
+    };
+    let limits = format!(
+        ",\"api_requests\":{},\"rate_limited\":{},\"banned\":{},\"used_weight_1m\":{},\
+         \"order_count_10s\":{},\"order_count_1d\":{},\"weight_limit\":{},\
+         \"orders_10s_limit\":{},\"orders_1d_limit\":{},\"resumed_after_429_ms\":{}}}",
+        counts.api_requests,
+        counts.rate_limited,
+        counts.banned,
+        usage.weight_1m,
+        usage.orders_10s,
+        usage.orders_1d,
+        limits.weight_per_minute,
+        limits.orders_per_10s,
+        limits.orders_per_day,
+        counts
+            .resumed_after_429_ms
+            .map_or_else(|| "null".to_owned(), |ms| ms.to_string()),
+    );
+    let mut text = format!(
         "{{\"exchange\":\"{}\",\"frames_replayed\":{},\"frames_published\":{},\"frames_sent\":{},\
          \"diffs_skipped\":{},\"malformed_sent\":{},\"decode_errors\":{},\"ws_connections\":{},\
          \"ws_dropped\":{},\"ws_lagged\":{},\"http_requests\":{},\"snapshots_served\":{},\
@@ -1027,7 +1108,11 @@ fn status_json(shared: &Shared) -> String {
         r.faults_applied,
         r.replay_finished,
         reject.is_some(),
-    )
+    );
+    // The meter's figures go inside the same object.
+    text.pop();
+    text.push_str(&limits);
+    text
 }
 
 // ---------------------------------------------------------------------------------------------
