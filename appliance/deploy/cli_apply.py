@@ -330,7 +330,7 @@ def _run(
     now = states
     if not check:
         # Each host as it is now (switched, rolled back, untouched), then the host locks freed.
-        now = fleet.unlock(target, run_id, "apply")
+        now = fleet.unlock(target, run_id, "apply", engine=False)
         recorded = fleet.record(project, compiled, now, inventory.binary_sha256)
     releases = inventory.by_host()
     if as_json:

@@ -274,8 +274,11 @@ def read(
     command: str = "",
     hosts: Sequence[str] | None = None,
     timeout: int = 300,
+    engine: bool = True,
 ) -> tuple[dict[str, HostState], RunResult]:
-    """Every host's state by `ansible/state.yml`; with action lock/unlock, the host locks too."""
+    """Every host's state by `ansible/state.yml`; with action lock/unlock, the host locks too.
+    `engine` False leaves out the engine's status and the services (quicker: a lock, or a
+    record, needs only the release, manifest and apply record)."""
     names = list(hosts) if hosts is not None else target.hosts
     states = {h: HostState(h) for h in names}
 
@@ -287,7 +290,11 @@ def read(
             if isinstance(msg, dict) and host in states:
                 states[host] = _parse(host, msg)
 
-    extravars = {"py_rt_lock_action": action, "py_rt_stale_runs": list(stale)}
+    extravars = {
+        "py_rt_lock_action": action,
+        "py_rt_stale_runs": list(stale),
+        "py_rt_read_engine": engine,
+    }
     result = play(target, "state.yml", names, timeout, run, command or action, extravars, on_event)
     for host, r in result.hosts.items():
         if r.failure and host in states:
@@ -399,7 +406,7 @@ ConfirmBreak = Callable[[list[str]], bool]
 def _break(target: Target, lock: LocalLock, command: str, confirm: ConfirmBreak) -> list[str]:
     """The runs whose host locks this run takes over, confirmed: each lock another run holds,
     named first."""
-    states, result = read(target, run=lock.run, command=command)
+    states, result = read(target, run=lock.run, command=command, engine=False)
     unread = [f"{h}: {s.error or result.status}" for h, s in states.items() if not s.reachable]
     if unread:
         raise Refused("cannot read the locks to break: " + "; ".join(unread))
@@ -440,8 +447,9 @@ def locked(
     taken = False
     try:
         broken = _break(target, lock, command, break_lock) if break_lock else []
+        stale = [*lock.stale, *broken]
         states, result = read(
-            target, action="lock", run=lock.run, stale=[*lock.stale, *broken], command=command
+            target, action="lock", run=lock.run, stale=stale, command=command, engine=False
         )
         refused = [s.error for s in states.values() if s.error]
         if refused or not result.ok:
@@ -460,9 +468,10 @@ def locked(
 _UNLOCKED: set[str] = set()
 
 
-def unlock(target: Target, run: str, command: str) -> dict[str, HostState]:
-    """Release the host locks of `run` and read every host's state as it is now."""
-    states, _ = read(target, action="unlock", run=run, command=command)
+def unlock(target: Target, run: str, command: str, engine: bool = True) -> dict[str, HostState]:
+    """Release the host locks of `run` and read every host's state as it is now (`engine`:
+    with the engine's status and the services)."""
+    states, _ = read(target, action="unlock", run=run, command=command, engine=engine)
     _UNLOCKED.add(run)
     return states
 
@@ -536,6 +545,7 @@ def plan_side(project: Path, compiled: Compiled) -> Side:
         for host, state in sorted(states.items())
         if not state.reachable
     ]
+    unread = [d.with_source(compiled.composed.source_of(d.path)) for d in unread]
     if unread:
         raise ConfigError(unread)
     side, _ = deployed_side(project, compiled.deployment, states)

@@ -18,14 +18,15 @@ LIVE, the same process id as at the first check; every service is running and wa
 restarted. The first unhealthy check ends it: exit 1, the reason on stderr.
 
 state: {"install_dir": D, "action": "read"|"lock"|"unlock", "run": ID, "stale": [ID...],
-"holder": {"user", "host", "pid", "command"}, "host": NAME, "services": [...],
-"systemd_units": [...], "manager": M}. Prints the host's state as JSON: `current` (release
-id), `manifest` (text), `record` (the host's apply.json), `engine` (`rt-engine ctl status`
-output), `services`, `lock` (its holder). `lock` takes the roll-out lock, `D/lock`, a
-directory made with mkdir (atomic), and writes its holder (the controller's user, host, pid,
-command, this run and when it started); held by a run that is neither `run` nor in `stale`
-(a run over, or one `--break-lock` named) it exits 3 naming the holder. `unlock` removes the
-lock when `run` holds it. The controller reads a local prefix root with `deployed` directly.
+"holder": {"user", "host", "pid", "command"}, "host": NAME, "services": [...], "systemd_units":
+[...], "manager": M, "engine": true}. Prints the host's state as JSON: `current` (release id),
+`manifest` (text), `record` (the host's apply.json), `engine` (`rt-engine ctl status` output)
+and `services` (both left empty when the spec's `engine` is false), `lock` (its holder). `lock`
+takes the roll-out lock, `D/lock`, a directory made with mkdir (atomic), and writes its holder
+(the controller's user, host, pid, command, this run and when it started); held by a run that
+is neither `run` nor in `stale` (a run over, or one `--break-lock` named) it exits 3 naming the
+holder. `unlock` removes the lock when `run` holds it. The controller reads a local prefix root
+with `deployed` directly.
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ def state(spec: dict[str, Any]) -> int:
     out |= deployed(install)
     out["engine"] = out["engine_error"] = ""
     out["services"] = []
-    if out["manifest"]:
+    if out["manifest"] and spec.get("engine", True):
         endpoint = json.loads(out["manifest"])["engine"]["bus"]["control"]
         ctl = [str(install / "current/bin/rt-engine"), "ctl", "--endpoint", endpoint]
         try:
