@@ -232,8 +232,9 @@ impl Journal {
 }
 
 /// Makes the journal end with a whole line before anything is appended: a torn last line (a
-/// crash mid-write; [`recover`] skipped it) is cut off, and a whole record that only lacks its
-/// newline gets one. Otherwise the next record would be glued to the fragment.
+/// crash mid-write; [`recover`] skipped it) is cut off, also when it ends with a newline, and a
+/// whole record that only lacks its newline gets one. Otherwise the next record would be glued
+/// to the fragment, or follow it, which makes it a corrupt line in the middle.
 fn repair_tail(path: &Path) -> Result<(), JournalError> {
     use std::io::{Read, Seek, SeekFrom};
     let io = |op: &'static str| {
@@ -252,12 +253,10 @@ fn repair_tail(path: &Path) -> Result<(), JournalError> {
     let mut byte = [0u8; 1];
     file.seek(SeekFrom::Start(len - 1)).map_err(io("seek"))?;
     file.read_exact(&mut byte).map_err(io("read its end"))?;
-    if byte[0] == b'\n' {
-        return Ok(());
-    }
+    let newline = byte[0] == b'\n';
     // Back to the newline before the last line (or the start of the file).
     let mut buf = [0u8; 4096];
-    let mut pos = len;
+    let mut pos = if newline { len - 1 } else { len };
     let mut start_of_last = 0;
     while pos > 0 {
         let from = pos.saturating_sub(buf.len() as u64);
@@ -274,8 +273,11 @@ fn repair_tail(path: &Path) -> Result<(), JournalError> {
     file.seek(SeekFrom::Start(start_of_last))
         .map_err(io("seek"))?;
     file.read_to_end(&mut last).map_err(io("read its end"))?;
-    let last = last.as_slice();
+    let last = last.strip_suffix(b"\n").unwrap_or(&last);
     if serde_json::from_slice::<Record>(last).is_ok() {
+        if newline {
+            return Ok(());
+        }
         file.seek(SeekFrom::End(0)).map_err(io("seek"))?;
         file.write_all(b"\n").map_err(io("end its last line"))?;
     } else {
@@ -823,6 +825,29 @@ mod tests {
         let r = recover(dir.path()).expect("recover");
         assert_eq!(r.records, 5);
         assert_eq!(r.next_order_id, 5);
+    }
+
+    #[test]
+    fn a_torn_last_line_that_ends_with_a_newline_is_cut_off_too() {
+        // Found by fuzzing (engine/fuzz, target journal): a last line that is not a record but
+        // ends with a newline was skipped as torn and kept, so the next start's records followed
+        // it and it became a corrupt line in the middle: the restart after that one failed.
+        for tail in [&b"a\n"[..], b"{\"t\":\"exec\",\"ts\":3,\"id\":1,\"exch\n"] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join(FILE_NAME);
+            let mut journal = serde_json::to_vec(&order(1)).expect("encode");
+            journal.push(b'\n');
+            journal.extend_from_slice(tail);
+            std::fs::write(&path, &journal).expect("write");
+            let r = recover(dir.path()).expect("recover");
+            assert_eq!((r.records, r.torn_tail), (1, true));
+            {
+                let mut j = Journal::open(dir.path(), Fsync::Never, 10).expect("open");
+                j.append(&order(2)).expect("append");
+            }
+            let r = recover(dir.path()).expect("the torn line is gone");
+            assert_eq!((r.records, r.torn_tail, r.next_order_id), (2, false, 3));
+        }
     }
 
     #[test]
