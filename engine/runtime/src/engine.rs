@@ -314,12 +314,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     let mut feeds = Vec::new();
     let mut venues = Vec::new();
     for (x, (name, ex)) in manifest.exchanges.iter().enumerate() {
-        feeds.push(FeedConfig::for_exchange(
-            x as u32,
-            name,
-            ex,
-            manifest.risk.feed_stale_ms,
-        ));
+        let feed = FeedConfig::for_exchange(x as u32, name, ex, manifest.risk.feed_stale_ms);
+        // One account of the venue's rate limits for its feed and its gateway (one IP).
+        let limits = feed.limits.clone();
+        feeds.push(feed);
         if ex.market == rt_manifest::model::Market::Usdm {
             // Market data follows the USD-M rules (feed.rs); order entry does not exist yet.
             bail!(
@@ -353,6 +351,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                 SelfTradePrevention::ExpireBoth => StpMode::ExpireBoth,
             },
             marks: marks.clone(),
+            limits,
         });
     }
 

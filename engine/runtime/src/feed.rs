@@ -16,6 +16,10 @@
 //! orders) and reconnects with capped exponential backoff and jitter. A frame that does not
 //! decode is counted and skipped.
 //!
+//! Snapshot requests count against the exchange's rate limits (`ratelimit`, shared with the
+//! gateway): one the limits refuse is not sent, and a failed one is retried after the jittered
+//! backoff or the venue's `Retry-After` (a 429's back-off, an IP ban), whichever is later.
+//!
 //! The connection logic ([`Feed`]) is generic over a [`Sink`], where its output goes: the
 //! engine's market-data ring ([`RingSink`], [`run`]) or a recorder writing every raw frame and
 //! snapshot body to files (`record.rs`, [`run_with`]). Monomorphised, so the engine's path pays
@@ -52,6 +56,8 @@ pub struct FeedConfig {
     pub stale_ms: u64,
     /// Depth levels of a REST snapshot.
     pub snapshot_limit: u32,
+    /// The exchange's REST rate limits and usage (shared with its gateway).
+    pub limits: Arc<crate::ratelimit::VenueLimits>,
 }
 
 /// Depth levels of a REST snapshot (Binance's default for `/api/v3/depth` is 100; 1000 keeps
@@ -71,6 +77,9 @@ impl FeedConfig {
             symbols: ex.instruments.keys().cloned().collect(),
             stale_ms,
             snapshot_limit: SNAPSHOT_LIMIT,
+            limits: Arc::new(crate::ratelimit::VenueLimits::new(
+                rt_venues::binance_limits::Limits::from_manifest(&ex.rate_limits),
+            )),
         }
     }
 
@@ -308,7 +317,7 @@ impl<S: Sink> Feed<S> {
                 return;
             }
         };
-        let mut http = Client::new(rest);
+        let mut http = Client::with_limits(rest, self.cfg.limits.clone());
         let mut first = true;
         while !self.sink.stopping() {
             if !first {
@@ -358,7 +367,11 @@ impl<S: Sink> Feed<S> {
                             backoff = BACKOFF_MIN;
                             self.snapshot_retry = SNAPSHOT_RETRY_MIN;
                         } else {
-                            let wait = self.jitter(self.snapshot_retry);
+                            // Not before the venue's Retry-After (a back-off, a ban) either.
+                            let told = self.cfg.limits.wait_ms(crate::ratelimit::wall_ms());
+                            let wait = self
+                                .jitter(self.snapshot_retry)
+                                .max(Duration::from_millis(told));
                             self.snapshot_after = now_ns() + wait.as_nanos() as i64;
                             self.snapshot_retry = next_snapshot_retry(self.snapshot_retry);
                         }
@@ -537,6 +550,13 @@ mod tests {
             symbols: vec!["BTCUSDT".into()],
             stale_ms: 100,
             snapshot_limit: 1000,
+            limits: Arc::new(crate::ratelimit::VenueLimits::new(
+                rt_venues::binance_limits::Limits {
+                    weight_per_minute: 6000,
+                    orders_per_10s: 100,
+                    orders_per_day: 1000,
+                },
+            )),
         };
         assert_eq!(
             cfg.stream_url(),

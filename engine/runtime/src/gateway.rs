@@ -12,6 +12,13 @@
 //!
 //! Client order ids are `<engine prefix><order id>`; reports for other ids are not ours and
 //! are ignored (counted).
+//!
+//! Every REST request counts against the venue's rate limits (`ratelimit`, shared with the
+//! feed): a new order that would exceed them, or comes during a 429's back-off or an IP ban,
+//! is refused here (`venue_rate_limit`) before it is journaled or sent; a cancel waits out a
+//! back-off (it is refused only during a ban). A 418 is paged (logged `PAGE`) and halts the
+//! risk engine (`venue_ban`, by the strategy thread); see `ratelimit` for when orders flow
+//! again.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -57,6 +64,8 @@ pub struct VenueConfig {
     pub stp: bo::StpMode,
     /// Prices of commission assets (shared by every venue; see `fees`).
     pub marks: Arc<crate::fees::FeeMarks>,
+    /// The venue's rate limits and usage (shared with its feed).
+    pub limits: Arc<crate::ratelimit::VenueLimits>,
 }
 
 /// What the gateway needs.
@@ -88,6 +97,8 @@ struct Counters {
     listen_key_expiries: u64,
     other_asset_commissions: u64,
     unpriced_commissions: u64,
+    /// New orders refused by the venue's rate limits (here, or by a 429/418).
+    rate_limited: u64,
 }
 
 impl Counters {
@@ -111,6 +122,7 @@ impl Counters {
             ("gw_listen_key_expiries", self.listen_key_expiries),
             ("gw_other_asset_commissions", self.other_asset_commissions),
             ("gw_unpriced_commissions", self.unpriced_commissions),
+            ("gw_rate_limited", self.rate_limited),
         ]
     }
 }
@@ -262,7 +274,7 @@ pub fn run(
                     return;
                 }
             };
-            let mut client = Client::new(base.clone());
+            let mut client = Client::with_limits(base.clone(), venue.limits.clone());
             if let Err(e) = reconcile(&state, &mut client, venue).await {
                 state
                     .borrow()
@@ -308,7 +320,7 @@ pub fn run(
                 tokio::task::spawn_local(worker(
                     state.clone(),
                     venue.clone(),
-                    Client::new(base.clone()),
+                    Client::with_limits(base.clone(), venue.limits.clone()),
                     rx,
                 ));
                 txs.push(tx);
@@ -316,7 +328,7 @@ pub fn run(
             tokio::task::spawn_local(keep_alive(
                 state.clone(),
                 venue.clone(),
-                Client::new(base.clone()),
+                Client::with_limits(base.clone(), venue.limits.clone()),
                 listen_key,
                 flags.clone(),
             ));
@@ -328,6 +340,12 @@ pub fn run(
             queues.len()
         ));
 
+        // The heartbeat's rate-limit pressure, per venue.
+        let pressure: Vec<_> = cfg
+            .venues
+            .iter()
+            .map(|v| crate::ratelimit::PressureNames::new(&v.name))
+            .collect();
         let mut orders = orders;
         let mut idle: u32 = 0;
         let mut report_at = now_ns() + 1_000_000_000;
@@ -375,7 +393,12 @@ pub fn run(
             if now_ns() >= report_at {
                 report_at = now_ns() + 1_000_000_000;
                 let mut s = state.borrow_mut();
-                let _ = s.hk.send(Hk::Gateway(s.counters.named()));
+                let mut named = s.counters.named();
+                let now = crate::ratelimit::wall_ms();
+                for (venue, names) in cfg.venues.iter().zip(&pressure) {
+                    named.extend(names.named(&venue.limits.pressure(now)));
+                }
+                let _ = s.hk.send(Hk::Gateway(named));
                 let stages = s.stages.take();
                 let _ = s.hk.send(Hk::Latency(Box::new(stages)));
             }
@@ -572,6 +595,9 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         report(state, exec, &exchange, &symbol, msg.side, Detail::default());
         return;
     }
+    if !admitted(state, venue, &msg, &exchange, &symbol).await {
+        return;
+    }
     let prefix = state.borrow().prefix.clone();
     let headers = key_header(venue);
     let (method, path) = if !msg.cancel {
@@ -687,6 +713,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             return;
         }
     };
+    rate_limit_answer(state, venue, client.last_answer());
     let refused = match result {
         Ok(r) if r.status == 200 => return,
         Ok(r) => {
@@ -720,8 +747,15 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
                 ));
                 s.flags.fail();
             }
-            code
+            // The venue's limits (429 back-off, 418 ban: `ratelimit` took in Retry-After).
+            if matches!(r.status, 429 | 418) {
+                Some(RATE_LIMITED)
+            } else {
+                code
+            }
         }
+        // Not sent: refused by the venue's limits here (another thread took the weight).
+        Err(HttpError::RateLimited { .. }) => Some(RATE_LIMITED),
         Err(e) => {
             state.borrow_mut().counters.request_errors += 1;
             state
@@ -748,11 +782,76 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             Some(-2010) if msg.kind == rt_core::OrderKind::PostOnly => {
                 RejectReason::PostOnlyWouldCross
             }
+            Some(RATE_LIMITED) => RejectReason::VenueRateLimit,
             _ => RejectReason::VenueRejected,
         })
     };
     let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
     report(state, exec, &exchange, &symbol, msg.side, Detail::default());
+}
+
+/// Not an error code of the venue's: a 429 or 418 answer, or a request the venue's limits
+/// refused here.
+const RATE_LIMITED: i32 = i32::MIN;
+
+/// Whether `msg` may go now by the venue's rate limits. A new order that may not is refused
+/// here (`venue_rate_limit`, journaled and reported); a cancel waits out a 429's back-off or a
+/// full minute and is refused only during an IP ban.
+async fn admitted(
+    state: &Shared,
+    venue: &VenueConfig,
+    msg: &OrderMsg,
+    exchange: &str,
+    symbol: &str,
+) -> bool {
+    use crate::ratelimit::{wall_ms, Refusal};
+    let order = !msg.cancel;
+    loop {
+        let now = wall_ms();
+        let refusal = if order {
+            venue.limits.check(now, 1, true)
+        } else {
+            venue.limits.peek(now, 1, false)
+        };
+        let wait_until = match refusal {
+            Ok(()) => return true,
+            Err(Refusal::Backoff { until_ms }) if !order => until_ms,
+            Err(Refusal::Limit(interval)) if !order => interval.window_end(now),
+            Err(_) => break,
+        };
+        tokio::time::sleep(Duration::from_millis(wait_until.saturating_sub(now))).await;
+    }
+    if msg.cancel && msg.order_id == 0 {
+        return false;
+    }
+    let kind = if order {
+        state.borrow_mut().counters.rate_limited += 1;
+        ExecKind::Rejected(RejectReason::VenueRateLimit)
+    } else {
+        ExecKind::CancelRejected
+    };
+    let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
+    report(state, exec, exchange, symbol, msg.side, Detail::default());
+    false
+}
+
+/// Logs what an answer did to the venue's rate limits; a ban is paged.
+fn rate_limit_answer(state: &Shared, venue: &VenueConfig, answer: crate::ratelimit::Answer) {
+    use crate::ratelimit::{wall_ms, Answer};
+    match answer {
+        Answer::Fine | Answer::StillBanned { .. } => {}
+        Answer::Throttled { until_ms } => state.borrow().log(format!(
+            "{}: HTTP 429: no request for {} ms (Retry-After)",
+            venue.name,
+            until_ms.saturating_sub(wall_ms())
+        )),
+        Answer::Banned { until_ms } => state.borrow().log(format!(
+            "PAGE {}: HTTP 418: the venue banned this IP for {} ms; order entry stopped \
+             (risk HALTED, venue_ban) until the ban is over and an operator resumes",
+            venue.name,
+            until_ms.saturating_sub(wall_ms())
+        )),
+    }
 }
 
 /// A report the gateway makes itself (a refusal, a catch-up), stamped now.
@@ -993,7 +1092,7 @@ async fn reconnect(
         if flags.stopping() {
             return Err("the engine is stopping".to_owned());
         }
-        let mut client = Client::new(base.clone());
+        let mut client = Client::with_limits(base.clone(), venue.limits.clone());
         let attempt = async {
             let key = listen_key(&mut client, venue).await?;
             let url = format!("{}/ws/{key}", venue.ws.trim_end_matches('/'));

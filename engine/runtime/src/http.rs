@@ -6,16 +6,23 @@
 //! roots plus `RT_ENGINE_EXTRA_CA`), with the URL's host name as SNI and as the name the
 //! certificate must carry, before the HTTP/1.1 handshake. A TLS failure (an untrusted or
 //! mismatched certificate, a refused handshake) is an error naming the URL.
+//!
+//! A client made [`Client::with_limits`] weighs every request against its venue's rate limits
+//! first (`ratelimit`: refused locally with [`HttpError::RateLimited`] when it would exceed
+//! them, during a 429's back-off or an IP ban) and reads every answer's usage headers into them.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+use rt_venues::binance_limits::{self as bl, Seen};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use std::sync::Arc;
 use tokio::net::TcpStream;
+
+use crate::ratelimit::{wall_ms, Answer, VenueLimits};
 use tokio_rustls::TlsConnector;
 
 /// Why a request failed.
@@ -39,13 +46,21 @@ pub enum HttpError {
     Tls { url: String, source: std::io::Error },
     #[error("{url}: TLS: {reason}")]
     TlsSetup { url: String, reason: String },
+    /// Not sent: see [`crate::ratelimit`].
+    #[error("{authority}: not sent: {refusal}")]
+    RateLimited {
+        authority: String,
+        refusal: crate::ratelimit::Refusal,
+    },
 }
 
-/// A response: status and body.
+/// A response: status, body and the rate-limit headers.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub body: Bytes,
+    /// `X-MBX-USED-WEIGHT-1M`, `X-MBX-ORDER-COUNT-*`, `Retry-After`.
+    pub limits: Seen,
 }
 
 /// `http://host[:port]` or `https://host[:port]` with an optional path prefix.
@@ -128,6 +143,10 @@ pub struct Client {
     /// For `https://`: the TLS config (`None`: the process's shared one, `tls::shared`).
     tls: Option<Arc<ClientConfig>>,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// The venue's rate limits, shared with its other clients.
+    limits: Option<Arc<VenueLimits>>,
+    /// What the last answer did to them.
+    last: Answer,
 }
 
 impl Client {
@@ -136,6 +155,16 @@ impl Client {
             base,
             tls: None,
             sender: None,
+            limits: None,
+            last: Answer::Fine,
+        }
+    }
+
+    /// A client whose requests count against (and are refused by) `limits`.
+    pub fn with_limits(base: Base, limits: Arc<VenueLimits>) -> Client {
+        Client {
+            limits: Some(limits),
+            ..Client::new(base)
         }
     }
 
@@ -146,6 +175,8 @@ impl Client {
             base,
             tls: Some(config),
             sender: None,
+            limits: None,
+            last: Answer::Fine,
         }
     }
 
@@ -212,6 +243,20 @@ impl Client {
     ) -> Result<Response, HttpError> {
         let uri = format!("{}{}", self.base.prefix, path_and_query);
         let authority = self.base.authority.clone();
+        self.last = Answer::Fine;
+        if let Some(limits) = &self.limits {
+            let (path, query) = path_and_query
+                .split_once('?')
+                .unwrap_or((path_and_query, ""));
+            let weight = bl::weight(method.as_str(), path, query);
+            let order = bl::is_new_order(method.as_str(), path);
+            limits
+                .acquire(wall_ms(), weight, order)
+                .map_err(|refusal| HttpError::RateLimited {
+                    authority: authority.clone(),
+                    refusal,
+                })?;
+        }
         let mut builder = Request::builder()
             .method(method)
             .uri(uri)
@@ -234,6 +279,8 @@ impl Client {
             }
         };
         let status = response.status().as_u16();
+        let headers = response.headers();
+        let limits = Seen::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()));
         let body = response
             .into_body()
             .collect()
@@ -243,7 +290,34 @@ impl Client {
                 source,
             })?
             .to_bytes();
-        Ok(Response { status, body })
+        let response = Response {
+            status,
+            body,
+            limits,
+        };
+        self.last = self.observe(&response);
+        Ok(response)
+    }
+
+    /// Reads an answer into the rate limits.
+    fn observe(&self, r: &Response) -> Answer {
+        let Some(limits) = &self.limits else {
+            return Answer::Fine;
+        };
+        let code = match r.status {
+            429 | 418 => {
+                rt_venues::binance_orders::ApiError::parse(&String::from_utf8_lossy(&r.body))
+                    .ok()
+                    .map(|e| e.code)
+            }
+            _ => None,
+        };
+        limits.observe(wall_ms(), r.status, &r.limits, code)
+    }
+
+    /// What the last answer did to the rate limits (a 429's back-off, a ban).
+    pub fn last_answer(&self) -> Answer {
+        self.last
     }
 }
 

@@ -26,6 +26,7 @@ mod http;
 mod journal;
 mod latency;
 mod models;
+mod ratelimit;
 mod record;
 mod shared;
 mod summary;

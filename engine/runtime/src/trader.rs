@@ -221,6 +221,10 @@ pub fn run(
                     }
                 }
             }
+            // A venue banned our IP (HTTP 418): HALTED until an operator resumes.
+            if crate::ratelimit::take_ban() {
+                bt.halt(rt_core::RiskCause::VenueBan);
+            }
             // Timers (staleness, equity samples) run on the clock even without data.
             bt.advance(now);
             if bt.has_requests() {
