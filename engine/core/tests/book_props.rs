@@ -96,6 +96,21 @@ fn assert_same(book: &OrderBook, model: &Model) -> Result<(), TestCaseError> {
                 .fold(0i64, |s, l| s.saturating_add(l.qty.0));
             prop_assert_eq!(book.total_qty(side, n), Qty(total));
         }
+        // Every 17th level present, and the prices one unit off them (absent, and off any
+        // coarser grid the book may have learned).
+        for l in want.iter().step_by(17) {
+            prop_assert_eq!(book.qty_at(side, l.price), l.qty);
+            for p in [l.price.0.checked_sub(1), l.price.0.checked_add(1)]
+                .into_iter()
+                .flatten()
+            {
+                let q = want
+                    .iter()
+                    .find(|w| w.price.0 == p)
+                    .map_or(Qty::ZERO, |w| w.qty);
+                prop_assert_eq!(book.qty_at(side, Price(p)), q);
+            }
+        }
         for p in [-1i64, 0, 7, 31, 63, 64, 500, 1_999] {
             let q = want
                 .iter()
@@ -218,6 +233,72 @@ proptest! {
             prop_assert_eq!(book.best_bid(), model.levels(Side::Buy).first().copied());
             prop_assert_eq!(book.best_ask(), model.levels(Side::Sell).first().copied());
             if n % 97 == 0 {
+                assert_same(&book, &model)?;
+            }
+        }
+        assert_same(&book, &model)?;
+    }
+}
+
+/// Books on a price grid (a tick of 1, 7 or 1000 units from an offset) spread over several
+/// times the window's width, so that the window learns the tick, moves up after a better
+/// price, moves down when it empties, and hands levels to and from the far blocks; a few
+/// prices off the grid make it refine its tick.
+fn gridded_op(tick: i64, offset: i64) -> impl Strategy<Value = Op> {
+    let on_grid = move |k: i64| offset + k * tick;
+    let price = prop_oneof![
+        30 => (0i64..8_000).prop_map(on_grid),
+        10 => (3_000i64..3_100).prop_map(on_grid),
+        1 => (0i64..8_000 * tick).prop_map(move |p| offset + p),
+    ];
+    prop_oneof![
+        60 => (side(), price, qty()).prop_map(|(s, p, q)| Op::Apply(s, p, q)),
+        1 => (
+            proptest::collection::vec(((0i64..8_000).prop_map(on_grid), qty()), 0..300),
+            proptest::collection::vec(((0i64..8_000).prop_map(on_grid), qty()), 0..300)
+        )
+            .prop_map(|(b, a)| Op::Snapshot(b, a)),
+        1 => Just(Op::Clear),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn gridded_book_matches_the_reference_model(
+        (tick, ops) in prop_oneof![Just(1i64), Just(7), Just(1_000)].prop_flat_map(|tick| {
+            (Just(tick), proptest::collection::vec(gridded_op(tick, 123_456), 1..2_000))
+        }),
+        delete_from in 0usize..2_000,
+    ) {
+        let _ = tick;
+        let mut book = OrderBook::new();
+        let mut model = Model::default();
+        for (n, op) in ops.into_iter().enumerate() {
+            match op {
+                Op::Apply(side, p, q) => {
+                    let q = if n >= delete_from { 0 } else { q };
+                    prop_assert_eq!(book.apply(side, Price(p), Qty(q)), model.apply(side, p, q));
+                }
+                Op::Snapshot(bids, asks) => {
+                    book.load_snapshot(&to_levels(&bids), &to_levels(&asks));
+                    model = Model::default();
+                    for (p, q) in bids {
+                        model.apply(Side::Buy, p, q);
+                    }
+                    for (p, q) in asks {
+                        model.apply(Side::Sell, p, q);
+                    }
+                }
+                Op::Clear => {
+                    book.clear();
+                    model = Model::default();
+                }
+            }
+            prop_assert_eq!(book.best_bid(), model.levels(Side::Buy).first().copied());
+            prop_assert_eq!(book.best_ask(), model.levels(Side::Sell).first().copied());
+            if n % 61 == 0 {
                 assert_same(&book, &model)?;
             }
         }
