@@ -1837,6 +1837,9 @@ impl ExecutionReport {
         put_str(out, "V", "NONE");
         if let Some(v) = self.prevented_match_id {
             put_num(out, "v", v);
+        }
+        // Whatever the parser read (a venue's `A` may come without `v`).
+        if self.prevented_match_id.is_some() || self.prevented_qty != Qty::ZERO {
             put_dec(out, "A", self.prevented_qty.0);
             put_dec(out, "B", self.prevented_qty.0);
         }
@@ -2687,6 +2690,19 @@ mod tests {
             parse_order("{\"symbol\":\"BTCUSDT\",\"orderId\":1,\"clientOrderId\":\"a\"}").is_err()
         );
         assert!(parse_order("[]").is_err());
+    }
+
+    #[test]
+    fn a_prevented_quantity_without_a_match_id_is_written_back() {
+        // Found by fuzzing (engine/fuzz, target binance_user_stream): `A` came without `v`; it
+        // was read, but written back only with `v`, so a report did not survive the sim's writer.
+        let frame = r#"{"e":"executionReport","E":1723161253000,"s":"BTCUSDT","c":"mm-2","S":"BUY","o":"LIMIT","f":"GTC","q":"0.00200000","p":"61837.63000000","P":"0.00000000","F":"0.00000000","g":-1,"C":"","x":"TRADE_PREVENTION","X":"EXPIRED_IN_MATCH","r":"NONE","i":18,"l":"0.00000000","z":"0.00000000","L":"0.00000000","n":"0","N":null,"T":1723161253000,"t":-1,"I":41,"w":false,"m":false,"M":false,"O":1723161252000,"Z":"0.00000000","Y":"0.00000000","Q":"0.00000000","W":1723161252000,"V":"EXPIRE_TAKER","u":3,"u":9,"U":18,"A":"0.00200000","B":"0.00000000"}"#;
+        let report = ExecutionReport::parse(frame).unwrap().unwrap();
+        assert_eq!(
+            (report.prevented_match_id, report.prevented_qty),
+            (None, Qty(200_000))
+        );
+        assert_eq!(ExecutionReport::parse(&report.to_json()), Ok(Some(report)));
     }
 
     fn trade(id: u64, is_buyer: bool, is_maker: bool) -> TradeInfo {
