@@ -4,15 +4,17 @@
 # pass, so no AFL++ LLVM plugin is needed (the system's LLVM differs from rustc's).
 #
 # Installs what it needs under target/fuzz-tools (once; idempotent), builds the targets into
-# target/fuzz, then runs each target named in FUZZ_TARGETS for FUZZ_SECONDS, one after another
-# (never two fuzzers at once: the machine is shared), from its seed corpus engine/fuzz/corpus/<t>.
+# target/fuzz, then runs each target named in FUZZ_TARGETS, one after another (never two fuzzers
+# at once: the machine is shared), from its seed corpus engine/fuzz/corpus/<t>, until it has made
+# FUZZ_EXECS executions or FUZZ_SECONDS have passed, whichever comes first.
 # Prints executions, time, crashes and hangs per target; exits 1 if any target crashed or hung
 # (the inputs are under target/fuzz/out/<target>/default/{crashes,hangs}).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-FUZZ_SECONDS=${FUZZ_SECONDS:-300}
+FUZZ_SECONDS=${FUZZ_SECONDS:-600}
+FUZZ_EXECS=${FUZZ_EXECS:-1000000}
 FUZZ_TARGETS=${FUZZ_TARGETS:-binance_market binance_user_stream binance_rest okx kraken manifest journal}
 CARGO_AFL_VERSION=0.18.2
 TOOLS=$ROOT/target/fuzz-tools
@@ -38,18 +40,21 @@ summary=()
 failed=0
 for target in $FUZZ_TARGETS; do
     out=$OUT/$target
-    rm -rf "$out" "$ROOT/target/fuzz/tmp"
-    mkdir -p "$out" "$ROOT/target/fuzz/tmp"
-    echo "fuzz: $target for ${FUZZ_SECONDS}s"
-    # TMPDIR: the journal target's scratch files, removed below.
-    TMPDIR=$ROOT/target/fuzz/tmp cargo afl fuzz -V "$FUZZ_SECONDS" \
+    rm -rf "$out"
+    mkdir -p "$out"
+    # The journal target's scratch files: in memory where there is a tmpfs (its fsyncs are then
+    # free), removed after the run.
+    scratch=$(mktemp -d /dev/shm/rt-fuzz.XXXXXX 2>/dev/null || mktemp -d "$ROOT/target/fuzz/tmp.XXXXXX")
+    echo "fuzz: $target: up to $FUZZ_EXECS executions or ${FUZZ_SECONDS}s"
+    TMPDIR=$scratch cargo afl fuzz -V "$FUZZ_SECONDS" -E "$FUZZ_EXECS" \
         -i "$ROOT/engine/fuzz/corpus/$target" -o "$out" \
         -- "$ROOT/target/fuzz/debug/$target" >"$out/afl.log" 2>&1 || {
         tail -n 30 "$out/afl.log" >&2
         echo "fuzz: afl-fuzz failed on $target (log: target/fuzz/out/$target/afl.log)" >&2
+        rm -rf "$scratch"
         exit 2
     }
-    rm -rf "$ROOT/target/fuzz/tmp"
+    rm -rf "$scratch"
     stats=$out/default/fuzzer_stats
     stat() { sed -n "s/^$1 *: *//p" "$stats"; }
     crashes=$(stat saved_crashes)
@@ -65,6 +70,6 @@ for target in $FUZZ_TARGETS; do
     fi
 done
 
-echo "fuzz: summary ($(uname -m), $(nproc) cores, FUZZ_SECONDS=$FUZZ_SECONDS)"
+echo "fuzz: summary ($(uname -m), $(nproc) cores, FUZZ_EXECS=$FUZZ_EXECS, FUZZ_SECONDS=$FUZZ_SECONDS)"
 printf '  %s\n' "${summary[@]}"
 exit "$failed"
