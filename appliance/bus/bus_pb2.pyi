@@ -149,7 +149,7 @@ class Fill(_message.Message):
     def __init__(self, order_id: _Optional[int] = ..., strategy: _Optional[str] = ..., exchange: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[Side, str]] = ..., price: _Optional[str] = ..., qty: _Optional[str] = ..., fee: _Optional[str] = ..., maker: _Optional[bool] = ..., leaves_qty: _Optional[str] = ...) -> None: ...
 
 class Position(_message.Message):
-    __slots__ = ("exchange", "symbol", "qty", "avg_entry_price", "realised_pnl", "unrealised_pnl", "fees")
+    __slots__ = ("exchange", "symbol", "qty", "avg_entry_price", "realised_pnl", "unrealised_pnl", "fees", "mark_age_ms")
     EXCHANGE_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     QTY_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,7 @@ class Position(_message.Message):
     REALISED_PNL_FIELD_NUMBER: _ClassVar[int]
     UNREALISED_PNL_FIELD_NUMBER: _ClassVar[int]
     FEES_FIELD_NUMBER: _ClassVar[int]
+    MARK_AGE_MS_FIELD_NUMBER: _ClassVar[int]
     exchange: str
     symbol: str
     qty: str
@@ -164,17 +165,20 @@ class Position(_message.Message):
     realised_pnl: str
     unrealised_pnl: str
     fees: str
-    def __init__(self, exchange: _Optional[str] = ..., symbol: _Optional[str] = ..., qty: _Optional[str] = ..., avg_entry_price: _Optional[str] = ..., realised_pnl: _Optional[str] = ..., unrealised_pnl: _Optional[str] = ..., fees: _Optional[str] = ...) -> None: ...
+    mark_age_ms: int
+    def __init__(self, exchange: _Optional[str] = ..., symbol: _Optional[str] = ..., qty: _Optional[str] = ..., avg_entry_price: _Optional[str] = ..., realised_pnl: _Optional[str] = ..., unrealised_pnl: _Optional[str] = ..., fees: _Optional[str] = ..., mark_age_ms: _Optional[int] = ...) -> None: ...
 
 class RiskChange(_message.Message):
-    __slots__ = ("from_state", "to_state", "cause")
+    __slots__ = ("from_state", "to_state", "cause", "detail")
     FROM_STATE_FIELD_NUMBER: _ClassVar[int]
     TO_STATE_FIELD_NUMBER: _ClassVar[int]
     CAUSE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     from_state: RiskStateKind
     to_state: RiskStateKind
     cause: str
-    def __init__(self, from_state: _Optional[_Union[RiskStateKind, str]] = ..., to_state: _Optional[_Union[RiskStateKind, str]] = ..., cause: _Optional[str] = ...) -> None: ...
+    detail: str
+    def __init__(self, from_state: _Optional[_Union[RiskStateKind, str]] = ..., to_state: _Optional[_Union[RiskStateKind, str]] = ..., cause: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class FeedState(_message.Message):
     __slots__ = ("exchange", "state", "reconnects", "gaps", "malformed", "ring_overflows", "snapshots")

@@ -425,6 +425,7 @@ def _stand_in_risk(traded: set[str]) -> dict[str, Any]:
         "max_open_orders": 1,
         "order_rate": {"per_second": 1, "burst": 1},
         "feed_stale_ms": 1,
+        "stale_exposure_halt_ms": 2,
         "instruments": {s: limits for s in sorted(traded)},
     }
 

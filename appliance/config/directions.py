@@ -211,6 +211,18 @@ FIELDS: dict[str, FieldRule] = {
         Critical.ALWAYS,
         order=(("expire_both", "expire_maker", "expire_taker"), ("none",)),
     ),
+    "exchanges.*.reconcile": _r(
+        _TOPO, "balance reconciliation with the venue's account (null: none)", Critical.ALWAYS
+    ),
+    "exchanges.*.reconcile.starting_balances.*": _r(
+        _N, "what the account held when the journal began: the expected balances move"
+    ),
+    "exchanges.*.reconcile.tolerance.*": _r(
+        _LOOSE, "a larger balance difference from the venue tolerated", Critical.ALWAYS
+    ),
+    "exchanges.*.reconcile.interval_ms": _r(
+        _LOOSE, "balances are reconciled with the venue less often"
+    ),
     # --- strategies ------------------------------------------------------------------------
     "strategies.*": _r(Direction.ENTITY, "a strategy that sends orders"),
     "strategies.*.kind": _r(_TOPO, "another strategy under the same name", Critical.ALWAYS),
@@ -293,6 +305,9 @@ FIELDS: dict[str, FieldRule] = {
     "risk.order_rate.burst": _r(_LOOSE, "a larger burst of orders allowed", Critical.DOUBLE),
     "risk.feed_stale_ms": _r(
         _LOOSE, "trading continues on older market data before the feed counts as stale"
+    ),
+    "risk.stale_exposure_halt_ms": _r(
+        _LOOSE, "a position on a stale book is held longer before trading halts"
     ),
     "risk.instruments.*": _r(Direction.LIMITS, "an instrument's limits"),
     "risk.instruments.*.max_position": _r(_LOOSE, "a larger position allowed", Critical.DOUBLE),

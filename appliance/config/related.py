@@ -98,6 +98,7 @@ RELATED: dict[str, Callable[[str, dict[str, Any]], list[str]]] = {
     "thread.smt_sibling": _cpu("smt_siblings"),
     "risk.order_within_position": _order_within_position,
     "risk.burst_at_least_rate": lambda path, data: ["risk.order_rate.per_second"],
+    "risk.stale_halt_after_stale": lambda path, data: ["risk.feed_stale_ms"],
     "strategy.lot_multiple": _lot,
     "strategy.tick_multiple": _tick,
     "strategy.within_risk": _within_risk,

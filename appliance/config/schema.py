@@ -246,6 +246,21 @@ class SimVenue(Strict):
         return self
 
 
+Asset = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
+NonNegDec = Annotated[Dec, AfterValidator(_non_negative)]
+
+
+class Reconcile(Strict):
+    """Balances reconciled with the venue's account (`GET /api/v3/account`), at start and every
+    `interval_ms` while running. Expected = `starting_balances` (what the account held when
+    this engine's journal began) moved by every journaled fill and commission; only these
+    assets are compared, each within its absolute `tolerance`."""
+
+    starting_balances: dict[Asset, NonNegDec] = Field(min_length=1)
+    tolerance: dict[Asset, NonNegDec] = Field(min_length=1)
+    interval_ms: Annotated[int, Field(ge=1000, le=U64_MAX)]
+
+
 class Exchange(Strict):
     """A config group option of `exchange`: a venue, its endpoints and instruments."""
 
@@ -275,6 +290,8 @@ class Exchange(Strict):
     self_trade_prevention: Literal["none", "expire_taker", "expire_maker", "expire_both"] = (
         "expire_maker"
     )
+    # Balances compared with the venue's account (null: not reconciled).
+    reconcile: Reconcile | None
 
     @model_validator(mode="after")
     def _hash_is_compiled(self, info: ValidationInfo) -> Exchange:
@@ -535,6 +552,9 @@ class Risk(Strict):
     max_open_orders: Annotated[int, Field(ge=1, le=U32_MAX)]
     order_rate: OrderRate
     feed_stale_ms: Annotated[int, Field(ge=1, le=U64_MAX)]
+    # A position on a book stale beyond feed_stale_ms moves the state to REDUCING; beyond this
+    # (greater than feed_stale_ms) to HALTED.
+    stale_exposure_halt_ms: Annotated[int, Field(ge=1, le=U64_MAX)]
     instruments: dict[Symbol, InstrumentLimits]
 
 

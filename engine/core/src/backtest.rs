@@ -486,6 +486,9 @@ struct Book {
     synced: bool,
     /// The mid the portfolio was last marked to.
     marked: Option<Price>,
+    /// When the position's mark was last set (a book mid, or a trade while the book is not
+    /// synced): the age of the last trusted mark.
+    marked_at: Option<Nanos>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -644,6 +647,7 @@ impl Backtest {
                     subs: Vec::new(),
                     synced: false,
                     marked: None,
+                    marked_at: None,
                 });
             }
             venues.push(Venue {
@@ -952,6 +956,9 @@ impl Backtest {
             self.clock = now;
         }
         self.pump();
+        if self.start.is_some() {
+            self.check_stale_exposure();
+        }
         if self.clock >= self.next_sample_at && self.start.is_some() {
             self.sample_equity();
         }
@@ -1260,7 +1267,24 @@ impl Backtest {
             }
             self.book_lost(instrument);
         }
+        if !synced && is_trade && !warm {
+            // No book to take a mid from: the venue's last trade is the trusted mark, so the
+            // loss limits keep working through the outage.
+            if let MarketEvent::Trade(t) = ev {
+                self.books[i].marked_at = Some(clock);
+                if t.price.0 > 0 && self.books[i].marked != Some(t.price) {
+                    self.books[i].marked = Some(t.price);
+                    self.portfolio.mark(instrument, t.price);
+                    if self.portfolio.qty(instrument).0 != 0 {
+                        self.check_equity();
+                    }
+                }
+            }
+        }
         if synced && changed {
+            if !warm {
+                self.books[i].marked_at = Some(clock);
+            }
             let mid = self.books[i].sync.book().mid();
             if mid != self.books[i].marked {
                 self.books[i].marked = mid;
@@ -1877,15 +1901,16 @@ impl Backtest {
 
     /// Shows the equity to the risk engine (and tracks the drawdown).
     fn check_equity(&mut self) {
-        // Equity is only as good as its marks: while an instrument with a position has no live
-        // book (before the first snapshot, during a resync), its mark is stale (a restarted
-        // engine's is the price of a journaled fill), so the loss limits wait for live marks.
-        let stale = self
-            .books
-            .iter()
-            .enumerate()
-            .any(|(i, b)| !b.synced && self.portfolio.qty(i as InstrumentId).0 != 0);
-        if stale {
+        // Equity is only as good as its marks. Once an instrument with a position has had a
+        // mark from this run (a mid, or a trade while its book is out of sync), the loss
+        // limits work on the last trusted mark, through outages too (its age is in the
+        // heartbeat, and `check_stale_exposure` acts on a stale book). Before its first one (a
+        // restarted engine's mark is the price of a journaled fill) they wait.
+        let unmarked =
+            self.books.iter().enumerate().any(|(i, b)| {
+                b.marked_at.is_none() && self.portfolio.qty(i as InstrumentId).0 != 0
+            });
+        if unmarked {
             return;
         }
         let equity = self.portfolio.equity();
@@ -1915,7 +1940,34 @@ impl Backtest {
         }
     }
 
+    /// Exposure on a stale book (see [`RiskEngine::on_stale_exposure`]): the age of the
+    /// oldest book update among the instruments with a position (a book never updated in this
+    /// run counts from its start).
+    fn check_stale_exposure(&mut self) {
+        let since = self.start.unwrap_or(self.clock);
+        let age = (0..self.books.len())
+            .filter(|&i| self.portfolio.qty(i as InstrumentId).0 != 0)
+            .map(|i| {
+                let at = self
+                    .risk
+                    .last_book_update(i as InstrumentId)
+                    .unwrap_or(since);
+                self.clock.saturating_sub(at.max(since))
+            })
+            .max();
+        if let Some(tr) = self.risk.on_stale_exposure(self.clock, age) {
+            self.on_transition(tr);
+        }
+    }
+
+    /// How old the last trusted mark of `instrument` is at the clock (`None`: none yet).
+    pub fn mark_age(&self, instrument: InstrumentId) -> Option<Nanos> {
+        let at = self.books.get(instrument as usize)?.marked_at?;
+        Some(self.clock.saturating_sub(at))
+    }
+
     fn sample_equity(&mut self) {
+        self.check_stale_exposure();
         self.check_equity();
         self.push_equity_sample();
         self.next_sample_at = self

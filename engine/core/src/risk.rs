@@ -224,6 +224,12 @@ pub enum RiskCause {
     Resumed,
     /// The venue banned our IP (HTTP 418): order entry stops until an operator resumes.
     VenueBan,
+    /// The venue's balances differ from what the engine expects (reconciliation): HALTED until
+    /// an operator resumes.
+    BalanceMismatch,
+    /// A position sits on a book not updated for longer than `feed_stale_ms` (REDUCING) or
+    /// `stale_exposure_halt_ms` (HALTED, until an operator resumes).
+    StaleBook,
 }
 
 impl RiskCause {
@@ -236,10 +242,12 @@ impl RiskCause {
             RiskCause::NewDay => "new_day",
             RiskCause::Resumed => "resumed",
             RiskCause::VenueBan => "venue_ban",
+            RiskCause::BalanceMismatch => "balance_mismatch",
+            RiskCause::StaleBook => "stale_book",
         }
     }
 
-    pub const ALL: [RiskCause; 7] = [
+    pub const ALL: [RiskCause; 9] = [
         RiskCause::DailyLoss,
         RiskCause::Drawdown,
         RiskCause::KillSwitch,
@@ -247,6 +255,8 @@ impl RiskCause {
         RiskCause::NewDay,
         RiskCause::Resumed,
         RiskCause::VenueBan,
+        RiskCause::BalanceMismatch,
+        RiskCause::StaleBook,
     ];
 
     /// The inverse of [`RiskCause::as_str`] (what the journal records).
@@ -327,6 +337,8 @@ pub struct RiskConfig {
     pub rate_per_second: u32,
     pub rate_burst: u32,
     pub feed_stale_ns: Nanos,
+    /// A position on a book older than this halts (see [`RiskEngine::on_stale_exposure`]).
+    pub stale_exposure_halt_ns: Nanos,
     /// Indexed by [`InstrumentId`]; `None`: no limits, every order refused.
     pub instruments: Vec<Option<InstrumentRisk>>,
 }
@@ -350,6 +362,10 @@ impl RiskConfig {
             rate_burst: risk.order_rate.burst,
             feed_stale_ns: Nanos::try_from(risk.feed_stale_ms.saturating_mul(1_000_000))
                 .unwrap_or(Nanos::MAX),
+            stale_exposure_halt_ns: Nanos::try_from(
+                risk.stale_exposure_halt_ms.saturating_mul(1_000_000),
+            )
+            .unwrap_or(Nanos::MAX),
             instruments: instruments
                 .iter()
                 .map(|(symbol, spec)| {
@@ -386,6 +402,10 @@ pub struct RiskEngine {
     day_start_equity: Cash,
     peak_equity: Option<Cash>,
     max_drawdown_seen: Cash,
+    /// What the loss limits alone last asked for (ACTIVE or REDUCING; HALTED is sticky).
+    loss_state: RiskState,
+    /// A position sits on a book stale beyond `feed_stale_ms`.
+    stale_exposure: bool,
 }
 
 impl RiskEngine {
@@ -405,6 +425,8 @@ impl RiskEngine {
             day_start_equity: 0,
             peak_equity: None,
             max_drawdown_seen: 0,
+            loss_state: RiskState::Active,
+            stale_exposure: false,
         }
     }
 
@@ -663,6 +685,15 @@ impl RiskEngine {
         } else {
             (RiskState::Active, RiskCause::Recovered)
         };
+        if target != RiskState::Halted {
+            self.loss_state = target;
+        }
+        // Exposure on a stale book keeps the state REDUCING whatever the losses say.
+        let (target, cause) = if target == RiskState::Active && self.stale_exposure {
+            (RiskState::Reducing, RiskCause::StaleBook)
+        } else {
+            (target, cause)
+        };
         if self.state == RiskState::Halted {
             if !(new_day && self.halt_cause == Some(RiskCause::DailyLoss))
                 || target == RiskState::Halted
@@ -720,6 +751,34 @@ impl RiskEngine {
         }
         self.halt_cause = Some(cause);
         self.set_state(now, RiskState::Halted, cause)
+    }
+
+    /// Follows the age of the oldest book that carries a position (`None`: no position, or
+    /// every such book fresh), at event time `now`. Beyond `feed_stale_ms` the state goes
+    /// ACTIVE -> REDUCING (only orders that reduce a position pass); beyond
+    /// `stale_exposure_halt_ms` it goes HALTED (cause `StaleBook`, lifted only by
+    /// [`RiskEngine::resume`]). Once the books are fresh again REDUCING returns to ACTIVE only
+    /// if the loss limits allow it (cause `Recovered`), as after a loss.
+    pub fn on_stale_exposure(&mut self, now: Nanos, age: Option<Nanos>) -> Option<RiskTransition> {
+        let age = age.unwrap_or(0);
+        if age > self.config.stale_exposure_halt_ns {
+            self.stale_exposure = true;
+            if self.state == RiskState::Halted {
+                return None;
+            }
+            self.halt_cause = Some(RiskCause::StaleBook);
+            return self.set_state(now, RiskState::Halted, RiskCause::StaleBook);
+        }
+        self.stale_exposure = age > self.config.feed_stale_ns;
+        match self.state {
+            RiskState::Active if self.stale_exposure => {
+                self.set_state(now, RiskState::Reducing, RiskCause::StaleBook)
+            }
+            RiskState::Reducing if !self.stale_exposure && self.loss_state == RiskState::Active => {
+                self.set_state(now, RiskState::Active, RiskCause::Recovered)
+            }
+            _ => None,
+        }
     }
 
     /// Tightens one limit at run time (an operator's control command). `limit` names a field
@@ -869,6 +928,7 @@ mod tests {
             rate_per_second: 2,
             rate_burst: 4,
             feed_stale_ns: 1_000_000_000,
+            stale_exposure_halt_ns: 3_000_000_000,
             instruments: vec![
                 Some(InstrumentRisk { spec, limits }),
                 Some(InstrumentRisk { spec, limits }),
@@ -1293,6 +1353,56 @@ mod tests {
             (a.day_start_equity, a.peak_equity),
             (10_000 * ONE, 10_000 * ONE)
         );
+    }
+
+    #[test]
+    fn exposure_on_a_stale_book_reduces_then_halts_and_recovers_only_as_losses_allow() {
+        const S: Nanos = 1_000_000_000;
+        let mut r = engine();
+        assert_eq!(r.on_equity(0, 10_000 * ONE), None);
+        // Fresh, or no position: nothing.
+        assert_eq!(r.on_stale_exposure(1, None), None);
+        assert_eq!(
+            r.on_stale_exposure(1, Some(S)),
+            None,
+            "at the limit, not beyond"
+        );
+        let tr = r.on_stale_exposure(2, Some(S + 1)).expect("reducing");
+        assert_eq!(
+            (tr.from, tr.to, tr.cause),
+            (RiskState::Active, RiskState::Reducing, RiskCause::StaleBook)
+        );
+        // Losses back under their thresholds do not lift it while the book is stale.
+        assert_eq!(r.on_equity(3, 10_000 * ONE), None);
+        assert_eq!(r.state(), RiskState::Reducing);
+        // The book is fresh again: ACTIVE.
+        let tr = r.on_stale_exposure(4, Some(0)).expect("recovered");
+        assert_eq!((tr.to, tr.cause), (RiskState::Active, RiskCause::Recovered));
+        // Stale again while the losses ask for REDUCING: fresh books leave it REDUCING.
+        r.on_stale_exposure(5, Some(2 * S)).expect("reducing");
+        assert_eq!(r.on_equity(6, 10_000 * ONE - 850 * ONE), None);
+        assert_eq!(r.on_stale_exposure(7, None), None);
+        assert_eq!(r.state(), RiskState::Reducing);
+        // Losses back under with fresh books: ACTIVE.
+        let tr = r.on_equity(8, 10_000 * ONE).expect("recovered");
+        assert_eq!((tr.to, tr.cause), (RiskState::Active, RiskCause::Recovered));
+        // Beyond the second limit: HALTED, sticky until an operator resumes.
+        let tr = r.on_stale_exposure(10, Some(3 * S + 1)).expect("halted");
+        assert_eq!(
+            (tr.from, tr.to, tr.cause),
+            (RiskState::Active, RiskState::Halted, RiskCause::StaleBook)
+        );
+        assert_eq!(r.halt_cause(), Some(RiskCause::StaleBook));
+        assert_eq!(r.on_stale_exposure(11, None), None);
+        assert_eq!(r.on_equity(12, 10_000 * ONE), None);
+        assert_eq!(r.state(), RiskState::Halted);
+        assert_eq!(RiskCause::parse("stale_book"), Some(RiskCause::StaleBook));
+        assert_eq!(
+            RiskCause::parse("balance_mismatch"),
+            Some(RiskCause::BalanceMismatch)
+        );
+        let tr = r.resume(13, 10_000 * ONE).expect("resumed");
+        assert_eq!(tr.to, RiskState::Active);
     }
 
     #[test]

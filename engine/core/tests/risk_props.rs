@@ -85,6 +85,7 @@ fn config(neutral: bool) -> RiskConfig {
         rate_per_second: if neutral { 1_000_000 } else { 20 },
         rate_burst: if neutral { 1_000_000 } else { 40 },
         feed_stale_ns: 1_000_000_000,
+        stale_exposure_halt_ns: 3_000_000_000,
         instruments: MAX_LOTS
             .iter()
             .map(|&m| {

@@ -388,6 +388,29 @@ pub struct Exchange {
     /// Binance's `selfTradePreventionMode`, sent with every order.
     #[serde(default)]
     pub self_trade_prevention: SelfTradePrevention,
+    /// Balances reconciled with the venue's account at start and while running (`null`: not
+    /// reconciled).
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<Reconcile>")]
+    pub reconcile: Option<Reconcile>,
+}
+
+/// Balance reconciliation with the venue's account (`GET /api/v3/account`). The balance the
+/// engine expects of an asset is its `starting_balances` entry (what the account held when
+/// this engine's journal began) moved by every journaled fill (the base asset by the quantity,
+/// the quote asset by the notional) and commission (in the asset charged). Only the assets of
+/// `starting_balances` are compared, each within its absolute `tolerance`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reconcile {
+    /// Asset -> amount (non-negative); at least one.
+    pub starting_balances: BTreeMap<String, Fixed>,
+    /// Asset -> the largest `|venue - expected|` tolerated (non-negative); the same assets as
+    /// `starting_balances`.
+    pub tolerance: BTreeMap<String, Fixed>,
+    /// How often the running engine reconciles, in ms (at least 1000).
+    #[schemars(range(min = 1000))]
+    pub interval_ms: u64,
 }
 
 /// Binance's self-trade prevention modes (`selfTradePreventionMode`): what the venue does when
@@ -959,6 +982,10 @@ pub struct Risk {
     pub order_rate: OrderRate,
     #[schemars(range(min = 1))]
     pub feed_stale_ms: u64,
+    /// A position on a book stale beyond `feed_stale_ms` moves the state to REDUCING; beyond
+    /// this (greater than `feed_stale_ms`) to HALTED.
+    #[schemars(range(min = 1))]
+    pub stale_exposure_halt_ms: u64,
     /// Symbol -> limits.
     pub instruments: BTreeMap<String, InstrumentLimits>,
 }

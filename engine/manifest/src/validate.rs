@@ -465,6 +465,9 @@ impl Checker {
     /// Rule 6, and the exchange's own fields.
     fn exchange(&mut self, name: &str, exchange: &Exchange, mode: Mode) {
         let venue = exchange.venue;
+        if let Some(reconcile) = &exchange.reconcile {
+            self.reconcile(name, reconcile);
+        }
         if let Some(market) = venue.required_market() {
             if exchange.market != market {
                 self.fail(
@@ -595,6 +598,50 @@ impl Checker {
                 ),
             );
         }
+    }
+
+    /// Balance reconciliation: non-negative balances and tolerances, one tolerance per
+    /// compared asset, a sane interval.
+    fn reconcile(&mut self, name: &str, r: &crate::model::Reconcile) {
+        if r.starting_balances.is_empty() {
+            self.fail(
+                "exchange.reconcile",
+                format_args!("exchanges.{name}.reconcile.starting_balances"),
+                "is empty (name at least one asset to reconcile)",
+            );
+        }
+        for (key, map) in [
+            ("starting_balances", &r.starting_balances),
+            ("tolerance", &r.tolerance),
+        ] {
+            for (asset, value) in map {
+                if *value < Fixed::ZERO {
+                    self.fail(
+                        "exchange.reconcile",
+                        format_args!("exchanges.{name}.reconcile.{key}.{asset}"),
+                        format_args!("{value} is negative (0 or more)"),
+                    );
+                }
+            }
+        }
+        let balances: Vec<&String> = r.starting_balances.keys().collect();
+        let tolerated: Vec<&String> = r.tolerance.keys().collect();
+        if balances != tolerated {
+            self.fail(
+                "exchange.reconcile",
+                format_args!("exchanges.{name}.reconcile.tolerance"),
+                format_args!(
+                    "names {tolerated:?} but starting_balances names {balances:?} (one \
+                     tolerance per reconciled asset)"
+                ),
+            );
+        }
+        self.at_least(
+            "exchange.reconcile",
+            format_args!("exchanges.{name}.reconcile.interval_ms"),
+            r.interval_ms,
+            1000,
+        );
     }
 
     /// A sim venue's settings: its replay speed and the BNB it pays commissions from.
@@ -938,6 +985,17 @@ impl Checker {
             risk.feed_stale_ms,
             1,
         );
+        if risk.stale_exposure_halt_ms <= risk.feed_stale_ms {
+            self.fail(
+                "risk.stale_halt_after_stale",
+                "risk.stale_exposure_halt_ms",
+                format_args!(
+                    "{} is not above feed_stale_ms {} (a stale book first moves the state to \
+                     REDUCING, later to HALTED)",
+                    risk.stale_exposure_halt_ms, risk.feed_stale_ms
+                ),
+            );
+        }
         for (symbol, limits) in &risk.instruments {
             for (key, value) in [
                 ("max_position", limits.max_position),
@@ -1076,7 +1134,8 @@ mod tests {
             "rate_limits": {"orders_per_10s": 10, "orders_per_day": 1000,
                             "request_weight_per_minute": 100},
             "sim": {"capture": "data/capture.jsonl", "latency_us": 50, "speed": "1000000"},
-            "venue": "sim"
+            "venue": "sim",
+            "reconcile": null
         });
         v["host"]["threads"]["feeds"]["sim_usdm"] = json!(5);
     }
@@ -1087,6 +1146,45 @@ mod tests {
             "cooldown_ms": 250, "levels": 5, "max_slippage": "0.05", "order_qty": "0.001",
             "threshold": "0.6"
         });
+    }
+
+    #[test]
+    fn reconcile_and_stale_exposure_rules() {
+        let with = |r: Value| {
+            move |v: &mut Value| {
+                v["exchanges"]["binance_spot"]["reconcile"] = r;
+            }
+        };
+        assert_eq!(
+            violations(with(
+                json!({"starting_balances": {"BTC": "1", "USDT": "10"},
+                "tolerance": {"BTC": "0", "USDT": "0.01"}, "interval_ms": 5000})
+            )),
+            []
+        );
+        refused(
+            with(json!({"starting_balances": {"BTC": "1", "USDT": "10"},
+                "tolerance": {"BTC": "0"}, "interval_ms": 5000})),
+            "exchanges.binance_spot.reconcile.tolerance",
+            &["one tolerance per reconciled asset"],
+        );
+        refused(
+            with(json!({"starting_balances": {"BTC": "-1"},
+                "tolerance": {"BTC": "0"}, "interval_ms": 5000})),
+            "exchanges.binance_spot.reconcile.starting_balances.BTC",
+            &["negative"],
+        );
+        refused(
+            with(json!({"starting_balances": {"BTC": "1"},
+                "tolerance": {"BTC": "0"}, "interval_ms": 10})),
+            "exchanges.binance_spot.reconcile.interval_ms",
+            &["1000"],
+        );
+        refused(
+            |v| v["risk"]["stale_exposure_halt_ms"] = v["risk"]["feed_stale_ms"].clone(),
+            "risk.stale_exposure_halt_ms",
+            &["not above feed_stale_ms"],
+        );
     }
 
     #[test]

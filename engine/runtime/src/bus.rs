@@ -178,6 +178,8 @@ pub fn housekeeping(
         view: TraderView::default(),
         feeds: HashMap::new(),
         gateway: Vec::new(),
+        reconcile: Vec::new(),
+        risk_detail: None,
         latency: Stages::new(),
         fills: 0,
         risk_events: Vec::new(),
@@ -246,6 +248,9 @@ struct Housekeeper {
     view: TraderView,
     feeds: HashMap<u32, FeedInfo>,
     gateway: Vec<(&'static str, u64)>,
+    reconcile: Vec<(&'static str, u64)>,
+    /// The detail of the next risk change to HALTED ([`Hk::RiskDetail`]).
+    risk_detail: Option<String>,
     latency: Stages,
     fills: u64,
     risk_events: Vec<String>,
@@ -279,6 +284,7 @@ impl Housekeeper {
             Command::Flatten => ("flatten", None, None),
             Command::Kill => ("kill", None, None),
             Command::Tighten(l, v) => ("tighten", Some(l.clone()), Some(v.clone())),
+            Command::Halt { .. } => ("halt", None, None),
         };
         if let Ok(mut j) = self.journal.lock() {
             let written = j
@@ -365,6 +371,8 @@ impl Housekeeper {
             Hk::Latency(s) => self.latency.merge(&s),
             Hk::Gateway(c) => self.gateway = c,
             Hk::Log(line) => eprintln!("{line}"),
+            Hk::Reconcile(c) => self.reconcile = c,
+            Hk::RiskDetail(d) => self.risk_detail = Some(d),
         }
     }
 
@@ -427,15 +435,24 @@ impl Housekeeper {
                     realised_pnl: dec(p.realised_pnl),
                     unrealised_pnl: dec(p.unrealised_pnl),
                     fees: dec(p.fees),
+                    mark_age_ms: 0,
                 })
             }
             TraderEvent::Risk(r) => {
-                let line = format!(
+                let detail = if r.to == RiskState::Halted {
+                    self.risk_detail.take().unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let mut line = format!(
                     "{} -> {} ({})",
                     r.from.as_str(),
                     r.to.as_str(),
                     r.cause.as_str()
                 );
+                if !detail.is_empty() {
+                    line = format!("{line}: {detail}");
+                }
                 eprintln!("risk: {line}");
                 self.risk_events.push(line);
                 if let Ok(mut j) = self.journal.lock() {
@@ -444,12 +461,14 @@ impl Housekeeper {
                         from: r.from.as_str().to_owned(),
                         to: r.to.as_str().to_owned(),
                         cause: r.cause.as_str().to_owned(),
+                        detail: (!detail.is_empty()).then(|| detail.clone()),
                     });
                 }
                 pb::event::Body::Risk(pb::RiskChange {
                     from_state: risk_kind(r.from),
                     to_state: risk_kind(r.to),
                     cause: r.cause.as_str().to_owned(),
+                    detail,
                 })
             }
         };
@@ -470,6 +489,7 @@ impl Housekeeper {
                     realised_pnl: dec(p.realised),
                     unrealised_pnl: dec(p.unrealised),
                     fees: dec(p.fees),
+                    mark_age_ms: p.mark_age_ms,
                 }
             })
             .collect()
@@ -487,6 +507,7 @@ impl Housekeeper {
             .counters
             .iter()
             .chain(self.gateway.iter())
+            .chain(self.reconcile.iter())
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect();
         let (md, snapshots, reconnects) = self.feeds.values().fold((0, 0, 0), |a, f| {

@@ -429,6 +429,29 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         }
         restored += 1;
     }
+    // The venue's metadata and balances against the configuration and the journal.
+    let start_check = match crate::reconcile::at_start(&manifest, &venues, &recovery.fills) {
+        Ok(c) => c,
+        Err(e) if live => bail!("reconciling with the venue: {e}; not trading"),
+        Err(e) => {
+            eprintln!("warning: reconciling with the venue: {e}; going on (paper mode)");
+            crate::reconcile::StartCheck::default()
+        }
+    };
+    for line in &start_check.lines {
+        eprintln!("reconcile: {line}");
+    }
+    let problems = start_check.problems();
+    if live && !problems.is_empty() {
+        eprintln!("error: the venue disagrees with the configuration or the journal; refused:");
+        for p in &problems {
+            eprintln!("  - {p}");
+        }
+        return Ok(crate::reconcile::EXIT_VENUE_MISMATCH);
+    }
+    for p in &problems {
+        eprintln!("warning: {p} (paper mode: trading anyway)");
+    }
     bt.set_next_order_id(recovery.next_order_id);
     let restored_safety = restore_safety(&mut bt, &recovery, &manifest.content_sha256)
         .with_context(|| format!("journal {}", journal_dir.display()))?;
@@ -487,11 +510,26 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         .context("cannot install the SIGINT handler")?;
     let (hk_tx, hk_rx) = mpsc::channel();
     let (cmd_tx, cmd_rx) = mpsc::channel();
+    let start_counts = vec![
+        ("metadata_mismatches", start_check.filters.len() as u64),
+        ("balance_mismatches", start_check.balances.len() as u64),
+    ];
+    let _ = hk_tx.send(crate::shared::Hk::Reconcile(start_counts.clone()));
+    let reconcile_thread = crate::reconcile::spawn_periodic(
+        &manifest,
+        &venues,
+        &journal_dir,
+        cmd_tx.clone(),
+        flags.clone(),
+        hk_tx.clone(),
+        start_counts,
+    )?;
     let (pin_tx, pin_rx) = mpsc::channel();
     let manifest = Arc::new(manifest);
     let threads = &manifest.host.threads;
 
     let mut handles = Vec::new();
+    handles.extend(reconcile_thread);
     for (cfg, ring) in feeds.into_iter().zip(md_producers) {
         let core = threads.feeds.get(&cfg.name).copied().flatten();
         let (m, f, hk, pins) = (

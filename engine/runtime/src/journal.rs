@@ -99,6 +99,9 @@ pub enum Record {
         from: String,
         to: String,
         cause: String,
+        /// What the cause found (a balance mismatch's asset and values), when it says more.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     /// The loss limits' reference points changed: a new UTC day (days since the epoch) or a
     /// new equity peak. Written when the day or its start changes, and for a new peak at most
@@ -298,6 +301,10 @@ pub struct RecoveredFill {
     pub fee: String,
     /// The commission the venue took in the instrument's base asset ("0" for none).
     pub base_commission: String,
+    /// The commission as the venue charged it, and its asset (empty when the journal did not
+    /// record them: the fee was then charged in the quote asset). For balance reconciliation.
+    pub commission: String,
+    pub commission_asset: String,
 }
 
 /// What a journal tells a restarting engine.
@@ -558,10 +565,12 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                         price,
                         qty,
                         fee: fee.unwrap_or_else(|| "0".to_owned()),
-                        base_commission: match commission {
-                            Some(c) if base => c,
+                        base_commission: match &commission {
+                            Some(c) if base => c.clone(),
                             _ => "0".to_owned(),
                         },
+                        commission: commission.unwrap_or_default(),
+                        commission_asset: commission_asset.unwrap_or_default(),
                     });
                 }
                 // `closed`: the catch-up found it finished at the venue with nothing to add.
@@ -703,6 +712,7 @@ mod tests {
                 from: "active".into(),
                 to: "reducing".into(),
                 cause: "daily_loss".into(),
+                detail: None,
             },
             Record::Anchors {
                 ts: 6,
@@ -716,6 +726,7 @@ mod tests {
                 from: "reducing".into(),
                 to: "halted".into(),
                 cause: "kill_switch".into(),
+                detail: None,
             },
             Record::Stop {
                 ts: 8,

@@ -27,6 +27,7 @@ mod journal;
 mod latency;
 mod models;
 mod ratelimit;
+mod reconcile;
 mod record;
 mod shared;
 mod summary;

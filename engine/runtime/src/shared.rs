@@ -119,6 +119,9 @@ pub struct PositionView {
     pub realised: i64,
     pub unrealised: i64,
     pub fees: i64,
+    /// How old the mark is (ms of the engine's clock since the last trade or book mid the
+    /// position is valued at); -1 without a mark.
+    pub mark_age_ms: i64,
 }
 
 /// The strategy thread's view, sent a few times a second (status replies, heartbeats).
@@ -150,6 +153,10 @@ pub enum Hk {
     Gateway(Vec<(&'static str, u64)>),
     /// A line for the engine's log (stderr), from any thread.
     Log(String),
+    /// The reconciliation thread's totals (name, value).
+    Reconcile(Vec<(&'static str, u64)>),
+    /// What the next risk change to HALTED found (its detail, see `bus.proto` RiskChange).
+    RiskDetail(String),
 }
 
 pub type HkSender = Sender<Hk>;

@@ -35,6 +35,12 @@ pub enum Command {
     Kill,
     /// (limit path below `risk`, decimal value)
     Tighten(String, String),
+    /// The engine's own checks (the balance reconciliation): HALTED with this cause; the
+    /// detail goes with the risk event.
+    Halt {
+        cause: rt_core::RiskCause,
+        detail: String,
+    },
 }
 
 pub type Reply = Result<String, String>;
@@ -192,6 +198,9 @@ pub fn run(
         let now = now_ns();
         if let Ok((cmd, reply)) = commands.try_recv() {
             busy = true;
+            if let Command::Halt { detail, .. } = &cmd {
+                let _ = hk.send(Hk::RiskDetail(detail.clone()));
+            }
             let answer = command(&mut bt, &cmd);
             if matches!(cmd, Command::Kill | Command::Flatten | Command::Pause) {
                 cancel_everything_at_venues(&bt, &mut orders, &mut c, &flags);
@@ -433,6 +442,14 @@ pub fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
                 "flattening: open orders cancelled, {n} closing order(s) sent; paused"
             ))
         }
+        Command::Halt { cause, detail } => {
+            bt.halt(*cause);
+            Ok(format!(
+                "risk state {} ({}): {detail}",
+                bt.risk_state().as_str(),
+                cause.as_str()
+            ))
+        }
         Command::Kill => {
             bt.kill();
             bt.set_paused(true);
@@ -500,6 +517,7 @@ fn view(bt: &Backtest, c: &Counters) -> TraderView {
                     realised: pos.realised(),
                     unrealised: pos.unrealised(),
                     fees: pos.fees(),
+                    mark_age_ms: bt.mark_age(i.id).map_or(-1, |ns| ns / 1_000_000),
                 }
             })
             .collect(),

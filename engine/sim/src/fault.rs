@@ -67,6 +67,18 @@ pub enum Fault {
     /// `kind=ban[&s=S]`: ban the IP now (HTTP 418 to every venue request) for `S` seconds
     /// (default: the ban's length, see `rate_limit`).
     Ban { s: Option<u64> },
+    /// `kind=balance&asset=A&delta=D`: move the account's balance of `A` by the signed decimal
+    /// `D`, behind every client's back (a deposit, a withdrawal, another program trading).
+    Balance { asset: String, delta: i64 },
+    /// `kind=filters&symbol=S[&tick_size=D][&step_size=D][&min_notional=D]`: from now on
+    /// `GET /api/v3/exchangeInfo` serves these filters for `S` (the venue changed them);
+    /// matching keeps the manifest's.
+    Filters {
+        symbol: String,
+        tick_size: Option<i64>,
+        step_size: Option<i64>,
+        min_notional: Option<i64>,
+    },
     /// `kind=clear`: cancel pending faults (rejection, gaps not yet taken, a scheduled drop,
     /// refused listen keys, an IP ban or a 429's back-off).
     Clear,
@@ -87,6 +99,8 @@ impl Fault {
             Fault::Stall { .. } => "stall",
             Fault::RejectOrders { .. } => "reject",
             Fault::Commission { .. } => "commission",
+            Fault::Balance { .. } => "balance",
+            Fault::Filters { .. } => "filters",
             Fault::RateLimit(_) => "rate_limit",
             Fault::Ban { .. } => "ban",
             Fault::Clear => "clear",
@@ -110,7 +124,7 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, rate_limit, ban, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
@@ -120,11 +134,13 @@ impl Fault {
             "stall" => &["ms"],
             "reject" => &["count", "code"],
             "commission" => &["asset", "bnb_balance"],
+            "balance" => &["asset", "delta"],
+            "filters" => &["symbol", "tick_size", "step_size", "min_notional"],
             "rate_limit" => &RATE_LIMIT_ARGS,
             "ban" => &["s"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, rate_limit, ban, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, clear)"
                 )))
             }
         };
@@ -212,6 +228,46 @@ impl Fault {
                 };
                 Fault::Commission { asset, bnb_balance }
             }
+            "balance" | "filters" => {
+                let value = |key: &str| args.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+                let decimal = |key: &str, signed: bool| -> Result<Option<i64>, SimError> {
+                    let Some(v) = value(key) else {
+                        return Ok(None);
+                    };
+                    let (negative, digits) = match v.strip_prefix('-') {
+                        Some(d) if signed => (true, d),
+                        _ => (false, v),
+                    };
+                    match Fixed::parse(digits) {
+                        Ok(f) if signed || f.raw() > 0 => {
+                            Ok(Some(if negative { -f.raw() } else { f.raw() }))
+                        }
+                        _ => Err(bad(format!(
+                            "{key}={v:?} is not a {} decimal",
+                            if signed { "signed" } else { "positive" }
+                        ))),
+                    }
+                };
+                let name = if kind == "balance" { "asset" } else { "symbol" };
+                let target = value(name)
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| bad(format!("kind={kind} needs {name}=<{name}>")))?
+                    .to_owned();
+                if kind == "balance" {
+                    Fault::Balance {
+                        asset: target,
+                        delta: decimal("delta", true)?
+                            .ok_or_else(|| bad("kind=balance needs delta=<decimal>".into()))?,
+                    }
+                } else {
+                    Fault::Filters {
+                        symbol: target,
+                        tick_size: decimal("tick_size", false)?,
+                        step_size: decimal("step_size", false)?,
+                        min_notional: decimal("min_notional", false)?,
+                    }
+                }
+            }
             "rate_limit" => {
                 let f = RateLimitFault {
                     weight_limit: arg(&args, "weight_limit", &bad)?,
@@ -265,6 +321,32 @@ impl fmt::Display for Fault {
                 write!(f, "&asset={name}")?;
                 if let Some(b) = bnb_balance {
                     write!(f, "&bnb_balance={}", Fixed::from_raw(*b))?;
+                }
+                Ok(())
+            }
+            Fault::Balance { asset, delta } => {
+                let sign = if *delta < 0 { "-" } else { "" };
+                write!(
+                    f,
+                    "&asset={asset}&delta={sign}{}",
+                    Fixed::from_raw(delta.saturating_abs())
+                )
+            }
+            Fault::Filters {
+                symbol,
+                tick_size,
+                step_size,
+                min_notional,
+            } => {
+                write!(f, "&symbol={symbol}")?;
+                for (key, v) in [
+                    ("tick_size", tick_size),
+                    ("step_size", step_size),
+                    ("min_notional", min_notional),
+                ] {
+                    if let Some(v) = v {
+                        write!(f, "&{key}={}", Fixed::from_raw(*v))?;
+                    }
                 }
                 Ok(())
             }
@@ -396,6 +478,22 @@ mod tests {
             ),
             ("kind=ban", Fault::Ban { s: None }),
             ("kind=ban&s=30", Fault::Ban { s: Some(30) }),
+            (
+                "kind=balance&asset=BTC&delta=-0.5",
+                Fault::Balance {
+                    asset: "BTC".into(),
+                    delta: -50_000_000,
+                },
+            ),
+            (
+                "kind=filters&symbol=BTCUSDT&tick_size=0.1",
+                Fault::Filters {
+                    symbol: "BTCUSDT".into(),
+                    tick_size: Some(10_000_000),
+                    step_size: None,
+                    min_notional: None,
+                },
+            ),
             ("kind=clear", Fault::Clear),
         ];
         for (text, fault) in cases {
@@ -417,6 +515,9 @@ mod tests {
             ("kind=commission", "needs asset="),
             ("kind=commission&asset=eth", "asset=\"eth\""),
             ("kind=commission&asset=bnb&bnb_balance=-1", "non-negative"),
+            ("kind=balance&delta=1", "needs asset="),
+            ("kind=balance&asset=BTC", "needs delta="),
+            ("kind=filters&symbol=BTCUSDT&tick_size=-1", "positive"),
             ("kind=rate_limit", "needs one of weight_limit"),
             ("kind=rate_limit&weight_limit=0", "kind=ban"),
             ("kind=rate_limit&ban=1", "takes no parameter \"ban\""),

@@ -243,6 +243,13 @@ async fn serve(
             if let Some(sim) = &config.exchange.sim {
                 venue.set_commission(CommissionSettings::from_manifest(sim));
             }
+            if let Some(r) = &config.exchange.reconcile {
+                venue.set_balances(
+                    r.starting_balances
+                        .iter()
+                        .map(|(a, v)| (a.clone(), v.raw())),
+                );
+            }
             venue
         }),
         md_tx: broadcast::channel(MD_CAPACITY).0,
@@ -562,6 +569,21 @@ impl Engine {
                 .shared
                 .meter()
                 .ban(wall_ms(), s.map(|s| s.saturating_mul(1000))),
+            Fault::Balance { ref asset, delta } => self.shared.venue().adjust_balance(asset, delta),
+            Fault::Filters {
+                ref symbol,
+                tick_size,
+                step_size,
+                min_notional,
+            } => {
+                // The route refused a symbol the venue does not list.
+                let _ = self.shared.venue().set_served_filters(
+                    symbol,
+                    tick_size,
+                    step_size,
+                    min_notional,
+                );
+            }
             Fault::Clear => {
                 self.shared.meter().clear();
                 self.shared.venue().set_reject(None);
@@ -868,6 +890,18 @@ async fn route(
         (&Method::GET, "/api/v3/ping") => Ok("{}".into()),
         (&Method::GET, "/api/v3/time") => Ok(format!("{{\"serverTime\":{}}}", wall_ms())),
         (&Method::GET, "/api/v3/depth") => depth(shared, &query),
+        (&Method::GET, rt_venues::binance_account::EXCHANGE_INFO_PATH) => {
+            let mut p = Params::parse(&query).map_err(|e| e.to_api_error())?;
+            let symbol = p.take("symbol").map(|s| s.into_owned());
+            p.finish().map_err(|e| e.to_api_error())?;
+            shared.venue().exchange_info(symbol.as_deref(), wall_ms())
+        }
+        (&Method::GET, rt_venues::binance_account::ACCOUNT_PATH) => {
+            let params = authorize(shared, api_key.as_deref(), &query, body)?;
+            let q = bo::AccountQuery::parse(&params).map_err(|e| e.to_api_error())?;
+            q.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
+            Ok(shared.venue().account(wall_ms()))
+        }
         (&Method::POST, bo::ORDER_PATH) => {
             let params = authorize(shared, api_key.as_deref(), &query, body)?;
             let order = NewOrder::parse(&params).map_err(|e| e.to_api_error())?;
@@ -949,6 +983,11 @@ async fn route(
         }
         (&Method::POST, "/sim/fault") => {
             let fault = Fault::parse(&query).map_err(|e| ApiError::new(-1100, e.to_string()))?;
+            if let Fault::Filters { symbol, .. } = &fault {
+                if !shared.venue().symbols().any(|s| s == symbol) {
+                    return Err(ApiError::new(-1121, format!("Invalid symbol '{symbol}'.")));
+                }
+            }
             let (tx, rx) = oneshot::channel();
             let text = fault.to_string();
             shared

@@ -11,7 +11,7 @@
 //! Time is the capture's clock (`local_ns` of the replayed frames, mapped through the replay
 //! schedule), so fills and reports carry times consistent with the market data they follow.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 
 use rt_core::{
@@ -19,6 +19,7 @@ use rt_core::{
     OrderKind, Price, Qty, RejectReason, Side, SimRequest, SyncRule, SCALE,
 };
 use rt_manifest::model::{Instrument, Market, SimCommission};
+use rt_venues::binance_account::{format_account, format_exchange_info, Balance, SymbolFilters};
 use rt_venues::binance_orders::{
     format_open_orders, format_units, my_trades_json, order_json, ApiError, CancelOpenOrders,
     CancelOrder, CancelResponse, ExecType, ExecutionReport, FillInfo, MyTradesQuery, NewOrder,
@@ -153,6 +154,12 @@ pub struct Venue {
     commission: CommissionSettings,
     counters: VenueCounters,
     execs: Vec<Exec>,
+    /// The account's balances but BNB (which is `commission.bnb_balance`), 10^-8 units: the
+    /// manifest's `reconcile.starting_balances`, moved by every fill and commission.
+    balances: BTreeMap<String, i64>,
+    /// The filters `GET /api/v3/exchangeInfo` answers, per symbol (the manifest's, unless a
+    /// fault changed them).
+    served_filters: Vec<SymbolFilters>,
 }
 
 fn ms(ts: Nanos) -> u64 {
@@ -177,7 +184,7 @@ impl Venue {
             Market::Spot => SyncRule::Spot,
             Market::Usdm => SyncRule::UsdM,
         };
-        let symbols = instruments
+        let symbols: Vec<SymbolState> = instruments
             .into_iter()
             .map(|(name, instrument)| {
                 let spec = InstrumentSpec::from_manifest(instrument);
@@ -202,13 +209,123 @@ impl Venue {
                 }
             })
             .collect();
+        let served_filters = symbols
+            .iter()
+            .map(|s: &SymbolState| SymbolFilters {
+                symbol: s.name.clone(),
+                base_asset: s.base.clone(),
+                quote_asset: s.quote.clone(),
+                tick_size: s.spec.tick.0,
+                step_size: s.spec.lot.0,
+                min_notional: s.spec.min_notional,
+            })
+            .collect();
         Venue {
             symbols,
             reject: None,
             commission: CommissionSettings::default(),
             counters: VenueCounters::default(),
             execs: Vec::with_capacity(64),
+            balances: BTreeMap::new(),
+            served_filters,
         }
+    }
+
+    /// The account's balances at start (asset -> 10^-8 units); BNB stays the commission
+    /// settings' balance.
+    pub fn set_balances(&mut self, balances: impl IntoIterator<Item = (String, i64)>) {
+        self.balances = balances
+            .into_iter()
+            .filter(|(asset, _)| asset != "BNB")
+            .collect();
+    }
+
+    /// Moves an asset's balance by `delta` (10^-8 units) behind every client's back (a fault:
+    /// a deposit, a withdrawal, another program trading the account).
+    pub fn adjust_balance(&mut self, asset: &str, delta: i64) {
+        if asset == "BNB" {
+            self.commission.bnb_balance = self.commission.bnb_balance.saturating_add(delta);
+        } else {
+            let b = self.balances.entry(asset.to_owned()).or_insert(0);
+            *b = b.saturating_add(delta);
+        }
+    }
+
+    /// An asset's balance (10^-8 units), free and locked together.
+    pub fn balance(&self, asset: &str) -> i64 {
+        if asset == "BNB" {
+            return self.commission.bnb_balance;
+        }
+        self.balances.get(asset).copied().unwrap_or(0)
+    }
+
+    /// `GET /api/v3/account`: every balance, with what open orders lock (a buy its remaining
+    /// notional in the quote asset, a sell its remaining quantity in the base asset) as
+    /// `locked`, the rest `free`.
+    pub fn account(&self, now_ms: u64) -> String {
+        let mut locked: BTreeMap<&str, i64> = BTreeMap::new();
+        for s in &self.symbols {
+            for rec in s.orders.values().filter(|r| r.info.status.is_open()) {
+                let i = &rec.info;
+                let leaves = Qty((i.orig_qty.0 - i.executed_qty.0).max(0));
+                let (asset, amount) = match i.side {
+                    Side::Buy => (s.quote.as_str(), cash(notional(i.price, leaves))),
+                    Side::Sell => (s.base.as_str(), leaves.0),
+                };
+                *locked.entry(asset).or_insert(0) += amount;
+            }
+        }
+        let mut all = self.balances.clone();
+        if self.commission.bnb_balance != 0 {
+            all.insert("BNB".to_owned(), self.commission.bnb_balance);
+        }
+        let balances: Vec<Balance> = all
+            .into_iter()
+            .map(|(asset, total)| {
+                let l = locked
+                    .get(asset.as_str())
+                    .copied()
+                    .unwrap_or(0)
+                    .clamp(0, total.max(0));
+                Balance {
+                    free: total - l,
+                    locked: l,
+                    asset,
+                }
+            })
+            .collect();
+        format_account(&balances, now_ms)
+    }
+
+    /// `GET /api/v3/exchangeInfo[?symbol=S]`: the served filters of every symbol, or of one.
+    pub fn exchange_info(&self, symbol: Option<&str>, now_ms: u64) -> Result<String, ApiError> {
+        match symbol {
+            None => Ok(format_exchange_info(&self.served_filters, now_ms)),
+            Some(name) => {
+                let i = self.symbol_index(name)?;
+                Ok(format_exchange_info(
+                    std::slice::from_ref(&self.served_filters[i]),
+                    now_ms,
+                ))
+            }
+        }
+    }
+
+    /// Serves other filters for `symbol` from now on (a fault: the venue changed its tick,
+    /// lot or minimum notional); matching keeps the manifest's. `None` keeps a filter.
+    pub fn set_served_filters(
+        &mut self,
+        symbol: &str,
+        tick_size: Option<i64>,
+        step_size: Option<i64>,
+        min_notional: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let i = self.symbol_index(symbol)?;
+        let f = &mut self.served_filters[i];
+        f.tick_size = tick_size.unwrap_or(f.tick_size);
+        f.step_size = step_size.unwrap_or(f.step_size);
+        f.min_notional = min_notional.unwrap_or(f.min_notional);
+        Ok(())
     }
 
     pub fn counters(&self) -> VenueCounters {
@@ -733,6 +850,20 @@ impl Venue {
                     trade_id = i64::try_from(id).unwrap_or(i64::MAX);
                     maker = is_maker;
                     self.counters.fills += 1;
+                    let value = cash(notional(price, qty));
+                    let (base_delta, quote_delta) = match info.side {
+                        Side::Buy => (qty.0, -value),
+                        Side::Sell => (-qty.0, value),
+                    };
+                    for (asset, delta) in [(&s.base, base_delta), (&s.quote, quote_delta)] {
+                        let b = self.balances.entry(asset.clone()).or_insert(0);
+                        *b = b.saturating_add(delta);
+                    }
+                    // A BNB commission was taken from the BNB balance when charged.
+                    if commission_asset != "BNB" {
+                        let b = self.balances.entry(commission_asset.clone()).or_insert(0);
+                        *b = b.saturating_sub(commission);
+                    }
                     s.trades.push_back(TradeInfo {
                         symbol: s.name.clone(),
                         id,

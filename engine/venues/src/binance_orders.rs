@@ -974,6 +974,27 @@ impl OpenOrdersQuery {
     }
 }
 
+/// `GET /api/v3/account` (see `binance_account`): only the request's timing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountQuery {
+    pub timing: Timing,
+}
+
+impl AccountQuery {
+    pub fn to_query(&self) -> String {
+        let mut q = QueryBuilder::default();
+        self.timing.put(&mut q);
+        q.0
+    }
+
+    pub fn parse(params: &str) -> Result<AccountQuery, OrderError> {
+        let mut p = Params::parse(params)?;
+        let timing = p.timing()?;
+        p.finish()?;
+        Ok(AccountQuery { timing })
+    }
+}
+
 /// `GET /api/v3/order`: one order, open or finished, by `orderId` or `origClientOrderId` (at
 /// least one; with both, the order found by id must carry that client id).
 #[derive(Clone, Debug, PartialEq, Eq)]

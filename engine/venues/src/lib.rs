@@ -23,6 +23,7 @@ use rt_core::{MarketEvent, Nanos};
 
 pub mod assets;
 pub mod binance;
+pub mod binance_account;
 pub mod binance_limits;
 pub mod binance_orders;
 pub mod checksum;
