@@ -28,6 +28,7 @@ use crate::feed::{self, FeedConfig, SNAPSHOT_LIMIT};
 use crate::gateway::{self, GatewayConfig, VenueConfig};
 use crate::journal::{self, Journal, Record};
 use crate::latency::human;
+use crate::metrics;
 use crate::shared::{dec, Flags, Names};
 use crate::trader;
 
@@ -502,6 +503,18 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         "bus: events {} control {}",
         manifest.engine.bus.events, manifest.engine.bus.control
     );
+    // Prometheus metrics, off the hot path. A port that cannot be had costs the metrics (said
+    // loudly here, and Prometheus sees the target down), never the trading.
+    let metrics = match metrics::Exporter::start(&manifest.engine.metrics.listen) {
+        Ok(m) => {
+            eprintln!("metrics: http://{}/metrics", m.addr);
+            Some(m)
+        }
+        Err(e) => {
+            eprintln!("warning: {e}; no metrics are served");
+            None
+        }
+    };
 
     let flags = Arc::new(Flags::new(exchanges.len()));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, flags.stop.clone())
@@ -523,6 +536,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         flags.clone(),
         hk_tx.clone(),
         start_counts,
+        // Live refused any difference above; paper trades on and watches for new drift.
+        start_check.baseline(),
     )?;
     let (pin_tx, pin_rx) = mpsc::channel();
     let manifest = Arc::new(manifest);
@@ -644,7 +659,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         journal.clone(),
         flags.clone(),
         opts.verbose,
+        metrics.as_ref().map(|m| m.page.clone()),
     );
+    drop(metrics);
     for h in handles {
         let _ = h.join();
     }

@@ -198,19 +198,29 @@ pub fn expected_balances(
     Ok(out)
 }
 
+/// Differences between the venue and the journal accepted at start (paper mode), per exchange
+/// and asset (10^-8 units): a paper engine that traded on anyway measures later drift from
+/// them, not from zero.
+pub type Baseline = BTreeMap<(String, String), i128>;
+
 /// The configured assets whose venue balance (`free + locked`; 0 when the venue does not list
-/// the asset) is off the expected one by more than the tolerance.
+/// the asset) is off the expected one (plus its accepted baseline) by more than the tolerance.
 pub fn check_balances(
     name: &str,
     reconcile: &Reconcile,
     expected: &BTreeMap<String, i128>,
     venue: &[Balance],
+    baseline: &Baseline,
 ) -> Vec<BalanceProblem> {
     reconcile
         .starting_balances
         .keys()
         .filter_map(|asset| {
-            let expected = expected.get(asset).copied().unwrap_or(0);
+            let accepted = baseline
+                .get(&(name.to_owned(), asset.clone()))
+                .copied()
+                .unwrap_or(0);
+            let expected = expected.get(asset).copied().unwrap_or(0) + accepted;
             let held = venue
                 .iter()
                 .find(|b| b.asset == *asset)
@@ -272,6 +282,14 @@ pub struct StartCheck {
 }
 
 impl StartCheck {
+    /// The differences found, as the baseline a paper engine trading anyway accepts.
+    pub fn baseline(&self) -> Baseline {
+        self.balances
+            .iter()
+            .map(|p| ((p.exchange.clone(), p.asset.clone()), p.venue - p.expected))
+            .collect()
+    }
+
     pub fn problems(&self) -> Vec<String> {
         self.filters
             .iter()
@@ -317,7 +335,7 @@ pub fn at_start(
             if let Some(r) = &exchange.reconcile {
                 let expected = expected_balances(r, &venue.name, fills)?;
                 let held = fetch_account(&mut client, venue).await?;
-                let found = check_balances(&venue.name, r, &expected, &held);
+                let found = check_balances(&venue.name, r, &expected, &held, &Baseline::new());
                 out.lines.push(format!(
                     "{}: account: {} balance(s) reconciled ({}), {} mismatch(es)",
                     venue.name,
@@ -342,9 +360,16 @@ struct Periodic {
     reconcile: Reconcile,
 }
 
+/// What the periodic check compares against: the venues, and the differences accepted at start.
+struct Checked {
+    venues: Vec<Periodic>,
+    baseline: Baseline,
+}
+
 /// Starts the periodic balance check (see the module documentation) for every venue with
 /// `reconcile`; `None` when there is none. It reads the journal in `journal_dir` for the
 /// expected balances, and halts through the strategy thread's command channel.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_periodic(
     manifest: &Manifest,
     venues: &[VenueConfig],
@@ -353,6 +378,7 @@ pub fn spawn_periodic(
     flags: Arc<Flags>,
     hk: HkSender,
     start_counts: Vec<(&'static str, u64)>,
+    baseline: Baseline,
 ) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
     let checked: Vec<Periodic> = venues
         .iter()
@@ -368,6 +394,10 @@ pub fn spawn_periodic(
         return Ok(None);
     }
     let dir = journal_dir.to_path_buf();
+    let checked = Checked {
+        venues: checked,
+        baseline,
+    };
     std::thread::Builder::new()
         .name("reconcile".into())
         .spawn(move || periodic(checked, &dir, &commands, &flags, &hk, &start_counts))
@@ -389,14 +419,14 @@ fn nap(d: Duration, flags: &Flags) -> bool {
 /// The problems of one check of every venue, or why it could not be made.
 fn check_once(
     rt: &tokio::runtime::Runtime,
-    checked: &[Periodic],
+    checked: &Checked,
     dir: &Path,
 ) -> Result<Vec<BalanceProblem>, String> {
     let recovery = crate::journal::recover(dir).map_err(|e| format!("journal: {e}"))?;
     let local = tokio::task::LocalSet::new();
     local.block_on(rt, async {
         let mut out = Vec::new();
-        for p in checked {
+        for p in &checked.venues {
             let base = Base::parse(&p.venue.rest).map_err(|e| format!("{}: {e}", p.venue.name))?;
             let mut client = Client::new(base);
             let expected = expected_balances(&p.reconcile, &p.venue.name, &recovery.fills)?;
@@ -406,6 +436,7 @@ fn check_once(
                 &p.reconcile,
                 &expected,
                 &held,
+                &checked.baseline,
             ));
         }
         Ok(out)
@@ -413,7 +444,7 @@ fn check_once(
 }
 
 fn periodic(
-    checked: Vec<Periodic>,
+    checked: Checked,
     dir: &Path,
     commands: &Sender<(Command, Sender<Reply>)>,
     flags: &Flags,
@@ -430,6 +461,7 @@ fn periodic(
         }
     };
     let interval = checked
+        .venues
         .iter()
         .map(|p| p.reconcile.interval_ms)
         .min()
@@ -598,13 +630,14 @@ mod tests {
             ]
         };
         let r = reconcile();
-        assert_eq!(check_balances("sim", &r, &e, &venue(btc, usdt)), []);
+        let none = Baseline::new();
+        assert_eq!(check_balances("sim", &r, &e, &venue(btc, usdt), &none), []);
         // Within the tolerance: 1e-8 BTC and 0.01 USDT.
         assert_eq!(
-            check_balances("sim", &r, &e, &venue(btc + 1, usdt - 1_000_000)),
+            check_balances("sim", &r, &e, &venue(btc + 1, usdt - 1_000_000), &none),
             []
         );
-        let off = check_balances("sim", &r, &e, &venue(btc - 2, usdt + 1_000_001));
+        let off = check_balances("sim", &r, &e, &venue(btc - 2, usdt + 1_000_001), &none);
         assert_eq!(off.len(), 2);
         assert_eq!(
             off[0].to_string(),
@@ -616,9 +649,27 @@ mod tests {
         );
         assert_eq!(off[1].asset, "USDT");
         // An asset the venue does not list counts as 0.
-        let missing = check_balances("sim", &r, &e, &venue(btc, usdt)[..1]);
+        let missing = check_balances("sim", &r, &e, &venue(btc, usdt)[..1], &none);
         assert_eq!(missing.len(), 1);
         assert_eq!((missing[0].asset.as_str(), missing[0].venue), ("USDT", 0));
+        // A paper engine that traded on past a difference at start (a fresh sim under an old
+        // journal) measures drift from that difference: the same offset is no mismatch, a
+        // further move is.
+        let start = StartCheck {
+            balances: off,
+            ..StartCheck::default()
+        };
+        let accepted = start.baseline();
+        assert_eq!(
+            check_balances("sim", &r, &e, &venue(btc - 2, usdt + 1_000_001), &accepted),
+            []
+        );
+        let drift = check_balances("sim", &r, &e, &venue(btc - 4, usdt + 1_000_001), &accepted);
+        assert_eq!(drift.len(), 1);
+        assert_eq!(
+            (drift[0].asset.as_str(), drift[0].expected),
+            ("BTC", btc - 2)
+        );
         // A journal line that cannot be read stops the check.
         let bad = [fill("buy", "x", "1", "0", "BTC")];
         assert!(expected_balances(&r, "sim", &bad).is_err());
