@@ -5,6 +5,7 @@ says. A failure fails the test with apt's own words: never a silent skip."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -34,3 +35,13 @@ def install(*packages: str) -> None:
             pytest.fail(
                 f"cannot install {', '.join(packages)} ({' '.join(cmd)}): {done.stderr[-2000:]}"
             )
+
+
+def tool(name: str, package: str) -> str:
+    """The path of the program `name`, installing Debian's `package` first when it is missing."""
+    found = shutil.which(name)
+    if found is None:
+        install(package)
+        found = shutil.which(name)
+    assert found, f"the `{package}` package is installed but `{name}` is not on PATH"
+    return found

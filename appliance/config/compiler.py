@@ -343,6 +343,7 @@ def _render_engine(
             "host": engine.host,
             "bus": engine.bus.model_dump(mode="json"),
             "journal": engine.journal.model_dump(mode="json"),
+            "metrics": engine.metrics.model_dump(mode="json"),
         },
         "host": {"name": engine.host, **host_body},
         "exchanges": {

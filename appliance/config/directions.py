@@ -106,6 +106,9 @@ FIELDS: dict[str, FieldRule] = {
     "engine.journal.dir": _r(_N, "where the journal is written"),
     "engine.journal.fsync": _r(_N, "journal durability after a crash, not trading risk"),
     "engine.journal.fsync_interval_ms": _r(_N, "journal durability, not trading risk"),
+    "engine.metrics.listen": _r(
+        _SEC, "where the metrics are served: who can read positions and P&L"
+    ),
     # --- host ------------------------------------------------------------------------------
     "host.name": _r(_TOPO, "the host's identity"),
     "host.address": _r(_TOPO, "the machine the release is installed on"),

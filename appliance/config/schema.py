@@ -573,12 +573,25 @@ class Journal(Strict):
     fsync_interval_ms: Annotated[int, Field(ge=1, le=U32_MAX)]
 
 
+class Metrics(Strict):
+    """The engine's Prometheus endpoint (`GET /metrics`)."""
+
+    listen: Annotated[
+        str,
+        Field(
+            pattern=r"^(\[[0-9a-fA-F:.]+\]|[0-9.]+):[0-9]{1,5}$",
+            description="address:port, e.g. 127.0.0.1:9464 (loopback: scraped from this host only)",
+        ),
+    ]
+
+
 class EngineSpec(Strict):
     host: Name
     exchanges: list[Name] = Field(min_length=1)
     strategies: list[Name] = Field(min_length=1)
     bus: Bus
     journal: Journal
+    metrics: Metrics
 
 
 class Rollout(Strict):
@@ -646,6 +659,7 @@ class ManifestEngine(Strict):
     host: Name
     bus: Bus
     journal: Journal
+    metrics: Metrics
 
 
 class ManifestHost(Host):

@@ -164,6 +164,8 @@ def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
                 "hwm": 100000,
             },
             "journal": {"dir": f"state/journal/e{i}", "fsync": "interval", "fsync_interval_ms": 50},
+            # Three engines on this one machine: any free port each.
+            "metrics": {"listen": "127.0.0.1:0"},
         }
     defaults += [{"/risk": "conservative"}, "_self_"]
     # No soak unless a test asks for one (the soak test sets it in config).

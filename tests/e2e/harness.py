@@ -67,6 +67,8 @@ class Live:
     events: str
     control_ep: str
     journal: Path
+    # The engine's Prometheus endpoint (base URL; the page is at /metrics).
+    metrics: str
     procs: dict[str, Proc] = field(default_factory=dict)
     sub: EventSubscriber | None = None
     seen: list[pb.Event] = field(default_factory=list)
@@ -193,7 +195,7 @@ def live(tmp_path: Path, *overrides: str, speed: str = "8") -> Iterator[Live]:
     shutil.copytree(ROOT / "conf", root / "conf")
     (root / "data").symlink_to(ROOT / "data")
     (root / "models").symlink_to(ROOT / "models")  # model strategies (paper_model)
-    ws, rest, ev, ctl = (free_port() for _ in range(4))
+    ws, rest, ev, ctl, metrics = (free_port() for _ in range(5))
     journal = tmp_path / "journal"
     base = [
         f"exchanges.sim_binance.endpoints.ws=ws://127.0.0.1:{ws}",
@@ -201,6 +203,7 @@ def live(tmp_path: Path, *overrides: str, speed: str = "8") -> Iterator[Live]:
         f"deployment.engines.paper_1.bus.events=tcp://127.0.0.1:{ev}",
         f"deployment.engines.paper_1.bus.control=tcp://127.0.0.1:{ctl}",
         f"deployment.engines.paper_1.journal.dir={journal}",
+        f"deployment.engines.paper_1.metrics.listen=127.0.0.1:{metrics}",
         f"exchanges.sim_binance.sim.speed='{speed}'",
         "deployment.engines.paper_1.journal.fsync=always",
     ]
@@ -216,6 +219,7 @@ def live(tmp_path: Path, *overrides: str, speed: str = "8") -> Iterator[Live]:
         events=f"tcp://127.0.0.1:{ev}",
         control_ep=f"tcp://127.0.0.1:{ctl}",
         journal=journal,
+        metrics=f"http://127.0.0.1:{metrics}",
     )
     try:
         yield env

@@ -121,6 +121,7 @@ def _conf(project: Path, ports: dict[str, int]) -> None:
                         "fsync": "interval",
                         "fsync_interval_ms": 50,
                     },
+                    "metrics": {"listen": "127.0.0.1:0"},
                 }
             },
         },

@@ -99,6 +99,16 @@ pub struct Engine {
     pub host: String,
     pub bus: Bus,
     pub journal: Journal,
+    pub metrics: Metrics,
+}
+
+/// The engine's Prometheus endpoint (`GET /metrics`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// `address:port` to listen on, for example `127.0.0.1:9464` (loopback: scraped from this
+    /// host only); port 0 takes any free port (the engine prints it).
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

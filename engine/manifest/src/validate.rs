@@ -154,6 +154,21 @@ impl Checker {
                 );
             }
         }
+        if engine
+            .metrics
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            self.fail(
+                "engine.metrics_listen",
+                "engine.metrics.listen",
+                format_args!(
+                    "{:?} is not an address and port (for example 127.0.0.1:9464)",
+                    engine.metrics.listen
+                ),
+            );
+        }
         self.at_least(
             "engine.bus_hwm",
             format_args!("engine.bus.hwm"),
@@ -1226,6 +1241,11 @@ mod tests {
             |v| v["engine"]["journal"]["fsync_interval_ms"] = json!(0),
             "engine.journal.fsync_interval_ms",
             &["0"],
+        );
+        refused(
+            |v| v["engine"]["metrics"]["listen"] = json!("localhost"),
+            "engine.metrics.listen",
+            &["\"localhost\"", "address and port"],
         );
     }
 

@@ -19,6 +19,7 @@ use rt_core::{OrderKind, OrderStatus, RiskState, Side, TraderEvent};
 use crate::clock::{now_ns, uptime_ms};
 use crate::journal::{Journal, Record};
 use crate::latency::{Stage, Stages};
+use crate::metrics::{self, Page};
 use crate::shared::{dec, FeedInfo, FeedStatus, Flags, Hk, Names, TraderView};
 use crate::trader::{Command, Reply};
 
@@ -169,6 +170,7 @@ pub fn housekeeping(
     journal: Arc<Mutex<Journal>>,
     flags: Arc<Flags>,
     verbose: bool,
+    metrics: Option<Page>,
 ) -> Final {
     let mut hk = Housekeeper {
         bus,
@@ -186,6 +188,7 @@ pub fn housekeeping(
         journal,
         anchors_written: None,
         verbose,
+        metrics,
     };
     let mut next_heartbeat = now_ns();
     let mut next_sync = now_ns();
@@ -258,6 +261,8 @@ struct Housekeeper {
     /// The anchors last journaled, and when.
     anchors_written: Option<(rt_core::RiskAnchors, i64)>,
     verbose: bool,
+    /// The Prometheus page, rendered at each heartbeat (None: no exporter).
+    metrics: Option<Page>,
 }
 
 impl Housekeeper {
@@ -547,6 +552,14 @@ impl Housekeeper {
             feeds: self.feeds_pb(),
             manifest_sha256: self.id.manifest_sha256.clone(),
         };
+        if let Some(page) = &self.metrics {
+            let id = metrics::Identity {
+                engine_id: &self.id.engine_id,
+                deployment: &self.id.deployment,
+                mode: &self.id.mode,
+            };
+            page.set(metrics::render(&hb, &self.latency, id));
+        }
         self.publish(pb::event::Body::Heartbeat(hb));
     }
 

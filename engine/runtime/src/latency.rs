@@ -96,6 +96,11 @@ impl Stages {
         }
     }
 
+    /// One stage's histogram (values in ns), since start or the last `take`.
+    pub fn histogram(&self, stage: Stage) -> &Histogram<u64> {
+        &self.hist[stage as usize]
+    }
+
     pub fn figures(&self, stage: Stage) -> Figures {
         let h = &self.hist[stage as usize];
         Figures {

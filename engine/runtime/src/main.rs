@@ -25,6 +25,7 @@ mod gateway;
 mod http;
 mod journal;
 mod latency;
+mod metrics;
 mod models;
 mod ratelimit;
 mod reconcile;
