@@ -400,7 +400,9 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
     let mut open: std::collections::BTreeMap<u64, UnfinishedOrder> =
         std::collections::BTreeMap::new();
     let mut current_engine = String::new();
-    let lines: Vec<std::io::Result<String>> = BufReader::new(file).lines().collect();
+    // Lines as bytes: a crash can tear a line inside a multi-byte character, and that torn
+    // last line must be skipped like any other, not stop the recovery as invalid UTF-8.
+    let lines: Vec<std::io::Result<Vec<u8>>> = BufReader::new(file).split(b'\n').collect();
     let n = lines.len();
     for (k, line) in lines.into_iter().enumerate() {
         let line_no = k as u64 + 1;
@@ -409,10 +411,10 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
             op: "read",
             source,
         })?;
-        if line.trim().is_empty() {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record: Record = match serde_json::from_str(&line) {
+        let record: Record = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(_) if k + 1 == n => {
                 out.torn_tail = true;
@@ -859,6 +861,37 @@ mod tests {
             let r = recover(dir.path()).expect("the torn line is gone");
             assert_eq!((r.records, r.torn_tail, r.next_order_id), (2, false, 3));
         }
+    }
+
+    #[test]
+    fn a_last_line_torn_inside_a_character_is_skipped_and_cut_off() {
+        // Found by fuzzing (engine/fuzz, target journal): a crash that tears the last line in
+        // the middle of a multi-byte character left bytes that are not UTF-8, and recovery
+        // stopped with an I/O error instead of skipping the torn line: the engine could not
+        // restart. A journal with such a line in the middle is still refused, naming it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        let mut journal = serde_json::to_vec(&order(1)).expect("encode");
+        journal.push(b'\n');
+        // "{"t":"risk","cause":"é" torn after the first byte of the é.
+        journal.extend_from_slice(b"{\"t\":\"risk\",\"cause\":\"\xc3");
+        std::fs::write(&path, &journal).expect("write");
+        let r = recover(dir.path()).expect("recover past the torn character");
+        assert_eq!((r.records, r.torn_tail, r.next_order_id), (1, true, 2));
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Never, 10).expect("open");
+            j.append(&order(2)).expect("append");
+        }
+        let r = recover(dir.path()).expect("the torn line is gone");
+        assert_eq!((r.records, r.torn_tail, r.next_order_id), (2, false, 3));
+
+        let mut middle = serde_json::to_vec(&order(1)).expect("encode");
+        middle.extend_from_slice(b"\n\xff\xfe\n");
+        middle.extend_from_slice(&serde_json::to_vec(&order(2)).expect("encode"));
+        middle.push(b'\n');
+        std::fs::write(&path, &middle).expect("write");
+        let err = recover(dir.path()).expect_err("a bad line in the middle");
+        assert!(err.to_string().contains("line 2"), "{err}");
     }
 
     #[test]
