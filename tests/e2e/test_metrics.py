@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests import debian
+from tests.conftest import ROOT
 from tests.e2e.harness import Live, counters, free_port, live, wait_for
 from tests.e2e.test_live import wait_live
 
@@ -86,14 +87,15 @@ def prometheus_bin() -> str:
 class Prometheus:
     """A throwaway Prometheus on 127.0.0.1 scraping one target every second."""
 
-    def __init__(self, binary: str, workdir: Path, target: str) -> None:
+    def __init__(self, binary: str, workdir: Path, target: str, rules: Path | None = None) -> None:
         workdir.mkdir()
         config = workdir / "prometheus.yml"
         config.write_text(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
+            + (f"rule_files: ['{rules}']\n" if rules else "")
+            + "scrape_configs:\n"
             "  - job_name: py_rt\n"
-            f"    static_configs: [{{targets: ['{target}']}}]\n"
+            f"    static_configs: [{{targets: ['{target}'], labels: {{engine: paper_1}}}}]\n"
         )
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = workdir / "prometheus.log"
@@ -133,8 +135,9 @@ class Prometheus:
 def prometheus_for(prometheus_bin: str, tmp_path: Path) -> Iterator[Any]:
     started: list[Prometheus] = []
 
-    def start(env: Live) -> Prometheus:
-        p = Prometheus(prometheus_bin, tmp_path / "prometheus", env.metrics.removeprefix("http://"))
+    def start(env: Live, rules: Path | None = None) -> Prometheus:
+        target = env.metrics.removeprefix("http://")
+        p = Prometheus(prometheus_bin, tmp_path / "prometheus", target, rules)
         started.append(p)
         return p
 
@@ -168,4 +171,34 @@ def test_a_real_prometheus_scrapes_the_engine(tmp_path: Path, prometheus_for: An
             'histogram_quantile(0.99, rt_stage_latency_seconds_bucket{stage="tick_to_order"})'
         )
         assert p99 and 0 < float(p99[0]["value"][1]) < 10, p99
+        assert env.stop("engine") == 0
+
+
+def test_the_shipped_alerts_fire_when_the_venue_bans_the_engine(
+    tmp_path: Path, prometheus_for: Any
+) -> None:
+    """The alert rules as shipped, evaluated by a real Prometheus on a real engine: the sim bans
+    the engine's IP (HTTP 418), the engine halts (venue_ban), and PyRtRateLimitBanned and
+    PyRtRiskHalted fire, while the alerts of a healthy engine stay quiet before it."""
+    rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
+    with live(tmp_path) as env:
+        env.start_sim()
+        env.start_engine()
+        prom: Prometheus = prometheus_for(env, rules)
+        wait_live(env)
+        wait_for(lambda: bool(prom.query('rt_risk_state{state="active"} == 1')), 60, "a scrape")
+        assert prom.query("ALERTS") == [], "nothing fires on a healthy engine"
+        env.fault("kind=ban&s=30")
+
+        def firing() -> set[str]:
+            return {a["metric"]["alertname"] for a in prom.query('ALERTS{alertstate="firing"}')}
+
+        wait_for(
+            lambda: {"PyRtRateLimitBanned", "PyRtRiskHalted"} <= firing(),
+            60,
+            "PyRtRateLimitBanned and PyRtRiskHalted firing",
+            0.5,
+        )
+        (halted,) = prom.query('ALERTS{alertname="PyRtRiskHalted",alertstate="firing"}')
+        assert halted["metric"]["engine"] == "paper_1" and halted["metric"]["severity"] == "page"
         assert env.stop("engine") == 0
