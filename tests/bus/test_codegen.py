@@ -23,7 +23,7 @@ def test_checked_in_code_is_fresh() -> None:
 def test_a_changed_proto_is_detected_as_stale(tmp_path: Path) -> None:
     proto = tmp_path / "bus.proto"
     text = codegen.PROTO.read_text()
-    proto.write_text(text.replace("string cause = 3;", "string cause = 3;\n  string note = 4;"))
+    proto.write_text(text.replace("string cause = 3;", "string cause = 3;\n  string note = 99;"))
     assert proto.read_text() != text
     assert codegen.stale(codegen.PACKAGE_DIR, proto) == ["bus_pb2.py", "bus_pb2.pyi"]
 
