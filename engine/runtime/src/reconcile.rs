@@ -322,7 +322,8 @@ pub fn at_start(
                 continue;
             };
             let base = Base::parse(&venue.rest).map_err(|e| format!("{}: {e}", venue.name))?;
-            let mut client = Client::new(base);
+            // Counted against (and refused by) the venue's limits like every other request.
+            let mut client = Client::with_limits(base, Arc::clone(&venue.limits));
             let listed = fetch_exchange_info(&mut client, venue).await?;
             let found = check_filters(&venue.name, exchange, &listed);
             out.lines.push(format!(
@@ -428,7 +429,9 @@ fn check_once(
         let mut out = Vec::new();
         for p in &checked.venues {
             let base = Base::parse(&p.venue.rest).map_err(|e| format!("{}: {e}", p.venue.name))?;
-            let mut client = Client::new(base);
+            // Through the venue's shared limits: no balance request during a 429 back-off or
+            // an IP ban (it would extend the ban), and its weight counts.
+            let mut client = Client::with_limits(base, Arc::clone(&p.venue.limits));
             let expected = expected_balances(&p.reconcile, &p.venue.name, &recovery.fills)?;
             let held = fetch_account(&mut client, &p.venue).await?;
             out.extend(check_balances(
