@@ -489,7 +489,10 @@ def test_fills_made_while_the_engine_was_down_are_caught_up_at_restart(tmp_path:
         env.start_engine()
         wait_live(env)
         wait_resting(env)
-        wait_for(lambda: venue_open_orders(env) > 0, 10, "an order resting at the venue")
+        # The test's own REST queries count against the sim's request weight like the
+        # engine's (one IP): poll gently, or the venue answers 429 (weights: openOrders 6,
+        # myTrades 20; 6000 a minute in conf/exchange/sim_binance_spot.yaml).
+        wait_for(lambda: venue_open_orders(env) > 0, 10, "an order resting at the venue", 0.25)
         assert env.stop("engine", signal.SIGKILL) == -signal.SIGKILL
 
         def journaled_fills() -> int:
@@ -497,7 +500,7 @@ def test_fills_made_while_the_engine_was_down_are_caught_up_at_restart(tmp_path:
 
         # The orders left resting at the venue keep trading with the replay meanwhile.
         seen = journaled_fills()
-        wait_for(lambda: len(sim_trades(env)) > seen, 60, "a fill while the engine is down")
+        wait_for(lambda: len(sim_trades(env)) > seen, 60, "a fill while the engine is down", 0.5)
 
         env.sub = None
         env.start_engine(name="engine2")
