@@ -180,6 +180,46 @@ proptest! {
     }
 }
 
+/// Applies `ops` to the book and the model, level changes after `delete_from` turned into
+/// deletes (so that the book shrinks again); the best prices must agree after every step,
+/// everything every `full_check_every` steps and at the end.
+fn replay_with_deletes(
+    ops: Vec<Op>,
+    delete_from: usize,
+    full_check_every: usize,
+) -> Result<(), TestCaseError> {
+    let mut book = OrderBook::new();
+    let mut model = Model::default();
+    for (n, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::Apply(side, p, q) => {
+                let q = if n >= delete_from { 0 } else { q };
+                prop_assert_eq!(book.apply(side, Price(p), Qty(q)), model.apply(side, p, q));
+            }
+            Op::Snapshot(bids, asks) => {
+                book.load_snapshot(&to_levels(&bids), &to_levels(&asks));
+                model = Model::default();
+                for (p, q) in bids {
+                    model.apply(Side::Buy, p, q);
+                }
+                for (p, q) in asks {
+                    model.apply(Side::Sell, p, q);
+                }
+            }
+            Op::Clear => {
+                book.clear();
+                model = Model::default();
+            }
+        }
+        prop_assert_eq!(book.best_bid(), model.levels(Side::Buy).first().copied());
+        prop_assert_eq!(book.best_ask(), model.levels(Side::Sell).first().copied());
+        if n % full_check_every == 0 {
+            assert_same(&book, &model)?;
+        }
+    }
+    assert_same(&book, &model)
+}
+
 /// Deep books: many more levels than a block holds, so that blocks split and merge; bursts of
 /// inserts then of deletes, at prices spread over the whole range, including the extremes.
 fn deep_op() -> impl Strategy<Value = Op> {
@@ -206,37 +246,7 @@ proptest! {
         ops in proptest::collection::vec(deep_op(), 1..3_000),
         delete_from in 0usize..3_000,
     ) {
-        let mut book = OrderBook::new();
-        let mut model = Model::default();
-        for (n, op) in ops.into_iter().enumerate() {
-            match op {
-                // After `delete_from`, turn updates into deletes to shrink the book (merges).
-                Op::Apply(side, p, q) => {
-                    let q = if n >= delete_from { 0 } else { q };
-                    prop_assert_eq!(book.apply(side, Price(p), Qty(q)), model.apply(side, p, q));
-                }
-                Op::Snapshot(bids, asks) => {
-                    book.load_snapshot(&to_levels(&bids), &to_levels(&asks));
-                    model = Model::default();
-                    for (p, q) in bids {
-                        model.apply(Side::Buy, p, q);
-                    }
-                    for (p, q) in asks {
-                        model.apply(Side::Sell, p, q);
-                    }
-                }
-                Op::Clear => {
-                    book.clear();
-                    model = Model::default();
-                }
-            }
-            prop_assert_eq!(book.best_bid(), model.levels(Side::Buy).first().copied());
-            prop_assert_eq!(book.best_ask(), model.levels(Side::Sell).first().copied());
-            if n % 97 == 0 {
-                assert_same(&book, &model)?;
-            }
-        }
-        assert_same(&book, &model)?;
+        replay_with_deletes(ops, delete_from, 97)?;
     }
 }
 
@@ -267,41 +277,11 @@ proptest! {
 
     #[test]
     fn gridded_book_matches_the_reference_model(
-        (tick, ops) in prop_oneof![Just(1i64), Just(7), Just(1_000)].prop_flat_map(|tick| {
-            (Just(tick), proptest::collection::vec(gridded_op(tick, 123_456), 1..2_000))
+        ops in prop_oneof![Just(1i64), Just(7), Just(1_000)].prop_flat_map(|tick| {
+            proptest::collection::vec(gridded_op(tick, 123_456), 1..2_000)
         }),
         delete_from in 0usize..2_000,
     ) {
-        let _ = tick;
-        let mut book = OrderBook::new();
-        let mut model = Model::default();
-        for (n, op) in ops.into_iter().enumerate() {
-            match op {
-                Op::Apply(side, p, q) => {
-                    let q = if n >= delete_from { 0 } else { q };
-                    prop_assert_eq!(book.apply(side, Price(p), Qty(q)), model.apply(side, p, q));
-                }
-                Op::Snapshot(bids, asks) => {
-                    book.load_snapshot(&to_levels(&bids), &to_levels(&asks));
-                    model = Model::default();
-                    for (p, q) in bids {
-                        model.apply(Side::Buy, p, q);
-                    }
-                    for (p, q) in asks {
-                        model.apply(Side::Sell, p, q);
-                    }
-                }
-                Op::Clear => {
-                    book.clear();
-                    model = Model::default();
-                }
-            }
-            prop_assert_eq!(book.best_bid(), model.levels(Side::Buy).first().copied());
-            prop_assert_eq!(book.best_ask(), model.levels(Side::Sell).first().copied());
-            if n % 61 == 0 {
-                assert_same(&book, &model)?;
-            }
-        }
-        assert_same(&book, &model)?;
+        replay_with_deletes(ops, delete_from, 61)?;
     }
 }
