@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from appliance import engine
@@ -100,6 +100,9 @@ def mutations(draw: st.DrawFn) -> tuple[str, list[str]]:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutations())
+# Found by this test in CI: a venue that is a list crashed the venue-metadata check.
+@example(("prod_example", ["deployment=prod_example", "exchanges.binance_spot.venue=[]"]))
+@example(("paper_local", ["deployment=paper_local", "exchanges.binance_spot.venue={okx: 1}"]))
 def test_compile_rejects_cleanly_or_rust_accepts(case: tuple[str, list[str]]) -> None:
     _, overrides = case
     try:

@@ -166,7 +166,7 @@ def manifest_exchange(dumped: dict[str, Any], root: Path) -> dict[str, Any]:
     against and that file's SHA-256 (left out when the file cannot be read: reported by
     `check_metadata`, and the manifest rules name the missing hash)."""
     venue = dumped.get("venue")
-    if venue not in DEFAULT_METADATA:
+    if not _metadata_venue(venue):
         return dumped
     text, path = metadata_file(str(venue), dumped.get("metadata"), root)
     out = dumped | {"metadata": text}
@@ -175,6 +175,12 @@ def manifest_exchange(dumped: dict[str, Any], root: Path) -> dict[str, Any]:
     except OSError:
         out.pop("metadata_sha256", None)
     return out
+
+
+def _metadata_venue(venue: object) -> bool:
+    """Whether `venue` names a venue checked against a metadata file (any other value, a list
+    or a mapping from a bad override included, is the schema's to report)."""
+    return isinstance(venue, str) and venue in DEFAULT_METADATA
 
 
 def _d(path: str, value: object, rule: str, message: str) -> Diagnostic:
@@ -186,7 +192,7 @@ def check_metadata(data: Mapping[str, Any], root: Path) -> Iterator[Diagnostic]:
     composed `data` (what is not the expected shape is the schema's to report)."""
     exchanges = data.get("exchanges")
     for name, exchange in (exchanges if isinstance(exchanges, dict) else {}).items():
-        if not isinstance(exchange, dict) or exchange.get("venue") not in DEFAULT_METADATA:
+        if not isinstance(exchange, dict) or not _metadata_venue(exchange.get("venue")):
             continue
         venue = str(exchange["venue"])
         text, path = metadata_file(venue, exchange.get("metadata"), root)
