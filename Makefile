@@ -16,7 +16,7 @@ export MATURIN_NO_INSTALL_RUST := 1
 export MATURIN_PEP517_ARGS := --profile dev
 export RT_ENGINE_BIN := $(CURDIR)/target/debug/rt-engine
 
-.PHONY: setup lock demo test lint check-python check-rust bench bench-optimize bench-compare bench-onnx clean test-systemd fuzz fuzz-okx-kraken
+.PHONY: setup lock demo test lint check-python check-rust bench bench-optimize bench-compare bench-onnx clean test-systemd test-systemd-fleet fuzz fuzz-okx-kraken
 
 # The Python dependency set, pinned with hashes as Cargo.lock pins the Rust one (`make lock`
 # regenerates both files from pyproject.toml and requirements-build.in). The package's extras:
@@ -85,6 +85,12 @@ test: setup check-rust check-python
 # the hardened units (tests/systemd). Needs root; minutes; not part of `make test`.
 test-systemd: setup
 	tests/systemd/nspawn.sh
+
+# The fleet roll-out under real systemd: three such containers (sshd in each on its own
+# loopback port), the controller outside reaching them over SSH; a soak failure on host 2 and
+# a real reboot (tests/systemd/fleet.sh). Needs root; minutes; not part of `make test`.
+test-systemd-fleet: setup
+	tests/systemd/fleet.sh
 
 # Coverage-guided fuzzing of every decoder (engine/fuzz, AFL++ through cargo-afl on the stable
 # toolchain; installs cargo-afl and AFL++ under target/fuzz-tools the first time). Each target runs

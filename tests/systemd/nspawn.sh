@@ -7,24 +7,12 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-ROOTFS=${PYRT_NSPAWN_ROOT:-/var/tmp/py-rt-nspawn/bookworm}
 MACHINE=py-rt-systemd-$$
 LOG=${PYRT_NSPAWN_LOG:-$REPO/state/nspawn/boot.log}
 PY_PREFIX=$("$REPO/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')
 
-if [ "$(id -u)" != 0 ]; then
-  echo "nspawn.sh: systemd-nspawn needs root" >&2
-  exit 1
-fi
-if ! command -v systemd-nspawn >/dev/null || ! command -v debootstrap >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd-container debootstrap
-fi
-if [ ! -x "$ROOTFS/usr/lib/systemd/systemd" ]; then
-  mkdir -p "$(dirname "$ROOTFS")"
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,python3 \
-    bookworm "$ROOTFS" http://deb.debian.org/debian
-fi
+# shellcheck source=tests/systemd/rootfs.sh
+. "$REPO/tests/systemd/rootfs.sh"
 
 mkdir -p "$(dirname "$LOG")"
 # --register=no --keep-unit: this machine has no systemd (no system bus, no machined) outside.
