@@ -100,6 +100,9 @@ class Fleet:
 def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
     """conf/deployment/sfleet.yaml: three hosts over SSH on loopback, each its own sim venue."""
     local = yaml.safe_load((project / "conf/host/local.yaml").read_text())
+    # The shipped paper deployment's metrics settings, each engine on its own port.
+    shipped = yaml.safe_load((project / "conf/deployment/paper_local.yaml").read_text())
+    metrics = next(iter(shipped["deployment"]["engines"].values()))["metrics"]
     target = yaml.safe_load((project / "conf/target/ny4.yaml").read_text())
     # A container is no tuned host: the kernel is this machine's and is left as it is.
     target |= {"ssh_user": "root", "become": False, "service_user": "pyrt"}
@@ -146,7 +149,7 @@ def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
                 "hwm": 100000,
             },
             "journal": {"dir": f"state/journal/e{i}", "fsync": "interval", "fsync_interval_ms": 50},
-            "metrics": {"listen": "127.0.0.1:0"},
+            "metrics": metrics | {"listen": f"127.0.0.1:{p['metrics']}"},
         }
     defaults += [{"/risk": "conservative"}, "_self_"]
     deployment = {"mode": "paper", "rollout": {"soak_seconds": 0}, "engines": engines}
@@ -188,10 +191,10 @@ def _ssh_config(key: Path, machines: list[Machine]) -> Path:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     project = scratch_project(tmp_path_factory.mktemp("sfleet") / "project")
-    numbers = free_ports(5 * len(HOSTS))
-    names = ("ws", "rest", "events", "control", "ssh")
+    names = ("ws", "rest", "events", "control", "metrics", "ssh")
+    numbers = free_ports(len(names) * len(HOSTS))
     ports = {
-        h: dict(zip(names, numbers[5 * i : 5 * i + 5], strict=True)) for i, h in enumerate(HOSTS)
+        h: dict(zip(names, numbers[len(names) * i :], strict=False)) for i, h in enumerate(HOSTS)
     }
     _conf(project, ports)
     home = tmp_path_factory.mktemp("home")
@@ -332,6 +335,17 @@ def test_host_2_failing_its_soak_is_rolled_back_and_host_1_keeps_the_new_release
     assert services["py-rt-e1"]["state"] == "running", rows["h1"]
 
 
+def _tasks(artifacts: str, host: str) -> list[tuple[str, dict[str, Any]]]:
+    """The tasks an Ansible run (its ansible-runner artifacts) ran on `host`, in order."""
+    done = []
+    for path in Path(artifacts, "job_events").glob("*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data") or {}
+        if data.get("host") == host and event.get("event") == "runner_on_ok":
+            done.append((int(event["counter"]), str(data["task"]), data.get("res") or {}))
+    return [(task, res) for _, task, res in sorted(done, key=lambda e: e[0])]
+
+
 def test_a_change_that_needs_a_reboot_reboots_the_container_for_real(fleet: Fleet) -> None:
     """Housekeeping cores are a kernel argument (irqaffinity): the plan flags host 2; apply
     stops before switching it; with --allow-reboot Ansible drains host 2, reboots it (its
@@ -360,14 +374,36 @@ def test_a_change_that_needs_a_reboot_reboots_the_container_for_real(fleet: Flee
     boot_after = machine.boot_id()
     assert boot_after != boot_before
     print(f"h2 boot id {boot_before} -> {boot_after}")
+    # In this order on host 2: drain, reboot, verify the kernel it booted, switch, health.
+    ran = _tasks(out["artifacts"], "h2")
+    names = [task for task, _ in ran]
+    steps = [
+        "Stop the services under systemd",
+        "Keep the drained services from starting at boot",
+        "Reboot the host",
+        "Read the CPU layout, NUMA nodes and hugepages from /sys and /proc",
+        "Switch current to the release",
+        "Wait for the engine to report healthy",
+    ]
+    at = [0]
+    for step in steps:
+        at.append(names.index(step, at[-1]) + 1)
+    assert ran[at[3] - 1][1]["rebooted"] is True, ran[at[3] - 1]
+    verified = json.loads(ran[at[4] - 1][1]["stdout"])
+    assert verified["problems"] == [] and verified["observed"]["online CPUs"], verified
     assert fleet.current("h2") == hosts["h2"]["release"] != old["h2"]
     unit = machine.sh("cat /etc/systemd/system/py-rt-e2.service").stdout
     assert "CPUAffinity=0 1\n" in unit
     # The kernel arguments for the next boot of a real host are written (grub.d).
     grub = machine.sh("cat /etc/default/grub.d/90-py-rt.cfg").stdout
     assert "irqaffinity=0-1" in grub, grub
-    props = fleet.show("h2", "py-rt-e2", "ActiveState", "NRestarts")
-    assert props == {"ActiveState": "active", "NRestarts": "0"}, props
+    props = fleet.show("h2", "py-rt-e2", "ActiveState", "NRestarts", "UnitFileState")
+    assert props == {"ActiveState": "active", "NRestarts": "0", "UnitFileState": "enabled"}
+    # Drained until the switch: in this boot the engine started once, on the new release (its
+    # units were disabled before the reboot, so the release left did not start at boot).
+    for unit in ("py-rt-e2", "py-rt-e2-sim-sim_h2"):
+        starts = machine.sh(f"journalctl -b -u {unit}.service -o cat | grep -c '^Started '")
+        assert starts.stdout.strip() == "1", (unit, starts.stdout, starts.stderr)
     status = _health(fleet, "h2")
     assert status["risk_state"] == "active" and [f["state"] for f in status["feeds"]] == ["LIVE"]
     record = json.loads(machine.sh("cat /opt/py-rt/apply.json").stdout)
