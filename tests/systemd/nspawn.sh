@@ -57,4 +57,4 @@ echo "nspawn.sh: systemd is PID 1 in $MACHINE (leader pid $LEADER), system $stat
 nsenter -t "$LEADER" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
   LANG=C.UTF-8 PYRT_SYSTEMD=1 RT_ENGINE_BIN="$REPO/target/debug/rt-engine" \
   /bin/sh -c 'cd "$0" && exec "$@"' "$REPO" \
-  "$REPO/.venv/bin/python" -m pytest -q -p no:cacheprovider "$REPO/tests/systemd" "$@"
+  "$REPO/.venv/bin/python" -m pytest -q -p no:cacheprovider "$REPO/tests/systemd/test_systemd_host.py" "$@"

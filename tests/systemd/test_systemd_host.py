@@ -80,6 +80,8 @@ def proc_status(pid: int) -> dict[str, str]:
 
 
 def _conf(project: Path, ports: dict[str, int]) -> None:
+    shipped = yaml.safe_load((project / "conf/deployment/paper_local.yaml").read_text())
+    metrics = next(iter(shipped["deployment"]["engines"].values()))["metrics"]
     local = yaml.safe_load((project / "conf/host/local.yaml").read_text())
     local["threads"]["feeds"] = {"sim_h1": None}
     (project / "conf/host/sysd_h1.yaml").write_text(yaml.safe_dump(local, sort_keys=False))
@@ -121,7 +123,8 @@ def _conf(project: Path, ports: dict[str, int]) -> None:
                         "fsync": "interval",
                         "fsync_interval_ms": 50,
                     },
-                    "metrics": {"listen": "127.0.0.1:0"},
+                    # The shipped paper deployment's metrics settings, on a port of its own.
+                    "metrics": metrics | {"listen": f"127.0.0.1:{ports['metrics']}"},
                 }
             },
         },
@@ -134,7 +137,8 @@ def _conf(project: Path, ports: dict[str, int]) -> None:
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
     project = scratch_project(tmp_path_factory.mktemp("sysd") / "project")
-    ports = dict(zip(("ws", "rest", "events", "control"), free_ports(4), strict=True))
+    names = ("ws", "rest", "events", "control", "metrics")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     _conf(project, ports)
     home = tmp_path_factory.mktemp("home")
     engine = tmp_path_factory.mktemp("engine") / "rt-engine"
