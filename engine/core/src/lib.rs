@@ -35,4 +35,6 @@ pub use strategy::{
     Strategy, StrategyContext, StrategyError,
 };
 pub use sync::{BookSync, DiffOutcome, SyncCounters, SyncRule, SyncState};
-pub use types::{notional, parse_units, Nanos, ParseDecimalError, Price, Qty, Side, SCALE};
+pub use types::{
+    notional, parse_signed_units, parse_units, Nanos, ParseDecimalError, Price, Qty, Side, SCALE,
+};

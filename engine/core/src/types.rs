@@ -80,6 +80,20 @@ pub fn parse_units(bytes: &[u8]) -> Result<i64, ParseDecimalError> {
     Ok(int * SCALE + frac)
 }
 
+/// Parses a decimal with an optional leading `-` (`b"-0.00100000"`, a commission or a journal's
+/// cash) into units of 10^-8: [`parse_units`] on the digits, negated. The engine's one decimal
+/// parser is `parse_units` (the Binance, OKX and Kraken codecs reach it through a SWAR fast path
+/// that must agree with it, `rt_venues`' `scan::fast_decimal`); the manifest's stricter grammar
+/// (`rt_manifest::Fixed`, at most 8 fractional digits) agrees with it on every string it
+/// accepts (tested here).
+#[inline]
+pub fn parse_signed_units(bytes: &[u8]) -> Result<i64, ParseDecimalError> {
+    match bytes.split_first() {
+        Some((b'-', digits)) => parse_units(digits).map(|units| -units),
+        _ => parse_units(bytes),
+    }
+}
+
 fn write_units(f: &mut fmt::Formatter<'_>, units: i64) -> fmt::Result {
     let sign = if units < 0 { "-" } else { "" };
     let abs = units.unsigned_abs();
@@ -251,6 +265,54 @@ mod tests {
             Price::parse(b"12345678901"),
             Err(ParseDecimalError::TooLarge)
         );
+    }
+
+    #[test]
+    fn signed_decimals_negate_the_unsigned_parse() {
+        assert_eq!(parse_signed_units(b"-0.00100000"), Ok(-100_000));
+        assert_eq!(parse_signed_units(b"61837.63"), Ok(6_183_763_000_000));
+        assert_eq!(parse_signed_units(b"-0"), Ok(0));
+        assert_eq!(parse_signed_units(b"-"), Err(ParseDecimalError::Empty));
+        assert_eq!(
+            parse_signed_units(b"--1"),
+            Err(ParseDecimalError::InvalidByte(b'-'))
+        );
+        assert_eq!(
+            parse_signed_units(b"+1"),
+            Err(ParseDecimalError::InvalidByte(b'+'))
+        );
+    }
+
+    proptest::proptest! {
+        /// On the manifest's grammar (`-?[0-9]{1,10}(.[0-9]{1,8})?`) the one parser and the
+        /// manifest's `Fixed` agree, and `Fixed` accepts nothing the parser refuses.
+        #[test]
+        fn the_manifest_grammar_parses_alike(
+            text in "-?[0-9]{1,10}(\\.[0-9]{1,8})?",
+        ) {
+            let fixed = Fixed::parse(&text).map(Fixed::raw);
+            proptest::prop_assert_eq!(fixed.ok(), parse_signed_units(text.as_bytes()).ok());
+        }
+
+        /// Anything else `Fixed` reads, the parser reads the same (the parser also takes
+        /// zeros past the 8th decimal, as the venues send them).
+        #[test]
+        fn fixed_never_reads_what_the_parser_reads_differently(text in "[-0-9.eE+ ]{0,24}") {
+            if let Ok(fixed) = Fixed::parse(&text) {
+                proptest::prop_assert_eq!(parse_signed_units(text.as_bytes()), Ok(fixed.raw()));
+            }
+        }
+
+        /// The previous signed parsers (the journal's `signed_units`, the Binance order codec's
+        /// `parse_decimal`: strip one `-`, parse the rest, negate) and this one agree.
+        #[test]
+        fn agrees_with_the_previous_signed_parsers(text in "-?[-0-9.]{0,22}") {
+            let previous = match text.strip_prefix('-') {
+                Some(rest) => parse_units(rest.as_bytes()).map(|u| -u),
+                None => parse_units(text.as_bytes()),
+            };
+            proptest::prop_assert_eq!(parse_signed_units(text.as_bytes()), previous);
+        }
     }
 
     #[test]

@@ -14,8 +14,10 @@ use std::fmt::Debug;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
+use rt_venues::binance::SpotExecution;
 use rt_venues::binance_orders as orders;
 use rt_venues::checksummed::ChecksumDecoder;
+use rt_venues::execution::{ExecutionClient, Operation, PrivateEvent};
 use rt_venues::verify::Venue;
 use rt_venues::Decoder;
 
@@ -62,9 +64,20 @@ pub fn binance_user_stream(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let client = SpotExecution::new(None, None);
     for frame in text.split('\n') {
         black_box(orders::is_listen_key_expired(frame));
-        if let Ok(Some(report)) = orders::ExecutionReport::parse(frame) {
+        let parsed = orders::ExecutionReport::parse(frame);
+        // The gateway reads the stream through the execution boundary: it must see an order
+        // update exactly where the report parses, and fail exactly where it does not.
+        let event = client.private_event(frame);
+        match (&parsed, &event) {
+            (Ok(Some(_)), Ok(PrivateEvent::Order(_)))
+            | (Ok(None), Ok(PrivateEvent::StreamExpired | PrivateEvent::Other))
+            | (Err(_), Err(_)) => {}
+            _ => panic!("the execution boundary read {event:?} where the report is {parsed:?}"),
+        }
+        if let Ok(Some(report)) = parsed {
             let again = orders::ExecutionReport::parse(&report.to_json());
             assert_eq!(again, Ok(Some(report)), "an execution report round trip");
         }
@@ -119,6 +132,13 @@ pub fn binance_rest(data: &[u8]) {
         ),
         7 => {
             black_box(orders::ApiError::parse(body).ok());
+            // The gateway's classification of an error body, for each kind of request.
+            let client = SpotExecution::new(None, None);
+            for status in [400, 401, 418, 429, 503] {
+                for op in [Operation::Cancel, Operation::Query, Operation::Read] {
+                    black_box(client.classify(op, status, body, Some(1)));
+                }
+            }
         }
         8 => {
             if let Ok(order) = orders::NewOrder::parse(body) {

@@ -3,12 +3,15 @@
 //! reports were never read).
 //!
 //! Before anything trades, for each venue with such orders:
-//! 1. every open order on the venue's symbols is cancelled (`DELETE /api/v3/openOrders`), so
-//!    nothing fills while the engine looks;
+//! 1. every open order on the venue's symbols is cancelled (Binance: `DELETE
+//!    /api/v3/openOrders`), so nothing fills while the engine looks;
 //! 2. each unfinished order is looked up by its client order id (`GET /api/v3/order`);
 //! 3. when the venue executed more than the journal holds, its trades (`GET /api/v3/myTrades`
 //!    by the venue's order id, ascending) past the journaled quantity are journaled as fills,
 //!    with the venue's price, quantity, commission and maker flag;
+//!
+//! The requests and the reading of their answers are the venue's execution client's
+//! (`rt_venues::execution`); this module orchestrates.
 //! 4. the order's final state (cancelled, expired, rejected) is journaled, which closes it.
 //!
 //! The journal is then read again, so the positions rebuilt from it include those fills. An
@@ -17,17 +20,13 @@
 //! no answer, an order still working after the cancel) stops the start: an engine that does not
 //! know its position must not trade.
 
-use hyper::Method;
-use rt_venues::binance_orders as bo;
+use rt_venues::execution::{Operation, OrderState, Outcome, RefusalKind, VenueStatus, VenueTrade};
 
 use crate::clock::now_ns;
-use crate::gateway::{cancel_open_orders, check_auth, key_header, signed, timing, VenueConfig};
+use crate::gateway::{cancel_open_orders, check_auth, classify, now_ms, send_request, VenueConfig};
 use crate::http::{Base, Client};
 use crate::journal::{signed_units, Journal, Record, UnfinishedOrder};
 use crate::shared::dec;
-
-/// Trades asked for per `myTrades` request (Binance's maximum).
-const TRADES_PER_PAGE: u32 = 1000;
 
 /// What the catch-up did, one line per order, for the log.
 #[derive(Debug, Default)]
@@ -153,7 +152,7 @@ async fn one(
     if executed > order.filled {
         // The trades past what the journal holds, oldest first.
         let mut cum: i64 = 0;
-        for t in order_trades(client, venue, &order.symbol, info.order_id).await? {
+        for t in order_trades(client, venue, &order.symbol, info.venue_order_id).await? {
             let before = cum;
             cum += t.qty.0;
             // Whatever of this trade the journal does not hold yet.
@@ -202,112 +201,99 @@ async fn one(
         "no fill the engine had not seen".to_owned()
     };
     match info.status {
-        bo::OrderStatus::Filled => {
+        VenueStatus::Filled => {
             if got == 0 {
                 // Every fill was journaled, only the last report (leaves 0) was not.
                 close(journal, order, "closed", "filled_at_venue", 0)?;
             }
             Ok(format!("FILLED; {found}"))
         }
-        bo::OrderStatus::Canceled
-        | bo::OrderStatus::Expired
-        | bo::OrderStatus::ExpiredInMatch
-        | bo::OrderStatus::Rejected => {
+        VenueStatus::Cancelled
+        | VenueStatus::Expired
+        | VenueStatus::ExpiredBySelfTradePrevention
+        | VenueStatus::Rejected => {
             let (kind, reason) = match info.status {
-                bo::OrderStatus::Canceled => ("cancelled", "caught_up"),
-                bo::OrderStatus::Expired => ("expired", "caught_up"),
-                bo::OrderStatus::ExpiredInMatch => ("expired", crate::gateway::STP_REASON),
+                VenueStatus::Cancelled => ("cancelled", "caught_up"),
+                VenueStatus::Expired => ("expired", "caught_up"),
+                VenueStatus::ExpiredBySelfTradePrevention => {
+                    ("expired", crate::gateway::STP_REASON)
+                }
                 _ => ("rejected", "caught_up"),
             };
             close(journal, order, kind, reason, orig - executed)?;
             Ok(format!("{}; {found}", info.status.as_str()))
         }
-        bo::OrderStatus::New | bo::OrderStatus::PartiallyFilled => Err(format!(
+        VenueStatus::New | VenueStatus::PartiallyFilled => Err(format!(
             "still {} at the venue after every open order was cancelled",
             info.status.as_str()
         )),
     }
 }
 
-/// `GET /api/v3/order` by client order id: `None` when the venue does not know it (-2013).
+/// The order by client order id (Binance: `GET /api/v3/order`): `None` when the venue does not
+/// know it (-2013).
 pub(crate) async fn query_order(
     client: &mut Client,
     venue: &VenueConfig,
     symbol: &str,
     client_order_id: &str,
-) -> Result<Option<bo::OrderInfo>, String> {
-    let query = bo::QueryOrder {
-        symbol: symbol.to_owned(),
-        order_id: None,
-        orig_client_order_id: Some(client_order_id.to_owned()),
-        timing: timing(),
-    }
-    .to_query();
-    let (status, body) = get(client, venue, bo::ORDER_PATH, &query)
+) -> Result<Option<OrderState>, String> {
+    let request = venue.client.query_order(symbol, client_order_id, now_ms());
+    let r = send_request(client, &request)
         .await
         .map_err(|e| format!("cannot query it: {e}"))?;
-    if status != 200 {
-        let api = bo::ApiError::parse(&body).ok();
-        check_auth(api.as_ref(), venue)?;
-        if api.as_ref().is_some_and(|e| e.code == -2013) {
-            return Ok(None);
+    let body = String::from_utf8_lossy(&r.body);
+    match classify(venue, Operation::Query, &r) {
+        Outcome::Accepted => venue
+            .client
+            .order_state(&body)
+            .map(Some)
+            .map_err(|e| format!("its query answer: {e}")),
+        Outcome::Rejected(refusal) if refusal.kind == RefusalKind::UnknownOrder => Ok(None),
+        outcome => {
+            check_auth(&outcome, venue)?;
+            Err(format!("cannot query it: HTTP {}: {body}", r.status))
         }
-        return Err(format!("cannot query it: HTTP {status}: {body}"));
     }
-    bo::parse_order(&body)
-        .map(Some)
-        .map_err(|e| format!("its query answer: {e}"))
 }
 
-/// Every trade of one order (`GET /api/v3/myTrades` by the venue's order id), oldest first.
+/// Every trade of one order (Binance: `GET /api/v3/myTrades` by the venue's order id), oldest
+/// first.
 pub(crate) async fn order_trades(
     client: &mut Client,
     venue: &VenueConfig,
     symbol: &str,
-    order_id: u64,
-) -> Result<Vec<bo::TradeInfo>, String> {
-    let mut out: Vec<bo::TradeInfo> = Vec::new();
-    // From the first trade: without `fromId` Binance answers the most recent ones.
+    venue_order_id: u64,
+) -> Result<Vec<VenueTrade>, String> {
+    let mut out: Vec<VenueTrade> = Vec::new();
+    // From the first trade: without it Binance answers the most recent ones.
     let mut from_id = 0;
     loop {
-        let q = bo::MyTradesQuery {
-            symbol: symbol.to_owned(),
-            order_id: Some(order_id),
-            from_id: Some(from_id),
-            limit: Some(TRADES_PER_PAGE),
-            timing: timing(),
-        }
-        .to_query();
-        let (status, body) = get(client, venue, bo::MY_TRADES_PATH, &q)
+        let request = venue
+            .client
+            .order_trades(symbol, venue_order_id, from_id, now_ms());
+        let r = send_request(client, &request)
             .await
             .map_err(|e| format!("cannot read its trades: {e}"))?;
-        if status != 200 {
-            return Err(format!("cannot read its trades: HTTP {status}: {body}"));
+        let body = String::from_utf8_lossy(&r.body);
+        if r.status != 200 {
+            return Err(format!("cannot read its trades: HTTP {}: {body}", r.status));
         }
-        let page = bo::parse_my_trades(&body).map_err(|e| format!("its trades: {e}"))?;
-        let full = page.len() == TRADES_PER_PAGE as usize;
+        let page = venue
+            .client
+            .trades(&body)
+            .map_err(|e| format!("its trades: {e}"))?;
+        let full = page.len() == venue.client.trades_page();
         let next = page.last().map(|t| t.id + 1);
-        out.extend(page.into_iter().filter(|t| t.order_id == order_id));
+        out.extend(
+            page.into_iter()
+                .filter(|t| t.venue_order_id == venue_order_id),
+        );
         match next {
             Some(n) if full && n > from_id => from_id = n,
             _ => return Ok(out),
         }
     }
-}
-
-/// A signed GET: (HTTP status, body).
-async fn get(
-    client: &mut Client,
-    venue: &VenueConfig,
-    path: &str,
-    query: &str,
-) -> Result<(u16, String), String> {
-    let path = format!("{path}?{}", signed(venue, query));
-    let r = client
-        .request(Method::GET, &path, &key_header(venue))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
 }
 
 /// Journals an order's final report.

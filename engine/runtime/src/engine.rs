@@ -21,7 +21,9 @@ use rt_core::{Backtest, Price, Qty, Side};
 use rt_manifest::model::{Backing, Mode, SelfTradePrevention};
 use rt_manifest::{Fixed, Manifest};
 use rt_ring::Ring;
+use rt_venues::binance::SpotExecution;
 use rt_venues::binance_orders::StpMode;
+use rt_venues::execution::Credentials;
 
 use crate::bus::{self, Bus, Identity};
 use crate::feed::{self, FeedConfig, SNAPSHOT_LIMIT};
@@ -328,29 +330,29 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             );
         }
         let credentials = match &ex.credentials {
-            Some(c) => Some((
-                resolve_secret(&c.api_key, &format!("exchanges.{name}.credentials.api_key"))?,
-                resolve_secret(
+            Some(c) => Some(Credentials {
+                key: resolve_secret(&c.api_key, &format!("exchanges.{name}.credentials.api_key"))?,
+                secret: resolve_secret(
                     &c.api_secret,
                     &format!("exchanges.{name}.credentials.api_secret"),
                 )?,
-            )),
+            }),
             None if live => bail!("exchanges.{name}.credentials: live trading needs credentials"),
             None => None,
+        };
+        let stp = match ex.self_trade_prevention {
+            SelfTradePrevention::None => StpMode::None,
+            SelfTradePrevention::ExpireTaker => StpMode::ExpireTaker,
+            SelfTradePrevention::ExpireMaker => StpMode::ExpireMaker,
+            SelfTradePrevention::ExpireBoth => StpMode::ExpireBoth,
         };
         venues.push(VenueConfig {
             exchange: x as u32,
             name: name.clone(),
             rest: ex.endpoints.rest.clone(),
             ws: ex.endpoints.ws.clone(),
-            credentials,
+            client: Arc::new(SpotExecution::new(credentials, Some(stp))),
             symbols: ex.instruments.keys().cloned().collect(),
-            stp: match ex.self_trade_prevention {
-                SelfTradePrevention::None => StpMode::None,
-                SelfTradePrevention::ExpireTaker => StpMode::ExpireTaker,
-                SelfTradePrevention::ExpireMaker => StpMode::ExpireMaker,
-                SelfTradePrevention::ExpireBoth => StpMode::ExpireBoth,
-            },
             marks: marks.clone(),
             limits,
         });

@@ -1,10 +1,13 @@
 //! The gateway thread: orders out to the venues, execution reports back.
 //!
-//! Binance Spot order entry (`rt_venues::binance_orders`): signed REST requests (HMAC-SHA256 of
-//! the query string, the key in `X-MBX-APIKEY`) over a few keep-alive connections per venue,
-//! and the user data stream (a listen key, then `executionReport` events over WebSocket) for
-//! every status change and fill. Before the engine trades, every open order the venue still
-//! holds for this account and symbol is cancelled (a restarted engine starts clean).
+//! The venue's side of order entry is behind the execution boundary
+//! (`rt_venues::execution::ExecutionClient`; Binance Spot: `rt_venues::binance::SpotExecution`):
+//! it builds and signs each request, classifies each answer (accepted, rejected, rate-limited,
+//! outcome unknown) and decodes the private stream into order updates. This module keeps the
+//! I/O: REST requests over a few keep-alive connections per venue, the private stream (its key,
+//! then order updates over WebSocket) for every status change and fill, the rings, the journal,
+//! the rate-limit hooks and the catch-ups. Before the engine trades, every open order the venue
+//! still holds for this account and symbol is cancelled (a restarted engine starts clean).
 //!
 //! Every order written and every report read is journaled here, before the strategy thread
 //! hears of it, so a fill seen is a fill kept. Reports go to the strategy thread through the
@@ -30,7 +33,10 @@ use futures_util::StreamExt;
 use hyper::Method;
 use rt_core::{Exec, ExecKind, Qty, RejectReason};
 use rt_ring::{Consumer, Pop, Producer};
-use rt_venues::binance_orders as bo;
+use rt_venues::execution::{
+    ExecutionClient, NewOrderSpec, Operation, OrderUpdate, Outcome, PositionSide, PrivateEvent,
+    RefusalKind, UpdateKind, VenueRequest, VenueStatus,
+};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -56,12 +62,10 @@ pub struct VenueConfig {
     pub name: String,
     pub rest: String,
     pub ws: String,
-    /// (api key, api secret), resolved from their references; `None` sends unsigned requests
-    /// (the paper sim venue without credentials).
-    pub credentials: Option<(String, String)>,
+    /// The venue's order entry (its credentials, when it has any, and the self-trade
+    /// prevention mode sent with every order are the client's).
+    pub client: Arc<dyn ExecutionClient>,
     pub symbols: Vec<String>,
-    /// `selfTradePreventionMode` sent with every order.
-    pub stp: bo::StpMode,
     /// Prices of commission assets (shared by every venue; see `fees`).
     pub marks: Arc<crate::fees::FeeMarks>,
     /// The venue's rate limits and usage (shared with its feed).
@@ -293,7 +297,7 @@ pub fn run(
                     return;
                 }
             };
-            let url = format!("{}/ws/{listen_key}", venue.ws.trim_end_matches('/'));
+            let url = venue.client.stream_url(&venue.ws, &listen_key);
             let ws = match crate::tls::connect_ws(url.as_str()).await {
                 Ok((ws, _)) => ws,
                 Err(e) => {
@@ -421,40 +425,49 @@ pub fn run(
     });
 }
 
-pub(crate) fn timing() -> bo::Timing {
-    bo::Timing::new(u64::try_from(now_ns() / 1_000_000).unwrap_or(0))
+/// The wall clock in ms, for request timestamps.
+pub(crate) fn now_ms() -> u64 {
+    u64::try_from(now_ns() / 1_000_000).unwrap_or(0)
 }
 
-/// `query&signature=...` with credentials, the bare query without.
-pub(crate) fn signed(venue: &VenueConfig, query: &str) -> String {
-    match &venue.credentials {
-        Some((_, secret)) => bo::signed_query(query, secret.as_bytes()),
-        None => query.to_owned(),
-    }
+/// Sends a request the venue's client built.
+pub(crate) async fn send_request(
+    client: &mut Client,
+    request: &VenueRequest,
+) -> Result<crate::http::Response, HttpError> {
+    use rt_venues::execution::Method as M;
+    let method = match request.method {
+        M::Get => Method::GET,
+        M::Post => Method::POST,
+        M::Put => Method::PUT,
+        M::Delete => Method::DELETE,
+    };
+    client
+        .request(method, &request.path, &request.header_refs())
+        .await
 }
 
-pub(crate) fn key_header(venue: &VenueConfig) -> Vec<(&str, &str)> {
-    match &venue.credentials {
-        Some((key, _)) => vec![(bo::API_KEY_HEADER, key.as_str())],
-        None => Vec::new(),
-    }
+/// What the venue's client makes of an answer.
+pub(crate) fn classify(venue: &VenueConfig, op: Operation, r: &crate::http::Response) -> Outcome {
+    venue.client.classify(
+        op,
+        r.status,
+        &String::from_utf8_lossy(&r.body),
+        r.limits.retry_after_s,
+    )
 }
 
+/// The private stream's key (a new one each time).
 async fn listen_key(client: &mut Client, venue: &VenueConfig) -> Result<String, String> {
-    let headers = key_header(venue);
-    let r = client
-        .request(Method::POST, bo::USER_DATA_STREAM_PATH, &headers)
+    let r = send_request(client, &venue.client.open_stream())
         .await
         .map_err(|e| e.to_string())?;
     let body = String::from_utf8_lossy(&r.body);
     if r.status != 200 {
         return Err(format!("HTTP {}: {body}", r.status));
     }
-    bo::parse_listen_key(&body).map_err(|e| e.to_string())
+    venue.client.stream_key(&body).map_err(|e| e.to_string())
 }
-
-/// Binance's codes for a refused key, signature or permission.
-const AUTH_ERRORS: [i32; 3] = [-1022, -2014, -2015];
 
 /// Cancels every open order the venue holds on our symbols (a restart starts clean). An
 /// authentication refusal is an error: an engine whose orders the venue will refuse must not
@@ -473,55 +486,47 @@ async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) -> 
     Ok(())
 }
 
-/// `DELETE /api/v3/openOrders` on each of the venue's symbols: (symbol, orders cancelled).
+/// Cancels every open order on each of the venue's symbols: (symbol, orders cancelled).
 pub(crate) async fn cancel_open_orders(
     client: &mut Client,
     venue: &VenueConfig,
 ) -> Result<Vec<(String, usize)>, String> {
     let mut out = Vec::with_capacity(venue.symbols.len());
     for symbol in &venue.symbols {
-        let query = bo::CancelOpenOrders {
-            symbol: symbol.clone(),
-            timing: timing(),
-        }
-        .to_query();
-        let path = format!("{}?{}", bo::OPEN_ORDERS_PATH, signed(venue, &query));
-        let headers = key_header(venue);
-        match client.request(Method::DELETE, &path, &headers).await {
-            Ok(r) if r.status == 200 => {
-                let n = bo::CancelResponse::parse_many(&String::from_utf8_lossy(&r.body))
-                    .map(|v| v.len())
-                    .unwrap_or(0);
-                out.push((symbol.clone(), n));
-            }
-            Ok(r) => {
-                let body = String::from_utf8_lossy(&r.body).into_owned();
-                let api = bo::ApiError::parse(&body).ok();
-                check_auth(api.as_ref(), venue)?;
-                // -2011 "Unknown order sent": nothing was open. Anything else: the venue may
-                // still hold orders of a previous run, so do not start.
-                if !api.is_some_and(|e| e.code == -2011) {
-                    return Err(format!(
-                        "cannot cancel the open orders on {symbol} left by a previous run: HTTP {}: {body}",
-                        r.status
-                    ));
-                }
+        let request = venue.client.cancel_all(symbol, now_ms());
+        let r = send_request(client, &request)
+            .await
+            .map_err(|e| format!("reconcile {symbol}: {e}"))?;
+        let body = String::from_utf8_lossy(&r.body);
+        match classify(venue, Operation::CancelAll, &r) {
+            Outcome::Accepted => out.push((symbol.clone(), venue.client.cancelled_count(&body))),
+            // Nothing was open.
+            Outcome::Rejected(refusal) if refusal.kind == RefusalKind::UnknownOrder => {
                 out.push((symbol.clone(), 0));
             }
-            Err(e) => return Err(format!("reconcile {symbol}: {e}")),
+            outcome => {
+                check_auth(&outcome, venue)?;
+                // The venue may still hold orders of a previous run: do not start.
+                return Err(format!(
+                    "cannot cancel the open orders on {symbol} left by a previous run: HTTP {}: {body}",
+                    r.status
+                ));
+            }
         }
     }
     Ok(out)
 }
 
 /// An authentication refusal (a bad key, signature or permission) as the error to stop on.
-pub(crate) fn check_auth(api: Option<&bo::ApiError>, venue: &VenueConfig) -> Result<(), String> {
-    match api.filter(|e| AUTH_ERRORS.contains(&e.code)) {
-        Some(e) => Err(format!(
+pub(crate) fn check_auth(outcome: &Outcome, venue: &VenueConfig) -> Result<(), String> {
+    match outcome {
+        Outcome::Rejected(e) if e.kind == RefusalKind::Credentials => Err(format!(
             "the venue refused our credentials ({} {}): check exchanges.{}.credentials",
-            e.code, e.msg, venue.name
+            e.code.map_or_else(String::new, |c| c.to_string()),
+            e.message,
+            venue.name
         )),
-        None => Ok(()),
+        _ => Ok(()),
     }
 }
 
@@ -536,7 +541,8 @@ async fn worker(
     }
 }
 
-/// Binance expires a listen key 60 minutes after its last keepalive: renew it every 30.
+/// Keeps the private stream's key alive (Binance expires a listen key 60 minutes after its last
+/// keepalive): renewed every 30 minutes.
 async fn keep_alive(
     state: Shared,
     venue: VenueConfig,
@@ -552,17 +558,10 @@ async fn keep_alive(
             continue;
         }
         next += every;
-        let path = format!(
-            "{}?listenKey={}",
-            bo::USER_DATA_STREAM_PATH,
-            listen_key.borrow()
-        );
-        let headers = key_header(&venue);
-        let sent = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            client.request(Method::PUT, &path, &headers),
-        )
-        .await;
+        let Some(request) = venue.client.keep_stream_alive(&listen_key.borrow()) else {
+            continue;
+        };
+        let sent = tokio::time::timeout(REQUEST_TIMEOUT, send_request(&mut client, &request)).await;
         match sent {
             Ok(Ok(r)) if r.status == 200 => {}
             Ok(Ok(r)) => state.borrow().log(format!(
@@ -598,44 +597,41 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
     if !admitted(state, venue, &msg, &exchange, &symbol).await {
         return;
     }
-    let prefix = state.borrow().prefix.clone();
-    let headers = key_header(venue);
-    let (method, path) = if !msg.cancel {
-        let mut order = bo::NewOrder::from_kind(
-            &symbol,
-            msg.side,
-            msg.kind,
-            msg.price,
-            msg.qty,
-            Some(format!("{prefix}{}", msg.order_id)),
-            timing(),
-        );
-        order.self_trade_prevention_mode = Some(venue.stp);
-        (
-            Method::POST,
-            format!("{}?{}", bo::ORDER_PATH, signed(venue, &order.to_query())),
-        )
-    } else if msg.order_id == 0 {
-        let q = bo::CancelOpenOrders {
-            symbol: symbol.clone(),
-            timing: timing(),
+    let client_id = format!("{}{}", state.borrow().prefix, msg.order_id);
+    let (op, request) = if !msg.cancel {
+        let spec = NewOrderSpec {
+            symbol: &symbol,
+            client_id: &client_id,
+            side: msg.side,
+            kind: msg.kind,
+            price: msg.price,
+            qty: msg.qty,
+            reduce_only: false,
+            position_side: PositionSide::Both,
+        };
+        match venue.client.new_order(&spec, now_ms()) {
+            Ok(r) => (Operation::NewOrder { kind: msg.kind }, r),
+            Err(e) => {
+                // Not sendable on this venue: refused before it is journaled or sent.
+                state
+                    .borrow()
+                    .log(format!("{}: order {}: {e}", venue.name, msg.order_id));
+                state.borrow_mut().counters.venue_rejects += 1;
+                let kind = ExecKind::Rejected(RejectReason::VenueRejected);
+                let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
+                report(state, exec, &exchange, &symbol, msg.side, Detail::default());
+                return;
+            }
         }
-        .to_query();
+    } else if msg.order_id == 0 {
         (
-            Method::DELETE,
-            format!("{}?{}", bo::OPEN_ORDERS_PATH, signed(venue, &q)),
+            Operation::CancelAll,
+            venue.client.cancel_all(&symbol, now_ms()),
         )
     } else {
-        let q = bo::CancelOrder {
-            symbol: symbol.clone(),
-            order_id: None,
-            orig_client_order_id: Some(format!("{prefix}{}", msg.order_id)),
-            timing: timing(),
-        }
-        .to_query();
         (
-            Method::DELETE,
-            format!("{}?{}", bo::ORDER_PATH, signed(venue, &q)),
+            Operation::Cancel,
+            venue.client.cancel(&symbol, &client_id, now_ms()),
         )
     };
     let journaled_at = now_ns();
@@ -691,12 +687,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             tokio::task::spawn_local(settle_unknown(state.clone(), venue.clone(), msg.order_id));
         }
     };
-    let result = match tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        client.request(method, &path, &headers),
-    )
-    .await
-    {
+    let result = match tokio::time::timeout(REQUEST_TIMEOUT, send_request(client, &request)).await {
         Ok(r) => r,
         Err(_) => {
             // The order may or may not have reached the venue: its user stream will say, or
@@ -714,48 +705,57 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         }
     };
     rate_limit_answer(state, venue, client.last_answer());
+    let what = if msg.cancel { "cancel of" } else { "order" };
+    let log_answer = |r: &crate::http::Response, how: &str| {
+        state.borrow().log(format!(
+            "{}: {what} {} {how}: HTTP {}: {}",
+            venue.name,
+            msg.order_id,
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ));
+    };
     let refused = match result {
-        Ok(r) if r.status == 200 => return,
-        Ok(r) => {
-            let body = String::from_utf8_lossy(&r.body).into_owned();
-            let api = bo::ApiError::parse(&body).ok();
-            let raced = msg.cancel && api.as_ref().is_some_and(|e| e.code == -2011);
-            // A cancel that crossed a fill (-2011 unknown order) is routine: not logged.
-            if !raced {
-                state.borrow().log(format!(
-                    "{}: {} {} refused: HTTP {}: {body}",
-                    venue.name,
-                    if msg.cancel { "cancel of" } else { "order" },
-                    msg.order_id,
-                    r.status
-                ));
-            }
-            let code = api.map(|e| e.code);
-            // Binance: a 5xx (and -1006/-1007) means the outcome is unknown; the order may
-            // be live. It stays open here and the user stream reports what happened.
-            if r.status >= 500 || code.is_some_and(|c| c == -1006 || c == -1007) {
+        Ok(r) => match classify(venue, op, &r) {
+            Outcome::Accepted => return,
+            Outcome::Unknown => {
+                // The order may be live: it stays open here and the private stream reports
+                // what happened, or the venue when asked.
+                log_answer(&r, "has an unknown outcome");
                 state.borrow_mut().counters.request_errors += 1;
                 settle_later();
                 return;
             }
-            if code.is_some_and(|c| AUTH_ERRORS.contains(&c)) {
-                // Every further request would be refused the same way: stop, do not spin.
-                let s = state.borrow();
-                s.log(format!(
-                    "{}: the venue refused our credentials: check exchanges.{}.credentials; stopping",
-                    venue.name, venue.name
-                ));
-                s.flags.fail();
-            }
             // The venue's limits (429 back-off, 418 ban: `ratelimit` took in Retry-After).
-            if matches!(r.status, 429 | 418) {
-                Some(RATE_LIMITED)
-            } else {
-                code
+            Outcome::RateLimited { .. } => {
+                log_answer(&r, "refused");
+                Some(RejectReason::VenueRateLimit)
             }
-        }
+            Outcome::Rejected(refusal) => {
+                // A cancel that crossed a fill (an unknown order) is routine: not logged.
+                let raced = msg.cancel && refusal.kind == RefusalKind::UnknownOrder;
+                if !raced {
+                    log_answer(&r, "refused");
+                }
+                match refusal.kind {
+                    RefusalKind::Credentials => {
+                        // Every further request would be refused the same way: stop, do not
+                        // spin.
+                        let s = state.borrow();
+                        s.log(format!(
+                            "{}: the venue refused our credentials: check exchanges.{}.credentials; stopping",
+                            venue.name, venue.name
+                        ));
+                        s.flags.fail();
+                        None
+                    }
+                    RefusalKind::PostOnlyWouldCross => Some(RejectReason::PostOnlyWouldCross),
+                    RefusalKind::UnknownOrder | RefusalKind::Other => None,
+                }
+            }
+        },
         // Not sent: refused by the venue's limits here (another thread took the weight).
-        Err(HttpError::RateLimited { .. }) => Some(RATE_LIMITED),
+        Err(HttpError::RateLimited { .. }) => Some(RejectReason::VenueRateLimit),
         Err(e) => {
             state.borrow_mut().counters.request_errors += 1;
             state
@@ -778,21 +778,11 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         ExecKind::CancelRejected
     } else {
         state.borrow_mut().counters.venue_rejects += 1;
-        ExecKind::Rejected(match refused {
-            Some(-2010) if msg.kind == rt_core::OrderKind::PostOnly => {
-                RejectReason::PostOnlyWouldCross
-            }
-            Some(RATE_LIMITED) => RejectReason::VenueRateLimit,
-            _ => RejectReason::VenueRejected,
-        })
+        ExecKind::Rejected(refused.unwrap_or(RejectReason::VenueRejected))
     };
     let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
     report(state, exec, &exchange, &symbol, msg.side, Detail::default());
 }
-
-/// Not an error code of the venue's: a 429 or 418 answer, or a request the venue's limits
-/// refused here.
-const RATE_LIMITED: i32 = i32::MIN;
 
 /// Whether `msg` may go now by the venue's rate limits. A new order that may not is refused
 /// here (`venue_rate_limit`, journaled and reported); a cancel waits out a 429's back-off or a
@@ -1095,7 +1085,7 @@ async fn reconnect(
         let mut client = Client::with_limits(base.clone(), venue.limits.clone());
         let attempt = async {
             let key = listen_key(&mut client, venue).await?;
-            let url = format!("{}/ws/{key}", venue.ws.trim_end_matches('/'));
+            let url = venue.client.stream_url(&venue.ws, &key);
             let (ws, _) = crate::tls::connect_ws(url.as_str())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -1218,7 +1208,7 @@ async fn catch_up_orders(
         }
         if info.executed_qty.0 > 0 {
             let trades =
-                crate::catchup::order_trades(client, venue, &w.symbol, info.order_id).await?;
+                crate::catchup::order_trades(client, venue, &w.symbol, info.venue_order_id).await?;
             let mut cum = 0;
             for t in &trades {
                 cum += t.qty.0;
@@ -1263,12 +1253,12 @@ async fn catch_up_orders(
             }
         }
         let last = match info.status {
-            bo::OrderStatus::Canceled => Some((ExecKind::Cancelled, None)),
-            bo::OrderStatus::Expired => Some((ExecKind::Expired, None)),
-            bo::OrderStatus::ExpiredInMatch => Some((ExecKind::Expired, Some(STP_REASON))),
-            bo::OrderStatus::Rejected => {
-                Some((ExecKind::Rejected(RejectReason::VenueRejected), None))
+            VenueStatus::Cancelled => Some((ExecKind::Cancelled, None)),
+            VenueStatus::Expired => Some((ExecKind::Expired, None)),
+            VenueStatus::ExpiredBySelfTradePrevention => {
+                Some((ExecKind::Expired, Some(STP_REASON)))
             }
+            VenueStatus::Rejected => Some((ExecKind::Rejected(RejectReason::VenueRejected), None)),
             _ => None,
         };
         if let Some((kind, reason)) = last {
@@ -1342,14 +1332,14 @@ async fn read_stream(
             Message::Binary(b) => String::from_utf8_lossy(b).into_owned(),
             _ => continue,
         };
-        let er = match bo::ExecutionReport::parse(&text) {
-            Ok(Some(er)) => er,
+        let update = match venue.client.private_event(&text) {
+            Ok(PrivateEvent::Order(u)) => u,
             // Nothing more comes on an expired key: a new one, and a catch-up.
-            Ok(None) if bo::is_listen_key_expired(&text) => {
+            Ok(PrivateEvent::StreamExpired) => {
                 state.borrow_mut().counters.listen_key_expiries += 1;
                 return Some("the venue expired the listen key".to_owned());
             }
-            Ok(None) => continue,
+            Ok(PrivateEvent::Other) => continue,
             // One of ours that cannot be read may be a fill or an end: never dropped, the
             // stream counts as lost and every working order is caught up over REST.
             Err(e) if text.contains(&format!("\"{prefix}")) => {
@@ -1359,51 +1349,58 @@ async fn read_stream(
             Err(e) => {
                 state
                     .borrow()
-                    .log(format!("{}: bad executionReport: {e}", venue.name));
+                    .log(format!("{}: bad report: {e}", venue.name));
                 continue;
             }
         };
-        let cid = if er.exec_type == bo::ExecType::Canceled && !er.orig_client_order_id.is_empty() {
-            &er.orig_client_order_id
-        } else {
-            &er.client_order_id
-        };
-        let Some(id) = cid.strip_prefix(prefix.as_str()) else {
+        let OrderUpdate {
+            symbol,
+            client_id,
+            side,
+            kind: update,
+            leaves,
+        } = update;
+        let Some(id) = client_id.strip_prefix(prefix.as_str()) else {
             state.borrow_mut().counters.foreign_reports += 1;
             continue;
         };
         let Ok(order_id) = id.parse::<u64>() else {
             state.borrow_mut().counters.unreadable_reports += 1;
             return Some(format!(
-                "a report of ours names order {cid:?}, not an id of ours"
+                "a report of ours names order {client_id:?}, not an id of ours"
             ));
         };
-        let leaves = Qty(er.quantity.0.saturating_sub(er.cum_qty.0).max(0));
-        let charged = (er.exec_type == bo::ExecType::Trade).then(|| Charged {
-            asset: er.commission_asset.as_deref().unwrap_or(""),
-            amount: er.commission,
-        });
-        let (fee, base_commission) = match &charged {
-            Some(c) => c.book(state, venue, &er.symbol),
-            None => (0, Qty::ZERO),
-        };
-        let kind = match er.exec_type {
-            bo::ExecType::New => ExecKind::Accepted,
-            bo::ExecType::Trade => ExecKind::Fill {
-                price: er.last_price,
-                qty: er.last_qty,
-                maker: er.is_maker,
-                fee,
-            },
-            bo::ExecType::Canceled => ExecKind::Cancelled,
+        let (kind, trade, charged, base_commission, reason) = match &update {
+            UpdateKind::Accepted => (ExecKind::Accepted, None, None, Qty::ZERO, None),
+            UpdateKind::Fill(f) => {
+                let charged = Charged {
+                    asset: &f.commission_asset,
+                    amount: f.commission,
+                };
+                let (fee, base) = charged.book(state, venue, &symbol);
+                let kind = ExecKind::Fill {
+                    price: f.price,
+                    qty: f.qty,
+                    maker: f.is_maker,
+                    fee,
+                };
+                (kind, Some(f.trade_id), Some(charged), base, None)
+            }
+            UpdateKind::Cancelled => (ExecKind::Cancelled, None, None, Qty::ZERO, None),
+            UpdateKind::Expired => (ExecKind::Expired, None, None, Qty::ZERO, None),
             // Self-trade prevention expired it (EXPIRED_IN_MATCH): finished, like an expiry.
-            bo::ExecType::Expired | bo::ExecType::TradePrevention => ExecKind::Expired,
-            bo::ExecType::Rejected => ExecKind::Rejected(RejectReason::VenueRejected),
+            UpdateKind::ExpiredBySelfTradePrevention => {
+                state.borrow_mut().counters.self_trade_prevented += 1;
+                (ExecKind::Expired, None, None, Qty::ZERO, Some(STP_REASON))
+            }
+            UpdateKind::Rejected => (
+                ExecKind::Rejected(RejectReason::VenueRejected),
+                None,
+                None,
+                Qty::ZERO,
+                None,
+            ),
         };
-        let reason = (er.exec_type == bo::ExecType::TradePrevention).then(|| {
-            state.borrow_mut().counters.self_trade_prevented += 1;
-            STP_REASON
-        });
         let exec = ExecMsg {
             exchange: venue.exchange,
             exec: Exec {
@@ -1415,7 +1412,6 @@ async fn read_stream(
             recv_ns: recv,
             base_commission,
         };
-        let trade = (er.exec_type == bo::ExecType::Trade).then_some(er.trade_id);
         if let Some(t) = trade {
             // A catch-up after a reconnect may have reported it already.
             let seen = state
@@ -1431,8 +1427,8 @@ async fn read_stream(
             state,
             exec,
             &venue.name,
-            &er.symbol,
-            er.side,
+            &symbol,
+            side,
             Detail {
                 trade_id: trade,
                 charged,

@@ -369,14 +369,10 @@ pub struct RecoveredAnchors {
     pub peak_equity: String,
 }
 
-/// A signed decimal (`-12.5`) in units of 10^-8, as the journal writes money.
+/// A signed decimal (`-12.5`) in units of 10^-8, as the journal writes money: the engine's one
+/// decimal parser (`rt_core::parse_signed_units`), the error naming the text.
 pub fn signed_units(s: &str) -> Result<i64, String> {
-    let (negative, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let units = rt_core::parse_units(digits.as_bytes()).map_err(|e| format!("{s:?}: {e}"))?;
-    Ok(if negative { -units } else { units })
+    rt_core::parse_signed_units(s.as_bytes()).map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// Reads `dir/journal.jsonl` (absent: a fresh start).

@@ -42,9 +42,8 @@ use hyper::Method;
 use rt_manifest::model::{Exchange, Reconcile};
 use rt_manifest::Manifest;
 use rt_venues::binance_account::{self as ba, Balance, SymbolFilters};
-use rt_venues::binance_orders as bo;
 
-use crate::gateway::{key_header, signed, timing, VenueConfig};
+use crate::gateway::{now_ms, send_request, VenueConfig};
 use crate::http::{Base, Client};
 use crate::journal::RecoveredFill;
 use crate::shared::{dec, Flags, Hk, HkSender};
@@ -156,7 +155,8 @@ pub fn check_filters(
 }
 
 fn units(text: &str, what: &str) -> Result<i64, String> {
-    bo::parse_decimal(text, "journal").map_err(|_| format!("journal: a fill's {what} {text:?}"))
+    rt_core::parse_signed_units(text.as_bytes())
+        .map_err(|_| format!("journal: a fill's {what} {text:?}"))
 }
 
 /// The balances the engine expects on `exchange` (asset -> 10^-8 units): the configured start
@@ -256,10 +256,7 @@ async fn fetch_exchange_info(
 }
 
 async fn fetch_account(client: &mut Client, venue: &VenueConfig) -> Result<Vec<Balance>, String> {
-    let q = bo::AccountQuery { timing: timing() }.to_query();
-    let path = format!("{}?{}", ba::ACCOUNT_PATH, signed(venue, &q));
-    let r = client
-        .request(Method::GET, &path, &key_header(venue))
+    let r = send_request(client, &venue.client.balances(now_ms()))
         .await
         .map_err(|e| format!("{}: account: {e}", venue.name))?;
     let body = String::from_utf8_lossy(&r.body);
@@ -269,7 +266,10 @@ async fn fetch_account(client: &mut Client, venue: &VenueConfig) -> Result<Vec<B
             venue.name, r.status
         ));
     }
-    ba::parse_account(&body).map_err(|e| format!("{}: account: {e}", venue.name))
+    venue
+        .client
+        .balance_list(&body)
+        .map_err(|e| format!("{}: account: {e}", venue.name))
 }
 
 /// What the start-up check found.

@@ -2,10 +2,13 @@
 //!
 //! - [`assets`]: a Binance symbol's base and quote assets, and what a commission asset is to
 //!   the instrument it was paid on.
-//! - [`binance`]: the Binance market-data codec (WebSocket frames and REST depth snapshots to
-//!   [`MarketEvent`]s, allocation-free). Book synchronisation is `rt_core::sync`.
-//! - [`binance_orders`]: Binance Spot order entry (signed REST requests, responses, the
-//!   user-data stream's `executionReport`), shared by the sim venue and the gateway.
+//! - [`binance`]: Binance, one module: the market-data codec (WebSocket frames and REST depth
+//!   snapshots to [`MarketEvent`]s, allocation-free; book synchronisation is `rt_core::sync`),
+//!   Spot order entry by concern (requests, signing, REST answers, the user data stream,
+//!   errors; one path for all of it: [`binance_orders`]), the account and rate limits
+//!   ([`binance_account`], [`binance_limits`]), shared by the sim venue and the gateway.
+//! - [`execution`]: the execution boundary, the [`execution::ExecutionClient`] trait the
+//!   gateway calls to build, sign and read order entry ([`binance::SpotExecution`]).
 //! - [`recording`]: recorded captures (hftbacktest `*.gz`, cryptofeed `*.ws.1.0`).
 //! - [`native`]: the compact native event file and its reader.
 //! - [`okx`], [`kraken`]: OKX v5 and Kraken v1 public market data, books verified against the
@@ -23,11 +26,9 @@ use rt_core::{MarketEvent, Nanos};
 
 pub mod assets;
 pub mod binance;
-pub mod binance_account;
-pub mod binance_limits;
-pub mod binance_orders;
 pub mod checksum;
 pub mod checksummed;
+pub mod execution;
 pub mod features;
 pub mod kraken;
 pub mod native;
@@ -37,6 +38,9 @@ pub mod replay;
 mod scan;
 pub mod verify;
 
+pub use binance::account as binance_account;
+pub use binance::limits as binance_limits;
+pub use binance::orders as binance_orders;
 pub use binance::{DecodeCounters, DecodeError, Decoder};
 pub use native::{NativeReader, NativeWriter};
 pub use recording::{CaptureFormat, CaptureReader, CaptureStats, Frame, FrameReader};

@@ -494,3 +494,47 @@ pub(crate) fn eight_digits(bytes: &[u8]) -> Option<i64> {
     let v = u64::from_le_bytes(bytes.try_into().ok()?);
     (digit_run(v) == 8).then(|| swar_value(v))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every quoted string of the bundled capture's first frames (prices, quantities, and
+    /// whatever else is quoted): where the SWAR fast path reads a decimal, the engine's one
+    /// parser (`rt_core::parse_units`) reads the same value, and the signed form (journal,
+    /// commissions) agrees with it on every one.
+    #[test]
+    fn the_fast_path_agrees_with_the_one_parser_on_the_real_capture() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/binance/spot_btcusdt_20240808.gz");
+        let mut frames = crate::FrameReader::open(&path).unwrap();
+        let (mut checked, mut fast) = (0u64, 0u64);
+        let mut n = 0;
+        while let Some(frame) = frames.next_frame() {
+            let b = frame.unwrap().bytes;
+            let mut i = 0;
+            while let Some(off) = b[i..].iter().position(|&c| c == b'"') {
+                let start = i + off;
+                let Some(len) = b[start + 1..].iter().position(|&c| c == b'"') else {
+                    break;
+                };
+                let text = &b[start + 1..start + 1 + len];
+                let slow = rt_core::parse_units(text).ok();
+                if let Some((v, end)) = fast_decimal(b, start) {
+                    assert_eq!(Some(v), slow, "{:?}", String::from_utf8_lossy(text));
+                    assert_eq!(end, start + len + 2);
+                    fast += 1;
+                }
+                assert_eq!(rt_core::parse_signed_units(text).ok(), slow);
+                checked += 1;
+                i = start + len + 2;
+            }
+            n += 1;
+            if n == 20_000 {
+                break;
+            }
+        }
+        assert!(fast > 100_000, "{fast} decimals of {checked} strings");
+    }
+}

@@ -16,7 +16,7 @@
 //! The windows are fixed intervals from the epoch (a minute, 10 s, a UTC day), as Binance's
 //! interval counters are.
 
-use crate::binance_orders::ApiError;
+use super::errors::ApiError;
 
 /// Header names (lower case, as HTTP/1.1 header names compare; Binance writes them upper case).
 pub const USED_WEIGHT_1M: &str = "x-mbx-used-weight-1m";

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::binance_orders::{format_units, parse_decimal};
+use super::wire::{format_units, parse_decimal};
 
 /// `GET /api/v3/account` (signed, weight 20).
 pub const ACCOUNT_PATH: &str = "/api/v3/account";
@@ -33,20 +33,7 @@ pub enum AccountError {
     Decimal { name: String, value: String },
 }
 
-/// One asset of the account, in 10^-8 units.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Balance {
-    pub asset: String,
-    pub free: i64,
-    pub locked: i64,
-}
-
-impl Balance {
-    /// What the account holds of the asset: free plus locked in open orders.
-    pub fn total(&self) -> i128 {
-        i128::from(self.free) + i128::from(self.locked)
-    }
-}
+pub use crate::execution::Balance;
 
 /// The answer to `GET /api/v3/account`, as Binance writes it.
 pub fn format_account(balances: &[Balance], update_time_ms: u64) -> String {

@@ -1,0 +1,500 @@
+//! Binance Spot behind the execution boundary ([`ExecutionClient`]): signed `/api/v3` requests,
+//! Binance's error codes classified, `GET /api/v3/order` and `myTrades` answers read, and the
+//! user data stream's `executionReport` turned into venue-neutral order updates.
+//!
+//! The codes it classifies (binance-spot-api-docs, errors.md): `-1006`/`-1007` and any 5xx
+//! leave the outcome unknown; HTTP 429 is a back-off (`Retry-After`), 418 an IP ban; `-1022`,
+//! `-2014`, `-2015` refuse the credentials; `-2011` (cancel) and `-2013` (query) name an order
+//! the venue does not know; `-2010` on a `LIMIT_MAKER` is a post-only order that would cross.
+
+use std::fmt::Write as _;
+
+use rt_core::{OrderKind, Qty};
+
+use super::errors::ApiError;
+use super::query::Timing;
+use super::requests::{
+    AccountQuery, CancelOpenOrders, CancelOrder, MyTradesQuery, NewOrder, QueryOrder,
+    MAX_MY_TRADES_LIMIT, MY_TRADES_PATH, OPEN_ORDERS_PATH, ORDER_PATH,
+};
+use super::rest::{parse_listen_key, parse_my_trades, parse_order, CancelResponse};
+use super::signing::{sign, API_KEY_HEADER};
+use super::user_stream::{is_listen_key_expired, ExecutionReport, USER_DATA_STREAM_PATH};
+use super::vocab::{ExecType, OrderStatus, StpMode};
+use crate::execution::{
+    Balance, Credentials, ExecError, ExecutionClient, Method, NewOrderSpec, Operation, OrderState,
+    OrderUpdate, Outcome, PositionSide, PrivateEvent, Refusal, RefusalKind, UpdateKind, VenueFill,
+    VenueRequest, VenueStatus, VenueTrade,
+};
+
+/// Binance's codes for a refused key, signature or permission.
+pub const AUTH_ERRORS: [i32; 3] = [-1022, -2014, -2015];
+/// The outcome is unknown: the order may be live (`-1006` unexpected response, `-1007`
+/// timeout waiting for the matching engine).
+pub const UNKNOWN_OUTCOME: [i32; 2] = [-1006, -1007];
+/// `-2011`: a cancel of an order the venue does not know (filled or cancelled meanwhile);
+/// `-2013`: a query of an order that does not exist.
+pub const UNKNOWN_ORDER: [i32; 2] = [-2011, -2013];
+/// A new order the venue refused (for a `LIMIT_MAKER`: it would match and take).
+pub const NEW_ORDER_REJECTED: i32 = -2010;
+
+const VENUE: &str = "binance spot";
+
+/// Binance Spot order entry for one account.
+#[derive(Debug, Clone)]
+pub struct SpotExecution {
+    /// `None` sends unsigned requests (the paper sim venue without credentials).
+    credentials: Option<Credentials>,
+    /// `selfTradePreventionMode` sent with every order (`None`: the symbol's default).
+    stp: Option<StpMode>,
+}
+
+impl SpotExecution {
+    pub fn new(credentials: Option<Credentials>, stp: Option<StpMode>) -> SpotExecution {
+        SpotExecution { credentials, stp }
+    }
+
+    /// `path?query&signature=..` (the bare query without credentials) and the key header.
+    fn signed(&self, method: Method, path: &str, query: &str) -> VenueRequest {
+        // The hex HMAC-SHA256 is 64 bytes, `&signature=` 11.
+        let mut out = String::with_capacity(path.len() + query.len() + 80);
+        out.push_str(path);
+        out.push('?');
+        out.push_str(query);
+        let mut headers = Vec::new();
+        if let Some(c) = &self.credentials {
+            let signature = sign(c.secret.as_bytes(), query.as_bytes());
+            if !query.is_empty() {
+                out.push('&');
+            }
+            let _ = write!(out, "signature={signature}");
+            headers.push((API_KEY_HEADER, c.key.clone()));
+        }
+        VenueRequest {
+            method,
+            path: out,
+            headers,
+        }
+    }
+
+    /// A request that needs the API key but no signature.
+    fn keyed(&self, method: Method, path: String) -> VenueRequest {
+        VenueRequest {
+            method,
+            path,
+            headers: self
+                .credentials
+                .iter()
+                .map(|c| (API_KEY_HEADER, c.key.clone()))
+                .collect(),
+        }
+    }
+}
+
+fn unreadable(what: &'static str, e: impl ToString) -> ExecError {
+    ExecError::Unreadable {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+impl ExecutionClient for SpotExecution {
+    fn venue(&self) -> &'static str {
+        VENUE
+    }
+
+    fn new_order(&self, order: &NewOrderSpec<'_>, now_ms: u64) -> Result<VenueRequest, ExecError> {
+        if order.reduce_only {
+            return Err(ExecError::Unsupported {
+                venue: VENUE,
+                what: "reduce-only orders",
+            });
+        }
+        if order.position_side != PositionSide::Both {
+            return Err(ExecError::Unsupported {
+                venue: VENUE,
+                what: "hedge-mode position sides",
+            });
+        }
+        let mut new = NewOrder::from_kind(
+            order.symbol,
+            order.side,
+            order.kind,
+            order.price,
+            order.qty,
+            Some(order.client_id.to_owned()),
+            Timing::new(now_ms),
+        );
+        new.self_trade_prevention_mode = self.stp;
+        Ok(self.signed(Method::Post, ORDER_PATH, &new.to_query()))
+    }
+
+    fn cancel(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest {
+        let q = CancelOrder {
+            symbol: symbol.to_owned(),
+            order_id: None,
+            orig_client_order_id: Some(client_id.to_owned()),
+            timing: Timing::new(now_ms),
+        }
+        .to_query();
+        self.signed(Method::Delete, ORDER_PATH, &q)
+    }
+
+    fn cancel_all(&self, symbol: &str, now_ms: u64) -> VenueRequest {
+        let q = CancelOpenOrders {
+            symbol: symbol.to_owned(),
+            timing: Timing::new(now_ms),
+        }
+        .to_query();
+        self.signed(Method::Delete, OPEN_ORDERS_PATH, &q)
+    }
+
+    fn query_order(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest {
+        let q = QueryOrder {
+            symbol: symbol.to_owned(),
+            order_id: None,
+            orig_client_order_id: Some(client_id.to_owned()),
+            timing: Timing::new(now_ms),
+        }
+        .to_query();
+        self.signed(Method::Get, ORDER_PATH, &q)
+    }
+
+    fn order_trades(
+        &self,
+        symbol: &str,
+        venue_order_id: u64,
+        from_id: u64,
+        now_ms: u64,
+    ) -> VenueRequest {
+        let q = MyTradesQuery {
+            symbol: symbol.to_owned(),
+            order_id: Some(venue_order_id),
+            from_id: Some(from_id),
+            limit: Some(MAX_MY_TRADES_LIMIT),
+            timing: Timing::new(now_ms),
+        }
+        .to_query();
+        self.signed(Method::Get, MY_TRADES_PATH, &q)
+    }
+
+    fn trades_page(&self) -> usize {
+        MAX_MY_TRADES_LIMIT as usize
+    }
+
+    fn balances(&self, now_ms: u64) -> VenueRequest {
+        let q = AccountQuery {
+            timing: Timing::new(now_ms),
+        }
+        .to_query();
+        self.signed(Method::Get, super::account::ACCOUNT_PATH, &q)
+    }
+
+    fn open_stream(&self) -> VenueRequest {
+        self.keyed(Method::Post, USER_DATA_STREAM_PATH.to_owned())
+    }
+
+    fn keep_stream_alive(&self, key: &str) -> Option<VenueRequest> {
+        Some(self.keyed(
+            Method::Put,
+            format!("{USER_DATA_STREAM_PATH}?listenKey={key}"),
+        ))
+    }
+
+    fn stream_key(&self, body: &str) -> Result<String, ExecError> {
+        parse_listen_key(body).map_err(|e| unreadable("listen key", e))
+    }
+
+    fn stream_url(&self, ws_base: &str, key: &str) -> String {
+        format!("{}/ws/{key}", ws_base.trim_end_matches('/'))
+    }
+
+    fn classify(
+        &self,
+        op: Operation,
+        status: u16,
+        body: &str,
+        retry_after_s: Option<u64>,
+    ) -> Outcome {
+        if status == 200 {
+            return Outcome::Accepted;
+        }
+        let api = ApiError::parse(body).ok();
+        let code = api.as_ref().map(|e| e.code);
+        if status >= 500 || code.is_some_and(|c| UNKNOWN_OUTCOME.contains(&c)) {
+            return Outcome::Unknown;
+        }
+        if matches!(status, 429 | 418) {
+            return Outcome::RateLimited {
+                banned: status == 418,
+                retry_after_ms: retry_after_s.map(|s| s.saturating_mul(1000)),
+            };
+        }
+        let kind = match code {
+            Some(c) if AUTH_ERRORS.contains(&c) => RefusalKind::Credentials,
+            Some(c) if UNKNOWN_ORDER.contains(&c) => RefusalKind::UnknownOrder,
+            Some(NEW_ORDER_REJECTED)
+                if op
+                    == (Operation::NewOrder {
+                        kind: OrderKind::PostOnly,
+                    }) =>
+            {
+                RefusalKind::PostOnlyWouldCross
+            }
+            _ => RefusalKind::Other,
+        };
+        Outcome::Rejected(Refusal {
+            kind,
+            code: code.map(i64::from),
+            message: api.map_or_else(|| body.to_owned(), |e| e.msg),
+        })
+    }
+
+    fn cancelled_count(&self, body: &str) -> usize {
+        CancelResponse::parse_many(body).map_or(0, |v| v.len())
+    }
+
+    fn order_state(&self, body: &str) -> Result<OrderState, ExecError> {
+        let info = parse_order(body).map_err(|e| unreadable("order", e))?;
+        Ok(OrderState {
+            venue_order_id: info.order_id,
+            orig_qty: info.orig_qty,
+            executed_qty: info.executed_qty,
+            status: venue_status(info.status),
+        })
+    }
+
+    fn trades(&self, body: &str) -> Result<Vec<VenueTrade>, ExecError> {
+        let trades = parse_my_trades(body).map_err(|e| unreadable("trades", e))?;
+        Ok(trades
+            .into_iter()
+            .map(|t| VenueTrade {
+                id: t.id,
+                venue_order_id: t.order_id,
+                price: t.price,
+                qty: t.qty,
+                commission: t.commission,
+                commission_asset: t.commission_asset,
+                is_maker: t.is_maker,
+            })
+            .collect())
+    }
+
+    fn balance_list(&self, body: &str) -> Result<Vec<Balance>, ExecError> {
+        super::account::parse_account(body).map_err(|e| unreadable("account", e))
+    }
+
+    fn private_event(&self, frame: &str) -> Result<PrivateEvent, ExecError> {
+        let report = match ExecutionReport::parse(frame) {
+            Ok(Some(r)) => r,
+            Ok(None) if is_listen_key_expired(frame) => return Ok(PrivateEvent::StreamExpired),
+            Ok(None) => return Ok(PrivateEvent::Other),
+            Err(e) => return Err(unreadable("executionReport", e)),
+        };
+        Ok(PrivateEvent::Order(order_update(report)))
+    }
+}
+
+fn venue_status(status: OrderStatus) -> VenueStatus {
+    match status {
+        OrderStatus::New => VenueStatus::New,
+        OrderStatus::PartiallyFilled => VenueStatus::PartiallyFilled,
+        OrderStatus::Filled => VenueStatus::Filled,
+        OrderStatus::Canceled => VenueStatus::Cancelled,
+        OrderStatus::Rejected => VenueStatus::Rejected,
+        OrderStatus::Expired => VenueStatus::Expired,
+        OrderStatus::ExpiredInMatch => VenueStatus::ExpiredBySelfTradePrevention,
+    }
+}
+
+/// An `executionReport` as a venue-neutral update. A cancel names the cancelled order in `C`
+/// (its own id, the cancel request's, in `c`).
+fn order_update(er: ExecutionReport) -> OrderUpdate {
+    let leaves = Qty(er.quantity.0.saturating_sub(er.cum_qty.0).max(0));
+    let client_id = if er.exec_type == ExecType::Canceled && !er.orig_client_order_id.is_empty() {
+        er.orig_client_order_id
+    } else {
+        er.client_order_id
+    };
+    let kind = match er.exec_type {
+        ExecType::New => UpdateKind::Accepted,
+        ExecType::Trade => UpdateKind::Fill(VenueFill {
+            trade_id: er.trade_id,
+            price: er.last_price,
+            qty: er.last_qty,
+            is_maker: er.is_maker,
+            commission: er.commission,
+            commission_asset: er.commission_asset.unwrap_or_default(),
+        }),
+        ExecType::Canceled => UpdateKind::Cancelled,
+        ExecType::Expired => UpdateKind::Expired,
+        ExecType::TradePrevention => UpdateKind::ExpiredBySelfTradePrevention,
+        ExecType::Rejected => UpdateKind::Rejected,
+    };
+    OrderUpdate {
+        symbol: er.symbol,
+        client_id,
+        side: er.side,
+        kind,
+        leaves,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use rt_core::{Price, Side};
+
+    use super::*;
+    use crate::binance::signing::signed_query;
+    use crate::binance::test_support::{DOC_API_KEY, DOC_SECRET};
+
+    fn client() -> SpotExecution {
+        SpotExecution::new(
+            Some(Credentials {
+                key: DOC_API_KEY.to_owned(),
+                secret: DOC_SECRET.to_owned(),
+            }),
+            Some(StpMode::ExpireMaker),
+        )
+    }
+
+    fn spec(kind: OrderKind) -> NewOrderSpec<'static> {
+        NewOrderSpec {
+            symbol: "BTCUSDT",
+            client_id: "paper_1-7",
+            side: Side::Buy,
+            kind,
+            price: Price(6_183_763_000_000),
+            qty: Qty(200_000),
+            reduce_only: false,
+            position_side: PositionSide::Both,
+        }
+    }
+
+    #[test]
+    fn a_new_order_is_the_signed_query_the_gateway_sent_before() {
+        let r = client()
+            .new_order(&spec(OrderKind::PostOnly), 1_700_000_000_000)
+            .unwrap();
+        let mut order = NewOrder::from_kind(
+            "BTCUSDT",
+            Side::Buy,
+            OrderKind::PostOnly,
+            Price(6_183_763_000_000),
+            Qty(200_000),
+            Some("paper_1-7".into()),
+            Timing::new(1_700_000_000_000),
+        );
+        order.self_trade_prevention_mode = Some(StpMode::ExpireMaker);
+        let want = format!(
+            "{ORDER_PATH}?{}",
+            signed_query(&order.to_query(), DOC_SECRET.as_bytes())
+        );
+        assert_eq!(r.method, Method::Post);
+        assert_eq!(r.path, want);
+        assert_eq!(r.header_refs(), vec![(API_KEY_HEADER, DOC_API_KEY)]);
+        // Without credentials: the bare query, no key.
+        let bare = SpotExecution::new(None, None)
+            .new_order(&spec(OrderKind::Market), 1)
+            .unwrap();
+        assert!(!bare.path.contains("signature"), "{}", bare.path);
+        assert!(bare.headers.is_empty());
+        assert!(bare.path.ends_with("&timestamp=1"), "{}", bare.path);
+        // Spot has no reduce-only and no hedge mode.
+        let mut derivative = spec(OrderKind::Limit);
+        derivative.reduce_only = true;
+        assert!(client().new_order(&derivative, 1).is_err());
+        derivative.reduce_only = false;
+        derivative.position_side = PositionSide::Long;
+        assert!(client().new_order(&derivative, 1).is_err());
+    }
+
+    #[test]
+    fn answers_are_classified_as_the_gateway_acts_on_them() {
+        let c = client();
+        let post_only = Operation::NewOrder {
+            kind: OrderKind::PostOnly,
+        };
+        let limit = Operation::NewOrder {
+            kind: OrderKind::Limit,
+        };
+        let body = |code: i32| ApiError::new(code, "m").to_json();
+        assert_eq!(c.classify(limit, 200, "{}", None), Outcome::Accepted);
+        assert_eq!(c.classify(limit, 502, "", None), Outcome::Unknown);
+        assert_eq!(c.classify(limit, 400, &body(-1007), None), Outcome::Unknown);
+        assert_eq!(
+            c.classify(limit, 429, &body(-1003), Some(7)),
+            Outcome::RateLimited {
+                banned: false,
+                retry_after_ms: Some(7000)
+            }
+        );
+        assert!(matches!(
+            c.classify(limit, 418, &body(-1003), None),
+            Outcome::RateLimited { banned: true, .. }
+        ));
+        let kind = |op, status, text: &str| match c.classify(op, status, text, None) {
+            Outcome::Rejected(r) => Some(r.kind),
+            _ => None,
+        };
+        assert_eq!(
+            kind(post_only, 400, &body(-2010)),
+            Some(RefusalKind::PostOnlyWouldCross)
+        );
+        assert_eq!(kind(limit, 400, &body(-2010)), Some(RefusalKind::Other));
+        assert_eq!(
+            kind(Operation::Cancel, 400, &body(-2011)),
+            Some(RefusalKind::UnknownOrder)
+        );
+        assert_eq!(
+            kind(Operation::Query, 400, &body(-2013)),
+            Some(RefusalKind::UnknownOrder)
+        );
+        assert_eq!(
+            kind(limit, 401, &body(-2015)),
+            Some(RefusalKind::Credentials)
+        );
+        let Outcome::Rejected(r) = c.classify(limit, 400, "not json", None) else {
+            panic!("a body without a code is a refusal");
+        };
+        assert_eq!((r.code, r.message.as_str()), (None, "not json"));
+    }
+
+    #[test]
+    fn execution_reports_become_order_updates() {
+        let frame = r#"{"e":"executionReport","E":1,"s":"BTCUSDT","c":"x-cancel","S":"SELL","o":"LIMIT","f":"GTC","q":"0.00300000","p":"61837.63000000","C":"paper_1-9","x":"CANCELED","X":"CANCELED","r":"NONE","i":5,"l":"0.00000000","z":"0.00100000","L":"0.00000000","n":"0","N":null,"T":2,"t":-1,"w":false,"m":false,"O":1,"Z":"0.00000000"}"#;
+        let PrivateEvent::Order(u) = client().private_event(frame).unwrap() else {
+            panic!("an order update");
+        };
+        assert_eq!(
+            (u.client_id.as_str(), u.kind, u.leaves, u.side),
+            ("paper_1-9", UpdateKind::Cancelled, Qty(200_000), Side::Sell)
+        );
+        let fill = frame
+            .replace("\"x\":\"CANCELED\"", "\"x\":\"TRADE\"")
+            .replace("\"N\":null", "\"N\":\"BNB\"")
+            .replace("\"n\":\"0\"", "\"n\":\"0.00001000\"")
+            .replace("\"t\":-1", "\"t\":42");
+        let PrivateEvent::Order(u) = client().private_event(&fill).unwrap() else {
+            panic!("an order update");
+        };
+        assert_eq!(u.client_id, "x-cancel");
+        let UpdateKind::Fill(f) = u.kind else {
+            panic!("a fill");
+        };
+        assert_eq!(
+            (f.trade_id, f.commission, f.commission_asset.as_str()),
+            (42, 1000, "BNB")
+        );
+        assert_eq!(
+            client().private_event(r#"{"e":"listenKeyExpired","E":1,"listenKey":"k"}"#),
+            Ok(PrivateEvent::StreamExpired)
+        );
+        assert_eq!(
+            client().private_event(r#"{"e":"outboundAccountPosition","E":1}"#),
+            Ok(PrivateEvent::Other)
+        );
+        assert!(client().private_event("{").is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! The execution boundary: what the engine's gateway asks of a venue's order entry, without
+//! I/O. A venue implements [`ExecutionClient`]; the gateway keeps the threads, the connections,
+//! the rings, the journal, the rate-limit accounting and the catch-up orchestration, and calls
+//! the client to
+//! - build a request, signed, ready for the wire ([`VenueRequest`]): a new order
+//!   ([`NewOrderSpec`], venue-neutral, with the derivative fields `reduce_only` and
+//!   `position_side` a futures venue sends), a cancel, the cancel of everything open on a
+//!   symbol, an order query, a page of an order's trades, the account's balances, and the
+//!   private stream's key (open, keep alive) and URL;
+//! - classify an answer ([`ExecutionClient::classify`]) into [`Outcome`]: accepted, rejected
+//!   (with a venue-neutral [`Refusal`]), rate-limited (back off, or banned), or of unknown
+//!   outcome (the venue may have acted: ask it later);
+//! - read the answers it needs the content of ([`OrderState`], [`VenueTrade`]) and the events
+//!   of the private stream ([`PrivateEvent`]: order updates, fills with the commission asset
+//!   the venue charged, the stream's expiry).
+//!
+//! Prices, quantities and commissions are 10^-8 fixed point ([`Price`], [`Qty`], [`Cash`]).
+//! Binance Spot is the first implementation ([`crate::binance::SpotExecution`]); USD-M order
+//! entry (`/fapi/v1/order` with `reduceOnly` and `positionSide`, `ORDER_TRADE_UPDATE` on the
+//! futures user stream) fits the same trait: its differences are in the fields it writes and
+//! reads, not in the gateway's flow.
+
+use std::fmt;
+
+use rt_core::{Cash, OrderKind, Price, Qty, Side};
+
+/// An HTTP method of a venue request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// A request ready for the wire: signed when the client has credentials, with the headers it
+/// needs. The gateway sends it as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VenueRequest {
+    pub method: Method,
+    /// Path and query string, from `/` (`/api/v3/order?symbol=..&signature=..`).
+    pub path: String,
+    /// Headers the venue needs (the API key).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl VenueRequest {
+    /// The headers as the HTTP client takes them.
+    pub fn header_refs(&self) -> Vec<(&str, &str)> {
+        self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+}
+
+/// An account's API credentials, resolved from their secret references. `Debug` shows neither.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub key: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
+}
+
+/// A derivative position's side in the venue's position mode: `Both` in one-way mode (the
+/// only mode a spot venue has), `Long` or `Short` in hedge mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PositionSide {
+    #[default]
+    Both,
+    Long,
+    Short,
+}
+
+/// A new order as the engine asks for it, venue-neutral.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewOrderSpec<'a> {
+    pub symbol: &'a str,
+    /// Our client order id (idempotency, and how reports are matched to orders).
+    pub client_id: &'a str,
+    pub side: Side,
+    pub kind: OrderKind,
+    /// Ignored for a market order.
+    pub price: Price,
+    pub qty: Qty,
+    /// The order may only reduce a derivative position; a spot venue refuses it.
+    pub reduce_only: bool,
+    pub position_side: PositionSide,
+}
+
+/// What a request was, for [`ExecutionClient::classify`] (the same answer means different
+/// things to different requests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    NewOrder {
+        kind: OrderKind,
+    },
+    Cancel,
+    CancelAll,
+    Query,
+    /// Anything else (trades, balances, the stream key).
+    Read,
+}
+
+/// Why a venue refused a request, venue-neutral.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RefusalKind {
+    /// A post-only order that would have taken liquidity.
+    PostOnlyWouldCross,
+    /// The order named is not known (a cancel that crossed a fill, a query of an order that
+    /// never reached the venue).
+    UnknownOrder,
+    /// A bad key, signature or permission: every further request is refused alike.
+    Credentials,
+    /// Anything else (a filter, the balance, a malformed request).
+    Other,
+}
+
+/// A refusal: its kind and what the venue said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    /// The venue's error code, when its body had one.
+    pub code: Option<i64>,
+    pub message: String,
+}
+
+/// What an answer means for the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done: an order accepted, a cancel made, a query answered.
+    Accepted,
+    /// Refused: nothing happened at the venue.
+    Rejected(Refusal),
+    /// Refused by the venue's rate limits: back off (`retry_after_ms`, when the venue said),
+    /// or, `banned`, stop sending until the ban is over.
+    RateLimited {
+        banned: bool,
+        retry_after_ms: Option<u64>,
+    },
+    /// The venue may or may not have acted (a 5xx, an answer saying the outcome is unknown):
+    /// its private stream will tell, or the venue when asked.
+    Unknown,
+}
+
+/// An order's status at the venue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VenueStatus {
+    New,
+    PartiallyFilled,
+    Filled,
+    Cancelled,
+    Expired,
+    /// Expired by self-trade prevention.
+    ExpiredBySelfTradePrevention,
+    Rejected,
+}
+
+impl VenueStatus {
+    /// The order can still fill.
+    pub const fn is_open(self) -> bool {
+        matches!(self, VenueStatus::New | VenueStatus::PartiallyFilled)
+    }
+
+    /// A name for logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VenueStatus::New => "NEW",
+            VenueStatus::PartiallyFilled => "PARTIALLY_FILLED",
+            VenueStatus::Filled => "FILLED",
+            VenueStatus::Cancelled => "CANCELED",
+            VenueStatus::Expired => "EXPIRED",
+            VenueStatus::ExpiredBySelfTradePrevention => "EXPIRED_IN_MATCH",
+            VenueStatus::Rejected => "REJECTED",
+        }
+    }
+}
+
+/// An order as the venue's query shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderState {
+    /// The venue's id of the order (what its trades are asked by).
+    pub venue_order_id: u64,
+    pub orig_qty: Qty,
+    pub executed_qty: Qty,
+    pub status: VenueStatus,
+}
+
+/// One trade of the account, as the venue's trade history shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VenueTrade {
+    /// The venue's trade id (what a private-stream fill carries too).
+    pub id: u64,
+    pub venue_order_id: u64,
+    pub price: Price,
+    pub qty: Qty,
+    /// What the venue charged, in `commission_asset`.
+    pub commission: Cash,
+    pub commission_asset: String,
+    pub is_maker: bool,
+}
+
+/// One asset of the account, in 10^-8 units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    pub asset: String,
+    pub free: i64,
+    pub locked: i64,
+}
+
+impl Balance {
+    /// What the account holds of the asset: free plus locked in open orders.
+    pub fn total(&self) -> i128 {
+        i128::from(self.free) + i128::from(self.locked)
+    }
+}
+
+/// A fill on the private stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VenueFill {
+    pub trade_id: i64,
+    pub price: Price,
+    pub qty: Qty,
+    pub is_maker: bool,
+    /// What the venue charged, in `commission_asset` (empty when the venue named none).
+    pub commission: Cash,
+    pub commission_asset: String,
+}
+
+/// What happened to an order, as the private stream says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpdateKind {
+    Accepted,
+    Fill(VenueFill),
+    Cancelled,
+    Expired,
+    /// Expired by self-trade prevention.
+    ExpiredBySelfTradePrevention,
+    Rejected,
+}
+
+/// One order update of the private stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderUpdate {
+    pub symbol: String,
+    /// The client id of the order it is about (for a cancel, the cancelled order's).
+    pub client_id: String,
+    pub side: Side,
+    pub kind: UpdateKind,
+    /// What is left to fill after it.
+    pub leaves: Qty,
+}
+
+/// An event of the private stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrivateEvent {
+    Order(OrderUpdate),
+    /// The venue expired the stream's key: nothing more comes on it.
+    StreamExpired,
+    /// Anything else (balances, positions, account updates), not order entry's concern.
+    Other,
+}
+
+/// Why the client could not build a request or read an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    #[error("{venue} does not support {what}")]
+    Unsupported {
+        venue: &'static str,
+        what: &'static str,
+    },
+    #[error("{what}: {reason}")]
+    Unreadable { what: &'static str, reason: String },
+}
+
+/// A venue's order entry, without I/O (see the module documentation). `now_ms` is the
+/// caller's wall clock in ms since the Unix epoch (request timestamps).
+pub trait ExecutionClient: fmt::Debug + Send + Sync {
+    /// The venue's name in messages (`binance spot`).
+    fn venue(&self) -> &'static str;
+    fn new_order(&self, order: &NewOrderSpec<'_>, now_ms: u64) -> Result<VenueRequest, ExecError>;
+    /// Cancels one order by our client id.
+    fn cancel(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest;
+    /// Cancels every open order of the account on `symbol`.
+    fn cancel_all(&self, symbol: &str, now_ms: u64) -> VenueRequest;
+    /// Asks for one order by our client id.
+    fn query_order(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest;
+    /// A page of one order's trades, oldest first, from trade id `from_id`.
+    fn order_trades(
+        &self,
+        symbol: &str,
+        venue_order_id: u64,
+        from_id: u64,
+        now_ms: u64,
+    ) -> VenueRequest;
+    /// Trades a full page of [`ExecutionClient::order_trades`] holds (ask for the next one).
+    fn trades_page(&self) -> usize;
+    /// The account's balances.
+    fn balances(&self, now_ms: u64) -> VenueRequest;
+    /// Opens the private stream: the request for its key.
+    fn open_stream(&self) -> VenueRequest;
+    /// Keeps the stream's key alive; `None` when the venue needs nothing.
+    fn keep_stream_alive(&self, key: &str) -> Option<VenueRequest>;
+    /// The private stream's key from the answer to [`ExecutionClient::open_stream`].
+    fn stream_key(&self, body: &str) -> Result<String, ExecError>;
+    /// The private stream's URL on the venue's WebSocket base.
+    fn stream_url(&self, ws_base: &str, key: &str) -> String;
+
+    /// What an answer (`status`, `body`; `retry_after_s` from its headers) means for `op`.
+    fn classify(
+        &self,
+        op: Operation,
+        status: u16,
+        body: &str,
+        retry_after_s: Option<u64>,
+    ) -> Outcome;
+    /// Orders cancelled, from an accepted [`ExecutionClient::cancel_all`].
+    fn cancelled_count(&self, body: &str) -> usize;
+    /// The order from an accepted [`ExecutionClient::query_order`].
+    fn order_state(&self, body: &str) -> Result<OrderState, ExecError>;
+    /// The balances from an accepted [`ExecutionClient::balances`].
+    fn balance_list(&self, body: &str) -> Result<Vec<Balance>, ExecError>;
+    /// The trades from an accepted [`ExecutionClient::order_trades`].
+    fn trades(&self, body: &str) -> Result<Vec<VenueTrade>, ExecError>;
+    /// One frame of the private stream.
+    fn private_event(&self, frame: &str) -> Result<PrivateEvent, ExecError>;
+}
