@@ -48,6 +48,23 @@ def test_two_faults_on_one_host_are_both_reported(project: Path, cli: Callable[.
     ]
 
 
+def test_a_scrape_target_needs_a_fixed_metrics_port(project: Path, cli: Callable[..., Run]) -> None:
+    # ny4's target publishes Prometheus targets: port 0 would publish one nothing answers on.
+    found = _validate(
+        cli,
+        project,
+        "deployment.engines.spot_a.metrics.listen=127.0.0.1:0",
+        "deployment.engines.usdm_b.metrics.tick_to_order_p99_alert_us=0",
+    )
+    assert sorted(found) == [
+        ("deployment.engines.spot_a.metrics.listen", "engine.metrics_scrape_port"),
+        (
+            "deployment.engines.usdm_b.metrics.tick_to_order_p99_alert_us",
+            "schema.greater_than_equal",
+        ),
+    ]
+
+
 def test_a_literal_key_does_not_hide_an_unknown_instrument(
     project: Path, cli: Callable[..., Run]
 ) -> None:

@@ -137,6 +137,7 @@ def _validate(
     risk = _model(Risk, data.get("risk"), ["risk"], diags) if "risk" in data else None
     targets = _named(Target, "targets", data, diags, invalid)
     diags += _check_targets(targets, data.get("hosts"))
+    diags += _check_scrape_targets(targets, data.get("deployment"))
 
     raw_mode = (
         (data.get("deployment") or {}).get("mode")
@@ -227,6 +228,33 @@ def _check_targets(targets: dict[str, Target], hosts: Any) -> list[Diagnostic]:
                     t.service_manager,
                     "target.service_manager",
                     "systemd manages only units under /: a prefix root uses supervisor or auto",
+                )
+            )
+    return out
+
+
+def _check_scrape_targets(targets: dict[str, Target], deployment: Any) -> list[Diagnostic]:
+    """An engine whose host publishes Prometheus targets listens on a port it can be scraped
+    at: port 0 (any free port) would publish a target nothing answers on. Read from the raw
+    `deployment` section, so that a deployment failing its schema elsewhere hides nothing."""
+    engines = deployment.get("engines") if isinstance(deployment, dict) else None
+    out = []
+    for engine_id, engine in (engines if isinstance(engines, dict) else {}).items():
+        if not isinstance(engine, dict) or not isinstance(engine.get("metrics"), dict):
+            continue
+        host, listen = engine.get("host"), engine["metrics"].get("listen")
+        target = targets.get(host) if isinstance(host, str) else None
+        if target is None or target.monitoring.prometheus_file_sd is None:
+            continue
+        if isinstance(listen, str) and listen.rpartition(":")[2] == "0":
+            out.append(
+                Diagnostic(
+                    f"deployment.engines.{engine_id}.metrics.listen",
+                    listen,
+                    "engine.metrics_scrape_port",
+                    f"port 0 takes any free port, but host {host!r} publishes this engine's "
+                    f"scrape target (targets.{host}.monitoring.prometheus_file_sd): give it a "
+                    "fixed port",
                 )
             )
     return out

@@ -109,6 +109,9 @@ FIELDS: dict[str, FieldRule] = {
     "engine.metrics.listen": _r(
         _SEC, "where the metrics are served: who can read positions and P&L"
     ),
+    "engine.metrics.tick_to_order_p99_alert_us": _r(
+        _N, "when operators are paged about latency; the engine trades the same"
+    ),
     # --- host ------------------------------------------------------------------------------
     "host.name": _r(_TOPO, "the host's identity"),
     "host.address": _r(_TOPO, "the machine the release is installed on"),

@@ -573,6 +573,17 @@ class Journal(Strict):
     fsync_interval_ms: Annotated[int, Field(ge=1, le=U32_MAX)]
 
 
+# A latency threshold in microseconds, 1 us to 10 s.
+AlertMicros = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=10_000_000,
+        description="tick-to-order p99 above which the PyRtTickToOrderSlow alert fires (us)",
+    ),
+]
+
+
 class Metrics(Strict):
     """The engine's Prometheus endpoint (`GET /metrics`)."""
 
@@ -583,6 +594,14 @@ class Metrics(Strict):
             description="address:port, e.g. 127.0.0.1:9464 (loopback: scraped from this host only)",
         ),
     ]
+    tick_to_order_p99_alert_us: AlertMicros
+
+
+class MetricsSpec(Metrics):
+    """`deployment.engines.<id>.metrics`: as the manifest's, with the alert threshold 1 ms
+    when the config leaves it out (the manifest always carries it)."""
+
+    tick_to_order_p99_alert_us: AlertMicros = 1000
 
 
 class EngineSpec(Strict):
@@ -591,7 +610,7 @@ class EngineSpec(Strict):
     strategies: list[Name] = Field(min_length=1)
     bus: Bus
     journal: Journal
-    metrics: Metrics
+    metrics: MetricsSpec
 
 
 class Rollout(Strict):
@@ -616,6 +635,18 @@ class DeploymentSpec(Strict):
 # --- target (how `appliance apply` reaches a host; never part of a manifest) ----------------
 
 
+class TargetMonitoring(Strict):
+    """Where the host's Prometheus and Grafana read what the engine role writes for them
+    (absolute paths on the host; under a prefix root they land under that root)."""
+
+    # file_sd directory of the host's Prometheus (or agent): the role writes
+    # py_rt_<engine>.json there, labelled with the engine and the manifest it applied.
+    prometheus_file_sd: Annotated[str, Field(pattern=r"^/[^\s]*$")] | None
+    # Grafana's provisioning directory: the role installs the py_rt dashboard and a
+    # dashboards provider (dashboards/py_rt.yaml) for it.
+    grafana_provisioning: Annotated[str, Field(pattern=r"^/[^\s]*$")] | None
+
+
 class Target(Strict):
     """A config group option of `target`: where and how a host's engine is installed.
 
@@ -636,6 +667,10 @@ class Target(Strict):
     tune_runtime: bool
     # Verify also that the tuning is in effect (kernel arguments, THP, governor).
     verify_tuning: bool
+    # Scrape target and dashboard for the host's monitoring; absent: none is written.
+    monitoring: TargetMonitoring = TargetMonitoring(
+        prometheus_file_sd=None, grafana_provisioning=None
+    )
 
 
 # --- the manifest -------------------------------------------------------------------------

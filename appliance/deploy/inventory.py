@@ -286,6 +286,16 @@ def render(
     return Inventory(compiled.deployment, out_dir, binary_sha, hosts)
 
 
+def metrics_target(listen: str, host: Mapping[str, Any]) -> str:
+    """The `address:port` a Prometheus scrapes for an engine listening on `listen`: the
+    host's address in place of an unspecified one (0.0.0.0, [::])."""
+    address, _, port = listen.rpartition(":")
+    if address in ("0.0.0.0", "[::]"):
+        address = host["address"]
+        address = f"[{address}]" if ":" in address else address
+    return f"{address}:{port}"
+
+
 def _host_vars(
     compiled: Compiled,
     manifest: dict[str, Any],
@@ -350,6 +360,9 @@ def _host_vars(
         "engine_onnxruntime_src": str(shipped.library) if shipped.library else "",
         "engine_sims": sims,
         "engine_control_endpoint": manifest["engine"]["bus"]["control"],
+        "engine_metrics_target": metrics_target(manifest["engine"]["metrics"]["listen"], host),
+        "engine_prometheus_file_sd": target.monitoring.prometheus_file_sd or "",
+        "engine_grafana_provisioning": target.monitoring.grafana_provisioning or "",
         "engine_cpu_affinity": " ".join(
             str(c) for c in sorted(set(cpu["housekeeping"]) | pinned_cores)
         ),

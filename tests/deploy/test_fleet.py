@@ -35,9 +35,11 @@ import yaml
 
 from appliance.deploy import supervisor
 from appliance.deploy.supervisor import Layout
+from tests.conftest import ROOT
 from tests.deploy.conftest import free_ports, held_port, scratch_project
 
 HOSTS = ["h1", "h2", "h3"]
+DASHBOARD = ROOT / "ansible/roles/engine/files/grafana/py_rt.json"
 APPLIANCE = Path(sys.executable).parent / "appliance"
 RUN_TIMEOUT = 420
 
@@ -58,6 +60,13 @@ class Fleet:
 
     def current(self, host: str) -> str:
         return os.path.basename(os.path.realpath(self.prefix(host) / "opt/py-rt/current"))
+
+    def scrape_target(self, host: str) -> dict[str, Any]:
+        """The Prometheus file_sd target the engine role published on `host`."""
+        path = self.prefix(host) / f"etc/prometheus/file_sd/py_rt_e{host[1:]}.json"
+        (entry,) = json.loads(path.read_text())
+        result: dict[str, Any] = entry
+        return result
 
     def releases(self, host: str) -> set[str]:
         return {p.name for p in (self.prefix(host) / "opt/py-rt/releases").iterdir()}
@@ -164,8 +173,8 @@ def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
                 "hwm": 100000,
             },
             "journal": {"dir": f"state/journal/e{i}", "fsync": "interval", "fsync_interval_ms": 50},
-            # Three engines on this one machine: any free port each.
-            "metrics": {"listen": "127.0.0.1:0"},
+            # Three engines on this one machine: a port each (the hosts publish scrape targets).
+            "metrics": {"listen": f"127.0.0.1:{p['metrics']}"},
         }
     defaults += [{"/risk": "conservative"}, "_self_"]
     # No soak unless a test asks for one (the soak test sets it in config).
@@ -188,10 +197,11 @@ def fleet(
     tmp_path_factory: pytest.TempPathFactory, ansible_env: dict[str, str], engine_copy: Path
 ) -> Iterator[Fleet]:
     project = scratch_project(tmp_path_factory.mktemp("fleet") / "project")
-    numbers = free_ports(4 * len(HOSTS))
+    names = ("ws", "rest", "events", "control", "metrics")
+    numbers = free_ports(len(names) * len(HOSTS))
+    n = len(names)
     ports = {
-        h: dict(zip(("ws", "rest", "events", "control"), numbers[4 * i : 4 * i + 4], strict=True))
-        for i, h in enumerate(HOSTS)
+        h: dict(zip(names, numbers[n * i : n * i + n], strict=True)) for i, h in enumerate(HOSTS)
     }
     _conf(project, ports)
     env = os.environ | ansible_env | {"RT_ENGINE_BIN": str(engine_copy), "NO_COLOR": "1"}
@@ -223,6 +233,23 @@ def test_fresh_install(fleet: Fleet) -> None:
         health = fleet.health(host, _endpoint(fleet, host), sha)
         assert health.returncode == 0, health.stdout + health.stderr
         assert json.loads(health.stdout.splitlines()[-1])["status"]["risk_state"] == "active"
+        # The host's Prometheus is told where the engine's metrics are and what was applied;
+        # Grafana gets the dashboard and a provider for it (targets.<host>.monitoring).
+        assert fleet.scrape_target(host) == {
+            "targets": [f"127.0.0.1:{fleet.ports[host]['metrics']}"],
+            "labels": {
+                "engine": f"e{host[1:]}",
+                "deployment": "fleet3",
+                "applied_manifest_sha256": sha,
+                "applied_release": release,
+            },
+        }
+        dashboards = fleet.prefix(host) / "opt/py-rt/grafana"
+        assert (dashboards / "py_rt.json").read_bytes() == DASHBOARD.read_bytes()
+        provider = yaml.safe_load(
+            (fleet.prefix(host) / "etc/grafana/provisioning/dashboards/py_rt.yaml").read_text()
+        )
+        assert provider["providers"][0]["options"]["path"] == str(dashboards)
     assert out["recorded"] == "state/deployed/fleet3"
 
 
@@ -490,6 +517,17 @@ def test_host_2_failing_its_soak_is_rolled_back_and_host_1_keeps_the_new_release
     hashes = fleet.deployed_hashes()
     assert hashes["h1"] != old_hashes["h1"]
     assert (hashes["h2"], hashes["h3"]) == (old_hashes["h2"], old_hashes["h3"])
+    # The scrape targets follow: host 1 labelled with its new manifest, host 2 with the one it
+    # was rolled back to (host 3's is in its untouched snapshot).
+    labels = {h: fleet.scrape_target(h)["labels"] for h in HOSTS}
+    assert (labels["h1"]["applied_manifest_sha256"], labels["h1"]["applied_release"]) == (
+        hashes["h1"],
+        new_h1,
+    )
+    assert (labels["h2"]["applied_manifest_sha256"], labels["h2"]["applied_release"]) == (
+        old_hashes["h2"],
+        old["h2"],
+    )
     # appliance status shows exactly that, read from the hosts, with no drift from the record.
     run = fleet.cli("status", "--format", "json")
     assert run.returncode == 0, run.stdout + run.stderr

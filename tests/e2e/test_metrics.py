@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests import debian
 from tests.conftest import ROOT
 from tests.e2e.harness import Live, counters, free_port, live, wait_for
 from tests.e2e.test_live import wait_live
+from tests.test_monitoring import dashboard_queries
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 
@@ -87,15 +89,32 @@ def prometheus_bin() -> str:
 class Prometheus:
     """A throwaway Prometheus on 127.0.0.1 scraping one target every second."""
 
-    def __init__(self, binary: str, workdir: Path, target: str, rules: Path | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        target: str,
+        rules: Path | None = None,
+        jobs: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         workdir.mkdir()
         config = workdir / "prometheus.yml"
+        # Job name -> the target's labels (as the engine role's file_sd target gives them).
+        jobs = jobs or {"py_rt": {"engine": "paper_1"}}
         config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            + (f"rule_files: ['{rules}']\n" if rules else "")
-            + "scrape_configs:\n"
-            "  - job_name: py_rt\n"
-            f"    static_configs: [{{targets: ['{target}'], labels: {{engine: paper_1}}}}]\n"
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(rules)] if rules else [],
+                    "scrape_configs": [
+                        {
+                            "job_name": job,
+                            "static_configs": [{"targets": [target], "labels": labels}],
+                        }
+                        for job, labels in jobs.items()
+                    ],
+                }
+            )
         )
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = workdir / "prometheus.log"
@@ -135,9 +154,11 @@ class Prometheus:
 def prometheus_for(prometheus_bin: str, tmp_path: Path) -> Iterator[Any]:
     started: list[Prometheus] = []
 
-    def start(env: Live, rules: Path | None = None) -> Prometheus:
+    def start(
+        env: Live, rules: Path | None = None, jobs: dict[str, dict[str, str]] | None = None
+    ) -> Prometheus:
         target = env.metrics.removeprefix("http://")
-        p = Prometheus(prometheus_bin, tmp_path / "prometheus", target, rules)
+        p = Prometheus(prometheus_bin, tmp_path / "prometheus", target, rules, jobs)
         started.append(p)
         return p
 
@@ -171,6 +192,47 @@ def test_a_real_prometheus_scrapes_the_engine(tmp_path: Path, prometheus_for: An
             'histogram_quantile(0.99, rt_stage_latency_seconds_bucket{stage="tick_to_order"})'
         )
         assert p99 and 0 < float(p99[0]["value"][1]) < 10, p99
+        # Every panel of the shipped dashboard, as Grafana would ask it, shows data for an
+        # engine that trades (rejections and feed incidents may rightly be empty; promtool
+        # parses every query in tests/test_monitoring.py). A rate needs two scrapes in its
+        # window: each panel gets a few.
+        may_be_empty = {"Orders and rejections", "Feed incidents"}
+        for title, exprs in dashboard_queries().items():
+            if title in may_be_empty:
+                continue
+
+            def shows(exprs: list[str] = exprs) -> bool:
+                return all(prom.query(e) for e in exprs)
+
+            wait_for(
+                shows,
+                30,
+                f"dashboard panel {title!r} showing data: {exprs}",
+                0.5,
+            )
+        assert env.stop("engine") == 0
+
+
+def test_the_tick_to_order_alert_uses_the_engines_configured_threshold(
+    tmp_path: Path, prometheus_for: Any
+) -> None:
+    """The shipped PyRtTickToOrderSlow rule against the engine's own threshold from config:
+    at 1 us every order is over it and the alert goes pending (its `for: 5m` is promtool's to
+    test); the engine serves the threshold it was given."""
+    rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
+    alert = "deployment.engines.paper_1.metrics.tick_to_order_p99_alert_us=1"
+    with live(tmp_path, alert) as env:
+        env.start_sim()
+        env.start_engine()
+        prom: Prometheus = prometheus_for(env, rules)
+        wait_live(env)
+        threshold = samples(scrape(env)).get("rt_alert_tick_to_order_p99_seconds")
+        assert threshold == 1e-6
+
+        def pending() -> bool:
+            return bool(prom.query('ALERTS{alertname="PyRtTickToOrderSlow",engine="paper_1"}'))
+
+        wait_for(pending, 90, "PyRtTickToOrderSlow pending on the 1 us threshold", 0.5)
         assert env.stop("engine") == 0
 
 
@@ -202,3 +264,55 @@ def test_the_shipped_alerts_fire_when_the_venue_bans_the_engine(
         (halted,) = prom.query('ALERTS{alertname="PyRtRiskHalted",alertstate="firing"}')
         assert halted["metric"]["engine"] == "paper_1" and halted["metric"]["severity"] == "page"
         assert env.stop("engine") == 0
+
+
+def test_each_alert_goes_pending_on_what_causes_it(tmp_path: Path, prometheus_for: Any) -> None:
+    """The shipped rules on a real engine, each driven by the fault that causes it: an alert's
+    expression holding puts it in `pending` at once (its `for:` duration is promtool's to test,
+    tests/test_monitoring.py). A healthy engine whose scrape target carries the applied
+    manifest's hash raises nothing; the same engine seen by a target labelled with another
+    hash is drift. PyRtRiskReducing and PyRtRingOverflow are left to promtool: no sim fault
+    causes them on demand."""
+    rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
+    with live(tmp_path) as env:
+        env.start_sim()
+        env.start_engine()
+        applied = env.manifest["content_sha256"]
+        prom: Prometheus = prometheus_for(
+            env,
+            rules,
+            {
+                # Two hosts, as the drift rule sees them (one target per instance).
+                "py_rt": {
+                    "engine": "paper_1",
+                    "instance": "h1",
+                    "applied_manifest_sha256": applied,
+                },
+                "py_rt_other": {
+                    "engine": "paper_1",
+                    "instance": "h2",
+                    "applied_manifest_sha256": "0" * 64,
+                },
+            },
+        )
+        wait_live(env)
+
+        def alerts() -> dict[str, set[str]]:
+            out: dict[str, set[str]] = {}
+            for a in prom.query("ALERTS"):
+                out.setdefault(a["metric"]["alertname"], set()).add(a["metric"].get("job", ""))
+            return out
+
+        wait_for(lambda: "PyRtManifestDrift" in alerts(), 60, "PyRtManifestDrift", 0.5)
+        # Only the target labelled with another manifest drifts; nothing else is raised.
+        assert alerts() == {"PyRtManifestDrift": {"py_rt_other"}}, alerts()
+
+        env.fault("kind=rate_limit&used_weight=5900")
+        wait_for(lambda: "PyRtRateLimitPressure" in alerts(), 60, "PyRtRateLimitPressure", 0.5)
+
+        env.fault("kind=stall&ms=30000")
+        wait_for(lambda: "PyRtFeedNotLive" in alerts(), 60, "PyRtFeedNotLive", 0.5)
+
+        assert env.stop("engine") == 0
+        wait_for(lambda: "PyRtEngineDown" in alerts(), 60, "PyRtEngineDown", 0.5)
+        assert alerts()["PyRtEngineDown"] == {"py_rt"}, "up is read from the py_rt job"

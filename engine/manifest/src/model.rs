@@ -109,6 +109,11 @@ pub struct Metrics {
     /// `address:port` to listen on, for example `127.0.0.1:9464` (loopback: scraped from this
     /// host only); port 0 takes any free port (the engine prints it).
     pub listen: String,
+    /// The tick-to-order p99 above which the shipped `PyRtTickToOrderSlow` alert fires, in
+    /// microseconds (served as `rt_alert_tick_to_order_p99_seconds`): the latency budget of
+    /// this engine on its host.
+    #[schemars(range(min = 1, max = 10_000_000))]
+    pub tick_to_order_p99_alert_us: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

@@ -169,6 +169,13 @@ impl Checker {
                 ),
             );
         }
+        self.within(
+            "engine.metrics_alert",
+            format_args!("engine.metrics.tick_to_order_p99_alert_us"),
+            engine.metrics.tick_to_order_p99_alert_us.into(),
+            1,
+            10_000_000,
+        );
         self.at_least(
             "engine.bus_hwm",
             format_args!("engine.bus.hwm"),
@@ -1246,6 +1253,11 @@ mod tests {
             |v| v["engine"]["metrics"]["listen"] = json!("localhost"),
             "engine.metrics.listen",
             &["\"localhost\"", "address and port"],
+        );
+        refused(
+            |v| v["engine"]["metrics"]["tick_to_order_p99_alert_us"] = json!(0),
+            "engine.metrics.tick_to_order_p99_alert_us",
+            &["0", "1..10000000"],
         );
     }
 

@@ -48,6 +48,8 @@ pub struct Identity {
     pub deployment: String,
     pub mode: String,
     pub manifest_sha256: String,
+    /// The manifest's `engine.metrics.tick_to_order_p99_alert_us`.
+    pub tick_to_order_p99_alert_us: u32,
 }
 
 /// The bus sockets, bound.
@@ -557,6 +559,7 @@ impl Housekeeper {
                 engine_id: &self.id.engine_id,
                 deployment: &self.id.deployment,
                 mode: &self.id.mode,
+                tick_to_order_p99_alert_us: self.id.tick_to_order_p99_alert_us,
             };
             page.set(metrics::render(&hb, &self.latency, id));
         }

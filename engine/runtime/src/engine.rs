@@ -651,6 +651,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         deployment: manifest.deployment.name.clone(),
         mode: manifest.deployment.mode.as_str().to_owned(),
         manifest_sha256: manifest.content_sha256.clone(),
+        tick_to_order_p99_alert_us: manifest.engine.metrics.tick_to_order_p99_alert_us,
     };
     let fin = bus::housekeeping(
         bus,

@@ -170,6 +170,8 @@ pub struct Identity<'a> {
     pub engine_id: &'a str,
     pub deployment: &'a str,
     pub mode: &'a str,
+    /// The manifest's tick-to-order p99 alert threshold (microseconds).
+    pub tick_to_order_p99_alert_us: u32,
 }
 
 /// The page for one heartbeat: every figure it carries, and the latency histograms.
@@ -189,6 +191,13 @@ pub fn render(hb: &pb::Heartbeat, latency: &Stages, id: Identity<'_>) -> String 
             ("manifest_sha256", &hb.manifest_sha256),
         ],
         1.0,
+    );
+    out.single(
+        "rt_alert_tick_to_order_p99_seconds",
+        "gauge",
+        "The tick-to-order p99 above which PyRtTickToOrderSlow fires (the manifest's \
+         engine.metrics.tick_to_order_p99_alert_us).",
+        f64::from(id.tick_to_order_p99_alert_us) / 1e6,
     );
     out.single(
         "rt_uptime_seconds",
@@ -561,6 +570,7 @@ mod tests {
         engine_id: "eng\"1",
         deployment: "paper_local",
         mode: "paper",
+        tick_to_order_p99_alert_us: 250,
     };
 
     #[test]
@@ -572,6 +582,7 @@ mod tests {
         let text = render(&heartbeat(), &latency, ID);
         for line in [
             "rt_uptime_seconds 12.5",
+            "rt_alert_tick_to_order_p99_seconds 0.00025",
             "rt_risk_state{state=\"active\"} 0",
             "rt_risk_state{state=\"reducing\"} 1",
             "rt_open_orders 2",
