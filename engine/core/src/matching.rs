@@ -44,7 +44,7 @@ use crate::book::OrderBook;
 use crate::event::{DepthDiff, Trade};
 use crate::portfolio::{Cash, InstrumentSpec};
 use crate::risk::RejectReason;
-use crate::strategy::OrderKind;
+use crate::strategy::{OrderKind, OrderStatus};
 use crate::types::{Nanos, Price, Qty, Side};
 
 /// An order as it reaches the matcher.
@@ -99,6 +99,31 @@ pub struct Exec {
     pub kind: ExecKind,
     /// Quantity still working after this report.
     pub leaves: Qty,
+}
+
+impl Exec {
+    /// The order's status after this report, the one lifecycle rule the backtest, the gateway
+    /// and the journal's recovery share: a fill that leaves nothing is `Filled`, any other fill
+    /// `PartiallyFilled`; a refused cancel changes nothing (`None`).
+    pub const fn status(&self) -> Option<OrderStatus> {
+        match self.kind {
+            ExecKind::Accepted => Some(OrderStatus::Accepted),
+            ExecKind::Rejected(_) => Some(OrderStatus::Rejected),
+            ExecKind::Fill { .. } if self.leaves.0 <= 0 => Some(OrderStatus::Filled),
+            ExecKind::Fill { .. } => Some(OrderStatus::PartiallyFilled),
+            ExecKind::Cancelled => Some(OrderStatus::Cancelled),
+            ExecKind::Expired => Some(OrderStatus::Expired),
+            ExecKind::CancelRejected => None,
+        }
+    }
+
+    /// No report of the order follows this one.
+    pub const fn finishes(&self) -> bool {
+        match self.status() {
+            Some(status) => status.is_final(),
+            None => false,
+        }
+    }
 }
 
 /// The matcher of one instrument. See the module documentation.
@@ -409,6 +434,46 @@ fn fill_maker(
 mod tests {
     use super::*;
     use crate::event::{Header, Level};
+
+    #[test]
+    fn a_report_moves_the_order_through_one_lifecycle() {
+        let exec = |kind, leaves| Exec {
+            ts: 0,
+            order_id: 1,
+            kind,
+            leaves: Qty(leaves),
+        };
+        let fill = ExecKind::Fill {
+            price: Price(1),
+            qty: Qty(1),
+            maker: true,
+            fee: 0,
+        };
+        let cases = [
+            (
+                exec(ExecKind::Accepted, 5),
+                Some(OrderStatus::Accepted),
+                false,
+            ),
+            (exec(fill, 4), Some(OrderStatus::PartiallyFilled), false),
+            (exec(fill, 0), Some(OrderStatus::Filled), true),
+            (
+                exec(ExecKind::Cancelled, 0),
+                Some(OrderStatus::Cancelled),
+                true,
+            ),
+            (exec(ExecKind::Expired, 0), Some(OrderStatus::Expired), true),
+            (
+                exec(ExecKind::Rejected(RejectReason::VenueRejected), 0),
+                Some(OrderStatus::Rejected),
+                true,
+            ),
+            (exec(ExecKind::CancelRejected, 3), None, false),
+        ];
+        for (e, status, finishes) in cases {
+            assert_eq!((e.status(), e.finishes()), (status, finishes), "{e:?}");
+        }
+    }
 
     fn spec() -> InstrumentSpec {
         InstrumentSpec {

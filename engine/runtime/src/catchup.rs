@@ -125,7 +125,7 @@ async fn one(
     let Some(info) = query_order(client, venue, &order.symbol, &client_id).await? else {
         if order.accepted && live {
             return Err(format!(
-                "the venue does not know it ({client_id}, -2013), yet it acknowledged it \
+                "the venue does not know it ({client_id}), yet it acknowledged it \
                  before: its fills cannot be known"
             ));
         }

@@ -921,12 +921,7 @@ fn report(
     } = detail;
     let mut s = state.borrow_mut();
     let id = exec.exec.order_id;
-    let finished = match exec.exec.kind {
-        ExecKind::Accepted | ExecKind::CancelRejected => false,
-        ExecKind::Fill { .. } => exec.exec.leaves.0 <= 0,
-        ExecKind::Cancelled | ExecKind::Expired | ExecKind::Rejected(_) => true,
-    };
-    if finished {
+    if exec.exec.finishes() {
         s.working.remove(&id);
     } else if let Some(w) = s.working.get_mut(&id) {
         match exec.exec.kind {
@@ -1115,7 +1110,7 @@ async fn reconnect(
 }
 
 /// After a reconnect: what became of every working order on the venue while its stream was
-/// lost (`GET /api/v3/order`, and `GET /api/v3/myTrades` for its fills). Fills not reported
+/// lost (the client's order query, and its trades for the fills). Fills not reported
 /// yet (by trade id) and final states are reported; returns the fills reported.
 async fn catch_up_working(
     state: &Shared,

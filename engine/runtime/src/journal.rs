@@ -530,10 +530,11 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                 ..
             } => match kind.as_str() {
                 "fill" => {
-                    if leaves
+                    // A fill that leaves nothing finishes the order (`rt_core::Exec::status`).
+                    let left = leaves
                         .as_deref()
-                        .is_some_and(|l| l.trim_start_matches(['0', '.']).is_empty())
-                    {
+                        .map(|l| rt_core::parse_signed_units(l.as_bytes()));
+                    if matches!(left, Some(Ok(units)) if units <= 0) {
                         open.remove(&id);
                     }
                     let (Some(price), Some(qty)) = (price, qty) else {
