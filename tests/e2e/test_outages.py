@@ -52,6 +52,39 @@ def test_a_book_out_of_sync_asks_for_a_snapshot_at_once(tmp_path: Path, fault: s
         assert env.stop("engine") == 0
 
 
+def test_a_transient_crossing_is_repaired_without_a_snapshot(tmp_path: Path) -> None:
+    # The sim crosses the book with one diff and undoes it with the next, as a venue can: the
+    # engine keeps the crossed book unused for that diff, the next one repairs it, and no
+    # snapshot, resync or reconnect is spent on it (a snapshot costs request weight).
+    with live(tmp_path) as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+        wait_for(lambda: feed(env.heartbeat()).snapshots >= 1, 20, "the first snapshot counted")
+        before_feed, before = feed(env.heartbeat()), counters(env.heartbeat())
+        env.fault("kind=crossed&transient=1")
+
+        def repaired() -> bool:
+            return counters(env.heartbeat()).get("book_crossings_repaired", 0) > before.get(
+                "book_crossings_repaired", 0
+            )
+
+        wait_for(repaired, 20, "the crossing repaired by the next diff")
+        after_feed, after = feed(env.heartbeat()), counters(env.heartbeat())
+        assert after["book_crossings"] == before.get("book_crossings", 0) + 1
+        assert after["resyncs"] == before["resyncs"], "no resync"
+        assert (after_feed.snapshots, after_feed.gaps, after_feed.reconnects) == (
+            before_feed.snapshots,
+            before_feed.gaps,
+            before_feed.reconnects,
+        ), "no snapshot, gap or reconnect"
+        assert after_feed.state == LIVE_STATE
+        # And it keeps trading on the repaired book.
+        sent = after["orders_sent"]
+        wait_for(lambda: counters(env.heartbeat())["orders_sent"] > sent, 30, "an order after")
+        assert env.stop("engine") == 0
+
+
 def anchors(env: Live) -> list[dict[str, Any]]:
     return [r for r in env.journal_records() if r["t"] == "anchors"]
 

@@ -341,6 +341,12 @@ pub struct BacktestCounters {
     pub diffs_buffered: u64,
     pub gaps: u64,
     pub invalid: u64,
+    /// Diffs that left a book crossed (applied, unusable until uncrossed; see
+    /// [`crate::sync::MAX_CROSSED_DIFFS`]).
+    pub crossed: u64,
+    /// Transient crossings: begun, and undone by a later diff (the rest resynced).
+    pub crossings: u64,
+    pub crossings_repaired: u64,
     /// Times a synced book lost sync.
     pub resyncs: u64,
     /// Strategy market-data callbacks.
@@ -1208,13 +1214,23 @@ impl Backtest {
                 MarketEvent::Depth(d) => {
                     self.counters.depth_events += 1;
                     self.counters.level_changes += (d.bids.len() + d.asks.len()) as u64;
+                    let was_crossed = b.sync.is_crossed();
                     match b.sync.on_diff(d) {
                         DiffOutcome::Applied => {
                             self.counters.diffs_applied += 1;
+                            self.counters.crossings_repaired += u64::from(was_crossed);
                             changed = true;
                             if b.matcher.has_resting() {
                                 b.matcher.on_depth(clock, d, b.sync.book(), &mut self.execs);
                             }
+                        }
+                        // Applied, but crossed: in sequence and unusable until a diff
+                        // uncrosses it. No strategy, mark, staleness refresh or simulated
+                        // matching sees it (DiffOutcome::Crossed).
+                        DiffOutcome::Crossed => {
+                            self.counters.diffs_applied += 1;
+                            self.counters.crossed += 1;
+                            self.counters.crossings += u64::from(!was_crossed);
                         }
                         DiffOutcome::Stale => self.counters.diffs_stale += 1,
                         DiffOutcome::Buffered => self.counters.diffs_buffered += 1,

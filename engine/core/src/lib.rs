@@ -34,7 +34,7 @@ pub use strategy::{
     Action, FillReport, ModelLoader, ModelStats, NewOrder, OrderKind, OrderStatus, OrderUpdate,
     Strategy, StrategyContext, StrategyError,
 };
-pub use sync::{BookSync, DiffOutcome, SyncCounters, SyncRule, SyncState};
+pub use sync::{BookSync, DiffOutcome, SyncCounters, SyncRule, SyncState, MAX_CROSSED_DIFFS};
 pub use types::{
     notional, parse_signed_units, parse_units, Nanos, ParseDecimalError, Price, Qty, Side, SCALE,
 };

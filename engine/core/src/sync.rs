@@ -11,10 +11,17 @@
 //!
 //! Before a snapshot, diffs are buffered (copied into reusable internal storage); the snapshot
 //! is loaded and the buffer replayed through the same rules. Once synced, a broken sequence
-//! (`Gap`) or a diff that would leave a crossed book or carries a negative size (`Invalid`)
-//! clears the book and moves to [`SyncState::Resyncing`]: the book is never used again until a
-//! new snapshot restores it, so a wrong book is never handed out silently. Nothing here panics,
-//! whatever the input (ids may be anything, including `u64::MAX`).
+//! (`Gap`) or a diff that carries a negative size (`Invalid`) clears the book and moves to
+//! [`SyncState::Resyncing`]: the book is never used again until a new snapshot restores it, so
+//! a wrong book is never handed out silently. Nothing here panics, whatever the input (ids may
+//! be anything, including `u64::MAX`).
+//!
+//! A diff in sequence that leaves the book **crossed** (best bid >= best ask) is kept as the
+//! venue sent it ([`DiffOutcome::Crossed`]): the book stays in sequence but is not to be used
+//! ([`BookSync::is_crossed`]) until a later diff uncrosses it. That is a transient crossing,
+//! repaired by the venue's own next updates and counted (`crossings`, `crossings_repaired`).
+//! A book still crossed after [`MAX_CROSSED_DIFFS`] diffs is wrong, not transient: the next
+//! diff is `Invalid` and the book resyncs. A crossed snapshot is refused.
 //!
 //! One `BookSync` per instrument: the diff's `header.symbol` is not looked at.
 
@@ -29,6 +36,9 @@ use crate::types::Side;
 const MAX_PENDING_DIFFS: usize = 8_192;
 /// Most levels kept in the buffer (same policy).
 const MAX_PENDING_LEVELS: usize = 1 << 21;
+
+/// Consecutive diffs a book may stay crossed before it is judged wrong and resynced.
+pub const MAX_CROSSED_DIFFS: u32 = 3;
 
 /// Which of Binance's sequencing rules a feed follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,6 +66,9 @@ pub enum SyncState {
 pub enum DiffOutcome {
     /// Applied to the book.
     Applied,
+    /// Applied, and the book is crossed: in sequence but not to be used until a diff
+    /// uncrosses it (at most [`MAX_CROSSED_DIFFS`] in a row).
+    Crossed,
     /// Already covered by the book (or by the buffer): dropped.
     Stale,
     /// Kept for replay after the next snapshot.
@@ -63,9 +76,9 @@ pub enum DiffOutcome {
     /// The sequence is broken: the book is cleared, the state is `Resyncing` and this diff
     /// starts the buffer for the next snapshot. Nothing of it was applied.
     Gap,
-    /// Malformed (`U > u`, a negative size, no `pu` under the USD-M rule) or would cross the
-    /// book: nothing of it stays applied; a synced book is cleared and goes to `Resyncing`, an
-    /// unsynced one drops its buffer (which this diff has broken).
+    /// Malformed (`U > u`, a negative size, no `pu` under the USD-M rule) or leaves a book
+    /// crossed for more than [`MAX_CROSSED_DIFFS`] diffs: a synced book is cleared and goes to
+    /// `Resyncing`, an unsynced one drops its buffer (which this diff has broken).
     Invalid,
 }
 
@@ -82,6 +95,10 @@ pub struct SyncCounters {
     pub snapshots: u64,
     /// Times a synced book lost sync.
     pub resyncs: u64,
+    /// Diffs that left an uncrossed book crossed (kept, in sequence, not usable).
+    pub crossings: u64,
+    /// Crossings a later diff undid within [`MAX_CROSSED_DIFFS`] (the rest resynced).
+    pub crossings_repaired: u64,
 }
 
 /// A buffered diff: ids plus its levels in `pending_levels[start..end]` (bids before `mid`).
@@ -104,6 +121,7 @@ struct Ids {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
     Applied,
+    Crossed,
     Stale,
     Gap,
     Invalid,
@@ -119,6 +137,8 @@ pub struct BookSync {
     last_id: Option<u64>,
     /// Synced from a snapshot, but no diff has bridged it yet (the "first diff" rule applies).
     awaiting_first: bool,
+    /// Consecutive applied diffs the book has been crossed for (0: not crossed).
+    crossed_diffs: u32,
     counters: SyncCounters,
     pending: Vec<PendingDiff>,
     pending_levels: Vec<Level>,
@@ -132,6 +152,7 @@ impl BookSync {
             book: OrderBook::new(),
             last_id: None,
             awaiting_first: false,
+            crossed_diffs: 0,
             counters: SyncCounters::default(),
             pending: Vec::with_capacity(64),
             pending_levels: Vec::with_capacity(4096),
@@ -150,7 +171,14 @@ impl BookSync {
         self.state == SyncState::Synced
     }
 
-    /// The book. Empty unless synced: check [`BookSync::is_synced`] before trusting it.
+    /// In sequence but crossed by the last diff: not to be used (no mid, no quotes, no marks)
+    /// until a diff uncrosses it or the book resyncs.
+    pub fn is_crossed(&self) -> bool {
+        self.crossed_diffs > 0
+    }
+
+    /// The book. Empty unless synced: check [`BookSync::is_synced`] (and
+    /// [`BookSync::is_crossed`]) before trusting it.
     pub fn book(&self) -> &OrderBook {
         &self.book
     }
@@ -187,6 +215,10 @@ impl BookSync {
             Step::Applied => {
                 self.counters.applied += 1;
                 DiffOutcome::Applied
+            }
+            Step::Crossed => {
+                self.counters.applied += 1;
+                DiffOutcome::Crossed
             }
             Step::Stale => {
                 self.counters.stale += 1;
@@ -226,6 +258,7 @@ impl BookSync {
         self.state = SyncState::Synced;
         self.last_id = Some(lid);
         self.awaiting_first = true;
+        self.crossed_diffs = 0;
 
         // Replay the buffer; `mem::take` moves the vectors out (no allocation) so that `step`
         // can borrow `self` mutably, and they are put back to keep their capacity.
@@ -236,7 +269,7 @@ impl BookSync {
         for (i, p) in pending.iter().enumerate() {
             let (bids, asks) = pending_slices(&levels, p);
             match self.step(p.ids, bids, asks) {
-                Step::Applied => self.counters.applied += 1,
+                Step::Applied | Step::Crossed => self.counters.applied += 1,
                 Step::Stale => self.counters.stale += 1,
                 Step::Gap => {
                     // The snapshot is older than the buffered chain: wait for a newer one.
@@ -259,6 +292,7 @@ impl BookSync {
             self.book.clear();
             self.last_id = None;
             self.awaiting_first = false;
+            self.crossed_diffs = 0;
             self.state = previous;
         } else {
             self.pending.clear();
@@ -314,11 +348,23 @@ impl BookSync {
                 return Step::Invalid;
             }
         }
-        if is_crossed(&self.book) {
+        let crossed = is_crossed(&self.book);
+        if crossed && self.crossed_diffs >= MAX_CROSSED_DIFFS {
             return Step::Invalid;
         }
         self.last_id = Some(ids.last);
         self.awaiting_first = false;
+        if crossed {
+            if self.crossed_diffs == 0 {
+                self.counters.crossings += 1;
+            }
+            self.crossed_diffs += 1;
+            return Step::Crossed;
+        }
+        if self.crossed_diffs > 0 {
+            self.crossed_diffs = 0;
+            self.counters.crossings_repaired += 1;
+        }
         Step::Applied
     }
 
@@ -361,6 +407,7 @@ impl BookSync {
         self.book.clear();
         self.last_id = None;
         self.awaiting_first = false;
+        self.crossed_diffs = 0;
         self.pending.clear();
         self.pending_levels.clear();
     }
@@ -650,18 +697,64 @@ mod tests {
     }
 
     #[test]
-    fn crossing_or_negative_diffs_are_invalid_and_clear_the_book() {
+    fn a_transient_crossing_is_kept_unusable_then_repaired_by_the_next_diff() {
         let mut s = BookSync::new(SyncRule::Spot);
         s.on_snapshot(&snap(100, &BIDS, &ASKS));
-        let cross = [lv(101, 1)];
+        let (best_bid, best_ask) = best(&s);
+        // A bid above the best ask: the book crosses, stays in sequence, is not usable.
+        let cross = [lv(103, 1)];
         assert_eq!(
             s.on_diff(&diff(101, 101, None, &cross, &[])),
+            DiffOutcome::Crossed
+        );
+        assert!(s.is_synced() && s.is_crossed());
+        assert_eq!(s.last_update_id(), Some(101));
+        // The venue's next diff removes it: the book is what the venue says, usable again.
+        let gone = [Level::new(cross[0].price, Qty(0))];
+        assert_eq!(
+            s.on_diff(&diff(102, 102, None, &gone, &[])),
+            DiffOutcome::Applied
+        );
+        assert!(s.is_synced() && !s.is_crossed());
+        assert_eq!(best(&s), (best_bid, best_ask));
+        let c = s.counters();
+        assert_eq!((c.crossings, c.crossings_repaired, c.resyncs), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_persistent_crossing_resyncs() {
+        let mut s = BookSync::new(SyncRule::Spot);
+        s.on_snapshot(&snap(100, &BIDS, &ASKS));
+        let cross = [lv(103, 1)];
+        assert_eq!(
+            s.on_diff(&diff(101, 101, None, &cross, &[])),
+            DiffOutcome::Crossed
+        );
+        for id in 102..101 + u64::from(MAX_CROSSED_DIFFS) {
+            assert_eq!(
+                s.on_diff(&diff(id, id, None, &[], &[])),
+                DiffOutcome::Crossed
+            );
+        }
+        let next = 101 + u64::from(MAX_CROSSED_DIFFS);
+        assert_eq!(
+            s.on_diff(&diff(next, next, None, &[], &[])),
             DiffOutcome::Invalid
         );
         assert_eq!(s.state(), SyncState::Resyncing);
-        assert!(s.book().is_empty());
-        assert_eq!(s.counters().invalid, 1);
+        assert!(s.book().is_empty() && !s.is_crossed());
+        let c = s.counters();
+        assert_eq!(
+            (c.crossings, c.crossings_repaired, c.resyncs, c.invalid),
+            (1, 0, 1, 1)
+        );
+        // A fresh snapshot starts uncrossed.
+        s.on_snapshot(&snap(200, &BIDS, &ASKS));
+        assert!(s.is_synced() && !s.is_crossed());
+    }
 
+    #[test]
+    fn negative_diffs_are_invalid_and_clear_the_book() {
         let mut s = BookSync::new(SyncRule::Spot);
         s.on_snapshot(&snap(100, &BIDS, &ASKS));
         let negative = [Level::new(Price::from_int(97), Qty(-1))];

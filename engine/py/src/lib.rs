@@ -496,6 +496,8 @@ fn to_dict<'py>(py: Python<'py>, replay: &Replay) -> PyResult<Bound<'py, PyDict>
         ("diffs_stale", c.diffs_stale),
         ("gaps", c.gaps),
         ("invalid", c.invalid),
+        ("book_crossings", c.crossings),
+        ("book_crossings_repaired", c.crossings_repaired),
         ("resyncs", c.resyncs),
         ("trades", c.trades),
         ("strategy_calls", c.strategy_calls),

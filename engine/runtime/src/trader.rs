@@ -535,6 +535,8 @@ fn view(bt: &Backtest, c: &Counters) -> TraderView {
             ("book_updates", k.book_updates),
             ("gaps", k.gaps),
             ("resyncs", k.resyncs),
+            ("book_crossings", k.crossings),
+            ("book_crossings_repaired", k.crossings_repaired),
             ("orders_placed", k.orders_placed),
             ("orders_sent", k.orders_sent),
             ("orders_rejected", k.orders_rejected),

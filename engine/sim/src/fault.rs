@@ -32,10 +32,12 @@ pub enum Fault {
     Gap { count: u32 },
     /// `kind=malformed`: send one truncated frame on every market-data connection, now.
     Malformed,
-    /// `kind=crossed`: the next depth diff is sent with an extra bid above every ask (its ids
-    /// in sequence): a client's book would cross. The sim's own book applies the diff as
-    /// recorded, so a fresh snapshot repairs the client.
-    Crossed,
+    /// `kind=crossed[&transient=1]`: the next depth diff is sent with an extra bid above
+    /// every ask (its ids in sequence): a client's book crosses. The sim's own book applies the
+    /// diff as recorded, so a fresh snapshot repairs the client. With `transient=1` the diff
+    /// after it removes that bid again (size 0), as a venue undoing a momentary crossing does:
+    /// a client that kept the crossed book unused is then right again without a snapshot.
+    Crossed { transient: bool },
     /// `kind=reorder`: the next two depth diffs are sent in the opposite order.
     Reorder,
     /// `kind=listen_key_expired`: every user data stream gets a `listenKeyExpired` event and
@@ -93,7 +95,7 @@ impl Fault {
             Fault::FreezeUser => "freeze_user",
             Fault::Gap { .. } => "gap",
             Fault::Malformed => "malformed",
-            Fault::Crossed => "crossed",
+            Fault::Crossed { .. } => "crossed",
             Fault::Reorder => "reorder",
             Fault::ListenKeyExpired => "listen_key_expired",
             Fault::Stall { .. } => "stall",
@@ -129,8 +131,9 @@ impl Fault {
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
             "gap" => &["count"],
-            "malformed" | "clear" | "drop_market" | "drop_user" | "freeze_user" | "crossed"
-            | "reorder" | "listen_key_expired" => &[],
+            "malformed" | "clear" | "drop_market" | "drop_user" | "freeze_user" | "reorder"
+            | "listen_key_expired" => &[],
+            "crossed" => &["transient"],
             "stall" => &["ms"],
             "reject" => &["count", "code"],
             "commission" => &["asset", "bnb_balance"],
@@ -179,7 +182,13 @@ impl Fault {
                 Fault::Gap { count }
             }
             "malformed" => Fault::Malformed,
-            "crossed" => Fault::Crossed,
+            "crossed" => Fault::Crossed {
+                transient: match arg::<u8>(&args, "transient", &bad)? {
+                    None | Some(0) => false,
+                    Some(1) => true,
+                    Some(v) => return Err(bad(format!("transient={v}: 0 or 1"))),
+                },
+            },
             "reorder" => Fault::Reorder,
             "listen_key_expired" => Fault::ListenKeyExpired,
             "drop_market" => Fault::DropMarket,
@@ -304,6 +313,7 @@ impl fmt::Display for Fault {
         match self {
             Fault::Drop { after_frames } if *after_frames > 0 => write!(f, "&after={after_frames}"),
             Fault::Gap { count } => write!(f, "&count={count}"),
+            Fault::Crossed { transient: true } => write!(f, "&transient=1"),
             Fault::Stall { ms } => write!(f, "&ms={ms}"),
             Fault::RejectOrders { count, code } => {
                 if let Some(count) = count {
@@ -432,7 +442,11 @@ mod tests {
             ("kind=gap", Fault::Gap { count: 1 }),
             ("kind=gap&count=3", Fault::Gap { count: 3 }),
             ("kind=malformed", Fault::Malformed),
-            ("kind=crossed", Fault::Crossed),
+            ("kind=crossed", Fault::Crossed { transient: false }),
+            (
+                "kind=crossed&transient=1",
+                Fault::Crossed { transient: true },
+            ),
             ("kind=reorder", Fault::Reorder),
             ("kind=listen_key_expired", Fault::ListenKeyExpired),
             ("kind=drop_user", Fault::DropUser),

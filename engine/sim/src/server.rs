@@ -293,6 +293,8 @@ async fn serve(
         },
         skip_diffs: 0,
         cross_next: false,
+        uncross_after: false,
+        uncross_next: false,
         reorder_next: false,
         held: None,
         drop_at: None,
@@ -336,6 +338,9 @@ struct Engine {
     skip_diffs: u64,
     /// A `crossed` fault: the next depth diff gets a bid above every ask.
     cross_next: bool,
+    /// `transient=1`: the diff after the crossed one removes that bid (`uncross_next`).
+    uncross_after: bool,
+    uncross_next: bool,
     /// A `reorder` fault: the next depth diff is held back and sent after the one after it.
     reorder_next: bool,
     held: Option<OutFrame>,
@@ -528,7 +533,10 @@ impl Engine {
             }
             Fault::FreezeUser => self.shared.freeze_user_tx.send_modify(|g| *g += 1),
             Fault::ListenKeyExpired => self.shared.expire_user_tx.send_modify(|g| *g += 1),
-            Fault::Crossed => self.cross_next = true,
+            Fault::Crossed { transient } => {
+                self.cross_next = true;
+                self.uncross_after = transient;
+            }
             Fault::Reorder => self.reorder_next = true,
             Fault::Gap { count } => self.skip_diffs += u64::from(count),
             Fault::Malformed => {
@@ -668,8 +676,12 @@ impl Engine {
                 bump(&counters.diffs_skipped);
             } else {
                 let mut bytes = line.bytes;
+                if is_depth && std::mem::take(&mut self.uncross_next) {
+                    bytes = with_bid(&bytes, UNCROSS_LEVEL);
+                }
                 if is_depth && std::mem::take(&mut self.cross_next) {
-                    bytes = crossed(&bytes);
+                    bytes = with_bid(&bytes, CROSS_LEVEL);
+                    self.uncross_next = std::mem::take(&mut self.uncross_after);
                 }
                 if let Some(frame) = out_frame(bytes) {
                     if is_depth && std::mem::take(&mut self.reorder_next) {
@@ -691,17 +703,20 @@ impl Engine {
     }
 }
 
-/// A recorded depth diff with an extra bid level far above any ask (a `crossed` fault).
-fn crossed(bytes: &[u8]) -> Vec<u8> {
+/// The extra bid of a `crossed` fault (far above any ask) and the level removing it again.
+const CROSS_LEVEL: &[u8] = b"[\"9999999.00\",\"1.00000000\"]";
+const UNCROSS_LEVEL: &[u8] = b"[\"9999999.00\",\"0.00000000\"]";
+
+/// A recorded depth diff with one more bid level, first (a `crossed` fault and its undoing).
+fn with_bid(bytes: &[u8], level: &[u8]) -> Vec<u8> {
     const BIDS: &[u8] = b"\"b\":[";
-    const LEVEL: &[u8] = b"[\"9999999.00\",\"1.00000000\"]";
     let Some(at) = bytes.windows(BIDS.len()).position(|w| w == BIDS) else {
         return bytes.to_vec();
     };
     let at = at + BIDS.len();
-    let mut out = Vec::with_capacity(bytes.len() + LEVEL.len() + 1);
+    let mut out = Vec::with_capacity(bytes.len() + level.len() + 1);
     out.extend_from_slice(&bytes[..at]);
-    out.extend_from_slice(LEVEL);
+    out.extend_from_slice(level);
     if bytes.get(at) != Some(&b']') {
         out.push(b',');
     }

@@ -303,7 +303,10 @@ fn binance(paths: &[PathBuf]) -> Result<Verification, Error> {
                 match inst.sync.on_diff(&d) {
                     DiffOutcome::Applied => inst.reached(),
                     DiffOutcome::Stale | DiffOutcome::Buffered => {}
-                    DiffOutcome::Gap | DiffOutcome::Invalid => inst.check.unverified += 1,
+                    // A crossed book (kept, unusable) is not one the exchange ever showed.
+                    DiffOutcome::Crossed | DiffOutcome::Gap | DiffOutcome::Invalid => {
+                        inst.check.unverified += 1
+                    }
                 }
             }
             MarketEvent::Snapshot(s) => {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use rt_core::{
     Bbo, BookSync, DepthDiff, DiffOutcome, Header, Level, MarketEvent, Price, Side, Snapshot,
-    SyncCounters, SyncRule, SyncState,
+    SyncCounters, SyncRule, SyncState, MAX_CROSSED_DIFFS,
 };
 use rt_venues::{convert, open_any, CaptureReader, EventSource, FrameReader};
 
@@ -556,48 +556,50 @@ fn a_malformed_frame_is_counted_and_skipped() {
 }
 
 #[test]
-fn a_crossing_update_is_invalid_and_forces_a_resync() {
+fn a_crossing_that_persists_is_resynced_after_max_crossed_diffs() {
+    // On the real stream: one diff, in sequence, is replaced by a bid far above every ask (a
+    // level the venue's later diffs never touch). The book is kept crossed and unused for
+    // MAX_CROSSED_DIFFS diffs, then judged wrong and resynced; never handed out crossed.
     let frames = spot_frames();
     let mut decoder = rt_venues::Decoder::new();
     let mut sync = BookSync::new(SyncRule::Spot);
     let at = nth_depth_after_snapshot(&frames, 400);
-    let mut outcome = None;
+    let mut outcomes = Vec::new();
     for (i, (ts, frame)) in frames.iter().enumerate() {
         let Some(event) = decoder.decode(frame, *ts).unwrap() else {
             continue;
         };
         match event {
             MarketEvent::Depth(d) if i == at => {
-                // Replace this diff with one, in sequence, that bids at the best ask.
                 let ask = sync.book().best_ask().unwrap();
-                let bids = [Level::new(Price(ask.price.0), ask.qty)];
+                let bids = [Level::new(Price(ask.price.0 * 2), ask.qty)];
                 let crossing = DepthDiff {
                     bids: &bids,
                     asks: &[],
                     ..d
                 };
-                outcome = Some(sync.on_diff(&crossing));
-                assert_eq!(sync.state(), SyncState::Resyncing);
-                assert!(sync.book().is_empty());
+                outcomes.push(sync.on_diff(&crossing));
+                assert!(sync.is_synced() && sync.is_crossed());
             }
             MarketEvent::Depth(d) => {
                 let o = sync.on_diff(&d);
-                if i > at {
-                    assert_ne!(o, DiffOutcome::Applied);
+                if i > at && outcomes.len() <= MAX_CROSSED_DIFFS as usize {
+                    outcomes.push(o);
                 }
             }
             MarketEvent::Snapshot(s) => sync.on_snapshot(&s),
-            MarketEvent::Bbo(_) if i > at => {
-                assert!(!sync.is_synced());
-                assert!(sync.book().is_empty());
-            }
             _ => {}
         }
     }
+    let crossed = vec![DiffOutcome::Crossed; MAX_CROSSED_DIFFS as usize];
+    assert_eq!(outcomes[..crossed.len()], crossed[..]);
+    assert_eq!(outcomes[crossed.len()], DiffOutcome::Invalid);
     let c = sync.counters();
-    println!("crossing update: {outcome:?}, {c:?}");
-    assert_eq!(outcome, Some(DiffOutcome::Invalid));
+    println!("persistent crossing: {outcomes:?}, {c:?}");
+    assert_eq!((c.crossings, c.crossings_repaired), (1, 0));
     assert_eq!((c.invalid, c.resyncs), (1, 1));
+    // The stream's own snapshots bring it back (the capture has them after the resync).
+    assert!(!sync.is_crossed());
 }
 
 #[test]
