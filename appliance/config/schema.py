@@ -597,20 +597,13 @@ class Metrics(Strict):
     tick_to_order_p99_alert_us: AlertMicros
 
 
-class MetricsSpec(Metrics):
-    """`deployment.engines.<id>.metrics`: as the manifest's, with the alert threshold 1 ms
-    when the config leaves it out (the manifest always carries it)."""
-
-    tick_to_order_p99_alert_us: AlertMicros = 1000
-
-
 class EngineSpec(Strict):
     host: Name
     exchanges: list[Name] = Field(min_length=1)
     strategies: list[Name] = Field(min_length=1)
     bus: Bus
     journal: Journal
-    metrics: MetricsSpec
+    metrics: Metrics
 
 
 class Rollout(Strict):
@@ -667,10 +660,8 @@ class Target(Strict):
     tune_runtime: bool
     # Verify also that the tuning is in effect (kernel arguments, THP, governor).
     verify_tuning: bool
-    # Scrape target and dashboard for the host's monitoring; absent: none is written.
-    monitoring: TargetMonitoring = TargetMonitoring(
-        prometheus_file_sd=None, grafana_provisioning=None
-    )
+    # Scrape target and dashboard for the host's monitoring (null paths: none is written).
+    monitoring: TargetMonitoring
 
 
 # --- the manifest -------------------------------------------------------------------------

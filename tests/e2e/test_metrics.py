@@ -25,6 +25,7 @@ from tests import debian
 from tests.conftest import ROOT
 from tests.e2e.harness import Live, counters, free_port, live, wait_for
 from tests.e2e.test_live import wait_live
+from tests.e2e.test_reconcile import position_qty
 from tests.test_monitoring import dashboard_queries
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
@@ -271,10 +272,12 @@ def test_each_alert_goes_pending_on_what_causes_it(tmp_path: Path, prometheus_fo
     expression holding puts it in `pending` at once (its `for:` duration is promtool's to test,
     tests/test_monitoring.py). A healthy engine whose scrape target carries the applied
     manifest's hash raises nothing; the same engine seen by a target labelled with another
-    hash is drift. PyRtRiskReducing and PyRtRingOverflow are left to promtool: no sim fault
-    causes them on demand."""
+    hash is drift. PyRtRingOverflow is left to promtool: no sim fault overflows a ring on
+    demand."""
     rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
-    with live(tmp_path) as env:
+    # The latency alert has its own test: here no load on this machine may raise it.
+    slow = "deployment.engines.paper_1.metrics.tick_to_order_p99_alert_us=10000000"
+    with live(tmp_path, slow) as env:
         env.start_sim()
         env.start_engine()
         applied = env.manifest["content_sha256"]
@@ -297,22 +300,35 @@ def test_each_alert_goes_pending_on_what_causes_it(tmp_path: Path, prometheus_fo
         )
         wait_live(env)
 
-        def alerts() -> dict[str, set[str]]:
+        def alerts(expr: str = "max_over_time(ALERTS[10m])") -> dict[str, set[str]]:
+            """Alert name -> the jobs it was raised for (by default: at any evaluation of the
+            last 10 minutes, so that a short REDUCING spell is not missed between polls)."""
             out: dict[str, set[str]] = {}
-            for a in prom.query("ALERTS"):
+            for a in prom.query(expr):
                 out.setdefault(a["metric"]["alertname"], set()).add(a["metric"].get("job", ""))
             return out
 
-        wait_for(lambda: "PyRtManifestDrift" in alerts(), 60, "PyRtManifestDrift", 0.5)
-        # Only the target labelled with another manifest drifts; nothing else is raised.
+        wait_for(lambda: "PyRtManifestDrift" in alerts("ALERTS"), 60, "PyRtManifestDrift", 0.5)
+        # Only the target labelled with another manifest drifts; nothing else was raised.
         assert alerts() == {"PyRtManifestDrift": {"py_rt_other"}}, alerts()
 
         env.fault("kind=rate_limit&used_weight=5900")
         wait_for(lambda: "PyRtRateLimitPressure" in alerts(), 60, "PyRtRateLimitPressure", 0.5)
 
-        env.fault("kind=stall&ms=30000")
+        # Exposure on a book gone stale: the feed is not live and the engine REDUCING. The
+        # market maker's position can be flat again by the time the stall starts (then there
+        # is no exposure to reduce): it is tried again on the next position, three times.
+        for _ in range(3):
+            wait_for(lambda: position_qty(env.heartbeat()) != 0, 120, "a position")
+            env.fault("kind=stall&ms=4000")
+            try:
+                wait_for(lambda: "PyRtRiskReducing" in alerts(), 15, "PyRtRiskReducing", 0.5)
+                break
+            except AssertionError:
+                continue
+        assert "PyRtRiskReducing" in alerts(), "no REDUCING on a stale book in three tries"
         wait_for(lambda: "PyRtFeedNotLive" in alerts(), 60, "PyRtFeedNotLive", 0.5)
 
         assert env.stop("engine") == 0
-        wait_for(lambda: "PyRtEngineDown" in alerts(), 60, "PyRtEngineDown", 0.5)
-        assert alerts()["PyRtEngineDown"] == {"py_rt"}, "up is read from the py_rt job"
+        wait_for(lambda: "PyRtEngineDown" in alerts("ALERTS"), 60, "PyRtEngineDown", 0.5)
+        assert alerts("ALERTS")["PyRtEngineDown"] == {"py_rt"}, "up is read from the py_rt job"
