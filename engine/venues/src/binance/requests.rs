@@ -65,7 +65,8 @@ impl NewOrder {
     }
 
     /// Parses the total params of a new order (the signature already split off, see
-    /// [`SignedParams`]), with Binance's rules for which parameters each type needs.
+    /// [`super::signing::SignedParams`]), with Binance's rules for which parameters each type
+    /// needs.
     pub fn parse(params: &str) -> Result<NewOrder, OrderError> {
         let mut p = Params::parse(params)?;
         let symbol = p.symbol()?;
