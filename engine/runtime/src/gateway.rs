@@ -541,8 +541,8 @@ async fn worker(
     }
 }
 
-/// Keeps the private stream's key alive (Binance expires a listen key 60 minutes after its last
-/// keepalive): renewed every 30 minutes.
+/// Keeps the private stream's key alive, as often as the venue's client says (Binance expires a
+/// listen key 60 minutes after its last keepalive: every 30 minutes).
 async fn keep_alive(
     state: Shared,
     venue: VenueConfig,
@@ -550,7 +550,7 @@ async fn keep_alive(
     listen_key: Rc<RefCell<String>>,
     flags: Arc<Flags>,
 ) {
-    let every = Duration::from_secs(30 * 60);
+    let every = Duration::from_millis(venue.client.keep_stream_alive_every_ms());
     let mut next = tokio::time::Instant::now() + every;
     while !flags.stopping() {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1129,17 +1129,19 @@ async fn catch_up_working(
 }
 
 /// How long after an order request of unknown outcome (no answer, a 5xx) the gateway asks the
-/// venue what became of it, unless a report settled it first: past Binance's default
-/// `recvWindow` (5 s, which our requests leave as is), so a request still on its way can no
-/// longer be accepted.
-const SETTLE_AFTER: Duration = Duration::from_secs(6);
+/// venue what became of it, unless a report settled it first: a second past the time the venue
+/// may still accept the request (Binance: the default `recvWindow`, 5 s, which our requests
+/// leave as is), so a request still on its way can no longer be accepted.
+fn settle_after(venue: &VenueConfig) -> Duration {
+    Duration::from_millis(venue.client.request_window_ms() + 1_000)
+}
 
 /// Settles an order whose request had an unknown outcome: if no report arrived within
-/// [`SETTLE_AFTER`], the venue is asked; an order it does not know is reported rejected (it
+/// [`settle_after`], the venue is asked; an order it does not know is reported rejected (it
 /// never reached the venue), one it knows is caught up. Without this, such an order would stay
 /// open forever and count against `max_open_orders`.
 async fn settle_unknown(state: Shared, venue: VenueConfig, id: u64) {
-    tokio::time::sleep(SETTLE_AFTER).await;
+    tokio::time::sleep(settle_after(&venue)).await;
     let unsettled = {
         let s = state.borrow();
         s.working.get(&id).is_some_and(|w| !w.accepted) && !s.down.contains(&venue.exchange)
@@ -1162,7 +1164,7 @@ async fn settle_unknown(state: Shared, venue: VenueConfig, id: u64) {
 
 /// Asks the venue about each order of `ids` still working and reports what it missed: an
 /// acceptance, fills not reported yet (by trade id), a final state. An order the venue does not
-/// know is left alone while its request may still be on its way ([`SETTLE_AFTER`]), and
+/// know is left alone while its request may still be on its way ([`settle_after`]), and
 /// reported rejected after that. Returns the fills reported.
 async fn catch_up_orders(
     state: &Shared,
@@ -1187,7 +1189,7 @@ async fn catch_up_orders(
             report_with(kind, leaves, Qty::ZERO, Detail::default());
         };
         let Some(info) = info else {
-            let settled_out = now_ns() - w.sent_ns >= SETTLE_AFTER.as_nanos() as i64;
+            let settled_out = now_ns() - w.sent_ns >= settle_after(venue).as_nanos() as i64;
             if settled_out && state.borrow().working.contains_key(&id) {
                 state.borrow().log(format!(
                     "{}: order {id}: its request had no clear answer and the venue does not \

@@ -314,6 +314,11 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn open_stream(&self) -> VenueRequest;
     /// Keeps the stream's key alive; `None` when the venue needs nothing.
     fn keep_stream_alive(&self, key: &str) -> Option<VenueRequest>;
+    /// How often [`ExecutionClient::keep_stream_alive`] is sent, in ms.
+    fn keep_stream_alive_every_ms(&self) -> u64;
+    /// How long after it was made a request may still be accepted by the venue, in ms: after
+    /// that, an order of unknown outcome the venue does not know never reached it.
+    fn request_window_ms(&self) -> u64;
     /// The private stream's key from the answer to [`ExecutionClient::open_stream`].
     fn stream_key(&self, body: &str) -> Result<String, ExecError>;
     /// The private stream's URL on the venue's WebSocket base.

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use rt_core::{OrderKind, Qty};
 
 use super::errors::ApiError;
-use super::query::Timing;
+use super::query::{Timing, DEFAULT_RECV_WINDOW_MS};
 use super::requests::{
     AccountQuery, CancelOpenOrders, CancelOrder, MyTradesQuery, NewOrder, QueryOrder,
     MAX_MY_TRADES_LIMIT, MY_TRADES_PATH, OPEN_ORDERS_PATH, ORDER_PATH,
@@ -199,6 +199,16 @@ impl ExecutionClient for SpotExecution {
             Method::Put,
             format!("{USER_DATA_STREAM_PATH}?listenKey={key}"),
         ))
+    }
+
+    /// Binance expires a listen key 60 minutes after its last keepalive: every 30.
+    fn keep_stream_alive_every_ms(&self) -> u64 {
+        30 * 60 * 1000
+    }
+
+    /// `recvWindow`: our requests send none, so Binance's default.
+    fn request_window_ms(&self) -> u64 {
+        DEFAULT_RECV_WINDOW_MS
     }
 
     fn stream_key(&self, body: &str) -> Result<String, ExecError> {
@@ -401,6 +411,18 @@ mod tests {
         assert!(!bare.path.contains("signature"), "{}", bare.path);
         assert!(bare.headers.is_empty());
         assert!(bare.path.ends_with("&timestamp=1"), "{}", bare.path);
+        // The listen key lives 60 minutes; requests are valid for the default recvWindow.
+        assert_eq!(client().keep_stream_alive_every_ms(), 1_800_000);
+        assert_eq!(client().request_window_ms(), 5_000);
+        let keep = client().keep_stream_alive("abc").unwrap();
+        assert_eq!(
+            (keep.method, keep.path.as_str()),
+            (Method::Put, "/api/v3/userDataStream?listenKey=abc")
+        );
+        assert_eq!(
+            client().stream_url("wss://stream.binance.com:9443/", "abc"),
+            "wss://stream.binance.com:9443/ws/abc"
+        );
         // Spot has no reduce-only and no hedge mode.
         let mut derivative = spec(OrderKind::Limit);
         derivative.reduce_only = true;
