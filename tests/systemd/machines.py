@@ -48,6 +48,9 @@ class Machine:
     def make(cls, name: str, base: Path, under: Path, ssh_port: int, public_key: str) -> Machine:
         """A copy of `base` with sshd on 127.0.0.1:`ssh_port`, its own host keys, root's
         authorized key."""
+        left = sorted(base.glob("etc/systemd/system/py-rt-*")) + sorted(base.glob("opt/py-rt"))
+        if left:
+            raise RuntimeError(f"{base} is not a clean root (a deployment was left in it: {left})")
         root = under / name
         if root.exists():
             shutil.rmtree(root)

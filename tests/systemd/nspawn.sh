@@ -16,7 +16,10 @@ PY_PREFIX=$("$REPO/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')
 
 mkdir -p "$(dirname "$LOG")"
 # --register=no --keep-unit: this machine has no systemd (no system bus, no machined) outside.
-systemd-nspawn -D "$ROOTFS" -b --register=no --keep-unit --console=passive -M "$MACHINE" \
+# --ephemeral: the tests deploy to "/" in a throw-away copy; the cached root stays as
+# debootstrap made it (the fleet's containers are copies of it).
+systemd-nspawn -D "$ROOTFS" --ephemeral -b --register=no --keep-unit --console=passive \
+  -M "$MACHINE" \
   --bind="$REPO" --bind-ro="$PY_PREFIX" >"$LOG" 2>&1 &
 NSPAWN=$!
 cleanup() {

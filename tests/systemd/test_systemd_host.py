@@ -80,8 +80,9 @@ def proc_status(pid: int) -> dict[str, str]:
 
 
 def _conf(project: Path, ports: dict[str, int]) -> None:
+    # The engine as the shipped paper deployment's (every setting it has), on its own ports.
     shipped = yaml.safe_load((project / "conf/deployment/paper_local.yaml").read_text())
-    metrics = next(iter(shipped["deployment"]["engines"].values()))["metrics"]
+    like = next(iter(shipped["deployment"]["engines"].values()))
     local = yaml.safe_load((project / "conf/host/local.yaml").read_text())
     local["threads"]["feeds"] = {"sim_h1": None}
     (project / "conf/host/sysd_h1.yaml").write_text(yaml.safe_dump(local, sort_keys=False))
@@ -109,7 +110,8 @@ def _conf(project: Path, ports: dict[str, int]) -> None:
         "deployment": {
             "mode": "paper",
             "engines": {
-                "e1": {
+                "e1": like
+                | {
                     "host": "h1",
                     "exchanges": ["sim_h1"],
                     "strategies": ["mm_h1"],
@@ -123,8 +125,7 @@ def _conf(project: Path, ports: dict[str, int]) -> None:
                         "fsync": "interval",
                         "fsync_interval_ms": 50,
                     },
-                    # The shipped paper deployment's metrics settings, on a port of its own.
-                    "metrics": metrics | {"listen": f"127.0.0.1:{ports['metrics']}"},
+                    "metrics": like["metrics"] | {"listen": f"127.0.0.1:{ports['metrics']}"},
                 }
             },
         },
