@@ -219,6 +219,8 @@ LIVE = [
     "targets.ny4_b.root=state/hosts/b",
     "deployment.engines.spot_a.journal.dir=state/journal/a",
     "deployment.engines.usdm_b.journal.dir=state/journal/b",
+    "deployment.engines.spot_a.flight_recorder.dir=state/flight/a",
+    "deployment.engines.usdm_b.flight_recorder.dir=state/flight/b",
 ]
 
 

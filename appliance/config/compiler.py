@@ -372,6 +372,9 @@ def _render_engine(
             "bus": engine.bus.model_dump(mode="json"),
             "journal": engine.journal.model_dump(mode="json"),
             "metrics": engine.metrics.model_dump(mode="json"),
+            "flight_recorder": (
+                engine.flight_recorder.model_dump(mode="json") if engine.flight_recorder else None
+            ),
         },
         "host": {"name": engine.host, **host_body},
         "exchanges": {

@@ -109,6 +109,12 @@ FIELDS: dict[str, FieldRule] = {
     "engine.metrics.listen": _r(
         _SEC, "where the metrics are served: who can read positions and P&L"
     ),
+    "engine.flight_recorder": _r(
+        _N, "what market data is recorded for research; trading is the same"
+    ),
+    "engine.flight_recorder.dir": _r(_N, "where the recordings are written"),
+    "engine.flight_recorder.file_mb": _r(_N, "the recordings' file size"),
+    "engine.flight_recorder.budget_mb": _r(_N, "how much recording is kept"),
     "engine.metrics.tick_to_order_p99_alert_us": _r(
         _N, "when operators are paged about latency; the engine trades the same"
     ),

@@ -597,6 +597,17 @@ class Metrics(Strict):
     tick_to_order_p99_alert_us: AlertMicros
 
 
+class FlightRecorder(Strict):
+    """The live engine's flight recorder: the market data it consumed (raw frames with their
+    receive times, the REST snapshots it fetched) as captures under `<dir>/<exchange>/`."""
+
+    dir: Annotated[str, Field(min_length=1)]
+    # A file is closed and the next begun at this compressed size (MiB).
+    file_mb: Annotated[int, Field(ge=1, le=U32_MAX)]
+    # The oldest files of an exchange are deleted beyond this total (MiB, >= file_mb).
+    budget_mb: Annotated[int, Field(ge=1, le=U32_MAX)]
+
+
 class EngineSpec(Strict):
     host: Name
     exchanges: list[Name] = Field(min_length=1)
@@ -604,6 +615,7 @@ class EngineSpec(Strict):
     bus: Bus
     journal: Journal
     metrics: Metrics
+    flight_recorder: FlightRecorder | None
 
 
 class Rollout(Strict):
@@ -686,6 +698,7 @@ class ManifestEngine(Strict):
     bus: Bus
     journal: Journal
     metrics: Metrics
+    flight_recorder: FlightRecorder | None
 
 
 class ManifestHost(Host):

@@ -206,6 +206,13 @@ def _check_paths(host: str, manifest: dict[str, Any], prefix: str) -> list[Diagn
     out = []
     journal = manifest["engine"]["journal"]["dir"]
     paths = [("deployment.engines.{}.journal.dir".format(manifest["engine"]["id"]), journal)]
+    if manifest["engine"]["flight_recorder"]:
+        paths.append(
+            (
+                "deployment.engines.{}.flight_recorder.dir".format(manifest["engine"]["id"]),
+                manifest["engine"]["flight_recorder"]["dir"],
+            )
+        )
     for name, ex in manifest["exchanges"].items():
         if ex["sim"]:
             paths.append((f"exchanges.{name}.sim.capture", ex["sim"]["capture"]))

@@ -174,7 +174,8 @@ def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
             },
             "journal": {"dir": f"state/journal/e{i}", "fsync": "interval", "fsync_interval_ms": 50},
             # Three engines on this one machine: a port each (the hosts publish scrape targets).
-            "metrics": {"listen": f"127.0.0.1:{p['metrics']}"},
+            "metrics": {"listen": f"127.0.0.1:{p['metrics']}", "tick_to_order_p99_alert_us": 1000},
+            "flight_recorder": None,
         }
     defaults += [{"/risk": "conservative"}, "_self_"]
     # No soak unless a test asks for one (the soak test sets it in config).

@@ -72,6 +72,8 @@ def verify(
         # A prefix root keeps the engine's paths inside it.
         "deployment.engines.spot_a.journal.dir=state/journal/spot_a",
         "deployment.engines.usdm_b.journal.dir=state/journal/usdm_b",
+        "deployment.engines.spot_a.flight_recorder.dir=state/flight",
+        "deployment.engines.usdm_b.flight_recorder.dir=state/flight",
         *extra,
     ]
     compiled = compile_config(project, overrides)

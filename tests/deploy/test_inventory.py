@@ -98,6 +98,11 @@ def test_a_prefix_root_refuses_absolute_engine_paths(project: Path) -> None:
     (diag,) = err.value.diagnostics
     assert diag.path == "deployment.engines.paper_1.journal.dir"
     assert diag.rule == "target.prefix_paths"
+    with pytest.raises(ConfigError) as err:
+        _render(project, ["deployment.engines.paper_1.flight_recorder.dir=/var/lib/flight"])
+    (diag,) = err.value.diagnostics
+    assert diag.path == "deployment.engines.paper_1.flight_recorder.dir"
+    assert diag.rule == "target.prefix_paths"
     assert diag.source is not None and "override" in diag.source
 
 

@@ -126,6 +126,7 @@ def _conf(project: Path, ports: dict[str, int]) -> None:
                         "fsync_interval_ms": 50,
                     },
                     "metrics": like["metrics"] | {"listen": f"127.0.0.1:{ports['metrics']}"},
+                    "flight_recorder": None,
                 }
             },
         },

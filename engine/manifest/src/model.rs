@@ -100,6 +100,27 @@ pub struct Engine {
     pub bus: Bus,
     pub journal: Journal,
     pub metrics: Metrics,
+    /// The flight recorder (market data as consumed, for research and parity); null: off.
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<FlightRecorder>")]
+    pub flight_recorder: Option<FlightRecorder>,
+}
+
+/// What the live engine records of the market data it consumed: every raw frame with its
+/// local receive time and every REST snapshot it fetched, in the capture format of `data/`
+/// (one directory per exchange, rotated files listed in `manifest.json`), written by a thread
+/// of its own off the feed's hot path.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlightRecorder {
+    /// Directory of the recordings (relative to the engine's working directory).
+    pub dir: String,
+    /// A file is closed and the next begun at this compressed size, MiB.
+    #[schemars(range(min = 1))]
+    pub file_mb: u32,
+    /// The oldest files of an exchange are deleted beyond this total, MiB (>= file_mb).
+    #[schemars(range(min = 1))]
+    pub budget_mb: u32,
 }
 
 /// The engine's Prometheus endpoint (`GET /metrics`).

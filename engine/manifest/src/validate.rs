@@ -176,6 +176,31 @@ impl Checker {
             1,
             10_000_000,
         );
+        if let Some(rec) = &engine.flight_recorder {
+            if rec.dir.trim().is_empty() {
+                self.fail(
+                    "engine.flight_recorder",
+                    "engine.flight_recorder.dir",
+                    "is empty (a directory for the recordings)",
+                );
+            }
+            self.at_least(
+                "engine.flight_recorder",
+                format_args!("engine.flight_recorder.file_mb"),
+                rec.file_mb.into(),
+                1,
+            );
+            if rec.budget_mb < rec.file_mb {
+                self.fail(
+                    "engine.flight_recorder",
+                    "engine.flight_recorder.budget_mb",
+                    format_args!(
+                        "{} is below file_mb {} (the budget holds at least one file)",
+                        rec.budget_mb, rec.file_mb
+                    ),
+                );
+            }
+        }
         self.at_least(
             "engine.bus_hwm",
             format_args!("engine.bus.hwm"),
@@ -1253,6 +1278,14 @@ mod tests {
             |v| v["engine"]["metrics"]["listen"] = json!("localhost"),
             "engine.metrics.listen",
             &["\"localhost\"", "address and port"],
+        );
+        refused(
+            |v| {
+                v["engine"]["flight_recorder"] =
+                    json!({"dir": "state/flight", "file_mb": 8, "budget_mb": 4})
+            },
+            "engine.flight_recorder.budget_mb",
+            &["4", "file_mb 8"],
         );
         refused(
             |v| v["engine"]["metrics"]["tick_to_order_p99_alert_us"] = json!(0),

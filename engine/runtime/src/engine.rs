@@ -27,6 +27,7 @@ use rt_venues::execution::Credentials;
 
 use crate::bus::{self, Bus, Identity};
 use crate::feed::{self, FeedConfig, SNAPSHOT_LIMIT};
+use crate::flight;
 use crate::gateway::{self, GatewayConfig, VenueConfig};
 use crate::journal::{self, Journal, Record};
 use crate::latency::human;
@@ -547,8 +548,31 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
 
     let mut handles = Vec::new();
     handles.extend(reconcile_thread);
+    let mut flight_writers = Vec::new();
     for (cfg, ring) in feeds.into_iter().zip(md_producers) {
         let core = threads.feeds.get(&cfg.name).copied().flatten();
+        // The flight recorder of this exchange: a recording that cannot start (a directory
+        // that cannot be written) costs the recording, never the trading.
+        let tap = manifest.engine.flight_recorder.as_ref().and_then(|rec| {
+            match flight::start(&manifest, rec, &cfg.name, &cfg.symbols) {
+                Ok((tap, writer)) => {
+                    eprintln!(
+                        "flight recorder: {} -> {}",
+                        cfg.name,
+                        flight::exchange_dir(rec, &cfg.name).display()
+                    );
+                    flight_writers.push(writer);
+                    Some(tap)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "warning: engine.flight_recorder: {e}; {} is not recorded",
+                        cfg.name
+                    );
+                    None
+                }
+            }
+        });
         let (m, f, hk, pins) = (
             manifest.clone(),
             flags.clone(),
@@ -561,7 +585,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                 .spawn(move || {
                     let _ = start_pinned(&m, &format!("feed {}", cfg.name), core, &pins);
                     drop(pins);
-                    feed::run(cfg, ring, f, hk);
+                    feed::run(cfg, ring, f, hk, tap);
                 })?,
         );
     }
@@ -667,6 +691,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     drop(metrics);
     for h in handles {
         let _ = h.join();
+    }
+    // The feeds are gone, and their taps: each writer finishes its file and lists it.
+    for w in flight_writers {
+        let _ = w.join();
     }
     let fatal = flags.fatal.load(Ordering::Relaxed);
     if let Ok(mut j) = journal.lock() {

@@ -38,6 +38,7 @@ use rt_venues::Decoder;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::clock::now_ns;
+use crate::flight::Tap;
 use crate::http::{Base, Client};
 use crate::latency::{Stage, Stages};
 use crate::shared::{FeedInfo, FeedStatus, Flags, Hk, HkSender};
@@ -153,6 +154,8 @@ pub struct RingSink {
     ring: Producer,
     flags: Arc<Flags>,
     hk: HkSender,
+    /// The flight recorder's tap (manifest `engine.flight_recorder`), if on.
+    tap: Option<Tap>,
 }
 
 impl Sink for RingSink {
@@ -180,7 +183,17 @@ impl Sink for RingSink {
         let _ = self.hk.send(Hk::Latency(Box::new(stages)));
     }
 
-    fn on_snapshot(&mut self, _symbol: usize, _body: &[u8], event: &MarketEvent<'_>) -> bool {
+    #[inline]
+    fn on_raw(&mut self, frame: &[u8], local_ns: Nanos) {
+        if let Some(tap) = &self.tap {
+            tap.frame(frame, local_ns);
+        }
+    }
+
+    fn on_snapshot(&mut self, symbol: usize, body: &[u8], event: &MarketEvent<'_>) -> bool {
+        if let (Some(tap), MarketEvent::Snapshot(snap)) = (&self.tap, event) {
+            tap.snapshot(symbol, body, snap.header.local_ns);
+        }
         self.on_event(event)
     }
 
@@ -201,14 +214,22 @@ impl Sink for RingSink {
     }
 }
 
-/// Runs the engine's feed until `flags.stop`; returns its totals.
-pub fn run(cfg: FeedConfig, ring: Producer, flags: Arc<Flags>, hk: HkSender) -> FeedInfo {
+/// Runs the engine's feed until `flags.stop`, recording what it receives into `tap` when
+/// given (the flight recorder); returns its totals.
+pub fn run(
+    cfg: FeedConfig,
+    ring: Producer,
+    flags: Arc<Flags>,
+    hk: HkSender,
+    tap: Option<Tap>,
+) -> FeedInfo {
     let sink = RingSink {
         exchange: cfg.exchange,
         name: cfg.name.clone(),
         ring,
         flags,
         hk,
+        tap,
     };
     run_with(cfg, sink).0
 }

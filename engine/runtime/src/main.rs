@@ -21,6 +21,7 @@ mod ctl;
 mod engine;
 mod feed;
 mod fees;
+mod flight;
 mod gateway;
 mod http;
 mod journal;

@@ -272,6 +272,32 @@ impl Writer {
         Ok(self.written.last())
     }
 
+    /// Deletes the oldest listed files (and their entries) while the listed files hold more
+    /// than `budget_bytes`, keeping at least the newest; rewrites `manifest.json` when it
+    /// deleted any. Returns the names deleted.
+    pub fn prune(&mut self, budget_bytes: u64) -> Result<Vec<String>, RecordError> {
+        let size = |v: &Value| v.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+        let mut total: u64 = self.listed.iter().map(size).sum();
+        let mut deleted = Vec::new();
+        while total > budget_bytes && self.listed.len() > 1 {
+            let entry = self.listed.remove(0);
+            total -= size(&entry);
+            if let Some(name) = entry.get("name").and_then(Value::as_str) {
+                let path = self.dir.join(name);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&path)(e)),
+                }
+                deleted.push(name.to_owned());
+            }
+        }
+        if !deleted.is_empty() {
+            self.write_manifest()?;
+        }
+        Ok(deleted)
+    }
+
     /// Writes `manifest.json` atomically: a temp file, fsynced, renamed over the old one.
     pub fn write_manifest(&self) -> Result<(), RecordError> {
         let doc = serde_json::json!({ "format": FORMAT, "files": self.listed });
@@ -444,7 +470,27 @@ impl RecordSink {
     }
 }
 
-fn closed_line(e: &FileEntry) -> String {
+/// A REST snapshot's line: the body as received when the exchange has one symbol, wrapped as
+/// `{"s":"<SYMBOL>","data":<body>}` when it has several (a raw body names no symbol).
+pub fn snapshot_line<'a>(
+    symbols: &[String],
+    symbol: usize,
+    body: &'a [u8],
+) -> std::borrow::Cow<'a, [u8]> {
+    if symbols.len() == 1 {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let name = symbols.get(symbol).map_or("", String::as_str);
+    let mut wrapped = Vec::with_capacity(body.len() + name.len() + 20);
+    wrapped.extend_from_slice(b"{\"s\":\"");
+    wrapped.extend_from_slice(name.as_bytes());
+    wrapped.extend_from_slice(b"\",\"data\":");
+    wrapped.extend_from_slice(body.trim_ascii());
+    wrapped.push(b'}');
+    std::borrow::Cow::Owned(wrapped)
+}
+
+pub fn closed_line(e: &FileEntry) -> String {
     format!(
         "closed {}: {} lines ({} snapshots), {} bytes, sha256 {}",
         e.name, e.lines, e.snapshots, e.bytes, e.sha256
@@ -504,18 +550,8 @@ impl Sink for RecordSink {
             MarketEvent::Snapshot(s) => s.header.local_ns,
             _ => now_ns(),
         };
-        if self.symbols.len() == 1 {
-            self.write(ts, body, true);
-        } else {
-            let name = self.symbols.get(symbol).map_or("", String::as_str);
-            let mut wrapped = Vec::with_capacity(body.len() + name.len() + 20);
-            wrapped.extend_from_slice(b"{\"s\":\"");
-            wrapped.extend_from_slice(name.as_bytes());
-            wrapped.extend_from_slice(b"\",\"data\":");
-            wrapped.extend_from_slice(body.trim_ascii());
-            wrapped.push(b'}');
-            self.write(ts, &wrapped, true);
-        }
+        let line = snapshot_line(&self.symbols, symbol, body);
+        self.write(ts, &line, true);
         true
     }
 
@@ -537,7 +573,7 @@ impl Sink for RecordSink {
 }
 
 /// Binance's sequencing rule of a market.
-fn sync_rule(market: rt_manifest::model::Market) -> rt_core::SyncRule {
+pub fn sync_rule(market: rt_manifest::model::Market) -> rt_core::SyncRule {
     match market {
         rt_manifest::model::Market::Spot => rt_core::SyncRule::Spot,
         rt_manifest::model::Market::Usdm => rt_core::SyncRule::UsdM,
@@ -545,7 +581,7 @@ fn sync_rule(market: rt_manifest::model::Market) -> rt_core::SyncRule {
 }
 
 /// A unit enum's name as the manifest spells it (`sim`, `spot`).
-fn json_name<T: Serialize>(v: &T) -> String {
+pub fn json_name<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(Value::String(s)) => s,
         _ => String::new(),
@@ -776,6 +812,36 @@ mod tests {
             .collect();
         names_on_disk.sort();
         assert_eq!(names_on_disk.len(), 4, "{names_on_disk:?}");
+    }
+
+    #[test]
+    fn prune_deletes_the_oldest_files_beyond_the_budget_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path(), meta(&["BTCUSDT"]), Rotation::default()).unwrap();
+        let mut ts: Nanos = 1_723_161_253_937_085_768;
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            w.write_line(ts, SNAPSHOT, true).unwrap();
+            w.write_line(ts + 1, DIFF, false).unwrap();
+            sizes.push(w.close().unwrap().unwrap().bytes);
+            ts += 2_000_000_000;
+        }
+        let names: Vec<String> = w.written().iter().map(|e| e.name.clone()).collect();
+        // Within the budget: nothing goes.
+        assert!(w.prune(sizes.iter().sum()).unwrap().is_empty());
+        // The two newest fit: the oldest is deleted, from the disk and the manifest.
+        assert_eq!(
+            w.prune(sizes[1] + sizes[2]).unwrap(),
+            vec![names[0].clone()]
+        );
+        assert!(!dir.path().join(&names[0]).exists());
+        let listed = manifest_files(dir.path());
+        let left: Vec<&str> = listed.iter().map(|e| e["name"].as_str().unwrap()).collect();
+        assert_eq!(left, [names[1].as_str(), names[2].as_str()]);
+        // A budget below one file still keeps the newest.
+        assert_eq!(w.prune(1).unwrap(), vec![names[1].clone()]);
+        assert_eq!(manifest_files(dir.path()).len(), 1);
+        assert!(dir.path().join(&names[2]).exists());
     }
 
     #[test]
