@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.deploy.conftest import free_ports, scratch_project
+from tests.deploy.conftest import free_ports, held_port, scratch_project
 from tests.systemd.machines import Machine
 
 BASE = Path(os.environ.get("PYRT_NSPAWN_ROOT", "/var/tmp/py-rt-nspawn/bookworm"))
@@ -100,9 +100,9 @@ class Fleet:
 def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
     """conf/deployment/sfleet.yaml: three hosts over SSH on loopback, each its own sim venue."""
     local = yaml.safe_load((project / "conf/host/local.yaml").read_text())
-    # The shipped paper deployment's metrics settings, each engine on its own port.
+    # Each engine as the shipped paper deployment's (every setting it has), on its own ports.
     shipped = yaml.safe_load((project / "conf/deployment/paper_local.yaml").read_text())
-    metrics = next(iter(shipped["deployment"]["engines"].values()))["metrics"]
+    like = next(iter(shipped["deployment"]["engines"].values()))
     target = yaml.safe_load((project / "conf/target/ny4.yaml").read_text())
     # A container is no tuned host: the kernel is this machine's and is left as it is.
     target |= {"ssh_user": "root", "become": False, "service_user": "pyrt"}
@@ -139,7 +139,7 @@ def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
         body["strategies"][f"mm_{host}"] = {"exchange": f"sim_{host}"}
         # Each container's sshd on its own port of the shared loopback.
         body["targets"][host] = {"ssh_port": p["ssh"]}
-        engines[f"e{i}"] = {
+        engines[f"e{i}"] = like | {
             "host": host,
             "exchanges": [f"sim_{host}"],
             "strategies": [f"mm_{host}"],
@@ -149,7 +149,8 @@ def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
                 "hwm": 100000,
             },
             "journal": {"dir": f"state/journal/e{i}", "fsync": "interval", "fsync_interval_ms": 50},
-            "metrics": metrics | {"listen": f"127.0.0.1:{p['metrics']}"},
+            "metrics": like["metrics"] | {"listen": f"127.0.0.1:{p['metrics']}"},
+            "flight_recorder": None,
         }
     defaults += [{"/risk": "conservative"}, "_self_"]
     deployment = {"mode": "paper", "rollout": {"soak_seconds": 0}, "engines": engines}
@@ -412,6 +413,35 @@ def test_a_change_that_needs_a_reboot_reboots_the_container_for_real(fleet: Flee
     assert run.returncode == 0, run.stdout + run.stderr
     rows = {r["host"]: r for r in json.loads(run.stdout)["hosts"]}
     assert {h: rows[h]["release"] for h in HOSTS} == {h: hosts[h]["current"] for h in HOSTS}
+
+
+def test_a_release_failing_after_its_reboot_is_rolled_back_and_enabled_again(
+    fleet: Fleet,
+) -> None:
+    """Host 2 back to one housekeeping core (a reboot again) with its control socket moved to
+    a port something holds: drained, rebooted, verified, switched; its health check fails and
+    it is rolled back to the release it ran, running and enabled (it starts at the next
+    boot, though the roll-out disabled the units for the reboot)."""
+    machine = fleet.machines["h2"]
+    before = fleet.current("h2")
+    boot_before = machine.boot_id()
+    with held_port() as port:
+        rc, out, err = fleet.apply(
+            "risk.max_open_orders=7",
+            "hosts.h2.cpu.housekeeping=[0]",
+            f"deployment.engines.e2.bus.control=tcp://127.0.0.1:{port}",
+            "--allow-reboot",
+        )
+    assert rc == 1, err
+    hosts = out["hosts"]
+    assert [hosts[h]["status"] for h in HOSTS] == ["ok", "rolled back", "not run"], hosts
+    assert f"rolled back to {before} (healthy)" in hosts["h2"]["failure"], hosts["h2"]
+    assert machine.exits == [133, 133] and machine.boot_id() != boot_before
+    assert fleet.current("h2") == before
+    for unit in ("py-rt-e2", "py-rt-e2-sim-sim_h2"):
+        props = fleet.show("h2", unit, "ActiveState", "UnitFileState")
+        assert props == {"ActiveState": "active", "UnitFileState": "enabled"}, (unit, props)
+    assert _health(fleet, "h2")["risk_state"] == "active"
 
 
 def test_stop_over_ssh(fleet: Fleet) -> None:
