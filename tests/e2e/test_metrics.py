@@ -312,22 +312,24 @@ def test_each_alert_goes_pending_on_what_causes_it(tmp_path: Path, prometheus_fo
         # Only the target labelled with another manifest drifts; nothing else was raised.
         assert alerts() == {"PyRtManifestDrift": {"py_rt_other"}}, alerts()
 
-        env.fault("kind=rate_limit&used_weight=5900")
-        wait_for(lambda: "PyRtRateLimitPressure" in alerts(), 60, "PyRtRateLimitPressure", 0.5)
-
-        # Exposure on a book gone stale: the feed is not live and the engine REDUCING. The
-        # market maker's position can be flat again by the time the stall starts (then there
-        # is no exposure to reduce): it is tried again on the next position, three times.
+        # Exposure on a book gone stale: market data stalled with a position open, and the
+        # venue's request weight used up by another client of the IP, so that the snapshot the
+        # feed asks for is refused until the minute's window ends: the feed is not live, the
+        # engine REDUCING for long enough to be scraped, and the weight near its limit. The
+        # market maker's position can be flat again by the time the stall starts (no exposure
+        # to reduce): then it is tried again on the next position.
         for _ in range(3):
             wait_for(lambda: position_qty(env.heartbeat()) != 0, 120, "a position")
-            env.fault("kind=stall&ms=4000")
+            env.fault("kind=stall&ms=10000")
+            env.fault("kind=rate_limit&used_weight=5990")
             try:
-                wait_for(lambda: "PyRtRiskReducing" in alerts(), 15, "PyRtRiskReducing", 0.5)
+                wait_for(lambda: "PyRtRiskReducing" in alerts(), 30, "PyRtRiskReducing", 0.5)
                 break
             except AssertionError:
                 continue
         assert "PyRtRiskReducing" in alerts(), "no REDUCING on a stale book in three tries"
         wait_for(lambda: "PyRtFeedNotLive" in alerts(), 60, "PyRtFeedNotLive", 0.5)
+        wait_for(lambda: "PyRtRateLimitPressure" in alerts(), 60, "PyRtRateLimitPressure", 0.5)
 
         assert env.stop("engine") == 0
         wait_for(lambda: "PyRtEngineDown" in alerts("ALERTS"), 60, "PyRtEngineDown", 0.5)
