@@ -163,8 +163,15 @@ def stale_book(env: Live) -> None:
     goes stale beyond feed_stale_ms (2000, conf/risk/conservative.yaml) until the feed's
     reconnect loads a fresh snapshot."""
     wait_live(env)
-    wait_for(lambda: position_qty(env.heartbeat()) != 0, 120, "a position")
-    hb = env.heartbeat()
+    seen: list[pb.Heartbeat] = []
+
+    def positioned() -> bool:
+        seen.append(env.heartbeat())
+        return position_qty(seen[-1]) != 0
+
+    wait_for(positioned, 120, "a position")
+    # The heartbeat that showed the position (a later one may already be flat again).
+    hb = seen[-1]
     ages = [p.mark_age_ms for p in hb.positions if Decimal(p.qty) != 0]
     # The last trusted mark's age is in the heartbeat.
     assert ages and all(0 <= a < 2000 for a in ages), hb.positions
