@@ -58,6 +58,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--speed", default="4")
+    ap.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="one more Hydra override of the paper deployment (repeatable), e.g. "
+        "deployment.engines.paper_1.flight_recorder=null to bench without the flight recorder",
+    )
     args = ap.parse_args()
     binary = engine_bin()
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,6 +82,7 @@ def main() -> int:
                 f"deployment.engines.paper_1.bus.control=tcp://127.0.0.1:{ctl}",
                 f"deployment.engines.paper_1.journal.dir={tmp}/journal",
                 f"exchanges.sim_binance.sim.speed='{args.speed}'",
+                *args.override,
             ],
         )
         manifest = root / "m.json"

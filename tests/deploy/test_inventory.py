@@ -99,7 +99,8 @@ def test_a_prefix_root_refuses_absolute_engine_paths(project: Path) -> None:
     assert diag.path == "deployment.engines.paper_1.journal.dir"
     assert diag.rule == "target.prefix_paths"
     with pytest.raises(ConfigError) as err:
-        _render(project, ["deployment.engines.paper_1.flight_recorder.dir=/var/lib/flight"])
+        recorder = "{dir: /var/lib/flight, file_mb: 64, budget_mb: 1024}"
+        _render(project, [f"deployment.engines.paper_1.flight_recorder={recorder}"])
     (diag,) = err.value.diagnostics
     assert diag.path == "deployment.engines.paper_1.flight_recorder.dir"
     assert diag.rule == "target.prefix_paths"

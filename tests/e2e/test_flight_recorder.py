@@ -22,7 +22,8 @@ def test_the_engine_records_what_it_consumed_and_the_recording_replays(tmp_path:
     flight = tmp_path / "flight"
     # (Rotation and the budget's deletions are rt-engine's unit tests: a run this short
     # writes one file.)
-    with live(tmp_path, f"deployment.engines.paper_1.flight_recorder.dir={flight}") as env:
+    recorder = f"{{dir: '{flight}', file_mb: 64, budget_mb: 1024}}"
+    with live(tmp_path, f"deployment.engines.paper_1.flight_recorder={recorder}") as env:
         env.start_sim()
         env.start_engine()
         wait_live(env)
