@@ -36,7 +36,7 @@ import yaml
 from appliance.deploy import supervisor
 from appliance.deploy.supervisor import Layout
 from tests.conftest import ROOT
-from tests.deploy.conftest import free_ports, held_port, scratch_project
+from tests.deploy.conftest import free_ports, held_port, scratch_project, write_fleet_conf
 
 HOSTS = ["h1", "h2", "h3"]
 DASHBOARD = ROOT / "ansible/roles/engine/files/grafana/py_rt.json"
@@ -135,54 +135,15 @@ class Fleet:
 
 def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
     """conf/deployment/fleet3.yaml: three local hosts, each its own sim venue and ports."""
-    local = yaml.safe_load((project / "conf/host/local.yaml").read_text())
-    defaults: list[Any] = []
-    body: dict[str, Any] = {"exchanges": {}, "strategies": {}, "targets": {}}
-    engines = {}
-    for i, host in enumerate(HOSTS, 1):
-        spec = json.loads(json.dumps(local))
-        spec["threads"]["feeds"] = {f"sim_{host}": None}
-        # The engines' hot threads spin: keep all three on CPU 0 so Ansible has the other.
-        spec["cpu"]["housekeeping"] = [0]
-        (project / f"conf/host/fleet_{host}.yaml").write_text(
-            "# yaml-language-server: $schema=../../schemas/host.schema.json\n"
-            + yaml.safe_dump(spec, sort_keys=False)
-        )
-        p = ports[host]
-        defaults += [
-            {f"/host@hosts.{host}": f"fleet_{host}"},
-            {f"/exchange@exchanges.sim_{host}": "sim_binance_spot"},
-            {f"/strategy@strategies.mm_{host}": "mm_btcusdt_sim"},
-            {f"/target@targets.{host}": "local"},
-        ]
-        body["exchanges"][f"sim_{host}"] = {
-            "endpoints": {
-                "ws": f"ws://127.0.0.1:{p['ws']}",
-                "rest": f"http://127.0.0.1:{p['rest']}",
-            }
-        }
-        body["strategies"][f"mm_{host}"] = {"exchange": f"sim_{host}"}
-        body["targets"][host] = {"root": f"state/hosts/{host}"}
-        engines[f"e{i}"] = {
-            "host": host,
-            "exchanges": [f"sim_{host}"],
-            "strategies": [f"mm_{host}"],
-            "bus": {
-                "events": f"tcp://127.0.0.1:{p['events']}",
-                "control": f"tcp://127.0.0.1:{p['control']}",
-                "hwm": 100000,
-            },
-            "journal": {"dir": f"state/journal/e{i}", "fsync": "interval", "fsync_interval_ms": 50},
-            # Three engines on this one machine: a port each (the hosts publish scrape targets).
-            "metrics": {"listen": f"127.0.0.1:{p['metrics']}", "tick_to_order_p99_alert_us": 1000},
-            "flight_recorder": None,
-        }
-    defaults += [{"/risk": "conservative"}, "_self_"]
-    # No soak unless a test asks for one (the soak test sets it in config).
-    deployment = {"mode": "paper", "rollout": {"soak_seconds": 0}, "engines": engines}
-    doc = {"defaults": defaults, **body, "deployment": deployment}
-    (project / "conf/deployment/fleet3.yaml").write_text(
-        "# @package _global_\n" + yaml.safe_dump(doc, sort_keys=False)
+    write_fleet_conf(
+        project,
+        ports,
+        HOSTS,
+        deployment="fleet3",
+        host_prefix="fleet",
+        target="local",
+        target_body=lambda host, _ports: {"root": f"state/hosts/{host}"},
+        engine_base={},
     )
 
 

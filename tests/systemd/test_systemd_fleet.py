@@ -36,7 +36,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.deploy.conftest import free_ports, held_port, scratch_project
+from tests.deploy.conftest import free_ports, held_port, scratch_project, write_fleet_conf
 from tests.systemd.machines import Machine
 
 BASE = Path(os.environ.get("PYRT_NSPAWN_ROOT", "/var/tmp/py-rt-nspawn/bookworm"))
@@ -99,7 +99,6 @@ class Fleet:
 
 def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
     """conf/deployment/sfleet.yaml: three hosts over SSH on loopback, each its own sim venue."""
-    local = yaml.safe_load((project / "conf/host/local.yaml").read_text())
     # Each engine as the shipped paper deployment's (every setting it has), on its own ports.
     shipped = yaml.safe_load((project / "conf/deployment/paper_local.yaml").read_text())
     like = next(iter(shipped["deployment"]["engines"].values()))
@@ -111,52 +110,16 @@ def _conf(project: Path, ports: dict[str, dict[str, int]]) -> None:
         "# yaml-language-server: $schema=../../schemas/target.schema.json\n"
         + yaml.safe_dump(target, sort_keys=False)
     )
-    defaults: list[Any] = []
-    body: dict[str, Any] = {"exchanges": {}, "strategies": {}, "targets": {}}
-    engines = {}
-    for i, host in enumerate(HOSTS, 1):
-        spec = json.loads(json.dumps(local))
-        spec["threads"]["feeds"] = {f"sim_{host}": None}
-        # The engines' hot threads spin: all three on CPU 0 so Ansible has the other.
-        spec["cpu"]["housekeeping"] = [0]
-        (project / f"conf/host/sfleet_{host}.yaml").write_text(
-            "# yaml-language-server: $schema=../../schemas/host.schema.json\n"
-            + yaml.safe_dump(spec, sort_keys=False)
-        )
-        p = ports[host]
-        defaults += [
-            {f"/host@hosts.{host}": f"sfleet_{host}"},
-            {f"/exchange@exchanges.sim_{host}": "sim_binance_spot"},
-            {f"/strategy@strategies.mm_{host}": "mm_btcusdt_sim"},
-            {f"/target@targets.{host}": "nspawn"},
-        ]
-        body["exchanges"][f"sim_{host}"] = {
-            "endpoints": {
-                "ws": f"ws://127.0.0.1:{p['ws']}",
-                "rest": f"http://127.0.0.1:{p['rest']}",
-            }
-        }
-        body["strategies"][f"mm_{host}"] = {"exchange": f"sim_{host}"}
+    write_fleet_conf(
+        project,
+        ports,
+        HOSTS,
+        deployment="sfleet",
+        host_prefix="sfleet",
+        target="nspawn",
         # Each container's sshd on its own port of the shared loopback.
-        body["targets"][host] = {"ssh_port": p["ssh"]}
-        engines[f"e{i}"] = like | {
-            "host": host,
-            "exchanges": [f"sim_{host}"],
-            "strategies": [f"mm_{host}"],
-            "bus": {
-                "events": f"tcp://127.0.0.1:{p['events']}",
-                "control": f"tcp://127.0.0.1:{p['control']}",
-                "hwm": 100000,
-            },
-            "journal": {"dir": f"state/journal/e{i}", "fsync": "interval", "fsync_interval_ms": 50},
-            "metrics": like["metrics"] | {"listen": f"127.0.0.1:{p['metrics']}"},
-            "flight_recorder": None,
-        }
-    defaults += [{"/risk": "conservative"}, "_self_"]
-    deployment = {"mode": "paper", "rollout": {"soak_seconds": 0}, "engines": engines}
-    doc = {"defaults": defaults, **body, "deployment": deployment}
-    (project / "conf/deployment/sfleet.yaml").write_text(
-        "# @package _global_\n" + yaml.safe_dump(doc, sort_keys=False)
+        target_body=lambda _host, p: {"ssh_port": p["ssh"]},
+        engine_base=like,
     )
 
 
