@@ -442,6 +442,7 @@ def test_host_2_failing_its_soak_is_rolled_back_and_host_1_keeps_the_new_release
     old = {h: fleet.current(h) for h in HOSTS}
     old_hashes = fleet.deployed_hashes()
     h3_before = fleet.snapshot("h3")
+    (moved,) = free_ports(1)
     stop = threading.Event()
     killed: list[int] = []
     watcher = threading.Thread(
@@ -449,7 +450,12 @@ def test_host_2_failing_its_soak_is_rolled_back_and_host_1_keeps_the_new_release
     )
     watcher.start()
     try:
-        rc, out, err = fleet.apply("risk.max_open_orders=7", "deployment.rollout.soak_seconds=3")
+        # Engine 2 moves its metrics to another port with the release that fails.
+        rc, out, err = fleet.apply(
+            "risk.max_open_orders=7",
+            "deployment.rollout.soak_seconds=3",
+            f"deployment.engines.e2.metrics.listen=127.0.0.1:{moved}",
+        )
     finally:
         stop.set()
         watcher.join()
@@ -482,6 +488,9 @@ def test_host_2_failing_its_soak_is_rolled_back_and_host_1_keeps_the_new_release
     # The scrape targets follow: host 1 labelled with its new manifest, host 2 with the one it
     # was rolled back to (host 3's is in its untouched snapshot).
     labels = {h: fleet.scrape_target(h)["labels"] for h in HOSTS}
+    # Host 2 is scraped where the release it returned to listens (recorded in that release),
+    # not on the port of the release that failed.
+    assert fleet.scrape_target("h2")["targets"] == [f"127.0.0.1:{fleet.ports['h2']['metrics']}"]
     assert (labels["h1"]["applied_manifest_sha256"], labels["h1"]["applied_release"]) == (
         hashes["h1"],
         new_h1,
