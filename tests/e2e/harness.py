@@ -189,7 +189,11 @@ class Live:
 
 
 @contextlib.contextmanager
-def live(tmp_path: Path, *overrides: str, speed: str = "8") -> Iterator[Live]:
+def live(
+    tmp_path: Path, *overrides: str, speed: str = "8", engine: str = "paper_1"
+) -> Iterator[Live]:
+    """A project copy compiled with `overrides` (a deployment other than the default one
+    names its `engine`), on free ports, with its journal under `tmp_path`."""
     root = tmp_path / "project"
     root.mkdir()
     shutil.copytree(ROOT / "conf", root / "conf")
@@ -200,12 +204,12 @@ def live(tmp_path: Path, *overrides: str, speed: str = "8") -> Iterator[Live]:
     base = [
         f"exchanges.sim_binance.endpoints.ws=ws://127.0.0.1:{ws}",
         f"exchanges.sim_binance.endpoints.rest=http://127.0.0.1:{rest}",
-        f"deployment.engines.paper_1.bus.events=tcp://127.0.0.1:{ev}",
-        f"deployment.engines.paper_1.bus.control=tcp://127.0.0.1:{ctl}",
-        f"deployment.engines.paper_1.journal.dir={journal}",
-        f"deployment.engines.paper_1.metrics.listen=127.0.0.1:{metrics}",
+        f"deployment.engines.{engine}.bus.events=tcp://127.0.0.1:{ev}",
+        f"deployment.engines.{engine}.bus.control=tcp://127.0.0.1:{ctl}",
+        f"deployment.engines.{engine}.journal.dir={journal}",
+        f"deployment.engines.{engine}.metrics.listen=127.0.0.1:{metrics}",
         f"exchanges.sim_binance.sim.speed='{speed}'",
-        "deployment.engines.paper_1.journal.fsync=always",
+        f"deployment.engines.{engine}.journal.fsync=always",
     ]
     compiled = compile_config(root, [*base, *overrides])
     (m,) = compiled.manifests

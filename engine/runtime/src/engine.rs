@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rt_core::{Backtest, Price, Qty, Side};
-use rt_manifest::model::{Backing, Mode, SelfTradePrevention};
+use rt_manifest::model::{Backing, Market, Mode, SelfTradePrevention};
 use rt_manifest::{Fixed, Manifest};
 use rt_ring::Ring;
-use rt_venues::binance::SpotExecution;
+use rt_venues::binance::{SpotExecution, USdmExecution};
 use rt_venues::binance_orders::StpMode;
 use rt_venues::execution::Credentials;
 
@@ -322,14 +322,6 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         // One account of the venue's rate limits for its feed and its gateway (one IP).
         let limits = feed.limits.clone();
         feeds.push(feed);
-        if ex.market == rt_manifest::model::Market::Usdm {
-            // Market data follows the USD-M rules (feed.rs); order entry does not exist yet.
-            bail!(
-                "exchanges.{name}.market: usdm: USD-M order entry (/fapi/v1/order and the \
-                 ORDER_TRADE_UPDATE user stream) is not implemented in this engine; it trades \
-                 spot venues"
-            );
-        }
         let credentials = match &ex.credentials {
             Some(c) => Some(Credentials {
                 key: resolve_secret(&c.api_key, &format!("exchanges.{name}.credentials.api_key"))?,
@@ -352,7 +344,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             name: name.clone(),
             rest: ex.endpoints.rest.clone(),
             ws: ex.endpoints.ws.clone(),
-            client: Arc::new(SpotExecution::new(credentials, Some(stp))),
+            client: match ex.market {
+                Market::Spot => Arc::new(SpotExecution::new(credentials, Some(stp))),
+                Market::Usdm => Arc::new(USdmExecution::new(credentials, Some(stp))),
+            },
             symbols: ex.instruments.keys().cloned().collect(),
             marks: marks.clone(),
             limits,

@@ -34,8 +34,8 @@ use hyper::Method;
 use rt_core::{Exec, ExecKind, Qty, RejectReason};
 use rt_ring::{Consumer, Pop, Producer};
 use rt_venues::execution::{
-    ExecutionClient, NewOrderSpec, Operation, OrderUpdate, Outcome, PositionSide, PrivateEvent,
-    RefusalKind, UpdateKind, VenueRequest, VenueStatus,
+    AccountChange, AccountReason, ExecutionClient, NewOrderSpec, Operation, OrderUpdate, Outcome,
+    PositionSide, PrivateEvent, RefusalKind, UpdateKind, VenueRequest, VenueStatus,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -103,6 +103,10 @@ struct Counters {
     unpriced_commissions: u64,
     /// New orders refused by the venue's rate limits (here, or by a 429/418).
     rate_limited: u64,
+    /// Account changes of a futures venue (`ACCOUNT_UPDATE`), and the funding payments among
+    /// them.
+    account_updates: u64,
+    funding_payments: u64,
 }
 
 impl Counters {
@@ -127,6 +131,8 @@ impl Counters {
             ("gw_other_asset_commissions", self.other_asset_commissions),
             ("gw_unpriced_commissions", self.unpriced_commissions),
             ("gw_rate_limited", self.rate_limited),
+            ("gw_account_updates", self.account_updates),
+            ("gw_funding_payments", self.funding_payments),
         ]
     }
 }
@@ -1277,6 +1283,22 @@ const PING_AFTER: Duration = Duration::from_secs(10);
 /// connection is otherwise silent forever.
 const PONG_DEADLINE: Duration = Duration::from_secs(5);
 
+/// An account change of a futures venue: counted; a funding payment is logged.
+fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
+    let mut s = state.borrow_mut();
+    s.counters.account_updates += 1;
+    if change.reason == AccountReason::Funding {
+        s.counters.funding_payments += 1;
+        for (asset, amount) in &change.balance_changes {
+            s.log(format!(
+                "{}: funding payment {} {asset}",
+                venue.name,
+                dec(*amount)
+            ));
+        }
+    }
+}
+
 /// Reads the stream until it is lost (`Some(why)`) or the engine stops (`None`).
 async fn read_stream(
     state: &Shared,
@@ -1335,6 +1357,10 @@ async fn read_stream(
             Ok(PrivateEvent::StreamExpired) => {
                 state.borrow_mut().counters.listen_key_expiries += 1;
                 return Some("the venue expired the listen key".to_owned());
+            }
+            Ok(PrivateEvent::Account(change)) => {
+                account_change(state, venue, &change);
+                continue;
             }
             Ok(PrivateEvent::Other) => continue,
             // One of ours that cannot be read may be a fill or an end: never dropped, the

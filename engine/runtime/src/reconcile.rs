@@ -38,7 +38,6 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::Method;
 use rt_manifest::model::{Exchange, Reconcile};
 use rt_manifest::Manifest;
 use rt_venues::binance_account::{self as ba, Balance, SymbolFilters};
@@ -241,8 +240,7 @@ async fn fetch_exchange_info(
     client: &mut Client,
     venue: &VenueConfig,
 ) -> Result<Vec<SymbolFilters>, String> {
-    let r = client
-        .request(Method::GET, ba::EXCHANGE_INFO_PATH, &[])
+    let r = send_request(client, &venue.client.exchange_info())
         .await
         .map_err(|e| format!("{}: exchangeInfo: {e}", venue.name))?;
     let body = String::from_utf8_lossy(&r.body);
@@ -252,7 +250,10 @@ async fn fetch_exchange_info(
             venue.name, r.status
         ));
     }
-    ba::parse_exchange_info(&body).map_err(|e| format!("{}: exchangeInfo: {e}", venue.name))
+    venue
+        .client
+        .symbol_filters(&body)
+        .map_err(|e| format!("{}: exchangeInfo: {e}", venue.name))
 }
 
 async fn fetch_account(client: &mut Client, venue: &VenueConfig) -> Result<Vec<Balance>, String> {

@@ -81,6 +81,10 @@ pub enum Fault {
         step_size: Option<i64>,
         min_notional: Option<i64>,
     },
+    /// `kind=funding&rate=R` (USD-M): a funding payment now, at the signed decimal rate `R`
+    /// (0.0001 is 0.01%; positive: longs pay shorts) on every position at its mark, sent on
+    /// the user stream as an `ACCOUNT_UPDATE` with reason `FUNDING_FEE`.
+    Funding { rate: i64 },
     /// `kind=clear`: cancel pending faults (rejection, gaps not yet taken, a scheduled drop,
     /// refused listen keys, an IP ban or a 429's back-off).
     Clear,
@@ -105,6 +109,7 @@ impl Fault {
             Fault::Filters { .. } => "filters",
             Fault::RateLimit(_) => "rate_limit",
             Fault::Ban { .. } => "ban",
+            Fault::Funding { .. } => "funding",
             Fault::Clear => "clear",
         }
     }
@@ -126,7 +131,7 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
@@ -141,9 +146,10 @@ impl Fault {
             "filters" => &["symbol", "tick_size", "step_size", "min_notional"],
             "rate_limit" => &RATE_LIMIT_ARGS,
             "ban" => &["s"],
+            "funding" => &["rate"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, clear)"
                 )))
             }
         };
@@ -302,6 +308,20 @@ impl Fault {
             "ban" => Fault::Ban {
                 s: arg(&args, "s", &bad)?,
             },
+            "funding" => {
+                let v = args
+                    .iter()
+                    .find(|(k, _)| *k == "rate")
+                    .map(|(_, v)| *v)
+                    .ok_or_else(|| bad("kind=funding needs rate=<signed decimal>".into()))?;
+                let (negative, digits) = v.strip_prefix('-').map_or((false, v), |d| (true, d));
+                let rate = Fixed::parse(digits)
+                    .map_err(|_| bad(format!("rate={v:?} is not a signed decimal")))?
+                    .raw();
+                Fault::Funding {
+                    rate: if negative { -rate } else { rate },
+                }
+            }
             _ => Fault::Clear,
         })
     }
@@ -379,6 +399,10 @@ impl fmt::Display for Fault {
                 Ok(())
             }
             Fault::Ban { s: Some(s) } => write!(f, "&s={s}"),
+            Fault::Funding { rate } => {
+                let sign = if *rate < 0 { "-" } else { "" };
+                write!(f, "&rate={sign}{}", Fixed::from_raw(rate.abs()))
+            }
             _ => Ok(()),
         }
     }
@@ -492,6 +516,10 @@ mod tests {
             ),
             ("kind=ban", Fault::Ban { s: None }),
             ("kind=ban&s=30", Fault::Ban { s: Some(30) }),
+            (
+                "kind=funding&rate=-0.0001",
+                Fault::Funding { rate: -10_000 },
+            ),
             (
                 "kind=balance&asset=BTC&delta=-0.5",
                 Fault::Balance {

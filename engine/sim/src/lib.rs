@@ -46,6 +46,7 @@ use rt_manifest::model::{Exchange, Venue as VenueKind};
 use rt_manifest::{Fixed, Manifest};
 
 mod fault;
+pub mod futures_account;
 mod limits;
 mod server;
 pub mod venue;

@@ -36,6 +36,9 @@ use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::limits::{Meter, Verdict};
+
+#[path = "futures.rs"]
+mod futures;
 use crate::venue::{CommissionSettings, RejectFault, Venue, DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT};
 use crate::{Config, Credentials, Fault, ScheduledFault, SimError, SimReport, Speed};
 
@@ -94,6 +97,11 @@ enum Cmd {
     Order(NewOrder, oneshot::Sender<Result<String, ApiError>>),
     Cancel(CancelOrder, oneshot::Sender<Result<String, ApiError>>),
     CancelAll(CancelOpenOrders, oneshot::Sender<Result<String, ApiError>>),
+    /// USD-M order entry (`futures`).
+    Futures(
+        futures::FuturesCmd,
+        oneshot::Sender<Result<String, ApiError>>,
+    ),
     Fault(Fault, oneshot::Sender<()>),
 }
 
@@ -142,9 +150,13 @@ impl Shared {
     }
 
     fn publish_reports(&self, reports: &mut Vec<ExecutionReport>) {
-        for r in reports.drain(..) {
+        if reports.is_empty() {
+            return;
+        }
+        // executionReports, or on USD-M the futures stream's events (see `futures_account`).
+        for frame in self.venue().user_frames(reports) {
             // No receiver is not an error: nobody listens to the user stream.
-            let _ = self.user_tx.send(Utf8Bytes::from(r.to_json()));
+            let _ = self.user_tx.send(Utf8Bytes::from(frame));
         }
     }
 
@@ -505,6 +517,10 @@ impl Engine {
             Cmd::CancelAll(cancel, reply) => {
                 (reply, venue.cancel_all(ts, &cancel, &mut self.reports))
             }
+            Cmd::Futures(cmd, reply) => (
+                reply,
+                futures::execute(&mut venue, ts, cmd, &mut self.reports),
+            ),
             Cmd::Fault(fault, ack) => {
                 drop(venue);
                 self.apply_fault(&fault);
@@ -573,6 +589,7 @@ impl Engine {
                 venue.set_commission(c);
             }
             Fault::RateLimit(r) => self.shared.meter().apply(wall_ms(), &r),
+            Fault::Funding { rate } => futures::fund(&self.shared, rate),
             Fault::Ban { s } => self
                 .shared
                 .meter()
@@ -901,6 +918,18 @@ async fn route(
     let body = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(-1100, "Illegal characters found in the request body."))?;
     let p = path.as_str();
+    if p.starts_with("/fapi/") {
+        return futures::route(
+            shared,
+            &method,
+            p,
+            &query,
+            body,
+            api_key.as_deref(),
+            not_found,
+        )
+        .await;
+    }
     match (&method, p) {
         (&Method::GET, "/api/v3/ping") => Ok("{}".into()),
         (&Method::GET, "/api/v3/time") => Ok(format!("{{\"serverTime\":{}}}", wall_ms())),
@@ -962,21 +991,7 @@ async fn route(
             q.timing.check(wall_ms()).map_err(|e| e.to_api_error())?;
             shared.venue().my_trades(&q)
         }
-        (&Method::POST, bo::USER_DATA_STREAM_PATH) => {
-            check_api_key(shared, api_key.as_deref())?;
-            if shared
-                .refuse_listen_keys
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                return Err(ApiError::new(
-                    -1001,
-                    "Internal error; unable to process your request. Please try again.",
-                ));
-            }
-            let key = new_listen_key(shared);
-            shared.listen_keys().insert(key.clone());
-            Ok(bo::format_listen_key(&key))
-        }
+        (&Method::POST, bo::USER_DATA_STREAM_PATH) => open_listen_key(shared, api_key.as_deref()),
         (&Method::PUT | &Method::DELETE, bo::USER_DATA_STREAM_PATH) => {
             check_api_key(shared, api_key.as_deref())?;
             let joined = [query.as_str(), body].join("&");
@@ -1093,6 +1108,23 @@ fn authorize(
         })?;
     }
     Ok(signed.params)
+}
+
+/// A new listen key (`POST` of the user data stream's path, spot and futures alike).
+fn open_listen_key(shared: &Shared, api_key: Option<&str>) -> Result<String, ApiError> {
+    check_api_key(shared, api_key)?;
+    if shared
+        .refuse_listen_keys
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(ApiError::new(
+            -1001,
+            "Internal error; unable to process your request. Please try again.",
+        ));
+    }
+    let key = new_listen_key(shared);
+    shared.listen_keys().insert(key.clone());
+    Ok(bo::format_listen_key(&key))
 }
 
 fn new_listen_key(shared: &Shared) -> String {
@@ -1299,7 +1331,8 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
                     return;
                 }
                 Ok(f) => {
-                    let wanted = f.stream.is_empty() || sub.streams.iter().any(|s| **s == *f.stream);
+                    let wanted = f.stream.is_empty()
+                        || sub.streams.iter().any(|s| futures::serves(s, &f.stream));
                     if !wanted {
                         continue;
                     }

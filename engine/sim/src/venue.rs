@@ -40,6 +40,8 @@ pub const TRADES_KEPT: usize = 100_000;
 
 pub use rt_venues::assets::quote_asset;
 
+use crate::futures_account::{FuturesAccount, DEFAULT_WALLET};
+
 /// How the venue charges commissions: in which asset, and the account's BNB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommissionSettings {
@@ -160,6 +162,8 @@ pub struct Venue {
     /// The filters `GET /api/v3/exchangeInfo` answers, per symbol (the manifest's, unless a
     /// fault changed them).
     served_filters: Vec<SymbolFilters>,
+    /// A USD-M venue's account (positions, wallet, settings); `None` on spot.
+    futures: Option<FuturesAccount>,
 }
 
 fn ms(ts: Nanos) -> u64 {
@@ -228,7 +232,57 @@ impl Venue {
             execs: Vec::with_capacity(64),
             balances: BTreeMap::new(),
             served_filters,
+            futures: (market == Market::Usdm).then(|| FuturesAccount::new(DEFAULT_WALLET)),
         }
+    }
+
+    /// The filters `exchangeInfo` serves.
+    pub fn served_filters(&self) -> &[SymbolFilters] {
+        &self.served_filters
+    }
+
+    /// The USD-M account (`None` on spot).
+    pub fn futures(&self) -> Option<&FuturesAccount> {
+        self.futures.as_ref()
+    }
+
+    pub fn futures_mut(&mut self) -> Option<&mut FuturesAccount> {
+        self.futures.as_mut()
+    }
+
+    /// A symbol's mark: the middle of its book (the sim has no index to mark against).
+    pub fn mark(&self, symbol: &str) -> Option<Price> {
+        let s = self.symbols.iter().find(|s| s.name == symbol)?;
+        if !s.sync.is_synced() {
+            return None;
+        }
+        let book = s.sync.book();
+        let (bid, ask) = (book.best_bid()?, book.best_ask()?);
+        Some(Price((bid.price.0 + ask.price.0) / 2))
+    }
+
+    /// Every symbol with its mark.
+    pub fn marks(&self) -> Vec<(String, Option<Price>)> {
+        self.symbols
+            .iter()
+            .map(|s| (s.name.clone(), self.mark(&s.name)))
+            .collect()
+    }
+
+    /// The user stream's frames for the matcher's reports (drained): `executionReport`s on
+    /// spot; on USD-M, `ORDER_TRADE_UPDATE`s and `ACCOUNT_UPDATE`s, the account moved by the
+    /// trades.
+    pub fn user_frames(&mut self, reports: &mut Vec<ExecutionReport>) -> Vec<String> {
+        let out = match self.futures.take() {
+            None => reports.iter().map(ExecutionReport::to_json).collect(),
+            Some(mut f) => {
+                let frames = f.user_events(reports, |s| self.mark(s));
+                self.futures = Some(f);
+                frames
+            }
+        };
+        reports.clear();
+        out
     }
 
     /// The account's balances at start (asset -> 10^-8 units); BNB stays the commission

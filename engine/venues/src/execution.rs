@@ -15,14 +15,18 @@
 //!   the venue charged, the stream's expiry).
 //!
 //! Prices, quantities and commissions are 10^-8 fixed point ([`Price`], [`Qty`], [`Cash`]).
-//! Binance Spot is the first implementation ([`crate::binance::SpotExecution`]); USD-M order
-//! entry (`/fapi/v1/order` with `reduceOnly` and `positionSide`, `ORDER_TRADE_UPDATE` on the
-//! futures user stream) fits the same trait: its differences are in the fields it writes and
-//! reads, not in the gateway's flow.
+//! Binance Spot ([`crate::binance::SpotExecution`]) and Binance USD-M futures
+//! ([`crate::binance::USdmExecution`]: `/fapi/v1/order` with `reduceOnly` and `positionSide`,
+//! `ORDER_TRADE_UPDATE` and `ACCOUNT_UPDATE` on the futures user stream) implement it: their
+//! differences are in the fields they write and read, not in the gateway's flow. A futures
+//! venue's account settings (position mode, leverage, margin type) and positions are asked
+//! through [`ExecutionClient::derivatives`].
 
 use std::fmt;
 
 use rt_core::{Cash, OrderKind, Price, Qty, Side};
+
+pub use crate::binance::account::SymbolFilters;
 
 /// An HTTP method of a venue request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -264,13 +268,46 @@ pub struct OrderUpdate {
     pub leaves: Qty,
 }
 
+/// Why an account's balances or positions changed (a futures venue says).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountReason {
+    /// An order's trade (its fill reports it too).
+    Order,
+    /// A funding payment of a perpetual (positive: received).
+    Funding,
+    /// Anything else (deposit, withdrawal, margin transfer...), as the venue names it.
+    Other(String),
+}
+
+/// A position as the venue holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VenuePosition {
+    pub symbol: String,
+    /// Signed, 10^-8: positive long, negative short.
+    pub qty: i64,
+    pub entry_price: Price,
+}
+
+/// A change of the account's balances and positions (futures: `ACCOUNT_UPDATE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountChange {
+    pub reason: AccountReason,
+    /// (asset, the balance's change): for [`AccountReason::Funding`], the payment.
+    pub balance_changes: Vec<(String, Cash)>,
+    pub positions: Vec<VenuePosition>,
+    /// The venue's time of the change, ms since the Unix epoch.
+    pub time_ms: u64,
+}
+
 /// An event of the private stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PrivateEvent {
     Order(OrderUpdate),
+    /// Balances and positions (a futures venue's `ACCOUNT_UPDATE`: funding payments).
+    Account(AccountChange),
     /// The venue expired the stream's key: nothing more comes on it.
     StreamExpired,
-    /// Anything else (balances, positions, account updates), not order entry's concern.
+    /// Anything else (spot balances), not order entry's concern.
     Other,
 }
 
@@ -310,6 +347,8 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn trades_page(&self) -> usize;
     /// The account's balances.
     fn balances(&self, now_ms: u64) -> VenueRequest;
+    /// The venue's symbols and their filters (public).
+    fn exchange_info(&self) -> VenueRequest;
     /// Opens the private stream: the request for its key.
     fn open_stream(&self) -> VenueRequest;
     /// Keeps the stream's key alive; `None` when the venue needs nothing.
@@ -338,8 +377,48 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn order_state(&self, body: &str) -> Result<OrderState, ExecError>;
     /// The balances from an accepted [`ExecutionClient::balances`].
     fn balance_list(&self, body: &str) -> Result<Vec<Balance>, ExecError>;
+    /// The filters from an accepted [`ExecutionClient::exchange_info`].
+    fn symbol_filters(&self, body: &str) -> Result<Vec<SymbolFilters>, ExecError>;
     /// The trades from an accepted [`ExecutionClient::order_trades`].
     fn trades(&self, body: &str) -> Result<Vec<VenueTrade>, ExecError>;
     /// One frame of the private stream.
     fn private_event(&self, frame: &str) -> Result<PrivateEvent, ExecError>;
+    /// The account's derivative settings and positions; `None` on a spot venue.
+    fn derivatives(&self) -> Option<&dyn DerivativesAccount> {
+        None
+    }
+}
+
+/// A position with what the venue computes of its risk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PositionRiskState {
+    pub symbol: String,
+    /// Signed, 10^-8.
+    pub qty: i64,
+    pub entry_price: Price,
+    pub mark_price: Price,
+    /// Zero without a position.
+    pub liquidation_price: Price,
+    pub leverage: u32,
+    pub isolated: bool,
+}
+
+/// A derivatives account's settings, set and verified before the engine trades, and its
+/// positions with their liquidation prices.
+pub trait DerivativesAccount: fmt::Debug + Send + Sync {
+    /// Asks the position mode.
+    fn position_mode(&self, now_ms: u64) -> VenueRequest;
+    /// Whether the account is in hedge mode (two positions a symbol), from the answer.
+    fn is_hedge_mode(&self, body: &str) -> Result<bool, ExecError>;
+    /// Sets a symbol's leverage.
+    fn set_leverage(&self, symbol: &str, leverage: u32, now_ms: u64) -> VenueRequest;
+    /// The leverage in force, from the answer to [`DerivativesAccount::set_leverage`].
+    fn leverage_set(&self, body: &str) -> Result<u32, ExecError>;
+    /// Sets a symbol's margin type (isolated, or cross).
+    fn set_margin_type(&self, symbol: &str, isolated: bool, now_ms: u64) -> VenueRequest;
+    /// A refusal of [`DerivativesAccount::set_margin_type`] that says it already is so.
+    fn margin_type_unchanged(&self, refusal: &Refusal) -> bool;
+    /// Asks every position with its risk.
+    fn positions(&self, now_ms: u64) -> VenueRequest;
+    fn position_risks(&self, body: &str) -> Result<Vec<PositionRiskState>, ExecError>;
 }

@@ -23,8 +23,8 @@ use super::user_stream::{is_listen_key_expired, ExecutionReport, USER_DATA_STREA
 use super::vocab::{ExecType, OrderStatus, StpMode};
 use crate::execution::{
     Balance, Credentials, ExecError, ExecutionClient, Method, NewOrderSpec, Operation, OrderState,
-    OrderUpdate, Outcome, PositionSide, PrivateEvent, Refusal, RefusalKind, UpdateKind, VenueFill,
-    VenueRequest, VenueStatus, VenueTrade,
+    OrderUpdate, Outcome, PositionSide, PrivateEvent, Refusal, RefusalKind, SymbolFilters,
+    UpdateKind, VenueFill, VenueRequest, VenueStatus, VenueTrade,
 };
 
 /// Binance's codes for a refused key, signature or permission.
@@ -56,42 +56,101 @@ impl SpotExecution {
 
     /// `path?query&signature=..` (the bare query without credentials) and the key header.
     fn signed(&self, method: Method, path: &str, query: &str) -> VenueRequest {
-        // The hex HMAC-SHA256 is 64 bytes, `&signature=` 11.
-        let mut out = String::with_capacity(path.len() + query.len() + 80);
-        out.push_str(path);
-        out.push('?');
-        out.push_str(query);
-        let mut headers = Vec::new();
-        if let Some(c) = &self.credentials {
-            let signature = sign(c.secret.as_bytes(), query.as_bytes());
-            if !query.is_empty() {
-                out.push('&');
-            }
-            let _ = write!(out, "signature={signature}");
-            headers.push((API_KEY_HEADER, c.key.clone()));
-        }
-        VenueRequest {
-            method,
-            path: out,
-            headers,
-        }
+        signed(self.credentials.as_ref(), method, path, query)
     }
 
     /// A request that needs the API key but no signature.
     fn keyed(&self, method: Method, path: String) -> VenueRequest {
-        VenueRequest {
-            method,
-            path,
-            headers: self
-                .credentials
-                .iter()
-                .map(|c| (API_KEY_HEADER, c.key.clone()))
-                .collect(),
-        }
+        keyed(self.credentials.as_ref(), method, path)
     }
 }
 
-fn unreadable(what: &'static str, e: impl ToString) -> ExecError {
+/// `path?query&signature=..` (the bare query without credentials) and the key header: how
+/// Binance signs a request, spot and futures alike.
+pub(super) fn signed(
+    credentials: Option<&Credentials>,
+    method: Method,
+    path: &str,
+    query: &str,
+) -> VenueRequest {
+    // The hex HMAC-SHA256 is 64 bytes, `&signature=` 11.
+    let mut out = String::with_capacity(path.len() + query.len() + 80);
+    out.push_str(path);
+    out.push('?');
+    out.push_str(query);
+    let mut headers = Vec::new();
+    if let Some(c) = credentials {
+        let signature = sign(c.secret.as_bytes(), query.as_bytes());
+        if !query.is_empty() {
+            out.push('&');
+        }
+        let _ = write!(out, "signature={signature}");
+        headers.push((API_KEY_HEADER, c.key.clone()));
+    }
+    VenueRequest {
+        method,
+        path: out,
+        headers,
+    }
+}
+
+/// A request that needs the API key but no signature.
+pub(super) fn keyed(
+    credentials: Option<&Credentials>,
+    method: Method,
+    path: String,
+) -> VenueRequest {
+    VenueRequest {
+        method,
+        path,
+        headers: credentials
+            .iter()
+            .map(|c| (API_KEY_HEADER, c.key.clone()))
+            .collect(),
+    }
+}
+
+/// What an answer means (see the module documentation); `post_only_code` is the code a
+/// post-only order that would take is refused with (spot `-2010`, futures `-5022`).
+pub(super) fn classify_answer(
+    op: Operation,
+    status: u16,
+    body: &str,
+    retry_after_s: Option<u64>,
+    post_only_code: i32,
+) -> Outcome {
+    if status == 200 {
+        return Outcome::Accepted;
+    }
+    let api = ApiError::parse(body).ok();
+    let code = api.as_ref().map(|e| e.code);
+    if status >= 500 || code.is_some_and(|c| UNKNOWN_OUTCOME.contains(&c)) {
+        return Outcome::Unknown;
+    }
+    if matches!(status, 429 | 418) {
+        return Outcome::RateLimited {
+            banned: status == 418,
+            retry_after_ms: retry_after_s.map(|s| s.saturating_mul(1000)),
+        };
+    }
+    let post_only = op
+        == (Operation::NewOrder {
+            kind: OrderKind::PostOnly,
+        });
+    let kind = match code {
+        Some(c) if AUTH_ERRORS.contains(&c) => RefusalKind::Credentials,
+        Some(c) if UNKNOWN_ORDER.contains(&c) => RefusalKind::UnknownOrder,
+        Some(c) if c == post_only_code && post_only => RefusalKind::PostOnlyWouldCross,
+        _ => RefusalKind::Other,
+    };
+    Outcome::Rejected(Refusal {
+        kind,
+        code: code.map(i64::from),
+        message: api.map_or_else(|| body.to_owned(), |e| e.msg),
+    })
+}
+
+pub(super) fn unreadable(what: &'static str, e: impl ToString) -> ExecError {
     ExecError::Unreadable {
         what,
         reason: e.to_string(),
@@ -190,6 +249,14 @@ impl ExecutionClient for SpotExecution {
         self.signed(Method::Get, super::account::ACCOUNT_PATH, &q)
     }
 
+    fn exchange_info(&self) -> VenueRequest {
+        keyed(
+            None,
+            Method::Get,
+            super::account::EXCHANGE_INFO_PATH.to_owned(),
+        )
+    }
+
     fn open_stream(&self) -> VenueRequest {
         self.keyed(Method::Post, USER_DATA_STREAM_PATH.to_owned())
     }
@@ -226,38 +293,7 @@ impl ExecutionClient for SpotExecution {
         body: &str,
         retry_after_s: Option<u64>,
     ) -> Outcome {
-        if status == 200 {
-            return Outcome::Accepted;
-        }
-        let api = ApiError::parse(body).ok();
-        let code = api.as_ref().map(|e| e.code);
-        if status >= 500 || code.is_some_and(|c| UNKNOWN_OUTCOME.contains(&c)) {
-            return Outcome::Unknown;
-        }
-        if matches!(status, 429 | 418) {
-            return Outcome::RateLimited {
-                banned: status == 418,
-                retry_after_ms: retry_after_s.map(|s| s.saturating_mul(1000)),
-            };
-        }
-        let kind = match code {
-            Some(c) if AUTH_ERRORS.contains(&c) => RefusalKind::Credentials,
-            Some(c) if UNKNOWN_ORDER.contains(&c) => RefusalKind::UnknownOrder,
-            Some(NEW_ORDER_REJECTED)
-                if op
-                    == (Operation::NewOrder {
-                        kind: OrderKind::PostOnly,
-                    }) =>
-            {
-                RefusalKind::PostOnlyWouldCross
-            }
-            _ => RefusalKind::Other,
-        };
-        Outcome::Rejected(Refusal {
-            kind,
-            code: code.map(i64::from),
-            message: api.map_or_else(|| body.to_owned(), |e| e.msg),
-        })
+        classify_answer(op, status, body, retry_after_s, NEW_ORDER_REJECTED)
     }
 
     fn cancelled_count(&self, body: &str) -> usize {
@@ -294,6 +330,10 @@ impl ExecutionClient for SpotExecution {
         super::account::parse_account(body).map_err(|e| unreadable("account", e))
     }
 
+    fn symbol_filters(&self, body: &str) -> Result<Vec<SymbolFilters>, ExecError> {
+        super::account::parse_exchange_info(body).map_err(|e| unreadable("exchangeInfo", e))
+    }
+
     fn private_event(&self, frame: &str) -> Result<PrivateEvent, ExecError> {
         let report = match ExecutionReport::parse(frame) {
             Ok(Some(r)) => r,
@@ -305,7 +345,7 @@ impl ExecutionClient for SpotExecution {
     }
 }
 
-fn venue_status(status: OrderStatus) -> VenueStatus {
+pub(super) fn venue_status(status: OrderStatus) -> VenueStatus {
     match status {
         OrderStatus::New => VenueStatus::New,
         OrderStatus::PartiallyFilled => VenueStatus::PartiallyFilled,

@@ -62,6 +62,12 @@ pub fn weight(method: &str, path: &str, query: &str) -> u32 {
         ("GET", "/api/v3/account") => 20,
         ("GET", "/api/v3/exchangeInfo") => 20,
         (_, "/api/v3/userDataStream") => 2,
+        // USD-M (derivatives docs, each endpoint's "Request Weight").
+        ("GET", "/fapi/v1/openOrders") if param("symbol").is_none() => 40,
+        ("GET", "/fapi/v1/userTrades") => 5,
+        ("GET", "/fapi/v2/balance") => 5,
+        ("GET", "/fapi/v2/positionRisk") => 5,
+        ("GET", "/fapi/v1/positionSide/dual") => 30,
         _ => 1,
     }
 }

@@ -11,6 +11,8 @@
 //!   [`vocab`] (the enumerations), [`wire`] (decimals, JSON writing).
 //! - [`execution`]: the execution boundary, [`crate::execution::ExecutionClient`] for Binance
 //!   Spot ([`SpotExecution`]): what the gateway calls to build, sign and read order entry.
+//! - USD-M futures ([`usdm`]: `/fapi` requests, answers, `ORDER_TRADE_UPDATE`,
+//!   `ACCOUNT_UPDATE`, `markPriceUpdate`) and its execution client ([`USdmExecution`]).
 //! - [`account`]: balances (`GET /api/v3/account`) and symbol filters (`exchangeInfo`).
 //! - [`limits`]: the REST rate limits (weights, usage headers, 429/418).
 
@@ -24,6 +26,8 @@ pub mod query;
 pub mod requests;
 pub mod rest;
 pub mod signing;
+pub mod usdm;
+pub mod usdm_execution;
 #[cfg(test)]
 mod test_support;
 pub mod user_stream;
@@ -31,4 +35,5 @@ pub mod vocab;
 pub mod wire;
 
 pub use execution::SpotExecution;
+pub use usdm_execution::USdmExecution;
 pub use market::*;
