@@ -523,6 +523,19 @@ impl Housekeeper {
         counters.insert("md_messages".to_owned(), md);
         counters.insert("snapshots".to_owned(), snapshots);
         counters.insert("reconnects".to_owned(), reconnects);
+        // Checksummed books (feed.rs): verified, broken and repaired, over every feed.
+        for f in self.feeds.values() {
+            for (name, n) in [
+                ("book_checksums_checked", f.checksums_checked),
+                ("book_checksums_matched", f.checksums_matched),
+                ("book_sequence_gaps", f.sequence_gaps),
+                ("book_breaks", f.book_breaks),
+                ("book_resubscribes", f.resubscribes),
+                ("books_invalid", f.books_invalid),
+            ] {
+                *counters.entry(name.to_owned()).or_insert(0) += n;
+            }
+        }
         counters.insert("bus_events".to_owned(), self.seq);
         for (reason, n) in &self.view.rejections {
             counters.insert(format!("rejected.{reason}"), *n);

@@ -322,6 +322,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         // One account of the venue's rate limits for its feed and its gateway (one IP).
         let limits = feed.limits.clone();
         feeds.push(feed);
+        if !rt_venues::market::has_order_entry(ex.venue) {
+            // Market data only (signals, recording): no gateway venue, account or user stream.
+            continue;
+        }
         let credentials = match &ex.credentials {
             Some(c) => Some(Credentials {
                 key: resolve_secret(&c.api_key, &format!("exchanges.{name}.credentials.api_key"))?,

@@ -1,24 +1,34 @@
 //! A feed thread: one exchange's market data, WebSocket -> decoder -> the market-data ring.
 //!
-//! Connects to the combined stream of its instruments (depth diffs, trades, best bid/offer),
-//! fetches a REST depth snapshot on connect and whenever the sequence breaks, and writes
-//! normalised events into its ring for the strategy thread, which owns the books and applies
-//! Binance's sync rules (`rt_core::sync`, the one place the id sequence is checked). The feed
-//! fetches a snapshot:
-//! - when the sink asks (`Sink::take_resync`): for the engine, the strategy thread's book left
-//!   sync (a sequence gap, a crossed book or a negative size: `BookSync`) or could not bridge
-//!   the last snapshot;
-//! - after a full ring (the ring counts the loss and shows it to the reader as a gap);
-//! - on a reconnect.
+//! The feed drives any venue through the market-data interface (`rt_venues::market::MarketData`,
+//! chosen from the manifest by `rt_venues::market::for_exchange`): it connects to the venue's
+//! stream URL, sends its subscriptions, hands every frame to its decoder and writes the core
+//! events it gives into its ring for the strategy thread, which owns the books (`rt_core::sync`,
+//! the one place the id sequence is checked). It names no venue; what differs between venues is
+//! the interface's, above all the book's sync rule:
+//!
+//! - `RestSnapshot` (update ids bridged from a REST snapshot): the feed fetches a snapshot on
+//!   connect and whenever the sequence breaks: when the sink asks (`Sink::take_resync`: for the
+//!   engine, the strategy thread's book left sync, a gap, a crossed book or a negative size, or
+//!   could not bridge the last snapshot), after a full ring (the ring counts the loss and shows
+//!   it to the reader as a gap), and on a reconnect. Snapshot requests count against the
+//!   exchange's rate limits (`ratelimit`, shared with the gateway): one the limits refuse is not
+//!   sent, and a failed one is retried after the jittered backoff or the venue's `Retry-After`,
+//!   whichever is later.
+//! - `Resubscribe` (the venue's own snapshot on subscription, its checksum verified after every
+//!   message): on a checksum mismatch or a sequence gap the decoder hands the core a gap at once
+//!   (the core drops that instrument's book, so no strategy quotes or sends an order on it), and
+//!   the feed unsubscribes and subscribes that instrument's book again; the book is valid again
+//!   with the venue's next snapshot. A book with no message for [`BOOK_STALE_FACTOR`] times
+//!   `feed_stale_ms`, a resubscription unanswered for [`RESUBSCRIBE_RETRY`], a sink's resync
+//!   request and a lost event are repaired the same way. Each break and resubscription is
+//!   counted (`FeedInfo`, the heartbeat's counters) and the feed shows `Resyncing` until every
+//!   book is valid again.
 //!
 //! When the stream breaks or stalls (nothing for `feed_stale_ms`), the feed writes a
 //! feed-down marker (the strategy thread drops the exchange's books and cancels their
 //! orders) and reconnects with capped exponential backoff and jitter. A frame that does not
 //! decode is counted and skipped.
-//!
-//! Snapshot requests count against the exchange's rate limits (`ratelimit`, shared with the
-//! gateway): one the limits refuse is not sent, and a failed one is retried after the jittered
-//! backoff or the venue's `Retry-After` (a 429's back-off, an IP ban), whichever is later.
 //!
 //! The connection logic ([`Feed`]) is generic over a [`Sink`], where its output goes: the
 //! engine's market-data ring ([`RingSink`], [`run`]) or a recorder writing every raw frame and
@@ -29,12 +39,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use hyper::Method;
-use rt_core::{MarketEvent, Nanos};
-use rt_manifest::model::{Exchange, Market};
+use rt_core::{MarketEvent, Nanos, SymbolId};
+use rt_manifest::model::{Exchange, Market, Venue};
 use rt_ring::Producer;
-use rt_venues::Decoder;
+use rt_venues::market::{self, BookNews, MarketData, SyncRule};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::clock::now_ns;
@@ -51,10 +61,16 @@ pub struct FeedConfig {
     pub name: String,
     pub ws: String,
     pub rest: String,
+    /// The venue (manifest `exchanges.<name>.venue`) and the dialect it speaks.
+    pub venue: Venue,
     pub market: Market,
-    /// The exchange's symbols; the decoder's ids follow this order.
+    /// The exchange's symbols (config names); the decoder's ids follow this order.
     pub symbols: Vec<String>,
+    /// The same instruments as the venue names them (OKX `instId`, Kraken `wsname`).
+    pub venue_symbols: Vec<String>,
     pub stale_ms: u64,
+    /// Checksummed books: verify every n-th message of an instrument (1: every message).
+    pub check_every: u64,
     /// Depth levels of a REST snapshot.
     pub snapshot_limit: u32,
     /// The exchange's REST rate limits and usage (shared with its gateway).
@@ -74,49 +90,43 @@ impl FeedConfig {
             name: name.to_owned(),
             ws: ex.endpoints.ws.clone(),
             rest: ex.endpoints.rest.clone(),
+            venue: ex.venue,
             market: ex.market,
             symbols: ex.instruments.keys().cloned().collect(),
+            venue_symbols: market::venue_symbols(ex),
             stale_ms,
+            check_every: CHECK_EVERY,
             snapshot_limit: SNAPSHOT_LIMIT,
-            limits: Arc::new(crate::ratelimit::VenueLimits::new(
-                rt_venues::binance_limits::Limits::from_manifest(&ex.rate_limits),
+            limits: Arc::new(crate::ratelimit::VenueLimits::from_manifest(
+                &ex.rate_limits,
             )),
         }
     }
 
-    /// The combined-stream URL of every instrument's depth, trade and bookTicker streams.
+    /// The URL the feed connects to (the venue's, from the configured endpoint).
     pub fn stream_url(&self) -> String {
-        let trade = match self.market {
-            Market::Spot => "trade",
-            Market::Usdm => "aggTrade",
-        };
-        let streams: Vec<String> = self
-            .symbols
-            .iter()
-            .flat_map(|s| {
-                let s = s.to_ascii_lowercase();
-                [
-                    format!("{s}@depth@100ms"),
-                    format!("{s}@{trade}"),
-                    format!("{s}@bookTicker"),
-                ]
-            })
-            .collect();
-        format!(
-            "{}/stream?streams={}",
-            self.ws.trim_end_matches('/'),
-            streams.join("/")
-        )
+        self.market_data().stream_url(&self.ws)
     }
 
-    pub fn snapshot_path(&self, symbol: &str) -> String {
-        let path = match self.market {
-            Market::Spot => "/api/v3/depth",
-            Market::Usdm => "/fapi/v1/depth",
-        };
-        format!("{path}?symbol={symbol}&limit={}", self.snapshot_limit)
+    /// The venue's market data for this feed's instruments.
+    pub fn market_data(&self) -> Box<dyn MarketData> {
+        let mut md = market::for_venue(self.venue, self.market, &self.venue_symbols);
+        md.set_check_every(self.check_every);
+        md
     }
 }
+
+/// Checksummed books are verified after every message (the venues' recommendation; the
+/// verification costs ~1 us a message on these books).
+pub const CHECK_EVERY: u64 = 1;
+
+/// A checksummed book with no message for this many times `feed_stale_ms`, on a connection
+/// that is otherwise alive, is stale: dropped and resubscribed. (Quiet instruments send nothing
+/// for seconds: the factor keeps them from being resubscribed for being quiet.)
+pub const BOOK_STALE_FACTOR: u64 = 30;
+
+/// A resubscription the venue has not answered with a snapshot within this is sent again.
+pub const RESUBSCRIBE_RETRY: Duration = Duration::from_secs(5);
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -272,10 +282,19 @@ const POLL: Duration = Duration::from_millis(200);
 struct Feed<S: Sink> {
     cfg: FeedConfig,
     sink: S,
-    decoder: Decoder,
+    md: Box<dyn MarketData>,
+    rule: SyncRule,
     info: FeedInfo,
     stages: Stages,
+    /// Per symbol: the book waits for its snapshot (REST, or the stream's after a
+    /// (re)subscription).
     need_snapshot: Vec<bool>,
+    /// Per symbol (`Resubscribe`): when its (re)subscription was sent.
+    asked_at: Vec<Nanos>,
+    /// Per symbol (`Resubscribe`): when its last book message arrived.
+    last_book: Vec<Nanos>,
+    /// Frames to send to the venue (subscriptions), in order.
+    outbox: Vec<String>,
     /// No snapshot request before this time (a failed one is retried after a pause).
     snapshot_after: Nanos,
     /// The wait before the next retry of a failed snapshot request.
@@ -286,7 +305,7 @@ struct Feed<S: Sink> {
 impl<S: Sink> Feed<S> {
     fn new(cfg: FeedConfig, sink: S) -> Feed<S> {
         let n = cfg.symbols.len();
-        let decoder = Decoder::with_symbols(&cfg.symbols);
+        let md = cfg.market_data();
         let info = FeedInfo {
             exchange: cfg.exchange,
             ..FeedInfo::default()
@@ -295,10 +314,14 @@ impl<S: Sink> Feed<S> {
             rng: (now_ns() as u64) | 1,
             cfg,
             sink,
-            decoder,
+            rule: md.sync_rule(),
+            md,
             info,
             stages: Stages::new(),
             need_snapshot: vec![true; n],
+            asked_at: vec![0; n],
+            last_book: vec![0; n],
+            outbox: Vec::new(),
             snapshot_after: 0,
             snapshot_retry: SNAPSHOT_RETRY_MIN,
         }
@@ -316,6 +339,11 @@ impl<S: Sink> Feed<S> {
     }
 
     fn report(&mut self) {
+        let checks = self.md.checks();
+        self.info.checksums_checked = checks.checked;
+        self.info.checksums_matched = checks.matched;
+        self.info.sequence_gaps = checks.gaps;
+        self.info.books_invalid = self.need_snapshot.iter().filter(|n| **n).count() as u64;
         self.sink.report(&mut self.info);
     }
 
@@ -330,7 +358,7 @@ impl<S: Sink> Feed<S> {
 
     async fn run(&mut self) {
         let mut backoff = BACKOFF_MIN;
-        let url = self.cfg.stream_url();
+        let url = self.md.stream_url(&self.cfg.ws);
         let rest = match Base::parse(&self.cfg.rest) {
             Ok(b) => b,
             Err(e) => {
@@ -368,6 +396,14 @@ impl<S: Sink> Feed<S> {
             };
             self.set_status(FeedStatus::Syncing);
             self.need_snapshot.iter_mut().for_each(|n| *n = true);
+            self.outbox.clear();
+            if self.rule == SyncRule::Resubscribe {
+                let all: Vec<SymbolId> = (0..self.need_snapshot.len() as SymbolId).collect();
+                self.outbox = self.md.subscribe(&all);
+                let t = now_ns();
+                self.asked_at.iter_mut().for_each(|a| *a = t);
+                self.last_book.iter_mut().for_each(|a| *a = t);
+            }
             let stale = Duration::from_millis(self.cfg.stale_ms.max(1));
             let mut report_at = now_ns() + 1_000_000_000;
             let mut last_rx = Instant::now();
@@ -377,10 +413,32 @@ impl<S: Sink> Feed<S> {
                     return;
                 }
                 if self.sink.take_resync() {
-                    self.need_snapshot.iter_mut().for_each(|n| *n = true);
-                    self.set_status(FeedStatus::Resyncing);
+                    self.resync_all("the book left sync");
                 }
-                if let Some(k) = self.need_snapshot.iter().position(|n| *n) {
+                if self.rule == SyncRule::Resubscribe {
+                    self.watch_books();
+                }
+                if !self.outbox.is_empty() {
+                    let mut failed = None;
+                    for text in std::mem::take(&mut self.outbox) {
+                        if let Err(e) = ws.send(Message::text(text)).await {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                    if let Some(e) = failed {
+                        self.log(format!("cannot send a subscription: {e}; reconnecting"));
+                        self.feed_down();
+                        break;
+                    }
+                }
+                let rest_snapshot = self.rule == SyncRule::RestSnapshot;
+                if let Some(k) = self
+                    .need_snapshot
+                    .iter()
+                    .position(|n| *n)
+                    .filter(|_| rest_snapshot)
+                {
                     // Frames arriving meanwhile wait in the socket; the strategy thread's
                     // book buffers the diffs before the snapshot and replays them after it.
                     if now_ns() >= self.snapshot_after {
@@ -469,7 +527,12 @@ impl<S: Sink> Feed<S> {
 
     /// Fetches and writes one symbol's snapshot; true when it arrived.
     async fn fetch_snapshot(&mut self, http: &mut Client, k: usize) -> bool {
-        let path = self.cfg.snapshot_path(&self.cfg.symbols[k]);
+        let Some(path) = self
+            .md
+            .snapshot_path(k as SymbolId, self.cfg.snapshot_limit)
+        else {
+            return false;
+        };
         let response = tokio::time::timeout(
             Duration::from_secs(5),
             http.request(Method::GET, &path, &[]),
@@ -506,7 +569,7 @@ impl<S: Sink> Feed<S> {
         }
         let t = now_ns();
         let symbol = k as u32;
-        let delivered = match self.decoder.decode_snapshot(&body, symbol, t) {
+        let delivered = match self.md.decode_snapshot(&body, symbol, t) {
             Ok(ev) => self.sink.on_snapshot(k, &body, &ev),
             Err(e) => {
                 self.info.malformed += 1;
@@ -527,20 +590,145 @@ impl<S: Sink> Feed<S> {
 
     fn on_frame(&mut self, frame: &[u8], t0: Nanos) {
         self.info.messages += 1;
-        let ev = match self.decoder.decode(frame, t0) {
-            Ok(Some(ev)) => ev,
-            Ok(None) => return,
+        let sink = &mut self.sink;
+        let mut parsed_at = 0;
+        let decoded = self.md.decode(frame, t0, &mut |ev| {
+            if parsed_at == 0 {
+                parsed_at = now_ns();
+            }
+            sink.on_event(ev)
+        });
+        let decoded = match decoded {
+            Ok(d) => d,
             Err(_) => {
                 self.info.malformed += 1;
                 return;
             }
         };
-        self.stages.record(Stage::FrameToParsed, now_ns() - t0);
-        let delivered = self.sink.on_event(&ev);
-        if !delivered {
+        if parsed_at != 0 {
+            self.stages.record(Stage::FrameToParsed, parsed_at - t0);
+        }
+        if let Some((k, news)) = decoded.book {
+            self.on_book(k as usize, news, t0);
+        }
+        if decoded.lost > 0 {
             // The reader sees a gap; every book of this feed may have lost a diff.
-            self.need_snapshot.iter_mut().for_each(|n| *n = true);
-            self.info.status = FeedStatus::Resyncing;
+            self.resync_all("an event was lost");
+        }
+    }
+
+    /// What a checksummed book message found (`Resubscribe`).
+    fn on_book(&mut self, k: usize, news: BookNews, t0: Nanos) {
+        if let Some(last) = self.last_book.get_mut(k) {
+            *last = t0;
+        }
+        match news {
+            BookNews::Snapshot if self.need_snapshot.get(k) == Some(&true) => {
+                self.need_snapshot[k] = false;
+                self.info.snapshots += 1;
+                if self.need_snapshot.iter().all(|n| !n) {
+                    self.set_status(FeedStatus::Live);
+                } else {
+                    self.report();
+                }
+            }
+            news if news.broke() => {
+                self.info.book_breaks += 1;
+                let what = if news == BookNews::Gap {
+                    "sequence gap"
+                } else {
+                    "checksum mismatch"
+                };
+                self.log(format!(
+                    "book {}: {what}; invalid until the venue's next snapshot, resubscribing",
+                    self.md.symbols().get(k).map_or("?", String::as_str)
+                ));
+                // The decoder has handed the core its gap already: no invalidation event.
+                self.resubscribe(&[k as SymbolId], false);
+                self.info.status = FeedStatus::Resyncing;
+                self.report();
+            }
+            _ => {}
+        }
+    }
+
+    /// `Resubscribe`: resubscribes the books of `ks`, each invalid until its new snapshot
+    /// (`invalidate`: the core is told now, with a gap).
+    fn resubscribe(&mut self, ks: &[SymbolId], invalidate: bool) {
+        if ks.is_empty() {
+            return;
+        }
+        let t = now_ns();
+        if invalidate {
+            let sink = &mut self.sink;
+            for &k in ks {
+                self.md.invalidate(k, t, &mut |ev| sink.on_event(ev));
+            }
+        }
+        for &k in ks {
+            self.need_snapshot[k as usize] = true;
+            self.asked_at[k as usize] = t;
+            self.last_book[k as usize] = t;
+        }
+        self.info.resubscribes += ks.len() as u64;
+        let frames = self.md.resubscribe(ks);
+        self.outbox.extend(frames);
+    }
+
+    /// Every book needs a new snapshot (`why`, for the log).
+    fn resync_all(&mut self, why: &str) {
+        match self.rule {
+            SyncRule::RestSnapshot => {
+                self.need_snapshot.iter_mut().for_each(|n| *n = true);
+            }
+            SyncRule::Resubscribe => {
+                // Books already waiting for their snapshot are not asked twice.
+                let ks: Vec<SymbolId> = (0..self.need_snapshot.len())
+                    .filter(|&k| !self.need_snapshot[k])
+                    .map(|k| k as SymbolId)
+                    .collect();
+                if !ks.is_empty() {
+                    self.log(format!("{why}: resubscribing {} book(s)", ks.len()));
+                }
+                self.resubscribe(&ks, true);
+            }
+        }
+        self.set_status(FeedStatus::Resyncing);
+    }
+
+    /// `Resubscribe`: stale books and unanswered resubscriptions are resubscribed.
+    fn watch_books(&mut self) {
+        let now = now_ns();
+        let stale = (self.cfg.stale_ms.max(1) * BOOK_STALE_FACTOR) as i64 * 1_000_000;
+        let retry = RESUBSCRIBE_RETRY.as_nanos() as i64;
+        let mut stale_books = Vec::new();
+        let mut unanswered = Vec::new();
+        for k in 0..self.need_snapshot.len() {
+            if self.need_snapshot[k] {
+                if now - self.asked_at[k] >= retry {
+                    unanswered.push(k as SymbolId);
+                }
+            } else if now - self.last_book[k] >= stale {
+                stale_books.push(k as SymbolId);
+            }
+        }
+        if !stale_books.is_empty() {
+            self.info.book_breaks += stale_books.len() as u64;
+            self.log(format!(
+                "{} book(s) stale (no message for {} ms): resubscribing",
+                stale_books.len(),
+                stale / 1_000_000
+            ));
+            self.resubscribe(&stale_books, true);
+            self.set_status(FeedStatus::Resyncing);
+        }
+        if !unanswered.is_empty() {
+            self.log(format!(
+                "{} resubscription(s) unanswered for {} ms: sending again",
+                unanswered.len(),
+                RESUBSCRIBE_RETRY.as_millis()
+            ));
+            self.resubscribe(&unanswered, false);
         }
     }
 }
@@ -560,32 +748,46 @@ mod tests {
         assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000]);
     }
 
-    #[test]
-    fn stream_url_names_every_stream() {
-        let cfg = FeedConfig {
+    fn config(venue: Venue, symbols: &[&str], venue_symbols: &[&str]) -> FeedConfig {
+        FeedConfig {
             exchange: 0,
             name: "x".into(),
             ws: "ws://127.0.0.1:1/".into(),
             rest: "http://127.0.0.1:2".into(),
+            venue,
             market: Market::Spot,
-            symbols: vec!["BTCUSDT".into()],
+            symbols: symbols.iter().map(|s| (*s).to_owned()).collect(),
+            venue_symbols: venue_symbols.iter().map(|s| (*s).to_owned()).collect(),
             stale_ms: 100,
+            check_every: 1,
             snapshot_limit: 1000,
-            limits: Arc::new(crate::ratelimit::VenueLimits::new(
-                rt_venues::binance_limits::Limits {
-                    weight_per_minute: 6000,
+            limits: Arc::new(crate::ratelimit::VenueLimits::from_manifest(
+                &rt_manifest::model::RateLimits {
+                    request_weight_per_minute: 6000,
                     orders_per_10s: 100,
                     orders_per_day: 1000,
                 },
             )),
-        };
+        }
+    }
+
+    #[test]
+    fn the_feed_takes_the_url_subscriptions_and_snapshots_from_the_venue() {
+        let cfg = config(Venue::Sim, &["BTCUSDT"], &["BTCUSDT"]);
+        let md = cfg.market_data();
+        assert_eq!(md.sync_rule(), SyncRule::RestSnapshot);
         assert_eq!(
-            cfg.stream_url(),
+            md.stream_url(&cfg.ws),
             "ws://127.0.0.1:1/stream?streams=btcusdt@depth@100ms/btcusdt@trade/btcusdt@bookTicker"
         );
         assert_eq!(
-            cfg.snapshot_path("BTCUSDT"),
-            "/api/v3/depth?symbol=BTCUSDT&limit=1000"
+            md.snapshot_path(0, cfg.snapshot_limit).as_deref(),
+            Some("/api/v3/depth?symbol=BTCUSDT&limit=1000")
         );
+        let cfg = config(Venue::Okx, &["BTCUSDT"], &["BTC-USDT"]);
+        let md = cfg.market_data();
+        assert_eq!(md.sync_rule(), SyncRule::Resubscribe);
+        assert_eq!(md.stream_url(&cfg.ws), cfg.ws);
+        assert!(md.subscribe(&[0])[0].contains("\"instId\":\"BTC-USDT\""));
     }
 }

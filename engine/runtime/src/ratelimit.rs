@@ -99,6 +99,11 @@ pub struct VenueLimits {
 }
 
 impl VenueLimits {
+    /// The limits of an exchange's manifest `rate_limits`.
+    pub fn from_manifest(limits: &rt_manifest::model::RateLimits) -> VenueLimits {
+        VenueLimits::new(Limits::from_manifest(limits))
+    }
+
     pub fn new(limits: Limits) -> VenueLimits {
         VenueLimits {
             limits,

@@ -108,6 +108,17 @@ pub struct FeedInfo {
     pub ring_overflows: u64,
     pub snapshots: u64,
     pub messages: u64,
+    /// Checksummed books: checksums compared with the rebuilt book, and how many matched.
+    pub checksums_checked: u64,
+    pub checksums_matched: u64,
+    /// Checksummed books: gaps in the venue's sequence ids.
+    pub sequence_gaps: u64,
+    /// Books that broke (a checksum mismatch, a sequence gap, a stale book).
+    pub book_breaks: u64,
+    /// Books unsubscribed and subscribed again to repair them.
+    pub resubscribes: u64,
+    /// Books waiting for their snapshot now (invalid: no strategy acts on them).
+    pub books_invalid: u64,
 }
 
 /// A position as the strategy thread last saw it.

@@ -307,7 +307,7 @@ impl CheckedBooks {
                 book.gaps += 1;
                 book.valid = false;
                 book.counters.unverified += 1;
-                return Checked::Invalid;
+                return Checked::Gap;
             }
         }
         book.last_seq = msg.seq_id.or(book.last_seq);
@@ -342,6 +342,35 @@ impl CheckedBooks {
     }
 }
 
+impl CheckedBooks {
+    /// Marks the book of `name` invalid (a stale book, a resubscription): its messages are
+    /// dropped until the next snapshot. `false` when the instrument was never seen.
+    pub fn invalidate(&mut self, name: &[u8]) -> bool {
+        match self.index.get(name) {
+            Some(&id) => {
+                self.books[id].valid = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every instrument's counters summed, and the sequence gaps.
+    pub fn totals(&self) -> (CheckCounters, u64) {
+        self.books
+            .iter()
+            .fold((CheckCounters::default(), 0), |(mut c, gaps), b| {
+                c.messages += b.counters.messages;
+                c.snapshots += b.counters.snapshots;
+                c.checked += b.counters.checked;
+                c.matched += b.counters.matched;
+                c.unverified += b.counters.unverified;
+                c.resyncs += b.counters.resyncs;
+                (c, gaps + b.gaps)
+            })
+    }
+}
+
 /// What checking one instrument's book against the venue's checksums found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CheckCounters {
@@ -373,6 +402,9 @@ pub enum Checked {
     Unchecked,
     /// The rebuilt book differs from the venue's: the book is invalid until a new snapshot.
     Mismatch { expected: u32, computed: u32 },
+    /// Dropped: the venue's sequence ids skipped a message (`prevSeqId` is not the last
+    /// `seqId`); the book is invalid until a new snapshot.
+    Gap,
     /// Dropped: the book is invalid (waiting for a snapshot).
     Invalid,
 }

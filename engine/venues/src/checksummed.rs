@@ -9,6 +9,12 @@
 //! while the book is invalid are not handed on. Trades become [`Trade`] events (one frame may
 //! hold several: they are handed out one by one). Ticker messages are counted as ignored.
 //!
+//! Live (the engine's feed, through [`crate::market`]) the decoder has a fixed symbol table, the
+//! configured instruments in their order ([`ChecksumDecoder::with_symbols`]): frames of any
+//! other instrument are ignored. What the last book message found is [`ChecksumDecoder::last_check`],
+//! and [`ChecksumDecoder::invalidate`] drops a book on the caller's word (a stale book, a
+//! resubscription), handing the core a gap so that it drops its copy at once too.
+//!
 //! The exchange time of an OKX event is its `ts`; Kraken's book and trade frames have per-level
 //! times only, so their exchange time is the receive time.
 
@@ -19,7 +25,7 @@ use rt_core::{
 };
 
 use crate::binance::{DecodeCounters, DecodeError, MAX_SYMBOLS};
-use crate::checksum::{Checked, TextLevel};
+use crate::checksum::{CheckCounters, Checked, TextLevel};
 use crate::kraken::{Kind, KrakenBooks, KrakenDecoder};
 use crate::okx::{Channel, OkxBooks, OkxDecoder};
 use crate::verify::Venue;
@@ -48,6 +54,10 @@ pub struct ChecksumDecoder {
     last: Last,
     counters: DecodeCounters,
     trade_ids: u64,
+    /// The symbol table is fixed (live): frames of other instruments are ignored.
+    fixed: bool,
+    /// What the last book message found, and for which symbol.
+    last_check: Option<(SymbolId, Checked)>,
 }
 
 impl ChecksumDecoder {
@@ -66,7 +76,74 @@ impl ChecksumDecoder {
             last: Last::None,
             counters: DecodeCounters::default(),
             trade_ids: 0,
+            fixed: false,
+            last_check: None,
         }
+    }
+
+    /// A decoder of `venue` for these venue symbols only (ids in this order); frames of other
+    /// instruments are ignored.
+    pub fn with_symbols<S: AsRef<str>>(venue: Venue, symbols: &[S]) -> ChecksumDecoder {
+        let mut d = ChecksumDecoder::new(venue);
+        for s in symbols {
+            // At most MAX_SYMBOLS: the caller's instruments, from a manifest.
+            let _ = d.intern(s.as_ref().as_bytes());
+        }
+        d.fixed = true;
+        d
+    }
+
+    /// Verify every `n`-th checksum of an instrument (1: every message; 0 counts as 1).
+    pub fn set_check_every(&mut self, n: u64) {
+        self.okx.1.check_every = n.max(1);
+        self.kraken.1.check_every = n.max(1);
+    }
+
+    /// What the last decoded frame's book message found (`None`: the frame was no book
+    /// message of a known instrument).
+    pub fn last_check(&self) -> Option<(SymbolId, Checked)> {
+        self.last_check
+    }
+
+    /// Every book's check counters summed, and the sequence gaps found.
+    pub fn check_totals(&self) -> (CheckCounters, u64) {
+        match self.venue {
+            Venue::Okx => self.okx.1.totals(),
+            _ => self.kraken.1.totals(),
+        }
+    }
+
+    /// Drops the book of `symbol` until the venue's next snapshot. `true` when
+    /// [`ChecksumDecoder::event`] now holds an empty diff out of sequence, which makes the core
+    /// drop its book at once (the same gap a checksum mismatch gives).
+    pub fn invalidate(&mut self, symbol: SymbolId, local_ns: Nanos) -> bool {
+        let Some(name) = self.symbols.get(symbol as usize) else {
+            return false;
+        };
+        let books = match self.venue {
+            Venue::Okx => &mut self.okx.1 .0,
+            _ => &mut self.kraken.1 .0,
+        };
+        books.invalidate(name.as_bytes());
+        self.bids.clear();
+        self.asks.clear();
+        self.pending.clear();
+        let header = Header {
+            symbol,
+            exchange_ns: local_ns,
+            local_ns,
+        };
+        let out = self.book(
+            header,
+            false,
+            Some(Checked::Mismatch {
+                expected: 0,
+                computed: 0,
+            }),
+        );
+        // Not a message of the venue: nothing was checked.
+        self.last_check = None;
+        out
     }
 
     pub fn symbols(&self) -> &[String] {
@@ -116,6 +193,16 @@ impl ChecksumDecoder {
         }
     }
 
+    /// The id of instrument `name`: interned on first sight, or `None` for an instrument
+    /// outside a fixed table.
+    fn lookup(&mut self, name: &[u8]) -> Result<Option<SymbolId>, DecodeError> {
+        match self.index.get(name) {
+            Some(&id) => Ok(Some(id)),
+            None if self.fixed => Ok(None),
+            None => self.intern(name).map(Some),
+        }
+    }
+
     fn intern(&mut self, name: &[u8]) -> Result<SymbolId, DecodeError> {
         if let Some(&id) = self.index.get(name) {
             return Ok(id);
@@ -135,6 +222,7 @@ impl ChecksumDecoder {
     pub fn decode_in_place(&mut self, frame: &[u8], local_ns: Nanos) -> Result<bool, DecodeError> {
         self.counters.frames += 1;
         self.last = Last::None;
+        self.last_check = None;
         self.pending.clear();
         let decoded = match self.venue {
             Venue::Okx => self.okx_frame(frame, local_ns),
@@ -167,7 +255,9 @@ impl ChecksumDecoder {
             })?;
         match f.channel {
             Channel::Books => {
-                let symbol = self.intern(f.inst_id)?;
+                let Some(symbol) = self.lookup(f.inst_id)? else {
+                    return Ok(false);
+                };
                 let header = Header {
                     symbol,
                     exchange_ns,
@@ -179,7 +269,9 @@ impl ChecksumDecoder {
                 Ok(self.book(header, f.snapshot, checked))
             }
             Channel::Trades => {
-                let symbol = self.intern(f.inst_id)?;
+                let Some(symbol) = self.lookup(f.inst_id)? else {
+                    return Ok(false);
+                };
                 for t in &self.okx.0.trades {
                     self.trade_ids += 1;
                     let header = Header {
@@ -203,7 +295,9 @@ impl ChecksumDecoder {
         let f = self.kraken.0.decode(frame)?;
         match f.kind {
             Kind::Book => {
-                let symbol = self.intern(f.pair)?;
+                let Some(symbol) = self.lookup(f.pair)? else {
+                    return Ok(false);
+                };
                 let header = Header {
                     symbol,
                     exchange_ns: local_ns,
@@ -215,7 +309,9 @@ impl ChecksumDecoder {
                 Ok(self.book(header, f.snapshot, checked))
             }
             Kind::Trade => {
-                let symbol = self.intern(f.pair)?;
+                let Some(symbol) = self.lookup(f.pair)? else {
+                    return Ok(false);
+                };
                 for t in &self.kraken.0.trades {
                     self.trade_ids += 1;
                     let header = Header {
@@ -245,11 +341,15 @@ impl ChecksumDecoder {
     /// A checked book message as the core's event, or nothing while the book is invalid.
     /// (`self.bids`/`self.asks` hold the message's levels.)
     fn book(&mut self, header: Header, snapshot: bool, checked: Option<Checked>) -> bool {
+        if let Some(c) = checked {
+            self.last_check = Some((header.symbol, c));
+        }
         let seq = &mut self.seq[header.symbol as usize];
         let (first_id, final_id) = match checked {
             None | Some(Checked::Invalid) => return false,
-            // The venue's book differs from ours: a gap in the ids makes the core resync.
-            Some(Checked::Mismatch { .. }) => (*seq + 2, *seq + 2),
+            // The venue's book differs from ours, or its sequence skipped a message: a gap in
+            // the ids makes the core drop its book too.
+            Some(Checked::Mismatch { .. } | Checked::Gap) => (*seq + 2, *seq + 2),
             Some(Checked::Verified | Checked::Unchecked) => (*seq + 1, *seq + 1),
         };
         *seq = final_id;

@@ -11,6 +11,9 @@
 //!   gateway calls to build, sign and read order entry ([`binance::SpotExecution`]).
 //! - [`recording`]: recorded captures (hftbacktest `*.gz`, cryptofeed `*.ws.1.0`).
 //! - [`native`]: the compact native event file and its reader.
+//! - [`market`]: the market-data venue interface ([`market::MarketData`]: subscriptions,
+//!   decoding, the book's sync rule, symbols, endpoints), implemented for Binance, OKX and
+//!   Kraken; the engine's feed drives any venue through it.
 //! - [`okx`], [`kraken`]: OKX v5 and Kraken v1 public market data, books verified against the
 //!   venues' own checksums ([`checksum`]); [`verify`] checks any capture against its oracle.
 //!
@@ -31,6 +34,7 @@ pub mod checksummed;
 pub mod execution;
 pub mod features;
 pub mod kraken;
+pub mod market;
 pub mod native;
 pub mod okx;
 pub mod recording;

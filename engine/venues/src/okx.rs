@@ -387,8 +387,10 @@ mod tests {
         assert_eq!(books.apply(&f, &d), Some(Checked::Unchecked));
         let next = br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"ts":"2","seqId":12,"prevSeqId":11}]}"#;
         let f = d.decode(next).unwrap();
-        assert_eq!(books.apply(&f, &d), Some(Checked::Invalid));
+        assert_eq!(books.apply(&f, &d), Some(Checked::Gap));
         assert_eq!(books.books().next().unwrap().1.gaps, 1);
+        // Until the next snapshot, nothing is applied.
+        assert_eq!(books.apply(&f, &d), Some(Checked::Invalid));
     }
 
     #[test]
