@@ -14,7 +14,6 @@ import yaml
 
 from appliance import engine
 from appliance.config.compiler import compile_config
-from appliance.config.diagnostics import ConfigError
 from appliance.config.directions import rule_for
 from appliance.config.manifest import content_sha256, dumps, load
 from appliance.config.schema import Exchange
@@ -186,9 +185,8 @@ def test_an_order_sending_strategy_on_kraken(project: Path, cli: Callable[..., R
     assert d["value"] == "kraken"
     assert "Kraken is market data only in this version" in d["message"]
     assert d["source"].endswith("conf/strategy/imb_kraken.yaml")
-    # The engine cannot read Kraken's books either: said once, at the exchange.
-    feed = _one(diags, "exchanges.kraken.venue", "exchange.venue_feed")
-    assert "no engine feed reads this venue" in feed["message"]
+    # Reading Kraken's books is allowed: the refusal is the orders'.
+    assert not [x for x in diags if x["path"] == "exchanges.kraken.venue"]
 
 
 def test_the_refusal_names_the_venue_set_on_the_command_line(
@@ -218,15 +216,38 @@ def test_an_okx_strategy_is_refused_honestly(project: Path, cli: Callable[..., R
     assert "OKX order entry" in d["message"] and "not available yet" in d["message"]
     t = _one(diags, "strategies.imb_okx.instruments[0]", "strategy.instrument_type")
     assert "inverse" in t["message"]
-    _one(diags, "exchanges.okx.venue", "exchange.venue_feed")
 
 
-def test_market_data_only_use_of_okx_is_refused_too(project: Path, cli: Callable[..., Run]) -> None:
-    # No strategy on OKX: the engine would only read its books, which no feed can do yet.
+def test_an_engine_may_read_okx_and_kraken_market_data(
+    project: Path, cli: Callable[..., Run]
+) -> None:
+    # No strategy on them: the engine reads their books (signals, recording).
+    _deployment(project, "venues", "[sim_binance, okx, kraken]")
+    run = cli(
+        "compile",
+        "deployment=venues",
+        "+hosts.local.threads.feeds.okx=null",
+        "+hosts.local.threads.feeds.kraken=null",
+        root=project,
+    )
+    assert run.exit_code == 0, run.stdout + run.stderr
+    (path,) = (project / "build").rglob("*.manifest.json")
+    exchanges = json.loads(path.read_text())["exchanges"]
+    assert {x["venue"] for x in exchanges.values()} == {"sim", "okx", "kraken"}
+
+
+def test_no_account_is_reconciled_on_okx(project: Path, cli: Callable[..., Run]) -> None:
     _deployment(project, "venues", "[sim_binance, okx]")
-    diags = _refused(cli, project, "deployment=venues", "+hosts.local.threads.feeds.okx=null")
+    diags = _refused(
+        cli,
+        project,
+        "deployment=venues",
+        "+hosts.local.threads.feeds.okx=null",
+        "exchanges.okx.reconcile={starting_balances:{BTC:'1'},tolerance:{BTC:'0.1'},"
+        "interval_ms:5000}",
+    )
     assert [(d["path"], d["rule"]) for d in diags] == [
-        ("exchanges.okx.venue", "exchange.venue_feed")
+        ("exchanges.okx.reconcile", "exchange.market_data_only")
     ]
 
 
@@ -259,11 +280,9 @@ def test_the_manifest_pins_the_venue_metadata_by_hash(tmp_path: Path) -> None:
     assert "metadata" not in manifest["exchanges"]["binance_spot"]
     assert "listing" not in manifest["exchanges"]["binance_spot"]["instruments"]["BTCUSDT"]
     rules = {(v["path"], v["rule"]) for v in engine.validate_manifest(dumps(manifest), tmp_path)}
-    assert rules == {("exchanges.okx.venue", "exchange.venue_feed")}
+    assert rules == set()
     # The Python reader takes the same shape (the manifest mode admits the compiled hash).
-    with pytest.raises(ConfigError) as info:
-        load(dumps(manifest), tmp_path)
-    assert [(d.path, d.rule) for d in info.value.diagnostics] == sorted(rules)
+    load(dumps(manifest), tmp_path)
     # The venue lists a new tick: the engine refuses the manifest compiled before.
     (data / "instruments.json").write_text(
         (ROOT / "data/okx/instruments.json").read_text().replace('"0.001"', '"0.0001"')

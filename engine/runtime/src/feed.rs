@@ -413,7 +413,7 @@ impl<S: Sink> Feed<S> {
                     return;
                 }
                 if self.sink.take_resync() {
-                    self.resync_all("the book left sync");
+                    self.resync_all("the book left sync", false);
                 }
                 if self.rule == SyncRule::Resubscribe {
                     self.watch_books();
@@ -613,7 +613,7 @@ impl<S: Sink> Feed<S> {
         }
         if decoded.lost > 0 {
             // The reader sees a gap; every book of this feed may have lost a diff.
-            self.resync_all("an event was lost");
+            self.resync_all("an event was lost", true);
         }
     }
 
@@ -675,12 +675,17 @@ impl<S: Sink> Feed<S> {
         self.outbox.extend(frames);
     }
 
-    /// Every book needs a new snapshot (`why`, for the log).
-    fn resync_all(&mut self, why: &str) {
+    /// Every book needs a new snapshot (`why`, for the log). `Resubscribe`: the feed sees its
+    /// books break before the core does, so a request of the sink (`lost`: false) while a book
+    /// waits for its snapshot is that break's, and the resubscription under way answers it
+    /// (the core asks again, 200 ms after that snapshot, if a book is still out of sync); one
+    /// with none waiting, or a lost event, resubscribes every book.
+    fn resync_all(&mut self, why: &str, lost: bool) {
         match self.rule {
             SyncRule::RestSnapshot => {
                 self.need_snapshot.iter_mut().for_each(|n| *n = true);
             }
+            SyncRule::Resubscribe if !lost && self.need_snapshot.iter().any(|n| *n) => return,
             SyncRule::Resubscribe => {
                 // Books already waiting for their snapshot are not asked twice.
                 let ks: Vec<SymbolId> = (0..self.need_snapshot.len())

@@ -45,9 +45,12 @@ use std::sync::Arc;
 use rt_manifest::model::{Exchange, Venue as VenueKind};
 use rt_manifest::{Fixed, Manifest};
 
+mod books;
 mod fault;
 pub mod futures_account;
+mod kraken;
 mod limits;
+mod okx;
 mod server;
 pub mod venue;
 
@@ -177,6 +180,10 @@ pub struct SimOptions {
     /// Stop when the capture is replayed (and the orders in flight are answered); otherwise
     /// keep serving (frozen book, orders still matched) until the stop signal.
     pub exit_at_end: bool,
+    /// Checksummed venues' captures to serve beside Binance's (venue `okx` or `kraken`, path);
+    /// see `books`. A manifest exchange of such a venue whose `endpoints.ws` is this sim's
+    /// WebSocket address is served too, from the bundled capture beside its metadata file.
+    pub book_captures: Vec<(String, PathBuf)>,
 }
 
 /// Counters of a run.
@@ -236,6 +243,8 @@ pub(crate) struct Config {
     pub credentials: Option<Credentials>,
     pub faults: Vec<ScheduledFault>,
     pub exit_at_end: bool,
+    /// OKX and Kraken books served beside Binance's (`books`).
+    pub books: books::BookVenues,
 }
 
 /// A bound simulator, ready to [`run`](Sim::run).
@@ -305,6 +314,10 @@ impl Sim {
             credentials,
             faults: opts.faults,
             exit_at_end: opts.exit_at_end,
+            books: books::BookVenues::load(
+                &books::captures(manifest, ws_addr, &opts.book_captures),
+                opts.speed.unwrap_or(Speed::from_fixed(sim.speed)),
+            )?,
         };
         let bind = |addr: SocketAddr| -> Result<(TcpListener, SocketAddr), SimError> {
             let listener =

@@ -132,6 +132,8 @@ struct Shared {
     next_key: AtomicU64,
     /// The REST rate limits (weights, order counts, 429/418).
     meter: Mutex<Meter>,
+    /// OKX and Kraken books served beside Binance's (`books`).
+    books: crate::books::BookVenues,
 }
 
 impl Shared {
@@ -281,9 +283,11 @@ async fn serve(
         meter: Mutex::new(Meter::new(bl::Limits::from_manifest(
             &config.exchange.rate_limits,
         ))),
+        books: config.books.clone(),
     });
     let ws_task = tokio::spawn(accept_ws(Arc::clone(&shared), ws));
     let rest_task = tokio::spawn(accept_rest(Arc::clone(&shared), rest));
+    shared.books.spawn();
     let mut engine = Engine {
         shared: Arc::clone(&shared),
         lines,
@@ -1028,6 +1032,11 @@ async fn route(
             Ok(format!("{{\"applied\":\"{text}\"}}"))
         }
         (&Method::GET, "/sim/status") => Ok(status_json(shared)),
+        (&Method::POST, "/sim/books/fault") => shared
+            .books
+            .fault(&query)
+            .map_err(|e| ApiError::new(-1100, e)),
+        (&Method::GET, "/sim/books/status") => Ok(shared.books.status()),
         _ => {
             *not_found = true;
             Err(ApiError::new(
@@ -1290,20 +1299,31 @@ async fn accept_ws(shared: Arc<Shared>, listener: TcpListener) {
 #[allow(clippy::result_large_err)]
 async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     let mut sub = None;
-    let callback = |req: &WsRequest, resp| match parse_ws_path(req.uri(), &shared) {
-        Ok(s) => {
-            sub = Some(s);
+    // OKX's and Kraken's paths are served by `books`.
+    let mut books = None;
+    let callback = |req: &WsRequest, resp| match shared.books.route(req.uri().path()) {
+        Some(venue) => {
+            books = Some(venue);
             Ok(resp)
         }
-        Err(msg) => {
-            let mut err = ErrorResponse::new(Some(msg));
-            *err.status_mut() = http::StatusCode::NOT_FOUND;
-            Err(err)
-        }
+        None => match parse_ws_path(req.uri(), &shared) {
+            Ok(s) => {
+                sub = Some(s);
+                Ok(resp)
+            }
+            Err(msg) => {
+                let mut err = ErrorResponse::new(Some(msg));
+                *err.status_mut() = http::StatusCode::NOT_FOUND;
+                Err(err)
+            }
+        },
     };
     let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
         return;
     };
+    if let Some(venue) = books {
+        return venue.serve(ws).await;
+    }
     let Some(mut sub) = sub else {
         return;
     };

@@ -1,11 +1,14 @@
 //! The manifest rules of the venues beside Binance (OKX, Kraken): what an exchange on such a
 //! venue must state (its metadata file and hash, each instrument's `listing`, OKX's
 //! passphrase), what Binance and the sim must not, and what this version of the engine cannot
-//! do with them yet, refused with a rule id rather than left to fail at run time:
+//! do with them yet, refused with a rule id rather than left to fail at run time. An engine may
+//! read their market data (the feed subscribes to OKX `books`/`trades` and Kraken
+//! `book`/`trade` through `rt_venues::market`, books verified by the venues' checksums), for
+//! signals and recording; what it may not do:
 //!
-//! - no engine feed reads OKX or Kraken streams (`engine/runtime/src/feed.rs` speaks Binance's
-//!   combined streams and REST snapshots only): `exchange.venue_feed`;
 //! - OKX order entry is not built: `strategy.okx_order_entry`;
+//! - no account is read on either (balances reconciled): `exchange.market_data_only` for a
+//!   `reconcile` section, and for Kraken credentials;
 //! - Kraken is market data only: `strategy.kraken_market_data_only`;
 //! - strategies, risk and P&L count quantities in the base asset and notional as price times
 //!   quantity: an inverse contract, or a linear one whose contract is not one unit, does not fit
@@ -82,17 +85,17 @@ impl Checker {
             }
             return;
         }
-        self.fail(
-            "exchange.venue_feed",
-            format_args!("{base}.venue"),
-            format_args!(
-                "{}: no engine feed reads this venue's streams yet (rt-engine's feed speaks \
-                 Binance's combined streams and REST snapshots only); its captures are verified, \
-                 described and converted by `appliance data`, but an engine cannot subscribe to \
-                 it in this version",
-                venue.as_str()
-            ),
-        );
+        if exchange.reconcile.is_some() {
+            self.fail(
+                "exchange.market_data_only",
+                format_args!("{base}.reconcile"),
+                format_args!(
+                    "set but the engine reads only {}'s market data in this version (no \
+                     account, no balances to reconcile)",
+                    venue.as_str()
+                ),
+            );
+        }
         if !exchange
             .metadata
             .as_deref()
@@ -347,10 +350,22 @@ mod tests {
     }
 
     #[test]
-    fn an_okx_exchange_is_refused_only_because_no_engine_feed_reads_it() {
+    fn an_engine_may_read_an_okx_exchange() {
+        assert_eq!(found(with_okx()), []);
+    }
+
+    #[test]
+    fn no_account_is_reconciled_on_okx() {
+        let mut v = with_okx();
+        v["exchanges"]["okx"]["reconcile"] = v["exchanges"]["binance_spot"]["reconcile"].clone();
+        if v["exchanges"]["okx"]["reconcile"].is_null() {
+            v["exchanges"]["okx"]["reconcile"] = json!({
+                "starting_balances": {"BTC": "1"}, "tolerance": {"BTC": "0.1"},
+                "interval_ms": 5000});
+        }
         assert_eq!(
-            found(with_okx()),
-            [pair("exchanges.okx.venue", "exchange.venue_feed")]
+            found(v),
+            [pair("exchanges.okx.reconcile", "exchange.market_data_only")]
         );
     }
 
