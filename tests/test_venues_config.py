@@ -249,6 +249,11 @@ def test_no_account_is_reconciled_on_okx(project: Path, cli: Callable[..., Run])
     assert [(d["path"], d["rule"]) for d in diags] == [
         ("exchanges.okx.reconcile", "exchange.market_data_only")
     ]
+    # The sim's exchange, with its reconcile section, turned into Kraken on the command line:
+    # the refusal names the override that made it.
+    diags = _refused(cli, project, "deployment=venues", "exchanges.sim_binance.venue=kraken")
+    d = _one(diags, "exchanges.sim_binance.venue", "exchange.market_data_only")
+    assert d["source"].startswith("command line override exchanges.sim_binance.venue=kraken")
 
 
 # --- the manifest contract -------------------------------------------------------------------

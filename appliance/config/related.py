@@ -79,6 +79,11 @@ def _venue(path: str, data: dict[str, Any]) -> list[str]:
     return [f"exchanges.{exchange}.venue"]
 
 
+def _exchange_venue(path: str, data: dict[str, Any]) -> list[str]:
+    # exchanges.<name>.<key>...: the exchange's venue decides what it may do.
+    return [".".join(path.split(".")[:2]) + ".venue"]
+
+
 def _contract(path: str, data: dict[str, Any]) -> list[str]:
     exchange, symbols = _strategy_instruments(path, data)
     keys = ("type", "value", "multiplier")
@@ -103,6 +108,7 @@ RELATED: dict[str, Callable[[str, dict[str, Any]], list[str]]] = {
     "strategy.tick_multiple": _tick,
     "strategy.within_risk": _within_risk,
     "strategy.model_thresholds": lambda path, data: _sibling(path, "buy_above"),
+    "exchange.market_data_only": _exchange_venue,
     "strategy.okx_order_entry": _venue,
     "strategy.kraken_market_data_only": _venue,
     "strategy.instrument_type": _contract,
