@@ -187,6 +187,17 @@ FIELDS: dict[str, FieldRule] = {
     "exchanges.*.instruments.*.min_notional": _r(_N, _FILTER),
     "exchanges.*.instruments.*.maker_fee_bps": _r(_N, _FEE),
     "exchanges.*.instruments.*.taker_fee_bps": _r(_N, _FEE),
+    "exchanges.*.instruments.*.leverage": _r(
+        _LOOSE,
+        "USD-M leverage: the same margin carries a larger position, liquidated sooner",
+        Critical.DOUBLE,
+    ),
+    "exchanges.*.instruments.*.margin_type": _r(
+        Direction.ORDERED,
+        "isolated risks only the position's margin; cross puts the whole wallet behind it",
+        Critical.ALWAYS,
+        order=(("isolated",), ("cross",)),
+    ),
     "exchanges.*.instruments.*.listing": _r(_TOPO, _LISTING),
     "exchanges.*.instruments.*.listing.symbol": _r(
         _TOPO, "another instrument of the venue under the same name", Critical.ALWAYS

@@ -227,6 +227,13 @@ class Instrument(Strict):
     maker_fee_bps: Dec
     taker_fee_bps: Dec
     listing: Listing | None = _optional("the venue's listing; OKX and Kraken only")
+    # USD-M only: set on the venue and verified before the engine trades (absent: unchecked).
+    leverage: Annotated[int, Field(ge=1, le=125)] | None = _optional(
+        "the symbol's leverage (1-125), set and verified at start; USD-M only"
+    )
+    margin_type: Literal["cross", "isolated"] | None = _optional(
+        "the symbol's margin type, set and verified at start; USD-M only"
+    )
 
 
 class SimVenue(Strict):
@@ -298,6 +305,18 @@ class Exchange(Strict):
         in_manifest = bool(info.context and info.context.get("manifest"))
         if self.metadata_sha256 is not None and not in_manifest:
             raise ValueError("metadata_sha256 is written by the compiler, not in config")
+        return self
+
+    @model_validator(mode="after")
+    def _derivative_settings_on_usdm(self) -> Exchange:
+        if self.market != "usdm":
+            for symbol, inst in self.instruments.items():
+                for key in ("leverage", "margin_type"):
+                    if getattr(inst, key) is not None:
+                        raise ValueError(
+                            f"instruments.{symbol}.{key}: a USD-M setting, but this exchange "
+                            f"is {self.market}"
+                        )
         return self
 
 

@@ -104,6 +104,40 @@ def test_paper_usdm_trades_on_fapi_and_the_journal_is_the_venues_trades(tmp_path
         assert {f.get("commission_asset") for f in journal_fills(env)} == {"USDT"}
 
 
+def fapi_post(env: Live, path: str, query: str) -> Any:
+    url = f"{env.rest}{path}?{query}&timestamp={int(time.time() * 1000)}"
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5) as r:
+        return json.loads(r.read())
+
+
+def test_leverage_margin_type_and_position_mode_are_set_and_checked_at_start(
+    tmp_path: Path,
+) -> None:
+    with usdm(tmp_path) as env:
+        env.start_sim()
+        risk = fapi(env, "/fapi/v2/positionRisk", "symbol=BTCUSDT")
+        assert (risk[0]["leverage"], risk[0]["marginType"]) == ("20", "cross")
+        # Another client made the account isolated and hedged: the engine sets what its config
+        # says and names what it cannot (hedge mode is the account's choice).
+        fapi_post(env, "/fapi/v1/marginType", "symbol=BTCUSDT&marginType=ISOLATED")
+        fapi_post(env, "/fapi/v1/positionSide/dual", "dualSidePosition=true")
+        env.start_engine()
+        text = env.procs["engine"].text()
+        assert "sim_binance/BTCUSDT: one-way false, leverage 5, margin cross" in text, text
+        assert "the account is in hedge mode" in text and "paper mode: trading anyway" in text
+        risk = fapi(env, "/fapi/v2/positionRisk", "symbol=BTCUSDT")
+        assert (risk[0]["leverage"], risk[0]["marginType"]) == ("5", "cross")
+        assert env.stop("engine") == 0
+        # One-way again: a clean start, nothing to warn about.
+        fapi_post(env, "/fapi/v1/positionSide/dual", "dualSidePosition=false")
+        env.sub = None
+        env.start_engine(name="engine2")
+        text = env.procs["engine2"].text()
+        assert "one-way true, leverage 5, margin cross" in text, text
+        assert "hedge mode" not in text, text
+        assert env.stop("engine2") == 0
+
+
 def test_usdm_fills_made_while_the_engine_was_down_are_caught_up_at_restart(
     tmp_path: Path,
 ) -> None:

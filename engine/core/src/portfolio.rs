@@ -583,6 +583,8 @@ mod tests {
             maker_fee_bps: rt_manifest::Fixed::parse("-1").expect("decimal"),
             taker_fee_bps: rt_manifest::Fixed::parse("7.5").expect("decimal"),
             listing: None,
+            leverage: None,
+            margin_type: None,
         };
         let spec = InstrumentSpec::from_manifest(&instrument);
         assert_eq!(spec.tick, px("0.01"));

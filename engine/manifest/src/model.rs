@@ -599,6 +599,23 @@ pub struct Instrument {
     /// How the venue lists the instrument (OKX and Kraken; absent on Binance and the sim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing: Option<Listing>,
+    /// USD-M only: the symbol's leverage (1-125), set on the venue before the engine trades
+    /// and verified (absent: the account's, unchecked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leverage: Option<u32>,
+    /// USD-M only: the symbol's margin type, set and verified before the engine trades
+    /// (absent: the account's, unchecked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin_type: Option<MarginType>,
+}
+
+/// A derivative position's margin: the whole wallet behind it (cross) or only what was put
+/// aside for it (isolated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MarginType {
+    Cross,
+    Isolated,
 }
 
 /// An instrument as its venue's metadata describes it, beyond tick, lot and minimum notional.

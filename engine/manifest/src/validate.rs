@@ -35,6 +35,9 @@ pub(crate) fn is_sha256(text: &str) -> bool {
 }
 
 /// Every rule violation in `manifest`, in document order; empty if it is valid.
+/// The highest leverage Binance USD-M offers (`POST /fapi/v1/leverage`: 1-125).
+pub const MAX_LEVERAGE: u32 = 125;
+
 pub fn validate(manifest: &Manifest) -> Vec<Violation> {
     let mut check = Checker::default();
     check.engine(manifest);
@@ -628,8 +631,52 @@ impl Checker {
                     value,
                 );
             }
+            self.derivative_settings(name, symbol, instrument, exchange.market);
         }
         self.venue_exchange(name, exchange);
+    }
+
+    /// An instrument's leverage and margin type: USD-M only; leverage 1-125 (Binance's range).
+    fn derivative_settings(
+        &mut self,
+        name: &str,
+        symbol: &str,
+        instrument: &Instrument,
+        market: crate::model::Market,
+    ) {
+        let usdm = market == crate::model::Market::Usdm;
+        if let Some(leverage) = instrument.leverage {
+            if !usdm {
+                self.fail(
+                    "instrument.derivative_setting",
+                    format_args!("exchanges.{name}.instruments.{symbol}.leverage"),
+                    format_args!(
+                        "{leverage} on a {} exchange (leverage is a USD-M setting)",
+                        market.as_str()
+                    ),
+                );
+            } else if !(1..=MAX_LEVERAGE).contains(&leverage) {
+                self.fail(
+                    "instrument.leverage",
+                    format_args!("exchanges.{name}.instruments.{symbol}.leverage"),
+                    format_args!("{leverage} is outside 1-{MAX_LEVERAGE}"),
+                );
+            }
+        }
+        if let (Some(margin), false) = (instrument.margin_type, usdm) {
+            self.fail(
+                "instrument.derivative_setting",
+                format_args!("exchanges.{name}.instruments.{symbol}.margin_type"),
+                format_args!(
+                    "{} on a {} exchange (the margin type is a USD-M setting)",
+                    match margin {
+                        crate::model::MarginType::Cross => "cross",
+                        crate::model::MarginType::Isolated => "isolated",
+                    },
+                    market.as_str()
+                ),
+            );
+        }
     }
 
     /// Credential `key` of exchange `name` is a reference, never a secret.
@@ -1551,6 +1598,46 @@ mod tests {
             },
             "exchanges.sim_usdm.sim.speed",
             &["positive"],
+        );
+    }
+
+    #[test]
+    fn leverage_and_margin_type_are_usdm_settings() {
+        let usdm = |v: &mut Value| {
+            paper(v);
+            add_sim_exchange(v);
+            v["exchanges"]["sim_usdm"]["instruments"]["ETHUSDT"]["leverage"] = json!(3);
+            v["exchanges"]["sim_usdm"]["instruments"]["ETHUSDT"]["margin_type"] = json!("isolated");
+        };
+        assert_eq!(violations(usdm), vec![]);
+        refused(
+            |v| {
+                usdm(v);
+                v["exchanges"]["sim_usdm"]["instruments"]["ETHUSDT"]["leverage"] = json!(126);
+            },
+            "exchanges.sim_usdm.instruments.ETHUSDT.leverage",
+            &["126", "1-125"],
+        );
+        refused(
+            |v| {
+                usdm(v);
+                v["exchanges"]["sim_usdm"]["instruments"]["ETHUSDT"]["leverage"] = json!(0);
+            },
+            "exchanges.sim_usdm.instruments.ETHUSDT.leverage",
+            &["0 is outside"],
+        );
+        refused(
+            |v| v["exchanges"]["binance_spot"]["instruments"]["BTCUSDT"]["leverage"] = json!(2),
+            "exchanges.binance_spot.instruments.BTCUSDT.leverage",
+            &["spot exchange"],
+        );
+        refused(
+            |v| {
+                v["exchanges"]["binance_spot"]["instruments"]["BTCUSDT"]["margin_type"] =
+                    json!("cross")
+            },
+            "exchanges.binance_spot.instruments.BTCUSDT.margin_type",
+            &["cross on a spot exchange"],
         );
     }
 

@@ -17,6 +17,11 @@
 //!   hold. The venue's figure is `free + locked`. Only the configured assets are compared, each
 //!   within its absolute `reconcile.tolerance`.
 //!
+//! - **Derivative settings** (futures venues, `ExecutionClient::derivatives`): the account must
+//!   be in one-way position mode; each instrument's configured `margin_type` and `leverage` are
+//!   set (`POST /fapi/v1/marginType`, `/fapi/v1/leverage`; "no need to change" is fine) and
+//!   read back from the venue's positions (`GET /fapi/v2/positionRisk`).
+//!
 //! Live, any mismatch refuses the start (exit code [`EXIT_VENUE_MISMATCH`]) with one line per
 //! mismatch naming the instrument and filter or the asset, and both values; paper, each is a
 //! warning in the log and counted in the heartbeat (`metadata_mismatches`,
@@ -38,9 +43,10 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rt_manifest::model::{Exchange, Reconcile};
+use rt_manifest::model::{Exchange, MarginType, Reconcile};
 use rt_manifest::Manifest;
 use rt_venues::binance_account::{self as ba, Balance, SymbolFilters};
+use rt_venues::execution::{Operation, Outcome};
 
 use crate::gateway::{now_ms, send_request, VenueConfig};
 use crate::http::{Base, Client};
@@ -273,11 +279,135 @@ async fn fetch_account(client: &mut Client, venue: &VenueConfig) -> Result<Vec<B
         .map_err(|e| format!("{}: account: {e}", venue.name))
 }
 
+/// A derivatives venue's account settings against the configuration: the position mode
+/// (one-way, or every order is refused), each instrument's leverage and margin type as set
+/// at start and read back from the venue's positions. Errors are lines naming the exchange,
+/// the symbol, the setting and both values.
+async fn derivative_settings(
+    client: &mut Client,
+    venue: &VenueConfig,
+    exchange: &Exchange,
+    lines: &mut Vec<String>,
+) -> Result<Vec<String>, String> {
+    let Some(account) = venue.client.derivatives() else {
+        return Ok(Vec::new());
+    };
+    let name = &venue.name;
+    let mut problems = Vec::new();
+    let ask = |what: &'static str, r: Result<crate::http::Response, crate::http::HttpError>| {
+        let r = r.map_err(|e| format!("{name}: {what}: {e}"))?;
+        Ok::<_, String>((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+    };
+    let (status, body) = ask(
+        "position mode",
+        send_request(client, &account.position_mode(now_ms())).await,
+    )?;
+    if status != 200 {
+        return Err(format!("{name}: position mode: HTTP {status}: {body}"));
+    }
+    let hedge = account
+        .is_hedge_mode(&body)
+        .map_err(|e| format!("{name}: position mode: {e}"))?;
+    if hedge {
+        problems.push(format!(
+            "{name}: the account is in hedge mode (dualSidePosition true); the engine trades \
+             one-way mode (positionSide BOTH): switch the account to one-way mode"
+        ));
+    }
+    for (symbol, inst) in &exchange.instruments {
+        if let Some(margin) = inst.margin_type {
+            let isolated = margin == MarginType::Isolated;
+            let request = account.set_margin_type(symbol, isolated, now_ms());
+            let r = send_request(client, &request).await;
+            let r = r.map_err(|e| format!("{name}: marginType {symbol}: {e}"))?;
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            match venue
+                .client
+                .classify(Operation::Read, r.status, &text, None)
+            {
+                Outcome::Accepted => {}
+                Outcome::Rejected(refusal) if account.margin_type_unchanged(&refusal) => {}
+                other => problems.push(format!(
+                    "{name}/{symbol}: margin type {}: the venue refused it: {other:?}",
+                    margin_str(margin)
+                )),
+            }
+        }
+        if let Some(leverage) = inst.leverage {
+            let request = account.set_leverage(symbol, leverage, now_ms());
+            let (status, body) = ask("leverage", send_request(client, &request).await)?;
+            let set = if status == 200 {
+                account.leverage_set(&body).map_err(|e| e.to_string())
+            } else {
+                Err(format!("HTTP {status}: {body}"))
+            };
+            match set {
+                Ok(l) if l == leverage => {}
+                Ok(l) => problems.push(format!(
+                    "{name}/{symbol}: leverage configured {leverage} but the venue set {l}"
+                )),
+                Err(e) => problems.push(format!(
+                    "{name}/{symbol}: leverage {leverage}: the venue refused it: {e}"
+                )),
+            }
+        }
+    }
+    // Read back: what the venue holds now is what the configuration says.
+    let (status, body) = ask(
+        "positionRisk",
+        send_request(client, &account.positions(now_ms())).await,
+    )?;
+    if status != 200 {
+        return Err(format!("{name}: positionRisk: HTTP {status}: {body}"));
+    }
+    let risks = account
+        .position_risks(&body)
+        .map_err(|e| format!("{name}: positionRisk: {e}"))?;
+    for (symbol, inst) in &exchange.instruments {
+        let Some(held) = risks.iter().find(|r| r.symbol == *symbol) else {
+            problems.push(format!("{name}/{symbol}: the venue shows no position row"));
+            continue;
+        };
+        if let Some(l) = inst.leverage.filter(|l| *l != held.leverage) {
+            problems.push(format!(
+                "{name}/{symbol}: leverage configured {l} but the venue says {}",
+                held.leverage
+            ));
+        }
+        if let Some(m) = inst.margin_type {
+            if (m == MarginType::Isolated) != held.isolated {
+                problems.push(format!(
+                    "{name}/{symbol}: margin type configured {} but the venue says {}",
+                    margin_str(m),
+                    if held.isolated { "isolated" } else { "cross" }
+                ));
+            }
+        }
+        lines.push(format!(
+            "{name}/{symbol}: one-way {}, leverage {}, margin {}, position {}",
+            !hedge,
+            held.leverage,
+            if held.isolated { "isolated" } else { "cross" },
+            dec(held.qty)
+        ));
+    }
+    Ok(problems)
+}
+
+fn margin_str(m: MarginType) -> &'static str {
+    match m {
+        MarginType::Cross => "cross",
+        MarginType::Isolated => "isolated",
+    }
+}
+
 /// What the start-up check found.
 #[derive(Debug, Default)]
 pub struct StartCheck {
     pub filters: Vec<FilterProblem>,
     pub balances: Vec<BalanceProblem>,
+    /// A derivatives venue's position mode, leverage or margin type not as configured.
+    pub derivatives: Vec<String>,
     /// Lines for the log: what was checked.
     pub lines: Vec<String>,
 }
@@ -296,6 +426,7 @@ impl StartCheck {
             .iter()
             .map(ToString::to_string)
             .chain(self.balances.iter().map(ToString::to_string))
+            .chain(self.derivatives.iter().cloned())
             .collect()
     }
 }
@@ -334,6 +465,8 @@ pub fn at_start(
                 found.len()
             ));
             out.filters.extend(found);
+            let found = derivative_settings(&mut client, venue, exchange, &mut out.lines).await?;
+            out.derivatives.extend(found);
             if let Some(r) = &exchange.reconcile {
                 let expected = expected_balances(r, &venue.name, fills)?;
                 let held = fetch_account(&mut client, venue).await?;

@@ -1143,6 +1143,8 @@ mod tests {
             maker_fee_bps: Fixed::from_raw(10 * UNITS),
             taker_fee_bps: Fixed::from_raw(10 * UNITS),
             listing: None,
+            leverage: None,
+            margin_type: None,
         }
     }
 
