@@ -54,6 +54,22 @@ def verify_capture(paths: list[str]) -> dict[str, Any]:
 def convert_capture(src: str, dst: str) -> dict[str, Any]:
     """Convert a recorded capture into the native event file; returns its counts and venue."""
 
+class RecordingError(ValueError):
+    """A flight recording that cannot be replayed (names the file, the line and why)."""
+
+def parity_replay(
+    manifest_text: str,
+    log_files: list[str],
+    md_files: list[list[str]],
+    config_diff: list[str],
+    keep: int = 200,
+    onnx_library: str | None = None,
+) -> dict[str, Any]:
+    """A flight recording replayed through the core with the recorded execution reports:
+    counts of inputs and decisions, matched, divergence_count, the first `keep` divergences
+    (input, input_ns, after, slot, live, replay, live_context, replay_context, cause, detail)
+    and the core's summary after it (with the recorded fills: live's P&L, fills, orders)."""
+
 class ModelError(RuntimeError):
     """An ONNX model or ONNX Runtime library the engine refuses, or a failed run (names both)."""
 

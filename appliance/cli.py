@@ -437,6 +437,40 @@ def backtest(
 
 
 @app.command()
+def parity(
+    recording: Annotated[
+        Path,
+        typer.Argument(help="a flight recorder's directory (engine.flight_recorder.dir)"),
+    ],
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest", help="replay with this manifest (default: the one the engine ran)"
+        ),
+    ] = None,
+    model: Annotated[
+        bool,
+        typer.Option(
+            "--model",
+            help="also run the latency/queue model over the same data and window and report "
+            "fill-rate and P&L differences",
+        ),
+    ] = False,
+    fmt: FormatOpt = Format.text,
+) -> None:
+    """Replay a live run from its flight recording with the recorded acknowledgements and
+    fills, and compare decision by decision. Exit 0 when every live decision is reproduced,
+    1 on a divergence (each with its first cause), 2 for a bad recording or manifest."""
+    from appliance.research import parity as parity_mod
+
+    try:
+        code = parity_mod.run(recording, manifest, model, fmt is Format.json)
+    except ConfigError as err:
+        raise _fail(err, fmt) from None
+    raise typer.Exit(code)
+
+
+@app.command()
 def features(
     overrides: Overrides = None,
     set_name: Annotated[

@@ -116,6 +116,26 @@ def convert_capture(src: str, dst: str) -> dict[str, Any]:
     return _engine.convert_capture(src, dst)
 
 
+RecordingError = _engine.RecordingError
+
+
+def parity_replay(
+    manifest_text: str,
+    log_files: list[str],
+    md_files: list[list[str]],
+    config_diff: list[str],
+    keep: int = 200,
+    onnx_library: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Replay a flight recording (the decision log's files, each exchange's captures in the
+    manifest's exchange order) through the core with the recorded execution reports, and
+    compare decision by decision (docs/parity.md). Raises RecordingError for a recording that
+    cannot be replayed, ManifestError, ModelError or BacktestError."""
+    return _engine.parity_replay(
+        manifest_text, log_files, md_files, config_diff, keep, _library(onnx_library)
+    )
+
+
 ModelError = _engine.ModelError
 
 

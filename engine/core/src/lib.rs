@@ -7,6 +7,7 @@ pub mod backtest;
 pub mod book;
 pub mod event;
 pub mod features;
+pub mod flightlog;
 pub mod matching;
 pub mod model;
 pub mod portfolio;

@@ -26,11 +26,16 @@
 //!   range, counts by kind, decode errors, sequence gaps, market).
 //! - `compute_features(...) -> dict`, `FeatureError`: feature rows over recorded data (`features.rs`).
 //! - `onnx_predict`, `onnx_runtime_info`, `ModelError`: ONNX inference through rt-model (`onnx.rs`).
+//! - `parity_replay(manifest_text, log_files, md_files, config_diff, keep=200, onnx_library=None)
+//!   -> dict`: a live run replayed from its flight recording with the recorded execution
+//!   reports, decision by decision (`parity.rs`); raises `RecordingError` (a `ValueError`) for a
+//!   recording that cannot be replayed, naming the file and line.
 //! - `__version__`: the crate version.
 //! - `MANIFEST_VERSION`: the manifest contract version this engine reads (`manifest_version`).
 
 mod features;
 mod onnx;
+pub mod parity;
 
 use std::path::PathBuf;
 
@@ -62,6 +67,13 @@ create_exception!(
     BacktestError,
     "A backtest window that is empty or holds no events of the data; the message names the \
      window and the data's time range."
+);
+
+create_exception!(
+    appliance._engine,
+    RecordingError,
+    PyValueError,
+    "A flight recording that cannot be replayed: str(err) names the file (and line) and why."
 );
 
 /// The one place where Rust errors become Python exceptions.
@@ -567,6 +579,100 @@ fn manifest_schema() -> String {
     rt_manifest::schema().to_string()
 }
 
+/// Replays a flight recording with the recorded execution reports and compares decisions
+/// (see `parity.rs`). `md_files`: each exchange's captures, in the manifest's exchange order.
+#[pyfunction]
+#[pyo3(signature = (manifest_text, log_files, md_files, config_diff, keep=200, onnx_library=None))]
+fn parity_replay<'py>(
+    py: Python<'py>,
+    manifest_text: &str,
+    log_files: Vec<PathBuf>,
+    md_files: Vec<Vec<PathBuf>>,
+    config_diff: Vec<String>,
+    keep: usize,
+    onnx_library: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyDict>> {
+    use parity::ParityError;
+    let manifest = rt_manifest::load(manifest_text).map_err(to_py_err)?;
+    let mut models = rt_model::manifest_loader(PathBuf::from("."), onnx_library);
+    let out = py
+        .detach(|| {
+            parity::replay(
+                &manifest,
+                &mut models,
+                &log_files,
+                &md_files,
+                &config_diff,
+                keep,
+            )
+        })
+        .map_err(|e| match e {
+            ParityError::Setup(s) => replay_err(ReplayError::Setup(s)),
+            other => RecordingError::new_err(other.to_string()),
+        })?;
+    let d = PyDict::new(py);
+    for (k, v) in [
+        ("inputs", out.inputs),
+        ("md_events", out.md_events),
+        ("md_skipped", out.md_skipped),
+        ("execs", out.execs),
+        ("fills", out.fills),
+        ("timers", out.timers),
+        ("commands", out.commands),
+        ("gaps", out.gaps),
+        ("live_decisions", out.live_decisions),
+        ("replay_decisions", out.replay_decisions),
+        ("matched", out.matched),
+        ("divergence_count", out.divergence_count),
+    ] {
+        d.set_item(k, v)?;
+    }
+    d.set_item("matched_before_first", out.matched_before_first)?;
+    d.set_item("first_ns", out.first_ts)?;
+    d.set_item("last_ns", out.last_ts)?;
+    if let Some(sm) = &out.summary {
+        let summary = PyDict::new(py);
+        summary.set_item("pnl", dec(sm.pnl))?;
+        summary.set_item("realised_pnl", dec(sm.realised_pnl))?;
+        summary.set_item("unrealised_pnl", dec(sm.unrealised_pnl))?;
+        summary.set_item("fees", dec(sm.fees))?;
+        summary.set_item("orders_sent", sm.orders_sent)?;
+        summary.set_item("fills", sm.fills)?;
+        summary.set_item("maker_fills", sm.maker_fills)?;
+        summary.set_item("fill_ratio", sm.fill_ratio)?;
+        summary.set_item("final_risk_state", sm.final_risk_state.as_str())?;
+        let positions = PyDict::new(py);
+        for (sym, qty) in out.symbols.iter().zip(&sm.positions) {
+            positions.set_item(sym, qty.to_string())?;
+        }
+        summary.set_item("final_position", positions)?;
+        d.set_item("summary", summary)?;
+    }
+    let mut divs = Vec::new();
+    for v in &out.divergences {
+        let x = PyDict::new(py);
+        x.set_item("input", v.input)?;
+        x.set_item("input_ns", v.input_ts)?;
+        x.set_item("after", &v.input_text)?;
+        x.set_item("slot", v.slot)?;
+        x.set_item("live", v.live.as_ref().map(parity::describe))?;
+        x.set_item("replay", v.replay.as_ref().map(parity::describe))?;
+        x.set_item(
+            "live_context",
+            v.live.as_ref().and_then(parity::describe_context),
+        )?;
+        x.set_item(
+            "replay_context",
+            v.replay.as_ref().and_then(parity::describe_context),
+        )?;
+        x.set_item("cause", v.cause.as_str())?;
+        x.set_item("detail", &v.detail)?;
+        divs.push(x);
+    }
+    d.set_item("divergences", divs)?;
+    Ok(d)
+}
+
 #[pymodule]
 fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(load_manifest, module)?)?;
@@ -576,6 +682,8 @@ fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(convert_capture, module)?)?;
     module.add_function(wrap_pyfunction!(capture_info, module)?)?;
     module.add_function(wrap_pyfunction!(verify_capture, module)?)?;
+    module.add_function(wrap_pyfunction!(parity_replay, module)?)?;
+    module.add("RecordingError", module.py().get_type::<RecordingError>())?;
     module.add("BacktestError", module.py().get_type::<BacktestError>())?;
     module.add("WindowError", module.py().get_type::<WindowError>())?;
     module.add("ManifestError", module.py().get_type::<ManifestError>())?;

@@ -588,6 +588,19 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                 })?,
         );
     }
+    // The strategy thread's decision log (what `appliance parity` replays), beside the feeds'.
+    let decisions = manifest.engine.flight_recorder.as_ref().and_then(|rec| {
+        match flight::start_decisions(&manifest, &text, rec, restored) {
+            Ok((tap, writer)) => {
+                flight_writers.push(writer);
+                Some(tap)
+            }
+            Err(e) => {
+                eprintln!("warning: engine.flight_recorder: {e}; decisions are not recorded");
+                None
+            }
+        }
+    });
     {
         let (m, f, hk, pins) = (
             manifest.clone(),
@@ -614,6 +627,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                         hk,
                         spin,
                         marks,
+                        decisions,
                     );
                 })?,
         );

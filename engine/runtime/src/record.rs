@@ -150,6 +150,8 @@ pub struct Writer {
     /// This run's finished files.
     written: Vec<FileEntry>,
     line: Vec<u8>,
+    /// gzip level of new files.
+    level: Compression,
 }
 
 impl std::fmt::Debug for Writer {
@@ -190,7 +192,15 @@ impl Writer {
             listed,
             written: Vec::new(),
             line: Vec::with_capacity(1 << 16),
+            level: Compression::default(),
         })
+    }
+
+    /// Compresses new files at gzip `level` (0-9; the default is 6). The flight recorder
+    /// writes at 1: on a small host its writer shares cores with the hot threads.
+    pub fn with_level(mut self, level: u32) -> Writer {
+        self.level = Compression::new(level.min(9));
+        self
     }
 
     /// The files finished so far by this writer.
@@ -355,7 +365,7 @@ impl Writer {
         Ok(OpenFile {
             name,
             path,
-            gz: GzEncoder::new(hashing, Compression::default()),
+            gz: GzEncoder::new(hashing, self.level),
             lines: 0,
             snapshots: 0,
             first_ns: ts,

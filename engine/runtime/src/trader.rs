@@ -7,17 +7,25 @@
 //! written to the orders ring for the gateway, stamped with the time the triggering frame was
 //! read (tick-to-order). Everything that happened (orders, fills, positions, risk changes)
 //! goes to the housekeeping thread for the bus and the journal.
+//!
+//! With the flight recorder on, every input the driver consumes (each market event by its
+//! frame's receive time, each execution report as delivered, each timer turn, each command)
+//! and every decision (orders and cancels, with the book and risk state they were made on) is
+//! handed to the decision log ([`DecisionTap`], `rt_core::flightlog`): a non-blocking send of
+//! a small value, never a wait. `appliance parity` replays a run from it.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 
+use rt_core::flightlog::{self, Entry, LimitField};
 use rt_core::{Backtest, MarketEvent, Nanos, TraderEvent, VenueRequest};
 use rt_manifest::Fixed;
 use rt_ring::{Consumer, Pop, Producer};
 
 use crate::clock::now_ns;
 use crate::engine::Spin;
+use crate::flight::DecisionTap;
 use crate::latency::{Stage, Stages};
 use crate::shared::{Flags, Hk, HkSender, PositionView, TraderView};
 use crate::wire::{Assembled, Assembler, ExecMsg, OrderMsg, ORDER_BYTES};
@@ -73,6 +81,7 @@ pub fn run(
     hk: HkSender,
     spin: Spin,
     marks: Arc<crate::fees::FeeMarks>,
+    log: Option<DecisionTap>,
 ) {
     // Orders wait for the gateway to reconcile with the venues.
     while !flags.gateway_ready.load(Ordering::Acquire) && !flags.stopping() {
@@ -88,6 +97,13 @@ pub fn run(
         )));
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
+    let log = Log(log);
+    log.push(now_ns(), || Entry::Start {
+        next_order_id: bt.next_order_id(),
+        restored_fills: log.0.as_ref().map_or(0, |t| t.restored_fills),
+        paused: bt.is_paused(),
+        risk: bt.risk_state(),
+    });
     let mut asm: Vec<Assembler> = md.iter().map(|_| Assembler::new()).collect();
     let mut requests: Vec<VenueRequest> = Vec::with_capacity(64);
     let mut events: Vec<TraderEvent> = Vec::with_capacity(64);
@@ -112,6 +128,10 @@ pub fn run(
                         c.ring_gaps += 1;
                         c.ring_lost += lost;
                         a.reset();
+                        log.push(now_ns(), || Entry::Gap {
+                            exchange: x as u32,
+                            lost,
+                        });
                         // Whatever was lost (diffs, a feed-down marker), the books of this
                         // exchange cannot be trusted until the next snapshot.
                         bt.feed_lost(x);
@@ -128,6 +148,7 @@ pub fn run(
                     Pop::Message(Assembled::FeedDown { .. }) => {
                         busy = true;
                         c.feed_downs += 1;
+                        log.push(now_ns(), || Entry::Down { exchange: x as u32 });
                         bt.feed_lost(x);
                     }
                     Pop::Message(Assembled::Event) => {
@@ -142,6 +163,7 @@ pub fn run(
                         let frame_ns = ev.header().local_ns;
                         stages.record(Stage::FrameToStrategy, t_pop - frame_ns);
                         let is_snapshot = matches!(ev, MarketEvent::Snapshot(_));
+                        log.push(frame_ns, || Entry::Md { exchange: x as u32 });
                         bt.on_event(x, &ev);
                         if bt.take_snapshot_request(x) {
                             // A book left sync (gap, crossed or negative diff): a snapshot now,
@@ -160,6 +182,7 @@ pub fn run(
                                 decided,
                                 &mut c,
                                 &flags,
+                                &log,
                             );
                         }
                         if is_snapshot {
@@ -175,6 +198,12 @@ pub fn run(
                     busy = true;
                     c.execs += 1;
                     let now = now_ns();
+                    log.push(now, || Entry::Exec {
+                        exchange: e.exchange,
+                        recv_ns: e.recv_ns,
+                        exec: e.exec,
+                        base_commission: e.base_commission,
+                    });
                     bt.on_exec_charged(now, e.exec, e.base_commission);
                     if bt.has_requests() {
                         send(
@@ -185,6 +214,7 @@ pub fn run(
                             now_ns(),
                             &mut c,
                             &flags,
+                            &log,
                         );
                     }
                 }
@@ -202,8 +232,13 @@ pub fn run(
                 let _ = hk.send(Hk::RiskDetail(detail.clone()));
             }
             let answer = command(&mut bt, &cmd);
+            if answer.is_ok() {
+                if let Some(applied) = applied(&bt, &cmd) {
+                    log.push(now_ns(), || Entry::Cmd(applied));
+                }
+            }
             if matches!(cmd, Command::Kill | Command::Flatten | Command::Pause) {
-                cancel_everything_at_venues(&bt, &mut orders, &mut c, &flags);
+                cancel_everything_at_venues(&bt, &mut orders, &mut c, &flags, &log);
             }
             if bt.has_requests() {
                 send(
@@ -214,6 +249,7 @@ pub fn run(
                     now_ns(),
                     &mut c,
                     &flags,
+                    &log,
                 );
             }
             publish(&mut bt, &mut events, &hk);
@@ -232,9 +268,11 @@ pub fn run(
             }
             // A venue banned our IP (HTTP 418): HALTED until an operator resumes.
             if crate::ratelimit::take_ban() {
+                log.push(now, || Entry::Ban);
                 bt.halt(rt_core::RiskCause::VenueBan);
             }
             // Timers (staleness, equity samples) run on the clock even without data.
+            log.push(now, || Entry::Timer);
             bt.advance(now);
             if bt.has_requests() {
                 send(
@@ -245,6 +283,7 @@ pub fn run(
                     now_ns(),
                     &mut c,
                     &flags,
+                    &log,
                 );
             }
             let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
@@ -273,8 +312,9 @@ pub fn run(
                 None => {
                     // Stop quoting and cancel everything; wait (bounded) for the venue.
                     stop_deadline = Some(now + 3_000_000_000);
+                    log.push(now, || Entry::Cmd(flightlog::Command::Stop));
                     bt.set_paused(true);
-                    cancel_everything_at_venues(&bt, &mut orders, &mut c, &flags);
+                    cancel_everything_at_venues(&bt, &mut orders, &mut c, &flags, &log);
                     if bt.has_requests() {
                         send(
                             &mut bt,
@@ -284,6 +324,7 @@ pub fn run(
                             now_ns(),
                             &mut c,
                             &flags,
+                            &log,
                         );
                     }
                 }
@@ -320,6 +361,7 @@ fn cancel_everything_at_venues(
     orders: &mut Producer,
     c: &mut Counters,
     flags: &Flags,
+    log: &Log,
 ) {
     for i in bt.instruments() {
         let Some(exchange) = bt.exchange_id(&i.exchange) else {
@@ -338,6 +380,10 @@ fn cancel_everything_at_venues(
             frame_ns: NO_TICK,
             decided_ns: now_ns(),
         };
+        log.push(msg.decided_ns, || Entry::CancelAll {
+            exchange: msg.exchange,
+            instrument: i.id,
+        });
         push_order(orders, &msg, c, flags);
         c.cancels_out += 1;
     }
@@ -366,6 +412,7 @@ fn push_order(orders: &mut Producer, msg: &OrderMsg, c: &mut Counters, flags: &F
 
 /// Writes the driver's requests to the orders ring. A full orders ring is waited out: an
 /// order or a cancel is never dropped (the gateway drains it continuously).
+#[allow(clippy::too_many_arguments)]
 fn send(
     bt: &mut Backtest,
     requests: &mut Vec<VenueRequest>,
@@ -374,9 +421,11 @@ fn send(
     decided_ns: Nanos,
     c: &mut Counters,
     flags: &Flags,
+    log: &Log,
 ) {
     bt.drain_requests(requests);
     for r in requests.drain(..) {
+        log.push(decided_ns, || flightlog::decision(bt, &r));
         let msg = match r {
             VenueRequest::New {
                 exchange,
@@ -459,22 +508,7 @@ pub fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
             ))
         }
         Command::Tighten(limit, value) => {
-            let (symbol, field) = match limit.strip_prefix("instruments.") {
-                Some(rest) => match rest.split_once('.') {
-                    Some((sym, field)) => (Some(sym), field),
-                    None => return Err(format!("{limit}: expected instruments.<SYMBOL>.<limit>")),
-                },
-                None => (None, limit.as_str()),
-            };
-            let units = match field {
-                "max_open_orders" | "price_band_bps" => value
-                    .parse::<u32>()
-                    .map(i64::from)
-                    .map_err(|_| format!("{limit}: {value:?} is not a whole number"))?,
-                _ => Fixed::parse(value)
-                    .map_err(|e| format!("{limit}: {value:?}: {e}"))?
-                    .raw(),
-            };
+            let (symbol, field, units) = tighten_args(limit, value)?;
             let integer = matches!(field, "max_open_orders" | "price_band_bps");
             bt.tighten_risk(symbol, field, units).map_err(|e| match e {
                 // In the operator's units, not the engine's fixed point.
@@ -490,6 +524,63 @@ pub fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
                 other => format!("risk.{limit}: {other}"),
             })?;
             Ok(format!("risk.{limit} tightened to {value}"))
+        }
+    }
+}
+
+/// A tightening's (symbol, limit field, units) from its operator form.
+fn tighten_args<'a>(
+    limit: &'a str,
+    value: &str,
+) -> Result<(Option<&'a str>, &'a str, i64), String> {
+    let (symbol, field) = match limit.strip_prefix("instruments.") {
+        Some(rest) => match rest.split_once('.') {
+            Some((sym, field)) => (Some(sym), field),
+            None => return Err(format!("{limit}: expected instruments.<SYMBOL>.<limit>")),
+        },
+        None => (None, limit),
+    };
+    let units = match field {
+        "max_open_orders" | "price_band_bps" => value
+            .parse::<u32>()
+            .map(i64::from)
+            .map_err(|_| format!("{limit}: {value:?} is not a whole number"))?,
+        _ => Fixed::parse(value)
+            .map_err(|e| format!("{limit}: {value:?}: {e}"))?
+            .raw(),
+    };
+    Ok((symbol, field, units))
+}
+
+/// A command that was carried out, as the decision log holds it.
+fn applied(bt: &Backtest, cmd: &Command) -> Option<flightlog::Command> {
+    use flightlog::Command as C;
+    Some(match cmd {
+        Command::Pause => C::Pause,
+        Command::Resume => C::Resume,
+        Command::Flatten => C::Flatten,
+        Command::Kill => C::Kill,
+        Command::Halt { cause, .. } => C::Halt(*cause),
+        Command::Tighten(limit, value) => {
+            let (symbol, field, units) = tighten_args(limit, value).ok()?;
+            let instrument = match symbol {
+                None => None,
+                Some(s) => Some(bt.instruments().iter().find(|i| i.symbol == s)?.id),
+            };
+            C::Tighten(instrument, LimitField::parse(field)?, units)
+        }
+    })
+}
+
+/// The decision log, if the flight recorder is on.
+struct Log(Option<DecisionTap>);
+
+impl Log {
+    /// Builds and sends the entry only when recording.
+    #[inline]
+    fn push(&self, ts: Nanos, entry: impl FnOnce() -> Entry) {
+        if let Some(tap) = &self.0 {
+            tap.push(ts, entry());
         }
     }
 }
