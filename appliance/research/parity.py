@@ -186,7 +186,8 @@ def model(rec: Recording, live: dict[str, Any]) -> dict[str, Any]:
         )
     except (engine.BacktestError, engine.ModelError) as err:
         raise _bad(rec.root, "parity.model", str(err)) from None
-    modelled = run["summary"]
+    modelled = dict(run["summary"])
+    modelled["maker_fills"] = sum(1 for x in run["fills"]["liquidity"] if x == "maker")
     rows = {}
     for key in ("orders_sent", "fills", "maker_fills", "fill_ratio", "fees", "realised_pnl", "pnl"):
         a, b = live["summary"].get(key), modelled.get(key)

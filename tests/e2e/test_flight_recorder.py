@@ -3,6 +3,7 @@ records the market data it consumed (every raw frame with its receive time, ever
 it fetched) as captures beside its journal, rotated and listed in a manifest with their hashes.
 The recording replays through the same decoder and book sync as the bundled data, and the book
 rebuilt from it matches every bookTicker checkpoint in it: what the engine saw is what is kept.
+The strategy thread's decision log is beside it (replayed by tests/e2e/test_parity.py).
 
 Each test is bounded in time and stops what it started.
 """
@@ -55,3 +56,9 @@ def test_the_engine_records_what_it_consumed_and_the_recording_replays(tmp_path:
     assert verified["passed"], verified
     (btc,) = verified["instruments"]
     assert btc["checked"] > 0 and btc["matched"] == btc["checked"], btc
+    # The strategy thread's decision log (docs/parity.md) beside it, with the manifest it ran.
+    decisions = flight / "strategy"
+    logged = json.loads((decisions / "manifest.json").read_text())["files"]
+    assert logged and all(e["manifest_sha256"] == digest for e in logged)
+    assert json.loads((decisions / "engine.manifest.json").read_text())["content_sha256"] == digest
+    assert "flight recorder strategy: " in log and " entries in " in log, log
