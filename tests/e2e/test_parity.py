@@ -9,7 +9,9 @@ One recorded run (module scope) serves every test; each wait is bounded.
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +100,31 @@ def test_a_changed_parameter_is_named_as_the_first_cause(
     text = cli("parity", str(recorded.flight), "--manifest", str(path))
     assert text.exit_code == 1
     assert "first divergence: input #" in text.stdout and "cause:  config" in text.stdout
+
+
+def test_a_different_book_is_named_as_the_first_cause(
+    recorded: Recorded, cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    # The recording with its first snapshot's best bid level removed: the replay's book differs
+    # from the one live decided on, and so does the first quote (around the microprice).
+    copy = tmp_path / "flight"
+    shutil.copytree(recorded.flight, copy)
+    (capture,) = sorted((copy / "sim_binance").glob("*.gz"))
+    lines = gzip.decompress(capture.read_bytes()).decode().splitlines(keepends=True)
+    first = next(n for n, line in enumerate(lines) if '"lastUpdateId"' in line)
+    ts, body = lines[first].split(" ", 1)
+    snapshot = json.loads(body)
+    price, _ = snapshot["bids"].pop(0)
+    lines[first] = f"{ts} {json.dumps(snapshot, separators=(',', ':'))}\n"
+    capture.write_bytes(gzip.compress("".join(lines).encode()))
+    done, result = _parity(cli, str(copy))
+    assert done.exit_code == 1, done.snapshot_text()
+    assert result["config_diff"] == [] and result["matched_before_first"] == 0
+    d = result["divergences"][0]
+    assert d["cause"] == "book", d
+    assert (
+        d["detail"].startswith("a different book: live bid ") and price.rstrip("0") in d["detail"]
+    )
 
 
 def test_model_mode_reports_fill_rate_and_pnl_against_live(
