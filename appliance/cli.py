@@ -17,7 +17,7 @@ import typer
 
 from appliance import jsonout
 from appliance._extras import require
-from appliance.config.diagnostics import ConfigError, render_json, render_text
+from appliance.config.diagnostics import ConfigError, Diagnostic, render_json, render_text
 from appliance.deploy import cli_apply as _cli_apply
 from appliance.deploy import cli_fleet as _cli_fleet
 from appliance.research import cli_data as _cli_data
@@ -468,6 +468,63 @@ def parity(
     except ConfigError as err:
         raise _fail(err, fmt) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def baseline(
+    overrides: Overrides = None,
+    engine_ids: Annotated[
+        list[str] | None,
+        typer.Option("--engine", help="engine id; repeatable (default: every engine)"),
+    ] = None,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            help="recent recorded captures (.gz); repeatable: consecutive files are one stream; "
+            "default: the sim venue's capture",
+        ),
+    ] = None,
+    window: Annotated[
+        int, typer.Option("--window", help="detection window, wall seconds (engine.anomaly)")
+    ] = 60,
+    tolerance: Annotated[
+        str, typer.Option("--tolerance", help="how far beyond the backtest's range is normal")
+    ] = "0.5",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="file (default: baselines/<deployment>/<engine>.json)"),
+    ] = None,
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """Derive what an engine's behaviour should look like (fill ratio, order rate, P&L per
+    hour, message rates) from a backtest of the same config; the engine raises an anomaly
+    outside it (docs/operations.md)."""
+    require("research", "pandas")
+    from decimal import Decimal, InvalidOperation
+
+    from appliance.research import baseline as baseline_mod
+
+    try:
+        try:
+            tol = Decimal(tolerance)
+        except InvalidOperation:
+            raise ConfigError(
+                [Diagnostic("--tolerance", tolerance, "baseline.input", "not a decimal")]
+            ) from None
+        baseline_mod.run(
+            _root(root),
+            overrides or [],
+            engine_ids,
+            data,
+            window,
+            tol,
+            out,
+            fmt is Format.json,
+        )
+    except ConfigError as err:
+        raise _fail(err, fmt) from None
 
 
 @app.command()

@@ -75,7 +75,7 @@ STALE: FeedStateKind
 RESYNCING: FeedStateKind
 
 class Event(_message.Message):
-    __slots__ = ("engine_id", "seq", "ts_ns", "wall_ns", "order", "fill", "position", "risk", "heartbeat", "feed")
+    __slots__ = ("engine_id", "seq", "ts_ns", "wall_ns", "order", "fill", "position", "risk", "heartbeat", "feed", "anomaly")
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TS_NS_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class Event(_message.Message):
     RISK_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     FEED_FIELD_NUMBER: _ClassVar[int]
+    ANOMALY_FIELD_NUMBER: _ClassVar[int]
     engine_id: str
     seq: int
     ts_ns: int
@@ -96,7 +97,8 @@ class Event(_message.Message):
     risk: RiskChange
     heartbeat: Heartbeat
     feed: FeedState
-    def __init__(self, engine_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ns: _Optional[int] = ..., wall_ns: _Optional[int] = ..., order: _Optional[_Union[OrderUpdate, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ..., position: _Optional[_Union[Position, _Mapping]] = ..., risk: _Optional[_Union[RiskChange, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., feed: _Optional[_Union[FeedState, _Mapping]] = ...) -> None: ...
+    anomaly: Anomaly
+    def __init__(self, engine_id: _Optional[str] = ..., seq: _Optional[int] = ..., ts_ns: _Optional[int] = ..., wall_ns: _Optional[int] = ..., order: _Optional[_Union[OrderUpdate, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ..., position: _Optional[_Union[Position, _Mapping]] = ..., risk: _Optional[_Union[RiskChange, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., feed: _Optional[_Union[FeedState, _Mapping]] = ..., anomaly: _Optional[_Union[Anomaly, _Mapping]] = ...) -> None: ...
 
 class OrderUpdate(_message.Message):
     __slots__ = ("order_id", "strategy", "exchange", "symbol", "side", "kind", "price", "qty", "filled_qty", "status", "reject_reason")
@@ -213,7 +215,7 @@ class StageLatency(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., count: _Optional[int] = ..., p50_ns: _Optional[int] = ..., p99_ns: _Optional[int] = ..., max_ns: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("uptime_ms", "risk_state", "paused", "open_orders", "equity", "realised_pnl", "fees", "counters", "latency", "positions", "feeds", "manifest_sha256")
+    __slots__ = ("uptime_ms", "risk_state", "paused", "open_orders", "equity", "realised_pnl", "fees", "counters", "latency", "positions", "feeds", "manifest_sha256", "anomalies")
     class CountersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +235,7 @@ class Heartbeat(_message.Message):
     POSITIONS_FIELD_NUMBER: _ClassVar[int]
     FEEDS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ANOMALIES_FIELD_NUMBER: _ClassVar[int]
     uptime_ms: int
     risk_state: RiskStateKind
     paused: bool
@@ -245,7 +248,28 @@ class Heartbeat(_message.Message):
     positions: _containers.RepeatedCompositeFieldContainer[Position]
     feeds: _containers.RepeatedCompositeFieldContainer[FeedState]
     manifest_sha256: str
-    def __init__(self, uptime_ms: _Optional[int] = ..., risk_state: _Optional[_Union[RiskStateKind, str]] = ..., paused: _Optional[bool] = ..., open_orders: _Optional[int] = ..., equity: _Optional[str] = ..., realised_pnl: _Optional[str] = ..., fees: _Optional[str] = ..., counters: _Optional[_Mapping[str, int]] = ..., latency: _Optional[_Iterable[_Union[StageLatency, _Mapping]]] = ..., positions: _Optional[_Iterable[_Union[Position, _Mapping]]] = ..., feeds: _Optional[_Iterable[_Union[FeedState, _Mapping]]] = ..., manifest_sha256: _Optional[str] = ...) -> None: ...
+    anomalies: _containers.RepeatedCompositeFieldContainer[Anomaly]
+    def __init__(self, uptime_ms: _Optional[int] = ..., risk_state: _Optional[_Union[RiskStateKind, str]] = ..., paused: _Optional[bool] = ..., open_orders: _Optional[int] = ..., equity: _Optional[str] = ..., realised_pnl: _Optional[str] = ..., fees: _Optional[str] = ..., counters: _Optional[_Mapping[str, int]] = ..., latency: _Optional[_Iterable[_Union[StageLatency, _Mapping]]] = ..., positions: _Optional[_Iterable[_Union[Position, _Mapping]]] = ..., feeds: _Optional[_Iterable[_Union[FeedState, _Mapping]]] = ..., manifest_sha256: _Optional[str] = ..., anomalies: _Optional[_Iterable[_Union[Anomaly, _Mapping]]] = ...) -> None: ...
+
+class Anomaly(_message.Message):
+    __slots__ = ("figure", "value", "low", "high", "window_s", "active", "derivation", "baseline_sha256")
+    FIGURE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    DERIVATION_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    figure: str
+    value: float
+    low: float
+    high: float
+    window_s: int
+    active: bool
+    derivation: str
+    baseline_sha256: str
+    def __init__(self, figure: _Optional[str] = ..., value: _Optional[float] = ..., low: _Optional[float] = ..., high: _Optional[float] = ..., window_s: _Optional[int] = ..., active: _Optional[bool] = ..., derivation: _Optional[str] = ..., baseline_sha256: _Optional[str] = ...) -> None: ...
 
 class ControlRequest(_message.Message):
     __slots__ = ("status", "pause", "resume", "flatten", "kill", "tighten")

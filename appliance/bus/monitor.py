@@ -66,6 +66,9 @@ class EngineView:
     orders_seen: int = 0
     rejects: dict[str, int] = field(default_factory=dict)
     risk_changes: list[pb.RiskChange] = field(default_factory=list)
+    # Anomalies raised now (figure -> the last event or heartbeat entry), and every change seen.
+    anomalies: dict[str, pb.Anomaly] = field(default_factory=dict)
+    anomaly_changes: list[pb.Anomaly] = field(default_factory=list)
     feeds: dict[str, pb.FeedState] = field(default_factory=dict)
     positions: dict[tuple[str, str], pb.Position] = field(default_factory=dict)
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=8))
@@ -102,6 +105,7 @@ class EngineView:
                 self.positions[(pos.exchange, pos.symbol)] = pos
             for feed in hb.feeds:
                 self.feeds[feed.exchange] = feed
+            self.anomalies = {a.figure: a for a in hb.anomalies}
         elif body == "order":
             order = event.order
             self.orders_seen += 1
@@ -137,6 +141,14 @@ class EngineView:
             )
         elif body == "feed":
             self.feeds[event.feed.exchange] = event.feed
+        elif body == "anomaly":
+            a = event.anomaly
+            self.anomaly_changes.append(a)
+            if a.active:
+                self.anomalies[a.figure] = a
+            else:
+                self.anomalies.pop(a.figure, None)
+            self.recent.append(describe_anomaly(a))
 
     def apply_status(self, status: pb.Status) -> None:
         self.status = status
@@ -358,6 +370,31 @@ def feeds_table(view: EngineView) -> Table:
     return table
 
 
+def describe_anomaly(a: pb.Anomaly) -> str:
+    """One line: the figure, raised or cleared, its value against the range expected."""
+    what = "raised" if a.active else "cleared"
+    return (
+        f"anomaly {what}: {a.figure} {a.value:.4g} over {a.window_s} s, expected "
+        f"{a.low:.4g}..{a.high:.4g}"
+    )
+
+
+def anomalies_table(view: EngineView) -> Table:
+    """The anomalies raised now, with how their range was derived."""
+    table = Table(title="anomalies", title_justify="left")
+    for col in ("figure", "value", "expected", "window", "derived from"):
+        table.add_column(col, justify="right" if col in ("value", "window") else "left")
+    for name, a in sorted(view.anomalies.items()):
+        table.add_row(
+            Text(name, style="red"),
+            f"{a.value:.4g}",
+            f"{a.low:.4g}..{a.high:.4g}",
+            f"{a.window_s} s",
+            a.derivation,
+        )
+    return table
+
+
 def render(view: EngineView, now: float | None = None) -> RenderableType:
     hb = view.heartbeat
     # side by side when the terminal is wide enough, one below the other otherwise
@@ -373,6 +410,8 @@ def render(view: EngineView, now: float | None = None) -> RenderableType:
         orders_table(view),
         middle,
     ]
+    if view.anomalies:
+        parts.append(anomalies_table(view))
     if view.recent:
         parts.append(Text("recent:\n" + "\n".join(f"  {line}" for line in view.recent)))
     return Group(*parts)
@@ -423,6 +462,8 @@ def render_summary(view: EngineView, title: str) -> RenderableType:
         or "none"
     )
     table.add_row("risk events", risk)
+    changes = "; ".join(describe_anomaly(a) for a in view.anomaly_changes) or "none"
+    table.add_row("anomalies", changes)
     table.add_row(
         "bus",
         f"{view.events} events, {view.lost} lost in {view.gaps} gaps"

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from appliance import __version__
+from appliance.config import baselines
 from appliance.config.checks import (
     EngineRef,
     StrategyModel,
@@ -73,6 +74,8 @@ def compile_composed(composed: Composed, git_state: GitState | None = None) -> C
     # Model files are checked for every model strategy that validated, whatever else failed.
     resolved, problems = _resolve_models(composed.root, spec, view)
     diags += problems
+    anomalies, problems = _resolve_baselines(composed.root, composed.deployment_name, spec, view)
+    diags += problems
     diags += check_references(composed.data, composed.root)
     # The manifest-level rules are the engine's own (engine/manifest/src/validate.rs): every
     # engine that can be rendered is, and its violations join the config-level ones (a rule
@@ -85,7 +88,7 @@ def compile_composed(composed: Composed, git_state: GitState | None = None) -> C
     for engine_id in spec.engines if spec is not None else {}:
         assert spec is not None
         built, found = _render_engine(
-            composed.deployment_name, spec, view, engine_id, provenance, resolved
+            composed.deployment_name, spec, view, engine_id, provenance, resolved, anomalies
         )
         for d in found:
             if (d.path, d.rule) not in reported and (d.path, d.rule, d.message) not in seen:
@@ -328,6 +331,24 @@ def _resolve_models(
     return out, diags
 
 
+def _resolve_baselines(
+    root: Path, deployment: str, spec: DeploymentSpec | None, view: View
+) -> tuple[dict[str, dict[str, Any]], list[Diagnostic]]:
+    """The manifest's `engine.anomaly` of every engine with a baseline whose exchanges
+    validated (config/baselines.py); and the problems found."""
+    out: dict[str, dict[str, Any]] = {}
+    diags: list[Diagnostic] = []
+    for engine_id, engine in spec.engines.items() if spec is not None else []:
+        exchanges = {n: view.exchanges[n] for n in engine.exchanges if n in view.exchanges}
+        if engine.anomaly is None or len(exchanges) != len(engine.exchanges):
+            continue
+        block, problems = baselines.resolve(root, deployment, engine_id, engine.anomaly, exchanges)
+        diags += problems
+        if block is not None:
+            out[engine_id] = block
+    return out, diags
+
+
 def _render_engine(
     deployment: str,
     spec: DeploymentSpec,
@@ -335,6 +356,7 @@ def _render_engine(
     engine_id: str,
     provenance: dict[str, Any],
     models: dict[str, dict[str, Any]],
+    anomalies: dict[str, dict[str, Any]],
 ) -> tuple[BuiltManifest | None, list[Diagnostic]]:
     """One engine's manifest, checked by the engine's own validator, and its violations at
     config paths (no manifest when there are any, or when a section did not validate).
@@ -375,6 +397,8 @@ def _render_engine(
             "flight_recorder": (
                 engine.flight_recorder.model_dump(mode="json") if engine.flight_recorder else None
             ),
+            # A baseline that did not resolve has its diagnostic already: render without it.
+            "anomaly": anomalies.get(engine_id),
         },
         "host": {"name": engine.host, **host_body},
         "exchanges": {

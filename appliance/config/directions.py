@@ -115,6 +115,17 @@ FIELDS: dict[str, FieldRule] = {
     "engine.flight_recorder.dir": _r(_N, "where the recordings are written"),
     "engine.flight_recorder.file_mb": _r(_N, "the recordings' file size"),
     "engine.flight_recorder.budget_mb": _r(_N, "how much recording is kept"),
+    "engine.anomaly": _r(_N, "what behaviour is watched against a backtest; trading is the same"),
+    "engine.anomaly.baseline": _r(_N, "which baseline the behaviour is compared with"),
+    "engine.anomaly.baseline_sha256": _r(_N, "which baseline the behaviour is compared with"),
+    "engine.anomaly.window_s": _r(_N, "how long a window anomalies are measured over"),
+    "engine.anomaly.derivation": _r(_N, "how the expected ranges were derived"),
+    "engine.anomaly.figures": _r(_N, "when an anomaly is raised; the engine trades the same"),
+    "engine.anomaly.figures.*": _r(_N, "a figure watched; the engine trades the same"),
+    "engine.anomaly.figures.*.low": _r(_N, "when an anomaly is raised; the engine trades the same"),
+    "engine.anomaly.figures.*.high": _r(
+        _N, "when an anomaly is raised; the engine trades the same"
+    ),
     "engine.metrics.tick_to_order_p99_alert_us": _r(
         _N, "when operators are paged about latency; the engine trades the same"
     ),

@@ -627,6 +627,14 @@ class FlightRecorder(Strict):
     budget_mb: Annotated[int, Field(ge=1, le=U32_MAX)]
 
 
+class AnomalyConfig(Strict):
+    """Anomaly detection: the engine compares its behaviour with the ranges in a baseline file
+    written by `appliance baseline` (a backtest of the same config on recent data)."""
+
+    # The baseline file, relative to the project root (baselines/<deployment>/<engine>.json).
+    baseline: Annotated[str, Field(min_length=1, pattern=r"^[^\s]+$")]
+
+
 class EngineSpec(Strict):
     host: Name
     exchanges: list[Name] = Field(min_length=1)
@@ -635,6 +643,8 @@ class EngineSpec(Strict):
     journal: Journal
     metrics: Metrics
     flight_recorder: FlightRecorder | None
+    # Off unless set: detection needs a baseline derived first (`appliance baseline`).
+    anomaly: AnomalyConfig | None = None
 
 
 class Rollout(Strict):
@@ -711,6 +721,27 @@ class ManifestDeployment(Strict):
     mode: Literal["paper", "live"]
 
 
+class AnomalyRange(Strict):
+    low: Dec
+    high: Dec
+
+
+# The figures anomaly detection measures (engine/runtime/src/anomaly.rs), besides
+# md_messages_per_s.<exchange> for each exchange of the engine.
+ANOMALY_FIGURES = ("fill_ratio", "orders_per_1k_messages", "pnl_per_hour")
+ANOMALY_MD_RATE = "md_messages_per_s."
+
+
+class ManifestAnomaly(Strict):
+    """`engine.anomaly` in a manifest: the baseline's ranges, inlined by the compiler."""
+
+    baseline: Annotated[str, Field(min_length=1)]
+    baseline_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    window_s: Annotated[int, Field(ge=5, le=86400)]
+    derivation: Annotated[str, Field(min_length=1)]
+    figures: dict[str, AnomalyRange] = Field(min_length=1)
+
+
 class ManifestEngine(Strict):
     id: Name
     host: Name
@@ -718,6 +749,7 @@ class ManifestEngine(Strict):
     journal: Journal
     metrics: Metrics
     flight_recorder: FlightRecorder | None
+    anomaly: ManifestAnomaly | None
 
 
 class ManifestHost(Host):

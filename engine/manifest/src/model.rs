@@ -104,7 +104,46 @@ pub struct Engine {
     #[serde(deserialize_with = "nullable")]
     #[schemars(schema_with = "nullable_schema::<FlightRecorder>")]
     pub flight_recorder: Option<FlightRecorder>,
+    /// Anomaly detection against a backtest baseline; null: off.
+    #[serde(deserialize_with = "nullable")]
+    #[schemars(schema_with = "nullable_schema::<Anomaly>")]
+    pub anomaly: Option<Anomaly>,
 }
+
+/// What the live engine compares its own behaviour with: the range each figure took when the
+/// same manifest was backtested on recent data (`appliance baseline`, docs/operations.md). A
+/// figure outside its range over the last `window_s` seconds raises an anomaly event.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Anomaly {
+    /// The baseline file the ranges were read from (relative to the project root), and its
+    /// SHA-256: provenance, so that a plan shows which baseline an engine runs.
+    pub baseline: String,
+    pub baseline_sha256: String,
+    /// The rolling window each figure is measured over, in (wall) seconds.
+    #[schemars(range(min = 5, max = 86_400))]
+    pub window_s: u32,
+    /// How the ranges were derived (data, windows, widening), carried into each event.
+    pub derivation: String,
+    /// Expected range of each figure (see [`ANOMALY_FIGURES`]; `md_messages_per_s.<exchange>`
+    /// per exchange of this engine).
+    pub figures: BTreeMap<String, Range>,
+}
+
+/// An expected range, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    pub low: Fixed,
+    pub high: Fixed,
+}
+
+/// The figures anomaly detection knows, besides `md_messages_per_s.<exchange>`:
+/// fills per order sent, orders sent per 1,000 market-data messages, and the change of equity
+/// (P&L, fees included) per hour.
+pub const ANOMALY_FIGURES: [&str; 3] = ["fill_ratio", "orders_per_1k_messages", "pnl_per_hour"];
+/// The per-exchange figure's prefix: market-data messages per second from that exchange.
+pub const ANOMALY_MD_RATE: &str = "md_messages_per_s.";
 
 /// What the live engine records of the market data it consumed: every raw frame with its
 /// local receive time and every REST snapshot it fetched, in the capture format of `data/`

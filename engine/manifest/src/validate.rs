@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::{Fixed, Violation};
 
+mod anomaly;
 mod venues;
 
 /// Slot counts are powers of two up to 2^24.
@@ -203,6 +204,9 @@ impl Checker {
                     ),
                 );
             }
+        }
+        if let Some(anomaly) = &engine.anomaly {
+            self.anomaly(m, anomaly);
         }
         self.at_least(
             "engine.bus_hwm",
@@ -1333,6 +1337,54 @@ mod tests {
             },
             "engine.flight_recorder.budget_mb",
             &["4", "file_mb 8"],
+        );
+        let anomaly = |figures: serde_json::Value| {
+            json!({
+                "baseline": "baselines/e1.json",
+                "baseline_sha256": "ab".repeat(32),
+                "window_s": 60,
+                "derivation": "a backtest",
+                "figures": figures,
+            })
+        };
+        refused(
+            |v| {
+                v["engine"]["anomaly"] =
+                    anomaly(json!({"fill_rate": {"low": "0.1", "high": "0.5"}}))
+            },
+            "engine.anomaly.figures.fill_rate",
+            &["not a figure this engine measures", "fill_ratio"],
+        );
+        refused(
+            |v| {
+                v["engine"]["anomaly"] = anomaly(
+                    json!({"md_messages_per_s.nowhere": {"low": "1", "high": "5"}}),
+                )
+            },
+            "engine.anomaly.figures.md_messages_per_s.nowhere",
+            &["not a figure this engine measures"],
+        );
+        refused(
+            |v| {
+                v["engine"]["anomaly"] =
+                    anomaly(json!({"pnl_per_hour": {"low": "5", "high": "-5"}}))
+            },
+            "engine.anomaly.figures.pnl_per_hour",
+            &["low 5 is above high -5"],
+        );
+        refused(
+            |v| {
+                v["engine"]["anomaly"] =
+                    anomaly(json!({"fill_ratio": {"low": "0.1", "high": "0.5"}}));
+                v["engine"]["anomaly"]["window_s"] = json!(1);
+            },
+            "engine.anomaly.window_s",
+            &["1", "5..86400"],
+        );
+        refused(
+            |v| v["engine"]["anomaly"] = anomaly(json!({})),
+            "engine.anomaly.figures",
+            &["is empty", "null"],
         );
         refused(
             |v| v["engine"]["metrics"]["tick_to_order_p99_alert_us"] = json!(0),

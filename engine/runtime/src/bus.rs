@@ -16,6 +16,7 @@ use std::time::Duration;
 use prost::Message as _;
 use rt_core::{OrderKind, OrderStatus, RiskState, Side, TraderEvent};
 
+use crate::anomaly::{self, Detector, Totals};
 use crate::clock::{now_ns, uptime_ms};
 use crate::journal::{Journal, Record};
 use crate::latency::{Stage, Stages};
@@ -173,6 +174,7 @@ pub fn housekeeping(
     flags: Arc<Flags>,
     verbose: bool,
     metrics: Option<Page>,
+    anomaly: Option<Detector>,
 ) -> Final {
     let mut hk = Housekeeper {
         bus,
@@ -191,6 +193,7 @@ pub fn housekeeping(
         anchors_written: None,
         verbose,
         metrics,
+        anomaly,
     };
     let mut next_heartbeat = now_ns();
     let mut next_sync = now_ns();
@@ -265,6 +268,8 @@ struct Housekeeper {
     verbose: bool,
     /// The Prometheus page, rendered at each heartbeat (None: no exporter).
     metrics: Option<Page>,
+    /// Anomaly detection against the manifest's baseline (None: off).
+    anomaly: Option<Detector>,
 }
 
 impl Housekeeper {
@@ -553,6 +558,7 @@ impl Housekeeper {
                 }
             })
             .collect();
+        let anomalies = self.anomalies(&counters);
         let hb = pb::Heartbeat {
             uptime_ms: uptime_ms(),
             risk_state: self.view.risk_state.map_or(0, risk_kind),
@@ -566,6 +572,7 @@ impl Housekeeper {
             positions: self.positions(),
             feeds: self.feeds_pb(),
             manifest_sha256: self.id.manifest_sha256.clone(),
+            anomalies,
         };
         if let Some(page) = &self.metrics {
             let id = metrics::Identity {
@@ -577,6 +584,36 @@ impl Housekeeper {
             page.set(metrics::render(&hb, &self.latency, id));
         }
         self.publish(pb::event::Body::Heartbeat(hb));
+    }
+
+    /// Feeds the detector this heartbeat's totals, publishes (and logs) what it raised or
+    /// cleared, and returns the anomalies active now.
+    fn anomalies(&mut self, counters: &HashMap<String, u64>) -> Vec<pb::Anomaly> {
+        let Some(detector) = self.anomaly.as_mut() else {
+            return Vec::new();
+        };
+        let mut per_exchange = vec![0; self.names.exchanges.len()];
+        for f in self.feeds.values() {
+            if let Some(n) = per_exchange.get_mut(f.exchange as usize) {
+                *n += f.messages;
+            }
+        }
+        let totals = Totals {
+            t_ns: now_ns(),
+            orders_sent: counters.get("orders_sent").copied().unwrap_or(0),
+            fills: counters.get("fills").copied().unwrap_or(0),
+            md_messages: counters.get("md_messages").copied().unwrap_or(0),
+            per_exchange,
+            equity: self.view.equity as f64 / rt_core::SCALE as f64,
+            trading: self.view.risk_state == Some(RiskState::Active) && !self.view.paused,
+        };
+        let changes = detector.observe(totals);
+        let active = detector.active();
+        for change in changes {
+            eprintln!("{}", anomaly::describe(&change));
+            self.publish(pb::event::Body::Anomaly(change));
+        }
+        active
     }
 
     fn status(&self) -> pb::Status {

@@ -210,6 +210,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             .collect(),
         strategies: bt.strategy_names().map(str::to_owned).collect(),
     };
+    // Anomaly detection against the manifest's baseline (engine.anomaly), in housekeeping.
+    let anomaly = match &manifest.engine.anomaly {
+        Some(a) => Some(crate::anomaly::Detector::new(a, &names.exchanges)?),
+        None => None,
+    };
 
     // Rings.
     let rings = &manifest.host.rings;
@@ -700,6 +705,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         flags.clone(),
         opts.verbose,
         metrics.as_ref().map(|m| m.page.clone()),
+        anomaly,
     );
     drop(metrics);
     for h in handles {

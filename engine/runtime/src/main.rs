@@ -14,6 +14,7 @@
 //! Exit codes: 0 success; 1 I/O or an unreachable engine; 2 a refused manifest, a refused
 //! command or a usage error; 3 (ctl status) reachable but not as expected.
 
+mod anomaly;
 mod bus;
 mod catchup;
 mod clock;

@@ -248,8 +248,44 @@ pub fn render(hb: &pb::Heartbeat, latency: &Stages, id: Identity<'_>) -> String 
     counters(&mut out, hb);
     positions(&mut out, &hb.positions);
     feeds(&mut out, &hb.feeds);
+    anomalies(&mut out, &hb.anomalies);
     histograms(&mut out, latency);
     out.text
+}
+
+/// The anomalies raised now (engine.anomaly): `rt_anomaly` 1 per figure out of its range,
+/// with the value measured and the range expected (PyRtAnomaly pages on them).
+fn anomalies(out: &mut Builder, anomalies: &[pb::Anomaly]) {
+    if anomalies.is_empty() {
+        return;
+    }
+    type Field = fn(&pb::Anomaly) -> f64;
+    let families: [(&str, &str, Field); 4] = [
+        (
+            "rt_anomaly",
+            "A figure out of the range the backtest baseline expects (1 while raised).",
+            |_| 1.0,
+        ),
+        (
+            "rt_anomaly_value",
+            "The raised figure's value over the detection window.",
+            |a| a.value,
+        ),
+        ("rt_anomaly_low", "The raised figure's expected low.", |a| {
+            a.low
+        }),
+        (
+            "rt_anomaly_high",
+            "The raised figure's expected high.",
+            |a| a.high,
+        ),
+    ];
+    for (name, help, value) in families {
+        out.family(name, "gauge", help);
+        for a in anomalies {
+            out.sample(name, &[("figure", &a.figure)], value(a));
+        }
+    }
 }
 
 /// The heartbeat's named counters: running totals as `rt_<name>_total`, except the families
@@ -563,6 +599,16 @@ mod tests {
                 snapshots: 3,
             }],
             manifest_sha256: "ab".repeat(32),
+            anomalies: vec![pb::Anomaly {
+                figure: "md_messages_per_s.binance_spot".to_owned(),
+                value: 0.0,
+                low: 52.5,
+                high: 261.6,
+                window_s: 60,
+                active: true,
+                derivation: "a backtest".to_owned(),
+                baseline_sha256: "cd".repeat(32),
+            }],
         }
     }
 
@@ -597,6 +643,10 @@ mod tests {
             "rt_feed_state{exchange=\"binance_spot\",state=\"live\"} 1",
             "rt_feed_state{exchange=\"binance_spot\",state=\"stale\"} 0",
             "rt_feed_gaps_total{exchange=\"binance_spot\"} 2",
+            "rt_anomaly{figure=\"md_messages_per_s.binance_spot\"} 1",
+            "rt_anomaly_value{figure=\"md_messages_per_s.binance_spot\"} 0",
+            "rt_anomaly_low{figure=\"md_messages_per_s.binance_spot\"} 52.5",
+            "rt_anomaly_high{figure=\"md_messages_per_s.binance_spot\"} 261.6",
             // Buckets are cumulative: 800 ns under 1 us, the two 3 us under 5 us, 40 us under
             // 50 us, the 2 s one only in +Inf.
             "rt_stage_latency_seconds_bucket{stage=\"tick_to_order\",le=\"0.000001\"} 1",

@@ -1,0 +1,133 @@
+"""Anomaly baselines at compile time: an engine's `anomaly.baseline` file (written by
+`appliance baseline`, appliance/research/baseline.py) becomes the manifest's `engine.anomaly`,
+after checks no single field can see:
+
+- the file exists and is a baseline (every field, version 1);
+- it was derived for this deployment's engine, at the market speed its venues run at now (a
+  sim replaying at another speed would make every rate figure wrong);
+- every figure is one the engine measures, each with low <= high (the engine's own validator
+  checks these again: rule `engine.anomaly`).
+
+Each problem is a diagnostic naming `deployment.engines.<engine>.anomaly.baseline`, rule
+`engine.anomaly_baseline`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError
+
+from appliance.config.diagnostics import Diagnostic
+from appliance.config.models import sha256_file
+from appliance.config.schema import (
+    ANOMALY_FIGURES,
+    ANOMALY_MD_RATE,
+    AnomalyConfig,
+    AnomalyRange,
+    Dec,
+    Exchange,
+    PosDec,
+    Strict,
+    format_decimal,
+)
+
+BASELINE_VERSION = 1
+RULE = "engine.anomaly_baseline"
+
+
+class Baseline(Strict):
+    """A baseline file: the range of each figure over the windows of a backtest."""
+
+    version: Literal[1]
+    deployment: Annotated[str, Field(min_length=1)]
+    engine: Annotated[str, Field(min_length=1)]
+    # The market time one wall second of the engine spans (a sim's replay speed; 1 on a venue).
+    speed: PosDec
+    window_s: Annotated[int, Field(ge=5, le=86400)]
+    data: list[str] = Field(min_length=1)
+    # The manifest backtested (the engine's, with its anomaly section off).
+    backtest_manifest_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    windows: Annotated[int, Field(ge=1)]
+    tolerance: Annotated[Dec, Field(ge=0)]
+    derivation: Annotated[str, Field(min_length=1)]
+    figures: dict[str, AnomalyRange] = Field(min_length=1)
+
+
+def market_speed(sims: Iterable[Decimal | None]) -> Decimal | None:
+    """The market time one wall second of an engine spans, from its exchanges' sim replay
+    speeds (None: a real venue, speed 1); None when they differ (no one speed fits)."""
+    speeds = {Decimal(1) if s is None else s for s in sims}
+    return speeds.pop() if len(speeds) == 1 else None
+
+
+def known_figures(exchanges: list[str]) -> list[str]:
+    return [*ANOMALY_FIGURES, *(f"{ANOMALY_MD_RATE}{x}" for x in exchanges)]
+
+
+def resolve(
+    root: Path,
+    deployment: str,
+    engine_id: str,
+    cfg: AnomalyConfig,
+    exchanges: Mapping[str, Exchange],
+) -> tuple[dict[str, Any] | None, list[Diagnostic]]:
+    """The manifest's `engine.anomaly` for one engine, or the diagnostics that stop it."""
+    path = f"deployment.engines.{engine_id}.anomaly.baseline"
+
+    def problem(message: str) -> tuple[None, list[Diagnostic]]:
+        return None, [Diagnostic(path, cfg.baseline, RULE, message)]
+
+    where = root / cfg.baseline
+    if not where.is_file():
+        return problem(
+            f"{cfg.baseline} does not exist: derive it with `appliance baseline "
+            f"deployment={deployment} --engine {engine_id}` (docs/operations.md)"
+        )
+    try:
+        baseline = Baseline.model_validate(json.loads(where.read_text()))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return problem(f"{cfg.baseline} cannot be read as JSON: {exc}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        at = ".".join(str(p) for p in first["loc"]) or "(top)"
+        return problem(f"{cfg.baseline} is not a baseline: {at}: {first['msg']}")
+    if (baseline.deployment, baseline.engine) != (deployment, engine_id):
+        return problem(
+            f"{cfg.baseline} was derived for engine {baseline.engine!r} of deployment "
+            f"{baseline.deployment!r}, not {engine_id!r} of {deployment!r}"
+        )
+    speed = market_speed(ex.sim.speed if ex.sim else None for ex in exchanges.values())
+    if speed is not None and speed != baseline.speed:
+        return problem(
+            f"{cfg.baseline} was derived at market speed {format_decimal(baseline.speed)}, but "
+            f"this engine's venues run at {format_decimal(speed)} (a sim's replay speed): "
+            f"derive it again with `appliance baseline deployment={deployment} --engine "
+            f"{engine_id}`"
+        )
+    known = known_figures(list(exchanges))
+    for name, r in baseline.figures.items():
+        if name not in known:
+            return problem(
+                f"{cfg.baseline}: figure {name!r} is not one this engine measures "
+                f"(known: {', '.join(known)})"
+            )
+        if r.low > r.high:
+            return problem(
+                f"{cfg.baseline}: figure {name!r} has low {format_decimal(r.low)} above high "
+                f"{format_decimal(r.high)}"
+            )
+    return {
+        "baseline": cfg.baseline,
+        "baseline_sha256": sha256_file(where),
+        "window_s": baseline.window_s,
+        "derivation": baseline.derivation,
+        "figures": {
+            n: {"low": format_decimal(r.low), "high": format_decimal(r.high)}
+            for n, r in sorted(baseline.figures.items())
+        },
+    }, []

@@ -1,0 +1,295 @@
+"""`appliance baseline`: what an engine's behaviour should look like, from a backtest of the same
+config on recent data; the live engine raises an anomaly when it leaves these ranges
+(`engine.anomaly`, engine/runtime/src/anomaly.rs; docs/operations.md).
+
+The engine's manifest (its anomaly section off) is backtested on the data on the engine's own
+core. The data's market time is cut into windows of `window_s` wall seconds at the engine's
+market speed (`window_s * speed` of market time: a sim replaying at speed 4 shows the engine
+4 s of market in one second), and each figure is measured in each window as the engine
+measures it live:
+
+- `fill_ratio`: fills per order sent (windows with at least MIN_ORDERS orders);
+- `orders_per_1k_messages`: orders sent per 1,000 market-data messages (at least
+  MIN_MESSAGES messages);
+- `pnl_per_hour`: the change of equity over the window, per hour of wall time;
+- `md_messages_per_s.<exchange>`: the data's messages per wall second (an engine with one
+  exchange: a capture's lines are that exchange's messages).
+
+A figure's range is the windows' min..max, widened: a figure that cannot be negative by the
+factor 1 + tolerance (min / (1 + t) .. max * (1 + t)), a signed one (P&L) by tolerance times
+the larger of |min| and |max| on each side. The
+file records how it was derived; the compiler inlines it into the manifest, so a new baseline
+is reviewed in a plan like any change.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.config.baselines import BASELINE_VERSION, market_speed
+from appliance.config.compiler import compile_config
+from appliance.config.compose import compose
+from appliance.config.diagnostics import ConfigError, Diagnostic
+from appliance.config.schema import ANOMALY_MD_RATE, format_decimal
+
+# The engine's own thresholds (engine/runtime/src/anomaly.rs MIN_ORDERS, MIN_MESSAGES): a
+# window the engine would not measure does not shape the range either.
+MIN_ORDERS = 10
+MIN_MESSAGES = 1_000
+# Figures that cannot be negative: their widened low stops at 0.
+NON_NEGATIVE = ("fill_ratio", "orders_per_1k_messages", ANOMALY_MD_RATE)
+
+
+@dataclass
+class Derived:
+    engine_id: str
+    path: Path
+    baseline: dict[str, Any]
+
+
+def _fail(path: str, value: Any, message: str) -> ConfigError:
+    return ConfigError([Diagnostic(path, value, "baseline.input", message)])
+
+
+def message_times(files: Sequence[Path]) -> np.ndarray:
+    """The local receive time (ns) of every message of these captures, in file order: the
+    first field of each line (data/README.md)."""
+    stamps: list[int] = []
+    for f in files:
+        opener = gzip.open if f.suffix == ".gz" else open
+        try:
+            with opener(f, "rt", encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    head = line.split(" ", 1)[0]
+                    if not head.isdigit():
+                        raise _fail(
+                            "--data",
+                            str(f),
+                            f"line {n} does not start with a receive time in ns: baselines "
+                            "count the messages of captures (data/README.md), not native files",
+                        )
+                    stamps.append(int(head))
+        except (OSError, UnicodeDecodeError, EOFError) as exc:
+            raise _fail("--data", str(f), f"cannot be read as a capture: {exc}") from None
+    return np.asarray(stamps, dtype=np.int64)
+
+
+def widen(values: Sequence[float], tolerance: float, non_negative: bool) -> tuple[float, float]:
+    """The windows' min..max, widened: a figure that cannot be negative by the factor
+    1 + tolerance (min / (1 + t) .. max * (1 + t)), a signed one by tolerance times the larger
+    of |min| and |max| on each side."""
+    lo, hi = min(values), max(values)
+    if non_negative:
+        return lo / (1 + tolerance), hi * (1 + tolerance)
+    margin = tolerance * max(abs(lo), abs(hi))
+    return lo - margin, hi + margin
+
+
+def _text(value: float) -> str:
+    """A bound as a manifest decimal: 8 decimals at most, no exponent."""
+    return format_decimal(Decimal(repr(float(value))).quantize(Decimal("0.00000001")))
+
+
+def figures_by_window(
+    result: Any, stamps: np.ndarray, exchange: str | None, window_s: int, speed: Decimal
+) -> tuple[int, dict[str, list[float]]]:
+    """Each figure's value in each whole window of the data; the number of windows."""
+    span = int(window_s * speed * 1_000_000_000)
+    start, last = int(stamps.min()), int(stamps.max())
+    count = (last - start) // span
+    orders = result.orders
+    sent = orders[orders["reject_reason"].isna()] if len(orders) else orders
+    order_ts = np.sort(sent["ts_ns"].to_numpy(dtype=np.int64)) if len(sent) else np.empty(0)
+    fills = result.fills
+    fill_ts = np.sort(fills["ts_ns"].to_numpy(dtype=np.int64)) if len(fills) else np.empty(0)
+    equity = result.equity
+    eq_ts = equity["ts_ns"].to_numpy(dtype=np.int64)
+    eq = equity["equity"].to_numpy(dtype=float)
+    md_ts = np.sort(stamps)
+
+    def between(ts: np.ndarray, a: int, b: int) -> int:
+        return int(np.searchsorted(ts, b, side="left") - np.searchsorted(ts, a, side="left"))
+
+    def equity_at(t: int) -> float:
+        i = int(np.searchsorted(eq_ts, t, side="right")) - 1
+        return float(eq[i]) if i >= 0 else 0.0
+
+    out: dict[str, list[float]] = {"fill_ratio": [], "orders_per_1k_messages": []}
+    out["pnl_per_hour"] = []
+    md_name = f"{ANOMALY_MD_RATE}{exchange}" if exchange is not None else None
+    if md_name is not None:
+        out[md_name] = []
+    for k in range(count):
+        a, b = start + k * span, start + (k + 1) * span
+        n_orders, n_fills, n_md = (
+            between(order_ts, a, b),
+            between(fill_ts, a, b),
+            between(md_ts, a, b),
+        )
+        if n_orders >= MIN_ORDERS:
+            out["fill_ratio"].append(n_fills / n_orders)
+        if n_md >= MIN_MESSAGES:
+            out["orders_per_1k_messages"].append(n_orders * 1000 / n_md)
+        out["pnl_per_hour"].append((equity_at(b) - equity_at(a)) * 3600 / window_s)
+        if md_name is not None:
+            out[md_name].append(n_md / window_s)
+    return count, {k: v for k, v in out.items() if v}
+
+
+def derive(
+    project: Path,
+    overrides: Sequence[str],
+    engine_ids: Sequence[str] | None,
+    data: Sequence[Path] | None,
+    window_s: int,
+    tolerance: Decimal,
+    out: Path | None,
+) -> list[Derived]:
+    """Derive (and write) the baseline of each engine asked for (default: every engine)."""
+    from appliance.research import backtest
+    from appliance.research import data as data_mod
+    from appliance.research.cli_backtest import _default_data
+
+    if not 5 <= window_s <= 86_400:
+        raise _fail("--window", window_s, "must be 5..86400 seconds (engine.anomaly.window_s)")
+    if tolerance < 0:
+        raise _fail("--tolerance", str(tolerance), "must be 0 or more")
+    # The engines' anomaly sections are off for the backtest: a baseline not derived yet (or
+    # an old one) must not stop the compile, and detection does not change what is traded.
+    engines = (compose(project, overrides).data.get("deployment") or {}).get("engines") or {}
+    off = [f"++deployment.engines.{e}.anomaly=null" for e in engines]
+    compiled = compile_config(project, [*overrides, *off])
+    manifests = {m.engine_id: m for m in compiled.manifests}
+    wanted = list(engine_ids) if engine_ids else sorted(manifests)
+    unknown = [e for e in wanted if e not in manifests]
+    if unknown:
+        raise _fail("--engine", unknown[0], f"no such engine (engines: {sorted(manifests)})")
+    if out is not None and len(wanted) > 1:
+        raise _fail("--out", str(out), "one file per engine: choose an engine with --engine")
+    derived = []
+    for engine_id in wanted:
+        built = manifests[engine_id]
+        manifest = json.loads(built.text)
+        exchanges = manifest["exchanges"]
+        speed = market_speed(
+            Decimal(ex["sim"]["speed"]) if ex.get("sim") else None for ex in exchanges.values()
+        )
+        if speed is None:
+            raise _fail(
+                "--engine",
+                engine_id,
+                "its exchanges replay at different speeds: no one window fits all figures",
+            )
+        files = [Path(f) for f in data] if data else _default_data(project, manifest)
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise _fail("--data", missing[0], "no such file")
+        stamps = message_times(files)
+        if stamps.size == 0:
+            raise _fail("--data", str(files[0]), "holds no messages")
+        natives = data_mod.prepare(project, files, data_mod.parse_window(None, None))
+        result = backtest.run(built.text, natives)
+        exchange = next(iter(exchanges)) if len(exchanges) == 1 else None
+        windows, values = figures_by_window(result, stamps, exchange, window_s, speed)
+        if windows == 0:
+            market_s = (int(stamps.max()) - int(stamps.min())) / 1e9
+            raise _fail(
+                "--window",
+                window_s,
+                f"the data spans {market_s:.0f} s of market time and a window is "
+                f"{float(window_s * speed):.0f} s of it (window x speed "
+                f"{format_decimal(speed)}): shorten the window or give more data",
+            )
+        tol = float(tolerance)
+        figures = {}
+        for name, vals in sorted(values.items()):
+            low, high = widen(vals, tol, name.startswith(NON_NEGATIVE))
+            figures[name] = {"low": _text(low), "high": _text(high)}
+        names = ", ".join(f.name for f in files)
+        derivation = (
+            f"backtest of {compiled.deployment}/{engine_id} (manifest "
+            f"{manifest['content_sha256'][:12]}, anomaly off) on {names}: {windows} windows of "
+            f"{window_s} s at market speed {format_decimal(speed)}; each range is the windows' "
+            f"min..max widened by tolerance {format_decimal(tolerance)} (rates and ratios: "
+            f"min/(1+t)..max*(1+t); P&L: t x max(|min|, |max|) each side)"
+        )
+        baseline = {
+            "version": BASELINE_VERSION,
+            "deployment": compiled.deployment,
+            "engine": engine_id,
+            "speed": format_decimal(speed),
+            "window_s": window_s,
+            "data": [str(_relative(f, project)) for f in files],
+            "backtest_manifest_sha256": manifest["content_sha256"],
+            "windows": windows,
+            "tolerance": format_decimal(tolerance),
+            "derivation": derivation,
+            "figures": figures,
+        }
+        target = out or project / "baselines" / compiled.deployment / f"{engine_id}.json"
+        _write(target, json.dumps(baseline, indent=2) + "\n")
+        derived.append(Derived(engine_id, target, baseline))
+    return derived
+
+
+def _relative(path: Path, project: Path) -> Path:
+    try:
+        # Not resolved: data/ may be a link, and the path is the project's name for it.
+        return path.absolute().relative_to(project.absolute())
+    except ValueError:
+        return path
+
+
+def _write(path: Path, text: str) -> None:
+    """Written beside and renamed over: a reader never sees half a baseline."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def run(
+    project: Path,
+    overrides: Sequence[str],
+    engine_ids: Sequence[str] | None,
+    data: Sequence[Path] | None,
+    window_s: int,
+    tolerance: Decimal,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """The CLI: derive, write, and show each baseline with the line that turns it on."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from appliance import jsonout
+
+    derived = derive(project, overrides, engine_ids, data, window_s, tolerance, out)
+    if as_json:
+        rows = [{"engine": d.engine_id, "path": str(d.path), **d.baseline} for d in derived]
+        print(jsonout.dumps({"baselines": rows}, indent=2, sort_keys=True))
+        return
+    console = Console()
+    for d in derived:
+        shown = _relative(d.path, project)
+        table = Table(title=f"{d.baseline['deployment']} / {d.engine_id}: {shown}")
+        for column in ("figure", "low", "high"):
+            table.add_column(column, justify="left" if column == "figure" else "right")
+        for name, r in d.baseline["figures"].items():
+            table.add_row(name, r["low"], r["high"])
+        console.print(table)
+        console.print(d.baseline["derivation"], soft_wrap=True, highlight=False)
+        console.print(
+            f"to watch it, set deployment.engines.{d.engine_id}.anomaly: {{baseline: {shown}}}",
+            soft_wrap=True,
+            highlight=False,
+        )

@@ -1,0 +1,363 @@
+//! Anomaly detection: the live engine's behaviour against the ranges a backtest of the same
+//! manifest showed on recent data (manifest `engine.anomaly`, written by `appliance baseline`;
+//! docs/operations.md).
+//!
+//! The housekeeping thread hands each heartbeat's running totals to [`Detector::observe`].
+//! Every figure is measured over the last `window_s` seconds: the difference between the
+//! newest totals and the latest ones at least a window old. A figure outside its range raises
+//! an anomaly; back inside, it clears. Each change is one bus event (`Anomaly`), the active
+//! ones are in every heartbeat and on `/metrics` (`rt_anomaly`), and `PyRtAnomaly` pages.
+//!
+//! A figure is measured only when it means something: a ratio needs enough of its
+//! denominator in the window ([`MIN_ORDERS`] orders sent, [`MIN_MESSAGES`] market-data
+//! messages), and the order figures need trading on at both ends of the window (risk ACTIVE,
+//! not paused: a halt or a pause has its own event and alert). A figure that cannot be
+//! measured keeps its state.
+
+use std::collections::VecDeque;
+
+use rt_manifest::model::{Anomaly, ANOMALY_MD_RATE};
+
+use crate::bus::pb;
+
+/// Orders sent in a window below which `fill_ratio` is not measured.
+pub const MIN_ORDERS: u64 = 10;
+/// Market-data messages in a window below which `orders_per_1k_messages` is not measured.
+pub const MIN_MESSAGES: u64 = 1_000;
+
+/// The running totals of one heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Totals {
+    pub t_ns: i64,
+    pub orders_sent: u64,
+    pub fills: u64,
+    pub md_messages: u64,
+    /// Market-data messages per exchange, by exchange index.
+    pub per_exchange: Vec<u64>,
+    /// Equity in the quote asset.
+    pub equity: f64,
+    /// Risk ACTIVE and not paused.
+    pub trading: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    FillRatio,
+    OrdersPer1k,
+    PnlPerHour,
+    MdRate(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Watched {
+    name: String,
+    kind: Kind,
+    low: f64,
+    high: f64,
+    /// The value last measured while raised (None: not raised).
+    raised: Option<f64>,
+}
+
+/// What every event of a detector carries.
+#[derive(Debug)]
+struct Meta {
+    window_s: u32,
+    derivation: String,
+    baseline_sha256: String,
+}
+
+/// The detector of one engine.
+#[derive(Debug)]
+pub struct Detector {
+    window_ns: i64,
+    meta: Meta,
+    watched: Vec<Watched>,
+    history: VecDeque<Totals>,
+}
+
+/// Why the manifest's `engine.anomaly` names a figure this engine cannot measure (the
+/// manifest's validator refuses that before an engine starts).
+#[derive(Debug, thiserror::Error)]
+#[error("engine.anomaly.figures.{0}: not a figure this engine measures")]
+pub struct UnknownFigure(String);
+
+impl Detector {
+    /// The detector of `anomaly`, for an engine with these exchanges (by index).
+    pub fn new(anomaly: &Anomaly, exchanges: &[String]) -> Result<Detector, UnknownFigure> {
+        let watched = anomaly
+            .figures
+            .iter()
+            .map(|(name, range)| {
+                let kind = match name.as_str() {
+                    "fill_ratio" => Kind::FillRatio,
+                    "orders_per_1k_messages" => Kind::OrdersPer1k,
+                    "pnl_per_hour" => Kind::PnlPerHour,
+                    other => other
+                        .strip_prefix(ANOMALY_MD_RATE)
+                        .and_then(|x| exchanges.iter().position(|e| e == x))
+                        .map(Kind::MdRate)
+                        .ok_or_else(|| UnknownFigure(name.clone()))?,
+                };
+                Ok(Watched {
+                    name: name.clone(),
+                    kind,
+                    low: float(range.low),
+                    high: float(range.high),
+                    raised: None,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Detector {
+            window_ns: i64::from(anomaly.window_s) * 1_000_000_000,
+            meta: Meta {
+                window_s: anomaly.window_s,
+                derivation: anomaly.derivation.clone(),
+                baseline_sha256: anomaly.baseline_sha256.clone(),
+            },
+            watched,
+            history: VecDeque::new(),
+        })
+    }
+
+    /// Takes in a heartbeat's totals; returns the anomalies raised or cleared by it.
+    pub fn observe(&mut self, now: Totals) -> Vec<pb::Anomaly> {
+        let since = now.t_ns - self.window_ns;
+        // Keep the latest totals at or before the window's start, and everything after.
+        while self.history.len() >= 2 && self.history[1].t_ns <= since {
+            self.history.pop_front();
+        }
+        let covered = self.history.front().is_some_and(|b| b.t_ns <= since);
+        let mut changes = Vec::new();
+        if covered {
+            let base = &self.history[0];
+            let values: Vec<Option<f64>> = self
+                .watched
+                .iter()
+                .map(|w| measure(w.kind, base, &now))
+                .collect();
+            for (w, value) in self.watched.iter_mut().zip(values) {
+                let Some(v) = value else { continue };
+                let outside = v < w.low || v > w.high;
+                match (outside, w.raised) {
+                    (true, None) => {
+                        w.raised = Some(v);
+                        changes.push(event(w, v, true, &self.meta));
+                    }
+                    (true, Some(_)) => w.raised = Some(v),
+                    (false, Some(_)) => {
+                        w.raised = None;
+                        changes.push(event(w, v, false, &self.meta));
+                    }
+                    (false, None) => {}
+                }
+            }
+        }
+        self.history.push_back(now);
+        changes
+    }
+
+    /// The anomalies raised now, with the value last measured.
+    pub fn active(&self) -> Vec<pb::Anomaly> {
+        self.watched
+            .iter()
+            .filter_map(|w| w.raised.map(|v| event(w, v, true, &self.meta)))
+            .collect()
+    }
+}
+
+fn event(w: &Watched, value: f64, active: bool, d: &Meta) -> pb::Anomaly {
+    pb::Anomaly {
+        figure: w.name.clone(),
+        value,
+        low: w.low,
+        high: w.high,
+        window_s: d.window_s,
+        active,
+        derivation: d.derivation.clone(),
+        baseline_sha256: d.baseline_sha256.clone(),
+    }
+}
+
+/// A manifest decimal as a float (the figures are statistics, compared as floats).
+fn float(x: rt_manifest::Fixed) -> f64 {
+    x.raw() as f64 / rt_manifest::Fixed::SCALE as f64
+}
+
+/// A figure over the window from `base` to `now`, if it can be measured.
+fn measure(kind: Kind, base: &Totals, now: &Totals) -> Option<f64> {
+    let seconds = (now.t_ns - base.t_ns) as f64 / 1e9;
+    if seconds <= 0.0 {
+        return None;
+    }
+    let trading = base.trading && now.trading;
+    let orders = now.orders_sent.saturating_sub(base.orders_sent);
+    match kind {
+        Kind::FillRatio => (trading && orders >= MIN_ORDERS)
+            .then(|| now.fills.saturating_sub(base.fills) as f64 / orders as f64),
+        Kind::OrdersPer1k => {
+            let messages = now.md_messages.saturating_sub(base.md_messages);
+            (trading && messages >= MIN_MESSAGES).then(|| orders as f64 * 1000.0 / messages as f64)
+        }
+        Kind::PnlPerHour => Some((now.equity - base.equity) * 3600.0 / seconds),
+        Kind::MdRate(x) => {
+            let at = |t: &Totals| t.per_exchange.get(x).copied().unwrap_or(0);
+            Some(at(now).saturating_sub(at(base)) as f64 / seconds)
+        }
+    }
+}
+
+/// The human line of an anomaly change, for the engine's log.
+pub fn describe(a: &pb::Anomaly) -> String {
+    format!(
+        "anomaly {}: {} {:.4} over the last {} s, expected {:.4}..={:.4} ({})",
+        if a.active { "raised" } else { "cleared" },
+        a.figure,
+        a.value,
+        a.window_s,
+        a.low,
+        a.high,
+        a.derivation
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rt_manifest::model::Range;
+    use rt_manifest::Fixed;
+    use std::collections::BTreeMap;
+
+    fn range(low: &str, high: &str) -> Range {
+        Range {
+            low: Fixed::parse(low).unwrap(),
+            high: Fixed::parse(high).unwrap(),
+        }
+    }
+
+    fn detector(figures: &[(&str, Range)]) -> Detector {
+        let anomaly = Anomaly {
+            baseline: "baselines/e.json".into(),
+            baseline_sha256: "ab".repeat(32),
+            window_s: 10,
+            derivation: "a backtest".into(),
+            figures: figures
+                .iter()
+                .map(|(n, r)| ((*n).to_owned(), *r))
+                .collect::<BTreeMap<_, _>>(),
+        };
+        Detector::new(&anomaly, &["sim".to_owned(), "other".to_owned()]).unwrap()
+    }
+
+    fn at(s: i64, orders: u64, fills: u64, md: u64, equity: f64) -> Totals {
+        Totals {
+            t_ns: s * 1_000_000_000,
+            orders_sent: orders,
+            fills,
+            md_messages: md,
+            per_exchange: vec![md, 0],
+            equity,
+            trading: true,
+        }
+    }
+
+    #[test]
+    fn nothing_is_measured_before_a_whole_window() {
+        let mut d = detector(&[("md_messages_per_s.sim", range("100", "200"))]);
+        for s in 0..10 {
+            assert!(d.observe(at(s, 0, 0, 0, 0.0)).is_empty(), "second {s}");
+        }
+        // At 10 s the window [0, 10] is covered: 0 messages/s is below 100.
+        let raised = d.observe(at(10, 0, 0, 0, 0.0));
+        assert_eq!(raised.len(), 1);
+        assert!(raised[0].active && raised[0].value == 0.0, "{raised:?}");
+        assert_eq!(d.active().len(), 1);
+    }
+
+    #[test]
+    fn a_figure_is_raised_once_and_cleared_when_back_in_range() {
+        let mut d = detector(&[("md_messages_per_s.sim", range("100", "200"))]);
+        let mut md = 0;
+        let mut changes = Vec::new();
+        // 150/s for 20 s, then a stall of 15 s, then 150/s again.
+        for s in 0..=60 {
+            if !(20..35).contains(&s) {
+                md += 150;
+            }
+            changes.extend(d.observe(at(s, 0, 0, md, 0.0)).into_iter().map(|a| (s, a)));
+        }
+        let seen: Vec<(i64, bool)> = changes.iter().map(|(s, a)| (*s, a.active)).collect();
+        // Raised when the window's rate falls below 100/s (at 23 s the window (13, 23] holds
+        // 6 s of 150/s: 90/s), cleared when it is back at 100/s or more (at 41 s, (31, 41]
+        // holds 7 s: 105/s). Nothing in between: a raised figure is raised once.
+        assert_eq!(seen, vec![(23, true), (41, false)], "{changes:?}");
+        assert!(d.active().is_empty());
+        let raised = &changes[0].1;
+        assert_eq!(raised.figure, "md_messages_per_s.sim");
+        assert!((raised.value - 90.0).abs() < 1e-9, "{raised:?}");
+        assert_eq!(
+            (raised.low, raised.high, raised.window_s),
+            (100.0, 200.0, 10)
+        );
+        assert_eq!(raised.derivation, "a backtest");
+    }
+
+    #[test]
+    fn ratios_need_enough_of_their_denominator_and_trading_on() {
+        let mut d = detector(&[
+            ("fill_ratio", range("0.2", "0.8")),
+            ("orders_per_1k_messages", range("5", "50")),
+        ]);
+        // 5 orders per 10 s with no fills: too few orders to measure a fill ratio; 500
+        // messages: too few to measure the order rate.
+        for s in 0..=20 {
+            let s_u = s as u64;
+            assert!(d.observe(at(s, s_u / 2, 0, s_u * 50, 0.0)).is_empty());
+        }
+        // Now 3 orders a second with no fill: a fill ratio of 0 over 30 orders.
+        let mut d = detector(&[("fill_ratio", range("0.2", "0.8"))]);
+        let mut raised = Vec::new();
+        for s in 0..=10 {
+            raised.extend(d.observe(at(s, 3 * s as u64, 0, 0, 0.0)));
+        }
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        assert_eq!(
+            (raised[0].figure.as_str(), raised[0].value),
+            ("fill_ratio", 0.0)
+        );
+        // While risk is not ACTIVE, the order figures are not measured (and keep their state).
+        let mut d = detector(&[("fill_ratio", range("0.2", "0.8"))]);
+        for s in 0..=20 {
+            let mut t = at(s, 3 * s as u64, 0, 0, 0.0);
+            t.trading = false;
+            assert!(d.observe(t).is_empty());
+        }
+    }
+
+    #[test]
+    fn pnl_per_hour_is_the_equity_change_scaled_to_an_hour() {
+        let mut d = detector(&[("pnl_per_hour", range("-36", "36"))]);
+        // Losing 0.2 in 10 s is -72 an hour.
+        let mut raised = Vec::new();
+        for s in 0..=10 {
+            raised.extend(d.observe(at(s, 0, 0, 0, -0.02 * s as f64)));
+        }
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        assert!((raised[0].value + 72.0).abs() < 1e-6, "{raised:?}");
+    }
+
+    #[test]
+    fn an_unknown_figure_is_refused() {
+        let anomaly = Anomaly {
+            baseline: "b.json".into(),
+            baseline_sha256: "ab".repeat(32),
+            window_s: 10,
+            derivation: "d".into(),
+            figures: [("md_messages_per_s.nowhere".to_owned(), range("1", "2"))].into(),
+        };
+        let err = Detector::new(&anomaly, &["sim".to_owned()]).unwrap_err();
+        assert!(
+            err.to_string().contains("md_messages_per_s.nowhere"),
+            "{err}"
+        );
+    }
+}

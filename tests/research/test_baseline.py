@@ -1,0 +1,190 @@
+"""`appliance baseline` and `engine.anomaly`: ranges derived from a backtest of the same config,
+checked against an independent count of the data, inlined into the manifest by the compiler,
+and every bad baseline refused at compile time with a diagnostic that says what to do.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.config.compiler import compile_config
+from tests.conftest import ROOT, Run
+
+CAPTURE = ROOT / "data/binance/spot_btcusdt_20240808.gz"
+
+
+def _derive(cli: Callable[..., Run], project: Path, out: Path, *extra: str) -> dict[str, Any]:
+    run = cli(
+        "baseline",
+        "deployment=paper_local",
+        *extra,
+        "--out",
+        str(out),
+        "--format",
+        "json",
+        root=project,
+    )
+    assert run.exit_code == 0, run.stdout + run.stderr
+    rows: list[dict[str, Any]] = json.loads(run.stdout)["baselines"]
+    (row,) = rows
+    assert json.loads(out.read_text()) == {k: v for k, v in row.items() if k not in ("path",)} | {
+        "engine": "paper_1"
+    }
+    return row
+
+
+def test_ranges_come_from_the_windows_of_the_data(
+    cli: Callable[..., Run], project: Path, tmp_path: Path
+) -> None:
+    row = _derive(cli, project, tmp_path / "b.json", "--window", "60")
+    assert (row["deployment"], row["engine"], row["speed"], row["window_s"]) == (
+        "paper_local",
+        "paper_1",
+        "1",
+        60,
+    )
+    assert row["data"] == ["data/binance/spot_btcusdt_20240808.gz"]
+    # The capture's messages counted here, independently, in whole 60 s windows.
+    with gzip.open(CAPTURE, "rt") as fh:
+        stamps = [int(line.split(" ", 1)[0]) for line in fh]
+    start, span = min(stamps), 60_000_000_000
+    windows = (max(stamps) - start) // span
+    counts = [
+        sum(1 for t in stamps if start + k * span <= t < start + (k + 1) * span)
+        for k in range(windows)
+    ]
+    assert row["windows"] == windows == 5
+    md = row["figures"]["md_messages_per_s.sim_binance"]
+    # A rate cannot be negative: min / 1.5 .. max * 1.5 with the default tolerance 0.5.
+    assert float(md["low"]) == pytest.approx(min(counts) / 60 / 1.5, abs=1e-8)
+    assert float(md["high"]) == pytest.approx(max(counts) / 60 * 1.5, abs=1e-8)
+    assert set(row["figures"]) == {
+        "fill_ratio",
+        "orders_per_1k_messages",
+        "pnl_per_hour",
+        "md_messages_per_s.sim_binance",
+    }
+    for name, r in row["figures"].items():
+        assert float(r["low"]) <= float(r["high"]), name
+    assert "5 windows of 60 s at market speed 1" in row["derivation"]
+    assert "spot_btcusdt_20240808.gz" in row["derivation"]
+
+
+def test_a_sim_at_speed_8_shows_eight_times_the_market_in_a_window(
+    cli: Callable[..., Run], project: Path, tmp_path: Path
+) -> None:
+    slow = _derive(cli, project, tmp_path / "slow.json", "--window", "40")
+    fast = _derive(
+        cli, project, tmp_path / "fast.json", "exchanges.sim_binance.sim.speed='8'", "--window", "5"
+    )
+    # 40 s of market in each window either way: the same windows, messages per wall second x8.
+    assert (fast["speed"], fast["windows"]) == ("8", slow["windows"])
+    for end in ("low", "high"):
+        slow_rate = float(slow["figures"]["md_messages_per_s.sim_binance"][end])
+        fast_rate = float(fast["figures"]["md_messages_per_s.sim_binance"][end])
+        assert fast_rate == pytest.approx(slow_rate * 8, rel=1e-6)
+        # Fills per order do not depend on the speed.
+        assert fast["figures"]["fill_ratio"][end] == slow["figures"]["fill_ratio"][end]
+
+
+def test_the_compiler_inlines_the_baseline_into_the_manifest(
+    cli: Callable[..., Run], project: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "b.json"
+    row = _derive(cli, project, path, "--window", "60")
+    compiled = compile_config(
+        project,
+        ["deployment=paper_local", f"deployment.engines.paper_1.anomaly={{baseline:{path}}}"],
+    )
+    (m,) = compiled.manifests
+    anomaly = json.loads(m.text)["engine"]["anomaly"]
+    assert anomaly == {
+        "baseline": str(path),
+        "baseline_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "window_s": 60,
+        "derivation": row["derivation"],
+        "figures": row["figures"],
+    }
+    # Off by default: the shipped deployment runs without one.
+    (plain,) = compile_config(project, ["deployment=paper_local"]).manifests
+    assert json.loads(plain.text)["engine"]["anomaly"] is None
+
+
+def _edited(path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    doc = json.loads(path.read_text())
+    edit(doc)
+    out = path.with_name(f"edited_{len(list(path.parent.iterdir()))}.json")
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def test_a_bad_baseline_is_refused_naming_what_to_do(
+    cli: Callable[..., Run], project: Path, tmp_path: Path
+) -> None:
+    good = tmp_path / "b.json"
+    _derive(cli, project, good, "--window", "60")
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    cases = [
+        (tmp_path / "missing.json", [], "does not exist: derive it with `appliance baseline"),
+        (garbage, [], "cannot be read as JSON"),
+        (
+            _edited(good, lambda d: d.update(engine="paper_2")),
+            [],
+            "was derived for engine 'paper_2'",
+        ),
+        (
+            good,
+            ["exchanges.sim_binance.sim.speed='8'"],
+            "derived at market speed 1, but this engine's venues run at 8",
+        ),
+        (
+            _edited(good, lambda d: d["figures"].update(fill_rate={"low": "0", "high": "1"})),
+            [],
+            "figure 'fill_rate' is not one this engine measures",
+        ),
+        (
+            _edited(good, lambda d: d["figures"].update(pnl_per_hour={"low": "5", "high": "1"})),
+            [],
+            "has low 5 above high 1",
+        ),
+        (_edited(good, lambda d: d.pop("window_s")), [], "is not a baseline: window_s"),
+    ]
+    for path, extra, words in cases:
+        build = tmp_path / "build"
+        run = cli(
+            "compile",
+            "deployment=paper_local",
+            f"deployment.engines.paper_1.anomaly={{baseline:{path}}}",
+            *extra,
+            "--out",
+            str(build),
+            root=project,
+        )
+        assert run.exit_code == 2, (path, run.stdout + run.stderr)
+        text = run.stdout + run.stderr
+        assert "deployment.engines.paper_1.anomaly.baseline" in text, text
+        assert "engine.anomaly_baseline" in text, text
+        assert words in text, text
+        assert not build.exists(), "nothing is written"
+
+
+def test_bad_options_are_named(cli: Callable[..., Run], project: Path) -> None:
+    for args, words in [
+        (["--window", "3600"], "the data spans 346 s of market time"),
+        (["--window", "2"], "must be 5..86400"),
+        (["--tolerance", "-1"], "must be 0 or more"),
+        (["--engine", "nope"], "no such engine"),
+        (["--data", "nowhere.gz"], "no such file"),
+    ]:
+        run = cli("baseline", "deployment=paper_local", *args, root=project)
+        assert run.exit_code == 2, (args, run.stdout + run.stderr)
+        assert words in run.stdout + run.stderr, (args, run.stdout + run.stderr)
+    assert not (project / "baselines").exists()
