@@ -776,6 +776,154 @@ mod tests {
         }
     }
 
+    /// A sink that keeps what it is given: (kind, first id, final id) per event.
+    #[derive(Default)]
+    struct Kept {
+        events: Vec<(char, u64, u64)>,
+        lines: std::cell::RefCell<Vec<String>>,
+        statuses: Vec<FeedStatus>,
+        resync: bool,
+    }
+
+    impl Sink for Kept {
+        fn stopping(&self) -> bool {
+            false
+        }
+        fn take_resync(&mut self) -> bool {
+            std::mem::take(&mut self.resync)
+        }
+        fn log(&self, line: String) {
+            self.lines.borrow_mut().push(line);
+        }
+        fn report(&mut self, info: &mut FeedInfo) {
+            if self.statuses.last() != Some(&info.status) {
+                self.statuses.push(info.status);
+            }
+        }
+        fn on_snapshot(&mut self, _: usize, _: &[u8], event: &MarketEvent<'_>) -> bool {
+            self.on_event(event)
+        }
+        fn on_event(&mut self, event: &MarketEvent<'_>) -> bool {
+            self.events.push(match event {
+                MarketEvent::Snapshot(s) => ('s', s.last_update_id, s.last_update_id),
+                MarketEvent::Depth(d) => ('d', d.first_id, d.final_id),
+                MarketEvent::Trade(t) => ('t', t.id, t.id),
+                MarketEvent::Bbo(b) => ('b', b.update_id, b.update_id),
+            });
+            true
+        }
+        fn feed_down(&mut self, _: Nanos) {}
+    }
+
+    /// An OKX `books` message of BTC-USDT with one bid and one ask and its right checksum
+    /// (`wrong`: the checksum of another book).
+    fn okx_books(action: &str, bid_size: &str, wrong: bool) -> String {
+        let text = format!("100.1:{bid_size}:100.2:3");
+        let crc = crc32fast_hash(if wrong { b"x" } else { text.as_bytes() }) as i32;
+        format!(
+            r#"{{"arg":{{"channel":"books","instId":"BTC-USDT"}},"action":"{action}","data":[{{"asks":[["100.2","3","0","1"]],"bids":[["100.1","{bid_size}","0","1"]],"ts":"1","checksum":{crc}}}]}}"#
+        )
+    }
+
+    fn crc32fast_hash(bytes: &[u8]) -> u32 {
+        // CRC-32 (IEEE), bitwise: the tests need no crate for it.
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    fn okx_feed() -> Feed<Kept> {
+        let mut cfg = config(
+            Venue::Okx,
+            &["BTCUSDT", "UNIUSDSWAP"],
+            &["BTC-USDT", "UNI-USD-SWAP"],
+        );
+        cfg.stale_ms = 1000;
+        let mut feed = Feed::new(cfg, Kept::default());
+        // As after connecting: every book waits for its snapshot.
+        feed.resubscribe(&[0, 1], false);
+        feed.outbox.clear();
+        feed
+    }
+
+    #[test]
+    fn a_checksum_mismatch_drops_the_book_at_once_and_resubscribes_it_alone() {
+        let mut feed = okx_feed();
+        feed.on_frame(okx_books("snapshot", "2", false).as_bytes(), 1);
+        feed.on_frame(okx_books("update", "5", false).as_bytes(), 2);
+        feed.report();
+        assert_eq!(
+            (feed.info.checksums_checked, feed.info.checksums_matched),
+            (2, 2)
+        );
+        assert_eq!(feed.need_snapshot, [false, true]);
+        // The venue's book differs from ours on this message.
+        feed.on_frame(okx_books("update", "6", true).as_bytes(), 3);
+        assert_eq!(
+            feed.sink.events,
+            [('s', 1, 1), ('d', 2, 2), ('d', 4, 4)],
+            "a gap"
+        );
+        assert_eq!(feed.need_snapshot, [true, true]);
+        assert_eq!((feed.info.book_breaks, feed.info.resubscribes), (1, 3));
+        assert_eq!(
+            feed.outbox,
+            [
+                r#"{"op":"unsubscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}"#,
+                r#"{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}"#
+            ]
+        );
+        assert_eq!(feed.sink.statuses.last(), Some(&FeedStatus::Resyncing));
+        assert!(feed.sink.lines.borrow()[0].contains("BTC-USDT: checksum mismatch"));
+        // Nothing reaches the core until the venue's new snapshot; the core's own request
+        // meanwhile is that break's: nothing more is resubscribed.
+        feed.on_frame(okx_books("update", "7", false).as_bytes(), 4);
+        feed.sink.resync = true;
+        if feed.sink.take_resync() {
+            feed.resync_all("the book left sync", false);
+        }
+        assert_eq!(feed.info.resubscribes, 3);
+        feed.on_frame(okx_books("snapshot", "7", false).as_bytes(), 5);
+        assert_eq!(feed.sink.events.last(), Some(&('s', 5, 5)));
+        assert_eq!(feed.need_snapshot, [false, true]);
+        feed.report();
+        assert_eq!(feed.info.books_invalid, 1);
+    }
+
+    #[test]
+    fn a_stale_book_is_dropped_and_resubscribed() {
+        let mut feed = okx_feed();
+        feed.on_frame(okx_books("snapshot", "2", false).as_bytes(), now_ns());
+        feed.need_snapshot[1] = false;
+        feed.watch_books();
+        assert!(feed.outbox.is_empty(), "fresh books are left alone");
+        let old = now_ns() - (BOOK_STALE_FACTOR * 1000 + 1) as i64 * 1_000_000;
+        feed.last_book[0] = old;
+        feed.watch_books();
+        assert_eq!(feed.info.book_breaks, 1);
+        assert_eq!(feed.need_snapshot, [true, false]);
+        assert_eq!(feed.outbox.len(), 2);
+        assert_eq!(
+            feed.sink.events.last(),
+            Some(&('d', 3, 3)),
+            "the core drops it too"
+        );
+        // Unanswered: asked again after RESUBSCRIBE_RETRY, not counted as a break.
+        feed.outbox.clear();
+        feed.asked_at[0] = now_ns() - RESUBSCRIBE_RETRY.as_nanos() as i64;
+        feed.watch_books();
+        assert_eq!((feed.info.book_breaks, feed.outbox.len()), (1, 2));
+    }
+
     #[test]
     fn the_feed_takes_the_url_subscriptions_and_snapshots_from_the_venue() {
         let cfg = config(Venue::Sim, &["BTCUSDT"], &["BTCUSDT"]);
