@@ -528,8 +528,10 @@ impl Housekeeper {
         counters.insert("md_messages".to_owned(), md);
         counters.insert("snapshots".to_owned(), snapshots);
         counters.insert("reconnects".to_owned(), reconnects);
-        // Checksummed books (feed.rs): verified, broken and repaired, over every feed.
+        // Checksummed books (feed.rs): verified, broken and repaired, over every feed and per
+        // exchange (`<name>.<exchange>`, for exchanges that have checksummed books).
         for f in self.feeds.values() {
+            let exchange = self.names.exchange(f.exchange);
             for (name, n) in [
                 ("book_checksums_checked", f.checksums_checked),
                 ("book_checksums_matched", f.checksums_matched),
@@ -539,6 +541,9 @@ impl Housekeeper {
                 ("books_invalid", f.books_invalid),
             ] {
                 *counters.entry(name.to_owned()).or_insert(0) += n;
+                if f.checksums_checked > 0 {
+                    counters.insert(format!("{name}.{exchange}"), n);
+                }
             }
         }
         counters.insert("bus_events".to_owned(), self.seq);
