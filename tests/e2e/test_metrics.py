@@ -82,6 +82,43 @@ def test_the_page_carries_what_the_heartbeat_says(tmp_path: Path) -> None:
         assert env.stop("engine") == 0
 
 
+def test_the_journal_lag_is_measured(tmp_path: Path) -> None:
+    """A journal synced once a minute: its records wait, and the page says how many and for
+    how long (PyRtJournalLag pages past 2 s); the records are all written."""
+    slow = ["deployment.engines.paper_1.journal.fsync=interval"]
+    slow += ["deployment.engines.paper_1.journal.fsync_interval_ms=60000"]
+    with live(tmp_path, *slow) as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+        wait_for(lambda: counters(env.heartbeat()).get("orders_sent", 0) > 0, 30, "an order")
+        # The first sync is due a minute after start: until then nothing is known durable.
+        wait_for(
+            lambda: samples(scrape(env)).get("rt_journal_unsynced_age_seconds", 0) >= 2,
+            30,
+            "journal records unsynced for 2 s",
+        )
+        page = samples(scrape(env))
+        written = len(env.journal_records())
+        # The start record is synced at once (start-up syncs it); what came after waits.
+        assert 0 < page["rt_journal_unsynced_records"] < page["rt_journal_records_total"], page
+        assert written >= page["rt_journal_records_total"], (written, page)
+        hb = counters(env.heartbeat())
+        assert 0 < hb["journal_unsynced_records"] < hb["journal_records"], hb
+        assert env.stop("engine") == 0
+    # Synced at every append (the harness's default), nothing waits.
+    (tmp_path / "always").mkdir()
+    with live(tmp_path / "always") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+        wait_for(lambda: counters(env.heartbeat()).get("orders_sent", 0) > 0, 30, "an order")
+        page = samples(scrape(env))
+        assert page["rt_journal_unsynced_records"] == 0, page
+        assert page["rt_journal_unsynced_age_seconds"] == 0, page
+        assert env.stop("engine") == 0
+
+
 @pytest.fixture(scope="module")
 def prometheus_bin() -> str:
     return debian.tool("prometheus", "prometheus")

@@ -229,8 +229,8 @@ mod tests {
 
     fn range(low: &str, high: &str) -> Range {
         Range {
-            low: Fixed::parse(low).unwrap(),
-            high: Fixed::parse(high).unwrap(),
+            low: Fixed::parse(low).expect("a decimal"),
+            high: Fixed::parse(high).expect("a decimal"),
         }
     }
 
@@ -245,7 +245,7 @@ mod tests {
                 .map(|(n, r)| ((*n).to_owned(), *r))
                 .collect::<BTreeMap<_, _>>(),
         };
-        Detector::new(&anomaly, &["sim".to_owned(), "other".to_owned()]).unwrap()
+        Detector::new(&anomaly, &["sim".to_owned(), "other".to_owned()]).expect("known figures")
     }
 
     fn at(s: i64, orders: u64, fills: u64, md: u64, equity: f64) -> Totals {
@@ -354,7 +354,7 @@ mod tests {
             derivation: "d".into(),
             figures: [("md_messages_per_s.nowhere".to_owned(), range("1", "2"))].into(),
         };
-        let err = Detector::new(&anomaly, &["sim".to_owned()]).unwrap_err();
+        let err = Detector::new(&anomaly, &["sim".to_owned()]).expect_err("an unknown figure");
         assert!(
             err.to_string().contains("md_messages_per_s.nowhere"),
             "{err}"

@@ -352,11 +352,15 @@ impl Housekeeper {
         };
         match due {
             // fdatasync on a duplicate of the journal's descriptor: the same file, no lock held.
-            Ok(Some(handle)) => {
-                if let Err(e) = handle.sync_data() {
-                    eprintln!("journal: fsync: {e}");
+            Ok(Some((handle, ticket))) => match handle.sync_data() {
+                Ok(()) => {
+                    if let Ok(mut j) = self.journal.lock() {
+                        j.synced(ticket);
+                    }
                 }
-            }
+                // Not durable: the lag keeps growing, which the heartbeat and PyRtJournalLag show.
+                Err(e) => eprintln!("journal: fsync: {e}"),
+            },
             Ok(None) => {}
             Err(e) => eprintln!("{e}"),
         }
@@ -547,6 +551,12 @@ impl Housekeeper {
             }
         }
         counters.insert("bus_events".to_owned(), self.seq);
+        // How far the journal's durability trails its writes (none with fsync: never).
+        if let Some(lag) = self.journal.lock().ok().and_then(|j| j.lag()) {
+            counters.insert("journal_records".to_owned(), lag.records);
+            counters.insert("journal_unsynced_records".to_owned(), lag.unsynced);
+            counters.insert("journal_unsynced_age_ms".to_owned(), lag.age_ms);
+        }
         for (reason, n) in &self.view.rejections {
             counters.insert(format!("rejected.{reason}"), *n);
         }

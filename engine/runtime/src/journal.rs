@@ -137,6 +137,30 @@ pub struct Journal {
     dirty: bool,
     line: Vec<u8>,
     records: u64,
+    /// Records known to be on stable storage (an fsync that covered them completed).
+    durable: u64,
+    /// When the oldest record not yet known durable was appended (an upper bound on its age:
+    /// records appended while a sync was in flight count from when that sync began).
+    unsynced_since: Option<Instant>,
+}
+
+/// How far the journal's durability trails its writes (the heartbeat's `journal_*` figures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// Records appended since the engine started.
+    pub records: u64,
+    /// Records appended but not yet known to be on stable storage.
+    pub unsynced: u64,
+    /// Age of the oldest of them, ms (0: none).
+    pub age_ms: u64,
+}
+
+/// What a sync handed out by [`Journal::due_sync`] covers, for [`Journal::synced`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct SyncTicket {
+    upto: u64,
+    at: Instant,
 }
 
 pub const FILE_NAME: &str = "journal.jsonl";
@@ -169,6 +193,8 @@ impl Journal {
             dirty: false,
             line: Vec::with_capacity(512),
             records: 0,
+            durable: 0,
+            unsynced_since: None,
         })
     }
 
@@ -191,6 +217,7 @@ impl Journal {
             })?;
         self.records += 1;
         self.dirty = true;
+        self.unsynced_since.get_or_insert_with(Instant::now);
         match self.fsync {
             Fsync::Always => self.sync()?,
             // The housekeeping thread syncs (`due_sync`), off the order path.
@@ -200,9 +227,10 @@ impl Journal {
     }
 
     /// With the interval policy, when a sync is due: a handle to sync *outside* the journal's
-    /// lock (so the gateway never waits for an fsync to append), the records now counted as
-    /// synced. The housekeeping thread calls this every few ms.
-    pub fn due_sync(&mut self) -> Result<Option<File>, JournalError> {
+    /// lock (so the gateway never waits for an fsync to append), and the ticket to hand back
+    /// to [`Journal::synced`] once that sync completed. The housekeeping thread calls this
+    /// every few ms.
+    pub fn due_sync(&mut self) -> Result<Option<(File, SyncTicket)>, JournalError> {
         if !(self.dirty
             && self.fsync == Fsync::Interval
             && self.last_sync.elapsed() >= self.interval)
@@ -216,7 +244,35 @@ impl Journal {
         })?;
         self.dirty = false;
         self.last_sync = Instant::now();
-        Ok(Some(handle))
+        let ticket = SyncTicket {
+            upto: self.records,
+            at: self.last_sync,
+        };
+        Ok(Some((handle, ticket)))
+    }
+
+    /// The sync of `ticket` completed: the records it covered are durable.
+    pub fn synced(&mut self, ticket: SyncTicket) {
+        self.durable = self.durable.max(ticket.upto);
+        self.unsynced_since = (self.records > self.durable).then_some(ticket.at);
+    }
+
+    /// How far durability trails the writes; None with `fsync: never` (nothing is ever
+    /// synced here: the kernel writes back when it will).
+    pub fn lag(&self) -> Option<Lag> {
+        if self.fsync == Fsync::Never {
+            return None;
+        }
+        let unsynced = self.records - self.durable;
+        let age_ms = match self.unsynced_since {
+            Some(t) if unsynced > 0 => u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX),
+            _ => 0,
+        };
+        Some(Lag {
+            records: self.records,
+            unsynced,
+            age_ms,
+        })
     }
 
     /// Flushes to stable storage now (shutdown).
@@ -230,6 +286,10 @@ impl Journal {
         }
         self.dirty = false;
         self.last_sync = Instant::now();
+        if self.fsync != Fsync::Never {
+            self.durable = self.records;
+            self.unsynced_since = None;
+        }
         Ok(())
     }
 }
@@ -629,6 +689,54 @@ mod tests {
             price: "100".into(),
             qty: "1".into(),
         }
+    }
+
+    #[test]
+    fn lag_counts_what_no_completed_fsync_covered_yet() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Interval: appends wait for the housekeeping thread's sync.
+        let mut j = Journal::open(dir.path(), Fsync::Interval, 1).expect("open");
+        let none = Lag {
+            records: 0,
+            unsynced: 0,
+            age_ms: 0,
+        };
+        assert_eq!(j.lag(), Some(none));
+        j.append(&order(1)).expect("append");
+        j.append(&order(2)).expect("append");
+        std::thread::sleep(Duration::from_millis(5));
+        let lag = j.lag().expect("interval");
+        assert_eq!((lag.records, lag.unsynced), (2, 2));
+        assert!(lag.age_ms >= 5, "{lag:?}");
+        let (handle, ticket) = j.due_sync().expect("due").expect("a sync is due");
+        // Appended while the sync is in flight: not covered by it.
+        j.append(&order(3)).expect("append");
+        handle.sync_data().expect("fsync");
+        j.synced(ticket);
+        let lag = j.lag().expect("interval");
+        assert_eq!((lag.records, lag.unsynced), (3, 1), "{lag:?}");
+        std::thread::sleep(Duration::from_millis(2));
+        let (handle, ticket) = j.due_sync().expect("due").expect("a sync is due");
+        handle.sync_data().expect("fsync");
+        j.synced(ticket);
+        assert_eq!(
+            j.lag(),
+            Some(Lag {
+                records: 3,
+                unsynced: 0,
+                age_ms: 0
+            })
+        );
+        // Always: every append is synced before it returns.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = Journal::open(dir.path(), Fsync::Always, 1).expect("open");
+        j.append(&order(1)).expect("append");
+        assert_eq!(j.lag().map(|l| (l.records, l.unsynced)), Some((1, 0)));
+        // Never: nothing is synced here, so there is no lag to report.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = Journal::open(dir.path(), Fsync::Never, 1).expect("open");
+        j.append(&order(1)).expect("append");
+        assert_eq!(j.lag(), None);
     }
 
     #[test]

@@ -302,6 +302,20 @@ fn counters(out: &mut Builder, hb: &pb::Heartbeat) {
         } else if let Some(rest) = name.strip_prefix("rl.") {
             let (exchange, figure) = rest.split_once('.').unwrap_or(("", rest));
             pressure.push((exchange, figure, value));
+        } else if name == "journal_unsynced_records" {
+            out.single(
+                "rt_journal_unsynced_records",
+                "gauge",
+                "Journal records written but not yet known to be on stable storage.",
+                value as f64,
+            );
+        } else if name == "journal_unsynced_age_ms" {
+            out.single(
+                "rt_journal_unsynced_age_seconds",
+                "gauge",
+                "Age of the oldest journal record not yet known to be on stable storage (at most).",
+                value as f64 / 1e3,
+            );
         } else {
             let metric = format!("rt_{}_total", metric_name(name));
             out.single(
@@ -574,6 +588,9 @@ mod tests {
                 ("md.messages", 1000),
                 ("rejected.max_position", 3),
                 ("rl.binance_spot.weight_used", 40),
+                ("journal_records", 12),
+                ("journal_unsynced_records", 3),
+                ("journal_unsynced_age_ms", 1500),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -643,6 +660,9 @@ mod tests {
             "rt_feed_state{exchange=\"binance_spot\",state=\"live\"} 1",
             "rt_feed_state{exchange=\"binance_spot\",state=\"stale\"} 0",
             "rt_feed_gaps_total{exchange=\"binance_spot\"} 2",
+            "rt_journal_records_total 12",
+            "rt_journal_unsynced_records 3",
+            "rt_journal_unsynced_age_seconds 1.5",
             "rt_anomaly{figure=\"md_messages_per_s.binance_spot\"} 1",
             "rt_anomaly_value{figure=\"md_messages_per_s.binance_spot\"} 0",
             "rt_anomaly_low{figure=\"md_messages_per_s.binance_spot\"} 52.5",
