@@ -343,6 +343,9 @@ FIELDS: dict[str, FieldRule] = {
     "risk.stale_exposure_halt_ms": _r(
         _LOOSE, "a position on a stale book is held longer before trading halts"
     ),
+    "risk.min_liquidation_distance_bps": _r(
+        _TIGHT, "trading halts further from the liquidation price", Critical.DOUBLE
+    ),
     "risk.instruments.*": _r(Direction.LIMITS, "an instrument's limits"),
     "risk.instruments.*.max_position": _r(_LOOSE, "a larger position allowed", Critical.DOUBLE),
     "risk.instruments.*.max_order_qty": _r(_LOOSE, "a larger order allowed", Critical.DOUBLE),

@@ -574,6 +574,10 @@ class Risk(Strict):
     # A position on a book stale beyond feed_stale_ms moves the state to REDUCING; beyond this
     # (greater than feed_stale_ms) to HALTED.
     stale_exposure_halt_ms: Annotated[int, Field(ge=1, le=U64_MAX)]
+    min_liquidation_distance_bps: Annotated[int, Field(ge=1, le=10000)] | None = _optional(
+        "derivatives: a position closer than this to its liquidation price (bps of the mark) "
+        "halts trading; absent: not watched"
+    )
     instruments: dict[Symbol, InstrumentLimits]
 
 

@@ -138,6 +138,36 @@ def test_leverage_margin_type_and_position_mode_are_set_and_checked_at_start(
         assert env.stop("engine2") == 0
 
 
+def test_a_position_near_its_liquidation_price_halts_trading(tmp_path: Path) -> None:
+    halted = pb.RiskStateKind.Value("HALTED")
+    with usdm(tmp_path, speed="2") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+
+        def position() -> Decimal:
+            return Decimal(fapi(env, "/fapi/v2/positionRisk", "symbol=BTCUSDT")[0]["positionAmt"])
+
+        wait_for(lambda: position() != 0, 90, "a position", 0.25)
+        # The account's margin is almost all gone (a transfer out, a loss elsewhere): the
+        # position's liquidation price comes within a few bps of its mark.
+        wallet = Decimal(fapi(env, "/fapi/v2/balance")[0]["balance"])
+        env.fault(f"kind=balance&asset=USDT&delta=-{wallet - Decimal('1')}")
+        ev = env.pump_until(
+            lambda e: e.WhichOneof("body") == "risk" and e.risk.to_state == halted,
+            30,
+            "a halt on the liquidation distance",
+        )
+        assert ev.risk.cause == "liquidation_distance", ev.risk
+        detail = ev.risk.detail
+        assert "sim_binance/BTCUSDT: position" in detail and "bps from its liquidation" in detail
+        bps = int(detail.split(" bps from")[0].rsplit(" ", 1)[1])
+        assert bps < 500, detail
+        assert env.stop("engine") == 0
+        causes = [r["cause"] for r in env.journal_records() if r["t"] == "risk"]
+        assert "liquidation_distance" in causes, causes
+
+
 def test_usdm_fills_made_while_the_engine_was_down_are_caught_up_at_restart(
     tmp_path: Path,
 ) -> None:

@@ -51,6 +51,16 @@ def test_an_unknown_margin_type_is_refused(project: Path, cli: Callable[..., Run
     assert f"{BTC}.margin_type" in _paths(diags), diags
 
 
+def test_a_liquidation_distance_outside_1_to_10000_bps_is_refused(
+    project: Path, cli: Callable[..., Run]
+) -> None:
+    for bad in ("0", "10001"):
+        diags = _refused(
+            cli, project, "deployment=paper_usdm", f"risk.min_liquidation_distance_bps={bad}"
+        )
+        assert "risk.min_liquidation_distance_bps" in _paths(diags), diags
+
+
 def test_leverage_on_a_spot_exchange_is_refused(project: Path, cli: Callable[..., Run]) -> None:
     diags = _refused(cli, project, f"+{BTC}.leverage=3")
     assert any("USD-M setting" in d["message"] for d in diags), diags
@@ -78,3 +88,5 @@ def test_plan_classes_of_leverage_and_margin_type() -> None:
     to_cross = classify(f"{BTC}.margin_type", "isolated", "cross")
     assert (to_cross.change_class, to_cross.critical) == (ChangeClass.LOOSEN, True)
     assert classify(f"{BTC}.margin_type", "cross", "isolated").change_class is ChangeClass.TIGHTEN
+    closer = classify("risk.min_liquidation_distance_bps", 500, 100)
+    assert (closer.change_class, closer.critical) == (ChangeClass.LOOSEN, True)

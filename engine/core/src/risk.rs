@@ -230,6 +230,9 @@ pub enum RiskCause {
     /// A position sits on a book not updated for longer than `feed_stale_ms` (REDUCING) or
     /// `stale_exposure_halt_ms` (HALTED, until an operator resumes).
     StaleBook,
+    /// A derivative position's mark came closer to its liquidation price than
+    /// `min_liquidation_distance_bps`: HALTED until an operator resumes.
+    LiquidationDistance,
 }
 
 impl RiskCause {
@@ -244,10 +247,11 @@ impl RiskCause {
             RiskCause::VenueBan => "venue_ban",
             RiskCause::BalanceMismatch => "balance_mismatch",
             RiskCause::StaleBook => "stale_book",
+            RiskCause::LiquidationDistance => "liquidation_distance",
         }
     }
 
-    pub const ALL: [RiskCause; 9] = [
+    pub const ALL: [RiskCause; 10] = [
         RiskCause::DailyLoss,
         RiskCause::Drawdown,
         RiskCause::KillSwitch,
@@ -257,6 +261,7 @@ impl RiskCause {
         RiskCause::VenueBan,
         RiskCause::BalanceMismatch,
         RiskCause::StaleBook,
+        RiskCause::LiquidationDistance,
     ];
 
     /// The inverse of [`RiskCause::as_str`] (what the journal records).

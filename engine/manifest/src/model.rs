@@ -1078,6 +1078,11 @@ pub struct Risk {
     /// this (greater than `feed_stale_ms`) to HALTED.
     #[schemars(range(min = 1))]
     pub stale_exposure_halt_ms: u64,
+    /// Derivatives: a position whose mark is closer than this to its liquidation price (in
+    /// bps of the mark, as the venue computes it) halts trading (absent: not watched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub min_liquidation_distance_bps: Option<u32>,
     /// Symbol -> limits.
     pub instruments: BTreeMap<String, InstrumentLimits>,
 }

@@ -1054,6 +1054,15 @@ impl Checker {
             risk.max_open_orders.into(),
             1,
         );
+        if let Some(bps) = risk.min_liquidation_distance_bps {
+            self.within(
+                "risk.range",
+                format_args!("risk.min_liquidation_distance_bps"),
+                bps.into(),
+                1,
+                10_000,
+            );
+        }
         let rate = risk.order_rate;
         self.at_least(
             "risk.range",

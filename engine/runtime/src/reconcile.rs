@@ -29,6 +29,9 @@
 //!
 //! # While running
 //!
+//! With `risk.min_liquidation_distance_bps`, every derivatives venue's positions are watched
+//! (see [`LIQUIDATION_CHECK_MS`]): one closer to its liquidation price HALTS the engine.
+//!
 //! Every `reconcile.interval_ms` the balances are compared again, the expected ones from the
 //! journal as it is then. A fill the venue made but whose report is still in flight would show
 //! as a transient difference, so a mismatch must be seen on two checks in a row (the second
@@ -501,9 +504,165 @@ struct Checked {
     baseline: Baseline,
 }
 
+/// The liquidation watch: every [`LIQUIDATION_CHECK_MS`], each derivatives venue's positions
+/// (`GET /fapi/v2/positionRisk`: mark and liquidation price, as the venue computes them); a
+/// position whose mark is closer to its liquidation price than
+/// `risk.min_liquidation_distance_bps` (of the mark) HALTS the engine (risk cause
+/// `liquidation_distance`, the symbol, both prices and the distance in the detail), once, until
+/// an operator resumes and the distance is back above the limit.
+pub const LIQUIDATION_CHECK_MS: u64 = 1_000;
+
+/// One position's distance to liquidation, bps of the mark; `None` without a position or a
+/// liquidation price.
+pub fn liquidation_distance_bps(risk: &rt_venues::execution::PositionRiskState) -> Option<i64> {
+    if risk.qty == 0 || risk.liquidation_price.0 <= 0 || risk.mark_price.0 <= 0 {
+        return None;
+    }
+    let gap = i128::from(risk.mark_price.0 - risk.liquidation_price.0).abs();
+    i64::try_from(gap * 10_000 / i128::from(risk.mark_price.0)).ok()
+}
+
+/// The positions of `venue` closer to liquidation than `min_bps`, as lines for a risk event.
+async fn liquidation_breaches(
+    client: &mut Client,
+    venue: &VenueConfig,
+    min_bps: u32,
+) -> Result<Vec<String>, String> {
+    let Some(account) = venue.client.derivatives() else {
+        return Ok(Vec::new());
+    };
+    let r = send_request(client, &account.positions(now_ms()))
+        .await
+        .map_err(|e| format!("{}: positionRisk: {e}", venue.name))?;
+    let body = String::from_utf8_lossy(&r.body);
+    if r.status != 200 {
+        return Err(format!(
+            "{}: positionRisk: HTTP {}: {body}",
+            venue.name, r.status
+        ));
+    }
+    let risks = account
+        .position_risks(&body)
+        .map_err(|e| format!("{}: positionRisk: {e}", venue.name))?;
+    Ok(risks
+        .iter()
+        .filter(|r| venue.symbols.contains(&r.symbol))
+        .filter_map(|r| {
+            let bps = liquidation_distance_bps(r)?;
+            (bps < i64::from(min_bps)).then(|| {
+                format!(
+                    "{}/{}: position {} marked at {} is {bps} bps from its liquidation price {} \
+                     (risk.min_liquidation_distance_bps {min_bps})",
+                    venue.name,
+                    r.symbol,
+                    dec(r.qty),
+                    dec(r.mark_price.0),
+                    dec(r.liquidation_price.0)
+                )
+            })
+        })
+        .collect())
+}
+
+fn liquidation_watch(
+    venues: &[VenueConfig],
+    min_bps: u32,
+    commands: &Sender<(Command, Sender<Reply>)>,
+    flags: &Flags,
+    hk: &HkSender,
+) {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = hk.send(Hk::Log(format!("liquidation watch: {e}; not watching")));
+            return;
+        }
+    };
+    while !flags.gateway_ready.load(Ordering::Acquire) {
+        if !nap(Duration::from_millis(50), flags) {
+            return;
+        }
+    }
+    let mut halted = false;
+    loop {
+        if !nap(Duration::from_millis(LIQUIDATION_CHECK_MS), flags) {
+            return;
+        }
+        // A connection per check, in its own local task set, as the balance check does.
+        let local = tokio::task::LocalSet::new();
+        let found = local.block_on(&rt, async {
+            let mut found = Vec::new();
+            for venue in venues {
+                let checked = match Base::parse(&venue.rest) {
+                    Ok(base) => {
+                        let mut client = Client::with_limits(base, Arc::clone(&venue.limits));
+                        liquidation_breaches(&mut client, venue, min_bps).await
+                    }
+                    Err(e) => Err(format!("{}: {e}", venue.name)),
+                };
+                match checked {
+                    Ok(lines) => found.extend(lines),
+                    Err(e) => {
+                        let _ = hk.send(Hk::Log(format!("liquidation watch: {e}")));
+                    }
+                }
+            }
+            found
+        });
+        if found.is_empty() {
+            halted = false;
+            continue;
+        }
+        if halted {
+            continue;
+        }
+        halted = true;
+        let detail = found.join("; ");
+        let _ = hk.send(Hk::Log(format!("liquidation watch: HALT: {detail}")));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cmd = Command::Halt {
+            cause: rt_core::RiskCause::LiquidationDistance,
+            detail,
+        };
+        if commands.send((cmd, tx)).is_err() {
+            return;
+        }
+        let _ = rx.recv_timeout(Duration::from_secs(5));
+    }
+}
+
+/// Starts the liquidation watch (see [`LIQUIDATION_CHECK_MS`]) when the risk section sets a
+/// distance and a venue has derivatives; `None` otherwise.
+fn spawn_liquidation_watch(
+    manifest: &Manifest,
+    venues: &[VenueConfig],
+    commands: &Sender<(Command, Sender<Reply>)>,
+    flags: &Arc<Flags>,
+    hk: &HkSender,
+) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
+    let Some(min_bps) = manifest.risk.min_liquidation_distance_bps else {
+        return Ok(None);
+    };
+    let watched: Vec<VenueConfig> = venues
+        .iter()
+        .filter(|v| v.client.derivatives().is_some())
+        .cloned()
+        .collect();
+    if watched.is_empty() {
+        return Ok(None);
+    }
+    let (commands, flags, hk) = (commands.clone(), Arc::clone(flags), hk.clone());
+    std::thread::Builder::new()
+        .name("liquidation".into())
+        .spawn(move || liquidation_watch(&watched, min_bps, &commands, &flags, &hk))
+        .map(Some)
+}
+
 /// Starts the periodic balance check (see the module documentation) for every venue with
-/// `reconcile`; `None` when there is none. It reads the journal in `journal_dir` for the
-/// expected balances, and halts through the strategy thread's command channel.
+/// `reconcile`, and the liquidation watch (`spawn_liquidation_watch`) when the risk section
+/// asks for it; `None` when neither runs. The balance check reads the journal in
+/// `journal_dir` for the expected balances; both halt through the strategy thread's command
+/// channel.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_periodic(
     manifest: &Manifest,
@@ -525,8 +684,9 @@ pub fn spawn_periodic(
             })
         })
         .collect();
+    let watch = spawn_liquidation_watch(manifest, venues, &commands, &flags, &hk)?;
     if checked.is_empty() {
-        return Ok(None);
+        return Ok(watch);
     }
     let dir = journal_dir.to_path_buf();
     let checked = Checked {
@@ -535,7 +695,13 @@ pub fn spawn_periodic(
     };
     std::thread::Builder::new()
         .name("reconcile".into())
-        .spawn(move || periodic(checked, &dir, &commands, &flags, &hk, &start_counts))
+        .spawn(move || {
+            periodic(checked, &dir, &commands, &flags, &hk, &start_counts);
+            // The caller joins this thread: it joins the watch (both end on the stop flag).
+            if let Some(w) = watch {
+                let _ = w.join();
+            }
+        })
         .map(Some)
 }
 

@@ -70,7 +70,8 @@ pub enum Fault {
     /// (default: the ban's length, see `rate_limit`).
     Ban { s: Option<u64> },
     /// `kind=balance&asset=A&delta=D`: move the account's balance of `A` by the signed decimal
-    /// `D`, behind every client's back (a deposit, a withdrawal, another program trading).
+    /// `D`, behind every client's back (a deposit, a withdrawal, another program trading); on
+    /// a USD-M sim, `asset=USDT` moves the margin wallet (and so the liquidation prices).
     Balance { asset: String, delta: i64 },
     /// `kind=filters&symbol=S[&tick_size=D][&step_size=D][&min_notional=D]`: from now on
     /// `GET /api/v3/exchangeInfo` serves these filters for `S` (the venue changed them);

@@ -94,6 +94,11 @@ impl FuturesAccount {
         self.wallet
     }
 
+    /// Moves the wallet by `delta` (a `balance` fault on the margin asset).
+    pub fn adjust_wallet(&mut self, delta: i64) {
+        self.wallet = self.wallet.saturating_add(delta);
+    }
+
     pub fn position(&self, symbol: &str) -> Position {
         self.positions.get(symbol).copied().unwrap_or_default()
     }

@@ -297,6 +297,11 @@ impl Venue {
     /// Moves an asset's balance by `delta` (10^-8 units) behind every client's back (a fault:
     /// a deposit, a withdrawal, another program trading the account).
     pub fn adjust_balance(&mut self, asset: &str, delta: i64) {
+        if let (Some(f), crate::futures_account::MARGIN_ASSET) = (self.futures.as_mut(), asset) {
+            // USD-M: the margin wallet (a transfer out, a loss elsewhere on the account).
+            f.adjust_wallet(delta);
+            return;
+        }
         if asset == "BNB" {
             self.commission.bnb_balance = self.commission.bnb_balance.saturating_add(delta);
         } else {
