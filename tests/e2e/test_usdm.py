@@ -168,6 +168,46 @@ def test_a_position_near_its_liquidation_price_halts_trading(tmp_path: Path) -> 
         assert "liquidation_distance" in causes, causes
 
 
+def test_a_funding_payment_is_journaled_and_booked_in_pnl(tmp_path: Path) -> None:
+    with usdm(tmp_path, speed="2") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+
+        def position() -> Decimal:
+            return Decimal(fapi(env, "/fapi/v2/positionRisk", "symbol=BTCUSDT")[0]["positionAmt"])
+
+        wait_for(lambda: position() != 0, 90, "a position", 0.25)
+        # No more fills: the realised P&L moves by the funding payment alone.
+        assert env.command("pause").ok
+        wait_for(lambda: fapi(env, "/fapi/v1/openOrders", "symbol=BTCUSDT") == [], 10, "no orders")
+        time.sleep(0.5)
+
+        def realised() -> Decimal:
+            status = env.status_or_none()
+            assert status is not None and len(status.positions) == 1
+            return Decimal(status.positions[0].realised_pnl)
+
+        qty, before, wallet = position(), realised(), fapi(env, "/fapi/v2/balance")[0]["balance"]
+        # Funding at 0.1%: longs pay shorts.
+        env.fault("kind=funding&rate=0.001")
+        paid = Decimal(fapi(env, "/fapi/v2/balance")[0]["balance"]) - Decimal(wallet)
+        assert paid != 0 and (paid < 0) == (qty > 0), (paid, qty)
+        wait_for(lambda: realised() != before, 10, "the funding booked")
+        assert realised() - before == paid, (realised(), before, paid)
+        (record,) = [r for r in env.journal_records() if r["t"] == "funding"]
+        assert (record["symbol"], record["asset"]) == ("BTCUSDT", "USDT")
+        assert Decimal(record["amount"]) == paid
+        # A heartbeat already queued may predate it: read on until one counts it.
+        wait_for(lambda: counters(env.heartbeat()).get("gw_funding_payments") == 1, 10, "the count")
+        assert env.stop("engine") == 0
+        # A restart replays it from the journal: the same realised P&L.
+        env.sub = None
+        env.start_engine(name="engine2")
+        assert realised() == before + paid
+        assert env.stop("engine2") == 0
+
+
 def test_usdm_fills_made_while_the_engine_was_down_are_caught_up_at_restart(
     tmp_path: Path,
 ) -> None:

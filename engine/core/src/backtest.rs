@@ -1149,6 +1149,18 @@ impl Backtest {
         Ok(())
     }
 
+    /// A funding payment of a perpetual (positive: received) into the instrument's realised
+    /// P&L: as the venue reports it live, and replayed from the journal at restart.
+    pub fn book_funding(
+        &mut self,
+        instrument: InstrumentId,
+        amount: Cash,
+    ) -> Result<(), BacktestError> {
+        self.journaled_instrument(instrument)?;
+        self.portfolio.on_funding(instrument, amount);
+        Ok(())
+    }
+
     /// The names of the strategies, by index.
     pub fn strategy_names(&self) -> impl Iterator<Item = &str> + '_ {
         self.strategies.iter().map(|s| s.name.as_str())

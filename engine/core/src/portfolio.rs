@@ -156,6 +156,8 @@ pub struct Position {
     /// Sum of fill notionals (10^-16 quote).
     turnover: i128,
     fills: u64,
+    /// Funding payments of a perpetual (positive: received), 10^-8 quote; in `realised` too.
+    funding: i128,
 }
 
 impl Position {
@@ -216,6 +218,11 @@ impl Position {
 
     pub const fn fill_count(&self) -> u64 {
         self.fills
+    }
+
+    /// Funding payments received (negative: paid), part of the realised P&L.
+    pub fn funding(&self) -> Cash {
+        to_cash(self.funding)
     }
 
     /// Applies a fill. `fee` is what [`fee`] charged for it (in the quote currency).
@@ -355,6 +362,18 @@ impl Portfolio {
         p.debit(qty);
         self.realised += p.realised - r0;
         self.unrealised += p.unrealised - u0;
+    }
+
+    /// A funding payment of a perpetual (positive: received): realised P&L of the instrument
+    /// it was paid on (an unknown instrument is ignored).
+    pub fn on_funding(&mut self, instrument: InstrumentId, amount: Cash) {
+        let Some(p) = self.positions.get_mut(instrument as usize) else {
+            return;
+        };
+        let wide = i128::from(amount) * WIDE;
+        p.realised += wide;
+        p.funding += i128::from(amount);
+        self.realised += wide;
     }
 
     /// Marks an instrument to `price` (the mid). O(1).
@@ -572,6 +591,19 @@ mod tests {
         assert_eq!(ceil_to(-105, 10), -100);
         assert_eq!(to_cash(i128::MAX), i64::MAX);
         assert_eq!(to_cash(i128::MIN), i64::MIN);
+    }
+
+    #[test]
+    fn funding_is_realised_pnl() {
+        let mut p = Portfolio::new(1);
+        p.on_fill(0, Side::Sell, px("100"), q("1"), 0);
+        p.on_funding(0, 25 * ONE / 100);
+        p.on_funding(0, -5 * ONE / 100);
+        assert_eq!(p.realised(), 20 * ONE / 100);
+        assert_eq!(p.position(0).funding(), 20 * ONE / 100);
+        assert_eq!(p.equity(), p.realised() + p.unrealised() - p.fees());
+        p.on_funding(7, ONE);
+        assert_eq!(p.realised(), 20 * ONE / 100);
     }
 
     #[test]

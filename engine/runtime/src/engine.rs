@@ -437,6 +437,33 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         }
         restored += 1;
     }
+    // Funding payments of perpetuals, into the realised P&L they were booked into.
+    for f in &recovery.fundings {
+        let Some(id) = bt
+            .instruments()
+            .iter()
+            .find(|i| i.exchange == f.exchange && i.symbol == f.symbol)
+            .map(|i| i.id)
+        else {
+            bail!(
+                "journal {}: a funding payment on {}/{} which this manifest does not trade; \
+                 move the journal aside to start flat",
+                journal_dir.display(),
+                f.exchange,
+                f.symbol
+            );
+        };
+        let amount = Fixed::parse(f.amount.trim_start_matches('-'))
+            .context("journal: a funding payment's amount")?
+            .raw();
+        let amount = if f.amount.starts_with('-') {
+            -amount
+        } else {
+            amount
+        };
+        bt.book_funding(id, amount)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     // The venue's metadata and balances against the configuration and the journal.
     let start_check = match crate::reconcile::at_start(&manifest, &venues, &recovery.fills) {
         Ok(c) => c,

@@ -32,10 +32,13 @@ pub struct FeeMark {
 }
 
 /// Price sources of every commission asset the engine knows, shared by the strategy thread
-/// (writer of book mids) and the gateway (reader).
+/// (writer of book mids) and the gateway (reader); and the funding payments the gateway read
+/// off a futures user stream (already journaled), which the strategy thread books into the
+/// portfolio on its next turn.
 #[derive(Debug, Default)]
 pub struct FeeMarks {
     marks: Vec<FeeMark>,
+    funding: std::sync::Mutex<Vec<(InstrumentId, Cash)>>,
 }
 
 impl FeeMarks {
@@ -54,7 +57,20 @@ impl FeeMarks {
                     last: AtomicI64::new(0),
                 })
                 .collect(),
+            funding: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// A funding payment for the strategy thread to book (the gateway, after journaling it).
+    pub fn push_funding(&self, instrument: InstrumentId, amount: Cash) {
+        let mut q = self.funding.lock().unwrap_or_else(|e| e.into_inner());
+        q.push((instrument, amount));
+    }
+
+    /// The funding payments not booked yet, oldest first.
+    pub fn take_funding(&self) -> Vec<(InstrumentId, Cash)> {
+        let mut q = self.funding.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *q)
     }
 
     /// The instruments whose mids the strategy thread publishes, with their index.

@@ -1283,18 +1283,59 @@ const PING_AFTER: Duration = Duration::from_secs(10);
 /// connection is otherwise silent forever.
 const PONG_DEADLINE: Duration = Duration::from_secs(5);
 
-/// An account change of a futures venue: counted; a funding payment is logged.
+/// An account change of a futures venue, counted. A funding payment (in the instrument's
+/// quote asset) is journaled and handed to the strategy thread, which books it into the
+/// instrument's realised P&L: the instrument is the one the update names (isolated margin
+/// lists the position), else the venue's first instrument (cross margin names none: with
+/// several instruments on one USD-M account, the payment is booked against the first).
 fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
-    let mut s = state.borrow_mut();
-    s.counters.account_updates += 1;
-    if change.reason == AccountReason::Funding {
+    state.borrow_mut().counters.account_updates += 1;
+    if change.reason != AccountReason::Funding {
+        return;
+    }
+    let symbol = change
+        .positions
+        .iter()
+        .map(|p| p.symbol.as_str())
+        .find(|s| venue.symbols.iter().any(|v| v == s))
+        .or_else(|| venue.symbols.first().map(String::as_str));
+    let Some(symbol) = symbol else {
+        return;
+    };
+    let instrument = {
+        let s = state.borrow();
+        s.names
+            .instruments
+            .iter()
+            .position(|(x, sym)| *x == venue.exchange && sym == symbol)
+    };
+    let quote = rt_venues::assets::quote_asset(symbol);
+    for (asset, amount) in &change.balance_changes {
+        let mut s = state.borrow_mut();
         s.counters.funding_payments += 1;
-        for (asset, amount) in &change.balance_changes {
+        s.log(format!(
+            "{}: funding payment {} {asset} on {symbol}",
+            venue.name,
+            dec(*amount)
+        ));
+        if asset != quote {
             s.log(format!(
-                "{}: funding payment {} {asset}",
-                venue.name,
-                dec(*amount)
+                "{}: a funding payment in {asset}, not {quote}: journaled, not booked",
+                venue.name
             ));
+        }
+        s.journal(&Record::Funding {
+            ts: now_ns(),
+            exchange: venue.name.clone(),
+            symbol: symbol.to_owned(),
+            asset: asset.clone(),
+            amount: dec(*amount),
+        });
+        if let (Some(id), true) = (instrument, asset == quote) {
+            venue
+                .marks
+                .push_funding(id as rt_core::InstrumentId, *amount);
+            s.flags.wake_strategy();
         }
     }
 }

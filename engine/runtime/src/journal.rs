@@ -124,6 +124,15 @@ pub enum Record {
     },
     /// A clean shutdown: every open order was cancelled.
     Stop { ts: i64, open_orders: u32 },
+    /// A funding payment of a perpetual as the venue's account update reported it (positive:
+    /// received), booked into the instrument's realised P&L (replayed at restart).
+    Funding {
+        ts: i64,
+        exchange: String,
+        symbol: String,
+        asset: String,
+        amount: String,
+    },
 }
 
 /// The journal writer.
@@ -371,6 +380,8 @@ pub struct RecoveredFill {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     pub fills: Vec<RecoveredFill>,
+    /// Funding payments, in order.
+    pub fundings: Vec<RecoveredFunding>,
     /// One more than the largest order id ever sent (1 for a new journal).
     pub next_order_id: u64,
     /// Orders sent with no final report, by id: the venue may have filled or may still hold
@@ -395,6 +406,15 @@ pub struct Recovery {
     pub manifest_sha256: Option<String>,
     /// (limit, value) tightened by an operator since that manifest first ran, in order.
     pub tightened: Vec<(String, String)>,
+}
+
+/// A journaled funding payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredFunding {
+    pub exchange: String,
+    pub symbol: String,
+    /// Signed decimal, quote currency: positive received.
+    pub amount: String,
 }
 
 /// An order with no final report in the journal.
@@ -644,6 +664,16 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                 _ => {}
             },
             Record::Cancel { .. } | Record::Stop { .. } => {}
+            Record::Funding {
+                exchange,
+                symbol,
+                amount,
+                ..
+            } => out.fundings.push(RecoveredFunding {
+                exchange,
+                symbol,
+                amount,
+            }),
         }
     }
     out.unfinished_orders = open.into_values().collect();

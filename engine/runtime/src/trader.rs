@@ -266,6 +266,10 @@ pub fn run(
                     }
                 }
             }
+            // Funding payments of perpetuals the gateway read and journaled.
+            for (instrument, amount) in marks.take_funding() {
+                let _ = bt.book_funding(instrument, amount);
+            }
             // A venue banned our IP (HTTP 418): HALTED until an operator resumes.
             if crate::ratelimit::take_ban() {
                 log.push(now, || Entry::Ban);
