@@ -9,17 +9,19 @@ Each test is bounded in time and kills what it started.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from appliance.bus import bus_pb2 as pb
-from tests.e2e.harness import Live, counters, feed, live, wait_for
+from tests.conftest import Run
+from tests.e2e.harness import Live, counters, feed, free_port, live, wait_for
 
 LIVE_STATE = pb.FeedStateKind.Value("LIVE")
 ENGINE = "paper_usdm"
@@ -241,3 +243,35 @@ def test_usdm_fills_made_while_the_engine_was_down_are_caught_up_at_restart(
         assert env.stop("engine2") == 0
         assert_journal_is_the_venues_trades(env)
         assert fapi(env, "/fapi/v1/openOrders", "symbol=BTCUSDT") == []
+
+
+def test_appliance_run_paper_usdm_trades_and_stops_flat_of_orders(
+    project: Path, cli: Callable[..., Run]
+) -> None:
+    """`appliance run deployment=paper_usdm` as an operator runs it (the sim and the engine
+    supervised by the CLI): it trades, stops with no open order, and every trade the venue
+    made (its own count, printed when it stops) is a journaled fill."""
+    events, control, ws, rest, metrics = (free_port() for _ in range(5))
+    journal = project / "journal"
+    run = cli(
+        "run",
+        "deployment=paper_usdm",
+        f"deployment.engines.{ENGINE}.bus.events=tcp://127.0.0.1:{events}",
+        f"deployment.engines.{ENGINE}.bus.control=tcp://127.0.0.1:{control}",
+        f"deployment.engines.{ENGINE}.metrics.listen=127.0.0.1:{metrics}",
+        f"deployment.engines.{ENGINE}.journal.dir={journal}",
+        f"exchanges.sim_binance.endpoints.ws=ws://127.0.0.1:{ws}",
+        f"exchanges.sim_binance.endpoints.rest=http://127.0.0.1:{rest}",
+        "--duration",
+        "10",
+        "--speed",
+        "8",
+        root=project,
+    )
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert "open orders at exit │ 0 (engine)" in run.stdout, run.stdout
+    sim_log = (project / "state/run/paper_usdm/sim_sim_binance.log").read_text()
+    venue_fills = int(re.findall(r"\bfills: (\d+)", sim_log)[-1])
+    lines = (journal / "journal.jsonl").read_text().splitlines()
+    fills = [r for r in map(json.loads, lines) if r["t"] == "exec" and r["kind"] == "fill"]
+    assert venue_fills > 0 and len(fills) == venue_fills, (venue_fills, len(fills))
