@@ -151,3 +151,19 @@ def test_bad_input_exits_2_naming_the_path(
     assert no_log.exit_code == 2 and "no decision log" in no_log.stderr
     bad = cli("parity", str(recorded.flight), "--manifest", str(tmp_path / "x.json"))
     assert bad.exit_code == 2 and "--manifest" in bad.stderr
+    # A run whose first lines are gone (as when the budget deleted its first file).
+    cut = tmp_path / "cut"
+    shutil.copytree(recorded.flight, cut)
+    (log,) = sorted((cut / "strategy").glob("*.gz"))
+    log.write_bytes(gzip.compress(b"".join(gzip.decompress(log.read_bytes()).splitlines(True)[1:])))
+    headless = cli("parity", str(cut))
+    assert headless.exit_code == 2 and "no file begins a run" in headless.stderr
+    # A market event the captures do not hold: the recording is incomplete, named.
+    gone = tmp_path / "gone"
+    shutil.copytree(recorded.flight, gone)
+    for capture in (gone / "sim_binance").glob("*.gz"):
+        capture.write_bytes(
+            gzip.compress(b"".join(gzip.decompress(capture.read_bytes()).splitlines(True)[:50]))
+        )
+    short = cli("parity", str(gone))
+    assert short.exit_code == 2 and "the recording is incomplete" in short.stderr, short.stderr
