@@ -66,7 +66,7 @@ def test_okx_and_kraken_books_are_verified_and_an_altered_level_is_resynced(
         for venue in ("okx", "kraken"):
             assert c[f"book_checksums_checked.{venue}"] == c[f"book_checksums_matched.{venue}"]
             assert c[f"book_breaks.{venue}"] == 0
-            assert c[f"book_resubscribes.{venue}"] == 0
+            assert c[f"book_resubscribes.{venue}"] == 0, engine.text()[-2500:]
             assert c[f"books_invalid.{venue}"] == 0
         assert sim_books(env)["okx"]["altered"] == 0
 
@@ -109,4 +109,26 @@ def test_okx_and_kraken_books_are_verified_and_an_altered_level_is_resynced(
         # Binance book; OKX order entry and Kraken orders are refused by the compiler).
         orders = [e for e in env.seen if e.WhichOneof("body") == "order"]
         assert all(o.order.exchange == "sim_binance" for o in orders)
+
+        # Kraken likewise: its checksum (top 10 levels, digits only) finds an altered level.
+        alter_level(env, "kraken", "XBT/CHF")
+        env.pump_until(
+            lambda e: (
+                e.WhichOneof("body") == "feed"
+                and e.feed.exchange == "kraken"
+                and e.feed.state == pb.LIVE
+                and pb.RESYNCING in feed_states(env.seen, "kraken")
+            ),
+            20,
+            "the Kraken feed to resync and be live again",
+        )
+        k = wait_books(
+            env, {"book_checksums_matched.kraken": after["book_checksums_matched.kraken"] + 20}
+        )
+        assert sim_books(env)["kraken"]["altered"] == 1
+        assert k["book_checksums_checked.kraken"] - k["book_checksums_matched.kraken"] == 1, k
+        assert (k["book_breaks.kraken"], k["book_resubscribes.kraken"]) == (1, 1), engine.text()[
+            -3000:
+        ]
+        assert "book XBT/CHF: checksum mismatch" in engine.text()
         assert env.stop("engine") == 0

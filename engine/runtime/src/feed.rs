@@ -128,6 +128,14 @@ pub const BOOK_STALE_FACTOR: u64 = 30;
 /// A resubscription the venue has not answered with a snapshot within this is sent again.
 pub const RESUBSCRIBE_RETRY: Duration = Duration::from_secs(5);
 
+/// `Resubscribe`: a resync request of the sink this soon after the feed handed the core a
+/// broken book or a snapshot is their echo: the strategy thread reads the ring after the feed
+/// wrote it (on loopback the venue's new snapshot can come before the core has read the gap,
+/// and the core's check of unsynced books can run just before it reads a snapshot). Shorter
+/// than the 200 ms after a snapshot at which the core looks again: a book still out of sync
+/// then is asked for again, and that request is honoured.
+const RESYNC_ECHO_NS: Nanos = 150_000_000;
+
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -295,6 +303,8 @@ struct Feed<S: Sink> {
     last_book: Vec<Nanos>,
     /// Frames to send to the venue (subscriptions), in order.
     outbox: Vec<String>,
+    /// When the feed last handed the core a broken book or a snapshot (`Resubscribe`).
+    told_at: Nanos,
     /// No snapshot request before this time (a failed one is retried after a pause).
     snapshot_after: Nanos,
     /// The wait before the next retry of a failed snapshot request.
@@ -322,6 +332,7 @@ impl<S: Sink> Feed<S> {
             asked_at: vec![0; n],
             last_book: vec![0; n],
             outbox: Vec::new(),
+            told_at: i64::MIN / 2,
             snapshot_after: 0,
             snapshot_retry: SNAPSHOT_RETRY_MIN,
         }
@@ -624,6 +635,7 @@ impl<S: Sink> Feed<S> {
         }
         match news {
             BookNews::Snapshot if self.need_snapshot.get(k) == Some(&true) => {
+                self.told_at = now_ns();
                 self.need_snapshot[k] = false;
                 self.info.snapshots += 1;
                 if self.need_snapshot.iter().all(|n| !n) {
@@ -644,6 +656,7 @@ impl<S: Sink> Feed<S> {
                     self.md.symbols().get(k).map_or("?", String::as_str)
                 ));
                 // The decoder has handed the core its gap already: no invalidation event.
+                self.told_at = now_ns();
                 self.resubscribe(&[k as SymbolId], false);
                 self.info.status = FeedStatus::Resyncing;
                 self.report();
@@ -660,6 +673,7 @@ impl<S: Sink> Feed<S> {
         }
         let t = now_ns();
         if invalidate {
+            self.told_at = t;
             let sink = &mut self.sink;
             for &k in ks {
                 self.md.invalidate(k, t, &mut |ev| sink.on_event(ev));
@@ -677,15 +691,18 @@ impl<S: Sink> Feed<S> {
 
     /// Every book needs a new snapshot (`why`, for the log). `Resubscribe`: the feed sees its
     /// books break before the core does, so a request of the sink (`lost`: false) while a book
-    /// waits for its snapshot is that break's, and the resubscription under way answers it
-    /// (the core asks again, 200 ms after that snapshot, if a book is still out of sync); one
-    /// with none waiting, or a lost event, resubscribes every book.
+    /// waits for its snapshot, or within [`RESYNC_ECHO_NS`] of a break or a snapshot the feed
+    /// handed the core, is theirs, and the resubscription under way answers it (the core asks
+    /// again, 200 ms after that snapshot, if a book is still out of sync); any other, or a
+    /// lost event, resubscribes every book.
     fn resync_all(&mut self, why: &str, lost: bool) {
+        let echo = self.need_snapshot.iter().any(|n| *n)
+            || now_ns().saturating_sub(self.told_at) < RESYNC_ECHO_NS;
         match self.rule {
             SyncRule::RestSnapshot => {
                 self.need_snapshot.iter_mut().for_each(|n| *n = true);
             }
-            SyncRule::Resubscribe if !lost && self.need_snapshot.iter().any(|n| *n) => return,
+            SyncRule::Resubscribe if !lost && echo => return,
             SyncRule::Resubscribe => {
                 // Books already waiting for their snapshot are not asked twice.
                 let ks: Vec<SymbolId> = (0..self.need_snapshot.len())
@@ -867,7 +884,7 @@ mod tests {
         );
         assert_eq!(feed.need_snapshot, [false, true]);
         // The venue's book differs from ours on this message.
-        feed.on_frame(okx_books("update", "6", true).as_bytes(), 3);
+        feed.on_frame(okx_books("update", "6", true).as_bytes(), now_ns());
         assert_eq!(
             feed.sink.events,
             [('s', 1, 1), ('d', 2, 2), ('d', 4, 4)],
@@ -895,8 +912,19 @@ mod tests {
         feed.on_frame(okx_books("snapshot", "7", false).as_bytes(), 5);
         assert_eq!(feed.sink.events.last(), Some(&('s', 5, 5)));
         assert_eq!(feed.need_snapshot, [false, true]);
+        // The core's request can also come after the new snapshot (it reads the gap later):
+        // still the same break's.
+        feed.need_snapshot[1] = false;
+        feed.resync_all("the book left sync", false);
+        assert_eq!(feed.info.resubscribes, 3);
+        feed.told_at -= RESYNC_ECHO_NS;
+        feed.resync_all("the book left sync", false);
+        assert_eq!(
+            feed.info.resubscribes, 5,
+            "a request of its own: every book"
+        );
         feed.report();
-        assert_eq!(feed.info.books_invalid, 1);
+        assert_eq!(feed.info.books_invalid, 2);
     }
 
     #[test]
