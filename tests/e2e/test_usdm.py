@@ -12,12 +12,15 @@ import json
 import re
 import signal
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from appliance.bus import bus_pb2 as pb
 from tests.conftest import Run
@@ -119,6 +122,14 @@ def test_leverage_margin_type_and_position_mode_are_set_and_checked_at_start(
         env.start_sim()
         risk = fapi(env, "/fapi/v2/positionRisk", "symbol=BTCUSDT")
         assert (risk[0]["leverage"], risk[0]["marginType"]) == ("20", "cross")
+        # A reduce-only order of a flat account reduces nothing: the venue refuses it.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            fapi_post(
+                env,
+                "/fapi/v1/order",
+                "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.002&reduceOnly=true",
+            )
+        assert json.loads(refused.value.read())["code"] == -2022
         # Another client made the account isolated and hedged: the engine sets what its config
         # says and names what it cannot (hedge mode is the account's choice).
         fapi_post(env, "/fapi/v1/marginType", "symbol=BTCUSDT&marginType=ISOLATED")

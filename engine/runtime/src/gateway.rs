@@ -612,7 +612,8 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             kind: msg.kind,
             price: msg.price,
             qty: msg.qty,
-            reduce_only: false,
+            // Only a derivatives venue knows reduce-only (spot refuses the flag).
+            reduce_only: msg.reduce_only && venue.client.derivatives().is_some(),
             position_side: PositionSide::Both,
         };
         match venue.client.new_order(&spec, now_ms()) {

@@ -383,6 +383,7 @@ fn cancel_everything_at_venues(
             qty: rt_core::Qty::ZERO,
             frame_ns: NO_TICK,
             decided_ns: now_ns(),
+            reduce_only: false,
         };
         log.push(msg.decided_ns, || Entry::CancelAll {
             exchange: msg.exchange,
@@ -448,6 +449,13 @@ fn send(
                     qty: request.qty,
                     frame_ns,
                     decided_ns,
+                    // Risk lets only reducing orders through: the venue enforces it too.
+                    reduce_only: bt.risk_state() != rt_core::RiskState::Active
+                        && crate::wire::reduces(
+                            bt.portfolio().qty(instrument),
+                            request.side,
+                            request.qty,
+                        ),
                 }
             }
             VenueRequest::Cancel {
@@ -467,6 +475,7 @@ fn send(
                     qty: rt_core::Qty::ZERO,
                     frame_ns,
                     decided_ns,
+                    reduce_only: false,
                 }
             }
         };

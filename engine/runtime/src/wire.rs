@@ -408,6 +408,17 @@ pub struct OrderMsg {
     pub frame_ns: Nanos,
     /// When the strategy thread decided (risk passed).
     pub decided_ns: Nanos,
+    /// The order may only reduce the position (`reduceOnly` on a derivatives venue): the risk
+    /// engine lets only reducing orders through and this one reduces.
+    pub reduce_only: bool,
+}
+
+/// Whether an order of `side` and `qty` only reduces a signed `position` (never flips it).
+pub fn reduces(position: Qty, side: Side, qty: Qty) -> bool {
+    match side {
+        Side::Buy => position.0 < 0 && qty.0 <= -position.0,
+        Side::Sell => position.0 > 0 && qty.0 <= position.0,
+    }
 }
 
 pub const ORDER_BYTES: usize = 56;
@@ -436,7 +447,7 @@ impl OrderMsg {
         buf[0] = u8::from(self.cancel);
         buf[1] = u8::from(self.side == Side::Sell);
         buf[2] = kind_code(self.kind);
-        buf[3] = 0;
+        buf[3] = u8::from(self.reduce_only);
         put_u32(buf, 4, self.exchange);
         put_u32(buf, 8, self.instrument);
         put_u32(buf, 12, 0);
@@ -463,6 +474,7 @@ impl OrderMsg {
             qty: Qty(get_i64(buf, 32)),
             frame_ns: get_i64(buf, 40),
             decided_ns: get_i64(buf, 48),
+            reduce_only: buf[3] == 1,
         })
     }
 }
@@ -669,10 +681,16 @@ mod tests {
             qty: Qty(6),
             frame_ns: 7,
             decided_ns: 8,
+            reduce_only: true,
         };
         let mut buf = [0u8; 112];
         let n = o.write(&mut buf);
         assert_eq!(OrderMsg::read(&buf[..n]), Some(o));
+        assert!(reduces(Qty(-5), Side::Buy, Qty(5)));
+        assert!(!reduces(Qty(-5), Side::Buy, Qty(6)));
+        assert!(!reduces(Qty(5), Side::Buy, Qty(1)));
+        assert!(reduces(Qty(5), Side::Sell, Qty(1)));
+        assert!(!reduces(Qty(0), Side::Sell, Qty(1)));
         for kind in [
             ExecKind::Accepted,
             ExecKind::Rejected(RejectReason::PostOnlyWouldCross),
