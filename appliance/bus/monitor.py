@@ -105,7 +105,7 @@ class EngineView:
                 self.positions[(pos.exchange, pos.symbol)] = pos
             for feed in hb.feeds:
                 self.feeds[feed.exchange] = feed
-            self.anomalies = {a.figure: a for a in hb.anomalies}
+            self.anomalies = {a.figure: a for a in hb.anomalies if a.active}
         elif body == "order":
             order = event.order
             self.orders_seen += 1

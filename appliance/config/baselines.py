@@ -14,6 +14,7 @@ Each problem is a diagnostic naming `deployment.engines.<engine>.anomaly.baselin
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -50,8 +51,10 @@ class Baseline(Strict):
     speed: PosDec
     window_s: Annotated[int, Field(ge=5, le=86400)]
     data: list[str] = Field(min_length=1)
-    # The manifest backtested (the engine's, with its anomaly section off).
+    # The manifest backtested (the engine's, with its anomaly section off), and the hash of
+    # what its figures depend on (`trading_sha256`): a baseline of another config is stale.
     backtest_manifest_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    trading_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     windows: Annotated[int, Field(ge=1)]
     tolerance: Annotated[Dec, Field(ge=0)]
     derivation: Annotated[str, Field(min_length=1)]
@@ -63,6 +66,38 @@ def market_speed(sims: Iterable[Decimal | None]) -> Decimal | None:
     speeds (None: a real venue, speed 1); None when they differ (no one speed fits)."""
     speeds = {Decimal(1) if s is None else s for s in sims}
     return speeds.pop() if len(speeds) == 1 else None
+
+
+def trading_sha256(manifest: Mapping[str, Any]) -> str:
+    """The hash of what a baseline's figures depend on, from a manifest (or its body): the
+    strategies, the risk limits and the exchanges, without their endpoints and credentials
+    (which differ between hosts and test runs but do not change what is traded)."""
+    exchanges = {
+        name: {k: v for k, v in ex.items() if k not in ("endpoints", "credentials")}
+        for name, ex in manifest["exchanges"].items()
+    }
+    doc = {"strategies": manifest["strategies"], "risk": manifest["risk"], "exchanges": exchanges}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stale(
+    deployment: str, engine_id: str, cfg: AnomalyConfig, recorded: str, now: str
+) -> list[Diagnostic]:
+    """The diagnostic of a baseline derived from another trading config than the one compiled
+    now (`recorded` and `now` are `trading_sha256` values)."""
+    if recorded == now:
+        return []
+    return [
+        Diagnostic(
+            f"deployment.engines.{engine_id}.anomaly.baseline",
+            cfg.baseline,
+            RULE,
+            f"{cfg.baseline} was derived from another trading config (strategies, risk or "
+            f"exchanges changed since: {recorded[:12]} then, {now[:12]} now): derive it again "
+            f"with `appliance baseline deployment={deployment} --engine {engine_id}`",
+        )
+    ]
 
 
 def known_figures(exchanges: list[str]) -> list[str]:
@@ -122,6 +157,8 @@ def resolve(
                 f"{format_decimal(r.high)}"
             )
     return {
+        # Checked against the rendered manifest (`stale`), then dropped from the manifest.
+        "trading_sha256": baseline.trading_sha256,
         "baseline": cfg.baseline,
         "baseline_sha256": sha256_file(where),
         "window_s": baseline.window_s,

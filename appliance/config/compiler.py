@@ -369,6 +369,7 @@ def _render_engine(
     """
     engine = spec.engines[engine_id]
     host = view.hosts.get(engine.host)
+    anomaly = anomalies.get(engine_id)
     exchanges = {n: view.exchanges[n] for n in engine.exchanges if n in view.exchanges}
     strategies = {
         n: st
@@ -398,7 +399,9 @@ def _render_engine(
                 engine.flight_recorder.model_dump(mode="json") if engine.flight_recorder else None
             ),
             # A baseline that did not resolve has its diagnostic already: render without it.
-            "anomaly": anomalies.get(engine_id),
+            "anomaly": {k: v for k, v in anomaly.items() if k != "trading_sha256"}
+            if anomaly is not None
+            else None,
         },
         "host": {"name": engine.host, **host_body},
         "exchanges": {
@@ -411,6 +414,17 @@ def _render_engine(
         },
         "risk": risk,
     }
+    stale = (
+        baselines.stale(
+            deployment,
+            engine_id,
+            engine.anomaly,
+            anomaly["trading_sha256"],
+            baselines.trading_sha256(body),
+        )
+        if anomaly is not None and engine.anomaly is not None
+        else []
+    )
     manifest = seal(body, provenance)
     text = dumps(manifest)
     # The engine's validator reads what the compiler wrote: a renderer bug becomes a refused
@@ -430,6 +444,7 @@ def _render_engine(
         and len(exchanges) == len(engine.exchanges)
         and len(strategies) == len(engine.strategies)
     )
+    found += stale
     if found or not complete:
         return None, found
     sources = _manifest_sources(body, view, engine_id, engine.host)

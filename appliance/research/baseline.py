@@ -3,12 +3,14 @@ config on recent data; the live engine raises an anomaly when it leaves these ra
 (`engine.anomaly`, engine/runtime/src/anomaly.rs; docs/operations.md).
 
 The engine's manifest (its anomaly section off) is backtested on the data on the engine's own
-core. The data's market time is cut into windows of `window_s` wall seconds at the engine's
-market speed (`window_s * speed` of market time: a sim replaying at speed 4 shows the engine
-4 s of market in one second), and each figure is measured in each window as the engine
-measures it live:
+core. Windows of `window_s` wall seconds at the engine's market speed (`window_s * speed` of
+market time: a sim replaying at speed 4 shows the engine 4 s of market in one second) slide
+over the data one wall second at a time, as the engine measures at every heartbeat (at least
+MIN_WINDOWS whole windows of data; a window with no message at all is a gap in the data and
+is left out), and each figure is measured in each window as the engine measures it live:
 
-- `fill_ratio`: fills per order sent (windows with at least MIN_ORDERS orders);
+- `fill_ratio`: fills per order sent, as the engine counts `orders_sent` (orders that passed
+  risk, including those the venue rejected; windows with at least MIN_ORDERS orders);
 - `orders_per_1k_messages`: orders sent per 1,000 market-data messages (at least
   MIN_MESSAGES messages);
 - `pnl_per_hour`: the change of equity over the window, per hour of wall time;
@@ -17,9 +19,10 @@ measures it live:
 
 A figure's range is the windows' min..max, widened: a figure that cannot be negative by the
 factor 1 + tolerance (min / (1 + t) .. max * (1 + t)), a signed one (P&L) by tolerance times
-the larger of |min| and |max| on each side. The
-file records how it was derived; the compiler inlines it into the manifest, so a new baseline
-is reviewed in a plan like any change.
+the larger of |min| and |max| on each side; a P&L that never moved (a backtest that did not
+trade) is left out. The file records how it was derived and the hash of the trading config it
+was derived from (a baseline of another config is refused at compile time); the compiler
+inlines it into the manifest, so a new baseline is reviewed in a plan like any change.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.config.baselines import BASELINE_VERSION, market_speed
+from appliance.config.baselines import BASELINE_VERSION, market_speed, trading_sha256
 from appliance.config.compiler import compile_config
 from appliance.config.compose import compose
 from appliance.config.diagnostics import ConfigError, Diagnostic
@@ -45,6 +48,13 @@ from appliance.config.schema import ANOMALY_MD_RATE, format_decimal
 # window the engine would not measure does not shape the range either.
 MIN_ORDERS = 10
 MIN_MESSAGES = 1_000
+# The venue's reasons to reject an order (engine/core/src/risk.rs RejectReason): such an order
+# passed risk and was sent, as the engine's `orders_sent` counts it.
+VENUE_REASONS = ("post_only_would_cross", "no_liquidity", "book_unavailable", "venue_rejected")
+# The data must hold this many whole windows: fewer say too little about the range.
+MIN_WINDOWS = 3
+# A manifest decimal has at most 10 integer digits.
+MAX_BOUND = Decimal("9999999999.99999999")
 # Figures that cannot be negative: their widened low stops at 0.
 NON_NEGATIVE = ("fill_ratio", "orders_per_1k_messages", ANOMALY_MD_RATE)
 
@@ -102,13 +112,21 @@ def _text(value: float) -> str:
 def figures_by_window(
     result: Any, stamps: np.ndarray, exchange: str | None, window_s: int, speed: Decimal
 ) -> tuple[int, dict[str, list[float]]]:
-    """Each figure's value in each whole window of the data; the number of windows."""
+    """Each figure in each window the engine would measure: windows of `window_s` wall
+    seconds sliding by one (the engine measures at every heartbeat), over the data's market
+    time; the number of windows. A window with no market-data message at all is a gap in the
+    data (between files, a recorder's reconnect), not the market: it is left out."""
     span = int(window_s * speed * 1_000_000_000)
+    step = int(speed * 1_000_000_000)
     start, last = int(stamps.min()), int(stamps.max())
-    count = (last - start) // span
     orders = result.orders
-    sent = orders[orders["reject_reason"].isna()] if len(orders) else orders
-    order_ts = np.sort(sent["ts_ns"].to_numpy(dtype=np.int64)) if len(sent) else np.empty(0)
+    # Sent as the engine counts them (`orders_sent`): every order that passed risk, including
+    # those the venue then rejected.
+    if len(orders):
+        passed = orders["reject_reason"].isna() | orders["reject_reason"].isin(VENUE_REASONS)
+        order_ts = np.sort(orders[passed]["ts_ns"].to_numpy(dtype=np.int64))
+    else:
+        order_ts = np.empty(0, dtype=np.int64)
     fills = result.fills
     fill_ts = np.sort(fills["ts_ns"].to_numpy(dtype=np.int64)) if len(fills) else np.empty(0)
     equity = result.equity
@@ -128,21 +146,27 @@ def figures_by_window(
     md_name = f"{ANOMALY_MD_RATE}{exchange}" if exchange is not None else None
     if md_name is not None:
         out[md_name] = []
-    for k in range(count):
-        a, b = start + k * span, start + (k + 1) * span
+    windows = 0
+    a = start
+    while a + span <= last:
+        b = a + span
         n_orders, n_fills, n_md = (
             between(order_ts, a, b),
             between(fill_ts, a, b),
             between(md_ts, a, b),
         )
+        a += step
+        if n_md == 0:
+            continue
+        windows += 1
         if n_orders >= MIN_ORDERS:
             out["fill_ratio"].append(n_fills / n_orders)
         if n_md >= MIN_MESSAGES:
             out["orders_per_1k_messages"].append(n_orders * 1000 / n_md)
-        out["pnl_per_hour"].append((equity_at(b) - equity_at(a)) * 3600 / window_s)
+        out["pnl_per_hour"].append((equity_at(b) - equity_at(b - span)) * 3600 / window_s)
         if md_name is not None:
             out[md_name].append(n_md / window_s)
-    return count, {k: v for k, v in out.items() if v}
+    return windows, {k: v for k, v in out.items() if v}
 
 
 def derive(
@@ -199,21 +223,44 @@ def derive(
         natives = data_mod.prepare(project, files, data_mod.parse_window(None, None))
         result = backtest.run(built.text, natives)
         exchange = next(iter(exchanges)) if len(exchanges) == 1 else None
-        windows, values = figures_by_window(result, stamps, exchange, window_s, speed)
-        if windows == 0:
-            market_s = (int(stamps.max()) - int(stamps.min())) / 1e9
+        market_s = (int(stamps.max()) - int(stamps.min())) / 1e9
+        if market_s < MIN_WINDOWS * float(window_s * speed):
             raise _fail(
                 "--window",
                 window_s,
                 f"the data spans {market_s:.0f} s of market time and a window is "
                 f"{float(window_s * speed):.0f} s of it (window x speed "
-                f"{format_decimal(speed)}): shorten the window or give more data",
+                f"{format_decimal(speed)}): a baseline needs {MIN_WINDOWS} whole windows; "
+                "shorten the window or give more data",
             )
+        windows, values = figures_by_window(result, stamps, exchange, window_s, speed)
+        notes = []
+        if exchange is None:
+            notes.append("message rates left out: the data is one stream for several exchanges")
+        if set(values.get("pnl_per_hour", [])) == {0.0}:
+            # The backtest never traded: a range of 0..0 would flag any live P&L.
+            del values["pnl_per_hour"]
+            notes.append("pnl_per_hour left out: the backtest's equity never moved")
         tol = float(tolerance)
         figures = {}
         for name, vals in sorted(values.items()):
             low, high = widen(vals, tol, name.startswith(NON_NEGATIVE))
+            for end, bound in (("low", low), ("high", high)):
+                if not abs(bound) <= MAX_BOUND:
+                    raise _fail(
+                        "--tolerance",
+                        str(tolerance),
+                        f"{name}'s {end} would be {bound:.6g}, beyond a manifest decimal's 10 "
+                        "integer digits",
+                    )
             figures[name] = {"low": _text(low), "high": _text(high)}
+        if not figures:
+            raise _fail(
+                "--data",
+                ", ".join(str(f) for f in files),
+                "no figure could be measured on this data (too few orders or messages per "
+                "window): give more data or a longer window",
+            )
         names = ", ".join(f.name for f in files)
         derivation = (
             f"backtest of {compiled.deployment}/{engine_id} (manifest "
@@ -221,6 +268,7 @@ def derive(
             f"{window_s} s at market speed {format_decimal(speed)}; each range is the windows' "
             f"min..max widened by tolerance {format_decimal(tolerance)} (rates and ratios: "
             f"min/(1+t)..max*(1+t); P&L: t x max(|min|, |max|) each side)"
+            + "".join(f"; {n}" for n in notes)
         )
         baseline = {
             "version": BASELINE_VERSION,
@@ -230,6 +278,7 @@ def derive(
             "window_s": window_s,
             "data": [str(_relative(f, project)) for f in files],
             "backtest_manifest_sha256": manifest["content_sha256"],
+            "trading_sha256": trading_sha256(manifest),
             "windows": windows,
             "tolerance": format_decimal(tolerance),
             "derivation": derivation,

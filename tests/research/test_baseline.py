@@ -40,6 +40,22 @@ def _derive(cli: Callable[..., Run], project: Path, out: Path, *extra: str) -> d
     return row
 
 
+def _message_counts(window_s: int, speed: int) -> list[int]:
+    """The capture's messages counted here, independently, in every window of `window_s`
+    wall seconds at `speed` (window_s * speed of market time) sliding one wall second at a
+    time, windows with no message left out."""
+    with gzip.open(CAPTURE, "rt") as fh:
+        stamps = sorted(int(line.split(" ", 1)[0]) for line in fh)
+    span, step = window_s * speed * 10**9, speed * 10**9
+    counts, a = [], stamps[0]
+    while a + span <= stamps[-1]:
+        n = sum(1 for t in stamps if a <= t < a + span)
+        if n:
+            counts.append(n)
+        a += step
+    return counts
+
+
 def test_ranges_come_from_the_windows_of_the_data(
     cli: Callable[..., Run], project: Path, tmp_path: Path
 ) -> None:
@@ -51,16 +67,8 @@ def test_ranges_come_from_the_windows_of_the_data(
         60,
     )
     assert row["data"] == ["data/binance/spot_btcusdt_20240808.gz"]
-    # The capture's messages counted here, independently, in whole 60 s windows.
-    with gzip.open(CAPTURE, "rt") as fh:
-        stamps = [int(line.split(" ", 1)[0]) for line in fh]
-    start, span = min(stamps), 60_000_000_000
-    windows = (max(stamps) - start) // span
-    counts = [
-        sum(1 for t in stamps if start + k * span <= t < start + (k + 1) * span)
-        for k in range(windows)
-    ]
-    assert row["windows"] == windows == 5
+    counts = _message_counts(60, 1)
+    assert row["windows"] == len(counts) > 200
     md = row["figures"]["md_messages_per_s.sim_binance"]
     # A rate cannot be negative: min / 1.5 .. max * 1.5 with the default tolerance 0.5.
     assert float(md["low"]) == pytest.approx(min(counts) / 60 / 1.5, abs=1e-8)
@@ -73,25 +81,35 @@ def test_ranges_come_from_the_windows_of_the_data(
     }
     for name, r in row["figures"].items():
         assert float(r["low"]) <= float(r["high"]), name
-    assert "5 windows of 60 s at market speed 1" in row["derivation"]
+    assert f"{len(counts)} windows of 60 s at market speed 1" in row["derivation"]
     assert "spot_btcusdt_20240808.gz" in row["derivation"]
 
 
 def test_a_sim_at_speed_8_shows_eight_times_the_market_in_a_window(
     cli: Callable[..., Run], project: Path, tmp_path: Path
 ) -> None:
-    slow = _derive(cli, project, tmp_path / "slow.json", "--window", "40")
     fast = _derive(
         cli, project, tmp_path / "fast.json", "exchanges.sim_binance.sim.speed='8'", "--window", "5"
     )
-    # 40 s of market in each window either way: the same windows, messages per wall second x8.
-    assert (fast["speed"], fast["windows"]) == ("8", slow["windows"])
-    for end in ("low", "high"):
-        slow_rate = float(slow["figures"]["md_messages_per_s.sim_binance"][end])
-        fast_rate = float(fast["figures"]["md_messages_per_s.sim_binance"][end])
-        assert fast_rate == pytest.approx(slow_rate * 8, rel=1e-6)
-        # Fills per order do not depend on the speed.
-        assert fast["figures"]["fill_ratio"][end] == slow["figures"]["fill_ratio"][end]
+    # A 5 s window at speed 8 holds 40 s of market, sliding 8 s of market a second.
+    counts = _message_counts(5, 8)
+    assert (fast["speed"], fast["windows"]) == ("8", len(counts))
+    md = fast["figures"]["md_messages_per_s.sim_binance"]
+    assert float(md["low"]) == pytest.approx(min(counts) / 5 / 1.5, abs=1e-8)
+    assert float(md["high"]) == pytest.approx(max(counts) / 5 * 1.5, abs=1e-8)
+
+
+def test_the_engines_own_thresholds_are_the_baselines() -> None:
+    """A window the engine would not measure must not shape the range: the thresholds are
+    the engine's (engine/runtime/src/anomaly.rs)."""
+    from appliance.research import baseline
+
+    source = (ROOT / "engine/runtime/src/anomaly.rs").read_text()
+    assert f"pub const MIN_ORDERS: u64 = {baseline.MIN_ORDERS};" in source
+    assert f"pub const MIN_MESSAGES: u64 = {baseline.MIN_MESSAGES:_};" in source
+    reasons = (ROOT / "engine/core/src/risk.rs").read_text()
+    for reason in baseline.VENUE_REASONS:
+        assert f'=> "{reason}",' in reasons, reason
 
 
 def test_the_compiler_inlines_the_baseline_into_the_manifest(
@@ -156,6 +174,11 @@ def test_a_bad_baseline_is_refused_naming_what_to_do(
             "has low 5 above high 1",
         ),
         (_edited(good, lambda d: d.pop("window_s")), [], "is not a baseline: window_s"),
+        (
+            good,
+            ["strategies.mm_btcusdt.params.quote_qty='0.002'"],
+            "was derived from another trading config (strategies, risk or exchanges changed",
+        ),
     ]
     for path, extra, words in cases:
         build = tmp_path / "build"
@@ -179,6 +202,8 @@ def test_a_bad_baseline_is_refused_naming_what_to_do(
 def test_bad_options_are_named(cli: Callable[..., Run], project: Path) -> None:
     for args, words in [
         (["--window", "3600"], "the data spans 346 s of market time"),
+        (["--window", "120"], "a baseline needs 3 whole windows"),
+        (["--tolerance", "100000000000"], "beyond a manifest decimal's 10 integer digits"),
         (["--window", "2"], "must be 5..86400"),
         (["--tolerance", "-1"], "must be 0 or more"),
         (["--engine", "nope"], "no such engine"),

@@ -4,9 +4,12 @@
 //!
 //! The housekeeping thread hands each heartbeat's running totals to [`Detector::observe`].
 //! Every figure is measured over the last `window_s` seconds: the difference between the
-//! newest totals and the latest ones at least a window old. A figure outside its range raises
-//! an anomaly; back inside, it clears. Each change is one bus event (`Anomaly`), the active
-//! ones are in every heartbeat and on `/metrics` (`rt_anomaly`), and `PyRtAnomaly` pages.
+//! newest totals and the latest ones at least a window old (so the span is `window_s` to one
+//! heartbeat more; rates divide by the real span). A figure outside its range raises an
+//! anomaly; once back inside for a whole window, it clears (no raise and clear every second
+//! for a figure on a bound). Each change is one bus event (`Anomaly`); every figure measured
+//! is in each heartbeat with its state and on `/metrics` (`rt_anomaly` 0 or 1), and
+//! `PyRtAnomaly` pages. The state lives in memory: a restart begins measuring afresh.
 //!
 //! A figure is measured only when it means something: a ratio needs enough of its
 //! denominator in the window ([`MIN_ORDERS`] orders sent, [`MIN_MESSAGES`] market-data
@@ -54,8 +57,12 @@ struct Watched {
     kind: Kind,
     low: f64,
     high: f64,
-    /// The value last measured while raised (None: not raised).
-    raised: Option<f64>,
+    /// The value last measured (None: not measured yet).
+    last: Option<f64>,
+    raised: bool,
+    /// While raised: since when the figure has been back in range (it clears after a whole
+    /// window there, so a figure sitting on a bound does not raise and clear every second).
+    in_range_since: Option<i64>,
 }
 
 /// What every event of a detector carries.
@@ -103,7 +110,9 @@ impl Detector {
                     kind,
                     low: float(range.low),
                     high: float(range.high),
-                    raised: None,
+                    last: None,
+                    raised: false,
+                    in_range_since: None,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -137,18 +146,21 @@ impl Detector {
                 .collect();
             for (w, value) in self.watched.iter_mut().zip(values) {
                 let Some(v) = value else { continue };
+                w.last = Some(v);
                 let outside = v < w.low || v > w.high;
-                match (outside, w.raised) {
-                    (true, None) => {
-                        w.raised = Some(v);
+                if outside {
+                    w.in_range_since = None;
+                    if !w.raised {
+                        w.raised = true;
                         changes.push(event(w, v, true, &self.meta));
                     }
-                    (true, Some(_)) => w.raised = Some(v),
-                    (false, Some(_)) => {
-                        w.raised = None;
+                } else if w.raised {
+                    let since = *w.in_range_since.get_or_insert(now.t_ns);
+                    if now.t_ns - since >= self.window_ns {
+                        w.raised = false;
+                        w.in_range_since = None;
                         changes.push(event(w, v, false, &self.meta));
                     }
-                    (false, None) => {}
                 }
             }
         }
@@ -156,11 +168,12 @@ impl Detector {
         changes
     }
 
-    /// The anomalies raised now, with the value last measured.
-    pub fn active(&self) -> Vec<pb::Anomaly> {
+    /// Every figure measured so far: its last value and whether it is raised now (the
+    /// heartbeat's `anomalies`; /metrics serves `rt_anomaly` 0 or 1 for each).
+    pub fn states(&self) -> Vec<pb::Anomaly> {
         self.watched
             .iter()
-            .filter_map(|w| w.raised.map(|v| event(w, v, true, &self.meta)))
+            .filter_map(|w| w.last.map(|v| event(w, v, w.raised, &self.meta)))
             .collect()
     }
 }
@@ -270,7 +283,9 @@ mod tests {
         let raised = d.observe(at(10, 0, 0, 0, 0.0));
         assert_eq!(raised.len(), 1);
         assert!(raised[0].active && raised[0].value == 0.0, "{raised:?}");
-        assert_eq!(d.active().len(), 1);
+        let states = d.states();
+        assert_eq!(states.len(), 1);
+        assert!(states[0].active);
     }
 
     #[test]
@@ -287,11 +302,13 @@ mod tests {
         }
         let seen: Vec<(i64, bool)> = changes.iter().map(|(s, a)| (*s, a.active)).collect();
         // Raised when the window's rate falls below 100/s (at 23 s the window (13, 23] holds
-        // 6 s of 150/s: 90/s), cleared when it is back at 100/s or more (at 41 s, (31, 41]
-        // holds 7 s: 105/s). Nothing in between: a raised figure is raised once.
-        assert_eq!(seen, vec![(23, true), (41, false)], "{changes:?}");
-        assert!(d.active().is_empty());
+        // 6 s of 150/s: 90/s); back at 100/s or more at 41 s ((31, 41] holds 7 s: 105/s) and
+        // cleared after a whole window in range, at 51 s. Nothing in between: a raised
+        // figure is raised once.
+        assert_eq!(seen, vec![(23, true), (51, false)], "{changes:?}");
+        assert!(d.states().iter().all(|a| !a.active));
         let raised = &changes[0].1;
+        assert!((changes[1].1.value - 150.0).abs() < 1e-9, "{changes:?}");
         assert_eq!(raised.figure, "md_messages_per_s.sim");
         assert!((raised.value - 90.0).abs() < 1e-9, "{raised:?}");
         assert_eq!(
@@ -331,6 +348,32 @@ mod tests {
             t.trading = false;
             assert!(d.observe(t).is_empty());
         }
+    }
+
+    #[test]
+    fn a_figure_that_dips_back_out_of_range_stays_raised() {
+        let mut d = detector(&[("md_messages_per_s.sim", range("100", "200"))]);
+        let mut md = 0;
+        let mut changes = Vec::new();
+        // 90/s, then 105/s for 5 s, 90/s again, then 150/s for good.
+        for s in 0..=80 {
+            md += match s {
+                0..=20 => 150,
+                21..=35 => 90,
+                36..=40 => 105,
+                41..=50 => 90,
+                _ => 150,
+            };
+            changes.extend(
+                d.observe(at(s, 0, 0, md, 0.0))
+                    .into_iter()
+                    .map(|a| (s, a.active)),
+            );
+        }
+        // Raised once; the 5 s back in range were not a whole window: cleared once, at the end.
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(changes[0].1 && !changes[1].1, "{changes:?}");
+        assert!(changes[1].0 > 60, "{changes:?}");
     }
 
     #[test]

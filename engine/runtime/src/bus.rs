@@ -149,6 +149,32 @@ fn feed_kind(s: FeedStatus) -> i32 {
     }) as i32
 }
 
+/// One turn of the interval policy's syncing: when a sync is due, fdatasync on a duplicate
+/// of the journal's descriptor (the same file) with no lock held, then record what it made
+/// durable, or that it failed (tried again at the next turn; the heartbeat counts it).
+fn journal_tick(journal: &Mutex<Journal>) {
+    let due = match journal.lock() {
+        Ok(mut j) => j.due_sync(),
+        Err(_) => return,
+    };
+    match due {
+        Ok(Some((handle, ticket))) => {
+            let result = handle.sync_data();
+            if let Ok(mut j) = journal.lock() {
+                match result {
+                    Ok(()) => j.synced(ticket),
+                    Err(e) => {
+                        eprintln!("journal: fsync: {e}");
+                        j.sync_failed(ticket);
+                    }
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("{e}"),
+    }
+}
+
 /// What the housekeeping thread prints at shutdown.
 #[derive(Debug, Default)]
 pub struct Final {
@@ -194,8 +220,26 @@ pub fn housekeeping(
         verbose,
         metrics,
         anomaly,
+        anomaly_started: false,
     };
     let mut next_heartbeat = now_ns();
+    // The interval policy's fsyncs run on a thread of their own: a disk that hangs in fsync
+    // stalls neither heartbeats, /metrics (where the growing lag shows) nor control.
+    let syncing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let syncer = {
+        let (journal, syncing) = (hk.journal.clone(), syncing.clone());
+        std::thread::Builder::new()
+            .name("journal-sync".into())
+            .spawn(move || {
+                while syncing.load(std::sync::atomic::Ordering::Acquire) {
+                    journal_tick(&journal);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+    };
+    if let Err(e) = &syncer {
+        eprintln!("journal: cannot start the sync thread ({e}); syncing from housekeeping");
+    }
     let mut next_sync = now_ns();
     loop {
         // Control first: an operator's kill must not wait behind a burst of events.
@@ -219,13 +263,17 @@ pub fn housekeeping(
             next_heartbeat = now + 1_000_000_000;
             hk.heartbeat();
         }
-        if now >= next_sync {
+        if syncer.is_err() && now >= next_sync {
             next_sync = now + 5_000_000;
-            hk.journal_tick();
+            journal_tick(&hk.journal);
         }
         if disconnected {
             break;
         }
+    }
+    syncing.store(false, std::sync::atomic::Ordering::Release);
+    if let Ok(handle) = syncer {
+        let _ = handle.join();
     }
     hk.heartbeat();
     hk.journal_anchors(true);
@@ -270,6 +318,8 @@ struct Housekeeper {
     metrics: Option<Page>,
     /// Anomaly detection against the manifest's baseline (None: off).
     anomaly: Option<Detector>,
+    /// Whether the detector has begun (the trader reported and every feed was live).
+    anomaly_started: bool,
 }
 
 impl Housekeeper {
@@ -343,27 +393,6 @@ impl Housekeeper {
             }
         }
         self.anchors_written = Some((a, now));
-    }
-
-    fn journal_tick(&mut self) {
-        let due = match self.journal.lock() {
-            Ok(mut j) => j.due_sync(),
-            Err(_) => return,
-        };
-        match due {
-            // fdatasync on a duplicate of the journal's descriptor: the same file, no lock held.
-            Ok(Some((handle, ticket))) => match handle.sync_data() {
-                Ok(()) => {
-                    if let Ok(mut j) = self.journal.lock() {
-                        j.synced(ticket);
-                    }
-                }
-                // Not durable: the lag keeps growing, which the heartbeat and PyRtJournalLag show.
-                Err(e) => eprintln!("journal: fsync: {e}"),
-            },
-            Ok(None) => {}
-            Err(e) => eprintln!("{e}"),
-        }
     }
 
     fn on_message(&mut self, msg: Hk) {
@@ -556,6 +585,8 @@ impl Housekeeper {
             counters.insert("journal_records".to_owned(), lag.records);
             counters.insert("journal_unsynced_records".to_owned(), lag.unsynced);
             counters.insert("journal_unsynced_age_ms".to_owned(), lag.age_ms);
+            counters.insert("journal_fsync_errors".to_owned(), lag.fsync_errors);
+            counters.insert("journal_fsync_interval_ms".to_owned(), lag.interval_ms);
         }
         for (reason, n) in &self.view.rejections {
             counters.insert(format!("rejected.{reason}"), *n);
@@ -604,6 +635,17 @@ impl Housekeeper {
     /// Feeds the detector this heartbeat's totals, publishes (and logs) what it raised or
     /// cleared, and returns the anomalies active now.
     fn anomalies(&mut self, counters: &HashMap<String, u64>) -> Vec<pb::Anomaly> {
+        // Measured from the first heartbeat after the trader reported (its equity, restored
+        // after a restart, is the first sample's) with every feed live: connecting and the
+        // first snapshot are not the market's message rate.
+        if !self.anomaly_started {
+            let feeds_live = self.feeds.len() == self.names.exchanges.len()
+                && self.feeds.values().all(|f| f.status == FeedStatus::Live);
+            if self.view.risk_state.is_none() || !feeds_live {
+                return Vec::new();
+            }
+            self.anomaly_started = true;
+        }
         let Some(detector) = self.anomaly.as_mut() else {
             return Vec::new();
         };
@@ -623,12 +665,12 @@ impl Housekeeper {
             trading: self.view.risk_state == Some(RiskState::Active) && !self.view.paused,
         };
         let changes = detector.observe(totals);
-        let active = detector.active();
+        let states = detector.states();
         for change in changes {
             eprintln!("{}", anomaly::describe(&change));
             self.publish(pb::event::Body::Anomaly(change));
         }
-        active
+        states
     }
 
     fn status(&self) -> pb::Status {

@@ -151,6 +151,8 @@ pub struct Journal {
     /// When the oldest record not yet known durable was appended (an upper bound on its age:
     /// records appended while a sync was in flight count from when that sync began).
     unsynced_since: Option<Instant>,
+    /// fsyncs that failed (what they covered is not durable; the next one tries again).
+    fsync_errors: u64,
 }
 
 /// How far the journal's durability trails its writes (the heartbeat's `journal_*` figures).
@@ -162,6 +164,10 @@ pub struct Lag {
     pub unsynced: u64,
     /// Age of the oldest of them, ms (0: none).
     pub age_ms: u64,
+    /// fsyncs that failed since the engine started.
+    pub fsync_errors: u64,
+    /// The policy's sync interval, ms (0 with `fsync: always`): the lag a healthy disk shows.
+    pub interval_ms: u64,
 }
 
 /// What a sync handed out by [`Journal::due_sync`] covers, for [`Journal::synced`].
@@ -204,6 +210,7 @@ impl Journal {
             records: 0,
             durable: 0,
             unsynced_since: None,
+            fsync_errors: 0,
         })
     }
 
@@ -266,6 +273,13 @@ impl Journal {
         self.unsynced_since = (self.records > self.durable).then_some(ticket.at);
     }
 
+    /// The sync of `ticket` failed: nothing it covered is known durable, and the next due
+    /// sync tries again (even with no new record).
+    pub fn sync_failed(&mut self, _ticket: SyncTicket) {
+        self.fsync_errors += 1;
+        self.dirty = true;
+    }
+
     /// How far durability trails the writes; None with `fsync: never` (nothing is ever
     /// synced here: the kernel writes back when it will).
     pub fn lag(&self) -> Option<Lag> {
@@ -277,21 +291,32 @@ impl Journal {
             Some(t) if unsynced > 0 => u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX),
             _ => 0,
         };
+        let interval_ms = match self.fsync {
+            Fsync::Interval => u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX),
+            Fsync::Always | Fsync::Never => 0,
+        };
         Some(Lag {
             records: self.records,
             unsynced,
             age_ms,
+            fsync_errors: self.fsync_errors,
+            interval_ms,
         })
     }
 
-    /// Flushes to stable storage now (shutdown).
+    /// Flushes to stable storage now (shutdown). Also when nothing was appended since the
+    /// last sync but that sync failed: its records are not durable yet.
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        if self.dirty && self.fsync != Fsync::Never {
-            self.file.sync_data().map_err(|source| JournalError::Io {
-                path: self.path.clone(),
-                op: "fsync",
-                source,
-            })?;
+        let pending = self.dirty || self.durable < self.records;
+        if pending && self.fsync != Fsync::Never {
+            if let Err(source) = self.file.sync_data() {
+                self.fsync_errors += 1;
+                return Err(JournalError::Io {
+                    path: self.path.clone(),
+                    op: "fsync",
+                    source,
+                });
+            }
         }
         self.dirty = false;
         self.last_sync = Instant::now();
@@ -730,6 +755,8 @@ mod tests {
             records: 0,
             unsynced: 0,
             age_ms: 0,
+            fsync_errors: 0,
+            interval_ms: 1,
         };
         assert_eq!(j.lag(), Some(none));
         j.append(&order(1)).expect("append");
@@ -754,9 +781,27 @@ mod tests {
             Some(Lag {
                 records: 3,
                 unsynced: 0,
-                age_ms: 0
+                age_ms: 0,
+                fsync_errors: 0,
+                interval_ms: 1,
             })
         );
+        // A failed fsync leaves its records unsynced and is tried again at the next due sync,
+        // though nothing new was appended.
+        j.append(&order(4)).expect("append");
+        std::thread::sleep(Duration::from_millis(2));
+        let (_handle, ticket) = j.due_sync().expect("due").expect("a sync is due");
+        j.sync_failed(ticket);
+        let lag = j.lag().expect("interval");
+        assert_eq!((lag.unsynced, lag.fsync_errors), (1, 1), "{lag:?}");
+        std::thread::sleep(Duration::from_millis(2));
+        let (handle, ticket) = j
+            .due_sync()
+            .expect("due")
+            .expect("retried with no new record");
+        handle.sync_data().expect("fsync");
+        j.synced(ticket);
+        assert_eq!(j.lag().map(|l| l.unsynced), Some(0));
         // Always: every append is synced before it returns.
         let dir = tempfile::tempdir().expect("tempdir");
         let mut j = Journal::open(dir.path(), Fsync::Always, 1).expect("open");

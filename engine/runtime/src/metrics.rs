@@ -253,8 +253,8 @@ pub fn render(hb: &pb::Heartbeat, latency: &Stages, id: Identity<'_>) -> String 
     out.text
 }
 
-/// The anomalies raised now (engine.anomaly): `rt_anomaly` 1 per figure out of its range,
-/// with the value measured and the range expected (PyRtAnomaly pages on them).
+/// Every figure anomaly detection measured (engine.anomaly): `rt_anomaly` 1 while raised, 0
+/// otherwise, with the value last measured and the range expected (PyRtAnomaly pages on 1).
 fn anomalies(out: &mut Builder, anomalies: &[pb::Anomaly]) {
     if anomalies.is_empty() {
         return;
@@ -263,12 +263,12 @@ fn anomalies(out: &mut Builder, anomalies: &[pb::Anomaly]) {
     let families: [(&str, &str, Field); 4] = [
         (
             "rt_anomaly",
-            "A figure out of the range the backtest baseline expects (1 while raised).",
-            |_| 1.0,
+            "A figure out of the range the backtest baseline expects (1 while raised, else 0).",
+            |a| f64::from(u8::from(a.active)),
         ),
         (
             "rt_anomaly_value",
-            "The raised figure's value over the detection window.",
+            "The figure's last value over the detection window.",
             |a| a.value,
         ),
         ("rt_anomaly_low", "The raised figure's expected low.", |a| {
@@ -308,6 +308,20 @@ fn counters(out: &mut Builder, hb: &pb::Heartbeat) {
                 "gauge",
                 "Journal records written but not yet known to be on stable storage.",
                 value as f64,
+            );
+        } else if name == "journal_fsync_errors" {
+            out.single(
+                "rt_journal_fsync_errors_total",
+                "counter",
+                "Journal fsyncs that failed (what they covered is not durable; retried).",
+                value as f64,
+            );
+        } else if name == "journal_fsync_interval_ms" {
+            out.single(
+                "rt_journal_fsync_interval_seconds",
+                "gauge",
+                "The journal's sync interval (engine.journal.fsync_interval_ms; 0: every append).",
+                value as f64 / 1e3,
             );
         } else if name == "journal_unsynced_age_ms" {
             out.single(
@@ -591,6 +605,8 @@ mod tests {
                 ("journal_records", 12),
                 ("journal_unsynced_records", 3),
                 ("journal_unsynced_age_ms", 1500),
+                ("journal_fsync_interval_ms", 50),
+                ("journal_fsync_errors", 1),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -663,6 +679,8 @@ mod tests {
             "rt_journal_records_total 12",
             "rt_journal_unsynced_records 3",
             "rt_journal_unsynced_age_seconds 1.5",
+            "rt_journal_fsync_interval_seconds 0.05",
+            "rt_journal_fsync_errors_total 1",
             "rt_anomaly{figure=\"md_messages_per_s.binance_spot\"} 1",
             "rt_anomaly_value{figure=\"md_messages_per_s.binance_spot\"} 0",
             "rt_anomaly_low{figure=\"md_messages_per_s.binance_spot\"} 52.5",
