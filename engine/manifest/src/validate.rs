@@ -1366,9 +1366,8 @@ mod tests {
         );
         refused(
             |v| {
-                v["engine"]["anomaly"] = anomaly(
-                    json!({"md_messages_per_s.nowhere": {"low": "1", "high": "5"}}),
-                )
+                v["engine"]["anomaly"] =
+                    anomaly(json!({"md_messages_per_s.nowhere": {"low": "1", "high": "5"}}))
             },
             "engine.anomaly.figures.md_messages_per_s.nowhere",
             &["not a figure this engine measures"],

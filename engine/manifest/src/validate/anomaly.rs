@@ -19,7 +19,11 @@ impl Checker {
             86_400,
         );
         if a.baseline.trim().is_empty() {
-            self.fail(RULE, "engine.anomaly.baseline", "is empty (the baseline file)");
+            self.fail(
+                RULE,
+                "engine.anomaly.baseline",
+                "is empty (the baseline file)",
+            );
         }
         if !super::is_sha256(&a.baseline_sha256) {
             self.fail(

@@ -26,14 +26,14 @@ pub mod query;
 pub mod requests;
 pub mod rest;
 pub mod signing;
-pub mod usdm;
-pub mod usdm_execution;
 #[cfg(test)]
 mod test_support;
+pub mod usdm;
+pub mod usdm_execution;
 pub mod user_stream;
 pub mod vocab;
 pub mod wire;
 
 pub use execution::SpotExecution;
-pub use usdm_execution::USdmExecution;
 pub use market::*;
+pub use usdm_execution::USdmExecution;
