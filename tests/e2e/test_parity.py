@@ -127,6 +127,29 @@ def test_a_different_book_is_named_as_the_first_cause(
     )
 
 
+def test_a_decision_taken_at_another_input_is_a_timing_difference(
+    recorded: Recorded, cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    # The decision log with live's first order moved after the next input: the replay takes it
+    # one input earlier than (this) live did.
+    copy = tmp_path / "flight"
+    shutil.copytree(recorded.flight, copy)
+    (log,) = sorted((copy / "strategy").glob("*.gz"))
+    lines = gzip.decompress(log.read_bytes()).decode().splitlines(keepends=True)
+    first = next(n for n, line in enumerate(lines) if line.split()[1] == "new")
+    decisions = ("new", "cancel", "cancel_all")
+    after = next(n for n in range(first + 1, len(lines)) if lines[n].split()[1] not in decisions)
+    lines.insert(after, lines.pop(first))
+    log.write_bytes(gzip.compress("".join(lines).encode()))
+    done, result = _parity(cli, str(copy))
+    assert done.exit_code == 1, done.snapshot_text()
+    causes = [d["cause"] for d in result["divergences"]]
+    assert "timing" in causes and "book" not in causes and "config" not in causes, causes
+    paired = [d for d in result["divergences"] if "took the same decision" in d["detail"]]
+    assert paired, result["divergences"]
+    assert paired[0]["detail"].startswith("a timing difference: the replay took the same decision")
+
+
 def test_model_mode_reports_fill_rate_and_pnl_against_live(
     recorded: Recorded, cli: Callable[..., Run]
 ) -> None:

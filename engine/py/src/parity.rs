@@ -15,9 +15,11 @@
 //! cause is named from what the replay can see at that point: a different book (the best bid or
 //! ask the strategy decided on differs), a different risk state or position, the same book and
 //! risk state under a different configuration (the manifests' differing keys, given by the
-//! caller), or, with nothing else different, a timing difference (a decision that depends on the
-//! clock, e.g. a timer or a staleness guard).
+//! caller), or a timing difference: the other side took the same decision at another input, or
+//! nothing else differs (a decision that depends on the clock, e.g. a timer or a staleness
+//! guard). Within one input both sides' decisions are aligned in order first.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use rt_core::flightlog::{self, Command, Context, Entry};
@@ -159,6 +161,8 @@ pub fn replay(
         keep,
         requests: Vec::new(),
         started: false,
+        unmatched_live: VecDeque::new(),
+        unmatched_replay: VecDeque::new(),
     };
     for path in log_files {
         let mut reader = FrameReader::open(path)?;
@@ -201,7 +205,14 @@ struct Replayer<'a> {
     keep: usize,
     requests: Vec<VenueRequest>,
     started: bool,
+    /// The last unmatched decisions of each side, with their input and time: a decision one
+    /// side made at another input than the other is a timing difference.
+    unmatched_live: VecDeque<(u64, Nanos, Entry)>,
+    unmatched_replay: VecDeque<(u64, Nanos, Entry)>,
 }
+
+/// How many unmatched decisions of each side are remembered for the timing check.
+const TIMING_WINDOW: usize = 64;
 
 impl Replayer<'_> {
     fn step(&mut self, ts: Nanos, entry: Entry) -> Result<(), String> {
@@ -396,22 +407,39 @@ impl Replayer<'_> {
             return;
         };
         self.out.replay_decisions += self.produced.len() as u64;
-        let n = self.recorded.len().max(self.produced.len());
-        for slot in 0..n {
-            let live = self.recorded.get(slot).copied();
-            let replay = self.produced.get(slot).copied();
-            if let (Some(a), Some(b)) = (live, replay) {
-                if same_decision(&a, &b) {
+        // Both sides' decisions aligned in order (a decision one side lacks does not shift the
+        // rest); what is left over on either side diverges, paired in order.
+        let mut used = vec![false; self.produced.len()];
+        let mut from = 0;
+        let mut live_left = Vec::new();
+        for (slot, l) in self.recorded.iter().enumerate() {
+            match (from..self.produced.len()).find(|&k| same_decision(l, &self.produced[k])) {
+                Some(k) => {
+                    used[k] = true;
+                    from = k + 1;
                     self.out.matched += 1;
-                    continue;
                 }
+                None => live_left.push((slot, *l)),
             }
+        }
+        let replay_left: Vec<(usize, Entry)> = self
+            .produced
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !used[*k])
+            .map(|(k, e)| (k, *e))
+            .collect();
+        for n in 0..live_left.len().max(replay_left.len()) {
+            let live = live_left.get(n).map(|x| x.1);
+            let replay = replay_left.get(n).map(|x| x.1);
+            let slot = live_left.get(n).or(replay_left.get(n)).map_or(0, |x| x.0);
             self.out.divergence_count += 1;
             self.out
                 .matched_before_first
                 .get_or_insert(self.out.matched);
+            let timing = self.timing(live, replay, index, ts);
             if self.out.divergences.len() < self.keep {
-                let (cause, detail) = self.cause(live, replay);
+                let (cause, detail) = timing.unwrap_or_else(|| self.cause(live, replay));
                 self.out.divergences.push(Divergence {
                     input: index,
                     input_ts: ts,
@@ -426,6 +454,45 @@ impl Replayer<'_> {
         }
         self.recorded.clear();
         self.produced.clear();
+    }
+
+    /// A timing difference: a decision the other side took at another input (one of the last
+    /// [`TIMING_WINDOW`] it took unmatched). Pairs are taken from the lists; the rest of this
+    /// input's decisions join them.
+    fn timing(
+        &mut self,
+        live: Option<Entry>,
+        replay: Option<Entry>,
+        index: u64,
+        ts: Nanos,
+    ) -> Option<(Cause, String)> {
+        let take = |list: &mut VecDeque<(u64, Nanos, Entry)>, e: Option<Entry>| {
+            let e = e?;
+            let at = list.iter().position(|(_, _, x)| same_decision(x, &e))?;
+            list.remove(at).map(|(input, when, _)| (input, when))
+        };
+        let live_pair = take(&mut self.unmatched_replay, live);
+        let replay_pair = take(&mut self.unmatched_live, replay);
+        if live_pair.is_none() {
+            remember(&mut self.unmatched_live, live.map(|e| (index, ts, e)));
+        }
+        if replay_pair.is_none() {
+            remember(&mut self.unmatched_replay, replay.map(|e| (index, ts, e)));
+        }
+        let ((input, when), other, this) = match (live_pair, replay_pair) {
+            (Some(p), _) => (p, "the replay", "live"),
+            (None, Some(p)) => (p, "live", "the replay"),
+            (None, None) => return None,
+        };
+        Some((
+            Cause::Timing,
+            format!(
+                "a timing difference: {other} took the same decision at input #{input}, {} ms \
+                 {}; {this} at input #{index}",
+                (ts - when).abs() / 1_000_000,
+                if when <= ts { "earlier" } else { "later" }
+            ),
+        ))
     }
 
     /// The first thing that differs at a divergence (see the module documentation).
@@ -480,6 +547,16 @@ impl Replayer<'_> {
              clock (a timer, a staleness guard) was taken at a different input"
                 .into(),
         )
+    }
+}
+
+/// Keeps the last [`TIMING_WINDOW`] unmatched decisions.
+fn remember(list: &mut VecDeque<(u64, Nanos, Entry)>, item: Option<(u64, Nanos, Entry)>) {
+    if let Some(item) = item {
+        if list.len() == TIMING_WINDOW {
+            list.pop_front();
+        }
+        list.push_back(item);
     }
 }
 
