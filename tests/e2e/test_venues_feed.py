@@ -45,12 +45,13 @@ def sim_books(env: Live) -> dict[str, dict[str, int]]:
         return status
 
 
-def alter_level(env: Live, venue: str, instrument: str) -> None:
+def alter_level(env: Live, venue: str, instrument: str, kind: str = "alter_level") -> None:
     req = urllib.request.Request(
-        f"{env.rest}/sim/books/fault?venue={venue}&instrument={instrument}", method="POST"
+        f"{env.rest}/sim/books/fault?venue={venue}&instrument={instrument}&kind={kind}",
+        method="POST",
     )
     with urllib.request.urlopen(req, timeout=5) as r:
-        assert json.loads(r.read())["fault"] == "alter_level"
+        assert json.loads(r.read())["fault"] == kind
 
 
 def test_okx_and_kraken_books_are_verified_and_an_altered_level_is_resynced(
@@ -131,4 +132,18 @@ def test_okx_and_kraken_books_are_verified_and_an_altered_level_is_resynced(
             -3000:
         ]
         assert "book XBT/CHF: checksum mismatch" in engine.text()
+
+        # OKX numbers its book messages (seqId, prevSeqId): one UNI-USD-SWAP update left out is
+        # a sequence gap, found on the next one, and repaired the same way.
+        alter_level(env, "okx", "UNI-USD-SWAP", "skip_update")
+        g = wait_books(env, {"book_sequence_gaps.okx": 1, "book_resubscribes.okx": 2})
+        assert sim_books(env)["okx"]["skipped"] == 1
+        assert g["book_breaks.okx"] == 2
+        assert g["book_checksums_checked.okx"] - g["book_checksums_matched.okx"] == 1, g
+        assert "book UNI-USD-SWAP: sequence gap" in engine.text()
+        # Valid again: every book has its snapshot, the feed's last state is LIVE.
+        for _ in range(15):
+            if books(env)["books_invalid.okx"] == 0:
+                break
+        assert feed_states(env.seen, "okx")[-2:] == [pb.RESYNCING, pb.LIVE]
         assert env.stop("engine") == 0

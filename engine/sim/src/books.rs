@@ -11,11 +11,14 @@
 //! snapshot, so none is missed or applied twice.
 //!
 //! Subscriptions, acknowledgements and errors are each venue's ([`Dialect`]: [`crate::okx`],
-//! [`crate::kraken`]). Fault: `POST /sim/books/fault?venue=okx&instrument=BTC-USDT` alters one
-//! level's size in the next book update of that instrument as sent (the sim's own book applies
-//! the message as recorded, so the checksum the client receives is the venue's, and the
-//! client's rebuilt book differs from it on that very message). `GET /sim/books/status` shows
-//! the counters.
+//! [`crate::kraken`]), and so are sequence ids where the venue sends them (OKX's `seqId` and
+//! `prevSeqId`, which today's API sends and the 2022 capture predates: the sim numbers each
+//! instrument's book messages). Faults, `POST /sim/books/fault?venue=okx&instrument=BTC-USDT`:
+//! `kind=alter_level` (the default) alters one level's size in the next book update of that
+//! instrument as sent (the sim's own book applies the message as recorded, so the checksum the
+//! client receives is the venue's, and the client's rebuilt book differs from it on that very
+//! message); `kind=skip_update` leaves the next update out of what is sent (its sequence id
+//! spent: the client sees a gap in the ids). `GET /sim/books/status` shows the counters.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -82,8 +85,13 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     fn requests(&self, text: &str, known: &BTreeSet<String>) -> Vec<Request>;
     /// The acknowledgement of a (un)subscription.
     fn ack(&self, subscribe: bool, instrument: &str, book: bool) -> String;
-    /// A snapshot of `book` as the venue sends it on subscription.
-    fn snapshot(&self, instrument: &str, book: &TextBook, ts_ms: u64) -> String;
+    /// A snapshot of `book` as the venue sends it on subscription (`seq`: its sequence id).
+    fn snapshot(&self, instrument: &str, book: &TextBook, ts_ms: u64, seq: i64) -> String;
+    /// `frame` (a book message) with the venue's sequence ids, if it sends them (`prev`: the
+    /// instrument's previous id, -1 for a snapshot).
+    fn sequence(&self, frame: String, _seq: i64, _prev: i64) -> String {
+        frame
+    }
     /// `frame` (a book update, already applied to `book`) with the size of one of its levels
     /// that the checksum covers altered; `None` when it has none (the next update is tried).
     fn alter(&self, frame: &[u8], book: &TextBook) -> Option<String>;
@@ -104,6 +112,10 @@ struct State {
     ts_ms: u64,
     /// Instruments whose next book update is altered.
     alter: HashSet<String>,
+    /// Instruments whose next book update is not sent.
+    skip: HashSet<String>,
+    /// Per instrument: the last book message's sequence id.
+    seq_ids: HashMap<String, i64>,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +127,7 @@ struct Counters {
     unsubscriptions: AtomicU64,
     snapshots: AtomicU64,
     altered: AtomicU64,
+    skipped: AtomicU64,
     lagged: AtomicU64,
 }
 
@@ -224,11 +237,13 @@ impl BookVenues {
     pub fn fault(&self, query: &str) -> Result<String, String> {
         let mut venue = None;
         let mut instrument = None;
+        let mut skip = false;
         for pair in query.split('&') {
             match pair.split_once('=') {
                 Some(("venue", v)) => venue = Some(v),
                 Some(("instrument", v)) => instrument = Some(v.replace("%2F", "/")),
                 Some(("kind", "alter_level")) | None => {}
+                Some(("kind", "skip_update")) => skip = true,
                 Some((k, v)) => return Err(format!("unknown parameter {k}={v}")),
             }
         }
@@ -245,9 +260,15 @@ impl BookVenues {
                 "{venue}: no instrument {instrument} in the capture"
             ));
         }
-        v.lock().alter.insert(instrument.clone());
+        let kind = if skip {
+            v.lock().skip.insert(instrument.clone());
+            "skip_update"
+        } else {
+            v.lock().alter.insert(instrument.clone());
+            "alter_level"
+        };
         Ok(format!(
-            "{{\"fault\":\"alter_level\",\"venue\":\"{venue}\",\"instrument\":{}}}",
+            "{{\"fault\":\"{kind}\",\"venue\":\"{venue}\",\"instrument\":{}}}",
             json(&instrument)
         ))
     }
@@ -262,7 +283,8 @@ impl BookVenues {
                 let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
                 format!(
                     "{}:{{\"published\":{},\"loops\":{},\"connections\":{},\"subscriptions\":{},\
-                     \"unsubscriptions\":{},\"snapshots\":{},\"altered\":{},\"lagged\":{}}}",
+                     \"unsubscriptions\":{},\"snapshots\":{},\"altered\":{},\"skipped\":{},\
+                     \"lagged\":{}}}",
                     json(v.dialect.name()),
                     get(&c.published),
                     get(&c.loops),
@@ -271,6 +293,7 @@ impl BookVenues {
                     get(&c.unsubscriptions),
                     get(&c.snapshots),
                     get(&c.altered),
+                    get(&c.skipped),
                     get(&c.lagged)
                 )
             })
@@ -357,6 +380,8 @@ impl BookVenue {
                 seq: 0,
                 ts_ms: 0,
                 alter: HashSet::new(),
+                skip: HashSet::new(),
+                seq_ids: HashMap::new(),
             }),
             dialect,
             frames,
@@ -405,7 +430,17 @@ impl BookVenue {
                         state.alter.insert(info.instrument.clone());
                     }
                 }
-                let text = text.unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+                let mut text = text.unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+                if info.book {
+                    let last = state.seq_ids.entry(info.instrument.clone()).or_insert(0);
+                    let prev = if info.snapshot { -1 } else { *last };
+                    *last += 1;
+                    text = self.dialect.sequence(text, *last, prev);
+                    if !info.snapshot && state.skip.remove(&info.instrument) {
+                        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
                 state.seq += 1;
                 let Some(instrument) = names.get(info.instrument.as_str()) else {
                     continue;
@@ -487,7 +522,11 @@ impl BookVenue {
                             .books()
                             .find(|(name, b)| *name == instrument && b.valid)
                         {
-                            out.push(self.dialect.snapshot(&instrument, &b.book, state.ts_ms));
+                            let seq = state.seq_ids.get(&instrument).copied().unwrap_or(0);
+                            let snapshot =
+                                self.dialect
+                                    .snapshot(&instrument, &b.book, state.ts_ms, seq);
+                            out.push(snapshot);
                             self.counters.snapshots.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -532,7 +571,7 @@ mod tests {
             ts = info.ts_ms.unwrap_or(ts);
         }
         let (_, b) = books.books().find(|(name, _)| *name == instrument).unwrap();
-        let snapshot = v.dialect.snapshot(instrument, &b.book, ts);
+        let snapshot = v.dialect.snapshot(instrument, &b.book, ts, 0);
         let kind = if venue == "okx" {
             Venue::Okx
         } else {
@@ -571,6 +610,43 @@ mod tests {
             "data/kraken/cryptofeed_KRAKEN.ws.50.0",
             "XBT/CHF",
         );
+    }
+
+    #[test]
+    fn okx_messages_carry_sequence_ids_and_a_skipped_one_is_a_gap() {
+        let v = BookVenue::load(
+            dialect("okx").unwrap(),
+            &data("data/okx/cryptofeed_OKX.ws.1.0"),
+            1.0,
+        )
+        .unwrap();
+        let mut client = ChecksumMarket::new(Venue::Okx, &["BTC-USDT"]);
+        let mut seq = 0;
+        let mut updates = 0;
+        for (_, bytes, info) in &v.frames {
+            if !info.book || info.instrument != "BTC-USDT" {
+                continue;
+            }
+            let prev = if info.snapshot { -1 } else { seq };
+            seq += 1;
+            let text = v
+                .dialect
+                .sequence(String::from_utf8_lossy(bytes).into_owned(), seq, prev);
+            assert!(text.ends_with(&format!(",\"prevSeqId\":{prev},\"seqId\":{seq}}}]}}")));
+            updates += u32::from(!info.snapshot);
+            if updates == 5 {
+                continue; // not sent
+            }
+            let d = client.decode(text.as_bytes(), 1, &mut |_| true).unwrap();
+            let news = d.book.unwrap().1;
+            if updates == 6 {
+                assert_eq!(news, BookNews::Gap);
+                assert_eq!(client.checks().gaps, 1);
+                return;
+            }
+            assert!(!news.broke(), "{news:?}");
+        }
+        panic!("too few updates");
     }
 
     #[test]

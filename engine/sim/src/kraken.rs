@@ -192,7 +192,7 @@ impl Dialect for Kraken {
         )
     }
 
-    fn snapshot(&self, instrument: &str, book: &TextBook, _ts_ms: u64) -> String {
+    fn snapshot(&self, instrument: &str, book: &TextBook, _ts_ms: u64, _seq: i64) -> String {
         let depth = KRAKEN_BOOK_DEPTH as usize;
         let mut out = format!("[{},{{\"as\":", channel_id(instrument, true));
         write_levels(

@@ -3,7 +3,9 @@
 //! `{"event":"subscribe","arg":{..},"connId":..}`; an unknown instrument or channel is an
 //! `{"event":"error","code":"60018",..}`; the text `ping` is answered `pong`. A `books`
 //! subscription starts with a snapshot of the sim's book (every level it holds, with OKX's
-//! checksum of it), then the recorded updates; `trades` are sent as recorded.
+//! checksum of it), then the recorded updates; `trades` are sent as recorded. Book messages
+//! carry `seqId` and `prevSeqId` as today's API sends them (-1 before a snapshot), numbered by
+//! the sim per instrument.
 
 use std::collections::BTreeSet;
 
@@ -135,7 +137,7 @@ impl Dialect for Okx {
         )
     }
 
-    fn snapshot(&self, instrument: &str, book: &TextBook, ts_ms: u64) -> String {
+    fn snapshot(&self, instrument: &str, book: &TextBook, ts_ms: u64, seq: i64) -> String {
         let checksum = okx::checksum(book, &mut Vec::new()) as i32;
         let mut out = format!(
             "{{\"arg\":{{\"channel\":\"books\",\"instId\":{}}},\"action\":\"snapshot\",\"data\":[{{\"asks\":",
@@ -152,8 +154,19 @@ impl Dialect for Okx {
             book.bids().map(|(p, q)| (p.as_bytes(), q.as_bytes())),
             OKX_TAIL,
         );
-        out.push_str(&format!(",\"ts\":\"{ts_ms}\",\"checksum\":{checksum}}}]}}"));
+        out.push_str(&format!(
+            ",\"ts\":\"{ts_ms}\",\"checksum\":{checksum},\"prevSeqId\":-1,\"seqId\":{seq}}}]}}"
+        ));
         out
+    }
+
+    fn sequence(&self, frame: String, seq: i64, prev: i64) -> String {
+        // `..."checksum":N}]}` -> `..."checksum":N,"prevSeqId":P,"seqId":S}]}`: the data
+        // object's last fields (a frame not ending so is sent as recorded).
+        match frame.strip_suffix("}]}") {
+            Some(head) => format!("{head},\"prevSeqId\":{prev},\"seqId\":{seq}}}]}}"),
+            None => frame,
+        }
     }
 
     fn alter(&self, frame: &[u8], book: &TextBook) -> Option<String> {
