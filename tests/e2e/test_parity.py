@@ -58,6 +58,19 @@ def _parity(cli: Callable[..., Run], *args: str) -> tuple[Run, dict[str, Any]]:
     return done, json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
 
 
+def _tampered(
+    recorded: Recorded, tmp_path: Path, part: str, edit: Callable[[list[str]], None]
+) -> Path:
+    """A copy of the recording whose one file under `part` has its lines rewritten by `edit`."""
+    copy = tmp_path / f"flight-{part}-{len(list(tmp_path.iterdir()))}"
+    shutil.copytree(recorded.flight, copy)
+    (path,) = sorted((copy / part).glob("*.gz"))
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
+    edit(lines)
+    path.write_bytes(gzip.compress("".join(lines).encode()))
+    return copy
+
+
 def test_replay_with_recorded_reports_reproduces_every_live_decision(
     recorded: Recorded, cli: Callable[..., Run]
 ) -> None:
@@ -107,16 +120,17 @@ def test_a_different_book_is_named_as_the_first_cause(
 ) -> None:
     # The recording with its first snapshot's best bid level removed: the replay's book differs
     # from the one live decided on, and so does the first quote (around the microprice).
-    copy = tmp_path / "flight"
-    shutil.copytree(recorded.flight, copy)
-    (capture,) = sorted((copy / "sim_binance").glob("*.gz"))
-    lines = gzip.decompress(capture.read_bytes()).decode().splitlines(keepends=True)
-    first = next(n for n, line in enumerate(lines) if '"lastUpdateId"' in line)
-    ts, body = lines[first].split(" ", 1)
-    snapshot = json.loads(body)
-    price, _ = snapshot["bids"].pop(0)
-    lines[first] = f"{ts} {json.dumps(snapshot, separators=(',', ':'))}\n"
-    capture.write_bytes(gzip.compress("".join(lines).encode()))
+    removed: list[str] = []
+
+    def drop_best_bid(lines: list[str]) -> None:
+        first = next(n for n, line in enumerate(lines) if '"lastUpdateId"' in line)
+        ts, body = lines[first].split(" ", 1)
+        snapshot = json.loads(body)
+        removed.append(snapshot["bids"].pop(0)[0])
+        lines[first] = f"{ts} {json.dumps(snapshot, separators=(',', ':'))}\n"
+
+    copy = _tampered(recorded, tmp_path, "sim_binance", drop_best_bid)
+    (price,) = removed
     done, result = _parity(cli, str(copy))
     assert done.exit_code == 1, done.snapshot_text()
     assert result["config_diff"] == [] and result["matched_before_first"] == 0
@@ -132,15 +146,15 @@ def test_a_decision_taken_at_another_input_is_a_timing_difference(
 ) -> None:
     # The decision log with live's first order moved after the next input: the replay takes it
     # one input earlier than (this) live did.
-    copy = tmp_path / "flight"
-    shutil.copytree(recorded.flight, copy)
-    (log,) = sorted((copy / "strategy").glob("*.gz"))
-    lines = gzip.decompress(log.read_bytes()).decode().splitlines(keepends=True)
-    first = next(n for n, line in enumerate(lines) if line.split()[1] == "new")
-    decisions = ("new", "cancel", "cancel_all")
-    after = next(n for n in range(first + 1, len(lines)) if lines[n].split()[1] not in decisions)
-    lines.insert(after, lines.pop(first))
-    log.write_bytes(gzip.compress("".join(lines).encode()))
+    def delay_first_order(lines: list[str]) -> None:
+        first = next(n for n, line in enumerate(lines) if line.split()[1] == "new")
+        decisions = ("new", "cancel", "cancel_all")
+        after = next(
+            n for n in range(first + 1, len(lines)) if lines[n].split()[1] not in decisions
+        )
+        lines.insert(after, lines.pop(first))
+
+    copy = _tampered(recorded, tmp_path, "strategy", delay_first_order)
     done, result = _parity(cli, str(copy))
     assert done.exit_code == 1, done.snapshot_text()
     causes = [d["cause"] for d in result["divergences"]]
@@ -174,19 +188,17 @@ def test_bad_input_exits_2_naming_the_path(
     assert no_log.exit_code == 2 and "no decision log" in no_log.stderr
     bad = cli("parity", str(recorded.flight), "--manifest", str(tmp_path / "x.json"))
     assert bad.exit_code == 2 and "--manifest" in bad.stderr
+
+    def drop_start(lines: list[str]) -> None:
+        del lines[0]
+
+    def keep_50(lines: list[str]) -> None:
+        del lines[50:]
+
     # A run whose first lines are gone (as when the budget deleted its first file).
-    cut = tmp_path / "cut"
-    shutil.copytree(recorded.flight, cut)
-    (log,) = sorted((cut / "strategy").glob("*.gz"))
-    log.write_bytes(gzip.compress(b"".join(gzip.decompress(log.read_bytes()).splitlines(True)[1:])))
-    headless = cli("parity", str(cut))
+    headless = cli("parity", str(_tampered(recorded, tmp_path, "strategy", drop_start)))
     assert headless.exit_code == 2 and "no file begins a run" in headless.stderr
     # A market event the captures do not hold: the recording is incomplete, named.
-    gone = tmp_path / "gone"
-    shutil.copytree(recorded.flight, gone)
-    for capture in (gone / "sim_binance").glob("*.gz"):
-        capture.write_bytes(
-            gzip.compress(b"".join(gzip.decompress(capture.read_bytes()).splitlines(True)[:50]))
-        )
+    gone = _tampered(recorded, tmp_path, "sim_binance", keep_50)
     short = cli("parity", str(gone))
     assert short.exit_code == 2 and "the recording is incomplete" in short.stderr, short.stderr
