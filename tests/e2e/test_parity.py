@@ -1,8 +1,10 @@
 """Live-vs-replay parity, end to end: the real engine trades against the sim venue over loopback
-with the flight recorder on; `appliance parity` replays the recording through the in-process
-core with the recorded acknowledgements and fills and reproduces every live decision. Replayed
-with one strategy parameter changed, the first divergence is the first decision, and its cause
-is the configuration (the key named with both values), not the book or the risk state.
+with the flight recorder on (and an operator tightens a limit, pauses, resumes and flattens);
+`appliance parity` replays the recording through the in-process core with the recorded
+acknowledgements and fills and reproduces every live decision. Replayed with one strategy
+parameter changed, the first divergence is the first decision, and its cause is the
+configuration (the key named with both values), not the book or the risk state; a tampered
+capture is named as a different book, a decision moved to the next input as a timing difference.
 
 One recorded run (module scope) serves every test; each wait is bounded.
 """
@@ -45,6 +47,12 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
         env.start_engine()
         wait_live(env)
         wait_for(lambda: counters(env.heartbeat()).get("fills", 0) >= 3, 90, "three fills")
+        # Operator commands are inputs too: each is replayed where the strategy applied it.
+        env.command("tighten", "instruments.BTCUSDT.max_position", "0.01")
+        for name in ("pause", "resume", "flatten", "resume"):
+            env.command(name)
+        orders = counters(env.heartbeat())["orders_out"]
+        wait_for(lambda: counters(env.heartbeat())["orders_out"] > orders + 2, 60, "more orders")
         assert env.stop("engine") == 0
         log = env.procs["engine"].text()
         # The overrides the run was compiled with (ports, journal), for a changed manifest.
@@ -83,6 +91,8 @@ def test_replay_with_recorded_reports_reproduces_every_live_decision(
     # Every order and cancel the engine sent, and every report it read, went through the replay.
     assert result["live_decisions"] == result["matched"] == result["replay_decisions"] > 0
     assert result["fills"] >= 3 and result["md_events"] > 0 and result["timers"] > 0
+    # tighten, pause, resume, flatten, resume and the engine's stop.
+    assert result["commands"] == 6
     # With the recorded fills, the core's portfolio is live's: its fills and orders.
     assert result["summary"]["fills"] == result["fills"]
     assert result["summary"]["orders_sent"] > 0
