@@ -14,8 +14,8 @@ use rt_core::{OrderKind, Qty};
 use super::errors::ApiError;
 use super::query::{Timing, DEFAULT_RECV_WINDOW_MS};
 use super::requests::{
-    AccountQuery, CancelOpenOrders, CancelOrder, MyTradesQuery, NewOrder, QueryOrder,
-    MAX_MY_TRADES_LIMIT, MY_TRADES_PATH, OPEN_ORDERS_PATH, ORDER_PATH,
+    AccountQuery, CancelOpenOrders, MyTradesQuery, NewOrder, QueryOrder, MAX_MY_TRADES_LIMIT,
+    MY_TRADES_PATH, OPEN_ORDERS_PATH, ORDER_PATH,
 };
 use super::rest::{parse_listen_key, parse_my_trades, parse_order, CancelResponse};
 use super::signing::{sign, API_KEY_HEADER};
@@ -110,6 +110,73 @@ pub(super) fn keyed(
     }
 }
 
+/// A signed request naming one order by our client id (`symbol`, `origClientOrderId`): a
+/// cancel (`DELETE`) or a query (`GET`), spot and futures alike.
+pub(super) fn order_ref_request(
+    credentials: Option<&Credentials>,
+    method: Method,
+    path: &str,
+    symbol: &str,
+    client_id: &str,
+    now_ms: u64,
+) -> VenueRequest {
+    let q = QueryOrder {
+        symbol: symbol.to_owned(),
+        order_id: None,
+        orig_client_order_id: Some(client_id.to_owned()),
+        timing: Timing::new(now_ms),
+    }
+    .to_query();
+    signed(credentials, method, path, &q)
+}
+
+/// A signed `DELETE` of every open order on `symbol`.
+pub(super) fn cancel_all_request(
+    credentials: Option<&Credentials>,
+    path: &str,
+    symbol: &str,
+    now_ms: u64,
+) -> VenueRequest {
+    let q = CancelOpenOrders {
+        symbol: symbol.to_owned(),
+        timing: Timing::new(now_ms),
+    }
+    .to_query();
+    signed(credentials, Method::Delete, path, &q)
+}
+
+/// A signed `GET` of a page of one order's trades, from trade id `from_id`.
+pub(super) fn trades_request(
+    credentials: Option<&Credentials>,
+    path: &str,
+    limit: u32,
+    (symbol, venue_order_id, from_id): (&str, u64, u64),
+    now_ms: u64,
+) -> VenueRequest {
+    let q = MyTradesQuery {
+        symbol: symbol.to_owned(),
+        order_id: Some(venue_order_id),
+        from_id: Some(from_id),
+        limit: Some(limit),
+        timing: Timing::new(now_ms),
+    }
+    .to_query();
+    signed(credentials, Method::Get, path, &q)
+}
+
+/// A signed `GET` with no parameter but its timing (balances, account settings).
+pub(super) fn timed_get(
+    credentials: Option<&Credentials>,
+    path: &str,
+    now_ms: u64,
+) -> VenueRequest {
+    let q = AccountQuery {
+        timing: Timing::new(now_ms),
+    }
+    .to_query();
+    signed(credentials, Method::Get, path, &q)
+}
+
 /// What an answer means (see the module documentation); `post_only_code` is the code a
 /// post-only order that would take is refused with (spot `-2010`, futures `-5022`).
 pub(super) fn classify_answer(
@@ -189,34 +256,17 @@ impl ExecutionClient for SpotExecution {
     }
 
     fn cancel(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest {
-        let q = CancelOrder {
-            symbol: symbol.to_owned(),
-            order_id: None,
-            orig_client_order_id: Some(client_id.to_owned()),
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Delete, ORDER_PATH, &q)
+        let c = self.credentials.as_ref();
+        order_ref_request(c, Method::Delete, ORDER_PATH, symbol, client_id, now_ms)
     }
 
     fn cancel_all(&self, symbol: &str, now_ms: u64) -> VenueRequest {
-        let q = CancelOpenOrders {
-            symbol: symbol.to_owned(),
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Delete, OPEN_ORDERS_PATH, &q)
+        cancel_all_request(self.credentials.as_ref(), OPEN_ORDERS_PATH, symbol, now_ms)
     }
 
     fn query_order(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest {
-        let q = QueryOrder {
-            symbol: symbol.to_owned(),
-            order_id: None,
-            orig_client_order_id: Some(client_id.to_owned()),
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Get, ORDER_PATH, &q)
+        let c = self.credentials.as_ref();
+        order_ref_request(c, Method::Get, ORDER_PATH, symbol, client_id, now_ms)
     }
 
     fn order_trades(
@@ -226,15 +276,9 @@ impl ExecutionClient for SpotExecution {
         from_id: u64,
         now_ms: u64,
     ) -> VenueRequest {
-        let q = MyTradesQuery {
-            symbol: symbol.to_owned(),
-            order_id: Some(venue_order_id),
-            from_id: Some(from_id),
-            limit: Some(MAX_MY_TRADES_LIMIT),
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Get, MY_TRADES_PATH, &q)
+        let page = (symbol, venue_order_id, from_id);
+        let c = self.credentials.as_ref();
+        trades_request(c, MY_TRADES_PATH, MAX_MY_TRADES_LIMIT, page, now_ms)
     }
 
     fn trades_page(&self) -> usize {
@@ -242,11 +286,11 @@ impl ExecutionClient for SpotExecution {
     }
 
     fn balances(&self, now_ms: u64) -> VenueRequest {
-        let q = AccountQuery {
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Get, super::account::ACCOUNT_PATH, &q)
+        timed_get(
+            self.credentials.as_ref(),
+            super::account::ACCOUNT_PATH,
+            now_ms,
+        )
     }
 
     fn exchange_info(&self) -> VenueRequest {

@@ -11,9 +11,11 @@
 
 use rt_core::Qty;
 
-use super::execution::{classify_answer, keyed, signed, unreadable, venue_status};
+use super::execution::{
+    cancel_all_request, classify_answer, keyed, order_ref_request, signed, timed_get,
+    trades_request, unreadable, venue_status,
+};
 use super::query::{Timing, DEFAULT_RECV_WINDOW_MS};
-use super::requests::{AccountQuery, CancelOpenOrders, CancelOrder, MyTradesQuery, QueryOrder};
 use super::rest::parse_listen_key;
 use super::usdm::{
     self, AccountUpdate, FuturesExecType, FuturesOrder, FuturesOrderInfo, MarginType,
@@ -89,34 +91,25 @@ impl ExecutionClient for USdmExecution {
     }
 
     fn cancel(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest {
-        let q = CancelOrder {
-            symbol: symbol.to_owned(),
-            order_id: None,
-            orig_client_order_id: Some(client_id.to_owned()),
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Delete, usdm::ORDER_PATH, &q)
+        let c = self.credentials.as_ref();
+        order_ref_request(
+            c,
+            Method::Delete,
+            usdm::ORDER_PATH,
+            symbol,
+            client_id,
+            now_ms,
+        )
     }
 
     fn cancel_all(&self, symbol: &str, now_ms: u64) -> VenueRequest {
-        let q = CancelOpenOrders {
-            symbol: symbol.to_owned(),
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Delete, usdm::ALL_OPEN_ORDERS_PATH, &q)
+        let c = self.credentials.as_ref();
+        cancel_all_request(c, usdm::ALL_OPEN_ORDERS_PATH, symbol, now_ms)
     }
 
     fn query_order(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest {
-        let q = QueryOrder {
-            symbol: symbol.to_owned(),
-            order_id: None,
-            orig_client_order_id: Some(client_id.to_owned()),
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Get, usdm::ORDER_PATH, &q)
+        let c = self.credentials.as_ref();
+        order_ref_request(c, Method::Get, usdm::ORDER_PATH, symbol, client_id, now_ms)
     }
 
     fn order_trades(
@@ -126,15 +119,10 @@ impl ExecutionClient for USdmExecution {
         from_id: u64,
         now_ms: u64,
     ) -> VenueRequest {
-        let q = MyTradesQuery {
-            symbol: symbol.to_owned(),
-            order_id: Some(venue_order_id),
-            from_id: Some(from_id),
-            limit: Some(usdm::MAX_USER_TRADES_LIMIT),
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Get, usdm::USER_TRADES_PATH, &q)
+        let page = (symbol, venue_order_id, from_id);
+        let c = self.credentials.as_ref();
+        let limit = usdm::MAX_USER_TRADES_LIMIT;
+        trades_request(c, usdm::USER_TRADES_PATH, limit, page, now_ms)
     }
 
     fn trades_page(&self) -> usize {
@@ -142,11 +130,7 @@ impl ExecutionClient for USdmExecution {
     }
 
     fn balances(&self, now_ms: u64) -> VenueRequest {
-        let q = AccountQuery {
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Get, usdm::BALANCE_PATH, &q)
+        timed_get(self.credentials.as_ref(), usdm::BALANCE_PATH, now_ms)
     }
 
     fn exchange_info(&self) -> VenueRequest {
@@ -269,11 +253,7 @@ impl ExecutionClient for USdmExecution {
 
 impl DerivativesAccount for USdmExecution {
     fn position_mode(&self, now_ms: u64) -> VenueRequest {
-        let q = AccountQuery {
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Get, usdm::POSITION_MODE_PATH, &q)
+        timed_get(self.credentials.as_ref(), usdm::POSITION_MODE_PATH, now_ms)
     }
 
     fn is_hedge_mode(&self, body: &str) -> Result<bool, ExecError> {
@@ -302,11 +282,7 @@ impl DerivativesAccount for USdmExecution {
     }
 
     fn positions(&self, now_ms: u64) -> VenueRequest {
-        let q = AccountQuery {
-            timing: Timing::new(now_ms),
-        }
-        .to_query();
-        self.signed(Method::Get, usdm::POSITION_RISK_PATH, &q)
+        timed_get(self.credentials.as_ref(), usdm::POSITION_RISK_PATH, now_ms)
     }
 
     fn position_risks(&self, body: &str) -> Result<Vec<PositionRiskState>, ExecError> {
