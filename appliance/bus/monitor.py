@@ -444,8 +444,13 @@ def render_summary(view: EngineView, title: str) -> RenderableType:
     by_reason = engine_rejects or view.rejects
     rejects = ", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items())) or "none"
     table.add_row("rejections", rejects)
+    # The exchange is named when there are several (the same symbol can trade on each).
+    several = len({ex for ex, _sym in view.positions}) > 1
     positions = (
-        ", ".join(f"{sym}: {_qty(p.qty)}" for (_ex, sym), p in sorted(view.positions.items()))
+        ", ".join(
+            f"{f'{ex}:' if several else ''}{sym}: {_qty(p.qty)}"
+            for (ex, sym), p in sorted(view.positions.items())
+        )
         or "none"
     )
     table.add_row("final positions", positions)

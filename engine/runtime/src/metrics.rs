@@ -296,12 +296,16 @@ fn counters(out: &mut Builder, hb: &pb::Heartbeat) {
     names.sort();
     let mut rejected = Vec::new();
     let mut pressure = Vec::new();
+    let mut invalid = Vec::new();
     for (name, &value) in names {
         if let Some(reason) = name.strip_prefix("rejected.") {
             rejected.push((reason, value));
         } else if let Some(rest) = name.strip_prefix("rl.") {
             let (exchange, figure) = rest.split_once('.').unwrap_or(("", rest));
             pressure.push((exchange, figure, value));
+        } else if name == "books_invalid" || name.starts_with("books_invalid.") {
+            // A level, not a total: the books dropped now and waiting to be verified again.
+            invalid.push((name.strip_prefix("books_invalid.").unwrap_or(""), value));
         } else if name == "journal_unsynced_records" {
             out.single(
                 "rt_journal_unsynced_records",
@@ -352,6 +356,22 @@ fn counters(out: &mut Builder, hb: &pb::Heartbeat) {
                 &[("reason", reason)],
                 value as f64,
             );
+        }
+    }
+    if !invalid.is_empty() {
+        out.family(
+            "rt_books_invalid",
+            "gauge",
+            "Checksummed books dropped and waiting to be verified again (no label: every \
+             exchange).",
+        );
+        for (exchange, value) in invalid {
+            let labels: &[(&str, &str)] = if exchange.is_empty() {
+                &[]
+            } else {
+                &[("exchange", exchange)]
+            };
+            out.sample("rt_books_invalid", labels, value as f64);
         }
     }
     if !pressure.is_empty() {
@@ -602,6 +622,8 @@ mod tests {
                 ("md.messages", 1000),
                 ("rejected.max_position", 3),
                 ("rl.binance_spot.weight_used", 40),
+                ("books_invalid", 1),
+                ("books_invalid.okx", 1),
                 ("journal_records", 12),
                 ("journal_unsynced_records", 3),
                 ("journal_unsynced_age_ms", 1500),
@@ -676,6 +698,8 @@ mod tests {
             "rt_feed_state{exchange=\"binance_spot\",state=\"live\"} 1",
             "rt_feed_state{exchange=\"binance_spot\",state=\"stale\"} 0",
             "rt_feed_gaps_total{exchange=\"binance_spot\"} 2",
+            "rt_books_invalid 1",
+            "rt_books_invalid{exchange=\"okx\"} 1",
             "rt_journal_records_total 12",
             "rt_journal_unsynced_records 3",
             "rt_journal_unsynced_age_seconds 1.5",
