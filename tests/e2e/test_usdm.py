@@ -221,6 +221,38 @@ def test_a_funding_payment_is_journaled_and_booked_in_pnl(tmp_path: Path) -> Non
         assert env.stop("engine2") == 0
 
 
+def test_unrealised_pnl_is_valued_at_the_venues_mark_price(tmp_path: Path) -> None:
+    with usdm(tmp_path, speed="2") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+
+        def risk() -> dict[str, Any]:
+            row: dict[str, Any] = fapi(env, "/fapi/v2/positionRisk", "symbol=BTCUSDT")[0]
+            return row
+
+        wait_for(lambda: Decimal(risk()["positionAmt"]) != 0, 90, "a position", 0.25)
+        assert env.command("pause").ok
+        wait_for(lambda: fapi(env, "/fapi/v1/openOrders", "symbol=BTCUSDT") == [], 10, "no orders")
+        # The venue marks the perpetual 1000 USDT below its book's mid (a mark price that
+        # differs from the mid, as the real one does): the engine values the position at it.
+        env.fault("kind=mark&symbol=BTCUSDT&offset=-1000")
+
+        def close_to_the_venue() -> bool:
+            status = env.status_or_none()
+            if status is None or len(status.positions) != 1:
+                return False
+            venue = Decimal(risk()["unRealizedProfit"])
+            return abs(Decimal(status.positions[0].unrealised_pnl) - venue) < Decimal("0.05")
+
+        wait_for(close_to_the_venue, 15, "the unrealised P&L at the venue's mark", 0.25)
+        qty = Decimal(risk()["positionAmt"])
+        # At the mid, it would be about 1000 * qty away from what it is.
+        assert abs(qty * 1000) > Decimal("1"), qty
+        assert counters(env.heartbeat()).get("gw_venue_marks", 0) > 0
+        assert env.stop("engine") == 0
+
+
 def test_usdm_fills_made_while_the_engine_was_down_are_caught_up_at_restart(
     tmp_path: Path,
 ) -> None:

@@ -1161,6 +1161,18 @@ impl Backtest {
         Ok(())
     }
 
+    /// The venue's mark price of a derivative: its unrealised P&L is valued at it from now on
+    /// (see `Portfolio::venue_mark`).
+    pub fn venue_mark(
+        &mut self,
+        instrument: InstrumentId,
+        price: Price,
+    ) -> Result<(), BacktestError> {
+        self.journaled_instrument(instrument)?;
+        self.portfolio.venue_mark(instrument, price);
+        Ok(())
+    }
+
     /// The names of the strategies, by index.
     pub fn strategy_names(&self) -> impl Iterator<Item = &str> + '_ {
         self.strategies.iter().map(|s| s.name.as_str())

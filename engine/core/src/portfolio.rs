@@ -158,6 +158,8 @@ pub struct Position {
     fills: u64,
     /// Funding payments of a perpetual (positive: received), 10^-8 quote; in `realised` too.
     funding: i128,
+    /// Marked at the venue's mark price (a derivative): book mids no longer move the mark.
+    venue_marked: bool,
 }
 
 impl Position {
@@ -376,12 +378,30 @@ impl Portfolio {
         self.realised += wide;
     }
 
-    /// Marks an instrument to `price` (the mid). O(1).
+    /// Marks an instrument to `price` (the mid), unless the venue marks it. O(1).
     #[inline]
     pub fn mark(&mut self, instrument: InstrumentId, price: Price) {
         let Some(p) = self.positions.get_mut(instrument as usize) else {
             return;
         };
+        if p.venue_marked {
+            return;
+        }
+        p.mark = Some(price);
+        if p.qty.0 != 0 {
+            let u0 = p.unrealised;
+            p.revalue();
+            self.unrealised += p.unrealised - u0;
+        }
+    }
+
+    /// The venue's mark price of a derivative (Binance USD-M `markPrice`): from now on its
+    /// unrealised P&L and exposure are valued at the venue's mark, not at the book's mid.
+    pub fn venue_mark(&mut self, instrument: InstrumentId, price: Price) {
+        let Some(p) = self.positions.get_mut(instrument as usize) else {
+            return;
+        };
+        p.venue_marked = true;
         p.mark = Some(price);
         if p.qty.0 != 0 {
             let u0 = p.unrealised;
@@ -591,6 +611,21 @@ mod tests {
         assert_eq!(ceil_to(-105, 10), -100);
         assert_eq!(to_cash(i128::MAX), i64::MAX);
         assert_eq!(to_cash(i128::MIN), i64::MIN);
+    }
+
+    #[test]
+    fn a_venue_mark_values_the_position_and_mids_no_longer_do() {
+        let mut p = Portfolio::new(1);
+        p.on_fill(0, Side::Buy, px("100"), q("2"), 0);
+        p.mark(0, px("101"));
+        assert_eq!(p.unrealised(), 2 * ONE);
+        p.venue_mark(0, px("99"));
+        assert_eq!(p.unrealised(), -2 * ONE);
+        p.mark(0, px("105"));
+        assert_eq!(
+            (p.unrealised(), p.position(0).mark()),
+            (-2 * ONE, Some(px("99")))
+        );
     }
 
     #[test]

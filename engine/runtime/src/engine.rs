@@ -355,7 +355,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             ws: ex.endpoints.ws.clone(),
             client: match ex.market {
                 Market::Spot => Arc::new(SpotExecution::new(credentials, Some(stp))),
-                Market::Usdm => Arc::new(USdmExecution::new(credentials, Some(stp))),
+                // Its mark prices come on the private stream's connection.
+                Market::Usdm => Arc::new(
+                    USdmExecution::new(credentials, Some(stp)).with_marks(ex.instruments.keys()),
+                ),
             },
             symbols: ex.instruments.keys().cloned().collect(),
             marks: marks.clone(),

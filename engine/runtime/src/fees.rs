@@ -39,6 +39,8 @@ pub struct FeeMark {
 pub struct FeeMarks {
     marks: Vec<FeeMark>,
     funding: std::sync::Mutex<Vec<(InstrumentId, Cash)>>,
+    /// The venue's latest mark price of derivatives, for the strategy thread to value them at.
+    venue_marks: std::sync::Mutex<Vec<(InstrumentId, Price)>>,
 }
 
 impl FeeMarks {
@@ -58,7 +60,21 @@ impl FeeMarks {
                 })
                 .collect(),
             funding: std::sync::Mutex::new(Vec::new()),
+            venue_marks: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// A derivative's mark price from the venue (the gateway), the latest one kept.
+    pub fn push_venue_mark(&self, instrument: InstrumentId, price: Price) {
+        let mut q = self.venue_marks.lock().unwrap_or_else(|e| e.into_inner());
+        q.retain(|(i, _)| *i != instrument);
+        q.push((instrument, price));
+    }
+
+    /// The marks not applied yet.
+    pub fn take_venue_marks(&self) -> Vec<(InstrumentId, Price)> {
+        let mut q = self.venue_marks.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *q)
     }
 
     /// A funding payment for the strategy thread to book (the gateway, after journaling it).

@@ -107,6 +107,8 @@ struct Counters {
     /// them.
     account_updates: u64,
     funding_payments: u64,
+    /// Mark prices read off a futures venue's stream.
+    venue_marks: u64,
 }
 
 impl Counters {
@@ -133,6 +135,7 @@ impl Counters {
             ("gw_rate_limited", self.rate_limited),
             ("gw_account_updates", self.account_updates),
             ("gw_funding_payments", self.funding_payments),
+            ("gw_venue_marks", self.venue_marks),
         ]
     }
 }
@@ -1341,6 +1344,22 @@ fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
     }
 }
 
+/// A derivative's mark price from the venue, for the strategy thread (unrealised P&L).
+fn venue_mark(state: &Shared, venue: &VenueConfig, symbol: &str, price: rt_core::Price) {
+    let mut s = state.borrow_mut();
+    s.counters.venue_marks += 1;
+    let instrument = s
+        .names
+        .instruments
+        .iter()
+        .position(|(x, sym)| *x == venue.exchange && sym == symbol);
+    if let Some(id) = instrument {
+        venue
+            .marks
+            .push_venue_mark(id as rt_core::InstrumentId, price);
+    }
+}
+
 /// Reads the stream until it is lost (`Some(why)`) or the engine stops (`None`).
 async fn read_stream(
     state: &Shared,
@@ -1402,6 +1421,10 @@ async fn read_stream(
             }
             Ok(PrivateEvent::Account(change)) => {
                 account_change(state, venue, &change);
+                continue;
+            }
+            Ok(PrivateEvent::Mark { symbol, price }) => {
+                venue_mark(state, venue, &symbol, price);
                 continue;
             }
             Ok(PrivateEvent::Other) => continue,

@@ -270,6 +270,10 @@ pub fn run(
             for (instrument, amount) in marks.take_funding() {
                 let _ = bt.book_funding(instrument, amount);
             }
+            // Derivatives' mark prices from the venue: their unrealised P&L is valued at them.
+            for (instrument, price) in marks.take_venue_marks() {
+                let _ = bt.venue_mark(instrument, price);
+            }
             // A venue banned our IP (HTTP 418): HALTED until an operator resumes.
             if crate::ratelimit::take_ban() {
                 log.push(now, || Entry::Ban);

@@ -86,6 +86,9 @@ pub enum Fault {
     /// (0.0001 is 0.01%; positive: longs pay shorts) on every position at its mark, sent on
     /// the user stream as an `ACCOUNT_UPDATE` with reason `FUNDING_FEE`.
     Funding { rate: i64 },
+    /// `kind=mark&symbol=S&offset=D` (USD-M): from now on the venue marks `S` at its mid plus
+    /// the signed decimal `D` (its `markPrice` stream, positions, liquidation prices).
+    Mark { symbol: String, offset: i64 },
     /// `kind=clear`: cancel pending faults (rejection, gaps not yet taken, a scheduled drop,
     /// refused listen keys, an IP ban or a 429's back-off).
     Clear,
@@ -111,6 +114,7 @@ impl Fault {
             Fault::RateLimit(_) => "rate_limit",
             Fault::Ban { .. } => "ban",
             Fault::Funding { .. } => "funding",
+            Fault::Mark { .. } => "mark",
             Fault::Clear => "clear",
         }
     }
@@ -132,7 +136,7 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, mark, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
@@ -148,9 +152,10 @@ impl Fault {
             "rate_limit" => &RATE_LIMIT_ARGS,
             "ban" => &["s"],
             "funding" => &["rate"],
+            "mark" => &["symbol", "offset"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, mark, clear)"
                 )))
             }
         };
@@ -309,6 +314,22 @@ impl Fault {
             "ban" => Fault::Ban {
                 s: arg(&args, "s", &bad)?,
             },
+            "mark" => {
+                let value = |key: &str| args.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+                let symbol = value("symbol")
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| bad("kind=mark needs symbol=<symbol>".into()))?;
+                let v = value("offset")
+                    .ok_or_else(|| bad("kind=mark needs offset=<signed decimal>".into()))?;
+                let (negative, digits) = v.strip_prefix('-').map_or((false, v), |d| (true, d));
+                let offset = Fixed::parse(digits)
+                    .map_err(|_| bad(format!("offset={v:?} is not a signed decimal")))?
+                    .raw();
+                Fault::Mark {
+                    symbol: symbol.to_owned(),
+                    offset: if negative { -offset } else { offset },
+                }
+            }
             "funding" => {
                 let v = args
                     .iter()
@@ -403,6 +424,14 @@ impl fmt::Display for Fault {
             Fault::Funding { rate } => {
                 let sign = if *rate < 0 { "-" } else { "" };
                 write!(f, "&rate={sign}{}", Fixed::from_raw(rate.abs()))
+            }
+            Fault::Mark { symbol, offset } => {
+                let sign = if *offset < 0 { "-" } else { "" };
+                write!(
+                    f,
+                    "&symbol={symbol}&offset={sign}{}",
+                    Fixed::from_raw(offset.abs())
+                )
             }
             _ => Ok(()),
         }
@@ -517,6 +546,13 @@ mod tests {
             ),
             ("kind=ban", Fault::Ban { s: None }),
             ("kind=ban&s=30", Fault::Ban { s: Some(30) }),
+            (
+                "kind=mark&symbol=BTCUSDT&offset=-25",
+                Fault::Mark {
+                    symbol: "BTCUSDT".into(),
+                    offset: -2_500_000_000,
+                },
+            ),
             (
                 "kind=funding&rate=-0.0001",
                 Fault::Funding { rate: -10_000 },

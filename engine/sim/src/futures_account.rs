@@ -66,7 +66,14 @@ pub struct FuturesAccount {
     realized: HashMap<(String, u64), i64>,
     /// Funding payments made (counted for `/sim/status`).
     pub funding_payments: u64,
+    /// A `mark` fault: added to a symbol's mark (the mid), in 10^-8.
+    mark_offsets: HashMap<String, i64>,
+    /// Capture time of the next `markPriceUpdate` (one a second).
+    next_mark_ns: i64,
 }
+
+/// How often the sim sends `<symbol>@markPrice@1s`, capture time.
+pub const MARK_EVERY_NS: i64 = 1_000_000_000;
 
 fn mul(price: Price, qty: i64) -> i128 {
     i128::from(price.0) * i128::from(qty) / i128::from(SCALE)
@@ -87,7 +94,29 @@ impl FuturesAccount {
             flags: HashMap::new(),
             realized: HashMap::new(),
             funding_payments: 0,
+            mark_offsets: HashMap::new(),
+            next_mark_ns: 0,
         }
+    }
+
+    /// A `mark` fault: from now on `symbol`'s mark is its mid plus `offset` (10^-8).
+    pub fn set_mark_offset(&mut self, symbol: &str, offset: i64) {
+        self.mark_offsets.insert(symbol.to_owned(), offset);
+    }
+
+    /// `mid` as the venue marks `symbol`.
+    pub fn marked(&self, symbol: &str, mid: Price) -> Price {
+        Price(mid.0 + self.mark_offsets.get(symbol).copied().unwrap_or(0))
+    }
+
+    /// Whether a round of `markPriceUpdate`s is due at capture time `ts` (and schedules the
+    /// next one).
+    pub fn mark_due(&mut self, ts: i64) -> bool {
+        if ts < self.next_mark_ns {
+            return false;
+        }
+        self.next_mark_ns = ts - ts.rem_euclid(MARK_EVERY_NS) + MARK_EVERY_NS;
+        true
     }
 
     pub fn wallet(&self) -> i64 {

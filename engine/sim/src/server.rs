@@ -594,6 +594,11 @@ impl Engine {
             }
             Fault::RateLimit(r) => self.shared.meter().apply(wall_ms(), &r),
             Fault::Funding { rate } => futures::fund(&self.shared, rate),
+            Fault::Mark { ref symbol, offset } => {
+                if let Some(f) = self.shared.venue().futures_mut() {
+                    f.set_mark_offset(symbol, offset);
+                }
+            }
             Fault::Ban { s } => self
                 .shared
                 .meter()
@@ -716,6 +721,14 @@ impl Engine {
                         }
                     }
                 }
+            }
+        }
+        // USD-M: each symbol's mark price, once a second of capture time.
+        for frame in venue.mark_frames(ts) {
+            if let Some(frame) = out_frame(frame.into_bytes()) {
+                bump(&counters.frames_published);
+                self.published += 1;
+                let _ = shared.md_tx.send(Arc::new(frame));
             }
         }
         drop(venue);

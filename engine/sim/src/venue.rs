@@ -258,7 +258,35 @@ impl Venue {
         }
         let book = s.sync.book();
         let (bid, ask) = (book.best_bid()?, book.best_ask()?);
-        Some(Price((bid.price.0 + ask.price.0) / 2))
+        let mid = Price((bid.price.0 + ask.price.0) / 2);
+        Some(self.futures.as_ref().map_or(mid, |f| f.marked(symbol, mid)))
+    }
+
+    /// On USD-M, once a second of capture time: each symbol's `markPriceUpdate` as the
+    /// combined stream `<symbol>@markPrice@1s` sends it (empty otherwise).
+    pub fn mark_frames(&mut self, ts: Nanos) -> Vec<String> {
+        if !self.futures.as_mut().is_some_and(|f| f.mark_due(ts)) {
+            return Vec::new();
+        }
+        self.marks()
+            .into_iter()
+            .filter_map(|(symbol, mark)| {
+                let mark = mark?;
+                let stream = format!("{}@markPrice@1s", symbol.to_ascii_lowercase());
+                let update = rt_venues::binance::usdm::MarkPriceUpdate {
+                    event_time_ms: ms(ts),
+                    symbol,
+                    mark_price: mark,
+                    index_price: mark,
+                    funding_rate: 10_000,
+                    next_funding_time_ms: ms(ts) + 8 * 3_600_000,
+                };
+                Some(format!(
+                    "{{\"stream\":\"{stream}\",\"data\":{}}}",
+                    update.to_json()
+                ))
+            })
+            .collect()
     }
 
     /// Every symbol with its mark.

@@ -305,6 +305,9 @@ pub enum PrivateEvent {
     Order(OrderUpdate),
     /// Balances and positions (a futures venue's `ACCOUNT_UPDATE`: funding payments).
     Account(AccountChange),
+    /// A derivative's mark price (a futures venue's `markPriceUpdate`, on the same
+    /// connection): what its unrealised P&L is valued at.
+    Mark { symbol: String, price: Price },
     /// The venue expired the stream's key: nothing more comes on it.
     StreamExpired,
     /// Anything else (spot balances), not order entry's concern.

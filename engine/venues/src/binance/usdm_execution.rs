@@ -37,11 +37,24 @@ const VENUE: &str = "binance usdm";
 pub struct USdmExecution {
     credentials: Option<Credentials>,
     stp: Option<StpMode>,
+    /// Symbols whose `<symbol>@markPrice@1s` streams come on the private stream's connection.
+    marks: Vec<String>,
 }
 
 impl USdmExecution {
     pub fn new(credentials: Option<Credentials>, stp: Option<StpMode>) -> USdmExecution {
-        USdmExecution { credentials, stp }
+        USdmExecution {
+            credentials,
+            stp,
+            marks: Vec::new(),
+        }
+    }
+
+    /// The private stream's connection also carries these symbols' mark prices (a combined
+    /// stream of the listen key and `<symbol>@markPrice@1s`, as Binance allows).
+    pub fn with_marks<'a>(mut self, symbols: impl IntoIterator<Item = &'a String>) -> Self {
+        self.marks = symbols.into_iter().cloned().collect();
+        self
     }
 
     fn signed(&self, method: Method, path: &str, query: &str) -> VenueRequest {
@@ -168,7 +181,16 @@ impl ExecutionClient for USdmExecution {
     }
 
     fn stream_url(&self, ws_base: &str, key: &str) -> String {
-        format!("{}/ws/{key}", ws_base.trim_end_matches('/'))
+        let base = ws_base.trim_end_matches('/');
+        if self.marks.is_empty() {
+            return format!("{base}/ws/{key}");
+        }
+        let marks: Vec<String> = self
+            .marks
+            .iter()
+            .map(|s| format!("/{}@markPrice@1s", s.to_ascii_lowercase()))
+            .collect();
+        format!("{base}/stream?streams={key}{}", marks.concat())
     }
 
     fn classify(
@@ -239,6 +261,16 @@ impl ExecutionClient for USdmExecution {
             Ok(Some(a)) => return Ok(PrivateEvent::Account(account_change(a))),
             Ok(None) => {}
             Err(e) => return Err(unreadable("ACCOUNT_UPDATE", e)),
+        }
+        match usdm::MarkPriceUpdate::parse(frame) {
+            Ok(Some(m)) => {
+                return Ok(PrivateEvent::Mark {
+                    symbol: m.symbol,
+                    price: m.mark_price,
+                })
+            }
+            Ok(None) => {}
+            Err(e) => return Err(unreadable("markPriceUpdate", e)),
         }
         if is_listen_key_expired(frame) {
             return Ok(PrivateEvent::StreamExpired);
@@ -512,6 +544,20 @@ mod tests {
             client().private_event(r#"{"e":"listenKeyExpired","E":1,"listenKey":"k"}"#),
             Ok(PrivateEvent::StreamExpired)
         );
+        let mark = r#"{"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"61800.10","i":"61799.00","P":"61800.00","r":"0.00010000","T":2}}"#;
+        assert_eq!(
+            client().private_event(mark),
+            Ok(PrivateEvent::Mark {
+                symbol: "BTCUSDT".into(),
+                price: Price(6_180_010_000_000)
+            })
+        );
+        let symbols = ["BTCUSDT".to_owned(), "ETHUSDT".to_owned()];
+        assert_eq!(
+            client().with_marks(&symbols).stream_url("ws://h:1/", "k"),
+            "ws://h:1/stream?streams=k/btcusdt@markPrice@1s/ethusdt@markPrice@1s"
+        );
+        assert_eq!(client().stream_url("ws://h:1", "k"), "ws://h:1/ws/k");
         assert!(client()
             .private_event(r#"{"e":"ORDER_TRADE_UPDATE","E":1,"T":1,"o":{"s":"X"}}"#)
             .is_err());
