@@ -307,7 +307,10 @@ pub enum PrivateEvent {
     Account(AccountChange),
     /// A derivative's mark price (a futures venue's `markPriceUpdate`, on the same
     /// connection): what its unrealised P&L is valued at.
-    Mark { symbol: String, price: Price },
+    Mark {
+        symbol: String,
+        price: Price,
+    },
     /// The venue expired the stream's key: nothing more comes on it.
     StreamExpired,
     /// Anything else (spot balances), not order entry's concern.
