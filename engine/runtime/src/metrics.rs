@@ -288,6 +288,20 @@ fn anomalies(out: &mut Builder, anomalies: &[pb::Anomaly]) {
     }
 }
 
+/// A checksummed books' counter (`book_checksums_checked`, ... with an optional
+/// `.<exchange>`): its family and exchange ("" for the total over every exchange).
+fn book_counter(name: &str) -> Option<(&str, &str)> {
+    const FAMILIES: [&str; 5] = [
+        "book_checksums_checked",
+        "book_checksums_matched",
+        "book_sequence_gaps",
+        "book_breaks",
+        "book_resubscribes",
+    ];
+    let (family, exchange) = name.split_once('.').unwrap_or((name, ""));
+    FAMILIES.contains(&family).then_some((family, exchange))
+}
+
 /// The heartbeat's named counters: running totals as `rt_<name>_total`, except the families
 /// below, which are labelled (`rejected.<reason>`) or are levels rather than totals (`rl.*`,
 /// the rate-limit usage against its limits).
@@ -297,12 +311,16 @@ fn counters(out: &mut Builder, hb: &pb::Heartbeat) {
     let mut rejected = Vec::new();
     let mut pressure = Vec::new();
     let mut invalid = Vec::new();
+    // Checksummed books' totals: family -> (exchange, "" for every exchange), value.
+    let mut books: std::collections::BTreeMap<&str, Vec<(&str, u64)>> = Default::default();
     for (name, &value) in names {
         if let Some(reason) = name.strip_prefix("rejected.") {
             rejected.push((reason, value));
         } else if let Some(rest) = name.strip_prefix("rl.") {
             let (exchange, figure) = rest.split_once('.').unwrap_or(("", rest));
             pressure.push((exchange, figure, value));
+        } else if let Some((family, exchange)) = book_counter(name) {
+            books.entry(family).or_default().push((exchange, value));
         } else if name == "books_invalid" || name.starts_with("books_invalid.") {
             // A level, not a total: the books dropped now and waiting to be verified again.
             invalid.push((name.strip_prefix("books_invalid.").unwrap_or(""), value));
@@ -356,6 +374,28 @@ fn counters(out: &mut Builder, hb: &pb::Heartbeat) {
                 &[("reason", reason)],
                 value as f64,
             );
+        }
+    }
+    for (family, values) in books {
+        // Per exchange when the feeds report it (a sum over the label is the total); the
+        // total alone otherwise.
+        let labelled = values.iter().any(|(x, _)| !x.is_empty());
+        let metric = format!("rt_{family}_total");
+        out.family(
+            &metric,
+            "counter",
+            &format!("Checksummed books' `{family}` counter, per exchange."),
+        );
+        for (exchange, value) in values {
+            if labelled && exchange.is_empty() {
+                continue;
+            }
+            let labels: &[(&str, &str)] = if exchange.is_empty() {
+                &[]
+            } else {
+                &[("exchange", exchange)]
+            };
+            out.sample(&metric, labels, value as f64);
         }
     }
     if !invalid.is_empty() {
@@ -622,6 +662,10 @@ mod tests {
                 ("md.messages", 1000),
                 ("rejected.max_position", 3),
                 ("rl.binance_spot.weight_used", 40),
+                ("book_breaks", 3),
+                ("book_breaks.okx", 2),
+                ("book_breaks.kraken", 1),
+                ("book_resubscribes", 0),
                 ("books_invalid", 1),
                 ("books_invalid.okx", 1),
                 ("journal_records", 12),
@@ -698,6 +742,9 @@ mod tests {
             "rt_feed_state{exchange=\"binance_spot\",state=\"live\"} 1",
             "rt_feed_state{exchange=\"binance_spot\",state=\"stale\"} 0",
             "rt_feed_gaps_total{exchange=\"binance_spot\"} 2",
+            "rt_book_breaks_total{exchange=\"okx\"} 2",
+            "rt_book_breaks_total{exchange=\"kraken\"} 1",
+            "rt_book_resubscribes_total 0",
             "rt_books_invalid 1",
             "rt_books_invalid{exchange=\"okx\"} 1",
             "rt_journal_records_total 12",
@@ -725,6 +772,12 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+        // Per exchange when the feeds report it: no unlabelled total beside (sum() would count
+        // it twice).
+        assert!(
+            !text.lines().any(|l| l == "rt_book_breaks_total 3"),
+            "{text}"
+        );
         // Label values are escaped; each family is declared once, before its samples.
         assert!(text.contains("engine=\"eng\\\"1\""), "{text}");
         let mut declared = std::collections::HashSet::new();
