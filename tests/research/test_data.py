@@ -132,8 +132,10 @@ def test_cli_data_ls_info_convert(project: Path, cli: Callable[..., Run]) -> Non
     listed = cli("data", "ls", "--format", "json", root=project)
     assert listed.exit_code == 0, listed.stderr
     rows = json.loads(listed.stdout)
-    # The bundled OKX and Kraken captures are listed with their venue, symbols and counts.
+    # The bundled USD-M, OKX and Kraken captures are listed with their venue, symbols and
+    # counts.
     assert [(r["venue"], r["file"], r["symbols"]) for r in rows[1:]] == [
+        ("binance", "data/binance/usdm_btcusdt_20240808.gz", ["BTCUSDT"]),
         ("kraken", "data/kraken/cryptofeed_KRAKEN.ws.48.0", ["XMR/USD"]),
         (
             "kraken",
@@ -142,6 +144,7 @@ def test_cli_data_ls_info_convert(project: Path, cli: Callable[..., Run]) -> Non
         ),
         ("okx", "data/okx/cryptofeed_OKX.ws.1.0", ["UNI-USD-SWAP", "BTC-USDT"]),
     ]
+    assert rows[1]["market"] == "usdm"
     row = rows[0]
     assert row["file"] == "data/binance/spot_btcusdt_20240808.gz"
     assert (row["venue"], row["market"], row["symbols"]) == ("binance", "spot", ["BTCUSDT"])
