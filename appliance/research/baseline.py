@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -43,6 +42,7 @@ from appliance.config.compiler import compile_config
 from appliance.config.compose import compose
 from appliance.config.diagnostics import ConfigError, Diagnostic
 from appliance.config.schema import ANOMALY_MD_RATE, format_decimal
+from appliance.research.model import write_atomic
 
 # The engine's own thresholds (engine/runtime/src/anomaly.rs MIN_ORDERS, MIN_MESSAGES): a
 # window the engine would not measure does not shape the range either.
@@ -285,7 +285,8 @@ def derive(
             "figures": figures,
         }
         target = out or project / "baselines" / compiled.deployment / f"{engine_id}.json"
-        _write(target, json.dumps(baseline, indent=2) + "\n")
+        # Written beside and renamed over: a reader never sees half a baseline.
+        write_atomic(target, (json.dumps(baseline, indent=2) + "\n").encode())
         derived.append(Derived(engine_id, target, baseline))
     return derived
 
@@ -296,14 +297,6 @@ def _relative(path: Path, project: Path) -> Path:
         return path.absolute().relative_to(project.absolute())
     except ValueError:
         return path
-
-
-def _write(path: Path, text: str) -> None:
-    """Written beside and renamed over: a reader never sees half a baseline."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def run(
