@@ -243,6 +243,7 @@ fn convert_capture<'py>(
     out.set_item("depth_diffs", stats.depth_diffs)?;
     out.set_item("depth_levels", stats.depth_levels)?;
     out.set_item("snapshots", stats.snapshots)?;
+    out.set_item("snapshot_levels", stats.snapshot_levels)?;
     out.set_item("trades", stats.trades)?;
     out.set_item("bbos", stats.bbos)?;
     out.set_item("decode_errors", stats.decode_errors)?;

@@ -235,20 +235,33 @@ fn read_all(
 
 /// Converts a capture (or a native file) at `src` into a native file at `dst`. Frames that do
 /// not decode are skipped and counted; I/O errors stop the conversion.
+///
+/// The file is written beside `dst` under a temporary name and renamed over it when complete:
+/// a reader that has `dst` mapped (see [`NativeReader::open`]) keeps the old file's bytes.
 pub fn convert(src: &Path, dst: &Path) -> Result<ConvertStats, Error> {
     let mut reader = open_any(src)?;
-    let mut writer = NativeWriter::create(dst)?;
-    let io = |source| Error::Io {
-        path: dst.to_owned(),
-        source,
-    };
-    let mut stats = ConvertStats::default();
-    read_all(&mut reader, &mut stats, |event| {
-        writer.write_event(event).map_err(io)
-    })?;
-    stats.rows = writer.rows();
-    writer.finish(reader.symbols()).map_err(io)?;
-    Ok(stats)
+    let mut name = dst.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dst.with_file_name(name);
+    let written = (|| {
+        let mut writer = NativeWriter::create(&tmp)?;
+        let io = |source| Error::Io {
+            path: dst.to_owned(),
+            source,
+        };
+        let mut stats = ConvertStats::default();
+        read_all(&mut reader, &mut stats, |event| {
+            writer.write_event(event).map_err(io)
+        })?;
+        stats.rows = writer.rows();
+        writer.finish(reader.symbols()).map_err(io)?;
+        std::fs::rename(&tmp, dst).map_err(io)?;
+        Ok(stats)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The market a capture's depth diffs look like: USD-M futures diffs carry the previous final

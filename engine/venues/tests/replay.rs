@@ -63,6 +63,34 @@ fn native_file_replays_like_the_capture() {
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
+/// A native file is mapped while it is replayed; converting again to the same path (a cache
+/// refresh) writes a new file and renames it over the old one, so a reader that has the old one
+/// open still reads every event (an in-place rewrite would truncate it under the reader).
+#[test]
+fn converting_over_a_native_file_being_read_leaves_its_reader_intact() {
+    let dir = std::env::temp_dir().join(format!("rt-venues-remap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let native = dir.join("spot.native");
+    let stats = rt_venues::convert(&capture(), &native).expect("convert");
+    let mut reader = rt_venues::open_any(&native).expect("open");
+    let mut events = 0u64;
+    while let Some(event) = reader.next_event() {
+        event.expect("an event");
+        events += 1;
+        if events == 10 {
+            let again = rt_venues::convert(&native, &native).expect("convert over it");
+            assert_eq!(again.events, stats.events);
+        }
+    }
+    assert_eq!(events, stats.events);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["spot.native"], "no temporary file left");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
 #[test]
 fn missing_data_is_an_error_not_a_panic() {
     let m = manifest();
