@@ -64,6 +64,7 @@ use rt_manifest::Manifest;
 
 use crate::event::MarketEvent;
 use crate::matching::{Exec, ExecKind, Matcher, SimRequest};
+use crate::order::{OrderEvent, OrderLifecycle};
 use crate::portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio};
 use crate::risk::{RejectReason, RiskConfig, RiskEngine, RiskState, RiskTransition};
 use crate::strategy::{
@@ -382,6 +383,10 @@ pub struct BacktestCounters {
     pub model_predictions: u64,
     /// Model evaluations that failed; each skipped its tick.
     pub model_errors: u64,
+    /// Reports an order's lifecycle refused or capped ([`crate::order`]): a fill beyond the
+    /// order's quantity (the venue's fill booked, the order closed filled) or a final report
+    /// that could not follow (a rejection after fills: the order closed as reported).
+    pub order_errors: u64,
 }
 
 impl BacktestCounters {
@@ -540,12 +545,10 @@ struct LiveOrder {
     slot: usize,
     client_id: u64,
     instrument: InstrumentId,
-    side: Side,
-    price: Price,
     kind: OrderKind,
     sent_ts: Nanos,
-    qty: Qty,
-    filled: Qty,
+    /// Side, price, quantity, fills and status: the one order state machine.
+    life: OrderLifecycle,
     cancel_sent: bool,
     record: Option<usize>,
 }
@@ -975,7 +978,7 @@ impl Backtest {
     pub fn open_orders(&self) -> impl Iterator<Item = (u64, InstrumentId, Side, Qty)> + '_ {
         self.live
             .iter()
-            .map(|o| (o.order_id, o.instrument, o.side, o.qty - o.filled))
+            .map(|o| (o.order_id, o.instrument, o.life.side(), o.life.leaves()))
     }
 
     /// Cancels every open order (operator pause or flatten); the strategies are told as the
@@ -1524,12 +1527,9 @@ impl Backtest {
                     slot,
                     client_id: order.client_id,
                     instrument: order.instrument,
-                    side: order.side,
-                    price: order.price,
                     kind: order.kind,
                     sent_ts: self.clock,
-                    qty: order.qty,
-                    filled: Qty::ZERO,
+                    life: OrderLifecycle::sent(order.side, order.price, order.qty),
                     cancel_sent: false,
                     record,
                 });
@@ -1681,19 +1681,25 @@ impl Backtest {
         };
         match exec.kind {
             ExecKind::Accepted => {
+                // A live order is not final: an acknowledgement is always taken (a late one
+                // leaves a partly filled order as it is).
+                let status = match self.live[k].life.accept() {
+                    Ok(status) => status.to_strategy(),
+                    Err(_) => OrderStatus::Accepted,
+                };
                 let o = self.live[k];
-                self.set_status(o.record, OrderStatus::Accepted, o.filled);
-                self.log_order(&o, OrderStatus::Accepted, None);
+                self.set_status(o.record, status, o.life.filled());
+                self.log_order(&o, status, None);
                 self.notify_update(
                     o.strategy,
                     o.slot,
                     &OrderUpdate {
                         client_id: o.client_id,
                         instrument: o.instrument,
-                        side: o.side,
-                        status: OrderStatus::Accepted,
-                        leaves_qty: o.qty - o.filled,
-                        filled_qty: o.filled,
+                        side: o.life.side(),
+                        status,
+                        leaves_qty: o.life.leaves(),
+                        filled_qty: o.life.filled(),
                         reject_reason: None,
                     },
                 );
@@ -1737,19 +1743,23 @@ impl Backtest {
         base_commission: Qty,
     ) {
         let o = &mut self.live[k];
-        if o.filled.0 == 0 {
+        if o.life.filled().0 == 0 {
             self.counters.orders_with_fills += 1;
         }
-        o.filled = o.filled + qty;
+        // The venue traded `qty`: the portfolio and risk book all of it; the order takes what
+        // fits it (an overfill is counted, and the order is then filled).
+        if !matches!(o.life.apply_fill_capped(qty), Ok(Qty::ZERO)) {
+            self.counters.order_errors += 1;
+        }
         let o = *o;
-        let leaves = o.qty - o.filled;
+        let leaves = o.life.leaves();
         self.portfolio
-            .on_fill(o.instrument, o.side, price, qty, fee);
+            .on_fill(o.instrument, o.life.side(), price, qty, fee);
         if base_commission.0 > 0 {
             self.portfolio
                 .on_base_commission(o.instrument, base_commission);
         }
-        self.risk.on_fill(o.instrument, o.side, qty);
+        self.risk.on_fill(o.instrument, o.life.side(), qty);
         self.counters.fills += 1;
         if maker {
             self.counters.maker_fills += 1;
@@ -1763,7 +1773,7 @@ impl Backtest {
             strategy: u32::try_from(o.strategy).unwrap_or(u32::MAX),
             client_id: o.client_id,
             instrument: o.instrument,
-            side: o.side,
+            side: o.life.side(),
             price,
             qty,
             maker,
@@ -1803,7 +1813,7 @@ impl Backtest {
             &FillReport {
                 client_id: o.client_id,
                 instrument: o.instrument,
-                side: o.side,
+                side: o.life.side(),
                 price,
                 qty,
                 leaves_qty: leaves,
@@ -1822,23 +1832,35 @@ impl Backtest {
             }
             Some(k) => {
                 let o = self.live[k];
-                self.set_status(o.record, OrderStatus::PartiallyFilled, o.filled);
+                self.set_status(o.record, OrderStatus::PartiallyFilled, o.life.filled());
                 self.log_order(&o, OrderStatus::PartiallyFilled, None);
             }
-            None => self.set_status(o.record, OrderStatus::PartiallyFilled, o.filled),
+            None => self.set_status(o.record, OrderStatus::PartiallyFilled, o.life.filled()),
         }
     }
 
     /// An order reached a final status: release its risk, update its record, tell the
     /// strategy.
     fn close(&mut self, k: usize, status: OrderStatus, reason: Option<RejectReason>) {
-        let o = self.live.remove(k);
-        let leaves = o.qty - o.filled;
-        self.risk.on_order_closed(o.instrument, o.side, leaves);
+        let mut o = self.live.remove(k);
+        let leaves = o.life.unfilled();
+        let event = match status {
+            OrderStatus::Cancelled => Some(OrderEvent::Canceled),
+            OrderStatus::Expired => Some(OrderEvent::Expired),
+            OrderStatus::Rejected => Some(OrderEvent::Rejected),
+            _ => None,
+        };
+        if let Some(event) = event {
+            if o.life.apply(event).is_err() {
+                self.counters.order_errors += 1;
+            }
+        }
+        self.risk
+            .on_order_closed(o.instrument, o.life.side(), leaves);
         self.log_order(&o, status, reason);
         if let Some(r) = o.record.and_then(|r| self.orders.get_mut(r)) {
             r.status = status;
-            r.filled_qty = o.filled;
+            r.filled_qty = o.life.filled();
             r.reject_reason = reason;
             r.updated_ts = self.clock;
         }
@@ -1848,10 +1870,10 @@ impl Backtest {
             &OrderUpdate {
                 client_id: o.client_id,
                 instrument: o.instrument,
-                side: o.side,
+                side: o.life.side(),
                 status,
                 leaves_qty: Qty::ZERO,
-                filled_qty: o.filled,
+                filled_qty: o.life.filled(),
                 reject_reason: reason,
             },
         );
@@ -1865,12 +1887,12 @@ impl Backtest {
                 strategy: u32::try_from(o.strategy).unwrap_or(u32::MAX),
                 client_id: o.client_id,
                 instrument: o.instrument,
-                side: o.side,
-                price: o.price,
-                qty: o.qty,
+                side: o.life.side(),
+                price: o.life.price(),
+                qty: o.life.qty(),
                 kind: o.kind,
                 status,
-                filled_qty: o.filled,
+                filled_qty: o.life.filled(),
                 reject_reason: reason,
                 updated_ts: self.clock,
             }));

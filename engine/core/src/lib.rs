@@ -10,6 +10,7 @@ pub mod features;
 pub mod flightlog;
 pub mod matching;
 pub mod model;
+pub mod order;
 pub mod portfolio;
 pub mod risk;
 pub mod strategy;
@@ -26,6 +27,7 @@ pub use book::{BookError, OrderBook};
 pub use event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, SymbolId, Trade};
 pub use features::{DepthImbalance, FeatureError, FeatureSet};
 pub use matching::{Exec, ExecKind, Matcher, SimOrder, SimRequest};
+pub use order::{LifecycleError, LifecycleStatus, OrderEvent, OrderLifecycle};
 pub use portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio, Position};
 pub use risk::{
     InstrumentLimits, InstrumentRisk, RejectReason, RiskAnchors, RiskCause, RiskConfig, RiskEngine,
