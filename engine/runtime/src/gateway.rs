@@ -34,8 +34,8 @@ use hyper::Method;
 use rt_core::{Exec, ExecKind, Qty, RejectReason};
 use rt_ring::{Consumer, Pop, Producer};
 use rt_venues::execution::{
-    AccountChange, AccountReason, ExecutionClient, NewOrderSpec, Operation, OrderUpdate, Outcome,
-    PositionSide, PrivateEvent, RefusalKind, UpdateKind, VenueRequest, VenueStatus,
+    AccountChange, AccountReason, ExecutionClient, Handshake, NewOrderSpec, Operation, OrderUpdate,
+    Outcome, PositionSide, PrivateEvent, RefusalKind, UpdateKind, VenueRequest, VenueStatus,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -296,23 +296,12 @@ pub fn run(
                 return;
             }
             // The user stream first: no report of an order may be missed.
-            let listen_key = match listen_key(&mut client, venue).await {
-                Ok(k) => k,
+            let (ws, listen_key) = match open_stream(&mut client, venue).await {
+                Ok(opened) => opened,
                 Err(e) => {
                     state
                         .borrow()
                         .log(format!("{}: no user data stream: {e}", venue.name));
-                    flags.stop.store(true, Ordering::Relaxed);
-                    return;
-                }
-            };
-            let url = venue.client.stream_url(&venue.ws, &listen_key);
-            let ws = match crate::tls::connect_ws(url.as_str()).await {
-                Ok((ws, _)) => ws,
-                Err(e) => {
-                    state
-                        .borrow()
-                        .log(format!("{}: user stream {e}", venue.name));
                     flags.stop.store(true, Ordering::Relaxed);
                     return;
                 }
@@ -452,7 +441,7 @@ pub(crate) async fn send_request(
         M::Delete => Method::DELETE,
     };
     client
-        .request(method, &request.path, &request.header_refs())
+        .request_with_body(method, &request.path, &request.header_refs(), &request.body)
         .await
 }
 
@@ -466,9 +455,12 @@ pub(crate) fn classify(venue: &VenueConfig, op: Operation, r: &crate::http::Resp
     )
 }
 
-/// The private stream's key (a new one each time).
+/// The private stream's key (a new one each time); empty for a venue whose stream needs none.
 async fn listen_key(client: &mut Client, venue: &VenueConfig) -> Result<String, String> {
-    let r = send_request(client, &venue.client.open_stream())
+    let Some(open) = venue.client.open_stream() else {
+        return Ok(String::new());
+    };
+    let r = send_request(client, &open)
         .await
         .map_err(|e| e.to_string())?;
     let body = String::from_utf8_lossy(&r.body);
@@ -476,6 +468,42 @@ async fn listen_key(client: &mut Client, venue: &VenueConfig) -> Result<String, 
         return Err(format!("HTTP {}: {body}", r.status));
     }
     venue.client.stream_key(&body).map_err(|e| e.to_string())
+}
+
+/// Opens the private stream: its key (if the venue has one), the connection, and the venue's
+/// handshake (OKX: the login, then the subscriptions), each frame answered before the next.
+async fn open_stream(client: &mut Client, venue: &VenueConfig) -> Result<(Ws, String), String> {
+    use futures_util::SinkExt;
+    let key = listen_key(client, venue).await?;
+    let url = venue.client.stream_url(&venue.ws, &key);
+    let (mut ws, _) = crate::tls::connect_ws(url.as_str())
+        .await
+        .map_err(|e| format!("user stream {e}"))?;
+    for frame in venue.client.stream_handshake(now_ms()) {
+        ws.send(Message::Text(frame.into()))
+            .await
+            .map_err(|e| format!("user stream handshake: {e}"))?;
+        let answered = async {
+            loop {
+                let text = match ws.next().await {
+                    Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Err("closed by the venue".to_owned()),
+                };
+                match venue.client.handshake_reply(&text) {
+                    Handshake::Done => return Ok(()),
+                    Handshake::Pending => {}
+                    Handshake::Refused(why) => return Err(format!("refused: {why}")),
+                }
+            }
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, answered)
+            .await
+            .map_err(|_| "user stream handshake: no answer".to_owned())?
+            .map_err(|e| format!("user stream handshake: {e}"))?;
+    }
+    Ok((ws, key))
 }
 
 /// Cancels every open order the venue holds on our symbols (a restart starts clean). An
@@ -502,6 +530,11 @@ pub(crate) async fn cancel_open_orders(
 ) -> Result<Vec<(String, usize)>, String> {
     let mut out = Vec::with_capacity(venue.symbols.len());
     for symbol in &venue.symbols {
+        if let Some(listing) = venue.client.open_orders(symbol, now_ms()) {
+            let n = cancel_listed(client, venue, symbol, &listing).await?;
+            out.push((symbol.clone(), n));
+            continue;
+        }
         let request = venue.client.cancel_all(symbol, now_ms());
         let r = send_request(client, &request)
             .await
@@ -524,6 +557,54 @@ pub(crate) async fn cancel_open_orders(
         }
     }
     Ok(out)
+}
+
+/// Cancels the orders of `symbol` a venue without a cancel-all request lists as open
+/// (`listing`: OKX's pending orders), in batches; returns how many the venue cancelled.
+pub(crate) async fn cancel_listed(
+    client: &mut Client,
+    venue: &VenueConfig,
+    symbol: &str,
+    listing: &VenueRequest,
+) -> Result<usize, String> {
+    let r = send_request(client, listing)
+        .await
+        .map_err(|e| format!("open orders on {symbol}: {e}"))?;
+    let body = String::from_utf8_lossy(&r.body);
+    let outcome = classify(venue, Operation::Read, &r);
+    if outcome != Outcome::Accepted {
+        check_auth(&outcome, venue)?;
+        return Err(format!(
+            "open orders on {symbol}: HTTP {}: {body}",
+            r.status
+        ));
+    }
+    let ids = venue
+        .client
+        .open_order_ids(&body)
+        .map_err(|e| format!("open orders on {symbol}: {e}"))?;
+    let mut cancelled = 0;
+    for batch in ids.chunks(venue.client.cancel_batch_max().max(1)) {
+        let Some(request) = venue.client.cancel_orders(symbol, batch, now_ms()) else {
+            return Err(format!(
+                "{} cannot cancel orders by id",
+                venue.client.venue()
+            ));
+        };
+        let r = send_request(client, &request)
+            .await
+            .map_err(|e| format!("cancel on {symbol}: {e}"))?;
+        match classify(venue, Operation::CancelAll, &r) {
+            Outcome::Accepted => {}
+            outcome => {
+                check_auth(&outcome, venue)?;
+            }
+        }
+        cancelled += venue
+            .client
+            .cancelled_count(&String::from_utf8_lossy(&r.body));
+    }
+    Ok(cancelled)
 }
 
 /// An authentication refusal (a bad key, signature or permission) as the error to stop on.
@@ -634,6 +715,16 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             }
         }
     } else if msg.order_id == 0 {
+        if let Some(listing) = venue.client.open_orders(&symbol, now_ms()) {
+            // A venue without a cancel-all request: what it lists, cancelled by id.
+            state.borrow_mut().counters.cancel_alls += 1;
+            if let Err(e) = cancel_listed(client, venue, &symbol, &listing).await {
+                state
+                    .borrow()
+                    .log(format!("{}: cancel-all: {e}", venue.name));
+            }
+            return;
+        }
         (
             Operation::CancelAll,
             venue.client.cancel_all(&symbol, now_ms()),
@@ -1088,14 +1179,7 @@ async fn reconnect(
             return Err("the engine is stopping".to_owned());
         }
         let mut client = Client::with_limits(base.clone(), venue.limits.clone());
-        let attempt = async {
-            let key = listen_key(&mut client, venue).await?;
-            let url = venue.client.stream_url(&venue.ws, &key);
-            let (ws, _) = crate::tls::connect_ws(url.as_str())
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((ws, key))
-        };
+        let attempt = open_stream(&mut client, venue);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(REQUEST_TIMEOUT.min(left), attempt).await {
             Ok(Ok((ws, key))) => return Ok((ws, key, client)),
@@ -1385,7 +1469,11 @@ async fn read_stream(
                         });
                     }
                     None if heard.elapsed() >= PING_AFTER => {
-                        if let Err(e) = ws.send(Message::Ping(Vec::new().into())).await {
+                        let ping = match venue.client.stream_ping() {
+                            Some(text) => Message::Text(text.into()),
+                            None => Message::Ping(Vec::new().into()),
+                        };
+                        if let Err(e) = ws.send(ping).await {
                             return (!flags.stopping()).then(|| format!("ping: {e}"));
                         }
                         pinged = Some(tokio::time::Instant::now());

@@ -241,6 +241,18 @@ impl Client {
         path_and_query: &str,
         headers: &[(&str, &str)],
     ) -> Result<Response, HttpError> {
+        self.request_with_body(method, path_and_query, headers, "")
+            .await
+    }
+
+    /// [`Client::request`] with a body (OKX's JSON `POST`s); empty for none.
+    pub async fn request_with_body(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Response, HttpError> {
         let uri = format!("{}{}", self.base.prefix, path_and_query);
         let authority = self.base.authority.clone();
         self.last = Answer::Fine;
@@ -265,7 +277,7 @@ impl Client {
             builder = builder.header(*k, *v);
         }
         let request = builder
-            .body(Full::new(Bytes::new()))
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
             .map_err(|e| HttpError::Request {
                 authority: authority.clone(),
                 reason: e.to_string(),

@@ -55,8 +55,11 @@ pub struct VenueRequest {
     pub method: Method,
     /// Path and query string, from `/` (`/api/v3/order?symbol=..&signature=..`).
     pub path: String,
-    /// Headers the venue needs (the API key).
+    /// Headers the venue needs (the API key; OKX: the key, signature, timestamp, passphrase).
     pub headers: Vec<(&'static str, String)>,
+    /// The body (OKX: the JSON of a `POST`); empty for none (Binance sends everything in the
+    /// query).
+    pub body: String,
 }
 
 impl VenueRequest {
@@ -103,6 +106,25 @@ pub struct NewOrderSpec<'a> {
     /// The order may only reduce a derivative position; a spot venue refuses it.
     pub reduce_only: bool,
     pub position_side: PositionSide,
+}
+
+impl NewOrderSpec<'_> {
+    /// A spot venue's refusal of the derivative fields (`reduce_only`, a hedge-mode side).
+    pub fn spot_only(&self, venue: &'static str) -> Result<(), ExecError> {
+        if self.reduce_only {
+            return Err(ExecError::Unsupported {
+                venue,
+                what: "reduce-only orders",
+            });
+        }
+        if self.position_side != PositionSide::Both {
+            return Err(ExecError::Unsupported {
+                venue,
+                what: "hedge-mode position sides",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What a request was, for [`ExecutionClient::classify`] (the same answer means different
@@ -317,6 +339,18 @@ pub enum PrivateEvent {
     Other,
 }
 
+/// What a frame read during the private stream's handshake is
+/// ([`ExecutionClient::handshake_reply`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// The answer to the frame just sent: send the next one.
+    Done,
+    /// Not its answer: keep reading.
+    Pending,
+    /// Refused (a failed login): the reason.
+    Refused(String),
+}
+
 /// Why the client could not build a request or read an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
@@ -355,8 +389,9 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn balances(&self, now_ms: u64) -> VenueRequest;
     /// The venue's symbols and their filters (public).
     fn exchange_info(&self) -> VenueRequest;
-    /// Opens the private stream: the request for its key.
-    fn open_stream(&self) -> VenueRequest;
+    /// Opens the private stream: the request for its key; `None` when the stream needs no key
+    /// (OKX logs in on the connection instead: [`ExecutionClient::stream_handshake`]).
+    fn open_stream(&self) -> Option<VenueRequest>;
     /// Keeps the stream's key alive; `None` when the venue needs nothing.
     fn keep_stream_alive(&self, key: &str) -> Option<VenueRequest>;
     /// How often [`ExecutionClient::keep_stream_alive`] is sent, in ms.
@@ -389,6 +424,39 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn trades(&self, body: &str) -> Result<Vec<VenueTrade>, ExecError>;
     /// One frame of the private stream.
     fn private_event(&self, frame: &str) -> Result<PrivateEvent, ExecError>;
+    /// Frames sent on the private stream once connected, in turn, each answered
+    /// ([`ExecutionClient::handshake_reply`]) before the next goes (OKX: the login, then the
+    /// subscriptions); none for a venue whose stream URL carries its key (Binance).
+    fn stream_handshake(&self, _now_ms: u64) -> Vec<String> {
+        Vec::new()
+    }
+    /// What a frame read during the handshake is.
+    fn handshake_reply(&self, _frame: &str) -> Handshake {
+        Handshake::Done
+    }
+    /// The text a quiet private stream is pinged with (OKX: `ping`); `None`: a WebSocket ping.
+    fn stream_ping(&self) -> Option<&'static str> {
+        None
+    }
+    /// For a venue without a cancel-all request (OKX): the account's open orders on `symbol`,
+    /// which the engine then cancels with [`ExecutionClient::cancel_orders`]; `None` when
+    /// [`ExecutionClient::cancel_all`] does it in one request (Binance).
+    fn open_orders(&self, _symbol: &str, _now_ms: u64) -> Option<VenueRequest> {
+        None
+    }
+    /// The venue's ids of the orders in an accepted [`ExecutionClient::open_orders`].
+    fn open_order_ids(&self, _body: &str) -> Result<Vec<u64>, ExecError> {
+        Ok(Vec::new())
+    }
+    /// Cancels these orders of `symbol` by the venue's ids (at most
+    /// [`ExecutionClient::cancel_batch_max`]); `None` on a venue with a cancel-all request.
+    fn cancel_orders(&self, _symbol: &str, _ids: &[u64], _now_ms: u64) -> Option<VenueRequest> {
+        None
+    }
+    /// Orders one [`ExecutionClient::cancel_orders`] may name.
+    fn cancel_batch_max(&self) -> usize {
+        20
+    }
     /// The account's derivative settings and positions; `None` on a spot venue.
     fn derivatives(&self) -> Option<&dyn DerivativesAccount> {
         None

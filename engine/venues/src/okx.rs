@@ -14,6 +14,9 @@
 //! Parsing uses the same bounds-checked scanner as the Binance codec, borrowing from the frame;
 //! level texts are kept inline, so a message allocates nothing once the buffers have grown.
 
+pub mod execution;
+pub mod signing;
+
 use crate::binance::DecodeError;
 use crate::checksum::{text_levels, BookMessage, Checked, CheckedBooks, TextBook, TextLevel};
 use crate::scan::Scan;

@@ -110,7 +110,8 @@ pub struct SymbolFilters {
     pub tick_size: i64,
     /// `LOT_SIZE.stepSize`.
     pub step_size: i64,
-    /// `NOTIONAL.minNotional` (or `MIN_NOTIONAL.minNotional`).
+    /// `NOTIONAL.minNotional` (or `MIN_NOTIONAL.minNotional`); negative when the venue
+    /// publishes none (OKX), and then not compared.
     pub min_notional: i64,
 }
 
@@ -136,7 +137,8 @@ impl SymbolFilters {
             ),
         ]
         .into_iter()
-        .filter(|(_, c, v)| c != v)
+        // A negative venue figure: the venue publishes none (OKX's minimum notional).
+        .filter(|(_, c, v)| c != v && *v >= 0)
         .map(|(filter, configured, venue)| FilterMismatch {
             filter,
             configured,

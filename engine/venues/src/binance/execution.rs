@@ -23,8 +23,8 @@ use super::user_stream::{is_listen_key_expired, ExecutionReport, USER_DATA_STREA
 use super::vocab::{ExecType, OrderStatus, StpMode};
 use crate::execution::{
     Balance, Credentials, ExecError, ExecutionClient, Method, NewOrderSpec, Operation, OrderState,
-    OrderUpdate, Outcome, PositionSide, PrivateEvent, Refusal, RefusalKind, SymbolFilters,
-    UpdateKind, VenueFill, VenueRequest, VenueStatus, VenueTrade,
+    OrderUpdate, Outcome, PrivateEvent, Refusal, RefusalKind, SymbolFilters, UpdateKind, VenueFill,
+    VenueRequest, VenueStatus, VenueTrade,
 };
 
 /// Binance's codes for a refused key, signature or permission.
@@ -91,6 +91,7 @@ pub(super) fn signed(
         method,
         path: out,
         headers,
+        body: String::new(),
     }
 }
 
@@ -107,6 +108,7 @@ pub(super) fn keyed(
             .iter()
             .map(|c| (API_KEY_HEADER, c.key.clone()))
             .collect(),
+        body: String::new(),
     }
 }
 
@@ -230,18 +232,7 @@ impl ExecutionClient for SpotExecution {
     }
 
     fn new_order(&self, order: &NewOrderSpec<'_>, now_ms: u64) -> Result<VenueRequest, ExecError> {
-        if order.reduce_only {
-            return Err(ExecError::Unsupported {
-                venue: VENUE,
-                what: "reduce-only orders",
-            });
-        }
-        if order.position_side != PositionSide::Both {
-            return Err(ExecError::Unsupported {
-                venue: VENUE,
-                what: "hedge-mode position sides",
-            });
-        }
+        order.spot_only(VENUE)?;
         let mut new = NewOrder::from_kind(
             order.symbol,
             order.side,
@@ -301,8 +292,8 @@ impl ExecutionClient for SpotExecution {
         )
     }
 
-    fn open_stream(&self) -> VenueRequest {
-        self.keyed(Method::Post, USER_DATA_STREAM_PATH.to_owned())
+    fn open_stream(&self) -> Option<VenueRequest> {
+        Some(self.keyed(Method::Post, USER_DATA_STREAM_PATH.to_owned()))
     }
 
     fn keep_stream_alive(&self, key: &str) -> Option<VenueRequest> {
@@ -442,6 +433,7 @@ mod tests {
     use super::*;
     use crate::binance::signing::signed_query;
     use crate::binance::test_support::{DOC_API_KEY, DOC_SECRET};
+    use crate::execution::PositionSide;
 
     fn client() -> SpotExecution {
         SpotExecution::new(

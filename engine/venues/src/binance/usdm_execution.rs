@@ -150,12 +150,12 @@ impl ExecutionClient for USdmExecution {
         keyed(None, Method::Get, usdm::EXCHANGE_INFO_PATH.to_owned())
     }
 
-    fn open_stream(&self) -> VenueRequest {
-        keyed(
+    fn open_stream(&self) -> Option<VenueRequest> {
+        Some(keyed(
             self.credentials.as_ref(),
             Method::Post,
             usdm::LISTEN_KEY_PATH.to_owned(),
-        )
+        ))
     }
 
     /// A futures listen key is kept alive without naming it (one key per account).
@@ -449,7 +449,10 @@ mod tests {
         assert!(c.order_trades("BTCUSDT", 5, 0, 1).path.starts_with(
             "/fapi/v1/userTrades?symbol=BTCUSDT&orderId=5&fromId=0&limit=1000&timestamp=1"
         ));
-        assert_eq!(c.open_stream().path, "/fapi/v1/listenKey");
+        assert_eq!(
+            c.open_stream().expect("a listen key").path,
+            "/fapi/v1/listenKey"
+        );
         assert_eq!(c.keep_stream_alive("k").unwrap().method, Method::Put);
         let d = c.derivatives().unwrap();
         assert!(d

@@ -1,0 +1,1277 @@
+//! OKX v5 spot order entry behind the execution boundary ([`ExecutionClient`]), without I/O.
+//!
+//! Requests (OKX docs-v5, "Order Book Trading > Trade" and "Trading Account"; the paths and
+//! fields as OKX's own SDKs and its documentation examples write them):
+//!
+//! | what | request |
+//! |---|---|
+//! | place | `POST /api/v5/trade/order` `{"instId","tdMode":"cash","clOrdId","side","ordType","sz","px"}`; `ordType` `limit`, `post_only`, `ioc`, `market` (a spot market order states `tgtCcy":"base_ccy"`: OKX sizes a market buy in the quote currency otherwise) |
+//! | cancel | `POST /api/v5/trade/cancel-order` `{"instId","clOrdId"}` |
+//! | cancel several | `POST /api/v5/trade/cancel-batch-orders` `[{"instId","ordId"},..]` (at most 20): OKX has no cancel-all of a spot instrument, so the engine lists `GET /api/v5/trade/orders-pending?instType=SPOT&instId=..` and cancels what it lists |
+//! | order status | `GET /api/v5/trade/order?instId=..&clOrdId=..` |
+//! | fills (catch-up) | `GET /api/v5/trade/fills?instType=SPOT&instId=..&ordId=..&limit=100` (newest first; the last three days) |
+//! | balances | `GET /api/v5/account/balance` (`details`: `ccy`, `availBal`, `frozenBal`) |
+//! | instruments | `GET /api/v5/public/instruments?instType=SPOT` (public) |
+//!
+//! Every private request is signed ([`super::signing`]). Our client order id goes in `clOrdId`
+//! (idempotency: OKX refuses a second live order with the same one), which OKX restricts to
+//! letters and digits, at most 32: the engine's ids (`<engine id>-<n>`, with `_` and `-`) are
+//! escaped one to one ([`encode_client_id`]: `z` -> `zz`, `_` -> `zu`, `-` -> `zd`) and
+//! unescaped in every answer, so the gateway sees its own ids.
+//!
+//! Answers: `{"code":"0","msg":"","data":[..]}`; an order request's outcome is its
+//! `data[0].sCode` (`code` `"1"` with one refused order). Classified ([`classify_code`], codes
+//! from OKX's error-code table, "REST API Error Codes"): `50011` (rate limit reached, HTTP 429)
+//! and `50061` (sub-account rate limit) back off; `50001` (service temporarily unavailable),
+//! `50004` (endpoint request timeout), `50013` (system busy), `50026` (system error) and any
+//! 5xx leave the outcome unknown; `50103`-`50107` (a missing key, passphrase, signature or
+//! timestamp header, a wrong passphrase) and `50111`-`50114` (invalid key, timestamp,
+//! signature, authorization) refuse the credentials; `51400`-`51402` (a cancel of an order
+//! filled, cancelled or unknown) and `51603` (order does not exist) name an unknown order;
+//! everything else (`51000`-series parameter, balance and price-limit refusals) is a refusal.
+//! A post-only order that would take is not refused by OKX but cancelled after it was
+//! accepted: the engine sees it cancelled.
+//!
+//! The private stream (`/ws/v5/private`): a login (Unix seconds, signed), then the `orders`
+//! channel of `SPOT` and the `account` channel; an `orders` push is one order's new state:
+//! `state` `live`, `partially_filled`, `filled`, `canceled`, `mmp_canceled`, and with a fill
+//! its `tradeId`, `fillPx`, `fillSz`, `fillFee` (negative: charged) in `fillFeeCcy`, `execType`
+//! `M` (maker) or `T`. The commission is booked in the currency OKX charged it in, as Binance's
+//! is. A push naming several orders is refused (an error on a frame of ours: the gateway
+//! catches up over REST). Amending an order (`POST /api/v5/trade/amend-order`) is not part of
+//! the boundary: the engine cancels and places.
+
+use std::fmt;
+
+use rt_core::{OrderKind, Price, Qty, Side};
+use serde_json::{json, Value};
+
+use super::signing::{
+    iso_timestamp, sign_login, sign_request, KEY_HEADER, PASSPHRASE_HEADER, SIGN_HEADER,
+    TIMESTAMP_HEADER,
+};
+use crate::execution::{
+    Balance, ExecError, ExecutionClient, Handshake, Method, NewOrderSpec, Operation, OrderState,
+    OrderUpdate, Outcome, PrivateEvent, Refusal, RefusalKind, SymbolFilters, UpdateKind, VenueFill,
+    VenueRequest, VenueStatus, VenueTrade,
+};
+
+const VENUE: &str = "okx";
+
+pub const ORDER_PATH: &str = "/api/v5/trade/order";
+pub const CANCEL_PATH: &str = "/api/v5/trade/cancel-order";
+pub const CANCEL_BATCH_PATH: &str = "/api/v5/trade/cancel-batch-orders";
+pub const PENDING_PATH: &str = "/api/v5/trade/orders-pending";
+pub const FILLS_PATH: &str = "/api/v5/trade/fills";
+pub const BALANCE_PATH: &str = "/api/v5/account/balance";
+pub const INSTRUMENTS_PATH: &str = "/api/v5/public/instruments";
+/// The private WebSocket's path.
+pub const PRIVATE_PATH: &str = "/ws/v5/private";
+const PUBLIC_PATH: &str = "/ws/v5/public";
+
+/// Fills a `GET /api/v5/trade/fills` page holds at most.
+pub const FILLS_LIMIT: usize = 100;
+/// Orders one `cancel-batch-orders` may name.
+pub const CANCEL_BATCH_MAX: usize = 20;
+/// `clOrdId`: letters and digits, at most 32.
+pub const CLIENT_ID_MAX: usize = 32;
+
+/// Rate limited: `50011` (HTTP 429), `50061` (a sub-account's limit).
+pub const RATE_LIMITED: [i64; 2] = [50011, 50061];
+/// The outcome is unknown: service unavailable, request timeout, system busy, system error.
+pub const UNKNOWN_OUTCOME: [i64; 4] = [50001, 50004, 50013, 50026];
+/// The credentials: missing or wrong headers (`50103`-`50107`), an invalid key, timestamp,
+/// signature or authorization (`50111`-`50114`).
+pub const AUTH_ERRORS: [i64; 9] = [
+    50103, 50104, 50105, 50106, 50107, 50111, 50112, 50113, 50114,
+];
+/// The order is not (or no longer) there: a cancel of a filled, cancelled or unknown order
+/// (`51400`, `51401`, `51402`), an order that does not exist (`51603`).
+pub const UNKNOWN_ORDER: [i64; 4] = [51400, 51401, 51402, 51603];
+
+/// An OKX API key: key, secret and passphrase. `Debug` shows none of them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OkxCredentials {
+    pub key: String,
+    pub secret: String,
+    pub passphrase: String,
+}
+
+impl fmt::Debug for OkxCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OkxCredentials(<redacted>)")
+    }
+}
+
+/// OKX spot order entry for one account.
+#[derive(Debug, Clone)]
+pub struct OkxExecution {
+    /// `None` sends unsigned requests (a paper sim without credentials).
+    credentials: Option<OkxCredentials>,
+    /// (config name, `instId`) of each instrument: the gateway names `BTCUSDT`, OKX `BTC-USDT`.
+    instruments: Vec<(String, String)>,
+}
+
+/// `client_id` as a `clOrdId` (letters and digits): `z` -> `zz`, `_` -> `zu`, `-` -> `zd`, any
+/// other character refused; `None` when it does not fit in [`CLIENT_ID_MAX`].
+pub fn encode_client_id(client_id: &str) -> Option<String> {
+    let mut out = String::with_capacity(client_id.len() + 4);
+    for c in client_id.chars() {
+        match c {
+            'z' => out.push_str("zz"),
+            '_' => out.push_str("zu"),
+            '-' => out.push_str("zd"),
+            c if c.is_ascii_alphanumeric() => out.push(c),
+            _ => return None,
+        }
+    }
+    (out.len() <= CLIENT_ID_MAX).then_some(out)
+}
+
+/// A `clOrdId` back to our client id; one we did not escape is returned as it is.
+pub fn decode_client_id(cl_ord_id: &str) -> String {
+    let mut out = String::with_capacity(cl_ord_id.len());
+    let mut chars = cl_ord_id.chars();
+    while let Some(c) = chars.next() {
+        if c != 'z' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('z') => out.push('z'),
+            Some('u') => out.push('_'),
+            Some('d') => out.push('-'),
+            // Not one of ours.
+            _ => return cl_ord_id.to_owned(),
+        }
+    }
+    out
+}
+
+/// 10^-8 units as OKX writes decimals (no trailing zeros: `0.001`, `61837.6`, `5`).
+pub fn format_decimal(units: i64) -> String {
+    let s = crate::binance_orders::format_units(units);
+    match s.split_once('.') {
+        Some((int, frac)) => {
+            let frac = frac.trim_end_matches('0');
+            if frac.is_empty() {
+                int.to_owned()
+            } else {
+                format!("{int}.{frac}")
+            }
+        }
+        None => s,
+    }
+}
+
+fn unreadable(what: &'static str, reason: impl ToString) -> ExecError {
+    ExecError::Unreadable {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+/// A string field (OKX writes numbers as strings).
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A decimal field in 10^-8 units; an empty one is 0.
+fn units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
+    let t = text(v, key);
+    if t.is_empty() {
+        return Ok(0);
+    }
+    rt_core::parse_signed_units(t.as_bytes()).map_err(|e| unreadable(key, format!("{t:?}: {e}")))
+}
+
+/// A balance in 10^-8 units, truncated (OKX writes balances with up to 18 decimals).
+fn balance_units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
+    let t = text(v, key);
+    let cut = match t.split_once('.') {
+        Some((int, frac)) if frac.len() > 8 => &t[..int.len() + 9],
+        _ => t,
+    };
+    if cut.is_empty() {
+        return Ok(0);
+    }
+    rt_core::parse_signed_units(cut.as_bytes()).map_err(|e| unreadable(key, format!("{t:?}: {e}")))
+}
+
+/// A numeric id field (`ordId`, `tradeId`).
+fn id(v: &Value, key: &'static str) -> Result<u64, ExecError> {
+    let t = text(v, key);
+    t.parse::<u64>()
+        .map_err(|e| unreadable(key, format!("{t:?}: {e}")))
+}
+
+/// The top-level `code` of an answer (`"0"`: success).
+fn code_of(v: &Value) -> Option<i64> {
+    match v.get("code")? {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// The `data` of a successful answer.
+fn data<'a>(v: &'a Value, what: &'static str) -> Result<&'a [Value], ExecError> {
+    match code_of(v) {
+        Some(0) => {}
+        code => {
+            return Err(unreadable(
+                what,
+                format!("code {code:?}: {}", text(v, "msg")),
+            ))
+        }
+    }
+    v.get("data")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .ok_or_else(|| unreadable(what, "no data"))
+}
+
+fn parse(body: &str, what: &'static str) -> Result<Value, ExecError> {
+    serde_json::from_str(body).map_err(|e| unreadable(what, e))
+}
+
+/// What an OKX code means (see the module documentation); `None` for success (`0`).
+pub fn classify_code(code: i64) -> Option<RefusalOrRetry> {
+    match code {
+        0 => None,
+        c if RATE_LIMITED.contains(&c) => Some(RefusalOrRetry::RateLimited),
+        c if UNKNOWN_OUTCOME.contains(&c) => Some(RefusalOrRetry::Unknown),
+        c if AUTH_ERRORS.contains(&c) => Some(RefusalOrRetry::Refused(RefusalKind::Credentials)),
+        c if UNKNOWN_ORDER.contains(&c) => Some(RefusalOrRetry::Refused(RefusalKind::UnknownOrder)),
+        _ => Some(RefusalOrRetry::Refused(RefusalKind::Other)),
+    }
+}
+
+/// A code's class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalOrRetry {
+    RateLimited,
+    Unknown,
+    Refused(RefusalKind),
+}
+
+/// An order's `state` as the venue-neutral status.
+pub fn venue_status(state: &str) -> Option<VenueStatus> {
+    Some(match state {
+        "live" => VenueStatus::New,
+        "partially_filled" => VenueStatus::PartiallyFilled,
+        "filled" => VenueStatus::Filled,
+        "canceled" | "mmp_canceled" => VenueStatus::Cancelled,
+        _ => return None,
+    })
+}
+
+fn side_of(v: &Value) -> Result<Side, ExecError> {
+    match text(v, "side") {
+        "buy" => Ok(Side::Buy),
+        "sell" => Ok(Side::Sell),
+        other => Err(unreadable("side", format!("{other:?}"))),
+    }
+}
+
+impl OkxExecution {
+    /// `instruments`: (config name, OKX `instId`) of each instrument traded.
+    pub fn new(
+        credentials: Option<OkxCredentials>,
+        instruments: impl IntoIterator<Item = (String, String)>,
+    ) -> OkxExecution {
+        OkxExecution {
+            credentials,
+            instruments: instruments.into_iter().collect(),
+        }
+    }
+
+    /// The `instId` of a config name (itself when it is not one).
+    fn inst_id<'a>(&'a self, symbol: &'a str) -> &'a str {
+        self.instruments
+            .iter()
+            .find(|(name, _)| name == symbol)
+            .map_or(symbol, |(_, inst)| inst.as_str())
+    }
+
+    /// The config name of an `instId` (itself when it is not one of ours).
+    fn name_of<'a>(&'a self, inst_id: &'a str) -> &'a str {
+        self.instruments
+            .iter()
+            .find(|(_, inst)| inst == inst_id)
+            .map_or(inst_id, |(name, _)| name.as_str())
+    }
+
+    /// A request signed at `now_ms` (unsigned without credentials): `path` with its query,
+    /// `body` the JSON of a `POST`.
+    fn request(&self, method: Method, path: String, body: String, now_ms: u64) -> VenueRequest {
+        let mut headers = Vec::new();
+        if method == Method::Post {
+            headers.push(("Content-Type", "application/json".to_owned()));
+        }
+        if let Some(c) = &self.credentials {
+            let ts = iso_timestamp(now_ms);
+            let sign = sign_request(c.secret.as_bytes(), &ts, method.as_str(), &path, &body);
+            headers.push((KEY_HEADER, c.key.clone()));
+            headers.push((SIGN_HEADER, sign));
+            headers.push((TIMESTAMP_HEADER, ts));
+            headers.push((PASSPHRASE_HEADER, c.passphrase.clone()));
+        }
+        VenueRequest {
+            method,
+            path,
+            headers,
+            body,
+        }
+    }
+
+    fn order_update(&self, o: &Value) -> Result<OrderUpdate, ExecError> {
+        let state = text(o, "state");
+        let status = venue_status(state).ok_or_else(|| unreadable("state", state))?;
+        let sz = units(o, "sz")?;
+        let acc = units(o, "accFillSz")?;
+        let fill_sz = units(o, "fillSz")?;
+        let trade = text(o, "tradeId");
+        let kind = if fill_sz > 0 && !trade.is_empty() {
+            UpdateKind::Fill(VenueFill {
+                trade_id: i64::try_from(id(o, "tradeId")?).map_err(|e| unreadable("tradeId", e))?,
+                price: Price(units(o, "fillPx")?),
+                qty: Qty(fill_sz),
+                is_maker: text(o, "execType") == "M",
+                // OKX: negative is charged, positive a rebate; ours: positive is charged.
+                commission: -units(o, "fillFee")?,
+                commission_asset: text(o, "fillFeeCcy").to_owned(),
+            })
+        } else {
+            match status {
+                VenueStatus::Cancelled => UpdateKind::Cancelled,
+                VenueStatus::New => UpdateKind::Accepted,
+                // A fill's state without its fill (OKX pushes one per trade): nothing new.
+                _ => {
+                    return Err(unreadable(
+                        "orders",
+                        format!("state {state} without a fill"),
+                    ))
+                }
+            }
+        };
+        Ok(OrderUpdate {
+            symbol: self.name_of(text(o, "instId")).to_owned(),
+            client_id: decode_client_id(text(o, "clOrdId")),
+            side: side_of(o)?,
+            kind,
+            leaves: Qty((sz - acc).max(0)),
+        })
+    }
+}
+
+impl ExecutionClient for OkxExecution {
+    fn venue(&self) -> &'static str {
+        VENUE
+    }
+
+    fn new_order(&self, order: &NewOrderSpec<'_>, now_ms: u64) -> Result<VenueRequest, ExecError> {
+        order.spot_only(VENUE)?;
+        let Some(cl_ord_id) = encode_client_id(order.client_id) else {
+            return Err(ExecError::Unsupported {
+                venue: VENUE,
+                what: "a client order id longer than 32 letters and digits",
+            });
+        };
+        let mut body = json!({
+            "instId": self.inst_id(order.symbol),
+            "tdMode": "cash",
+            "clOrdId": cl_ord_id,
+            "side": if order.side == Side::Buy { "buy" } else { "sell" },
+            "ordType": match order.kind {
+                OrderKind::Limit => "limit",
+                OrderKind::PostOnly => "post_only",
+                OrderKind::Ioc => "ioc",
+                OrderKind::Market => "market",
+            },
+            "sz": format_decimal(order.qty.0),
+        });
+        if let Some(map) = body.as_object_mut() {
+            if order.kind == OrderKind::Market {
+                map.insert("tgtCcy".into(), "base_ccy".into());
+            } else {
+                map.insert("px".into(), format_decimal(order.price.0).into());
+            }
+        }
+        Ok(self.request(Method::Post, ORDER_PATH.into(), body.to_string(), now_ms))
+    }
+
+    fn cancel(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest {
+        let cl = encode_client_id(client_id).unwrap_or_else(|| client_id.to_owned());
+        let body = json!({"instId": self.inst_id(symbol), "clOrdId": cl}).to_string();
+        self.request(Method::Post, CANCEL_PATH.into(), body, now_ms)
+    }
+
+    /// OKX has no cancel-all of a spot instrument: this is the listing the engine cancels from
+    /// ([`ExecutionClient::open_orders`], [`ExecutionClient::cancel_orders`]).
+    fn cancel_all(&self, symbol: &str, now_ms: u64) -> VenueRequest {
+        let path = format!(
+            "{PENDING_PATH}?instType=SPOT&instId={}",
+            self.inst_id(symbol)
+        );
+        self.request(Method::Get, path, String::new(), now_ms)
+    }
+
+    fn query_order(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest {
+        let cl = encode_client_id(client_id).unwrap_or_else(|| client_id.to_owned());
+        let path = format!("{ORDER_PATH}?instId={}&clOrdId={cl}", self.inst_id(symbol));
+        self.request(Method::Get, path, String::new(), now_ms)
+    }
+
+    /// The order's fills, one page of [`FILLS_LIMIT`] (OKX pages by bill id, newest first,
+    /// which the boundary's trade-id paging cannot name): `from_id` is not sent, and
+    /// [`ExecutionClient::trades_page`] is one more than a page holds, so the engine never
+    /// asks for a second page. An order with more fills than a page fails its catch-up (its
+    /// trades do not add up to what it executed), never silently.
+    fn order_trades(
+        &self,
+        symbol: &str,
+        venue_order_id: u64,
+        _from_id: u64,
+        now_ms: u64,
+    ) -> VenueRequest {
+        let path = format!(
+            "{FILLS_PATH}?instType=SPOT&instId={}&ordId={venue_order_id}&limit={FILLS_LIMIT}",
+            self.inst_id(symbol)
+        );
+        self.request(Method::Get, path, String::new(), now_ms)
+    }
+
+    fn trades_page(&self) -> usize {
+        FILLS_LIMIT + 1
+    }
+
+    fn balances(&self, now_ms: u64) -> VenueRequest {
+        self.request(Method::Get, BALANCE_PATH.into(), String::new(), now_ms)
+    }
+
+    fn exchange_info(&self) -> VenueRequest {
+        VenueRequest {
+            method: Method::Get,
+            path: format!("{INSTRUMENTS_PATH}?instType=SPOT"),
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    }
+
+    fn open_stream(&self) -> Option<VenueRequest> {
+        None
+    }
+
+    fn keep_stream_alive(&self, _key: &str) -> Option<VenueRequest> {
+        None
+    }
+
+    fn keep_stream_alive_every_ms(&self) -> u64 {
+        60 * 60 * 1000
+    }
+
+    /// OKX refuses a request whose timestamp is more than 30 s away from its clock.
+    fn request_window_ms(&self) -> u64 {
+        30_000
+    }
+
+    fn stream_key(&self, _body: &str) -> Result<String, ExecError> {
+        Ok(String::new())
+    }
+
+    /// `/ws/v5/private` beside the public endpoint the feed reads (`.../ws/v5/public`), or
+    /// under a bare base.
+    fn stream_url(&self, ws_base: &str, _key: &str) -> String {
+        let base = ws_base.trim_end_matches('/');
+        match base.strip_suffix(PUBLIC_PATH) {
+            Some(host) => format!("{host}{PRIVATE_PATH}"),
+            None if base.ends_with(PRIVATE_PATH) => base.to_owned(),
+            None => format!("{base}{PRIVATE_PATH}"),
+        }
+    }
+
+    /// The login (when there are credentials), then `orders` of `SPOT` and `account`.
+    fn stream_handshake(&self, now_ms: u64) -> Vec<String> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(c) = &self.credentials {
+            let ts = (now_ms / 1000).to_string();
+            let sign = sign_login(c.secret.as_bytes(), &ts);
+            out.push(
+                json!({"op": "login", "args": [{
+                    "apiKey": c.key, "passphrase": c.passphrase, "timestamp": ts, "sign": sign,
+                }]})
+                .to_string(),
+            );
+        }
+        out.push(
+            json!({"op": "subscribe", "args": [
+                {"channel": "orders", "instType": "SPOT"},
+                {"channel": "account"},
+            ]})
+            .to_string(),
+        );
+        out
+    }
+
+    fn handshake_reply(&self, frame: &str) -> Handshake {
+        let Ok(v) = serde_json::from_str::<Value>(frame) else {
+            return Handshake::Pending;
+        };
+        match text(&v, "event") {
+            "login" if code_of(&v) == Some(0) => Handshake::Done,
+            "subscribe" => Handshake::Done,
+            "login" | "error" => {
+                Handshake::Refused(format!("{} {}", text(&v, "code"), text(&v, "msg")))
+            }
+            _ => Handshake::Pending,
+        }
+    }
+
+    fn stream_ping(&self) -> Option<&'static str> {
+        Some("ping")
+    }
+
+    fn open_orders(&self, symbol: &str, now_ms: u64) -> Option<VenueRequest> {
+        Some(self.cancel_all(symbol, now_ms))
+    }
+
+    fn open_order_ids(&self, body: &str) -> Result<Vec<u64>, ExecError> {
+        let v = parse(body, "orders-pending")?;
+        data(&v, "orders-pending")?
+            .iter()
+            .map(|o| id(o, "ordId"))
+            .collect()
+    }
+
+    fn cancel_orders(&self, symbol: &str, ids: &[u64], now_ms: u64) -> Option<VenueRequest> {
+        let inst = self.inst_id(symbol);
+        let body: Vec<Value> = ids
+            .iter()
+            .map(|i| json!({"instId": inst, "ordId": i.to_string()}))
+            .collect();
+        Some(self.request(
+            Method::Post,
+            CANCEL_BATCH_PATH.into(),
+            Value::Array(body).to_string(),
+            now_ms,
+        ))
+    }
+
+    fn cancel_batch_max(&self) -> usize {
+        CANCEL_BATCH_MAX
+    }
+
+    fn classify(
+        &self,
+        op: Operation,
+        status: u16,
+        body: &str,
+        retry_after_s: Option<u64>,
+    ) -> Outcome {
+        let v: Option<Value> = serde_json::from_str(body).ok();
+        let top = v.as_ref().and_then(code_of);
+        // An order request's own outcome: `sCode` of its one entry (`code` "0", or "1" when
+        // that order was refused).
+        let entry = v
+            .as_ref()
+            .and_then(|v| v.get("data"))
+            .and_then(Value::as_array)
+            .and_then(|d| d.first());
+        let s_code = entry
+            .and_then(|e| e.get("sCode"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<i64>().ok());
+        let one_order = matches!(op, Operation::NewOrder { .. } | Operation::Cancel);
+        let code = match (top, s_code) {
+            (Some(0 | 1), Some(s)) if one_order => Some(s),
+            (top, _) => top,
+        };
+        let message = || {
+            let m = entry
+                .map(|e| text(e, "sMsg"))
+                .filter(|m| !m.is_empty())
+                .or_else(|| v.as_ref().map(|v| text(v, "msg")))
+                .unwrap_or("");
+            if m.is_empty() {
+                body.to_owned()
+            } else {
+                m.to_owned()
+            }
+        };
+        if status == 429 || code.is_some_and(|c| RATE_LIMITED.contains(&c)) {
+            return Outcome::RateLimited {
+                banned: false,
+                retry_after_ms: retry_after_s.map(|s| s.saturating_mul(1000)),
+            };
+        }
+        if status >= 500 {
+            return Outcome::Unknown;
+        }
+        let Some(code) = code else {
+            // No code: an order request's outcome cannot be known.
+            return if one_order && status == 200 {
+                Outcome::Unknown
+            } else {
+                Outcome::Rejected(Refusal {
+                    kind: RefusalKind::Other,
+                    code: None,
+                    message: body.to_owned(),
+                })
+            };
+        };
+        match classify_code(code) {
+            None if status == 200 => Outcome::Accepted,
+            None => Outcome::Rejected(Refusal {
+                kind: RefusalKind::Other,
+                code: Some(code),
+                message: message(),
+            }),
+            Some(RefusalOrRetry::RateLimited) => unreachable!("handled above"),
+            Some(RefusalOrRetry::Unknown) => Outcome::Unknown,
+            Some(RefusalOrRetry::Refused(kind)) => Outcome::Rejected(Refusal {
+                kind,
+                code: Some(code),
+                message: message(),
+            }),
+        }
+    }
+
+    /// Orders cancelled by an accepted [`ExecutionClient::cancel_orders`] (each entry's
+    /// `sCode` `0`).
+    fn cancelled_count(&self, body: &str) -> usize {
+        serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("data").and_then(Value::as_array).cloned())
+            .map_or(0, |d| d.iter().filter(|e| text(e, "sCode") == "0").count())
+    }
+
+    fn order_state(&self, body: &str) -> Result<OrderState, ExecError> {
+        let v = parse(body, "order")?;
+        let o = data(&v, "order")?
+            .first()
+            .ok_or_else(|| unreadable("order", "an empty data"))?;
+        let state = text(o, "state");
+        Ok(OrderState {
+            venue_order_id: id(o, "ordId")?,
+            orig_qty: Qty(units(o, "sz")?),
+            executed_qty: Qty(units(o, "accFillSz")?),
+            status: venue_status(state).ok_or_else(|| unreadable("state", state))?,
+        })
+    }
+
+    fn balance_list(&self, body: &str) -> Result<Vec<Balance>, ExecError> {
+        let v = parse(body, "balance")?;
+        let mut out = Vec::new();
+        for account in data(&v, "balance")? {
+            let details = account
+                .get("details")
+                .and_then(Value::as_array)
+                .ok_or_else(|| unreadable("balance", "no details"))?;
+            for d in details {
+                out.push(Balance {
+                    asset: text(d, "ccy").to_owned(),
+                    free: balance_units(d, "availBal")?,
+                    locked: balance_units(d, "frozenBal")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// OKX publishes no minimum notional: `min_notional` is -1 (not compared).
+    fn symbol_filters(&self, body: &str) -> Result<Vec<SymbolFilters>, ExecError> {
+        let v = parse(body, "instruments")?;
+        let mut out = Vec::new();
+        for i in data(&v, "instruments")? {
+            let inst = text(i, "instId");
+            let Some((name, _)) = self.instruments.iter().find(|(_, x)| x == inst) else {
+                continue;
+            };
+            out.push(SymbolFilters {
+                symbol: name.clone(),
+                base_asset: text(i, "baseCcy").to_owned(),
+                quote_asset: text(i, "quoteCcy").to_owned(),
+                tick_size: units(i, "tickSz")?,
+                step_size: units(i, "lotSz")?,
+                min_notional: -1,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Oldest first (OKX answers newest first).
+    fn trades(&self, body: &str) -> Result<Vec<VenueTrade>, ExecError> {
+        let v = parse(body, "fills")?;
+        let mut out = data(&v, "fills")?
+            .iter()
+            .map(|f| {
+                Ok(VenueTrade {
+                    id: id(f, "tradeId")?,
+                    venue_order_id: id(f, "ordId")?,
+                    price: Price(units(f, "fillPx")?),
+                    qty: Qty(units(f, "fillSz")?),
+                    commission: -units(f, "fee")?,
+                    commission_asset: text(f, "feeCcy").to_owned(),
+                    is_maker: text(f, "execType") == "M",
+                })
+            })
+            .collect::<Result<Vec<_>, ExecError>>()?;
+        out.sort_by_key(|t| t.id);
+        Ok(out)
+    }
+
+    fn private_event(&self, frame: &str) -> Result<PrivateEvent, ExecError> {
+        if frame == "pong" {
+            return Ok(PrivateEvent::Other);
+        }
+        let v = parse(frame, "private stream")?;
+        if v.get("event").is_some() {
+            return match text(&v, "event") {
+                "error" => Err(unreadable(
+                    "private stream",
+                    format!("error {} {}", text(&v, "code"), text(&v, "msg")),
+                )),
+                _ => Ok(PrivateEvent::Other),
+            };
+        }
+        let channel = v.get("arg").map(|a| text(a, "channel")).unwrap_or_default();
+        if channel != "orders" {
+            return Ok(PrivateEvent::Other);
+        }
+        let entries = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| unreadable("orders", "no data"))?;
+        match entries.as_slice() {
+            [one] => Ok(PrivateEvent::Order(self.order_update(one)?)),
+            _ => Err(unreadable(
+                "orders",
+                format!("{} orders in one push", entries.len()),
+            )),
+        }
+    }
+}
+
+/// One order as OKX writes it (the order query, `orders-pending`, the `orders` channel): the
+/// sim's side of the wire.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OkxOrder {
+    pub inst_id: String,
+    pub ord_id: u64,
+    pub cl_ord_id: String,
+    pub buy: bool,
+    pub ord_type: &'static str,
+    pub px: i64,
+    pub sz: i64,
+    pub acc_fill_sz: i64,
+    pub state: &'static str,
+    /// This push's fill, if it is one.
+    pub fill: Option<OkxFill>,
+    pub u_time_ms: u64,
+}
+
+/// One fill as OKX writes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OkxFill {
+    pub trade_id: u64,
+    pub ord_id: u64,
+    pub px: i64,
+    pub sz: i64,
+    /// Negative: charged.
+    pub fee: i64,
+    pub fee_ccy: String,
+    pub maker: bool,
+    pub ts_ms: u64,
+}
+
+impl OkxOrder {
+    /// The order's JSON object.
+    pub fn to_json(&self) -> Value {
+        let (fill_px, fill_sz, trade_id, fee, fee_ccy, exec_type) = match &self.fill {
+            Some(f) => (
+                format_decimal(f.px),
+                format_decimal(f.sz),
+                f.trade_id.to_string(),
+                format_decimal(f.fee),
+                f.fee_ccy.clone(),
+                if f.maker { "M" } else { "T" },
+            ),
+            None => (
+                String::new(),
+                "0".into(),
+                String::new(),
+                "0".into(),
+                String::new(),
+                "",
+            ),
+        };
+        json!({
+            "instType": "SPOT",
+            "instId": self.inst_id,
+            "ordId": self.ord_id.to_string(),
+            "clOrdId": self.cl_ord_id,
+            "side": if self.buy { "buy" } else { "sell" },
+            "ordType": self.ord_type,
+            "tdMode": "cash",
+            "px": if self.ord_type == "market" { String::new() } else { format_decimal(self.px) },
+            "sz": format_decimal(self.sz),
+            "accFillSz": format_decimal(self.acc_fill_sz),
+            "state": self.state,
+            "fillPx": fill_px,
+            "fillSz": fill_sz,
+            "tradeId": trade_id,
+            "fillFee": fee,
+            "fillFeeCcy": fee_ccy,
+            "execType": exec_type,
+            "uTime": self.u_time_ms.to_string(),
+        })
+    }
+
+    /// The `orders` channel's push of this order.
+    pub fn push(&self) -> String {
+        json!({
+            "arg": {"channel": "orders", "instType": "SPOT"},
+            "data": [self.to_json()],
+        })
+        .to_string()
+    }
+}
+
+impl OkxFill {
+    /// The fill as `GET /api/v5/trade/fills` lists it.
+    pub fn to_json(&self, inst_id: &str, cl_ord_id: &str, buy: bool) -> Value {
+        json!({
+            "instType": "SPOT",
+            "instId": inst_id,
+            "tradeId": self.trade_id.to_string(),
+            "ordId": self.ord_id.to_string(),
+            "clOrdId": cl_ord_id,
+            "billId": self.trade_id.to_string(),
+            "fillPx": format_decimal(self.px),
+            "fillSz": format_decimal(self.sz),
+            "side": if buy { "buy" } else { "sell" },
+            "execType": if self.maker { "M" } else { "T" },
+            "fee": format_decimal(self.fee),
+            "feeCcy": self.fee_ccy,
+            "ts": self.ts_ms.to_string(),
+        })
+    }
+}
+
+/// An answer: `{"code","msg","data"}`.
+pub fn answer(code: i64, msg: &str, data: Vec<Value>) -> String {
+    json!({"code": code.to_string(), "msg": msg, "data": data}).to_string()
+}
+
+/// An order request's answer: one entry with its `sCode` (`code` `"1"` when refused).
+pub fn order_answer(ord_id: u64, cl_ord_id: &str, s_code: i64, s_msg: &str) -> String {
+    let entry = json!({
+        "clOrdId": cl_ord_id,
+        "ordId": if ord_id == 0 { String::new() } else { ord_id.to_string() },
+        "tag": "",
+        "sCode": s_code.to_string(),
+        "sMsg": s_msg,
+    });
+    answer(i64::from(s_code != 0), "", vec![entry])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::PositionSide;
+    use crate::okx::signing::sign;
+
+    fn client() -> OkxExecution {
+        OkxExecution::new(
+            Some(OkxCredentials {
+                key: "key-1".into(),
+                secret: "secret-1".into(),
+                passphrase: "pass-1".into(),
+            }),
+            [("BTCUSDT".to_owned(), "BTC-USDT".to_owned())],
+        )
+    }
+
+    fn header<'a>(r: &'a VenueRequest, name: &str) -> &'a str {
+        r.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .expect("the header")
+    }
+
+    fn spec(kind: OrderKind) -> NewOrderSpec<'static> {
+        NewOrderSpec {
+            symbol: "BTCUSDT",
+            client_id: "paper_1-7",
+            side: Side::Buy,
+            kind,
+            price: Price(6_183_760_000_000),
+            qty: Qty(200_000),
+            reduce_only: false,
+            position_side: PositionSide::Both,
+        }
+    }
+
+    #[test]
+    fn client_ids_are_escaped_to_letters_and_digits_one_to_one() {
+        for id in ["paper_1-7", "zz_z-9", "abc", "x-"] {
+            let e = encode_client_id(id).expect("fits");
+            assert!(e.chars().all(|c| c.is_ascii_alphanumeric()), "{e}");
+            assert_eq!(decode_client_id(&e), id);
+        }
+        assert_eq!(
+            encode_client_id("paper_1-7").as_deref(),
+            Some("paperzu1zd7")
+        );
+        assert_eq!(encode_client_id("a.b"), None);
+        assert_eq!(encode_client_id(&"-".repeat(17)), None);
+        // Not one of ours: as it is.
+        assert_eq!(decode_client_id("b15"), "b15");
+        assert_eq!(decode_client_id("az"), "az");
+    }
+
+    #[test]
+    fn a_new_order_is_a_signed_json_post() {
+        let now = 1_607_418_537_715;
+        let r = client()
+            .new_order(&spec(OrderKind::PostOnly), now)
+            .expect("an order");
+        assert_eq!((r.method, r.path.as_str()), (Method::Post, ORDER_PATH));
+        let body: Value = serde_json::from_str(&r.body).expect("json");
+        assert_eq!(
+            body,
+            json!({"instId": "BTC-USDT", "tdMode": "cash", "clOrdId": "paperzu1zd7",
+                   "side": "buy", "ordType": "post_only", "sz": "0.002", "px": "61837.6"})
+        );
+        assert_eq!(header(&r, TIMESTAMP_HEADER), "2020-12-08T09:08:57.715Z");
+        assert_eq!(header(&r, KEY_HEADER), "key-1");
+        assert_eq!(header(&r, PASSPHRASE_HEADER), "pass-1");
+        let prehash = format!("2020-12-08T09:08:57.715ZPOST{ORDER_PATH}{}", r.body);
+        assert_eq!(header(&r, SIGN_HEADER), sign(b"secret-1", &prehash));
+        assert_eq!(header(&r, "Content-Type"), "application/json");
+        // A market order is sized in the base currency; it has no price.
+        let m = client()
+            .new_order(&spec(OrderKind::Market), now)
+            .expect("an order");
+        let body: Value = serde_json::from_str(&m.body).expect("json");
+        assert_eq!(body["tgtCcy"], "base_ccy");
+        assert!(body.get("px").is_none());
+        // A GET signs its query.
+        let q = client().query_order("BTCUSDT", "paper_1-7", now);
+        assert_eq!(
+            q.path,
+            "/api/v5/trade/order?instId=BTC-USDT&clOrdId=paperzu1zd7"
+        );
+        let prehash = format!("2020-12-08T09:08:57.715ZGET{}", q.path);
+        assert_eq!(header(&q, SIGN_HEADER), sign(b"secret-1", &prehash));
+        assert!(q.body.is_empty());
+        // Without credentials: no headers but the content type.
+        let bare = OkxExecution::new(None, []).new_order(&spec(OrderKind::Limit), now);
+        assert_eq!(bare.expect("an order").headers.len(), 1);
+        let mut derivative = spec(OrderKind::Limit);
+        derivative.reduce_only = true;
+        assert!(client().new_order(&derivative, now).is_err());
+        let c = client();
+        assert_eq!(
+            c.order_trades("BTCUSDT", 42, 0, now).path,
+            "/api/v5/trade/fills?instType=SPOT&instId=BTC-USDT&ordId=42&limit=100"
+        );
+        assert_eq!(
+            c.stream_url("wss://ws.okx.com:8443/ws/v5/public", ""),
+            "wss://ws.okx.com:8443/ws/v5/private"
+        );
+        assert_eq!(
+            c.stream_url("ws://127.0.0.1:9/", ""),
+            "ws://127.0.0.1:9/ws/v5/private"
+        );
+        assert!(c.open_stream().is_none());
+    }
+
+    #[test]
+    fn the_stream_logs_in_then_subscribes() {
+        let frames = client().stream_handshake(1_538_054_050_123);
+        let login: Value = serde_json::from_str(&frames[0]).expect("json");
+        assert_eq!(login["op"], "login");
+        assert_eq!(login["args"][0]["timestamp"], "1538054050");
+        assert_eq!(
+            login["args"][0]["sign"],
+            sign(b"secret-1", "1538054050GET/users/self/verify")
+        );
+        let sub: Value = serde_json::from_str(&frames[1]).expect("json");
+        assert_eq!(
+            sub["args"][0],
+            json!({"channel": "orders", "instType": "SPOT"})
+        );
+        let c = client();
+        // OKX's documented answers.
+        assert_eq!(
+            c.handshake_reply(r#"{"event":"login","code":"0","msg":"","connId":"a4d3ae55"}"#),
+            Handshake::Done
+        );
+        assert!(matches!(
+            c.handshake_reply(r#"{"event":"error","code":"60009","msg":"Login failed.","connId":"a4d3ae55"}"#),
+            Handshake::Refused(m) if m.contains("60009")
+        ));
+        assert_eq!(
+            c.handshake_reply(r#"{"event":"subscribe","arg":{"channel":"orders","instType":"SPOT"},"connId":"a4d3ae55"}"#),
+            Handshake::Done
+        );
+        assert_eq!(c.handshake_reply("pong"), Handshake::Pending);
+    }
+
+    #[test]
+    fn answers_are_classified_by_their_codes() {
+        let c = client();
+        let limit = Operation::NewOrder {
+            kind: OrderKind::Limit,
+        };
+        let placed = order_answer(312_269_865_356_374_016, "b15", 0, "Order placed");
+        assert_eq!(c.classify(limit, 200, &placed, None), Outcome::Accepted);
+        let refused = order_answer(0, "b15", 51008, "Order failed. Insufficient USDT balance");
+        let Outcome::Rejected(r) = c.classify(limit, 200, &refused, None) else {
+            panic!("a refusal");
+        };
+        assert_eq!((r.kind, r.code), (RefusalKind::Other, Some(51008)));
+        assert!(r.message.contains("Insufficient"), "{}", r.message);
+        let top = |code: i64| answer(code, "m", Vec::new());
+        assert_eq!(
+            c.classify(limit, 429, &top(50011), Some(2)),
+            Outcome::RateLimited {
+                banned: false,
+                retry_after_ms: Some(2000)
+            }
+        );
+        assert!(matches!(
+            c.classify(limit, 200, &top(50061), None),
+            Outcome::RateLimited { .. }
+        ));
+        for code in UNKNOWN_OUTCOME {
+            assert_eq!(c.classify(limit, 200, &top(code), None), Outcome::Unknown);
+        }
+        assert_eq!(c.classify(limit, 502, "<html>", None), Outcome::Unknown);
+        let kind = |op, status, body: &str| match c.classify(op, status, body, None) {
+            Outcome::Rejected(r) => Some(r.kind),
+            _ => None,
+        };
+        for code in AUTH_ERRORS {
+            assert_eq!(kind(limit, 401, &top(code)), Some(RefusalKind::Credentials));
+        }
+        assert_eq!(
+            kind(
+                Operation::Cancel,
+                200,
+                &order_answer(5, "x", 51400, "failed")
+            ),
+            Some(RefusalKind::UnknownOrder)
+        );
+        assert_eq!(
+            kind(
+                Operation::Query,
+                200,
+                r#"{"code":"51603","msg":"Order does not exist","data":[]}"#
+            ),
+            Some(RefusalKind::UnknownOrder)
+        );
+        assert_eq!(kind(limit, 400, &top(51000)), Some(RefusalKind::Other));
+        // A 200 without a code: the order's outcome is unknown.
+        assert_eq!(c.classify(limit, 200, "not json", None), Outcome::Unknown);
+    }
+
+    #[test]
+    fn orders_channel_pushes_become_order_updates() {
+        let c = client();
+        // OKX's documented `orders` push (its example's fields), a live order of ours.
+        let live = r#"{"arg":{"channel":"orders","instType":"SPOT","uid":"77982378738415879"},"data":[{"instType":"SPOT","instId":"BTC-USDT","ccy":"","ordId":"312269865356374016","clOrdId":"paperzu1zd7","tag":"","px":"30000","sz":"0.001","notionalUsd":"","ordType":"limit","side":"buy","posSide":"","tdMode":"cash","tgtCcy":"","fillPx":"","tradeId":"","fillSz":"0","fillTime":"","fillFee":"0","fillFeeCcy":"","execType":"","accFillSz":"0","fillNotionalUsd":"","avgPx":"0","state":"live","lever":"0","feeCcy":"BTC","fee":"0","rebateCcy":"USDT","rebate":"0","category":"normal","uTime":"1597026383085","cTime":"1597026383085","source":"","reduceOnly":"false","cancelSource":"","amendResult":"","reqId":"","code":"0","msg":""}]}"#;
+        let PrivateEvent::Order(u) = c.private_event(live).expect("an update") else {
+            panic!("an order update");
+        };
+        assert_eq!(
+            (
+                u.symbol.as_str(),
+                u.client_id.as_str(),
+                u.side,
+                &u.kind,
+                u.leaves
+            ),
+            (
+                "BTCUSDT",
+                "paper_1-7",
+                Side::Buy,
+                &UpdateKind::Accepted,
+                Qty(100_000)
+            )
+        );
+        let fill = live
+            .replace(r#""state":"live""#, r#""state":"partially_filled""#)
+            .replace(r#""fillPx":"""#, r#""fillPx":"30000""#)
+            .replace(r#""tradeId":"""#, r#""tradeId":"242589207""#)
+            .replace(r#""fillSz":"0""#, r#""fillSz":"0.0004""#)
+            .replace(r#""accFillSz":"0""#, r#""accFillSz":"0.0004""#)
+            .replace(r#""fillFee":"0""#, r#""fillFee":"-0.0000004""#)
+            .replace(r#""fillFeeCcy":"""#, r#""fillFeeCcy":"BTC""#)
+            .replace(r#""execType":"""#, r#""execType":"M""#);
+        let PrivateEvent::Order(u) = c.private_event(&fill).expect("an update") else {
+            panic!("an order update");
+        };
+        assert_eq!(u.leaves, Qty(60_000));
+        assert_eq!(
+            u.kind,
+            UpdateKind::Fill(VenueFill {
+                trade_id: 242_589_207,
+                price: Price(3_000_000_000_000),
+                qty: Qty(40_000),
+                is_maker: true,
+                commission: 40,
+                commission_asset: "BTC".into(),
+            })
+        );
+        let cancelled = live.replace(r#""state":"live""#, r#""state":"mmp_canceled""#);
+        let PrivateEvent::Order(u) = c.private_event(&cancelled).expect("an update") else {
+            panic!("an order update");
+        };
+        assert_eq!(u.kind, UpdateKind::Cancelled);
+        // What the sim writes reads back the same.
+        let ours = OkxOrder {
+            inst_id: "BTC-USDT".into(),
+            ord_id: 9,
+            cl_ord_id: "paperzu1zd7".into(),
+            buy: false,
+            ord_type: "limit",
+            px: 3_000_000_000_000,
+            sz: 100_000,
+            acc_fill_sz: 100_000,
+            state: "filled",
+            fill: Some(OkxFill {
+                trade_id: 3,
+                ord_id: 9,
+                px: 3_000_000_000_000,
+                sz: 100_000,
+                fee: -300_000,
+                fee_ccy: "USDT".into(),
+                maker: false,
+                ts_ms: 1,
+            }),
+            u_time_ms: 1,
+        };
+        let PrivateEvent::Order(u) = c.private_event(&ours.push()).expect("an update") else {
+            panic!("an order update");
+        };
+        assert_eq!((u.side, u.leaves), (Side::Sell, Qty(0)));
+        assert!(
+            matches!(u.kind, UpdateKind::Fill(ref f) if f.commission == 300_000 && !f.is_maker)
+        );
+        assert_eq!(c.private_event("pong"), Ok(PrivateEvent::Other));
+        assert_eq!(
+            c.private_event(r#"{"arg":{"channel":"account"},"data":[{"details":[]}]}"#),
+            Ok(PrivateEvent::Other)
+        );
+        let two = format!(
+            r#"{{"arg":{{"channel":"orders"}},"data":[{0},{0}]}}"#,
+            ours.to_json()
+        );
+        assert!(c.private_event(&two).is_err());
+        assert!(c.private_event("{").is_err());
+    }
+
+    #[test]
+    fn rest_answers_are_read() {
+        let c = client();
+        let order = OkxOrder {
+            inst_id: "BTC-USDT".into(),
+            ord_id: 312_269_865_356_374_016,
+            cl_ord_id: "paperzu1zd7".into(),
+            buy: true,
+            ord_type: "limit",
+            px: 3_000_000_000_000,
+            sz: 100_000,
+            acc_fill_sz: 40_000,
+            state: "partially_filled",
+            fill: None,
+            u_time_ms: 1,
+        };
+        let body = answer(0, "", vec![order.to_json()]);
+        assert_eq!(
+            c.order_state(&body),
+            Ok(OrderState {
+                venue_order_id: 312_269_865_356_374_016,
+                orig_qty: Qty(100_000),
+                executed_qty: Qty(40_000),
+                status: VenueStatus::PartiallyFilled,
+            })
+        );
+        assert_eq!(c.open_order_ids(&body), Ok(vec![312_269_865_356_374_016]));
+        let f = |id: u64| OkxFill {
+            trade_id: id,
+            ord_id: 7,
+            px: 100,
+            sz: 5,
+            fee: -1,
+            fee_ccy: "BTC".into(),
+            maker: true,
+            ts_ms: 1,
+        };
+        let fills = answer(
+            0,
+            "",
+            vec![
+                f(12).to_json("BTC-USDT", "x", true),
+                f(11).to_json("BTC-USDT", "x", true),
+            ],
+        );
+        let t = c.trades(&fills).expect("fills");
+        assert_eq!(t.iter().map(|t| t.id).collect::<Vec<_>>(), vec![11, 12]);
+        assert_eq!(
+            (
+                t[0].commission,
+                t[0].commission_asset.as_str(),
+                t[0].is_maker
+            ),
+            (1, "BTC", true)
+        );
+        // OKX's documented balance answer, shortened to the fields read.
+        let balance = r#"{"code":"0","data":[{"details":[{"availBal":"4834.317093622894","ccy":"USDT","frozenBal":"1.5","cashBal":"4835.8"}],"totalEq":"1"}],"msg":""}"#;
+        assert_eq!(
+            c.balance_list(balance),
+            Ok(vec![Balance {
+                asset: "USDT".into(),
+                free: 483_431_709_362,
+                locked: 150_000_000
+            }])
+        );
+        // The bundled instruments.json entry's filters.
+        let instruments = r#"{"code":"0","msg":"","data":[{"instId":"BTC-USDT","baseCcy":"BTC","quoteCcy":"USDT","tickSz":"0.1","lotSz":"0.00000001","minSz":"0.00001"},{"instId":"ETH-USDT","tickSz":"0.01","lotSz":"0.000001"}]}"#;
+        let filters = c.symbol_filters(instruments).expect("filters");
+        assert_eq!(filters.len(), 1);
+        assert_eq!(
+            (
+                filters[0].symbol.as_str(),
+                filters[0].tick_size,
+                filters[0].step_size
+            ),
+            ("BTCUSDT", 10_000_000, 1)
+        );
+        let batch = c.cancel_orders("BTCUSDT", &[1, 2], 0).expect("a batch");
+        assert_eq!(batch.path, CANCEL_BATCH_PATH);
+        assert_eq!(
+            serde_json::from_str::<Value>(&batch.body).expect("json"),
+            json!([{"instId": "BTC-USDT", "ordId": "1"}, {"instId": "BTC-USDT", "ordId": "2"}])
+        );
+        let done = answer(
+            0,
+            "",
+            vec![
+                json!({"ordId":"1","sCode":"0"}),
+                json!({"ordId":"2","sCode":"51400"}),
+            ],
+        );
+        assert_eq!(c.cancelled_count(&done), 1);
+        assert!(c
+            .order_state(r#"{"code":"51603","msg":"Order does not exist","data":[]}"#)
+            .is_err());
+        assert_eq!(format_decimal(6_183_760_000_000), "61837.6");
+        assert_eq!(format_decimal(500_000_000), "5");
+        assert_eq!(format_decimal(-40), "-0.0000004");
+    }
+}
