@@ -6,7 +6,8 @@
 //! way) is half of it. Both sides are pinned, to CPUs 0 and 1 (a warning, and unpinned, if
 //! that fails). Once between two threads, once between two processes (this binary runs itself
 //! again as the echo child). Throughput: one producer streaming into one ring, one consumer,
-//! with the consumer handing read slots back one at a time and then in its default batches.
+//! with the consumer handing read slots back one at a time and then in its default batches,
+//! then with the producer writing bursts packed several messages to a slot (`try_push_many`).
 //! `rtrb` (an in-process SPSC queue) runs the same ping-pong and stream for comparison.
 //! Messages are 32 bytes in 64-byte slots. Warm-up round trips first, then the samples are
 //! sorted for p50/p99/p99.9. For scale, the same round trip over two bare atomics (the floor:
@@ -335,6 +336,59 @@ fn throughput(batch: Option<u64>) {
     );
 }
 
+/// Streams STREAM messages through one ring whose producer writes them in bursts of `burst`
+/// with `try_push_many`, packing as many as fit into each `slot_bytes` slot (the ring has the
+/// same bytes of slots as the others: SLOTS * SLOT_BYTES); the consumer pops them one by one.
+fn packed_throughput(slot_bytes: u64, burst: usize) {
+    let path = ring_path("packed");
+    let _files = Files(vec![path.clone()]);
+    let slots = SLOTS * SLOT_BYTES / slot_bytes;
+    let mut tx = Ring::create(&path, slots, slot_bytes).expect("create");
+    let mut rx = Ring::open(&path).expect("open");
+    let release = rx.release_batch();
+    let per_slot = tx.capacity() / (PAYLOAD + rt_ring::PACKED_RECORD_BYTES);
+    let producer = std::thread::spawn(move || {
+        pin(1, "the producer thread");
+        let mut msgs = vec![[0u8; PAYLOAD]; burst];
+        let mut seq = 0;
+        while seq < STREAM {
+            let n = burst.min((STREAM - seq) as usize);
+            for (i, m) in msgs[..n].iter_mut().enumerate() {
+                *m = message(seq + i as u64);
+            }
+            let (mut done, mut spins, mut since) = (0, 0u64, None);
+            while done < n {
+                let wrote = tx.try_push_many(&msgs[done..n]);
+                if wrote == 0 {
+                    spins += 1;
+                    if spins % (1 << 20) == 0 {
+                        let started = *since.get_or_insert_with(Instant::now);
+                        assert!(started.elapsed() < STALL, "the consumer stopped reading");
+                    }
+                    std::hint::spin_loop();
+                }
+                done += wrote;
+            }
+            seq += n as u64;
+        }
+    });
+    pin(0, "the consumer thread");
+    let started = Instant::now();
+    for seq in 0..STREAM {
+        let got = pop(&mut rx);
+        debug_assert_eq!(got, seq);
+        black_box(got);
+    }
+    let elapsed = started.elapsed();
+    producer.join().expect("the producer");
+    print_throughput(
+        &format!(
+            "ring, bursts of {burst} packed {per_slot} to a slot ({slots} slots of {slot_bytes} bytes), read slots handed back {release} at a time"
+        ),
+        elapsed,
+    );
+}
+
 fn print_throughput(what: &str, elapsed: Duration) {
     println!(
         "throughput, one producer thread to one consumer thread, {what}: {:.1}M msg/s ({:.1} ns/msg, {} messages of {PAYLOAD} bytes)",
@@ -440,11 +494,19 @@ fn main() {
         "rings: {SLOTS} slots of {SLOT_BYTES} bytes in /dev/shm, {PAYLOAD}-byte messages; Instant::now() ~{:.0} ns, once per round trip",
         clock_cost()
     );
-    report("floor, two bare atomics, two threads (CPUs 0, 1)", floor());
-    between_threads();
-    between_processes();
-    rtrb_between_threads();
-    throughput(Some(1));
-    throughput(None);
-    rtrb_throughput();
+    // HOP_ONLY=latency or HOP_ONLY=throughput runs one half (for before/after runs).
+    let only = std::env::var("HOP_ONLY").unwrap_or_default();
+    if only != "throughput" {
+        report("floor, two bare atomics, two threads (CPUs 0, 1)", floor());
+        between_threads();
+        between_processes();
+        rtrb_between_threads();
+    }
+    if only != "latency" {
+        throughput(Some(1));
+        throughput(None);
+        packed_throughput(256, 16);
+        packed_throughput(512, 32);
+        rtrb_throughput();
+    }
 }

@@ -28,7 +28,7 @@
 //! message it does write as following a loss, so that the consumer gets [`Pop::Gap`] (with the
 //! number lost) before that message, and resyncs as after an exchange gap.
 //!
-//! # File layout (version 1, little-endian, `repr(C)`)
+//! # File layout (version 2, little-endian, `repr(C)`)
 //!
 //! | bytes | field | written by |
 //! |---|---|---|
@@ -41,9 +41,12 @@
 //!
 //! The counters sit 128 bytes apart (x86 fetches cache lines in adjacent pairs). A slot is a
 //! stamp (u64: its position + 1 once written), an 8-byte metadata word (bits 0..16 the message
-//! length, bits 16..64 the messages lost just before it), then the payload: a slot carries up
-//! to `slot_bytes - 16` bytes ([`Producer::capacity`]). Longer messages are refused: the engine
-//! splits its events itself.
+//! length, bits 16..63 the messages lost just before it, bit 63 "packed"), then the payload: a
+//! slot carries up to `slot_bytes - 16` bytes ([`Producer::capacity`]). Longer messages are
+//! refused: the engine splits its events itself. A packed slot ([`Producer::try_push_many`])
+//! carries several messages, each a u16 length (LE) and its bytes, back to back; its length
+//! field is then the bytes used. Version 2 added packed slots (a version 1 reader would take
+//! the flag for a loss).
 //!
 //! # Hot path
 //!
@@ -92,7 +95,7 @@ use raw::{RawConsumer, RawProducer, Region};
 /// The header's first 8 bytes: `"py_rtRNG"`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"py_rtRNG");
 /// The layout version this crate writes and accepts.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Per slot, in front of the payload: the stamp and the metadata word.
 pub const SLOT_HEADER_BYTES: usize = 16;
 pub const MIN_SLOTS: u64 = 2;
@@ -100,8 +103,13 @@ pub const MAX_SLOTS: u64 = 1 << 24;
 pub const MIN_SLOT_BYTES: u64 = 64;
 pub const MAX_SLOT_BYTES: u64 = 65536;
 
-/// Bits 16..64 of the metadata word: losses beyond this (2^48 - 1 in a row) are reported as this.
-const MAX_LOST: u64 = (1 << 48) - 1;
+/// Bits 16..63 of the metadata word: losses beyond this (2^47 - 1 in a row) are reported as this.
+const MAX_LOST: u64 = (1 << 47) - 1;
+/// Bit 63 of the metadata word: the slot holds several messages, each a u16 length (LE) and its
+/// bytes, back to back; bits 0..16 are then the bytes used.
+const PACKED: u64 = 1 << 63;
+/// In a packed slot, the length in front of each message.
+pub const PACKED_RECORD_BYTES: usize = 2;
 
 /// The largest default [`Consumer::release_batch`].
 pub const MAX_RELEASE_BATCH: u64 = 64;
@@ -269,12 +277,18 @@ fn write_identity(region: &Region, slots: usize, slot_bytes: usize) {
     id.magic.store(MAGIC, Ordering::Release);
 }
 
-fn encode_meta(len: usize, lost: u64) -> u64 {
-    len as u64 | (lost.min(MAX_LOST) << 16)
+fn encode_meta(len: usize, lost: u64, packed: bool) -> u64 {
+    let packed = if packed { PACKED } else { 0 };
+    len as u64 | (lost.min(MAX_LOST) << 16) | packed
 }
 
-fn decode_meta(meta: u64) -> (usize, u64) {
-    ((meta & 0xffff) as usize, meta >> 16)
+/// (length or bytes used, messages lost before the slot, packed).
+fn decode_meta(meta: u64) -> (usize, u64, bool) {
+    (
+        (meta & 0xffff) as usize,
+        (meta & !PACKED) >> 16,
+        meta & PACKED != 0,
+    )
 }
 
 /// The file behind a producer.
@@ -369,6 +383,11 @@ impl Producer {
 
     #[inline]
     fn write(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Option<()> {
+        self.write_slot(false, f)
+    }
+
+    #[inline]
+    fn write_slot(&mut self, packed: bool, f: impl FnOnce(&mut [u8]) -> usize) -> Option<()> {
         let capacity = self.capacity;
         let lost = self.pending_lost;
         self.raw.try_write(|body| {
@@ -378,10 +397,63 @@ impl Producer {
                 len <= capacity,
                 "with_slot: the closure returned {len}, more than the slot's {capacity} bytes"
             );
-            meta.copy_from_slice(&encode_meta(len, lost).to_le_bytes());
+            meta.copy_from_slice(&encode_meta(len, lost, packed).to_le_bytes());
         })?;
         self.pending_lost = 0;
         Some(())
+    }
+
+    /// Writes `msgs` in order, packing consecutive messages into one slot while they fit
+    /// (each takes [`PACKED_RECORD_BYTES`] + its length of the slot's [`Producer::capacity`]),
+    /// and returns how many were written: all of them, or fewer when the ring filled up (the
+    /// rest are not written, nothing is counted) or when the next one is too long for a slot
+    /// (which `try_push` of that message then reports).
+    ///
+    /// The consumer pops them one by one as if pushed one by one; a slot is handed back when
+    /// its last message is read. For messages much shorter than a slot this moves several
+    /// messages per cache line and publishes once per slot instead of once per message: with
+    /// 256-byte slots, seven 32-byte messages a slot.
+    pub fn try_push_many<M: AsRef<[u8]>>(&mut self, msgs: &[M]) -> usize {
+        let capacity = self.capacity;
+        let mut done = 0;
+        while done < msgs.len() {
+            let mut used = 0;
+            let mut n = 0;
+            for m in &msgs[done..] {
+                let need = PACKED_RECORD_BYTES + m.as_ref().len();
+                if used + need > capacity {
+                    break;
+                }
+                used += need;
+                n += 1;
+            }
+            if n <= 1 {
+                // One message (or one too long to pack): a plain slot, as try_push writes it.
+                if self.try_push(msgs[done].as_ref()).is_err() {
+                    break;
+                }
+                done += 1;
+                continue;
+            }
+            let batch = &msgs[done..done + n];
+            let written = self.write_slot(true, |buf| {
+                let mut at = 0;
+                for m in batch {
+                    let m = m.as_ref();
+                    buf[at..at + PACKED_RECORD_BYTES]
+                        .copy_from_slice(&(m.len() as u16).to_le_bytes());
+                    at += PACKED_RECORD_BYTES;
+                    buf[at..at + m.len()].copy_from_slice(m);
+                    at += m.len();
+                }
+                at
+            });
+            if written.is_none() {
+                break;
+            }
+            done += n;
+        }
+        done
     }
 
     #[cold]
@@ -463,6 +535,8 @@ pub struct Consumer {
     capacity: usize,
     /// The gap of the next message was returned already.
     gap_reported: bool,
+    /// In a packed slot: where its next message starts (0 at a slot's start).
+    offset: usize,
     file: Option<ConsumerFile>,
 }
 
@@ -481,6 +555,7 @@ impl Consumer {
             capacity: slot_bytes as usize - SLOT_HEADER_BYTES,
             raw,
             gap_reported: false,
+            offset: 0,
             file,
         }
     }
@@ -512,18 +587,35 @@ impl Consumer {
     pub fn try_pop<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Pop<R> {
         let capacity = self.capacity;
         let gap_reported = &mut self.gap_reported;
+        let offset = &mut self.offset;
         let read = self.raw.try_read(|body| {
             let (meta, payload) = body.split_at(SLOT_HEADER_BYTES - raw::STAMP_BYTES);
             let mut word = [0; 8];
             word.copy_from_slice(meta);
-            let (len, lost) = decode_meta(u64::from_le_bytes(word));
-            if lost > 0 && !*gap_reported {
+            let (len, lost, packed) = decode_meta(u64::from_le_bytes(word));
+            if lost > 0 && !*gap_reported && *offset == 0 {
                 *gap_reported = true;
                 return (Pop::Gap { lost }, false);
             }
             *gap_reported = false;
             // Clamped: a foreign writer could put anything there.
-            (Pop::Message(f(&payload[..len.min(capacity)])), true)
+            let used = len.min(capacity);
+            if !packed {
+                return (Pop::Message(f(&payload[..used])), true);
+            }
+            // The record at `offset`, clamped to the bytes used; the slot is released after
+            // its last record (when no further record header fits).
+            // In bounds: `offset` is 0 (capacity >= 48) or a record's end with room for
+            // another length after it (below).
+            let at = *offset;
+            let mut n = [0; PACKED_RECORD_BYTES];
+            n.copy_from_slice(&payload[at..at + PACKED_RECORD_BYTES]);
+            let start = (at + PACKED_RECORD_BYTES).min(used);
+            let end = (start + u16::from_le_bytes(n) as usize).min(used);
+            let message = f(&payload[start..end]);
+            let done = end + PACKED_RECORD_BYTES > used;
+            *offset = if done { 0 } else { end };
+            (Pop::Message(message), done)
         });
         read.unwrap_or(Pop::Empty)
     }
@@ -539,7 +631,8 @@ impl Consumer {
             .load(Ordering::Acquire)
     }
 
-    /// Messages written and not yet read (a snapshot; reads the producer's counter line).
+    /// Slots written and not yet read: messages, but a packed slot counts once until its last
+    /// message is read (a snapshot; reads the producer's counter line).
     pub fn backlog(&self) -> u64 {
         let tail = self
             .raw

@@ -173,6 +173,62 @@ fn with_slot_overlong_length_panics_and_publishes_nothing() {
 }
 
 #[test]
+fn packed_messages_share_slots_and_pop_one_by_one() {
+    let (mut tx, mut rx) = Ring::in_memory(4, 64).expect("a ring");
+    // 48 bytes of payload: eight 4-byte messages (6 bytes each with their length) a slot.
+    let msgs: Vec<[u8; 4]> = (0..40u32).map(u32::to_le_bytes).collect();
+    assert_eq!(
+        tx.try_push_many(&msgs),
+        32,
+        "four slots of eight, then full"
+    );
+    assert_eq!(rx.backlog(), 4);
+    for m in &msgs[..12] {
+        assert_eq!(pop_vec(&mut rx), msg(m));
+    }
+    // The first slot is handed back after its eighth message, the second is half read.
+    assert_eq!(rx.backlog(), 3);
+    rx.set_release_batch(1);
+    assert_eq!(tx.try_push_many(&msgs[32..]), 8);
+    for m in &msgs[12..] {
+        assert_eq!(pop_vec(&mut rx), msg(m));
+    }
+    assert_eq!(pop_vec(&mut rx), Pop::Empty);
+    // A message too long to pack with another goes alone; one too long for a slot stops it.
+    let long = [7u8; 47];
+    let over = [8u8; 49];
+    let batch: [&[u8]; 4] = [b"ab", &long, b"cd", &over];
+    assert_eq!(tx.try_push_many(&batch), 3);
+    assert_eq!(
+        tx.try_push(&over),
+        Err(PushError::TooLong {
+            len: 49,
+            capacity: 48
+        })
+    );
+    for m in &batch[..3] {
+        assert_eq!(pop_vec(&mut rx), msg(m));
+    }
+}
+
+#[test]
+fn a_gap_comes_before_a_packed_slot_not_inside_it() {
+    let (mut tx, mut rx) = Ring::in_memory(2, 64).expect("a ring");
+    assert!(tx.push_or_count(b"one"));
+    assert!(tx.push_or_count(b"two"));
+    assert!(!tx.push_or_count(b"lost"));
+    assert_eq!(pop_vec(&mut rx), msg(b"one"));
+    assert_eq!(pop_vec(&mut rx), msg(b"two"));
+    let batch: [&[u8]; 3] = [b"a", b"b", b"c"];
+    assert_eq!(tx.try_push_many(&batch), 3);
+    assert_eq!(pop_vec(&mut rx), Pop::Gap { lost: 1 });
+    assert_eq!(pop_vec(&mut rx), msg(b"a"));
+    assert_eq!(pop_vec(&mut rx), msg(b"b"));
+    assert_eq!(pop_vec(&mut rx), msg(b"c"));
+    assert_eq!(pop_vec(&mut rx), Pop::Empty);
+}
+
+#[test]
 fn many_laps_of_a_small_ring() {
     let (mut tx, mut rx) = Ring::in_memory(2, 64).unwrap();
     for i in 0..10_000u64 {
@@ -263,7 +319,7 @@ fn write_at(path: &Path, at: u64, bytes: &[u8]) {
 fn open_names_the_bad_header_field() {
     let cases: [(&str, u64, &[u8], &str); 7] = [
         ("magic", 0, b"notaring", "header field `magic` is 0x676e6972"),
-        ("version", 8, &2u32.to_le_bytes(), "header field `version` is 2, expected 1"),
+        ("version", 8, &1u32.to_le_bytes(), "header field `version` is 1, expected 2"),
         ("header_bytes", 12, &64u32.to_le_bytes(), "header field `header_bytes` is 64, expected 4096"),
         ("slots", 16, &3u64.to_le_bytes(), "header field `slots` is 3, expected must be a power of two"),
         ("slots", 16, &64u64.to_le_bytes(), "header field `file length` is 5120, expected at least 8192 (64 slots of 64 bytes"),
@@ -497,12 +553,15 @@ fn pins_the_thread_or_says_why() {
     .unwrap();
 }
 
-/// The reference: a VecDeque of (message, lost before it).
+/// The reference: a VecDeque of slots, each its messages (one, or several packed by
+/// `try_push_many`) and the messages lost before it.
 #[derive(Debug)]
 struct Model {
     slots: usize,
     capacity: usize,
-    queue: VecDeque<(Vec<u8>, u64)>,
+    queue: VecDeque<(Vec<Vec<u8>>, u64)>,
+    /// Messages of the front slot already read.
+    read: usize,
     pending_lost: u64,
     overflow: u64,
     gap_reported: bool,
@@ -512,6 +571,15 @@ struct Model {
 }
 
 impl Model {
+    fn push_slot(&mut self, messages: Vec<Vec<u8>>) -> Result<(), PushError> {
+        if self.queue.len() + self.unreleased == self.slots {
+            return Err(PushError::Full);
+        }
+        self.queue.push_back((messages, self.pending_lost));
+        self.pending_lost = 0;
+        Ok(())
+    }
+
     fn push(&mut self, m: &[u8]) -> Result<(), PushError> {
         if m.len() > self.capacity {
             return Err(PushError::TooLong {
@@ -519,12 +587,7 @@ impl Model {
                 capacity: self.capacity,
             });
         }
-        if self.queue.len() + self.unreleased == self.slots {
-            return Err(PushError::Full);
-        }
-        self.queue.push_back((m.to_vec(), self.pending_lost));
-        self.pending_lost = 0;
-        Ok(())
+        self.push_slot(vec![m.to_vec()])
     }
 
     fn push_or_count(&mut self, m: &[u8]) -> bool {
@@ -536,19 +599,53 @@ impl Model {
         ok
     }
 
+    /// Greedy packing: as many messages as fit (2 + length each) in a slot; a slot that would
+    /// hold one is a plain one.
+    fn push_many(&mut self, msgs: &[Vec<u8>]) -> usize {
+        let mut done = 0;
+        while done < msgs.len() {
+            let (mut used, mut n) = (0, 0);
+            for m in &msgs[done..] {
+                if used + 2 + m.len() > self.capacity {
+                    break;
+                }
+                used += 2 + m.len();
+                n += 1;
+            }
+            let ok = if n <= 1 {
+                n = 1;
+                self.push(&msgs[done]).is_ok()
+            } else {
+                self.push_slot(msgs[done..done + n].to_vec()).is_ok()
+            };
+            if !ok {
+                break;
+            }
+            done += n;
+        }
+        done
+    }
+
     fn pop(&mut self) -> Pop<Vec<u8>> {
-        match self.queue.front() {
+        let read = self.read;
+        match self.queue.front_mut() {
             None => {
                 self.unreleased = 0;
                 Pop::Empty
             }
-            Some(&(_, lost)) if lost > 0 && !self.gap_reported => {
+            Some(&mut (_, lost)) if lost > 0 && !self.gap_reported && read == 0 => {
                 self.gap_reported = true;
                 Pop::Gap { lost }
             }
-            Some(_) => {
+            Some((messages, _)) => {
                 self.gap_reported = false;
-                let (m, _) = self.queue.pop_front().unwrap();
+                let m = std::mem::take(&mut messages[read]);
+                if read + 1 < messages.len() {
+                    self.read += 1;
+                    return Pop::Message(m);
+                }
+                self.queue.pop_front();
+                self.read = 0;
                 self.unreleased += 1;
                 if self.unreleased >= self.batch {
                     self.unreleased = 0;
@@ -565,28 +662,35 @@ enum Op {
     PushOrCount(Vec<u8>),
     WithSlot(Vec<u8>),
     WithSlotOrCount(Vec<u8>),
+    PushMany(Vec<Vec<u8>>),
     Pop,
 }
 
 fn op(capacity: usize) -> impl Strategy<Value = Op> {
     let any_len = proptest::collection::vec(any::<u8>(), 0..=capacity + 4);
     let fits = proptest::collection::vec(any::<u8>(), 0..=capacity);
+    // Mostly short messages (several fit a slot), now and then one that does not pack.
+    let short = proptest::collection::vec(any::<u8>(), 0..=capacity / 3);
+    let one = prop_oneof![4 => short, 1 => any_len.clone()];
     prop_oneof![
         2 => any_len.clone().prop_map(Op::TryPush),
         3 => any_len.prop_map(Op::PushOrCount),
         1 => fits.clone().prop_map(Op::WithSlot),
         1 => fits.prop_map(Op::WithSlotOrCount),
-        4 => Just(Op::Pop),
+        2 => proptest::collection::vec(one, 0..8).prop_map(Op::PushMany),
+        5 => Just(Op::Pop),
     ]
 }
 
-/// Ring size, the consumer's release batch (`None`: the default), operations.
-fn case() -> impl Strategy<Value = (u64, Option<u64>, Vec<Op>)> {
-    prop_oneof![Just(2u64), Just(4), Just(8), Just(32), Just(64)].prop_flat_map(|slots| {
+/// Ring size, slot bytes, the consumer's release batch (`None`: the default), operations.
+fn case() -> impl Strategy<Value = (u64, u64, Option<u64>, Vec<Op>)> {
+    let slots = prop_oneof![Just(2u64), Just(4), Just(8), Just(32), Just(64)];
+    (slots, prop_oneof![Just(64u64), Just(128)]).prop_flat_map(|(slots, slot_bytes)| {
         (
             Just(slots),
+            Just(slot_bytes),
             proptest::option::of(1..=slots + 1),
-            proptest::collection::vec(op(48), 0..300),
+            proptest::collection::vec(op(slot_bytes as usize - 16), 0..300),
         )
     })
 }
@@ -602,15 +706,16 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn behaves_as_the_vecdeque_model((slots, batch, ops) in case()) {
-        let (mut tx, mut rx) = Ring::in_memory(slots, 64).unwrap();
+    fn behaves_as_the_vecdeque_model((slots, slot_bytes, batch, ops) in case()) {
+        let (mut tx, mut rx) = Ring::in_memory(slots, slot_bytes).unwrap();
         if let Some(batch) = batch {
             rx.set_release_batch(batch);
         }
         let mut model = Model {
             slots: slots as usize,
-            capacity: 48,
+            capacity: slot_bytes as usize - 16,
             queue: VecDeque::new(),
+            read: 0,
             pending_lost: 0,
             overflow: 0,
             gap_reported: false,
@@ -627,6 +732,7 @@ proptest! {
                 Op::WithSlotOrCount(m) => {
                     prop_assert_eq!(tx.with_slot_or_count(fill(m)), model.push_or_count(m));
                 }
+                Op::PushMany(ms) => prop_assert_eq!(tx.try_push_many(ms), model.push_many(ms)),
                 Op::Pop => prop_assert_eq!(pop_vec(&mut rx), model.pop()),
             }
             prop_assert_eq!(tx.overflow(), model.overflow);

@@ -1,5 +1,6 @@
 //! The ring's model check: a producer and a consumer thread over a 2-slot in-memory ring (and a
-//! 4-slot one whose consumer hands slots back two at a time).
+//! 4-slot one whose consumer hands slots back two at a time, and one whose slots the producer
+//! packs with several messages).
 //! Checked: no message lost (unless counted), duplicated, reordered or torn; every drop of
 //! `push_or_count` / `with_slot_or_count` counted exactly in the overflow counter; each run of
 //! drops reported by one `Pop::Gap { lost }` right before the next message, with `lost` the
@@ -172,6 +173,44 @@ fn delivery_scenario(slots: u64, batch: u64, messages: usize) {
     assert_eq!(rx.try_pop(id), Pop::Empty);
     verify(&vec![true; messages], &seen, overflow);
     assert_eq!(rx.overflow(), 0);
+}
+
+/// `try_push_many` retried from the first message not written: several messages share a slot
+/// (2-slot ring of 128-byte slots: messages 0..4 in one slot, 4 and 5 in the next), the consumer
+/// reads them one by one and hands a slot back only after its last message, so the producer
+/// never overwrites a slot partly read.
+#[test]
+fn packed_slots_deliver_every_message_once_in_order() {
+    check(|| packed_delivery_scenario(6));
+}
+
+fn packed_delivery_scenario(messages: usize) {
+    let (mut tx, mut rx) = Ring::in_memory(2, 128).expect("a ring");
+    rx.set_release_batch(1);
+    let producer = thread::spawn(move || {
+        let all: Vec<Vec<u8>> = (0..messages).map(message).collect();
+        let mut wait = patience();
+        let mut done = 0;
+        while done < messages {
+            let n = tx.try_push_many(&all[done..]);
+            if n == 0 {
+                wait();
+            }
+            done += n;
+        }
+        tx.overflow()
+    });
+    let mut seen = Vec::new();
+    let mut gaps = 0;
+    let mut wait = patience();
+    while seen.len() < messages {
+        if !pop(&mut rx, &mut seen, &mut gaps) {
+            wait();
+        }
+    }
+    let overflow = producer.join().expect("the producer");
+    assert_eq!(rx.try_pop(id), Pop::Empty);
+    verify(&vec![true; messages], &seen, overflow);
 }
 
 /// The non-blocking producer against a consumer reading concurrently: whatever the
