@@ -1,8 +1,9 @@
 """The Python client of the engine's bus (proto/bus.proto over ZeroMQ).
 
 - `EventSubscriber`: a SUB socket on an engine's events endpoint. It decodes each message as
-  one `Event` and tracks `seq` per engine, so that lost messages (PUB drops silently at its
-  high-water mark) are counted, never silently ignored.
+  one `Event` and tracks `seq` per engine, so that lost messages (the engine drops what a
+  subscriber too slow for its high-water mark cannot take, and counts only that it happened)
+  are counted, never silently ignored.
 - `ControlClient` / `control()`: REQ to the engine's control (REP) endpoint with a timeout. A
   REQ socket whose request timed out is stuck in its send/receive state machine, so it is
   closed and a fresh one made for the next request.

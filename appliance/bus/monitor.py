@@ -472,6 +472,11 @@ def render_summary(view: EngineView, title: str) -> RenderableType:
     table.add_row(
         "bus",
         f"{view.events} events, {view.lost} lost in {view.gaps} gaps"
-        + (f", {view.malformed} malformed" if view.malformed else ""),
+        + (f", {view.malformed} malformed" if view.malformed else "")
+        + (
+            f"; the engine saw a subscriber's queue overflow {overflows}x"
+            if (overflows := view.counter("bus_subscriber_overflows"))
+            else ""
+        ),
     )
     return Group(table, latency_table(list(hb.latency) if hb is not None else None))

@@ -104,6 +104,16 @@ def test_lost_messages_are_a_visible_warning() -> None:
     assert "WARNING: 1 bus message lost (1 gap in seq)" in text(render(view, now=1.0))
 
 
+def test_summary_shows_the_overflows_the_engine_saw_on_the_bus() -> None:
+    view = EngineView()
+    view.apply(heartbeat(1, 1))
+    assert "overflow" not in text(render_summary(view, "t"))
+    hb = heartbeat(2, 2)
+    hb.heartbeat.counters["bus_subscriber_overflows"] = 3
+    view.apply(hb)
+    assert "the engine saw a subscriber's queue overflow 3x" in text(render_summary(view, "t"))
+
+
 def test_summary_prefers_the_engines_rejection_counters() -> None:
     view = EngineView()
     view.apply(order(3, pb.REJECTED, "price_band"))

@@ -2,8 +2,11 @@
 //! housekeeping thread, which also journals risk changes and keeps the engine's view for
 //! status replies and heartbeats.
 //!
-//! Events: a PUB socket with the manifest's high-water mark; every message an `Event` with
-//! the engine id and a sequence number (1, 2, ...), so a subscriber detects loss. Heartbeats
+//! Events: an XPUB socket with the manifest's high-water mark; every message an `Event` with
+//! the engine id and a sequence number (1, 2, ...), so a subscriber detects loss. The engine
+//! sees loss begin too (`bus_subscriber_overflows`): with `ZMQ_XPUB_NODROP` a send that would
+//! overflow a slow subscriber's queue fails instead of dropping silently; the event then goes
+//! out to every subscriber with room and the overflow is counted ([`Bus::send_event`]). Heartbeats
 //! every second carry counters, positions, feed states and latency percentiles. Control: a REP
 //! socket; status is answered here, other commands go to the strategy thread, which answers
 //! within its next loop turn (bounded wait here).
@@ -59,6 +62,8 @@ pub struct Bus {
     events: zmq::Socket,
     control: zmq::Socket,
     endpoints: (String, String),
+    /// Times a subscriber's queue was found full ([`Bus::send_event`]).
+    overflows: u64,
 }
 
 impl std::fmt::Debug for Bus {
@@ -82,7 +87,9 @@ impl Bus {
                 source,
             }
         }
-        let pub_socket = ctx.socket(zmq::PUB).map_err(err("create", events))?;
+        let mut pub_socket = ctx.socket(zmq::XPUB).map_err(err("create", events))?;
+        crate::sys::set_xpub_nodrop(&mut pub_socket, true)
+            .map_err(err("set XPUB_NODROP on", events))?;
         pub_socket
             .set_sndhwm(i32::try_from(hwm).unwrap_or(i32::MAX))
             .map_err(err("set the HWM of", events))?;
@@ -98,7 +105,45 @@ impl Bus {
             events: pub_socket,
             control: rep,
             endpoints: (events.to_owned(), control.to_owned()),
+            overflows: 0,
         })
+    }
+
+    /// Publishes one encoded event without ever waiting. Normally it reaches every
+    /// subscriber. When a subscriber's queue is at the high-water mark the socket refuses it
+    /// whole (NODROP); it is then sent once more lossy, so every subscriber with room still
+    /// gets it and only the slow ones miss it, and the overflow is counted
+    /// ([`Bus::overflows`]). ZeroMQ then sets the full queue aside until its reader has
+    /// caught up: the events it misses meanwhile go unseen by this socket (libzmq does not
+    /// count them), so the count is of overflow episodes, not of events lost; the subscriber
+    /// itself counts those from the gap in sequence numbers. Returns whether every subscriber
+    /// got the event.
+    pub fn send_event(&mut self, bytes: &[u8]) -> bool {
+        match self.events.send(bytes, zmq::DONTWAIT) {
+            Ok(()) => return true,
+            Err(zmq::Error::EAGAIN) => {}
+            Err(e) => eprintln!("bus: cannot publish an event: {e}"),
+        }
+        self.overflows += 1;
+        if crate::sys::set_xpub_nodrop(&mut self.events, false).is_ok() {
+            let _ = self.events.send(bytes, zmq::DONTWAIT);
+            if let Err(e) = crate::sys::set_xpub_nodrop(&mut self.events, true) {
+                eprintln!("bus: cannot turn XPUB_NODROP back on ({e}): loss is no longer counted");
+            }
+        }
+        false
+    }
+
+    /// Times a subscriber's queue was found at the high-water mark (since start): each
+    /// begins a stretch of events that subscriber misses.
+    pub fn overflows(&self) -> u64 {
+        self.overflows
+    }
+
+    /// Reads and discards the subscription messages an XPUB socket hands up, so that they do
+    /// not pile up in it (one per subscriber joining or leaving).
+    fn drain_subscriptions(&mut self) {
+        while self.events.recv_bytes(zmq::DONTWAIT).is_ok() {}
     }
 }
 
@@ -185,6 +230,8 @@ pub struct Final {
     pub fills: u64,
     pub risk_events: Vec<String>,
     pub events_published: u64,
+    /// Times a subscriber's queue was full: it missed events from then until it caught up.
+    pub subscriber_overflows: u64,
 }
 
 /// The housekeeping loop: runs until every other thread is done (`rx` disconnected, or the
@@ -247,6 +294,7 @@ pub fn housekeeping(
         if zmq::poll(&mut items, 2).is_ok() && items[0].is_readable() {
             hk.on_control(&commands, &rx);
         }
+        hk.bus.drain_subscriptions();
         let mut disconnected = false;
         for _ in 0..10_000 {
             match rx.try_recv() {
@@ -293,6 +341,7 @@ pub fn housekeeping(
         fills: hk.fills,
         risk_events: hk.risk_events.clone(),
         events_published: hk.seq,
+        subscriber_overflows: hk.bus.overflows(),
     }
 }
 
@@ -332,9 +381,9 @@ impl Housekeeper {
             wall_ns: now_ns(),
             body: Some(body),
         };
-        // DONTWAIT: a slow subscriber never stalls the engine (PUB drops at the HWM; the
-        // sequence numbers show the loss).
-        let _ = self.bus.events.send(ev.encode_to_vec(), zmq::DONTWAIT);
+        // Never waits: a slow subscriber never stalls the engine; what it misses is counted
+        // here and shows to it as a gap in the sequence numbers.
+        self.bus.send_event(&ev.encode_to_vec());
     }
 
     /// Journals a command the engine carried out, synced before the operator hears back, so a
@@ -580,6 +629,7 @@ impl Housekeeper {
             }
         }
         counters.insert("bus_events".to_owned(), self.seq);
+        counters.insert("bus_subscriber_overflows".to_owned(), self.bus.overflows());
         // How far the journal's durability trails its writes (none with fsync: never).
         if let Some(lag) = self.journal.lock().ok().and_then(|j| j.lag()) {
             counters.insert("journal_records".to_owned(), lag.records);
@@ -762,5 +812,122 @@ impl Housekeeper {
         if let Err(e) = self.bus.control.send(reply.encode_to_vec(), 0) {
             eprintln!("control: cannot reply: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bus;
+    use std::time::{Duration, Instant};
+
+    fn bind() -> (Bus, String) {
+        let bus = Bus::bind("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", 1000).expect("bind");
+        let endpoint = bus
+            .events
+            .get_last_endpoint()
+            .expect("endpoint")
+            .expect("utf-8 endpoint");
+        (bus, endpoint)
+    }
+
+    fn subscriber(ctx: &zmq::Context, endpoint: &str, rcvhwm: i32) -> zmq::Socket {
+        let s = ctx.socket(zmq::SUB).expect("sub");
+        s.set_rcvhwm(rcvhwm).expect("rcvhwm");
+        s.set_rcvtimeo(50).expect("rcvtimeo");
+        s.connect(endpoint).expect("connect");
+        s.set_subscribe(b"").expect("subscribe");
+        s
+    }
+
+    /// Publishes probes until every subscriber has one (subscriptions travel asynchronously),
+    /// then empties them.
+    fn await_subscribed(bus: &mut Bus, subs: &[&zmq::Socket]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = vec![false; subs.len()];
+        while !seen.iter().all(|s| *s) {
+            assert!(Instant::now() < deadline, "subscribers never joined");
+            bus.drain_subscriptions();
+            assert!(bus.send_event(b"probe"), "a probe was refused");
+            for (i, s) in subs.iter().enumerate() {
+                while s.recv_bytes(0).is_ok() {
+                    seen[i] = true;
+                }
+            }
+        }
+        assert_eq!(bus.overflows(), 0);
+    }
+
+    /// Reads until nothing arrives for a while; the count of messages (after the probes).
+    fn read_all(s: &zmq::Socket) -> u64 {
+        let mut n = 0;
+        let mut quiet = 0;
+        while quiet < 20 {
+            match s.recv_bytes(0) {
+                Ok(m) if m.as_slice() != b"probe" => {
+                    n += 1;
+                    quiet = 0;
+                }
+                Ok(_) => {}
+                Err(_) => quiet += 1,
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn every_subscriber_that_keeps_up_gets_every_event_and_nothing_is_lost() {
+        let (mut bus, endpoint) = bind();
+        let ctx = zmq::Context::new();
+        let sub = subscriber(&ctx, &endpoint, 1000);
+        await_subscribed(&mut bus, &[&sub]);
+        for i in 0u64..500 {
+            assert!(bus.send_event(&i.to_le_bytes()));
+        }
+        assert_eq!(read_all(&sub), 500);
+        assert_eq!(bus.overflows(), 0);
+    }
+
+    #[test]
+    fn a_subscriber_that_stops_reading_is_seen_overflowing_and_the_others_keep_receiving() {
+        let (mut bus, endpoint) = bind();
+        let ctx = zmq::Context::new();
+        let slow = subscriber(&ctx, &endpoint, 1);
+        slow.set_rcvbuf(4096).expect("rcvbuf");
+        let fast = subscriber(&ctx, &endpoint, 0);
+        await_subscribed(&mut bus, &[&slow, &fast]);
+        // The fast subscriber reads all along; the slow one reads nothing until the end.
+        let reader = std::thread::spawn(move || read_all(&fast));
+        const N: u64 = 200_000;
+        let payload = [7u8; 64];
+        let mut refused = 0;
+        for i in 0..N {
+            if !bus.send_event(&payload) {
+                refused += 1;
+            }
+            // At most a few hundred thousand events a second, as a busy engine publishes
+            // (unpaced, this loop outruns ZeroMQ's I/O thread for every subscriber).
+            if i % 64 == 63 {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        let fast_got = reader.join().expect("fast reader");
+        let slow_got = read_all(&slow);
+        assert!(
+            slow_got < N,
+            "the slow subscriber got every event ({slow_got})"
+        );
+        // The overflow that began the slow subscriber's loss is seen (a plain PUB drops
+        // without a word: 0 here).
+        assert!(
+            bus.overflows() >= 1,
+            "no overflow seen; slow got {slow_got} of {N}"
+        );
+        assert_eq!(bus.overflows(), refused);
+        // ...and only the slow subscriber paid for it: the event that overflowed still went
+        // to everyone with room.
+        assert!(
+            fast_got > slow_got + N / 2,
+            "fast got {fast_got}, slow {slow_got} of {N}"
+        );
     }
 }

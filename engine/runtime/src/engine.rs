@@ -833,7 +833,10 @@ fn print_summary(names: &Names, fin: &bus::Final) {
             f.ring_overflows
         );
     }
-    println!("bus events published: {}", fin.events_published);
+    println!(
+        "bus events published: {} (a subscriber's queue overflowed {} times)",
+        fin.events_published, fin.subscriber_overflows
+    );
     println!("latency:");
     print!("{}", fin.latency.table());
     let t = fin.latency.figures(crate::latency::Stage::TickToOrder);

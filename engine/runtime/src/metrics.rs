@@ -331,6 +331,14 @@ fn counters(out: &mut Builder, hb: &pb::Heartbeat) {
                 "Journal records written but not yet known to be on stable storage.",
                 value as f64,
             );
+        } else if name == "bus_subscriber_overflows" {
+            out.single(
+                "rt_bus_subscriber_overflows_total",
+                "counter",
+                "Times a bus subscriber's queue was at the high-water mark: from each, it misses \
+                 events until it catches up (it sees the gap in sequence numbers).",
+                value as f64,
+            );
         } else if name == "journal_fsync_errors" {
             out.single(
                 "rt_journal_fsync_errors_total",
@@ -673,6 +681,7 @@ mod tests {
                 ("journal_unsynced_age_ms", 1500),
                 ("journal_fsync_interval_ms", 50),
                 ("journal_fsync_errors", 1),
+                ("bus_subscriber_overflows", 4),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -752,6 +761,7 @@ mod tests {
             "rt_journal_unsynced_age_seconds 1.5",
             "rt_journal_fsync_interval_seconds 0.05",
             "rt_journal_fsync_errors_total 1",
+            "rt_bus_subscriber_overflows_total 4",
             "rt_anomaly{figure=\"md_messages_per_s.binance_spot\"} 1",
             "rt_anomaly_value{figure=\"md_messages_per_s.binance_spot\"} 0",
             "rt_anomaly_low{figure=\"md_messages_per_s.binance_spot\"} 52.5",

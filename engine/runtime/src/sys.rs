@@ -23,3 +23,26 @@ pub fn set_timer_slack_ns(ns: u64) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// Turns `ZMQ_XPUB_NODROP` on or off on an XPUB socket (the zmq crate has no setter for it).
+/// On, a send that would overflow any subscriber's queue (its high-water mark) fails with
+/// EAGAIN instead of dropping the message for that subscriber without a word.
+pub fn set_xpub_nodrop(socket: &mut zmq::Socket, on: bool) -> Result<(), zmq::Error> {
+    let value: libc::c_int = libc::c_int::from(on);
+    // SAFETY: the socket pointer is valid for the socket's lifetime (we hold `&mut`), and
+    // ZMQ_XPUB_NODROP reads exactly one int from the pointer and size given.
+    let rc = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            zmq_sys::ZMQ_XPUB_NODROP as libc::c_int,
+            std::ptr::addr_of!(value).cast(),
+            std::mem::size_of::<libc::c_int>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        // SAFETY: zmq_errno only reads the calling thread's errno.
+        Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
+    }
+}
