@@ -309,8 +309,7 @@ def test_each_alert_goes_pending_on_what_causes_it(tmp_path: Path, prometheus_fo
     expression holding puts it in `pending` at once (its `for:` duration is promtool's to test,
     tests/test_monitoring.py). A healthy engine whose scrape target carries the applied
     manifest's hash raises nothing; the same engine seen by a target labelled with another
-    hash is drift. PyRtRingOverflow is left to promtool: no sim fault overflows a ring on
-    demand."""
+    hash is drift. PyRtRingOverflow has a test of its own (a ring too small for the market)."""
     rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
     # The latency alert has its own test: here no load on this machine may raise it.
     slow = "deployment.engines.paper_1.metrics.tick_to_order_p99_alert_us=10000000"
@@ -371,3 +370,39 @@ def test_each_alert_goes_pending_on_what_causes_it(tmp_path: Path, prometheus_fo
         assert env.stop("engine") == 0
         wait_for(lambda: "PyRtEngineDown" in alerts("ALERTS"), 60, "PyRtEngineDown", 0.5)
         assert alerts("ALERTS")["PyRtEngineDown"] == {"py_rt"}, "up is read from the py_rt job"
+
+
+def test_a_ring_too_small_for_the_market_raises_ring_overflow(
+    tmp_path: Path, prometheus_for: Any
+) -> None:
+    """PyRtRingOverflow on a real engine: a market-data ring of 64 slots and the sim replaying
+    its capture at 20x. The feed drops what the full ring cannot take (it never waits), counts
+    it, and asks for a snapshot (the book resyncs after each); Prometheus sees the counter grow
+    and the alert goes pending, for the sim's exchange. The feed stays live."""
+    rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
+    small = [
+        "hosts.local.rings.market_data.slots=64",
+        "hosts.local.rings.market_data.slot_bytes=4096",
+        "deployment.engines.paper_1.metrics.tick_to_order_p99_alert_us=10000000",
+    ]
+    with live(tmp_path, *small, speed="20") as env:
+        env.start_sim()
+        env.start_engine()
+        prom: Prometheus = prometheus_for(env, rules)
+        wait_live(env)
+
+        def overflowing() -> set[str]:
+            return {
+                a["metric"].get("exchange", "")
+                for a in prom.query('max_over_time(ALERTS{alertname="PyRtRingOverflow"}[10m])')
+            }
+
+        wait_for(lambda: overflowing() == {"sim_binance"}, 60, "PyRtRingOverflow", 0.5)
+        hb = env.heartbeat()
+        (f,) = hb.feeds
+        page = samples(scrape(env))
+        assert page['rt_feed_ring_overflows_total{exchange="sim_binance"}'] >= f.ring_overflows > 0
+        # Each overflow costs the book its sync: the feed asked for snapshots to recover.
+        assert f.snapshots > 1, f
+        wait_live(env)
+        assert env.stop("engine") == 0
