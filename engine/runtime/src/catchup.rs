@@ -25,7 +25,7 @@ use rt_venues::execution::{Operation, OrderState, Outcome, RefusalKind, VenueSta
 use crate::clock::now_ns;
 use crate::gateway::{cancel_open_orders, check_auth, classify, now_ms, send_request, VenueConfig};
 use crate::http::{Base, Client};
-use crate::journal::{signed_units, Journal, Record, UnfinishedOrder};
+use crate::journal::{Journal, Record, UnfinishedOrder};
 use crate::shared::dec;
 
 /// What the catch-up did, one line per order, for the log.
@@ -123,15 +123,16 @@ async fn one(
     };
     let client_id = format!("{prefix}{}", order.id);
     let Some(info) = query_order(client, venue, &order.symbol, &client_id).await? else {
-        if order.accepted && live {
+        let acknowledged = order.life.status().is_acknowledged();
+        if acknowledged && live {
             return Err(format!(
                 "the venue does not know it ({client_id}), yet it acknowledged it \
                  before: its fills cannot be known"
             ));
         }
-        let leaves = signed_units(&order.qty).unwrap_or(0) - order.filled;
+        let leaves = order.life.unfilled().0;
         close(journal, order, "expired", "unknown_at_venue", leaves)?;
-        return Ok(if order.accepted {
+        return Ok(if acknowledged {
             // Paper: a restarted sim venue starts with an empty book and forgets every order.
             "the venue no longer knows it (paper: the sim venue restarted): closed as expired"
         } else {
@@ -141,22 +142,23 @@ async fn one(
     };
     let orig = info.orig_qty.0;
     let executed = info.executed_qty.0;
+    let journaled = order.life.filled().0;
     let mut got = 0usize;
-    if executed < order.filled {
+    if executed < journaled {
         return Err(format!(
             "the journal holds {} filled but the venue executed {}",
-            dec(order.filled),
+            dec(journaled),
             dec(executed)
         ));
     }
-    if executed > order.filled {
+    if executed > journaled {
         // The trades past what the journal holds, oldest first.
         let mut cum: i64 = 0;
         for t in order_trades(client, venue, &order.symbol, info.venue_order_id).await? {
             let before = cum;
             cum += t.qty.0;
             // Whatever of this trade the journal does not hold yet.
-            let new = cum - before.max(order.filled);
+            let new = cum - before.max(journaled);
             if new <= 0 {
                 continue;
             }
@@ -343,7 +345,7 @@ fn exec_record(
         id: order.id,
         exchange: order.exchange.clone(),
         symbol: order.symbol.clone(),
-        side: order.side.clone(),
+        side: crate::shared::side_str(order.life.side()).to_owned(),
         kind: kind.to_owned(),
         price,
         qty,

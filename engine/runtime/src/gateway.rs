@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hyper::Method;
-use rt_core::{Exec, ExecKind, Qty, RejectReason};
+use rt_core::{Exec, ExecKind, OrderLifecycle, Qty, RejectReason};
 use rt_ring::{Consumer, Pop, Producer};
 use rt_venues::execution::{
     AccountChange, AccountReason, ExecutionClient, Handshake, NewOrderSpec, Operation, OrderUpdate,
@@ -163,13 +163,13 @@ struct State {
     caught_order: std::collections::VecDeque<(u64, i64)>,
 }
 
-/// What the gateway knows of an order it sent that has not finished.
+/// What the gateway knows of an order it sent that has not finished: where it went and the
+/// order's lifecycle (side, quantity, fills, acknowledged or not: `rt_core::order`).
 #[derive(Debug, Clone)]
 struct Working {
     exchange: u32,
     symbol: String,
-    side: rt_core::Side,
-    accepted: bool,
+    life: OrderLifecycle,
     /// When its request was written.
     sent_ns: i64,
     /// The venue's trade ids of the fills reported (a fill is reported once, whether the user
@@ -775,8 +775,7 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             Working {
                 exchange: msg.exchange,
                 symbol: symbol.clone(),
-                side: msg.side,
-                accepted: false,
+                life: OrderLifecycle::sent(msg.side, msg.price, msg.qty),
                 sent_ns: written,
                 trades: Vec::new(),
             },
@@ -1022,17 +1021,32 @@ fn report(
     } = detail;
     let mut s = state.borrow_mut();
     let id = exec.exec.order_id;
+    if let Some(w) = s.working.get_mut(&id) {
+        // The venue's report is booked whatever the lifecycle says (a fill beyond the order
+        // is traded all the same); one the lifecycle refuses is logged.
+        let applied = match exec.exec.kind {
+            ExecKind::Fill { qty, .. } => {
+                w.trades.extend(trade_id);
+                w.life
+                    .apply_fill_capped(qty)
+                    .and_then(|beyond| match beyond.0 {
+                        0 => Ok(w.life.status()),
+                        _ => Err(rt_core::LifecycleError::Overfill {
+                            ordered: w.life.qty(),
+                            filled: w.life.filled(),
+                            fill: beyond,
+                        }),
+                    })
+            }
+            kind => w.life.apply_exec(&kind),
+        };
+        if let Err(e) = applied {
+            let line = format!("order {id} on {symbol}: the venue's report: {e}");
+            s.log(line);
+        }
+    }
     if exec.exec.finishes() {
         s.working.remove(&id);
-    } else if let Some(w) = s.working.get_mut(&id) {
-        match exec.exec.kind {
-            ExecKind::Accepted => w.accepted = true,
-            ExecKind::Fill { .. } => {
-                w.accepted = true;
-                w.trades.extend(trade_id);
-            }
-            _ => {}
-        }
     }
     let (kind, price, qty, fee, maker) = match exec.exec.kind {
         ExecKind::Accepted => ("accepted", None, None, None, None),
@@ -1238,7 +1252,10 @@ async fn settle_unknown(state: Shared, venue: VenueConfig, id: u64) {
     tokio::time::sleep(settle_after(&venue)).await;
     let unsettled = {
         let s = state.borrow();
-        s.working.get(&id).is_some_and(|w| !w.accepted) && !s.down.contains(&venue.exchange)
+        s.working
+            .get(&id)
+            .is_some_and(|w| !w.life.status().is_acknowledged())
+            && !s.down.contains(&venue.exchange)
     };
     if !unsettled {
         return;
@@ -1277,7 +1294,7 @@ async fn catch_up_orders(
         let report_with = |kind: ExecKind, leaves: i64, base: Qty, detail: Detail<'_>| {
             let mut exec = local_exec(venue.exchange, id, kind, Qty(leaves.max(0)));
             exec.base_commission = base;
-            report(state, exec, &venue.name, &w.symbol, w.side, detail);
+            report(state, exec, &venue.name, &w.symbol, w.life.side(), detail);
         };
         let report_one = |kind: ExecKind, leaves: i64| {
             report_with(kind, leaves, Qty::ZERO, Detail::default());
@@ -1294,7 +1311,13 @@ async fn catch_up_orders(
             }
             continue;
         };
-        if state.borrow().working.get(&id).is_some_and(|w| !w.accepted) {
+        let acknowledged = |w: &Working| w.life.status().is_acknowledged();
+        if state
+            .borrow()
+            .working
+            .get(&id)
+            .is_some_and(|w| !acknowledged(w))
+        {
             report_one(ExecKind::Accepted, info.orig_qty.0);
         }
         if info.executed_qty.0 > 0 {

@@ -448,14 +448,11 @@ pub struct UnfinishedOrder {
     pub id: u64,
     /// The engine id it was sent under (its client order id's prefix).
     pub engine: String,
-    /// The venue acknowledged it (an accepted report or a fill).
-    pub accepted: bool,
     pub exchange: String,
     pub symbol: String,
-    pub side: String,
-    pub qty: String,
-    /// The quantity of its fills in the journal, in units of 10^-8.
-    pub filled: i64,
+    /// Its side, price and quantity as journaled, replayed through the order lifecycle: its
+    /// journaled fills (`filled()`), acknowledged or not (an accepted report or a fill).
+    pub life: rt_core::OrderLifecycle,
 }
 
 /// A risk state change, as recovered.
@@ -602,21 +599,36 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                 exchange,
                 symbol,
                 side,
+                price,
                 qty,
                 ..
             } => {
                 out.next_order_id = out.next_order_id.max(id.saturating_add(1));
+                let corrupt = |reason: String| JournalError::Corrupt {
+                    path: path.clone(),
+                    line: line_no,
+                    reason,
+                };
+                let side = match side.as_str() {
+                    "buy" => rt_core::Side::Buy,
+                    "sell" => rt_core::Side::Sell,
+                    other => return Err(corrupt(format!("an order's side {other:?}"))),
+                };
+                let price =
+                    signed_units(&price).map_err(|e| corrupt(format!("an order's price {e}")))?;
+                let qty = signed_units(&qty).map_err(|e| corrupt(format!("an order's qty {e}")))?;
                 open.insert(
                     id,
                     UnfinishedOrder {
                         id,
                         engine: current_engine.clone(),
-                        accepted: false,
                         exchange,
                         symbol,
-                        side,
-                        qty,
-                        filled: 0,
+                        life: rt_core::OrderLifecycle::sent(
+                            side,
+                            rt_core::Price(price),
+                            rt_core::Qty(qty),
+                        ),
                     },
                 );
             }
@@ -650,13 +662,20 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                         });
                     };
                     if let Some(o) = open.get_mut(&id) {
-                        o.accepted = true;
                         let units = signed_units(&qty).map_err(|e| JournalError::Corrupt {
                             path: path.clone(),
                             line: line_no,
                             reason: format!("a fill's qty {e}"),
                         })?;
-                        o.filled += units;
+                        // The venue's fill, as journaled: the order takes what fits it (the
+                        // catch-up compares the rest with the venue's executed quantity).
+                        o.life.apply_fill_capped(rt_core::Qty(units)).map_err(|e| {
+                            JournalError::Corrupt {
+                                path: path.clone(),
+                                line: line_no,
+                                reason: format!("a fill of order {id}: {e}"),
+                            }
+                        })?;
                     }
                     let base = commission_asset.as_deref().is_some_and(|a| {
                         rt_venues::assets::CommissionAsset::of(&symbol, a)
@@ -683,7 +702,8 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                 }
                 "accepted" => {
                     if let Some(o) = open.get_mut(&id) {
-                        o.accepted = true;
+                        // Never refused: an open order is not final.
+                        let _late_or_first = o.life.accept();
                     }
                 }
                 _ => {}
@@ -744,6 +764,44 @@ mod tests {
             price: "100".into(),
             qty: "1".into(),
         }
+    }
+
+    /// Unfinished orders replay through the order lifecycle: an acknowledgement, fills that
+    /// add up (a fill beyond the order is capped at its quantity: the position still books it
+    /// all), and an order the journal cannot read is refused, naming its line.
+    #[test]
+    fn unfinished_orders_replay_through_the_lifecycle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Always, 10).expect("open");
+            j.append(&order(1)).expect("append");
+            j.append(&order(2)).expect("append");
+            j.append(&fill(2, "buy", "0.75")).expect("append");
+            j.append(&fill(2, "buy", "0.5")).expect("append");
+        }
+        let r = recover(dir.path()).expect("recover");
+        let open: Vec<(u64, bool, i64)> = r
+            .unfinished_orders
+            .iter()
+            .map(|o| (o.id, o.life.status().is_acknowledged(), o.life.filled().0))
+            .collect();
+        assert_eq!(open, vec![(1, false, 0), (2, true, 100_000_000)]);
+        assert_eq!(r.fills.len(), 2, "both fills are booked");
+
+        let bad = tempfile::tempdir().expect("tempdir");
+        {
+            let mut j = Journal::open(bad.path(), Fsync::Always, 10).expect("open");
+            j.append(&order(1)).expect("append");
+            let mut o = order(2);
+            if let Record::Order { side, .. } = &mut o {
+                *side = "hold".into();
+            }
+            j.append(&o).expect("append");
+            j.append(&order(3)).expect("append");
+        }
+        let e = recover(bad.path()).expect_err("an unreadable side");
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(e.to_string().contains("\"hold\""), "{e}");
     }
 
     #[test]
@@ -855,8 +913,12 @@ mod tests {
         let ids: Vec<u64> = r.unfinished_orders.iter().map(|o| o.id).collect();
         assert_eq!(ids, vec![7]);
         // Its journaled fills: what a catch-up with the venue starts from.
-        assert_eq!(r.unfinished_orders[0].filled, 25_000_000);
-        assert_eq!(r.unfinished_orders[0].qty, "1");
+        assert_eq!(
+            r.unfinished_orders[0].life.filled(),
+            rt_core::Qty(25_000_000)
+        );
+        assert_eq!(r.unfinished_orders[0].life.qty(), rt_core::Qty(100_000_000));
+        assert!(r.unfinished_orders[0].life.status().is_acknowledged());
         assert_eq!(r.fills.len(), 2);
         assert_eq!(r.fills[0].qty, "0.5");
         // A quote commission is a fee; a base one leaves the position at restart too.

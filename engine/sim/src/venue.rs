@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 
 use rt_core::{
-    notional, BookSync, DiffOutcome, Exec, ExecKind, InstrumentSpec, MarketEvent, Matcher, Nanos,
-    OrderKind, Price, Qty, RejectReason, Side, SimRequest, SyncRule, SCALE,
+    notional, BookSync, DiffOutcome, Exec, ExecKind, InstrumentSpec, LifecycleError, MarketEvent,
+    Matcher, Nanos, OrderEvent, OrderKind, OrderLifecycle, Price, Qty, RejectReason, Side,
+    SimRequest, SyncRule, SCALE,
 };
 use rt_manifest::model::{Instrument, Market, SimCommission};
 use rt_venues::binance_account::{format_account, format_exchange_info, Balance, SymbolFilters};
@@ -106,9 +107,34 @@ pub fn reject_message(code: i32) -> &'static str {
     }
 }
 
+/// An order the venue holds: its state machine ([`OrderLifecycle`], the one the engine's
+/// holders share) and its Binance view (`info`, whose status and executed quantity follow the
+/// lifecycle).
 #[derive(Clone, Debug)]
 struct OrderRec {
     info: OrderInfo,
+    life: OrderLifecycle,
+}
+
+impl OrderRec {
+    /// An order the venue just took (`NEW`).
+    fn new(info: OrderInfo) -> OrderRec {
+        let life = OrderLifecycle::acknowledged(info.side, info.price, info.orig_qty);
+        OrderRec { info, life }
+    }
+
+    /// Applies an event at `ts` (ms) and shows the result in `info`; an event the lifecycle
+    /// refuses changes nothing and is counted by the caller.
+    fn apply(&mut self, event: OrderEvent, ts_ms: u64) -> Result<(), LifecycleError> {
+        self.life.apply(event)?;
+        self.info.executed_qty = self.life.filled();
+        self.info.status = OrderStatus::of_lifecycle(self.life.status());
+        self.info.update_time_ms = ts_ms;
+        if self.life.is_final() {
+            self.info.is_working = false;
+        }
+        Ok(())
+    }
 }
 
 /// One symbol: its book, its matcher, its orders.
@@ -146,6 +172,9 @@ pub struct VenueCounters {
     pub snapshots_served: u64,
     /// Orders of the account that self-trade prevention kept from trading with each other.
     pub prevented_matches: u64,
+    /// Matcher reports an order's lifecycle refused (an overfill, an event after a final
+    /// status): none is expected; each is left out of the order's state and its report.
+    pub order_errors: u64,
 }
 
 /// The simulated exchange (see the module documentation).
@@ -629,17 +658,20 @@ impl Venue {
             // Expired as the taker: accepted, then expired in the match, nothing traded.
             let s = &mut self.symbols[i];
             s.next_order_id += 1;
-            let mut info = new_info(&s.name, order_id, client_id, order, ts);
-            reports.push(report_of(&info, &s.name, ts, ExecType::New));
-            info.status = OrderStatus::ExpiredInMatch;
-            let mut expired = report_of(&info, &s.name, ts, ExecType::TradePrevention);
+            let mut rec = OrderRec::new(new_info(&s.name, order_id, client_id, order, ts));
+            reports.push(report_of(&rec.info, &s.name, ts, ExecType::New));
+            if rec.apply(OrderEvent::ExpiredInMatch, ms(ts)).is_err() {
+                self.counters.order_errors += 1;
+            }
+            let info = &rec.info;
+            let mut expired = report_of(info, &s.name, ts, ExecType::TradePrevention);
             expired.prevented_match_id = Some(s.next_prevented_match_id);
             expired.prevented_qty = order.quantity;
             s.next_prevented_match_id += 1;
             reports.push(expired);
             self.counters.exec_reports += 2;
-            let body = NewOrderResponse::format(order.resp_type(), &info, ms(ts), &[]);
-            s.orders.insert(order_id, OrderRec { info });
+            let body = NewOrderResponse::format(order.resp_type(), info, ms(ts), &[]);
+            s.orders.insert(order_id, rec);
             s.archive(order_id);
             return Ok(body);
         }
@@ -679,7 +711,7 @@ impl Venue {
         }
         s.next_order_id += 1;
         let info = new_info(&s.name, order_id, client_id.clone(), order, ts);
-        s.orders.insert(order_id, OrderRec { info });
+        s.orders.insert(order_id, OrderRec::new(info));
         s.open_by_client.insert(client_id, order_id);
         let mut fills = Vec::new();
         self.apply_execs(i, ts, &execs, reports, Some(&mut fills), None);
@@ -902,6 +934,16 @@ impl Venue {
             let Some(rec) = s.orders.get_mut(&e.order_id) else {
                 continue;
             };
+            let event = match e.kind {
+                ExecKind::Rejected(_) | ExecKind::CancelRejected => None,
+                kind => OrderEvent::of_exec(&kind),
+            };
+            if let Some(event) = event {
+                if rec.apply(event, ms(ts)).is_err() {
+                    self.counters.order_errors += 1;
+                    continue;
+                }
+            }
             let info = &mut rec.info;
             let mut last_qty = Qty::ZERO;
             let mut last_price = Price::ZERO;
@@ -924,14 +966,8 @@ impl Venue {
                 } => {
                     let id = s.next_trade_id;
                     s.next_trade_id += 1;
-                    info.executed_qty = info.executed_qty + qty;
                     info.cum_quote_qty =
                         cash(i128::from(info.cum_quote_qty) + notional(price, qty));
-                    info.status = if e.leaves.is_zero() {
-                        OrderStatus::Filled
-                    } else {
-                        OrderStatus::PartiallyFilled
-                    };
                     last_qty = qty;
                     last_price = price;
                     trade_id = i64::try_from(id).unwrap_or(i64::MAX);
@@ -979,22 +1015,16 @@ impl Venue {
                     ExecType::Trade
                 }
                 ExecKind::Cancelled => {
-                    info.status = OrderStatus::Canceled;
                     if let Some(id) = cancel_id {
                         orig_client = std::mem::replace(&mut client, id.to_owned());
                     }
                     ExecType::Canceled
                 }
-                ExecKind::Expired => {
-                    info.status = OrderStatus::Expired;
-                    ExecType::Expired
-                }
+                ExecKind::Expired => ExecType::Expired,
                 ExecKind::Rejected(_) | ExecKind::CancelRejected => continue,
             };
-            info.update_time_ms = ms(ts);
-            let finished = !info.status.is_open();
+            let finished = rec.life.is_final();
             if finished {
-                info.is_working = false;
                 s.open_by_client.remove(&info.client_order_id);
             }
             let mut report = report_of(info, &s.name, ts, exec_type);
@@ -1065,10 +1095,11 @@ impl Venue {
                 let Some(rec) = s.orders.get_mut(&id) else {
                     continue;
                 };
-                let info = &mut rec.info;
-                info.status = OrderStatus::ExpiredInMatch;
-                info.is_working = false;
-                info.update_time_ms = ms(ts);
+                if rec.apply(OrderEvent::ExpiredInMatch, ms(ts)).is_err() {
+                    self.counters.order_errors += 1;
+                    continue;
+                }
+                let info = &rec.info;
                 s.open_by_client.remove(&info.client_order_id);
                 let mut report = report_of(info, &s.name, ts, ExecType::TradePrevention);
                 report.prevented_match_id = Some(match_id);

@@ -161,4 +161,18 @@ impl OrderStatus {
     pub const fn is_open(self) -> bool {
         matches!(self, OrderStatus::New | OrderStatus::PartiallyFilled)
     }
+
+    /// The venue's word for a lifecycle status (an order not acknowledged yet shows `NEW`).
+    pub const fn of_lifecycle(status: rt_core::LifecycleStatus) -> OrderStatus {
+        use rt_core::LifecycleStatus as L;
+        match status {
+            L::Sent | L::New => OrderStatus::New,
+            L::PartiallyFilled => OrderStatus::PartiallyFilled,
+            L::Filled => OrderStatus::Filled,
+            L::Canceled => OrderStatus::Canceled,
+            L::Expired => OrderStatus::Expired,
+            L::ExpiredInMatch => OrderStatus::ExpiredInMatch,
+            L::Rejected => OrderStatus::Rejected,
+        }
+    }
 }
