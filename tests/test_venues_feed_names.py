@@ -10,8 +10,9 @@ Allow-list: `KNOWN` names the runtime files that still name Binance today, each 
 are owned by the order-entry work and shrink as it moves Binance's request code behind
 `rt_venues::execution`. A file not listed that names a venue fails the test, and so does a
 listed file that no longer does (drop it from the list). The wiring that picks a venue's
-implementation by the manifest's `venue` enum lives in rt-venues (`market::for_exchange`), so
-the runtime needs no exception for it.
+implementation by the manifest's `venue` enum lives in rt-venues (`market::for_exchange` for
+market data, `order_entry::for_exchange` for execution clients), so the runtime needs no
+exception for it.
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ SCOPES = (ROOT / "engine/core/src", ROOT / "engine/runtime/src")
 
 # Runtime files that still name Binance (relative to the repository), and why.
 KNOWN = {
-    "engine/runtime/src/engine.rs": "builds the gateway's Binance Spot execution client "
-    "(SpotExecution, StpMode) and refuses USD-M order entry by its path: the wiring of order "
-    "entry, not yet behind a selector like market::for_exchange",
     "engine/runtime/src/http.rs": "reads Binance's rate-limit headers and error bodies "
     "(binance_limits, binance_orders::ApiError)",
     "engine/runtime/src/ratelimit.rs": "Binance's request weights and windows (binance_limits)",

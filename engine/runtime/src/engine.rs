@@ -18,11 +18,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rt_core::{Backtest, Price, Qty, Side};
-use rt_manifest::model::{Backing, Market, Mode, SelfTradePrevention};
+use rt_manifest::model::{Backing, Mode};
 use rt_manifest::{Fixed, Manifest};
 use rt_ring::Ring;
-use rt_venues::binance::{SpotExecution, USdmExecution};
-use rt_venues::binance_orders::StpMode;
 use rt_venues::execution::Credentials;
 
 use crate::bus::{self, Bus, Identity};
@@ -342,24 +340,14 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             None if live => bail!("exchanges.{name}.credentials: live trading needs credentials"),
             None => None,
         };
-        let stp = match ex.self_trade_prevention {
-            SelfTradePrevention::None => StpMode::None,
-            SelfTradePrevention::ExpireTaker => StpMode::ExpireTaker,
-            SelfTradePrevention::ExpireMaker => StpMode::ExpireMaker,
-            SelfTradePrevention::ExpireBoth => StpMode::ExpireBoth,
-        };
         venues.push(VenueConfig {
             exchange: x as u32,
             name: name.clone(),
             rest: ex.endpoints.rest.clone(),
             ws: ex.endpoints.ws.clone(),
-            client: match ex.market {
-                Market::Spot => Arc::new(SpotExecution::new(credentials, Some(stp))),
-                // Its mark prices come on the private stream's connection.
-                Market::Usdm => Arc::new(
-                    USdmExecution::new(credentials, Some(stp)).with_marks(ex.instruments.keys()),
-                ),
-            },
+            // The venue's execution client (rt-venues picks it by venue and market).
+            client: rt_venues::order_entry::for_exchange(ex, credentials)
+                .with_context(|| format!("exchanges.{name}"))?,
             symbols: ex.instruments.keys().cloned().collect(),
             marks: marks.clone(),
             limits,

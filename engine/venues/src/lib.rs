@@ -37,6 +37,7 @@ pub mod kraken;
 pub mod market;
 pub mod native;
 pub mod okx;
+pub mod order_entry;
 pub mod recording;
 pub mod replay;
 mod scan;

@@ -1,0 +1,109 @@
+//! The order-entry factory: a manifest exchange's execution client, chosen by its venue and
+//! market. The one place an execution client is picked, as [`crate::market::for_exchange`] is
+//! for market data: the runtime builds every gateway venue through it and names none.
+
+use std::sync::Arc;
+
+use rt_manifest::model::{Exchange, Market, SelfTradePrevention, Venue as VenueKind};
+
+use crate::binance::{SpotExecution, USdmExecution};
+use crate::binance_orders::StpMode;
+use crate::execution::{Credentials, ExecutionClient};
+
+/// Why an exchange has no execution client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderEntryError {
+    #[error("{venue}: this venue has no order entry (market data only)")]
+    NoOrderEntry { venue: &'static str },
+}
+
+/// The execution client of `exchange`, signing with `credentials` (`None`: a venue that needs
+/// none, such as the sim in paper mode), sending the exchange's self-trade prevention mode with
+/// every order.
+pub fn for_exchange(
+    exchange: &Exchange,
+    credentials: Option<Credentials>,
+) -> Result<Arc<dyn ExecutionClient>, OrderEntryError> {
+    let stp = Some(stp_mode(exchange.self_trade_prevention));
+    match exchange.venue {
+        VenueKind::BinanceSpot | VenueKind::BinanceUsdm | VenueKind::Sim => {
+            Ok(match exchange.market {
+                Market::Spot => Arc::new(SpotExecution::new(credentials, stp)),
+                // Its mark prices come on the private stream's connection.
+                Market::Usdm => Arc::new(
+                    USdmExecution::new(credentials, stp).with_marks(exchange.instruments.keys()),
+                ),
+            })
+        }
+        VenueKind::Okx | VenueKind::Kraken => Err(OrderEntryError::NoOrderEntry {
+            venue: exchange.venue.as_str(),
+        }),
+    }
+}
+
+/// The venue's word for the configured self-trade prevention mode.
+fn stp_mode(mode: SelfTradePrevention) -> StpMode {
+    match mode {
+        SelfTradePrevention::None => StpMode::None,
+        SelfTradePrevention::ExpireTaker => StpMode::ExpireTaker,
+        SelfTradePrevention::ExpireMaker => StpMode::ExpireMaker,
+        SelfTradePrevention::ExpireBoth => StpMode::ExpireBoth,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::{NewOrderSpec, PositionSide};
+    use rt_core::{OrderKind, Price, Qty, Side};
+
+    fn exchange() -> Exchange {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let text = std::fs::read_to_string(root.join("tests/contract/example.manifest.json"))
+            .expect("example manifest");
+        let m = rt_manifest::load(&text).expect("the example is valid");
+        m.exchanges.values().next().expect("an exchange").clone()
+    }
+
+    fn order_query(client: &dyn ExecutionClient) -> String {
+        let spec = NewOrderSpec {
+            symbol: "BTCUSDT",
+            client_id: "e-1",
+            side: Side::Buy,
+            kind: OrderKind::Limit,
+            price: Price(6_000_000_000_000),
+            qty: Qty(100_000),
+            reduce_only: false,
+            position_side: PositionSide::Both,
+        };
+        let r = client.new_order(&spec, 1).expect("sendable");
+        // Binance sends everything in the query.
+        r.path
+    }
+
+    #[test]
+    fn binance_and_the_sim_by_market_with_the_configured_stp_mode() {
+        let mut ex = exchange();
+        ex.self_trade_prevention = SelfTradePrevention::ExpireBoth;
+        let spot = for_exchange(&ex, None).expect("spot");
+        assert!(spot.derivatives().is_none());
+        let q = order_query(spot.as_ref());
+        assert!(q.contains("/api/v3/order"), "{q}");
+        assert!(q.contains("selfTradePreventionMode=EXPIRE_BOTH"), "{q}");
+        ex.market = Market::Usdm;
+        let usdm = for_exchange(&ex, None).expect("usdm");
+        assert!(usdm.derivatives().is_some());
+        let q = order_query(usdm.as_ref());
+        assert!(q.contains("/fapi/v1/order"), "{q}");
+    }
+
+    #[test]
+    fn venues_without_order_entry_are_refused_by_name() {
+        let mut ex = exchange();
+        for (venue, name) in [(VenueKind::Okx, "okx"), (VenueKind::Kraken, "kraken")] {
+            ex.venue = venue;
+            let e = for_exchange(&ex, None).expect_err("no order entry");
+            assert_eq!(e, OrderEntryError::NoOrderEntry { venue: name });
+        }
+    }
+}
