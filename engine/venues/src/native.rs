@@ -1,25 +1,26 @@
-//! The native event file: market events as fixed-size little-endian rows, replayed without any
-//! JSON parsing.
+//! The native event file: market events as little-endian rows, replayed without any JSON
+//! parsing.
 //!
-//! # Layout (version 1)
+//! # Layout (version 2)
 //!
-//! All integers little-endian. A 64-byte file header, `row_count` rows of 64 bytes, then the
-//! symbol table:
+//! All integers little-endian. A 64-byte file header, the rows (`row_count` of them: 64-byte
+//! event rows, each depth or snapshot row followed by its 16-byte level rows), then the symbol
+//! table:
 //!
 //! ```text
 //! header   off size field
 //!            0    8 magic  b"PYRTEVT\x01"  (written last: a half-written file has none)
-//!            8    4 version (u32) = 1
-//!           12    4 row size (u32) = 64
-//!           16    8 row_count (u64)
+//!            8    4 version (u32) = 2
+//!           12    4 event row size (u32) = 64
+//!           16    8 row_count (u64): event rows + level rows
 //!           24    8 event_count (u64)
-//!           32    8 symbol table offset in bytes (u64) = 64 + 64 * row_count
+//!           32    8 symbol table offset in bytes (u64) = 64 + 64 * event rows + 16 * level rows
 //!           40   24 reserved, zero
 //!
-//! row      off size field
+//! event row off size field
 //!            0    1 kind (u8, below)
-//!            1    1 flags (u8): bit 0 = ask side (level rows) / sell aggressor (trade rows);
-//!                              bit 1 = `pu` present (depth rows)
+//!            1    1 flags (u8): bit 0 = sell aggressor (trade rows); bit 1 = `pu` present
+//!                              (depth rows)
 //!            2    2 reserved, zero
 //!            4    4 symbol id (u32, index into the symbol table)
 //!            8    8 local_ns (i64): receive time
@@ -32,20 +33,25 @@
 //!
 //! kind                 f0              f1          f2         f3          f4
 //!   1 depth header     U (first id)    u (final)   pu or 0    bid count   ask count
-//!   2 depth level      price           qty         0          0           0
 //!   3 snapshot header  lastUpdateId    0           0          bid count   ask count
-//!   4 snapshot level   price           qty         0          0           0
 //!   5 trade            trade id        price       qty        0           0
 //!   6 bbo              update id       bid price   bid qty    ask price   ask qty
+//!
+//! level row off size field
+//!            0    8 price (i64)
+//!            8    8 qty (i64)
 //!
 //! symbol table: count (u32), then per symbol: byte length (u32) + UTF-8 bytes
 //! ```
 //!
 //! Prices and quantities are raw fixed-point units of 10^-8 (`Price.0`, `Qty.0`). A depth or
-//! snapshot header is followed by its bid level rows then its ask level rows (flags bit 0 says
-//! which); level rows repeat the event's symbol and times so that every row stands alone (the
-//! file maps onto a numpy structured array as it is). Rows are 64 bytes like hftbacktest's, so
-//! row counts and replay speeds compare directly.
+//! snapshot row is followed by its bid level rows then its ask level rows (its counts say
+//! where the asks start). Row counts are hftbacktest's (one row per level, trade, bbo or event
+//! header), so replay speeds per row compare directly.
+//!
+//! Version 1 (still read) had 64-byte level rows (kinds 2 and 4) repeating the event's kind
+//! byte, side flag, symbol and times; a level then cost a whole cache line to replay, and a
+//! replay of the USD-M capture read 2.6 times the bytes (34.5 MB against 13.2 MB).
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -58,8 +64,11 @@ use rt_core::{
 use crate::Error;
 
 pub const MAGIC: [u8; 8] = *b"PYRTEVT\x01";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// Bytes of an event row (and of every row of a version 1 file).
 pub const ROW_SIZE: usize = 64;
+/// Bytes of a level row (version 2).
+pub const LEVEL_ROW_SIZE: usize = 16;
 pub const HEADER_SIZE: usize = 64;
 
 pub const KIND_DEPTH: u8 = 1;
@@ -129,6 +138,8 @@ fn row_header(row: &Row) -> Header {
 pub struct NativeWriter<W: Write + Seek> {
     out: W,
     rows: u64,
+    /// Of `rows`, the 16-byte level rows.
+    level_rows: u64,
     events: u64,
 }
 
@@ -151,6 +162,7 @@ impl<W: Write + Seek> NativeWriter<W> {
         Ok(NativeWriter {
             out,
             rows: 0,
+            level_rows: 0,
             events: 0,
         })
     }
@@ -164,23 +176,16 @@ impl<W: Write + Seek> NativeWriter<W> {
         self.out.write_all(&encode_row(r))
     }
 
-    fn levels(
-        &mut self,
-        kind: u8,
-        header: Header,
-        bids: &[Level],
-        asks: &[Level],
-    ) -> std::io::Result<()> {
-        for (flags, levels) in [(0, bids), (FLAG_ASK_OR_SELL, asks)] {
-            for l in levels {
-                self.row(&RowFields {
-                    kind,
-                    flags,
-                    header,
-                    f: [l.price.0 as u64, l.qty.0 as u64, 0, 0, 0],
-                })?;
-            }
+    fn levels(&mut self, bids: &[Level], asks: &[Level]) -> std::io::Result<()> {
+        for l in bids.iter().chain(asks) {
+            let mut row = [0u8; LEVEL_ROW_SIZE];
+            row[..8].copy_from_slice(&l.price.0.to_le_bytes());
+            row[8..].copy_from_slice(&l.qty.0.to_le_bytes());
+            self.out.write_all(&row)?;
         }
+        let n = (bids.len() + asks.len()) as u64;
+        self.rows += n;
+        self.level_rows += n;
         Ok(())
     }
 
@@ -206,7 +211,7 @@ impl<W: Write + Seek> NativeWriter<W> {
                         d.asks.len() as u64,
                     ],
                 })?;
-                self.levels(KIND_DEPTH_LEVEL, d.header, d.bids, d.asks)
+                self.levels(d.bids, d.asks)
             }
             MarketEvent::Snapshot(s) => {
                 self.row(&RowFields {
@@ -221,7 +226,7 @@ impl<W: Write + Seek> NativeWriter<W> {
                         s.asks.len() as u64,
                     ],
                 })?;
-                self.levels(KIND_SNAPSHOT_LEVEL, s.header, s.bids, s.asks)
+                self.levels(s.bids, s.asks)
             }
             MarketEvent::Trade(t) => self.row(&RowFields {
                 kind: KIND_TRADE,
@@ -268,7 +273,9 @@ impl<W: Write + Seek> NativeWriter<W> {
         header[12..16].copy_from_slice(&(ROW_SIZE as u32).to_le_bytes());
         header[16..24].copy_from_slice(&self.rows.to_le_bytes());
         header[24..32].copy_from_slice(&self.events.to_le_bytes());
-        let symtab = HEADER_SIZE as u64 + ROW_SIZE as u64 * self.rows;
+        let events = self.rows - self.level_rows;
+        let symtab =
+            HEADER_SIZE as u64 + ROW_SIZE as u64 * events + LEVEL_ROW_SIZE as u64 * self.level_rows;
         header[32..40].copy_from_slice(&symtab.to_le_bytes());
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header)?;
@@ -317,9 +324,14 @@ impl std::ops::Deref for Data {
 pub struct NativeReader {
     path: PathBuf,
     data: Data,
+    /// The file's layout version (1 or 2).
+    version: u32,
+    /// Where the rows end (the symbol table's offset).
+    end: usize,
     rows: usize,
     events: u64,
-    /// Next row to read.
+    /// Byte offset of the next row, and rows read before it.
+    pos: usize,
     next: usize,
     symbols: Vec<String>,
     bids: Vec<Level>,
@@ -327,9 +339,9 @@ pub struct NativeReader {
     failed: bool,
 }
 
-/// `(rows, events, symbol table offset)` of a native file's 64-byte header, checked against the
-/// file's length.
-fn parse_header(head: &[u8], file_len: u64, path: &Path) -> Result<(u64, u64, u64), Error> {
+/// `(version, rows, events, symbol table offset)` of a native file's 64-byte header, checked
+/// against the file's length.
+fn parse_header(head: &[u8], file_len: u64, path: &Path) -> Result<(u32, u64, u64, u64), Error> {
     let bad = |reason: String| Error::Native {
         path: path.to_owned(),
         reason,
@@ -344,23 +356,32 @@ fn parse_header(head: &[u8], file_len: u64, path: &Path) -> Result<(u64, u64, u6
     };
     let version = word(8) as u32;
     let row_size = (word(8) >> 32) as u32;
-    if version != VERSION || row_size as usize != ROW_SIZE {
+    if !(1..=VERSION).contains(&version) || row_size as usize != ROW_SIZE {
         return Err(bad(format!(
-            "version {version} with {row_size}-byte rows; this reader knows version {VERSION} with {ROW_SIZE}-byte rows"
+            "version {version} with {row_size}-byte rows; this reader knows versions 1 to {VERSION} with {ROW_SIZE}-byte rows"
         )));
     }
     let rows = word(16);
     let events = word(24);
     let symtab = word(32);
-    let expected = rows
-        .checked_mul(ROW_SIZE as u64)
-        .and_then(|n| n.checked_add(HEADER_SIZE as u64));
-    if expected != Some(symtab) || symtab > file_len {
+    // Version 1: every row 64 bytes. Version 2: between 16 and 64 bytes a row.
+    let (least, most) = if version == 1 {
+        (ROW_SIZE, ROW_SIZE)
+    } else {
+        (LEVEL_ROW_SIZE, ROW_SIZE)
+    };
+    let bound = |size: usize| {
+        rows.checked_mul(size as u64)
+            .and_then(|n| n.checked_add(HEADER_SIZE as u64))
+    };
+    let fits =
+        matches!((bound(least), bound(most)), (Some(lo), Some(hi)) if (lo..=hi).contains(&symtab));
+    if !fits || symtab > file_len {
         return Err(bad(format!(
             "{rows} rows do not fit: symbol table at {symtab}, file of {file_len} bytes"
         )));
     }
-    Ok((rows, events, symtab))
+    Ok((version, rows, events, symtab))
 }
 
 impl NativeReader {
@@ -397,7 +418,7 @@ impl NativeReader {
     }
 
     fn from_data(data: Data, path: &Path) -> Result<NativeReader, Error> {
-        let (rows, events, symtab) = parse_header(&data, data.len() as u64, path)?;
+        let (version, rows, events, symtab) = parse_header(&data, data.len() as u64, path)?;
         let symbols = read_symbols(&data[symtab as usize..]).ok_or_else(|| Error::Native {
             path: path.to_owned(),
             reason: "bad symbol table".into(),
@@ -405,8 +426,11 @@ impl NativeReader {
         Ok(NativeReader {
             path: path.to_owned(),
             data,
+            version,
+            end: symtab as usize,
             rows: rows as usize,
             events,
+            pos: HEADER_SIZE,
             next: 0,
             symbols,
             bids: Vec::with_capacity(1024),
@@ -438,14 +462,16 @@ impl NativeReader {
 
     /// Back to the first event (for repeated replays of the same data).
     pub fn rewind(&mut self) {
+        self.pos = HEADER_SIZE;
         self.next = 0;
         self.failed = false;
     }
 
+    /// The event row at byte `at`, if it ends before the rows do.
     #[inline(always)]
-    fn row(&self, i: usize) -> Option<&Row> {
-        let at = HEADER_SIZE + i * ROW_SIZE;
-        self.data.get(at..at + ROW_SIZE)?.try_into().ok()
+    fn row(&self, at: usize) -> Option<&Row> {
+        let rows = self.data.get(..self.end)?;
+        rows.get(at..at.checked_add(ROW_SIZE)?)?.try_into().ok()
     }
 
     fn corrupt(&mut self, row: usize, reason: String) -> Error {
@@ -456,38 +482,59 @@ impl NativeReader {
         }
     }
 
-    /// Reads `n_bids + n_asks` level rows of `kind` after the header row `at`.
+    /// Reads the `n_bids + n_asks` level rows from byte `self.pos` (after their event row,
+    /// row number `at`); `kind` is their kind in a version 1 file.
     fn read_levels(&mut self, at: usize, kind: u8, n_bids: u64, n_asks: u64) -> Result<(), Error> {
         self.bids.clear();
         self.asks.clear();
+        let stride = if self.version == 1 {
+            ROW_SIZE
+        } else {
+            LEVEL_ROW_SIZE
+        };
         let total = n_bids
             .checked_add(n_asks)
             .and_then(|n| usize::try_from(n).ok());
-        let end = total.and_then(|n| (at + 1).checked_add(n));
-        let Some(end) = end.filter(|&e| e <= self.rows) else {
+        let end = total
+            .and_then(|n| n.checked_mul(stride))
+            .and_then(|n| self.pos.checked_add(n));
+        let (Some(total), Some(end)) = (total, end.filter(|&e| e <= self.end)) else {
             return Err(self.corrupt(at, format!("{n_bids} + {n_asks} levels overrun the file")));
         };
         let n_bids = n_bids as usize;
-        for i in at + 1..end {
-            let Some(row) = self.row(i) else {
-                return Err(self.corrupt(i, "missing".into()));
-            };
-            let is_ask = row[1] & FLAG_ASK_OR_SELL != 0;
-            if row[0] != kind || is_ask != (i - at > n_bids) {
-                let (k, f) = (row[0], row[1]);
-                return Err(self.corrupt(
-                    i,
-                    format!("kind {k} flags {f} where a level of kind {kind} was due"),
-                ));
-            }
-            let level = Level::new(Price(le_i64(row, 24)), Qty(le_i64(row, 32)));
-            if is_ask {
-                self.asks.push(level);
-            } else {
-                self.bids.push(level);
+        let le = |b: &[u8], at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[at..at + 8]);
+            i64::from_le_bytes(w)
+        };
+        let rows = &self.data[self.pos..end];
+        if self.version != 1 {
+            let (bids, asks) = rows.split_at(n_bids * LEVEL_ROW_SIZE);
+            let level = |r: &[u8]| Level::new(Price(le(r, 0)), Qty(le(r, 8)));
+            self.bids
+                .extend(bids.chunks_exact(LEVEL_ROW_SIZE).map(level));
+            self.asks
+                .extend(asks.chunks_exact(LEVEL_ROW_SIZE).map(level));
+        } else {
+            for (i, row) in rows.chunks_exact(ROW_SIZE).enumerate() {
+                let is_ask = row[1] & FLAG_ASK_OR_SELL != 0;
+                if row[0] != kind || is_ask != (i >= n_bids) {
+                    let (k, f) = (row[0], row[1]);
+                    return Err(self.corrupt(
+                        at + 1 + i,
+                        format!("kind {k} flags {f} where a level of kind {kind} was due"),
+                    ));
+                }
+                let level = Level::new(Price(le(row, 24)), Qty(le(row, 32)));
+                if is_ask {
+                    self.asks.push(level);
+                } else {
+                    self.bids.push(level);
+                }
             }
         }
-        self.next = end;
+        self.pos = end;
+        self.next += total;
         Ok(())
     }
 
@@ -497,7 +544,11 @@ impl NativeReader {
             return None;
         }
         let at = self.next;
-        let row = *self.row(at)?;
+        let Some(&row) = self.row(self.pos) else {
+            return Some(Err(self.corrupt(at, "beyond the end of the rows".into())));
+        };
+        self.pos += ROW_SIZE;
+        self.next = at + 1;
         let header = row_header(&row);
         let f = |i: usize| le_u64(&row, 24 + 8 * i);
         let last = match row[0] {
@@ -521,29 +572,23 @@ impl NativeReader {
                     last_update_id: f(0),
                 }
             }
-            KIND_TRADE => {
-                self.next = at + 1;
-                Last::Trade(Trade {
-                    header,
-                    id: f(0),
-                    price: Price(f(1) as i64),
-                    qty: Qty(f(2) as i64),
-                    aggressor: if row[1] & FLAG_ASK_OR_SELL != 0 {
-                        Side::Sell
-                    } else {
-                        Side::Buy
-                    },
-                })
-            }
-            KIND_BBO => {
-                self.next = at + 1;
-                Last::Bbo(Bbo {
-                    header,
-                    update_id: f(0),
-                    bid: Level::new(Price(f(1) as i64), Qty(f(2) as i64)),
-                    ask: Level::new(Price(f(3) as i64), Qty(f(4) as i64)),
-                })
-            }
+            KIND_TRADE => Last::Trade(Trade {
+                header,
+                id: f(0),
+                price: Price(f(1) as i64),
+                qty: Qty(f(2) as i64),
+                aggressor: if row[1] & FLAG_ASK_OR_SELL != 0 {
+                    Side::Sell
+                } else {
+                    Side::Buy
+                },
+            }),
+            KIND_BBO => Last::Bbo(Bbo {
+                header,
+                update_id: f(0),
+                bid: Level::new(Price(f(1) as i64), Qty(f(2) as i64)),
+                ask: Level::new(Price(f(3) as i64), Qty(f(4) as i64)),
+            }),
             kind => {
                 return Some(Err(
                     self.corrupt(at, format!("unknown or stray row kind {kind}"))
@@ -665,12 +710,103 @@ mod tests {
 
     #[test]
     fn round_trips_every_kind() {
-        sample();
+        let bytes = sample();
+        // Level rows take 16 bytes: the header, 4 event rows, 4 level rows, the symbol table.
+        let symtab = HEADER_SIZE + 4 * ROW_SIZE + 4 * LEVEL_ROW_SIZE;
+        assert_eq!(bytes.len(), symtab + 4 + 2 * (4 + 1));
+        assert_eq!(&bytes[32..40], &(symtab as u64).to_le_bytes());
+    }
+
+    /// The sample's events as version 1 wrote them: 64-byte level rows.
+    fn sample_v1() -> Vec<u8> {
+        let h = |symbol| Header {
+            symbol,
+            exchange_ns: 5,
+            local_ns: -3,
+        };
+        let row = |kind, flags, header, f| {
+            encode_row(&RowFields {
+                kind,
+                flags,
+                header,
+                f,
+            })
+        };
+        let rows = [
+            row(KIND_SNAPSHOT, 0, h(0), [9, 0, 0, 2, 1]),
+            row(KIND_SNAPSHOT_LEVEL, 0, h(0), [100, 2, 0, 0, 0]),
+            row(KIND_SNAPSHOT_LEVEL, 0, h(0), [99, 0, 0, 0, 0]),
+            row(
+                KIND_SNAPSHOT_LEVEL,
+                FLAG_ASK_OR_SELL,
+                h(0),
+                [101, 7, 0, 0, 0],
+            ),
+            row(KIND_DEPTH, FLAG_HAS_PU, h(1), [10, 12, 9, 0, 1]),
+            row(KIND_DEPTH_LEVEL, FLAG_ASK_OR_SELL, h(1), [101, 7, 0, 0, 0]),
+            row(
+                KIND_TRADE,
+                FLAG_ASK_OR_SELL,
+                h(0),
+                [u64::MAX, i64::MAX as u64, 1, 0, 0],
+            ),
+            row(KIND_BBO, 0, h(1), [12, 100, 2, 101, 7]),
+        ];
+        let mut bytes = vec![0u8; HEADER_SIZE];
+        bytes[0..8].copy_from_slice(&MAGIC);
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        bytes[12..16].copy_from_slice(&(ROW_SIZE as u32).to_le_bytes());
+        bytes[16..24].copy_from_slice(&8u64.to_le_bytes());
+        bytes[24..32].copy_from_slice(&4u64.to_le_bytes());
+        bytes[32..40].copy_from_slice(&((HEADER_SIZE + 8 * ROW_SIZE) as u64).to_le_bytes());
+        for r in rows {
+            bytes.extend_from_slice(&r);
+        }
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        for s in ["A", "B"] {
+            bytes.extend_from_slice(&1u32.to_le_bytes());
+            bytes.extend_from_slice(s.as_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn version_1_files_still_replay() {
+        let events = |bytes: Vec<u8>| {
+            let mut r =
+                NativeReader::from_bytes(bytes, Path::new("t")).unwrap_or_else(|e| panic!("{e}"));
+            let mut out = Vec::new();
+            while let Some(e) = r.next_event() {
+                out.push(format!("{:?}", e.unwrap_or_else(|e| panic!("{e}"))));
+            }
+            (out, r.progress(), r.symbols().to_vec())
+        };
+        let (v1, v2) = (events(sample_v1()), events(sample()));
+        assert_eq!(v1.0.len(), 4);
+        assert_eq!(v1, v2);
+        // A version 1 level row of the wrong side is reported, not misread.
+        let mut bad = sample_v1();
+        bad[HEADER_SIZE + ROW_SIZE + 1] = FLAG_ASK_OR_SELL;
+        let mut r = NativeReader::from_bytes(bad, Path::new("t")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(r.next_event(), Some(Err(Error::Native { .. }))));
     }
 
     #[test]
     fn corrupt_files_are_errors_not_panics() {
+        corrupt_copies_are_errors_not_panics(sample_v1());
         let bytes = sample();
+        corrupt_copies_are_errors_not_panics(bytes.clone());
+        let mut b = bytes.clone();
+        b[0] = b'X';
+        assert!(NativeReader::from_bytes(b, Path::new("t")).is_err());
+        let mut b = bytes;
+        b[HEADER_SIZE] = 42;
+        let mut r = NativeReader::from_bytes(b, Path::new("t")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(r.next_event(), Some(Err(Error::Native { .. }))));
+        assert!(r.next_event().is_none());
+    }
+
+    fn corrupt_copies_are_errors_not_panics(bytes: Vec<u8>) {
         for n in 0..bytes.len() {
             // A truncated file is refused up front or reads to an error/end, never panics.
             if let Ok(mut r) = NativeReader::from_bytes(bytes[..n].to_vec(), Path::new("t")) {
@@ -681,21 +817,14 @@ mod tests {
                 }
             }
         }
-        // Flip every byte of the rows: errors or different values, never a panic.
-        for i in HEADER_SIZE..bytes.len() {
+        // Flip every byte after the magic (header fields, rows, symbols): errors or different
+        // values, never a panic.
+        for i in MAGIC.len()..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0xff;
             if let Ok(mut r) = NativeReader::from_bytes(b, Path::new("t")) {
                 while r.next_event().is_some() {}
             }
         }
-        let mut b = bytes.clone();
-        b[0] = b'X';
-        assert!(NativeReader::from_bytes(b, Path::new("t")).is_err());
-        let mut b = bytes;
-        b[HEADER_SIZE] = 42;
-        let mut r = NativeReader::from_bytes(b, Path::new("t")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(r.next_event(), Some(Err(Error::Native { .. }))));
-        assert!(r.next_event().is_none());
     }
 }
