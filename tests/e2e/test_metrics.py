@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -406,3 +407,75 @@ def test_a_ring_too_small_for_the_market_raises_ring_overflow(
         assert f.snapshots > 1, f
         wait_live(env)
         assert env.stop("engine") == 0
+
+
+def sick_disk(tmp_path: Path) -> Path:
+    """tests/e2e/fsync_fault.c built with the C compiler every Rust build needs."""
+    cc = shutil.which("cc")
+    assert cc is not None, "no C compiler (cargo needs one to link): install gcc"
+    lib = tmp_path / "libfsync_fault.so"
+    src = ROOT / "tests/e2e/fsync_fault.c"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", lib, src, "-ldl"], check=True)
+    return lib
+
+
+def test_a_disk_that_hangs_then_fails_in_fsync_raises_the_journal_alerts(
+    tmp_path: Path, prometheus_for: Any
+) -> None:
+    """PyRtJournalLag and PyRtJournalFsyncFailed on a real engine whose journal disk goes bad:
+    fsync of the journal's files hangs, then fails with EIO, then works again (a preloaded
+    library, tests/e2e/fsync_fault.c, plays the disk). While fsync hangs the engine keeps
+    trading (its fsync runs on a thread of its own), the records wait and their age grows past
+    the interval + 2 s: PyRtJournalLag. A failed fsync is counted: PyRtJournalFsyncFailed. When
+    the disk is back, the next sync covers every record (nothing waits) and the engine stops
+    cleanly."""
+    rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
+    control = tmp_path / "disk"
+    control.write_text("ok")
+    env_vars = {
+        "LD_PRELOAD": str(sick_disk(tmp_path)),
+        "PYRT_FAULT_DIR": str(tmp_path / "journal"),
+        "PYRT_FAULT_CONTROL": str(control),
+    }
+    overrides = [
+        "deployment.engines.paper_1.journal.fsync=interval",
+        "deployment.engines.paper_1.journal.fsync_interval_ms=50",
+        "deployment.engines.paper_1.metrics.tick_to_order_p99_alert_us=10000000",
+    ]
+    with live(tmp_path, *overrides) as env:
+        env.start_sim()
+        env.start_engine(env=env_vars)
+        prom: Prometheus = prometheus_for(env, rules)
+        wait_live(env)
+        wait_for(lambda: counters(env.heartbeat()).get("orders_sent", 0) > 0, 30, "an order")
+
+        def pending(name: str) -> bool:
+            return bool(prom.query(f'max_over_time(ALERTS{{alertname="{name}"}}[10m])'))
+
+        assert samples(scrape(env))["rt_journal_fsync_errors_total"] == 0
+        control.write_text("stall")
+        before = counters(env.heartbeat())["orders_sent"]
+        wait_for(lambda: pending("PyRtJournalLag"), 60, "PyRtJournalLag", 0.5)
+        page = samples(scrape(env))
+        assert page["rt_journal_unsynced_age_seconds"] > 2.05, page
+        assert page["rt_journal_unsynced_records"] > 0, page
+        # Trading went on while the disk hung: orders were sent and journaled meanwhile.
+        hb = counters(env.heartbeat())
+        assert hb["orders_sent"] > before, (before, hb)
+        assert not pending("PyRtJournalFsyncFailed")
+
+        control.write_text("fail")
+        wait_for(lambda: pending("PyRtJournalFsyncFailed"), 60, "PyRtJournalFsyncFailed", 0.5)
+        page = samples(scrape(env))
+        assert page["rt_journal_fsync_errors_total"] >= 1, page
+        assert page["rt_journal_unsynced_records"] > 0, page
+
+        control.write_text("ok")
+        wait_for(
+            lambda: samples(scrape(env))["rt_journal_unsynced_records"] == 0,
+            30,
+            "the journal synced again",
+        )
+        assert env.stop("engine") == 0
+        engine_log = env.procs["engine"].text()
+        assert "journal: fsync: Input/output error" in engine_log, engine_log[-2000:]
