@@ -528,6 +528,41 @@ def baseline(
 
 
 @app.command()
+def refresh(
+    overrides: Overrides = None,
+    exchange: Annotated[
+        str | None,
+        typer.Option("--exchange", help="exchange to refresh (default: the only one)"),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="write nothing; exit 0 when the config holds what the venue serves, "
+            "2 when it differs, 1 on an error",
+        ),
+    ] = False,
+    fmt: FormatOpt = Format.text,
+    root: RootOpt = None,
+) -> None:
+    """Bring an exchange's instrument metadata in conf/ in line with what the venue serves now
+    (OKX, Kraken: the metadata file; Binance: the filters in the exchange's YAML), so the
+    change goes through a plan (docs/venues.md)."""
+    from appliance.config import refresh as refresh_mod
+
+    try:
+        out = refresh_mod.refresh(_root(root), overrides or [], exchange, check)
+    except ConfigError as err:
+        raise _fail(err, fmt, 1) from None
+    if fmt is Format.json:
+        typer.echo(jsonout.dumps(refresh_mod.to_json(out, check), indent=2, sort_keys=True))
+    else:
+        typer.echo(refresh_mod.report(out, check))
+    if check and out.differs:
+        raise typer.Exit(2)
+
+
+@app.command()
 def features(
     overrides: Overrides = None,
     set_name: Annotated[

@@ -132,6 +132,18 @@ def test_an_instrument_the_venue_lists_as_not_trading(
     assert "UNI-USD-SWAP in okx_instruments.json as 'suspend', not trading" in message
 
 
+def test_a_metadata_file_with_a_malformed_row_is_a_diagnostic_not_a_crash(
+    venues: Path, cli: Callable[..., Run]
+) -> None:
+    pairs = json.loads((ROOT / "data/kraken/asset_pairs.json").read_text())
+    del next(iter(pairs.values()))["pair_decimals"]
+    (venues / "pairs.json").write_text(json.dumps(pairs))
+    _edit_exchange(venues, "kraken", lambda d: d.update(metadata="pairs.json"))
+    path, rule = "exchanges.kraken.metadata", "exchange.metadata_file"
+    message = _only(cli, venues, path, rule, "pairs.json", "conf/exchange/kraken.yaml")
+    assert "not kraken's metadata format (KeyError: 'pair_decimals')" in message, message
+
+
 def test_a_tick_size_that_differs_from_the_venue(venues: Path, cli: Callable[..., Run]) -> None:
     _edit_exchange(venues, "kraken", lambda d: d["instruments"]["XBTCHF"].update(tick_size="0.01"))
     path, rule = "exchanges.kraken.instruments.XBTCHF.tick_size", "instrument.venue_filter"

@@ -83,8 +83,14 @@ def load_metadata(venue: str, path: Path) -> dict[str, VenueInstrument]:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MetadataError(f"cannot be read as JSON: {exc}") from exc
+    return parse_metadata(venue, data)
+
+
+def parse_metadata(venue: str, data: Any) -> dict[str, VenueInstrument]:
+    """Config name -> the venue's instrument, from metadata already read as JSON."""
     try:
-        items = _okx(data) if venue == "okx" else _kraken(data)
+        # Materialised here: the readers are generators, whose errors come out while iterating.
+        items = list(_okx(data) if venue == "okx" else _kraken(data))
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
         raise MetadataError(f"not {venue}'s metadata format ({type(exc).__name__}: {exc})") from exc
     return {config_name(i.symbol): i for i in items}
@@ -211,12 +217,12 @@ def check_metadata(data: Mapping[str, Any], root: Path) -> Iterator[Diagnostic]:
         instruments = exchange.get("instruments")
         for symbol, body in (instruments if isinstance(instruments, dict) else {}).items():
             if isinstance(body, dict):
-                yield from _check_instrument(
+                yield from check_instrument(
                     f"exchanges.{name}.instruments.{symbol}", venue, text, str(symbol), body, listed
                 )
 
 
-def _check_instrument(
+def check_instrument(
     base: str,
     venue: str,
     file: str,

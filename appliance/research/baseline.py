@@ -42,7 +42,7 @@ from appliance.config.compiler import compile_config
 from appliance.config.compose import compose
 from appliance.config.diagnostics import ConfigError, Diagnostic
 from appliance.config.schema import ANOMALY_MD_RATE, format_decimal
-from appliance.research.model import write_atomic
+from appliance.files import write_atomic
 
 # The engine's own thresholds (engine/runtime/src/anomaly.rs MIN_ORDERS, MIN_MESSAGES): a
 # window the engine would not measure does not shape the range either.

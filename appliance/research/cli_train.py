@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from appliance.config.diagnostics import ConfigError, Diagnostic
+from appliance.files import write_atomic
 from appliance.research.cli_optimize import split_overrides
 
 
@@ -106,7 +107,7 @@ def run(root: Path, args: Sequence[str], out_dir: Path | None, as_json: bool) ->
     target = (out_dir or root / "models" / name).resolve()
     target.mkdir(parents=True, exist_ok=True)
     onnx_path = target / "model.onnx"
-    m.write_atomic(onnx_path, onnx_bytes)
+    write_atomic(onnx_path, onnx_bytes)
     rust_out = np.asarray(
         [row[0] for row in engine.onnx_predict(str(onnx_path), check_rows)], dtype=np.float64
     )
@@ -128,8 +129,8 @@ def run(root: Path, args: Sequence[str], out_dir: Path | None, as_json: bool) ->
     meta_bytes = (json.dumps(body, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
     # Every training keeps its model.json by sha256, so a plan that swaps this model out can
     # still say what the replaced one was (appliance/plan/models.py).
-    m.write_atomic(target / "history" / f"{body['sha256']}.json", meta_bytes)
-    m.write_atomic(target / "model.json", meta_bytes)
+    write_atomic(target / "history" / f"{body['sha256']}.json", meta_bytes)
+    write_atomic(target / "model.json", meta_bytes)
     summary = {
         "model": name,
         "written": [_rel(onnx_path, root), _rel(target / "model.json", root)],

@@ -68,6 +68,6 @@ def _metrics(values: dict[str, float | None]) -> str:
 
 def write(path: Path, text: str) -> None:
     """Atomically: a reader sees the old overlay or the new one, never half of one."""
-    from appliance.research.model import write_atomic
+    from appliance.files import write_atomic
 
     write_atomic(path, text.encode())
