@@ -6,10 +6,10 @@ only. This test greps the code (comments and `#[cfg(test)]` modules excluded: a 
 whose rule a module follows, a test may use a venue's fixture) of rt-core (which holds the
 strategies and risk) and rt-engine's runtime for venue-specific identifiers and URLs.
 
-Allow-list: `KNOWN` names the runtime files that still name Binance today, each with why; they
-are owned by the order-entry work and shrink as it moves Binance's request code behind
-`rt_venues::execution`. A file not listed that names a venue fails the test, and so does a
-listed file that no longer does (drop it from the list). The wiring that picks a venue's
+Allow-list: `KNOWN` names runtime files that still name a venue, each with why; it is empty
+(a venue's request code, rate-limit rules and account formats are behind rt-venues'
+interfaces). A file not listed that names a venue fails the test, and so does a listed file
+that no longer does (drop it from the list). The wiring that picks a venue's
 implementation by the manifest's `venue` enum lives in rt-venues (`market::for_exchange` for
 market data, `order_entry::for_exchange` for execution clients), so the runtime needs no
 exception for it.
@@ -29,14 +29,10 @@ VENUE = re.compile(
 
 SCOPES = (ROOT / "engine/core/src", ROOT / "engine/runtime/src")
 
-# Runtime files that still name Binance (relative to the repository), and why.
-KNOWN = {
-    "engine/runtime/src/http.rs": "reads Binance's rate-limit headers and error bodies "
-    "(binance_limits, binance_orders::ApiError)",
-    "engine/runtime/src/ratelimit.rs": "Binance's request weights and windows (binance_limits)",
-    "engine/runtime/src/reconcile.rs": "exchangeInfo filters and account balances at start "
-    "(binance_account)",
-}
+# Runtime files that still name a venue (relative to the repository), and why: none. Order
+# entry (`rt_venues::order_entry::for_exchange`), rate limits (`rt_venues::rate_limits`) and the
+# account's filters and balances (`rt_venues::execution`) are behind rt-venues' interfaces.
+KNOWN: dict[str, str] = {}
 
 
 def code_lines(path: Path) -> list[tuple[int, str]]:

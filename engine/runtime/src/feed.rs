@@ -99,6 +99,7 @@ impl FeedConfig {
             snapshot_limit: SNAPSHOT_LIMIT,
             limits: Arc::new(crate::ratelimit::VenueLimits::from_manifest(
                 &ex.rate_limits,
+                ex.venue,
             )),
         }
     }
@@ -789,6 +790,7 @@ mod tests {
                     orders_per_10s: 100,
                     orders_per_day: 1000,
                 },
+                venue,
             )),
         }
     }

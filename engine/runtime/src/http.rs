@@ -16,7 +16,7 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use rt_venues::binance_limits::{self as bl, Seen};
+use rt_venues::rate_limits::{Seen, UNMODELLED};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -260,8 +260,8 @@ impl Client {
             let (path, query) = path_and_query
                 .split_once('?')
                 .unwrap_or((path_and_query, ""));
-            let weight = bl::weight(method.as_str(), path, query);
-            let order = bl::is_new_order(method.as_str(), path);
+            let weight = limits.rules().weight(method.as_str(), path, query);
+            let order = limits.rules().is_new_order(method.as_str(), path);
             limits
                 .acquire(wall_ms(), weight, order)
                 .map_err(|refusal| HttpError::RateLimited {
@@ -292,7 +292,14 @@ impl Client {
         };
         let status = response.status().as_u16();
         let headers = response.headers();
-        let limits = Seen::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+        // Usage as the venue reports it (a client without limits reads `Retry-After` only).
+        let names = match &self.limits {
+            Some(l) => l.rules().headers(),
+            None => rt_venues::rate_limits::RateRules::headers(&UNMODELLED),
+        };
+        let limits = Seen::parse(names, |name| {
+            headers.get(name).and_then(|v| v.to_str().ok())
+        });
         let body = response
             .into_body()
             .collect()
@@ -316,15 +323,7 @@ impl Client {
         let Some(limits) = &self.limits else {
             return Answer::Fine;
         };
-        let code = match r.status {
-            429 | 418 => {
-                rt_venues::binance_orders::ApiError::parse(&String::from_utf8_lossy(&r.body))
-                    .ok()
-                    .map(|e| e.code)
-            }
-            _ => None,
-        };
-        limits.observe(wall_ms(), r.status, &r.limits, code)
+        limits.observe(wall_ms(), r.status, &r.limits, &r.body)
     }
 
     /// What the last answer did to the rate limits (a 429's back-off, a ban).

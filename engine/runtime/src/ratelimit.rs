@@ -3,9 +3,9 @@
 //! the venue's REST API (the gateway's connections, the feed's snapshot fetches).
 //!
 //! Every request through a limited [`crate::http::Client`] is weighed first
-//! ([`VenueLimits::acquire`], Binance's weights from `rt_venues::binance_limits`); one that
+//! ([`VenueLimits::acquire`], by the venue's rules: `rt_venues::rate_limits::for_venue`); one that
 //! would take the usage past the exchange's `rate_limits` is refused locally, before the venue
-//! would answer 429. Every answer's `X-MBX-USED-WEIGHT-1M` / `X-MBX-ORDER-COUNT-*` headers
+//! would answer 429. Every answer's usage headers (the venue's rules name them)
 //! raise the counts to what the venue counted ([`VenueLimits::observe`]: other clients of the
 //! same IP count too). A 429 starts a back-off of exactly `Retry-After` seconds (to the end of
 //! the limit's window when the venue gives none): no request goes out until it is over. A 418
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rt_venues::binance_limits::{self as bl, Interval, Limits, Seen, Usage, Windows};
+use rt_venues::rate_limits::{Interval, Limits, RateRules, Seen, Usage, Windows};
 
 /// Wall-clock milliseconds (the venue's windows are wall-clock intervals).
 pub fn wall_ms() -> u64 {
@@ -95,20 +95,34 @@ pub fn take_ban() -> bool {
 #[derive(Debug)]
 pub struct VenueLimits {
     limits: Limits,
+    /// The venue's weights, usage headers and answers.
+    rules: &'static dyn RateRules,
     inner: Mutex<Inner>,
 }
 
 impl VenueLimits {
-    /// The limits of an exchange's manifest `rate_limits`.
-    pub fn from_manifest(limits: &rt_manifest::model::RateLimits) -> VenueLimits {
-        VenueLimits::new(Limits::from_manifest(limits))
+    /// The limits of an exchange's manifest `rate_limits`, counted by `venue`'s rules.
+    pub fn from_manifest(
+        limits: &rt_manifest::model::RateLimits,
+        venue: rt_manifest::model::Venue,
+    ) -> VenueLimits {
+        VenueLimits::new(
+            Limits::from_manifest(limits),
+            rt_venues::rate_limits::for_venue(venue),
+        )
     }
 
-    pub fn new(limits: Limits) -> VenueLimits {
+    pub fn new(limits: Limits, rules: &'static dyn RateRules) -> VenueLimits {
         VenueLimits {
             limits,
+            rules,
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// The venue's rules (a request's weight, the usage headers).
+    pub fn rules(&self) -> &'static dyn RateRules {
+        self.rules
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -169,28 +183,23 @@ impl VenueLimits {
         }
     }
 
-    /// Takes in an answer: its usage headers, and a 429's or 418's `Retry-After`. `code` is the
-    /// error code of its body, if any (which limit a 429 without `Retry-After` is about).
-    pub fn observe(&self, now_ms: u64, status: u16, seen: &Seen, code: Option<i32>) -> Answer {
+    /// Takes in an answer: its usage headers, and a 429's or 418's `Retry-After`. `body` is
+    /// the answer's body (which limit a 429 without `Retry-After` is about, as the venue's
+    /// rules read it).
+    pub fn observe(&self, now_ms: u64, status: u16, seen: &Seen, body: &[u8]) -> Answer {
         let mut s = self.inner();
         s.windows.raise_to(now_ms, seen.usage());
         let told = seen.retry_after_s.map(|r| now_ms + r.saturating_mul(1000));
         match status {
             429 => {
-                let until = told.unwrap_or_else(|| {
-                    let interval = if code == Some(bl::TOO_MANY_ORDERS) {
-                        Interval::TenSeconds
-                    } else {
-                        Interval::Minute
-                    };
-                    interval.window_end(now_ms)
-                });
+                let until =
+                    told.unwrap_or_else(|| self.rules.throttled_interval(body).window_end(now_ms));
                 s.counts.throttled += 1;
                 s.backoff_until = s.backoff_until.max(until);
                 Answer::Throttled { until_ms: until }
             }
             418 => {
-                let until = told.unwrap_or(now_ms + bl::DEFAULT_BAN_MS);
+                let until = told.unwrap_or(now_ms + self.rules.default_ban_ms());
                 s.counts.banned += 1;
                 let known = now_ms < s.banned_until;
                 s.banned_until = s.banned_until.max(until);
@@ -274,13 +283,21 @@ mod tests {
     // 30 s into a minute, at the start of a 10 s window.
     const T: u64 = 1_700_000_070_000;
 
+    /// A Binance-shaped venue's (the sim's) limits.
     fn limits() -> VenueLimits {
-        VenueLimits::new(Limits {
+        let limits = Limits {
             weight_per_minute: 100,
             orders_per_10s: 2,
             orders_per_day: 1000,
-        })
+        };
+        VenueLimits::new(
+            limits,
+            rt_venues::rate_limits::for_venue(rt_manifest::model::Venue::Sim),
+        )
     }
+
+    const TOO_MUCH_WEIGHT: &[u8] = br#"{"code":-1003,"msg":"Too much request weight used"}"#;
+    const TOO_MANY_ORDERS: &[u8] = br#"{"code":-1015,"msg":"Too many new orders"}"#;
 
     fn seen(weight: u32, retry_after_s: Option<u64>) -> Seen {
         Seen {
@@ -295,7 +312,7 @@ mod tests {
         let l = limits();
         assert_eq!(l.acquire(T, 50, false), Ok(()));
         // The venue says more was used (another client of the IP): that counts.
-        assert_eq!(l.observe(T, 200, &seen(95, None), None), Answer::Fine);
+        assert_eq!(l.observe(T, 200, &seen(95, None), b""), Answer::Fine);
         assert_eq!(l.acquire(T, 5, false), Ok(()));
         assert_eq!(l.peek(T, 1, false), Err(Refusal::Limit(Interval::Minute)));
         assert_eq!(l.pressure(T).counts.refused, 0, "a peek counts nothing");
@@ -320,7 +337,7 @@ mod tests {
     #[test]
     fn a_429_backs_off_exactly_retry_after() {
         let l = limits();
-        let a = l.observe(T, 429, &seen(100, Some(3)), Some(bl::TOO_MUCH_WEIGHT));
+        let a = l.observe(T, 429, &seen(100, Some(3)), TOO_MUCH_WEIGHT);
         assert_eq!(a, Answer::Throttled { until_ms: T + 3000 });
         assert_eq!(
             l.acquire(T + 2999, 0, false),
@@ -331,7 +348,7 @@ mod tests {
         assert_eq!(l.acquire(T + 3000, 0, false), Ok(()));
         // No Retry-After: to the end of the limit's window.
         let l = limits();
-        let a = l.observe(T, 429, &Seen::default(), Some(bl::TOO_MANY_ORDERS));
+        let a = l.observe(T, 429, &Seen::default(), TOO_MANY_ORDERS);
         assert_eq!(
             a,
             Answer::Throttled {
@@ -339,7 +356,7 @@ mod tests {
             }
         );
         let l = limits();
-        let a = l.observe(T, 429, &Seen::default(), Some(bl::TOO_MUCH_WEIGHT));
+        let a = l.observe(T, 429, &Seen::default(), TOO_MUCH_WEIGHT);
         assert_eq!(
             a,
             Answer::Throttled {
@@ -351,7 +368,7 @@ mod tests {
     #[test]
     fn a_418_bans_until_retry_after_and_is_raised_once() {
         let l = limits();
-        let a = l.observe(T, 418, &seen(0, Some(60)), Some(bl::TOO_MUCH_WEIGHT));
+        let a = l.observe(T, 418, &seen(0, Some(60)), TOO_MUCH_WEIGHT);
         assert_eq!(
             a,
             Answer::Banned {
@@ -359,7 +376,7 @@ mod tests {
             }
         );
         assert_eq!(
-            l.observe(T + 1, 418, &seen(0, Some(60)), None),
+            l.observe(T + 1, 418, &seen(0, Some(60)), b""),
             Answer::StillBanned {
                 until_ms: T + 60_001
             }

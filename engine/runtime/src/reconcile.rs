@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use rt_manifest::model::{Exchange, MarginType, Reconcile};
 use rt_manifest::Manifest;
-use rt_venues::binance_account::{self as ba, Balance, SymbolFilters};
+use rt_venues::execution::{Balance, FilterMismatch, SymbolFilters};
 use rt_venues::execution::{Operation, Outcome};
 
 use crate::gateway::{now_ms, send_request, VenueConfig};
@@ -67,7 +67,7 @@ pub struct FilterProblem {
     pub exchange: String,
     pub symbol: String,
     /// `None`: the venue does not list the symbol.
-    pub mismatch: Option<ba::FilterMismatch>,
+    pub mismatch: Option<FilterMismatch>,
 }
 
 impl fmt::Display for FilterProblem {

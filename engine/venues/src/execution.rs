@@ -26,8 +26,6 @@ use std::fmt;
 
 use rt_core::{Cash, OrderKind, Price, Qty, Side};
 
-pub use crate::binance::account::SymbolFilters;
-
 /// An HTTP method of a venue request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
@@ -256,6 +254,55 @@ impl Balance {
 
 /// A fill on the private stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// A symbol's trading filters, in 10^-8 units (Binance's names for them; another venue's
+/// client fills in its equivalents).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolFilters {
+    pub symbol: String,
+    pub base_asset: String,
+    pub quote_asset: String,
+    /// `PRICE_FILTER.tickSize`.
+    pub tick_size: i64,
+    /// `LOT_SIZE.stepSize`.
+    pub step_size: i64,
+    /// `NOTIONAL.minNotional` (or `MIN_NOTIONAL.minNotional`); negative when the venue
+    /// publishes none (OKX), and then not compared.
+    pub min_notional: i64,
+}
+
+/// One filter that differs between the configuration and the venue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterMismatch {
+    /// `PRICE_FILTER.tickSize`, `LOT_SIZE.stepSize` or `NOTIONAL.minNotional`.
+    pub filter: &'static str,
+    pub configured: i64,
+    pub venue: i64,
+}
+
+impl SymbolFilters {
+    /// Every filter of `venue` that differs from `self` (the configuration).
+    pub fn mismatches(&self, venue: &SymbolFilters) -> Vec<FilterMismatch> {
+        [
+            ("PRICE_FILTER.tickSize", self.tick_size, venue.tick_size),
+            ("LOT_SIZE.stepSize", self.step_size, venue.step_size),
+            (
+                "NOTIONAL.minNotional",
+                self.min_notional,
+                venue.min_notional,
+            ),
+        ]
+        .into_iter()
+        // A negative venue figure: the venue publishes none (OKX's minimum notional).
+        .filter(|(_, c, v)| c != v && *v >= 0)
+        .map(|(filter, configured, venue)| FilterMismatch {
+            filter,
+            configured,
+            venue,
+        })
+        .collect()
+    }
+}
+
 pub struct VenueFill {
     pub trade_id: i64,
     pub price: Price,

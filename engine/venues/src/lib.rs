@@ -38,6 +38,7 @@ pub mod market;
 pub mod native;
 pub mod okx;
 pub mod order_entry;
+pub mod rate_limits;
 pub mod recording;
 pub mod replay;
 mod scan;

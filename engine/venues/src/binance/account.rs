@@ -33,7 +33,7 @@ pub enum AccountError {
     Decimal { name: String, value: String },
 }
 
-pub use crate::execution::Balance;
+pub use crate::execution::{Balance, FilterMismatch, SymbolFilters};
 
 /// The answer to `GET /api/v3/account`, as Binance writes it.
 pub fn format_account(balances: &[Balance], update_time_ms: u64) -> String {
@@ -98,54 +98,6 @@ pub fn parse_account(body: &str) -> Result<Vec<Balance>, AccountError> {
             })
         })
         .collect()
-}
-
-/// A symbol's trading filters, in 10^-8 units.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SymbolFilters {
-    pub symbol: String,
-    pub base_asset: String,
-    pub quote_asset: String,
-    /// `PRICE_FILTER.tickSize`.
-    pub tick_size: i64,
-    /// `LOT_SIZE.stepSize`.
-    pub step_size: i64,
-    /// `NOTIONAL.minNotional` (or `MIN_NOTIONAL.minNotional`); negative when the venue
-    /// publishes none (OKX), and then not compared.
-    pub min_notional: i64,
-}
-
-/// One filter that differs between the configuration and the venue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterMismatch {
-    /// `PRICE_FILTER.tickSize`, `LOT_SIZE.stepSize` or `NOTIONAL.minNotional`.
-    pub filter: &'static str,
-    pub configured: i64,
-    pub venue: i64,
-}
-
-impl SymbolFilters {
-    /// Every filter of `venue` that differs from `self` (the configuration).
-    pub fn mismatches(&self, venue: &SymbolFilters) -> Vec<FilterMismatch> {
-        [
-            ("PRICE_FILTER.tickSize", self.tick_size, venue.tick_size),
-            ("LOT_SIZE.stepSize", self.step_size, venue.step_size),
-            (
-                "NOTIONAL.minNotional",
-                self.min_notional,
-                venue.min_notional,
-            ),
-        ]
-        .into_iter()
-        // A negative venue figure: the venue publishes none (OKX's minimum notional).
-        .filter(|(_, c, v)| c != v && *v >= 0)
-        .map(|(filter, configured, venue)| FilterMismatch {
-            filter,
-            configured,
-            venue,
-        })
-        .collect()
-    }
 }
 
 /// The answer to `GET /api/v3/exchangeInfo` for these symbols, as Binance writes it.

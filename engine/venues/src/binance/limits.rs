@@ -17,6 +17,7 @@
 //! interval counters are.
 
 use super::errors::ApiError;
+pub use crate::rate_limits::{Interval, Limits, RateRules, Seen, Usage, UsageHeaders, Windows};
 
 /// Header names (lower case, as HTTP/1.1 header names compare; Binance writes them upper case).
 pub const USED_WEIGHT_1M: &str = "x-mbx-used-weight-1m";
@@ -77,175 +78,46 @@ pub fn is_new_order(method: &str, path: &str) -> bool {
     method == "POST" && (path == "/api/v3/order" || path == "/fapi/v1/order")
 }
 
-/// The exchange's limits (`exchanges.<name>.rate_limits`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub weight_per_minute: u32,
-    pub orders_per_10s: u32,
-    pub orders_per_day: u32,
-}
+/// The usage headers Binance writes (the generic accounting reads them through [`RULES`]).
+pub const HEADERS: UsageHeaders = UsageHeaders {
+    weight_1m: Some(USED_WEIGHT_1M),
+    orders_10s: Some(ORDER_COUNT_10S),
+    orders_1d: Some(ORDER_COUNT_1D),
+    retry_after: RETRY_AFTER,
+};
 
-impl Limits {
-    pub fn from_manifest(r: &rt_manifest::model::RateLimits) -> Limits {
-        Limits {
-            weight_per_minute: r.request_weight_per_minute,
-            orders_per_10s: r.orders_per_10s,
-            orders_per_day: r.orders_per_day,
-        }
-    }
-}
+/// Binance's rules for the runtime's rate-limit accounting (Spot, USD-M and the sim, which
+/// serves them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BinanceRules;
 
-/// One of the limited intervals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interval {
-    /// Request weight per minute.
-    Minute,
-    /// New orders per 10 seconds.
-    TenSeconds,
-    /// New orders per UTC day.
-    Day,
-}
+/// The one instance.
+pub static RULES: BinanceRules = BinanceRules;
 
-impl Interval {
-    pub const fn ms(self) -> u64 {
-        match self {
-            Interval::Minute => 60_000,
-            Interval::TenSeconds => 10_000,
-            Interval::Day => 86_400_000,
-        }
+impl RateRules for BinanceRules {
+    fn weight(&self, method: &str, path: &str, query: &str) -> u32 {
+        weight(method, path, query)
     }
 
-    /// When the window holding `now_ms` ends.
-    pub const fn window_end(self, now_ms: u64) -> u64 {
-        (now_ms / self.ms() + 1) * self.ms()
+    fn is_new_order(&self, method: &str, path: &str) -> bool {
+        is_new_order(method, path)
     }
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Interval::Minute => "1 MINUTE",
-            Interval::TenSeconds => "10 SECOND",
-            Interval::Day => "1 DAY",
-        }
+    fn headers(&self) -> &UsageHeaders {
+        &HEADERS
     }
-}
 
-/// What was used in the current windows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub weight_1m: u32,
-    pub orders_10s: u32,
-    pub orders_1d: u32,
-}
-
-/// The usage in fixed windows: counters reset when their window changes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Windows {
-    /// Window numbers (`now_ms / interval`) the counters belong to.
-    minute: u64,
-    ten_s: u64,
-    day: u64,
-    usage: Usage,
-}
-
-impl Windows {
-    fn roll(&mut self, now_ms: u64) {
-        let (m, t, d) = (
-            now_ms / Interval::Minute.ms(),
-            now_ms / Interval::TenSeconds.ms(),
-            now_ms / Interval::Day.ms(),
-        );
-        if m != self.minute {
-            self.minute = m;
-            self.usage.weight_1m = 0;
-        }
-        if t != self.ten_s {
-            self.ten_s = t;
-            self.usage.orders_10s = 0;
-        }
-        if d != self.day {
-            self.day = d;
-            self.usage.orders_1d = 0;
+    /// `-1015` (too many new orders) is about the 10 s order window; anything else (`-1003`)
+    /// about the weight per minute.
+    fn throttled_interval(&self, body: &[u8]) -> Interval {
+        match ApiError::parse(&String::from_utf8_lossy(body)) {
+            Ok(e) if e.code == TOO_MANY_ORDERS => Interval::TenSeconds,
+            _ => Interval::Minute,
         }
     }
 
-    /// The usage of the windows holding `now_ms`.
-    pub fn usage(&mut self, now_ms: u64) -> Usage {
-        self.roll(now_ms);
-        self.usage
-    }
-
-    /// Counts a request of `weight` (and a new order when `order`).
-    pub fn add(&mut self, now_ms: u64, weight: u32, order: bool) {
-        self.roll(now_ms);
-        let u = &mut self.usage;
-        u.weight_1m = u.weight_1m.saturating_add(weight);
-        if order {
-            u.orders_10s = u.orders_10s.saturating_add(1);
-            u.orders_1d = u.orders_1d.saturating_add(1);
-        }
-    }
-
-    /// Sets the counters to `usage` where it says more (what the venue reported, or another
-    /// client of the same IP or account used).
-    pub fn raise_to(&mut self, now_ms: u64, usage: Usage) {
-        self.roll(now_ms);
-        let u = &mut self.usage;
-        u.weight_1m = u.weight_1m.max(usage.weight_1m);
-        u.orders_10s = u.orders_10s.max(usage.orders_10s);
-        u.orders_1d = u.orders_1d.max(usage.orders_1d);
-    }
-
-    /// The limit that a request of `weight` (a new order when `order`) would exceed now.
-    pub fn would_exceed(
-        &mut self,
-        now_ms: u64,
-        limits: &Limits,
-        weight: u32,
-        order: bool,
-    ) -> Option<Interval> {
-        let u = self.usage(now_ms);
-        if u64::from(u.weight_1m) + u64::from(weight) > u64::from(limits.weight_per_minute) {
-            Some(Interval::Minute)
-        } else if order && u.orders_10s >= limits.orders_per_10s {
-            Some(Interval::TenSeconds)
-        } else if order && u.orders_1d >= limits.orders_per_day {
-            Some(Interval::Day)
-        } else {
-            None
-        }
-    }
-}
-
-/// The rate-limit headers of a response.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Seen {
-    pub weight_1m: Option<u32>,
-    pub orders_10s: Option<u32>,
-    pub orders_1d: Option<u32>,
-    /// `Retry-After`, in seconds.
-    pub retry_after_s: Option<u64>,
-}
-
-impl Seen {
-    /// Reads the headers through `get` (a header's value by lower-case name).
-    pub fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Seen {
-        let num = |name: &str| get(name).and_then(|v| v.trim().parse::<u64>().ok());
-        let small = |name: &str| num(name).map(|v| u32::try_from(v).unwrap_or(u32::MAX));
-        Seen {
-            weight_1m: small(USED_WEIGHT_1M),
-            orders_10s: small(ORDER_COUNT_10S),
-            orders_1d: small(ORDER_COUNT_1D),
-            retry_after_s: num(RETRY_AFTER),
-        }
-    }
-
-    /// The usage the headers report (0 where they say nothing).
-    pub fn usage(&self) -> Usage {
-        Usage {
-            weight_1m: self.weight_1m.unwrap_or(0),
-            orders_10s: self.orders_10s.unwrap_or(0),
-            orders_1d: self.orders_1d.unwrap_or(0),
-        }
+    fn default_ban_ms(&self) -> u64 {
+        DEFAULT_BAN_MS
     }
 }
 
@@ -376,7 +248,9 @@ mod tests {
             (ORDER_COUNT_10S, "3"),
             (RETRY_AFTER, "12"),
         ];
-        let seen = Seen::parse(|n| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v));
+        let seen = Seen::parse(&HEADERS, |n| {
+            headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
+        });
         assert_eq!(seen.weight_1m, Some(57));
         assert_eq!(seen.orders_10s, Some(3));
         assert_eq!(seen.orders_1d, None);
