@@ -325,7 +325,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         // One account of the venue's rate limits for its feed and its gateway (one IP).
         let limits = feed.limits.clone();
         feeds.push(feed);
-        if !rt_venues::market::has_order_entry(ex.venue) {
+        let traded = manifest.strategies.values().any(|st| st.exchange == *name);
+        if !rt_venues::market::order_entry_wanted(ex.venue, traded) {
             // Market data only (signals, recording): no gateway venue, account or user stream.
             continue;
         }
@@ -336,6 +337,12 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                     &c.api_secret,
                     &format!("exchanges.{name}.credentials.api_secret"),
                 )?,
+                // A venue that signs with a passphrase too (a reference, like the others).
+                passphrase: c
+                    .passphrase
+                    .as_deref()
+                    .map(|p| resolve_secret(p, &format!("exchanges.{name}.credentials.passphrase")))
+                    .transpose()?,
             }),
             None if live => bail!("exchanges.{name}.credentials: live trading needs credentials"),
             None => None,

@@ -140,6 +140,8 @@ pub(crate) struct BookVenue {
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<Published>>,
     counters: Counters,
+    /// OKX order entry on these books (`okx_orders`): every replayed frame, as recorded.
+    desk: std::sync::OnceLock<Arc<crate::okx_orders::OkxDesk>>,
 }
 
 impl std::fmt::Debug for BookVenue {
@@ -215,6 +217,15 @@ impl BookVenues {
             venues.push(Arc::new(BookVenue::load(dialect, path, speed)?));
         }
         Ok(BookVenues { venues })
+    }
+
+    /// Feeds the replayed books of `venue` to its order entry (`okx_orders`); `false` when
+    /// the sim replays no books of that venue.
+    pub fn attach_desk(&self, venue: &str, desk: Arc<crate::okx_orders::OkxDesk>) -> bool {
+        self.venues
+            .iter()
+            .find(|v| v.dialect.name() == venue)
+            .is_some_and(|v| v.desk.set(desk).is_ok())
     }
 
     /// The venue served at WebSocket path `path`.
@@ -389,6 +400,7 @@ impl BookVenue {
             speed,
             tx,
             counters: Counters::default(),
+            desk: std::sync::OnceLock::new(),
         })
     }
 
@@ -414,6 +426,9 @@ impl BookVenue {
                 let mut state = self.lock();
                 // The sim's own book takes the message as recorded.
                 self.dialect.read(bytes, &mut state.books);
+                if let Some(desk) = self.desk.get() {
+                    desk.on_frame(bytes);
+                }
                 if let Some(ts) = info.ts_ms {
                     state.ts_ms = ts;
                 }

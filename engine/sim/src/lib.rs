@@ -51,6 +51,7 @@ pub mod futures_account;
 mod kraken;
 mod limits;
 mod okx;
+mod okx_orders;
 mod server;
 pub mod venue;
 
@@ -245,6 +246,9 @@ pub(crate) struct Config {
     pub exit_at_end: bool,
     /// OKX and Kraken books served beside Binance's (`books`).
     pub books: books::BookVenues,
+    /// OKX order entry on the OKX books (`okx_orders`), for a manifest OKX exchange whose
+    /// `endpoints.rest` is the sim's.
+    pub okx: Option<Arc<okx_orders::OkxDesk>>,
 }
 
 /// A bound simulator, ready to [`run`](Sim::run).
@@ -305,6 +309,11 @@ impl Sim {
             .unwrap_or_else(|| PathBuf::from(&sim.capture));
         // Fail now, not after binding, when the capture cannot be read.
         rt_venues::FrameReader::open(&capture)?;
+        let books = books::BookVenues::load(
+            &books::captures(manifest, ws_addr, &opts.book_captures),
+            opts.speed.unwrap_or(Speed::from_fixed(sim.speed)),
+        )?;
+        let okx = okx_desk(manifest, rest_addr, &books)?;
         let config = Config {
             exchange_name: exchange.to_owned(),
             exchange: ex.clone(),
@@ -314,10 +323,8 @@ impl Sim {
             credentials,
             faults: opts.faults,
             exit_at_end: opts.exit_at_end,
-            books: books::BookVenues::load(
-                &books::captures(manifest, ws_addr, &opts.book_captures),
-                opts.speed.unwrap_or(Speed::from_fixed(sim.speed)),
-            )?,
+            books,
+            okx,
         };
         let bind = |addr: SocketAddr| -> Result<(TcpListener, SocketAddr), SimError> {
             let listener =
@@ -444,6 +451,44 @@ fn endpoint(
 }
 
 /// Resolves `env:NAME` or `file:PATH`. The error names the reference, never the value.
+/// OKX order entry for the manifest's OKX exchange whose `endpoints.rest` is the sim's REST
+/// address `rest`, on the OKX books the sim replays; its credentials (key, secret, passphrase)
+/// verify requests when it has them.
+fn okx_desk(
+    manifest: &Manifest,
+    rest: SocketAddr,
+    books: &books::BookVenues,
+) -> Result<Option<Arc<okx_orders::OkxDesk>>, SimError> {
+    for (name, ex) in &manifest.exchanges {
+        let here = endpoint(name, "rest", &ex.endpoints.rest, "http://")
+            .is_ok_and(|addr| addr == rest && addr.port() != 0);
+        if ex.venue != VenueKind::Okx || !here {
+            continue;
+        }
+        let keys = match &ex.credentials {
+            None => None,
+            Some(c) => Some(okx_orders::OkxKeys {
+                key: resolve(name, "api_key", &c.api_key)?,
+                secret: resolve(name, "api_secret", &c.api_secret)?.into_bytes(),
+                passphrase: resolve(name, "passphrase", c.passphrase.as_deref().unwrap_or(""))?,
+            }),
+        };
+        let desk = Arc::new(okx_orders::OkxDesk::new(ex, keys)?);
+        if !books.attach_desk("okx", Arc::clone(&desk)) {
+            return Err(SimError::Endpoint {
+                exchange: name.clone(),
+                key: "ws",
+                url: ex.endpoints.ws.clone(),
+                reason: "OKX order entry on the sim needs its OKX books: the same WebSocket \
+                         address as the sim's"
+                    .into(),
+            });
+        }
+        return Ok(Some(desk));
+    }
+    Ok(None)
+}
+
 fn resolve(exchange: &str, field: &'static str, reference: &str) -> Result<String, SimError> {
     let fail = |reason: String| SimError::Credentials {
         exchange: exchange.to_owned(),

@@ -134,6 +134,8 @@ struct Shared {
     meter: Mutex<Meter>,
     /// OKX and Kraken books served beside Binance's (`books`).
     books: crate::books::BookVenues,
+    /// OKX order entry (`okx_orders`): `/api/v5/...` and `/ws/v5/private`.
+    okx: Option<Arc<crate::okx_orders::OkxDesk>>,
 }
 
 impl Shared {
@@ -284,6 +286,7 @@ async fn serve(
             &config.exchange.rate_limits,
         ))),
         books: config.books.clone(),
+        okx: config.okx.clone(),
     });
     let ws_task = tokio::spawn(accept_ws(Arc::clone(&shared), ws));
     let rest_task = tokio::spawn(accept_rest(Arc::clone(&shared), rest));
@@ -863,6 +866,9 @@ fn wall_ms() -> u64 {
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
     bump(&shared.counters.http_requests);
+    if let (Some(desk), true) = (&shared.okx, req.uri().path().starts_with("/api/v5/")) {
+        return okx_request(desk, req).await;
+    }
     // Venue requests are weighed (the sim's admin endpoints are not).
     let verdict = (!req.uri().path().starts_with("/sim/")).then(|| {
         shared.meter().admit(
@@ -905,6 +911,30 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
         }
     }
     reply
+}
+
+/// An OKX request, answered by the OKX desk (OKX's own format; not weighed by Binance's
+/// limits).
+async fn okx_request(desk: &crate::okx_orders::OkxDesk, req: Request<Incoming>) -> Reply {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let headers = req.headers().clone();
+    let (status, body) = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let body = String::from_utf8_lossy(&bytes);
+            let header = |name: &str| -> Option<String> {
+                Some(headers.get(name)?.to_str().ok()?.to_owned())
+            };
+            desk.handle(&method, &path, &query, &body, &header)
+        }
+        Err(_) => (
+            400,
+            rt_venues::okx::execution::answer(50000, "Body cannot be empty", Vec::new()),
+        ),
+    };
+    json_reply(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)
 }
 
 fn set_header(reply: &mut Reply, name: &'static str, value: impl Into<u64>) {
@@ -1314,7 +1344,15 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     let mut sub = None;
     // OKX's and Kraken's paths are served by `books`.
     let mut books = None;
+    // OKX's private stream is served by `okx_orders`.
+    let mut okx = None;
     let callback = |req: &WsRequest, resp| match shared.books.route(req.uri().path()) {
+        _ if req.uri().path() == rt_venues::okx::execution::PRIVATE_PATH
+            && shared.okx.is_some() =>
+        {
+            okx = shared.okx.clone();
+            Ok(resp)
+        }
         Some(venue) => {
             books = Some(venue);
             Ok(resp)
@@ -1336,6 +1374,9 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     };
     if let Some(venue) = books {
         return venue.serve(ws).await;
+    }
+    if let Some(desk) = okx {
+        return desk.serve(ws).await;
     }
     let Some(mut sub) = sub else {
         return;

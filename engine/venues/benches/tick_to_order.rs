@@ -153,6 +153,7 @@ fn measure(
         Some(Credentials {
             key: "bench-key".to_owned(),
             secret: String::from_utf8_lossy(secret).into_owned(),
+            passphrase: None,
         }),
         None,
     );

@@ -72,6 +72,8 @@ impl VenueRequest {
 pub struct Credentials {
     pub key: String,
     pub secret: String,
+    /// OKX's API passphrase (`None` on Binance).
+    pub passphrase: Option<String>,
 }
 
 impl fmt::Debug for Credentials {

@@ -196,12 +196,21 @@ pub fn for_venue<S: AsRef<str>>(
 }
 
 /// Whether the engine has order entry on `venue` (a gateway venue, an account, a user stream):
-/// OKX and Kraken are read for their market data only in this version.
+/// OKX spot has (`okx::execution`; the manifest refuses a strategy on an OKX swap or futures),
+/// Kraken is read for its market data only in this version.
 pub const fn has_order_entry(venue: VenueKind) -> bool {
     match venue {
-        VenueKind::BinanceSpot | VenueKind::BinanceUsdm | VenueKind::Sim => true,
-        VenueKind::Okx | VenueKind::Kraken => false,
+        VenueKind::BinanceSpot | VenueKind::BinanceUsdm | VenueKind::Sim | VenueKind::Okx => true,
+        VenueKind::Kraken => false,
     }
+}
+
+/// Whether an engine opens order entry (a gateway venue, its private stream and account) on an
+/// exchange of `venue` that a strategy of the engine trades (`traded`) or not: always where
+/// the venue has order entry, but on OKX only when traded (an engine may read OKX's market
+/// data without an account).
+pub const fn order_entry_wanted(venue: VenueKind, traded: bool) -> bool {
+    has_order_entry(venue) && (traded || !matches!(venue, VenueKind::Okx))
 }
 
 /// Binance Spot and USD-M market data: the combined stream of every instrument's depth diffs,

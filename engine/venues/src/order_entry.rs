@@ -9,12 +9,15 @@ use rt_manifest::model::{Exchange, Market, SelfTradePrevention, Venue as VenueKi
 use crate::binance::{SpotExecution, USdmExecution};
 use crate::binance_orders::StpMode;
 use crate::execution::{Credentials, ExecutionClient};
+use crate::okx::execution::{OkxCredentials, OkxExecution};
 
 /// Why an exchange has no execution client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrderEntryError {
     #[error("{venue}: this venue has no order entry (market data only)")]
     NoOrderEntry { venue: &'static str },
+    #[error("credentials.passphrase: OKX signs with a passphrase besides the key and the secret")]
+    NoPassphrase,
 }
 
 /// The execution client of `exchange`, signing with `credentials` (`None`: a venue that needs
@@ -35,7 +38,19 @@ pub fn for_exchange(
                 ),
             })
         }
-        VenueKind::Okx | VenueKind::Kraken => Err(OrderEntryError::NoOrderEntry {
+        // OKX v5 spot (`okx::execution`).
+        VenueKind::Okx => {
+            let credentials = match credentials {
+                None => None,
+                Some(c) => Some(OkxCredentials {
+                    passphrase: c.passphrase.ok_or(OrderEntryError::NoPassphrase)?,
+                    key: c.key,
+                    secret: c.secret,
+                }),
+            };
+            Ok(Arc::new(OkxExecution::for_exchange(exchange, credentials)))
+        }
+        VenueKind::Kraken => Err(OrderEntryError::NoOrderEntry {
             venue: exchange.venue.as_str(),
         }),
     }
@@ -100,10 +115,29 @@ mod tests {
     #[test]
     fn venues_without_order_entry_are_refused_by_name() {
         let mut ex = exchange();
-        for (venue, name) in [(VenueKind::Okx, "okx"), (VenueKind::Kraken, "kraken")] {
-            ex.venue = venue;
-            let e = for_exchange(&ex, None).expect_err("no order entry");
-            assert_eq!(e, OrderEntryError::NoOrderEntry { venue: name });
-        }
+        ex.venue = VenueKind::Kraken;
+        let e = for_exchange(&ex, None).expect_err("no order entry");
+        assert_eq!(e, OrderEntryError::NoOrderEntry { venue: "kraken" });
+    }
+
+    #[test]
+    fn okx_signs_with_its_passphrase() {
+        let mut ex = exchange();
+        ex.venue = VenueKind::Okx;
+        let okx = for_exchange(&ex, None).expect("okx");
+        assert_eq!(okx.venue(), "okx");
+        let mut c = Credentials {
+            key: "k".into(),
+            secret: "s".into(),
+            passphrase: None,
+        };
+        let e = for_exchange(&ex, Some(c.clone())).expect_err("no passphrase");
+        assert_eq!(e, OrderEntryError::NoPassphrase);
+        c.passphrase = Some("p".into());
+        let okx = for_exchange(&ex, Some(c)).expect("okx");
+        let r = okx.balances(1);
+        assert!(r
+            .headers
+            .contains(&(crate::okx::signing::PASSPHRASE_HEADER, "p".to_owned())));
     }
 }

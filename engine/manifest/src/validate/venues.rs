@@ -6,7 +6,8 @@
 //! `book`/`trade` through `rt_venues::market`, books verified by the venues' checksums), for
 //! signals and recording; what it may not do:
 //!
-//! - OKX order entry is not built: `strategy.okx_order_entry`;
+//! - OKX order entry covers spot instruments only (`rt_venues::okx::execution`): a strategy on
+//!   an OKX swap or futures is refused, `strategy.okx_order_entry`;
 //! - no account is read on either (balances reconciled): `exchange.market_data_only` for a
 //!   `reconcile` section, and for Kraken credentials;
 //! - Kraken is market data only: `strategy.kraken_market_data_only`;
@@ -230,15 +231,33 @@ impl Checker {
     /// What this version cannot do with a strategy on an OKX or Kraken exchange.
     pub(super) fn venue_strategy(&mut self, name: &str, strategy: &Strategy, exchange: &Exchange) {
         match exchange.venue {
-            Venue::Okx => self.fail(
-                "strategy.okx_order_entry",
-                format_args!("strategies.{name}.exchange"),
-                format_args!(
-                    "{}: OKX order entry (login, request signing, the orders channel) is not \
-                     available yet in this version, and every strategy kind sends orders",
-                    strategy.exchange
-                ),
-            ),
+            Venue::Okx => {
+                let derivatives: Vec<&str> = strategy
+                    .instruments
+                    .iter()
+                    .filter(|symbol| {
+                        exchange
+                            .instruments
+                            .get(*symbol)
+                            .and_then(|inst| inst.listing.as_ref())
+                            .is_some_and(|l| l.kind != InstrumentType::Spot)
+                    })
+                    .map(String::as_str)
+                    .collect();
+                if !derivatives.is_empty() {
+                    self.fail(
+                        "strategy.okx_order_entry",
+                        format_args!("strategies.{name}.exchange"),
+                        format_args!(
+                            "{}: OKX order entry for swaps and futures ({}) is not available yet \
+                             in this version: it covers spot instruments only, and every \
+                             strategy kind sends orders",
+                            strategy.exchange,
+                            derivatives.join(", ")
+                        ),
+                    );
+                }
+            }
             Venue::Kraken => self.fail(
                 "strategy.kraken_market_data_only",
                 format_args!("strategies.{name}.exchange"),
@@ -451,16 +470,23 @@ mod tests {
     }
 
     #[test]
-    fn strategies_on_okx_or_kraken_are_refused_saying_why() {
+    fn strategies_on_okx_swaps_or_kraken_are_refused_saying_why() {
+        // OKX spot: order entry is there.
         let mut v = with_okx();
         v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
-        reports(
-            v,
-            &[(
-                "strategies.mm_btcusdt_spot.exchange",
-                "strategy.okx_order_entry",
-            )],
-        );
+        let manifest: Manifest = serde_json::from_value(v.clone()).expect("a manifest");
+        assert!(validate(&manifest)
+            .iter()
+            .all(|d| d.rule != "strategy.okx_order_entry"));
+        // A swap is not.
+        v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!(["UNIUSDSWAP"]);
+        let manifest: Manifest = serde_json::from_value(v).expect("a manifest");
+        let okx: Vec<_> = validate(&manifest)
+            .into_iter()
+            .filter(|x| x.rule == "strategy.okx_order_entry")
+            .collect();
+        assert_eq!(okx.len(), 1);
+        assert!(okx[0].message.contains("UNIUSDSWAP"), "{}", okx[0].message);
         let mut v = with_okx();
         v["exchanges"]["okx"]["venue"] = json!("kraken");
         v["exchanges"]["okx"]["credentials"] = Value::Null;

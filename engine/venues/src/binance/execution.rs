@@ -440,6 +440,7 @@ mod tests {
             Some(Credentials {
                 key: DOC_API_KEY.to_owned(),
                 secret: DOC_SECRET.to_owned(),
+                passphrase: None,
             }),
             Some(StpMode::ExpireMaker),
         )

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | place | `POST /api/v5/trade/order` `{"instId","tdMode":"cash","clOrdId","side","ordType","sz","px"}`; `ordType` `limit`, `post_only`, `ioc`, `market` (a spot market order states `tgtCcy":"base_ccy"`: OKX sizes a market buy in the quote currency otherwise) |
 //! | cancel | `POST /api/v5/trade/cancel-order` `{"instId","clOrdId"}` |
-//! | cancel several | `POST /api/v5/trade/cancel-batch-orders` `[{"instId","ordId"},..]` (at most 20): OKX has no cancel-all of a spot instrument, so the engine lists `GET /api/v5/trade/orders-pending?instType=SPOT&instId=..` and cancels what it lists |
+//! | cancel several | `POST /api/v5/trade/cancel-batch-orders` `[{"instId","ordId"},..]` (at most 20): OKX has no cancel-all of a spot instrument, so the engine lists `GET /api/v5/trade/orders-pending?instType=..&instId=..` (`instType` from the `instId`: [`inst_type`]) and cancels what it lists |
 //! | order status | `GET /api/v5/trade/order?instId=..&clOrdId=..` |
 //! | fills (catch-up) | `GET /api/v5/trade/fills?instType=SPOT&instId=..&ordId=..&limit=100` (newest first; the last three days) |
 //! | balances | `GET /api/v5/account/balance` (`details`: `ccy`, `availBal`, `frozenBal`) |
@@ -255,6 +255,17 @@ pub enum RefusalOrRetry {
     Refused(RefusalKind),
 }
 
+/// The `instType` of an `instId` as OKX names them: `UNI-USD-SWAP` a `SWAP`, `BTC-USD-240628`
+/// a `FUTURES`, `BTC-USDT` `SPOT`.
+pub fn inst_type(inst_id: &str) -> &'static str {
+    let parts: Vec<&str> = inst_id.split('-').collect();
+    match parts.as_slice() {
+        [.., "SWAP"] => "SWAP",
+        [_, _, expiry] if expiry.chars().all(|c| c.is_ascii_digit()) => "FUTURES",
+        _ => "SPOT",
+    }
+}
+
 /// An order's `state` as the venue-neutral status.
 pub fn venue_status(state: &str) -> Option<VenueStatus> {
     Some(match state {
@@ -284,6 +295,19 @@ impl OkxExecution {
             credentials,
             instruments: instruments.into_iter().collect(),
         }
+    }
+
+    /// The client of a manifest exchange: its instruments' config names and `instId`s
+    /// (`listing.symbol`).
+    pub fn for_exchange(
+        exchange: &rt_manifest::model::Exchange,
+        credentials: Option<OkxCredentials>,
+    ) -> OkxExecution {
+        let instruments = exchange.instruments.iter().map(|(name, inst)| {
+            let listed = inst.listing.as_ref().map(|l| l.symbol.as_str());
+            (name.clone(), crate::market::venue_symbol(name, listed))
+        });
+        OkxExecution::new(credentials, instruments)
     }
 
     /// The `instId` of a config name (itself when it is not one).
@@ -410,10 +434,8 @@ impl ExecutionClient for OkxExecution {
     /// OKX has no cancel-all of a spot instrument: this is the listing the engine cancels from
     /// ([`ExecutionClient::open_orders`], [`ExecutionClient::cancel_orders`]).
     fn cancel_all(&self, symbol: &str, now_ms: u64) -> VenueRequest {
-        let path = format!(
-            "{PENDING_PATH}?instType=SPOT&instId={}",
-            self.inst_id(symbol)
-        );
+        let inst = self.inst_id(symbol);
+        let path = format!("{PENDING_PATH}?instType={}&instId={inst}", inst_type(inst));
         self.request(Method::Get, path, String::new(), now_ms)
     }
 
@@ -435,9 +457,10 @@ impl ExecutionClient for OkxExecution {
         _from_id: u64,
         now_ms: u64,
     ) -> VenueRequest {
+        let inst = self.inst_id(symbol);
         let path = format!(
-            "{FILLS_PATH}?instType=SPOT&instId={}&ordId={venue_order_id}&limit={FILLS_LIMIT}",
-            self.inst_id(symbol)
+            "{FILLS_PATH}?instType={}&instId={inst}&ordId={venue_order_id}&limit={FILLS_LIMIT}",
+            inst_type(inst)
         );
         self.request(Method::Get, path, String::new(), now_ms)
     }
@@ -1270,6 +1293,14 @@ mod tests {
         assert!(c
             .order_state(r#"{"code":"51603","msg":"Order does not exist","data":[]}"#)
             .is_err());
+        assert_eq!(
+            [
+                inst_type("BTC-USDT"),
+                inst_type("UNI-USD-SWAP"),
+                inst_type("BTC-USD-240628")
+            ],
+            ["SPOT", "SWAP", "FUTURES"]
+        );
         assert_eq!(format_decimal(6_183_760_000_000), "61837.6");
         assert_eq!(format_decimal(500_000_000), "5");
         assert_eq!(format_decimal(-40), "-0.0000004");

@@ -1,0 +1,879 @@
+//! OKX v5 spot order entry as the sim speaks it, over the sim's matching engine
+//! ([`crate::venue::Venue`]) on the OKX books it replays (`books`, `okx`): the REST trade and
+//! account endpoints on the sim's REST port and the private WebSocket (`/ws/v5/private`) on its
+//! WebSocket port, for a manifest exchange on OKX whose `endpoints.rest` is the sim's.
+//!
+//! - The book: every OKX frame the sim replays is decoded by the engine's own OKX market data
+//!   (`rt_venues::market::for_exchange`) into the matcher's book and trades, so resting orders
+//!   fill as the recorded market moves through them.
+//! - Requests are verified as OKX does when the manifest has credentials (`rt_venues::okx::
+//!   signing`: the key, the passphrase, the base64 HMAC-SHA256 of timestamp + method + path +
+//!   body, a timestamp within 30 s; refused with `50111` invalid key, `50105` wrong passphrase,
+//!   `50113` invalid signature, `50102` an expired timestamp, `50103`-`50107` a missing
+//!   header, HTTP 401), and accepted unsigned without them.
+//! - `POST /api/v5/trade/order` (`tdMode` `cash`; `ordType` `limit`, `post_only`, `ioc`,
+//!   `market` with `tgtCcy` `base_ccy`), `cancel-order`, `cancel-batch-orders`, `GET
+//!   /api/v5/trade/order`, `orders-pending`, `fills` (newest first), `GET /api/v5/account/
+//!   balance`, `GET /api/v5/public/instruments` (the exchange's metadata file). A post-only
+//!   order that would take is accepted and cancelled, as OKX does. Orders reach the matcher at
+//!   once (the Binance side's `sim.latency_us` is not applied here).
+//! - The private stream: `login` (verified like a request, over timestamp + `GET` +
+//!   `/users/self/verify`; `60009` when refused), `subscribe` to `orders` and `account`
+//!   (acknowledged; `orders` pushes every order's new state: `live`, `partially_filled` and
+//!   `filled` with the fill's `tradeId`, `fillPx`, `fillSz`, `fillFee` negative as charged in
+//!   `fillFeeCcy`, `execType`, and `canceled`), `ping` answered `pong`. Commissions are charged
+//!   in the currency received (a buy's fee in the base asset, a sell's in the quote), as OKX
+//!   charges spot fees.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use rt_core::{Nanos, OrderKind, Price, Qty, Side};
+use rt_manifest::model::{Exchange, SimCommission};
+use rt_venues::binance_orders::{
+    parse_my_trades, parse_open_orders, parse_order, ApiError, CancelOrder, ExecType,
+    ExecutionReport, MyTradesQuery, NewOrder, OrderInfo, OrderStatus, OrderType, QueryOrder,
+    TimeInForce, Timing,
+};
+use rt_venues::market::MarketData;
+use rt_venues::okx::execution::{
+    answer, decode_client_id, encode_client_id, order_answer, OkxFill, OkxOrder,
+};
+use rt_venues::okx::signing::{
+    parse_iso_timestamp, sign_login, sign_request, KEY_HEADER, PASSPHRASE_HEADER, SIGN_HEADER,
+    TIMESTAMP_HEADER,
+};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::venue::{CommissionSettings, Venue};
+use crate::SimError;
+
+/// How far a request's timestamp may be from the sim's clock (OKX: 30 s).
+const MAX_SKEW_MS: u64 = 30_000;
+/// Pushes kept for a private connection; one further behind is closed.
+const PUSH_CAPACITY: usize = 1 << 12;
+const CONN_ID: &str = "9c3d51b2";
+
+/// The key, secret and passphrase the sim verifies with.
+#[derive(Clone)]
+pub(crate) struct OkxKeys {
+    pub key: String,
+    pub secret: Vec<u8>,
+    pub passphrase: String,
+}
+
+impl std::fmt::Debug for OkxKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OkxKeys(<redacted>)")
+    }
+}
+
+struct DeskState {
+    venue: Venue,
+    market: Box<dyn MarketData>,
+    reports: Vec<ExecutionReport>,
+    last_ns: Nanos,
+    /// Post-only orders OKX accepted and cancelled because they would have taken, by client id.
+    cancelled_post_only: HashMap<String, OkxOrder>,
+    next_synthetic_id: u64,
+}
+
+/// One OKX exchange's order entry on the sim.
+pub(crate) struct OkxDesk {
+    /// (config name, instId).
+    instruments: Vec<(String, String)>,
+    keys: Option<OkxKeys>,
+    state: Mutex<DeskState>,
+    tx: broadcast::Sender<Utf8Bytes>,
+    /// `GET /api/v5/public/instruments`'s `data`.
+    listed: Vec<Value>,
+}
+
+impl std::fmt::Debug for OkxDesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OkxDesk")
+            .field("instruments", &self.instruments)
+            .finish_non_exhaustive()
+    }
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn wall_ns() -> Nanos {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn units(v: &Value, key: &str) -> Option<i64> {
+    rt_core::parse_signed_units(text(v, key).as_bytes()).ok()
+}
+
+/// An answer with its HTTP status.
+pub(crate) type Answer = (u16, String);
+
+fn refused(code: i64, msg: &str) -> Answer {
+    (200, answer(code, msg, Vec::new()))
+}
+
+fn auth_refused(code: i64, msg: &str) -> Answer {
+    (401, answer(code, msg, Vec::new()))
+}
+
+fn ord_type(order_type: OrderType, tif: Option<TimeInForce>) -> &'static str {
+    match order_type {
+        OrderType::Market => "market",
+        OrderType::LimitMaker => "post_only",
+        _ if tif == Some(TimeInForce::Ioc) => "ioc",
+        _ => "limit",
+    }
+}
+
+fn state_of(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::New => "live",
+        OrderStatus::PartiallyFilled => "partially_filled",
+        OrderStatus::Filled => "filled",
+        _ => "canceled",
+    }
+}
+
+impl OkxDesk {
+    /// The desk of a manifest OKX exchange; its metadata file is read for the instruments
+    /// endpoint.
+    pub fn new(exchange: &Exchange, keys: Option<OkxKeys>) -> Result<OkxDesk, SimError> {
+        let instruments: Vec<(String, String)> = exchange
+            .instruments
+            .iter()
+            .map(|(name, inst)| {
+                let listed = inst.listing.as_ref().map(|l| l.symbol.as_str());
+                (name.clone(), rt_venues::market::venue_symbol(name, listed))
+            })
+            .collect();
+        let mut venue = Venue::new(exchange.market, exchange.instruments.iter());
+        venue.set_commission(CommissionSettings {
+            asset: SimCommission::Received,
+            ..CommissionSettings::default()
+        });
+        if let Some(r) = &exchange.reconcile {
+            venue.set_balances(
+                r.starting_balances
+                    .iter()
+                    .map(|(a, v)| (a.clone(), v.raw())),
+            );
+        }
+        let listed = match exchange.metadata.as_deref() {
+            None => Vec::new(),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(Path::new(path)).map_err(|e| SimError::Fault {
+                        spec: path.to_owned(),
+                        reason: format!("the OKX metadata file: {e}"),
+                    })?;
+                match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Array(a)) => a,
+                    Ok(v) => v
+                        .get("data")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                    Err(e) => {
+                        return Err(SimError::Fault {
+                            spec: path.to_owned(),
+                            reason: format!("the OKX metadata file: {e}"),
+                        })
+                    }
+                }
+            }
+        };
+        Ok(OkxDesk {
+            instruments,
+            keys,
+            state: Mutex::new(DeskState {
+                venue,
+                market: rt_venues::market::for_exchange(exchange),
+                reports: Vec::new(),
+                last_ns: 0,
+                cancelled_post_only: HashMap::new(),
+                next_synthetic_id: 1 << 40,
+            }),
+            tx: broadcast::channel(PUSH_CAPACITY).0,
+            listed,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DeskState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn config_name(&self, inst_id: &str) -> Option<&str> {
+        self.instruments
+            .iter()
+            .find(|(_, i)| i == inst_id)
+            .map(|(n, _)| n.as_str())
+    }
+
+    fn inst_id<'a>(&'a self, name: &'a str) -> &'a str {
+        self.instruments
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(name, |(_, i)| i.as_str())
+    }
+
+    /// One replayed OKX frame (as recorded): the matcher's book and trades move.
+    pub fn on_frame(&self, frame: &[u8]) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let ts = wall_ns().max(st.last_ns);
+        st.last_ns = ts;
+        let (venue, reports) = (&mut st.venue, &mut st.reports);
+        let _ = st.market.decode(frame, ts, &mut |event| {
+            venue.on_event(ts, event, reports);
+            true
+        });
+        self.publish(st);
+    }
+
+    /// Pushes the matcher's reports on the `orders` channel (drained).
+    fn publish(&self, st: &mut DeskState) {
+        for r in st.reports.drain(..) {
+            if r.status == OrderStatus::Rejected {
+                continue;
+            }
+            let client = if r.exec_type == ExecType::Canceled && !r.orig_client_order_id.is_empty()
+            {
+                &r.orig_client_order_id
+            } else {
+                &r.client_order_id
+            };
+            let fill = (r.exec_type == ExecType::Trade).then(|| OkxFill {
+                trade_id: u64::try_from(r.trade_id).unwrap_or(0),
+                ord_id: r.order_id,
+                px: r.last_price.0,
+                sz: r.last_qty.0,
+                fee: -r.commission,
+                fee_ccy: r.commission_asset.clone().unwrap_or_default(),
+                maker: r.is_maker,
+                ts_ms: r.transaction_time_ms,
+            });
+            let order = OkxOrder {
+                inst_id: self.inst_id(&r.symbol).to_owned(),
+                ord_id: r.order_id,
+                cl_ord_id: encode_client_id(client).unwrap_or_else(|| client.clone()),
+                buy: r.side == Side::Buy,
+                ord_type: ord_type(r.order_type, Some(r.time_in_force)),
+                px: r.price.0,
+                sz: r.quantity.0,
+                acc_fill_sz: r.cum_qty.0,
+                state: state_of(r.status),
+                fill,
+                u_time_ms: r.event_time_ms,
+            };
+            let _ = self.tx.send(Utf8Bytes::from(order.push()));
+        }
+    }
+
+    /// Verifies a request's headers and signature (`path` with its query).
+    fn authorize(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        header: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), Answer> {
+        let Some(keys) = &self.keys else {
+            return Ok(());
+        };
+        let need = |name: &str, code: i64| {
+            header(name).ok_or_else(|| {
+                auth_refused(code, &format!("Request header \"{name}\" cannot be empty."))
+            })
+        };
+        let key = need(KEY_HEADER, 50103)?;
+        let passphrase = need(PASSPHRASE_HEADER, 50104)?;
+        let sign = need(SIGN_HEADER, 50106)?;
+        let ts = need(TIMESTAMP_HEADER, 50107)?;
+        if key != keys.key {
+            return Err(auth_refused(50111, "Invalid OK-ACCESS-KEY."));
+        }
+        if passphrase != keys.passphrase {
+            return Err(auth_refused(
+                50105,
+                "Request header \"OK-ACCESS-PASSPHRASE\" incorrect.",
+            ));
+        }
+        let Some(at) = parse_iso_timestamp(&ts) else {
+            return Err(auth_refused(50112, "Invalid OK-ACCESS-TIMESTAMP."));
+        };
+        if wall_ms().abs_diff(at) > MAX_SKEW_MS {
+            return Err(auth_refused(50102, "Timestamp request expired."));
+        }
+        if sign_request(&keys.secret, &ts, method, path, body) != sign {
+            return Err(auth_refused(50113, "Invalid signature."));
+        }
+        Ok(())
+    }
+
+    /// A REST request under `/api/v5/`: its answer.
+    pub fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &str,
+        header: &dyn Fn(&str) -> Option<String>,
+    ) -> Answer {
+        let full = if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{query}")
+        };
+        let public = path == rt_venues::okx::execution::INSTRUMENTS_PATH;
+        if !public {
+            if let Err(refusal) = self.authorize(method, &full, body, header) {
+                return refusal;
+            }
+        }
+        let params: HashMap<&str, &str> = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        use rt_venues::okx::execution as ox;
+        match (method, path) {
+            ("GET", ox::INSTRUMENTS_PATH) => {
+                let kind = params.get("instType").copied().unwrap_or("SPOT");
+                let data = self
+                    .listed
+                    .iter()
+                    .filter(|i| text(i, "instType") == kind)
+                    .cloned()
+                    .collect();
+                (200, answer(0, "", data))
+            }
+            ("POST", ox::ORDER_PATH) => self.place(body),
+            ("POST", ox::CANCEL_PATH) => match serde_json::from_str::<Value>(body) {
+                Ok(v) => {
+                    let (code, entry) = self.cancel_one(&v);
+                    (200, answer(i64::from(code != 0), "", vec![entry]))
+                }
+                Err(e) => refused(50002, &format!("JSON syntax error: {e}")),
+            },
+            ("POST", ox::CANCEL_BATCH_PATH) => match serde_json::from_str::<Value>(body) {
+                Ok(Value::Array(items)) => {
+                    let done: Vec<(i64, Value)> = items.iter().map(|v| self.cancel_one(v)).collect();
+                    let failed = done.iter().filter(|(c, _)| *c != 0).count();
+                    let code = match failed {
+                        0 => 0,
+                        n if n == done.len() => 1,
+                        _ => 2,
+                    };
+                    (200, answer(code, "", done.into_iter().map(|(_, e)| e).collect()))
+                }
+                _ => refused(50002, "JSON syntax error: an array of orders"),
+            },
+            ("GET", ox::ORDER_PATH) => self.query(&params),
+            ("GET", ox::PENDING_PATH) => {
+                let symbol = params
+                    .get("instId")
+                    .and_then(|i| self.config_name(i))
+                    .map(str::to_owned);
+                let st = self.lock();
+                match st.venue.open_orders(symbol.as_deref()) {
+                    Ok(body) => match parse_open_orders(&body) {
+                        Ok(orders) => (
+                            200,
+                            answer(0, "", orders.iter().map(|o| self.okx_order(o).to_json()).collect()),
+                        ),
+                        Err(e) => refused(50026, &e.to_string()),
+                    },
+                    Err(e) => refused(51000, &e.msg),
+                }
+            }
+            ("GET", ox::FILLS_PATH) => self.fills(&params),
+            ("GET", ox::BALANCE_PATH) => {
+                let account = self.lock().venue.account(wall_ms());
+                match rt_venues::binance_account::parse_account(&account) {
+                    Ok(balances) => {
+                        let details: Vec<Value> = balances
+                            .iter()
+                            .map(|b| {
+                                let total = b.free.saturating_add(b.locked);
+                                json!({
+                                    "ccy": b.asset,
+                                    "availBal": ox::format_decimal(b.free),
+                                    "frozenBal": ox::format_decimal(b.locked),
+                                    "cashBal": ox::format_decimal(total),
+                                    "eq": ox::format_decimal(total),
+                                })
+                            })
+                            .collect();
+                        (200, answer(0, "", vec![json!({"details": details, "uTime": wall_ms().to_string()})]))
+                    }
+                    Err(e) => refused(50026, &e.to_string()),
+                }
+            }
+            _ => (
+                404,
+                answer(
+                    50005,
+                    &format!("the simulator serves OKX's spot trade and balance endpoints, not {method} {path}"),
+                    Vec::new(),
+                ),
+            ),
+        }
+    }
+
+    fn okx_order(&self, o: &OrderInfo) -> OkxOrder {
+        OkxOrder {
+            inst_id: self.inst_id(&o.symbol).to_owned(),
+            ord_id: o.order_id,
+            cl_ord_id: encode_client_id(&o.client_order_id)
+                .unwrap_or_else(|| o.client_order_id.clone()),
+            buy: o.side == Side::Buy,
+            ord_type: ord_type(o.order_type, Some(o.time_in_force)),
+            px: o.price.0,
+            sz: o.orig_qty.0,
+            acc_fill_sz: o.executed_qty.0,
+            state: state_of(o.status),
+            fill: None,
+            u_time_ms: o.update_time_ms,
+        }
+    }
+
+    fn place(&self, body: &str) -> Answer {
+        let v: Value = match serde_json::from_str(body) {
+            Ok(v) => v,
+            Err(e) => return refused(50002, &format!("JSON syntax error: {e}")),
+        };
+        let cl = text(&v, "clOrdId").to_owned();
+        let refuse = |code: i64, msg: &str| (200, order_answer(0, &cl, code, msg));
+        let Some(symbol) = self.config_name(text(&v, "instId")).map(str::to_owned) else {
+            return refuse(51001, "Instrument ID does not exist.");
+        };
+        if text(&v, "tdMode") != "cash" {
+            return refuse(51000, "Parameter tdMode error (the sim serves spot: cash)");
+        }
+        let side = match text(&v, "side") {
+            "buy" => Side::Buy,
+            "sell" => Side::Sell,
+            _ => return refuse(51000, "Parameter side error"),
+        };
+        let kind = match text(&v, "ordType") {
+            "limit" => OrderKind::Limit,
+            "post_only" => OrderKind::PostOnly,
+            "ioc" => OrderKind::Ioc,
+            "market" if text(&v, "tgtCcy") == "base_ccy" => OrderKind::Market,
+            "market" => return refuse(
+                51000,
+                "Parameter tgtCcy error (the sim sizes market orders in the base currency only)",
+            ),
+            _ => return refuse(51000, "Parameter ordType error"),
+        };
+        let Some(qty) = units(&v, "sz").filter(|q| *q > 0) else {
+            return refuse(51000, "Parameter sz error");
+        };
+        let price = if kind == OrderKind::Market {
+            0
+        } else {
+            match units(&v, "px").filter(|p| *p > 0) {
+                Some(p) => p,
+                None => return refuse(51000, "Parameter px error"),
+            }
+        };
+        if !cl.is_empty() && (cl.len() > 32 || !cl.chars().all(|c| c.is_ascii_alphanumeric())) {
+            return refuse(51000, "Parameter clOrdId error");
+        }
+        let client = decode_client_id(&cl);
+        let order = NewOrder::from_kind(
+            &symbol,
+            side,
+            kind,
+            Price(price),
+            Qty(qty),
+            (!client.is_empty()).then(|| client.clone()),
+            Timing::new(wall_ms()),
+        );
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let ts = wall_ns().max(st.last_ns);
+        st.last_ns = ts;
+        let result = st.venue.new_order(ts, &order, &mut st.reports);
+        let answered = match result {
+            Ok(json) => {
+                let ord_id = serde_json::from_str::<Value>(&json)
+                    .ok()
+                    .and_then(|j| j.get("orderId").and_then(Value::as_u64))
+                    .unwrap_or(0);
+                (200, order_answer(ord_id, &cl, 0, "Order placed"))
+            }
+            Err(e) if e.msg.contains("would immediately match") => {
+                // OKX accepts a post-only order that would take and cancels it.
+                let ord_id = st.next_synthetic_id;
+                st.next_synthetic_id += 1;
+                let cancelled = OkxOrder {
+                    inst_id: self.inst_id(&symbol).to_owned(),
+                    ord_id,
+                    cl_ord_id: cl.clone(),
+                    buy: side == Side::Buy,
+                    ord_type: "post_only",
+                    px: price,
+                    sz: qty,
+                    acc_fill_sz: 0,
+                    state: "canceled",
+                    fill: None,
+                    u_time_ms: wall_ms(),
+                };
+                let _ = self.tx.send(Utf8Bytes::from(cancelled.push()));
+                st.cancelled_post_only.insert(client.clone(), cancelled);
+                (200, order_answer(ord_id, &cl, 0, "Order placed"))
+            }
+            Err(e) if e.msg.contains("Duplicate") => refuse(51016, "Duplicated clOrdId"),
+            Err(e) => refuse(51000, &sim_reason(&e)),
+        };
+        self.publish(st);
+        answered
+    }
+
+    /// One cancel (`{"instId", "clOrdId" | "ordId"}`): its `sCode` and answer entry.
+    fn cancel_one(&self, v: &Value) -> (i64, Value) {
+        let cl = text(v, "clOrdId").to_owned();
+        let ord = text(v, "ordId").parse::<u64>().ok();
+        let entry = |code: i64, ord_id: Option<u64>, msg: &str| {
+            (
+                code,
+                json!({
+                    "clOrdId": cl, "ordId": ord_id.map(|o| o.to_string()).unwrap_or_default(),
+                    "sCode": code.to_string(), "sMsg": msg,
+                }),
+            )
+        };
+        let Some(symbol) = self.config_name(text(v, "instId")).map(str::to_owned) else {
+            return entry(51001, ord, "Instrument ID does not exist.");
+        };
+        let req = CancelOrder {
+            symbol,
+            order_id: ord,
+            orig_client_order_id: (!cl.is_empty()).then(|| decode_client_id(&cl)),
+            timing: Timing::new(wall_ms()),
+        };
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let ts = wall_ns().max(st.last_ns);
+        st.last_ns = ts;
+        let out = match st.venue.cancel(ts, &req, &mut st.reports) {
+            Ok(json) => {
+                let id = serde_json::from_str::<Value>(&json)
+                    .ok()
+                    .and_then(|j| j.get("orderId").and_then(Value::as_u64));
+                entry(0, id.or(ord), "")
+            }
+            Err(_) => entry(
+                51400,
+                ord,
+                "Order cancellation failed as the order has been filled, canceled or does not exist.",
+            ),
+        };
+        self.publish(st);
+        out
+    }
+
+    fn query(&self, params: &HashMap<&str, &str>) -> Answer {
+        let Some(symbol) = params
+            .get("instId")
+            .and_then(|i| self.config_name(i))
+            .map(str::to_owned)
+        else {
+            return refused(51001, "Instrument ID does not exist.");
+        };
+        let client = params.get("clOrdId").map(|c| decode_client_id(c));
+        let st = self.lock();
+        if let Some(o) = client.as_ref().and_then(|c| st.cancelled_post_only.get(c)) {
+            return (200, answer(0, "", vec![o.to_json()]));
+        }
+        let q = QueryOrder {
+            symbol,
+            order_id: params.get("ordId").and_then(|o| o.parse().ok()),
+            orig_client_order_id: client,
+            timing: Timing::new(wall_ms()),
+        };
+        match st.venue.query_order(&q).map(|b| parse_order(&b)) {
+            Ok(Ok(info)) => (200, answer(0, "", vec![self.okx_order(&info).to_json()])),
+            Ok(Err(e)) => refused(50026, &e.to_string()),
+            Err(_) => refused(51603, "Order does not exist"),
+        }
+    }
+
+    fn fills(&self, params: &HashMap<&str, &str>) -> Answer {
+        let Some(symbol) = params
+            .get("instId")
+            .and_then(|i| self.config_name(i))
+            .map(str::to_owned)
+        else {
+            return refused(51001, "Instrument ID does not exist.");
+        };
+        let limit = params
+            .get("limit")
+            .and_then(|l| l.parse::<u32>().ok())
+            .unwrap_or(100)
+            .clamp(1, 100);
+        let q = MyTradesQuery {
+            symbol: symbol.clone(),
+            order_id: params.get("ordId").and_then(|o| o.parse().ok()),
+            from_id: None,
+            // The newest `limit`: all of them, newest kept.
+            limit: Some(1000),
+            timing: Timing::new(wall_ms()),
+        };
+        let body = match self.lock().venue.my_trades(&q) {
+            Ok(b) => b,
+            Err(e) => return refused(51000, &e.msg),
+        };
+        match parse_my_trades(&body) {
+            Ok(trades) => {
+                let inst = self.inst_id(&symbol).to_owned();
+                let data = trades
+                    .iter()
+                    .rev()
+                    .take(limit as usize)
+                    .map(|t| {
+                        OkxFill {
+                            trade_id: t.id,
+                            ord_id: t.order_id,
+                            px: t.price.0,
+                            sz: t.qty.0,
+                            fee: -t.commission,
+                            fee_ccy: t.commission_asset.clone(),
+                            maker: t.is_maker,
+                            ts_ms: t.time_ms,
+                        }
+                        .to_json(&inst, "", t.is_buyer)
+                    })
+                    .collect();
+                (200, answer(0, "", data))
+            }
+            Err(e) => refused(50026, &e.to_string()),
+        }
+    }
+
+    /// A login's verdict.
+    fn login_ok(&self, args: &Value) -> bool {
+        let Some(keys) = &self.keys else {
+            return true;
+        };
+        let a = args.get(0).unwrap_or(&Value::Null);
+        let ts = text(a, "timestamp");
+        let fresh = ts
+            .parse::<u64>()
+            .is_ok_and(|s| wall_ms().abs_diff(s.saturating_mul(1000)) <= MAX_SKEW_MS);
+        text(a, "apiKey") == keys.key
+            && text(a, "passphrase") == keys.passphrase
+            && fresh
+            && sign_login(&keys.secret, ts) == text(a, "sign")
+    }
+
+    /// Serves one private WebSocket connection until it closes.
+    pub async fn serve(self: Arc<Self>, ws: WebSocketStream<TcpStream>) {
+        let mut rx = self.tx.subscribe();
+        let (mut sink, mut incoming) = ws.split();
+        let mut logged_in = self.keys.is_none();
+        let mut orders = false;
+        loop {
+            let out: Vec<String> = tokio::select! {
+                push = rx.recv() => match push {
+                    Ok(text) if orders => {
+                        if sink.send(Message::Text(text)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = sink.close().await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                msg = incoming.next() => match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        self.on_text(t.as_str(), &mut logged_in, &mut orders)
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => continue,
+                },
+            };
+            for text in out {
+                if sink.send(Message::text(text)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_text(&self, text: &str, logged_in: &mut bool, orders: &mut bool) -> Vec<String> {
+        if text == "ping" {
+            return vec!["pong".into()];
+        }
+        let error = |code: &str, msg: &str| {
+            json!({"event": "error", "code": code, "msg": msg, "connId": CONN_ID}).to_string()
+        };
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            return vec![error("60012", "Invalid request")];
+        };
+        let args = v.get("args").cloned().unwrap_or(Value::Null);
+        match text_of(&v, "op") {
+            "login" => {
+                if self.login_ok(&args) {
+                    *logged_in = true;
+                    vec![
+                        json!({"event": "login", "code": "0", "msg": "", "connId": CONN_ID})
+                            .to_string(),
+                    ]
+                } else {
+                    vec![error("60009", "Login failed.")]
+                }
+            }
+            "subscribe" if !*logged_in => vec![error("60011", "Please log in")],
+            "subscribe" => args
+                .as_array()
+                .map(|a| a.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .map(|arg| match text_of(arg, "channel") {
+                    "orders" | "account" => {
+                        if text_of(arg, "channel") == "orders" {
+                            *orders = true;
+                        }
+                        json!({"event": "subscribe", "arg": arg, "connId": CONN_ID}).to_string()
+                    }
+                    other => error(
+                        "60018",
+                        &format!("Wrong URL or channel:{other} doesn't exist."),
+                    ),
+                })
+                .collect(),
+            _ => vec![error("60012", "Invalid request")],
+        }
+    }
+}
+
+fn text_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    text(v, key)
+}
+
+/// A matcher refusal as the sim words it (the Binance code it has on that side, for tests).
+fn sim_reason(e: &ApiError) -> String {
+    format!("Order failed: {} (sim {})", e.msg, e.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desk(keys: Option<OkxKeys>) -> OkxDesk {
+        let manifest: rt_manifest::Manifest = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../tests/contract/example.manifest.json"),
+            )
+            .expect("the example manifest"),
+        )
+        .expect("a manifest");
+        let mut ex = manifest
+            .exchanges
+            .values()
+            .next()
+            .cloned()
+            .expect("an exchange");
+        ex.metadata = None;
+        OkxDesk::new(&ex, keys).expect("a desk")
+    }
+
+    #[test]
+    fn requests_are_verified_with_the_key_passphrase_and_signature() {
+        let keys = OkxKeys {
+            key: "k".into(),
+            secret: b"s".to_vec(),
+            passphrase: "p".into(),
+        };
+        let d = desk(Some(keys));
+        let ts = rt_venues::okx::signing::iso_timestamp(wall_ms());
+        let path = "/api/v5/account/balance";
+        let good = sign_request(b"s", &ts, "GET", path, "");
+        let headers = |key: &'static str, pass: &'static str, sign: String, ts: String| {
+            move |name: &str| match name {
+                KEY_HEADER => Some(key.to_owned()),
+                PASSPHRASE_HEADER => Some(pass.to_owned()),
+                SIGN_HEADER => Some(sign.clone()),
+                TIMESTAMP_HEADER => Some(ts.clone()),
+                _ => None,
+            }
+        };
+        let (status, body) = d.handle(
+            "GET",
+            path,
+            "",
+            "",
+            &headers("k", "p", good.clone(), ts.clone()),
+        );
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = d.handle(
+            "GET",
+            path,
+            "",
+            "",
+            &headers("k", "p", "bad".into(), ts.clone()),
+        );
+        assert_eq!((status, body.contains("50113")), (401, true), "{body}");
+        let (_, body) = d.handle(
+            "GET",
+            path,
+            "",
+            "",
+            &headers("k", "x", good.clone(), ts.clone()),
+        );
+        assert!(body.contains("50105"), "{body}");
+        let (_, body) = d.handle("GET", path, "", "", &headers("x", "p", good, ts));
+        assert!(body.contains("50111"), "{body}");
+        let (_, body) = d.handle("GET", path, "", "", &|_: &str| None);
+        assert!(body.contains("50103"), "{body}");
+        // The login.
+        let (mut logged_in, mut orders) = (false, false);
+        let now = (wall_ms() / 1000).to_string();
+        let login = json!({"op": "login", "args": [{"apiKey": "k", "passphrase": "p",
+            "timestamp": now, "sign": sign_login(b"s", &now)}]});
+        let early = d.on_text(
+            r#"{"op":"subscribe","args":[{"channel":"orders","instType":"SPOT"}]}"#,
+            &mut logged_in,
+            &mut orders,
+        );
+        assert!(early[0].contains("\"error\""), "{early:?}");
+        let out = d.on_text(&login.to_string(), &mut logged_in, &mut orders);
+        assert!(out[0].contains("\"login\"") && logged_in, "{out:?}");
+        let out = d.on_text(r#"{"op":"subscribe","args":[{"channel":"orders","instType":"SPOT"},{"channel":"account"}]}"#, &mut logged_in, &mut orders);
+        assert_eq!(out.len(), 2);
+        assert!(orders);
+        assert_eq!(
+            d.on_text("ping", &mut logged_in, &mut orders),
+            vec!["pong".to_owned()]
+        );
+        let bad = json!({"op": "login", "args": [{"apiKey": "k", "passphrase": "p",
+            "timestamp": now, "sign": "x"}]});
+        let out = d.on_text(&bad.to_string(), &mut false, &mut false);
+        assert!(out[0].contains("60009"), "{out:?}");
+    }
+}
