@@ -242,8 +242,9 @@ enum Slot {
 struct Window {
     /// The grid's step in key units; 0 until learned.
     tick: i64,
-    /// `1 / tick`, for the index of a key inside the window (corrected to exact below).
-    inv_tick: f64,
+    /// `floor((2^64 - 1) / tick)`: the index of a key inside the window is the high word of
+    /// its product with the distance, at most one below the exact quotient (see `locate`).
+    recip: u64,
     /// The key of slot 0 (on the grid).
     lo: i64,
     /// `WINDOW` levels once the tick is known; a zero size is an empty slot.
@@ -279,13 +280,12 @@ impl Window {
         if d >= WINDOW as i64 * self.tick {
             return Slot::Above;
         }
-        // d < WINDOW * tick: small enough for the float quotient to be off by one at most.
-        let mut q = (d as f64 * self.inv_tick) as i64;
+        // 0 <= d < 2^63: with recip = floor((2^64 - 1) / tick), d * recip / 2^64 lies in
+        // (d / tick - 1, d / tick), so its floor is the quotient or one below it. One multiply
+        // instead of the float round trip (and its saturating conversion) this replaced.
+        let mut q = ((d as u64 as u128 * self.recip as u128) >> 64) as i64;
         let mut r = d - q * self.tick;
-        if r < 0 {
-            q -= 1;
-            r += self.tick;
-        } else if r >= self.tick {
+        if r >= self.tick {
             q += 1;
             r -= self.tick;
         }
@@ -497,7 +497,7 @@ impl BookSide {
             return;
         }
         self.window.tick = tick;
-        self.window.inv_tick = 1.0 / tick as f64;
+        self.window.recip = u64::MAX / tick as u64;
         if self.window.slots.len() != WINDOW {
             self.window.slots = vec![Level::new(Price::ZERO, Qty::ZERO); WINDOW];
             self.window.bits = vec![0; WORDS];
@@ -792,6 +792,60 @@ mod tests {
 
     fn px(ticks: i64) -> Price {
         Price(6_000_000 * TICK + ticks * TICK)
+    }
+
+    /// `locate` is exact for every tick the window accepts (any tick with `WINDOW * tick`
+    /// in range) and every distance inside the window: on the grid at the quotient, off it
+    /// otherwise. Ticks and distances from small to the largest, plus pseudo-random ones.
+    #[test]
+    fn locate_is_the_exact_quotient_for_any_tick() {
+        let max_tick = i64::MAX / WINDOW as i64;
+        let mut ticks = vec![
+            1,
+            2,
+            3,
+            7,
+            10,
+            1_000_000,
+            10_000_000,
+            123_456_789,
+            max_tick - 1,
+            max_tick,
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..64 {
+            ticks.push(1 + (next() % max_tick as u64) as i64);
+        }
+        for tick in ticks {
+            let w = Window {
+                tick,
+                recip: u64::MAX / tick as u64,
+                lo: -7,
+                ..Window::default()
+            };
+            let span = WINDOW as i64 * tick;
+            let mut ds = vec![0, 1, tick - 1, tick, tick + 1, span - tick, span - 1];
+            for _ in 0..2_000 {
+                ds.push((next() % span as u64) as i64);
+                ds.push((next() % WINDOW as u64) as i64 * tick);
+            }
+            for d in ds.into_iter().filter(|&d| (0..span).contains(&d)) {
+                let want = if d % tick == 0 {
+                    Slot::At((d / tick) as usize)
+                } else {
+                    Slot::OffGrid
+                };
+                assert_eq!(w.locate(w.lo + d), want, "tick {tick}, distance {d}");
+            }
+            assert_eq!(w.locate(w.lo + span), Slot::Above);
+            assert_eq!(w.locate(w.lo - 1), Slot::Below);
+        }
     }
 
     fn window(book: &OrderBook, side: Side) -> &Window {
