@@ -13,7 +13,8 @@
 //!   header, HTTP 401), and accepted unsigned without them.
 //! - `POST /api/v5/trade/order` (`tdMode` `cash`; `ordType` `limit`, `post_only`, `ioc`,
 //!   `market` with `tgtCcy` `base_ccy`), `cancel-order`, `cancel-batch-orders`, `GET
-//!   /api/v5/trade/order`, `orders-pending`, `fills` (newest first), `GET /api/v5/account/
+//!   /api/v5/trade/order`, `orders-pending`, `fills` (newest first, `after` a bill id: a fill's
+//!   bill id is its trade id here), `GET /api/v5/account/
 //!   balance`, `GET /api/v5/public/instruments` (the exchange's metadata file). A post-only
 //!   order that would take is accepted and cancelled, as OKX does. Orders reach the matcher at
 //!   once (the Binance side's `sim.latency_us` is not applied here).
@@ -646,9 +647,13 @@ impl OkxDesk {
         match parse_my_trades(&body) {
             Ok(trades) => {
                 let inst = self.inst_id(&symbol).to_owned();
+                // `after`: records older than that bill id (a fill's bill id is its trade id
+                // here), OKX's pagination.
+                let after = params.get("after").and_then(|a| a.parse::<u64>().ok());
                 let data = trades
                     .iter()
                     .rev()
+                    .filter(|t| after.map_or(true, |a| t.id < a))
                     .take(limit as usize)
                     .map(|t| {
                         OkxFill {

@@ -200,5 +200,24 @@ mod tests {
             sign_login(b"k", "1538054050"),
             sign(b"k", "1538054050GET/users/self/verify")
         );
+        // Independent vectors, computed with Python's `hmac`/`base64` modules over OKX's
+        // documented example secret key and a place-order body (OKX's own login example does
+        // not state the secret its signature was made with).
+        let secret = b"22582BD0CFF14C41EDBF1AB98506286D";
+        assert_eq!(
+            sign_login(secret, "1538054050"),
+            "+LdIr8lkkvhr5hoA3g9TMC0+uQJ849ftAcocA/ouu4M="
+        );
+        let body = r#"{"instId":"BTC-USDT","ordType":"limit","px":"2.15","side":"buy","sz":"2","tdMode":"cash"}"#;
+        assert_eq!(
+            sign_request(
+                secret,
+                "2020-12-08T09:08:57.715Z",
+                "POST",
+                "/api/v5/trade/order",
+                body
+            ),
+            "xxNFTi+30w6srmWHNqGP0aqc0QsyOfmTMAYw6jf0fv8="
+        );
     }
 }
