@@ -1541,7 +1541,7 @@ async fn read_stream(
             Ok(PrivateEvent::Other) => continue,
             // One of ours that cannot be read may be a fill or an end: never dropped, the
             // stream counts as lost and every working order is caught up over REST.
-            Err(e) if text.contains(&format!("\"{prefix}")) => {
+            Err(e) if text.contains(&format!("\"{wire_prefix}")) => {
                 state.borrow_mut().counters.unreadable_reports += 1;
                 return Some(format!("a report of ours could not be read ({e})"));
             }
@@ -1594,6 +1594,8 @@ async fn read_stream(
             }
             UpdateKind::Rejected => (
                 ExecKind::Rejected(RejectReason::VenueRejected),
+    // Our ids as the venue writes them (OKX escapes them into `clOrdId`).
+    let wire_prefix = venue.client.wire_client_id(&prefix);
                 None,
                 None,
                 Qty::ZERO,

@@ -249,20 +249,27 @@ async fn fetch_exchange_info(
     client: &mut Client,
     venue: &VenueConfig,
 ) -> Result<Vec<SymbolFilters>, String> {
-    let r = send_request(client, &venue.client.exchange_info())
-        .await
-        .map_err(|e| format!("{}: exchangeInfo: {e}", venue.name))?;
-    let body = String::from_utf8_lossy(&r.body);
-    if r.status != 200 {
-        return Err(format!(
-            "{}: exchangeInfo: HTTP {}: {body}",
-            venue.name, r.status
-        ));
+    // One request, or one a kind of instrument (OKX lists its instruments by `instType`).
+    let mut out = Vec::new();
+    for request in venue.client.exchange_info_requests() {
+        let r = send_request(client, &request)
+            .await
+            .map_err(|e| format!("{}: exchangeInfo: {e}", venue.name))?;
+        let body = String::from_utf8_lossy(&r.body);
+        if r.status != 200 {
+            return Err(format!(
+                "{}: exchangeInfo: HTTP {}: {body}",
+                venue.name, r.status
+            ));
+        }
+        out.extend(
+            venue
+                .client
+                .symbol_filters(&body)
+                .map_err(|e| format!("{}: exchangeInfo: {e}", venue.name))?,
+        );
     }
-    venue
-        .client
-        .symbol_filters(&body)
-        .map_err(|e| format!("{}: exchangeInfo: {e}", venue.name))
+    Ok(out)
 }
 
 async fn fetch_account(client: &mut Client, venue: &VenueConfig) -> Result<Vec<Balance>, String> {

@@ -438,6 +438,12 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn balances(&self, now_ms: u64) -> VenueRequest;
     /// The venue's symbols and their filters (public).
     fn exchange_info(&self) -> VenueRequest;
+    /// Every request [`ExecutionClient::exchange_info`] takes to list the account's
+    /// instruments (OKX: one per instrument type); each answer is read by
+    /// [`ExecutionClient::symbol_filters`].
+    fn exchange_info_requests(&self) -> Vec<VenueRequest> {
+        vec![self.exchange_info()]
+    }
     /// Opens the private stream: the request for its key; `None` when the stream needs no key
     /// (OKX logs in on the connection instead: [`ExecutionClient::stream_handshake`]).
     fn open_stream(&self) -> Option<VenueRequest>;
@@ -486,6 +492,11 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     /// The text a quiet private stream is pinged with (OKX: `ping`); `None`: a WebSocket ping.
     fn stream_ping(&self) -> Option<&'static str> {
         None
+    }
+    /// Our client id as it travels on the wire (OKX escapes it into `clOrdId`): what a frame
+    /// of ours contains.
+    fn wire_client_id(&self, client_id: &str) -> String {
+        client_id.to_owned()
     }
     /// For a venue without a cancel-all request (OKX): the account's open orders on `symbol`,
     /// which the engine then cancels with [`ExecutionClient::cancel_orders`]; `None` when

@@ -482,6 +482,30 @@ impl ExecutionClient for OkxExecution {
         }
     }
 
+    /// One `GET /api/v5/public/instruments` per `instType` of the account's instruments.
+    fn exchange_info_requests(&self) -> Vec<VenueRequest> {
+        let mut kinds: Vec<&'static str> = self
+            .instruments
+            .iter()
+            .map(|(_, inst)| inst_type(inst))
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+            .into_iter()
+            .map(|kind| VenueRequest {
+                method: Method::Get,
+                path: format!("{INSTRUMENTS_PATH}?instType={kind}"),
+                headers: Vec::new(),
+                body: String::new(),
+            })
+            .collect()
+    }
+
+    fn wire_client_id(&self, client_id: &str) -> String {
+        encode_client_id(client_id).unwrap_or_else(|| client_id.to_owned())
+    }
+
     fn open_stream(&self) -> Option<VenueRequest> {
         None
     }
@@ -1010,6 +1034,26 @@ mod tests {
             "ws://127.0.0.1:9/ws/v5/private"
         );
         assert!(c.open_stream().is_none());
+        assert_eq!(c.wire_client_id("paper_1-"), "paperzu1zd");
+        let two = OkxExecution::new(
+            None,
+            [
+                ("BTCUSDT".to_owned(), "BTC-USDT".to_owned()),
+                ("UNIUSDSWAP".to_owned(), "UNI-USD-SWAP".to_owned()),
+            ],
+        );
+        let paths: Vec<String> = two
+            .exchange_info_requests()
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/api/v5/public/instruments?instType=SPOT",
+                "/api/v5/public/instruments?instType=SWAP"
+            ]
+        );
     }
 
     #[test]
