@@ -242,8 +242,12 @@ fn read_all(
 /// a reader that has `dst` mapped (see [`NativeReader::open`]) keeps the old file's bytes.
 pub fn convert(src: &Path, dst: &Path) -> Result<ConvertStats, Error> {
     let mut reader = open_any(src)?;
+    // Unique per conversion (process and a counter), so that two conversions to one `dst`
+    // at once, even from two threads, never write the same temporary file.
+    static CONVERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CONVERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = dst.file_name().unwrap_or_default().to_owned();
-    name.push(format!(".tmp-{}", std::process::id()));
+    name.push(format!(".tmp-{}-{n}", std::process::id()));
     let tmp = dst.with_file_name(name);
     let written = (|| {
         let mut writer = NativeWriter::create(&tmp)?;

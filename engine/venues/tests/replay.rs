@@ -91,6 +91,39 @@ fn converting_over_a_native_file_being_read_leaves_its_reader_intact() {
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
+/// Two conversions to one path at once (two threads of one process) each write their own
+/// temporary file: both succeed and the file left is whole.
+#[test]
+fn concurrent_conversions_to_one_path_both_succeed() {
+    let dir = std::env::temp_dir().join(format!("rt-venues-twice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let native = dir.join("spot.native");
+    let start = std::sync::Barrier::new(2);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let convert = || {
+            start.wait();
+            rt_venues::convert(&capture(), &native)
+        };
+        let (a, b) = (scope.spawn(convert), scope.spawn(convert));
+        [a, b]
+            .map(|t| t.join().expect("a converting thread"))
+            .into_iter()
+            .collect()
+    });
+    for r in &results {
+        assert_eq!(r.as_ref().expect("converted").events, 41_249);
+    }
+    let m = manifest();
+    let replayed = replay::run(&m, &[native], 0, |_, _| {}).expect("the file left replays");
+    assert_eq!(replayed.result.counters.events, 41_249);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["spot.native"], "no temporary file left");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
 #[test]
 fn missing_data_is_an_error_not_a_panic() {
     let m = manifest();
