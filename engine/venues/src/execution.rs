@@ -254,8 +254,6 @@ impl Balance {
     }
 }
 
-/// A fill on the private stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
 /// A symbol's trading filters, in 10^-8 units (Binance's names for them; another venue's
 /// client fills in its equivalents).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +303,8 @@ impl SymbolFilters {
     }
 }
 
+/// A fill on the private stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VenueFill {
     pub trade_id: i64,
     pub price: Price,
