@@ -42,7 +42,7 @@ def test_every_group_option_validates_alone(group: str, option: str) -> None:
 # `features` sets are read by `appliance features --set NAME`; no deployment composes one until
 # a strategy that runs a model references its feature set.
 NOT_YET_COMPOSED = {"features"}
-# OKX and Kraken (market data only: no strategy trades them yet) are composed by paper_venues.
+# OKX and Kraken are composed by paper_venues (read); OKX spot also by paper_okx (traded).
 
 
 @pytest.mark.parametrize(
