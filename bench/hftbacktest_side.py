@@ -29,6 +29,10 @@ What is measured (each timing repeated; the median is the headline, every sample
       and ask at mid + 2 ticks (bid_tick = (bb + ba) // 2 - 2, ask_tick = (bb + ba + 1) // 2 + 2 in
       ticks), qty 0.005, cancel-replace when the wanted price differs from the resting order, and
       no quote on a side that could take |position| beyond 0.05.
+    - market_maker_feed: the same rules decided on every feed wake-up (`wait_next_feed`), so a
+      quote is replaced as soon as the wanted price differs: py_rt's market maker with
+      reference=mid, inventory_skew_ticks=0, requote_threshold_ticks=1 (what
+      bench/compare_hftbacktest.py runs) decides on every book update the same way.
 (c) end to end, cold: a fresh interpreter (subprocess of this script) imports hftbacktest,
     converts the raw capture and runs the market maker, numba compilation included; the wall time
     is taken from outside, from spawn to exit.
@@ -141,64 +145,113 @@ def noop_elapse(hbt, step_ns):
 
 
 @njit
+def quote(hbt, tick, lot, half_spread_ticks, qty, qty_lots, max_pos_lots, next_order_id):
+    """One quoting decision (the rules of the module docstring) on the current book. Returns
+    (next order id, submits, cancels)."""
+    asset = 0
+    submits = 0
+    cancels = 0
+    hbt.clear_inactive_orders(asset)
+    depth = hbt.depth(asset)
+    bb = depth.best_bid_tick
+    ba = depth.best_ask_tick
+    if bb <= INVALID_MIN or ba >= INVALID_MAX or ba <= bb:
+        return next_order_id, 0, 0  # book not built yet (or crossed): no quote
+    mid2 = bb + ba
+    bid_tick = mid2 // 2 - half_spread_ticks
+    ask_tick = (mid2 + 1) // 2 + half_spread_ticks
+    pos_lots = round(hbt.position(asset) / lot)
+    want_bid = pos_lots + qty_lots <= max_pos_lots
+    want_ask = pos_lots - qty_lots >= -max_pos_lots
+
+    have_bid = False
+    have_ask = False
+    values = hbt.orders(asset).values()
+    while values.has_next():
+        order = values.get()
+        if order.side == BUY:
+            if order.cancellable:
+                if want_bid and not have_bid and order.price_tick == bid_tick:
+                    have_bid = True
+                else:
+                    hbt.cancel(asset, order.order_id, False)
+                    cancels += 1
+            elif order.req == NEW:
+                have_bid = True  # in flight; re-checked next time
+        else:
+            if order.cancellable:
+                if want_ask and not have_ask and order.price_tick == ask_tick:
+                    have_ask = True
+                else:
+                    hbt.cancel(asset, order.order_id, False)
+                    cancels += 1
+            elif order.req == NEW:
+                have_ask = True
+
+    if want_bid and not have_bid:
+        hbt.submit_buy_order(asset, next_order_id, bid_tick * tick, qty, GTX, LIMIT, False)
+        next_order_id += 1
+        submits += 1
+    if want_ask and not have_ask:
+        hbt.submit_sell_order(asset, next_order_id, ask_tick * tick, qty, GTX, LIMIT, False)
+        next_order_id += 1
+        submits += 1
+    return next_order_id, submits, cancels
+
+
+@njit
 def market_maker(hbt, step_ns, half_spread_ticks, qty, qty_lots, max_pos_lots):
     """Post-only two-sided quoting every step_ns; see the module docstring for the rules."""
-    asset = 0
-    tick = hbt.depth(asset).tick_size
-    lot = hbt.depth(asset).lot_size
+    tick = hbt.depth(0).tick_size
+    lot = hbt.depth(0).lot_size
     next_order_id = 1
     steps = 0
     submits = 0
     cancels = 0
     while hbt.elapse(step_ns) == 0:
         steps += 1
-        hbt.clear_inactive_orders(asset)
-        depth = hbt.depth(asset)
-        bb = depth.best_bid_tick
-        ba = depth.best_ask_tick
-        if bb <= INVALID_MIN or ba >= INVALID_MAX or ba <= bb:
-            continue  # book not built yet (or crossed): no quote this step
-        mid2 = bb + ba
-        bid_tick = mid2 // 2 - half_spread_ticks
-        ask_tick = (mid2 + 1) // 2 + half_spread_ticks
-        pos_lots = round(hbt.position(asset) / lot)
-        want_bid = pos_lots + qty_lots <= max_pos_lots
-        want_ask = pos_lots - qty_lots >= -max_pos_lots
+        next_order_id, s, c = quote(
+            hbt, tick, lot, half_spread_ticks, qty, qty_lots, max_pos_lots, next_order_id
+        )
+        submits += s
+        cancels += c
+    sv = hbt.state_values(0)
+    return (
+        steps,
+        submits,
+        cancels,
+        sv.position,
+        sv.balance,
+        sv.fee,
+        sv.num_trades,
+        sv.trading_volume,
+    )
 
-        have_bid = False
-        have_ask = False
-        values = hbt.orders(asset).values()
-        while values.has_next():
-            order = values.get()
-            if order.side == BUY:
-                if order.cancellable:
-                    if want_bid and not have_bid and order.price_tick == bid_tick:
-                        have_bid = True
-                    else:
-                        hbt.cancel(asset, order.order_id, False)
-                        cancels += 1
-                elif order.req == NEW:
-                    have_bid = True  # in flight; re-checked next step
-            else:
-                if order.cancellable:
-                    if want_ask and not have_ask and order.price_tick == ask_tick:
-                        have_ask = True
-                    else:
-                        hbt.cancel(asset, order.order_id, False)
-                        cancels += 1
-                elif order.req == NEW:
-                    have_ask = True
 
-        if want_bid and not have_bid:
-            hbt.submit_buy_order(asset, next_order_id, bid_tick * tick, qty, GTX, LIMIT, False)
-            next_order_id += 1
-            submits += 1
-        if want_ask and not have_ask:
-            hbt.submit_sell_order(asset, next_order_id, ask_tick * tick, qty, GTX, LIMIT, False)
-            next_order_id += 1
-            submits += 1
-
-    sv = hbt.state_values(asset)
+@njit
+def market_maker_feed(hbt, half_spread_ticks, qty, qty_lots, max_pos_lots):
+    """The same rules, decided on every feed wake-up (every captured frame that produced rows)
+    instead of every 100 ms: requoting whenever the wanted price differs, as py_rt's market
+    maker does with requote_threshold_ticks=1."""
+    tick = hbt.depth(0).tick_size
+    lot = hbt.depth(0).lot_size
+    next_order_id = 1
+    steps = 0
+    submits = 0
+    cancels = 0
+    while True:
+        rc = hbt.wait_next_feed(False, FEED_TIMEOUT_NS)
+        if rc == 1:
+            break
+        if rc != 2:
+            continue  # a timeout: nothing arrived
+        steps += 1
+        next_order_id, s, c = quote(
+            hbt, tick, lot, half_spread_ticks, qty, qty_lots, max_pos_lots, next_order_id
+        )
+        submits += s
+        cancels += c
+    sv = hbt.state_values(0)
     return (
         steps,
         submits,
@@ -259,15 +312,12 @@ def run_strategy(name: str, hbt: Any) -> dict[str, Any]:
         return {"wakeups": int(wakeups), "timeouts": int(timeouts), "error": int(err)}
     if name == "noop_elapse_100ms":
         return {"steps": int(noop_elapse(hbt, QUOTE_INTERVAL_NS))}
-    if name == "market_maker":
-        r = market_maker(
-            hbt,
-            QUOTE_INTERVAL_NS,
-            HALF_SPREAD_TICKS,
-            ORDER_QTY,
-            ORDER_QTY_LOTS,
-            MAX_POSITION_LOTS,
-        )
+    if name in ("market_maker", "market_maker_feed"):
+        rules = (HALF_SPREAD_TICKS, ORDER_QTY, ORDER_QTY_LOTS, MAX_POSITION_LOTS)
+        if name == "market_maker":
+            r = market_maker(hbt, QUOTE_INTERVAL_NS, *rules)
+        else:
+            r = market_maker_feed(hbt, *rules)
         steps, submits, cancels, position, balance, fee, num_trades, volume = r
         return {
             "steps": int(steps),
@@ -540,7 +590,7 @@ def main() -> int:
 
     # (b) replay, warm. Compile every strategy for both backends on a prefix first.
     warmup = np.ascontiguousarray(data[:WARMUP_ROWS])
-    strategies = ("noop_feed", "noop_elapse_100ms", "market_maker")
+    strategies = ("noop_feed", "noop_elapse_100ms", "market_maker", "market_maker_feed")
     for backend in BACKENDS:
         for name in strategies:
             hbt = build(warmup, backend)
@@ -624,6 +674,8 @@ def print_summary(rep: dict[str, Any]) -> None:
         )
     mm = rep["replay_warm"]["hashmap"]["market_maker"]["result"]
     print(f"market maker (hashmap): {mm}")
+    mm = rep["replay_warm"]["hashmap"]["market_maker_feed"]["result"]
+    print(f"market maker on every feed wake-up (hashmap): {mm}")
 
 
 if __name__ == "__main__":
