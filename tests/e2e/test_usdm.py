@@ -221,6 +221,68 @@ def test_a_funding_payment_is_journaled_and_booked_in_pnl(tmp_path: Path) -> Non
         assert env.stop("engine2") == 0
 
 
+# A second perpetual on the same cross-margin account (the bundled capture has no data for it:
+# its book stays empty and the engine never trades it).
+ETHUSDT = (
+    "+exchanges.sim_binance.instruments.ETHUSDT={tick_size:'0.01',lot_size:'0.001',"
+    "min_notional:'20',maker_fee_bps:'2',taker_fee_bps:'5',leverage:5,margin_type:cross}"
+)
+
+
+def test_cross_margin_funding_is_booked_per_symbol_from_the_income_history(
+    tmp_path: Path,
+) -> None:
+    """Two instruments on one cross-margin account: the venue's funding update (reason
+    FUNDING_FEE) names no symbol, so the engine reads each symbol's payment from the venue's
+    income history (GET /fapi/v1/income?incomeType=FUNDING_FEE) and books it on its own
+    instrument; before, the whole payment went to the first instrument."""
+    with usdm(tmp_path, ETHUSDT, speed="2") as env:
+        env.start_sim()
+        env.start_engine()
+        # The feed stays RESYNCING (ETHUSDT's book never fills); BTCUSDT's trades regardless.
+
+        def position(symbol: str) -> Decimal:
+            return Decimal(fapi(env, "/fapi/v2/positionRisk", f"symbol={symbol}")[0]["positionAmt"])
+
+        wait_for(lambda: position("BTCUSDT") != 0, 90, "a BTCUSDT position", 0.25)
+        assert env.command("pause").ok
+        wait_for(lambda: fapi(env, "/fapi/v1/openOrders", "symbol=BTCUSDT") == [], 10, "no orders")
+        # The account also holds ETHUSDT, traded elsewhere (by hand, another client).
+        env.fault("kind=position&symbol=ETHUSDT&side=sell&qty=2&price=2500")
+        assert position("ETHUSDT") == Decimal("-2")
+        time.sleep(0.5)
+
+        def realised() -> dict[str, Decimal]:
+            status = env.status_or_none()
+            assert status is not None
+            return {p.symbol: Decimal(p.realised_pnl or "0") for p in status.positions}
+
+        before = realised()
+        wallet = Decimal(fapi(env, "/fapi/v2/balance")[0]["balance"])
+        env.fault("kind=funding&rate=0.001")
+        paid = Decimal(fapi(env, "/fapi/v2/balance")[0]["balance"]) - wallet
+        income = fapi(env, "/fapi/v1/income", "incomeType=FUNDING_FEE")
+        per = {r["symbol"]: Decimal(r["income"]) for r in income}
+        assert set(per) == {"BTCUSDT", "ETHUSDT"}, income
+        assert sum(per.values()) == paid, (per, paid)
+        # The short ETHUSDT position receives (longs pay shorts at a positive rate).
+        assert per["ETHUSDT"] > 0 and (per["BTCUSDT"] < 0) == (position("BTCUSDT") > 0), per
+
+        def booked() -> bool:
+            now = realised()
+            return all(now.get(s, Decimal(0)) - before.get(s, Decimal(0)) == per[s] for s in per)
+
+        wait_for(booked, 10, "each symbol's funding booked on it")
+        records = {
+            (r["symbol"], Decimal(r["amount"]))
+            for r in env.journal_records()
+            if r["t"] == "funding"
+        }
+        assert records == set(per.items()), records
+        wait_for(lambda: counters(env.heartbeat()).get("gw_funding_payments") == 2, 10, "the count")
+        assert env.stop("engine") == 0
+
+
 def test_unrealised_pnl_is_valued_at_the_venues_mark_price(tmp_path: Path) -> None:
     with usdm(tmp_path, speed="2") as env:
         env.start_sim()

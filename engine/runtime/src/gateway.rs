@@ -161,6 +161,12 @@ struct State {
     /// again (it may deliver them after the catch-up): the newest [`CAUGHT_KEPT`].
     caught: std::collections::HashSet<(u64, i64)>,
     caught_order: std::collections::VecDeque<(u64, i64)>,
+    /// Per exchange: funding payments attributed from the venue's history (by its id), and the
+    /// time (ms) the next query of that history starts from.
+    funding_seen: std::collections::HashSet<(u32, u64)>,
+    funding_since: std::collections::HashMap<u32, u64>,
+    /// When the gateway started (ms): the funding history is read from then on.
+    started_ms: u64,
 }
 
 /// What the gateway knows of an order it sent that has not finished: where it went and the
@@ -274,6 +280,9 @@ pub fn run(
         down: std::collections::HashSet::new(),
         caught: std::collections::HashSet::new(),
         caught_order: std::collections::VecDeque::new(),
+        funding_seen: std::collections::HashSet::new(),
+        funding_since: std::collections::HashMap::new(),
+        started_ms: now_ms(),
     }));
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
@@ -1397,22 +1406,37 @@ const PONG_DEADLINE: Duration = Duration::from_secs(5);
 /// An account change of a futures venue, counted. A funding payment (in the instrument's
 /// quote asset) is journaled and handed to the strategy thread, which books it into the
 /// instrument's realised P&L: the instrument is the one the update names (isolated margin
-/// lists the position), else the venue's first instrument (cross margin names none: with
-/// several instruments on one USD-M account, the payment is booked against the first).
+/// lists the position), or the venue's only instrument. A cross-margin update names none: with
+/// several instruments, each one's payment is read from the venue's funding history
+/// ([`attribute_funding`]).
 fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
     state.borrow_mut().counters.account_updates += 1;
     if change.reason != AccountReason::Funding {
         return;
     }
-    let symbol = change
+    let named = change
         .positions
         .iter()
         .map(|p| p.symbol.as_str())
-        .find(|s| venue.symbols.iter().any(|v| v == s))
-        .or_else(|| venue.symbols.first().map(String::as_str));
-    let Some(symbol) = symbol else {
-        return;
+        .find(|s| venue.symbols.iter().any(|v| v == s));
+    let symbol = match (named, venue.symbols.as_slice()) {
+        (Some(s), _) => s,
+        (None, [only]) => only.as_str(),
+        (None, []) => return,
+        (None, _) => {
+            let announced = change.balance_changes.clone();
+            tokio::task::spawn_local(attribute_funding(state.clone(), venue.clone(), announced));
+            return;
+        }
     };
+    for (asset, amount) in &change.balance_changes {
+        book_funding(state, venue, symbol, asset, *amount);
+    }
+}
+
+/// Journals a funding payment of `symbol` and hands it to the strategy thread (booked when it
+/// is in the instrument's quote asset).
+fn book_funding(state: &Shared, venue: &VenueConfig, symbol: &str, asset: &str, amount: i64) {
     let instrument = {
         let s = state.borrow();
         s.names
@@ -1421,34 +1445,128 @@ fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
             .position(|(x, sym)| *x == venue.exchange && sym == symbol)
     };
     let quote = rt_venues::assets::quote_asset(symbol);
-    for (asset, amount) in &change.balance_changes {
-        let mut s = state.borrow_mut();
-        s.counters.funding_payments += 1;
+    let mut s = state.borrow_mut();
+    s.counters.funding_payments += 1;
+    s.log(format!(
+        "{}: funding payment {} {asset} on {symbol}",
+        venue.name,
+        dec(amount)
+    ));
+    if asset != quote {
         s.log(format!(
-            "{}: funding payment {} {asset} on {symbol}",
-            venue.name,
-            dec(*amount)
+            "{}: a funding payment in {asset}, not {quote}: journaled, not booked",
+            venue.name
         ));
-        if asset != quote {
-            s.log(format!(
-                "{}: a funding payment in {asset}, not {quote}: journaled, not booked",
-                venue.name
-            ));
+    }
+    s.journal(&Record::Funding {
+        ts: now_ns(),
+        exchange: venue.name.clone(),
+        symbol: symbol.to_owned(),
+        asset: asset.to_owned(),
+        amount: dec(amount),
+    });
+    if let (Some(id), true) = (instrument, asset == quote) {
+        venue
+            .marks
+            .push_funding(id as rt_core::InstrumentId, amount);
+        s.flags.wake_strategy();
+    }
+}
+
+/// How often, and how far apart, the funding history is asked until it holds the payments a
+/// cross-margin update announced (the venue's history may trail its stream).
+const FUNDING_TRIES: u32 = 5;
+const FUNDING_RETRY: Duration = Duration::from_secs(1);
+
+/// Attributes a cross-margin funding update (`announced`: (asset, total) as the update says)
+/// to the venue's symbols: the payments its funding history lists that were not attributed
+/// yet, each booked on its own symbol (those of symbols the engine does not trade are
+/// logged). Asked again until the new payments add up to what was announced; what is found
+/// is booked either way, and a difference is logged.
+async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Vec<(String, i64)>) {
+    let Some(account) = venue.client.derivatives() else {
+        return;
+    };
+    let Ok(base) = Base::parse(&venue.rest) else {
+        return;
+    };
+    let mut client = Client::with_limits(base, venue.limits.clone());
+    let mut found: Vec<(String, i64)> = Vec::new();
+    for attempt in 0..FUNDING_TRIES {
+        if attempt > 0 {
+            tokio::time::sleep(FUNDING_RETRY).await;
         }
-        s.journal(&Record::Funding {
-            ts: now_ns(),
-            exchange: venue.name.clone(),
-            symbol: symbol.to_owned(),
-            asset: asset.clone(),
-            amount: dec(*amount),
-        });
-        if let (Some(id), true) = (instrument, asset == quote) {
-            venue
-                .marks
-                .push_funding(id as rt_core::InstrumentId, *amount);
-            s.flags.wake_strategy();
+        let since = {
+            let mut s = state.borrow_mut();
+            let start = s.started_ms;
+            *s.funding_since.entry(venue.exchange).or_insert(start)
+        };
+        let request = account.funding_history(since, now_ms());
+        let r = match send_request(&mut client, &request).await {
+            Ok(r) if r.status == 200 => r,
+            Ok(r) => {
+                state.borrow().log(format!(
+                    "{}: funding history: HTTP {}: {}",
+                    venue.name,
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                ));
+                continue;
+            }
+            Err(e) => {
+                state
+                    .borrow()
+                    .log(format!("{}: funding history: {e}", venue.name));
+                continue;
+            }
+        };
+        let payments = match account.funding_payments(&String::from_utf8_lossy(&r.body)) {
+            Ok(p) => p,
+            Err(e) => {
+                state
+                    .borrow()
+                    .log(format!("{}: funding history: {e}", venue.name));
+                continue;
+            }
+        };
+        for p in payments {
+            let new = {
+                let mut s = state.borrow_mut();
+                let since = s.funding_since.entry(venue.exchange).or_insert(0);
+                *since = (*since).max(p.time_ms);
+                s.funding_seen.insert((venue.exchange, p.id))
+            };
+            if !new {
+                continue;
+            }
+            match found.iter_mut().find(|(a, _)| *a == p.asset) {
+                Some((_, total)) => *total += p.amount,
+                None => found.push((p.asset.clone(), p.amount)),
+            }
+            if venue.symbols.contains(&p.symbol) {
+                book_funding(&state, &venue, &p.symbol, &p.asset, p.amount);
+            } else {
+                state.borrow().log(format!(
+                    "{}: funding payment {} {} on {}, which this engine does not trade: not booked",
+                    venue.name,
+                    dec(p.amount),
+                    p.asset,
+                    p.symbol
+                ));
+            }
+        }
+        let covered = announced
+            .iter()
+            .all(|(asset, total)| found.iter().any(|(a, t)| a == asset && t == total));
+        if covered {
+            return;
         }
     }
+    state.borrow().log(format!(
+        "{}: a cross-margin funding update announced {announced:?}; its history gave {found:?} \
+         after {FUNDING_TRIES} tries",
+        venue.name
+    ));
 }
 
 /// A derivative's mark price from the venue, for the strategy thread (unrealised P&L).
@@ -1476,6 +1594,8 @@ async fn read_stream(
 ) -> Option<String> {
     use futures_util::SinkExt;
     let prefix = state.borrow().prefix.clone();
+    // Our ids as the venue writes them (OKX escapes them into `clOrdId`).
+    let wire_prefix = venue.client.wire_client_id(&prefix);
     let mut heard = tokio::time::Instant::now();
     let mut pinged: Option<tokio::time::Instant> = None;
     loop {
@@ -1594,8 +1714,6 @@ async fn read_stream(
             }
             UpdateKind::Rejected => (
                 ExecKind::Rejected(RejectReason::VenueRejected),
-    // Our ids as the venue writes them (OKX escapes them into `clOrdId`).
-    let wire_prefix = venue.client.wire_client_id(&prefix);
                 None,
                 None,
                 Qty::ZERO,

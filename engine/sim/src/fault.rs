@@ -89,6 +89,15 @@ pub enum Fault {
     /// `kind=mark&symbol=S&offset=D` (USD-M): from now on the venue marks `S` at its mid plus
     /// the signed decimal `D` (its `markPrice` stream, positions, liquidation prices).
     Mark { symbol: String, offset: i64 },
+    /// `kind=position&symbol=S&side=buy|sell&qty=Q&price=P` (USD-M): the account traded `Q` of
+    /// `S` at `P` elsewhere (another client of the account, an operator by hand): its position
+    /// moves, no order of the engine's is involved.
+    Position {
+        symbol: String,
+        side: rt_core::Side,
+        qty: i64,
+        price: i64,
+    },
     /// `kind=clear`: cancel pending faults (rejection, gaps not yet taken, a scheduled drop,
     /// refused listen keys, an IP ban or a 429's back-off).
     Clear,
@@ -115,6 +124,7 @@ impl Fault {
             Fault::Ban { .. } => "ban",
             Fault::Funding { .. } => "funding",
             Fault::Mark { .. } => "mark",
+            Fault::Position { .. } => "position",
             Fault::Clear => "clear",
         }
     }
@@ -136,7 +146,7 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, mark, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
@@ -153,9 +163,10 @@ impl Fault {
             "ban" => &["s"],
             "funding" => &["rate"],
             "mark" => &["symbol", "offset"],
+            "position" => &["symbol", "side", "qty", "price"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, mark, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)"
                 )))
             }
         };
@@ -330,6 +341,33 @@ impl Fault {
                     offset: if negative { -offset } else { offset },
                 }
             }
+            "position" => {
+                let value = |key: &str| {
+                    args.iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, v)| *v)
+                        .ok_or_else(|| bad(format!("kind=position needs {key}=")))
+                };
+                let symbol = value("symbol")?;
+                let side = match value("side")? {
+                    "buy" => rt_core::Side::Buy,
+                    "sell" => rt_core::Side::Sell,
+                    other => return Err(bad(format!("side={other:?} is not buy or sell"))),
+                };
+                let positive = |key: &str| -> Result<i64, SimError> {
+                    let v = value(key)?;
+                    match Fixed::parse(v) {
+                        Ok(f) if f.raw() > 0 => Ok(f.raw()),
+                        _ => Err(bad(format!("{key}={v:?} is not a positive decimal"))),
+                    }
+                };
+                Fault::Position {
+                    symbol: symbol.to_owned(),
+                    side,
+                    qty: positive("qty")?,
+                    price: positive("price")?,
+                }
+            }
             "funding" => {
                 let v = args
                     .iter()
@@ -425,6 +463,22 @@ impl fmt::Display for Fault {
                 let sign = if *rate < 0 { "-" } else { "" };
                 write!(f, "&rate={sign}{}", Fixed::from_raw(rate.abs()))
             }
+            Fault::Position {
+                symbol,
+                side,
+                qty,
+                price,
+            } => write!(
+                f,
+                "&symbol={symbol}&side={}&qty={}&price={}",
+                if *side == rt_core::Side::Buy {
+                    "buy"
+                } else {
+                    "sell"
+                },
+                Fixed::from_raw(*qty),
+                Fixed::from_raw(*price)
+            ),
             Fault::Mark { symbol, offset } => {
                 let sign = if *offset < 0 { "-" } else { "" };
                 write!(

@@ -16,6 +16,7 @@ use rt_venues::binance::usdm::{
     self, format_balances, format_position_mode, format_user_trades, FuturesBalance, FuturesOrder,
     FuturesTif, Setting, SymbolSetting,
 };
+use rt_venues::binance::usdm_income;
 use rt_venues::binance_orders::{
     self as bo, ApiError, CancelOpenOrders, CancelOrder, CancelResponse, ExecutionReport,
     MyTradesQuery, NewOrderResponse, OpenOrdersQuery, Params, QueryOrder, StpMode,
@@ -225,6 +226,44 @@ pub(super) async fn route(
                 available_balance: account.wallet().saturating_add(upnl.min(0)),
             };
             Ok(format_balances(&[b], wall_ms()))
+        }
+        (&M::GET, usdm_income::INCOME_PATH) => {
+            let params = signed()?;
+            let mut p = Params::parse(&params).map_err(|e| e.to_api_error())?;
+            let text = |p: &mut Params<'_>, key: &str| p.take(key).map(|s| s.into_owned());
+            let income_type = text(&mut p, "incomeType");
+            let symbol = text(&mut p, "symbol");
+            let number = |v: Option<String>, key: &str, default: u64| -> Result<u64, ApiError> {
+                match v {
+                    None => Ok(default),
+                    Some(v) => v.parse().map_err(|_| {
+                        ApiError::new(-1100, format!("Illegal characters found in parameter '{key}'; legal range is '^[0-9]{{1,20}}$'."))
+                    }),
+                }
+            };
+            let start = number(text(&mut p, "startTime"), "startTime", 0)?;
+            let end = number(text(&mut p, "endTime"), "endTime", u64::MAX)?;
+            let limit = number(text(&mut p, "limit"), "limit", 100)?;
+            if !(1..=u64::from(usdm_income::MAX_INCOME_LIMIT)).contains(&limit) {
+                return Err(ApiError::new(
+                    -1130,
+                    "Data sent for parameter 'limit' is not valid.",
+                ));
+            }
+            p.take("page");
+            p.take("recvWindow");
+            p.take("timestamp");
+            p.finish().map_err(|e| e.to_api_error())?;
+            let v = shared.venue();
+            let account = v.futures().ok_or_else(no_futures)?;
+            let records = account.income(
+                income_type.as_deref(),
+                symbol.as_deref(),
+                start,
+                end,
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            );
+            Ok(usdm_income::format_income(&records))
         }
         (&M::GET, usdm::POSITION_RISK_PATH) => {
             let params = signed()?;

@@ -22,6 +22,7 @@ use rt_venues::binance::usdm::{
     AccountUpdate, BalanceChange, FuturesExecType, FuturesOrderInfo, FuturesTif, FuturesTrade,
     MarginType, OrderTradeUpdate, PositionChange, PositionRisk, FUNDING_FEE,
 };
+use rt_venues::binance::usdm_income::{IncomeRecord, FUNDING_FEE as FUNDING_FEE_INCOME};
 use rt_venues::binance_orders::{ExecType, ExecutionReport, OrderInfo, StpMode, TradeInfo};
 use rt_venues::execution::PositionSide;
 
@@ -68,6 +69,9 @@ pub struct FuturesAccount {
     pub funding_payments: u64,
     /// A `mark` fault: added to a symbol's mark (the mid), in 10^-8.
     mark_offsets: HashMap<String, i64>,
+    /// Funding payments booked, oldest first (`GET /fapi/v1/income`), and the next `tranId`.
+    income: Vec<IncomeRecord>,
+    next_tran_id: u64,
     /// Capture time of the next `markPriceUpdate` (one a second).
     next_mark_ns: i64,
 }
@@ -95,6 +99,8 @@ impl FuturesAccount {
             realized: HashMap::new(),
             funding_payments: 0,
             mark_offsets: HashMap::new(),
+            income: Vec::new(),
+            next_tran_id: 1,
             next_mark_ns: 0,
         }
     }
@@ -444,6 +450,34 @@ impl FuturesAccount {
         out
     }
 
+    /// The income records of `income_type` (all when `None`) and `symbol` (all when `None`)
+    /// with `start_ms <= time <= end_ms`, oldest first, at most `limit` (Binance: the newest
+    /// 7 days when no time is given, which the sim, younger than that, serves whole).
+    pub fn income(
+        &self,
+        income_type: Option<&str>,
+        symbol: Option<&str>,
+        start_ms: u64,
+        end_ms: u64,
+        limit: usize,
+    ) -> Vec<IncomeRecord> {
+        self.income
+            .iter()
+            .filter(|r| income_type.map_or(true, |t| r.income_type == t))
+            .filter(|r| symbol.map_or(true, |s| r.symbol == s))
+            .filter(|r| r.time_ms >= start_ms && r.time_ms <= end_ms)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// A trade of the account made elsewhere (another client of the account, an operator by
+    /// hand) moves `symbol`'s position: the `position` fault.
+    pub fn trade_elsewhere(&mut self, symbol: &str, side: Side, price: Price, qty: i64) {
+        // Its realised P&L moves the wallet there.
+        let _realized = self.trade_into_position(symbol, side, price, qty);
+    }
+
     /// A funding payment at `rate` (10^-8; positive: longs pay shorts) on every position at
     /// its mark: the wallet moves by `-qty * mark * rate`; the `ACCOUNT_UPDATE` (reason
     /// `FUNDING_FEE`) that says so, `None` when no position pays or receives.
@@ -454,6 +488,7 @@ impl FuturesAccount {
         mark: impl Fn(&str) -> Option<Price>,
     ) -> Option<String> {
         let mut total = 0i128;
+        let mut paid: Vec<(String, i64)> = Vec::new();
         let mut symbols: Vec<String> = self
             .positions
             .iter()
@@ -464,10 +499,26 @@ impl FuturesAccount {
         for s in &symbols {
             let p = self.position(s);
             let m = mark(s).unwrap_or(p.entry);
-            total -= mul(m, p.qty) * i128::from(rate) / i128::from(SCALE);
+            let payment = -(mul(m, p.qty) * i128::from(rate) / i128::from(SCALE));
+            total += payment;
+            paid.push((s.clone(), clamp(payment)));
         }
         if symbols.is_empty() {
             return None;
+        }
+        // Each symbol's payment is an income record of its own, as the venue books it.
+        for (symbol, income) in paid {
+            self.income.push(IncomeRecord {
+                symbol,
+                income_type: FUNDING_FEE_INCOME.into(),
+                income,
+                asset: MARGIN_ASSET.into(),
+                info: FUNDING_FEE_INCOME.into(),
+                time_ms,
+                tran_id: self.next_tran_id,
+                trade_id: String::new(),
+            });
+            self.next_tran_id += 1;
         }
         let change = clamp(total);
         self.wallet = self.wallet.saturating_add(change);

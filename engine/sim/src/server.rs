@@ -602,6 +602,16 @@ impl Engine {
                     f.set_mark_offset(symbol, offset);
                 }
             }
+            Fault::Position {
+                ref symbol,
+                side,
+                qty,
+                price,
+            } => {
+                if let Some(f) = self.shared.venue().futures_mut() {
+                    f.trade_elsewhere(symbol, side, rt_core::Price(price), qty);
+                }
+            }
             Fault::Ban { s } => self
                 .shared
                 .meter()

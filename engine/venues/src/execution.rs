@@ -555,4 +555,21 @@ pub trait DerivativesAccount: fmt::Debug + Send + Sync {
     /// Asks every position with its risk.
     fn positions(&self, now_ms: u64) -> VenueRequest;
     fn position_risks(&self, body: &str) -> Result<Vec<PositionRiskState>, ExecError>;
+    /// Asks the account's funding payments from `start_ms` on, per symbol (a cross-margin
+    /// account's funding update names no symbol).
+    fn funding_history(&self, start_ms: u64, now_ms: u64) -> VenueRequest;
+    /// The payments from an accepted [`DerivativesAccount::funding_history`], oldest first.
+    fn funding_payments(&self, body: &str) -> Result<Vec<FundingPayment>, ExecError>;
+}
+
+/// One funding payment of a derivatives account, as the venue books it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FundingPayment {
+    pub symbol: String,
+    pub asset: String,
+    /// Signed, 10^-8 of `asset`: positive received.
+    pub amount: i64,
+    pub time_ms: u64,
+    /// The venue's id of the payment (unique among the account's funding payments).
+    pub id: u64,
 }

@@ -69,6 +69,7 @@ pub fn weight(method: &str, path: &str, query: &str) -> u32 {
         ("GET", "/fapi/v2/balance") => 5,
         ("GET", "/fapi/v2/positionRisk") => 5,
         ("GET", "/fapi/v1/positionSide/dual") => 30,
+        ("GET", "/fapi/v1/income") => 30,
         _ => 1,
     }
 }

@@ -30,6 +30,7 @@ pub mod signing;
 mod test_support;
 pub mod usdm;
 pub mod usdm_execution;
+pub mod usdm_income;
 pub mod user_stream;
 pub mod vocab;
 pub mod wire;

@@ -21,13 +21,14 @@ use super::usdm::{
     self, AccountUpdate, FuturesExecType, FuturesOrder, FuturesOrderInfo, MarginType,
     OrderTradeUpdate, Setting, SymbolSetting,
 };
+use super::usdm_income;
 use super::user_stream::is_listen_key_expired;
 use super::vocab::{OrderStatus, StpMode};
 use crate::execution::{
     AccountChange, AccountReason, Balance, Credentials, DerivativesAccount, ExecError,
-    ExecutionClient, Method, NewOrderSpec, Operation, OrderState, OrderUpdate, Outcome,
-    PositionRiskState, PrivateEvent, Refusal, SymbolFilters, UpdateKind, VenueFill, VenuePosition,
-    VenueRequest, VenueTrade,
+    ExecutionClient, FundingPayment, Method, NewOrderSpec, Operation, OrderState, OrderUpdate,
+    Outcome, PositionRiskState, PrivateEvent, Refusal, SymbolFilters, UpdateKind, VenueFill,
+    VenuePosition, VenueRequest, VenueTrade,
 };
 
 const VENUE: &str = "binance usdm";
@@ -329,6 +330,35 @@ impl DerivativesAccount for USdmExecution {
                 liquidation_price: r.liquidation_price,
                 leverage: r.leverage,
                 isolated: r.margin_type == MarginType::Isolated,
+            })
+            .collect())
+    }
+
+    fn funding_history(&self, start_ms: u64, now_ms: u64) -> VenueRequest {
+        let q = format!(
+            "{}&timestamp={now_ms}",
+            usdm_income::funding_query(start_ms)
+        );
+        signed(
+            self.credentials.as_ref(),
+            Method::Get,
+            usdm_income::INCOME_PATH,
+            &q,
+        )
+    }
+
+    fn funding_payments(&self, body: &str) -> Result<Vec<FundingPayment>, ExecError> {
+        let mut records = usdm_income::parse_income(body).map_err(|e| unreadable("income", e))?;
+        records.sort_by_key(|r| (r.time_ms, r.tran_id));
+        Ok(records
+            .into_iter()
+            .filter(|r| r.income_type == usdm_income::FUNDING_FEE)
+            .map(|r| FundingPayment {
+                symbol: r.symbol,
+                asset: r.asset,
+                amount: r.income,
+                time_ms: r.time_ms,
+                id: r.tran_id,
             })
             .collect())
     }
