@@ -430,8 +430,23 @@ impl BookSide {
         self.window.len + self.far.len
     }
 
-    #[inline]
+    /// The common case inline (a price inside the window); everything else in `set_slow`.
+    #[inline(always)]
     fn set(&mut self, price: Price, qty: Qty) {
+        if self.window.enabled() {
+            if let Slot::At(i) = self.window.locate(self.key(price)) {
+                self.window.set(i, Level { price, qty });
+                if self.window.len == 0 && self.far.len > 0 {
+                    self.refill();
+                }
+                return;
+            }
+        }
+        self.set_slow(price, qty);
+    }
+
+    #[inline(never)]
+    fn set_slow(&mut self, price: Price, qty: Qty) {
         if !self.window.enabled() {
             self.far.set(price, qty);
             if self.far.len >= 2 && !qty.is_zero() {
