@@ -15,7 +15,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 FUZZ_SECONDS=${FUZZ_SECONDS:-600}
 FUZZ_EXECS=${FUZZ_EXECS:-1000000}
-FUZZ_TARGETS=${FUZZ_TARGETS:-binance_market binance_user_stream binance_rest okx kraken manifest journal}
+FUZZ_TARGETS=${FUZZ_TARGETS:-binance_market binance_user_stream binance_rest okx okx_orders kraken manifest journal}
 CARGO_AFL_VERSION=0.18.2
 TOOLS=$ROOT/target/fuzz-tools
 OUT=$ROOT/target/fuzz/out

@@ -31,11 +31,12 @@ mod engine_journal;
 pub type Target = fn(&[u8]);
 
 /// Every target, by name (the names of `src/bin/*.rs` and of the corpus directories).
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("binance_market", binance_market),
     ("binance_user_stream", binance_user_stream),
     ("binance_rest", binance_rest),
     ("okx", okx),
+    ("okx_orders", okx_orders),
     ("kraken", kraken),
     ("manifest", manifest),
     ("journal", journal),
@@ -82,6 +83,49 @@ pub fn binance_user_stream(data: &[u8]) {
             assert_eq!(again, Ok(Some(report)), "an execution report round trip");
         }
     }
+}
+
+/// OKX order entry (`rt_venues::okx::execution`): each line a private-stream frame (`orders`
+/// pushes, login and subscribe answers) through the client the gateway uses, and the whole
+/// input as every REST answer it reads (classified for each operation, then read as an order,
+/// open orders, fills, balances, instruments, a cancel batch). An `orders` push the client
+/// reads is one it could have been sent: its client id escapes back to the one it carries.
+pub fn okx_orders(data: &[u8]) {
+    use rt_venues::okx::execution as okx;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let client = okx::OkxExecution::new(None, [("BTCUSDT".to_owned(), "BTC-USDT".to_owned())]);
+    for frame in text.split('\n') {
+        black_box(client.handshake_reply(frame));
+        if let Ok(PrivateEvent::Order(u)) = client.private_event(frame) {
+            let wire = client.wire_client_id(&u.client_id);
+            assert_eq!(
+                okx::decode_client_id(&wire),
+                u.client_id,
+                "a client id round trip"
+            );
+        }
+    }
+    for op in [
+        Operation::NewOrder {
+            kind: rt_core::OrderKind::PostOnly,
+        },
+        Operation::Cancel,
+        Operation::CancelAll,
+        Operation::Query,
+        Operation::Read,
+    ] {
+        for status in [200, 401, 429, 500] {
+            black_box(client.classify(op, status, text, Some(1)));
+        }
+    }
+    black_box(client.order_state(text).ok());
+    black_box(client.open_order_ids(text).ok());
+    black_box(client.trades(text).ok());
+    black_box(client.balance_list(text).ok());
+    black_box(client.symbol_filters(text).ok());
+    black_box(client.cancelled_count(text));
 }
 
 /// Binance REST bodies (`rt_venues::binance_orders`): the first byte picks the endpoint, the rest

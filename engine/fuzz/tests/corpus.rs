@@ -45,6 +45,7 @@ fn every_target_has_a_test_here() {
             "binance_user_stream",
             "binance_rest",
             "okx",
+            "okx_orders",
             "kraken",
             "manifest",
             "journal"
@@ -70,6 +71,11 @@ fn binance_rest() {
 #[test]
 fn okx() {
     run("okx");
+}
+
+#[test]
+fn okx_orders() {
+    run("okx_orders");
 }
 
 #[test]

@@ -37,8 +37,8 @@
 //! `state` `live`, `partially_filled`, `filled`, `canceled`, `mmp_canceled`, and with a fill
 //! its `tradeId`, `fillPx`, `fillSz`, `fillFee` (negative: charged) in `fillFeeCcy`, `execType`
 //! `M` (maker) or `T`. The commission is booked in the currency OKX charged it in, as Binance's
-//! is. A push naming several orders is refused (an error on a frame of ours: the gateway
-//! catches up over REST). Amending an order (`POST /api/v5/trade/amend-order`) is not part of
+//! is. A push naming several orders, or a fill and the order's cancel at once, is refused (an
+//! error on a frame of ours: the gateway counts its stream lost and catches up over REST). Amending an order (`POST /api/v5/trade/amend-order`) is not part of
 //! the boundary: the engine cancels and places.
 
 use std::fmt;
@@ -356,6 +356,11 @@ impl OkxExecution {
         let acc = units(o, "accFillSz")?;
         let fill_sz = units(o, "fillSz")?;
         let trade = text(o, "tradeId");
+        if fill_sz > 0 && !trade.is_empty() && status == VenueStatus::Cancelled {
+            // A fill and the order's end in one push: one update cannot carry both, and
+            // neither may be lost (the gateway counts the stream lost and asks the venue).
+            return Err(unreadable("orders", "a fill and a cancel in one push"));
+        }
         let kind = if fill_sz > 0 && !trade.is_empty() {
             UpdateKind::Fill(VenueFill {
                 trade_id: i64::try_from(id(o, "tradeId")?).map_err(|e| unreadable("tradeId", e))?,
@@ -1194,6 +1199,8 @@ mod tests {
                 commission_asset: "BTC".into(),
             })
         );
+        let both = fill.replace(r#""state":"partially_filled""#, r#""state":"canceled""#);
+        assert!(c.private_event(&both).is_err());
         let cancelled = live.replace(r#""state":"live""#, r#""state":"mmp_canceled""#);
         let PrivateEvent::Order(u) = c.private_event(&cancelled).expect("an update") else {
             panic!("an order update");
