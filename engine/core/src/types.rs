@@ -11,88 +11,10 @@ use rt_manifest::Fixed;
 
 /// Units per 1.0 for [`Price`] and [`Qty`]: 10^8.
 pub const SCALE: i64 = 100_000_000;
-const MAX_FRAC_DIGITS: usize = 8;
-const MAX_INT_DIGITS: usize = 10;
-
-/// Why a decimal from the wire was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ParseDecimalError {
-    #[error("empty decimal")]
-    Empty,
-    #[error("invalid byte {0:#04x} in a decimal")]
-    InvalidByte(u8),
-    #[error("more than {MAX_FRAC_DIGITS} fractional digits")]
-    TooPrecise,
-    #[error("more than {MAX_INT_DIGITS} integer digits")]
-    TooLarge,
-}
-
-/// Parses an unsigned decimal such as `b"61837.63000000"` into units of 10^-8.
-///
-/// Extra trailing zeros beyond 8 fractional digits are accepted (they change nothing); any
-/// other precision loss is an error.
-#[inline]
-pub fn parse_units(bytes: &[u8]) -> Result<i64, ParseDecimalError> {
-    if bytes.is_empty() {
-        return Err(ParseDecimalError::Empty);
-    }
-    let mut int: i64 = 0;
-    let mut i = 0;
-    while i < bytes.len() && bytes[i] != b'.' {
-        let d = bytes[i].wrapping_sub(b'0');
-        if d > 9 {
-            return Err(ParseDecimalError::InvalidByte(bytes[i]));
-        }
-        int = int * 10 + i64::from(d);
-        i += 1;
-        if i > MAX_INT_DIGITS {
-            return Err(ParseDecimalError::TooLarge);
-        }
-    }
-    if i == 0 {
-        return Err(ParseDecimalError::InvalidByte(bytes[0]));
-    }
-    let mut frac: i64 = 0;
-    let mut digits = 0;
-    if i < bytes.len() {
-        i += 1; // the '.'
-        if i == bytes.len() {
-            return Err(ParseDecimalError::Empty);
-        }
-        while i < bytes.len() {
-            let d = bytes[i].wrapping_sub(b'0');
-            if d > 9 {
-                return Err(ParseDecimalError::InvalidByte(bytes[i]));
-            }
-            if digits < MAX_FRAC_DIGITS {
-                frac = frac * 10 + i64::from(d);
-                digits += 1;
-            } else if d != 0 {
-                return Err(ParseDecimalError::TooPrecise);
-            }
-            i += 1;
-        }
-    }
-    while digits < MAX_FRAC_DIGITS {
-        frac *= 10;
-        digits += 1;
-    }
-    Ok(int * SCALE + frac)
-}
-
-/// Parses a decimal with an optional leading `-` (`b"-0.00100000"`, a commission or a journal's
-/// cash) into units of 10^-8: [`parse_units`] on the digits, negated. The engine's one decimal
-/// parser is `parse_units` (the Binance, OKX and Kraken codecs reach it through a SWAR fast path
-/// that must agree with it, `rt_venues`' `scan::fast_decimal`); the manifest's stricter grammar
-/// (`rt_manifest::Fixed`, at most 8 fractional digits) agrees with it on every string it
-/// accepts (tested here).
-#[inline]
-pub fn parse_signed_units(bytes: &[u8]) -> Result<i64, ParseDecimalError> {
-    match bytes.split_first() {
-        Some((b'-', digits)) => parse_units(digits).map(|units| -units),
-        _ => parse_units(bytes),
-    }
-}
+/// The engine's one decimal parser lives in the lowest crate, rt-manifest, beside the
+/// manifest's `Fixed` (which checks its stricter grammar and then calls it): re-exported here
+/// for the codecs, the journal and the sim.
+pub use rt_manifest::{parse_signed_units, parse_units, ParseDecimalError};
 
 fn write_units(f: &mut fmt::Formatter<'_>, units: i64) -> fmt::Result {
     let sign = if units < 0 { "-" } else { "" };

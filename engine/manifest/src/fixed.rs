@@ -30,6 +30,85 @@ pub enum DecimalError {
     FractionDigits { text: String, digits: usize },
 }
 
+/// Why a decimal from the wire was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseDecimalError {
+    #[error("empty decimal")]
+    Empty,
+    #[error("invalid byte {0:#04x} in a decimal")]
+    InvalidByte(u8),
+    #[error("more than {MAX_FRAC_DIGITS} fractional digits")]
+    TooPrecise,
+    #[error("more than {MAX_INT_DIGITS} integer digits")]
+    TooLarge,
+}
+
+/// Parses an unsigned decimal such as `b"61837.63000000"` into units of 10^-8.
+///
+/// Extra trailing zeros beyond 8 fractional digits are accepted (they change nothing); any
+/// other precision loss is an error.
+#[inline]
+pub fn parse_units(bytes: &[u8]) -> Result<i64, ParseDecimalError> {
+    if bytes.is_empty() {
+        return Err(ParseDecimalError::Empty);
+    }
+    let mut int: i64 = 0;
+    let mut i = 0;
+    while i < bytes.len() && bytes[i] != b'.' {
+        let d = bytes[i].wrapping_sub(b'0');
+        if d > 9 {
+            return Err(ParseDecimalError::InvalidByte(bytes[i]));
+        }
+        int = int * 10 + i64::from(d);
+        i += 1;
+        if i > MAX_INT_DIGITS {
+            return Err(ParseDecimalError::TooLarge);
+        }
+    }
+    if i == 0 {
+        return Err(ParseDecimalError::InvalidByte(bytes[0]));
+    }
+    let mut frac: i64 = 0;
+    let mut digits = 0;
+    if i < bytes.len() {
+        i += 1; // the '.'
+        if i == bytes.len() {
+            return Err(ParseDecimalError::Empty);
+        }
+        while i < bytes.len() {
+            let d = bytes[i].wrapping_sub(b'0');
+            if d > 9 {
+                return Err(ParseDecimalError::InvalidByte(bytes[i]));
+            }
+            if digits < MAX_FRAC_DIGITS {
+                frac = frac * 10 + i64::from(d);
+                digits += 1;
+            } else if d != 0 {
+                return Err(ParseDecimalError::TooPrecise);
+            }
+            i += 1;
+        }
+    }
+    while digits < MAX_FRAC_DIGITS {
+        frac *= 10;
+        digits += 1;
+    }
+    Ok(int * Fixed::SCALE + frac)
+}
+
+/// Parses a decimal with an optional leading `-` (`b"-0.00100000"`, a commission or a journal's
+/// cash) into units of 10^-8: [`parse_units`] on the digits, negated. The engine's one decimal
+/// parser is `parse_units` (the Binance, OKX and Kraken codecs reach it through a SWAR fast path
+/// that must agree with it, `rt_venues`' `scan::fast_decimal`); [`Fixed::parse`] checks the
+/// manifest's stricter grammar (at most 8 fractional digits, named errors) and then calls it.
+#[inline]
+pub fn parse_signed_units(bytes: &[u8]) -> Result<i64, ParseDecimalError> {
+    match bytes.split_first() {
+        Some((b'-', digits)) => parse_units(digits).map(|units| -units),
+        _ => parse_units(bytes),
+    }
+}
+
 /// A decimal with 8 fractional digits, stored as an integer count of 10^-8.
 ///
 /// Every string matching [`DECIMAL_PATTERN`] fits: 10 integer plus 8 fractional digits are at
@@ -58,10 +137,7 @@ impl Fixed {
         let malformed = || DecimalError::Malformed {
             text: text.to_owned(),
         };
-        let (negative, body) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
+        let body = text.strip_prefix('-').unwrap_or(text);
         let (int, frac) = match body.split_once('.') {
             Some((int, frac)) => (int, Some(frac)),
             None => (body, None),
@@ -83,15 +159,11 @@ impl Fixed {
                 digits: frac.len(),
             });
         }
-        // At most 18 digits in total, so the accumulation cannot overflow i64.
-        let mut units: i64 = 0;
-        for b in int.bytes().chain(frac.bytes()) {
-            units = units * 10 + i64::from(b - b'0');
-        }
-        for _ in frac.len()..MAX_FRAC_DIGITS {
-            units *= 10;
-        }
-        Ok(Fixed(if negative { -units } else { units }))
+        // The grammar holds: the engine's one parser gives the value (at most 18 digits in
+        // all, so it cannot overflow).
+        parse_signed_units(text.as_bytes())
+            .map(Fixed)
+            .map_err(|_| malformed())
     }
 
     pub const fn is_positive(self) -> bool {

@@ -21,7 +21,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 pub use error::{ManifestError, Violation};
-pub use fixed::{DecimalError, Fixed, DECIMAL_PATTERN};
+pub use fixed::{
+    parse_signed_units, parse_units, DecimalError, Fixed, ParseDecimalError, DECIMAL_PATTERN,
+};
 pub use model::Manifest;
 pub use validate::validate;
 
