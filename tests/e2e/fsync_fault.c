@@ -25,7 +25,9 @@ static int under_fault_dir(int fd) {
     n = readlink(link, path, sizeof path - 1);
     if (n < 0) return 0;
     path[n] = '\0';
-    return strncmp(path, dir, strlen(dir)) == 0;
+    size_t len = strlen(dir);
+    /* The directory itself or a path below it (not a sibling that shares the prefix). */
+    return strncmp(path, dir, len) == 0 && (path[len] == '\0' || path[len] == '/');
 }
 
 static char mode(void) {
@@ -57,16 +59,21 @@ static int inject(int fd) {
     }
 }
 
+static int (*real_fdatasync)(int);
+static int (*real_fsync)(int);
+
+/* Resolved once, when the library is loaded (before any thread of the engine exists). */
+__attribute__((constructor)) static void resolve(void) {
+    real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+}
+
 int fdatasync(int fd) {
-    static int (*real)(int);
-    if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     if (inject(fd) != 0) return -1;
-    return real(fd);
+    return real_fdatasync(fd);
 }
 
 int fsync(int fd) {
-    static int (*real)(int);
-    if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
     if (inject(fd) != 0) return -1;
-    return real(fd);
+    return real_fsync(fd);
 }

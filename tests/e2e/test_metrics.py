@@ -10,6 +10,7 @@ Each test is bounded in time and stops what it started.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ import yaml
 
 from tests import debian
 from tests.conftest import ROOT
-from tests.e2e.harness import Live, counters, free_port, live, wait_for
+from tests.e2e.harness import Live, counters, feed, free_port, live, wait_for
 from tests.e2e.test_live import wait_live
 from tests.e2e.test_reconcile import position_qty
 from tests.test_monitoring import dashboard_queries
@@ -310,7 +311,7 @@ def test_each_alert_goes_pending_on_what_causes_it(tmp_path: Path, prometheus_fo
     expression holding puts it in `pending` at once (its `for:` duration is promtool's to test,
     tests/test_monitoring.py). A healthy engine whose scrape target carries the applied
     manifest's hash raises nothing; the same engine seen by a target labelled with another
-    hash is drift. PyRtRingOverflow has a test of its own (a ring too small for the market)."""
+    hash is drift. PyRtRingOverflow has a test of its own (a strategy that falls behind)."""
     rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
     # The latency alert has its own test: here no load on this machine may raise it.
     slow = "deployment.engines.paper_1.metrics.tick_to_order_p99_alert_us=10000000"
@@ -373,24 +374,29 @@ def test_each_alert_goes_pending_on_what_causes_it(tmp_path: Path, prometheus_fo
         assert alerts("ALERTS")["PyRtEngineDown"] == {"py_rt"}, "up is read from the py_rt job"
 
 
-def test_a_ring_too_small_for_the_market_raises_ring_overflow(
+def test_a_strategy_that_falls_behind_raises_ring_overflow(
     tmp_path: Path, prometheus_for: Any
 ) -> None:
-    """PyRtRingOverflow on a real engine: a market-data ring of 64 slots and the sim replaying
-    its capture at 20x. The feed drops what the full ring cannot take (it never waits), counts
-    it, and asks for a snapshot (the book resyncs after each); Prometheus sees the counter grow
-    and the alert goes pending, for the sim's exchange. The feed stays live."""
+    """PyRtRingOverflow on a real engine: a market-data ring of 1,024 slots, and the strategy
+    thread stalled once for 5 s, 8 s after it began (fault injection), so the feed outruns it
+    for sure. The feed drops what the full ring cannot take (it never waits), counts it and
+    asks for a snapshot (the book resyncs); Prometheus, which scraped the counter at 0 before,
+    sees it grow and the alert goes pending for the sim's exchange. The feed is live again."""
     rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
     small = [
-        "hosts.local.rings.market_data.slots=64",
-        "hosts.local.rings.market_data.slot_bytes=4096",
+        "hosts.local.rings.market_data.slots=1024",
         "deployment.engines.paper_1.metrics.tick_to_order_p99_alert_us=10000000",
     ]
-    with live(tmp_path, *small, speed="20") as env:
+    stall = {
+        "RT_ENGINE_FAULT_STRATEGY_STALL_MS": "5000",
+        "RT_ENGINE_FAULT_STRATEGY_STALL_AFTER_MS": "8000",
+    }
+    with live(tmp_path, *small) as env:
         env.start_sim()
-        env.start_engine()
+        env.start_engine(env=stall)
         prom: Prometheus = prometheus_for(env, rules)
-        wait_live(env)
+        series = 'rt_feed_ring_overflows_total{exchange="sim_binance"}'
+        wait_for(lambda: prom.query(f"{series} == 0"), 30, "a scrape before the stall", 0.2)
 
         def overflowing() -> set[str]:
             return {
@@ -399,13 +405,13 @@ def test_a_ring_too_small_for_the_market_raises_ring_overflow(
             }
 
         wait_for(lambda: overflowing() == {"sim_binance"}, 60, "PyRtRingOverflow", 0.5)
-        hb = env.heartbeat()
-        (f,) = hb.feeds
-        page = samples(scrape(env))
-        assert page['rt_feed_ring_overflows_total{exchange="sim_binance"}'] >= f.ring_overflows > 0
-        # Each overflow costs the book its sync: the feed asked for snapshots to recover.
-        assert f.snapshots > 1, f
+        assert samples(scrape(env))[series] > 0
+        # The bus says the same (heartbeats queued before the stall come first)...
+        wait_for(lambda: feed(env.heartbeat()).ring_overflows > 0, 30, "overflows on the bus")
+        # ...and each overflow cost the book its sync: the feed asked for snapshots to recover.
+        wait_for(lambda: feed(env.heartbeat()).snapshots > 1, 30, "a resync from a snapshot")
         wait_live(env)
+        assert "strategy: stalling 5000 ms (fault injection)" in env.procs["engine"].text()
         assert env.stop("engine") == 0
 
 
@@ -417,6 +423,13 @@ def sick_disk(tmp_path: Path) -> Path:
     src = ROOT / "tests/e2e/fsync_fault.c"
     subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", lib, src, "-ldl"], check=True)
     return lib
+
+
+def disk_says(control: Path, word: str) -> None:
+    """What the sick disk does from now on; replaced whole, so fsync never reads a half."""
+    tmp = control.with_name(control.name + ".new")
+    tmp.write_text(word)
+    os.replace(tmp, control)
 
 
 def test_a_disk_that_hangs_then_fails_in_fsync_raises_the_journal_alerts(
@@ -431,7 +444,7 @@ def test_a_disk_that_hangs_then_fails_in_fsync_raises_the_journal_alerts(
     cleanly."""
     rules = ROOT / "monitoring/prometheus/py_rt.rules.yml"
     control = tmp_path / "disk"
-    control.write_text("ok")
+    disk_says(control, "ok")
     env_vars = {
         "LD_PRELOAD": str(sick_disk(tmp_path)),
         "PYRT_FAULT_DIR": str(tmp_path / "journal"),
@@ -453,7 +466,7 @@ def test_a_disk_that_hangs_then_fails_in_fsync_raises_the_journal_alerts(
             return bool(prom.query(f'max_over_time(ALERTS{{alertname="{name}"}}[10m])'))
 
         assert samples(scrape(env))["rt_journal_fsync_errors_total"] == 0
-        control.write_text("stall")
+        disk_says(control, "stall")
         before = counters(env.heartbeat())["orders_sent"]
         wait_for(lambda: pending("PyRtJournalLag"), 60, "PyRtJournalLag", 0.5)
         page = samples(scrape(env))
@@ -464,13 +477,13 @@ def test_a_disk_that_hangs_then_fails_in_fsync_raises_the_journal_alerts(
         assert hb["orders_sent"] > before, (before, hb)
         assert not pending("PyRtJournalFsyncFailed")
 
-        control.write_text("fail")
+        disk_says(control, "fail")
         wait_for(lambda: pending("PyRtJournalFsyncFailed"), 60, "PyRtJournalFsyncFailed", 0.5)
         page = samples(scrape(env))
         assert page["rt_journal_fsync_errors_total"] >= 1, page
         assert page["rt_journal_unsynced_records"] > 0, page
 
-        control.write_text("ok")
+        disk_says(control, "ok")
         wait_for(
             lambda: samples(scrape(env))["rt_journal_unsynced_records"] == 0,
             30,

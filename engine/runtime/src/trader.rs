@@ -87,15 +87,25 @@ pub fn run(
     while !flags.gateway_ready.load(Ordering::Acquire) && !flags.stopping() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    // Fault injection for tests: the strategy thread stalls once, so its ring fills up.
-    if let Some(ms) = std::env::var("RT_ENGINE_FAULT_STRATEGY_STALL_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    // Fault injection for tests: the strategy thread stalls once, so its ring fills up: at
+    // once, or RT_ENGINE_FAULT_STRATEGY_STALL_AFTER_MS after it began trading (checked with
+    // the once-a-second latency report, off the per-message path).
+    let env_ms = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut stall = env_ms("RT_ENGINE_FAULT_STRATEGY_STALL_MS").map(|ms| {
+        let after = env_ms("RT_ENGINE_FAULT_STRATEGY_STALL_AFTER_MS").unwrap_or(0);
+        (now_ns() + i64::try_from(after).unwrap_or(0) * 1_000_000, ms)
+    });
+    let stall_now = |ms: u64| {
         let _ = hk.send(Hk::Log(format!(
             "strategy: stalling {ms} ms (fault injection)"
         )));
         std::thread::sleep(std::time::Duration::from_millis(ms));
+    };
+    if let Some((at, ms)) = stall {
+        if at <= now_ns() {
+            stall_now(ms);
+            stall = None;
+        }
     }
     let log = Log(log);
     log.push(now_ns(), || Entry::Start {
@@ -313,6 +323,12 @@ pub fn run(
         if now >= next_latency {
             next_latency = now + 1_000_000_000;
             let _ = hk.send(Hk::Latency(Box::new(stages.take())));
+            if let Some((at, ms)) = stall {
+                if now >= at {
+                    stall_now(ms);
+                    stall = None;
+                }
+            }
         }
 
         if flags.stopping() {
