@@ -539,7 +539,8 @@ def refresh(
         typer.Option(
             "--check",
             help="write nothing; exit 0 when the config holds what the venue serves, "
-            "2 when it differs, 1 on an error",
+            "2 when it differs, 1 on an error (without --check: 1 also when changes are left "
+            "to make by hand)",
         ),
     ] = False,
     fmt: FormatOpt = Format.text,
@@ -560,6 +561,9 @@ def refresh(
         typer.echo(refresh_mod.report(out, check))
     if check and out.differs:
         raise typer.Exit(2)
+    if not check and out.problems:
+        # Written what could be, but the config does not hold what the venue serves yet.
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -2,26 +2,34 @@
 config, so that a venue's change of tick, lot, minimum size or contract terms goes through a
 plan like any other change (docs/venues.md, "Declaring a venue").
 
-- **OKX and Kraken**: the exchange's metadata file (`metadata`, by default the bundled
-  `data/<venue>/` one) is replaced by what the venue serves now: OKX
+- **OKX and Kraken**: the configured instruments' rows of the exchange's metadata file
+  (`metadata`) are replaced by what the venue serves now: OKX
   `GET /api/v5/public/instruments?instType=<T>` for each instrument type the exchange
-  configures (their `data` lists merged, in OKX's response form), Kraken
-  `GET /0/public/AssetPairs`. The manifest carries the file's SHA-256, so `appliance plan`
-  shows the change, and the compiler checks every configured instrument against the new file
-  and names each one that no longer matches.
+  configures, Kraken `GET /0/public/AssetPairs`. Every other row, and the file's form (a bare
+  list or the venue's response form), stay. The bundled recordings under `data/` are fixtures
+  with their provenance and are never written: the exchange must name a file of its own in the
+  project (`exchanges.<name>.metadata`, for example under `conf/exchange/`). The manifest
+  carries the file's SHA-256, so `appliance plan` shows the change, and the compiler checks
+  every configured instrument against the new file and names each one that no longer matches.
 - **Binance** (spot and USD-M): the filters are the exchange's own YAML (`tick_size`,
   `lot_size`, `min_notional` per instrument, which the engine compares with `exchangeInfo` at
   start). Each value that differs from `GET /api/v3/exchangeInfo` (USD-M:
   `/fapi/v1/exchangeInfo`) is rewritten in the file that sets it, in place: only that
-  scalar's characters change, every comment and layout stays. A value set by an override or
-  in a file where it cannot be found is reported with where to change it.
+  scalar's characters change, every comment, the layout and the line endings stay. The edit is
+  made only where it is sure to be the value the config reads (the scalar found at the
+  config path holds the configured value, no anchor, alias, tag or block scalar is involved,
+  and the file read back differs from before at that path only); a value set by an override,
+  or one that cannot be edited so, is reported with where to change it.
 
-A response that is not the venue's format is refused and nothing is written. `--check` writes
-nothing: exit 0 when the config holds what the venue serves, 2 when it differs, 1 on an error.
+A response that is not the venue's format is refused and nothing is written. Exit codes: 0 the
+config holds what the venue serves (or now does), 1 an error, or changes written but some left
+to make by hand (the report lists them); with `--check`, which writes nothing, 2 when the
+config and the venue differ.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import urllib.error
@@ -41,6 +49,7 @@ from appliance.config.venues import (
     MetadataError,
     VenueInstrument,
     check_instrument,
+    config_name,
     metadata_file,
     parse_metadata,
 )
@@ -179,14 +188,19 @@ def _venue_metadata(venue: str, rest: str, exchange: dict[str, Any], out: Refres
         if not isinstance(body, dict) or body.get("error") or "result" not in body:
             raise _error(out.rest_path, url, f"GET {url}: Kraken answered {str(body)[:300]}")
         return body
-    types = sorted(
-        {
-            _OKX_INST_TYPES.get(str((i.get("listing") or {}).get("type")), "SPOT")
-            for i in _instruments(exchange).values()
-        }
-    )
+    types: set[str] = set()
+    for symbol, body in _instruments(exchange).items():
+        listing = body.get("listing")
+        kind = listing.get("type", "spot") if isinstance(listing, dict) else "spot"
+        if kind not in _OKX_INST_TYPES:
+            raise _error(
+                f"exchanges.{out.exchange}.instruments.{symbol}.listing.type",
+                kind,
+                f"no OKX instrument type for {kind!r} (one of {sorted(_OKX_INST_TYPES)})",
+            )
+        types.add(_OKX_INST_TYPES[kind])
     rows: list[Any] = []
-    for inst_type in types:
+    for inst_type in sorted(types):
         url = f"{rest}/api/v5/public/instruments?instType={inst_type}"
         out.requests.append(url)
         body = fetch_json(url, out.rest_path)
@@ -230,29 +244,115 @@ def _show(value: object) -> str:
     return "trading" if value is None else str(value)
 
 
+def _writable_metadata(root: Path, name: str, venue: str, text: str, path: Path) -> None:
+    """Refuse to write a bundled recording or a file outside the project."""
+    where = f"exchanges.{name}.metadata"
+    project = root.resolve()
+    target = path.resolve()
+    if not target.is_relative_to(project):
+        raise _error(
+            where,
+            text,
+            f"{text} is outside the project: refresh writes only the project's own files",
+        )
+    if target.is_relative_to(project / "data"):
+        bundled = "the bundled recording" if text == DEFAULT_METADATA[venue] else "a recording"
+        raise _error(
+            where,
+            text,
+            f"{text} is {bundled} of {venue}'s metadata under data/ (a fixture with its "
+            "provenance and SHA256SUMS), never rewritten: copy it to a file of your own, for "
+            f"example conf/exchange/{name}.instruments.json, and set {where} to it",
+        )
+
+
+def _metadata_rows(venue: str, data: Any) -> tuple[list[tuple[str | None, Any]], Any]:
+    """The rows of a metadata file as (key, row) pairs in file order (OKX: key None; Kraken:
+    the pair's key), and a function of the rows giving back the file in the same form."""
+    if venue == "kraken":
+        wrapped = isinstance(data, dict) and "result" in data
+        pairs = data["result"] if wrapped else data
+        rows: list[tuple[str | None, Any]] = list(pairs.items())
+
+        def kraken_form(kept: list[tuple[str | None, Any]]) -> Any:
+            body = {str(k): v for k, v in kept}
+            return data | {"result": body} if wrapped else body
+
+        return rows, kraken_form
+    wrapped = isinstance(data, dict)
+    listed = data["data"] if wrapped else data
+
+    def okx_form(kept: list[tuple[str | None, Any]]) -> Any:
+        body = [v for _, v in kept]
+        return data | {"data": body} if wrapped else body
+
+    return [(None, row) for row in listed], okx_form
+
+
+def _row_name(venue: str, row: Any) -> str | None:
+    """The config name of a metadata row (None for a row that names no instrument)."""
+    if not isinstance(row, dict):
+        return None
+    symbol = row.get("wsname") if venue == "kraken" else row.get("instId")
+    return config_name(symbol) if isinstance(symbol, str) else None
+
+
+def _merge_rows(venue: str, existing: Any, fresh: Any, configured: set[str]) -> Any:
+    """`existing` with the configured instruments' rows replaced by the venue's now (in
+    place; added at the end when new, dropped when the venue no longer lists them): every
+    other row and the file's form stay. No existing file: the venue's answer, configured rows
+    only."""
+    new_rows, _ = _metadata_rows(venue, fresh)
+    wanted = {_row_name(venue, row): (key, row) for key, row in new_rows}
+    wanted = {name: item for name, item in wanted.items() if name in configured}
+    if existing is None:
+        _, form = _metadata_rows(venue, fresh)
+        return form(list(wanted.values()))
+    rows, form = _metadata_rows(venue, existing)
+    kept: list[tuple[str | None, Any]] = []
+    for key, row in rows:
+        name = _row_name(venue, row)
+        if name not in configured:
+            kept.append((key, row))
+        elif name in wanted:
+            kept.append(wanted.pop(name))
+    kept += wanted.values()
+    return form(kept)
+
+
 def _refresh_file(
     root: Path, name: str, exchange: dict[str, Any], check: bool, out: Refresh
 ) -> None:
     venue = out.venue
     text, path = metadata_file(venue, exchange.get("metadata"), root)
     out.file = text
+    if not check:
+        _writable_metadata(root, name, venue, text, path)
+    configured = _instruments(exchange)
+    existing: Any = None
+    before: dict[str, VenueInstrument] = {}
     try:
-        before = parse_metadata(venue, json.loads(path.read_text()))
-        out.sha_before = hashlib.sha256(path.read_bytes()).hexdigest()
+        raw = path.read_bytes()
+        out.sha_before = hashlib.sha256(raw).hexdigest()
+        existing = json.loads(raw)
+        before = parse_metadata(venue, existing)
     except (OSError, ValueError, MetadataError):
-        before = {}
+        # Missing or unreadable: written afresh (the compiler already refuses it as it is).
+        existing = None
     fresh = _venue_metadata(venue, _rest(exchange, out), exchange, out)
     try:
-        after = parse_metadata(venue, fresh)
+        listed = parse_metadata(venue, fresh)
     except MetadataError as exc:
         raise _error(out.rest_path, out.requests[-1], f"not {venue}'s format: {exc}") from None
-    out.listed = len(after)
-    out.changes = list(_listing_changes(_instruments(exchange), before, after))
-    # Unchanged when every listing we read is the same (the venue's other fields, its order
-    # of rows or the file's layout do not count): the file is left alone.
+    out.listed = len(listed)
+    merged = _merge_rows(venue, copy.deepcopy(existing), fresh, set(configured))
+    after = parse_metadata(venue, merged)
+    out.changes = list(_listing_changes(configured, before, after))
+    # Unchanged when every configured instrument's listing is the same (the venue's other
+    # fields and rows, their order and the file's layout do not count): the file stays.
     out.sha_after = out.sha_before
-    if after != before:
-        data = (json.dumps(fresh, indent=1, sort_keys=True) + "\n").encode()
+    if existing is None or any(before.get(n) != after.get(n) for n in configured):
+        data = (json.dumps(merged, indent=1) + "\n").encode()
         out.sha_after = hashlib.sha256(data).hexdigest()
         if not check:
             write_atomic(path, data)
@@ -261,7 +361,7 @@ def _refresh_file(
     if out.sha_after != out.sha_before:
         out.problems = [
             problem
-            for symbol, body in _instruments(exchange).items()
+            for symbol, body in configured.items()
             for problem in check_instrument(
                 f"exchanges.{name}.instruments.{symbol}", venue, text, symbol, body, after
             )
@@ -271,36 +371,61 @@ def _refresh_file(
 # ---- Binance: the filters in the exchange's YAML ----
 
 
-def _binance_filters(body: Any, url: str, where: str) -> dict[str, dict[str, Decimal]]:
-    """Symbol -> our filter name -> the venue's value."""
+def _binance_filters(
+    body: Any, url: str, where: str, symbols: set[str]
+) -> dict[str, dict[str, Decimal]]:
+    """Symbol -> our filter name -> the venue's value, for the configured `symbols` only (the
+    venue's other symbols are not read: a listing we do not trade cannot fail the refresh).
+    A value of 0 is kept as 0: Binance's way of saying the filter is not enforced."""
     try:
-        out: dict[str, dict[str, Decimal]] = {}
-        for s in body["symbols"]:
-            filters = {f["filterType"]: f for f in s["filters"]}
-            values: dict[str, Decimal] = {}
-            for ours, (types, key) in _BINANCE_FILTERS.items():
+        listed = body["symbols"]
+        if not isinstance(listed, list):
+            raise TypeError("symbols is not a list")
+    except (KeyError, TypeError) as exc:
+        raise _error(where, url, f"not Binance's exchangeInfo: {exc!r}") from None
+    out: dict[str, dict[str, Decimal]] = {}
+    for s in listed:
+        if not isinstance(s, dict) or s.get("symbol") not in symbols:
+            continue
+        symbol = str(s["symbol"])
+        values: dict[str, Decimal] = {}
+        for ours, (types, key) in _BINANCE_FILTERS.items():
+            name = "/".join(types)
+            try:
+                filters = {f["filterType"]: f for f in s["filters"]}
                 found = next((filters[t] for t in types if t in filters), None)
                 if found is None:
-                    raise KeyError(f"{s['symbol']}: no {'/'.join(types)} filter")
+                    raise KeyError(f"no {name} filter")
                 # USD-M's MIN_NOTIONAL names its value `notional`.
                 raw = found.get(key, found.get("notional"))
                 values[ours] = Decimal(str(raw))
-            out[str(s["symbol"])] = values
-        return out
-    except (KeyError, TypeError, InvalidOperation) as exc:
-        raise _error(where, url, f"not Binance's exchangeInfo: {exc!r}") from None
+                if not values[ours].is_finite() or values[ours] < 0:
+                    raise InvalidOperation(f"{raw!r}")
+            except (KeyError, TypeError, InvalidOperation) as exc:
+                raise _error(
+                    where, url, f"not Binance's exchangeInfo: {symbol} {name}: {exc!r}"
+                ) from None
+        out[symbol] = values
+    return out
 
 
 def _refresh_binance(
     composed: Composed, root: Path, name: str, exchange: dict[str, Any], check: bool, out: Refresh
 ) -> None:
     market = str(exchange.get("market", "spot"))
-    url = f"{_rest(exchange, out)}{_BINANCE_INFO.get(market, _BINANCE_INFO['spot'])}"
+    if market not in _BINANCE_INFO:
+        raise _error(
+            f"exchanges.{name}.market",
+            market,
+            f"no exchangeInfo for market {market!r} (one of {sorted(_BINANCE_INFO)})",
+        )
+    url = f"{_rest(exchange, out)}{_BINANCE_INFO[market]}"
     out.requests.append(url)
-    listed = _binance_filters(fetch_json(url, out.rest_path), url, out.rest_path)
+    configured = _instruments(exchange)
+    listed = _binance_filters(fetch_json(url, out.rest_path), url, out.rest_path, set(configured))
     out.listed = len(listed)
-    edits: dict[Path, list[tuple[list[str], str]]] = {}
-    for symbol, body in sorted(_instruments(exchange).items()):
+    edits: dict[Path, list[tuple[str, object, str]]] = {}
+    for symbol, body in sorted(configured.items()):
         venue = listed.get(symbol)
         base = f"exchanges.{name}.instruments.{symbol}"
         if venue is None:
@@ -316,67 +441,116 @@ def _refresh_binance(
             )
             continue
         for key, value in venue.items():
-            configured = body.get(key)
+            configured_value = body.get(key)
             try:
-                same = Decimal(str(configured)) == value
+                same = Decimal(str(configured_value)) == value
             except (InvalidOperation, ValueError):
                 same = False
             if same:
                 continue
             after = format(value.normalize(), "f")
-            out.changes.append(Change(symbol, key, str(configured), after))
+            out.changes.append(Change(symbol, key, str(configured_value), after))
             path = f"{base}.{key}"
             source = composed.source_of(path) or "?"
             file = root / source
-            keys = path.split(".")
-            if not source.startswith("conf/") or not file.is_file():
-                out.problems.append(
-                    Diagnostic(
-                        path,
-                        configured,
-                        "refresh.source",
-                        f"the venue says {after}; set in {source}: change it there",
-                        source=source,
-                    )
+            if value == 0:
+                reason = (
+                    f"the venue does not enforce {key} on {symbol} (0): keep a value of "
+                    "your own and change it by hand if needed"
                 )
+            elif not source.startswith("conf/") or not file.is_file():
+                reason = f"the venue says {after}; set in {source}: change it there"
+            else:
+                edits.setdefault(file, []).append((path, configured_value, after))
                 continue
-            edits.setdefault(file, []).append((keys, after))
+            out.problems.append(
+                Diagnostic(path, configured_value, "refresh.source", reason, source=source)
+            )
     if check:
         return
     for file, wanted in edits.items():
-        text = file.read_text()
-        for keys, new in wanted:
-            edited = set_scalar(text, keys, new)
-            if edited is None:
-                path = ".".join(keys)
+        where = str(file.relative_to(root))
+        # Bytes decoded as they are: CRLF line endings stay CRLF.
+        text = file.read_bytes().decode("utf-8")
+        for path, configured_value, new in wanted:
+            keys = path.split(".")
+            # The file holds the path whole (a package _global_ file) or below the exchange
+            # (an exchange group option's file).
+            candidates = [keys, keys[2:]]
+            try:
+                text = set_scalar(text, candidates, configured_value, new)
+            except NotPlain as exc:
                 out.problems.append(
                     Diagnostic(
                         path,
-                        None,
+                        configured_value,
                         "refresh.source",
-                        f"the venue says {new}; {path} is not a plain value in "
-                        f"{file.relative_to(root)}: change it there",
-                        source=str(file.relative_to(root)),
+                        f"the venue says {new}; not rewritten in {where} ({exc}): change it there",
+                        source=where,
                     )
                 )
-                continue
-            text = edited
-        write_atomic(file, text.encode())
-        out.wrote.append(str(file.relative_to(root)))
+        if text.encode() != file.read_bytes():
+            write_atomic(file, text.encode())
+            out.wrote.append(where)
 
 
-def set_scalar(text: str, keys: Sequence[str], value: str) -> str | None:
-    """`text` with the scalar at `keys` (a config path; the file may hold it below any suffix
-    of it, as a group option's file does) replaced by `value` in the same quoting style, every
-    other character unchanged; None when no such scalar is found."""
-    root = yaml.compose(text)
-    for start in range(len(keys)):
-        node = _find(root, keys[start:])
-        if isinstance(node, yaml.ScalarNode):
-            quote = node.style if node.style in ("'", '"') else ""
-            new = f"{quote}{value}{quote}" if quote else f'"{value}"'
-            return text[: node.start_mark.index] + new + text[node.end_mark.index :]
-    return None
+class NotPlain(ValueError):
+    """Why a value cannot be rewritten in place with certainty."""
+
+
+def set_scalar(
+    text: str, candidates: Sequence[Sequence[str]], configured: object, value: str
+) -> str:
+    """`text` with the scalar at the first of `candidates` (key paths) that the file holds
+    replaced by `value`, in the same quoting style (a plain scalar becomes a double-quoted
+    string, the schema's form), every other character unchanged. Refused (NotPlain, saying
+    why) unless the edit is certain to change the value the config reads there and nothing
+    else: the file has no anchors, aliases (merge keys) or tags; the scalar is not a block
+    scalar; it holds `configured`; and the file read back differs from before at that path
+    only (a duplicate key would not)."""
+    try:
+        for event in yaml.parse(text):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise NotPlain("the file uses anchors or aliases")
+            tag = getattr(event, "tag", None)
+            if tag is not None:
+                raise NotPlain(f"the file uses the tag {tag}")
+        root = yaml.compose(text)
+        before = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise NotPlain(f"not one plain YAML document: {exc}") from None
+    for keys in candidates:
+        node = _find(root, keys)
+        if node is not None:
+            break
+    else:
+        raise NotPlain("not found at its path")
+    if not isinstance(node, yaml.ScalarNode):
+        raise NotPlain("not a scalar")
+    if node.style in ("|", ">"):
+        raise NotPlain("a block scalar")
+    try:
+        holds = Decimal(node.value) == Decimal(str(configured))
+    except (InvalidOperation, ValueError):
+        holds = False
+    if not holds:
+        raise NotPlain(f"it holds {node.value}, not the configured {configured}")
+    quote = node.style if node.style in ("'", '"') else '"'
+    edited = text[: node.start_mark.index] + f"{quote}{value}{quote}" + text[node.end_mark.index :]
+    expected = copy.deepcopy(before)
+    _set(expected, keys, value)
+    try:
+        if yaml.safe_load(edited) != expected:
+            raise NotPlain("the edit would change another value too")
+    except yaml.YAMLError as exc:
+        raise NotPlain(f"the edit would not read back: {exc}") from None
+    return edited
+
+
+def _set(data: Any, keys: Sequence[str], value: str) -> None:
+    for key in keys[:-1]:
+        data = data[key]
+    data[keys[-1]] = value
 
 
 def _find(node: Any, keys: Sequence[str]) -> Any:
@@ -437,7 +611,8 @@ def report(out: Refresh, check: bool) -> str:
             if out.file is not None
             else "not rewritten (change these by hand):"
         )
-        lines += [f"  {d.path}: {d.message} [{d.rule}]" for d in out.problems]
+        shown = [redacted(d) for d in out.problems]
+        lines += [f"  {d.path}: {d.message} [{d.rule}]" for d in shown]
     if out.differs and not check:
         lines.append("review and roll out the change with `appliance plan` and `appliance apply`")
     if out.differs and check:

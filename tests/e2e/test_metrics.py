@@ -396,7 +396,7 @@ def test_a_strategy_that_falls_behind_raises_ring_overflow(
         env.start_engine(env=stall)
         prom: Prometheus = prometheus_for(env, rules)
         series = 'rt_feed_ring_overflows_total{exchange="sim_binance"}'
-        wait_for(lambda: prom.query(f"{series} == 0"), 30, "a scrape before the stall", 0.2)
+        wait_for(lambda: bool(prom.query(f"{series} == 0")), 30, "a scrape before the stall", 0.2)
 
         def overflowing() -> set[str]:
             return {

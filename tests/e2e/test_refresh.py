@@ -81,7 +81,8 @@ def test_a_value_set_by_an_override_is_reported_not_rewritten(
         ]
         before = (env.root / "conf/exchange/sim_binance_spot.yaml").read_text()
         run = cli("refresh", *ov, root=env.root)
-        assert run.exit_code == 0, run.stdout + run.stderr
+        # Exit 1: the config does not hold what the venue serves yet, by hand it must.
+        assert run.exit_code == 1, run.stdout + run.stderr
         assert "BTCUSDT: min_notional 5 -> 10" in run.stdout, run.stdout
         assert "set in command line override" in run.stdout, run.stdout
         assert "[refresh.source]" in run.stdout
@@ -141,25 +142,64 @@ def venue() -> Iterator[Venue]:
 
 @pytest.fixture
 def venues_project(tmp_path: Path) -> Path:
-    """paper_venues' project: conf and the OKX and Kraken metadata copied (they are written)."""
+    """paper_venues' project: conf copied (it is written), the bundled data copied too (so a
+    refused write would show), and each venue's metadata copied to a file of the project's
+    own under conf/exchange/, which the refresh may write."""
     root = tmp_path / "project"
     shutil.copytree(ROOT / "conf", root / "conf")
     for venue in ("okx", "kraken"):
         shutil.copytree(ROOT / "data" / venue, root / "data" / venue)
     (root / "data/binance").symlink_to(ROOT / "data/binance")
+    shutil.copy(root / "data/okx/instruments.json", root / OKX_OWN)
+    shutil.copy(root / "data/kraken/asset_pairs.json", root / KRAKEN_OWN)
     return root
+
+
+OKX_OWN = "conf/exchange/okx.instruments.json"
+KRAKEN_OWN = "conf/exchange/kraken.asset_pairs.json"
+
+
+def test_the_bundled_recordings_are_never_written(
+    venue: Venue, venues_project: Path, cli: Callable[..., Run]
+) -> None:
+    root = venues_project
+    recorded = {p: p.read_bytes() for p in (root / "data").glob("*/*.json")}
+    for name in ("okx", "kraken"):
+        ov = ["deployment=paper_venues", f"exchanges.{name}.endpoints.rest={venue.url}"]
+        run = cli("refresh", *ov, "--exchange", name, root=root)
+        assert run.exit_code == 1, run.stdout + run.stderr
+        assert f"exchanges.{name}.metadata" in run.stderr, run.stderr
+        assert "never rewritten" in run.stderr and f"conf/exchange/{name}" in run.stderr
+        # --check only reads: allowed on the recording.
+        assert cli("refresh", *ov, "--exchange", name, "--check", root=root).exit_code == 0
+        outside = cli(
+            "refresh",
+            *ov,
+            f"exchanges.{name}.metadata=../elsewhere.json",
+            "--exchange",
+            name,
+            root=root,
+        )
+        assert outside.exit_code == 1 and "outside the project" in outside.stderr
+    assert {p: p.read_bytes() for p in recorded} == recorded
+    assert not (root.parent / "elsewhere.json").exists()
 
 
 def test_okx_metadata_is_fetched_written_and_checked(
     venue: Venue, venues_project: Path, cli: Callable[..., Run]
 ) -> None:
     root = venues_project
-    ov = ["deployment=paper_venues", f"exchanges.okx.endpoints.rest={venue.url}"]
-    file = root / "data/okx/instruments.json"
+    ov = [
+        "deployment=paper_venues",
+        f"exchanges.okx.endpoints.rest={venue.url}",
+        f"exchanges.okx.metadata={OKX_OWN}",
+    ]
+    file = root / OKX_OWN
     before = file.read_bytes()
+    rows_before = json.loads(before)
     same = cli("refresh", *ov, "--exchange", "okx", "--check", root=root)
     assert same.exit_code == 0, same.stdout + same.stderr
-    assert "metadata data/okx/instruments.json: unchanged" in same.stdout, same.stdout
+    assert f"metadata {OKX_OWN}: unchanged" in same.stdout, same.stdout
     # One request per instrument type the exchange configures (spot BTCUSDT, swap UNIUSDSWAP).
     assert sorted(venue.requests) == [
         "/api/v5/public/instruments?instType=SPOT",
@@ -180,16 +220,23 @@ def test_okx_metadata_is_fetched_written_and_checked(
     assert checked.exit_code == 2, checked.stdout + checked.stderr
     assert file.read_bytes() == before
     done = cli("refresh", *ov, "--exchange", "okx", root=root)
-    assert done.exit_code == 0, done.stdout + done.stderr
+    # Written, but the config must follow by hand: exit 1 until it does.
+    assert done.exit_code == 1, done.stdout + done.stderr
     out = done.stdout
     assert "BTCUSDT: tick_size 0.1 -> 0.01" in out, out
     assert "UNIUSDSWAP: contract" in out and "value 20" in out, out
-    assert "wrote data/okx/instruments.json" in out, out
+    assert f"wrote {OKX_OWN}" in out, out
     # The compiler now refuses the configured instruments, naming each.
     assert "exchanges.okx.instruments.BTCUSDT.tick_size" in out, out
     assert "exchanges.okx.instruments.UNIUSDSWAP" in out, out
     written = json.loads(file.read_text())
-    assert {r["instId"]: r["tickSz"] for r in written["data"]}["BTC-USDT"] == "0.01"
+    # The file's form (a bare list) and every row but the two configured ones stay as they were.
+    assert isinstance(written, list) and len(written) == len(rows_before)
+    assert {r["instId"]: r["tickSz"] for r in written}["BTC-USDT"] == "0.01"
+    configured = {"BTC-USDT", "UNI-USD-SWAP"}
+    assert [r for r in written if r["instId"] not in configured] == [
+        r for r in rows_before if r["instId"] not in configured
+    ]
     invalid = cli("validate", *ov, root=root)
     assert invalid.exit_code == 2, invalid.stdout + invalid.stderr
     assert "exchanges.okx.instruments.BTCUSDT.tick_size" in invalid.stderr, invalid.stderr
@@ -211,12 +258,16 @@ def test_kraken_unchanged_is_left_alone_and_a_bad_answer_writes_nothing(
     venue: Venue, venues_project: Path, cli: Callable[..., Run]
 ) -> None:
     root = venues_project
-    ov = ["deployment=paper_venues", f"exchanges.kraken.endpoints.rest={venue.url}"]
-    file = root / "data/kraken/asset_pairs.json"
+    ov = [
+        "deployment=paper_venues",
+        f"exchanges.kraken.endpoints.rest={venue.url}",
+        f"exchanges.kraken.metadata={KRAKEN_OWN}",
+    ]
+    file = root / KRAKEN_OWN
     before = file.read_bytes()
     same = cli("refresh", *ov, "--exchange", "kraken", root=root)
     assert same.exit_code == 0, same.stdout + same.stderr
-    assert "metadata data/kraken/asset_pairs.json: unchanged" in same.stdout, same.stdout
+    assert f"metadata {KRAKEN_OWN}: unchanged" in same.stdout, same.stdout
     assert "wrote" not in same.stdout
     assert file.read_bytes() == before
 
