@@ -34,10 +34,13 @@ def run_backtest(
     start_ns: int | None = None,
     end_ns: int | None = None,
     onnx_library: str | None = None,
+    exchange_files: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """Replay captures or native files (one stream) through the manifest's strategies, trading
     in [start_ns, end_ns) of local receive time (earlier events warm the books up); columns of
-    orders, fills, equity, marks and risk_events, plus summary, counters and window. Model
+    orders, fills, equity, marks and risk_events, plus summary, counters, window and
+    offsets_ns. `exchange_files`: one stream per manifest exchange (name order) instead of
+    `files`, rebased onto one clock (offsets_ns: ns added to each exchange's times). Model
     strategies load their ONNX models on `onnx_library` (None: ORT_DYLIB_PATH, then beside
     the executable); a model that cannot be loaded raises ModelError."""
 

@@ -82,6 +82,7 @@ def run_backtest(
     start_ns: int | None = None,
     end_ns: int | None = None,
     onnx_library: str | os.PathLike[str] | None = None,
+    exchange_files: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """Replay recorded files (one stream) through the manifest's strategies (GIL released),
     trading in [start_ns, end_ns) of local receive time (UTC ns; None leaves a side open; events
@@ -89,9 +90,18 @@ def run_backtest(
     relative to the working directory) on `onnx_library`, by default `$ORT_DYLIB_PATH` or the
     onnxruntime wheel's library. Raises ManifestError (a model file missing or changed
     included), WindowError (a window with no events of the data; a BacktestError), ModelError
-    (a model or library that cannot be loaded or does not fit) or BacktestError."""
+    (a model or library that cannot be loaded or does not fit) or BacktestError.
+    `exchange_files`: for an engine of several exchanges, one stream per exchange (in the
+    manifest's name order) instead of `files`, each rebased onto the clock of the stream that
+    starts last (the result's `offsets_ns`, by exchange; docs/research.md)."""
     return _engine.run_backtest(
-        manifest_text, files, progress, start_ns, end_ns, _library(onnx_library)
+        manifest_text,
+        files,
+        progress,
+        start_ns,
+        end_ns,
+        _library(onnx_library),
+        exchange_files,
     )
 
 

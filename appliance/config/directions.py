@@ -283,6 +283,18 @@ FIELDS: dict[str, FieldRule] = {
     "strategies.*.params.requote_threshold_ticks": _r(
         _LOOSE, "quotes may drift further from the fair price before they are replaced"
     ),
+    "strategies.*.params.signal": _r(
+        _TOPO, "the market maker's fair value from another book (absent: its own)", Critical.ALWAYS
+    ),
+    "strategies.*.params.signal.exchange": _r(
+        _TOPO, "the fair value read from another exchange", Critical.ALWAYS
+    ),
+    "strategies.*.params.signal.instrument": _r(
+        _TOPO, "the fair value read from another instrument", Critical.ALWAYS
+    ),
+    "strategies.*.params.signal.basis_updates": _r(
+        _N, "how slowly the level difference between the two books is followed"
+    ),
     # imbalance_taker
     "strategies.*.params.levels": _r(_N, "book depth the imbalance signal reads"),
     "strategies.*.params.threshold": _r(
@@ -347,6 +359,16 @@ FIELDS: dict[str, FieldRule] = {
         _TIGHT, "trading halts further from the liquidation price", Critical.DOUBLE
     ),
     "risk.instruments.*": _r(Direction.LIMITS, "an instrument's limits"),
+    "risk.assets": _r(
+        _TOPO, "limits on an asset's position across venues (absent: none)", Critical.ALWAYS
+    ),
+    "risk.assets.*": _r(Direction.LIMITS, "an asset's limit across venues"),
+    "risk.assets.*.max_position": _r(
+        _LOOSE, "a larger position in the asset across venues allowed", Critical.DOUBLE
+    ),
+    "risk.assets.*.instruments": _r(
+        _TOPO, "the instruments counted in the asset's position", Critical.ALWAYS
+    ),
     "risk.instruments.*.max_position": _r(_LOOSE, "a larger position allowed", Critical.DOUBLE),
     "risk.instruments.*.max_order_qty": _r(_LOOSE, "a larger order allowed", Critical.DOUBLE),
     "risk.instruments.*.max_order_notional": _r(

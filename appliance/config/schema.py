@@ -323,6 +323,15 @@ class Exchange(Strict):
 # --- strategy -----------------------------------------------------------------------------
 
 
+class Signal(Strict):
+    """The book a market maker takes its fair value from (docs/venues.md, "Several venues in
+    one engine"): fair = signal reference + basis, the basis an average of the difference."""
+
+    exchange: Name
+    instrument: Symbol
+    basis_updates: Annotated[int, Field(ge=1, le=U32_MAX)]
+
+
 class MarketMakerParams(Strict):
     reference: Literal["mid", "microprice"]
     half_spread_ticks: Annotated[int, Field(ge=1, le=U32_MAX)]
@@ -330,6 +339,10 @@ class MarketMakerParams(Strict):
     max_inventory: PosDec
     inventory_skew_ticks: Annotated[int, Field(ge=0, le=U32_MAX)]
     requote_threshold_ticks: Annotated[int, Field(ge=0, le=U32_MAX)]
+    signal: Signal | None = _optional(
+        "quote around another book's price (another venue's instrument); absent: the quoted "
+        "book's own"
+    )
 
 
 class ImbalanceTakerParams(Strict):
@@ -560,6 +573,13 @@ class InstrumentLimits(Strict):
     price_band_bps: Annotated[int, Field(ge=1, le=10000)]
 
 
+class AssetLimits(Strict):
+    """A limit on one asset's position summed over every venue of an engine."""
+
+    max_position: PosDec
+    instruments: list[Symbol] = Field(min_length=1)
+
+
 class Risk(Strict):
     """The `risk` config group: global limits, loss limits, kill switch, per-instrument limits."""
 
@@ -579,6 +599,12 @@ class Risk(Strict):
         "halts trading; absent: not watched"
     )
     instruments: dict[Symbol, InstrumentLimits]
+    assets: dict[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,16}$")], AssetLimits] | None = (
+        _optional(
+            "asset -> a limit on the position summed over every exchange of the engine, "
+            "counting the listed instruments (risk.instruments keys); absent: none"
+        )
+    )
 
 
 # --- deployment ---------------------------------------------------------------------------

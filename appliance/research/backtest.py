@@ -141,8 +141,14 @@ def run(
     bucket: str = DEFAULT_BUCKET,
     start_ns: int | None = None,
     end_ns: int | None = None,
+    exchange_data: Sequence[Sequence[Path]] | None = None,
 ) -> BacktestResult:
     """Run one backtest. `progress(done, total)` is called from time to time (bytes of input).
+
+    `exchange_data`, for an engine of several exchanges: one stream per exchange of the
+    manifest (name order; empty: none) instead of `data`, each rebased onto the clock of the
+    stream that starts last (docs/research.md, "Several exchanges"); `counters` then carries
+    `offset_ns.<exchange>`, the ns added to that exchange's times.
 
     `data` is read as one stream (consecutive captures chain). Only `[start_ns, end_ns)` of the
     events' local receive time (UTC ns; None leaves a side open) is traded: earlier events warm
@@ -152,7 +158,16 @@ def run(
     docs/metrics.md); an invalid one raises metrics.InvalidBucket before anything runs.
     """
     bucket_seconds(bucket)
-    raw = engine.run_backtest(manifest_text, [str(p) for p in data], progress, start_ns, end_ns)
-    return from_raw(
-        raw, json.loads(manifest_text)["content_sha256"], [Path(p).name for p in data], bucket
+    streams = None if exchange_data is None else [[str(p) for p in s] for s in exchange_data]
+    raw = engine.run_backtest(
+        manifest_text,
+        [str(p) for p in data],
+        progress,
+        start_ns,
+        end_ns,
+        exchange_files=streams,
     )
+    for name, offset in raw.get("offsets_ns", {}).items():
+        raw["counters"][f"offset_ns.{name}"] = offset
+    names = [Path(p).name for p in data] or [Path(p).name for s in exchange_data or [] for p in s]
+    return from_raw(raw, json.loads(manifest_text)["content_sha256"], names, bucket)

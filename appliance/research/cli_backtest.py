@@ -62,6 +62,48 @@ def _default_data(project: Path, manifest: dict[str, Any]) -> list[Path]:
     return [project / c for c in captures]
 
 
+# The capture bundled with a venue that has no sim section, beside its metadata file: what the
+# sim replays for it (engine/sim/src/books.rs, `captures`).
+_BUNDLED = {"okx": "cryptofeed_OKX.ws.1.0", "kraken": "cryptofeed_KRAKEN.ws.50.0"}
+
+
+def _exchange_data(
+    project: Path, manifest: dict[str, Any], data: Sequence[Path] | None
+) -> list[list[Path]]:
+    """One stream per exchange of an engine of several (manifest order): `--data
+    EXCHANGE=PATH` (repeatable), else the sim's capture, else the venue's bundled capture."""
+    given: dict[str, list[Path]] = {}
+    problems = []
+    for d in data or []:
+        name, sep, path = str(d).partition("=")
+        if not sep or name not in manifest["exchanges"]:
+            problems.append(
+                Diagnostic(
+                    "--data",
+                    str(d),
+                    "backtest.data",
+                    "this engine reads several exchanges: give each file as EXCHANGE=PATH, "
+                    f"EXCHANGE one of {sorted(manifest['exchanges'])}",
+                )
+            )
+            continue
+        given.setdefault(name, []).append(Path(path))
+    if problems:
+        raise ConfigError(problems)
+    streams: list[list[Path]] = []
+    for name, ex in manifest["exchanges"].items():
+        if name in given:
+            streams.append(given[name])
+        elif ex["sim"]:
+            streams.append([project / ex["sim"]["capture"]])
+        elif ex["venue"] in _BUNDLED:
+            meta = ex.get("metadata") or f"data/{ex['venue']}/"
+            streams.append([project / Path(meta).parent / _BUNDLED[ex["venue"]]])
+        else:
+            streams.append([])
+    return streams
+
+
 def run(
     project: Path,
     overrides: Sequence[str],
@@ -90,14 +132,23 @@ def run(
     compiled = compile_config(project, overrides)
     built = _pick_engine(compiled, engine_id)
     manifest = json.loads(built.text)
-    files = list(data) if data else _default_data(project, manifest)
+    several = len(manifest["exchanges"]) > 1
+    streams = _exchange_data(project, manifest, data) if several else []
+    files = [f for s in streams for f in s] if several else None
+    files = files or (list(data) if data else _default_data(project, manifest))
     missing = [str(f) for f in files if not Path(f).is_file()]
     if missing:
         raise ConfigError(
             [Diagnostic("--data", m, "backtest.data", "no such file") for m in missing]
         )
-    # Captures are replayed from their native files (converted once, cached by sha256).
-    natives = data_mod.prepare(project, files, window)
+    # Captures are replayed from their native files (converted once, cached by sha256). The
+    # streams of several exchanges are rebased onto one clock: the window is checked on it.
+    if several:
+        exchange_natives = [data_mod.prepare(project, s, data_mod.Window()) for s in streams]
+        natives: list[Path] = []
+    else:
+        exchange_natives = None
+        natives = data_mod.prepare(project, files, window)
     console = Console(stderr=True)
     with Progress(
         TextColumn("backtest"),
@@ -121,6 +172,7 @@ def run(
                 bucket=bucket,
                 start_ns=window.start_ns,
                 end_ns=window.end_ns,
+                exchange_data=exchange_natives,
             )
         except engine.WindowError as err:
             raise ConfigError(

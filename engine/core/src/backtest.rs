@@ -229,6 +229,8 @@ pub enum BacktestError {
     InstrumentId { strategy: String, id: InstrumentId },
     #[error("exchange index {0} is not in the backtest")]
     ExchangeIndex(ExchangeId),
+    #[error("strategy index {0} (or its slot) is not in the backtest")]
+    StrategyIndex(usize),
     #[error("{field} must be {rule}, found {value}")]
     Setting {
         field: &'static str,
@@ -494,6 +496,8 @@ struct Book {
     exchange: ExchangeId,
     /// (strategy, slot, wants trades) of the strategies trading it.
     subs: Vec<(usize, usize, bool)>,
+    /// (strategy, slot, traded instrument) of the strategies reading it as a signal.
+    signal_subs: Vec<(usize, usize, InstrumentId)>,
     synced: bool,
     /// The mid the portfolio was last marked to.
     marked: Option<Price>,
@@ -654,6 +658,7 @@ impl Backtest {
                     matcher: Matcher::new(i.spec),
                     exchange: x,
                     subs: Vec::new(),
+                    signal_subs: Vec::new(),
                     synced: false,
                     marked: None,
                     marked_at: None,
@@ -721,7 +726,10 @@ impl Backtest {
                 strategy: s.name.clone(),
                 source,
             })?;
-            backtest.add_strategy(&s.name, built)?;
+            let index = backtest.add_strategy(&s.name, built)?;
+            if let Some(signal) = backtest.resolve_signal(s)? {
+                backtest.add_signal(index, 0, signal)?;
+            }
         }
         Ok(backtest)
     }
@@ -778,6 +786,61 @@ impl Backtest {
             specs.push(self.instruments[id as usize].spec);
         }
         Ok((ids, specs))
+    }
+
+    /// The engine id of a manifest strategy's signal book (a market maker's `params.signal`).
+    fn resolve_signal(&self, s: &StrategyConfig) -> Result<Option<InstrumentId>, BacktestError> {
+        let rt_manifest::model::StrategyParams::MarketMaker(p) = &s.strategy.params else {
+            return Ok(None);
+        };
+        let Some(signal) = &p.signal else {
+            return Ok(None);
+        };
+        let venue = self
+            .venues
+            .iter()
+            .find(|v| v.name == signal.exchange)
+            .ok_or_else(|| BacktestError::UnknownExchange {
+                strategy: s.name.clone(),
+                exchange: signal.exchange.clone(),
+            })?;
+        venue
+            .instruments
+            .iter()
+            .find(|(name, _)| *name == signal.instrument)
+            .map(|(_, id)| Some(*id))
+            .ok_or_else(|| BacktestError::UnknownInstrument {
+                strategy: s.name.clone(),
+                exchange: signal.exchange.clone(),
+                symbol: signal.instrument.clone(),
+            })
+    }
+
+    /// Strategy `strategy` reads the book of `signal` (any instrument of any exchange) for the
+    /// instrument of its `slot`: [`Strategy::on_signal`] on every change of that book while
+    /// both books are synced, [`Strategy::on_signal_lost`] when it loses sync.
+    pub fn add_signal(
+        &mut self,
+        strategy: usize,
+        slot: usize,
+        signal: InstrumentId,
+    ) -> Result<(), BacktestError> {
+        let s = self
+            .strategies
+            .get(strategy)
+            .ok_or(BacktestError::StrategyIndex(strategy))?;
+        let Some(&traded) = s.strategy.instruments().get(slot) else {
+            return Err(BacktestError::StrategyIndex(strategy));
+        };
+        let book =
+            self.books
+                .get_mut(signal as usize)
+                .ok_or_else(|| BacktestError::InstrumentId {
+                    strategy: s.name.clone(),
+                    id: signal,
+                })?;
+        book.signal_subs.push((strategy, slot, traded));
+        Ok(())
     }
 
     /// Adds a strategy of any kind (one implementing [`Strategy`]); returns its index.
@@ -1364,6 +1427,9 @@ impl Backtest {
                     self.process_actions(s);
                 }
             }
+            if changed {
+                self.signal_changed(i);
+            }
             self.pump();
         }
         if self.clock >= self.next_sample_at && !warm {
@@ -1919,11 +1985,45 @@ impl Backtest {
         }
     }
 
-    /// A synced book lost sync: cancel its orders, tell its strategies.
+    /// The synced book `i` changed: tell the strategies reading it as a signal whose traded
+    /// book is synced too.
+    fn signal_changed(&mut self, i: usize) {
+        for k in 0..self.books[i].signal_subs.len() {
+            let (s, slot, traded) = self.books[i].signal_subs[k];
+            if !self.books[traded as usize].synced {
+                continue;
+            }
+            let ctx = self.ctx(traded, slot);
+            let (signal, book) = (
+                self.books[i].sync.book(),
+                self.books[traded as usize].sync.book(),
+            );
+            self.strategies[s]
+                .strategy
+                .on_signal(&ctx, signal, book, &mut self.actions);
+            self.counters.strategy_calls += 1;
+            if !self.actions.is_empty() {
+                self.process_actions(s);
+            }
+        }
+    }
+
+    /// A synced book lost sync: cancel its orders, tell its strategies (those trading it and
+    /// those reading it as a signal).
     fn book_lost(&mut self, instrument: InstrumentId) {
         self.counters.resyncs += 1;
         self.cancel_all(Some(instrument));
         let i = instrument as usize;
+        for k in 0..self.books[i].signal_subs.len() {
+            let (s, slot, traded) = self.books[i].signal_subs[k];
+            let ctx = self.ctx(traded, slot);
+            self.strategies[s]
+                .strategy
+                .on_signal_lost(&ctx, &mut self.actions);
+            if !self.actions.is_empty() {
+                self.process_actions(s);
+            }
+        }
         for k in 0..self.books[i].subs.len() {
             let (s, slot, _) = self.books[i].subs[k];
             let ctx = self.ctx(instrument, slot);

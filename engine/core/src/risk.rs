@@ -24,6 +24,9 @@
 //!    stay within `max_position` (a buy is checked against `+max`, a sell against `-max`), so no
 //!    combination of fills of accepted orders can take the position past the limit.
 //!    `MaxPositionNotional`: the same worst case valued at the mid.
+//!    `MaxAssetPosition`: the same worst case summed over every instrument of the order's
+//!    base asset on every venue (`risk.assets.<asset>`: the instruments it lists, on any
+//!    exchange of the engine) must stay within the asset's `max_position`.
 //!    `MaxGrossExposure`: the other instruments' `|position| * mark` plus this instrument's
 //!    worst case (either side fully filled) at the mid must stay within `max_gross_exposure`
 //!    (only checked when the order increases that worst case).
@@ -71,6 +74,9 @@ pub enum RejectReason {
     ReduceOnly,
     MaxPosition,
     MaxPositionNotional,
+    /// The position in the instrument's base asset summed over every venue
+    /// (`risk.assets.<asset>.max_position`).
+    MaxAssetPosition,
     MaxGrossExposure,
     MaxOpenOrders,
     RateLimit,
@@ -94,7 +100,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [RejectReason; 25] = [
+    pub const ALL: [RejectReason; 26] = [
         RejectReason::Halted,
         RejectReason::UnknownInstrument,
         RejectReason::InvalidQty,
@@ -110,6 +116,7 @@ impl RejectReason {
         RejectReason::ReduceOnly,
         RejectReason::MaxPosition,
         RejectReason::MaxPositionNotional,
+        RejectReason::MaxAssetPosition,
         RejectReason::MaxGrossExposure,
         RejectReason::MaxOpenOrders,
         RejectReason::RateLimit,
@@ -141,6 +148,7 @@ impl RejectReason {
             RejectReason::ReduceOnly => "reduce_only",
             RejectReason::MaxPosition => "max_position",
             RejectReason::MaxPositionNotional => "max_position_notional",
+            RejectReason::MaxAssetPosition => "max_asset_position",
             RejectReason::MaxGrossExposure => "max_gross_exposure",
             RejectReason::MaxOpenOrders => "max_open_orders",
             RejectReason::RateLimit => "rate_limit",
@@ -346,6 +354,16 @@ pub struct RiskConfig {
     pub stale_exposure_halt_ns: Nanos,
     /// Indexed by [`InstrumentId`]; `None`: no limits, every order refused.
     pub instruments: Vec<Option<InstrumentRisk>>,
+    /// Limits on an asset's position summed over venues (`risk.assets`).
+    pub assets: Vec<AssetRisk>,
+}
+
+/// One asset's limit across venues: the engine's instruments whose base asset it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssetRisk {
+    pub name: String,
+    pub max_position: Qty,
+    pub instruments: Vec<InstrumentId>,
 }
 
 impl RiskConfig {
@@ -380,6 +398,22 @@ impl RiskConfig {
                     })
                 })
                 .collect(),
+            // An asset counts every engine instrument (any exchange) named in its list.
+            assets: risk
+                .assets
+                .iter()
+                .flatten()
+                .map(|(name, limits)| AssetRisk {
+                    name: name.clone(),
+                    max_position: Qty(limits.max_position.raw()),
+                    instruments: instruments
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (symbol, _))| limits.instruments.iter().any(|s| s == symbol))
+                        .filter_map(|(id, _)| InstrumentId::try_from(id).ok())
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -398,6 +432,8 @@ pub struct RiskEngine {
     state: RiskState,
     halt_cause: Option<RiskCause>,
     open: Vec<Open>,
+    /// Indexed by [`InstrumentId`]: the index in `config.assets` of its asset, if limited.
+    asset_of: Vec<Option<usize>>,
     open_orders: u32,
     last_market_data: Vec<Option<Nanos>>,
     /// Token bucket in 10^-9 tokens.
@@ -417,11 +453,20 @@ impl RiskEngine {
     pub fn new(config: RiskConfig) -> RiskEngine {
         let n = config.instruments.len();
         let tokens = i128::from(config.rate_burst) * NS_PER_SEC;
+        let mut asset_of = vec![None; n];
+        for (a, asset) in config.assets.iter().enumerate() {
+            for &id in &asset.instruments {
+                if let Some(slot) = asset_of.get_mut(id as usize) {
+                    *slot = Some(a);
+                }
+            }
+        }
         RiskEngine {
             config,
             state: RiskState::Active,
             halt_cause: None,
             open: vec![Open::default(); n],
+            asset_of,
             open_orders: 0,
             last_market_data: vec![None; n],
             tokens,
@@ -595,6 +640,23 @@ impl RiskEngine {
         }
         if worst > 0 && worst * r / scale > i128::from(limits.max_position_notional) {
             return Err(RejectReason::MaxPositionNotional);
+        }
+        if let Some(asset) = self.asset_of[i].and_then(|a| self.config.assets.get(a)) {
+            // The same worst case over every venue's instrument of the asset.
+            let (mut high, mut low) = (0i128, 0i128);
+            for &j in &asset.instruments {
+                let p = i128::from(portfolio.qty(j).0);
+                let o = self.open.get(j as usize).copied().unwrap_or_default();
+                high += p + i128::from(o.buy);
+                low += p - i128::from(o.sell);
+            }
+            let worst = match order.side {
+                Side::Buy => high + q,
+                Side::Sell => -(low - q),
+            };
+            if worst > i128::from(asset.max_position.0) {
+                return Err(RejectReason::MaxAssetPosition);
+            }
         }
         let before = (pos + open_buy).abs().max((pos - open_sell).abs());
         let after = high.abs().max(low.abs());
@@ -939,6 +1001,7 @@ mod tests {
                 Some(InstrumentRisk { spec, limits }),
                 None,
             ],
+            assets: Vec::new(),
         }
     }
 
@@ -1029,6 +1092,61 @@ mod tests {
         assert_eq!(check(market, MID), Ok(()));
         market.qty = q("0.05");
         assert_eq!(check(market, MID), Err(RejectReason::MaxOrderNotional));
+    }
+
+    #[test]
+    fn an_asset_limit_sums_the_positions_of_every_venue() {
+        // Instruments 0 and 1: the same asset on two venues, each within its own 0.1 limit;
+        // together they may hold 0.12.
+        let mut config = config();
+        config.max_open_orders = 100;
+        config.rate_burst = 100;
+        config.max_gross_exposure = 1_000_000 * ONE;
+        for i in config.instruments.iter_mut().flatten() {
+            i.limits.max_position_notional = 1_000_000 * ONE;
+        }
+        config.assets = vec![AssetRisk {
+            name: "BTC".into(),
+            max_position: q("0.12"),
+            instruments: vec![0, 1],
+        }];
+        let mut r = RiskEngine::new(config);
+        r.on_market_data(0, 0);
+        r.on_market_data(1, 0);
+        r.tokens = 100 * NS_PER_SEC;
+        let mut pf = Portfolio::new(3);
+        pf.on_fill(0, Side::Buy, px("100000"), q("0.08"), 0);
+        let on = |instrument: InstrumentId, side: Side, qty: &str| {
+            let mut o = order(side, "100000", qty);
+            o.instrument = instrument;
+            o
+        };
+        // Venue 1 alone is flat: 0.05 is within its 0.1, but 0.08 + 0.05 exceeds the asset's.
+        assert_eq!(
+            r.evaluate(0, &on(1, Side::Buy, "0.05"), MID, &pf),
+            Err(RejectReason::MaxAssetPosition)
+        );
+        assert_eq!(r.evaluate(0, &on(1, Side::Buy, "0.04"), MID, &pf), Ok(()));
+        // Open orders of the side count as filled: 0.02 open on venue 0 leaves 0.02 on venue 1.
+        assert_eq!(r.check(0, &on(0, Side::Buy, "0.02"), MID, &pf), Ok(()));
+        assert_eq!(
+            r.evaluate(0, &on(1, Side::Buy, "0.03"), MID, &pf),
+            Err(RejectReason::MaxAssetPosition)
+        );
+        assert_eq!(r.evaluate(0, &on(1, Side::Buy, "0.02"), MID, &pf), Ok(()));
+        // A sell on venue 1 reduces the sum.
+        assert_eq!(r.evaluate(0, &on(1, Side::Sell, "0.05"), MID, &pf), Ok(()));
+        pf.on_fill(1, Side::Sell, px("100000"), q("0.1"), 0);
+        // Net -0.02 now (0.08 on venue 0, -0.1 on venue 1): selling 0.05 more is -0.07.
+        assert_eq!(r.evaluate(0, &on(0, Side::Sell, "0.05"), MID, &pf), Ok(()));
+        assert_eq!(
+            r.evaluate(0, &on(1, Side::Sell, "0.05"), MID, &pf),
+            Err(RejectReason::MaxPosition),
+            "venue 1's own limit still holds"
+        );
+        // The hedge made room for buying: 0.08 + 0.02 open - 0.1 + 0.05 = 0.05.
+        assert_eq!(r.evaluate(0, &on(1, Side::Buy, "0.05"), MID, &pf), Ok(()));
+        assert!(RejectReason::MaxAssetPosition.is_risk());
     }
 
     #[test]

@@ -95,6 +95,7 @@ fn config(neutral: bool) -> RiskConfig {
                 })
             })
             .collect(),
+        assets: Vec::new(),
     }
 }
 

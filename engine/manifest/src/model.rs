@@ -804,6 +804,27 @@ pub struct MarketMakerParams {
     pub max_inventory: Fixed,
     pub inventory_skew_ticks: u32,
     pub requote_threshold_ticks: u32,
+    /// Quote around another book's price (another venue's, typically): absent, the quoted
+    /// instrument's own book is the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Signal>,
+}
+
+/// The book a market maker takes its fair value from, and how the basis between that book and
+/// the quoted one is followed: `fair = signal reference + basis`, where the basis is an
+/// exponential average of `quoted reference - signal reference` with weight `1/basis_updates`
+/// per update of either book (so the quotes follow the signal's moves at once and the level
+/// difference between the venues slowly).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Signal {
+    /// A manifest exchange of the same engine.
+    pub exchange: String,
+    /// One of that exchange's instruments.
+    pub instrument: String,
+    /// At least 1 (1: the basis follows at once, the quoted book alone sets the level).
+    #[schemars(range(min = 1))]
+    pub basis_updates: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -1085,6 +1106,21 @@ pub struct Risk {
     pub min_liquidation_distance_bps: Option<u32>,
     /// Symbol -> limits.
     pub instruments: BTreeMap<String, InstrumentLimits>,
+    /// Asset -> a limit on the engine's position in it summed over every venue (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assets: Option<BTreeMap<String, AssetLimits>>,
+}
+
+/// A limit on one asset across venues (`risk.assets.<asset>`): the signed positions of the
+/// listed instruments on every exchange of the engine, summed, with every open order of the
+/// order's side counted as filled, stay within `+-max_position`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssetLimits {
+    /// Positive, in the asset's units.
+    pub max_position: Fixed,
+    /// Config names (keys of `risk.instruments`) whose base asset this is, on any exchange.
+    pub instruments: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

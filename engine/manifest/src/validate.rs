@@ -17,6 +17,7 @@ use crate::model::{
 use crate::{Fixed, Violation};
 
 mod anomaly;
+mod multi;
 mod venues;
 
 /// Slot counts are powers of two up to 2^24.
@@ -54,6 +55,7 @@ pub fn validate(manifest: &Manifest) -> Vec<Violation> {
         check.strategy(name, strategy, manifest);
     }
     check.risk(manifest);
+    check.assets(manifest);
     check.out
 }
 
@@ -830,6 +832,9 @@ impl Checker {
             .collect();
         match &strategy.params {
             StrategyParams::MarketMaker(p) => {
+                if let Some(signal) = &p.signal {
+                    self.signal(name, strategy, signal, m);
+                }
                 self.at_least(
                     "strategy.param_range",
                     format_args!("strategies.{name}.params.half_spread_ticks"),
@@ -1831,6 +1836,82 @@ mod tests {
         assert_eq!(found[0].path, "exchanges.binance_spot.instruments");
         // ... and the strategy's instrument is then missing from it.
         assert_eq!(found[1].path, "strategies.mm_btcusdt_spot.instruments[0]");
+    }
+
+    #[test]
+    fn market_maker_signal_is_an_instrument_of_the_engine() {
+        fn signal(v: &mut Value, exchange: &str, instrument: &str) {
+            v["strategies"]["mm_btcusdt_spot"]["params"]["signal"] =
+                json!({"exchange": exchange, "instrument": instrument, "basis_updates": 100});
+        }
+        refused(
+            |v| signal(v, "okx", "BTCUSDT"),
+            "strategies.mm_btcusdt_spot.params.signal.exchange",
+            &["okx", "binance_spot"],
+        );
+        refused(
+            |v| signal(v, "binance_spot", "ETHUSDT"),
+            "strategies.mm_btcusdt_spot.params.signal.instrument",
+            &["ETHUSDT", "binance_spot", "BTCUSDT"],
+        );
+        refused(
+            |v| signal(v, "binance_spot", "BTCUSDT"),
+            "strategies.mm_btcusdt_spot.params.signal.instrument",
+            &["the quoted instrument itself"],
+        );
+        refused(
+            |v| {
+                paper(v);
+                add_sim_exchange(v);
+                signal(v, "sim_usdm", "ETHUSDT");
+                v["strategies"]["mm_btcusdt_spot"]["params"]["signal"]["basis_updates"] = json!(0);
+            },
+            "strategies.mm_btcusdt_spot.params.signal.basis_updates",
+            &["0"],
+        );
+        // Another exchange's instrument is a signal.
+        assert_eq!(
+            violations(|v| {
+                paper(v);
+                add_sim_exchange(v);
+                signal(v, "sim_usdm", "ETHUSDT");
+            }),
+            []
+        );
+    }
+
+    #[test]
+    fn asset_limits_name_limited_instruments_once() {
+        refused(
+            |v| v["risk"]["assets"] = json!({"BTC": {"max_position": "0", "instruments": ["BTCUSDT"]}}),
+            "risk.assets.BTC.max_position",
+            &["not positive"],
+        );
+        refused(
+            |v| {
+                v["risk"]["assets"] =
+                    json!({"BTC": {"max_position": "1", "instruments": ["BTCUSDT", "XBTUSD"]}})
+            },
+            "risk.assets.BTC.instruments[1]",
+            &["XBTUSD", "risk.instruments"],
+        );
+        refused(
+            |v| {
+                v["risk"]["assets"] = json!({
+                    "BTC": {"max_position": "1", "instruments": ["BTCUSDT"]},
+                    "XBT": {"max_position": "1", "instruments": ["BTCUSDT"]},
+                })
+            },
+            "risk.assets.XBT.instruments[0]",
+            &["already counted in risk.assets.BTC"],
+        );
+        assert_eq!(
+            violations(|v| {
+                v["risk"]["assets"] =
+                    json!({"BTC": {"max_position": "0.5", "instruments": ["BTCUSDT"]}})
+            }),
+            []
+        );
     }
 
     #[test]

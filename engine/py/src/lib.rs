@@ -113,8 +113,12 @@ fn dec(units: i64) -> String {
 /// `progress(done, total)` is called from time to time with bytes (or rows) read.
 /// Model strategies load their models (paths relative to the working directory) through
 /// rt-model on `onnx_library` (`None`: `ORT_DYLIB_PATH`, then beside the executable).
+/// `exchange_files`: instead of `files`, one stream per manifest exchange (in name order), for
+/// an engine of several exchanges; the streams are rebased onto one clock (the result's
+/// `offsets_ns`, by exchange name).
 #[pyfunction]
-#[pyo3(signature = (manifest_text, files, progress=None, start_ns=None, end_ns=None, onnx_library=None))]
+#[pyo3(signature = (manifest_text, files, progress=None, start_ns=None, end_ns=None, onnx_library=None, exchange_files=None))]
+#[allow(clippy::too_many_arguments)]
 fn run_backtest<'py>(
     py: Python<'py>,
     manifest_text: &str,
@@ -123,32 +127,51 @@ fn run_backtest<'py>(
     start_ns: Option<i64>,
     end_ns: Option<i64>,
     onnx_library: Option<PathBuf>,
+    exchange_files: Option<Vec<Vec<PathBuf>>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let manifest = rt_manifest::load(manifest_text).map_err(to_py_err)?;
     let window = Window { start_ns, end_ns };
     let mut callback_error: Option<PyErr> = None;
     let mut models = rt_model::manifest_loader(PathBuf::from("."), onnx_library);
     let replay = py.detach(|| {
-        replay::run_window_with(
-            &manifest,
-            &files,
-            window,
-            &mut models,
-            50_000,
-            |done, total| {
-                if let (Some(cb), None) = (&progress, &callback_error) {
-                    if let Err(err) = Python::attach(|py| cb.call1(py, (done, total))) {
-                        callback_error = Some(err);
-                    }
+        let on_progress = |done, total| {
+            if let (Some(cb), None) = (&progress, &callback_error) {
+                if let Err(err) = Python::attach(|py| cb.call1(py, (done, total))) {
+                    callback_error = Some(err);
                 }
-            },
-        )
+            }
+        };
+        match &exchange_files {
+            Some(streams) => replay::run_exchanges_with(
+                &manifest,
+                streams,
+                window,
+                &mut models,
+                50_000,
+                on_progress,
+            )
+            .map(|m| (m.replay, m.offsets_ns)),
+            None => replay::run_window_with(
+                &manifest,
+                &files,
+                window,
+                &mut models,
+                50_000,
+                on_progress,
+            )
+            .map(|r| (r, Vec::new())),
+        }
     });
     if let Some(err) = callback_error {
         return Err(err);
     }
-    let replay = replay.map_err(replay_err)?;
+    let (replay, offsets) = replay.map_err(replay_err)?;
     let out = to_dict(py, &replay)?;
+    let shifted = PyDict::new(py);
+    for (name, offset) in manifest.exchanges.keys().zip(&offsets) {
+        shifted.set_item(name, offset)?;
+    }
+    out.set_item("offsets_ns", shifted)?;
     // The window asked for, and the first and last events traded in it.
     let w = PyDict::new(py);
     w.set_item("start_ns", start_ns)?;

@@ -9,11 +9,20 @@
 //! before `start` only build the books (a capture has its REST snapshot at its beginning, so
 //! the book must be synced before trading starts; see `Backtest::set_warmup_until`), and the
 //! replay stops at the first event at or after `end` without reading further.
+//!
+//! An engine of several exchanges replays one stream per exchange ([`run_exchanges_with`]),
+//! merged by receive time. Captures of different exchanges are usually recorded at different
+//! times (the bundled Binance capture in 2024, OKX's in 2022): each stream is **rebased** onto
+//! a common clock, shifted by a constant so that its first event falls on the first event of
+//! the stream that starts last (that stream keeps its real times; the others move forward).
+//! Order within a stream is kept; across streams, events at the same rebased time go in the
+//! manifest's exchange order. The window applies to the rebased times.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rt_core::backtest::{Backtest, BacktestError, BacktestResult};
+use rt_core::event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, Trade};
 use rt_core::{ModelLoader, Nanos, Price, Qty};
 use rt_manifest::Manifest;
 
@@ -33,6 +42,8 @@ pub enum ReplayError {
     Exchanges(usize),
     #[error("no data file given")]
     NoData,
+    #[error("data for {given} exchange(s) given for an engine of {expected}")]
+    StreamCount { given: usize, expected: usize },
     #[error("the window {0} is empty: its start must be before its end")]
     BadWindow(Window),
     #[error("the window {window} holds no events of the data ({})", range_text(*.range))]
@@ -247,20 +258,7 @@ fn replay(
                 continue;
             }
             in_window += 1;
-            let now = backtest.now();
-            if now >= next_mark {
-                next_mark = now.saturating_add(MARK_INTERVAL_NS);
-                for id in 0..instruments as u32 {
-                    if let Some(mid) = backtest.book(id).and_then(|b| b.mid()) {
-                        marks.push(MarkSample {
-                            ts: now,
-                            instrument: id,
-                            mid,
-                            position: backtest.portfolio().qty(id),
-                        });
-                    }
-                }
-            }
+            sample_marks(&backtest, instruments, &mut next_mark, &mut marks);
             if progress_every > 0 && events % progress_every == 0 {
                 // Bytes of this file, scaled from the reader's own unit (bytes or rows).
                 let scaled = done
@@ -290,6 +288,377 @@ fn replay(
         marks,
         data_errors,
     })
+}
+
+/// Every `MARK_INTERVAL_NS` of event time, each synced book's mid and its position.
+fn sample_marks(
+    backtest: &Backtest,
+    instruments: usize,
+    next_mark: &mut Nanos,
+    marks: &mut Vec<MarkSample>,
+) {
+    let now = backtest.now();
+    if now < *next_mark {
+        return;
+    }
+    *next_mark = now.saturating_add(MARK_INTERVAL_NS);
+    for id in 0..instruments as u32 {
+        if let Some(mid) = backtest.book(id).and_then(|b| b.mid()) {
+            marks.push(MarkSample {
+                ts: now,
+                instrument: id,
+                mid,
+                position: backtest.portfolio().qty(id),
+            });
+        }
+    }
+}
+
+/// [`run_window_with`] for an engine of several exchanges: `streams[x]` are the files of the
+/// manifest's `x`-th exchange (in name order), one stream each (empty: no data for it). The
+/// streams are rebased onto one clock and merged (see the module documentation); the offsets
+/// applied are in [`MultiReplay::offsets_ns`].
+pub fn run_exchanges_with(
+    manifest: &Manifest,
+    streams: &[Vec<PathBuf>],
+    window: Window,
+    models: &mut ModelLoader<'_>,
+    progress_every: u64,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<MultiReplay, ReplayError> {
+    if streams.len() != manifest.exchanges.len() {
+        return Err(ReplayError::StreamCount {
+            given: streams.len(),
+            expected: manifest.exchanges.len(),
+        });
+    }
+    if streams.iter().all(Vec::is_empty) {
+        return Err(ReplayError::NoData);
+    }
+    if let (Some(start), Some(end)) = (window.start_ns, window.end_ns) {
+        if start >= end {
+            return Err(ReplayError::BadWindow(window));
+        }
+    }
+    let mut backtest = Backtest::from_manifest_with(manifest, models)?;
+    if let Some(start) = window.start_ns {
+        backtest.set_warmup_until(start);
+    }
+    let instruments = backtest.instruments().len();
+    let total: u64 = streams.iter().flatten().map(|f| file_len(f)).sum();
+    let mut open = Vec::new();
+    for (x, (files, exchange)) in streams.iter().zip(manifest.exchanges.values()).enumerate() {
+        if files.is_empty() {
+            continue;
+        }
+        let symbols: Vec<String> = exchange.instruments.keys().cloned().collect();
+        let mut stream = Stream::open(x, files, &symbols)?;
+        // A venue that lists its instruments under other symbols (OKX `BTC-USDT`): the
+        // capture's symbols name them so; the backtest knows the config names.
+        stream.aliases = exchange
+            .instruments
+            .iter()
+            .filter_map(|(name, i)| Some((i.listing.as_ref()?.symbol.clone(), name.clone())))
+            .collect();
+        if stream.refill() {
+            open.push(stream);
+        }
+    }
+    // The stream that starts last keeps its times; the others are shifted onto it.
+    let reference = open.iter().map(|s| s.first_ns).max().unwrap_or(0);
+    let mut offsets_ns = vec![0; streams.len()];
+    for stream in &mut open {
+        stream.offset = reference - stream.first_ns;
+        stream.held.shift(stream.offset);
+        offsets_ns[stream.exchange] = stream.offset;
+    }
+    let mut marks = Vec::new();
+    let mut next_mark: Nanos = Nanos::MIN;
+    let (mut events, mut in_window) = (0u64, 0u64);
+    while let Some(k) = (0..open.len())
+        .filter(|&k| open[k].live)
+        .min_by_key(|&k| (open[k].held.header.local_ns, open[k].exchange))
+    {
+        let stream = &mut open[k];
+        if !window.before_end(stream.held.header.local_ns) {
+            break;
+        }
+        let x = stream.exchange;
+        if let Some(symbols) = stream.new_symbols() {
+            backtest.set_symbols(x, symbols)?;
+        }
+        backtest.on_event(x, &stream.held.event());
+        stream.refill();
+        events += 1;
+        if backtest.is_warming_up() {
+            continue;
+        }
+        in_window += 1;
+        sample_marks(&backtest, instruments, &mut next_mark, &mut marks);
+        if progress_every > 0 && events % progress_every == 0 {
+            progress(open.iter().map(Stream::bytes_done).sum(), total);
+        }
+    }
+    progress(total, total);
+    if in_window == 0 && !window.is_all() {
+        let first = open.iter().map(|s| s.first_ns + s.offset).min();
+        return Err(ReplayError::EmptyWindow {
+            window,
+            range: first.map(|f| (f, backtest.now().max(f))),
+        });
+    }
+    let data_errors = open.iter().map(|s| s.errors).sum();
+    Ok(MultiReplay {
+        replay: Replay {
+            result: backtest.finish(),
+            marks,
+            data_errors,
+        },
+        offsets_ns,
+    })
+}
+
+/// A finished replay of several exchanges, and the constant added to each exchange's times.
+#[derive(Debug)]
+pub struct MultiReplay {
+    pub replay: Replay,
+    /// By exchange (manifest order), ns added to its receive and exchange times.
+    pub offsets_ns: Vec<Nanos>,
+}
+
+/// One exchange's files, read one event ahead: the event is copied out of the reader (its
+/// levels into reused buffers) so that several streams can be compared by time.
+struct Stream {
+    exchange: usize,
+    /// The reader of `files[next_file - 1]`; `None` before the first and after the last.
+    reader: Option<EventReader>,
+    symbols: Vec<String>,
+    /// (venue symbol, config name) of the instruments the venue lists under another symbol.
+    aliases: Vec<(String, String)>,
+    /// The current file's symbol table in config names.
+    names: Vec<String>,
+    files: Vec<PathBuf>,
+    next_file: usize,
+    /// Bytes of the files before the current one.
+    bytes_before: u64,
+    /// The symbol table's length when it was last given to the backtest (`usize::MAX`: a new
+    /// file's table, not given yet).
+    symbols_known: usize,
+    held: Held,
+    /// `held` holds an event not yet replayed.
+    live: bool,
+    /// Receive time of the stream's first event, before any shift.
+    first_ns: Nanos,
+    offset: Nanos,
+    errors: u64,
+}
+
+impl Stream {
+    fn open(exchange: usize, files: &[PathBuf], symbols: &[String]) -> Result<Stream, Error> {
+        let mut stream = Stream {
+            exchange,
+            reader: None,
+            symbols: symbols.to_vec(),
+            aliases: Vec::new(),
+            names: Vec::new(),
+            files: files.to_vec(),
+            next_file: 0,
+            bytes_before: 0,
+            symbols_known: usize::MAX,
+            held: Held::default(),
+            live: false,
+            first_ns: Nanos::MIN,
+            offset: 0,
+            errors: 0,
+        };
+        stream.open_next()?;
+        Ok(stream)
+    }
+
+    /// Opens the next file; false when there is none.
+    fn open_next(&mut self) -> Result<bool, Error> {
+        if self.reader.take().is_some() {
+            self.bytes_before += file_len(&self.files[self.next_file - 1]);
+        }
+        let Some(path) = self.files.get(self.next_file) else {
+            return Ok(false);
+        };
+        let mut reader = open_any(path)?;
+        if let EventReader::Capture(capture) = reader {
+            // The traded symbols first, so their ids are known before any event.
+            reader =
+                EventReader::Capture(capture.with_decoder(Decoder::with_symbols(&self.symbols)));
+        }
+        self.reader = Some(reader);
+        self.next_file += 1;
+        self.symbols_known = usize::MAX;
+        Ok(true)
+    }
+
+    /// The symbol table of the current file in config names, when it changed since the last
+    /// call.
+    fn new_symbols(&mut self) -> Option<&[String]> {
+        let symbols = self.reader.as_ref()?.symbols();
+        if symbols.len() == self.symbols_known {
+            return None;
+        }
+        self.symbols_known = symbols.len();
+        self.names = symbols
+            .iter()
+            .map(|s| {
+                self.aliases
+                    .iter()
+                    .find(|(venue, _)| venue == s)
+                    .map_or_else(|| s.clone(), |(_, name)| name.clone())
+            })
+            .collect();
+        Some(&self.names)
+    }
+
+    /// Reads the next event into `held` (shifted by the offset); false at the end of the
+    /// stream (a file that cannot be opened ends it, counted as an error).
+    fn refill(&mut self) -> bool {
+        self.live = false;
+        loop {
+            let Some(reader) = self.reader.as_mut() else {
+                return false;
+            };
+            match reader.next_event() {
+                Some(Ok(event)) => {
+                    self.held.copy(&event);
+                    if self.first_ns == Nanos::MIN {
+                        self.first_ns = self.held.header.local_ns;
+                    }
+                    self.held.shift(self.offset);
+                    self.live = true;
+                    return true;
+                }
+                Some(Err(_)) => self.errors += 1,
+                None => match self.open_next() {
+                    Ok(true) => {}
+                    Ok(false) => return false,
+                    Err(_) => {
+                        self.errors += 1;
+                        return false;
+                    }
+                },
+            }
+        }
+    }
+
+    fn bytes_done(&self) -> u64 {
+        let Some(reader) = &self.reader else {
+            return self.bytes_before;
+        };
+        let (done, total) = reader.progress();
+        let size = self
+            .files
+            .get(self.next_file - 1)
+            .map_or(0, |f| file_len(f));
+        self.bytes_before + done.saturating_mul(size).checked_div(total).unwrap_or(0)
+    }
+}
+
+/// What a held event is, besides its header and levels.
+#[derive(Clone, Copy, Debug)]
+enum HeldKind {
+    Depth {
+        first_id: u64,
+        final_id: u64,
+        prev_final_id: Option<u64>,
+    },
+    Snapshot {
+        last_update_id: u64,
+    },
+    Trade(Trade),
+    Bbo(Bbo),
+}
+
+/// A market event copied out of its reader's buffers.
+#[derive(Clone, Debug)]
+struct Held {
+    header: Header,
+    kind: HeldKind,
+    bids: Vec<Level>,
+    asks: Vec<Level>,
+}
+
+impl Default for Held {
+    fn default() -> Held {
+        Held {
+            header: Header::default(),
+            kind: HeldKind::Snapshot { last_update_id: 0 },
+            bids: Vec::new(),
+            asks: Vec::new(),
+        }
+    }
+}
+
+impl Held {
+    fn copy(&mut self, event: &MarketEvent<'_>) {
+        self.header = *event.header();
+        self.bids.clear();
+        self.asks.clear();
+        self.kind = match event {
+            MarketEvent::Depth(d) => {
+                self.bids.extend_from_slice(d.bids);
+                self.asks.extend_from_slice(d.asks);
+                HeldKind::Depth {
+                    first_id: d.first_id,
+                    final_id: d.final_id,
+                    prev_final_id: d.prev_final_id,
+                }
+            }
+            MarketEvent::Snapshot(s) => {
+                self.bids.extend_from_slice(s.bids);
+                self.asks.extend_from_slice(s.asks);
+                HeldKind::Snapshot {
+                    last_update_id: s.last_update_id,
+                }
+            }
+            MarketEvent::Trade(t) => HeldKind::Trade(*t),
+            MarketEvent::Bbo(b) => HeldKind::Bbo(*b),
+        };
+    }
+
+    /// Adds `offset` to the receive and exchange times.
+    fn shift(&mut self, offset: Nanos) {
+        let shift = |h: &mut Header| {
+            h.local_ns = h.local_ns.saturating_add(offset);
+            h.exchange_ns = h.exchange_ns.saturating_add(offset);
+        };
+        shift(&mut self.header);
+        match &mut self.kind {
+            HeldKind::Trade(t) => shift(&mut t.header),
+            HeldKind::Bbo(b) => shift(&mut b.header),
+            HeldKind::Depth { .. } | HeldKind::Snapshot { .. } => {}
+        }
+    }
+
+    fn event(&self) -> MarketEvent<'_> {
+        match self.kind {
+            HeldKind::Depth {
+                first_id,
+                final_id,
+                prev_final_id,
+            } => MarketEvent::Depth(DepthDiff {
+                header: self.header,
+                first_id,
+                final_id,
+                prev_final_id,
+                bids: &self.bids,
+                asks: &self.asks,
+            }),
+            HeldKind::Snapshot { last_update_id } => MarketEvent::Snapshot(Snapshot {
+                header: self.header,
+                last_update_id,
+                bids: &self.bids,
+                asks: &self.asks,
+            }),
+            HeldKind::Trade(t) => MarketEvent::Trade(t),
+            HeldKind::Bbo(b) => MarketEvent::Bbo(b),
+        }
+    }
 }
 
 /// Local receive time of the first and last events of `files` read as one stream.

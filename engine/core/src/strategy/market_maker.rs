@@ -16,6 +16,15 @@
 //!
 //! Quantities are `quote_qty` (a multiple of the lot, checked by the manifest) or, when
 //! reducing, the position floored to the lot.
+//!
+//! **With a signal** (`params.signal`, another book, typically the same asset on another
+//! venue), the reference is the fair value `signal reference + basis` instead of the quoted
+//! book's own: the basis is an exponential average of `own reference - signal reference`
+//! (seeded with the first difference, then moved by `1/basis_updates` of the difference on
+//! every update of either book), so the quotes follow the signal's moves at once while the
+//! level difference between the venues (fees, funding, or two captures of different dates) is
+//! absorbed slowly. The quotes are still kept off the quoted book's opposite best. Without a
+//! synced signal book nothing is quoted (its loss cancels the quotes).
 
 use rt_manifest::model::{MarketMakerParams, Reference};
 
@@ -44,6 +53,8 @@ struct Inputs {
     ask: Level,
     position: Qty,
     risk_state: RiskState,
+    /// The fair value from the signal (`None` without a signal).
+    fair: Option<Price>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +68,10 @@ struct Slot {
     /// none where none is), until the earliest retry when a side waits out a rejection. Most
     /// book updates (below the top) then cost one comparison. Cleared by any order event.
     settled: Option<(Inputs, Nanos)>,
+    /// With a signal: the signal book's last reference (`None` until it is synced, and after
+    /// it was lost) and the basis, `own reference - signal reference` averaged, in price units.
+    signal: Option<Price>,
+    basis: Option<i64>,
 }
 
 const fn side_index(side: Side) -> usize {
@@ -77,6 +92,9 @@ pub struct MarketMakerConfig {
     pub max_inventory: Qty,
     pub inventory_skew_ticks: u32,
     pub requote_threshold_ticks: u32,
+    /// `Some(basis_updates)` when the reference comes from a signal book (see the module
+    /// documentation); at least 1.
+    pub signal_basis_updates: Option<u32>,
 }
 
 impl MarketMakerConfig {
@@ -88,6 +106,7 @@ impl MarketMakerConfig {
             max_inventory: Qty(params.max_inventory.raw()),
             inventory_skew_ticks: params.inventory_skew_ticks,
             requote_threshold_ticks: params.requote_threshold_ticks,
+            signal_basis_updates: params.signal.as_ref().map(|s| s.basis_updates),
         }
     }
 }
@@ -108,6 +127,19 @@ impl MarketMaker {
         specs: &[InstrumentSpec],
     ) -> Result<MarketMaker, StrategyError> {
         check_instruments(instruments, specs)?;
+        if let Some(updates) = config.signal_basis_updates {
+            if updates == 0 {
+                return Err(StrategyError::Param {
+                    field: "signal.basis_updates",
+                    message: "must be at least 1, found 0".into(),
+                });
+            }
+            if instruments.len() != 1 {
+                return Err(StrategyError::OneInstrument {
+                    count: instruments.len(),
+                });
+            }
+        }
         let positive = |field: &'static str, value: i64| {
             if value > 0 {
                 Ok(())
@@ -131,6 +163,8 @@ impl MarketMaker {
                     working: [None; 2],
                     retry_at: [Nanos::MIN; 2],
                     settled: None,
+                    signal: None,
+                    basis: None,
                 })
                 .collect(),
             ids: ClientIds::default(),
@@ -167,20 +201,127 @@ impl MarketMaker {
         }
     }
 
+    /// A book's reference price: its mid or its microprice.
+    fn reference(&self, book: &OrderBook) -> Option<Price> {
+        match self.config.reference {
+            Reference::Mid => book.mid(),
+            Reference::Microprice => match (book.best_bid(), book.best_ask()) {
+                (Some(bid), Some(ask)) => microprice(bid, ask),
+                _ => None,
+            },
+        }
+    }
+
+    /// With a signal: moves the basis of `slot` towards `own - signal` by `1/basis_updates`
+    /// (seeds it with the first difference); the fair value, once both references are known.
+    fn track_basis(&mut self, slot: usize, book: &OrderBook) -> Option<Price> {
+        let updates = i64::from(self.config.signal_basis_updates?);
+        let own = self.reference(book);
+        let s = self.slots.get_mut(slot)?;
+        let signal = s.signal?;
+        if let Some(own) = own {
+            let diff = own.0.saturating_sub(signal.0);
+            s.basis = Some(match s.basis {
+                None => diff,
+                Some(b) => b.saturating_add(diff.saturating_sub(b) / updates),
+            });
+        }
+        s.basis.map(|b| Price(signal.0.saturating_add(b)))
+    }
+
+    /// Quotes `ctx`'s slot around `fair` (with a signal) or its own book's reference.
+    fn quote(
+        &mut self,
+        ctx: &StrategyContext,
+        book: &OrderBook,
+        fair: Option<Price>,
+        out: &mut Vec<Action>,
+    ) {
+        // By reference: the common case below returns after comparing the cached inputs.
+        let Some(slot) = self.slots.get(ctx.slot) else {
+            return;
+        };
+        let inputs = match (book.best_bid(), book.best_ask()) {
+            (Some(mut bid), Some(mut ask)) => {
+                if self.config.reference == Reference::Mid {
+                    // The mid does not depend on the sizes.
+                    (bid.qty, ask.qty) = (Qty::ZERO, Qty::ZERO);
+                }
+                Some(Inputs {
+                    bid,
+                    ask,
+                    position: ctx.position,
+                    risk_state: ctx.risk_state,
+                    fair,
+                })
+            }
+            _ => None,
+        };
+        if let (Some(now), Some((then, until))) = (inputs, slot.settled) {
+            if now == then && ctx.now < until {
+                return;
+            }
+        }
+        let (spec, working_now, retry_at) = (slot.spec, slot.working, slot.retry_at);
+        let desired = self.desired(ctx, &spec, book, fair);
+        let threshold = i64::from(self.config.requote_threshold_ticks.max(1)) * spec.tick.0;
+        for side in SIDES {
+            let i = side_index(side);
+            let working = working_now[i];
+            let place = match (working, desired[i]) {
+                (None, Some(_)) => ctx.now >= retry_at[i],
+                (Some(w), Some((price, qty))) => {
+                    (w.price.0 - price.0).abs() >= threshold || w.qty != qty
+                }
+                (Some(_), None) | (None, None) => false,
+            };
+            let cancel = working.is_some() && (place || desired[i].is_none());
+            if let (true, Some(w)) = (cancel, working) {
+                out.push(Action::Cancel(w.client_id));
+                self.slots[ctx.slot].working[i] = None;
+            }
+            if let (true, Some((price, qty))) = (place, desired[i]) {
+                let client_id = self.ids.next();
+                out.push(Action::Place(NewOrder {
+                    client_id,
+                    instrument: ctx.instrument,
+                    side,
+                    price,
+                    qty,
+                    kind: OrderKind::PostOnly,
+                }));
+                self.slots[ctx.slot].working[i] = Some(Working {
+                    client_id,
+                    price,
+                    qty,
+                });
+            }
+        }
+        // After the loop a side differs from its wish only while waiting for a retry.
+        let slot = &mut self.slots[ctx.slot];
+        let until = (0..2)
+            .filter(|&i| slot.working[i].is_some() != desired[i].is_some())
+            .map(|i| slot.retry_at[i])
+            .min()
+            .unwrap_or(Nanos::MAX);
+        slot.settled = inputs.map(|inputs| (inputs, until));
+    }
+
     /// The desired (price, qty) of both sides, `None` for a side not to quote.
     fn desired(
         &self,
         ctx: &StrategyContext,
         spec: &InstrumentSpec,
         book: &OrderBook,
+        fair: Option<Price>,
     ) -> [Option<(Price, Qty)>; 2] {
         let c = &self.config;
         let (Some(best_bid), Some(best_ask)) = (book.best_bid(), book.best_ask()) else {
             return [None, None];
         };
-        let reference = match c.reference {
-            Reference::Mid => book.mid(),
-            Reference::Microprice => microprice(best_bid, best_ask),
+        let reference = match c.signal_basis_updates {
+            Some(_) => fair,
+            None => self.reference(book),
         };
         let Some(reference) = reference else {
             return [None, None];
@@ -275,73 +416,36 @@ impl Strategy for MarketMaker {
     }
 
     fn on_book(&mut self, ctx: &StrategyContext, book: &OrderBook, out: &mut Vec<Action>) {
-        // By reference: the common case below returns after comparing the cached inputs.
-        let Some(slot) = self.slots.get(ctx.slot) else {
-            return;
-        };
-        let inputs = match (book.best_bid(), book.best_ask()) {
-            (Some(mut bid), Some(mut ask)) => {
-                if self.config.reference == Reference::Mid {
-                    // The mid does not depend on the sizes.
-                    (bid.qty, ask.qty) = (Qty::ZERO, Qty::ZERO);
+        let fair = self.track_basis(ctx.slot, book);
+        self.quote(ctx, book, fair, out);
+    }
+
+    fn on_signal(
+        &mut self,
+        ctx: &StrategyContext,
+        signal: &OrderBook,
+        book: &OrderBook,
+        out: &mut Vec<Action>,
+    ) {
+        let reference = self.reference(signal);
+        if let Some(slot) = self.slots.get_mut(ctx.slot) {
+            slot.signal = reference;
+        }
+        let fair = self.track_basis(ctx.slot, book);
+        self.quote(ctx, book, fair, out);
+    }
+
+    fn on_signal_lost(&mut self, ctx: &StrategyContext, out: &mut Vec<Action>) {
+        // No fair value: withdraw the quotes until the signal's book is back.
+        if let Some(slot) = self.slots.get_mut(ctx.slot) {
+            slot.signal = None;
+            slot.settled = None;
+            for w in slot.working.iter_mut() {
+                if let Some(working) = w.take() {
+                    out.push(Action::Cancel(working.client_id));
                 }
-                Some(Inputs {
-                    bid,
-                    ask,
-                    position: ctx.position,
-                    risk_state: ctx.risk_state,
-                })
-            }
-            _ => None,
-        };
-        if let (Some(now), Some((then, until))) = (inputs, slot.settled) {
-            if now == then && ctx.now < until {
-                return;
             }
         }
-        let (spec, working_now, retry_at) = (slot.spec, slot.working, slot.retry_at);
-        let desired = self.desired(ctx, &spec, book);
-        let threshold = i64::from(self.config.requote_threshold_ticks.max(1)) * spec.tick.0;
-        for side in SIDES {
-            let i = side_index(side);
-            let working = working_now[i];
-            let place = match (working, desired[i]) {
-                (None, Some(_)) => ctx.now >= retry_at[i],
-                (Some(w), Some((price, qty))) => {
-                    (w.price.0 - price.0).abs() >= threshold || w.qty != qty
-                }
-                (Some(_), None) | (None, None) => false,
-            };
-            let cancel = working.is_some() && (place || desired[i].is_none());
-            if let (true, Some(w)) = (cancel, working) {
-                out.push(Action::Cancel(w.client_id));
-                self.slots[ctx.slot].working[i] = None;
-            }
-            if let (true, Some((price, qty))) = (place, desired[i]) {
-                let client_id = self.ids.next();
-                out.push(Action::Place(NewOrder {
-                    client_id,
-                    instrument: ctx.instrument,
-                    side,
-                    price,
-                    qty,
-                    kind: OrderKind::PostOnly,
-                }));
-                self.slots[ctx.slot].working[i] = Some(Working {
-                    client_id,
-                    price,
-                    qty,
-                });
-            }
-        }
-        // After the loop a side differs from its wish only while waiting for a retry.
-        let slot = &mut self.slots[ctx.slot];
-        let until = (0..2)
-            .filter(|&i| slot.working[i].is_some() != desired[i].is_some())
-            .map(|i| slot.retry_at[i])
-            .min()
-            .unwrap_or(Nanos::MAX);
-        slot.settled = inputs.map(|inputs| (inputs, until));
     }
 
     fn on_fill(&mut self, ctx: &StrategyContext, fill: &FillReport, _out: &mut Vec<Action>) {
@@ -424,6 +528,7 @@ mod tests {
             max_inventory: q("0.01"),
             inventory_skew_ticks: 4,
             requote_threshold_ticks: 2,
+            signal_basis_updates: None,
         }
     }
 
@@ -470,6 +575,51 @@ mod tests {
 
     fn mm(reference: Reference) -> MarketMaker {
         MarketMaker::new(config(reference), &[7], &[spec()]).expect("valid")
+    }
+
+    #[test]
+    fn with_a_signal_the_quotes_follow_the_other_book_and_absorb_the_level_difference() {
+        let mut config = config(Reference::Mid);
+        config.signal_basis_updates = Some(4);
+        let mut s = MarketMaker::new(config, &[7], &[spec()]).expect("valid");
+        let mut out = Vec::new();
+        let active = ctx(0, "0", RiskState::Active);
+        // The quoted book at 100.005, wide; nothing is quoted before the signal is known.
+        let own = book("99.5", "1", "100.51", "1");
+        s.on_book(&active, &own, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // The signal at 200.005 (another venue, another level): basis -100, fair 100.005.
+        s.on_signal(&active, &book("200", "1", "200.01", "1"), &own, &mut out);
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("99.97"), q("0.002")),
+                (Side::Sell, px("100.04"), q("0.002"))
+            ]
+        );
+        // The signal moves up 0.2: the quotes move with it at once (the basis by a quarter of
+        // the new difference, -0.05: fair 100.155).
+        out.clear();
+        s.on_signal(&active, &book("200.2", "1", "200.21", "1"), &own, &mut out);
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("100.12"), q("0.002")),
+                (Side::Sell, px("100.19"), q("0.002"))
+            ]
+        );
+        // Its book lost: the quotes are withdrawn, and nothing is quoted on the own book alone.
+        out.clear();
+        s.on_signal_lost(&active, &mut out);
+        assert_eq!(
+            out.iter()
+                .filter(|a| matches!(a, Action::Cancel(_)))
+                .count(),
+            2
+        );
+        out.clear();
+        s.on_book(&active, &book("99.6", "1", "100.51", "1"), &mut out);
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

@@ -202,6 +202,24 @@ pub trait Strategy: Send + std::fmt::Debug {
         let _ = (ctx, out);
     }
 
+    /// A book it reads as a signal changed (see `Backtest::add_signal`: another instrument,
+    /// typically on another venue); `ctx` is about the traded instrument of the slot the
+    /// signal informs and `book` is that instrument's book. Both books are synced.
+    fn on_signal(
+        &mut self,
+        ctx: &StrategyContext,
+        signal: &OrderBook,
+        book: &OrderBook,
+        out: &mut Vec<Action>,
+    ) {
+        let _ = (ctx, signal, book, out);
+    }
+
+    /// The signal book of `ctx`'s slot lost sync: no signal until it is back.
+    fn on_signal_lost(&mut self, ctx: &StrategyContext, out: &mut Vec<Action>) {
+        let _ = (ctx, out);
+    }
+
     /// Predictions made and failed, for a strategy that runs a model; `None` otherwise.
     fn model_stats(&self) -> Option<ModelStats> {
         None
