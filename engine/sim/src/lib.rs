@@ -50,6 +50,7 @@ mod fault;
 pub mod futures_account;
 mod kraken;
 mod limits;
+mod metadata;
 mod okx;
 mod okx_orders;
 mod server;
@@ -249,6 +250,9 @@ pub(crate) struct Config {
     /// OKX order entry on the OKX books (`okx_orders`), for a manifest OKX exchange whose
     /// `endpoints.rest` is the sim's.
     pub okx: Option<Arc<okx_orders::OkxDesk>>,
+    /// OKX's and Kraken's instrument metadata (`metadata`), for their manifest exchanges whose
+    /// `endpoints.rest` is the sim's.
+    pub metadata: Arc<metadata::Served>,
 }
 
 /// A bound simulator, ready to [`run`](Sim::run).
@@ -314,6 +318,7 @@ impl Sim {
             opts.speed.unwrap_or(Speed::from_fixed(sim.speed)),
         )?;
         let okx = okx_desk(manifest, rest_addr, &books)?;
+        let metadata = Arc::new(metadata::Served::load(manifest, rest_addr)?);
         let config = Config {
             exchange_name: exchange.to_owned(),
             exchange: ex.clone(),
@@ -325,6 +330,7 @@ impl Sim {
             exit_at_end: opts.exit_at_end,
             books,
             okx,
+            metadata,
         };
         let bind = |addr: SocketAddr| -> Result<(TcpListener, SocketAddr), SimError> {
             let listener =

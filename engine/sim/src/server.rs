@@ -136,6 +136,8 @@ struct Shared {
     books: crate::books::BookVenues,
     /// OKX order entry (`okx_orders`): `/api/v5/...` and `/ws/v5/private`.
     okx: Option<Arc<crate::okx_orders::OkxDesk>>,
+    /// OKX's and Kraken's instrument metadata (`metadata`).
+    metadata: Arc<crate::metadata::Served>,
 }
 
 impl Shared {
@@ -287,6 +289,7 @@ async fn serve(
         ))),
         books: config.books.clone(),
         okx: config.okx.clone(),
+        metadata: Arc::clone(&config.metadata),
     });
     let ws_task = tokio::spawn(accept_ws(Arc::clone(&shared), ws));
     let rest_task = tokio::spawn(accept_rest(Arc::clone(&shared), rest));
@@ -876,6 +879,15 @@ fn wall_ms() -> u64 {
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
     bump(&shared.counters.http_requests);
+    // OKX's and Kraken's public metadata, in their own formats (not weighed by Binance's
+    // limits).
+    if let Some((status, body)) = shared.metadata.answer(
+        req.method().as_str(),
+        req.uri().path(),
+        req.uri().query().unwrap_or(""),
+    ) {
+        return json_reply(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
+    }
     if let (Some(desk), true) = (&shared.okx, req.uri().path().starts_with("/api/v5/")) {
         return okx_request(desk, req).await;
     }
@@ -1090,6 +1102,10 @@ async fn route(
             .fault(&query)
             .map_err(|e| ApiError::new(-1100, e)),
         (&Method::GET, "/sim/books/status") => Ok(shared.books.status()),
+        (&Method::POST, "/sim/metadata/fault") => shared
+            .metadata
+            .fault(&query)
+            .map_err(|e| ApiError::new(-1100, e)),
         _ => {
             *not_found = true;
             Err(ApiError::new(

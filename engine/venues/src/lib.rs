@@ -35,6 +35,7 @@ pub mod execution;
 pub mod features;
 pub mod kraken;
 pub mod market;
+pub mod metadata;
 pub mod native;
 pub mod okx;
 pub mod order_entry;
