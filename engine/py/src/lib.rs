@@ -275,10 +275,23 @@ fn convert_capture<'py>(
 
 fn to_dict<'py>(py: Python<'py>, replay: &Replay) -> PyResult<Bound<'py, PyDict>> {
     let r = &replay.result;
+    // The symbol, or `exchange:symbol` when two exchanges list the same name (OKX's and
+    // Binance's BTCUSDT in one engine).
     let symbol = |id: u32| {
-        r.instruments
-            .get(id as usize)
-            .map_or_else(|| format!("#{id}"), |i| i.symbol.clone())
+        r.instruments.get(id as usize).map_or_else(
+            || format!("#{id}"),
+            |i| {
+                let shared = r
+                    .instruments
+                    .iter()
+                    .any(|o| o.symbol == i.symbol && o.exchange != i.exchange);
+                if shared {
+                    format!("{}:{}", i.exchange, i.symbol)
+                } else {
+                    i.symbol.clone()
+                }
+            },
+        )
     };
     let strategy = |id: u32| {
         r.strategies
