@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import signal
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.harness import Live, live, wait_for
+from tests.e2e.harness import Live, counters, live, wait_for
 
 PAPER_OKX = "deployment=paper_okx"
 CREDENTIALS = (
@@ -83,6 +84,13 @@ def venue_fills(env: Live, creds: dict[str, str]) -> list[dict[str, Any]]:
 
 def open_at_venue(env: Live, creds: dict[str, str]) -> int:
     return len(okx_get(env, "/api/v5/trade/orders-pending?instType=SPOT&instId=BTC-USDT", creds))
+
+
+def sim_okx(env: Live, what: str, method: str = "GET") -> Any:
+    """The sim's OKX desk: `fault?...` (POST) or `status`."""
+    req = urllib.request.Request(f"{env.rest}/sim/okx/{what}", method=method)
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
 
 
 def journal_fills(env: Live) -> list[dict[str, Any]]:
@@ -200,3 +208,59 @@ def test_an_unsigned_okx_request_is_refused(tmp_path: Path) -> None:
             assert json.loads(e.read())["code"] == "50103"
         # Signed, it is answered.
         assert okx_get(env, "/api/v5/account/balance", creds)
+
+
+def test_an_okx_429_backs_off_two_seconds_and_never_holds_back_a_cancel(tmp_path: Path) -> None:
+    """OKX answers a request past a limit HTTP 429 `50011` without Retry-After, per endpoint
+    over 2 s. The engine backs off new orders for OKX's 2 s (not to the end of the minute),
+    cancels meanwhile (a 429 on placing is no reason to keep risk on), and counts OKX's
+    placements against the exchange's `rate_limits`."""
+    creds = keys()
+    with live(tmp_path, PAPER_OKX, CREDENTIALS, speed="2") as env:
+        env.start_sim(env=creds)
+        env.start_engine(env=creds)
+        wait_for(lambda: open_at_venue(env, creds) > 0, 60, "an order resting at OKX", 0.25)
+        # Placements count as orders (per 10 s and per day) against the exchange's limits.
+        wait_for(
+            lambda: counters(env.heartbeat()).get("rl.okx.orders_1d", 0) > 0,
+            15,
+            "OKX orders counted in the heartbeat",
+        )
+        # Far from the end of a wall-clock minute, where a back-off "to the end of the
+        # minute" would end.
+        while time.time() % 60 > 35:
+            time.sleep(0.5)
+        sim_okx(env, "fault?kind=rate_limit&count=1", "POST")
+        wait_for(
+            lambda: sim_okx(env, "status")["rate_limited"] >= 1, 30, "a 429 on placing an order"
+        )
+        # At once, within the back-off: pausing cancels every open order (OKX: listed, then
+        # cancelled by id), and those requests go: the 429 was about placing orders.
+        assert env.command("pause").ok
+        wait_for(lambda: open_at_venue(env, creds) == 0, 10, "the open orders cancelled", 0.1)
+        wait_for(
+            lambda: sim_okx(env, "status")["other_after_429_ms"] is not None,
+            10,
+            "a request after the 429",
+        )
+        status = sim_okx(env, "status")
+        assert status["other_after_429_ms"] < 2000, f"held back by the 429: {status}"
+        assert status["order_after_429_ms"] is None, f"an order during the back-off: {status}"
+        assert env.command("resume").ok
+        # Trading again once OKX's 2 s window is over, not a minute later.
+        wait_for(
+            lambda: sim_okx(env, "status")["order_after_429_ms"] is not None,
+            15,
+            "an order after the 429",
+        )
+        status = sim_okx(env, "status")
+        assert 2000 <= status["order_after_429_ms"] < 10_000, status
+        assert status["rate_limited"] == 1, f"the engine hit the limit again: {status}"
+
+        def throttled_counted() -> bool:
+            c = counters(env.heartbeat())
+            return c.get("rl.okx.throttled_429") == 1 and c.get("rl.okx.orders_10s_limit") == 300
+
+        wait_for(throttled_counted, 10, "the 429 in the heartbeat")
+        assert env.stop("engine") == 0
+        assert open_at_venue(env, creds) == 0

@@ -269,6 +269,7 @@ impl Client {
                     refusal,
                 })?;
         }
+        let method_name = method.clone();
         let mut builder = Request::builder()
             .method(method)
             .uri(uri)
@@ -314,16 +315,17 @@ impl Client {
             body,
             limits,
         };
-        self.last = self.observe(&response);
+        let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+        self.last = self.observe(method_name.as_str(), path, &response);
         Ok(response)
     }
 
-    /// Reads an answer into the rate limits.
-    fn observe(&self, r: &Response) -> Answer {
+    /// Reads the answer to `method` `path` into the rate limits.
+    fn observe(&self, method: &str, path: &str, r: &Response) -> Answer {
         let Some(limits) = &self.limits else {
             return Answer::Fine;
         };
-        limits.observe(wall_ms(), r.status, &r.limits, &r.body)
+        limits.observe(wall_ms(), (method, path), r.status, &r.limits, &r.body)
     }
 
     /// What the last answer did to the rate limits (a 429's back-off, a ban).

@@ -7,8 +7,11 @@
 //! would take the usage past the exchange's `rate_limits` is refused locally, before the venue
 //! would answer 429. Every answer's usage headers (the venue's rules name them)
 //! raise the counts to what the venue counted ([`VenueLimits::observe`]: other clients of the
-//! same IP count too). A 429 starts a back-off of exactly `Retry-After` seconds (to the end of
-//! the limit's window when the venue gives none): no request goes out until it is over. A 418
+//! same IP count too). A 429 starts a back-off of exactly `Retry-After` seconds (when the venue
+//! gives none, as long as its rules say: Binance to the end of the limit's window, OKX 2 s): no
+//! request goes out until it is over, except when the venue's rules say the 429 is about new
+//! orders (Binance's `-1015`, OKX's 429 on placing an order): then only new orders wait, and
+//! cancels and queries still go (a cancel reduces risk). A 418
 //! (an IP ban) refuses every request until the ban's `Retry-After` is over; the gateway then
 //! also halts the risk engine (cause `venue_ban`), which only an operator's `resume` lifts: so
 //! order entry starts again once the ban is over **and** an operator resumed, whichever comes
@@ -32,7 +35,7 @@ pub fn wall_ms() -> u64 {
 pub enum Refusal {
     #[error("it would exceed the venue's limit per {}", .0.as_str())]
     Limit(Interval),
-    #[error("backing off after HTTP 429 until {until_ms} (Retry-After)")]
+    #[error("backing off after HTTP 429 until {until_ms}")]
     Backoff { until_ms: u64 },
     #[error("the venue banned this IP (HTTP 418) until {until_ms}")]
     Banned { until_ms: u64 },
@@ -77,7 +80,10 @@ pub struct Pressure {
 #[derive(Debug, Default)]
 struct Inner {
     windows: Windows,
+    /// A 429's back-off for every request...
     backoff_until: u64,
+    /// ...and one for new orders only (a limit of new orders).
+    order_backoff_until: u64,
     banned_until: u64,
     counts: Counts,
 }
@@ -160,6 +166,10 @@ impl VenueLimits {
             Some(Refusal::Backoff {
                 until_ms: s.backoff_until,
             })
+        } else if order && now_ms < s.order_backoff_until {
+            Some(Refusal::Backoff {
+                until_ms: s.order_backoff_until,
+            })
         } else {
             s.windows
                 .would_exceed(now_ms, &self.limits, weight, order)
@@ -183,19 +193,30 @@ impl VenueLimits {
         }
     }
 
-    /// Takes in an answer: its usage headers, and a 429's or 418's `Retry-After`. `body` is
-    /// the answer's body (which limit a 429 without `Retry-After` is about, as the venue's
-    /// rules read it).
-    pub fn observe(&self, now_ms: u64, status: u16, seen: &Seen, body: &[u8]) -> Answer {
+    /// Takes in the answer to `method` `path`: its usage headers, and a 429's or 418's
+    /// `Retry-After`. `body` is the answer's body (which limit a 429 is about, and how long it
+    /// lasts without `Retry-After`, as the venue's rules read it).
+    pub fn observe(
+        &self,
+        now_ms: u64,
+        (method, path): (&str, &str),
+        status: u16,
+        seen: &Seen,
+        body: &[u8],
+    ) -> Answer {
         let mut s = self.inner();
         s.windows.raise_to(now_ms, seen.usage());
         let told = seen.retry_after_s.map(|r| now_ms + r.saturating_mul(1000));
         match status {
             429 => {
-                let until =
-                    told.unwrap_or_else(|| self.rules.throttled_interval(body).window_end(now_ms));
+                let throttle = self.rules.throttled(method, path, body, now_ms);
+                let until = told.unwrap_or(throttle.until_ms);
                 s.counts.throttled += 1;
-                s.backoff_until = s.backoff_until.max(until);
+                if throttle.orders_only {
+                    s.order_backoff_until = s.order_backoff_until.max(until);
+                } else {
+                    s.backoff_until = s.backoff_until.max(until);
+                }
                 Answer::Throttled { until_ms: until }
             }
             418 => {
@@ -214,7 +235,7 @@ impl VenueLimits {
         }
     }
 
-    /// Milliseconds until a request may go at all (a back-off or a ban; 0: now).
+    /// Milliseconds until a request that is no new order may go (a back-off or a ban; 0: now).
     pub fn wait_ms(&self, now_ms: u64) -> u64 {
         let s = self.inner();
         s.backoff_until.max(s.banned_until).saturating_sub(now_ms)
@@ -226,7 +247,10 @@ impl VenueLimits {
             usage: s.windows.usage(now_ms),
             limits: self.limits,
             counts: s.counts,
-            backoff_ms: s.backoff_until.saturating_sub(now_ms),
+            backoff_ms: s
+                .backoff_until
+                .max(s.order_backoff_until)
+                .saturating_sub(now_ms),
             banned_ms: s.banned_until.saturating_sub(now_ms),
         }
     }
@@ -296,6 +320,8 @@ mod tests {
         )
     }
 
+    const GET: (&str, &str) = ("GET", "/api/v3/depth");
+    const ORDER: (&str, &str) = ("POST", "/api/v3/order");
     const TOO_MUCH_WEIGHT: &[u8] = br#"{"code":-1003,"msg":"Too much request weight used"}"#;
     const TOO_MANY_ORDERS: &[u8] = br#"{"code":-1015,"msg":"Too many new orders"}"#;
 
@@ -312,7 +338,7 @@ mod tests {
         let l = limits();
         assert_eq!(l.acquire(T, 50, false), Ok(()));
         // The venue says more was used (another client of the IP): that counts.
-        assert_eq!(l.observe(T, 200, &seen(95, None), b""), Answer::Fine);
+        assert_eq!(l.observe(T, GET, 200, &seen(95, None), b""), Answer::Fine);
         assert_eq!(l.acquire(T, 5, false), Ok(()));
         assert_eq!(l.peek(T, 1, false), Err(Refusal::Limit(Interval::Minute)));
         assert_eq!(l.pressure(T).counts.refused, 0, "a peek counts nothing");
@@ -337,7 +363,7 @@ mod tests {
     #[test]
     fn a_429_backs_off_exactly_retry_after() {
         let l = limits();
-        let a = l.observe(T, 429, &seen(100, Some(3)), TOO_MUCH_WEIGHT);
+        let a = l.observe(T, GET, 429, &seen(100, Some(3)), TOO_MUCH_WEIGHT);
         assert_eq!(a, Answer::Throttled { until_ms: T + 3000 });
         assert_eq!(
             l.acquire(T + 2999, 0, false),
@@ -348,15 +374,25 @@ mod tests {
         assert_eq!(l.acquire(T + 3000, 0, false), Ok(()));
         // No Retry-After: to the end of the limit's window.
         let l = limits();
-        let a = l.observe(T, 429, &Seen::default(), TOO_MANY_ORDERS);
+        let a = l.observe(T, ORDER, 429, &Seen::default(), TOO_MANY_ORDERS);
         assert_eq!(
             a,
             Answer::Throttled {
                 until_ms: T + 10_000
             }
         );
+        // Too many new orders holds back new orders only: a cancel still goes.
+        assert_eq!(
+            l.acquire(T + 1, 1, true),
+            Err(Refusal::Backoff {
+                until_ms: T + 10_000
+            })
+        );
+        assert_eq!(l.acquire(T + 1, 1, false), Ok(()));
+        assert_eq!(l.wait_ms(T + 1), 0);
+        assert_eq!(l.pressure(T + 1).backoff_ms, 9_999);
         let l = limits();
-        let a = l.observe(T, 429, &Seen::default(), TOO_MUCH_WEIGHT);
+        let a = l.observe(T, GET, 429, &Seen::default(), TOO_MUCH_WEIGHT);
         assert_eq!(
             a,
             Answer::Throttled {
@@ -368,7 +404,7 @@ mod tests {
     #[test]
     fn a_418_bans_until_retry_after_and_is_raised_once() {
         let l = limits();
-        let a = l.observe(T, 418, &seen(0, Some(60)), TOO_MUCH_WEIGHT);
+        let a = l.observe(T, GET, 418, &seen(0, Some(60)), TOO_MUCH_WEIGHT);
         assert_eq!(
             a,
             Answer::Banned {
@@ -376,7 +412,7 @@ mod tests {
             }
         );
         assert_eq!(
-            l.observe(T + 1, 418, &seen(0, Some(60)), b""),
+            l.observe(T + 1, GET, 418, &seen(0, Some(60)), b""),
             Answer::StillBanned {
                 until_ms: T + 60_001
             }
@@ -397,5 +433,58 @@ mod tests {
         let named: Vec<_> = names.named(&p).collect();
         assert!(named.contains(&("rl.x.banned_418", 2)));
         assert!(named.contains(&("rl.x.weight_1m_limit", 100)));
+    }
+
+    /// OKX: the orders counted by the exchange's limits, and a 429 without `Retry-After` (OKX
+    /// sends none) waited out for OKX's 2 s window, not to the end of the minute; one on
+    /// placing an order holds back new orders only.
+    #[test]
+    fn okx_counts_orders_and_backs_off_two_seconds() {
+        use rt_venues::okx::execution::{CANCEL_PATH, ORDER_PATH};
+        let l = VenueLimits::new(
+            Limits {
+                weight_per_minute: 1200,
+                orders_per_10s: 2,
+                orders_per_day: 100,
+            },
+            rt_venues::rate_limits::for_venue(rt_manifest::model::Venue::Okx),
+        );
+        let rules = l.rules();
+        let order = rules.is_new_order("POST", ORDER_PATH);
+        let cancel = rules.is_new_order("POST", CANCEL_PATH);
+        assert!(order && !cancel);
+        assert_eq!(l.acquire(T, 1, order), Ok(()));
+        assert_eq!(l.acquire(T, 1, order), Ok(()));
+        assert_eq!(
+            l.acquire(T, 1, order),
+            Err(Refusal::Limit(Interval::TenSeconds))
+        );
+        assert_eq!(l.acquire(T, 1, cancel), Ok(()));
+        assert_eq!(l.pressure(T).usage.orders_1d, 2);
+        let too_many = br#"{"code":"50011","msg":"Too Many Requests","data":[]}"#;
+        let placing = ("POST", ORDER_PATH);
+        let l = VenueLimits::new(l.limits, l.rules);
+        let a = l.observe(T, placing, 429, &Seen::default(), too_many);
+        assert_eq!(a, Answer::Throttled { until_ms: T + 2000 });
+        assert_eq!(
+            l.acquire(T + 1999, 1, true),
+            Err(Refusal::Backoff { until_ms: T + 2000 })
+        );
+        assert_eq!(l.acquire(T + 1999, 1, false), Ok(()), "a cancel goes");
+        assert_eq!(l.acquire(T + 2000, 1, true), Ok(()));
+        // A 429 on any other request holds every request back, 2 s too.
+        let a = l.observe(
+            T + 3000,
+            ("POST", CANCEL_PATH),
+            429,
+            &Seen::default(),
+            too_many,
+        );
+        assert_eq!(a, Answer::Throttled { until_ms: T + 5000 });
+        assert_eq!(
+            l.acquire(T + 4000, 1, false),
+            Err(Refusal::Backoff { until_ms: T + 5000 })
+        );
+        assert_eq!(l.wait_ms(T + 4000), 1000);
     }
 }

@@ -84,6 +84,31 @@ struct DeskState {
     /// Post-only orders OKX accepted and cancelled because they would have taken, by client id.
     cancelled_post_only: HashMap<String, OkxOrder>,
     next_synthetic_id: u64,
+    /// `POST /sim/okx/fault?kind=rate_limit&count=N`: order placements still to answer 429.
+    throttle_orders: u32,
+    throttled: Throttled,
+}
+
+/// Orders placed this soon after a 429 were sent before the 429 was answered.
+const IN_FLIGHT_MS: u64 = 250;
+
+/// What the rate-limit fault did (`GET /sim/okx/status`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Throttled {
+    /// HTTP 429 answers.
+    answered: u64,
+    /// The last one, wall-clock ms.
+    last_ms: Option<u64>,
+    /// From the last 429 to the next order placed, ms (an order placed within
+    /// [`IN_FLIGHT_MS`] of it is not counted: it was on its way when the 429 was answered).
+    order_after_ms: Option<u64>,
+    /// Cancel requests (`cancel-order`, `cancel-batch-orders`) since the last 429.
+    cancels_after: u64,
+    /// From the last 429 to the next request that places no order (a cancel, a listing of
+    /// open orders, a query), ms.
+    other_after_ms: Option<u64>,
+    /// Orders placed (answered `sCode` 0) in all.
+    orders: u64,
 }
 
 /// One OKX exchange's order entry on the sim.
@@ -212,6 +237,8 @@ impl OkxDesk {
                 last_ns: 0,
                 cancelled_post_only: HashMap::new(),
                 next_synthetic_id: 1 << 40,
+                throttle_orders: 0,
+                throttled: Throttled::default(),
             }),
             tx: broadcast::channel(PUSH_CAPACITY).0,
             listed,
@@ -355,6 +382,16 @@ impl OkxDesk {
             .filter_map(|kv| kv.split_once('='))
             .collect();
         use rt_venues::okx::execution as ox;
+        if !(method == "POST" && path == ox::ORDER_PATH) {
+            let mut st = self.lock();
+            let t = &mut st.throttled;
+            if let (Some(at), None) = (t.last_ms, t.other_after_ms) {
+                t.other_after_ms = Some(wall_ms().saturating_sub(at));
+            }
+            if t.last_ms.is_some() && (path == ox::CANCEL_PATH || path == ox::CANCEL_BATCH_PATH) {
+                t.cancels_after += 1;
+            }
+        }
         match (method, path) {
             ("GET", ox::INSTRUMENTS_PATH) => {
                 let kind = params.get("instType").copied().unwrap_or("SPOT");
@@ -366,7 +403,25 @@ impl OkxDesk {
                     .collect();
                 (200, answer(0, "", data))
             }
-            ("POST", ox::ORDER_PATH) => self.place(body),
+            ("POST", ox::ORDER_PATH) => {
+                if let Some(throttled) = self.throttle() {
+                    return throttled;
+                }
+                let answered = self.place(body);
+                if answered.0 == 200 && answered.1.contains("\"sCode\":\"0\"") {
+                    let mut st = self.lock();
+                    let t = &mut st.throttled;
+                    t.orders += 1;
+                    if let (Some(at), None) = (t.last_ms, t.order_after_ms) {
+                        let after = wall_ms().saturating_sub(at);
+                        // Sooner, it was on its way when the 429 was answered.
+                        if after >= IN_FLIGHT_MS {
+                            t.order_after_ms = Some(after);
+                        }
+                    }
+                }
+                answered
+            }
             ("POST", ox::CANCEL_PATH) => match serde_json::from_str::<Value>(body) {
                 Ok(v) => {
                     let (code, entry) = self.cancel_one(&v);
@@ -437,6 +492,66 @@ impl OkxDesk {
                 ),
             ),
         }
+    }
+
+    /// HTTP 429 `50011` for an order placement while the rate-limit fault lasts, as OKX answers
+    /// a request past an endpoint's limit (no `Retry-After`).
+    fn throttle(&self) -> Option<Answer> {
+        let mut st = self.lock();
+        if st.throttle_orders == 0 {
+            return None;
+        }
+        st.throttle_orders -= 1;
+        let t = &mut st.throttled;
+        t.answered += 1;
+        t.last_ms = Some(wall_ms());
+        t.order_after_ms = None;
+        t.other_after_ms = None;
+        t.cancels_after = 0;
+        Some((429, answer(50011, "Too Many Requests", Vec::new())))
+    }
+
+    /// `POST /sim/okx/fault?kind=rate_limit&count=N`: the next `N` order placements (default 1)
+    /// are answered HTTP 429 `50011`; `kind=clear` ends it.
+    pub fn fault(&self, query: &str) -> Result<String, String> {
+        let params: HashMap<&str, &str> = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let mut st = self.lock();
+        match params.get("kind").copied() {
+            Some("rate_limit") => {
+                let count = match params.get("count") {
+                    None => 1,
+                    Some(c) => c.parse::<u32>().map_err(|e| format!("count={c:?}: {e}"))?,
+                };
+                st.throttle_orders = count;
+                Ok(format!("{{\"applied\":\"rate_limit count={count}\"}}"))
+            }
+            Some("clear") => {
+                st.throttle_orders = 0;
+                Ok("{\"applied\":\"clear\"}".to_owned())
+            }
+            other => Err(format!(
+                "kind={other:?}: the OKX desk's faults are rate_limit (count=N) and clear"
+            )),
+        }
+    }
+
+    /// `GET /sim/okx/status`: what the rate-limit fault did.
+    pub fn status(&self) -> String {
+        let st = self.lock();
+        let t = st.throttled;
+        json!({
+            "rate_limited": t.answered,
+            "last_429_ms": t.last_ms,
+            "order_after_429_ms": t.order_after_ms,
+            "cancels_after_429": t.cancels_after,
+            "other_after_429_ms": t.other_after_ms,
+            "orders": t.orders,
+            "throttle_pending": st.throttle_orders,
+        })
+        .to_string()
     }
 
     fn okx_order(&self, o: &OrderInfo) -> OkxOrder {

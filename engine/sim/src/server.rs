@@ -1080,6 +1080,14 @@ async fn route(
                 Err(ApiError::new(-1125, "This listenKey does not exist."))
             }
         }
+        (&Method::POST, "/sim/okx/fault") => match &shared.okx {
+            Some(desk) => desk.fault(&query).map_err(|e| ApiError::new(-1100, e)),
+            None => Err(ApiError::new(-1100, "the sim serves no OKX order entry")),
+        },
+        (&Method::GET, "/sim/okx/status") => match &shared.okx {
+            Some(desk) => Ok(desk.status()),
+            None => Err(ApiError::new(-1100, "the sim serves no OKX order entry")),
+        },
         (&Method::POST, "/sim/fault") => {
             let fault = Fault::parse(&query).map_err(|e| ApiError::new(-1100, e.to_string()))?;
             if let Fault::Filters { symbol, .. } = &fault {

@@ -15,6 +15,7 @@
 //! level texts are kept inline, so a message allocates nothing once the buffers have grown.
 
 pub mod execution;
+pub mod limits;
 pub mod signing;
 
 use crate::binance::DecodeError;

@@ -5,7 +5,7 @@
 //! that report usage, what a throttled answer is about, how long a ban lasts when the venue
 //! does not say). The runtime accounts every REST request through them (its `ratelimit` and
 //! HTTP client) and names no venue; [`for_venue`] picks a venue's rules, the one place that
-//! does. Binance's are in `binance::limits` (the sim serves them).
+//! does. Binance's are in `binance::limits` (the sim serves them), OKX's in `okx::limits`.
 
 use std::fmt;
 
@@ -205,10 +205,22 @@ pub trait RateRules: fmt::Debug + Send + Sync {
     fn is_new_order(&self, method: &str, path: &str) -> bool;
     /// The headers that report usage.
     fn headers(&self) -> &UsageHeaders;
-    /// The window a throttled answer (HTTP 429) without `Retry-After` is about, from its body.
-    fn throttled_interval(&self, body: &[u8]) -> Interval;
+    /// What a throttled answer (HTTP 429) to `method` `path` is about, from its body: how long
+    /// to back off when the venue sends no `Retry-After` (from `now_ms`), and whether the limit
+    /// is one of new orders (then only new orders wait: a cancel, which reduces risk, still
+    /// goes).
+    fn throttled(&self, method: &str, path: &str, body: &[u8], now_ms: u64) -> Throttle;
     /// An IP ban's length when the venue does not say, ms.
     fn default_ban_ms(&self) -> u64;
+}
+
+/// What a throttled answer is about ([`RateRules::throttled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttle {
+    /// The back-off's end when the venue sends no `Retry-After`, wall-clock ms.
+    pub until_ms: u64,
+    /// The limit is one of new orders: other requests (cancels, queries) are not held back.
+    pub orders_only: bool,
 }
 
 /// Rules for a venue whose limits the engine does not model: every request weighs 1, none
@@ -237,8 +249,11 @@ impl RateRules for Unmodelled {
         &UNMODELLED_HEADERS
     }
 
-    fn throttled_interval(&self, _body: &[u8]) -> Interval {
-        Interval::Minute
+    fn throttled(&self, _method: &str, _path: &str, _body: &[u8], now_ms: u64) -> Throttle {
+        Throttle {
+            until_ms: Interval::Minute.window_end(now_ms),
+            orders_only: false,
+        }
     }
 
     fn default_ban_ms(&self) -> u64 {
@@ -255,7 +270,8 @@ pub fn for_venue(venue: VenueKind) -> &'static dyn RateRules {
         VenueKind::BinanceSpot | VenueKind::BinanceUsdm | VenueKind::Sim => {
             &crate::binance::limits::RULES
         }
-        VenueKind::Okx | VenueKind::Kraken => &UNMODELLED,
+        VenueKind::Okx => &crate::okx::limits::RULES,
+        VenueKind::Kraken => &UNMODELLED,
     }
 }
 
@@ -269,15 +285,39 @@ mod tests {
         assert_eq!(binance.weight("GET", "/api/v3/depth", "limit=1000"), 50);
         assert!(binance.is_new_order("POST", "/api/v3/order"));
         assert_eq!(binance.headers().weight_1m, Some("x-mbx-used-weight-1m"));
+        // 30 s into a minute, 5 s into a 10 s window.
+        let t = 1_700_000_075_000;
         let orders = br#"{"code":-1015,"msg":"Too many new orders"}"#;
-        assert_eq!(binance.throttled_interval(orders), Interval::TenSeconds);
+        let throttled = binance.throttled("POST", "/api/v3/order", orders, t);
+        assert_eq!(
+            throttled,
+            Throttle {
+                until_ms: Interval::TenSeconds.window_end(t),
+                orders_only: true
+            }
+        );
         let weight = br#"{"code":-1003,"msg":"Too much request weight used"}"#;
-        assert_eq!(binance.throttled_interval(weight), Interval::Minute);
-        assert_eq!(binance.throttled_interval(b"not json"), Interval::Minute);
+        let throttled = binance.throttled("GET", "/api/v3/depth", weight, t);
+        assert_eq!(
+            throttled,
+            Throttle {
+                until_ms: Interval::Minute.window_end(t),
+                orders_only: false
+            }
+        );
+        let garbled = binance.throttled("GET", "/api/v3/depth", b"not json", t);
+        assert_eq!(garbled.until_ms, Interval::Minute.window_end(t));
         let okx = for_venue(VenueKind::Okx);
         assert_eq!(okx.weight("GET", "/api/v3/depth", "limit=1000"), 1);
         assert!(!okx.is_new_order("POST", "/api/v3/order"));
-        assert_eq!(okx.throttled_interval(orders), Interval::Minute);
+        assert!(okx.is_new_order("POST", "/api/v5/trade/order"));
+        let kraken = for_venue(VenueKind::Kraken);
+        assert_eq!(
+            kraken
+                .throttled("GET", "/0/public/Depth", orders, t)
+                .until_ms,
+            Interval::Minute.window_end(t)
+        );
         let headers = [("x-mbx-used-weight-1m", "57"), ("retry-after", "3")];
         let get = |n: &str| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
         assert_eq!(Seen::parse(okx.headers(), get).weight_1m, None);

@@ -17,7 +17,9 @@
 //! interval counters are.
 
 use super::errors::ApiError;
-pub use crate::rate_limits::{Interval, Limits, RateRules, Seen, Usage, UsageHeaders, Windows};
+pub use crate::rate_limits::{
+    Interval, Limits, RateRules, Seen, Throttle, Usage, UsageHeaders, Windows,
+};
 
 /// Header names (lower case, as HTTP/1.1 header names compare; Binance writes them upper case).
 pub const USED_WEIGHT_1M: &str = "x-mbx-used-weight-1m";
@@ -108,12 +110,19 @@ impl RateRules for BinanceRules {
         &HEADERS
     }
 
-    /// `-1015` (too many new orders) is about the 10 s order window; anything else (`-1003`)
-    /// about the weight per minute.
-    fn throttled_interval(&self, body: &[u8]) -> Interval {
+    /// `-1015` (too many new orders) is about the account's 10 s order window: new orders
+    /// wait for its end, cancels and queries (no orders) do not; anything else (`-1003`) about
+    /// the IP's weight per minute, which every request waits for.
+    fn throttled(&self, _method: &str, _path: &str, body: &[u8], now_ms: u64) -> Throttle {
         match ApiError::parse(&String::from_utf8_lossy(body)) {
-            Ok(e) if e.code == TOO_MANY_ORDERS => Interval::TenSeconds,
-            _ => Interval::Minute,
+            Ok(e) if e.code == TOO_MANY_ORDERS => Throttle {
+                until_ms: Interval::TenSeconds.window_end(now_ms),
+                orders_only: true,
+            },
+            _ => Throttle {
+                until_ms: Interval::Minute.window_end(now_ms),
+                orders_only: false,
+            },
         }
     }
 

@@ -185,17 +185,54 @@ fn units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
     rt_core::parse_signed_units(t.as_bytes()).map_err(|e| unreadable(key, format!("{t:?}: {e}")))
 }
 
+/// A decimal OKX writes with up to 18 decimals split after its 8th: (the decimal to 10^-8,
+/// whether the digits past it are not all zeros). Never slices inside a character: venue
+/// input is not trusted to be ASCII.
+fn split_8<'a>(t: &'a str, key: &'static str) -> Result<(&'a str, bool), ExecError> {
+    let Some((int, frac)) = t.split_once('.') else {
+        return Ok((t, false));
+    };
+    if frac.len() <= 8 {
+        return Ok((t, false));
+    }
+    let bad = || unreadable(key, format!("{t:?}: not a decimal"));
+    let (kept, rest) = (
+        t.get(..int.len() + 9).ok_or_else(bad)?,
+        t.get(int.len() + 9..),
+    );
+    let rest = rest.ok_or_else(bad)?;
+    if !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    Ok((kept, rest.bytes().any(|b| b != b'0')))
+}
+
 /// A balance in 10^-8 units, truncated (OKX writes balances with up to 18 decimals).
 fn balance_units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
     let t = text(v, key);
-    let cut = match t.split_once('.') {
-        Some((int, frac)) if frac.len() > 8 => &t[..int.len() + 9],
-        _ => t,
-    };
+    let (cut, _) = split_8(t, key)?;
     if cut.is_empty() {
         return Ok(0);
     }
     rt_core::parse_signed_units(cut.as_bytes()).map_err(|e| unreadable(key, format!("{t:?}: {e}")))
+}
+
+/// A fee (`fillFee`, `fee`: OKX writes a charge negative, a rebate positive, with up to 18
+/// decimals) as our commission in 10^-8 units (a charge positive): read at its full
+/// precision, a charge rounded up and a rebate down to 10^-8, so that a cost is never
+/// understated. An empty one is 0.
+fn commission_units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
+    let t = text(v, key);
+    let (cut, beyond) = split_8(t, key)?;
+    if cut.is_empty() {
+        return Ok(0);
+    }
+    let fee = rt_core::parse_signed_units(cut.as_bytes())
+        .map_err(|e| unreadable(key, format!("{t:?}: {e}")))?;
+    // Truncated towards zero: a charge (negative) lost a part of its cost, a rebate a part of
+    // what it pays, which stays lost.
+    let charged_more = beyond && t.starts_with('-');
+    Ok(fee.saturating_neg().saturating_add(i64::from(charged_more)))
 }
 
 /// A numeric id field (`ordId`, `tradeId`).
@@ -368,7 +405,7 @@ impl OkxExecution {
                 qty: Qty(fill_sz),
                 is_maker: text(o, "execType") == "M",
                 // OKX: negative is charged, positive a rebate; ours: positive is charged.
-                commission: -units(o, "fillFee")?,
+                commission: commission_units(o, "fillFee")?,
                 commission_asset: text(o, "fillFeeCcy").to_owned(),
             })
         } else {
@@ -763,7 +800,7 @@ impl ExecutionClient for OkxExecution {
                     venue_order_id: id(f, "ordId")?,
                     price: Price(units(f, "fillPx")?),
                     qty: Qty(units(f, "fillSz")?),
-                    commission: -units(f, "fee")?,
+                    commission: commission_units(f, "fee")?,
                     commission_asset: text(f, "feeCcy").to_owned(),
                     is_maker: text(f, "execType") == "M",
                 })
@@ -1247,6 +1284,90 @@ mod tests {
         );
         assert!(c.private_event(&two).is_err());
         assert!(c.private_event("{").is_err());
+    }
+
+    /// OKX writes fees with up to 18 decimals: read at full precision, a charge rounded up to
+    /// 10^-8 and a rebate down, on the stream's `fillFee` and the fills' `fee` alike.
+    #[test]
+    fn fees_of_18_decimals_are_read_and_never_understate_a_cost() {
+        let c = client();
+        let push = |fee: &str| {
+            let o = OkxOrder {
+                inst_id: "BTC-USDT".into(),
+                ord_id: 9,
+                cl_ord_id: "paperzu1zd7".into(),
+                buy: true,
+                ord_type: "limit",
+                px: 3_000_000_000_000,
+                sz: 100_000,
+                acc_fill_sz: 40_000,
+                state: "partially_filled",
+                fill: Some(OkxFill {
+                    trade_id: 3,
+                    ord_id: 9,
+                    px: 3_000_000_000_000,
+                    sz: 40_000,
+                    fee: 0,
+                    fee_ccy: "BTC".into(),
+                    maker: true,
+                    ts_ms: 1,
+                }),
+                u_time_ms: 1,
+            };
+            let mut v = o.to_json();
+            v["fillFee"] = fee.into();
+            let frame = json!({"arg": {"channel": "orders"}, "data": [v]}).to_string();
+            match c.private_event(&frame) {
+                Ok(PrivateEvent::Order(OrderUpdate {
+                    kind: UpdateKind::Fill(f),
+                    ..
+                })) => Ok(f.commission),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        // A charge of 0.000000400000000001 BTC: one unit more than its first 8 decimals.
+        assert_eq!(push("-0.000000400000000001"), Ok(41));
+        assert_eq!(push("-0.000000400000000000"), Ok(40));
+        assert_eq!(
+            push("-0.000000000000000001"),
+            Ok(1),
+            "a charge is never free"
+        );
+        // A rebate of 0.000000409999999999: what is surely received.
+        assert_eq!(push("0.000000409999999999"), Ok(-40));
+        assert_eq!(push("0.000000000000000001"), Ok(0));
+        assert_eq!(push("-0.0000004"), Ok(40));
+        assert_eq!(push(""), Ok(0));
+        assert!(push("-0.00000040000000000x").is_err());
+        assert!(push("-0.0000004é0000000").is_err());
+        // The fills' `fee` (the catch-up) the same way.
+        let fill = json!({
+            "instType": "SPOT", "instId": "BTC-USDT", "tradeId": "3", "ordId": "9",
+            "fillPx": "30000", "fillSz": "0.0004", "fee": "-0.012000000000000001",
+            "feeCcy": "USDT", "execType": "T",
+        });
+        let trades = c.trades(&answer(0, "", vec![fill])).expect("fills");
+        assert_eq!(trades[0].commission, 1_200_001);
+    }
+
+    /// A balance with a character of several bytes where its 9th decimal would be is refused,
+    /// not sliced inside the character (a panic on venue input).
+    #[test]
+    fn a_non_ascii_balance_is_refused_not_a_panic() {
+        let c = client();
+        let body = |avail: &str| {
+            answer(
+                0,
+                "",
+                vec![json!({"details": [{"ccy": "BTC", "availBal": avail, "frozenBal": "0"}]})],
+            )
+        };
+        let read = c
+            .balance_list(&body("1.123456789012345678"))
+            .expect("a balance");
+        assert_eq!(read[0].free, 112_345_678);
+        assert!(c.balance_list(&body("1.1234567é89")).is_err());
+        assert!(c.balance_list(&body("1.12345678é9")).is_err());
     }
 
     #[test]
