@@ -229,14 +229,18 @@ ETHUSDT = (
 )
 
 
+@pytest.mark.parametrize("btc_margin", ["cross", "isolated"])
 def test_cross_margin_funding_is_booked_per_symbol_from_the_income_history(
-    tmp_path: Path,
+    tmp_path: Path, btc_margin: str
 ) -> None:
-    """Two instruments on one cross-margin account: the venue's funding update (reason
-    FUNDING_FEE) names no symbol, so the engine reads each symbol's payment from the venue's
-    income history (GET /fapi/v1/income?incomeType=FUNDING_FEE) and books it on its own
-    instrument; before, the whole payment went to the first instrument."""
-    with usdm(tmp_path, ETHUSDT, speed="2") as env:
+    """Two instruments on one account, ETHUSDT cross-margin: the venue's funding update for
+    the cross positions (reason FUNDING_FEE) names no symbol, so the engine reads each symbol's
+    payment from the venue's income history (GET /fapi/v1/income?incomeType=FUNDING_FEE) and
+    books it on its own instrument; before, the whole payment went to the first instrument.
+    With BTCUSDT isolated, its payment comes in an update of its own that names it (booked at
+    once) and is in the history too: booked once, not twice."""
+    margin = f"exchanges.sim_binance.instruments.BTCUSDT.margin_type={btc_margin}"
+    with usdm(tmp_path, ETHUSDT, margin, speed="2") as env:
         env.start_sim()
         env.start_engine()
         # The feed stays RESYNCING (ETHUSDT's book never fills); BTCUSDT's trades regardless.
@@ -273,13 +277,16 @@ def test_cross_margin_funding_is_booked_per_symbol_from_the_income_history(
             return all(now.get(s, Decimal(0)) - before.get(s, Decimal(0)) == per[s] for s in per)
 
         wait_for(booked, 10, "each symbol's funding booked on it")
-        records = {
+        # Each payment journaled once (a list: a payment booked twice would show).
+        records = sorted(
             (r["symbol"], Decimal(r["amount"]))
             for r in env.journal_records()
             if r["t"] == "funding"
-        }
-        assert records == set(per.items()), records
+        )
+        assert records == sorted(per.items()), records
         wait_for(lambda: counters(env.heartbeat()).get("gw_funding_payments") == 2, 10, "the count")
+        time.sleep(1.5)
+        assert realised()["BTCUSDT"] - before.get("BTCUSDT", Decimal(0)) == per["BTCUSDT"]
         assert env.stop("engine") == 0
 
 

@@ -165,8 +165,56 @@ struct State {
     /// time (ms) the next query of that history starts from.
     funding_seen: std::collections::HashSet<(u32, u64)>,
     funding_since: std::collections::HashMap<u32, u64>,
+    /// Funding payments booked by one path and not yet matched by the other (see
+    /// [`FundingLedger`]).
+    funding_booked: FundingLedger,
     /// When the gateway started (ms): the funding history is read from then on.
     started_ms: u64,
+}
+
+/// A funding payment booked from the stream (`history: false`) or from the venue's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FundingBooked {
+    exchange: u32,
+    symbol: String,
+    asset: String,
+    amount: i64,
+    history: bool,
+}
+
+/// Funding payments remembered for the match between the stream and the history.
+const FUNDING_KEPT: usize = 256;
+
+/// Funding payments booked by one path and not yet matched by the other, newest last (at
+/// most [`FUNDING_KEPT`]): an update naming its position (isolated margin) is booked at once,
+/// a cross-margin one from the venue's history, which lists the isolated payment too;
+/// whichever path comes second finds the payment here and does not book it again.
+#[derive(Debug, Default)]
+struct FundingLedger {
+    booked: std::collections::VecDeque<FundingBooked>,
+}
+
+impl FundingLedger {
+    /// Whether the other path already booked this payment (it is then forgotten: matched);
+    /// otherwise it is remembered as booked by this path.
+    fn booked_before(&mut self, payment: FundingBooked) -> bool {
+        let matched = self.booked.iter().position(|b| {
+            b.history != payment.history
+                && b.exchange == payment.exchange
+                && b.symbol == payment.symbol
+                && b.asset == payment.asset
+                && b.amount == payment.amount
+        });
+        if let Some(i) = matched {
+            self.booked.remove(i);
+            return true;
+        }
+        self.booked.push_back(payment);
+        while self.booked.len() > FUNDING_KEPT {
+            self.booked.pop_front();
+        }
+        false
+    }
 }
 
 /// What the gateway knows of an order it sent that has not finished: where it went and the
@@ -282,6 +330,7 @@ pub fn run(
         caught_order: std::collections::VecDeque::new(),
         funding_seen: std::collections::HashSet::new(),
         funding_since: std::collections::HashMap::new(),
+        funding_booked: FundingLedger::default(),
         started_ms: now_ms(),
     }));
     let local = tokio::task::LocalSet::new();
@@ -1406,9 +1455,10 @@ const PONG_DEADLINE: Duration = Duration::from_secs(5);
 /// An account change of a futures venue, counted. A funding payment (in the instrument's
 /// quote asset) is journaled and handed to the strategy thread, which books it into the
 /// instrument's realised P&L: the instrument is the one the update names (isolated margin
-/// lists the position), or the venue's only instrument. A cross-margin update names none: with
-/// several instruments, each one's payment is read from the venue's funding history
-/// ([`attribute_funding`]).
+/// lists the position). A cross-margin update names none, and its payment may be for symbols
+/// the engine does not trade on the same account: each symbol's payment is read from the
+/// venue's funding history ([`attribute_funding`]), which lists the isolated payments too;
+/// a payment is booked once whichever path sees it first (`funding_booked`).
 fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
     state.borrow_mut().counters.account_updates += 1;
     if change.reason != AccountReason::Funding {
@@ -1419,17 +1469,22 @@ fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
         .iter()
         .map(|p| p.symbol.as_str())
         .find(|s| venue.symbols.iter().any(|v| v == s));
-    let symbol = match (named, venue.symbols.as_slice()) {
-        (Some(s), _) => s,
-        (None, [only]) => only.as_str(),
-        (None, []) => return,
-        (None, _) => {
-            let announced = change.balance_changes.clone();
-            tokio::task::spawn_local(attribute_funding(state.clone(), venue.clone(), announced));
-            return;
-        }
+    let Some(symbol) = named else {
+        let announced = change.balance_changes.clone();
+        tokio::task::spawn_local(attribute_funding(state.clone(), venue.clone(), announced));
+        return;
     };
     for (asset, amount) in &change.balance_changes {
+        let payment = FundingBooked {
+            exchange: venue.exchange,
+            symbol: symbol.to_owned(),
+            asset: asset.clone(),
+            amount: *amount,
+            history: false,
+        };
+        if state.borrow_mut().funding_booked.booked_before(payment) {
+            continue;
+        }
         book_funding(state, venue, symbol, asset, *amount);
     }
 }
@@ -1538,6 +1593,19 @@ async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Vec<(St
             };
             if !new {
                 continue;
+            }
+            if venue.symbols.contains(&p.symbol) {
+                let payment = FundingBooked {
+                    exchange: venue.exchange,
+                    symbol: p.symbol.clone(),
+                    asset: p.asset.clone(),
+                    amount: p.amount,
+                    history: true,
+                };
+                // An isolated payment its own update booked already (another update's).
+                if state.borrow_mut().funding_booked.booked_before(payment) {
+                    continue;
+                }
             }
             match found.iter_mut().find(|(a, _)| *a == p.asset) {
                 Some((_, total)) => *total += p.amount,
@@ -1754,5 +1822,42 @@ async fn read_stream(
                 reason,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paid(symbol: &str, amount: i64, history: bool) -> FundingBooked {
+        FundingBooked {
+            exchange: 0,
+            symbol: symbol.into(),
+            asset: "USDT".into(),
+            amount,
+            history,
+        }
+    }
+
+    #[test]
+    fn a_funding_payment_is_booked_once_whichever_path_sees_it_first() {
+        let mut ledger = FundingLedger::default();
+        // Isolated BTCUSDT: its own update first, then the history a cross update reads.
+        assert!(!ledger.booked_before(paid("BTCUSDT", -120, false)));
+        assert!(!ledger.booked_before(paid("ETHUSDT", 45, true)));
+        assert!(ledger.booked_before(paid("BTCUSDT", -120, true)));
+        // The history first, then the isolated update.
+        assert!(!ledger.booked_before(paid("BTCUSDT", -80, true)));
+        assert!(ledger.booked_before(paid("BTCUSDT", -80, false)));
+        // Matched payments are forgotten: the next funding period's equal payment is new.
+        assert!(!ledger.booked_before(paid("BTCUSDT", -80, false)));
+        // The same path twice is two payments (the history's dedup is by the venue's id).
+        assert!(!ledger.booked_before(paid("ETHUSDT", 45, true)));
+        assert_eq!(ledger.booked.len(), 3);
+        // Bounded.
+        for i in 0..2 * FUNDING_KEPT as i64 {
+            ledger.booked_before(paid("XRPUSDT", i, false));
+        }
+        assert_eq!(ledger.booked.len(), FUNDING_KEPT);
     }
 }

@@ -364,7 +364,7 @@ pub(super) async fn route(
 
 /// A `funding` fault: every position pays or receives `rate` at its mark, on the user stream.
 pub(super) fn fund(shared: &Shared, rate: i64) {
-    let frame = {
+    let frames = {
         let mut v = shared.venue();
         let marks = v.marks();
         let Some(account) = v.futures_mut() else {
@@ -377,7 +377,7 @@ pub(super) fn fund(shared: &Shared, rate: i64) {
                 .and_then(|(_, m)| *m)
         })
     };
-    if let Some(frame) = frame {
+    for frame in frames {
         let _ = shared
             .user_tx
             .send(tokio_tungstenite::tungstenite::Utf8Bytes::from(frame));

@@ -479,16 +479,17 @@ impl FuturesAccount {
     }
 
     /// A funding payment at `rate` (10^-8; positive: longs pay shorts) on every position at
-    /// its mark: the wallet moves by `-qty * mark * rate`; the `ACCOUNT_UPDATE` (reason
-    /// `FUNDING_FEE`) that says so, `None` when no position pays or receives.
+    /// its mark: the wallet moves by `-qty * mark * rate` per position, and the
+    /// `ACCOUNT_UPDATE`s (reason `FUNDING_FEE`) that say so, as Binance pushes them: one per
+    /// isolated position, with its own payment and that position; one for the cross-margin
+    /// positions together, with their payments summed and no position. Empty when no position
+    /// pays or receives. Each symbol's payment is also an income record of its own.
     pub fn fund(
         &mut self,
         rate: i64,
         time_ms: u64,
         mark: impl Fn(&str) -> Option<Price>,
-    ) -> Option<String> {
-        let mut total = 0i128;
-        let mut paid: Vec<(String, i64)> = Vec::new();
+    ) -> Vec<String> {
         let mut symbols: Vec<String> = self
             .positions
             .iter()
@@ -496,22 +497,16 @@ impl FuturesAccount {
             .map(|(s, _)| s.clone())
             .collect();
         symbols.sort();
+        let mut cross = 0i128;
+        let mut updates = Vec::new();
         for s in &symbols {
             let p = self.position(s);
             let m = mark(s).unwrap_or(p.entry);
             let payment = -(mul(m, p.qty) * i128::from(rate) / i128::from(SCALE));
-            total += payment;
-            paid.push((s.clone(), clamp(payment)));
-        }
-        if symbols.is_empty() {
-            return None;
-        }
-        // Each symbol's payment is an income record of its own, as the venue books it.
-        for (symbol, income) in paid {
             self.income.push(IncomeRecord {
-                symbol,
+                symbol: s.clone(),
                 income_type: FUNDING_FEE_INCOME.into(),
-                income,
+                income: clamp(payment),
                 asset: MARGIN_ASSET.into(),
                 info: FUNDING_FEE_INCOME.into(),
                 time_ms,
@@ -519,30 +514,39 @@ impl FuturesAccount {
                 trade_id: String::new(),
             });
             self.next_tran_id += 1;
-        }
-        let change = clamp(total);
-        self.wallet = self.wallet.saturating_add(change);
-        self.funding_payments += 1;
-        Some(
-            AccountUpdate {
-                event_time_ms: time_ms,
-                transaction_time_ms: time_ms,
-                reason: FUNDING_FEE.into(),
-                balances: vec![BalanceChange {
-                    asset: MARGIN_ASSET.into(),
-                    wallet_balance: self.wallet,
-                    cross_wallet_balance: self.wallet,
-                    balance_change: change,
-                }],
-                // Cross-margin positions are not listed on a funding update; isolated ones are.
-                positions: symbols
-                    .iter()
-                    .filter(|s| self.margin_type(s) == MarginType::Isolated)
-                    .map(|s| self.position_change(s, mark(s)))
-                    .collect(),
+            self.funding_payments += 1;
+            if self.margin_type(s) == MarginType::Isolated {
+                self.wallet = self.wallet.saturating_add(clamp(payment));
+                let positions = vec![self.position_change(s, mark(s))];
+                updates.push(self.funding_update(time_ms, clamp(payment), positions));
+            } else {
+                cross += payment;
             }
-            .to_json(),
-        )
+        }
+        if symbols
+            .iter()
+            .any(|s| self.margin_type(s) != MarginType::Isolated)
+        {
+            self.wallet = self.wallet.saturating_add(clamp(cross));
+            updates.push(self.funding_update(time_ms, clamp(cross), Vec::new()));
+        }
+        updates
+    }
+
+    fn funding_update(&self, time_ms: u64, change: i64, positions: Vec<PositionChange>) -> String {
+        AccountUpdate {
+            event_time_ms: time_ms,
+            transaction_time_ms: time_ms,
+            reason: FUNDING_FEE.into(),
+            balances: vec![BalanceChange {
+                asset: MARGIN_ASSET.into(),
+                wallet_balance: self.wallet,
+                cross_wallet_balance: self.wallet,
+                balance_change: change,
+            }],
+            positions,
+        }
+        .to_json()
     }
 }
 
@@ -591,12 +595,45 @@ mod tests {
         let mut a = FuturesAccount::new(1_000 * P);
         a.trade_into_position("BTCUSDT", Side::Buy, Price(60_000 * P), P / 10);
         // Long 0.1 at a mark of 61000, rate 0.01%: pays 0.61.
-        let text = a.fund(10_000, 7, |_| Some(Price(61_000 * P))).unwrap();
+        let texts = a.fund(10_000, 7, |_| Some(Price(61_000 * P)));
         assert_eq!(a.wallet(), 1_000 * P - 61_000_000);
-        let u = AccountUpdate::parse(&text).unwrap().unwrap();
+        let [text] = texts.as_slice() else {
+            panic!("one cross update: {texts:?}")
+        };
+        let u = AccountUpdate::parse(text).unwrap().unwrap();
         assert_eq!(u.reason, FUNDING_FEE);
         assert_eq!(u.balances[0].balance_change, -61_000_000);
-        assert!(FuturesAccount::new(P).fund(1, 1, |_| None).is_none());
+        assert!(u.positions.is_empty(), "a cross update names no position");
+        assert!(FuturesAccount::new(P).fund(1, 1, |_| None).is_empty());
+    }
+
+    #[test]
+    fn each_isolated_position_has_a_funding_update_of_its_own() {
+        let mut a = FuturesAccount::new(1_000 * P);
+        a.trade_into_position("BTCUSDT", Side::Buy, Price(60_000 * P), P / 10);
+        a.trade_into_position("ETHUSDT", Side::Sell, Price(2_500 * P), P);
+        a.trade_into_position("XRPUSDT", Side::Buy, Price(P / 2), 100 * P);
+        a.set_margin_type("BTCUSDT", MarginType::Isolated);
+        let texts = a.fund(10_000, 7, |s| {
+            Some(Price(match s {
+                "BTCUSDT" => 61_000 * P,
+                "ETHUSDT" => 2_500 * P,
+                _ => P / 2,
+            }))
+        });
+        let updates: Vec<AccountUpdate> = texts
+            .iter()
+            .map(|t| AccountUpdate::parse(t).unwrap().unwrap())
+            .collect();
+        assert_eq!(updates.len(), 2, "{texts:?}");
+        // BTCUSDT isolated: its own payment (long pays 0.61), naming it.
+        assert_eq!(updates[0].balances[0].balance_change, -61_000_000);
+        assert_eq!(updates[0].positions.len(), 1);
+        assert_eq!(updates[0].positions[0].symbol, "BTCUSDT");
+        // Cross: ETHUSDT short receives 0.25, XRPUSDT long pays 0.005; no position named.
+        assert_eq!(updates[1].balances[0].balance_change, 25_000_000 - 500_000);
+        assert!(updates[1].positions.is_empty());
+        assert_eq!(a.wallet(), 1_000 * P - 61_000_000 + 25_000_000 - 500_000);
     }
 
     #[test]
