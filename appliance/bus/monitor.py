@@ -319,7 +319,8 @@ def latency_table(latency: list[pb.StageLatency] | None) -> Table:
     table = Table(title="latency", title_justify="left")
     for col in ("stage", "count", "p50", "p99", "max"):
         table.add_column(col, justify="left" if col == "stage" else "right")
-    rows = list(latency or [])
+    # Per-exchange stages (`frame_to_strategy.<exchange>`) are in the feeds table.
+    rows = [s for s in latency or [] if "." not in s.stage]
     order = {name: i for i, name in enumerate(_STAGES)}
     rows.sort(key=lambda s: (order.get(s.stage, len(order)), s.stage))
     for s in rows:
@@ -350,23 +351,52 @@ def rates_table(view: EngineView) -> Table:
     return table
 
 
+def _books(view: EngineView, name: str, state: str) -> Text:
+    """An exchange's book sync state: a checksummed venue's books waiting for their snapshot
+    (`books_invalid.<exchange>`), else the feed's: synced while LIVE."""
+    counters = view.heartbeat.counters if view.heartbeat is not None else {}
+    invalid = counters.get(f"books_invalid.{name}")
+    if invalid is not None:
+        if invalid:
+            return Text(f"{invalid} invalid", style="yellow")
+        return Text("verified", style="green")
+    return Text("synced", style="green") if state == "LIVE" else Text("syncing", style="yellow")
+
+
 def feeds_table(view: EngineView) -> Table:
+    """Each exchange's feed state, book sync state and frame -> strategy latency."""
     table = Table(title="feeds", title_justify="left")
-    for col in ("exchange", "state", "reconnects", "gaps", "malformed", "overflows", "snapshots"):
-        table.add_column(col, justify="left" if col in ("exchange", "state") else "right")
+    # p50/p99: frame read by the feed -> popped by the strategy thread, for this exchange.
+    cols = ("exchange", "state", "books", "p50", "p99", "reconn", "gaps", "snaps")
+    for col in cols:
+        table.add_column(col, justify="left" if col in cols[:3] else "right", no_wrap=True)
+    latency = {
+        s.stage.partition(".")[2]: s
+        for s in (view.heartbeat.latency if view.heartbeat is not None else [])
+        if s.stage.startswith("frame_to_strategy.")
+    }
     for name, f in sorted(view.feeds.items()):
         state = enum_name(f, "state")
+        # Malformed frames and ring overflows, when there are any, after the state.
+        trouble = [
+            f"{n} {what}" for n, what in ((f.malformed, "bad"), (f.ring_overflows, "ovfl")) if n
+        ]
+        lat = latency.get(name)
+        p50, p99 = (
+            (_ns(lat.p50_ns), _ns(lat.p99_ns)) if lat is not None and lat.count else ("-", "-")
+        )
         table.add_row(
             name,
-            Text(state, style="green" if state == "LIVE" else "yellow"),
+            Text(" ".join([state, *trouble]), style="green" if state == "LIVE" else "yellow"),
+            _books(view, name, state),
+            p50,
+            p99,
             str(f.reconnects),
             str(f.gaps),
-            str(f.malformed),
-            str(f.ring_overflows),
             str(f.snapshots),
         )
     if not view.feeds:
-        table.add_row("-", "-", "-", "-", "-", "-", "-")
+        table.add_row(*["-"] * len(cols))
     return table
 
 

@@ -123,3 +123,44 @@ def test_summary_prefers_the_engines_rejection_counters() -> None:
     hb.heartbeat.counters["rejected.max_open_orders"] = 1
     view.apply(hb)
     assert "max_open_orders: 1, price_band: 4" in text(render_summary(view, "t"))
+
+
+def test_each_venue_shows_its_feed_book_sync_and_latency() -> None:
+    view = EngineView()
+    stage = pb.StageLatency
+    view.apply(
+        pb.Event(
+            engine_id="paper_1",
+            heartbeat=pb.Heartbeat(
+                counters={"books_invalid.okx": 0, "book_checksums_checked.okx": 1234},
+                latency=[
+                    stage(stage="frame_to_strategy", count=3, p50_ns=20_000, p99_ns=90_000),
+                    stage(stage="frame_to_strategy.okx", count=1, p50_ns=31_000, p99_ns=31_000),
+                    stage(stage="frame_to_strategy.sim_binance", count=2, p50_ns=12_000),
+                ],
+                feeds=[
+                    pb.FeedState(exchange="okx", state=pb.LIVE),
+                    pb.FeedState(exchange="sim_binance", state=pb.RESYNCING, gaps=1),
+                ],
+            ),
+        )
+    )
+    out = text(render(view, now=1.0))
+    okx, binance = (
+        next(line for line in out.splitlines() if f"│ {name} " in line)
+        for name in ("okx", "sim_binance")
+    )
+    assert "LIVE" in okx and "verified" in okx and "31.0 µs" in okx
+    assert "RESYNCING" in binance and "syncing" in binance and "12.0 µs" in binance
+    # The per-venue rows are not repeated in the latency table.
+    assert "frame_to_strategy.okx" not in out
+    view.apply(
+        pb.Event(
+            engine_id="paper_1",
+            heartbeat=pb.Heartbeat(
+                counters={"books_invalid.okx": 1},
+                feeds=[pb.FeedState(exchange="okx", state=pb.RESYNCING)],
+            ),
+        )
+    )
+    assert "1 invalid" in text(render(view, now=2.0))

@@ -658,19 +658,22 @@ impl Housekeeper {
         for (reason, n) in &self.view.rejections {
             counters.insert(format!("rejected.{reason}"), *n);
         }
-        let latency = Stage::ALL
+        let stage = |stage: String, f: crate::latency::Figures| pb::StageLatency {
+            stage,
+            count: f.count,
+            p50_ns: f.p50_ns,
+            p99_ns: f.p99_ns,
+            max_ns: f.max_ns,
+        };
+        let mut latency: Vec<pb::StageLatency> = Stage::ALL
             .iter()
-            .map(|s| {
-                let f = self.latency.figures(*s);
-                pb::StageLatency {
-                    stage: s.name().to_owned(),
-                    count: f.count,
-                    p50_ns: f.p50_ns,
-                    p99_ns: f.p99_ns,
-                    max_ns: f.max_ns,
-                }
-            })
+            .map(|s| stage(s.name().to_owned(), self.latency.figures(*s)))
             .collect();
+        // Each exchange's frame -> strategy, for an engine of several venues.
+        for (x, name) in self.names.exchanges.iter().enumerate() {
+            let f = self.latency.venue_figures(x);
+            latency.push(stage(format!("{}.{name}", Stage::FrameToStrategy.name()), f));
+        }
         let anomalies = self.anomalies(&counters);
         let hb = pb::Heartbeat {
             uptime_ms: uptime_ms(),

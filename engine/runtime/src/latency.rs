@@ -2,7 +2,9 @@
 //!
 //! Each thread records into its own [`Stages`] (no sharing on the hot path) and hands a copy
 //! to the housekeeping thread about once a second, which merges them for heartbeats and the
-//! table printed at shutdown.
+//! table printed at shutdown. `frame_to_strategy` is also kept per exchange
+//! ([`Stages::record_venue`]; on the heartbeat as `frame_to_strategy.<exchange>`), so that an
+//! engine of several venues shows each one's.
 
 use hdrhistogram::Histogram;
 
@@ -42,10 +44,33 @@ impl Stage {
 
 const HIGHEST_NS: u64 = 60_000_000_000;
 
-/// One histogram per stage.
+/// One histogram per stage, and `frame_to_strategy` per exchange.
 #[derive(Debug, Clone)]
 pub struct Stages {
     hist: Vec<Histogram<u64>>,
+    /// By exchange index: frame read by its feed -> popped by the strategy thread.
+    venues: Vec<Histogram<u64>>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_NS, 3).expect("constant, valid bounds")
+}
+
+fn figures_of(h: &Histogram<u64>) -> Figures {
+    if h.is_empty() {
+        return Figures {
+            count: 0,
+            p50_ns: 0,
+            p99_ns: 0,
+            max_ns: 0,
+        };
+    }
+    Figures {
+        count: h.len(),
+        p50_ns: h.value_at_quantile(0.5),
+        p99_ns: h.value_at_quantile(0.99),
+        max_ns: h.max(),
+    }
 }
 
 impl Default for Stages {
@@ -65,11 +90,28 @@ pub struct Figures {
 
 impl Stages {
     pub fn new() -> Stages {
-        let hist = Stage::ALL
-            .iter()
-            .map(|_| Histogram::new_with_bounds(1, HIGHEST_NS, 3).expect("constant, valid bounds"))
-            .collect();
-        Stages { hist }
+        let hist = Stage::ALL.iter().map(|_| histogram()).collect();
+        Stages {
+            hist,
+            venues: Vec::new(),
+        }
+    }
+
+    /// Records a `frame_to_strategy` of exchange `x` (beside [`Stage::FrameToStrategy`]).
+    #[inline]
+    pub fn record_venue(&mut self, x: usize, ns: i64) {
+        if self.venues.len() <= x {
+            self.venues.resize_with(x + 1, histogram);
+        }
+        let v = u64::try_from(ns).unwrap_or(0).clamp(1, HIGHEST_NS);
+        self.venues[x].saturating_record(v);
+    }
+
+    /// Exchange `x`'s `frame_to_strategy` (empty figures when none was recorded).
+    pub fn venue_figures(&self, x: usize) -> Figures {
+        self.venues
+            .get(x)
+            .map_or_else(|| figures_of(&histogram()), figures_of)
     }
 
     /// Records `ns` (clamped to the histogram's range; a negative interval, which a clock
@@ -83,7 +125,7 @@ impl Stages {
     /// A copy of what was recorded since the last call, and a reset.
     pub fn take(&mut self) -> Stages {
         let copy = self.clone();
-        for h in &mut self.hist {
+        for h in self.hist.iter_mut().chain(self.venues.iter_mut()) {
             h.reset();
         }
         copy
@@ -94,6 +136,12 @@ impl Stages {
             // Same bounds on both sides: add cannot fail.
             let _ = mine.add(theirs);
         }
+        if self.venues.len() < other.venues.len() {
+            self.venues.resize_with(other.venues.len(), histogram);
+        }
+        for (mine, theirs) in self.venues.iter_mut().zip(&other.venues) {
+            let _ = mine.add(theirs);
+        }
     }
 
     /// One stage's histogram (values in ns), since start or the last `take`.
@@ -102,21 +150,7 @@ impl Stages {
     }
 
     pub fn figures(&self, stage: Stage) -> Figures {
-        let h = &self.hist[stage as usize];
-        Figures {
-            count: h.len(),
-            p50_ns: if h.is_empty() {
-                0
-            } else {
-                h.value_at_quantile(0.5)
-            },
-            p99_ns: if h.is_empty() {
-                0
-            } else {
-                h.value_at_quantile(0.99)
-            },
-            max_ns: if h.is_empty() { 0 } else { h.max() },
-        }
+        figures_of(&self.hist[stage as usize])
     }
 
     /// The table printed at shutdown.
@@ -175,5 +209,20 @@ mod tests {
         assert!((989_000..=991_000).contains(&f.p99_ns), "{f:?}");
         assert_eq!(total.figures(Stage::FrameToParsed).count, 2);
         assert!(total.table().contains("tick_to_order"));
+    }
+
+    #[test]
+    fn frame_to_strategy_is_kept_per_exchange() {
+        let mut a = Stages::new();
+        a.record_venue(1, 5_000);
+        a.record_venue(1, 7_000);
+        assert_eq!(a.venue_figures(0).count, 0);
+        let mut total = Stages::new();
+        total.merge(&a.take());
+        assert_eq!(a.venue_figures(1).count, 0, "taken");
+        let f = total.venue_figures(1);
+        assert_eq!(f.count, 2);
+        assert!((6_990..=7_010).contains(&f.max_ns), "{f:?}");
+        assert_eq!(total.venue_figures(7).count, 0);
     }
 }

@@ -172,6 +172,7 @@ pub fn run(
                         let t_pop = now_ns();
                         let frame_ns = ev.header().local_ns;
                         stages.record(Stage::FrameToStrategy, t_pop - frame_ns);
+                        stages.record_venue(x, t_pop - frame_ns);
                         let is_snapshot = matches!(ev, MarketEvent::Snapshot(_));
                         log.push(frame_ns, || Entry::Md { exchange: x as u32 });
                         bt.on_event(x, &ev);
