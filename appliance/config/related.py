@@ -112,6 +112,11 @@ RELATED: dict[str, Callable[[str, dict[str, Any]], list[str]]] = {
     "strategy.okx_order_entry": _venue,
     "strategy.kraken_market_data_only": _venue,
     "strategy.instrument_type": _contract,
+    # The signal's instrument is read with its exchange and the strategy's own.
+    "strategy.signal_instrument": lambda path, data: [
+        *_sibling(path, "exchange"),
+        *(f"{path.split('.params.')[0]}.{k}" for k in ("exchange", "instruments")),
+    ],
 }
 
 
