@@ -724,3 +724,69 @@ fn only_book_updates_keep_the_staleness_guard_fresh() {
     }
     assert!(trades > 0 && updates > 0);
 }
+
+#[test]
+fn a_market_maker_quotes_one_venue_around_another_venues_book() {
+    // Exchange 0 is quoted; exchange 1 (another venue, twice the price) is the signal.
+    let mut config = plain_config(LatencyModel::ZERO);
+    let mut signal_venue = config.exchanges[0].clone();
+    signal_venue.name = "signal_venue".into();
+    config.exchanges.push(signal_venue);
+    let manifest = example_manifest();
+    let mut strategy = manifest.strategies["mm_btcusdt_spot"].clone();
+    if let rt_manifest::model::StrategyParams::MarketMaker(p) = &mut strategy.params {
+        // A basis that barely moves: the fair value is the signal's mid plus a constant.
+        p.signal = Some(rt_manifest::model::Signal {
+            exchange: "signal_venue".into(),
+            instrument: "BTCUSDT".into(),
+            basis_updates: 1_000_000,
+        });
+    }
+    config.strategies = vec![rt_core::backtest::StrategyConfig {
+        name: "mm".into(),
+        strategy,
+    }];
+    let mut bt = Backtest::new(config).unwrap();
+    let (mut quoted, mut signal) = (Tape::default(), Tape::default());
+    // The quoted book, mid 30005: nothing is quoted before the signal is known.
+    quoted.push_snapshot(T0, 100, &[lv("30000", "1")], &[lv("30010", "1")]);
+    // The signal at 60000.01: basis -29995.01, fair 30005 (3 ticks a side).
+    signal.push_snapshot(T0 + MS, 500, &[lv("60000", "1")], &[lv("60000.02", "1")]);
+    // The signal moves up 2: the quotes follow (the basis moved by 2/10^6 of the difference).
+    signal.push_depth(
+        T0 + 2 * MS,
+        501,
+        501,
+        &[lv("60000", "0"), lv("60002", "1")],
+        &[lv("60000.02", "0"), lv("60002.02", "1")],
+    );
+    // A gap on the signal's venue: its book is lost, the quotes on the other are withdrawn.
+    signal.push_depth(T0 + 3 * MS, 503, 503, &[lv("60001", "1")], &[]);
+    quoted.push_depth(T0 + 4 * MS, 101, 101, &[lv("30001", "1")], &[]);
+    bt.on_event(0, &quoted.event(0));
+    assert_eq!(bt.counters().orders_placed, 0);
+    bt.on_event(1, &signal.event(0));
+    bt.on_event(1, &signal.event(1));
+    bt.on_event(1, &signal.event(2));
+    bt.on_event(0, &quoted.event(1));
+    let result = bt.finish();
+    let placed: Vec<(Side, String, u32)> = result
+        .orders
+        .iter()
+        .map(|o| (o.side, o.price.to_string(), o.instrument))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            (Side::Buy, "30004.97".to_owned(), 0),
+            (Side::Sell, "30005.03".to_owned(), 0),
+            (Side::Buy, "30006.96".to_owned(), 0),
+            (Side::Sell, "30007.03".to_owned(), 0),
+        ]
+    );
+    assert!(result
+        .orders
+        .iter()
+        .all(|o| o.status == OrderStatus::Cancelled));
+    assert_eq!(result.counters.orders_rejected, 0);
+}
