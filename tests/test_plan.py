@@ -147,6 +147,11 @@ def test_a_bad_ref_is_a_diagnostic(project: Path, cli: Callable[..., Run]) -> No
         ("strategies.s.params.quote_qty", "0.001", "0.0015", (ChangeClass.LOOSEN, False)),
         ("strategies.s.params.quote_qty", "0.001", "0.002", (ChangeClass.LOOSEN, True)),
         ("exchanges.x.endpoints.ws", "wss://a", "wss://b", (ChangeClass.SECURITY, False)),
+        # Books verified less often are looser; every 2nd message instead of every one is a
+        # doubling (critical).
+        ("exchanges.x.book_checksum_every", 1, 2, (ChangeClass.LOOSEN, True)),
+        ("exchanges.x.book_checksum_every", 4, 5, (ChangeClass.LOOSEN, False)),
+        ("exchanges.x.book_checksum_every", 10, 1, (ChangeClass.TIGHTEN, False)),
     ],
 )
 def test_classification(

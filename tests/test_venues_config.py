@@ -248,6 +248,29 @@ def test_an_engine_may_read_okx_and_kraken_market_data(
     assert {x["venue"] for x in exchanges.values()} == {"sim", "okx", "kraken"}
 
 
+def test_the_book_checksum_interval_reaches_the_manifest_and_is_refused_on_binance(
+    project: Path, cli: Callable[..., Run]
+) -> None:
+    _deployment(project, "venues", "[sim_binance, okx, kraken]")
+    feeds = ("+hosts.local.threads.feeds.okx=null", "+hosts.local.threads.feeds.kraken=null")
+    # Binance (and the sim) send no checksum: an interval there would be a setting that does
+    # nothing; 0 is no interval.
+    for override, at in (
+        ("+exchanges.sim_binance.book_checksum_every=5", "exchanges.sim_binance"),
+        ("exchanges.kraken.book_checksum_every=0", "exchanges.kraken"),
+    ):
+        diags = _refused(cli, project, "deployment=venues", *feeds, override)
+        assert any(d["path"] == f"{at}.book_checksum_every" for d in diags), diags
+    run = cli(
+        "compile", "deployment=venues", *feeds, "exchanges.okx.book_checksum_every=10", root=project
+    )
+    assert run.exit_code == 0, run.stdout + run.stderr
+    (path,) = (project / "build").rglob("*.manifest.json")
+    exchanges = json.loads(path.read_text())["exchanges"]
+    every = {name: x["book_checksum_every"] for name, x in exchanges.items()}
+    assert every == {"sim_binance": 1, "okx": 10, "kraken": 1}
+
+
 def test_no_account_is_reconciled_on_okx(project: Path, cli: Callable[..., Run]) -> None:
     _deployment(project, "venues", "[sim_binance, okx]")
     diags = _refused(

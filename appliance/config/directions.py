@@ -239,6 +239,12 @@ FIELDS: dict[str, FieldRule] = {
     "exchanges.*.commission_reference_prices.*": _r(
         _N, "values a commission asset in P&L where no book prices it; no limit on trading"
     ),
+    "exchanges.*.book_checksum_every": _r(
+        _LOOSE,
+        "books verified by the venue's checksum less often: a corrupted book is traded on for "
+        "longer before it is found",
+        Critical.DOUBLE,
+    ),
     "exchanges.*.self_trade_prevention": _r(
         Direction.ORDERED,
         "none lets the strategies' orders trade with each other (wash trades)",

@@ -297,6 +297,9 @@ class Exchange(Strict):
     self_trade_prevention: Literal["none", "expire_taker", "expire_maker", "expire_both"] = (
         "expire_maker"
     )
+    # OKX and Kraken: the venue's book checksum verified on every n-th book message of an
+    # instrument (1: every message; a corrupted message is found at the next verified one).
+    book_checksum_every: Annotated[int, Field(ge=1, le=U32_MAX)] = 1
     # Balances compared with the venue's account (null: not reconciled).
     reconcile: Reconcile | None
 

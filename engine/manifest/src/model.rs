@@ -463,11 +463,21 @@ pub struct Exchange {
     /// Binance's `selfTradePreventionMode`, sent with every order.
     #[serde(default)]
     pub self_trade_prevention: SelfTradePrevention,
+    /// OKX and Kraken: the venue's book checksum is verified on every n-th book message of
+    /// an instrument (1, the default: every message; a corrupted message is then found at the
+    /// next verified one). Binance and the sim send no checksum: 1 there.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub book_checksum_every: u32,
     /// Balances reconciled with the venue's account at start and while running (`null`: not
     /// reconciled).
     #[serde(deserialize_with = "nullable")]
     #[schemars(schema_with = "nullable_schema::<Reconcile>")]
     pub reconcile: Option<Reconcile>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Balance reconciliation with the venue's account (`GET /api/v3/account`). The balance the

@@ -69,7 +69,8 @@ pub struct FeedConfig {
     /// The same instruments as the venue names them (OKX `instId`, Kraken `wsname`).
     pub venue_symbols: Vec<String>,
     pub stale_ms: u64,
-    /// Checksummed books: verify every n-th message of an instrument (1: every message).
+    /// Checksummed books: verify every n-th message of an instrument (the exchange's
+    /// `book_checksum_every`; 1: every message).
     pub check_every: u64,
     /// Depth levels of a REST snapshot.
     pub snapshot_limit: u32,
@@ -95,7 +96,7 @@ impl FeedConfig {
             symbols: ex.instruments.keys().cloned().collect(),
             venue_symbols: market::venue_symbols(ex),
             stale_ms,
-            check_every: CHECK_EVERY,
+            check_every: u64::from(ex.book_checksum_every),
             snapshot_limit: SNAPSHOT_LIMIT,
             limits: Arc::new(crate::ratelimit::VenueLimits::from_manifest(
                 &ex.rate_limits,
@@ -117,9 +118,6 @@ impl FeedConfig {
     }
 }
 
-/// Checksummed books are verified after every message (the venues' recommendation; the
-/// verification costs ~1 us a message on these books).
-pub const CHECK_EVERY: u64 = 1;
 
 /// A checksummed book with no message for this many times `feed_stale_ms`, on a connection
 /// that is otherwise alive, is stale: dropped and resubscribed. (Quiet instruments send nothing
@@ -769,6 +767,18 @@ mod tests {
             retry = next_snapshot_retry(retry);
         }
         assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000]);
+    }
+
+    #[test]
+    fn the_checksum_interval_is_the_exchanges() {
+        let mut m: rt_manifest::Manifest = serde_json::from_str(include_str!(
+            "../../../tests/contract/example.manifest.json"
+        ))
+        .expect("the example manifest");
+        let ex = m.exchanges.values_mut().next().expect("an exchange");
+        assert_eq!(FeedConfig::for_exchange(0, "x", ex, 100).check_every, 1);
+        ex.book_checksum_every = 7;
+        assert_eq!(FeedConfig::for_exchange(0, "x", ex, 100).check_every, 7);
     }
 
     fn config(venue: Venue, symbols: &[&str], venue_symbols: &[&str]) -> FeedConfig {

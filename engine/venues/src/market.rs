@@ -726,6 +726,68 @@ mod tests {
         assert_eq!((c.checked, c.matched, c.unverified), (3, 2, 1));
     }
 
+    /// `book_checksum_every` N: every N-th book message of an instrument is verified (the
+    /// snapshot is its first), the counters say how many, and a book corrupted by a message
+    /// that was not verified is found at the next verified one.
+    #[test]
+    fn with_an_interval_a_corrupted_book_is_found_at_the_next_checked_message() {
+        let okx = "data/okx/cryptofeed_OKX.ws.1.0";
+        let mut every = ChecksumMarket::new(Venue::Okx, &["BTC-USDT"]);
+        let (_, news) = replay(&mut every, okx);
+        let messages = news.len() as u64;
+        assert_eq!(every.checks().checked, messages);
+        let mut fourth = ChecksumMarket::new(Venue::Okx, &["BTC-USDT"]);
+        fourth.set_check_every(4);
+        let (_, news) = replay(&mut fourth, okx);
+        let c = fourth.checks();
+        assert_eq!((c.checked, c.matched), (messages / 4, messages / 4));
+        assert_eq!(
+            news.iter().filter(|n| n.1 == BookNews::Verified).count() as u64,
+            messages / 4
+        );
+
+        // The second book message gets a bid the venue never had (at the top: within the
+        // checksummed levels, and never removed by the venue's later updates).
+        let mut m = ChecksumMarket::new(Venue::Okx, &["BTC-USDT"]);
+        m.set_check_every(4);
+        let mut reader = FrameReader::open(&data(okx)).unwrap();
+        let mut seen = Vec::new();
+        while let Some(frame) = reader.next_frame() {
+            let frame = frame.unwrap();
+            let mut text = String::from_utf8_lossy(frame.bytes).into_owned();
+            let book =
+                text.contains("\"channel\":\"books\"") && text.contains("\"instId\":\"BTC-USDT\"");
+            if book && seen.len() == 1 {
+                text = text.replacen(
+                    "\"bids\":[",
+                    "\"bids\":[[\"99999.9\",\"1\",\"0\",\"1\"],",
+                    1,
+                );
+            }
+            let d = m
+                .decode(text.as_bytes(), frame.local_ns, &mut |_| true)
+                .unwrap();
+            if let Some((0, news)) = d.book {
+                seen.push(news);
+            }
+            if seen.len() == 5 {
+                break;
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                BookNews::Snapshot,
+                BookNews::Unchecked,
+                BookNews::Unchecked,
+                BookNews::Mismatch,
+                BookNews::Dropped
+            ]
+        );
+        let c = m.checks();
+        assert_eq!((c.checked, c.matched, c.unverified), (1, 0, 1));
+    }
+
     #[test]
     fn config_names_map_to_venue_symbols() {
         assert_eq!(venue_symbol("BTCUSDT", Some("BTC-USDT")), "BTC-USDT");

@@ -54,7 +54,25 @@ impl Checker {
                 self.credential_reference(name, "passphrase", passphrase);
             }
         }
+        if exchange.book_checksum_every == 0 {
+            self.fail(
+                "exchange.book_checksum_every",
+                format_args!("{base}.book_checksum_every"),
+                "0 is not a positive interval (1: every book message verified)",
+            );
+        }
         if !venue.has_metadata() {
+            if exchange.book_checksum_every != 1 {
+                self.fail(
+                    "exchange.book_checksum_every",
+                    format_args!("{base}.book_checksum_every"),
+                    format_args!(
+                        "{} but venue {} sends no book checksum (OKX and Kraken only; leave 1)",
+                        exchange.book_checksum_every,
+                        venue.as_str()
+                    ),
+                );
+            }
             for (key, set) in [
                 ("metadata", exchange.metadata.is_some()),
                 ("metadata_sha256", exchange.metadata_sha256.is_some()),
@@ -371,6 +389,28 @@ mod tests {
     #[test]
     fn an_engine_may_read_an_okx_exchange() {
         assert_eq!(found(with_okx()), []);
+    }
+
+    #[test]
+    fn the_book_checksum_interval_is_positive_and_for_checksummed_venues_only() {
+        let mut v = with_okx();
+        v["exchanges"]["okx"]["book_checksum_every"] = json!(10);
+        assert_eq!(found(v.clone()), []);
+        v["exchanges"]["okx"]["book_checksum_every"] = json!(0);
+        v["exchanges"]["binance_spot"]["book_checksum_every"] = json!(10);
+        assert_eq!(
+            found(v),
+            [
+                pair(
+                    "exchanges.binance_spot.book_checksum_every",
+                    "exchange.book_checksum_every"
+                ),
+                pair(
+                    "exchanges.okx.book_checksum_every",
+                    "exchange.book_checksum_every"
+                ),
+            ]
+        );
     }
 
     #[test]
