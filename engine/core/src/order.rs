@@ -285,6 +285,13 @@ impl OrderLifecycle {
     /// applied; returns the part beyond it (an overfill, 0 normally), which the caller books as
     /// traded (the venue traded it) and counts. On a final order the whole quantity is beyond.
     pub fn apply_fill_capped(&mut self, qty: Qty) -> Result<Qty, LifecycleError> {
+        if qty.0 <= 0 {
+            return Err(LifecycleError::NonPositiveFill(qty));
+        }
+        if self.is_final() {
+            // Nothing fits a finished order: the venue traded it all the same.
+            return Ok(qty);
+        }
         match self.apply(OrderEvent::Fill(qty)) {
             Ok(_) => Ok(Qty::ZERO),
             Err(LifecycleError::Overfill { .. }) => {
@@ -358,10 +365,18 @@ mod tests {
         assert_eq!(o.apply_fill_capped(Qty(5)), Ok(Qty(2)));
         assert_eq!(o.status(), LifecycleStatus::Filled);
         assert_eq!(o.filled(), Qty(10));
-        assert!(matches!(
-            o.apply_fill_capped(Qty(1)),
-            Err(LifecycleError::Final { .. })
-        ));
+        // On a finished order the whole fill is beyond it (the venue traded it: an overfill
+        // the holder books and counts, never a refusal that would lose it).
+        assert_eq!(o.apply_fill_capped(Qty(1)), Ok(Qty(1)));
+        assert_eq!(o.filled(), Qty(10));
+        let mut cancelled = order(10);
+        cancelled.apply_cancel().expect("from Sent");
+        assert_eq!(cancelled.apply_fill_capped(Qty(3)), Ok(Qty(3)));
+        assert_eq!(cancelled.status(), LifecycleStatus::Canceled);
+        assert_eq!(
+            o.apply_fill_capped(Qty(0)),
+            Err(LifecycleError::NonPositiveFill(Qty(0)))
+        );
     }
 
     #[test]

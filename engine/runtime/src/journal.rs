@@ -778,6 +778,9 @@ mod tests {
             j.append(&order(2)).expect("append");
             j.append(&fill(2, "buy", "0.75")).expect("append");
             j.append(&fill(2, "buy", "0.5")).expect("append");
+            // Another fill of the order that is filled already (the venue overfilled it): the
+            // journal still starts, and the fill is booked (the venue traded it).
+            j.append(&fill(2, "buy", "0.25")).expect("append");
         }
         let r = recover(dir.path()).expect("recover");
         let open: Vec<(u64, bool, i64)> = r
@@ -786,7 +789,7 @@ mod tests {
             .map(|o| (o.id, o.life.status().is_acknowledged(), o.life.filled().0))
             .collect();
         assert_eq!(open, vec![(1, false, 0), (2, true, 100_000_000)]);
-        assert_eq!(r.fills.len(), 2, "both fills are booked");
+        assert_eq!(r.fills.len(), 3, "every fill is booked");
 
         let bad = tempfile::tempdir().expect("tempdir");
         {
