@@ -567,7 +567,9 @@ impl Checker {
                 self.credential_reference(name, "api_key", &credentials.api_key);
                 self.credential_reference(name, "api_secret", &credentials.api_secret);
             }
-            None if mode == Mode::Live => self.fail(
+            // Kraken is read without an account (its credentials are refused:
+            // `exchange.market_data_only`), live as in paper.
+            None if mode == Mode::Live && venue != Venue::Kraken => self.fail(
                 "live.credentials",
                 format_args!("exchanges.{name}.credentials"),
                 "null in live mode (live trading needs credentials)",

@@ -392,6 +392,17 @@ mod tests {
     }
 
     #[test]
+    fn a_live_engine_reads_kraken_without_credentials() {
+        // The example is live: every venue with an account needs credentials, Kraken has none.
+        let mut v = with_okx();
+        assert_eq!(v["deployment"]["mode"], json!("live"));
+        v["exchanges"]["okx"]["credentials"] = Value::Null;
+        assert!(found(v.clone()).contains(&pair("exchanges.okx.credentials", "live.credentials")));
+        v["exchanges"]["okx"]["venue"] = json!("kraken");
+        assert!(found(v).iter().all(|(_, rule)| *rule != "live.credentials"));
+    }
+
+    #[test]
     fn the_book_checksum_interval_is_positive_and_for_checksummed_venues_only() {
         let mut v = with_okx();
         v["exchanges"]["okx"]["book_checksum_every"] = json!(10);
