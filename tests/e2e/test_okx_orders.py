@@ -44,6 +44,32 @@ def keys() -> dict[str, str]:
     }
 
 
+def okx_post(env: Live, path: str, body: Any, creds: dict[str, str]) -> Any:
+    """A signed POST (the prehash ends with the JSON body); the whole answer."""
+    now = datetime.now(UTC)
+    ts = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    text = json.dumps(body)
+    sign = base64.b64encode(
+        hmac.new(
+            creds["PYRT_E2E_OKX_SECRET"].encode(), f"{ts}POST{path}{text}".encode(), hashlib.sha256
+        ).digest()
+    ).decode()
+    req = urllib.request.Request(
+        f"{env.rest}{path}",
+        data=text.encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "OK-ACCESS-KEY": creds["PYRT_E2E_OKX_KEY"],
+            "OK-ACCESS-SIGN": sign,
+            "OK-ACCESS-TIMESTAMP": ts,
+            "OK-ACCESS-PASSPHRASE": creds["PYRT_E2E_OKX_PASSPHRASE"],
+        },
+    )
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
 def okx_get(env: Live, path: str, creds: dict[str, str]) -> Any:
     """A signed GET: OK-ACCESS-SIGN = base64(HMAC-SHA256(secret, ts + "GET" + path)), as OKX
     documents it; the answer's `data`."""
@@ -264,3 +290,61 @@ def test_an_okx_429_backs_off_two_seconds_and_never_holds_back_a_cancel(tmp_path
         wait_for(throttled_counted, 10, "the 429 in the heartbeat")
         assert env.stop("engine") == 0
         assert open_at_venue(env, creds) == 0
+
+
+def pending(env: Live, creds: dict[str, str], inst: str) -> int:
+    """Every pending order on `inst`, page by page (newest first, `after` an ordId)."""
+    n, after = 0, ""
+    while True:
+        page = okx_get(
+            env, f"/api/v5/trade/orders-pending?instType=SPOT&instId={inst}&limit=100{after}", creds
+        )
+        n += len(page)
+        if len(page) < 100:
+            return n
+        after = f"&after={page[-1]['ordId']}"
+
+
+def test_okx_start_cancels_every_page_of_the_traded_instrument_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """At start the engine cancels the open orders a previous run may have left: on the
+    instruments it trades only (paper_okx reads UNI-USD-SWAP, never trades it: an order there
+    is someone else's), and all of them, past OKX's page of 100 pending orders."""
+    creds = keys()
+    with live(tmp_path, PAPER_OKX, CREDENTIALS, STILL, speed="2") as env:
+        env.start_sim(env=creds)
+
+        def place(inst: str, px: str, sz: str) -> bool:
+            order = {
+                "instId": inst,
+                "tdMode": "cash",
+                "side": "buy",
+                "ordType": "limit",
+                "px": px,
+                "sz": sz,
+            }
+            answer = okx_post(env, "/api/v5/trade/order", order, creds)
+            return bool(answer["code"] == "0")
+
+        # The sim takes orders once its books are replayed.
+        wait_for(lambda: place("UNI-USD-SWAP", "0.5", "25"), 30, "the sim's books", 0.25)
+        wait_for(lambda: place("BTC-USDT", "1000", "0.011"), 30, "the BTC-USDT book", 0.25)
+        for _ in range(129):
+            assert place("BTC-USDT", "1000", "0.011")
+        assert pending(env, creds, "BTC-USDT") == 130
+        assert pending(env, creds, "UNI-USD-SWAP") == 1
+
+        engine = env.start_engine(env=creds)
+        wait_for(
+            lambda: (s := env.status_or_none()) is not None and s.open_orders > 0,
+            60,
+            "the engine trading",
+        )
+        text = engine.text()
+        assert "cancelled 130 open order(s) on BTCUSDT left by a previous run" in text, text
+        assert "UNIUSDSWAP left by" not in text, text
+        assert pending(env, creds, "UNI-USD-SWAP") == 1, "an instrument read only is left alone"
+        assert env.stop("engine") == 0
+        assert pending(env, creds, "BTC-USDT") == 0
+        assert pending(env, creds, "UNI-USD-SWAP") == 1

@@ -98,7 +98,12 @@ pub fn okx_orders(data: &[u8]) {
     let client = okx::OkxExecution::new(None, [("BTCUSDT".to_owned(), "BTC-USDT".to_owned())]);
     for frame in text.split('\n') {
         black_box(client.handshake_reply(frame));
-        if let Ok(PrivateEvent::Order(u)) = client.private_event(frame) {
+        let updates = match client.private_event(frame) {
+            Ok(PrivateEvent::Order(u)) => vec![u],
+            Ok(PrivateEvent::Orders(us)) => us,
+            _ => Vec::new(),
+        };
+        for u in updates {
             let wire = client.wire_client_id(&u.client_id);
             assert_eq!(
                 okx::decode_client_id(&wire),

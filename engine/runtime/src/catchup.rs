@@ -76,7 +76,15 @@ pub fn catch_up(
             }
             let base = Base::parse(&venue.rest).map_err(|e| format!("{}: {e}", venue.name))?;
             let mut client = Client::new(base);
-            for (symbol, n) in cancel_open_orders(&mut client, venue).await? {
+            // What it trades, and whatever an unfinished order names (a manifest before may
+            // have traded more).
+            let mut symbols = venue.traded.clone();
+            for o in &orders {
+                if !symbols.contains(&o.symbol) {
+                    symbols.push(o.symbol.clone());
+                }
+            }
+            for (symbol, n) in cancel_open_orders(&mut client, venue, &symbols).await? {
                 if n > 0 {
                     out.lines.push(format!(
                         "{}: cancelled {n} open order(s) on {symbol} before catching up",
@@ -122,7 +130,7 @@ async fn one(
         crate::engine::client_prefix(&order.engine)
     };
     let client_id = format!("{prefix}{}", order.id);
-    let Some(info) = query_order(client, venue, &order.symbol, &client_id).await? else {
+    let Some(mut info) = query_order(client, venue, &order.symbol, &client_id).await? else {
         let acknowledged = order.life.status().is_acknowledged();
         if acknowledged && live {
             return Err(format!(
@@ -152,9 +160,19 @@ async fn one(
         ));
     }
     if executed > journaled {
-        // The trades past what the journal holds, oldest first.
+        // The trades past what the journal holds, oldest first (asked again while they do not
+        // add up to what the order executed: a venue's fills may lag its order).
+        let mut at = AtVenue {
+            client: &mut *client,
+            venue,
+            symbol: &order.symbol,
+            client_id: &client_id,
+        };
+        let (now, trades) = trades_adding_up(&mut at, info.clone(), TRADES_RETRY_DELAY).await?;
+        info = now;
+        let executed = info.executed_qty.0;
         let mut cum: i64 = 0;
-        for t in order_trades(client, venue, &order.symbol, info.venue_order_id).await? {
+        for t in trades {
             let before = cum;
             cum += t.qty.0;
             // Whatever of this trade the journal does not hold yet.
@@ -230,6 +248,60 @@ async fn one(
             info.status.as_str()
         )),
     }
+}
+
+/// How often an order's trades are read again while they do not add up to what it executed,
+/// and how long apart: OKX's `/trade/fills` may lag its order by a moment.
+pub(crate) const TRADES_RETRIES: usize = 4;
+pub(crate) const TRADES_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// An order and its trades, as the venue answers ([`AtVenue`]; a test's fake).
+pub(crate) trait OrderAndTrades {
+    /// The order now (`None`: the venue does not know it).
+    async fn order(&mut self) -> Result<Option<OrderState>, String>;
+    /// Its trades, oldest first.
+    async fn trades(&mut self, venue_order_id: u64) -> Result<Vec<VenueTrade>, String>;
+}
+
+/// One order of one venue, asked over REST.
+pub(crate) struct AtVenue<'a> {
+    pub client: &'a mut Client,
+    pub venue: &'a VenueConfig,
+    pub symbol: &'a str,
+    pub client_id: &'a str,
+}
+
+impl OrderAndTrades for AtVenue<'_> {
+    async fn order(&mut self) -> Result<Option<OrderState>, String> {
+        query_order(self.client, self.venue, self.symbol, self.client_id).await
+    }
+
+    async fn trades(&mut self, venue_order_id: u64) -> Result<Vec<VenueTrade>, String> {
+        order_trades(self.client, self.venue, self.symbol, venue_order_id).await
+    }
+}
+
+/// The order (`info`, as last read) and its trades, read again up to [`TRADES_RETRIES`] times,
+/// `delay` apart, while the trades do not add up to what the order executed (a venue whose
+/// fills lag its order); what was read last when they never do (the caller refuses it).
+pub(crate) async fn trades_adding_up(
+    at: &mut impl OrderAndTrades,
+    mut info: OrderState,
+    delay: std::time::Duration,
+) -> Result<(OrderState, Vec<VenueTrade>), String> {
+    let mut trades = at.trades(info.venue_order_id).await?;
+    for _ in 0..TRADES_RETRIES {
+        let sum: i64 = trades.iter().map(|t| t.qty.0).sum();
+        if sum == info.executed_qty.0 {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+        if let Some(again) = at.order().await? {
+            info = again;
+        }
+        trades = at.trades(info.venue_order_id).await?;
+    }
+    Ok((info, trades))
 }
 
 /// The order by client order id (Binance: `GET /api/v3/order`): `None` when the venue does not
@@ -355,5 +427,80 @@ fn exec_record(
         maker,
         leaves: Some(dec(leaves.max(0))),
         reason: Some(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rt_core::{Price, Qty};
+
+    /// A venue whose fills lag its order: the order says 3 executed at once, its trades show
+    /// one more per read.
+    struct Lagging {
+        reads: usize,
+        executed: i64,
+    }
+
+    fn trade(id: u64) -> VenueTrade {
+        VenueTrade {
+            id,
+            venue_order_id: 9,
+            price: Price(100),
+            qty: Qty(1),
+            commission: 0,
+            commission_asset: "USDT".into(),
+            is_maker: true,
+        }
+    }
+
+    fn state(executed: i64) -> OrderState {
+        OrderState {
+            venue_order_id: 9,
+            orig_qty: Qty(5),
+            executed_qty: Qty(executed),
+            status: VenueStatus::PartiallyFilled,
+        }
+    }
+
+    impl OrderAndTrades for Lagging {
+        async fn order(&mut self) -> Result<Option<OrderState>, String> {
+            Ok(Some(state(self.executed)))
+        }
+
+        async fn trades(&mut self, _venue_order_id: u64) -> Result<Vec<VenueTrade>, String> {
+            self.reads += 1;
+            Ok((1..=self.reads as u64).map(trade).collect())
+        }
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn lagging_trades_are_read_again_until_they_add_up() {
+        let mut venue = Lagging {
+            reads: 0,
+            executed: 3,
+        };
+        let delay = std::time::Duration::from_millis(1);
+        let (info, trades) = run(trades_adding_up(&mut venue, state(3), delay)).expect("read");
+        assert_eq!(
+            (info.executed_qty, trades.len(), venue.reads),
+            (Qty(3), 3, 3)
+        );
+        // Never adding up: what was read last, after the retries (the caller refuses it).
+        let mut venue = Lagging {
+            reads: 0,
+            executed: 30,
+        };
+        let (_, trades) = run(trades_adding_up(&mut venue, state(30), delay)).expect("read");
+        assert_eq!(venue.reads, TRADES_RETRIES + 1);
+        assert_eq!(trades.len(), TRADES_RETRIES + 1);
     }
 }

@@ -356,6 +356,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             client: rt_venues::order_entry::for_exchange(ex, credentials)
                 .with_context(|| format!("exchanges.{name}"))?,
             symbols: ex.instruments.keys().cloned().collect(),
+            traded: crate::gateway::traded_instruments(&manifest, name),
             marks: marks.clone(),
             limits,
         });

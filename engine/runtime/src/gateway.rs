@@ -66,6 +66,9 @@ pub struct VenueConfig {
     /// prevention mode sent with every order are the client's).
     pub client: Arc<dyn ExecutionClient>,
     pub symbols: Vec<String>,
+    /// The instruments the engine's strategies trade on this venue: the only ones whose open
+    /// orders it cancels (another instrument may be read only, its orders someone else's).
+    pub traded: Vec<String>,
     /// Prices of commission assets (shared by every venue; see `fees`).
     pub marks: Arc<crate::fees::FeeMarks>,
     /// The venue's rate limits and usage (shared with its feed).
@@ -564,11 +567,11 @@ async fn open_stream(client: &mut Client, venue: &VenueConfig) -> Result<(Ws, St
     Ok((ws, key))
 }
 
-/// Cancels every open order the venue holds on our symbols (a restart starts clean). An
-/// authentication refusal is an error: an engine whose orders the venue will refuse must not
-/// start trading.
+/// Cancels every open order the venue holds on the instruments we trade (a restart starts
+/// clean). A cancel the venue does not carry out (an authentication refusal, a 429, a 5xx) is
+/// an error: an engine must not start trading beside orders of a previous run.
 async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) -> Result<(), String> {
-    for (symbol, n) in cancel_open_orders(client, venue).await? {
+    for (symbol, n) in cancel_open_orders(client, venue, &venue.traded).await? {
         let mut s = state.borrow_mut();
         s.counters.reconciled_cancels += n as u64;
         if n > 0 {
@@ -581,13 +584,15 @@ async fn reconcile(state: &Shared, client: &mut Client, venue: &VenueConfig) -> 
     Ok(())
 }
 
-/// Cancels every open order on each of the venue's symbols: (symbol, orders cancelled).
+/// Cancels every open order on each of `symbols` (the venue's config names): (symbol, orders
+/// cancelled).
 pub(crate) async fn cancel_open_orders(
     client: &mut Client,
     venue: &VenueConfig,
+    symbols: &[String],
 ) -> Result<Vec<(String, usize)>, String> {
-    let mut out = Vec::with_capacity(venue.symbols.len());
-    for symbol in &venue.symbols {
+    let mut out = Vec::with_capacity(symbols.len());
+    for symbol in symbols {
         if let Some(listing) = venue.client.open_orders(symbol, now_ms()) {
             let n = cancel_listed(client, venue, symbol, &listing).await?;
             out.push((symbol.clone(), n));
@@ -617,30 +622,69 @@ pub(crate) async fn cancel_open_orders(
     Ok(out)
 }
 
+/// The instruments of `exchange` the manifest's strategies trade (in the exchange's order):
+/// the ones order entry cancels at start and on a cancel-all.
+pub(crate) fn traded_instruments(manifest: &rt_manifest::Manifest, exchange: &str) -> Vec<String> {
+    let Some(ex) = manifest.exchanges.get(exchange) else {
+        return Vec::new();
+    };
+    ex.instruments
+        .keys()
+        .filter(|symbol| {
+            manifest
+                .strategies
+                .values()
+                .any(|st| st.exchange == exchange && st.instruments.contains(symbol))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Pages of open orders read at most by one [`cancel_listed`] (OKX: 100 a page).
+const MAX_OPEN_ORDER_PAGES: usize = 100;
+
 /// Cancels the orders of `symbol` a venue without a cancel-all request lists as open
-/// (`listing`: OKX's pending orders), in batches; returns how many the venue cancelled.
+/// (`listing`: OKX's pending orders, page after page), in batches; returns how many the venue
+/// cancelled. A batch the venue does not carry out (a 429, a 5xx, a refusal) is an error.
 pub(crate) async fn cancel_listed(
     client: &mut Client,
     venue: &VenueConfig,
     symbol: &str,
     listing: &VenueRequest,
 ) -> Result<usize, String> {
-    let r = send_request(client, listing)
-        .await
-        .map_err(|e| format!("open orders on {symbol}: {e}"))?;
-    let body = String::from_utf8_lossy(&r.body);
-    let outcome = classify(venue, Operation::Read, &r);
-    if outcome != Outcome::Accepted {
-        check_auth(&outcome, venue)?;
-        return Err(format!(
-            "open orders on {symbol}: HTTP {}: {body}",
-            r.status
-        ));
+    let mut ids: Vec<u64> = Vec::new();
+    let mut page_request = listing.clone();
+    for _ in 0..MAX_OPEN_ORDER_PAGES {
+        let r = send_request(client, &page_request)
+            .await
+            .map_err(|e| format!("open orders on {symbol}: {e}"))?;
+        let body = String::from_utf8_lossy(&r.body);
+        let outcome = classify(venue, Operation::Read, &r);
+        if outcome != Outcome::Accepted {
+            check_auth(&outcome, venue)?;
+            return Err(format!(
+                "open orders on {symbol}: HTTP {}: {body}",
+                r.status
+            ));
+        }
+        let page = venue
+            .client
+            .open_order_ids(&body)
+            .map_err(|e| format!("open orders on {symbol}: {e}"))?;
+        let full = page.len() >= venue.client.open_orders_page();
+        let last = page.last().copied();
+        ids.extend(page);
+        let next = match last {
+            Some(after) if full => venue.client.open_orders_after(symbol, after, now_ms()),
+            _ => None,
+        };
+        match next {
+            Some(n) => page_request = n,
+            None => break,
+        }
     }
-    let ids = venue
-        .client
-        .open_order_ids(&body)
-        .map_err(|e| format!("open orders on {symbol}: {e}"))?;
+    ids.sort_unstable();
+    ids.dedup();
     let mut cancelled = 0;
     for batch in ids.chunks(venue.client.cancel_batch_max().max(1)) {
         let Some(request) = venue.client.cancel_orders(symbol, batch, now_ms()) else {
@@ -656,6 +700,16 @@ pub(crate) async fn cancel_listed(
             Outcome::Accepted => {}
             outcome => {
                 check_auth(&outcome, venue)?;
+                return Err(format!(
+                    "cancel on {symbol}: {} of {} order(s) not cancelled: HTTP {}: {}",
+                    batch.len()
+                        - venue
+                            .client
+                            .cancelled_count(&String::from_utf8_lossy(&r.body)),
+                    batch.len(),
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                ));
             }
         }
         cancelled += venue
@@ -773,6 +827,11 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             }
         }
     } else if msg.order_id == 0 {
+        if !venue.traded.contains(&symbol) {
+            // No strategy trades it (read only): nothing of ours is open there, and what is
+            // open is someone else's.
+            return;
+        }
         if let Some(listing) = venue.client.open_orders(&symbol, now_ms()) {
             // A venue without a cancel-all request: what it lists, cancelled by id.
             state.borrow_mut().counters.cancel_alls += 1;
@@ -1378,9 +1437,19 @@ async fn catch_up_orders(
         {
             report_one(ExecKind::Accepted, info.orig_qty.0);
         }
+        let mut info = info;
         if info.executed_qty.0 > 0 {
-            let trades =
-                crate::catchup::order_trades(client, venue, &w.symbol, info.venue_order_id).await?;
+            // Asked again while the trades do not add up (a venue's fills may lag its order).
+            let client_id = format!("{prefix}{id}");
+            let mut at = crate::catchup::AtVenue {
+                client: &mut *client,
+                venue,
+                symbol: &w.symbol,
+                client_id: &client_id,
+            };
+            let delay = crate::catchup::TRADES_RETRY_DELAY;
+            let (now, trades) = crate::catchup::trades_adding_up(&mut at, info, delay).await?;
+            info = now;
             let mut cum = 0;
             for t in &trades {
                 cum += t.qty.0;
@@ -1711,8 +1780,10 @@ async fn read_stream(
             Message::Binary(b) => String::from_utf8_lossy(b).into_owned(),
             _ => continue,
         };
-        let update = match venue.client.private_event(&text) {
-            Ok(PrivateEvent::Order(u)) => u,
+        // One update, or several in order (a fill and the order's end, several orders).
+        let (one, several) = match venue.client.private_event(&text) {
+            Ok(PrivateEvent::Order(u)) => (Some(u), Vec::new()),
+            Ok(PrivateEvent::Orders(updates)) => (None, updates),
             // Nothing more comes on an expired key: a new one, and a catch-up.
             Ok(PrivateEvent::StreamExpired) => {
                 state.borrow_mut().counters.listen_key_expiries += 1;
@@ -1740,89 +1811,106 @@ async fn read_stream(
                 continue;
             }
         };
-        let OrderUpdate {
-            symbol,
-            client_id,
-            side,
-            kind: update,
-            leaves,
-        } = update;
-        let Some(id) = client_id.strip_prefix(prefix.as_str()) else {
-            state.borrow_mut().counters.foreign_reports += 1;
-            continue;
-        };
-        let Ok(order_id) = id.parse::<u64>() else {
-            state.borrow_mut().counters.unreadable_reports += 1;
-            return Some(format!(
-                "a report of ours names order {client_id:?}, not an id of ours"
-            ));
-        };
-        let (kind, trade, charged, base_commission, reason) = match &update {
-            UpdateKind::Accepted => (ExecKind::Accepted, None, None, Qty::ZERO, None),
-            UpdateKind::Fill(f) => {
-                let charged = Charged {
-                    asset: &f.commission_asset,
-                    amount: f.commission,
-                };
-                let (fee, base) = charged.book(state, venue, &symbol);
-                let kind = ExecKind::Fill {
-                    price: f.price,
-                    qty: f.qty,
-                    maker: f.is_maker,
-                    fee,
-                };
-                (kind, Some(f.trade_id), Some(charged), base, None)
-            }
-            UpdateKind::Cancelled => (ExecKind::Cancelled, None, None, Qty::ZERO, None),
-            UpdateKind::Expired => (ExecKind::Expired, None, None, Qty::ZERO, None),
-            // Self-trade prevention expired it (EXPIRED_IN_MATCH): finished, like an expiry.
-            UpdateKind::ExpiredBySelfTradePrevention => {
-                state.borrow_mut().counters.self_trade_prevented += 1;
-                (ExecKind::Expired, None, None, Qty::ZERO, Some(STP_REASON))
-            }
-            UpdateKind::Rejected => (
-                ExecKind::Rejected(RejectReason::VenueRejected),
-                None,
-                None,
-                Qty::ZERO,
-                None,
-            ),
-        };
-        let exec = ExecMsg {
-            exchange: venue.exchange,
-            exec: Exec {
-                ts: recv,
-                order_id,
-                kind,
-                leaves,
-            },
-            recv_ns: recv,
-            base_commission,
-        };
-        if let Some(t) = trade {
-            // A catch-up after a reconnect may have reported it already.
-            let seen = state
-                .borrow()
-                .working
-                .get(&order_id)
-                .is_some_and(|w| w.trades.contains(&t));
-            if seen || state.borrow_mut().caught.remove(&(order_id, t)) {
-                continue;
+        for update in one.into_iter().chain(several) {
+            if let Err(lost) = stream_update(state, venue, &prefix, recv, update) {
+                return Some(lost);
             }
         }
-        report(
-            state,
-            exec,
-            &venue.name,
-            &symbol,
-            side,
-            Detail {
-                trade_id: trade,
-                charged,
-                reason,
-            },
-        );
     }
+}
+
+/// One order update of the private stream, reported (unless a catch-up reported its fill
+/// already); an error when the stream must count as lost (an id of ours that cannot be read).
+fn stream_update(
+    state: &Shared,
+    venue: &VenueConfig,
+    prefix: &str,
+    recv: i64,
+    update: OrderUpdate,
+) -> Result<(), String> {
+    let OrderUpdate {
+        symbol,
+        client_id,
+        side,
+        kind: update,
+        leaves,
+    } = update;
+    let Some(id) = client_id.strip_prefix(prefix) else {
+        state.borrow_mut().counters.foreign_reports += 1;
+        return Ok(());
+    };
+    let Ok(order_id) = id.parse::<u64>() else {
+        state.borrow_mut().counters.unreadable_reports += 1;
+        return Err(format!(
+            "a report of ours names order {client_id:?}, not an id of ours"
+        ));
+    };
+    let (kind, trade, charged, base_commission, reason) = match &update {
+        UpdateKind::Accepted => (ExecKind::Accepted, None, None, Qty::ZERO, None),
+        UpdateKind::Fill(f) => {
+            let charged = Charged {
+                asset: &f.commission_asset,
+                amount: f.commission,
+            };
+            let (fee, base) = charged.book(state, venue, &symbol);
+            let kind = ExecKind::Fill {
+                price: f.price,
+                qty: f.qty,
+                maker: f.is_maker,
+                fee,
+            };
+            (kind, Some(f.trade_id), Some(charged), base, None)
+        }
+        UpdateKind::Cancelled => (ExecKind::Cancelled, None, None, Qty::ZERO, None),
+        UpdateKind::Expired => (ExecKind::Expired, None, None, Qty::ZERO, None),
+        // Self-trade prevention expired it (EXPIRED_IN_MATCH): finished, like an expiry.
+        UpdateKind::ExpiredBySelfTradePrevention => {
+            state.borrow_mut().counters.self_trade_prevented += 1;
+            (ExecKind::Expired, None, None, Qty::ZERO, Some(STP_REASON))
+        }
+        UpdateKind::Rejected => (
+            ExecKind::Rejected(RejectReason::VenueRejected),
+            None,
+            None,
+            Qty::ZERO,
+            None,
+        ),
+    };
+    let exec = ExecMsg {
+        exchange: venue.exchange,
+        exec: Exec {
+            ts: recv,
+            order_id,
+            kind,
+            leaves,
+        },
+        recv_ns: recv,
+        base_commission,
+    };
+    if let Some(t) = trade {
+        // A catch-up after a reconnect may have reported it already.
+        let seen = state
+            .borrow()
+            .working
+            .get(&order_id)
+            .is_some_and(|w| w.trades.contains(&t));
+        if seen || state.borrow_mut().caught.remove(&(order_id, t)) {
+            return Ok(());
+        }
+    }
+    report(
+        state,
+        exec,
+        &venue.name,
+        &symbol,
+        side,
+        Detail {
+            trade_id: trade,
+            charged,
+            reason,
+        },
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -448,13 +448,26 @@ impl OkxDesk {
                     .get("instId")
                     .and_then(|i| self.config_name(i))
                     .map(str::to_owned);
+                // Newest first, `limit` a page (at most 100), `after` an `ordId`: older ones.
+                let limit = params
+                    .get("limit")
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .unwrap_or(100)
+                    .clamp(1, 100);
+                let after = params.get("after").and_then(|a| a.parse::<u64>().ok());
                 let st = self.lock();
                 match st.venue.open_orders(symbol.as_deref()) {
                     Ok(body) => match parse_open_orders(&body) {
-                        Ok(orders) => (
-                            200,
-                            answer(0, "", orders.iter().map(|o| self.okx_order(o).to_json()).collect()),
-                        ),
+                        Ok(mut orders) => {
+                            orders.sort_by_key(|o| std::cmp::Reverse(o.order_id));
+                            let page = orders
+                                .iter()
+                                .filter(|o| after.map_or(true, |a| o.order_id < a))
+                                .take(limit)
+                                .map(|o| self.okx_order(o).to_json())
+                                .collect();
+                            (200, answer(0, "", page))
+                        }
                         Err(e) => refused(50026, &e.to_string()),
                     },
                     Err(e) => refused(51000, &e.msg),

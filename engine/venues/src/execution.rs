@@ -374,6 +374,9 @@ pub struct AccountChange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PrivateEvent {
     Order(OrderUpdate),
+    /// Several order updates in one frame, in the order they happened (OKX: a fill and the
+    /// order's end in one push, or several orders in one push).
+    Orders(Vec<OrderUpdate>),
     /// Balances and positions (a futures venue's `ACCOUNT_UPDATE`: funding payments).
     Account(AccountChange),
     /// A derivative's mark price (a futures venue's `markPriceUpdate`, on the same
@@ -503,6 +506,16 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     /// [`ExecutionClient::cancel_all`] does it in one request (Binance).
     fn open_orders(&self, _symbol: &str, _now_ms: u64) -> Option<VenueRequest> {
         None
+    }
+    /// The next page of [`ExecutionClient::open_orders`]: the orders listed after the venue's
+    /// order id `after` (the last of the page before); `None` when the listing is one page.
+    fn open_orders_after(&self, _symbol: &str, _after: u64, _now_ms: u64) -> Option<VenueRequest> {
+        None
+    }
+    /// Orders one page of [`ExecutionClient::open_orders`] holds at most: a full page is
+    /// followed by the next one.
+    fn open_orders_page(&self) -> usize {
+        usize::MAX
     }
     /// The venue's ids of the orders in an accepted [`ExecutionClient::open_orders`].
     fn open_order_ids(&self, _body: &str) -> Result<Vec<u64>, ExecError> {

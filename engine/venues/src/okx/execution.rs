@@ -37,9 +37,10 @@
 //! `state` `live`, `partially_filled`, `filled`, `canceled`, `mmp_canceled`, and with a fill
 //! its `tradeId`, `fillPx`, `fillSz`, `fillFee` (negative: charged) in `fillFeeCcy`, `execType`
 //! `M` (maker) or `T`. The commission is booked in the currency OKX charged it in, as Binance's
-//! is. A push naming several orders, or a fill and the order's cancel at once, is refused (an
-//! error on a frame of ours: the gateway counts its stream lost and catches up over REST). Amending an order (`POST /api/v5/trade/amend-order`) is not part of
-//! the boundary: the engine cancels and places.
+//! is. A push naming several orders is several updates, in its order; a push with a fill and
+//! the order's cancel at once is two, the fill then the cancel ([`PrivateEvent::Orders`]).
+//! Amending an order (`POST /api/v5/trade/amend-order`) is not part of the boundary: the
+//! engine cancels and places.
 
 use std::fmt;
 
@@ -71,6 +72,8 @@ const PUBLIC_PATH: &str = "/ws/v5/public";
 
 /// Fills a `GET /api/v5/trade/fills` page holds at most.
 pub const FILLS_LIMIT: usize = 100;
+/// Orders an `orders-pending` page holds at most (OKX's default and maximum `limit`).
+pub const PENDING_LIMIT: usize = 100;
 /// Orders one `cancel-batch-orders` may name.
 pub const CANCEL_BATCH_MAX: usize = 20;
 /// `clOrdId`: letters and digits, at most 32.
@@ -386,6 +389,26 @@ impl OkxExecution {
         }
     }
 
+    /// One order's push as its updates, appended to `out`: one, or a fill then the cancel
+    /// when the push carries both (OKX: an IOC's or a cancelled order's last fill).
+    fn order_updates(&self, o: &Value, out: &mut Vec<OrderUpdate>) -> Result<(), ExecError> {
+        let state = text(o, "state");
+        let status = venue_status(state).ok_or_else(|| unreadable("state", state))?;
+        let fill_sz = units(o, "fillSz")?;
+        let filled = fill_sz > 0 && !text(o, "tradeId").is_empty();
+        let first = self.order_update(o)?;
+        if filled && status == VenueStatus::Cancelled {
+            let mut cancelled = first.clone();
+            cancelled.kind = UpdateKind::Cancelled;
+            out.push(first);
+            out.push(cancelled);
+        } else {
+            out.push(first);
+        }
+        Ok(())
+    }
+
+    /// The update of one order's push: its fill when it carries one.
     fn order_update(&self, o: &Value) -> Result<OrderUpdate, ExecError> {
         let state = text(o, "state");
         let status = venue_status(state).ok_or_else(|| unreadable("state", state))?;
@@ -393,11 +416,6 @@ impl OkxExecution {
         let acc = units(o, "accFillSz")?;
         let fill_sz = units(o, "fillSz")?;
         let trade = text(o, "tradeId");
-        if fill_sz > 0 && !trade.is_empty() && status == VenueStatus::Cancelled {
-            // A fill and the order's end in one push: one update cannot carry both, and
-            // neither may be lost (the gateway counts the stream lost and asks the venue).
-            return Err(unreadable("orders", "a fill and a cancel in one push"));
-        }
         let kind = if fill_sz > 0 && !trade.is_empty() {
             UpdateKind::Fill(VenueFill {
                 trade_id: i64::try_from(id(o, "tradeId")?).map_err(|e| unreadable("tradeId", e))?,
@@ -477,7 +495,10 @@ impl ExecutionClient for OkxExecution {
     /// ([`ExecutionClient::open_orders`], [`ExecutionClient::cancel_orders`]).
     fn cancel_all(&self, symbol: &str, now_ms: u64) -> VenueRequest {
         let inst = self.inst_id(symbol);
-        let path = format!("{PENDING_PATH}?instType={}&instId={inst}", inst_type(inst));
+        let path = format!(
+            "{PENDING_PATH}?instType={}&instId={inst}&limit={PENDING_LIMIT}",
+            inst_type(inst)
+        );
         self.request(Method::Get, path, String::new(), now_ms)
     }
 
@@ -625,6 +646,21 @@ impl ExecutionClient for OkxExecution {
         Some(self.cancel_all(symbol, now_ms))
     }
 
+    /// OKX lists pending orders newest first, [`PENDING_LIMIT`] a page; `after` an `ordId`:
+    /// the orders older than it.
+    fn open_orders_after(&self, symbol: &str, after: u64, now_ms: u64) -> Option<VenueRequest> {
+        let inst = self.inst_id(symbol);
+        let path = format!(
+            "{PENDING_PATH}?instType={}&instId={inst}&limit={PENDING_LIMIT}&after={after}",
+            inst_type(inst)
+        );
+        Some(self.request(Method::Get, path, String::new(), now_ms))
+    }
+
+    fn open_orders_page(&self) -> usize {
+        PENDING_LIMIT
+    }
+
     fn open_order_ids(&self, body: &str) -> Result<Vec<u64>, ExecError> {
         let v = parse(body, "orders-pending")?;
         data(&v, "orders-pending")?
@@ -696,6 +732,23 @@ impl ExecutionClient for OkxExecution {
         }
         if status >= 500 {
             return Outcome::Unknown;
+        }
+        // A cancel batch answers `code` "1" (all failed) or "2" (some) with an `sCode` each:
+        // an order filled or cancelled meanwhile (an unknown order) needs no cancel, so a
+        // batch whose every entry is cancelled or gone did what it was for.
+        if op == Operation::CancelAll && status == 200 && matches!(top, Some(1 | 2)) {
+            let entries = v
+                .as_ref()
+                .and_then(|v| v.get("data"))
+                .and_then(Value::as_array);
+            let settled = |e: &Value| {
+                text(e, "sCode")
+                    .parse::<i64>()
+                    .is_ok_and(|c| c == 0 || UNKNOWN_ORDER.contains(&c))
+            };
+            if entries.is_some_and(|d| !d.is_empty() && d.iter().all(settled)) {
+                return Outcome::Accepted;
+            }
         }
         let Some(code) = code else {
             // No code: an order request's outcome cannot be known.
@@ -832,12 +885,14 @@ impl ExecutionClient for OkxExecution {
             .get("data")
             .and_then(Value::as_array)
             .ok_or_else(|| unreadable("orders", "no data"))?;
-        match entries.as_slice() {
-            [one] => Ok(PrivateEvent::Order(self.order_update(one)?)),
-            _ => Err(unreadable(
-                "orders",
-                format!("{} orders in one push", entries.len()),
-            )),
+        let mut updates = Vec::new();
+        for entry in entries {
+            self.order_updates(entry, &mut updates)?;
+        }
+        match updates.len() {
+            0 => Err(unreadable("orders", "an empty push")),
+            1 => Ok(PrivateEvent::Order(updates.remove(0))),
+            _ => Ok(PrivateEvent::Orders(updates)),
         }
     }
 }
@@ -1236,8 +1291,15 @@ mod tests {
                 commission_asset: "BTC".into(),
             })
         );
+        // A fill and the cancel in one push: the fill, then the cancel.
         let both = fill.replace(r#""state":"partially_filled""#, r#""state":"canceled""#);
-        assert!(c.private_event(&both).is_err());
+        let PrivateEvent::Orders(two) = c.private_event(&both).expect("updates") else {
+            panic!("two updates");
+        };
+        assert_eq!(two.len(), 2);
+        assert!(matches!(two[0].kind, UpdateKind::Fill(ref f) if f.qty == Qty(40_000)));
+        assert_eq!(two[1].kind, UpdateKind::Cancelled);
+        assert_eq!(two[1].client_id, "paper_1-7");
         let cancelled = live.replace(r#""state":"live""#, r#""state":"mmp_canceled""#);
         let PrivateEvent::Order(u) = c.private_event(&cancelled).expect("an update") else {
             panic!("an order update");
@@ -1278,11 +1340,25 @@ mod tests {
             c.private_event(r#"{"arg":{"channel":"account"},"data":[{"details":[]}]}"#),
             Ok(PrivateEvent::Other)
         );
+        // Several orders in one push: each one's update, in order.
+        let mut other = ours.clone();
+        other.cl_ord_id = "paperzu1zd8".into();
+        other.fill = None;
+        other.state = "canceled";
         let two = format!(
-            r#"{{"arg":{{"channel":"orders"}},"data":[{0},{0}]}}"#,
-            ours.to_json()
+            r#"{{"arg":{{"channel":"orders"}},"data":[{},{}]}}"#,
+            ours.to_json(),
+            other.to_json()
         );
-        assert!(c.private_event(&two).is_err());
+        let PrivateEvent::Orders(two) = c.private_event(&two).expect("updates") else {
+            panic!("two updates");
+        };
+        let ids: Vec<&str> = two.iter().map(|u| u.client_id.as_str()).collect();
+        assert_eq!(ids, ["paper_1-7", "paper_1-8"]);
+        assert!(matches!(two[0].kind, UpdateKind::Fill(_)));
+        assert_eq!(two[1].kind, UpdateKind::Cancelled);
+        let empty = r#"{"arg":{"channel":"orders"},"data":[]}"#;
+        assert!(c.private_event(empty).is_err());
         assert!(c.private_event("{").is_err());
     }
 
@@ -1368,6 +1444,40 @@ mod tests {
         assert_eq!(read[0].free, 112_345_678);
         assert!(c.balance_list(&body("1.1234567é89")).is_err());
         assert!(c.balance_list(&body("1.12345678é9")).is_err());
+    }
+
+    /// `orders-pending` is read page by page (100 a page, `after` the last `ordId`), and a
+    /// cancel batch is done when each order is cancelled or gone, refused otherwise.
+    #[test]
+    fn pending_orders_are_paged_and_cancel_batches_checked() {
+        let c = client();
+        let first = c.open_orders("BTCUSDT", 1).expect("a listing");
+        assert_eq!(
+            first.path,
+            "/api/v5/trade/orders-pending?instType=SPOT&instId=BTC-USDT&limit=100"
+        );
+        let next = c.open_orders_after("BTCUSDT", 77, 1).expect("a page");
+        assert_eq!(
+            next.path,
+            "/api/v5/trade/orders-pending?instType=SPOT&instId=BTC-USDT&limit=100&after=77"
+        );
+        assert_eq!(c.open_orders_page(), 100);
+        let entry = |id: u64, code: i64| json!({"clOrdId": "", "ordId": id.to_string(), "sCode": code.to_string(), "sMsg": ""});
+        let op = Operation::CancelAll;
+        let done = answer(0, "", vec![entry(1, 0), entry(2, 0)]);
+        assert_eq!(c.classify(op, 200, &done, None), Outcome::Accepted);
+        // One filled meanwhile (51402): nothing left to cancel.
+        let raced = answer(2, "", vec![entry(1, 0), entry(2, 51402)]);
+        assert_eq!(c.classify(op, 200, &raced, None), Outcome::Accepted);
+        assert_eq!(c.cancelled_count(&raced), 1);
+        let busy = answer(2, "", vec![entry(1, 0), entry(2, 50013)]);
+        assert_ne!(c.classify(op, 200, &busy, None), Outcome::Accepted);
+        let limited = answer(50011, "Too Many Requests", Vec::new());
+        assert!(matches!(
+            c.classify(op, 429, &limited, None),
+            Outcome::RateLimited { .. }
+        ));
+        assert_eq!(c.classify(op, 503, "", None), Outcome::Unknown);
     }
 
     #[test]
