@@ -83,10 +83,35 @@ struct DeskState {
     last_ns: Nanos,
     /// Post-only orders OKX accepted and cancelled because they would have taken, by client id.
     cancelled_post_only: HashMap<String, OkxOrder>,
+    /// Their client ids, oldest first: at most [`CANCELLED_POST_ONLY_MAX`] are kept.
+    cancelled_post_only_order: std::collections::VecDeque<String>,
     next_synthetic_id: u64,
     /// `POST /sim/okx/fault?kind=rate_limit&count=N`: order placements still to answer 429.
     throttle_orders: u32,
     throttled: Throttled,
+}
+
+/// Post-only orders cancelled at acceptance that the desk still answers queries about; the
+/// oldest is forgotten first (OKX too forgets cancelled orders after a while).
+const CANCELLED_POST_ONLY_MAX: usize = 4096;
+
+impl DeskState {
+    /// Remembers a post-only order cancelled at acceptance, forgetting the oldest beyond
+    /// [`CANCELLED_POST_ONLY_MAX`].
+    fn remember_cancelled_post_only(&mut self, client: String, order: OkxOrder) {
+        if self
+            .cancelled_post_only
+            .insert(client.clone(), order)
+            .is_none()
+        {
+            self.cancelled_post_only_order.push_back(client);
+        }
+        while self.cancelled_post_only_order.len() > CANCELLED_POST_ONLY_MAX {
+            if let Some(old) = self.cancelled_post_only_order.pop_front() {
+                self.cancelled_post_only.remove(&old);
+            }
+        }
+    }
 }
 
 /// Orders placed this soon after a 429 were sent before the 429 was answered.
@@ -236,6 +261,7 @@ impl OkxDesk {
                 reports: Vec::new(),
                 last_ns: 0,
                 cancelled_post_only: HashMap::new(),
+                cancelled_post_only_order: std::collections::VecDeque::new(),
                 next_synthetic_id: 1 << 40,
                 throttle_orders: 0,
                 throttled: Throttled::default(),
@@ -668,7 +694,7 @@ impl OkxDesk {
                     u_time_ms: wall_ms(),
                 };
                 let _ = self.tx.send(Utf8Bytes::from(cancelled.push()));
-                st.cancelled_post_only.insert(client.clone(), cancelled);
+                st.remember_cancelled_post_only(client.clone(), cancelled);
                 (200, order_answer(ord_id, &cl, 0, "Order placed"))
             }
             Err(e) if e.msg.contains("Duplicate") => refuse(51016, "Duplicated clOrdId"),
@@ -934,6 +960,23 @@ mod tests {
             .expect("an exchange");
         ex.metadata = None;
         OkxDesk::new(&ex, keys).expect("a desk")
+    }
+
+    #[test]
+    fn cancelled_post_only_orders_are_bounded_oldest_forgotten_first() {
+        let d = desk(None);
+        let mut st = d.lock();
+        let n = CANCELLED_POST_ONLY_MAX + 10;
+        for i in 0..n {
+            st.remember_cancelled_post_only(format!("c{i}"), OkxOrder::default());
+        }
+        // The same client id again takes no second place.
+        st.remember_cancelled_post_only(format!("c{}", n - 1), OkxOrder::default());
+        assert_eq!(st.cancelled_post_only.len(), CANCELLED_POST_ONLY_MAX);
+        assert_eq!(st.cancelled_post_only_order.len(), CANCELLED_POST_ONLY_MAX);
+        assert!(!st.cancelled_post_only.contains_key("c9"));
+        assert!(st.cancelled_post_only.contains_key("c10"));
+        assert!(st.cancelled_post_only.contains_key(&format!("c{}", n - 1)));
     }
 
     #[test]
