@@ -25,7 +25,7 @@ pub use fixed::{
     parse_signed_units, parse_units, DecimalError, Fixed, ParseDecimalError, DECIMAL_PATTERN,
 };
 pub use model::Manifest;
-pub use validate::validate;
+pub use validate::{client_ids, validate};
 
 /// The manifest version this engine reads.
 pub const SUPPORTED_VERSION: u64 = 1;

@@ -17,6 +17,7 @@ use crate::model::{
 use crate::{Fixed, Violation};
 
 mod anomaly;
+pub mod client_ids;
 mod multi;
 mod venues;
 
@@ -56,6 +57,7 @@ pub fn validate(manifest: &Manifest) -> Vec<Violation> {
     }
     check.risk(manifest);
     check.assets(manifest);
+    check.okx_client_ids(manifest);
     check.out
 }
 

@@ -761,12 +761,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
 
 /// Client order ids: `<engine id, at most 12 safe chars>-<order id>` (Binance allows 36).
 pub fn client_prefix(engine_id: &str) -> String {
-    let safe: String = engine_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(12)
-        .collect();
-    format!("{safe}-")
+    // One definition, which the manifest rules check against OKX's limit (client_ids).
+    rt_manifest::client_ids::client_prefix(engine_id)
 }
 
 fn print_summary(names: &Names, fin: &bus::Final) {

@@ -1480,6 +1480,18 @@ mod tests {
         assert_eq!(c.classify(op, 503, "", None), Outcome::Unknown);
     }
 
+    /// The manifest rule `engine.okx_client_id` counts the escaped length as this client
+    /// escapes.
+    #[test]
+    fn the_manifest_rule_counts_client_ids_as_they_are_escaped() {
+        use rt_manifest::client_ids::{client_prefix, okx_escaped_len};
+        for engine in ["paper_1", "zz_zz", "Live-01", "abcdefghijk_"] {
+            let id = format!("{}1234567890", client_prefix(engine));
+            let wire = encode_client_id(&id).expect("it fits");
+            assert_eq!(wire.len(), okx_escaped_len(&id), "{id}");
+        }
+    }
+
     #[test]
     fn rest_answers_are_read() {
         let c = client();
