@@ -15,7 +15,7 @@
 //!   `market` with `tgtCcy` `base_ccy`), `cancel-order`, `cancel-batch-orders`, `GET
 //!   /api/v5/trade/order`, `orders-pending`, `fills` (newest first, `after` a bill id: a fill's
 //!   bill id is its trade id here), `GET /api/v5/account/
-//!   balance`, `GET /api/v5/public/instruments` (the exchange's metadata file). A post-only
+//!   balance` (`GET /api/v5/public/instruments` is the sim's `metadata`). A post-only
 //!   order that would take is accepted and cancelled, as OKX does. Orders reach the matcher at
 //!   once (the Binance side's `sim.latency_us` is not applied here).
 //! - The private stream: `login` (verified like a request, over timestamp + `GET` +
@@ -27,7 +27,6 @@
 //!   charges spot fees.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -143,8 +142,6 @@ pub(crate) struct OkxDesk {
     keys: Option<OkxKeys>,
     state: Mutex<DeskState>,
     tx: broadcast::Sender<Utf8Bytes>,
-    /// `GET /api/v5/public/instruments`'s `data`.
-    listed: Vec<Value>,
 }
 
 impl std::fmt::Debug for OkxDesk {
@@ -228,30 +225,6 @@ impl OkxDesk {
                     .map(|(a, v)| (a.clone(), v.raw())),
             );
         }
-        let listed = match exchange.metadata.as_deref() {
-            None => Vec::new(),
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(Path::new(path)).map_err(|e| SimError::Fault {
-                        spec: path.to_owned(),
-                        reason: format!("the OKX metadata file: {e}"),
-                    })?;
-                match serde_json::from_str::<Value>(&text) {
-                    Ok(Value::Array(a)) => a,
-                    Ok(v) => v
-                        .get("data")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default(),
-                    Err(e) => {
-                        return Err(SimError::Fault {
-                            spec: path.to_owned(),
-                            reason: format!("the OKX metadata file: {e}"),
-                        })
-                    }
-                }
-            }
-        };
         Ok(OkxDesk {
             instruments,
             keys,
@@ -267,7 +240,6 @@ impl OkxDesk {
                 throttled: Throttled::default(),
             }),
             tx: broadcast::channel(PUSH_CAPACITY).0,
-            listed,
         })
     }
 
@@ -397,11 +369,8 @@ impl OkxDesk {
         } else {
             format!("{path}?{query}")
         };
-        let public = path == rt_venues::okx::execution::INSTRUMENTS_PATH;
-        if !public {
-            if let Err(refusal) = self.authorize(method, &full, body, header) {
-                return refusal;
-            }
+        if let Err(refusal) = self.authorize(method, &full, body, header) {
+            return refusal;
         }
         let params: HashMap<&str, &str> = query
             .split('&')
@@ -419,16 +388,6 @@ impl OkxDesk {
             }
         }
         match (method, path) {
-            ("GET", ox::INSTRUMENTS_PATH) => {
-                let kind = params.get("instType").copied().unwrap_or("SPOT");
-                let data = self
-                    .listed
-                    .iter()
-                    .filter(|i| text(i, "instType") == kind)
-                    .cloned()
-                    .collect();
-                (200, answer(0, "", data))
-            }
             ("POST", ox::ORDER_PATH) => {
                 if let Some(throttled) = self.throttle() {
                     return throttled;
@@ -946,7 +905,7 @@ mod tests {
     fn desk(keys: Option<OkxKeys>) -> OkxDesk {
         let manifest: rt_manifest::Manifest = serde_json::from_str(
             &std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("../../tests/contract/example.manifest.json"),
             )
             .expect("the example manifest"),
