@@ -167,6 +167,16 @@ pub fn format_decimal(units: i64) -> String {
     }
 }
 
+/// A fee as OKX writes it, with 18 decimals (`-0.000000400000000000`): what the sim sends, so
+/// that the engine reads OKX's precision end to end.
+pub fn format_fee(units: i64) -> String {
+    let s = crate::binance_orders::format_units(units);
+    match s.split_once('.') {
+        Some((int, frac)) => format!("{int}.{frac:0<18}"),
+        None => format!("{s}.{}", "0".repeat(18)),
+    }
+}
+
 fn unreadable(what: &'static str, reason: impl ToString) -> ExecError {
     ExecError::Unreadable {
         what,
@@ -937,7 +947,7 @@ impl OkxOrder {
                 format_decimal(f.px),
                 format_decimal(f.sz),
                 f.trade_id.to_string(),
-                format_decimal(f.fee),
+                format_fee(f.fee),
                 f.fee_ccy.clone(),
                 if f.maker { "M" } else { "T" },
             ),
@@ -996,7 +1006,7 @@ impl OkxFill {
             "fillSz": format_decimal(self.sz),
             "side": if buy { "buy" } else { "sell" },
             "execType": if self.maker { "M" } else { "T" },
-            "fee": format_decimal(self.fee),
+            "fee": format_fee(self.fee),
             "feeCcy": self.fee_ccy,
             "ts": self.ts_ms.to_string(),
         })
@@ -1401,6 +1411,9 @@ mod tests {
                 other => Err(format!("{other:?}")),
             }
         };
+        assert_eq!(format_fee(-40), "-0.000000400000000000");
+        assert_eq!(format_fee(-1_200_000_000), "-12.000000000000000000");
+        assert_eq!(push(&format_fee(-40)), Ok(40), "as the sim writes it");
         // A charge of 0.000000400000000001 BTC: one unit more than its first 8 decimals.
         assert_eq!(push("-0.000000400000000001"), Ok(41));
         assert_eq!(push("-0.000000400000000000"), Ok(40));
