@@ -1887,7 +1887,10 @@ mod tests {
     #[test]
     fn asset_limits_name_limited_instruments_once() {
         refused(
-            |v| v["risk"]["assets"] = json!({"BTC": {"max_position": "0", "instruments": ["BTCUSDT"]}}),
+            |v| {
+                v["risk"]["assets"] =
+                    json!({"BTC": {"max_position": "0", "instruments": ["BTCUSDT"]}})
+            },
             "risk.assets.BTC.max_position",
             &["not positive"],
         );
