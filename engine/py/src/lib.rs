@@ -151,15 +151,10 @@ fn run_backtest<'py>(
                 on_progress,
             )
             .map(|m| (m.replay, m.offsets_ns)),
-            None => replay::run_window_with(
-                &manifest,
-                &files,
-                window,
-                &mut models,
-                50_000,
-                on_progress,
-            )
-            .map(|r| (r, Vec::new())),
+            None => {
+                replay::run_window_with(&manifest, &files, window, &mut models, 50_000, on_progress)
+                    .map(|r| (r, Vec::new()))
+            }
         }
     });
     if let Some(err) = callback_error {

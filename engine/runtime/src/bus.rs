@@ -672,7 +672,10 @@ impl Housekeeper {
         // Each exchange's frame -> strategy, for an engine of several venues.
         for (x, name) in self.names.exchanges.iter().enumerate() {
             let f = self.latency.venue_figures(x);
-            latency.push(stage(format!("{}.{name}", Stage::FrameToStrategy.name()), f));
+            latency.push(stage(
+                format!("{}.{name}", Stage::FrameToStrategy.name()),
+                f,
+            ));
         }
         let anomalies = self.anomalies(&counters);
         let hb = pb::Heartbeat {

@@ -118,7 +118,6 @@ impl FeedConfig {
     }
 }
 
-
 /// A checksummed book with no message for this many times `feed_stale_ms`, on a connection
 /// that is otherwise alive, is stale: dropped and resubscribed. (Quiet instruments send nothing
 /// for seconds: the factor keeps them from being resubscribed for being quiet.)
