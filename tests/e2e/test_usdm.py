@@ -181,6 +181,113 @@ def test_a_position_near_its_liquidation_price_halts_trading(tmp_path: Path) -> 
         assert "liquidation_distance" in causes, causes
 
 
+def test_a_position_the_engine_did_not_make_halts_it_and_one_at_start_is_a_warning(
+    tmp_path: Path,
+) -> None:
+    """The venue's position of every traded symbol must be the engine's: a position opened
+    behind its back (another client of the account, a fill the engine never saw) is a warning
+    at start in paper (the difference accepted as a baseline), and a new difference while
+    running, seen on two checks in a row, HALTS it with the symbol and both positions."""
+    halted = pb.RiskStateKind.Value("HALTED")
+    with usdm(tmp_path, speed="2") as env:
+        env.start_sim()
+        # Someone bought 0.5 BTCUSDT on the account before the engine started.
+        env.fault("kind=position&symbol=BTCUSDT&side=buy&qty=0.5&price=60000")
+        engine = env.start_engine()
+        wait_live(env)
+        text = engine.text()
+        assert (
+            "warning: sim_binance/BTCUSDT: position: the venue holds 0.5, the engine 0 (a fill "
+            "the engine never saw, or another client trading this symbol on the account) "
+            "(paper mode: trading anyway)"
+        ) in text, text
+        # Trading goes on against that baseline: no halt while only the engine trades.
+        time.sleep(4)
+        assert not [
+            e for e in env.seen if e.WhichOneof("body") == "risk" and e.risk.to_state == halted
+        ]
+        # Then another 0.25 is sold elsewhere.
+        env.fault("kind=position&symbol=BTCUSDT&side=sell&qty=0.25&price=60000")
+        ev = env.pump_until(
+            lambda e: e.WhichOneof("body") == "risk" and e.risk.to_state == halted,
+            30,
+            "a halt on the position mismatch",
+        )
+        assert ev.risk.cause == "balance_mismatch", ev.risk
+        detail = ev.risk.detail
+        assert "sim_binance/BTCUSDT: position: the venue holds" in detail, detail
+        venue, engine_qty = (
+            Decimal(x)
+            for x in detail.split("the venue holds ")[1].split(" (a fill")[0].split(", the engine ")
+        )
+        assert venue - engine_qty == Decimal("0.25"), detail
+        wait_for(
+            lambda: counters(env.heartbeat()).get("position_mismatches", 0) >= 1,
+            10,
+            "position_mismatches counted",
+        )
+        assert env.stop("engine") == 0
+        (record,) = [
+            r
+            for r in env.journal_records()
+            if r["t"] == "risk" and r["cause"] == "balance_mismatch"
+        ]
+        assert record["detail"] == detail
+
+
+def test_the_futures_wallet_is_reconciled_from_realised_pnl_commissions_and_funding(
+    tmp_path: Path,
+) -> None:
+    """`reconcile` on a USD-M exchange compares the margin wallet (GET /fapi/v2/balance) with
+    the configured start plus what the journal says moved it: the realised P&L of closing
+    fills, commissions and funding. While the engine trades (fills open and close positions)
+    and a funding payment is made, every check agrees; then 250 USDT leave the account behind
+    the engine's back and it HALTS, naming the asset and both values."""
+    halted = pb.RiskStateKind.Value("HALTED")
+    reconcile = (
+        "exchanges.sim_binance.reconcile={starting_balances:{USDT:'100000'},"
+        "tolerance:{USDT:'0.01'},interval_ms:1000}"
+    )
+    with usdm(tmp_path, reconcile, speed="4") as env:
+        env.start_sim()
+        engine = env.start_engine()
+        wait_live(env)
+        assert "sim_binance: account: 1 balance(s) reconciled (USDT 100000), 0 mismatch(es)" in (
+            engine.text()
+        ), engine.text()
+
+        def closed_fills() -> int:
+            trades = venue_trades(env)
+            return sum(1 for t in trades if Decimal(t["realizedPnl"]) != 0)
+
+        wait_for(lambda: closed_fills() >= 3, 120, "fills that realise P&L", 0.5)
+        env.fault("kind=funding&rate=0.001")
+        checks = counters(env.heartbeat()).get("reconcile_checks", 0)
+        wait_for(
+            lambda: counters(env.heartbeat()).get("reconcile_checks", 0) >= checks + 4,
+            30,
+            "four more checks",
+        )
+        hb = env.heartbeat()
+        assert counters(hb).get("balance_mismatches", 0) == 0, counters(hb)
+        assert not [
+            e for e in env.seen if e.WhichOneof("body") == "risk" and e.risk.to_state == halted
+        ]
+        # The wallet moved by realised P&L and fees (and the funding): the journal explains it.
+        wallet = Decimal(fapi(env, "/fapi/v2/balance")[0]["balance"])
+        assert wallet != Decimal("100000")
+
+        env.fault("kind=balance&asset=USDT&delta=-250")
+        ev = env.pump_until(
+            lambda e: e.WhichOneof("body") == "risk" and e.risk.to_state == halted,
+            30,
+            "a halt on the wallet mismatch",
+        )
+        assert ev.risk.cause == "balance_mismatch", ev.risk
+        assert "sim_binance: USDT balance: the venue holds" in ev.risk.detail, ev.risk.detail
+        assert env.stop("engine") == 0
+
+
 def test_a_funding_payment_is_journaled_and_booked_in_pnl(tmp_path: Path) -> None:
     with usdm(tmp_path, speed="2") as env:
         env.start_sim()

@@ -482,7 +482,15 @@ impl Housekeeper {
             Hk::Latency(s) => self.latency.merge(&s),
             Hk::Gateway(c) => self.gateway = c,
             Hk::Log(line) => eprintln!("{line}"),
-            Hk::Reconcile(c) => self.reconcile = c,
+            // Several threads report (the balance check, the position watch): by name.
+            Hk::Reconcile(c) => {
+                for (name, value) in c {
+                    match self.reconcile.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 = value,
+                        None => self.reconcile.push((name, value)),
+                    }
+                }
+            }
             Hk::RiskDetail(d) => self.risk_detail = Some(d),
         }
     }

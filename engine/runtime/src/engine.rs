@@ -464,7 +464,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     // The venue's metadata and balances against the configuration and the journal.
-    let start_check = match crate::reconcile::at_start(&manifest, &venues, &recovery.fills) {
+    let start_check = match crate::reconcile::at_start(&manifest, &venues, &recovery) {
         Ok(c) => c,
         Err(e) if live => bail!("reconciling with the venue: {e}; not trading"),
         Err(e) => {

@@ -2,10 +2,16 @@
 //!
 //! # At start, before anything trades
 //!
-//! - **Instrument metadata** (every exchange): `GET /api/v3/exchangeInfo`; each configured
-//!   instrument's `tick_size`, `lot_size` and `min_notional` must equal the venue's
-//!   `PRICE_FILTER.tickSize`, `LOT_SIZE.stepSize` and `NOTIONAL.minNotional` (an instrument the
-//!   venue does not list is a mismatch too).
+//! - **Instrument metadata** (every exchange of the manifest, traded or read for its market
+//!   data): what the venue lists now, asked through its metadata interface
+//!   (`rt_venues::metadata`: Binance `GET /api/v3/exchangeInfo` or `/fapi/v1/exchangeInfo`, OKX
+//!   `GET /api/v5/public/instruments` once per `instType`, Kraken `GET /0/public/AssetPairs`).
+//!   Each configured instrument's tick, lot and minimum notional (Binance `PRICE_FILTER`,
+//!   `LOT_SIZE`, `NOTIONAL`), minimum size, type and contract terms (OKX `tickSz`, `lotSz`,
+//!   `minSz`, `instType`, `ctVal`, `ctMult`, `ctValCcy`, `ctType`, `settleCcy`; Kraken
+//!   `pair_decimals`, `lot_decimals`, `ordermin`) must equal the venue's; an instrument the venue
+//!   does not list, or lists as not trading, is a mismatch too. A market-data-only exchange's
+//!   requests count against an account of its own rate limits (its feed has not started).
 //! - **Balances** (exchanges with `reconcile`): `GET /api/v3/account`. The engine's expected
 //!   balance of an asset is what the configuration says the account held when this engine's
 //!   journal began (`reconcile.starting_balances`) moved by every journaled fill: the base
@@ -15,7 +21,10 @@
 //!   honest comparison: the portfolio itself starts flat and holds positions and P&L, not the
 //!   account's cash, so only the configured start plus the journal says what the account must
 //!   hold. The venue's figure is `free + locked`. Only the configured assets are compared, each
-//!   within its absolute `reconcile.tolerance`.
+//!   within its absolute `reconcile.tolerance`. A futures account (USD-M) holds a margin
+//!   wallet instead (`GET /fapi/v2/balance`): its expected wallet is the configured start plus
+//!   the realised P&L of the journal's closing fills (average entry, as the venue books it),
+//!   less commissions, plus the journal's funding payments ([`expected_wallet`]).
 //!
 //! - **Derivative settings** (futures venues, `ExecutionClient::derivatives`): the account must
 //!   be in one-way position mode; each instrument's configured `margin_type` and `leverage` are
@@ -23,14 +32,15 @@
 //!   read back from the venue's positions (`GET /fapi/v2/positionRisk`).
 //!
 //! Live, any mismatch refuses the start (exit code [`EXIT_VENUE_MISMATCH`]) with one line per
-//! mismatch naming the instrument and filter or the asset, and both values; paper, each is a
-//! warning in the log and counted in the heartbeat (`metadata_mismatches`,
-//! `balance_mismatches`), and trading goes on.
+//! mismatch naming the exchange and instrument and the venue's field, or the asset, and both
+//! values; paper, each is a warning in the log and counted in the heartbeat
+//! (`metadata_mismatches`, `balance_mismatches`), and trading goes on.
 //!
 //! # While running
 //!
-//! With `risk.min_liquidation_distance_bps`, every derivatives venue's positions are watched
-//! (see [`LIQUIDATION_CHECK_MS`]): one closer to its liquidation price HALTS the engine.
+//! Every derivatives venue's positions are watched (see [`LIQUIDATION_CHECK_MS`]): each traded
+//! symbol's position must be the engine's (a difference seen twice in a row HALTS), and with
+//! `risk.min_liquidation_distance_bps` one closer to its liquidation price HALTS the engine.
 //!
 //! Every `reconcile.interval_ms` the balances are compared again, the expected ones from the
 //! journal as it is then. A fill the venue made but whose report is still in flight would show
@@ -48,48 +58,19 @@ use std::time::Duration;
 
 use rt_manifest::model::{Exchange, MarginType, Reconcile};
 use rt_manifest::Manifest;
-use rt_venues::execution::{Balance, FilterMismatch, SymbolFilters};
-use rt_venues::execution::{Operation, Outcome};
+use rt_venues::execution::{Balance, Operation, Outcome};
+use rt_venues::metadata::{Listed, Mismatch, VenueMetadata};
 
 use crate::gateway::{now_ms, send_request, VenueConfig};
 use crate::http::{Base, Client};
 use crate::journal::RecoveredFill;
-use crate::shared::{dec, Flags, Hk, HkSender};
+use crate::ratelimit::VenueLimits;
+use crate::shared::{dec, Flags, Hk, HkSender, Positions};
 use crate::trader::{Command, Reply};
 
 /// `rt-engine run`'s exit code when live trading is refused because the venue disagrees with
 /// the configuration or the journal (filters, balances).
 pub const EXIT_VENUE_MISMATCH: u8 = 4;
-
-/// A configured filter that differs from the venue's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterProblem {
-    pub exchange: String,
-    pub symbol: String,
-    /// `None`: the venue does not list the symbol.
-    pub mismatch: Option<FilterMismatch>,
-}
-
-impl fmt::Display for FilterProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.mismatch {
-            None => write!(
-                f,
-                "{}/{}: the venue does not list this instrument (exchangeInfo)",
-                self.exchange, self.symbol
-            ),
-            Some(m) => write!(
-                f,
-                "{}/{}: {} configured {} but the venue says {}",
-                self.exchange,
-                self.symbol,
-                m.filter,
-                dec(m.configured),
-                dec(m.venue)
-            ),
-        }
-    }
-}
 
 /// A balance that differs from the expected one by more than its tolerance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,45 +102,6 @@ impl fmt::Display for BalanceProblem {
             dec(self.tolerance)
         )
     }
-}
-
-/// Every filter of `exchange`'s instruments that differs from the venue's `listed` ones.
-pub fn check_filters(
-    name: &str,
-    exchange: &Exchange,
-    listed: &[SymbolFilters],
-) -> Vec<FilterProblem> {
-    let mut out = Vec::new();
-    for (symbol, instrument) in &exchange.instruments {
-        let configured = SymbolFilters {
-            symbol: symbol.clone(),
-            base_asset: String::new(),
-            quote_asset: String::new(),
-            tick_size: instrument.tick_size.raw(),
-            step_size: instrument.lot_size.raw(),
-            min_notional: instrument.min_notional.raw(),
-        };
-        match listed.iter().find(|s| s.symbol == *symbol) {
-            None => out.push(FilterProblem {
-                exchange: name.to_owned(),
-                symbol: symbol.clone(),
-                mismatch: None,
-            }),
-            Some(venue) => {
-                out.extend(
-                    configured
-                        .mismatches(venue)
-                        .into_iter()
-                        .map(|m| FilterProblem {
-                            exchange: name.to_owned(),
-                            symbol: symbol.clone(),
-                            mismatch: Some(m),
-                        }),
-                )
-            }
-        }
-    }
-    out
 }
 
 fn units(text: &str, what: &str) -> Result<i64, String> {
@@ -206,6 +148,87 @@ pub fn expected_balances(
     Ok(out)
 }
 
+/// The wallet a futures account (USD-M) should hold (asset -> 10^-8 units): the configured
+/// start, plus each closing fill's realised P&L in its symbol's quote asset, less every
+/// commission in the asset it was charged in, plus every journaled funding payment. A futures
+/// fill moves no base or quote holding: the wallet changes only by what a position realises.
+/// Realised P&L is computed as the venue books it: the position's entry is the
+/// quantity-weighted average of its opening fills (10^-8, truncated), a reducing fill realises
+/// `(price - entry) * closed` (its sign by the position's), a flip opens the rest at its
+/// price. The venue keeps its entry at more digits than 10^-8: `reconcile.tolerance` absorbs
+/// the truncation (about 10^-8 per fill).
+pub fn expected_wallet(
+    reconcile: &Reconcile,
+    exchange: &str,
+    fills: &[RecoveredFill],
+    fundings: &[crate::journal::RecoveredFunding],
+) -> Result<BTreeMap<String, i128>, String> {
+    const SCALE: i128 = rt_core::SCALE as i128;
+    let mut out: BTreeMap<String, i128> = reconcile
+        .starting_balances
+        .iter()
+        .map(|(a, v)| (a.clone(), i128::from(v.raw())))
+        .collect();
+    let mut add = |asset: &str, delta: i128| *out.entry(asset.to_owned()).or_insert(0) += delta;
+    // Per symbol: (signed quantity, entry price).
+    let mut held: BTreeMap<&str, (i128, i128)> = BTreeMap::new();
+    for f in fills.iter().filter(|f| f.exchange == exchange) {
+        let (_, quote) = rt_venues::assets::split_symbol(&f.symbol)
+            .ok_or_else(|| format!("journal: {}: no known quote asset", f.symbol))?;
+        let price = i128::from(units(&f.price, "price")?);
+        let qty = i128::from(units(&f.qty, "qty")?);
+        let signed = if f.side == "sell" { -qty } else { qty };
+        let (q, entry) = held.entry(f.symbol.as_str()).or_insert((0, 0));
+        if *q == 0 || (*q > 0) == (signed > 0) {
+            let total = q.abs() + qty;
+            if total > 0 {
+                *entry = (*entry * q.abs() / SCALE + price * qty / SCALE) * SCALE / total;
+            }
+            *q += signed;
+        } else {
+            let closed = qty.min(q.abs());
+            let direction = if *q > 0 { 1 } else { -1 };
+            add(
+                quote,
+                direction * (price * closed / SCALE - *entry * closed / SCALE),
+            );
+            *q += signed;
+            if *q == 0 {
+                *entry = 0;
+            } else if (*q > 0) == (signed > 0) {
+                *entry = price;
+            }
+        }
+        if f.commission_asset.is_empty() {
+            add(quote, -i128::from(units(&f.fee, "fee")?));
+        } else {
+            add(
+                &f.commission_asset,
+                -i128::from(units(&f.commission, "commission")?),
+            );
+        }
+    }
+    for p in fundings.iter().filter(|p| p.exchange == exchange) {
+        let (_, quote) = rt_venues::assets::split_symbol(&p.symbol)
+            .ok_or_else(|| format!("journal: {}: no known quote asset", p.symbol))?;
+        add(quote, i128::from(units(&p.amount, "funding")?));
+    }
+    Ok(out)
+}
+
+/// What the engine expects `venue` to hold: a futures account's wallet, or spot holdings.
+fn expected_holdings(
+    reconcile: &Reconcile,
+    venue: &VenueConfig,
+    recovery: &crate::journal::Recovery,
+) -> Result<BTreeMap<String, i128>, String> {
+    if venue.client.derivatives().is_some() {
+        expected_wallet(reconcile, &venue.name, &recovery.fills, &recovery.fundings)
+    } else {
+        expected_balances(reconcile, &venue.name, &recovery.fills)
+    }
+}
+
 /// Differences between the venue and the journal accepted at start (paper mode), per exchange
 /// and asset (10^-8 units): a paper engine that traded on anyway measures later drift from
 /// them, not from zero.
@@ -245,29 +268,24 @@ pub fn check_balances(
         .collect()
 }
 
-async fn fetch_exchange_info(
+/// What the venue lists, through its metadata interface (`rt_venues::metadata`): every
+/// request it takes, each answer read.
+async fn fetch_metadata(
     client: &mut Client,
-    venue: &VenueConfig,
-) -> Result<Vec<SymbolFilters>, String> {
-    // One request, or one a kind of instrument (OKX lists its instruments by `instType`).
+    name: &str,
+    metadata: &dyn VenueMetadata,
+) -> Result<Vec<Listed>, String> {
+    let endpoint = metadata.endpoint();
     let mut out = Vec::new();
-    for request in venue.client.exchange_info_requests() {
+    for request in metadata.requests() {
         let r = send_request(client, &request)
             .await
-            .map_err(|e| format!("{}: exchangeInfo: {e}", venue.name))?;
+            .map_err(|e| format!("{name}: {endpoint}: {e}"))?;
         let body = String::from_utf8_lossy(&r.body);
         if r.status != 200 {
-            return Err(format!(
-                "{}: exchangeInfo: HTTP {}: {body}",
-                venue.name, r.status
-            ));
+            return Err(format!("{name}: {endpoint}: HTTP {}: {body}", r.status));
         }
-        out.extend(
-            venue
-                .client
-                .symbol_filters(&body)
-                .map_err(|e| format!("{}: exchangeInfo: {e}", venue.name))?,
-        );
+        out.extend(metadata.parse(&body).map_err(|e| format!("{name}: {e}"))?);
     }
     Ok(out)
 }
@@ -298,9 +316,9 @@ async fn derivative_settings(
     venue: &VenueConfig,
     exchange: &Exchange,
     lines: &mut Vec<String>,
-) -> Result<Vec<String>, String> {
+) -> Result<(Vec<String>, Vec<rt_venues::execution::PositionRiskState>), String> {
     let Some(account) = venue.client.derivatives() else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let name = &venue.name;
     let mut problems = Vec::new();
@@ -401,7 +419,7 @@ async fn derivative_settings(
             dec(held.qty)
         ));
     }
-    Ok(problems)
+    Ok((problems, risks))
 }
 
 fn margin_str(m: MarginType) -> &'static str {
@@ -414,10 +432,14 @@ fn margin_str(m: MarginType) -> &'static str {
 /// What the start-up check found.
 #[derive(Debug, Default)]
 pub struct StartCheck {
-    pub filters: Vec<FilterProblem>,
+    /// Instruments that differ from the venue's metadata (the instrument, the venue's field
+    /// and both values).
+    pub filters: Vec<Mismatch>,
     pub balances: Vec<BalanceProblem>,
     /// A derivatives venue's position mode, leverage or margin type not as configured.
     pub derivatives: Vec<String>,
+    /// A derivatives venue's position that is not the journal's.
+    pub positions: Vec<PositionProblem>,
     /// Lines for the log: what was checked.
     pub lines: Vec<String>,
 }
@@ -428,6 +450,10 @@ impl StartCheck {
         self.balances
             .iter()
             .map(|p| ((p.exchange.clone(), p.asset.clone()), p.venue - p.expected))
+            .chain(self.positions.iter().map(|p| {
+                let key = (p.exchange.clone(), p.symbol.clone());
+                (key, i128::from(p.venue) - i128::from(p.engine))
+            }))
             .collect()
     }
 
@@ -437,6 +463,7 @@ impl StartCheck {
             .map(ToString::to_string)
             .chain(self.balances.iter().map(ToString::to_string))
             .chain(self.derivatives.iter().cloned())
+            .chain(self.positions.iter().map(ToString::to_string))
             .collect()
     }
 }
@@ -453,32 +480,58 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 pub fn at_start(
     manifest: &Manifest,
     venues: &[VenueConfig],
-    fills: &[RecoveredFill],
+    recovery: &crate::journal::Recovery,
 ) -> Result<StartCheck, String> {
     let rt = runtime()?;
+    let positions = expected_positions(&recovery.fills)?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let mut out = StartCheck::default();
-        for venue in venues {
-            let Some(exchange) = manifest.exchanges.get(&venue.name) else {
-                continue;
-            };
-            let base = Base::parse(&venue.rest).map_err(|e| format!("{}: {e}", venue.name))?;
-            // Counted against (and refused by) the venue's limits like every other request.
-            let mut client = Client::with_limits(base, Arc::clone(&venue.limits));
-            let listed = fetch_exchange_info(&mut client, venue).await?;
-            let found = check_filters(&venue.name, exchange, &listed);
+        for (name, exchange) in &manifest.exchanges {
+            // Order entry on it (an account), or market data only.
+            let venue = venues.iter().find(|v| v.name == *name);
+            let base = Base::parse(&exchange.endpoints.rest).map_err(|e| format!("{name}: {e}"))?;
+            // Counted against (and refused by) the venue's limits like every other request:
+            // its gateway's where it has one, else an account of its own (the feed has not
+            // started yet).
+            let limits = venue.map_or_else(
+                || {
+                    Arc::new(VenueLimits::from_manifest(
+                        &exchange.rate_limits,
+                        exchange.venue,
+                    ))
+                },
+                |v| Arc::clone(&v.limits),
+            );
+            let mut client = Client::with_limits(base, limits);
+            let metadata = rt_venues::metadata::for_exchange(exchange);
+            let listed = fetch_metadata(&mut client, name, metadata.as_ref()).await?;
+            let found = rt_venues::metadata::check(name, exchange, metadata.endpoint(), &listed);
             out.lines.push(format!(
-                "{}: exchangeInfo: {} instrument(s) checked, {} filter mismatch(es)",
-                venue.name,
+                "{name}: {}: {} instrument(s) checked, {} filter mismatch(es)",
+                metadata.endpoint(),
                 exchange.instruments.len(),
                 found.len()
             ));
             out.filters.extend(found);
-            let found = derivative_settings(&mut client, venue, exchange, &mut out.lines).await?;
+            let Some(venue) = venue else {
+                continue;
+            };
+            let (found, risks) =
+                derivative_settings(&mut client, venue, exchange, &mut out.lines).await?;
             out.derivatives.extend(found);
+            // Each traded symbol's position is the journal's (see the position watch).
+            if venue.client.derivatives().is_some() {
+                out.positions.extend(check_positions(
+                    name,
+                    &venue.symbols,
+                    &positions,
+                    &Baseline::new(),
+                    &risks,
+                ));
+            }
             if let Some(r) = &exchange.reconcile {
-                let expected = expected_balances(r, &venue.name, fills)?;
+                let expected = expected_holdings(r, venue, recovery)?;
                 let held = fetch_account(&mut client, venue).await?;
                 let found = check_balances(&venue.name, r, &expected, &held, &Baseline::new());
                 out.lines.push(format!(
@@ -511,12 +564,18 @@ struct Checked {
     baseline: Baseline,
 }
 
-/// The liquidation watch: every [`LIQUIDATION_CHECK_MS`], each derivatives venue's positions
-/// (`GET /fapi/v2/positionRisk`: mark and liquidation price, as the venue computes them); a
-/// position whose mark is closer to its liquidation price than
-/// `risk.min_liquidation_distance_bps` (of the mark) HALTS the engine (risk cause
-/// `liquidation_distance`, the symbol, both prices and the distance in the detail), once, until
-/// an operator resumes and the distance is back above the limit.
+/// The position watch: every [`LIQUIDATION_CHECK_MS`], each derivatives venue's positions
+/// (`GET /fapi/v2/positionRisk`: amount, mark and liquidation price, as the venue computes
+/// them), for two checks:
+/// - with `risk.min_liquidation_distance_bps`, a position whose mark is closer to its
+///   liquidation price than that (of the mark) HALTS the engine (risk cause
+///   `liquidation_distance`, the symbol, both prices and the distance in the detail), once,
+///   until an operator resumes and the distance is back above the limit;
+/// - always, each traded symbol's position at the venue must equal the engine's (a fill the
+///   engine never saw, or another client trading the symbol on the same account, would make
+///   its risk blind). A difference seen on two checks in a row (a report in flight explains
+///   one) HALTS the engine (risk cause `balance_mismatch`, the symbol and both positions in
+///   the detail), once, until the positions agree again; counted as `position_mismatches`.
 pub const LIQUIDATION_CHECK_MS: u64 = 1_000;
 
 /// One position's distance to liquidation, bps of the mark; `None` without a position or a
@@ -529,12 +588,11 @@ pub fn liquidation_distance_bps(risk: &rt_venues::execution::PositionRiskState) 
     i64::try_from(gap * 10_000 / i128::from(risk.mark_price.0)).ok()
 }
 
-/// The positions of `venue` closer to liquidation than `min_bps`, as lines for a risk event.
-async fn liquidation_breaches(
+/// A derivatives venue's positions now (its traded symbols only).
+async fn venue_positions(
     client: &mut Client,
     venue: &VenueConfig,
-    min_bps: u32,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<rt_venues::execution::PositionRiskState>, String> {
     let Some(account) = venue.client.derivatives() else {
         return Ok(Vec::new());
     };
@@ -552,15 +610,25 @@ async fn liquidation_breaches(
         .position_risks(&body)
         .map_err(|e| format!("{}: positionRisk: {e}", venue.name))?;
     Ok(risks
-        .iter()
+        .into_iter()
         .filter(|r| venue.symbols.contains(&r.symbol))
+        .collect())
+}
+
+/// The positions closer to their liquidation price than `min_bps`, one line each.
+fn liquidation_breaches(
+    venue: &str,
+    risks: &[rt_venues::execution::PositionRiskState],
+    min_bps: u32,
+) -> Vec<String> {
+    risks
+        .iter()
         .filter_map(|r| {
             let bps = liquidation_distance_bps(r)?;
             (bps < i64::from(min_bps)).then(|| {
                 format!(
-                    "{}/{}: position {} marked at {} is {bps} bps from its liquidation price {} \
+                    "{venue}/{}: position {} marked at {} is {bps} bps from its liquidation price {} \
                      (risk.min_liquidation_distance_bps {min_bps})",
-                    venue.name,
                     r.symbol,
                     dec(r.qty),
                     dec(r.mark_price.0),
@@ -568,12 +636,100 @@ async fn liquidation_breaches(
                 )
             })
         })
-        .collect())
+        .collect()
 }
 
-fn liquidation_watch(
+/// A traded symbol whose position at a derivatives venue is not the engine's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionProblem {
+    pub exchange: String,
+    pub symbol: String,
+    /// Signed, 10^-8.
+    pub venue: i64,
+    pub engine: i64,
+}
+
+impl PositionProblem {
+    /// The same symbol off by the same amount.
+    fn same_difference(&self, other: &PositionProblem) -> bool {
+        self.exchange == other.exchange
+            && self.symbol == other.symbol
+            && i128::from(self.venue) - i128::from(self.engine)
+                == i128::from(other.venue) - i128::from(other.engine)
+    }
+}
+
+impl fmt::Display for PositionProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}: position: the venue holds {}, the engine {} (a fill the engine never saw, \
+             or another client trading this symbol on the account)",
+            self.exchange,
+            self.symbol,
+            dec(self.venue),
+            dec(self.engine)
+        )
+    }
+}
+
+/// Each of `symbols` whose venue position (no row: flat) differs from `expected` (none:
+/// flat) by other than its accepted `baseline` difference (a paper engine that started with a
+/// difference trades on and watches for a new one).
+pub fn check_positions(
+    exchange: &str,
+    symbols: &[String],
+    expected: &Positions,
+    baseline: &Baseline,
+    risks: &[rt_venues::execution::PositionRiskState],
+) -> Vec<PositionProblem> {
+    symbols
+        .iter()
+        .filter_map(|symbol| {
+            let venue = risks
+                .iter()
+                .filter(|r| r.symbol == *symbol)
+                .map(|r| r.qty)
+                .sum::<i64>();
+            let engine = expected
+                .get(&(exchange.to_owned(), symbol.clone()))
+                .copied()
+                .unwrap_or(0);
+            let accepted = baseline
+                .get(&(exchange.to_owned(), symbol.clone()))
+                .copied()
+                .unwrap_or(0);
+            (i128::from(venue) - i128::from(engine) != accepted).then(|| PositionProblem {
+                exchange: exchange.to_owned(),
+                symbol: symbol.clone(),
+                venue,
+                engine,
+            })
+        })
+        .collect()
+}
+
+/// The net position of each (exchange, symbol) the journal's fills leave (a buy adds).
+pub fn expected_positions(fills: &[RecoveredFill]) -> Result<Positions, String> {
+    let mut out = Positions::new();
+    for f in fills {
+        let qty = rt_core::parse_units(f.qty.as_bytes())
+            .map_err(|e| format!("journal: a fill's qty {:?}: {e}", f.qty))?;
+        let signed = match f.side.as_str() {
+            "buy" => qty,
+            "sell" => -qty,
+            other => return Err(format!("journal: a fill's side {other:?}")),
+        };
+        *out.entry((f.exchange.clone(), f.symbol.clone()))
+            .or_insert(0) += signed;
+    }
+    Ok(out)
+}
+
+fn position_watch(
     venues: &[VenueConfig],
-    min_bps: u32,
+    min_bps: Option<u32>,
+    baseline: &Baseline,
     commands: &Sender<(Command, Sender<Reply>)>,
     flags: &Flags,
     hk: &HkSender,
@@ -581,7 +737,7 @@ fn liquidation_watch(
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = hk.send(Hk::Log(format!("liquidation watch: {e}; not watching")));
+            let _ = hk.send(Hk::Log(format!("position watch: {e}; not watching")));
             return;
         }
     };
@@ -590,66 +746,121 @@ fn liquidation_watch(
             return;
         }
     }
-    let mut halted = false;
+    let (mut liquidation_halted, mut position_halted) = (false, false);
+    // The differences seen on the previous check: one seen again halts.
+    let mut seen: Vec<PositionProblem> = Vec::new();
+    let mut mismatches = 0u64;
     loop {
         if !nap(Duration::from_millis(LIQUIDATION_CHECK_MS), flags) {
             return;
         }
+        let engine = flags.published_positions();
         // A connection per check, in its own local task set, as the balance check does.
         let local = tokio::task::LocalSet::new();
-        let found = local.block_on(&rt, async {
-            let mut found = Vec::new();
+        let (breaches, problems, complete) = local.block_on(&rt, async {
+            let (mut breaches, mut problems, mut complete) = (Vec::new(), Vec::new(), true);
             for venue in venues {
-                let checked = match Base::parse(&venue.rest) {
+                let held = match Base::parse(&venue.rest) {
                     Ok(base) => {
                         let mut client = Client::with_limits(base, Arc::clone(&venue.limits));
-                        liquidation_breaches(&mut client, venue, min_bps).await
+                        venue_positions(&mut client, venue).await
                     }
                     Err(e) => Err(format!("{}: {e}", venue.name)),
                 };
-                match checked {
-                    Ok(lines) => found.extend(lines),
+                match held {
+                    Ok(risks) => {
+                        if let Some(min_bps) = min_bps {
+                            breaches.extend(liquidation_breaches(&venue.name, &risks, min_bps));
+                        }
+                        if let Some(engine) = &engine {
+                            problems.extend(check_positions(
+                                &venue.name,
+                                &venue.symbols,
+                                engine,
+                                baseline,
+                                &risks,
+                            ));
+                        }
+                    }
                     Err(e) => {
-                        let _ = hk.send(Hk::Log(format!("liquidation watch: {e}")));
+                        complete = false;
+                        let _ = hk.send(Hk::Log(format!("position watch: {e}")));
                     }
                 }
             }
-            found
+            (breaches, problems, complete)
         });
-        if found.is_empty() {
-            halted = false;
+        if breaches.is_empty() {
+            liquidation_halted = false;
+        } else if !liquidation_halted {
+            liquidation_halted = true;
+            let detail = breaches.join("; ");
+            let _ = hk.send(Hk::Log(format!("liquidation watch: HALT: {detail}")));
+            if !halt(commands, rt_core::RiskCause::LiquidationDistance, detail) {
+                return;
+            }
+        }
+        // Seen twice in a row, off by the same amount (both sides may have traded in between):
+        // not a report in flight.
+        let confirmed: Vec<PositionProblem> = problems
+            .iter()
+            .filter(|p| seen.iter().any(|q| q.same_difference(p)))
+            .cloned()
+            .collect();
+        if complete {
+            seen = problems;
+        }
+        if confirmed.is_empty() {
+            if complete && seen.is_empty() {
+                position_halted = false;
+            }
             continue;
         }
-        if halted {
-            continue;
+        mismatches += confirmed.len() as u64;
+        let _ = hk.send(Hk::Reconcile(vec![("position_mismatches", mismatches)]));
+        let detail = confirmed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let _ = hk.send(Hk::Log(format!("position watch: mismatch: {detail}")));
+        if !position_halted {
+            position_halted = true;
+            if !halt(commands, rt_core::RiskCause::BalanceMismatch, detail) {
+                return;
+            }
         }
-        halted = true;
-        let detail = found.join("; ");
-        let _ = hk.send(Hk::Log(format!("liquidation watch: HALT: {detail}")));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let cmd = Command::Halt {
-            cause: rt_core::RiskCause::LiquidationDistance,
-            detail,
-        };
-        if commands.send((cmd, tx)).is_err() {
-            return;
-        }
-        let _ = rx.recv_timeout(Duration::from_secs(5));
     }
 }
 
-/// Starts the liquidation watch (see [`LIQUIDATION_CHECK_MS`]) when the risk section sets a
-/// distance and a venue has derivatives; `None` otherwise.
-fn spawn_liquidation_watch(
+/// HALTS the engine through the strategy thread's command channel; false when it is gone.
+fn halt(
+    commands: &Sender<(Command, Sender<Reply>)>,
+    cause: rt_core::RiskCause,
+    detail: String,
+) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    if commands
+        .send((Command::Halt { cause, detail }, tx))
+        .is_err()
+    {
+        return false;
+    }
+    let _ = rx.recv_timeout(Duration::from_secs(5));
+    true
+}
+
+/// Starts the position watch (see [`LIQUIDATION_CHECK_MS`]) when a venue has derivatives;
+/// `None` otherwise.
+fn spawn_position_watch(
     manifest: &Manifest,
     venues: &[VenueConfig],
     commands: &Sender<(Command, Sender<Reply>)>,
     flags: &Arc<Flags>,
     hk: &HkSender,
+    baseline: &Baseline,
 ) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
-    let Some(min_bps) = manifest.risk.min_liquidation_distance_bps else {
-        return Ok(None);
-    };
+    let min_bps = manifest.risk.min_liquidation_distance_bps;
     let watched: Vec<VenueConfig> = venues
         .iter()
         .filter(|v| v.client.derivatives().is_some())
@@ -659,15 +870,16 @@ fn spawn_liquidation_watch(
         return Ok(None);
     }
     let (commands, flags, hk) = (commands.clone(), Arc::clone(flags), hk.clone());
+    let baseline = baseline.clone();
     std::thread::Builder::new()
-        .name("liquidation".into())
-        .spawn(move || liquidation_watch(&watched, min_bps, &commands, &flags, &hk))
+        .name("positions".into())
+        .spawn(move || position_watch(&watched, min_bps, &baseline, &commands, &flags, &hk))
         .map(Some)
 }
 
 /// Starts the periodic balance check (see the module documentation) for every venue with
-/// `reconcile`, and the liquidation watch (`spawn_liquidation_watch`) when the risk section
-/// asks for it; `None` when neither runs. The balance check reads the journal in
+/// `reconcile`, and the position watch (`spawn_position_watch`) when a venue has derivatives;
+/// `None` when neither runs. The balance check reads the journal in
 /// `journal_dir` for the expected balances; both halt through the strategy thread's command
 /// channel.
 #[allow(clippy::too_many_arguments)]
@@ -691,7 +903,7 @@ pub fn spawn_periodic(
             })
         })
         .collect();
-    let watch = spawn_liquidation_watch(manifest, venues, &commands, &flags, &hk)?;
+    let watch = spawn_position_watch(manifest, venues, &commands, &flags, &hk, &baseline)?;
     if checked.is_empty() {
         return Ok(watch);
     }
@@ -739,7 +951,7 @@ fn check_once(
             // Through the venue's shared limits: no balance request during a 429 back-off or
             // an IP ban (it would extend the ban), and its weight counts.
             let mut client = Client::with_limits(base, Arc::clone(&p.venue.limits));
-            let expected = expected_balances(&p.reconcile, &p.venue.name, &recovery.fills)?;
+            let expected = expected_holdings(&p.reconcile, &p.venue, &recovery)?;
             let held = fetch_account(&mut client, &p.venue).await?;
             out.extend(check_balances(
                 &p.venue.name,
@@ -985,40 +1197,110 @@ mod tests {
         assert!(expected_balances(&r, "sim", &bad).is_err());
     }
 
+    fn held(symbol: &str, qty: i64) -> rt_venues::execution::PositionRiskState {
+        rt_venues::execution::PositionRiskState {
+            symbol: symbol.into(),
+            qty,
+            entry_price: rt_core::Price(60_000 * 100_000_000),
+            mark_price: rt_core::Price(60_000 * 100_000_000),
+            liquidation_price: rt_core::Price(0),
+            leverage: 2,
+            isolated: false,
+        }
+    }
+
     #[test]
-    fn filters_are_named_with_both_values() {
-        let m: Manifest = serde_json::from_str(include_str!(
-            "../../../tests/contract/example.manifest.json"
-        ))
-        .unwrap();
-        let (name, x) = m.exchanges.iter().next().unwrap();
-        let listed: Vec<SymbolFilters> = x
-            .instruments
-            .iter()
-            .map(|(s, i)| SymbolFilters {
-                symbol: s.clone(),
-                base_asset: String::new(),
-                quote_asset: String::new(),
-                tick_size: i.tick_size.raw(),
-                step_size: i.lot_size.raw(),
-                min_notional: i.min_notional.raw(),
-            })
-            .collect();
-        assert_eq!(check_filters(name, x, &listed), []);
-        let mut changed = listed.clone();
-        changed[0].tick_size *= 10;
-        let found = check_filters(name, x, &changed);
-        assert_eq!(found.len(), 1);
-        let symbol = &listed[0].symbol;
+    fn positions_are_the_journals_net_fills_and_the_venue_must_hold_them() {
+        let fills = [
+            fill("buy", "60000", "0.003", "0", "USDT"),
+            fill("sell", "60100", "0.001", "0", "USDT"),
+        ];
+        let expected = expected_positions(&fills).unwrap();
+        let key = ("sim".to_owned(), "BTCUSDT".to_owned());
+        assert_eq!(expected[&key], 200_000);
+        let symbols = ["BTCUSDT".to_owned(), "ETHUSDT".to_owned()];
+        let none = Baseline::new();
+        // The venue agrees; ETHUSDT is flat on both sides (no row counts as flat).
+        let agree = [held("BTCUSDT", 200_000)];
         assert_eq!(
-            found[0].to_string(),
-            format!(
-                "{name}/{symbol}: PRICE_FILTER.tickSize configured {} but the venue says {}",
-                dec(listed[0].tick_size),
-                dec(listed[0].tick_size * 10)
-            )
+            check_positions("sim", &symbols, &expected, &none, &agree),
+            []
         );
-        let found = check_filters(name, x, &listed[1..]);
-        assert!(found[0].to_string().contains("does not list"), "{found:?}");
+        // A position opened behind the engine's back, and a fill the engine never saw.
+        let off = [held("BTCUSDT", 300_000), held("ETHUSDT", -2 * 100_000_000)];
+        let found = check_positions("sim", &symbols, &expected, &none, &off);
+        assert_eq!(
+            found,
+            [
+                PositionProblem {
+                    exchange: "sim".into(),
+                    symbol: "BTCUSDT".into(),
+                    venue: 300_000,
+                    engine: 200_000,
+                },
+                PositionProblem {
+                    exchange: "sim".into(),
+                    symbol: "ETHUSDT".into(),
+                    venue: -200_000_000,
+                    engine: 0,
+                },
+            ]
+        );
+        assert_eq!(
+            found[1].to_string(),
+            "sim/ETHUSDT: position: the venue holds -2, the engine 0 (a fill the engine never \
+             saw, or another client trading this symbol on the account)"
+        );
+        // A paper engine that started anyway measures drift from the difference it accepted.
+        let start = StartCheck {
+            positions: found,
+            ..StartCheck::default()
+        };
+        let accepted = start.baseline();
+        assert_eq!(
+            check_positions("sim", &symbols, &expected, &accepted, &off),
+            []
+        );
+        let drift = [held("BTCUSDT", 400_000), held("ETHUSDT", -2 * 100_000_000)];
+        let moved = check_positions("sim", &symbols, &expected, &accepted, &drift);
+        assert_eq!(moved.len(), 1);
+        assert_eq!(
+            (moved[0].symbol.as_str(), moved[0].venue),
+            ("BTCUSDT", 400_000)
+        );
+        // Live refuses on any of them: they are problems of the start check.
+        assert_eq!(start.problems().len(), 2);
+        // A journal line that cannot be read stops the check.
+        assert!(expected_positions(&[fill("hold", "1", "1", "0", "USDT")]).is_err());
+    }
+
+    #[test]
+    fn a_futures_wallet_moves_by_realised_pnl_commissions_and_funding() {
+        let r = Reconcile {
+            starting_balances: [("USDT".into(), fx("100000"))].into(),
+            tolerance: [("USDT".into(), fx("0.01"))].into(),
+            interval_ms: 5000,
+        };
+        let fills = [
+            // Long 0.003 at an average entry of 60100: nothing realised, the wallet pays fees.
+            fill("buy", "60000", "0.002", "0.01", "USDT"),
+            fill("buy", "60300", "0.001", "0.01", "USDT"),
+            // Sells 0.004 at 60200: closes 0.003 (+0.3) and opens a short 0.001 at 60200.
+            fill("sell", "60200", "0.004", "0.01", "USDT"),
+            // Buys it back at 60000: the short realises +0.2.
+            fill("buy", "60000", "0.001", "0.01", "USDT"),
+        ];
+        let fundings = [crate::journal::RecoveredFunding {
+            exchange: "sim".into(),
+            symbol: "BTCUSDT".into(),
+            amount: "-0.5".into(),
+        }];
+        let wallet = expected_wallet(&r, "sim", &fills, &fundings).unwrap();
+        // 100000 + 0.3 + 0.2 - 4 x 0.01 - 0.5; no base asset moves.
+        assert_eq!(wallet["USDT"], 9_999_996 * UNIT / 100);
+        assert_eq!(wallet.len(), 1, "{wallet:?}");
+        // The spot reading of the same fills would move BTC and USDT by the notional.
+        let spot = expected_balances(&r, "sim", &fills).unwrap();
+        assert_ne!(spot["USDT"], wallet["USDT"]);
     }
 }

@@ -1,9 +1,10 @@
 //! What the engine's threads share: stop and resync flags, the channel to the housekeeping
 //! thread, and the names behind the engine's numeric ids.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rt_core::{Side, TraderEvent};
 
@@ -35,7 +36,14 @@ pub struct Flags {
     pub gateway_wake: tokio::sync::Notify,
     /// The gateway busy-polls: nobody needs to wake it.
     pub gateway_spins: AtomicBool,
+    /// The strategy thread's positions as it last published them (a few times a second), by
+    /// (exchange, symbol), signed 10^-8: what the position watch compares with a derivatives
+    /// venue's positions. `None` until the strategy thread first published.
+    pub positions: Mutex<Option<Positions>>,
 }
+
+/// Signed positions (10^-8) by (exchange, symbol).
+pub type Positions = BTreeMap<(String, String), i64>;
 
 impl Flags {
     pub fn new(exchanges: usize) -> Flags {
@@ -52,7 +60,22 @@ impl Flags {
             strategy_spins: AtomicBool::new(false),
             gateway_wake: tokio::sync::Notify::new(),
             gateway_spins: AtomicBool::new(false),
+            positions: Mutex::new(None),
         }
+    }
+
+    /// The strategy thread publishes its positions (see `positions`).
+    pub fn publish_positions(&self, positions: Positions) {
+        let mut slot = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(positions);
+    }
+
+    /// The positions last published, if any.
+    pub fn published_positions(&self) -> Option<Positions> {
+        self.positions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// After writing to the strategy thread's rings: wake it if it may be parked (an atomic

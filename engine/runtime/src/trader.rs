@@ -306,6 +306,7 @@ pub fn run(
                 );
             }
             let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
+            flags.publish_positions(positions(&bt));
         }
         if next_resync_check != 0 && now >= next_resync_check {
             next_resync_check = 0;
@@ -617,6 +618,18 @@ impl Log {
             tap.push(ts, entry());
         }
     }
+}
+
+/// Every instrument's position by (exchange, symbol), for the position watch.
+fn positions(bt: &Backtest) -> crate::shared::Positions {
+    let p = bt.portfolio();
+    bt.instruments()
+        .iter()
+        .map(|i| {
+            let key = (i.exchange.clone(), i.symbol.clone());
+            (key, p.position(i.id).qty().0)
+        })
+        .collect()
 }
 
 fn view(bt: &Backtest, c: &Counters) -> TraderView {
