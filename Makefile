@@ -99,7 +99,7 @@ test-systemd-fleet: setup
 # their seeds; this is not part of `make test`. `make fuzz FUZZ_TARGETS="okx kraken"` runs some.
 FUZZ_EXECS ?= 1000000
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= binance_market binance_user_stream binance_rest okx kraken manifest journal
+FUZZ_TARGETS ?= binance_market binance_user_stream binance_rest okx okx_orders kraken manifest journal
 fuzz:
 	FUZZ_EXECS=$(FUZZ_EXECS) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" engine/fuzz/fuzz.sh
 
