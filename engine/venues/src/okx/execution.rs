@@ -131,8 +131,14 @@ pub fn encode_client_id(client_id: &str) -> Option<String> {
     (out.len() <= CLIENT_ID_MAX).then_some(out)
 }
 
-/// A `clOrdId` back to our client id; one we did not escape is returned as it is.
+/// A `clOrdId` back to our client id; one we did not escape is returned as it is: an unknown
+/// escape, or any character [`encode_client_id`] never writes (OKX's ids are alphanumeric; a
+/// frame that says otherwise is not one of ours, and must not decode into something that
+/// encodes back to another id).
 pub fn decode_client_id(cl_ord_id: &str) -> String {
+    if !cl_ord_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return cl_ord_id.to_owned();
+    }
     let mut out = String::with_capacity(cl_ord_id.len());
     let mut chars = cl_ord_id.chars();
     while let Some(c) = chars.next() {
@@ -1084,6 +1090,11 @@ mod tests {
         // Not one of ours: as it is.
         assert_eq!(decode_client_id("b15"), "b15");
         assert_eq!(decode_client_id("az"), "az");
+        // A character we never write: not ours, as it is, even with our escapes in it (found by
+        // fuzzing: "pzu$" decoded to "p_$", which goes back on the wire as itself and decodes
+        // to another id; corpus/okx_orders/crash_foreign_client_id_round_trip).
+        assert_eq!(decode_client_id("papfnzu0izzzz$,'"), "papfnzu0izzzz$,'");
+        assert_eq!(decode_client_id("pzu$"), "pzu$");
     }
 
     #[test]
