@@ -381,16 +381,7 @@ async fn derivative_settings(
         }
     }
     // Read back: what the venue holds now is what the configuration says.
-    let (status, body) = ask(
-        "positionRisk",
-        send_request(client, &account.positions(now_ms())).await,
-    )?;
-    if status != 200 {
-        return Err(format!("{name}: positionRisk: HTTP {status}: {body}"));
-    }
-    let risks = account
-        .position_risks(&body)
-        .map_err(|e| format!("{name}: positionRisk: {e}"))?;
+    let risks = venue_positions(client, venue).await?;
     for (symbol, inst) in &exchange.instruments {
         let Some(held) = risks.iter().find(|r| r.symbol == *symbol) else {
             problems.push(format!("{name}/{symbol}: the venue shows no position row"));
@@ -1041,25 +1032,16 @@ fn periodic(
                 .find(|(n, _)| *n == name)
                 .map_or(0, |(_, v)| *v)
         };
-        if let Some(first) = found.first() {
+        if !found.is_empty() {
             let detail = found
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
             let _ = hk.send(Hk::Log(format!("reconcile: balance mismatch: {detail}")));
-            if !halted {
-                let (tx, rx) = std::sync::mpsc::channel();
-                let cmd = Command::Halt {
-                    cause: rt_core::RiskCause::BalanceMismatch,
-                    detail: detail.clone(),
-                };
-                if commands.send((cmd, tx)).is_ok() {
-                    let _ = rx.recv_timeout(Duration::from_secs(5));
-                    halts += 1;
-                    halted = true;
-                    let _ = first;
-                }
+            if !halted && halt(commands, rt_core::RiskCause::BalanceMismatch, detail) {
+                halts += 1;
+                halted = true;
             }
         }
         let _ = hk.send(Hk::Reconcile(vec![
