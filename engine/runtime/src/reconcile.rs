@@ -109,6 +109,17 @@ fn units(text: &str, what: &str) -> Result<i64, String> {
         .map_err(|_| format!("journal: a fill's {what} {text:?}"))
 }
 
+/// A fill's commission as the venue charged it: its asset and amount (10^-8); a journal line
+/// without the asset charged the fee in the quote asset.
+fn commission<'a>(f: &'a RecoveredFill, quote: &'a str) -> Result<(&'a str, i128), String> {
+    if f.commission_asset.is_empty() {
+        Ok((quote, units(&f.fee, "fee")?.into()))
+    } else {
+        let paid = units(&f.commission, "commission")?;
+        Ok((f.commission_asset.as_str(), paid.into()))
+    }
+}
+
 /// The balances the engine expects on `exchange` (asset -> 10^-8 units): the configured start
 /// moved by every journaled fill on it (see the module documentation). Every asset a fill
 /// touches is in the answer; the caller compares the configured ones.
@@ -136,14 +147,8 @@ pub fn expected_balances(
         let buy = f.side != "sell";
         add(base, if buy { qty.into() } else { -i128::from(qty) });
         add(quote, if buy { -value } else { value });
-        if f.commission_asset.is_empty() {
-            add(quote, -i128::from(units(&f.fee, "fee")?));
-        } else {
-            add(
-                &f.commission_asset,
-                -i128::from(units(&f.commission, "commission")?),
-            );
-        }
+        let (asset, paid) = commission(f, quote)?;
+        add(asset, -paid);
     }
     Ok(out)
 }
@@ -199,14 +204,8 @@ pub fn expected_wallet(
                 *entry = price;
             }
         }
-        if f.commission_asset.is_empty() {
-            add(quote, -i128::from(units(&f.fee, "fee")?));
-        } else {
-            add(
-                &f.commission_asset,
-                -i128::from(units(&f.commission, "commission")?),
-            );
-        }
+        let (asset, paid) = commission(f, quote)?;
+        add(asset, -paid);
     }
     for p in fundings.iter().filter(|p| p.exchange == exchange) {
         let (_, quote) = rt_venues::assets::split_symbol(&p.symbol)
