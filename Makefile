@@ -116,6 +116,7 @@ bench: setup
 	cargo bench -p rt-venues --bench parse
 	cargo bench -p rt-venues --bench features
 	cargo bench -p rt-ring --bench hop
+	$(BIN)/appliance compile deployment=paper_multi --out $(CURDIR)/build
 	cargo bench -p rt-venues --bench tick_to_order
 	$(BIN)/python bench/compile_bench.py
 	cargo build --release --quiet -p rt-engine

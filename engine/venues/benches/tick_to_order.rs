@@ -14,20 +14,35 @@
 //! With `ORT_DYLIB_PATH` set, the same is measured for the model strategy (the shipped
 //! models/direction_lgbm through rt-model: features, one ONNX inference per decision, IOC
 //! orders, cooldown 0) and printed beside it.
+//!
+//! **Two venues in one engine** (issue 16): the `paper_multi` deployment's manifest (compiled by
+//! `make bench` into `build/paper_multi/`, or named by `RT_BENCH_MULTI_MANIFEST`): a market
+//! maker quoting BTC-USDT on OKX with its fair value from Binance's BTCUSDT book. The bundled
+//! Binance and OKX captures are merged by receive time, OKX's rebased onto Binance's start as a
+//! backtest does (`rt_venues::replay`); each frame is decoded by its venue's market-data
+//! implementation as the live feed does (`market::for_exchange`; OKX's checksum verified on
+//! every book message), handed to the core with its exchange, and the orders signed by the
+//! venue's execution client from the order-entry factory (`order_entry::for_exchange`: OKX's
+//! REST body and HMAC-SHA256/base64 signature). Printed beside the single-venue figure.
 //! Run with `cargo bench -p rt-venues --bench tick_to_order`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use rt_core::{Backtest, BacktestConfig, Exec, ExecKind, OrderKind, Qty, VenueRequest};
+use rt_core::{
+    Backtest, BacktestConfig, Exec, ExecKind, MarketEvent, OrderKind, Qty, VenueRequest,
+};
+use rt_manifest::model::Venue;
 use rt_venues::binance::SpotExecution;
 use rt_venues::execution::{
     Credentials, ExecutionClient, NewOrderSpec, PositionSide, VenueRequest as Signed,
 };
-use rt_venues::{Decoder, FrameReader};
+use rt_venues::market::{self, MarketData};
+use rt_venues::{order_entry, Decoder, FrameReader};
 
 const PASSES: usize = 5;
 
@@ -61,13 +76,7 @@ fn main() {
     let (exchange, ex) = manifest.exchanges.iter().next().unwrap();
     let symbols: Vec<String> = ex.instruments.keys().cloned().collect();
 
-    let mut frames: Vec<(i64, Vec<u8>)> = Vec::new();
-    let mut reader =
-        FrameReader::open(&root.join("data/binance/spot_btcusdt_20240808.gz")).unwrap();
-    while let Some(f) = reader.next_frame() {
-        let f = f.unwrap();
-        frames.push((f.local_ns, f.bytes.to_vec()));
-    }
+    let frames = read_frames(&root.join("data/binance/spot_btcusdt_20240808.gz"));
     let secret = b"bench-only-secret-not-a-credential";
     println!("machine: {}", machine());
     println!(
@@ -80,6 +89,7 @@ fn main() {
         Backtest::new(config).unwrap()
     });
     mm.print("market maker (example)");
+    two_venues(&root, secret);
 
     // The model strategy: the shipped ONNX model through rt-model, when a library is given.
     if std::env::var_os(rt_model::ENV_VAR).is_none() {
@@ -97,6 +107,182 @@ fn main() {
         Backtest::with_models(config, &mut models).unwrap()
     });
     measured.print("model_taker (models/direction_lgbm, 11 features, IOC)");
+}
+
+fn read_frames(path: &Path) -> Vec<(i64, Vec<u8>)> {
+    let mut frames = Vec::new();
+    let mut reader = FrameReader::open(path).unwrap();
+    while let Some(f) = reader.next_frame() {
+        let f = f.unwrap();
+        frames.push((f.local_ns, f.bytes.to_vec()));
+    }
+    frames
+}
+
+/// One exchange's decoder, as its live feed has it: Binance's capture holds its REST snapshot
+/// as a frame (the spot `Decoder` reads both), OKX's sends its snapshot on the stream.
+enum VenueDecoder {
+    Binance(Decoder),
+    Stream(Box<dyn MarketData>),
+}
+
+/// The `paper_multi` engine: Binance's book as the signal, OKX's BTC-USDT quoted (see the
+/// module documentation). Skipped, saying why, without its compiled manifest.
+fn two_venues(root: &Path, secret: &[u8]) {
+    let path = std::env::var_os("RT_BENCH_MULTI_MANIFEST").map_or_else(
+        || root.join("build/paper_multi/local.manifest.json"),
+        PathBuf::from,
+    );
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        println!(
+            "two venues: skipped ({} not found: `appliance compile deployment=paper_multi` writes it)",
+            path.display()
+        );
+        return;
+    };
+    let manifest = rt_manifest::load_with_base(&text, root).unwrap();
+    let mut streams: Vec<Vec<(i64, Vec<u8>)>> = Vec::new();
+    let mut clients: Vec<Arc<dyn ExecutionClient>> = Vec::new();
+    for ex in manifest.exchanges.values() {
+        let capture = match ex.venue {
+            Venue::Okx => "data/okx/cryptofeed_OKX.ws.1.0",
+            _ => "data/binance/spot_btcusdt_20240808.gz",
+        };
+        streams.push(read_frames(&root.join(capture)));
+        let credentials = Credentials {
+            key: "bench-key".to_owned(),
+            secret: String::from_utf8_lossy(secret).into_owned(),
+            passphrase: Some("bench-passphrase".to_owned()),
+        };
+        clients.push(order_entry::for_exchange(ex, Some(credentials)).unwrap());
+    }
+    // Rebased as a backtest rebases: the stream that starts last keeps its times.
+    let reference = streams
+        .iter()
+        .filter_map(|s| s.first())
+        .map(|f| f.0)
+        .max()
+        .unwrap();
+    let mut merged: Vec<(i64, usize, &[u8])> = Vec::new();
+    for (x, stream) in streams.iter().enumerate() {
+        let offset = stream.first().map_or(0, |f| reference - f.0);
+        merged.extend(stream.iter().map(|(t, b)| (t + offset, x, b.as_slice())));
+    }
+    merged.sort_by_key(|&(t, x, _)| (t, x));
+    let names: Vec<String> = manifest.exchanges.keys().cloned().collect();
+    println!(
+        "data: {} frames of spot_btcusdt_20240808.gz and cryptofeed_OKX.ws.1.0 merged (OKX rebased), {PASSES} passes; manifest: paper_multi ({})",
+        merged.len(),
+        names.join(" + ")
+    );
+    let mut m = Measured::default();
+    for _ in 0..PASSES {
+        let mut config = BacktestConfig::from_manifest(&manifest);
+        config.max_records = 0;
+        let mut bt = Backtest::new(config).unwrap();
+        bt.enable_event_log();
+        let mut decoders = Vec::new();
+        for (x, ex) in manifest.exchanges.values().enumerate() {
+            bt.set_external(x).unwrap();
+            let symbols: Vec<String> = ex.instruments.keys().cloned().collect();
+            bt.set_symbols(x, &symbols).unwrap();
+            decoders.push(match ex.venue {
+                Venue::Okx | Venue::Kraken => VenueDecoder::Stream(market::for_exchange(ex)),
+                _ => VenueDecoder::Binance(Decoder::with_symbols(&symbols)),
+            });
+        }
+        let symbols: Vec<String> = bt.instruments().iter().map(|i| i.symbol.clone()).collect();
+        let mut requests: Vec<VenueRequest> = Vec::new();
+        let mut events = Vec::new();
+        let mut wire: Vec<Signed> = Vec::new();
+        for &(local_ns, x, bytes) in &merged {
+            let t0 = Instant::now();
+            match &mut decoders[x] {
+                VenueDecoder::Binance(d) => {
+                    let Ok(Some(ev)) = d.decode(bytes, local_ns) else {
+                        continue;
+                    };
+                    bt.on_event(x, &ev);
+                }
+                VenueDecoder::Stream(d) => {
+                    let mut each = |ev: &MarketEvent<'_>| {
+                        bt.on_event(x, ev);
+                        true
+                    };
+                    if d.decode(bytes, local_ns, &mut each).is_err() {
+                        continue;
+                    }
+                }
+            }
+            bt.drain_requests(&mut requests);
+            let t_decided = Instant::now();
+            let mut new = 0;
+            for r in &requests {
+                if let VenueRequest::New {
+                    exchange,
+                    instrument,
+                    request,
+                } = r
+                {
+                    let client_id = format!("paper_1-{}", request.order_id);
+                    let order = NewOrderSpec {
+                        symbol: &symbols[*instrument as usize],
+                        client_id: &client_id,
+                        side: request.side,
+                        kind: request.kind,
+                        price: request.price,
+                        qty: request.qty,
+                        reduce_only: false,
+                        position_side: PositionSide::Both,
+                    };
+                    wire.push(
+                        clients[*exchange]
+                            .new_order(&order, 1_723_161_253_937)
+                            .unwrap(),
+                    );
+                    new += 1;
+                }
+            }
+            let dt = t0.elapsed().as_nanos() as u64;
+            m.per_frame.push(dt);
+            if new > 0 {
+                m.samples.push(dt);
+                m.signing.push(t_decided.elapsed().as_nanos() as u64);
+                m.orders += new;
+            }
+            black_box(&wire);
+            wire.clear();
+            instant_venue(&mut bt, local_ns, &mut requests);
+            bt.drain_events(&mut events);
+            events.clear();
+        }
+    }
+    m.print("two venues (paper_multi: quotes on OKX, fair value from Binance)");
+}
+
+/// The instant venue (not timed): a new order is acknowledged (an IOC expired) and a cancel
+/// confirmed at once.
+fn instant_venue(bt: &mut Backtest, local_ns: i64, requests: &mut Vec<VenueRequest>) {
+    for r in requests.drain(..) {
+        let (order_id, kind) = match r {
+            VenueRequest::New { request, .. } if request.kind == OrderKind::Ioc => {
+                (request.order_id, ExecKind::Expired)
+            }
+            VenueRequest::New { request, .. } => (request.order_id, ExecKind::Accepted),
+            VenueRequest::Cancel { order_id, .. } => (order_id, ExecKind::Cancelled),
+        };
+        bt.on_exec(
+            local_ns,
+            Exec {
+                ts: local_ns,
+                order_id,
+                kind,
+                leaves: Qty::ZERO,
+            },
+        );
+    }
+    bt.drain_requests(requests);
+    requests.clear();
 }
 
 /// Latencies of one strategy over every pass, in ns.
@@ -207,27 +393,7 @@ fn measure(
             }
             black_box(&wire);
             wire.clear();
-            // The instant venue (not timed).
-            for r in requests.drain(..) {
-                let (order_id, kind) = match r {
-                    VenueRequest::New { request, .. } if request.kind == OrderKind::Ioc => {
-                        (request.order_id, ExecKind::Expired)
-                    }
-                    VenueRequest::New { request, .. } => (request.order_id, ExecKind::Accepted),
-                    VenueRequest::Cancel { order_id, .. } => (order_id, ExecKind::Cancelled),
-                };
-                bt.on_exec(
-                    *local_ns,
-                    Exec {
-                        ts: *local_ns,
-                        order_id,
-                        kind,
-                        leaves: Qty::ZERO,
-                    },
-                );
-            }
-            bt.drain_requests(&mut requests);
-            requests.clear();
+            instant_venue(&mut bt, *local_ns, &mut requests);
             bt.drain_events(&mut events);
             events.clear();
         }
