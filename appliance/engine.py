@@ -63,6 +63,21 @@ def engine_binary(root: Path | None = None) -> Path:
     )
 
 
+def engine_build(binary: Path) -> str | None:
+    """`release` or `debug`: the build profile `rt-engine --version` names; None if it names
+    none (an older or a stand-in binary) or cannot be run."""
+    try:
+        out = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for build in ("release", "debug"):
+        if f"({build} build)" in out:
+            return build
+    return None
+
+
 def check(manifest: Path, *, json_output: bool = False) -> subprocess.CompletedProcess[str]:
     """Run `rt-engine check` on a manifest file."""
     cmd = [str(engine_binary()), "check", "--manifest", str(manifest)]

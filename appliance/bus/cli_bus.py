@@ -569,7 +569,8 @@ def run(
         sup.stop_all()
     if view.events:
         console.print()
-        console.print(render_summary(view, f"{target.deployment} / {target.engine_id}"))
+        build = engine_mod.engine_build(binary)
+        console.print(render_summary(view, f"{target.deployment} / {target.engine_id}", build))
     console.print(f"logs: {rel(log_dir, project)}/", markup=False)
     if exit_code:
         raise typer.Exit(exit_code)

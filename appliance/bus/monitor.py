@@ -315,8 +315,14 @@ def orders_table(view: EngineView, limit: int = 10) -> Table:
     return table
 
 
-def latency_table(latency: list[pb.StageLatency] | None) -> Table:
-    table = Table(title="latency", title_justify="left")
+def latency_table(latency: list[pb.StageLatency] | None, build: str | None = None) -> Table:
+    """The stages' latency; `build` (the engine's build profile, when known) goes in the title:
+    a debug build's figures are several times a release build's and must not be read as them."""
+    title = "latency" if build is None else f"latency ({build} build)"
+    table = Table(title=title, title_justify="left")
+    if build == "debug":
+        table.caption = "a debug build is several times slower: not the engine's latency"
+        table.caption_justify = "left"
     for col in ("stage", "count", "p50", "p99", "max"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     # Per-exchange stages (`frame_to_strategy.<exchange>`) are in the feeds table.
@@ -447,8 +453,9 @@ def render(view: EngineView, now: float | None = None) -> RenderableType:
     return Group(*parts)
 
 
-def render_summary(view: EngineView, title: str) -> RenderableType:
-    """The end-of-run summary: P&L, fills, risk events, latency, bus health."""
+def render_summary(view: EngineView, title: str, build: str | None = None) -> RenderableType:
+    """The end-of-run summary: P&L, fills, risk events, latency (labelled with the engine's
+    build profile `build` when known), bus health."""
     hb = view.heartbeat
     table = Table(title=title, show_header=False, title_justify="left")
     equity = hb.equity if hb is not None else (view.status.equity if view.status else "")
@@ -509,4 +516,4 @@ def render_summary(view: EngineView, title: str) -> RenderableType:
             else ""
         ),
     )
-    return Group(table, latency_table(list(hb.latency) if hb is not None else None))
+    return Group(table, latency_table(list(hb.latency) if hb is not None else None, build))

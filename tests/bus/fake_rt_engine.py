@@ -4,6 +4,7 @@ end-to-end tests live with the engine.
 
     fake_rt_engine.py sim --manifest M --exchange NAME [--speed X]
     fake_rt_engine.py run --manifest M
+    fake_rt_engine.py --version
 
 FAKE_ENGINE_FAIL: `start` (the engine refuses at start), `midrun` (it dies after 0.5 s),
 `ignore_term` (it ignores SIGTERM, to be SIGKILLed), `sim_start` (the sim exits at once).
@@ -187,6 +188,8 @@ def run(manifest: dict[str, Any]) -> int:
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_term)
     parser = argparse.ArgumentParser()
+    # As the real binary names its build profile (a test build is a debug build).
+    parser.add_argument("--version", action="version", version="rt-engine 0.0.0 (debug build)")
     sub = parser.add_subparsers(dest="command", required=True)
     p_sim = sub.add_parser("sim")
     p_sim.add_argument("--manifest", required=True, type=Path)

@@ -164,3 +164,14 @@ def test_each_venue_shows_its_feed_book_sync_and_latency() -> None:
         )
     )
     assert "1 invalid" in text(render(view, now=2.0))
+
+
+def test_the_summary_names_the_build_that_measured_the_latency() -> None:
+    view = EngineView()
+    view.apply(heartbeat(10, 1000))
+    out = {build: text(render_summary(view, "t", build)) for build in ("release", "debug", None)}
+    assert "latency (release build)" in out["release"]
+    assert "latency (debug build)" in out["debug"]
+    assert "not the engine's latency" in " ".join(out["debug"].split())
+    assert "not the engine's latency" not in " ".join(out["release"].split())
+    assert "build" not in out[None]

@@ -78,6 +78,8 @@ def test_run_starts_monitors_stops_and_summarises(
     assert all(gone(p) for p in started.values())
     out = run.stdout
     assert "compiled: build/paper_local/local.manifest.json" in out
+    # the latency table says which build measured it (the fake names a debug build)
+    assert "latency (debug build)" in out, out
     for expected in ("paper_local / paper_1", "10,000.5", "0.75", "tick_to_order", "4.2 µs"):
         assert expected in out, f"{expected!r} not in:\n{out}"
     assert re.search(r"fills\s+│ 1 \(engine\), 1 on the bus", out), out

@@ -829,7 +829,13 @@ fn print_summary(names: &Names, fin: &bus::Final) {
         "bus events published: {} (a subscriber's queue overflowed {} times)",
         fin.events_published, fin.subscriber_overflows
     );
-    println!("latency:");
+    // A debug build (what the tests run) is several times slower on the hot path: say which
+    // build measured the table so nobody reads a debug figure as the engine's latency.
+    if cfg!(debug_assertions) {
+        println!("latency (debug build: not representative, measure a release build):");
+    } else {
+        println!("latency (release build):");
+    }
     print!("{}", fin.latency.table());
     let t = fin.latency.figures(crate::latency::Stage::TickToOrder);
     if t.count > 0 {

@@ -47,8 +47,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// `--version`: the crate version and the build profile, so that whoever reads a latency figure
+/// (`appliance run` labels its table with it) knows whether a debug build measured it.
+const VERSION: &str = if cfg!(debug_assertions) {
+    concat!(env!("CARGO_PKG_VERSION"), " (debug build)")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (release build)")
+};
+
 #[derive(Debug, Parser)]
-#[command(name = "rt-engine", version, about = "The py_rt trading engine")]
+#[command(name = "rt-engine", version = VERSION, about = "The py_rt trading engine")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

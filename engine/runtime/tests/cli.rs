@@ -197,10 +197,16 @@ fn schema_and_version() {
     );
     assert_eq!(schema["title"], "py_rt engine manifest (version 1)");
 
+    // The binary is built with the profile of this test, which names it.
     let out = rt_engine(&workspace(), &["--version"]);
     assert_eq!(out.status.code(), Some(0));
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     assert_eq!(
         utf8(&out.stdout),
-        format!("rt-engine {}\n", env!("CARGO_PKG_VERSION"))
+        format!("rt-engine {} ({build} build)\n", env!("CARGO_PKG_VERSION"))
     );
 }
