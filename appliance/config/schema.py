@@ -761,7 +761,13 @@ class AnomalyRange(Strict):
 
 # The figures anomaly detection measures (engine/runtime/src/anomaly.rs), besides
 # md_messages_per_s.<exchange> for each exchange of the engine.
-ANOMALY_FIGURES = ("fill_ratio", "orders_per_1k_messages", "pnl_per_hour")
+ANOMALY_FIGURES = (
+    "fill_ratio",
+    "orders_per_1k_messages",
+    "pnl_per_hour",
+    "markout_bps",
+    "tick_to_order_p99_us",
+)
 ANOMALY_MD_RATE = "md_messages_per_s."
 
 

@@ -14,8 +14,16 @@ is left out), and each figure is measured in each window as the engine measures 
 - `orders_per_1k_messages`: orders sent per 1,000 market-data messages (at least
   MIN_MESSAGES messages);
 - `pnl_per_hour`: the change of equity over the window, per hour of wall time;
+- `markout_bps`: the mean 1 s markout in basis points of the fills marked out in the window
+  (the research's `markout_1s_bps`; a fill counts when its horizon passes, as the engine takes
+  it; windows with at least MIN_MARKOUTS);
 - `md_messages_per_s.<exchange>`: the data's messages per wall second (an engine with one
   exchange: a capture's lines are that exchange's messages).
+
+`tick_to_order_p99_us` is not taken from the backtest: its latency is the model the config
+declares, not a measurement of the live engine's code path. Its range is 0 up to the bound the
+config declares for it, `engine.metrics.tick_to_order_p99_alert_us` (the threshold of the
+PyRtTickToOrderSlow alert), and the derivation says so.
 
 A figure's range is the windows' min..max, widened: a figure that cannot be negative by the
 factor 1 + tolerance (min / (1 + t) .. max * (1 + t)), a signed one (P&L) by tolerance times
@@ -43,11 +51,13 @@ from appliance.config.compose import compose
 from appliance.config.diagnostics import ConfigError, Diagnostic
 from appliance.config.schema import ANOMALY_MD_RATE, format_decimal
 from appliance.files import write_atomic
+from appliance.research.metrics import markout_columns
 
 # The engine's own thresholds (engine/runtime/src/anomaly.rs MIN_ORDERS, MIN_MESSAGES): a
 # window the engine would not measure does not shape the range either.
 MIN_ORDERS = 10
 MIN_MESSAGES = 1_000
+MIN_MARKOUTS = 5
 # The venue's reasons to reject an order (engine/core/src/risk.rs RejectReason): such an order
 # passed risk and was sent, as the engine's `orders_sent` counts it.
 VENUE_REASONS = ("post_only_would_cross", "no_liquidity", "book_unavailable", "venue_rejected")
@@ -57,6 +67,9 @@ MIN_WINDOWS = 3
 MAX_BOUND = Decimal("9999999999.99999999")
 # Figures that cannot be negative: their widened low stops at 0.
 NON_NEGATIVE = ("fill_ratio", "orders_per_1k_messages", ANOMALY_MD_RATE)
+# The markout the engine takes live (rt_core::markout::HORIZON_NS): the research's 1 s one.
+MARKOUT_HORIZON_S = 1
+LATENCY = "tick_to_order_p99_us"
 
 
 @dataclass
@@ -129,6 +142,14 @@ def figures_by_window(
         order_ts = np.empty(0, dtype=np.int64)
     fills = result.fills
     fill_ts = np.sort(fills["ts_ns"].to_numpy(dtype=np.int64)) if len(fills) else np.empty(0)
+    # Each fill's markout, at the time the engine takes it (its horizon past the fill); a fill
+    # with no mark after its horizon has none, live as here.
+    bps_col = markout_columns(MARKOUT_HORIZON_S)[2]
+    marked = fills[fills[bps_col].notna()] if len(fills) else fills
+    mk_ts = marked["ts_ns"].to_numpy(dtype=np.int64) + MARKOUT_HORIZON_S * 1_000_000_000
+    by_time = np.argsort(mk_ts, kind="stable")
+    mk_ts = mk_ts[by_time]
+    mk_sum = np.concatenate([[0.0], np.cumsum(marked[bps_col].to_numpy(dtype=float)[by_time])])
     equity = result.equity
     eq_ts = equity["ts_ns"].to_numpy(dtype=np.int64)
     eq = equity["equity"].to_numpy(dtype=float)
@@ -143,6 +164,7 @@ def figures_by_window(
 
     out: dict[str, list[float]] = {"fill_ratio": [], "orders_per_1k_messages": []}
     out["pnl_per_hour"] = []
+    out["markout_bps"] = []
     md_name = f"{ANOMALY_MD_RATE}{exchange}" if exchange is not None else None
     if md_name is not None:
         out[md_name] = []
@@ -164,6 +186,9 @@ def figures_by_window(
         if n_md >= MIN_MESSAGES:
             out["orders_per_1k_messages"].append(n_orders * 1000 / n_md)
         out["pnl_per_hour"].append((equity_at(b) - equity_at(b - span)) * 3600 / window_s)
+        first, end = np.searchsorted(mk_ts, b - span), np.searchsorted(mk_ts, b)
+        if end - first >= MIN_MARKOUTS:
+            out["markout_bps"].append(float(mk_sum[end] - mk_sum[first]) / int(end - first))
         if md_name is not None:
             out[md_name].append(n_md / window_s)
     return windows, {k: v for k, v in out.items() if v}
@@ -254,6 +279,16 @@ def derive(
                         "integer digits",
                     )
             figures[name] = {"low": _text(low), "high": _text(high)}
+        if figures:
+            # Declared, not backtested: the backtest's latency is the model it was given.
+            bound = int(manifest["engine"]["metrics"]["tick_to_order_p99_alert_us"])
+            figures[LATENCY] = {"low": "0", "high": _text(bound)}
+            notes.append(
+                f"{LATENCY}: 0..{bound}, the bound the config declares "
+                "(engine.metrics.tick_to_order_p99_alert_us), not the backtest, whose latency "
+                "is a model input rather than a measurement"
+            )
+            figures = dict(sorted(figures.items()))
         if not figures:
             raise _fail(
                 "--data",

@@ -77,12 +77,52 @@ def test_ranges_come_from_the_windows_of_the_data(
         "fill_ratio",
         "orders_per_1k_messages",
         "pnl_per_hour",
+        "markout_bps",
+        "tick_to_order_p99_us",
         "md_messages_per_s.sim_binance",
     }
+    # Latency is declared, not backtested: 0 .. the config's alert bound, and said so.
+    assert row["figures"]["tick_to_order_p99_us"] == {"low": "0", "high": "1000"}
+    assert (
+        "tick_to_order_p99_us: 0..1000, the bound the config declares "
+        "(engine.metrics.tick_to_order_p99_alert_us), not the backtest" in row["derivation"]
+    )
     for name, r in row["figures"].items():
         assert float(r["low"]) <= float(r["high"]), name
     assert f"{len(counts)} windows of 60 s at market speed 1" in row["derivation"]
     assert "spot_btcusdt_20240808.gz" in row["derivation"]
+
+
+def test_the_markout_range_is_the_windows_mean_markouts_widened(
+    cli: Callable[..., Run], project: Path, tmp_path: Path
+) -> None:
+    """`markout_bps` recomputed here from the backtest's fills: each fill's 1 s markout
+    counted in the windows its horizon ends in (when the engine takes it), the mean of
+    windows with at least 5, min..max widened by 0.5 x the larger magnitude."""
+    from appliance.research import backtest
+    from appliance.research import data as data_mod
+
+    row = _derive(cli, project, tmp_path / "b.json", "--window", "60")
+    off = ["deployment=paper_local", "++deployment.engines.paper_1.anomaly=null"]
+    (m,) = compile_config(project, off).manifests
+    natives = data_mod.prepare(project, [CAPTURE], data_mod.parse_window(None, None))
+    fills = backtest.run(m.text, natives).fills
+    marked = fills[fills["markout_1s_bps"].notna()]
+    due = [int(t) + 10**9 for t in marked["ts_ns"]]
+    bps = [float(b) for b in marked["markout_1s_bps"]]
+    with gzip.open(CAPTURE, "rt") as fh:
+        stamps = sorted(int(line.split(" ", 1)[0]) for line in fh)
+    span, a, means = 60 * 10**9, stamps[0], []
+    while a + span <= stamps[-1]:
+        mine = [b for t, b in zip(due, bps, strict=True) if a <= t < a + span]
+        if len(mine) >= 5 and any(a <= t < a + span for t in stamps):
+            means.append(sum(mine) / len(mine))
+        a += 10**9
+    assert len(means) > 100
+    margin = 0.5 * max(abs(min(means)), abs(max(means)))
+    got = row["figures"]["markout_bps"]
+    assert float(got["low"]) == pytest.approx(min(means) - margin, abs=1e-7)
+    assert float(got["high"]) == pytest.approx(max(means) + margin, abs=1e-7)
 
 
 def test_a_sim_at_speed_8_shows_eight_times_the_market_in_a_window(
@@ -107,6 +147,9 @@ def test_the_engines_own_thresholds_are_the_baselines() -> None:
     source = (ROOT / "engine/runtime/src/anomaly.rs").read_text()
     assert f"pub const MIN_ORDERS: u64 = {baseline.MIN_ORDERS};" in source
     assert f"pub const MIN_MESSAGES: u64 = {baseline.MIN_MESSAGES:_};" in source
+    assert f"pub const MIN_MARKOUTS: u64 = {baseline.MIN_MARKOUTS};" in source
+    horizon = (ROOT / "engine/core/src/markout.rs").read_text()
+    assert f"pub const HORIZON_NS: Nanos = {baseline.MARKOUT_HORIZON_S}_000_000_000;" in horizon
     reasons = (ROOT / "engine/core/src/risk.rs").read_text()
     for reason in baseline.VENUE_REASONS:
         assert f'=> "{reason}",' in reasons, reason

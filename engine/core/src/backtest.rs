@@ -63,6 +63,7 @@ use rt_manifest::model::{Market, Risk};
 use rt_manifest::Manifest;
 
 use crate::event::MarketEvent;
+use crate::markout::{MarkoutTotals, Markouts};
 use crate::matching::{Exec, ExecKind, Matcher, SimRequest};
 use crate::order::{OrderEvent, OrderLifecycle};
 use crate::portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio};
@@ -604,6 +605,9 @@ pub struct Backtest {
     next_engine_client_id: u64,
     /// Events received before this time only build the books (warm-up).
     warmup_until: Option<Nanos>,
+    /// Fills waiting for their markout, and the markouts taken (anomaly detection's
+    /// `markout_bps`).
+    markouts: Markouts,
 }
 
 impl Backtest {
@@ -713,6 +717,7 @@ impl Backtest {
             paused: false,
             next_engine_client_id: u64::MAX,
             warmup_until: None,
+            markouts: Markouts::default(),
         };
         for s in &config.strategies {
             let (ids, specs) = backtest.resolve(s)?;
@@ -1027,6 +1032,7 @@ impl Backtest {
         if now > self.clock {
             self.clock = now;
         }
+        self.take_markouts();
         self.pump();
         if self.start.is_some() {
             self.check_stale_exposure();
@@ -1284,6 +1290,8 @@ impl Backtest {
         if self.start.is_none() && !warm {
             self.start = Some(self.clock);
         }
+        // Before this event moves the book: the mid in effect when a fill's horizon passed.
+        self.take_markouts();
         self.pump();
         let instrument = self
             .venues
@@ -1826,6 +1834,8 @@ impl Backtest {
                 .on_base_commission(o.instrument, base_commission);
         }
         self.risk.on_fill(o.instrument, o.life.side(), qty);
+        self.markouts
+            .on_fill(self.clock, o.instrument, o.life.side(), price);
         self.counters.fills += 1;
         if maker {
             self.counters.maker_fills += 1;
@@ -2126,6 +2136,22 @@ impl Backtest {
     pub fn mark_age(&self, instrument: InstrumentId) -> Option<Nanos> {
         let at = self.books.get(instrument as usize)?.marked_at?;
         Some(self.clock.saturating_sub(at))
+    }
+
+    /// The markouts of the fills so far ([`crate::markout`]), for anomaly detection.
+    pub fn markout_totals(&self) -> MarkoutTotals {
+        self.markouts.totals()
+    }
+
+    /// Takes the markouts of the fills whose horizon the clock has passed (a cheap check when
+    /// none is due).
+    #[inline]
+    fn take_markouts(&mut self) {
+        if self.markouts.due(self.clock) {
+            let books = &self.books;
+            self.markouts
+                .take_due(self.clock, |i| books.get(i as usize).and_then(|b| b.marked));
+        }
     }
 
     fn sample_equity(&mut self) {

@@ -8,6 +8,7 @@ pub mod book;
 pub mod event;
 pub mod features;
 pub mod flightlog;
+pub mod markout;
 pub mod matching;
 pub mod model;
 pub mod order;

@@ -145,6 +145,7 @@ fn plain_config(latency: LatencyModel) -> BacktestConfig {
                 min_notional: 0,
                 maker_fee_bps: 0,
                 taker_fee_bps: 0,
+                contract: rt_core::ContractValue::Unit,
             },
         }],
     }];
@@ -789,4 +790,41 @@ fn a_market_maker_quotes_one_venue_around_another_venues_book() {
         .iter()
         .all(|o| o.status == OrderStatus::Cancelled));
     assert_eq!(result.counters.orders_rejected, 0);
+}
+
+#[test]
+fn fills_are_marked_out_against_the_mid_a_second_later() {
+    // Recomputed from the tape: each fill against the mid in effect when the first event at
+    // or after its horizon arrives (before that event moves the book).
+    let tape = random_walk(7, 20_000, T0);
+    let mut bt = Backtest::new(example_config()).unwrap();
+    let mut before: Vec<(i64, Option<Price>)> = Vec::with_capacity(tape.len());
+    for i in 0..tape.len() {
+        let ev = tape.event(i);
+        before.push((ev.header().local_ns, bt.book(0).and_then(|b| b.mid())));
+        bt.on_event(0, &ev);
+    }
+    let totals = bt.markout_totals();
+    let result = bt.finish();
+    let (mut count, mut favourable, mut adverse) = (0u64, 0u64, 0u64);
+    for f in &result.fills {
+        let due = f.ts + rt_core::markout::HORIZON_NS;
+        let Some((_, Some(mid))) = before.iter().find(|(t, _)| *t >= due) else {
+            continue;
+        };
+        let bps = rt_core::markout::markout_bps(f.side, f.price, *mid);
+        count += 1;
+        let cbps = (bps.abs() * 100.0).round() as u64;
+        if bps >= 0.0 {
+            favourable += cbps;
+        } else {
+            adverse += cbps;
+        }
+    }
+    assert!(count > 10, "{count} fills marked out");
+    assert_eq!(
+        (totals.count, totals.favourable_cbps, totals.adverse_cbps),
+        (count, favourable, adverse)
+    );
+    assert!(favourable + adverse > 0, "{totals:?}");
 }

@@ -139,9 +139,16 @@ pub struct Range {
 }
 
 /// The figures anomaly detection knows, besides `md_messages_per_s.<exchange>`:
-/// fills per order sent, orders sent per 1,000 market-data messages, and the change of equity
-/// (P&L, fees included) per hour.
-pub const ANOMALY_FIGURES: [&str; 3] = ["fill_ratio", "orders_per_1k_messages", "pnl_per_hour"];
+/// fills per order sent, orders sent per 1,000 market-data messages, the change of equity
+/// (P&L, fees included) per hour, the mean markout of fills 1 s after them in basis points
+/// (adverse selection), and the p99 of tick-to-order in microseconds.
+pub const ANOMALY_FIGURES: [&str; 5] = [
+    "fill_ratio",
+    "orders_per_1k_messages",
+    "pnl_per_hour",
+    "markout_bps",
+    "tick_to_order_p99_us",
+];
 /// The per-exchange figure's prefix: market-data messages per second from that exchange.
 pub const ANOMALY_MD_RATE: &str = "md_messages_per_s.";
 

@@ -13,12 +13,20 @@
 //!
 //! A figure is measured only when it means something: a ratio needs enough of its
 //! denominator in the window ([`MIN_ORDERS`] orders sent, [`MIN_MESSAGES`] market-data
-//! messages), and the order figures need trading on at both ends of the window (risk ACTIVE,
-//! not paused: a halt or a pause has its own event and alert). A figure that cannot be
-//! measured keeps its state.
+//! messages, [`MIN_MARKOUTS`] fills marked out, [`MIN_LATENCY_SAMPLES`] orders timed), and the
+//! order figures need trading on at both ends of the window (risk ACTIVE, not paused: a halt
+//! or a pause has its own event and alert). A figure that cannot be measured keeps its state.
+//!
+//! `markout_bps` is the mean markout of the fills marked out in the window (`rt_core::markout`:
+//! the mid 1 s after each fill against its price, positive in the fill's favour): adverse
+//! selection shows as a low. `tick_to_order_p99_us` is the p99 of the window's tick-to-order
+//! times, from the heartbeat's cumulative histogram kept in quarter-octave buckets
+//! ([`latency_counts`]): the bucket's upper bound, so it reads at most 19% high.
 
 use std::collections::VecDeque;
 
+use hdrhistogram::Histogram;
+use rt_core::markout::MarkoutTotals;
 use rt_manifest::model::{Anomaly, ANOMALY_MD_RATE};
 
 use crate::bus::pb;
@@ -27,6 +35,38 @@ use crate::bus::pb;
 pub const MIN_ORDERS: u64 = 10;
 /// Market-data messages in a window below which `orders_per_1k_messages` is not measured.
 pub const MIN_MESSAGES: u64 = 1_000;
+/// Fills marked out in a window below which `markout_bps` is not measured.
+pub const MIN_MARKOUTS: u64 = 5;
+/// Tick-to-order times in a window below which `tick_to_order_p99_us` is not measured (a p99
+/// of fewer says little more than their maximum).
+pub const MIN_LATENCY_SAMPLES: u64 = 10;
+/// Quarter-octave latency buckets: bucket `k`'s upper bound is `2^(k/4)` us, 1 us .. 2^26 us
+/// (67 s, above the histogram's 60 s).
+const LATENCY_BUCKETS: usize = 105;
+
+/// Bucket `k`'s upper bound in ns.
+fn latency_bound_ns(k: usize) -> u64 {
+    (1_000.0 * 2f64.powf(k as f64 / 4.0)).round() as u64
+}
+
+/// The values of `h` (ns) counted at or below each bucket's upper bound (cumulative, so a
+/// window's counts are the difference of two heartbeats').
+pub fn latency_counts(h: &Histogram<u64>) -> Vec<u64> {
+    let mut per = vec![0u64; LATENCY_BUCKETS];
+    for v in h.iter_recorded() {
+        let ns = h.highest_equivalent(v.value_iterated_to());
+        let k = (0..LATENCY_BUCKETS)
+            .find(|k| ns <= latency_bound_ns(*k))
+            .unwrap_or(LATENCY_BUCKETS - 1);
+        per[k] += v.count_at_value();
+    }
+    let mut total = 0;
+    for n in per.iter_mut() {
+        total += *n;
+        *n = total;
+    }
+    per
+}
 
 /// The running totals of one heartbeat.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +81,10 @@ pub struct Totals {
     pub equity: f64,
     /// Risk ACTIVE and not paused.
     pub trading: bool,
+    /// The fills marked out so far.
+    pub markouts: MarkoutTotals,
+    /// Tick-to-order times so far, per latency bucket ([`latency_counts`]; empty: none).
+    pub tick_to_order: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,6 +92,8 @@ enum Kind {
     FillRatio,
     OrdersPer1k,
     PnlPerHour,
+    MarkoutBps,
+    TickToOrderP99Us,
     MdRate(usize),
 }
 
@@ -99,6 +145,8 @@ impl Detector {
                     "fill_ratio" => Kind::FillRatio,
                     "orders_per_1k_messages" => Kind::OrdersPer1k,
                     "pnl_per_hour" => Kind::PnlPerHour,
+                    "markout_bps" => Kind::MarkoutBps,
+                    "tick_to_order_p99_us" => Kind::TickToOrderP99Us,
                     other => other
                         .strip_prefix(ANOMALY_MD_RATE)
                         .and_then(|x| exchanges.iter().position(|e| e == x))
@@ -212,11 +260,35 @@ fn measure(kind: Kind, base: &Totals, now: &Totals) -> Option<f64> {
             (trading && messages >= MIN_MESSAGES).then(|| orders as f64 * 1000.0 / messages as f64)
         }
         Kind::PnlPerHour => Some((now.equity - base.equity) * 3600.0 / seconds),
+        Kind::MarkoutBps => {
+            let n = now.markouts.count.saturating_sub(base.markouts.count);
+            (n >= MIN_MARKOUTS)
+                .then(|| now.markouts.mean_bps_since(&base.markouts))
+                .flatten()
+        }
+        Kind::TickToOrderP99Us => p99_us(&base.tick_to_order, &now.tick_to_order),
         Kind::MdRate(x) => {
             let at = |t: &Totals| t.per_exchange.get(x).copied().unwrap_or(0);
             Some(at(now).saturating_sub(at(base)) as f64 / seconds)
         }
     }
+}
+
+/// The p99 (us) of the latencies counted between two cumulative bucket counts: the upper bound
+/// of the bucket holding it (None: fewer than [`MIN_LATENCY_SAMPLES`]).
+fn p99_us(base: &[u64], now: &[u64]) -> Option<f64> {
+    let at = |c: &[u64], k: usize| c.get(k).copied().unwrap_or(0);
+    let delta = |k: usize| at(now, k).saturating_sub(at(base, k));
+    let n = delta(LATENCY_BUCKETS - 1);
+    if n < MIN_LATENCY_SAMPLES {
+        return None;
+    }
+    // The smallest bucket holding at least 99% of the window's values.
+    let need = (n * 99).div_ceil(100);
+    let k = (0..LATENCY_BUCKETS)
+        .find(|k| delta(*k) >= need)
+        .unwrap_or(LATENCY_BUCKETS - 1);
+    Some(latency_bound_ns(k) as f64 / 1_000.0)
 }
 
 /// The human line of an anomaly change, for the engine's log.
@@ -270,6 +342,8 @@ mod tests {
             per_exchange: vec![md, 0],
             equity,
             trading: true,
+            markouts: MarkoutTotals::default(),
+            tick_to_order: Vec::new(),
         }
     }
 
@@ -374,6 +448,94 @@ mod tests {
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert!(changes[0].1 && !changes[1].1, "{changes:?}");
         assert!(changes[1].0 > 60, "{changes:?}");
+    }
+
+    #[test]
+    fn markout_bps_is_the_mean_markout_of_the_window_s_fills() {
+        let mut d = detector(&[("markout_bps", range("-2", "5"))]);
+        let mut changes = Vec::new();
+        // One fill marked out a second: +1 bp for 12 s (in range), then -8 bp a fill.
+        for s in 0..=30 {
+            let mut t = at(s, 0, 0, 0, 0.0);
+            let n = s as u64;
+            let adverse = n.saturating_sub(12);
+            t.markouts = MarkoutTotals {
+                count: n,
+                favourable_cbps: 100 * n.min(12),
+                adverse_cbps: 800 * adverse,
+            };
+            changes.extend(d.observe(t).into_iter().map(|a| (s, a)));
+        }
+        // At 16 s the window (6, 16] holds 6 fills at +1 and 4 at -8: -2.6 bp.
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        let (s, raised) = &changes[0];
+        assert_eq!(
+            (*s, raised.figure.as_str(), raised.active),
+            (16, "markout_bps", true)
+        );
+        assert!((raised.value + 2.6).abs() < 1e-9, "{raised:?}");
+        // Fewer than MIN_MARKOUTS fills in a window: not measured.
+        let mut d = detector(&[("markout_bps", range("-2", "5"))]);
+        for s in 0..=30 {
+            let mut t = at(s, 0, 0, 0, 0.0);
+            t.markouts.count = s as u64 / 4;
+            t.markouts.adverse_cbps = 10_000 * s as u64;
+            assert!(d.observe(t).is_empty());
+        }
+        assert!(d.states().is_empty());
+    }
+
+    #[test]
+    fn tick_to_order_p99_is_taken_over_the_window_from_the_histogram() {
+        let mut d = detector(&[("tick_to_order_p99_us", range("0", "500"))]);
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        let mut changes = Vec::new();
+        for s in 0..=40 {
+            // 100 orders a second at 50 us; from 20 s on, 5 of them take 2 ms.
+            for i in 0..100 {
+                let slow = s >= 20 && i < 5;
+                h.record(if slow { 2_000_000 } else { 50_000 })
+                    .expect("in range");
+            }
+            let mut t = at(s, 0, 0, 0, 0.0);
+            t.tick_to_order = latency_counts(&h);
+            changes.extend(d.observe(t).into_iter().map(|a| (s, a)));
+        }
+        let states = d.states();
+        assert_eq!(states.len(), 1);
+        // Before the slow orders the p99 is 50 us's bucket (2^(23/4) = 53.8 us).
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        let (s, raised) = &changes[0];
+        // At 22 s the window (12, 22] holds 15 slow of 1000: above 1% (at 21 s, 10: not).
+        assert!(raised.active && *s == 22, "{changes:?}");
+        // 2 ms lies in the bucket up to 2^(44/4) us = 2048 us.
+        assert!((raised.value - 2048.0).abs() < 1e-9, "{raised:?}");
+        let mut quiet = detector(&[("tick_to_order_p99_us", range("0", "500"))]);
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        for s in 0..=20 {
+            if s % 2 == 0 {
+                h.record(5_000_000).expect("in range");
+            }
+            let mut t = at(s, 0, 0, 0, 0.0);
+            t.tick_to_order = latency_counts(&h);
+            quiet.observe(t);
+        }
+        let states = quiet.states();
+        // 5 samples a window, each far too slow: too few to measure.
+        assert!(states.is_empty(), "{states:?}");
+        // Before the slow ones it was measured in range, at 53.8 us's bucket.
+        let mut d = detector(&[("tick_to_order_p99_us", range("0", "500"))]);
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        for s in 0..=12 {
+            for _ in 0..100 {
+                h.record(50_000).expect("in range");
+            }
+            let mut t = at(s, 0, 0, 0, 0.0);
+            t.tick_to_order = latency_counts(&h);
+            d.observe(t);
+        }
+        let v = d.states()[0].value;
+        assert!((v - 53.817).abs() < 0.01, "{v}");
     }
 
     #[test]

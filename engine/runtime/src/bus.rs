@@ -744,6 +744,15 @@ impl Housekeeper {
             per_exchange,
             equity: self.view.equity as f64 / rt_core::SCALE as f64,
             trading: self.view.risk_state == Some(RiskState::Active) && !self.view.paused,
+            markouts: rt_core::markout::MarkoutTotals {
+                count: counters.get("markouts").copied().unwrap_or(0),
+                favourable_cbps: counters
+                    .get("markout_favourable_cbps")
+                    .copied()
+                    .unwrap_or(0),
+                adverse_cbps: counters.get("markout_adverse_cbps").copied().unwrap_or(0),
+            },
+            tick_to_order: anomaly::latency_counts(self.latency.histogram(Stage::TickToOrder)),
         };
         let changes = detector.observe(totals);
         let states = detector.states();

@@ -635,6 +635,7 @@ fn positions(bt: &Backtest) -> crate::shared::Positions {
 fn view(bt: &Backtest, c: &Counters) -> TraderView {
     let p = bt.portfolio();
     let k = bt.counters();
+    let m = bt.markout_totals();
     TraderView {
         risk_state: Some(bt.risk_state()),
         anchors: bt.risk_anchors(),
@@ -680,6 +681,10 @@ fn view(bt: &Backtest, c: &Counters) -> TraderView {
             ("orders_rejected", k.orders_rejected),
             ("fills", k.fills),
             ("strategy_calls", k.strategy_calls),
+            // Markouts of fills (rt_core::markout), for anomaly detection's `markout_bps`.
+            ("markouts", m.count),
+            ("markout_favourable_cbps", m.favourable_cbps),
+            ("markout_adverse_cbps", m.adverse_cbps),
         ],
         rejections: k
             .rejections()
