@@ -192,6 +192,7 @@ fn main() {
                 min_notional: 100 * rt_core::SCALE,
                 maker_fee_bps: 200_000_000,
                 taker_fee_bps: 500_000_000,
+                contract: rt_core::ContractValue::Unit,
             };
         }
         for (label, config) in configs(&config) {

@@ -684,7 +684,7 @@ impl Backtest {
             .map(|i| (i.symbol.as_str(), i.spec))
             .collect();
         let risk = RiskEngine::new(RiskConfig::from_manifest(&config.risk, &table));
-        let portfolio = Portfolio::new(instruments.len());
+        let portfolio = Portfolio::with_contracts(instruments.iter().map(|i| i.spec.contract));
         let mut backtest = Backtest {
             instruments,
             venues,

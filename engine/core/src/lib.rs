@@ -29,7 +29,7 @@ pub use event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, SymbolId, 
 pub use features::{DepthImbalance, FeatureError, FeatureSet};
 pub use matching::{Exec, ExecKind, Matcher, SimOrder, SimRequest};
 pub use order::{LifecycleError, LifecycleStatus, OrderEvent, OrderLifecycle};
-pub use portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio, Position};
+pub use portfolio::{Cash, ContractValue, InstrumentId, InstrumentSpec, Portfolio, Position};
 pub use risk::{
     InstrumentLimits, InstrumentRisk, RejectReason, RiskAnchors, RiskCause, RiskConfig, RiskEngine,
     RiskRestore, RiskState, RiskTransition, TightenError,

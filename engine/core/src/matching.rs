@@ -483,6 +483,7 @@ mod tests {
             // 1 bp maker, 5 bps taker.
             maker_fee_bps: 100_000_000,
             taker_fee_bps: 500_000_000,
+            contract: crate::portfolio::ContractValue::Unit,
         }
     }
 

@@ -19,6 +19,30 @@
 //! - Unrealised P&L marks the open position to the mid price (the driver calls
 //!   [`Portfolio::mark`]); before any mark, the last fill price is the mark.
 //! - Equity = realised + unrealised - fees (floored once, on the sum of the exact parts).
+//!
+//! # Contracts (swaps and futures)
+//!
+//! A derivative's quantity counts contracts, each worth a fixed amount ([`ContractValue`], from
+//! the venue's contract value and multiplier, OKX `ctVal` x `ctMult`):
+//! - **linear** (settled in the quote currency): one contract at price `p` is worth
+//!   `p * multiplier` of the quote; P&L and fees are in the quote.
+//! - **inverse** (settled in the base asset, valued in the quote currency, OKX `BTC-USD-SWAP`):
+//!   one contract is worth `multiplier` of the quote, i.e. `multiplier / p` of the base asset.
+//!   A long position gains base asset as the price rises: its P&L closing at `p2` what opened
+//!   at `p1` is `qty * multiplier * (1/p1 - 1/p2)`, and fees are charged in the base asset on
+//!   `qty * multiplier / p`.
+//!
+//! Both are kept with the same arithmetic as spot, on each contract's **value price** in the
+//! settlement currency ([`ContractValue::value_price`]): `p` (spot), `p * multiplier`
+//! (linear), `-multiplier / p` (inverse: negative, so that it rises with `p` as a long
+//! position's value does). A position's own realised and unrealised P&L, fees and funding are
+//! in its settlement currency. The portfolio's totals and every limit add the quote
+//! currency: an inverse position's amounts count at its mark (`amount * mark`), and notional
+//! and exposure are `p * qty` (spot), `p * multiplier * qty` (linear) and `multiplier * qty`
+//! (inverse, the quote value of the contracts whatever the price): [`ContractValue::notional`].
+//! Linear values are exact when the tick's and the multiplier's decimals add up to at most 8
+//! (the manifest checks it); an inverse value is rounded to the nearest 10^-8 of the base
+//! asset per contract.
 
 use crate::types::{Price, Qty, Side, SCALE};
 
@@ -33,6 +57,127 @@ const WIDE: i128 = SCALE as i128;
 /// bps per 1 (10^4) times the fixed-point scale of the bps value (10^8) times [`WIDE`].
 const FEE_DIV: i128 = 10_000 * (SCALE as i128) * WIDE;
 
+/// How a quantity of an instrument is valued: a contract's terms (see the module
+/// documentation, "Contracts").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContractValue {
+    /// Spot, or a linear contract on one unit of the base asset: a quantity is of the base
+    /// asset, worth price x quantity in the quote currency, which settles.
+    #[default]
+    Unit,
+    /// A linear contract on `multiplier` (10^-8 units, positive) of the base asset, settled in
+    /// the quote currency.
+    Linear { multiplier: i64 },
+    /// An inverse contract worth `multiplier` (10^-8 units, positive) of the quote currency,
+    /// settled in the base asset.
+    Inverse { multiplier: i64 },
+}
+
+impl ContractValue {
+    /// The contract terms of a manifest instrument (`listing.contract`: value x multiplier);
+    /// spot, and a linear contract on exactly one unit, are [`ContractValue::Unit`].
+    pub fn from_manifest(instrument: &rt_manifest::model::Instrument) -> ContractValue {
+        let Some(c) = instrument
+            .listing
+            .as_ref()
+            .and_then(|l| l.contract.as_ref())
+        else {
+            return ContractValue::Unit;
+        };
+        let product = i128::from(c.value.raw()) * i128::from(c.multiplier.raw()) / WIDE;
+        let multiplier = i64::try_from(product).unwrap_or(i64::MAX).max(1);
+        match c.kind {
+            rt_manifest::model::ContractType::Linear if multiplier == SCALE => ContractValue::Unit,
+            rt_manifest::model::ContractType::Linear => ContractValue::Linear { multiplier },
+            rt_manifest::model::ContractType::Inverse => ContractValue::Inverse { multiplier },
+        }
+    }
+
+    /// Settled in the base asset (an inverse contract): its amounts count at the mark.
+    #[inline]
+    pub const fn is_inverse(self) -> bool {
+        matches!(self, ContractValue::Inverse { .. })
+    }
+
+    /// The value of one unit of quantity at `price` (raw), in 10^-8 of the settlement
+    /// currency, signed so that P&L is computed as for spot: `price`, `price * multiplier`
+    /// (floored), `-multiplier / price` (rounded to nearest; zero for a non-positive price).
+    #[inline]
+    pub fn value_price(self, price: i64) -> i64 {
+        match self {
+            ContractValue::Unit => price,
+            ContractValue::Linear { multiplier } => {
+                saturate((i128::from(price) * i128::from(multiplier)).div_euclid(WIDE))
+            }
+            ContractValue::Inverse { multiplier } => {
+                if price <= 0 {
+                    return 0;
+                }
+                let p = i128::from(price);
+                let num = i128::from(multiplier) * WIDE;
+                -saturate((num + p / 2) / p)
+            }
+        }
+    }
+
+    /// The price whose [`value_price`](Self::value_price) is `value` (the way back, for an
+    /// average entry), truncated; `None` where there is none.
+    pub fn price_of_value(self, value: i128) -> Option<i64> {
+        let price = match self {
+            ContractValue::Unit => value,
+            ContractValue::Linear { multiplier } => value * WIDE / i128::from(multiplier),
+            ContractValue::Inverse { multiplier } => {
+                if value >= 0 {
+                    return None;
+                }
+                i128::from(multiplier) * WIDE / -value
+            }
+        };
+        i64::try_from(price).ok()
+    }
+
+    /// The notional of `qty` (raw, any sign gives a same-signed result) at `price` (raw), in
+    /// 10^-16 of the quote currency: `price * qty`, `price * multiplier * qty`, and for an
+    /// inverse contract `multiplier * qty`, whatever the price. Saturates.
+    #[inline]
+    pub fn notional_wide(self, price: i128, qty: i128) -> i128 {
+        match self {
+            ContractValue::Unit => price.saturating_mul(qty),
+            ContractValue::Linear { multiplier } => {
+                price
+                    .saturating_mul(qty)
+                    .saturating_mul(i128::from(multiplier))
+                    / WIDE
+            }
+            ContractValue::Inverse { multiplier } => i128::from(multiplier).saturating_mul(qty),
+        }
+    }
+
+    /// [`notional_wide`](Self::notional_wide) in [`Cash`] units (truncated).
+    #[inline]
+    pub fn notional(self, price: Price, qty: Qty) -> Cash {
+        to_cash(self.notional_wide(i128::from(price.0), i128::from(qty.0)) / WIDE)
+    }
+
+    /// A quantity in units of the base asset (raw), for limits on an asset summed over
+    /// venues: contracts times the multiplier of a linear contract. An inverse contract has no
+    /// fixed base quantity (`None`; the manifest keeps it out of asset limits).
+    #[inline]
+    pub fn base_qty(self, qty: i128) -> Option<i128> {
+        match self {
+            ContractValue::Unit => Some(qty),
+            ContractValue::Linear { multiplier } => Some(qty * i128::from(multiplier) / WIDE),
+            ContractValue::Inverse { .. } => None,
+        }
+    }
+}
+
+/// Saturating `i128` to `i64`.
+#[inline]
+fn saturate(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
 /// What the portfolio, the risk engine and the matcher need to know about an instrument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InstrumentSpec {
@@ -46,6 +191,8 @@ pub struct InstrumentSpec {
     pub maker_fee_bps: i64,
     /// Taker fee in bps, as 10^-8 bps.
     pub taker_fee_bps: i64,
+    /// How a quantity is valued (spot: [`ContractValue::Unit`]).
+    pub contract: ContractValue,
 }
 
 impl InstrumentSpec {
@@ -57,10 +204,12 @@ impl InstrumentSpec {
             min_notional: instrument.min_notional.raw(),
             maker_fee_bps: instrument.maker_fee_bps.raw(),
             taker_fee_bps: instrument.taker_fee_bps.raw(),
+            contract: ContractValue::from_manifest(instrument),
         }
     }
 
-    /// The fee for a fill: maker or taker rate, rounded up (see [`fee`]).
+    /// The fee for a fill: maker or taker rate on the fill's value in the settlement currency
+    /// (a contract's value price), rounded up (see [`fee`]).
     #[inline]
     pub fn fee(&self, price: Price, qty: Qty, maker: bool) -> Cash {
         let bps = if maker {
@@ -68,7 +217,16 @@ impl InstrumentSpec {
         } else {
             self.taker_fee_bps
         };
-        fee(price, qty, bps)
+        match self.contract {
+            ContractValue::Unit => fee(price, qty, bps),
+            c => fee(Price(c.value_price(price.0).saturating_abs()), qty, bps),
+        }
+    }
+
+    /// The notional of `qty` at `price` in the quote currency (see [`ContractValue::notional`]).
+    #[inline]
+    pub fn notional(&self, price: Price, qty: Qty) -> Cash {
+        self.contract.notional(price, qty)
     }
 }
 
@@ -140,11 +298,12 @@ pub fn fee(price: Price, qty: Qty, fee_bps: i64) -> Cash {
     to_cash(fee)
 }
 
-/// One instrument's position and P&L.
+/// One instrument's position and P&L, in its settlement currency (the quote currency, or the
+/// base asset of an inverse contract: see the module documentation).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Position {
     qty: Qty,
-    /// `sum(price.raw * signed qty.raw)` of the open position (10^-16 quote).
+    /// `sum(value_price.raw * signed qty.raw)` of the open position (10^-16 settlement).
     cost: i128,
     /// Realised P&L, exact (10^-16 quote).
     realised: i128,
@@ -160,6 +319,7 @@ pub struct Position {
     funding: i128,
     /// Marked at the venue's mark price (a derivative): book mids no longer move the mark.
     venue_marked: bool,
+    contract: ContractValue,
 }
 
 impl Position {
@@ -174,13 +334,20 @@ impl Position {
     }
 
     /// Average entry price of the open position, truncated towards zero; `None` when flat.
+    /// A contract's is the price of its average value (for an inverse contract the harmonic
+    /// mean of the entry prices, as the venue reports it).
     pub fn avg_entry_price(&self) -> Option<Price> {
         if self.qty.0 == 0 {
             return None;
         }
-        i64::try_from(self.cost / i128::from(self.qty.0))
-            .ok()
+        self.contract
+            .price_of_value(self.cost / i128::from(self.qty.0))
             .map(Price)
+    }
+
+    /// How the position's quantity is valued.
+    pub const fn contract(&self) -> ContractValue {
+        self.contract
     }
 
     /// Realised P&L, floored to 10^-8.
@@ -203,14 +370,42 @@ impl Position {
         to_cash(floor_wide(self.realised + self.unrealised) - self.fees)
     }
 
-    /// `|position| * mark` (10^-8 quote, truncated); zero without a mark.
+    /// The notional of `|position|` at the mark (10^-8 quote, truncated; see
+    /// [`ContractValue::notional`]); zero without a mark.
     pub fn exposure(&self) -> Cash {
         to_cash(self.exposure_wide() / WIDE)
     }
 
-    fn exposure_wide(&self) -> i128 {
-        self.mark
-            .map_or(0, |m| i128::from(self.qty.0).abs() * i128::from(m.0))
+    /// [`exposure`](Self::exposure) in 10^-16 of the quote currency.
+    pub fn exposure_wide(&self) -> i128 {
+        self.mark.map_or(0, |m| {
+            self.contract
+                .notional_wide(i128::from(m.0), i128::from(self.qty.0).abs())
+        })
+    }
+
+    /// The signed notional of the position at the mark (10^-16 quote).
+    fn net_exposure_wide(&self) -> i128 {
+        self.mark.map_or(0, |m| {
+            self.contract
+                .notional_wide(i128::from(m.0), i128::from(self.qty.0))
+        })
+    }
+
+    /// (realised, unrealised, fees) in the quote currency: as they are, or an inverse
+    /// contract's (in the base asset) at the mark. Realised and unrealised in 10^-16
+    /// (floored), fees in 10^-8 (rounded up).
+    #[inline]
+    fn quote_parts(&self) -> (i128, i128, i128) {
+        if !self.contract.is_inverse() {
+            return (self.realised, self.unrealised, self.fees);
+        }
+        let m = i128::from(self.mark.map_or(0, |m| m.0));
+        (
+            (self.realised * m).div_euclid(WIDE),
+            (self.unrealised * m).div_euclid(WIDE),
+            div_ceil_i128(self.fees * m, WIDE),
+        )
     }
 
     /// Sum of fill notionals, truncated to 10^-8.
@@ -227,9 +422,11 @@ impl Position {
         to_cash(self.funding)
     }
 
-    /// Applies a fill. `fee` is what [`fee`] charged for it (in the quote currency).
+    /// Applies a fill. `fee` is what [`fee`] charged for it (in the settlement currency).
     fn fill(&mut self, side: Side, price: Price, qty: Qty, fee: Cash) {
-        self.turnover += i128::from(price.0) * i128::from(qty.0);
+        self.turnover += self
+            .contract
+            .notional_wide(i128::from(price.0), i128::from(qty.0));
         self.fees += i128::from(fee);
         self.fills += 1;
         self.trade(side, price, qty);
@@ -253,7 +450,7 @@ impl Position {
 
     /// Moves the position and its cost basis by a trade of `qty` at `price`.
     fn trade(&mut self, side: Side, price: Price, qty: Qty) {
-        let px = i128::from(price.0);
+        let px = i128::from(self.contract.value_price(price.0));
         let mut q = i128::from(qty.0) * i128::from(side.sign());
         let pos = i128::from(self.qty.0);
         if pos != 0 && (pos > 0) != (q > 0) {
@@ -281,7 +478,9 @@ impl Position {
 
     fn revalue(&mut self) {
         self.unrealised = match self.mark {
-            Some(m) => i128::from(self.qty.0) * i128::from(m.0) - self.cost,
+            Some(m) => {
+                i128::from(self.qty.0) * i128::from(self.contract.value_price(m.0)) - self.cost
+            }
             None => 0,
         };
     }
@@ -291,19 +490,48 @@ impl Position {
 #[derive(Clone, Debug, Default)]
 pub struct Portfolio {
     positions: Vec<Position>,
-    /// Sums over positions, kept incrementally so that reading equity is O(1).
+    /// Sums over positions in the quote currency (an inverse contract's at its mark), kept
+    /// incrementally so that reading equity is O(1).
     realised: i128,
     unrealised: i128,
     fees: i128,
 }
 
 impl Portfolio {
-    /// A flat portfolio of `instruments` instruments (ids `0..instruments`).
+    /// A flat portfolio of `instruments` instruments (ids `0..instruments`), valued as spot.
     pub fn new(instruments: usize) -> Portfolio {
         Portfolio {
             positions: vec![Position::default(); instruments],
             ..Portfolio::default()
         }
+    }
+
+    /// A flat portfolio of one instrument per contract term (ids in order).
+    pub fn with_contracts(contracts: impl IntoIterator<Item = ContractValue>) -> Portfolio {
+        Portfolio {
+            positions: contracts
+                .into_iter()
+                .map(|contract| Position {
+                    contract,
+                    ..Position::default()
+                })
+                .collect(),
+            ..Portfolio::default()
+        }
+    }
+
+    /// Changes position `instrument` with `change`, keeping the totals: O(1).
+    #[inline]
+    fn update(&mut self, instrument: InstrumentId, change: impl FnOnce(&mut Position)) {
+        let Some(p) = self.positions.get_mut(instrument as usize) else {
+            return;
+        };
+        let (r0, u0, f0) = p.quote_parts();
+        change(p);
+        let (r1, u1, f1) = p.quote_parts();
+        self.realised += r1 - r0;
+        self.unrealised += u1 - u0;
+        self.fees += f1 - f0;
     }
 
     pub fn len(&self) -> usize {
@@ -344,38 +572,23 @@ impl Portfolio {
         qty: Qty,
         fee: Cash,
     ) {
-        let Some(p) = self.positions.get_mut(instrument as usize) else {
-            return;
-        };
-        let (r0, u0, f0) = (p.realised, p.unrealised, p.fees);
-        p.fill(side, price, qty, fee);
-        self.realised += p.realised - r0;
-        self.unrealised += p.unrealised - u0;
-        self.fees += p.fees - f0;
+        self.update(instrument, |p| p.fill(side, price, qty, fee));
     }
 
     /// A commission paid in the instrument's base asset (see [`Position`]'s `debit`): the
     /// position shrinks by `qty` (an unknown instrument is ignored).
     pub fn on_base_commission(&mut self, instrument: InstrumentId, qty: Qty) {
-        let Some(p) = self.positions.get_mut(instrument as usize) else {
-            return;
-        };
-        let (r0, u0) = (p.realised, p.unrealised);
-        p.debit(qty);
-        self.realised += p.realised - r0;
-        self.unrealised += p.unrealised - u0;
+        self.update(instrument, |p| p.debit(qty));
     }
 
-    /// A funding payment of a perpetual (positive: received): realised P&L of the instrument
-    /// it was paid on (an unknown instrument is ignored).
+    /// A funding payment of a perpetual (positive: received), in the instrument's settlement
+    /// currency: realised P&L of the instrument it was paid on (an unknown instrument is
+    /// ignored).
     pub fn on_funding(&mut self, instrument: InstrumentId, amount: Cash) {
-        let Some(p) = self.positions.get_mut(instrument as usize) else {
-            return;
-        };
-        let wide = i128::from(amount) * WIDE;
-        p.realised += wide;
-        p.funding += i128::from(amount);
-        self.realised += wide;
+        self.update(instrument, |p| {
+            p.realised += i128::from(amount) * WIDE;
+            p.funding += i128::from(amount);
+        });
     }
 
     /// Marks an instrument to `price` (the mid), unless the venue marks it. O(1).
@@ -387,27 +600,25 @@ impl Portfolio {
         if p.venue_marked {
             return;
         }
-        p.mark = Some(price);
-        if p.qty.0 != 0 {
-            let u0 = p.unrealised;
-            p.revalue();
-            self.unrealised += p.unrealised - u0;
+        if p.qty.0 == 0 && !p.contract.is_inverse() {
+            // Nothing to revalue; an inverse contract's realised P&L counts at the mark.
+            p.mark = Some(price);
+            return;
         }
+        self.update(instrument, |p| {
+            p.mark = Some(price);
+            p.revalue();
+        });
     }
 
     /// The venue's mark price of a derivative (Binance USD-M `markPrice`): from now on its
     /// unrealised P&L and exposure are valued at the venue's mark, not at the book's mid.
     pub fn venue_mark(&mut self, instrument: InstrumentId, price: Price) {
-        let Some(p) = self.positions.get_mut(instrument as usize) else {
-            return;
-        };
-        p.venue_marked = true;
-        p.mark = Some(price);
-        if p.qty.0 != 0 {
-            let u0 = p.unrealised;
+        self.update(instrument, |p| {
+            p.venue_marked = true;
+            p.mark = Some(price);
             p.revalue();
-            self.unrealised += p.unrealised - u0;
-        }
+        });
     }
 
     /// Total realised P&L, floored.
@@ -431,7 +642,8 @@ impl Portfolio {
         to_cash(floor_wide(self.realised + self.unrealised) - self.fees)
     }
 
-    /// `sum(|position| * mark)` over instruments, truncated to 10^-8.
+    /// `sum(|position| * mark)` over instruments (notional: see [`ContractValue::notional`]),
+    /// truncated to 10^-8.
     pub fn gross_exposure(&self) -> Cash {
         to_cash(
             self.positions
@@ -442,12 +654,12 @@ impl Portfolio {
         )
     }
 
-    /// `sum(position * mark)` (signed), truncated to 10^-8.
+    /// `sum(position * mark)` (signed notional), truncated to 10^-8.
     pub fn net_exposure(&self) -> Cash {
         to_cash(
             self.positions
                 .iter()
-                .map(|p| p.mark.map_or(0, |m| i128::from(p.qty.0) * i128::from(m.0)))
+                .map(Position::net_exposure_wide)
                 .sum::<i128>()
                 / WIDE,
         )
@@ -659,5 +871,147 @@ mod tests {
         assert_eq!(spec.min_notional, 5 * ONE);
         assert_eq!(spec.fee(px("60000"), q("0.002"), false), 9_000_000);
         assert_eq!(spec.fee(px("60000"), q("0.002"), true), -1_200_000);
+    }
+
+    /// OKX BTC-USDT-SWAP: a linear contract on 0.01 BTC, settled in USDT.
+    const LINEAR: ContractValue = ContractValue::Linear {
+        multiplier: ONE / 100,
+    };
+    /// OKX UNI-USD-SWAP: an inverse contract worth 10 USD, settled in UNI.
+    const INVERSE: ContractValue = ContractValue::Inverse {
+        multiplier: 10 * ONE,
+    };
+
+    #[test]
+    fn a_linear_contract_counts_its_multiplier_in_pnl_fees_and_notional() {
+        let spec = InstrumentSpec {
+            tick: px("0.1"),
+            lot: q("1"),
+            min_notional: 0,
+            maker_fee_bps: 200_000_000,
+            taker_fee_bps: 500_000_000,
+            contract: LINEAR,
+        };
+        // 3 contracts at 30000.1: 0.03 BTC, 900.003 USDT; 5 bps = 0.4500015 -> 0.45000150.
+        let fee = spec.fee(px("30000.1"), q("3"), false);
+        assert_eq!(fee, 45_000_150);
+        assert_eq!(spec.notional(px("30000.1"), q("3")), 900_003 * ONE / 1000);
+        let mut pf = Portfolio::with_contracts([LINEAR]);
+        pf.on_fill(0, Side::Buy, px("30000.1"), q("3"), fee);
+        assert_eq!(pf.qty(0), q("3"));
+        assert_eq!(pf.position(0).avg_entry_price(), Some(px("30000.1")));
+        pf.mark(0, px("30005"));
+        // 3 * 0.01 * (30005 - 30000.1) = 0.147.
+        assert_eq!(pf.unrealised(), 147 * ONE / 1000);
+        assert_eq!(pf.gross_exposure(), 90_015 * ONE / 100);
+        assert_eq!(pf.net_exposure(), 90_015 * ONE / 100);
+        pf.on_fill(0, Side::Sell, px("30010.1"), q("3"), 0);
+        // 3 * 0.01 * 10 = 0.3 realised; the turnover counts both legs' notional.
+        assert_eq!(pf.realised(), 3 * ONE / 10);
+        assert_eq!(pf.equity(), 3 * ONE / 10 - fee);
+        assert_eq!(pf.turnover(), 900_003 * ONE / 1000 + 900_303 * ONE / 1000);
+        // An asset limit counts the BTC the contracts are on.
+        assert_eq!(
+            LINEAR.base_qty(3 * ONE as i128),
+            Some(3 * ONE as i128 / 100)
+        );
+    }
+
+    #[test]
+    fn an_inverse_contract_settles_in_the_base_asset_and_counts_at_the_mark() {
+        // 2 contracts of 10 USD at 5: each worth 2 UNI.
+        assert_eq!(INVERSE.value_price(px("5").0), -2 * ONE);
+        assert_eq!(INVERSE.notional(px("5"), q("2")), 20 * ONE);
+        // The notional of an inverse contract is its USD value whatever the price.
+        assert_eq!(INVERSE.notional(px("7.3"), q("2")), 20 * ONE);
+        let spec = InstrumentSpec {
+            tick: px("0.001"),
+            lot: q("1"),
+            min_notional: 0,
+            maker_fee_bps: 200_000_000,
+            taker_fee_bps: 500_000_000,
+            contract: INVERSE,
+        };
+        // 5 bps of 4 UNI, charged in UNI.
+        assert_eq!(spec.fee(px("5"), q("2"), false), 200_000);
+        let mut pf = Portfolio::with_contracts([ContractValue::Unit, INVERSE]);
+        pf.on_fill(1, Side::Buy, px("5"), q("2"), 0);
+        pf.mark(1, px("5.5"));
+        // 2 * 10 * (1/5 - 1/5.5) = 0.36363636 UNI (10 / 5.5 rounds to 1.81818182), and in
+        // USD at the mark 5.5: 1.99999998.
+        let p = pf.position(1);
+        assert_eq!(p.unrealised(), 36_363_636);
+        assert_eq!(pf.unrealised(), 199_999_998);
+        assert_eq!(pf.gross_exposure(), 20 * ONE);
+        assert_eq!(p.avg_entry_price(), Some(px("5")));
+        // Close at 4: 2 * (10/5 - 10/4) = -1 UNI realised, in USD at the mark.
+        pf.on_fill(1, Side::Sell, px("4"), q("2"), 0);
+        assert_eq!(pf.position(1).realised(), -ONE);
+        assert_eq!(pf.position(1).qty(), Qty::ZERO);
+        assert_eq!(pf.realised(), -55 * ONE / 10);
+        assert_eq!(pf.equity(), -55 * ONE / 10);
+        // Flat, the UNI lost is still valued at the mark as it moves.
+        pf.mark(1, px("4"));
+        assert_eq!(pf.realised(), -4 * ONE);
+        assert_eq!(pf.equity(), -4 * ONE);
+        assert_eq!(pf.gross_exposure(), 0);
+        // A fee in UNI counts at the mark too, rounded up.
+        pf.on_fill(1, Side::Sell, px("4"), q("1"), 125_000);
+        assert_eq!(pf.fees(), 500_000);
+        assert_eq!(pf.net_exposure(), -10 * ONE);
+        assert_eq!(INVERSE.base_qty(1), None);
+    }
+
+    #[test]
+    fn an_inverse_average_entry_is_the_harmonic_mean() {
+        let mut pf = Portfolio::with_contracts([INVERSE]);
+        pf.on_fill(0, Side::Buy, px("4"), q("1"), 0);
+        pf.on_fill(0, Side::Buy, px("6"), q("1"), 0);
+        // 2 / (1/4 + 1/6) = 4.8.
+        assert_eq!(pf.position(0).avg_entry_price(), Some(px("4.8")));
+        // Half closed at 4.8: nothing realised beyond the value rounding (10^-8 UNI).
+        pf.on_fill(0, Side::Sell, px("4.8"), q("1"), 0);
+        assert!(pf.position(0).realised().abs() <= 1);
+    }
+
+    #[test]
+    fn contract_terms_come_from_the_manifest_listing() {
+        let text = include_str!("../../../tests/contract/example.manifest.json");
+        let m = rt_manifest::load(text).expect("the example is valid");
+        let mut inst = m
+            .exchanges
+            .values()
+            .next()
+            .expect("an exchange")
+            .instruments
+            .values()
+            .next()
+            .expect("an instrument")
+            .clone();
+        assert_eq!(ContractValue::from_manifest(&inst), ContractValue::Unit);
+        let contract = |kind, value: &str, multiplier: &str| {
+            use rt_manifest::model::{Contract, InstrumentType, Listing};
+            let fixed = |v: &str| rt_manifest::Fixed::parse(v).expect("decimal");
+            Listing {
+                symbol: "X-USD-SWAP".to_owned(),
+                kind: InstrumentType::Swap,
+                min_size: fixed("1"),
+                contract: Some(Contract {
+                    value: fixed(value),
+                    multiplier: fixed(multiplier),
+                    value_currency: "USD".to_owned(),
+                    kind,
+                    settle_currency: "X".to_owned(),
+                }),
+            }
+        };
+        use rt_manifest::model::ContractType::{Inverse, Linear};
+        inst.listing = Some(contract(Inverse, "10", "1"));
+        assert_eq!(ContractValue::from_manifest(&inst), INVERSE);
+        inst.listing = Some(contract(Linear, "0.1", "0.1"));
+        assert_eq!(ContractValue::from_manifest(&inst), LINEAR);
+        // A linear contract on exactly one unit is valued as spot.
+        inst.listing = Some(contract(Linear, "1", "1"));
+        assert_eq!(ContractValue::from_manifest(&inst), ContractValue::Unit);
     }
 }

@@ -30,6 +30,10 @@
 //!    `MaxGrossExposure`: the other instruments' `|position| * mark` plus this instrument's
 //!    worst case (either side fully filled) at the mid must stay within `max_gross_exposure`
 //!    (only checked when the order increases that worst case).
+//!    Quantities and limits are in the instrument's unit (contracts for a swap or futures);
+//!    every notional is in the quote currency as [`crate::portfolio::ContractValue::notional`]
+//!    values it (`price * multiplier * qty` for a linear contract, `multiplier * qty` for an
+//!    inverse one), and an asset's position counts a linear contract's multiplier.
 //! 10. `MaxOpenOrders`: open orders across instruments below `max_open_orders`.
 //! 11. `RateLimit`: a token bucket on event time, `burst` tokens refilled at `per_second`;
 //!     only an order that passes every other rule takes a token.
@@ -604,7 +608,8 @@ impl RiskEngine {
             return Err(RejectReason::MaxOrderQty);
         }
         let scale = i128::from(crate::types::SCALE);
-        let notional = price * i128::from(qty) / scale;
+        let contract = spec.contract;
+        let notional = contract.notional_wide(price, i128::from(qty)) / scale;
         if notional > i128::from(limits.max_order_notional) {
             return Err(RejectReason::MaxOrderNotional);
         }
@@ -638,21 +643,30 @@ impl RiskEngine {
         if worst > max_pos {
             return Err(RejectReason::MaxPosition);
         }
-        if worst > 0 && worst * r / scale > i128::from(limits.max_position_notional) {
+        if worst > 0
+            && contract.notional_wide(r, worst) / scale > i128::from(limits.max_position_notional)
+        {
             return Err(RejectReason::MaxPositionNotional);
         }
         if let Some(asset) = self.asset_of[i].and_then(|a| self.config.assets.get(a)) {
             // The same worst case over every venue's instrument of the asset.
+            // In units of the base asset: a linear contract counts its multiplier (the
+            // manifest keeps inverse contracts, which have no fixed base quantity, out).
+            let base = |j: InstrumentId, qty: i128| {
+                let c = self.config.instruments.get(j as usize).copied().flatten();
+                c.and_then(|c| c.spec.contract.base_qty(qty)).unwrap_or(qty)
+            };
             let (mut high, mut low) = (0i128, 0i128);
             for &j in &asset.instruments {
                 let p = i128::from(portfolio.qty(j).0);
                 let o = self.open.get(j as usize).copied().unwrap_or_default();
-                high += p + i128::from(o.buy);
-                low += p - i128::from(o.sell);
+                high += base(j, p + i128::from(o.buy));
+                low += base(j, p - i128::from(o.sell));
             }
+            let q_base = contract.base_qty(q).unwrap_or(q);
             let worst = match order.side {
-                Side::Buy => high + q,
-                Side::Sell => -(low - q),
+                Side::Buy => high + q_base,
+                Side::Sell => -(low - q_base),
             };
             if worst > i128::from(asset.max_position.0) {
                 return Err(RejectReason::MaxAssetPosition);
@@ -666,12 +680,11 @@ impl RiskEngine {
                 .iter()
                 .enumerate()
                 .filter(|&(j, _)| j != i)
-                .map(|(_, p)| {
-                    p.mark()
-                        .map_or(0, |m| i128::from(p.qty().0).abs() * i128::from(m.0))
-                })
+                .map(|(_, p)| p.exposure_wide())
                 .sum();
-            if (others + after * r) / scale > i128::from(self.config.max_gross_exposure) {
+            if (others + contract.notional_wide(r, after)) / scale
+                > i128::from(self.config.max_gross_exposure)
+            {
                 return Err(RejectReason::MaxGrossExposure);
             }
         }
@@ -976,6 +989,7 @@ mod tests {
             min_notional: 5 * ONE,
             maker_fee_bps: 0,
             taker_fee_bps: 0,
+            contract: crate::portfolio::ContractValue::Unit,
         };
         let limits = InstrumentLimits {
             max_position: q("0.1"),
@@ -1023,6 +1037,86 @@ mod tests {
         r.on_market_data(0, 0);
         r.on_market_data(1, 0);
         r
+    }
+
+    /// Instrument 0 as a contract of `contract`, sized in whole contracts.
+    fn contract_engine(contract: crate::portfolio::ContractValue) -> RiskEngine {
+        let mut c = config();
+        if let Some(i) = c.instruments[0].as_mut() {
+            i.spec.contract = contract;
+            i.spec.lot = q("1");
+            i.limits.max_order_qty = q("1000");
+            i.limits.max_position = q("1000");
+        }
+        let mut r = RiskEngine::new(c);
+        r.on_market_data(0, 0);
+        r
+    }
+
+    #[test]
+    fn a_contracts_notional_counts_its_multiplier() {
+        use crate::portfolio::ContractValue;
+        let pf = Portfolio::new(3);
+        // Linear on 0.01 BTC: one contract at 100000 is 1000 USDT.
+        let r = contract_engine(ContractValue::Linear {
+            multiplier: ONE / 100,
+        });
+        let check = |o: NewOrder| r.evaluate(0, &o, MID, &pf);
+        assert_eq!(check(order(Side::Buy, "100000", "5")), Ok(()));
+        assert_eq!(
+            check(order(Side::Buy, "100000", "6")),
+            Err(RejectReason::MaxOrderNotional)
+        );
+        // Inverse of 100 USD: a contract is 100 USD at any price.
+        let r = contract_engine(ContractValue::Inverse {
+            multiplier: 100 * ONE,
+        });
+        let check = |o: NewOrder| r.evaluate(0, &o, MID, &pf);
+        assert_eq!(check(order(Side::Buy, "100000", "50")), Ok(()));
+        assert_eq!(
+            check(order(Side::Buy, "100000", "51")),
+            Err(RejectReason::MaxOrderNotional)
+        );
+        // 8000 USD of position notional is 80 contracts: long 60, 20 more is on the limit.
+        let mut long = Portfolio::new(3);
+        long.on_fill(0, Side::Buy, px("100000"), q("60"), 0);
+        assert_eq!(
+            r.evaluate(0, &order(Side::Buy, "100000", "20"), MID, &long),
+            Ok(())
+        );
+        assert_eq!(
+            r.evaluate(0, &order(Side::Buy, "100000", "21"), MID, &long),
+            Err(RejectReason::MaxPositionNotional)
+        );
+        // A linear contract's asset position counts the BTC it is on.
+        let mut c = config();
+        if let Some(i) = c.instruments[0].as_mut() {
+            i.spec.contract = ContractValue::Linear {
+                multiplier: ONE / 100,
+            };
+            i.spec.lot = q("1");
+            i.limits.max_order_qty = q("1000");
+            i.limits.max_position = q("1000");
+            i.limits.max_order_notional = 1_000_000 * ONE;
+            i.limits.max_position_notional = 1_000_000 * ONE;
+        }
+        c.max_gross_exposure = 1_000_000 * ONE;
+        c.assets = vec![AssetRisk {
+            name: "BTC".to_owned(),
+            max_position: q("0.05"),
+            instruments: vec![0, 1],
+        }];
+        let mut r = RiskEngine::new(c);
+        r.on_market_data(0, 0);
+        // 5 contracts = 0.05 BTC: on the limit; 6 = 0.06 past it.
+        assert_eq!(
+            r.evaluate(0, &order(Side::Buy, "100000", "5"), MID, &pf),
+            Ok(())
+        );
+        assert_eq!(
+            r.evaluate(0, &order(Side::Buy, "100000", "6"), MID, &pf),
+            Err(RejectReason::MaxAssetPosition)
+        );
     }
 
     #[test]

@@ -145,6 +145,7 @@ fn plain_config(latency: LatencyModel) -> BacktestConfig {
                 min_notional: 0,
                 maker_fee_bps: 0,
                 taker_fee_bps: 0,
+                contract: rt_core::ContractValue::Unit,
             },
         }],
     }];

@@ -75,6 +75,7 @@ fn a_tick_does_not_allocate() {
         min_notional: 0,
         maker_fee_bps: 0,
         taker_fee_bps: 0,
+        contract: rt_core::ContractValue::Unit,
     };
     let config = ModelTakerConfig {
         buy_above: -1e9,

@@ -65,6 +65,7 @@ fn config(neutral: bool) -> RiskConfig {
         min_notional: 5 * SCALE,
         maker_fee_bps: 100_000_000,
         taker_fee_bps: 500_000_000,
+        contract: rt_core::ContractValue::Unit,
     };
     let big = 1_000_000_000 * SCALE;
     let limits = |max_lots: i64| InstrumentLimits {

@@ -506,6 +506,7 @@ mod tests {
             min_notional: 5 * crate::types::SCALE,
             maker_fee_bps: 0,
             taker_fee_bps: 0,
+            contract: crate::portfolio::ContractValue::Unit,
         }
     }
 

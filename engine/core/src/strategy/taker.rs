@@ -184,6 +184,7 @@ pub(crate) mod testkit {
             min_notional: 0,
             maker_fee_bps: 0,
             taker_fee_bps: 0,
+            contract: crate::portfolio::ContractValue::Unit,
         }
     }
 
