@@ -9,7 +9,9 @@
 //! with the consumer handing read slots back one at a time and then in its default batches,
 //! then with the producer writing bursts packed several messages to a slot (`try_push_many`).
 //! `rtrb` (an in-process SPSC queue) runs the same ping-pong and stream for comparison.
-//! Messages are 32 bytes in 64-byte slots. Warm-up round trips first, then the samples are
+//! Messages are 32 bytes in 64-byte slots. Each throughput row also gives the time per 64-byte
+//! line of queue memory the messages took: rtrb packs two 32-byte elements to a line where one
+//! message a slot takes a whole line, so per message it moves half the lines. Warm-up round trips first, then the samples are
 //! sorted for p50/p99/p99.9. For scale, the same round trip over two bare atomics (the floor:
 //! what moving a cache line between those CPUs costs). Run with
 //! `cargo bench -p rt-ring --bench hop`.
@@ -333,6 +335,7 @@ fn throughput(batch: Option<u64>) {
     print_throughput(
         &format!("ring, read slots handed back {release} at a time"),
         elapsed,
+        SLOT_BYTES as f64,
     );
 }
 
@@ -386,15 +389,22 @@ fn packed_throughput(slot_bytes: u64, burst: usize) {
             "ring, bursts of {burst} packed {per_slot} to a slot ({slots} slots of {slot_bytes} bytes), read slots handed back {release} at a time"
         ),
         elapsed,
+        slot_bytes as f64 / per_slot as f64,
     );
 }
 
-fn print_throughput(what: &str, elapsed: Duration) {
+/// `bytes_per_message`: the queue memory one message takes (a whole slot when one message
+/// fills it, a share of the slot when several are packed, the element size in rtrb). Messages
+/// move between the cores a cache line at a time, so the time per 64-byte line of queue compares
+/// the queues' mechanics with the message layout taken out: rtrb's 32-byte elements put two
+/// messages in a line, one message a slot puts one.
+fn print_throughput(what: &str, elapsed: Duration, bytes_per_message: f64) {
+    let ns_per_message = elapsed.as_nanos() as f64 / STREAM as f64;
     println!(
-        "throughput, one producer thread to one consumer thread, {what}: {:.1}M msg/s ({:.1} ns/msg, {} messages of {PAYLOAD} bytes)",
+        "throughput, one producer thread to one consumer thread, {what}: {:.1}M msg/s ({ns_per_message:.1} ns/msg, {} messages of {PAYLOAD} bytes; {:.1} ns per 64-byte line of queue)",
         STREAM as f64 / elapsed.as_secs_f64() / 1e6,
-        elapsed.as_nanos() as f64 / STREAM as f64,
-        STREAM
+        STREAM,
+        ns_per_message * 64.0 / bytes_per_message,
     );
 }
 
@@ -431,7 +441,11 @@ fn rtrb_throughput() {
     }
     let elapsed = started.elapsed();
     producer.join().unwrap();
-    print_throughput("rtrb 0.3 (in-process, for comparison)", elapsed);
+    print_throughput(
+        "rtrb 0.3 (in-process, for comparison)",
+        elapsed,
+        std::mem::size_of::<[u8; PAYLOAD]>() as f64,
+    );
 }
 
 /// The ping-pong of `ping_pong` over two `rtrb` queues between two threads.
