@@ -5,21 +5,29 @@
 //! keeps, per level, the price and size as received (inline, no allocation per level) beside the
 //! fixed-point key it is ordered by. The venue modules decide which text goes into the CRC.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use rt_core::{parse_units, Level, Price, Qty};
 
 use crate::binance::DecodeError;
-use crate::scan::Scan;
+use crate::scan::{fast_decimal, has_byte, load8, Scan};
 
-/// The longest price or size text a level keeps (OKX and Kraken send at most ~20 characters).
-pub const TEXT_CAP: usize = 31;
+/// The longest price or size text a level keeps (OKX and Kraken send at most ~20 characters;
+/// a decimal the engine accepts has at most 11 integer digits).
+pub const TEXT_CAP: usize = 29;
 
-/// A decimal exactly as the venue wrote it, inline.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Where a [`Text`]'s bytes start in its block (after `len`, `dot`, `lead`).
+const HEAD: usize = 3;
+
+/// A decimal exactly as the venue wrote it, inline in one 32-byte block, with the two
+/// positions Kraken's checksum form needs found once, when the text is made (not on every
+/// checksum): `[len, dot, lead, text.., scratch..]`, where `dot` is the index of the `.`
+/// (`len` when there is none) and `lead` how many leading bytes are `0` or `.` (`len` for a
+/// text of zeros). Made from a frame as two 16-byte words, so that moving it later reads what
+/// was written at the same width.
+#[derive(Clone, Copy)]
 pub struct Text {
-    len: u8,
-    bytes: [u8; TEXT_CAP],
+    raw: [u8; HEAD + TEXT_CAP],
 }
 
 impl Text {
@@ -31,18 +39,133 @@ impl Text {
                 source: rt_core::ParseDecimalError::TooLarge,
             });
         }
-        let mut out = [0u8; TEXT_CAP];
-        out[..bytes.len()].copy_from_slice(bytes);
-        Ok(Text {
-            len: bytes.len() as u8,
-            bytes: out,
-        })
+        let len = bytes.len();
+        let dot = bytes.iter().position(|&c| c == b'.').unwrap_or(len);
+        let lead = bytes
+            .iter()
+            .position(|&c| c != b'0' && c != b'.')
+            .unwrap_or(len);
+        let mut raw = [0u8; HEAD + TEXT_CAP];
+        raw[..HEAD].copy_from_slice(&[len as u8, dot as u8, lead as u8]);
+        raw[HEAD..HEAD + len].copy_from_slice(bytes);
+        Ok(Text { raw })
     }
 
+    /// The text `frame[start..end]` (`None` when longer than [`TEXT_CAP`]). The fast way, when
+    /// the frame has room around it: two 16-byte loads, the head merged in a register.
+    #[inline(always)]
+    pub(crate) fn from_frame(frame: &[u8], start: usize, end: usize) -> Option<Text> {
+        let len = end.checked_sub(start)?;
+        if len > TEXT_CAP {
+            return None;
+        }
+        let (Some(lo), Some(hi)) = (
+            start.checked_sub(HEAD).and_then(|s| frame.get(s..s + 16)),
+            frame.get(start + 16 - HEAD..start + TEXT_CAP),
+        ) else {
+            return Text::new(frame.get(start..end)?, "").ok();
+        };
+        let lo = u128::from_le_bytes(lo.try_into().ok()?);
+        let hi = u128::from_le_bytes(hi.try_into().ok()?);
+        // The text's first 8 bytes (and what follows it there) answer both questions for
+        // nearly every decimal; the rest, one by one.
+        let w = (lo >> (8 * HEAD)) as u64;
+        let dots = zero_bytes(w ^ (ONES * u64::from(b'.')));
+        let zeros = zero_bytes(w ^ (ONES * u64::from(b'0')));
+        let mut dot = (dots.trailing_zeros() / 8) as usize;
+        let mut lead = ((!(dots | zeros) & HIGH).trailing_zeros() / 8) as usize;
+        if dot == 8 && len > 8 {
+            dot = frame[start + 8..end]
+                .iter()
+                .position(|&c| c == b'.')
+                .map_or(len, |k| k + 8);
+        }
+        if lead == 8 && len > 8 {
+            lead = frame[start + 8..end]
+                .iter()
+                .position(|&c| c != b'0' && c != b'.')
+                .map_or(len, |k| k + 8);
+        }
+        let head = len as u128 | (dot.min(len) as u128) << 8 | (lead.min(len) as u128) << 16;
+        let lo = (lo & !0xFF_FFFF) | head;
+        let mut raw = [0u8; HEAD + TEXT_CAP];
+        raw[..16].copy_from_slice(&lo.to_le_bytes());
+        raw[16..].copy_from_slice(&hi.to_le_bytes());
+        Some(Text { raw })
+    }
+
+    #[inline(always)]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        &self.raw[HEAD..HEAD + usize::from(self.raw[0])]
+    }
+
+    /// Writes the text at `out[pos..]` and returns the index after it. `out` must have
+    /// [`TEXT_SLACK`] bytes from `pos` (one fixed-size copy; bytes past the text are scratch
+    /// the next write covers).
+    #[inline(always)]
+    pub fn write(&self, out: &mut [u8], pos: usize) -> usize {
+        out[pos..pos + TEXT_CAP].copy_from_slice(&self.raw[HEAD..]);
+        pos + usize::from(self.raw[0])
+    }
+
+    /// Writes the text with the `.` removed and leading zeros stripped (`0` for zero) at
+    /// `out[pos..]`, Kraken's checksum form, and returns the index after it. `out` must have
+    /// [`TEXT_SLACK`] bytes from `pos`.
+    #[inline(always)]
+    pub fn write_digits(&self, out: &mut [u8], pos: usize) -> usize {
+        let (len, dot, lead) = (
+            usize::from(self.raw[0]),
+            usize::from(self.raw[1]),
+            usize::from(self.raw[2]),
+        );
+        if lead == len {
+            out[pos] = b'0';
+            return pos + 1;
+        }
+        if len > 16 {
+            let mut end = pos;
+            for &c in &self.raw[HEAD + lead..HEAD + len] {
+                out[end] = c;
+                end += usize::from(c != b'.');
+            }
+            return end;
+        }
+        // Up to 16 bytes in one register: close the gap of the `.`, then drop the lead.
+        let mut v = u128::from_le_bytes(self.raw[HEAD..HEAD + 16].try_into().unwrap_or([0; 16]));
+        let (mut n, mut lead) = (len, lead);
+        if dot < len {
+            let low = v & ((1u128 << (8 * dot)) - 1);
+            let high = v.checked_shr(8 * (dot as u32 + 1)).unwrap_or(0);
+            v = low | (high << (8 * dot));
+            n -= 1;
+            if lead > dot {
+                lead -= 1;
+            }
+        }
+        out[pos..pos + 16].copy_from_slice(&(v >> (8 * lead)).to_le_bytes());
+        pos + n - lead
     }
 }
+
+/// Room a [`Text::write`] or [`Text::write_digits`] needs after its position.
+pub const TEXT_SLACK: usize = 32;
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that is zero, exactly (no borrow between bytes).
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & !HIGH).wrapping_add(!HIGH)) | x) & HIGH
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Text {}
 
 impl std::fmt::Debug for Text {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,62 +203,108 @@ impl TextLevel {
     }
 }
 
-/// One side of a book: levels sorted so that the best is *last* (bids ascending, asks
-/// descending by price), so the changes a venue sends most (near the top) move few entries.
+/// One side of a book. The order lives in `order`: (key, slot) sorted by key with the best
+/// *last*, the key being the price (asks: negated, so both sides ascend toward the best); the
+/// texts live in `texts`, a slab indexed by slot that never moves. A level changed in place
+/// writes its slot; one added or deleted shifts 16-byte entries, and only on the shorter side
+/// of it (a ring buffer): OKX's 400-level books change near the touch *and* at the far end,
+/// where levels enter and leave the 400.
 #[derive(Default, Debug)]
 struct Side {
-    /// (key, price text, size text); the key is the price for asks negated, so both sides
-    /// are ascending with the best last.
-    levels: Vec<(i64, Text, Text)>,
+    order: VecDeque<(i64, u32)>,
+    texts: Vec<(Text, Text)>,
+    /// Slots of `texts` no level uses.
+    free: Vec<u32>,
 }
 
 impl Side {
+    #[inline]
     fn set(&mut self, key: i64, texts: Option<(Text, Text)>) {
-        // Search from the top: most updates are near it.
-        let found = self.levels.binary_search_by(|l| l.0.cmp(&key));
+        let found = self.order.binary_search_by(|l| l.0.cmp(&key));
         match (found, texts) {
-            (Ok(i), Some((p, q))) => self.levels[i] = (key, p, q),
+            (Ok(i), Some(t)) => self.texts[self.order[i].1 as usize] = t,
             (Ok(i), None) => {
-                self.levels.remove(i);
+                if let Some((_, slot)) = self.order.remove(i) {
+                    self.free.push(slot);
+                }
             }
-            (Err(i), Some((p, q))) => self.levels.insert(i, (key, p, q)),
+            (Err(i), Some(t)) => {
+                let slot = self.slot(t);
+                self.order.insert(i, (key, slot));
+            }
             (Err(_), None) => {}
         }
     }
 
-    fn best_first(&self) -> impl Iterator<Item = (&Text, &Text)> {
-        self.levels.iter().rev().map(|(_, p, q)| (p, q))
-    }
-
-    /// The side made of `levels` alone (a snapshot): one sort instead of an insert each.
-    fn load(&mut self, levels: &[TextLevel], key: impl Fn(i64) -> i64) {
-        self.levels.clear();
-        self.levels.extend(
-            levels
-                .iter()
-                .filter(|l| l.qty != 0)
-                .map(|l| (key(l.price), l.price_text, l.qty_text)),
-        );
-        // Stable: of two levels at one price the later one stays, as one `set` after another.
-        self.levels.sort_by_key(|l| l.0);
-        let mut i = 1;
-        while i < self.levels.len() {
-            if self.levels[i - 1].0 == self.levels[i].0 {
-                self.levels.remove(i - 1);
-            } else {
-                i += 1;
+    #[inline]
+    fn slot(&mut self, texts: (Text, Text)) -> u32 {
+        match self.free.pop() {
+            Some(slot) => {
+                self.texts[slot as usize] = texts;
+                slot
+            }
+            None => {
+                self.texts.push(texts);
+                (self.texts.len() - 1) as u32
             }
         }
     }
 
+    fn clear(&mut self) {
+        self.order.clear();
+        self.texts.clear();
+        self.free.clear();
+    }
+
+    fn best_first(&self) -> impl Iterator<Item = (&Text, &Text)> {
+        self.order.iter().rev().map(|&(_, slot)| {
+            let (p, q) = &self.texts[slot as usize];
+            (p, q)
+        })
+    }
+
+    /// The side made of `levels` alone (a snapshot): one sort instead of an insert each.
+    fn load(&mut self, levels: &[TextLevel], key: impl Fn(i64) -> i64) {
+        self.clear();
+        for l in levels.iter().filter(|l| l.qty != 0) {
+            self.texts.push((l.price_text, l.qty_text));
+            let slot = (self.texts.len() - 1) as u32;
+            self.order.push_back((key(l.price), slot));
+        }
+        // Slots ascend in message order: of two levels at one price the later one stays, as
+        // one `set` after another.
+        let order = self.order.make_contiguous();
+        order.sort_unstable();
+        let mut kept = 0;
+        for i in 0..order.len() {
+            if i + 1 < order.len() && order[i + 1].0 == order[i].0 {
+                self.free.push(order[i].1);
+            } else {
+                order[kept] = order[i];
+                kept += 1;
+            }
+        }
+        self.order.truncate(kept);
+    }
+
     fn truncate(&mut self, depth: usize) {
-        let excess = self.levels.len().saturating_sub(depth);
-        self.levels.drain(..excess);
+        let excess = self.order.len().saturating_sub(depth);
+        self.free
+            .extend(self.order.drain(..excess).map(|(_, slot)| slot));
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn best(&self) -> Option<i64> {
+        self.order.back().map(|l| l.0)
     }
 }
 
 /// `[["price","size",...], ..]` appended to `out`: each level's first two strings (OKX sends
-/// four, Kraken three or four; the rest is skipped).
+/// four, Kraken three or four; the rest is skipped). Levels written compactly, as both venues
+/// do, take [`fast_text_level`]; anything else the general path, which gives the errors.
 pub(crate) fn text_levels(s: &mut Scan<'_>, out: &mut Vec<TextLevel>) -> Result<(), DecodeError> {
     s.expect(b'[', "'['")?;
     if s.peek()? == b']' {
@@ -143,16 +312,70 @@ pub(crate) fn text_levels(s: &mut Scan<'_>, out: &mut Vec<TextLevel>) -> Result<
         return Ok(());
     }
     loop {
-        s.expect(b'[', "'['")?;
-        let price = s.string()?;
-        s.expect(b',', "','")?;
-        let size = s.string()?;
-        out.push(TextLevel::parse(price, size)?);
-        while s.more(b']')? {
-            s.skip_value()?;
+        if let Some((level, end)) = fast_text_level(s.b, s.i) {
+            out.push(level);
+            s.i = end;
+        } else {
+            s.expect(b'[', "'['")?;
+            let price = s.string()?;
+            s.expect(b',', "','")?;
+            let size = s.string()?;
+            out.push(TextLevel::parse(price, size)?);
+            while s.more(b']')? {
+                s.skip_value()?;
+            }
         }
         if !s.more(b']')? {
             return Ok(());
+        }
+    }
+}
+
+/// `["price","size"(,"string")*]` at `b[i]`, without blanks or escapes: the level (values by
+/// the SWAR decimal parser, which agrees with `rt_core::parse_units`) and the index after `]`;
+/// `None` for anything else.
+#[inline(always)]
+fn fast_text_level(b: &[u8], i: usize) -> Option<(TextLevel, usize)> {
+    if *b.get(i)? != b'[' {
+        return None;
+    }
+    let (price, j) = fast_decimal(b, i + 1)?;
+    if *b.get(j)? != b',' {
+        return None;
+    }
+    let (qty, k) = fast_decimal(b, j + 1)?;
+    let level = TextLevel {
+        price,
+        qty,
+        price_text: Text::from_frame(b, i + 2, j - 1)?,
+        qty_text: Text::from_frame(b, j + 2, k - 1)?,
+    };
+    let mut m = k;
+    loop {
+        match *b.get(m)? {
+            b']' => return Some((level, m + 1)),
+            b',' if *b.get(m + 1)? == b'"' => m = string_end(b, m + 2)? + 1,
+            _ => return None,
+        }
+    }
+}
+
+/// The index of the quote closing a string whose text starts at `b[i]`; `None` at an escape.
+#[inline(always)]
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        if let Some(v) = load8(b, i) {
+            let hits = has_byte(v, b'"') | has_byte(v, b'\\');
+            if hits == 0 {
+                i += 8;
+                continue;
+            }
+            i += (hits.trailing_zeros() / 8) as usize;
+        }
+        match *b.get(i)? {
+            b'"' => return Some(i),
+            b'\\' => return None,
+            _ => i += 1,
         }
     }
 }
@@ -166,8 +389,8 @@ pub struct TextBook {
 
 impl TextBook {
     pub fn clear(&mut self) {
-        self.bids.levels.clear();
-        self.asks.levels.clear();
+        self.bids.clear();
+        self.asks.clear();
     }
 
     /// The book made of a snapshot's levels.
@@ -177,6 +400,7 @@ impl TextBook {
     }
 
     /// Sets (or, with a zero size, deletes) one level.
+    #[inline]
     pub fn set(&mut self, bid: bool, level: &TextLevel) {
         let texts = (level.qty != 0).then_some((level.price_text, level.qty_text));
         if bid {
@@ -203,15 +427,12 @@ impl TextBook {
     }
 
     pub fn depth(&self) -> (usize, usize) {
-        (self.bids.levels.len(), self.asks.levels.len())
+        (self.bids.len(), self.asks.len())
     }
 
     /// Best bid and ask prices in units, if any.
     pub fn top(&self) -> (Option<i64>, Option<i64>) {
-        (
-            self.bids.levels.last().map(|l| l.0),
-            self.asks.levels.last().map(|l| -l.0),
-        )
+        (self.bids.best(), self.asks.best().map(|k| -k))
     }
 
     /// A crossed or locked book (best bid at or above best ask) cannot be the venue's.
@@ -247,12 +468,17 @@ pub struct CheckedBook {
     last_seq: Option<i64>,
 }
 
+/// Up to this many instruments, a name is found by comparing it with each.
+const FEW: usize = 16;
+
 /// Every instrument's book on one connection of a checksummed venue (OKX, Kraken): the rule
 /// both follow. A snapshot makes a book valid; a checksum mismatch or a sequence gap makes it
 /// invalid until the next snapshot, and the messages meanwhile are not applied.
 #[derive(Default, Debug)]
 pub struct CheckedBooks {
     index: HashMap<Vec<u8>, usize>,
+    /// Names as received, by book id (beside `names`, their text for people).
+    raw_names: Vec<Vec<u8>>,
     names: Vec<String>,
     books: Vec<CheckedBook>,
     buf: Vec<u8>,
@@ -281,11 +507,12 @@ impl CheckedBooks {
         msg: &BookMessage<'_>,
         checksum: fn(&TextBook, &mut Vec<u8>) -> u32,
     ) -> Checked {
-        let id = match self.index.get(name) {
-            Some(&id) => id,
+        let id = match self.find(name) {
+            Some(id) => id,
             None => {
                 let id = self.books.len();
                 self.index.insert(name.to_vec(), id);
+                self.raw_names.push(name.to_vec());
                 self.names.push(String::from_utf8_lossy(name).into_owned());
                 self.books.push(CheckedBook::default());
                 id
@@ -343,11 +570,22 @@ impl CheckedBooks {
 }
 
 impl CheckedBooks {
+    /// The book of `name`: a few instruments (a connection's usual load) are compared in
+    /// turn, which beats hashing the name; many are looked up.
+    #[inline]
+    fn find(&self, name: &[u8]) -> Option<usize> {
+        if self.raw_names.len() <= FEW {
+            self.raw_names.iter().position(|n| n.as_slice() == name)
+        } else {
+            self.index.get(name).copied()
+        }
+    }
+
     /// Marks the book of `name` invalid (a stale book, a resubscription): its messages are
     /// dropped until the next snapshot. `false` when the instrument was never seen.
     pub fn invalidate(&mut self, name: &[u8]) -> bool {
-        match self.index.get(name) {
-            Some(&id) => {
+        match self.find(name) {
+            Some(id) => {
                 self.books[id].valid = false;
                 true
             }
@@ -451,5 +689,181 @@ mod tests {
         assert!(!loaded.crossed());
         loaded.set(true, &level("12", "1"));
         assert!(loaded.crossed());
+    }
+
+    /// A book side against a simple model (a sorted map), over a long run of sets and deletes
+    /// at prices spread like OKX's (touch and far end), with snapshots and truncations between:
+    /// the ring buffer wraps, slots are reused, and the order and texts stay the model's.
+    #[test]
+    fn the_book_agrees_with_a_sorted_map_through_sets_deletes_and_truncations() {
+        use std::collections::BTreeMap;
+        let mut book = TextBook::default();
+        let mut model: [BTreeMap<i64, (String, String)>; 2] = Default::default();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for step in 0..20_000u32 {
+            let r = next();
+            let bid = r & 1 == 0;
+            let price = 1000 + (r >> 8) % 500;
+            let qty = if (r >> 20) % 3 == 0 {
+                0
+            } else {
+                (r >> 24) % 1000
+            };
+            let (p, q) = (format!("{price}.5"), format!("0.{qty:03}"));
+            let l = level(&p, &q);
+            book.set(bid, &l);
+            let side = &mut model[usize::from(!bid)];
+            if qty == 0 {
+                side.remove(&l.price);
+            } else {
+                side.insert(l.price, (p, q));
+            }
+            if step % 997 == 0 {
+                let depth = 50 + (next() % 200) as usize;
+                book.truncate(depth);
+                let bids = &mut model[0];
+                while bids.len() > depth {
+                    bids.pop_first();
+                }
+                let asks = &mut model[1];
+                while asks.len() > depth {
+                    asks.pop_last();
+                }
+            }
+            if step % 4001 == 0 {
+                // Reload as a snapshot of the model's own levels (with one duplicate price).
+                let texts = |m: &BTreeMap<i64, (String, String)>| {
+                    m.values().map(|(p, q)| level(p, q)).collect::<Vec<_>>()
+                };
+                let mut bids = texts(&model[0]);
+                if let Some(first) = bids.first().copied() {
+                    bids.insert(
+                        0,
+                        level(&format!("{:?}", first.price_text).replace('"', ""), "9"),
+                    );
+                }
+                book.load(&bids, &texts(&model[1]));
+            }
+        }
+        let side = |it: &mut dyn Iterator<Item = (&Text, &Text)>| {
+            it.map(|(p, q)| (p.as_bytes().to_vec(), q.as_bytes().to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let want = |m: &BTreeMap<i64, (String, String)>, best_first_rev: bool| {
+            let v: Vec<_> = m
+                .values()
+                .map(|(p, q)| (p.as_bytes().to_vec(), q.as_bytes().to_vec()))
+                .collect();
+            if best_first_rev {
+                v.into_iter().rev().collect()
+            } else {
+                v
+            }
+        };
+        assert!(model[0].len() > 100 && model[1].len() > 100);
+        assert_eq!(side(&mut book.bids()), want(&model[0], true));
+        assert_eq!(side(&mut book.asks()), want(&model[1], false));
+        assert_eq!(book.depth(), (model[0].len(), model[1].len()));
+    }
+
+    /// Kraken's checksum form and the verbatim text, written with fixed-size copies, against
+    /// the plain definition, for texts made both ways (from a frame and from bytes).
+    #[test]
+    fn texts_write_verbatim_and_in_checksum_form() {
+        fn digits(text: &[u8]) -> Vec<u8> {
+            let kept: Vec<u8> = text.iter().copied().filter(|&c| c != b'.').collect();
+            let start = kept.iter().position(|&c| c != b'0').unwrap_or(kept.len());
+            if start == kept.len() {
+                b"0".to_vec()
+            } else {
+                kept[start..].to_vec()
+            }
+        }
+        let cases = [
+            "0",
+            "0.0",
+            "0.00000000",
+            "5",
+            "10",
+            "100.5",
+            "354.15000000",
+            "0.000022900",
+            "0.00000500",
+            "13355.87450757",
+            "1234567890.12345678",
+            "00.10",
+            "0.123456789012",
+            "12345678901.000000000000000",
+        ];
+        for case in cases {
+            let framed = format!("[\"{case}\",\"{case}\",\"0.5.9\"]");
+            let f = framed.as_bytes();
+            let from_frame = Text::from_frame(f, 2, 2 + case.len()).unwrap();
+            let new = Text::new(case.as_bytes(), "t").unwrap();
+            for t in [from_frame, new] {
+                assert_eq!(t.as_bytes(), case.as_bytes());
+                let mut out = vec![b'x'; 8 + TEXT_SLACK];
+                let end = t.write_digits(&mut out, 3);
+                assert_eq!(&out[3..end], digits(case.as_bytes()), "{case}");
+                assert_eq!(&out[..3], b"xxx");
+                let end = t.write(&mut out, 1);
+                assert_eq!(&out[1..end], case.as_bytes());
+            }
+        }
+        assert!(Text::new(&[b'1'; TEXT_CAP + 1], "t").is_err());
+        assert!(Text::from_frame(&[b'1'; 64], 3, 4 + TEXT_CAP).is_none());
+    }
+
+    /// Every level of the OKX and Kraken captures: the fast path reads what the general one
+    /// does (values by `rt_core::parse_units`, texts verbatim), and takes nearly all of them.
+    #[test]
+    fn the_fast_level_path_agrees_with_the_general_one_on_the_captures() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+        let mut fast = 0;
+        let mut total = 0;
+        for file in [
+            "okx/cryptofeed_OKX.ws.1.0",
+            "kraken/cryptofeed_KRAKEN.ws.50.0",
+        ] {
+            let mut frames = crate::FrameReader::open(&root.join(file)).unwrap();
+            while let Some(frame) = frames.next_frame() {
+                let b = frame.unwrap().bytes;
+                for i in 0..b.len() {
+                    if b[i] != b'[' || b.get(i + 1) != Some(&b'"') {
+                        continue;
+                    }
+                    let mut s = Scan { b, i };
+                    let mut general = Vec::new();
+                    let parsed = (|| -> Result<(), DecodeError> {
+                        s.expect(b'[', "[")?;
+                        let price = s.string()?;
+                        s.expect(b',', ",")?;
+                        let size = s.string()?;
+                        general.push(TextLevel::parse(price, size)?);
+                        while s.more(b']')? {
+                            s.skip_value()?;
+                        }
+                        Ok(())
+                    })();
+                    total += 1;
+                    if let Some((level, end)) = fast_text_level(b, i) {
+                        assert!(parsed.is_ok());
+                        assert_eq!(Some(&level), general.first());
+                        assert_eq!(end, s.i);
+                        fast += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            fast > 12_000 && fast * 100 > total * 95,
+            "{fast} of {total}"
+        );
     }
 }

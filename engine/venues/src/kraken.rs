@@ -16,7 +16,9 @@
 use std::collections::HashMap;
 
 use crate::binance::DecodeError;
-use crate::checksum::{text_levels, BookMessage, Checked, CheckedBooks, Text, TextBook, TextLevel};
+use crate::checksum::{
+    text_levels, BookMessage, Checked, CheckedBooks, TextBook, TextLevel, TEXT_CAP, TEXT_SLACK,
+};
 use crate::okx::unsigned;
 use crate::scan::Scan;
 
@@ -273,29 +275,19 @@ impl KrakenBooks {
     }
 }
 
-/// Kraken's checksum of `book` (see the module doc), using `buf` as scratch.
+/// Kraken's checksum of `book` (see the module doc), using `buf` as scratch (it holds the
+/// checksummed text after). Each text's checksum form (no `.`, no leading zeros) comes from
+/// positions found when it was parsed, written with fixed-size copies.
 pub fn checksum(book: &TextBook, buf: &mut Vec<u8>) -> u32 {
-    buf.clear();
+    buf.resize(2 * 2 * CHECKSUM_DEPTH * TEXT_CAP + TEXT_SLACK, 0);
+    let mut pos = 0;
     let asks = book.asks().take(CHECKSUM_DEPTH);
     for (price, volume) in asks.chain(book.bids().take(CHECKSUM_DEPTH)) {
-        push_digits(buf, price);
-        push_digits(buf, volume);
+        pos = price.write_digits(buf, pos);
+        pos = volume.write_digits(buf, pos);
     }
+    buf.truncate(pos);
     crc32fast::hash(buf)
-}
-
-/// `text` with the `.` removed and leading zeros stripped.
-fn push_digits(buf: &mut Vec<u8>, text: &Text) {
-    let start = buf.len();
-    for &c in text.as_bytes() {
-        if c == b'.' || (c == b'0' && buf.len() == start) {
-            continue;
-        }
-        buf.push(c);
-    }
-    if buf.len() == start {
-        buf.push(b'0');
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ pub mod limits;
 pub mod signing;
 
 use crate::binance::DecodeError;
-use crate::checksum::{text_levels, BookMessage, Checked, CheckedBooks, TextBook, TextLevel};
+use crate::checksum::{
+    text_levels, BookMessage, Checked, CheckedBooks, TextBook, TextLevel, TEXT_CAP, TEXT_SLACK,
+};
 use crate::scan::Scan;
 
 /// Levels per side in OKX's checksum.
@@ -314,20 +316,23 @@ impl OkxBooks {
     }
 }
 
-/// OKX's checksum of `book` (see the module doc), using `buf` as scratch.
+/// OKX's checksum of `book` (see the module doc), using `buf` as scratch (it holds the
+/// checksummed text after); texts are written with fixed-size copies.
 pub fn checksum(book: &TextBook, buf: &mut Vec<u8>) -> u32 {
-    buf.clear();
+    buf.resize(2 * CHECKSUM_DEPTH * 2 * (TEXT_CAP + 1) + TEXT_SLACK, 0);
+    let mut pos = 0;
     let mut bids = book.bids();
     let mut asks = book.asks();
     for _ in 0..CHECKSUM_DEPTH {
         for (px, sz) in [bids.next(), asks.next()].into_iter().flatten() {
-            buf.extend_from_slice(px.as_bytes());
-            buf.push(b':');
-            buf.extend_from_slice(sz.as_bytes());
-            buf.push(b':');
+            pos = px.write(buf, pos);
+            buf[pos] = b':';
+            pos = sz.write(buf, pos + 1);
+            buf[pos] = b':';
+            pos += 1;
         }
     }
-    buf.pop();
+    buf.truncate(pos.saturating_sub(1));
     crc32fast::hash(buf)
 }
 

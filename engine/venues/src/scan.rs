@@ -381,6 +381,13 @@ pub(crate) fn fast_decimal(b: &[u8], i: usize) -> Option<(i64, usize)> {
                 // Left-align the n digits, padding with trailing '0's: the value in 10^-8.
                 let keep = if n == 8 { !0 } else { (1u64 << (8 * n)) - 1 };
                 frac = swar_value((v & keep) | (ZEROS & !keep));
+                // Zeros past the 8th decimal do not change the value (Kraken writes some
+                // prices with 9 decimals); another digit there is the general path's error.
+                if n == 8 {
+                    while *b.get(j)? == b'0' {
+                        j += 1;
+                    }
+                }
             }
             _ => {
                 let mut digits = 0;
