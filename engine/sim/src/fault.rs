@@ -50,6 +50,19 @@ pub enum Fault {
     /// `kind=reject[&count=N][&code=C]`: refuse the next `N` new orders (every new order when
     /// no count is given, until `kind=clear`) with Binance error code `C` (default -1015).
     RejectOrders { count: Option<u32>, code: i32 },
+    /// `kind=latency&ms=N`: from now on every order-entry request (new order, cancel) reaches
+    /// the matcher `N` ms of capture time after it arrives, instead of the manifest's
+    /// `sim.latency_us`, and is answered only then (a slow or congested venue), until
+    /// `kind=clear` restores the manifest's latency.
+    Latency { ms: u64 },
+    /// `kind=duplicate[&count=N][&copies=K]`: send each of the next `N` (default 1,000)
+    /// market-data frames `K` (default 1) more times right after it, as a client subscribed to
+    /// its streams over and over sees them; the sim's own book applies each once.
+    Duplicate { count: u64, copies: u32 },
+    /// `kind=fee&bps=N`: from now on charge `N` basis points of each fill's notional on top of
+    /// the manifest's fee schedule (the account fell to a worse fee tier), until `kind=clear`
+    /// (or `bps=0`).
+    Fee { bps: u32 },
     /// `kind=commission&asset=<quote|base|received|bnb>[&bnb_balance=D]`: charge the
     /// commissions of fills from now on in that asset (see the manifest's
     /// `sim.commission_asset`), with the BNB balance set to `D` when given.
@@ -117,6 +130,9 @@ impl Fault {
             Fault::ListenKeyExpired => "listen_key_expired",
             Fault::Stall { .. } => "stall",
             Fault::RejectOrders { .. } => "reject",
+            Fault::Latency { .. } => "latency",
+            Fault::Duplicate { .. } => "duplicate",
+            Fault::Fee { .. } => "fee",
             Fault::Commission { .. } => "commission",
             Fault::Balance { .. } => "balance",
             Fault::Filters { .. } => "filters",
@@ -146,7 +162,7 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
@@ -156,6 +172,9 @@ impl Fault {
             "crossed" => &["transient"],
             "stall" => &["ms"],
             "reject" => &["count", "code"],
+            "latency" => &["ms"],
+            "duplicate" => &["count", "copies"],
+            "fee" => &["bps"],
             "commission" => &["asset", "bnb_balance"],
             "balance" => &["asset", "delta"],
             "filters" => &["symbol", "tick_size", "step_size", "min_notional"],
@@ -166,7 +185,7 @@ impl Fault {
             "position" => &["symbol", "side", "qty", "price"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)"
                 )))
             }
         };
@@ -220,6 +239,29 @@ impl Fault {
             "stall" => Fault::Stall {
                 ms: arg(&args, "ms", &bad)?
                     .ok_or_else(|| bad("kind=stall needs ms=<milliseconds>".into()))?,
+            },
+            "latency" => Fault::Latency {
+                ms: arg(&args, "ms", &bad)?
+                    .ok_or_else(|| bad("kind=latency needs ms=<milliseconds>".into()))?,
+            },
+            "duplicate" => {
+                let count = arg(&args, "count", &bad)?.unwrap_or(1_000);
+                if count == 0 {
+                    return Err(bad(
+                        "count=0: a duplicate fault repeats at least one frame".into()
+                    ));
+                }
+                let copies = arg(&args, "copies", &bad)?.unwrap_or(1);
+                if copies == 0 {
+                    return Err(bad(
+                        "copies=0: a duplicate fault sends at least one copy".into()
+                    ));
+                }
+                Fault::Duplicate { count, copies }
+            }
+            "fee" => Fault::Fee {
+                bps: arg(&args, "bps", &bad)?
+                    .ok_or_else(|| bad("kind=fee needs bps=<basis points>".into()))?,
             },
             "reject" => {
                 let code: i32 = arg(&args, "code", &bad)?.unwrap_or(-1015);
@@ -394,7 +436,9 @@ impl fmt::Display for Fault {
             Fault::Drop { after_frames } if *after_frames > 0 => write!(f, "&after={after_frames}"),
             Fault::Gap { count } => write!(f, "&count={count}"),
             Fault::Crossed { transient: true } => write!(f, "&transient=1"),
-            Fault::Stall { ms } => write!(f, "&ms={ms}"),
+            Fault::Stall { ms } | Fault::Latency { ms } => write!(f, "&ms={ms}"),
+            Fault::Duplicate { count, copies } => write!(f, "&count={count}&copies={copies}"),
+            Fault::Fee { bps } => write!(f, "&bps={bps}"),
             Fault::RejectOrders { count, code } => {
                 if let Some(count) = count {
                     write!(f, "&count={count}")?;
@@ -560,6 +604,22 @@ mod tests {
             ("kind=drop_user", Fault::DropUser),
             ("kind=freeze_user", Fault::FreezeUser),
             ("kind=stall&ms=250", Fault::Stall { ms: 250 }),
+            ("kind=latency&ms=400", Fault::Latency { ms: 400 }),
+            (
+                "kind=duplicate",
+                Fault::Duplicate {
+                    count: 1_000,
+                    copies: 1,
+                },
+            ),
+            (
+                "kind=duplicate&count=5&copies=9",
+                Fault::Duplicate {
+                    count: 5,
+                    copies: 9,
+                },
+            ),
+            ("kind=fee&bps=250", Fault::Fee { bps: 250 }),
             (
                 "kind=reject",
                 Fault::RejectOrders {
@@ -644,6 +704,11 @@ mod tests {
             ("kind=stall&ms=x", "ms=\"x\" is not a valid number"),
             ("kind=gap&ms=3", "takes no parameter \"ms\""),
             ("kind=gap&count=0", "count=0"),
+            ("kind=latency", "needs ms="),
+            ("kind=duplicate&count=0", "count=0"),
+            ("kind=duplicate&copies=0", "copies=0"),
+            ("kind=fee", "needs bps="),
+            ("kind=fee&bps=-3", "bps=\"-3\" is not a valid number"),
             ("kind=reject&code=5", "negative"),
             ("kind=commission", "needs asset="),
             ("kind=commission&asset=eth", "asset=\"eth\""),

@@ -199,6 +199,8 @@ pub struct SimReport {
     pub frames_sent: u64,
     /// Depth diffs held back by `gap` faults.
     pub diffs_skipped: u64,
+    /// Frames sent a second time by `duplicate` faults.
+    pub frames_duplicated: u64,
     /// Malformed frames sent by `malformed` faults.
     pub malformed_sent: u64,
     /// Capture lines the decoder refused (still published as recorded).

@@ -77,6 +77,7 @@ struct Counters {
     frames_published: AtomicU64,
     frames_sent: AtomicU64,
     diffs_skipped: AtomicU64,
+    frames_duplicated: AtomicU64,
     malformed_sent: AtomicU64,
     decode_errors: AtomicU64,
     ws_connections: AtomicU64,
@@ -175,6 +176,7 @@ impl Shared {
             frames_published: get(&c.frames_published),
             frames_sent: get(&c.frames_sent),
             diffs_skipped: get(&c.diffs_skipped),
+            frames_duplicated: get(&c.frames_duplicated),
             malformed_sent: get(&c.malformed_sent),
             decode_errors: get(&c.decode_errors),
             ws_connections: get(&c.ws_connections),
@@ -308,6 +310,10 @@ async fn serve(
         eof: false,
         pending: VecDeque::new(),
         latency_ns: i64::try_from(config.latency_us.saturating_mul(1_000)).unwrap_or(i64::MAX),
+        configured_latency_ns: i64::try_from(config.latency_us.saturating_mul(1_000))
+            .unwrap_or(i64::MAX),
+        duplicate: 0,
+        copies: 0,
         scheduled: {
             let mut f = config.faults.clone();
             f.sort_by_key(|f| f.at_frame);
@@ -354,8 +360,13 @@ struct Engine {
     /// Commands waiting for their latency, in arrival (= due) order, with the capture time
     /// at which they reach the matcher.
     pending: VecDeque<(Nanos, Cmd)>,
-    /// `sim.latency_us` on the capture clock.
+    /// `sim.latency_us` on the capture clock (or a `latency` fault's).
     latency_ns: Nanos,
+    /// The manifest's `sim.latency_us` on the capture clock (`clear` restores it).
+    configured_latency_ns: Nanos,
+    /// A `duplicate` fault: market-data frames still to be repeated, and how often each.
+    duplicate: u64,
+    copies: u32,
     scheduled: VecDeque<ScheduledFault>,
     skip_diffs: u64,
     /// A `crossed` fault: the next depth diff gets a bid above every ask.
@@ -583,6 +594,14 @@ impl Engine {
                 self.stall_until = Some(self.stall_until.map_or(until, |u| u.max(until)));
                 self.offset += d;
             }
+            Fault::Latency { ms } => {
+                self.latency_ns = i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+            }
+            Fault::Duplicate { count, copies } => {
+                self.duplicate = count;
+                self.copies = copies;
+            }
+            Fault::Fee { bps } => self.shared.venue().set_fee_surcharge_bps(bps),
             Fault::RejectOrders { count, code } => {
                 self.shared.venue().set_reject(Some(RejectFault {
                     remaining: count,
@@ -643,6 +662,9 @@ impl Engine {
                 self.skip_diffs = 0;
                 self.drop_at = None;
                 self.stall_until = None;
+                self.latency_ns = self.configured_latency_ns;
+                self.duplicate = 0;
+                self.shared.venue().set_fee_surcharge_bps(0);
             }
         }
     }
@@ -731,9 +753,22 @@ impl Engine {
                     } else {
                         let held = if is_depth { self.held.take() } else { None };
                         for frame in std::iter::once(frame).chain(held) {
-                            bump(&counters.frames_published);
-                            self.published += 1;
-                            let _ = shared.md_tx.send(Arc::new(frame));
+                            let frame = Arc::new(frame);
+                            // A `duplicate` fault: the same frame again, right after.
+                            let times = if self.duplicate > 0 {
+                                self.duplicate -= 1;
+                                counters
+                                    .frames_duplicated
+                                    .fetch_add(u64::from(self.copies), Ordering::Relaxed);
+                                1 + self.copies
+                            } else {
+                                1
+                            };
+                            for _ in 0..times {
+                                bump(&counters.frames_published);
+                                self.published += 1;
+                                let _ = shared.md_tx.send(Arc::clone(&frame));
+                            }
                         }
                     }
                 }
@@ -1259,7 +1294,8 @@ fn status_json(shared: &Shared) -> String {
          \"diffs_skipped\":{},\"malformed_sent\":{},\"decode_errors\":{},\"ws_connections\":{},\
          \"ws_dropped\":{},\"ws_lagged\":{},\"http_requests\":{},\"snapshots_served\":{},\
          \"orders\":{},\"orders_rejected\":{},\"cancels\":{},\"fills\":{},\"exec_reports\":{},\
-         \"faults_applied\":{},\"replay_finished\":{},\"rejecting_orders\":{}}}",
+         \"faults_applied\":{},\"replay_finished\":{},\"rejecting_orders\":{},\
+         \"frames_duplicated\":{}}}",
         shared.exchange,
         r.frames_replayed,
         r.frames_published,
@@ -1280,6 +1316,7 @@ fn status_json(shared: &Shared) -> String {
         r.faults_applied,
         r.replay_finished,
         reject.is_some(),
+        r.frames_duplicated,
     );
     // The meter's figures go inside the same object.
     text.pop();

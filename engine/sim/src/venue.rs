@@ -183,6 +183,8 @@ pub struct Venue {
     symbols: Vec<SymbolState>,
     reject: Option<RejectFault>,
     commission: CommissionSettings,
+    /// A `fee` fault: basis points of each fill's notional charged on top of the schedule.
+    fee_surcharge_bps: u32,
     counters: VenueCounters,
     execs: Vec<Exec>,
     /// The account's balances but BNB (which is `commission.bnb_balance`), 10^-8 units: the
@@ -257,6 +259,7 @@ impl Venue {
             symbols,
             reject: None,
             commission: CommissionSettings::default(),
+            fee_surcharge_bps: 0,
             counters: VenueCounters::default(),
             execs: Vec::with_capacity(64),
             balances: BTreeMap::new(),
@@ -469,10 +472,19 @@ impl Venue {
         self.commission
     }
 
+    /// Charges `bps` of each fill's notional on top of the fee schedule from now on (0: none).
+    pub fn set_fee_surcharge_bps(&mut self, bps: u32) {
+        self.fee_surcharge_bps = bps;
+    }
+
     /// The commission of a fill whose quote-asset fee is `fee`, as (amount, asset), per the
     /// settings; a BNB charge is taken from the balance (the asset received once it is short).
+    /// A contract's commission is `fee` as it stands, in its settlement currency.
     fn charge(&mut self, i: usize, side: Side, price: Price, fee: i64) -> (i64, String) {
         let s = &self.symbols[i];
+        if let Some(settle) = &s.settle {
+            return (fee, settle.clone());
+        }
         let base = |fee: i64| in_asset(fee, price.0).map(|b| (b, s.base.clone()));
         let quote = (fee, s.quote.clone());
         let received = || match side {
@@ -921,11 +933,16 @@ impl Venue {
     ) {
         for e in execs {
             let charged = match e.kind {
-                ExecKind::Fill { price, fee, .. } => {
+                ExecKind::Fill {
+                    price, qty, fee, ..
+                } => {
                     let Some(side) = self.symbols[i].orders.get(&e.order_id).map(|r| r.info.side)
                     else {
                         continue;
                     };
+                    let surcharge =
+                        notional(price, qty) * i128::from(self.fee_surcharge_bps) / 10_000;
+                    let fee = fee.saturating_add(i64::try_from(surcharge).unwrap_or(i64::MAX));
                     Some(self.charge(i, side, price, fee))
                 }
                 _ => None,
