@@ -479,12 +479,8 @@ impl Venue {
 
     /// The commission of a fill whose quote-asset fee is `fee`, as (amount, asset), per the
     /// settings; a BNB charge is taken from the balance (the asset received once it is short).
-    /// A contract's commission is `fee` as it stands, in its settlement currency.
     fn charge(&mut self, i: usize, side: Side, price: Price, fee: i64) -> (i64, String) {
         let s = &self.symbols[i];
-        if let Some(settle) = &s.settle {
-            return (fee, settle.clone());
-        }
         let base = |fee: i64| in_asset(fee, price.0).map(|b| (b, s.base.clone()));
         let quote = (fee, s.quote.clone());
         let received = || match side {
