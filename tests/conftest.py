@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import os
 import shutil
 import signal
@@ -105,6 +107,16 @@ def snapshot() -> Callable[[str, str], None]:
             path.write_text(text)
             return
         assert path.is_file(), f"missing snapshot {path}; run with UPDATE_SNAPSHOTS=1 to create"
-        assert text == path.read_text(), f"output differs from snapshot {path.name}"
+        expected = path.read_text()
+        if text != expected:
+            diff = difflib.unified_diff(
+                expected.splitlines(), text.splitlines(), "snapshot", "now", lineterm="", n=1
+            )
+            shown = "\n".join(itertools.islice(diff, 40))
+            raise AssertionError(
+                f"output differs from snapshot {path.name} (first lines of the diff below). If "
+                "the change is intended, rewrite it with UPDATE_SNAPSHOTS=1 and the same pytest "
+                f"command, and say in the commit why it changed.\n{shown}"
+            )
 
     return check
