@@ -5,7 +5,8 @@ figure driven out of its range by a fault that really moves it:
 
 - `tick_to_order_p99_us` by a venue slow to answer order entry (`kind=latency`);
 - `orders_per_1k_messages` by a feed repeating its frames (`kind=duplicate`);
-- `pnl_per_hour` by a venue charging far more than the fee schedule (`kind=fee`).
+- `pnl_per_hour` by a venue charging far more than the fee schedule (`kind=fee`);
+- `markout_bps` by fills slipping against the account (`kind=slippage`).
 
 Each is raised on the bus with its value outside the range the baseline gave, the range and
 how it was derived. Bounded in time; the harness kills what it started.
@@ -110,4 +111,35 @@ def test_a_venue_charging_more_than_the_fee_schedule_raises_pnl_per_hour(
         assert raised.value < float(baseline["figures"]["pnl_per_hour"]["low"]), raised
         # The cause is visible: the fees the engine booked jumped.
         assert Decimal(env.heartbeat().fees) > before + 5
+        assert env.stop("engine") == 0
+
+
+def test_fills_slipping_against_the_account_raise_markout_bps(tmp_path: Path) -> None:
+    """Every fill is priced 20 bps worse for the account than the matcher's price
+    (`kind=slippage&bps=20`: a buy higher, a sell lower). The engine books the price the venue
+    reports, so a second after each fill the mid stands about 20 bps against it: the mean
+    markout of the window's fills falls from the backtest's -1 bp or so towards -21, below
+    the range. (A maker's fills slipping is the fault's doing, not a venue's habit: it puts a
+    known adverse move on every fill, where a replayed market moves as it was recorded.)"""
+    path, baseline = _baseline(tmp_path)
+    watched = f"deployment.engines.paper_1.anomaly={{baseline:{path}}}"
+    with live(tmp_path, watched, BOUND, speed=SPEED) as env:
+        env.start_sim()
+        env.start_engine()
+        _trading_normally(env)
+        before = dict(env.heartbeat().counters)
+        raised = _raised(env, baseline, "markout_bps", "kind=slippage&bps=20")
+        assert raised.value < float(baseline["figures"]["markout_bps"]["low"]), raised
+        # The heartbeat's running totals (hundredths of a bp) say why: once a few fills are
+        # marked out after the fault, they lost about 20 bps each (a fill made just before the
+        # fault and marked out after it is among them, hence the margin).
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            after = dict(env.heartbeat().counters)
+            n = after["markouts"] - before["markouts"]
+            if n >= 8:
+                break
+        gained = after["markout_favourable_cbps"] - before["markout_favourable_cbps"]
+        lost = after["markout_adverse_cbps"] - before["markout_adverse_cbps"]
+        assert n >= 8 and (gained - lost) / n / 100 < -12, (n, gained, lost)
         assert env.stop("engine") == 0

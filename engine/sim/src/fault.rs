@@ -63,6 +63,10 @@ pub enum Fault {
     /// the manifest's fee schedule (the account fell to a worse fee tier), until `kind=clear`
     /// (or `bps=0`).
     Fee { bps: u32 },
+    /// `kind=slippage&bps=N`: from now on every fill of the account is priced `N` basis points
+    /// worse for it than the matcher's price (a buy higher, a sell lower), as fills slip on a
+    /// venue whose prices move against its orders, until `kind=clear` (or `bps=0`).
+    Slippage { bps: u32 },
     /// `kind=commission&asset=<quote|base|received|bnb>[&bnb_balance=D]`: charge the
     /// commissions of fills from now on in that asset (see the manifest's
     /// `sim.commission_asset`), with the BNB balance set to `D` when given.
@@ -133,6 +137,7 @@ impl Fault {
             Fault::Latency { .. } => "latency",
             Fault::Duplicate { .. } => "duplicate",
             Fault::Fee { .. } => "fee",
+            Fault::Slippage { .. } => "slippage",
             Fault::Commission { .. } => "commission",
             Fault::Balance { .. } => "balance",
             Fault::Filters { .. } => "filters",
@@ -162,7 +167,7 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
@@ -174,7 +179,7 @@ impl Fault {
             "reject" => &["count", "code"],
             "latency" => &["ms"],
             "duplicate" => &["count", "copies"],
-            "fee" => &["bps"],
+            "fee" | "slippage" => &["bps"],
             "commission" => &["asset", "bnb_balance"],
             "balance" => &["asset", "delta"],
             "filters" => &["symbol", "tick_size", "step_size", "min_notional"],
@@ -185,7 +190,7 @@ impl Fault {
             "position" => &["symbol", "side", "qty", "price"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)"
                 )))
             }
         };
@@ -262,6 +267,10 @@ impl Fault {
             "fee" => Fault::Fee {
                 bps: arg(&args, "bps", &bad)?
                     .ok_or_else(|| bad("kind=fee needs bps=<basis points>".into()))?,
+            },
+            "slippage" => Fault::Slippage {
+                bps: arg(&args, "bps", &bad)?
+                    .ok_or_else(|| bad("kind=slippage needs bps=<basis points>".into()))?,
             },
             "reject" => {
                 let code: i32 = arg(&args, "code", &bad)?.unwrap_or(-1015);
@@ -438,7 +447,7 @@ impl fmt::Display for Fault {
             Fault::Crossed { transient: true } => write!(f, "&transient=1"),
             Fault::Stall { ms } | Fault::Latency { ms } => write!(f, "&ms={ms}"),
             Fault::Duplicate { count, copies } => write!(f, "&count={count}&copies={copies}"),
-            Fault::Fee { bps } => write!(f, "&bps={bps}"),
+            Fault::Fee { bps } | Fault::Slippage { bps } => write!(f, "&bps={bps}"),
             Fault::RejectOrders { count, code } => {
                 if let Some(count) = count {
                     write!(f, "&count={count}")?;
@@ -620,6 +629,7 @@ mod tests {
                 },
             ),
             ("kind=fee&bps=250", Fault::Fee { bps: 250 }),
+            ("kind=slippage&bps=20", Fault::Slippage { bps: 20 }),
             (
                 "kind=reject",
                 Fault::RejectOrders {
@@ -708,6 +718,7 @@ mod tests {
             ("kind=duplicate&count=0", "count=0"),
             ("kind=duplicate&copies=0", "copies=0"),
             ("kind=fee", "needs bps="),
+            ("kind=slippage", "needs bps="),
             ("kind=fee&bps=-3", "bps=\"-3\" is not a valid number"),
             ("kind=reject&code=5", "negative"),
             ("kind=commission", "needs asset="),

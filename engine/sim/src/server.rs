@@ -602,6 +602,7 @@ impl Engine {
                 self.copies = copies;
             }
             Fault::Fee { bps } => self.shared.venue().set_fee_surcharge_bps(bps),
+            Fault::Slippage { bps } => self.shared.venue().set_slippage_bps(bps),
             Fault::RejectOrders { count, code } => {
                 self.shared.venue().set_reject(Some(RejectFault {
                     remaining: count,
@@ -665,6 +666,7 @@ impl Engine {
                 self.latency_ns = self.configured_latency_ns;
                 self.duplicate = 0;
                 self.shared.venue().set_fee_surcharge_bps(0);
+                self.shared.venue().set_slippage_bps(0);
             }
         }
     }

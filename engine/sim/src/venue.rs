@@ -185,6 +185,8 @@ pub struct Venue {
     commission: CommissionSettings,
     /// A `fee` fault: basis points of each fill's notional charged on top of the schedule.
     fee_surcharge_bps: u32,
+    /// A `slippage` fault: basis points each fill is priced worse for the account.
+    slippage_bps: u32,
     counters: VenueCounters,
     execs: Vec<Exec>,
     /// The account's balances but BNB (which is `commission.bnb_balance`), 10^-8 units: the
@@ -260,6 +262,7 @@ impl Venue {
             reject: None,
             commission: CommissionSettings::default(),
             fee_surcharge_bps: 0,
+            slippage_bps: 0,
             counters: VenueCounters::default(),
             execs: Vec::with_capacity(64),
             balances: BTreeMap::new(),
@@ -475,6 +478,44 @@ impl Venue {
     /// Charges `bps` of each fill's notional on top of the fee schedule from now on (0: none).
     pub fn set_fee_surcharge_bps(&mut self, bps: u32) {
         self.fee_surcharge_bps = bps;
+    }
+
+    /// Prices each fill `bps` worse for the account than the matcher's from now on (0: not).
+    pub fn set_slippage_bps(&mut self, bps: u32) {
+        self.slippage_bps = bps;
+    }
+
+    /// A fill as a `slippage` fault prices it: `slippage_bps` of its price worse for the
+    /// account (a buy higher, a sell lower); anything else as it is.
+    fn slipped(&self, i: usize, e: Exec) -> Exec {
+        let ExecKind::Fill {
+            price,
+            qty,
+            maker,
+            fee,
+        } = e.kind
+        else {
+            return e;
+        };
+        let side = self.symbols[i].orders.get(&e.order_id).map(|r| r.info.side);
+        let (Some(side), true) = (side, self.slippage_bps > 0) else {
+            return e;
+        };
+        let by = i128::from(price.0) * i128::from(self.slippage_bps) / 10_000;
+        let by = i64::try_from(by).unwrap_or(0);
+        let price = match side {
+            Side::Buy => Price(price.0.saturating_add(by)),
+            Side::Sell => Price(price.0.saturating_sub(by)),
+        };
+        Exec {
+            kind: ExecKind::Fill {
+                price,
+                qty,
+                maker,
+                fee,
+            },
+            ..e
+        }
     }
 
     /// The commission of a fill whose quote-asset fee is `fee`, as (amount, asset), per the
@@ -928,6 +969,7 @@ impl Venue {
         cancel_id: Option<&str>,
     ) {
         for e in execs {
+            let e = &self.slipped(i, *e);
             let charged = match e.kind {
                 ExecKind::Fill {
                     price, qty, fee, ..
