@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use rt_core::{parse_units, Level, Price, Qty};
 
 use crate::binance::DecodeError;
-use crate::scan::{fast_decimal, has_byte, load8, Scan};
+use crate::scan::{digit_run, fast_decimal, has_byte, load8, Scan};
 
 /// The longest price or size text a level keeps (OKX and Kraken send at most ~20 characters;
 /// a decimal the engine accepts has at most 11 integer digits).
@@ -122,28 +122,26 @@ impl Text {
             out[pos] = b'0';
             return pos + 1;
         }
-        if len > 16 {
-            let mut end = pos;
-            for &c in &self.raw[HEAD + lead..HEAD + len] {
-                out[end] = c;
-                end += usize::from(c != b'.');
+        // One or two fixed 16-byte copies (the integer digits, then the fraction over the `.`)
+        // when they stay inside the block; else byte by byte.
+        const REACH: usize = TEXT_CAP - 16;
+        if lead > dot || dot == len {
+            if lead <= REACH {
+                out[pos..pos + 16].copy_from_slice(&self.raw[HEAD + lead..HEAD + lead + 16]);
+                return pos + len - lead;
             }
-            return end;
+        } else if dot < REACH {
+            let mid = pos + dot - lead;
+            out[pos..pos + 16].copy_from_slice(&self.raw[HEAD + lead..HEAD + lead + 16]);
+            out[mid..mid + 16].copy_from_slice(&self.raw[HEAD + dot + 1..HEAD + dot + 17]);
+            return mid + len - dot - 1;
         }
-        // Up to 16 bytes in one register: close the gap of the `.`, then drop the lead.
-        let mut v = u128::from_le_bytes(self.raw[HEAD..HEAD + 16].try_into().unwrap_or([0; 16]));
-        let (mut n, mut lead) = (len, lead);
-        if dot < len {
-            let low = v & ((1u128 << (8 * dot)) - 1);
-            let high = v.checked_shr(8 * (dot as u32 + 1)).unwrap_or(0);
-            v = low | (high << (8 * dot));
-            n -= 1;
-            if lead > dot {
-                lead -= 1;
-            }
+        let mut end = pos;
+        for &c in &self.raw[HEAD + lead..HEAD + len] {
+            out[end] = c;
+            end += usize::from(c != b'.');
         }
-        out[pos..pos + 16].copy_from_slice(&(v >> (8 * lead)).to_le_bytes());
-        pos + n - lead
+        end
     }
 }
 
@@ -219,8 +217,53 @@ struct Side {
 
 impl Side {
     #[inline]
-    fn set(&mut self, key: i64, texts: Option<(Text, Text)>) {
-        let found = self.order.binary_search_by(|l| l.0.cmp(&key));
+    fn set(&mut self, key: i64, texts: Option<(Text, Text)>) -> usize {
+        self.set_below(key, texts, usize::MAX)
+    }
+
+    /// Where `key` is or would go, knowing it is below index `hi`. Most changes land near
+    /// the touch or just below the last level set: the `WINDOW` entries below `hi` are
+    /// counted without branches (independent loads, no chain of dependent ones as in a
+    /// binary search); a key below them is searched for in one or both halves of the ring.
+    #[inline(always)]
+    fn search(&self, key: i64, hi: usize) -> Result<usize, usize> {
+        const WINDOW: usize = 16;
+        let (a, b) = self.order.as_slices();
+        let hi = hi.min(self.order.len());
+        let window = match hi.checked_sub(WINDOW) {
+            Some(lo) if lo >= a.len() => b.get(lo - a.len()..hi - a.len()).map(|w| (lo, w)),
+            Some(lo) if hi <= a.len() => a.get(lo..hi).map(|w| (lo, w)),
+            _ => None,
+        };
+        if let Some((lo, w)) = window {
+            if w[0].0 <= key {
+                let i = lo + w.iter().map(|l| usize::from(l.0 < key)).sum::<usize>();
+                return match self.order.get(i) {
+                    Some(l) if i < hi && l.0 == key => Ok(i),
+                    _ => Err(i),
+                };
+            }
+        }
+        let i = match b.first() {
+            Some(first) if hi > a.len() && first.0 <= key => {
+                a.len() + b[..hi - a.len()].partition_point(|l| l.0 < key)
+            }
+            _ => a[..hi.min(a.len())].partition_point(|l| l.0 < key),
+        };
+        match self.order.get(i) {
+            Some(l) if i < hi && l.0 == key => Ok(i),
+            _ => Err(i),
+        }
+    }
+
+    /// Sets the level at `key`, known to be below index `hi`; returns where it is or was (every
+    /// key below it stays below that index).
+    #[inline(always)]
+    fn set_below(&mut self, key: i64, texts: Option<(Text, Text)>, hi: usize) -> usize {
+        let found = self.search(key, hi);
+        let at = match found {
+            Ok(i) | Err(i) => i,
+        };
         match (found, texts) {
             (Ok(i), Some(t)) => self.texts[self.order[i].1 as usize] = t,
             (Ok(i), None) => {
@@ -233,6 +276,23 @@ impl Side {
                 self.order.insert(i, (key, slot));
             }
             (Err(_), None) => {}
+        }
+        at
+    }
+
+    /// Sets `levels` in turn. A venue sends a side's levels best first, so each key is
+    /// usually below the last one set: the search then covers only the entries below it.
+    #[inline]
+    fn set_all(&mut self, levels: &[TextLevel], key: impl Fn(i64) -> i64) {
+        let mut last: Option<(i64, usize)> = None;
+        for l in levels {
+            let k = key(l.price);
+            let hi = match last {
+                Some((prev, at)) if k < prev => at,
+                _ => usize::MAX,
+            };
+            let texts = (l.qty != 0).then_some((l.price_text, l.qty_text));
+            last = Some((k, self.set_below(k, texts, hi)));
         }
     }
 
@@ -350,6 +410,16 @@ fn fast_text_level(b: &[u8], i: usize) -> Option<(TextLevel, usize)> {
         price_text: Text::from_frame(b, i + 2, j - 1)?,
         qty_text: Text::from_frame(b, j + 2, k - 1)?,
     };
+    // OKX's tail, `,"0","<orders>"]`, in two loads; anything else string by string.
+    if let (Some(tail), Some(orders)) = (load8(b, k), load8(b, k + 6)) {
+        let n = digit_run(orders);
+        if tail & 0xFFFF_FFFF_FFFF == u64::from_le_bytes(*b",\"0\",\"\0\0") && n > 0 && n < 7 {
+            let close = orders >> (8 * n) & 0xFFFF;
+            if close == u64::from(u16::from_le_bytes(*b"\"]")) {
+                return Some((level, k + 8 + n));
+            }
+        }
+    }
     let mut m = k;
     loop {
         match *b.get(m)? {
@@ -407,6 +477,16 @@ impl TextBook {
             self.bids.set(level.price, texts);
         } else {
             self.asks.set(-level.price, texts);
+        }
+    }
+
+    /// Sets (or deletes) every level of one side of a message, in order: the same as one
+    /// [`TextBook::set`] after another.
+    pub fn set_levels(&mut self, bid: bool, levels: &[TextLevel]) {
+        if bid {
+            self.bids.set_all(levels, |p| p);
+        } else {
+            self.asks.set_all(levels, |p| -p);
         }
     }
 
@@ -541,12 +621,8 @@ impl CheckedBooks {
         if msg.snapshot {
             book.book.load(msg.bids, msg.asks);
         } else {
-            for level in msg.bids {
-                book.book.set(true, level);
-            }
-            for level in msg.asks {
-                book.book.set(false, level);
-            }
+            book.book.set_levels(true, msg.bids);
+            book.book.set_levels(false, msg.asks);
         }
         if let Some(depth) = msg.depth {
             book.book.truncate(depth);
@@ -691,14 +767,17 @@ mod tests {
         assert!(loaded.crossed());
     }
 
-    /// A book side against a simple model (a sorted map), over a long run of sets and deletes
-    /// at prices spread like OKX's (touch and far end), with snapshots and truncations between:
-    /// the ring buffer wraps, slots are reused, and the order and texts stay the model's.
+    /// A book against a simple model (a sorted map per side), over a long run of messages
+    /// (batches of one side's levels, mostly best first as venues send them, sometimes in any
+    /// order or one `set` at a time) at prices spread like OKX's, with truncations and
+    /// snapshot reloads between: the ring wraps, slots are reused, the search starts below
+    /// the last level set, and the order and texts stay the model's.
     #[test]
-    fn the_book_agrees_with_a_sorted_map_through_sets_deletes_and_truncations() {
+    fn the_book_agrees_with_a_sorted_map_through_messages_truncations_and_snapshots() {
         use std::collections::BTreeMap;
+        type Model = BTreeMap<i64, (String, String)>;
         let mut book = TextBook::default();
-        let mut model: [BTreeMap<i64, (String, String)>; 2] = Default::default();
+        let mut model: [Model; 2] = Default::default();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {
             x ^= x << 13;
@@ -706,69 +785,71 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for step in 0..20_000u32 {
+        let text = |t: &Text| String::from_utf8_lossy(t.as_bytes()).into_owned();
+        for step in 0..4_000u32 {
             let r = next();
             let bid = r & 1 == 0;
-            let price = 1000 + (r >> 8) % 500;
-            let qty = if (r >> 20) % 3 == 0 {
-                0
-            } else {
-                (r >> 24) % 1000
-            };
-            let (p, q) = (format!("{price}.5"), format!("0.{qty:03}"));
-            let l = level(&p, &q);
-            book.set(bid, &l);
-            let side = &mut model[usize::from(!bid)];
-            if qty == 0 {
-                side.remove(&l.price);
-            } else {
-                side.insert(l.price, (p, q));
+            let mut batch: Vec<TextLevel> = (0..1 + (r >> 4) % 30)
+                .map(|_| {
+                    let r = next();
+                    let qty = if r % 3 == 0 { 0 } else { (r >> 24) % 1000 };
+                    level(
+                        &format!("{}.5", 1000 + (r >> 8) % 500),
+                        &format!("0.{qty:03}"),
+                    )
+                })
+                .collect();
+            if (r >> 40) % 4 != 0 {
+                batch.sort_by_key(|l| if bid { -l.price } else { l.price });
             }
-            if step % 997 == 0 {
+            if (r >> 44) % 8 == 0 {
+                for l in &batch {
+                    book.set(bid, l);
+                }
+            } else {
+                book.set_levels(bid, &batch);
+            }
+            let side = &mut model[usize::from(!bid)];
+            for l in &batch {
+                if l.qty == 0 {
+                    side.remove(&l.price);
+                } else {
+                    side.insert(l.price, (text(&l.price_text), text(&l.qty_text)));
+                }
+            }
+            if step % 197 == 0 {
                 let depth = 50 + (next() % 200) as usize;
                 book.truncate(depth);
-                let bids = &mut model[0];
-                while bids.len() > depth {
-                    bids.pop_first();
+                while model[0].len() > depth {
+                    model[0].pop_first();
                 }
-                let asks = &mut model[1];
-                while asks.len() > depth {
-                    asks.pop_last();
+                while model[1].len() > depth {
+                    model[1].pop_last();
                 }
             }
-            if step % 4001 == 0 {
-                // Reload as a snapshot of the model's own levels (with one duplicate price).
-                let texts = |m: &BTreeMap<i64, (String, String)>| {
-                    m.values().map(|(p, q)| level(p, q)).collect::<Vec<_>>()
-                };
-                let mut bids = texts(&model[0]);
+            if step % 801 == 0 {
+                // Reload as a snapshot of the model's own levels (one price twice: the later
+                // one stays).
+                let levels = |m: &Model| m.values().map(|(p, q)| level(p, q)).collect::<Vec<_>>();
+                let mut bids = levels(&model[0]);
                 if let Some(first) = bids.first().copied() {
-                    bids.insert(
-                        0,
-                        level(&format!("{:?}", first.price_text).replace('"', ""), "9"),
-                    );
+                    bids.insert(0, level(&text(&first.price_text), "9"));
                 }
-                book.load(&bids, &texts(&model[1]));
+                book.load(&bids, &levels(&model[1]));
             }
         }
         let side = |it: &mut dyn Iterator<Item = (&Text, &Text)>| {
-            it.map(|(p, q)| (p.as_bytes().to_vec(), q.as_bytes().to_vec()))
-                .collect::<Vec<_>>()
-        };
-        let want = |m: &BTreeMap<i64, (String, String)>, best_first_rev: bool| {
-            let v: Vec<_> = m
-                .values()
-                .map(|(p, q)| (p.as_bytes().to_vec(), q.as_bytes().to_vec()))
-                .collect();
-            if best_first_rev {
-                v.into_iter().rev().collect()
-            } else {
-                v
-            }
+            it.map(|(p, q)| (text(p), text(q))).collect::<Vec<_>>()
         };
         assert!(model[0].len() > 100 && model[1].len() > 100);
-        assert_eq!(side(&mut book.bids()), want(&model[0], true));
-        assert_eq!(side(&mut book.asks()), want(&model[1], false));
+        assert_eq!(
+            side(&mut book.bids()),
+            model[0].values().rev().cloned().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            side(&mut book.asks()),
+            model[1].values().cloned().collect::<Vec<_>>()
+        );
         assert_eq!(book.depth(), (model[0].len(), model[1].len()));
     }
 
@@ -800,6 +881,9 @@ mod tests {
             "00.10",
             "0.123456789012",
             "12345678901.000000000000000",
+            "0.000000000000000001",
+            "00000000000000.5",
+            "1234567890123.5",
         ];
         for case in cases {
             let framed = format!("[\"{case}\",\"{case}\",\"0.5.9\"]");
