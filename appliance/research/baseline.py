@@ -17,8 +17,13 @@ is left out), and each figure is measured in each window as the engine measures 
 - `markout_bps`: the mean 1 s markout in basis points of the fills marked out in the window
   (the research's `markout_1s_bps`; a fill counts when its horizon passes, as the engine takes
   it; windows with at least MIN_MARKOUTS);
-- `md_messages_per_s.<exchange>`: the data's messages per wall second (an engine with one
-  exchange: a capture's lines are that exchange's messages).
+- `md_messages_per_s.<exchange>`: that exchange's messages per wall second.
+
+An engine of several exchanges is backtested on one stream per exchange (`--data
+EXCHANGE=PATH`, else its sim's capture, else the venue's bundled one) rebased onto the clock of
+the stream that starts last, as `appliance backtest` does; each exchange's messages are counted
+on that clock, and windows cover only the time where every exchange has data (an exchange whose
+data ended would look stalled).
 
 `tick_to_order_p99_us` is not taken from the backtest: its latency is the model the config
 declares, not a measurement of the live engine's code path. Its range is 0 up to the bound the
@@ -85,13 +90,23 @@ def _fail(path: str, value: Any, message: str) -> ConfigError:
 
 def message_times(files: Sequence[Path]) -> np.ndarray:
     """The local receive time (ns) of every message of these captures, in file order: the
-    first field of each line (data/README.md)."""
+    first field of each line; in a cryptofeed capture (a `<url> <-> <ts>` first line), the
+    `<seconds>:` of each frame received, the frames the client sent left out (data/README.md)."""
     stamps: list[int] = []
     for f in files:
         opener = gzip.open if f.suffix == ".gz" else open
         try:
             with opener(f, "rt", encoding="utf-8") as fh:
+                cryptofeed = False
                 for n, line in enumerate(fh, 1):
+                    if n == 1 and " <-> " in line:
+                        cryptofeed = True
+                        continue
+                    if cryptofeed:
+                        head = line.split(": ", 1)[0]
+                        if " <- " not in head and line.strip():
+                            stamps.append(int(Decimal(head) * 1_000_000_000))
+                        continue
                     head = line.split(" ", 1)[0]
                     if not head.isdigit():
                         raise _fail(
@@ -101,7 +116,7 @@ def message_times(files: Sequence[Path]) -> np.ndarray:
                             "count the messages of captures (data/README.md), not native files",
                         )
                     stamps.append(int(head))
-        except (OSError, UnicodeDecodeError, EOFError) as exc:
+        except (OSError, UnicodeDecodeError, EOFError, ArithmeticError) as exc:
             raise _fail("--data", str(f), f"cannot be read as a capture: {exc}") from None
     return np.asarray(stamps, dtype=np.int64)
 
@@ -123,15 +138,22 @@ def _text(value: float) -> str:
 
 
 def figures_by_window(
-    result: Any, stamps: np.ndarray, exchange: str | None, window_s: int, speed: Decimal
+    result: Any,
+    streams: dict[str, np.ndarray],
+    window_s: int,
+    speed: Decimal,
+    between_ns: tuple[int, int],
 ) -> tuple[int, dict[str, list[float]]]:
     """Each figure in each window the engine would measure: windows of `window_s` wall
     seconds sliding by one (the engine measures at every heartbeat), over the data's market
-    time; the number of windows. A window with no market-data message at all is a gap in the
-    data (between files, a recorder's reconnect), not the market: it is left out."""
+    time from `between_ns[0]` to `between_ns[1]`; the number of windows. `streams`: each
+    exchange's message times on the backtest's clock. A window with no market-data message
+    at all is a gap in the data (between files, a recorder's reconnect), not the market: it
+    is left out."""
     span = int(window_s * speed * 1_000_000_000)
     step = int(speed * 1_000_000_000)
-    start, last = int(stamps.min()), int(stamps.max())
+    start, last = between_ns
+    stamps = np.concatenate(list(streams.values()))
     orders = result.orders
     # Sent as the engine counts them (`orders_sent`): every order that passed risk, including
     # those the venue then rejected.
@@ -154,6 +176,7 @@ def figures_by_window(
     eq_ts = equity["ts_ns"].to_numpy(dtype=np.int64)
     eq = equity["equity"].to_numpy(dtype=float)
     md_ts = np.sort(stamps)
+    by_exchange = {f"{ANOMALY_MD_RATE}{x}": np.sort(ts) for x, ts in streams.items()}
 
     def between(ts: np.ndarray, a: int, b: int) -> int:
         return int(np.searchsorted(ts, b, side="left") - np.searchsorted(ts, a, side="left"))
@@ -165,8 +188,7 @@ def figures_by_window(
     out: dict[str, list[float]] = {"fill_ratio": [], "orders_per_1k_messages": []}
     out["pnl_per_hour"] = []
     out["markout_bps"] = []
-    md_name = f"{ANOMALY_MD_RATE}{exchange}" if exchange is not None else None
-    if md_name is not None:
+    for md_name in by_exchange:
         out[md_name] = []
     windows = 0
     a = start
@@ -189,8 +211,8 @@ def figures_by_window(
         first, end = np.searchsorted(mk_ts, b - span), np.searchsorted(mk_ts, b)
         if end - first >= MIN_MARKOUTS:
             out["markout_bps"].append(float(mk_sum[end] - mk_sum[first]) / int(end - first))
-        if md_name is not None:
-            out[md_name].append(n_md / window_s)
+        for md_name, ts in by_exchange.items():
+            out[md_name].append(between(ts, b - span, b) / window_s)
     return windows, {k: v for k, v in out.items() if v}
 
 
@@ -206,7 +228,7 @@ def derive(
     """Derive (and write) the baseline of each engine asked for (default: every engine)."""
     from appliance.research import backtest
     from appliance.research import data as data_mod
-    from appliance.research.cli_backtest import _default_data
+    from appliance.research.cli_backtest import _default_data, _exchange_data
 
     if not 5 <= window_s <= 86_400:
         raise _fail("--window", window_s, "must be 5..86400 seconds (engine.anomaly.window_s)")
@@ -238,17 +260,43 @@ def derive(
                 engine_id,
                 "its exchanges replay at different speeds: no one window fits all figures",
             )
-        files = [Path(f) for f in data] if data else _default_data(project, manifest)
+        # An engine of several exchanges: one stream per exchange (`--data EXCHANGE=PATH`,
+        # else its sim's capture, else the venue's bundled one), backtested together on one
+        # clock (docs/research.md, "Several exchanges"), each exchange's messages counted.
+        several = len(exchanges) > 1
+        if several:
+            groups = _exchange_data(project, manifest, data)
+            for name, group in zip(exchanges, groups, strict=True):
+                if not group:
+                    raise _fail(
+                        "--data", name, "no data for this exchange: give --data EXCHANGE=PATH"
+                    )
+        else:
+            groups = [[Path(f) for f in data] if data else _default_data(project, manifest)]
+        files = [f for g in groups for f in g]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise _fail("--data", missing[0], "no such file")
-        stamps = message_times(files)
-        if stamps.size == 0:
-            raise _fail("--data", str(files[0]), "holds no messages")
-        natives = data_mod.prepare(project, files, data_mod.parse_window(None, None))
-        result = backtest.run(built.text, natives)
-        exchange = next(iter(exchanges)) if len(exchanges) == 1 else None
-        market_s = (int(stamps.max()) - int(stamps.min())) / 1e9
+        streams = {x: message_times(g) for x, g in zip(exchanges, groups, strict=True)}
+        for x, ts in streams.items():
+            if ts.size == 0:
+                raise _fail("--data", x, "holds no messages")
+        if several:
+            per_exchange = [data_mod.prepare(project, g, data_mod.Window()) for g in groups]
+            result = backtest.run(built.text, [], exchange_data=per_exchange)
+            # Each stream on the clock the backtest rebased them onto.
+            streams = {
+                x: ts + int(result.counters.get(f"offset_ns.{x}", 0)) for x, ts in streams.items()
+            }
+        else:
+            natives = data_mod.prepare(project, files, data_mod.parse_window(None, None))
+            result = backtest.run(built.text, natives)
+        # Where every exchange has data: an exchange whose data ended would look stalled.
+        between_ns = (
+            max(int(ts.min()) for ts in streams.values()),
+            min(int(ts.max()) for ts in streams.values()),
+        )
+        market_s = (between_ns[1] - between_ns[0]) / 1e9
         if market_s < MIN_WINDOWS * float(window_s * speed):
             raise _fail(
                 "--window",
@@ -258,10 +306,13 @@ def derive(
                 f"{format_decimal(speed)}): a baseline needs {MIN_WINDOWS} whole windows; "
                 "shorten the window or give more data",
             )
-        windows, values = figures_by_window(result, stamps, exchange, window_s, speed)
+        windows, values = figures_by_window(result, streams, window_s, speed, between_ns)
         notes = []
-        if exchange is None:
-            notes.append("message rates left out: the data is one stream for several exchanges")
+        if several:
+            notes.append(
+                f"{len(exchanges)} exchanges' data backtested together, on the clock of the one "
+                "that starts last, over the time all have data"
+            )
         if set(values.get("pnl_per_hour", [])) == {0.0}:
             # The backtest never traded: a range of 0..0 would flag any live P&L.
             del values["pnl_per_hour"]

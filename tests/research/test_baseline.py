@@ -18,6 +18,7 @@ from appliance.config.compiler import compile_config
 from tests.conftest import ROOT, Run
 
 CAPTURE = ROOT / "data/binance/spot_btcusdt_20240808.gz"
+USDM = ROOT / "data/binance/usdm_btcusdt_20240808.gz"
 
 
 def _derive(cli: Callable[..., Run], project: Path, out: Path, *extra: str) -> dict[str, Any]:
@@ -256,3 +257,63 @@ def test_bad_options_are_named(cli: Callable[..., Run], project: Path) -> None:
         assert run.exit_code == 2, (args, run.stdout + run.stderr)
         assert words in run.stdout + run.stderr, (args, run.stdout + run.stderr)
     assert not (project / "baselines").exists()
+
+
+TWO = [
+    "+exchange@exchanges.sim_usdm=sim_binance_usdm",
+    "deployment.engines.paper_1.exchanges=[sim_binance,sim_usdm]",
+    "++hosts.local.threads.feeds.sim_usdm=null",
+]
+
+
+def test_an_engine_of_two_exchanges_has_each_ones_message_rate(
+    cli: Callable[..., Run], project: Path, tmp_path: Path
+) -> None:
+    """paper_local reading Binance USD-M beside spot: both captures backtested together on
+    the clock of the one that starts last, each exchange's message rate counted here
+    independently over the windows where both have data."""
+    row = _derive(cli, project, tmp_path / "b.json", *TWO, "--window", "60")
+    stamps = {}
+    for name, capture in (("sim_binance", CAPTURE), ("sim_usdm", USDM)):
+        with gzip.open(capture, "rt") as fh:
+            stamps[name] = sorted(int(line.split(" ", 1)[0]) for line in fh)
+    start = max(s[0] for s in stamps.values())
+    # Rebased: each stream shifted so that it starts with the one that starts last.
+    moved = {n: [t + start - s[0] for t in s] for n, s in stamps.items()}
+    last = min(s[-1] for s in moved.values())
+    span, a = 60 * 10**9, start
+    counts: dict[str, list[int]] = {n: [] for n in moved}
+    while a + span <= last:
+        if any(a <= t < a + span for s in moved.values() for t in s):
+            for n, s in moved.items():
+                counts[n].append(sum(1 for t in s if a <= t < a + span))
+        a += 10**9
+    assert row["windows"] == len(counts["sim_binance"]) > 200
+    for n, c in counts.items():
+        md = row["figures"][f"md_messages_per_s.{n}"]
+        assert float(md["low"]) == pytest.approx(min(c) / 60 / 1.5, abs=1e-8), n
+        assert float(md["high"]) == pytest.approx(max(c) / 60 * 1.5, abs=1e-8), n
+    assert "2 exchanges' data backtested together" in row["derivation"]
+    # The compiler takes it for that engine.
+    (m,) = compile_config(
+        project,
+        [
+            "deployment=paper_local",
+            *TWO,
+            f"deployment.engines.paper_1.anomaly={{baseline:{tmp_path / 'b.json'}}}",
+        ],
+    ).manifests
+    assert set(json.loads(m.text)["engine"]["anomaly"]["figures"]) >= {
+        "md_messages_per_s.sim_binance",
+        "md_messages_per_s.sim_usdm",
+    }
+
+
+def test_paper_multi_s_bundled_okx_capture_is_too_short_for_a_baseline(
+    cli: Callable[..., Run], project: Path
+) -> None:
+    """paper_multi's OKX data is the bundled cryptofeed capture (10.8 s): its messages are
+    read, and where both exchanges have data spans too little for three windows."""
+    run = cli("baseline", "deployment=paper_multi", "--window", "5", root=project)
+    assert run.exit_code == 2, run.stdout + run.stderr
+    assert "the data spans 11 s of market time" in run.stdout + run.stderr
