@@ -212,22 +212,36 @@ def test_the_refusal_names_the_venue_set_on_the_command_line(
     assert d["source"].startswith("command line override exchanges.kraken.venue=kraken")
 
 
-def test_an_okx_strategy_is_refused_honestly(project: Path, cli: Callable[..., Run]) -> None:
+def test_an_okx_swap_strategy_compiles_and_an_inverse_asset_limit_is_refused(
+    project: Path, cli: Callable[..., Run]
+) -> None:
     _deployment(project, "venues", "[sim_binance, okx]", "imb_okx")
     (project / "conf/strategy/imb_okx.yaml").write_text(
         STRATEGY.format(exchange="okx", symbol="UNIUSDSWAP")
     )
+    limits = (
+        "+risk.instruments.UNIUSDSWAP={max_position:'10',max_order_qty:'10',"
+        "max_order_notional:'100000',max_position_notional:'100000',price_band_bps:100}"
+    )
+    # Its contracts are worth USD, not UNI: an asset limit on UNI cannot count them.
     diags = _refused(
         cli,
         project,
         "deployment=venues",
-        "+risk.instruments.UNIUSDSWAP={max_position:'10',max_order_qty:'10',"
-        "max_order_notional:'100000',max_position_notional:'100000',price_band_bps:100}",
+        limits,
+        "+risk.assets={UNI:{max_position:'100',instruments:[UNIUSDSWAP]}}",
     )
-    d = _one(diags, "strategies.imb_okx.exchange", "strategy.okx_order_entry")
-    assert "OKX order entry" in d["message"] and "not available yet" in d["message"]
-    t = _one(diags, "strategies.imb_okx.instruments[0]", "strategy.instrument_type")
-    assert "inverse" in t["message"]
+    d = _one(diags, "risk.assets.UNI.instruments[0]", "risk.asset_instrument")
+    assert "inverse contract" in d["message"]
+    assert not [x for x in diags if x["path"].startswith("strategies.")], diags
+    # Without it, the inverse swap is traded in contracts (docs/venues.md, "Contracts").
+    run = cli(
+        "compile", "deployment=venues", limits, "+hosts.local.threads.feeds.okx=null", root=project
+    )
+    assert run.exit_code == 0, run.stdout + run.stderr
+    (path,) = (project / "build").rglob("*.manifest.json")
+    strategy = json.loads(path.read_text())["strategies"]["imb_okx"]
+    assert strategy["instruments"] == ["UNIUSDSWAP"]
 
 
 def test_an_engine_may_read_okx_and_kraken_market_data(

@@ -292,12 +292,19 @@ def test_an_okx_429_backs_off_two_seconds_and_never_holds_back_a_cancel(tmp_path
         assert open_at_venue(env, creds) == 0
 
 
+def inst_type(inst: str) -> str:
+    """OKX's `instType` of an `instId`: a swap ends with `-SWAP`."""
+    return "SWAP" if inst.endswith("-SWAP") else "SPOT"
+
+
 def pending(env: Live, creds: dict[str, str], inst: str) -> int:
     """Every pending order on `inst`, page by page (newest first, `after` an ordId)."""
     n, after = 0, ""
     while True:
         page = okx_get(
-            env, f"/api/v5/trade/orders-pending?instType=SPOT&instId={inst}&limit=100{after}", creds
+            env,
+            f"/api/v5/trade/orders-pending?instType={inst_type(inst)}&instId={inst}&limit=100{after}",
+            creds,
         )
         n += len(page)
         if len(page) < 100:
@@ -318,7 +325,8 @@ def test_okx_start_cancels_every_page_of_the_traded_instrument_and_nothing_else(
         def place(inst: str, px: str, sz: str) -> bool:
             order = {
                 "instId": inst,
-                "tdMode": "cash",
+                # A swap trades on margin (cross), spot in cash.
+                "tdMode": "cross" if inst_type(inst) == "SWAP" else "cash",
                 "side": "buy",
                 "ordType": "limit",
                 "px": px,

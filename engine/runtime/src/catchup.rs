@@ -183,9 +183,7 @@ async fn one(
             // The commission of the part not journaled yet (all of it for a whole trade).
             let share = i128::from(t.commission) * i128::from(new) / i128::from(t.qty.0.max(1));
             let commission = i64::try_from(share).unwrap_or(t.commission);
-            let booked = crate::fees::book(&order.symbol, &t.commission_asset, commission, |a| {
-                venue.marks.price(venue.exchange, a)
-            });
+            let booked = venue.book_commission(&order.symbol, &t.commission_asset, commission);
             let fill = exec_record(
                 order,
                 "fill",

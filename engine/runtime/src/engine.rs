@@ -359,6 +359,14 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             traded: crate::gateway::traded_instruments(&manifest, name),
             marks: marks.clone(),
             limits,
+            settlements: ex
+                .instruments
+                .iter()
+                .filter_map(|(symbol, i)| {
+                    let contract = i.listing.as_ref()?.contract.as_ref()?;
+                    Some((symbol.clone(), contract.settle_currency.clone()))
+                })
+                .collect(),
         });
     }
 

@@ -5,6 +5,9 @@
 //! - the symbol's base asset: that much of the instrument never reaches the account, so it
 //!   leaves the position (`Backtest::on_exec_charged`); its quote value is in the P&L through
 //!   the position, not in the fees;
+//! - a contract's settlement currency (OKX `fillFeeCcy` of a swap: USDT for a linear one, the
+//!   base asset of an inverse one): a fee as it stands, in the currency the position's P&L is
+//!   kept in (`rt_core::portfolio`, "Contracts"); nothing leaves the position;
 //! - any other asset (BNB): a fee worth its price in the quote asset, taken from the mid of
 //!   the engine's `<asset><quote>` book when the engine has one on that exchange (the strategy
 //!   thread publishes it into [`FeeMarks`] a few times a second), else the exchange's
@@ -131,12 +134,20 @@ pub struct Booked {
     pub unpriced: bool,
 }
 
-/// Books `amount` (10^-8 of `asset`) charged on a fill of `symbol`; `price` values an asset
-/// that is neither the symbol's base nor its quote.
-pub fn book(symbol: &str, asset: &str, amount: i64, price: impl Fn(&str) -> Option<i64>) -> Booked {
+/// Books `amount` (10^-8 of `asset`) charged on a fill of `symbol`, a contract settled in
+/// `settle` (`None`: spot); `price` values an asset that is neither the symbol's base nor its
+/// quote nor its settlement currency.
+pub fn book(
+    symbol: &str,
+    asset: &str,
+    amount: i64,
+    settle: Option<&str>,
+    price: impl Fn(&str) -> Option<i64>,
+) -> Booked {
     match CommissionAsset::of(symbol, asset) {
-        // An empty asset (no trade, or a venue that does not say): the quote, as before.
-        _ if asset.is_empty() => Booked {
+        // An empty asset (no trade, or a venue that does not say): the quote, as before. A
+        // contract's settlement currency: the fee as it stands (never a base debit).
+        _ if asset.is_empty() || settle == Some(asset) => Booked {
             fee: amount,
             base: Qty::ZERO,
             unpriced: false,
@@ -181,12 +192,12 @@ mod tests {
     #[test]
     fn books_each_asset_its_way() {
         let none = |_: &str| None;
-        let q = book("BTCUSDT", "USDT", 6 * ONE, none);
+        let q = book("BTCUSDT", "USDT", 6 * ONE, None, none);
         assert_eq!((q.fee, q.base, q.unpriced), (6 * ONE, Qty::ZERO, false));
-        let b = book("BTCUSDT", "BTC", ONE / 1000, none);
+        let b = book("BTCUSDT", "BTC", ONE / 1000, None, none);
         assert_eq!((b.fee, b.base), (0, Qty(ONE / 1000)));
         // 0.01 BNB at 600 = 6 USDT.
-        let bnb = book("BTCUSDT", "BNB", ONE / 100, |a| {
+        let bnb = book("BTCUSDT", "BNB", ONE / 100, None, |a| {
             (a == "BNB").then_some(600 * ONE)
         });
         assert_eq!(
@@ -194,11 +205,11 @@ mod tests {
             (6 * ONE, Qty::ZERO, false)
         );
         // 0.00000001 BNB at 600.00000001: rounded up.
-        let tiny = book("BTCUSDT", "BNB", 1, |_| Some(600 * ONE + 1));
+        let tiny = book("BTCUSDT", "BNB", 1, None, |_| Some(600 * ONE + 1));
         assert_eq!(tiny.fee, 601);
-        let unpriced = book("BTCUSDT", "BNB", ONE, none);
+        let unpriced = book("BTCUSDT", "BNB", ONE, None, none);
         assert_eq!((unpriced.fee, unpriced.unpriced), (0, true));
-        assert_eq!(book("BTCUSDT", "", 5, none).fee, 5);
+        assert_eq!(book("BTCUSDT", "", 5, None, none).fee, 5);
     }
 
     #[test]

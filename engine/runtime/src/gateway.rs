@@ -73,6 +73,26 @@ pub struct VenueConfig {
     pub marks: Arc<crate::fees::FeeMarks>,
     /// The venue's rate limits and usage (shared with its feed).
     pub limits: Arc<crate::ratelimit::VenueLimits>,
+    /// (symbol, settlement currency) of the venue's contracts (swaps and futures with a
+    /// listing's contract terms): their commissions in it are fees as they stand.
+    pub settlements: Vec<(String, String)>,
+}
+
+impl VenueConfig {
+    /// The settlement currency of `symbol` if it is a contract.
+    pub fn settlement(&self, symbol: &str) -> Option<&str> {
+        self.settlements
+            .iter()
+            .find(|(s, _)| s == symbol)
+            .map(|(_, c)| c.as_str())
+    }
+
+    /// Books a commission of `amount` `asset` charged on a fill of `symbol` (see `fees`).
+    pub fn book_commission(&self, symbol: &str, asset: &str, amount: i64) -> crate::fees::Booked {
+        crate::fees::book(symbol, asset, amount, self.settlement(symbol), |a| {
+            self.marks.price(self.exchange, a)
+        })
+    }
 }
 
 /// What the gateway needs.
@@ -1098,9 +1118,7 @@ struct Charged<'a> {
 impl Charged<'_> {
     /// Books it (see `fees`): (the fee in the quote asset, what leaves the position), counted.
     fn book(&self, state: &Shared, venue: &VenueConfig, symbol: &str) -> (rt_core::Cash, Qty) {
-        let booked = crate::fees::book(symbol, self.asset, self.amount, |a| {
-            venue.marks.price(venue.exchange, a)
-        });
+        let booked = venue.book_commission(symbol, self.asset, self.amount);
         let mut s = state.borrow_mut();
         if booked.base.0 > 0 {
             s.counters.base_commissions += 1;

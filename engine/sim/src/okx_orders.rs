@@ -11,8 +11,9 @@
 //!   body, a timestamp within 30 s; refused with `50111` invalid key, `50105` wrong passphrase,
 //!   `50113` invalid signature, `50102` an expired timestamp, `50103`-`50107` a missing
 //!   header, HTTP 401), and accepted unsigned without them.
-//! - `POST /api/v5/trade/order` (`tdMode` `cash`; `ordType` `limit`, `post_only`, `ioc`,
-//!   `market` with `tgtCcy` `base_ccy`), `cancel-order`, `cancel-batch-orders`, `GET
+//! - `POST /api/v5/trade/order` (spot: `tdMode` `cash`, a swap or futures: `cross` or
+//!   `isolated`, sized in contracts, without a margin account; `ordType` `limit`, `post_only`,
+//!   `ioc`, `market`, spot's with `tgtCcy` `base_ccy`; `reduceOnly` refused), `cancel-order`, `cancel-batch-orders`, `GET
 //!   /api/v5/trade/order`, `orders-pending`, `fills` (newest first, `after` a bill id: a fill's
 //!   bill id is its trade id here), `GET /api/v5/account/
 //!   balance` (`GET /api/v5/public/instruments` is the sim's `metadata`). A post-only
@@ -24,7 +25,8 @@
 //!   `filled` with the fill's `tradeId`, `fillPx`, `fillSz`, `fillFee` negative as charged in
 //!   `fillFeeCcy`, `execType`, and `canceled`), `ping` answered `pong`. Commissions are charged
 //!   in the currency received (a buy's fee in the base asset, a sell's in the quote), as OKX
-//!   charges spot fees.
+//!   charges spot fees; a contract's in its settlement currency (`settleCcy`), on the
+//!   contracts' value (`rt_core::ContractValue`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -579,8 +581,26 @@ impl OkxDesk {
         let Some(symbol) = self.config_name(text(&v, "instId")).map(str::to_owned) else {
             return refuse(51001, "Instrument ID does not exist.");
         };
-        if text(&v, "tdMode") != "cash" {
-            return refuse(51000, "Parameter tdMode error (the sim serves spot: cash)");
+        // Spot trades in cash; a swap or futures on margin (the sim keeps no margin account:
+        // cross and isolated trade alike).
+        let derivative = rt_venues::okx::execution::inst_type(text(&v, "instId")) != "SPOT";
+        match (derivative, text(&v, "tdMode")) {
+            (false, "cash") | (true, "cross" | "isolated") => {}
+            (false, _) => return refuse(51000, "Parameter tdMode error (a spot order: cash)"),
+            (true, _) => {
+                return refuse(
+                    51000,
+                    "Parameter tdMode error (a swap or futures order: cross or isolated)",
+                )
+            }
+        }
+        if v.get("reduceOnly")
+            .is_some_and(|r| r.as_bool() == Some(true))
+        {
+            return refuse(
+                51000,
+                "Parameter reduceOnly error (the sim does not serve it)",
+            );
         }
         let side = match text(&v, "side") {
             "buy" => Side::Buy,
@@ -591,7 +611,7 @@ impl OkxDesk {
             "limit" => OrderKind::Limit,
             "post_only" => OrderKind::PostOnly,
             "ioc" => OrderKind::Ioc,
-            "market" if text(&v, "tgtCcy") == "base_ccy" => OrderKind::Market,
+            "market" if derivative || text(&v, "tgtCcy") == "base_ccy" => OrderKind::Market,
             "market" => return refuse(
                 51000,
                 "Parameter tgtCcy error (the sim sizes market orders in the base currency only)",

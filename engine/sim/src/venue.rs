@@ -143,6 +143,9 @@ struct SymbolState {
     name: String,
     base: String,
     quote: String,
+    /// A contract's settlement currency (OKX `settleCcy`): its commissions are charged in it,
+    /// and a fill moves no base or quote balance (a margined position, not a holding).
+    settle: Option<String>,
     spec: InstrumentSpec,
     sync: BookSync,
     matcher: Matcher,
@@ -231,6 +234,11 @@ impl Venue {
                         .map_or(name.as_str(), |(b, _)| b)
                         .to_owned(),
                     quote: quote_asset(name).to_owned(),
+                    settle: instrument
+                        .listing
+                        .as_ref()
+                        .and_then(|l| l.contract.as_ref())
+                        .map(|c| c.settle_currency.clone()),
                     spec,
                     sync: BookSync::new(rule),
                     matcher: Matcher::new(spec),
@@ -520,8 +528,12 @@ impl Venue {
 
     /// The commission of a fill whose quote-asset fee is `fee`, as (amount, asset), per the
     /// settings; a BNB charge is taken from the balance (the asset received once it is short).
+    /// A contract's commission is `fee` as it stands, in its settlement currency.
     fn charge(&mut self, i: usize, side: Side, price: Price, fee: i64) -> (i64, String) {
         let s = &self.symbols[i];
+        if let Some(settle) = &s.settle {
+            return (fee, settle.clone());
+        }
         let base = |fee: i64| in_asset(fee, price.0).map(|b| (b, s.base.clone()));
         let quote = (fee, s.quote.clone());
         let received = || match side {
@@ -689,7 +701,8 @@ impl Venue {
             _ => Some(price),
         };
         if let Some(reference) = reference {
-            if notional(reference, order.quantity) < i128::from(s.spec.min_notional) {
+            // A contract's notional counts its value (rt_core::ContractValue).
+            if s.spec.notional(reference, order.quantity) < s.spec.min_notional {
                 return Err(err(-1013, "Filter failure: NOTIONAL"));
             }
         }
@@ -1033,9 +1046,11 @@ impl Venue {
                         Side::Buy => (qty.0, -value),
                         Side::Sell => (-qty.0, value),
                     };
-                    for (asset, delta) in [(&s.base, base_delta), (&s.quote, quote_delta)] {
-                        let b = self.balances.entry(asset.clone()).or_insert(0);
-                        *b = b.saturating_add(delta);
+                    if s.settle.is_none() {
+                        for (asset, delta) in [(&s.base, base_delta), (&s.quote, quote_delta)] {
+                            let b = self.balances.entry(asset.clone()).or_insert(0);
+                            *b = b.saturating_add(delta);
+                        }
                     }
                     // A BNB commission was taken from the BNB balance when charged.
                     if commission_asset != "BNB" {

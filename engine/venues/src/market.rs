@@ -196,8 +196,8 @@ pub fn for_venue<S: AsRef<str>>(
 }
 
 /// Whether the engine has order entry on `venue` (a gateway venue, an account, a user stream):
-/// OKX spot has (`okx::execution`; the manifest refuses a strategy on an OKX swap or futures),
-/// Kraken is read for its market data only in this version.
+/// OKX has (`okx::execution`: spot, swaps and futures), Kraken is read for its market data
+/// only in this version.
 pub const fn has_order_entry(venue: VenueKind) -> bool {
     match venue {
         VenueKind::BinanceSpot | VenueKind::BinanceUsdm | VenueKind::Sim | VenueKind::Okx => true,

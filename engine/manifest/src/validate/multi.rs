@@ -100,6 +100,7 @@ impl Checker {
                 );
             }
             for (i, symbol) in limits.instruments.iter().enumerate() {
+                self.inverse_in_asset(asset, i, symbol, m);
                 let path = format_args!("risk.assets.{asset}.instruments[{i}]");
                 if !m.risk.instruments.contains_key(symbol) {
                     self.fail(

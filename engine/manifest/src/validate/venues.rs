@@ -6,19 +6,19 @@
 //! `book`/`trade` through `rt_venues::market`, books verified by the venues' checksums), for
 //! signals and recording; what it may not do:
 //!
-//! - OKX order entry covers spot instruments only (`rt_venues::okx::execution`): a strategy on
-//!   an OKX swap or futures is refused, `strategy.okx_order_entry`;
 //! - no account is read on either (balances reconciled): `exchange.market_data_only` for a
 //!   `reconcile` section, and for Kraken credentials;
 //! - Kraken is market data only: `strategy.kraken_market_data_only`;
-//! - strategies, risk and P&L count quantities in the base asset and notional as price times
-//!   quantity: an inverse contract, or a linear one whose contract is not one unit, does not fit
-//!   them: `strategy.instrument_type`.
+//! - a linear contract whose value at a price (tick x contract value x multiplier) needs more
+//!   than 8 decimals cannot be kept exactly by positions and P&L: `strategy.instrument_type`
+//!   (contracts are valued by `rt_core::ContractValue`: linear and inverse swaps and futures
+//!   are traded, sized in contracts);
+//! - an inverse contract in an asset's limit (`risk.assets`): `risk.asset_instrument`.
 //!
 //! Comparing the instruments with the venue's metadata file itself reads that file: the
 //! compiler does it (appliance/config/venues.py), and `files.rs` checks its hash.
 
-use crate::model::{ContractType, Exchange, InstrumentType, Listing, Strategy, Venue};
+use crate::model::{ContractType, Exchange, InstrumentType, Listing, Manifest, Strategy, Venue};
 use crate::Fixed;
 
 use super::Checker;
@@ -246,36 +246,10 @@ impl Checker {
         }
     }
 
-    /// What this version cannot do with a strategy on an OKX or Kraken exchange.
+    /// What this version cannot do with a strategy on an OKX or Kraken exchange, and the
+    /// contracts whose value the engine cannot keep exactly.
     pub(super) fn venue_strategy(&mut self, name: &str, strategy: &Strategy, exchange: &Exchange) {
         match exchange.venue {
-            Venue::Okx => {
-                let derivatives: Vec<&str> = strategy
-                    .instruments
-                    .iter()
-                    .filter(|symbol| {
-                        exchange
-                            .instruments
-                            .get(*symbol)
-                            .and_then(|inst| inst.listing.as_ref())
-                            .is_some_and(|l| l.kind != InstrumentType::Spot)
-                    })
-                    .map(String::as_str)
-                    .collect();
-                if !derivatives.is_empty() {
-                    self.fail(
-                        "strategy.okx_order_entry",
-                        format_args!("strategies.{name}.exchange"),
-                        format_args!(
-                            "{}: OKX order entry for swaps and futures ({}) is not available yet \
-                             in this version: it covers spot instruments only, and every \
-                             strategy kind sends orders",
-                            strategy.exchange,
-                            derivatives.join(", ")
-                        ),
-                    );
-                }
-            }
             Venue::Kraken => self.fail(
                 "strategy.kraken_market_data_only",
                 format_args!("strategies.{name}.exchange"),
@@ -285,38 +259,70 @@ impl Checker {
                     strategy.exchange
                 ),
             ),
-            Venue::BinanceSpot | Venue::BinanceUsdm | Venue::Sim => {}
+            Venue::Okx | Venue::BinanceSpot | Venue::BinanceUsdm | Venue::Sim => {}
         }
         for (i, symbol) in strategy.instruments.iter().enumerate() {
-            let Some(contract) = exchange
-                .instruments
-                .get(symbol)
-                .and_then(|inst| inst.listing.as_ref())
-                .and_then(|listing| listing.contract.as_ref())
-            else {
+            let Some(inst) = exchange.instruments.get(symbol) else {
                 continue;
             };
-            let unit = i128::from(contract.value.raw()) * i128::from(contract.multiplier.raw())
-                == i128::from(Fixed::SCALE) * i128::from(Fixed::SCALE);
-            if contract.kind == ContractType::Inverse || !unit {
-                let kind = match contract.kind {
-                    ContractType::Linear => "linear",
-                    ContractType::Inverse => "inverse",
-                };
+            let Some(contract) = inst.listing.as_ref().and_then(|l| l.contract.as_ref()) else {
+                continue;
+            };
+            // A linear contract's value price (price x value x multiplier) is kept in 10^-8
+            // of the quote: exact only when the tick's and the contract's decimals fit.
+            let unit = i128::from(contract.value.raw()) * i128::from(contract.multiplier.raw());
+            let scale = i128::from(Fixed::SCALE);
+            let decimals = |raw: i128| {
+                let mut d = 8;
+                let mut r = raw;
+                while d > 0 && r % 10 == 0 {
+                    r /= 10;
+                    d -= 1;
+                }
+                d
+            };
+            let inexact = unit % scale != 0
+                || decimals(unit / scale) + decimals(i128::from(inst.tick_size.raw())) > 8;
+            if contract.kind == ContractType::Linear && inexact {
                 self.fail(
                     "strategy.instrument_type",
                     format_args!("strategies.{name}.instruments[{i}]"),
                     format_args!(
-                        "{symbol} is a {kind} contract of {} x {} {} settled in {}: strategies, \
-                         risk and P&L count quantities in the base asset and notional as price \
-                         x quantity, so they trade spot and one-unit linear instruments only",
+                        "{symbol} is a linear contract of {} x {} {} at tick {}: a contract's \
+                         value at a price (tick x {} x {}) needs more than 8 decimals, which \
+                         positions and P&L keep",
                         contract.value,
                         contract.multiplier,
                         contract.value_currency,
-                        contract.settle_currency
+                        inst.tick_size,
+                        contract.value,
+                        contract.multiplier
                     ),
                 );
             }
+        }
+    }
+
+    /// `risk.assets`: an inverse contract has no fixed quantity of its base asset (its
+    /// contracts are worth a fixed amount of the quote), so an asset's limit cannot count it.
+    pub(super) fn inverse_in_asset(&mut self, asset: &str, i: usize, symbol: &str, m: &Manifest) {
+        let inverse = m.exchanges.values().any(|ex| {
+            ex.instruments
+                .get(symbol)
+                .and_then(|inst| inst.listing.as_ref())
+                .and_then(|l| l.contract.as_ref())
+                .is_some_and(|c| c.kind == ContractType::Inverse)
+        });
+        if inverse {
+            self.fail(
+                "risk.asset_instrument",
+                format_args!("risk.assets.{asset}.instruments[{i}]"),
+                format_args!(
+                    "{symbol} is an inverse contract: its contracts are worth a fixed amount \
+                     of the quote, not of {asset}, so a limit on {asset} cannot count them \
+                     (limit it with risk.instruments.{symbol})"
+                ),
+            );
         }
     }
 }
@@ -521,23 +527,23 @@ mod tests {
     }
 
     #[test]
-    fn strategies_on_okx_swaps_or_kraken_are_refused_saying_why() {
-        // OKX spot: order entry is there.
+    fn strategies_on_okx_swaps_are_traded_and_on_kraken_refused_saying_why() {
+        // OKX spot and OKX's inverse swap: order entry is there for both.
         let mut v = with_okx();
         v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
-        let manifest: Manifest = serde_json::from_value(v.clone()).expect("a manifest");
-        assert!(validate(&manifest)
-            .iter()
-            .all(|d| d.rule != "strategy.okx_order_entry"));
-        // A swap is not.
-        v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!(["UNIUSDSWAP"]);
-        let manifest: Manifest = serde_json::from_value(v).expect("a manifest");
-        let okx: Vec<_> = validate(&manifest)
-            .into_iter()
-            .filter(|x| x.rule == "strategy.okx_order_entry")
-            .collect();
-        assert_eq!(okx.len(), 1);
-        assert!(okx[0].message.contains("UNIUSDSWAP"), "{}", okx[0].message);
+        for instruments in [json!(["BTCUSDT"]), json!(["UNIUSDSWAP"])] {
+            v["strategies"]["mm_btcusdt_spot"]["instruments"] = instruments;
+            let manifest: Manifest = serde_json::from_value(v.clone()).expect("a manifest");
+            let found = validate(&manifest);
+            // (Its other rules, the lot and the risk limits, hold as for any instrument.)
+            assert!(
+                found.iter().all(|d| !matches!(
+                    d.rule,
+                    "strategy.okx_order_entry" | "strategy.instrument_type"
+                )),
+                "{found:?}"
+            );
+        }
         let mut v = with_okx();
         v["exchanges"]["okx"]["venue"] = json!("kraken");
         v["exchanges"]["okx"]["credentials"] = Value::Null;
@@ -554,16 +560,40 @@ mod tests {
     }
 
     #[test]
-    fn an_inverse_contract_does_not_fit_a_strategy() {
-        let mut v = with_okx();
-        v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
-        v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!(["UNIUSDSWAP"]);
+    fn a_linear_contract_must_be_valued_in_8_decimals() {
+        // OKX BTC-USDT-SWAP: 0.01 BTC a contract, tick 0.1: 0.001 USDT a tick, exact.
+        let linear = |tick: &str, value: &str| {
+            let mut v = with_okx();
+            v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["tick_size"] = json!(tick);
+            v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"]["contract"] = json!({
+                "value": value, "multiplier": "1", "value_currency": "BTC", "type": "linear",
+                "settle_currency": "USDT"});
+            v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
+            v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!(["UNIUSDSWAP"]);
+            v
+        };
+        let manifest: Manifest = serde_json::from_value(linear("0.1", "0.01")).unwrap();
+        assert!(validate(&manifest)
+            .iter()
+            .all(|d| d.rule != "strategy.instrument_type"));
+        // 0.00001 BTC a contract at tick 0.0001: 10^-9 USDT a tick.
         reports(
-            v,
+            linear("0.0001", "0.00001"),
             &[(
                 "strategies.mm_btcusdt_spot.instruments[0]",
                 "strategy.instrument_type",
             )],
+        );
+    }
+
+    #[test]
+    fn an_inverse_contract_is_kept_out_of_an_asset_limit() {
+        let mut v = with_okx();
+        v["risk"]["instruments"]["UNIUSDSWAP"] = v["risk"]["instruments"]["BTCUSDT"].clone();
+        v["risk"]["assets"] = json!({"UNI": {"max_position": "10", "instruments": ["UNIUSDSWAP"]}});
+        reports(
+            v,
+            &[("risk.assets.UNI.instruments[0]", "risk.asset_instrument")],
         );
     }
 

@@ -1,11 +1,12 @@
-//! OKX v5 spot order entry behind the execution boundary ([`ExecutionClient`]), without I/O.
+//! OKX v5 order entry (spot, swaps and futures) behind the execution boundary
+//! ([`ExecutionClient`]), without I/O.
 //!
 //! Requests (OKX docs-v5, "Order Book Trading > Trade" and "Trading Account"; the paths and
 //! fields as OKX's own SDKs and its documentation examples write them):
 //!
 //! | what | request |
 //! |---|---|
-//! | place | `POST /api/v5/trade/order` `{"instId","tdMode":"cash","clOrdId","side","ordType","sz","px"}`; `ordType` `limit`, `post_only`, `ioc`, `market` (a spot market order states `tgtCcy":"base_ccy"`: OKX sizes a market buy in the quote currency otherwise) |
+//! | place | `POST /api/v5/trade/order` `{"instId","tdMode":"cash","clOrdId","side","ordType","sz","px"}`; `ordType` `limit`, `post_only`, `ioc`, `market` (a spot market order states `tgtCcy":"base_ccy"`: OKX sizes a market buy in the quote currency otherwise). A swap or futures (`instType` from the `instId`: [`inst_type`]) is traded in net position mode with cross margin: `tdMode` `cross`, `sz` in contracts, `reduceOnly` when the order may only reduce the position; a hedge-mode position side is refused |
 //! | cancel | `POST /api/v5/trade/cancel-order` `{"instId","clOrdId"}` |
 //! | cancel several | `POST /api/v5/trade/cancel-batch-orders` `[{"instId","ordId"},..]` (at most 20): OKX has no cancel-all of a spot instrument, so the engine lists `GET /api/v5/trade/orders-pending?instType=..&instId=..` (`instType` from the `instId`: [`inst_type`]) and cancels what it lists |
 //! | order status | `GET /api/v5/trade/order?instId=..&clOrdId=..` |
@@ -33,11 +34,12 @@
 //! accepted: the engine sees it cancelled.
 //!
 //! The private stream (`/ws/v5/private`): a login (Unix seconds, signed), then the `orders`
-//! channel of `SPOT` and the `account` channel; an `orders` push is one order's new state:
+//! channel of every `instType` (`ANY`) and the `account` channel; an `orders` push is one order's new state:
 //! `state` `live`, `partially_filled`, `filled`, `canceled`, `mmp_canceled`, and with a fill
 //! its `tradeId`, `fillPx`, `fillSz`, `fillFee` (negative: charged) in `fillFeeCcy`, `execType`
 //! `M` (maker) or `T`. The commission is booked in the currency OKX charged it in, as Binance's
-//! is. A push naming several orders is several updates, in its order; a push with a fill and
+//! is: a swap's or futures' in its settlement currency (`settleCcy`: USDT for a linear
+//! contract, the base asset for an inverse one), where its P&L is kept. A push naming several orders is several updates, in its order; a push with a fill and
 //! the order's cancel at once is two, the fill then the cancel ([`PrivateEvent::Orders`]).
 //! Amending an order (`POST /api/v5/trade/amend-order`) is not part of the boundary: the
 //! engine cancels and places.
@@ -53,8 +55,8 @@ use super::signing::{
 };
 use crate::execution::{
     Balance, ExecError, ExecutionClient, Handshake, Method, NewOrderSpec, Operation, OrderState,
-    OrderUpdate, Outcome, PrivateEvent, Refusal, RefusalKind, SymbolFilters, UpdateKind, VenueFill,
-    VenueRequest, VenueStatus, VenueTrade,
+    OrderUpdate, Outcome, PositionSide, PrivateEvent, Refusal, RefusalKind, SymbolFilters,
+    UpdateKind, VenueFill, VenueRequest, VenueStatus, VenueTrade,
 };
 
 const VENUE: &str = "okx";
@@ -471,7 +473,16 @@ impl ExecutionClient for OkxExecution {
     }
 
     fn new_order(&self, order: &NewOrderSpec<'_>, now_ms: u64) -> Result<VenueRequest, ExecError> {
-        order.spot_only(VENUE)?;
+        let inst = self.inst_id(order.symbol);
+        let derivative = inst_type(inst) != "SPOT";
+        if !derivative {
+            order.spot_only(VENUE)?;
+        } else if order.position_side != PositionSide::Both {
+            return Err(ExecError::Unsupported {
+                venue: VENUE,
+                what: "hedge-mode position sides (the engine trades OKX swaps in net mode)",
+            });
+        }
         let Some(cl_ord_id) = encode_client_id(order.client_id) else {
             return Err(ExecError::Unsupported {
                 venue: VENUE,
@@ -479,8 +490,8 @@ impl ExecutionClient for OkxExecution {
             });
         };
         let mut body = json!({
-            "instId": self.inst_id(order.symbol),
-            "tdMode": "cash",
+            "instId": inst,
+            "tdMode": if derivative { "cross" } else { "cash" },
             "clOrdId": cl_ord_id,
             "side": if order.side == Side::Buy { "buy" } else { "sell" },
             "ordType": match order.kind {
@@ -492,10 +503,14 @@ impl ExecutionClient for OkxExecution {
             "sz": format_decimal(order.qty.0),
         });
         if let Some(map) = body.as_object_mut() {
-            if order.kind == OrderKind::Market {
-                map.insert("tgtCcy".into(), "base_ccy".into());
-            } else {
+            if order.kind != OrderKind::Market {
                 map.insert("px".into(), format_decimal(order.price.0).into());
+            } else if !derivative {
+                // A derivative's market order is sized in contracts whatever its side.
+                map.insert("tgtCcy".into(), "base_ccy".into());
+            }
+            if derivative && order.reduce_only {
+                map.insert("reduceOnly".into(), true.into());
             }
         }
         Ok(self.request(Method::Post, ORDER_PATH.into(), body.to_string(), now_ms))
@@ -617,7 +632,8 @@ impl ExecutionClient for OkxExecution {
         }
     }
 
-    /// The login (when there are credentials), then `orders` of `SPOT` and `account`.
+    /// The login (when there are credentials), then `orders` of every `instType` and
+    /// `account`.
     fn stream_handshake(&self, now_ms: u64) -> Vec<String> {
         let mut out = Vec::with_capacity(2);
         if let Some(c) = &self.credentials {
@@ -632,7 +648,7 @@ impl ExecutionClient for OkxExecution {
         }
         out.push(
             json!({"op": "subscribe", "args": [
-                {"channel": "orders", "instType": "SPOT"},
+                {"channel": "orders", "instType": "ANY"},
                 {"channel": "account"},
             ]})
             .to_string(),
@@ -966,14 +982,15 @@ impl OkxOrder {
                 "",
             ),
         };
+        let kind = inst_type(&self.inst_id);
         json!({
-            "instType": "SPOT",
+            "instType": kind,
             "instId": self.inst_id,
             "ordId": self.ord_id.to_string(),
             "clOrdId": self.cl_ord_id,
             "side": if self.buy { "buy" } else { "sell" },
             "ordType": self.ord_type,
-            "tdMode": "cash",
+            "tdMode": if kind == "SPOT" { "cash" } else { "cross" },
             "px": if self.ord_type == "market" { String::new() } else { format_decimal(self.px) },
             "sz": format_decimal(self.sz),
             "accFillSz": format_decimal(self.acc_fill_sz),
@@ -988,10 +1005,10 @@ impl OkxOrder {
         })
     }
 
-    /// The `orders` channel's push of this order.
+    /// The `orders` channel's push of this order, to a subscription of every `instType`.
     pub fn push(&self) -> String {
         json!({
-            "arg": {"channel": "orders", "instType": "SPOT"},
+            "arg": {"channel": "orders", "instType": "ANY"},
             "data": [self.to_json()],
         })
         .to_string()
@@ -1002,7 +1019,7 @@ impl OkxFill {
     /// The fill as `GET /api/v5/trade/fills` lists it.
     pub fn to_json(&self, inst_id: &str, cl_ord_id: &str, buy: bool) -> Value {
         json!({
-            "instType": "SPOT",
+            "instType": inst_type(inst_id),
             "instId": inst_id,
             "tradeId": self.trade_id.to_string(),
             "ordId": self.ord_id.to_string(),
@@ -1039,7 +1056,6 @@ pub fn order_answer(ord_id: u64, cl_ord_id: &str, s_code: i64, s_msg: &str) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execution::PositionSide;
     use crate::okx::signing::sign;
 
     fn client() -> OkxExecution {
@@ -1095,6 +1111,43 @@ mod tests {
         // to another id; corpus/okx_orders/crash_foreign_client_id_round_trip).
         assert_eq!(decode_client_id("papfnzu0izzzz$,'"), "papfnzu0izzzz$,'");
         assert_eq!(decode_client_id("pzu$"), "pzu$");
+    }
+
+    #[test]
+    fn a_swap_order_is_cross_margined_in_contracts_and_may_only_reduce() {
+        let c = OkxExecution::new(None, [("UNIUSDSWAP".to_owned(), "UNI-USD-SWAP".to_owned())]);
+        let mut o = spec(OrderKind::Limit);
+        o.symbol = "UNIUSDSWAP";
+        o.price = Price(512_300_000);
+        o.qty = Qty(3 * 100_000_000);
+        o.reduce_only = true;
+        let body: Value =
+            serde_json::from_str(&c.new_order(&o, 0).expect("an order").body).expect("json");
+        assert_eq!(
+            body,
+            json!({"instId": "UNI-USD-SWAP", "tdMode": "cross", "clOrdId": "paperzu1zd7",
+                   "side": "buy", "ordType": "limit", "sz": "3", "px": "5.123",
+                   "reduceOnly": true})
+        );
+        // A market order on a swap is sized in contracts: no tgtCcy.
+        o.kind = OrderKind::Market;
+        o.reduce_only = false;
+        let body: Value =
+            serde_json::from_str(&c.new_order(&o, 0).expect("an order").body).expect("json");
+        assert_eq!(body.get("tgtCcy"), None);
+        assert_eq!(body["tdMode"], "cross");
+        // Net mode only; a spot order may still not reduce only.
+        o.position_side = PositionSide::Long;
+        assert!(matches!(
+            c.new_order(&o, 0),
+            Err(ExecError::Unsupported { .. })
+        ));
+        let mut spot = spec(OrderKind::Limit);
+        spot.reduce_only = true;
+        assert!(matches!(
+            client().new_order(&spot, 0),
+            Err(ExecError::Unsupported { .. })
+        ));
     }
 
     #[test]
@@ -1187,7 +1240,7 @@ mod tests {
         let sub: Value = serde_json::from_str(&frames[1]).expect("json");
         assert_eq!(
             sub["args"][0],
-            json!({"channel": "orders", "instType": "SPOT"})
+            json!({"channel": "orders", "instType": "ANY"})
         );
         let c = client();
         // OKX's documented answers.

@@ -1,0 +1,151 @@
+"""An OKX perpetual swap end to end (paper_okx_swap): the real engine quotes OKX's inverse
+UNI-USD-SWAP (one contract is 10 USD, margined and settled in UNI) in contracts with the
+book-imbalance taker (IOC orders both ways, so positions are opened and closed on the capture's
+few swap trades), cross margined, against the sim over loopback, with signed requests.
+
+What a contract changes, each checked here against an oracle the engine does not share:
+- the order is a swap's: `tdMode` `cross`, `sz` in contracts (the venue's orders);
+- the fee is charged in UNI on the contracts' value, `qty x 10 / price x bps`, rounded up to
+  10^-8 UNI (recomputed here with Python's Decimal from OKX's fee rates in conf/exchange/okx.yaml);
+- the venue's fills, the bus and the journal agree fill for fill, fee currency UNI;
+- the engine's position events keep the position in contracts and its P&L in UNI: the
+  average entry is the harmonic mean of the entry prices and the realised P&L of what was
+  closed is `qty x 10 x (1/entry - 1/exit)` (replayed here from the venue's fills, average
+  cost, in exact rational arithmetic).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.harness import live
+from tests.e2e.test_okx_orders import CREDENTIALS, keys, okx_get
+
+PAPER_OKX_SWAP = "deployment=paper_okx_swap"
+CONTRACT_USD = Fraction(10)
+EIGHT = Decimal("0.00000001")
+# conf/exchange/okx.yaml, UNIUSDSWAP: maker 2 bps, taker 5.
+FEE_BPS = {"M": Decimal(2), "T": Decimal(5)}
+
+
+def swap_fills(env: Any, creds: dict[str, str]) -> list[dict[str, Any]]:
+    """Every fill of the account on UNI-USD-SWAP, oldest first, page by page."""
+    out: list[dict[str, Any]] = []
+    while True:
+        after = f"&after={out[-1]['billId']}" if out else ""
+        page = okx_get(
+            env, f"/api/v5/trade/fills?instType=SWAP&instId=UNI-USD-SWAP&limit=100{after}", creds
+        )
+        out.extend(page)
+        if len(page) < 100:
+            return sorted(out, key=lambda f: int(f["tradeId"]))
+
+
+def inverse_fee(px: Decimal, sz: Decimal, exec_type: str) -> Decimal:
+    """OKX's fee of an inverse contract's fill in the base asset, rounded up to 10^-8."""
+    value = sz * Decimal(10) / px
+    return (value * FEE_BPS[exec_type] / Decimal(10_000)).quantize(EIGHT, rounding=ROUND_CEILING)
+
+
+def replay(fills: list[dict[str, Any]]) -> tuple[Fraction, Fraction, Fraction | None]:
+    """(position in contracts, realised P&L in UNI, average entry price) of the fills, average
+    cost in the coin value of a contract (-10 / price), exactly."""
+    pos, cost, realised = Fraction(0), Fraction(0), Fraction(0)
+    for f in fills:
+        q = Fraction(f["fillSz"]) * (1 if f["side"] == "buy" else -1)
+        value = -CONTRACT_USD / Fraction(f["fillPx"])
+        if pos != 0 and (pos > 0) != (q > 0):
+            k = min(abs(q), abs(pos))
+            sign = 1 if pos > 0 else -1
+            removed = cost * k / abs(pos)
+            realised += sign * value * k - removed
+            cost -= removed
+            pos -= sign * k
+            q += sign * k
+        cost += value * q
+        pos += q
+    entry = -CONTRACT_USD * pos / cost if pos != 0 else None
+    return pos, realised, entry
+
+
+def test_an_okx_inverse_swap_is_traded_in_contracts_and_booked_in_its_coin(
+    tmp_path: Path,
+) -> None:
+    creds = keys()
+    with live(tmp_path, PAPER_OKX_SWAP, CREDENTIALS, speed="4") as env:
+        listing = env.manifest["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"]
+        assert listing["contract"]["type"] == "inverse"
+        env.start_sim(env=creds)
+        engine = env.start_engine(env=creds)
+        env.pump_until(lambda e: e.WhichOneof("body") == "fill", 60, "a fill on the swap")
+        env.pump(25)
+        assert env.stop("engine") == 0, engine.text()
+        env.pump(0.5)
+
+        fills = swap_fills(env, creds)
+        assert fills, "the venue made fills"
+        # The venue's own record: contracts, cross margin, fees in UNI on the contracts' value.
+        for f in fills:
+            assert f["instType"] == "SWAP" and f["feeCcy"] == "UNI", f
+            want = inverse_fee(Decimal(f["fillPx"]), Decimal(f["fillSz"]), f["execType"])
+            assert -Decimal(f["fee"]) == want, (f, want)
+        orders = okx_get(
+            env, f"/api/v5/trade/order?instId=UNI-USD-SWAP&ordId={fills[0]['ordId']}", creds
+        )
+        assert orders[0]["tdMode"] == "cross" and orders[0]["instType"] == "SWAP", orders
+
+        # The bus: every fill the venue made, its fee in UNI as charged.
+        bus = [e.fill for e in env.seen if e.WhichOneof("body") == "fill"]
+        assert all(f.exchange == "okx" and f.symbol == "UNIUSDSWAP" for f in bus)
+        assert sorted((Decimal(f.price), Decimal(f.qty), Decimal(f.fee)) for f in bus) == sorted(
+            (Decimal(f["fillPx"]), Decimal(f["fillSz"]), -Decimal(f["fee"])) for f in fills
+        )
+        assert env.sub is not None and env.sub.lost == 0
+        # The journal: the same fills, the commission in UNI.
+        journal = sorted(
+            (
+                Decimal(r["price"]),
+                Decimal(r["qty"]),
+                Decimal(r["commission"]),
+                r["commission_asset"],
+            )
+            for r in env.journal_records()
+            if r["t"] == "exec" and r["kind"] == "fill" and r["exchange"] == "okx"
+        )
+        assert journal == sorted(
+            (Decimal(f["fillPx"]), Decimal(f["fillSz"]), -Decimal(f["fee"]), "UNI") for f in fills
+        )
+
+        # The engine's position after the last fill, against the replay of the venue's fills.
+        positions = [
+            e.position
+            for e in env.seen
+            if e.WhichOneof("body") == "position" and e.position.symbol == "UNIUSDSWAP"
+        ]
+        assert positions, "position events"
+        last = positions[-1]
+        pos, realised, entry = replay(fills)
+        assert Fraction(last.qty) == pos
+        fees = sum(-Decimal(f["fee"]) for f in fills)
+        assert Decimal(last.fees) == fees
+        # Each contract's coin value is kept to 10^-8 UNI: at most that much per contract
+        # traded apart from the exact figure.
+        traded = sum(Fraction(f["fillSz"]) for f in fills)
+        assert abs(Fraction(last.realised_pnl) - realised) <= traded * Fraction(
+            1, 10**8
+        ) + Fraction(1, 10**8), (last.realised_pnl, float(realised))
+        if entry is None:
+            assert Decimal(last.avg_entry_price or "0") == 0
+        else:
+            assert abs(Fraction(last.avg_entry_price) - entry) <= Fraction(1, 10**6), (
+                last.avg_entry_price,
+                float(entry),
+            )
+        print(
+            f"okx swap: {len(fills)} fills, position {pos} contracts, realised "
+            f"{float(realised):.8f} UNI (engine {last.realised_pnl}), fees {fees} UNI"
+        )
+        assert realised != 0, "the run closed part of a position"
