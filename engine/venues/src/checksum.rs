@@ -23,7 +23,7 @@ const HEAD: usize = 3;
 /// positions Kraken's checksum form needs found once, when the text is made (not on every
 /// checksum): `[len, dot, lead, text.., scratch..]`, where `dot` is the index of the `.`
 /// (`len` when there is none) and `lead` how many leading bytes are `0` or `.` (`len` for a
-/// text of zeros). Made from a frame as two 16-byte words, so that moving it later reads what
+/// text of zeros); a `dot` of [`UNMARKED`] means they were not looked for yet. Made from a frame as two 16-byte words, so that moving it later reads what
 /// was written at the same width.
 #[derive(Clone, Copy)]
 pub struct Text {
@@ -40,11 +40,7 @@ impl Text {
             });
         }
         let len = bytes.len();
-        let dot = bytes.iter().position(|&c| c == b'.').unwrap_or(len);
-        let lead = bytes
-            .iter()
-            .position(|&c| c != b'0' && c != b'.')
-            .unwrap_or(len);
+        let (dot, lead) = marks(bytes);
         let mut raw = [0u8; HEAD + TEXT_CAP];
         raw[..HEAD].copy_from_slice(&[len as u8, dot as u8, lead as u8]);
         raw[HEAD..HEAD + len].copy_from_slice(bytes);
@@ -52,9 +48,11 @@ impl Text {
     }
 
     /// The text `frame[start..end]` (`None` when longer than [`TEXT_CAP`]). The fast way, when
-    /// the frame has room around it: two 16-byte loads, the head merged in a register.
+    /// the frame has room around it: two 16-byte loads, the head merged in a register. Without
+    /// `marked`, `dot` and `lead` are left to be found if ever needed (OKX's checksum keeps the
+    /// text verbatim; Kraken's decoder asks for them).
     #[inline(always)]
-    pub(crate) fn from_frame(frame: &[u8], start: usize, end: usize) -> Option<Text> {
+    pub(crate) fn from_frame(frame: &[u8], start: usize, end: usize, marked: bool) -> Option<Text> {
         let len = end.checked_sub(start)?;
         if len > TEXT_CAP {
             return None;
@@ -67,6 +65,13 @@ impl Text {
         };
         let lo = u128::from_le_bytes(lo.try_into().ok()?);
         let hi = u128::from_le_bytes(hi.try_into().ok()?);
+        let mut raw = [0u8; HEAD + TEXT_CAP];
+        if !marked {
+            let head = len as u128 | u128::from(UNMARKED) << 8;
+            raw[..16].copy_from_slice(&((lo & !0xFF_FFFF) | head).to_le_bytes());
+            raw[16..].copy_from_slice(&hi.to_le_bytes());
+            return Some(Text { raw });
+        }
         // The text's first 8 bytes (and what follows it there) answer both questions for
         // nearly every decimal; the rest, one by one.
         let w = (lo >> (8 * HEAD)) as u64;
@@ -88,7 +93,6 @@ impl Text {
         }
         let head = len as u128 | (dot.min(len) as u128) << 8 | (lead.min(len) as u128) << 16;
         let lo = (lo & !0xFF_FFFF) | head;
-        let mut raw = [0u8; HEAD + TEXT_CAP];
         raw[..16].copy_from_slice(&lo.to_le_bytes());
         raw[16..].copy_from_slice(&hi.to_le_bytes());
         Some(Text { raw })
@@ -113,11 +117,11 @@ impl Text {
     /// [`TEXT_SLACK`] bytes from `pos`.
     #[inline(always)]
     pub fn write_digits(&self, out: &mut [u8], pos: usize) -> usize {
-        let (len, dot, lead) = (
-            usize::from(self.raw[0]),
-            usize::from(self.raw[1]),
-            usize::from(self.raw[2]),
-        );
+        let len = usize::from(self.raw[0]);
+        let (dot, lead) = match self.raw[1] {
+            UNMARKED => marks(self.as_bytes()),
+            dot => (usize::from(dot), usize::from(self.raw[2])),
+        };
         if lead == len {
             out[pos] = b'0';
             return pos + 1;
@@ -147,6 +151,20 @@ impl Text {
 
 /// Room a [`Text::write`] or [`Text::write_digits`] needs after its position.
 pub const TEXT_SLACK: usize = 32;
+
+/// `dot` of a [`Text`] whose marks were not found when it was made.
+const UNMARKED: u8 = u8::MAX;
+
+/// A text's `dot` and `lead` (see [`Text`]), byte by byte.
+fn marks(bytes: &[u8]) -> (usize, usize) {
+    let len = bytes.len();
+    let dot = bytes.iter().position(|&c| c == b'.').unwrap_or(len);
+    let lead = bytes
+        .iter()
+        .position(|&c| c != b'0' && c != b'.')
+        .unwrap_or(len);
+    (dot, lead)
+}
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -217,8 +235,8 @@ struct Side {
 
 impl Side {
     #[inline]
-    fn set(&mut self, key: i64, texts: Option<(Text, Text)>) -> usize {
-        self.set_below(key, texts, usize::MAX)
+    fn set(&mut self, key: i64, level: &TextLevel) -> usize {
+        self.set_below(key, level, usize::MAX)
     }
 
     /// Where `key` is or would go, knowing it is below index `hi`. Most changes land near
@@ -259,23 +277,27 @@ impl Side {
     /// Sets the level at `key`, known to be below index `hi`; returns where it is or was (every
     /// key below it stays below that index).
     #[inline(always)]
-    fn set_below(&mut self, key: i64, texts: Option<(Text, Text)>, hi: usize) -> usize {
+    fn set_below(&mut self, key: i64, level: &TextLevel, hi: usize) -> usize {
         let found = self.search(key, hi);
         let at = match found {
             Ok(i) | Err(i) => i,
         };
-        match (found, texts) {
-            (Ok(i), Some(t)) => self.texts[self.order[i].1 as usize] = t,
-            (Ok(i), None) => {
+        // The texts go straight from the level to their slot (no copy on the way).
+        match (found, level.qty != 0) {
+            (Ok(i), true) => {
+                let slot = &mut self.texts[self.order[i].1 as usize];
+                *slot = (level.price_text, level.qty_text);
+            }
+            (Ok(i), false) => {
                 if let Some((_, slot)) = self.order.remove(i) {
                     self.free.push(slot);
                 }
             }
-            (Err(i), Some(t)) => {
-                let slot = self.slot(t);
+            (Err(i), true) => {
+                let slot = self.slot(level);
                 self.order.insert(i, (key, slot));
             }
-            (Err(_), None) => {}
+            (Err(_), false) => {}
         }
         at
     }
@@ -291,20 +313,19 @@ impl Side {
                 Some((prev, at)) if k < prev => at,
                 _ => usize::MAX,
             };
-            let texts = (l.qty != 0).then_some((l.price_text, l.qty_text));
-            last = Some((k, self.set_below(k, texts, hi)));
+            last = Some((k, self.set_below(k, l, hi)));
         }
     }
 
     #[inline]
-    fn slot(&mut self, texts: (Text, Text)) -> u32 {
+    fn slot(&mut self, level: &TextLevel) -> u32 {
         match self.free.pop() {
             Some(slot) => {
-                self.texts[slot as usize] = texts;
+                self.texts[slot as usize] = (level.price_text, level.qty_text);
                 slot
             }
             None => {
-                self.texts.push(texts);
+                self.texts.push((level.price_text, level.qty_text));
                 (self.texts.len() - 1) as u32
             }
         }
@@ -326,6 +347,8 @@ impl Side {
     /// The side made of `levels` alone (a snapshot): one sort instead of an insert each.
     fn load(&mut self, levels: &[TextLevel], key: impl Fn(i64) -> i64) {
         self.clear();
+        self.texts.reserve(levels.len());
+        self.order.reserve(levels.len());
         for l in levels.iter().filter(|l| l.qty != 0) {
             self.texts.push((l.price_text, l.qty_text));
             let slot = (self.texts.len() - 1) as u32;
@@ -365,14 +388,21 @@ impl Side {
 /// `[["price","size",...], ..]` appended to `out`: each level's first two strings (OKX sends
 /// four, Kraken three or four; the rest is skipped). Levels written compactly, as both venues
 /// do, take [`fast_text_level`]; anything else the general path, which gives the errors.
-pub(crate) fn text_levels(s: &mut Scan<'_>, out: &mut Vec<TextLevel>) -> Result<(), DecodeError> {
+///
+/// `marked`: find each text's checksum-form marks now (Kraken, whose checksum needs them on
+/// every message) rather than when first needed.
+pub(crate) fn text_levels(
+    s: &mut Scan<'_>,
+    out: &mut Vec<TextLevel>,
+    marked: bool,
+) -> Result<(), DecodeError> {
     s.expect(b'[', "'['")?;
     if s.peek()? == b']' {
         s.i += 1;
         return Ok(());
     }
     loop {
-        if let Some((level, end)) = fast_text_level(s.b, s.i) {
+        if let Some((level, end)) = fast_text_level(s.b, s.i, marked) {
             out.push(level);
             s.i = end;
         } else {
@@ -395,7 +425,7 @@ pub(crate) fn text_levels(s: &mut Scan<'_>, out: &mut Vec<TextLevel>) -> Result<
 /// the SWAR decimal parser, which agrees with `rt_core::parse_units`) and the index after `]`;
 /// `None` for anything else.
 #[inline(always)]
-fn fast_text_level(b: &[u8], i: usize) -> Option<(TextLevel, usize)> {
+fn fast_text_level(b: &[u8], i: usize, marked: bool) -> Option<(TextLevel, usize)> {
     if *b.get(i)? != b'[' {
         return None;
     }
@@ -407,8 +437,8 @@ fn fast_text_level(b: &[u8], i: usize) -> Option<(TextLevel, usize)> {
     let level = TextLevel {
         price,
         qty,
-        price_text: Text::from_frame(b, i + 2, j - 1)?,
-        qty_text: Text::from_frame(b, j + 2, k - 1)?,
+        price_text: Text::from_frame(b, i + 2, j - 1, marked)?,
+        qty_text: Text::from_frame(b, j + 2, k - 1, marked)?,
     };
     // OKX's tail, `,"0","<orders>"]`, in two loads; anything else string by string.
     if let (Some(tail), Some(orders)) = (load8(b, k), load8(b, k + 6)) {
@@ -472,11 +502,10 @@ impl TextBook {
     /// Sets (or, with a zero size, deletes) one level.
     #[inline]
     pub fn set(&mut self, bid: bool, level: &TextLevel) {
-        let texts = (level.qty != 0).then_some((level.price_text, level.qty_text));
         if bid {
-            self.bids.set(level.price, texts);
+            self.bids.set(level.price, level);
         } else {
-            self.asks.set(-level.price, texts);
+            self.asks.set(-level.price, level);
         }
     }
 
@@ -888,9 +917,10 @@ mod tests {
         for case in cases {
             let framed = format!("[\"{case}\",\"{case}\",\"0.5.9\"]");
             let f = framed.as_bytes();
-            let from_frame = Text::from_frame(f, 2, 2 + case.len()).unwrap();
+            let marked = Text::from_frame(f, 2, 2 + case.len(), true).unwrap();
+            let unmarked = Text::from_frame(f, 2, 2 + case.len(), false).unwrap();
             let new = Text::new(case.as_bytes(), "t").unwrap();
-            for t in [from_frame, new] {
+            for t in [marked, unmarked, new] {
                 assert_eq!(t.as_bytes(), case.as_bytes());
                 let mut out = vec![b'x'; 8 + TEXT_SLACK];
                 let end = t.write_digits(&mut out, 3);
@@ -901,7 +931,7 @@ mod tests {
             }
         }
         assert!(Text::new(&[b'1'; TEXT_CAP + 1], "t").is_err());
-        assert!(Text::from_frame(&[b'1'; 64], 3, 4 + TEXT_CAP).is_none());
+        assert!(Text::from_frame(&[b'1'; 64], 3, 4 + TEXT_CAP, true).is_none());
     }
 
     /// Every level of the OKX and Kraken captures: the fast path reads what the general one
@@ -936,7 +966,7 @@ mod tests {
                         Ok(())
                     })();
                     total += 1;
-                    if let Some((level, end)) = fast_text_level(b, i) {
+                    if let Some((level, end)) = fast_text_level(b, i, file.starts_with('k')) {
                         assert!(parsed.is_ok());
                         assert_eq!(Some(&level), general.first());
                         assert_eq!(end, s.i);

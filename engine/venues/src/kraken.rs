@@ -140,10 +140,10 @@ impl KrakenDecoder {
                     } else {
                         &mut self.bids
                     };
-                    text_levels(s, side)?;
+                    text_levels(s, side, true)?;
                 }
-                b"a" => text_levels(s, &mut self.asks)?,
-                b"b" => text_levels(s, &mut self.bids)?,
+                b"a" => text_levels(s, &mut self.asks, true)?,
+                b"b" => text_levels(s, &mut self.bids, true)?,
                 b"c" => {
                     let v = unsigned(s.scalar()?, "c")?;
                     out.checksum = Some(
@@ -275,19 +275,28 @@ impl KrakenBooks {
     }
 }
 
-/// Kraken's checksum of `book` (see the module doc), using `buf` as scratch (it holds the
-/// checksummed text after). Each text's checksum form (no `.`, no leading zeros) comes from
-/// positions found when it was parsed, written with fixed-size copies.
+/// Kraken's checksum of `book` (see the module doc), using `buf` as scratch.
 pub fn checksum(book: &TextBook, buf: &mut Vec<u8>) -> u32 {
-    buf.resize(2 * 2 * CHECKSUM_DEPTH * TEXT_CAP + TEXT_SLACK, 0);
+    let len = checksum_text(book, buf);
+    crc32fast::hash(&buf[..len])
+}
+
+/// The text Kraken's checksum is the CRC32 of, written at the start of `buf` (its length is
+/// returned; `buf` keeps its size from one call to the next). Each text's checksum form (no
+/// `.`, no leading zeros) comes from positions found when it was parsed, written with
+/// fixed-size copies.
+pub fn checksum_text(book: &TextBook, buf: &mut Vec<u8>) -> usize {
+    let room = 2 * 2 * CHECKSUM_DEPTH * TEXT_CAP + TEXT_SLACK;
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
     let mut pos = 0;
     let asks = book.asks().take(CHECKSUM_DEPTH);
     for (price, volume) in asks.chain(book.bids().take(CHECKSUM_DEPTH)) {
         pos = price.write_digits(buf, pos);
         pos = volume.write_digits(buf, pos);
     }
-    buf.truncate(pos);
-    crc32fast::hash(buf)
+    pos
 }
 
 #[cfg(test)]
@@ -319,9 +328,10 @@ mod tests {
             &TextLevel::parse(b"354.15000000", b"5.00000000").unwrap(),
         );
         let mut buf = Vec::new();
-        checksum(&book, &mut buf);
+        let len = checksum_text(&book, &mut buf);
         // Asks first: 0.05005 -> "5005", 0.00000500 -> "500"; then bids.
-        assert_eq!(buf, b"500550035415000000500000000");
+        assert_eq!(&buf[..len], b"500550035415000000500000000");
+        assert_eq!(checksum(&book, &mut buf), crc32fast::hash(&buf[..len]));
     }
 
     #[test]

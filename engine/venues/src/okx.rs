@@ -20,7 +20,8 @@ pub mod signing;
 
 use crate::binance::DecodeError;
 use crate::checksum::{
-    text_levels, BookMessage, Checked, CheckedBooks, TextBook, TextLevel, TEXT_CAP, TEXT_SLACK,
+    text_levels, BookMessage, Checked, CheckedBooks, Text, TextBook, TextLevel, TEXT_CAP,
+    TEXT_SLACK,
 };
 use crate::scan::Scan;
 
@@ -222,8 +223,8 @@ impl OkxDecoder {
             let key = s.string()?;
             s.expect(b':', "':'")?;
             match key {
-                b"asks" => text_levels(s, &mut self.asks)?,
-                b"bids" => text_levels(s, &mut self.bids)?,
+                b"asks" => text_levels(s, &mut self.asks, false)?,
+                b"bids" => text_levels(s, &mut self.bids, false)?,
                 b"ts" => d.ts = Some(unsigned(s.scalar()?, "ts")?),
                 b"checksum" => d.checksum = Some(signed(s.scalar()?, "checksum")?),
                 b"seqId" => d.seq_id = Some(signed(s.scalar()?, "seqId")?),
@@ -316,24 +317,39 @@ impl OkxBooks {
     }
 }
 
-/// OKX's checksum of `book` (see the module doc), using `buf` as scratch (it holds the
-/// checksummed text after); texts are written with fixed-size copies.
+/// OKX's checksum of `book` (see the module doc), using `buf` as scratch.
 pub fn checksum(book: &TextBook, buf: &mut Vec<u8>) -> u32 {
-    buf.resize(2 * CHECKSUM_DEPTH * 2 * (TEXT_CAP + 1) + TEXT_SLACK, 0);
+    let len = checksum_text(book, buf);
+    crc32fast::hash(&buf[..len])
+}
+
+/// The text OKX's checksum is the CRC32 of, written at the start of `buf` (its length is
+/// returned; `buf` keeps its size from one call to the next, so it is not cleared each time).
+/// Texts are written with fixed-size copies.
+pub fn checksum_text(book: &TextBook, buf: &mut Vec<u8>) -> usize {
+    let room = 2 * CHECKSUM_DEPTH * 2 * (TEXT_CAP + 1) + TEXT_SLACK;
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
     let mut pos = 0;
     let mut bids = book.bids();
     let mut asks = book.asks();
+    let mut level = |pos: usize, (px, sz): (&Text, &Text)| {
+        let pos = px.write(buf, pos);
+        buf[pos] = b':';
+        let pos = sz.write(buf, pos + 1);
+        buf[pos] = b':';
+        pos + 1
+    };
     for _ in 0..CHECKSUM_DEPTH {
-        for (px, sz) in [bids.next(), asks.next()].into_iter().flatten() {
-            pos = px.write(buf, pos);
-            buf[pos] = b':';
-            pos = sz.write(buf, pos + 1);
-            buf[pos] = b':';
-            pos += 1;
+        if let Some(bid) = bids.next() {
+            pos = level(pos, bid);
+        }
+        if let Some(ask) = asks.next() {
+            pos = level(pos, ask);
         }
     }
-    buf.truncate(pos.saturating_sub(1));
-    crc32fast::hash(buf)
+    pos.saturating_sub(1)
 }
 
 #[cfg(test)]
@@ -365,7 +381,8 @@ mod tests {
         }
         let mut buf = Vec::new();
         let crc = checksum(&book, &mut buf);
-        assert_eq!(buf, b"8476.97:256:8476.98:415:8475.55:101:8477:7");
+        let len = checksum_text(&book, &mut buf);
+        assert_eq!(&buf[..len], b"8476.97:256:8476.98:415:8475.55:101:8477:7");
         frame.checksum = Some(i64::from(crc as i32));
         assert_eq!(books.apply(&frame, &d), Some(Checked::Verified));
     }
