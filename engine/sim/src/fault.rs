@@ -264,14 +264,15 @@ impl Fault {
                 }
                 Fault::Duplicate { count, copies }
             }
-            "fee" => Fault::Fee {
-                bps: arg(&args, "bps", &bad)?
-                    .ok_or_else(|| bad("kind=fee needs bps=<basis points>".into()))?,
-            },
-            "slippage" => Fault::Slippage {
-                bps: arg(&args, "bps", &bad)?
-                    .ok_or_else(|| bad("kind=slippage needs bps=<basis points>".into()))?,
-            },
+            "fee" | "slippage" => {
+                let bps = arg(&args, "bps", &bad)?
+                    .ok_or_else(|| bad(format!("kind={kind} needs bps=<basis points>")))?;
+                if kind == "fee" {
+                    Fault::Fee { bps }
+                } else {
+                    Fault::Slippage { bps }
+                }
+            }
             "reject" => {
                 let code: i32 = arg(&args, "code", &bad)?.unwrap_or(-1015);
                 if code >= 0 {
