@@ -18,10 +18,13 @@ import threading
 import time
 import urllib.request
 from bisect import bisect_left
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance.bus import bus_pb2 as pb
+from tests.conftest import Run
 from tests.e2e.harness import Live, live, wait_for
+from tests.e2e.test_ctl_engine import _ctl
 
 PAPER_MULTI = "deployment=paper_multi"
 MM = "strategies.mm_okx_binance"
@@ -168,4 +171,69 @@ def test_the_kill_switch_cancels_on_every_venue(tmp_path: Path) -> None:
         ) as r:
             body = json.loads(r.read())
         assert body["code"] == "0" and body["data"] == [], f"orders left open on OKX: {body}"
+        assert env.stop("engine") == 0
+
+
+def test_limits_tightened_at_run_time_hold_on_every_venue(
+    tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    """`appliance ctl tighten` on an engine of two venues: an asset's limit
+    (`assets.BTC.max_position`) and a symbol's (`instruments.BTCUSDT.max_position`, the one
+    limit the manifest gives BTCUSDT on OKX and on Binance) each hold on both venues at once:
+    from then on the market makers' new orders on both are refused for that reason."""
+    with live(
+        tmp_path,
+        PAPER_MULTI,
+        "+strategy@strategies.mm_binance=mm_btcusdt_sim",
+        "deployment.engines.paper_1.strategies=[mm_okx_binance,mm_binance]",
+        speed="2",
+    ) as env:
+        env.start_sim()
+        env.start_engine()
+
+        def rejected(reason: str, after: int) -> set[str]:
+            env.pump(0.2)
+            return {
+                e.order.exchange
+                for e in env.seen[after:]
+                if e.WhichOneof("body") == "order"
+                and e.order.status == pb.REJECTED
+                and e.order.reject_reason == reason
+            }
+
+        def sent_on_both() -> bool:
+            env.pump(0.2)
+            return {e.order.exchange for e in env.seen if e.WhichOneof("body") == "order"} == {
+                "okx",
+                "sim_binance",
+            }
+
+        wait_for(sent_on_both, 60, "orders on OKX and on Binance", step=0)
+        limit = env.manifest["risk"]["assets"]["BTC"]["max_position"]
+        # Looser than the manifest: refused, the limit unchanged.
+        run = _ctl(cli, env, "tighten", "assets.BTC.max_position", "1")
+        assert run.exit_code == 2, run.stdout + run.stderr
+        assert f"would loosen the limit (now {limit})" in run.stderr, run.stderr
+        run = _ctl(cli, env, "tighten", "assets.BTC.max_notional", "1")
+        assert run.exit_code == 2 and "an asset has one limit" in run.stderr, run.stderr
+        # Zero: no order may add BTC on either venue.
+        mark = len(env.seen)
+        run = _ctl(cli, env, "tighten", "assets.BTC.max_position", "0")
+        assert run.exit_code == 0, run.stderr
+        wait_for(
+            lambda: rejected("max_asset_position", mark) == {"okx", "sim_binance"},
+            30,
+            "orders refused for the asset's limit on both venues",
+            step=0,
+        )
+        # The symbol's own limit, on both venues' BTCUSDT (checked before the asset's).
+        mark = len(env.seen)
+        run = _ctl(cli, env, "tighten", "instruments.BTCUSDT.max_position", "0")
+        assert run.exit_code == 0, run.stderr
+        wait_for(
+            lambda: rejected("max_position", mark) == {"okx", "sim_binance"},
+            30,
+            "orders refused for BTCUSDT's limit on both venues",
+            step=0,
+        )
         assert env.stop("engine") == 0

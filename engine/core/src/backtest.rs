@@ -1143,28 +1143,58 @@ impl Backtest {
     }
 
     /// Tightens a risk limit (see [`RiskEngine::tighten`]); `symbol` names the instrument for
-    /// per-instrument limits.
+    /// per-instrument limits: every venue's instrument of that symbol, all or none (the
+    /// manifest keys `risk.instruments` by symbol, one limit on every venue).
     pub fn tighten_risk(
         &mut self,
         symbol: Option<&str>,
         limit: &str,
         value: i64,
     ) -> Result<(), crate::risk::TightenError> {
-        let instrument = match symbol {
-            None => None,
-            Some(sym) => Some(
-                self.instruments
-                    .iter()
-                    .find(|i| i.symbol == sym)
-                    .map(|i| i.id)
-                    .ok_or_else(|| {
-                        crate::risk::TightenError::UnknownLimit(format!(
-                            "instruments.{sym}.{limit}"
-                        ))
-                    })?,
-            ),
+        let Some(sym) = symbol else {
+            return self.risk.tighten(None, limit, value);
         };
-        self.risk.tighten(instrument, limit, value)
+        let ids: Vec<InstrumentId> = self
+            .instruments
+            .iter()
+            .filter(|i| i.symbol == sym)
+            .map(|i| i.id)
+            .collect();
+        if ids.is_empty() {
+            return Err(crate::risk::TightenError::UnknownLimit(format!(
+                "instruments.{sym}.{limit}"
+            )));
+        }
+        self.risk.tighten_all(&ids, limit, value)
+    }
+
+    /// Tightens an asset's limit across venues (`risk.assets.<asset>.max_position`; see
+    /// [`RiskEngine::tighten_asset`]); the asset's index, for the decision log.
+    pub fn tighten_asset(
+        &mut self,
+        asset: &str,
+        value: i64,
+    ) -> Result<usize, crate::risk::TightenError> {
+        let index = self
+            .risk
+            .config()
+            .assets
+            .iter()
+            .position(|a| a.name == asset)
+            .ok_or_else(|| {
+                crate::risk::TightenError::UnknownLimit(format!("assets.{asset}.max_position"))
+            })?;
+        self.risk.tighten_asset(index, value)?;
+        Ok(index)
+    }
+
+    /// [`tighten_asset`](Self::tighten_asset) by the asset's index (a decision log's replay).
+    pub fn tighten_asset_at(
+        &mut self,
+        index: usize,
+        value: i64,
+    ) -> Result<(), crate::risk::TightenError> {
+        self.risk.tighten_asset(index, value)
     }
 
     /// The risk engine (limits, state, open orders).

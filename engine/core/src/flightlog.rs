@@ -55,7 +55,10 @@ pub enum Command {
     Stop,
     Halt(RiskCause),
     /// A limit tightened: (instrument, or `None` for an account limit; limit field; units).
+    /// An instrument's limit is its symbol's, on every venue (`Backtest::tighten_risk`).
     Tighten(Option<InstrumentId>, LimitField, i64),
+    /// An asset's `max_position` tightened: (its index in the risk config's assets; units).
+    TightenAsset(u32, i64),
 }
 
 /// The limits an operator may tighten at run time (`Backtest::tighten_risk`'s names).
@@ -208,6 +211,9 @@ impl Entry {
                     Some(i) => write!(out, "cmd tighten {i} {} {units}", field.0),
                     None => write!(out, "cmd tighten - {} {units}", field.0),
                 },
+                Command::TightenAsset(asset, units) => {
+                    write!(out, "cmd tighten_asset {asset} {units}")
+                }
             },
             Entry::New {
                 exchange,
@@ -325,6 +331,12 @@ impl Entry {
                         LimitField::parse(f.word()?).ok_or(ParseError("an unknown limit"))?;
                     Command::Tighten(instrument, field, f.num()?)
                 }
+                "tighten_asset" => Command::TightenAsset(
+                    f.word()?
+                        .parse()
+                        .map_err(|_| ParseError("a bad asset index"))?,
+                    f.num()?,
+                ),
                 _ => return Err(ParseError("an unknown command")),
             }),
             "new" => Entry::New {
@@ -547,6 +559,7 @@ mod tests {
             Entry::Cmd(Command::Halt(RiskCause::KillSwitch)),
             Entry::Cmd(Command::Tighten(None, LimitField("max_open_orders"), 2)),
             Entry::Cmd(Command::Tighten(Some(0), LimitField("max_position"), 100)),
+            Entry::Cmd(Command::TightenAsset(1, 3_000_000)),
             Entry::Cmd(Command::Stop),
             Entry::New {
                 exchange: 0,

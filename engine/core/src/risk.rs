@@ -925,6 +925,51 @@ impl RiskEngine {
         Ok(())
     }
 
+    /// [`tighten`](Self::tighten) of one instrument limit on every instrument of
+    /// `instruments`, all or none: each is checked and tightened, and a refusal of any one
+    /// leaves every limit as it was (the manifest's `risk.instruments.<symbol>` is one limit
+    /// for that symbol on every venue of the engine).
+    pub fn tighten_all(
+        &mut self,
+        instruments: &[InstrumentId],
+        limit: &str,
+        value: i64,
+    ) -> Result<(), TightenError> {
+        let saved = self.config.clone();
+        for &id in instruments {
+            if let Err(e) = self.tighten(Some(id), limit, value) {
+                self.config = saved;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tightens an asset's limit across venues (`risk.assets.<asset>.max_position`, the only
+    /// limit an asset has), by its index in [`RiskConfig::assets`]; a value that would loosen
+    /// it is refused.
+    pub fn tighten_asset(&mut self, asset: usize, value: i64) -> Result<(), TightenError> {
+        let limit = || format!("assets.{asset}.max_position");
+        let Some(a) = self.config.assets.get_mut(asset) else {
+            return Err(TightenError::UnknownLimit(limit()));
+        };
+        if value < 0 {
+            return Err(TightenError::Negative {
+                limit: format!("assets.{}.max_position", a.name),
+                value,
+            });
+        }
+        if value > a.max_position.0 {
+            return Err(TightenError::WouldLoosen {
+                limit: format!("assets.{}.max_position", a.name),
+                current: a.max_position.0,
+                value,
+            });
+        }
+        a.max_position = Qty(value);
+        Ok(())
+    }
+
     /// The loss limits' reference points, once equity has been observed.
     pub fn anchors(&self) -> Option<RiskAnchors> {
         Some(RiskAnchors {
@@ -1051,6 +1096,60 @@ mod tests {
         let mut r = RiskEngine::new(c);
         r.on_market_data(0, 0);
         r
+    }
+
+    #[test]
+    fn a_symbols_limit_is_tightened_on_every_venue_or_on_none() {
+        let mut r = engine();
+        // Instruments 0 and 1 (one symbol on two venues): 0.1 each.
+        assert_eq!(r.tighten_all(&[0, 1], "max_position", q("0.05").0), Ok(()));
+        for i in [0, 1] {
+            assert_eq!(
+                r.config().instruments[i].map(|x| x.limits.max_position),
+                Some(q("0.05"))
+            );
+        }
+        // Instrument 1 tighter already: loosening it is refused, and 0 is left as it was.
+        assert_eq!(r.tighten(Some(1), "max_position", q("0.01").0), Ok(()));
+        assert!(matches!(
+            r.tighten_all(&[0, 1], "max_position", q("0.02").0),
+            Err(TightenError::WouldLoosen { .. })
+        ));
+        assert_eq!(
+            r.config().instruments[0].map(|x| x.limits.max_position),
+            Some(q("0.05"))
+        );
+    }
+
+    #[test]
+    fn an_assets_limit_is_tightened_never_loosened() {
+        let mut c = config();
+        c.assets = vec![AssetRisk {
+            name: "BTC".to_owned(),
+            max_position: q("0.05"),
+            instruments: vec![0, 1],
+        }];
+        let mut r = RiskEngine::new(c);
+        r.on_market_data(0, 0);
+        let pf = Portfolio::new(3);
+        assert_eq!(r.tighten_asset(0, q("0.02").0), Ok(()));
+        assert_eq!(r.config().assets[0].max_position, q("0.02"));
+        assert_eq!(
+            r.evaluate(0, &order(Side::Buy, "100000", "0.03"), MID, &pf),
+            Err(RejectReason::MaxAssetPosition)
+        );
+        assert!(matches!(
+            r.tighten_asset(0, q("0.03").0),
+            Err(TightenError::WouldLoosen { .. })
+        ));
+        assert!(matches!(
+            r.tighten_asset(0, -1),
+            Err(TightenError::Negative { .. })
+        ));
+        assert!(matches!(
+            r.tighten_asset(1, 0),
+            Err(TightenError::UnknownLimit(_))
+        ));
     }
 
     #[test]

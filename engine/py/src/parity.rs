@@ -373,6 +373,9 @@ impl Replayer<'_> {
                 // changes then.
                 let _ = self.bt.tighten_risk(symbol.as_deref(), field.0, units);
             }
+            Command::TightenAsset(asset, units) => {
+                let _ = self.bt.tighten_asset_at(asset as usize, units);
+            }
         }
         if matches!(
             cmd,

@@ -543,9 +543,14 @@ pub fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
             ))
         }
         Command::Tighten(limit, value) => {
-            let (symbol, field, units) = tighten_args(limit, value)?;
+            let (scope, field, units) = tighten_args(limit, value)?;
             let integer = matches!(field, "max_open_orders" | "price_band_bps");
-            bt.tighten_risk(symbol, field, units).map_err(|e| match e {
+            let done = match scope {
+                Scope::Account => bt.tighten_risk(None, field, units),
+                Scope::Symbol(symbol) => bt.tighten_risk(Some(symbol), field, units),
+                Scope::Asset(asset) => bt.tighten_asset(asset, units).map(|_| ()),
+            };
+            done.map_err(|e| match e {
                 // In the operator's units, not the engine's fixed point.
                 rt_core::TightenError::WouldLoosen { current, .. } => format!(
                     "risk.{limit}: {value} would loosen the limit (now {}); only tightening is \
@@ -563,17 +568,36 @@ pub fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
     }
 }
 
-/// A tightening's (symbol, limit field, units) from its operator form.
-fn tighten_args<'a>(
-    limit: &'a str,
-    value: &str,
-) -> Result<(Option<&'a str>, &'a str, i64), String> {
-    let (symbol, field) = match limit.strip_prefix("instruments.") {
-        Some(rest) => match rest.split_once('.') {
-            Some((sym, field)) => (Some(sym), field),
-            None => return Err(format!("{limit}: expected instruments.<SYMBOL>.<limit>")),
-        },
-        None => (None, limit),
+/// What a tightening applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope<'a> {
+    /// An account limit (`max_open_orders`, ...).
+    Account,
+    /// `instruments.<SYMBOL>.<limit>`: the symbol's limit, on every venue.
+    Symbol(&'a str),
+    /// `assets.<ASSET>.max_position`: an asset's limit across venues.
+    Asset(&'a str),
+}
+
+/// A tightening's (scope, limit field, units) from its operator form.
+fn tighten_args<'a>(limit: &'a str, value: &str) -> Result<(Scope<'a>, &'a str, i64), String> {
+    let scoped = |rest: &'a str, what: &str| match rest.split_once('.') {
+        Some((name, field)) => Ok((name, field)),
+        None => Err(format!("{limit}: expected {what}")),
+    };
+    let (scope, field) = if let Some(rest) = limit.strip_prefix("instruments.") {
+        let (sym, field) = scoped(rest, "instruments.<SYMBOL>.<limit>")?;
+        (Scope::Symbol(sym), field)
+    } else if let Some(rest) = limit.strip_prefix("assets.") {
+        let (asset, field) = scoped(rest, "assets.<ASSET>.max_position")?;
+        if field != "max_position" {
+            return Err(format!(
+                "{limit}: an asset has one limit, max_position (assets.{asset}.max_position)"
+            ));
+        }
+        (Scope::Asset(asset), field)
+    } else {
+        (Scope::Account, limit)
     };
     let units = match field {
         "max_open_orders" | "price_band_bps" => value
@@ -584,7 +608,7 @@ fn tighten_args<'a>(
             .map_err(|e| format!("{limit}: {value:?}: {e}"))?
             .raw(),
     };
-    Ok((symbol, field, units))
+    Ok((scope, field, units))
 }
 
 /// A command that was carried out, as the decision log holds it.
@@ -597,10 +621,16 @@ fn applied(bt: &Backtest, cmd: &Command) -> Option<flightlog::Command> {
         Command::Kill => C::Kill,
         Command::Halt { cause, .. } => C::Halt(*cause),
         Command::Tighten(limit, value) => {
-            let (symbol, field, units) = tighten_args(limit, value).ok()?;
-            let instrument = match symbol {
-                None => None,
-                Some(s) => Some(bt.instruments().iter().find(|i| i.symbol == s)?.id),
+            let (scope, field, units) = tighten_args(limit, value).ok()?;
+            // An instrument's limit is logged by the first instrument of its symbol and
+            // replayed by that symbol (every venue's), as it was applied.
+            let instrument = match scope {
+                Scope::Account => None,
+                Scope::Symbol(s) => Some(bt.instruments().iter().find(|i| i.symbol == s)?.id),
+                Scope::Asset(a) => {
+                    let index = bt.risk().config().assets.iter().position(|x| x.name == a)?;
+                    return Some(C::TightenAsset(u32::try_from(index).ok()?, units));
+                }
             };
             C::Tighten(instrument, LimitField::parse(field)?, units)
         }
