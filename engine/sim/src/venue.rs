@@ -1812,4 +1812,36 @@ mod tests {
         assert_eq!(quote_asset("ETHBTC"), "BTC");
         assert_eq!(quote_asset("BTCFDUSD"), "FDUSD");
     }
+
+    /// A taker buy of 0.1 at 60001 on a venue with `surcharge_bps` and `slippage_bps` set:
+    /// its trade report's (last price, commission).
+    fn faulted_buy(surcharge_bps: u32, slippage_bps: u32) -> (Price, i64) {
+        let mut v = venue();
+        v.set_fee_surcharge_bps(surcharge_bps);
+        v.set_slippage_bps(slippage_bps);
+        let mut reports = Vec::new();
+        v.new_order(
+            2_000_000_000,
+            &order(OrderKind::Limit, Side::Buy, 60_001, 10_000_000, "b"),
+            &mut reports,
+        )
+        .unwrap();
+        let fill = reports
+            .iter()
+            .find(|r| r.exec_type == ExecType::Trade)
+            .unwrap();
+        (fill.last_price, fill.commission)
+    }
+
+    #[test]
+    fn fee_and_slippage_faults_reprice_and_recharge_fills() {
+        let (price, fee) = faulted_buy(0, 0);
+        // 20 bps of slippage: a buy 20 bps higher; 100 bps more commission on its notional.
+        let (slipped, charged) = faulted_buy(100, 20);
+        assert_eq!(slipped.0, price.0 + price.0 * 20 / 10_000);
+        let notional = i128::from(slipped.0) * 10_000_000 / i128::from(SCALE);
+        assert_eq!(i128::from(charged - fee), notional / 100);
+        // Off again at 0.
+        assert_eq!(faulted_buy(0, 0), (price, fee));
+    }
 }
