@@ -1859,7 +1859,8 @@ impl Backtest {
         let leaves = o.life.leaves();
         self.portfolio
             .on_fill(o.instrument, o.life.side(), price, qty, fee);
-        if base_commission.0 > 0 {
+        // A charge shrinks the position, a rebate (negative) grows it.
+        if base_commission.0 != 0 {
             self.portfolio
                 .on_base_commission(o.instrument, base_commission);
         }

@@ -439,12 +439,15 @@ impl Position {
     /// A commission the venue took in the base asset: `qty` of the instrument leaves the
     /// position as if sold at price zero (a long position shrinks, its cost basis with it, and
     /// the commission's value at cost is realised as a loss; flat or short, it grows the short
-    /// at zero cost). Not a fill: turnover and fill counts are unchanged.
+    /// at zero cost). A negative `qty` is a rebate paid in the base asset: it joins the
+    /// position as if bought at price zero (a gain once marked). Not a fill: turnover and fill
+    /// counts are unchanged.
     fn debit(&mut self, qty: Qty) {
-        if qty.0 <= 0 {
-            return;
+        match qty.0 {
+            0 => return,
+            q if q > 0 => self.trade(Side::Sell, Price::ZERO, qty),
+            q => self.trade(Side::Buy, Price::ZERO, Qty(q.saturating_neg())),
         }
-        self.trade(Side::Sell, Price::ZERO, qty);
         self.revalue();
     }
 
@@ -576,7 +579,8 @@ impl Portfolio {
     }
 
     /// A commission paid in the instrument's base asset (see [`Position`]'s `debit`): the
-    /// position shrinks by `qty` (an unknown instrument is ignored).
+    /// position shrinks by `qty`, or grows by a rebate's (negative `qty`); an unknown
+    /// instrument is ignored.
     pub fn on_base_commission(&mut self, instrument: InstrumentId, qty: Qty) {
         self.update(instrument, |p| p.debit(qty));
     }
@@ -720,10 +724,28 @@ mod tests {
         assert_eq!(pf.qty(0), Qty::ZERO);
         assert_eq!(pf.realised(), 939 * ONE);
         assert_eq!(pf.equity(), 939 * ONE);
-        // A non-positive commission changes nothing; an unknown instrument is ignored.
+        // A zero commission changes nothing; an unknown instrument is ignored.
         pf.on_base_commission(0, Qty::ZERO);
         pf.on_base_commission(7, q("1"));
         assert_eq!(pf.qty(0), Qty::ZERO);
+    }
+
+    #[test]
+    fn a_rebate_in_the_base_asset_joins_the_position_at_no_cost() {
+        let mut pf = Portfolio::new(1);
+        // Buy 1 at 60000 as maker; the venue pays a rebate of 0.0001 of the base asset.
+        pf.on_fill(0, Side::Buy, px("60000"), q("1"), 0);
+        pf.on_base_commission(0, q("-0.0001"));
+        let p = pf.position(0);
+        assert_eq!(p.qty(), q("1.0001"));
+        assert_eq!(p.fill_count(), 1);
+        // Marked at 60000 the rebate is worth 6.
+        pf.mark(0, px("60000"));
+        assert_eq!(pf.equity(), 6 * ONE);
+        // Selling the whole 1.0001 at 60000 realises it.
+        pf.on_fill(0, Side::Sell, px("60000"), q("1.0001"), 0);
+        assert_eq!(pf.qty(0), Qty::ZERO);
+        assert_eq!(pf.realised(), 6 * ONE);
     }
 
     #[test]

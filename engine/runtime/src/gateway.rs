@@ -1120,7 +1120,7 @@ impl Charged<'_> {
     fn book(&self, state: &Shared, venue: &VenueConfig, symbol: &str) -> (rt_core::Cash, Qty) {
         let booked = venue.book_commission(symbol, self.asset, self.amount);
         let mut s = state.borrow_mut();
-        if booked.base.0 > 0 {
+        if booked.base.0 != 0 {
             s.counters.base_commissions += 1;
         } else if booked.unpriced {
             s.counters.unpriced_commissions += 1;
@@ -1863,6 +1863,18 @@ fn stream_update(
             "a report of ours names order {client_id:?}, not an id of ours"
         ));
     };
+    if let UpdateKind::Fill(f) = &update {
+        // A catch-up after a reconnect may have reported it already: nothing of it is booked
+        // or counted twice (the commission's counters included).
+        let seen = state
+            .borrow()
+            .working
+            .get(&order_id)
+            .is_some_and(|w| w.trades.contains(&f.trade_id));
+        if seen || state.borrow_mut().caught.remove(&(order_id, f.trade_id)) {
+            return Ok(());
+        }
+    }
     let (kind, trade, charged, base_commission, reason) = match &update {
         UpdateKind::Accepted => (ExecKind::Accepted, None, None, Qty::ZERO, None),
         UpdateKind::Fill(f) => {
@@ -1905,17 +1917,6 @@ fn stream_update(
         recv_ns: recv,
         base_commission,
     };
-    if let Some(t) = trade {
-        // A catch-up after a reconnect may have reported it already.
-        let seen = state
-            .borrow()
-            .working
-            .get(&order_id)
-            .is_some_and(|w| w.trades.contains(&t));
-        if seen || state.borrow_mut().caught.remove(&(order_id, t)) {
-            return Ok(());
-        }
-    }
     report(
         state,
         exec,
