@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use rt_core::{parse_units, Level, Price, Qty};
 
 use crate::binance::DecodeError;
-use crate::scan::{digit_run, fast_decimal, has_byte, load8, Scan};
+use crate::scan::{digit_run, fast_pair, load8, quote_or_escape, Scan};
 
 /// The longest price or size text a level keeps (OKX and Kraken send at most ~20 characters;
 /// a decimal the engine accepts has at most 11 integer digits).
@@ -406,14 +406,7 @@ pub(crate) fn text_levels(
             out.push(level);
             s.i = end;
         } else {
-            s.expect(b'[', "'['")?;
-            let price = s.string()?;
-            s.expect(b',', "','")?;
-            let size = s.string()?;
-            out.push(TextLevel::parse(price, size)?);
-            while s.more(b']')? {
-                s.skip_value()?;
-            }
+            out.push(text_level(s)?);
         }
         if !s.more(b']')? {
             return Ok(());
@@ -421,19 +414,26 @@ pub(crate) fn text_levels(
     }
 }
 
+/// One level, `["price","size",..]`, the general way: blanks allowed, anything after the size
+/// skipped, the errors named.
+fn text_level(s: &mut Scan<'_>) -> Result<TextLevel, DecodeError> {
+    s.expect(b'[', "'['")?;
+    let price = s.string()?;
+    s.expect(b',', "','")?;
+    let size = s.string()?;
+    let level = TextLevel::parse(price, size)?;
+    while s.more(b']')? {
+        s.skip_value()?;
+    }
+    Ok(level)
+}
+
 /// `["price","size"(,"string")*]` at `b[i]`, without blanks or escapes: the level (values by
 /// the SWAR decimal parser, which agrees with `rt_core::parse_units`) and the index after `]`;
 /// `None` for anything else.
 #[inline(always)]
 fn fast_text_level(b: &[u8], i: usize, marked: bool) -> Option<(TextLevel, usize)> {
-    if *b.get(i)? != b'[' {
-        return None;
-    }
-    let (price, j) = fast_decimal(b, i + 1)?;
-    if *b.get(j)? != b',' {
-        return None;
-    }
-    let (qty, k) = fast_decimal(b, j + 1)?;
+    let (price, j, qty, k) = fast_pair(b, i)?;
     let level = TextLevel {
         price,
         qty,
@@ -462,22 +462,9 @@ fn fast_text_level(b: &[u8], i: usize, marked: bool) -> Option<(TextLevel, usize
 
 /// The index of the quote closing a string whose text starts at `b[i]`; `None` at an escape.
 #[inline(always)]
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        if let Some(v) = load8(b, i) {
-            let hits = has_byte(v, b'"') | has_byte(v, b'\\');
-            if hits == 0 {
-                i += 8;
-                continue;
-            }
-            i += (hits.trailing_zeros() / 8) as usize;
-        }
-        match *b.get(i)? {
-            b'"' => return Some(i),
-            b'\\' => return None,
-            _ => i += 1,
-        }
-    }
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let end = quote_or_escape(b, i);
+    (*b.get(end)? == b'"').then_some(end)
 }
 
 /// Both sides of one instrument's book, with each level's text.
@@ -953,22 +940,10 @@ mod tests {
                         continue;
                     }
                     let mut s = Scan { b, i };
-                    let mut general = Vec::new();
-                    let parsed = (|| -> Result<(), DecodeError> {
-                        s.expect(b'[', "[")?;
-                        let price = s.string()?;
-                        s.expect(b',', ",")?;
-                        let size = s.string()?;
-                        general.push(TextLevel::parse(price, size)?);
-                        while s.more(b']')? {
-                            s.skip_value()?;
-                        }
-                        Ok(())
-                    })();
+                    let general = text_level(&mut s);
                     total += 1;
                     if let Some((level, end)) = fast_text_level(b, i, file.starts_with('k')) {
-                        assert!(parsed.is_ok());
-                        assert_eq!(Some(&level), general.first());
+                        assert_eq!(Some(level), general.ok());
                         assert_eq!(end, s.i);
                         fast += 1;
                     }

@@ -96,19 +96,10 @@ impl<'a> Scan<'a> {
         let start = self.i;
         let mut i = start;
         loop {
-            if let Some(v) = load8(b, i) {
-                let hits = has_byte(v, b'"') | has_byte(v, b'\\');
-                if hits == 0 {
-                    i += 8;
-                    continue;
-                }
-                // The lowest flag is exact: it points at the first quote or backslash.
-                i += (hits.trailing_zeros() / 8) as usize;
-            }
+            i = quote_or_escape(b, i);
             match b.get(i) {
                 Some(b'"') => break,
-                Some(b'\\') => i += 2,
-                Some(_) => i += 1,
+                Some(_) => i += 2,
                 None => return Err(DecodeError::Truncated { at: b.len() }),
             }
         }
@@ -330,9 +321,31 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// `["p","q"]` at `b[i]`: price, qty and the index after the `]`.
+/// The index of the first `"` or `\\` at or after `b[i]` (`b.len()` or beyond when none),
+/// looking at 8 bytes at a time.
 #[inline(always)]
-pub(crate) fn fast_level(b: &[u8], i: usize) -> Option<(i64, i64, usize)> {
+pub(crate) fn quote_or_escape(b: &[u8], mut i: usize) -> usize {
+    while let Some(v) = load8(b, i) {
+        let hits = has_byte(v, b'"') | has_byte(v, b'\\');
+        if hits != 0 {
+            // The lowest flag is exact: it points at the first quote or backslash.
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// `["p","q"` at `b[i]`: price, the index after its closing quote, qty, the index after its
+/// closing quote (what follows is the caller's).
+#[inline(always)]
+pub(crate) fn fast_pair(b: &[u8], i: usize) -> Option<(i64, usize, i64, usize)> {
     if *b.get(i)? != b'[' {
         return None;
     }
@@ -341,6 +354,13 @@ pub(crate) fn fast_level(b: &[u8], i: usize) -> Option<(i64, i64, usize)> {
         return None;
     }
     let (qty, k) = fast_decimal(b, j + 1)?;
+    Some((price, j, qty, k))
+}
+
+/// `["p","q"]` at `b[i]`: price, qty and the index after the `]`.
+#[inline(always)]
+pub(crate) fn fast_level(b: &[u8], i: usize) -> Option<(i64, i64, usize)> {
+    let (price, _, qty, k) = fast_pair(b, i)?;
     if *b.get(k)? != b']' {
         return None;
     }
