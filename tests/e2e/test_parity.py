@@ -212,3 +212,52 @@ def test_bad_input_exits_2_naming_the_path(
     gone = _tampered(recorded, tmp_path, "sim_binance", keep_50)
     short = cli("parity", str(gone))
     assert short.exit_code == 2 and "the recording is incomplete" in short.stderr, short.stderr
+
+
+def test_a_futures_run_replays_its_funding_and_venue_marks(
+    tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    """A USD-M run (paper_usdm): funding payments and the venue's mark prices reach the engine
+    from the user stream and the mark-price stream, not from the market data, and move its
+    P&L (funding is realised P&L; unrealised is valued at the venue's mark). They are inputs of
+    the decision log, so the replay books the same funding: its realised P&L is live's to the
+    last digit, every decision reproduced."""
+    from tests.e2e.test_usdm import ENGINE, fapi, usdm
+
+    flight = tmp_path / "flight"
+    override = (
+        f"deployment.engines.{ENGINE}.flight_recorder={{dir: '{flight}', file_mb: 64, "
+        "budget_mb: 1024}"
+    )
+    with usdm(tmp_path, override, speed="2") as env:
+        env.start_sim()
+        env.start_engine()
+        wait_live(env)
+
+        def position() -> str:
+            return str(fapi(env, "/fapi/v2/positionRisk", "symbol=BTCUSDT")[0]["positionAmt"])
+
+        wait_for(lambda: float(position()) != 0, 90, "a position", 0.25)
+        assert env.command("pause").ok
+        wait_for(lambda: fapi(env, "/fapi/v1/openOrders", "symbol=BTCUSDT") == [], 10, "no orders")
+
+        def realised() -> str:
+            status = env.status_or_none()
+            assert status is not None and len(status.positions) == 1
+            return str(status.positions[0].realised_pnl)
+
+        before = realised()
+        env.fault("kind=funding&rate=0.001")
+        wait_for(lambda: realised() != before, 10, "the funding booked")
+        live_realised = realised()
+        assert env.stop("engine") == 0
+    done, result = _parity(cli, str(flight))
+    assert done.exit_code == 0, done.snapshot_text()
+    assert result["parity"] and result["divergence_count"] == 0, result
+    assert result["live_decisions"] == result["matched"] > 0
+    print(f"parity: {result['live_decisions']} decisions, realised {live_realised}")
+    # The funding payment was booked in the replay as live booked it.
+    assert result["summary"]["realised_pnl"] == live_realised, (
+        result["summary"]["realised_pnl"],
+        live_realised,
+    )

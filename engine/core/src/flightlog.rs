@@ -18,7 +18,9 @@
 //! | `exec`      | when the strategy read it   | exchange, gateway receive time, order id, report time, kind, price, qty, maker, fee, leaves, base commission |
 //! | `timer`     | the clock                   | (the driver's timers: `Backtest::advance`)                     |
 //! | `ban`       | the clock                   | (the venue banned the IP: HALTED)                              |
-//! | `cmd`       | when applied                | `pause`, `resume`, `flatten`, `kill`, `stop`, `halt <cause>`, `tighten <symbol or -> <limit> <units>` |
+//! | `funding`   | when booked                 | instrument, amount (a perpetual's funding payment, settlement units) |
+//! | `venue_mark`| when applied                | instrument, price (a derivative's mark price from the venue)   |
+//! | `cmd`       | when applied                | `pause`, `resume`, `flatten`, `kill`, `stop`, `halt <cause>`, `tighten <instrument or -> <limit> <units>`, `tighten_asset <asset index> <units>` |
 //! | `new`       | when decided                | exchange, instrument, order id, side, kind, price, qty, then the context |
 //! | `cancel`    | when decided                | exchange, instrument, order id, then the context               |
 //! | `cancel_all`| when decided                | exchange, instrument (every order the venue holds)             |
@@ -31,7 +33,7 @@ use crate::matching::{Exec, ExecKind};
 use crate::risk::{RejectReason, RiskCause, RiskState};
 use crate::strategy::OrderKind;
 use crate::types::{Nanos, Price, Qty, Side};
-use crate::InstrumentId;
+use crate::{Cash, InstrumentId};
 
 /// What the strategy saw when it decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -114,6 +116,17 @@ pub enum Entry {
     },
     Timer,
     Ban,
+    /// A perpetual's funding payment the venue reported (settlement units; positive:
+    /// received), booked into the instrument's realised P&L.
+    Funding {
+        instrument: InstrumentId,
+        amount: Cash,
+    },
+    /// A derivative's mark price from the venue: its unrealised P&L is valued at it.
+    VenueMark {
+        instrument: InstrumentId,
+        price: Price,
+    },
     Cmd(Command),
     New {
         exchange: u32,
@@ -200,6 +213,10 @@ impl Entry {
             }
             Entry::Timer => write!(out, "timer"),
             Entry::Ban => write!(out, "ban"),
+            Entry::Funding { instrument, amount } => write!(out, "funding {instrument} {amount}"),
+            Entry::VenueMark { instrument, price } => {
+                write!(out, "venue_mark {instrument} {}", price.0)
+            }
             Entry::Cmd(c) => match c {
                 Command::Pause => write!(out, "cmd pause"),
                 Command::Resume => write!(out, "cmd resume"),
@@ -313,6 +330,14 @@ impl Entry {
             }
             "timer" => Entry::Timer,
             "ban" => Entry::Ban,
+            "funding" => Entry::Funding {
+                instrument: f.num()?,
+                amount: f.num()?,
+            },
+            "venue_mark" => Entry::VenueMark {
+                instrument: f.num()?,
+                price: Price(f.num()?),
+            },
             "cmd" => Entry::Cmd(match f.word()? {
                 "pause" => Command::Pause,
                 "resume" => Command::Resume,
@@ -556,6 +581,14 @@ mod tests {
             },
             Entry::Timer,
             Entry::Ban,
+            Entry::Funding {
+                instrument: 1,
+                amount: -12_345,
+            },
+            Entry::VenueMark {
+                instrument: 0,
+                price: Price(6_000_012_000_000),
+            },
             Entry::Cmd(Command::Halt(RiskCause::KillSwitch)),
             Entry::Cmd(Command::Tighten(None, LimitField("max_open_orders"), 2)),
             Entry::Cmd(Command::Tighten(Some(0), LimitField("max_position"), 100)),

@@ -284,6 +284,18 @@ impl Replayer<'_> {
                 self.bt.halt(rt_core::RiskCause::VenueBan);
                 false
             }
+            Entry::Funding { instrument, amount } => {
+                self.bt
+                    .book_funding(instrument, amount)
+                    .map_err(|e| format!("a funding payment: {e}"))?;
+                false
+            }
+            Entry::VenueMark { instrument, price } => {
+                self.bt
+                    .venue_mark(instrument, price)
+                    .map_err(|e| format!("a venue mark: {e}"))?;
+                false
+            }
             Entry::Cmd(cmd) => {
                 self.out.commands += 1;
                 self.command(cmd)?;
@@ -685,6 +697,15 @@ fn describe_input(e: &Entry) -> String {
         }
         Entry::Timer => "timer".to_owned(),
         Entry::Ban => "venue ban".to_owned(),
+        Entry::Funding { instrument, amount } => {
+            format!("funding payment (instrument {instrument}, {amount} units)")
+        }
+        Entry::VenueMark { instrument, price } => {
+            format!(
+                "venue mark price (instrument {instrument}, {} units)",
+                price.0
+            )
+        }
         Entry::Gap { exchange, lost } => {
             format!("market-data ring gap (exchange {exchange}, {lost} lost)")
         }

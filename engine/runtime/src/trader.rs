@@ -278,11 +278,14 @@ pub fn run(
                 }
             }
             // Funding payments of perpetuals the gateway read and journaled.
+            // Both are inputs of the decision log: parity replays them.
             for (instrument, amount) in marks.take_funding() {
+                log.push(now, || Entry::Funding { instrument, amount });
                 let _ = bt.book_funding(instrument, amount);
             }
             // Derivatives' mark prices from the venue: their unrealised P&L is valued at them.
             for (instrument, price) in marks.take_venue_marks() {
+                log.push(now, || Entry::VenueMark { instrument, price });
                 let _ = bt.venue_mark(instrument, price);
             }
             // A venue banned our IP (HTTP 418): HALTED until an operator resumes.
