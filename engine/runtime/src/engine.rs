@@ -28,6 +28,7 @@ use crate::feed::{self, FeedConfig, SNAPSHOT_LIMIT};
 use crate::flight;
 use crate::gateway::{self, GatewayConfig, VenueConfig};
 use crate::journal::{self, Journal, Record};
+use crate::journal_ring;
 use crate::latency::human;
 use crate::metrics;
 use crate::shared::{dec, Flags, Names};
@@ -370,8 +371,20 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         });
     }
 
-    // The journal: positions and order ids from the previous runs.
+    // The journal: positions and order ids from the previous runs. First what a run that died
+    // left in its journal ring (records the gateway had handed over and the writer had not
+    // appended yet: see `journal_ring`).
     let journal_dir = PathBuf::from(&manifest.engine.journal.dir);
+    let replayed = journal_ring::replay(
+        &journal_dir,
+        manifest.engine.journal.fsync,
+        manifest.engine.journal.fsync_interval_ms,
+    )?;
+    if replayed > 0 {
+        eprintln!(
+            "journal: {replayed} record(s) the previous run left in its journal ring are journaled"
+        );
+    }
     let mut recovery = journal::recover(&journal_dir)?;
     let mut caught_up = Vec::new();
     if !recovery.unfinished_orders.is_empty() {
@@ -534,6 +547,12 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         })?;
         j.sync()?;
     }
+    // The gateway's records go through the journal ring to the journal writer thread: the
+    // order path never waits for the disk.
+    let (journal_tx, journal_rx) = journal_ring::JournalTx::create(&journal_dir)?;
+    let journal_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let journal_writer =
+        journal_ring::spawn_writer(journal_rx, journal.clone(), journal_done.clone())?;
 
     let bus = Bus::bind(
         &manifest.engine.bus.events,
@@ -684,7 +703,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             names: names.clone(),
             client_prefix: client_prefix(&engine_id),
         };
-        let j = journal.clone();
+        let j = journal_tx;
         handles.push(
             std::thread::Builder::new()
                 .name("gateway".into())
@@ -745,6 +764,17 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     for h in handles {
         let _ = h.join();
     }
+    // The gateway is gone: the writer appends what is left in the ring, then ends.
+    journal_done.store(true, Ordering::Release);
+    journal_writer.thread().unpark();
+    let written = journal_writer.join().unwrap_or_default();
+    if written.errors + written.unreadable > 0 {
+        eprintln!(
+            "journal: {} of the gateway's records could not be journaled ({} unreadable)",
+            written.errors + written.unreadable,
+            written.unreadable
+        );
+    }
     // The feeds are gone, and their taps: each writer finishes its file and lists it.
     for w in flight_writers {
         let _ = w.join();
@@ -760,6 +790,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         }
         j.sync()?;
     }
+    // Emptied by the writer: nothing for the next start to replay.
+    journal_ring::remove(&journal_ring::ring_path(&journal_dir))?;
     for f in &ring_files {
         let _ = std::fs::remove_file(f);
     }

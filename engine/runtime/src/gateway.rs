@@ -10,8 +10,11 @@
 //! still holds for this account and symbol is cancelled (a restarted engine starts clean).
 //!
 //! Every order written and every report read is journaled here, before the strategy thread
-//! hears of it, so a fill seen is a fill kept. Reports go to the strategy thread through the
-//! fills ring; a venue's refusal of an order or a cancel becomes a report too.
+//! hears of it, so a fill seen is a fill kept: handed to the journal ring (`journal_ring`: a
+//! file-backed ring the journal writer thread empties into the journal, and the next start
+//! replays if the process died first), so that the order path never waits for file I/O. Reports
+//! go to the strategy thread through the fills ring; a venue's refusal of an order or a cancel
+//! becomes a report too.
 //!
 //! Client order ids are `<engine prefix><order id>`; reports for other ids are not ours and
 //! are ignored (counted).
@@ -26,7 +29,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -42,7 +45,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::clock::now_ns;
 use crate::http::{Base, Client, HttpError};
-use crate::journal::{Journal, Record};
+use crate::journal::Record;
+use crate::journal_ring::JournalTx;
 use crate::latency::{Stage, Stages};
 use crate::shared::{dec, side_str, Flags, Hk, HkSender, Names};
 use crate::wire::{ExecMsg, OrderMsg};
@@ -115,6 +119,8 @@ struct Counters {
     request_errors: u64,
     reconciled_cancels: u64,
     fills_ring_full: u64,
+    /// Journal records that found the journal ring full and waited for the writer.
+    journal_ring_waits: u64,
     stream_reconnects: u64,
     refused_stream_down: u64,
     caught_up_fills: u64,
@@ -146,6 +152,7 @@ impl Counters {
             ("gw_request_errors", self.request_errors),
             ("gw_reconciled_cancels", self.reconciled_cancels),
             ("gw_fills_ring_full", self.fills_ring_full),
+            ("gw_journal_ring_waits", self.journal_ring_waits),
             ("gw_stream_reconnects", self.stream_reconnects),
             ("gw_refused_stream_down", self.refused_stream_down),
             ("gw_caught_up_fills", self.caught_up_fills),
@@ -165,7 +172,7 @@ impl Counters {
 
 struct State {
     fills: Producer,
-    journal: Arc<Mutex<Journal>>,
+    journal: JournalTx,
     hk: HkSender,
     names: Names,
     prefix: String,
@@ -279,14 +286,10 @@ impl State {
         }
     }
 
-    fn journal(&self, record: &Record) {
-        let result = match self.journal.lock() {
-            Ok(mut j) => j.append(record),
-            Err(poisoned) => poisoned.into_inner().append(record),
-        };
-        if let Err(e) = result {
-            let _ = self.hk.send(Hk::Log(format!("gateway: {e}")));
-        }
+    /// Hands a record to the journal writer (never dropped: a full ring is waited out).
+    fn journal(&mut self, record: &Record) {
+        self.journal.record(record);
+        self.counters.journal_ring_waits = self.journal.waits();
     }
 
     /// Hands a report to the strategy thread. A full fills ring is waited out (briefly
@@ -319,7 +322,7 @@ pub fn run(
     cfg: GatewayConfig,
     orders: Consumer,
     fills: Producer,
-    journal: Arc<Mutex<Journal>>,
+    journal: JournalTx,
     flags: Arc<Flags>,
     hk: HkSender,
     spin: crate::engine::Spin,
@@ -874,30 +877,21 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
     };
     let journaled_at = now_ns();
     {
+        // Into the journal ring (a copy into shared memory, no I/O): the writer thread
+        // appends it, and a restart after a crash replays what it had not.
         let mut s = state.borrow_mut();
         if !msg.cancel {
             s.counters.orders += 1;
-            s.journal(&Record::Order {
-                ts: journaled_at,
-                id: msg.order_id,
-                exchange: exchange.clone(),
-                symbol: symbol.clone(),
-                side: side_str(msg.side).to_owned(),
-                kind: msg.kind.as_str().to_owned(),
-                price: dec(msg.price.0),
-                qty: dec(msg.qty.0),
-            });
+            s.journal.order(journaled_at, &msg, &exchange, &symbol);
         } else if msg.order_id == 0 {
             s.counters.cancel_alls += 1;
         } else {
             s.counters.cancels += 1;
-            s.journal(&Record::Cancel {
-                ts: journaled_at,
-                id: msg.order_id,
-            });
+            s.journal.cancel(journaled_at, msg.order_id);
         }
+        s.counters.journal_ring_waits = s.journal.waits();
     }
-    // Stamped after the journal write: the order is handed to the connection next.
+    // Stamped after the journal push: the order is handed to the connection next.
     let written = now_ns();
     if !msg.cancel {
         let mut s = state.borrow_mut();

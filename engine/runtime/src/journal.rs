@@ -1,10 +1,11 @@
 //! The append-only journal: every order sent, every execution report received and every risk
 //! state change, one JSON object per line, in `journal.dir/journal.jsonl`.
 //!
-//! The gateway writes orders and executions the moment it sends or reads them (before the
-//! strategy thread hears of a fill), so a fill the engine has seen is on disk as soon as the
-//! fsync policy says: `always` (fsync after every record), `interval` (at most
-//! `fsync_interval_ms` after it), `never` (the OS decides). On start, [`recover`] rebuilds the
+//! The gateway journals orders and executions the moment it sends or reads them (before the
+//! strategy thread hears of a fill) through the journal ring (`journal_ring`: the journal writer
+//! thread appends them, off the order path; a restart replays what a crashed run left in it),
+//! and a record is on disk as soon as the fsync policy says once appended: `always` (fsync after
+//! every record), `interval` (at most `fsync_interval_ms` after it), `never` (the OS decides). On start, [`recover`] rebuilds the
 //! positions from the fills and the next order id from the orders; a torn last line (a crash
 //! in the middle of a write) is skipped and counted, never fatal.
 //!
@@ -223,6 +224,20 @@ impl Journal {
             op: "encode a record",
             source: std::io::Error::other(e),
         })?;
+        self.write_line()
+    }
+
+    /// Appends one journal line as the journal ring carries it (a record's JSON, without its
+    /// newline): the same as [`Journal::append`] of that record.
+    pub fn append_line(&mut self, line: &[u8]) -> Result<(), JournalError> {
+        self.line.clear();
+        self.line.extend_from_slice(line);
+        self.write_line()
+    }
+
+    /// Writes the line in `self.line` and its newline with one `write` call, then syncs as the
+    /// policy says.
+    fn write_line(&mut self) -> Result<(), JournalError> {
         self.line.push(b'\n');
         self.file
             .write_all(&self.line)

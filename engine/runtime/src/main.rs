@@ -26,6 +26,7 @@ mod flight;
 mod gateway;
 mod http;
 mod journal;
+mod journal_ring;
 mod latency;
 mod metrics;
 mod models;
