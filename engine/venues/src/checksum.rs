@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use rt_core::{parse_units, Level, Price, Qty};
 
 use crate::binance::DecodeError;
-use crate::scan::{digit_run, fast_pair, load8, quote_or_escape, Scan};
+use crate::scan::{digit_run, fast_decimal, load8, quote_or_escape, Scan};
 
 /// The longest price or size text a level keeps (OKX and Kraken send at most ~20 characters;
 /// a decimal the engine accepts has at most 11 integer digits).
@@ -433,7 +433,16 @@ fn text_level(s: &mut Scan<'_>) -> Result<TextLevel, DecodeError> {
 /// `None` for anything else.
 #[inline(always)]
 fn fast_text_level(b: &[u8], i: usize, marked: bool) -> Option<(TextLevel, usize)> {
-    let (price, j, qty, k) = fast_pair(b, i)?;
+    // The same start as Binance's `scan::fast_level`, written out: shared through a helper
+    // returning both ends, it measured ~10% slower here.
+    if *b.get(i)? != b'[' {
+        return None;
+    }
+    let (price, j) = fast_decimal(b, i + 1)?;
+    if *b.get(j)? != b',' {
+        return None;
+    }
+    let (qty, k) = fast_decimal(b, j + 1)?;
     let level = TextLevel {
         price,
         qty,

@@ -342,10 +342,9 @@ pub(crate) fn quote_or_escape(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// `["p","q"` at `b[i]`: price, the index after its closing quote, qty, the index after its
-/// closing quote (what follows is the caller's).
+/// `["p","q"]` at `b[i]`: price, qty and the index after the `]`.
 #[inline(always)]
-pub(crate) fn fast_pair(b: &[u8], i: usize) -> Option<(i64, usize, i64, usize)> {
+pub(crate) fn fast_level(b: &[u8], i: usize) -> Option<(i64, i64, usize)> {
     if *b.get(i)? != b'[' {
         return None;
     }
@@ -354,13 +353,6 @@ pub(crate) fn fast_pair(b: &[u8], i: usize) -> Option<(i64, usize, i64, usize)> 
         return None;
     }
     let (qty, k) = fast_decimal(b, j + 1)?;
-    Some((price, j, qty, k))
-}
-
-/// `["p","q"]` at `b[i]`: price, qty and the index after the `]`.
-#[inline(always)]
-pub(crate) fn fast_level(b: &[u8], i: usize) -> Option<(i64, i64, usize)> {
-    let (price, _, qty, k) = fast_pair(b, i)?;
     if *b.get(k)? != b']' {
         return None;
     }
