@@ -160,6 +160,8 @@ def test_sigkill_then_restart_recovers_positions_from_the_journal(tmp_path: Path
         env.pump(1)
         assert env.stop("engine", signal.SIGKILL) == -signal.SIGKILL
         assert any(r["t"] == "exec" and r["kind"] == "fill" for r in env.journal_records())
+        # The killed engine's journal ring outlives it (what it held is replayed at restart).
+        assert (env.journal / "journal.ring").is_file()
         env.sub = None  # a fresh subscriber for the restarted engine
         env.start_engine(name="engine2")
         # The journal as the restart read it: the fills seen before the kill, and those the
@@ -178,6 +180,8 @@ def test_sigkill_then_restart_recovers_positions_from_the_journal(tmp_path: Path
         text = env.procs["engine2"].text()
         assert "fills replayed" in text and "did not stop cleanly" in text
         assert env.stop("engine2") == 0
+        # A clean stop empties the ring into the journal and removes it.
+        assert not (env.journal / "journal.ring").exists()
 
 
 HALTED = pb.RiskStateKind.Value("HALTED")
