@@ -24,15 +24,16 @@
 //!   16-byte words, the level pushed); ~10% of it is the frame around the levels;
 //! - apply ~110 us: ~18 ns a level (the search below the last level set, the 16-byte order
 //!   entries shifted on the ring's shorter side, the texts into their slab slot);
-//! - checksum ~55 us: ~280 ns a book message (50 levels written with fixed-size copies, then
-//!   the CRC32 of ~0.9 KB).
+//! - checksum ~40-55 us: ~200-280 ns a book message (50 levels written with fixed-size copies,
+//!   then the CRC32 of ~0.9 KB).
 //!
-//! So ~345 us a pass, 0.87 M msg/s with the checksum (the goal, 1 M msg/s, is 300 us) and
-//! ~290 us without it (2 M msg/s would be 150 us). The 2 M msg/s goal is not reachable this
-//! way on OKX's frames: 150 us for 211 KB is 0.7 ns a byte for parse *and* apply, below the
-//! decode alone (0.86 ns/byte) and below serde_json's floor of only validating JSON into
-//! `IgnoredAny` (~0.8 ns/byte on the Binance files, printed below). Counted per byte, OKX
-//! already goes as fast as Binance (whose frames are ~250 bytes); reaching it would take a
+//! So this bench reads, at load ~3 on the two cores: OKX 0.92-0.95 M msg/s with the checksum
+//! (p50 0.32-0.33 ms a pass; the goal, 1 M msg/s, is 0.30 ms: ~7% short) and 1.05 M msg/s
+//! without it (0.28-0.29 ms; 2 M msg/s would be 0.15 ms). That last goal is not reachable
+//! this way on OKX's frames: 150 us for 211 KB is 0.7 ns a byte for parse *and* apply, below
+//! the decode alone (0.86 ns/byte) and below serde_json's floor of only validating JSON into
+//! `IgnoredAny` (~0.8-1 ns/byte on the Binance files, printed below). Counted per byte, OKX
+//! decodes about as fast as Binance (whose frames are ~250 bytes); 2 M msg/s would take a
 //! SIMD structural scan (simd-json style) or not parsing the levels beyond what the checksum
 //! and the core need. Kraken's frames are small (~190 bytes, 1-2 levels): both goals are met.
 

@@ -23,8 +23,9 @@ const HEAD: usize = 3;
 /// positions Kraken's checksum form needs found once, when the text is made (not on every
 /// checksum): `[len, dot, lead, text.., scratch..]`, where `dot` is the index of the `.`
 /// (`len` when there is none) and `lead` how many leading bytes are `0` or `.` (`len` for a
-/// text of zeros); a `dot` of [`UNMARKED`] means they were not looked for yet. Made from a frame as two 16-byte words, so that moving it later reads what
-/// was written at the same width.
+/// text of zeros); a `dot` of `u8::MAX` means they were not looked for yet. Made from a
+/// frame as two 16-byte words, so that moving it later reads what was written at the same
+/// width (no store-forwarding stall).
 #[derive(Clone, Copy)]
 pub struct Text {
     raw: [u8; HEAD + TEXT_CAP],
