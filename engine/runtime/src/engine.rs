@@ -451,7 +451,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         bt.restore_fill(id, side, Price(price.raw()), Qty(qty.raw()), fee)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let base = Fixed::parse(&f.base_commission).context("journal: a fill's commission")?;
-        if base.raw() > 0 {
+        // A charge (positive) or a rebate (negative) in the base asset, as live booked it.
+        if base.raw() != 0 {
             bt.restore_base_commission(id, Qty(base.raw()))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }

@@ -831,8 +831,8 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             kind: msg.kind,
             price: msg.price,
             qty: msg.qty,
-            // Only a derivatives venue knows reduce-only (spot refuses the flag).
-            reduce_only: msg.reduce_only && venue.client.derivatives().is_some(),
+            // Only a derivative knows reduce-only (spot refuses the flag).
+            reduce_only: msg.reduce_only && venue.client.reduce_only(&symbol),
             position_side: PositionSide::Both,
         };
         match venue.client.new_order(&spec, now_ms()) {

@@ -13,12 +13,13 @@
 //!   header, HTTP 401), and accepted unsigned without them.
 //! - `POST /api/v5/trade/order` (spot: `tdMode` `cash`, a swap or futures: `cross` or
 //!   `isolated`, sized in contracts, without a margin account; `ordType` `limit`, `post_only`,
-//!   `ioc`, `market`, spot's with `tgtCcy` `base_ccy`; `reduceOnly` refused), `cancel-order`, `cancel-batch-orders`, `GET
-//!   /api/v5/trade/order`, `orders-pending`, `fills` (newest first, `after` a bill id: a fill's
-//!   bill id is its trade id here), `GET /api/v5/account/
-//!   balance` (`GET /api/v5/public/instruments` is the sim's `metadata`). A post-only
-//!   order that would take is accepted and cancelled, as OKX does. Orders reach the matcher at
-//!   once (the Binance side's `sim.latency_us` is not applied here).
+//!   `ioc`, `market`, spot's with `tgtCcy` `base_ccy`; a derivative's `reduceOnly` order must
+//!   be against the account's net position and no larger, checked when placed),
+//!   `cancel-order`, `cancel-batch-orders`, `GET /api/v5/trade/order`, `orders-pending`,
+//!   `fills` (newest first, `after` a bill id: a fill's bill id is its trade id here), `GET
+//!   /api/v5/account/balance` (`GET /api/v5/public/instruments` is the sim's `metadata`). A
+//!   post-only order that would take is accepted and cancelled, as OKX does. Orders reach the
+//!   matcher at once (the Binance side's `sim.latency_us` is not applied here).
 //! - The private stream: `login` (verified like a request, over timestamp + `GET` +
 //!   `/users/self/verify`; `60009` when refused), `subscribe` to `orders` and `account`
 //!   (acknowledged; `orders` pushes every order's new state: `live`, `partially_filled` and
@@ -90,6 +91,9 @@ struct DeskState {
     /// `POST /sim/okx/fault?kind=rate_limit&count=N`: order placements still to answer 429.
     throttle_orders: u32,
     throttled: Throttled,
+    /// The account's net position per swap or futures (config name), from its fills: what a
+    /// `reduceOnly` order may reduce.
+    positions: HashMap<String, i64>,
 }
 
 /// Post-only orders cancelled at acceptance that the desk still answers queries about; the
@@ -237,6 +241,7 @@ impl OkxDesk {
                 last_ns: 0,
                 cancelled_post_only: HashMap::new(),
                 cancelled_post_only_order: std::collections::VecDeque::new(),
+                positions: HashMap::new(),
                 next_synthetic_id: 1 << 40,
                 throttle_orders: 0,
                 throttled: Throttled::default(),
@@ -289,6 +294,15 @@ impl OkxDesk {
             } else {
                 &r.client_order_id
             };
+            if r.exec_type == ExecType::Trade {
+                let signed = if r.side == Side::Buy {
+                    r.last_qty.0
+                } else {
+                    -r.last_qty.0
+                };
+                let p = st.positions.entry(r.symbol.clone()).or_insert(0);
+                *p = p.saturating_add(signed);
+            }
             let fill = (r.exec_type == ExecType::Trade).then(|| OkxFill {
                 trade_id: u64::try_from(r.trade_id).unwrap_or(0),
                 ord_id: r.order_id,
@@ -594,12 +608,13 @@ impl OkxDesk {
                 )
             }
         }
-        if v.get("reduceOnly")
-            .is_some_and(|r| r.as_bool() == Some(true))
-        {
+        let reduce_only = v
+            .get("reduceOnly")
+            .is_some_and(|r| r.as_bool() == Some(true));
+        if reduce_only && !derivative {
             return refuse(
                 51000,
-                "Parameter reduceOnly error (the sim does not serve it)",
+                "Parameter reduceOnly error (spot has no reduce-only)",
             );
         }
         let side = match text(&v, "side") {
@@ -631,6 +646,21 @@ impl OkxDesk {
         };
         if !cl.is_empty() && (cl.len() > 32 || !cl.chars().all(|c| c.is_ascii_alphanumeric())) {
             return refuse(51000, "Parameter clOrdId error");
+        }
+        if reduce_only {
+            // Net mode: the order must be against the position and no larger than it (checked
+            // when placed; the sim does not shrink a resting one as the position moves).
+            let pos = self.lock().positions.get(&symbol).copied().unwrap_or(0);
+            let reduces = match side {
+                Side::Buy => pos < 0 && qty <= pos.saturating_neg(),
+                Side::Sell => pos > 0 && qty <= pos,
+            };
+            if !reduces {
+                return refuse(
+                    51000,
+                    "Order failed: a reduce-only order must close part of the position, against it",
+                );
+            }
         }
         let client = decode_client_id(&cl);
         let order = NewOrder::from_kind(
@@ -939,6 +969,69 @@ mod tests {
             .expect("an exchange");
         ex.metadata = None;
         OkxDesk::new(&ex, keys).expect("a desk")
+    }
+
+    #[test]
+    fn a_reduce_only_order_must_close_part_of_the_position() {
+        use rt_manifest::model::{Contract, ContractType, InstrumentType, Listing};
+        let spot = desk(None);
+        let order = |inst: &str, side: &str, sz: &str| {
+            json!({"instId": inst, "tdMode": if inst.ends_with("-SWAP") { "cross" } else { "cash" },
+                   "side": side, "ordType": "limit", "px": "5", "sz": sz, "reduceOnly": true,
+                   "clOrdId": "t1"})
+            .to_string()
+        };
+        let (_, answer) = spot.place(&order("BTCUSDT", "sell", "0.001"));
+        assert!(answer.contains("spot has no reduce-only"), "{answer}");
+        // A swap: UNI-USD-SWAP (the example's BTCUSDT filters, OKX's listing).
+        let manifest: rt_manifest::Manifest = serde_json::from_str(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../tests/contract/example.manifest.json"),
+            )
+            .expect("the example manifest"),
+        )
+        .expect("a manifest");
+        let mut ex = manifest
+            .exchanges
+            .values()
+            .next()
+            .cloned()
+            .expect("an exchange");
+        ex.metadata = None;
+        let mut inst = ex
+            .instruments
+            .values()
+            .next()
+            .cloned()
+            .expect("an instrument");
+        let fixed = |v: &str| rt_manifest::Fixed::parse(v).expect("decimal");
+        inst.listing = Some(Listing {
+            symbol: "UNI-USD-SWAP".to_owned(),
+            kind: InstrumentType::Swap,
+            min_size: fixed("1"),
+            contract: Some(Contract {
+                value: fixed("10"),
+                multiplier: fixed("1"),
+                value_currency: "USD".to_owned(),
+                kind: ContractType::Inverse,
+                settle_currency: "UNI".to_owned(),
+            }),
+        });
+        ex.instruments = [("UNIUSDSWAP".to_owned(), inst)].into_iter().collect();
+        let swap = OkxDesk::new(&ex, None).expect("a desk");
+        let refused = |side: &str, sz: &str| {
+            let (_, answer) = swap.place(&order("UNI-USD-SWAP", side, sz));
+            answer.contains("reduce-only order must close part of the position")
+        };
+        // Flat: nothing to reduce, either way.
+        assert!(refused("sell", "1") && refused("buy", "1"));
+        // Long 5: a sell of up to 5 reduces; a buy, or a sell of 6, does not.
+        swap.lock()
+            .positions
+            .insert("UNIUSDSWAP".to_owned(), 5 * 100_000_000);
+        assert!(!refused("sell", "3") && !refused("sell", "5"));
+        assert!(refused("buy", "1") && refused("sell", "6"));
     }
 
     #[test]

@@ -991,8 +991,14 @@ impl Venue {
                     else {
                         continue;
                     };
+                    // On the fill's value in its settlement currency (a contract's value).
+                    let value = self.symbols[i]
+                        .spec
+                        .contract
+                        .value_price(price.0)
+                        .saturating_abs();
                     let surcharge =
-                        notional(price, qty) * i128::from(self.fee_surcharge_bps) / 10_000;
+                        notional(Price(value), qty) * i128::from(self.fee_surcharge_bps) / 10_000;
                     let fee = fee.saturating_add(i64::try_from(surcharge).unwrap_or(i64::MAX));
                     Some(self.charge(i, side, price, fee))
                 }

@@ -534,6 +534,11 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn derivatives(&self) -> Option<&dyn DerivativesAccount> {
         None
     }
+    /// Whether an order on `symbol` may carry the reduce-only flag (a derivative: the venue
+    /// then never lets it grow the position or flip it); a spot venue refuses the flag.
+    fn reduce_only(&self, _symbol: &str) -> bool {
+        self.derivatives().is_some()
+    }
 }
 
 /// A position with what the venue computes of its risk.

@@ -9,6 +9,7 @@
 //! - no account is read on either (balances reconciled): `exchange.market_data_only` for a
 //!   `reconcile` section, and for Kraken credentials;
 //! - Kraken is market data only: `strategy.kraken_market_data_only`;
+//! - a futures contract (delivery at expiry is not handled): `strategy.instrument_type`;
 //! - a linear contract whose value at a price (tick x contract value x multiplier) needs more
 //!   than 8 decimals cannot be kept exactly by positions and P&L: `strategy.instrument_type`
 //!   (contracts are valued by `rt_core::ContractValue`: linear and inverse swaps and futures
@@ -265,6 +266,23 @@ impl Checker {
             let Some(inst) = exchange.instruments.get(symbol) else {
                 continue;
             };
+            if inst
+                .listing
+                .as_ref()
+                .is_some_and(|l| l.kind == InstrumentType::Futures)
+            {
+                self.fail(
+                    "strategy.instrument_type",
+                    format_args!("strategies.{name}.instruments[{i}]"),
+                    format_args!(
+                        "{symbol} is a futures contract: its delivery at expiry (the position \
+                         settled at the delivery price, no fill of ours) is not handled by this \
+                         version, so the engine would keep a position the venue closed; trade \
+                         the perpetual swap"
+                    ),
+                );
+                continue;
+            }
             let Some(contract) = inst.listing.as_ref().and_then(|l| l.contract.as_ref()) else {
                 continue;
             };
@@ -584,6 +602,29 @@ mod tests {
                 "strategy.instrument_type",
             )],
         );
+    }
+
+    #[test]
+    fn a_futures_contract_is_refused_for_its_delivery() {
+        let mut v = with_okx();
+        let inst = &mut v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"];
+        inst["listing"]["symbol"] = json!("UNI-USD-250328");
+        inst["listing"]["type"] = json!("futures");
+        v["exchanges"]["okx"]["instruments"]["UNIUSD250328"] =
+            v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"].take();
+        v["exchanges"]["okx"]["instruments"]
+            .as_object_mut()
+            .unwrap()
+            .remove("UNIUSDSWAP");
+        v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
+        v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!(["UNIUSD250328"]);
+        let manifest: Manifest = serde_json::from_value(v).unwrap();
+        let found: Vec<_> = validate(&manifest)
+            .into_iter()
+            .filter(|x| x.rule == "strategy.instrument_type")
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.contains("delivery at expiry"));
     }
 
     #[test]

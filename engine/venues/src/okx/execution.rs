@@ -563,6 +563,11 @@ impl ExecutionClient for OkxExecution {
         FILLS_LIMIT + 1
     }
 
+    /// A swap or futures takes `reduceOnly`; spot does not.
+    fn reduce_only(&self, symbol: &str) -> bool {
+        inst_type(self.inst_id(symbol)) != "SPOT"
+    }
+
     fn balances(&self, now_ms: u64) -> VenueRequest {
         self.request(Method::Get, BALANCE_PATH.into(), String::new(), now_ms)
     }
@@ -1129,6 +1134,9 @@ mod tests {
                    "side": "buy", "ordType": "limit", "sz": "3", "px": "5.123",
                    "reduceOnly": true})
         );
+        // The gateway sends the flag on a swap only (spot refuses it).
+        assert!(c.reduce_only("UNIUSDSWAP"));
+        assert!(!client().reduce_only("BTCUSDT"));
         // A market order on a swap is sized in contracts: no tgtCcy.
         o.kind = OrderKind::Market;
         o.reduce_only = false;
