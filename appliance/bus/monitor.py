@@ -255,15 +255,31 @@ def header(view: EngineView, now: float | None = None) -> Text:
     return text
 
 
+def _unrealised(view: EngineView) -> str:
+    """The engine's unrealised P&L in its quote currency: equity - realised + fees, from the
+    heartbeat's totals. Each position's own figure is in its settlement currency (an inverse
+    contract's in its coin), so the positions' figures are added only without a heartbeat."""
+    hb = view.heartbeat
+    if hb is not None:
+        try:
+            parts = [dec(hb.equity), dec(hb.realised_pnl), dec(hb.fees)]
+        except Malformed:
+            parts = []
+        if len(parts) == 3 and all(x is not None for x in parts):
+            equity, realised, fees = (x if x is not None else Decimal(0) for x in parts)
+            return f"{equity - realised + fees:,f}"
+    unreal = [dec(p.unrealised_pnl) for p in view.positions.values()]
+    known = [u for u in unreal if u is not None]
+    return f"{sum(known, Decimal(0)):,f}" if known else "-"
+
+
 def pnl_table(view: EngineView) -> Table:
     table = Table(title="P&L", show_header=False, title_justify="left")
     hb = view.heartbeat
     equity = hb.equity if hb is not None else (view.status.equity if view.status else "")
     table.add_row("equity", _money(equity))
     table.add_row("realised", _money(hb.realised_pnl) if hb is not None else "-")
-    unreal = [dec(p.unrealised_pnl) for p in view.positions.values()]
-    known = [u for u in unreal if u is not None]
-    table.add_row("unrealised", f"{sum(known, Decimal(0)):,f}" if known else "-")
+    table.add_row("unrealised", _unrealised(view))
     table.add_row("fees", _money(hb.fees) if hb is not None else "-")
     fills = view.counter("fills")
     table.add_row("fills", str(fills if fills is not None else view.fills))

@@ -175,3 +175,26 @@ def test_the_summary_names_the_build_that_measured_the_latency() -> None:
     assert "not the engine's latency" in " ".join(out["debug"].split())
     assert "not the engine's latency" not in " ".join(out["release"].split())
     assert "build" not in out[None]
+
+
+def test_unrealised_is_the_engines_quote_total_not_a_sum_of_coins() -> None:
+    """An inverse swap's position reports its unrealised P&L in its coin (UNI); the P&L table's
+    unrealised row is the engine's own quote total, equity - realised + fees."""
+    view = EngineView()
+    view.apply(
+        pb.Event(
+            engine_id="paper_1",
+            heartbeat=pb.Heartbeat(
+                uptime_ms=1000,
+                equity="1.5",
+                realised_pnl="0.5",
+                fees="0.25",
+                positions=[
+                    pb.Position(exchange="okx", symbol="UNIUSDSWAP", qty="3", unrealised_pnl="0.24")
+                ],
+            ),
+        )
+    )
+    shown = text(render(view))
+    row = next(line for line in shown.splitlines() if "unrealised" in line)
+    assert "1.25" in row and "0.24" not in row, row
