@@ -109,8 +109,14 @@ impl Text {
     /// the next write covers).
     #[inline(always)]
     pub fn write(&self, out: &mut [u8], pos: usize) -> usize {
-        out[pos..pos + TEXT_CAP].copy_from_slice(&self.raw[HEAD..]);
-        pos + usize::from(self.raw[0])
+        let len = usize::from(self.raw[0]);
+        // Prices and sizes are nearly always short: one 16-byte copy.
+        if len <= 16 {
+            out[pos..pos + 16].copy_from_slice(&self.raw[HEAD..HEAD + 16]);
+        } else {
+            out[pos..pos + TEXT_CAP].copy_from_slice(&self.raw[HEAD..]);
+        }
+        pos + len
     }
 
     /// Writes the text with the `.` removed and leading zeros stripped (`0` for zero) at
@@ -397,13 +403,26 @@ pub(crate) fn text_levels(
     out: &mut Vec<TextLevel>,
     marked: bool,
 ) -> Result<(), DecodeError> {
+    // One loop compiled for each (the flag is a constant inside).
+    if marked {
+        levels_loop::<true>(s, out)
+    } else {
+        levels_loop::<false>(s, out)
+    }
+}
+
+#[inline(always)]
+fn levels_loop<const MARKED: bool>(
+    s: &mut Scan<'_>,
+    out: &mut Vec<TextLevel>,
+) -> Result<(), DecodeError> {
     s.expect(b'[', "'['")?;
     if s.peek()? == b']' {
         s.i += 1;
         return Ok(());
     }
     loop {
-        if let Some((level, end)) = fast_text_level(s.b, s.i, marked) {
+        if let Some((level, end)) = fast_text_level(s.b, s.i, MARKED) {
             out.push(level);
             s.i = end;
         } else {
