@@ -1,4 +1,4 @@
-//! Backtest replay speed: market events per second through `rt_core::Backtest` (book sync,
+//! Trader replay speed: market events per second through `rt_core::Trader` (book sync,
 //! matcher, portfolio, risk, strategy), events already decoded in memory (the "warm replay of a
 //! converted file" case of DESIGN.md section 5). Goal: >= 10M events/s with the market maker.
 //!
@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use common::{example_manifest, load_capture, random_walk, shared_capture, Tape};
 use rt_core::{
-    Backtest, BacktestConfig, BacktestResult, InstrumentSpec, LatencyModel, Price, Qty, SyncRule,
+    BacktestResult, InstrumentSpec, LatencyModel, Price, Qty, SyncRule, Trader, TraderConfig,
 };
 
 const PASSES: usize = 11;
@@ -53,15 +53,15 @@ fn machine() -> String {
     format!("{model}, {cores} logical CPUs{mhz}")
 }
 
-fn replay(config: &BacktestConfig, tape: &Tape) -> BacktestResult {
-    let mut bt = Backtest::new(config.clone()).expect("a valid config");
+fn replay(config: &TraderConfig, tape: &Tape) -> BacktestResult {
+    let mut bt = Trader::new(config.clone()).expect("a valid config");
     for i in 0..tape.len() {
         bt.on_event(0, &tape.event(i));
     }
     bt.finish()
 }
 
-fn bench(label: &str, config: &BacktestConfig, tape: &Tape) -> f64 {
+fn bench(label: &str, config: &TraderConfig, tape: &Tape) -> f64 {
     if std::env::var("BACKTEST_BENCH_ONLY").is_ok_and(|only| !label.contains(&only)) {
         return 0.0;
     }
@@ -109,7 +109,7 @@ fn bench(label: &str, config: &BacktestConfig, tape: &Tape) -> f64 {
     events / median
 }
 
-fn configs(base: &BacktestConfig) -> Vec<(&'static str, BacktestConfig)> {
+fn configs(base: &TraderConfig) -> Vec<(&'static str, TraderConfig)> {
     let mut none = base.clone();
     none.strategies.clear();
     let mm = base.clone();
@@ -143,7 +143,7 @@ fn serde_imbalance_taker(mm: &rt_manifest::model::Strategy) -> rt_manifest::mode
 fn main() {
     println!("backtest replay bench on {}", machine());
     let manifest = example_manifest();
-    let spot = BacktestConfig::from_manifest(&manifest);
+    let spot = TraderConfig::from_manifest(&manifest);
     println!(
         "strategy: the example manifest's market maker (microprice, 3 ticks half spread, skew 4 \
          ticks, requote 2 ticks, post-only) under its risk limits; {PASSES} timed passes"

@@ -4,7 +4,7 @@
 //! depend on the order in which its strategy thread consumed that data, the venue's execution
 //! reports, its timers and operator commands. The live driver hands one [`Entry`] per input and
 //! one per decision (a small `Copy` value, no allocation) to a writer thread, which writes it as
-//! one text line; `appliance parity` reads the lines back and drives a [`crate::Backtest`]
+//! one text line; `appliance parity` reads the lines back and drives a [`crate::Trader`]
 //! through the same inputs in the same order, then compares decision by decision.
 //!
 //! A line is `<ts_ns> <kind> <fields...>`, space separated, amounts in 10^-8 units:
@@ -16,7 +16,7 @@
 //! | `gap`       | when seen                   | exchange, events lost (a market-data ring overflow)            |
 //! | `down`      | when seen                   | exchange (the feed's stream broke)                             |
 //! | `exec`      | when the strategy read it   | exchange, gateway receive time, order id, report time, kind, price, qty, maker, fee, leaves, base commission |
-//! | `timer`     | the clock                   | (the driver's timers: `Backtest::advance`)                     |
+//! | `timer`     | the clock                   | (the driver's timers: `Trader::advance`)                     |
 //! | `ban`       | the clock                   | (the venue banned the IP: HALTED)                              |
 //! | `funding`   | when booked                 | instrument, amount (a perpetual's funding payment, settlement units) |
 //! | `venue_mark`| when applied                | instrument, price (a derivative's mark price from the venue)   |
@@ -57,13 +57,13 @@ pub enum Command {
     Stop,
     Halt(RiskCause),
     /// A limit tightened: (instrument, or `None` for an account limit; limit field; units).
-    /// An instrument's limit is its symbol's, on every venue (`Backtest::tighten_risk`).
+    /// An instrument's limit is its symbol's, on every venue (`Trader::tighten_risk`).
     Tighten(Option<InstrumentId>, LimitField, i64),
     /// An asset's `max_position` tightened: (its index in the risk config's assets; units).
     TightenAsset(u32, i64),
 }
 
-/// The limits an operator may tighten at run time (`Backtest::tighten_risk`'s names).
+/// The limits an operator may tighten at run time (`Trader::tighten_risk`'s names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LimitField(pub &'static str);
 
@@ -473,7 +473,7 @@ fn read_ctx(f: &mut Fields<'_>) -> Result<Context, ParseError> {
 }
 
 /// A request for an external venue as the log holds it, with `bt`'s context now.
-pub fn decision(bt: &crate::Backtest, request: &crate::VenueRequest) -> Entry {
+pub fn decision(bt: &crate::Trader, request: &crate::VenueRequest) -> Entry {
     match *request {
         crate::VenueRequest::New {
             exchange,
@@ -503,7 +503,7 @@ pub fn decision(bt: &crate::Backtest, request: &crate::VenueRequest) -> Entry {
 }
 
 /// The context of a decision on `instrument` as `bt` sees it now.
-pub fn context(bt: &crate::Backtest, instrument: InstrumentId) -> Context {
+pub fn context(bt: &crate::Trader, instrument: InstrumentId) -> Context {
     let book = bt.book(instrument);
     let bid = book.and_then(crate::OrderBook::best_bid);
     let ask = book.and_then(crate::OrderBook::best_ask);

@@ -3,7 +3,6 @@
 //! No I/O and no wall clock: time arrives with events, so the same inputs always give the same
 //! outputs, whether they come from a WebSocket or from a recorded file.
 
-pub mod backtest;
 pub mod book;
 pub mod event;
 pub mod features;
@@ -16,14 +15,9 @@ pub mod portfolio;
 pub mod risk;
 pub mod strategy;
 pub mod sync;
+pub mod trader;
 pub mod types;
 
-pub use backtest::{
-    Backtest, BacktestConfig, BacktestCounters, BacktestError, BacktestResult, BacktestSummary,
-    EquitySample, ExchangeConfig, ExchangeId, FillRecord, InstrumentConfig, InstrumentInfo,
-    LatencyModel, OrderRecord, PositionRecord, RiskEventRecord, StrategyConfig, TraderEvent,
-    VenueRequest,
-};
 pub use book::{BookError, OrderBook};
 pub use event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, SymbolId, Trade};
 pub use features::{DepthImbalance, FeatureError, FeatureSet};
@@ -39,6 +33,11 @@ pub use strategy::{
     Strategy, StrategyContext, StrategyError,
 };
 pub use sync::{BookSync, DiffOutcome, SyncCounters, SyncRule, SyncState, MAX_CROSSED_DIFFS};
+pub use trader::{
+    BacktestResult, BacktestSummary, EquitySample, ExchangeConfig, ExchangeId, FillRecord,
+    InstrumentConfig, InstrumentInfo, LatencyModel, OrderRecord, PositionRecord, RiskEventRecord,
+    StrategyConfig, Trader, TraderConfig, TraderCounters, TraderError, TraderEvent, VenueRequest,
+};
 pub use types::{
     notional, parse_signed_units, parse_units, Nanos, ParseDecimalError, Price, Qty, Side, SCALE,
 };

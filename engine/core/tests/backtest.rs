@@ -7,15 +7,15 @@ mod common;
 
 use common::{example_manifest, random_walk, Scripted, Seen, Tape, SIZE_UNIT, TICK};
 use rt_core::{
-    Action, Backtest, BacktestConfig, BacktestResult, ExchangeConfig, InstrumentConfig,
-    InstrumentSpec, LatencyModel, Level, MarketEvent, NewOrder, OrderKind, OrderStatus, Price, Qty,
-    RejectReason, RiskState, Side, SyncRule, SCALE,
+    Action, BacktestResult, ExchangeConfig, InstrumentConfig, InstrumentSpec, LatencyModel, Level,
+    MarketEvent, NewOrder, OrderKind, OrderStatus, Price, Qty, RejectReason, RiskState, Side,
+    SyncRule, Trader, TraderConfig, SCALE,
 };
 
 const T0: i64 = 1_723_161_600_000_000_000; // 2024-08-09 00:00 UTC
 
-fn run(config: BacktestConfig, tape: &Tape) -> (BacktestResult, Option<Price>) {
-    let mut bt = Backtest::new(config).unwrap();
+fn run(config: TraderConfig, tape: &Tape) -> (BacktestResult, Option<Price>) {
+    let mut bt = Trader::new(config).unwrap();
     for i in 0..tape.len() {
         bt.on_event(0, &tape.event(i));
     }
@@ -23,8 +23,8 @@ fn run(config: BacktestConfig, tape: &Tape) -> (BacktestResult, Option<Price>) {
     (bt.finish(), mid)
 }
 
-fn example_config() -> BacktestConfig {
-    let mut config = BacktestConfig::from_manifest(&example_manifest());
+fn example_config() -> TraderConfig {
+    let mut config = TraderConfig::from_manifest(&example_manifest());
     config.exchanges[0].latency = LatencyModel::symmetric(1_000_000);
     config
 }
@@ -106,7 +106,7 @@ fn the_example_market_maker_trades_a_random_walk() {
 }
 
 /// Rejections that happened after an order was sent (at the venue).
-fn venue_rejects(c: &rt_core::BacktestCounters) -> u64 {
+fn venue_rejects(c: &rt_core::TraderCounters) -> u64 {
     [
         RejectReason::PostOnlyWouldCross,
         RejectReason::NoLiquidity,
@@ -130,8 +130,8 @@ fn same_events_same_result() {
 }
 
 /// One instrument, tick 1, lot 1 unit, no fees; generous risk limits.
-fn plain_config(latency: LatencyModel) -> BacktestConfig {
-    let mut config = BacktestConfig::from_manifest(&example_manifest());
+fn plain_config(latency: LatencyModel) -> TraderConfig {
+    let mut config = TraderConfig::from_manifest(&example_manifest());
     config.strategies.clear();
     config.exchanges = vec![ExchangeConfig {
         name: "binance_spot".into(),
@@ -193,7 +193,7 @@ fn orders_reach_the_matcher_after_the_latency() {
         &[lv("60000.02", "0"), lv("60000.03", "1")],
     );
     let run_with = |latency: LatencyModel| {
-        let mut bt = Backtest::new(plain_config(latency)).unwrap();
+        let mut bt = Trader::new(plain_config(latency)).unwrap();
         // On the first book (the snapshot at T0): an IOC buy limited at 60000.05.
         let (s, log) = Scripted::new(0, vec![(0, ioc_buy(1, "60000.05"))]);
         bt.add_strategy("scripted", Box::new(s)).unwrap();
@@ -264,7 +264,7 @@ fn a_gap_cancels_orders_and_silences_the_strategy_until_resynced() {
     );
     tape.push_depth(T0 + 6 * MS, 105, 105, &[lv("59999.96", "1")], &[]);
 
-    let mut bt = Backtest::new(plain_config(LatencyModel::ZERO)).unwrap();
+    let mut bt = Trader::new(plain_config(LatencyModel::ZERO)).unwrap();
     let rest = Action::Place(NewOrder {
         client_id: 1,
         instrument: 0,
@@ -303,7 +303,7 @@ fn a_gap_cancels_orders_and_silences_the_strategy_until_resynced() {
 #[test]
 fn the_kill_switch_halts_and_cancels_everything() {
     let tape = random_walk(3, 5_000, T0);
-    let mut bt = Backtest::new(example_config()).unwrap();
+    let mut bt = Trader::new(example_config()).unwrap();
     for i in 0..2_000 {
         bt.on_event(0, &tape.event(i));
     }
@@ -333,7 +333,7 @@ fn risk_rejections_reach_the_strategy_and_are_counted() {
     let mut tape = Tape::default();
     tape.push_snapshot(T0, 100, &[lv("60000", "1")], &[lv("60000.01", "1")]);
     tape.push_depth(T0 + MS, 101, 101, &[lv("59999.99", "1")], &[]);
-    let mut bt = Backtest::new(plain_config(LatencyModel::ZERO)).unwrap();
+    let mut bt = Trader::new(plain_config(LatencyModel::ZERO)).unwrap();
     // Far outside the 50 bps band, then too big (max_order_qty 0.01), then a duplicate id.
     let script = vec![
         (0, ioc_buy(1, "61000")),
@@ -411,7 +411,7 @@ fn risk_rejections_reach_the_strategy_and_are_counted() {
 #[test]
 fn unknown_symbols_are_counted_and_symbol_tables_map() {
     let tape = random_walk(5, 2_000, T0);
-    let mut bt = Backtest::new(example_config()).unwrap();
+    let mut bt = Trader::new(example_config()).unwrap();
     let x = bt.exchange_id("binance_spot").unwrap();
     // The feed's symbol 0 is something else: every event is ignored.
     bt.set_symbols(x, &["ETHUSDT"]).unwrap();
@@ -442,14 +442,14 @@ fn the_equity_curve_stays_bounded() {
 fn manifest_errors_name_the_strategy() {
     let mut config = example_config();
     config.strategies[0].strategy.instruments = vec!["ETHUSDT".into()];
-    let err = Backtest::new(config).unwrap_err();
+    let err = Trader::new(config).unwrap_err();
     assert_eq!(
         err.to_string(),
         "strategies.mm_btcusdt_spot: instrument \"ETHUSDT\" is not on exchange \"binance_spot\""
     );
     let mut config = example_config();
     config.equity_interval_ns = 0;
-    assert!(Backtest::new(config).is_err());
+    assert!(Trader::new(config).is_err());
 }
 
 #[test]
@@ -475,7 +475,7 @@ fn nothing_reaches_a_strategy_before_the_first_snapshot() {
         &[lv("60000", "1")],
         &[lv("60000.02", "1")],
     );
-    let mut bt = Backtest::new(plain_config(LatencyModel::ZERO)).unwrap();
+    let mut bt = Trader::new(plain_config(LatencyModel::ZERO)).unwrap();
     let (s, log) = Scripted::new(0, vec![]);
     bt.add_strategy("scripted", Box::new(s)).unwrap();
     for i in 0..tape.len() {
@@ -497,7 +497,7 @@ fn nothing_reaches_a_strategy_before_the_first_snapshot() {
 #[test]
 fn resume_lifts_a_halt() {
     let tape = random_walk(4, 3_000, T0);
-    let mut bt = Backtest::new(example_config()).unwrap();
+    let mut bt = Trader::new(example_config()).unwrap();
     for i in 0..1_000 {
         bt.on_event(0, &tape.event(i));
     }
@@ -530,7 +530,7 @@ fn resume_lifts_a_halt() {
 #[test]
 fn a_backtest_can_move_between_threads() {
     fn send<T: Send>() {}
-    send::<Backtest>();
+    send::<Trader>();
     send::<BacktestResult>();
 }
 
@@ -538,7 +538,7 @@ fn a_backtest_can_move_between_threads() {
 fn a_warm_up_builds_the_books_and_trading_starts_at_the_window() {
     let tape = random_walk(7, 20_000, T0);
     let start = tape.event(10_000).header().local_ns;
-    let mut bt = Backtest::new(example_config()).unwrap();
+    let mut bt = Trader::new(example_config()).unwrap();
     bt.set_warmup_until(start);
     let mut warm = 0u64;
     for i in 0..tape.len() {
@@ -573,7 +573,7 @@ fn a_warm_up_builds_the_books_and_trading_starts_at_the_window() {
     // Trading from the middle differs from trading all along, and warm-up is deterministic.
     let (all, _) = run(example_config(), &tape);
     assert_ne!(all.orders.len(), result.orders.len());
-    let mut again = Backtest::new(example_config()).unwrap();
+    let mut again = Trader::new(example_config()).unwrap();
     again.set_warmup_until(start);
     for i in 0..tape.len() {
         again.on_event(0, &tape.event(i));
@@ -602,7 +602,7 @@ impl rt_core::model::Predictor for FirstFeature {
 
 /// The example with its strategy replaced by a model taker on book imbalance (5 levels) and
 /// inventory, buying above 0.3 and selling below -0.3.
-fn model_taker_config() -> BacktestConfig {
+fn model_taker_config() -> TraderConfig {
     use rt_manifest::features::{FeatureDecl, FeatureSetDecl};
     use rt_manifest::model::{ModelRef, ModelTakerParams, Optimization, StrategyParams};
     use rt_manifest::Fixed;
@@ -636,19 +636,19 @@ fn model_taker_config() -> BacktestConfig {
 
 #[test]
 fn a_model_taker_needs_a_loader_and_trades_with_one() {
-    let err = Backtest::new(model_taker_config()).unwrap_err();
+    let err = Trader::new(model_taker_config()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "strategies.mm_btcusdt_spot: kind model_taker runs a model: this manifest's strategy \
-         needs a model loader (build the backtest with Backtest::from_manifest_with)"
+         needs a model loader (build the backtest with Trader::from_manifest_with)"
     );
-    let err = Backtest::with_models(model_taker_config(), &mut |_, _| Err("no such file".into()))
+    let err = Trader::with_models(model_taker_config(), &mut |_, _| Err("no such file".into()))
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "strategies.mm_btcusdt_spot: params.model: no such file"
     );
-    let err = Backtest::with_models(model_taker_config(), &mut |_, _| {
+    let err = Trader::with_models(model_taker_config(), &mut |_, _| {
         Ok(Box::new(FirstFeature {
             width: 3,
             out: [0.0],
@@ -666,7 +666,7 @@ fn a_model_taker_needs_a_loader_and_trades_with_one() {
     let tape = random_walk(11, 30_000, T0);
     let run_once = || {
         let mut asked = Vec::new();
-        let mut bt = Backtest::with_models(model_taker_config(), &mut |name, model| {
+        let mut bt = Trader::with_models(model_taker_config(), &mut |name, model| {
             asked.push((name.to_owned(), model.path.clone()));
             Ok(Box::new(FirstFeature {
                 width: model.input_width as usize,
@@ -701,7 +701,7 @@ fn a_model_taker_needs_a_loader_and_trades_with_one() {
 #[test]
 fn only_book_updates_keep_the_staleness_guard_fresh() {
     let tape = random_walk(9, 2_000, T0);
-    let mut bt = Backtest::new(example_config()).unwrap();
+    let mut bt = Trader::new(example_config()).unwrap();
     let (mut trades, mut updates, mut clock) = (0, 0, i64::MIN);
     for i in 0..tape.len() {
         let ev = tape.event(i);
@@ -743,11 +743,11 @@ fn a_market_maker_quotes_one_venue_around_another_venues_book() {
             basis_updates: 1_000_000,
         });
     }
-    config.strategies = vec![rt_core::backtest::StrategyConfig {
+    config.strategies = vec![rt_core::trader::StrategyConfig {
         name: "mm".into(),
         strategy,
     }];
-    let mut bt = Backtest::new(config).unwrap();
+    let mut bt = Trader::new(config).unwrap();
     let (mut quoted, mut signal) = (Tape::default(), Tape::default());
     // The quoted book, mid 30005: nothing is quoted before the signal is known.
     quoted.push_snapshot(T0, 100, &[lv("30000", "1")], &[lv("30010", "1")]);
@@ -797,7 +797,7 @@ fn fills_are_marked_out_against_the_mid_a_second_later() {
     // Recomputed from the tape: each fill against the mid in effect when the first event at
     // or after its horizon arrives (before that event moves the book).
     let tape = random_walk(7, 20_000, T0);
-    let mut bt = Backtest::new(example_config()).unwrap();
+    let mut bt = Trader::new(example_config()).unwrap();
     let mut before: Vec<(i64, Option<Price>)> = Vec::with_capacity(tape.len());
     for i in 0..tape.len() {
         let ev = tape.event(i);

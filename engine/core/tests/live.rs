@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use common::{example_manifest, random_walk};
 use rt_core::{
-    Action, Backtest, BacktestConfig, Exec, ExecKind, FillReport, InstrumentId, NewOrder,
-    OrderBook, OrderKind, OrderStatus, OrderUpdate, Qty, RejectReason, Side, Strategy,
-    StrategyContext, TraderEvent, VenueRequest,
+    Action, Exec, ExecKind, FillReport, InstrumentId, NewOrder, OrderBook, OrderKind, OrderStatus,
+    OrderUpdate, Qty, RejectReason, Side, Strategy, StrategyContext, Trader, TraderConfig,
+    TraderEvent, VenueRequest,
 };
 
 const T0: i64 = 1_723_161_600_000_000_000;
@@ -82,11 +82,11 @@ impl Strategy for Eager {
     }
 }
 
-fn live_driver() -> (Backtest, Arc<Mutex<Vec<OrderUpdate>>>) {
-    let mut config = BacktestConfig::from_manifest(&example_manifest());
+fn live_driver() -> (Trader, Arc<Mutex<Vec<OrderUpdate>>>) {
+    let mut config = TraderConfig::from_manifest(&example_manifest());
     config.strategies.clear();
     config.max_records = 0;
-    let mut bt = Backtest::new(config).unwrap();
+    let mut bt = Trader::new(config).unwrap();
     bt.set_external(0).unwrap();
     bt.enable_event_log();
     let updates = Arc::new(Mutex::new(Vec::new()));
@@ -104,7 +104,7 @@ fn live_driver() -> (Backtest, Arc<Mutex<Vec<OrderUpdate>>>) {
     (bt, updates)
 }
 
-fn feed_until_request(bt: &mut Backtest, requests: &mut Vec<VenueRequest>) -> i64 {
+fn feed_until_request(bt: &mut Trader, requests: &mut Vec<VenueRequest>) -> i64 {
     let tape = random_walk(3, 5_000, T0);
     for i in 0..tape.len() {
         let ev = tape.event(i);

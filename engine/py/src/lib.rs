@@ -43,7 +43,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use rt_core::backtest::side_as_str;
+use rt_core::trader::side_as_str;
 use rt_core::{Price, SCALE};
 use rt_venues::replay::{self, Replay, ReplayError, Window};
 
@@ -82,7 +82,7 @@ fn to_py_err(err: rt_manifest::ManifestError) -> PyErr {
 }
 
 fn replay_err(err: ReplayError) -> PyErr {
-    use rt_core::backtest::BacktestError as SetupError;
+    use rt_core::trader::TraderError as SetupError;
     use rt_core::StrategyError;
     match err {
         ReplayError::BadWindow(_) | ReplayError::EmptyWindow { .. } => {

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use rt_core::flightlog::{self, Command, Context, Entry};
-use rt_core::{Backtest, Nanos, VenueRequest};
+use rt_core::{Nanos, Trader, VenueRequest};
 use rt_manifest::Manifest;
 use rt_venues::recording::{CaptureReader, FrameReader};
 use rt_venues::Decoder;
@@ -40,7 +40,7 @@ pub enum ParityError {
         reason: String,
     },
     #[error("{0}")]
-    Setup(#[from] rt_core::BacktestError),
+    Setup(#[from] rt_core::TraderError),
     #[error("{0}")]
     Capture(#[from] rt_venues::Error),
 }
@@ -135,9 +135,9 @@ pub fn replay(
             ),
         });
     }
-    let mut config = rt_core::BacktestConfig::from_manifest(manifest);
+    let mut config = rt_core::TraderConfig::from_manifest(manifest);
     config.max_records = 0;
-    let mut bt = Backtest::with_models(config, models)?;
+    let mut bt = Trader::with_models(config, models)?;
     for x in 0..manifest.exchanges.len() {
         bt.set_external(x)?;
     }
@@ -194,7 +194,7 @@ pub fn replay(
 type Current = (u64, Nanos, String);
 
 struct Replayer<'a> {
-    bt: Backtest,
+    bt: Trader,
     feeds: Vec<Option<CaptureReader>>,
     out: Outcome,
     /// The decisions live made after the current input, and those the replay made.

@@ -17,7 +17,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use rt_core::{Backtest, Price, Qty, Side};
+use rt_core::{Price, Qty, Side, Trader};
 use rt_manifest::model::{Backing, Mode};
 use rt_manifest::{Fixed, Manifest};
 use rt_ring::Ring;
@@ -172,16 +172,16 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
 
     // The trading core, exactly as a backtest builds it, with the venues external.
     // Live, the records go to the bus and the journal as they happen: none are kept in memory.
-    let mut config = rt_core::BacktestConfig::from_manifest(&manifest);
+    let mut config = rt_core::TraderConfig::from_manifest(&manifest);
     config.max_records = 0;
     config.max_equity_samples = 1024;
     // Model sessions are built here, once, before any thread starts; a model or library that
     // cannot be loaded refuses the start like a bad manifest.
     let mut models = crate::models::loader(opts.onnxruntime.clone());
-    let mut bt = match Backtest::with_models(config, &mut models) {
+    let mut bt = match Trader::with_models(config, &mut models) {
         Ok(bt) => bt,
         Err(
-            e @ rt_core::BacktestError::Strategy {
+            e @ rt_core::TraderError::Strategy {
                 source: rt_core::StrategyError::Model(_),
                 ..
             },
@@ -893,7 +893,7 @@ fn print_summary(names: &Names, fin: &bus::Final) {
 /// and the loss limits' anchors, an operator's pause, and the limits an operator tightened
 /// while this same manifest ran. Returns one line per thing restored, for the log.
 fn restore_safety(
-    bt: &mut Backtest,
+    bt: &mut Trader,
     recovery: &journal::Recovery,
     manifest_sha256: &str,
 ) -> anyhow::Result<Vec<String>> {
@@ -981,7 +981,7 @@ fn restore_safety(
 /// Price sources of the commission assets of every exchange (see `fees`): each asset with a
 /// configured reference price, and BNB (Binance's fee asset), priced by the engine's book of
 /// `<asset><quote>` on that exchange when it has one, else by the reference.
-fn fee_marks(manifest: &rt_manifest::Manifest, bt: &Backtest) -> crate::fees::FeeMarks {
+fn fee_marks(manifest: &rt_manifest::Manifest, bt: &Trader) -> crate::fees::FeeMarks {
     let mut sources = Vec::new();
     for (x, (name, ex)) in manifest.exchanges.iter().enumerate() {
         let Some(quote) = ex

@@ -3,7 +3,7 @@
 //! A Binance fill names its commission `n` and the asset `N` it was taken in:
 //! - the symbol's quote asset: a fee in cash, as it stands;
 //! - the symbol's base asset: that much of the instrument never reaches the account, so it
-//!   leaves the position (`Backtest::on_exec_charged`); its quote value is in the P&L through
+//!   leaves the position (`Trader::on_exec_charged`); its quote value is in the P&L through
 //!   the position, not in the fees;
 //! - a contract's settlement currency (OKX `fillFeeCcy` of a swap: USDT for a linear one, the
 //!   base asset of an inverse one): a fee as it stands, in the currency the position's P&L is

@@ -2,8 +2,8 @@
 //!
 //! It busy-polls its rings (or spins then parks, see [`crate::engine::Spin`]): each feed's
 //! market-data ring (book sync, strategies and the risk check all run inside
-//! `Backtest::on_event`, with the exchanges set to external venues), the fills ring from the
-//! gateway (`Backtest::on_exec`), and operator commands. The orders the driver sends are
+//! `Trader::on_event`, with the exchanges set to external venues), the fills ring from the
+//! gateway (`Trader::on_exec`), and operator commands. The orders the driver sends are
 //! written to the orders ring for the gateway, stamped with the time the triggering frame was
 //! read (tick-to-order). Everything that happened (orders, fills, positions, risk changes)
 //! goes to the housekeeping thread for the bus and the journal.
@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 
 use rt_core::flightlog::{self, Entry, LimitField};
-use rt_core::{Backtest, MarketEvent, Nanos, TraderEvent, VenueRequest};
+use rt_core::{MarketEvent, Nanos, Trader, TraderEvent, VenueRequest};
 use rt_manifest::Fixed;
 use rt_ring::{Consumer, Pop, Producer};
 
@@ -72,7 +72,7 @@ struct Counters {
 /// bounded time for the venue to confirm) and returns.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
-    mut bt: Backtest,
+    mut bt: Trader,
     mut md: Vec<Consumer>,
     mut fills: Consumer,
     mut orders: Producer,
@@ -386,7 +386,7 @@ pub fn run(
 /// Asks the gateway to cancel, per instrument, whatever the venue holds for the account (one
 /// round trip, orders the engine may not know about included).
 fn cancel_everything_at_venues(
-    bt: &Backtest,
+    bt: &Trader,
     orders: &mut Producer,
     c: &mut Counters,
     flags: &Flags,
@@ -421,7 +421,7 @@ fn cancel_everything_at_venues(
 }
 
 /// Hands what happened (orders, fills, positions, risk changes) to the housekeeping thread.
-fn publish(bt: &mut Backtest, events: &mut Vec<TraderEvent>, hk: &HkSender) {
+fn publish(bt: &mut Trader, events: &mut Vec<TraderEvent>, hk: &HkSender) {
     bt.drain_events(events);
     for ev in events.drain(..) {
         let _ = hk.send(Hk::Trader(ev));
@@ -444,7 +444,7 @@ fn push_order(orders: &mut Producer, msg: &OrderMsg, c: &mut Counters, flags: &F
 /// order or a cancel is never dropped (the gateway drains it continuously).
 #[allow(clippy::too_many_arguments)]
 fn send(
-    bt: &mut Backtest,
+    bt: &mut Trader,
     requests: &mut Vec<VenueRequest>,
     orders: &mut Producer,
     frame_ns: Nanos,
@@ -510,7 +510,7 @@ fn send(
 }
 
 /// Carries out an operator's command (also used at start to re-apply the journaled ones).
-pub fn command(bt: &mut Backtest, cmd: &Command) -> Reply {
+pub fn command(bt: &mut Trader, cmd: &Command) -> Reply {
     match cmd {
         Command::Pause => {
             bt.set_paused(true);
@@ -615,7 +615,7 @@ fn tighten_args<'a>(limit: &'a str, value: &str) -> Result<(Scope<'a>, &'a str, 
 }
 
 /// A command that was carried out, as the decision log holds it.
-fn applied(bt: &Backtest, cmd: &Command) -> Option<flightlog::Command> {
+fn applied(bt: &Trader, cmd: &Command) -> Option<flightlog::Command> {
     use flightlog::Command as C;
     Some(match cmd {
         Command::Pause => C::Pause,
@@ -654,7 +654,7 @@ impl Log {
 }
 
 /// Every instrument's position by (exchange, symbol), for the position watch.
-fn positions(bt: &Backtest) -> crate::shared::Positions {
+fn positions(bt: &Trader) -> crate::shared::Positions {
     let p = bt.portfolio();
     bt.instruments()
         .iter()
@@ -665,7 +665,7 @@ fn positions(bt: &Backtest) -> crate::shared::Positions {
         .collect()
 }
 
-fn view(bt: &Backtest, c: &Counters) -> TraderView {
+fn view(bt: &Trader, c: &Counters) -> TraderView {
     let p = bt.portfolio();
     let k = bt.counters();
     let m = bt.markout_totals();

@@ -1,5 +1,5 @@
 //! Tick-to-order in process, on one thread: a recorded Binance frame in memory -> decoded
-//! (`Decoder`) -> book sync, market maker and pre-trade risk (`Backtest::on_event`, the live
+//! (`Decoder`) -> book sync, market maker and pre-trade risk (`Trader::on_event`, the live
 //! engine's driver with its exchange external) -> the order signed as Binance's REST query
 //! (`SpotExecution::new_order`, the gateway's call through the execution boundary: query string +
 //! HMAC-SHA256, the request path and the key header). This is the engine's hot path without its
@@ -33,9 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rt_core::{
-    Backtest, BacktestConfig, Exec, ExecKind, MarketEvent, OrderKind, Qty, VenueRequest,
-};
+use rt_core::{Exec, ExecKind, MarketEvent, OrderKind, Qty, Trader, TraderConfig, VenueRequest};
 use rt_manifest::model::Venue;
 use rt_venues::binance::SpotExecution;
 use rt_venues::execution::{
@@ -84,9 +82,9 @@ fn main() {
         frames.len()
     );
     let mm = measure(&frames, &symbols, secret, &mut || {
-        let mut config = BacktestConfig::from_manifest(&manifest);
+        let mut config = TraderConfig::from_manifest(&manifest);
         config.max_records = 0;
-        Backtest::new(config).unwrap()
+        Trader::new(config).unwrap()
     });
     mm.print("market maker (example)");
     two_venues(&root, secret);
@@ -101,10 +99,10 @@ fn main() {
     }
     let model = support::model_manifest(&root, 0);
     let measured = measure(&frames, &symbols, secret, &mut || {
-        let mut config = BacktestConfig::from_manifest(&model);
+        let mut config = TraderConfig::from_manifest(&model);
         config.max_records = 0;
         let mut models = rt_model::manifest_loader(root.clone(), None);
-        Backtest::with_models(config, &mut models).unwrap()
+        Trader::with_models(config, &mut models).unwrap()
     });
     measured.print("model_taker (models/direction_lgbm, 11 features, IOC)");
 }
@@ -177,9 +175,9 @@ fn two_venues(root: &Path, secret: &[u8]) {
     );
     let mut m = Measured::default();
     for _ in 0..PASSES {
-        let mut config = BacktestConfig::from_manifest(&manifest);
+        let mut config = TraderConfig::from_manifest(&manifest);
         config.max_records = 0;
-        let mut bt = Backtest::new(config).unwrap();
+        let mut bt = Trader::new(config).unwrap();
         bt.enable_event_log();
         let mut decoders = Vec::new();
         for (x, ex) in manifest.exchanges.values().enumerate() {
@@ -262,7 +260,7 @@ fn two_venues(root: &Path, secret: &[u8]) {
 
 /// The instant venue (not timed): a new order is acknowledged (an IOC expired) and a cancel
 /// confirmed at once.
-fn instant_venue(bt: &mut Backtest, local_ns: i64, requests: &mut Vec<VenueRequest>) {
+fn instant_venue(bt: &mut Trader, local_ns: i64, requests: &mut Vec<VenueRequest>) {
     for r in requests.drain(..) {
         let (order_id, kind) = match r {
             VenueRequest::New { request, .. } if request.kind == OrderKind::Ioc => {
@@ -331,7 +329,7 @@ fn measure(
     frames: &[(i64, Vec<u8>)],
     symbols: &[String],
     secret: &[u8],
-    make: &mut dyn FnMut() -> Backtest,
+    make: &mut dyn FnMut() -> Trader,
 ) -> Measured {
     // The key travels in a header; the secret signs. No self-trade prevention mode, as the
     // bench measured before the execution boundary (the gateway sends the configured one).

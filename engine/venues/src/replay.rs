@@ -1,4 +1,4 @@
-//! Backtests over recorded files: read captures or native files, feed the core's `Backtest`,
+//! Backtests over recorded files: read captures or native files, feed the core's `Trader`,
 //! and sample the mid price and position for reports.
 //!
 //! The same driver (`rt_core::backtest`) runs strategy, risk and matching; this module only
@@ -7,7 +7,7 @@
 //!
 //! A [`Window`] `[start, end)` on the events' local receive time limits what is traded: events
 //! before `start` only build the books (a capture has its REST snapshot at its beginning, so
-//! the book must be synced before trading starts; see `Backtest::set_warmup_until`), and the
+//! the book must be synced before trading starts; see `Trader::set_warmup_until`), and the
 //! replay stops at the first event at or after `end` without reading further.
 //!
 //! An engine of several exchanges replays one stream per exchange ([`run_exchanges_with`]),
@@ -21,8 +21,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use rt_core::backtest::{Backtest, BacktestError, BacktestResult};
 use rt_core::event::{Bbo, DepthDiff, Header, Level, MarketEvent, Snapshot, Trade};
+use rt_core::trader::{BacktestResult, Trader, TraderError};
 use rt_core::{ModelLoader, Nanos, Price, Qty};
 use rt_manifest::Manifest;
 
@@ -35,7 +35,7 @@ pub const MARK_INTERVAL_NS: Nanos = 100_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("backtest setup: {0}")]
-    Setup(#[from] BacktestError),
+    Setup(#[from] TraderError),
     #[error("data: {0}")]
     Data(#[from] Error),
     #[error("the engine trades {0} exchanges; a file replay feeds one (split the deployment or backtest one exchange)")]
@@ -207,8 +207,8 @@ fn replay(
         return Err(ReplayError::Exchanges(manifest.exchanges.len()));
     }
     let mut backtest = match models {
-        Some(models) => Backtest::from_manifest_with(manifest, models)?,
-        None => Backtest::from_manifest(manifest)?,
+        Some(models) => Trader::from_manifest_with(manifest, models)?,
+        None => Trader::from_manifest(manifest)?,
     };
     if let Some(start) = window.start_ns {
         backtest.set_warmup_until(start);
@@ -292,7 +292,7 @@ fn replay(
 
 /// Every `MARK_INTERVAL_NS` of event time, each synced book's mid and its position.
 fn sample_marks(
-    backtest: &Backtest,
+    backtest: &Trader,
     instruments: usize,
     next_mark: &mut Nanos,
     marks: &mut Vec<MarkSample>,
@@ -340,7 +340,7 @@ pub fn run_exchanges_with(
             return Err(ReplayError::BadWindow(window));
         }
     }
-    let mut backtest = Backtest::from_manifest_with(manifest, models)?;
+    let mut backtest = Trader::from_manifest_with(manifest, models)?;
     if let Some(start) = window.start_ns {
         backtest.set_warmup_until(start);
     }

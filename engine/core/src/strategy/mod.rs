@@ -202,7 +202,7 @@ pub trait Strategy: Send + std::fmt::Debug {
         let _ = (ctx, out);
     }
 
-    /// A book it reads as a signal changed (see `Backtest::add_signal`: another instrument,
+    /// A book it reads as a signal changed (see `Trader::add_signal`: another instrument,
     /// typically on another venue); `ctx` is about the traded instrument of the slot the
     /// signal informs and `book` is that instrument's book. Both books are synced.
     fn on_signal(
@@ -273,7 +273,7 @@ pub enum StrategyError {
     OneInstrument { count: usize },
     #[error(
         "kind {0} runs a model: this manifest's strategy needs a model loader (build the \
-         backtest with Backtest::from_manifest_with)"
+         backtest with Trader::from_manifest_with)"
     )]
     NeedsModelLoader(&'static str),
     #[error("params.model: {0}")]

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Backtest {
+impl Trader {
     /// Restores the risk state a previous run recorded (a restarting live engine, before it
     /// trades): see [`RiskEngine::restore`].
     pub fn restore_risk(&mut self, restore: crate::risk::RiskRestore) {
@@ -170,16 +170,16 @@ impl Backtest {
         price: Price,
         qty: Qty,
         fee: Cash,
-    ) -> Result<(), BacktestError> {
+    ) -> Result<(), TraderError> {
         self.journaled_instrument(instrument)?;
         self.portfolio.on_fill(instrument, side, price, qty, fee);
         Ok(())
     }
 
     /// `instrument` if the journal may name it (one of ours).
-    fn journaled_instrument(&self, instrument: InstrumentId) -> Result<(), BacktestError> {
+    fn journaled_instrument(&self, instrument: InstrumentId) -> Result<(), TraderError> {
         if instrument as usize >= self.books.len() {
-            return Err(BacktestError::InstrumentId {
+            return Err(TraderError::InstrumentId {
                 strategy: "journal".to_owned(),
                 id: instrument,
             });
@@ -188,12 +188,12 @@ impl Backtest {
     }
 
     /// A journaled commission the venue took in an instrument's base asset (see
-    /// [`Backtest::on_exec_charged`]), replayed at restart after its fill.
+    /// [`Trader::on_exec_charged`]), replayed at restart after its fill.
     pub fn restore_base_commission(
         &mut self,
         instrument: InstrumentId,
         qty: Qty,
-    ) -> Result<(), BacktestError> {
+    ) -> Result<(), TraderError> {
         self.journaled_instrument(instrument)?;
         self.portfolio.on_base_commission(instrument, qty);
         Ok(())
@@ -205,7 +205,7 @@ impl Backtest {
         &mut self,
         instrument: InstrumentId,
         amount: Cash,
-    ) -> Result<(), BacktestError> {
+    ) -> Result<(), TraderError> {
         self.journaled_instrument(instrument)?;
         self.portfolio.on_funding(instrument, amount);
         Ok(())
@@ -217,7 +217,7 @@ impl Backtest {
         &mut self,
         instrument: InstrumentId,
         price: Price,
-    ) -> Result<(), BacktestError> {
+    ) -> Result<(), TraderError> {
         self.journaled_instrument(instrument)?;
         self.portfolio.venue_mark(instrument, price);
         Ok(())

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Backtest {
+impl Trader {
     /// Moves the requests for external venues (in sending order) into `out`.
     pub fn drain_requests(&mut self, out: &mut Vec<VenueRequest>) {
         out.append(&mut self.outbox);
@@ -22,7 +22,7 @@ impl Backtest {
         self.on_exec_charged(now, exec, Qty::ZERO);
     }
 
-    /// [`Backtest::on_exec`] for a fill whose commission the venue took in the instrument's
+    /// [`Trader::on_exec`] for a fill whose commission the venue took in the instrument's
     /// base asset: `base_commission` of it leaves the position with the fill (a spot buy of 1
     /// BTC paying 0.001 BTC leaves 0.999). Ignored for anything but a fill.
     pub fn on_exec_charged(&mut self, now: Nanos, exec: Exec, base_commission: Qty) {

@@ -1,5 +1,7 @@
-//! The in-process backtest driver: market events in, the manifest's strategies trading through
-//! the same risk engine and the simulated matcher, records out.
+//! The trader: the one trading core of the live engine and of backtests. Market events in,
+//! the manifest's strategies trading through the risk engine to a simulated venue (the
+//! in-process matcher, in a backtest) or an external one (the live engine's gateway), records
+//! out. (It was called `Backtest` until the live engine was built on it.)
 //!
 //! ```text
 //! MarketEvent -> BookSync (per exchange + symbol) -> Matcher (queue/fills) -> Portfolio (marks)
@@ -10,12 +12,12 @@
 //! # Live trading: external venues
 //!
 //! The live engine runs this same driver (the same book sync, strategies, risk engine, order
-//! tracking and portfolio) with its exchanges switched to *external* ([`Backtest::set_external`]):
-//! orders and cancels that pass risk are queued for the caller ([`Backtest::drain_requests`],
+//! tracking and portfolio) with its exchanges switched to *external* ([`Trader::set_external`]):
+//! orders and cancels that pass risk are queued for the caller ([`Trader::drain_requests`],
 //! sent by the gateway) instead of reaching the in-process matcher, and the venue's execution
-//! reports come back through [`Backtest::on_exec`]. [`Backtest::enable_event_log`] makes every
+//! reports come back through [`Trader::on_exec`]. [`Trader::enable_event_log`] makes every
 //! order update, fill, position change and risk transition available to the caller
-//! ([`Backtest::drain_events`]) for the journal and the event bus.
+//! ([`Trader::drain_events`]) for the journal and the event bus.
 //!
 //! # Time and latency
 //!
@@ -94,7 +96,7 @@ mod records;
 pub use config::*;
 pub use records::*;
 
-/// Index of an exchange in [`BacktestConfig::exchanges`].
+/// Index of an exchange in [`TraderConfig::exchanges`].
 pub type ExchangeId = usize;
 
 /// Rounds of request/report handling per call before the driver stops (a strategy answering
@@ -150,7 +152,7 @@ struct Venue {
     reports: VecDeque<Report>,
     /// Orders go to the caller, not to the in-process matcher.
     external: bool,
-    /// One of its books left sync since the driver last asked ([`Backtest::take_snapshot_request`]).
+    /// One of its books left sync since the driver last asked ([`Trader::take_snapshot_request`]).
     wants_snapshot: bool,
 }
 
@@ -178,7 +180,7 @@ struct StrategySlot {
 
 /// A backtest in progress. See the module documentation.
 #[derive(Debug)]
-pub struct Backtest {
+pub struct Trader {
     instruments: Vec<InstrumentInfo>,
     venues: Vec<Venue>,
     books: Vec<Book>,
@@ -206,7 +208,7 @@ pub struct Backtest {
     positions: Vec<PositionRecord>,
     equity: Vec<EquitySample>,
     risk_events: Vec<RiskEventRecord>,
-    counters: BacktestCounters,
+    counters: TraderCounters,
     /// Requests for external venues, in sending order.
     outbox: Vec<VenueRequest>,
     /// `Some` when the caller asked for the event log.
@@ -222,34 +224,34 @@ pub struct Backtest {
     markouts: Markouts,
 }
 
-impl Backtest {
+impl Trader {
     /// Sets up the exchanges, instruments (ids in configuration order), books, strategies and
-    /// risk engine. A strategy with a model is refused: see [`Backtest::with_models`].
-    pub fn new(config: BacktestConfig) -> Result<Backtest, BacktestError> {
-        Backtest::build(config, None)
+    /// risk engine. A strategy with a model is refused: see [`Trader::with_models`].
+    pub fn new(config: TraderConfig) -> Result<Trader, TraderError> {
+        Trader::build(config, None)
     }
 
-    /// [`Backtest::new`], the models of model strategies built by `models`.
+    /// [`Trader::new`], the models of model strategies built by `models`.
     pub fn with_models(
-        config: BacktestConfig,
+        config: TraderConfig,
         models: &mut ModelLoader<'_>,
-    ) -> Result<Backtest, BacktestError> {
-        Backtest::build(config, Some(models))
+    ) -> Result<Trader, TraderError> {
+        Trader::build(config, Some(models))
     }
 
     pub(super) fn build(
-        config: BacktestConfig,
+        config: TraderConfig,
         mut models: Option<&mut ModelLoader<'_>>,
-    ) -> Result<Backtest, BacktestError> {
+    ) -> Result<Trader, TraderError> {
         if config.equity_interval_ns <= 0 {
-            return Err(BacktestError::Setting {
+            return Err(TraderError::Setting {
                 field: "equity_interval_ns",
                 rule: "positive",
                 value: config.equity_interval_ns,
             });
         }
         if config.max_equity_samples < 2 {
-            return Err(BacktestError::Setting {
+            return Err(TraderError::Setting {
                 field: "max_equity_samples",
                 rule: "at least 2",
                 value: i64::try_from(config.max_equity_samples).unwrap_or(0),
@@ -297,7 +299,7 @@ impl Backtest {
             .collect();
         let risk = RiskEngine::new(RiskConfig::from_manifest(&config.risk, &table));
         let portfolio = Portfolio::with_contracts(instruments.iter().map(|i| i.spec.contract));
-        let mut backtest = Backtest {
+        let mut backtest = Trader {
             instruments,
             venues,
             books,
@@ -323,7 +325,7 @@ impl Backtest {
             positions: Vec::new(),
             equity: Vec::new(),
             risk_events: Vec::new(),
-            counters: BacktestCounters::default(),
+            counters: TraderCounters::default(),
             outbox: Vec::new(),
             log: None,
             paused: false,
@@ -339,7 +341,7 @@ impl Backtest {
                 }
                 None => strategy::from_manifest(&s.strategy, &ids, &specs),
             }
-            .map_err(|source| BacktestError::Strategy {
+            .map_err(|source| TraderError::Strategy {
                 strategy: s.name.clone(),
                 source,
             })?;
@@ -351,17 +353,17 @@ impl Backtest {
         Ok(backtest)
     }
 
-    /// [`BacktestConfig::from_manifest`] then [`Backtest::new`].
-    pub fn from_manifest(manifest: &Manifest) -> Result<Backtest, BacktestError> {
-        Backtest::new(BacktestConfig::from_manifest(manifest))
+    /// [`TraderConfig::from_manifest`] then [`Trader::new`].
+    pub fn from_manifest(manifest: &Manifest) -> Result<Trader, TraderError> {
+        Trader::new(TraderConfig::from_manifest(manifest))
     }
 
-    /// [`BacktestConfig::from_manifest`] then [`Backtest::with_models`].
+    /// [`TraderConfig::from_manifest`] then [`Trader::with_models`].
     pub fn from_manifest_with(
         manifest: &Manifest,
         models: &mut ModelLoader<'_>,
-    ) -> Result<Backtest, BacktestError> {
-        Backtest::with_models(BacktestConfig::from_manifest(manifest), models)
+    ) -> Result<Trader, TraderError> {
+        Trader::with_models(TraderConfig::from_manifest(manifest), models)
     }
 
     /// Predictions and failures of every strategy's model, summed.
@@ -376,13 +378,13 @@ impl Backtest {
     pub(super) fn resolve(
         &self,
         s: &StrategyConfig,
-    ) -> Result<(Vec<InstrumentId>, Vec<InstrumentSpec>), BacktestError> {
+    ) -> Result<(Vec<InstrumentId>, Vec<InstrumentSpec>), TraderError> {
         let exchange = &s.strategy.exchange;
         let venue = self
             .venues
             .iter()
             .find(|v| v.name == *exchange)
-            .ok_or_else(|| BacktestError::UnknownExchange {
+            .ok_or_else(|| TraderError::UnknownExchange {
                 strategy: s.name.clone(),
                 exchange: exchange.clone(),
             })?;
@@ -394,7 +396,7 @@ impl Backtest {
                 .iter()
                 .find(|(name, _)| name == symbol)
                 .map(|(_, id)| *id)
-                .ok_or_else(|| BacktestError::UnknownInstrument {
+                .ok_or_else(|| TraderError::UnknownInstrument {
                     strategy: s.name.clone(),
                     exchange: exchange.clone(),
                     symbol: symbol.clone(),
@@ -409,7 +411,7 @@ impl Backtest {
     pub(super) fn resolve_signal(
         &self,
         s: &StrategyConfig,
-    ) -> Result<Option<InstrumentId>, BacktestError> {
+    ) -> Result<Option<InstrumentId>, TraderError> {
         let rt_manifest::model::StrategyParams::MarketMaker(p) = &s.strategy.params else {
             return Ok(None);
         };
@@ -420,7 +422,7 @@ impl Backtest {
             .venues
             .iter()
             .find(|v| v.name == signal.exchange)
-            .ok_or_else(|| BacktestError::UnknownExchange {
+            .ok_or_else(|| TraderError::UnknownExchange {
                 strategy: s.name.clone(),
                 exchange: signal.exchange.clone(),
             })?;
@@ -429,7 +431,7 @@ impl Backtest {
             .iter()
             .find(|(name, _)| *name == signal.instrument)
             .map(|(_, id)| Some(*id))
-            .ok_or_else(|| BacktestError::UnknownInstrument {
+            .ok_or_else(|| TraderError::UnknownInstrument {
                 strategy: s.name.clone(),
                 exchange: signal.exchange.clone(),
                 symbol: signal.instrument.clone(),
@@ -444,18 +446,18 @@ impl Backtest {
         strategy: usize,
         slot: usize,
         signal: InstrumentId,
-    ) -> Result<(), BacktestError> {
+    ) -> Result<(), TraderError> {
         let s = self
             .strategies
             .get(strategy)
-            .ok_or(BacktestError::StrategyIndex(strategy))?;
+            .ok_or(TraderError::StrategyIndex(strategy))?;
         let Some(&traded) = s.strategy.instruments().get(slot) else {
-            return Err(BacktestError::StrategyIndex(strategy));
+            return Err(TraderError::StrategyIndex(strategy));
         };
         let book =
             self.books
                 .get_mut(signal as usize)
-                .ok_or_else(|| BacktestError::InstrumentId {
+                .ok_or_else(|| TraderError::InstrumentId {
                     strategy: s.name.clone(),
                     id: signal,
                 })?;
@@ -468,14 +470,14 @@ impl Backtest {
         &mut self,
         name: &str,
         strategy: Box<dyn Strategy>,
-    ) -> Result<usize, BacktestError> {
+    ) -> Result<usize, TraderError> {
         let s = self.strategies.len();
         if let Some(&bad) = strategy
             .instruments()
             .iter()
             .find(|&&id| id as usize >= self.books.len())
         {
-            return Err(BacktestError::InstrumentId {
+            return Err(TraderError::InstrumentId {
                 strategy: name.to_owned(),
                 id: bad,
             });
@@ -508,11 +510,11 @@ impl Backtest {
         &mut self,
         exchange: ExchangeId,
         symbols: &[S],
-    ) -> Result<(), BacktestError> {
+    ) -> Result<(), TraderError> {
         let venue = self
             .venues
             .get_mut(exchange)
-            .ok_or(BacktestError::ExchangeIndex(exchange))?;
+            .ok_or(TraderError::ExchangeIndex(exchange))?;
         venue.symbols = symbols
             .iter()
             .map(|s| {
@@ -526,7 +528,7 @@ impl Backtest {
         Ok(())
     }
 
-    pub fn counters(&self) -> &BacktestCounters {
+    pub fn counters(&self) -> &TraderCounters {
         &self.counters
     }
 
@@ -559,11 +561,11 @@ impl Backtest {
     }
 
     /// Switches an exchange to an external venue (live trading): see the module documentation.
-    pub fn set_external(&mut self, exchange: ExchangeId) -> Result<(), BacktestError> {
+    pub fn set_external(&mut self, exchange: ExchangeId) -> Result<(), TraderError> {
         let venue = self
             .venues
             .get_mut(exchange)
-            .ok_or(BacktestError::ExchangeIndex(exchange))?;
+            .ok_or(TraderError::ExchangeIndex(exchange))?;
         venue.external = true;
         Ok(())
     }
@@ -610,7 +612,7 @@ impl Backtest {
         }
     }
 
-    /// Whether events are still only building the books (see [`Backtest::set_warmup_until`]).
+    /// Whether events are still only building the books (see [`Trader::set_warmup_until`]).
     pub fn is_warming_up(&self) -> bool {
         self.warmup_until.is_some()
     }
@@ -622,9 +624,9 @@ impl Backtest {
             Some(until) if local_ns < until => true,
             Some(_) => {
                 self.warmup_until = None;
-                self.counters = BacktestCounters {
+                self.counters = TraderCounters {
                     warmup_events: self.counters.events,
-                    ..BacktestCounters::default()
+                    ..TraderCounters::default()
                 };
                 false
             }

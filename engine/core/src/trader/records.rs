@@ -90,7 +90,7 @@ pub struct RiskEventRecord {
 
 /// Running totals.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BacktestCounters {
+pub struct TraderCounters {
     /// Market events fed in.
     pub events: u64,
     pub depth_events: u64,
@@ -129,7 +129,7 @@ pub struct BacktestCounters {
     pub orders_with_fills: u64,
     pub orders_cancelled: u64,
     pub orders_expired: u64,
-    /// Indexed by `RejectReason as usize` (see [`BacktestCounters::rejections`]).
+    /// Indexed by `RejectReason as usize` (see [`TraderCounters::rejections`]).
     pub rejected_by_reason: [u64; RejectReason::COUNT],
     pub cancels_sent: u64,
     /// Cancels that found nothing resting (the order had filled or expired meanwhile).
@@ -143,9 +143,9 @@ pub struct BacktestCounters {
     pub pump_overflows: u64,
     pub records_dropped: u64,
     /// Events applied to the books before the trading start (see
-    /// [`Backtest::set_warmup_until`]); every other counter covers the events after it.
+    /// [`Trader::set_warmup_until`]); every other counter covers the events after it.
     pub warmup_events: u64,
-    /// Rows the strategies' models evaluated (filled in by [`Backtest::finish`]).
+    /// Rows the strategies' models evaluated (filled in by [`Trader::finish`]).
     pub model_predictions: u64,
     /// Model evaluations that failed; each skipped its tick.
     pub model_errors: u64,
@@ -155,7 +155,7 @@ pub struct BacktestCounters {
     pub order_errors: u64,
 }
 
-impl BacktestCounters {
+impl TraderCounters {
     /// Non-zero rejection counts by reason, in [`RejectReason::ALL`] order.
     pub fn rejections(&self) -> Vec<(RejectReason, u64)> {
         RejectReason::ALL
@@ -214,7 +214,7 @@ pub struct BacktestResult {
     pub positions: Vec<PositionRecord>,
     pub equity: Vec<EquitySample>,
     pub risk_events: Vec<RiskEventRecord>,
-    pub counters: BacktestCounters,
+    pub counters: TraderCounters,
     pub summary: BacktestSummary,
 }
 
@@ -226,7 +226,7 @@ pub const fn side_as_str(side: Side) -> &'static str {
     }
 }
 
-/// What the gateway must send to an external venue (see [`Backtest::set_external`]).
+/// What the gateway must send to an external venue (see [`Trader::set_external`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VenueRequest {
     New {
@@ -241,7 +241,7 @@ pub enum VenueRequest {
     },
 }
 
-/// What happened, for the journal and the bus (see [`Backtest::enable_event_log`]).
+/// What happened, for the journal and the bus (see [`Trader::enable_event_log`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraderEvent {
     /// An order was sent or refused, or its status changed.

@@ -63,10 +63,10 @@ pub struct StrategyConfig {
     pub strategy: rt_manifest::model::Strategy,
 }
 
-/// Everything a backtest needs; [`BacktestConfig::from_manifest`] fills it from a manifest,
-/// and every field may be changed before [`Backtest::new`].
+/// Everything a backtest needs; [`TraderConfig::from_manifest`] fills it from a manifest,
+/// and every field may be changed before [`Trader::new`].
 #[derive(Clone, Debug, PartialEq)]
-pub struct BacktestConfig {
+pub struct TraderConfig {
     pub exchanges: Vec<ExchangeConfig>,
     pub strategies: Vec<StrategyConfig>,
     pub risk: Risk,
@@ -78,14 +78,14 @@ pub struct BacktestConfig {
     pub max_records: usize,
 }
 
-impl BacktestConfig {
+impl TraderConfig {
     pub const DEFAULT_EQUITY_INTERVAL_NS: Nanos = 1_000_000_000;
     pub const DEFAULT_MAX_EQUITY_SAMPLES: usize = 1 << 20;
     pub const DEFAULT_MAX_RECORDS: usize = 10_000_000;
 
     /// Every exchange of the manifest with all its instruments, every strategy, the risk
     /// section; latencies from `sim.latency_us`.
-    pub fn from_manifest(manifest: &Manifest) -> BacktestConfig {
+    pub fn from_manifest(manifest: &Manifest) -> TraderConfig {
         let exchanges = manifest
             .exchanges
             .iter()
@@ -118,7 +118,7 @@ impl BacktestConfig {
                 strategy: strategy.clone(),
             })
             .collect();
-        BacktestConfig {
+        TraderConfig {
             exchanges,
             strategies,
             risk: manifest.risk.clone(),
@@ -131,7 +131,7 @@ impl BacktestConfig {
 
 /// Why a backtest cannot be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BacktestError {
+pub enum TraderError {
     #[error("strategies.{strategy}: exchange {exchange:?} is not in the backtest")]
     UnknownExchange { strategy: String, exchange: String },
     #[error("strategies.{strategy}: instrument {symbol:?} is not on exchange {exchange:?}")]
