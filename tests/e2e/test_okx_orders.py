@@ -95,13 +95,14 @@ def okx_get(env: Live, path: str, creds: dict[str, str]) -> Any:
     return body["data"]
 
 
-def venue_fills(env: Live, creds: dict[str, str]) -> list[dict[str, Any]]:
-    """Every fill of the account on BTC-USDT, newest first, page by page (`after` a bill id)."""
+def venue_fills(env: Live, creds: dict[str, str], inst: str = "BTC-USDT") -> list[dict[str, Any]]:
+    """Every fill of the account on `inst`, newest first, page by page (`after` a bill id)."""
+    kind = "SWAP" if inst.endswith("-SWAP") else "SPOT"
     out: list[dict[str, Any]] = []
     while True:
         after = f"&after={out[-1]['billId']}" if out else ""
         page = okx_get(
-            env, f"/api/v5/trade/fills?instType=SPOT&instId=BTC-USDT&limit=100{after}", creds
+            env, f"/api/v5/trade/fills?instType={kind}&instId={inst}&limit=100{after}", creds
         )
         out.extend(page)
         if len(page) < 100:

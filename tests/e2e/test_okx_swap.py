@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.harness import live
-from tests.e2e.test_okx_orders import CREDENTIALS, keys, okx_get
+from tests.e2e.test_okx_orders import CREDENTIALS, keys, okx_get, venue_fills
 
 PAPER_OKX_SWAP = "deployment=paper_okx_swap"
 CONTRACT_USD = Fraction(10)
@@ -32,16 +32,8 @@ FEE_BPS = {"M": Decimal(2), "T": Decimal(5)}
 
 
 def swap_fills(env: Any, creds: dict[str, str]) -> list[dict[str, Any]]:
-    """Every fill of the account on UNI-USD-SWAP, oldest first, page by page."""
-    out: list[dict[str, Any]] = []
-    while True:
-        after = f"&after={out[-1]['billId']}" if out else ""
-        page = okx_get(
-            env, f"/api/v5/trade/fills?instType=SWAP&instId=UNI-USD-SWAP&limit=100{after}", creds
-        )
-        out.extend(page)
-        if len(page) < 100:
-            return sorted(out, key=lambda f: int(f["tradeId"]))
+    """Every fill of the account on UNI-USD-SWAP, oldest first."""
+    return sorted(venue_fills(env, creds, "UNI-USD-SWAP"), key=lambda f: int(f["tradeId"]))
 
 
 def inverse_fee(px: Decimal, sz: Decimal, exec_type: str) -> Decimal:

@@ -953,6 +953,11 @@ mod tests {
     use super::*;
 
     fn desk(keys: Option<OkxKeys>) -> OkxDesk {
+        OkxDesk::new(&example_exchange(), keys).expect("a desk")
+    }
+
+    /// The example manifest's exchange, without a metadata file.
+    fn example_exchange() -> Exchange {
         let manifest: rt_manifest::Manifest = serde_json::from_str(
             &std::fs::read_to_string(
                 std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -968,7 +973,7 @@ mod tests {
             .cloned()
             .expect("an exchange");
         ex.metadata = None;
-        OkxDesk::new(&ex, keys).expect("a desk")
+        ex
     }
 
     #[test]
@@ -984,21 +989,7 @@ mod tests {
         let (_, answer) = spot.place(&order("BTCUSDT", "sell", "0.001"));
         assert!(answer.contains("spot has no reduce-only"), "{answer}");
         // A swap: UNI-USD-SWAP (the example's BTCUSDT filters, OKX's listing).
-        let manifest: rt_manifest::Manifest = serde_json::from_str(
-            &std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../tests/contract/example.manifest.json"),
-            )
-            .expect("the example manifest"),
-        )
-        .expect("a manifest");
-        let mut ex = manifest
-            .exchanges
-            .values()
-            .next()
-            .cloned()
-            .expect("an exchange");
-        ex.metadata = None;
+        let mut ex = example_exchange();
         let mut inst = ex
             .instruments
             .values()

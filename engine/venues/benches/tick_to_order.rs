@@ -214,33 +214,7 @@ fn two_venues(root: &Path, secret: &[u8]) {
             }
             bt.drain_requests(&mut requests);
             let t_decided = Instant::now();
-            let mut new = 0;
-            for r in &requests {
-                if let VenueRequest::New {
-                    exchange,
-                    instrument,
-                    request,
-                } = r
-                {
-                    let client_id = format!("paper_1-{}", request.order_id);
-                    let order = NewOrderSpec {
-                        symbol: &symbols[*instrument as usize],
-                        client_id: &client_id,
-                        side: request.side,
-                        kind: request.kind,
-                        price: request.price,
-                        qty: request.qty,
-                        reduce_only: false,
-                        position_side: PositionSide::Both,
-                    };
-                    wire.push(
-                        clients[*exchange]
-                            .new_order(&order, 1_723_161_253_937)
-                            .unwrap(),
-                    );
-                    new += 1;
-                }
-            }
+            let new = sign_orders(&requests, &symbols, &|x| &*clients[x], &mut wire);
             let dt = t0.elapsed().as_nanos() as u64;
             m.per_frame.push(dt);
             if new > 0 {
@@ -256,6 +230,44 @@ fn two_venues(root: &Path, secret: &[u8]) {
         }
     }
     m.print("two venues (paper_multi: quotes on OKX, fair value from Binance)");
+}
+
+/// Signs every new order of `requests` as its exchange's client does (`client(exchange)`),
+/// into `wire`; how many there were. The gateway's work for an order, without the network.
+fn sign_orders<'a>(
+    requests: &[VenueRequest],
+    symbols: &[String],
+    client: &dyn Fn(usize) -> &'a dyn ExecutionClient,
+    wire: &mut Vec<Signed>,
+) -> u64 {
+    let mut new = 0;
+    for r in requests {
+        if let VenueRequest::New {
+            exchange,
+            instrument,
+            request,
+        } = r
+        {
+            let client_id = format!("paper_1-{}", request.order_id);
+            let order = NewOrderSpec {
+                symbol: &symbols[*instrument as usize],
+                client_id: &client_id,
+                side: request.side,
+                kind: request.kind,
+                price: request.price,
+                qty: request.qty,
+                reduce_only: false,
+                position_side: PositionSide::Both,
+            };
+            wire.push(
+                client(*exchange)
+                    .new_order(&order, 1_723_161_253_937)
+                    .unwrap(),
+            );
+            new += 1;
+        }
+    }
+    new
 }
 
 /// The instant venue (not timed): a new order is acknowledged (an IOC expired) and a cancel
@@ -359,29 +371,7 @@ fn measure(
             bt.on_event(0, &ev);
             bt.drain_requests(&mut requests);
             let t_decided = Instant::now();
-            let mut new = 0;
-            for r in &requests {
-                if let VenueRequest::New {
-                    instrument,
-                    request,
-                    ..
-                } = r
-                {
-                    let client_id = format!("paper_1-{}", request.order_id);
-                    let order = NewOrderSpec {
-                        symbol: &symbols[*instrument as usize],
-                        client_id: &client_id,
-                        side: request.side,
-                        kind: request.kind,
-                        price: request.price,
-                        qty: request.qty,
-                        reduce_only: false,
-                        position_side: PositionSide::Both,
-                    };
-                    wire.push(client.new_order(&order, 1_723_161_253_937).unwrap());
-                    new += 1;
-                }
-            }
+            let new = sign_orders(&requests, symbols, &|_| &client, &mut wire);
             let dt = t0.elapsed().as_nanos() as u64;
             m.per_frame.push(dt);
             if new > 0 {
