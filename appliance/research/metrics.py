@@ -201,6 +201,19 @@ def pnl_by_instrument(fills: pd.DataFrame, marks: pd.DataFrame) -> dict[str, flo
     return out
 
 
+def _by_instrument(
+    core: dict[str, Any], fills: pd.DataFrame, marks: pd.DataFrame
+) -> dict[str, float]:
+    """The engine's own P&L per instrument when the result carries it (exact, contracts
+    valued by their terms: docs/venues.md, "Contracts"); otherwise recomputed from the fills
+    as spot (`pnl_by_instrument`). Every instrument of the engine is listed."""
+    listed = dict.fromkeys(sorted(core["final_position"]), 0.0)
+    engine = core.get("pnl_by_instrument")
+    if engine is not None:
+        return listed | {str(k): float(v) for k, v in engine.items()}
+    return listed | pnl_by_instrument(fills, marks)
+
+
 def markout_columns(horizon_s: int) -> tuple[str, str, str]:
     """Names of the per-fill columns for one horizon: later mid, markout (quote/unit), bps."""
     return f"mid_{horizon_s}s", f"markout_{horizon_s}s", f"markout_{horizon_s}s_bps"
@@ -305,8 +318,7 @@ def summarise(
         "sortino": sortino(returns, bucket),
         "max_drawdown_duration_s": max_drawdown_duration_s(equity),
         "return_bucket": bucket,
-        "pnl_by_instrument": dict.fromkeys(sorted(core["final_position"]), 0.0)
-        | pnl_by_instrument(fills, marks),
+        "pnl_by_instrument": _by_instrument(core, fills, marks),
         "risk_events": len(risk_events),
         "duration_s": duration_s(equity, marks),
     }

@@ -57,3 +57,24 @@ def test_a_file_for_an_unknown_exchange_is_refused(project: Path, cli: Callable[
     run = cli("backtest", "deployment=paper_multi", "--data", str(OKX), root=project)
     assert run.exit_code == 2
     assert "EXCHANGE=PATH" in run.stderr and "okx" in run.stderr
+
+
+def test_a_swaps_pnl_by_instrument_is_the_engines_in_the_quote_currency(
+    project: Path, cli: Callable[..., Run]
+) -> None:
+    """paper_okx_swap backtested: UNI-USD-SWAP is an inverse contract (10 USD, settled in UNI).
+    Its P&L per instrument is the engine's own, counted in the quote currency at the mark, so
+    the instruments add up to the run's P&L; the same figures recomputed from the fills as
+    spot (price x qty) would not (docs/venues.md, "Contracts")."""
+    run = cli(
+        "backtest", "deployment=paper_okx_swap", "--no-report", "--format", "json", root=project
+    )
+    assert run.exit_code == 0, run.stderr
+    summary = json.loads(run.stdout)["summary"]
+    assert summary["fills"] > 0
+    by = summary["pnl_by_instrument"]
+    assert by["UNIUSDSWAP"] != 0
+    assert abs(sum(by.values()) - float(summary["pnl"])) <= 2e-8 * len(by)
+    # Each fill is one contract (order_qty 1), and turnover counts a contract at 10 USD
+    # whatever the price.
+    assert float(summary["turnover"]) == 10 * summary["fills"]

@@ -640,6 +640,16 @@ impl Portfolio {
         to_cash(self.fees)
     }
 
+    /// One instrument's realised + unrealised - fees in the quote currency (an inverse
+    /// contract's counted at its mark), floored once: its share of [`equity`](Self::equity)
+    /// (0 for an unknown instrument).
+    pub fn equity_of(&self, instrument: InstrumentId) -> Cash {
+        self.positions.get(instrument as usize).map_or(0, |p| {
+            let (r, u, f) = p.quote_parts();
+            to_cash(floor_wide(r + u) - f)
+        })
+    }
+
     /// Realised + unrealised - fees, floored once.
     #[inline]
     pub fn equity(&self) -> Cash {
@@ -976,6 +986,11 @@ mod tests {
         pf.mark(1, px("4"));
         assert_eq!(pf.realised(), -4 * ONE);
         assert_eq!(pf.equity(), -4 * ONE);
+        // The instrument's share of the equity is in the quote currency too.
+        assert_eq!(
+            (pf.equity_of(1), pf.equity_of(0), pf.equity_of(9)),
+            (-4 * ONE, 0, 0)
+        );
         assert_eq!(pf.gross_exposure(), 0);
         // A fee in UNI counts at the mark too, rounded up.
         pf.on_fill(1, Side::Sell, px("4"), q("1"), 125_000);

@@ -523,6 +523,12 @@ fn to_dict<'py>(py: Python<'py>, replay: &Replay) -> PyResult<Bound<'py, PyDict>
         positions.set_item(symbol(i as u32), qty.to_string())?;
     }
     summary.set_item("final_position", positions)?;
+    // The engine's own P&L per instrument (contracts valued by their terms), exact decimals.
+    let by_instrument = PyDict::new(py);
+    for (i, pnl) in s.pnl_by_instrument.iter().enumerate() {
+        by_instrument.set_item(symbol(i as u32), dec(*pnl))?;
+    }
+    summary.set_item("pnl_by_instrument", by_instrument)?;
     let rejections = PyDict::new(py);
     for (reason, n) in &s.rejections {
         rejections.set_item(reason.as_str(), n)?;

@@ -872,6 +872,9 @@ impl Trader {
             },
             open_orders: self.live.len() as u64,
             positions: self.portfolio.positions().iter().map(|p| p.qty()).collect(),
+            pnl_by_instrument: (0..self.portfolio.len())
+                .map(|i| self.portfolio.equity_of(i as InstrumentId))
+                .collect(),
             final_risk_state: self.risk.state(),
             rejections: c.rejections(),
         };

@@ -198,6 +198,9 @@ pub struct BacktestSummary {
     pub open_orders: u64,
     /// Final position per instrument (indexed by instrument id).
     pub positions: Vec<Qty>,
+    /// Each instrument's realised + unrealised - fees in the quote currency (an inverse
+    /// contract's at its mark), by instrument id: their sum is `pnl` but for flooring.
+    pub pnl_by_instrument: Vec<Cash>,
     pub final_risk_state: RiskState,
     /// Non-zero rejection counts.
     pub rejections: Vec<(RejectReason, u64)>,
