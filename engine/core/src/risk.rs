@@ -1086,6 +1086,13 @@ mod tests {
 
     /// Instrument 0 as a contract of `contract`, sized in whole contracts.
     fn contract_engine(contract: crate::portfolio::ContractValue) -> RiskEngine {
+        let mut r = RiskEngine::new(contract_config(contract));
+        r.on_market_data(0, 0);
+        r
+    }
+
+    /// [`config`] with instrument 0 a contract of `contract`, sized in whole contracts.
+    fn contract_config(contract: crate::portfolio::ContractValue) -> RiskConfig {
         let mut c = config();
         if let Some(i) = c.instruments[0].as_mut() {
             i.spec.contract = contract;
@@ -1093,9 +1100,7 @@ mod tests {
             i.limits.max_order_qty = q("1000");
             i.limits.max_position = q("1000");
         }
-        let mut r = RiskEngine::new(c);
-        r.on_market_data(0, 0);
-        r
+        c
     }
 
     #[test]
@@ -1188,14 +1193,10 @@ mod tests {
             Err(RejectReason::MaxPositionNotional)
         );
         // A linear contract's asset position counts the BTC it is on.
-        let mut c = config();
+        let mut c = contract_config(ContractValue::Linear {
+            multiplier: ONE / 100,
+        });
         if let Some(i) = c.instruments[0].as_mut() {
-            i.spec.contract = ContractValue::Linear {
-                multiplier: ONE / 100,
-            };
-            i.spec.lot = q("1");
-            i.limits.max_order_qty = q("1000");
-            i.limits.max_position = q("1000");
             i.limits.max_order_notional = 1_000_000 * ONE;
             i.limits.max_position_notional = 1_000_000 * ONE;
         }

@@ -215,13 +215,7 @@ fn two_venues(root: &Path, secret: &[u8]) {
             bt.drain_requests(&mut requests);
             let t_decided = Instant::now();
             let new = sign_orders(&requests, &symbols, &|x| &*clients[x], &mut wire);
-            let dt = t0.elapsed().as_nanos() as u64;
-            m.per_frame.push(dt);
-            if new > 0 {
-                m.samples.push(dt);
-                m.signing.push(t_decided.elapsed().as_nanos() as u64);
-                m.orders += new;
-            }
+            m.record(t0, t_decided, new);
             black_box(&wire);
             wire.clear();
             instant_venue(&mut bt, local_ns, &mut requests);
@@ -305,6 +299,17 @@ struct Measured {
 }
 
 impl Measured {
+    /// One frame, decoded from `t0`, decided at `t_decided` with `new` orders signed since.
+    fn record(&mut self, t0: Instant, t_decided: Instant, new: u64) {
+        let dt = t0.elapsed().as_nanos() as u64;
+        self.per_frame.push(dt);
+        if new > 0 {
+            self.samples.push(dt);
+            self.signing.push(t_decided.elapsed().as_nanos() as u64);
+            self.orders += new;
+        }
+    }
+
     fn print(mut self, what: &str) {
         self.samples.sort_unstable();
         self.per_frame.sort_unstable();
@@ -372,13 +377,7 @@ fn measure(
             bt.drain_requests(&mut requests);
             let t_decided = Instant::now();
             let new = sign_orders(&requests, symbols, &|_| &client, &mut wire);
-            let dt = t0.elapsed().as_nanos() as u64;
-            m.per_frame.push(dt);
-            if new > 0 {
-                m.samples.push(dt);
-                m.signing.push(t_decided.elapsed().as_nanos() as u64);
-                m.orders += new;
-            }
+            m.record(t0, t_decided, new);
             black_box(&wire);
             wire.clear();
             instant_venue(&mut bt, *local_ns, &mut requests);
