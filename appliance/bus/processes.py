@@ -122,17 +122,23 @@ class Supervisor:
         self.children.append(child)
         return child
 
-    def dead(self) -> Child | None:
-        return next((c for c in self.children if c.proc.poll() is not None), None)
+    def dead(self, besides: Child | None = None) -> Child | None:
+        """The first child that exited, `besides` not counted."""
+        return next(
+            (c for c in self.children if c is not besides and c.proc.poll() is not None), None
+        )
 
     def stop_all(self, grace: float = 5.0) -> None:
         """SIGTERM to whatever still runs (newest first), SIGKILL after `grace` seconds."""
         for child in reversed(self.children):
             child.stop(grace)
 
-    def dead_message(self, project: Path, phase: str = "during the run") -> str | None:
-        """`error: ...` with the log tail of a child that exited, or None."""
-        child = self.dead()
+    def dead_message(
+        self, project: Path, phase: str = "during the run", besides: Child | None = None
+    ) -> str | None:
+        """`error: ...` with the log tail of a child that exited (`besides` not counted: a
+        child expected to end by itself), or None."""
+        child = self.dead(besides)
         if child is None:
             return None
         return (

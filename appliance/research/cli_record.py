@@ -181,7 +181,9 @@ def run(
                 markup=False,
             )
             while recorder.proc.poll() is None:
-                dead = sup.dead_message(project)
+                # The recorder itself ends at --duration, maybe between the two polls: only
+                # a sim venue's exit is an error here.
+                dead = sup.dead_message(project, besides=recorder)
                 if dead is not None:
                     # A sim venue died: the recording has nothing more to receive.
                     _err(dead)
