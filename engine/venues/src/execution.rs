@@ -530,6 +530,11 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn cancel_batch_max(&self) -> usize {
         20
     }
+    /// Order entry over a persistent WebSocket connection, when the venue has one (Binance
+    /// Spot's WebSocket API); `None`: REST only.
+    fn frame_order_entry(&self) -> Option<Box<dyn FrameOrderEntry>> {
+        None
+    }
     /// The account's derivative settings and positions; `None` on a spot venue.
     fn derivatives(&self) -> Option<&dyn DerivativesAccount> {
         None
@@ -539,6 +544,42 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn reduce_only(&self, _symbol: &str) -> bool {
         self.derivatives().is_some()
     }
+}
+
+/// Order entry over the venue's persistent WebSocket connection (Binance's WebSocket API),
+/// beside REST: requests written as frames into a buffer the caller reuses, each with the id
+/// its answer carries. The answers are classified by [`ExecutionClient::classify`] like REST
+/// answers ([`FrameAnswer::status`] and [`FrameAnswer::body`] mean what the REST answer's
+/// status and body would).
+pub trait FrameOrderEntry: fmt::Debug + Send {
+    /// A new order as request `id` into `out` (cleared first).
+    fn place(
+        &mut self,
+        out: &mut String,
+        id: u64,
+        order: &NewOrderSpec<'_>,
+        now_ms: u64,
+    ) -> Result<(), ExecError>;
+    /// The cancel of our order `client_id` on `symbol` as request `id` into `out`.
+    fn cancel(&mut self, out: &mut String, id: u64, symbol: &str, client_id: &str, now_ms: u64);
+    /// Reads an answer frame at `now_ms`.
+    fn answer(&self, frame: &str, now_ms: u64) -> Result<FrameAnswer, ExecError>;
+    /// The REST request (method, path) a new order (`cancel` false) or a cancel stands for:
+    /// how the venue's rate limits weigh it.
+    fn weighed_as(&self, cancel: bool) -> (&'static str, &'static str);
+}
+
+/// An answer on the order-entry connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameAnswer {
+    /// The request's id (`None`: not one of ours, or the venue could not read it).
+    pub id: Option<u64>,
+    /// As the REST answer's HTTP status.
+    pub status: u16,
+    /// As the REST answer's body (the error, or the result).
+    pub body: String,
+    /// The usage the answer reports, and a 429's or 418's wait, as REST's headers would.
+    pub seen: crate::rate_limits::Seen,
 }
 
 /// A position with what the venue computes of its risk.

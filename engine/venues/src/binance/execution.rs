@@ -335,6 +335,13 @@ impl ExecutionClient for SpotExecution {
         CancelResponse::parse_many(body).map_or(0, |v| v.len())
     }
 
+    fn frame_order_entry(&self) -> Option<Box<dyn crate::execution::FrameOrderEntry>> {
+        Some(Box::new(super::ws_api::WsApiOrders::new(
+            self.credentials.as_ref(),
+            self.stp,
+        )))
+    }
+
     fn order_state(&self, body: &str) -> Result<OrderState, ExecError> {
         let info = parse_order(body).map_err(|e| unreadable("order", e))?;
         Ok(OrderState {

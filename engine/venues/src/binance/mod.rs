@@ -9,6 +9,8 @@
 //!   [`rest`] (order, cancel, open-orders, myTrades and listen-key answers), [`user_stream`]
 //!   (`executionReport`, `listenKeyExpired`), [`errors`] (refusals and error bodies),
 //!   [`vocab`] (the enumerations), [`wire`] (decimals, JSON writing).
+//! - [`ws_api`]: order entry over the WebSocket API (`order.place`, `order.cancel`,
+//!   `order.status` frames signed per request into a reused buffer, their answers read).
 //! - [`execution`]: the execution boundary, [`crate::execution::ExecutionClient`] for Binance
 //!   Spot ([`SpotExecution`]): what the gateway calls to build, sign and read order entry.
 //! - USD-M futures ([`usdm`]: `/fapi` requests, answers, `ORDER_TRADE_UPDATE`,
@@ -34,6 +36,7 @@ pub mod usdm_income;
 pub mod user_stream;
 pub mod vocab;
 pub mod wire;
+pub mod ws_api;
 
 pub use execution::SpotExecution;
 pub use market::*;

@@ -1,0 +1,658 @@
+//! Order entry over Binance Spot's WebSocket API (`/ws-api/v3`): `order.place`,
+//! `order.cancel` and `order.status` request frames, signed per request, and their answers read
+//! into what the REST answers give (the same error codes, classified by the same rules).
+//!
+//! A request is `{"id":N,"method":"order.place","params":{...}}`. A signed request carries
+//! `apiKey`, `timestamp` and `signature` in its params; the signature is the hex HMAC-SHA256 of
+//! every other param sorted by name, written `name=value` and joined by `&`
+//! (web-socket-api.md, "SIGNED request security"). `session.logon` would authenticate the
+//! connection once, but it takes an Ed25519 key only; with an HMAC key every request is signed.
+//!
+//! [`WsApiOrders`] writes frames into a buffer the caller reuses, without allocating: its
+//! params are written once, in name order, into a reused payload buffer, and the frame's JSON
+//! copies them from it. The HMAC key schedule is computed once, with the payload's constant
+//! head (`apiKey=<key>&`) already absorbed, and cloned per request: no re-keying per order.
+//!
+//! An answer is `{"id":N,"status":200,"result":{...},"rateLimits":[...]}` or
+//! `{"id":N,"status":400,"error":{"code":-2010,"msg":"..."}}` ([`WsAnswer`]); the status means
+//! what the HTTP status of the REST answer means (4xx refused, 5xx unknown outcome, 429/418
+//! rate-limited, with `retryAfter` in the error's `data`).
+
+use std::fmt::Write as _;
+
+use hmac::{Hmac, Mac};
+use rt_core::{OrderKind, Price};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::errors::{ApiError, OrderError};
+use super::vocab::{side_str, StpMode};
+use super::wire::{json, json_string};
+use crate::execution::{Credentials, ExecError, FrameAnswer, FrameOrderEntry, NewOrderSpec};
+use crate::rate_limits::Seen;
+
+/// The WebSocket API's path on its host (`wss://ws-api.binance.com:443/ws-api/v3`).
+pub const WS_API_PATH: &str = "/ws-api/v3";
+
+/// The methods the engine sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WsMethod {
+    Place,
+    Cancel,
+    Status,
+}
+
+impl WsMethod {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WsMethod::Place => "order.place",
+            WsMethod::Cancel => "order.cancel",
+            WsMethod::Status => "order.status",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WsMethod> {
+        [WsMethod::Place, WsMethod::Cancel, WsMethod::Status]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+
+    /// The REST request the method stands for (`method`, `path`): what the rate limits weigh.
+    pub const fn rest_equivalent(self) -> (&'static str, &'static str) {
+        match self {
+            WsMethod::Place => ("POST", super::requests::ORDER_PATH),
+            WsMethod::Cancel => ("DELETE", super::requests::ORDER_PATH),
+            WsMethod::Status => ("GET", super::requests::ORDER_PATH),
+        }
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The signing half: the API key, and the HMAC keyed once with the payload's head absorbed.
+#[derive(Clone)]
+struct Signer {
+    api_key: String,
+    keyed: HmacSha256,
+}
+
+/// Builds signed WebSocket API order frames for one account (see the module documentation).
+#[derive(Clone)]
+pub struct WsApiOrders {
+    /// `None`: unsigned frames (the paper sim venue without credentials).
+    signer: Option<Signer>,
+    stp: Option<StpMode>,
+    /// The params after `apiKey`, in name order (reused).
+    payload: String,
+}
+
+impl std::fmt::Debug for WsApiOrders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsApiOrders")
+            .field("signed", &self.signer.is_some())
+            .field("stp", &self.stp)
+            .finish()
+    }
+}
+
+impl WsApiOrders {
+    pub fn new(credentials: Option<&Credentials>, stp: Option<StpMode>) -> WsApiOrders {
+        let signer = credentials.map(|c| {
+            // HMAC takes keys of any length: `new_from_slice` cannot fail.
+            let mut keyed = match HmacSha256::new_from_slice(c.secret.as_bytes()) {
+                Ok(mac) => mac,
+                Err(_) => unreachable!("HMAC accepts any key length"),
+            };
+            // `apiKey` sorts first among every method's params.
+            keyed.update(b"apiKey=");
+            keyed.update(c.key.as_bytes());
+            keyed.update(b"&");
+            Signer {
+                api_key: c.key.clone(),
+                keyed,
+            }
+        });
+        WsApiOrders {
+            signer,
+            stp,
+            payload: String::with_capacity(256),
+        }
+    }
+
+    /// `order.status` of our order `client_id` on `symbol` as request `id` into `out`.
+    pub fn status(&mut self, out: &mut String, id: u64, symbol: &str, client_id: &str, now: u64) {
+        self.order_ref(client_id, symbol, now);
+        self.frame(out, id, WsMethod::Status);
+    }
+
+    fn order_ref(&mut self, client_id: &str, symbol: &str, now_ms: u64) {
+        let p = &mut self.payload;
+        p.clear();
+        let _ = write!(
+            p,
+            "origClientOrderId={client_id}&symbol={symbol}&timestamp={now_ms}"
+        );
+    }
+
+    /// The frame of the params in `payload`: each `name=value` as a JSON member (`timestamp` a
+    /// number), then `apiKey` and `signature` when signed.
+    fn frame(&self, out: &mut String, id: u64, method: WsMethod) {
+        out.clear();
+        let _ = write!(
+            out,
+            "{{\"id\":{id},\"method\":\"{}\",\"params\":{{",
+            method.as_str()
+        );
+        for (i, pair) in self.payload.split('&').enumerate() {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "\"{name}\":");
+            if name == "timestamp" {
+                out.push_str(value);
+            } else {
+                json_string(out, value);
+            }
+        }
+        if let Some(s) = &self.signer {
+            let mut mac = s.keyed.clone();
+            mac.update(self.payload.as_bytes());
+            let mut hex = [0u8; 64];
+            // 32 bytes of MAC into 64 hex digits: the sizes match.
+            let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex);
+            out.push_str(",\"apiKey\":");
+            json_string(out, &s.api_key);
+            out.push_str(",\"signature\":\"");
+            out.push_str(std::str::from_utf8(&hex).unwrap_or(""));
+            out.push('"');
+        }
+        out.push_str("}}");
+    }
+}
+
+impl FrameOrderEntry for WsApiOrders {
+    /// `order.place` of `order` as request `id` into `out` (cleared first).
+    fn place(
+        &mut self,
+        out: &mut String,
+        id: u64,
+        order: &NewOrderSpec<'_>,
+        now_ms: u64,
+    ) -> Result<(), ExecError> {
+        order.spot_only("binance spot")?;
+        let (order_type, time_in_force, price) = match order.kind {
+            OrderKind::Limit => ("LIMIT", Some("GTC"), Some(order.price)),
+            OrderKind::Ioc => ("LIMIT", Some("IOC"), Some(order.price)),
+            OrderKind::PostOnly => ("LIMIT_MAKER", None, Some(order.price)),
+            OrderKind::Market => ("MARKET", None, None),
+        };
+        // In name order: newClientOrderId, price, quantity, selfTradePreventionMode, side,
+        // symbol, timeInForce, timestamp, type.
+        let p = &mut self.payload;
+        p.clear();
+        let _ = write!(p, "newClientOrderId={}", order.client_id);
+        if let Some(price) = price {
+            let _ = write!(p, "&price={price}");
+        }
+        let _ = write!(p, "&quantity={}", Price(order.qty.0));
+        if let Some(stp) = self.stp {
+            let _ = write!(p, "&selfTradePreventionMode={}", stp.as_str());
+        }
+        let _ = write!(p, "&side={}&symbol={}", side_str(order.side), order.symbol);
+        if let Some(tif) = time_in_force {
+            let _ = write!(p, "&timeInForce={tif}");
+        }
+        let _ = write!(p, "&timestamp={now_ms}&type={order_type}");
+        self.frame(out, id, WsMethod::Place);
+        Ok(())
+    }
+
+    /// `order.cancel` of our order `client_id` on `symbol` as request `id` into `out`.
+    fn cancel(&mut self, out: &mut String, id: u64, symbol: &str, client_id: &str, now: u64) {
+        self.order_ref(client_id, symbol, now);
+        self.frame(out, id, WsMethod::Cancel);
+    }
+
+    fn answer(&self, frame: &str, now_ms: u64) -> Result<FrameAnswer, ExecError> {
+        let a = WsAnswer::parse(frame, now_ms).map_err(|e| ExecError::Unreadable {
+            what: "WebSocket API answer",
+            reason: e.to_string(),
+        })?;
+        Ok(FrameAnswer {
+            id: a.id,
+            status: a.status,
+            body: a.body().to_owned(),
+            seen: a.seen,
+        })
+    }
+
+    fn weighed_as(&self, cancel: bool) -> (&'static str, &'static str) {
+        if cancel {
+            WsMethod::Cancel.rest_equivalent()
+        } else {
+            WsMethod::Place.rest_equivalent()
+        }
+    }
+}
+
+/// One answer of the WebSocket API, read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsAnswer {
+    /// The request's id (`None`: the venue could not read the request's).
+    pub id: Option<u64>,
+    /// What the HTTP status of the REST answer would be.
+    pub status: u16,
+    /// The error as the REST error body (`{"code":..,"msg":".."}`); empty when accepted.
+    pub error_body: String,
+    /// A 429's or 418's `retryAfter`, as REST's `Retry-After` (seconds from `now_ms`).
+    pub retry_after_s: Option<u64>,
+    /// The usage `rateLimits` reports, as REST's headers do.
+    pub seen: Seen,
+    /// `result`, as the REST answer's body (an order for `order.status`); empty on an error.
+    pub result: String,
+}
+
+impl WsAnswer {
+    /// Reads a text frame of the WebSocket API at `now_ms` (for `retryAfter`).
+    pub fn parse(frame: &str, now_ms: u64) -> Result<WsAnswer, OrderError> {
+        #[derive(Deserialize)]
+        struct Data {
+            #[serde(rename = "retryAfter")]
+            retry_after: Option<u64>,
+        }
+        #[derive(Deserialize)]
+        struct Error {
+            code: i32,
+            msg: String,
+            data: Option<Data>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Limit {
+            rate_limit_type: String,
+            interval: String,
+            interval_num: u32,
+            count: u32,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            id: Option<serde_json::Value>,
+            status: u16,
+            result: Option<serde_json::Value>,
+            error: Option<Error>,
+            #[serde(default)]
+            rate_limits: Vec<Limit>,
+        }
+        let raw: Raw = json(frame, "WebSocket API answer")?;
+        let mut seen = Seen::default();
+        for l in &raw.rate_limits {
+            match (
+                l.rate_limit_type.as_str(),
+                l.interval.as_str(),
+                l.interval_num,
+            ) {
+                ("REQUEST_WEIGHT", "MINUTE", 1) => seen.weight_1m = Some(l.count),
+                ("ORDERS", "SECOND", 10) => seen.orders_10s = Some(l.count),
+                ("ORDERS", "DAY", 1) => seen.orders_1d = Some(l.count),
+                _ => {}
+            }
+        }
+        let (error_body, retry_after_s) = match &raw.error {
+            Some(e) => {
+                let until = e.data.as_ref().and_then(|d| d.retry_after);
+                // Whole seconds from now, rounded up (a back-off never ends early).
+                let after = until.map(|t| t.saturating_sub(now_ms).div_ceil(1000));
+                (ApiError::new(e.code, e.msg.clone()).to_json(), after)
+            }
+            None => (String::new(), None),
+        };
+        seen.retry_after_s = retry_after_s;
+        Ok(WsAnswer {
+            // Our ids are numbers; another's (a string) is not one of ours.
+            id: raw.id.as_ref().and_then(serde_json::Value::as_u64),
+            status: raw.status,
+            error_body,
+            retry_after_s,
+            seen,
+            result: raw.result.map(|r| r.to_string()).unwrap_or_default(),
+        })
+    }
+
+    /// The body [`crate::execution::ExecutionClient::classify`] reads: the error, or `result`.
+    pub fn body(&self) -> &str {
+        if self.error_body.is_empty() {
+            &self.result
+        } else {
+            &self.error_body
+        }
+    }
+}
+
+/// A request as the sim's server reads it: its id, method and params.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WsRequest {
+    /// As the client sent it (echoed in the answer).
+    pub id: serde_json::Value,
+    pub method: String,
+    /// The params but `signature`, sorted by name, as a query string: what the signature
+    /// covers, and what the REST request parsers take.
+    pub params: String,
+    pub signature: Option<String>,
+    pub api_key: Option<String>,
+}
+
+impl WsRequest {
+    /// Reads a request frame (server side).
+    pub fn parse(frame: &str) -> Result<WsRequest, OrderError> {
+        #[derive(Deserialize)]
+        struct Raw {
+            id: serde_json::Value,
+            method: String,
+            #[serde(default)]
+            params: serde_json::Map<String, serde_json::Value>,
+        }
+        let raw: Raw = json(frame, "WebSocket API request")?;
+        // serde_json's map is sorted by key (no "preserve_order"): the signature's order.
+        let mut params = String::new();
+        let mut signature = None;
+        let mut api_key = None;
+        for (name, value) in &raw.params {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(OrderError::Invalid {
+                        name: "params",
+                        value: name.clone(),
+                        reason: "a parameter must be a string, a number or a boolean",
+                    })
+                }
+            };
+            if name == "signature" {
+                signature = Some(text);
+                continue;
+            }
+            if name == "apiKey" {
+                api_key = Some(text.clone());
+            }
+            if !params.is_empty() {
+                params.push('&');
+            }
+            let _ = write!(params, "{name}={text}");
+        }
+        Ok(WsRequest {
+            id: raw.id,
+            method: raw.method,
+            params,
+            signature,
+            api_key,
+        })
+    }
+
+    /// The params without `apiKey` (what the REST parsers take: REST sends the key in a
+    /// header).
+    pub fn params_without_key(&self) -> String {
+        self.params
+            .split('&')
+            .filter(|p| !p.starts_with("apiKey="))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The answer to this request: `result` (a JSON text) with status 200, or `error`.
+    pub fn answer(&self, outcome: Result<&str, (u16, &ApiError)>) -> String {
+        let mut out = String::with_capacity(128);
+        out.push_str("{\"id\":");
+        out.push_str(&self.id.to_string());
+        match outcome {
+            Ok(result) => {
+                let _ = write!(out, ",\"status\":200,\"result\":{result}");
+            }
+            Err((status, e)) => {
+                let _ = write!(
+                    out,
+                    ",\"status\":{status},\"error\":{{\"code\":{},\"msg\":",
+                    e.code
+                );
+                json_string(&mut out, &e.msg);
+                out.push('}');
+            }
+        }
+        out.push('}');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::binance::execution::classify_answer;
+    use crate::binance::requests::{CancelOrder, NewOrder, QueryOrder};
+    use crate::binance::signing::verify;
+    use crate::binance::test_support::{DOC_API_KEY, DOC_SECRET};
+    use crate::execution::{Operation, Outcome, PositionSide, RefusalKind};
+    use rt_core::{Qty, Side};
+
+    fn creds() -> Credentials {
+        Credentials {
+            key: DOC_API_KEY.into(),
+            secret: DOC_SECRET.into(),
+            passphrase: None,
+        }
+    }
+
+    fn docs(name: &str) -> String {
+        let path = format!(
+            "{}/../../../shared/data/binance_docs/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn the_pre_keyed_signer_signs_binances_documented_ws_api_payload() {
+        // web-socket-api.md, "SIGNED request example (HMAC)": the payload's params after
+        // `apiKey` and the documented signature.
+        let rest = "newOrderRespType=ACK&price=52000.00&quantity=0.01000000&recvWindow=100\
+                    &side=SELL&symbol=BTCUSDT&timeInForce=GTC&timestamp=1645423376532&type=LIMIT";
+        let mut b = WsApiOrders::new(Some(&creds()), None);
+        b.payload.push_str(rest);
+        let mut out = String::new();
+        b.frame(&mut out, 7, WsMethod::Place);
+        assert!(out.ends_with(
+            "\"signature\":\"cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a\"}}"
+        ));
+        // And the server side reads it back: sorted params, the same signature verified.
+        let req = WsRequest::parse(&out).unwrap();
+        assert_eq!(req.params, format!("apiKey={DOC_API_KEY}&{rest}"));
+        let sig = req.signature.as_deref().unwrap();
+        assert_eq!(
+            verify(DOC_SECRET.as_bytes(), req.params.as_bytes(), sig),
+            Ok(())
+        );
+    }
+
+    fn spec<'a>(kind: OrderKind) -> NewOrderSpec<'a> {
+        NewOrderSpec {
+            symbol: "BTCUSDT",
+            client_id: "rt1-42",
+            side: Side::Sell,
+            kind,
+            price: Price(2_341_610_000_000),
+            qty: Qty(847_000),
+            reduce_only: false,
+            position_side: PositionSide::Both,
+        }
+    }
+
+    #[test]
+    fn order_frames_carry_what_the_rest_query_does_and_verify() {
+        let mut b = WsApiOrders::new(Some(&creds()), Some(StpMode::ExpireMaker));
+        let mut out = String::new();
+        for kind in [
+            OrderKind::Limit,
+            OrderKind::Ioc,
+            OrderKind::PostOnly,
+            OrderKind::Market,
+        ] {
+            b.place(&mut out, 3, &spec(kind), 1_660_801_715_431)
+                .unwrap();
+            let req = WsRequest::parse(&out).unwrap();
+            assert_eq!(req.method, "order.place");
+            assert_eq!(req.id, serde_json::json!(3));
+            assert_eq!(req.api_key.as_deref(), Some(DOC_API_KEY));
+            let sig = req.signature.as_deref().unwrap();
+            assert_eq!(
+                verify(DOC_SECRET.as_bytes(), req.params.as_bytes(), sig),
+                Ok(())
+            );
+            // The REST parser reads the same order the REST builder writes.
+            let order = NewOrder::parse(&req.params_without_key()).unwrap();
+            let mut rest = NewOrder::from_kind(
+                "BTCUSDT",
+                Side::Sell,
+                kind,
+                Price(2_341_610_000_000),
+                Qty(847_000),
+                Some("rt1-42".into()),
+                crate::binance::query::Timing::new(1_660_801_715_431),
+            );
+            rest.self_trade_prevention_mode = Some(StpMode::ExpireMaker);
+            assert_eq!(order, rest, "{kind:?}");
+        }
+        // Binance's documented request's shape: the LIMIT sell with its values.
+        b.place(&mut out, 3, &spec(OrderKind::Limit), 1_660_801_715_431)
+            .unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(&docs("spot_wsapi_order.place_request.json")).unwrap();
+        let ours: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for key in [
+            "symbol",
+            "side",
+            "type",
+            "timeInForce",
+            "timestamp",
+            "apiKey",
+        ] {
+            assert_eq!(ours["params"][key], doc["params"][key], "{key}");
+        }
+        // Prices in the shortest form (the documented 23416.10000000 is the same decimal).
+        assert_eq!(ours["params"]["price"], "23416.1");
+        assert_eq!(ours["params"]["quantity"], "0.00847");
+
+        b.cancel(&mut out, 4, "BTCUSDT", "rt1-42", 1_660_801_715_431);
+        let req = WsRequest::parse(&out).unwrap();
+        assert_eq!(req.method, "order.cancel");
+        let sig = req.signature.as_deref().unwrap();
+        assert_eq!(
+            verify(DOC_SECRET.as_bytes(), req.params.as_bytes(), sig),
+            Ok(())
+        );
+        let cancel = CancelOrder::parse(&req.params_without_key()).unwrap();
+        assert_eq!(cancel.orig_client_order_id.as_deref(), Some("rt1-42"));
+        b.status(&mut out, 5, "BTCUSDT", "rt1-42", 1_660_801_715_431);
+        let req = WsRequest::parse(&out).unwrap();
+        assert_eq!(req.method, "order.status");
+        let q = QueryOrder::parse(&req.params_without_key()).unwrap();
+        assert_eq!(q.orig_client_order_id.as_deref(), Some("rt1-42"));
+
+        // Unsigned without credentials; spot refuses the derivative fields.
+        let mut plain = WsApiOrders::new(None, None);
+        plain
+            .place(&mut out, 1, &spec(OrderKind::Limit), 1)
+            .unwrap();
+        let req = WsRequest::parse(&out).unwrap();
+        assert_eq!((req.signature, req.api_key), (None, None));
+        let mut reduce = spec(OrderKind::Limit);
+        reduce.reduce_only = true;
+        assert!(plain.place(&mut out, 1, &reduce, 1).is_err());
+    }
+
+    #[test]
+    fn the_frame_buffer_is_reused_without_growing() {
+        let mut b = WsApiOrders::new(Some(&creds()), Some(StpMode::ExpireMaker));
+        let mut out = String::with_capacity(512);
+        b.place(&mut out, 1, &spec(OrderKind::Limit), 1).unwrap();
+        let (frame_at, payload_at) = (out.as_ptr(), b.payload.as_ptr());
+        for id in 2..100 {
+            b.place(&mut out, id, &spec(OrderKind::PostOnly), id)
+                .unwrap();
+        }
+        assert_eq!((out.as_ptr(), b.payload.as_ptr()), (frame_at, payload_at));
+    }
+
+    #[test]
+    fn answers_classify_as_their_rest_equivalents() {
+        let op = Operation::NewOrder {
+            kind: OrderKind::Limit,
+        };
+        let now = 1_659_142_907_531;
+        let ack = WsAnswer::parse(&docs("spot_wsapi_order.place_response_ACK.json"), now).unwrap();
+        assert_eq!(ack.status, 200);
+        // The documented id is a UUID: not one of ours.
+        assert_eq!(ack.id, None);
+        assert_eq!(ack.seen.orders_10s, Some(1));
+        assert_eq!(ack.seen.weight_1m, Some(1));
+        assert!(ack.result.contains("\"orderId\":12569099453"));
+        assert_eq!(
+            classify_answer(op, ack.status, ack.body(), ack.retry_after_s, -2010),
+            Outcome::Accepted
+        );
+        let refused = WsAnswer::parse(&docs("spot_wsapi_error_-2010_status400.json"), now).unwrap();
+        assert_eq!(refused.seen.orders_10s, Some(13));
+        match classify_answer(op, refused.status, refused.body(), None, -2010) {
+            Outcome::Rejected(r) => {
+                assert_eq!((r.kind, r.code), (RefusalKind::Other, Some(-2010)));
+                assert_eq!(
+                    r.message,
+                    "Account has insufficient balance for requested action."
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let post_only = Operation::NewOrder {
+            kind: OrderKind::PostOnly,
+        };
+        match classify_answer(post_only, refused.status, refused.body(), None, -2010) {
+            Outcome::Rejected(r) => assert_eq!(r.kind, RefusalKind::PostOnlyWouldCross),
+            other => panic!("{other:?}"),
+        }
+        let banned =
+            WsAnswer::parse(&docs("spot_wsapi_error_-1003_status418_banned.json"), now).unwrap();
+        // retryAfter 1659146400000 is 3492.469 s after `now`: 3493 whole seconds.
+        assert_eq!(banned.retry_after_s, Some(3493));
+        assert_eq!(
+            classify_answer(
+                op,
+                banned.status,
+                banned.body(),
+                banned.retry_after_s,
+                -2010
+            ),
+            Outcome::RateLimited {
+                banned: true,
+                retry_after_ms: Some(3_493_000)
+            }
+        );
+        // An unknown outcome (-1007, status 503, as the sim answers it and as REST is read).
+        let req = WsRequest::parse(r#"{"id":9,"method":"order.place","params":{}}"#).unwrap();
+        let e = ApiError::new(-1007, "Timeout waiting for response from backend server.");
+        let frame = req.answer(Err((e.http_status(), &e)));
+        let unknown = WsAnswer::parse(&frame, now).unwrap();
+        assert_eq!((unknown.id, unknown.status), (Some(9), 503));
+        assert_eq!(
+            classify_answer(op, unknown.status, unknown.body(), None, -2010),
+            Outcome::Unknown
+        );
+        let ok = WsAnswer::parse(&req.answer(Ok("{\"orderId\":1}")), now).unwrap();
+        assert_eq!(
+            (ok.id, ok.status, ok.body()),
+            (Some(9), 200, "{\"orderId\":1}")
+        );
+        assert!(WsAnswer::parse("{\"id\":1}", now).is_err());
+    }
+}
