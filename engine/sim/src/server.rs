@@ -39,6 +39,7 @@ use crate::limits::{Meter, Verdict};
 
 #[path = "futures.rs"]
 mod futures;
+mod ws_api;
 use crate::venue::{CommissionSettings, RejectFault, Venue, DEFAULT_DEPTH_LIMIT, MAX_DEPTH_LIMIT};
 use crate::{Config, Credentials, Fault, ScheduledFault, SimError, SimReport, Speed};
 
@@ -1419,7 +1420,13 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     let mut books = None;
     // OKX's private stream is served by `okx_orders`.
     let mut okx = None;
+    // Binance's WebSocket API (order entry) is served by `ws_api`.
+    let mut ws_api = false;
     let callback = |req: &WsRequest, resp| match shared.books.route(req.uri().path()) {
+        _ if req.uri().path() == rt_venues::binance::ws_api::WS_API_PATH => {
+            ws_api = true;
+            Ok(resp)
+        }
         _ if req.uri().path() == rt_venues::okx::execution::PRIVATE_PATH
             && shared.okx.is_some() =>
         {
@@ -1450,6 +1457,9 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     }
     if let Some(desk) = okx {
         return desk.serve(ws).await;
+    }
+    if ws_api {
+        return ws_api::serve(shared, ws).await;
     }
     let Some(mut sub) = sub else {
         return;

@@ -402,8 +402,13 @@ impl WsRequest {
             .join("&")
     }
 
-    /// The answer to this request: `result` (a JSON text) with status 200, or `error`.
-    pub fn answer(&self, outcome: Result<&str, (u16, &ApiError)>) -> String {
+    /// The answer to this request: `result` (a JSON text) with status 200, or `error` (with
+    /// `retry_after_ms`, the time a 429's or 418's wait ends, as `data.retryAfter`).
+    pub fn answer(
+        &self,
+        outcome: Result<&str, (u16, &ApiError)>,
+        retry_after_ms: Option<u64>,
+    ) -> String {
         let mut out = String::with_capacity(128);
         out.push_str("{\"id\":");
         out.push_str(&self.id.to_string());
@@ -418,6 +423,9 @@ impl WsRequest {
                     e.code
                 );
                 json_string(&mut out, &e.msg);
+                if let Some(at) = retry_after_ms {
+                    let _ = write!(out, ",\"data\":{{\"retryAfter\":{at}}}");
+                }
                 out.push('}');
             }
         }
@@ -641,14 +649,27 @@ mod tests {
         // An unknown outcome (-1007, status 503, as the sim answers it and as REST is read).
         let req = WsRequest::parse(r#"{"id":9,"method":"order.place","params":{}}"#).unwrap();
         let e = ApiError::new(-1007, "Timeout waiting for response from backend server.");
-        let frame = req.answer(Err((e.http_status(), &e)));
+        let frame = req.answer(Err((e.http_status(), &e)), None);
         let unknown = WsAnswer::parse(&frame, now).unwrap();
         assert_eq!((unknown.id, unknown.status), (Some(9), 503));
         assert_eq!(
             classify_answer(op, unknown.status, unknown.body(), None, -2010),
             Outcome::Unknown
         );
-        let ok = WsAnswer::parse(&req.answer(Ok("{\"orderId\":1}")), now).unwrap();
+        let ok = WsAnswer::parse(&req.answer(Ok("{\"orderId\":1}"), None), now).unwrap();
+        let throttled = req.answer(
+            Err((429, &ApiError::new(-1015, "Too many new orders."))),
+            Some(now + 1500),
+        );
+        let throttled = WsAnswer::parse(&throttled, now).unwrap();
+        assert_eq!((throttled.status, throttled.retry_after_s), (429, Some(2)));
+        assert_eq!(
+            classify_answer(op, 429, throttled.body(), throttled.retry_after_s, -2010),
+            Outcome::RateLimited {
+                banned: false,
+                retry_after_ms: Some(2000)
+            }
+        );
         assert_eq!(
             (ok.id, ok.status, ok.body()),
             (Some(9), 200, "{\"orderId\":1}")

@@ -1,0 +1,183 @@
+//! Binance Spot's WebSocket API (`/ws-api/v3`) on the sim's WebSocket listener: `order.place`,
+//! `order.cancel` and `order.status`, each weighed by the REST rate limits as the REST request
+//! it stands for, its key and signature verified as the REST handlers verify them, and served by
+//! the same order logic (`Cmd::Order`, `Cmd::Cancel` through the matcher, with the latency and
+//! the injected faults it applies; `Venue::query_order`). A `drop` fault drops these
+//! connections too, without a close frame.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use rt_venues::binance::ws_api::{WsMethod, WsRequest};
+use rt_venues::binance_orders::{self as bo, ApiError, CancelOrder, NewOrder, QueryOrder};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use super::{bump, check_api_key, stopping, wall_ms, Cmd, Shared};
+use crate::limits::Verdict;
+
+/// What a request waits for: the matcher's answer, or one already known.
+enum Pending {
+    Matcher(oneshot::Receiver<Result<String, ApiError>>),
+    Now(Result<String, (u16, ApiError, Option<u64>)>),
+}
+
+/// Serves one WebSocket API connection until the client closes it, a `drop` fault, or the
+/// sim stops. Requests are read in order and handed to the matcher in that order (an order
+/// before its cancel); their answers go out as they come.
+pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
+    bump(&shared.counters.ws_connections);
+    let mut drops = shared.drop_tx.subscribe();
+    let mut shutdown = shared.shutdown_tx.subscribe();
+    let (mut sink, mut incoming) = ws.split();
+    let (answers_tx, mut answers) = mpsc::unbounded_channel::<String>();
+    loop {
+        let out = tokio::select! {
+            answer = answers.recv() => match answer {
+                Some(text) => Message::Text(Utf8Bytes::from(text)),
+                None => return,
+            },
+            _ = drops.changed() => {
+                bump(&shared.counters.ws_dropped);
+                return;
+            }
+            _ = shutdown.changed() => {
+                let _ = sink.close().await;
+                return;
+            }
+            msg = incoming.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    bump(&shared.counters.http_requests);
+                    let (request, pending) = match WsRequest::parse(&text) {
+                        Ok(r) => {
+                            let pending = take(&shared, &r);
+                            (r, pending)
+                        }
+                        Err(e) => {
+                            // Binance answers an unreadable request with a null id.
+                            let r = WsRequest {
+                                id: serde_json::Value::Null,
+                                method: String::new(),
+                                params: String::new(),
+                                signature: None,
+                                api_key: None,
+                            };
+                            (r, Pending::Now(Err((400, e.to_api_error(), None))))
+                        }
+                    };
+                    let tx = answers_tx.clone();
+                    tokio::spawn(async move {
+                        let result = match pending {
+                            Pending::Now(r) => r,
+                            Pending::Matcher(rx) => match rx.await {
+                                Ok(Ok(body)) => Ok(body),
+                                Ok(Err(e)) => Err((e.http_status(), e, None)),
+                                Err(_) => {
+                                    let e = stopping();
+                                    Err((e.http_status(), e, None))
+                                }
+                            },
+                        };
+                        let text = match &result {
+                            Ok(body) => request.answer(Ok(body), None),
+                            Err((status, e, retry)) => request.answer(Err((*status, e)), *retry),
+                        };
+                        let _ = tx.send(text);
+                    });
+                    continue;
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                // Pings are answered by tungstenite itself.
+                Some(Ok(_)) => continue,
+            },
+        };
+        if sink.send(out).await.is_err() {
+            return;
+        }
+        bump(&shared.counters.frames_sent);
+    }
+}
+
+/// Weighs, authorizes and parses a request, and hands it to the matcher (now, in the order
+/// the requests came) or answers it.
+fn take(shared: &Shared, request: &WsRequest) -> Pending {
+    let Some(method) = WsMethod::parse(&request.method) else {
+        let e = ApiError::new(
+            -1100,
+            format!(
+                "unknown method '{}' (the simulator serves order.place, order.cancel and order.status)",
+                request.method
+            ),
+        );
+        return Pending::Now(Err((400, e, None)));
+    };
+    let now = wall_ms();
+    let (http_method, path) = method.rest_equivalent();
+    let params = request.params_without_key();
+    if let Verdict::Refuse {
+        status,
+        error,
+        retry_after_s,
+        ..
+    } = shared.meter().admit(now, http_method, path, &params)
+    {
+        let until = now + retry_after_s.saturating_mul(1000);
+        return Pending::Now(Err((status, error, Some(until))));
+    }
+    match authorize(shared, request) {
+        Ok(()) => {}
+        Err(e) => return Pending::Now(Err((e.http_status(), e, None))),
+    }
+    match dispatch(shared, method, &params, now) {
+        Ok(pending) => pending,
+        Err(e) => Pending::Now(Err((e.http_status(), e, None))),
+    }
+}
+
+/// Parses the params of `method` and sends the command to the matcher (a query is answered
+/// from the venue's state at once).
+fn dispatch(
+    shared: &Shared,
+    method: WsMethod,
+    params: &str,
+    now: u64,
+) -> Result<Pending, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    let cmd = match method {
+        WsMethod::Place => {
+            let order = NewOrder::parse(params).map_err(|e| e.to_api_error())?;
+            order.timing.check(now).map_err(|e| e.to_api_error())?;
+            Cmd::Order(order, tx)
+        }
+        WsMethod::Cancel => {
+            let cancel = CancelOrder::parse(params).map_err(|e| e.to_api_error())?;
+            cancel.timing.check(now).map_err(|e| e.to_api_error())?;
+            Cmd::Cancel(cancel, tx)
+        }
+        WsMethod::Status => {
+            let q = QueryOrder::parse(params).map_err(|e| e.to_api_error())?;
+            q.timing.check(now).map_err(|e| e.to_api_error())?;
+            return shared
+                .venue()
+                .query_order(&q)
+                .map(|body| Pending::Now(Ok(body)));
+        }
+    };
+    shared.cmd_tx.send(cmd).map_err(|_| stopping())?;
+    Ok(Pending::Matcher(rx))
+}
+
+/// Checks the key and the signature when the sim has credentials, as the REST handlers do.
+fn authorize(shared: &Shared, request: &WsRequest) -> Result<(), ApiError> {
+    let Some(creds) = &shared.credentials else {
+        return Ok(());
+    };
+    check_api_key(shared, request.api_key.as_deref())?;
+    let Some(signature) = request.signature.as_deref() else {
+        return Err(bo::OrderError::MissingSignature.to_api_error());
+    };
+    bo::verify(&creds.secret, request.params.as_bytes(), signature)
+        .map_err(|_| ApiError::new(-1022, "Signature for this request is not valid."))
+}
