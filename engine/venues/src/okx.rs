@@ -334,22 +334,27 @@ pub fn checksum_text(book: &TextBook, buf: &mut Vec<u8>) -> usize {
     let mut pos = 0;
     let mut bids = book.bids();
     let mut asks = book.asks();
-    let mut level = |pos: usize, (px, sz): (&Text, &Text)| {
-        let pos = px.write(buf, pos);
-        buf[pos] = b':';
-        let pos = sz.write(buf, pos + 1);
-        buf[pos] = b':';
-        pos + 1
-    };
     for _ in 0..CHECKSUM_DEPTH {
-        if let Some(bid) = bids.next() {
-            pos = level(pos, bid);
-        }
-        if let Some(ask) = asks.next() {
-            pos = level(pos, ask);
+        match (bids.next(), asks.next()) {
+            (Some(bid), Some(ask)) => {
+                pos = level(buf, pos, bid);
+                pos = level(buf, pos, ask);
+            }
+            (Some(one), None) | (None, Some(one)) => pos = level(buf, pos, one),
+            (None, None) => break,
         }
     }
     pos.saturating_sub(1)
+}
+
+/// `px:sz:` at `out[pos..]` (with [`TEXT_SLACK`] bytes of room after it); the index after it.
+#[inline(always)]
+fn level(out: &mut [u8], pos: usize, (px, sz): (&Text, &Text)) -> usize {
+    let pos = px.write(out, pos);
+    out[pos] = b':';
+    let pos = sz.write(out, pos + 1);
+    out[pos] = b':';
+    pos + 1
 }
 
 #[cfg(test)]
@@ -385,6 +390,25 @@ mod tests {
         assert_eq!(&buf[..len], b"8476.97:256:8476.98:415:8475.55:101:8477:7");
         frame.checksum = Some(i64::from(crc as i32));
         assert_eq!(books.apply(&frame, &d), Some(Checked::Verified));
+    }
+
+    /// Where one side runs out, the other's levels follow alone (and past 25 a side, none).
+    #[test]
+    fn the_checksum_text_of_uneven_and_deep_sides() {
+        let level = |p: String, q: &str| TextLevel::parse(p.as_bytes(), q.as_bytes()).unwrap();
+        let mut book = TextBook::default();
+        for k in 0..30 {
+            book.set(true, &level(format!("{}.5", 100 - k), "1"));
+        }
+        book.set(false, &level("101".into(), "2"));
+        let mut buf = Vec::new();
+        let len = checksum_text(&book, &mut buf);
+        let mut want = "100.5:1:101:2".to_owned();
+        for k in 1..CHECKSUM_DEPTH {
+            want += &format!(":{}.5:1", 100 - k);
+        }
+        assert_eq!(std::str::from_utf8(&buf[..len]).unwrap(), want);
+        assert_eq!(checksum(&book, &mut buf), crc32fast::hash(want.as_bytes()));
     }
 
     #[test]
