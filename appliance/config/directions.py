@@ -200,7 +200,8 @@ FIELDS: dict[str, FieldRule] = {
     "exchanges.*.instruments.*.taker_fee_bps": _r(_N, _FEE),
     "exchanges.*.instruments.*.leverage": _r(
         _LOOSE,
-        "USD-M leverage: the same margin carries a larger position, liquidated sooner",
+        "leverage (USD-M, OKX swaps): the same margin carries a larger position, liquidated "
+        "sooner",
         Critical.DOUBLE,
     ),
     "exchanges.*.instruments.*.margin_type": _r(

@@ -227,12 +227,14 @@ class Instrument(Strict):
     maker_fee_bps: Dec
     taker_fee_bps: Dec
     listing: Listing | None = _optional("the venue's listing; OKX and Kraken only")
-    # USD-M only: set on the venue and verified before the engine trades (absent: unchecked).
+    # A derivative's (USD-M, or an OKX swap): set on the venue and verified before the engine
+    # trades (absent: the account's, unchecked). On OKX the margin mode goes with each order.
     leverage: Annotated[int, Field(ge=1, le=125)] | None = _optional(
-        "the symbol's leverage (1-125), set and verified at start; USD-M only"
+        "the symbol's leverage (1-125), set and verified at start; USD-M or a swap only"
     )
     margin_type: Literal["cross", "isolated"] | None = _optional(
-        "the symbol's margin type, set and verified at start; USD-M only"
+        "the symbol's margin type, set and verified at start (OKX: each order's tdMode); "
+        "USD-M or a swap only"
     )
 
 
@@ -314,11 +316,13 @@ class Exchange(Strict):
     def _derivative_settings_on_usdm(self) -> Exchange:
         if self.market != "usdm":
             for symbol, inst in self.instruments.items():
+                if inst.listing is not None and inst.listing.contract is not None:
+                    continue  # a swap (OKX)
                 for key in ("leverage", "margin_type"):
                     if getattr(inst, key) is not None:
                         raise ValueError(
-                            f"instruments.{symbol}.{key}: a USD-M setting, but this exchange "
-                            f"is {self.market}"
+                            f"instruments.{symbol}.{key}: a derivative's setting (USD-M, or "
+                            f"a swap), but {symbol} is {self.market}"
                         )
         return self
 

@@ -16,12 +16,15 @@ What a contract changes, each checked here against an oracle the engine does not
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.request
 from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.harness import live
+from tests.e2e.harness import counters, live, wait_for
 from tests.e2e.test_okx_orders import CREDENTIALS, keys, okx_get, venue_fills
 
 PAPER_OKX_SWAP = "deployment=paper_okx_swap"
@@ -141,3 +144,105 @@ def test_an_okx_inverse_swap_is_traded_in_contracts_and_booked_in_its_coin(
             f"{float(realised):.8f} UNI (engine {last.realised_pnl}), fees {fees} UNI"
         )
         assert realised != 0, "the run closed part of a position"
+
+
+def okx_fault(env: Any, query: str) -> dict[str, Any]:
+    """A fault of the sim's OKX desk (`POST /sim/okx/fault`); its answer."""
+    req = urllib.request.Request(f"{env.rest}/sim/okx/fault?{query}", method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        answer: dict[str, Any] = json.loads(r.read().decode())
+        return answer
+
+
+def test_swap_leverage_isolated_margin_positions_and_funding_on_okx(tmp_path: Path) -> None:
+    """The derivatives account of an OKX swap against the real engine and the sim:
+    - at start the engine sets the configured leverage in the configured margin mode
+      (`set-leverage`), checks the position mode (a hedge-mode account is named a problem),
+      and compares the venue's position with the journal's;
+    - its orders go in that margin mode (`tdMode` isolated);
+    - a funding payment (the sim's `funding` fault: a `balance_and_position` push that says
+      when, not how much) is read from the bills, journaled in UNI, and moves the swap's
+      realised P&L by exactly the bill's amount; a restart books it again from the journal
+      and finds the venue's position equal to the journal's."""
+    creds = keys()
+    settings = (
+        "+exchanges.okx.instruments.UNIUSDSWAP.leverage=4",
+        "+exchanges.okx.instruments.UNIUSDSWAP.margin_type=isolated",
+    )
+    with live(tmp_path, PAPER_OKX_SWAP, CREDENTIALS, *settings, speed="4") as env:
+        env.start_sim(env=creds)
+        # A hedge-mode account first: named at start (paper: a warning, trading goes on).
+        assert okx_fault(env, "kind=hedge_mode&on=1")["applied"] == "hedge_mode on=true"
+        engine = env.start_engine(env=creds)
+        wait_for(lambda: "hedge mode" in engine.text(), 20, "the hedge-mode problem")
+        assert "OKX posMode long_short_mode" in engine.text()
+        assert env.stop("engine") == 0, engine.text()
+        okx_fault(env, "kind=clear")
+        env.sub = None
+
+        engine = env.start_engine(name="engine2", env=creds)
+        assert "hedge mode" not in engine.text(), engine.text()
+
+        def position() -> Decimal:
+            rows = okx_get(env, "/api/v5/account/positions?instType=SWAP", creds)
+            return Decimal(rows[0]["pos"]) if rows else Decimal(0)
+
+        wait_for(lambda: position() != 0, 90, "a swap position", 0.25)
+        # No more orders: the realised P&L moves by the funding payment alone.
+        assert env.command("pause").ok
+        wait_for(
+            lambda: okx_get(env, "/api/v5/trade/orders-pending?instType=SWAP", creds) == [],
+            10,
+            "no open orders",
+        )
+        time.sleep(0.5)
+        (row,) = okx_get(env, "/api/v5/account/positions?instType=SWAP", creds)
+        assert (row["mgnMode"], row["lever"], row["ccy"]) == ("isolated", "4", "UNI"), row
+        fills = swap_fills(env, creds)
+        order = okx_get(
+            env, f"/api/v5/trade/order?instId=UNI-USD-SWAP&ordId={fills[-1]['ordId']}", creds
+        )
+        assert order[0]["tdMode"] == "isolated", order
+        pos, _, entry = replay(fills)
+        assert Decimal(row["pos"]) == Decimal(pos.numerator) / Decimal(pos.denominator)
+        assert entry is not None and abs(Fraction(row["avgPx"]) - entry) <= Fraction(1, 10**6)
+
+        def realised() -> Decimal:
+            status = env.status_or_none()
+            assert status is not None
+            (p,) = [p for p in status.positions if p.symbol == "UNIUSDSWAP"]
+            return Decimal(p.realised_pnl)
+
+        before = realised()
+        # 0.1%: longs pay shorts, at the mark, in UNI.
+        assert okx_fault(env, "kind=funding&rate=0.001")["positions"] == 1
+        (bill,) = okx_get(env, "/api/v5/account/bills?instType=SWAP&type=8", creds)
+        paid = Decimal(bill["pnl"])
+        assert bill["ccy"] == "UNI" and paid != 0 and (paid < 0) == (pos > 0), (bill, pos)
+        # pos x 10 USD / mark x 0.1%, to 10^-8 UNI.
+        value = Decimal(row["pos"]) * 10 / Decimal(bill["px"]) * Decimal("0.001")
+        assert abs(paid + value) <= EIGHT, (paid, value)
+        wait_for(lambda: realised() != before, 15, "the funding booked")
+        assert realised() - before == paid, (realised(), before, paid)
+        (record,) = [r for r in env.journal_records() if r["t"] == "funding"]
+        assert (record["exchange"], record["symbol"], record["asset"]) == (
+            "okx",
+            "UNIUSDSWAP",
+            "UNI",
+        )
+        assert Decimal(record["amount"]) == paid
+        wait_for(lambda: counters(env.heartbeat()).get("gw_funding_payments") == 1, 10, "count")
+        assert env.stop("engine2") == 0
+
+        # A restart: the funding from the journal, the position equal to the venue's.
+        env.sub = None
+        engine = env.start_engine(name="engine3", env=creds)
+        assert realised() == before + paid
+        text = engine.text()
+        assert "okx/UNIUSDSWAP: one-way true, leverage 4, margin isolated, position" in text, text
+        assert "position: the venue holds" not in text, text
+        assert env.stop("engine3") == 0
+        print(
+            f"okx swap funding: position {row['pos']} contracts (isolated, lever 4), "
+            f"bill {paid} UNI at mark {bill['px']}, realised {before} -> {before + paid} UNI"
+        )

@@ -63,7 +63,7 @@ def test_a_liquidation_distance_outside_1_to_10000_bps_is_refused(
 
 def test_leverage_on_a_spot_exchange_is_refused(project: Path, cli: Callable[..., Run]) -> None:
     diags = _refused(cli, project, f"+{BTC}.leverage=3")
-    assert any("USD-M setting" in d["message"] for d in diags), diags
+    assert any("a derivative's setting (USD-M, or a swap)" in d["message"] for d in diags), diags
 
 
 def test_the_engine_refuses_the_same_settings(tmp_path: Path) -> None:

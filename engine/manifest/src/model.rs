@@ -655,12 +655,13 @@ pub struct Instrument {
     /// How the venue lists the instrument (OKX and Kraken; absent on Binance and the sim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing: Option<Listing>,
-    /// USD-M only: the symbol's leverage (1-125), set on the venue before the engine trades
-    /// and verified (absent: the account's, unchecked).
+    /// A derivative's only (USD-M, or a listed swap): the symbol's leverage (1-125), set on
+    /// the venue before the engine trades and verified (absent: the account's, unchecked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leverage: Option<u32>,
-    /// USD-M only: the symbol's margin type, set and verified before the engine trades
-    /// (absent: the account's, unchecked).
+    /// A derivative's only (USD-M, or a listed swap): the symbol's margin type, set and
+    /// verified before the engine trades (OKX: each order's `tdMode` and the leverage's
+    /// `mgnMode`; absent: cross on OKX, the account's on USD-M, unchecked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin_type: Option<MarginType>,
 }

@@ -646,7 +646,8 @@ impl Checker {
         self.venue_exchange(name, exchange);
     }
 
-    /// An instrument's leverage and margin type: USD-M only; leverage 1-125 (Binance's range).
+    /// An instrument's leverage and margin type: a derivative's only (USD-M, or a listed
+    /// contract: an OKX swap); leverage 1-125 (both venues' range).
     fn derivative_settings(
         &mut self,
         name: &str,
@@ -654,14 +655,19 @@ impl Checker {
         instrument: &Instrument,
         market: crate::model::Market,
     ) {
-        let usdm = market == crate::model::Market::Usdm;
+        let usdm = market == crate::model::Market::Usdm
+            || instrument
+                .listing
+                .as_ref()
+                .is_some_and(|l| l.contract.is_some());
         if let Some(leverage) = instrument.leverage {
             if !usdm {
                 self.fail(
                     "instrument.derivative_setting",
                     format_args!("exchanges.{name}.instruments.{symbol}.leverage"),
                     format_args!(
-                        "{leverage} on a {} exchange (leverage is a USD-M setting)",
+                        "{leverage} on a {} instrument (leverage is a derivative's setting: \
+                         USD-M, or a swap)",
                         market.as_str()
                     ),
                 );
@@ -678,7 +684,8 @@ impl Checker {
                 "instrument.derivative_setting",
                 format_args!("exchanges.{name}.instruments.{symbol}.margin_type"),
                 format_args!(
-                    "{} on a {} exchange (the margin type is a USD-M setting)",
+                    "{} on a {} instrument (the margin type is a derivative's setting: USD-M, \
+                     or a swap)",
                     match margin {
                         crate::model::MarginType::Cross => "cross",
                         crate::model::MarginType::Isolated => "isolated",
@@ -1698,7 +1705,7 @@ mod tests {
         refused(
             |v| v["exchanges"]["binance_spot"]["instruments"]["BTCUSDT"]["leverage"] = json!(2),
             "exchanges.binance_spot.instruments.BTCUSDT.leverage",
-            &["spot exchange"],
+            &["spot instrument"],
         );
         refused(
             |v| {
@@ -1706,7 +1713,7 @@ mod tests {
                     json!("cross")
             },
             "exchanges.binance_spot.instruments.BTCUSDT.margin_type",
-            &["cross on a spot exchange"],
+            &["cross on a spot instrument"],
         );
     }
 

@@ -474,6 +474,15 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                 f.symbol
             );
         };
+        // Booked live only in the instrument's settlement currency (journaled either way).
+        let settles_in = venues
+            .iter()
+            .find(|v| v.name == f.exchange)
+            .and_then(|v| v.settlement(&f.symbol))
+            .unwrap_or_else(|| rt_venues::assets::quote_asset(&f.symbol));
+        if f.asset != settles_in {
+            continue;
+        }
         let amount = Fixed::parse(f.amount.trim_start_matches('-'))
             .context("journal: a funding payment's amount")?
             .raw();

@@ -1545,6 +1545,12 @@ fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
     if change.reason != AccountReason::Funding {
         return;
     }
+    if change.balance_changes.is_empty() {
+        // The update says a payment was made, not how much (OKX's `funding_fee`): the
+        // amounts are the venue's history's.
+        tokio::task::spawn_local(attribute_funding(state.clone(), venue.clone(), None));
+        return;
+    }
     let named = change
         .positions
         .iter()
@@ -1552,7 +1558,11 @@ fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
         .find(|s| venue.symbols.iter().any(|v| v == s));
     let Some(symbol) = named else {
         let announced = change.balance_changes.clone();
-        tokio::task::spawn_local(attribute_funding(state.clone(), venue.clone(), announced));
+        tokio::task::spawn_local(attribute_funding(
+            state.clone(),
+            venue.clone(),
+            Some(announced),
+        ));
         return;
     };
     for (asset, amount) in &change.balance_changes {
@@ -1571,7 +1581,7 @@ fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
 }
 
 /// Journals a funding payment of `symbol` and hands it to the strategy thread (booked when it
-/// is in the instrument's quote asset).
+/// is in the instrument's settlement currency: a contract's `settleCcy`, else the quote).
 fn book_funding(state: &Shared, venue: &VenueConfig, symbol: &str, asset: &str, amount: i64) {
     let instrument = {
         let s = state.borrow();
@@ -1614,12 +1624,17 @@ fn book_funding(state: &Shared, venue: &VenueConfig, symbol: &str, asset: &str, 
 const FUNDING_TRIES: u32 = 5;
 const FUNDING_RETRY: Duration = Duration::from_secs(1);
 
-/// Attributes a cross-margin funding update (`announced`: (asset, total) as the update says)
-/// to the venue's symbols: the payments its funding history lists that were not attributed
-/// yet, each booked on its own symbol (those of symbols the engine does not trade are
-/// logged). Asked again until the new payments add up to what was announced; what is found
-/// is booked either way, and a difference is logged.
-async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Vec<(String, i64)>) {
+/// Attributes a cross-margin funding update (`announced`: (asset, total) as the update says;
+/// `None` when it says no amount, as OKX's) to the venue's symbols: the payments its funding
+/// history lists that were not attributed yet, each booked on its own symbol (those of
+/// symbols the engine does not trade are logged). Asked again until the new payments add up
+/// to what was announced (without an announcement: until a new payment is listed); what is
+/// found is booked either way, and a difference is logged.
+async fn attribute_funding(
+    state: Shared,
+    venue: VenueConfig,
+    announced: Option<Vec<(String, i64)>>,
+) {
     let Some(account) = venue.client.derivatives() else {
         return;
     };
@@ -1704,17 +1719,21 @@ async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Vec<(St
                 ));
             }
         }
-        let covered = announced
-            .iter()
-            .all(|(asset, total)| found.iter().any(|(a, t)| a == asset && t == total));
+        let covered = match &announced {
+            Some(announced) => announced
+                .iter()
+                .all(|(asset, total)| found.iter().any(|(a, t)| a == asset && t == total)),
+            None => !found.is_empty(),
+        };
         if covered {
             return;
         }
     }
     state.borrow().log(format!(
-        "{}: a cross-margin funding update announced {announced:?}; its history gave {found:?} \
-         after {FUNDING_TRIES} tries",
-        venue.name
+        "{}: a funding update announced {}; its history gave {found:?} after {FUNDING_TRIES} \
+         tries",
+        venue.name,
+        announced.map_or_else(|| "no amount".to_owned(), |a| format!("{a:?}"))
     ));
 }
 

@@ -453,7 +453,9 @@ pub struct Recovery {
 pub struct RecoveredFunding {
     pub exchange: String,
     pub symbol: String,
-    /// Signed decimal, quote currency: positive received.
+    /// The asset it was paid in: the instrument's settlement currency when it was booked.
+    pub asset: String,
+    /// Signed decimal, in `asset`: positive received.
     pub amount: String,
 }
 
@@ -727,11 +729,13 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
             Record::Funding {
                 exchange,
                 symbol,
+                asset,
                 amount,
                 ..
             } => out.fundings.push(RecoveredFunding {
                 exchange,
                 symbol,
+                asset,
                 amount,
             }),
         }

@@ -208,9 +208,8 @@ pub fn expected_wallet(
         add(asset, -paid);
     }
     for p in fundings.iter().filter(|p| p.exchange == exchange) {
-        let (_, quote) = rt_venues::assets::split_symbol(&p.symbol)
-            .ok_or_else(|| format!("journal: {}: no known quote asset", p.symbol))?;
-        add(quote, i128::from(units(&p.amount, "funding")?));
+        // In the asset the venue paid it in (the journal's), as booked.
+        add(&p.asset, i128::from(units(&p.amount, "funding")?));
     }
     Ok(out)
 }
@@ -337,14 +336,18 @@ async fn derivative_settings(
         .map_err(|e| format!("{name}: position mode: {e}"))?;
     if hedge {
         problems.push(format!(
-            "{name}: the account is in hedge mode (dualSidePosition true); the engine trades \
-             one-way mode (positionSide BOTH): switch the account to one-way mode"
+            "{name}: the account is in hedge mode (Binance dualSidePosition true, OKX posMode \
+             long_short_mode); the engine trades one-way (net) mode: switch the account to it"
         ));
     }
     for (symbol, inst) in &exchange.instruments {
-        if let Some(margin) = inst.margin_type {
+        // OKX has no margin-type setting: the mode goes with each order and with the
+        // leverage, and is read back from the positions below.
+        let margin_request = inst.margin_type.and_then(|margin| {
             let isolated = margin == MarginType::Isolated;
-            let request = account.set_margin_type(symbol, isolated, now_ms());
+            Some((margin, account.set_margin_type(symbol, isolated, now_ms())?))
+        });
+        if let Some((margin, request)) = margin_request {
             let r = send_request(client, &request).await;
             let r = r.map_err(|e| format!("{name}: marginType {symbol}: {e}"))?;
             let text = String::from_utf8_lossy(&r.body).into_owned();
@@ -383,7 +386,12 @@ async fn derivative_settings(
     let risks = venue_positions(client, venue).await?;
     for (symbol, inst) in &exchange.instruments {
         let Some(held) = risks.iter().find(|r| r.symbol == *symbol) else {
-            problems.push(format!("{name}/{symbol}: the venue shows no position row"));
+            if account.lists_flat_positions() {
+                problems.push(format!("{name}/{symbol}: the venue shows no position row"));
+            } else if inst.listing.as_ref().is_some_and(|l| l.contract.is_some()) {
+                // Only open positions are listed (OKX): flat, its leverage checked when set.
+                lines.push(format!("{name}/{symbol}: one-way {}, flat", !hedge));
+            }
             continue;
         };
         if let Some(l) = inst.leverage.filter(|l| *l != held.leverage) {
@@ -1274,6 +1282,7 @@ mod tests {
         let fundings = [crate::journal::RecoveredFunding {
             exchange: "sim".into(),
             symbol: "BTCUSDT".into(),
+            asset: "USDT".into(),
             amount: "-0.5".into(),
         }];
         let wallet = expected_wallet(&r, "sim", &fills, &fundings).unwrap();

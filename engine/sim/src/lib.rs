@@ -52,6 +52,7 @@ mod kraken;
 mod limits;
 mod metadata;
 mod okx;
+mod okx_account;
 mod okx_orders;
 mod server;
 pub mod venue;

@@ -42,6 +42,7 @@ use rt_venues::binance_orders::{
     TimeInForce, Timing,
 };
 use rt_venues::market::MarketData;
+use rt_venues::okx::account::BALANCE_AND_POSITION;
 use rt_venues::okx::execution::{
     answer, decode_client_id, encode_client_id, order_answer, OkxFill, OkxOrder,
 };
@@ -55,6 +56,7 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::okx_account::{Listed, OkxAccount};
 use crate::venue::{CommissionSettings, Venue};
 use crate::SimError;
 
@@ -91,9 +93,9 @@ struct DeskState {
     /// `POST /sim/okx/fault?kind=rate_limit&count=N`: order placements still to answer 429.
     throttle_orders: u32,
     throttled: Throttled,
-    /// The account's net position per swap or futures (config name), from its fills: what a
-    /// `reduceOnly` order may reduce.
-    positions: HashMap<String, i64>,
+    /// The account's swaps (`crate::okx_account`): net positions from the fills (what a
+    /// `reduceOnly` order may reduce), leverage, funding bills.
+    account: OkxAccount,
 }
 
 /// Post-only orders cancelled at acceptance that the desk still answers queries about; the
@@ -141,13 +143,20 @@ struct Throttled {
     orders: u64,
 }
 
+/// A private channel the desk pushes on (`account` is acknowledged and pushes nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Channel {
+    Orders,
+    BalanceAndPosition,
+}
+
 /// One OKX exchange's order entry on the sim.
 pub(crate) struct OkxDesk {
     /// (config name, instId).
     instruments: Vec<(String, String)>,
     keys: Option<OkxKeys>,
     state: Mutex<DeskState>,
-    tx: broadcast::Sender<Utf8Bytes>,
+    tx: broadcast::Sender<(Channel, Utf8Bytes)>,
 }
 
 impl std::fmt::Debug for OkxDesk {
@@ -219,6 +228,20 @@ impl OkxDesk {
                 (name.clone(), rt_venues::market::venue_symbol(name, listed))
             })
             .collect();
+        let contracts = exchange
+            .instruments
+            .iter()
+            .filter_map(|(name, inst)| {
+                let listing = inst.listing.as_ref()?;
+                let contract = listing.contract.as_ref()?;
+                Some(Listed {
+                    name: name.clone(),
+                    inst_id: listing.symbol.clone(),
+                    terms: rt_core::ContractValue::from_manifest(inst),
+                    settle: contract.settle_currency.clone(),
+                })
+            })
+            .collect();
         let mut venue = Venue::new(exchange.market, exchange.instruments.iter());
         venue.set_commission(CommissionSettings {
             asset: SimCommission::Received,
@@ -241,7 +264,7 @@ impl OkxDesk {
                 last_ns: 0,
                 cancelled_post_only: HashMap::new(),
                 cancelled_post_only_order: std::collections::VecDeque::new(),
-                positions: HashMap::new(),
+                account: OkxAccount::new(contracts),
                 next_synthetic_id: 1 << 40,
                 throttle_orders: 0,
                 throttled: Throttled::default(),
@@ -295,13 +318,8 @@ impl OkxDesk {
                 &r.client_order_id
             };
             if r.exec_type == ExecType::Trade {
-                let signed = if r.side == Side::Buy {
-                    r.last_qty.0
-                } else {
-                    -r.last_qty.0
-                };
-                let p = st.positions.entry(r.symbol.clone()).or_insert(0);
-                *p = p.saturating_add(signed);
+                st.account
+                    .on_fill(&r.symbol, r.side, r.last_price, r.last_qty.0);
             }
             let fill = (r.exec_type == ExecType::Trade).then(|| OkxFill {
                 trade_id: u64::try_from(r.trade_id).unwrap_or(0),
@@ -325,8 +343,11 @@ impl OkxDesk {
                 state: state_of(r.status),
                 fill,
                 u_time_ms: r.event_time_ms,
+                isolated: st.account.isolated(&r.symbol),
             };
-            let _ = self.tx.send(Utf8Bytes::from(order.push()));
+            let _ = self
+                .tx
+                .send((Channel::Orders, Utf8Bytes::from(order.push())));
         }
     }
 
@@ -392,6 +413,7 @@ impl OkxDesk {
             .split('&')
             .filter_map(|kv| kv.split_once('='))
             .collect();
+        use rt_venues::okx::account as oa;
         use rt_venues::okx::execution as ox;
         if !(method == "POST" && path == ox::ORDER_PATH) {
             let mut st = self.lock();
@@ -465,7 +487,10 @@ impl OkxDesk {
                                 .iter()
                                 .filter(|o| after.map_or(true, |a| o.order_id < a))
                                 .take(limit)
-                                .map(|o| self.okx_order(o).to_json())
+                                .map(|o| {
+                                    let isolated = st.account.isolated(&o.symbol);
+                                    self.okx_order(o, isolated).to_json()
+                                })
                                 .collect();
                             (200, answer(0, "", page))
                         }
@@ -475,6 +500,29 @@ impl OkxDesk {
                 }
             }
             ("GET", ox::FILLS_PATH) => self.fills(&params),
+            ("GET", oa::CONFIG_PATH) => (200, answer(0, "", vec![self.lock().account.config()])),
+            ("POST", oa::SET_LEVERAGE_PATH) => match serde_json::from_str::<Value>(body) {
+                Ok(v) => match self.lock().account.set_leverage(&v) {
+                    Ok(set) => (200, answer(0, "", vec![set])),
+                    Err((code, msg)) => (200, answer(code, &msg, Vec::new())),
+                },
+                Err(e) => refused(50002, &format!("JSON syntax error: {e}")),
+            },
+            ("GET", oa::POSITIONS_PATH) => {
+                let st = self.lock();
+                let mark = |name: &str| st.venue.mark(name);
+                (200, answer(0, "", st.account.positions(&mark, wall_ms())))
+            }
+            ("GET", oa::BILLS_PATH) => {
+                let begin = params.get("begin").and_then(|b| b.parse::<u64>().ok()).unwrap_or(0);
+                let limit = params
+                    .get("limit")
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .unwrap_or(oa::BILLS_LIMIT)
+                    .clamp(1, oa::BILLS_LIMIT);
+                let bills = self.lock().account.bills(params.get("type").copied(), begin, limit);
+                (200, answer(0, "", bills))
+            }
             ("GET", ox::BALANCE_PATH) => {
                 let account = self.lock().venue.account(wall_ms());
                 match rt_venues::binance_account::parse_account(&account) {
@@ -542,12 +590,39 @@ impl OkxDesk {
                 st.throttle_orders = count;
                 Ok(format!("{{\"applied\":\"rate_limit count={count}\"}}"))
             }
+            Some("funding") => {
+                let rate = params
+                    .get("rate")
+                    .and_then(|r| rt_core::parse_signed_units(r.as_bytes()).ok())
+                    .ok_or_else(|| "kind=funding needs rate=<signed decimal>".to_owned())?;
+                let st = &mut *st;
+                let venue = &st.venue;
+                let mark = |name: &str| venue.mark(name);
+                let pushes = st.account.fund(rate, &mark, wall_ms());
+                let paid = pushes.len();
+                for push in pushes {
+                    let _ = self
+                        .tx
+                        .send((Channel::BalanceAndPosition, Utf8Bytes::from(push)));
+                }
+                Ok(format!(
+                    "{{\"applied\":\"funding rate={}\",\"positions\":{paid}}}",
+                    rt_venues::okx::execution::format_decimal(rate)
+                ))
+            }
+            Some("hedge_mode") => {
+                let on = params.get("on").copied() != Some("0");
+                st.account.hedge_mode = on;
+                Ok(format!("{{\"applied\":\"hedge_mode on={on}\"}}"))
+            }
             Some("clear") => {
                 st.throttle_orders = 0;
+                st.account.hedge_mode = false;
                 Ok("{\"applied\":\"clear\"}".to_owned())
             }
             other => Err(format!(
-                "kind={other:?}: the OKX desk's faults are rate_limit (count=N) and clear"
+                "kind={other:?}: the OKX desk's faults are rate_limit (count=N), funding \
+                 (rate=R), hedge_mode (on=1|0) and clear"
             )),
         }
     }
@@ -564,11 +639,12 @@ impl OkxDesk {
             "other_after_429_ms": t.other_after_ms,
             "orders": t.orders,
             "throttle_pending": st.throttle_orders,
+            "funding_payments": st.account.funding_payments,
         })
         .to_string()
     }
 
-    fn okx_order(&self, o: &OrderInfo) -> OkxOrder {
+    fn okx_order(&self, o: &OrderInfo, isolated: bool) -> OkxOrder {
         OkxOrder {
             inst_id: self.inst_id(&o.symbol).to_owned(),
             ord_id: o.order_id,
@@ -582,6 +658,7 @@ impl OkxDesk {
             state: state_of(o.status),
             fill: None,
             u_time_ms: o.update_time_ms,
+            isolated,
         }
     }
 
@@ -650,7 +727,7 @@ impl OkxDesk {
         if reduce_only {
             // Net mode: the order must be against the position and no larger than it (checked
             // when placed; the sim does not shrink a resting one as the position moves).
-            let pos = self.lock().positions.get(&symbol).copied().unwrap_or(0);
+            let pos = self.lock().account.position(&symbol);
             let reduces = match side {
                 Side::Buy => pos < 0 && qty <= pos.saturating_neg(),
                 Side::Sell => pos > 0 && qty <= pos,
@@ -674,6 +751,8 @@ impl OkxDesk {
         );
         let mut guard = self.lock();
         let st = &mut *guard;
+        st.account
+            .order_mode(&symbol, text(&v, "tdMode") == "isolated");
         let ts = wall_ns().max(st.last_ns);
         st.last_ns = ts;
         let result = st.venue.new_order(ts, &order, &mut st.reports);
@@ -701,8 +780,11 @@ impl OkxDesk {
                     state: "canceled",
                     fill: None,
                     u_time_ms: wall_ms(),
+                    isolated: text(&v, "tdMode") == "isolated",
                 };
-                let _ = self.tx.send(Utf8Bytes::from(cancelled.push()));
+                let _ = self
+                    .tx
+                    .send((Channel::Orders, Utf8Bytes::from(cancelled.push())));
                 st.remember_cancelled_post_only(client.clone(), cancelled);
                 (200, order_answer(ord_id, &cl, 0, "Order placed"))
             }
@@ -776,7 +858,13 @@ impl OkxDesk {
             timing: Timing::new(wall_ms()),
         };
         match st.venue.query_order(&q).map(|b| parse_order(&b)) {
-            Ok(Ok(info)) => (200, answer(0, "", vec![self.okx_order(&info).to_json()])),
+            Ok(Ok(info)) => {
+                let isolated = st.account.isolated(&info.symbol);
+                (
+                    200,
+                    answer(0, "", vec![self.okx_order(&info, isolated).to_json()]),
+                )
+            }
             Ok(Err(e)) => refused(50026, &e.to_string()),
             Err(_) => refused(51603, "Order does not exist"),
         }
@@ -859,11 +947,11 @@ impl OkxDesk {
         let mut rx = self.tx.subscribe();
         let (mut sink, mut incoming) = ws.split();
         let mut logged_in = self.keys.is_none();
-        let mut orders = false;
+        let mut subscribed = Vec::new();
         loop {
             let out: Vec<String> = tokio::select! {
                 push = rx.recv() => match push {
-                    Ok(text) if orders => {
+                    Ok((channel, text)) if subscribed.contains(&channel) => {
                         if sink.send(Message::Text(text)).await.is_err() {
                             return;
                         }
@@ -878,7 +966,7 @@ impl OkxDesk {
                 },
                 msg = incoming.next() => match msg {
                     Some(Ok(Message::Text(t))) => {
-                        self.on_text(t.as_str(), &mut logged_in, &mut orders)
+                        self.on_text(t.as_str(), &mut logged_in, &mut subscribed)
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                     Some(Ok(_)) => continue,
@@ -892,7 +980,12 @@ impl OkxDesk {
         }
     }
 
-    fn on_text(&self, text: &str, logged_in: &mut bool, orders: &mut bool) -> Vec<String> {
+    fn on_text(
+        &self,
+        text: &str,
+        logged_in: &mut bool,
+        subscribed: &mut Vec<Channel>,
+    ) -> Vec<String> {
         if text == "ping" {
             return vec!["pong".into()];
         }
@@ -922,9 +1015,14 @@ impl OkxDesk {
                 .unwrap_or_default()
                 .iter()
                 .map(|arg| match text_of(arg, "channel") {
-                    "orders" | "account" => {
-                        if text_of(arg, "channel") == "orders" {
-                            *orders = true;
+                    "orders" | "account" | BALANCE_AND_POSITION => {
+                        let channel = match text_of(arg, "channel") {
+                            "orders" => Some(Channel::Orders),
+                            BALANCE_AND_POSITION => Some(Channel::BalanceAndPosition),
+                            _ => None,
+                        };
+                        if let Some(c) = channel.filter(|c| !subscribed.contains(c)) {
+                            subscribed.push(c);
                         }
                         json!({"event": "subscribe", "arg": arg, "connId": CONN_ID}).to_string()
                     }
@@ -1019,8 +1117,9 @@ mod tests {
         assert!(refused("sell", "1") && refused("buy", "1"));
         // Long 5: a sell of up to 5 reduces; a buy, or a sell of 6, does not.
         swap.lock()
-            .positions
-            .insert("UNIUSDSWAP".to_owned(), 5 * 100_000_000);
+            .account
+            .on_fill("UNIUSDSWAP", Side::Buy, Price(500_000_000), 5 * 100_000_000);
+        assert_eq!(swap.lock().account.position("UNIUSDSWAP"), 5 * 100_000_000);
         assert!(!refused("sell", "3") && !refused("sell", "5"));
         assert!(refused("buy", "1") && refused("sell", "6"));
     }
@@ -1091,7 +1190,7 @@ mod tests {
         let (_, body) = d.handle("GET", path, "", "", &|_: &str| None);
         assert!(body.contains("50103"), "{body}");
         // The login.
-        let (mut logged_in, mut orders) = (false, false);
+        let (mut logged_in, mut orders) = (false, Vec::new());
         let now = (wall_ms() / 1000).to_string();
         let login = json!({"op": "login", "args": [{"apiKey": "k", "passphrase": "p",
             "timestamp": now, "sign": sign_login(b"s", &now)}]});
@@ -1105,14 +1204,14 @@ mod tests {
         assert!(out[0].contains("\"login\"") && logged_in, "{out:?}");
         let out = d.on_text(r#"{"op":"subscribe","args":[{"channel":"orders","instType":"SPOT"},{"channel":"account"}]}"#, &mut logged_in, &mut orders);
         assert_eq!(out.len(), 2);
-        assert!(orders);
+        assert_eq!(orders, vec![Channel::Orders]);
         assert_eq!(
             d.on_text("ping", &mut logged_in, &mut orders),
             vec!["pong".to_owned()]
         );
         let bad = json!({"op": "login", "args": [{"apiKey": "k", "passphrase": "p",
             "timestamp": now, "sign": "x"}]});
-        let out = d.on_text(&bad.to_string(), &mut false, &mut false);
+        let out = d.on_text(&bad.to_string(), &mut false, &mut Vec::new());
         assert!(out[0].contains("60009"), "{out:?}");
     }
 }

@@ -607,12 +607,20 @@ pub trait DerivativesAccount: fmt::Debug + Send + Sync {
     fn set_leverage(&self, symbol: &str, leverage: u32, now_ms: u64) -> VenueRequest;
     /// The leverage in force, from the answer to [`DerivativesAccount::set_leverage`].
     fn leverage_set(&self, body: &str) -> Result<u32, ExecError>;
-    /// Sets a symbol's margin type (isolated, or cross).
-    fn set_margin_type(&self, symbol: &str, isolated: bool, now_ms: u64) -> VenueRequest;
+    /// Sets a symbol's margin type (isolated, or cross); `None` on a venue where the margin
+    /// mode goes with each order and with the leverage (OKX: `tdMode`, `mgnMode`).
+    fn set_margin_type(&self, symbol: &str, isolated: bool, now_ms: u64) -> Option<VenueRequest>;
     /// A refusal of [`DerivativesAccount::set_margin_type`] that says it already is so.
     fn margin_type_unchanged(&self, refusal: &Refusal) -> bool;
     /// Asks every position with its risk.
     fn positions(&self, now_ms: u64) -> VenueRequest;
+    /// Whether [`DerivativesAccount::positions`] lists every symbol, flat ones too (Binance
+    /// USD-M: with their leverage and margin type); `false` where only open positions are
+    /// listed (OKX): a symbol without a row is flat, and its settings are checked by the
+    /// answers to setting them.
+    fn lists_flat_positions(&self) -> bool {
+        true
+    }
     fn position_risks(&self, body: &str) -> Result<Vec<PositionRiskState>, ExecError>;
     /// Asks the account's funding payments from `start_ms` on, per symbol (a cross-margin
     /// account's funding update names no symbol).

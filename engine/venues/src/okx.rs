@@ -14,6 +14,7 @@
 //! Parsing uses the same bounds-checked scanner as the Binance codec, borrowing from the frame;
 //! level texts are kept inline, so a message allocates nothing once the buffers have grown.
 
+pub mod account;
 pub mod execution;
 pub mod limits;
 pub mod signing;

@@ -578,6 +578,33 @@ mod tests {
     }
 
     #[test]
+    fn an_okx_swap_takes_leverage_and_a_margin_mode() {
+        let mut v = with_okx();
+        let swap = &mut v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"];
+        swap["leverage"] = json!(5);
+        swap["margin_type"] = json!("isolated");
+        assert_eq!(found(v.clone()), []);
+        // OKX spot has neither.
+        let mut spot = v.clone();
+        spot["exchanges"]["okx"]["instruments"]["BTCUSDT"]["leverage"] = json!(2);
+        reports(
+            spot,
+            &[(
+                "exchanges.okx.instruments.BTCUSDT.leverage",
+                "instrument.derivative_setting",
+            )],
+        );
+        v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["leverage"] = json!(126);
+        reports(
+            v.clone(),
+            &[(
+                "exchanges.okx.instruments.UNIUSDSWAP.leverage",
+                "instrument.leverage",
+            )],
+        );
+    }
+
+    #[test]
     fn a_linear_contract_must_be_valued_in_8_decimals() {
         // OKX BTC-USDT-SWAP: 0.01 BTC a contract, tick 0.1: 0.001 USDT a tick, exact.
         let linear = |tick: &str, value: &str| {

@@ -301,13 +301,13 @@ impl DerivativesAccount for USdmExecution {
         usdm::parse_leverage(body).map_err(|e| unreadable("leverage", e))
     }
 
-    fn set_margin_type(&self, symbol: &str, isolated: bool, now_ms: u64) -> VenueRequest {
+    fn set_margin_type(&self, symbol: &str, isolated: bool, now_ms: u64) -> Option<VenueRequest> {
         let m = if isolated {
             MarginType::Isolated
         } else {
             MarginType::Cross
         };
-        self.setting(symbol, Setting::MarginType(m), now_ms)
+        Some(self.setting(symbol, Setting::MarginType(m), now_ms))
     }
 
     fn margin_type_unchanged(&self, refusal: &Refusal) -> bool {
@@ -492,6 +492,7 @@ mod tests {
             .starts_with("/fapi/v1/leverage?symbol=BTCUSDT&leverage=3&timestamp=1"));
         assert!(d
             .set_margin_type("BTCUSDT", true, 1)
+            .unwrap()
             .path
             .starts_with("/fapi/v1/marginType?symbol=BTCUSDT&marginType=ISOLATED"));
         let unchanged = Refusal {

@@ -114,7 +114,10 @@ pub struct OkxExecution {
     /// `None` sends unsigned requests (a paper sim without credentials).
     credentials: Option<OkxCredentials>,
     /// (config name, `instId`) of each instrument: the gateway names `BTCUSDT`, OKX `BTC-USDT`.
-    instruments: Vec<(String, String)>,
+    pub(super) instruments: Vec<(String, String)>,
+    /// The config names of the contracts traded in isolated margin (`margin_type: isolated`):
+    /// their orders and leverage say `isolated`, every other contract's `cross`.
+    pub(super) isolated: Vec<String>,
 }
 
 /// `client_id` as a `clOrdId` (letters and digits): `z` -> `zz`, `_` -> `zu`, `-` -> `zd`, any
@@ -185,7 +188,7 @@ pub fn format_fee(units: i64) -> String {
     }
 }
 
-fn unreadable(what: &'static str, reason: impl ToString) -> ExecError {
+pub(super) fn unreadable(what: &'static str, reason: impl ToString) -> ExecError {
     ExecError::Unreadable {
         what,
         reason: reason.to_string(),
@@ -193,12 +196,12 @@ fn unreadable(what: &'static str, reason: impl ToString) -> ExecError {
 }
 
 /// A string field (OKX writes numbers as strings).
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(super) fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
 /// A decimal field in 10^-8 units; an empty one is 0.
-fn units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
+pub(super) fn units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
     let t = text(v, key);
     if t.is_empty() {
         return Ok(0);
@@ -209,7 +212,7 @@ fn units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
 /// A decimal OKX writes with up to 18 decimals split after its 8th: (the decimal to 10^-8,
 /// whether the digits past it are not all zeros). Never slices inside a character: venue
 /// input is not trusted to be ASCII.
-fn split_8<'a>(t: &'a str, key: &'static str) -> Result<(&'a str, bool), ExecError> {
+pub(super) fn split_8<'a>(t: &'a str, key: &'static str) -> Result<(&'a str, bool), ExecError> {
     let Some((int, frac)) = t.split_once('.') else {
         return Ok((t, false));
     };
@@ -257,14 +260,14 @@ fn commission_units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
 }
 
 /// A numeric id field (`ordId`, `tradeId`).
-fn id(v: &Value, key: &'static str) -> Result<u64, ExecError> {
+pub(super) fn id(v: &Value, key: &'static str) -> Result<u64, ExecError> {
     let t = text(v, key);
     t.parse::<u64>()
         .map_err(|e| unreadable(key, format!("{t:?}: {e}")))
 }
 
 /// The top-level `code` of an answer (`"0"`: success).
-fn code_of(v: &Value) -> Option<i64> {
+pub(super) fn code_of(v: &Value) -> Option<i64> {
     match v.get("code")? {
         Value::String(s) => s.parse().ok(),
         Value::Number(n) => n.as_i64(),
@@ -273,7 +276,7 @@ fn code_of(v: &Value) -> Option<i64> {
 }
 
 /// The `data` of a successful answer.
-fn data<'a>(v: &'a Value, what: &'static str) -> Result<&'a [Value], ExecError> {
+pub(super) fn data<'a>(v: &'a Value, what: &'static str) -> Result<&'a [Value], ExecError> {
     match code_of(v) {
         Some(0) => {}
         code => {
@@ -289,7 +292,7 @@ fn data<'a>(v: &'a Value, what: &'static str) -> Result<&'a [Value], ExecError> 
         .ok_or_else(|| unreadable(what, "no data"))
 }
 
-fn parse(body: &str, what: &'static str) -> Result<Value, ExecError> {
+pub(super) fn parse(body: &str, what: &'static str) -> Result<Value, ExecError> {
     serde_json::from_str(body).map_err(|e| unreadable(what, e))
 }
 
@@ -352,7 +355,29 @@ impl OkxExecution {
         OkxExecution {
             credentials,
             instruments: instruments.into_iter().collect(),
+            isolated: Vec::new(),
         }
+    }
+
+    /// The contracts (config names) traded in isolated margin; the others in cross.
+    pub fn with_isolated(mut self, isolated: impl IntoIterator<Item = String>) -> OkxExecution {
+        self.isolated = isolated.into_iter().collect();
+        self
+    }
+
+    /// A contract's margin mode as OKX names it (`tdMode`, `mgnMode`).
+    pub(super) fn margin_mode(&self, symbol: &str) -> &'static str {
+        if self.isolated.iter().any(|s| s == symbol) {
+            "isolated"
+        } else {
+            "cross"
+        }
+    }
+
+    /// Whether the account trades a swap or futures (it then has derivative settings,
+    /// positions and funding: [`ExecutionClient::derivatives`]).
+    pub fn trades_contracts(&self) -> bool {
+        self.instruments.iter().any(|(_, i)| inst_type(i) != "SPOT")
     }
 
     /// The client of a manifest exchange: its instruments' config names and `instId`s
@@ -365,11 +390,16 @@ impl OkxExecution {
             let listed = inst.listing.as_ref().map(|l| l.symbol.as_str());
             (name.clone(), crate::market::venue_symbol(name, listed))
         });
-        OkxExecution::new(credentials, instruments)
+        let isolated = exchange
+            .instruments
+            .iter()
+            .filter(|(_, inst)| inst.margin_type == Some(rt_manifest::model::MarginType::Isolated))
+            .map(|(name, _)| name.clone());
+        OkxExecution::new(credentials, instruments).with_isolated(isolated)
     }
 
     /// The `instId` of a config name (itself when it is not one).
-    fn inst_id<'a>(&'a self, symbol: &'a str) -> &'a str {
+    pub(super) fn inst_id<'a>(&'a self, symbol: &'a str) -> &'a str {
         self.instruments
             .iter()
             .find(|(name, _)| name == symbol)
@@ -377,7 +407,7 @@ impl OkxExecution {
     }
 
     /// The config name of an `instId` (itself when it is not one of ours).
-    fn name_of<'a>(&'a self, inst_id: &'a str) -> &'a str {
+    pub(super) fn name_of<'a>(&'a self, inst_id: &'a str) -> &'a str {
         self.instruments
             .iter()
             .find(|(_, inst)| inst == inst_id)
@@ -386,7 +416,13 @@ impl OkxExecution {
 
     /// A request signed at `now_ms` (unsigned without credentials): `path` with its query,
     /// `body` the JSON of a `POST`.
-    fn request(&self, method: Method, path: String, body: String, now_ms: u64) -> VenueRequest {
+    pub(super) fn request(
+        &self,
+        method: Method,
+        path: String,
+        body: String,
+        now_ms: u64,
+    ) -> VenueRequest {
         let mut headers = Vec::new();
         if method == Method::Post {
             headers.push(("Content-Type", "application/json".to_owned()));
@@ -491,7 +527,7 @@ impl ExecutionClient for OkxExecution {
         };
         let mut body = json!({
             "instId": inst,
-            "tdMode": if derivative { "cross" } else { "cash" },
+            "tdMode": if derivative { self.margin_mode(order.symbol) } else { "cash" },
             "clOrdId": cl_ord_id,
             "side": if order.side == Side::Buy { "buy" } else { "sell" },
             "ordType": match order.kind {
@@ -561,6 +597,13 @@ impl ExecutionClient for OkxExecution {
 
     fn trades_page(&self) -> usize {
         FILLS_LIMIT + 1
+    }
+
+    /// An account trading swaps has derivative settings, positions and funding
+    /// ([`super::account`]); a spot-only one has none.
+    fn derivatives(&self) -> Option<&dyn crate::execution::DerivativesAccount> {
+        self.trades_contracts()
+            .then_some(self as &dyn crate::execution::DerivativesAccount)
     }
 
     /// A swap or futures takes `reduceOnly`; spot does not.
@@ -651,13 +694,15 @@ impl ExecutionClient for OkxExecution {
                 .to_string(),
             );
         }
-        out.push(
-            json!({"op": "subscribe", "args": [
-                {"channel": "orders", "instType": "ANY"},
-                {"channel": "account"},
-            ]})
-            .to_string(),
-        );
+        let mut channels = vec![
+            json!({"channel": "orders", "instType": "ANY"}),
+            json!({"channel": "account"}),
+        ];
+        if self.trades_contracts() {
+            // Funding payments and position changes (`eventType`).
+            channels.push(json!({"channel": "balance_and_position"}));
+        }
+        out.push(json!({"op": "subscribe", "args": channels}).to_string());
         out
     }
 
@@ -915,6 +960,9 @@ impl ExecutionClient for OkxExecution {
             };
         }
         let channel = v.get("arg").map(|a| text(a, "channel")).unwrap_or_default();
+        if channel == super::account::BALANCE_AND_POSITION {
+            return self.balance_and_position(&v);
+        }
         if channel != "orders" {
             return Ok(PrivateEvent::Other);
         }
@@ -950,6 +998,9 @@ pub struct OkxOrder {
     /// This push's fill, if it is one.
     pub fill: Option<OkxFill>,
     pub u_time_ms: u64,
+    /// A contract's order in isolated margin (`tdMode` `isolated`; else `cross`, and `cash`
+    /// on spot).
+    pub isolated: bool,
 }
 
 /// One fill as OKX writes it.
@@ -995,7 +1046,11 @@ impl OkxOrder {
             "clOrdId": self.cl_ord_id,
             "side": if self.buy { "buy" } else { "sell" },
             "ordType": self.ord_type,
-            "tdMode": if kind == "SPOT" { "cash" } else { "cross" },
+            "tdMode": match (kind, self.isolated) {
+                ("SPOT", _) => "cash",
+                (_, true) => "isolated",
+                (_, false) => "cross",
+            },
             "px": if self.ord_type == "market" { String::new() } else { format_decimal(self.px) },
             "sz": format_decimal(self.sz),
             "accFillSz": format_decimal(self.acc_fill_sz),
@@ -1409,6 +1464,7 @@ mod tests {
                 ts_ms: 1,
             }),
             u_time_ms: 1,
+            isolated: false,
         };
         let PrivateEvent::Order(u) = c.private_event(&ours.push()).expect("an update") else {
             panic!("an order update");
@@ -1471,6 +1527,7 @@ mod tests {
                     ts_ms: 1,
                 }),
                 u_time_ms: 1,
+                isolated: false,
             };
             let mut v = o.to_json();
             v["fillFee"] = fee.into();
@@ -1592,6 +1649,7 @@ mod tests {
             state: "partially_filled",
             fill: None,
             u_time_ms: 1,
+            isolated: false,
         };
         let body = answer(0, "", vec![order.to_json()]);
         assert_eq!(
