@@ -152,6 +152,11 @@ def test_a_bad_ref_is_a_diagnostic(project: Path, cli: Callable[..., Run]) -> No
         ("exchanges.x.book_checksum_every", 1, 2, (ChangeClass.LOOSEN, True)),
         ("exchanges.x.book_checksum_every", 4, 5, (ChangeClass.LOOSEN, False)),
         ("exchanges.x.book_checksum_every", 10, 1, (ChangeClass.TIGHTEN, False)),
+        # Orders over another transport (REST is the default, absent from the manifest): a
+        # change reviewers must see, as an endpoint's.
+        ("exchanges.x.order_entry", ABSENT, "websocket", (ChangeClass.SECURITY, True)),
+        ("exchanges.x.order_entry", "websocket", ABSENT, (ChangeClass.SECURITY, True)),
+        ("exchanges.x.endpoints.ws_api", ABSENT, "wss://a", (ChangeClass.SECURITY, False)),
     ],
 )
 def test_classification(

@@ -380,3 +380,40 @@ def test_binance_manifests_carry_none_of_the_venue_keys() -> None:
             text = built.text
             for key in ('"listing"', '"metadata"', '"metadata_sha256"', '"passphrase"'):
                 assert key not in text, (deployment, key)
+
+
+def test_order_entry_over_the_websocket_api_reaches_the_manifest_and_is_refused_elsewhere(
+    project: Path, cli: Callable[..., Run]
+) -> None:
+    _deployment(project, "venues", "[sim_binance, okx]")
+    feeds = ("+hosts.local.threads.feeds.okx=null",)
+    ws = (
+        "exchanges.sim_binance.order_entry=websocket",
+        "exchanges.sim_binance.endpoints.ws_api=ws://127.0.0.1:18443/ws-api/v3",
+    )
+    # The transport without its URL: the missing endpoint is named.
+    diags = _refused(cli, project, "deployment=venues", *feeds, ws[0])
+    d = _one(diags, "exchanges.sim_binance.endpoints.ws_api", "exchange.order_entry")
+    assert "order_entry websocket" in d["message"], d
+    # OKX has no WebSocket API order entry here: refused, naming the venue and the way out.
+    diags = _refused(
+        cli,
+        project,
+        "deployment=venues",
+        *feeds,
+        "+exchanges.okx.order_entry=websocket",
+        "+exchanges.okx.endpoints.ws_api=wss://ws.okx.com:8443/ws/v5/private",
+    )
+    d = _one(diags, "exchanges.okx.order_entry", "exchange.order_entry")
+    assert "websocket" in str(d["value"]) and "venue okx" in d["message"], d
+    assert "use rest" in d["message"], d
+    # Binance Spot's (the sim's) WebSocket API: in the manifest; REST, the default, is not
+    # written (the manifests of every other exchange are unchanged by the setting).
+    run = cli("compile", "deployment=venues", *feeds, *ws, root=project)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    (path,) = (project / "build").rglob("*.manifest.json")
+    exchanges = json.loads(path.read_text())["exchanges"]
+    assert exchanges["sim_binance"]["order_entry"] == "websocket"
+    assert exchanges["sim_binance"]["endpoints"]["ws_api"] == "ws://127.0.0.1:18443/ws-api/v3"
+    assert "order_entry" not in exchanges["okx"]
+    assert "ws_api" not in exchanges["okx"]["endpoints"]

@@ -166,6 +166,12 @@ FIELDS: dict[str, FieldRule] = {
     "exchanges.*.market": _r(_TOPO, "spot or futures: another product on the venue"),
     "exchanges.*.endpoints.ws": _r(_SEC, "where market data and user streams come from"),
     "exchanges.*.endpoints.rest": _r(_SEC, "where orders and credentials are sent"),
+    "exchanges.*.endpoints.ws_api": _r(
+        _SEC, "where orders and credentials are sent over the WebSocket API"
+    ),
+    "exchanges.*.order_entry": _r(
+        _SEC, "orders sent over another transport (REST or the WebSocket API)", Critical.ALWAYS
+    ),
     "exchanges.*.credentials": _r(_SEC, "the account the engine trades with", Critical.ALWAYS),
     "exchanges.*.credentials.api_key": _r(_SEC, "the account's API key", Critical.ALWAYS),
     "exchanges.*.credentials.api_secret": _r(_SEC, "the account's API secret", Critical.ALWAYS),

@@ -169,11 +169,6 @@ class Host(Strict):
 # --- exchange -----------------------------------------------------------------------------
 
 
-class Endpoints(Strict):
-    ws: Annotated[str, Field(pattern=r"^wss?://\S+$")]
-    rest: Annotated[str, Field(pattern=r"^https?://\S+$")]
-
-
 def _absent(value: object) -> bool:
     return value is None
 
@@ -182,6 +177,15 @@ def _absent(value: object) -> bool:
 # manifests of venues that do not use it are unchanged by its existence.
 def _optional(description: str) -> Any:
     return Field(default=None, exclude_if=_absent, description=description)
+
+
+class Endpoints(Strict):
+    ws: Annotated[str, Field(pattern=r"^wss?://\S+$")]
+    rest: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    ws_api: Annotated[str, Field(pattern=r"^wss?://\S+$")] | None = _optional(
+        "the venue's WebSocket API for order entry (wss://ws-api.binance.com:443/ws-api/v3); "
+        "needed by order_entry websocket"
+    )
 
 
 class Credentials(Strict):
@@ -298,6 +302,12 @@ class Exchange(Strict):
     # Binance's selfTradePreventionMode, sent with every order.
     self_trade_prevention: Literal["none", "expire_taker", "expire_maker", "expire_both"] = (
         "expire_maker"
+    )
+    # How orders and cancels reach the venue: signed REST requests, or a persistent connection
+    # to its WebSocket API (endpoints.ws_api; Binance Spot and the sim), with REST the fallback
+    # while it is down. Written into the manifest only when not rest.
+    order_entry: Literal["rest", "websocket"] = Field(
+        default="rest", exclude_if=lambda v: v == "rest"
     )
     # OKX and Kraken: the venue's book checksum verified on every n-th book message of an
     # instrument (1: every message; a corrupted message is found at the next verified one).

@@ -190,10 +190,15 @@ class Live:
 
 @contextlib.contextmanager
 def live(
-    tmp_path: Path, *overrides: str, speed: str = "8", engine: str = "paper_1"
+    tmp_path: Path,
+    *overrides: str,
+    speed: str = "8",
+    engine: str = "paper_1",
+    order_entry: str = "rest",
 ) -> Iterator[Live]:
     """A project copy compiled with `overrides` (a deployment other than the default one
-    names its `engine`), on free ports, with its journal under `tmp_path`."""
+    names its `engine`), on free ports, with its journal under `tmp_path`. `order_entry`
+    `websocket` sends the orders over the sim's WebSocket API (REST the fallback)."""
     root = tmp_path / "project"
     root.mkdir()
     shutil.copytree(ROOT / "conf", root / "conf")
@@ -211,6 +216,11 @@ def live(
         f"exchanges.sim_binance.sim.speed='{speed}'",
         f"deployment.engines.{engine}.journal.fsync=always",
     ]
+    if order_entry != "rest":
+        base += [
+            f"exchanges.sim_binance.order_entry={order_entry}",
+            f"exchanges.sim_binance.endpoints.ws_api=ws://127.0.0.1:{ws}/ws-api/v3",
+        ]
     compiled = compile_config(root, [*base, *overrides])
     (m,) = compiled.manifests
     path = root / "engine.manifest.json"

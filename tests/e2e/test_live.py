@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from appliance.bus import bus_pb2 as pb
 from tests.e2e.harness import Live, counters, feed, live, wait_for
 
@@ -24,6 +26,24 @@ SENT = pb.OrderStatus.Value("SENT")
 
 def kinds(events: list[pb.Event], kind: str) -> list[pb.Event]:
     return [e for e in events if e.WhichOneof("body") == kind]
+
+
+# The transports of order entry: every test marked with it runs over both (REST, and the sim's
+# WebSocket API with REST the fallback).
+TRANSPORTS = pytest.mark.parametrize("order_entry", ["rest", "websocket"])
+
+
+def assert_transport(env: Live, order_entry: str) -> None:
+    """The engine's orders go over the transport the test asked for (with websocket, REST only
+    while the WebSocket API connection is not up yet, or lost)."""
+    if order_entry == "websocket":
+        wait_for(
+            lambda: counters(env.heartbeat()).get("gw_ws_api_requests", 0) > 0,
+            30,
+            "an order over the WebSocket API",
+        )
+    else:
+        assert counters(env.heartbeat()).get("gw_ws_api_requests", 0) == 0
 
 
 def wait_resting(env: Live, timeout: float = 60) -> None:
@@ -43,12 +63,14 @@ def wait_live(env: Live, timeout: float = 30) -> pb.Heartbeat:
     raise AssertionError(f"the feed did not go LIVE within {timeout} s")
 
 
-def test_orders_are_placed_filled_journaled_and_published(tmp_path: Path) -> None:
-    with live(tmp_path, speed="8") as env:
+@TRANSPORTS
+def test_orders_are_placed_filled_journaled_and_published(tmp_path: Path, order_entry: str) -> None:
+    with live(tmp_path, speed="8", order_entry=order_entry) as env:
         env.start_sim()
         engine = env.start_engine()
         wait_live(env)
         env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a fill")
+        assert_transport(env, order_entry)
         env.pump(1.5)
         assert env.stop("engine") == 0, env.procs["engine"].text()
         env.pump(0.5)
@@ -125,9 +147,15 @@ def test_a_dropped_connection_reconnects_resyncs_and_sends_nothing_meanwhile(
         assert env.stop("engine") == 0
 
 
-def test_a_ring_overflow_is_counted_and_resynced(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_a_ring_overflow_is_counted_and_resynced(tmp_path: Path, order_entry: str) -> None:
     # The smallest ring that holds a snapshot: the as-fast-as-possible replay overflows it.
-    with live(tmp_path, "hosts.local.rings.market_data.slots=512", speed="1000000") as env:
+    with live(
+        tmp_path,
+        "hosts.local.rings.market_data.slots=512",
+        speed="1000000",
+        order_entry=order_entry,
+    ) as env:
         env.start_sim()
         # The strategy thread stalls for 3 s at start: the replay fills its ring, for sure.
         env.start_engine(env={"RT_ENGINE_FAULT_STRATEGY_STALL_MS": "3000"})
@@ -141,6 +169,8 @@ def test_a_ring_overflow_is_counted_and_resynced(tmp_path: Path) -> None:
             "the reader to see the loss as a gap",
         )
         wait_for(lambda: feed(env.heartbeat()).snapshots >= 2, 30, "a resync from a snapshot")
+        connected = "order entry over the WebSocket API connected" in env.procs["engine"].text()
+        assert connected == (order_entry == "websocket")
         assert env.stop("engine") == 0
 
 
@@ -151,12 +181,16 @@ def test_a_ring_too_small_for_a_snapshot_is_refused_at_start(tmp_path: Path) -> 
         assert "host.rings.market_data.slots: 64 slots" in proc.text()
 
 
-def test_sigkill_then_restart_recovers_positions_from_the_journal(tmp_path: Path) -> None:
-    with live(tmp_path, speed="8") as env:
+@TRANSPORTS
+def test_sigkill_then_restart_recovers_positions_from_the_journal(
+    tmp_path: Path, order_entry: str
+) -> None:
+    with live(tmp_path, speed="8", order_entry=order_entry) as env:
         env.start_sim()
         env.start_engine()
         wait_live(env)
         env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a fill")
+        assert_transport(env, order_entry)
         env.pump(1)
         assert env.stop("engine", signal.SIGKILL) == -signal.SIGKILL
         assert any(r["t"] == "exec" and r["kind"] == "fill" for r in env.journal_records())
@@ -295,12 +329,13 @@ CREDENTIALS = (
 )
 
 
-def test_signed_order_entry_and_a_wrong_secret_refused(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_signed_order_entry_and_a_wrong_secret_refused(tmp_path: Path, order_entry: str) -> None:
     # The sim verifies HMAC-SHA256 signatures with the exchange's credentials; the engine
     # signs with its own copy. Random per-test values: test data, never real secrets.
     key, secret = os.urandom(16).hex(), os.urandom(32).hex()
     venue = {"PYRT_E2E_API_KEY": key, "PYRT_E2E_API_SECRET": secret}
-    with live(tmp_path, CREDENTIALS, speed="8") as env:
+    with live(tmp_path, CREDENTIALS, speed="8", order_entry=order_entry) as env:
         assert env.manifest["exchanges"]["sim_binance"]["credentials"]["api_secret"] == (
             "env:PYRT_E2E_API_SECRET"
         ), "the manifest holds the reference only"
@@ -308,6 +343,7 @@ def test_signed_order_entry_and_a_wrong_secret_refused(tmp_path: Path) -> None:
         env.start_engine(env=venue)
         wait_live(env)
         env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a signed order's fill")
+        assert_transport(env, order_entry)
         assert env.stop("engine") == 0
         assert secret not in env.procs["engine"].text()
 
@@ -320,17 +356,28 @@ def test_signed_order_entry_and_a_wrong_secret_refused(tmp_path: Path) -> None:
         assert "fills 0" in proc.text()
 
 
-def test_a_lost_user_stream_reconnects_catches_up_and_trades_on(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_a_lost_user_stream_reconnects_catches_up_and_trades_on(
+    tmp_path: Path, order_entry: str
+) -> None:
     # While its user stream is down the engine cannot see fills: it refuses new orders,
     # reconnects (a new listen key), catches up every working order over REST, and only then
     # trades again. Nothing is lost: the journal ends equal to the venue's trades.
-    with live(tmp_path, speed="4") as env:
+    with live(tmp_path, speed="4", order_entry=order_entry) as env:
         env.start_sim()
         engine = env.start_engine()
         wait_live(env)
         wait_resting(env)
+        assert_transport(env, order_entry)
         env.fault("kind=drop")
         wait_for(lambda: "user data stream back after" in engine.text(), 30, "the reconnect")
+        if order_entry == "websocket":
+            # The drop took the WebSocket API connection too: made again (REST meanwhile).
+            wait_for(
+                lambda: "order entry over the WebSocket API back" in engine.text(),
+                30,
+                "the WebSocket API reconnect",
+            )
         assert engine.alive(), engine.text()
         assert "refusing new orders while it reconnects" in engine.text()
         wait_for(
@@ -355,17 +402,19 @@ def test_a_lost_user_stream_reconnects_catches_up_and_trades_on(tmp_path: Path) 
         assert_journal_matches_venue(env)
 
 
+@TRANSPORTS
 def test_fills_made_while_the_user_stream_was_down_are_caught_up_in_place(
-    tmp_path: Path,
+    tmp_path: Path, order_entry: str
 ) -> None:
     # Quotes that are never moved (a requote threshold no price move reaches) keep resting at
     # the venue while the account's stream is down, so the replay fills them meanwhile.
     still = "strategies.mm_btcusdt.params.requote_threshold_ticks=1000000"
-    with live(tmp_path, still, speed="4") as env:
+    with live(tmp_path, still, speed="4", order_entry=order_entry) as env:
         env.start_sim()
         engine = env.start_engine()
         wait_live(env)
         wait_resting(env)
+        assert_transport(env, order_entry)
         env.fault("kind=drop_user")
         wait_for(lambda: "refusing new orders" in engine.text(), 10, "the loss noticed")
 
@@ -388,15 +437,19 @@ def test_fills_made_while_the_user_stream_was_down_are_caught_up_in_place(
         assert_journal_matches_venue(env)
 
 
-def test_an_order_of_unknown_outcome_is_settled_by_asking_the_venue(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_an_order_of_unknown_outcome_is_settled_by_asking_the_venue(
+    tmp_path: Path, order_entry: str
+) -> None:
     # -1007 ("timeout waiting for response from backend server; send status unknown"): the
     # order may or may not be live. The venue here refused it, so when asked it does not know
     # the order, and the engine closes it instead of counting it open forever.
-    with live(tmp_path, speed="4") as env:
+    with live(tmp_path, speed="4", order_entry=order_entry) as env:
         env.start_sim()
         engine = env.start_engine()
         wait_live(env)
         wait_resting(env)
+        assert_transport(env, order_entry)
         env.fault("kind=reject&count=1&code=-1007")
         wait_for(
             lambda: "the venue does not know it: rejected" in engine.text(),
@@ -484,15 +537,19 @@ def assert_journal_matches_venue(env: Live) -> None:
     assert journal_qty == venue_qty, f"journal {journal_qty}, venue {venue_qty}"
 
 
-def test_fills_made_while_the_engine_was_down_are_caught_up_at_restart(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_fills_made_while_the_engine_was_down_are_caught_up_at_restart(
+    tmp_path: Path, order_entry: str
+) -> None:
     # Quotes that are never moved keep resting at the venue after the engine dies: killed
     # between a requote's cancel and its new order, the engine would leave nothing to fill.
     still = "strategies.mm_btcusdt.params.requote_threshold_ticks=1000000"
-    with live(tmp_path, still, speed="4") as env:
+    with live(tmp_path, still, speed="4", order_entry=order_entry) as env:
         env.start_sim()
         env.start_engine()
         wait_live(env)
         wait_resting(env)
+        assert_transport(env, order_entry)
         # The test's own REST queries count against the sim's request weight like the
         # engine's (one IP): poll gently, or the venue answers 429 (weights: openOrders 6,
         # myTrades 20; 6000 a minute in conf/exchange/sim_binance_spot.yaml).

@@ -470,6 +470,12 @@ pub struct Exchange {
     /// Binance's `selfTradePreventionMode`, sent with every order.
     #[serde(default)]
     pub self_trade_prevention: SelfTradePrevention,
+    /// How new orders and cancels reach the venue: `rest` (the default), or `websocket` over
+    /// the venue's WebSocket API (`endpoints.ws_api`; Binance Spot and the sim), with REST as
+    /// the fallback while that connection is down and for queries and catch-up. Written only
+    /// when not `rest`.
+    #[serde(default, skip_serializing_if = "OrderEntry::is_rest")]
+    pub order_entry: OrderEntry,
     /// OKX and Kraken: the venue's book checksum is verified on every n-th book message of
     /// an instrument (1, the default: every message; a corrupted message is then found at the
     /// next verified one). Binance and the sim send no checksum: 1 there.
@@ -519,6 +525,30 @@ pub enum SelfTradePrevention {
     ExpireMaker,
     // Both expire.
     ExpireBoth,
+}
+
+/// The transport of an exchange's order entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderEntry {
+    // Signed REST requests.
+    #[default]
+    Rest,
+    // Signed requests over a persistent connection to the venue's WebSocket API.
+    Websocket,
+}
+
+impl OrderEntry {
+    pub fn is_rest(&self) -> bool {
+        *self == OrderEntry::Rest
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OrderEntry::Rest => "rest",
+            OrderEntry::Websocket => "websocket",
+        }
+    }
 }
 
 /// The asset the sim venue charges commissions in.
@@ -617,6 +647,10 @@ pub struct Endpoints {
     pub ws: String,
     /// `http://` or `https://` URL.
     pub rest: String,
+    /// The venue's WebSocket API for order entry (`wss://ws-api.binance.com:443/ws-api/v3`; the
+    /// sim: `ws://<its ws address>/ws-api/v3`): needed by `order_entry: websocket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws_api: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

@@ -600,6 +600,7 @@ impl Checker {
                 format_args!("{:?} is not an http:// or https:// URL", endpoints.rest),
             );
         }
+        self.order_entry(name, exchange);
         let limits = &exchange.rate_limits;
         for (key, value) in [
             ("orders_per_10s", limits.orders_per_10s),
@@ -1195,6 +1196,47 @@ fn shown_credential(value: &str) -> String {
             "a literal value ({} characters, not shown)",
             value.chars().count()
         )
+    }
+}
+
+impl Checker {
+    /// The order-entry transport: `websocket` needs the venue's WebSocket API, which only
+    /// Binance Spot (and the sim, which speaks it) has here, and its URL.
+    fn order_entry(&mut self, name: &str, exchange: &Exchange) {
+        let endpoints = &exchange.endpoints;
+        if let Some(url) = &endpoints.ws_api {
+            if !has_scheme(url, &["ws://", "wss://"]) {
+                self.fail(
+                    "exchange.endpoint_scheme",
+                    format_args!("exchanges.{name}.endpoints.ws_api"),
+                    format_args!("{url:?} is not a ws:// or wss:// URL"),
+                );
+            }
+        }
+        if exchange.order_entry != crate::model::OrderEntry::Websocket {
+            return;
+        }
+        let spot = exchange.market == crate::model::Market::Spot;
+        if !matches!(exchange.venue, Venue::BinanceSpot | Venue::Sim) || !spot {
+            self.fail(
+                "exchange.order_entry",
+                format_args!("exchanges.{name}.order_entry"),
+                format_args!(
+                    "websocket, but venue {} (market {}) has no WebSocket API order entry here \
+                     (Binance Spot and the sim's spot venue only); use rest",
+                    exchange.venue.as_str(),
+                    exchange.market.as_str()
+                ),
+            );
+        }
+        if endpoints.ws_api.is_none() {
+            self.fail(
+                "exchange.order_entry",
+                format_args!("exchanges.{name}.endpoints.ws_api"),
+                "missing: order_entry websocket needs the venue's WebSocket API URL \
+                 (wss://ws-api.binance.com:443/ws-api/v3)",
+            );
+        }
     }
 }
 
@@ -1819,6 +1861,41 @@ mod tests {
             "exchanges.binance_spot.rate_limits.orders_per_day",
             &["0"],
         );
+    }
+
+    #[test]
+    fn order_entry_over_websocket() {
+        let ws = |v: &mut Value| {
+            v["exchanges"]["binance_spot"]["order_entry"] = json!("websocket");
+            v["exchanges"]["binance_spot"]["endpoints"]["ws_api"] =
+                json!("wss://ws-api.binance.com:443/ws-api/v3");
+        };
+        assert_eq!(violations(ws), []);
+        refused(
+            |v| v["exchanges"]["binance_spot"]["order_entry"] = json!("websocket"),
+            "exchanges.binance_spot.endpoints.ws_api",
+            &["missing", "order_entry websocket"],
+        );
+        refused(
+            |v| {
+                ws(v);
+                v["exchanges"]["binance_spot"]["endpoints"]["ws_api"] = json!("https://x");
+            },
+            "exchanges.binance_spot.endpoints.ws_api",
+            &["ws://"],
+        );
+        // OKX (among what else an OKX exchange must state): refused by this rule too.
+        let found = violations(|v| {
+            ws(v);
+            v["exchanges"]["binance_spot"]["venue"] = json!("okx");
+        });
+        let rule: Vec<_> = found
+            .iter()
+            .filter(|f| f.rule == "exchange.order_entry")
+            .collect();
+        assert_eq!(rule.len(), 1, "{found:#?}");
+        assert_eq!(rule[0].path, "exchanges.binance_spot.order_entry");
+        assert!(rule[0].message.contains("venue okx"), "{}", rule[0].message);
     }
 
     #[test]

@@ -353,6 +353,11 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             name: name.clone(),
             rest: ex.endpoints.rest.clone(),
             ws: ex.endpoints.ws.clone(),
+            // New orders and cancels over the venue's WebSocket API (`order_entry: websocket`).
+            ws_api: match ex.order_entry {
+                rt_manifest::model::OrderEntry::Websocket => ex.endpoints.ws_api.clone(),
+                rt_manifest::model::OrderEntry::Rest => None,
+            },
             // The venue's execution client (rt-venues picks it by venue and market).
             client: rt_venues::order_entry::for_exchange(ex, credentials)
                 .with_context(|| format!("exchanges.{name}"))?,

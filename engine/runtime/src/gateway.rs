@@ -66,6 +66,9 @@ pub struct VenueConfig {
     pub name: String,
     pub rest: String,
     pub ws: String,
+    /// The venue's WebSocket API when its new orders and cancels go over it (`order_entry:
+    /// websocket`; see `ws_orders`), REST the fallback; `None`: REST only.
+    pub ws_api: Option<String>,
     /// The venue's order entry (its credentials, when it has any, and the self-trade
     /// prevention mode sent with every order are the client's).
     pub client: Arc<dyn ExecutionClient>,
@@ -138,6 +141,8 @@ struct Counters {
     funding_payments: u64,
     /// Mark prices read off a futures venue's stream.
     venue_marks: u64,
+    /// Requests (new orders and cancels) sent over a venue's WebSocket API (`ws_orders`).
+    ws_api_requests: u64,
 }
 
 impl Counters {
@@ -166,6 +171,7 @@ impl Counters {
             ("gw_account_updates", self.account_updates),
             ("gw_funding_payments", self.funding_payments),
             ("gw_venue_marks", self.venue_marks),
+            ("gw_ws_api_requests", self.ws_api_requests),
         ]
     }
 }
@@ -317,6 +323,13 @@ struct Job {
     msg: OrderMsg,
 }
 
+/// An order-entry request built for its transport: REST, or the WebSocket API's (`ws_api`
+/// written into its connection's buffer).
+enum Request<'a> {
+    Rest(VenueRequest),
+    WsApi(&'a crate::ws_orders::WsOrders, crate::ws_orders::Prepared),
+}
+
 /// Runs the gateway until the strategy thread is done (it sends the last cancels).
 pub fn run(
     cfg: GatewayConfig,
@@ -398,6 +411,22 @@ pub fn run(
                 listen_key.clone(),
                 flags.clone(),
             ));
+            // New orders and cancels over the venue's WebSocket API (`ws_orders`), when the
+            // manifest says so: one connection, shared by this venue's workers.
+            let ws_api = venue
+                .ws_api
+                .as_deref()
+                .zip(venue.client.frame_order_entry())
+                .map(|(url, entry)| {
+                    crate::ws_orders::WsOrders::start(
+                        &venue.name,
+                        url,
+                        entry,
+                        venue.limits.clone(),
+                        flags.clone(),
+                        hk.clone(),
+                    )
+                });
             // One queue per connection, chosen by order id: an order and its cancel travel
             // down the same connection, in order (a cancel never overtakes its order).
             let mut txs = Vec::with_capacity(CONNECTIONS);
@@ -407,6 +436,7 @@ pub fn run(
                     state.clone(),
                     venue.clone(),
                     Client::with_limits(base.clone(), venue.limits.clone()),
+                    ws_api.clone(),
                     rx,
                 ));
                 txs.push(tx);
@@ -759,10 +789,11 @@ async fn worker(
     state: Shared,
     venue: VenueConfig,
     mut client: Client,
+    ws_api: Option<crate::ws_orders::WsOrders>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
     while let Some(job) = jobs.recv().await {
-        send(&state, &venue, &mut client, job.msg).await;
+        send(&state, &venue, &mut client, ws_api.as_ref(), job.msg).await;
     }
 }
 
@@ -805,7 +836,13 @@ async fn keep_alive(
     }
 }
 
-async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: OrderMsg) {
+async fn send(
+    state: &Shared,
+    venue: &VenueConfig,
+    client: &mut Client,
+    ws_api: Option<&crate::ws_orders::WsOrders>,
+    msg: OrderMsg,
+) {
     let (exchange, symbol) = {
         let s = state.borrow();
         let (x, sym) = s.names.instrument(msg.instrument);
@@ -823,6 +860,10 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         return;
     }
     let client_id = format!("{}{}", state.borrow().prefix, msg.order_id);
+    // Over the WebSocket API while its connection is up (a cancel-all stays on REST); the
+    // request is written into its buffer here and sent after the journal, with no await in
+    // between.
+    let over_ws_api = ws_api.filter(|w| w.is_up() && !(msg.cancel && msg.order_id == 0));
     let (op, request) = if !msg.cancel {
         let spec = NewOrderSpec {
             symbol: &symbol,
@@ -835,7 +876,13 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             reduce_only: msg.reduce_only && venue.client.reduce_only(&symbol),
             position_side: PositionSide::Both,
         };
-        match venue.client.new_order(&spec, now_ms()) {
+        let built = match over_ws_api {
+            Some(w) => w
+                .prepare_order(&spec, now_ms())
+                .map(|p| Request::WsApi(w, p)),
+            None => venue.client.new_order(&spec, now_ms()).map(Request::Rest),
+        };
+        match built {
             Ok(r) => (Operation::NewOrder { kind: msg.kind }, r),
             Err(e) => {
                 // Not sendable on this venue: refused before it is journaled or sent.
@@ -867,13 +914,14 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
         }
         (
             Operation::CancelAll,
-            venue.client.cancel_all(&symbol, now_ms()),
+            Request::Rest(venue.client.cancel_all(&symbol, now_ms())),
         )
     } else {
-        (
-            Operation::Cancel,
-            venue.client.cancel(&symbol, &client_id, now_ms()),
-        )
+        let request = match over_ws_api {
+            Some(w) => Request::WsApi(w, w.prepare_cancel(&symbol, &client_id, now_ms())),
+            None => Request::Rest(venue.client.cancel(&symbol, &client_id, now_ms())),
+        };
+        (Operation::Cancel, request)
     };
     let journaled_at = now_ns();
     {
@@ -918,24 +966,39 @@ async fn send(state: &Shared, venue: &VenueConfig, client: &mut Client, msg: Ord
             tokio::task::spawn_local(settle_unknown(state.clone(), venue.clone(), msg.order_id));
         }
     };
-    let result = match tokio::time::timeout(REQUEST_TIMEOUT, send_request(client, &request)).await {
-        Ok(r) => r,
-        Err(_) => {
+    let (sent, limits_answer) = match request {
+        Request::WsApi(w, prepared) => {
+            state.borrow_mut().counters.ws_api_requests += 1;
+            w.transmit(prepared, REQUEST_TIMEOUT).await
+        }
+        Request::Rest(request) => {
+            let sent = tokio::time::timeout(REQUEST_TIMEOUT, send_request(client, &request)).await;
+            (sent.ok(), client.last_answer())
+        }
+    };
+    let result = match sent {
+        Some(r) => r,
+        None => {
             // The order may or may not have reached the venue: its user stream will say, or
             // the venue when asked.
             settle_later();
             state.borrow_mut().counters.request_errors += 1;
             state.borrow().log(format!(
-                "{}: {} {}: no answer within {} s",
+                "{}: {} {}: no answer within {} s{}",
                 venue.name,
                 if msg.cancel { "cancel of" } else { "order" },
                 msg.order_id,
-                REQUEST_TIMEOUT.as_secs()
+                REQUEST_TIMEOUT.as_secs(),
+                if over_ws_api.is_some() {
+                    " (or the WebSocket API connection was lost first)"
+                } else {
+                    ""
+                }
             ));
             return;
         }
     };
-    rate_limit_answer(state, venue, client.last_answer());
+    rate_limit_answer(state, venue, limits_answer);
     let what = if msg.cancel { "cancel of" } else { "order" };
     let log_answer = |r: &crate::http::Response, how: &str| {
         state.borrow().log(format!(

@@ -39,6 +39,7 @@ mod sys;
 mod tls;
 mod trader;
 mod wire;
+mod ws_orders;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
