@@ -12,7 +12,9 @@
 //!   `50113` invalid signature, `50102` an expired timestamp, `50103`-`50107` a missing
 //!   header, HTTP 401), and accepted unsigned without them.
 //! - `POST /api/v5/trade/order` (spot: `tdMode` `cash`, a swap or futures: `cross` or
-//!   `isolated`, sized in contracts, without a margin account; `ordType` `limit`, `post_only`,
+//!   `isolated`, sized in contracts, without margin (`crate::okx_account` keeps the swaps'
+//!   positions, leverage and funding bills, and serves `account/config`, `set-leverage`,
+//!   `positions`, `bills`); `ordType` `limit`, `post_only`,
 //!   `ioc`, `market`, spot's with `tgtCcy` `base_ccy`; a derivative's `reduceOnly` order must
 //!   be against the account's net position and no larger, checked when placed),
 //!   `cancel-order`, `cancel-batch-orders`, `GET /api/v5/trade/order`, `orders-pending`,
@@ -21,8 +23,9 @@
 //!   post-only order that would take is accepted and cancelled, as OKX does. Orders reach the
 //!   matcher at once (the Binance side's `sim.latency_us` is not applied here).
 //! - The private stream: `login` (verified like a request, over timestamp + `GET` +
-//!   `/users/self/verify`; `60009` when refused), `subscribe` to `orders` and `account`
-//!   (acknowledged; `orders` pushes every order's new state: `live`, `partially_filled` and
+//!   `/users/self/verify`; `60009` when refused), `subscribe` to `orders`, `account` and
+//!   `balance_and_position` (acknowledged; `balance_and_position` pushes the `funding`
+//!   fault's payments; `orders` pushes every order's new state: `live`, `partially_filled` and
 //!   `filled` with the fill's `tradeId`, `fillPx`, `fillSz`, `fillFee` negative as charged in
 //!   `fillFeeCcy`, `execType`, and `canceled`), `ping` answered `pong`. Commissions are charged
 //!   in the currency received (a buy's fee in the base asset, a sell's in the quote), as OKX

@@ -6,7 +6,7 @@
 //!
 //! | what | request |
 //! |---|---|
-//! | place | `POST /api/v5/trade/order` `{"instId","tdMode":"cash","clOrdId","side","ordType","sz","px"}`; `ordType` `limit`, `post_only`, `ioc`, `market` (a spot market order states `tgtCcy":"base_ccy"`: OKX sizes a market buy in the quote currency otherwise). A swap or futures (`instType` from the `instId`: [`inst_type`]) is traded in net position mode with cross margin: `tdMode` `cross`, `sz` in contracts, `reduceOnly` when the order may only reduce the position; a hedge-mode position side is refused |
+//! | place | `POST /api/v5/trade/order` `{"instId","tdMode":"cash","clOrdId","side","ordType","sz","px"}`; `ordType` `limit`, `post_only`, `ioc`, `market` (a spot market order states `tgtCcy":"base_ccy"`: OKX sizes a market buy in the quote currency otherwise). A swap or futures (`instType` from the `instId`: [`inst_type`]) is traded in net position mode, cross margined (`tdMode` `cross`) or isolated where the instrument says `margin_type: isolated`, `sz` in contracts, `reduceOnly` when the order may only reduce the position; a hedge-mode position side is refused |
 //! | cancel | `POST /api/v5/trade/cancel-order` `{"instId","clOrdId"}` |
 //! | cancel several | `POST /api/v5/trade/cancel-batch-orders` `[{"instId","ordId"},..]` (at most 20): OKX has no cancel-all of a spot instrument, so the engine lists `GET /api/v5/trade/orders-pending?instType=..&instId=..` (`instType` from the `instId`: [`inst_type`]) and cancels what it lists |
 //! | order status | `GET /api/v5/trade/order?instId=..&clOrdId=..` |
