@@ -100,6 +100,11 @@ def stale(
     ]
 
 
+# The figure whose range is declared by the config (`engine.metrics.tick_to_order_p99_alert_us`)
+# rather than measured in the backtest (appliance/research/baseline.py).
+LATENCY_FIGURE = "tick_to_order_p99_us"
+
+
 def known_figures(exchanges: list[str]) -> list[str]:
     return [*ANOMALY_FIGURES, *(f"{ANOMALY_MD_RATE}{x}" for x in exchanges)]
 
@@ -110,8 +115,12 @@ def resolve(
     engine_id: str,
     cfg: AnomalyConfig,
     exchanges: Mapping[str, Exchange],
+    latency_bound_us: int,
 ) -> tuple[dict[str, Any] | None, list[Diagnostic]]:
-    """The manifest's `engine.anomaly` for one engine, or the diagnostics that stop it."""
+    """The manifest's `engine.anomaly` for one engine, or the diagnostics that stop it.
+    `latency_bound_us` is the engine's `metrics.tick_to_order_p99_alert_us`: the range of the
+    baseline's `tick_to_order_p99_us` was declared from it, so a baseline derived under
+    another bound is stale."""
     path = f"deployment.engines.{engine_id}.anomaly.baseline"
 
     def problem(message: str) -> tuple[None, list[Diagnostic]]:
@@ -156,6 +165,14 @@ def resolve(
                 f"{cfg.baseline}: figure {name!r} has low {format_decimal(r.low)} above high "
                 f"{format_decimal(r.high)}"
             )
+    latency = baseline.figures.get(LATENCY_FIGURE)
+    if latency is not None and latency.high != latency_bound_us:
+        return problem(
+            f"{cfg.baseline}: its {LATENCY_FIGURE} range ends at the bound declared when it was "
+            f"derived, {format_decimal(latency.high)} us, but engine.metrics."
+            f"tick_to_order_p99_alert_us is now {latency_bound_us} us: derive it again with "
+            f"`appliance baseline deployment={deployment} --engine {engine_id}`"
+        )
     return {
         # Checked against the rendered manifest (`stale`), then dropped from the manifest.
         "trading_sha256": baseline.trading_sha256,

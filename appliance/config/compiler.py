@@ -342,7 +342,14 @@ def _resolve_baselines(
         exchanges = {n: view.exchanges[n] for n in engine.exchanges if n in view.exchanges}
         if engine.anomaly is None or len(exchanges) != len(engine.exchanges):
             continue
-        block, problems = baselines.resolve(root, deployment, engine_id, engine.anomaly, exchanges)
+        block, problems = baselines.resolve(
+            root,
+            deployment,
+            engine_id,
+            engine.anomaly,
+            exchanges,
+            engine.metrics.tick_to_order_p99_alert_us,
+        )
         diags += problems
         if block is not None:
             out[engine_id] = block

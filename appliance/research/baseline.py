@@ -50,7 +50,12 @@ from typing import Any
 
 import numpy as np
 
-from appliance.config.baselines import BASELINE_VERSION, market_speed, trading_sha256
+from appliance.config.baselines import (
+    BASELINE_VERSION,
+    LATENCY_FIGURE,
+    market_speed,
+    trading_sha256,
+)
 from appliance.config.compiler import compile_config
 from appliance.config.compose import compose
 from appliance.config.diagnostics import ConfigError, Diagnostic
@@ -74,7 +79,7 @@ MAX_BOUND = Decimal("9999999999.99999999")
 NON_NEGATIVE = ("fill_ratio", "orders_per_1k_messages", ANOMALY_MD_RATE)
 # The markout the engine takes live (rt_core::markout::HORIZON_NS): the research's 1 s one.
 MARKOUT_HORIZON_S = 1
-LATENCY = "tick_to_order_p99_us"
+LATENCY = LATENCY_FIGURE
 
 
 @dataclass

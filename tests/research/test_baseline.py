@@ -223,6 +223,12 @@ def test_a_bad_baseline_is_refused_naming_what_to_do(
             ["strategies.mm_btcusdt.params.quote_qty='0.002'"],
             "was derived from another trading config (strategies, risk or exchanges changed",
         ),
+        (
+            # The latency range was declared from the alert bound: a new bound makes it stale.
+            good,
+            ["deployment.engines.paper_1.metrics.tick_to_order_p99_alert_us=1234"],
+            "tick_to_order_p99_alert_us is now 1234 us: derive it again",
+        ),
     ]
     for path, extra, words in cases:
         build = tmp_path / "build"
