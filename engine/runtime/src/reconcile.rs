@@ -522,7 +522,7 @@ pub fn at_start(
             if venue.client.derivatives().is_some() {
                 out.positions.extend(check_positions(
                     name,
-                    &venue.symbols,
+                    &position_symbols(venue),
                     &positions,
                     &Baseline::new(),
                     &risks,
@@ -584,6 +584,18 @@ pub fn liquidation_distance_bps(risk: &rt_venues::execution::PositionRiskState) 
     }
     let gap = i128::from(risk.mark_price.0 - risk.liquidation_price.0).abs();
     i64::try_from(gap * 10_000 / i128::from(risk.mark_price.0)).ok()
+}
+
+/// The symbols whose positions the venue holds and the engine checks: the traded ones (a
+/// read-only one's position is someone else's) that are derivatives (OKX's spot instruments
+/// on the same account are balances, not positions).
+fn position_symbols(venue: &VenueConfig) -> Vec<String> {
+    venue
+        .traded
+        .iter()
+        .filter(|s| venue.client.reduce_only(s))
+        .cloned()
+        .collect()
 }
 
 /// A derivatives venue's positions now (its traded symbols only).
@@ -773,7 +785,7 @@ fn position_watch(
                         if let Some(engine) = &engine {
                             problems.extend(check_positions(
                                 &venue.name,
-                                &venue.symbols,
+                                &position_symbols(venue),
                                 engine,
                                 baseline,
                                 &risks,
