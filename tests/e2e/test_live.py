@@ -468,6 +468,41 @@ def test_an_order_of_unknown_outcome_is_settled_by_asking_the_venue(
         assert_journal_matches_venue(env)
 
 
+def test_orders_go_over_rest_while_the_ws_api_is_down_and_back_over_it_after(
+    tmp_path: Path,
+) -> None:
+    # The WebSocket API alone is lost (market data and the user stream stay up) and stays
+    # refused until cleared: new orders and cancels go over REST meanwhile, and over the
+    # WebSocket API again once it is back. Nothing is lost either way.
+    with live(tmp_path, speed="4", order_entry="websocket") as env:
+        env.start_sim()
+        engine = env.start_engine()
+        wait_live(env)
+        wait_resting(env)
+        assert_transport(env, "websocket")
+        env.fault("kind=drop_ws_api")
+        wait_for(lambda: "WebSocket API connection lost" in engine.text(), 10, "the loss noticed")
+        before = counters(env.heartbeat())
+        wait_for(
+            lambda: counters(env.heartbeat()).get("gw_orders", 0) >= before["gw_orders"] + 3,
+            60,
+            "orders over REST meanwhile",
+        )
+        down = counters(env.heartbeat())
+        assert down["gw_ws_api_requests"] == before["gw_ws_api_requests"], (before, down)
+        env.fault("kind=clear")
+        wait_for(
+            lambda: "order entry over the WebSocket API back" in engine.text(), 30, "the reconnect"
+        )
+        wait_for(
+            lambda: counters(env.heartbeat())["gw_ws_api_requests"] > down["gw_ws_api_requests"],
+            60,
+            "orders over the WebSocket API again",
+        )
+        assert env.stop("engine") == 0
+        assert_journal_matches_venue(env)
+
+
 def test_a_half_open_user_stream_is_noticed_by_a_ping_and_replaced(tmp_path: Path) -> None:
     # The venue's side of the account stream goes silent without closing it (as a half-open
     # TCP connection does): only an unanswered ping shows it is gone.

@@ -427,6 +427,15 @@ pub fn run(
                         hk.clone(),
                     )
                 });
+            if let Some(w) = &ws_api {
+                // Trading starts with the connection open, or with REST if it will not open.
+                if !w.wait_up(Duration::from_secs(5)).await {
+                    state.borrow().log(format!(
+                        "{}: the WebSocket API is not connected yet; orders over REST until it is",
+                        venue.name
+                    ));
+                }
+            }
             // One queue per connection, chosen by order id: an order and its cancel travel
             // down the same connection, in order (a cancel never overtakes its order).
             let mut txs = Vec::with_capacity(CONNECTIONS);

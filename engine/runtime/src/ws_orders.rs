@@ -100,6 +100,15 @@ impl WsOrders {
         self.inner.borrow().up
     }
 
+    /// Waits until the connection is open, at most `limit`; whether it is.
+    pub(crate) async fn wait_up(&self, limit: Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        while !self.is_up() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.is_up()
+    }
+
     /// Writes a new order into the buffer.
     pub(crate) fn prepare_order(
         &self,
@@ -167,7 +176,12 @@ impl WsOrders {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => return (None, Answer::Fine),
             Err(_) => {
-                self.inner.borrow_mut().waiting.remove(&prepared.id);
+                // A connection that leaves a request unanswered this long is not trusted with
+                // the next ones (half-open, or the venue stuck): replaced, REST meanwhile.
+                let mut inner = self.inner.borrow_mut();
+                inner.waiting.remove(&prepared.id);
+                inner.up = false;
+                inner.out = None;
                 return (None, Answer::Fine);
             }
         };
@@ -261,7 +275,8 @@ async fn connection(
                             break e.to_string();
                         }
                     }
-                    None => break "closed".to_owned(),
+                    // Its sender dropped by a request that went unanswered.
+                    None => break "a request went unanswered: replaced".to_owned(),
                 },
                 read = stream.next() => match read {
                     Some(Ok(Message::Text(text))) => deliver(&inner, &venue, &hk, &text),

@@ -23,6 +23,10 @@ pub enum Fault {
     /// and refuse new listen keys (`-1001`) until `kind=clear`; market data stays up (an
     /// outage of the account's stream alone, for as long as the test needs).
     DropUser,
+    /// `kind=drop_ws_api`: drop every WebSocket API (order entry, `/ws-api/v3`) connection
+    /// now, without a close frame, and refuse new ones (the handshake is answered 503) until
+    /// `kind=clear`: a client's order entry has REST alone meanwhile.
+    DropWsApi,
     /// `kind=freeze_user`: every user data stream connection open now goes silent but stays
     /// open (it sends nothing and answers nothing, not even a ping), as a half-open TCP
     /// connection does; new connections work.
@@ -126,6 +130,7 @@ impl Fault {
             Fault::Drop { .. } => "drop",
             Fault::DropMarket => "drop_market",
             Fault::DropUser => "drop_user",
+            Fault::DropWsApi => "drop_ws_api",
             Fault::FreezeUser => "freeze_user",
             Fault::Gap { .. } => "gap",
             Fault::Malformed => "malformed",
@@ -167,12 +172,13 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, drop_ws_api, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
             "gap" => &["count"],
-            "malformed" | "clear" | "drop_market" | "drop_user" | "freeze_user" | "reorder"
+            "malformed" | "clear" | "drop_market" | "drop_user" | "drop_ws_api" | "freeze_user"
+            | "reorder"
             | "listen_key_expired" => &[],
             "crossed" => &["transient"],
             "stall" => &["ms"],
@@ -190,7 +196,7 @@ impl Fault {
             "position" => &["symbol", "side", "qty", "price"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, drop_ws_api, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)"
                 )))
             }
         };
@@ -240,6 +246,7 @@ impl Fault {
             "listen_key_expired" => Fault::ListenKeyExpired,
             "drop_market" => Fault::DropMarket,
             "drop_user" => Fault::DropUser,
+            "drop_ws_api" => Fault::DropWsApi,
             "freeze_user" => Fault::FreezeUser,
             "stall" => Fault::Stall {
                 ms: arg(&args, "ms", &bad)?
@@ -612,6 +619,7 @@ mod tests {
             ("kind=reorder", Fault::Reorder),
             ("kind=listen_key_expired", Fault::ListenKeyExpired),
             ("kind=drop_user", Fault::DropUser),
+            ("kind=drop_ws_api", Fault::DropWsApi),
             ("kind=freeze_user", Fault::FreezeUser),
             ("kind=stall&ms=250", Fault::Stall { ms: 250 }),
             ("kind=latency&ms=400", Fault::Latency { ms: 400 }),

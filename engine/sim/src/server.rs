@@ -120,6 +120,10 @@ struct Shared {
     drop_md_tx: watch::Sender<u64>,
     /// Bumped by a `drop_user` fault: user data stream connections close.
     drop_user_tx: watch::Sender<u64>,
+    /// Bumped by a `drop_ws_api` fault: WebSocket API connections close.
+    drop_ws_api_tx: watch::Sender<u64>,
+    /// Set by a `drop_ws_api` fault until `clear`: new WebSocket API connections are refused.
+    refuse_ws_api: std::sync::atomic::AtomicBool,
     /// Bumped by a `freeze_user` fault: user data stream connections go silent, left open.
     freeze_user_tx: watch::Sender<u64>,
     /// Bumped by a `listen_key_expired` fault: user data streams say so and go quiet.
@@ -278,6 +282,8 @@ async fn serve(
         drop_tx: watch::channel(0).0,
         drop_md_tx: watch::channel(0).0,
         drop_user_tx: watch::channel(0).0,
+        drop_ws_api_tx: watch::channel(0).0,
+        refuse_ws_api: std::sync::atomic::AtomicBool::new(false),
         freeze_user_tx: watch::channel(0).0,
         expire_user_tx: watch::channel(0).0,
         refuse_listen_keys: std::sync::atomic::AtomicBool::new(false),
@@ -569,6 +575,12 @@ impl Engine {
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 self.shared.drop_user_tx.send_modify(|g| *g += 1);
             }
+            Fault::DropWsApi => {
+                self.shared
+                    .refuse_ws_api
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                self.shared.drop_ws_api_tx.send_modify(|g| *g += 1);
+            }
             Fault::FreezeUser => self.shared.freeze_user_tx.send_modify(|g| *g += 1),
             Fault::ListenKeyExpired => self.shared.expire_user_tx.send_modify(|g| *g += 1),
             Fault::Crossed { transient } => {
@@ -658,6 +670,9 @@ impl Engine {
             Fault::Clear => {
                 self.shared.meter().clear();
                 self.shared.venue().set_reject(None);
+                self.shared
+                    .refuse_ws_api
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
                 self.shared
                     .refuse_listen_keys
                     .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -1424,6 +1439,12 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream) {
     let mut ws_api = false;
     let callback = |req: &WsRequest, resp| match shared.books.route(req.uri().path()) {
         _ if req.uri().path() == rt_venues::binance::ws_api::WS_API_PATH => {
+            if shared.refuse_ws_api.load(Ordering::SeqCst) {
+                // A `drop_ws_api` fault until `clear`.
+                let mut err = ErrorResponse::new(Some("the WebSocket API is down".into()));
+                *err.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                return Err(err);
+            }
             ws_api = true;
             Ok(resp)
         }

@@ -186,8 +186,28 @@ async fn reject_faults_answer_with_rest_statuses_and_a_drop_closes_the_connectio
         let mut ws = sim.ws(WS_API_PATH).await;
         orders.cancel(&mut out, 4, SYMBOL, "f-3", now_ms());
         assert_eq!(ask(&mut ws, &out).await.status, 200);
+        // `drop_ws_api`: this connection goes, new ones are refused (503) until `clear`; the
+        // market data stays.
+        let mut md = sim.ws("/ws/btcusdt@bookTicker").await;
+        let (status, _) = http(sim.rest, "POST", "/sim/fault?kind=drop_ws_api", None, "").await;
+        assert_eq!(status, 200);
+        assert!(next_text(&mut ws).await.is_none());
+        let url = format!("ws://{}{WS_API_PATH}", sim.ws);
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert!(next_text(&mut md).await.is_some());
+        let (status, _) = http(sim.rest, "POST", "/sim/fault?kind=clear", None, "").await;
+        assert_eq!(status, 200);
+        let mut ws = sim.ws(WS_API_PATH).await;
+        orders
+            .place(&mut out, 5, &far_buy(bid, "f-4"), now_ms())
+            .unwrap();
+        assert_eq!(ask(&mut ws, &out).await.status, 200);
     })
     .await;
     let report = sim.stop();
     assert_eq!(report.orders_rejected, 2);
+    assert_eq!(report.ws_dropped, 2);
 }

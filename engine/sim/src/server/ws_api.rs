@@ -3,7 +3,8 @@
 //! it stands for, its key and signature verified as the REST handlers verify them, and served by
 //! the same order logic (`Cmd::Order`, `Cmd::Cancel` through the matcher, with the latency and
 //! the injected faults it applies; `Venue::query_order`). A `drop` fault drops these
-//! connections too, without a close frame.
+//! connections too, without a close frame; a `drop_ws_api` fault drops only these, and refuses
+//! new ones until `clear`.
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ enum Pending {
 pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
     bump(&shared.counters.ws_connections);
     let mut drops = shared.drop_tx.subscribe();
+    let mut ws_api_drops = shared.drop_ws_api_tx.subscribe();
     let mut shutdown = shared.shutdown_tx.subscribe();
     let (mut sink, mut incoming) = ws.split();
     let (answers_tx, mut answers) = mpsc::unbounded_channel::<String>();
@@ -40,6 +42,10 @@ pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
                 None => return,
             },
             _ = drops.changed() => {
+                bump(&shared.counters.ws_dropped);
+                return;
+            }
+            _ = ws_api_drops.changed() => {
                 bump(&shared.counters.ws_dropped);
                 return;
             }

@@ -21,7 +21,7 @@
 use std::fmt::Write as _;
 
 use hmac::{Hmac, Mac};
-use rt_core::{OrderKind, Price};
+use rt_core::{OrderKind, SCALE};
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -69,11 +69,70 @@ impl WsMethod {
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The signing half: the API key, and the HMAC keyed once with the payload's head absorbed.
+/// The signing half: the frame's preformatted key member, and the HMAC keyed once with the
+/// payload's head absorbed.
 #[derive(Clone)]
 struct Signer {
-    api_key: String,
+    /// `,"apiKey":"<key>","signature":"`: what follows the params, up to the signature.
+    key_member: String,
     keyed: HmacSha256,
+}
+
+/// Appends `n` in decimal, without allocating.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or(""));
+}
+
+/// Appends 10^-8 units in the shortest decimal form (`61837.63`, `0.001`, `1`: what the REST
+/// query carries, `rt_core::Price`'s `Display`), without allocating.
+fn push_units(out: &mut String, units: i64) {
+    if units < 0 {
+        out.push('-');
+    }
+    let abs = units.unsigned_abs();
+    let scale = SCALE as u64;
+    push_u64(out, abs / scale);
+    let mut frac = abs % scale;
+    if frac == 0 {
+        return;
+    }
+    let mut len = 8;
+    while frac % 10 == 0 {
+        frac /= 10;
+        len -= 1;
+    }
+    let mut digits = [b'0'; 8];
+    let mut at = len;
+    while frac > 0 {
+        at -= 1;
+        digits[at] = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    out.push('.');
+    out.push_str(std::str::from_utf8(&digits[..len]).unwrap_or(""));
+}
+
+/// Appends a JSON string of `text`: as it is when nothing in it needs escaping (our ids,
+/// symbols, decimals and names), else escaped.
+fn push_json_text(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        json_string(out, text);
+    }
 }
 
 /// Builds signed WebSocket API order frames for one account (see the module documentation).
@@ -107,10 +166,10 @@ impl WsApiOrders {
             keyed.update(b"apiKey=");
             keyed.update(c.key.as_bytes());
             keyed.update(b"&");
-            Signer {
-                api_key: c.key.clone(),
-                keyed,
-            }
+            let mut key_member = String::from(",\"apiKey\":");
+            json_string(&mut key_member, &c.key);
+            key_member.push_str(",\"signature\":\"");
+            Signer { key_member, keyed }
         });
         WsApiOrders {
             signer,
@@ -128,31 +187,39 @@ impl WsApiOrders {
     fn order_ref(&mut self, client_id: &str, symbol: &str, now_ms: u64) {
         let p = &mut self.payload;
         p.clear();
-        let _ = write!(
-            p,
-            "origClientOrderId={client_id}&symbol={symbol}&timestamp={now_ms}"
-        );
+        for piece in [
+            "origClientOrderId=",
+            client_id,
+            "&symbol=",
+            symbol,
+            "&timestamp=",
+        ] {
+            p.push_str(piece);
+        }
+        push_u64(p, now_ms);
     }
 
     /// The frame of the params in `payload`: each `name=value` as a JSON member (`timestamp` a
     /// number), then `apiKey` and `signature` when signed.
     fn frame(&self, out: &mut String, id: u64, method: WsMethod) {
         out.clear();
-        let _ = write!(
-            out,
-            "{{\"id\":{id},\"method\":\"{}\",\"params\":{{",
-            method.as_str()
-        );
+        out.push_str("{\"id\":");
+        push_u64(out, id);
+        out.push_str(",\"method\":\"");
+        out.push_str(method.as_str());
+        out.push_str("\",\"params\":{");
         for (i, pair) in self.payload.split('&').enumerate() {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             if i > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "\"{name}\":");
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
             if name == "timestamp" {
                 out.push_str(value);
             } else {
-                json_string(out, value);
+                push_json_text(out, value);
             }
         }
         if let Some(s) = &self.signer {
@@ -161,9 +228,7 @@ impl WsApiOrders {
             let mut hex = [0u8; 64];
             // 32 bytes of MAC into 64 hex digits: the sizes match.
             let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex);
-            out.push_str(",\"apiKey\":");
-            json_string(out, &s.api_key);
-            out.push_str(",\"signature\":\"");
+            out.push_str(&s.key_member);
             out.push_str(std::str::from_utf8(&hex).unwrap_or(""));
             out.push('"');
         }
@@ -191,19 +256,29 @@ impl FrameOrderEntry for WsApiOrders {
         // symbol, timeInForce, timestamp, type.
         let p = &mut self.payload;
         p.clear();
-        let _ = write!(p, "newClientOrderId={}", order.client_id);
+        p.push_str("newClientOrderId=");
+        p.push_str(order.client_id);
         if let Some(price) = price {
-            let _ = write!(p, "&price={price}");
+            p.push_str("&price=");
+            push_units(p, price.0);
         }
-        let _ = write!(p, "&quantity={}", Price(order.qty.0));
+        p.push_str("&quantity=");
+        push_units(p, order.qty.0);
         if let Some(stp) = self.stp {
-            let _ = write!(p, "&selfTradePreventionMode={}", stp.as_str());
+            p.push_str("&selfTradePreventionMode=");
+            p.push_str(stp.as_str());
         }
-        let _ = write!(p, "&side={}&symbol={}", side_str(order.side), order.symbol);
+        for piece in ["&side=", side_str(order.side), "&symbol=", order.symbol] {
+            p.push_str(piece);
+        }
         if let Some(tif) = time_in_force {
-            let _ = write!(p, "&timeInForce={tif}");
+            p.push_str("&timeInForce=");
+            p.push_str(tif);
         }
-        let _ = write!(p, "&timestamp={now_ms}&type={order_type}");
+        p.push_str("&timestamp=");
+        push_u64(p, now_ms);
+        p.push_str("&type=");
+        p.push_str(order_type);
         self.frame(out, id, WsMethod::Place);
         Ok(())
     }
@@ -443,7 +518,7 @@ mod tests {
     use crate::binance::signing::verify;
     use crate::binance::test_support::{DOC_API_KEY, DOC_SECRET};
     use crate::execution::{Operation, Outcome, PositionSide, RefusalKind};
-    use rt_core::{Qty, Side};
+    use rt_core::{Price, Qty, Side};
 
     fn creds() -> Credentials {
         Credentials {
@@ -578,6 +653,32 @@ mod tests {
         let mut reduce = spec(OrderKind::Limit);
         reduce.reduce_only = true;
         assert!(plain.place(&mut out, 1, &reduce, 1).is_err());
+    }
+
+    #[test]
+    fn decimals_are_written_as_the_rest_query_writes_them() {
+        let mut out = String::new();
+        for units in [
+            0,
+            1,
+            -1,
+            10,
+            100_000_000,
+            -100_000_000,
+            2_341_610_000_000,
+            847_000,
+            6_183_763_000_000,
+            123_456_789,
+            i64::MAX,
+            i64::MIN + 1,
+        ] {
+            out.clear();
+            push_units(&mut out, units);
+            assert_eq!(out, Price(units).to_string(), "{units}");
+        }
+        out.clear();
+        push_u64(&mut out, u64::MAX);
+        assert_eq!(out, u64::MAX.to_string());
     }
 
     #[test]
