@@ -14,9 +14,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from appliance.bus import bus_pb2 as pb
 from tests.e2e.harness import Live, counters, live, wait_for
-from tests.e2e.test_live import wait_live
+from tests.e2e.test_live import assert_transport, wait_live
 
 HALTED = pb.RiskStateKind.Value("HALTED")
 REJECTED = pb.OrderStatus.Value("REJECTED")
@@ -88,13 +90,15 @@ def test_the_engine_refuses_locally_before_the_venue_would(tmp_path: Path) -> No
         assert env.stop("engine") == 0
 
 
-def test_a_429_is_waited_out_exactly_as_retry_after_says(tmp_path: Path) -> None:
-    with live(tmp_path, speed="8") as env:
+@pytest.mark.parametrize("order_entry", ["rest", "websocket"])
+def test_a_429_is_waited_out_exactly_as_retry_after_says(tmp_path: Path, order_entry: str) -> None:
+    with live(tmp_path, speed="8", order_entry=order_entry) as env:
         env.start_sim()
         env.start_engine()
         trading(env)
+        assert_transport(env, order_entry)
         # The venue's weight limit squeezed below what the engine knows of: its next request
-        # gets HTTP 429 with Retry-After: 3.
+        # (over the WebSocket API or REST) gets HTTP 429 (status 429) with Retry-After: 3.
         env.fault("kind=rate_limit&weight_limit=1&retry_after_s=3")
         wait_for(lambda: sim_status(env)["rate_limited"] >= 1, 30, "a 429")
         env.fault("kind=rate_limit&weight_limit=6000")
@@ -123,13 +127,15 @@ def test_a_429_is_waited_out_exactly_as_retry_after_says(tmp_path: Path) -> None
         assert env.stop("engine") == 0
 
 
+@pytest.mark.parametrize("order_entry", ["rest", "websocket"])
 def test_a_418_stops_order_entry_until_the_ban_is_over_and_an_operator_resumes(
-    tmp_path: Path,
+    tmp_path: Path, order_entry: str
 ) -> None:
-    with live(tmp_path, speed="8") as env:
+    with live(tmp_path, speed="8", order_entry=order_entry) as env:
         env.start_sim()
         env.start_engine()
         trading(env)
+        assert_transport(env, order_entry)
         banned_at = time.monotonic()
         env.fault("kind=ban&s=4")
         env.pump_until(
