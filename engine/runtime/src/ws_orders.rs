@@ -37,8 +37,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Inner {
     entry: Box<dyn FrameOrderEntry>,
-    /// The frame being written (reused).
+    /// The frame being written (reused), and the id of the request it holds.
     frame: String,
+    framed: u64,
     next_id: u64,
     /// The connection is open: requests go over it.
     up: bool,
@@ -77,6 +78,7 @@ impl WsOrders {
             inner: Rc::new(RefCell::new(Inner {
                 entry,
                 frame: String::with_capacity(512),
+                framed: 0,
                 next_id: 1,
                 up: false,
                 waiting: HashMap::new(),
@@ -119,6 +121,7 @@ impl WsOrders {
         let id = inner.take_id();
         let Inner { entry, frame, .. } = &mut *inner;
         entry.place(frame, id, order, now_ms)?;
+        inner.framed = id;
         Ok(Prepared { id, cancel: false })
     }
 
@@ -128,6 +131,7 @@ impl WsOrders {
         let id = inner.take_id();
         let Inner { entry, frame, .. } = &mut *inner;
         entry.cancel(frame, id, symbol, client_id, now_ms);
+        inner.framed = id;
         Prepared { id, cancel: true }
     }
 
@@ -156,11 +160,18 @@ impl WsOrders {
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.inner.borrow_mut();
-            let Some(out) = inner.out.clone() else {
-                // Lost since it was prepared: not sent.
-                let e = HttpError::Request {
+            let out = inner.out.clone().filter(|_| inner.framed == prepared.id);
+            let Some(out) = out else {
+                // Not sent (the connection lost since it was prepared, or its frame written
+                // over): refused as a request that could not connect is.
+                let reason = if inner.out.is_none() {
+                    "the WebSocket API connection is down"
+                } else {
+                    "the request's frame was written over before it was sent"
+                };
+                let e = HttpError::Connect {
                     authority: self.authority.clone(),
-                    reason: "the WebSocket API connection is down".into(),
+                    source: std::io::Error::other(reason),
                 };
                 return (Some(Err(e)), Answer::Fine);
             };
@@ -265,8 +276,9 @@ async fn connection(
             ),
         );
         connected_before = true;
+        // Open until lost: the engine's last cancels may go over it while it stops (the
+        // connection ends with the gateway's runtime).
         let (mut sink, mut stream) = ws.split();
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
         let why = loop {
             tokio::select! {
                 frame = rx.recv() => match frame {
@@ -285,12 +297,6 @@ async fn connection(
                     // Pings are answered by tungstenite.
                     Some(Ok(_)) => {}
                 },
-                _ = tick.tick() => {
-                    if flags.stopping() {
-                        let _ = sink.close().await;
-                        break "the engine is stopping".to_owned();
-                    }
-                }
             }
         };
         let lost = {

@@ -70,6 +70,9 @@ async fn signed_orders_are_placed_queried_and_cancelled_over_the_ws_api() {
             .unwrap();
         let placed = ask(&mut ws, &out).await;
         assert_eq!((placed.id, placed.status), (Some(1), 200), "{placed:?}");
+        // The usage, as REST's headers report it: the order counted.
+        assert_eq!(placed.seen.orders_10s, Some(1), "{placed:?}");
+        assert!(placed.seen.weight_1m.is_some_and(|w| w >= 1), "{placed:?}");
         assert_eq!(
             parse_order(&placed.result).unwrap().status,
             OrderStatus::New

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use rt_venues::binance::ws_api::{WsMethod, WsRequest};
+use rt_venues::binance::ws_api::{rate_limits_json, WsMethod, WsRequest};
 use rt_venues::binance_orders::{self as bo, ApiError, CancelOrder, NewOrder, QueryOrder};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +23,12 @@ use crate::limits::Verdict;
 enum Pending {
     Matcher(oneshot::Receiver<Result<String, ApiError>>),
     Now(Result<String, (u16, ApiError, Option<u64>)>),
+}
+
+/// A request taken: what it waits for, and the usage its answer reports (`rateLimits`).
+struct Taken {
+    pending: Pending,
+    rate_limits: Option<String>,
 }
 
 /// Serves one WebSocket API connection until the client closes it, a `drop` fault, or the
@@ -56,10 +62,10 @@ pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
             msg = incoming.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     bump(&shared.counters.http_requests);
-                    let (request, pending) = match WsRequest::parse(&text) {
+                    let (request, Taken { pending, rate_limits }) = match WsRequest::parse(&text) {
                         Ok(r) => {
-                            let pending = take(&shared, &r);
-                            (r, pending)
+                            let taken = take(&shared, &r);
+                            (r, taken)
                         }
                         Err(e) => {
                             // Binance answers an unreadable request with a null id.
@@ -70,7 +76,8 @@ pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
                                 signature: None,
                                 api_key: None,
                             };
-                            (r, Pending::Now(Err((400, e.to_api_error(), None))))
+                            let pending = Pending::Now(Err((400, e.to_api_error(), None)));
+                            (r, Taken { pending, rate_limits: None })
                         }
                     };
                     let tx = answers_tx.clone();
@@ -86,9 +93,12 @@ pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
                                 }
                             },
                         };
+                        let limits = rate_limits.as_deref();
                         let text = match &result {
-                            Ok(body) => request.answer(Ok(body), None),
-                            Err((status, e, retry)) => request.answer(Err((*status, e)), *retry),
+                            Ok(body) => request.answer(Ok(body), None, limits),
+                            Err((status, e, retry)) => {
+                                request.answer(Err((*status, e)), *retry, limits)
+                            }
                         };
                         let _ = tx.send(text);
                     });
@@ -107,8 +117,12 @@ pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
 }
 
 /// Weighs, authorizes and parses a request, and hands it to the matcher (now, in the order
-/// the requests came) or answers it.
-fn take(shared: &Shared, request: &WsRequest) -> Pending {
+/// the requests came) or answers it; the answer reports the usage after it (`rateLimits`).
+fn take(shared: &Shared, request: &WsRequest) -> Taken {
+    let now_only = |pending| Taken {
+        pending,
+        rate_limits: None,
+    };
     let Some(method) = WsMethod::parse(&request.method) else {
         let e = ApiError::new(
             -1100,
@@ -117,28 +131,41 @@ fn take(shared: &Shared, request: &WsRequest) -> Pending {
                 request.method
             ),
         );
-        return Pending::Now(Err((400, e, None)));
+        return now_only(Pending::Now(Err((400, e, None))));
     };
     let now = wall_ms();
     let (http_method, path) = method.rest_equivalent();
     let params = request.params_without_key();
-    if let Verdict::Refuse {
-        status,
-        error,
-        retry_after_s,
-        ..
-    } = shared.meter().admit(now, http_method, path, &params)
-    {
-        let until = now + retry_after_s.saturating_mul(1000);
-        return Pending::Now(Err((status, error, Some(until))));
-    }
-    match authorize(shared, request) {
-        Ok(()) => {}
-        Err(e) => return Pending::Now(Err((e.http_status(), e, None))),
-    }
-    match dispatch(shared, method, &params, now) {
-        Ok(pending) => pending,
+    let mut meter = shared.meter();
+    let limits = meter.limits();
+    let (usage, order) = match meter.admit(now, http_method, path, &params) {
+        Verdict::Refuse {
+            status,
+            error,
+            retry_after_s,
+            usage,
+        } => {
+            drop(meter);
+            let until = now + retry_after_s.saturating_mul(1000);
+            return Taken {
+                pending: Pending::Now(Err((status, error, Some(until)))),
+                rate_limits: Some(rate_limits_json(&usage, &limits, false)),
+            };
+        }
+        Verdict::Pass { usage, order } => (usage, order),
+    };
+    drop(meter);
+    let rate_limits = Some(rate_limits_json(&usage, &limits, order));
+    let pending = match authorize(shared, request) {
         Err(e) => Pending::Now(Err((e.http_status(), e, None))),
+        Ok(()) => match dispatch(shared, method, &params, now) {
+            Ok(pending) => pending,
+            Err(e) => Pending::Now(Err((e.http_status(), e, None))),
+        },
+    };
+    Taken {
+        pending,
+        rate_limits,
     }
 }
 

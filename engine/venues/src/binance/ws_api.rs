@@ -29,7 +29,7 @@ use super::errors::{ApiError, OrderError};
 use super::vocab::{side_str, StpMode};
 use super::wire::{json, json_string};
 use crate::execution::{Credentials, ExecError, FrameAnswer, FrameOrderEntry, NewOrderSpec};
-use crate::rate_limits::Seen;
+use crate::rate_limits::{Limits, Seen, Usage};
 
 /// The WebSocket API's path on its host (`wss://ws-api.binance.com:443/ws-api/v3`).
 pub const WS_API_PATH: &str = "/ws-api/v3";
@@ -478,11 +478,13 @@ impl WsRequest {
     }
 
     /// The answer to this request: `result` (a JSON text) with status 200, or `error` (with
-    /// `retry_after_ms`, the time a 429's or 418's wait ends, as `data.retryAfter`).
+    /// `retry_after_ms`, the time a 429's or 418's wait ends, as `data.retryAfter`), and the
+    /// usage as `rateLimits` when given ([`rate_limits_json`]).
     pub fn answer(
         &self,
         outcome: Result<&str, (u16, &ApiError)>,
         retry_after_ms: Option<u64>,
+        rate_limits: Option<&str>,
     ) -> String {
         let mut out = String::with_capacity(128);
         out.push_str("{\"id\":");
@@ -504,9 +506,47 @@ impl WsRequest {
                 out.push('}');
             }
         }
+        if let Some(limits) = rate_limits {
+            out.push_str(",\"rateLimits\":");
+            out.push_str(limits);
+        }
         out.push('}');
         out
     }
+}
+
+/// `rateLimits` of an answer: the request weight of the minute and, for a new order (`order`),
+/// the order counts of 10 s and of the day, each with its limit (what REST's usage headers
+/// say).
+pub fn rate_limits_json(usage: &Usage, limits: &Limits, order: bool) -> String {
+    let mut out = String::with_capacity(256);
+    let mut entry = |kind: &str, interval: &str, num: u32, limit: u32, count: u32| {
+        out.push(if out.is_empty() { '[' } else { ',' });
+        let _ = write!(
+            out,
+            "{{\"rateLimitType\":\"{kind}\",\"interval\":\"{interval}\",\"intervalNum\":{num},\
+             \"limit\":{limit},\"count\":{count}}}"
+        );
+    };
+    if order {
+        entry(
+            "ORDERS",
+            "SECOND",
+            10,
+            limits.orders_per_10s,
+            usage.orders_10s,
+        );
+        entry("ORDERS", "DAY", 1, limits.orders_per_day, usage.orders_1d);
+    }
+    entry(
+        "REQUEST_WEIGHT",
+        "MINUTE",
+        1,
+        limits.weight_per_minute,
+        usage.weight_1m,
+    );
+    out.push(']');
+    out
 }
 
 #[cfg(test)]
@@ -750,17 +790,42 @@ mod tests {
         // An unknown outcome (-1007, status 503, as the sim answers it and as REST is read).
         let req = WsRequest::parse(r#"{"id":9,"method":"order.place","params":{}}"#).unwrap();
         let e = ApiError::new(-1007, "Timeout waiting for response from backend server.");
-        let frame = req.answer(Err((e.http_status(), &e)), None);
+        let frame = req.answer(Err((e.http_status(), &e)), None, None);
         let unknown = WsAnswer::parse(&frame, now).unwrap();
         assert_eq!((unknown.id, unknown.status), (Some(9), 503));
         assert_eq!(
             classify_answer(op, unknown.status, unknown.body(), None, -2010),
             Outcome::Unknown
         );
-        let ok = WsAnswer::parse(&req.answer(Ok("{\"orderId\":1}"), None), now).unwrap();
+        let usage = Usage {
+            weight_1m: 7,
+            orders_10s: 2,
+            orders_1d: 40,
+        };
+        let limits = Limits {
+            weight_per_minute: 6000,
+            orders_per_10s: 100,
+            orders_per_day: 200_000,
+        };
+        let counted = rate_limits_json(&usage, &limits, true);
+        let ok = WsAnswer::parse(
+            &req.answer(Ok("{\"orderId\":1}"), None, Some(&counted)),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.seen.weight_1m, ok.seen.orders_10s, ok.seen.orders_1d),
+            (Some(7), Some(2), Some(40))
+        );
+        let cancel = rate_limits_json(&usage, &limits, false);
+        let seen = WsAnswer::parse(&req.answer(Ok("{}"), None, Some(&cancel)), now)
+            .unwrap()
+            .seen;
+        assert_eq!((seen.weight_1m, seen.orders_10s), (Some(7), None));
         let throttled = req.answer(
             Err((429, &ApiError::new(-1015, "Too many new orders."))),
             Some(now + 1500),
+            None,
         );
         let throttled = WsAnswer::parse(&throttled, now).unwrap();
         assert_eq!((throttled.status, throttled.retry_after_s), (429, Some(2)));
