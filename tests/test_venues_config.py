@@ -395,6 +395,17 @@ def test_order_entry_over_the_websocket_api_reaches_the_manifest_and_is_refused_
     diags = _refused(cli, project, "deployment=venues", *feeds, ws[0])
     d = _one(diags, "exchanges.sim_binance.endpoints.ws_api", "exchange.order_entry")
     assert "order_entry websocket" in d["message"], d
+    # The sim serves it on its own ws address only: another URL would never connect.
+    diags = _refused(
+        cli,
+        project,
+        "deployment=venues",
+        *feeds,
+        ws[0],
+        "exchanges.sim_binance.endpoints.ws_api=ws://127.0.0.1:1/ws-api/v3",
+    )
+    d = _one(diags, "exchanges.sim_binance.endpoints.ws_api", "exchange.order_entry")
+    assert "its ws address" in d["message"], d
     # OKX has no WebSocket API order entry here: refused, naming the venue and the way out.
     diags = _refused(
         cli,

@@ -1229,13 +1229,29 @@ impl Checker {
                 ),
             );
         }
-        if endpoints.ws_api.is_none() {
-            self.fail(
+        match &endpoints.ws_api {
+            None => self.fail(
                 "exchange.order_entry",
                 format_args!("exchanges.{name}.endpoints.ws_api"),
                 "missing: order_entry websocket needs the venue's WebSocket API URL \
                  (wss://ws-api.binance.com:443/ws-api/v3)",
-            );
+            ),
+            // The sim serves it on its own ws address only: another URL would never connect
+            // (orders over REST for good).
+            Some(url) if exchange.venue == Venue::Sim => {
+                let served = format!("{}/ws-api/v3", endpoints.ws.trim_end_matches('/'));
+                if *url != served {
+                    self.fail(
+                        "exchange.order_entry",
+                        format_args!("exchanges.{name}.endpoints.ws_api"),
+                        format_args!(
+                            "{url:?}, but the sim serves its WebSocket API on its ws address: \
+                             {served:?}"
+                        ),
+                    );
+                }
+            }
+            Some(_) => {}
         }
     }
 }
@@ -1883,6 +1899,41 @@ mod tests {
             },
             "exchanges.binance_spot.endpoints.ws_api",
             &["ws://"],
+        );
+        // The sim's own: on its ws address only (the example's second exchange, made spot).
+        let on_sim = |url: &'static str| {
+            violations(move |v| {
+                paper(v);
+                add_sim_exchange(v);
+                let x = &mut v["exchanges"]["sim_usdm"];
+                x["market"] = json!("spot");
+                x["order_entry"] = json!("websocket");
+                x["endpoints"]["ws_api"] = json!(url);
+            })
+        };
+        assert_eq!(on_sim("ws://127.0.0.1:9000/ws-api/v3"), []);
+        let found = on_sim("ws://127.0.0.1:9001/ws-api/v3");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].path, "exchanges.sim_usdm.endpoints.ws_api");
+        assert!(
+            found[0].message.contains("its ws address"),
+            "{}",
+            found[0].message
+        );
+        // USD-M (the sim's too): no WebSocket API order entry here.
+        let found = violations(|v| {
+            paper(v);
+            add_sim_exchange(v);
+            v["exchanges"]["sim_usdm"]["order_entry"] = json!("websocket");
+            v["exchanges"]["sim_usdm"]["endpoints"]["ws_api"] =
+                json!("ws://127.0.0.1:9000/ws-api/v3");
+        });
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].path, "exchanges.sim_usdm.order_entry");
+        assert!(
+            found[0].message.contains("market usdm"),
+            "{}",
+            found[0].message
         );
         // OKX (among what else an OKX exchange must state): refused by this rule too.
         let found = violations(|v| {
