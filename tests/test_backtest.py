@@ -89,6 +89,33 @@ def test_risk_refusals_are_counted_by_reason(tmp_path: Path) -> None:
     )
 
 
+def test_a_market_maker_may_quote_against_the_real_time_book_ticker(
+    result: backtest.BacktestResult,
+) -> None:
+    """`touch: book_ticker`: the capture's bookTicker events (as new as the diff book or newer)
+    reach the market maker, which quotes against them; older ones are counted and dropped.
+    The default (`touch` absent: book) never sees them."""
+    text = compile_config(ROOT, ["+strategies.mm_btcusdt.params.touch=book_ticker"])
+    ticker = backtest.run(text.manifests[0].text, [CAPTURE])
+    c, base = ticker.counters, result.counters
+    assert c["bbos"] == base["bbos"] > 10_000, (c["bbos"], base["bbos"])
+    # On this capture (100 ms diffs, real-time tickers) no ticker trails the diff book (an
+    # older one would be dropped: engine/core/tests/backtest.rs); each one after the first
+    # snapshot is one more strategy call.
+    assert c["bbos_stale"] == 0
+    extra_calls = c["strategy_calls"] - base["strategy_calls"]
+    assert c["bbos"] - 10 <= extra_calls <= c["bbos"], (extra_calls, c)
+    # Quoting against a top that moves more often: other orders than the book's.
+    assert ticker.summary["orders_placed"] != result.summary["orders_placed"]
+    assert len(ticker.fills) > 0
+    print(
+        f"book_ticker: {c['bbos']:,} tickers, {c['bbos_stale']:,} older than the book, "
+        f"{extra_calls:,} more strategy calls; orders {ticker.summary['orders_placed']} "
+        f"(book: {result.summary['orders_placed']}), fills {len(ticker.fills)} "
+        f"(book: {len(result.fills)})"
+    )
+
+
 def test_bad_data_file_is_an_error(manifest_text: str, tmp_path: Path) -> None:
     with pytest.raises(engine.BacktestError, match="no-such"):
         backtest.run(manifest_text, [tmp_path / "no-such.gz"])

@@ -206,8 +206,7 @@ FIELDS: dict[str, FieldRule] = {
     "exchanges.*.instruments.*.taker_fee_bps": _r(_N, _FEE),
     "exchanges.*.instruments.*.leverage": _r(
         _LOOSE,
-        "leverage (USD-M, OKX swaps): the same margin carries a larger position, liquidated "
-        "sooner",
+        "leverage (USD-M, OKX swaps): the same margin carries a larger position, liquidated sooner",
         Critical.DOUBLE,
     ),
     "exchanges.*.instruments.*.margin_type": _r(
@@ -295,6 +294,9 @@ FIELDS: dict[str, FieldRule] = {
     ),
     "strategies.*.params.requote_threshold_ticks": _r(
         _LOOSE, "quotes may drift further from the fair price before they are replaced"
+    ),
+    "strategies.*.params.touch": _r(
+        _N, "book or book_ticker: which top of book the quotes are placed against"
     ),
     "strategies.*.params.signal": _r(
         _TOPO, "the market maker's fair value from another book (absent: its own)", Critical.ALWAYS

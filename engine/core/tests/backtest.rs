@@ -495,6 +495,66 @@ fn nothing_reaches_a_strategy_before_the_first_snapshot() {
 }
 
 #[test]
+fn only_a_book_ticker_as_new_as_the_book_reaches_a_strategy() {
+    let at = |t: i64| rt_core::Header {
+        symbol: 0,
+        exchange_ns: t - MS,
+        local_ns: t,
+    };
+    let bbo = |t: i64, id: u64| {
+        MarketEvent::Bbo(rt_core::Bbo {
+            header: at(t),
+            update_id: id,
+            bid: lv("60000", "1"),
+            ask: lv("60000.05", "1"),
+        })
+    };
+    let (bids, asks) = ([lv("60000", "1")], [lv("60000.02", "1")]);
+    let diff_bids = [lv("60000.01", "1")];
+    let events = [
+        // Before any book: nothing to compare with, nothing delivered.
+        bbo(T0, 90),
+        MarketEvent::Snapshot(rt_core::Snapshot {
+            header: at(T0 + MS),
+            last_update_id: 100,
+            bids: &bids,
+            asks: &asks,
+        }),
+        bbo(T0 + 2 * MS, 99),  // older than the book: dropped
+        bbo(T0 + 3 * MS, 100), // as new: delivered
+        MarketEvent::Depth(rt_core::DepthDiff {
+            header: at(T0 + 4 * MS),
+            first_id: 101,
+            final_id: 102,
+            prev_final_id: None,
+            bids: &diff_bids,
+            asks: &[],
+        }),
+        bbo(T0 + 5 * MS, 101), // inside the diff just applied: older
+        bbo(T0 + 6 * MS, 103), // newer: delivered
+    ];
+    let mut bt = Trader::new(plain_config(LatencyModel::ZERO)).unwrap();
+    let (s, log) = Scripted::new(0, vec![]);
+    bt.add_strategy("scripted", Box::new(s)).unwrap();
+    for e in &events {
+        bt.on_event(0, e);
+    }
+    let seen: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| match s {
+            Seen::Book { now, .. } => format!("book@{}", (now - T0) / MS),
+            Seen::Bbo { now, update_id } => format!("bbo {update_id}@{}", (now - T0) / MS),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seen, ["book@1", "bbo 100@3", "book@4", "bbo 103@6"]);
+    let c = bt.counters();
+    assert_eq!((c.bbos, c.bbos_stale), (5, 2));
+}
+
+#[test]
 fn resume_lifts_a_halt() {
     let tape = random_walk(4, 3_000, T0);
     let mut bt = Trader::new(example_config()).unwrap();

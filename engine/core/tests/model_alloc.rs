@@ -105,6 +105,7 @@ fn a_tick_does_not_allocate() {
             // Flat while REDUCING: the model runs on every book update, no order can follow.
             position: Qty::ZERO,
             risk_state: RiskState::Reducing,
+            book_update_id: None,
         };
         let shift = (i / 50) % 3;
         book.apply(

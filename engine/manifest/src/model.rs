@@ -860,6 +860,20 @@ pub struct MarketMakerParams {
     /// instrument's own book is the reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<Signal>,
+    /// Which top of book the quotes are placed against (absent: `book`, the diff book's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touch: Option<Touch>,
+}
+
+/// The top of book a market maker quotes against: the diff book's best levels (`book`), or
+/// the venue's real-time best bid and offer (`book_ticker`, Binance `bookTicker`) whenever it
+/// is newer than the diff book (its update id beyond the book's last applied one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Touch {
+    #[default]
+    Book,
+    BookTicker,
 }
 
 /// The book a market maker takes its fair value from, and how the basis between that book and

@@ -550,6 +550,8 @@ fn to_dict<'py>(py: Python<'py>, replay: &Replay) -> PyResult<Bound<'py, PyDict>
         ("book_crossings_repaired", c.crossings_repaired),
         ("resyncs", c.resyncs),
         ("trades", c.trades),
+        ("bbos", c.bbos),
+        ("bbos_stale", c.bbos_stale),
         ("strategy_calls", c.strategy_calls),
         ("orders_placed", c.orders_placed),
         ("orders_rejected", c.orders_rejected),

@@ -25,15 +25,24 @@
 //! level difference between the venues (fees, funding, or two captures of different dates) is
 //! absorbed slowly. The quotes are still kept off the quoted book's opposite best. Without a
 //! synced signal book nothing is quoted (its loss cancels the quotes).
+//!
+//! **Touch** (`params.touch`). `book` (the default): the top of book is the diff book's best
+//! levels. `book_ticker`: the venue's real-time best bid and offer (Binance `bookTicker`,
+//! [`Strategy::on_bbo`]) is quoted against as soon as it arrives, and stays the top of book
+//! until the diff book has applied an update with a higher id; the reference, the keep-off
+//! rule and the cached inputs all use that top. Tickers are much more frequent than 100 ms
+//! diffs: more requotes (and rate-limit refusals) follow. In a backtest the simulated venue
+//! still matches against the diff book, so a quote placed against a newer ticker can be
+//! refused as crossing a diff book that has not caught up (`post_only_would_cross`).
 
-use rt_manifest::model::{MarketMakerParams, Reference};
+use rt_manifest::model::{MarketMakerParams, Reference, Touch};
 
 use super::{
     check_instruments, Action, ClientIds, FillReport, NewOrder, OrderKind, OrderUpdate, Strategy,
     StrategyContext, StrategyError, REJECT_BACKOFF_NS,
 };
 use crate::book::OrderBook;
-use crate::event::Level;
+use crate::event::{Bbo, Level};
 use crate::portfolio::{floor_to, InstrumentId, InstrumentSpec};
 use crate::risk::RiskState;
 use crate::types::{Nanos, Price, Qty, Side};
@@ -72,6 +81,30 @@ struct Slot {
     /// it was lost) and the basis, `own reference - signal reference` averaged, in price units.
     signal: Option<Price>,
     basis: Option<i64>,
+    /// With `touch: book_ticker`: the last real-time top of book and its update id.
+    ticker: Option<(u64, Top)>,
+}
+
+/// A best bid and a best ask: the diff book's, or the venue's real-time one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Top {
+    bid: Level,
+    ask: Level,
+}
+
+impl Top {
+    fn of(book: &OrderBook) -> Option<Top> {
+        Some(Top {
+            bid: book.best_bid()?,
+            ask: book.best_ask()?,
+        })
+    }
+
+    /// `OrderBook::mid`'s arithmetic.
+    fn mid(self) -> Option<Price> {
+        let mid = (i128::from(self.bid.price.0) + i128::from(self.ask.price.0)).div_euclid(2);
+        i64::try_from(mid).ok().map(Price)
+    }
 }
 
 const fn side_index(side: Side) -> usize {
@@ -95,6 +128,8 @@ pub struct MarketMakerConfig {
     /// `Some(basis_updates)` when the reference comes from a signal book (see the module
     /// documentation); at least 1.
     pub signal_basis_updates: Option<u32>,
+    /// The top of book quoted against (see the module documentation, "Touch").
+    pub touch: Touch,
 }
 
 impl MarketMakerConfig {
@@ -107,6 +142,7 @@ impl MarketMakerConfig {
             inventory_skew_ticks: params.inventory_skew_ticks,
             requote_threshold_ticks: params.requote_threshold_ticks,
             signal_basis_updates: params.signal.as_ref().map(|s| s.basis_updates),
+            touch: params.touch.unwrap_or_default(),
         }
     }
 }
@@ -165,6 +201,7 @@ impl MarketMaker {
                     settled: None,
                     signal: None,
                     basis: None,
+                    ticker: None,
                 })
                 .collect(),
             ids: ClientIds::default(),
@@ -201,22 +238,31 @@ impl MarketMaker {
         }
     }
 
-    /// A book's reference price: its mid or its microprice.
-    fn reference(&self, book: &OrderBook) -> Option<Price> {
+    /// A top of book's reference price: its mid or its microprice.
+    fn reference(&self, top: Option<Top>) -> Option<Price> {
+        let top = top?;
         match self.config.reference {
-            Reference::Mid => book.mid(),
-            Reference::Microprice => match (book.best_bid(), book.best_ask()) {
-                (Some(bid), Some(ask)) => microprice(bid, ask),
-                _ => None,
-            },
+            Reference::Mid => top.mid(),
+            Reference::Microprice => microprice(top.bid, top.ask),
+        }
+    }
+
+    /// The top of book `ctx`'s slot quotes against: the diff book's, or with `touch:
+    /// book_ticker` the last real-time one while it is newer than the diff book (its update
+    /// id above the book's last applied one).
+    fn top(&self, ctx: &StrategyContext, book: &OrderBook) -> Option<Top> {
+        let ticker = self.slots.get(ctx.slot).and_then(|s| s.ticker);
+        match ticker {
+            Some((id, top)) if ctx.book_update_id.map_or(true, |last| id > last) => Some(top),
+            _ => Top::of(book),
         }
     }
 
     /// With a signal: moves the basis of `slot` towards `own - signal` by `1/basis_updates`
     /// (seeds it with the first difference); the fair value, once both references are known.
-    fn track_basis(&mut self, slot: usize, book: &OrderBook) -> Option<Price> {
+    fn track_basis(&mut self, slot: usize, top: Option<Top>) -> Option<Price> {
         let updates = i64::from(self.config.signal_basis_updates?);
-        let own = self.reference(book);
+        let own = self.reference(top);
         let s = self.slots.get_mut(slot)?;
         let signal = s.signal?;
         if let Some(own) = own {
@@ -229,11 +275,12 @@ impl MarketMaker {
         s.basis.map(|b| Price(signal.0.saturating_add(b)))
     }
 
-    /// Quotes `ctx`'s slot around `fair` (with a signal) or its own book's reference.
+    /// Quotes `ctx`'s slot around `fair` (with a signal) or the reference of `top`, its own
+    /// top of book.
     fn quote(
         &mut self,
         ctx: &StrategyContext,
-        book: &OrderBook,
+        top: Option<Top>,
         fair: Option<Price>,
         out: &mut Vec<Action>,
     ) {
@@ -241,8 +288,8 @@ impl MarketMaker {
         let Some(slot) = self.slots.get(ctx.slot) else {
             return;
         };
-        let inputs = match (book.best_bid(), book.best_ask()) {
-            (Some(mut bid), Some(mut ask)) => {
+        let inputs = match top {
+            Some(Top { mut bid, mut ask }) => {
                 if self.config.reference == Reference::Mid {
                     // The mid does not depend on the sizes.
                     (bid.qty, ask.qty) = (Qty::ZERO, Qty::ZERO);
@@ -255,7 +302,7 @@ impl MarketMaker {
                     fair,
                 })
             }
-            _ => None,
+            None => None,
         };
         if let (Some(now), Some((then, until))) = (inputs, slot.settled) {
             if now == then && ctx.now < until {
@@ -263,7 +310,7 @@ impl MarketMaker {
             }
         }
         let (spec, working_now, retry_at) = (slot.spec, slot.working, slot.retry_at);
-        let desired = self.desired(ctx, &spec, book, fair);
+        let desired = self.desired(ctx, &spec, top, fair);
         let threshold = i64::from(self.config.requote_threshold_ticks.max(1)) * spec.tick.0;
         for side in SIDES {
             let i = side_index(side);
@@ -312,16 +359,20 @@ impl MarketMaker {
         &self,
         ctx: &StrategyContext,
         spec: &InstrumentSpec,
-        book: &OrderBook,
+        top: Option<Top>,
         fair: Option<Price>,
     ) -> [Option<(Price, Qty)>; 2] {
         let c = &self.config;
-        let (Some(best_bid), Some(best_ask)) = (book.best_bid(), book.best_ask()) else {
+        let Some(Top {
+            bid: best_bid,
+            ask: best_ask,
+        }) = top
+        else {
             return [None, None];
         };
         let reference = match c.signal_basis_updates {
             Some(_) => fair,
-            None => self.reference(book),
+            None => self.reference(top),
         };
         let Some(reference) = reference else {
             return [None, None];
@@ -415,9 +466,47 @@ impl Strategy for MarketMaker {
         false
     }
 
+    fn wants_bbo(&self) -> bool {
+        self.config.touch == Touch::BookTicker
+    }
+
     fn on_book(&mut self, ctx: &StrategyContext, book: &OrderBook, out: &mut Vec<Action>) {
-        let fair = self.track_basis(ctx.slot, book);
-        self.quote(ctx, book, fair, out);
+        let top = self.top(ctx, book);
+        let fair = self.track_basis(ctx.slot, top);
+        self.quote(ctx, top, fair, out);
+    }
+
+    /// With `touch: book_ticker`: the venue's real-time top of book (as new as the diff book
+    /// or newer) is the one quoted against until the diff book moves past it.
+    fn on_bbo(
+        &mut self,
+        ctx: &StrategyContext,
+        book: &OrderBook,
+        bbo: &Bbo,
+        out: &mut Vec<Action>,
+    ) {
+        if self.config.touch != Touch::BookTicker {
+            return;
+        }
+        if let Some(slot) = self.slots.get_mut(ctx.slot) {
+            slot.ticker = Some((
+                bbo.update_id,
+                Top {
+                    bid: bbo.bid,
+                    ask: bbo.ask,
+                },
+            ));
+        }
+        // As new as the book (equal ids) counts too: the same top either way.
+        let top = match ctx.book_update_id {
+            Some(last) if bbo.update_id < last => Top::of(book),
+            _ => Some(Top {
+                bid: bbo.bid,
+                ask: bbo.ask,
+            }),
+        };
+        let fair = self.track_basis(ctx.slot, top);
+        self.quote(ctx, top, fair, out);
     }
 
     fn on_signal(
@@ -427,12 +516,13 @@ impl Strategy for MarketMaker {
         book: &OrderBook,
         out: &mut Vec<Action>,
     ) {
-        let reference = self.reference(signal);
+        let reference = self.reference(Top::of(signal));
         if let Some(slot) = self.slots.get_mut(ctx.slot) {
             slot.signal = reference;
         }
-        let fair = self.track_basis(ctx.slot, book);
-        self.quote(ctx, book, fair, out);
+        let top = self.top(ctx, book);
+        let fair = self.track_basis(ctx.slot, top);
+        self.quote(ctx, top, fair, out);
     }
 
     fn on_signal_lost(&mut self, ctx: &StrategyContext, out: &mut Vec<Action>) {
@@ -488,6 +578,7 @@ impl Strategy for MarketMaker {
         if let Some(slot) = self.slots.get_mut(ctx.slot) {
             slot.working = [None; 2];
             slot.settled = None;
+            slot.ticker = None;
         }
     }
 }
@@ -530,6 +621,7 @@ mod tests {
             inventory_skew_ticks: 4,
             requote_threshold_ticks: 2,
             signal_basis_updates: None,
+            touch: Touch::Book,
         }
     }
 
@@ -549,6 +641,7 @@ mod tests {
             slot: 0,
             position: q(position),
             risk_state,
+            book_update_id: None,
         }
     }
 
@@ -620,6 +713,63 @@ mod tests {
         );
         out.clear();
         s.on_book(&active, &book("99.6", "1", "100.51", "1"), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    fn bbo(id: u64, bid: &str, ask: &str) -> Bbo {
+        Bbo {
+            header: crate::event::Header::default(),
+            update_id: id,
+            bid: Level::new(px(bid), q("1")),
+            ask: Level::new(px(ask), q("1")),
+        }
+    }
+
+    #[test]
+    fn with_touch_book_ticker_the_newer_top_of_book_is_quoted_against() {
+        let mut config = config(Reference::Mid);
+        config.touch = Touch::BookTicker;
+        let mut s = MarketMaker::new(config, &[7], &[spec()]).expect("valid");
+        assert!(s.wants_bbo());
+        let mut out = Vec::new();
+        // The diff book (last update 10) at mid 100.005.
+        let diff_book = book("100", "1", "100.01", "1");
+        let at = |id: u64| StrategyContext {
+            book_update_id: Some(id),
+            ..ctx(0, "0", RiskState::Active)
+        };
+        s.on_book(&at(10), &diff_book, &mut out);
+        assert_eq!(places(&out)[0], (Side::Buy, px("99.97"), q("0.002")));
+        // The ticker at id 12 has the touch up 0.1 (mid 100.105): quoted against at once.
+        out.clear();
+        s.on_bbo(&at(10), &diff_book, &bbo(12, "100.1", "100.11"), &mut out);
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("100.07"), q("0.002")),
+                (Side::Sell, px("100.14"), q("0.002"))
+            ]
+        );
+        // A diff book update still older than the ticker (id 11) keeps the ticker's top.
+        out.clear();
+        s.on_book(&at(11), &book("99.9", "1", "100.01", "1"), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // Once the diff book is past it (id 13), the book's own top again.
+        s.on_book(&at(13), &diff_book, &mut out);
+        assert_eq!(
+            places(&out),
+            [
+                (Side::Buy, px("99.97"), q("0.002")),
+                (Side::Sell, px("100.04"), q("0.002"))
+            ]
+        );
+        // `touch: book` ignores the ticker (and does not ask for it).
+        let mut plain = mm(Reference::Mid);
+        assert!(!plain.wants_bbo());
+        out.clear();
+        plain.on_book(&at(10), &diff_book, &mut out);
+        out.clear();
+        plain.on_bbo(&at(10), &diff_book, &bbo(12, "100.1", "100.11"), &mut out);
         assert!(out.is_empty(), "{out:?}");
     }
 

@@ -12,7 +12,7 @@
 //! the engine keeps them apart from other strategies' ids.
 
 use crate::book::OrderBook;
-use crate::event::Trade;
+use crate::event::{Bbo, Trade};
 use crate::portfolio::{Cash, InstrumentId, InstrumentSpec};
 use crate::risk::{RejectReason, RiskState};
 use crate::types::{Nanos, Price, Qty, Side};
@@ -155,6 +155,9 @@ pub struct StrategyContext {
     pub position: Qty,
     /// The risk engine's state: a strategy may spare itself rejections by quoting accordingly.
     pub risk_state: RiskState,
+    /// The last update id the instrument's diff book applied (`None` where the venue's book
+    /// has none): a real-time top of book ([`Strategy::on_bbo`]) with a higher id is newer.
+    pub book_update_id: Option<u64>,
 }
 
 /// A trading strategy. Implemented once, run by backtests and the live engine alike.
@@ -183,6 +186,25 @@ pub trait Strategy: Send + std::fmt::Debug {
         out: &mut Vec<Action>,
     ) {
         let _ = (ctx, book, trade, out);
+    }
+
+    /// Whether [`Strategy::on_bbo`] should be called. Asked once, when the strategy is added.
+    fn wants_bbo(&self) -> bool {
+        false
+    }
+
+    /// The venue's real-time best bid and offer of the instrument (Binance `bookTicker`), as
+    /// new as the diff book or newer: called only when the book is synced and `bbo.update_id`
+    /// is not below the book's last applied update (`ctx.book_update_id`); an older one is
+    /// counted and dropped by the engine.
+    fn on_bbo(
+        &mut self,
+        ctx: &StrategyContext,
+        book: &OrderBook,
+        bbo: &Bbo,
+        out: &mut Vec<Action>,
+    ) {
+        let _ = (ctx, book, bbo, out);
     }
 
     /// One of its orders executed (called before the order's final [`OrderUpdate`], if any).

@@ -212,6 +212,7 @@ pub(crate) mod testkit {
             slot: 0,
             position: q(position),
             risk_state,
+            book_update_id: None,
         }
     }
 

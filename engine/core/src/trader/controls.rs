@@ -67,7 +67,7 @@ impl Trader {
         for i in 0..self.books.len() {
             let instrument = InstrumentId::try_from(i).unwrap_or(InstrumentId::MAX);
             let qty = self.portfolio.qty(instrument);
-            let Some(&(s, _, _)) = self.books[i].subs.first() else {
+            let Some(&(s, _, _, _)) = self.books[i].subs.first() else {
                 continue;
             };
             let Some(mid) = self.books[i].sync.book().mid() else {

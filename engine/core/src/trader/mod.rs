@@ -109,8 +109,9 @@ struct Book {
     sync: BookSync,
     matcher: Matcher,
     exchange: ExchangeId,
-    /// (strategy, slot, wants trades) of the strategies trading it.
-    subs: Vec<(usize, usize, bool)>,
+    /// The strategies trading it: (strategy, slot, wants trades, wants the real-time top of
+    /// book).
+    subs: Vec<(usize, usize, bool, bool)>,
     /// (strategy, slot, traded instrument) of the strategies reading it as a signal.
     signal_subs: Vec<(usize, usize, InstrumentId)>,
     synced: bool,
@@ -482,9 +483,9 @@ impl Trader {
                 id: bad,
             });
         }
-        let trades = strategy.wants_trades();
+        let (trades, bbos) = (strategy.wants_trades(), strategy.wants_bbo());
         for (slot, &id) in strategy.instruments().iter().enumerate() {
-            self.books[id as usize].subs.push((s, slot, trades));
+            self.books[id as usize].subs.push((s, slot, trades, bbos));
         }
         self.strategies.push(StrategySlot {
             name: name.to_owned(),
@@ -699,6 +700,8 @@ impl Trader {
         let clock = self.clock;
         let mut changed = false;
         let mut is_trade = false;
+        // A real-time top of book as new as the diff book or newer (for the strategies).
+        let mut fresh_bbo = false;
         let simulated = !self.venues[self.books[i].exchange].external;
         {
             let b = &mut self.books[i];
@@ -750,7 +753,16 @@ impl Trader {
                         b.matcher.on_trade(clock, t, &mut self.execs);
                     }
                 }
-                MarketEvent::Bbo(_) => self.counters.bbos += 1,
+                MarketEvent::Bbo(q) => {
+                    self.counters.bbos += 1;
+                    // Binance's bookTicker ids share the diff stream's: one below the book's
+                    // last applied update is older than what the book knows.
+                    fresh_bbo = b.sync.is_synced()
+                        && b.sync
+                            .last_update_id()
+                            .map_or(true, |last| q.update_id >= last);
+                    self.counters.bbos_stale += u64::from(b.sync.is_synced() && !fresh_bbo);
+                }
             }
         }
         if changed {
@@ -805,23 +817,18 @@ impl Trader {
             }
         }
         self.pump();
-        if synced && (changed || is_trade) && !self.paused && !warm {
+        if synced && (changed || is_trade || fresh_bbo) && !self.paused && !warm {
             for k in 0..self.books[i].subs.len() {
-                let (s, slot, trades) = self.books[i].subs[k];
-                if is_trade && !trades {
+                let (s, slot, trades, bbos) = self.books[i].subs[k];
+                if (is_trade && !trades) || (fresh_bbo && !bbos) {
                     continue;
                 }
-                let ctx = StrategyContext {
-                    now: self.clock,
-                    instrument,
-                    slot,
-                    position: self.portfolio.qty(instrument),
-                    risk_state: self.risk.state(),
-                };
+                let ctx = self.ctx(instrument, slot);
                 let book = self.books[i].sync.book();
                 let strategy = &mut self.strategies[s].strategy;
                 match ev {
                     MarketEvent::Trade(t) => strategy.on_trade(&ctx, book, t, &mut self.actions),
+                    MarketEvent::Bbo(q) => strategy.on_bbo(&ctx, book, q, &mut self.actions),
                     _ => strategy.on_book(&ctx, book, &mut self.actions),
                 }
                 self.counters.strategy_calls += 1;
@@ -898,6 +905,10 @@ impl Trader {
             slot,
             position: self.portfolio.qty(instrument),
             risk_state: self.risk.state(),
+            book_update_id: self
+                .books
+                .get(instrument as usize)
+                .and_then(|b| b.sync.last_update_id()),
         }
     }
 
@@ -941,7 +952,7 @@ impl Trader {
             }
         }
         for k in 0..self.books[i].subs.len() {
-            let (s, slot, _) = self.books[i].subs[k];
+            let (s, slot, _, _) = self.books[i].subs[k];
             let ctx = self.ctx(instrument, slot);
             self.strategies[s]
                 .strategy

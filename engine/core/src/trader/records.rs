@@ -97,6 +97,8 @@ pub struct TraderCounters {
     pub snapshots: u64,
     pub trades: u64,
     pub bbos: u64,
+    /// Real-time tops of book older than the synced diff book (not passed to strategies).
+    pub bbos_stale: u64,
     /// Depth and snapshot levels (one "row" each, as hftbacktest counts them).
     pub level_changes: u64,
     /// Events of a symbol (or exchange index) the backtest does not know.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use rt_core::{
-    Action, DepthDiff, FillReport, Header, InstrumentId, Level, MarketEvent, OrderBook,
+    Action, Bbo, DepthDiff, FillReport, Header, InstrumentId, Level, MarketEvent, OrderBook,
     OrderUpdate, Price, Qty, Side, Snapshot, Strategy, StrategyContext, Trade,
 };
 
@@ -399,11 +399,29 @@ fn push_unique(levels: &mut Vec<Level>, level: Level) {
 /// What a [`Scripted`] strategy saw.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Seen {
-    Book { now: i64, best_ask: Option<Price> },
-    Trade { now: i64 },
-    Fill { now: i64, report: FillReport },
-    Update { now: i64, update: OrderUpdate },
-    Lost { now: i64 },
+    Book {
+        now: i64,
+        best_ask: Option<Price>,
+    },
+    Trade {
+        now: i64,
+    },
+    /// A real-time top of book (`on_bbo`) and its update id.
+    Bbo {
+        now: i64,
+        update_id: u64,
+    },
+    Fill {
+        now: i64,
+        report: FillReport,
+    },
+    Update {
+        now: i64,
+        update: OrderUpdate,
+    },
+    Lost {
+        now: i64,
+    },
 }
 
 /// A strategy for tests: logs every callback and, on its `n`-th book callback, sends the
@@ -464,6 +482,23 @@ impl Strategy for Scripted {
         _out: &mut Vec<Action>,
     ) {
         self.log.lock().unwrap().push(Seen::Trade { now: ctx.now });
+    }
+
+    fn wants_bbo(&self) -> bool {
+        true
+    }
+
+    fn on_bbo(
+        &mut self,
+        ctx: &StrategyContext,
+        _book: &OrderBook,
+        bbo: &Bbo,
+        _out: &mut Vec<Action>,
+    ) {
+        self.log.lock().unwrap().push(Seen::Bbo {
+            now: ctx.now,
+            update_id: bbo.update_id,
+        });
     }
 
     fn on_fill(&mut self, ctx: &StrategyContext, fill: &FillReport, _out: &mut Vec<Action>) {
