@@ -326,7 +326,7 @@ class Exchange(Strict):
     def _derivative_settings_on_usdm(self) -> Exchange:
         if self.market != "usdm":
             for symbol, inst in self.instruments.items():
-                if inst.listing is not None and inst.listing.contract is not None:
+                if inst.listing is not None and inst.listing.type == "swap":
                     continue  # a swap (OKX)
                 for key in ("leverage", "margin_type"):
                     if getattr(inst, key) is not None:

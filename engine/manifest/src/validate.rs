@@ -660,7 +660,7 @@ impl Checker {
             || instrument
                 .listing
                 .as_ref()
-                .is_some_and(|l| l.contract.is_some());
+                .is_some_and(|l| l.kind == crate::model::InstrumentType::Swap);
         if let Some(leverage) = instrument.leverage {
             if !usdm {
                 self.fail(

@@ -86,6 +86,17 @@ pub struct VenueConfig {
 }
 
 impl VenueConfig {
+    /// The venue's derivatives account when a strategy trades a derivative on it (a swap on
+    /// OKX, any USD-M symbol); `None` for spot, and for an account whose swaps are read only
+    /// (their positions, settings and funding are another desk's).
+    pub fn derivatives(&self) -> Option<&dyn rt_venues::execution::DerivativesAccount> {
+        let account = self.client.derivatives()?;
+        self.traded
+            .iter()
+            .any(|s| self.client.reduce_only(s))
+            .then_some(account)
+    }
+
     /// The settlement currency of `symbol` if it is a contract.
     pub fn settlement(&self, symbol: &str) -> Option<&str> {
         self.settlements
@@ -201,6 +212,10 @@ struct State {
     /// time (ms) the next query of that history starts from.
     funding_seen: std::collections::HashSet<(u32, u64)>,
     funding_since: std::collections::HashMap<u32, u64>,
+    /// Per exchange: traded symbols a funding update named without amounts (OKX), not yet
+    /// found in the history; and whether a task is asking the history for them.
+    funding_awaiting: std::collections::HashMap<u32, std::collections::BTreeSet<String>>,
+    funding_asking: std::collections::HashSet<u32>,
     /// Funding payments booked by one path and not yet matched by the other (see
     /// [`FundingLedger`]).
     funding_booked: FundingLedger,
@@ -369,6 +384,8 @@ pub fn run(
         caught_order: std::collections::VecDeque::new(),
         funding_seen: std::collections::HashSet::new(),
         funding_since: std::collections::HashMap::new(),
+        funding_awaiting: std::collections::HashMap::new(),
+        funding_asking: std::collections::HashSet::new(),
         funding_booked: FundingLedger::default(),
         started_ms: now_ms(),
     }));
@@ -1354,6 +1371,9 @@ async fn user_stream(
                         return;
                     }
                 };
+                // Funding paid while the stream was down: its updates are lost, the
+                // history is not.
+                ask_funding(&state, &venue);
                 let mut s = state.borrow_mut();
                 s.down.remove(&venue.exchange);
                 s.counters.stream_reconnects += 1;
@@ -1619,21 +1639,32 @@ fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
     }
     if change.balance_changes.is_empty() {
         // The update says a payment was made, not how much (OKX's `funding_fee`): the
-        // amounts are the venue's history's.
-        tokio::task::spawn_local(attribute_funding(state.clone(), venue.clone(), None));
+        // amounts are the venue's history's, awaited for each traded symbol it names.
+        let named = change
+            .positions
+            .iter()
+            .filter(|p| venue.traded.contains(&p.symbol))
+            .map(|p| p.symbol.clone());
+        state
+            .borrow_mut()
+            .funding_awaiting
+            .entry(venue.exchange)
+            .or_default()
+            .extend(named);
+        ask_funding(state, venue);
         return;
     }
     let named = change
         .positions
         .iter()
         .map(|p| p.symbol.as_str())
-        .find(|s| venue.symbols.iter().any(|v| v == s));
+        .find(|s| venue.traded.iter().any(|v| v == s));
     let Some(symbol) = named else {
         let announced = change.balance_changes.clone();
         tokio::task::spawn_local(attribute_funding(
             state.clone(),
             venue.clone(),
-            Some(announced),
+            Announced::Amounts(announced),
         ));
         return;
     };
@@ -1662,7 +1693,9 @@ fn book_funding(state: &Shared, venue: &VenueConfig, symbol: &str, asset: &str, 
             .iter()
             .position(|(x, sym)| *x == venue.exchange && sym == symbol)
     };
-    let quote = rt_venues::assets::quote_asset(symbol);
+    let quote = venue
+        .settlement(symbol)
+        .unwrap_or_else(|| rt_venues::assets::quote_asset(symbol));
     let mut s = state.borrow_mut();
     s.counters.funding_payments += 1;
     s.log(format!(
@@ -1696,18 +1729,42 @@ fn book_funding(state: &Shared, venue: &VenueConfig, symbol: &str, asset: &str, 
 const FUNDING_TRIES: u32 = 5;
 const FUNDING_RETRY: Duration = Duration::from_secs(1);
 
-/// Attributes a cross-margin funding update (`announced`: (asset, total) as the update says;
-/// `None` when it says no amount, as OKX's) to the venue's symbols: the payments its funding
-/// history lists that were not attributed yet, each booked on its own symbol (those of
-/// symbols the engine does not trade are logged). Asked again until the new payments add up
-/// to what was announced (without an announcement: until a new payment is listed); what is
-/// found is booked either way, and a difference is logged.
-async fn attribute_funding(
-    state: Shared,
-    venue: VenueConfig,
-    announced: Option<Vec<(String, i64)>>,
-) {
-    let Some(account) = venue.client.derivatives() else {
+/// What a funding update said of its payments.
+#[derive(Debug)]
+enum Announced {
+    /// (asset, total) of a cross-margin update (Binance USD-M).
+    Amounts(Vec<(String, i64)>),
+    /// The exchange's awaited symbols (`funding_awaiting`): an update that named them
+    /// without amounts (OKX), or none (after the private stream came back: payments made
+    /// while it was down). One such task an exchange at a time (`funding_asking`).
+    Awaited,
+}
+
+/// Starts asking the funding history for the exchange's awaited symbols, unless a task is
+/// already asking (it then finds them too: it asks until none is awaited).
+fn ask_funding(state: &Shared, venue: &VenueConfig) {
+    if venue.derivatives().is_none() || !state.borrow_mut().funding_asking.insert(venue.exchange) {
+        return;
+    }
+    let (state, venue) = (state.clone(), venue.clone());
+    tokio::task::spawn_local(async move {
+        attribute_funding(state.clone(), venue.clone(), Announced::Awaited).await;
+        state.borrow_mut().funding_asking.remove(&venue.exchange);
+    });
+}
+
+/// How far before the newest payment seen the funding history is asked again: a payment the
+/// venue lists late with an earlier time is still found (ids already booked are skipped).
+const FUNDING_LOOKBACK_MS: u64 = 3_600_000;
+
+/// Attributes funding payments to the venue's symbols from its funding history: the payments
+/// it lists that were not attributed yet (by id), each booked on its own symbol when a
+/// strategy trades it (others, another desk's on the same account, are logged). Asked again
+/// until the new payments add up to what a cross-margin update announced
+/// ([`Announced::Amounts`]), or until no awaited symbol is left ([`Announced::Awaited`]: at
+/// least once); what is found is booked either way, and what is missing is logged.
+async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Announced) {
+    let Some(account) = venue.derivatives() else {
         return;
     };
     let Ok(base) = Base::parse(&venue.rest) else {
@@ -1720,9 +1777,9 @@ async fn attribute_funding(
             tokio::time::sleep(FUNDING_RETRY).await;
         }
         let since = {
-            let mut s = state.borrow_mut();
-            let start = s.started_ms;
-            *s.funding_since.entry(venue.exchange).or_insert(start)
+            let s = state.borrow();
+            let newest = s.funding_since.get(&venue.exchange).copied().unwrap_or(0);
+            s.started_ms.max(newest.saturating_sub(FUNDING_LOOKBACK_MS))
         };
         let request = account.funding_history(since, now_ms());
         let r = match send_request(&mut client, &request).await {
@@ -1762,7 +1819,7 @@ async fn attribute_funding(
             if !new {
                 continue;
             }
-            if venue.symbols.contains(&p.symbol) {
+            if venue.traded.contains(&p.symbol) {
                 let payment = FundingBooked {
                     exchange: venue.exchange,
                     symbol: p.symbol.clone(),
@@ -1779,7 +1836,11 @@ async fn attribute_funding(
                 Some((_, total)) => *total += p.amount,
                 None => found.push((p.asset.clone(), p.amount)),
             }
-            if venue.symbols.contains(&p.symbol) {
+            if venue.traded.contains(&p.symbol) {
+                if let Some(awaited) = state.borrow_mut().funding_awaiting.get_mut(&venue.exchange)
+                {
+                    awaited.remove(&p.symbol);
+                }
                 book_funding(&state, &venue, &p.symbol, &p.asset, p.amount);
             } else {
                 state.borrow().log(format!(
@@ -1792,20 +1853,33 @@ async fn attribute_funding(
             }
         }
         let covered = match &announced {
-            Some(announced) => announced
+            Announced::Amounts(announced) => announced
                 .iter()
                 .all(|(asset, total)| found.iter().any(|(a, t)| a == asset && t == total)),
-            None => !found.is_empty(),
+            Announced::Awaited => state
+                .borrow()
+                .funding_awaiting
+                .get(&venue.exchange)
+                .map_or(true, |a| a.is_empty()),
         };
         if covered {
             return;
         }
     }
+    let missing = match announced {
+        Announced::Amounts(a) => format!("announced {a:?}"),
+        Announced::Awaited => {
+            let awaited = state
+                .borrow_mut()
+                .funding_awaiting
+                .remove(&venue.exchange)
+                .unwrap_or_default();
+            format!("announced payments on {awaited:?} without amounts")
+        }
+    };
     state.borrow().log(format!(
-        "{}: a funding update announced {}; its history gave {found:?} after {FUNDING_TRIES} \
-         tries",
+        "{}: a funding update {missing}; its history gave {found:?} after {FUNDING_TRIES} tries",
         venue.name,
-        announced.map_or_else(|| "no amount".to_owned(), |a| format!("{a:?}"))
     ));
 }
 

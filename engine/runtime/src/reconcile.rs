@@ -220,7 +220,7 @@ fn expected_holdings(
     venue: &VenueConfig,
     recovery: &crate::journal::Recovery,
 ) -> Result<BTreeMap<String, i128>, String> {
-    if venue.client.derivatives().is_some() {
+    if venue.derivatives().is_some() {
         expected_wallet(reconcile, &venue.name, &recovery.fills, &recovery.fundings)
     } else {
         expected_balances(reconcile, &venue.name, &recovery.fills)
@@ -315,7 +315,7 @@ async fn derivative_settings(
     exchange: &Exchange,
     lines: &mut Vec<String>,
 ) -> Result<(Vec<String>, Vec<rt_venues::execution::PositionRiskState>), String> {
-    let Some(account) = venue.client.derivatives() else {
+    let Some(account) = venue.derivatives() else {
         return Ok((Vec::new(), Vec::new()));
     };
     let name = &venue.name;
@@ -519,7 +519,7 @@ pub fn at_start(
                 derivative_settings(&mut client, venue, exchange, &mut out.lines).await?;
             out.derivatives.extend(found);
             // Each traded symbol's position is the journal's (see the position watch).
-            if venue.client.derivatives().is_some() {
+            if venue.derivatives().is_some() {
                 out.positions.extend(check_positions(
                     name,
                     &position_symbols(venue),
@@ -603,7 +603,7 @@ async fn venue_positions(
     client: &mut Client,
     venue: &VenueConfig,
 ) -> Result<Vec<rt_venues::execution::PositionRiskState>, String> {
-    let Some(account) = venue.client.derivatives() else {
+    let Some(account) = venue.derivatives() else {
         return Ok(Vec::new());
     };
     let r = send_request(client, &account.positions(now_ms()))
@@ -873,7 +873,7 @@ fn spawn_position_watch(
     let min_bps = manifest.risk.min_liquidation_distance_bps;
     let watched: Vec<VenueConfig> = venues
         .iter()
-        .filter(|v| v.client.derivatives().is_some())
+        .filter(|v| v.derivatives().is_some())
         .cloned()
         .collect();
     if watched.is_empty() {

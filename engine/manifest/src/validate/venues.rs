@@ -614,6 +614,17 @@ mod tests {
                 "instrument.derivative_setting",
             )],
         );
+        // A futures contract (delivery, not traded here) takes none either.
+        let mut futures = v.clone();
+        futures["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"]["type"] =
+            json!("futures");
+        reports(
+            futures,
+            &[(
+                "exchanges.okx.instruments.UNIUSDSWAP.leverage",
+                "instrument.derivative_setting",
+            )],
+        );
         v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["leverage"] = json!(126);
         reports(
             v.clone(),

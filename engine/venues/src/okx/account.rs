@@ -19,7 +19,7 @@
 use serde_json::Value;
 
 use super::execution::{
-    data, id, inst_type, parse, split_8, text, units, unreadable, OkxExecution,
+    balance_units, data, id, inst_type, parse, split_8, text, units, unreadable, OkxExecution,
 };
 use crate::execution::{
     AccountChange, AccountReason, DerivativesAccount, ExecError, FundingPayment, Method,
@@ -67,17 +67,20 @@ impl OkxExecution {
             "filled" => AccountReason::Order,
             other => AccountReason::Other(other.to_owned()),
         };
+        // Our instruments' rows only (another desk's on the same account are not ours to
+        // read); OKX's computed prices have more than 8 decimals: truncated.
         let positions = entry
             .get("posData")
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
+            .filter(|p| self.lists(text(p, "instId")))
             .map(|p| {
                 Ok(VenuePosition {
                     symbol: self.name_of(text(p, "instId")).to_owned(),
                     qty: units(p, "pos")?,
-                    entry_price: Price(units(p, "avgPx")?),
+                    entry_price: Price(balance_units(p, "avgPx")?),
                 })
             })
             .collect::<Result<Vec<_>, ExecError>>()?;
@@ -154,11 +157,18 @@ impl DerivativesAccount for OkxExecution {
         false
     }
 
+    /// Our instruments' rows only (another desk's on the same account are not read: one it
+    /// holds in hedge mode, or with a field we cannot read, must not blind our checks). The
+    /// average, mark and liquidation prices OKX computes (more than 8 decimals, e.g. `liqPx`
+    /// `"1438.7380360728976"`) are truncated to 10^-8.
     fn position_risks(&self, body: &str) -> Result<Vec<PositionRiskState>, ExecError> {
         let v = parse(body, "positions")?;
         data(&v, "positions")?
             .iter()
-            .filter(|p| inst_type(text(p, "instId")) != "SPOT")
+            .filter(|p| {
+                let inst = text(p, "instId");
+                inst_type(inst) != "SPOT" && self.lists(inst)
+            })
             .map(|p| {
                 if !matches!(text(p, "posSide"), "net" | "") {
                     return Err(unreadable(
@@ -173,9 +183,9 @@ impl DerivativesAccount for OkxExecution {
                 Ok(PositionRiskState {
                     symbol: self.name_of(text(p, "instId")).to_owned(),
                     qty: units(p, "pos")?,
-                    entry_price: Price(units(p, "avgPx")?),
-                    mark_price: Price(units(p, "markPx")?),
-                    liquidation_price: Price(units(p, "liqPx")?),
+                    entry_price: Price(balance_units(p, "avgPx")?),
+                    mark_price: Price(balance_units(p, "markPx")?),
+                    liquidation_price: Price(balance_units(p, "liqPx")?),
                     leverage: lever(p)?,
                     isolated: text(p, "mgnMode") == "isolated",
                 })
@@ -190,23 +200,25 @@ impl DerivativesAccount for OkxExecution {
         self.request(Method::Get, path, String::new(), now_ms)
     }
 
-    /// Oldest first (OKX answers newest first); the payment is the bill's `pnl` (its
-    /// `balChg` when `pnl` is empty), rounded down to 10^-8.
+    /// Oldest first (OKX answers newest first); the payment is the bill's `pnl` (OKX: "refer
+    /// to pnl for the fee payment"), rounded down to 10^-8; a bill without one counts its
+    /// balance changes, the account's (`balChg`, cross) and the position's (`posBalChg`,
+    /// isolated margin).
     fn funding_payments(&self, body: &str) -> Result<Vec<FundingPayment>, ExecError> {
         let v = parse(body, "bills")?;
         let mut out = data(&v, "bills")?
             .iter()
             .filter(|b| text(b, "type") == FUNDING_BILL)
             .map(|b| {
-                let key = if text(b, "pnl").is_empty() {
-                    "balChg"
+                let amount = if text(b, "pnl").is_empty() {
+                    floor_units(b, "balChg")?.saturating_add(floor_units(b, "posBalChg")?)
                 } else {
-                    "pnl"
+                    floor_units(b, "pnl")?
                 };
                 Ok(FundingPayment {
                     symbol: self.name_of(text(b, "instId")).to_owned(),
                     asset: text(b, "ccy").to_owned(),
-                    amount: floor_units(b, key)?,
+                    amount,
                     time_ms: text(b, "ts")
                         .parse::<u64>()
                         .map_err(|e| unreadable("ts", e))?,
@@ -354,6 +366,25 @@ mod tests {
         assert_eq!(risks[1].liquidation_price, Price(9_050_050_000_000));
         let hedged = body.replace(r#""posSide":"net""#, r#""posSide":"long""#);
         assert!(d.position_risks(&hedged).is_err());
+        // OKX's computed prices carry more than 8 decimals: truncated, not refused; another
+        // desk's rows on the account (an instrument not ours, even in hedge mode) are skipped.
+        let long = r#"{"code":"0","msg":"","data":[
+            {"instType":"SWAP","instId":"ETH-USD-SWAP","mgnMode":"cross","posSide":"long","pos":"7","avgPx":"x","lever":"2.5"},
+            {"instType":"SWAP","instId":"UNI-USD-SWAP","mgnMode":"cross","posSide":"net","pos":"-3","avgPx":"5.123456789123","markPx":"5.2000000001","liqPx":"1438.7380360728976","lever":"3"}]}"#;
+        let risks = d.position_risks(long).unwrap();
+        assert_eq!(risks.len(), 1);
+        assert_eq!(
+            (
+                risks[0].entry_price,
+                risks[0].mark_price,
+                risks[0].liquidation_price
+            ),
+            (
+                Price(512_345_678),
+                Price(520_000_000),
+                Price(143_873_803_607)
+            )
+        );
     }
 
     #[test]
@@ -386,6 +417,10 @@ mod tests {
             (p[1].symbol.as_str(), p[1].amount),
             ("BTCUSDTSWAP", 12_345_678)
         );
+        // Without pnl: the account's and the position's balance changes (isolated margin
+        // moves the position's).
+        let isolated = r#"{"code":"0","data":[{"billId":"9","type":"8","instId":"BTC-USDT-SWAP","ccy":"USDT","pnl":"","balChg":"0","posBalChg":"-0.5","ts":"5"}]}"#;
+        assert_eq!(d.funding_payments(isolated).unwrap()[0].amount, -50_000_000);
     }
 
     #[test]

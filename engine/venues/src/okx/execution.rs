@@ -232,7 +232,7 @@ pub(super) fn split_8<'a>(t: &'a str, key: &'static str) -> Result<(&'a str, boo
 }
 
 /// A balance in 10^-8 units, truncated (OKX writes balances with up to 18 decimals).
-fn balance_units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
+pub(super) fn balance_units(v: &Value, key: &'static str) -> Result<i64, ExecError> {
     let t = text(v, key);
     let (cut, _) = split_8(t, key)?;
     if cut.is_empty() {
@@ -404,6 +404,11 @@ impl OkxExecution {
             .iter()
             .find(|(name, _)| name == symbol)
             .map_or(symbol, |(_, inst)| inst.as_str())
+    }
+
+    /// Whether `inst_id` is one of the account's instruments (the manifest's).
+    pub(super) fn lists(&self, inst_id: &str) -> bool {
+        self.instruments.iter().any(|(_, inst)| inst == inst_id)
     }
 
     /// The config name of an `instId` (itself when it is not one of ours).
