@@ -555,6 +555,17 @@ fn only_a_book_ticker_as_new_as_the_book_reaches_a_strategy() {
 }
 
 #[test]
+fn a_restored_position_is_valued_at_its_latest_fill_until_a_mid() {
+    let mut bt = Trader::new(plain_config(LatencyModel::ZERO)).unwrap();
+    let px = |s: &str| Price::parse(s.as_bytes()).unwrap();
+    let one = Qty::parse(b"1").unwrap();
+    bt.restore_fill(0, Side::Buy, px("60000"), one, 0).unwrap();
+    bt.restore_fill(0, Side::Buy, px("60100"), one, 0).unwrap();
+    // Long 2 at an average of 60050, marked at 60100 (the first fill's 60000 would say -100).
+    assert_eq!(bt.portfolio().unrealised(), 100 * SCALE);
+}
+
+#[test]
 fn resume_lifts_a_halt() {
     let tape = random_walk(4, 3_000, T0);
     let mut bt = Trader::new(example_config()).unwrap();

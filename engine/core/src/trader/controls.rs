@@ -162,7 +162,8 @@ impl Trader {
     }
 
     /// Rebuilds a position from a journaled fill (restart): portfolio only, no strategy
-    /// callback, no record.
+    /// callback, no record. The position is marked at the fill's price, so a restored
+    /// position is valued at its latest fill until the book's first mid (not at its first).
     pub fn restore_fill(
         &mut self,
         instrument: InstrumentId,
@@ -173,6 +174,7 @@ impl Trader {
     ) -> Result<(), TraderError> {
         self.journaled_instrument(instrument)?;
         self.portfolio.on_fill(instrument, side, price, qty, fee);
+        self.portfolio.mark(instrument, price);
         Ok(())
     }
 
