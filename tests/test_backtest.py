@@ -89,13 +89,13 @@ def test_risk_refusals_are_counted_by_reason(tmp_path: Path) -> None:
     )
 
 
-def test_a_market_maker_may_quote_against_the_real_time_book_ticker(
+def test_a_market_maker_may_quote_against_the_real_time_bbo(
     result: backtest.BacktestResult,
 ) -> None:
-    """`touch: book_ticker`: the capture's bookTicker events (as new as the diff book or newer)
+    """`touch: bbo`: the capture's bookTicker events (as new as the diff book or newer)
     reach the market maker, which quotes against them; older ones are counted and dropped.
     The default (`touch` absent: book) never sees them."""
-    text = compile_config(ROOT, ["+strategies.mm_btcusdt.params.touch=book_ticker"])
+    text = compile_config(ROOT, ["+strategies.mm_btcusdt.params.touch=bbo"])
     ticker = backtest.run(text.manifests[0].text, [CAPTURE])
     c, base = ticker.counters, result.counters
     assert c["bbos"] == base["bbos"] > 10_000, (c["bbos"], base["bbos"])
@@ -109,7 +109,7 @@ def test_a_market_maker_may_quote_against_the_real_time_book_ticker(
     assert ticker.summary["orders_placed"] != result.summary["orders_placed"]
     assert len(ticker.fills) > 0
     print(
-        f"book_ticker: {c['bbos']:,} tickers, {c['bbos_stale']:,} older than the book, "
+        f"bbo: {c['bbos']:,} tickers, {c['bbos_stale']:,} older than the book, "
         f"{extra_calls:,} more strategy calls; orders {ticker.summary['orders_placed']} "
         f"(book: {result.summary['orders_placed']}), fills {len(ticker.fills)} "
         f"(book: {len(result.fills)})"

@@ -296,7 +296,7 @@ FIELDS: dict[str, FieldRule] = {
         _LOOSE, "quotes may drift further from the fair price before they are replaced"
     ),
     "strategies.*.params.touch": _r(
-        _N, "book or book_ticker: which top of book the quotes are placed against"
+        _N, "book or bbo: which top of book the quotes are placed against"
     ),
     "strategies.*.params.signal": _r(
         _TOPO, "the market maker's fair value from another book (absent: its own)", Critical.ALWAYS

@@ -360,8 +360,8 @@ class MarketMakerParams(Strict):
         "quote around another book's price (another venue's instrument); absent: the quoted "
         "book's own"
     )
-    touch: Literal["book", "book_ticker"] | None = _optional(
-        "the top of book quoted against: book (the diff book's), or book_ticker (the venue's "
+    touch: Literal["book", "bbo"] | None = _optional(
+        "the top of book quoted against: book (the diff book's), or bbo (the venue's "
         "real-time best bid and offer, Binance bookTicker, whenever newer than the diff book); "
         "absent: book"
     )

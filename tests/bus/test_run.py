@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import stat
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from tests.bus.fake_engine import FakeEngine
 from tests.conftest import ROOT, Run
+from tests.ports import free_ports
 
 FAKE = Path(__file__).with_name("fake_rt_engine.py")
 
@@ -30,16 +30,6 @@ def fake_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.delenv("FAKE_ENGINE_FAIL", raising=False)
     return wrapper
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.fixture

@@ -62,19 +62,6 @@ def scratch_project(root: Path) -> Path:
     return root
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @contextlib.contextmanager
 def held_port() -> Iterator[int]:
     """A loopback port another process would find taken (bound and listening) meanwhile: an

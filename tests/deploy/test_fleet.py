@@ -36,7 +36,8 @@ import yaml
 from appliance.deploy import supervisor
 from appliance.deploy.supervisor import Layout
 from tests.conftest import ROOT
-from tests.deploy.conftest import free_ports, held_port, scratch_project, write_fleet_conf
+from tests.deploy.conftest import held_port, scratch_project, write_fleet_conf
+from tests.ports import free_ports
 
 HOSTS = ["h1", "h2", "h3"]
 DASHBOARD = ROOT / "ansible/roles/engine/files/grafana/py_rt.json"

@@ -25,7 +25,8 @@ from appliance.deploy import supervisor
 from appliance.deploy.supervisor import Layout
 from appliance.engine import onnxruntime_library
 from tests.conftest import ROOT
-from tests.deploy.conftest import free_ports, scratch_project
+from tests.deploy.conftest import scratch_project
+from tests.ports import free_ports
 
 APPLIANCE = Path(sys.executable).parent / "appliance"
 RUN_TIMEOUT = 420

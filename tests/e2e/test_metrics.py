@@ -25,9 +25,10 @@ import yaml
 
 from tests import debian
 from tests.conftest import ROOT
-from tests.e2e.harness import Live, counters, feed, free_port, live, wait_for
+from tests.e2e.harness import Live, counters, feed, live, wait_for
 from tests.e2e.test_live import wait_live
 from tests.e2e.test_reconcile import position_qty
+from tests.ports import free_port
 from tests.test_monitoring import dashboard_queries
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")

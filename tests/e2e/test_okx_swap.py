@@ -175,7 +175,7 @@ def test_swap_leverage_isolated_margin_positions_and_funding_on_okx(tmp_path: Pa
         assert okx_fault(env, "kind=hedge_mode&on=1")["applied"] == "hedge_mode on=true"
         engine = env.start_engine(env=creds)
         wait_for(lambda: "hedge mode" in engine.text(), 20, "the hedge-mode problem")
-        assert "OKX posMode long_short_mode" in engine.text()
+        assert "the account is in hedge mode (two positions a symbol" in engine.text()
         assert env.stop("engine") == 0, engine.text()
         okx_fault(env, "kind=clear")
         env.sub = None

@@ -24,7 +24,8 @@ import pytest
 
 from appliance.bus import bus_pb2 as pb
 from tests.conftest import Run
-from tests.e2e.harness import Live, counters, feed, free_port, live, wait_for
+from tests.e2e.harness import Live, counters, feed, live, wait_for
+from tests.ports import free_port
 
 LIVE_STATE = pb.FeedStateKind.Value("LIVE")
 ENGINE = "paper_usdm"

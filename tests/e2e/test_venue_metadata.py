@@ -21,8 +21,9 @@ from typing import Any
 
 from appliance.config.compiler import compile_config
 from appliance.engine import engine_binary
-from tests.e2e.harness import ROOT, Live, counters, free_port, live, wait_for
+from tests.e2e.harness import ROOT, Live, counters, live, wait_for
 from tests.e2e.test_okx_orders import keys
+from tests.ports import free_port
 
 # reconcile::EXIT_VENUE_MISMATCH
 EXIT_VENUE_MISMATCH = 4

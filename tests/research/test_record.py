@@ -22,7 +22,8 @@ from appliance.bus.processes import listening
 from appliance.engine import convert_capture, engine_binary
 from appliance.research import backtest
 from tests.conftest import ROOT, Run
-from tests.e2e.harness import free_port, wait_for
+from tests.e2e.harness import wait_for
+from tests.ports import free_port
 
 
 @pytest.fixture(autouse=True)

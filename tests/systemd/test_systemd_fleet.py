@@ -36,7 +36,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.deploy.conftest import free_ports, held_port, scratch_project, write_fleet_conf
+from tests.deploy.conftest import held_port, scratch_project, write_fleet_conf
+from tests.ports import free_ports
 from tests.systemd.machines import Machine
 
 BASE = Path(os.environ.get("PYRT_NSPAWN_ROOT", "/var/tmp/py-rt-nspawn/bookworm"))

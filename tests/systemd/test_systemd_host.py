@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.conftest import free_ports, held_port, scratch_project
+from tests.deploy.conftest import held_port, scratch_project
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.skipif(
     not (Path("/proc/1/comm").is_file() and Path("/proc/1/comm").read_text().strip() == "systemd")

@@ -866,14 +866,14 @@ pub struct MarketMakerParams {
 }
 
 /// The top of book a market maker quotes against: the diff book's best levels (`book`), or
-/// the venue's real-time best bid and offer (`book_ticker`, Binance `bookTicker`) whenever it
+/// the venue's real-time best bid and offer (`bbo`, Binance `bookTicker`) whenever it
 /// is newer than the diff book (its update id beyond the book's last applied one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Touch {
     #[default]
     Book,
-    BookTicker,
+    Bbo,
 }
 
 /// The book a market maker takes its fair value from, and how the basis between that book and

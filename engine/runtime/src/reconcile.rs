@@ -336,8 +336,8 @@ async fn derivative_settings(
         .map_err(|e| format!("{name}: position mode: {e}"))?;
     if hedge {
         problems.push(format!(
-            "{name}: the account is in hedge mode (Binance dualSidePosition true, OKX posMode \
-             long_short_mode); the engine trades one-way (net) mode: switch the account to it"
+            "{name}: the account is in hedge mode (two positions a symbol, long and short); the \
+             engine trades one-way (net) mode: switch the account to it"
         ));
     }
     for (symbol, inst) in &exchange.instruments {

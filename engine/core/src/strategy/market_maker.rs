@@ -27,7 +27,7 @@
 //! synced signal book nothing is quoted (its loss cancels the quotes).
 //!
 //! **Touch** (`params.touch`). `book` (the default): the top of book is the diff book's best
-//! levels. `book_ticker`: the venue's real-time best bid and offer (Binance `bookTicker`,
+//! levels. `bbo`: the venue's real-time best bid and offer (Binance `bookTicker`,
 //! [`Strategy::on_bbo`]) is quoted against as soon as it arrives, and stays the top of book
 //! until the diff book has applied an update with a higher id; the reference, the keep-off
 //! rule and the cached inputs all use that top. Tickers are much more frequent than 100 ms
@@ -81,7 +81,7 @@ struct Slot {
     /// it was lost) and the basis, `own reference - signal reference` averaged, in price units.
     signal: Option<Price>,
     basis: Option<i64>,
-    /// With `touch: book_ticker`: the last real-time top of book and its update id.
+    /// With `touch: bbo`: the last real-time top of book and its update id.
     ticker: Option<(u64, Top)>,
 }
 
@@ -248,7 +248,7 @@ impl MarketMaker {
     }
 
     /// The top of book `ctx`'s slot quotes against: the diff book's, or with `touch:
-    /// book_ticker` the last real-time one while it is newer than the diff book (its update
+    /// bbo` the last real-time one while it is newer than the diff book (its update
     /// id above the book's last applied one).
     fn top(&self, ctx: &StrategyContext, book: &OrderBook) -> Option<Top> {
         let ticker = self.slots.get(ctx.slot).and_then(|s| s.ticker);
@@ -467,7 +467,7 @@ impl Strategy for MarketMaker {
     }
 
     fn wants_bbo(&self) -> bool {
-        self.config.touch == Touch::BookTicker
+        self.config.touch == Touch::Bbo
     }
 
     fn on_book(&mut self, ctx: &StrategyContext, book: &OrderBook, out: &mut Vec<Action>) {
@@ -476,7 +476,7 @@ impl Strategy for MarketMaker {
         self.quote(ctx, top, fair, out);
     }
 
-    /// With `touch: book_ticker`: the venue's real-time top of book (as new as the diff book
+    /// With `touch: bbo`: the venue's real-time top of book (as new as the diff book
     /// or newer) is the one quoted against until the diff book moves past it.
     fn on_bbo(
         &mut self,
@@ -485,7 +485,7 @@ impl Strategy for MarketMaker {
         bbo: &Bbo,
         out: &mut Vec<Action>,
     ) {
-        if self.config.touch != Touch::BookTicker {
+        if self.config.touch != Touch::Bbo {
             return;
         }
         if let Some(slot) = self.slots.get_mut(ctx.slot) {
@@ -726,9 +726,9 @@ mod tests {
     }
 
     #[test]
-    fn with_touch_book_ticker_the_newer_top_of_book_is_quoted_against() {
+    fn with_touch_bbo_the_newer_top_of_book_is_quoted_against() {
         let mut config = config(Reference::Mid);
-        config.touch = Touch::BookTicker;
+        config.touch = Touch::Bbo;
         let mut s = MarketMaker::new(config, &[7], &[spec()]).expect("valid");
         assert!(s.wants_bbo());
         let mut out = Vec::new();

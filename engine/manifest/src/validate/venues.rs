@@ -9,8 +9,8 @@
 //! - no account is read on either (balances reconciled): `exchange.market_data_only` for a
 //!   `reconcile` section, and for Kraken credentials;
 //! - Kraken is market data only: `strategy.kraken_market_data_only`;
-//! - a market maker quoting against the real-time top of book (`touch: book_ticker`) on OKX,
-//!   whose feed has none: `strategy.book_ticker`;
+//! - a market maker quoting against the real-time top of book (`touch: bbo`) on OKX,
+//!   whose feed has none: `strategy.bbo`;
 //! - a futures contract (delivery at expiry is not handled): `strategy.instrument_type`;
 //! - a linear contract whose value at a price (tick x contract value x multiplier) needs more
 //!   than 8 decimals cannot be kept exactly by positions and P&L: `strategy.instrument_type`
@@ -270,12 +270,12 @@ impl Checker {
         // The real-time top of book comes from Binance's `bookTicker` (and the sim's replay
         // of it); OKX's feed has none.
         if let StrategyParams::MarketMaker(p) = &strategy.params {
-            if p.touch == Some(Touch::BookTicker) && exchange.venue == Venue::Okx {
+            if p.touch == Some(Touch::Bbo) && exchange.venue == Venue::Okx {
                 self.fail(
-                    "strategy.book_ticker",
+                    "strategy.bbo",
                     format_args!("strategies.{name}.params.touch"),
                     format_args!(
-                        "book_ticker on {} (OKX): the engine reads no real-time top of book \
+                        "bbo on {} (OKX): the engine reads no real-time top of book \
                          from OKX (its books channel only); use book",
                         strategy.exchange
                     ),
@@ -636,18 +636,15 @@ mod tests {
     }
 
     #[test]
-    fn a_market_maker_quotes_against_book_ticker_only_where_the_feed_has_one() {
+    fn a_market_maker_quotes_against_bbo_only_where_the_feed_has_one() {
         let mut v = with_okx();
-        v["strategies"]["mm_btcusdt_spot"]["params"]["touch"] = json!("book_ticker");
+        v["strategies"]["mm_btcusdt_spot"]["params"]["touch"] = json!("bbo");
         // Binance: its bookTicker.
         assert_eq!(found(v.clone()), []);
         v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
         reports(
             v,
-            &[(
-                "strategies.mm_btcusdt_spot.params.touch",
-                "strategy.book_ticker",
-            )],
+            &[("strategies.mm_btcusdt_spot.params.touch", "strategy.bbo")],
         );
     }
 
