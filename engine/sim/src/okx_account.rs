@@ -37,6 +37,17 @@ struct Held {
     isolated: bool,
 }
 
+impl Held {
+    /// The margin mode as OKX names it.
+    fn mode(&self) -> &'static str {
+        if self.isolated {
+            "isolated"
+        } else {
+            "cross"
+        }
+    }
+}
+
 /// A contract the desk serves: its config name, `instId`, terms and settlement currency.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -180,7 +191,7 @@ impl OkxAccount {
         json!({
             "instType": "SWAP",
             "instId": c.inst_id,
-            "mgnMode": if h.isolated { "isolated" } else { "cross" },
+            "mgnMode": h.mode(),
             "posSide": "net",
             "pos": format_decimal(h.qty),
             "avgPx": format_decimal(self.avg_px(c.terms, h)),
@@ -262,7 +273,7 @@ impl OkxAccount {
                 "balChg": amount_text,
                 "px": format_decimal(m.0),
                 "sz": format_decimal(h.qty.abs()),
-                "mgnMode": if h.isolated { "isolated" } else { "cross" },
+                "mgnMode": h.mode(),
                 "ts": now_ms.to_string(),
             }));
             pushes.push(
@@ -272,17 +283,8 @@ impl OkxAccount {
                         "pTime": now_ms.to_string(),
                         "eventType": "funding_fee",
                         "balData": [{"ccy": c.settle, "cashBal": "", "uTime": now_ms.to_string()}],
-                        "posData": [{
-                            "posId": id.to_string(),
-                            "instId": c.inst_id,
-                            "instType": "SWAP",
-                            "mgnMode": if h.isolated { "isolated" } else { "cross" },
-                            "posSide": "net",
-                            "pos": format_decimal(h.qty),
-                            "ccy": c.settle,
-                            "avgPx": format_decimal(self.avg_px(c.terms, &h)),
-                            "uTime": now_ms.to_string(),
-                        }],
+                        // The position paid on, as the positions endpoint lists it.
+                        "posData": [self.position_json(&c, &h, Some(m), now_ms)],
                         "trades": [],
                     }],
                 })
