@@ -12,6 +12,9 @@ use rt_core::{parse_units, Level, Price, Qty};
 use crate::binance::DecodeError;
 use crate::scan::{digit_run, fast_decimal, load8, quote_or_escape, Scan};
 
+mod grid;
+use grid::{Grid, Locate};
+
 /// The longest price or size text a level keeps (OKX and Kraken send at most ~20 characters;
 /// a decimal the engine accepts has at most 11 integer digits).
 pub const TEXT_CAP: usize = 29;
@@ -226,14 +229,17 @@ impl TextLevel {
     }
 }
 
-/// One side of a book. The order lives in `order`: (key, slot) sorted by key with the best
-/// *last*, the key being the price (asks: negated, so both sides ascend toward the best); the
-/// texts live in `texts`, a slab indexed by slot that never moves. A level changed in place
-/// writes its slot; one added or deleted shifts 16-byte entries, and only on the shorter side
-/// of it (a ring buffer): OKX's 400-level books change near the touch *and* at the far end,
-/// where levels enter and leave the 400.
+/// One side of a book. The texts live in `texts`, a slab indexed by slot that never moves; the
+/// order is kept one of two ways. Once a snapshot has shown the side's tick, in `grid`
+/// ([`grid::Grid`]): each price's slot at its tick, so a change is an index and a store. Before
+/// that, or when the prices spread too far for a window: in `order`, (key, slot) sorted by key
+/// with the best *last*, the key being the price (asks: negated, so both sides ascend toward
+/// the best); a level changed in place writes its slot, one added or deleted shifts 16-byte
+/// entries, and only on the shorter side of it (a ring buffer).
 #[derive(Default, Debug)]
 struct Side {
+    grid: Grid,
+    /// The sorted levels while the grid is off (empty while it is on).
     order: VecDeque<(i64, u32)>,
     texts: Vec<(Text, Text)>,
     /// Slots of `texts` no level uses.
@@ -242,8 +248,58 @@ struct Side {
 
 impl Side {
     #[inline]
-    fn set(&mut self, key: i64, level: &TextLevel) -> usize {
-        self.set_below(key, level, usize::MAX)
+    fn set(&mut self, key: i64, level: &TextLevel) {
+        if self.grid.on() {
+            self.set_grid(key, level);
+        } else {
+            self.set_below(key, level, usize::MAX);
+        }
+    }
+
+    /// Sets the level at `key` in the grid (which is on).
+    #[inline(always)]
+    fn set_grid(&mut self, key: i64, level: &TextLevel) {
+        match self.grid.locate(key) {
+            Locate::At(i) => match (self.grid.get(i), level.qty != 0) {
+                (Some(slot), true) => {
+                    self.texts[slot as usize] = (level.price_text, level.qty_text);
+                }
+                (Some(_), false) => {
+                    if let Some(slot) = self.grid.remove(i) {
+                        self.free.push(slot);
+                    }
+                }
+                (None, true) => {
+                    let slot = self.slot(level);
+                    self.grid.insert(i, slot);
+                }
+                (None, false) => {}
+            },
+            // Every level is inside the window, on its grid: nothing to delete there.
+            _ if level.qty == 0 => {}
+            _ => self.regrid(key, level),
+        }
+    }
+
+    /// Adds the level at `key`, outside the window or off its grid: the window is placed
+    /// anew over every level and `key` (the tick refined if need be), or, when they no longer
+    /// fit one, the side is kept sorted from now on.
+    #[cold]
+    #[inline(never)]
+    fn regrid(&mut self, key: i64, level: &TextLevel) {
+        let tick = self.grid.tick();
+        self.grid.drain_into(&mut self.order);
+        if self.grid.place(&self.order, Some(key), tick) {
+            self.order.clear();
+            if let Locate::At(i) = self.grid.locate(key) {
+                let slot = self.slot(level);
+                self.grid.insert(i, slot);
+                return;
+            }
+            // Not reached (the window was placed over `key`); kept sorted if it were.
+            self.grid.drain_into(&mut self.order);
+        }
+        self.set_below(key, level, usize::MAX);
     }
 
     /// Where `key` is or would go, knowing it is below index `hi`. Most changes land near
@@ -313,8 +369,16 @@ impl Side {
     /// usually below the last one set: the search then covers only the entries below it.
     #[inline]
     fn set_all(&mut self, levels: &[TextLevel], key: impl Fn(i64) -> i64) {
+        let mut rest = levels;
+        while self.grid.on() {
+            let Some((l, tail)) = rest.split_first() else {
+                return;
+            };
+            self.set_grid(key(l.price), l);
+            rest = tail;
+        }
         let mut last: Option<(i64, usize)> = None;
-        for l in levels {
+        for l in rest {
             let k = key(l.price);
             let hi = match last {
                 Some((prev, at)) if k < prev => at,
@@ -339,13 +403,16 @@ impl Side {
     }
 
     fn clear(&mut self) {
+        self.grid.clear();
         self.order.clear();
         self.texts.clear();
         self.free.clear();
     }
 
     fn best_first(&self) -> impl Iterator<Item = (&Text, &Text)> {
-        self.order.iter().rev().map(|&(_, slot)| {
+        // One of the two is empty.
+        let sorted = self.order.iter().rev().map(|&(_, slot)| slot);
+        self.grid.iter().chain(sorted).map(|slot| {
             let (p, q) = &self.texts[slot as usize];
             (p, q)
         })
@@ -375,20 +442,32 @@ impl Side {
             }
         }
         self.order.truncate(kept);
+        // The tick is learned afresh from each snapshot.
+        if self.grid.place(&self.order, None, 0) {
+            self.order.clear();
+        }
     }
 
     fn truncate(&mut self, depth: usize) {
+        while self.grid.len() > depth {
+            if let Some(slot) = self.grid.pop_worst() {
+                self.free.push(slot);
+            }
+        }
         let excess = self.order.len().saturating_sub(depth);
         self.free
             .extend(self.order.drain(..excess).map(|(_, slot)| slot));
     }
 
     fn len(&self) -> usize {
-        self.order.len()
+        self.grid.len() + self.order.len()
     }
 
     fn best(&self) -> Option<i64> {
-        self.order.back().map(|l| l.0)
+        match self.grid.best() {
+            Some(best) => Some(best),
+            None => self.order.back().map(|l| l.0),
+        }
     }
 }
 
@@ -814,11 +893,12 @@ mod tests {
 
     /// A book against a simple model (a sorted map per side), over a long run of messages
     /// (batches of one side's levels, mostly best first as venues send them, sometimes in any
-    /// order or one `set` at a time) at prices spread like OKX's, with truncations and
-    /// snapshot reloads between: the ring wraps, slots are reused, the search starts below
-    /// the last level set, and the order and texts stay the model's.
-    #[test]
-    fn the_book_agrees_with_a_sorted_map_through_messages_truncations_and_snapshots() {
+    /// order or one `set` at a time) at prices from `price` (of the step and a random word),
+    /// with truncations and snapshot reloads between: the window is placed and moved, the
+    /// ring wraps, slots are reused, and the order and texts stay the model's. Returns how
+    /// many steps from the second snapshot on (the first may find no bids) ended with the
+    /// bid side on its grid.
+    fn agrees_with_a_sorted_map(price: &dyn Fn(u32, u64) -> String) -> u32 {
         use std::collections::BTreeMap;
         type Model = BTreeMap<i64, (String, String)>;
         let mut book = TextBook::default();
@@ -831,6 +911,10 @@ mod tests {
             x
         };
         let text = |t: &Text| String::from_utf8_lossy(t.as_bytes()).into_owned();
+        let side = |it: &mut dyn Iterator<Item = (&Text, &Text)>| {
+            it.map(|(p, q)| (text(p), text(q))).collect::<Vec<_>>()
+        };
+        let mut gridded = 0;
         for step in 0..4_000u32 {
             let r = next();
             let bid = r & 1 == 0;
@@ -838,10 +922,7 @@ mod tests {
                 .map(|_| {
                     let r = next();
                     let qty = if r % 3 == 0 { 0 } else { (r >> 24) % 1000 };
-                    level(
-                        &format!("{}.5", 1000 + (r >> 8) % 500),
-                        &format!("0.{qty:03}"),
-                    )
+                    level(&price(step, r >> 8), &format!("0.{qty:03}"))
                 })
                 .collect();
             if (r >> 40) % 4 != 0 {
@@ -854,12 +935,12 @@ mod tests {
             } else {
                 book.set_levels(bid, &batch);
             }
-            let side = &mut model[usize::from(!bid)];
+            let side_model = &mut model[usize::from(!bid)];
             for l in &batch {
                 if l.qty == 0 {
-                    side.remove(&l.price);
+                    side_model.remove(&l.price);
                 } else {
-                    side.insert(l.price, (text(&l.price_text), text(&l.qty_text)));
+                    side_model.insert(l.price, (text(&l.price_text), text(&l.qty_text)));
                 }
             }
             if step % 197 == 0 {
@@ -882,10 +963,17 @@ mod tests {
                 }
                 book.load(&bids, &levels(&model[1]));
             }
+            if step % 50 == 0 {
+                assert_eq!(
+                    side(&mut book.bids()),
+                    model[0].values().rev().cloned().collect::<Vec<_>>(),
+                    "step {step}"
+                );
+                assert_eq!(book.top().0, model[0].keys().next_back().copied());
+                assert_eq!(book.top().1, model[1].keys().next().copied());
+            }
+            gridded += u32::from(step >= 801 && book.bids.grid.on());
         }
-        let side = |it: &mut dyn Iterator<Item = (&Text, &Text)>| {
-            it.map(|(p, q)| (text(p), text(q))).collect::<Vec<_>>()
-        };
         assert!(model[0].len() > 100 && model[1].len() > 100);
         assert_eq!(
             side(&mut book.bids()),
@@ -896,6 +984,40 @@ mod tests {
             model[1].values().cloned().collect::<Vec<_>>()
         );
         assert_eq!(book.depth(), (model[0].len(), model[1].len()));
+        gridded
+    }
+
+    /// Prices on one tick, spread like OKX's: on the grid from the first snapshot on.
+    #[test]
+    fn the_book_agrees_with_a_sorted_map_on_its_grid() {
+        let gridded = agrees_with_a_sorted_map(&|_, r| format!("{}.5", 1000 + r % 500));
+        assert_eq!(gridded, 3_199);
+    }
+
+    /// Prices that move (the window is placed again above and below) and later come with a
+    /// finer tick (the grid refined).
+    #[test]
+    fn the_book_agrees_with_a_sorted_map_as_prices_move_and_the_tick_narrows() {
+        let gridded = agrees_with_a_sorted_map(&|step, r| {
+            let base = 1000 + i64::from(step) / 3 - 400 * i64::from(step > 2_500);
+            let int = base + (r % 60) as i64;
+            match step {
+                0..=1_499 => format!("{int}"),
+                _ => format!("{int}.{}5", (r >> 10) % 10),
+            }
+        });
+        assert_eq!(gridded, 3_199);
+    }
+
+    /// Prices too far apart for a window: kept sorted until a snapshot fits one again (here
+    /// after the far bids, the worst, were truncated).
+    #[test]
+    fn the_book_agrees_with_a_sorted_map_when_prices_spread_too_far() {
+        let gridded = agrees_with_a_sorted_map(&|step, r| match step {
+            1_000..=1_999 if r % 10 == 0 => format!("{}.5", 1000 + r % 1_000_000),
+            _ => format!("{}.5", 2_000_000 + r % 500),
+        });
+        assert!((1_000..3_000).contains(&gridded), "{gridded}");
     }
 
     /// Kraken's checksum form and the verbatim text, written with fixed-size copies, against
