@@ -163,7 +163,10 @@ def test_swap_leverage_isolated_margin_positions_and_funding_on_okx(tmp_path: Pa
     - a funding payment (the sim's `funding` fault: a `balance_and_position` push that says
       when, not how much) is read from the bills, journaled in UNI, and moves the swap's
       realised P&L by exactly the bill's amount; a restart books it again from the journal
-      and finds the venue's position equal to the journal's."""
+      and finds the venue's position equal to the journal's;
+    - a payment made while the engine is down is read from the bills at the next start and
+      booked once (journaled with the bill's id and time); the journaled one, listed there
+      too, is not booked again, nor is anything at a second restart."""
     creds = keys()
     settings = (
         "+exchanges.okx.instruments.UNIUSDSWAP.leverage=4",
@@ -231,17 +234,34 @@ def test_swap_leverage_isolated_margin_positions_and_funding_on_okx(tmp_path: Pa
             "UNI",
         )
         assert Decimal(record["amount"]) == paid
+        assert (record["id"], record["time_ms"]) == (int(bill["billId"]), int(bill["ts"]))
         wait_for(lambda: counters(env.heartbeat()).get("gw_funding_payments") == 1, 10, "count")
         assert env.stop("engine2") == 0
 
-        # A restart: the funding from the journal, the position equal to the venue's.
-        env.sub = None
-        engine = env.start_engine(name="engine3", env=creds)
-        assert realised() == before + paid
-        text = engine.text()
-        assert "okx/UNIUSDSWAP: one-way true, leverage 4, margin isolated, position" in text, text
-        assert "position: the venue holds" not in text, text
-        assert env.stop("engine3") == 0
+        # Funding while the engine is down.
+        assert okx_fault(env, "kind=funding&rate=0.001")["positions"] == 1
+        missed, _ = okx_get(env, "/api/v5/account/bills?instType=SWAP&type=8", creds)
+        # A restart: the funding from the journal and the missed bill from the bills, the
+        # position equal to the venue's; a second restart books nothing more.
+        for name, booked in (("engine3", 1), ("engine4", 0)):
+            env.sub = None
+            engine = env.start_engine(name=name, env=creds)
+            read = f"2 payment(s) listed, {booked} booked that the journal did not hold"
+            wait_for(
+                lambda e=engine, r=read: r in e.text(),  # type: ignore[misc]
+                15,
+                "the funding history read at start",
+            )
+            assert realised() == before + paid + Decimal(missed["pnl"]), (name, realised())
+            text = engine.text()
+            expected = "okx/UNIUSDSWAP: one-way true, leverage 4, margin isolated, position"
+            assert expected in text, text
+            assert "position: the venue holds" not in text, text
+            assert env.stop(name) == 0
+        first, second = [r for r in env.journal_records() if r["t"] == "funding"]
+        assert first == record
+        assert Decimal(second["amount"]) == Decimal(missed["pnl"])
+        assert (second["id"], second["time_ms"]) == (int(missed["billId"]), int(missed["ts"]))
         print(
             f"okx swap funding: position {row['pos']} contracts (isolated, lever 4), "
             f"bill {paid} UNI at mark {bill['px']}, realised {before} -> {before + paid} UNI"

@@ -188,7 +188,9 @@ def test_a_position_the_engine_did_not_make_halts_it_and_one_at_start_is_a_warni
     """The venue's position of every traded symbol must be the engine's: a position opened
     behind its back (another client of the account, a fill the engine never saw) is a warning
     at start in paper (the difference accepted as a baseline), and a new difference while
-    running, seen on two checks in a row, HALTS it with the symbol and both positions."""
+    running, seen on two checks in a row, HALTS it with the symbol and both positions; while
+    the user data stream is down (fills unseen yet) no difference counts, and one still there
+    after the stream is back and caught up halts it."""
     halted = pb.RiskStateKind.Value("HALTED")
     with usdm(tmp_path, speed="2") as env:
         env.start_sim()
@@ -207,8 +209,19 @@ def test_a_position_the_engine_did_not_make_halts_it_and_one_at_start_is_a_warni
         assert not [
             e for e in env.seen if e.WhichOneof("body") == "risk" and e.risk.to_state == halted
         ]
-        # Then another 0.25 is sold elsewhere.
+        # Then another 0.25 is sold elsewhere while the user data stream is down: a fill the
+        # engine has not seen yet would look the same, so no check counts until the stream is
+        # back and caught up...
+        env.fault("kind=drop_user")
+        wait_for(lambda: "user data stream lost" in engine.text(), 10, "the stream lost")
         env.fault("kind=position&symbol=BTCUSDT&side=sell&qty=0.25&price=60000")
+        time.sleep(4)
+        assert not [
+            e for e in env.seen if e.WhichOneof("body") == "risk" and e.risk.to_state == halted
+        ]
+        assert "position watch: mismatch" not in engine.text()
+        # ...and a difference still there then HALTS the engine.
+        env.fault("kind=clear")
         ev = env.pump_until(
             lambda e: e.WhichOneof("body") == "risk" and e.risk.to_state == halted,
             30,
@@ -222,6 +235,8 @@ def test_a_position_the_engine_did_not_make_halts_it_and_one_at_start_is_a_warni
             for x in detail.split("the venue holds ")[1].split(" (a fill")[0].split(", the engine ")
         )
         assert venue - engine_qty == Decimal("0.25"), detail
+        text = engine.text()
+        assert text.index("user data stream back") < text.index("position watch: mismatch"), text
         wait_for(
             lambda: counters(env.heartbeat()).get("position_mismatches", 0) >= 1,
             10,
@@ -290,7 +305,12 @@ def test_the_futures_wallet_is_reconciled_from_realised_pnl_commissions_and_fund
 
 
 def test_a_funding_payment_is_journaled_and_booked_in_pnl(tmp_path: Path) -> None:
-    with usdm(tmp_path, speed="2") as env:
+    """Isolated margin: the venue's update names the position, so the payment is booked from
+    the stream (journaled without the venue's id). A payment made while the engine is down is
+    read from the income history at the next start and booked once; the stream's payment, which
+    that history lists too, is not booked again, nor is anything at a second restart."""
+    isolated = "exchanges.sim_binance.instruments.BTCUSDT.margin_type=isolated"
+    with usdm(tmp_path, isolated, speed="2") as env:
         env.start_sim()
         env.start_engine()
         wait_live(env)
@@ -321,12 +341,31 @@ def test_a_funding_payment_is_journaled_and_booked_in_pnl(tmp_path: Path) -> Non
         assert Decimal(record["amount"]) == paid
         # A heartbeat already queued may predate it: read on until one counts it.
         wait_for(lambda: counters(env.heartbeat()).get("gw_funding_payments") == 1, 10, "the count")
+        assert record.get("id") is None and record["time_ms"] > 0, record
         assert env.stop("engine") == 0
-        # A restart replays it from the journal: the same realised P&L.
-        env.sub = None
-        env.start_engine(name="engine2")
-        assert realised() == before + paid
-        assert env.stop("engine2") == 0
+        # Funding while the engine is down.
+        wallet = fapi(env, "/fapi/v2/balance")[0]["balance"]
+        env.fault("kind=funding&rate=0.001")
+        missed = Decimal(fapi(env, "/fapi/v2/balance")[0]["balance"]) - Decimal(wallet)
+        assert missed != 0
+        *_, income = fapi(env, "/fapi/v1/income", "incomeType=FUNDING_FEE")
+        assert Decimal(income["income"]) == missed, income
+        # A restart replays the journal's payment and books the missed one from the history.
+        for name, booked in (("engine2", 1), ("engine3", 0)):
+            env.sub = None
+            engine = env.start_engine(name=name)
+            read = f"2 payment(s) listed, {booked} booked that the journal did not hold"
+            wait_for(
+                lambda e=engine, r=read: r in e.text(),  # type: ignore[misc]
+                15,
+                "the funding history read at start",
+            )
+            assert realised() == before + paid + missed, (name, realised(), paid, missed)
+            assert env.stop(name) == 0
+        first, second = [r for r in env.journal_records() if r["t"] == "funding"]
+        assert first == record
+        assert Decimal(second["amount"]) == missed
+        assert (second["id"], second["time_ms"]) == (income["tranId"], income["time"]), income
 
 
 # A second perpetual on the same cross-margin account (the bundled capture has no data for it:

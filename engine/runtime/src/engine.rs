@@ -717,6 +717,12 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             venues,
             names: names.clone(),
             client_prefix: client_prefix(&engine_id),
+            funding: gateway::FundingStart {
+                journaled: recovery.fundings.clone(),
+                journal_start_ms: recovery
+                    .first_start_ts
+                    .and_then(|ts| u64::try_from(ts / 1_000_000).ok()),
+            },
         };
         let j = journal_tx;
         handles.push(

@@ -120,6 +120,21 @@ pub struct GatewayConfig {
     pub names: Names,
     /// Prefix of our client order ids.
     pub client_prefix: String,
+    /// The funding payments the journal holds, and when it began (ms; `None`: a new one):
+    /// the funding history is read from there at start ([`FundingStart`]).
+    pub funding: FundingStart,
+}
+
+/// What the journal says of funding at start: its payments, and when it began (ms since the
+/// epoch; `None` for a new journal). The gateway reads the venue's funding history from the
+/// newest journaled payment's time (or the journal's start) and books the payments the journal
+/// does not hold: a payment made while the engine was down is booked once, and one already
+/// journaled is not booked again (by the venue's id; one journaled without an id, as an update
+/// on the stream books it, by its symbol, asset, amount and time).
+#[derive(Debug, Clone, Default)]
+pub struct FundingStart {
+    pub journaled: Vec<crate::journal::RecoveredFunding>,
+    pub journal_start_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -219,8 +234,13 @@ struct State {
     /// Funding payments booked by one path and not yet matched by the other (see
     /// [`FundingLedger`]).
     funding_booked: FundingLedger,
-    /// When the gateway started (ms): the funding history is read from then on.
-    started_ms: u64,
+    /// The funding history is read from then on (ms): when the journal began (this run, for
+    /// a new journal); the newest payment seen (`funding_since`, from the journal's at start)
+    /// narrows it.
+    funding_from_ms: u64,
+    /// Exchanges whose funding history was read once since the start (the read at start
+    /// books what the journal lacks, and retires the journal's payments without an id).
+    funding_read: std::collections::HashSet<u32>,
 }
 
 /// A funding payment booked from the stream (`history: false`) or from the venue's history.
@@ -231,7 +251,18 @@ struct FundingBooked {
     asset: String,
     amount: i64,
     history: bool,
+    /// The venue's time of the payment (ms), for one from the journal.
+    time_ms: u64,
+    /// Booked by an earlier run, journaled without the venue's id (from the stream): the
+    /// history's listing of it is matched within [`FUNDING_TIME_SLACK_MS`] of its time, and
+    /// only by the first read of the history (it is then forgotten).
+    journaled: bool,
 }
+
+/// How far apart the venue's time of a payment and its journaled time may be for the history's
+/// listing to be that journaled payment (an older journal has only the local clock's time): a
+/// symbol's funding periods are an hour apart or more.
+const FUNDING_TIME_SLACK_MS: u64 = 300_000;
 
 /// Funding payments remembered for the match between the stream and the history.
 const FUNDING_KEPT: usize = 256;
@@ -255,6 +286,7 @@ impl FundingLedger {
                 && b.symbol == payment.symbol
                 && b.asset == payment.asset
                 && b.amount == payment.amount
+                && (!b.journaled || b.time_ms.abs_diff(payment.time_ms) <= FUNDING_TIME_SLACK_MS)
         });
         if let Some(i) = matched {
             self.booked.remove(i);
@@ -265,6 +297,78 @@ impl FundingLedger {
             self.booked.pop_front();
         }
         false
+    }
+
+    /// Forgets the journal's payments of `exchange` that the history did not list.
+    fn forget_journaled(&mut self, exchange: u32) {
+        self.booked
+            .retain(|b| !(b.journaled && b.exchange == exchange));
+    }
+}
+
+/// The funding state the journal gives the gateway at start ([`funding_from_journal`]).
+#[derive(Debug, Default)]
+struct JournaledFunding {
+    /// The ids of the journaled payments (never booked again).
+    seen: std::collections::HashSet<(u32, u64)>,
+    /// The newest journaled payment's time, per exchange.
+    since: std::collections::HashMap<u32, u64>,
+    /// The payments journaled without an id that the history's window may list.
+    ledger: FundingLedger,
+    /// The time the history is read from (the journal's start).
+    from_ms: u64,
+}
+
+/// What the journal says of funding, for the gateway's state (see [`JournaledFunding`]).
+fn funding_from_journal(
+    exchange_of: impl Fn(&str) -> Option<u32>,
+    start: &FundingStart,
+    now_ms: u64,
+) -> JournaledFunding {
+    let mut seen = std::collections::HashSet::new();
+    let mut newest: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    for f in &start.journaled {
+        let Some(exchange) = exchange_of(&f.exchange) else {
+            continue;
+        };
+        if let Some(id) = f.id {
+            seen.insert((exchange, id));
+        }
+        let t = newest.entry(exchange).or_insert(0);
+        *t = (*t).max(f.paid_ms());
+    }
+    let mut ledger = FundingLedger::default();
+    for f in &start.journaled {
+        let (Some(exchange), None) = (exchange_of(&f.exchange), f.id) else {
+            continue;
+        };
+        let Ok(amount) = crate::journal::signed_units(&f.amount) else {
+            continue;
+        };
+        // Older than any window the history is read in: never listed again.
+        let window = newest.get(&exchange).copied().unwrap_or(0);
+        if f.paid_ms() + FUNDING_LOOKBACK_MS + FUNDING_TIME_SLACK_MS < window {
+            continue;
+        }
+        ledger.booked.push_back(FundingBooked {
+            exchange,
+            symbol: f.symbol.clone(),
+            asset: f.asset.clone(),
+            amount,
+            history: false,
+            time_ms: f.paid_ms(),
+            journaled: true,
+        });
+    }
+    while ledger.booked.len() > FUNDING_KEPT {
+        ledger.booked.pop_front();
+    }
+    let from = start.journal_start_ms.unwrap_or(now_ms).min(now_ms);
+    JournaledFunding {
+        seen,
+        since: newest,
+        ledger,
+        from_ms: from,
     }
 }
 
@@ -367,6 +471,16 @@ pub fn run(
             return;
         }
     };
+    let journaled = funding_from_journal(
+        |name| {
+            cfg.venues
+                .iter()
+                .find(|v| v.name == name)
+                .map(|v| v.exchange)
+        },
+        &cfg.funding,
+        now_ms(),
+    );
     let state = Rc::new(RefCell::new(State {
         fills,
         journal,
@@ -387,8 +501,16 @@ pub fn run(
         funding_awaiting: std::collections::HashMap::new(),
         funding_asking: std::collections::HashSet::new(),
         funding_booked: FundingLedger::default(),
-        started_ms: now_ms(),
+        funding_from_ms: journaled.from_ms,
+        funding_read: std::collections::HashSet::new(),
     }));
+    {
+        // The journal's payments: their ids, the newest one's time, those without an id.
+        let mut s = state.borrow_mut();
+        s.funding_seen = journaled.seen;
+        s.funding_since = journaled.since;
+        s.funding_booked = journaled.ledger;
+    }
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let mut queues = Vec::new();
@@ -428,6 +550,9 @@ pub fn run(
                 listen_key.clone(),
                 flags.clone(),
             ));
+            // Funding paid while the engine was down: the history from the journal's newest
+            // payment on (the stream is open: what is paid from now on, it reports).
+            ask_funding(&state, venue);
             // New orders and cancels over the venue's WebSocket API (`ws_orders`), when the
             // manifest says so: one connection, shared by this venue's workers.
             let ws_api = venue
@@ -1350,7 +1475,9 @@ async fn user_stream(
         let lost_at = now_ns();
         {
             let mut s = state.borrow_mut();
-            s.down.insert(venue.exchange);
+            if s.down.insert(venue.exchange) {
+                s.flags.private_stream_lost();
+            }
             s.log(format!(
                 "{}: user data stream lost ({why}); refusing new orders while it reconnects",
                 venue.name
@@ -1375,7 +1502,10 @@ async fn user_stream(
                 // history is not.
                 ask_funding(&state, &venue);
                 let mut s = state.borrow_mut();
-                s.down.remove(&venue.exchange);
+                if s.down.remove(&venue.exchange) {
+                    // Caught up: the position watch counts differences again.
+                    s.flags.private_stream_back();
+                }
                 s.counters.stream_reconnects += 1;
                 s.counters.caught_up_fills += caught as u64;
                 s.log(format!(
@@ -1675,17 +1805,38 @@ fn account_change(state: &Shared, venue: &VenueConfig, change: &AccountChange) {
             asset: asset.clone(),
             amount: *amount,
             history: false,
+            time_ms: change.time_ms,
+            journaled: false,
         };
         if state.borrow_mut().funding_booked.booked_before(payment) {
             continue;
         }
-        book_funding(state, venue, symbol, asset, *amount);
+        let paid = Paid {
+            id: None,
+            time_ms: change.time_ms,
+        };
+        book_funding(state, venue, symbol, asset, *amount, paid);
     }
 }
 
-/// Journals a funding payment of `symbol` and hands it to the strategy thread (booked when it
-/// is in the instrument's settlement currency: a contract's `settleCcy`, else the quote).
-fn book_funding(state: &Shared, venue: &VenueConfig, symbol: &str, asset: &str, amount: i64) {
+/// The venue's id of a funding payment (when known: its history's) and its time (ms).
+#[derive(Debug, Clone, Copy)]
+struct Paid {
+    id: Option<u64>,
+    time_ms: u64,
+}
+
+/// Journals a funding payment of `symbol` (with the venue's id and time, see [`Paid`]) and
+/// hands it to the strategy thread (booked when it is in the instrument's settlement currency:
+/// a contract's `settleCcy`, else the quote).
+fn book_funding(
+    state: &Shared,
+    venue: &VenueConfig,
+    symbol: &str,
+    asset: &str,
+    amount: i64,
+    paid: Paid,
+) {
     let instrument = {
         let s = state.borrow();
         s.names
@@ -1715,6 +1866,8 @@ fn book_funding(state: &Shared, venue: &VenueConfig, symbol: &str, asset: &str, 
         symbol: symbol.to_owned(),
         asset: asset.to_owned(),
         amount: dec(amount),
+        id: paid.id,
+        time_ms: Some(paid.time_ms),
     });
     if let (Some(id), true) = (instrument, asset == quote) {
         venue
@@ -1779,7 +1932,8 @@ async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Announc
         let since = {
             let s = state.borrow();
             let newest = s.funding_since.get(&venue.exchange).copied().unwrap_or(0);
-            s.started_ms.max(newest.saturating_sub(FUNDING_LOOKBACK_MS))
+            s.funding_from_ms
+                .max(newest.saturating_sub(FUNDING_LOOKBACK_MS))
         };
         let request = account.funding_history(since, now_ms());
         let r = match send_request(&mut client, &request).await {
@@ -1809,6 +1963,7 @@ async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Announc
                 continue;
             }
         };
+        let (listed, mut booked) = (payments.len(), 0usize);
         for p in payments {
             let new = {
                 let mut s = state.borrow_mut();
@@ -1826,6 +1981,8 @@ async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Announc
                     asset: p.asset.clone(),
                     amount: p.amount,
                     history: true,
+                    time_ms: p.time_ms,
+                    journaled: false,
                 };
                 // An isolated payment its own update booked already (another update's).
                 if state.borrow_mut().funding_booked.booked_before(payment) {
@@ -1841,7 +1998,12 @@ async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Announc
                 {
                     awaited.remove(&p.symbol);
                 }
-                book_funding(&state, &venue, &p.symbol, &p.asset, p.amount);
+                booked += 1;
+                let paid = Paid {
+                    id: Some(p.id),
+                    time_ms: p.time_ms,
+                };
+                book_funding(&state, &venue, &p.symbol, &p.asset, p.amount, paid);
             } else {
                 state.borrow().log(format!(
                     "{}: funding payment {} {} on {}, which this engine does not trade: not booked",
@@ -1849,6 +2011,19 @@ async fn attribute_funding(state: Shared, venue: VenueConfig, announced: Announc
                     dec(p.amount),
                     p.asset,
                     p.symbol
+                ));
+            }
+        }
+        {
+            let mut s = state.borrow_mut();
+            if s.funding_read.insert(venue.exchange) {
+                // The journal's payments without an id that this read did not list are not
+                // in its window: none is matched later.
+                s.funding_booked.forget_journaled(venue.exchange);
+                s.log(format!(
+                    "{}: funding history read from {since} (ms): {listed} payment(s) listed, \
+                     {booked} booked that the journal did not hold",
+                    venue.name
                 ));
             }
         }
@@ -2094,6 +2269,7 @@ fn stream_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::RecoveredFunding;
 
     fn paid(symbol: &str, amount: i64, history: bool) -> FundingBooked {
         FundingBooked {
@@ -2102,6 +2278,8 @@ mod tests {
             asset: "USDT".into(),
             amount,
             history,
+            time_ms: 0,
+            journaled: false,
         }
     }
 
@@ -2125,5 +2303,68 @@ mod tests {
             ledger.booked_before(paid("XRPUSDT", i, false));
         }
         assert_eq!(ledger.booked.len(), FUNDING_KEPT);
+    }
+
+    fn journaled(symbol: &str, amount: &str, id: Option<u64>, time_ms: u64) -> RecoveredFunding {
+        RecoveredFunding {
+            exchange: "okx".into(),
+            symbol: symbol.into(),
+            asset: "USDT".into(),
+            amount: amount.into(),
+            ts: 0,
+            id,
+            time_ms: Some(time_ms),
+        }
+    }
+
+    #[test]
+    fn at_start_the_journals_payments_are_never_booked_again() {
+        const HOUR: u64 = 3_600_000;
+        let t = 100 * HOUR;
+        let start = FundingStart {
+            journaled: vec![
+                // Long ago, without an id (from the stream): outside any window read again.
+                journaled("BTCUSDT", "-1.2", None, t - 8 * HOUR),
+                // From the history: its id.
+                journaled("ETHUSDT", "0.5", Some(7), t - 1000),
+                // From the stream, the newest.
+                journaled("BTCUSDT", "-1.2", None, t),
+                // Another engine's venue, not this gateway's.
+                RecoveredFunding {
+                    exchange: "binance".into(),
+                    ..journaled("BTCUSDT", "-9", Some(9), t + HOUR)
+                },
+            ],
+            journal_start_ms: Some(t - 50 * HOUR),
+        };
+        let exchange_of = |name: &str| (name == "okx").then_some(3);
+        let journaled = funding_from_journal(exchange_of, &start, 2 * t);
+        assert_eq!(journaled.seen, [(3, 7)].into_iter().collect());
+        assert_eq!(journaled.since.get(&3), Some(&t));
+        assert_eq!(journaled.since.len(), 1);
+        assert_eq!(journaled.from_ms, t - 50 * HOUR);
+        // A new journal: read from now.
+        let fresh = FundingStart::default();
+        assert_eq!(funding_from_journal(exchange_of, &fresh, t).from_ms, t);
+        let mut ledger = journaled.ledger;
+        assert_eq!(ledger.booked.len(), 1);
+        let listed = |amount: i64, time_ms: u64| FundingBooked {
+            exchange: 3,
+            symbol: "BTCUSDT".into(),
+            asset: "USDT".into(),
+            amount,
+            history: true,
+            time_ms,
+            journaled: false,
+        };
+        // The next period's equal payment (made while the engine was down) is new...
+        assert!(!ledger.booked_before(listed(-120_000_000, t + 8 * HOUR)));
+        // ...the journaled one, listed by the history with its id, is not booked again.
+        assert!(ledger.booked_before(listed(-120_000_000, t + 2_000)));
+        assert!(!ledger.booked.iter().any(|b| b.journaled));
+        // Unmatched journaled payments are forgotten after the first read.
+        let mut ledger = funding_from_journal(exchange_of, &start, 2 * t).ledger;
+        ledger.forget_journaled(3);
+        assert!(!ledger.booked_before(listed(-120_000_000, t)));
     }
 }

@@ -133,6 +133,13 @@ pub enum Record {
         symbol: String,
         asset: String,
         amount: String,
+        /// The venue's id of the payment, when it was read from the venue's funding history
+        /// (an update on the stream names none); absent in journals written before it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// The venue's time of the payment (ms since the epoch); absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_ms: Option<u64>,
     },
 }
 
@@ -444,6 +451,8 @@ pub struct Recovery {
     pub killed: bool,
     /// The manifest the last run started with.
     pub manifest_sha256: Option<String>,
+    /// When the journal began: its first start's time (ns since the epoch, the local clock).
+    pub first_start_ts: Option<i64>,
     /// (limit, value) tightened by an operator since that manifest first ran, in order.
     pub tightened: Vec<(String, String)>,
 }
@@ -457,6 +466,20 @@ pub struct RecoveredFunding {
     pub asset: String,
     /// Signed decimal, in `asset`: positive received.
     pub amount: String,
+    /// When it was journaled (ns since the epoch, the local clock).
+    pub ts: i64,
+    /// The venue's id of the payment, when the journal has it (see [`Record::Funding`]).
+    pub id: Option<u64>,
+    /// The venue's time of the payment (ms), when the journal has it.
+    pub time_ms: Option<u64>,
+}
+
+impl RecoveredFunding {
+    /// The payment's time (ms): the venue's, else when it was journaled (older journals).
+    pub fn paid_ms(&self) -> u64 {
+        self.time_ms
+            .unwrap_or_else(|| u64::try_from(self.ts / 1_000_000).unwrap_or(0))
+    }
 }
 
 /// An order with no final report in the journal.
@@ -545,13 +568,22 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
         };
         out.records += 1;
         out.clean_stop = matches!(record, Record::Stop { .. });
+        // A funding payment's journaled time and the venue's id and time.
+        let paid = match &record {
+            Record::Funding {
+                ts, id, time_ms, ..
+            } => (*ts, *id, *time_ms),
+            _ => (0, None, None),
+        };
         match record {
             Record::Start {
+                ts,
                 manifest_sha256,
                 engine,
                 ..
             } => {
                 out.starts += 1;
+                out.first_start_ts.get_or_insert(ts);
                 current_engine = engine;
                 if out.manifest_sha256.as_deref() != Some(manifest_sha256.as_str()) {
                     // A new manifest: its reviewed limits replace what an operator tightened.
@@ -737,6 +769,9 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                 symbol,
                 asset,
                 amount,
+                ts: paid.0,
+                id: paid.1,
+                time_ms: paid.2,
             }),
         }
     }
@@ -947,6 +982,48 @@ mod tests {
         assert_eq!(r.fills[0].base_commission, "0");
         assert_eq!(r.fills[1].base_commission, "0.00025");
         assert!(!r.clean_stop);
+    }
+
+    #[test]
+    fn a_funding_payment_keeps_the_venues_id_and_time_and_an_older_one_recovers_without() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        // A journal written before payments carried the venue's id and time.
+        std::fs::write(
+            &path,
+            "{\"t\":\"start\",\"ts\":5000000,\"engine\":\"e\",\"manifest_sha256\":\"a\",\"pid\":1}\n\
+             {\"t\":\"funding\",\"ts\":7000000,\"exchange\":\"x\",\"symbol\":\"BTCUSDT\",\
+             \"asset\":\"USDT\",\"amount\":\"-1.5\"}\n",
+        )
+        .expect("write");
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Always, 10).expect("open");
+            j.append(&start("a")).expect("append");
+            j.append(&Record::Funding {
+                ts: 9_000_000,
+                exchange: "x".into(),
+                symbol: "BTCUSDT".into(),
+                asset: "USDT".into(),
+                amount: "0.25".into(),
+                id: Some(42),
+                time_ms: Some(8),
+            })
+            .expect("append");
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains("\"id\":42,\"time_ms\":8"), "{text}");
+        let r = recover(dir.path()).expect("recover");
+        assert_eq!(r.first_start_ts, Some(5_000_000));
+        let got: Vec<_> = r
+            .fundings
+            .iter()
+            .map(|f| (f.amount.as_str(), f.id, f.time_ms, f.paid_ms()))
+            .collect();
+        // The older payment's time is when it was journaled.
+        assert_eq!(
+            got,
+            vec![("-1.5", None, None, 7), ("0.25", Some(42), Some(8), 8)]
+        );
     }
 
     fn start(sha: &str) -> Record {

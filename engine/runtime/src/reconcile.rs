@@ -574,6 +574,9 @@ struct Checked {
 ///   its risk blind). A difference seen on two checks in a row (a report in flight explains
 ///   one) HALTS the engine (risk cause `balance_mismatch`, the symbol and both positions in
 ///   the detail), once, until the positions agree again; counted as `position_mismatches`.
+///   While a venue's private stream is down or catching up (the gateway, `Flags::
+///   private_streams_live`) no check counts: a fill the engine has not seen yet explains a
+///   difference. A difference must be seen on two checks in a row after the catch-up.
 pub const LIQUIDATION_CHECK_MS: u64 = 1_000;
 
 /// One position's distance to liquidation, bps of the mark; `None` without a position or a
@@ -757,13 +760,13 @@ fn position_watch(
         }
     }
     let (mut liquidation_halted, mut position_halted) = (false, false);
-    // The differences seen on the previous check: one seen again halts.
-    let mut seen: Vec<PositionProblem> = Vec::new();
+    let mut differences = Differences::default();
     let mut mismatches = 0u64;
     loop {
         if !nap(Duration::from_millis(LIQUIDATION_CHECK_MS), flags) {
             return;
         }
+        let live_before = flags.private_streams_live();
         let engine = flags.published_positions();
         // A connection per check, in its own local task set, as the balance check does.
         let local = tokio::task::LocalSet::new();
@@ -810,18 +813,12 @@ fn position_watch(
                 return;
             }
         }
-        // Seen twice in a row, off by the same amount (both sides may have traded in between):
-        // not a report in flight.
-        let confirmed: Vec<PositionProblem> = problems
-            .iter()
-            .filter(|p| seen.iter().any(|q| q.same_difference(p)))
-            .cloned()
-            .collect();
-        if complete {
-            seen = problems;
-        }
+        let live = live_before.filter(|b| flags.private_streams_live() == Some(*b));
+        let Some(confirmed) = differences.confirm(problems, complete, live) else {
+            continue;
+        };
         if confirmed.is_empty() {
-            if complete && seen.is_empty() {
+            if complete && differences.seen.is_empty() {
                 position_halted = false;
             }
             continue;
@@ -840,6 +837,50 @@ fn position_watch(
                 return;
             }
         }
+    }
+}
+
+/// The position differences of the last check that counted, and the private streams' state
+/// it was made in (`Flags::private_streams_live`).
+#[derive(Debug, Default)]
+struct Differences {
+    seen: Vec<PositionProblem>,
+    live: Option<u64>,
+}
+
+impl Differences {
+    /// The findings of a check: its differences seen on the previous check too, off by the
+    /// same amount (both sides may have traded in between: not a report in flight), both made
+    /// while every private stream was up and caught up, with no loss in between. `live`: the
+    /// streams' state before and after this check (`None`: a stream was down, catching up, or
+    /// lost or back during it). A check made while a stream is down does not count (`None`:
+    /// a fill the gateway has not seen yet explains a difference), and a difference seen
+    /// before the loss must be seen twice again after the catch-up. `complete`: every venue
+    /// answered (else the differences seen are kept for the next check).
+    fn confirm(
+        &mut self,
+        problems: Vec<PositionProblem>,
+        complete: bool,
+        live: Option<u64>,
+    ) -> Option<Vec<PositionProblem>> {
+        let Some(live) = live else {
+            self.seen.clear();
+            self.live = None;
+            return None;
+        };
+        if self.live != Some(live) {
+            self.seen.clear();
+        }
+        let confirmed = problems
+            .iter()
+            .filter(|p| self.seen.iter().any(|q| q.same_difference(p)))
+            .cloned()
+            .collect();
+        if complete {
+            self.seen = problems;
+            self.live = Some(live);
+        }
+        Some(confirmed)
     }
 }
 
@@ -1296,6 +1337,9 @@ mod tests {
             symbol: "BTCUSDT".into(),
             asset: "USDT".into(),
             amount: "-0.5".into(),
+            ts: 1,
+            id: None,
+            time_ms: None,
         }];
         let wallet = expected_wallet(&r, "sim", &fills, &fundings).unwrap();
         // 100000 + 0.3 + 0.2 - 4 x 0.01 - 0.5; no base asset moves.
@@ -1304,5 +1348,48 @@ mod tests {
         // The spot reading of the same fills would move BTC and USDT by the notional.
         let spot = expected_balances(&r, "sim", &fills).unwrap();
         assert_ne!(spot["USDT"], wallet["USDT"]);
+    }
+
+    #[test]
+    fn a_position_difference_counts_only_while_the_private_streams_are_up_and_caught_up() {
+        let off = |venue: i64| {
+            vec![PositionProblem {
+                exchange: "sim".into(),
+                symbol: "BTCUSDT".into(),
+                venue,
+                engine: 0,
+            }]
+        };
+        let mut d = Differences::default();
+        // Up: a difference seen twice in a row is a finding.
+        assert_eq!(d.confirm(off(5), true, Some(0)), Some(vec![]));
+        assert_eq!(d.confirm(off(5), true, Some(0)), Some(off(5)));
+        // A fill lands while the stream is down: no check counts, however long it lasts.
+        let mut d = Differences::default();
+        assert_eq!(d.confirm(vec![], true, Some(0)), Some(vec![]));
+        for _ in 0..5 {
+            assert_eq!(d.confirm(off(5), true, None), None);
+        }
+        // Back and caught up (the stream was lost and came back: 2 changes): the engine has
+        // the fill, no difference.
+        assert_eq!(d.confirm(vec![], true, Some(2)), Some(vec![]));
+        // A difference seen before a loss must be seen twice after the catch-up.
+        let mut d = Differences::default();
+        assert_eq!(d.confirm(off(5), true, Some(0)), Some(vec![]));
+        assert_eq!(d.confirm(off(5), true, None), None);
+        assert_eq!(d.confirm(off(5), true, Some(2)), Some(vec![]));
+        // Still there after the catch-up: a finding, as ever.
+        assert_eq!(d.confirm(off(5), true, Some(2)), Some(off(5)));
+        // A check the stream was lost and back during (different states before and after it,
+        // so `None`), between two that saw the difference, resets it too.
+        let mut d = Differences::default();
+        assert_eq!(d.confirm(off(5), true, Some(2)), Some(vec![]));
+        assert_eq!(d.confirm(off(5), true, Some(4)), Some(vec![]));
+        assert_eq!(d.confirm(off(5), true, Some(4)), Some(off(5)));
+        // An incomplete check keeps what was seen.
+        let mut d = Differences::default();
+        assert_eq!(d.confirm(off(5), true, Some(0)), Some(vec![]));
+        assert_eq!(d.confirm(vec![], false, Some(0)), Some(vec![]));
+        assert_eq!(d.confirm(off(5), true, Some(0)), Some(off(5)));
     }
 }

@@ -2,7 +2,7 @@
 //! thread, and the names behind the engine's numeric ids.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -40,6 +40,11 @@ pub struct Flags {
     /// (exchange, symbol), signed 10^-8: what the position watch compares with a derivatives
     /// venue's positions. `None` until the strategy thread first published.
     pub positions: Mutex<Option<Positions>>,
+    /// Private streams (user data streams) lost and not caught up yet, and how many times one
+    /// was lost or came back: the position watch counts a check only when no stream was down
+    /// or changed while it was made (`private_streams_live`).
+    pub private_down: AtomicU32,
+    pub private_changes: AtomicU64,
 }
 
 /// Signed positions (10^-8) by (exchange, symbol).
@@ -61,7 +66,28 @@ impl Flags {
             gateway_wake: tokio::sync::Notify::new(),
             gateway_spins: AtomicBool::new(false),
             positions: Mutex::new(None),
+            private_down: AtomicU32::new(0),
+            private_changes: AtomicU64::new(0),
         }
+    }
+
+    /// The gateway lost a venue's private stream: fills may land that it has not seen.
+    pub fn private_stream_lost(&self) {
+        self.private_down.fetch_add(1, Ordering::SeqCst);
+        self.private_changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The gateway has the stream back and caught up with what happened meanwhile.
+    pub fn private_stream_back(&self) {
+        self.private_changes.fetch_add(1, Ordering::SeqCst);
+        self.private_down.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// `None` while a private stream is down or catching up; else how many times one was lost
+    /// or came back so far (equal before and after a check: none was down during it).
+    pub fn private_streams_live(&self) -> Option<u64> {
+        let changes = self.private_changes.load(Ordering::SeqCst);
+        (self.private_down.load(Ordering::SeqCst) == 0).then_some(changes)
     }
 
     /// The strategy thread publishes its positions (see `positions`).
