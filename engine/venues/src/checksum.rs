@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use rt_core::{parse_units, Level, Price, Qty};
 
 use crate::binance::DecodeError;
-use crate::scan::{digit_run, fast_decimal, load8, quote_or_escape, Scan};
+use crate::scan::{digit_run, load8, quote_or_escape, text_decimal, Scan};
 
 mod grid;
 use grid::{Grid, Locate};
@@ -537,11 +537,11 @@ fn fast_text_level(b: &[u8], i: usize, marked: bool) -> Option<(TextLevel, usize
     if *b.get(i)? != b'[' {
         return None;
     }
-    let (price, j) = fast_decimal(b, i + 1)?;
+    let (price, j) = text_decimal(b, i + 1)?;
     if *b.get(j)? != b',' {
         return None;
     }
-    let (qty, k) = fast_decimal(b, j + 1)?;
+    let (qty, k) = text_decimal(b, j + 1)?;
     let level = TextLevel {
         price,
         qty,

@@ -428,6 +428,85 @@ pub(crate) fn fast_decimal(b: &[u8], i: usize) -> Option<(i64, usize)> {
     Some((int * rt_core::SCALE + frac, j + 1))
 }
 
+/// [`fast_decimal`] for the decimals of OKX and Kraken levels, with one digit conversion
+/// instead of two where it can: integer and fraction digits that fit in 8 bytes together
+/// (`"30243.5"`, `"5.123"`) are joined into one word, and the fraction of a `"0.<digits>"` (a
+/// size) is converted alone. Integers of 8 digits or more are [`fast_decimal`]'s.
+#[inline(always)]
+pub(crate) fn text_decimal(b: &[u8], i: usize) -> Option<(i64, usize)> {
+    if *b.get(i)? != b'"' {
+        return None;
+    }
+    let (Some(v), Some(w)) = (load8(b, i + 1), load8(b, i + 9)) else {
+        return fast_decimal(b, i);
+    };
+    let n = digit_run(v);
+    if n == 0 || n == 8 {
+        return fast_decimal(b, i);
+    }
+    match (v >> (8 * n)) as u8 {
+        b'"' => {
+            // Integer digits alone, right-aligned over leading '0's.
+            let shift = 8 * (8 - n) as u32;
+            let int = swar_value((v << shift) | (ZEROS >> (64 - shift)));
+            return Some((int * rt_core::SCALE, i + n + 2));
+        }
+        b'.' => {}
+        _ => return None,
+    }
+    let j = i + n + 2;
+    // The fraction's first 8 bytes: `w` moved back over the n + 1 bytes before them, the
+    // gap filled from `v` (one load fewer than loading at `j`; `v` shifted in two steps, as
+    // the gap is 64 bits where n is 7).
+    let gap = 8 * (n + 1) as u32;
+    let f = (w << (64 - gap)) | (v >> (gap - 1) >> 1);
+    let m = digit_run(f);
+    if m == 0 {
+        return None;
+    }
+    let (frac, end) = if m < 8 {
+        if (f >> (8 * m)) as u8 != b'"' {
+            return None;
+        }
+        if n + m <= 8 {
+            // The n integer and m fraction digits side by side, right-aligned over '0's
+            // (two shifts: one by 64 would overflow where n + m is 8).
+            let digits = (v & low_bytes(n)) | ((f & low_bytes(m)) << (8 * n));
+            let shift = 8 * (8 - n - m) as u32;
+            let value = swar_value((digits << shift) | (ZEROS >> 1 >> (63 - shift)));
+            return Some((value * POW10[8 - m], j + m + 1));
+        }
+        // Left-aligned, padded with trailing '0's: the value in 10^-8.
+        let keep = low_bytes(m);
+        (swar_value((f & keep) | (ZEROS & !keep)), j + m)
+    } else {
+        // Zeros past the 8th decimal do not change the value (Kraken writes some prices with
+        // 9 decimals); another digit there is the general path's error.
+        let mut e = j + 8;
+        while *b.get(e)? == b'0' {
+            e += 1;
+        }
+        if *b.get(e)? != b'"' {
+            return None;
+        }
+        (swar_value(f), e)
+    };
+    // A size below 1 (`0.`) needs no second conversion.
+    let int = if n == 1 && v as u8 == b'0' {
+        0
+    } else {
+        let shift = 8 * (8 - n) as u32;
+        swar_value((v << shift) | (ZEROS >> (64 - shift)))
+    };
+    Some((int * rt_core::SCALE + frac, end + 1))
+}
+
+/// The low `n` bytes of a word (n < 8).
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    (1u64 << (8 * n)) - 1
+}
+
 /// Digits one by one (up to 10) from `b[j]`: the value and the index after them.
 #[inline]
 pub(crate) fn int_digits(b: &[u8], mut j: usize) -> Option<(i64, usize)> {
@@ -549,6 +628,50 @@ mod tests {
         }
         for c in cases {
             assert_eq!(eight_digits(&c), Some(plain(&c)), "{:?}", c);
+        }
+    }
+
+    /// The level decimal against the general one on crafted texts (every split of integer
+    /// and fraction digits, zeros, too many digits, junk after them) in frames that end right
+    /// after them or go on.
+    #[test]
+    fn the_level_decimal_reads_what_the_general_path_does() {
+        let mut cases: Vec<String> = vec![
+            "0".into(),
+            "0.0".into(),
+            "00.10".into(),
+            "0.000000001".into(),
+            "0.000000010".into(),
+            "1.".into(),
+            ".5".into(),
+            "1.2.3".into(),
+            "12a".into(),
+            "1.5x".into(),
+            "".into(),
+        ];
+        for n in 1..=12 {
+            for m in 0..=10 {
+                let int: String = (0..n).map(|k| char::from(b'1' + (k % 9) as u8)).collect();
+                let frac: String = (0..m).map(|k| char::from(b'9' - (k % 10) as u8)).collect();
+                cases.push(if m == 0 {
+                    int.clone()
+                } else {
+                    format!("{int}.{frac}")
+                });
+                cases.push(format!("0.{frac}"));
+            }
+        }
+        for case in &cases {
+            for tail in ["", "\"", "\",\"0\",\"12\"]"] {
+                let frame = format!("\"{case}{tail}");
+                let b = frame.as_bytes();
+                let want = fast_decimal(b, 0);
+                assert_eq!(text_decimal(b, 0), want, "{frame}");
+                if let Some((v, end)) = want {
+                    assert_eq!(Ok(v), rt_core::parse_units(case.as_bytes()), "{frame}");
+                    assert_eq!(end, case.len() + 2);
+                }
+            }
         }
     }
 
