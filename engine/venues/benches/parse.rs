@@ -9,7 +9,8 @@
 //!    replayed (events/s and rows/s), alone and with `BookSync` applying the diffs.
 //! 4. **OKX and Kraken** (the bundled `data/okx`, `data/kraken` captures): parse + apply +
 //!    the venue's checksum verified on every message (goal >= 1M msg/s), and parse + apply
-//!    without the checksum (goal >= 2M msg/s). Every frame counts as a message.
+//!    without the checksum (goal >= 2M msg/s), and the decode alone. Every frame counts as a
+//!    message.
 //!
 //! Each figure is a pass over the whole file; warm-up passes first, then the passes are sorted
 //! and p50/p99 reported (as throughput, p99 is the slow tail), with the best pass (on a shared
@@ -18,36 +19,41 @@
 //! new ones every pass ("cold"). Run with `cargo bench -p rt-venues --bench parse`;
 //! `-- okx kraken binance` (any of them) runs those parts only.
 //!
-//! Where OKX's time goes (2026-12, AMD EPYC 2 vCPU shared; `perf record` with line tables on a
-//! loop of passes, and each stage timed alone, best of 2,000 passes). A pass is 299 frames,
-//! 211 KB of JSON, 191 book messages (2 snapshots with 1,040 levels, 4,870 update levels of
-//! which ~2,000 deletions), 70 trades and 26 tickers frames:
-//! - decode ~172 us: the 193 book frames ~154 us, ~26 ns a level; the other 106 frames 18 us.
-//!   Of a level, about a third is the four 8-digit SWAR conversions (integer and fraction of
-//!   the price and the size), the rest finding the text ends, the two texts as 16-byte words,
-//!   the tail `,"0","n"]` and the 80-byte level pushed;
-//! - apply ~110 us, ~18 ns a level: the search below the last level set (~7% of a pass), and
-//!   the ~3,060 inserts and deletes of a pass, each shifting ~33 16-byte order entries on the
-//!   ring's shorter side (memmove ~6%); the texts into their slab slot;
-//! - checksum ~35 us, ~180 ns a book message: 50 levels written with fixed-size copies
-//!   (~3.5 ns a level), then the CRC32 of ~0.9 KB (a few us in all).
+//! Where OKX's time goes (2026-12-06, AMD EPYC 2 vCPU shared; `perf record` with line tables
+//! on a loop of passes, and the decode-only series). A pass is 299 frames, 211 KB of
+//! JSON, 191 book messages (2 snapshots with 1,040 levels, 4,870 update levels of which ~2,000
+//! deletions), 70 trades and 26 tickers frames; best passes, load ~3.5:
+//! - decode ~157 us (decode alone 1.9 M msg/s): ~18 ns a level, of which the digit
+//!   conversions are still the largest part (one per decimal where integer and fraction fit 8
+//!   bytes, `scan::text_decimal`; two for longer ones), then finding the text ends, the two
+//!   texts as 16-byte words, the tail `,"0","n"]` matched as a pattern (the liquidated-orders
+//!   and order-count fields are never converted) and the 80-byte level pushed; then the
+//!   envelopes (`arg` read at fixed places when written compactly, as OKX does) and the 106
+//!   trades and tickers frames;
+//! - apply ~36 us: the book's sides are indexed by tick (`checksum::grid`): a level is one
+//!   multiply and a store, with no search and nothing shifted (the sorted ring it replaced took
+//!   ~100 us: a search and ~3,060 inserts and deletes shifting ~33 entries each); the snapshots'
+//!   sort and window placement are most of what is left;
+//! - checksum ~40 us, ~210 ns a book message: 50 levels written with fixed-size copies
+//!   (~2.3 ns a level), then the CRC32 of ~0.9 KB (~26 ns).
 //!
 //! Tried and measured slower, so not kept: one pass over the 32 bytes after a level's `["`
 //! finding every quote and point at once (SWAR masks, no walk and no branch on text lengths):
 //! decode +30%, the level loop is bound by its instruction count, not by mispredictions; the
-//! fraction read without a branch on the point: decode +6%. An incremental checksum text
-//! would not pay: 128 of the 189 updates touch the best level of a side, so nearly every
+//! fraction read without a branch on the point: decode +6%; the fraction's word loaded again
+//! rather than assembled from the two loads already made: Kraken -5%. An incremental checksum
+//! text would not pay: 128 of the 189 updates touch the best level of a side, so nearly every
 //! message rewrites the whole text.
 //!
-//! So this bench reads, on this machine with others compiling beside it: OKX ~0.93-0.96 M msg/s
-//! with the checksum (the goal, 1 M msg/s, is a 0.30 ms pass: ~5% short) and ~1.1 M msg/s
-//! without it (2 M msg/s would be 0.15 ms). That last goal is not reachable this way: 150 us
-//! for 211 KB is 0.7 ns a byte for parse *and* apply, below the decode alone (~0.8 ns/byte)
-//! and below serde_json's floor of only validating JSON into `IgnoredAny` (~0.8-1 ns/byte on
-//! the Binance files, printed below). 2 M msg/s would take a SIMD structural scan (simd-json
-//! style; `std::arch` loads need the unsafe code the workspace denies) or levels left
-//! unparsed beyond what the checksum and the core need. Kraken's frames are small (~190
-//! bytes, 1-2 levels): both goals are met.
+//! So this bench reads, on this machine with others compiling beside it: OKX ~1.25 M msg/s with
+//! the checksum (the goal, 1 M msg/s, met with ~25% to spare) and ~1.55 M msg/s without it
+//! (2 M msg/s would be a 0.15 ms pass). That last goal is not reachable this way: decoding alone
+//! takes ~0.157 ms, ~0.74 ns a byte of JSON, about serde_json's floor of only validating JSON
+//! into `IgnoredAny` (~0.8-1 ns/byte on the Binance files, printed below). 2 M msg/s would take
+//! a SIMD structural scan (simd-json style; `std::arch` loads need the unsafe code the
+//! workspace denies) or levels left unparsed beyond what the checksum needs (the core's events
+//! need each size's value). Kraken's frames are small (~190 bytes, 1-2 levels): both goals are
+//! met (~2.8 / ~4.7 M msg/s).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -251,6 +257,37 @@ fn kraken_pass(
     n
 }
 
+/// A venue's decoder, for the decode-only series.
+trait VenueDecoder: Default + 'static {
+    fn frame(&mut self, frame: &[u8]);
+}
+
+impl VenueDecoder for OkxDecoder {
+    fn frame(&mut self, frame: &[u8]) {
+        black_box(self.decode(frame).unwrap());
+    }
+}
+
+impl VenueDecoder for KrakenDecoder {
+    fn frame(&mut self, frame: &[u8]) {
+        black_box(self.decode(frame).unwrap());
+    }
+}
+
+/// Passes of a venue's decoder alone over its frames (what apply and the checksum add is the
+/// difference from the other series).
+fn decode_only<D: VenueDecoder>() -> Box<dyn FnMut(&Frames) -> u64> {
+    let mut decoder = D::default();
+    Box::new(move |frames| {
+        let mut n = 0;
+        for (_, frame) in frames.iter() {
+            n += 1;
+            decoder.frame(frame);
+        }
+        n
+    })
+}
+
 /// Passes of `pass` over a venue's frames with the checksum every `every` messages. The
 /// decoder and books (`state`) are kept from one pass to the next, as a live feed keeps them
 /// (each pass starts at the capture's snapshots, which rebuild the books); `cold` makes new
@@ -297,6 +334,11 @@ fn checksum_venues() -> Vec<(&'static str, f64, f64)> {
         let checked = series("parse + apply + checksum every message", 1, false);
         let bare = series("parse + apply, no checksum", u64::MAX, false);
         series("cold: new decoder + books a pass, checksum", 1, true);
+        let mut decode = match venue {
+            "okx" => decode_only::<OkxDecoder>(),
+            _ => decode_only::<KrakenDecoder>(),
+        };
+        sample_n(SHORT_PASSES, "decode only", "msg", || decode(&frames));
         out.push((venue, checked, bare));
     }
     out

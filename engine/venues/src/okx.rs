@@ -24,7 +24,7 @@ use crate::checksum::{
     text_levels, BookMessage, Checked, CheckedBooks, Text, TextBook, TextLevel, TEXT_CAP,
     TEXT_SLACK,
 };
-use crate::scan::Scan;
+use crate::scan::{quote_or_escape, Scan};
 
 /// Levels per side in OKX's checksum.
 pub const CHECKSUM_DEPTH: usize = 25;
@@ -118,9 +118,21 @@ impl OkxDecoder {
         };
         let mut event = false;
         let mut data_seen = false;
-        s.expect(b'{', "'{'")?;
-        if s.peek()? == b'}' {
-            return Ok(out);
+        match fast_arg(frame, &mut out) {
+            Some(end) => {
+                s.i = end;
+                if !s.more(b'}')? {
+                    // `arg` alone: no data.
+                    out.channel = Channel::Other;
+                    return Ok(out);
+                }
+            }
+            None => {
+                s.expect(b'{', "'{'")?;
+                if s.peek()? == b'}' {
+                    return Ok(out);
+                }
+            }
         }
         loop {
             let key = s.string()?;
@@ -244,6 +256,31 @@ impl OkxDecoder {
             }
         }
     }
+}
+
+/// `{"arg":{"channel":"<books|trades|tickers>","instId":"<name>"}` at the start of `frame`,
+/// as OKX writes its data frames: the channel and instrument set in `out` and the index after
+/// the `arg` object; `None` for anything else (the general path then reads it).
+#[inline]
+fn fast_arg<'a>(frame: &'a [u8], out: &mut OkxFrame<'a>) -> Option<usize> {
+    const HEAD: &[u8] = br#"{"arg":{"channel":""#;
+    const INST: &[u8] = br#"","instId":""#;
+    let rest = frame.strip_prefix(HEAD)?;
+    let (channel, name) = [
+        (Channel::Books, &b"books"[..]),
+        (Channel::Trades, b"trades"),
+        (Channel::Tickers, b"tickers"),
+    ]
+    .into_iter()
+    .find(|(_, name)| rest.starts_with(name) && rest[name.len()..].starts_with(INST))?;
+    let start = HEAD.len() + name.len() + INST.len();
+    let end = quote_or_escape(frame, start);
+    if frame.get(end..end + 2)? != b"\"}" {
+        return None;
+    }
+    out.channel = channel;
+    out.inst_id = &frame[start..end];
+    Some(end + 2)
 }
 
 /// An integer written bare or quoted (`"1652459225696"`, `-1`).
@@ -458,6 +495,48 @@ mod tests {
         assert_eq!(f.ticker.unwrap().ask_px, 3_022_870_000_000);
         let e = br#"{"event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"}}"#;
         assert_eq!(d.decode(e).unwrap().channel, Channel::Other);
+    }
+
+    /// Every frame of the capture, and a few of other shapes, read the same through the
+    /// compact `arg` fast path and the general one (taken for the same frame after a blank).
+    #[test]
+    fn the_arg_fast_path_reads_what_the_general_path_does() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/okx/cryptofeed_OKX.ws.1.0");
+        let mut frames = crate::FrameReader::open(&path).unwrap();
+        let mut all: Vec<Vec<u8>> = Vec::new();
+        while let Some(frame) = frames.next_frame() {
+            all.push(frame.unwrap().bytes.to_vec());
+        }
+        for extra in [
+            &br#"{"arg":{"channel":"books","instId":"X"}}"#[..],
+            br#"{"arg":{"channel":"books","instId":"X"},"event":"subscribe"}"#,
+            br#"{"arg":{"channel":"books5","instId":"X"},"data":[{"asks":[]}]}"#,
+            br#"{"arg":{"channel":"trades","instId":"A\"B"},"data":[]}"#,
+            br#"{"arg":{"channel":"tickers","instId":"X","uid":"1"},"data":[]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"}"#,
+        ] {
+            all.push(extra.to_vec());
+        }
+        let mut fast_books = 0;
+        for frame in &all {
+            let blank = [b" ", frame.as_slice()].concat();
+            let (mut fast, mut general) = (OkxDecoder::new(), OkxDecoder::new());
+            let a = fast.decode(frame).map_err(|e| e.to_string());
+            let b = general.decode(&blank).map_err(|_| ());
+            assert_eq!(
+                a.as_ref().map_err(|_| ()).copied(),
+                b,
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+            assert_eq!(
+                (fast.bids, fast.asks, fast.trades),
+                (general.bids, general.asks, general.trades)
+            );
+            fast_books += usize::from(matches!(a, Ok(f) if f.channel == Channel::Books));
+        }
+        assert!(fast_books >= 191, "{fast_books}");
     }
 
     #[test]
