@@ -298,6 +298,9 @@ FIELDS: dict[str, FieldRule] = {
     "strategies.*.params.touch": _r(
         _N, "book or bbo: which top of book the quotes are placed against"
     ),
+    "strategies.*.params.requote": _r(
+        _N, "replace or amend: how a working quote is moved (the same quotes either way)"
+    ),
     "strategies.*.params.signal": _r(
         _TOPO, "the market maker's fair value from another book (absent: its own)", Critical.ALWAYS
     ),

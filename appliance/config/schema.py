@@ -365,6 +365,10 @@ class MarketMakerParams(Strict):
         "real-time best bid and offer, Binance bookTicker, whenever newer than the diff book); "
         "absent: book"
     )
+    requote: Literal["replace", "amend"] | None = _optional(
+        "how a working quote is moved: replace (cancelled and placed again) or amend (its "
+        "price and size changed in place; OKX only); absent: replace"
+    )
 
 
 class ImbalanceTakerParams(Strict):

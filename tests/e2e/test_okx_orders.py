@@ -357,3 +357,76 @@ def test_okx_start_cancels_every_page_of_the_traded_instrument_and_nothing_else(
         assert env.stop("engine") == 0
         assert pending(env, creds, "BTC-USDT") == 0
         assert pending(env, creds, "UNI-USD-SWAP") == 1
+
+
+def test_okx_quotes_are_amended_in_place_and_every_fill_is_at_the_amended_price(
+    tmp_path: Path,
+) -> None:
+    """`requote: amend`: the market maker moves its working quotes with `amend-order` (one
+    request, the same order) instead of cancelling and placing. The venue makes each amendment
+    (the sim's matcher moves the resting order), its push settles it, the journal holds the
+    request and its outcome, and every fill the venue made of an amended order is at the price
+    the journal says the order had then: the venue and the engine agree on every amendment."""
+    creds = keys()
+    amend = "+strategies.mm_okx.params.requote=amend"
+    with live(tmp_path, PAPER_OKX, CREDENTIALS, amend, speed="4") as env:
+        assert env.manifest["strategies"]["mm_okx"]["params"]["requote"] == "amend"
+        env.start_sim(env=creds)
+        engine = env.start_engine(env=creds)
+
+        def amended() -> list[dict[str, Any]]:
+            return [
+                r for r in env.journal_records() if r["t"] == "exec" and r["kind"] == "amended"
+            ]
+
+        wait_for(lambda: len(amended()) >= 5, 90, "five amendments made", 0.5)
+        env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "an OKX fill")
+        assert env.stop("engine") == 0, engine.text()
+
+        records = env.journal_records()
+        asked = [r for r in records if r["t"] == "amend"]
+        answers = [
+            r
+            for r in records
+            if r["t"] == "exec" and r["kind"] in ("amended", "amend_rejected")
+        ]
+        made = [r for r in answers if r["kind"] == "amended"]
+        # Every amendment sent was answered once, before the next one of its order: made as
+        # asked, or refused with a reason. A refusal with nothing sent is the gateway's own (the
+        # order finished meanwhile), journaled with the order's side and a reason.
+        pending: dict[int, tuple[Decimal, Decimal]] = {}
+        sides = {r["id"]: r["side"] for r in records if r["t"] == "order"}
+        for r in records:
+            if r["t"] == "amend":
+                assert r["id"] not in pending, r
+                pending[r["id"]] = (Decimal(r["price"]), Decimal(r["qty"]))
+            elif r in answers:
+                assert r["side"] == sides[r["id"]], r
+                if r["kind"] == "amended":
+                    assert pending.pop(r["id"]) == (Decimal(r["price"]), Decimal(r["qty"])), r
+                else:
+                    assert r["reason"], r
+                    pending.pop(r["id"], None)
+        assert not pending, f"amendments never answered: {pending}"
+        assert len(asked) >= 5
+        # The venue made exactly the amendments the journal holds as made.
+        assert sim_okx(env, "status")["amends"] == len(made)
+        orders = [r for r in records if r["t"] == "order" and r["exchange"] == "okx"]
+
+        # Each fill of an order is at the price the journal says it had then (post-only quotes
+        # fill as makers at their own price), and the journal's fills are the venue's.
+        price_of: dict[int, Decimal] = {r["id"]: Decimal(r["price"]) for r in orders}
+        checked = 0
+        for r in records:
+            if r["t"] == "exec" and r["kind"] == "amended":
+                price_of[r["id"]] = Decimal(r["price"])
+            elif r["t"] == "exec" and r["kind"] == "fill" and r["id"] in price_of:
+                assert Decimal(r["price"]) == price_of[r["id"]], r
+                checked += 1
+        assert checked > 0
+        assert_journal_matches_venue(env, creds)
+        assert open_at_venue(env, creds) == 0
+        text = engine.text()
+        print(f"okx amend: {len(asked)} asked, {len(made)} made, {len(orders)} orders, "
+              f"{checked} fills checked")
+        assert creds["PYRT_E2E_OKX_SECRET"] not in text

@@ -148,6 +148,15 @@ pub enum Entry {
         exchange: u32,
         instrument: InstrumentId,
     },
+    /// An amendment: the order to `price` and `qty` ordered.
+    Amend {
+        exchange: u32,
+        instrument: InstrumentId,
+        order_id: u64,
+        price: Price,
+        qty: Qty,
+        ctx: Context,
+    },
 }
 
 impl Entry {
@@ -155,7 +164,10 @@ impl Entry {
     pub fn is_decision(&self) -> bool {
         matches!(
             self,
-            Entry::New { .. } | Entry::Cancel { .. } | Entry::CancelAll { .. }
+            Entry::New { .. }
+                | Entry::Cancel { .. }
+                | Entry::CancelAll { .. }
+                | Entry::Amend { .. }
         )
     }
 
@@ -195,11 +207,13 @@ impl Entry {
                     ExecKind::Cancelled => ("cancelled", 0, 0, false, 0),
                     ExecKind::Expired => ("expired", 0, 0, false, 0),
                     ExecKind::CancelRejected => ("cancel_rejected", 0, 0, false, 0),
+                    ExecKind::Amended { price, qty } => ("amended", price.0, qty.0, false, 0),
+                    ExecKind::AmendRejected(r) => (r.as_str(), 0, 0, false, 0),
                 };
-                let rejected = if matches!(exec.kind, ExecKind::Rejected(_)) {
-                    "rejected:"
-                } else {
-                    ""
+                let rejected = match exec.kind {
+                    ExecKind::Rejected(_) => "rejected:",
+                    ExecKind::AmendRejected(_) => "amend_rejected:",
+                    _ => "",
                 };
                 write!(
                     out,
@@ -265,6 +279,21 @@ impl Entry {
                 exchange,
                 instrument,
             } => write!(out, "cancel_all {exchange} {instrument}"),
+            Entry::Amend {
+                exchange,
+                instrument,
+                order_id,
+                price,
+                qty,
+                ctx,
+            } => {
+                let _ = write!(
+                    out,
+                    "amend {exchange} {instrument} {order_id} {} {} ",
+                    price.0, qty.0
+                );
+                write_ctx(out, ctx)
+            }
         };
     }
 
@@ -308,12 +337,22 @@ impl Entry {
                     "cancelled" => ExecKind::Cancelled,
                     "expired" => ExecKind::Expired,
                     "cancel_rejected" => ExecKind::CancelRejected,
+                    "amended" => ExecKind::Amended { price, qty },
                     other => {
-                        let reason = other
-                            .strip_prefix("rejected:")
-                            .and_then(|r| RejectReason::ALL.into_iter().find(|x| x.as_str() == r))
-                            .ok_or(ParseError("an unknown execution report kind"))?;
-                        ExecKind::Rejected(reason)
+                        let reason = |r: &str| {
+                            RejectReason::ALL
+                                .into_iter()
+                                .find(|x| x.as_str() == r)
+                                .ok_or(ParseError("an unknown rejection reason"))
+                        };
+                        match (
+                            other.strip_prefix("rejected:"),
+                            other.strip_prefix("amend_rejected:"),
+                        ) {
+                            (Some(r), _) => ExecKind::Rejected(reason(r)?),
+                            (_, Some(r)) => ExecKind::AmendRejected(reason(r)?),
+                            _ => return Err(ParseError("an unknown execution report kind")),
+                        }
                     }
                 };
                 Entry::Exec {
@@ -387,6 +426,14 @@ impl Entry {
             "cancel_all" => Entry::CancelAll {
                 exchange: f.num()?,
                 instrument: f.num()?,
+            },
+            "amend" => Entry::Amend {
+                exchange: f.num()?,
+                instrument: f.num()?,
+                order_id: f.num()?,
+                price: Price(f.num()?),
+                qty: Qty(f.num()?),
+                ctx: read_ctx(&mut f)?,
             },
             _ => return Err(ParseError("an unknown entry kind")),
         };
@@ -499,6 +546,21 @@ pub fn decision(bt: &crate::Trader, request: &crate::VenueRequest) -> Entry {
             order_id,
             ctx: context(bt, instrument),
         },
+        crate::VenueRequest::Amend {
+            exchange,
+            instrument,
+            order_id,
+            price,
+            qty,
+            ..
+        } => Entry::Amend {
+            exchange: exchange as u32,
+            instrument,
+            order_id,
+            price,
+            qty,
+            ctx: context(bt, instrument),
+        },
     }
 }
 
@@ -579,6 +641,21 @@ mod tests {
                 exec: exec(ExecKind::CancelRejected),
                 base_commission: Qty::ZERO,
             },
+            Entry::Exec {
+                exchange: 0,
+                recv_ns: 1,
+                exec: exec(ExecKind::Amended {
+                    price: Price(5),
+                    qty: Qty(4),
+                }),
+                base_commission: Qty::ZERO,
+            },
+            Entry::Exec {
+                exchange: 0,
+                recv_ns: 1,
+                exec: exec(ExecKind::AmendRejected(RejectReason::NotAmendable)),
+                base_commission: Qty::ZERO,
+            },
             Entry::Timer,
             Entry::Ban,
             Entry::Funding {
@@ -613,6 +690,14 @@ mod tests {
             Entry::CancelAll {
                 exchange: 0,
                 instrument: 1,
+            },
+            Entry::Amend {
+                exchange: 0,
+                instrument: 1,
+                order_id: 3,
+                price: Price(7),
+                qty: Qty(9),
+                ctx,
             },
         ] {
             round_trip(e);

@@ -29,8 +29,8 @@ pub use risk::{
     RiskRestore, RiskState, RiskTransition, TightenError,
 };
 pub use strategy::{
-    Action, FillReport, ModelLoader, ModelStats, NewOrder, OrderKind, OrderStatus, OrderUpdate,
-    Strategy, StrategyContext, StrategyError,
+    Action, Amend, FillReport, ModelLoader, ModelStats, NewOrder, OrderKind, OrderStatus,
+    OrderUpdate, Strategy, StrategyContext, StrategyError,
 };
 pub use sync::{BookSync, DiffOutcome, SyncCounters, SyncRule, SyncState, MAX_CROSSED_DIFFS};
 pub use trader::{

@@ -18,6 +18,14 @@
 //! - Orders arriving while the book is not synced are rejected with `BookUnavailable`.
 //! - **Cancel**: removes a resting order (`Cancelled` with its unfilled quantity); a cancel for
 //!   an order that is not resting (filled, expired, unknown) gets `CancelRejected`.
+//! - **Amend** (OKX's `amend-order`): a resting order's new price and quantity ordered (fills
+//!   included), `Amended` with what is left to fill. A smaller quantity at the same price keeps
+//!   the order's place in the queue; any other change puts it at the back of its (new) level.
+//!   A new price that reaches the opposite best trades at once for a limit order, as a new
+//!   order would (taker), and the rest rests; a post-only order's is refused
+//!   (`PostOnlyWouldCross`). Refused too (`AmendRejected`, the order unchanged): an order that
+//!   is not resting (`NotAmendable`), a quantity not above what is filled (`InvalidQty`), an
+//!   unsynced book (`BookUnavailable`).
 //!
 //! # Queue position (conservative)
 //!
@@ -70,6 +78,8 @@ pub struct SimOrder {
     pub queue_ahead: Qty,
     /// When it started resting.
     pub since: Nanos,
+    /// Limit or post-only (what an amendment that crosses does).
+    pub kind: OrderKind,
 }
 
 /// What happened to an order.
@@ -88,6 +98,15 @@ pub enum ExecKind {
     Expired,
     /// The order was not resting (already filled or expired, or unknown).
     CancelRejected,
+    /// The order now has this price and quantity ordered (fills included); `leaves` is what is
+    /// left to fill.
+    Amended {
+        price: Price,
+        qty: Qty,
+    },
+    /// An amendment was refused: the order is as it was (`leaves`: its unfilled quantity, 0
+    /// when it is not resting).
+    AmendRejected(RejectReason),
 }
 
 /// An execution report.
@@ -113,7 +132,10 @@ impl Exec {
             ExecKind::Fill { .. } => Some(OrderStatus::PartiallyFilled),
             ExecKind::Cancelled => Some(OrderStatus::Cancelled),
             ExecKind::Expired => Some(OrderStatus::Expired),
-            ExecKind::CancelRejected => None,
+            // A refused cancel or amendment changes nothing; an amendment keeps the status.
+            ExecKind::CancelRejected | ExecKind::Amended { .. } | ExecKind::AmendRejected(_) => {
+                None
+            }
         }
     }
 
@@ -214,6 +236,7 @@ impl Matcher {
                 leaves,
                 queue_ahead: book.qty_at(req.side, req.price),
                 since: ts,
+                kind: req.kind,
             }),
             OrderKind::Ioc | OrderKind::Market => out.push(Exec {
                 ts,
@@ -274,6 +297,92 @@ impl Matcher {
                 kind: ExecKind::CancelRejected,
                 leaves: Qty::ZERO,
             }),
+        }
+    }
+
+    /// An amendment arrives at `ts`: the resting order `order_id` to `price` and `qty` ordered
+    /// (fills included). See the module documentation.
+    pub fn amend(
+        &mut self,
+        ts: Nanos,
+        order_id: u64,
+        price: Price,
+        qty: Qty,
+        book: Option<&OrderBook>,
+        out: &mut Vec<Exec>,
+    ) {
+        let refuse = |reason, leaves, out: &mut Vec<Exec>| {
+            out.push(Exec {
+                ts,
+                order_id,
+                kind: ExecKind::AmendRejected(reason),
+                leaves,
+            });
+        };
+        let Some(i) = self.resting.iter().position(|o| o.order_id == order_id) else {
+            refuse(RejectReason::NotAmendable, Qty::ZERO, out);
+            return;
+        };
+        let o = self.resting[i];
+        let Some(book) = book else {
+            refuse(RejectReason::BookUnavailable, o.leaves, out);
+            return;
+        };
+        let filled = o.qty.0 - o.leaves.0;
+        if qty.0 <= filled || price.0 <= 0 {
+            let reason = if price.0 <= 0 {
+                RejectReason::InvalidPrice
+            } else {
+                RejectReason::InvalidQty
+            };
+            refuse(reason, o.leaves, out);
+            return;
+        }
+        let crosses = match o.side {
+            Side::Buy => book.best_ask(),
+            Side::Sell => book.best_bid(),
+        }
+        .is_some_and(|l| reaches(o.side, price, l.price));
+        if crosses && o.kind == OrderKind::PostOnly {
+            refuse(RejectReason::PostOnlyWouldCross, o.leaves, out);
+            return;
+        }
+        let leaves = Qty(qty.0 - filled);
+        out.push(Exec {
+            ts,
+            order_id,
+            kind: ExecKind::Amended { price, qty },
+            leaves,
+        });
+        let keeps_place = price == o.price && qty.0 <= o.qty.0;
+        let r = &mut self.resting[i];
+        (r.price, r.qty, r.leaves) = (price, qty, leaves);
+        if keeps_place {
+            return;
+        }
+        r.queue_ahead = book.qty_at(o.side, price);
+        r.since = ts;
+        if crosses {
+            let r = self.resting.remove(i);
+            let req = SimRequest {
+                order_id,
+                side: r.side,
+                price,
+                qty: leaves,
+                kind: r.kind,
+            };
+            let rest = self.take(ts, &req, Some(price), book, out);
+            if rest.0 > 0 {
+                self.resting.push(SimOrder {
+                    leaves: rest,
+                    queue_ahead: book.qty_at(r.side, price),
+                    ..r
+                });
+            }
+        } else {
+            // At the back of its level: after every other resting order too.
+            let r = self.resting.remove(i);
+            self.resting.push(r);
         }
     }
 
@@ -550,6 +659,126 @@ mod tests {
 
     fn kinds(out: &[Exec]) -> Vec<ExecKind> {
         out.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn an_amendment_keeps_the_queue_only_for_a_smaller_size_at_the_same_price() {
+        let mut m = Matcher::new(spec());
+        let mut out = Vec::new();
+        let b = book();
+        m.submit(
+            1,
+            &req(1, Side::Buy, 99, 4, OrderKind::PostOnly),
+            Some(&b),
+            &mut out,
+        );
+        m.submit(
+            2,
+            &req(2, Side::Buy, 99, 2, OrderKind::PostOnly),
+            Some(&b),
+            &mut out,
+        );
+        // A public sell of 6 at 99: 5 displayed ahead, 1 to order 1.
+        out.clear();
+        m.on_trade(3, &trade(99, 6, Side::Sell), &mut out);
+        assert_eq!(fills(&out), [(99, 1, true)]);
+        // Down to 3 ordered (1 filled): 2 left, its place kept (nothing ahead now).
+        out.clear();
+        let (p99, p98) = (Price::from_int(99), Price::from_int(98));
+        m.amend(4, 1, p99, Qty::from_int(3), Some(&b), &mut out);
+        assert_eq!(
+            (out[0].kind, out[0].leaves),
+            (
+                ExecKind::Amended {
+                    price: p99,
+                    qty: Qty::from_int(3)
+                },
+                Qty::from_int(2)
+            )
+        );
+        let o = m.resting()[0];
+        assert_eq!(
+            (o.order_id, o.queue_ahead, o.leaves),
+            (1, Qty::ZERO, Qty::from_int(2))
+        );
+        // A new price: at the back of level 98 (10 displayed ahead), behind order 2.
+        out.clear();
+        m.amend(5, 1, p98, Qty::from_int(3), Some(&b), &mut out);
+        let o = *m.resting().last().expect("resting");
+        assert_eq!(
+            (o.order_id, o.price, o.queue_ahead, o.since),
+            (1, p98, Qty::from_int(10), 5)
+        );
+        // Not above what is filled, crossing as post-only, unknown, no book: refused, the
+        // order as it was.
+        for (id, price, qty, book, reason) in [
+            (1, 98, 1, Some(&b), RejectReason::InvalidQty),
+            (1, 101, 3, Some(&b), RejectReason::PostOnlyWouldCross),
+            (9, 98, 3, Some(&b), RejectReason::NotAmendable),
+            (1, 97, 3, None, RejectReason::BookUnavailable),
+        ] {
+            out.clear();
+            let before = m.resting().to_vec();
+            m.amend(
+                6,
+                id,
+                Price::from_int(price),
+                Qty::from_int(qty),
+                book,
+                &mut out,
+            );
+            assert_eq!(kinds(&out), [ExecKind::AmendRejected(reason)]);
+            assert_eq!(m.resting(), &before[..]);
+        }
+    }
+
+    #[test]
+    fn a_limit_order_amended_across_the_book_trades_as_a_taker() {
+        let mut m = Matcher::new(spec());
+        let mut out = Vec::new();
+        let b = book();
+        m.submit(
+            1,
+            &req(1, Side::Buy, 99, 5, OrderKind::Limit),
+            Some(&b),
+            &mut out,
+        );
+        out.clear();
+        // To 102 for 5: takes 101 (3) and 102 (2), nothing rests.
+        m.amend(
+            2,
+            1,
+            Price::from_int(102),
+            Qty::from_int(5),
+            Some(&b),
+            &mut out,
+        );
+        assert!(matches!(out[0].kind, ExecKind::Amended { .. }));
+        assert_eq!(fills(&out), [(101, 3, false), (102, 2, false)]);
+        assert_eq!(out.last().map(|e| e.leaves), Some(Qty::ZERO));
+        assert!(!m.has_resting());
+        // To 101 for 8: takes 3, the rest (5) rests at 101 with 3 displayed ahead.
+        m.submit(
+            3,
+            &req(2, Side::Buy, 99, 8, OrderKind::Limit),
+            Some(&b),
+            &mut out,
+        );
+        out.clear();
+        m.amend(
+            4,
+            2,
+            Price::from_int(101),
+            Qty::from_int(8),
+            Some(&b),
+            &mut out,
+        );
+        assert_eq!(fills(&out), [(101, 3, false)]);
+        let o = m.resting()[0];
+        assert_eq!(
+            (o.price, o.leaves),
+            (Price::from_int(101), Qty::from_int(5))
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!
 //! Final statuses (Filled, Canceled, Expired, ExpiredInMatch, Rejected) take no event. A fill
 //! beyond the order's quantity and a fill of zero or less are refused, as is a rejection of an
-//! order that has fills. A refused event leaves the lifecycle as it was. An acknowledgement of
+//! order that has fills. An amendment (`Amended`: a new price and quantity ordered, fills
+//! included) keeps the status; one that would leave nothing to fill is refused. A refused event leaves the lifecycle as it was. An acknowledgement of
 //! an order that is already acknowledged (or partly filled: a late `New` after a fill that a
 //! catch-up reported first) changes nothing and is not an error.
 
@@ -92,11 +93,16 @@ pub enum OrderEvent {
     Expired,
     ExpiredInMatch,
     Rejected,
+    /// The venue amended the order: its price and the quantity ordered (fills included).
+    Amended {
+        price: Price,
+        qty: Qty,
+    },
 }
 
 impl OrderEvent {
-    /// The event an execution report carries (`None` for a refused cancel, which changes
-    /// nothing).
+    /// The event an execution report carries (`None` for a refused cancel or amendment, which
+    /// change nothing).
     pub const fn of_exec(kind: &ExecKind) -> Option<OrderEvent> {
         match *kind {
             ExecKind::Accepted => Some(OrderEvent::Accepted),
@@ -104,7 +110,8 @@ impl OrderEvent {
             ExecKind::Fill { qty, .. } => Some(OrderEvent::Fill(qty)),
             ExecKind::Cancelled => Some(OrderEvent::Canceled),
             ExecKind::Expired => Some(OrderEvent::Expired),
-            ExecKind::CancelRejected => None,
+            ExecKind::Amended { price, qty } => Some(OrderEvent::Amended { price, qty }),
+            ExecKind::CancelRejected | ExecKind::AmendRejected(_) => None,
         }
     }
 }
@@ -130,6 +137,8 @@ pub enum LifecycleError {
     NonPositiveFill(Qty),
     #[error("an order with {} filled cannot be rejected", .0 .0)]
     RejectAfterFill(Qty),
+    #[error("an amendment to {} ordered would leave nothing to fill ({} filled)", qty.0, filled.0)]
+    AmendBelowFilled { qty: Qty, filled: Qty },
 }
 
 /// One order's state. See the module documentation.
@@ -248,6 +257,17 @@ impl OrderLifecycle {
                 }
                 S::Rejected
             }
+            OrderEvent::Amended { price, qty } => {
+                if qty.0 <= self.filled.0 {
+                    return Err(LifecycleError::AmendBelowFilled {
+                        qty,
+                        filled: self.filled,
+                    });
+                }
+                self.price = price;
+                self.qty = qty;
+                self.status
+            }
         };
         Ok(self.status)
     }
@@ -313,6 +333,40 @@ mod tests {
 
     fn order(qty: i64) -> OrderLifecycle {
         OrderLifecycle::sent(Side::Buy, Price(100), Qty(qty))
+    }
+
+    #[test]
+    fn an_amendment_changes_price_and_quantity_not_the_status() {
+        let mut o = order(10);
+        o.accept().expect("accepted");
+        o.apply_fill(Qty(4)).expect("filled");
+        let amended = OrderEvent::Amended {
+            price: Price(99),
+            qty: Qty(6),
+        };
+        assert_eq!(o.apply(amended), Ok(LifecycleStatus::PartiallyFilled));
+        assert_eq!(
+            (o.price(), o.qty(), o.leaves()),
+            (Price(99), Qty(6), Qty(2))
+        );
+        // Down to what is filled (or below): nothing would be left, refused, nothing changes.
+        let too_small = OrderEvent::Amended {
+            price: Price(98),
+            qty: Qty(4),
+        };
+        assert_eq!(
+            o.apply(too_small),
+            Err(LifecycleError::AmendBelowFilled {
+                qty: Qty(4),
+                filled: Qty(4)
+            })
+        );
+        assert_eq!((o.price(), o.qty()), (Price(99), Qty(6)));
+        assert_eq!(o.apply_fill(Qty(2)), Ok(Qty::ZERO));
+        assert!(
+            o.apply(amended).is_err(),
+            "a filled order takes no amendment"
+        );
     }
 
     #[test]
@@ -497,6 +551,9 @@ mod tests {
                             LifecycleError::RejectAfterFill(f) => {
                                 prop_assert!(f.0 > 0);
                                 prop_assert_eq!(e, OrderEvent::Rejected);
+                            }
+                            LifecycleError::AmendBelowFilled { qty, filled } => {
+                                prop_assert!(qty.0 <= filled.0);
                             }
                         }
                     }

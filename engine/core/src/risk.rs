@@ -100,11 +100,15 @@ pub enum RejectReason {
     /// asked us to back off (HTTP 429) or banned us (HTTP 418); refused before it is sent.
     /// Not the risk engine's own order-rate bucket ([`RejectReason::RateLimit`]).
     VenueRateLimit,
+    /// An amendment of an order that cannot take one now: not resting at the venue (filled,
+    /// cancelled, unknown), not acknowledged yet, with a cancel or another amendment in
+    /// flight, an IOC or market order, or on a venue that does not amend.
+    NotAmendable,
 }
 
 impl RejectReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [RejectReason; 26] = [
+    pub const ALL: [RejectReason; 27] = [
         RejectReason::Halted,
         RejectReason::UnknownInstrument,
         RejectReason::InvalidQty,
@@ -131,6 +135,7 @@ impl RejectReason {
         RejectReason::VenueRejected,
         RejectReason::Paused,
         RejectReason::VenueRateLimit,
+        RejectReason::NotAmendable,
     ];
     pub const COUNT: usize = RejectReason::ALL.len();
 
@@ -163,6 +168,7 @@ impl RejectReason {
             RejectReason::VenueRejected => "venue_rejected",
             RejectReason::Paused => "paused",
             RejectReason::VenueRateLimit => "venue_rate_limit",
+            RejectReason::NotAmendable => "not_amendable",
         }
     }
 
@@ -555,6 +561,49 @@ impl RiskEngine {
         }
         self.open_orders += 1;
         Ok(())
+    }
+
+    /// An amendment of a live order, `order` carrying its new price and its new quantity left
+    /// to fill: checked as if it were placed anew with the order's `old_leaves` released (so
+    /// the order neither counts twice against the limits nor as another open order), and it
+    /// takes a token of the order rate as a new order does. On success the side's open
+    /// quantity grows by what the amendment adds, and that is returned: a smaller amendment
+    /// releases nothing until the venue confirms it, since the order may fill at its old size
+    /// meanwhile ([`RiskEngine::release_open`]).
+    pub fn check_amend(
+        &mut self,
+        now: Nanos,
+        order: &NewOrder,
+        old_leaves: Qty,
+        reference: Option<Price>,
+        portfolio: &Portfolio,
+    ) -> Result<Qty, RejectReason> {
+        let i = order.instrument as usize;
+        let (saved, saved_orders) = (self.open.get(i).copied(), self.open_orders);
+        self.on_fill(order.instrument, order.side, old_leaves);
+        self.open_orders = self.open_orders.saturating_sub(1);
+        let verdict = self.evaluate(now, order, reference, portfolio);
+        if let (Some(o), Some(saved)) = (self.open.get_mut(i), saved) {
+            *o = saved;
+        }
+        self.open_orders = saved_orders;
+        verdict?;
+        self.take_token(now)?;
+        let extra = Qty((order.qty.0 - old_leaves.0).max(0));
+        if let Some(o) = self.open.get_mut(i) {
+            let slot = match order.side {
+                Side::Buy => &mut o.buy,
+                Side::Sell => &mut o.sell,
+            };
+            *slot = slot.saturating_add(extra.0);
+        }
+        Ok(extra)
+    }
+
+    /// Releases `qty` of a side's open quantity that no order will fill: what an amendment
+    /// reserved ([`RiskEngine::check_amend`]) once the venue confirmed or refused it.
+    pub fn release_open(&mut self, instrument: InstrumentId, side: Side, qty: Qty) {
+        self.on_fill(instrument, side, qty);
     }
 
     fn evaluate(

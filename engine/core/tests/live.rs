@@ -247,3 +247,176 @@ fn a_pause_stops_orders_from_every_callback_but_flatten_still_closes() {
     bt.drain_requests(&mut requests);
     assert!(requests.iter().any(|r| matches!(r, VenueRequest::New { request, .. } if request.side == Side::Sell && request.qty == half && request.kind == OrderKind::Market)));
 }
+
+/// Places one buy of 0.002 on its first book (and at once tries to amend it, which is refused:
+/// not acknowledged yet), then on each acknowledgement or answered amendment sends its next
+/// amendment: (ticks below the placed price, quantity ordered).
+#[derive(Debug)]
+struct Amender {
+    instruments: Vec<InstrumentId>,
+    placed: Option<rt_core::Price>,
+    next: Vec<(i64, &'static str)>,
+    updates: Arc<Mutex<Vec<OrderUpdate>>>,
+}
+
+const TICK: i64 = 1_000_000; // 0.01
+
+impl Strategy for Amender {
+    fn kind(&self) -> &'static str {
+        "amender"
+    }
+    fn instruments(&self) -> &[InstrumentId] {
+        &self.instruments
+    }
+    fn on_book(&mut self, _ctx: &StrategyContext, book: &OrderBook, out: &mut Vec<Action>) {
+        let Some(bid) = book.best_bid().filter(|_| self.placed.is_none()) else {
+            return;
+        };
+        self.placed = Some(bid.price);
+        out.push(Action::Place(NewOrder {
+            client_id: 1,
+            instrument: 0,
+            side: Side::Buy,
+            price: bid.price,
+            qty: Qty::parse(b"0.002").unwrap(),
+            kind: OrderKind::PostOnly,
+        }));
+        out.push(Action::Amend(rt_core::Amend {
+            client_id: 1,
+            price: bid.price,
+            qty: Qty::parse(b"0.001").unwrap(),
+        }));
+    }
+    fn on_fill(&mut self, _ctx: &StrategyContext, _fill: &FillReport, _out: &mut Vec<Action>) {}
+    fn on_order_update(
+        &mut self,
+        _ctx: &StrategyContext,
+        update: &OrderUpdate,
+        out: &mut Vec<Action>,
+    ) {
+        self.updates.lock().unwrap().push(*update);
+        if update.status.is_final() || update.status == OrderStatus::Sent {
+            return;
+        }
+        if let (Some((ticks, qty)), Some(placed)) = (self.next.pop(), self.placed) {
+            out.push(Action::Amend(rt_core::Amend {
+                client_id: 1,
+                price: rt_core::Price(placed.0 - ticks * TICK),
+                qty: Qty::parse(qty.as_bytes()).unwrap(),
+            }));
+        }
+    }
+}
+
+#[test]
+fn an_amendment_goes_to_the_venue_and_risk_holds_the_larger_size_until_it_is_answered() {
+    let mut config = TraderConfig::from_manifest(&example_manifest());
+    config.strategies.clear();
+    let mut bt = Trader::new(config).unwrap();
+    bt.set_external(0).unwrap();
+    let updates = Arc::new(Mutex::new(Vec::new()));
+    let q = |s: &str| Qty::parse(s.as_bytes()).unwrap();
+    bt.add_strategy(
+        "amender",
+        Box::new(Amender {
+            instruments: vec![0],
+            placed: None,
+            // Popped from the end: up to 0.003 a tick lower, then down to 0.001.
+            next: vec![(1, "0.001"), (1, "0.003")],
+            updates: updates.clone(),
+        }),
+    )
+    .unwrap();
+    let mut requests = Vec::new();
+    let now = feed_until_request(&mut bt, &mut requests);
+    let VenueRequest::New { request, .. } = requests[0] else {
+        panic!("expected a new order, got {:?}", requests[0]);
+    };
+    assert_eq!(
+        requests.len(),
+        1,
+        "the early amendment is not sent: {requests:?}"
+    );
+    let refused = updates.lock().unwrap()[0];
+    assert_eq!(
+        (refused.status, refused.reject_reason),
+        (OrderStatus::Sent, Some(RejectReason::NotAmendable))
+    );
+    assert_eq!(bt.counters().amends_rejected, 1);
+    assert_eq!(
+        bt.counters().orders_rejected,
+        0,
+        "a refused amendment rejects no order"
+    );
+    let open = |bt: &Trader| bt.risk().open_qty(0, Side::Buy);
+    assert_eq!(open(&bt), q("0.002"));
+
+    let id = request.order_id;
+    let low = rt_core::Price(request.price.0 - TICK);
+    let exec = |kind, leaves: &str| Exec {
+        ts: now + 1,
+        order_id: id,
+        kind,
+        leaves: q(leaves),
+    };
+    // Acknowledged: the strategy amends up to 0.003, a tick lower; risk holds 0.003 at once.
+    bt.on_exec(now + 1, exec(ExecKind::Accepted, "0.002"));
+    requests.clear();
+    bt.drain_requests(&mut requests);
+    assert_eq!(
+        requests,
+        [VenueRequest::Amend {
+            exchange: 0,
+            instrument: 0,
+            order_id: id,
+            side: Side::Buy,
+            price: low,
+            qty: q("0.003"),
+        }]
+    );
+    assert_eq!(open(&bt), q("0.003"));
+    // Made: the order is 0.003 at the lower price. The strategy then amends down to 0.001,
+    // and risk keeps 0.003 until the venue answers (the order may fill at 0.003 meanwhile).
+    let amended = ExecKind::Amended {
+        price: low,
+        qty: q("0.003"),
+    };
+    bt.on_exec(now + 2, exec(amended, "0.003"));
+    assert_eq!(bt.counters().amends_done, 1);
+    let last = *updates.lock().unwrap().last().unwrap();
+    assert_eq!((last.leaves_qty, last.reject_reason), (q("0.003"), None));
+    requests.clear();
+    bt.drain_requests(&mut requests);
+    assert!(matches!(requests[..], [VenueRequest::Amend { qty, .. }] if qty == q("0.001")));
+    assert_eq!(open(&bt), q("0.003"));
+    // The venue refuses it: the order stays 0.003, the strategy hears why.
+    bt.on_exec(
+        now + 3,
+        exec(
+            ExecKind::AmendRejected(RejectReason::VenueRejected),
+            "0.003",
+        ),
+    );
+    let last = *updates.lock().unwrap().last().unwrap();
+    assert_eq!(
+        (last.status, last.leaves_qty, last.reject_reason),
+        (
+            OrderStatus::Accepted,
+            q("0.003"),
+            Some(RejectReason::VenueRejected)
+        )
+    );
+    assert_eq!(open(&bt), q("0.003"));
+    assert_eq!(bt.open_orders().next().map(|o| o.3), Some(q("0.003")));
+    // Filled at the amended price: nothing left open, risk holds nothing.
+    let fill = ExecKind::Fill {
+        price: low,
+        qty: q("0.003"),
+        maker: true,
+        fee: 0,
+    };
+    bt.on_exec(now + 4, exec(fill, "0"));
+    assert_eq!(bt.portfolio().qty(0), q("0.003"));
+    assert_eq!(open(&bt), Qty::ZERO);
+    assert_eq!(bt.open_orders().count(), 0);
+}

@@ -863,6 +863,21 @@ pub struct MarketMakerParams {
     /// Which top of book the quotes are placed against (absent: `book`, the diff book's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub touch: Option<Touch>,
+    /// How a quote is moved (absent: `replace`, cancelled and placed again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requote: Option<Requote>,
+}
+
+/// How a market maker moves a working quote: `replace` cancels it and places a new order;
+/// `amend` changes its price and size in place (OKX `amend-order`: one request instead of two,
+/// and a smaller size at the same price keeps its place in the queue). An amendment the engine
+/// or the venue refuses makes the quote cancelled and placed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Requote {
+    #[default]
+    Replace,
+    Amend,
 }
 
 /// The top of book a market maker quotes against: the diff book's best levels (`book`), or

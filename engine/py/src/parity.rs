@@ -302,7 +302,10 @@ impl Replayer<'_> {
                 true
             }
             Entry::Start { .. } => return Err("a second start line".into()),
-            Entry::New { .. } | Entry::Cancel { .. } | Entry::CancelAll { .. } => {
+            Entry::New { .. }
+            | Entry::Cancel { .. }
+            | Entry::CancelAll { .. }
+            | Entry::Amend { .. } => {
                 unreachable!("decisions are handled above")
             }
         };
@@ -519,6 +522,9 @@ impl Replayer<'_> {
                 }
                 | Entry::Cancel {
                     instrument, ctx, ..
+                }
+                | Entry::Amend {
+                    instrument, ctx, ..
                 },
             ) => Some((instrument, ctx)),
             _ => None,
@@ -614,6 +620,24 @@ fn same_decision(a: &Entry, b: &Entry) -> bool {
                 ..
             },
         ) => (x1, i1, o1) == (x2, i2, o2),
+        (
+            Entry::Amend {
+                exchange: x1,
+                instrument: i1,
+                order_id: o1,
+                price: p1,
+                qty: q1,
+                ..
+            },
+            Entry::Amend {
+                exchange: x2,
+                instrument: i2,
+                order_id: o2,
+                price: p2,
+                qty: q2,
+                ..
+            },
+        ) => (x1, i1, o1, p1, q1) == (x2, i2, o2, p2, q2),
         _ => a == b,
     }
 }
@@ -662,6 +686,17 @@ pub fn describe(e: &Entry) -> String {
         Entry::CancelAll { instrument, .. } => {
             format!("cancel everything (instrument {instrument})")
         }
+        Entry::Amend {
+            order_id,
+            instrument,
+            price,
+            qty,
+            ..
+        } => format!(
+            "amend order {order_id} to {} @ {} (instrument {instrument})",
+            dec(qty.0),
+            dec(price.0)
+        ),
         other => describe_input(other),
     }
 }
@@ -669,12 +704,14 @@ pub fn describe(e: &Entry) -> String {
 /// The decision's context in words, if it has one.
 pub fn describe_context(e: &Entry) -> Option<String> {
     match e {
-        Entry::New { ctx, .. } | Entry::Cancel { ctx, .. } => Some(format!(
-            "{}, position {}, risk {}",
-            top(ctx),
-            dec(ctx.position.0),
-            risk_str(ctx)
-        )),
+        Entry::New { ctx, .. } | Entry::Cancel { ctx, .. } | Entry::Amend { ctx, .. } => {
+            Some(format!(
+                "{}, position {}, risk {}",
+                top(ctx),
+                dec(ctx.position.0),
+                risk_str(ctx)
+            ))
+        }
         _ => None,
     }
 }
@@ -692,6 +729,12 @@ fn describe_input(e: &Entry) -> String {
                 rt_core::ExecKind::Cancelled => "cancelled".to_owned(),
                 rt_core::ExecKind::Expired => "expired".to_owned(),
                 rt_core::ExecKind::CancelRejected => "cancel rejected".to_owned(),
+                rt_core::ExecKind::Amended { price, qty } => {
+                    format!("amended to {} @ {}", dec(qty.0), dec(price.0))
+                }
+                rt_core::ExecKind::AmendRejected(r) => {
+                    format!("amendment refused ({})", r.as_str())
+                }
             };
             format!("execution report: order {} {kind}", exec.order_id)
         }
@@ -712,6 +755,9 @@ fn describe_input(e: &Entry) -> String {
         Entry::Down { exchange } => format!("feed down (exchange {exchange})"),
         Entry::Cmd(c) => format!("command {c:?}").to_lowercase(),
         Entry::Start { .. } => "start".to_owned(),
-        Entry::New { .. } | Entry::Cancel { .. } | Entry::CancelAll { .. } => describe(e),
+        Entry::New { .. }
+        | Entry::Cancel { .. }
+        | Entry::CancelAll { .. }
+        | Entry::Amend { .. } => describe(e),
     }
 }

@@ -455,6 +455,7 @@ mod tests {
     fn state(executed: i64) -> OrderState {
         OrderState {
             venue_order_id: 9,
+            price: rt_core::Price(100),
             orig_qty: Qty(5),
             executed_qty: Qty(executed),
             status: VenueStatus::PartiallyFilled,

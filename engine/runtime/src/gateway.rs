@@ -142,6 +142,9 @@ struct Counters {
     orders: u64,
     cancels: u64,
     cancel_alls: u64,
+    /// Amendments sent, and those whose outcome was asked of the venue (no push came).
+    amends: u64,
+    amends_settled: u64,
     reports: u64,
     foreign_reports: u64,
     venue_rejects: u64,
@@ -177,6 +180,8 @@ impl Counters {
             ("gw_orders", self.orders),
             ("gw_cancels", self.cancels),
             ("gw_cancel_alls", self.cancel_alls),
+            ("gw_amends", self.amends),
+            ("gw_amends_settled", self.amends_settled),
             ("gw_reports", self.reports),
             ("gw_foreign_reports", self.foreign_reports),
             ("gw_venue_rejects", self.venue_rejects),
@@ -217,6 +222,9 @@ struct State {
     pending: std::collections::VecDeque<ExecMsg>,
     /// Orders sent and not finished, by id: what a user-stream reconnect catches up.
     working: std::collections::HashMap<u64, Working>,
+    /// Amendments sent whose outcome has not been reported: order id -> (price, quantity
+    /// ordered) asked.
+    amending: std::collections::HashMap<u64, (rt_core::Price, Qty)>,
     /// Exchanges whose user data stream is down (reconnecting): new orders are refused.
     down: std::collections::HashSet<u32>,
     /// (order id, trade id) of fills a catch-up reported, so the stream does not report them
@@ -493,6 +501,7 @@ pub fn run(
         flags: flags.clone(),
         pending: std::collections::VecDeque::new(),
         working: std::collections::HashMap::new(),
+        amending: std::collections::HashMap::new(),
         down: std::collections::HashSet::new(),
         caught: std::collections::HashSet::new(),
         caught_order: std::collections::VecDeque::new(),
@@ -999,6 +1008,9 @@ async fn send(
         let (x, sym) = s.names.instrument(msg.instrument);
         (x.to_owned(), sym.to_owned())
     };
+    if msg.amend {
+        return send_amend(state, venue, client, &msg, &exchange, &symbol).await;
+    }
     if !msg.cancel && state.borrow().down.contains(&msg.exchange) {
         // Its fills could not be seen: refused before it leaves (cancels still go out).
         state.borrow_mut().counters.refused_stream_down += 1;
@@ -1259,6 +1271,11 @@ async fn admitted(
     if msg.cancel && msg.order_id == 0 {
         return false;
     }
+    if msg.amend {
+        state.borrow_mut().counters.rate_limited += 1;
+        refuse_amend(state, msg, exchange, symbol, RejectReason::VenueRateLimit);
+        return false;
+    }
     let kind = if order {
         state.borrow_mut().counters.rate_limited += 1;
         ExecKind::Rejected(RejectReason::VenueRateLimit)
@@ -1268,6 +1285,184 @@ async fn admitted(
     let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
     report(state, exec, exchange, symbol, msg.side, Detail::default());
     false
+}
+
+/// Reports an amendment of `msg.order_id` refused (`reason`): the order is as it was.
+fn refuse_amend(
+    state: &Shared,
+    msg: &OrderMsg,
+    exchange: &str,
+    symbol: &str,
+    reason: RejectReason,
+) {
+    let (side, leaves) = {
+        let mut s = state.borrow_mut();
+        s.amending.remove(&msg.order_id);
+        s.working
+            .get(&msg.order_id)
+            .map_or((msg.side, Qty::ZERO), |w| (w.life.side(), w.life.leaves()))
+    };
+    let kind = ExecKind::AmendRejected(reason);
+    let exec = local_exec(msg.exchange, msg.order_id, kind, leaves);
+    report(state, exec, exchange, symbol, side, Detail::default());
+}
+
+/// Sends an amendment of a working order over REST (a venue whose client amends: OKX),
+/// journaled first. Refused here, the order as it was (`AmendRejected`): on a venue that does
+/// not amend, for an order this gateway no longer holds (finished meanwhile), while the
+/// exchange's private stream is down (the outcome could not be seen), by the venue's rate
+/// limits (an amendment counts as an order). Its outcome is the private stream's push (OKX
+/// `amendResult`); a refusal in the answer is reported at once, and an answer that settles
+/// nothing (accepted, unknown, none) has the venue asked after [`settle_after`] unless the
+/// push came first ([`settle_amend`]).
+async fn send_amend(
+    state: &Shared,
+    venue: &VenueConfig,
+    client: &mut Client,
+    msg: &OrderMsg,
+    exchange: &str,
+    symbol: &str,
+) {
+    let id = msg.order_id;
+    let client_id = format!("{}{id}", state.borrow().prefix);
+    let request = {
+        let s = state.borrow();
+        let held = s.working.contains_key(&id) && !s.down.contains(&msg.exchange);
+        held.then(|| {
+            venue
+                .client
+                .amend(symbol, &client_id, msg.price, msg.qty, now_ms())
+        })
+        .flatten()
+    };
+    let Some(request) = request else {
+        refuse_amend(state, msg, exchange, symbol, RejectReason::NotAmendable);
+        return;
+    };
+    if !admitted(state, venue, msg, exchange, symbol).await {
+        return;
+    }
+    {
+        let mut s = state.borrow_mut();
+        s.counters.amends += 1;
+        s.journal.amend(now_ns(), id, msg.price.0, msg.qty.0);
+        s.counters.journal_ring_waits = s.journal.waits();
+        s.amending.insert(id, (msg.price, msg.qty));
+    }
+    let sent = tokio::time::timeout(REQUEST_TIMEOUT, send_request(client, &request)).await;
+    rate_limit_answer(state, venue, client.last_answer());
+    let settle_later = || {
+        tokio::task::spawn_local(settle_amend(state.clone(), venue.clone(), id));
+    };
+    let answer = match sent {
+        Ok(Ok(r)) => r,
+        Ok(Err(HttpError::Connect { .. })) => {
+            // Never sent.
+            state.borrow_mut().counters.request_errors += 1;
+            refuse_amend(state, msg, exchange, symbol, RejectReason::VenueRejected);
+            return;
+        }
+        Ok(Err(HttpError::RateLimited { .. })) => {
+            refuse_amend(state, msg, exchange, symbol, RejectReason::VenueRateLimit);
+            return;
+        }
+        Ok(Err(_)) | Err(_) => {
+            state.borrow_mut().counters.request_errors += 1;
+            state.borrow().log(format!(
+                "{}: amendment of order {id}: no clear answer within {} s",
+                venue.name,
+                REQUEST_TIMEOUT.as_secs()
+            ));
+            settle_later();
+            return;
+        }
+    };
+    let reason = match classify(venue, Operation::Amend, &answer) {
+        Outcome::Accepted => {
+            // Made or not, the push says; asked later if it never comes.
+            settle_later();
+            return;
+        }
+        Outcome::Unknown => {
+            state.borrow_mut().counters.request_errors += 1;
+            settle_later();
+            return;
+        }
+        Outcome::RateLimited { .. } => RejectReason::VenueRateLimit,
+        Outcome::Rejected(refusal) => {
+            if refusal.kind == RefusalKind::Credentials {
+                let s = state.borrow();
+                s.log(format!(
+                    "{}: the venue refused our credentials: check exchanges.{}.credentials; stopping",
+                    venue.name, venue.name
+                ));
+                s.flags.fail();
+            }
+            if refusal.kind != RefusalKind::UnknownOrder {
+                state.borrow().log(format!(
+                    "{}: amendment of order {id} refused: HTTP {}: {}",
+                    venue.name,
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body)
+                ));
+            }
+            match refusal.kind {
+                // Filled or cancelled meanwhile: its final report is on its way.
+                RefusalKind::UnknownOrder => RejectReason::NotAmendable,
+                RefusalKind::PostOnlyWouldCross => RejectReason::PostOnlyWouldCross,
+                RefusalKind::Credentials | RefusalKind::Other => RejectReason::VenueRejected,
+            }
+        }
+    };
+    refuse_amend(state, msg, exchange, symbol, reason);
+}
+
+/// Settles an amendment whose outcome no push reported within [`settle_after`]: the venue's
+/// order shows the amended price and quantity (amended) or not (refused). An order the venue
+/// finished meanwhile is left to its final report.
+async fn settle_amend(state: Shared, venue: VenueConfig, id: u64) {
+    tokio::time::sleep(settle_after(&venue)).await;
+    let pending = {
+        let s = state.borrow();
+        let working = s
+            .working
+            .get(&id)
+            .map(|w| (w.symbol.clone(), w.life.side()));
+        s.amending.get(&id).copied().zip(working)
+    };
+    let Some(((price, qty), (symbol, side))) = pending else {
+        return;
+    };
+    let Ok(base) = Base::parse(&venue.rest) else {
+        return;
+    };
+    let mut client = Client::new(base);
+    let client_id = format!("{}{id}", state.borrow().prefix);
+    let info = crate::catchup::query_order(&mut client, &venue, &symbol, &client_id).await;
+    let info = match info {
+        Ok(Some(info)) if info.status.is_open() => info,
+        // Finished (its final report settles it) or unknown: nothing to say of the amendment.
+        Ok(_) => return,
+        Err(e) => {
+            state.borrow().log(format!(
+                "{}: amendment of order {id}: cannot settle its outcome: {e}",
+                venue.name
+            ));
+            return;
+        }
+    };
+    if state.borrow_mut().amending.remove(&id).is_none() {
+        return; // the push came while the venue was asked
+    }
+    state.borrow_mut().counters.amends_settled += 1;
+    let leaves = Qty((info.orig_qty.0 - info.executed_qty.0).max(0));
+    let kind = if info.price == price && info.orig_qty == qty {
+        ExecKind::Amended { price, qty }
+    } else {
+        ExecKind::AmendRejected(RejectReason::VenueRejected)
+    };
+    let exec = local_exec(venue.exchange, id, kind, leaves);
+    report(&state, exec, &venue.name, &symbol, side, Detail::default());
 }
 
 /// Logs what an answer did to the venue's rate limits; a ban is paged.
@@ -1409,9 +1604,13 @@ fn report(
         ExecKind::Cancelled => ("cancelled", None, None, None, None),
         ExecKind::Expired => ("expired", None, None, None, None),
         ExecKind::CancelRejected => ("cancel_rejected", None, None, None, None),
+        ExecKind::Amended { price, qty } => {
+            ("amended", Some(dec(price.0)), Some(dec(qty.0)), None, None)
+        }
+        ExecKind::AmendRejected(_) => ("amend_rejected", None, None, None, None),
     };
     let reason = match exec.exec.kind {
-        ExecKind::Rejected(r) => Some(r.as_str().to_owned()),
+        ExecKind::Rejected(r) | ExecKind::AmendRejected(r) => Some(r.as_str().to_owned()),
         _ => why.map(str::to_owned),
     };
     s.journal(&Record::Exec {
@@ -1438,6 +1637,10 @@ fn report(
     }
     if exec.exec.kind != ExecKind::Accepted
         && !matches!(exec.exec.kind, ExecKind::Fill { .. } if exec.exec.leaves.0 > 0)
+        && !matches!(
+            exec.exec.kind,
+            ExecKind::Amended { .. } | ExecKind::AmendRejected(_)
+        )
     {
         s.written.remove(&exec.exec.order_id);
     }
@@ -2239,6 +2442,18 @@ fn stream_update(
             Qty::ZERO,
             None,
         ),
+        UpdateKind::Amended { .. } | UpdateKind::AmendRejected => {
+            // Reported once, for an amendment of ours still unanswered (a settle may have
+            // asked the venue first).
+            if state.borrow_mut().amending.remove(&order_id).is_none() {
+                return Ok(());
+            }
+            let kind = match update {
+                UpdateKind::Amended { price, qty } => ExecKind::Amended { price, qty },
+                _ => ExecKind::AmendRejected(RejectReason::VenueRejected),
+            };
+            (kind, None, None, Qty::ZERO, None)
+        }
     };
     let exec = ExecMsg {
         exchange: venue.exchange,

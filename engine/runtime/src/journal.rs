@@ -63,6 +63,14 @@ pub enum Record {
     },
     /// A cancel was written to the venue.
     Cancel { ts: i64, id: u64 },
+    /// An amendment of order `id` to `price` and `qty` ordered (fills included) was written
+    /// to the venue; its outcome is an `Exec` of kind `amended` or `amend_rejected`.
+    Amend {
+        ts: i64,
+        id: u64,
+        price: String,
+        qty: String,
+    },
     /// An execution report was read from the venue.
     Exec {
         ts: i64,
@@ -755,9 +763,34 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                         let _late_or_first = o.life.accept();
                     }
                 }
+                "amended" => {
+                    let (Some(price), Some(qty)) = (price, qty) else {
+                        return Err(JournalError::Corrupt {
+                            path,
+                            line: line_no,
+                            reason: "an amendment without price or qty".to_owned(),
+                        });
+                    };
+                    if let Some(o) = open.get_mut(&id) {
+                        let corrupt = |what: &str, e| JournalError::Corrupt {
+                            path: path.clone(),
+                            line: line_no,
+                            reason: format!("an amendment's {what} {e}"),
+                        };
+                        let price = signed_units(&price).map_err(|e| corrupt("price", e))?;
+                        let qty = signed_units(&qty).map_err(|e| corrupt("qty", e))?;
+                        let amended = rt_core::OrderEvent::Amended {
+                            price: rt_core::Price(price),
+                            qty: rt_core::Qty(qty),
+                        };
+                        o.life
+                            .apply(amended)
+                            .map_err(|e| corrupt("order", e.to_string()))?;
+                    }
+                }
                 _ => {}
             },
-            Record::Cancel { .. } | Record::Stop { .. } => {}
+            Record::Cancel { .. } | Record::Amend { .. } | Record::Stop { .. } => {}
             Record::Funding {
                 exchange,
                 symbol,
@@ -859,6 +892,63 @@ mod tests {
         let e = recover(bad.path()).expect_err("an unreadable side");
         assert!(e.to_string().contains("line 2"), "{e}");
         assert!(e.to_string().contains("\"hold\""), "{e}");
+    }
+
+    /// An amendment the venue made changes the unfinished order's price and quantity (its
+    /// request alone, or a refusal, changes nothing).
+    #[test]
+    fn an_amended_order_recovers_with_its_new_price_and_quantity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let answer = |kind: &str, price: Option<&str>, qty: Option<&str>| Record::Exec {
+            ts: 2,
+            id: 1,
+            exchange: "x".into(),
+            symbol: "BTCUSDT".into(),
+            side: "buy".into(),
+            kind: kind.into(),
+            price: price.map(Into::into),
+            qty: qty.map(Into::into),
+            fee: None,
+            commission: None,
+            commission_asset: None,
+            maker: None,
+            leaves: None,
+            reason: (kind == "amend_rejected").then(|| "venue_rejected".into()),
+        };
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Always, 10).expect("open");
+            j.append(&order(1)).expect("append");
+            j.append(&fill(1, "buy", "0.25")).expect("append");
+            for (price, qty) in [("99", "2"), ("98", "3")] {
+                let asked = Record::Amend {
+                    ts: 2,
+                    id: 1,
+                    price: price.into(),
+                    qty: qty.into(),
+                };
+                j.append(&asked).expect("append");
+            }
+            j.append(&answer("amended", Some("99"), Some("2")))
+                .expect("append");
+            j.append(&answer("amend_rejected", None, None))
+                .expect("append");
+        }
+        let r = recover(dir.path()).expect("recover");
+        let o = &r.unfinished_orders[0].life;
+        assert_eq!(
+            (o.price().0, o.qty().0, o.leaves().0),
+            (9_900_000_000, 200_000_000, 175_000_000)
+        );
+        // An amendment journaled without its price: the journal names the line.
+        let bad = tempfile::tempdir().expect("tempdir");
+        {
+            let mut j = Journal::open(bad.path(), Fsync::Always, 10).expect("open");
+            j.append(&order(1)).expect("append");
+            j.append(&answer("amended", None, Some("2")))
+                .expect("append");
+        }
+        let e = recover(bad.path()).expect_err("no price");
+        assert!(e.to_string().contains("line 2"), "{e}");
     }
 
     #[test]

@@ -54,6 +54,8 @@ const BATCH: usize = 64;
 const TAG_ORDER: u8 = 1;
 /// A cancel: ts, order id.
 const TAG_CANCEL: u8 = 2;
+/// An amendment: ts, order id, price, quantity ordered.
+const TAG_AMEND: u8 = 7;
 /// A whole journal line (JSON, no newline).
 const TAG_LINE: u8 = 3;
 /// A journal line longer than a slot, in parts: the first, the middle ones, the last.
@@ -145,6 +147,18 @@ impl JournalTx {
             slot[1..9].copy_from_slice(&ts.to_le_bytes());
             slot[9..17].copy_from_slice(&id.to_le_bytes());
             17
+        });
+    }
+
+    /// An amendment of order `id` to `price` and `qty` ordered, sent at `ts`.
+    pub fn amend(&mut self, ts: i64, id: u64, price: i64, qty: i64) {
+        self.push(|slot| {
+            slot[0] = TAG_AMEND;
+            slot[1..9].copy_from_slice(&ts.to_le_bytes());
+            slot[9..17].copy_from_slice(&id.to_le_bytes());
+            slot[17..25].copy_from_slice(&price.to_le_bytes());
+            slot[25..33].copy_from_slice(&qty.to_le_bytes());
+            33
         });
     }
 
@@ -250,6 +264,20 @@ impl Lines {
                     .map(u64::from_le_bytes)
                     .ok_or("a cancel too short")?;
                 Record::Cancel { ts: ts(body)?, id }
+            }
+            TAG_AMEND => {
+                let field = |at: usize| {
+                    body.get(at..at + 8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_le_bytes)
+                        .ok_or("an amendment too short")
+                };
+                Record::Amend {
+                    ts: ts(body)?,
+                    id: field(8)?,
+                    price: dec(field(16)? as i64),
+                    qty: dec(field(24)? as i64),
+                }
             }
             TAG_LINE => {
                 out.extend_from_slice(body);
@@ -454,6 +482,7 @@ mod tests {
     fn intent(id: u64) -> OrderMsg {
         OrderMsg {
             cancel: false,
+            amend: false,
             exchange: 0,
             instrument: 0,
             order_id: id,
@@ -497,6 +526,15 @@ mod tests {
             expected.push(Record::Cancel {
                 ts: id as i64 + 1,
                 id,
+            });
+        }
+        if id % 5 == 0 {
+            tx.amend(id as i64 + 2, id, 123_000_000, -7);
+            expected.push(Record::Amend {
+                ts: id as i64 + 2,
+                id,
+                price: "1.23".into(),
+                qty: "-0.00000007".into(),
             });
         }
         if id % 2 == 1 {

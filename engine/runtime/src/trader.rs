@@ -65,6 +65,7 @@ struct Counters {
     execs: u64,
     orders_out: u64,
     cancels_out: u64,
+    amends_out: u64,
     orders_ring_waits: u64,
 }
 
@@ -398,6 +399,7 @@ fn cancel_everything_at_venues(
         };
         let msg = OrderMsg {
             cancel: true,
+            amend: false,
             exchange: exchange as u32,
             instrument: i.id,
             // 0: every open order of the instrument.
@@ -465,6 +467,7 @@ fn send(
                 c.orders_out += 1;
                 OrderMsg {
                     cancel: false,
+                    amend: false,
                     exchange: exchange as u32,
                     instrument,
                     order_id: request.order_id,
@@ -491,6 +494,7 @@ fn send(
                 c.cancels_out += 1;
                 OrderMsg {
                     cancel: true,
+                    amend: false,
                     exchange: exchange as u32,
                     instrument,
                     order_id,
@@ -498,6 +502,30 @@ fn send(
                     kind: rt_core::OrderKind::Limit,
                     price: rt_core::Price::ZERO,
                     qty: rt_core::Qty::ZERO,
+                    frame_ns,
+                    decided_ns,
+                    reduce_only: false,
+                }
+            }
+            VenueRequest::Amend {
+                exchange,
+                instrument,
+                order_id,
+                side,
+                price,
+                qty,
+            } => {
+                c.amends_out += 1;
+                OrderMsg {
+                    cancel: false,
+                    amend: true,
+                    exchange: exchange as u32,
+                    instrument,
+                    order_id,
+                    side,
+                    kind: rt_core::OrderKind::Limit,
+                    price,
+                    qty,
                     frame_ns,
                     decided_ns,
                     reduce_only: false,
@@ -703,6 +731,9 @@ fn view(bt: &Trader, c: &Counters) -> TraderView {
             ("execs", c.execs),
             ("orders_out", c.orders_out),
             ("cancels_out", c.cancels_out),
+            ("amends_out", c.amends_out),
+            ("amends_done", k.amends_done),
+            ("amends_rejected", k.amends_rejected),
             ("orders_ring_waits", c.orders_ring_waits),
             ("book_updates", k.book_updates),
             ("gaps", k.gaps),

@@ -397,6 +397,9 @@ impl Assembler {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderMsg {
     pub cancel: bool,
+    /// An amendment of order `order_id` (on `side`) to `price` and `qty` ordered (fills
+    /// included); `kind` is not read.
+    pub amend: bool,
     pub exchange: u32,
     pub instrument: u32,
     pub order_id: u64,
@@ -444,7 +447,7 @@ fn kind_of(code: u8) -> Option<OrderKind> {
 
 impl OrderMsg {
     pub fn write(&self, buf: &mut [u8]) -> usize {
-        buf[0] = u8::from(self.cancel);
+        buf[0] = if self.amend { 2 } else { u8::from(self.cancel) };
         buf[1] = u8::from(self.side == Side::Sell);
         buf[2] = kind_code(self.kind);
         buf[3] = u8::from(self.reduce_only);
@@ -465,6 +468,7 @@ impl OrderMsg {
         }
         Some(OrderMsg {
             cancel: buf[0] == 1,
+            amend: buf[0] == 2,
             side: if buf[1] == 1 { Side::Sell } else { Side::Buy },
             kind: kind_of(buf[2])?,
             exchange: get_u32(buf, 4),
@@ -510,6 +514,8 @@ impl ExecMsg {
             ExecKind::Cancelled => (4, 0, 0, 0, false, 0),
             ExecKind::Expired => (5, 0, 0, 0, false, 0),
             ExecKind::CancelRejected => (6, 0, 0, 0, false, 0),
+            ExecKind::Amended { price, qty } => (7, 0, price.0, qty.0, false, 0),
+            ExecKind::AmendRejected(r) => (8, r as u8, 0, 0, false, 0),
         };
         buf[0] = code;
         buf[1] = reason;
@@ -543,6 +549,11 @@ impl ExecMsg {
             4 => ExecKind::Cancelled,
             5 => ExecKind::Expired,
             6 => ExecKind::CancelRejected,
+            7 => ExecKind::Amended {
+                price: Price(get_i64(buf, 24)),
+                qty: Qty(get_i64(buf, 32)),
+            },
+            8 => ExecKind::AmendRejected(*RejectReason::ALL.get(usize::from(buf[1]))?),
             _ => return None,
         };
         Some(ExecMsg {
@@ -672,6 +683,7 @@ mod tests {
     fn orders_and_execs_round_trip() {
         let o = OrderMsg {
             cancel: false,
+            amend: false,
             exchange: 1,
             instrument: 2,
             order_id: 99,
@@ -703,6 +715,11 @@ mod tests {
             ExecKind::Cancelled,
             ExecKind::Expired,
             ExecKind::CancelRejected,
+            ExecKind::Amended {
+                price: Price(11),
+                qty: Qty(4),
+            },
+            ExecKind::AmendRejected(RejectReason::NotAmendable),
         ] {
             let e = ExecMsg {
                 exchange: 4,

@@ -359,6 +359,8 @@ impl FuturesAccount {
                 ExecType::New => FuturesExecType::New,
                 ExecType::Canceled => FuturesExecType::Canceled,
                 ExecType::Trade => FuturesExecType::Trade,
+                // USD-M's order modification (the sim's USD-M side serves none).
+                ExecType::Replaced => FuturesExecType::Amendment,
                 // Futures reports a self-trade prevention as an expiry (status
                 // EXPIRED_IN_MATCH); a rejection after acceptance does not happen there.
                 ExecType::Expired | ExecType::TradePrevention | ExecType::Rejected => {

@@ -17,7 +17,11 @@
 //!   `positions`, `bills`); `ordType` `limit`, `post_only`,
 //!   `ioc`, `market`, spot's with `tgtCcy` `base_ccy`; a derivative's `reduceOnly` order must
 //!   be against the account's net position and no larger, checked when placed),
-//!   `cancel-order`, `cancel-batch-orders`, `GET /api/v5/trade/order`, `orders-pending`,
+//!   `cancel-order`, `cancel-batch-orders`, `amend-order` (`newPx`, `newSz` the quantity
+//!   ordered with fills; by `clOrdId`: made at once by the matcher, `rt_core::Matcher::amend`,
+//!   and pushed with `amendResult` `0`, or refused in the answer: `51503` an order not open,
+//!   `51000` a bad parameter or a post-only order moved across the book, `51006` anything else
+//!   the matcher refuses), `GET /api/v5/trade/order`, `orders-pending`,
 //!   `fills` (newest first, `after` a bill id: a fill's bill id is its trade id here), `GET
 //!   /api/v5/account/balance` (`GET /api/v5/public/instruments` is the sim's `metadata`). A
 //!   post-only order that would take is accepted and cancelled, as OKX does. Orders reach the
@@ -348,9 +352,12 @@ impl OkxDesk {
                 u_time_ms: r.event_time_ms,
                 isolated: st.account.isolated(&r.symbol),
             };
-            let _ = self
-                .tx
-                .send((Channel::Orders, Utf8Bytes::from(order.push())));
+            let push = if r.exec_type == ExecType::Replaced {
+                order.amend_push(true)
+            } else {
+                order.push()
+            };
+            let _ = self.tx.send((Channel::Orders, Utf8Bytes::from(push)));
         }
     }
 
@@ -447,6 +454,12 @@ impl OkxDesk {
                     }
                 }
                 answered
+            }
+            ("POST", rt_venues::okx::limits::AMEND_PATH) => {
+                if let Some(throttled) = self.throttle() {
+                    return throttled;
+                }
+                self.amend(body)
             }
             ("POST", ox::CANCEL_PATH) => match serde_json::from_str::<Value>(body) {
                 Ok(v) => {
@@ -630,7 +643,7 @@ impl OkxDesk {
         }
     }
 
-    /// `GET /sim/okx/status`: what the rate-limit fault did.
+    /// `GET /sim/okx/status`: what the rate-limit fault did, and the amendments made.
     pub fn status(&self) -> String {
         let st = self.lock();
         let t = st.throttled;
@@ -643,6 +656,7 @@ impl OkxDesk {
             "orders": t.orders,
             "throttle_pending": st.throttle_orders,
             "funding_payments": st.account.funding_payments,
+            "amends": st.venue.counters().amends,
         })
         .to_string()
     }
@@ -793,6 +807,62 @@ impl OkxDesk {
             }
             Err(e) if e.msg.contains("Duplicate") => refuse(51016, "Duplicated clOrdId"),
             Err(e) => refuse(51000, &sim_reason(&e)),
+        };
+        self.publish(st);
+        answered
+    }
+
+    /// `amend-order` (`{"instId","clOrdId","newPx","newSz"}`): made by the matcher and pushed,
+    /// or refused in the answer.
+    fn amend(&self, body: &str) -> Answer {
+        let v: Value = match serde_json::from_str(body) {
+            Ok(v) => v,
+            Err(e) => return refused(50002, &format!("JSON syntax error: {e}")),
+        };
+        let cl = text(&v, "clOrdId").to_owned();
+        let refuse = |code: i64, msg: &str| (200, order_answer(0, &cl, code, msg));
+        let Some(symbol) = self.config_name(text(&v, "instId")).map(str::to_owned) else {
+            return refuse(51001, "Instrument ID does not exist.");
+        };
+        if cl.is_empty() {
+            return refuse(51000, "Parameter clOrdId error (the sim amends by clOrdId)");
+        }
+        let (Some(price), Some(qty)) = (
+            units(&v, "newPx").filter(|p| *p > 0),
+            units(&v, "newSz").filter(|q| *q > 0),
+        ) else {
+            return refuse(
+                51000,
+                "Parameter newPx or newSz error (both are required here)",
+            );
+        };
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let ts = wall_ns().max(st.last_ns);
+        st.last_ns = ts;
+        let client = decode_client_id(&cl);
+        let result = st.venue.amend(
+            ts,
+            &symbol,
+            &client,
+            Price(price),
+            Qty(qty),
+            &mut st.reports,
+        );
+        let answered = match result {
+            Ok(()) => {
+                let ord_id = st
+                    .reports
+                    .first()
+                    .map_or(0, |r| r.order_id);
+                (200, order_answer(ord_id, &cl, 0, ""))
+            }
+            Err(e) if e.code == -2011 => refuse(
+                51503,
+                "Order modification failed as the order has been filled, canceled or does not exist.",
+            ),
+            Err(e) if e.code == -1013 || e.code == -2010 => refuse(51000, &sim_reason(&e)),
+            Err(e) => refuse(51006, &sim_reason(&e)),
         };
         self.publish(st);
         answered

@@ -170,6 +170,8 @@ pub struct VenueCounters {
     pub orders: u64,
     pub orders_rejected: u64,
     pub cancels: u64,
+    /// Amendments made (the sim's OKX `amend-order`).
+    pub amends: u64,
     pub fills: u64,
     pub exec_reports: u64,
     pub snapshots_served: u64,
@@ -838,6 +840,51 @@ impl Venue {
         .to_json())
     }
 
+    /// An amendment of the open order `client_id` on `symbol` to `price` and `qty` ordered
+    /// (fills included) reaching the matcher at `ts` (the sim's OKX `amend-order`): a
+    /// `REPLACED` report with the order as it now is, and any trades of a limit order moved
+    /// across the book. Refused (`-2011`) for an order that is not open, `-1013` off the
+    /// price or lot grid, and as the matcher refuses (`rt_core::Matcher::amend`).
+    pub fn amend(
+        &mut self,
+        ts: Nanos,
+        symbol: &str,
+        client_id: &str,
+        price: Price,
+        qty: Qty,
+        reports: &mut Vec<ExecutionReport>,
+    ) -> Result<(), ApiError> {
+        let i = self.symbol_index(symbol)?;
+        let s = &mut self.symbols[i];
+        let Some(&order_id) = s.open_by_client.get(client_id) else {
+            return Err(err(-2011, "Unknown order sent."));
+        };
+        if !price.is_multiple_of(s.spec.tick) {
+            return Err(err(-1013, "Filter failure: PRICE_FILTER"));
+        }
+        if !qty.is_multiple_of(s.spec.lot) {
+            return Err(err(-1013, "Filter failure: LOT_SIZE"));
+        }
+        let mut execs = std::mem::take(&mut self.execs);
+        execs.clear();
+        let book = s.sync.is_synced().then(|| s.sync.book());
+        s.matcher.amend(ts, order_id, price, qty, book, &mut execs);
+        if let Some(ExecKind::AmendRejected(reason)) = execs.first().map(|e| e.kind) {
+            self.execs = execs;
+            return Err(match reason {
+                rt_core::RejectReason::NotAmendable => err(-2011, "Unknown order sent."),
+                rt_core::RejectReason::PostOnlyWouldCross => {
+                    err(-2010, "Order would immediately match and take.")
+                }
+                other => err(-1013, format!("Amendment refused: {other}")),
+            });
+        }
+        self.counters.amends += 1;
+        self.apply_execs(i, ts, &execs, reports, None, None);
+        self.execs = execs;
+        Ok(())
+    }
+
     /// `DELETE /api/v3/openOrders` reaching the matcher at `ts`.
     pub fn cancel_all(
         &mut self,
@@ -1009,7 +1056,9 @@ impl Venue {
                 continue;
             };
             let event = match e.kind {
-                ExecKind::Rejected(_) | ExecKind::CancelRejected => None,
+                ExecKind::Rejected(_) | ExecKind::CancelRejected | ExecKind::AmendRejected(_) => {
+                    None
+                }
                 kind => OrderEvent::of_exec(&kind),
             };
             if let Some(event) = event {
@@ -1097,7 +1146,14 @@ impl Venue {
                     ExecType::Canceled
                 }
                 ExecKind::Expired => ExecType::Expired,
-                ExecKind::Rejected(_) | ExecKind::CancelRejected => continue,
+                ExecKind::Amended { price, qty } => {
+                    info.price = price;
+                    info.orig_qty = qty;
+                    ExecType::Replaced
+                }
+                ExecKind::Rejected(_) | ExecKind::CancelRejected | ExecKind::AmendRejected(_) => {
+                    continue
+                }
             };
             let finished = rec.life.is_final();
             if finished {

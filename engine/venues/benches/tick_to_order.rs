@@ -264,8 +264,8 @@ fn sign_orders<'a>(
     new
 }
 
-/// The instant venue (not timed): a new order is acknowledged (an IOC expired) and a cancel
-/// confirmed at once.
+/// The instant venue (not timed): a new order is acknowledged (an IOC expired), a cancel
+/// confirmed and an amendment made at once.
 fn instant_venue(bt: &mut Trader, local_ns: i64, requests: &mut Vec<VenueRequest>) {
     for r in requests.drain(..) {
         let (order_id, kind) = match r {
@@ -274,6 +274,12 @@ fn instant_venue(bt: &mut Trader, local_ns: i64, requests: &mut Vec<VenueRequest
             }
             VenueRequest::New { request, .. } => (request.order_id, ExecKind::Accepted),
             VenueRequest::Cancel { order_id, .. } => (order_id, ExecKind::Cancelled),
+            VenueRequest::Amend {
+                order_id,
+                price,
+                qty,
+                ..
+            } => (order_id, ExecKind::Amended { price, qty }),
         };
         bt.on_exec(
             local_ns,

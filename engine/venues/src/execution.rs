@@ -135,6 +135,8 @@ pub enum Operation {
         kind: OrderKind,
     },
     Cancel,
+    /// An amendment of one order ([`ExecutionClient::amend`]).
+    Amend,
     CancelAll,
     Query,
     /// Anything else (trades, balances, the stream key).
@@ -220,6 +222,8 @@ impl VenueStatus {
 pub struct OrderState {
     /// The venue's id of the order (what its trades are asked by).
     pub venue_order_id: u64,
+    /// Its limit price (0 for a market order): what an amendment changed it to.
+    pub price: Price,
     pub orig_qty: Qty,
     pub executed_qty: Qty,
     pub status: VenueStatus,
@@ -325,6 +329,14 @@ pub enum UpdateKind {
     /// Expired by self-trade prevention.
     ExpiredBySelfTradePrevention,
     Rejected,
+    /// Amended: the order's price and quantity ordered (fills included) now.
+    Amended {
+        price: Price,
+        qty: Qty,
+    },
+    /// An amendment the venue accepted failed after all (OKX `amendResult` `-1`): the order
+    /// is as it was.
+    AmendRejected,
 }
 
 /// One order update of the private stream.
@@ -423,6 +435,18 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn new_order(&self, order: &NewOrderSpec<'_>, now_ms: u64) -> Result<VenueRequest, ExecError>;
     /// Cancels one order by our client id.
     fn cancel(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest;
+    /// Amends one order by our client id to `price` and `qty` ordered (fills included);
+    /// `None` on a venue whose orders the engine does not amend (it cancels and places).
+    fn amend(
+        &self,
+        _symbol: &str,
+        _client_id: &str,
+        _price: Price,
+        _qty: Qty,
+        _now_ms: u64,
+    ) -> Option<VenueRequest> {
+        None
+    }
     /// Cancels every open order of the account on `symbol`.
     fn cancel_all(&self, symbol: &str, now_ms: u64) -> VenueRequest;
     /// Asks for one order by our client id.

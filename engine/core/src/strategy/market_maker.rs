@@ -34,12 +34,19 @@
 //! diffs: more requotes (and rate-limit refusals) follow. In a backtest the simulated venue
 //! still matches against the diff book, so a quote placed against a newer ticker can be
 //! refused as crossing a diff book that has not caught up (`post_only_would_cross`).
+//!
+//! **Requote** (`params.requote`). `replace` (the default): a quote that must move is
+//! cancelled and a new order placed. `amend`: it is amended in place (one request; a smaller
+//! size at the same price keeps its place in the queue), once the engine has acknowledged the
+//! order at its current price and size; before that it is replaced as by default. An
+//! amendment the engine or venue refuses (the order filled meanwhile, a risk limit) has the
+//! order cancelled and the side quoted afresh after the rejection back-off.
 
-use rt_manifest::model::{MarketMakerParams, Reference, Touch};
+use rt_manifest::model::{MarketMakerParams, Reference, Requote, Touch};
 
 use super::{
-    check_instruments, Action, ClientIds, FillReport, NewOrder, OrderKind, OrderUpdate, Strategy,
-    StrategyContext, StrategyError, REJECT_BACKOFF_NS,
+    check_instruments, Action, Amend, ClientIds, FillReport, NewOrder, OrderKind, OrderUpdate,
+    Strategy, StrategyContext, StrategyError, REJECT_BACKOFF_NS,
 };
 use crate::book::OrderBook;
 use crate::event::{Bbo, Level};
@@ -52,7 +59,13 @@ use crate::types::{Nanos, Price, Qty, Side};
 struct Working {
     client_id: u64,
     price: Price,
+    /// The size quoted (what is left to fill when it was placed or amended).
     qty: Qty,
+    /// Filled so far.
+    filled: Qty,
+    /// The engine acknowledged the order at this price and size (its placement or last
+    /// amendment): only then is it amended (`requote: amend`).
+    confirmed: bool,
 }
 
 /// Everything the desired quotes depend on (besides the configuration).
@@ -130,6 +143,8 @@ pub struct MarketMakerConfig {
     pub signal_basis_updates: Option<u32>,
     /// The top of book quoted against (see the module documentation, "Touch").
     pub touch: Touch,
+    /// How a working quote is moved (see the module documentation, "Requote").
+    pub requote: Requote,
 }
 
 impl MarketMakerConfig {
@@ -143,6 +158,7 @@ impl MarketMakerConfig {
             requote_threshold_ticks: params.requote_threshold_ticks,
             signal_basis_updates: params.signal.as_ref().map(|s| s.basis_updates),
             touch: params.touch.unwrap_or_default(),
+            requote: params.requote.unwrap_or_default(),
         }
     }
 }
@@ -322,6 +338,23 @@ impl MarketMaker {
                 }
                 (Some(_), None) | (None, None) => false,
             };
+            if let (true, Some(w), Some((price, qty))) = (place, working, desired[i]) {
+                if self.config.requote == Requote::Amend && w.confirmed {
+                    // In place: the new price, and the quoted size left to fill.
+                    out.push(Action::Amend(Amend {
+                        client_id: w.client_id,
+                        price,
+                        qty: Qty(w.filled.0.saturating_add(qty.0)),
+                    }));
+                    self.slots[ctx.slot].working[i] = Some(Working {
+                        price,
+                        qty,
+                        confirmed: false,
+                        ..w
+                    });
+                    continue;
+                }
+            }
             let cancel = working.is_some() && (place || desired[i].is_none());
             if let (true, Some(w)) = (cancel, working) {
                 out.push(Action::Cancel(w.client_id));
@@ -341,6 +374,8 @@ impl MarketMaker {
                     client_id,
                     price,
                     qty,
+                    filled: Qty::ZERO,
+                    confirmed: false,
                 });
             }
         }
@@ -541,12 +576,16 @@ impl Strategy for MarketMaker {
     fn on_fill(&mut self, ctx: &StrategyContext, fill: &FillReport, _out: &mut Vec<Action>) {
         if let Some(slot) = self.slots.get_mut(ctx.slot) {
             slot.settled = None;
-            if fill.leaves_qty.0 > 0 {
-                return;
-            }
             let w = &mut slot.working[side_index(fill.side)];
-            if w.is_some_and(|w| w.client_id == fill.client_id) {
-                *w = None;
+            match w {
+                Some(working) if working.client_id == fill.client_id => {
+                    if fill.leaves_qty.0 > 0 {
+                        working.filled = Qty(working.filled.0.saturating_add(fill.qty.0));
+                    } else {
+                        *w = None;
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -555,16 +594,34 @@ impl Strategy for MarketMaker {
         &mut self,
         ctx: &StrategyContext,
         update: &OrderUpdate,
-        _out: &mut Vec<Action>,
+        out: &mut Vec<Action>,
     ) {
         let Some(slot) = self.slots.get_mut(ctx.slot) else {
             return;
         };
         slot.settled = None;
+        let i = side_index(update.side);
         if !update.status.is_final() {
+            let Some(w) = slot.working[i]
+                .as_mut()
+                .filter(|w| w.client_id == update.client_id)
+            else {
+                return;
+            };
+            w.filled = update.filled_qty;
+            match update.reject_reason {
+                // Placed, or amended, as asked.
+                None => w.confirmed = update.status != super::OrderStatus::Sent,
+                // An amendment refused: the order is live at a price this side no longer
+                // knows; cancel it, and quote afresh after the back-off.
+                Some(_) => {
+                    out.push(Action::Cancel(w.client_id));
+                    slot.working[i] = None;
+                    slot.retry_at[i] = ctx.now.saturating_add(REJECT_BACKOFF_NS);
+                }
+            }
             return;
         }
-        let i = side_index(update.side);
         if slot.working[i].is_some_and(|w| w.client_id == update.client_id) {
             slot.working[i] = None;
             if update.reject_reason.is_some() {
@@ -622,6 +679,7 @@ mod tests {
             requote_threshold_ticks: 2,
             signal_basis_updates: None,
             touch: Touch::Book,
+            requote: Requote::Replace,
         }
     }
 
@@ -653,7 +711,16 @@ mod tests {
                     assert_eq!(o.instrument, 7);
                     Some((o.side, o.price, o.qty))
                 }
-                Action::Cancel(_) => None,
+                Action::Cancel(_) | Action::Amend(_) => None,
+            })
+            .collect()
+    }
+
+    fn amends(out: &[Action]) -> Vec<Amend> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Amend(a) => Some(*a),
+                Action::Place(_) | Action::Cancel(_) => None,
             })
             .collect()
     }
@@ -662,7 +729,7 @@ mod tests {
         out.iter()
             .filter_map(|a| match a {
                 Action::Cancel(id) => Some(*id),
-                Action::Place(_) => None,
+                Action::Place(_) | Action::Amend(_) => None,
             })
             .collect()
     }
@@ -930,6 +997,94 @@ mod tests {
                 (Side::Sell, px("100.06"), q("0.002"))
             ]
         );
+    }
+
+    #[test]
+    fn with_requote_amend_an_acknowledged_quote_is_amended_in_place() {
+        let mut config = config(Reference::Mid);
+        config.requote = Requote::Amend;
+        let mut s = MarketMaker::new(config, &[7], &[spec()]).expect("valid");
+        let mut out = Vec::new();
+        s.on_book(
+            &ctx(0, "0", RiskState::Active),
+            &book("100", "1", "100.01", "1"),
+            &mut out,
+        );
+        assert_eq!(places(&out).len(), 2);
+        let update = |client_id, status, filled: &str, reason| OrderUpdate {
+            client_id,
+            instrument: 7,
+            // Ids 1 and 4 are bids below.
+            side: if client_id % 3 == 1 {
+                Side::Buy
+            } else {
+                Side::Sell
+            },
+            status,
+            leaves_qty: q("0.002"),
+            filled_qty: q(filled),
+            reject_reason: reason,
+        };
+        // Only the bid is acknowledged (0.0005 of it filled) before the book moves 2 ticks:
+        // the bid is amended (its size left to fill is the quote's again), the ask replaced.
+        out.clear();
+        let c = ctx(1, "0", RiskState::Active);
+        s.on_order_update(
+            &c,
+            &update(1, OrderStatus::PartiallyFilled, "0.0005", None),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        s.on_book(
+            &ctx(2, "0", RiskState::Active),
+            &book("100.02", "1", "100.03", "1"),
+            &mut out,
+        );
+        assert_eq!(
+            amends(&out),
+            [Amend {
+                client_id: 1,
+                price: px("99.99"),
+                qty: q("0.0025")
+            }]
+        );
+        assert_eq!(cancels(&out), [2]);
+        assert_eq!(places(&out), [(Side::Sell, px("100.06"), q("0.002"))]);
+        // Until the amendment is answered, a further move replaces the bid.
+        out.clear();
+        s.on_book(
+            &ctx(3, "0", RiskState::Active),
+            &book("100.04", "1", "100.05", "1"),
+            &mut out,
+        );
+        assert!(amends(&out).is_empty());
+        assert_eq!(cancels(&out), [1, 3]);
+        // The new bid (4) acknowledged, then an amendment of it refused: cancelled, and the
+        // side quoted again only after the back-off.
+        out.clear();
+        s.on_order_update(&c, &update(4, OrderStatus::Accepted, "0", None), &mut out);
+        s.on_book(
+            &ctx(4, "0", RiskState::Active),
+            &book("100.06", "1", "100.07", "1"),
+            &mut out,
+        );
+        assert_eq!(amends(&out).len(), 1);
+        out.clear();
+        let refused = update(
+            4,
+            OrderStatus::Accepted,
+            "0",
+            Some(RejectReason::NotAmendable),
+        );
+        s.on_order_update(&ctx(5, "0", RiskState::Active), &refused, &mut out);
+        assert_eq!(cancels(&out), [4]);
+        out.clear();
+        s.on_book(
+            &ctx(6, "0", RiskState::Active),
+            &book("100.06", "1", "100.07", "1"),
+            &mut out,
+        );
+        assert!(places(&out).iter().all(|p| p.0 == Side::Sell), "{out:?}");
     }
 
     #[test]

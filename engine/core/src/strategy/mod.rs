@@ -64,12 +64,30 @@ pub struct NewOrder {
     pub kind: OrderKind,
 }
 
+/// A new price and quantity for one of the strategy's live limit or post-only orders, changed
+/// in place at the venue (OKX `amend-order`) rather than cancelled and placed again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Amend {
+    pub client_id: u64,
+    pub price: Price,
+    /// The quantity ordered, fills included (more than what is filled).
+    pub qty: Qty,
+}
+
 /// What a strategy asks the engine to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Place(NewOrder),
     /// Cancel the strategy's live order with this client id.
     Cancel(u64),
+    /// Amend a live order. Risk checks it as the order it would become. The answer is an
+    /// [`OrderUpdate`] with the order's live status: `reject_reason` `None` when the venue
+    /// amended it (a smaller quantity at the same price keeps its place in the queue; any other
+    /// change puts it at the back), `Some` when the amendment was refused and the order is as
+    /// it was (`NotAmendable`: not acknowledged yet, a cancel or another amendment in flight, not
+    /// resting any more, or a venue that does not amend). A refused amendment is not a
+    /// rejected order: the order stays live.
+    Amend(Amend),
 }
 
 /// The life cycle of an order.

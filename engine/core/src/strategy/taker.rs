@@ -223,7 +223,7 @@ pub(crate) mod testkit {
                     assert_eq!(o.kind, OrderKind::Ioc);
                     (o.side, o.price, o.qty)
                 }
-                Action::Cancel(_) => panic!("the taker never cancels"),
+                Action::Cancel(_) | Action::Amend(_) => panic!("the taker never cancels or amends"),
             })
             .collect()
     }

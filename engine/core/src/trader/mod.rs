@@ -82,7 +82,7 @@ use crate::order::{OrderEvent, OrderLifecycle};
 use crate::portfolio::{Cash, InstrumentId, InstrumentSpec, Portfolio};
 use crate::risk::{RejectReason, RiskConfig, RiskEngine, RiskState, RiskTransition};
 use crate::strategy::{
-    self, Action, FillReport, ModelLoader, ModelStats, NewOrder, OrderKind, OrderStatus,
+    self, Action, Amend, FillReport, ModelLoader, ModelStats, NewOrder, OrderKind, OrderStatus,
     OrderUpdate, Strategy, StrategyContext, StrategyError,
 };
 use crate::sync::{BookSync, DiffOutcome, SyncRule};
@@ -126,6 +126,12 @@ struct Book {
 enum RequestKind {
     New(SimRequest),
     Cancel(u64),
+    Amend {
+        order_id: u64,
+        side: Side,
+        price: Price,
+        qty: Qty,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -170,7 +176,16 @@ struct LiveOrder {
     /// Side, price, quantity, fills and status: the one order state machine.
     life: OrderLifecycle,
     cancel_sent: bool,
+    /// An amendment sent and not answered yet.
+    amend: Option<PendingAmend>,
     record: Option<usize>,
+}
+
+/// An amendment in flight: what it asked, and the open quantity risk reserved for it beyond
+/// the order's leaves (released when the venue answers or the order ends).
+#[derive(Clone, Copy, Debug)]
+struct PendingAmend {
+    reserved: Qty,
 }
 
 #[derive(Debug)]

@@ -61,9 +61,124 @@ impl Trader {
                         None => self.counters.cancels_unknown += 1,
                     }
                 }
+                Action::Amend(amend) => self.amend(s, &amend),
             }
         }
         self.actions = actions;
+    }
+
+    /// An amendment of the strategy's live order: checked by risk as the order it would
+    /// become, then sent; refused (`NotAmendable`) while the order is not acknowledged or has a
+    /// cancel or another amendment in flight, and for an IOC or market order.
+    pub(super) fn amend(&mut self, s: usize, amend: &Amend) {
+        let Some(k) = self
+            .live
+            .iter()
+            .position(|o| o.strategy == s && o.client_id == amend.client_id)
+        else {
+            self.counters.amends_unknown += 1;
+            return;
+        };
+        let o = self.live[k];
+        let filled = o.life.filled();
+        let amendable = matches!(o.kind, OrderKind::Limit | OrderKind::PostOnly)
+            && o.life.status().is_acknowledged()
+            && !o.cancel_sent
+            && o.amend.is_none();
+        let verdict = if self.paused {
+            Err(RejectReason::Paused)
+        } else if !amendable {
+            Err(RejectReason::NotAmendable)
+        } else if amend.qty.0 <= filled.0 {
+            Err(RejectReason::InvalidQty)
+        } else {
+            let b = &self.books[o.instrument as usize];
+            let reference = if b.synced { b.sync.book().mid() } else { None };
+            let as_new = NewOrder {
+                client_id: o.client_id,
+                instrument: o.instrument,
+                side: o.life.side(),
+                price: amend.price,
+                qty: Qty(amend.qty.0 - filled.0),
+                kind: o.kind,
+            };
+            self.risk.check_amend(
+                self.clock,
+                &as_new,
+                o.life.leaves(),
+                reference,
+                &self.portfolio,
+            )
+        };
+        match verdict {
+            Err(reason) => {
+                self.counters.amends_rejected += 1;
+                self.notices
+                    .push_back((s, o.slot, amend_update(&o, Some(reason))));
+                self.queued += 1;
+            }
+            Ok(reserved) => {
+                self.counters.amends_sent += 1;
+                self.live[k].amend = Some(PendingAmend { reserved });
+                self.send(
+                    o.instrument,
+                    RequestKind::Amend {
+                        order_id: o.order_id,
+                        side: o.life.side(),
+                        price: amend.price,
+                        qty: amend.qty,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The venue's answer to an amendment of live order `k`: made (`Some`: the new price and
+    /// quantity ordered) or refused.
+    pub(super) fn on_amended(
+        &mut self,
+        k: usize,
+        made: Option<(Price, Qty)>,
+        refused: RejectReason,
+    ) {
+        let reserved = self.live[k].amend.take().map_or(Qty::ZERO, |a| a.reserved);
+        let before = self.live[k].life.leaves();
+        let reason = match made {
+            Some((price, qty)) => {
+                let o = &mut self.live[k];
+                match o.life.apply(OrderEvent::Amended { price, qty }) {
+                    Ok(_) => {
+                        self.counters.amends_done += 1;
+                        None
+                    }
+                    Err(_) => {
+                        // The venue amended below what we hold filled: keep ours, count it.
+                        self.counters.order_errors += 1;
+                        Some(RejectReason::InvalidQty)
+                    }
+                }
+            }
+            None => {
+                self.counters.amends_rejected += 1;
+                Some(refused)
+            }
+        };
+        let o = self.live[k];
+        // Risk held the old leaves plus the reserve; it now holds the order's leaves.
+        let held = before.0 + reserved.0;
+        self.risk.release_open(
+            o.instrument,
+            o.life.side(),
+            Qty((held - o.life.leaves().0).max(0)),
+        );
+        if reason.is_none() {
+            if let Some(r) = o.record.and_then(|r| self.orders.get_mut(r)) {
+                (r.price, r.qty, r.updated_ts) = (o.life.price(), o.life.qty(), self.clock);
+            }
+            let status = o.life.status().to_strategy();
+            self.log_order(&o, status, None);
+        }
+        self.notify_update(o.strategy, o.slot, &amend_update(&o, reason));
     }
 
     pub(super) fn place(&mut self, s: usize, order: &NewOrder) {
@@ -150,6 +265,7 @@ impl Trader {
                     sent_ts: self.clock,
                     life: OrderLifecycle::sent(order.side, order.price, order.qty),
                     cancel_sent: false,
+                    amend: None,
                     record,
                 });
                 self.send(
@@ -180,6 +296,19 @@ impl Trader {
                     exchange,
                     instrument,
                     order_id,
+                },
+                RequestKind::Amend {
+                    order_id,
+                    side,
+                    price,
+                    qty,
+                } => VenueRequest::Amend {
+                    exchange,
+                    instrument,
+                    order_id,
+                    side,
+                    price,
+                    qty,
                 },
             });
             return;
@@ -272,6 +401,16 @@ impl Trader {
             RequestKind::Cancel(order_id) => {
                 b.matcher.cancel(r.arrive_at, order_id, &mut self.execs)
             }
+            RequestKind::Amend {
+                order_id,
+                price,
+                qty,
+                ..
+            } => {
+                let book = b.sync.is_synced().then(|| b.sync.book());
+                b.matcher
+                    .amend(r.arrive_at, order_id, price, qty, book, &mut self.execs);
+            }
         }
         self.queue_execs(r.instrument);
     }
@@ -293,8 +432,10 @@ impl Trader {
     /// An execution report reaches the strategy's side.
     pub(super) fn deliver(&mut self, exec: Exec, base_commission: Qty) {
         let Some(k) = self.live.iter().position(|o| o.order_id == exec.order_id) else {
-            if exec.kind == ExecKind::CancelRejected {
-                self.counters.cancels_rejected += 1;
+            match exec.kind {
+                ExecKind::CancelRejected => self.counters.cancels_rejected += 1,
+                ExecKind::AmendRejected(_) => self.counters.amends_rejected += 1,
+                _ => {}
             }
             return;
         };
@@ -347,6 +488,10 @@ impl Trader {
                 self.counters.cancels_rejected += 1;
                 self.live[k].cancel_sent = false;
             }
+            ExecKind::Amended { price, qty } => {
+                self.on_amended(k, Some((price, qty)), RejectReason::NotAmendable)
+            }
+            ExecKind::AmendRejected(reason) => self.on_amended(k, None, reason),
         }
     }
 
@@ -479,6 +624,11 @@ impl Trader {
         }
         self.risk
             .on_order_closed(o.instrument, o.life.side(), leaves);
+        if let Some(amend) = o.amend.take() {
+            // Its amendment's reserve goes with it (the venue's answer finds no order).
+            self.risk
+                .release_open(o.instrument, o.life.side(), amend.reserved);
+        }
         self.log_order(&o, status, reason);
         if let Some(r) = o.record.and_then(|r| self.orders.get_mut(r)) {
             r.status = status;
@@ -559,5 +709,19 @@ impl Trader {
             r.filled_qty = filled;
             r.updated_ts = self.clock;
         }
+    }
+}
+
+/// What a strategy hears of an amendment of `o`: the order as it now is, with `reason` when
+/// the amendment was refused.
+fn amend_update(o: &LiveOrder, reason: Option<RejectReason>) -> OrderUpdate {
+    OrderUpdate {
+        client_id: o.client_id,
+        instrument: o.instrument,
+        side: o.life.side(),
+        status: o.life.status().to_strategy(),
+        leaves_qty: o.life.leaves(),
+        filled_qty: o.life.filled(),
+        reject_reason: reason,
     }
 }

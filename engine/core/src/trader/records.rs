@@ -138,6 +138,15 @@ pub struct TraderCounters {
     pub cancels_rejected: u64,
     /// `Action::Cancel` for a client id with no live order.
     pub cancels_unknown: u64,
+    /// `Action::Amend` that passed risk and went to the venue.
+    pub amends_sent: u64,
+    /// Amendments the venue made.
+    pub amends_done: u64,
+    /// Amendments refused (by risk, by the engine: `NotAmendable`, or by the venue); the
+    /// order stayed as it was.
+    pub amends_rejected: u64,
+    /// `Action::Amend` for a client id with no live order.
+    pub amends_unknown: u64,
     pub fills: u64,
     pub maker_fills: u64,
     pub taker_fills: u64,
@@ -243,6 +252,15 @@ pub enum VenueRequest {
         exchange: ExchangeId,
         instrument: InstrumentId,
         order_id: u64,
+    },
+    /// Amend the order to `price` and `qty` ordered (fills included).
+    Amend {
+        exchange: ExchangeId,
+        instrument: InstrumentId,
+        order_id: u64,
+        side: Side,
+        price: Price,
+        qty: Qty,
     },
 }
 

@@ -11,6 +11,9 @@
 //! - Kraken is market data only: `strategy.kraken_market_data_only`;
 //! - a market maker quoting against the real-time top of book (`touch: bbo`) on OKX,
 //!   whose feed has none: `strategy.bbo`;
+//! - a market maker amending its quotes (`requote: amend`) anywhere but OKX, the one venue
+//!   whose orders the engine amends (Binance Spot cannot change an order's price in place):
+//!   `strategy.amend`;
 //! - a futures contract (delivery at expiry is not handled): `strategy.instrument_type`;
 //! - a linear contract whose value at a price (tick x contract value x multiplier) needs more
 //!   than 8 decimals cannot be kept exactly by positions and P&L: `strategy.instrument_type`
@@ -22,8 +25,8 @@
 //! compiler does it (appliance/config/venues.py), and `files.rs` checks its hash.
 
 use crate::model::{
-    ContractType, Exchange, InstrumentType, Listing, Manifest, Strategy, StrategyParams, Touch,
-    Venue,
+    ContractType, Exchange, InstrumentType, Listing, Manifest, Requote, Strategy, StrategyParams,
+    Touch, Venue,
 };
 use crate::Fixed;
 
@@ -278,6 +281,18 @@ impl Checker {
                         "bbo on {} (OKX): the engine reads no real-time top of book \
                          from OKX (its books channel only); use book",
                         strategy.exchange
+                    ),
+                );
+            }
+            if p.requote == Some(Requote::Amend) && exchange.venue != Venue::Okx {
+                self.fail(
+                    "strategy.amend",
+                    format_args!("strategies.{name}.params.requote"),
+                    format_args!(
+                        "amend on {} ({}): the engine amends orders on OKX only (OKX \
+                         amend-order); use replace",
+                        strategy.exchange,
+                        exchange.venue.as_str()
                     ),
                 );
             }
@@ -646,6 +661,23 @@ mod tests {
             v,
             &[("strategies.mm_btcusdt_spot.params.touch", "strategy.bbo")],
         );
+    }
+
+    #[test]
+    fn a_market_maker_amends_its_quotes_only_on_okx() {
+        let mut v = with_okx();
+        v["strategies"]["mm_btcusdt_spot"]["params"]["requote"] = json!("amend");
+        reports(
+            v.clone(),
+            &[(
+                "strategies.mm_btcusdt_spot.params.requote",
+                "strategy.amend",
+            )],
+        );
+        v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
+        assert_eq!(found(v.clone()), []);
+        v["strategies"]["mm_btcusdt_spot"]["params"]["requote"] = json!("replace");
+        assert_eq!(found(v), []);
     }
 
     #[test]

@@ -346,6 +346,7 @@ impl ExecutionClient for SpotExecution {
         let info = parse_order(body).map_err(|e| unreadable("order", e))?;
         Ok(OrderState {
             venue_order_id: info.order_id,
+            price: info.price,
             orig_qty: info.orig_qty,
             executed_qty: info.executed_qty,
             status: venue_status(info.status),
@@ -422,6 +423,10 @@ fn order_update(er: ExecutionReport) -> OrderUpdate {
         ExecType::Expired => UpdateKind::Expired,
         ExecType::TradePrevention => UpdateKind::ExpiredBySelfTradePrevention,
         ExecType::Rejected => UpdateKind::Rejected,
+        ExecType::Replaced => UpdateKind::Amended {
+            price: er.price,
+            qty: er.quantity,
+        },
     };
     OrderUpdate {
         symbol: er.symbol,

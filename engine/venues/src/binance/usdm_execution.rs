@@ -214,6 +214,7 @@ impl ExecutionClient for USdmExecution {
         let info = FuturesOrderInfo::parse(body).map_err(|e| unreadable("order", e))?;
         Ok(OrderState {
             venue_order_id: info.order_id,
+            price: info.price,
             orig_qty: info.orig_qty,
             executed_qty: info.executed_qty,
             status: venue_status(info.status),

@@ -54,6 +54,9 @@ pub enum ExecType {
     Expired,
     /// The order expired by self-trade prevention (its status: `EXPIRED_IN_MATCH`).
     TradePrevention,
+    /// The order was amended in place (Binance Spot's `order.amend.keepPriority`; the sim's
+    /// OKX amendments): its price and quantity now in `p` and `q`.
+    Replaced,
 }
 
 /// `selfTradePreventionMode`: what the venue does when an order would trade against another
@@ -127,6 +130,7 @@ wire_enum!(ExecType, "x", "not an execution type", {
     Trade => "TRADE",
     Expired => "EXPIRED",
     TradePrevention => "TRADE_PREVENTION",
+    Replaced => "REPLACED",
 });
 wire_enum!(StpMode, "selfTradePreventionMode", "expected NONE, EXPIRE_TAKER, EXPIRE_MAKER or EXPIRE_BOTH", {
     None => "NONE",

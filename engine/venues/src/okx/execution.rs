@@ -8,6 +8,7 @@
 //! |---|---|
 //! | place | `POST /api/v5/trade/order` `{"instId","tdMode":"cash","clOrdId","side","ordType","sz","px"}`; `ordType` `limit`, `post_only`, `ioc`, `market` (a spot market order states `tgtCcy":"base_ccy"`: OKX sizes a market buy in the quote currency otherwise). A swap or futures (`instType` from the `instId`: [`inst_type`]) is traded in net position mode, cross margined (`tdMode` `cross`) or isolated where the instrument says `margin_type: isolated`, `sz` in contracts, `reduceOnly` when the order may only reduce the position; a hedge-mode position side is refused |
 //! | cancel | `POST /api/v5/trade/cancel-order` `{"instId","clOrdId"}` |
+//! | amend | `POST /api/v5/trade/amend-order` `{"instId","clOrdId","newPx","newSz"}` (`newSz` the quantity ordered, fills included); its result is the `orders` push's `amendResult` (`0` amended, `-1` failed), an accepted request alone proves nothing |
 //! | cancel several | `POST /api/v5/trade/cancel-batch-orders` `[{"instId","ordId"},..]` (at most 20): OKX has no cancel-all of a spot instrument, so the engine lists `GET /api/v5/trade/orders-pending?instType=..&instId=..` (`instType` from the `instId`: [`inst_type`]) and cancels what it lists |
 //! | order status | `GET /api/v5/trade/order?instId=..&clOrdId=..` |
 //! | fills (catch-up) | `GET /api/v5/trade/fills?instType=SPOT&instId=..&ordId=..&limit=100` (newest first; the last three days) |
@@ -41,8 +42,10 @@
 //! is: a swap's or futures' in its settlement currency (`settleCcy`: USDT for a linear
 //! contract, the base asset for an inverse one), where its P&L is kept. A push naming several orders is several updates, in its order; a push with a fill and
 //! the order's cancel at once is two, the fill then the cancel ([`PrivateEvent::Orders`]).
-//! Amending an order (`POST /api/v5/trade/amend-order`) is not part of the boundary: the
-//! engine cancels and places.
+//! An amendment the venue makes is pushed with `amendResult` `0` and the order's new `px` and
+//! `sz` ([`UpdateKind::Amended`]); one that failed after it was accepted with `amendResult` `-1`
+//! ([`UpdateKind::AmendRejected`]; `1`, failed and the order cancelled, is pushed `canceled`).
+//! `51503` (an amendment of an order filled, cancelled or unknown) names an unknown order.
 
 use std::fmt;
 
@@ -91,8 +94,9 @@ pub const AUTH_ERRORS: [i64; 9] = [
     50103, 50104, 50105, 50106, 50107, 50111, 50112, 50113, 50114,
 ];
 /// The order is not (or no longer) there: a cancel of a filled, cancelled or unknown order
-/// (`51400`, `51401`, `51402`), an order that does not exist (`51603`).
-pub const UNKNOWN_ORDER: [i64; 4] = [51400, 51401, 51402, 51603];
+/// (`51400`, `51401`, `51402`), an amendment of one (`51503`), an order that does not exist
+/// (`51603`).
+pub const UNKNOWN_ORDER: [i64; 5] = [51400, 51401, 51402, 51503, 51603];
 
 /// An OKX API key: key, secret and passphrase. `Debug` shows none of them.
 #[derive(Clone, PartialEq, Eq)]
@@ -475,6 +479,7 @@ impl OkxExecution {
         let acc = units(o, "accFillSz")?;
         let fill_sz = units(o, "fillSz")?;
         let trade = text(o, "tradeId");
+        let amended = text(o, "amendResult");
         let kind = if fill_sz > 0 && !trade.is_empty() {
             UpdateKind::Fill(VenueFill {
                 trade_id: i64::try_from(id(o, "tradeId")?).map_err(|e| unreadable("tradeId", e))?,
@@ -485,6 +490,13 @@ impl OkxExecution {
                 commission: commission_units(o, "fillFee")?,
                 commission_asset: text(o, "fillFeeCcy").to_owned(),
             })
+        } else if amended == "0" && status.is_open() {
+            UpdateKind::Amended {
+                price: Price(units(o, "px")?),
+                qty: Qty(sz),
+            }
+        } else if amended == "-1" && status.is_open() {
+            UpdateKind::AmendRejected
         } else {
             match status {
                 VenueStatus::Cancelled => UpdateKind::Cancelled,
@@ -561,6 +573,25 @@ impl ExecutionClient for OkxExecution {
         let cl = encode_client_id(client_id).unwrap_or_else(|| client_id.to_owned());
         let body = json!({"instId": self.inst_id(symbol), "clOrdId": cl}).to_string();
         self.request(Method::Post, CANCEL_PATH.into(), body, now_ms)
+    }
+
+    fn amend(
+        &self,
+        symbol: &str,
+        client_id: &str,
+        price: Price,
+        qty: Qty,
+        now_ms: u64,
+    ) -> Option<VenueRequest> {
+        let cl = encode_client_id(client_id).unwrap_or_else(|| client_id.to_owned());
+        let body = json!({
+            "instId": self.inst_id(symbol),
+            "clOrdId": cl,
+            "newPx": format_decimal(price.0),
+            "newSz": format_decimal(qty.0),
+        })
+        .to_string();
+        Some(self.request(Method::Post, super::limits::AMEND_PATH.into(), body, now_ms))
     }
 
     /// OKX has no cancel-all of a spot instrument: this is the listing the engine cancels from
@@ -794,7 +825,10 @@ impl ExecutionClient for OkxExecution {
             .and_then(|e| e.get("sCode"))
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<i64>().ok());
-        let one_order = matches!(op, Operation::NewOrder { .. } | Operation::Cancel);
+        let one_order = matches!(
+            op,
+            Operation::NewOrder { .. } | Operation::Cancel | Operation::Amend
+        );
         let code = match (top, s_code) {
             (Some(0 | 1), Some(s)) if one_order => Some(s),
             (top, _) => top,
@@ -883,6 +917,8 @@ impl ExecutionClient for OkxExecution {
         let state = text(o, "state");
         Ok(OrderState {
             venue_order_id: id(o, "ordId")?,
+            // A market order's `px` is empty.
+            price: Price(units(o, "px").unwrap_or(0)),
             orig_qty: Qty(units(o, "sz")?),
             executed_qty: Qty(units(o, "accFillSz")?),
             status: venue_status(state).ok_or_else(|| unreadable("state", state))?,
@@ -1075,6 +1111,20 @@ impl OkxOrder {
         json!({
             "arg": {"channel": "orders", "instType": "ANY"},
             "data": [self.to_json()],
+        })
+        .to_string()
+    }
+
+    /// The push of an amendment's result: `amendResult` `0` (made: the order as it is now)
+    /// or `-1` (failed: the order as it was).
+    pub fn amend_push(&self, made: bool) -> String {
+        let mut order = self.to_json();
+        if let Some(map) = order.as_object_mut() {
+            map.insert("amendResult".into(), if made { "0" } else { "-1" }.into());
+        }
+        json!({
+            "arg": {"channel": "orders", "instType": "ANY"},
+            "data": [order],
         })
         .to_string()
     }
@@ -1386,6 +1436,89 @@ mod tests {
     }
 
     #[test]
+    fn an_amendment_is_requested_by_client_id_and_its_push_says_the_outcome() {
+        let c = client();
+        let r = c
+            .amend(
+                "BTCUSDT",
+                "paper_1-7",
+                Price(6_183_750_000_000),
+                Qty(300_000),
+                1,
+            )
+            .expect("OKX amends");
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Post, "/api/v5/trade/amend-order")
+        );
+        let body: Value = serde_json::from_str(&r.body).expect("json");
+        assert_eq!(
+            body,
+            json!({"instId": "BTC-USDT", "clOrdId": "paperzu1zd7", "newPx": "61837.5",
+                   "newSz": "0.003"})
+        );
+        assert!(!header(&r, SIGN_HEADER).is_empty());
+        // Its answer: accepted, or the order is gone (filled or cancelled meanwhile).
+        let accepted = order_answer(5, "paperzu1zd7", 0, "");
+        assert_eq!(
+            c.classify(Operation::Amend, 200, &accepted, None),
+            Outcome::Accepted
+        );
+        let gone = order_answer(5, "paperzu1zd7", 51503, "order filled or canceled");
+        assert!(matches!(
+            c.classify(Operation::Amend, 200, &gone, None),
+            Outcome::Rejected(Refusal {
+                kind: RefusalKind::UnknownOrder,
+                ..
+            })
+        ));
+        // The push: made (the order's price and size now), failed, or failed and cancelled.
+        let order = OkxOrder {
+            inst_id: "BTC-USDT".into(),
+            ord_id: 5,
+            cl_ord_id: "paperzu1zd7".into(),
+            buy: true,
+            ord_type: "post_only",
+            px: 6_183_750_000_000,
+            sz: 300_000,
+            acc_fill_sz: 100_000,
+            state: "partially_filled",
+            fill: None,
+            u_time_ms: 2,
+            isolated: false,
+        };
+        let update = |frame: &str| match c.private_event(frame) {
+            Ok(PrivateEvent::Orders(mut u)) if u.len() == 1 => u.remove(0),
+            Ok(PrivateEvent::Order(u)) => u,
+            other => panic!("{other:?}"),
+        };
+        let made = update(&order.amend_push(true));
+        assert_eq!(
+            (made.client_id.as_str(), made.kind, made.leaves),
+            (
+                "paper_1-7",
+                UpdateKind::Amended {
+                    price: Price(6_183_750_000_000),
+                    qty: Qty(300_000)
+                },
+                Qty(200_000)
+            )
+        );
+        assert_eq!(
+            update(&order.amend_push(false)).kind,
+            UpdateKind::AmendRejected
+        );
+        let cancelled = OkxOrder {
+            state: "canceled",
+            ..order
+        };
+        assert_eq!(
+            update(&cancelled.amend_push(false)).kind,
+            UpdateKind::Cancelled
+        );
+    }
+
+    #[test]
     fn orders_channel_pushes_become_order_updates() {
         let c = client();
         // OKX's documented `orders` push (its example's fields), a live order of ours.
@@ -1661,6 +1794,7 @@ mod tests {
             c.order_state(&body),
             Ok(OrderState {
                 venue_order_id: 312_269_865_356_374_016,
+                price: Price(3_000_000_000_000),
                 orig_qty: Qty(100_000),
                 executed_qty: Qty(40_000),
                 status: VenueStatus::PartiallyFilled,
