@@ -385,7 +385,8 @@ async fn derivative_settings(
     // Read back: what the venue holds now is what the configuration says.
     let risks = venue_positions(client, venue).await?;
     for (symbol, inst) in &exchange.instruments {
-        let Some(held) = risks.iter().find(|r| r.symbol == *symbol) else {
+        let isolated = inst.margin_type == Some(MarginType::Isolated);
+        let Some(held) = held_row(&risks, symbol, isolated) else {
             if account.lists_flat_positions() {
                 problems.push(format!("{name}/{symbol}: the venue shows no position row"));
             } else if inst.listing.as_ref().is_some_and(|l| l.contract.is_some()) {
@@ -418,6 +419,21 @@ async fn derivative_settings(
         ));
     }
     Ok((problems, risks))
+}
+
+/// The row of `symbol` whose settings the start check compares: the one in the configured
+/// margin mode (`isolated` or cross), else the first. OKX lists a swap's cross and isolated
+/// positions as two rows; the engine trades one mode, and a row in the other (another
+/// client's) is no reason to report its leverage or mode as ours (its quantity still counts:
+/// `check_positions` sums every row of the symbol).
+fn held_row<'a>(
+    risks: &'a [rt_venues::execution::PositionRiskState],
+    symbol: &str,
+    isolated: bool,
+) -> Option<&'a rt_venues::execution::PositionRiskState> {
+    let mut rows = risks.iter().filter(|r| r.symbol == symbol);
+    let first = rows.clone().next();
+    rows.find(|r| r.isolated == isolated).or(first)
 }
 
 fn margin_str(m: MarginType) -> &'static str {
@@ -1249,6 +1265,37 @@ mod tests {
             leverage: 2,
             isolated: false,
         }
+    }
+
+    /// OKX lists a swap's cross and isolated positions as two rows: the start check reads the
+    /// settings of the row in the configured mode, whichever comes first, and the position
+    /// check still counts both.
+    #[test]
+    fn the_settings_checked_are_the_configured_margin_modes_row() {
+        let other = rt_venues::execution::PositionRiskState {
+            leverage: 7,
+            ..held("UNIUSDSWAP", 100_000_000)
+        };
+        let ours = rt_venues::execution::PositionRiskState {
+            leverage: 3,
+            isolated: true,
+            ..held("UNIUSDSWAP", -200_000_000)
+        };
+        let rows = [held("BTCUSDT", 1), other.clone(), ours.clone()];
+        assert_eq!(held_row(&rows, "UNIUSDSWAP", true), Some(&ours));
+        assert_eq!(held_row(&rows, "UNIUSDSWAP", false), Some(&other));
+        // No row in the configured mode: the first, whose mode is then reported as differing.
+        assert_eq!(held_row(&rows[..2], "UNIUSDSWAP", true), Some(&other));
+        assert_eq!(held_row(&rows, "ETHUSDT", false), None);
+        let problems = check_positions(
+            "okx",
+            &["UNIUSDSWAP".to_owned()],
+            &Positions::new(),
+            &Baseline::new(),
+            &rows,
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].venue, -100_000_000, "both rows count");
     }
 
     #[test]
