@@ -539,6 +539,51 @@ mod tests {
         assert!(fast_books >= 191, "{fast_books}");
     }
 
+    /// Every trade and ticker of the capture: the values the one decimal parser gives for the
+    /// strings serde_json finds there.
+    #[test]
+    fn trades_and_tickers_of_the_capture_read_as_the_one_parser_does() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/okx/cryptofeed_OKX.ws.1.0");
+        let mut frames = crate::FrameReader::open(&path).unwrap();
+        let mut d = OkxDecoder::new();
+        let units = |v: &serde_json::Value, k: &str| {
+            rt_core::parse_units(v[k].as_str().unwrap().as_bytes()).unwrap()
+        };
+        let (mut trades, mut tickers) = (0, 0);
+        while let Some(frame) = frames.next_frame() {
+            let bytes = frame.unwrap().bytes;
+            let f = d.decode(bytes).unwrap();
+            let json: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            match f.channel {
+                Channel::Trades => {
+                    let data = json["data"].as_array().unwrap();
+                    assert_eq!(d.trades.len(), data.len());
+                    for (t, v) in d.trades.iter().zip(data) {
+                        assert_eq!((t.price, t.size), (units(v, "px"), units(v, "sz")));
+                        trades += 1;
+                    }
+                }
+                Channel::Tickers => {
+                    let v = &json["data"][0];
+                    let t = f.ticker.unwrap();
+                    assert_eq!(
+                        (t.bid_px, t.bid_sz, t.ask_px, t.ask_sz),
+                        (
+                            units(v, "bidPx"),
+                            units(v, "bidSz"),
+                            units(v, "askPx"),
+                            units(v, "askSz")
+                        )
+                    );
+                    tickers += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(trades >= 70 && tickers == 26, "{trades} {tickers}");
+    }
+
     #[test]
     fn malformed_frames_are_errors_not_panics() {
         let mut d = OkxDecoder::new();
