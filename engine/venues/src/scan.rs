@@ -545,10 +545,11 @@ pub(crate) fn has_byte(v: u64, byte: u8) -> u64 {
 /// How many of the 8 bytes (in memory order) are ASCII digits before the first that is not.
 #[inline(always)]
 pub(crate) fn digit_run(v: u64) -> usize {
-    // A byte is a digit when its high nibble is 3 and still is after adding 6. A carry out of a
-    // non-digit byte can only spoil the bytes after it, which do not count.
-    let bad = ((v & 0xF0F0_F0F0_F0F0_F0F0) ^ ZEROS)
-        | ((v.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) ^ ZEROS);
+    // XOR with '0' leaves a digit 0..=9; adding 0x76 sets the high bit of anything above 9,
+    // and a byte that had it set already (not ASCII, or ASCII above '?') keeps it in the OR. A
+    // carry out of a non-digit byte can only spoil the bytes after it, which do not count.
+    let t = v ^ ZEROS;
+    let bad = (t | t.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
     (bad.trailing_zeros() / 8) as usize
 }
 
@@ -605,6 +606,23 @@ pub(crate) fn eight_digits(bytes: &[u8]) -> Option<i64> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The digit run against the plain count, for every byte value at every position after
+    /// a run of digits (and the rest digits or not).
+    #[test]
+    fn digit_runs_count_the_leading_digits() {
+        let plain = |w: &[u8; 8]| w.iter().take_while(|c| c.is_ascii_digit()).count();
+        for pos in 0..8 {
+            for byte in 0..=255u8 {
+                for fill in [b'7', b'x', 0xFF, 0x00] {
+                    let mut w = [fill; 8];
+                    w[..pos].copy_from_slice(&b"12345678"[..pos]);
+                    w[pos] = byte;
+                    assert_eq!(digit_run(u64::from_le_bytes(w)), plain(&w), "{w:?}");
+                }
+            }
+        }
+    }
 
     /// The eight-digit value against the plain sum, on every digit at every position and
     /// on pseudo-random words.
