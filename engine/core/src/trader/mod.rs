@@ -63,8 +63,11 @@
 //! - `config`: the configuration (exchanges, instruments, latencies, strategies) and its errors;
 //! - `records`: what a run records and returns (orders, fills, positions, equity, counters, the
 //!   result), the requests for external venues and the events for the journal and the bus;
-//! - `orders`: the order path: strategy actions, risk checks, sending to the simulated or the
-//!   external venue, execution reports, fills;
+//! - `orders`: the order path: strategy actions, risk checks, sending to the exchange's route,
+//!   execution reports, fills;
+//! - `venue`: the route, one boundary with two implementations: the simulated venue (latency
+//!   queues to and from the instruments' matchers) and the external venue (the caller's outbox
+//!   and [`Trader::on_exec`]);
 //! - `controls`: operator controls (pause, flatten, kill, halt, resume, tightening) and what a
 //!   restarting engine restores (fills, commissions, funding, marks, risk state);
 //! - here: the driver itself (building it, market events, timers, equity, the result).
@@ -92,9 +95,11 @@ mod config;
 mod controls;
 mod orders;
 mod records;
+mod venue;
 
 pub use config::*;
 pub use records::*;
+use venue::{Request, RequestKind, Route, SimulatedVenue};
 
 /// Index of an exchange in [`TraderConfig::exchanges`].
 pub type ExchangeId = usize;
@@ -122,43 +127,15 @@ struct Book {
     marked_at: Option<Nanos>,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum RequestKind {
-    New(SimRequest),
-    Cancel(u64),
-    Amend {
-        order_id: u64,
-        side: Side,
-        price: Price,
-        qty: Qty,
-    },
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Request {
-    arrive_at: Nanos,
-    instrument: InstrumentId,
-    kind: RequestKind,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Report {
-    deliver_at: Nanos,
-    exec: Exec,
-}
-
 #[derive(Debug)]
 struct Venue {
     name: String,
-    latency: LatencyModel,
     /// Feed symbol id -> instrument.
     symbols: Vec<Option<InstrumentId>>,
     /// This exchange's instruments with their symbols, in configuration order.
     instruments: Vec<(String, InstrumentId)>,
-    requests: VecDeque<Request>,
-    reports: VecDeque<Report>,
-    /// Orders go to the caller, not to the in-process matcher.
-    external: bool,
+    /// Where its orders go: the simulated venue, or the caller (`venue.rs`).
+    route: Route,
     /// One of its books left sync since the driver last asked ([`Trader::take_snapshot_request`]).
     wants_snapshot: bool,
 }
@@ -300,12 +277,9 @@ impl Trader {
             }
             venues.push(Venue {
                 name: exchange.name.clone(),
-                latency: exchange.latency,
                 symbols: own.iter().map(|(_, id)| Some(*id)).collect(),
                 instruments: own,
-                requests: VecDeque::with_capacity(64),
-                reports: VecDeque::with_capacity(64),
-                external: false,
+                route: Route::Simulated(SimulatedVenue::new(exchange.latency)),
                 wants_snapshot: false,
             });
         }
@@ -582,7 +556,7 @@ impl Trader {
             .venues
             .get_mut(exchange)
             .ok_or(TraderError::ExchangeIndex(exchange))?;
-        venue.external = true;
+        venue.route = Route::External;
         Ok(())
     }
 
@@ -717,7 +691,10 @@ impl Trader {
         let mut is_trade = false;
         // A real-time top of book as new as the diff book or newer (for the strategies).
         let mut fresh_bbo = false;
-        let simulated = !self.venues[self.books[i].exchange].external;
+        let simulated = matches!(
+            self.venues[self.books[i].exchange].route,
+            Route::Simulated(_)
+        );
         {
             let b = &mut self.books[i];
             match ev {

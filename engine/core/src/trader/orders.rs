@@ -282,43 +282,17 @@ impl Trader {
         }
     }
 
+    /// Hands a request to its exchange's route (`venue.rs`): the simulated venue, or the
+    /// caller's outbox.
     pub(super) fn send(&mut self, instrument: InstrumentId, kind: RequestKind) {
         let exchange = self.books[instrument as usize].exchange;
-        let venue = &mut self.venues[exchange];
-        if venue.external {
-            self.outbox.push(match kind {
-                RequestKind::New(request) => VenueRequest::New {
-                    exchange,
-                    instrument,
-                    request,
-                },
-                RequestKind::Cancel(order_id) => VenueRequest::Cancel {
-                    exchange,
-                    instrument,
-                    order_id,
-                },
-                RequestKind::Amend {
-                    order_id,
-                    side,
-                    price,
-                    qty,
-                } => VenueRequest::Amend {
-                    exchange,
-                    instrument,
-                    order_id,
-                    side,
-                    price,
-                    qty,
-                },
-            });
-            return;
+        match &mut self.venues[exchange].route {
+            Route::External => self.outbox.push(kind.to_venue(exchange, instrument)),
+            Route::Simulated(sim) => {
+                sim.send(self.clock, instrument, kind);
+                self.queued += 1;
+            }
         }
-        venue.requests.push_back(Request {
-            arrive_at: self.clock.saturating_add(venue.latency.to_matcher()),
-            instrument,
-            kind,
-        });
-        self.queued += 1;
     }
 
     pub(super) fn send_cancel(&mut self, k: usize) {
@@ -352,6 +326,8 @@ impl Trader {
     }
 
     pub(super) fn pump_queued(&mut self) {
+        // Handling requests and reports never moves the clock.
+        let now = self.clock;
         for _ in 0..MAX_PUMP_ROUNDS {
             let mut progressed = false;
             while let Some((s, slot, update)) = self.notices.pop_front() {
@@ -360,23 +336,15 @@ impl Trader {
                 self.notify_update(s, slot, &update);
             }
             for x in 0..self.venues.len() {
-                while let Some(r) = self.venues[x].requests.front().copied() {
-                    if r.arrive_at > self.clock {
-                        break;
-                    }
-                    self.venues[x].requests.pop_front();
+                while let Some(r) = self.simulated(x).and_then(|s| s.arrived(now)) {
                     self.queued -= 1;
                     progressed = true;
                     self.execute(r);
                 }
-                while let Some(r) = self.venues[x].reports.front().copied() {
-                    if r.deliver_at > self.clock {
-                        break;
-                    }
-                    self.venues[x].reports.pop_front();
+                while let Some(exec) = self.simulated(x).and_then(|s| s.delivered(now)) {
                     self.queued -= 1;
                     progressed = true;
-                    self.deliver(r.exec, Qty::ZERO);
+                    self.deliver(exec, Qty::ZERO);
                 }
             }
             if !progressed || self.queued == 0 {
@@ -417,15 +385,19 @@ impl Trader {
 
     /// Puts the matcher's executions on their way back.
     pub(super) fn queue_execs(&mut self, instrument: InstrumentId) {
-        let venue = &mut self.venues[self.books[instrument as usize].exchange];
-        let delay = venue.latency.to_strategy();
-        for exec in self.execs.drain(..) {
-            let mut deliver_at = exec.ts.saturating_add(delay);
-            if let Some(last) = venue.reports.back() {
-                deliver_at = deliver_at.max(last.deliver_at);
-            }
-            venue.reports.push_back(Report { deliver_at, exec });
-            self.queued += 1;
+        let exchange = self.books[instrument as usize].exchange;
+        match &mut self.venues[exchange].route {
+            Route::Simulated(sim) => self.queued += sim.report(&mut self.execs),
+            // Nothing is matched in process for an external venue.
+            Route::External => self.execs.clear(),
+        }
+    }
+
+    /// Exchange `x`'s simulated venue (`None`: external).
+    fn simulated(&mut self, x: ExchangeId) -> Option<&mut SimulatedVenue> {
+        match &mut self.venues[x].route {
+            Route::Simulated(sim) => Some(sim),
+            Route::External => None,
         }
     }
 
