@@ -22,7 +22,8 @@
 //!   included), `Amended` with what is left to fill. A smaller quantity at the same price keeps
 //!   the order's place in the queue; any other change puts it at the back of its (new) level.
 //!   A new price that reaches the opposite best trades at once for a limit order, as a new
-//!   order would (taker), and the rest rests; a post-only order's is refused
+//!   order would (taker), and the rest rests; a post-only order's is refused (a smaller size
+//!   at the same price is never judged against the book: the order stays where it rests)
 //!   (`PostOnlyWouldCross`). Refused too (`AmendRejected`, the order unchanged): an order that
 //!   is not resting (`NotAmendable`), a quantity not above what is filled (`InvalidQty`), an
 //!   unsynced book (`BookUnavailable`).
@@ -338,11 +339,14 @@ impl Matcher {
             refuse(reason, o.leaves, out);
             return;
         }
-        let crosses = match o.side {
-            Side::Buy => book.best_ask(),
-            Side::Sell => book.best_bid(),
-        }
-        .is_some_and(|l| reaches(o.side, price, l.price));
+        // A smaller size at the same price stays where it rests, whatever the book did.
+        let keeps_place = price == o.price && qty.0 <= o.qty.0;
+        let crosses = !keeps_place
+            && match o.side {
+                Side::Buy => book.best_ask(),
+                Side::Sell => book.best_bid(),
+            }
+            .is_some_and(|l| reaches(o.side, price, l.price));
         if crosses && o.kind == OrderKind::PostOnly {
             refuse(RejectReason::PostOnlyWouldCross, o.leaves, out);
             return;
@@ -354,7 +358,6 @@ impl Matcher {
             kind: ExecKind::Amended { price, qty },
             leaves,
         });
-        let keeps_place = price == o.price && qty.0 <= o.qty.0;
         let r = &mut self.resting[i];
         (r.price, r.qty, r.leaves) = (price, qty, leaves);
         if keeps_place {
@@ -730,6 +733,45 @@ mod tests {
             assert_eq!(kinds(&out), [ExecKind::AmendRejected(reason)]);
             assert_eq!(m.resting(), &before[..]);
         }
+    }
+
+    #[test]
+    fn a_smaller_size_at_the_same_price_is_never_judged_against_the_book() {
+        let mut m = Matcher::new(spec());
+        let mut out = Vec::new();
+        m.submit(
+            1,
+            &req(1, Side::Buy, 99, 5, OrderKind::PostOnly),
+            Some(&book()),
+            &mut out,
+        );
+        // The book has moved through the order's price (an ask at 98).
+        let mut through = OrderBook::new();
+        through.load_snapshot(&[lv(97, 5)], &[lv(98, 3)]);
+        out.clear();
+        let p99 = Price::from_int(99);
+        m.amend(2, 1, p99, Qty::from_int(4), Some(&through), &mut out);
+        assert_eq!(
+            kinds(&out),
+            [ExecKind::Amended {
+                price: p99,
+                qty: Qty::from_int(4)
+            }]
+        );
+        // A new price across it is refused for the post-only order.
+        out.clear();
+        m.amend(
+            3,
+            1,
+            Price::from_int(98),
+            Qty::from_int(4),
+            Some(&through),
+            &mut out,
+        );
+        assert_eq!(
+            kinds(&out),
+            [ExecKind::AmendRejected(RejectReason::PostOnlyWouldCross)]
+        );
     }
 
     #[test]

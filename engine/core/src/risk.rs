@@ -565,8 +565,10 @@ impl RiskEngine {
 
     /// An amendment of a live order, `order` carrying its new price and its new quantity left
     /// to fill: checked as if it were placed anew with the order's `old_leaves` released (so
-    /// the order neither counts twice against the limits nor as another open order), and it
-    /// takes a token of the order rate as a new order does. On success the side's open
+    /// the order neither counts twice against the limits nor as another open order), its new
+    /// quantity ordered (`total`, fills included) against the per-order limits too (an order
+    /// amended up after each fill must not grow past `max_order_qty`), and it takes a token of
+    /// the order rate as a new order does. On success the side's open
     /// quantity grows by what the amendment adds, and that is returned: a smaller amendment
     /// releases nothing until the venue confirms it, since the order may fill at its old size
     /// meanwhile ([`RiskEngine::release_open`]).
@@ -574,11 +576,26 @@ impl RiskEngine {
         &mut self,
         now: Nanos,
         order: &NewOrder,
+        total: Qty,
         old_leaves: Qty,
         reference: Option<Price>,
         portfolio: &Portfolio,
     ) -> Result<Qty, RejectReason> {
         let i = order.instrument as usize;
+        if let Some(Some(instrument)) = self.config.instruments.get(i) {
+            let limits = &instrument.limits;
+            if total.0 > limits.max_order_qty.0 {
+                return Err(RejectReason::MaxOrderQty);
+            }
+            let notional = instrument
+                .spec
+                .contract
+                .notional_wide(i128::from(order.price.0), i128::from(total.0))
+                / i128::from(crate::types::SCALE);
+            if notional > i128::from(limits.max_order_notional) {
+                return Err(RejectReason::MaxOrderNotional);
+            }
+        }
         let (saved, saved_orders) = (self.open.get(i).copied(), self.open_orders);
         self.on_fill(order.instrument, order.side, old_leaves);
         self.open_orders = self.open_orders.saturating_sub(1);

@@ -420,3 +420,92 @@ fn an_amendment_goes_to_the_venue_and_risk_holds_the_larger_size_until_it_is_ans
     assert_eq!(open(&bt), Qty::ZERO);
     assert_eq!(bt.open_orders().count(), 0);
 }
+
+/// The venue's answer to an amendment can come late or never (a live venue's push): a fill
+/// whose leaves are the amended order's is taken as proof the amendment was made, so the
+/// order is not closed early; an amendment growing the order past `max_order_qty` in total is
+/// refused even when its leaves fit; an order that ends with an amendment pending releases
+/// what risk reserved for it.
+#[test]
+fn a_fill_proves_an_unanswered_amendment_and_an_order_ending_releases_its_reserve() {
+    let mut config = TraderConfig::from_manifest(&example_manifest());
+    config.strategies.clear();
+    let mut bt = Trader::new(config).unwrap();
+    bt.set_external(0).unwrap();
+    let updates = Arc::new(Mutex::new(Vec::new()));
+    let q = |s: &str| Qty::parse(s.as_bytes()).unwrap();
+    bt.add_strategy(
+        "amender",
+        Box::new(Amender {
+            instruments: vec![0],
+            placed: None,
+            // Popped from the end: up to 0.004; then 0.011 in total (0.01 left to fill:
+            // within max_order_qty 0.01, its total is not); then a tick lower.
+            next: vec![(1, "0.004"), (0, "0.011"), (0, "0.004")],
+            updates: updates.clone(),
+        }),
+    )
+    .unwrap();
+    let mut requests = Vec::new();
+    let now = feed_until_request(&mut bt, &mut requests);
+    let VenueRequest::New { request, .. } = requests[0] else {
+        panic!("expected a new order, got {:?}", requests[0]);
+    };
+    let id = request.order_id;
+    let exec = |kind, leaves: &str| Exec {
+        ts: now + 1,
+        order_id: id,
+        kind,
+        leaves: q(leaves),
+    };
+    let open = |bt: &Trader| bt.risk().open_qty(0, Side::Buy);
+    bt.on_exec(now + 1, exec(ExecKind::Accepted, "0.002"));
+    assert_eq!(open(&bt), q("0.004"), "the amendment up is reserved");
+    requests.clear();
+    bt.drain_requests(&mut requests);
+    assert!(matches!(requests[..], [VenueRequest::Amend { .. }]));
+    // No answer yet; a fill of 0.001 leaving 0.003: the venue holds the amended order.
+    let fill = ExecKind::Fill {
+        price: request.price,
+        qty: q("0.001"),
+        maker: true,
+        fee: 0,
+    };
+    bt.on_exec(now + 2, exec(fill, "0.003"));
+    let k = bt.counters();
+    assert_eq!((k.amends_implied, k.amends_done), (1, 1));
+    assert_eq!(bt.open_orders().next().map(|o| o.3), Some(q("0.003")));
+    assert_eq!(open(&bt), q("0.003"));
+    // The amendment to 0.011 in total was refused (max_order_qty), the next one sent.
+    let refused: Vec<_> = updates
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u.reject_reason)
+        .collect();
+    assert_eq!(
+        refused,
+        [RejectReason::NotAmendable, RejectReason::MaxOrderQty]
+    );
+    requests.clear();
+    bt.drain_requests(&mut requests);
+    assert!(
+        matches!(requests[..], [VenueRequest::Amend { qty, .. }] if qty == q("0.004")),
+        "{requests:?}"
+    );
+    // The late answer to the first amendment changes nothing.
+    let late = ExecKind::Amended {
+        price: request.price,
+        qty: q("0.004"),
+    };
+    bt.on_exec(now + 3, exec(late, "0.003"));
+    assert_eq!(
+        (bt.counters().amends_done, bt.counters().amends_stale),
+        (1, 1)
+    );
+    // The venue cancels the order with the price amendment pending: nothing stays reserved.
+    bt.on_exec(now + 4, exec(ExecKind::Cancelled, "0"));
+    assert_eq!(bt.open_orders().count(), 0);
+    assert_eq!(open(&bt), Qty::ZERO);
+    assert_eq!(bt.risk().open_orders(), 0);
+}

@@ -162,6 +162,9 @@ struct LiveOrder {
 /// the order's leaves (released when the venue answers or the order ends).
 #[derive(Clone, Copy, Debug)]
 struct PendingAmend {
+    /// The price and quantity ordered asked.
+    price: Price,
+    qty: Qty,
     reserved: Qty,
 }
 

@@ -105,6 +105,7 @@ impl Trader {
             self.risk.check_amend(
                 self.clock,
                 &as_new,
+                amend.qty,
                 o.life.leaves(),
                 reference,
                 &self.portfolio,
@@ -119,7 +120,11 @@ impl Trader {
             }
             Ok(reserved) => {
                 self.counters.amends_sent += 1;
-                self.live[k].amend = Some(PendingAmend { reserved });
+                self.live[k].amend = Some(PendingAmend {
+                    price: amend.price,
+                    qty: amend.qty,
+                    reserved,
+                });
                 self.send(
                     o.instrument,
                     RequestKind::Amend {
@@ -131,6 +136,32 @@ impl Trader {
                 );
             }
         }
+    }
+
+    /// A fill of live order `k` whose venue leaves (`leaves`, after it) are the pending
+    /// amendment's and not the order's as we hold it: the venue made the amendment and its
+    /// answer is late or was lost (a live venue's push). The amendment is taken first, so the
+    /// fill is booked against the order the venue holds (an amendment up would otherwise close
+    /// the order early and leave the rest working unseen; one down would leave a ghost order).
+    /// Returns `k` as it is after (the strategy may act on the amendment).
+    fn implied_amendment(&mut self, k: usize, fill: Qty, leaves: Qty) -> usize {
+        let o = &self.live[k];
+        let Some(a) = o.amend else {
+            return k;
+        };
+        let filled = o.life.filled().0.saturating_add(fill.0);
+        let amended = a.qty.0 - filled;
+        let held = o.life.qty().0 - filled;
+        if a.qty == o.life.qty() || leaves.0 != amended.max(0) || leaves.0 == held.max(0) {
+            return k;
+        }
+        let order_id = o.order_id;
+        self.counters.amends_implied += 1;
+        self.on_amended(k, Some((a.price, a.qty)), RejectReason::NotAmendable);
+        self.live
+            .iter()
+            .position(|o| o.order_id == order_id)
+            .unwrap_or(k)
     }
 
     /// The venue's answer to an amendment of live order `k`: made (`Some`: the new price and
@@ -441,7 +472,10 @@ impl Trader {
                 qty,
                 maker,
                 fee,
-            } => self.on_fill(k, exec.ts, price, qty, maker, fee, base_commission),
+            } => {
+                let k = self.implied_amendment(k, qty, exec.leaves);
+                self.on_fill(k, exec.ts, price, qty, maker, fee, base_commission);
+            }
             ExecKind::Rejected(reason) => {
                 self.count_reject(reason);
                 self.close(k, OrderStatus::Rejected, Some(reason));
@@ -459,6 +493,18 @@ impl Trader {
                 // cancel may be sent again (a pause, a kill, the strategy).
                 self.counters.cancels_rejected += 1;
                 self.live[k].cancel_sent = false;
+            }
+            // An answer with no amendment pending (taken as made from a fill already, or a
+            // duplicate), or one made as an earlier amendment asked (its answer late: the
+            // venue answers the pending one too), changes nothing.
+            ExecKind::Amended { .. } | ExecKind::AmendRejected(_)
+                if self.live[k].amend.is_none() => {}
+            ExecKind::Amended { price, qty }
+                if self.live[k]
+                    .amend
+                    .is_some_and(|a| (a.price, a.qty) != (price, qty)) =>
+            {
+                self.counters.amends_stale += 1;
             }
             ExecKind::Amended { price, qty } => {
                 self.on_amended(k, Some((price, qty)), RejectReason::NotAmendable)

@@ -147,6 +147,12 @@ pub struct TraderCounters {
     pub amends_rejected: u64,
     /// `Action::Amend` for a client id with no live order.
     pub amends_unknown: u64,
+    /// Amendments taken as made from a fill whose venue leaves were the amended order's (the
+    /// venue's answer late or lost).
+    pub amends_implied: u64,
+    /// Amendments reported made as an earlier one asked, while a later one was pending
+    /// (ignored: the venue answers the pending one).
+    pub amends_stale: u64,
     pub fills: u64,
     pub maker_fills: u64,
     pub taker_fills: u64,
