@@ -22,8 +22,8 @@
 //! Where OKX's time goes (2026-12-06, AMD EPYC 2 vCPU shared; `perf record` with line tables
 //! on a loop of passes, and the decode-only series). A pass is 299 frames, 211 KB of
 //! JSON, 191 book messages (2 snapshots with 1,040 levels, 4,870 update levels of which ~2,000
-//! deletions), 70 trades and 26 tickers frames; best passes, load ~3.5:
-//! - decode ~157 us (decode alone 1.9 M msg/s): ~18 ns a level, of which the digit
+//! deletions), 70 trades and 26 tickers frames; best passes, load ~2.5:
+//! - decode ~152 us (decode alone ~1.97 M msg/s): ~17 ns a level, of which the digit
 //!   conversions are still the largest part (one per decimal where integer and fraction fit 8
 //!   bytes, `scan::text_decimal`; two for longer ones), then finding the text ends, the two
 //!   texts as 16-byte words, the tail `,"0","n"]` matched as a pattern (the liquidated-orders
@@ -45,10 +45,11 @@
 //! text would not pay: 128 of the 189 updates touch the best level of a side, so nearly every
 //! message rewrites the whole text.
 //!
-//! So this bench reads, on this machine with others compiling beside it: OKX ~1.25 M msg/s with
-//! the checksum (the goal, 1 M msg/s, met with ~25% to spare) and ~1.55 M msg/s without it
-//! (2 M msg/s would be a 0.15 ms pass). That last goal is not reachable this way: decoding alone
-//! takes ~0.157 ms, ~0.74 ns a byte of JSON, about serde_json's floor of only validating JSON
+//! So this bench reads, on this machine with others compiling beside it: OKX ~1.28 M msg/s with
+//! the checksum (the goal, 1 M msg/s, met with ~28% to spare while no other process takes the
+//! core; p50 dips below it when one does) and ~1.56 M msg/s without it (2 M msg/s would be a
+//! 0.15 ms pass). That last goal is not reachable this way: decoding alone takes ~0.152 ms,
+//! ~0.72 ns a byte of JSON, about serde_json's floor of only validating JSON
 //! into `IgnoredAny` (~0.8-1 ns/byte on the Binance files, printed below). 2 M msg/s would take
 //! a SIMD structural scan (simd-json style; `std::arch` loads need the unsafe code the
 //! workspace denies) or levels left unparsed beyond what the checksum needs (the core's events

@@ -410,9 +410,12 @@ impl Side {
     }
 
     fn best_first(&self) -> impl Iterator<Item = (&Text, &Text)> {
-        // One of the two is empty.
-        let sorted = self.order.iter().rev().map(|&(_, slot)| slot);
-        self.grid.iter().chain(sorted).map(|slot| {
+        let slots = if self.grid.on() {
+            Slots::Grid(self.grid.iter())
+        } else {
+            Slots::Sorted(self.order.iter().rev())
+        };
+        slots.map(|slot| {
             let (p, q) = &self.texts[slot as usize];
             (p, q)
         })
@@ -467,6 +470,25 @@ impl Side {
         match self.grid.best() {
             Some(best) => Some(best),
             None => self.order.back().map(|l| l.0),
+        }
+    }
+}
+
+/// A side's text slots best first, from whichever of its two orders holds them (one branch a
+/// level, where chaining the two iterators measured slower on Kraken's checksum).
+enum Slots<'a> {
+    Grid(grid::BestFirst<'a>),
+    Sorted(std::iter::Rev<std::collections::vec_deque::Iter<'a, (i64, u32)>>),
+}
+
+impl Iterator for Slots<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            Slots::Grid(grid) => grid.next(),
+            Slots::Sorted(sorted) => sorted.next().map(|&(_, slot)| slot),
         }
     }
 }
@@ -1026,6 +1048,26 @@ mod tests {
             _ => format!("{}.5", 2_000_000 + r % 500),
         });
         assert!((1_000..3_000).contains(&gridded), "{gridded}");
+    }
+
+    /// Prices whose tick is so large that no window over them fits in an i64 (a case the
+    /// fuzzer found): the side stays sorted, and reads as set.
+    #[test]
+    fn prices_too_far_apart_for_any_window_stay_sorted() {
+        let mut book = TextBook::default();
+        let asks = [level("9000000001", "1")];
+        book.load(&[level("9000000000", "1"), level("4500000000", "2")], &asks);
+        assert!(!book.bids.grid.on());
+        book.set(true, &level("1", "3"));
+        let bids: Vec<String> = book
+            .bids()
+            .map(|(p, _)| String::from_utf8_lossy(p.as_bytes()).into_owned())
+            .collect();
+        assert_eq!(bids, ["9000000000", "4500000000", "1"]);
+        assert_eq!(
+            book.top(),
+            (Some(900_000_000_000_000_000), Some(900_000_000_100_000_000))
+        );
     }
 
     /// Kraken's checksum form and the verbatim text, written with fixed-size copies, against

@@ -221,7 +221,8 @@ impl Grid {
         if tick <= 0 {
             return false;
         }
-        // max - min fits: both keys are within one i64 distance of `first`... or not.
+        // Every distance is checked: keys near the ends of i64 (or a tick that large) give no
+        // window rather than an overflow.
         let Some(span) = max.checked_sub(min).map(|d| d / tick + 1) else {
             return false;
         };
@@ -231,7 +232,7 @@ impl Grid {
         let size = (2 * span as usize).max(MIN_TICKS).next_power_of_two();
         let room = (size - span as usize) as i64 / 2;
         let (Some(lo), Some(reach)) = (
-            min.checked_sub(room * tick),
+            room.checked_mul(tick).and_then(|r| min.checked_sub(r)),
             (size as i64).checked_mul(tick),
         ) else {
             return false;
