@@ -150,7 +150,8 @@ async fn one(
     };
     let orig = info.orig_qty.0;
     let executed = info.executed_qty.0;
-    let journaled = order.life.filled().0;
+    // Every journaled fill, those beyond the order's journaled quantity too.
+    let journaled = order.life.filled().0.saturating_add(order.filled_beyond);
     let mut got = 0usize;
     if executed < journaled {
         return Err(format!(

@@ -224,7 +224,9 @@ struct State {
     working: std::collections::HashMap<u64, Working>,
     /// Amendments sent whose outcome has not been reported: order id -> (price, quantity
     /// ordered) asked.
-    amending: std::collections::HashMap<u64, (rt_core::Price, Qty)>,
+    amending: std::collections::HashMap<u64, Amending>,
+    /// The number of the last amendment sent (its `request` at the venue).
+    amend_seq: u64,
     /// Exchanges whose user data stream is down (reconnecting): new orders are refused.
     down: std::collections::HashSet<u32>,
     /// (order id, trade id) of fills a catch-up reported, so the stream does not report them
@@ -502,6 +504,7 @@ pub fn run(
         pending: std::collections::VecDeque::new(),
         working: std::collections::HashMap::new(),
         amending: std::collections::HashMap::new(),
+        amend_seq: 0,
         down: std::collections::HashSet::new(),
         caught: std::collections::HashSet::new(),
         caught_order: std::collections::VecDeque::new(),
@@ -1307,6 +1310,20 @@ fn refuse_amend(
     report(state, exec, exchange, symbol, side, Detail::default());
 }
 
+/// An amendment sent and not answered: what it asked, and its number (the venue's answer
+/// names it: a late answer to an earlier amendment of the order is told apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Amending {
+    price: rt_core::Price,
+    qty: Qty,
+    seq: u64,
+}
+
+/// How many times, [`SETTLE_RETRY`] apart, an unanswered amendment's order is asked before
+/// the gateway gives up on it (logged; a stream catch-up or the order's end settles it).
+const SETTLE_TRIES: u32 = 10;
+const SETTLE_RETRY: Duration = Duration::from_secs(2);
+
 /// Sends an amendment of a working order over REST (a venue whose client amends: OKX),
 /// journaled first. Refused here, the order as it was (`AmendRejected`): on a venue that does
 /// not amend, for an order this gateway no longer holds (finished meanwhile), while the
@@ -1325,13 +1342,18 @@ async fn send_amend(
 ) {
     let id = msg.order_id;
     let client_id = format!("{}{id}", state.borrow().prefix);
+    let seq = {
+        let mut s = state.borrow_mut();
+        s.amend_seq += 1;
+        s.amend_seq
+    };
     let request = {
         let s = state.borrow();
         let held = s.working.contains_key(&id) && !s.down.contains(&msg.exchange);
         held.then(|| {
             venue
                 .client
-                .amend(symbol, &client_id, msg.price, msg.qty, now_ms())
+                .amend(symbol, &client_id, msg.price, msg.qty, seq, now_ms())
         })
         .flatten()
     };
@@ -1347,12 +1369,17 @@ async fn send_amend(
         s.counters.amends += 1;
         s.journal.amend(now_ns(), id, msg.price.0, msg.qty.0);
         s.counters.journal_ring_waits = s.journal.waits();
-        s.amending.insert(id, (msg.price, msg.qty));
+        let asked = Amending {
+            price: msg.price,
+            qty: msg.qty,
+            seq,
+        };
+        s.amending.insert(id, asked);
     }
     let sent = tokio::time::timeout(REQUEST_TIMEOUT, send_request(client, &request)).await;
     rate_limit_answer(state, venue, client.last_answer());
     let settle_later = || {
-        tokio::task::spawn_local(settle_amend(state.clone(), venue.clone(), id));
+        tokio::task::spawn_local(settle_amend(state.clone(), venue.clone(), id, seq));
     };
     let answer = match sent {
         Ok(Ok(r)) => r,
@@ -1417,52 +1444,113 @@ async fn send_amend(
     refuse_amend(state, msg, exchange, symbol, reason);
 }
 
-/// Settles an amendment whose outcome no push reported within [`settle_after`]: the venue's
-/// order shows the amended price and quantity (amended) or not (refused). An order the venue
-/// finished meanwhile is left to its final report.
-async fn settle_amend(state: Shared, venue: VenueConfig, id: u64) {
+/// Settles amendment `seq` of order `id` if no push answered it within [`settle_after`]: the
+/// venue's order shows the amended price and quantity (made) or not (refused). Asked again
+/// [`SETTLE_RETRY`] apart while the venue cannot be asked (the stream is down, an error), up
+/// to [`SETTLE_TRIES`] times. A later amendment of the order, or the order's end, makes this
+/// one moot (its final report releases what the amendment reserved).
+async fn settle_amend(state: Shared, venue: VenueConfig, id: u64, seq: u64) {
     tokio::time::sleep(settle_after(&venue)).await;
-    let pending = {
-        let s = state.borrow();
-        let working = s
-            .working
-            .get(&id)
-            .map(|w| (w.symbol.clone(), w.life.side()));
-        s.amending.get(&id).copied().zip(working)
-    };
-    let Some(((price, qty), (symbol, side))) = pending else {
-        return;
-    };
-    let Ok(base) = Base::parse(&venue.rest) else {
-        return;
-    };
-    let mut client = Client::new(base);
-    let client_id = format!("{}{id}", state.borrow().prefix);
-    let info = crate::catchup::query_order(&mut client, &venue, &symbol, &client_id).await;
-    let info = match info {
-        Ok(Some(info)) if info.status.is_open() => info,
-        // Finished (its final report settles it) or unknown: nothing to say of the amendment.
-        Ok(_) => return,
-        Err(e) => {
-            state.borrow().log(format!(
-                "{}: amendment of order {id}: cannot settle its outcome: {e}",
-                venue.name
-            ));
+    for _ in 0..SETTLE_TRIES {
+        let pending = {
+            let s = state.borrow();
+            let working = s
+                .working
+                .get(&id)
+                .map(|w| (w.symbol.clone(), w.life.side()));
+            let ours = s.amending.get(&id).copied().filter(|a| a.seq == seq);
+            (ours.zip(working), s.down.contains(&venue.exchange))
+        };
+        let (asked, symbol, side) = match pending {
+            (None, _) => return,
+            // The stream's catch-up settles it when the stream is back, or the next try.
+            (Some(_), true) => {
+                tokio::time::sleep(SETTLE_RETRY).await;
+                continue;
+            }
+            (Some((asked, (symbol, side))), false) => (asked, symbol, side),
+        };
+        let Ok(base) = Base::parse(&venue.rest) else {
             return;
-        }
-    };
-    if state.borrow_mut().amending.remove(&id).is_none() {
-        return; // the push came while the venue was asked
+        };
+        let mut client = Client::new(base);
+        let client_id = format!("{}{id}", state.borrow().prefix);
+        let info = crate::catchup::query_order(&mut client, &venue, &symbol, &client_id).await;
+        let info = match info {
+            Ok(Some(info)) if info.status.is_open() => info,
+            // Finished (its final report settles it) or unknown: nothing to say of it.
+            Ok(_) => {
+                let mut s = state.borrow_mut();
+                if s.amending.get(&id).is_some_and(|a| a.seq == seq) {
+                    s.amending.remove(&id);
+                }
+                return;
+            }
+            Err(e) => {
+                state.borrow().log(format!(
+                    "{}: amendment of order {id}: cannot settle its outcome yet: {e}",
+                    venue.name
+                ));
+                tokio::time::sleep(SETTLE_RETRY).await;
+                continue;
+            }
+        };
+        settle_amend_with(&state, &venue, id, asked, &info, &symbol, side);
+        return;
     }
-    state.borrow_mut().counters.amends_settled += 1;
+    state.borrow().log(format!(
+        "{}: amendment of order {id}: its outcome is still unknown after {SETTLE_TRIES} tries",
+        venue.name
+    ));
+}
+
+/// Whether a pushed amendment result answers the amendment `asked` (the one of its order
+/// still unanswered): the push names it (OKX `reqId`), or, without a name, a made amendment's
+/// price and quantity are the ones asked. A late answer to an earlier amendment is not it.
+fn answers(update: &UpdateKind, asked: Option<Amending>) -> bool {
+    let Some(a) = asked else {
+        return false;
+    };
+    match update {
+        UpdateKind::Amended {
+            request: Some(r), ..
+        }
+        | UpdateKind::AmendRejected { request: Some(r) } => *r == a.seq,
+        UpdateKind::Amended { price, qty, .. } => (*price, *qty) == (a.price, a.qty),
+        _ => true,
+    }
+}
+
+/// Reports amendment `asked` of order `id` made (the venue's order has its price and
+/// quantity) or refused, from the venue's order `info`, unless it was answered meanwhile.
+fn settle_amend_with(
+    state: &Shared,
+    venue: &VenueConfig,
+    id: u64,
+    asked: Amending,
+    info: &rt_venues::execution::OrderState,
+    symbol: &str,
+    side: rt_core::Side,
+) {
+    {
+        let mut s = state.borrow_mut();
+        if s.amending.get(&id) != Some(&asked) {
+            return; // answered while the venue was asked
+        }
+        s.amending.remove(&id);
+        s.counters.amends_settled += 1;
+    }
     let leaves = Qty((info.orig_qty.0 - info.executed_qty.0).max(0));
-    let kind = if info.price == price && info.orig_qty == qty {
-        ExecKind::Amended { price, qty }
+    let kind = if info.price == asked.price && info.orig_qty == asked.qty {
+        ExecKind::Amended {
+            price: asked.price,
+            qty: asked.qty,
+        }
     } else {
         ExecKind::AmendRejected(RejectReason::VenueRejected)
     };
     let exec = local_exec(venue.exchange, id, kind, leaves);
-    report(&state, exec, &venue.name, &symbol, side, Detail::default());
+    report(state, exec, &venue.name, symbol, side, Detail::default());
 }
 
 /// Logs what an answer did to the venue's rate limits; a ban is paged.
@@ -1873,6 +1961,15 @@ async fn catch_up_orders(
             .is_some_and(|w| !acknowledged(w))
         {
             report_one(ExecKind::Accepted, info.orig_qty.0);
+        }
+        // An amendment whose push the stream may have missed: made if the venue's order has
+        // its price and quantity (before its fills, which it may explain); otherwise its
+        // settle asks again.
+        let asked = state.borrow().amending.get(&id).copied();
+        if let Some(asked) = asked {
+            if info.status.is_open() && (info.price, info.orig_qty) == (asked.price, asked.qty) {
+                settle_amend_with(state, venue, id, asked, &info, &w.symbol, w.life.side());
+            }
         }
         let mut info = info;
         if info.executed_qty.0 > 0 {
@@ -2442,14 +2539,18 @@ fn stream_update(
             Qty::ZERO,
             None,
         ),
-        UpdateKind::Amended { .. } | UpdateKind::AmendRejected => {
-            // Reported once, for an amendment of ours still unanswered (a settle may have
-            // asked the venue first).
-            if state.borrow_mut().amending.remove(&order_id).is_none() {
+        UpdateKind::Amended { .. } | UpdateKind::AmendRejected { .. } => {
+            // Reported once, for the amendment of ours still unanswered (a settle may have
+            // asked the venue first): the push names it (OKX `reqId`), or without a name its
+            // price and quantity must be the ones asked. A late answer to an earlier
+            // amendment of the order is left out.
+            let asked = state.borrow().amending.get(&order_id).copied();
+            if !answers(&update, asked) {
                 return Ok(());
             }
+            state.borrow_mut().amending.remove(&order_id);
             let kind = match update {
-                UpdateKind::Amended { price, qty } => ExecKind::Amended { price, qty },
+                UpdateKind::Amended { price, qty, .. } => ExecKind::Amended { price, qty },
                 _ => ExecKind::AmendRejected(RejectReason::VenueRejected),
             };
             (kind, None, None, Qty::ZERO, None)
@@ -2496,6 +2597,36 @@ mod tests {
             time_ms: 0,
             journaled: false,
         }
+    }
+
+    #[test]
+    fn a_pushed_amendment_result_answers_only_the_amendment_it_names() {
+        let asked = Amending {
+            price: rt_core::Price(5),
+            qty: Qty(3),
+            seq: 9,
+        };
+        let made = |price, qty, request| UpdateKind::Amended {
+            price: rt_core::Price(price),
+            qty: Qty(qty),
+            request,
+        };
+        assert!(answers(&made(5, 3, Some(9)), Some(asked)));
+        // An earlier amendment's late push, even at the same price and quantity.
+        assert!(!answers(&made(5, 3, Some(8)), Some(asked)));
+        assert!(!answers(
+            &UpdateKind::AmendRejected { request: Some(8) },
+            Some(asked)
+        ));
+        assert!(answers(
+            &UpdateKind::AmendRejected { request: Some(9) },
+            Some(asked)
+        ));
+        // No name (a venue that echoes none): a made one must be what was asked.
+        assert!(answers(&made(5, 3, None), Some(asked)));
+        assert!(!answers(&made(6, 3, None), Some(asked)));
+        // Nothing pending: no answer is ours.
+        assert!(!answers(&made(5, 3, Some(9)), None));
     }
 
     #[test]

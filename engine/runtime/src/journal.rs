@@ -501,6 +501,9 @@ pub struct UnfinishedOrder {
     /// Its side, price and quantity as journaled, replayed through the order lifecycle: its
     /// journaled fills (`filled()`), acknowledged or not (an accepted report or a fill).
     pub life: rt_core::OrderLifecycle,
+    /// Journaled fills beyond the order's quantity as journaled (an amendment up whose report
+    /// was lost): filled at the venue all the same.
+    pub filled_beyond: i64,
 }
 
 /// A risk state change, as recovered.
@@ -686,6 +689,7 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                             rt_core::Price(price),
                             rt_core::Qty(qty),
                         ),
+                        filled_beyond: 0,
                     },
                 );
             }
@@ -724,15 +728,18 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                             line: line_no,
                             reason: format!("a fill's qty {e}"),
                         })?;
-                        // The venue's fill, as journaled: the order takes what fits it (the
-                        // catch-up compares the rest with the venue's executed quantity).
-                        o.life.apply_fill_capped(rt_core::Qty(units)).map_err(|e| {
-                            JournalError::Corrupt {
-                                path: path.clone(),
-                                line: line_no,
-                                reason: format!("a fill of order {id}: {e}"),
-                            }
-                        })?;
+                        // The venue's fill, as journaled: the order takes what fits it, the rest
+                        // is counted beyond it (an amendment up the journal never saw), and the
+                        // catch-up compares all of it with the venue's executed quantity.
+                        let beyond =
+                            o.life.apply_fill_capped(rt_core::Qty(units)).map_err(|e| {
+                                JournalError::Corrupt {
+                                    path: path.clone(),
+                                    line: line_no,
+                                    reason: format!("a fill of order {id}: {e}"),
+                                }
+                            })?;
+                        o.filled_beyond = o.filled_beyond.saturating_add(beyond.0);
                     }
                     let base = commission_asset.as_deref().is_some_and(|a| {
                         rt_venues::assets::CommissionAsset::of(&symbol, a)
@@ -783,9 +790,9 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                             price: rt_core::Price(price),
                             qty: rt_core::Qty(qty),
                         };
-                        o.life
-                            .apply(amended)
-                            .map_err(|e| corrupt("order", e.to_string()))?;
+                        // One the lifecycle refuses (the order filled past it as journaled) is
+                        // left, as the live path left it: the start's catch-up asks the venue.
+                        let _refused = o.life.apply(amended);
                     }
                 }
                 _ => {}
@@ -938,6 +945,18 @@ mod tests {
         assert_eq!(
             (o.price().0, o.qty().0, o.leaves().0),
             (9_900_000_000, 200_000_000, 175_000_000)
+        );
+        // A fill past the order as journaled (an amendment up whose report was lost): the
+        // order takes what fits, the rest is counted beyond it for the start's catch-up.
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Always, 10).expect("open");
+            j.append(&fill(1, "buy", "2")).expect("append");
+        }
+        let r = recover(dir.path()).expect("recover");
+        let o = &r.unfinished_orders[0];
+        assert_eq!(
+            (o.life.filled().0, o.filled_beyond),
+            (200_000_000, 25_000_000)
         );
         // An amendment journaled without its price: the journal names the line.
         let bad = tempfile::tempdir().expect("tempdir");

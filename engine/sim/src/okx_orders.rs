@@ -19,7 +19,7 @@
 //!   be against the account's net position and no larger, checked when placed),
 //!   `cancel-order`, `cancel-batch-orders`, `amend-order` (`newPx`, `newSz` the quantity
 //!   ordered with fills; by `clOrdId`: made at once by the matcher, `rt_core::Matcher::amend`,
-//!   and pushed with `amendResult` `0`, or refused in the answer: `51503` an order not open,
+//!   and pushed with `amendResult` `0` and the request's `reqId`, or refused in the answer: `51503` an order not open,
 //!   `51000` a bad parameter or a post-only order moved across the book, `51006` anything else
 //!   the matcher refuses), `GET /api/v5/trade/order`, `orders-pending`,
 //!   `fills` (newest first, `after` a bill id: a fill's bill id is its trade id here), `GET
@@ -103,6 +103,8 @@ struct DeskState {
     /// The account's swaps (`crate::okx_account`): net positions from the fills (what a
     /// `reduceOnly` order may reduce), leverage, funding bills.
     account: OkxAccount,
+    /// The `reqId` of the amendment being made, echoed by its push.
+    amend_req: String,
 }
 
 /// Post-only orders cancelled at acceptance that the desk still answers queries about; the
@@ -275,6 +277,7 @@ impl OkxDesk {
                 next_synthetic_id: 1 << 40,
                 throttle_orders: 0,
                 throttled: Throttled::default(),
+                amend_req: String::new(),
             }),
             tx: broadcast::channel(PUSH_CAPACITY).0,
         })
@@ -353,7 +356,7 @@ impl OkxDesk {
                 isolated: st.account.isolated(&r.symbol),
             };
             let push = if r.exec_type == ExecType::Replaced {
-                order.amend_push(true)
+                order.amend_push(true, &st.amend_req)
             } else {
                 order.push()
             };
@@ -841,6 +844,7 @@ impl OkxDesk {
         let ts = wall_ns().max(st.last_ns);
         st.last_ns = ts;
         let client = decode_client_id(&cl);
+        st.amend_req = text(&v, "reqId").to_owned();
         let result = st.venue.amend(
             ts,
             &symbol,

@@ -329,14 +329,18 @@ pub enum UpdateKind {
     /// Expired by self-trade prevention.
     ExpiredBySelfTradePrevention,
     Rejected,
-    /// Amended: the order's price and quantity ordered (fills included) now.
+    /// Amended: the order's price and quantity ordered (fills included) now, and the
+    /// amendment's request id when the venue echoes it (OKX `reqId`).
     Amended {
         price: Price,
         qty: Qty,
+        request: Option<u64>,
     },
     /// An amendment the venue accepted failed after all (OKX `amendResult` `-1`): the order
     /// is as it was.
-    AmendRejected,
+    AmendRejected {
+        request: Option<u64>,
+    },
 }
 
 /// One order update of the private stream.
@@ -435,14 +439,18 @@ pub trait ExecutionClient: fmt::Debug + Send + Sync {
     fn new_order(&self, order: &NewOrderSpec<'_>, now_ms: u64) -> Result<VenueRequest, ExecError>;
     /// Cancels one order by our client id.
     fn cancel(&self, symbol: &str, client_id: &str, now_ms: u64) -> VenueRequest;
-    /// Amends one order by our client id to `price` and `qty` ordered (fills included);
-    /// `None` on a venue whose orders the engine does not amend (it cancels and places).
+    /// Amends one order by our client id to `price` and `qty` ordered (fills included), as
+    /// amendment `request` (which the venue's answer names, so a late answer to an earlier
+    /// amendment is told apart); `None` on a venue whose orders the engine does not amend (it
+    /// cancels and places).
+    #[allow(clippy::too_many_arguments)]
     fn amend(
         &self,
         _symbol: &str,
         _client_id: &str,
         _price: Price,
         _qty: Qty,
+        _request: u64,
         _now_ms: u64,
     ) -> Option<VenueRequest> {
         None

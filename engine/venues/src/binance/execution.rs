@@ -426,6 +426,7 @@ fn order_update(er: ExecutionReport) -> OrderUpdate {
         ExecType::Replaced => UpdateKind::Amended {
             price: er.price,
             qty: er.quantity,
+            request: None,
         },
     };
     OrderUpdate {

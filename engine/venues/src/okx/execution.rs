@@ -8,7 +8,7 @@
 //! |---|---|
 //! | place | `POST /api/v5/trade/order` `{"instId","tdMode":"cash","clOrdId","side","ordType","sz","px"}`; `ordType` `limit`, `post_only`, `ioc`, `market` (a spot market order states `tgtCcy":"base_ccy"`: OKX sizes a market buy in the quote currency otherwise). A swap or futures (`instType` from the `instId`: [`inst_type`]) is traded in net position mode, cross margined (`tdMode` `cross`) or isolated where the instrument says `margin_type: isolated`, `sz` in contracts, `reduceOnly` when the order may only reduce the position; a hedge-mode position side is refused |
 //! | cancel | `POST /api/v5/trade/cancel-order` `{"instId","clOrdId"}` |
-//! | amend | `POST /api/v5/trade/amend-order` `{"instId","clOrdId","newPx","newSz"}` (`newSz` the quantity ordered, fills included); its result is the `orders` push's `amendResult` (`0` amended, `-1` failed), an accepted request alone proves nothing |
+//! | amend | `POST /api/v5/trade/amend-order` `{"instId","clOrdId","reqId","newPx","newSz"}` (`newSz` the quantity ordered, fills included; `reqId` the engine's number of the amendment, echoed by the push); its result is the `orders` push's `amendResult` (`0` amended, `-1` failed), an accepted request alone proves nothing |
 //! | cancel several | `POST /api/v5/trade/cancel-batch-orders` `[{"instId","ordId"},..]` (at most 20): OKX has no cancel-all of a spot instrument, so the engine lists `GET /api/v5/trade/orders-pending?instType=..&instId=..` (`instType` from the `instId`: [`inst_type`]) and cancels what it lists |
 //! | order status | `GET /api/v5/trade/order?instId=..&clOrdId=..` |
 //! | fills (catch-up) | `GET /api/v5/trade/fills?instType=SPOT&instId=..&ordId=..&limit=100` (newest first; the last three days) |
@@ -480,7 +480,20 @@ impl OkxExecution {
         let fill_sz = units(o, "fillSz")?;
         let trade = text(o, "tradeId");
         let amended = text(o, "amendResult");
-        let kind = if fill_sz > 0 && !trade.is_empty() {
+        // An amendment's push is read as one first (OKX may leave the last fill's fields on
+        // it).
+        let kind = if matches!(amended, "0" | "-1") && status.is_open() {
+            let request = text(o, "reqId").parse().ok();
+            if amended == "0" {
+                UpdateKind::Amended {
+                    price: Price(units(o, "px")?),
+                    qty: Qty(sz),
+                    request,
+                }
+            } else {
+                UpdateKind::AmendRejected { request }
+            }
+        } else if fill_sz > 0 && !trade.is_empty() {
             UpdateKind::Fill(VenueFill {
                 trade_id: i64::try_from(id(o, "tradeId")?).map_err(|e| unreadable("tradeId", e))?,
                 price: Price(units(o, "fillPx")?),
@@ -490,13 +503,6 @@ impl OkxExecution {
                 commission: commission_units(o, "fillFee")?,
                 commission_asset: text(o, "fillFeeCcy").to_owned(),
             })
-        } else if amended == "0" && status.is_open() {
-            UpdateKind::Amended {
-                price: Price(units(o, "px")?),
-                qty: Qty(sz),
-            }
-        } else if amended == "-1" && status.is_open() {
-            UpdateKind::AmendRejected
         } else {
             match status {
                 VenueStatus::Cancelled => UpdateKind::Cancelled,
@@ -581,12 +587,14 @@ impl ExecutionClient for OkxExecution {
         client_id: &str,
         price: Price,
         qty: Qty,
+        request: u64,
         now_ms: u64,
     ) -> Option<VenueRequest> {
         let cl = encode_client_id(client_id).unwrap_or_else(|| client_id.to_owned());
         let body = json!({
             "instId": self.inst_id(symbol),
             "clOrdId": cl,
+            "reqId": request.to_string(),
             "newPx": format_decimal(price.0),
             "newSz": format_decimal(qty.0),
         })
@@ -1116,11 +1124,12 @@ impl OkxOrder {
     }
 
     /// The push of an amendment's result: `amendResult` `0` (made: the order as it is now)
-    /// or `-1` (failed: the order as it was).
-    pub fn amend_push(&self, made: bool) -> String {
+    /// or `-1` (failed: the order as it was), with the amendment's `reqId`.
+    pub fn amend_push(&self, made: bool, req_id: &str) -> String {
         let mut order = self.to_json();
         if let Some(map) = order.as_object_mut() {
             map.insert("amendResult".into(), if made { "0" } else { "-1" }.into());
+            map.insert("reqId".into(), req_id.into());
         }
         json!({
             "arg": {"channel": "orders", "instType": "ANY"},
@@ -1444,6 +1453,7 @@ mod tests {
                 "paper_1-7",
                 Price(6_183_750_000_000),
                 Qty(300_000),
+                7,
                 1,
             )
             .expect("OKX amends");
@@ -1454,8 +1464,8 @@ mod tests {
         let body: Value = serde_json::from_str(&r.body).expect("json");
         assert_eq!(
             body,
-            json!({"instId": "BTC-USDT", "clOrdId": "paperzu1zd7", "newPx": "61837.5",
-                   "newSz": "0.003"})
+            json!({"instId": "BTC-USDT", "clOrdId": "paperzu1zd7", "reqId": "7",
+                   "newPx": "61837.5", "newSz": "0.003"})
         );
         assert!(!header(&r, SIGN_HEADER).is_empty());
         // Its answer: accepted, or the order is gone (filled or cancelled meanwhile).
@@ -1492,28 +1502,50 @@ mod tests {
             Ok(PrivateEvent::Order(u)) => u,
             other => panic!("{other:?}"),
         };
-        let made = update(&order.amend_push(true));
+        let made = update(&order.amend_push(true, "7"));
         assert_eq!(
             (made.client_id.as_str(), made.kind, made.leaves),
             (
                 "paper_1-7",
                 UpdateKind::Amended {
                     price: Price(6_183_750_000_000),
-                    qty: Qty(300_000)
+                    qty: Qty(300_000),
+                    request: Some(7)
                 },
                 Qty(200_000)
             )
         );
         assert_eq!(
-            update(&order.amend_push(false)).kind,
-            UpdateKind::AmendRejected
+            update(&order.amend_push(false, "")).kind,
+            UpdateKind::AmendRejected { request: None }
         );
+        // The last fill's fields left on an amendment's push: still the amendment.
+        let with_fill = OkxOrder {
+            fill: Some(OkxFill {
+                trade_id: 9,
+                ord_id: 5,
+                px: 6_183_750_000_000,
+                sz: 100_000,
+                fee: -1,
+                fee_ccy: "BTC".into(),
+                maker: true,
+                ts_ms: 1,
+            }),
+            ..order.clone()
+        };
+        assert!(matches!(
+            update(&with_fill.amend_push(true, "8")).kind,
+            UpdateKind::Amended {
+                request: Some(8),
+                ..
+            }
+        ));
         let cancelled = OkxOrder {
             state: "canceled",
             ..order
         };
         assert_eq!(
-            update(&cancelled.amend_push(false)).kind,
+            update(&cancelled.amend_push(false, "8")).kind,
             UpdateKind::Cancelled
         );
     }
