@@ -141,11 +141,12 @@ pub fn encode_client_id(client_id: &str) -> Option<String> {
 }
 
 /// A `clOrdId` back to our client id; one we did not escape is returned as it is: an unknown
-/// escape, or any character [`encode_client_id`] never writes (OKX's ids are alphanumeric; a
+/// escape, any character [`encode_client_id`] never writes (OKX's ids are alphanumeric; a
 /// frame that says otherwise is not one of ours, and must not decode into something that
-/// encodes back to another id).
+/// encodes back to another id), or more than [`CLIENT_ID_MAX`] characters (we never write one
+/// that long: found by fuzzing, `corpus/okx_orders/crash_long_client_id_round_trip`).
 pub fn decode_client_id(cl_ord_id: &str) -> String {
-    if !cl_ord_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if cl_ord_id.len() > CLIENT_ID_MAX || !cl_ord_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return cl_ord_id.to_owned();
     }
     let mut out = String::with_capacity(cl_ord_id.len());
@@ -1235,6 +1236,10 @@ mod tests {
         // to another id; corpus/okx_orders/crash_foreign_client_id_round_trip).
         assert_eq!(decode_client_id("papfnzu0izzzz$,'"), "papfnzu0izzzz$,'");
         assert_eq!(decode_client_id("pzu$"), "pzu$");
+        // Longer than any clOrdId we write: not ours, as it is (it would not encode back).
+        let long = "pekfsxk0pkoimyilsnphomvrrzzzzzzzzd7";
+        assert!(long.len() > CLIENT_ID_MAX);
+        assert_eq!(decode_client_id(long), long);
     }
 
     #[test]
