@@ -375,9 +375,7 @@ def test_okx_quotes_are_amended_in_place_and_every_fill_is_at_the_amended_price(
         engine = env.start_engine(env=creds)
 
         def amended() -> list[dict[str, Any]]:
-            return [
-                r for r in env.journal_records() if r["t"] == "exec" and r["kind"] == "amended"
-            ]
+            return [r for r in env.journal_records() if r["t"] == "exec" and r["kind"] == "amended"]
 
         def fills_of_amended_orders() -> int:
             seen: set[int] = set()
@@ -396,9 +394,7 @@ def test_okx_quotes_are_amended_in_place_and_every_fill_is_at_the_amended_price(
         records = env.journal_records()
         asked = [r for r in records if r["t"] == "amend"]
         answers = [
-            r
-            for r in records
-            if r["t"] == "exec" and r["kind"] in ("amended", "amend_rejected")
+            r for r in records if r["t"] == "exec" and r["kind"] in ("amended", "amend_rejected")
         ]
         made = [r for r in answers if r["kind"] == "amended"]
         # Every amendment sent was answered once, before the next one of its order: made as
@@ -439,6 +435,8 @@ def test_okx_quotes_are_amended_in_place_and_every_fill_is_at_the_amended_price(
         assert_journal_matches_venue(env, creds)
         assert open_at_venue(env, creds) == 0
         text = engine.text()
-        print(f"okx amend: {len(asked)} asked, {len(made)} made, {len(orders)} orders, "
-              f"{checked} fills checked")
+        print(
+            f"okx amend: {len(asked)} asked, {len(made)} made, {len(orders)} orders, "
+            f"{checked} fills checked"
+        )
         assert creds["PYRT_E2E_OKX_SECRET"] not in text
