@@ -308,25 +308,31 @@ impl Strategy for Amender {
     }
 }
 
-#[test]
-fn an_amendment_goes_to_the_venue_and_risk_holds_the_larger_size_until_it_is_answered() {
+/// The live driver with only an [`Amender`] sending `next`, and the updates it hears.
+fn amender_driver(next: Vec<(i64, &'static str)>) -> (Trader, Arc<Mutex<Vec<OrderUpdate>>>) {
     let mut config = TraderConfig::from_manifest(&example_manifest());
     config.strategies.clear();
     let mut bt = Trader::new(config).unwrap();
     bt.set_external(0).unwrap();
     let updates = Arc::new(Mutex::new(Vec::new()));
-    let q = |s: &str| Qty::parse(s.as_bytes()).unwrap();
     bt.add_strategy(
         "amender",
         Box::new(Amender {
             instruments: vec![0],
             placed: None,
-            // Popped from the end: up to 0.003 a tick lower, then down to 0.001.
-            next: vec![(1, "0.001"), (1, "0.003")],
+            next,
             updates: updates.clone(),
         }),
     )
     .unwrap();
+    (bt, updates)
+}
+
+#[test]
+fn an_amendment_goes_to_the_venue_and_risk_holds_the_larger_size_until_it_is_answered() {
+    // Popped from the end: up to 0.003 a tick lower, then down to 0.001.
+    let (mut bt, updates) = amender_driver(vec![(1, "0.001"), (1, "0.003")]);
+    let q = |s: &str| Qty::parse(s.as_bytes()).unwrap();
     let mut requests = Vec::new();
     let now = feed_until_request(&mut bt, &mut requests);
     let VenueRequest::New { request, .. } = requests[0] else {
@@ -428,24 +434,10 @@ fn an_amendment_goes_to_the_venue_and_risk_holds_the_larger_size_until_it_is_ans
 /// what risk reserved for it.
 #[test]
 fn a_fill_proves_an_unanswered_amendment_and_an_order_ending_releases_its_reserve() {
-    let mut config = TraderConfig::from_manifest(&example_manifest());
-    config.strategies.clear();
-    let mut bt = Trader::new(config).unwrap();
-    bt.set_external(0).unwrap();
-    let updates = Arc::new(Mutex::new(Vec::new()));
+    // Popped from the end: up to 0.004; then 0.011 in total (0.01 left to fill: within
+    // max_order_qty 0.01, its total is not); then a tick lower.
+    let (mut bt, updates) = amender_driver(vec![(1, "0.004"), (0, "0.011"), (0, "0.004")]);
     let q = |s: &str| Qty::parse(s.as_bytes()).unwrap();
-    bt.add_strategy(
-        "amender",
-        Box::new(Amender {
-            instruments: vec![0],
-            placed: None,
-            // Popped from the end: up to 0.004; then 0.011 in total (0.01 left to fill:
-            // within max_order_qty 0.01, its total is not); then a tick lower.
-            next: vec![(1, "0.004"), (0, "0.011"), (0, "0.004")],
-            updates: updates.clone(),
-        }),
-    )
-    .unwrap();
     let mut requests = Vec::new();
     let now = feed_until_request(&mut bt, &mut requests);
     let VenueRequest::New { request, .. } = requests[0] else {

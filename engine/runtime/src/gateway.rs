@@ -1199,14 +1199,7 @@ async fn send(
                 }
                 match refusal.kind {
                     RefusalKind::Credentials => {
-                        // Every further request would be refused the same way: stop, do not
-                        // spin.
-                        let s = state.borrow();
-                        s.log(format!(
-                            "{}: the venue refused our credentials: check exchanges.{}.credentials; stopping",
-                            venue.name, venue.name
-                        ));
-                        s.flags.fail();
+                        stop_on_credentials(state, venue);
                         None
                     }
                     RefusalKind::PostOnlyWouldCross => Some(RejectReason::PostOnlyWouldCross),
@@ -1242,6 +1235,17 @@ async fn send(
     };
     let exec = local_exec(msg.exchange, msg.order_id, kind, Qty::ZERO);
     report(state, exec, &exchange, &symbol, msg.side, Detail::default());
+}
+
+/// The venue refused our credentials: every further request would be refused the same way,
+/// so the engine stops rather than spin.
+fn stop_on_credentials(state: &Shared, venue: &VenueConfig) {
+    let s = state.borrow();
+    s.log(format!(
+        "{}: the venue refused our credentials: check exchanges.{}.credentials; stopping",
+        venue.name, venue.name
+    ));
+    s.flags.fail();
 }
 
 /// Whether `msg` may go now by the venue's rate limits. A new order that may not is refused
@@ -1418,12 +1422,7 @@ async fn send_amend(
         Outcome::RateLimited { .. } => RejectReason::VenueRateLimit,
         Outcome::Rejected(refusal) => {
             if refusal.kind == RefusalKind::Credentials {
-                let s = state.borrow();
-                s.log(format!(
-                    "{}: the venue refused our credentials: check exchanges.{}.credentials; stopping",
-                    venue.name, venue.name
-                ));
-                s.flags.fail();
+                stop_on_credentials(state, venue);
             }
             if refusal.kind != RefusalKind::UnknownOrder {
                 state.borrow().log(format!(

@@ -682,16 +682,27 @@ impl OkxDesk {
         }
     }
 
-    fn place(&self, body: &str) -> Answer {
-        let v: Value = match serde_json::from_str(body) {
-            Ok(v) => v,
-            Err(e) => return refused(50002, &format!("JSON syntax error: {e}")),
-        };
+    /// An order request's body: its JSON, its `clOrdId` and the config name of its `instId`;
+    /// refused (`50002` bad JSON, `51001` an instrument the desk does not serve) otherwise.
+    fn order_body(&self, body: &str) -> Result<(Value, String, String), Answer> {
+        let v: Value = serde_json::from_str(body)
+            .map_err(|e| refused(50002, &format!("JSON syntax error: {e}")))?;
         let cl = text(&v, "clOrdId").to_owned();
-        let refuse = |code: i64, msg: &str| (200, order_answer(0, &cl, code, msg));
         let Some(symbol) = self.config_name(text(&v, "instId")).map(str::to_owned) else {
-            return refuse(51001, "Instrument ID does not exist.");
+            return Err((
+                200,
+                order_answer(0, &cl, 51001, "Instrument ID does not exist."),
+            ));
         };
+        Ok((v, cl, symbol))
+    }
+
+    fn place(&self, body: &str) -> Answer {
+        let (v, cl, symbol) = match self.order_body(body) {
+            Ok(parts) => parts,
+            Err(answer) => return answer,
+        };
+        let refuse = |code: i64, msg: &str| (200, order_answer(0, &cl, code, msg));
         // Spot trades in cash; a swap or futures on margin (the sim keeps no margin account:
         // cross and isolated trade alike).
         let derivative = rt_venues::okx::execution::inst_type(text(&v, "instId")) != "SPOT";
@@ -818,15 +829,11 @@ impl OkxDesk {
     /// `amend-order` (`{"instId","clOrdId","newPx","newSz"}`): made by the matcher and pushed,
     /// or refused in the answer.
     fn amend(&self, body: &str) -> Answer {
-        let v: Value = match serde_json::from_str(body) {
-            Ok(v) => v,
-            Err(e) => return refused(50002, &format!("JSON syntax error: {e}")),
+        let (v, cl, symbol) = match self.order_body(body) {
+            Ok(parts) => parts,
+            Err(answer) => return answer,
         };
-        let cl = text(&v, "clOrdId").to_owned();
         let refuse = |code: i64, msg: &str| (200, order_answer(0, &cl, code, msg));
-        let Some(symbol) = self.config_name(text(&v, "instId")).map(str::to_owned) else {
-            return refuse(51001, "Instrument ID does not exist.");
-        };
         if cl.is_empty() {
             return refuse(51000, "Parameter clOrdId error (the sim amends by clOrdId)");
         }
