@@ -428,3 +428,114 @@ def test_order_entry_over_the_websocket_api_reaches_the_manifest_and_is_refused_
     assert exchanges["sim_binance"]["endpoints"]["ws_api"] == "ws://127.0.0.1:18443/ws-api/v3"
     assert "order_entry" not in exchanges["okx"]
     assert "ws_api" not in exchanges["okx"]["endpoints"]
+
+
+# A quarterly future as OKX lists it (`GET /api/v5/public/instruments?instType=FUTURES`).
+_FUTURE_ROW = {
+    "instId": "BTC-USD-270326",
+    "instType": "FUTURES",
+    "tickSz": "0.1",
+    "lotSz": "1",
+    "minSz": "1",
+    "ctVal": "100",
+    "ctMult": "1",
+    "ctValCcy": "USD",
+    "ctType": "inverse",
+    "settleCcy": "BTC",
+    "expTime": "1806048000000",
+    "state": "live",
+}
+
+
+def _with_future(project: Path, expiry: int | None, listed_expiry: str) -> None:
+    """The bundled OKX metadata plus `_FUTURE_ROW` listed with `listed_expiry`, and the future
+    configured as BTCUSD270326 with `expiry` (left out when None)."""
+    rows = json.loads((ROOT / "data/okx/instruments.json").read_text())
+    rows.append(_FUTURE_ROW | {"expTime": listed_expiry})
+    (project / "okx_instruments.json").write_text(json.dumps(rows))
+
+    def edit(d: dict[str, Any]) -> None:
+        d["metadata"] = "okx_instruments.json"
+        listing: dict[str, Any] = {
+            "symbol": "BTC-USD-270326",
+            "type": "futures",
+            "min_size": "1",
+            "contract": {
+                "value": "100",
+                "multiplier": "1",
+                "value_currency": "USD",
+                "type": "inverse",
+                "settle_currency": "BTC",
+            },
+        }
+        if expiry is not None:
+            listing["expiry_ms"] = expiry
+        d["instruments"]["BTCUSD270326"] = {
+            "tick_size": "0.1",
+            "lot_size": "1",
+            "min_notional": "1",
+            "maker_fee_bps": "2",
+            "taker_fee_bps": "5",
+            "listing": listing,
+        }
+
+    _edit_exchange(project, "okx", edit)
+    _deployment(project, "venues_okx", "[sim_binance, okx]")
+
+
+# The engine reads the OKX exchange (so its manifest carries it), without a feed core of its own.
+_OKX_ENGINE = ("deployment=venues_okx", "+hosts.local.threads.feeds.okx=null")
+_EXPIRY = "exchanges.okx.instruments.BTCUSD270326.listing.expiry_ms"
+
+
+def test_a_futures_listing_carries_its_expiry_into_the_manifest(
+    venues: Path, cli: Callable[..., Run]
+) -> None:
+    _with_future(venues, 1806048000000, "1806048000000")
+    run = cli("compile", *_OKX_ENGINE, root=venues)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    (path,) = (venues / "build").rglob("*.manifest.json")
+    instruments = json.loads(path.read_text())["exchanges"]["okx"]["instruments"]
+    assert instruments["BTCUSD270326"]["listing"]["expiry_ms"] == 1806048000000
+    # Absent on spot and swaps.
+    assert "expiry_ms" not in instruments["UNIUSDSWAP"]["listing"]
+    assert "expiry_ms" not in instruments["BTCUSDT"]["listing"]
+
+
+def test_a_futures_listing_without_an_expiry_is_refused(
+    venues: Path, cli: Callable[..., Run]
+) -> None:
+    _with_future(venues, None, "1806048000000")
+    diags = _refused(cli, venues, *_OKX_ENGINE)
+    d = _one(diags, _EXPIRY, "instrument.expiry")
+    assert "futures contract" in d["message"]
+    assert d["source"].endswith("conf/exchange/okx.yaml")
+    # The metadata file says when: the difference is named too.
+    v = _one(diags, _EXPIRY, "instrument.venue_contract")
+    assert "expTime 1806048000000" in v["message"]
+    assert len(diags) == 2, diags
+
+
+def test_an_expiry_that_differs_from_the_venue_is_refused(
+    venues: Path, cli: Callable[..., Run]
+) -> None:
+    _with_future(venues, 1806048000001, "1806048000000")
+    (d,) = _refused(cli, venues, *_OKX_ENGINE)
+    assert (d["path"], d["rule"], d["value"]) == (
+        _EXPIRY,
+        "instrument.venue_contract",
+        1806048000001,
+    )
+    assert "expTime 1806048000000" in d["message"]
+    assert d["source"].endswith("conf/exchange/okx.yaml")
+
+
+def test_an_expired_future_is_refused_at_compile_time(
+    venues: Path, cli: Callable[..., Run]
+) -> None:
+    # 2025-03-28 08:00 UTC: past when this runs.
+    _with_future(venues, 1743148800000, "1743148800000")
+    (d,) = _refused(cli, venues, *_OKX_ENGINE)
+    assert (d["path"], d["rule"], d["value"]) == (_EXPIRY, "instrument.expired", 1743148800000)
+    assert "2025-03-28T08:00:00+00:00" in d["message"] and "expired" in d["message"]
+    assert d["source"].endswith("conf/exchange/okx.yaml")

@@ -223,6 +223,9 @@ FIELDS: dict[str, FieldRule] = {
         _TOPO, "spot or a contract: another product", Critical.ALWAYS
     ),
     "exchanges.*.instruments.*.listing.min_size": _r(_N, _FILTER),
+    "exchanges.*.instruments.*.listing.expiry_ms": _r(
+        _TOPO, "another delivery date: another contract", Critical.ALWAYS
+    ),
     "exchanges.*.instruments.*.listing.contract": _r(_TOPO, _LISTING, Critical.ALWAYS),
     "exchanges.*.instruments.*.listing.contract.value": _r(
         _LOOSE, "more exposure per contract", Critical.DOUBLE
@@ -363,6 +366,9 @@ FIELDS: dict[str, FieldRule] = {
     "risk.max_gross_exposure": _r(_LOOSE, "the total exposure allowed", Critical.ALWAYS),
     "risk.reducing_at_pct": _r(
         _LOOSE, "the share of a limit at which only reducing orders pass: later reduce-only"
+    ),
+    "risk.reduce_only_before_expiry_ms": _r(
+        _TIGHT, "how long before a future's expiry only reducing orders are sent", Critical.DOUBLE
     ),
     "risk.max_open_orders": _r(_LOOSE, "more resting orders allowed", Critical.DOUBLE),
     "risk.order_rate.per_second": _r(_LOOSE, "more orders per second allowed", Critical.DOUBLE),

@@ -222,6 +222,9 @@ class Listing(Strict):
     type: Literal["spot", "swap", "futures"]
     min_size: PosDec
     contract: Contract | None
+    expiry_ms: Annotated[int, Field(ge=1, le=U64_MAX)] | None = _optional(
+        "a futures contract's expiry (OKX expTime), ms since the epoch; futures only"
+    )
 
 
 class Instrument(Strict):
@@ -623,6 +626,10 @@ class Risk(Strict):
     min_liquidation_distance_bps: Annotated[int, Field(ge=1, le=10000)] | None = _optional(
         "derivatives: a position closer than this to its liquidation price (bps of the mark) "
         "halts trading; absent: not watched"
+    )
+    reduce_only_before_expiry_ms: Annotated[int, Field(ge=0, le=U64_MAX)] | None = _optional(
+        "futures: this long before a contract's expiry only orders reducing its position are "
+        "sent, none from the expiry on; absent: 600000 (10 minutes)"
     )
     instruments: dict[Symbol, InstrumentLimits]
     assets: dict[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,16}$")], AssetLimits] | None = (

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,8 @@ class VenueInstrument:
     fields: Mapping[str, str]
     # The venue's trading state (OKX `state`, Kraken `status`) when it is not live/online.
     halted: str | None = None
+    # A futures contract's expiry (OKX `expTime`, ms since the epoch); None elsewhere.
+    expiry_ms: int | None = None
 
 
 def config_name(venue_symbol: str) -> str:
@@ -127,6 +131,7 @@ def _okx(data: Any) -> Iterator[VenueInstrument]:
             min_size=_dec(row["minSz"]),
             contract=contract,
             halted=_halted(row.get("state"), "live"),
+            expiry_ms=int(row["expTime"]) if row.get("expTime") else None,
             fields={
                 "tick_size": "tickSz",
                 "lot_size": "lotSz",
@@ -136,6 +141,7 @@ def _okx(data: Any) -> Iterator[VenueInstrument]:
                 "multiplier": "ctMult",
                 "value_currency": "ctValCcy",
                 "settle_currency": "settleCcy",
+                "expiry_ms": "expTime",
             },
         )
 
@@ -193,9 +199,13 @@ def _d(path: str, value: object, rule: str, message: str) -> Diagnostic:
     return Diagnostic(path=path, value=value, rule=rule, message=message)
 
 
-def check_metadata(data: Mapping[str, Any], root: Path) -> Iterator[Diagnostic]:
+def check_metadata(
+    data: Mapping[str, Any], root: Path, now_ms: int | None = None
+) -> Iterator[Diagnostic]:
     """Every OKX and Kraken instrument against its venue's metadata file, from the raw
-    composed `data` (what is not the expected shape is the schema's to report)."""
+    composed `data` (what is not the expected shape is the schema's to report); a futures
+    contract whose expiry is not after `now_ms` (default: the wall clock) is refused."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
     exchanges = data.get("exchanges")
     for name, exchange in (exchanges if isinstance(exchanges, dict) else {}).items():
         if not isinstance(exchange, dict) or not _metadata_venue(exchange.get("venue")):
@@ -220,6 +230,7 @@ def check_metadata(data: Mapping[str, Any], root: Path) -> Iterator[Diagnostic]:
                 yield from check_instrument(
                     f"exchanges.{name}.instruments.{symbol}", venue, text, str(symbol), body, listed
                 )
+                yield from check_expiry(f"exchanges.{name}.instruments.{symbol}", body, now)
 
 
 def check_instrument(
@@ -271,6 +282,13 @@ def check_instrument(
             "instrument.venue_contract",
             f"{listing['type']} but {where} {found.fields.get('type', 'type')} {found.type}",
         )
+    if listing and listing.get("expiry_ms") != found.expiry_ms:
+        yield _d(
+            f"{base}.listing.expiry_ms",
+            listing.get("expiry_ms"),
+            "instrument.venue_contract",
+            f"{listing.get('expiry_ms')} but {where} expTime {found.expiry_ms or '(none)'}",
+        )
     contract = listing.get("contract")
     if isinstance(contract, dict) and found.contract is not None:
         for key, wanted_value in found.contract.items():
@@ -288,6 +306,23 @@ def check_instrument(
                     "instrument.venue_contract",
                     f"{value} but {where} {field} {wanted_value}",
                 )
+
+
+def check_expiry(base: str, body: Mapping[str, Any], now_ms: int) -> Iterator[Diagnostic]:
+    """A futures contract already expired when the config is compiled: the venue delivered
+    it, nothing can be traded on it (the expiry itself is the manifest rule
+    `instrument.expiry`'s, and the metadata file's `instrument.venue_contract`)."""
+    listing = body.get("listing")
+    expiry = listing.get("expiry_ms") if isinstance(listing, dict) else None
+    if isinstance(expiry, int) and not isinstance(expiry, bool) and 0 < expiry <= now_ms:
+        when = datetime.fromtimestamp(expiry / 1000, tz=UTC).isoformat(timespec="seconds")
+        yield _d(
+            f"{base}.listing.expiry_ms",
+            expiry,
+            "instrument.expired",
+            f"{expiry} ({when}) is past: the contract expired and was delivered; trade the "
+            "next one",
+        )
 
 
 def _differs(value: object, wanted: Decimal) -> bool:

@@ -595,6 +595,25 @@ impl Portfolio {
         });
     }
 
+    /// A futures contract delivered at expiry: the venue closed the whole position at the
+    /// delivery `price` without a fill of ours. Its P&L is realised at that price by the
+    /// contract's terms (linear or inverse, as a fill's), no fee, no turnover, no fill counted;
+    /// the instrument is marked at `price`. Returns the quantity delivered (the signed position
+    /// before; zero when flat or unknown).
+    pub fn on_delivery(&mut self, instrument: InstrumentId, price: Price) -> Qty {
+        let qty = self.qty(instrument);
+        if qty.0 == 0 {
+            return Qty::ZERO;
+        }
+        let side = if qty.0 > 0 { Side::Sell } else { Side::Buy };
+        self.update(instrument, |p| {
+            p.trade(side, price, Qty(qty.0.saturating_abs()));
+            p.mark = Some(price);
+            p.revalue();
+        });
+        qty
+    }
+
     /// Marks an instrument to `price` (the mid), unless the venue marks it. O(1).
     #[inline]
     pub fn mark(&mut self, instrument: InstrumentId, price: Price) {
@@ -950,6 +969,37 @@ mod tests {
     }
 
     #[test]
+    fn a_delivered_future_is_closed_at_the_delivery_price_without_a_fill() {
+        // Linear: long 3 contracts of 0.01 BTC at 30000.1, delivered at 30100.1:
+        // 3 * 0.01 * 100 = 3 USDT realised; no fee, no turnover, no fill.
+        let mut pf = Portfolio::with_contracts([LINEAR, INVERSE]);
+        pf.on_fill(0, Side::Buy, px("30000.1"), q("3"), 45_000_150);
+        let turnover = pf.turnover();
+        assert_eq!(pf.on_delivery(0, px("30100.1")), q("3"));
+        let p = pf.position(0);
+        assert_eq!(
+            (p.qty(), p.realised(), p.unrealised()),
+            (Qty::ZERO, 3 * ONE, 0)
+        );
+        assert_eq!((p.fees(), p.fill_count()), (45_000_150, 1));
+        assert_eq!(pf.turnover(), turnover);
+        assert_eq!(pf.equity(), 3 * ONE - 45_000_150);
+        // Flat: nothing more is delivered.
+        assert_eq!(pf.on_delivery(0, px("1")), Qty::ZERO);
+        assert_eq!(pf.position(0).realised(), 3 * ONE);
+        // Inverse: short 2 contracts of 10 USD at 5, delivered at 4: 2 * 10 * (1/4 - 1/5) =
+        // 1 UNI realised (OKX's short P&L of an inverse contract), in USD at 4: 4.
+        pf.on_fill(1, Side::Sell, px("5"), q("2"), 0);
+        assert_eq!(pf.on_delivery(1, px("4")), q("-2"));
+        let p = pf.position(1);
+        assert_eq!(
+            (p.qty(), p.realised(), p.mark()),
+            (Qty::ZERO, ONE, Some(px("4")))
+        );
+        assert_eq!(pf.realised(), 3 * ONE + 4 * ONE);
+    }
+
+    #[test]
     fn an_inverse_contract_settles_in_the_base_asset_and_counts_at_the_mark() {
         // 2 contracts of 10 USD at 5: each worth 2 UNI.
         assert_eq!(INVERSE.value_price(px("5").0), -2 * ONE);
@@ -1040,6 +1090,7 @@ mod tests {
                     kind,
                     settle_currency: "X".to_owned(),
                 }),
+                expiry_ms: None,
             }
         };
         use rt_manifest::model::ContractType::{Inverse, Linear};

@@ -104,11 +104,13 @@ pub enum RejectReason {
     /// cancelled, unknown), not acknowledged yet, with a cancel or another amendment in
     /// flight, an IOC or market order, or on a venue that does not amend.
     NotAmendable,
+    /// Risk: the futures contract has expired (the venue delivers it): nothing is sent on it.
+    Expired,
 }
 
 impl RejectReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [RejectReason; 27] = [
+    pub const ALL: [RejectReason; 28] = [
         RejectReason::Halted,
         RejectReason::UnknownInstrument,
         RejectReason::InvalidQty,
@@ -136,6 +138,7 @@ impl RejectReason {
         RejectReason::Paused,
         RejectReason::VenueRateLimit,
         RejectReason::NotAmendable,
+        RejectReason::Expired,
     ];
     pub const COUNT: usize = RejectReason::ALL.len();
 
@@ -169,12 +172,14 @@ impl RejectReason {
             RejectReason::Paused => "paused",
             RejectReason::VenueRateLimit => "venue_rate_limit",
             RejectReason::NotAmendable => "not_amendable",
+            RejectReason::Expired => "expired",
         }
     }
 
     /// True for the reasons the risk engine gives (the rest come from the engine or venue).
     pub const fn is_risk(self) -> bool {
         (self as usize) <= (RejectReason::RateLimit as usize)
+            || matches!(self, RejectReason::Expired)
     }
 }
 
@@ -366,7 +371,16 @@ pub struct RiskConfig {
     pub instruments: Vec<Option<InstrumentRisk>>,
     /// Limits on an asset's position summed over venues (`risk.assets`).
     pub assets: Vec<AssetRisk>,
+    /// Indexed by [`InstrumentId`]: a futures contract's expiry (event time, ns since the
+    /// epoch); missing or `None`: it never expires.
+    pub expiries: Vec<Option<Nanos>>,
+    /// This long before an expiry only orders reducing the contract's position pass, and none
+    /// from the expiry on (`risk.reduce_only_before_expiry_ms`).
+    pub reduce_only_before_expiry_ns: Nanos,
 }
+
+/// `risk.reduce_only_before_expiry_ms` when the manifest leaves it out: 10 minutes.
+pub const DEFAULT_REDUCE_ONLY_BEFORE_EXPIRY_MS: u64 = 600_000;
 
 /// One asset's limit across venues: the engine's instruments whose base asset it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -424,8 +438,18 @@ impl RiskConfig {
                         .collect(),
                 })
                 .collect(),
+            expiries: Vec::new(),
+            reduce_only_before_expiry_ns: ms_to_ns(
+                risk.reduce_only_before_expiry_ms
+                    .unwrap_or(DEFAULT_REDUCE_ONLY_BEFORE_EXPIRY_MS),
+            ),
         }
     }
+}
+
+/// Milliseconds as [`Nanos`], saturated.
+pub fn ms_to_ns(ms: u64) -> Nanos {
+    Nanos::try_from(ms.saturating_mul(1_000_000)).unwrap_or(Nanos::MAX)
 }
 
 /// Open quantity per side of one instrument.
@@ -623,6 +647,25 @@ impl RiskEngine {
         self.on_fill(instrument, side, qty);
     }
 
+    /// A futures contract's expiry (ns), if `instrument` is one.
+    pub fn expiry(&self, instrument: InstrumentId) -> Option<Nanos> {
+        self.config
+            .expiries
+            .get(instrument as usize)
+            .copied()
+            .flatten()
+    }
+
+    /// Whether only orders reducing `instrument`'s position pass at `now`: the engine is
+    /// REDUCING, or a futures contract is within `reduce_only_before_expiry` of its expiry
+    /// (past it nothing passes). The venue is asked to enforce it too (`reduceOnly`).
+    pub fn reduce_only_at(&self, now: Nanos, instrument: InstrumentId) -> bool {
+        self.state != RiskState::Active
+            || self
+                .expiry(instrument)
+                .is_some_and(|e| now >= e.saturating_sub(self.config.reduce_only_before_expiry_ns))
+    }
+
     fn evaluate(
         &self,
         now: Nanos,
@@ -637,6 +680,9 @@ impl RiskEngine {
         let Some(Some(instrument)) = self.config.instruments.get(i) else {
             return Err(RejectReason::UnknownInstrument);
         };
+        if self.expiry(order.instrument).is_some_and(|e| now >= e) {
+            return Err(RejectReason::Expired);
+        }
         let (spec, limits) = (&instrument.spec, &instrument.limits);
         let qty = order.qty.0;
         if qty <= 0 {
@@ -687,7 +733,7 @@ impl RiskEngine {
         let open = self.open[i];
         let (open_buy, open_sell) = (i128::from(open.buy), i128::from(open.sell));
         let q = i128::from(qty);
-        if self.state == RiskState::Reducing {
+        if self.reduce_only_at(now, order.instrument) {
             let reduces = match order.side {
                 Side::Buy => pos < 0 && open_buy + q <= -pos,
                 Side::Sell => pos > 0 && open_sell + q <= pos,
@@ -1127,7 +1173,62 @@ mod tests {
                 None,
             ],
             assets: Vec::new(),
+            expiries: Vec::new(),
+            reduce_only_before_expiry_ns: 0,
         }
+    }
+
+    #[test]
+    fn a_future_takes_only_reducing_orders_in_its_window_and_none_from_its_expiry() {
+        const EXPIRY: Nanos = 10_000_000_000;
+        let mut c = config();
+        c.expiries = vec![Some(EXPIRY)];
+        c.reduce_only_before_expiry_ns = 2_000_000_000;
+        let mut r = RiskEngine::new(c);
+        let mut p = Portfolio::new(3);
+        let buy = order(Side::Buy, "100000", "0.01");
+        let sell = order(Side::Sell, "100000", "0.01");
+        let at = |r: &mut RiskEngine, t: Nanos| {
+            r.on_market_data(0, t);
+            r.on_market_data(1, t);
+        };
+        // Before the window: either way.
+        at(&mut r, 7_000_000_000);
+        assert!(!r.reduce_only_at(7_999_999_999, 0));
+        assert_eq!(r.evaluate(7_999_999_999, &buy, MID, &p), Ok(()));
+        // In the window: flat, nothing reduces; long, a sell does and a buy does not.
+        assert!(r.reduce_only_at(8_000_000_000, 0));
+        assert_eq!(
+            r.evaluate(8_000_000_000, &buy, MID, &p),
+            Err(RejectReason::ReduceOnly)
+        );
+        p.on_fill(0, Side::Buy, px("100000"), q("0.02"), 0);
+        at(&mut r, 9_000_000_000);
+        assert_eq!(r.evaluate(9_000_000_000, &sell, MID, &p), Ok(()));
+        assert_eq!(
+            r.evaluate(9_000_000_000, &buy, MID, &p),
+            Err(RejectReason::ReduceOnly)
+        );
+        // Another instrument is not in any window.
+        let mut other = buy;
+        other.instrument = 1;
+        assert_eq!(r.evaluate(9_000_000_000, &other, MID, &p), Ok(()));
+        assert!(!r.reduce_only_at(9_000_000_000, 1));
+        // From the expiry on: nothing, not even a reducing order.
+        at(&mut r, EXPIRY);
+        assert_eq!(
+            r.evaluate(EXPIRY, &sell, MID, &p),
+            Err(RejectReason::Expired)
+        );
+        assert_eq!(
+            r.check(EXPIRY + 1, &sell, MID, &p),
+            Err(RejectReason::Expired)
+        );
+        assert!(RejectReason::Expired.is_risk());
+        assert_eq!(
+            RejectReason::ALL[RejectReason::Expired as usize],
+            RejectReason::Expired
+        );
     }
 
     fn order(side: Side, price: &str, qty: &str) -> NewOrder {

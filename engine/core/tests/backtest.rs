@@ -147,6 +147,7 @@ fn plain_config(latency: LatencyModel) -> TraderConfig {
                 taker_fee_bps: 0,
                 contract: rt_core::ContractValue::Unit,
             },
+            expiry_ms: None,
         }],
     }];
     config
@@ -898,4 +899,82 @@ fn fills_are_marked_out_against_the_mid_a_second_later() {
         (count, favourable, adverse)
     );
     assert!(favourable + adverse > 0, "{totals:?}");
+}
+
+#[test]
+fn a_future_reduces_only_before_its_expiry_and_is_delivered_at_the_mid_then() {
+    const S: i64 = 1_000_000_000;
+    let mut config = plain_config(LatencyModel::ZERO);
+    // Expires at T0 + 5 s; only reducing orders from T0 + 3 s.
+    config.exchanges[0].instruments[0].expiry_ms = Some(((T0 + 5 * S) / MS) as u64);
+    config.risk.reduce_only_before_expiry_ms = Some(2_000);
+    config.risk.feed_stale_ms = 60_000;
+    let mut tape = Tape::default();
+    tape.push_snapshot(T0, 100, &[lv("60000", "1")], &[lv("60000.01", "1")]);
+    // The book moves up: mid 60010.01 from T0 + 1 s.
+    tape.push_depth(
+        T0 + S,
+        101,
+        101,
+        &[lv("60000", "0"), lv("60010", "1")],
+        &[lv("60000.01", "0"), lv("60010.02", "1")],
+    );
+    tape.push_depth(T0 + 4 * S, 102, 102, &[lv("60009", "1")], &[]);
+    tape.push_depth(T0 + 6 * S, 103, 103, &[lv("60008", "1")], &[]);
+    let sell = |client_id| {
+        Action::Place(NewOrder {
+            client_id,
+            instrument: 0,
+            side: Side::Sell,
+            price: Price::parse(b"60009").unwrap(),
+            qty: Qty::parse(b"0.001").unwrap(),
+            kind: OrderKind::Ioc,
+        })
+    };
+    let script = vec![
+        // T0: bought 0.001 at 60000.01.
+        (0, ioc_buy(1, "60000.05")),
+        // T0 + 4 s, in the window: a buy would grow the position.
+        (2, ioc_buy(2, "60010.03")),
+        // T0 + 6 s: expired, nothing goes out (not even a reducing sell).
+        (3, sell(3)),
+    ];
+    let mut bt = Trader::new(config).unwrap();
+    let (s, log) = Scripted::new(0, script);
+    bt.add_strategy("scripted", Box::new(s)).unwrap();
+    assert_eq!(bt.expiry(0), Some(T0 + 5 * S));
+    for i in 0..tape.len() {
+        bt.on_event(0, &tape.event(i));
+        if i == 2 {
+            assert!(bt.reduce_only(0) && !bt.is_delivered(0));
+            assert_eq!(bt.portfolio().qty(0), Qty::parse(b"0.001").unwrap());
+        }
+    }
+    assert!(bt.is_delivered(0));
+    let result = bt.finish();
+    let log = log.lock().unwrap().clone();
+    let rejected: Vec<_> = log
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Update { update, .. } if update.status == OrderStatus::Rejected => {
+                Some((update.client_id, update.reject_reason))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (2, Some(RejectReason::ReduceOnly)),
+            (3, Some(RejectReason::Expired))
+        ]
+    );
+    assert_eq!(result.fills.len(), 1);
+    // Delivered at the mid as it stood at the expiry (60010.01): 0.001 x 10 = 0.01 realised,
+    // the position flat, recorded at the first event past the expiry.
+    let last = result.positions.last().unwrap();
+    assert_eq!(last.ts, T0 + 6 * S);
+    assert_eq!(last.position, Qty::ZERO);
+    assert_eq!(last.realised_pnl, SCALE / 100);
+    assert_eq!(result.summary.realised_pnl, SCALE / 100);
 }

@@ -97,6 +97,8 @@ fn config(neutral: bool) -> RiskConfig {
             })
             .collect(),
         assets: Vec::new(),
+        expiries: Vec::new(),
+        reduce_only_before_expiry_ns: 0,
     }
 }
 

@@ -724,6 +724,10 @@ pub struct Listing {
     #[serde(deserialize_with = "nullable")]
     #[schemars(schema_with = "nullable_schema::<Contract>")]
     pub contract: Option<Contract>,
+    /// A futures contract's expiry (OKX `expTime`), ms since the epoch: the venue delivers
+    /// (closes) what is open then. Present iff the instrument is a futures contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -1185,6 +1189,11 @@ pub struct Risk {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub min_liquidation_distance_bps: Option<u32>,
+    /// Futures: this long (ms) before a contract's expiry (`listing.expiry_ms`) only orders
+    /// that reduce its position are sent, and none from the expiry on (absent: the engine's
+    /// default, 10 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduce_only_before_expiry_ms: Option<u64>,
     /// Symbol -> limits.
     pub instruments: BTreeMap<String, InstrumentLimits>,
     /// Asset -> a limit on the engine's position in it summed over every venue (absent: none).

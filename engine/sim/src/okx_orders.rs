@@ -1190,6 +1190,7 @@ mod tests {
                 kind: ContractType::Inverse,
                 settle_currency: "UNI".to_owned(),
             }),
+            expiry_ms: None,
         });
         ex.instruments = [("UNIUSDSWAP".to_owned(), inst)].into_iter().collect();
         let swap = OkxDesk::new(&ex, None).expect("a desk");

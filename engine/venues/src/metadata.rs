@@ -53,6 +53,8 @@ pub enum What {
     ValueCurrency,
     ContractType,
     SettleCurrency,
+    /// `listing.expiry_ms` (a futures contract's; none elsewhere).
+    Expiry,
 }
 
 /// A term's value: a decimal in 10^-8 units, or text (a type, a currency).
@@ -299,6 +301,12 @@ impl VenueMetadata for Okx {
                     what: What::Type,
                     venue: TermValue::Text(kind.into()),
                 },
+                // ms since the epoch as OKX writes it; empty but on futures.
+                Term {
+                    field: "expTime",
+                    what: What::Expiry,
+                    venue: TermValue::Text(text(row, "expTime")),
+                },
             ];
             if kind != "spot" {
                 let ct_type = match text(row, "ctType").as_str() {
@@ -518,6 +526,11 @@ fn configured(instrument: &Instrument, what: What) -> Option<TermValue> {
         ))),
         What::SettleCurrency => Some(TermValue::Text(
             contract.map_or(String::new(), |c| c.settle_currency.clone()),
+        )),
+        What::Expiry => Some(TermValue::Text(
+            listing
+                .and_then(|l| l.expiry_ms)
+                .map_or(String::new(), |ms| ms.to_string()),
         )),
     }
 }

@@ -45,6 +45,10 @@ impl LatencyModel {
 pub struct InstrumentConfig {
     pub symbol: String,
     pub spec: InstrumentSpec,
+    /// A futures contract's expiry, ms since the epoch (`listing.expiry_ms`): orders only
+    /// reduce its position within `risk.reduce_only_before_expiry_ms` of it, none are sent from
+    /// it on, and a simulated venue delivers the position then at the book's mid.
+    pub expiry_ms: Option<u64>,
 }
 
 /// One exchange: its book sync rule, latency and instruments.
@@ -106,6 +110,7 @@ impl TraderConfig {
                     .map(|(symbol, instrument)| InstrumentConfig {
                         symbol: symbol.clone(),
                         spec: InstrumentSpec::from_manifest(instrument),
+                        expiry_ms: instrument.listing.as_ref().and_then(|l| l.expiry_ms),
                     })
                     .collect(),
             })

@@ -213,6 +213,84 @@ impl Trader {
         Ok(())
     }
 
+    /// A futures contract's delivery at expiry: the venue closed the whole position at
+    /// `price` without a fill of ours (live, the price the venue published; replayed from the
+    /// journal at restart; on a simulated venue, the book's mid at expiry). The position goes
+    /// to zero and its P&L is realised at `price` by the contract's terms
+    /// (`Portfolio::on_delivery`); a position event is recorded. Booked once per instrument:
+    /// a second delivery of the same contract is refused (`Ok(None)`). Returns the quantity
+    /// delivered.
+    pub fn book_delivery(
+        &mut self,
+        instrument: InstrumentId,
+        price: Price,
+    ) -> Result<Option<Qty>, TraderError> {
+        self.journaled_instrument(instrument)?;
+        let i = instrument as usize;
+        if self.delivered.get(i).copied().unwrap_or(true) || price.0 <= 0 {
+            return Ok(None);
+        }
+        self.delivered[i] = true;
+        let qty = self.portfolio.on_delivery(instrument, price);
+        self.record_position(instrument);
+        self.check_equity();
+        Ok(Some(qty))
+    }
+
+    /// Whether `instrument`'s delivery was booked.
+    pub fn is_delivered(&self, instrument: InstrumentId) -> bool {
+        self.delivered
+            .get(instrument as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// A futures contract's expiry (ns since the epoch), if `instrument` is one.
+    pub fn expiry(&self, instrument: InstrumentId) -> Option<Nanos> {
+        self.risk.expiry(instrument)
+    }
+
+    /// Whether only orders reducing `instrument`'s position pass now (the engine is REDUCING,
+    /// or a future is in its window before expiry): what a live driver asks the venue to
+    /// enforce too (`reduceOnly`).
+    pub fn reduce_only(&self, instrument: InstrumentId) -> bool {
+        self.risk.reduce_only_at(self.clock, instrument)
+    }
+
+    /// The contracts of simulated venues whose expiry the clock reached are delivered at the
+    /// book's mid as it stood then (the last trusted mark without one); the next delivery's
+    /// time is found again. A live venue's deliveries come from the venue (the gateway).
+    pub(super) fn deliver_expired(&mut self) {
+        let mut next = Nanos::MAX;
+        for i in 0..self.books.len() {
+            let id = i as InstrumentId;
+            let Some(expiry) = self.risk.expiry(id) else {
+                continue;
+            };
+            let simulated = matches!(
+                self.venues[self.books[i].exchange].route,
+                Route::Simulated(_)
+            );
+            if !simulated || self.delivered[i] {
+                continue;
+            }
+            if expiry > self.clock {
+                next = next.min(expiry);
+                continue;
+            }
+            let b = &self.books[i];
+            let mid = if b.synced { b.sync.book().mid() } else { None };
+            match mid.or(b.marked).or(self.portfolio.position(id).mark()) {
+                Some(price) => {
+                    let _ = self.book_delivery(id, price);
+                }
+                // Never priced: nothing can have been traded on it either.
+                None => self.delivered[i] = true,
+            }
+        }
+        self.next_delivery = next;
+    }
+
     /// The venue's mark price of a derivative: its unrealised P&L is valued at it from now on
     /// (see `Portfolio::venue_mark`).
     pub fn venue_mark(

@@ -218,6 +218,11 @@ pub struct Trader {
     /// Fills waiting for their markout, and the markouts taken (anomaly detection's
     /// `markout_bps`).
     markouts: Markouts,
+    /// Per instrument: a futures contract's delivery was booked (once: [`Trader::book_delivery`]).
+    delivered: Vec<bool>,
+    /// The earliest expiry of a contract on a simulated venue not delivered yet (`Nanos::MAX`:
+    /// none), when that venue delivers it (one comparison an event).
+    next_delivery: Nanos,
 }
 
 impl Trader {
@@ -256,9 +261,11 @@ impl Trader {
         let mut instruments = Vec::new();
         let mut venues = Vec::new();
         let mut books = Vec::new();
+        let mut expiries = Vec::new();
         for (x, exchange) in config.exchanges.iter().enumerate() {
             let mut own = Vec::new();
             for i in &exchange.instruments {
+                expiries.push(i.expiry_ms.map(crate::risk::ms_to_ns));
                 let id = InstrumentId::try_from(instruments.len()).unwrap_or(InstrumentId::MAX);
                 instruments.push(InstrumentInfo {
                     id,
@@ -290,7 +297,16 @@ impl Trader {
             .iter()
             .map(|i| (i.symbol.as_str(), i.spec))
             .collect();
-        let risk = RiskEngine::new(RiskConfig::from_manifest(&config.risk, &table));
+        let mut risk_config = RiskConfig::from_manifest(&config.risk, &table);
+        let next_delivery = expiries
+            .iter()
+            .flatten()
+            .copied()
+            .min()
+            .unwrap_or(Nanos::MAX);
+        let delivered = vec![false; expiries.len()];
+        risk_config.expiries = expiries;
+        let risk = RiskEngine::new(risk_config);
         let portfolio = Portfolio::with_contracts(instruments.iter().map(|i| i.spec.contract));
         let mut backtest = Trader {
             instruments,
@@ -325,6 +341,8 @@ impl Trader {
             next_engine_client_id: u64::MAX,
             warmup_until: None,
             markouts: Markouts::default(),
+            delivered,
+            next_delivery,
         };
         for s in &config.strategies {
             let (ids, specs) = backtest.resolve(s)?;
@@ -585,6 +603,9 @@ impl Trader {
         }
         self.take_markouts();
         self.pump();
+        if self.clock >= self.next_delivery {
+            self.deliver_expired();
+        }
         if self.start.is_some() {
             self.check_stale_exposure();
         }
@@ -677,9 +698,13 @@ impl Trader {
         if self.start.is_none() && !warm {
             self.start = Some(self.clock);
         }
-        // Before this event moves the book: the mid in effect when a fill's horizon passed.
+        // Before this event moves the book: the mid in effect when a fill's horizon passed,
+        // and the one a simulated venue delivers an expired future at.
         self.take_markouts();
         self.pump();
+        if self.clock >= self.next_delivery {
+            self.deliver_expired();
+        }
         let instrument = self
             .venues
             .get(exchange)

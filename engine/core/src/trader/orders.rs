@@ -425,6 +425,28 @@ impl Trader {
     }
 
     /// Exchange `x`'s simulated venue (`None`: external).
+    /// Records `instrument`'s position as it is now (the position events).
+    pub(super) fn record_position(&mut self, instrument: InstrumentId) {
+        let p = self.portfolio.position(instrument);
+        let position = PositionRecord {
+            ts: self.clock,
+            instrument,
+            position: p.qty(),
+            avg_entry_price: p.avg_entry_price().unwrap_or(Price::ZERO),
+            realised_pnl: p.realised(),
+            unrealised_pnl: p.unrealised(),
+            fees: p.fees(),
+        };
+        if let Some(log) = self.log.as_mut() {
+            log.push(TraderEvent::Position(position));
+        }
+        if self.positions.len() < self.max_records {
+            self.positions.push(position);
+        } else {
+            self.counters.records_dropped += 1;
+        }
+    }
+
     fn simulated(&mut self, x: ExchangeId) -> Option<&mut SimulatedVenue> {
         match &mut self.venues[x].route {
             Route::Simulated(sim) => Some(sim),
@@ -572,24 +594,7 @@ impl Trader {
         } else {
             self.counters.records_dropped += 1;
         }
-        let p = self.portfolio.position(o.instrument);
-        let position = PositionRecord {
-            ts: self.clock,
-            instrument: o.instrument,
-            position: p.qty(),
-            avg_entry_price: p.avg_entry_price().unwrap_or(Price::ZERO),
-            realised_pnl: p.realised(),
-            unrealised_pnl: p.unrealised(),
-            fees: p.fees(),
-        };
-        if let Some(log) = self.log.as_mut() {
-            log.push(TraderEvent::Position(position));
-        }
-        if self.positions.len() < self.max_records {
-            self.positions.push(position);
-        } else {
-            self.counters.records_dropped += 1;
-        }
+        self.record_position(o.instrument);
         self.check_equity();
         self.push_equity_sample();
         let ctx = self.ctx(o.instrument, o.slot);

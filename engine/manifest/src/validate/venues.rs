@@ -25,8 +25,8 @@
 //! compiler does it (appliance/config/venues.py), and `files.rs` checks its hash.
 
 use crate::model::{
-    ContractType, Exchange, InstrumentType, Listing, Manifest, Requote, Strategy, StrategyParams,
-    Touch, Venue,
+    ContractType, Exchange, InstrumentType, KeyType, Listing, Manifest, Requote, Strategy,
+    StrategyParams, Touch, Venue,
 };
 use crate::Fixed;
 
@@ -62,6 +62,18 @@ impl Checker {
             } else {
                 self.credential_reference(name, "passphrase", passphrase);
             }
+        }
+        let key_type = exchange.credentials.as_ref().and_then(|c| c.key_type);
+        if key_type == Some(KeyType::Ed25519) && matches!(venue, Venue::Okx | Venue::Kraken) {
+            self.fail(
+                "exchange.credential_key_type",
+                format_args!("{base}.credentials.key_type"),
+                format_args!(
+                    "ed25519 but venue {} signs with HMAC keys only (Ed25519 keys: Binance and \
+                     the sim)",
+                    venue.as_str()
+                ),
+            );
         }
         if exchange.book_checksum_every == 0 {
             self.fail(
@@ -252,6 +264,28 @@ impl Checker {
                 }
             }
             (None, InstrumentType::Spot) => {}
+        }
+        match (listing.kind, listing.expiry_ms) {
+            (InstrumentType::Futures, None) => self.fail(
+                "instrument.expiry",
+                format_args!("{at}.expiry_ms"),
+                "absent but the instrument is a futures contract (its expiry, OKX expTime in ms \
+                 since the epoch: the engine stops trading it before then and books its delivery)",
+            ),
+            (InstrumentType::Spot | InstrumentType::Swap, Some(ms)) => self.fail(
+                "instrument.expiry",
+                format_args!("{at}.expiry_ms"),
+                format_args!(
+                    "{ms} but the instrument is {} (only a futures contract expires)",
+                    listing.kind.as_str()
+                ),
+            ),
+            (InstrumentType::Futures, Some(0)) => self.fail(
+                "instrument.expiry",
+                format_args!("{at}.expiry_ms"),
+                "0 (ms since the epoch, positive)",
+            ),
+            _ => {}
         }
     }
 
@@ -580,6 +614,22 @@ mod tests {
     }
 
     #[test]
+    fn ed25519_keys_on_binance_and_the_sim_only() {
+        let mut v = with_okx();
+        v["exchanges"]["binance_spot"]["credentials"]["key_type"] = json!("ed25519");
+        v["exchanges"]["okx"]["credentials"]["key_type"] = json!("hmac");
+        assert_eq!(found(v.clone()), []);
+        v["exchanges"]["okx"]["credentials"]["key_type"] = json!("ed25519");
+        assert_eq!(
+            found(v),
+            [pair(
+                "exchanges.okx.credentials.key_type",
+                "exchange.credential_key_type"
+            )]
+        );
+    }
+
+    #[test]
     fn strategies_on_okx_swaps_are_traded_and_on_kraken_refused_saying_why() {
         // OKX spot and OKX's inverse swap: order entry is there for both.
         let mut v = with_okx();
@@ -633,6 +683,8 @@ mod tests {
         let mut futures = v.clone();
         futures["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"]["type"] =
             json!("futures");
+        futures["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"]["expiry_ms"] =
+            json!(1_743_148_800_000_u64);
         reports(
             futures,
             &[(
@@ -708,11 +760,48 @@ mod tests {
     }
 
     #[test]
+    fn a_futures_contract_states_its_expiry_and_nothing_else_does() {
+        let mut v = with_okx();
+        let listing = &mut v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"];
+        listing["type"] = json!("futures");
+        reports(
+            v.clone(),
+            &[(
+                "exchanges.okx.instruments.UNIUSDSWAP.listing.expiry_ms",
+                "instrument.expiry",
+            )],
+        );
+        v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"]["expiry_ms"] =
+            json!(1_743_148_800_000_u64);
+        assert_eq!(found(v.clone()), []);
+        v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"]["expiry_ms"] = json!(0);
+        reports(
+            v.clone(),
+            &[(
+                "exchanges.okx.instruments.UNIUSDSWAP.listing.expiry_ms",
+                "instrument.expiry",
+            )],
+        );
+        // A swap (perpetual) has none.
+        v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"]["type"] = json!("swap");
+        v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"]["listing"]["expiry_ms"] =
+            json!(1_743_148_800_000_u64);
+        reports(
+            v,
+            &[(
+                "exchanges.okx.instruments.UNIUSDSWAP.listing.expiry_ms",
+                "instrument.expiry",
+            )],
+        );
+    }
+
+    #[test]
     fn a_futures_contract_is_refused_for_its_delivery() {
         let mut v = with_okx();
         let inst = &mut v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"];
         inst["listing"]["symbol"] = json!("UNI-USD-250328");
         inst["listing"]["type"] = json!("futures");
+        inst["listing"]["expiry_ms"] = json!(1_743_148_800_000_u64);
         v["exchanges"]["okx"]["instruments"]["UNIUSD250328"] =
             v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"].take();
         v["exchanges"]["okx"]["instruments"]
