@@ -25,8 +25,8 @@
 //! compiler does it (appliance/config/venues.py), and `files.rs` checks its hash.
 
 use crate::model::{
-    ContractType, Exchange, InstrumentType, KeyType, Listing, Manifest, Requote, Strategy,
-    StrategyParams, Touch, Venue,
+    ContractType, Exchange, InstrumentType, Listing, Manifest, Requote, Strategy, StrategyParams,
+    Touch, Venue,
 };
 use crate::Fixed;
 
@@ -62,18 +62,6 @@ impl Checker {
             } else {
                 self.credential_reference(name, "passphrase", passphrase);
             }
-        }
-        let key_type = exchange.credentials.as_ref().and_then(|c| c.key_type);
-        if key_type == Some(KeyType::Ed25519) && matches!(venue, Venue::Okx | Venue::Kraken) {
-            self.fail(
-                "exchange.credential_key_type",
-                format_args!("{base}.credentials.key_type"),
-                format_args!(
-                    "ed25519 but venue {} signs with HMAC keys only (Ed25519 keys: Binance and \
-                     the sim)",
-                    venue.as_str()
-                ),
-            );
         }
         if exchange.book_checksum_every == 0 {
             self.fail(
@@ -610,22 +598,6 @@ mod tests {
                     "instrument.listing",
                 ),
             ],
-        );
-    }
-
-    #[test]
-    fn ed25519_keys_on_binance_and_the_sim_only() {
-        let mut v = with_okx();
-        v["exchanges"]["binance_spot"]["credentials"]["key_type"] = json!("ed25519");
-        v["exchanges"]["okx"]["credentials"]["key_type"] = json!("hmac");
-        assert_eq!(found(v.clone()), []);
-        v["exchanges"]["okx"]["credentials"]["key_type"] = json!("ed25519");
-        assert_eq!(
-            found(v),
-            [pair(
-                "exchanges.okx.credentials.key_type",
-                "exchange.credential_key_type"
-            )]
         );
     }
 
