@@ -373,6 +373,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                     Some((symbol.clone(), contract.settle_currency.clone()))
                 })
                 .collect(),
+            futures: crate::delivery::futures_of(ex),
         });
     }
 
@@ -499,6 +500,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
         bt.book_funding(id, amount)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
+    // Futures delivered at expiry, after the fills they closed (once a contract: a journaled
+    // delivery is not asked for again).
+    crate::delivery::restore(&mut bt, &mut venues, &recovery.deliveries)?;
     // The venue's metadata and balances against the configuration and the journal.
     let start_check = match crate::reconcile::at_start(&manifest, &venues, &recovery) {
         Ok(c) => c,

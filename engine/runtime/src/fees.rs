@@ -42,6 +42,8 @@ pub struct FeeMark {
 pub struct FeeMarks {
     marks: Vec<FeeMark>,
     funding: std::sync::Mutex<Vec<(InstrumentId, Cash)>>,
+    /// Futures deliveries (instrument, delivery price) journaled by the gateway, to book.
+    deliveries: std::sync::Mutex<Vec<(InstrumentId, Price)>>,
     /// The venue's latest mark price of derivatives, for the strategy thread to value them at.
     venue_marks: std::sync::Mutex<Vec<(InstrumentId, Price)>>,
 }
@@ -63,6 +65,7 @@ impl FeeMarks {
                 })
                 .collect(),
             funding: std::sync::Mutex::new(Vec::new()),
+            deliveries: std::sync::Mutex::new(Vec::new()),
             venue_marks: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -89,6 +92,18 @@ impl FeeMarks {
     /// The funding payments not booked yet, oldest first.
     pub fn take_funding(&self) -> Vec<(InstrumentId, Cash)> {
         let mut q = self.funding.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *q)
+    }
+
+    /// A futures delivery for the strategy thread to book (the gateway, after journaling it).
+    pub fn push_delivery(&self, instrument: InstrumentId, price: Price) {
+        let mut q = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        q.push((instrument, price));
+    }
+
+    /// The deliveries not booked yet, oldest first.
+    pub fn take_deliveries(&self) -> Vec<(InstrumentId, Price)> {
+        let mut q = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::take(&mut *q)
     }
 

@@ -83,6 +83,9 @@ pub struct VenueConfig {
     /// (symbol, settlement currency) of the venue's contracts (swaps and futures with a
     /// listing's contract terms): their commissions in it are fees as they stand.
     pub settlements: Vec<(String, String)>,
+    /// The venue's futures contracts, their expiry, and whether the journal holds their
+    /// delivery (`delivery`).
+    pub futures: Vec<crate::delivery::Future>,
 }
 
 impl VenueConfig {
@@ -565,6 +568,8 @@ pub fn run(
             // Funding paid while the engine was down: the history from the journal's newest
             // payment on (the stream is open: what is paid from now on, it reports).
             ask_funding(&state, venue);
+            // Futures delivered at expiry, booked once (`delivery`).
+            watch_deliveries(&state, venue);
             // New orders and cancels over the venue's WebSocket API (`ws_orders`), when the
             // manifest says so: one connection, shared by this venue's workers.
             let ws_api = venue
@@ -2173,6 +2178,53 @@ fn book_funding(
             .marks
             .push_funding(id as rt_core::InstrumentId, amount);
         s.flags.wake_strategy();
+    }
+}
+
+/// Watches each traded future of `venue` whose delivery the journal does not hold
+/// ([`crate::delivery::watch`]): at its expiry the venue's delivery is journaled and handed to
+/// the strategy thread (which books it), once.
+fn watch_deliveries(state: &Shared, venue: &VenueConfig) {
+    for future in venue.futures.iter().filter(|f| !f.delivered) {
+        let instrument = {
+            let s = state.borrow();
+            s.names
+                .instruments
+                .iter()
+                .position(|(x, sym)| *x == venue.exchange && *sym == future.symbol)
+        };
+        let (Some(id), true) = (instrument, venue.traded.contains(&future.symbol)) else {
+            continue;
+        };
+        let (booking, logging) = (state.clone(), state.clone());
+        let v = venue.clone();
+        tokio::task::spawn_local(crate::delivery::watch(
+            venue.clone(),
+            future.clone(),
+            id as rt_core::InstrumentId,
+            move |d| {
+                let symbol = booking.borrow().names.instruments[d.instrument as usize]
+                    .1
+                    .clone();
+                let mut s = booking.borrow_mut();
+                s.log(format!(
+                    "{}: {symbol} delivered at {} (the venue's delivery price, {} ms)",
+                    v.name,
+                    dec(d.price.0),
+                    d.time_ms
+                ));
+                s.journal(&Record::Delivery {
+                    ts: now_ns(),
+                    exchange: v.name.clone(),
+                    symbol,
+                    price: dec(d.price.0),
+                    time_ms: d.time_ms,
+                });
+                v.marks.push_delivery(d.instrument, d.price);
+                s.flags.wake_strategy();
+            },
+            move |line| logging.borrow().log(line),
+        ));
     }
 }
 

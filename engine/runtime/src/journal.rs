@@ -149,6 +149,18 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         time_ms: Option<u64>,
     },
+    /// A futures contract delivered at expiry: the venue closed whatever position the engine
+    /// held at the delivery `price` it published, without a fill of ours. Booked into the
+    /// instrument's realised P&L, replayed at restart after the fills (`delivery`); a contract
+    /// is delivered once, so a journaled delivery is never asked for or booked again.
+    Delivery {
+        ts: i64,
+        exchange: String,
+        symbol: String,
+        price: String,
+        /// The venue's time of the delivery (ms since the epoch).
+        time_ms: u64,
+    },
 }
 
 /// The journal writer.
@@ -437,6 +449,8 @@ pub struct Recovery {
     pub fills: Vec<RecoveredFill>,
     /// Funding payments, in order.
     pub fundings: Vec<RecoveredFunding>,
+    /// Deliveries of futures contracts, in order (one a contract).
+    pub deliveries: Vec<RecoveredDelivery>,
     /// One more than the largest order id ever sent (1 for a new journal).
     pub next_order_id: u64,
     /// Orders sent with no final report, by id: the venue may have filled or may still hold
@@ -488,6 +502,16 @@ impl RecoveredFunding {
         self.time_ms
             .unwrap_or_else(|| u64::try_from(self.ts / 1_000_000).unwrap_or(0))
     }
+}
+
+/// A journaled delivery of a futures contract (see [`Record::Delivery`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredDelivery {
+    pub exchange: String,
+    pub symbol: String,
+    /// The delivery price, a decimal.
+    pub price: String,
+    pub time_ms: u64,
 }
 
 /// An order with no final report in the journal.
@@ -813,6 +837,26 @@ pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
                 id: paid.1,
                 time_ms: paid.2,
             }),
+            Record::Delivery {
+                exchange,
+                symbol,
+                price,
+                time_ms,
+                ..
+            } => {
+                if !out
+                    .deliveries
+                    .iter()
+                    .any(|d| d.exchange == exchange && d.symbol == symbol)
+                {
+                    out.deliveries.push(RecoveredDelivery {
+                        exchange,
+                        symbol,
+                        price,
+                        time_ms,
+                    });
+                }
+            }
         }
     }
     out.unfinished_orders = open.into_values().collect();
@@ -1091,6 +1135,47 @@ mod tests {
         assert_eq!(r.fills[0].base_commission, "0");
         assert_eq!(r.fills[1].base_commission, "0.00025");
         assert!(!r.clean_stop);
+    }
+
+    #[test]
+    fn a_delivery_round_trips_and_a_contract_is_recovered_as_delivered_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let delivery = |ts: i64, price: &str| Record::Delivery {
+            ts,
+            exchange: "okx".into(),
+            symbol: "BTCUSD270326".into(),
+            price: price.into(),
+            time_ms: 1_806_048_000_000,
+        };
+        {
+            let mut j = Journal::open(dir.path(), Fsync::Always, 10).expect("open");
+            j.append(&start("a")).expect("append");
+            j.append(&fill(1, "SELL", "3")).expect("append");
+            j.append(&delivery(9_000_000, "61234.5")).expect("append");
+            // A second record of the same contract's delivery (never written by the gateway,
+            // which books a contract once) does not deliver it twice.
+            j.append(&delivery(9_500_000, "1")).expect("append");
+        }
+        let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).expect("read");
+        assert!(
+            text.contains(
+                "{\"t\":\"delivery\",\"ts\":9000000,\"exchange\":\"okx\",\
+                 \"symbol\":\"BTCUSD270326\",\"price\":\"61234.5\",\
+                 \"time_ms\":1806048000000}"
+            ),
+            "{text}"
+        );
+        let r = recover(dir.path()).expect("recover");
+        assert_eq!(
+            r.deliveries,
+            [RecoveredDelivery {
+                exchange: "okx".into(),
+                symbol: "BTCUSD270326".into(),
+                price: "61234.5".into(),
+                time_ms: 1_806_048_000_000,
+            }]
+        );
+        assert_eq!(r.fills.len(), 1);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod bus;
 mod catchup;
 mod clock;
 mod ctl;
+mod delivery;
 mod engine;
 mod feed;
 mod fees;

@@ -497,7 +497,19 @@ pub fn at_start(
     recovery: &crate::journal::Recovery,
 ) -> Result<StartCheck, String> {
     let rt = runtime()?;
-    let positions = expected_positions(&recovery.fills)?;
+    let mut positions = expected_positions(&recovery.fills)?;
+    // A future delivered (journaled), or expired and so delivered by the venue while the engine
+    // was down (booked once the gateway reads its price): flat at the venue, and no longer
+    // listed there.
+    let expired = crate::delivery::expired(manifest, crate::gateway::now_ms());
+    for key in recovery
+        .deliveries
+        .iter()
+        .map(|d| (d.exchange.clone(), d.symbol.clone()))
+        .chain(expired.iter().cloned())
+    {
+        positions.remove(&key);
+    }
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let mut out = StartCheck::default();
@@ -520,7 +532,12 @@ pub fn at_start(
             let mut client = Client::with_limits(base, limits);
             let metadata = rt_venues::metadata::for_exchange(exchange);
             let listed = fetch_metadata(&mut client, name, metadata.as_ref()).await?;
-            let found = rt_venues::metadata::check(name, exchange, metadata.endpoint(), &listed);
+            let mut found =
+                rt_venues::metadata::check(name, exchange, metadata.endpoint(), &listed);
+            found.retain(|m| {
+                !(m.problem == rt_venues::metadata::Problem::NotListed
+                    && expired.contains(&(name.clone(), m.instrument.clone())))
+            });
             out.lines.push(format!(
                 "{name}: {}: {} instrument(s) checked, {} filter mismatch(es)",
                 metadata.endpoint(),

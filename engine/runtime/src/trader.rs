@@ -284,6 +284,11 @@ pub fn run(
                 log.push(now, || Entry::Funding { instrument, amount });
                 let _ = bt.book_funding(instrument, amount);
             }
+            // Futures delivered at expiry, journaled by the gateway: closed at the venue's
+            // delivery price (once a contract).
+            for (instrument, price) in marks.take_deliveries() {
+                let _ = bt.book_delivery(instrument, price);
+            }
             // Derivatives' mark prices from the venue: their unrealised P&L is valued at them.
             for (instrument, price) in marks.take_venue_marks() {
                 log.push(now, || Entry::VenueMark { instrument, price });
@@ -477,8 +482,9 @@ fn send(
                     qty: request.qty,
                     frame_ns,
                     decided_ns,
-                    // Risk lets only reducing orders through: the venue enforces it too.
-                    reduce_only: bt.risk_state() != rt_core::RiskState::Active
+                    // Risk lets only reducing orders through (REDUCING, or a future near its
+                    // expiry): the venue enforces it too.
+                    reduce_only: bt.reduce_only(instrument)
                         && crate::wire::reduces(
                             bt.portfolio().qty(instrument),
                             request.side,

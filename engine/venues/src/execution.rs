@@ -659,6 +659,24 @@ pub trait DerivativesAccount: fmt::Debug + Send + Sync {
     fn funding_history(&self, start_ms: u64, now_ms: u64) -> VenueRequest;
     /// The payments from an accepted [`DerivativesAccount::funding_history`], oldest first.
     fn funding_payments(&self, body: &str) -> Result<Vec<FundingPayment>, ExecError>;
+    /// Asks the delivery prices of the futures contract `symbol` (a venue without delivery
+    /// futures: `None`).
+    fn delivery_history(&self, _symbol: &str, _now_ms: u64) -> Option<VenueRequest> {
+        None
+    }
+    /// `symbol`'s delivery, from an accepted [`DerivativesAccount::delivery_history`]: `None`
+    /// while the venue lists none (not delivered yet).
+    fn delivery(&self, _symbol: &str, _body: &str) -> Result<Option<Delivery>, ExecError> {
+        Ok(None)
+    }
+}
+
+/// A futures contract's delivery as the venue publishes it: the price the positions were
+/// closed at, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub price: Price,
+    pub time_ms: u64,
 }
 
 /// One funding payment of a derivatives account, as the venue books it.

@@ -8,8 +8,9 @@
 //! | position mode | `GET /api/v5/account/config`: `posMode` `net_mode` (the engine's), or `long_short_mode` (hedge) |
 //! | leverage | `POST /api/v5/account/set-leverage` `{"instId","lever","mgnMode"}`; the answer's `lever` is what is in force |
 //! | margin mode | none: OKX takes it with each order (`tdMode`) and with the leverage (`mgnMode`), `cross` unless the instrument says `margin_type: isolated` |
-//! | positions | `GET /api/v5/account/positions?instType=SWAP`: open positions only (`pos` signed in net mode, contracts; `avgPx`, `markPx`, `liqPx`, `lever`, `mgnMode`); a contract without a row is flat |
+//! | positions | `GET /api/v5/account/positions` (every `instType`: swaps and futures): open positions only (`pos` signed in net mode, contracts; `avgPx`, `markPx`, `liqPx`, `lever`, `mgnMode`); a contract without a row is flat |
 //! | funding payments | `GET /api/v5/account/bills?instType=SWAP&type=8&begin=<ms>&limit=100` (type `8`: funding fee; subtype `173` expense, `174` income; the payment is the bill's `pnl`, in `ccy`, the contract's settlement currency), newest first |
+//! | a future's delivery | `GET /api/v5/public/delivery-exercise-history?instType=FUTURES&instFamily=<family>` (public; `instFamily` the instId without its expiry, `BTC-USD` of `BTC-USD-250328`): `data[]` of `{ts, details: [{type: "delivery", insId, px}]}`, `px` the delivery price the open positions were closed at |
 //!
 //! The private stream's `balance_and_position` channel says when a funding payment was made
 //! (`eventType` `funding_fee`) but not how much: its `balData` holds balances after the
@@ -22,7 +23,7 @@ use super::execution::{
     balance_units, data, id, inst_type, parse, split_8, text, units, unreadable, OkxExecution,
 };
 use crate::execution::{
-    AccountChange, AccountReason, DerivativesAccount, ExecError, FundingPayment, Method,
+    AccountChange, AccountReason, Delivery, DerivativesAccount, ExecError, FundingPayment, Method,
     PositionRiskState, PrivateEvent, Refusal, VenuePosition,
 };
 use rt_core::Price;
@@ -31,6 +32,8 @@ pub const CONFIG_PATH: &str = "/api/v5/account/config";
 pub const SET_LEVERAGE_PATH: &str = "/api/v5/account/set-leverage";
 pub const POSITIONS_PATH: &str = "/api/v5/account/positions";
 pub const BILLS_PATH: &str = "/api/v5/account/bills";
+/// Futures deliveries and options exercises (public).
+pub const DELIVERY_PATH: &str = "/api/v5/public/delivery-exercise-history";
 /// The private channel of balance and position changes.
 pub const BALANCE_AND_POSITION: &str = "balance_and_position";
 /// A bill's `type` for a funding fee.
@@ -149,7 +152,8 @@ impl DerivativesAccount for OkxExecution {
     }
 
     fn positions(&self, now_ms: u64) -> crate::execution::VenueRequest {
-        let path = format!("{POSITIONS_PATH}?instType=SWAP");
+        // No `instType`: a swap's and a future's positions alike.
+        let path = POSITIONS_PATH.to_owned();
         self.request(Method::Get, path, String::new(), now_ms)
     }
 
@@ -229,6 +233,56 @@ impl DerivativesAccount for OkxExecution {
         out.sort_by_key(|p| (p.time_ms, p.id));
         Ok(out)
     }
+
+    /// A future's family is its instId without the expiry (`BTC-USD-250328` -> `BTC-USD`);
+    /// OKX lists the deliveries of a family (`instFamily`, or the older `uly`: the same
+    /// string for futures), newest first.
+    fn delivery_history(
+        &self,
+        symbol: &str,
+        _now_ms: u64,
+    ) -> Option<crate::execution::VenueRequest> {
+        let inst_id = self.inst_id(symbol);
+        if inst_type(inst_id) != "FUTURES" {
+            return None;
+        }
+        let (family, _) = inst_id.rsplit_once('-')?;
+        Some(crate::execution::VenueRequest {
+            method: Method::Get,
+            path: format!("{DELIVERY_PATH}?instType=FUTURES&instFamily={family}"),
+            headers: Vec::new(),
+            body: String::new(),
+        })
+    }
+
+    /// The row whose `details` hold a `delivery` of the instrument (`insId`, OKX's spelling
+    /// in this answer): its `px`, and the row's `ts`.
+    fn delivery(&self, symbol: &str, body: &str) -> Result<Option<Delivery>, ExecError> {
+        let inst_id = self.inst_id(symbol);
+        let v = parse(body, "delivery-exercise-history")?;
+        for row in data(&v, "delivery-exercise-history")? {
+            let details = row.get("details").and_then(Value::as_array);
+            let Some(d) = details
+                .into_iter()
+                .flatten()
+                .find(|d| text(d, "type") == "delivery" && text(d, "insId") == inst_id)
+            else {
+                continue;
+            };
+            let price = units(d, "px")?;
+            if price <= 0 {
+                return Err(unreadable("px", format!("{:?}", text(d, "px"))));
+            }
+            let time_ms = text(row, "ts")
+                .parse::<u64>()
+                .map_err(|e| unreadable("ts", e))?;
+            return Ok(Some(Delivery {
+                price: Price(price),
+                time_ms,
+            }));
+        }
+        Ok(None)
+    }
 }
 
 /// `lever` (OKX writes it as a decimal string, `"5"` or `"5.0"`): whole leverage only.
@@ -262,6 +316,40 @@ mod tests {
             ],
         )
         .with_isolated(["BTCUSDTSWAP".to_owned()])
+    }
+
+    #[test]
+    fn a_futures_delivery_price_is_read_from_the_public_history() {
+        let c = OkxExecution::new(
+            None,
+            [("BTCUSD250328".to_owned(), "BTC-USD-250328".to_owned())],
+        );
+        let d = c.derivatives().unwrap();
+        let r = d.delivery_history("BTCUSD250328", 0).unwrap();
+        assert_eq!(
+            r.path,
+            "/api/v5/public/delivery-exercise-history?instType=FUTURES&instFamily=BTC-USD"
+        );
+        assert!(r.headers.is_empty());
+        // A swap is never delivered.
+        assert!(client().delivery_history("UNIUSDSWAP", 0).is_none());
+        // OKX's answer, newest first: another contract's delivery, then ours.
+        let body = r#"{"code":"0","msg":"","data":[
+            {"ts":"1743148800000","details":[{"type":"delivery","insId":"BTC-USD-250404","px":"84000.1"}]},
+            {"ts":"1743148800001","details":[{"type":"delivery","insId":"BTC-USD-250328","px":"84321.5"}]}]}"#;
+        assert_eq!(
+            d.delivery("BTCUSD250328", body).unwrap(),
+            Some(Delivery {
+                price: Price(8_432_150_000_000),
+                time_ms: 1_743_148_800_001
+            })
+        );
+        // Not delivered yet: not listed.
+        let none = r#"{"code":"0","msg":"","data":[]}"#;
+        assert_eq!(d.delivery("BTCUSD250328", none).unwrap(), None);
+        assert!(d
+            .delivery("BTCUSD250328", r#"{"code":"51000","msg":"x","data":[]}"#)
+            .is_err());
     }
 
     #[test]
@@ -341,10 +429,7 @@ mod tests {
         let c = client();
         let d = c.derivatives().unwrap();
         assert!(!d.lists_flat_positions());
-        assert_eq!(
-            d.positions(1).path,
-            "/api/v5/account/positions?instType=SWAP"
-        );
+        assert_eq!(d.positions(1).path, "/api/v5/account/positions");
         let body = r#"{"code":"0","msg":"","data":[
             {"instType":"SWAP","instId":"UNI-USD-SWAP","mgnMode":"cross","posSide":"net","pos":"-3","avgPx":"5.1234","markPx":"5.2","liqPx":"","lever":"3","ccy":"UNI"},
             {"instType":"SWAP","instId":"BTC-USDT-SWAP","mgnMode":"isolated","posSide":"net","pos":"2","avgPx":"100000.1","markPx":"100010","liqPx":"90500.5","lever":"10","ccy":"USDT"}]}"#;
