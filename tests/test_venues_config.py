@@ -182,6 +182,33 @@ def test_an_okx_passphrase_given_as_a_literal(venues: Path, cli: Callable[..., R
     assert len(diags) == 1
 
 
+def test_an_ed25519_key_on_okx_is_refused(project: Path, cli: Callable[..., Run]) -> None:
+    # Binance (and the sim) take Ed25519 keys; OKX signs with HMAC keys only.
+    _deployment(project, "venues", "[sim_binance, okx]")
+    feed = "+hosts.local.threads.feeds.okx=null"
+    _edit_exchange(project, "okx", lambda d: d["credentials"].update(key_type="ed25519"))
+    diags = _refused(cli, project, "deployment=venues", feed)
+    d = _one(diags, "exchanges.okx.credentials.key_type", "exchange.credential_key_type")
+    assert (d["value"], len(diags)) == ("ed25519", 1)
+    assert d["source"].endswith("conf/exchange/okx.yaml")
+    assert "okx signs with HMAC keys only" in d["message"]
+    # The same key type on the sim's Binance exchange compiles, and its manifest says so.
+    _edit_exchange(project, "okx", lambda d: d["credentials"].update(key_type="hmac"))
+    run = cli(
+        "compile",
+        "deployment=venues",
+        feed,
+        "exchanges.sim_binance.credentials={api_key:'env:K',api_secret:'file:/k.pem',"
+        "key_type:ed25519}",
+        root=project,
+    )
+    assert run.exit_code == 0, run.stdout + run.stderr
+    (manifest,) = (project / "build").rglob("*.manifest.json")
+    exchanges = json.loads(manifest.read_text())["exchanges"]
+    assert exchanges["sim_binance"]["credentials"]["key_type"] == "ed25519"
+    assert exchanges["okx"]["credentials"]["key_type"] == "hmac"
+
+
 def test_an_order_sending_strategy_on_kraken(project: Path, cli: Callable[..., Run]) -> None:
     _deployment(project, "venues", "[sim_binance, kraken]", "imb_kraken")
     path = project / "conf/strategy/imb_kraken.yaml"
@@ -352,6 +379,8 @@ def test_plan_classes_metadata_and_endpoint_changes() -> None:
     assert endpoint.change_class is ChangeClass.SECURITY
     passphrase = classify("exchanges.okx.credentials.passphrase", "env:A", "env:B")
     assert (passphrase.change_class, passphrase.critical) == (ChangeClass.SECURITY, True)
+    key_type = classify("exchanges.x.credentials.key_type", None, "ed25519")
+    assert (key_type.change_class, key_type.critical) == (ChangeClass.SECURITY, True)
     bigger = classify("exchanges.okx.instruments.X.listing.contract.value", "10", "100")
     assert (bigger.change_class, bigger.critical) == (ChangeClass.LOOSEN, True)
     assert rule_for("exchanges.okx.instruments.X.listing.min_size") is not None

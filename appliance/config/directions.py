@@ -178,6 +178,9 @@ FIELDS: dict[str, FieldRule] = {
     "exchanges.*.credentials.passphrase": _r(
         _SEC, "the account's API passphrase (OKX)", Critical.ALWAYS
     ),
+    "exchanges.*.credentials.key_type": _r(
+        _SEC, "the account signs with another kind of key (HMAC or Ed25519)", Critical.ALWAYS
+    ),
     "exchanges.*.metadata": _r(
         _ART, "the venue's metadata file the instruments are checked against", Critical.ALWAYS
     ),

@@ -109,6 +109,7 @@ RELATED: dict[str, Callable[[str, dict[str, Any]], list[str]]] = {
     "strategy.within_risk": _within_risk,
     "strategy.model_thresholds": lambda path, data: _sibling(path, "buy_above"),
     "exchange.market_data_only": _exchange_venue,
+    "exchange.credential_key_type": _exchange_venue,
     "strategy.kraken_market_data_only": _venue,
     "strategy.instrument_type": _contract,
     # The signal's instrument is read with its exchange and the strategy's own.

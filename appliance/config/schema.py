@@ -192,6 +192,10 @@ class Credentials(Strict):
     api_key: SecretRef
     api_secret: SecretRef
     passphrase: SecretRef | None = _optional("OKX's API passphrase, a reference; OKX only")
+    key_type: Literal["hmac", "ed25519"] | None = _optional(
+        "the API key's type (absent: hmac); ed25519: api_secret references the private key in "
+        "PKCS#8 PEM, and Binance's WebSocket API logs on once per connection; Binance only"
+    )
 
 
 class RateLimits(Strict):

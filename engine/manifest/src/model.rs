@@ -661,6 +661,31 @@ pub struct Credentials {
     /// OKX's API passphrase (a reference, like the key and the secret); OKX only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase: Option<String>,
+    /// The API key's type (absent: `hmac`). With `ed25519`, `api_secret` references the
+    /// Ed25519 private key in PKCS#8 PEM; Binance only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<KeyType>,
+}
+
+/// How an account's requests are signed (`credentials.key_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyType {
+    // HMAC-SHA256 keyed by the API secret (hex signatures).
+    #[default]
+    Hmac,
+    // Ed25519 with the account's private key (base64 signatures; Binance's WebSocket API
+    // authenticates a whole connection with `session.logon`).
+    Ed25519,
+}
+
+impl KeyType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Hmac => "hmac",
+            KeyType::Ed25519 => "ed25519",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

@@ -344,6 +344,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                     .as_deref()
                     .map(|p| resolve_secret(p, &format!("exchanges.{name}.credentials.passphrase")))
                     .transpose()?,
+                // Ed25519: `api_secret` is the private key's PEM, decoded by the venue's client.
+                key_type: c.key_type.unwrap_or_default(),
             }),
             None if live => bail!("exchanges.{name}.credentials: live trading needs credentials"),
             None => None,

@@ -1,7 +1,15 @@
 //! Order entry over the venue's WebSocket API (manifest `exchanges.<name>.order_entry:
 //! websocket`, `endpoints.ws_api`): one persistent connection per venue, owned by the gateway's
 //! runtime, carrying its new orders and cancels (Binance Spot: `order.place`, `order.cancel`,
-//! signed per request by `rt_venues::execution::FrameOrderEntry`).
+//! written by `rt_venues::execution::FrameOrderEntry`).
+//!
+//! With a key that can authenticate the connection (Binance: an Ed25519 key, `session.logon`),
+//! the logon is the first request on every connection, and the connection is up (orders go
+//! over it) only once the venue has accepted it; the orders then carry no signature. A logon
+//! refused for the key (bad key, signature or permission) stops the engine, as a REST request
+//! refused for its credentials does: every logon would be refused alike. Any other refusal, or
+//! no answer, is a failed connection: made again with backoff, REST meanwhile. With an HMAC key
+//! there is no logon and every request is signed on its own.
 //!
 //! The venue's client writes each request into one reused buffer with the next id; the answer
 //! carrying that id is handed back to the request's task as the REST answer would be (status,
@@ -19,9 +27,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use hyper::body::Bytes;
-use rt_venues::execution::{ExecError, FrameAnswer, FrameOrderEntry, NewOrderSpec};
+use rt_venues::execution::{ExecError, FrameAnswer, FrameOrderEntry, LogonRefusal, NewOrderSpec};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -34,6 +42,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// A connection attempt without a handshake by then failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A logon without an answer by then failed.
+const LOGON_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Inner {
     entry: Box<dyn FrameOrderEntry>,
@@ -257,6 +267,36 @@ async fn connection(
                 continue;
             }
         };
+        let mut ws = ws;
+        match logon(&inner, &mut ws).await {
+            Ok(false) => {}
+            Ok(true) => log(
+                &hk,
+                format!("{venue}: WebSocket API session logged on (orders unsigned)"),
+            ),
+            Err(LogonRefusal::Credentials(r)) => {
+                log(
+                    &hk,
+                    format!(
+                        "{venue}: the venue refused our credentials at session.logon ({} {}): \
+                         check exchanges.{venue}.credentials; stopping",
+                        r.code.map_or_else(String::new, |c| c.to_string()),
+                        r.message
+                    ),
+                );
+                flags.fail();
+                return;
+            }
+            Err(LogonRefusal::Transient(why)) => {
+                log(
+                    &hk,
+                    format!("{venue}: WebSocket API session.logon failed ({why}); retrying"),
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        }
         backoff = BACKOFF_MIN;
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         {
@@ -319,6 +359,54 @@ async fn connection(
             ),
         );
     }
+}
+
+/// Authenticates a new connection when the venue's client logs on (`true`), before any order
+/// goes over it; `false`: no logon, requests signed one by one. A connection lost or silent
+/// during the logon is a transient failure.
+async fn logon<W>(inner: &Rc<RefCell<Inner>>, ws: &mut W) -> Result<bool, LogonRefusal>
+where
+    W: Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
+        + Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    let (id, frame) = {
+        let mut i = inner.borrow_mut();
+        let id = i.take_id();
+        let Inner { entry, frame, .. } = &mut *i;
+        if !entry.logon(frame, id, wall_ms()) {
+            return Ok(false);
+        }
+        // The buffer now holds the logon: no order prepared before may be sent from it.
+        i.framed = id;
+        (id, Message::Text(i.frame.as_str().into()))
+    };
+    let transient = |why: String| LogonRefusal::Transient(why);
+    ws.send(frame).await.map_err(|e| transient(e.to_string()))?;
+    let answer = tokio::time::timeout(LOGON_TIMEOUT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let answer = inner.borrow().entry.answer(&text, wall_ms());
+                    match answer {
+                        Ok(a) if a.id == Some(id) => return Ok(a),
+                        // Not the logon's (nothing else is in flight): read on.
+                        Ok(_) => {}
+                        Err(e) => return Err(transient(e.to_string())),
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => {
+                    return Err(transient("closed by the venue".to_owned()))
+                }
+                Some(Err(e)) => return Err(transient(e.to_string())),
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| transient("no answer".to_owned()))??;
+    inner.borrow_mut().entry.logged_on(&answer)?;
+    Ok(true)
 }
 
 /// Hands an answer to the request waiting for it.

@@ -23,7 +23,7 @@
 //!   `-2013` otherwise) and `GET /api/v3/myTrades` (the account's fills, with the trade ids,
 //!   commissions and maker flags their reports carried; `orderId`, `fromId`, `limit` as on
 //!   Binance). Requests are verified with the exchange's credentials when the manifest has
-//!   them (HMAC-SHA256, `X-MBX-APIKEY`), and accepted unsigned when it has none
+//!   them (HMAC-SHA256 or Ed25519 keys, `X-MBX-APIKEY`), and accepted unsigned when it has none
 //!   (paper_local).
 //! - **Rate limits** as Binance's (`limits`): every REST answer carries the used weight
 //!   (`X-MBX-USED-WEIGHT-1M`), order answers the order counts (`X-MBX-ORDER-COUNT-10S`,
@@ -44,6 +44,7 @@ use std::sync::Arc;
 
 use rt_manifest::model::{Exchange, Venue as VenueKind};
 use rt_manifest::{Fixed, Manifest};
+use rt_venues::binance::signing::Verifier;
 
 mod books;
 mod fault;
@@ -207,6 +208,11 @@ pub struct SimReport {
     /// Capture lines the decoder refused (still published as recorded).
     pub decode_errors: u64,
     pub ws_connections: u64,
+    /// WebSocket API: `session.logon`s accepted, requests verified by their signature, and
+    /// requests without one on a logged-on connection.
+    pub ws_api_logons: u64,
+    pub ws_api_signed: u64,
+    pub ws_api_unsigned: u64,
     /// Connections closed by `drop` faults.
     pub ws_dropped: u64,
     /// Connections closed because they fell too far behind the stream.
@@ -224,11 +230,12 @@ pub struct SimReport {
     pub replay_finished: bool,
 }
 
-/// API key and secret, resolved from their references. Never printed.
+/// API key and what verifies its signatures (the HMAC secret, or the Ed25519 public key
+/// derived from the private key), resolved from their references. Never printed.
 #[derive(Clone)]
 pub(crate) struct Credentials {
     pub api_key: String,
-    pub secret: Vec<u8>,
+    pub key: rt_venues::binance::signing::Verifier,
 }
 
 impl fmt::Debug for Credentials {
@@ -305,10 +312,21 @@ impl Sim {
         }
         let credentials = match &ex.credentials {
             None => None,
-            Some(c) => Some(Credentials {
-                api_key: resolve(exchange, "api_key", &c.api_key)?,
-                secret: resolve(exchange, "api_secret", &c.api_secret)?.into_bytes(),
-            }),
+            Some(c) => {
+                let secret = resolve(exchange, "api_secret", &c.api_secret)?;
+                let key = Verifier::new(c.key_type.unwrap_or_default(), &secret).map_err(|e| {
+                    SimError::Credentials {
+                        exchange: exchange.to_owned(),
+                        field: "api_secret",
+                        reference: c.api_secret.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                Some(Credentials {
+                    api_key: resolve(exchange, "api_key", &c.api_key)?,
+                    key,
+                })
+            }
         };
         let capture = opts
             .capture
@@ -570,7 +588,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let creds = Credentials {
             api_key: "k".into(),
-            secret: b"s3cret".to_vec(),
+            key: Verifier::Hmac(b"s3cret".to_vec()),
         };
         assert!(!format!("{creds:?}").contains("s3cret"));
     }

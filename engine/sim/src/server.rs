@@ -82,6 +82,11 @@ struct Counters {
     malformed_sent: AtomicU64,
     decode_errors: AtomicU64,
     ws_connections: AtomicU64,
+    /// WebSocket API: `session.logon`s accepted, requests verified by their signature, and
+    /// requests without one on a logged-on connection.
+    ws_api_logons: AtomicU64,
+    ws_api_signed: AtomicU64,
+    ws_api_unsigned: AtomicU64,
     ws_dropped: AtomicU64,
     ws_lagged: AtomicU64,
     http_requests: AtomicU64,
@@ -185,6 +190,9 @@ impl Shared {
             malformed_sent: get(&c.malformed_sent),
             decode_errors: get(&c.decode_errors),
             ws_connections: get(&c.ws_connections),
+            ws_api_logons: get(&c.ws_api_logons),
+            ws_api_signed: get(&c.ws_api_signed),
+            ws_api_unsigned: get(&c.ws_api_unsigned),
             ws_dropped: get(&c.ws_dropped),
             ws_lagged: get(&c.ws_lagged),
             http_requests: get(&c.http_requests),
@@ -1239,7 +1247,7 @@ fn authorize(
     let signed = SignedParams::split(query, body).map_err(|e| e.to_api_error())?;
     if let Some(creds) = &shared.credentials {
         check_api_key(shared, api_key)?;
-        signed.verify(&creds.secret).map_err(|e| match e {
+        signed.verify(&creds.key).map_err(|e| match e {
             bo::OrderError::BadSignature => {
                 ApiError::new(-1022, "Signature for this request is not valid.")
             }
@@ -1313,7 +1321,8 @@ fn status_json(shared: &Shared) -> String {
          \"ws_dropped\":{},\"ws_lagged\":{},\"http_requests\":{},\"snapshots_served\":{},\
          \"orders\":{},\"orders_rejected\":{},\"cancels\":{},\"fills\":{},\"exec_reports\":{},\
          \"faults_applied\":{},\"replay_finished\":{},\"rejecting_orders\":{},\
-         \"frames_duplicated\":{}}}",
+         \"frames_duplicated\":{},\"ws_api_logons\":{},\"ws_api_signed\":{},\
+         \"ws_api_unsigned\":{}}}",
         shared.exchange,
         r.frames_replayed,
         r.frames_published,
@@ -1335,6 +1344,9 @@ fn status_json(shared: &Shared) -> String {
         r.replay_finished,
         reject.is_some(),
         r.frames_duplicated,
+        r.ws_api_logons,
+        r.ws_api_signed,
+        r.ws_api_unsigned,
     );
     // The meter's figures go inside the same object.
     text.pop();

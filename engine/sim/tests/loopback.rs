@@ -602,6 +602,48 @@ async fn wrong_or_missing_signatures_and_keys_are_refused() {
     assert_eq!(report.orders, 0);
 }
 
+#[tokio::test]
+async fn rest_requests_signed_with_an_ed25519_key_are_verified() {
+    use rt_venues::binance::SpotExecution;
+    use rt_venues::execution::ExecutionClient;
+    let keys = ed25519_keys("rest-ed25519");
+    let sim = Running::start(&manifest("5", 0, Some(&keys)), SimOptions::default());
+    bounded(async {
+        let (bid, _) = touch(sim.rest).await;
+        let client = SpotExecution::new(Some(keys.signer()), None);
+        let spec = far_buy(bid, "ed-rest-1");
+        let placed = client.new_order(&spec, now_ms()).unwrap();
+        let (status, body) = http(sim.rest, "POST", &placed.path, Some(&keys.api_key), "").await;
+        assert_eq!(status, 200, "{body}");
+        // Tampered after signing, and signed by HMAC with the PEM as the secret: refused.
+        let tampered = placed.path.replace("quantity=0.001", "quantity=0.002");
+        let hmac = format!(
+            "/api/v3/order?{}",
+            signed_query(
+                &order_query(
+                    OrderKind::Limit,
+                    Side::Buy,
+                    spec.price,
+                    spec.qty,
+                    "ed-rest-2"
+                ),
+                keys.secret.as_bytes()
+            )
+        );
+        for path in [tampered, hmac] {
+            let (status, body) = http(sim.rest, "POST", &path, Some(&keys.api_key), "").await;
+            assert_eq!(status, 400, "{body}");
+            assert_eq!(ApiError::parse(&body).unwrap().code, -1022, "{body}");
+        }
+        let cancel = client.cancel(SYMBOL, "ed-rest-1", now_ms());
+        let (status, body) = http(sim.rest, "DELETE", &cancel.path, Some(&keys.api_key), "").await;
+        assert_eq!(status, 200, "{body}");
+    })
+    .await;
+    let report = sim.stop();
+    assert_eq!((report.orders, report.cancels), (1, 1));
+}
+
 async fn status_of(sim: &Running) -> serde_json::Value {
     status(sim.rest).await
 }

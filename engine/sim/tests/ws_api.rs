@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::SinkExt;
-use rt_core::{OrderKind, Price, Qty, Side};
+use rt_core::{Price, Qty};
 use rt_sim::SimOptions;
+use rt_venues::binance::signing::Signer;
 use rt_venues::binance::ws_api::{WsAnswer, WsApiOrders, WS_API_PATH};
 use rt_venues::binance_orders::{parse_order, ApiError, OrderStatus};
-use rt_venues::execution::{Credentials, FrameOrderEntry, NewOrderSpec, PositionSide};
+use rt_venues::execution::{Credentials, FrameOrderEntry};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
@@ -37,32 +38,15 @@ async fn ask(ws: &mut Ws, frame: &str) -> WsAnswer {
     WsAnswer::parse(&text, now_ms()).unwrap()
 }
 
-fn far_buy(bid: Price, client_id: &str) -> NewOrderSpec<'_> {
-    NewOrderSpec {
-        symbol: SYMBOL,
-        client_id,
-        side: Side::Buy,
-        kind: OrderKind::Limit,
-        price: Price(bid.0 - 1_000 * 100_000_000),
-        qty: Qty(100_000),
-        reduce_only: false,
-        position_side: PositionSide::Both,
-    }
-}
-
 #[tokio::test]
 async fn signed_orders_are_placed_queried_and_cancelled_over_the_ws_api() {
     let keys = keys("wsapi");
     let sim = Running::start(&manifest("5", 0, Some(&keys)), SimOptions::default());
-    let creds = Credentials {
-        key: keys.api_key.clone(),
-        secret: keys.secret.clone(),
-        passphrase: None,
-    };
+    let creds = keys.credentials();
     bounded(async {
         let bid = touch(sim.rest).await;
         let mut ws = sim.ws(WS_API_PATH).await;
-        let mut orders = WsApiOrders::new(Some(&creds), None);
+        let mut orders = WsApiOrders::new(Some(&keys.signer()), None);
         let mut out = String::new();
 
         orders
@@ -105,7 +89,7 @@ async fn signed_orders_are_placed_queried_and_cancelled_over_the_ws_api() {
             secret: "not-the-secret".into(),
             ..creds.clone()
         };
-        WsApiOrders::new(Some(&wrong), None)
+        WsApiOrders::new(Some(&Signer::new(&wrong).unwrap()), None)
             .place(&mut out, 5, &far_buy(bid, "ws-2"), now_ms())
             .unwrap();
         let refused = ask(&mut ws, &out).await;
@@ -115,18 +99,26 @@ async fn signed_orders_are_placed_queried_and_cancelled_over_the_ws_api() {
             key: "someone-else".into(),
             ..creds.clone()
         };
-        WsApiOrders::new(Some(&other), None)
+        WsApiOrders::new(Some(&Signer::new(&other).unwrap()), None)
             .place(&mut out, 6, &far_buy(bid, "ws-2"), now_ms())
             .unwrap();
         let refused = ask(&mut ws, &out).await;
         assert_eq!(refused.status, 401);
         assert_eq!(ApiError::parse(refused.body()).unwrap().code, -2015);
-        // Unsigned: refused.
+        // Unsigned, on a connection not logged on: refused as a missing mandatory parameter.
         WsApiOrders::new(None, None)
             .place(&mut out, 7, &far_buy(bid, "ws-2"), now_ms())
             .unwrap();
         let refused = ask(&mut ws, &out).await;
-        assert_eq!(ApiError::parse(refused.body()).unwrap().code, -2014);
+        assert_eq!(ApiError::parse(refused.body()).unwrap().code, -1102);
+        // An HMAC key cannot log on (Binance: Ed25519 keys only).
+        let logon = format!(
+            r#"{{"id":9,"method":"session.logon","params":{{"apiKey":"{}","timestamp":{},"signature":"00"}}}}"#,
+            keys.api_key,
+            now_ms()
+        );
+        let refused = ask(&mut ws, &logon).await;
+        assert_eq!(refused.status, 400, "{refused:?}");
         // An unknown method is named; an unreadable frame is answered with a null id.
         let unknown = ask(&mut ws, r#"{"id":8,"method":"order.amend","params":{}}"#).await;
         assert_eq!((unknown.id, unknown.status), (Some(8), 400));
@@ -138,6 +130,92 @@ async fn signed_orders_are_placed_queried_and_cancelled_over_the_ws_api() {
     let report = sim.stop();
     // One order, one cancel made (the second found nothing open).
     assert_eq!((report.orders, report.cancels), (1, 1));
+}
+
+#[tokio::test]
+async fn an_ed25519_key_logs_on_and_orders_then_go_unsigned() {
+    let keys = ed25519_keys("wsapi-ed25519");
+    let sim = Running::start(&manifest("5", 0, Some(&keys)), SimOptions::default());
+    bounded(async {
+        let bid = touch(sim.rest).await;
+        let mut ws = sim.ws(WS_API_PATH).await;
+        let mut orders = WsApiOrders::new(Some(&keys.signer()), None);
+        let mut plain = WsApiOrders::new(None, None);
+        let mut out = String::new();
+        // Not logged on: an unsigned order is refused; an Ed25519-signed one is placed.
+        plain
+            .place(&mut out, 1, &far_buy(bid, "ed-1"), now_ms())
+            .unwrap();
+        let refused = ask(&mut ws, &out).await;
+        assert_eq!(ApiError::parse(refused.body()).unwrap().code, -1102);
+        orders
+            .place(&mut out, 2, &far_buy(bid, "ed-1"), now_ms())
+            .unwrap();
+        assert!(out.contains("\"signature\""), "{out}");
+        assert_eq!(ask(&mut ws, &out).await.status, 200);
+        let session = ask(&mut ws, r#"{"id":3,"method":"session.status"}"#).await;
+        assert!(session.result.contains("\"apiKey\":null"), "{session:?}");
+        // A logon signed by another key, and one with a stale timestamp: refused.
+        let stranger = Credentials {
+            secret: "not a PEM".into(),
+            ..keys.credentials()
+        };
+        assert!(Signer::new(&stranger).is_err());
+        let mut forged = WsApiOrders::new(Some(&keys.signer()), None);
+        assert!(forged.logon(&mut out, 4, now_ms()));
+        let tampered = out.replace("\"timestamp\":", "\"timestamp\":1");
+        let refused = ask(&mut ws, &tampered).await;
+        assert_eq!(ApiError::parse(refused.body()).unwrap().code, -1022);
+        assert!(forged.logon(&mut out, 5, now_ms() - 600_000));
+        let refused = ask(&mut ws, &out).await;
+        assert_eq!(ApiError::parse(refused.body()).unwrap().code, -1021);
+        // session.logon, verified with the public key the sim derives from the PEM.
+        assert!(orders.logon(&mut out, 6, now_ms()));
+        let answer = ask(&mut ws, &out).await;
+        assert_eq!((answer.id, answer.status), (Some(6), 200), "{answer:?}");
+        let frame = orders.answer(&answer_text(&answer), now_ms()).unwrap();
+        orders.logged_on(&frame).unwrap();
+        let session = ask(&mut ws, r#"{"id":7,"method":"session.status"}"#).await;
+        assert!(session.result.contains(&keys.api_key), "{session:?}");
+        // Logged on: orders, queries and cancels carry no key and no signature.
+        orders
+            .place(&mut out, 8, &far_buy(bid, "ed-2"), now_ms())
+            .unwrap();
+        assert!(
+            !out.contains("signature") && !out.contains("apiKey"),
+            "{out}"
+        );
+        let placed = ask(&mut ws, &out).await;
+        assert_eq!((placed.id, placed.status), (Some(8), 200), "{placed:?}");
+        orders.status(&mut out, 9, SYMBOL, "ed-2", now_ms());
+        assert_eq!(ask(&mut ws, &out).await.status, 200);
+        for (id, client_id) in [(10, "ed-1"), (11, "ed-2")] {
+            orders.cancel(&mut out, id, SYMBOL, client_id, now_ms());
+            assert_eq!(ask(&mut ws, &out).await.status, 200);
+        }
+        // Another connection is not logged on.
+        let mut other = sim.ws(WS_API_PATH).await;
+        orders.status(&mut out, 12, SYMBOL, "ed-2", now_ms());
+        let refused = ask(&mut other, &out).await;
+        assert_eq!(ApiError::parse(refused.body()).unwrap().code, -1102);
+        let (code, body) = http(sim.rest, "GET", "/sim/status", None, "").await;
+        assert_eq!(code, 200);
+        let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(stats["ws_api_logons"], 1, "{stats}");
+        assert_eq!(stats["ws_api_signed"], 1, "{stats}");
+        assert_eq!(stats["ws_api_unsigned"], 4, "{stats}");
+    })
+    .await;
+    let report = sim.stop();
+    assert_eq!((report.orders, report.cancels), (2, 2));
+    assert_eq!(report.ws_api_logons, 1);
+}
+
+/// The frame an answer was read from, written back (the client reads frames).
+fn answer_text(a: &WsAnswer) -> String {
+    let mut body = serde_json::json!({"id": a.id, "status": a.status});
+    body["result"] = serde_json::from_str(&a.result).unwrap_or(serde_json::Value::Null);
+    body.to_string()
 }
 
 #[tokio::test]

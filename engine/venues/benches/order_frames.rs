@@ -17,6 +17,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use rt_core::{OrderKind, Price, Qty, Side};
+use rt_venues::binance::signing::{KeyType, Signer};
 use rt_venues::binance::ws_api::WsApiOrders;
 use rt_venues::binance::SpotExecution;
 use rt_venues::binance_orders::StpMode;
@@ -57,7 +58,9 @@ fn main() {
         key: "k".repeat(64),
         secret: "s".repeat(64),
         passphrase: None,
+        key_type: KeyType::Hmac,
     };
+    let creds = Signer::new(&creds).unwrap();
     let client_ids: Vec<String> = (0..1000).map(|i| format!("rt0-9f3a-{i:011}")).collect();
     let rest = SpotExecution::new(Some(creds.clone()), Some(StpMode::ExpireMaker));
     let mut ws = WsApiOrders::new(Some(&creds), Some(StpMode::ExpireMaker));

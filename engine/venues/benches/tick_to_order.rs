@@ -28,6 +28,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,9 +36,12 @@ use std::time::Instant;
 
 use rt_core::{Exec, ExecKind, MarketEvent, OrderKind, Qty, Trader, TraderConfig, VenueRequest};
 use rt_manifest::model::Venue;
+use rt_venues::binance::signing::{KeyType, Signer, RFC8032_PEM};
+use rt_venues::binance::ws_api::WsApiOrders;
 use rt_venues::binance::SpotExecution;
 use rt_venues::execution::{
-    Credentials, ExecutionClient, NewOrderSpec, PositionSide, VenueRequest as Signed,
+    Credentials, ExecutionClient, FrameAnswer, FrameOrderEntry, NewOrderSpec, PositionSide,
+    VenueRequest as Signed,
 };
 use rt_venues::market::{self, MarketData};
 use rt_venues::{order_entry, Decoder, FrameReader};
@@ -81,12 +85,22 @@ fn main() {
         "data: {} frames of spot_btcusdt_20240808.gz, {PASSES} passes; manifest: example ({exchange})",
         frames.len()
     );
-    let mm = measure(&frames, &symbols, secret, &mut || {
+    let market_maker = || {
         let mut config = TraderConfig::from_manifest(&manifest);
         config.max_records = 0;
         Trader::new(config).unwrap()
-    });
+    };
+    let hmac = Transport::Rest(rest_client(KeyType::Hmac, secret));
+    let mm = measure(&frames, &symbols, &hmac, &mut &market_maker);
     mm.print("market maker (example)");
+    // The same orders signed with an Ed25519 key (REST), and as WebSocket API frames on a
+    // connection authenticated by `session.logon` (Ed25519): no signature per order.
+    let ed25519 = Transport::Rest(rest_client(KeyType::Ed25519, secret));
+    measure(&frames, &symbols, &ed25519, &mut &market_maker)
+        .print("market maker, REST query signed with an Ed25519 key");
+    let logged_on = Transport::WsApiLoggedOn(Box::new(RefCell::new(logged_on_frames())));
+    measure(&frames, &symbols, &logged_on, &mut &market_maker)
+        .print("market maker, WebSocket API order.place after session.logon (no signature)");
     two_venues(&root, secret);
 
     // The model strategy: the shipped ONNX model through rt-model, when a library is given.
@@ -98,7 +112,7 @@ fn main() {
         return;
     }
     let model = support::model_manifest(&root, 0);
-    let measured = measure(&frames, &symbols, secret, &mut || {
+    let measured = measure(&frames, &symbols, &hmac, &mut || {
         let mut config = TraderConfig::from_manifest(&model);
         config.max_records = 0;
         let mut models = rt_model::manifest_loader(root.clone(), None);
@@ -151,6 +165,7 @@ fn two_venues(root: &Path, secret: &[u8]) {
             key: "bench-key".to_owned(),
             secret: String::from_utf8_lossy(secret).into_owned(),
             passphrase: Some("bench-passphrase".to_owned()),
+            key_type: KeyType::Hmac,
         };
         clients.push(order_entry::for_exchange(ex, Some(credentials)).unwrap());
     }
@@ -226,6 +241,24 @@ fn two_venues(root: &Path, secret: &[u8]) {
     m.print("two venues (paper_multi: quotes on OKX, fair value from Binance)");
 }
 
+/// The core's new order as the execution boundary takes it.
+fn new_order_spec<'a>(
+    symbol: &'a str,
+    client_id: &'a str,
+    request: &rt_core::SimRequest,
+) -> NewOrderSpec<'a> {
+    NewOrderSpec {
+        symbol,
+        client_id,
+        side: request.side,
+        kind: request.kind,
+        price: request.price,
+        qty: request.qty,
+        reduce_only: false,
+        position_side: PositionSide::Both,
+    }
+}
+
 /// Signs every new order of `requests` as its exchange's client does (`client(exchange)`),
 /// into `wire`; how many there were. The gateway's work for an order, without the network.
 fn sign_orders<'a>(
@@ -243,21 +276,40 @@ fn sign_orders<'a>(
         } = r
         {
             let client_id = format!("paper_1-{}", request.order_id);
-            let order = NewOrderSpec {
-                symbol: &symbols[*instrument as usize],
-                client_id: &client_id,
-                side: request.side,
-                kind: request.kind,
-                price: request.price,
-                qty: request.qty,
-                reduce_only: false,
-                position_side: PositionSide::Both,
-            };
+            let order = new_order_spec(&symbols[*instrument as usize], &client_id, request);
             wire.push(
                 client(*exchange)
                     .new_order(&order, 1_723_161_253_937)
                     .unwrap(),
             );
+            new += 1;
+        }
+    }
+    new
+}
+
+/// Writes every new order of `requests` as a WebSocket API `order.place` frame into `frame`
+/// (the gateway writes one, sends it, writes the next); how many there were.
+fn frame_orders(
+    requests: &[VenueRequest],
+    symbols: &[String],
+    orders: &mut WsApiOrders,
+    frame: &mut String,
+) -> u64 {
+    let mut new = 0;
+    for r in requests {
+        if let VenueRequest::New {
+            instrument,
+            request,
+            ..
+        } = r
+        {
+            let client_id = format!("paper_1-{}", request.order_id);
+            let order = new_order_spec(&symbols[*instrument as usize], &client_id, request);
+            orders
+                .place(frame, request.order_id, &order, 1_723_161_253_937)
+                .unwrap();
+            black_box(&*frame);
             new += 1;
         }
     }
@@ -345,25 +397,60 @@ impl Measured {
     }
 }
 
+/// How the orders leave: signed REST queries (HMAC or Ed25519), or WebSocket API frames on a
+/// logged-on connection (one reused buffer).
+enum Transport {
+    Rest(SpotExecution),
+    WsApiLoggedOn(Box<RefCell<(WsApiOrders, String)>>),
+}
+
+/// The key travels in a header; the secret (an HMAC secret, or RFC 8032's test key) signs. No
+/// self-trade prevention mode, as the bench measured before the execution boundary (the
+/// gateway sends the configured one).
+fn rest_client(key_type: KeyType, secret: &[u8]) -> SpotExecution {
+    SpotExecution::new(
+        Some(Signer::new(&bench_credentials(key_type, secret)).unwrap()),
+        None,
+    )
+}
+
+fn bench_credentials(key_type: KeyType, secret: &[u8]) -> Credentials {
+    Credentials {
+        key: "bench-key".to_owned(),
+        secret: match key_type {
+            KeyType::Hmac => String::from_utf8_lossy(secret).into_owned(),
+            KeyType::Ed25519 => RFC8032_PEM.to_owned(),
+        },
+        passphrase: None,
+        key_type,
+    }
+}
+
+/// WebSocket API frames of an Ed25519 key whose `session.logon` was answered.
+fn logged_on_frames() -> (WsApiOrders, String) {
+    let signer = Signer::new(&bench_credentials(KeyType::Ed25519, b"")).unwrap();
+    let mut orders = WsApiOrders::new(Some(&signer), None);
+    let mut frame = String::with_capacity(512);
+    assert!(orders.logon(&mut frame, 0, 1_723_161_253_937));
+    let ok = FrameAnswer {
+        id: Some(0),
+        status: 200,
+        body: "{}".to_owned(),
+        seen: Default::default(),
+    };
+    orders.logged_on(&ok).unwrap();
+    (orders, frame)
+}
+
 /// Replays the frames `PASSES` times through a fresh backtest from `make`, its exchange
 /// external and the venue instant (untimed): a new order is acknowledged (an IOC expired) and a
 /// cancel confirmed before the next frame.
 fn measure(
     frames: &[(i64, Vec<u8>)],
     symbols: &[String],
-    secret: &[u8],
+    transport: &Transport,
     make: &mut dyn FnMut() -> Trader,
 ) -> Measured {
-    // The key travels in a header; the secret signs. No self-trade prevention mode, as the
-    // bench measured before the execution boundary (the gateway sends the configured one).
-    let client = SpotExecution::new(
-        Some(Credentials {
-            key: "bench-key".to_owned(),
-            secret: String::from_utf8_lossy(secret).into_owned(),
-            passphrase: None,
-        }),
-        None,
-    );
     let mut m = Measured::default();
     for _ in 0..PASSES {
         let mut bt = make();
@@ -382,7 +469,13 @@ fn measure(
             bt.on_event(0, &ev);
             bt.drain_requests(&mut requests);
             let t_decided = Instant::now();
-            let new = sign_orders(&requests, symbols, &|_| &client, &mut wire);
+            let new = match transport {
+                Transport::Rest(client) => sign_orders(&requests, symbols, &|_| client, &mut wire),
+                Transport::WsApiLoggedOn(ws) => {
+                    let (orders, frame) = &mut *ws.borrow_mut();
+                    frame_orders(&requests, symbols, orders, frame)
+                }
+            };
             m.record(t0, t_decided, new);
             black_box(&wire);
             wire.clear();

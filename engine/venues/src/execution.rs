@@ -71,9 +71,12 @@ impl VenueRequest {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub key: String,
+    /// The HMAC secret, or (`key_type` Ed25519) the private key's PKCS#8 PEM.
     pub secret: String,
     /// OKX's API passphrase (`None` on Binance).
     pub passphrase: Option<String>,
+    /// How requests are signed (manifest `credentials.key_type`; Ed25519: Binance only).
+    pub key_type: rt_manifest::model::KeyType,
 }
 
 impl fmt::Debug for Credentials {
@@ -599,6 +602,28 @@ pub trait FrameOrderEntry: fmt::Debug + Send {
     /// The REST request (method, path) a new order (`cancel` false) or a cancel stands for:
     /// how the venue's rate limits weigh it.
     fn weighed_as(&self, cancel: bool) -> (&'static str, &'static str);
+    /// Writes the request that authenticates a new connection once (Binance: `session.logon`,
+    /// Ed25519 keys) as request `id` into `out`, and signs the following requests one by one
+    /// until [`FrameOrderEntry::logged_on`] accepts its answer. `false`: nothing written, every
+    /// request is signed on its own (HMAC keys, no credentials).
+    fn logon(&mut self, _out: &mut String, _id: u64, _now_ms: u64) -> bool {
+        false
+    }
+    /// Reads the answer to [`FrameOrderEntry::logon`]: from now on the requests carry no key
+    /// and no signature, or why not.
+    fn logged_on(&mut self, _answer: &FrameAnswer) -> Result<(), LogonRefusal> {
+        Ok(())
+    }
+}
+
+/// Why the venue did not authenticate the order-entry connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogonRefusal {
+    /// The key, its signature or its permissions: every logon would be refused alike (check
+    /// the credentials; do not retry forever).
+    Credentials(Refusal),
+    /// Anything else (the venue busy, a rate limit, the clock off): connect again later.
+    Transient(String),
 }
 
 /// An answer on the order-entry connection.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rt_manifest::model::{Exchange, Market, SelfTradePrevention, Venue as VenueKind};
 
+use crate::binance::signing::{KeyError, KeyType, Signer};
 use crate::binance::{SpotExecution, USdmExecution};
 use crate::binance_orders::StpMode;
 use crate::execution::{Credentials, ExecutionClient};
@@ -18,6 +19,11 @@ pub enum OrderEntryError {
     NoOrderEntry { venue: &'static str },
     #[error("credentials.passphrase: OKX signs with a passphrase besides the key and the secret")]
     NoPassphrase,
+    /// The key does not parse (never shows it: the reference only).
+    #[error("credentials.api_secret ({reference}): {error}")]
+    BadKey { reference: String, error: KeyError },
+    #[error("credentials.key_type: {venue} signs with HMAC keys only (Ed25519 keys: Binance)")]
+    KeyType { venue: &'static str },
 }
 
 /// The execution client of `exchange`, signing with `credentials` (`None`: a venue that needs
@@ -30,12 +36,32 @@ pub fn for_exchange(
     let stp = Some(stp_mode(exchange.self_trade_prevention));
     match exchange.venue {
         VenueKind::BinanceSpot | VenueKind::BinanceUsdm | VenueKind::Sim => {
+            // Keyed once here (an Ed25519 key decoded): a key that does not parse is an error
+            // at start, naming its reference.
+            let signer = match &credentials {
+                None => None,
+                Some(c) => Some(Signer::new(c).map_err(|error| {
+                    OrderEntryError::BadKey {
+                        reference: exchange
+                            .credentials
+                            .as_ref()
+                            .map_or_else(String::new, |c| c.api_secret.clone()),
+                        error,
+                    }
+                })?),
+            };
             Ok(match exchange.market {
-                Market::Spot => Arc::new(SpotExecution::new(credentials, stp)),
+                Market::Spot => Arc::new(SpotExecution::new(signer, stp)),
                 // Its mark prices come on the private stream's connection.
                 Market::Usdm => Arc::new(
-                    USdmExecution::new(credentials, stp).with_marks(exchange.instruments.keys()),
+                    USdmExecution::new(signer, stp).with_marks(exchange.instruments.keys()),
                 ),
+            })
+        }
+        // The manifest's rules refuse it (`exchange.credential_key_type`); never signed wrong.
+        VenueKind::Okx if credentials.as_ref().map(|c| c.key_type) == Some(KeyType::Ed25519) => {
+            Err(OrderEntryError::KeyType {
+                venue: exchange.venue.as_str(),
             })
         }
         // OKX v5 spot (`okx::execution`).
@@ -121,6 +147,35 @@ mod tests {
     }
 
     #[test]
+    fn an_ed25519_key_that_does_not_parse_is_refused_naming_its_reference_only() {
+        let mut ex = exchange();
+        ex.credentials = Some(rt_manifest::model::Credentials {
+            api_key: "env:RT_KEY".into(),
+            api_secret: "file:/keys/binance.pem".into(),
+            passphrase: None,
+            key_type: Some(KeyType::Ed25519),
+        });
+        let c = Credentials {
+            key: "k".into(),
+            secret: "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j".into(),
+            passphrase: None,
+            key_type: KeyType::Ed25519,
+        };
+        let e = for_exchange(&ex, Some(c.clone()))
+            .expect_err("not a PEM")
+            .to_string();
+        assert!(
+            e.starts_with("credentials.api_secret (file:/keys/binance.pem): not an Ed25519"),
+            "{e}"
+        );
+        assert!(!e.contains(&c.secret), "{e}");
+        // OKX takes no Ed25519 key, whatever the key.
+        ex.venue = VenueKind::Okx;
+        let e = for_exchange(&ex, Some(c)).expect_err("refused");
+        assert_eq!(e, OrderEntryError::KeyType { venue: "okx" });
+    }
+
+    #[test]
     fn okx_signs_with_its_passphrase() {
         let mut ex = exchange();
         ex.venue = VenueKind::Okx;
@@ -130,6 +185,7 @@ mod tests {
             key: "k".into(),
             secret: "s".into(),
             passphrase: None,
+            key_type: KeyType::Hmac,
         };
         let e = for_exchange(&ex, Some(c.clone())).expect_err("no passphrase");
         assert_eq!(e, OrderEntryError::NoPassphrase);

@@ -1,5 +1,6 @@
 //! Binance's WebSocket API order frames are built without allocating: `order.place` and
-//! `order.cancel` written into a reused buffer, signed with the pre-keyed HMAC, counted by a
+//! `order.cancel` written into a reused buffer, signed with the pre-keyed HMAC or the decoded
+//! Ed25519 key, or (an Ed25519 key after `session.logon`) not signed at all, counted by a
 //! global allocator.
 //!
 //! In its own test binary; only the test's own thread is counted (the test harness's threads
@@ -11,9 +12,10 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rt_core::{OrderKind, Price, Qty, Side};
+use rt_venues::binance::signing::{KeyType, Signer, RFC8032_PEM};
 use rt_venues::binance::ws_api::WsApiOrders;
 use rt_venues::binance_orders::StpMode;
-use rt_venues::execution::{Credentials, FrameOrderEntry, NewOrderSpec, PositionSide};
+use rt_venues::execution::{Credentials, FrameAnswer, FrameOrderEntry, NewOrderSpec, PositionSide};
 
 struct Counting;
 
@@ -48,15 +50,47 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[test]
-fn order_frames_do_not_allocate() {
+fn orders(key_type: KeyType) -> WsApiOrders {
+    // A made-up 64-character key and secret (the shape of Binance's), never a real one.
     let creds = Credentials {
         key: "k".repeat(64),
-        secret: "s".repeat(64),
+        secret: match key_type {
+            KeyType::Hmac => "s".repeat(64),
+            KeyType::Ed25519 => RFC8032_PEM.to_owned(),
+        },
         passphrase: None,
+        key_type,
     };
+    WsApiOrders::new(
+        Some(&Signer::new(&creds).unwrap()),
+        Some(StpMode::ExpireMaker),
+    )
+}
+
+#[test]
+fn order_frames_do_not_allocate() {
+    // HMAC and Ed25519 keys signing each request, and an Ed25519 key logged on.
+    let mut logged_on = orders(KeyType::Ed25519);
+    let mut logon = String::new();
+    assert!(logged_on.logon(&mut logon, 1, 1));
+    let ok = FrameAnswer {
+        id: Some(1),
+        status: 200,
+        body: "{}".into(),
+        seen: Default::default(),
+    };
+    logged_on.logged_on(&ok).unwrap();
+    for (what, orders) in [
+        ("hmac", orders(KeyType::Hmac)),
+        ("ed25519", orders(KeyType::Ed25519)),
+        ("logged on", logged_on),
+    ] {
+        without_allocating(what, orders);
+    }
+}
+
+fn without_allocating(what: &str, mut orders: WsApiOrders) {
     let ids: Vec<String> = (0..100).map(|i| format!("rt0-{i:08}")).collect();
-    let mut orders = WsApiOrders::new(Some(&creds), Some(StpMode::ExpireMaker));
     let mut frame = String::with_capacity(1024);
     let kinds = [
         OrderKind::Limit,
@@ -90,7 +124,12 @@ fn order_frames_do_not_allocate() {
     COUNTED.with(|c| c.set(false));
     assert_eq!(
         allocated, 0,
-        "{allocated} allocations in 10,000 orders and cancels"
+        "{what}: {allocated} allocations in 10,000 orders and cancels"
     );
     assert!(frame.contains("\"method\":\"order.cancel\""), "{frame}");
+    assert_eq!(
+        frame.contains("\"signature\""),
+        what != "logged on",
+        "{frame}"
+    );
 }

@@ -63,6 +63,19 @@ impl Checker {
                 self.credential_reference(name, "passphrase", passphrase);
             }
         }
+        let key_type = exchange.credentials.as_ref().and_then(|c| c.key_type);
+        let ed25519 = key_type == Some(crate::model::KeyType::Ed25519);
+        if ed25519 && matches!(venue, Venue::Okx | Venue::Kraken) {
+            self.fail(
+                "exchange.credential_key_type",
+                format_args!("{base}.credentials.key_type"),
+                format_args!(
+                    "ed25519 but venue {} signs with HMAC keys only (Ed25519 keys: Binance and \
+                     the sim)",
+                    venue.as_str()
+                ),
+            );
+        }
         if exchange.book_checksum_every == 0 {
             self.fail(
                 "exchange.book_checksum_every",
@@ -598,6 +611,22 @@ mod tests {
                     "instrument.listing",
                 ),
             ],
+        );
+    }
+
+    #[test]
+    fn ed25519_keys_on_binance_and_the_sim_only() {
+        let mut v = with_okx();
+        v["exchanges"]["binance_spot"]["credentials"]["key_type"] = json!("ed25519");
+        v["exchanges"]["okx"]["credentials"]["key_type"] = json!("hmac");
+        assert_eq!(found(v.clone()), []);
+        v["exchanges"]["okx"]["credentials"]["key_type"] = json!("ed25519");
+        assert_eq!(
+            found(v),
+            [pair(
+                "exchanges.okx.credentials.key_type",
+                "exchange.credential_key_type"
+            )]
         );
     }
 

@@ -5,12 +5,24 @@
 //! the injected faults it applies; `Venue::query_order`). A `drop` fault drops these
 //! connections too, without a close frame; a `drop_ws_api` fault drops only these, and refuses
 //! new ones until `clear`.
+//!
+//! Session authentication (web-socket-api.md, "Session Authentication"): with an Ed25519 key,
+//! `session.logon` (its `apiKey`, `timestamp` and signature verified by the public key derived
+//! from the private key the manifest references) authenticates the connection, after which
+//! requests without `apiKey` and `signature` are the account's; `session.status` tells. On a
+//! connection not logged on, a request without them is refused as Binance refuses a missing
+//! mandatory parameter (`-1102`). An HMAC key cannot log on (Binance takes `session.logon`
+//! from Ed25519 keys only). The stats count logons, and signed and unsigned requests.
 
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use rt_venues::binance::ws_api::{rate_limits_json, WsMethod, WsRequest};
-use rt_venues::binance_orders::{self as bo, ApiError, CancelOrder, NewOrder, QueryOrder};
+use rt_venues::binance::signing::KeyType;
+use rt_venues::binance::ws_api::{
+    logon_timing, rate_limits_json, session_json, WsMethod, WsRequest, SESSION_LOGON,
+    SESSION_STATUS,
+};
+use rt_venues::binance_orders::{ApiError, CancelOrder, NewOrder, QueryOrder};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -31,11 +43,22 @@ struct Taken {
     rate_limits: Option<String>,
 }
 
+/// A connection's authentication (`session.logon`).
+struct Session {
+    connected_since: u64,
+    /// The key it is authenticated with, since when.
+    logged_on: Option<(String, u64)>,
+}
+
 /// Serves one WebSocket API connection until the client closes it, a `drop` fault, or the
 /// sim stops. Requests are read in order and handed to the matcher in that order (an order
 /// before its cancel); their answers go out as they come.
 pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
     bump(&shared.counters.ws_connections);
+    let mut session = Session {
+        connected_since: wall_ms(),
+        logged_on: None,
+    };
     let mut drops = shared.drop_tx.subscribe();
     let mut ws_api_drops = shared.drop_ws_api_tx.subscribe();
     let mut shutdown = shared.shutdown_tx.subscribe();
@@ -64,7 +87,7 @@ pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
                     bump(&shared.counters.http_requests);
                     let (request, Taken { pending, rate_limits }) = match WsRequest::parse(&text) {
                         Ok(r) => {
-                            let taken = take(&shared, &r);
+                            let taken = take(&shared, &r, &mut session);
                             (r, taken)
                         }
                         Err(e) => {
@@ -118,22 +141,37 @@ pub(super) async fn serve(shared: Arc<Shared>, ws: WebSocketStream<TcpStream>) {
 
 /// Weighs, authorizes and parses a request, and hands it to the matcher (now, in the order
 /// the requests came) or answers it; the answer reports the usage after it (`rateLimits`).
-fn take(shared: &Shared, request: &WsRequest) -> Taken {
+fn take(shared: &Shared, request: &WsRequest, session: &mut Session) -> Taken {
     let now_only = |pending| Taken {
         pending,
         rate_limits: None,
     };
+    let now = wall_ms();
+    let at_once = |answer: Result<String, ApiError>| {
+        now_only(Pending::Now(answer.map_err(|e| (e.http_status(), e, None))))
+    };
+    match request.method.as_str() {
+        SESSION_LOGON => return at_once(logon(shared, request, session, now)),
+        SESSION_STATUS => {
+            let (key, since) = session
+                .logged_on
+                .as_ref()
+                .map_or((None, None), |(k, t)| (Some(k.as_str()), Some(*t)));
+            return at_once(Ok(session_json(key, since, session.connected_since, now)));
+        }
+        _ => {}
+    }
     let Some(method) = WsMethod::parse(&request.method) else {
         let e = ApiError::new(
             -1100,
             format!(
-                "unknown method '{}' (the simulator serves order.place, order.cancel and order.status)",
+                "unknown method '{}' (the simulator serves order.place, order.cancel, \
+                 order.status, session.logon and session.status)",
                 request.method
             ),
         );
         return now_only(Pending::Now(Err((400, e, None))));
     };
-    let now = wall_ms();
     let (http_method, path) = method.rest_equivalent();
     let params = request.params_without_key();
     let mut meter = shared.meter();
@@ -156,7 +194,7 @@ fn take(shared: &Shared, request: &WsRequest) -> Taken {
     };
     drop(meter);
     let rate_limits = Some(rate_limits_json(&usage, &limits, order));
-    let pending = match authorize(shared, request) {
+    let pending = match authorize(shared, request, session) {
         Err(e) => Pending::Now(Err((e.http_status(), e, None))),
         Ok(()) => match dispatch(shared, method, &params, now) {
             Ok(pending) => pending,
@@ -202,15 +240,78 @@ fn dispatch(
     Ok(Pending::Matcher(rx))
 }
 
-/// Checks the key and the signature when the sim has credentials, as the REST handlers do.
-fn authorize(shared: &Shared, request: &WsRequest) -> Result<(), ApiError> {
+/// Checks the key and the signature when the sim has credentials, as the REST handlers do; a
+/// request with neither is the account's on a logged-on connection.
+fn authorize(shared: &Shared, request: &WsRequest, session: &Session) -> Result<(), ApiError> {
     let Some(creds) = &shared.credentials else {
         return Ok(());
     };
+    if request.api_key.is_none() && request.signature.is_none() {
+        if session.logged_on.is_some() {
+            bump(&shared.counters.ws_api_unsigned);
+            return Ok(());
+        }
+        return Err(missing("apiKey"));
+    }
     check_api_key(shared, request.api_key.as_deref())?;
     let Some(signature) = request.signature.as_deref() else {
-        return Err(bo::OrderError::MissingSignature.to_api_error());
+        return Err(missing("signature"));
     };
-    bo::verify(&creds.secret, request.params.as_bytes(), signature)
+    verify(creds, &request.params, signature)?;
+    bump(&shared.counters.ws_api_signed);
+    Ok(())
+}
+
+/// Binance's answer to a mandatory parameter not sent (errors.md, `-1102`).
+fn missing(name: &str) -> ApiError {
+    ApiError::new(
+        -1102,
+        format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
+    )
+}
+
+fn verify(creds: &crate::Credentials, params: &str, signature: &str) -> Result<(), ApiError> {
+    creds
+        .key
+        .verify(params.as_bytes(), signature)
         .map_err(|_| ApiError::new(-1022, "Signature for this request is not valid."))
+}
+
+/// `session.logon`: the key, the timing and the Ed25519 signature of `apiKey` and
+/// `timestamp` verified; the connection is the account's from now on. Without credentials
+/// (paper), any key logs on.
+fn logon(
+    shared: &Shared,
+    request: &WsRequest,
+    session: &mut Session,
+    now: u64,
+) -> Result<String, ApiError> {
+    let Some(key) = request.api_key.as_deref() else {
+        return Err(missing("apiKey"));
+    };
+    let timing = logon_timing(&request.params_without_key()).map_err(|e| e.to_api_error())?;
+    if let Some(creds) = &shared.credentials {
+        check_api_key(shared, Some(key))?;
+        if creds.key.key_type() != KeyType::Ed25519 {
+            // Binance takes session.logon from Ed25519 keys only (its code for another key
+            // type is not documented; the sim says the request is not authorized).
+            return Err(ApiError::new(
+                -1002,
+                "You are not authorized to execute this request.",
+            ));
+        }
+        let Some(signature) = request.signature.as_deref() else {
+            return Err(missing("signature"));
+        };
+        verify(creds, &request.params, signature)?;
+    }
+    timing.check(now).map_err(|e| e.to_api_error())?;
+    bump(&shared.counters.ws_api_logons);
+    session.logged_on = Some((key.to_owned(), now));
+    Ok(session_json(
+        Some(key),
+        Some(now),
+        session.connected_since,
+        now,
+    ))
 }

@@ -13,9 +13,11 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rt_core::{BookSync, DiffOutcome, MarketEvent, SyncRule};
+use rt_core::{BookSync, DiffOutcome, MarketEvent, OrderKind, Price, Qty, Side, SyncRule};
 use rt_manifest::Manifest;
 use rt_sim::{Sim, SimOptions, SimReport};
+use rt_venues::binance::signing::{KeyType, Signer, RFC8032_PEM};
+use rt_venues::execution::{Credentials, NewOrderSpec, PositionSide};
 use rt_venues::Decoder;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -37,8 +39,26 @@ pub fn capture() -> PathBuf {
 /// Test credentials, written to files and referenced as `file:` (never literal).
 pub struct Keys {
     pub api_key: String,
+    /// The HMAC secret, or the Ed25519 private key's PEM.
     pub secret: String,
+    pub key_type: KeyType,
     dir: PathBuf,
+}
+
+impl Keys {
+    /// As the engine resolves them.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            key: self.api_key.clone(),
+            secret: self.secret.clone(),
+            passphrase: None,
+            key_type: self.key_type,
+        }
+    }
+
+    pub fn signer(&self) -> Signer {
+        Signer::new(&self.credentials()).unwrap()
+    }
 }
 
 impl Drop for Keys {
@@ -48,11 +68,21 @@ impl Drop for Keys {
 }
 
 pub fn keys(tag: &str) -> Keys {
+    write_keys(tag, KeyType::Hmac, format!("testsecret-{tag}-0123456789"))
+}
+
+/// An Ed25519 key: RFC 8032's published test key, never an account's.
+pub fn ed25519_keys(tag: &str) -> Keys {
+    write_keys(tag, KeyType::Ed25519, RFC8032_PEM.to_owned())
+}
+
+fn write_keys(tag: &str, key_type: KeyType, secret: String) -> Keys {
     let dir = std::env::temp_dir().join(format!("rt-sim-test-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let keys = Keys {
         api_key: format!("testkey{tag}"),
-        secret: format!("testsecret-{tag}-0123456789"),
+        secret,
+        key_type,
         dir,
     };
     std::fs::write(keys.dir.join("key"), &keys.api_key).unwrap();
@@ -79,6 +109,7 @@ pub fn manifest(speed: &str, latency_us: u64, keys: Option<&Keys>) -> Manifest {
         Some(k) => json!({
             "api_key": format!("file:{}", k.dir.join("key").display()),
             "api_secret": format!("file:{}", k.dir.join("secret").display()),
+            "key_type": k.key_type,
         }),
         None => Value::Null,
     };
@@ -321,5 +352,19 @@ pub async fn sync_and_apply(ws: &mut Ws, book: &mut ClientBook, rest: SocketAddr
         if matches!(outcome, Some(DiffOutcome::Buffered | DiffOutcome::Gap)) {
             book.snapshot(rest).await;
         }
+    }
+}
+
+/// A limit buy 1,000 below `bid`: it rests.
+pub fn far_buy(bid: Price, client_id: &str) -> NewOrderSpec<'_> {
+    NewOrderSpec {
+        symbol: SYMBOL,
+        client_id,
+        side: Side::Buy,
+        kind: OrderKind::Limit,
+        price: Price(bid.0 - 1_000 * 100_000_000),
+        qty: Qty(100_000),
+        reduce_only: false,
+        position_side: PositionSide::Both,
     }
 }

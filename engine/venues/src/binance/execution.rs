@@ -7,8 +7,6 @@
 //! `-2014`, `-2015` refuse the credentials; `-2011` (cancel) and `-2013` (query) name an order
 //! the venue does not know; `-2010` on a `LIMIT_MAKER` is a post-only order that would cross.
 
-use std::fmt::Write as _;
-
 use rt_core::{OrderKind, Qty};
 
 use super::errors::ApiError;
@@ -18,12 +16,12 @@ use super::requests::{
     MY_TRADES_PATH, OPEN_ORDERS_PATH, ORDER_PATH,
 };
 use super::rest::{parse_listen_key, parse_my_trades, parse_order, CancelResponse};
-use super::signing::{sign, API_KEY_HEADER};
+use super::signing::{Signer, API_KEY_HEADER};
 use super::user_stream::{is_listen_key_expired, ExecutionReport, USER_DATA_STREAM_PATH};
 use super::vocab::{ExecType, OrderStatus, StpMode};
 use crate::execution::{
-    Balance, Credentials, ExecError, ExecutionClient, Method, NewOrderSpec, Operation, OrderState,
-    OrderUpdate, Outcome, PrivateEvent, Refusal, RefusalKind, SymbolFilters, UpdateKind, VenueFill,
+    Balance, ExecError, ExecutionClient, Method, NewOrderSpec, Operation, OrderState, OrderUpdate,
+    Outcome, PrivateEvent, Refusal, RefusalKind, SymbolFilters, UpdateKind, VenueFill,
     VenueRequest, VenueStatus, VenueTrade,
 };
 
@@ -43,14 +41,16 @@ const VENUE: &str = "binance spot";
 /// Binance Spot order entry for one account.
 #[derive(Debug, Clone)]
 pub struct SpotExecution {
-    /// `None` sends unsigned requests (the paper sim venue without credentials).
-    credentials: Option<Credentials>,
+    /// The account's key, keyed once (`None` sends unsigned requests: the paper sim venue
+    /// without credentials).
+    credentials: Option<Signer>,
     /// `selfTradePreventionMode` sent with every order (`None`: the symbol's default).
     stp: Option<StpMode>,
 }
 
 impl SpotExecution {
-    pub fn new(credentials: Option<Credentials>, stp: Option<StpMode>) -> SpotExecution {
+    /// Signing with `credentials` ([`Signer::new`]: HMAC or Ed25519 keys).
+    pub fn new(credentials: Option<Signer>, stp: Option<StpMode>) -> SpotExecution {
         SpotExecution { credentials, stp }
     }
 
@@ -66,26 +66,27 @@ impl SpotExecution {
 }
 
 /// `path?query&signature=..` (the bare query without credentials) and the key header: how
-/// Binance signs a request, spot and futures alike.
+/// Binance signs a request, spot and futures alike, with HMAC or Ed25519 keys.
 pub(super) fn signed(
-    credentials: Option<&Credentials>,
+    credentials: Option<&Signer>,
     method: Method,
     path: &str,
     query: &str,
 ) -> VenueRequest {
-    // The hex HMAC-SHA256 is 64 bytes, `&signature=` 11.
-    let mut out = String::with_capacity(path.len() + query.len() + 80);
+    // `&signature=` is 11 bytes; the hex HMAC-SHA256 64, the percent-encoded base64 Ed25519
+    // signature at most 88 + 2 x 3 x 22.
+    let mut out = String::with_capacity(path.len() + query.len() + 160);
     out.push_str(path);
     out.push('?');
     out.push_str(query);
     let mut headers = Vec::new();
     if let Some(c) = credentials {
-        let signature = sign(c.secret.as_bytes(), query.as_bytes());
         if !query.is_empty() {
             out.push('&');
         }
-        let _ = write!(out, "signature={signature}");
-        headers.push((API_KEY_HEADER, c.key.clone()));
+        out.push_str("signature=");
+        c.push_query_signature(query.as_bytes(), &mut out);
+        headers.push((API_KEY_HEADER, c.api_key().to_owned()));
     }
     VenueRequest {
         method,
@@ -96,17 +97,13 @@ pub(super) fn signed(
 }
 
 /// A request that needs the API key but no signature.
-pub(super) fn keyed(
-    credentials: Option<&Credentials>,
-    method: Method,
-    path: String,
-) -> VenueRequest {
+pub(super) fn keyed(credentials: Option<&Signer>, method: Method, path: String) -> VenueRequest {
     VenueRequest {
         method,
         path,
         headers: credentials
             .iter()
-            .map(|c| (API_KEY_HEADER, c.key.clone()))
+            .map(|c| (API_KEY_HEADER, c.api_key().to_owned()))
             .collect(),
         body: String::new(),
     }
@@ -115,7 +112,7 @@ pub(super) fn keyed(
 /// A signed request naming one order by our client id (`symbol`, `origClientOrderId`): a
 /// cancel (`DELETE`) or a query (`GET`), spot and futures alike.
 pub(super) fn order_ref_request(
-    credentials: Option<&Credentials>,
+    credentials: Option<&Signer>,
     method: Method,
     path: &str,
     symbol: &str,
@@ -134,7 +131,7 @@ pub(super) fn order_ref_request(
 
 /// A signed `DELETE` of every open order on `symbol`.
 pub(super) fn cancel_all_request(
-    credentials: Option<&Credentials>,
+    credentials: Option<&Signer>,
     path: &str,
     symbol: &str,
     now_ms: u64,
@@ -149,7 +146,7 @@ pub(super) fn cancel_all_request(
 
 /// A signed `GET` of a page of one order's trades, from trade id `from_id`.
 pub(super) fn trades_request(
-    credentials: Option<&Credentials>,
+    credentials: Option<&Signer>,
     path: &str,
     limit: u32,
     (symbol, venue_order_id, from_id): (&str, u64, u64),
@@ -167,11 +164,7 @@ pub(super) fn trades_request(
 }
 
 /// A signed `GET` with no parameter but its timing (balances, account settings).
-pub(super) fn timed_get(
-    credentials: Option<&Credentials>,
-    path: &str,
-    now_ms: u64,
-) -> VenueRequest {
+pub(super) fn timed_get(credentials: Option<&Signer>, path: &str, now_ms: u64) -> VenueRequest {
     let q = AccountQuery {
         timing: Timing::new(now_ms),
     }
@@ -445,18 +438,11 @@ mod tests {
 
     use super::*;
     use crate::binance::signing::signed_query;
-    use crate::binance::test_support::{DOC_API_KEY, DOC_SECRET};
+    use crate::binance::test_support::{doc_signer, DOC_API_KEY, DOC_SECRET};
     use crate::execution::PositionSide;
 
     fn client() -> SpotExecution {
-        SpotExecution::new(
-            Some(Credentials {
-                key: DOC_API_KEY.to_owned(),
-                secret: DOC_SECRET.to_owned(),
-                passphrase: None,
-            }),
-            Some(StpMode::ExpireMaker),
-        )
+        SpotExecution::new(Some(doc_signer()), Some(StpMode::ExpireMaker))
     }
 
     fn spec(kind: OrderKind) -> NewOrderSpec<'static> {
@@ -520,6 +506,35 @@ mod tests {
         derivative.reduce_only = false;
         derivative.position_side = PositionSide::Long;
         assert!(client().new_order(&derivative, 1).is_err());
+    }
+
+    #[test]
+    fn an_ed25519_key_signs_every_rest_request_in_base64() {
+        use crate::binance::signing::tests::{ed25519_credentials, RFC8032_PEM};
+        use crate::binance::signing::{KeyType, SignedParams, Signer, Verifier};
+        let c = SpotExecution::new(
+            Some(Signer::new(&ed25519_credentials()).unwrap()),
+            Some(StpMode::ExpireMaker),
+        );
+        let verifier = Verifier::new(KeyType::Ed25519, RFC8032_PEM).unwrap();
+        let requests = [
+            c.new_order(&spec(OrderKind::Limit), 1_700_000_000_000)
+                .unwrap(),
+            c.cancel("BTCUSDT", "paper_1-7", 1),
+            c.query_order("BTCUSDT", "paper_1-7", 1),
+            c.cancel_all("BTCUSDT", 1),
+            c.balances(1),
+        ];
+        for r in requests {
+            let (_, query) = r.path.split_once('?').unwrap();
+            let signed = SignedParams::split(query, "").unwrap();
+            // Percent-encoded base64 (`%2B`, `%2F`, `%3D`): the query has no other `=` in it.
+            let signature = signed.signature.as_deref().unwrap();
+            assert!(signature.ends_with("%3D%3D"), "{signature}");
+            assert!(!signature.contains(['+', '/']), "{signature}");
+            assert_eq!(signed.verify(&verifier), Ok(()), "{}", r.path);
+            assert_eq!(r.header_refs(), vec![(API_KEY_HEADER, DOC_API_KEY)]);
+        }
     }
 
     #[test]

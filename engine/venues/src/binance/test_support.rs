@@ -4,7 +4,9 @@ use rt_core::{Price, Qty, Side};
 
 use super::query::Timing;
 use super::requests::NewOrder;
+use super::signing::{KeyType, Signer};
 use super::vocab::{OrderType, TimeInForce};
+use crate::execution::Credentials;
 
 // Binance's documented example of a SIGNED endpoint (public test data, not a real key).
 pub(crate) const DOC_API_KEY: &str =
@@ -30,5 +32,23 @@ pub(crate) fn doc_order() -> NewOrder {
             timestamp_ms: 1_499_827_319_559,
             recv_window_ms: Some(5000),
         },
+    }
+}
+
+/// The documented example's key and secret (HMAC).
+pub(crate) fn doc_credentials() -> Credentials {
+    Credentials {
+        key: DOC_API_KEY.into(),
+        secret: DOC_SECRET.into(),
+        passphrase: None,
+        key_type: KeyType::Hmac,
+    }
+}
+
+/// [`doc_credentials`], keyed.
+pub(crate) fn doc_signer() -> Signer {
+    match Signer::new(&doc_credentials()) {
+        Ok(s) => s,
+        Err(e) => unreachable!("an HMAC key always keys: {e}"),
     }
 }

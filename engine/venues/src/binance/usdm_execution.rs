@@ -17,6 +17,7 @@ use super::execution::{
 };
 use super::query::{Timing, DEFAULT_RECV_WINDOW_MS};
 use super::rest::parse_listen_key;
+use super::signing::Signer;
 use super::usdm::{
     self, AccountUpdate, FuturesExecType, FuturesOrder, FuturesOrderInfo, MarginType,
     OrderTradeUpdate, Setting, SymbolSetting,
@@ -25,10 +26,10 @@ use super::usdm_income;
 use super::user_stream::is_listen_key_expired;
 use super::vocab::{OrderStatus, StpMode};
 use crate::execution::{
-    AccountChange, AccountReason, Balance, Credentials, DerivativesAccount, ExecError,
-    ExecutionClient, FundingPayment, Method, NewOrderSpec, Operation, OrderState, OrderUpdate,
-    Outcome, PositionRiskState, PrivateEvent, Refusal, SymbolFilters, UpdateKind, VenueFill,
-    VenuePosition, VenueRequest, VenueTrade,
+    AccountChange, AccountReason, Balance, DerivativesAccount, ExecError, ExecutionClient,
+    FundingPayment, Method, NewOrderSpec, Operation, OrderState, OrderUpdate, Outcome,
+    PositionRiskState, PrivateEvent, Refusal, SymbolFilters, UpdateKind, VenueFill, VenuePosition,
+    VenueRequest, VenueTrade,
 };
 
 const VENUE: &str = "binance usdm";
@@ -36,14 +37,15 @@ const VENUE: &str = "binance usdm";
 /// Binance USD-M futures order entry for one account.
 #[derive(Debug, Clone)]
 pub struct USdmExecution {
-    credentials: Option<Credentials>,
+    /// The account's key, keyed once (`None`: unsigned requests).
+    credentials: Option<Signer>,
     stp: Option<StpMode>,
     /// Symbols whose `<symbol>@markPrice@1s` streams come on the private stream's connection.
     marks: Vec<String>,
 }
 
 impl USdmExecution {
-    pub fn new(credentials: Option<Credentials>, stp: Option<StpMode>) -> USdmExecution {
+    pub fn new(credentials: Option<Signer>, stp: Option<StpMode>) -> USdmExecution {
         USdmExecution {
             credentials,
             stp,
@@ -432,19 +434,12 @@ mod tests {
     use super::*;
     use crate::binance::errors::ApiError;
     use crate::binance::signing::{signed_query, API_KEY_HEADER};
-    use crate::binance::test_support::{DOC_API_KEY, DOC_SECRET};
+    use crate::binance::test_support::{doc_signer, DOC_API_KEY, DOC_SECRET};
     use crate::binance::usdm::{BalanceChange, FuturesTif};
     use crate::execution::{PositionSide, RefusalKind};
 
     fn client() -> USdmExecution {
-        USdmExecution::new(
-            Some(Credentials {
-                key: DOC_API_KEY.to_owned(),
-                secret: DOC_SECRET.to_owned(),
-                passphrase: None,
-            }),
-            Some(StpMode::ExpireMaker),
-        )
+        USdmExecution::new(Some(doc_signer()), Some(StpMode::ExpireMaker))
     }
 
     #[test]

@@ -1,12 +1,19 @@
 //! Order entry over Binance Spot's WebSocket API (`/ws-api/v3`): `order.place`,
-//! `order.cancel` and `order.status` request frames, signed per request, and their answers read
-//! into what the REST answers give (the same error codes, classified by the same rules).
+//! `order.cancel` and `order.status` request frames, and their answers read into what the REST
+//! answers give (the same error codes, classified by the same rules).
 //!
 //! A request is `{"id":N,"method":"order.place","params":{...}}`. A signed request carries
-//! `apiKey`, `timestamp` and `signature` in its params; the signature is the hex HMAC-SHA256 of
-//! every other param sorted by name, written `name=value` and joined by `&`
-//! (web-socket-api.md, "SIGNED request security"). `session.logon` would authenticate the
-//! connection once, but it takes an Ed25519 key only; with an HMAC key every request is signed.
+//! `apiKey`, `timestamp` and `signature` in its params; the signature signs every other param
+//! sorted by name, written `name=value` and joined by `&` (web-socket-api.md, "SIGNED request
+//! security"): hex HMAC-SHA256 with an HMAC key, base64 Ed25519 with an Ed25519 key.
+//!
+//! With an Ed25519 key the connection is authenticated once: `session.logon` (params `apiKey`,
+//! `timestamp`, `signature` of `apiKey=..&timestamp=..`; web-socket-api.md, "Session
+//! Authentication") is the first request on every connection, and once it is answered the
+//! order frames carry no `apiKey` and no `signature`, only `timestamp` as every SIGNED request
+//! must: nothing is signed per order ([`WsApiOrders::logon`], [`FrameOrderEntry::logged_on`]).
+//! Binance takes `session.logon` from Ed25519 keys only: with an HMAC key every request is
+//! signed, as before.
 //!
 //! [`WsApiOrders`] writes frames into a buffer the caller reuses, without allocating: its
 //! params are written once, in name order, into a reused payload buffer, and the frame's JSON
@@ -20,19 +27,28 @@
 
 use std::fmt::Write as _;
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use rt_core::{OrderKind, SCALE};
 use serde::Deserialize;
-use sha2::Sha256;
 
 use super::errors::{ApiError, OrderError};
+use super::execution::{classify_answer, NEW_ORDER_REJECTED};
+use super::query::{Params, Timing};
+use super::signing::{push_ed25519, push_hex_mac, HmacSha256, Keyed, Signer};
 use super::vocab::{side_str, StpMode};
 use super::wire::{json, json_string};
-use crate::execution::{Credentials, ExecError, FrameAnswer, FrameOrderEntry, NewOrderSpec};
+use crate::execution::{
+    ExecError, FrameAnswer, FrameOrderEntry, LogonRefusal, NewOrderSpec, Operation, Outcome,
+    RefusalKind,
+};
 use crate::rate_limits::{Limits, Seen, Usage};
 
 /// The WebSocket API's path on its host (`wss://ws-api.binance.com:443/ws-api/v3`).
 pub const WS_API_PATH: &str = "/ws-api/v3";
+/// The method that authenticates a connection with an Ed25519 key.
+pub const SESSION_LOGON: &str = "session.logon";
+/// The method that tells which key (if any) a connection is authenticated with.
+pub const SESSION_STATUS: &str = "session.status";
 
 /// The methods the engine sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,15 +83,62 @@ impl WsMethod {
     }
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// The signing half: the frame's preformatted key member, and the HMAC keyed once with the
-/// payload's head absorbed.
+/// The signing half: the account's key, the frame's preformatted key member, and what signs
+/// the payload without re-keying (HMAC: keyed once with the payload's head absorbed; Ed25519:
+/// a reused buffer for the head and the payload, the message it signs).
 #[derive(Clone)]
-struct Signer {
+struct Keys {
+    signer: Signer,
     /// `,"apiKey":"<key>","signature":"`: what follows the params, up to the signature.
     key_member: String,
-    keyed: HmacSha256,
+    /// `apiKey=<key>&`: the payload's head (`apiKey` sorts first among every method's params).
+    head: String,
+    /// HMAC keys: keyed with `head` absorbed.
+    hmac_head: Option<HmacSha256>,
+    /// Ed25519 keys: `head` and the payload (reused).
+    message: String,
+}
+
+impl Keys {
+    fn new(signer: &Signer) -> Keys {
+        let head = format!("apiKey={}&", signer.api_key());
+        let hmac_head = match signer.keyed() {
+            Keyed::Hmac(keyed) => {
+                let mut keyed = keyed.clone();
+                keyed.update(head.as_bytes());
+                Some(keyed)
+            }
+            Keyed::Ed25519(_) => None,
+        };
+        let mut key_member = String::from(",\"apiKey\":");
+        json_string(&mut key_member, signer.api_key());
+        key_member.push_str(",\"signature\":\"");
+        Keys {
+            signer: signer.clone(),
+            key_member,
+            head,
+            hmac_head,
+            message: String::with_capacity(320),
+        }
+    }
+
+    /// Appends the signature of `head` + `payload`.
+    fn push_signature(&mut self, payload: &str, out: &mut String) {
+        match (&self.hmac_head, self.signer.keyed()) {
+            (Some(keyed), _) => {
+                let mut mac = keyed.clone();
+                mac.update(payload.as_bytes());
+                push_hex_mac(mac, out);
+            }
+            (None, Keyed::Ed25519(key)) => {
+                self.message.clear();
+                self.message.push_str(&self.head);
+                self.message.push_str(payload);
+                push_ed25519(key, self.message.as_bytes(), out, false);
+            }
+            (None, Keyed::Hmac(_)) => self.signer.push_signature(payload.as_bytes(), out),
+        }
+    }
 }
 
 /// Appends `n` in decimal, without allocating.
@@ -135,11 +198,15 @@ fn push_json_text(out: &mut String, text: &str) {
     }
 }
 
-/// Builds signed WebSocket API order frames for one account (see the module documentation).
+/// Builds WebSocket API order frames for one account: signed per request, or, after
+/// `session.logon` (Ed25519 keys), with no key and no signature (see the module documentation).
 #[derive(Clone)]
 pub struct WsApiOrders {
     /// `None`: unsigned frames (the paper sim venue without credentials).
-    signer: Option<Signer>,
+    keys: Option<Keys>,
+    /// The connection is authenticated (`session.logon` answered): frames carry no key and no
+    /// signature.
+    logged_on: bool,
     stp: Option<StpMode>,
     /// The params after `apiKey`, in name order (reused).
     payload: String,
@@ -148,40 +215,32 @@ pub struct WsApiOrders {
 impl std::fmt::Debug for WsApiOrders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WsApiOrders")
-            .field("signed", &self.signer.is_some())
+            .field("signed", &self.keys.is_some())
+            .field("logged_on", &self.logged_on)
             .field("stp", &self.stp)
             .finish()
     }
 }
 
 impl WsApiOrders {
-    pub fn new(credentials: Option<&Credentials>, stp: Option<StpMode>) -> WsApiOrders {
-        let signer = credentials.map(|c| {
-            // HMAC takes keys of any length: `new_from_slice` cannot fail.
-            let mut keyed = match HmacSha256::new_from_slice(c.secret.as_bytes()) {
-                Ok(mac) => mac,
-                Err(_) => unreachable!("HMAC accepts any key length"),
-            };
-            // `apiKey` sorts first among every method's params.
-            keyed.update(b"apiKey=");
-            keyed.update(c.key.as_bytes());
-            keyed.update(b"&");
-            let mut key_member = String::from(",\"apiKey\":");
-            json_string(&mut key_member, &c.key);
-            key_member.push_str(",\"signature\":\"");
-            Signer { key_member, keyed }
-        });
+    pub fn new(credentials: Option<&Signer>, stp: Option<StpMode>) -> WsApiOrders {
         WsApiOrders {
-            signer,
+            keys: credentials.map(Keys::new),
+            logged_on: false,
             stp,
             payload: String::with_capacity(256),
         }
     }
 
+    /// Whether the connection is authenticated (order frames carry no key, no signature).
+    pub fn is_logged_on(&self) -> bool {
+        self.logged_on
+    }
+
     /// `order.status` of our order `client_id` on `symbol` as request `id` into `out`.
     pub fn status(&mut self, out: &mut String, id: u64, symbol: &str, client_id: &str, now: u64) {
         self.order_ref(client_id, symbol, now);
-        self.frame(out, id, WsMethod::Status);
+        self.frame(out, id, WsMethod::Status.as_str());
     }
 
     fn order_ref(&mut self, client_id: &str, symbol: &str, now_ms: u64) {
@@ -200,13 +259,13 @@ impl WsApiOrders {
     }
 
     /// The frame of the params in `payload`: each `name=value` as a JSON member (`timestamp` a
-    /// number), then `apiKey` and `signature` when signed.
-    fn frame(&self, out: &mut String, id: u64, method: WsMethod) {
+    /// number), then `apiKey` and `signature` when signed and not logged on.
+    fn frame(&mut self, out: &mut String, id: u64, method: &str) {
         out.clear();
         out.push_str("{\"id\":");
         push_u64(out, id);
         out.push_str(",\"method\":\"");
-        out.push_str(method.as_str());
+        out.push_str(method);
         out.push_str("\",\"params\":{");
         for (i, pair) in self.payload.split('&').enumerate() {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -222,14 +281,9 @@ impl WsApiOrders {
                 push_json_text(out, value);
             }
         }
-        if let Some(s) = &self.signer {
-            let mut mac = s.keyed.clone();
-            mac.update(self.payload.as_bytes());
-            let mut hex = [0u8; 64];
-            // 32 bytes of MAC into 64 hex digits: the sizes match.
-            let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex);
-            out.push_str(&s.key_member);
-            out.push_str(std::str::from_utf8(&hex).unwrap_or(""));
+        if let (Some(keys), false) = (&mut self.keys, self.logged_on) {
+            out.push_str(&keys.key_member);
+            keys.push_signature(&self.payload, out);
             out.push('"');
         }
         out.push_str("}}");
@@ -279,14 +333,14 @@ impl FrameOrderEntry for WsApiOrders {
         push_u64(p, now_ms);
         p.push_str("&type=");
         p.push_str(order_type);
-        self.frame(out, id, WsMethod::Place);
+        self.frame(out, id, WsMethod::Place.as_str());
         Ok(())
     }
 
     /// `order.cancel` of our order `client_id` on `symbol` as request `id` into `out`.
     fn cancel(&mut self, out: &mut String, id: u64, symbol: &str, client_id: &str, now: u64) {
         self.order_ref(client_id, symbol, now);
-        self.frame(out, id, WsMethod::Cancel);
+        self.frame(out, id, WsMethod::Cancel.as_str());
     }
 
     fn answer(&self, frame: &str, now_ms: u64) -> Result<FrameAnswer, ExecError> {
@@ -307,6 +361,50 @@ impl FrameOrderEntry for WsApiOrders {
             WsMethod::Cancel.rest_equivalent()
         } else {
             WsMethod::Place.rest_equivalent()
+        }
+    }
+
+    /// `session.logon` with an Ed25519 key (the only kind Binance takes it from): its
+    /// `apiKey`, `timestamp` and the signature of both. Until it is answered, frames are
+    /// signed per request.
+    fn logon(&mut self, out: &mut String, id: u64, now_ms: u64) -> bool {
+        self.logged_on = false;
+        let Some(keys) = &self.keys else {
+            return false;
+        };
+        if !matches!(keys.signer.keyed(), Keyed::Ed25519(_)) {
+            return false;
+        }
+        // Params `apiKey` and `timestamp` (the key is `Keys::head`).
+        self.payload.clear();
+        self.payload.push_str("timestamp=");
+        push_u64(&mut self.payload, now_ms);
+        self.frame(out, id, SESSION_LOGON);
+        true
+    }
+
+    /// The answer to [`FrameOrderEntry::logon`]: authenticated, or refused for the key (a bad
+    /// key, signature or permission: `-1022`, `-2014`, `-2015`, what REST's answers are
+    /// classified by) or for a while (anything else: busy, rate-limited, a clock off).
+    fn logged_on(&mut self, answer: &FrameAnswer) -> Result<(), LogonRefusal> {
+        match classify_answer(
+            Operation::Read,
+            answer.status,
+            &answer.body,
+            answer.seen.retry_after_s,
+            NEW_ORDER_REJECTED,
+        ) {
+            Outcome::Accepted => {
+                self.logged_on = true;
+                Ok(())
+            }
+            Outcome::Rejected(r) if r.kind == RefusalKind::Credentials => {
+                Err(LogonRefusal::Credentials(r))
+            }
+            _ => Err(LogonRefusal::Transient(format!(
+                "status {}: {}",
+                answer.status, answer.body
+            ))),
         }
     }
 }
@@ -515,6 +613,43 @@ impl WsRequest {
     }
 }
 
+/// The params of a `session.logon` but `apiKey` (server side): its `timestamp` and
+/// `recvWindow`, nothing else.
+pub fn logon_timing(params_without_key: &str) -> Result<Timing, OrderError> {
+    let mut p = Params::parse(params_without_key)?;
+    let timing = p.timing()?;
+    p.finish()?;
+    Ok(timing)
+}
+
+/// The `result` of `session.logon` and `session.status` (server side): the key the connection
+/// is authenticated with and since when (`null` both when it is not), since when it is
+/// connected, the server's time.
+pub fn session_json(
+    api_key: Option<&str>,
+    authorized_since: Option<u64>,
+    connected_since: u64,
+    server_time: u64,
+) -> String {
+    let mut out = String::with_capacity(192);
+    out.push_str("{\"apiKey\":");
+    match api_key {
+        Some(key) => json_string(&mut out, key),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"authorizedSince\":");
+    match authorized_since {
+        Some(t) => push_u64(&mut out, t),
+        None => out.push_str("null"),
+    }
+    let _ = write!(
+        out,
+        ",\"connectedSince\":{connected_since},\"returnRateLimits\":false,\
+         \"serverTime\":{server_time},\"userDataStream\":false}}"
+    );
+    out
+}
+
 /// `rateLimits` of an answer: the request weight of the minute and, for a new order (`order`),
 /// the order counts of 10 s and of the day, each with its limit (what REST's usage headers
 /// say).
@@ -555,17 +690,15 @@ mod tests {
     use super::*;
     use crate::binance::execution::classify_answer;
     use crate::binance::requests::{CancelOrder, NewOrder, QueryOrder};
+    use crate::binance::signing::tests::{ed25519_credentials, RFC8032_PEM};
     use crate::binance::signing::verify;
-    use crate::binance::test_support::{DOC_API_KEY, DOC_SECRET};
-    use crate::execution::{Operation, Outcome, PositionSide, RefusalKind};
+    use crate::binance::signing::{KeyType, Verifier};
+    use crate::binance::test_support::{doc_signer, DOC_API_KEY, DOC_SECRET};
+    use crate::execution::PositionSide;
     use rt_core::{Price, Qty, Side};
 
-    fn creds() -> Credentials {
-        Credentials {
-            key: DOC_API_KEY.into(),
-            secret: DOC_SECRET.into(),
-            passphrase: None,
-        }
+    fn creds() -> Signer {
+        doc_signer()
     }
 
     fn docs(name: &str) -> String {
@@ -585,7 +718,7 @@ mod tests {
         let mut b = WsApiOrders::new(Some(&creds()), None);
         b.payload.push_str(rest);
         let mut out = String::new();
-        b.frame(&mut out, 7, WsMethod::Place);
+        b.frame(&mut out, 7, WsMethod::Place.as_str());
         assert!(out.ends_with(
             "\"signature\":\"cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a\"}}"
         ));
@@ -693,6 +826,113 @@ mod tests {
         let mut reduce = spec(OrderKind::Limit);
         reduce.reduce_only = true;
         assert!(plain.place(&mut out, 1, &reduce, 1).is_err());
+    }
+
+    fn ed25519_orders() -> WsApiOrders {
+        let signer = Signer::new(&ed25519_credentials()).unwrap();
+        WsApiOrders::new(Some(&signer), Some(StpMode::ExpireMaker))
+    }
+
+    #[test]
+    fn an_ed25519_key_logs_on_once_and_order_frames_then_carry_no_signature() {
+        let verifier = Verifier::new(KeyType::Ed25519, RFC8032_PEM).unwrap();
+        let mut b = ed25519_orders();
+        let mut out = String::with_capacity(512);
+        // Before the logon is answered, each request is signed (base64 Ed25519).
+        b.place(&mut out, 1, &spec(OrderKind::Limit), 1_649_729_878_000)
+            .unwrap();
+        let req = WsRequest::parse(&out).unwrap();
+        assert_eq!(req.api_key.as_deref(), Some(DOC_API_KEY));
+        let sig = req.signature.as_deref().unwrap();
+        assert_eq!(verifier.verify(req.params.as_bytes(), sig), Ok(()));
+        // session.logon: apiKey, timestamp and the signature of `apiKey=..&timestamp=..`: the
+        // signature RFC 8032's key gives (Python's `cryptography` gives the same).
+        assert!(b.logon(&mut out, 2, 1_649_729_878_532));
+        let logon = WsRequest::parse(&out).unwrap();
+        assert_eq!(logon.method, SESSION_LOGON);
+        assert_eq!(
+            logon.params,
+            format!("apiKey={DOC_API_KEY}&timestamp=1649729878532")
+        );
+        assert_eq!(
+            logon.signature.as_deref(),
+            Some(
+                "763GJeFgG09B/06V/dq24cLu6f0R57whgDMyOCubDex4CTTElmDgPSIQqLdOsvW5TBxyaaFotVCI8tUm\
+                 QMChAA=="
+            )
+        );
+        assert!(!b.is_logged_on());
+        // Binance's documented answer (web-socket-api.md, session.logon).
+        let ok = r#"{"id":2,"status":200,"result":{"apiKey":"vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A","authorizedSince":1649729878532,"connectedSince":1649729873021,"returnRateLimits":false,"serverTime":1649729878630,"userDataStream":false}}"#;
+        let answer = b.answer(ok, 1_649_729_878_630).unwrap();
+        assert_eq!(answer.id, Some(2));
+        assert_eq!(b.logged_on(&answer), Ok(()));
+        assert!(b.is_logged_on());
+        // Logged on: no apiKey, no signature; the timestamp stays (SIGNED requests need it).
+        b.place(&mut out, 3, &spec(OrderKind::PostOnly), 1_649_729_879_000)
+            .unwrap();
+        let (frame_at, payload_at) = (out.as_ptr(), b.payload.as_ptr());
+        let req = WsRequest::parse(&out).unwrap();
+        assert_eq!((req.api_key, req.signature), (None, None));
+        assert!(out.contains("\"timestamp\":1649729879000"), "{out}");
+        let order = NewOrder::parse(&req.params).unwrap();
+        assert_eq!(order.new_client_order_id.as_deref(), Some("rt1-42"));
+        assert_eq!(order.timing.timestamp_ms, 1_649_729_879_000);
+        b.cancel(&mut out, 4, "BTCUSDT", "rt1-42", 1_649_729_879_001);
+        let req = WsRequest::parse(&out).unwrap();
+        assert_eq!((req.method.as_str(), req.signature), ("order.cancel", None));
+        assert!(CancelOrder::parse(&req.params).is_ok());
+        b.status(&mut out, 5, "BTCUSDT", "rt1-42", 1_649_729_879_002);
+        assert!(
+            !out.contains("signature") && !out.contains("apiKey"),
+            "{out}"
+        );
+        // The same buffers, reused without growing.
+        for id in 6..100 {
+            b.place(&mut out, id, &spec(OrderKind::Limit), id).unwrap();
+        }
+        assert_eq!((out.as_ptr(), b.payload.as_ptr()), (frame_at, payload_at));
+        // A new connection logs on again: signed per request until that is answered.
+        assert!(b.logon(&mut out, 100, 1));
+        assert!(!b.is_logged_on());
+        b.place(&mut out, 101, &spec(OrderKind::Limit), 2).unwrap();
+        assert!(WsRequest::parse(&out).unwrap().signature.is_some());
+    }
+
+    #[test]
+    fn logon_answers_are_classified_bad_key_apart_from_transient() {
+        let mut b = ed25519_orders();
+        let mut out = String::new();
+        let req = WsRequest::parse(r#"{"id":1,"method":"session.logon","params":{}}"#).unwrap();
+        let refused = |status: u16, code: i32, msg: &str| {
+            req.answer(Err((status, &ApiError::new(code, msg))), None, None)
+        };
+        for (status, code) in [(401, -2015), (400, -1022), (400, -2014)] {
+            assert!(b.logon(&mut out, 1, 1));
+            let answer = b.answer(&refused(status, code, "no"), 1).unwrap();
+            match b.logged_on(&answer) {
+                Err(LogonRefusal::Credentials(r)) => assert_eq!(r.code, Some(i64::from(code))),
+                other => panic!("{code}: {other:?}"),
+            }
+            assert!(!b.is_logged_on());
+        }
+        for (status, code) in [(503, -1007), (429, -1003), (400, -1021), (400, -1100)] {
+            let answer = b.answer(&refused(status, code, "later"), 1).unwrap();
+            assert!(
+                matches!(b.logged_on(&answer), Err(LogonRefusal::Transient(_))),
+                "{code}"
+            );
+            assert!(!b.is_logged_on());
+        }
+        // HMAC keys and no keys: no logon (Binance takes it from Ed25519 keys only).
+        for mut plain in [
+            WsApiOrders::new(Some(&creds()), None),
+            WsApiOrders::new(None, None),
+        ] {
+            out.clear();
+            assert!(!plain.logon(&mut out, 1, 1));
+            assert!(out.is_empty());
+        }
     }
 
     #[test]
