@@ -6,6 +6,11 @@ engine (`rt-engine run`, release build if there is one) on loopback, lets them t
 the engine keeps: frame read -> parsed -> strategy thread -> book/strategy/risk -> order
 bytes handed to the venue connection = tick-to-order; order -> venue ack), the market-data
 rate and the machine. Goals (DESIGN.md section 5): tick-to-order p50 <= 5 us, p99 <= 20 us.
+
+Both thread layouts (`host.threads.layout`) by default, one after the other on the same
+replay: `pipeline` (feed, strategy and gateway threads joined by rings) and `fused` (one
+thread runs them all: no ring hop and no wake-up between the frame and the wire); `--layout`
+picks one.
 """
 
 from __future__ import annotations
@@ -65,8 +70,45 @@ def main() -> int:
         help="one more Hydra override of the paper deployment (repeatable), e.g. "
         "deployment.engines.paper_1.flight_recorder=null to bench without the flight recorder",
     )
+    ap.add_argument(
+        "--layout",
+        choices=["both", "pipeline", "fused"],
+        default="both",
+        help="the thread layout(s) to bench (default: both, pipeline first)",
+    )
     args = ap.parse_args()
     binary = engine_bin()
+    layouts = ["pipeline", "fused"] if args.layout == "both" else [args.layout]
+    print(f"machine: {machine()}")
+    print(
+        f"binary: {binary.relative_to(ROOT)}; replay speed {args.speed}x for {args.seconds:.0f} s"
+    )
+    summary: dict[str, dict[str, dict[str, int]]] = {}
+    for layout in layouts:
+        print(f"\n== layout {layout} ==")
+        result = run(binary, args, layout)
+        if result is None:
+            print("no heartbeat received")
+            return 1
+        summary[layout] = result
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "live_bench.json").write_text(json.dumps(summary, indent=2))
+    if len(summary) == 2:
+        print("\ntick-to-order by layout (us):")
+        for stage in ("frame_to_strategy", "decision_to_wire", "tick_to_order"):
+            row = [
+                f"{layout} p50 {summary[layout][stage]['p50_ns'] / 1e3:.1f} "
+                f"p99 {summary[layout][stage]['p99_ns'] / 1e3:.1f}"
+                for layout in layouts
+                if stage in summary[layout]
+            ]
+            print(f"  {stage:<20} " + " | ".join(row))
+    return 0
+
+
+def run(binary: Path, args: argparse.Namespace, layout: str) -> dict[str, dict[str, int]] | None:
+    """One run of the sim and the engine in `layout`; prints its figures, returns its stages."""
+    layout_override = ["+hosts.local.threads.layout=fused"] if layout == "fused" else []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "project"
         root.mkdir()
@@ -82,6 +124,7 @@ def main() -> int:
                 f"deployment.engines.paper_1.bus.control=tcp://127.0.0.1:{ctl}",
                 f"deployment.engines.paper_1.journal.dir={tmp}/journal",
                 f"exchanges.sim_binance.sim.speed='{args.speed}'",
+                *layout_override,
                 *args.override,
             ],
         )
@@ -113,13 +156,8 @@ def main() -> int:
         sim.send_signal(signal.SIGTERM)
         sim.wait(timeout=30)
         sub.close()
-    print(f"machine: {machine()}")
-    print(
-        f"binary: {binary.relative_to(ROOT)}; replay speed {args.speed}x for {args.seconds:.0f} s"
-    )
     if last is None:
-        print("no heartbeat received")
-        return 1
+        return None
     c = dict(last.counters)
     up = max(last.uptime_ms / 1000, 1e-9)
     print(
@@ -132,13 +170,10 @@ def main() -> int:
             f"{s.stage:<20} {s.count:>8} {s.p50_ns / 1e3:>8.1f}us {s.p99_ns / 1e3:>8.1f}us "
             f"{s.max_ns / 1e3:>8.1f}us"
         )
-    summary = {
+    print(out.decode(errors="replace").split("latency:")[-1].strip())
+    return {
         s.stage: {"p50_ns": s.p50_ns, "p99_ns": s.p99_ns, "count": s.count} for s in last.latency
     }
-    (ROOT / "build").mkdir(exist_ok=True)
-    (ROOT / "build" / "live_bench.json").write_text(json.dumps(summary, indent=2))
-    print(out.decode(errors="replace").split("latency:")[-1].strip())
-    return 0
 
 
 if __name__ == "__main__":

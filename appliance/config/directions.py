@@ -144,6 +144,7 @@ FIELDS: dict[str, FieldRule] = {
         _TOPO, "hugepages reserved at boot: a kernel argument", reboot=True
     ),
     "host.memory.shm_budget_mb": _r(_TOPO, "shared memory the rings may use"),
+    "host.threads.layout": _r(_TOPO, "whether the hot path runs on one thread or a pipeline"),
     "host.threads.feeds.*": _r(_TOPO, _CORES),
     "host.threads.strategy": _r(_TOPO, _CORES),
     "host.threads.gateway": _r(_TOPO, _CORES),

@@ -116,6 +116,16 @@ class Strict(BaseModel):
 # --- host ---------------------------------------------------------------------------------
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
+# An optional field a manifest leaves out when it is null (Rust: `skip_serializing_if`), so the
+# manifests of venues that do not use it are unchanged by its existence.
+def _optional(description: str) -> Any:
+    return Field(default=None, exclude_if=_absent, description=description)
+
+
 class Cpu(Strict):
     cores: list[Core] = Field(min_length=1)
     isolated: list[Core]
@@ -137,6 +147,15 @@ class Memory(Strict):
 
 
 class Threads(Strict):
+    # `pipeline` is the default: written as absent, so the manifest reads the same either way.
+    layout: Annotated[
+        Literal["pipeline", "fused"] | None,
+        AfterValidator(lambda v: None if v == "pipeline" else v),
+    ] = _optional(
+        "how the hot path runs: pipeline (absent; a feed thread per exchange, a strategy "
+        "thread and a gateway thread joined by rings) or fused (one thread on the strategy's "
+        "core runs the feeds, the strategy and the gateway: no thread hop; one isolated core)"
+    )
     feeds: dict[Name, Core | None]
     strategy: Core | None
     gateway: Core | None
@@ -167,16 +186,6 @@ class Host(Strict):
 
 
 # --- exchange -----------------------------------------------------------------------------
-
-
-def _absent(value: object) -> bool:
-    return value is None
-
-
-# An optional field a manifest leaves out when it is null (Rust: `skip_serializing_if`), so the
-# manifests of venues that do not use it are unchanged by its existence.
-def _optional(description: str) -> Any:
-    return Field(default=None, exclude_if=_absent, description=description)
 
 
 class Endpoints(Strict):

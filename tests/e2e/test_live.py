@@ -94,6 +94,46 @@ def test_orders_are_placed_filled_journaled_and_published(tmp_path: Path, order_
         assert "== rt-engine stopped ==" in out and "tick_to_order" in out
 
 
+FUSED = "+hosts.local.threads.layout=fused"
+
+
+def engine_threads(env: Live, name: str = "engine") -> set[str]:
+    """The names of the engine process's threads (Linux `/proc/PID/task/*/comm`)."""
+    pid = env.procs[name].popen.pid
+    return {(t / "comm").read_text().strip() for t in Path(f"/proc/{pid}/task").iterdir()}
+
+
+@TRANSPORTS
+def test_the_fused_layout_trades_on_one_hot_thread(tmp_path: Path, order_entry: str) -> None:
+    # `host.threads.layout: fused`: the feed, the strategy and the gateway run as tasks of one
+    # thread; orders are placed, filled, journaled and published as in the pipeline.
+    with live(tmp_path, FUSED, speed="8", order_entry=order_entry) as env:
+        assert env.manifest["host"]["threads"]["layout"] == "fused"
+        env.start_sim()
+        engine = env.start_engine()
+        wait_live(env)
+        threads = engine_threads(env)
+        assert "fused" in threads, threads
+        assert not threads & {"strategy", "gateway", "feed-sim_binance"}, threads
+        env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a fill")
+        assert_transport(env, order_entry)
+        env.pump(1.5)
+        assert env.stop("engine") == 0, env.procs["engine"].text()
+        env.pump(0.5)
+        fills = kinds(env.seen, "fill")
+        assert fills and env.sub is not None and env.sub.lost == 0
+        journal = env.journal_records()
+        jfills = {r["id"] for r in journal if r["t"] == "exec" and r["kind"] == "fill"}
+        assert {f.fill.order_id for f in fills} <= jfills
+        assert journal[-1]["t"] == "stop" and journal[-1]["open_orders"] == 0
+        out = engine.text()
+        assert "fused (feeds, strategy, gateway)" in out
+        assert "== rt-engine stopped ==" in out and "tick_to_order" in out
+        # The orders ring never had to be waited on, and every order reached the venue.
+        hb_orders = {o.order.order_id for o in kinds(env.seen, "order") if o.order.status == SENT}
+        assert hb_orders, "no order sent"
+
+
 def test_an_injected_gap_is_detected_and_resynced(tmp_path: Path) -> None:
     with live(tmp_path) as env:
         env.start_sim()
@@ -297,8 +337,9 @@ def test_a_new_manifest_drops_the_limits_tightened_under_the_old_one(tmp_path: P
         assert env.stop("engine2") == 0
 
 
-def test_kill_cancels_every_open_order_and_nothing_follows(tmp_path: Path) -> None:
-    with live(tmp_path, speed="4") as env:
+@pytest.mark.parametrize("layout", ["pipeline", "fused"])
+def test_kill_cancels_every_open_order_and_nothing_follows(tmp_path: Path, layout: str) -> None:
+    with live(tmp_path, *([FUSED] if layout == "fused" else []), speed="4") as env:
         env.start_sim()
         env.start_engine()
         wait_live(env)

@@ -273,6 +273,14 @@ pub struct Memory {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Threads {
+    /// How the hot path runs: `pipeline` (the default, absent: a feed thread per exchange, a
+    /// strategy thread and a gateway thread joined by rings) or `fused` (one thread, on the
+    /// strategy's core, runs every feed, the strategy and the gateway: decode -> book ->
+    /// strategy -> risk -> order encode -> socket write with no thread hop; for hosts with
+    /// few isolated cores). In `fused`, each feed's and the gateway's core is `null` or the
+    /// strategy's.
+    #[serde(default, skip_serializing_if = "Layout::is_pipeline")]
+    pub layout: Layout,
     /// Exchange name -> core of its feed thread.
     pub feeds: BTreeMap<String, Option<Core>>,
     #[serde(deserialize_with = "nullable")]
@@ -284,6 +292,30 @@ pub struct Threads {
     #[serde(deserialize_with = "nullable")]
     #[schemars(schema_with = "nullable_schema::<Core>")]
     pub housekeeping: Option<Core>,
+}
+
+/// How the engine's hot path is laid out on threads (`host.threads.layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    // A feed thread per exchange, a strategy thread and a gateway thread, joined by rings.
+    #[default]
+    Pipeline,
+    // One thread on the strategy's core runs the feeds, the strategy and the gateway.
+    Fused,
+}
+
+impl Layout {
+    pub fn is_pipeline(&self) -> bool {
+        *self == Layout::Pipeline
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Layout::Pipeline => "pipeline",
+            Layout::Fused => "fused",
+        }
+    }
 }
 
 /// Whether a thread is on the latency path (isolated cores) or housekeeping.
@@ -305,8 +337,11 @@ impl ThreadRole {
 /// One engine thread and where the manifest puts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadSlot<'a> {
-    /// `feed` (with the exchange), `strategy`, `gateway` or `housekeeping`.
+    /// `feed` (with the exchange), `strategy`, `gateway` or `housekeeping`; in the fused
+    /// layout, `strategy` is the one thread that also runs the feeds and the gateway.
     pub label: &'static str,
+    /// The fused layout's one hot thread (see [`Layout::Fused`]).
+    pub fused: bool,
     /// The exchange of a feed thread.
     pub exchange: Option<&'a str>,
     pub core: Option<Core>,
@@ -327,28 +362,40 @@ impl fmt::Display for ThreadSlot<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.exchange {
             Some(exchange) => write!(f, "{} {exchange}", self.label),
+            None if self.fused => f.write_str("fused (feeds, strategy, gateway)"),
             None => f.write_str(self.label),
         }
     }
 }
 
 impl Threads {
-    /// Every thread in a fixed order: feeds (by exchange name), strategy, gateway, housekeeping.
+    /// Every thread the engine starts, in a fixed order: feeds (by exchange name), strategy,
+    /// gateway, housekeeping; in the fused layout, the one hot thread (at the strategy's
+    /// core) and housekeeping.
     pub fn slots(&self) -> Vec<ThreadSlot<'_>> {
-        let feeds = self.feeds.iter().map(|(exchange, &core)| ThreadSlot {
-            label: "feed",
-            exchange: Some(exchange),
-            core,
-            role: ThreadRole::Hot,
-        });
+        let fused = self.layout == Layout::Fused;
+        let feeds = self
+            .feeds
+            .iter()
+            .filter(|_| !fused)
+            .map(|(exchange, &core)| ThreadSlot {
+                label: "feed",
+                exchange: Some(exchange),
+                fused: false,
+                core,
+                role: ThreadRole::Hot,
+            });
         let fixed = [
             ("strategy", self.strategy, ThreadRole::Hot),
             ("gateway", self.gateway, ThreadRole::Hot),
             ("housekeeping", self.housekeeping, ThreadRole::Housekeeping),
         ]
+        .into_iter()
+        .filter(|(label, _, _)| !(fused && *label == "gateway"))
         .map(|(label, core, role)| ThreadSlot {
             label,
             exchange: None,
+            fused: fused && label == "strategy",
             core,
             role,
         });

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Display};
 
 use crate::model::{
-    Backing, Core, Cpu, Exchange, Instrument, InstrumentLimits, Manifest, Mode, ModelRef,
+    Backing, Core, Cpu, Exchange, Instrument, InstrumentLimits, Layout, Manifest, Mode, ModelRef,
     SimCommission, SimVenue, Strategy, StrategyParams, ThreadRole, Venue,
 };
 use crate::{Fixed, Violation};
@@ -383,7 +383,51 @@ impl Checker {
             }
         }
 
+        if threads.layout == Layout::Fused {
+            // One thread runs the feeds and the gateway too: their cores, when named, are its.
+            let named = threads
+                .feeds
+                .iter()
+                .map(|(exchange, core)| (format!("host.threads.feeds.{exchange}"), *core))
+                .chain([("host.threads.gateway".to_owned(), threads.gateway)]);
+            for (path, core) in named {
+                if core.is_some() && core != threads.strategy {
+                    self.fail(
+                        "thread.fused_one_core",
+                        path,
+                        format_args!(
+                            "core {} is not the strategy's core {} (layout fused runs the feeds, \
+                             the strategy and the gateway on one thread: name its core or null)",
+                            core.map_or("null".to_owned(), |c| c.to_string()),
+                            threads
+                                .strategy
+                                .map_or("null".to_owned(), |c| c.to_string()),
+                        ),
+                    );
+                }
+            }
+        }
+
         let slots = threads.slots();
+        // Live mode pins every hot thread to its own isolated core: a pipeline with more hot
+        // threads than the host isolates cannot be placed; the fused layout needs one core.
+        let hot = slots.iter().filter(|s| s.role == ThreadRole::Hot).count();
+        if m.deployment.mode == Mode::Live
+            && threads.layout == Layout::Pipeline
+            && hot > cpu.isolated.len()
+        {
+            self.fail(
+                "thread.layout_fits_host",
+                "host.threads",
+                format_args!(
+                    "layout pipeline has {hot} hot threads (a feed per exchange, the strategy, \
+                     the gateway) and the host isolates {} core(s) {:?}: isolate more cores or \
+                     use layout: fused (one hot thread)",
+                    cpu.isolated.len(),
+                    cpu.isolated
+                ),
+            );
+        }
         let mut used: BTreeMap<Core, usize> = BTreeMap::new();
         for (index, slot) in slots.iter().enumerate() {
             let Some(core) = slot.core else {
@@ -1561,6 +1605,89 @@ mod tests {
             |v| v["host"]["threads"]["feeds"]["binance_spot"] = json!(13),
             "host.threads.feeds.binance_spot",
             &["core 13", "isolated"],
+        );
+    }
+
+    #[test]
+    fn fused_layout_runs_every_hot_stage_on_the_strategy_core() {
+        // One thread: the feeds and the gateway name its core or nothing.
+        let fused = |v: &mut Value| {
+            v["host"]["threads"]["layout"] = json!("fused");
+            v["host"]["threads"]["feeds"]["binance_spot"] = json!(3);
+            v["host"]["threads"]["gateway"] = Value::Null;
+        };
+        assert_eq!(violations(fused), []);
+        // Only the fused thread and housekeeping are placed (so no "one thread per core").
+        let manifest: Manifest = serde_json::from_value({
+            let mut v = example();
+            fused(&mut v);
+            v
+        })
+        .unwrap();
+        let slots = manifest.host.threads.slots();
+        let shown: Vec<String> = slots.iter().map(|s| format!("{s} {}", s.path())).collect();
+        assert_eq!(
+            shown,
+            [
+                "fused (feeds, strategy, gateway) host.threads.strategy",
+                "housekeeping host.threads.housekeeping"
+            ]
+        );
+        refused(
+            |v| {
+                fused(v);
+                v["host"]["threads"]["gateway"] = json!(4);
+            },
+            "host.threads.gateway",
+            &["core 4 is not the strategy's core 3", "layout fused"],
+        );
+        // The fused thread itself obeys the hot-thread rules.
+        refused(
+            |v| {
+                fused(v);
+                v["host"]["threads"]["strategy"] = json!(9);
+                v["host"]["threads"]["feeds"]["binance_spot"] = Value::Null;
+            },
+            "host.threads.strategy",
+            &["core 9 is not in cpu.isolated"],
+        );
+        // Written only when not the default: a pipeline manifest is unchanged.
+        let text = serde_json::to_string(&manifest.host.threads).unwrap();
+        assert!(text.contains(r#""layout":"fused""#), "{text}");
+        let pipeline: Manifest = serde_json::from_value(example()).unwrap();
+        let text = serde_json::to_string(&pipeline.host.threads).unwrap();
+        assert!(!text.contains("layout"), "{text}");
+    }
+
+    #[test]
+    fn layout_is_checked_against_the_host() {
+        // Three hot threads, two isolated cores: the pipeline cannot be placed in live mode.
+        let found = violations(|v| {
+            v["host"]["cpu"]["isolated"] = json!([2, 3]);
+            v["host"]["threads"]["gateway"] = json!(5);
+        });
+        let fits: Vec<_> = found
+            .iter()
+            .filter(|f| f.rule == "thread.layout_fits_host")
+            .collect();
+        assert_eq!(fits.len(), 1, "{found:#?}");
+        assert_eq!(fits[0].path, "host.threads");
+        assert!(
+            fits[0].message.contains("3 hot threads")
+                && fits[0].message.contains("isolates 2 core(s) [2, 3]")
+                && fits[0].message.contains("layout: fused"),
+            "{}",
+            fits[0].message
+        );
+        // The same host takes the fused layout.
+        assert_eq!(
+            violations(|v| {
+                v["host"]["cpu"]["isolated"] = json!([2, 3]);
+                v["host"]["threads"]["layout"] = json!("fused");
+                v["host"]["threads"]["feeds"]["binance_spot"] = json!(3);
+                v["host"]["threads"]["gateway"] = json!(3);
+            }),
+            []
         );
     }
 

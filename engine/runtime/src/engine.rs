@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rt_core::{Price, Qty, Side, Trader};
-use rt_manifest::model::{Backing, Mode};
+use rt_manifest::model::{Backing, Layout, Mode};
 use rt_manifest::{Fixed, Manifest};
 use rt_ring::Ring;
 use rt_venues::execution::Credentials;
@@ -66,6 +66,69 @@ impl Spin {
             let _ = tokio::time::timeout(Duration::from_millis(1), wake.notified()).await;
         }
     }
+}
+
+/// The current-thread runtime of a hot thread (the gateway's, or the fused layout's one
+/// thread): spinning on an isolated core, it looks at its sockets on every turn.
+pub fn hot_runtime(spin: Spin) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .event_interval(if spin.busy { 1 } else { 61 })
+        .build()
+}
+
+/// The fused layout's one hot thread: every feed, the strategy and the gateway as tasks of
+/// one current-thread runtime. A feed turns the strategy loop inline after each event it
+/// writes, so decode -> book -> strategy -> risk -> order runs in one call stack; the order
+/// goes through the orders ring (now a queue within the thread) to the gateway's task, which
+/// encodes and writes it at the feed's next await, with no thread hop and no wake-up on the way.
+/// On an isolated core the runtime spins (every task yields, the sockets are polled each
+/// turn); elsewhere it sleeps in epoll until a socket, a timer or a wake-up calls.
+#[allow(clippy::too_many_arguments)]
+fn run_fused(
+    feeds: Vec<(FeedConfig, rt_ring::Producer, Option<flight::Tap>)>,
+    strategy: trader::StrategyLoop,
+    gateway_cfg: GatewayConfig,
+    orders: rt_ring::Consumer,
+    fills: rt_ring::Producer,
+    journal: journal_ring::JournalTx,
+    flags: Arc<crate::shared::Flags>,
+    hk: crate::shared::HkSender,
+    spin: Spin,
+) {
+    let runtime = match hot_runtime(spin) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = hk.send(crate::shared::Hk::Log(format!("fused: no runtime: {e}")));
+            flags.fail();
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let strategy = std::rc::Rc::new(std::cell::RefCell::new(strategy));
+        let mut tasks = Vec::new();
+        for (cfg, ring, tap) in feeds {
+            let feed =
+                feed::serve_fused(cfg, ring, flags.clone(), hk.clone(), tap, strategy.clone());
+            tasks.push(tokio::task::spawn_local(async move {
+                feed.await;
+            }));
+        }
+        tasks.push(tokio::task::spawn_local(gateway::serve(
+            gateway_cfg,
+            orders,
+            fills,
+            journal,
+            flags.clone(),
+            hk.clone(),
+            spin,
+        )));
+        trader::run_task(strategy, flags.clone(), spin).await;
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
 }
 
 /// Options of `rt-engine run`.
@@ -627,8 +690,8 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     let mut handles = Vec::new();
     handles.extend(reconcile_thread);
     let mut flight_writers = Vec::new();
+    let mut feed_parts = Vec::new();
     for (cfg, ring) in feeds.into_iter().zip(md_producers) {
-        let core = threads.feeds.get(&cfg.name).copied().flatten();
         // The flight recorder of this exchange: a recording that cannot start (a directory
         // that cannot be written) costs the recording, never the trading.
         let tap = manifest.engine.flight_recorder.as_ref().and_then(|rec| {
@@ -651,21 +714,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                 }
             }
         });
-        let (m, f, hk, pins) = (
-            manifest.clone(),
-            flags.clone(),
-            hk_tx.clone(),
-            pin_tx.clone(),
-        );
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("feed-{}", cfg.name))
-                .spawn(move || {
-                    let _ = start_pinned(&m, &format!("feed {}", cfg.name), core, &pins);
-                    drop(pins);
-                    feed::run(cfg, ring, f, hk, tap);
-                })?,
-        );
+        feed_parts.push((cfg, ring, tap));
     }
     // The strategy thread's decision log (what `appliance parity` replays), beside the feeds'.
     let decisions = manifest.engine.flight_recorder.as_ref().and_then(|rec| {
@@ -680,13 +729,80 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             }
         }
     });
-    {
+    let fused = threads.layout == Layout::Fused;
+    let strategy = trader::StrategyLoop::new(
+        bt,
+        md_consumers,
+        fills_rx,
+        trader::Outbox::new(orders_tx, fused),
+        cmd_rx,
+        flags.clone(),
+        hk_tx.clone(),
+        marks,
+        decisions,
+    );
+    let gateway_cfg = GatewayConfig {
+        venues,
+        names: names.clone(),
+        client_prefix: client_prefix(&engine_id),
+        funding: gateway::FundingStart {
+            journaled: recovery.fundings.clone(),
+            journal_start_ms: recovery
+                .first_start_ts
+                .and_then(|ts| u64::try_from(ts / 1_000_000).ok()),
+        },
+    };
+    if fused {
+        // One hot thread: the feeds, the strategy and the gateway as tasks of one runtime.
         let (m, f, hk, pins) = (
             manifest.clone(),
             flags.clone(),
             hk_tx.clone(),
             pin_tx.clone(),
         );
+        let core = threads.strategy;
+        let j = journal_tx;
+        handles.push(
+            std::thread::Builder::new()
+                .name("fused".into())
+                .spawn(move || {
+                    let spin = start_pinned(&m, "fused (feeds, strategy, gateway)", core, &pins);
+                    f.strategy_spins.store(spin.busy, Ordering::Relaxed);
+                    f.gateway_spins.store(spin.busy, Ordering::Relaxed);
+                    drop(pins);
+                    run_fused(
+                        feed_parts,
+                        strategy,
+                        gateway_cfg,
+                        orders_rx,
+                        fills_tx,
+                        j,
+                        f,
+                        hk,
+                        spin,
+                    );
+                })?,
+        );
+    } else {
+        for (cfg, ring, tap) in feed_parts {
+            let core = threads.feeds.get(&cfg.name).copied().flatten();
+            let (m, f, hk, pins) = (
+                manifest.clone(),
+                flags.clone(),
+                hk_tx.clone(),
+                pin_tx.clone(),
+            );
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("feed-{}", cfg.name))
+                    .spawn(move || {
+                        let _ = start_pinned(&m, &format!("feed {}", cfg.name), core, &pins);
+                        drop(pins);
+                        feed::run(cfg, ring, f, hk, tap);
+                    })?,
+            );
+        }
+        let (m, f, pins) = (manifest.clone(), flags.clone(), pin_tx.clone());
         let core = threads.strategy;
         handles.push(
             std::thread::Builder::new()
@@ -696,22 +812,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                     f.strategy_spins.store(spin.busy, Ordering::Relaxed);
                     let _ = f.strategy.set(std::thread::current());
                     drop(pins);
-                    trader::run(
-                        bt,
-                        md_consumers,
-                        fills_rx,
-                        orders_tx,
-                        cmd_rx,
-                        f,
-                        hk,
-                        spin,
-                        marks,
-                        decisions,
-                    );
+                    trader::run(strategy, spin);
                 })?,
         );
-    }
-    {
         let (m, f, hk, pins) = (
             manifest.clone(),
             flags.clone(),
@@ -719,17 +822,6 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
             pin_tx.clone(),
         );
         let core = threads.gateway;
-        let cfg = GatewayConfig {
-            venues,
-            names: names.clone(),
-            client_prefix: client_prefix(&engine_id),
-            funding: gateway::FundingStart {
-                journaled: recovery.fundings.clone(),
-                journal_start_ms: recovery
-                    .first_start_ts
-                    .and_then(|ts| u64::try_from(ts / 1_000_000).ok()),
-            },
-        };
         let j = journal_tx;
         handles.push(
             std::thread::Builder::new()
@@ -738,7 +830,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
                     let spin = start_pinned(&m, "gateway", core, &pins);
                     f.gateway_spins.store(spin.busy, Ordering::Relaxed);
                     drop(pins);
-                    gateway::run(cfg, orders_rx, fills_tx, j, f, hk, spin);
+                    gateway::run(gateway_cfg, orders_rx, fills_tx, j, f, hk, spin);
                 })?,
         );
     }

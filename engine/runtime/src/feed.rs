@@ -33,8 +33,12 @@
 //! The connection logic ([`Feed`]) is generic over a [`Sink`], where its output goes: the
 //! engine's market-data ring ([`RingSink`], [`run`]) or a recorder writing every raw frame and
 //! snapshot body to files (`record.rs`, [`run_with`]). Monomorphised, so the engine's path pays
-//! nothing for the recorder's hooks.
+//! nothing for the recorder's hooks. In the fused layout (`host.threads.layout: fused`) the
+//! feed is a task of the one hot thread ([`serve_fused`]) and its sink turns the strategy loop
+//! inline after every event it writes.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +56,7 @@ use crate::flight::Tap;
 use crate::http::{Base, Client};
 use crate::latency::{Stage, Stages};
 use crate::shared::{FeedInfo, FeedStatus, Flags, Hk, HkSender};
+use crate::trader::StrategyLoop;
 use crate::wire::{self, WriteOutcome};
 
 /// What a feed needs to know.
@@ -172,6 +177,28 @@ pub struct RingSink {
     hk: HkSender,
     /// The flight recorder's tap (manifest `engine.flight_recorder`), if on.
     tap: Option<Tap>,
+    /// The fused layout: the strategy loop of this thread, turned after every event written.
+    inline: Option<Inline>,
+}
+
+/// The strategy loop a fused feed turns inline: decode -> book -> strategy -> risk -> order
+/// in one call stack, no thread hop.
+pub struct Inline(pub Rc<RefCell<StrategyLoop>>);
+
+impl std::fmt::Debug for Inline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inline(strategy loop)")
+    }
+}
+
+impl RingSink {
+    /// The fused layout: the strategy reads what was just written, on this thread.
+    #[inline]
+    fn turn_inline(&self) {
+        if let Some(Inline(strategy)) = &self.inline {
+            strategy.borrow_mut().turn();
+        }
+    }
 }
 
 impl Sink for RingSink {
@@ -220,6 +247,7 @@ impl Sink for RingSink {
             ring.with_slot_or_count(|buf| fill(buf))
         });
         self.flags.wake_strategy();
+        self.turn_inline();
         outcome != WriteOutcome::Dropped
     }
 
@@ -227,6 +255,7 @@ impl Sink for RingSink {
         self.ring
             .with_slot_or_count(|buf| wire::write_feed_down(buf, local_ns));
         self.flags.wake_strategy();
+        self.turn_inline();
     }
 }
 
@@ -246,8 +275,33 @@ pub fn run(
         flags,
         hk,
         tap,
+        inline: None,
     };
     run_with(cfg, sink).0
+}
+
+/// The fused layout's feed: a task of the one hot thread's runtime, turning `strategy` after
+/// every event it writes; until `flags.stop`, returns its totals.
+pub async fn serve_fused(
+    cfg: FeedConfig,
+    ring: Producer,
+    flags: Arc<Flags>,
+    hk: HkSender,
+    tap: Option<Tap>,
+    strategy: Rc<RefCell<StrategyLoop>>,
+) -> FeedInfo {
+    let sink = RingSink {
+        exchange: cfg.exchange,
+        name: cfg.name.clone(),
+        ring,
+        flags,
+        hk,
+        tap,
+        inline: Some(Inline(strategy)),
+    };
+    let mut feed = Feed::new(cfg, sink);
+    feed.run().await;
+    feed.info
 }
 
 /// Runs a feed into any sink until `sink.stopping()`, on a runtime of the calling thread;

@@ -462,7 +462,8 @@ enum Request<'a> {
     WsApi(&'a crate::ws_orders::WsOrders, crate::ws_orders::Prepared),
 }
 
-/// Runs the gateway until the strategy thread is done (it sends the last cancels).
+/// Runs the gateway on its own thread until the strategy thread is done (it sends the last
+/// cancels).
 pub fn run(
     cfg: GatewayConfig,
     orders: Consumer,
@@ -472,18 +473,32 @@ pub fn run(
     hk: HkSender,
     spin: crate::engine::Spin,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        // Spinning on an isolated core: look at the sockets on every turn.
-        .event_interval(if spin.busy { 1 } else { 61 })
-        .build()
-    {
+    let runtime = match crate::engine::hot_runtime(spin) {
         Ok(r) => r,
         Err(e) => {
             let _ = hk.send(Hk::Log(format!("gateway: no runtime: {e}")));
             return;
         }
     };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(
+        &runtime,
+        serve(cfg, orders, fills, journal, flags, hk, spin),
+    );
+}
+
+/// The gateway, on the runtime of the calling thread (its own, or in the fused layout the one
+/// hot thread's, beside the feeds and the strategy), inside a `LocalSet`: until the strategy
+/// is done.
+pub async fn serve(
+    cfg: GatewayConfig,
+    orders: Consumer,
+    fills: Producer,
+    journal: JournalTx,
+    flags: Arc<Flags>,
+    hk: HkSender,
+    spin: crate::engine::Spin,
+) {
     let journaled = funding_from_journal(
         |name| {
             cfg.venues
@@ -526,8 +541,7 @@ pub fn run(
         s.funding_since = journaled.since;
         s.funding_booked = journaled.ledger;
     }
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
+    {
         let mut queues = Vec::new();
         for venue in &cfg.venues {
             let base = match Base::parse(&venue.rest) {
@@ -702,7 +716,7 @@ pub fn run(
         }
         let s = state.borrow();
         let _ = s.hk.send(Hk::Gateway(s.counters.named()));
-    });
+    }
 }
 
 /// The wall clock in ms, for request timestamps.

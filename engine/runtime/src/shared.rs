@@ -32,6 +32,9 @@ pub struct Flags {
     pub strategy: OnceLock<std::thread::Thread>,
     /// The strategy thread busy-polls: nobody needs to wake it.
     pub strategy_spins: AtomicBool,
+    /// Wakes the fused layout's strategy task (a task of the one hot thread's runtime, not a
+    /// thread of its own) when fills or commands wait for it.
+    pub strategy_wake: tokio::sync::Notify,
     /// Wakes the gateway's runtime when orders were written (it awaits this on a shared core).
     pub gateway_wake: tokio::sync::Notify,
     /// The gateway busy-polls: nobody needs to wake it.
@@ -63,6 +66,7 @@ impl Flags {
             fatal: AtomicBool::new(false),
             strategy: OnceLock::new(),
             strategy_spins: AtomicBool::new(false),
+            strategy_wake: tokio::sync::Notify::new(),
             gateway_wake: tokio::sync::Notify::new(),
             gateway_spins: AtomicBool::new(false),
             positions: Mutex::new(None),
@@ -109,8 +113,10 @@ impl Flags {
     #[inline]
     pub fn wake_strategy(&self) {
         if !self.strategy_spins.load(Ordering::Relaxed) {
-            if let Some(t) = self.strategy.get() {
-                t.unpark();
+            match self.strategy.get() {
+                Some(t) => t.unpark(),
+                // The fused layout's strategy task (or a strategy thread not started yet).
+                None => self.strategy_wake.notify_one(),
             }
         }
     }

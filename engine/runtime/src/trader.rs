@@ -69,65 +69,217 @@ struct Counters {
     orders_ring_waits: u64,
 }
 
-/// Runs the strategy thread until `flags.stop`; then cancels every open order (waiting a
-/// bounded time for the venue to confirm) and returns.
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    mut bt: Trader,
-    mut md: Vec<Consumer>,
-    mut fills: Consumer,
-    mut orders: Producer,
+/// What one turn of the strategy loop found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Something was read or done: turn again at once.
+    Busy,
+    /// Nothing to do: the caller may spin, yield or wait for a wake-up.
+    Idle,
+    /// Stopped: the last cancels are sent and the open orders settled (or 3 s passed).
+    Done,
+}
+
+/// The orders ring as the strategy loop writes it. In the pipeline layout a full ring is
+/// waited out (the gateway thread drains it); in the fused layout the gateway runs on this
+/// very thread, between turns, so what does not fit waits in `backlog` for the next turn:
+/// an order or a cancel is never dropped, and never reordered.
+pub struct Outbox {
+    ring: Producer,
+    backlog: std::collections::VecDeque<OrderMsg>,
+    /// Spin until the ring has room (pipeline) or keep the rest for the next turn (fused).
+    wait: bool,
+}
+
+impl Outbox {
+    pub fn new(ring: Producer, fused: bool) -> Outbox {
+        Outbox {
+            ring,
+            backlog: std::collections::VecDeque::new(),
+            wait: !fused,
+        }
+    }
+
+    /// Writes one request to the orders ring, after any still waiting.
+    fn push(&mut self, msg: &OrderMsg, c: &mut Counters, flags: &Flags) {
+        let mut buf = [0u8; ORDER_BYTES];
+        let n = msg.write(&mut buf);
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(*msg);
+            return;
+        }
+        while self.ring.try_push(&buf[..n]).is_err() {
+            c.orders_ring_waits += 1;
+            flags.wake_gateway();
+            if !self.wait {
+                self.backlog.push_back(*msg);
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Moves what waited in the backlog into the ring, as far as it has room; whether any
+    /// moved.
+    fn flush(&mut self, flags: &Flags) -> bool {
+        let mut moved = false;
+        while let Some(msg) = self.backlog.front() {
+            let mut buf = [0u8; ORDER_BYTES];
+            let n = msg.write(&mut buf);
+            if self.ring.try_push(&buf[..n]).is_err() {
+                break;
+            }
+            self.backlog.pop_front();
+            moved = true;
+        }
+        if moved {
+            flags.wake_gateway();
+        }
+        moved
+    }
+}
+
+/// The strategy loop: the driver (`Trader`) with its rings, commands and timers. The
+/// pipeline layout turns it on its own thread ([`run`]); the fused layout turns it on the
+/// one hot thread, inline after every market event a feed delivers and as a task of that
+/// thread's runtime for fills, commands and timers ([`run_task`]).
+pub struct StrategyLoop {
+    bt: Trader,
+    md: Vec<Consumer>,
+    fills: Consumer,
+    out: Outbox,
     commands: Receiver<(Command, Sender<Reply>)>,
     flags: Arc<Flags>,
     hk: HkSender,
-    spin: Spin,
     marks: Arc<crate::fees::FeeMarks>,
-    log: Option<DecisionTap>,
-) {
-    // Orders wait for the gateway to reconcile with the venues.
-    while !flags.gateway_ready.load(Ordering::Acquire) && !flags.stopping() {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    // Fault injection for tests: the strategy thread stalls once, so its ring fills up: at
-    // once, or RT_ENGINE_FAULT_STRATEGY_STALL_AFTER_MS after it began trading (checked with
-    // the once-a-second latency report, off the per-message path).
-    let env_ms = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let mut stall = env_ms("RT_ENGINE_FAULT_STRATEGY_STALL_MS").map(|ms| {
-        let after = env_ms("RT_ENGINE_FAULT_STRATEGY_STALL_AFTER_MS").unwrap_or(0);
-        (now_ns() + i64::try_from(after).unwrap_or(0) * 1_000_000, ms)
-    });
-    let stall_now = |ms: u64| {
-        let _ = hk.send(Hk::Log(format!(
-            "strategy: stalling {ms} ms (fault injection)"
-        )));
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    };
-    if let Some((at, ms)) = stall {
-        if at <= now_ns() {
-            stall_now(ms);
-            stall = None;
+    log: Log,
+    /// Fault injection for tests (see [`StrategyLoop::start`]).
+    stall: Option<(Nanos, u64)>,
+    started: bool,
+    /// Stopped: further turns do nothing.
+    done: bool,
+    asm: Vec<Assembler>,
+    requests: Vec<VenueRequest>,
+    events: Vec<TraderEvent>,
+    stages: Stages,
+    c: Counters,
+    next_view: Nanos,
+    next_latency: Nanos,
+    next_resync_check: Nanos,
+    stop_deadline: Option<Nanos>,
+}
+
+/// Stalls the calling thread once (fault injection).
+fn stall_now(hk: &HkSender, ms: u64) {
+    let _ = hk.send(Hk::Log(format!(
+        "strategy: stalling {ms} ms (fault injection)"
+    )));
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+impl StrategyLoop {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        bt: Trader,
+        md: Vec<Consumer>,
+        fills: Consumer,
+        out: Outbox,
+        commands: Receiver<(Command, Sender<Reply>)>,
+        flags: Arc<Flags>,
+        hk: HkSender,
+        marks: Arc<crate::fees::FeeMarks>,
+        log: Option<DecisionTap>,
+    ) -> StrategyLoop {
+        let asm = md.iter().map(|_| Assembler::new()).collect();
+        StrategyLoop {
+            bt,
+            md,
+            fills,
+            out,
+            commands,
+            flags,
+            hk,
+            marks,
+            log: Log(log),
+            stall: None,
+            started: false,
+            done: false,
+            asm,
+            requests: Vec::with_capacity(64),
+            events: Vec::with_capacity(64),
+            stages: Stages::new(),
+            c: Counters::default(),
+            next_view: 0,
+            next_latency: now_ns() + 1_000_000_000,
+            next_resync_check: 0,
+            stop_deadline: None,
         }
     }
-    let log = Log(log);
-    log.push(now_ns(), || Entry::Start {
-        next_order_id: bt.next_order_id(),
-        restored_fills: log.0.as_ref().map_or(0, |t| t.restored_fills),
-        paused: bt.is_paused(),
-        risk: bt.risk_state(),
-    });
-    let mut asm: Vec<Assembler> = md.iter().map(|_| Assembler::new()).collect();
-    let mut requests: Vec<VenueRequest> = Vec::with_capacity(64);
-    let mut events: Vec<TraderEvent> = Vec::with_capacity(64);
-    let mut stages = Stages::new();
-    let mut c = Counters::default();
-    let mut idle: u32 = 0;
-    let mut next_view = 0;
-    let mut next_latency = now_ns() + 1_000_000_000;
-    let mut next_resync_check = 0;
-    let mut stop_deadline: Option<Nanos> = None;
 
-    loop {
-        let mut busy = false;
+    /// Trading begins once the gateway reconciled with the venues (or the engine stops).
+    fn start(&mut self) {
+        // Fault injection for tests: the strategy thread stalls once, so its ring fills up: at
+        // once, or RT_ENGINE_FAULT_STRATEGY_STALL_AFTER_MS after it began trading (checked
+        // with the once-a-second latency report, off the per-message path).
+        let env_ms = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        self.stall = env_ms("RT_ENGINE_FAULT_STRATEGY_STALL_MS").map(|ms| {
+            let after = env_ms("RT_ENGINE_FAULT_STRATEGY_STALL_AFTER_MS").unwrap_or(0);
+            (now_ns() + i64::try_from(after).unwrap_or(0) * 1_000_000, ms)
+        });
+        if let Some((at, ms)) = self.stall {
+            if at <= now_ns() {
+                stall_now(&self.hk, ms);
+                self.stall = None;
+            }
+        }
+        let bt = &self.bt;
+        let restored_fills = self.log.0.as_ref().map_or(0, |t| t.restored_fills);
+        self.log.push(now_ns(), || Entry::Start {
+            next_order_id: bt.next_order_id(),
+            restored_fills,
+            paused: bt.is_paused(),
+            risk: bt.risk_state(),
+        });
+        self.started = true;
+    }
+
+    /// One turn: the market data waiting in every feed's ring (at most 256 messages a ring),
+    /// the fills, one command, the timers, the stop; then what is left of the orders backlog.
+    pub fn turn(&mut self) -> Turn {
+        if self.done {
+            return Turn::Done;
+        }
+        if !self.started {
+            // Orders wait for the gateway to reconcile with the venues.
+            if !self.flags.gateway_ready.load(Ordering::Acquire) && !self.flags.stopping() {
+                return Turn::Idle;
+            }
+            self.start();
+        }
+        let StrategyLoop {
+            bt,
+            md,
+            fills,
+            out,
+            commands,
+            flags,
+            hk,
+            marks,
+            log,
+            stall,
+            asm,
+            requests,
+            events,
+            stages,
+            c,
+            next_view,
+            next_latency,
+            next_resync_check,
+            stop_deadline,
+            done,
+            ..
+        } = self;
+        let mut busy = out.flush(flags);
         for (x, ring) in md.iter_mut().enumerate() {
             // Bounded per turn so fills and commands are never starved by a burst.
             for _ in 0..256 {
@@ -186,19 +338,10 @@ pub fn run(
                         if bt.has_requests() {
                             let decided = now_ns();
                             stages.record(Stage::BookStrategyRisk, decided - t_pop);
-                            send(
-                                &mut bt,
-                                &mut requests,
-                                &mut orders,
-                                frame_ns,
-                                decided,
-                                &mut c,
-                                &flags,
-                                &log,
-                            );
+                            send(bt, requests, out, frame_ns, decided, c, flags, log);
                         }
                         if is_snapshot {
-                            next_resync_check = now_ns() + 200_000_000;
+                            *next_resync_check = now_ns() + 200_000_000;
                         }
                     }
                 }
@@ -218,16 +361,7 @@ pub fn run(
                     });
                     bt.on_exec_charged(now, e.exec, e.base_commission);
                     if bt.has_requests() {
-                        send(
-                            &mut bt,
-                            &mut requests,
-                            &mut orders,
-                            NO_TICK,
-                            now_ns(),
-                            &mut c,
-                            &flags,
-                            &log,
-                        );
+                        send(bt, requests, out, NO_TICK, now_ns(), c, flags, log);
                     }
                 }
                 Pop::Message(None) => c.malformed_slots += 1,
@@ -235,7 +369,7 @@ pub fn run(
                 Pop::Empty => break,
             }
         }
-        publish(&mut bt, &mut events, &hk);
+        publish(bt, events, hk);
 
         let now = now_ns();
         if let Ok((cmd, reply)) = commands.try_recv() {
@@ -243,33 +377,24 @@ pub fn run(
             if let Command::Halt { detail, .. } = &cmd {
                 let _ = hk.send(Hk::RiskDetail(detail.clone()));
             }
-            let answer = command(&mut bt, &cmd);
+            let answer = command(bt, &cmd);
             if answer.is_ok() {
-                if let Some(applied) = applied(&bt, &cmd) {
+                if let Some(applied) = applied(bt, &cmd) {
                     log.push(now_ns(), || Entry::Cmd(applied));
                 }
             }
             if matches!(cmd, Command::Kill | Command::Flatten | Command::Pause) {
-                cancel_everything_at_venues(&bt, &mut orders, &mut c, &flags, &log);
+                cancel_everything_at_venues(bt, out, c, flags, log);
             }
             if bt.has_requests() {
-                send(
-                    &mut bt,
-                    &mut requests,
-                    &mut orders,
-                    NO_TICK,
-                    now_ns(),
-                    &mut c,
-                    &flags,
-                    &log,
-                );
+                send(bt, requests, out, NO_TICK, now_ns(), c, flags, log);
             }
-            publish(&mut bt, &mut events, &hk);
-            let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
+            publish(bt, events, hk);
+            let _ = hk.send(Hk::View(Box::new(view(bt, c))));
             let _ = reply.send(answer);
         }
-        if now >= next_view {
-            next_view = now + 250_000_000;
+        if now >= *next_view {
+            *next_view = now + 250_000_000;
             // Commission assets' mids for the gateway (a BNB fee's value).
             for (k, instrument) in marks.books() {
                 if let Some(b) = bt.book(instrument) {
@@ -303,24 +428,15 @@ pub fn run(
             log.push(now, || Entry::Timer);
             bt.advance(now);
             if bt.has_requests() {
-                send(
-                    &mut bt,
-                    &mut requests,
-                    &mut orders,
-                    NO_TICK,
-                    now_ns(),
-                    &mut c,
-                    &flags,
-                    &log,
-                );
+                send(bt, requests, out, NO_TICK, now_ns(), c, flags, log);
             }
-            let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
-            flags.publish_positions(positions(&bt));
+            let _ = hk.send(Hk::View(Box::new(view(bt, c))));
+            flags.publish_positions(positions(bt));
         }
-        if next_resync_check != 0 && now >= next_resync_check {
-            next_resync_check = 0;
+        if *next_resync_check != 0 && now >= *next_resync_check {
+            *next_resync_check = 0;
             // A snapshot that could not bridge the buffered diffs: ask for a newer one.
-            for (x, _) in md.iter().enumerate() {
+            for x in 0..md.len() {
                 let unsynced = bt
                     .instruments()
                     .iter()
@@ -331,42 +447,33 @@ pub fn run(
                 }
             }
         }
-        if now >= next_latency {
-            next_latency = now + 1_000_000_000;
+        if now >= *next_latency {
+            *next_latency = now + 1_000_000_000;
             let _ = hk.send(Hk::Latency(Box::new(stages.take())));
-            if let Some((at, ms)) = stall {
+            if let Some((at, ms)) = *stall {
                 if now >= at {
-                    stall_now(ms);
-                    stall = None;
+                    stall_now(hk, ms);
+                    *stall = None;
                 }
             }
         }
 
         if flags.stopping() {
-            match stop_deadline {
+            match *stop_deadline {
                 None => {
                     // Stop quoting and cancel everything; wait (bounded) for the venue.
-                    stop_deadline = Some(now + 3_000_000_000);
+                    *stop_deadline = Some(now + 3_000_000_000);
                     log.push(now, || Entry::Cmd(flightlog::Command::Stop));
                     bt.set_paused(true);
-                    cancel_everything_at_venues(&bt, &mut orders, &mut c, &flags, &log);
+                    cancel_everything_at_venues(bt, out, c, flags, log);
                     if bt.has_requests() {
-                        send(
-                            &mut bt,
-                            &mut requests,
-                            &mut orders,
-                            NO_TICK,
-                            now_ns(),
-                            &mut c,
-                            &flags,
-                            &log,
-                        );
+                        send(bt, requests, out, NO_TICK, now_ns(), c, flags, log);
                     }
                 }
                 Some(deadline) => {
                     if bt.open_orders().next().is_none() || now >= deadline {
-                        publish(&mut bt, &mut events, &hk);
-                        let _ = hk.send(Hk::View(Box::new(view(&bt, &c))));
+                        publish(bt, events, hk);
+                        let _ = hk.send(Hk::View(Box::new(view(bt, c))));
                         let _ = hk.send(Hk::Latency(Box::new(stages.take())));
                         let left = bt.open_orders().count();
                         if left > 0 {
@@ -375,16 +482,57 @@ pub fn run(
                             )));
                         }
                         flags.trader_done.store(true, Ordering::Release);
-                        return;
+                        *done = true;
+                        return Turn::Done;
                     }
                 }
             }
         }
         if busy {
-            idle = 0;
+            Turn::Busy
         } else {
-            idle = idle.saturating_add(1);
-            spin.idle(idle);
+            Turn::Idle
+        }
+    }
+}
+
+/// Runs the strategy loop on its own thread until `flags.stop`; then cancels every open order
+/// (waiting a bounded time for the venue to confirm) and returns.
+pub fn run(mut strategy: StrategyLoop, spin: Spin) {
+    let mut idle: u32 = 0;
+    loop {
+        match strategy.turn() {
+            Turn::Done => return,
+            Turn::Busy => idle = 0,
+            Turn::Idle => {
+                idle = idle.saturating_add(1);
+                spin.idle(idle);
+            }
+        }
+    }
+}
+
+/// The fused layout's strategy task, on the one hot thread's runtime: turns the loop for what
+/// does not come with a market event (fills, commands, timers, the stop; the feeds turn it
+/// inline after each event) and yields between turns so the feeds and the gateway run.
+pub async fn run_task(
+    strategy: std::rc::Rc<std::cell::RefCell<StrategyLoop>>,
+    flags: Arc<Flags>,
+    spin: Spin,
+) {
+    let mut idle: u32 = 0;
+    loop {
+        let turn = strategy.borrow_mut().turn();
+        match turn {
+            Turn::Done => return,
+            Turn::Busy => {
+                idle = 0;
+                tokio::task::yield_now().await;
+            }
+            Turn::Idle => {
+                idle = idle.saturating_add(1);
+                spin.idle_async(idle, &flags.strategy_wake).await;
+            }
         }
     }
 }
@@ -393,7 +541,7 @@ pub fn run(
 /// round trip, orders the engine may not know about included).
 fn cancel_everything_at_venues(
     bt: &Trader,
-    orders: &mut Producer,
+    out: &mut Outbox,
     c: &mut Counters,
     flags: &Flags,
     log: &Log,
@@ -421,7 +569,7 @@ fn cancel_everything_at_venues(
             exchange: msg.exchange,
             instrument: i.id,
         });
-        push_order(orders, &msg, c, flags);
+        out.push(&msg, c, flags);
         c.cancels_out += 1;
     }
     flags.wake_gateway();
@@ -435,25 +583,13 @@ fn publish(bt: &mut Trader, events: &mut Vec<TraderEvent>, hk: &HkSender) {
     }
 }
 
-/// Writes one request to the orders ring. A full ring is waited out (the gateway drains it
-/// continuously): an order or a cancel is never dropped.
-fn push_order(orders: &mut Producer, msg: &OrderMsg, c: &mut Counters, flags: &Flags) {
-    let mut buf = [0u8; ORDER_BYTES];
-    let n = msg.write(&mut buf);
-    while orders.try_push(&buf[..n]).is_err() {
-        c.orders_ring_waits += 1;
-        flags.wake_gateway();
-        std::hint::spin_loop();
-    }
-}
-
 /// Writes the driver's requests to the orders ring. A full orders ring is waited out: an
 /// order or a cancel is never dropped (the gateway drains it continuously).
 #[allow(clippy::too_many_arguments)]
 fn send(
     bt: &mut Trader,
     requests: &mut Vec<VenueRequest>,
-    orders: &mut Producer,
+    out: &mut Outbox,
     frame_ns: Nanos,
     decided_ns: Nanos,
     c: &mut Counters,
@@ -538,7 +674,7 @@ fn send(
                 }
             }
         };
-        push_order(orders, &msg, c, flags);
+        out.push(&msg, c, flags);
     }
     flags.wake_gateway();
 }
