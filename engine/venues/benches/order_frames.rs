@@ -6,6 +6,8 @@
 //! 2. **WebSocket API** (`WsApiOrders::place`, what it sends with `order_entry: websocket`): the
 //!    `order.place` frame written into one reused buffer, the HMAC's key schedule (and the
 //!    payload's constant `apiKey=<key>&` head) computed once and cloned per order.
+//! 3. Both signed with an Ed25519 key (base64 signatures), and the WebSocket API frame on a
+//!    connection logged on with `session.logon`: no `apiKey`, no signature.
 //!
 //! Each sample is one order (a LIMIT buy with a 20-character client id, prices moving by a
 //! tick); p50/p99 over 200,000 orders after 20,000 warm-up ones, plain `std::time::Instant`.
@@ -17,12 +19,12 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use rt_core::{OrderKind, Price, Qty, Side};
-use rt_venues::binance::signing::{KeyType, Signer};
+use rt_venues::binance::signing::{KeyType, Signer, RFC8032_PEM};
 use rt_venues::binance::ws_api::WsApiOrders;
 use rt_venues::binance::SpotExecution;
 use rt_venues::binance_orders::StpMode;
 use rt_venues::execution::{
-    Credentials, ExecutionClient, FrameOrderEntry, NewOrderSpec, PositionSide,
+    Credentials, ExecutionClient, FrameAnswer, FrameOrderEntry, NewOrderSpec, PositionSide,
 };
 
 const WARM: usize = 20_000;
@@ -45,50 +47,97 @@ fn report(name: &str, mut ns: Vec<u64>) {
     ns.sort_unstable();
     let at = |q: f64| ns[((ns.len() as f64 * q) as usize).min(ns.len() - 1)];
     println!(
-        "{name:<28} p50 {:>6} ns   p99 {:>6} ns   ({} orders)",
+        "{name:<30} p50 {:>6} ns   p99 {:>6} ns   ({} orders)",
         at(0.50),
         at(0.99),
         ns.len()
     );
 }
 
-fn main() {
-    // A made-up 64-character key and secret (the shape of Binance's), never a real one.
+/// A made-up 64-character key (the shape of Binance's) with a made-up HMAC secret, or RFC
+/// 8032's published Ed25519 test key: never a real one.
+fn signer(key_type: KeyType) -> Signer {
     let creds = Credentials {
         key: "k".repeat(64),
-        secret: "s".repeat(64),
+        secret: match key_type {
+            KeyType::Hmac => "s".repeat(64),
+            KeyType::Ed25519 => RFC8032_PEM.to_owned(),
+        },
         passphrase: None,
-        key_type: KeyType::Hmac,
+        key_type,
     };
-    let creds = Signer::new(&creds).unwrap();
-    let client_ids: Vec<String> = (0..1000).map(|i| format!("rt0-9f3a-{i:011}")).collect();
-    let rest = SpotExecution::new(Some(creds.clone()), Some(StpMode::ExpireMaker));
-    let mut ws = WsApiOrders::new(Some(&creds), Some(StpMode::ExpireMaker));
-    let mut frame = String::with_capacity(512);
-    let now = 1_765_000_000_000u64;
+    Signer::new(&creds).unwrap()
+}
 
-    let mut rest_ns = Vec::with_capacity(SAMPLES);
-    let mut ws_ns = Vec::with_capacity(SAMPLES);
-    for i in 0..WARM + SAMPLES {
-        let id = &client_ids[i % client_ids.len()];
-        let order = spec(i, id);
-        let t = Instant::now();
-        let request = rest.new_order(black_box(&order), now + i as u64).unwrap();
-        let rest_took = t.elapsed();
-        black_box(&request);
-        drop(request);
-        let t = Instant::now();
-        ws.place(&mut frame, i as u64, black_box(&order), now + i as u64)
-            .unwrap();
-        let ws_took = t.elapsed();
-        black_box(&frame);
-        if i >= WARM {
-            rest_ns.push(rest_took.as_nanos() as u64);
-            ws_ns.push(ws_took.as_nanos() as u64);
+/// One way of building an order for the wire.
+enum Build {
+    Rest(SpotExecution),
+    Ws(Box<WsApiOrders>),
+}
+
+fn main() {
+    let client_ids: Vec<String> = (0..1000).map(|i| format!("rt0-9f3a-{i:011}")).collect();
+    let stp = Some(StpMode::ExpireMaker);
+    let mut logged_on = WsApiOrders::new(Some(&signer(KeyType::Ed25519)), stp);
+    let mut frame = String::with_capacity(512);
+    assert!(logged_on.logon(&mut frame, 0, 1));
+    let accepted = FrameAnswer {
+        id: Some(0),
+        status: 200,
+        body: "{}".to_owned(),
+        seen: Default::default(),
+    };
+    logged_on.logged_on(&accepted).unwrap();
+    let mut builds = [
+        (
+            "REST query + HMAC",
+            Build::Rest(SpotExecution::new(Some(signer(KeyType::Hmac)), stp)),
+        ),
+        (
+            "WebSocket API frame + HMAC",
+            Build::Ws(Box::new(WsApiOrders::new(
+                Some(&signer(KeyType::Hmac)),
+                stp,
+            ))),
+        ),
+        (
+            "REST query + Ed25519",
+            Build::Rest(SpotExecution::new(Some(signer(KeyType::Ed25519)), stp)),
+        ),
+        (
+            "WebSocket API frame + Ed25519",
+            Build::Ws(Box::new(WsApiOrders::new(
+                Some(&signer(KeyType::Ed25519)),
+                stp,
+            ))),
+        ),
+        ("WebSocket API, logged on", Build::Ws(Box::new(logged_on))),
+    ];
+    let now = 1_765_000_000_000u64;
+    println!("one Binance Spot order, built (and signed) for the wire:");
+    for (name, build) in &mut builds {
+        let mut ns = Vec::with_capacity(SAMPLES);
+        for i in 0..WARM + SAMPLES {
+            let id = &client_ids[i % client_ids.len()];
+            let order = spec(i, id);
+            let t = Instant::now();
+            match build {
+                Build::Rest(rest) => {
+                    let request = rest.new_order(black_box(&order), now + i as u64).unwrap();
+                    black_box(&request);
+                }
+                Build::Ws(ws) => {
+                    ws.place(&mut frame, i as u64, black_box(&order), now + i as u64)
+                        .unwrap();
+                    black_box(&frame);
+                }
+            }
+            let took = t.elapsed();
+            if i >= WARM {
+                ns.push(took.as_nanos() as u64);
+            }
         }
+        report(name, ns);
     }
-    println!("one signed Binance Spot order, built for the wire:");
-    report("REST query + signature", rest_ns);
-    report("WebSocket API frame", ws_ns);
     println!("frame: {} bytes: {frame}", frame.len());
 }

@@ -11,6 +11,10 @@
 //! frames that produced at least one new order; p50/p99 over all of them, several passes.
 //! Goal (DESIGN.md section 5): p50 <= 5 us, p99 <= 20 us.
 //!
+//! The same market maker is measured twice more, the orders built differently: REST queries
+//! signed with an Ed25519 key (RFC 8032's test key), and WebSocket API `order.place` frames on
+//! a connection logged on with `session.logon` (no signature per order; one reused buffer).
+//!
 //! With `ORT_DYLIB_PATH` set, the same is measured for the model strategy (the shipped
 //! models/direction_lgbm through rt-model: features, one ONNX inference per decision, IOC
 //! orders, cooldown 0) and printed beside it.
