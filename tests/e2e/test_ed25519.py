@@ -65,6 +65,14 @@ def test_an_ed25519_key_logs_on_once_and_orders_go_unsigned(tmp_path: Path) -> N
         assert status["ws_api_logons"] == 1, status
         assert status["ws_api_signed"] == 0, status
         assert "session logged on (orders unsigned)" in engine.text()
+        # A new connection logs on again before its first order (REST meanwhile).
+        env.fault("kind=drop_ws_api")
+        wait_for(lambda: "WebSocket API connection lost" in engine.text(), 10, "the loss")
+        env.fault("kind=clear")
+        wait_for(lambda: sim_status(env)["ws_api_logons"] == 2, 30, "the second logon")
+        unsigned = sim_status(env)["ws_api_unsigned"]
+        wait_for(lambda: sim_status(env)["ws_api_unsigned"] > unsigned, 60, "unsigned orders again")
+        assert sim_status(env)["ws_api_signed"] == 0
         assert env.stop("engine") == 0
         pem = key_file.read_text()
         body = pem.splitlines()[1]
