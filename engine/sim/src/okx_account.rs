@@ -16,6 +16,12 @@
 //!   (`|pos| x ctVal x ctMult / mark` coins for an inverse contract, `x mark` for a linear
 //!   one), as a bill (type `8`, subtype `173` paid or `174` received, `pnl` = `balChg`) and a
 //!   `balance_and_position` push with `eventType` `funding_fee`.
+//! - a futures contract's delivery: at its expiry (the listing's `expiry_ms`, the wall clock)
+//!   its open position is closed at the book's mid (the sim's mark), without a fill, pushed on
+//!   `balance_and_position` with `eventType` `delivered` (the position now `0`), and listed by
+//!   `GET /api/v5/public/delivery-exercise-history?instType=FUTURES&instFamily=F` as OKX lists
+//!   it (`{ts, details: [{type: "delivery", insId, px}]}`, newest first). From then on orders
+//!   on it are refused (`51027` contract expired, `okx_orders`).
 
 use std::collections::HashMap;
 
@@ -55,6 +61,8 @@ pub struct Listed {
     pub inst_id: String,
     pub terms: ContractValue,
     pub settle: String,
+    /// A futures contract's expiry (ms since the epoch).
+    pub expiry_ms: Option<u64>,
 }
 
 /// The account's derivatives.
@@ -70,6 +78,10 @@ pub struct OkxAccount {
     pub hedge_mode: bool,
     /// Funding payments made (`/sim/okx/status`).
     pub funding_payments: u64,
+    /// Futures deliveries made, oldest first (the delivery history's rows), and the contracts
+    /// delivered.
+    deliveries: Vec<Value>,
+    delivered: Vec<String>,
 }
 
 /// The leverage of a position never set: OKX's default for a new account's swaps.
@@ -90,6 +102,75 @@ impl OkxAccount {
 
     fn by_inst(&self, inst_id: &str) -> Option<&Listed> {
         self.contracts.iter().find(|c| c.inst_id == inst_id)
+    }
+
+    /// Whether `name` is a futures contract whose expiry `now_ms` has reached.
+    pub fn expired(&self, name: &str, now_ms: u64) -> bool {
+        self.listed(name)
+            .and_then(|c| c.expiry_ms)
+            .is_some_and(|e| now_ms >= e)
+    }
+
+    /// The contracts whose expiry `now_ms` has reached and that are not delivered yet.
+    pub fn due(&self, now_ms: u64) -> Vec<String> {
+        self.contracts
+            .iter()
+            .filter(|c| {
+                c.expiry_ms.is_some_and(|e| now_ms >= e) && !self.delivered.contains(&c.name)
+            })
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// Delivers the expired contract `name` at `price` (the sim's mark at expiry): its open
+    /// position is closed there without a fill, the delivery is listed in the history, and
+    /// the `balance_and_position` push (`eventType` `delivered`) is returned when a position
+    /// was open. Once a contract.
+    pub fn deliver(&mut self, name: &str, price: Price, now_ms: u64) -> Option<String> {
+        let c = self.listed(name)?.clone();
+        if self.delivered.contains(&c.name) {
+            return None;
+        }
+        self.delivered.push(c.name.clone());
+        self.deliveries.push(json!({
+            "ts": now_ms.to_string(),
+            "details": [{"type": "delivery", "insId": c.inst_id, "px": format_decimal(price.0)}],
+        }));
+        let h = self.held.get_mut(&c.name).filter(|h| h.qty != 0)?;
+        h.qty = 0;
+        h.value = 0;
+        let h = h.clone();
+        Some(
+            json!({
+                "arg": {"channel": "balance_and_position", "uid": "1"},
+                "data": [{
+                    "pTime": now_ms.to_string(),
+                    "eventType": "delivered",
+                    "balData": [{"ccy": c.settle, "cashBal": "", "uTime": now_ms.to_string()}],
+                    "posData": [self.position_json(&c, &h, Some(price), now_ms)],
+                    "trades": [],
+                }],
+            })
+            .to_string(),
+        )
+    }
+
+    /// `GET /api/v5/public/delivery-exercise-history` of a family (`BTC-USD`): its
+    /// contracts' deliveries, newest first.
+    pub fn delivery_history(&self, family: &str) -> Vec<Value> {
+        let prefix = format!("{family}-");
+        self.deliveries
+            .iter()
+            .rev()
+            .filter(|row| {
+                row["details"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|d| d["insId"].as_str().is_some_and(|i| i.starts_with(&prefix)))
+            })
+            .cloned()
+            .collect()
     }
 
     /// The net position of a contract (0 for an unknown one).
@@ -189,7 +270,7 @@ impl OkxAccount {
     /// One open position as OKX lists it, marked at `mark`.
     fn position_json(&self, c: &Listed, h: &Held, mark: Option<Price>, now_ms: u64) -> Value {
         json!({
-            "instType": "SWAP",
+            "instType": rt_venues::okx::execution::inst_type(&c.inst_id),
             "instId": c.inst_id,
             "mgnMode": h.mode(),
             "posSide": "net",
@@ -311,7 +392,37 @@ mod tests {
             inst_id: "UNI-USD-SWAP".into(),
             terms: UNI,
             settle: "UNI".into(),
+            expiry_ms: None,
         }])
+    }
+
+    #[test]
+    fn a_future_is_delivered_once_at_its_expiry_and_listed_in_the_history() {
+        let mut a = OkxAccount::new(vec![Listed {
+            name: "UNIUSD261206".into(),
+            inst_id: "UNI-USD-261206".into(),
+            terms: UNI,
+            settle: "UNI".into(),
+            expiry_ms: Some(1_000),
+        }]);
+        a.on_fill("UNIUSD261206", Side::Sell, Price(5 * SCALE), 2 * SCALE);
+        assert!(a.due(999).is_empty() && !a.expired("UNIUSD261206", 999));
+        assert_eq!(a.due(1_000), ["UNIUSD261206"]);
+        assert!(a.expired("UNIUSD261206", 1_000));
+        let push = a.deliver("UNIUSD261206", Price(4 * SCALE), 1_000).unwrap();
+        assert!(push.contains("\"eventType\":\"delivered\""), "{push}");
+        assert!(push.contains("\"instType\":\"FUTURES\""), "{push}");
+        assert!(push.contains("\"pos\":\"0\""), "{push}");
+        assert_eq!(a.position("UNIUSD261206"), 0);
+        assert!(a.due(2_000).is_empty());
+        assert!(a.deliver("UNIUSD261206", Price(3 * SCALE), 2_000).is_none());
+        let rows = a.delivery_history("UNI-USD");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0],
+            json!({"ts": "1000", "details": [{"type": "delivery", "insId": "UNI-USD-261206", "px": "4"}]})
+        );
+        assert!(a.delivery_history("BTC-USD").is_empty());
     }
 
     #[test]

@@ -248,6 +248,7 @@ impl OkxDesk {
                     inst_id: listing.symbol.clone(),
                     terms: rt_core::ContractValue::from_manifest(inst),
                     settle: contract.settle_currency.clone(),
+                    expiry_ms: listing.expiry_ms,
                 })
             })
             .collect();
@@ -313,6 +314,33 @@ impl OkxDesk {
             true
         });
         self.publish(st);
+        self.deliver_due(st);
+    }
+
+    /// Delivers the futures whose expiry the wall clock reached (`crate::okx_account`): each
+    /// at the book's mid then (a contract without a book yet waits for one), its resting orders
+    /// cancelled, the position change pushed on `balance_and_position`.
+    fn deliver_due(&self, st: &mut DeskState) {
+        let now = wall_ms();
+        for name in st.account.due(now) {
+            let Some(mid) = st.venue.mark(&name) else {
+                continue;
+            };
+            let ts = wall_ns().max(st.last_ns);
+            st.last_ns = ts;
+            let cancel = rt_venues::binance_orders::CancelOpenOrders {
+                symbol: name.clone(),
+                timing: Timing::new(now),
+            };
+            // None resting: nothing to cancel.
+            let _ = st.venue.cancel_all(ts, &cancel, &mut st.reports);
+            self.publish(st);
+            if let Some(push) = st.account.deliver(&name, mid, now) {
+                let _ = self
+                    .tx
+                    .send((Channel::BalanceAndPosition, Utf8Bytes::from(push)));
+            }
+        }
     }
 
     /// Pushes the matcher's reports on the `orders` channel (drained).
@@ -419,15 +447,32 @@ impl OkxDesk {
         } else {
             format!("{path}?{query}")
         };
-        if let Err(refusal) = self.authorize(method, &full, body, header) {
-            return refusal;
-        }
         let params: HashMap<&str, &str> = query
             .split('&')
             .filter_map(|kv| kv.split_once('='))
             .collect();
         use rt_venues::okx::account as oa;
         use rt_venues::okx::execution as ox;
+        {
+            let mut st = self.lock();
+            self.deliver_due(&mut st);
+        }
+        // Public: unsigned.
+        if method == "GET" && path == oa::DELIVERY_PATH {
+            return match (
+                params.get("instType"),
+                params.get("instFamily").or(params.get("uly")),
+            ) {
+                (Some(&"FUTURES"), Some(family)) => (
+                    200,
+                    answer(0, "", self.lock().account.delivery_history(family)),
+                ),
+                _ => refused(51000, "Parameter instType or instFamily error"),
+            };
+        }
+        if let Err(refusal) = self.authorize(method, &full, body, header) {
+            return refusal;
+        }
         if !(method == "POST" && path == ox::ORDER_PATH) {
             let mut st = self.lock();
             let t = &mut st.throttled;
@@ -703,6 +748,10 @@ impl OkxDesk {
             Err(answer) => return answer,
         };
         let refuse = |code: i64, msg: &str| (200, order_answer(0, &cl, code, msg));
+        // A delivered future takes no order (OKX: 51027 "Contract expired").
+        if self.lock().account.expired(&symbol, wall_ms()) {
+            return refuse(51027, "Contract expired.");
+        }
         // Spot trades in cash; a swap or futures on margin (the sim keeps no margin account:
         // cross and isolated trade alike).
         let derivative = rt_venues::okx::execution::inst_type(text(&v, "instId")) != "SPOT";

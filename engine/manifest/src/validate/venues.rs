@@ -14,11 +14,11 @@
 //! - a market maker amending its quotes (`requote: amend`) anywhere but OKX, the one venue
 //!   whose orders the engine amends (Binance Spot cannot change an order's price in place):
 //!   `strategy.amend`;
-//! - a futures contract (delivery at expiry is not handled): `strategy.instrument_type`;
 //! - a linear contract whose value at a price (tick x contract value x multiplier) needs more
 //!   than 8 decimals cannot be kept exactly by positions and P&L: `strategy.instrument_type`
 //!   (contracts are valued by `rt_core::ContractValue`: linear and inverse swaps and futures
-//!   are traded, sized in contracts);
+//!   are traded, sized in contracts; a future's expiry, `instrument.expiry`, stops its orders
+//!   before it and its delivery is booked, `rt_core::Trader::book_delivery`);
 //! - an inverse contract in an asset's limit (`risk.assets`): `risk.asset_instrument`.
 //!
 //! Comparing the instruments with the venue's metadata file itself reads that file: the
@@ -336,23 +336,6 @@ impl Checker {
             let Some(inst) = exchange.instruments.get(symbol) else {
                 continue;
             };
-            if inst
-                .listing
-                .as_ref()
-                .is_some_and(|l| l.kind == InstrumentType::Futures)
-            {
-                self.fail(
-                    "strategy.instrument_type",
-                    format_args!("strategies.{name}.instruments[{i}]"),
-                    format_args!(
-                        "{symbol} is a futures contract: its delivery at expiry (the position \
-                         settled at the delivery price, no fill of ours) is not handled by this \
-                         version, so the engine would keep a position the venue closed; trade \
-                         the perpetual swap"
-                    ),
-                );
-                continue;
-            }
             let Some(contract) = inst.listing.as_ref().and_then(|l| l.contract.as_ref()) else {
                 continue;
             };
@@ -797,7 +780,7 @@ mod tests {
     }
 
     #[test]
-    fn a_futures_contract_is_refused_for_its_delivery() {
+    fn a_futures_contract_is_traded_like_a_swap() {
         let mut v = with_okx();
         let inst = &mut v["exchanges"]["okx"]["instruments"]["UNIUSDSWAP"];
         inst["listing"]["symbol"] = json!("UNI-USD-250328");
@@ -811,13 +794,24 @@ mod tests {
             .remove("UNIUSDSWAP");
         v["strategies"]["mm_btcusdt_spot"]["exchange"] = json!("okx");
         v["strategies"]["mm_btcusdt_spot"]["instruments"] = json!(["UNIUSD250328"]);
-        let manifest: Manifest = serde_json::from_value(v).unwrap();
-        let found: Vec<_> = validate(&manifest)
-            .into_iter()
-            .filter(|x| x.rule == "strategy.instrument_type")
-            .collect();
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].message.contains("delivery at expiry"));
+        // Its expiry stops its orders and its delivery is booked: no refusal.
+        let rules: Vec<_> = found(v.clone()).into_iter().map(|(_, r)| r).collect();
+        assert!(
+            !rules.contains(&"strategy.instrument_type") && !rules.contains(&"instrument.expiry"),
+            "{rules:?}"
+        );
+        // Without the expiry it is refused.
+        v["exchanges"]["okx"]["instruments"]["UNIUSD250328"]["listing"]
+            .as_object_mut()
+            .unwrap()
+            .remove("expiry_ms");
+        reports(
+            v,
+            &[(
+                "exchanges.okx.instruments.UNIUSD250328.listing.expiry_ms",
+                "instrument.expiry",
+            )],
+        );
     }
 
     #[test]
