@@ -24,7 +24,7 @@ use rt_venues::binance::ws_api::WsApiOrders;
 use rt_venues::binance::SpotExecution;
 use rt_venues::binance_orders::StpMode;
 use rt_venues::execution::{
-    Credentials, ExecutionClient, FrameAnswer, FrameOrderEntry, NewOrderSpec, PositionSide,
+    Credentials, ExecutionClient, FrameOrderEntry, NewOrderSpec, PositionSide,
 };
 
 const WARM: usize = 20_000;
@@ -81,12 +81,10 @@ fn main() {
     let mut logged_on = WsApiOrders::new(Some(&signer(KeyType::Ed25519)), stp);
     let mut frame = String::with_capacity(512);
     assert!(logged_on.logon(&mut frame, 0, 1));
-    let accepted = FrameAnswer {
-        id: Some(0),
-        status: 200,
-        body: "{}".to_owned(),
-        seen: Default::default(),
-    };
+    // The venue's answer, read as the gateway reads it.
+    let accepted = logged_on
+        .answer(r#"{"id":0,"status":200,"result":{}}"#, 1)
+        .unwrap();
     logged_on.logged_on(&accepted).unwrap();
     let mut builds = [
         (

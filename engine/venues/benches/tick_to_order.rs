@@ -44,7 +44,7 @@ use rt_venues::binance::signing::{KeyType, Signer, RFC8032_PEM};
 use rt_venues::binance::ws_api::WsApiOrders;
 use rt_venues::binance::SpotExecution;
 use rt_venues::execution::{
-    Credentials, ExecutionClient, FrameAnswer, FrameOrderEntry, NewOrderSpec, PositionSide,
+    Credentials, ExecutionClient, FrameOrderEntry, NewOrderSpec, PositionSide,
     VenueRequest as Signed,
 };
 use rt_venues::market::{self, MarketData};
@@ -436,12 +436,10 @@ fn logged_on_frames() -> (WsApiOrders, String) {
     let mut orders = WsApiOrders::new(Some(&signer), None);
     let mut frame = String::with_capacity(512);
     assert!(orders.logon(&mut frame, 0, 1_723_161_253_937));
-    let ok = FrameAnswer {
-        id: Some(0),
-        status: 200,
-        body: "{}".to_owned(),
-        seen: Default::default(),
-    };
+    // The venue's answer, read as the gateway reads it.
+    let ok = orders
+        .answer(r#"{"id":0,"status":200,"result":{}}"#, 1)
+        .unwrap();
     orders.logged_on(&ok).unwrap();
     (orders, frame)
 }

@@ -15,7 +15,7 @@ use rt_core::{OrderKind, Price, Qty, Side};
 use rt_venues::binance::signing::{KeyType, Signer, RFC8032_PEM};
 use rt_venues::binance::ws_api::WsApiOrders;
 use rt_venues::binance_orders::StpMode;
-use rt_venues::execution::{Credentials, FrameAnswer, FrameOrderEntry, NewOrderSpec, PositionSide};
+use rt_venues::execution::{Credentials, FrameOrderEntry, NewOrderSpec, PositionSide};
 
 struct Counting;
 
@@ -73,12 +73,10 @@ fn order_frames_do_not_allocate() {
     let mut logged_on = orders(KeyType::Ed25519);
     let mut logon = String::new();
     assert!(logged_on.logon(&mut logon, 1, 1));
-    let ok = FrameAnswer {
-        id: Some(1),
-        status: 200,
-        body: "{}".into(),
-        seen: Default::default(),
-    };
+    // The venue's answer, read as the gateway reads it.
+    let ok = logged_on
+        .answer(r#"{"id":1,"status":200,"result":{}}"#, 1)
+        .unwrap();
     logged_on.logged_on(&ok).unwrap();
     for (what, orders) in [
         ("hmac", orders(KeyType::Hmac)),
