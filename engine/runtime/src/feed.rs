@@ -165,7 +165,19 @@ pub trait Sink {
     fn on_event(&mut self, event: &MarketEvent<'_>) -> bool;
     /// The stream broke or stalled.
     fn feed_down(&mut self, local_ns: Nanos);
+    /// Orders were decided since the last call (the fused layout's inline strategy): the feed
+    /// steps aside for [`HAND_OVER_ROUNDS`] turns of its runtime so the gateway writes them
+    /// before more frames are read.
+    #[inline(always)]
+    fn orders_pending(&mut self) -> bool {
+        false
+    }
 }
+
+/// The fused layout: the runtime turns a feed steps aside for after an order was decided: the
+/// gateway's loop takes it off the orders ring, the connection's worker builds and signs it and
+/// the connection writes it (one turn each), with one to spare.
+pub const HAND_OVER_ROUNDS: usize = 4;
 
 /// The engine's sink: events into the market-data ring, state to the housekeeping thread.
 #[derive(Debug)]
@@ -249,6 +261,13 @@ impl Sink for RingSink {
         self.flags.wake_strategy();
         self.turn_inline();
         outcome != WriteOutcome::Dropped
+    }
+
+    #[inline]
+    fn orders_pending(&mut self) -> bool {
+        self.inline
+            .as_ref()
+            .is_some_and(|Inline(strategy)| strategy.borrow_mut().take_sent())
     }
 
     fn feed_down(&mut self, local_ns: Nanos) {
@@ -564,6 +583,11 @@ impl<S: Sink> Feed<S> {
                                 break;
                             }
                             _ => {}
+                        }
+                        if self.sink.orders_pending() {
+                            for _ in 0..HAND_OVER_ROUNDS {
+                                tokio::task::yield_now().await;
+                            }
                         }
                     }
                 }

@@ -89,6 +89,8 @@ pub struct Outbox {
     backlog: std::collections::VecDeque<OrderMsg>,
     /// Spin until the ring has room (pipeline) or keep the rest for the next turn (fused).
     wait: bool,
+    /// Something was written since [`Outbox::take_pushed`] last looked.
+    pushed: bool,
 }
 
 impl Outbox {
@@ -97,11 +99,18 @@ impl Outbox {
             ring,
             backlog: std::collections::VecDeque::new(),
             wait: !fused,
+            pushed: false,
         }
+    }
+
+    /// Whether a request was written (or queued) since the last call.
+    fn take_pushed(&mut self) -> bool {
+        std::mem::take(&mut self.pushed)
     }
 
     /// Writes one request to the orders ring, after any still waiting.
     fn push(&mut self, msg: &OrderMsg, c: &mut Counters, flags: &Flags) {
+        self.pushed = true;
         let mut buf = [0u8; ORDER_BYTES];
         let n = msg.write(&mut buf);
         if !self.backlog.is_empty() {
@@ -214,6 +223,11 @@ impl StrategyLoop {
             next_resync_check: 0,
             stop_deadline: None,
         }
+    }
+
+    /// Whether requests (orders, cancels, amendments) went to the gateway since the last call.
+    pub fn take_sent(&mut self) -> bool {
+        self.out.take_pushed()
     }
 
     /// Trading begins once the gateway reconciled with the venues (or the engine stops).
