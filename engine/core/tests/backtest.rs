@@ -173,6 +173,18 @@ fn ioc_buy(client_id: u64, price: &str) -> Action {
 
 const MS: i64 = 1_000_000;
 
+/// (client id, reason) of every rejection the strategy was told of, in order.
+fn rejections(log: &[Seen]) -> Vec<(u64, Option<RejectReason>)> {
+    log.iter()
+        .filter_map(|s| match s {
+            Seen::Update { update, .. } if update.status == OrderStatus::Rejected => {
+                Some((update.client_id, update.reject_reason))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn orders_reach_the_matcher_after_the_latency() {
     // 1 ms each way (and 1 ms feed): an order sent at t reaches the matcher at t + 2 ms on
@@ -390,15 +402,7 @@ fn risk_rejections_reach_the_strategy_and_are_counted() {
     );
     assert_eq!(result.orders[2].status, OrderStatus::Accepted);
     assert_eq!(result.counters.cancels_unknown, 1);
-    let rejected: Vec<_> = log
-        .iter()
-        .filter_map(|s| match s {
-            Seen::Update { update, .. } if update.status == OrderStatus::Rejected => {
-                Some((update.client_id, update.reject_reason))
-            }
-            _ => None,
-        })
-        .collect();
+    let rejected = rejections(&log);
     assert_eq!(
         rejected,
         [
@@ -953,15 +957,7 @@ fn a_future_reduces_only_before_its_expiry_and_is_delivered_at_the_mid_then() {
     assert!(bt.is_delivered(0));
     let result = bt.finish();
     let log = log.lock().unwrap().clone();
-    let rejected: Vec<_> = log
-        .iter()
-        .filter_map(|s| match s {
-            Seen::Update { update, .. } if update.status == OrderStatus::Rejected => {
-                Some((update.client_id, update.reject_reason))
-            }
-            _ => None,
-        })
-        .collect();
+    let rejected = rejections(&log);
     assert_eq!(
         rejected,
         [

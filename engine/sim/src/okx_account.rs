@@ -140,19 +140,30 @@ impl OkxAccount {
         h.qty = 0;
         h.value = 0;
         let h = h.clone();
-        Some(
-            json!({
-                "arg": {"channel": "balance_and_position", "uid": "1"},
-                "data": [{
-                    "pTime": now_ms.to_string(),
-                    "eventType": "delivered",
-                    "balData": [{"ccy": c.settle, "cashBal": "", "uTime": now_ms.to_string()}],
-                    "posData": [self.position_json(&c, &h, Some(price), now_ms)],
-                    "trades": [],
-                }],
-            })
-            .to_string(),
-        )
+        Some(self.balance_and_position(&c, &h, price, now_ms, "delivered"))
+    }
+
+    /// A `balance_and_position` push of `event` (OKX's `eventType`) on contract `c`'s
+    /// position `h` (as the positions endpoint lists it, marked at `mark`).
+    fn balance_and_position(
+        &self,
+        c: &Listed,
+        h: &Held,
+        mark: Price,
+        now_ms: u64,
+        event: &str,
+    ) -> String {
+        json!({
+            "arg": {"channel": "balance_and_position", "uid": "1"},
+            "data": [{
+                "pTime": now_ms.to_string(),
+                "eventType": event,
+                "balData": [{"ccy": c.settle, "cashBal": "", "uTime": now_ms.to_string()}],
+                "posData": [self.position_json(c, h, Some(mark), now_ms)],
+                "trades": [],
+            }],
+        })
+        .to_string()
     }
 
     /// `GET /api/v5/public/delivery-exercise-history` of a family (`BTC-USD`): its
@@ -357,20 +368,8 @@ impl OkxAccount {
                 "mgnMode": h.mode(),
                 "ts": now_ms.to_string(),
             }));
-            pushes.push(
-                json!({
-                    "arg": {"channel": "balance_and_position", "uid": "1"},
-                    "data": [{
-                        "pTime": now_ms.to_string(),
-                        "eventType": "funding_fee",
-                        "balData": [{"ccy": c.settle, "cashBal": "", "uTime": now_ms.to_string()}],
-                        // The position paid on, as the positions endpoint lists it.
-                        "posData": [self.position_json(&c, &h, Some(m), now_ms)],
-                        "trades": [],
-                    }],
-                })
-                .to_string(),
-            );
+            // The position paid on, as the positions endpoint lists it.
+            pushes.push(self.balance_and_position(&c, &h, m, now_ms, "funding_fee"));
         }
         pushes
     }
