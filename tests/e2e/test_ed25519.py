@@ -39,13 +39,19 @@ def sim_status(env: Live) -> dict[str, Any]:
         return status
 
 
-def test_an_ed25519_key_logs_on_once_and_orders_go_unsigned(tmp_path: Path) -> None:
+def ed25519_credentials(tmp_path: Path) -> tuple[Path, dict[str, str], str]:
+    """A fresh key file, the API key's environment, and the override that references both."""
     key_file = new_key(tmp_path / "ed25519.pem")
     venue = {"PYRT_E2E_API_KEY": os.urandom(16).hex()}
     credentials = (
         "exchanges.sim_binance.credentials={api_key:env:PYRT_E2E_API_KEY,"
         f"api_secret:'file:{key_file}',key_type:ed25519}}"
     )
+    return key_file, venue, credentials
+
+
+def test_an_ed25519_key_logs_on_once_and_orders_go_unsigned(tmp_path: Path) -> None:
+    key_file, venue, credentials = ed25519_credentials(tmp_path)
     with live(tmp_path, credentials, speed="8", order_entry="websocket") as env:
         creds = env.manifest["exchanges"]["sim_binance"]["credentials"]
         assert creds == {
@@ -97,3 +103,26 @@ def test_an_ed25519_key_logs_on_once_and_orders_go_unsigned(tmp_path: Path) -> N
         assert f"credentials.api_secret (file:{key_file})" in text, text
         assert "not an Ed25519 private key in PKCS#8 PEM" in text, text
         assert "not-a-key-0123456789abcdef" not in text, text
+
+
+def test_a_refused_logon_is_retried_or_stops_the_engine_by_its_cause(tmp_path: Path) -> None:
+    _, venue, credentials = ed25519_credentials(tmp_path)
+    with live(tmp_path, credentials, speed="8", order_entry="websocket") as env:
+        env.start_sim(env=venue)
+        # The venue busy for two logons: the connection is made again (REST meanwhile) and
+        # logs on at the third.
+        env.fault("kind=reject_logon&count=2&code=-1007")
+        engine = env.start_engine(env=venue)
+        wait_live(env)
+        wait_for(lambda: sim_status(env)["ws_api_logons"] == 1, 30, "the third logon")
+        assert engine.text().count("session.logon failed (status 503") == 2, engine.text()
+        wait_for(lambda: sim_status(env)["ws_api_unsigned"] > 0, 60, "an unsigned order")
+        assert engine.alive()
+        assert env.stop("engine") == 0
+
+        # The key refused at logon: every logon would be, so the engine stops, saying why.
+        env.fault("kind=reject_logon&code=-2015")
+        proc = env._spawn("engine_refused", ["run", "--manifest", str(env.manifest_path)], venue)
+        assert proc.popen.wait(60) == 2, proc.text()
+        assert "the venue refused our credentials at session.logon (-2015" in proc.text()
+        assert sim_status(env)["ws_api_logons"] == 1

@@ -54,6 +54,10 @@ pub enum Fault {
     /// `kind=reject[&count=N][&code=C]`: refuse the next `N` new orders (every new order when
     /// no count is given, until `kind=clear`) with Binance error code `C` (default -1015).
     RejectOrders { count: Option<u32>, code: i32 },
+    /// `kind=reject_logon[&count=N][&code=C]`: refuse the next `N` WebSocket API
+    /// `session.logon`s (every one when no count is given, until `kind=clear`) with Binance
+    /// error code `C` (default -2015: the key refused; -1007: the venue busy).
+    RejectLogon { count: Option<u32>, code: i32 },
     /// `kind=latency&ms=N`: from now on every order-entry request (new order, cancel) reaches
     /// the matcher `N` ms of capture time after it arrives, instead of the manifest's
     /// `sim.latency_us`, and is answered only then (a slow or congested venue), until
@@ -139,6 +143,7 @@ impl Fault {
             Fault::ListenKeyExpired => "listen_key_expired",
             Fault::Stall { .. } => "stall",
             Fault::RejectOrders { .. } => "reject",
+            Fault::RejectLogon { .. } => "reject_logon",
             Fault::Latency { .. } => "latency",
             Fault::Duplicate { .. } => "duplicate",
             Fault::Fee { .. } => "fee",
@@ -172,7 +177,7 @@ impl Fault {
             }
         }
         let kind = kind.ok_or_else(|| {
-            bad("no kind= (one of drop, drop_market, drop_user, drop_ws_api, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)".into())
+            bad("no kind= (one of drop, drop_market, drop_user, drop_ws_api, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, reject_logon, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)".into())
         })?;
         let allowed: &[&str] = match kind {
             "drop" => &["after"],
@@ -182,7 +187,7 @@ impl Fault {
             | "listen_key_expired" => &[],
             "crossed" => &["transient"],
             "stall" => &["ms"],
-            "reject" => &["count", "code"],
+            "reject" | "reject_logon" => &["count", "code"],
             "latency" => &["ms"],
             "duplicate" => &["count", "copies"],
             "fee" | "slippage" => &["bps"],
@@ -196,7 +201,7 @@ impl Fault {
             "position" => &["symbol", "side", "qty", "price"],
             other => {
                 return Err(bad(format!(
-                    "unknown kind {other:?} (one of drop, drop_market, drop_user, drop_ws_api, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)"
+                    "unknown kind {other:?} (one of drop, drop_market, drop_user, drop_ws_api, freeze_user, gap, malformed, crossed, reorder, listen_key_expired, stall, reject, reject_logon, latency, duplicate, fee, slippage, commission, balance, filters, rate_limit, ban, funding, mark, position, clear)"
                 )))
             }
         };
@@ -280,16 +285,20 @@ impl Fault {
                     Fault::Slippage { bps }
                 }
             }
-            "reject" => {
-                let code: i32 = arg(&args, "code", &bad)?.unwrap_or(-1015);
+            "reject" | "reject_logon" => {
+                let logon = kind == "reject_logon";
+                let code: i32 =
+                    arg(&args, "code", &bad)?.unwrap_or(if logon { -2015 } else { -1015 });
                 if code >= 0 {
                     return Err(bad(format!(
                         "code={code}: Binance error codes are negative"
                     )));
                 }
-                Fault::RejectOrders {
-                    count: arg(&args, "count", &bad)?,
-                    code,
+                let count = arg(&args, "count", &bad)?;
+                if logon {
+                    Fault::RejectLogon { count, code }
+                } else {
+                    Fault::RejectOrders { count, code }
                 }
             }
             "commission" => {
@@ -456,7 +465,7 @@ impl fmt::Display for Fault {
             Fault::Stall { ms } | Fault::Latency { ms } => write!(f, "&ms={ms}"),
             Fault::Duplicate { count, copies } => write!(f, "&count={count}&copies={copies}"),
             Fault::Fee { bps } | Fault::Slippage { bps } => write!(f, "&bps={bps}"),
-            Fault::RejectOrders { count, code } => {
+            Fault::RejectOrders { count, code } | Fault::RejectLogon { count, code } => {
                 if let Some(count) = count {
                     write!(f, "&count={count}")?;
                 }
@@ -651,6 +660,20 @@ mod tests {
                 Fault::RejectOrders {
                     count: Some(2),
                     code: -2010,
+                },
+            ),
+            (
+                "kind=reject_logon",
+                Fault::RejectLogon {
+                    count: None,
+                    code: -2015,
+                },
+            ),
+            (
+                "kind=reject_logon&count=1&code=-1007",
+                Fault::RejectLogon {
+                    count: Some(1),
+                    code: -1007,
                 },
             ),
             (

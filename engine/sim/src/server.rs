@@ -135,6 +135,9 @@ struct Shared {
     expire_user_tx: watch::Sender<u64>,
     /// Set by a `drop_user` fault until `clear`: new listen keys are refused.
     refuse_listen_keys: std::sync::atomic::AtomicBool,
+    /// A `reject_logon` fault: how many more `session.logon`s to refuse (`None`: all, until
+    /// `clear`) and with which code.
+    reject_logons: Mutex<Option<(Option<u32>, i32)>>,
     shutdown_tx: watch::Sender<bool>,
     cmd_tx: mpsc::UnboundedSender<Cmd>,
     listen_keys: Mutex<HashSet<String>>,
@@ -164,6 +167,22 @@ impl Shared {
 
     fn listen_keys(&self) -> MutexGuard<'_, HashSet<String>> {
         self.listen_keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_reject_logons(&self) -> MutexGuard<'_, Option<(Option<u32>, i32)>> {
+        self.reject_logons.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The code to refuse this `session.logon` with, by a `reject_logon` fault (counted).
+    fn logon_rejection(&self) -> Option<i32> {
+        let mut fault = self.lock_reject_logons();
+        let (count, code) = (*fault)?;
+        *fault = match count {
+            Some(n) if n <= 1 => None,
+            Some(n) => Some((Some(n - 1), code)),
+            None => Some((None, code)),
+        };
+        Some(code)
     }
 
     fn publish_reports(&self, reports: &mut Vec<ExecutionReport>) {
@@ -295,6 +314,7 @@ async fn serve(
         freeze_user_tx: watch::channel(0).0,
         expire_user_tx: watch::channel(0).0,
         refuse_listen_keys: std::sync::atomic::AtomicBool::new(false),
+        reject_logons: Mutex::new(None),
         shutdown_tx: watch::channel(false).0,
         cmd_tx,
         listen_keys: Mutex::new(HashSet::new()),
@@ -589,6 +609,9 @@ impl Engine {
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 self.shared.drop_ws_api_tx.send_modify(|g| *g += 1);
             }
+            Fault::RejectLogon { count, code } => {
+                *self.shared.lock_reject_logons() = Some((count, code));
+            }
             Fault::FreezeUser => self.shared.freeze_user_tx.send_modify(|g| *g += 1),
             Fault::ListenKeyExpired => self.shared.expire_user_tx.send_modify(|g| *g += 1),
             Fault::Crossed { transient } => {
@@ -677,6 +700,7 @@ impl Engine {
             }
             Fault::Clear => {
                 self.shared.meter().clear();
+                *self.shared.lock_reject_logons() = None;
                 self.shared.venue().set_reject(None);
                 self.shared
                     .refuse_ws_api

@@ -193,6 +193,23 @@ async fn an_ed25519_key_logs_on_and_orders_then_go_unsigned() {
             orders.cancel(&mut out, id, SYMBOL, client_id, now_ms());
             assert_eq!(ask(&mut ws, &out).await.status, 200);
         }
+        // A `reject_logon` fault refuses the next logon with its code; the one after works.
+        let (status, _) = http(
+            sim.rest,
+            "POST",
+            "/sim/fault?kind=reject_logon&count=1&code=-1007",
+            None,
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+        let mut again = WsApiOrders::new(Some(&keys.signer()), None);
+        assert!(again.logon(&mut out, 13, now_ms()));
+        let refused = ask(&mut ws, &out).await;
+        assert_eq!(refused.status, 503, "{refused:?}");
+        assert_eq!(ApiError::parse(refused.body()).unwrap().code, -1007);
+        assert!(again.logon(&mut out, 14, now_ms()));
+        assert_eq!(ask(&mut ws, &out).await.status, 200);
         // Another connection is not logged on.
         let mut other = sim.ws(WS_API_PATH).await;
         orders.status(&mut out, 12, SYMBOL, "ed-2", now_ms());
@@ -201,14 +218,14 @@ async fn an_ed25519_key_logs_on_and_orders_then_go_unsigned() {
         let (code, body) = http(sim.rest, "GET", "/sim/status", None, "").await;
         assert_eq!(code, 200);
         let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(stats["ws_api_logons"], 1, "{stats}");
+        assert_eq!(stats["ws_api_logons"], 2, "{stats}");
         assert_eq!(stats["ws_api_signed"], 1, "{stats}");
         assert_eq!(stats["ws_api_unsigned"], 4, "{stats}");
     })
     .await;
     let report = sim.stop();
     assert_eq!((report.orders, report.cancels), (2, 2));
-    assert_eq!(report.ws_api_logons, 1);
+    assert_eq!(report.ws_api_logons, 2);
 }
 
 /// The frame an answer was read from, written back (the client reads frames).

@@ -12,7 +12,8 @@
 //! requests without `apiKey` and `signature` are the account's; `session.status` tells. On a
 //! connection not logged on, a request without them is refused as Binance refuses a missing
 //! mandatory parameter (`-1102`). An HMAC key cannot log on (Binance takes `session.logon`
-//! from Ed25519 keys only). The stats count logons, and signed and unsigned requests.
+//! from Ed25519 keys only). A `reject_logon` fault refuses logons with the code it names. The
+//! stats count logons, and signed and unsigned requests.
 
 use std::sync::Arc;
 
@@ -289,6 +290,13 @@ fn logon(
     let Some(key) = request.api_key.as_deref() else {
         return Err(missing("apiKey"));
     };
+    if let Some(code) = shared.logon_rejection() {
+        let msg = match code {
+            -2015 => "Invalid API-key, IP, or permissions for action.",
+            _ => "The simulator refuses this logon (fault reject_logon).",
+        };
+        return Err(ApiError::new(code, msg));
+    }
     let timing = logon_timing(&request.params_without_key()).map_err(|e| e.to_api_error())?;
     if let Some(creds) = &shared.credentials {
         check_api_key(shared, Some(key))?;
