@@ -127,6 +127,12 @@ pub enum Entry {
         instrument: InstrumentId,
         price: Price,
     },
+    /// A futures contract delivered at expiry at the venue's delivery price
+    /// (`Trader::book_delivery`).
+    Delivery {
+        instrument: InstrumentId,
+        price: Price,
+    },
     Cmd(Command),
     New {
         exchange: u32,
@@ -230,6 +236,9 @@ impl Entry {
             Entry::Funding { instrument, amount } => write!(out, "funding {instrument} {amount}"),
             Entry::VenueMark { instrument, price } => {
                 write!(out, "venue_mark {instrument} {}", price.0)
+            }
+            Entry::Delivery { instrument, price } => {
+                write!(out, "delivery {instrument} {}", price.0)
             }
             Entry::Cmd(c) => match c {
                 Command::Pause => write!(out, "cmd pause"),
@@ -374,6 +383,10 @@ impl Entry {
                 amount: f.num()?,
             },
             "venue_mark" => Entry::VenueMark {
+                instrument: f.num()?,
+                price: Price(f.num()?),
+            },
+            "delivery" => Entry::Delivery {
                 instrument: f.num()?,
                 price: Price(f.num()?),
             },
@@ -665,6 +678,10 @@ mod tests {
             Entry::VenueMark {
                 instrument: 0,
                 price: Price(6_000_012_000_000),
+            },
+            Entry::Delivery {
+                instrument: 1,
+                price: Price(514_500_000),
             },
             Entry::Cmd(Command::Halt(RiskCause::KillSwitch)),
             Entry::Cmd(Command::Tighten(None, LimitField("max_open_orders"), 2)),

@@ -296,6 +296,12 @@ impl Replayer<'_> {
                     .map_err(|e| format!("a venue mark: {e}"))?;
                 false
             }
+            Entry::Delivery { instrument, price } => {
+                self.bt
+                    .book_delivery(instrument, price)
+                    .map_err(|e| format!("a delivery: {e}"))?;
+                false
+            }
             Entry::Cmd(cmd) => {
                 self.out.commands += 1;
                 self.command(cmd)?;
@@ -746,6 +752,12 @@ fn describe_input(e: &Entry) -> String {
         Entry::VenueMark { instrument, price } => {
             format!(
                 "venue mark price (instrument {instrument}, {} units)",
+                price.0
+            )
+        }
+        Entry::Delivery { instrument, price } => {
+            format!(
+                "futures delivery (instrument {instrument}, {} units)",
                 price.0
             )
         }

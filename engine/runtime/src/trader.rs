@@ -426,6 +426,7 @@ impl StrategyLoop {
             // Futures delivered at expiry, journaled by the gateway: closed at the venue's
             // delivery price (once a contract).
             for (instrument, price) in marks.take_deliveries() {
+                log.push(now, || Entry::Delivery { instrument, price });
                 let _ = bt.book_delivery(instrument, price);
             }
             // Derivatives' mark prices from the venue: their unrealised P&L is valued at them.
