@@ -5,6 +5,7 @@ file, exit 2, nothing written; what the engine cannot do with these venues yet i
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -568,3 +569,30 @@ def test_an_expired_future_is_refused_at_compile_time(
     assert (d["path"], d["rule"], d["value"]) == (_EXPIRY, "instrument.expired", 1743148800000)
     assert "2025-03-28T08:00:00+00:00" in d["message"] and "expired" in d["message"]
     assert d["source"].endswith("conf/exchange/okx.yaml")
+
+
+def test_a_strategy_trades_a_future_with_its_reduce_only_window(
+    venues: Path, cli: Callable[..., Run]
+) -> None:
+    _with_future(venues, 1806048000000, "1806048000000")
+    (venues / "conf/strategy/imb_future.yaml").write_text(
+        STRATEGY.format(exchange="okx", symbol="BTCUSD270326")
+    )
+    _deployment(venues, "futures", "[sim_binance, okx]", "imb_future")
+    limits = (
+        "+risk.instruments.BTCUSD270326={max_position:'10',max_order_qty:'10',"
+        "max_order_notional:'100000',max_position_notional:'100000',price_band_bps:100}"
+    )
+    args = ("deployment=futures", limits, "+hosts.local.threads.feeds.okx=null")
+    run = cli("compile", *args, "+risk.reduce_only_before_expiry_ms=300000", root=venues)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    (path,) = (venues / "build").rglob("*.manifest.json")
+    manifest = json.loads(path.read_text())
+    assert manifest["strategies"]["imb_future"]["instruments"] == ["BTCUSD270326"]
+    assert manifest["risk"]["reduce_only_before_expiry_ms"] == 300000
+    # Absent, the engine's default (10 minutes) applies: the manifest does not carry it.
+    shutil.rmtree(venues / "build")
+    run = cli("compile", *args, root=venues)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    (path,) = (venues / "build").rglob("*.manifest.json")
+    assert "reduce_only_before_expiry_ms" not in json.loads(path.read_text())["risk"]
