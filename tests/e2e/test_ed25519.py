@@ -70,7 +70,7 @@ def test_an_ed25519_key_logs_on_once_and_orders_go_unsigned(tmp_path: Path) -> N
         # the same key, carried the reconciliation and queries).
         assert status["ws_api_logons"] == 1, status
         assert status["ws_api_signed"] == 0, status
-        assert "session logged on (orders unsigned)" in engine.text()
+        wait_for(lambda: "session logged on (orders unsigned)" in engine.text(), 10, "the log")
         # A new connection logs on again before its first order (REST meanwhile).
         env.fault("kind=drop_ws_api")
         wait_for(lambda: "WebSocket API connection lost" in engine.text(), 10, "the loss")
@@ -115,7 +115,11 @@ def test_a_refused_logon_is_retried_or_stops_the_engine_by_its_cause(tmp_path: P
         engine = env.start_engine(env=venue)
         wait_live(env)
         wait_for(lambda: sim_status(env)["ws_api_logons"] == 1, 30, "the third logon")
-        assert engine.text().count("session.logon failed (status 503") == 2, engine.text()
+        wait_for(
+            lambda: engine.text().count("session.logon failed (status 503") == 2,
+            10,
+            "both refusals logged",
+        )
         wait_for(lambda: sim_status(env)["ws_api_unsigned"] > 0, 60, "an unsigned order")
         assert engine.alive()
         assert env.stop("engine") == 0
