@@ -14,6 +14,7 @@ use std::fmt::Debug;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
+use rt_venues::binance::signing::{KeyType, Verifier, RFC8032_PEM};
 use rt_venues::binance::SpotExecution;
 use rt_venues::binance_orders as orders;
 use rt_venues::checksummed::ChecksumDecoder;
@@ -206,13 +207,27 @@ pub fn binance_rest(data: &[u8]) {
         12 => {
             let (query, form) = body.split_once('\n').unwrap_or((body, ""));
             if let Ok(signed) = orders::SignedParams::split(query, form) {
-                black_box(signed.verify(b"secret").ok());
+                // Both kinds of key: hex HMAC, and percent-encoded base64 Ed25519.
+                for key in signature_keys() {
+                    black_box(signed.verify(key).ok());
+                }
             }
         }
         _ => {
             black_box(orders::parse_decimal(body, "fuzz").ok());
         }
     }
+}
+
+/// The keys the signed-request arm verifies with: an HMAC secret, and RFC 8032's Ed25519 test
+/// key (decoded once: the fuzzer runs the target millions of times).
+fn signature_keys() -> &'static [Verifier] {
+    static KEYS: std::sync::OnceLock<Vec<Verifier>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut keys = vec![Verifier::Hmac(b"secret".to_vec())];
+        keys.extend(Verifier::new(KeyType::Ed25519, RFC8032_PEM).ok());
+        keys
+    })
 }
 
 /// What `parse` accepts, written back with `write` (as the sim venue writes it), must parse to
