@@ -67,6 +67,16 @@ pub fn expired(manifest: &Manifest, now_ms: u64) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether `symbol` is a future of `venue` whose expiry `now_ms` has reached: the venue closes
+/// its position at delivery, which the engine books once the venue publishes the price
+/// ([`watch`]); until then the two differ by design, so the position watch leaves it out.
+pub fn expired_on(venue: &VenueConfig, symbol: &str, now_ms: u64) -> bool {
+    venue
+        .futures
+        .iter()
+        .any(|f| f.symbol == symbol && f.expiry_ms <= now_ms)
+}
+
 /// Books the journal's deliveries into `bt` (after its fills: nothing is traded on a contract
 /// after its delivery) and marks them delivered on their venue, so the gateway does not ask
 /// for them again. Returns how many.
@@ -228,6 +238,31 @@ mod tests {
             }]
         );
         assert!(expired(&manifest, 1_743_148_799_999).is_empty());
-        assert_eq!(expired(&manifest, 1_743_148_800_000), [(name, symbol)]);
+        assert_eq!(
+            expired(&manifest, 1_743_148_800_000),
+            [(name.clone(), symbol.clone())]
+        );
+        // The position watch leaves a future out from its expiry on (its delivery's to book).
+        let ex = &manifest.exchanges[&name];
+        let venue = VenueConfig {
+            exchange: 0,
+            name: name.clone(),
+            rest: ex.endpoints.rest.clone(),
+            ws: ex.endpoints.ws.clone(),
+            ws_api: None,
+            client: rt_venues::order_entry::for_exchange(ex, None).expect("a client"),
+            symbols: vec![symbol.clone()],
+            traded: vec![symbol.clone()],
+            marks: std::sync::Arc::new(crate::fees::FeeMarks::default()),
+            limits: std::sync::Arc::new(crate::ratelimit::VenueLimits::from_manifest(
+                &ex.rate_limits,
+                ex.venue,
+            )),
+            settlements: Vec::new(),
+            futures: futures_of(ex),
+        };
+        assert!(!expired_on(&venue, &symbol, 1_743_148_799_999));
+        assert!(expired_on(&venue, &symbol, 1_743_148_800_000));
+        assert!(!expired_on(&venue, "OTHER", 1_743_148_800_000));
     }
 }

@@ -626,10 +626,12 @@ pub fn liquidation_distance_bps(risk: &rt_venues::execution::PositionRiskState) 
 /// read-only one's position is someone else's) that are derivatives (OKX's spot instruments
 /// on the same account are balances, not positions).
 fn position_symbols(venue: &VenueConfig) -> Vec<String> {
+    let now = crate::gateway::now_ms();
     venue
         .traded
         .iter()
         .filter(|s| venue.client.reduce_only(s))
+        .filter(|s| !crate::delivery::expired_on(venue, s, now))
         .cloned()
         .collect()
 }
