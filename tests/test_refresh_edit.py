@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from appliance.config.diagnostics import ConfigError
-from appliance.config.refresh import NotPlain, _binance_filters, _merge_rows, set_scalar
+from appliance.config.refresh import (
+    Change,
+    NotPlain,
+    _binance_filters,
+    _listing_changes,
+    _merge_rows,
+    set_scalar,
+)
 from appliance.config.venues import parse_metadata
 from appliance.files import write_atomic
 from tests.conftest import ROOT
@@ -185,3 +192,15 @@ def test_write_atomic_keeps_the_file_mode_and_gives_a_new_file_the_umask_mode(
         os.umask(mask)
     assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.json", "old.json"]
+
+
+def test_a_futures_expiry_the_venue_changed_is_reported() -> None:
+    swap = next(r for r in okx_rows() if r["instId"] == "UNI-USD-SWAP")
+    future = swap | {"instId": "UNI-USD-270326", "instType": "FUTURES"}
+    before = parse_metadata("okx", [future | {"expTime": "1806048000000"}])
+    after = parse_metadata("okx", [future | {"expTime": "1806048000001"}])
+    assert before["UNIUSD270326"].expiry_ms == 1806048000000
+    changes = list(_listing_changes({"UNIUSD270326": {}}, before, after))
+    assert changes == [Change("UNIUSD270326", "expiry_ms", "1806048000000", "1806048000001")]
+    # A swap has none.
+    assert parse_metadata("okx", [swap])["UNIUSDSWAP"].expiry_ms is None

@@ -230,9 +230,12 @@ def _listing_changes(
         if old is None:
             yield Change(name, "listed", "no", "listed")
             continue
-        for key in ("tick_size", "lot_size", "min_size", "contract", "halted"):
+        for key in ("tick_size", "lot_size", "min_size", "contract", "halted", "expiry_ms"):
             a, b = getattr(old, key), getattr(new, key)
-            if a != b:
+            if a != b and key == "expiry_ms":
+                # A future's expiry (OKX expTime): another date is another contract.
+                yield Change(name, key, str(a or "(none)"), str(b or "(none)"))
+            elif a != b:
                 yield Change(name, key, _show(a), _show(b))
 
 
