@@ -938,6 +938,18 @@ fn a_future_reduces_only_before_its_expiry_and_is_delivered_at_the_mid_then() {
     let script = vec![
         // T0: bought 0.001 at 60000.01.
         (0, ioc_buy(1, "60000.05")),
+        // T0 + 1 s: a bid resting below the book (it would grow the position in the window).
+        (
+            1,
+            Action::Place(NewOrder {
+                client_id: 4,
+                instrument: 0,
+                side: Side::Buy,
+                price: Price::parse(b"60000").unwrap(),
+                qty: Qty::parse(b"0.001").unwrap(),
+                kind: OrderKind::Limit,
+            }),
+        ),
         // T0 + 4 s, in the window: a buy would grow the position.
         (2, ioc_buy(2, "60010.03")),
         // T0 + 6 s: expired, nothing goes out (not even a reducing sell).
@@ -966,6 +978,10 @@ fn a_future_reduces_only_before_its_expiry_and_is_delivered_at_the_mid_then() {
         ]
     );
     assert_eq!(result.fills.len(), 1);
+    // The resting bid was cancelled when the window began (at the first event in it).
+    let resting = result.orders.iter().find(|o| o.client_id == 4).unwrap();
+    assert_eq!(resting.status, OrderStatus::Cancelled);
+    assert_eq!(result.counters.cancels_sent, 1);
     // Delivered at the mid as it stood at the expiry (60010.01): 0.001 x 10 = 0.01 realised,
     // the position flat, recorded at the first event past the expiry.
     let last = result.positions.last().unwrap();

@@ -257,16 +257,28 @@ impl Trader {
         self.risk.reduce_only_at(self.clock, instrument)
     }
 
-    /// The contracts of simulated venues whose expiry the clock reached are delivered at the
-    /// book's mid as it stood then (the last trusted mark without one); the next delivery's
-    /// time is found again. A live venue's deliveries come from the venue (the gateway).
-    pub(super) fn deliver_expired(&mut self) {
+    /// A futures contract whose reduce-only window the clock reached has its live orders
+    /// cancelled (one resting from before could otherwise grow the position into the
+    /// delivery; the strategy may place reducing ones again). On a simulated venue a contract
+    /// whose expiry the clock reached has its orders cancelled and is delivered at the book's
+    /// mid as it stood then (the last trusted mark without one); a live venue's deliveries come
+    /// from the venue (the gateway). The next event's time is found again.
+    pub(super) fn on_expiries(&mut self) {
         let mut next = Nanos::MAX;
+        let window = self.risk.config().reduce_only_before_expiry_ns;
         for i in 0..self.books.len() {
             let id = i as InstrumentId;
             let Some(expiry) = self.risk.expiry(id) else {
                 continue;
             };
+            if !self.window_entered[i] {
+                if self.clock < expiry.saturating_sub(window) {
+                    next = next.min(expiry.saturating_sub(window));
+                    continue;
+                }
+                self.window_entered[i] = true;
+                self.cancel_all(Some(id));
+            }
             let simulated = matches!(
                 self.venues[self.books[i].exchange].route,
                 Route::Simulated(_)
@@ -278,6 +290,7 @@ impl Trader {
                 next = next.min(expiry);
                 continue;
             }
+            self.cancel_all(Some(id));
             let b = &self.books[i];
             let mid = if b.synced { b.sync.book().mid() } else { None };
             match mid.or(b.marked).or(self.portfolio.position(id).mark()) {
@@ -288,7 +301,8 @@ impl Trader {
                 None => self.delivered[i] = true,
             }
         }
-        self.next_delivery = next;
+        self.next_expiry_event = next;
+        self.pump();
     }
 
     /// The venue's mark price of a derivative: its unrealised P&L is valued at it from now on

@@ -220,9 +220,11 @@ pub struct Trader {
     markouts: Markouts,
     /// Per instrument: a futures contract's delivery was booked (once: [`Trader::book_delivery`]).
     delivered: Vec<bool>,
-    /// The earliest expiry of a contract on a simulated venue not delivered yet (`Nanos::MAX`:
-    /// none), when that venue delivers it (one comparison an event).
-    next_delivery: Nanos,
+    /// Per instrument: a futures contract's reduce-only window began (its orders cancelled).
+    window_entered: Vec<bool>,
+    /// When the next expiry event is due (a window's start, or on a simulated venue an
+    /// expiry to deliver; `Nanos::MAX`: none): one comparison an event.
+    next_expiry_event: Nanos,
 }
 
 impl Trader {
@@ -298,13 +300,15 @@ impl Trader {
             .map(|i| (i.symbol.as_str(), i.spec))
             .collect();
         let mut risk_config = RiskConfig::from_manifest(&config.risk, &table);
-        let next_delivery = expiries
+        let window = risk_config.reduce_only_before_expiry_ns;
+        let next_expiry_event = expiries
             .iter()
             .flatten()
-            .copied()
+            .map(|e| e.saturating_sub(window))
             .min()
             .unwrap_or(Nanos::MAX);
         let delivered = vec![false; expiries.len()];
+        let window_entered = vec![false; expiries.len()];
         risk_config.expiries = expiries;
         let risk = RiskEngine::new(risk_config);
         let portfolio = Portfolio::with_contracts(instruments.iter().map(|i| i.spec.contract));
@@ -342,7 +346,8 @@ impl Trader {
             warmup_until: None,
             markouts: Markouts::default(),
             delivered,
-            next_delivery,
+            window_entered,
+            next_expiry_event,
         };
         for s in &config.strategies {
             let (ids, specs) = backtest.resolve(s)?;
@@ -603,8 +608,8 @@ impl Trader {
         }
         self.take_markouts();
         self.pump();
-        if self.clock >= self.next_delivery {
-            self.deliver_expired();
+        if self.clock >= self.next_expiry_event {
+            self.on_expiries();
         }
         if self.start.is_some() {
             self.check_stale_exposure();
@@ -702,8 +707,8 @@ impl Trader {
         // and the one a simulated venue delivers an expired future at.
         self.take_markouts();
         self.pump();
-        if self.clock >= self.next_delivery {
-            self.deliver_expired();
+        if self.clock >= self.next_expiry_event {
+            self.on_expiries();
         }
         let instrument = self
             .venues
