@@ -76,12 +76,19 @@ def main() -> int:
         default="both",
         help="the thread layout(s) to bench (default: both, pipeline first)",
     )
+    ap.add_argument(
+        "--order-entry",
+        choices=["rest", "websocket"],
+        default="rest",
+        help="the transport of orders: signed REST (default) or the sim's WebSocket API",
+    )
     args = ap.parse_args()
     binary = engine_bin()
     layouts = ["pipeline", "fused"] if args.layout == "both" else [args.layout]
     print(f"machine: {machine()}")
     print(
-        f"binary: {binary.relative_to(ROOT)}; replay speed {args.speed}x for {args.seconds:.0f} s"
+        f"binary: {binary.relative_to(ROOT)}; replay speed {args.speed}x for {args.seconds:.0f} s; "
+        f"orders over {args.order_entry}"
     )
     summary: dict[str, dict[str, dict[str, int]]] = {}
     for layout in layouts:
@@ -125,6 +132,14 @@ def run(binary: Path, args: argparse.Namespace, layout: str) -> dict[str, dict[s
                 f"deployment.engines.paper_1.journal.dir={tmp}/journal",
                 f"exchanges.sim_binance.sim.speed='{args.speed}'",
                 *layout_override,
+                *(
+                    [
+                        "exchanges.sim_binance.order_entry=websocket",
+                        f"exchanges.sim_binance.endpoints.ws_api=ws://127.0.0.1:{ws}/ws-api/v3",
+                    ]
+                    if args.order_entry == "websocket"
+                    else []
+                ),
                 *args.override,
             ],
         )

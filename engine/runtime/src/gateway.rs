@@ -455,6 +455,58 @@ struct Job {
     msg: OrderMsg,
 }
 
+/// A venue's connections as the gateway's loop hands them requests. Each connection's worker
+/// writes one request and reads its answer before the next (HTTP/1.1 without pipelining), so
+/// a new order goes to the connection with the fewest requests queued or in flight: it never
+/// waits behind another order's answer while a connection is free. A cancel or an amendment
+/// follows the connection its order went down, so it never overtakes the order.
+struct Lanes {
+    exchange: u32,
+    txs: Vec<mpsc::UnboundedSender<Job>>,
+    /// Per connection: requests handed to its worker and not finished (queued or in flight).
+    load: Vec<Rc<std::cell::Cell<u32>>>,
+    /// Order id -> its connection, and when it was routed (ms, for pruning).
+    route: std::collections::HashMap<u64, (usize, u64)>,
+}
+
+/// A routed order's entry is kept at least this long, and then while the order is working.
+const ROUTE_KEEP_MS: u64 = 60_000;
+
+impl Lanes {
+    /// The connection for `msg`: its order's for a cancel or an amendment, else the least
+    /// loaded (the order id's own on a tie, which spreads an idle venue's orders).
+    fn pick(&mut self, msg: &OrderMsg, now_ms: u64) -> usize {
+        let n = self.txs.len();
+        let own = (msg.order_id % n as u64) as usize;
+        if (msg.cancel || msg.amend) && msg.order_id != 0 {
+            return self.route.get(&msg.order_id).map_or(own, |&(k, _)| k);
+        }
+        let least = (0..n)
+            .map(|i| (own + i) % n)
+            .min_by_key(|&k| self.load[k].get())
+            .unwrap_or(own);
+        if msg.order_id != 0 {
+            self.route.insert(msg.order_id, (least, now_ms));
+        }
+        least
+    }
+
+    /// Hands `msg` to its connection's worker.
+    fn send(&mut self, msg: OrderMsg, now_ms: u64) {
+        let k = self.pick(&msg, now_ms);
+        self.load[k].set(self.load[k].get() + 1);
+        let _ = self.txs[k].send(Job { msg });
+    }
+
+    /// Forgets the routes of orders no longer working (and routed long enough ago that their
+    /// request was long written).
+    fn prune(&mut self, working: &std::collections::HashMap<u64, Working>, now_ms: u64) {
+        self.route.retain(|id, (_, at)| {
+            working.contains_key(id) || now_ms.saturating_sub(*at) < ROUTE_KEEP_MS
+        });
+    }
+}
+
 /// An order-entry request built for its transport: REST, or the WebSocket API's (`ws_api`
 /// written into its connection's buffer).
 enum Request<'a> {
@@ -609,19 +661,23 @@ pub async fn serve(
                     ));
                 }
             }
-            // One queue per connection, chosen by order id: an order and its cancel travel
-            // down the same connection, in order (a cancel never overtakes its order).
+            // One queue per connection ([`Lanes`]): a new order to the least loaded, its
+            // cancel down the same connection, in order (a cancel never overtakes its order).
             let mut txs = Vec::with_capacity(CONNECTIONS);
+            let mut load = Vec::with_capacity(CONNECTIONS);
             for _ in 0..CONNECTIONS {
                 let (tx, rx) = mpsc::unbounded_channel::<Job>();
+                let busy = Rc::new(std::cell::Cell::new(0u32));
                 tokio::task::spawn_local(worker(
                     state.clone(),
                     venue.clone(),
-                    Client::with_limits(base.clone(), venue.limits.clone()),
+                    base.clone(),
                     ws_api.clone(),
                     rx,
+                    busy.clone(),
                 ));
                 txs.push(tx);
+                load.push(busy);
             }
             tokio::task::spawn_local(keep_alive(
                 state.clone(),
@@ -630,7 +686,12 @@ pub async fn serve(
                 listen_key,
                 flags.clone(),
             ));
-            queues.push((venue.exchange, txs));
+            queues.push(Lanes {
+                exchange: venue.exchange,
+                txs,
+                load,
+                route: std::collections::HashMap::new(),
+            });
         }
         flags.gateway_ready.store(true, Ordering::Release);
         state.borrow().log(format!(
@@ -653,11 +714,8 @@ pub async fn serve(
                 match orders.try_pop(OrderMsg::read) {
                     Pop::Message(Some(msg)) => {
                         got = true;
-                        match queues.iter().find(|(x, _)| *x == msg.exchange) {
-                            Some((_, txs)) => {
-                                let k = (msg.order_id % CONNECTIONS as u64) as usize;
-                                let _ = txs[k].send(Job { msg });
-                            }
+                        match queues.iter_mut().find(|l| l.exchange == msg.exchange) {
+                            Some(lanes) => lanes.send(msg, now_ms()),
                             None => state
                                 .borrow()
                                 .log(format!("an order for unknown exchange {}", msg.exchange)),
@@ -699,6 +757,9 @@ pub async fn serve(
                 let _ = s.hk.send(Hk::Gateway(named));
                 let stages = s.stages.take();
                 let _ = s.hk.send(Hk::Latency(Box::new(stages)));
+                for lanes in &mut queues {
+                    lanes.prune(&s.working, now_ms());
+                }
             }
             if flags.trader_done.load(Ordering::Acquire) && !got {
                 // The strategy thread sent its last cancels: give the workers (tasks of this
@@ -970,12 +1031,15 @@ pub(crate) fn check_auth(outcome: &Outcome, venue: &VenueConfig) -> Result<(), S
 async fn worker(
     state: Shared,
     venue: VenueConfig,
-    mut client: Client,
+    base: Base,
     ws_api: Option<crate::ws_orders::WsOrders>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
+    load: Rc<std::cell::Cell<u32>>,
 ) {
+    let mut client = Client::with_limits(base, venue.limits.clone());
     while let Some(job) = jobs.recv().await {
         send(&state, &venue, &mut client, ws_api.as_ref(), job.msg).await;
+        load.set(load.get().saturating_sub(1));
     }
 }
 
@@ -2662,6 +2726,62 @@ mod tests {
             time_ms: 0,
             journaled: false,
         }
+    }
+
+    /// Lanes over `n` connections whose workers take nothing (the channels are kept open).
+    fn lanes_of(n: usize) -> (Lanes, Vec<mpsc::UnboundedReceiver<Job>>) {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
+        let load = (0..n).map(|_| Rc::new(std::cell::Cell::new(0))).collect();
+        let lanes = Lanes {
+            exchange: 0,
+            txs,
+            load,
+            route: std::collections::HashMap::new(),
+        };
+        (lanes, rxs)
+    }
+
+    fn request(order_id: u64, cancel: bool) -> OrderMsg {
+        OrderMsg {
+            cancel,
+            amend: false,
+            exchange: 0,
+            instrument: 0,
+            order_id,
+            side: rt_core::Side::Buy,
+            kind: rt_core::OrderKind::Limit,
+            price: rt_core::Price(1),
+            qty: Qty(1),
+            frame_ns: 0,
+            decided_ns: 0,
+            reduce_only: false,
+        }
+    }
+
+    #[test]
+    fn a_new_order_takes_a_free_connection_and_its_cancel_follows_it() {
+        let (mut lanes, mut rxs) = lanes_of(4);
+        // Order 8 would go down connection 0 by its id: busy with two requests, it goes to 1.
+        lanes.load[0].set(2);
+        lanes.send(request(8, false), 0);
+        assert_eq!(rxs[1].try_recv().map(|j| j.msg.order_id).ok(), Some(8));
+        assert_eq!(lanes.load[1].get(), 1);
+        // Its cancel follows it, though connection 1 is now the busier.
+        lanes.load[1].set(5);
+        lanes.send(request(8, true), 0);
+        assert_eq!(rxs[1].try_recv().map(|j| j.msg.cancel).ok(), Some(true));
+        // An idle venue spreads its orders by id.
+        let (mut idle, mut rxs) = lanes_of(4);
+        idle.send(request(6, false), 0);
+        assert_eq!(rxs[2].try_recv().map(|j| j.msg.order_id).ok(), Some(6));
+        // A cancel of an order never routed (sent before a restart) goes by its id.
+        idle.send(request(13, true), 0);
+        assert_eq!(rxs[1].try_recv().map(|j| j.msg.order_id).ok(), Some(13));
+        // Routes of orders no longer working are forgotten once old enough.
+        lanes.prune(&std::collections::HashMap::new(), 1_000);
+        assert!(lanes.route.contains_key(&8));
+        lanes.prune(&std::collections::HashMap::new(), ROUTE_KEEP_MS + 1);
+        assert!(lanes.route.is_empty());
     }
 
     #[test]
