@@ -147,14 +147,14 @@ class Memory(Strict):
 
 
 class Threads(Strict):
-    # `pipeline` is the default: written as absent, so the manifest reads the same either way.
-    layout: Annotated[
-        Literal["pipeline", "fused"] | None,
-        AfterValidator(lambda v: None if v == "pipeline" else v),
-    ] = _optional(
-        "how the hot path runs: pipeline (absent; a feed thread per exchange, a strategy "
-        "thread and a gateway thread joined by rings) or fused (one thread on the strategy's "
-        "core runs the feeds, the strategy and the gateway: no thread hop; one isolated core)"
+    # How the hot path runs; written into the manifest only when not the default (pipeline).
+    layout: Literal["pipeline", "fused"] = Field(
+        default="pipeline",
+        exclude_if=lambda v: v == "pipeline",
+        description="how the hot path runs: pipeline (the default; a feed thread per "
+        "exchange, a strategy thread and a gateway thread joined by rings) or fused (one "
+        "thread on the strategy's core runs the feeds, the strategy and the gateway: no thread "
+        "hop; one isolated core)",
     )
     feeds: dict[Name, Core | None]
     strategy: Core | None
