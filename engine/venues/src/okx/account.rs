@@ -8,7 +8,7 @@
 //! | position mode | `GET /api/v5/account/config`: `posMode` `net_mode` (the engine's), or `long_short_mode` (hedge) |
 //! | leverage | `POST /api/v5/account/set-leverage` `{"instId","lever","mgnMode"}`; the answer's `lever` is what is in force |
 //! | margin mode | none: OKX takes it with each order (`tdMode`) and with the leverage (`mgnMode`), `cross` unless the instrument says `margin_type: isolated` |
-//! | positions | `GET /api/v5/account/positions` (every `instType`: swaps and futures): open positions only (`pos` signed in net mode, contracts; `avgPx`, `markPx`, `liqPx`, `lever`, `mgnMode`); a contract without a row is flat |
+//! | positions | `GET /api/v5/account/positions?instType=SWAP` (or `FUTURES`; no `instType` for an account with both): open positions only (`pos` signed in net mode, contracts; `avgPx`, `markPx`, `liqPx`, `lever`, `mgnMode`); a contract without a row is flat |
 //! | funding payments | `GET /api/v5/account/bills?instType=SWAP&type=8&begin=<ms>&limit=100` (type `8`: funding fee; subtype `173` expense, `174` income; the payment is the bill's `pnl`, in `ccy`, the contract's settlement currency), newest first |
 //! | a future's delivery | `GET /api/v5/public/delivery-exercise-history?instType=FUTURES&instFamily=<family>` (public; `instFamily` the instId without its expiry, `BTC-USD` of `BTC-USD-250328`): `data[]` of `{ts, details: [{type: "delivery", insId, px}]}`, `px` the delivery price the open positions were closed at |
 //!
@@ -152,8 +152,20 @@ impl DerivativesAccount for OkxExecution {
     }
 
     fn positions(&self, now_ms: u64) -> crate::execution::VenueRequest {
-        // No `instType`: a swap's and a future's positions alike.
-        let path = POSITIONS_PATH.to_owned();
+        // The contracts' one `instType`, or none for swaps and futures alike (a filter keeps
+        // the account's margin and option positions out).
+        let mut kinds: Vec<&str> = self
+            .instruments
+            .iter()
+            .map(|(_, inst)| inst_type(inst))
+            .filter(|k| *k != "SPOT")
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let path = match kinds.as_slice() {
+            [kind] => format!("{POSITIONS_PATH}?instType={kind}"),
+            _ => POSITIONS_PATH.to_owned(),
+        };
         self.request(Method::Get, path, String::new(), now_ms)
     }
 
@@ -429,7 +441,19 @@ mod tests {
         let c = client();
         let d = c.derivatives().unwrap();
         assert!(!d.lists_flat_positions());
-        assert_eq!(d.positions(1).path, "/api/v5/account/positions");
+        assert_eq!(
+            d.positions(1).path,
+            "/api/v5/account/positions?instType=SWAP"
+        );
+        // A future's account asks FUTURES; one with both asks every type.
+        let future = ("UNIUSD250328".to_owned(), "UNI-USD-250328".to_owned());
+        let futures = OkxExecution::new(None, [future.clone()]);
+        assert_eq!(
+            futures.positions(1).path,
+            "/api/v5/account/positions?instType=FUTURES"
+        );
+        let both = OkxExecution::new(None, [future, ("X".to_owned(), "UNI-USD-SWAP".to_owned())]);
+        assert_eq!(both.positions(1).path, "/api/v5/account/positions");
         let body = r#"{"code":"0","msg":"","data":[
             {"instType":"SWAP","instId":"UNI-USD-SWAP","mgnMode":"cross","posSide":"net","pos":"-3","avgPx":"5.1234","markPx":"5.2","liqPx":"","lever":"3","ccy":"UNI"},
             {"instType":"SWAP","instId":"BTC-USDT-SWAP","mgnMode":"isolated","posSide":"net","pos":"2","avgPx":"100000.1","markPx":"100010","liqPx":"90500.5","lever":"10","ccy":"USDT"}]}"#;
