@@ -173,6 +173,18 @@ fn ioc_buy(client_id: u64, price: &str) -> Action {
 
 const MS: i64 = 1_000_000;
 
+/// An order of 0.001 on instrument 0.
+fn place(client_id: u64, side: Side, price: &str, kind: OrderKind) -> Action {
+    Action::Place(NewOrder {
+        client_id,
+        instrument: 0,
+        side,
+        price: Price::parse(price.as_bytes()).unwrap(),
+        qty: Qty::parse(b"0.001").unwrap(),
+        kind,
+    })
+}
+
 /// (client id, reason) of every rejection the strategy was told of, in order.
 fn rejections(log: &[Seen]) -> Vec<(u64, Option<RejectReason>)> {
     log.iter()
@@ -925,35 +937,15 @@ fn a_future_reduces_only_before_its_expiry_and_is_delivered_at_the_mid_then() {
     );
     tape.push_depth(T0 + 4 * S, 102, 102, &[lv("60009", "1")], &[]);
     tape.push_depth(T0 + 6 * S, 103, 103, &[lv("60008", "1")], &[]);
-    let sell = |client_id| {
-        Action::Place(NewOrder {
-            client_id,
-            instrument: 0,
-            side: Side::Sell,
-            price: Price::parse(b"60009").unwrap(),
-            qty: Qty::parse(b"0.001").unwrap(),
-            kind: OrderKind::Ioc,
-        })
-    };
     let script = vec![
         // T0: bought 0.001 at 60000.01.
         (0, ioc_buy(1, "60000.05")),
         // T0 + 1 s: a bid resting below the book (it would grow the position in the window).
-        (
-            1,
-            Action::Place(NewOrder {
-                client_id: 4,
-                instrument: 0,
-                side: Side::Buy,
-                price: Price::parse(b"60000").unwrap(),
-                qty: Qty::parse(b"0.001").unwrap(),
-                kind: OrderKind::Limit,
-            }),
-        ),
+        (1, place(4, Side::Buy, "60000", OrderKind::Limit)),
         // T0 + 4 s, in the window: a buy would grow the position.
         (2, ioc_buy(2, "60010.03")),
         // T0 + 6 s: expired, nothing goes out (not even a reducing sell).
-        (3, sell(3)),
+        (3, place(3, Side::Sell, "60009", OrderKind::Ioc)),
     ];
     let mut bt = Trader::new(config).unwrap();
     let (s, log) = Scripted::new(0, script);
