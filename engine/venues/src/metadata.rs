@@ -628,6 +628,36 @@ mod tests {
     }
 
     #[test]
+    fn a_futures_expiry_is_compared_with_the_venues_exptime() {
+        let mut ex = okx();
+        let mut future = ex.instruments["UNIUSDSWAP"].clone();
+        let listing = future.listing.as_mut().expect("a listing");
+        listing.symbol = "UNI-USD-261231".into();
+        listing.kind = rt_manifest::model::InstrumentType::Futures;
+        listing.expiry_ms = Some(1_798_704_000_000);
+        ex.instruments = [("UNIUSD261231".to_owned(), future)].into_iter().collect();
+        let md = for_exchange(&ex);
+        let row = |exp: &str| {
+            bundled("data/okx/instruments.json")
+                .replace("UNI-USD-SWAP", "UNI-USD-261231")
+                .replace("\"instType\": \"SWAP\"", "\"instType\": \"FUTURES\"")
+                .replace(
+                    "\"expTime\": \"\",\n  \"instId\": \"UNI-USD-261231\"",
+                    &format!("\"expTime\": \"{exp}\",\n  \"instId\": \"UNI-USD-261231\""),
+                )
+        };
+        let listed = md.parse(&row("1798704000000")).unwrap();
+        assert_eq!(check("okx", &ex, md.endpoint(), &listed), vec![]);
+        let listed = md.parse(&row("1798790400000")).unwrap();
+        let found = check("okx", &ex, md.endpoint(), &listed);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].to_string(),
+            "okx/UNIUSD261231: expTime configured 1798704000000 but the venue says 1798790400000"
+        );
+    }
+
+    #[test]
     fn okx_names_each_differing_term_with_both_values() {
         let ex = okx();
         let md = for_exchange(&ex);
