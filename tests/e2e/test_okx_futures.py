@@ -187,3 +187,69 @@ def test_an_okx_future_reduces_before_expiry_and_its_delivery_is_booked_once(
             f"position {pos} contracts delivered at {px}, realised {float(realised):.8f} -> "
             f"{float(booked):.8f} UNI"
         )
+
+
+def test_a_future_delivered_while_the_engine_is_down_is_booked_once_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """The engine stops holding a position before the expiry; the sim delivers it meanwhile.
+    The next start counts the expired future flat at the venue (no position mismatch), reads
+    the delivery from the venue's history, journals and books it; the start after that books
+    nothing more."""
+    creds = keys()
+    expiry_ms = int(time.time() * 1000) + 30_000
+    metadata = okx_data(tmp_path / "okx", expiry_ms)
+    overrides = ("deployment=paper_okx_swap", CREDENTIALS, *settings(metadata, expiry_ms))
+    with live(tmp_path, *overrides, speed="4") as env:
+        env.start_sim(env=creds)
+        engine = env.start_engine(env=creds)
+
+        def position() -> Decimal:
+            rows = okx_get(env, "/api/v5/account/positions", creds)
+            return sum((Decimal(r["pos"]) for r in rows if r["instId"] == INST), Decimal(0))
+
+        wait_for(lambda: position() != 0, 20, "a position on the future", 0.2)
+        assert env.command("pause").ok
+        assert env.stop("engine") == 0, engine.text()
+        held = position()
+        assert held != 0 and time.time() * 1000 < expiry_ms
+        # The venue delivers while the engine is down.
+        wait_for(lambda: time.time() * 1000 > expiry_ms + 1000 and position() == 0, 40, "delivery")
+        (row,) = okx_get(
+            env,
+            "/api/v5/public/delivery-exercise-history?instType=FUTURES&instFamily=UNI-USD",
+            creds,
+        )
+        px = Decimal(row["details"][0]["px"])
+        fills = sorted(venue_fills(env, creds, INST), key=lambda f: int(f["tradeId"]))
+        pos, _, _ = replay(fills)
+        assert pos == held
+        delivered = {"fillSz": str(abs(pos)), "side": "sell" if pos > 0 else "buy", "fillPx": px}
+        _, want, _ = replay([*fills, delivered])
+
+        def realised() -> Fraction | None:
+            status = env.status_or_none()
+            if status is None:
+                return None
+            rows = [p for p in status.positions if p.symbol == NAME]
+            return Fraction(rows[0].realised_pnl) if rows and Decimal(rows[0].qty) == 0 else None
+
+        traded = sum(Fraction(f["fillSz"]) for f in fills) + abs(pos)
+        for name, delivered_now in (("engine2", True), ("engine3", False)):
+            env.sub = None
+            proc = env.start_engine(name=name, env=creds)
+            wait_for(lambda: realised() is not None, 30, f"{name}: the delivery booked")
+            booked = realised()
+            assert booked is not None
+            assert abs(booked - want) <= traded * Fraction(1, 10**8) + Fraction(1, 10**8), (
+                name,
+                float(booked),
+                float(want),
+            )
+            time.sleep(1)
+            assert env.stop(name) == 0, proc.text()
+            text = proc.text()
+            assert ("delivered at" in text) == delivered_now, text
+            assert "position: the venue holds" not in text, text
+        records = [r for r in env.journal_records() if r["t"] == "delivery"]
+        assert [(r["symbol"], Decimal(r["price"])) for r in records] == [(NAME, px)]
