@@ -360,7 +360,12 @@ def test_a_funding_payment_is_journaled_and_booked_in_pnl(tmp_path: Path) -> Non
                 15,
                 "the funding history read at start",
             )
-            assert realised() == before + paid + missed, (name, realised(), paid, missed)
+            # The strategy thread books what the gateway read at its next view (every 250 ms):
+            # wait for it, then make sure nothing more is booked after it.
+            expected = before + paid + missed
+            wait_for(lambda x=expected: realised() == x, 5, "the missed payment booked")  # type: ignore[misc]
+            time.sleep(0.6)
+            assert realised() == expected, (name, realised(), paid, missed)
             assert env.stop(name) == 0
         first, second = [r for r in env.journal_records() if r["t"] == "funding"]
         assert first == record

@@ -107,15 +107,21 @@ fn run_fused(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let strategy = std::rc::Rc::new(std::cell::RefCell::new(strategy));
-        let mut tasks = Vec::new();
+        // Every stage is a task of one set: one that panics or ends before the stop would
+        // leave the others trading without it (a feed's books frozen, orders nobody sends),
+        // so it stops the engine (exit 2), as the end of its thread would in the pipeline.
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut names = std::collections::HashMap::new();
         for (cfg, ring, tap) in feeds {
+            let name = format!("feed {}", cfg.name);
             let feed =
                 feed::serve_fused(cfg, ring, flags.clone(), hk.clone(), tap, strategy.clone());
-            tasks.push(tokio::task::spawn_local(async move {
+            let task = tasks.spawn_local(async move {
                 feed.await;
-            }));
+            });
+            names.insert(task.id(), name);
         }
-        tasks.push(tokio::task::spawn_local(gateway::serve(
+        let task = tasks.spawn_local(gateway::serve(
             gateway_cfg,
             orders,
             fills,
@@ -123,10 +129,28 @@ fn run_fused(
             flags.clone(),
             hk.clone(),
             spin,
-        )));
-        trader::run_task(strategy, flags.clone(), spin).await;
-        for task in tasks {
-            let _ = task.await;
+        ));
+        names.insert(task.id(), "gateway".to_owned());
+        let task = tasks.spawn_local(trader::run_task(strategy, flags.clone(), spin));
+        let strategy_task = task.id();
+        names.insert(strategy_task, "strategy".to_owned());
+        while let Some(ended) = tasks.join_next_with_id().await {
+            let (id, failure) = match ended {
+                Ok((id, ())) => (id, (!flags.stopping()).then(|| "ended".to_owned())),
+                Err(e) => (e.id(), Some(format!("failed: {e}"))),
+            };
+            if let Some(failure) = failure {
+                let name = names.get(&id).map_or("a task", String::as_str);
+                let _ = hk.send(crate::shared::Hk::Log(format!(
+                    "fused: {name} {failure} before the stop; stopping the engine"
+                )));
+                flags.fail();
+                if id == strategy_task {
+                    // Nobody will send the last cancels: the gateway need not wait for them
+                    // (the next start cancels what the venue still holds).
+                    flags.trader_done.store(true, Ordering::Release);
+                }
+            }
         }
     });
 }

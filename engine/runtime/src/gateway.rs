@@ -498,11 +498,16 @@ impl Lanes {
         let _ = self.txs[k].send(Job { msg });
     }
 
-    /// Forgets the routes of orders no longer working (and routed long enough ago that their
-    /// request was long written).
+    /// Forgets the routes of orders no longer working, routed long enough ago, on a connection
+    /// with nothing queued or in flight (so their request was written: an order's request may
+    /// wait a long time behind cancels sleeping out a venue's back-off, and a cancel must still
+    /// find its connection then).
     fn prune(&mut self, working: &std::collections::HashMap<u64, Working>, now_ms: u64) {
-        self.route.retain(|id, (_, at)| {
-            working.contains_key(id) || now_ms.saturating_sub(*at) < ROUTE_KEEP_MS
+        let load = &self.load;
+        self.route.retain(|id, (k, at)| {
+            working.contains_key(id)
+                || now_ms.saturating_sub(*at) < ROUTE_KEEP_MS
+                || load[*k].get() > 0
         });
     }
 }
@@ -709,6 +714,9 @@ pub async fn serve(
         let mut idle: u32 = 0;
         let mut report_at = now_ns() + 1_000_000_000;
         loop {
+            // Read before the ring is drained: the strategy writes its last requests, then
+            // says it is done; an empty drain ends the gateway only if it was done before it.
+            let done_before = flags.trader_done.load(Ordering::Acquire);
             let mut got = false;
             loop {
                 match orders.try_pop(OrderMsg::read) {
@@ -761,7 +769,7 @@ pub async fn serve(
                     lanes.prune(&s.working, now_ms());
                 }
             }
-            if flags.trader_done.load(Ordering::Acquire) && !got {
+            if done_before && !got {
                 // The strategy thread sent its last cancels: give the workers (tasks of this
                 // thread) a moment to write them and read the answers.
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -2777,10 +2785,15 @@ mod tests {
         // A cancel of an order never routed (sent before a restart) goes by its id.
         idle.send(request(13, true), 0);
         assert_eq!(rxs[1].try_recv().map(|j| j.msg.order_id).ok(), Some(13));
-        // Routes of orders no longer working are forgotten once old enough.
-        lanes.prune(&std::collections::HashMap::new(), 1_000);
+        // Routes of orders no longer working are forgotten once old enough and once their
+        // connection has nothing queued or in flight (the order's request was written).
+        let none = std::collections::HashMap::new();
+        lanes.prune(&none, 1_000);
         assert!(lanes.route.contains_key(&8));
-        lanes.prune(&std::collections::HashMap::new(), ROUTE_KEEP_MS + 1);
+        lanes.prune(&none, ROUTE_KEEP_MS + 1);
+        assert!(lanes.route.contains_key(&8), "connection 1 still busy");
+        lanes.load[1].set(0);
+        lanes.prune(&none, ROUTE_KEEP_MS + 1);
         assert!(lanes.route.is_empty());
     }
 

@@ -486,7 +486,10 @@ impl StrategyLoop {
                     }
                 }
                 Some(deadline) => {
-                    if bt.open_orders().next().is_none() || now >= deadline {
+                    // Done when nothing is open and nothing waits to be written (the fused
+                    // layout's backlog, flushed at the start of every turn), or at the deadline.
+                    let written = out.backlog.is_empty();
+                    if (bt.open_orders().next().is_none() && written) || now >= deadline {
                         publish(bt, events, hk);
                         let _ = hk.send(Hk::View(Box::new(view(bt, c))));
                         let _ = hk.send(Hk::Latency(Box::new(stages.take())));
@@ -494,6 +497,12 @@ impl StrategyLoop {
                         if left > 0 {
                             let _ = hk.send(Hk::Log(format!(
                                 "strategy: {left} order(s) still open at the venue after 3 s"
+                            )));
+                        }
+                        if !out.backlog.is_empty() {
+                            let _ = hk.send(Hk::Log(format!(
+                                "strategy: {} request(s) not handed to the gateway after 3 s",
+                                out.backlog.len()
                             )));
                         }
                         flags.trader_done.store(true, Ordering::Release);
@@ -912,5 +921,70 @@ fn view(bt: &Trader, c: &Counters) -> TraderView {
             .into_iter()
             .map(|(r, n)| (r.as_str(), n))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(order_id: u64, cancel: bool) -> OrderMsg {
+        OrderMsg {
+            cancel,
+            amend: false,
+            exchange: 0,
+            instrument: 0,
+            order_id,
+            side: rt_core::Side::Sell,
+            kind: rt_core::OrderKind::Limit,
+            price: rt_core::Price(7),
+            qty: rt_core::Qty(3),
+            frame_ns: 1,
+            decided_ns: 2,
+            reduce_only: false,
+        }
+    }
+
+    fn drain(rx: &mut Consumer) -> Vec<(u64, bool)> {
+        let mut seen = Vec::new();
+        while let Pop::Message(Some(m)) = rx.try_pop(OrderMsg::read) {
+            seen.push((m.order_id, m.cancel));
+        }
+        seen
+    }
+
+    #[test]
+    fn a_full_orders_ring_keeps_the_fused_layouts_requests_in_order_and_drops_none() {
+        let (tx, mut rx) = rt_ring::Ring::in_memory(2, 128).expect("an in-memory ring");
+        let flags = Flags::new(1);
+        let mut c = Counters::default();
+        let mut out = Outbox::new(tx, true);
+        // Two fit; the rest wait in the backlog, and a cancel never passes its order.
+        for (id, cancel) in [(1, false), (2, false), (3, false), (3, true), (4, false)] {
+            out.push(&request(id, cancel), &mut c, &flags);
+        }
+        assert!(out.take_pushed());
+        assert_eq!(out.backlog.len(), 3);
+        assert_eq!(c.orders_ring_waits, 1);
+        assert_eq!(drain(&mut rx), [(1, false), (2, false)]);
+        // A push while requests wait goes behind them, even with room in the ring.
+        out.push(&request(5, true), &mut c, &flags);
+        assert!(out.flush(&flags));
+        assert_eq!(drain(&mut rx), [(3, false), (3, true)]);
+        assert!(out.flush(&flags));
+        assert_eq!(drain(&mut rx), [(4, false), (5, true)]);
+        assert!(out.backlog.is_empty() && !out.flush(&flags));
+        // Every field survives the wait.
+        let (tx, mut rx) = rt_ring::Ring::in_memory(2, 128).expect("an in-memory ring");
+        let mut out = Outbox::new(tx, true);
+        for id in 1..=3 {
+            out.push(&request(id, false), &mut c, &flags);
+        }
+        drain(&mut rx);
+        out.flush(&flags);
+        match rx.try_pop(OrderMsg::read) {
+            Pop::Message(Some(m)) => assert_eq!(m, request(3, false)),
+            _ => panic!("the waiting order was not written"),
+        }
     }
 }
