@@ -86,12 +86,7 @@ pub fn restore(
     deliveries: &[RecoveredDelivery],
 ) -> anyhow::Result<usize> {
     for d in deliveries {
-        let Some(id) = bt
-            .instruments()
-            .iter()
-            .find(|i| i.exchange == d.exchange && i.symbol == d.symbol)
-            .map(|i| i.id)
-        else {
+        let Some(id) = bt.instrument_id(&d.exchange, &d.symbol) else {
             anyhow::bail!(
                 "journal: a delivery of {}/{} which this manifest does not trade; move the \
                  journal aside to start flat",

@@ -518,12 +518,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     }
     let mut restored = 0;
     for f in &recovery.fills {
-        let Some(id) = bt
-            .instruments()
-            .iter()
-            .find(|i| i.exchange == f.exchange && i.symbol == f.symbol)
-            .map(|i| i.id)
-        else {
+        let Some(id) = bt.instrument_id(&f.exchange, &f.symbol) else {
             bail!(
                 "journal {}: a fill on {}/{} which this manifest does not trade; \
                  move the journal aside to start flat",
@@ -555,12 +550,7 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<u8> {
     }
     // Funding payments of perpetuals, into the realised P&L they were booked into.
     for f in &recovery.fundings {
-        let Some(id) = bt
-            .instruments()
-            .iter()
-            .find(|i| i.exchange == f.exchange && i.symbol == f.symbol)
-            .map(|i| i.id)
-        else {
+        let Some(id) = bt.instrument_id(&f.exchange, &f.symbol) else {
             bail!(
                 "journal {}: a funding payment on {}/{} which this manifest does not trade; \
                  move the journal aside to start flat",
@@ -1144,11 +1134,7 @@ fn fee_marks(manifest: &rt_manifest::Manifest, bt: &Trader) -> crate::fees::FeeM
         }
         for asset in assets {
             let symbol = format!("{asset}{quote}");
-            let instrument = bt
-                .instruments()
-                .iter()
-                .find(|i| i.exchange == *name && i.symbol == symbol)
-                .map(|i| i.id);
+            let instrument = bt.instrument_id(name, &symbol);
             let reference = ex
                 .commission_reference_prices
                 .get(asset)

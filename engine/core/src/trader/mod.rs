@@ -513,6 +513,14 @@ impl Trader {
         &self.instruments
     }
 
+    /// The id of the instrument `symbol` of exchange `exchange` (names as configured).
+    pub fn instrument_id(&self, exchange: &str, symbol: &str) -> Option<InstrumentId> {
+        self.instruments
+            .iter()
+            .find(|i| i.exchange == exchange && i.symbol == symbol)
+            .map(|i| i.id)
+    }
+
     /// The index of an exchange by name.
     pub fn exchange_id(&self, name: &str) -> Option<ExchangeId> {
         self.venues.iter().position(|v| v.name == name)
