@@ -63,12 +63,36 @@ def wait_live(env: Live, timeout: float = 30) -> pb.Heartbeat:
     raise AssertionError(f"the feed did not go LIVE within {timeout} s")
 
 
+FUSED = "+hosts.local.threads.layout=fused"
+# The threads each layout's hot path runs on (Linux truncates a thread's name to 15 bytes).
+HOT_THREADS = {
+    "pipeline": {"feed-sim_binanc", "strategy", "gateway"},
+    "fused": {"fused"},
+}
+
+
+def engine_threads(env: Live, name: str = "engine") -> set[str]:
+    """The names of the engine process's threads (Linux `/proc/PID/task/*/comm`)."""
+    pid = env.procs[name].popen.pid
+    return {(t / "comm").read_text().strip() for t in Path(f"/proc/{pid}/task").iterdir()}
+
+
+@pytest.mark.parametrize("layout", ["pipeline", "fused"])
 @TRANSPORTS
-def test_orders_are_placed_filled_journaled_and_published(tmp_path: Path, order_entry: str) -> None:
-    with live(tmp_path, speed="8", order_entry=order_entry) as env:
+def test_orders_are_placed_filled_journaled_and_published(
+    tmp_path: Path, order_entry: str, layout: str
+) -> None:
+    # `host.threads.layout: fused`: the feed, the strategy and the gateway run as tasks of one
+    # thread; orders are placed, filled, journaled and published as in the pipeline.
+    overrides = [FUSED] if layout == "fused" else []
+    with live(tmp_path, *overrides, speed="8", order_entry=order_entry) as env:
+        assert env.manifest["host"]["threads"].get("layout", "pipeline") == layout
         env.start_sim()
         engine = env.start_engine()
         wait_live(env)
+        threads = engine_threads(env)
+        other = "fused" if layout == "pipeline" else "pipeline"
+        assert HOT_THREADS[layout] <= threads and not HOT_THREADS[other] & threads, threads
         env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a fill")
         assert_transport(env, order_entry)
         env.pump(1.5)
@@ -92,46 +116,7 @@ def test_orders_are_placed_filled_journaled_and_published(tmp_path: Path, order_
         assert journal[-1]["open_orders"] == 0, "a clean stop leaves no order open"
         out = engine.text()
         assert "== rt-engine stopped ==" in out and "tick_to_order" in out
-
-
-FUSED = "+hosts.local.threads.layout=fused"
-
-
-def engine_threads(env: Live, name: str = "engine") -> set[str]:
-    """The names of the engine process's threads (Linux `/proc/PID/task/*/comm`)."""
-    pid = env.procs[name].popen.pid
-    return {(t / "comm").read_text().strip() for t in Path(f"/proc/{pid}/task").iterdir()}
-
-
-@TRANSPORTS
-def test_the_fused_layout_trades_on_one_hot_thread(tmp_path: Path, order_entry: str) -> None:
-    # `host.threads.layout: fused`: the feed, the strategy and the gateway run as tasks of one
-    # thread; orders are placed, filled, journaled and published as in the pipeline.
-    with live(tmp_path, FUSED, speed="8", order_entry=order_entry) as env:
-        assert env.manifest["host"]["threads"]["layout"] == "fused"
-        env.start_sim()
-        engine = env.start_engine()
-        wait_live(env)
-        threads = engine_threads(env)
-        assert "fused" in threads, threads
-        assert not threads & {"strategy", "gateway", "feed-sim_binance"}, threads
-        env.pump_until(lambda e: e.WhichOneof("body") == "fill", 90, "a fill")
-        assert_transport(env, order_entry)
-        env.pump(1.5)
-        assert env.stop("engine") == 0, env.procs["engine"].text()
-        env.pump(0.5)
-        fills = kinds(env.seen, "fill")
-        assert fills and env.sub is not None and env.sub.lost == 0
-        journal = env.journal_records()
-        jfills = {r["id"] for r in journal if r["t"] == "exec" and r["kind"] == "fill"}
-        assert {f.fill.order_id for f in fills} <= jfills
-        assert journal[-1]["t"] == "stop" and journal[-1]["open_orders"] == 0
-        out = engine.text()
-        assert "fused (feeds, strategy, gateway)" in out
-        assert "== rt-engine stopped ==" in out and "tick_to_order" in out
-        # The orders ring never had to be waited on, and every order reached the venue.
-        hb_orders = {o.order.order_id for o in kinds(env.seen, "order") if o.order.status == SENT}
-        assert hb_orders, "no order sent"
+        assert ("fused (feeds, strategy, gateway)" in out) == (layout == "fused")
 
 
 def test_an_injected_gap_is_detected_and_resynced(tmp_path: Path) -> None:

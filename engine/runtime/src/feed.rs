@@ -204,6 +204,25 @@ impl std::fmt::Debug for Inline {
 }
 
 impl RingSink {
+    fn new(
+        cfg: &FeedConfig,
+        ring: Producer,
+        flags: Arc<Flags>,
+        hk: HkSender,
+        tap: Option<Tap>,
+        inline: Option<Inline>,
+    ) -> RingSink {
+        RingSink {
+            exchange: cfg.exchange,
+            name: cfg.name.clone(),
+            ring,
+            flags,
+            hk,
+            tap,
+            inline,
+        }
+    }
+
     /// The fused layout: the strategy reads what was just written, on this thread.
     #[inline]
     fn turn_inline(&self) {
@@ -287,15 +306,7 @@ pub fn run(
     hk: HkSender,
     tap: Option<Tap>,
 ) -> FeedInfo {
-    let sink = RingSink {
-        exchange: cfg.exchange,
-        name: cfg.name.clone(),
-        ring,
-        flags,
-        hk,
-        tap,
-        inline: None,
-    };
+    let sink = RingSink::new(&cfg, ring, flags, hk, tap, None);
     run_with(cfg, sink).0
 }
 
@@ -309,15 +320,7 @@ pub async fn serve_fused(
     tap: Option<Tap>,
     strategy: Rc<RefCell<StrategyLoop>>,
 ) -> FeedInfo {
-    let sink = RingSink {
-        exchange: cfg.exchange,
-        name: cfg.name.clone(),
-        ring,
-        flags,
-        hk,
-        tap,
-        inline: Some(Inline(strategy)),
-    };
+    let sink = RingSink::new(&cfg, ring, flags, hk, tap, Some(Inline(strategy)));
     let mut feed = Feed::new(cfg, sink);
     feed.run().await;
     feed.info

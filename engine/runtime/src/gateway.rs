@@ -2723,6 +2723,7 @@ fn stream_update(
 mod tests {
     use super::*;
     use crate::journal::RecoveredFunding;
+    use crate::wire::test_request as request;
 
     fn paid(symbol: &str, amount: i64, history: bool) -> FundingBooked {
         FundingBooked {
@@ -2747,23 +2748,6 @@ mod tests {
             route: std::collections::HashMap::new(),
         };
         (lanes, rxs)
-    }
-
-    fn request(order_id: u64, cancel: bool) -> OrderMsg {
-        OrderMsg {
-            cancel,
-            amend: false,
-            exchange: 0,
-            instrument: 0,
-            order_id,
-            side: rt_core::Side::Buy,
-            kind: rt_core::OrderKind::Limit,
-            price: rt_core::Price(1),
-            qty: Qty(1),
-            frame_ns: 0,
-            decided_ns: 0,
-            reduce_only: false,
-        }
     }
 
     #[test]

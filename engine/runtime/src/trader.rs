@@ -108,16 +108,21 @@ impl Outbox {
         std::mem::take(&mut self.pushed)
     }
 
+    /// Writes `msg` into the orders ring if it has room; whether it had.
+    fn try_write(&mut self, msg: &OrderMsg) -> bool {
+        let mut buf = [0u8; ORDER_BYTES];
+        let n = msg.write(&mut buf);
+        self.ring.try_push(&buf[..n]).is_ok()
+    }
+
     /// Writes one request to the orders ring, after any still waiting.
     fn push(&mut self, msg: &OrderMsg, c: &mut Counters, flags: &Flags) {
         self.pushed = true;
-        let mut buf = [0u8; ORDER_BYTES];
-        let n = msg.write(&mut buf);
         if !self.backlog.is_empty() {
             self.backlog.push_back(*msg);
             return;
         }
-        while self.ring.try_push(&buf[..n]).is_err() {
+        while !self.try_write(msg) {
             c.orders_ring_waits += 1;
             flags.wake_gateway();
             if !self.wait {
@@ -132,10 +137,8 @@ impl Outbox {
     /// moved.
     fn flush(&mut self, flags: &Flags) -> bool {
         let mut moved = false;
-        while let Some(msg) = self.backlog.front() {
-            let mut buf = [0u8; ORDER_BYTES];
-            let n = msg.write(&mut buf);
-            if self.ring.try_push(&buf[..n]).is_err() {
+        while let Some(&msg) = self.backlog.front() {
+            if !self.try_write(&msg) {
                 break;
             }
             self.backlog.pop_front();
@@ -927,23 +930,7 @@ fn view(bt: &Trader, c: &Counters) -> TraderView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(order_id: u64, cancel: bool) -> OrderMsg {
-        OrderMsg {
-            cancel,
-            amend: false,
-            exchange: 0,
-            instrument: 0,
-            order_id,
-            side: rt_core::Side::Sell,
-            kind: rt_core::OrderKind::Limit,
-            price: rt_core::Price(7),
-            qty: rt_core::Qty(3),
-            frame_ns: 1,
-            decided_ns: 2,
-            reduce_only: false,
-        }
-    }
+    use crate::wire::test_request as request;
 
     fn drain(rx: &mut Consumer) -> Vec<(u64, bool)> {
         let mut seen = Vec::new();

@@ -445,6 +445,26 @@ fn kind_of(code: u8) -> Option<OrderKind> {
     })
 }
 
+/// A limit order (or with `cancel`, its cancel) of instrument 0 on exchange 0, every other
+/// field non-zero where it can be: what tests of the orders ring's users write.
+#[cfg(test)]
+pub(crate) fn test_request(order_id: u64, cancel: bool) -> OrderMsg {
+    OrderMsg {
+        cancel,
+        amend: false,
+        exchange: 0,
+        instrument: 0,
+        order_id,
+        side: rt_core::Side::Sell,
+        kind: rt_core::OrderKind::Limit,
+        price: rt_core::Price(7),
+        qty: rt_core::Qty(3),
+        frame_ns: 1,
+        decided_ns: 2,
+        reduce_only: false,
+    }
+}
+
 impl OrderMsg {
     pub fn write(&self, buf: &mut [u8]) -> usize {
         buf[0] = if self.amend { 2 } else { u8::from(self.cancel) };
