@@ -16,13 +16,13 @@
 
 pub mod account;
 pub mod execution;
+mod levels;
 pub mod limits;
 pub mod signing;
 
 use crate::binance::DecodeError;
 use crate::checksum::{
-    text_levels, BookMessage, Checked, CheckedBooks, Text, TextBook, TextLevel, TEXT_CAP,
-    TEXT_SLACK,
+    BookMessage, Checked, CheckedBooks, Text, TextBook, TextLevel, TEXT_CAP, TEXT_SLACK,
 };
 use crate::scan::{quote_or_escape, Scan};
 
@@ -236,8 +236,8 @@ impl OkxDecoder {
             let key = s.string()?;
             s.expect(b':', "':'")?;
             match key {
-                b"asks" => text_levels(s, &mut self.asks, false)?,
-                b"bids" => text_levels(s, &mut self.bids, false)?,
+                b"asks" => levels::levels(s, &mut self.asks)?,
+                b"bids" => levels::levels(s, &mut self.bids)?,
                 b"ts" => d.ts = Some(unsigned(s.scalar()?, "ts")?),
                 b"checksum" => d.checksum = Some(signed(s.scalar()?, "checksum")?),
                 b"seqId" => d.seq_id = Some(signed(s.scalar()?, "seqId")?),
