@@ -1,8 +1,9 @@
 //! OKX's level lists (`"asks"`, `"bids"` of `books`) read the way OKX writes them: every level
 //! `["<price>","<size>","0","<orders>"]` with no blank, decimals of at most 7 integer and 8
-//! fraction digits (15 bytes), the list's levels separated by a bare `,`. One level is a few word loads and
-//! masks (a decimal is the word after its opening quote, and the next one where the fraction
-//! runs past it), one digit conversion per decimal, and the two texts copied as 16-byte words.
+//! fraction digits (15 bytes), the list's levels separated by a bare `,`. One level is a few
+//! word loads and masks (a decimal is the word after its opening quote, and the next one where
+//! the fraction runs past it), one digit conversion per decimal (none for a deletion's `"0"`),
+//! and the two texts copied as 16-byte words.
 //!
 //! Anything else anywhere in a list (a blank, an escape, another tail, a longer decimal, the
 //! frame ending within a word of it) makes the whole list read again by the general reader,
@@ -62,7 +63,16 @@ fn level(b: &[u8], i: usize, out: &mut Vec<TextLevel>) -> Option<usize> {
         return None;
     }
     let q = j + 3;
-    let (qty, k) = decimal(b, q)?;
+    // Two sizes before the general decimal: a deletion's `"0"` (a third of an update's
+    // levels) and `"0.<digits>"` (most spot sizes).
+    let head = load8(b, q)? & 0xFFFF;
+    let (qty, k) = if head == u64::from(u16::from_le_bytes(*b"0\"")) {
+        (0, q + 1)
+    } else if head == u64::from(u16::from_le_bytes(*b"0.")) {
+        below_one(b, q)?
+    } else {
+        decimal(b, q)?
+    };
     // `","0","<1 to 6 digits>"]` after the size's text.
     if load8(b, k)? & 0x00FF_FFFF_FFFF_FFFF != u64::from_le_bytes(*b"\",\"0\",\"\0") {
         return None;
@@ -119,20 +129,43 @@ fn decimal(b: &[u8], p: usize) -> Option<(i64, usize)> {
     if m == 8 || decimals == 0 || decimals > 8 || (w >> (8 * m)) as u8 != b'"' {
         return None;
     }
-    // The fraction's bytes from both words, left-aligned, padded with trailing '0's.
-    let f = (v >> (8 * n + 7) >> 1) | (w << (8 * (7 - n)));
-    let keep = if decimals == 8 {
-        !0
-    } else {
-        (1u64 << (8 * decimals)) - 1
-    };
-    let frac = swar_value((f & keep) | (ZEROS & !keep));
+    // The fraction's bytes from both words.
+    let frac = fraction((v >> (8 * n + 7) >> 1) | (w << (8 * (7 - n))), decimals);
     let int = if n == 1 {
         i64::from((v as u8).wrapping_sub(b'0'))
     } else {
         right_aligned(v, n)
     };
     Some((int * rt_core::SCALE + frac, p + 8 + m))
+}
+
+/// `0.<1 to 8 digits>"` at `b[p]`, most of OKX's spot sizes: [`decimal`] for that shape, with
+/// the fraction's 8 bytes loaded as one word.
+#[inline(always)]
+fn below_one(b: &[u8], p: usize) -> Option<(i64, usize)> {
+    let f = load8(b, p + 2)?;
+    let decimals = (non_digits(f).trailing_zeros() / 8) as usize;
+    let close = if decimals == 8 {
+        *b.get(p + 10)?
+    } else {
+        (f >> (8 * decimals)) as u8
+    };
+    if decimals == 0 || close != b'"' {
+        return None;
+    }
+    Some((fraction(f, decimals), p + 2 + decimals))
+}
+
+/// The value in units of 10^-8 of a fraction's first `decimals` bytes of `f` (digits,
+/// 1 <= decimals <= 8), padded with trailing '0's.
+#[inline(always)]
+fn fraction(f: u64, decimals: usize) -> i64 {
+    let keep = if decimals == 8 {
+        !0
+    } else {
+        (1u64 << (8 * decimals)) - 1
+    };
+    swar_value((f & keep) | (ZEROS & !keep))
 }
 
 /// The value of the first `n` bytes of `v` (digits, 1 <= n <= 7).
@@ -214,11 +247,13 @@ mod tests {
                     let one = format!("[{}]", level_text(&d, "0.5", orders));
                     let takes = (1..=7).contains(&int) && frac <= 8 && int + frac < 15;
                     assert_eq!(both(one.as_bytes()).1, takes, "{one}");
+                    let below_one = format!("0.{}", digits(frac, seed));
                     let many = format!(
-                        "[{},{},{}]",
+                        "[{},{},{},{}]",
                         level_text("30236.4", &d, orders),
                         level_text(&d, &d, "1"),
                         level_text("5.127", "0", "0"),
+                        level_text("2.1", &below_one, "0"),
                     );
                     let _ = both(many.as_bytes());
                 }
@@ -244,6 +279,10 @@ mod tests {
         for bad in [
             &br#"[["1.x","2","0","1"]]"#[..],
             br#"[["1.","2","0","1"]]"#,
+            br#"[["1234567.","2","0","1"]]"#,
+            br#"[["1","0.123456789","0","1"]]"#,
+            br#"[["1","0.","0","1"]]"#,
+            br#"[["1","0.1x","0","1"]]"#,
             br#"[[".5","2","0","1"]]"#,
             br#"[["1","2","0","1"]"#,
             br#"[["1","2","0","1"],]"#,
@@ -317,6 +356,12 @@ mod tests {
             if let Some((v, end)) = decimal(&b, 0) {
                 prop_assert_eq!(b[end], b'"');
                 prop_assert_eq!(rt_core::parse_units(&b[..end]), Ok(v));
+            }
+            let b = [&b"0."[..], &b].concat();
+            if let Some((v, end)) = below_one(&b, 0) {
+                prop_assert_eq!(b[end], b'"');
+                prop_assert_eq!(rt_core::parse_units(&b[..end]), Ok(v));
+                prop_assert_eq!(decimal(&b, 0), Some((v, end)));
             }
         }
     }
