@@ -10,7 +10,7 @@
 //!
 //! The far blocks hold at most [`BLOCK`] levels each, ordered so that the best price is at the
 //! *end* of the last block (bids ascending, asks descending). A change finds its block by
-//! scanning the block heads from the best end, bisects inside the block, and an insert or
+//! bisecting the block heads, bisects inside the block, and an insert or
 //! delete moves at most one block's worth of levels. Emptied blocks are kept for reuse, so a
 //! book in steady state does not allocate.
 //!
@@ -33,8 +33,9 @@ pub enum BookError {
     Unordered { side: Side, price: Price },
 }
 
-/// Most levels in one block; a fuller block is split in two.
-pub const BLOCK: usize = 32;
+/// Most levels in one block; a fuller block is split in two. 16 rather than 32: an insert or
+/// delete moves half as many bytes, for one more bisection step over the block heads.
+pub const BLOCK: usize = 16;
 /// A block that falls below this is merged with a neighbour when they fit in one.
 const MERGE_BELOW: usize = BLOCK / 4;
 
@@ -66,20 +67,11 @@ impl Ladder {
     }
 
     /// The block that holds `key` or would take it: the last block whose first key is not
-    /// greater, or block 0. Scans the blocks nearest the best first.
+    /// greater, or block 0. A branch-free bisection: far changes land anywhere in the far
+    /// levels, and a scan from the best end mostly mispredicted its way to the bisection.
     #[inline]
     fn block_of(&self, key: i64) -> usize {
-        let f = &self.firsts;
-        let n = f.len();
-        let near = n.saturating_sub(8);
-        let mut i = n;
-        while i > near {
-            if f[i - 1] <= key {
-                return i - 1;
-            }
-            i -= 1;
-        }
-        f[..near].partition_point(|&x| x <= key).saturating_sub(1)
+        self.firsts.partition_point(|&x| x <= key).saturating_sub(1)
     }
 
     #[inline]
@@ -216,16 +208,20 @@ impl Ladder {
     }
 }
 
-/// Ticks in a side's window: 32768 levels of 16 bytes (512 KiB) and a 4 KiB bitmap per side.
+/// Ticks in a side's window: 65536 levels of 16 bytes (1 MiB) and an 8 KiB bitmap per side.
 /// Real books are sparse at their tick (spot BTCUSDT at 0.01: about 40 levels in 2048 ticks),
 /// so a narrow window misses most changes: on the bundled capture 2048 ticks caught 20% of
-/// the level changes and cut the cost per change by 10%; 32768 ticks cut it by 2.5x
-/// (`benches/book.rs`).
-pub const WINDOW: usize = 32768;
+/// the level changes and cut the cost per change by 10%; 32768 ticks cut it by 2.5x. The
+/// window's misses make the p99: a far change costs 3-5x a window change, and with 32768 ticks
+/// (a quarter above the best) 10% of the capture's changes were far and 9% of all changes took
+/// over 60 ns; with 65536 ticks (a sixteenth above the best) 3% (`benches/book.rs`). 131072
+/// ticks did no better.
+pub const WINDOW: usize = 65536;
 const WORDS: usize = WINDOW / 64;
-/// Where the best level sits in a window placed around it: a quarter of the window above it
-/// is left for better prices.
-const BEST_AT: usize = WINDOW - WINDOW / 4;
+/// Where the best level sits in a window placed around it: a sixteenth of the window above it
+/// is left for better prices (4096 ticks; the window moves when the best passes them, a rare
+/// O(window) step), the rest is for the levels behind the best, where the changes are.
+const BEST_AT: usize = WINDOW - WINDOW / 16;
 
 /// Where a key falls against the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
