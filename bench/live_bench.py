@@ -179,6 +179,10 @@ def run(binary: Path, args: argparse.Namespace, layout: str) -> dict[str, dict[s
         f"market data: {c.get('md_messages', 0)} messages ({c.get('md_messages', 0) / up:.0f}/s), "
         f"orders sent {c.get('orders_sent', 0)}, fills {c.get('fills', 0)}"
     )
+    print(
+        f"gateway: {c.get('gw_orders', 0)} orders, {c.get('gw_orders_queued', 0)} of them queued "
+        f"behind another request on their connection; {c.get('gw_cancels', 0)} cancels"
+    )
     print(f"{'stage':<20} {'count':>8} {'p50':>10} {'p99':>10} {'max':>10}")
     for s in last.latency:
         print(

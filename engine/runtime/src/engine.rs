@@ -79,9 +79,11 @@ pub fn hot_runtime(spin: Spin) -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The fused layout's one hot thread: every feed, the strategy and the gateway as tasks of
 /// one current-thread runtime. A feed turns the strategy loop inline after each event it
-/// writes, so decode -> book -> strategy -> risk -> order runs in one call stack; the order
-/// goes through the orders ring (now a queue within the thread) to the gateway's task, which
-/// encodes and writes it at the feed's next await, with no thread hop and no wake-up on the way.
+/// writes, so decode -> book -> strategy -> risk -> order runs in one call stack. Each request
+/// the strategy writes to the orders ring (a queue within the thread) is taken by the gateway
+/// at once, in that same call stack (`gateway::Handoff`): built, signed, journaled and handed
+/// to its connection, whose task writes it at the feed's next await. No thread hop, no task
+/// hop and no wake-up on the way.
 /// On an isolated core the runtime spins (every task yields, the sockets are polled each
 /// turn); elsewhere it sleeps in epoll until a socket, a timer or a wake-up calls.
 #[allow(clippy::too_many_arguments)]
@@ -106,6 +108,11 @@ fn run_fused(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
+        // The gateway's intake, shared with the strategy loop of this thread: what the
+        // strategy decides is built, journaled and handed to its connection in the call stack
+        // that decided it.
+        let handoff = gateway::Handoff::default();
+        handoff.install_on_this_thread();
         let strategy = std::rc::Rc::new(std::cell::RefCell::new(strategy));
         // Every stage is a task of one set: one that panics or ends before the stop would
         // leave the others trading without it (a feed's books frozen, orders nobody sends),
@@ -129,6 +136,7 @@ fn run_fused(
             flags.clone(),
             hk.clone(),
             spin,
+            handoff.clone(),
         ));
         names.insert(task.id(), "gateway".to_owned());
         let task = tasks.spawn_local(trader::run_task(strategy, flags.clone(), spin));

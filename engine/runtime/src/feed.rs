@@ -174,10 +174,11 @@ pub trait Sink {
     }
 }
 
-/// The fused layout: the runtime turns a feed steps aside for after an order was decided: the
-/// gateway's loop takes it off the orders ring, the connection's worker builds and signs it and
-/// the connection writes it (one turn each), with one to spare.
-pub const HAND_OVER_ROUNDS: usize = 4;
+/// The fused layout: the runtime turns a feed steps aside for after an order was decided. The
+/// gateway took it off the orders ring, built, signed and journaled it and handed it to its
+/// connection in the call stack that decided it (`gateway::take_now_on_this_thread`); the
+/// connection's task writes it at the next turn, with one to spare.
+pub const HAND_OVER_ROUNDS: usize = 2;
 
 /// The engine's sink: events into the market-data ring, state to the housekeeping thread.
 #[derive(Debug)]

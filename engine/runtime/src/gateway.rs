@@ -175,6 +175,8 @@ struct Counters {
     venue_marks: u64,
     /// Requests (new orders and cancels) sent over a venue's WebSocket API (`ws_orders`).
     ws_api_requests: u64,
+    /// New orders handed to a connection busy with another request: they waited for it.
+    orders_queued: u64,
 }
 
 impl Counters {
@@ -206,6 +208,7 @@ impl Counters {
             ("gw_funding_payments", self.funding_payments),
             ("gw_venue_marks", self.venue_marks),
             ("gw_ws_api_requests", self.ws_api_requests),
+            ("gw_orders_queued", self.orders_queued),
         ]
     }
 }
@@ -491,11 +494,14 @@ impl Lanes {
         least
     }
 
-    /// Hands `msg` to its connection's worker.
-    fn send(&mut self, msg: OrderMsg, now_ms: u64) {
+    /// Hands `msg` to its connection's worker; whether that connection was busy with
+    /// another request (`msg` waits for it).
+    fn send(&mut self, msg: OrderMsg, now_ms: u64) -> bool {
         let k = self.pick(&msg, now_ms);
+        let busy = self.load[k].get() > 0;
         self.load[k].set(self.load[k].get() + 1);
         let _ = self.txs[k].send(Job { msg });
+        busy
     }
 
     /// Forgets the routes of orders no longer working, routed long enough ago, on a connection
@@ -540,13 +546,23 @@ pub fn run(
     let local = tokio::task::LocalSet::new();
     local.block_on(
         &runtime,
-        serve(cfg, orders, fills, journal, flags, hk, spin),
+        serve(
+            cfg,
+            orders,
+            fills,
+            journal,
+            flags,
+            hk,
+            spin,
+            Handoff::default(),
+        ),
     );
 }
 
 /// The gateway, on the runtime of the calling thread (its own, or in the fused layout the one
 /// hot thread's, beside the feeds and the strategy), inside a `LocalSet`: until the strategy
 /// is done.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     cfg: GatewayConfig,
     orders: Consumer,
@@ -555,6 +571,7 @@ pub async fn serve(
     flags: Arc<Flags>,
     hk: HkSender,
     spin: crate::engine::Spin,
+    handoff: Handoff,
 ) {
     let journaled = funding_from_journal(
         |name| {
@@ -600,6 +617,10 @@ pub async fn serve(
     }
     {
         let mut queues = Vec::new();
+        // The connections' workers, polled by this task itself (not tasks of their own): an
+        // order handed to an idle connection is built, journaled and handed to the connection
+        // in the same poll that took it off the orders ring, with no task hop in between.
+        let workers: Workers = futures_util::stream::FuturesUnordered::new();
         for venue in &cfg.venues {
             let base = match Base::parse(&venue.rest) {
                 Ok(b) => b,
@@ -673,14 +694,14 @@ pub async fn serve(
             for _ in 0..CONNECTIONS {
                 let (tx, rx) = mpsc::unbounded_channel::<Job>();
                 let busy = Rc::new(std::cell::Cell::new(0u32));
-                tokio::task::spawn_local(worker(
+                workers.push(Box::pin(worker(
                     state.clone(),
                     venue.clone(),
                     base.clone(),
                     ws_api.clone(),
                     rx,
                     busy.clone(),
-                ));
+                )));
                 txs.push(tx);
                 load.push(busy);
             }
@@ -698,11 +719,18 @@ pub async fn serve(
                 route: std::collections::HashMap::new(),
             });
         }
+        let venues = queues.len();
+        *handoff.0.borrow_mut() = Some(Intake {
+            orders,
+            queues,
+            workers,
+            state: state.clone(),
+            waker: None,
+        });
         flags.gateway_ready.store(true, Ordering::Release);
-        state.borrow().log(format!(
-            "ready: {} venue(s), user streams open",
-            queues.len()
-        ));
+        state
+            .borrow()
+            .log(format!("ready: {venues} venue(s), user streams open"));
 
         // The heartbeat's rate-limit pressure, per venue.
         let pressure: Vec<_> = cfg
@@ -710,41 +738,26 @@ pub async fn serve(
             .iter()
             .map(|v| crate::ratelimit::PressureNames::new(&v.name))
             .collect();
-        let mut orders = orders;
         let mut idle: u32 = 0;
         let mut report_at = now_ns() + 1_000_000_000;
         loop {
             // Read before the ring is drained: the strategy writes its last requests, then
             // says it is done; an empty drain ends the gateway only if it was done before it.
             let done_before = flags.trader_done.load(Ordering::Acquire);
-            let mut got = false;
-            loop {
-                match orders.try_pop(OrderMsg::read) {
-                    Pop::Message(Some(msg)) => {
-                        got = true;
-                        match queues.iter_mut().find(|l| l.exchange == msg.exchange) {
-                            Some(lanes) => lanes.send(msg, now_ms()),
-                            None => state
-                                .borrow()
-                                .log(format!("an order for unknown exchange {}", msg.exchange)),
-                        }
+            let mut got = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(handoff.with(|intake| {
+                    if !intake
+                        .waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        intake.waker = Some(cx.waker().clone());
                     }
-                    Pop::Message(None) => {
-                        got = true;
-                        state
-                            .borrow()
-                            .log("a malformed order slot, skipped".to_owned());
-                    }
-                    Pop::Gap { lost } => {
-                        got = true;
-                        // The strategy thread never drops orders (it waits for room).
-                        state
-                            .borrow()
-                            .log(format!("orders ring reported {lost} lost"));
-                    }
-                    Pop::Empty => break,
-                }
-            }
+                    intake.take(cx)
+                }))
+            })
+            .await
+            .unwrap_or(false);
             if !state.borrow().pending.is_empty() {
                 if flags.trader_done.load(Ordering::Acquire) {
                     // Nobody reads the ring any more; the journal holds these reports.
@@ -765,24 +778,32 @@ pub async fn serve(
                 let _ = s.hk.send(Hk::Gateway(named));
                 let stages = s.stages.take();
                 let _ = s.hk.send(Hk::Latency(Box::new(stages)));
-                for lanes in &mut queues {
-                    lanes.prune(&s.working, now_ms());
-                }
+                handoff.with(|intake| {
+                    for lanes in &mut intake.queues {
+                        lanes.prune(&s.working, now_ms());
+                    }
+                });
             }
             if done_before && !got {
-                // The strategy thread sent its last cancels: give the workers (tasks of this
-                // thread) a moment to write them and read the answers.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                // The strategy thread sent its last cancels: give the workers a moment to
+                // write them and read the answers.
+                handoff
+                    .beside(tokio::time::sleep(Duration::from_millis(300)))
+                    .await;
                 break;
             }
             if got {
                 idle = 0;
-                tokio::task::yield_now().await;
+                handoff.beside(tokio::task::yield_now()).await;
             } else {
                 idle = idle.saturating_add(1);
-                spin.idle_async(idle, &flags.gateway_wake).await;
+                handoff
+                    .beside(spin.idle_async(idle, &flags.gateway_wake))
+                    .await;
             }
         }
+        // The workers end with their requests: the engine stops.
+        handoff.0.borrow_mut().take();
         let s = state.borrow();
         let _ = s.hk.send(Hk::Gateway(s.counters.named()));
     }
@@ -1033,6 +1054,133 @@ pub(crate) fn check_auth(outcome: &Outcome, venue: &VenueConfig) -> Result<(), S
             venue.name
         )),
         _ => Ok(()),
+    }
+}
+
+/// The gateway's connection workers, polled by the task that owns [`Intake`] (not tasks of
+/// their own): an order handed to an idle connection is built, journaled and handed to the
+/// connection in the same poll that took it off the orders ring, with no task hop between.
+type Workers = futures_util::stream::FuturesUnordered<
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+>;
+
+/// The gateway's intake of orders: the orders ring, each venue's connections and their
+/// workers.
+pub struct Intake {
+    orders: Consumer,
+    queues: Vec<Lanes>,
+    workers: Workers,
+    state: Shared,
+    /// The gateway task's waker. The fused layout's feeds poll the workers with it, so what
+    /// wakes a worker later (its answer read) wakes the gateway, which polls it then.
+    waker: Option<std::task::Waker>,
+}
+
+impl Intake {
+    /// Takes every order off the ring and hands each to its connection's worker, which takes
+    /// it at once (polled here with `cx`): built, journaled and handed to its connection
+    /// before the next is popped. Whether anything was read.
+    fn take(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        let mut got = false;
+        loop {
+            match self.orders.try_pop(OrderMsg::read) {
+                Pop::Message(Some(msg)) => {
+                    got = true;
+                    match self.queues.iter_mut().find(|l| l.exchange == msg.exchange) {
+                        Some(lanes) => {
+                            if lanes.send(msg, now_ms()) && !msg.cancel && !msg.amend {
+                                self.state.borrow_mut().counters.orders_queued += 1;
+                            }
+                            self.poll(cx);
+                        }
+                        None => self
+                            .state
+                            .borrow()
+                            .log(format!("an order for unknown exchange {}", msg.exchange)),
+                    }
+                }
+                Pop::Message(None) => {
+                    got = true;
+                    self.state
+                        .borrow()
+                        .log("a malformed order slot, skipped".to_owned());
+                }
+                Pop::Gap { lost } => {
+                    got = true;
+                    // The strategy never drops orders (it waits for room, or keeps them).
+                    self.state
+                        .borrow()
+                        .log(format!("orders ring reported {lost} lost"));
+                }
+                Pop::Empty => break,
+            }
+        }
+        self.poll(cx);
+        got
+    }
+
+    /// Polls the workers that were woken (a request handed to them, an answer read).
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) {
+        // A worker ends only when its queue's sender is gone (the gateway's end).
+        while let std::task::Poll::Ready(Some(())) = self.workers.poll_next_unpin(cx) {}
+    }
+}
+
+thread_local! {
+    /// The fused layout's gateway intake, on its one hot thread.
+    static THIS_THREAD: RefCell<Option<Handoff>> = const { RefCell::new(None) };
+}
+
+/// The fused layout: the gateway of this thread takes the requests just written to the orders
+/// ring ([`Handoff::take_now`]); nothing on a thread without one.
+#[inline]
+pub fn take_now_on_this_thread() {
+    THIS_THREAD.with(|h| {
+        if let Some(handoff) = h.borrow().as_ref() {
+            handoff.take_now();
+        }
+    });
+}
+
+/// The gateway's [`Intake`], shared with the fused layout's feeds and strategy task (one
+/// thread): empty until the gateway is ready, and again once it ended.
+#[derive(Clone, Default)]
+pub struct Handoff(Rc<RefCell<Option<Intake>>>);
+
+impl Handoff {
+    /// The fused layout: takes the orders the strategy just decided, now, in the caller's call
+    /// stack (a feed that turned the strategy inline, or the strategy's task), instead of at
+    /// the gateway task's next turn. Nothing before the gateway is ready: it takes them then.
+    pub fn take_now(&self) {
+        // Not re-entered: the gateway's own poll, or a worker's, never turns the strategy.
+        let Ok(mut slot) = self.0.try_borrow_mut() else {
+            return;
+        };
+        if let Some(intake) = slot.as_mut() {
+            if let Some(waker) = intake.waker.clone() {
+                intake.take(&mut std::task::Context::from_waker(&waker));
+            }
+        }
+    }
+
+    /// The fused layout: the strategy loop of this thread hands its requests to this intake
+    /// ([`take_now_on_this_thread`]).
+    pub fn install_on_this_thread(&self) {
+        THIS_THREAD.with(|h| *h.borrow_mut() = Some(self.clone()));
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Intake) -> R) -> Option<R> {
+        self.0.borrow_mut().as_mut().map(f)
+    }
+
+    /// Awaits `wait` while the workers run (polled whenever one is woken).
+    async fn beside(&self, wait: impl std::future::Future<Output = ()>) {
+        let mut wait = std::pin::pin!(wait);
+        std::future::poll_fn(|cx| {
+            self.with(|intake| intake.poll(cx));
+            wait.as_mut().poll(cx)
+        })
+        .await;
     }
 }
 

@@ -103,6 +103,15 @@ impl Outbox {
         }
     }
 
+    /// The fused layout: the gateway of this thread takes what was written at once (built,
+    /// journaled and handed to its connection in this call stack).
+    #[inline]
+    fn hand_over(&self) {
+        if !self.wait {
+            crate::gateway::take_now_on_this_thread();
+        }
+    }
+
     /// Whether a request was written (or queued) since the last call.
     fn take_pushed(&mut self) -> bool {
         std::mem::take(&mut self.pushed)
@@ -131,6 +140,7 @@ impl Outbox {
             }
             std::hint::spin_loop();
         }
+        self.hand_over();
     }
 
     /// Moves what waited in the backlog into the ring, as far as it has room; whether any
@@ -146,6 +156,7 @@ impl Outbox {
         }
         if moved {
             flags.wake_gateway();
+            self.hand_over();
         }
         moved
     }
