@@ -120,6 +120,16 @@ impl OkxDecoder {
         let mut data_seen = false;
         match fast_arg(frame, &mut out) {
             Some(end) => {
+                if out.channel == Channel::Books {
+                    match self.fast_books(frame, end, &mut out) {
+                        Some(Ok(())) => return Ok(out),
+                        Some(Err(e)) => return Err(e),
+                        None => {
+                            self.bids.clear();
+                            self.asks.clear();
+                        }
+                    }
+                }
                 s.i = end;
                 if !s.more(b'}')? {
                     // `arg` alone: no data.
@@ -158,6 +168,82 @@ impl OkxDecoder {
             out.channel = Channel::Other;
         }
         Ok(out)
+    }
+
+    /// A `books` frame's rest, from after its `arg`, as OKX writes it:
+    /// `,"action":"<update|snapshot>","data":[{"asks":[..],"bids":[..]` then `ts`, `checksum`,
+    /// `seqId`, `prevSeqId` (any of them, in any order) and `}]}`. Each part is read by the
+    /// same call, at the same place, as on the general path, so a value or an error is the
+    /// general path's; `None` (levels perhaps pushed) at anything else, which the general path
+    /// then reads from the start.
+    #[inline]
+    fn fast_books<'a>(
+        &mut self,
+        frame: &'a [u8],
+        at: usize,
+        out: &mut OkxFrame<'a>,
+    ) -> Option<Result<(), DecodeError>> {
+        const UPDATE: &[u8] = br#","action":"update","data":[{"asks":"#;
+        const SNAPSHOT: &[u8] = br#","action":"snapshot","data":[{"asks":"#;
+        const BIDS: &[u8] = br#","bids":"#;
+        let rest = frame.get(at..)?;
+        let (snapshot, skip) = if rest.starts_with(UPDATE) {
+            (false, UPDATE.len())
+        } else if rest.starts_with(SNAPSHOT) {
+            (true, SNAPSHOT.len())
+        } else {
+            return None;
+        };
+        let mut s = Scan {
+            b: frame,
+            i: at + skip,
+        };
+        if let Err(e) = levels::levels(&mut s, &mut self.asks) {
+            return Some(Err(e));
+        }
+        if !frame.get(s.i..)?.starts_with(BIDS) {
+            return None;
+        }
+        s.i += BIDS.len();
+        if let Err(e) = levels::levels(&mut s, &mut self.bids) {
+            return Some(Err(e));
+        }
+        let (mut ts, mut checksum, mut seq_id, mut prev_seq_id) = (None, None, None, None);
+        while *frame.get(s.i)? == b',' {
+            s.i += 1;
+            let field = match s.string() {
+                Ok(key) => key,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Err(e) = s.expect(b':', "':'") {
+                return Some(Err(e));
+            }
+            let value = match field {
+                b"ts" | b"checksum" | b"seqId" | b"prevSeqId" => match s.scalar() {
+                    Ok(value) => value,
+                    Err(e) => return Some(Err(e)),
+                },
+                _ => return None,
+            };
+            let read = match field {
+                b"ts" => unsigned(value, "ts").map(|v| ts = Some(v)),
+                b"checksum" => signed(value, "checksum").map(|v| checksum = Some(v)),
+                b"seqId" => signed(value, "seqId").map(|v| seq_id = Some(v)),
+                _ => signed(value, "prevSeqId").map(|v| prev_seq_id = Some(v)),
+            };
+            if let Err(e) = read {
+                return Some(Err(e));
+            }
+        }
+        if frame.get(s.i..s.i + 3)? != b"}]}" {
+            return None;
+        }
+        out.snapshot = snapshot;
+        out.ts_ms = ts.unwrap_or(0);
+        out.checksum = checksum;
+        out.seq_id = seq_id;
+        out.prev_seq_id = prev_seq_id;
+        Some(Ok(()))
     }
 
     fn arg<'a>(&mut self, s: &mut Scan<'a>, out: &mut OkxFrame<'a>) -> Result<(), DecodeError> {
@@ -498,7 +584,8 @@ mod tests {
     }
 
     /// Every frame of the capture, and a few of other shapes, read the same through the
-    /// compact `arg` fast path and the general one (taken for the same frame after a blank).
+    /// compact `arg` fast path (and for books, the rest of the frame's fast path) and the
+    /// general one (taken for the same frame after a blank).
     #[test]
     fn the_arg_fast_path_reads_what_the_general_path_does() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -515,6 +602,24 @@ mod tests {
             br#"{"arg":{"channel":"trades","instId":"A\"B"},"data":[]}"#,
             br#"{"arg":{"channel":"tickers","instId":"X","uid":"1"},"data":[]}"#,
             br#"{"arg":{"channel":"books","instId":"X"}"#,
+            // The books fast path and the shapes it leaves to the general one.
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"snapshot","data":[{"asks":[["1","2","0","1"]],"bids":[["0.5","3","0","2"]],"ts":"7","checksum":-5,"prevSeqId":-1,"seqId":9}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"seqId":3,"ts":"8","prevSeqId":2,"checksum":1}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"ts":"8","checksum":1}]}trailing"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"prevSeqId":4}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[["1","2","0","1"]],"ts":"8","x":{"y":[1]},"checksum":1}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"ts":"8"},{"asks":[["1","2","0","1"]],"bids":[]}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"ts":"8"}],"event":"error"}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"bids":[],"asks":[["1","2","0","1"]],"ts":"8"}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[["1","2","0","1"]] ,"bids":[],"ts":"8"}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[], "ts":"8" } ] }"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"ts":"8","ts":"9"}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[["1","2","0","1"]],"bids":[],"ts":"8x","checksum":1}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"ts":"8","checksum":1.5}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"ts":"8","checksum""#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[["1","x","0","1"]],"ts":"8"}]}"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[["1","2","0","1"]],"bids":[]"#,
+            br#"{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{"asks":[],"bids":[],"ts":"8","checksum":1}]"#,
         ] {
             all.push(extra.to_vec());
         }
