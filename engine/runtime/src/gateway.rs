@@ -462,14 +462,23 @@ struct Job {
 /// writes one request and reads its answer before the next (HTTP/1.1 without pipelining), so
 /// a new order goes to the connection with the fewest requests queued or in flight: it never
 /// waits behind another order's answer while a connection is free. A cancel or an amendment
-/// follows the connection its order went down, so it never overtakes the order.
+/// follows the connection its order went down, so it never overtakes the order. While a
+/// cancel-all is queued or in flight, new orders go down its connection, behind it: a
+/// cancel-all never cancels an order decided after it.
 struct Lanes {
     exchange: u32,
     txs: Vec<mpsc::UnboundedSender<Job>>,
     /// Per connection: requests handed to its worker and not finished (queued or in flight).
     load: Vec<Rc<std::cell::Cell<u32>>>,
+    /// Per connection: cancel-alls handed to its worker and not finished.
+    sweeps: Vec<Rc<std::cell::Cell<u32>>>,
     /// Order id -> its connection, and when it was routed (ms, for pruning).
     route: std::collections::HashMap<u64, (usize, u64)>,
+}
+
+/// A cancel of every open order of `msg.instrument` (order id 0).
+fn is_cancel_all(msg: &OrderMsg) -> bool {
+    msg.cancel && msg.order_id == 0
 }
 
 /// A routed order's entry is kept at least this long, and then while the order is working.
@@ -484,14 +493,19 @@ impl Lanes {
         if (msg.cancel || msg.amend) && msg.order_id != 0 {
             return self.route.get(&msg.order_id).map_or(own, |&(k, _)| k);
         }
-        let least = (0..n)
-            .map(|i| (own + i) % n)
-            .min_by_key(|&k| self.load[k].get())
-            .unwrap_or(own);
+        let sweeping = (!msg.cancel)
+            .then(|| (0..n).find(|&k| self.sweeps[k].get() > 0))
+            .flatten();
+        let k = sweeping.unwrap_or_else(|| {
+            (0..n)
+                .map(|i| (own + i) % n)
+                .min_by_key(|&k| self.load[k].get())
+                .unwrap_or(own)
+        });
         if msg.order_id != 0 {
-            self.route.insert(msg.order_id, (least, now_ms));
+            self.route.insert(msg.order_id, (k, now_ms));
         }
-        least
+        k
     }
 
     /// Hands `msg` to its connection's worker; whether that connection was busy with
@@ -500,6 +514,9 @@ impl Lanes {
         let k = self.pick(&msg, now_ms);
         let busy = self.load[k].get() > 0;
         self.load[k].set(self.load[k].get() + 1);
+        if is_cancel_all(&msg) {
+            self.sweeps[k].set(self.sweeps[k].get() + 1);
+        }
         let _ = self.txs[k].send(Job { msg });
         busy
     }
@@ -691,19 +708,22 @@ pub async fn serve(
             // cancel down the same connection, in order (a cancel never overtakes its order).
             let mut txs = Vec::with_capacity(CONNECTIONS);
             let mut load = Vec::with_capacity(CONNECTIONS);
+            let mut sweeps = Vec::with_capacity(CONNECTIONS);
             for _ in 0..CONNECTIONS {
                 let (tx, rx) = mpsc::unbounded_channel::<Job>();
                 let busy = Rc::new(std::cell::Cell::new(0u32));
+                let sweeping = Rc::new(std::cell::Cell::new(0u32));
                 workers.push(Box::pin(worker(
                     state.clone(),
                     venue.clone(),
                     base.clone(),
                     ws_api.clone(),
                     rx,
-                    busy.clone(),
+                    (busy.clone(), sweeping.clone()),
                 )));
                 txs.push(tx);
                 load.push(busy);
+                sweeps.push(sweeping);
             }
             tokio::task::spawn_local(keep_alive(
                 state.clone(),
@@ -716,6 +736,7 @@ pub async fn serve(
                 exchange: venue.exchange,
                 txs,
                 load,
+                sweeps,
                 route: std::collections::HashMap::new(),
             });
         }
@@ -1190,12 +1211,15 @@ async fn worker(
     base: Base,
     ws_api: Option<crate::ws_orders::WsOrders>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
-    load: Rc<std::cell::Cell<u32>>,
+    (load, sweeps): (Rc<std::cell::Cell<u32>>, Rc<std::cell::Cell<u32>>),
 ) {
     let mut client = Client::with_limits(base, venue.limits.clone());
     while let Some(job) = jobs.recv().await {
         send(&state, &venue, &mut client, ws_api.as_ref(), job.msg).await;
         load.set(load.get().saturating_sub(1));
+        if is_cancel_all(&job.msg) {
+            sweeps.set(sweeps.get().saturating_sub(1));
+        }
     }
 }
 
@@ -2889,10 +2913,12 @@ mod tests {
     fn lanes_of(n: usize) -> (Lanes, Vec<mpsc::UnboundedReceiver<Job>>) {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
         let load = (0..n).map(|_| Rc::new(std::cell::Cell::new(0))).collect();
+        let sweeps = (0..n).map(|_| Rc::new(std::cell::Cell::new(0))).collect();
         let lanes = Lanes {
             exchange: 0,
             txs,
             load,
+            sweeps,
             route: std::collections::HashMap::new(),
         };
         (lanes, rxs)
@@ -2927,6 +2953,26 @@ mod tests {
         lanes.load[1].set(0);
         lanes.prune(&none, ROUTE_KEEP_MS + 1);
         assert!(lanes.route.is_empty());
+    }
+
+    #[test]
+    fn a_new_order_goes_behind_a_cancel_all_still_queued_or_in_flight() {
+        let (mut lanes, mut rxs) = lanes_of(4);
+        // The cancel-all takes the least loaded connection (2; 0 and 1 busy).
+        lanes.load[0].set(1);
+        lanes.load[1].set(1);
+        lanes.send(request(0, true), 0);
+        assert_eq!(rxs[2].try_recv().map(|j| j.msg.order_id).ok(), Some(0));
+        assert_eq!(lanes.sweeps[2].get(), 1);
+        // A new order decided after it goes behind it, though connection 3 is idle.
+        lanes.send(request(7, false), 0);
+        assert_eq!(rxs[2].try_recv().map(|j| j.msg.order_id).ok(), Some(7));
+        assert!(rxs[3].try_recv().is_err());
+        // Its answer read (the worker's count back to 0): orders spread again.
+        lanes.sweeps[2].set(0);
+        lanes.load[2].set(0);
+        lanes.send(request(11, false), 0);
+        assert_eq!(rxs[3].try_recv().map(|j| j.msg.order_id).ok(), Some(11));
     }
 
     #[test]
