@@ -73,13 +73,22 @@ fn level(b: &[u8], i: usize, out: &mut Vec<TextLevel>) -> Option<usize> {
     } else {
         decimal(b, q)?
     };
-    // `","0","<1 to 6 digits>"]` after the size's text.
-    if load8(b, k)? & 0x00FF_FFFF_FFFF_FFFF != u64::from_le_bytes(*b"\",\"0\",\"\0") {
+    // `","0","<1 to 6 digits>"]` after the size's text; the usual single digit in one word.
+    let tail = load8(b, k)?;
+    if tail & 0x00FF_FFFF_FFFF_FFFF != u64::from_le_bytes(*b"\",\"0\",\"\0") {
         return None;
     }
-    let orders = load8(b, k + 7)?;
-    let n = digit_run(orders);
-    if n == 0 || n > 6 || (orders >> (8 * n)) & 0xFFFF != u64::from(u16::from_le_bytes(*b"\"]")) {
+    let n = if ((tail >> 56) as u8).wrapping_sub(b'0') < 10 && *b.get(k + 8)? == b'"' {
+        1
+    } else {
+        let orders = load8(b, k + 7)?;
+        let n = digit_run(orders);
+        if n == 0 || n > 6 || (orders >> (8 * n)) as u8 != b'"' {
+            return None;
+        }
+        n
+    };
+    if *b.get(k + 8 + n)? != b']' {
         return None;
     }
     out.push(TextLevel {
