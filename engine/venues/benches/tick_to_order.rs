@@ -357,6 +357,9 @@ struct Measured {
     samples: Vec<u64>,
     per_frame: Vec<u64>,
     signing: Vec<u64>,
+    /// Of the frames that led to orders: decoding, and the bytes decoded.
+    decoding: Vec<u64>,
+    sizes: Vec<u64>,
     orders: u64,
 }
 
@@ -369,6 +372,14 @@ impl Measured {
             self.samples.push(dt);
             self.signing.push(t_decided.elapsed().as_nanos() as u64);
             self.orders += new;
+        }
+    }
+
+    /// Of a frame that led to orders (`new` > 0): decoded at `t_decoded`, `bytes` long.
+    fn record_decoding(&mut self, t0: Instant, t_decoded: Instant, bytes: usize, new: u64) {
+        if new > 0 {
+            self.decoding.push((t_decoded - t0).as_nanos() as u64);
+            self.sizes.push(bytes as u64);
         }
     }
 
@@ -393,6 +404,17 @@ impl Measured {
             pct(&self.signing, 0.5),
             pct(&self.signing, 0.99)
         );
+        if !self.decoding.is_empty() {
+            self.decoding.sort_unstable();
+            self.sizes.sort_unstable();
+            println!(
+                "  of which decoding those frames: p50 {} ns, p99 {} ns (frames of p50 {} bytes, p99 {} bytes)",
+                pct(&self.decoding, 0.5),
+                pct(&self.decoding, 0.99),
+                pct(&self.sizes, 0.5),
+                pct(&self.sizes, 0.99)
+            );
+        }
         println!(
             "  every frame (decode + book + strategy + risk): p50 {} ns, p99 {} ns",
             pct(&self.per_frame, 0.5),
@@ -468,6 +490,7 @@ fn measure(
             let Ok(Some(ev)) = decoder.decode(bytes, *local_ns) else {
                 continue;
             };
+            let t_decoded = Instant::now();
             bt.on_event(0, &ev);
             bt.drain_requests(&mut requests);
             let t_decided = Instant::now();
@@ -479,6 +502,7 @@ fn measure(
                 }
             };
             m.record(t0, t_decided, new);
+            m.record_decoding(t0, t_decoded, bytes.len(), new);
             black_box(&wire);
             wire.clear();
             instant_venue(&mut bt, *local_ns, &mut requests);
