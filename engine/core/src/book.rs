@@ -213,15 +213,17 @@ impl Ladder {
 /// so a narrow window misses most changes: on the bundled capture 2048 ticks caught 20% of
 /// the level changes and cut the cost per change by 10%; 32768 ticks cut it by 2.5x. The
 /// window's misses make the p99: a far change costs 3-5x a window change, and with 32768 ticks
-/// (a quarter above the best) 10% of the capture's changes were far and 9% of all changes took
-/// over 60 ns; with 65536 ticks (a sixteenth above the best) 3% (`benches/book.rs`). 131072
-/// ticks did no better.
+/// (a quarter above the best) 10% of the capture's changes were far and 11% of all changes took
+/// over 60 ns; with 65536 ticks (an eighth above the best) about 6% and 5% (`benches/book.rs`).
+/// 131072 ticks did no better.
 pub const WINDOW: usize = 65536;
 const WORDS: usize = WINDOW / 64;
-/// Where the best level sits in a window placed around it: a sixteenth of the window above it
-/// is left for better prices (4096 ticks; the window moves when the best passes them, a rare
-/// O(window) step), the rest is for the levels behind the best, where the changes are.
-const BEST_AT: usize = WINDOW - WINDOW / 16;
+/// Where the best level sits in a window placed around it: an eighth of the window above it
+/// is left for better prices (8192 ticks, as before the window grew; the window moves, an
+/// O(window) step, when the best passes them: with a sixteenth, 4096 ticks, the bench's p99.9
+/// of batches rose from ~60 to ~370 ns), the rest is for the levels behind the best, where the
+/// changes are.
+const BEST_AT: usize = WINDOW - WINDOW / 8;
 
 /// Where a key falls against the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
