@@ -44,6 +44,21 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
+def ed25519_key(path: Path) -> Path:
+    """A fresh Ed25519 private key in PKCS#8 PEM, readable by its owner only."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,13 +97,24 @@ def main() -> int:
         default="rest",
         help="the transport of orders: signed REST (default) or the sim's WebSocket API",
     )
+    ap.add_argument(
+        "--key",
+        choices=["none", "ed25519"],
+        default="none",
+        help="credentials of the sim venue: none (the paper default) or a fresh Ed25519 key, "
+        "with which the WebSocket API connection logs on once and orders go unsigned "
+        "(implies --order-entry websocket)",
+    )
     args = ap.parse_args()
+    if args.key == "ed25519":
+        args.order_entry = "websocket"
     binary = engine_bin()
     layouts = ["pipeline", "fused"] if args.layout == "both" else [args.layout]
     print(f"machine: {machine()}")
     print(
         f"binary: {binary.relative_to(ROOT)}; replay speed {args.speed}x for {args.seconds:.0f} s; "
         f"orders over {args.order_entry}"
+        + (", logged on with an Ed25519 key (orders unsigned)" if args.key == "ed25519" else "")
     )
     summary: dict[str, dict[str, dict[str, int]]] = {}
     for layout in layouts:
@@ -122,6 +148,15 @@ def run(binary: Path, args: argparse.Namespace, layout: str) -> dict[str, dict[s
         shutil.copytree(ROOT / "conf", root / "conf")
         (root / "data").symlink_to(ROOT / "data")
         ws, rest, ev, ctl = (free_port() for _ in range(4))
+        env = dict(os.environ)
+        credentials = []
+        if args.key == "ed25519":
+            key_file = ed25519_key(Path(tmp) / "ed25519.pem")
+            env["PYRT_BENCH_API_KEY"] = os.urandom(16).hex()
+            credentials = [
+                "exchanges.sim_binance.credentials={api_key:env:PYRT_BENCH_API_KEY,"
+                f"api_secret:'file:{key_file}',key_type:ed25519}}"
+            ]
         compiled = compile_config(
             root,
             [
@@ -140,6 +175,7 @@ def run(binary: Path, args: argparse.Namespace, layout: str) -> dict[str, dict[s
                     if args.order_entry == "websocket"
                     else []
                 ),
+                *credentials,
                 *args.override,
             ],
         )
@@ -151,6 +187,7 @@ def run(binary: Path, args: argparse.Namespace, layout: str) -> dict[str, dict[s
             cwd=root,
             stdout=sim_log,
             stderr=sim_log,
+            env=env,
         )
         time.sleep(1.0)
         sub = EventSubscriber(f"tcp://127.0.0.1:{ev}")
@@ -159,6 +196,7 @@ def run(binary: Path, args: argparse.Namespace, layout: str) -> dict[str, dict[s
             cwd=root,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            env=env,
         )
         last = None
         end = time.monotonic() + args.seconds
@@ -181,7 +219,8 @@ def run(binary: Path, args: argparse.Namespace, layout: str) -> dict[str, dict[s
     )
     print(
         f"gateway: {c.get('gw_orders', 0)} orders, {c.get('gw_orders_queued', 0)} of them queued "
-        f"behind another request on their connection; {c.get('gw_cancels', 0)} cancels"
+        f"behind another request on their connection; {c.get('gw_cancels', 0)} cancels; "
+        f"{c.get('gw_ws_api_requests', 0)} requests over the WebSocket API"
     )
     print(f"{'stage':<20} {'count':>8} {'p50':>10} {'p99':>10} {'max':>10}")
     for s in last.latency:
