@@ -19,18 +19,25 @@
 //! new ones every pass ("cold"). Run with `cargo bench -p rt-venues --bench parse`;
 //! `-- okx kraken binance` (any of them) runs those parts only.
 //!
-//! Where OKX's time goes (2026-12-06, AMD EPYC 2 vCPU shared; `perf record` with line tables
-//! on a loop of passes, and the decode-only series). A pass is 299 frames, 211 KB of
-//! JSON, 191 book messages (2 snapshots with 1,040 levels, 4,870 update levels of which ~2,000
-//! deletions), 70 trades and 26 tickers frames; best passes, load ~2.5:
-//! - decode ~152 us (decode alone ~1.97 M msg/s): ~17 ns a level, of which the digit
-//!   conversions are still the largest part (one per decimal where integer and fraction fit 8
-//!   bytes, `scan::text_decimal`; two for longer ones), then finding the text ends, the two
-//!   texts as 16-byte words, the tail `,"0","n"]` matched as a pattern (the liquidated-orders
-//!   and order-count fields are never converted) and the 80-byte level pushed; then the
-//!   envelopes (`arg` read at fixed places when written compactly, as OKX does) and the 106
-//!   trades and tickers frames;
-//! - apply ~36 us: the book's sides are indexed by tick (`checksum::grid`): a level is one
+//! Where OKX's time goes (2026-12-06, AMD EPYC 2 vCPU shared; `perf record` and callgrind
+//! instruction counts with line tables on loops of passes, and the decode-only series). A pass
+//! is 299 frames, 211 KB of JSON, 191 book messages (2 snapshots with 1,040 levels, 4,870
+//! update levels of which ~2,000 deletions), 70 trades and 26 tickers frames; best passes:
+//! - decode ~110 us (decode alone ~2.7 M msg/s; it was ~152 us before `okx::levels`):
+//!   - the 5,910 levels ~81 us, ~14 ns a level: `okx::levels` reads a list as OKX writes it
+//!     (a decimal is the word after its quote, its first two non-digits found with one mask,
+//!     one digit conversion; a deletion's `"0"` and `"0.<digits>"` sizes recognised before
+//!     that; the tail `","0","<n>"]` one word when `n` is one digit), then the two texts as
+//!     16-byte words and the 80-byte level pushed (`checksum::Text::from_frame` and the push
+//!     are now over a quarter of a level's ~280 instructions, callgrind). ~280 instructions
+//!     in ~14 ns is several a cycle: what is left is instruction count, not mispredictions or
+//!     memory (the capture with every level rewritten to one shape decoded no faster). Any
+//!     other shape in a list makes the list read again by the general reader
+//!     (`checksum::text_levels`), whose results are the reference;
+//!   - the book frames' envelopes ~13 us (~67 ns a frame: `arg` at fixed places, the rest
+//!     after it as OKX writes it, `OkxDecoder::fast_books`), the 108 trades and tickers
+//!     frames ~16 us (~145 ns a frame, the general key loop: a tickers frame has 16 keys);
+//! - apply ~37 us: the book's sides are indexed by tick (`checksum::grid`): a level is one
 //!   multiply and a store, with no search and nothing shifted (the sorted ring it replaced took
 //!   ~100 us: a search and ~3,060 inserts and deletes shifting ~33 entries each); the snapshots'
 //!   sort and window placement are most of what is left;
@@ -41,20 +48,23 @@
 //! finding every quote and point at once (SWAR masks, no walk and no branch on text lengths):
 //! decode +30%, the level loop is bound by its instruction count, not by mispredictions; the
 //! fraction read without a branch on the point: decode +6%; the fraction's word loaded again
-//! rather than assembled from the two loads already made: Kraken -5%. An incremental checksum
-//! text would not pay: 128 of the 189 updates touch the best level of a side, so nearly every
-//! message rewrites the whole text.
+//! rather than assembled from the two loads already made: Kraken -5%; a level's loads made
+//! inside a fixed 64-byte window, to drop their bounds checks: ~1 instruction a level fewer
+//! (the checks stayed), book frames +4%. An incremental checksum text would not pay: 128 of
+//! the 189 updates touch the best level of a side, so nearly every message rewrites the whole
+//! text.
 //!
-//! So this bench reads, on this machine with others compiling beside it: OKX ~1.28 M msg/s with
-//! the checksum (the goal, 1 M msg/s, met with ~28% to spare while no other process takes the
-//! core; p50 dips below it when one does) and ~1.56 M msg/s without it (2 M msg/s would be a
-//! 0.15 ms pass). That last goal is not reachable this way: decoding alone takes ~0.152 ms,
-//! ~0.72 ns a byte of JSON, about serde_json's floor of only validating JSON
-//! into `IgnoredAny` (~0.8-1 ns/byte on the Binance files, printed below). 2 M msg/s would take
-//! a SIMD structural scan (simd-json style; `std::arch` loads need the unsafe code the
-//! workspace denies) or levels left unparsed beyond what the checksum needs (the core's events
-//! need each size's value). Kraken's frames are small (~190 bytes, 1-2 levels): both goals are
-//! met (~2.8 / ~4.7 M msg/s).
+//! So this bench reads (2026-12-06, AMD EPYC 2 vCPU shared, other processes compiling and
+//! testing beside it, load 3-4; the binaries before and after `okx::levels` and
+//! `OkxDecoder::fast_books` run alternately, two runs each): OKX with the checksum every
+//! message best 1.33-1.35 -> 1.61-1.64 M msg/s (goal 1 M msg/s, met); without the checksum
+//! best 1.61-1.64 -> 2.05-2.07 M msg/s, p50 1.60-1.62 -> 2.06 M msg/s (0.145 ms a pass) in the
+//! runs no other process disturbed (1.80-1.90 in those it did): the goal, 2 M msg/s, is met
+//! with ~3% to spare, so a busy neighbour on this shared machine takes the p50 below it;
+//! decode alone best 2.0 -> 2.75 M msg/s. What would give more room: the level's texts
+//! (`Text::from_frame`, two per level) and its push, over a quarter of its instructions, or
+//! the trades and tickers frames' general key loop (~16 us). Kraken's frames are small (~190
+//! bytes, 1-2 levels): both goals are met (~2.8 / ~4.7 M msg/s).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
