@@ -31,8 +31,8 @@
 //!     16-byte words and the 80-byte level pushed (`checksum::Text::from_frame` and the push
 //!     are now over a quarter of a level's ~280 instructions, callgrind). ~280 instructions
 //!     in ~14 ns is several a cycle: what is left is instruction count, not mispredictions or
-//!     memory (the capture with every level rewritten to one shape decoded no faster). Any
-//!     other shape in a list makes the list read again by the general reader
+//!     memory (measured before `okx::levels`: every level rewritten to one shape decoded no
+//!     faster). Any other shape in a list makes the list read again by the general reader
 //!     (`checksum::text_levels`), whose results are the reference;
 //!   - the book frames' envelopes ~13 us (~67 ns a frame: `arg` at fixed places, the rest
 //!     after it as OKX writes it, `OkxDecoder::fast_books`), the 108 trades and tickers
