@@ -37,7 +37,11 @@
 //!   of 64 16.6 / 18.9 (5.7 / 17.1); packed 7 to a 256-byte slot 58.4 / 56.4 (16.3 / 48.9);
 //!   packed 14 to a 512-byte slot 67.4 / 69.1 (17.3 / 59.4); rtrb 71.3 / 36.1 (10.2 / 28.5)
 //!   (22:12 and 22:15 UTC, load 2.7-4.1). Single runs of the earlier bench at 21:51 UTC (load
-//!   1.8): 22.0 / 18.2 / 69.1 / 77.5 / 77.6.
+//!   1.8): 22.0 / 18.2 / 69.1 / 77.5 / 77.6. In one of 5 runs at 22:50 UTC (load 3.5) one
+//!   message a slot in batches of 64 reached 74.1 (13.5 ns a message and a line) and packed 14
+//!   to a slot 104.4 (medians of that round 4.9 and 15.2): for a moment the
+//!   line moved cheaply between the two vCPUs (the host decides where they run). The ring
+//!   itself can pass the goal one message a slot; what it takes is a cheap line transfer.
 //!
 //! Why one message a slot stays near 20 M msg/s: not the software (push + pop on one thread
 //! ~7 ns a message, `examples/push_pop_cost.rs`) but the line a message takes: 45-60 ns a line

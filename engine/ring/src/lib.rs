@@ -71,7 +71,9 @@
 //! reached 71-78 M msg/s, 26-28 ns per line (`benches/hop.rs` has the figures). A producer
 //! with several messages at hand should write them with [`Producer::try_push_many`]: packed
 //! into 256- or 512-byte slots they share lines and one stamp a slot, and the same stream
-//! reached 56-78 M msg/s, as fast as rtrb. The
+//! reached 56-78 M msg/s, as fast as rtrb. (In one run, when for a moment a line moved
+//! cheaply between the two vCPUs, one message a slot reached 74 M msg/s: the limit is the
+//! line transfer, not the ring's code.) The
 //! consumer's side of a batch is [`Consumer::set_release_batch`] (one store of its position
 //! per batch); it pops packed messages one by one, as if pushed one by one.
 //!
