@@ -38,9 +38,10 @@
 //! over cold lines, an out-of-line call and a block shift). With the old window 10% of this
 //! capture's changes were far (the Binance diffs reach levels over 128k ticks, $1280, from the
 //! touch) and 9.5-11.5% of all changes took over 60 ns; with the new one about 6% are far and
-//! 4.7-5.2% take over 60 ns. The p99 still falls among the far changes, so the goal of <= 60 ns is not met:
-//! that needs the far levels to cost what the window does (e.g. a paged tick index beyond the
-//! window instead of sorted blocks), not a wider window (131072 ticks did no better).
+//! 4.7-5.2% take over 60 ns. The p99 still falls among the far changes, so the goal of
+//! <= 60 ns is not met: that needs the far levels to cost what the window does (e.g. a paged
+//! tick index beyond the window instead of sorted blocks), not a wider window (131072 ticks
+//! did no better).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

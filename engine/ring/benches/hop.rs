@@ -45,8 +45,8 @@
 //!
 //! Why one message a slot stays near 20 M msg/s: not the software (push + pop on one thread
 //! ~7 ns a message, `examples/push_pop_cost.rs`) but the line a message takes: 45-60 ns a line
-//! in the best runs against 25-30 ns a line for the packed slots and rtrb, whose lines each carry several
-//! messages. The ring's consumer polls the stamp in the message's own line (what keeps the hop
+//! in the best runs against 25-30 ns a line for the packed slots and rtrb, whose lines each
+//! carry several messages. The ring's consumer polls the stamp in the message's own line (what keeps the hop
 //! at one line transfer), so with one message a line it polls every line it reads, while the
 //! producer is writing it when the two run neck and neck. Two consumer-side changes were
 //! tried and measured against this bench without a clear gain under the load there was
