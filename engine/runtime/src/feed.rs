@@ -402,7 +402,7 @@ impl<S: Sink> Feed<S> {
             rule: md.sync_rule(),
             md,
             info,
-            stages: Stages::new(),
+            stages: Stages::recycled(),
             need_snapshot: vec![true; n],
             asked_at: vec![0; n],
             last_book: vec![0; n],

@@ -607,7 +607,7 @@ pub async fn serve(
         names: cfg.names.clone(),
         prefix: cfg.client_prefix.clone(),
         counters: Counters::default(),
-        stages: Stages::new(),
+        stages: Stages::recycled(),
         written: std::collections::HashMap::new(),
         flags: flags.clone(),
         pending: std::collections::VecDeque::new(),

@@ -50,6 +50,53 @@ pub struct Stages {
     hist: Vec<Histogram<u64>>,
     /// By exchange index: frame read by its feed -> popped by the strategy thread.
     venues: Vec<Histogram<u64>>,
+    /// A hot thread's stages ([`Stages::recycled`]): the histograms taken once a second come
+    /// back here when dropped, emptied by whoever drops them (the housekeeping thread).
+    pool: Option<Pool>,
+}
+
+/// Histograms of stages handed over and emptied, ready to record again: a hot thread's
+/// [`Stages::take`] neither allocates nor zeroes (a stage's histogram is ~220 KiB: a copy and
+/// a reset of them all, once a second, stalled the thread for a fraction of a millisecond,
+/// its page faults included).
+type Pool = std::sync::Arc<std::sync::Mutex<Vec<Parts>>>;
+type Parts = (Vec<Histogram<u64>>, Vec<Histogram<u64>>);
+
+/// Emptied histograms kept for reuse, at most (one per second is taken, and given back within
+/// the housekeeping thread's next turn).
+const POOL_KEEP: usize = 2;
+
+/// A stage's histograms, every page written once (a histogram's counts are allocated zeroed
+/// and untouched: the first record in each page would fault on the recording thread).
+fn prefaulted(stages: usize, venues: usize) -> Parts {
+    let warm = |_| {
+        let mut h = histogram();
+        h.reset();
+        h
+    };
+    (
+        (0..stages).map(warm).collect(),
+        (0..venues).map(warm).collect(),
+    )
+}
+
+impl Drop for Stages {
+    fn drop(&mut self) {
+        let Some(pool) = self.pool.take() else {
+            return;
+        };
+        let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_KEEP {
+            let mut parts = (
+                std::mem::take(&mut self.hist),
+                std::mem::take(&mut self.venues),
+            );
+            for h in parts.0.iter_mut().chain(parts.1.iter_mut()) {
+                h.reset();
+            }
+            pool.push(parts);
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -94,6 +141,21 @@ impl Stages {
         Stages {
             hist,
             venues: Vec::new(),
+            pool: None,
+        }
+    }
+
+    /// A hot thread's stages: [`Stages::take`] swaps in emptied histograms given back by the
+    /// stages it took before (dropped by the housekeeping thread once merged), with one set
+    /// ready from the start; every page written once here, at start.
+    pub fn recycled() -> Stages {
+        let (hist, venues) = prefaulted(Stage::ALL.len(), 0);
+        let pool: Pool =
+            std::sync::Arc::new(std::sync::Mutex::new(vec![prefaulted(Stage::ALL.len(), 0)]));
+        Stages {
+            hist,
+            venues,
+            pool: Some(pool),
         }
     }
 
@@ -122,13 +184,25 @@ impl Stages {
         self.hist[stage as usize].saturating_record(v);
     }
 
-    /// A copy of what was recorded since the last call, and a reset.
+    /// What was recorded since the last call; these stages go on empty. Of
+    /// [`Stages::recycled`] stages, without allocating or zeroing (emptied histograms swapped
+    /// in: the returned stages give theirs back when dropped).
     pub fn take(&mut self) -> Stages {
-        let copy = self.clone();
-        for h in self.hist.iter_mut().chain(self.venues.iter_mut()) {
-            h.reset();
+        let Some(pool) = self.pool.clone() else {
+            let copy = self.clone();
+            for h in self.hist.iter_mut().chain(self.venues.iter_mut()) {
+                h.reset();
+            }
+            return copy;
+        };
+        let spare = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let (hist, venues) =
+            spare.unwrap_or_else(|| prefaulted(Stage::ALL.len(), self.venues.len()));
+        Stages {
+            hist: std::mem::replace(&mut self.hist, hist),
+            venues: std::mem::replace(&mut self.venues, venues),
+            pool: Some(pool),
         }
-        copy
     }
 
     pub fn merge(&mut self, other: &Stages) {
@@ -209,6 +283,47 @@ mod tests {
         assert!((989_000..=991_000).contains(&f.p99_ns), "{f:?}");
         assert_eq!(total.figures(Stage::FrameToParsed).count, 2);
         assert!(total.table().contains("tick_to_order"));
+    }
+
+    #[test]
+    fn recycled_stages_are_taken_and_given_back_empty() {
+        let mut a = Stages::recycled();
+        a.record(Stage::TickToOrder, 5_000);
+        a.record_venue(1, 7_000);
+        let taken = a.take();
+        assert_eq!(a.figures(Stage::TickToOrder).count, 0, "going on empty");
+        assert_eq!(taken.figures(Stage::TickToOrder).count, 1);
+        assert_eq!(taken.venue_figures(1).count, 1);
+        let mut total = Stages::new();
+        total.merge(&taken);
+        let pooled = |s: &Stages| {
+            s.pool
+                .as_ref()
+                .map_or(0, |p| p.lock().map_or(0, |v| v.len()))
+        };
+        assert_eq!(pooled(&a), 0, "the spare made at start was swapped in");
+        drop(taken);
+        assert_eq!(pooled(&a), 1, "given back when dropped");
+        // The next take swaps in the histograms just given back, emptied.
+        a.record(Stage::TickToOrder, 9_000);
+        let again = a.take();
+        assert_eq!(pooled(&a), 0, "the emptied set was swapped in");
+        assert_eq!(again.figures(Stage::TickToOrder).count, 1);
+        assert_eq!(a.figures(Stage::TickToOrder).count, 0);
+        assert_eq!(
+            a.venue_figures(1).count,
+            0,
+            "the exchange's histogram came back empty"
+        );
+        total.merge(&again);
+        assert_eq!(total.figures(Stage::TickToOrder).count, 2);
+        // A pool keeps at most POOL_KEEP sets; none is lost while taking goes on.
+        for _ in 0..5 {
+            a.record(Stage::OrderToAck, 1_000);
+            let t = a.take();
+            assert_eq!(t.figures(Stage::OrderToAck).count, 1);
+        }
+        assert!((1..=POOL_KEEP).contains(&pooled(&a)));
     }
 
     #[test]

@@ -230,7 +230,7 @@ impl StrategyLoop {
             asm,
             requests: Vec::with_capacity(64),
             events: Vec::with_capacity(64),
-            stages: Stages::new(),
+            stages: Stages::recycled(),
             c: Counters::default(),
             next_view: 0,
             next_latency: now_ns() + 1_000_000_000,
