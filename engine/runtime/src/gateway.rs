@@ -1163,8 +1163,9 @@ pub fn take_now_on_this_thread() {
     });
 }
 
-/// The gateway's [`Intake`], shared with the fused layout's feeds and strategy task (one
-/// thread): empty until the gateway is ready, and again once it ended.
+/// The gateway's [`Intake`], shared in the fused layout with the strategy loop of its thread
+/// (installed for the thread: [`take_now_on_this_thread`], called by `trader::Outbox`):
+/// empty until the gateway is ready, and again once it ended.
 #[derive(Clone, Default)]
 pub struct Handoff(Rc<RefCell<Option<Intake>>>);
 
@@ -1292,7 +1293,7 @@ async fn send(
     // Over the WebSocket API while its connection is up (a cancel-all stays on REST); the
     // request is written into its buffer here and sent after the journal, with no await in
     // between.
-    let over_ws_api = ws_api.filter(|w| w.is_up() && !(msg.cancel && msg.order_id == 0));
+    let over_ws_api = ws_api.filter(|w| w.is_up() && !is_cancel_all(&msg));
     let (op, request) = if !msg.cancel {
         let spec = NewOrderSpec {
             symbol: &symbol,
@@ -1487,7 +1488,7 @@ async fn send(
             }
         }
     };
-    if msg.cancel && msg.order_id == 0 {
+    if is_cancel_all(&msg) {
         return;
     }
     let kind = if msg.cancel {
@@ -1538,7 +1539,7 @@ async fn admitted(
         };
         tokio::time::sleep(Duration::from_millis(wait_until.saturating_sub(now))).await;
     }
-    if msg.cancel && msg.order_id == 0 {
+    if is_cancel_all(msg) {
         return false;
     }
     if msg.amend {
